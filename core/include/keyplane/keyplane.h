@@ -1,0 +1,182 @@
+/*
+ * libkeyplane: the public API.
+ *
+ * A kp_ctx owns the loaded plugins, the log and audit sinks and the last error text. Use one
+ * context per thread, or serialise calls on a shared one (its error text is per context).
+ */
+#ifndef KEYPLANE_H
+#define KEYPLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <keyplane/envelope.h>
+#include <keyplane/error.h>
+#include <keyplane/policy.h>
+#include <keyplane/provider.h>
+#include <keyplane/secret.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KEYPLANE_VERSION "0.1.0"
+
+/** The library's version string. */
+KP_API const char *kp_version(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Context                                                                                   */
+
+KP_API KP_WARN_UNUSED kp_status kp_ctx_new(kp_ctx **out);
+/** Closes every instance, tears down and unloads every plugin. NULL is a no-op. */
+KP_API void kp_ctx_free(kp_ctx *ctx);
+
+/** Detail text of the last failure on this context ("" when none). Borrowed; valid until the
+ *  next call on ctx. Never contains secrets. */
+KP_API const char *kp_ctx_last_error(const kp_ctx *ctx);
+
+/** Appends a plugin directory. It must be absolute (KP_ERR_INVALID_ARG otherwise).
+ *  Directories are searched in the order added; see kp_ctx_use_default_plugin_dirs(). */
+KP_API KP_WARN_UNUSED kp_status kp_ctx_add_plugin_dir(kp_ctx *ctx, const char *dir);
+
+/** Appends the default directories: each absolute entry of KEYPLANE_PLUGIN_PATH
+ *  (colon-separated, read with secure_getenv), then the install directory. */
+KP_API KP_WARN_UNUSED kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx);
+
+/** Number and i-th plugin directory, in search order. */
+KP_API size_t kp_ctx_plugin_dir_count(const kp_ctx *ctx);
+KP_API const char *kp_ctx_plugin_dir(const kp_ctx *ctx, size_t i);
+
+/** Log lines at or below level go to stream (stderr by default; NULL silences). */
+KP_API void kp_ctx_set_log(kp_ctx *ctx, kp_log_level level, FILE *stream);
+
+/** Audit events (one JSON object per line) go to stream; NULL (the default) turns them off.
+ *  The stream is borrowed and must outlive the context. */
+KP_API void kp_ctx_set_audit(kp_ctx *ctx, FILE *stream);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Plugins                                                                                   */
+
+typedef struct kp_plugin kp_plugin;
+
+/** Loads the plugin called name ([a-z0-9_-]+) from the first plugin directory holding
+ *  name.so. The context owns it (loading twice returns the same plugin). On refusal the
+ *  context's error text is one line naming the file and the reason. */
+KP_API KP_WARN_UNUSED kp_status kp_plugin_load(kp_ctx *ctx, const char *name, kp_plugin **out);
+
+/** Loads a plugin from an absolute path to a .so file (the name is the file name). */
+KP_API KP_WARN_UNUSED kp_status kp_plugin_load_path(kp_ctx *ctx, const char *path,
+                                                    kp_plugin **out);
+
+/** Visitor for kp_plugin_scan(): plugin is NULL when the file was refused, and reason says
+ *  why (one line naming the path). */
+typedef void (*kp_plugin_scan_fn)(void *arg, const char *path, const kp_plugin *plugin,
+                                  kp_status status, const char *reason);
+
+/** Tries to load every *.so in every plugin directory (a name found in an earlier directory
+ *  hides later ones) and reports each. Returns KP_OK even when some were refused. */
+KP_API KP_WARN_UNUSED kp_status kp_plugin_scan(kp_ctx *ctx, kp_plugin_scan_fn visit, void *arg);
+
+KP_API const kp_plugin_info *kp_plugin_get0_info(const kp_plugin *plugin);
+KP_API const char *kp_plugin_get0_path(const kp_plugin *plugin);
+KP_API const kp_param_desc *kp_plugin_get0_params(const kp_plugin *plugin);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Provider instances                                                                        */
+
+typedef struct kp_instance kp_instance;
+
+/** Opens the instance called name in policy: resolves its secret params (env:/file:) and
+ *  hands the params to its plugin. Caller closes it. */
+KP_API KP_WARN_UNUSED kp_status kp_instance_open(kp_ctx *ctx, const kp_policy *policy,
+                                                 const char *name, kp_instance **out);
+KP_API void kp_instance_close(kp_instance *inst);
+KP_API const char *kp_instance_name(const kp_instance *inst);
+KP_API const kp_plugin *kp_instance_plugin(const kp_instance *inst);
+/** KP_CAP_* bits of the instance's plugin. */
+KP_API uint32_t kp_instance_capabilities(const kp_instance *inst);
+
+/** Runs the plugin's checks; report is called once per item. */
+KP_API KP_WARN_UNUSED kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report,
+                                                  void *arg);
+
+/* Keystore operations: every call is audited. KP_ERR_UNSUPPORTED when the instance lacks the
+ * keystore capability or the optional function. */
+KP_API KP_WARN_UNUSED kp_status kp_key_create(kp_instance *inst, const kp_key_spec *spec,
+                                              kp_key_info *info);
+KP_API KP_WARN_UNUSED kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec,
+                                              const kp_secret *pkcs8_der, kp_key_info *info);
+/** *spki receives a malloc'd SubjectPublicKeyInfo DER; free it with free(). */
+KP_API KP_WARN_UNUSED kp_status kp_key_get_public(kp_instance *inst, const char *name,
+                                                  uint32_t version, uint8_t **spki,
+                                                  size_t *len);
+KP_API KP_WARN_UNUSED kp_status kp_key_list(kp_instance *inst, const char *name,
+                                            kp_key_visit_fn visit, void *arg);
+/** Fills info for name/version (0 = latest). KP_ERR_NOT_FOUND when absent. */
+KP_API KP_WARN_UNUSED kp_status kp_key_info_get(kp_instance *inst, const char *name,
+                                                uint32_t version, kp_key_info *info);
+/** *out receives malloc'd wrapped bytes; free it with free(). */
+KP_API KP_WARN_UNUSED kp_status kp_key_wrap(kp_instance *inst, const char *name,
+                                            uint32_t version, uint32_t alg, const kp_secret *dek,
+                                            uint8_t **out, size_t *outlen);
+KP_API KP_WARN_UNUSED kp_status kp_key_unwrap(kp_instance *inst, const char *name,
+                                              uint32_t version, uint32_t alg, const uint8_t *in,
+                                              size_t inlen, kp_secret **dek);
+KP_API KP_WARN_UNUSED kp_status kp_key_export(kp_instance *inst, const char *name,
+                                              uint32_t version, kp_secret **pkcs8_der);
+
+/* Secret-store operations (audited; the value never is). */
+KP_API KP_WARN_UNUSED kp_status kp_store_put(kp_instance *inst, const char *name,
+                                             const kp_secret *value, const kp_meta *meta,
+                                             size_t nmeta, uint32_t *version);
+KP_API KP_WARN_UNUSED kp_status kp_store_get(kp_instance *inst, const char *name,
+                                             uint32_t version, kp_secret **value,
+                                             kp_secret_visit_fn visit, void *arg);
+KP_API KP_WARN_UNUSED kp_status kp_store_list(kp_instance *inst, const char *name,
+                                              kp_secret_visit_fn visit, void *arg);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Chains                                                                                    */
+
+/** Computes the hex SHA-256 fingerprint of a SubjectPublicKeyInfo DER. */
+KP_API KP_WARN_UNUSED kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len,
+                                                    char hex[KP_FPR_HEX]);
+
+/**
+ * Creates a new protector version for chain: generated in the chain's origin, then imported
+ * with the same version number into every other keystore replica and escrow instance (the
+ * origin must be able to export it). info receives the origin's view of the new version.
+ * report, if not NULL, is called once per instance with the outcome.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy,
+                                                          const char *chain,
+                                                          kp_check_report_fn report, void *arg,
+                                                          kp_key_info *info);
+
+/**
+ * Wraps dek with the chain's latest protector version, in replica (NULL: the first replica
+ * that answers, in policy order). *out receives a new envelope (caller frees).
+ * used (if not NULL, KP_NAME_MAX bytes) receives the instance that wrapped.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy,
+                                              const char *chain, const char *replica,
+                                              const kp_secret *dek, kp_envelope **out,
+                                              char *used);
+
+/**
+ * Unwraps an envelope: tries replica (or, when NULL, each of the chain's replicas and escrow
+ * instances in policy order) and fails over to the next on any error, logging why. A replica
+ * whose key fingerprint differs from the envelope's is skipped. used (if not NULL,
+ * KP_NAME_MAX bytes) receives the instance that unwrapped.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy,
+                                                const kp_envelope *env, const char *replica,
+                                                kp_secret **dek, char *used);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYPLANE_H */

@@ -1,0 +1,80 @@
+/*
+ * Key-chain policy: the YAML file that names provider instances and chains.
+ * docs/policy.md is the reference; every error carries file:line:column.
+ */
+#ifndef KEYPLANE_POLICY_H
+#define KEYPLANE_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keyplane/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kp_ctx kp_ctx;
+typedef struct kp_policy kp_policy;
+
+/** One diagnostic: where and why. Strings are owned by the list. */
+typedef struct kp_diag {
+    const char *file;
+    unsigned line;   /**< 1-based; 0 when unknown */
+    unsigned column; /**< 1-based; 0 when unknown */
+    const char *message;
+} kp_diag;
+
+typedef struct kp_diag_list kp_diag_list;
+
+KP_API size_t kp_diag_count(const kp_diag_list *list);
+/** Borrowed; valid until the list is freed. */
+KP_API const kp_diag *kp_diag_get0(const kp_diag_list *list, size_t i);
+KP_API void kp_diag_list_free(kp_diag_list *list);
+
+/** A chain as the policy declares it. Read-only; members are only ever appended. */
+typedef struct kp_chain_policy {
+    const char *name;
+    uint32_t key_type;      /**< kp_key_type */
+    uint32_t bits;          /**< 2048, 3072, 4096 */
+    const char *origin;     /**< instance where the protector is created */
+    const char *const *replicas; /**< instances that must hold every kept version, in
+                                      failover order */
+    size_t nreplicas;
+    const char *const *escrow; /**< instances holding escrow copies */
+    size_t nescrow;
+    uint32_t wrap_alg;      /**< kp_wrap_alg used by wrap */
+    int64_t rotation_every; /**< seconds; 0 = no schedule */
+    int64_t rotation_warn;  /**< seconds before due to warn */
+    int64_t retention;      /**< seconds old versions must stay restorable */
+} kp_chain_policy;
+
+/**
+ * Loads and fully validates a policy: YAML syntax, schema (unknown keys rejected unless they
+ * start with "x-"), names, references between chains and instances, and each instance's
+ * params against what its plugin declares (so the plugins are loaded).
+ *
+ * @param diags if not NULL, receives every diagnostic (caller frees), also on success (empty).
+ * @return KP_OK with *out set (caller frees with kp_policy_free), or KP_ERR_CONFIG and the
+ *         first diagnostic as the context's error text, or KP_ERR_IO/KP_ERR_NOMEM.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_policy_load(kp_ctx *ctx, const char *path, kp_policy **out,
+                                               kp_diag_list **diags);
+KP_API void kp_policy_free(kp_policy *policy);
+
+KP_API const char *kp_policy_get0_path(const kp_policy *policy);
+KP_API size_t kp_policy_instance_count(const kp_policy *policy);
+/** Name of the i-th instance (policy order). */
+KP_API const char *kp_policy_instance_name(const kp_policy *policy, size_t i);
+/** Plugin of the named instance; NULL when there is no such instance. */
+KP_API const char *kp_policy_instance_plugin(const kp_policy *policy, const char *instance);
+KP_API size_t kp_policy_chain_count(const kp_policy *policy);
+KP_API const kp_chain_policy *kp_policy_chain_at(const kp_policy *policy, size_t i);
+/** NULL when there is no such chain. */
+KP_API const kp_chain_policy *kp_policy_chain(const kp_policy *policy, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYPLANE_POLICY_H */

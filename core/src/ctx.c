@@ -1,0 +1,174 @@
+/*
+ * The library context: plugin directories, log and audit sinks, the last error's detail.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifndef KEYPLANE_PLUGIN_DIR
+#error "KEYPLANE_PLUGIN_DIR must be defined by the build"
+#endif
+
+const char *kp_version(void)
+{
+    return KEYPLANE_VERSION;
+}
+
+kp_status kp_ctx_new(kp_ctx **out)
+{
+    KP_ENSURE(out != NULL, KP_ERR_INVALID_ARG);
+    kp_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+        return KP_ERR_NOMEM;
+    pthread_mutex_init(&ctx->lock, NULL);
+    ctx->log_level = KP_LOG_WARN;
+    ctx->log = stderr;
+    *out = ctx;
+    return KP_OK;
+}
+
+void kp_ctx_free(kp_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    /* Unload in reverse order of loading. */
+    while (ctx->nplugins > 0)
+        kp__plugin_unload(ctx->plugins[--ctx->nplugins]);
+    for (size_t i = 0; i < ctx->ndirs; i++)
+        free(ctx->dirs[i]);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+const char *kp_ctx_last_error(const kp_ctx *ctx)
+{
+    return ctx != NULL ? ctx->errbuf : "";
+}
+
+kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...)
+{
+    if (ctx == NULL)
+        return status;
+    char buf[KP_ERRBUF];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    /* Keep it one line: detail text ends up in single-line messages and JSON. */
+    for (char *p = buf; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    pthread_mutex_lock(&ctx->lock);
+    memcpy(ctx->errbuf, buf, sizeof(buf));
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+void kp__clear_error(kp_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    ctx->errbuf[0] = '\0';
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void kp_ctx_set_log(kp_ctx *ctx, kp_log_level level, FILE *stream)
+{
+    if (ctx == NULL)
+        return;
+    ctx->log_level = level;
+    ctx->log = stream;
+}
+
+void kp_ctx_set_audit(kp_ctx *ctx, FILE *stream)
+{
+    if (ctx != NULL)
+        ctx->audit = stream;
+}
+
+static const char *s_level_name(kp_log_level level)
+{
+    switch (level) {
+    case KP_LOG_ERROR:
+        return "error";
+    case KP_LOG_WARN:
+        return "warning";
+    case KP_LOG_INFO:
+        return "info";
+    case KP_LOG_DEBUG:
+        return "debug";
+    }
+    return "log";
+}
+
+void kp__log(kp_ctx *ctx, kp_log_level level, const char *fmt, ...)
+{
+    if (ctx == NULL || ctx->log == NULL || level > ctx->log_level)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    flockfile(ctx->log);
+    fprintf(ctx->log, "keyplane: %s: %s\n", s_level_name(level), buf);
+    funlockfile(ctx->log);
+}
+
+kp_status kp_ctx_add_plugin_dir(kp_ctx *ctx, const char *dir)
+{
+    KP_ENSURE(ctx != NULL && dir != NULL, KP_ERR_INVALID_ARG);
+    if (dir[0] != '/')
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG,
+                             "plugin directory '%s' is not an absolute path", dir);
+    for (size_t i = 0; i < ctx->ndirs; i++)
+        if (strcmp(ctx->dirs[i], dir) == 0)
+            return KP_OK;
+    if (ctx->ndirs == KP_MAX_PLUGIN_DIRS)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "too many plugin directories (max %d)",
+                             KP_MAX_PLUGIN_DIRS);
+    char *copy = kp__strdup(dir);
+    if (copy == NULL)
+        return KP_ERR_NOMEM;
+    ctx->dirs[ctx->ndirs++] = copy;
+    return KP_OK;
+}
+
+kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx)
+{
+    KP_ENSURE(ctx != NULL, KP_ERR_INVALID_ARG);
+    /* secure_getenv: a setuid caller must not take plugin paths from its user. */
+    const char *env = secure_getenv("KEYPLANE_PLUGIN_PATH");
+    if (env != NULL) {
+        char *copy = kp__strdup(env);
+        if (copy == NULL)
+            return KP_ERR_NOMEM;
+        char *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+            if (d[0] != '/') {
+                kp__log(ctx, KP_LOG_WARN,
+                        "ignoring KEYPLANE_PLUGIN_PATH entry '%s': not an absolute path", d);
+                continue;
+            }
+            kp_status st = kp_ctx_add_plugin_dir(ctx, d);
+            if (st != KP_OK) {
+                free(copy);
+                return st;
+            }
+        }
+        free(copy);
+    }
+    return kp_ctx_add_plugin_dir(ctx, KEYPLANE_PLUGIN_DIR);
+}
+
+size_t kp_ctx_plugin_dir_count(const kp_ctx *ctx)
+{
+    return ctx != NULL ? ctx->ndirs : 0;
+}
+
+const char *kp_ctx_plugin_dir(const kp_ctx *ctx, size_t i)
+{
+    return ctx != NULL && i < ctx->ndirs ? ctx->dirs[i] : NULL;
+}

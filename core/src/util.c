@@ -1,0 +1,123 @@
+/*
+ * Small helpers: name checks, durations, base64 (OpenSSL's EVP encoder) and hex.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "internal.h"
+
+bool kp__name_valid(const char *s, size_t max, bool allow_upper_dot)
+{
+    if (s == NULL || s[0] == '\0' || strlen(s) > max)
+        return false;
+    if (!(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0]) ||
+          (allow_upper_dot && isupper((unsigned char)s[0]))))
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (islower(c) || isdigit(c) || c == '-' || c == '_')
+            continue;
+        if (allow_upper_dot && (isupper(c) || c == '.'))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+char *kp__strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+kp_status kp__parse_duration(const char *s, int64_t *seconds)
+{
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return KP_ERR_INVALID_ARG;
+    errno = 0;
+    char *end = NULL;
+    long long n = strtoll(s, &end, 10);
+    if (errno != 0 || n < 0 || end == NULL || end[0] == '\0' || end[1] != '\0')
+        return KP_ERR_INVALID_ARG;
+    int64_t unit;
+    switch (end[0]) {
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    case 'w':
+        unit = 7 * 86400;
+        break;
+    case 'y':
+        unit = 365 * 86400;
+        break;
+    default:
+        return KP_ERR_INVALID_ARG;
+    }
+    if (n > INT64_MAX / unit)
+        return KP_ERR_INVALID_ARG;
+    *seconds = (int64_t)n * unit;
+    return KP_OK;
+}
+
+char *kp__b64_encode(const uint8_t *in, size_t len)
+{
+    if (len > (size_t)INT32_MAX / 2)
+        return NULL;
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out == NULL)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
+{
+    size_t len = strlen(in);
+    if (len % 4 != 0 || len > (size_t)INT32_MAX / 2)
+        return KP_ERR_INVALID_ARG;
+    uint8_t *buf = malloc(len / 4 * 3 + 1);
+    if (buf == NULL)
+        return KP_ERR_NOMEM;
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len);
+    if (n < 0) {
+        free(buf);
+        return KP_ERR_INVALID_ARG;
+    }
+    /* EVP_DecodeBlock counts padding as data; strip what the '=' stand for. */
+    size_t pad = 0;
+    if (len >= 1 && in[len - 1] == '=')
+        pad++;
+    if (len >= 2 && in[len - 2] == '=')
+        pad++;
+    *out = buf;
+    *outlen = (size_t)n - pad;
+    return KP_OK;
+}
+
+void kp__hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}

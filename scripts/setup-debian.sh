@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs every build and test dependency of keyplane from Debian 12 packages.
+# Run as root on a fresh machine: sh scripts/setup-debian.sh
+set -eu
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-debian.sh: run as root (it calls apt-get install)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    build-essential cmake ninja-build pkg-config clang clang-format \
+    libclang-rt-14-dev \
+    libssl-dev openssl \
+    libyaml-dev libjansson-dev libcurl4-openssl-dev libexpat1-dev \
+    libp11-kit-dev p11-kit softhsm2 opensc \
+    libcmocka-dev \
+    python3 python3-cryptography python3-botocore python3-boto3 python3-azure \
+    ca-certificates
+echo "setup-debian.sh: dependencies installed"
