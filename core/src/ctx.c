@@ -136,30 +136,31 @@ kp_status kp_ctx_add_plugin_dir(kp_ctx *ctx, const char *dir)
     return KP_OK;
 }
 
-kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx)
+kp_status kp_ctx_add_plugin_path(kp_ctx *ctx, const char *list)
 {
     KP_ENSURE(ctx != NULL, KP_ERR_INVALID_ARG);
-    /* secure_getenv: a setuid caller must not take plugin paths from its user. */
-    const char *env = secure_getenv("KEYPLANE_PLUGIN_PATH");
-    if (env != NULL) {
-        char *copy = kp__strdup(env);
-        if (copy == NULL)
-            return KP_ERR_NOMEM;
-        char *save = NULL;
-        for (char *d = strtok_r(copy, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-            if (d[0] != '/') {
-                kp__log(ctx, KP_LOG_WARN,
-                        "ignoring KEYPLANE_PLUGIN_PATH entry '%s': not an absolute path", d);
-                continue;
-            }
-            kp_status st = kp_ctx_add_plugin_dir(ctx, d);
-            if (st != KP_OK) {
-                free(copy);
-                return st;
-            }
-        }
-        free(copy);
+    if (list == NULL)
+        return KP_OK;
+    char *copy = kp__strdup(list);
+    if (copy == NULL)
+        return KP_ERR_NOMEM;
+    kp_status st = KP_OK;
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); st == KP_OK && d != NULL;
+         d = strtok_r(NULL, ":", &save)) {
+        if (d[0] != '/')
+            kp__log(ctx, KP_LOG_WARN, "ignoring plugin path entry '%s': not an absolute path", d);
+        else
+            st = kp_ctx_add_plugin_dir(ctx, d);
     }
+    free(copy);
+    return st;
+}
+
+kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx)
+{
+    /* secure_getenv: a setuid caller must not take plugin paths from its user. */
+    KP_GUARD(kp_ctx_add_plugin_path(ctx, secure_getenv("KEYPLANE_PLUGIN_PATH")));
     return kp_ctx_add_plugin_dir(ctx, KEYPLANE_PLUGIN_DIR);
 }
 

@@ -41,6 +41,10 @@ KP_API const char *kp_ctx_last_error(const kp_ctx *ctx);
  *  Directories are searched in the order added; see kp_ctx_use_default_plugin_dirs(). */
 KP_API KP_WARN_UNUSED kp_status kp_ctx_add_plugin_dir(kp_ctx *ctx, const char *dir);
 
+/** Appends each absolute entry of a colon-separated list (relative entries are ignored with a
+ *  warning). NULL is a no-op. */
+KP_API KP_WARN_UNUSED kp_status kp_ctx_add_plugin_path(kp_ctx *ctx, const char *list);
+
 /** Appends the default directories: each absolute entry of KEYPLANE_PLUGIN_PATH
  *  (colon-separated, read with secure_getenv), then the install directory. */
 KP_API KP_WARN_UNUSED kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx);
@@ -136,6 +140,16 @@ KP_API KP_WARN_UNUSED kp_status kp_store_get(kp_instance *inst, const char *name
                                              kp_secret_visit_fn visit, void *arg);
 KP_API KP_WARN_UNUSED kp_status kp_store_list(kp_instance *inst, const char *name,
                                               kp_secret_visit_fn visit, void *arg);
+
+/**
+ * Converts a private key as users keep it (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) to
+ * PKCS#8 PrivateKeyInfo DER, the form KS_IMPORT takes. passphrase may be NULL. On error err
+ * receives a one-line reason (never key material).
+ */
+KP_API KP_WARN_UNUSED kp_status kp_private_key_to_pkcs8(const kp_secret *input,
+                                                        const kp_secret *passphrase,
+                                                        kp_secret **pkcs8_der, char *err,
+                                                        size_t errlen);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Chains                                                                                    */

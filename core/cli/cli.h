@@ -1,0 +1,67 @@
+/*
+ * The keyplane command: shared state and helpers of the subcommands. The command is thin: it
+ * parses arguments, calls libkeyplane and prints.
+ */
+#ifndef KP_CLI_H
+#define KP_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <keyplane/keyplane.h>
+
+/* Exit codes (docs/cli.md). */
+enum {
+    KP_EXIT_OK = 0,
+    KP_EXIT_FAIL = 1,      /* the operation ran and found a problem (check failed, ...) */
+    KP_EXIT_USAGE = 2,     /* bad command line */
+    KP_EXIT_CONFIG = 3,    /* policy invalid, plugin refused */
+    KP_EXIT_AUTH = 4,      /* credentials, permissions, refused by policy */
+    KP_EXIT_NOT_FOUND = 5, /* key, chain, instance, file missing (or already there) */
+    KP_EXIT_TRANSIENT = 6, /* service unavailable, timeout, throttled: retry later */
+    KP_EXIT_INTEGRITY = 7, /* data or key did not verify */
+    KP_EXIT_BACKEND = 8,   /* provider or local I/O error */
+    KP_EXIT_INTERNAL = 9   /* out of memory or a bug */
+};
+
+typedef struct kp_cli {
+    kp_ctx *ctx;
+    const char *policy_path;
+    kp_policy *policy;
+    bool json;
+    int verbose;
+    FILE *audit;
+} kp_cli;
+
+typedef struct kp_cli_cmd {
+    const char *name;
+    const char *summary;
+    int (*run)(kp_cli *cli, int argc, char **argv);
+} kp_cli_cmd;
+
+/* cli_util.c */
+int kp_cli_exit_code(kp_status st);
+/* Prints "keyplane: error: ..." with the context's detail and returns the exit code for st. */
+int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);
+int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Loads and validates cli->policy_path into cli->policy; prints diagnostics on failure. */
+int kp_cli_load_policy(kp_cli *cli);
+/* Writes data to path atomically with mode 0600 ("-" = stdout). */
+kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
+/* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
+kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
+/* Prints a jansson value as one line on stdout and frees it. */
+void kp_cli_print_json(void *json);
+/* True when argv has -h/--help before "--". */
+bool kp_cli_wants_help(int argc, char **argv);
+const char *kp_cli_caps(uint32_t caps, char *buf, size_t len);
+
+/* Subcommands. */
+int kp_cmd_plugins(kp_cli *cli, int argc, char **argv);
+int kp_cmd_policy(kp_cli *cli, int argc, char **argv);
+int kp_cmd_check(kp_cli *cli, int argc, char **argv);
+int kp_cmd_key(kp_cli *cli, int argc, char **argv);
+int kp_cmd_wrap(kp_cli *cli, int argc, char **argv);
+int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * keyplane check [INSTANCE...]: reachability, credentials and permissions of instances.
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+typedef struct s_check {
+    kp_cli *cli;
+    json_t *items;
+    int failed;
+} s_check;
+
+static void s_report(void *arg, const char *item, kp_status status, const char *detail)
+{
+    s_check *c = arg;
+    if (status != KP_OK)
+        c->failed++;
+    if (c->cli->json) {
+        json_t *o = json_pack("{s:s, s:b}", "item", item, "ok", status == KP_OK);
+        if (status != KP_OK)
+            json_object_set_new(o, "status", json_string(kp_status_name(status)));
+        json_object_set_new(o, "detail", json_string(detail != NULL ? detail : ""));
+        json_array_append_new(c->items, o);
+    } else {
+        printf("  %-4s  %-14s %s\n", status == KP_OK ? "ok" : "FAIL", item,
+               detail != NULL ? detail : "");
+    }
+}
+
+static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
+{
+    s_check c = {cli, cli->json ? json_array() : NULL, 0};
+    const char *plugin = kp_policy_instance_plugin(cli->policy, name);
+    if (!cli->json)
+        printf("%s (%s)\n", name, plugin);
+    kp_instance *inst = NULL;
+    kp_status st = kp_instance_open(cli->ctx, cli->policy, name, &inst);
+    if (st != KP_OK)
+        s_report(&c, "open", st, kp_ctx_last_error(cli->ctx));
+    else
+        st = kp_instance_check(inst, s_report, &c);
+    kp_instance_close(inst);
+    if (st != KP_OK && c.failed == 0)
+        s_report(&c, "check", st, kp_ctx_last_error(cli->ctx));
+    *failed += c.failed;
+    if (cli->json)
+        json_array_append_new(out, json_pack("{s:s, s:s, s:b, s:o}", "instance", name, "plugin",
+                                             plugin, "ok", c.failed == 0, "items", c.items));
+    return KP_EXIT_OK;
+}
+
+int kp_cmd_check(kp_cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            cli->json = true;
+            break;
+        case 'h':
+            printf("Usage: keyplane check [--json] [INSTANCE...]\n"
+                   "\n"
+                   "Opens each provider instance of the policy (all, or those named) and runs\n"
+                   "its plugin's checks: reachability, credentials, permissions. One line per\n"
+                   "checked item; exit status 1 when any item failed.\n"
+                   "\n"
+                   "  --json  {\"ok\", \"instances\": [{instance, plugin, ok, items}]}\n");
+            return KP_EXIT_OK;
+        default:
+            return kp_cli_usage_error("check", "unknown option");
+        }
+    }
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    for (int i = optind; i < argc; i++)
+        if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL) {
+            fprintf(stderr, "keyplane: error: no provider instance '%s' in %s\n", argv[i],
+                    cli->policy_path);
+            return KP_EXIT_NOT_FOUND;
+        }
+    json_t *out = cli->json ? json_array() : NULL;
+    int failed = 0;
+    if (optind < argc)
+        for (int i = optind; i < argc; i++)
+            s_check_one(cli, argv[i], out, &failed);
+    else
+        for (size_t i = 0; i < kp_policy_instance_count(cli->policy); i++)
+            s_check_one(cli, kp_policy_instance_name(cli->policy, i), out, &failed);
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:b, s:o}", "ok", failed == 0, "instances", out));
+    return failed == 0 ? KP_EXIT_OK : KP_EXIT_FAIL;
+}

@@ -1,0 +1,330 @@
+/*
+ * keyplane key create|generate|import|list|public.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cli.h"
+
+static int s_help(void)
+{
+    printf("Usage: keyplane key SUBCOMMAND [OPTIONS]\n"
+           "\n"
+           "  create --chain CHAIN\n"
+           "      Create the chain's next protector version in its origin and import the same\n"
+           "      key, with the same version number, into every other keystore replica and\n"
+           "      escrow instance of the chain.\n"
+           "  generate --instance INSTANCE --name NAME [--bits 2048|3072|4096] [--exportable]\n"
+           "      Generate a new RSA key version inside one keystore instance.\n"
+           "  import --instance INSTANCE --name NAME --key SOURCE [--passphrase SOURCE]\n"
+           "         [--version N] [--exportable]\n"
+           "      Import a private key (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) read\n"
+           "      from SOURCE (file:PATH, fd:N, env:NAME or stdin). --passphrase decrypts it.\n"
+           "  list [--instance INSTANCE] [--name NAME]\n"
+           "      List key versions in one or every keystore instance.\n"
+           "  public --instance INSTANCE --name NAME [--version N] [--out FILE]\n"
+           "      Write the public key (PEM SubjectPublicKeyInfo) of a version (default latest).\n"
+           "\n"
+           "Every subcommand takes --json. Key names: [A-Za-z0-9._-], at most 127.\n");
+    return KP_EXIT_OK;
+}
+
+typedef struct s_opts {
+    const char *chain, *instance, *name, *key_src, *pass_src, *out;
+    uint32_t bits, version;
+    bool exportable;
+} s_opts;
+
+static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *o)
+{
+    static const struct option opts[] = {
+        {"chain", required_argument, NULL, 'c'},      {"instance", required_argument, NULL, 'i'},
+        {"name", required_argument, NULL, 'n'},       {"key", required_argument, NULL, 'k'},
+        {"passphrase", required_argument, NULL, 'P'}, {"out", required_argument, NULL, 'o'},
+        {"bits", required_argument, NULL, 'b'},       {"version", required_argument, NULL, 'V'},
+        {"exportable", no_argument, NULL, 'x'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    int c;
+    char *end = NULL;
+    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->chain = optarg;
+            break;
+        case 'i':
+            o->instance = optarg;
+            break;
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'k':
+            o->key_src = optarg;
+            break;
+        case 'P':
+            o->pass_src = optarg;
+            break;
+        case 'o':
+            o->out = optarg;
+            break;
+        case 'b':
+            o->bits = (uint32_t)strtoul(optarg, &end, 10);
+            if (*end != '\0' || (o->bits != 2048 && o->bits != 3072 && o->bits != 4096))
+                return kp_cli_usage_error(sub, "--bits must be 2048, 3072 or 4096");
+            break;
+        case 'V':
+            o->version = (uint32_t)strtoul(optarg, &end, 10);
+            if (*end != '\0' || o->version == 0)
+                return kp_cli_usage_error(sub, "--version must be a positive integer");
+            break;
+        case 'x':
+            o->exportable = true;
+            break;
+        case 'j':
+            cli->json = true;
+            break;
+        case 'h':
+            return s_help() - 1; /* -1: help printed, exit 0 */
+        default:
+            return kp_cli_usage_error(sub, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return kp_cli_usage_error(sub, "unexpected argument '%s'", argv[optind]);
+    return KP_EXIT_OK;
+}
+
+static json_t *s_info_json(const char *instance, const kp_key_info *k)
+{
+    return json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:s}", "instance", instance, "name",
+                     k->name, "version", (int)k->version, "type",
+                     k->type == KP_KEY_RSA ? "rsa" : "aes", "bits", (int)k->bits, "fingerprint",
+                     k->fingerprint, "exportable", (k->flags & KP_KEY_EXPORTABLE) != 0,
+                     "created", (json_int_t)k->created, "state",
+                     k->state == KP_KEY_DISABLED ? "disabled" : "enabled");
+}
+
+static void s_print_info(const char *instance, const kp_key_info *k)
+{
+    printf("%-16s %-24s v%-4u rsa-%-5u %.16s  %s\n", instance, k->name, k->version, k->bits,
+           k->fingerprint, k->flags & KP_KEY_EXPORTABLE ? "exportable" : "-");
+}
+
+static int s_open(kp_cli *cli, const char *name, kp_instance **inst)
+{
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    kp_status st = kp_instance_open(cli->ctx, cli->policy, name, inst);
+    return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "open instance");
+}
+
+static void s_create_report(void *arg, const char *item, kp_status status, const char *detail)
+{
+    kp_cli *cli = arg;
+    if (!cli->json)
+        fprintf(stderr, "  %-4s %-16s %s\n", status == KP_OK ? "ok" : "FAIL", item, detail);
+}
+
+static int s_create(kp_cli *cli, const s_opts *o)
+{
+    if (o->chain == NULL)
+        return kp_cli_usage_error("key create", "--chain is required");
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    kp_key_info info;
+    kp_status st =
+        kp_chain_create_protector(cli->ctx, cli->policy, o->chain, s_create_report, cli, &info);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "key create");
+    const kp_chain_policy *c = kp_policy_chain(cli->policy, o->chain);
+    if (cli->json)
+        kp_cli_print_json(s_info_json(c->origin, &info));
+    else
+        printf("created %s v%u (rsa-%u, fingerprint %s) in %s and its replicas\n", info.name,
+               info.version, info.bits, info.fingerprint, c->origin);
+    return KP_EXIT_OK;
+}
+
+static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
+{
+    const char *sub = import ? "key import" : "key generate";
+    if (o->instance == NULL || o->name == NULL)
+        return kp_cli_usage_error(sub, "--instance and --name are required");
+    if (import && (o->key_src == NULL || !kp_secret_source_valid(o->key_src)))
+        return kp_cli_usage_error(sub, "--key SOURCE is required (file:PATH, fd:N, env:NAME "
+                                  "or stdin)");
+    if (o->pass_src != NULL && !kp_secret_source_valid(o->pass_src))
+        return kp_cli_usage_error(sub, "--passphrase takes env:NAME, file:PATH, fd:N or stdin");
+    kp_secret *der = NULL;
+    if (import) {
+        char err[256];
+        kp_secret *raw = NULL, *pass = NULL;
+        kp_status st = kp_secret_read_source(o->key_src, 64 * 1024, 0, &raw, err, sizeof(err));
+        if (st == KP_OK && o->pass_src != NULL)
+            st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
+        if (st == KP_OK)
+            st = kp_private_key_to_pkcs8(raw, pass, &der, err, sizeof(err));
+        kp_secret_free(raw);
+        kp_secret_free(pass);
+        if (st != KP_OK) {
+            fprintf(stderr, "keyplane: error: %s: %s\n", o->key_src, err);
+            return kp_cli_exit_code(st);
+        }
+    }
+    kp_instance *inst = NULL;
+    int rc = s_open(cli, o->instance, &inst);
+    if (rc != KP_EXIT_OK) {
+        kp_secret_free(der);
+        return rc;
+    }
+    kp_key_spec spec = {sizeof(spec), o->name, KP_KEY_RSA, import ? o->bits
+                                                            : (o->bits ? o->bits : 3072),
+                        o->exportable ? KP_KEY_EXPORTABLE : 0, o->version};
+    kp_key_info info;
+    kp_status st = import ? kp_key_import(inst, &spec, der, &info)
+                          : kp_key_create(inst, &spec, &info);
+    kp_secret_free(der);
+    if (st != KP_OK)
+        rc = kp_cli_fail(cli, st, sub);
+    else if (cli->json)
+        kp_cli_print_json(s_info_json(o->instance, &info));
+    else
+        printf("%s %s v%u (rsa-%u, fingerprint %s) in %s\n", import ? "imported" : "generated",
+               info.name, info.version, info.bits, info.fingerprint, o->instance);
+    kp_instance_close(inst);
+    return rc;
+}
+
+typedef struct s_list {
+    kp_cli *cli;
+    const char *instance;
+    json_t *out;
+} s_list;
+
+static kp_status s_list_visit(void *arg, const kp_key_info *info)
+{
+    s_list *l = arg;
+    if (l->cli->json)
+        json_array_append_new(l->out, s_info_json(l->instance, info));
+    else
+        s_print_info(l->instance, info);
+    return KP_OK;
+}
+
+static int s_list_keys(kp_cli *cli, const s_opts *o)
+{
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    if (o->instance != NULL && kp_policy_instance_plugin(cli->policy, o->instance) == NULL) {
+        fprintf(stderr, "keyplane: error: no provider instance '%s' in %s\n", o->instance,
+                cli->policy_path);
+        return KP_EXIT_NOT_FOUND;
+    }
+    s_list l = {cli, NULL, cli->json ? json_array() : NULL};
+    if (!cli->json)
+        printf("%-16s %-24s %-5s %-9s %-17s %s\n", "INSTANCE", "NAME", "VER", "TYPE",
+               "FINGERPRINT", "FLAGS");
+    for (size_t i = 0; i < kp_policy_instance_count(cli->policy); i++) {
+        const char *name = kp_policy_instance_name(cli->policy, i);
+        if (o->instance != NULL && strcmp(name, o->instance) != 0)
+            continue;
+        kp_instance *inst = NULL;
+        kp_status st = kp_instance_open(cli->ctx, cli->policy, name, &inst);
+        if (st == KP_OK && !(kp_instance_capabilities(inst) & KP_CAP_KEYSTORE)) {
+            kp_instance_close(inst);
+            continue;
+        }
+        l.instance = name;
+        if (st == KP_OK)
+            st = kp_key_list(inst, o->name, s_list_visit, &l);
+        kp_instance_close(inst);
+        if (st == KP_ERR_NOT_FOUND && o->name != NULL)
+            continue;
+        if (st != KP_OK) {
+            json_decref(l.out);
+            return kp_cli_fail(cli, st, name);
+        }
+    }
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:o}", "keys", l.out));
+    return KP_EXIT_OK;
+}
+
+static int s_public(kp_cli *cli, const s_opts *o)
+{
+    if (o->instance == NULL || o->name == NULL)
+        return kp_cli_usage_error("key public", "--instance and --name are required");
+    kp_instance *inst = NULL;
+    int rc = s_open(cli, o->instance, &inst);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    uint8_t *spki = NULL;
+    size_t len = 0;
+    kp_status st = kp_key_get_public(inst, o->name, o->version, &spki, &len);
+    kp_instance_close(inst);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "key public");
+    /* PEM by hand: the SPKI bytes are already the DER the PEM wraps. */
+    size_t b64cap = 4 * ((len + 2) / 3) + 1;
+    char *b64 = malloc(b64cap);
+    size_t pemcap = b64cap + b64cap / 64 + 64;
+    char *pem = malloc(pemcap);
+    if (b64 == NULL || pem == NULL) {
+        free(b64);
+        free(pem);
+        free(spki);
+        return KP_EXIT_INTERNAL;
+    }
+    EVP_EncodeBlock((unsigned char *)b64, spki, (int)len);
+    size_t n = (size_t)snprintf(pem, pemcap, "-----BEGIN PUBLIC KEY-----\n");
+    for (size_t i = 0, b = strlen(b64); i < b; i += 64)
+        n += (size_t)snprintf(pem + n, pemcap - n, "%.64s\n", b64 + i);
+    n += (size_t)snprintf(pem + n, pemcap - n, "-----END PUBLIC KEY-----\n");
+    st = kp_cli_write_file(cli, o->out != NULL ? o->out : "-", pem, n);
+    char fpr[KP_FPR_HEX];
+    if (st == KP_OK && cli->json && o->out != NULL &&
+        kp_fingerprint_spki(spki, len, fpr) == KP_OK)
+        kp_cli_print_json(json_pack("{s:s, s:s, s:s, s:s}", "instance", o->instance, "name",
+                                    o->name, "fingerprint", fpr, "out", o->out));
+    free(b64);
+    free(pem);
+    free(spki);
+    return st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);
+}
+
+int kp_cmd_key(kp_cli *cli, int argc, char **argv)
+{
+    if (argc < 2)
+        return kp_cli_usage_error("key", "missing subcommand (create, generate, import, list, "
+                                  "public)");
+    const char *sub = argv[1];
+    if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0)
+        return s_help();
+    s_opts o = {0};
+    optind = 1;
+    char full[32];
+    snprintf(full, sizeof(full), "key %s", sub);
+    int rc = s_parse(cli, full, argc - 1, argv + 1, &o);
+    if (rc < 0)
+        return KP_EXIT_OK;
+    if (rc != KP_EXIT_OK)
+        return rc;
+    if (strcmp(sub, "create") == 0)
+        return s_create(cli, &o);
+    if (strcmp(sub, "generate") == 0)
+        return s_generate_or_import(cli, &o, false);
+    if (strcmp(sub, "import") == 0)
+        return s_generate_or_import(cli, &o, true);
+    if (strcmp(sub, "list") == 0)
+        return s_list_keys(cli, &o);
+    if (strcmp(sub, "public") == 0)
+        return s_public(cli, &o);
+    return kp_cli_usage_error("key", "unknown subcommand '%s' (expected create, generate, "
+                              "import, list, public)", sub);
+}

@@ -1,0 +1,197 @@
+/*
+ * keyplane: the command-line front end of libkeyplane.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const kp_cli_cmd s_cmds[] = {
+    {"plugins", "list loadable plugins: name, version, ABI, capabilities, path", kp_cmd_plugins},
+    {"policy", "validate a policy file (policy validate [FILE])", kp_cmd_policy},
+    {"check", "check that provider instances are reachable and usable", kp_cmd_check},
+    {"key", "create, generate, import, list keys and export public keys", kp_cmd_key},
+    {"wrap", "wrap a DEK with a chain's protector into an envelope", kp_cmd_wrap},
+    {"unwrap", "unwrap an envelope, failing over across the chain's replicas", kp_cmd_unwrap},
+};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: keyplane [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "Keeps the key chains of encrypted databases declared, replicated and verified.\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
+        fprintf(out, "  %-9s %s\n", s_cmds[i].name, s_cmds[i].summary);
+    fprintf(out,
+            "\n"
+            "Options:\n"
+            "  -p, --policy FILE     policy file (default: $KEYPLANE_POLICY, else keyplane.yaml)\n"
+            "  -P, --plugin-dir DIR  search DIR for plugins first (repeatable)\n"
+            "      --json            print results as JSON (one document on stdout)\n"
+            "      --audit FILE      append audit events (JSON lines) to FILE ('-' = stderr)\n"
+            "  -v, --verbose         more log output (repeat for debug)\n"
+            "  -q, --quiet           only errors\n"
+            "  -V, --version         print the version\n"
+            "  -h, --help            this help; 'keyplane COMMAND --help' for a command\n"
+            "\n"
+            "Secrets (DEKs, passphrases, private keys) are never taken from the command line:\n"
+            "options that need one take a source: env:NAME, file:PATH, fd:N or stdin.\n"
+            "\n"
+            "Exit status: 0 success, 1 check or verification failed, 2 usage, 3 policy or\n"
+            "plugin error, 4 authentication or permission, 5 not found or already exists,\n"
+            "6 transient (retry later), 7 integrity, 8 backend or I/O, 9 internal error.\n");
+}
+
+/* Plugin search order: --plugin-dir, KEYPLANE_PLUGIN_PATH, the plugins beside this binary
+ * (../lib/keyplane/plugins, which is also the build tree's layout), the install directory. */
+static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
+{
+    for (size_t i = 0; i < ndirs; i++) {
+        char *abs = realpath(dirs[i], NULL);
+        if (abs == NULL) {
+            fprintf(stderr, "keyplane: warning: plugin directory %s does not exist\n", dirs[i]);
+            continue;
+        }
+        kp_status st = kp_ctx_add_plugin_dir(cli->ctx, abs);
+        free(abs);
+        if (st != KP_OK)
+            return st;
+    }
+    kp_status st = kp_ctx_add_plugin_path(cli->ctx, secure_getenv("KEYPLANE_PLUGIN_PATH"));
+    if (st != KP_OK)
+        return st;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash != NULL) {
+        *slash = '\0';
+        char rel[PATH_MAX + 32];
+        snprintf(rel, sizeof(rel), "%s/../lib/keyplane/plugins", exe);
+        char *abs = realpath(rel, NULL);
+        if (abs != NULL) {
+            st = kp_ctx_add_plugin_dir(cli->ctx, abs);
+            free(abs);
+            if (st != KP_OK)
+                return st;
+        }
+    }
+    return kp_ctx_use_default_plugin_dirs(cli->ctx);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"policy", required_argument, NULL, 'p'}, {"plugin-dir", required_argument, NULL, 'P'},
+        {"json", no_argument, NULL, 'j'},         {"audit", required_argument, NULL, 'a'},
+        {"verbose", no_argument, NULL, 'v'},      {"quiet", no_argument, NULL, 'q'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    kp_cli cli = {0};
+    char *dirs[16];
+    size_t ndirs = 0;
+    const char *audit_path = NULL;
+    int quiet = 0;
+    int c;
+    /* '+': stop at the command; options after it belong to the command. */
+    while ((c = getopt_long(argc, argv, "+p:P:vqVh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            cli.policy_path = optarg;
+            break;
+        case 'P':
+            if (ndirs == 16)
+                return kp_cli_usage_error("", "too many --plugin-dir options");
+            dirs[ndirs++] = optarg;
+            break;
+        case 'j':
+            cli.json = true;
+            break;
+        case 'a':
+            audit_path = optarg;
+            break;
+        case 'v':
+            cli.verbose++;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'V':
+            printf("keyplane %s (provider ABI %d.%d)\n", kp_version(), KP_ABI_MAJOR,
+                   KP_ABI_MINOR);
+            return KP_EXIT_OK;
+        case 'h':
+            s_usage(stdout);
+            return KP_EXIT_OK;
+        default:
+            s_usage(stderr);
+            return KP_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        s_usage(stderr);
+        return KP_EXIT_USAGE;
+    }
+    const kp_cli_cmd *cmd = NULL;
+    for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
+        if (strcmp(argv[optind], s_cmds[i].name) == 0)
+            cmd = &s_cmds[i];
+    if (cmd == NULL) {
+        fprintf(stderr, "keyplane: unknown command '%s'\nTry 'keyplane --help'.\n", argv[optind]);
+        return KP_EXIT_USAGE;
+    }
+    if (cli.policy_path == NULL)
+        cli.policy_path = getenv("KEYPLANE_POLICY");
+    if (cli.policy_path == NULL)
+        cli.policy_path = "keyplane.yaml";
+
+    if (kp_ctx_new(&cli.ctx) != KP_OK) {
+        fprintf(stderr, "keyplane: out of memory\n");
+        return KP_EXIT_INTERNAL;
+    }
+    kp_log_level level = quiet ? KP_LOG_ERROR
+                         : cli.verbose >= 2 ? KP_LOG_DEBUG
+                         : cli.verbose == 1 ? KP_LOG_INFO
+                                            : KP_LOG_WARN;
+    kp_ctx_set_log(cli.ctx, level, stderr);
+    int rc = KP_EXIT_OK;
+    if (audit_path != NULL) {
+        if (strcmp(audit_path, "-") == 0) {
+            cli.audit = stderr;
+        } else {
+            /* Audit logs hold no secrets, but who did what is still nobody else's business. */
+            mode_t old = umask(077);
+            cli.audit = fopen(audit_path, "a");
+            umask(old);
+            if (cli.audit == NULL) {
+                perror(audit_path);
+                rc = KP_EXIT_BACKEND;
+            }
+        }
+        kp_ctx_set_audit(cli.ctx, cli.audit);
+    }
+    if (rc == KP_EXIT_OK) {
+        kp_status st = s_plugin_dirs(&cli, dirs, ndirs);
+        if (st != KP_OK)
+            rc = kp_cli_fail(&cli, st, "plugin directories");
+    }
+    if (rc == KP_EXIT_OK) {
+        optind++;
+        int sub_argc = argc - optind + 1;
+        char **sub_argv = argv + optind - 1; /* sub_argv[0] is the command name */
+        optind = 0;                          /* reset getopt for the subcommand */
+        rc = cmd->run(&cli, sub_argc, sub_argv);
+    }
+    kp_policy_free(cli.policy);
+    kp_ctx_free(cli.ctx);
+    if (cli.audit != NULL && cli.audit != stderr)
+        fclose(cli.audit);
+    return rc;
+}

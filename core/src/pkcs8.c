@@ -1,0 +1,58 @@
+/*
+ * Private keys as users hand them over (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) turned
+ * into the one form the provider ABI carries: PKCS#8 PrivateKeyInfo DER, inside a kp_secret.
+ */
+#include <string.h>
+
+#include <openssl/decoder.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "internal.h"
+
+static kp_status s_err(char *err, size_t errlen, kp_status st, const char *msg)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", msg);
+    return st;
+}
+
+kp_status kp_private_key_to_pkcs8(const kp_secret *input, const kp_secret *passphrase,
+                                  kp_secret **pkcs8_der, char *err, size_t errlen)
+{
+    KP_ENSURE(input != NULL && pkcs8_der != NULL, KP_ERR_INVALID_ARG);
+    *pkcs8_der = NULL;
+    EVP_PKEY *pkey = NULL;
+    OSSL_DECODER_CTX *dctx =
+        OSSL_DECODER_CTX_new_for_pkey(&pkey, NULL, NULL, NULL, EVP_PKEY_KEYPAIR, NULL, NULL);
+    if (dctx == NULL)
+        return s_err(err, errlen, KP_ERR_NOMEM, "cannot set up the key decoder");
+    if (passphrase != NULL)
+        OSSL_DECODER_CTX_set_passphrase(dctx, kp_secret_cdata(passphrase),
+                                        kp_secret_len(passphrase));
+    const unsigned char *p = kp_secret_cdata(input);
+    size_t left = kp_secret_len(input);
+    int ok = OSSL_DECODER_from_data(dctx, &p, &left);
+    OSSL_DECODER_CTX_free(dctx);
+    if (!ok || pkey == NULL) {
+        EVP_PKEY_free(pkey);
+        return s_err(err, errlen, KP_ERR_INVALID_ARG,
+                     passphrase != NULL
+                         ? "not a private key, or the passphrase is wrong"
+                         : "not a private key (PEM or DER; for an encrypted one give "
+                           "--passphrase)");
+    }
+    kp_status st = KP_OK;
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+    unsigned char *der = NULL;
+    int len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+    if (len <= 0)
+        st = s_err(err, errlen, KP_ERR_CRYPTO, "cannot encode the key as PKCS#8");
+    else if ((*pkcs8_der = kp_secret_new_copy(der, (size_t)len)) == NULL)
+        st = KP_ERR_NOMEM;
+    if (der != NULL)
+        OPENSSL_clear_free(der, (size_t)len);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    EVP_PKEY_free(pkey);
+    return st;
+}
