@@ -1,0 +1,82 @@
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kp_test.h"
+
+char *kp_test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = NULL;
+    if (asprintf(&path, "%s/kp-test-XXXXXX", base != NULL ? base : "/tmp") < 0)
+        return NULL;
+    if (mkdtemp(path) == NULL) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void kp_test_rmtree(const char *path)
+{
+    if (path != NULL)
+        nftw(path, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *kp_test_write(const char *dir, const char *name, const char *text)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s", dir, name) < 0)
+        return NULL;
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        free(path);
+        return NULL;
+    }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+kp_ctx *kp_test_ctx(const char *dir)
+{
+    kp_ctx *ctx = NULL;
+    if (kp_ctx_new(&ctx) != KP_OK)
+        return NULL;
+    kp_ctx_set_log(ctx, KP_LOG_ERROR, NULL);
+    if (kp_ctx_add_plugin_dir(ctx, dir != NULL ? dir : KP_TEST_PLUGIN_DIR) != KP_OK) {
+        kp_ctx_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+char *kp_test_two_region_policy(const char *dir)
+{
+    setenv("KP_TEST_PASSPHRASE", "correct horse battery staple", 1);
+    char *text = NULL;
+    if (asprintf(&text,
+                 "version: 1\n"
+                 "providers:\n"
+                 "  a: {plugin: file, path: %s/a, passphrase: env:KP_TEST_PASSPHRASE,"
+                 " kdf_iterations: 10000}\n"
+                 "  b: {plugin: file, path: %s/b, passphrase: env:KP_TEST_PASSPHRASE,"
+                 " kdf_iterations: 10000}\n"
+                 "chains:\n"
+                 "  c:\n"
+                 "    protector: {type: rsa, bits: 2048, origin: a}\n"
+                 "    replicas: [a, b]\n",
+                 dir, dir) < 0)
+        return NULL;
+    char *path = kp_test_write(dir, "policy.yaml", text);
+    free(text);
+    return path;
+}

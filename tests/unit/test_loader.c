@@ -1,0 +1,158 @@
+/* The loader accepts a good plugin and refuses each single-fault mock with one line that
+ * names the file and the fault. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kp_test.h"
+
+static char *s_mock_dir(const char *name)
+{
+    char *dir = NULL;
+    assert_true(asprintf(&dir, "%s/%s", KP_TEST_MOCK_DIR, name) > 0);
+    return dir;
+}
+
+/* Loads mock `name` and checks the refusal: status, path and reason in one line. */
+static void s_expect_refused(const char *name, kp_status want, const char *reason)
+{
+    char *dir = s_mock_dir(name);
+    kp_ctx *ctx = kp_test_ctx(dir);
+    assert_non_null(ctx);
+    kp_plugin *p = NULL;
+    kp_status st = kp_plugin_load(ctx, name, &p);
+    assert_int_equal(st, want);
+    assert_null(p);
+    const char *err = kp_ctx_last_error(ctx);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+    if (strstr(err, path) == NULL || strstr(err, reason) == NULL || strchr(err, '\n') != NULL)
+        fail_msg("refusal of %s: got '%s', want path '%s' and '%s'", name, err, path, reason);
+    kp_ctx_free(ctx);
+    free(dir);
+}
+
+static void test_good_mock_loads(void **state)
+{
+    (void)state;
+    char *dir = s_mock_dir("good");
+    kp_ctx *ctx = kp_test_ctx(dir);
+    kp_plugin *p = NULL, *again = NULL;
+    assert_int_equal(kp_plugin_load(ctx, "good", &p), KP_OK);
+    assert_string_equal(kp_plugin_get0_info(p)->name, "good");
+    assert_int_equal(kp_plugin_get0_info(p)->capabilities, KP_CAP_KEYSTORE);
+    assert_int_equal(kp_plugin_load(ctx, "good", &again), KP_OK);
+    assert_ptr_equal(p, again); /* loaded once per context */
+    kp_ctx_free(ctx);
+    free(dir);
+}
+
+static void test_wrong_abi_major(void **state)
+{
+    (void)state;
+    s_expect_refused("abi-major", KP_ERR_ABI, "built for ABI 2.0, this keyplane offers ABI 1.0");
+}
+
+static void test_missing_mandatory_function(void **state)
+{
+    (void)state;
+    s_expect_refused("missing-wrap", KP_ERR_PLUGIN,
+                     "declares keystore but lacks mandatory function KS_WRAP (id 204)");
+}
+
+static void test_init_fails(void **state)
+{
+    (void)state;
+    s_expect_refused("init-fails", KP_ERR_PLUGIN,
+                     "kp_plugin_init failed with KP_ERR_BACKEND (init-fails: mock backend is "
+                     "unavailable by design)");
+}
+
+static void test_no_init_symbol(void **state)
+{
+    (void)state;
+    s_expect_refused("no-init", KP_ERR_PLUGIN, "no kp_plugin_init symbol");
+}
+
+static void test_not_a_shared_object(void **state)
+{
+    (void)state;
+    s_expect_refused("not-elf", KP_ERR_PLUGIN, "not a shared object");
+}
+
+static void test_names_and_dirs(void **state)
+{
+    (void)state;
+    kp_ctx *ctx = kp_test_ctx(NULL);
+    kp_plugin *p = NULL;
+    assert_int_equal(kp_plugin_load(ctx, "../etc/evil", &p), KP_ERR_INVALID_ARG);
+    assert_non_null(strstr(kp_ctx_last_error(ctx), "invalid plugin name"));
+    assert_int_equal(kp_plugin_load(ctx, "File", &p), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_plugin_load(ctx, "nonexistent", &p), KP_ERR_NOT_FOUND);
+    assert_non_null(strstr(kp_ctx_last_error(ctx), "'nonexistent' not found"));
+    assert_int_equal(kp_ctx_add_plugin_dir(ctx, "relative/dir"), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_plugin_load_path(ctx, "relative.so", &p), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_plugin_load_path(ctx, "/nonexistent/x.so", &p), KP_ERR_NOT_FOUND);
+    assert_int_equal(kp_plugin_load(ctx, "file", &p), KP_OK);
+    assert_string_equal(kp_plugin_get0_info(p)->name, "file");
+    assert_int_equal(kp_plugin_get0_info(p)->abi_major, KP_ABI_MAJOR);
+    assert_int_equal(kp_plugin_get0_info(p)->capabilities, KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE);
+    kp_ctx_free(ctx);
+}
+
+typedef struct {
+    int loaded, refused;
+    char reasons[4096];
+} s_scan;
+
+static void s_visit(void *arg, const char *path, const kp_plugin *plugin, kp_status st,
+                    const char *reason)
+{
+    s_scan *s = arg;
+    (void)path;
+    if (plugin != NULL) {
+        assert_int_equal(st, KP_OK);
+        s->loaded++;
+    } else {
+        assert_int_not_equal(st, KP_OK);
+        s->refused++;
+        strncat(s->reasons, reason, sizeof(s->reasons) - strlen(s->reasons) - 2);
+        strcat(s->reasons, "\n");
+    }
+}
+
+static void test_scan_reports_each(void **state)
+{
+    (void)state;
+    kp_ctx *ctx = NULL;
+    assert_int_equal(kp_ctx_new(&ctx), KP_OK);
+    const char *mocks[] = {"good", "abi-major", "missing-wrap", "init-fails", "no-init",
+                           "not-elf"};
+    for (size_t i = 0; i < 6; i++) {
+        char *dir = s_mock_dir(mocks[i]);
+        assert_int_equal(kp_ctx_add_plugin_dir(ctx, dir), KP_OK);
+        free(dir);
+    }
+    assert_int_equal(kp_ctx_plugin_dir_count(ctx), 6);
+    s_scan s = {0};
+    assert_int_equal(kp_plugin_scan(ctx, s_visit, &s), KP_OK);
+    assert_int_equal(s.loaded, 1);
+    assert_int_equal(s.refused, 5);
+    assert_non_null(strstr(s.reasons, "no kp_plugin_init symbol"));
+    kp_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_mock_loads),
+        cmocka_unit_test(test_wrong_abi_major),
+        cmocka_unit_test(test_missing_mandatory_function),
+        cmocka_unit_test(test_init_fails),
+        cmocka_unit_test(test_no_init_symbol),
+        cmocka_unit_test(test_not_a_shared_object),
+        cmocka_unit_test(test_names_and_dirs),
+        cmocka_unit_test(test_scan_reports_each),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
