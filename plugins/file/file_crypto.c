@@ -1,0 +1,249 @@
+/*
+ * Cryptographic helpers of the file plugin, on OpenSSL 3 EVP APIs only. Plaintext key
+ * material lives in core secrets (wiped on free) or is cleansed here before release.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "file_internal.h"
+
+kp_status kp_file_ossl_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
+{
+    char msg[384];
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* Leave the thread's OpenSSL error queue clean for whoever runs next on it. */
+    ERR_clear_error();
+    if (reason != NULL)
+        return kp_file_err(fi, st, "%s: %s", msg, reason);
+    return kp_file_err(fi, st, "%s", msg);
+}
+
+kp_status kp_file_random(kp_file_inst *fi, uint8_t *buf, size_t len)
+{
+    if (RAND_bytes(buf, (int)len) != 1)
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "random generator failed");
+    return KP_OK;
+}
+
+kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t *salt,
+                         size_t saltlen, uint32_t iter, kp_secret **key)
+{
+    const kp_file_up *up = fi->up;
+    kp_secret *k = up->secret_new(KP_FILE_KEY_LEN);
+
+    *key = NULL;
+    if (k == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory deriving the store key");
+    if (PKCS5_PBKDF2_HMAC((const char *)up->secret_cdata(pass), (int)up->secret_len(pass), salt,
+                          (int)saltlen, (int)iter, EVP_sha256(), KP_FILE_KEY_LEN,
+                          up->secret_data(k)) != 1) {
+        up->secret_free(k);
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "PBKDF2 failed");
+    }
+    *key = k;
+    return KP_OK;
+}
+
+kp_status kp_file_gcm_seal(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
+                           const uint8_t *pt, size_t ptlen, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx;
+    uint8_t *iv = out, *ct = out + KP_FILE_GCM_IV_LEN;
+    int n1 = 0, n2 = 0;
+    kp_status st;
+
+    if (ptlen > KP_FILE_SECRET_MAX || aadlen > KP_FILE_PATH_MAX)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "data too large to encrypt");
+    if ((st = kp_file_random(fi, iv, KP_FILE_GCM_IV_LEN)) != KP_OK)
+        return st;
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory encrypting");
+    /* The GCM default IV length is 12 bytes, the size we store. */
+    if (EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), fi->up->secret_cdata(key), iv, NULL) != 1 ||
+        (aadlen > 0 && EVP_EncryptUpdate(ctx, NULL, &n1, aad, (int)aadlen) != 1) ||
+        (ptlen > 0 && EVP_EncryptUpdate(ctx, ct, &n1, pt, (int)ptlen) != 1) ||
+        EVP_EncryptFinal_ex(ctx, ct + n1, &n2) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, KP_FILE_GCM_TAG_LEN, ct + ptlen) != 1)
+        st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "AES-256-GCM encryption failed");
+    EVP_CIPHER_CTX_free(ctx);
+    return st;
+}
+
+kp_status kp_file_gcm_open(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
+                           const uint8_t *in, size_t inlen, uint8_t *pt)
+{
+    const uint8_t *iv = in, *ct = in + KP_FILE_GCM_IV_LEN;
+    size_t ctlen;
+    EVP_CIPHER_CTX *ctx;
+    uint8_t none[1];
+    int n1 = 0, n2 = 0;
+    kp_status st = KP_OK;
+
+    if (pt == NULL) /* an empty secret may have no buffer; keep pointer arithmetic defined */
+        pt = none;
+
+    if (inlen < KP_FILE_GCM_OVERHEAD)
+        return KP_ERR_INTEGRITY;
+    ctlen = inlen - KP_FILE_GCM_OVERHEAD;
+    if (ctlen > KP_FILE_SECRET_MAX || aadlen > KP_FILE_PATH_MAX)
+        return KP_ERR_INTEGRITY;
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory decrypting");
+    if (EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), fi->up->secret_cdata(key), iv, NULL) != 1 ||
+        (aadlen > 0 && EVP_DecryptUpdate(ctx, NULL, &n1, aad, (int)aadlen) != 1) ||
+        (ctlen > 0 && EVP_DecryptUpdate(ctx, pt, &n1, ct, (int)ctlen) != 1) ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, KP_FILE_GCM_TAG_LEN,
+                            (void *)(ct + ctlen)) != 1) {
+        st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "AES-256-GCM decryption failed");
+    } else if (EVP_DecryptFinal_ex(ctx, pt + n1, &n2) != 1) {
+        ERR_clear_error();
+        st = KP_ERR_INTEGRITY;
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    if (st != KP_OK && ctlen > 0)
+        OPENSSL_cleanse(pt, ctlen); /* unauthenticated plaintext must not be used */
+    return st;
+}
+
+char *kp_file_b64_encode(const uint8_t *data, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+
+    if (out != NULL)
+        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+bool kp_file_b64_decode(const char *text, uint8_t **data, size_t *len)
+{
+    size_t tlen = strlen(text);
+    uint8_t *out;
+    int n;
+
+    *data = NULL;
+    *len = 0;
+    if (tlen % 4 != 0 || tlen > KP_FILE_JSON_MAX)
+        return false;
+    if ((out = malloc(tlen / 4 * 3 + 1)) == NULL)
+        return false;
+    n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)tlen);
+    if (n < 0) {
+        free(out);
+        return false;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    for (size_t i = tlen; i > 0 && text[i - 1] == '=' && n > 0; i--)
+        n--;
+    *data = out;
+    *len = (size_t)n;
+    return true;
+}
+
+kp_status kp_file_fingerprint(kp_file_inst *fi, const uint8_t *data, size_t len, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "SHA-256 failed");
+    for (size_t i = 0; i < sizeof(md); i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0xf];
+    }
+    hex[2 * sizeof(md)] = '\0';
+    return KP_OK;
+}
+
+kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, uint8_t **der,
+                             size_t *len)
+{
+    const kp_file_up *up = fi->up;
+    PKCS8_PRIV_KEY_INFO *p8inf = NULL;
+    X509_ALGOR *pbe = NULL;
+    X509_SIG *p8 = NULL;
+    uint8_t salt[KP_FILE_SALT_LEN];
+    unsigned char *out = NULL;
+    kp_status st;
+    int n;
+
+    *der = NULL;
+    *len = 0;
+    if ((st = kp_file_random(fi, salt, sizeof(salt))) != KP_OK)
+        return st;
+    /* Exactly what `openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256` writes, so
+     * `openssl pkey -passin` can recover the key without keyplane. */
+    p8inf = EVP_PKEY2PKCS8(pkey);
+    if (p8inf == NULL)
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode private key");
+    pbe = PKCS5_pbe2_set_iv_ex(EVP_aes_256_cbc(), (int)iter, salt, sizeof(salt), NULL,
+                               NID_hmacWithSHA256, NULL);
+    if (pbe != NULL) {
+        p8 = PKCS8_set0_pbe_ex((const char *)up->secret_cdata(fi->pass),
+                               (int)up->secret_len(fi->pass), p8inf, pbe, NULL, NULL);
+        if (p8 == NULL)
+            X509_ALGOR_free(pbe); /* only a successful set0 takes it */
+    }
+    PKCS8_PRIV_KEY_INFO_free(p8inf); /* cleanses the plaintext key */
+    if (p8 == NULL)
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encrypt private key");
+    n = i2d_X509_SIG(p8, &out);
+    X509_SIG_free(p8);
+    if (n <= 0)
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode encrypted private key");
+    /* Hand out plain malloc memory so callers free everything the same way. */
+    if ((*der = malloc((size_t)n)) == NULL) {
+        OPENSSL_free(out);
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory encoding private key");
+    }
+    memcpy(*der, out, (size_t)n);
+    OPENSSL_free(out);
+    *len = (size_t)n;
+    return KP_OK;
+}
+
+kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *der, size_t len,
+                             EVP_PKEY **pkey)
+{
+    const kp_file_up *up = fi->up;
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8inf;
+    X509_SIG *p8;
+
+    *pkey = NULL;
+    p8 = d2i_X509_SIG(NULL, &p, (long)len);
+    if (p8 == NULL || p != der + len) {
+        X509_SIG_free(p8);
+        return kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private.p8 of %s is damaged", what);
+    }
+    p8inf = PKCS8_decrypt_ex(p8, (const char *)up->secret_cdata(fi->pass),
+                             (int)up->secret_len(fi->pass), NULL, NULL);
+    X509_SIG_free(p8);
+    if (p8inf == NULL) {
+        ERR_clear_error();
+        return kp_file_err(fi, KP_ERR_AUTH,
+                           "cannot decrypt private key of %s: wrong passphrase for file store %s",
+                           what, fi->path);
+    }
+    *pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL);
+    PKCS8_PRIV_KEY_INFO_free(p8inf);
+    if (*pkey == NULL)
+        return kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private key of %s is malformed", what);
+    return KP_OK;
+}

@@ -1,0 +1,200 @@
+/*
+ * Internal declarations of the `file` plugin: a keystore and secret store kept in a local
+ * directory, encrypted at rest under a passphrase. Nothing here crosses the plugin boundary;
+ * only kp_plugin_init is exported.
+ */
+#ifndef KP_FILE_INTERNAL_H
+#define KP_FILE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include <keyplane/provider.h>
+
+#define KP_FILE_STORE_FILE "keyplane-store.json"
+#define KP_FILE_STORE_FORMAT "keyplane-file-store"
+#define KP_FILE_CHECK_TEXT "keyplane-file-store-check"
+
+#define KP_FILE_SALT_LEN 16
+#define KP_FILE_KEY_LEN 32 /* AES-256 */
+#define KP_FILE_GCM_IV_LEN 12
+#define KP_FILE_GCM_TAG_LEN 16
+#define KP_FILE_GCM_OVERHEAD (KP_FILE_GCM_IV_LEN + KP_FILE_GCM_TAG_LEN)
+
+#define KP_FILE_SECRET_MAX (1024u * 1024u) /* largest secret value */
+#define KP_FILE_JSON_MAX (64u * 1024u)     /* largest meta.json / store file we read */
+#define KP_FILE_DER_MAX (64u * 1024u)      /* largest key file we read */
+#define KP_FILE_PATH_MAX 4096
+
+#define KP_FILE_KDF_MIN 10000
+#define KP_FILE_KDF_MAX 10000000
+#define KP_FILE_KDF_DEFAULT 100000
+
+/** The core's upcalls, looked up once at init. */
+typedef struct kp_file_up {
+    kp_up_log_fn *log;
+    kp_up_set_error_fn *set_error;
+    kp_up_secret_new_fn *secret_new;
+    kp_up_secret_free_fn *secret_free;
+    kp_up_secret_data_fn *secret_data;
+    kp_up_secret_cdata_fn *secret_cdata;
+    kp_up_secret_len_fn *secret_len;
+    kp_up_secret_shrink_fn *secret_shrink;
+} kp_file_up;
+
+/** The plugin context handed back by kp_plugin_init. */
+typedef struct kp_file_plugin {
+    kp_file_up up;
+    kp_core_handle *h;
+} kp_file_plugin;
+
+/** A decrypted private key kept so repeated unwraps skip the PBKDF2 of private.p8. */
+typedef struct kp_file_cached_key {
+    struct kp_file_cached_key *next;
+    char name[KP_NAME_MAX];
+    uint32_t version;
+    EVP_PKEY *pkey;
+} kp_file_cached_key;
+
+/** One open store directory. */
+typedef struct kp_file_inst {
+    const kp_file_up *up;
+    kp_core_handle *h;
+    char *path;           /* store directory, no trailing slash */
+    kp_secret *pass;      /* our own copy of the passphrase */
+    uint32_t kdf_iter;    /* from the param; used only when the store file is created */
+    pthread_mutex_t lock; /* guards the members below */
+    kp_secret *store_key; /* NULL until derived; never changes afterwards */
+    uint32_t store_iter;  /* iterations recorded in the store file, once loaded */
+    kp_file_cached_key *cache;
+} kp_file_inst;
+
+/* Entry points (file_plugin.c, file_keystore.c, file_secretstore.c). Declared through the ABI
+ * typedefs so the compiler checks them against provider.h. */
+kp_ks_create_fn kp_file_ks_create;
+kp_ks_import_fn kp_file_ks_import;
+kp_ks_get_public_fn kp_file_ks_get_public;
+kp_ks_list_fn kp_file_ks_list;
+kp_ks_wrap_fn kp_file_ks_wrap;
+kp_ks_unwrap_fn kp_file_ks_unwrap;
+kp_ks_export_fn kp_file_ks_export;
+kp_ss_put_fn kp_file_ss_put;
+kp_ss_get_fn kp_file_ss_get;
+kp_ss_list_fn kp_file_ss_list;
+
+/* Errors and paths (file_io.c) ------------------------------------------------------------ */
+
+/** Formats a one-line reason, hands it to SET_ERROR and returns st. Never pass secrets. */
+kp_status kp_file_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Maps errno e to a status and sets "<what> <path>: <strerror>". */
+kp_status kp_file_errno(kp_file_inst *fi, int e, const char *what, const char *path);
+kp_status kp_file_errno_status(int e);
+/** Thread-safe strerror into buf. */
+const char *kp_file_strerror(int e, char *buf, size_t size);
+/** Writes a formatted path into buf; KP_ERR_INVALID_ARG when it does not fit. */
+kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void kp_file_debug(kp_file_inst *fi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Files (file_io.c) ----------------------------------------------------------------------- */
+
+kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path);
+/** Reads a whole regular file of at most cap bytes into a malloc'ed buffer. */
+kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t **data, size_t *len);
+/** Creates path (must not exist), writes data, fsyncs. Meant for files inside a private temp
+ *  directory that is renamed into place afterwards. */
+kp_status kp_file_write_new(kp_file_inst *fi, const char *path, const void *data, size_t len);
+/** Atomically writes path through a temp file in the same directory. With noreplace an
+ *  existing path is left alone and KP_ERR_EXISTS is returned without error text. */
+kp_status kp_file_write_atomic(kp_file_inst *fi, const char *path, const void *data, size_t len,
+                               bool noreplace);
+kp_status kp_file_fsync_dir(kp_file_inst *fi, const char *path);
+/** Removes a flat directory (its files, then itself); best effort, for cleanup paths. */
+void kp_file_remove_flat(const char *dir);
+
+kp_status kp_file_json_read(kp_file_inst *fi, const char *path, json_t **out);
+kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_t *j);
+
+/* Versioned objects (file_version.c) ------------------------------------------------------ */
+
+/** [A-Za-z0-9._-]{1,127}, not starting with '.'. */
+bool kp_file_name_ok(const char *name);
+/** kp_file_name_ok, setting error text when not. */
+kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *name);
+/** Numeric version directories under dir, ascending; a missing dir gives none. */
+kp_status kp_file_versions(kp_file_inst *fi, const char *dir, uint32_t **vers, size_t *n);
+/** Object names (non-dot subdirectories with valid names) under dir, sorted; missing dir gives
+ *  none. Free with kp_file_names_free. */
+kp_status kp_file_names(kp_file_inst *fi, const char *dir, char ***names, size_t *n);
+void kp_file_names_free(char **names, size_t n);
+/** Resolves version 0 to the latest; KP_ERR_NOT_FOUND with text when absent. kind is "key" or
+ *  "secret" for messages; objdir is <store>/<kind>s/<name>. */
+kp_status kp_file_resolve(kp_file_inst *fi, const char *kind, const char *name, const char *objdir,
+                          uint32_t version, uint32_t *out);
+
+/** Writes the files of one version into a fresh private directory dir. */
+typedef kp_status (*kp_file_fill_fn)(kp_file_inst *fi, const char *dir, uint32_t version,
+                                     void *arg);
+/** Creates parent/<version> atomically: fill a temp dir, then rename it into place. want == 0
+ *  takes the next free version (retrying on a race); else exactly want or KP_ERR_EXISTS. */
+kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t want,
+                                 kp_file_fill_fn fill, void *arg, uint32_t *version);
+
+/* Store file and store key (file_store.c) ------------------------------------------------- */
+
+/** Derives (once) the store key. Loads keyplane-store.json, or creates it when create is true;
+ *  without create a missing store file gives KP_ERR_NOT_FOUND without error text.
+ *  *key is borrowed from the instance and valid until close. */
+kp_status kp_file_store_key(kp_file_inst *fi, bool create, const kp_secret **key);
+/** Iterations for new private.p8 files; valid after kp_file_store_key succeeded. */
+uint32_t kp_file_store_iterations(kp_file_inst *fi);
+
+/* Crypto (file_crypto.c) ------------------------------------------------------------------ */
+
+/** Like kp_file_err, appending OpenSSL's last reason and clearing its error queue. */
+kp_status kp_file_ossl_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t *salt,
+                         size_t saltlen, uint32_t iter, kp_secret **key);
+kp_status kp_file_random(kp_file_inst *fi, uint8_t *buf, size_t len);
+/** out (ptlen + KP_FILE_GCM_OVERHEAD bytes) = IV | ciphertext | tag. */
+kp_status kp_file_gcm_seal(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
+                           const uint8_t *pt, size_t ptlen, uint8_t *out);
+/** Opens IV | ciphertext | tag into pt (inlen - KP_FILE_GCM_OVERHEAD bytes). Returns
+ *  KP_ERR_INTEGRITY WITHOUT error text when authentication fails: the caller names the object. */
+kp_status kp_file_gcm_open(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
+                           const uint8_t *in, size_t inlen, uint8_t *pt);
+/** Base64 (no newlines) of data, malloc'ed; NULL on out-of-memory. */
+char *kp_file_b64_encode(const uint8_t *data, size_t len);
+/** Decodes base64 into a malloc'ed buffer; false when malformed. */
+bool kp_file_b64_decode(const char *text, uint8_t **data, size_t *len);
+/** Lower-case hex SHA-256 of data into hex[KP_FPR_HEX]. */
+kp_status kp_file_fingerprint(kp_file_inst *fi, const uint8_t *data, size_t len, char *hex);
+/** PKCS#8 EncryptedPrivateKeyInfo DER: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC. */
+kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, uint8_t **der,
+                             size_t *len);
+/** Decrypts private.p8 with the passphrase; KP_ERR_AUTH (text names what) when it fails. */
+kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *der, size_t len,
+                             EVP_PKEY **pkey);
+
+/* Keys on disk (file_keys.c) -------------------------------------------------------------- */
+
+kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, char *buf,
+                          size_t size);
+/** Reads meta.json of name/version into info (backend_id = the version directory). */
+kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info);
+kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key_info *info);
+kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey);
+/** The private key of name/version, from the cache or decrypted from private.p8. The caller
+ *  owns one reference (EVP_PKEY_free). */
+kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t version,
+                              EVP_PKEY **pkey);
+void kp_file_cache_free(kp_file_inst *fi);
+
+#endif /* KP_FILE_INTERNAL_H */

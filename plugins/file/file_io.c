@@ -1,0 +1,333 @@
+/*
+ * Error text and file primitives of the file plugin. Everything that lands on disk goes
+ * through here: directories 0700, files 0600, data fsynced before it becomes visible.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file_internal.h"
+
+/* strerror() may use a shared buffer; instances are used from several threads. */
+const char *kp_file_strerror(int e, char *buf, size_t size)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, buf, size);
+#else
+    if (strerror_r(e, buf, size) != 0)
+        snprintf(buf, size, "error %d", e);
+    return buf;
+#endif
+}
+
+kp_status kp_file_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return fi->up->set_error(fi->h, st, msg);
+}
+
+void kp_file_debug(kp_file_inst *fi, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fi->up->log(fi->h, KP_LOG_DEBUG, msg);
+}
+
+kp_status kp_file_errno_status(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return KP_ERR_NOT_FOUND;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return KP_ERR_PERMISSION;
+    case ENOMEM:
+        return KP_ERR_NOMEM;
+    default:
+        return KP_ERR_IO;
+    }
+}
+
+kp_status kp_file_errno(kp_file_inst *fi, int e, const char *what, const char *path)
+{
+    char buf[128];
+
+    return kp_file_err(fi, kp_file_errno_status(e), "%s %s: %s", what, path,
+                       kp_file_strerror(e, buf, sizeof(buf)));
+}
+
+kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "path too long under %s", fi->path);
+    return KP_OK;
+}
+
+kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path)
+{
+    char buf[KP_FILE_PATH_MAX];
+    struct stat st;
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf))
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "bad directory path");
+    memcpy(buf, path, len + 1);
+    /* Walk the components left to right so every missing parent gets 0700 too. */
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return kp_file_errno(fi, errno, "cannot create directory", buf);
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    if (stat(path, &st) != 0)
+        return kp_file_errno(fi, errno, "cannot stat", path);
+    if (!S_ISDIR(st.st_mode))
+        return kp_file_err(fi, KP_ERR_IO, "%s is not a directory", path);
+    return KP_OK;
+}
+
+kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t **data, size_t *len)
+{
+    struct stat st;
+    uint8_t *buf;
+    size_t got = 0;
+    int fd;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return kp_file_errno(fi, errno, "cannot open", path);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return kp_file_errno(fi, e, "cannot stat", path);
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap) {
+        close(fd);
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file of at most %zu bytes",
+                           path, cap);
+    }
+    buf = malloc((size_t)st.st_size + 1); /* +1: callers may treat it as text */
+    if (buf == NULL) {
+        close(fd);
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO; /* shrank under us */
+            close(fd);
+            free(buf);
+            return kp_file_errno(fi, e, "cannot read", path);
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    return KP_OK;
+}
+
+static kp_status s_write_fd(kp_file_inst *fi, int fd, const char *path, const void *data,
+                            size_t len)
+{
+    const uint8_t *p = data;
+
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return kp_file_errno(fi, errno, "cannot write", path);
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fsync(fd) != 0)
+        return kp_file_errno(fi, errno, "cannot fsync", path);
+    return KP_OK;
+}
+
+kp_status kp_file_write_new(kp_file_inst *fi, const char *path, const void *data, size_t len)
+{
+    kp_status st;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        return kp_file_errno(fi, errno, "cannot create", path);
+    st = s_write_fd(fi, fd, path, data, len);
+    if (close(fd) != 0 && st == KP_OK)
+        st = kp_file_errno(fi, errno, "cannot close", path);
+    if (st != KP_OK)
+        unlink(path);
+    return st;
+}
+
+kp_status kp_file_fsync_dir(kp_file_inst *fi, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    kp_status st = KP_OK;
+
+    if (fd < 0)
+        return kp_file_errno(fi, errno, "cannot open directory", path);
+    /* Some file systems refuse fsync on directories; the data itself is already synced. */
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        st = kp_file_errno(fi, errno, "cannot fsync directory", path);
+    close(fd);
+    return st;
+}
+
+/* Directory part of path into buf ("." when there is none). */
+static void s_dirname(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL) {
+        snprintf(buf, size, ".");
+        return;
+    }
+    n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+}
+
+/* Renames a file without ever replacing path: RENAME_NOREPLACE where the file system has it,
+ * else link() + unlink(), which fails the same way (EEXIST). */
+static int s_rename_noreplace(const char *from, const char *to)
+{
+#ifdef RENAME_NOREPLACE
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return -1;
+#endif
+    if (link(from, to) != 0)
+        return -1;
+    unlink(from);
+    return 0;
+}
+
+kp_status kp_file_write_atomic(kp_file_inst *fi, const char *path, const void *data, size_t len,
+                               bool noreplace)
+{
+    char tmp[KP_FILE_PATH_MAX];
+    char dir[KP_FILE_PATH_MAX];
+    kp_status st;
+    int fd;
+
+    st = kp_file_path(fi, tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
+    if (st != KP_OK)
+        return st;
+    /* mkostemp opens with O_CREAT|O_EXCL and mode 0600. */
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return kp_file_errno(fi, errno, "cannot create temporary file for", path);
+    st = s_write_fd(fi, fd, tmp, data, len);
+    if (close(fd) != 0 && st == KP_OK)
+        st = kp_file_errno(fi, errno, "cannot close", tmp);
+    if (st == KP_OK && noreplace) {
+        /* Fails with EEXIST instead of replacing: two writers cannot clobber each other, and
+         * readers never see a partial file. */
+        if (s_rename_noreplace(tmp, path) != 0) {
+            int e = errno;
+            st = e == EEXIST ? KP_ERR_EXISTS : kp_file_errno(fi, e, "cannot create", path);
+        }
+    } else if (st == KP_OK) {
+        if (rename(tmp, path) != 0)
+            st = kp_file_errno(fi, errno, "cannot rename into", path);
+    }
+    if (st != KP_OK) {
+        unlink(tmp);
+        return st;
+    }
+    s_dirname(path, dir, sizeof(dir));
+    return kp_file_fsync_dir(fi, dir);
+}
+
+void kp_file_remove_flat(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (d != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+kp_status kp_file_json_read(kp_file_inst *fi, const char *path, json_t **out)
+{
+    json_error_t jerr;
+    uint8_t *data;
+    size_t len;
+    kp_status st;
+
+    *out = NULL;
+    st = kp_file_read(fi, path, KP_FILE_JSON_MAX, &data, &len);
+    if (st != KP_OK)
+        return st;
+    *out = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(data);
+    if (*out == NULL)
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad JSON at line %d: %s", path, jerr.line,
+                           jerr.text);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: not a JSON object", path);
+    }
+    return KP_OK;
+}
+
+kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2));
+    kp_status st;
+    size_t len;
+
+    if (text == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory writing %s", path);
+    len = strlen(text);
+    text[len] = '\n'; /* json_dumps leaves room only for the NUL, which we overwrite */
+    st = kp_file_write_new(fi, path, text, len + 1);
+    free(text);
+    return st;
+}

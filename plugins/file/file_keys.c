@@ -1,0 +1,213 @@
+/*
+ * One key version on disk: keys/<name>/<N>/{meta.json, public.der, private.p8}, and the
+ * per-instance cache of decrypted private keys (PBKDF2 on private.p8 is deliberately slow).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "file_internal.h"
+
+kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, char *buf,
+                          size_t size)
+{
+    return kp_file_path(fi, buf, size, "%s/keys/%s/%u", fi->path, name, version);
+}
+
+static bool s_is_hex64(const char *s)
+{
+    if (s == NULL || strlen(s) != KP_FPR_HEX - 1)
+        return false;
+    for (; *s != '\0'; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info)
+{
+    char dir[KP_FILE_PATH_MAX], path[KP_FILE_PATH_MAX];
+    const char *jname, *type, *state, *fpr;
+    json_t *j, *flags, *el;
+    size_t i;
+    kp_status st;
+
+    memset(info, 0, sizeof(*info));
+    if ((st = kp_file_key_dir(fi, name, version, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) != KP_OK ||
+        (st = kp_file_json_read(fi, path, &j)) != KP_OK)
+        return st;
+    jname = json_string_value(json_object_get(j, "name"));
+    type = json_string_value(json_object_get(j, "type"));
+    state = json_string_value(json_object_get(j, "state"));
+    fpr = json_string_value(json_object_get(j, "fingerprint"));
+    flags = json_object_get(j, "flags");
+    /* name and version must match the directory: a copied or renamed directory would
+     * otherwise answer for another key. */
+    if (jname == NULL || strcmp(jname, name) != 0 ||
+        json_integer_value(json_object_get(j, "version")) != (json_int_t)version || type == NULL ||
+        strcmp(type, "rsa") != 0 || !s_is_hex64(fpr) || (flags != NULL && !json_is_array(flags)) ||
+        !json_is_integer(json_object_get(j, "bits")) ||
+        !json_is_integer(json_object_get(j, "created"))) {
+        json_decref(j);
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is inconsistent", path);
+    }
+    snprintf(info->name, sizeof(info->name), "%s", name);
+    info->version = version;
+    info->type = KP_KEY_RSA;
+    info->bits = (uint32_t)json_integer_value(json_object_get(j, "bits"));
+    info->created = (int64_t)json_integer_value(json_object_get(j, "created"));
+    info->state =
+        state != NULL && strcmp(state, "disabled") == 0 ? KP_KEY_DISABLED : KP_KEY_ENABLED;
+    json_array_foreach(flags, i, el)
+    {
+        const char *f = json_string_value(el);
+        if (f != NULL && strcmp(f, "exportable") == 0)
+            info->flags |= KP_KEY_EXPORTABLE;
+    }
+    memcpy(info->fingerprint, fpr, KP_FPR_HEX);
+    /* backend_id is the version directory; when the absolute path does not fit, the path
+     * relative to the store still identifies it. */
+    if (strlen(dir) < sizeof(info->backend_id))
+        memcpy(info->backend_id, dir, strlen(dir) + 1);
+    else
+        snprintf(info->backend_id, sizeof(info->backend_id), "keys/%s/%u", name, version);
+    json_decref(j);
+    return KP_OK;
+}
+
+kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key_info *info)
+{
+    char path[KP_FILE_PATH_MAX];
+    json_t *j, *flags;
+    kp_status st;
+
+    if ((st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) != KP_OK)
+        return st;
+    flags = json_array();
+    if (flags != NULL && (info->flags & KP_KEY_EXPORTABLE) != 0)
+        json_array_append_new(flags, json_string("exportable"));
+    j = json_pack("{s:s, s:I, s:s, s:I, s:o, s:s, s:I, s:s}", "name", info->name, "version",
+                  (json_int_t)info->version, "type", "rsa", "bits", (json_int_t)info->bits, "flags",
+                  flags, "state", info->state == KP_KEY_DISABLED ? "disabled" : "enabled",
+                  "created", (json_int_t)info->created, "fingerprint", info->fingerprint);
+    if (j == NULL) /* json_pack consumed flags ("o") even on failure */
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory writing %s", path);
+    st = kp_file_json_write_new(fi, path, j);
+    json_decref(j);
+    return st;
+}
+
+kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
+{
+    char path[KP_FILE_PATH_MAX];
+    const unsigned char *p;
+    uint8_t *der;
+    size_t len;
+    kp_status st;
+
+    *pkey = NULL;
+    if ((st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/public.der", fi->path, name,
+                           version)) != KP_OK ||
+        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len)) != KP_OK)
+        return st;
+    p = der;
+    *pkey = d2i_PUBKEY_ex(NULL, &p, (long)len, NULL, NULL);
+    if (*pkey == NULL || p != der + len || !EVP_PKEY_is_a(*pkey, "RSA")) {
+        EVP_PKEY_free(*pkey);
+        *pkey = NULL;
+        st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "%s is not an RSA public key", path);
+    }
+    free(der);
+    return st;
+}
+
+/* Caller holds fi->lock. */
+static EVP_PKEY *s_cache_get(kp_file_inst *fi, const char *name, uint32_t version)
+{
+    for (kp_file_cached_key *c = fi->cache; c != NULL; c = c->next) {
+        if (c->version == version && strcmp(c->name, name) == 0) {
+            EVP_PKEY_up_ref(c->pkey);
+            return c->pkey;
+        }
+    }
+    return NULL;
+}
+
+static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
+{
+    char path[KP_FILE_PATH_MAX], what[KP_NAME_MAX + 32];
+    const kp_secret *key;
+    uint8_t *der;
+    size_t len;
+    kp_status st;
+
+    /* Verifying the store's check value first turns a wrong passphrase into the same clear
+     * message everywhere. No store file (a hand-made directory) is not an error here. */
+    st = kp_file_store_key(fi, false, &key);
+    if (st != KP_OK && st != KP_ERR_NOT_FOUND)
+        return st;
+    if ((st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/private.p8", fi->path, name,
+                           version)) != KP_OK ||
+        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len)) != KP_OK)
+        return st;
+    snprintf(what, sizeof(what), "key %s v%u", name, version);
+    st = kp_file_p8_decrypt(fi, what, der, len, pkey);
+    free(der); /* ciphertext: no need to cleanse */
+    if (st == KP_OK && !EVP_PKEY_is_a(*pkey, "RSA")) {
+        EVP_PKEY_free(*pkey);
+        *pkey = NULL;
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "private key of %s is not RSA", what);
+    }
+    return st;
+}
+
+kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
+{
+    kp_file_cached_key *c;
+    EVP_PKEY *mine, *theirs;
+    kp_status st;
+
+    pthread_mutex_lock(&fi->lock);
+    *pkey = s_cache_get(fi, name, version);
+    pthread_mutex_unlock(&fi->lock);
+    if (*pkey != NULL)
+        return KP_OK;
+    /* Decrypt outside the lock: it takes a PBKDF2, and other keys should not wait for it. */
+    if ((st = s_decrypt(fi, name, version, &mine)) != KP_OK)
+        return st;
+    pthread_mutex_lock(&fi->lock);
+    theirs = s_cache_get(fi, name, version);
+    if (theirs != NULL) {
+        /* Another thread decrypted the same version meanwhile; keep one copy. */
+        EVP_PKEY_free(mine);
+        *pkey = theirs;
+    } else if ((c = calloc(1, sizeof(*c))) != NULL) {
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        c->version = version;
+        c->pkey = mine;
+        EVP_PKEY_up_ref(mine);
+        c->next = fi->cache;
+        fi->cache = c;
+        *pkey = mine;
+    } else {
+        *pkey = mine; /* works uncached */
+    }
+    pthread_mutex_unlock(&fi->lock);
+    return KP_OK;
+}
+
+void kp_file_cache_free(kp_file_inst *fi)
+{
+    kp_file_cached_key *c = fi->cache, *next;
+
+    for (; c != NULL; c = next) {
+        next = c->next;
+        EVP_PKEY_free(c->pkey); /* OpenSSL cleanses the key material */
+        free(c);
+    }
+    fi->cache = NULL;
+}

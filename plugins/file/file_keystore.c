@@ -1,0 +1,341 @@
+/*
+ * Keystore entry points of the file plugin except wrap/unwrap (file_wrap.c): create, import,
+ * get_public, list, export. RSA only; every version is written as a whole and never changed.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/encoder.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "file_internal.h"
+
+/* What s_fill writes into a version's temp dir; prepared once, before any race. */
+typedef struct s_new_key {
+    kp_key_info info;
+    uint8_t *p8;
+    size_t p8len;
+    uint8_t *spki;
+    size_t spkilen;
+} s_new_key;
+
+/* Copies the caller's spec; an older, shorter struct leaves the appended members zero. */
+static kp_status s_spec(kp_file_inst *fi, const kp_key_spec *in, kp_key_spec *out)
+{
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (in == NULL || in->struct_size < offsetof(kp_key_spec, flags) + sizeof(in->flags))
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "key spec missing or too small");
+    n = in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
+    memcpy(out, in, n);
+    return kp_file_check_name(fi, "key", out->name);
+}
+
+static bool s_rsa_bits_ok(uint32_t bits)
+{
+    return bits == 2048 || bits == 3072 || bits == 4096;
+}
+
+static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, void *arg)
+{
+    s_new_key *nk = arg;
+    char path[KP_FILE_PATH_MAX];
+    kp_status st;
+
+    nk->info.version = version;
+    if ((st = kp_file_path(fi, path, sizeof(path), "%s/private.p8", dir)) != KP_OK ||
+        (st = kp_file_write_new(fi, path, nk->p8, nk->p8len)) != KP_OK ||
+        (st = kp_file_path(fi, path, sizeof(path), "%s/public.der", dir)) != KP_OK ||
+        (st = kp_file_write_new(fi, path, nk->spki, nk->spkilen)) != KP_OK)
+        return st;
+    return kp_file_key_meta_write(fi, dir, &nk->info);
+}
+
+/* Writes pkey as a new version of spec->name and describes it in info. */
+static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pkey,
+                         kp_key_info *info)
+{
+    char parent[KP_FILE_PATH_MAX];
+    unsigned char *spki = NULL;
+    s_new_key nk;
+    uint32_t version = 0;
+    const kp_secret *key;
+    kp_status st;
+    int n;
+
+    memset(&nk, 0, sizeof(nk));
+    /* Pins the passphrase in the store file first, so keys and secrets share one. */
+    if ((st = kp_file_store_key(fi, true, &key)) != KP_OK ||
+        (st = kp_file_path(fi, parent, sizeof(parent), "%s/keys/%s", fi->path, spec->name)) !=
+            KP_OK)
+        return st;
+    if ((n = i2d_PUBKEY(pkey, &spki)) <= 0)
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode public key of %s", spec->name);
+    nk.spki = spki;
+    nk.spkilen = (size_t)n;
+    snprintf(nk.info.name, sizeof(nk.info.name), "%s", spec->name);
+    nk.info.type = KP_KEY_RSA;
+    nk.info.bits = (uint32_t)EVP_PKEY_get_bits(pkey);
+    nk.info.flags = spec->flags & KP_KEY_EXPORTABLE;
+    nk.info.state = KP_KEY_ENABLED;
+    nk.info.created = (int64_t)time(NULL);
+    if ((st = kp_file_fingerprint(fi, nk.spki, nk.spkilen, nk.info.fingerprint)) != KP_OK ||
+        (st = kp_file_p8_encrypt(fi, pkey, kp_file_store_iterations(fi), &nk.p8, &nk.p8len)) !=
+            KP_OK ||
+        (st = kp_file_commit_version(fi, parent, spec->version, s_fill, &nk, &version)) != KP_OK)
+        goto out;
+    kp_file_debug(fi, "stored key %s v%u in %s", spec->name, version, fi->path);
+    st = kp_file_key_info(fi, spec->name, version, info);
+out:
+    OPENSSL_free(spki);
+    free(nk.p8);
+    return st;
+}
+
+/* Fails early on an explicit version that is taken, before an expensive key generation. */
+static kp_status s_version_free(kp_file_inst *fi, const kp_key_spec *spec)
+{
+    char dir[KP_FILE_PATH_MAX];
+    struct stat sb;
+    kp_status st;
+
+    if (spec->version == 0)
+        return KP_OK;
+    if ((st = kp_file_key_dir(fi, spec->name, spec->version, dir, sizeof(dir))) != KP_OK)
+        return st;
+    if (stat(dir, &sb) == 0)
+        return kp_file_err(fi, KP_ERR_EXISTS, "key %s v%u already exists in %s", spec->name,
+                           spec->version, fi->path);
+    return KP_OK;
+}
+
+kp_status kp_file_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
+{
+    kp_file_inst *fi = inst;
+    EVP_PKEY *pkey;
+    kp_key_spec spec;
+    kp_status st;
+
+    if ((st = s_spec(fi, in, &spec)) != KP_OK)
+        return st;
+    if (info == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "create: info is NULL");
+    if (spec.type == KP_KEY_AES)
+        return kp_file_err(fi, KP_ERR_UNSUPPORTED, "the file keystore holds RSA keys only");
+    if (spec.type != KP_KEY_RSA)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", spec.type);
+    if (!s_rsa_bits_ok(spec.bits))
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "RSA key size %u: use 2048, 3072 or 4096",
+                           spec.bits);
+    if ((st = s_version_free(fi, &spec)) != KP_OK)
+        return st;
+    pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)spec.bits);
+    if (pkey == NULL)
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "RSA-%u key generation failed", spec.bits);
+    st = s_store(fi, &spec, pkey, info);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+/* Parses and vets a PKCS#8 PrivateKeyInfo DER: RSA of an allowed size, consistent. */
+static kp_status s_parse_import(kp_file_inst *fi, const kp_key_spec *spec, const uint8_t *der,
+                                size_t len, EVP_PKEY **out)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8inf;
+    EVP_PKEY_CTX *ctx;
+    EVP_PKEY *pkey = NULL;
+    int bits, ok;
+
+    *out = NULL;
+    p8inf = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    if (p8inf != NULL && p == der + len)
+        pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL);
+    PKCS8_PRIV_KEY_INFO_free(p8inf); /* cleanses */
+    if (pkey == NULL)
+        return kp_file_ossl_err(fi, KP_ERR_INVALID_ARG,
+                                "import of %s: not a PKCS#8 PrivateKeyInfo DER", spec->name);
+    bits = EVP_PKEY_get_bits(pkey);
+    if (!EVP_PKEY_is_a(pkey, "RSA")) {
+        EVP_PKEY_free(pkey);
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: not an RSA key", spec->name);
+    }
+    if (bits <= 0 || !s_rsa_bits_ok((uint32_t)bits)) {
+        EVP_PKEY_free(pkey);
+        return kp_file_err(fi, KP_ERR_INVALID_ARG,
+                           "import of %s: RSA modulus of %d bits; use 2048, 3072 or 4096",
+                           spec->name, bits);
+    }
+    if (spec->bits != 0 && spec->bits != (uint32_t)bits) {
+        EVP_PKEY_free(pkey);
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: key has %d bits, spec says %u",
+                           spec->name, bits, spec->bits);
+    }
+    /* A key whose private half does not match its public half would wrap DEKs that can
+     * never be unwrapped; refuse it now rather than at disaster-recovery time. */
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    ok = ctx != NULL && EVP_PKEY_pairwise_check(ctx) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        EVP_PKEY_free(pkey);
+        return kp_file_ossl_err(fi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key",
+                                spec->name);
+    }
+    *out = pkey;
+    return KP_OK;
+}
+
+kp_status kp_file_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs8_der,
+                            kp_key_info *info)
+{
+    kp_file_inst *fi = inst;
+    EVP_PKEY *pkey;
+    kp_key_spec spec;
+    kp_status st;
+
+    if ((st = s_spec(fi, in, &spec)) != KP_OK)
+        return st;
+    if (pkcs8_der == NULL || info == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "import: key or info is NULL");
+    if (spec.type == KP_KEY_AES)
+        return kp_file_err(fi, KP_ERR_UNSUPPORTED, "the file keystore holds RSA keys only");
+    if (spec.type != KP_KEY_RSA && spec.type != 0)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", spec.type);
+    if ((st = s_version_free(fi, &spec)) != KP_OK)
+        return st;
+    st = s_parse_import(fi, &spec, fi->up->secret_cdata(pkcs8_der), fi->up->secret_len(pkcs8_der),
+                        &pkey);
+    if (st != KP_OK)
+        return st;
+    st = s_store(fi, &spec, pkey, info);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+static kp_status s_key_dir(kp_file_inst *fi, const char *name, char *buf, size_t size)
+{
+    kp_status st = kp_file_check_name(fi, "key", name);
+
+    if (st != KP_OK)
+        return st;
+    return kp_file_path(fi, buf, size, "%s/keys/%s", fi->path, name);
+}
+
+kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
+                                size_t *len)
+{
+    kp_file_inst *fi = inst;
+    char dir[KP_FILE_PATH_MAX], path[KP_FILE_PATH_MAX];
+    uint8_t *der;
+    size_t derlen;
+    kp_status st;
+
+    if (len == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
+    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
+        (st = kp_file_path(fi, path, sizeof(path), "%s/%u/public.der", dir, version)) != KP_OK ||
+        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &derlen)) != KP_OK)
+        return st;
+    if (spki == NULL || *len < derlen) {
+        st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "public key needs %zu bytes", derlen);
+    } else {
+        memcpy(spki, der, derlen);
+    }
+    *len = derlen;
+    free(der);
+    return st;
+}
+
+static kp_status s_list_one(kp_file_inst *fi, const char *name, bool must_exist,
+                            kp_key_visit_fn visit, void *arg)
+{
+    char dir[KP_FILE_PATH_MAX];
+    uint32_t *vers;
+    size_t n;
+    kp_key_info info;
+    kp_status st;
+
+    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_versions(fi, dir, &vers, &n)) != KP_OK)
+        return st;
+    if (n == 0 && must_exist)
+        st = kp_file_err(fi, KP_ERR_NOT_FOUND, "key %s not found in %s", name, fi->path);
+    for (size_t i = 0; i < n && st == KP_OK; i++) {
+        st = kp_file_key_info(fi, name, vers[i], &info);
+        if (st == KP_OK)
+            st = visit(arg, &info);
+    }
+    free(vers);
+    return st;
+}
+
+kp_status kp_file_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void *arg)
+{
+    kp_file_inst *fi = inst;
+    char dir[KP_FILE_PATH_MAX];
+    char **names;
+    size_t n;
+    kp_status st;
+
+    if (visit == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
+    if (name != NULL)
+        return s_list_one(fi, name, true, visit, arg);
+    if ((st = kp_file_path(fi, dir, sizeof(dir), "%s/keys", fi->path)) != KP_OK ||
+        (st = kp_file_names(fi, dir, &names, &n)) != KP_OK)
+        return st;
+    for (size_t i = 0; i < n && st == KP_OK; i++)
+        st = s_list_one(fi, names[i], false, visit, arg);
+    kp_file_names_free(names, n);
+    return st;
+}
+
+kp_status kp_file_ks_export(void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der)
+{
+    kp_file_inst *fi = inst;
+    const kp_file_up *up = fi->up;
+    char dir[KP_FILE_PATH_MAX];
+    OSSL_ENCODER_CTX *ectx;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    kp_secret *out = NULL;
+    kp_key_info info;
+    EVP_PKEY *pkey;
+    kp_status st;
+    int ok;
+
+    if (pkcs8_der == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "export: output is NULL");
+    *pkcs8_der = NULL;
+    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
+        (st = kp_file_key_info(fi, name, version, &info)) != KP_OK)
+        return st;
+    if ((info.flags & KP_KEY_EXPORTABLE) == 0)
+        return kp_file_err(fi, KP_ERR_DENIED, "key %s v%u is not exportable", name, version);
+    if ((st = kp_file_key_private(fi, name, version, &pkey)) != KP_OK)
+        return st;
+    ectx = OSSL_ENCODER_CTX_new_for_pkey(pkey, EVP_PKEY_KEYPAIR, "DER", "PrivateKeyInfo", NULL);
+    ok = ectx != NULL && OSSL_ENCODER_to_data(ectx, &der, &len) == 1 && len > 0;
+    OSSL_ENCODER_CTX_free(ectx);
+    EVP_PKEY_free(pkey);
+    if (!ok) {
+        OPENSSL_clear_free(der, len);
+        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode key %s v%u", name, version);
+    }
+    if ((out = up->secret_new(len)) != NULL)
+        memcpy(up->secret_data(out), der, len);
+    OPENSSL_clear_free(der, len);
+    if (out == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory exporting key %s", name);
+    *pkcs8_der = out;
+    return KP_OK;
+}

@@ -1,0 +1,300 @@
+/*
+ * The `file` plugin: entry point, description, parameters and instance lifecycle.
+ *
+ * It is the provider that works with nothing but a directory, so it is the default keystore
+ * and secret store, and the format of its files is chosen so an operator can recover keys
+ * with the openssl command alone (see file_crypto.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file_internal.h"
+
+static kp_plugin_info_fn s_info;
+static kp_plugin_teardown_fn s_teardown;
+static kp_plugin_params_fn s_params;
+static kp_instance_open_fn s_open;
+static kp_instance_close_fn s_close;
+static kp_instance_check_fn s_check;
+
+static const kp_plugin_info s_plugin_info = {
+    .struct_size = sizeof(kp_plugin_info),
+    .abi_major = KP_ABI_MAJOR,
+    .abi_minor = KP_ABI_MINOR,
+    .name = "file",
+    .version = "0.1.0",
+    .description = "keys and secrets in a local directory, encrypted under a passphrase",
+    .capabilities = KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE,
+};
+
+static const kp_param_desc s_param_list[] = {
+    {"path", KP_PARAM_PATH, KP_PARAM_REQUIRED, 0, 0,
+     "store directory; created (0700) on first write"},
+    {"passphrase", KP_PARAM_SECRET, KP_PARAM_REQUIRED, 0, 0,
+     "encrypts private keys and secret values at rest"},
+    {"kdf_iterations", KP_PARAM_INT, 0, KP_FILE_KDF_MIN, KP_FILE_KDF_MAX,
+     "PBKDF2-HMAC-SHA256 iterations for a new store (default 100000)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const kp_dispatch s_dispatch[] = {
+    {KP_FN_PLUGIN_INFO, (kp_fn)s_info},
+    {KP_FN_PLUGIN_TEARDOWN, (kp_fn)s_teardown},
+    {KP_FN_PLUGIN_PARAMS, (kp_fn)s_params},
+    {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
+    {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
+    {KP_FN_INSTANCE_CHECK, (kp_fn)s_check},
+    {KP_FN_KS_CREATE, (kp_fn)kp_file_ks_create},
+    {KP_FN_KS_IMPORT, (kp_fn)kp_file_ks_import},
+    {KP_FN_KS_GET_PUBLIC, (kp_fn)kp_file_ks_get_public},
+    {KP_FN_KS_LIST, (kp_fn)kp_file_ks_list},
+    {KP_FN_KS_WRAP, (kp_fn)kp_file_ks_wrap},
+    {KP_FN_KS_UNWRAP, (kp_fn)kp_file_ks_unwrap},
+    {KP_FN_KS_EXPORT, (kp_fn)kp_file_ks_export},
+    {KP_FN_SS_PUT, (kp_fn)kp_file_ss_put},
+    {KP_FN_SS_GET, (kp_fn)kp_file_ss_get},
+    {KP_FN_SS_LIST, (kp_fn)kp_file_ss_list},
+    {0, NULL},
+};
+
+static const kp_plugin_info *s_info(void *plugin_ctx)
+{
+    (void)plugin_ctx;
+    return &s_plugin_info;
+}
+
+static void s_teardown(void *plugin_ctx)
+{
+    free(plugin_ctx);
+}
+
+static const kp_param_desc *s_params(void *plugin_ctx)
+{
+    (void)plugin_ctx;
+    return s_param_list;
+}
+
+static void s_close(void *inst)
+{
+    kp_file_inst *fi = inst;
+
+    if (fi == NULL)
+        return;
+    kp_file_cache_free(fi);
+    fi->up->secret_free(fi->store_key);
+    fi->up->secret_free(fi->pass);
+    free(fi->path);
+    pthread_mutex_destroy(&fi->lock);
+    free(fi);
+}
+
+/* Checks the meaning of the params (the core checked names and types) and copies them. */
+static kp_status s_take_params(kp_file_inst *fi, const kp_param *params)
+{
+    const kp_param *path = kp_param_find(params, "path");
+    const kp_param *pass = kp_param_find(params, "passphrase");
+    const kp_param *iter = kp_param_find(params, "kdf_iterations");
+    struct stat sb;
+    size_t len;
+
+    if (path == NULL || path->str == NULL || path->str[0] == '\0')
+        return kp_file_err(fi, KP_ERR_CONFIG, "path is required");
+    len = strlen(path->str);
+    while (len > 1 && path->str[len - 1] == '/')
+        len--;
+    /* Leave room for the longest name we append (keys/<127>/<10 digits>/.tmp-XXXXXX...). */
+    if (len > KP_FILE_PATH_MAX - 512)
+        return kp_file_err(fi, KP_ERR_CONFIG, "path is too long");
+    if ((fi->path = strndup(path->str, len)) == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory");
+    /* A missing directory is fine (created on first write); a file in its place is not. */
+    if (stat(fi->path, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->path);
+
+    if (pass == NULL || pass->secret == NULL || fi->up->secret_len(pass->secret) == 0)
+        return kp_file_err(fi, KP_ERR_CONFIG, "passphrase for file store %s is empty", fi->path);
+    len = fi->up->secret_len(pass->secret);
+    if ((fi->pass = fi->up->secret_new(len)) == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory");
+    memcpy(fi->up->secret_data(fi->pass), fi->up->secret_cdata(pass->secret), len);
+
+    fi->kdf_iter = KP_FILE_KDF_DEFAULT;
+    if (iter != NULL) {
+        if (iter->num < KP_FILE_KDF_MIN || iter->num > KP_FILE_KDF_MAX)
+            return kp_file_err(fi, KP_ERR_CONFIG, "kdf_iterations must be %d to %d",
+                               KP_FILE_KDF_MIN, KP_FILE_KDF_MAX);
+        fi->kdf_iter = (uint32_t)iter->num;
+    }
+    return KP_OK;
+}
+
+static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *params, void **inst)
+{
+    kp_file_plugin *pl = plugin_ctx;
+    kp_file_inst *fi;
+    kp_status st;
+
+    if (pl == NULL || inst == NULL)
+        return KP_ERR_INVALID_ARG;
+    *inst = NULL;
+    if ((fi = calloc(1, sizeof(*fi))) == NULL)
+        return pl->up.set_error(h, KP_ERR_NOMEM, "out of memory");
+    fi->up = &pl->up;
+    fi->h = h;
+    if (pthread_mutex_init(&fi->lock, NULL) != 0) {
+        free(fi);
+        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
+    }
+    if ((st = s_take_params(fi, params)) != KP_OK) {
+        s_close(fi);
+        return st;
+    }
+    *inst = fi;
+    return KP_OK;
+}
+
+/* Nearest existing ancestor of path into buf. */
+static void s_existing_parent(const char *path, char *buf, size_t size)
+{
+    struct stat sb;
+    char *slash;
+
+    snprintf(buf, size, "%s", path);
+    while ((slash = strrchr(buf, '/')) != NULL) {
+        if (slash == buf) {
+            buf[1] = '\0';
+            return;
+        }
+        *slash = '\0';
+        if (stat(buf, &sb) == 0)
+            return;
+    }
+    snprintf(buf, size, ".");
+}
+
+static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
+{
+    char tmp[KP_FILE_PATH_MAX], ebuf[128];
+    struct stat sb;
+    kp_status st;
+    int fd;
+
+    if (stat(fi->path, &sb) != 0) {
+        int e = errno;
+        if (e != ENOENT) {
+            snprintf(detail, size, "cannot stat %s: %s", fi->path,
+                     kp_file_strerror(e, ebuf, sizeof(ebuf)));
+            return kp_file_err(fi, kp_file_errno_status(e), "%s", detail);
+        }
+        s_existing_parent(fi->path, tmp, sizeof(tmp));
+        if (access(tmp, W_OK | X_OK) != 0) {
+            snprintf(detail, size, "%s does not exist and cannot be created in %s", fi->path, tmp);
+            return kp_file_err(fi, KP_ERR_PERMISSION, "%s", detail);
+        }
+        snprintf(detail, size, "%s will be created on first write", fi->path);
+        return KP_OK;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(detail, size, "path %s is not a directory", fi->path);
+        return kp_file_err(fi, KP_ERR_CONFIG, "%s", detail);
+    }
+    /* access() can lie (read-only mounts, ACLs, root); creating a file cannot. */
+    if ((st = kp_file_path(fi, tmp, sizeof(tmp), "%s/.check-XXXXXX", fi->path)) != KP_OK) {
+        snprintf(detail, size, "path too long");
+        return st;
+    }
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+        int e = errno;
+        snprintf(detail, size, "%s is not writable: %s", fi->path,
+                 kp_file_strerror(e, ebuf, sizeof(ebuf)));
+        return kp_file_err(fi, kp_file_errno_status(e), "%s", detail);
+    }
+    close(fd);
+    unlink(tmp);
+    snprintf(detail, size, "%s is writable", fi->path);
+    return KP_OK;
+}
+
+static kp_status s_check_pass(kp_file_inst *fi, char *detail, size_t size)
+{
+    const kp_secret *key;
+    kp_status st = kp_file_store_key(fi, false, &key);
+
+    if (st == KP_OK)
+        snprintf(detail, size, "passphrase opens %s/%s", fi->path, KP_FILE_STORE_FILE);
+    else if (st == KP_ERR_NOT_FOUND)
+        snprintf(detail, size, "new store, passphrase will be set on first write");
+    else if (st == KP_ERR_AUTH)
+        snprintf(detail, size, "wrong passphrase for file store %s", fi->path);
+    else
+        snprintf(detail, size, "cannot read %s/%s", fi->path, KP_FILE_STORE_FILE);
+    return st == KP_ERR_NOT_FOUND ? KP_OK : st;
+}
+
+static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
+{
+    kp_file_inst *fi = inst;
+    char detail[2 * KP_FILE_PATH_MAX + 128]; /* two paths and some words */
+    kp_status first, st;
+
+    first = s_check_dir(fi, detail, sizeof(detail));
+    if (report != NULL)
+        report(arg, "directory", first, detail);
+    st = s_check_pass(fi, detail, sizeof(detail));
+    if (report != NULL)
+        report(arg, "passphrase", st, detail);
+    return first != KP_OK ? first : st;
+}
+
+KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
+                                          void **plugin_ctx);
+
+KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
+                                          void **plugin_ctx)
+{
+    const kp_dispatch *d;
+    kp_file_plugin *pl;
+    kp_file_up up;
+
+    if (core == NULL || out == NULL || plugin_ctx == NULL)
+        return KP_ERR_INVALID_ARG;
+    if (core->struct_size < offsetof(kp_core_info, handle) + sizeof(core->handle) ||
+        core->abi_major != KP_ABI_MAJOR)
+        return KP_ERR_ABI;
+#define S_UP(field, id, name)                                                                      \
+    do {                                                                                           \
+        d = kp_dispatch_find(core->upcalls, id);                                                   \
+        up.field = d != NULL ? kp_dispatch_##name(d) : NULL;                                       \
+    } while (0)
+    /* Typed extractors keep each upcall checked against its ABI typedef. */
+    S_UP(log, KP_UP_LOG, up_log);
+    S_UP(set_error, KP_UP_SET_ERROR, up_set_error);
+    S_UP(secret_new, KP_UP_SECRET_NEW, up_secret_new);
+    S_UP(secret_free, KP_UP_SECRET_FREE, up_secret_free);
+    S_UP(secret_data, KP_UP_SECRET_DATA, up_secret_data);
+    S_UP(secret_cdata, KP_UP_SECRET_CDATA, up_secret_cdata);
+    S_UP(secret_len, KP_UP_SECRET_LEN, up_secret_len);
+    S_UP(secret_shrink, KP_UP_SECRET_SHRINK, up_secret_shrink);
+#undef S_UP
+    if (up.log == NULL || up.set_error == NULL || up.secret_new == NULL || up.secret_free == NULL ||
+        up.secret_data == NULL || up.secret_cdata == NULL || up.secret_len == NULL ||
+        up.secret_shrink == NULL) {
+        if (up.set_error != NULL)
+            up.set_error(core->handle, KP_ERR_PLUGIN, "file plugin: core lacks an upcall");
+        return KP_ERR_PLUGIN;
+    }
+    if ((pl = calloc(1, sizeof(*pl))) == NULL)
+        return KP_ERR_NOMEM;
+    pl->up = up;
+    pl->h = core->handle;
+    *out = s_dispatch;
+    *plugin_ctx = pl;
+    return KP_OK;
+}

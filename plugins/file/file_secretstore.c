@@ -1,0 +1,313 @@
+/*
+ * Secret store of the file plugin: secrets/<name>/<N>/{value.enc, meta.json}.
+ *
+ * value.enc = "KPS1" | IV (12) | AES-256-GCM ciphertext | tag (16) under the store key, with
+ * "<name>/<version>" as AAD so a value moved to another name or version fails authentication.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "file_internal.h"
+
+#define S_MAGIC "KPS1"
+#define S_MAGIC_LEN 4
+#define S_META_MAX 32     /* pairs per version */
+#define S_META_KEY_MAX 64 /* bytes */
+#define S_META_VALUE_MAX 1024
+
+typedef struct s_put {
+    const char *name;
+    const kp_secret *value;
+    const kp_meta *meta;
+    size_t nmeta;
+    const kp_secret *key;
+    int64_t created;
+} s_put;
+
+static kp_status s_check_meta(kp_file_inst *fi, const kp_meta *meta, size_t nmeta)
+{
+    if (nmeta > 0 && meta == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "metadata is NULL");
+    if (nmeta > S_META_MAX)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "more than %d metadata pairs", S_META_MAX);
+    for (size_t i = 0; i < nmeta; i++) {
+        const char *k = meta[i].key, *v = meta[i].value;
+        size_t klen = k != NULL ? strlen(k) : 0;
+        if (klen == 0 || klen > S_META_KEY_MAX ||
+            strspn(k, "abcdefghijklmnopqrstuvwxyz"
+                      "0123456789_.-") != klen)
+            return kp_file_err(fi, KP_ERR_INVALID_ARG, "metadata key #%zu: use 1-%d of [a-z0-9_.-]",
+                               i + 1, S_META_KEY_MAX);
+        if (v == NULL || strlen(v) > S_META_VALUE_MAX)
+            return kp_file_err(fi, KP_ERR_INVALID_ARG,
+                               "metadata %s: value missing or over %d bytes", k, S_META_VALUE_MAX);
+        /* Printable: no control characters; UTF-8 validity is checked by json_string(). */
+        for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++)
+            if (*p < 0x20 || *p == 0x7f)
+                return kp_file_err(fi, KP_ERR_INVALID_ARG,
+                                   "metadata %s: value has control characters", k);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(meta[j].key, k) == 0)
+                return kp_file_err(fi, KP_ERR_INVALID_ARG, "metadata %s: given twice", k);
+    }
+    return KP_OK;
+}
+
+static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, void *arg)
+{
+    const s_put *sp = arg;
+    const kp_file_up *up = fi->up;
+    size_t len = up->secret_len(sp->value), enclen = S_MAGIC_LEN + len + KP_FILE_GCM_OVERHEAD;
+    char path[KP_FILE_PATH_MAX], aad[KP_NAME_MAX + 16];
+    json_t *j = NULL, *jm;
+    uint8_t *enc;
+    kp_status st;
+
+    snprintf(aad, sizeof(aad), "%s/%u", sp->name, version);
+    if ((enc = malloc(enclen)) == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
+    memcpy(enc, S_MAGIC, S_MAGIC_LEN);
+    st = kp_file_gcm_seal(fi, sp->key, aad, strlen(aad), up->secret_cdata(sp->value), len,
+                          enc + S_MAGIC_LEN);
+    if (st == KP_OK && (st = kp_file_path(fi, path, sizeof(path), "%s/value.enc", dir)) == KP_OK)
+        st = kp_file_write_new(fi, path, enc, enclen);
+    free(enc); /* ciphertext only */
+    if (st != KP_OK)
+        return st;
+
+    if ((jm = json_object()) == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
+    for (size_t i = 0; i < sp->nmeta; i++) {
+        json_t *v = json_string(sp->meta[i].value);
+        if (v == NULL) { /* not UTF-8 */
+            json_decref(jm);
+            return kp_file_err(fi, KP_ERR_INVALID_ARG, "metadata %s: value is not UTF-8 text",
+                               sp->meta[i].key);
+        }
+        json_object_set_new(jm, sp->meta[i].key, v);
+    }
+    j = json_pack("{s:s, s:I, s:I, s:I, s:o}", "name", sp->name, "version", (json_int_t)version,
+                  "created", (json_int_t)sp->created, "size", (json_int_t)len, "meta", jm);
+    if (j == NULL)
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
+    if ((st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) == KP_OK)
+        st = kp_file_json_write_new(fi, path, j);
+    json_decref(j);
+    return st;
+}
+
+static kp_status s_secret_dir(kp_file_inst *fi, const char *name, char *buf, size_t size)
+{
+    kp_status st = kp_file_check_name(fi, "secret", name);
+
+    if (st != KP_OK)
+        return st;
+    return kp_file_path(fi, buf, size, "%s/secrets/%s", fi->path, name);
+}
+
+kp_status kp_file_ss_put(void *inst, const char *name, const kp_secret *value, const kp_meta *meta,
+                         size_t nmeta, uint32_t *version)
+{
+    kp_file_inst *fi = inst;
+    char parent[KP_FILE_PATH_MAX];
+    s_put sp = {name, value, meta, nmeta, NULL, (int64_t)time(NULL)};
+    kp_status st;
+
+    if ((st = s_secret_dir(fi, name, parent, sizeof(parent))) != KP_OK)
+        return st;
+    if (value == NULL || version == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "put: value or version is NULL");
+    if (fi->up->secret_len(value) > KP_FILE_SECRET_MAX)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "secret %s: value larger than %u bytes", name,
+                           KP_FILE_SECRET_MAX);
+    if ((st = s_check_meta(fi, meta, nmeta)) != KP_OK ||
+        (st = kp_file_store_key(fi, true, &sp.key)) != KP_OK ||
+        (st = kp_file_commit_version(fi, parent, 0, s_fill, &sp, version)) != KP_OK)
+        return st;
+    kp_file_debug(fi, "stored secret %s v%u in %s", name, *version, fi->path);
+    return KP_OK;
+}
+
+/* One version's meta.json: info, and pairs borrowed from *j (decref it after use). */
+static kp_status s_read_meta(kp_file_inst *fi, const char *dir, const char *name, uint32_t version,
+                             kp_secret_info *info, json_t **j, kp_meta **pairs, size_t *n)
+{
+    char path[KP_FILE_PATH_MAX];
+    const char *jname, *key;
+    json_t *jm, *v, *size, *created;
+    size_t i = 0;
+    kp_status st;
+
+    *j = NULL;
+    *pairs = NULL;
+    *n = 0;
+    memset(info, 0, sizeof(*info));
+    if ((st = kp_file_path(fi, path, sizeof(path), "%s/%u/meta.json", dir, version)) != KP_OK ||
+        (st = kp_file_json_read(fi, path, j)) != KP_OK)
+        return st;
+    jname = json_string_value(json_object_get(*j, "name"));
+    size = json_object_get(*j, "size");
+    created = json_object_get(*j, "created");
+    jm = json_object_get(*j, "meta");
+    if (jname == NULL || strcmp(jname, name) != 0 ||
+        json_integer_value(json_object_get(*j, "version")) != (json_int_t)version ||
+        !json_is_integer(size) || json_integer_value(size) < 0 ||
+        json_integer_value(size) > KP_FILE_SECRET_MAX || !json_is_integer(created) ||
+        (jm != NULL && !json_is_object(jm)))
+        goto bad;
+    snprintf(info->name, sizeof(info->name), "%s", name);
+    info->version = version;
+    info->created = (int64_t)json_integer_value(created);
+    info->size = (uint64_t)json_integer_value(size);
+    if (json_object_size(jm) > 0) {
+        if ((*pairs = calloc(json_object_size(jm), sizeof(**pairs))) == NULL) {
+            st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
+            goto fail;
+        }
+        json_object_foreach(jm, key, v)
+        {
+            if (!json_is_string(v))
+                goto bad;
+            (*pairs)[i].key = key;
+            (*pairs)[i].value = json_string_value(v);
+            i++;
+        }
+        *n = i;
+    }
+    return KP_OK;
+bad:
+    st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s is inconsistent", path);
+fail:
+    free(*pairs);
+    *pairs = NULL;
+    *n = 0;
+    json_decref(*j);
+    *j = NULL;
+    return st;
+}
+
+static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, uint32_t version,
+                           uint64_t size, kp_secret **value)
+{
+    const kp_file_up *up = fi->up;
+    char path[KP_FILE_PATH_MAX], aad[KP_NAME_MAX + 16];
+    const kp_secret *key;
+    kp_secret *plain = NULL;
+    uint8_t *enc;
+    size_t len;
+    kp_status st;
+
+    st = kp_file_store_key(fi, false, &key);
+    if (st == KP_ERR_NOT_FOUND)
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s/%s is missing", fi->path, KP_FILE_STORE_FILE);
+    if (st != KP_OK ||
+        (st = kp_file_path(fi, path, sizeof(path), "%s/%u/value.enc", dir, version)) != KP_OK ||
+        (st = kp_file_read(fi, path, S_MAGIC_LEN + KP_FILE_SECRET_MAX + KP_FILE_GCM_OVERHEAD, &enc,
+                           &len)) != KP_OK)
+        return st;
+    if (len != S_MAGIC_LEN + size + KP_FILE_GCM_OVERHEAD || memcmp(enc, S_MAGIC, S_MAGIC_LEN))
+        goto bad;
+    if ((plain = up->secret_new((size_t)size)) == NULL) {
+        free(enc);
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading secret %s", name);
+    }
+    snprintf(aad, sizeof(aad), "%s/%u", name, version);
+    st = kp_file_gcm_open(fi, key, aad, strlen(aad), enc + S_MAGIC_LEN, len - S_MAGIC_LEN,
+                          up->secret_data(plain));
+    if (st == KP_ERR_INTEGRITY)
+        goto bad;
+    free(enc);
+    if (st != KP_OK) {
+        up->secret_free(plain);
+        return st;
+    }
+    *value = plain;
+    return KP_OK;
+bad:
+    free(enc);
+    up->secret_free(plain);
+    return kp_file_err(fi, KP_ERR_INTEGRITY, "secret %s v%u failed authentication", name, version);
+}
+
+kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secret **value,
+                         kp_secret_visit_fn visit, void *arg)
+{
+    kp_file_inst *fi = inst;
+    char dir[KP_FILE_PATH_MAX];
+    kp_secret_info info;
+    kp_secret *plain = NULL;
+    kp_meta *pairs;
+    json_t *j;
+    size_t n;
+    kp_status st;
+
+    if (value == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: value is NULL");
+    *value = NULL;
+    if ((st = s_secret_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_resolve(fi, "secret", name, dir, version, &version)) != KP_OK ||
+        (st = s_read_meta(fi, dir, name, version, &info, &j, &pairs, &n)) != KP_OK)
+        return st;
+    st = s_decrypt(fi, dir, name, version, info.size, &plain);
+    if (st == KP_OK && visit != NULL)
+        st = visit(arg, &info, pairs, n);
+    free(pairs);
+    json_decref(j);
+    if (st != KP_OK) {
+        fi->up->secret_free(plain);
+        return st;
+    }
+    *value = plain;
+    return KP_OK;
+}
+
+static kp_status s_list_one(kp_file_inst *fi, const char *name, bool must_exist,
+                            kp_secret_visit_fn visit, void *arg)
+{
+    char dir[KP_FILE_PATH_MAX];
+    kp_secret_info info;
+    kp_meta *pairs;
+    uint32_t *vers;
+    json_t *j;
+    size_t n, npairs;
+    kp_status st;
+
+    if ((st = s_secret_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_versions(fi, dir, &vers, &n)) != KP_OK)
+        return st;
+    if (n == 0 && must_exist)
+        st = kp_file_err(fi, KP_ERR_NOT_FOUND, "secret %s not found in %s", name, fi->path);
+    for (size_t i = 0; i < n && st == KP_OK; i++) {
+        st = s_read_meta(fi, dir, name, vers[i], &info, &j, &pairs, &npairs);
+        if (st != KP_OK)
+            break;
+        st = visit(arg, &info, pairs, npairs);
+        free(pairs);
+        json_decref(j);
+    }
+    free(vers);
+    return st;
+}
+
+kp_status kp_file_ss_list(void *inst, const char *name, kp_secret_visit_fn visit, void *arg)
+{
+    kp_file_inst *fi = inst;
+    char dir[KP_FILE_PATH_MAX];
+    char **names;
+    size_t n;
+    kp_status st;
+
+    if (visit == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
+    if (name != NULL)
+        return s_list_one(fi, name, true, visit, arg);
+    if ((st = kp_file_path(fi, dir, sizeof(dir), "%s/secrets", fi->path)) != KP_OK ||
+        (st = kp_file_names(fi, dir, &names, &n)) != KP_OK)
+        return st;
+    for (size_t i = 0; i < n && st == KP_OK; i++)
+        st = s_list_one(fi, names[i], false, visit, arg);
+    kp_file_names_free(names, n);
+    return st;
+}
