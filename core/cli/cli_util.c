@@ -204,8 +204,7 @@ const char *kp_cli_caps(uint32_t caps, char *buf, size_t len)
     snprintf(buf, len, "%s%s%s%s%s", caps & KP_CAP_KEYSTORE ? "keystore" : "",
              (caps & KP_CAP_KEYSTORE) && (caps & ~KP_CAP_KEYSTORE) ? "," : "",
              caps & KP_CAP_SECRETSTORE ? "secretstore" : "",
-             (caps & KP_CAP_DATAKEY) && (caps & (KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE)) ? ","
-                                                                                      : "",
+             (caps & KP_CAP_DATAKEY) && (caps & (KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE)) ? "," : "",
              caps & KP_CAP_DATAKEY ? "datakey" : "");
     return buf;
 }

@@ -41,13 +41,18 @@ typedef struct s_opts {
 
 static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *o)
 {
-    static const struct option opts[] = {
-        {"chain", required_argument, NULL, 'c'},      {"instance", required_argument, NULL, 'i'},
-        {"name", required_argument, NULL, 'n'},       {"key", required_argument, NULL, 'k'},
-        {"passphrase", required_argument, NULL, 'P'}, {"out", required_argument, NULL, 'o'},
-        {"bits", required_argument, NULL, 'b'},       {"version", required_argument, NULL, 'V'},
-        {"exportable", no_argument, NULL, 'x'},       {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},
+                                         {"instance", required_argument, NULL, 'i'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"passphrase", required_argument, NULL, 'P'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"bits", required_argument, NULL, 'b'},
+                                         {"version", required_argument, NULL, 'V'},
+                                         {"exportable", no_argument, NULL, 'x'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     char *end = NULL;
     while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjh", opts, NULL)) != -1) {
@@ -102,8 +107,8 @@ static json_t *s_info_json(const char *instance, const kp_key_info *k)
     return json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:s}", "instance", instance, "name",
                      k->name, "version", (int)k->version, "type",
                      k->type == KP_KEY_RSA ? "rsa" : "aes", "bits", (int)k->bits, "fingerprint",
-                     k->fingerprint, "exportable", (k->flags & KP_KEY_EXPORTABLE) != 0,
-                     "created", (json_int_t)k->created, "state",
+                     k->fingerprint, "exportable", (k->flags & KP_KEY_EXPORTABLE) != 0, "created",
+                     (json_int_t)k->created, "state",
                      k->state == KP_KEY_DISABLED ? "disabled" : "enabled");
 }
 
@@ -157,7 +162,7 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
         return kp_cli_usage_error(sub, "--instance and --name are required");
     if (import && (o->key_src == NULL || !kp_secret_source_valid(o->key_src)))
         return kp_cli_usage_error(sub, "--key SOURCE is required (file:PATH, fd:N, env:NAME "
-                                  "or stdin)");
+                                       "or stdin)");
     if (o->pass_src != NULL && !kp_secret_source_valid(o->pass_src))
         return kp_cli_usage_error(sub, "--passphrase takes env:NAME, file:PATH, fd:N or stdin");
     kp_secret *der = NULL;
@@ -182,12 +187,15 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
         kp_secret_free(der);
         return rc;
     }
-    kp_key_spec spec = {sizeof(spec), o->name, KP_KEY_RSA, import ? o->bits
-                                                            : (o->bits ? o->bits : 3072),
-                        o->exportable ? KP_KEY_EXPORTABLE : 0, o->version};
+    kp_key_spec spec = {sizeof(spec),
+                        o->name,
+                        KP_KEY_RSA,
+                        import ? o->bits : (o->bits ? o->bits : 3072),
+                        o->exportable ? KP_KEY_EXPORTABLE : 0,
+                        o->version};
     kp_key_info info;
-    kp_status st = import ? kp_key_import(inst, &spec, der, &info)
-                          : kp_key_create(inst, &spec, &info);
+    kp_status st =
+        import ? kp_key_import(inst, &spec, der, &info) : kp_key_create(inst, &spec, &info);
     kp_secret_free(der);
     if (st != KP_OK)
         rc = kp_cli_fail(cli, st, sub);
@@ -228,8 +236,8 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
     }
     s_list l = {cli, NULL, cli->json ? json_array() : NULL};
     if (!cli->json)
-        printf("%-16s %-24s %-5s %-9s %-17s %s\n", "INSTANCE", "NAME", "VER", "TYPE",
-               "FINGERPRINT", "FLAGS");
+        printf("%-16s %-24s %-5s %-9s %-17s %s\n", "INSTANCE", "NAME", "VER", "TYPE", "FINGERPRINT",
+               "FLAGS");
     for (size_t i = 0; i < kp_policy_instance_count(cli->policy); i++) {
         const char *name = kp_policy_instance_name(cli->policy, i);
         if (o->instance != NULL && strcmp(name, o->instance) != 0)
@@ -288,8 +296,7 @@ static int s_public(kp_cli *cli, const s_opts *o)
     n += (size_t)snprintf(pem + n, pemcap - n, "-----END PUBLIC KEY-----\n");
     st = kp_cli_write_file(cli, o->out != NULL ? o->out : "-", pem, n);
     char fpr[KP_FPR_HEX];
-    if (st == KP_OK && cli->json && o->out != NULL &&
-        kp_fingerprint_spki(spki, len, fpr) == KP_OK)
+    if (st == KP_OK && cli->json && o->out != NULL && kp_fingerprint_spki(spki, len, fpr) == KP_OK)
         kp_cli_print_json(json_pack("{s:s, s:s, s:s, s:s}", "instance", o->instance, "name",
                                     o->name, "fingerprint", fpr, "out", o->out));
     free(b64);
@@ -302,7 +309,7 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
 {
     if (argc < 2)
         return kp_cli_usage_error("key", "missing subcommand (create, generate, import, list, "
-                                  "public)");
+                                         "public)");
     const char *sub = argv[1];
     if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0)
         return s_help();
@@ -325,6 +332,8 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return s_list_keys(cli, &o);
     if (strcmp(sub, "public") == 0)
         return s_public(cli, &o);
-    return kp_cli_usage_error("key", "unknown subcommand '%s' (expected create, generate, "
-                              "import, list, public)", sub);
+    return kp_cli_usage_error("key",
+                              "unknown subcommand '%s' (expected create, generate, "
+                              "import, list, public)",
+                              sub);
 }

@@ -52,9 +52,8 @@ static void s_visit(void *arg, const char *path, const kp_plugin *plugin, kp_sta
     if (plugin == NULL) {
         s->nrefused++;
         if (s->cli->json)
-            json_array_append_new(s->refused, json_pack("{s:s, s:s, s:s}", "path", path,
-                                                        "status", kp_status_name(status),
-                                                        "reason", reason));
+            json_array_append_new(s->refused, json_pack("{s:s, s:s, s:s}", "path", path, "status",
+                                                        kp_status_name(status), "reason", reason));
         else
             fprintf(stderr, "keyplane: warning: %s\n", reason);
         return;
@@ -64,10 +63,10 @@ static void s_visit(void *arg, const char *path, const kp_plugin *plugin, kp_sta
     if (s->cli->json) {
         char abi[16];
         snprintf(abi, sizeof(abi), "%u.%u", info->abi_major, info->abi_minor);
-        json_t *p = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "name", info->name, "version",
-                              info->version, "abi", abi, "capabilities",
-                              s_caps_json(info->capabilities), "path", path, "description",
-                              info->description);
+        json_t *p =
+            json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "name", info->name, "version",
+                      info->version, "abi", abi, "capabilities", s_caps_json(info->capabilities),
+                      "path", path, "description", info->description);
         json_t *pa = json_array();
         for (const kp_param_desc *d = params; d->name != NULL; d++)
             json_array_append_new(pa, json_pack("{s:s, s:s, s:b, s:s}", "name", d->name, "type",
@@ -140,8 +139,8 @@ int kp_cmd_plugins(kp_cli *cli, int argc, char **argv)
         json_t *dirs = json_array();
         for (size_t i = 0; i < kp_ctx_plugin_dir_count(cli->ctx); i++)
             json_array_append_new(dirs, json_string(kp_ctx_plugin_dir(cli->ctx, i)));
-        kp_cli_print_json(json_pack("{s:o, s:o, s:o}", "plugins", s.plugins, "refused",
-                                    s.refused, "plugin_dirs", dirs));
+        kp_cli_print_json(json_pack("{s:o, s:o, s:o}", "plugins", s.plugins, "refused", s.refused,
+                                    "plugin_dirs", dirs));
     }
     return s.nrefused > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
 }

@@ -25,9 +25,8 @@ static int s_help(void)
 
 int kp_cmd_policy(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
         switch (c) {
@@ -82,11 +81,11 @@ int kp_cmd_policy(kp_cli *cli, int argc, char **argv)
     for (size_t i = 0; i < kp_diag_count(diags); i++) {
         const kp_diag *d = kp_diag_get0(diags, i);
         json_array_append_new(errors, json_pack("{s:s, s:i, s:i, s:s}", "file", d->file, "line",
-                                                (int)d->line, "column", (int)d->column,
-                                                "message", d->message));
+                                                (int)d->line, "column", (int)d->column, "message",
+                                                d->message));
     }
     kp_diag_list_free(diags);
-    kp_cli_print_json(json_pack("{s:s, s:b, s:o}", "policy", cli->policy_path, "valid",
-                                st == KP_OK, "errors", errors));
+    kp_cli_print_json(json_pack("{s:s, s:b, s:o}", "policy", cli->policy_path, "valid", st == KP_OK,
+                                "errors", errors));
     return st == KP_OK ? KP_EXIT_OK : KP_EXIT_CONFIG;
 }

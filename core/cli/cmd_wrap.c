@@ -49,11 +49,13 @@ static void s_unwrap_help(void)
 
 int kp_cmd_wrap(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"chain", required_argument, NULL, 'c'}, {"dek", required_argument, NULL, 'd'},
-        {"replica", required_argument, NULL, 'r'}, {"out", required_argument, NULL, 'o'},
-        {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},
+                                         {"dek", required_argument, NULL, 'd'},
+                                         {"replica", required_argument, NULL, 'r'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *chain = NULL, *dek_src = "stdin", *replica = NULL, *out = "-";
     int c;
     while ((c = getopt_long(argc, argv, "c:d:r:o:jh", opts, NULL)) != -1) {
@@ -81,8 +83,10 @@ int kp_cmd_wrap(kp_cli *cli, int argc, char **argv)
         }
     }
     if (optind < argc)
-        return kp_cli_usage_error("wrap", "unexpected argument '%s' (a DEK is never taken from "
-                                  "the command line: use --dek)", argv[optind]);
+        return kp_cli_usage_error("wrap",
+                                  "unexpected argument '%s' (a DEK is never taken from "
+                                  "the command line: use --dek)",
+                                  argv[optind]);
     if (chain == NULL)
         return kp_cli_usage_error("wrap", "--chain is required");
     if (!kp_secret_source_valid(dek_src))
@@ -168,10 +172,10 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
         return kp_cli_usage_error("unwrap", "unexpected argument '%s'", argv[optind]);
     if (strcmp(out, "-") == 0 && cli->json)
         return kp_cli_usage_error("unwrap", "--json needs --out: the DEK and the JSON report "
-                                  "cannot share stdout");
+                                            "cannot share stdout");
     if (strcmp(out, "-") == 0 && isatty(STDOUT_FILENO))
         return kp_cli_usage_error("unwrap", "refusing to write a DEK to a terminal: use --out "
-                                  "FILE or redirect stdout");
+                                            "FILE or redirect stdout");
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
@@ -197,8 +201,8 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
     }
     st = kp_cli_write_file(cli, out, kp_secret_cdata(dek), kp_secret_len(dek));
     if (st == KP_OK && cli->json)
-        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:s}", "chain",
-                                    kp_envelope_chain(env), "instance", used,
+        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:s}", "chain", kp_envelope_chain(env),
+                                    "instance", used, "version",
                                     (int)kp_envelope_get0(env, 0)->version, "bytes",
                                     (int)kp_secret_len(dek), "out", out));
     else if (st == KP_OK && strcmp(out, "-") != 0)

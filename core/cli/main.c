@@ -21,12 +21,11 @@ static const kp_cli_cmd s_cmds[] = {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: keyplane [OPTIONS] COMMAND [ARGS]\n"
-            "\n"
-            "Keeps the key chains of encrypted databases declared, replicated and verified.\n"
-            "\n"
-            "Commands:\n");
+    fprintf(out, "Usage: keyplane [OPTIONS] COMMAND [ARGS]\n"
+                 "\n"
+                 "Keeps the key chains of encrypted databases declared, replicated and verified.\n"
+                 "\n"
+                 "Commands:\n");
     for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
         fprintf(out, "  %-9s %s\n", s_cmds[i].name, s_cmds[i].summary);
     fprintf(out,
@@ -85,13 +84,74 @@ static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
     return kp_ctx_use_default_plugin_dirs(cli->ctx);
 }
 
+/*
+ * Long global options may also follow the command ("keyplane plugins --plugin-dir D"), as
+ * users type them. They are taken out of argv before the command parses its own options; short
+ * forms are only global before the command, where they cannot clash with a command's own.
+ * Returns the new argc, or -1 on a usage error.
+ */
+static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **dirs, size_t *ndirs,
+                          const char **audit_path, int *quiet)
+{
+    static const char *with_value[] = {"--policy", "--plugin-dir", "--audit"};
+    int out = from;
+    for (int i = from; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        const char *value = NULL;
+        int which = -1;
+        for (int k = 0; k < 3; k++) {
+            size_t n = strlen(with_value[k]);
+            if (strncmp(a, with_value[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+                which = k;
+                value = a[n] == '=' ? a + n + 1 : NULL;
+            }
+        }
+        if (which >= 0) {
+            if (value == NULL) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "keyplane: option '%s' needs a value\n", a);
+                    return -1;
+                }
+                value = argv[++i];
+            }
+            if (which == 0)
+                cli->policy_path = value;
+            else if (which == 2)
+                *audit_path = value;
+            else if (*ndirs < 16)
+                dirs[(*ndirs)++] = (char *)value;
+            continue;
+        }
+        if (strcmp(a, "--verbose") == 0) {
+            cli->verbose++;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            *quiet = 1;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"policy", required_argument, NULL, 'p'}, {"plugin-dir", required_argument, NULL, 'P'},
-        {"json", no_argument, NULL, 'j'},         {"audit", required_argument, NULL, 'a'},
-        {"verbose", no_argument, NULL, 'v'},      {"quiet", no_argument, NULL, 'q'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"policy", required_argument, NULL, 'p'},
+        {"plugin-dir", required_argument, NULL, 'P'},
+        {"json", no_argument, NULL, 'j'},
+        {"audit", required_argument, NULL, 'a'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     kp_cli cli = {0};
@@ -124,8 +184,7 @@ int main(int argc, char **argv)
             quiet = 1;
             break;
         case 'V':
-            printf("keyplane %s (provider ABI %d.%d)\n", kp_version(), KP_ABI_MAJOR,
-                   KP_ABI_MINOR);
+            printf("keyplane %s (provider ABI %d.%d)\n", kp_version(), KP_ABI_MAJOR, KP_ABI_MINOR);
             return KP_EXIT_OK;
         case 'h':
             s_usage(stdout);
@@ -147,6 +206,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "keyplane: unknown command '%s'\nTry 'keyplane --help'.\n", argv[optind]);
         return KP_EXIT_USAGE;
     }
+    argc = s_take_globals(&cli, argc, argv, optind + 1, dirs, &ndirs, &audit_path, &quiet);
+    if (argc < 0)
+        return KP_EXIT_USAGE;
     if (cli.policy_path == NULL)
         cli.policy_path = getenv("KEYPLANE_POLICY");
     if (cli.policy_path == NULL)
@@ -156,7 +218,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "keyplane: out of memory\n");
         return KP_EXIT_INTERNAL;
     }
-    kp_log_level level = quiet ? KP_LOG_ERROR
+    kp_log_level level = quiet              ? KP_LOG_ERROR
                          : cli.verbose >= 2 ? KP_LOG_DEBUG
                          : cli.verbose == 1 ? KP_LOG_INFO
                                             : KP_LOG_WARN;

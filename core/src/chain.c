@@ -83,8 +83,8 @@ static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const kp_chai
     kp_status st = kp_key_import(inst, &spec, pkcs8, &info);
     if (st == KP_OK && strcmp(info.fingerprint, src->fingerprint) != 0)
         st = kp__set_error(ctx, KP_ERR_INTEGRITY,
-                           "%s: imported key has fingerprint %.16s..., expected %.16s...",
-                           target, info.fingerprint, src->fingerprint);
+                           "%s: imported key has fingerprint %.16s..., expected %.16s...", target,
+                           info.fingerprint, src->fingerprint);
     kp_instance_close(inst);
     return st;
 }
@@ -92,8 +92,7 @@ static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const kp_chai
 kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                                     kp_check_report_fn report, void *arg, kp_key_info *info)
 {
-    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && info != NULL,
-              KP_ERR_INVALID_ARG);
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && info != NULL, KP_ERR_INVALID_ARG);
     const kp_chain_policy *c = NULL;
     KP_GUARD(s_chain(ctx, policy, chain, &c));
     const char *targets[KP_MAX_TARGETS];
@@ -110,8 +109,8 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 
     kp_instance *origin = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
-    kp_key_spec spec = {sizeof(spec), chain, c->key_type, c->bits,
-                        nall > 1 ? KP_KEY_EXPORTABLE : 0, highest + 1};
+    kp_key_spec spec = {sizeof(spec), chain, c->key_type, c->bits, nall > 1 ? KP_KEY_EXPORTABLE : 0,
+                        highest + 1};
     kp_status st = kp_key_create(origin, &spec, info);
     if (report != NULL)
         report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));
@@ -148,8 +147,8 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
     size_t n = replica != NULL ? 1 : s_keystores(policy, c, cands, KP_MAX_TARGETS);
     if (replica != NULL)
         cands[0] = replica;
-    kp_status st = kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no keystore replica",
-                                 chain);
+    kp_status st =
+        kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no keystore replica", chain);
     for (size_t i = 0; i < n; i++) {
         kp_instance *inst = NULL;
         kp_key_info info;
@@ -242,10 +241,8 @@ kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy, const kp_envelop
                  used_len > 0 ? "; " : "", cands[i], kp_strerror(st));
     }
     if (n == 0)
-        return kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no keystore replica",
-                             c->name);
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no keystore replica", c->name);
     if (n == 1)
         return st; /* the instance's own error text is the most precise */
-    return kp__set_error(ctx, st, "no replica of chain '%s' could unwrap (%s)", c->name,
-                         failures);
+    return kp__set_error(ctx, st, "no replica of chain '%s' could unwrap (%s)", c->name, failures);
 }

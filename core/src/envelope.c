@@ -55,8 +55,7 @@ uint32_t kp_wrap_alg_from_name(const char *name)
 
 kp_status kp_envelope_new(const char *chain, kp_envelope **out)
 {
-    KP_ENSURE(chain != NULL && out != NULL && kp__name_valid(chain, 63, false),
-              KP_ERR_INVALID_ARG);
+    KP_ENSURE(chain != NULL && out != NULL && kp__name_valid(chain, 63, false), KP_ERR_INVALID_ARG);
     kp_envelope *env = calloc(1, sizeof(*env));
     if (env == NULL)
         return KP_ERR_NOMEM;
@@ -92,8 +91,8 @@ static bool s_fpr_valid(const char *f)
 kp_status kp_envelope_add(kp_envelope *env, const kp_envelope_wrap *w)
 {
     KP_ENSURE(env != NULL && w != NULL && s_fpr_valid(w->fingerprint) && w->version > 0 &&
-                  kp_wrap_alg_name(w->alg) != NULL && w->wrapped != NULL &&
-                  w->wrapped_len > 0 && w->wrapped_len <= KP_WRAPPED_MAX,
+                  kp_wrap_alg_name(w->alg) != NULL && w->wrapped != NULL && w->wrapped_len > 0 &&
+                  w->wrapped_len <= KP_WRAPPED_MAX,
               KP_ERR_INVALID_ARG);
     KP_ENSURE(env->n < KP_ENVELOPE_MAX_WRAPS, KP_ERR_INVALID_ARG);
     struct s_wrap *s = &env->wraps[env->n];
@@ -134,8 +133,8 @@ kp_status kp_envelope_encode(const kp_envelope *env, char **out)
         const kp_envelope_wrap *w = &env->wraps[i].pub;
         char *b64 = kp__b64_encode(w->wrapped, w->wrapped_len);
         json_t *o = b64 != NULL ? json_pack("{s:s, s:I, s:s, s:s}", "fpr", w->fingerprint, "v",
-                                            (json_int_t)w->version, "alg",
-                                            kp_wrap_alg_name(w->alg), "w", b64)
+                                            (json_int_t)w->version, "alg", kp_wrap_alg_name(w->alg),
+                                            "w", b64)
                                 : NULL;
         free(b64);
         if (o == NULL || json_array_append_new(wraps, o) != 0)
@@ -207,9 +206,8 @@ kp_status kp_envelope_decode(const char *buf, size_t len, kp_envelope **out, cha
     const char *chain = NULL;
     json_t *wraps = NULL;
     kp_status st = KP_OK;
-    if (!json_is_object(root) ||
-        json_unpack_ex(root, &jerr, JSON_STRICT, "{s:I, s:s, s:o}", "kp", &fmt, "chain", &chain,
-                       "wraps", &wraps) != 0)
+    if (!json_is_object(root) || json_unpack_ex(root, &jerr, JSON_STRICT, "{s:I, s:s, s:o}", "kp",
+                                                &fmt, "chain", &chain, "wraps", &wraps) != 0)
         st = s_bad(err, errlen, "needs exactly kp, chain and wraps");
     else if (fmt != KP_ENVELOPE_FORMAT)
         st = s_bad(err, errlen, "unsupported format version");

@@ -37,13 +37,12 @@ static kp_status s_build_params(kp_ctx *ctx, const kp_pol_instance *pi, kp_param
         else if (pp->type == KP_PARAM_SECRET) {
             kp_secret *s = NULL;
             char err[KP_ERRBUF];
-            kp_status st = kp_secret_read_source(pp->value, KP_SECRET_PARAM_MAX, 1, &s, err,
-                                                 sizeof(err));
+            kp_status st =
+                kp_secret_read_source(pp->value, KP_SECRET_PARAM_MAX, 1, &s, err, sizeof(err));
             if (st != KP_OK) {
                 s_free_params(params, i);
                 return kp__set_error(ctx, st == KP_ERR_NOT_FOUND ? KP_ERR_AUTH : st,
-                                     "instance '%s': parameter '%s': %s", pi->name, pp->name,
-                                     err);
+                                     "instance '%s': parameter '%s': %s", pi->name, pp->name, err);
             }
             p->secret = s;
         }
@@ -124,8 +123,11 @@ kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report, void *
     kp__clear_error(inst->ctx);
     kp_status st = kp_dispatch_instance_check(kp__plugin_fn(inst->plugin, KP_FN_INSTANCE_CHECK))(
         inst->inst, report, arg);
-    kp_audit_event ev = {.op = "check", .instance = inst->name, .plugin = inst->plugin->name,
-                         .status = st, .detail = kp_ctx_last_error(inst->ctx)};
+    kp_audit_event ev = {.op = "check",
+                         .instance = inst->name,
+                         .plugin = inst->plugin->name,
+                         .status = st,
+                         .detail = kp_ctx_last_error(inst->ctx)};
     kp__audit(inst->ctx, &ev);
     return st;
 }
@@ -140,9 +142,8 @@ static kp_status s_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *
     kp__clear_error(inst->ctx);
     if ((inst->plugin->info->capabilities & cap) == 0 ||
         (*d = kp__plugin_fn(inst->plugin, id)) == NULL)
-        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED,
-                             "%s: plugin %s does not support %s", inst->name, inst->plugin->name,
-                             op);
+        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED, "%s: plugin %s does not support %s",
+                             inst->name, inst->plugin->name, op);
     return KP_OK;
 }
 
@@ -238,8 +239,7 @@ static kp_status s_find_visit(void *arg, const kp_key_info *info)
     return KP_OK;
 }
 
-kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version,
-                          kp_key_info *info)
+kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version, kp_key_info *info)
 {
     KP_ENSURE(name != NULL && info != NULL, KP_ERR_INVALID_ARG);
     struct s_find f = {version, info, false};

@@ -22,20 +22,29 @@ struct s_required {
 };
 
 static const struct s_required s_plugin_required[] = {
-    {KP_FN_PLUGIN_PARAMS, "PLUGIN_PARAMS"},   {KP_FN_INSTANCE_OPEN, "INSTANCE_OPEN"},
-    {KP_FN_INSTANCE_CLOSE, "INSTANCE_CLOSE"}, {KP_FN_INSTANCE_CHECK, "INSTANCE_CHECK"},
+    {KP_FN_PLUGIN_PARAMS, "PLUGIN_PARAMS"},
+    {KP_FN_INSTANCE_OPEN, "INSTANCE_OPEN"},
+    {KP_FN_INSTANCE_CLOSE, "INSTANCE_CLOSE"},
+    {KP_FN_INSTANCE_CHECK, "INSTANCE_CHECK"},
     {0, NULL},
 };
 static const struct s_required s_keystore_required[] = {
-    {KP_FN_KS_GET_PUBLIC, "KS_GET_PUBLIC"}, {KP_FN_KS_LIST, "KS_LIST"},
-    {KP_FN_KS_WRAP, "KS_WRAP"},             {KP_FN_KS_UNWRAP, "KS_UNWRAP"},
+    {KP_FN_KS_GET_PUBLIC, "KS_GET_PUBLIC"},
+    {KP_FN_KS_LIST, "KS_LIST"},
+    {KP_FN_KS_WRAP, "KS_WRAP"},
+    {KP_FN_KS_UNWRAP, "KS_UNWRAP"},
     {0, NULL},
 };
 static const struct s_required s_secretstore_required[] = {
-    {KP_FN_SS_PUT, "SS_PUT"}, {KP_FN_SS_GET, "SS_GET"}, {KP_FN_SS_LIST, "SS_LIST"}, {0, NULL},
+    {KP_FN_SS_PUT, "SS_PUT"},
+    {KP_FN_SS_GET, "SS_GET"},
+    {KP_FN_SS_LIST, "SS_LIST"},
+    {0, NULL},
 };
 static const struct s_required s_datakey_required[] = {
-    {KP_FN_DK_GENERATE, "DK_GENERATE"}, {KP_FN_DK_DECRYPT, "DK_DECRYPT"}, {0, NULL},
+    {KP_FN_DK_GENERATE, "DK_GENERATE"},
+    {KP_FN_DK_DECRYPT, "DK_DECRYPT"},
+    {0, NULL},
 };
 
 const kp_dispatch *kp__plugin_fn(const kp_plugin *plugin, uint32_t id)

@@ -63,8 +63,10 @@ static void s_parse_instance(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
 {
     const char *name = kp__yscalar(kn);
     if (!kp__name_valid(name, 63, false)) {
-        kp__pdiag(P, kn, "invalid instance name '%.64s': use [a-z0-9_-], starting with a letter "
-                  "or digit, at most 63", name);
+        kp__pdiag(P, kn,
+                  "invalid instance name '%.64s': use [a-z0-9_-], starting with a letter "
+                  "or digit, at most 63",
+                  name);
         return;
     }
     char what[96];
@@ -75,15 +77,17 @@ static void s_parse_instance(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     yaml_node_t *pk = NULL;
     const char *plugin = kp__yscalar(kp__ymap_get(P, vn, "plugin", &pk));
     if (plugin == NULL) {
-        kp__pdiag(P, pk != NULL ? kp__ymap_get(P, vn, "plugin", NULL) : vn,
-                  "instance '%s': %s", name,
+        kp__pdiag(P, pk != NULL ? kp__ymap_get(P, vn, "plugin", NULL) : vn, "instance '%s': %s",
+                  name,
                   pk != NULL ? "'plugin' must be a plugin name" : "missing required key 'plugin'");
         return;
     }
     kp_plugin *plug = NULL;
-    if (kp_plugin_load(P->ctx, plugin, &plug) != KP_OK) {
-        kp__pdiag(P, kp__ymap_get(P, vn, "plugin", NULL), "instance '%s': unknown plugin '%.64s': %s",
-                  name, plugin, kp_ctx_last_error(P->ctx));
+    kp_status lst = kp_plugin_load(P->ctx, plugin, &plug);
+    if (lst != KP_OK) {
+        kp__pdiag(P, kp__ymap_get(P, vn, "plugin", NULL), "instance '%s': %s '%.64s': %s", name,
+                  lst == KP_ERR_NOT_FOUND ? "unknown plugin" : "cannot use plugin", plugin,
+                  kp_ctx_last_error(P->ctx));
         return;
     }
     inst->name = kp__strdup(name);
@@ -111,8 +115,7 @@ static void s_parse_providers(kp_pol_parser *P, yaml_node_t *map)
     P->pol->instances = calloc(n, sizeof(*P->pol->instances));
     if (P->pol->instances == NULL)
         return;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++)
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++)
         s_parse_instance(P, kp__ynode(P, p->key), kp__ynode(P, p->value));
 }
 
@@ -129,8 +132,8 @@ static bool s_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n, const cha
     }
     const kp_pol_instance *in = kp__policy_instance(P->pol, v);
     if (in == NULL) {
-        kp__pdiag(P, n, "chain '%s': %s '%.64s' is not a provider instance of this policy",
-                  chain, role, v);
+        kp__pdiag(P, n, "chain '%s': %s '%.64s' is not a provider instance of this policy", chain,
+                  role, v);
         return false;
     }
     if ((kp_plugin_get0_info(in->plugin)->capabilities & caps) == 0) {
@@ -141,8 +144,8 @@ static bool s_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n, const cha
     return true;
 }
 
-static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq,
-                           const char *role, size_t *count, bool required)
+static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq, const char *role,
+                           size_t *count, bool required)
 {
     *count = 0;
     if (seq->type != YAML_SEQUENCE_NODE) {
@@ -157,11 +160,11 @@ static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq
     char **v = calloc(n + 1, sizeof(*v));
     if (v == NULL)
         return NULL;
-    uint32_t caps = strcmp(role, "escrow") == 0 ? KP_CAP_KEYSTORE
-                                                 : KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE;
+    uint32_t caps =
+        strcmp(role, "escrow") == 0 ? KP_CAP_KEYSTORE : KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE;
     const char *capname = strcmp(role, "escrow") == 0 ? "keystore" : "keystore or secretstore";
-    for (yaml_node_item_t *it = seq->data.sequence.items.start;
-         it < seq->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
         yaml_node_t *n1 = kp__ynode(P, *it);
         if (!s_ref(P, chain, n1, role, caps, capname))
             continue;
@@ -186,8 +189,7 @@ static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, cons
 {
     const char *v = kp__yscalar(n);
     if (v == NULL || kp__parse_duration(v, out) != KP_OK) {
-        kp__pdiag(P, n, "chain '%s': '%s' must be a duration like 35d, 12h, 52w or 1y", chain,
-                  key);
+        kp__pdiag(P, n, "chain '%s': '%s' must be a duration like 35d, 12h, 52w or 1y", chain, key);
         return false;
     }
     return true;
@@ -212,8 +214,8 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
             if (v == NULL || strcmp(v, "rsa") != 0)
                 kp__pdiag(P, vn, "chain '%s': protector type must be 'rsa'", chain);
         } else if (strcmp(k, "bits") == 0) {
-            if (v == NULL || (strcmp(v, "2048") != 0 && strcmp(v, "3072") != 0 &&
-                              strcmp(v, "4096") != 0))
+            if (v == NULL ||
+                (strcmp(v, "2048") != 0 && strcmp(v, "3072") != 0 && strcmp(v, "4096") != 0))
                 kp__pdiag(P, vn, "chain '%s': protector bits must be 2048, 3072 or 4096", chain);
             else
                 c->pub.bits = (uint32_t)atoi(v);
@@ -224,8 +226,10 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
                 c->pub.origin = c->origin;
             }
         } else {
-            kp__pdiag(P, kn, "chain '%s': unknown key '%.64s' in protector (expected type, bits, "
-                      "origin)", chain, k);
+            kp__pdiag(P, kn,
+                      "chain '%s': unknown key '%.64s' in protector (expected type, bits, "
+                      "origin)",
+                      chain, k);
         }
     }
     if (!have_type)
@@ -250,22 +254,28 @@ static void s_parse_rotation(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *map
         else if (strcmp(k, "warn_before") == 0)
             (void)s_duration(P, c->name, vn, "warn_before", &c->pub.rotation_warn);
         else
-            kp__pdiag(P, kn, "chain '%s': unknown key '%.64s' in rotation (expected every, "
-                      "warn_before)", c->name, k);
+            kp__pdiag(P, kn,
+                      "chain '%s': unknown key '%.64s' in rotation (expected every, "
+                      "warn_before)",
+                      c->name, k);
     }
     if (!have_every)
         kp__pdiag(P, map, "chain '%s': rotation needs 'every'", c->name);
     else if (c->pub.rotation_every == 0 || c->pub.rotation_warn >= c->pub.rotation_every)
-        kp__pdiag(P, map, "chain '%s': rotation 'every' must be positive and longer than "
-                  "'warn_before'", c->name);
+        kp__pdiag(P, map,
+                  "chain '%s': rotation 'every' must be positive and longer than "
+                  "'warn_before'",
+                  c->name);
 }
 
 static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
 {
     const char *name = kp__yscalar(kn);
     if (!kp__name_valid(name, 63, false)) {
-        kp__pdiag(P, kn, "invalid chain name '%.64s': use [a-z0-9_-], starting with a letter or "
-                  "digit, at most 63", name);
+        kp__pdiag(P, kn,
+                  "invalid chain name '%.64s': use [a-z0-9_-], starting with a letter or "
+                  "digit, at most 63",
+                  name);
         return;
     }
     char what[96];
@@ -279,8 +289,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     if (c->name == NULL)
         return;
     bool have_protector = false, have_replicas = false;
-    for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top;
-         p++) {
+    for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
         yaml_node_t *k = kp__ynode(P, p->key), *v = kp__ynode(P, p->value);
         const char *key = kp__yscalar(k);
         if (key == NULL || strncmp(key, "x-", 2) == 0)
@@ -307,8 +316,10 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         } else if (strcmp(key, "retention") == 0) {
             (void)s_duration(P, name, v, "retention", &c->pub.retention);
         } else {
-            kp__pdiag(P, k, "chain '%s': unknown key '%.64s' (expected protector, replicas, "
-                      "escrow, algorithm, rotation, retention)", name, key);
+            kp__pdiag(P, k,
+                      "chain '%s': unknown key '%.64s' (expected protector, replicas, "
+                      "escrow, algorithm, rotation, retention)",
+                      name, key);
         }
     }
     if (!have_protector)
@@ -325,8 +336,7 @@ static void s_parse_chains(kp_pol_parser *P, yaml_node_t *map)
     P->pol->chains = calloc(n + 1, sizeof(*P->pol->chains));
     if (P->pol->chains == NULL)
         return;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++)
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++)
         s_parse_chain(P, kp__ynode(P, p->key), kp__ynode(P, p->value));
 }
 
@@ -336,7 +346,8 @@ static void s_parse_root(kp_pol_parser *P)
 {
     yaml_node_t *root = yaml_document_get_root_node(&P->doc);
     if (root == NULL) {
-        kp__diag_add(P->diags, 1, 1, "the policy is empty: it needs version, providers and "
+        kp__diag_add(P->diags, 1, 1,
+                     "the policy is empty: it needs version, providers and "
                      "chains");
         return;
     }

@@ -34,7 +34,7 @@ typedef struct kp_pol_parser {
 
 #define KP_NODE_LINE(n) ((unsigned)(n)->start_mark.line + 1)
 #define KP_NODE_COL(n) ((unsigned)(n)->start_mark.column + 1)
-#define kp__pdiag(P, node, ...)                                                                 \
+#define kp__pdiag(P, node, ...)                                                                    \
     kp__diag_add((P)->diags, KP_NODE_LINE(node), KP_NODE_COL(node), __VA_ARGS__)
 
 /* policy_yaml.c: node helpers */

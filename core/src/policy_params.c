@@ -69,8 +69,8 @@ static bool s_check_value(kp_pol_parser *P, const kp_pol_instance *inst, const k
         return true;
     case KP_PARAM_PATH:
         if (v[0] == '\0') {
-            kp__pdiag(P, vn, "instance '%s': parameter '%s' must be a non-empty path",
-                      inst->name, d->name);
+            kp__pdiag(P, vn, "instance '%s': parameter '%s' must be a non-empty path", inst->name,
+                      d->name);
             return false;
         }
         return true;
@@ -84,8 +84,8 @@ static bool s_check_value(kp_pol_parser *P, const kp_pol_instance *inst, const k
             return false;
         }
         if (n < d->min || n > d->max) {
-            kp__pdiag(P, vn, "instance '%s': parameter '%s' must be within %lld..%lld",
-                      inst->name, d->name, (long long)d->min, (long long)d->max);
+            kp__pdiag(P, vn, "instance '%s': parameter '%s' must be within %lld..%lld", inst->name,
+                      d->name, (long long)d->min, (long long)d->max);
             return false;
         }
         return true;
@@ -134,8 +134,10 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
         if (d == NULL) {
             char acc[256];
             s_accepted(descs, acc, sizeof(acc));
-            kp__pdiag(P, kn, "instance '%s': unknown parameter '%.64s' for plugin '%s' "
-                      "(accepted: %s)", inst->name, key, inst->plugin_name, acc);
+            kp__pdiag(P, kn,
+                      "instance '%s': unknown parameter '%.64s' for plugin '%s' "
+                      "(accepted: %s)",
+                      inst->name, key, inst->plugin_name, acc);
             continue;
         }
         const char *v = kp__yscalar(vn);

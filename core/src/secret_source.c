@@ -44,8 +44,8 @@ static kp_status s_read_fd(int fd, size_t max, kp_secret **out, const char *what
             kp_secret_free(s);
             char lim[32];
             snprintf(lim, sizeof(lim), "%zu", max);
-            return s_fail(err, errlen, KP_ERR_INVALID_ARG,
-                          "secret from %s is larger than %s bytes", what, lim);
+            return s_fail(err, errlen, KP_ERR_INVALID_ARG, "secret from %s is larger than %s bytes",
+                          what, lim);
         }
         kp_status st = kp_secret_append(&s, buf, (size_t)n);
         if (st != KP_OK) {
@@ -112,8 +112,8 @@ kp_status kp_secret_read_source(const char *ref, size_t max, int strip_newline, 
         if (len > max) {
             char lim[32];
             snprintf(lim, sizeof(lim), "%zu", max);
-            return s_fail(err, errlen, KP_ERR_INVALID_ARG,
-                          "secret from %s is larger than %s bytes", ref, lim);
+            return s_fail(err, errlen, KP_ERR_INVALID_ARG, "secret from %s is larger than %s bytes",
+                          ref, lim);
         }
         s = kp_secret_new_copy(v, len);
         if (s == NULL)

@@ -16,9 +16,9 @@
 #define MOCK_ABI_MAJOR KP_ABI_MAJOR
 #endif
 
-static const kp_plugin_info s_info = {sizeof(kp_plugin_info), MOCK_ABI_MAJOR, KP_ABI_MINOR,
-                                      MOCK_NAME, "0.0.1", "single-fault mock plugin",
-                                      KP_CAP_KEYSTORE};
+static const kp_plugin_info s_info = {
+    sizeof(kp_plugin_info),     MOCK_ABI_MAJOR, KP_ABI_MINOR, MOCK_NAME, "0.0.1",
+    "single-fault mock plugin", KP_CAP_KEYSTORE};
 
 static kp_plugin_info_fn s_plugin_info;
 static kp_plugin_params_fn s_plugin_params;
@@ -79,8 +79,9 @@ static kp_status s_list(void *inst, const char *name, kp_key_visit_fn visit, voi
 #if defined(__GNUC__)
 __attribute__((unused))
 #endif
-static kp_status s_wrap(void *inst, const char *name, uint32_t version, uint32_t alg,
-                        const kp_secret *dek, uint8_t *out, size_t *outlen)
+static kp_status
+s_wrap(void *inst, const char *name, uint32_t version, uint32_t alg, const kp_secret *dek,
+       uint8_t *out, size_t *outlen)
 {
     (void)inst, (void)name, (void)version, (void)alg, (void)dek, (void)out, (void)outlen;
     return KP_ERR_NOT_FOUND;

@@ -8,8 +8,7 @@ KP_PLUGIN_EXPORT kp_plugin_init_fn kp_plugin_init;
 
 kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out, void **plugin_ctx)
 {
-    if (core == NULL || core->struct_size < sizeof(kp_core_info) ||
-        core->abi_major != KP_ABI_MAJOR)
+    if (core == NULL || core->struct_size < sizeof(kp_core_info) || core->abi_major != KP_ABI_MAJOR)
         return KP_ERR_ABI;
 #ifdef MOCK_FAULT_INIT_FAILS
     (void)out, (void)plugin_ctx;

@@ -126,8 +126,7 @@ static void test_scan_reports_each(void **state)
     (void)state;
     kp_ctx *ctx = NULL;
     assert_int_equal(kp_ctx_new(&ctx), KP_OK);
-    const char *mocks[] = {"good", "abi-major", "missing-wrap", "init-fails", "no-init",
-                           "not-elf"};
+    const char *mocks[] = {"good", "abi-major", "missing-wrap", "init-fails", "no-init", "not-elf"};
     for (size_t i = 0; i < 6; i++) {
         char *dir = s_mock_dir(mocks[i]);
         assert_int_equal(kp_ctx_add_plugin_dir(ctx, dir), KP_OK);

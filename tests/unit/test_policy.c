@@ -129,8 +129,7 @@ static void test_missing_file(void **state)
     (void)state;
     kp_ctx *ctx = kp_test_ctx(NULL);
     kp_policy *pol = NULL;
-    assert_int_equal(kp_policy_load(ctx, "/nonexistent/policy.yaml", &pol, NULL),
-                     KP_ERR_NOT_FOUND);
+    assert_int_equal(kp_policy_load(ctx, "/nonexistent/policy.yaml", &pol, NULL), KP_ERR_NOT_FOUND);
     assert_non_null(strstr(kp_ctx_last_error(ctx), "/nonexistent/policy.yaml"));
     kp_ctx_free(ctx);
 }

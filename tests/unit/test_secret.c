@@ -115,8 +115,7 @@ static void test_read_env_and_errors(void **state)
                      KP_ERR_INVALID_ARG);
     assert_int_equal(kp_secret_read_source("fd:987", 100, 1, &s, err, sizeof(err)),
                      KP_ERR_INVALID_ARG);
-    assert_int_equal(kp_secret_read_source("file:/nonexistent/kp", 100, 1, &s, err,
-                                           sizeof(err)),
+    assert_int_equal(kp_secret_read_source("file:/nonexistent/kp", 100, 1, &s, err, sizeof(err)),
                      KP_ERR_NOT_FOUND);
     assert_non_null(strstr(err, "/nonexistent/kp"));
 }
@@ -147,8 +146,7 @@ static void test_read_file_and_fd(void **state)
     big[sizeof(big) - 1] = '\0';
     char *bigpath = kp_test_write(dir, "big", big);
     snprintf(ref, sizeof(ref), "file:%s", bigpath);
-    assert_int_equal(kp_secret_read_source(ref, 8192, 0, &s, err, sizeof(err)),
-                     KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_secret_read_source(ref, 8192, 0, &s, err, sizeof(err)), KP_ERR_INVALID_ARG);
     assert_null(s);
     free(bigpath);
     free(path);
@@ -159,9 +157,12 @@ static void test_read_file_and_fd(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new_copy_free_wipes), cmocka_unit_test(test_shrink_and_append),
-        cmocka_unit_test(test_equal),               cmocka_unit_test(test_source_syntax),
-        cmocka_unit_test(test_read_env_and_errors), cmocka_unit_test(test_read_file_and_fd),
+        cmocka_unit_test(test_new_copy_free_wipes),
+        cmocka_unit_test(test_shrink_and_append),
+        cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_source_syntax),
+        cmocka_unit_test(test_read_env_and_errors),
+        cmocka_unit_test(test_read_file_and_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

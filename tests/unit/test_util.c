@@ -19,8 +19,8 @@ static void test_durations(void **state)
     assert_int_equal(s, 14 * 86400);
     assert_int_equal(kp__parse_duration("0s", &s), KP_OK);
     assert_int_equal(s, 0);
-    const char *bad[] = {"", "d", "35", "35x", "-1d", "35dd", " 35d", "3.5d",
-                         "99999999999999999999y", NULL};
+    const char *bad[] = {
+        "", "d", "35", "35x", "-1d", "35dd", " 35d", "3.5d", "99999999999999999999y", NULL};
     for (size_t i = 0; bad[i] != NULL; i++)
         assert_int_equal(kp__parse_duration(bad[i], &s), KP_ERR_INVALID_ARG);
     assert_int_equal(kp__parse_duration(NULL, &s), KP_ERR_INVALID_ARG);

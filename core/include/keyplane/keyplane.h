@@ -71,8 +71,7 @@ typedef struct kp_plugin kp_plugin;
 KP_API KP_WARN_UNUSED kp_status kp_plugin_load(kp_ctx *ctx, const char *name, kp_plugin **out);
 
 /** Loads a plugin from an absolute path to a .so file (the name is the file name). */
-KP_API KP_WARN_UNUSED kp_status kp_plugin_load_path(kp_ctx *ctx, const char *path,
-                                                    kp_plugin **out);
+KP_API KP_WARN_UNUSED kp_status kp_plugin_load_path(kp_ctx *ctx, const char *path, kp_plugin **out);
 
 /** Visitor for kp_plugin_scan(): plugin is NULL when the file was refused, and reason says
  *  why (one line naming the path). */
@@ -114,30 +113,29 @@ KP_API KP_WARN_UNUSED kp_status kp_key_import(kp_instance *inst, const kp_key_sp
                                               const kp_secret *pkcs8_der, kp_key_info *info);
 /** *spki receives a malloc'd SubjectPublicKeyInfo DER; free it with free(). */
 KP_API KP_WARN_UNUSED kp_status kp_key_get_public(kp_instance *inst, const char *name,
-                                                  uint32_t version, uint8_t **spki,
-                                                  size_t *len);
+                                                  uint32_t version, uint8_t **spki, size_t *len);
 KP_API KP_WARN_UNUSED kp_status kp_key_list(kp_instance *inst, const char *name,
                                             kp_key_visit_fn visit, void *arg);
 /** Fills info for name/version (0 = latest). KP_ERR_NOT_FOUND when absent. */
 KP_API KP_WARN_UNUSED kp_status kp_key_info_get(kp_instance *inst, const char *name,
                                                 uint32_t version, kp_key_info *info);
 /** *out receives malloc'd wrapped bytes; free it with free(). */
-KP_API KP_WARN_UNUSED kp_status kp_key_wrap(kp_instance *inst, const char *name,
-                                            uint32_t version, uint32_t alg, const kp_secret *dek,
-                                            uint8_t **out, size_t *outlen);
-KP_API KP_WARN_UNUSED kp_status kp_key_unwrap(kp_instance *inst, const char *name,
-                                              uint32_t version, uint32_t alg, const uint8_t *in,
-                                              size_t inlen, kp_secret **dek);
-KP_API KP_WARN_UNUSED kp_status kp_key_export(kp_instance *inst, const char *name,
-                                              uint32_t version, kp_secret **pkcs8_der);
+KP_API KP_WARN_UNUSED kp_status kp_key_wrap(kp_instance *inst, const char *name, uint32_t version,
+                                            uint32_t alg, const kp_secret *dek, uint8_t **out,
+                                            size_t *outlen);
+KP_API KP_WARN_UNUSED kp_status kp_key_unwrap(kp_instance *inst, const char *name, uint32_t version,
+                                              uint32_t alg, const uint8_t *in, size_t inlen,
+                                              kp_secret **dek);
+KP_API KP_WARN_UNUSED kp_status kp_key_export(kp_instance *inst, const char *name, uint32_t version,
+                                              kp_secret **pkcs8_der);
 
 /* Secret-store operations (audited; the value never is). */
 KP_API KP_WARN_UNUSED kp_status kp_store_put(kp_instance *inst, const char *name,
                                              const kp_secret *value, const kp_meta *meta,
                                              size_t nmeta, uint32_t *version);
-KP_API KP_WARN_UNUSED kp_status kp_store_get(kp_instance *inst, const char *name,
-                                             uint32_t version, kp_secret **value,
-                                             kp_secret_visit_fn visit, void *arg);
+KP_API KP_WARN_UNUSED kp_status kp_store_get(kp_instance *inst, const char *name, uint32_t version,
+                                             kp_secret **value, kp_secret_visit_fn visit,
+                                             void *arg);
 KP_API KP_WARN_UNUSED kp_status kp_store_list(kp_instance *inst, const char *name,
                                               kp_secret_visit_fn visit, void *arg);
 
@@ -176,8 +174,7 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_
  */
 KP_API KP_WARN_UNUSED kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy,
                                               const char *chain, const char *replica,
-                                              const kp_secret *dek, kp_envelope **out,
-                                              char *used);
+                                              const kp_secret *dek, kp_envelope **out, char *used);
 
 /**
  * Unwraps an envelope: tries replica (or, when NULL, each of the chain's replicas and escrow

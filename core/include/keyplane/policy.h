@@ -35,9 +35,9 @@ KP_API void kp_diag_list_free(kp_diag_list *list);
 /** A chain as the policy declares it. Read-only; members are only ever appended. */
 typedef struct kp_chain_policy {
     const char *name;
-    uint32_t key_type;      /**< kp_key_type */
-    uint32_t bits;          /**< 2048, 3072, 4096 */
-    const char *origin;     /**< instance where the protector is created */
+    uint32_t key_type;           /**< kp_key_type */
+    uint32_t bits;               /**< 2048, 3072, 4096 */
+    const char *origin;          /**< instance where the protector is created */
     const char *const *replicas; /**< instances that must hold every kept version, in
                                       failover order */
     size_t nreplicas;

@@ -58,8 +58,8 @@ KP_API void kp_memwipe(void *p, size_t len);
  * content.
  */
 KP_API KP_WARN_UNUSED kp_status kp_secret_read_source(const char *ref, size_t max,
-                                                      int strip_newline, kp_secret **out,
-                                                      char *err, size_t errlen);
+                                                      int strip_newline, kp_secret **out, char *err,
+                                                      size_t errlen);
 
 /** True when ref has the syntax of a source reference (env:, file:, fd:, stdin, -). */
 KP_API int kp_secret_source_valid(const char *ref);

@@ -71,11 +71,11 @@ typedef struct kp_dispatch {
     kp_fn fn;
 } kp_dispatch;
 
-#define KP_ABI_FUNC(type, name, args)                                                           \
-    typedef type(kp_##name##_fn) args;                                                          \
-    static inline kp_##name##_fn *kp_dispatch_##name(const kp_dispatch *d)                      \
-    {                                                                                           \
-        return (kp_##name##_fn *)d->fn;                                                         \
+#define KP_ABI_FUNC(type, name, args)                                                              \
+    typedef type(kp_##name##_fn) args;                                                             \
+    static inline kp_##name##_fn *kp_dispatch_##name(const kp_dispatch *d)                         \
+    {                                                                                              \
+        return (kp_##name##_fn *)d->fn;                                                            \
     }
 
 /** Finds id in a table; NULL when absent. */
@@ -92,11 +92,11 @@ static inline const kp_dispatch *kp_dispatch_find(const kp_dispatch *table, uint
 
 /** What the core tells a plugin in kp_plugin_init(). */
 typedef struct kp_core_info {
-    uint32_t struct_size;     /**< sizeof(kp_core_info) of the core; grows by appending */
-    uint16_t abi_major;       /**< KP_ABI_MAJOR of the core */
-    uint16_t abi_minor;       /**< KP_ABI_MINOR of the core */
+    uint32_t struct_size;       /**< sizeof(kp_core_info) of the core; grows by appending */
+    uint16_t abi_major;         /**< KP_ABI_MAJOR of the core */
+    uint16_t abi_minor;         /**< KP_ABI_MINOR of the core */
     const kp_dispatch *upcalls; /**< services of the core (KP_UP_* ids); valid while loaded */
-    kp_core_handle *handle;   /**< plugin-level handle for upcalls made outside an instance */
+    kp_core_handle *handle;     /**< plugin-level handle for upcalls made outside an instance */
 } kp_core_info;
 
 /** Capabilities a plugin (and each of its instances) may offer. */
@@ -106,13 +106,13 @@ typedef struct kp_core_info {
 
 /** What a plugin tells about itself (KP_FN_PLUGIN_INFO). Static storage in the plugin. */
 typedef struct kp_plugin_info {
-    uint32_t struct_size;     /**< sizeof(kp_plugin_info) as the plugin was built */
-    uint16_t abi_major;       /**< KP_ABI_MAJOR the plugin was built against */
-    uint16_t abi_minor;       /**< lowest KP_ABI_MINOR the plugin needs */
-    const char *name;         /**< [a-z0-9_-]+, equal to the file name without .so */
-    const char *version;      /**< the plugin's own version, e.g. "1.2.0" */
-    const char *description;  /**< one line */
-    uint32_t capabilities;    /**< KP_CAP_* bits */
+    uint32_t struct_size;    /**< sizeof(kp_plugin_info) as the plugin was built */
+    uint16_t abi_major;      /**< KP_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;      /**< lowest KP_ABI_MINOR the plugin needs */
+    const char *name;        /**< [a-z0-9_-]+, equal to the file name without .so */
+    const char *version;     /**< the plugin's own version, e.g. "1.2.0" */
+    const char *description; /**< one line */
+    uint32_t capabilities;   /**< KP_CAP_* bits */
 } kp_plugin_info;
 
 /**
@@ -192,11 +192,11 @@ typedef enum kp_param_type {
 
 /** A parameter the plugin accepts (KP_FN_PLUGIN_PARAMS); the list ends with name == NULL. */
 typedef struct kp_param_desc {
-    const char *name;  /**< [a-z0-9_]+ */
-    uint32_t type;     /**< kp_param_type */
-    uint32_t flags;    /**< KP_PARAM_REQUIRED */
-    int64_t min, max;  /**< bounds for KP_PARAM_INT (ignored otherwise) */
-    const char *help;  /**< one line, shown by `keyplane plugins --params` */
+    const char *name; /**< [a-z0-9_]+ */
+    uint32_t type;    /**< kp_param_type */
+    uint32_t flags;   /**< KP_PARAM_REQUIRED */
+    int64_t min, max; /**< bounds for KP_PARAM_INT (ignored otherwise) */
+    const char *help; /**< one line, shown by `keyplane plugins --params` */
 } kp_param_desc;
 
 /** One parameter value handed to KP_FN_INSTANCE_OPEN; the array ends with name == NULL.
@@ -222,8 +222,8 @@ static inline const kp_param *kp_param_find(const kp_param *params, const char *
 /* ---------------------------------------------------------------------------------------- */
 /* Keys                                                                                      */
 
-#define KP_NAME_MAX 128   /**< key and secret names, including the NUL */
-#define KP_FPR_HEX 65     /**< SHA-256 hex fingerprint, including the NUL */
+#define KP_NAME_MAX 128 /**< key and secret names, including the NUL */
+#define KP_FPR_HEX 65   /**< SHA-256 hex fingerprint, including the NUL */
 #define KP_BACKEND_ID_MAX 256
 
 typedef enum kp_key_type { KP_KEY_RSA = 1, KP_KEY_AES = 2 } kp_key_type;
@@ -255,13 +255,13 @@ typedef struct kp_key_spec {
 /** One key version as a keystore sees it. Filled by the plugin into caller storage. */
 typedef struct kp_key_info {
     char name[KP_NAME_MAX];
-    uint32_t version;                /**< 1, 2, ... */
-    uint32_t type;                   /**< kp_key_type */
+    uint32_t version; /**< 1, 2, ... */
+    uint32_t type;    /**< kp_key_type */
     uint32_t bits;
-    uint32_t flags;                  /**< KP_KEY_EXPORTABLE */
-    uint32_t state;                  /**< kp_key_state */
-    int64_t created;                 /**< Unix time */
-    char fingerprint[KP_FPR_HEX];    /**< hex SHA-256 of the SubjectPublicKeyInfo DER (RSA) */
+    uint32_t flags;                     /**< KP_KEY_EXPORTABLE */
+    uint32_t state;                     /**< kp_key_state */
+    int64_t created;                    /**< Unix time */
+    char fingerprint[KP_FPR_HEX];       /**< hex SHA-256 of the SubjectPublicKeyInfo DER (RSA) */
     char backend_id[KP_BACKEND_ID_MAX]; /**< the provider's own id (path, kid, CKA_ID) */
 } kp_key_info;
 
@@ -285,8 +285,8 @@ typedef struct kp_secret_info {
 } kp_secret_info;
 
 /** Visitor for secret versions, with that version's metadata (borrowed for the call). */
-typedef kp_status (*kp_secret_visit_fn)(void *arg, const kp_secret_info *info,
-                                        const kp_meta *meta, size_t nmeta);
+typedef kp_status (*kp_secret_visit_fn)(void *arg, const kp_secret_info *info, const kp_meta *meta,
+                                        size_t nmeta);
 
 /** Reporter for KP_FN_INSTANCE_CHECK: one call per checked item ("directory", "login"). */
 typedef void (*kp_check_report_fn)(void *arg, const char *item, kp_status status,
@@ -393,8 +393,7 @@ KP_ABI_FUNC(kp_status, ss_get,
 
 #define KP_FN_SS_LIST 302 /* mandatory */
 /** Calls visit for every version of name (every secret when NULL), ascending. */
-KP_ABI_FUNC(kp_status, ss_list,
-            (void *inst, const char *name, kp_secret_visit_fn visit, void *arg))
+KP_ABI_FUNC(kp_status, ss_list, (void *inst, const char *name, kp_secret_visit_fn visit, void *arg))
 
 /* Data keys (KP_CAP_DATAKEY) -------------------------------------------------------------- */
 

@@ -16,33 +16,33 @@ extern "C" {
 typedef enum kp_status {
     KP_OK = 0,
     /* usage: the caller asked for something malformed */
-    KP_ERR_INVALID_ARG = 1,   /**< an argument is NULL, out of range or malformed */
+    KP_ERR_INVALID_ARG = 1,      /**< an argument is NULL, out of range or malformed */
     KP_ERR_BUFFER_TOO_SMALL = 2, /**< an output buffer is too small; the needed size is returned */
-    KP_ERR_UNSUPPORTED = 3,   /**< the operation or algorithm is not offered by this provider */
+    KP_ERR_UNSUPPORTED = 3,      /**< the operation or algorithm is not offered by this provider */
     /* config: the policy or a parameter is wrong */
-    KP_ERR_CONFIG = 4,        /**< policy or parameter error */
-    KP_ERR_PLUGIN = 5,        /**< a plugin could not be loaded or violates the ABI */
-    KP_ERR_ABI = 6,           /**< ABI version mismatch between core and plugin */
+    KP_ERR_CONFIG = 4, /**< policy or parameter error */
+    KP_ERR_PLUGIN = 5, /**< a plugin could not be loaded or violates the ABI */
+    KP_ERR_ABI = 6,    /**< ABI version mismatch between core and plugin */
     /* auth */
-    KP_ERR_AUTH = 7,          /**< credentials missing or rejected (wrong passphrase, PIN, token) */
-    KP_ERR_PERMISSION = 8,    /**< authenticated but not allowed */
+    KP_ERR_AUTH = 7,       /**< credentials missing or rejected (wrong passphrase, PIN, token) */
+    KP_ERR_PERMISSION = 8, /**< authenticated but not allowed */
     /* not found / conflict */
-    KP_ERR_NOT_FOUND = 9,     /**< key, version, secret, instance or file does not exist */
-    KP_ERR_EXISTS = 10,       /**< the object already exists */
+    KP_ERR_NOT_FOUND = 9, /**< key, version, secret, instance or file does not exist */
+    KP_ERR_EXISTS = 10,   /**< the object already exists */
     /* transient: worth retrying */
-    KP_ERR_UNAVAILABLE = 11,  /**< service unreachable or temporarily failing */
-    KP_ERR_TIMEOUT = 12,      /**< operation timed out */
-    KP_ERR_THROTTLED = 13,    /**< rate limited */
+    KP_ERR_UNAVAILABLE = 11, /**< service unreachable or temporarily failing */
+    KP_ERR_TIMEOUT = 12,     /**< operation timed out */
+    KP_ERR_THROTTLED = 13,   /**< rate limited */
     /* backend */
-    KP_ERR_BACKEND = 14,      /**< the provider's backend reported an error */
-    KP_ERR_IO = 15,           /**< local I/O failure */
+    KP_ERR_BACKEND = 14, /**< the provider's backend reported an error */
+    KP_ERR_IO = 15,      /**< local I/O failure */
     /* integrity */
-    KP_ERR_INTEGRITY = 16,    /**< data failed an authenticity or consistency check */
-    KP_ERR_CRYPTO = 17,       /**< a cryptographic operation failed (bad padding, wrong key) */
+    KP_ERR_INTEGRITY = 16, /**< data failed an authenticity or consistency check */
+    KP_ERR_CRYPTO = 17,    /**< a cryptographic operation failed (bad padding, wrong key) */
     /* internal */
-    KP_ERR_NOMEM = 18,        /**< out of memory */
-    KP_ERR_INTERNAL = 19,     /**< a bug: an invariant does not hold */
-    KP_ERR_DENIED = 20,       /**< refused by policy (export of a non-exportable key, ...) */
+    KP_ERR_NOMEM = 18,    /**< out of memory */
+    KP_ERR_INTERNAL = 19, /**< a bug: an invariant does not hold */
+    KP_ERR_DENIED = 20,   /**< refused by policy (export of a non-exportable key, ...) */
     /* Append new codes above this line, never renumber. */
     KP_STATUS_COUNT_ = 21
 } kp_status;

@@ -1,0 +1,58 @@
+# Shared setup of the CLI tests (sourced). Needs KP_BIN (the built keyplane) and KP_SRC.
+set -eu
+: "${KP_BIN:?KP_BIN must name the keyplane binary}"
+: "${KP_SRC:?KP_SRC must name the source tree}"
+PY=${KP_PYTHON:-/usr/bin/python3}
+T=$(mktemp -d "${TMPDIR:-/tmp}/kp-cli-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+umask 077
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# Runs keyplane, saving stdout/stderr to $T/out and $T/err and the exit code in $rc.
+kp() {
+    set +e
+    "$KP_BIN" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    set -e
+    if [ "$rc" -ge 128 ]; then
+        cat "$T/err" >&2
+        fail "keyplane $* died with signal $((rc - 128))"
+    fi
+}
+
+expect_rc() {
+    want=$1
+    shift
+    kp "$@"
+    if [ "$rc" -ne "$want" ]; then
+        echo "--- stdout" >&2; cat "$T/out" >&2; echo "--- stderr" >&2; cat "$T/err" >&2
+        fail "keyplane $*: exit $rc, want $want"
+    fi
+}
+
+expect_in() {
+    file=$1
+    shift
+    grep -F -q -- "$*" "$file" || { cat "$file" >&2; fail "'$*' not in $file"; }
+}
+
+# A two-region file policy in $T/policy.yaml; passphrase from KP_TEST_PASS.
+two_regions() {
+    KP_TEST_PASS=$(openssl rand -hex 24)
+    export KP_TEST_PASS
+    cat >"$T/policy.yaml" <<YAML
+version: 1
+providers:
+  region-a: {plugin: file, path: $T/a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  region-b: {plugin: file, path: $T/b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+chains:
+  tde:
+    protector: {type: rsa, bits: ${1:-2048}, origin: region-a}
+    replicas: [region-a, region-b]
+    algorithm: ${2:-RSA-OAEP-256}
+YAML
+}

@@ -1,0 +1,66 @@
+#!/bin/sh
+# A DEK wrapped by `keyplane wrap` decrypts with `openssl pkeyutl -decrypt` (OAEP) given the
+# private key; a DEK encrypted by openssl under `keyplane key public` unwraps through keyplane;
+# the file store's private key files open with plain openssl and the store passphrase.
+. "$(dirname "$0")/lib.sh"
+
+for alg in RSA-OAEP-256 RSA-OAEP; do
+    rm -rf "$T/a" "$T/b"
+    two_regions 3072 "$alg"
+    P="--policy $T/policy.yaml"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$T/key.pem" 2>/dev/null
+    # Import into region-a as plain PKCS#8 PEM, into region-b as encrypted PKCS#8.
+    expect_rc 0 $P key import --instance region-a --name tde --key "file:$T/key.pem"
+    KP_P8PASS=$(openssl rand -hex 12)
+    export KP_P8PASS
+    openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$T/key.pem" -out "$T/key.p8" -passout env:KP_P8PASS
+    expect_rc 2 $P key import --instance region-b --name tde --key "file:$T/key.p8"
+    expect_in "$T/err" "give --passphrase"
+    expect_rc 0 $P key import --instance region-b --name tde --key "file:$T/key.p8" \
+        --passphrase env:KP_P8PASS --json
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"]==1 and d["bits"]==3072, d' "$T/out"
+
+    openssl rand 32 >"$T/dek"
+    expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env"
+    "$PY" -c '
+import base64, json, sys
+e = json.load(open(sys.argv[1]))
+assert e["kp"] == 1 and e["chain"] == "tde", e
+w = e["wraps"][0]
+assert w["alg"] == sys.argv[3] and w["v"] == 1, e
+open(sys.argv[2], "wb").write(base64.b64decode(w["w"]))
+' "$T/env" "$T/wrapped" "$alg"
+    md=sha256
+    [ "$alg" = RSA-OAEP ] && md=sha1
+    openssl pkeyutl -decrypt -inkey "$T/key.pem" -pkeyopt rsa_padding_mode:oaep \
+        -pkeyopt rsa_oaep_md:$md -pkeyopt rsa_mgf1_md:$md -in "$T/wrapped" -out "$T/dek.openssl"
+    cmp "$T/dek" "$T/dek.openssl" || fail "$alg: openssl decrypted a different DEK"
+
+    # The other way: openssl encrypts under the exported public key, keyplane unwraps.
+    expect_rc 0 $P key public --instance region-b --name tde --out "$T/pub.pem"
+    openssl pkey -pubin -in "$T/pub.pem" -noout || fail "key public wrote no PEM public key"
+    openssl rand 48 >"$T/dek2"
+    openssl pkeyutl -encrypt -pubin -inkey "$T/pub.pem" -pkeyopt rsa_padding_mode:oaep \
+        -pkeyopt rsa_oaep_md:$md -pkeyopt rsa_mgf1_md:$md -in "$T/dek2" -out "$T/wrapped2"
+    expect_rc 0 $P key list --json --instance region-b
+    "$PY" -c '
+import base64, json, sys
+keys = json.load(open(sys.argv[1]))["keys"]
+fpr = keys[0]["fingerprint"]
+env = {"kp": 1, "chain": "tde", "wraps": [{"fpr": fpr, "v": 1, "alg": sys.argv[3],
+       "w": base64.b64encode(open(sys.argv[2], "rb").read()).decode()}]}
+open(sys.argv[4], "w").write(json.dumps(env))
+' "$T/out" "$T/wrapped2" "$alg" "$T/env2"
+    expect_rc 0 $P unwrap --in "$T/env2" --replica region-b --out "$T/dek2.back"
+    cmp "$T/dek2" "$T/dek2.back" || fail "$alg: keyplane unwrapped a different DEK"
+done
+
+# Disaster recovery without keyplane: the stored private key opens with openssl.
+p8=$(find "$T/a" -name 'private.p8' | head -1)
+[ -n "$p8" ] || fail "no private.p8 in the file store"
+openssl pkey -inform DER -in "$p8" -passin env:KP_TEST_PASS -pubout -out "$T/pub.fromstore" \
+    || fail "openssl cannot read the stored private key with the store passphrase"
+openssl pkey -pubin -in "$T/key.pem" -pubout >/dev/null 2>&1 || true
+openssl pkey -in "$T/key.pem" -pubout -out "$T/pub.orig"
+cmp "$T/pub.fromstore" "$T/pub.orig" || fail "stored key is not the imported key"
+echo "ok: openssl interop"
