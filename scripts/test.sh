@@ -1,0 +1,30 @@
+#!/bin/sh
+# Builds keyplane twice (release-with-debug-info, and ASan+UBSan) and runs the whole test suite
+# in both with ctest. Usage: scripts/test.sh [BUILD_ROOT]   (default: ./build)
+# Exit status is non-zero when anything fails.
+set -eu
+cd "$(dirname "$0")/.."
+root=${1:-build}
+jobs=$(nproc 2>/dev/null || echo 2)
+gen=""
+command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
+
+run_suite() {
+    name=$1
+    shift
+    dir=$root/$name
+    echo "== keyplane: configure and build ($name)"
+    # shellcheck disable=SC2086
+    cmake -S . -B "$dir" $gen -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$root/$name.configure.log" \
+        || { cat "$root/$name.configure.log"; exit 1; }
+    cmake --build "$dir" -j "$jobs"
+    echo "== keyplane: test ($name)"
+    (cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+
+mkdir -p "$root"
+# Sanitizers: abort on the first report, and report leaks.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+run_suite asan -DKEYPLANE_SANITIZE=ON
+run_suite release
