@@ -1,9 +1,12 @@
 #!/bin/sh
 # Installs every build and test dependency of keyplane from Debian 12 packages.
-# Run as root on a fresh machine: sh scripts/setup-debian.sh
+# Run as root (or with sudo available) on a fresh machine: sh scripts/setup-debian.sh
 set -eu
 
 if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo sh "$0" "$@"
+    fi
     echo "setup-debian.sh: run as root (it calls apt-get install)" >&2
     exit 1
 fi

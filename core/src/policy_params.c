@@ -47,16 +47,48 @@ static bool s_parse_bool(const char *v, int64_t *out)
     return false;
 }
 
+/* Removes "." and "dir/.." segments in place; p is absolute. Lexical only (like Go's
+ * filepath.Clean): a symlinked ".." is the user's to resolve. */
+static void s_clean(char *p)
+{
+    char *out = p;
+    const char *in = p;
+    while (*in != '\0') {
+        while (*in == '/')
+            in++;
+        const char *seg = in;
+        while (*in != '\0' && *in != '/')
+            in++;
+        size_t n = (size_t)(in - seg);
+        if (n == 0 || (n == 1 && seg[0] == '.'))
+            continue;
+        if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (out > p && *--out != '/')
+                ;
+            continue;
+        }
+        *out++ = '/';
+        memmove(out, seg, n);
+        out += n;
+    }
+    if (out == p)
+        *out++ = '/';
+    *out = '\0';
+}
+
 /* PATH values become absolute, relative to the policy's directory, so a policy means the same
  * whatever the current directory of the process reading it. */
 static char *s_abs_path(const kp_policy *pol, const char *v)
 {
-    if (v[0] == '/')
-        return kp__strdup(v);
     size_t n = strlen(pol->dir) + strlen(v) + 2;
     char *p = malloc(n);
-    if (p != NULL)
+    if (p == NULL)
+        return NULL;
+    if (v[0] == '/')
+        snprintf(p, n, "%s", v);
+    else
         snprintf(p, n, "%s/%s", pol->dir, v);
+    s_clean(p);
     return p;
 }
 

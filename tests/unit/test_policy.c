@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "kp_test.h"
 
 static void test_valid_policy(void **state)
@@ -124,6 +125,30 @@ static void test_secret_value_not_echoed(void **state)
     free(got);
 }
 
+static void test_paths_are_absolute_and_clean(void **state)
+{
+    (void)state;
+    char *dir = kp_test_tmpdir();
+    char *path = kp_test_write(dir, "p.yaml",
+                               "version: 1\nproviders:\n"
+                               "  a: {plugin: file, path: ./x/../stores//a/., passphrase: env:P}\n"
+                               "  b: {plugin: file, path: ../../../../../../../../../../b,"
+                               " passphrase: env:P}\n");
+    kp_ctx *ctx = kp_test_ctx(NULL);
+    kp_policy *pol = NULL;
+    assert_int_equal(kp_policy_load(ctx, path, &pol, NULL), KP_OK);
+    const kp_pol_instance *a = kp__policy_instance(pol, "a");
+    char want[1024];
+    snprintf(want, sizeof(want), "%s/stores/a", dir);
+    assert_string_equal(a->params[0].value, want);
+    assert_string_equal(kp__policy_instance(pol, "b")->params[0].value, "/b");
+    kp_policy_free(pol);
+    kp_ctx_free(ctx);
+    free(path);
+    kp_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -140,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_valid_policy),
         cmocka_unit_test(test_diagnostics),
         cmocka_unit_test(test_secret_value_not_echoed),
+        cmocka_unit_test(test_paths_are_absolute_and_clean),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
