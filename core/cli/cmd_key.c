@@ -18,7 +18,8 @@ static int s_help(void)
            "      Create the chain's next protector version in its origin and import the same\n"
            "      key, with the same version number, into every other keystore replica and\n"
            "      escrow instance of the chain.\n"
-           "  generate --instance INSTANCE --name NAME [--bits 2048|3072|4096] [--exportable]\n"
+           "  generate --instance INSTANCE --name NAME [--bits 2048|3072|4096] [--version N]\n"
+           "           [--exportable]\n"
            "      Generate a new RSA key version inside one keystore instance.\n"
            "  import --instance INSTANCE --name NAME --key SOURCE [--passphrase SOURCE]\n"
            "         [--version N] [--exportable]\n"
@@ -174,10 +175,14 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
             st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
         if (st == KP_OK)
             st = kp_private_key_to_pkcs8(raw, pass, &der, err, sizeof(err));
+        /* Name the key's source only when the key itself is what failed. */
+        const char *src =
+            st != KP_OK && raw != NULL && (pass != NULL || o->pass_src == NULL) ? o->key_src : NULL;
         kp_secret_free(raw);
         kp_secret_free(pass);
         if (st != KP_OK) {
-            fprintf(stderr, "keyplane: error: %s: %s\n", o->key_src, err);
+            fprintf(stderr, "keyplane: error: key import: %s%s%s\n", src != NULL ? src : "",
+                    src != NULL ? ": " : "", err);
             return kp_cli_exit_code(st);
         }
     }
@@ -268,6 +273,8 @@ static int s_public(kp_cli *cli, const s_opts *o)
 {
     if (o->instance == NULL || o->name == NULL)
         return kp_cli_usage_error("key public", "--instance and --name are required");
+    if (cli->json && o->out == NULL)
+        return kp_cli_usage_error("key public", "--json needs --out for the PEM");
     kp_instance *inst = NULL;
     int rc = s_open(cli, o->instance, &inst);
     if (rc != KP_EXIT_OK)

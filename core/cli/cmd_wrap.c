@@ -28,7 +28,8 @@ static void s_wrap_help(void)
            "                      fd:N or stdin (default stdin); at most 512 bytes\n"
            "  --replica INSTANCE  wrap in this instance only\n"
            "  --out FILE          write the envelope to FILE (mode 0600), not stdout\n"
-           "  --json              print {chain, instance, version, fingerprint, alg, envelope}\n");
+           "  --json              print {chain, instance, version, fingerprint, alg, out,\n"
+           "                      envelope}; needs --out\n");
 }
 
 static void s_unwrap_help(void)

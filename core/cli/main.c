@@ -81,7 +81,7 @@ static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
                 return st;
         }
     }
-    return kp_ctx_use_default_plugin_dirs(cli->ctx);
+    return kp_ctx_add_plugin_dir(cli->ctx, kp_install_plugin_dir());
 }
 
 /*

@@ -39,10 +39,9 @@ void kp__audit(kp_ctx *ctx, const kp_audit_event *ev)
         json_object_set_new(obj, "version", json_integer(ev->version));
     s_set_str(obj, "alg", ev->alg);
     json_object_set_new(obj, "outcome", json_string(ev->status == KP_OK ? "ok" : "error"));
-    if (ev->status != KP_OK) {
+    if (ev->status != KP_OK)
         json_object_set_new(obj, "status", json_string(kp_status_name(ev->status)));
-        s_set_str(obj, "detail", ev->detail);
-    }
+    s_set_str(obj, "detail", ev->detail);
     char *line = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(obj);
     if (line == NULL)

@@ -30,14 +30,15 @@ static kp_status s_chain(kp_ctx *ctx, const kp_policy *policy, const char *chain
     return KP_OK;
 }
 
-/* Keystore instances of a chain in failover order: replicas, then escrow, each once. */
+/* Keystore instances of a chain in failover order: replicas, then escrow, then the origin,
+ * each once. */
 static size_t s_keystores(const kp_policy *policy, const kp_chain_policy *c, const char **out,
                           size_t max)
 {
     size_t n = 0;
-    for (size_t pass = 0; pass < 2; pass++) {
-        const char *const *list = pass == 0 ? c->replicas : c->escrow;
-        size_t count = pass == 0 ? c->nreplicas : c->nescrow;
+    for (size_t pass = 0; pass < 3; pass++) {
+        const char *const *list = pass == 0 ? c->replicas : pass == 1 ? c->escrow : &c->origin;
+        size_t count = pass == 0 ? c->nreplicas : pass == 1 ? c->nescrow : 1;
         for (size_t i = 0; i < count && n < max; i++) {
             const kp_pol_instance *pi = kp__policy_instance(policy, list[i]);
             if (pi == NULL || !(kp_plugin_get0_info(pi->plugin)->capabilities & KP_CAP_KEYSTORE))

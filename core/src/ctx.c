@@ -32,9 +32,18 @@ void kp_ctx_free(kp_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    /* Unload in reverse order of loading. */
-    while (ctx->nplugins > 0)
-        kp__plugin_unload(ctx->plugins[--ctx->nplugins]);
+    /* Unload in reverse order of loading. A plugin with an instance still open is left loaded:
+     * tearing it down under the instance would turn the caller's leak into a crash. */
+    while (ctx->nplugins > 0) {
+        kp_plugin *p = ctx->plugins[--ctx->nplugins];
+        if (p->open_instances > 0)
+            kp__log(ctx, KP_LOG_ERROR,
+                    "plugin %s still has %u open instance(s) at kp_ctx_free; "
+                    "not unloading it",
+                    p->name, p->open_instances);
+        else
+            kp__plugin_unload(p);
+    }
     for (size_t i = 0; i < ctx->ndirs; i++)
         free(ctx->dirs[i]);
     pthread_mutex_destroy(&ctx->lock);
@@ -155,6 +164,11 @@ kp_status kp_ctx_add_plugin_path(kp_ctx *ctx, const char *list)
     }
     free(copy);
     return st;
+}
+
+const char *kp_install_plugin_dir(void)
+{
+    return KEYPLANE_PLUGIN_DIR;
 }
 
 kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx)

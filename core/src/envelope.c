@@ -195,7 +195,7 @@ kp_status kp_envelope_decode(const char *buf, size_t len, kp_envelope **out, cha
     *out = NULL;
     if (len > KP_ENVELOPE_MAX)
         return s_bad(err, errlen, "larger than 64 KiB");
-    /* Accept one trailing newline (files written by `keyplane wrap`). */
+    /* Accept trailing line ends (files written by `keyplane wrap`, editors adding more). */
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
     json_error_t jerr;

@@ -150,7 +150,9 @@ static kp_status s_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *
 static kp_status s_audit(kp_instance *inst, const char *op, const char *name, uint32_t version,
                          uint32_t alg, kp_status st)
 {
-    if (st != KP_OK && kp_ctx_last_error(inst->ctx)[0] == '\0')
+    if (st == KP_OK)
+        kp__clear_error(inst->ctx); /* a plugin may have said "buffer too small" on the way */
+    else if (kp_ctx_last_error(inst->ctx)[0] == '\0')
         kp__set_error(inst->ctx, st, "%s: %s failed: %s", inst->name, op, kp_strerror(st));
     kp_audit_event ev = {.op = op,
                          .instance = inst->name,

@@ -151,7 +151,7 @@ static kp_status s_validate(kp_ctx *ctx, kp_plugin *p)
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN,
                         "lacks mandatory function PLUGIN_INFO (id 100)");
     const kp_plugin_info *info = kp_dispatch_plugin_info(d)(p->plugin_ctx);
-    if (info == NULL || info->struct_size < sizeof(kp_plugin_info))
+    if (info == NULL || info->struct_size < KP_PLUGIN_INFO_V1_SIZE)
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN, "PLUGIN_INFO returned no or a short info");
     char why[200];
     if (info->abi_major != KP_ABI_MAJOR || info->abi_minor > KP_ABI_MINOR) {
@@ -326,6 +326,18 @@ static int s_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* True when NAME.so exists in a directory searched before dirs[upto]. */
+static bool s_hidden(const kp_ctx *ctx, size_t upto, const char *file)
+{
+    for (size_t i = 0; i < upto; i++) {
+        char path[PATH_MAX];
+        int n = snprintf(path, sizeof(path), "%s/%s", ctx->dirs[i], file);
+        if (n > 0 && (size_t)n < sizeof(path) && access(path, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
 kp_status kp_plugin_scan(kp_ctx *ctx, kp_plugin_scan_fn visit, void *arg)
 {
     KP_ENSURE(ctx != NULL && visit != NULL, KP_ERR_INVALID_ARG);
@@ -333,9 +345,9 @@ kp_status kp_plugin_scan(kp_ctx *ctx, kp_plugin_scan_fn visit, void *arg)
         DIR *dir = opendir(ctx->dirs[i]);
         if (dir == NULL)
             continue;
-        char *names[256];
+        char *names[KP_MAX_PLUGINS];
         size_t n = 0;
-        for (struct dirent *e = readdir(dir); e != NULL && n < 256; e = readdir(dir)) {
+        for (struct dirent *e = readdir(dir); e != NULL && n < KP_MAX_PLUGINS; e = readdir(dir)) {
             size_t len = strlen(e->d_name);
             if (len > 3 && strcmp(e->d_name + len - 3, ".so") == 0 && e->d_name[0] != '.') {
                 names[n] = kp__strdup(e->d_name);
@@ -348,12 +360,12 @@ kp_status kp_plugin_scan(kp_ctx *ctx, kp_plugin_scan_fn visit, void *arg)
         for (size_t j = 0; j < n; j++) {
             char path[PATH_MAX];
             snprintf(path, sizeof(path), "%s/%s", ctx->dirs[i], names[j]);
+            /* kp_plugin_load takes the first NAME.so on the path, refused or not: so does the
+             * listing, or it would show plugins a policy cannot use. */
+            bool hidden = s_hidden(ctx, i, names[j]);
             free(names[j]);
-            char *name = s_name_from_path(path);
-            kp_plugin *loaded = name != NULL ? s_find_loaded(ctx, name) : NULL;
-            free(name);
-            if (loaded != NULL && strcmp(loaded->path, path) != 0)
-                continue; /* hidden by the same name in an earlier directory */
+            if (hidden)
+                continue;
             kp_plugin *p = NULL;
             kp_status st = kp_plugin_load_path(ctx, path, &p);
             visit(arg, path, p, st, st == KP_OK ? "" : kp_ctx_last_error(ctx));

@@ -347,8 +347,8 @@ static void s_parse_root(kp_pol_parser *P)
     yaml_node_t *root = yaml_document_get_root_node(&P->doc);
     if (root == NULL) {
         kp__diag_add(P->diags, 1, 1,
-                     "the policy is empty: it needs version, providers and "
-                     "chains");
+                     "the policy is empty: it needs at least version and "
+                     "providers");
         return;
     }
     if (!kp__ymapping_ok(P, root, "the policy"))

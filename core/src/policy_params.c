@@ -182,7 +182,19 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
             continue;
         kp_pol_param *pp = &inst->params[inst->nparams++];
         pp->name = kp__strdup(d->name);
-        pp->value = d->type == KP_PARAM_PATH ? s_abs_path(P->pol, v) : kp__strdup(v);
+        if (d->type == KP_PARAM_PATH) {
+            pp->value = s_abs_path(P->pol, v);
+        } else if (d->type == KP_PARAM_SECRET && strncmp(v, "file:", 5) == 0) {
+            /* Like PATH params: a relative secret file is relative to the policy. */
+            char *abs = s_abs_path(P->pol, v + 5);
+            size_t len = abs != NULL ? strlen(abs) + 6 : 0;
+            pp->value = abs != NULL ? malloc(len) : NULL;
+            if (pp->value != NULL)
+                snprintf(pp->value, len, "file:%s", abs);
+            free(abs);
+        } else {
+            pp->value = kp__strdup(v);
+        }
         pp->type = d->type;
         pp->line = KP_NODE_LINE(vn);
         pp->column = KP_NODE_COL(vn);

@@ -140,10 +140,11 @@ kp_status kp_secret_read_source(const char *ref, size_t max, int strip_newline, 
     if (strip_newline) {
         size_t len = kp_secret_len(s);
         const unsigned char *d = kp_secret_cdata(s);
-        if (len > 0 && d[len - 1] == '\n')
+        if (len > 0 && d[len - 1] == '\n') {
             len--;
-        if (len > 0 && d[len - 1] == '\r')
-            len--;
+            if (len > 0 && d[len - 1] == '\r')
+                len--;
+        }
         st = kp_secret_shrink(s, len);
         if (st != KP_OK) {
             kp_secret_free(s);

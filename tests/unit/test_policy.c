@@ -131,7 +131,8 @@ static void test_paths_are_absolute_and_clean(void **state)
     char *dir = kp_test_tmpdir();
     char *path = kp_test_write(dir, "p.yaml",
                                "version: 1\nproviders:\n"
-                               "  a: {plugin: file, path: ./x/../stores//a/., passphrase: env:P}\n"
+                               "  a: {plugin: file, path: ./x/../stores//a/., passphrase: "
+                               "file:keys/../pass.txt}\n"
                                "  b: {plugin: file, path: ../../../../../../../../../../b,"
                                " passphrase: env:P}\n");
     kp_ctx *ctx = kp_test_ctx(NULL);
@@ -141,6 +142,8 @@ static void test_paths_are_absolute_and_clean(void **state)
     char want[1024];
     snprintf(want, sizeof(want), "%s/stores/a", dir);
     assert_string_equal(a->params[0].value, want);
+    snprintf(want, sizeof(want), "file:%s/pass.txt", dir); /* secrets too, with the prefix */
+    assert_string_equal(a->params[1].value, want);
     assert_string_equal(kp__policy_instance(pol, "b")->params[0].value, "/b");
     kp_policy_free(pol);
     kp_ctx_free(ctx);

@@ -30,7 +30,8 @@ KP_API const char *kp_version(void);
 /* Context                                                                                   */
 
 KP_API KP_WARN_UNUSED kp_status kp_ctx_new(kp_ctx **out);
-/** Closes every instance, tears down and unloads every plugin. NULL is a no-op. */
+/** Tears down and unloads every plugin. Close every instance first (kp_instance_close): a
+ *  plugin with an instance still open is left loaded and an error is logged. NULL is a no-op. */
 KP_API void kp_ctx_free(kp_ctx *ctx);
 
 /** Detail text of the last failure on this context ("" when none). Borrowed; valid until the
@@ -48,6 +49,9 @@ KP_API KP_WARN_UNUSED kp_status kp_ctx_add_plugin_path(kp_ctx *ctx, const char *
 /** Appends the default directories: each absolute entry of KEYPLANE_PLUGIN_PATH
  *  (colon-separated, read with secure_getenv), then the install directory. */
 KP_API KP_WARN_UNUSED kp_status kp_ctx_use_default_plugin_dirs(kp_ctx *ctx);
+
+/** The directory plugins are installed to (compiled in). */
+KP_API const char *kp_install_plugin_dir(void);
 
 /** Number and i-th plugin directory, in search order. */
 KP_API size_t kp_ctx_plugin_dir_count(const kp_ctx *ctx);

@@ -115,6 +115,10 @@ typedef struct kp_plugin_info {
     uint32_t capabilities;   /**< KP_CAP_* bits */
 } kp_plugin_info;
 
+/** Size of the first version of kp_plugin_info: the least the core accepts, so that members
+ *  appended later do not lock out plugins built before them. */
+#define KP_PLUGIN_INFO_V1_SIZE (offsetof(kp_plugin_info, capabilities) + sizeof(uint32_t))
+
 /**
  * The plugin's entry point.
  *

@@ -42,7 +42,8 @@ typedef enum kp_status {
     /* internal */
     KP_ERR_NOMEM = 18,    /**< out of memory */
     KP_ERR_INTERNAL = 19, /**< a bug: an invariant does not hold */
-    KP_ERR_DENIED = 20,   /**< refused by policy (export of a non-exportable key, ...) */
+    /* auth (appended after the others, hence out of place) */
+    KP_ERR_DENIED = 20, /**< refused by policy (export of a non-exportable key, ...) */
     /* Append new codes above this line, never renumber. */
     KP_STATUS_COUNT_ = 21
 } kp_status;
