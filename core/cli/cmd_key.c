@@ -18,6 +18,9 @@ static int s_help(void)
            "      Create the chain's next protector version in its origin and import the same\n"
            "      key, with the same version number, into every other keystore replica and\n"
            "      escrow instance of the chain.\n"
+           "  replicate --chain CHAIN\n"
+           "      Copy every version the origin holds into each keystore replica and escrow\n"
+           "      instance that lacks it (the repair after a create that reached only some).\n"
            "  generate --instance INSTANCE --name NAME [--bits 2048|3072|4096] [--version N]\n"
            "           [--exportable]\n"
            "      Generate a new RSA key version inside one keystore instance.\n"
@@ -153,6 +156,23 @@ static int s_create(kp_cli *cli, const s_opts *o)
     else
         printf("created %s v%u (rsa-%u, fingerprint %s) in %s and its replicas\n", info.name,
                info.version, info.bits, info.fingerprint, c->origin);
+    return KP_EXIT_OK;
+}
+
+static int s_replicate(kp_cli *cli, const s_opts *o)
+{
+    if (o->chain == NULL)
+        return kp_cli_usage_error("key replicate", "--chain is required");
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    kp_status st = kp_chain_replicate(cli->ctx, cli->policy, o->chain, s_create_report, cli);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "key replicate");
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:s, s:b}", "chain", o->chain, "ok", 1));
+    else
+        printf("every keystore of %s holds every version of its origin\n", o->chain);
     return KP_EXIT_OK;
 }
 
@@ -315,8 +335,9 @@ static int s_public(kp_cli *cli, const s_opts *o)
 int kp_cmd_key(kp_cli *cli, int argc, char **argv)
 {
     if (argc < 2)
-        return kp_cli_usage_error("key", "missing subcommand (create, generate, import, list, "
-                                         "public)");
+        return kp_cli_usage_error("key",
+                                  "missing subcommand (create, replicate, generate, import, list, "
+                                  "public)");
     const char *sub = argv[1];
     if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0)
         return s_help();
@@ -331,6 +352,8 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return rc;
     if (strcmp(sub, "create") == 0)
         return s_create(cli, &o);
+    if (strcmp(sub, "replicate") == 0)
+        return s_replicate(cli, &o);
     if (strcmp(sub, "generate") == 0)
         return s_generate_or_import(cli, &o, false);
     if (strcmp(sub, "import") == 0)
@@ -340,7 +363,7 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
     if (strcmp(sub, "public") == 0)
         return s_public(cli, &o);
     return kp_cli_usage_error("key",
-                              "unknown subcommand '%s' (expected create, generate, "
+                              "unknown subcommand '%s' (expected create, replicate, generate, "
                               "import, list, public)",
                               sub);
 }

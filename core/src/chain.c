@@ -7,7 +7,7 @@
 
 #include <openssl/evp.h>
 
-#include "internal.h"
+#include "chain_internal.h"
 
 kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len, char hex[KP_FPR_HEX])
 {
@@ -20,8 +20,8 @@ kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len, char hex[KP_FPR_H
     return KP_OK;
 }
 
-static kp_status s_chain(kp_ctx *ctx, const kp_policy *policy, const char *chain,
-                         const kp_chain_policy **out)
+kp_status kp__chain_get(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                        const kp_chain_policy **out)
 {
     *out = kp_policy_chain(policy, chain);
     if (*out == NULL)
@@ -32,8 +32,8 @@ static kp_status s_chain(kp_ctx *ctx, const kp_policy *policy, const char *chain
 
 /* Keystore instances of a chain in failover order: replicas, then escrow, then the origin,
  * each once. */
-static size_t s_keystores(const kp_policy *policy, const kp_chain_policy *c, const char **out,
-                          size_t max)
+size_t kp__chain_keystores(const kp_policy *policy, const kp_chain_policy *c, const char **out,
+                           size_t max)
 {
     size_t n = 0;
     for (size_t pass = 0; pass < 3; pass++) {
@@ -52,8 +52,6 @@ static size_t s_keystores(const kp_policy *policy, const kp_chain_policy *c, con
     }
     return n;
 }
-
-#define KP_MAX_TARGETS 64
 
 static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                                    const char **names, size_t n, uint32_t *highest)
@@ -95,9 +93,9 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 {
     KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && info != NULL, KP_ERR_INVALID_ARG);
     const kp_chain_policy *c = NULL;
-    KP_GUARD(s_chain(ctx, policy, chain, &c));
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
     const char *targets[KP_MAX_TARGETS];
-    size_t n = s_keystores(policy, c, targets, KP_MAX_TARGETS);
+    size_t n = kp__chain_keystores(policy, c, targets, KP_MAX_TARGETS);
     const char *all[KP_MAX_TARGETS + 1];
     all[0] = c->origin;
     size_t nall = 1;
@@ -107,6 +105,8 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 
     uint32_t highest = 0;
     KP_GUARD(s_highest_version(ctx, policy, chain, all, nall, &highest));
+    if (highest == UINT32_MAX)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "chain '%s': no version numbers left", chain);
 
     kp_instance *origin = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
@@ -136,114 +136,94 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
     return first;
 }
 
-kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
-                        const char *replica, const kp_secret *dek, kp_envelope **out, char *used)
+/* Versions of the origin, for replicate. */
+typedef struct s_versions {
+    kp_key_info items[256];
+    size_t n;
+} s_versions;
+
+static kp_status s_collect(void *arg, const kp_key_info *info)
 {
-    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && dek != NULL && out != NULL,
-              KP_ERR_INVALID_ARG);
-    *out = NULL;
-    const kp_chain_policy *c = NULL;
-    KP_GUARD(s_chain(ctx, policy, chain, &c));
-    const char *cands[KP_MAX_TARGETS];
-    size_t n = replica != NULL ? 1 : s_keystores(policy, c, cands, KP_MAX_TARGETS);
-    if (replica != NULL)
-        cands[0] = replica;
-    kp_status st =
-        kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no keystore replica", chain);
-    for (size_t i = 0; i < n; i++) {
-        kp_instance *inst = NULL;
+    s_versions *v = arg;
+    if (v->n == sizeof(v->items) / sizeof(v->items[0]))
+        return KP_ERR_UNSUPPORTED;
+    v->items[v->n++] = *info;
+    return KP_OK;
+}
+
+/* Brings one target up to the origin's versions; reports each version it copies or finds
+ * different. */
+static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                            kp_instance *origin, const s_versions *have, const char *target,
+                            kp_check_report_fn report, void *arg)
+{
+    kp_instance *inst = NULL;
+    kp_status st = kp_instance_open(ctx, policy, target, &inst);
+    kp_status first = st;
+    for (size_t i = 0; st == KP_OK && i < have->n; i++) {
+        const kp_key_info *src = &have->items[i];
         kp_key_info info;
-        uint8_t *wrapped = NULL;
-        size_t wlen = 0;
-        st = kp_instance_open(ctx, policy, cands[i], &inst);
-        if (st == KP_OK)
-            st = kp_key_info_get(inst, chain, 0, &info);
-        if (st == KP_OK)
-            st = kp_key_wrap(inst, chain, info.version, c->wrap_alg, dek, &wrapped, &wlen);
-        kp_instance_close(inst);
-        if (st == KP_OK) {
-            kp_envelope_wrap w = {info.fingerprint, info.version, c->wrap_alg, wrapped, wlen};
-            st = kp_envelope_new(chain, out);
-            if (st == KP_OK)
-                st = kp_envelope_add(*out, &w);
-            free(wrapped);
-            if (st != KP_OK) {
-                kp_envelope_free(*out);
-                *out = NULL;
-                return st;
+        char what[KP_ERRBUF + 32];
+        kp_status vst = kp_key_info_get(inst, c->name, src->version, &info);
+        if (vst == KP_OK && strcmp(info.fingerprint, src->fingerprint) == 0)
+            continue; /* already there */
+        if (vst == KP_OK) {
+            vst = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                                "%s holds a different key as %s v%u (fingerprint %.16s..., "
+                                "origin has %.16s...)",
+                                target, c->name, src->version, info.fingerprint, src->fingerprint);
+        } else if (vst == KP_ERR_NOT_FOUND) {
+            kp_secret *pkcs8 = NULL;
+            vst = kp_key_export(origin, c->name, src->version, &pkcs8);
+            if (vst == KP_OK) {
+                kp_key_spec spec = {sizeof(spec), c->name,    c->key_type,
+                                    src->bits,    src->flags, src->version};
+                vst = kp_key_import(inst, &spec, pkcs8, &info);
+                if (vst == KP_OK && strcmp(info.fingerprint, src->fingerprint) != 0)
+                    vst = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s: imported key differs", target);
             }
-            if (used != NULL)
-                snprintf(used, KP_NAME_MAX, "%s", cands[i]);
-            return KP_OK;
+            kp_secret_free(pkcs8);
         }
-        if (i + 1 < n)
-            kp__log(ctx, KP_LOG_WARN, "wrap with %s failed (%s); trying %s", cands[i],
-                    kp_ctx_last_error(ctx), cands[i + 1]);
+        snprintf(what, sizeof(what), "v%u: %s", src->version,
+                 vst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));
+        if (report != NULL)
+            report(arg, target, vst, what);
+        if (vst != KP_OK && first == KP_OK)
+            first = vst;
     }
-    return st;
+    if (st != KP_OK && report != NULL)
+        report(arg, target, st, kp_ctx_last_error(ctx));
+    kp_instance_close(inst);
+    return first;
 }
 
-/* Tries every wrap of env in one instance. */
-static kp_status s_unwrap_in(kp_ctx *ctx, kp_instance *inst, const kp_envelope *env,
-                             kp_secret **dek)
+kp_status kp_chain_replicate(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                             kp_check_report_fn report, void *arg)
 {
-    kp_status st = KP_ERR_NOT_FOUND;
-    const char *chain = kp_envelope_chain(env);
-    for (size_t i = 0; i < kp_envelope_count(env); i++) {
-        const kp_envelope_wrap *w = kp_envelope_get0(env, i);
-        kp_key_info info;
-        st = kp_key_info_get(inst, chain, w->version, &info);
-        if (st != KP_OK)
-            continue;
-        if (strcmp(info.fingerprint, w->fingerprint) != 0) {
-            st = kp__set_error(ctx, KP_ERR_INTEGRITY,
-                               "%s: %s v%u has fingerprint %.16s..., the envelope wants %.16s...",
-                               kp_instance_name(inst), chain, w->version, info.fingerprint,
-                               w->fingerprint);
-            continue;
-        }
-        st = kp_key_unwrap(inst, chain, w->version, w->alg, w->wrapped, w->wrapped_len, dek);
-        if (st == KP_OK)
-            return KP_OK;
-    }
-    return st;
-}
-
-kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy, const kp_envelope *env,
-                          const char *replica, kp_secret **dek, char *used)
-{
-    KP_ENSURE(ctx != NULL && policy != NULL && env != NULL && dek != NULL, KP_ERR_INVALID_ARG);
-    *dek = NULL;
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL, KP_ERR_INVALID_ARG);
     const kp_chain_policy *c = NULL;
-    KP_GUARD(s_chain(ctx, policy, kp_envelope_chain(env), &c));
-    const char *cands[KP_MAX_TARGETS];
-    size_t n = replica != NULL ? 1 : s_keystores(policy, c, cands, KP_MAX_TARGETS);
-    if (replica != NULL)
-        cands[0] = replica;
-    char failures[KP_ERRBUF] = "";
-    kp_status st = KP_ERR_NOT_FOUND;
-    for (size_t i = 0; i < n; i++) {
-        kp_instance *inst = NULL;
-        st = kp_instance_open(ctx, policy, cands[i], &inst);
-        if (st == KP_OK)
-            st = s_unwrap_in(ctx, inst, env, dek);
-        kp_instance_close(inst);
-        if (st == KP_OK) {
-            if (used != NULL)
-                snprintf(used, KP_NAME_MAX, "%s", cands[i]);
-            kp__clear_error(ctx);
-            return KP_OK;
-        }
-        if (i + 1 < n)
-            kp__log(ctx, KP_LOG_WARN, "unwrap with %s failed (%s); failing over to %s", cands[i],
-                    kp_ctx_last_error(ctx), cands[i + 1]);
-        size_t used_len = strlen(failures);
-        snprintf(failures + used_len, sizeof(failures) - used_len, "%s%s: %s",
-                 used_len > 0 ? "; " : "", cands[i], kp_strerror(st));
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    s_versions *have = calloc(1, sizeof(*have));
+    if (have == NULL)
+        return KP_ERR_NOMEM;
+    kp_instance *origin = NULL;
+    kp_status st = kp_instance_open(ctx, policy, c->origin, &origin);
+    if (st == KP_OK)
+        st = kp_key_list(origin, chain, s_collect, have);
+    if (st == KP_ERR_UNSUPPORTED)
+        st = kp__set_error(ctx, st, "chain '%s' has more than 256 versions", chain);
+    const char *targets[KP_MAX_TARGETS];
+    size_t n = kp__chain_keystores(policy, c, targets, KP_MAX_TARGETS);
+    /* Every target is attempted even after one fails; the first failure is returned. */
+    kp_status first = st;
+    for (size_t i = 0; st == KP_OK && i < n; i++) {
+        if (strcmp(targets[i], c->origin) == 0)
+            continue;
+        kp_status tst = s_catch_up(ctx, policy, c, origin, have, targets[i], report, arg);
+        if (tst != KP_OK && first == KP_OK)
+            first = tst;
     }
-    if (n == 0)
-        return kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no keystore replica", c->name);
-    if (n == 1)
-        return st; /* the instance's own error text is the most precise */
-    return kp__set_error(ctx, st, "no replica of chain '%s' could unwrap (%s)", c->name, failures);
+    kp_instance_close(origin);
+    free(have);
+    return first;
 }

@@ -190,6 +190,10 @@ kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, 
 /** Reads meta.json of name/version into info (backend_id = the version directory). */
 kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info);
 kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key_info *info);
+/** public.der of name/version (malloc'd), checked against the fingerprint in meta.json: a
+ *  swapped public key would otherwise capture every DEK wrapped under it. */
+kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t version,
+                                 uint8_t **der, size_t *len);
 kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey);
 /** The private key of name/version, from the cache or decrypted from private.p8. The caller
  *  owns one reference (EVP_PKEY_free). */

@@ -101,6 +101,31 @@ kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key
     return st;
 }
 
+kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t version,
+                                 uint8_t **der, size_t *len)
+{
+    char path[KP_FILE_PATH_MAX], fpr[KP_FPR_HEX];
+    kp_key_info info;
+    kp_status st;
+
+    *der = NULL;
+    if ((st = kp_file_key_info(fi, name, version, &info)) != KP_OK ||
+        (st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/public.der", fi->path, name,
+                           version)) != KP_OK ||
+        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, der, len)) != KP_OK)
+        return st;
+    if ((st = kp_file_fingerprint(fi, *der, *len, fpr)) == KP_OK &&
+        strcmp(fpr, info.fingerprint) != 0)
+        st = kp_file_err(fi, KP_ERR_INTEGRITY,
+                         "%s does not match the fingerprint recorded for %s v%u: refusing it", path,
+                         name, version);
+    if (st != KP_OK) {
+        free(*der);
+        *der = NULL;
+    }
+    return st;
+}
+
 kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
 {
     char path[KP_FILE_PATH_MAX];
@@ -112,7 +137,7 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
     *pkey = NULL;
     if ((st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/public.der", fi->path, name,
                            version)) != KP_OK ||
-        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len)) != KP_OK)
+        (st = kp_file_key_public_der(fi, name, version, &der, &len)) != KP_OK)
         return st;
     p = der;
     *pkey = d2i_PUBKEY_ex(NULL, &p, (long)len, NULL, NULL);

@@ -232,7 +232,7 @@ kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, 
                                 size_t *len)
 {
     kp_file_inst *fi = inst;
-    char dir[KP_FILE_PATH_MAX], path[KP_FILE_PATH_MAX];
+    char dir[KP_FILE_PATH_MAX];
     uint8_t *der;
     size_t derlen;
     kp_status st;
@@ -241,8 +241,7 @@ kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, 
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
     if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
         (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
-        (st = kp_file_path(fi, path, sizeof(path), "%s/%u/public.der", dir, version)) != KP_OK ||
-        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &derlen)) != KP_OK)
+        (st = kp_file_key_public_der(fi, name, version, &der, &derlen)) != KP_OK)
         return st;
     if (spki == NULL || *len < derlen) {
         st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "public key needs %zu bytes", derlen);

@@ -172,19 +172,37 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_
                                                           kp_key_info *info);
 
 /**
- * Wraps dek with the chain's latest protector version, in replica (NULL: the first replica
- * that answers, in policy order). *out receives a new envelope (caller frees).
- * used (if not NULL, KP_NAME_MAX bytes) receives the instance that wrapped.
+ * Copies every version of the chain's protector that the origin holds and a keystore replica
+ * or escrow instance lacks into it, with the same version number (the repair after a create
+ * that reached only some replicas). A replica holding a different key under a version number
+ * is reported (KP_ERR_INTEGRITY) and left alone. report, if not NULL, is called per copy or
+ * problem. Returns the first failure; every target is attempted.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_replicate(kp_ctx *ctx, const kp_policy *policy,
+                                                   const char *chain, kp_check_report_fn report,
+                                                   void *arg);
+
+/**
+ * Wraps dek with the newest protector version that every reachable keystore replica of the
+ * chain holds (a version that reached only some replicas is not used: losing the origin would
+ * lose the DEK). An unreachable replica is skipped with a warning. The wrapping instance is
+ * replica (which must be one of the chain's keystores) or, when NULL, the first that holds the
+ * version, in failover order. Its public key is checked against the version's fingerprint
+ * before use. *out receives a new envelope (caller frees); used (if not NULL, KP_NAME_MAX
+ * bytes) receives the instance that wrapped.
  */
 KP_API KP_WARN_UNUSED kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy,
                                               const char *chain, const char *replica,
                                               const kp_secret *dek, kp_envelope **out, char *used);
 
 /**
- * Unwraps an envelope: tries replica (or, when NULL, each of the chain's replicas and escrow
- * instances in policy order) and fails over to the next on any error, logging why. A replica
- * whose key fingerprint differs from the envelope's is skipped. used (if not NULL,
- * KP_NAME_MAX bytes) receives the instance that unwrapped.
+ * Unwraps an envelope: tries replica (which must be one of the chain's keystores) or, when
+ * NULL, each keystore of the chain in failover order (replicas, escrow, origin), failing over
+ * to the next on any error and logging why. A replica whose key fingerprint differs from the
+ * envelope's is skipped. Only RSA-OAEP and RSA-OAEP-256 envelopes are accepted (RSA1_5 would
+ * hand whoever submits envelopes a padding oracle): others fail with KP_ERR_DENIED. When every
+ * replica fails, the most telling failure is returned (integrity before not-found). used (if
+ * not NULL, KP_NAME_MAX bytes) receives the instance that unwrapped.
  */
 KP_API KP_WARN_UNUSED kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy,
                                                 const kp_envelope *env, const char *replica,
