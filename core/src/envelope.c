@@ -157,7 +157,7 @@ static kp_status s_bad(char *err, size_t errlen, const char *why)
 {
     if (err != NULL && errlen > 0)
         snprintf(err, errlen, "malformed envelope: %s", why);
-    return KP_ERR_INVALID_ARG;
+    return KP_ERR_INTEGRITY;
 }
 
 static kp_status s_decode_wrap(kp_envelope *env, json_t *o, char *err, size_t errlen)

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy_internal.h"
@@ -403,17 +404,60 @@ static kp_status s_read_file(kp_ctx *ctx, const char *path, unsigned char **buf,
     return KP_OK;
 }
 
+/* The policy's directory, base of its relative paths; the working directory for a policy that
+ * is no file (a pipe: /dev/stdin, <(...)). */
 static char *s_dir_of(const char *path)
 {
     char *abs = realpath(path, NULL);
-    if (abs == NULL)
-        return NULL;
+    struct stat sb;
+    if (abs == NULL || stat(abs, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        free(abs);
+        return getcwd(NULL, 0);
+    }
     char *slash = strrchr(abs, '/');
     if (slash == abs)
         slash[1] = '\0';
     else if (slash != NULL)
         *slash = '\0';
     return abs;
+}
+
+#define KP_POLICY_MAX_DEPTH 32
+#define KP_POLICY_MAX_NODES 100000
+
+/* Walks the event stream once before building the document: libyaml's document loader is slow
+ * on deeply nested or enormous input, and no real policy is either. A syntax error is left to
+ * the loader, which reports it with its position. */
+static bool s_shape_ok(kp_pol_parser *P, const unsigned char *buf, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, buf, len);
+    int depth = 0;
+    size_t nodes = 0;
+    bool ok = true, done = false;
+    while (ok && !done && yaml_parser_parse(&parser, &ev)) {
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+            depth++;
+        else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+            depth--;
+        if (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_ALIAS_EVENT ||
+            ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+            nodes++;
+        if (depth > KP_POLICY_MAX_DEPTH || nodes > KP_POLICY_MAX_NODES) {
+            kp__diag_add(P->diags, (unsigned)ev.start_mark.line + 1,
+                         (unsigned)ev.start_mark.column + 1,
+                         depth > KP_POLICY_MAX_DEPTH ? "nested deeper than %d levels"
+                                                     : "more than %d YAML nodes",
+                         depth > KP_POLICY_MAX_DEPTH ? KP_POLICY_MAX_DEPTH : KP_POLICY_MAX_NODES);
+            ok = false;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
 }
 
 kp_status kp_policy_load(kp_ctx *ctx, const char *path, kp_policy **out, kp_diag_list **diags)
@@ -443,7 +487,9 @@ kp_status kp_policy_load(kp_ctx *ctx, const char *path, kp_policy **out, kp_diag
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, buf, len);
-    if (!yaml_parser_load(&parser, &P.doc)) {
+    if (!s_shape_ok(&P, buf, len)) {
+        /* reported by s_shape_ok */
+    } else if (!yaml_parser_load(&parser, &P.doc)) {
         kp__diag_add(P.diags, (unsigned)parser.problem_mark.line + 1,
                      (unsigned)parser.problem_mark.column + 1, "YAML syntax error: %s%s%s",
                      parser.problem != NULL ? parser.problem : "malformed document",
@@ -452,6 +498,19 @@ kp_status kp_policy_load(kp_ctx *ctx, const char *path, kp_policy **out, kp_diag
     } else {
         s_parse_root(&P);
         yaml_document_delete(&P.doc);
+        /* A second document would be silently ignored by a reader that stops at the first. */
+        yaml_document_t extra;
+        if (yaml_parser_load(&parser, &extra)) {
+            yaml_node_t *root = yaml_document_get_root_node(&extra);
+            if (root != NULL)
+                kp__diag_add(P.diags, KP_NODE_LINE(root), KP_NODE_COL(root),
+                             "a policy is one YAML document; remove the second one");
+            yaml_document_delete(&extra);
+        } else {
+            kp__diag_add(P.diags, (unsigned)parser.problem_mark.line + 1,
+                         (unsigned)parser.problem_mark.column + 1, "YAML syntax error: %s",
+                         parser.problem != NULL ? parser.problem : "malformed document");
+        }
     }
     yaml_parser_delete(&parser);
     free(buf);

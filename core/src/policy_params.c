@@ -3,10 +3,12 @@
  * unknown keys are errors unless they start with "x-" (a misspelt option must never pass
  * silently), required ones must be there, each value must have the declared type.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "policy_internal.h"
 
@@ -110,7 +112,8 @@ static bool s_check_value(kp_pol_parser *P, const kp_pol_instance *inst, const k
         errno = 0;
         char *end = NULL;
         long long n = strtoll(v, &end, 10);
-        if (v[0] == '\0' || errno != 0 || *end != '\0') {
+        if (!(isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1]))) ||
+            errno != 0 || *end != '\0') {
             kp__pdiag(P, vn, "instance '%s': parameter '%s' must be an integer, not '%.40s'",
                       inst->name, d->name, v);
             return false;
@@ -173,6 +176,16 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
             continue;
         }
         const char *v = kp__yscalar(vn);
+        if (v != NULL && vn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+            (v[0] == '\0' || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0)) {
+            kp__pdiag(P, vn, "instance '%s': parameter '%s' has no value", inst->name, key);
+            continue;
+        }
+        if (v == NULL && vn->type == YAML_SCALAR_NODE) {
+            kp__pdiag(P, vn, "instance '%s': parameter '%s' contains a NUL character", inst->name,
+                      key);
+            continue;
+        }
         if (v == NULL) {
             kp__pdiag(P, vn, "instance '%s': parameter '%s' must be a single value, not a %s",
                       inst->name, key, vn->type == YAML_MAPPING_NODE ? "mapping" : "list");

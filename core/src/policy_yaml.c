@@ -12,7 +12,11 @@ yaml_node_t *kp__ynode(kp_pol_parser *P, int id)
 
 const char *kp__yscalar(yaml_node_t *n)
 {
-    return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+    if (n == NULL || n->type != YAML_SCALAR_NODE)
+        return NULL;
+    const char *v = (const char *)n->data.scalar.value;
+    /* A "\0" escape would silently cut the value short: such a scalar is no value at all. */
+    return strlen(v) == n->data.scalar.length ? v : NULL;
 }
 
 bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
@@ -20,6 +24,11 @@ bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
     if (map == NULL || map->type != YAML_MAPPING_NODE) {
         if (map != NULL)
             kp__pdiag(P, map, "%s must be a mapping", what);
+        return false;
+    }
+    /* The duplicate check below is quadratic: bound it. */
+    if (map->data.mapping.pairs.top - map->data.mapping.pairs.start > 1024) {
+        kp__pdiag(P, map, "%s has more than 1024 keys", what);
         return false;
     }
     bool ok = true;

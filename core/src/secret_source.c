@@ -97,9 +97,9 @@ kp_status kp_secret_read_source(const char *ref, size_t max, int strip_newline, 
     KP_ENSURE(out != NULL, KP_ERR_INVALID_ARG);
     *out = NULL;
     if (!kp_secret_source_valid(ref))
+        /* Not echoed: a caller may have passed the secret itself. */
         return s_fail(err, errlen, KP_ERR_INVALID_ARG,
-                      "bad secret source '%s%s': use env:NAME, file:PATH, fd:N or stdin",
-                      ref != NULL ? ref : "(null)", "");
+                      "bad secret source%s%s: use env:NAME, file:PATH, fd:N or stdin", "", "");
 
     kp_secret *s = NULL;
     kp_status st = KP_OK;

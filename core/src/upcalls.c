@@ -27,7 +27,10 @@ static void s_audit(kp_core_handle *h, const char *event, const char *detail)
 {
     if (h == NULL || event == NULL)
         return;
-    kp_audit_event ev = {.op = event, .instance = h->who, .detail = detail, .status = KP_OK};
+    /* "plugin." keeps a plugin's events apart from the core's key.* events it might mimic. */
+    char op[64];
+    snprintf(op, sizeof(op), "plugin.%.48s", event);
+    kp_audit_event ev = {.op = op, .instance = h->who, .detail = detail, .status = KP_OK};
     kp__audit(h->ctx, &ev);
 }
 

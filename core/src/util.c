@@ -107,8 +107,18 @@ kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
         pad++;
     if (len >= 2 && in[len - 2] == '=')
         pad++;
+    /* EVP_DecodeBlock tolerates padding in the middle and trailing blanks; only the canonical
+     * encoding of the bytes is accepted, so one envelope has one spelling. */
+    size_t got = (size_t)n - pad;
+    char *again = kp__b64_encode(buf, got);
+    bool canonical = again != NULL && strcmp(again, in) == 0;
+    free(again);
+    if (!canonical) {
+        free(buf);
+        return KP_ERR_INVALID_ARG;
+    }
     *out = buf;
-    *outlen = (size_t)n - pad;
+    *outlen = got;
     return KP_OK;
 }
 

@@ -43,10 +43,10 @@ expect_rc 2 $P wrap --chain tde --dek "file:$T/dek" --json
 expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env"
 # unwrap: malformed envelopes.
 echo 'not json' >"$T/bad1"
-expect_rc 2 $P unwrap --in "$T/bad1" --out "$T/x"
+expect_rc 7 $P unwrap --in "$T/bad1" --out "$T/x"
 expect_in "$T/err" "malformed envelope: not JSON"
 sed 's/"kp":1/"kp":9/' "$T/env" >"$T/bad2"
-expect_rc 2 $P unwrap --in "$T/bad2" --out "$T/x"
+expect_rc 7 $P unwrap --in "$T/bad2" --out "$T/x"
 expect_in "$T/err" "unsupported format version"
 sed 's/"chain":"tde"/"chain":"other"/' "$T/env" >"$T/bad3"
 expect_rc 5 $P unwrap --in "$T/bad3" --out "$T/x"

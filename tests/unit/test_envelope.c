@@ -89,6 +89,13 @@ static void test_decode_malformed(void **state)
         "{\"kp\":1,\"chain\":\"c\",\"wraps\":[{\"fpr\":\"" FPR "\",\"v\":1,\"alg\":\"RSA-OAEP\","
         "\"w\":\"AAAA\",\"extra\":1}]}",
         "{\"kp\":1,\"chain\":\"c\",\"chain\":\"d\",\"wraps\":[]}",
+        /* non-canonical base64: padding inside, blanks, bits set in the padding */
+        "{\"kp\":1,\"chain\":\"c\",\"wraps\":[{\"fpr\":\"" FPR "\",\"v\":1,\"alg\":\"RSA-OAEP\","
+        "\"w\":\"AA==AAAA\"}]}",
+        "{\"kp\":1,\"chain\":\"c\",\"wraps\":[{\"fpr\":\"" FPR "\",\"v\":1,\"alg\":\"RSA-OAEP\","
+        "\"w\":\"AA==    \"}]}",
+        "{\"kp\":1,\"chain\":\"c\",\"wraps\":[{\"fpr\":\"" FPR "\",\"v\":1,\"alg\":\"RSA-OAEP\","
+        "\"w\":\"AB==\"}]}",
         "{\"kp\":1,\"chain\":\"c\",\"wraps\":[{\"fpr\":\"" FPR "\",\"v\":1,\"alg\":\"RSA-OAEP\","
         "\"w\":\"AAAA\"}],\"more\":true}",
         NULL,
@@ -97,7 +104,7 @@ static void test_decode_malformed(void **state)
         kp_envelope *env = NULL;
         char err[128] = "";
         assert_int_equal(kp_envelope_decode(bad[i], strlen(bad[i]), &env, err, sizeof(err)),
-                         KP_ERR_INVALID_ARG);
+                         KP_ERR_INTEGRITY);
         assert_null(env);
         assert_non_null(strstr(err, "malformed envelope"));
     }
@@ -106,7 +113,7 @@ static void test_decode_malformed(void **state)
     char *huge = calloc(1, big + 1);
     memset(huge, ' ', big);
     kp_envelope *env = NULL;
-    assert_int_equal(kp_envelope_decode(huge, big, &env, NULL, 0), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_envelope_decode(huge, big, &env, NULL, 0), KP_ERR_INTEGRITY);
     free(huge);
 }
 

@@ -46,6 +46,9 @@ static void test_base64(void **state)
     size_t len = 0;
     assert_int_equal(kp__b64_decode("Zm9", &d, &len), KP_ERR_INVALID_ARG);
     assert_int_equal(kp__b64_decode("Zm9*", &d, &len), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp__b64_decode("====", &d, &len), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp__b64_decode("Zg==Zm9v", &d, &len), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp__b64_decode("Zh==", &d, &len), KP_ERR_INVALID_ARG); /* padding bits */
 }
 
 static void test_names(void **state)

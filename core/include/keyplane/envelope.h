@@ -39,7 +39,8 @@ KP_API const kp_envelope_wrap *kp_envelope_get0(const kp_envelope *env, size_t i
 
 /** Encodes as a NUL-terminated JSON line (no newline); caller frees *out with free(). */
 KP_API KP_WARN_UNUSED kp_status kp_envelope_encode(const kp_envelope *env, char **out);
-/** Decodes; KP_ERR_INVALID_ARG with a reason in err (if given) when malformed. */
+/** Decodes; KP_ERR_INTEGRITY with a reason in err (if given) when the text is not a
+ *  well-formed envelope, KP_ERR_INVALID_ARG for NULL arguments. */
 KP_API KP_WARN_UNUSED kp_status kp_envelope_decode(const char *buf, size_t len, kp_envelope **out,
                                                    char *err, size_t errlen);
 
