@@ -50,6 +50,9 @@ int kp_cli_load_policy(kp_cli *cli);
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
+/* A JSON string of s; bytes that are not valid UTF-8 (a cut name, a Latin-1 path) become '?',
+ * so a report is never lost to one odd byte. */
+void *kp_cli_jstr(const char *s);
 /* Prints a jansson value as one line on stdout and frees it. */
 void kp_cli_print_json(void *json);
 /* True when argv has -h/--help before "--". */

@@ -103,6 +103,21 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
                     strerror(errno));
         return st;
     }
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        fprintf(stderr, "keyplane: error: %s is a symbolic link; give the file itself\n", path);
+        return KP_ERR_INVALID_ARG;
+    }
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* A pipe, a terminal, a device: write into it; never replace it with a file. */
+        int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        kp_status st = fd >= 0 ? s_write_all(fd, data, len) : KP_ERR_IO;
+        if (st != KP_OK)
+            fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return st;
+    }
     /* Temp file beside the target, then rename: a crash leaves the old file or the new one. */
     char *copy = strdup(path);
     if (copy == NULL)
@@ -175,6 +190,22 @@ kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **dat
     *data = buf;
     *len = n;
     return KP_OK;
+}
+
+void *kp_cli_jstr(const char *s)
+{
+    json_t *j = json_string(s != NULL ? s : "");
+    if (j != NULL)
+        return j;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return NULL;
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
 }
 
 void kp_cli_print_json(void *json)

@@ -1,6 +1,8 @@
 /*
  * keyplane key create|generate|import|list|public.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,11 +86,16 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
             if (*end != '\0' || (o->bits != 2048 && o->bits != 3072 && o->bits != 4096))
                 return kp_cli_usage_error(sub, "--bits must be 2048, 3072 or 4096");
             break;
-        case 'V':
-            o->version = (uint32_t)strtoul(optarg, &end, 10);
-            if (*end != '\0' || o->version == 0)
-                return kp_cli_usage_error(sub, "--version must be a positive integer");
+        case 'V': {
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (!isdigit((unsigned char)optarg[0]) || *end != '\0' || errno != 0 || v == 0 ||
+                v > UINT32_MAX)
+                return kp_cli_usage_error(sub, "--version must be an integer from 1 to %u",
+                                          UINT32_MAX);
+            o->version = (uint32_t)v;
             break;
+        }
         case 'x':
             o->exportable = true;
             break;
@@ -260,6 +267,7 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
         return KP_EXIT_NOT_FOUND;
     }
     s_list l = {cli, NULL, cli->json ? json_array() : NULL};
+    int failed = 0;
     if (!cli->json)
         printf("%-16s %-24s %-5s %-9s %-17s %s\n", "INSTANCE", "NAME", "VER", "TYPE", "FINGERPRINT",
                "FLAGS");
@@ -267,12 +275,13 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
         const char *name = kp_policy_instance_name(cli->policy, i);
         if (o->instance != NULL && strcmp(name, o->instance) != 0)
             continue;
+        kp_plugin *plugin = NULL;
+        if (kp_plugin_load(cli->ctx, kp_policy_instance_plugin(cli->policy, name), &plugin) !=
+                KP_OK ||
+            !(kp_plugin_get0_info(plugin)->capabilities & KP_CAP_KEYSTORE))
+            continue;
         kp_instance *inst = NULL;
         kp_status st = kp_instance_open(cli->ctx, cli->policy, name, &inst);
-        if (st == KP_OK && !(kp_instance_capabilities(inst) & KP_CAP_KEYSTORE)) {
-            kp_instance_close(inst);
-            continue;
-        }
         l.instance = name;
         if (st == KP_OK)
             st = kp_key_list(inst, o->name, s_list_visit, &l);
@@ -280,13 +289,14 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
         if (st == KP_ERR_NOT_FOUND && o->name != NULL)
             continue;
         if (st != KP_OK) {
-            json_decref(l.out);
-            return kp_cli_fail(cli, st, name);
+            /* One unreachable instance does not hide the others' keys. */
+            kp_cli_fail(cli, st, name);
+            failed++;
         }
     }
     if (cli->json)
         kp_cli_print_json(json_pack("{s:o}", "keys", l.out));
-    return KP_EXIT_OK;
+    return failed > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
 }
 
 static int s_public(kp_cli *cli, const s_opts *o)
@@ -338,6 +348,12 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return kp_cli_usage_error("key",
                                   "missing subcommand (create, replicate, generate, import, list, "
                                   "public)");
+    /* "key --json list" reads as naturally as "key list --json". */
+    while (argc > 2 && strcmp(argv[1], "--json") == 0) {
+        cli->json = true;
+        argv++;
+        argc--;
+    }
     const char *sub = argv[1];
     if (strcmp(sub, "-h") == 0 || strcmp(sub, "--help") == 0)
         return s_help();

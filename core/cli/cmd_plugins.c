@@ -52,8 +52,9 @@ static void s_visit(void *arg, const char *path, const kp_plugin *plugin, kp_sta
     if (plugin == NULL) {
         s->nrefused++;
         if (s->cli->json)
-            json_array_append_new(s->refused, json_pack("{s:s, s:s, s:s}", "path", path, "status",
-                                                        kp_status_name(status), "reason", reason));
+            json_array_append_new(s->refused,
+                                  json_pack("{s:o, s:s, s:o}", "path", kp_cli_jstr(path), "status",
+                                            kp_status_name(status), "reason", kp_cli_jstr(reason)));
         else
             fprintf(stderr, "keyplane: warning: %s\n", reason);
         return;

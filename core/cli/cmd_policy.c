@@ -73,19 +73,20 @@ int kp_cmd_policy(kp_cli *cli, int argc, char **argv)
     }
     kp_diag_list *diags = NULL;
     kp_status st = kp_policy_load(cli->ctx, cli->policy_path, &cli->policy, &diags);
-    if (st != KP_OK && st != KP_ERR_CONFIG) {
-        kp_diag_list_free(diags);
-        return kp_cli_fail(cli, st, "cannot load policy");
-    }
     json_t *errors = json_array();
+    if (st != KP_OK && st != KP_ERR_CONFIG) /* unreadable: one error without a position */
+        json_array_append_new(
+            errors, json_pack("{s:o, s:i, s:i, s:o}", "file", kp_cli_jstr(cli->policy_path), "line",
+                              0, "column", 0, "message", kp_cli_jstr(kp_ctx_last_error(cli->ctx))));
     for (size_t i = 0; i < kp_diag_count(diags); i++) {
         const kp_diag *d = kp_diag_get0(diags, i);
-        json_array_append_new(errors, json_pack("{s:s, s:i, s:i, s:s}", "file", d->file, "line",
-                                                (int)d->line, "column", (int)d->column, "message",
-                                                d->message));
+        json_array_append_new(errors,
+                              json_pack("{s:o, s:i, s:i, s:o}", "file", kp_cli_jstr(d->file),
+                                        "line", (int)d->line, "column", (int)d->column, "message",
+                                        kp_cli_jstr(d->message)));
     }
     kp_diag_list_free(diags);
-    kp_cli_print_json(json_pack("{s:s, s:b, s:o}", "policy", cli->policy_path, "valid", st == KP_OK,
-                                "errors", errors));
-    return st == KP_OK ? KP_EXIT_OK : KP_EXIT_CONFIG;
+    kp_cli_print_json(json_pack("{s:o, s:b, s:o}", "policy", kp_cli_jstr(cli->policy_path), "valid",
+                                st == KP_OK, "errors", errors));
+    return st == KP_OK ? KP_EXIT_OK : st == KP_ERR_CONFIG ? KP_EXIT_CONFIG : kp_cli_exit_code(st);
 }

@@ -80,6 +80,32 @@ expect_rc 5 $P key generate --instance region-a --name k --version 1
 expect_in "$T/err" "exists"
 expect_rc 5 $P key public --instance region-a --name nokey
 expect_rc 2 $P key generate --instance region-a --name "../../etc"
+expect_rc 2 $P key generate --instance region-a --name k --version -1
+expect_rc 2 $P key generate --instance region-a --name k --version 4294967297
+expect_rc 2 $P key generate --instance region-a --name k --version " 3"
+expect_rc 0 $P key --json list
+"$PY" -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["keys"]) >= 2' "$T/out"
+# --out into a pipe writes into it (and leaves it a pipe); a symlink is refused.
+mkfifo "$T/fifo"
+cat "$T/fifo" >"$T/from-fifo" &
+reader=$!
+expect_rc 0 $P unwrap --in "$T/env" --out "$T/fifo"
+wait $reader
+cmp "$T/dek" "$T/from-fifo" || fail "DEK through a FIFO"
+[ -p "$T/fifo" ] || fail "the FIFO was replaced"
+ln -s "$T/target" "$T/link"
+expect_rc 2 $P unwrap --in "$T/env" --out "$T/link"
+expect_in "$T/err" "is a symbolic link"
+[ ! -e "$T/target" ] || fail "wrote through a symlink"
+# policy validate --json always prints a document, also for odd bytes and missing files.
+printf 'version: 1\nproviders:\n  caf\303\251-%s: {plugin: file}\n' \
+    aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa >"$T/utf8.yaml"
+expect_rc 3 policy validate --json "$T/utf8.yaml"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d["valid"] and d["errors"], d' "$T/out"
+expect_rc 5 policy validate --json "$T/missing.yaml"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "cannot open policy" in d["errors"][0]["message"], d' "$T/out"
+# A policy read from a pipe resolves relative paths against the working directory.
+expect_rc 0 policy validate /dev/stdin <"$T/policy.yaml"
 # The output file of a wrap is 0600 and nothing temporary is left next to it.
 [ "$(stat -c %a "$T/env")" = 600 ] || fail "envelope file mode $(stat -c %a "$T/env")"
 ls "$T" | grep -q 'tmp-' && fail "temporary files left in $T"
