@@ -23,4 +23,14 @@ expect_in "$T/out" "Usage: keyplane plugins"
 expect_rc 2 plugins --bogus
 expect_rc 0 --version
 expect_in "$T/out" "provider ABI 1.0"
-echo "ok: plugins"
+# KEYPLANE_PLUGIN_PATH adds absolute directories; a relative entry is ignored with a warning.
+KEYPLANE_PLUGIN_PATH="relative/dir:$KP_MOCK_DIR/good" expect_rc 0 plugins --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert sorted(p["name"] for p in d["plugins"]) == ["file", "good"], d
+assert sys.argv[2] + "/good" in d["plugin_dirs"], d
+' "$T/out" "$KP_MOCK_DIR"
+expect_in "$T/err" "ignoring plugin path entry 'relative/dir': not an absolute path"
+[ "$(grep -c 'ignoring plugin path entry' "$T/err")" -eq 1 ] || fail "warning printed more than once"
+echo "ok: KEYPLANE_PLUGIN_PATH"
