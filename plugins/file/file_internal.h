@@ -133,6 +133,10 @@ kp_status kp_file_versions(kp_file_inst *fi, const char *dir, uint32_t **vers, s
  *  none. Free with kp_file_names_free. */
 kp_status kp_file_names(kp_file_inst *fi, const char *dir, char ***names, size_t *n);
 void kp_file_names_free(char **names, size_t n);
+/** Calls fn for every object name under <path>/<subdir> ("keys", "secrets"), in order, until
+ *  one returns non-KP_OK. */
+typedef kp_status (*kp_file_name_fn)(kp_file_inst *fi, const char *name, void *arg);
+kp_status kp_file_each_name(kp_file_inst *fi, const char *subdir, kp_file_name_fn fn, void *arg);
 /** Resolves version 0 to the latest; KP_ERR_NOT_FOUND with text when absent. kind is "key" or
  *  "secret" for messages; objdir is <store>/<kind>s/<name>. */
 kp_status kp_file_resolve(kp_file_inst *fi, const char *kind, const char *name, const char *objdir,

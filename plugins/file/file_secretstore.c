@@ -291,23 +291,25 @@ static kp_status s_list_one(kp_file_inst *fi, const char *name, bool must_exist,
     return st;
 }
 
+typedef struct s_list_all {
+    kp_secret_visit_fn visit;
+    void *arg;
+} s_list_all;
+
+static kp_status s_list_any(kp_file_inst *fi, const char *name, void *arg)
+{
+    s_list_all *all = arg;
+    return s_list_one(fi, name, false, all->visit, all->arg);
+}
+
 kp_status kp_file_ss_list(void *inst, const char *name, kp_secret_visit_fn visit, void *arg)
 {
     kp_file_inst *fi = inst;
-    char dir[KP_FILE_PATH_MAX];
-    char **names;
-    size_t n;
-    kp_status st;
+    s_list_all all = {visit, arg};
 
     if (visit == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
     if (name != NULL)
         return s_list_one(fi, name, true, visit, arg);
-    if ((st = kp_file_path(fi, dir, sizeof(dir), "%s/secrets", fi->path)) != KP_OK ||
-        (st = kp_file_names(fi, dir, &names, &n)) != KP_OK)
-        return st;
-    for (size_t i = 0; i < n && st == KP_OK; i++)
-        st = s_list_one(fi, names[i], false, visit, arg);
-    kp_file_names_free(names, n);
-    return st;
+    return kp_file_each_name(fi, "secrets", s_list_any, &all);
 }

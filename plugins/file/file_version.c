@@ -278,3 +278,19 @@ kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t 
     }
     return kp_file_err(fi, KP_ERR_UNAVAILABLE, "too many concurrent writers under %s", parent);
 }
+
+kp_status kp_file_each_name(kp_file_inst *fi, const char *subdir, kp_file_name_fn fn, void *arg)
+{
+    char dir[KP_FILE_PATH_MAX];
+    char **names;
+    size_t n;
+    kp_status st;
+
+    if ((st = kp_file_path(fi, dir, sizeof(dir), "%s/%s", fi->path, subdir)) != KP_OK ||
+        (st = kp_file_names(fi, dir, &names, &n)) != KP_OK)
+        return st;
+    for (size_t i = 0; i < n && st == KP_OK; i++)
+        st = fn(fi, names[i], arg);
+    kp_file_names_free(names, n);
+    return st;
+}

@@ -245,6 +245,11 @@ static void test_secret_store(void **state)
     assert_int_equal(kp_store_list(f->a, "tde-pvk", s_meta_visit, &seen), KP_OK);
     assert_int_equal(seen.calls, 2);
     assert_int_equal(seen.last_version, 2); /* ascending */
+    uint32_t other_ver = 0;
+    assert_int_equal(kp_store_put(f->a, "other", v1, NULL, 0, &other_ver), KP_OK);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kp_store_list(f->a, NULL, s_meta_visit, &seen), KP_OK); /* every secret */
+    assert_int_equal(seen.calls, 3);
     assert_int_equal(kp_store_get(f->a, "tde-pvk", 3, &got, NULL, NULL), KP_ERR_NOT_FOUND);
     assert_int_equal(kp_store_get(f->b, "tde-pvk", 0, &got, NULL, NULL), KP_ERR_NOT_FOUND);
     kp_meta bad[] = {{"Bad Key", "x"}};
