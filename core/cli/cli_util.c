@@ -111,6 +111,11 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
     if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
         /* A pipe, a terminal, a device: write into it; never replace it with a file. */
         int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0 && isatty(fd)) {
+            close(fd);
+            fprintf(stderr, "keyplane: error: refusing to write to the terminal %s\n", path);
+            return KP_ERR_INVALID_ARG;
+        }
         kp_status st = fd >= 0 ? s_write_all(fd, data, len) : KP_ERR_IO;
         if (st != KP_OK)
             fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(errno));

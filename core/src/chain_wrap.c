@@ -60,9 +60,11 @@ static kp_status s_common_version(kp_ctx *ctx, const kp_policy *policy, const ch
 {
     s_vset *sets = calloc(n, sizeof(*sets));
     bool *reachable = calloc(n, sizeof(*reachable));
-    if (sets == NULL || reachable == NULL) {
+    bool *empty = calloc(n, sizeof(*empty));
+    if (sets == NULL || reachable == NULL || empty == NULL) {
         free(sets);
         free(reachable);
+        free(empty);
         return KP_ERR_NOMEM;
     }
     size_t nreach = 0;
@@ -72,16 +74,27 @@ static kp_status s_common_version(kp_ctx *ctx, const kp_policy *policy, const ch
         if (st == KP_OK)
             st = kp_key_list(inst, chain, s_vset_add, &sets[i]);
         kp_instance_close(inst);
-        if (st == KP_OK || st == KP_ERR_NOT_FOUND) {
+        if (st == KP_OK && sets[i].n > 0) {
             reachable[i] = true;
             nreach++;
+        } else if (st == KP_OK || st == KP_ERR_NOT_FOUND) {
+            /* Holding nothing of the chain (never provisioned, or lost and not yet restored)
+             * puts no old envelope at risk: it must not make wrap unavailable in a disaster.
+             * Said below, once it is clear that some other keystore does hold versions. */
+            empty[i] = true;
         } else {
             kp__log(ctx, KP_LOG_WARN,
-                    "wrap: %s is unreachable (%s); choosing the version "
-                    "without it",
-                    cands[i], kp_ctx_last_error(ctx));
+                    "wrap: %s is unreachable (%s); choosing the version without it", cands[i],
+                    kp_ctx_last_error(ctx));
         }
     }
+    for (size_t i = 0; i < n && nreach > 0; i++)
+        if (empty[i])
+            kp__log(ctx, KP_LOG_WARN,
+                    "wrap: %s holds no version of %s (run 'keyplane key replicate' once it is "
+                    "back); choosing the version without it",
+                    cands[i], chain);
+    free(empty);
     *version = 0;
     const char *fpr = "";
     for (size_t i = 0; i < n && nreach > 0; i++) {
@@ -104,7 +117,9 @@ static kp_status s_common_version(kp_ctx *ctx, const kp_policy *policy, const ch
     free(sets);
     free(reachable);
     if (nreach == 0)
-        return kp__set_error(ctx, KP_ERR_UNAVAILABLE, "no keystore of chain '%s' is reachable",
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                             "no reachable keystore of chain '%s' holds a protector version "
+                             "(create one with 'keyplane key create')",
                              chain);
     if (*version == 0)
         return kp__set_error(ctx, KP_ERR_NOT_FOUND,

@@ -32,7 +32,7 @@ expect_rc 5 $P wrap --chain nope --dek "file:$T/dek"
 expect_in "$T/err" "no chain 'nope'"
 expect_rc 5 $P wrap --chain tde --dek "file:$T/missing"
 expect_rc 5 $P wrap --chain tde --dek "file:$T/dek" # no protector yet
-expect_in "$T/err" "no protector version present in every replica"
+expect_in "$T/err" "holds a protector version"
 : >"$T/empty"
 expect_rc 2 $P wrap --chain tde --dek "file:$T/empty"
 expect_in "$T/err" "is empty"

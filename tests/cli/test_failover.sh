@@ -31,6 +31,10 @@ expect_in "$T/err" "unwrap with region-a failed"
 expect_in "$T/err" "failing over to region-b"
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="region-b" and d["bytes"]==32, d' "$T/out"
 cmp "$T/dek" "$T/dek.d" || fail "failover unwrapped a different DEK"
+# Wrap stays available with region-a lost: region-b's versions are used, with a warning.
+expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env.dr" --json
+expect_in "$T/err" "region-a holds no version of tde"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="region-b" and d["version"]==1, d' "$T/out"
 expect_rc 0 $P check region-b
 expect_rc 5 $P unwrap --in "$T/env" --replica region-a --out "$T/x"
 # Both gone: a clear error naming both.
