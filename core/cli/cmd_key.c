@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "cli.h"
 
@@ -23,13 +25,17 @@ static int s_help(void)
            "  replicate --chain CHAIN\n"
            "      Copy every version the origin holds into each keystore replica and escrow\n"
            "      instance that lacks it (the repair after a create that reached only some).\n"
-           "  generate --instance INSTANCE --name NAME [--bits 2048|3072|4096] [--version N]\n"
-           "           [--exportable]\n"
-           "      Generate a new RSA key version inside one keystore instance.\n"
+           "  generate --instance INSTANCE --name NAME [--type rsa|aes] [--bits BITS]\n"
+           "           [--version N] [--exportable]\n"
+           "      Generate a new key version inside one keystore instance: RSA 2048, 3072\n"
+           "      (default) or 4096, or AES 128, 192 or 256 (default) where the keystore has AES.\n"
            "  import --instance INSTANCE --name NAME --key SOURCE [--passphrase SOURCE]\n"
            "         [--version N] [--exportable]\n"
            "      Import a private key (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) read\n"
            "      from SOURCE (file:PATH, fd:N, env:NAME or stdin). --passphrase decrypts it.\n"
+           "  export-byok --instance INSTANCE --name NAME --kek FILE --out FILE [--version N]\n"
+           "      Export a key as an Azure Key Vault BYOK transfer blob for the key-exchange\n"
+           "      key whose public key (PEM or DER) is in FILE. The key must be exportable.\n"
            "  list [--instance INSTANCE] [--name NAME]\n"
            "      List key versions in one or every keystore instance.\n"
            "  public --instance INSTANCE --name NAME [--version N] [--out FILE]\n"
@@ -40,7 +46,8 @@ static int s_help(void)
 }
 
 typedef struct s_opts {
-    const char *chain, *instance, *name, *key_src, *pass_src, *out;
+    const char *chain, *instance, *name, *key_src, *pass_src, *out, *kek;
+    uint32_t type;
     uint32_t bits, version;
     bool exportable;
 } s_opts;
@@ -57,11 +64,13 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
                                          {"version", required_argument, NULL, 'V'},
                                          {"exportable", no_argument, NULL, 'x'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"kek", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
     char *end = NULL;
-    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjht:K:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->chain = optarg;
@@ -83,8 +92,21 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
             break;
         case 'b':
             o->bits = (uint32_t)strtoul(optarg, &end, 10);
-            if (*end != '\0' || (o->bits != 2048 && o->bits != 3072 && o->bits != 4096))
-                return kp_cli_usage_error(sub, "--bits must be 2048, 3072 or 4096");
+            if (*end != '\0' || !(o->bits == 2048 || o->bits == 3072 || o->bits == 4096 ||
+                                  o->bits == 128 || o->bits == 192 || o->bits == 256))
+                return kp_cli_usage_error(sub, "--bits must be 2048, 3072 or 4096 (RSA) or 128, "
+                                               "192 or 256 (AES)");
+            break;
+        case 't':
+            if (strcmp(optarg, "rsa") == 0)
+                o->type = KP_KEY_RSA;
+            else if (strcmp(optarg, "aes") == 0)
+                o->type = KP_KEY_AES;
+            else
+                return kp_cli_usage_error(sub, "--type must be rsa or aes");
+            break;
+        case 'K':
+            o->kek = optarg;
             break;
         case 'V': {
             errno = 0;
@@ -113,6 +135,36 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
     return KP_EXIT_OK;
 }
 
+/* Reads a public key (PEM or DER SubjectPublicKeyInfo) and returns its DER. */
+static kp_status s_read_spki(const char *path, uint8_t **der, size_t *len)
+{
+    BIO *bio = BIO_new_file(path, "rb");
+    if (bio == NULL) {
+        fprintf(stderr, "keyplane: error: cannot open %s: %s\n", path, strerror(errno));
+        return errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
+    }
+    EVP_PKEY *pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    if (pkey == NULL) {
+        (void)BIO_reset(bio);
+        pkey = d2i_PUBKEY_bio(bio, NULL);
+    }
+    BIO_free(bio);
+    int n = pkey != NULL && EVP_PKEY_is_a(pkey, "RSA") ? i2d_PUBKEY(pkey, NULL) : -1;
+    unsigned char *p = n > 0 ? malloc((size_t)n) : NULL;
+    *der = p;
+    if (p != NULL)
+        i2d_PUBKEY(pkey, &p);
+    EVP_PKEY_free(pkey);
+    if (n <= 0 || *der == NULL) {
+        fprintf(stderr, "keyplane: error: %s is not an RSA public key (PEM or DER)\n", path);
+        free(*der);
+        *der = NULL;
+        return KP_ERR_INVALID_ARG;
+    }
+    *len = (size_t)n;
+    return KP_OK;
+}
+
 static json_t *s_info_json(const char *instance, const kp_key_info *k)
 {
     return json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:s}", "instance", instance, "name",
@@ -125,8 +177,9 @@ static json_t *s_info_json(const char *instance, const kp_key_info *k)
 
 static void s_print_info(const char *instance, const kp_key_info *k)
 {
-    printf("%-16s %-24s v%-4u rsa-%-5u %.16s  %s\n", instance, k->name, k->version, k->bits,
-           k->fingerprint, k->flags & KP_KEY_EXPORTABLE ? "exportable" : "-");
+    printf("%-16s %-24s v%-4u %s-%-5u %.16s  %s\n", instance, k->name, k->version,
+           k->type == KP_KEY_AES ? "aes" : "rsa", k->bits, k->fingerprint,
+           k->flags & KP_KEY_EXPORTABLE ? "exportable" : "-");
 }
 
 static int s_open(kp_cli *cli, const char *name, kp_instance **inst)
@@ -219,11 +272,15 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
         kp_secret_free(der);
         return rc;
     }
-    kp_key_spec spec = {sizeof(spec),
-                        o->name,
-                        KP_KEY_RSA,
-                        import ? o->bits : (o->bits ? o->bits : 3072),
-                        o->exportable ? KP_KEY_EXPORTABLE : 0,
+    uint32_t type = o->type != 0 ? o->type : KP_KEY_RSA;
+    uint32_t bits = o->bits != 0 || import ? o->bits : type == KP_KEY_AES ? 256 : 3072;
+    if (bits != 0 && (type == KP_KEY_AES) != (bits <= 256)) {
+        kp_secret_free(der);
+        kp_instance_close(inst);
+        return kp_cli_usage_error(sub, "--bits %u does not fit --type %s", bits,
+                                  type == KP_KEY_AES ? "aes" : "rsa");
+    }
+    kp_key_spec spec = {sizeof(spec), o->name, type, bits, o->exportable ? KP_KEY_EXPORTABLE : 0,
                         o->version};
     kp_key_info info;
     kp_status st =
@@ -234,8 +291,9 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
     else if (cli->json)
         kp_cli_print_json(s_info_json(o->instance, &info));
     else
-        printf("%s %s v%u (rsa-%u, fingerprint %s) in %s\n", import ? "imported" : "generated",
-               info.name, info.version, info.bits, info.fingerprint, o->instance);
+        printf("%s %s v%u (%s-%u, fingerprint %s) in %s\n", import ? "imported" : "generated",
+               info.name, info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
+               info.fingerprint, o->instance);
     kp_instance_close(inst);
     return rc;
 }
@@ -297,6 +355,38 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
     if (cli->json)
         kp_cli_print_json(json_pack("{s:o}", "keys", l.out));
     return failed > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
+}
+
+static int s_export_byok(kp_cli *cli, const s_opts *o)
+{
+    if (o->instance == NULL || o->name == NULL || o->kek == NULL || o->out == NULL)
+        return kp_cli_usage_error("key export-byok",
+                                  "--instance, --name, --kek and --out are required");
+    uint8_t *kek = NULL, *blob = NULL;
+    size_t keklen = 0, bloblen = 0;
+    kp_status st = s_read_spki(o->kek, &kek, &keklen);
+    if (st != KP_OK)
+        return kp_cli_exit_code(st);
+    kp_instance *inst = NULL;
+    int rc = s_open(cli, o->instance, &inst);
+    if (rc == KP_EXIT_OK) {
+        st = kp_key_export_byok(inst, o->name, o->version, kek, keklen, &blob, &bloblen);
+        rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key export-byok");
+        kp_instance_close(inst);
+    }
+    if (rc == KP_EXIT_OK) {
+        st = kp_cli_write_file(cli, o->out, blob, bloblen);
+        rc = kp_cli_exit_code(st);
+    }
+    if (rc == KP_EXIT_OK && cli->json)
+        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s}", "instance", o->instance, "name",
+                                    o->name, "bytes", (int)bloblen, "out", o->out));
+    else if (rc == KP_EXIT_OK)
+        fprintf(stderr, "keyplane: BYOK transfer blob of %s (%zu bytes) -> %s\n", o->name, bloblen,
+                o->out);
+    free(kek);
+    free(blob);
+    return rc;
 }
 
 static int s_public(kp_cli *cli, const s_opts *o)
@@ -376,10 +466,13 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return s_generate_or_import(cli, &o, true);
     if (strcmp(sub, "list") == 0)
         return s_list_keys(cli, &o);
+    if (strcmp(sub, "export-byok") == 0)
+        return s_export_byok(cli, &o);
     if (strcmp(sub, "public") == 0)
         return s_public(cli, &o);
-    return kp_cli_usage_error("key",
-                              "unknown subcommand '%s' (expected create, replicate, generate, "
-                              "import, list, public)",
-                              sub);
+    return kp_cli_usage_error(
+        "key",
+        "unknown subcommand '%s' (expected create, replicate, generate, export-byok, export-byok, "
+        "import, list, public)",
+        sub);
 }

@@ -318,6 +318,40 @@ kp_status kp_key_export(kp_instance *inst, const char *name, uint32_t version,
     return s_audit(inst, "key.export", name, version, 0, st);
 }
 
+kp_status kp_key_export_byok(kp_instance *inst, const char *name, uint32_t version,
+                             const uint8_t *kek_spki, size_t kek_len, uint8_t **blob,
+                             size_t *bloblen)
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(name != NULL && kek_spki != NULL && kek_len > 0 && blob != NULL && bloblen != NULL,
+              KP_ERR_INVALID_ARG);
+    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_EXPORT_BYOK, "BYOK export", &d));
+    *blob = NULL;
+    /* An RSA-4096 KEK wraps the AES key into 512 bytes; PKCS#8 of RSA-4096 is under 2.5 KiB. */
+    size_t len = 8192;
+    uint8_t *buf = malloc(len);
+    if (buf == NULL)
+        return KP_ERR_NOMEM;
+    kp_status st =
+        kp_dispatch_ks_export_byok(d)(inst->inst, name, version, kek_spki, kek_len, buf, &len);
+    if (st == KP_ERR_BUFFER_TOO_SMALL && len > 8192) {
+        uint8_t *bigger = realloc(buf, len);
+        if (bigger == NULL) {
+            free(buf);
+            return KP_ERR_NOMEM;
+        }
+        buf = bigger;
+        st = kp_dispatch_ks_export_byok(d)(inst->inst, name, version, kek_spki, kek_len, buf, &len);
+    }
+    if (st == KP_OK) {
+        *blob = buf;
+        *bloblen = len;
+    } else {
+        free(buf);
+    }
+    return s_audit(inst, "key.export_byok", name, version, 0, st);
+}
+
 /* ---- secret store ----------------------------------------------------------------------- */
 
 kp_status kp_store_put(kp_instance *inst, const char *name, const kp_secret *value,

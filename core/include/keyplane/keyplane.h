@@ -133,6 +133,13 @@ KP_API KP_WARN_UNUSED kp_status kp_key_unwrap(kp_instance *inst, const char *nam
 KP_API KP_WARN_UNUSED kp_status kp_key_export(kp_instance *inst, const char *name, uint32_t version,
                                               kp_secret **pkcs8_der);
 
+/** Exports name/version as an Azure Key Vault BYOK transfer blob for the key-exchange key whose
+ *  SubjectPublicKeyInfo DER is kek_spki (see KP_FN_KS_EXPORT_BYOK). *blob receives malloc'd
+ *  bytes; free it with free(). KP_ERR_DENIED when the key is not exportable. */
+KP_API KP_WARN_UNUSED kp_status kp_key_export_byok(kp_instance *inst, const char *name,
+                                                   uint32_t version, const uint8_t *kek_spki,
+                                                   size_t kek_len, uint8_t **blob, size_t *bloblen);
+
 /* Secret-store operations (audited; the value never is). */
 KP_API KP_WARN_UNUSED kp_status kp_store_put(kp_instance *inst, const char *name,
                                              const kp_secret *value, const kp_meta *meta,

@@ -379,6 +379,21 @@ KP_ABI_FUNC(kp_status, ks_unwrap,
 KP_ABI_FUNC(kp_status, ks_export,
             (void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der))
 
+#define KP_FN_KS_EXPORT_BYOK 207 /* optional */
+/**
+ * Exports the private key of name/version (0 = latest) as an Azure Key Vault BYOK transfer blob
+ * aimed at a key-exchange key (CKM_RSA_AES_KEY_WRAP semantics, PKCS#11 v2.40 2.1.21): a fresh
+ * 256-bit AES key wraps the PKCS#8 PrivateKeyInfo with AES key wrap with padding (RFC 5649),
+ * the AES key itself is wrapped with RSA-OAEP (SHA-1, MGF1-SHA-1, no label) under the KEK
+ * public key given as SubjectPublicKeyInfo DER, and the blob is the RSA part followed by the AES
+ * part. The AES key is destroyed afterwards. Buffer convention as GET_PUBLIC.
+ * KP_ERR_DENIED when the key is not exportable; KP_ERR_INVALID_ARG when kek_spki is not an RSA
+ * public key.
+ */
+KP_ABI_FUNC(kp_status, ks_export_byok,
+            (void *inst, const char *name, uint32_t version, const uint8_t *kek_spki,
+             size_t kek_len, uint8_t *out, size_t *outlen))
+
 /* Secret store (KP_CAP_SECRETSTORE) ------------------------------------------------------- */
 
 #define KP_FN_SS_PUT 300 /* mandatory */
