@@ -110,8 +110,9 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 
     kp_instance *origin = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
-    kp_key_spec spec = {sizeof(spec), chain, c->key_type, c->bits, nall > 1 ? KP_KEY_EXPORTABLE : 0,
-                        highest + 1};
+    kp_key_spec spec = {
+        sizeof(spec), chain, c->key_type, c->bits, c->exportable ? KP_KEY_EXPORTABLE : 0,
+        highest + 1};
     kp_status st = kp_key_create(origin, &spec, info);
     if (report != NULL)
         report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));

@@ -220,6 +220,11 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
                 kp__pdiag(P, vn, "chain '%s': protector bits must be 2048, 3072 or 4096", chain);
             else
                 c->pub.bits = (uint32_t)atoi(v);
+        } else if (strcmp(k, "exportable") == 0) {
+            if (v != NULL && strcmp(v, "true") == 0)
+                c->pub.exportable = 1;
+            else if (v == NULL || strcmp(v, "false") != 0)
+                kp__pdiag(P, vn, "chain '%s': protector exportable must be true or false", chain);
         } else if (strcmp(k, "origin") == 0) {
             have_origin = true;
             if (s_ref(P, chain, vn, "origin", KP_CAP_KEYSTORE, "keystore")) {
@@ -229,7 +234,7 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
         } else {
             kp__pdiag(P, kn,
                       "chain '%s': unknown key '%.64s' in protector (expected type, bits, "
-                      "origin)",
+                      "origin, exportable)",
                       chain, k);
         }
     }
@@ -325,6 +330,21 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     }
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
+    /* A copy of the protector anywhere but its origin means the key leaves the origin: that
+     * must be said in the policy, never assumed (an HSM key is not extractable by default). */
+    const char *copy_to = NULL;
+    for (size_t i = 0; c->origin != NULL && i < c->pub.nreplicas + c->pub.nescrow; i++) {
+        const char *t = i < c->pub.nreplicas ? c->replicas[i] : c->escrow[i - c->pub.nreplicas];
+        const kp_pol_instance *in = kp__policy_instance(P->pol, t);
+        if (t != NULL && strcmp(t, c->origin) != 0 && in != NULL &&
+            (kp_plugin_get0_info(in->plugin)->capabilities & KP_CAP_KEYSTORE))
+            copy_to = t;
+    }
+    if (copy_to != NULL && !c->pub.exportable)
+        kp__pdiag(P, kn,
+                  "chain '%s': the protector is copied from '%s' to '%s', so it must be "
+                  "declared 'exportable: true' in 'protector'",
+                  name, c->origin, copy_to);
     if (!have_replicas)
         kp__pdiag(P, vn, "chain '%s': missing required key 'replicas'", name);
 }

@@ -51,7 +51,7 @@ providers:
   region-b: {plugin: file, path: $T/b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
 chains:
   tde:
-    protector: {type: rsa, bits: ${1:-2048}, origin: region-a}
+    protector: {type: rsa, bits: ${1:-2048}, origin: region-a, exportable: true}
     replicas: [region-a, region-b]
     algorithm: ${2:-RSA-OAEP-256}
 YAML

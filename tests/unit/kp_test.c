@@ -72,7 +72,7 @@ char *kp_test_two_region_policy(const char *dir)
                  " kdf_iterations: 10000}\n"
                  "chains:\n"
                  "  c:\n"
-                 "    protector: {type: rsa, bits: 2048, origin: a}\n"
+                 "    protector: {type: rsa, bits: 2048, origin: a, exportable: true}\n"
                  "    replicas: [a, b]\n",
                  dir, dir) < 0)
         return NULL;

@@ -10,24 +10,25 @@ static void test_valid_policy(void **state)
 {
     (void)state;
     char *dir = kp_test_tmpdir();
-    char *path = kp_test_write(dir, "p.yaml",
-                               "version: 1\n"
-                               "x-owner: dba-team\n"
-                               "providers:\n"
-                               "  west:\n"
-                               "    plugin: file\n"
-                               "    path: stores/west\n"
-                               "    passphrase: env:KP_P\n"
-                               "    x-note: ignored\n"
-                               "  east: {plugin: file, path: /abs/east, passphrase: file:/k}\n"
-                               "chains:\n"
-                               "  tde:\n"
-                               "    protector: {type: rsa, bits: 4096, origin: west}\n"
-                               "    replicas: [west, east]\n"
-                               "    escrow: [east]\n"
-                               "    algorithm: RSA-OAEP\n"
-                               "    rotation: {every: 365d, warn_before: 30d}\n"
-                               "    retention: 35d\n");
+    char *path =
+        kp_test_write(dir, "p.yaml",
+                      "version: 1\n"
+                      "x-owner: dba-team\n"
+                      "providers:\n"
+                      "  west:\n"
+                      "    plugin: file\n"
+                      "    path: stores/west\n"
+                      "    passphrase: env:KP_P\n"
+                      "    x-note: ignored\n"
+                      "  east: {plugin: file, path: /abs/east, passphrase: file:/k}\n"
+                      "chains:\n"
+                      "  tde:\n"
+                      "    protector: {type: rsa, bits: 4096, origin: west, exportable: true}\n"
+                      "    replicas: [west, east]\n"
+                      "    escrow: [east]\n"
+                      "    algorithm: RSA-OAEP\n"
+                      "    rotation: {every: 365d, warn_before: 30d}\n"
+                      "    retention: 35d\n");
     kp_ctx *ctx = kp_test_ctx(NULL);
     kp_policy *pol = NULL;
     kp_diag_list *diags = NULL;

@@ -47,6 +47,8 @@ typedef struct kp_chain_policy {
     int64_t rotation_every; /**< seconds; 0 = no schedule */
     int64_t rotation_warn;  /**< seconds before due to warn */
     int64_t retention;      /**< seconds old versions must stay restorable */
+    int exportable;         /**< protector.exportable: the key may leave its origin (replication,
+                                 escrow, BYOK); false by default */
 } kp_chain_policy;
 
 /**
