@@ -25,6 +25,7 @@ run_suite() {
 mkdir -p "$root"
 # Sanitizers: abort on the first report, and report leaks.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_suite asan -DKEYPLANE_SANITIZE=ON
 run_suite release

@@ -1,0 +1,148 @@
+#!/bin/sh
+# The pkcs11 plugin on a SoftHSM2 token made from scratch, through the keyplane command:
+# check, generate, import, public key, wrap/unwrap with interop both ways (pkcs11-tool, openssl),
+# replication out of the HSM, BYOK export opened by an independent implementation, and clear
+# one-line errors that leave no orphan object for a wrong PIN, a missing token, a missing
+# mechanism and a non-extractable key.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/softhsm.sh"
+softhsm_token escrow 246810
+HSM_PIN=246810
+KP_TEST_PASS=$(openssl rand -hex 16)
+export HSM_PIN KP_TEST_PASS
+cat >"$T/policy.yaml" <<YAML
+version: 1
+providers:
+  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
+  region-a: {plugin: file, path: $T/a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+chains:
+  tde:
+    protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}
+    replicas: [region-a]
+    escrow: [hsm]
+    algorithm: RSA-OAEP
+  solo:
+    protector: {type: rsa, bits: 2048, origin: hsm}
+    replicas: [hsm]
+    algorithm: RSA-OAEP
+  sha256:
+    protector: {type: rsa, bits: 2048, origin: hsm}
+    replicas: [hsm]
+    algorithm: RSA-OAEP-256
+YAML
+P="--policy $T/policy.yaml"
+expect_rc 0 $P policy validate
+expect_rc 0 $P check hsm --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+items = {i["item"]: i["ok"] for i in d["instances"][0]["items"]}
+assert items == {"module": True, "token": True, "login": True, "mechanisms": True}, d
+' "$T/out"
+[ "$(p11_objects escrow $HSM_PIN)" -eq 0 ] || fail "new token not empty"
+
+# A protector generated in the HSM, not extractable (the default).
+expect_rc 0 $P key generate --instance hsm --name solo --bits 2048 --json
+fpr=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d["exportable"]; print(d["fingerprint"])' "$T/out")
+[ "$(p11_objects escrow $HSM_PIN)" -eq 2 ] || fail "generate made other than 2 objects"
+
+# Wrap through keyplane, decrypt with pkcs11-tool on the same token (OAEP SHA-1).
+openssl rand 32 >"$T/dek"
+expect_rc 0 $P wrap --chain solo --dek "file:$T/dek" --out "$T/env"
+"$PY" -c '
+import base64, json, sys
+e = json.load(open(sys.argv[1]))
+open(sys.argv[2], "wb").write(base64.b64decode(e["wraps"][0]["w"]))
+' "$T/env" "$T/wrapped"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label escrow --login --pin "$HSM_PIN" \
+    --decrypt -m RSA-PKCS-OAEP --hash-algorithm SHA-1 --mgf MGF1-SHA1 --id "$fpr" \
+    -i "$T/wrapped" -o "$T/dek.p11tool" 2>/dev/null || fail "pkcs11-tool could not decrypt"
+cmp "$T/dek" "$T/dek.p11tool" || fail "pkcs11-tool decrypted another DEK"
+expect_rc 0 $P unwrap --in "$T/env" --out "$T/dek.back"
+cmp "$T/dek" "$T/dek.back" || fail "keyplane round trip"
+
+# openssl encrypts under the exported public key; the HSM unwraps through keyplane.
+expect_rc 0 $P key public --instance hsm --name solo --out "$T/solo.pub"
+openssl rand 24 >"$T/dek2"
+openssl pkeyutl -encrypt -pubin -inkey "$T/solo.pub" -pkeyopt rsa_padding_mode:oaep \
+    -pkeyopt rsa_oaep_md:sha1 -pkeyopt rsa_mgf1_md:sha1 -in "$T/dek2" -out "$T/wrapped2"
+"$PY" -c '
+import base64, json, sys
+env = {"kp": 1, "chain": "solo", "wraps": [{"fpr": sys.argv[1], "v": 1, "alg": "RSA-OAEP",
+       "w": base64.b64encode(open(sys.argv[2], "rb").read()).decode()}]}
+open(sys.argv[3], "w").write(json.dumps(env))
+' "$fpr" "$T/wrapped2" "$T/env2"
+expect_rc 0 $P unwrap --in "$T/env2" --out "$T/dek2.back"
+cmp "$T/dek2" "$T/dek2.back" || fail "openssl -> HSM"
+
+# Import a protector made elsewhere (no plaintext private key handed to C_CreateObject).
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/imp.pem" 2>/dev/null
+expect_rc 0 $P key import --instance hsm --name imported --key "file:$T/imp.pem" --json
+ifpr=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fingerprint"])' "$T/out")
+[ "$ifpr" = "$(openssl pkey -in "$T/imp.pem" -pubout -outform DER | sha256sum | cut -c1-64)" ] \
+    || fail "imported key has another fingerprint"
+
+# Failures: each one clear line, no orphan object.
+before=$(p11_objects escrow $HSM_PIN)
+expect_rc 4 $P key export-byok --instance hsm --name solo --kek "$T/solo.pub" --out "$T/x"
+expect_in "$T/err" "not exportable"
+expect_rc 0 $P key generate --instance hsm --name sha256 --bits 2048
+before=$(p11_objects escrow $HSM_PIN)
+expect_rc 2 $P wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
+expect_in "$T/err" "RSA-OAEP with SHA-256"
+HSM_PIN=000000 expect_rc 4 $P key list --instance hsm
+expect_in "$T/err" "CKR_PIN_INCORRECT"
+HSM_PIN=000000 expect_rc 1 $P check hsm
+expect_in "$T/out" "CKR_PIN_INCORRECT"
+HSM_PIN=246810
+export HSM_PIN
+sed 's/token: escrow/token: nosuch/' "$T/policy.yaml" >"$T/nosuch.yaml"
+expect_rc 1 --policy "$T/nosuch.yaml" check hsm
+expect_in "$T/out" "token 'nosuch' not found"
+kp --policy "$T/nosuch.yaml" key list --instance hsm
+[ "$rc" -ne 0 ] || fail "key list on a missing token succeeded"
+expect_in "$T/err" "token 'nosuch' not found"
+[ "$(p11_objects escrow $HSM_PIN)" -eq "$before" ] || fail "a failure left an object behind"
+[ ! -e "$T/x" ] || fail "a failed command wrote its output"
+
+# A protector born in the HSM, replicated out of it to a file region (it is exportable).
+expect_rc 0 $P key create --chain tde --json
+tfpr=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fingerprint"])' "$T/out")
+expect_rc 0 $P key list --name tde --json
+"$PY" -c '
+import json, sys
+k = json.load(open(sys.argv[1]))["keys"]
+assert sorted(x["instance"] for x in k) == ["hsm", "region-a"], k
+assert {x["fingerprint"] for x in k} == {sys.argv[2]}, k
+' "$T/out" "$tfpr"
+expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env3" --replica region-a
+expect_rc 0 $P unwrap --in "$T/env3" --replica hsm --out "$T/dek3"
+cmp "$T/dek" "$T/dek3" || fail "region-a -> HSM"
+
+# BYOK transfer blob for a key-exchange key, opened by Python's cryptography.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/kek.pem" 2>/dev/null
+openssl pkey -in "$T/kek.pem" -pubout -out "$T/kek.pub"
+before=$(p11_objects escrow $HSM_PIN)
+expect_rc 0 $P key export-byok --instance hsm --name tde --kek "$T/kek.pub" --out "$T/blob"
+[ "$(p11_objects escrow $HSM_PIN)" -eq "$before" ] || fail "BYOK export left an object behind"
+expect_rc 0 $P key public --instance hsm --name tde --out "$T/tde.pub"
+"$PY" - "$T/blob" "$T/kek.pem" "$T/tde.pub" <<'PY'
+import sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
+blob = open(sys.argv[1], "rb").read()
+kek = serialization.load_pem_private_key(open(sys.argv[2], "rb").read(), None)
+n = kek.key_size // 8
+aes = kek.decrypt(blob[:n], padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
+                                          algorithm=hashes.SHA1(), label=None))
+assert len(aes) == 32, len(aes)
+pkcs8 = aes_key_unwrap_with_padding(aes, blob[n:])
+key = serialization.load_der_private_key(pkcs8, None)
+want = serialization.load_pem_public_key(open(sys.argv[3], "rb").read())
+fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+assert key.public_key().public_bytes(*fmt) == want.public_bytes(*fmt), "another key"
+print("BYOK blob: %d bytes, RSA-OAEP-SHA1 part %d, AES-KWP part %d, same public key"
+      % (len(blob), n, len(blob) - n))
+PY
+echo "ok: pkcs11"
