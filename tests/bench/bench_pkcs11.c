@@ -38,8 +38,7 @@ typedef struct direct {
 static CK_OBJECT_HANDLE s_find(CK_FUNCTION_LIST *fl, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
                                const char *label)
 {
-    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
-                        {CKA_LABEL, (void *)label, strlen(label)}};
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     CK_ULONG n = 0;
     if (fl->C_FindObjectsInit(s, t, 2) == CKR_OK) {
@@ -143,7 +142,8 @@ int main(int argc, char **argv)
     FILE *pf = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (pf == NULL)
         return 1;
-    fprintf(pf, "version: 1\nproviders:\n  hsm: {plugin: pkcs11, module: %s, token: %s, pin: env:%s}\n",
+    fprintf(pf,
+            "version: 1\nproviders:\n  hsm: {plugin: pkcs11, module: %s, token: %s, pin: env:%s}\n",
             module, token, pin_env);
     fclose(pf);
     kp_ctx *ctx = NULL;

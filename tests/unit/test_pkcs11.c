@@ -40,8 +40,9 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof(*f));
     f->dir = kp_test_tmpdir();
     char *conf_text = NULL, *cmd = NULL, *policy = NULL;
-    assert_true(asprintf(&conf_text, "directories.tokendir = %s\nobjectstore.backend = file\n"
-                                     "log.level = ERROR\n",
+    assert_true(asprintf(&conf_text,
+                         "directories.tokendir = %s\nobjectstore.backend = file\n"
+                         "log.level = ERROR\n",
                          f->dir) > 0);
     char *conf = kp_test_write(f->dir, "softhsm2.conf", conf_text);
     setenv("SOFTHSM2_CONF", conf, 1);
