@@ -123,8 +123,10 @@ static void test_aes_kek(void **state)
     kp_key_info k = s_create(f->hsm, "kek", KP_KEY_AES, 256, 0);
     assert_int_equal(k.type, KP_KEY_AES);
     assert_int_equal(k.bits, 256);
-    s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KW, 32, 40);  /* RFC 3394: n + 8 */
-    s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KWP, 20, 32); /* RFC 5649: pad to 8, + 8 */
+    s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KW, 32, 40); /* RFC 3394: n + 8 */
+    /* RFC 5649: padded to 8, + 8. A DEK whose length is a multiple of 8: SoftHSM 2.6.1 keeps
+     * the padding on unwrap, so the plugin refuses other lengths there (KP_ERR_UNSUPPORTED). */
+    s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KWP, 24, 32);
     uint8_t *spki = NULL;
     size_t len = 0;
     assert_int_not_equal(kp_key_get_public(f->hsm, "kek", 0, &spki, &len), KP_OK);
@@ -154,7 +156,9 @@ static void test_rsa_and_export(void **state)
     assert_int_equal(kp_key_export(f->hsm, "prot", 1, &p8), KP_OK);
     kp_key_spec spec = {sizeof(spec), "again", KP_KEY_RSA, 0, 0, 0};
     kp_key_info again;
-    assert_int_equal(kp_key_import(f->hsm, &spec, p8, &again), KP_OK);
+    kp_status st = kp_key_import(f->hsm, &spec, p8, &again);
+    if (st != KP_OK)
+        fail_msg("import: %s", kp_ctx_last_error(f->ctx));
     assert_string_equal(again.fingerprint, k.fingerprint);
     kp_secret_free(p8);
     assert_int_equal(kp_key_export(f->hsm, "again", 1, &p8), KP_ERR_DENIED);

@@ -1,0 +1,163 @@
+/*
+ * INSTANCE_CHECK: module, token, login and mechanisms, each reported on its own line so an
+ * operator sees which step of the chain to fix.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "p11_internal.h"
+
+typedef struct s_need {
+    CK_MECHANISM_TYPE m;
+    const char *name;
+} s_need;
+
+static const s_need s_needed[] = {
+    {CKM_RSA_PKCS_KEY_PAIR_GEN, "CKM_RSA_PKCS_KEY_PAIR_GEN"},
+    {CKM_RSA_PKCS_OAEP, "CKM_RSA_PKCS_OAEP"},
+    {CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"},
+    {CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP"},
+};
+
+static kp_status s_module(kp_p11_inst *pi, CK_FUNCTION_LIST *f, char *detail, size_t size)
+{
+    char desc[33], manu[33];
+    CK_INFO info;
+    CK_RV rv = f->C_GetInfo(&info);
+
+    if (rv != CKR_OK) {
+        kp_status st = kp_p11_ck(pi, NULL, rv, false, "C_GetInfo", "module %s", pi->module_ref);
+        snprintf(detail, size, "%s", kp_p11_last_error());
+        return st;
+    }
+    kp_p11_text(info.libraryDescription, sizeof(info.libraryDescription), desc, sizeof(desc));
+    kp_p11_text(info.manufacturerID, sizeof(info.manufacturerID), manu, sizeof(manu));
+    snprintf(detail, size, "%s: %s %u.%u by %s (Cryptoki %u.%u)", pi->module_ref, desc,
+             info.libraryVersion.major, info.libraryVersion.minor, manu, info.cryptokiVersion.major,
+             info.cryptokiVersion.minor);
+    return KP_OK;
+}
+
+static kp_status s_token(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, char *detail,
+                         size_t size)
+{
+    char model[17], serial[17], manu[33];
+    CK_TOKEN_INFO ti;
+    CK_RV rv = f->C_GetTokenInfo(slot, &ti);
+
+    if (rv != CKR_OK) {
+        kp_status st = kp_p11_ck(pi, NULL, rv, false, "C_GetTokenInfo", "token '%s'", pi->token);
+        snprintf(detail, size, "%s", kp_p11_last_error());
+        return st;
+    }
+    kp_p11_text(ti.model, sizeof(ti.model), model, sizeof(model));
+    kp_p11_text(ti.serialNumber, sizeof(ti.serialNumber), serial, sizeof(serial));
+    kp_p11_text(ti.manufacturerID, sizeof(ti.manufacturerID), manu, sizeof(manu));
+    snprintf(detail, size, "'%s' in slot %lu: %s by %s, serial %s", pi->token, (unsigned long)slot,
+             model, manu, serial);
+    return KP_OK;
+}
+
+static kp_status s_noop(kp_p11_op *op, void *arg)
+{
+    (void)op;
+    (void)arg;
+    return KP_OK;
+}
+
+static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, char *detail,
+                         size_t size)
+{
+    CK_MECHANISM_TYPE *list = NULL;
+    CK_ULONG n = 0;
+    bool pad = false, kwp = false;
+    size_t used = 0;
+    kp_status st;
+    CK_RV rv;
+
+    rv = f->C_GetMechanismList(slot, NULL, &n);
+    if (rv == CKR_OK && (list = calloc(n + 1, sizeof(*list))) == NULL) {
+        snprintf(detail, size, "out of memory");
+        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+    }
+    if (rv == CKR_OK)
+        rv = f->C_GetMechanismList(slot, list, &n);
+    if (rv != CKR_OK) {
+        free(list);
+        st = kp_p11_ck(pi, NULL, rv, false, "C_GetMechanismList", "token '%s'", pi->token);
+        snprintf(detail, size, "%s", kp_p11_last_error());
+        return st;
+    }
+    detail[0] = '\0';
+    for (size_t i = 0; i < sizeof(s_needed) / sizeof(s_needed[0]); i++) {
+        bool have = false;
+        for (CK_ULONG j = 0; j < n && !have; j++)
+            have = list[j] == s_needed[i].m;
+        if (!have && used < size) {
+            int w = snprintf(detail + used, size - used, "%s%s", used > 0 ? ", " : "",
+                             s_needed[i].name);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    for (CK_ULONG j = 0; j < n; j++) {
+        pad = pad || list[j] == CKM_AES_KEY_WRAP_PAD;
+        kwp = kwp || list[j] == CKM_AES_KEY_WRAP_KWP;
+    }
+    free(list);
+    if (!pad && !kwp && used < size) {
+        int w = snprintf(detail + used, size - used, "%sCKM_AES_KEY_WRAP_PAD or _KWP",
+                         used > 0 ? ", " : "");
+        used += w > 0 ? (size_t)w : 0;
+    }
+    if (used > 0) {
+        char missing[384];
+
+        snprintf(missing, sizeof(missing), "%s", detail);
+        snprintf(detail, size, "token '%s' lacks %s", pi->token, missing);
+        return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "%s", detail);
+    }
+    snprintf(detail, size, "RSA key generation and OAEP, AES key generation, KW and %s",
+             kwp ? "KWP (0x210B)" : "KWP as CKM_AES_KEY_WRAP_PAD (0x210A)");
+    return KP_OK;
+}
+
+kp_status kp_p11_instance_check(void *inst, kp_check_report_fn report, void *arg)
+{
+    kp_p11_inst *pi = inst;
+    char detail[512];
+    CK_FUNCTION_LIST *f = NULL;
+    CK_SLOT_ID slot = 0;
+    kp_status first, st;
+
+#define S_REPORT(item, status)                                                                     \
+    do {                                                                                           \
+        if (report != NULL)                                                                        \
+            report(arg, item, status, detail);                                                     \
+    } while (0)
+    if ((first = kp_p11_loaded(pi, &f)) != KP_OK) {
+        snprintf(detail, sizeof(detail), "%s", kp_p11_last_error());
+        S_REPORT("module", first);
+        return first;
+    }
+    first = s_module(pi, f, detail, sizeof(detail));
+    S_REPORT("module", first);
+    if (first != KP_OK)
+        return first;
+    if ((first = kp_p11_token(pi, &f, &slot)) == KP_OK)
+        first = s_token(pi, f, slot, detail, sizeof(detail));
+    else
+        snprintf(detail, sizeof(detail), "%s", kp_p11_last_error());
+    S_REPORT("token", first);
+    if (first != KP_OK)
+        return first;
+    if ((first = kp_p11_run(pi, s_noop, NULL)) == KP_OK)
+        snprintf(detail, sizeof(detail), "user logged in to token '%s'", pi->token);
+    else
+        snprintf(detail, sizeof(detail), "%s", kp_p11_last_error());
+    S_REPORT("login", first);
+    st = s_mechs(pi, f, slot, detail, sizeof(detail));
+    S_REPORT("mechanisms", st);
+#undef S_REPORT
+    return first != KP_OK ? first : st;
+}

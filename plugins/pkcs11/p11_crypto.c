@@ -1,0 +1,272 @@
+/*
+ * What the pkcs11 plugin does in software, on OpenSSL 3: public keys as SubjectPublicKeyInfo,
+ * vetting of imported keys, and the RFC 5649 wrap that carries a private key into or out of
+ * the token without it ever being in plaintext at the PKCS#11 interface.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "p11_internal.h"
+
+kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len)
+{
+    if (RAND_bytes(buf, (int)len) != 1)
+        return kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "random generator failed");
+    return KP_OK;
+}
+
+void kp_p11_sha256(const uint8_t *data, size_t len, uint8_t out[KP_P11_SHA256_LEN])
+{
+    unsigned int n = KP_P11_SHA256_LEN;
+
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+        memset(out, 0, KP_P11_SHA256_LEN); /* only without a default provider */
+}
+
+void kp_p11_hex(const uint8_t *data, size_t len, char *out, size_t size)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < len && 2 * i + 2 < size; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 0xf];
+    }
+    if (size > 0)
+        out[2 * i < size ? 2 * i : size - 1] = '\0';
+}
+
+kp_status kp_p11_spki_build(kp_p11_inst *pi, const uint8_t *n, size_t nlen, const uint8_t *e,
+                            size_t elen, uint8_t **der, size_t *len)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    BIGNUM *bn_n = BN_bin2bn(n, (int)nlen, NULL), *bn_e = BN_bin2bn(e, (int)elen, NULL);
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    unsigned char *out = NULL;
+    kp_status st = KP_OK;
+    int k;
+
+    *der = NULL;
+    *len = 0;
+    if (bld == NULL || bn_n == NULL || bn_e == NULL ||
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) != 1 ||
+        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+        EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1 ||
+        (k = i2d_PUBKEY(pkey, &out)) <= 0) {
+        st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "cannot encode an RSA public key");
+    } else {
+        *der = out;
+        *len = (size_t)k;
+    }
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn_n);
+    BN_free(bn_e);
+    return st;
+}
+
+static kp_status s_bn_out(const EVP_PKEY *pkey, const char *param, uint8_t **out, size_t *len)
+{
+    BIGNUM *bn = NULL;
+    int k;
+
+    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1)
+        return KP_ERR_CRYPTO;
+    k = BN_num_bytes(bn);
+    if ((*out = malloc(k > 0 ? (size_t)k : 1)) == NULL) {
+        BN_free(bn);
+        return KP_ERR_NOMEM;
+    }
+    *len = (size_t)BN_bn2bin(bn, *out);
+    BN_free(bn);
+    return KP_OK;
+}
+
+/* Modulus and public exponent of an RSA key. */
+static kp_status s_rsa_parts(kp_p11_inst *pi, const EVP_PKEY *pkey, uint8_t **n, size_t *nlen,
+                             uint8_t **e, size_t *elen)
+{
+    kp_status st;
+
+    *n = *e = NULL;
+    if ((st = s_bn_out(pkey, OSSL_PKEY_PARAM_RSA_N, n, nlen)) != KP_OK ||
+        (st = s_bn_out(pkey, OSSL_PKEY_PARAM_RSA_E, e, elen)) != KP_OK) {
+        free(*n);
+        *n = NULL;
+        if (st == KP_ERR_NOMEM)
+            return kp_p11_err(pi, st, "out of memory");
+        return kp_p11_ossl_err(pi, st, "cannot read the RSA public key");
+    }
+    return KP_OK;
+}
+
+kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uint8_t **n,
+                            size_t *nlen, uint8_t **e, size_t *elen)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *pkey;
+    kp_status st;
+
+    *n = *e = NULL;
+    if (der == NULL || len == 0 || (pkey = d2i_PUBKEY(NULL, &p, (long)len)) == NULL ||
+        p != der + len) {
+        ERR_clear_error();
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "KEK is not a SubjectPublicKeyInfo DER");
+    }
+    if (!EVP_PKEY_is_a(pkey, "RSA")) {
+        EVP_PKEY_free(pkey);
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "KEK is not an RSA public key");
+    }
+    if (EVP_PKEY_get_bits(pkey) < 2048) {
+        int bits = EVP_PKEY_get_bits(pkey);
+        EVP_PKEY_free(pkey);
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "KEK is RSA-%d; at least 2048 bits needed", bits);
+    }
+    st = s_rsa_parts(pi, pkey, n, nlen, e, elen);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+static bool s_rsa_bits_ok(int bits)
+{
+    return bits == 2048 || bits == 3072 || bits == 4096;
+}
+
+kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, const uint8_t *der,
+                          size_t len, uint8_t **spki, size_t *spkilen)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8inf;
+    EVP_PKEY_CTX *ctx;
+    EVP_PKEY *pkey = NULL;
+    unsigned char *out = NULL;
+    kp_status st = KP_OK;
+    int have, k;
+
+    *spki = NULL;
+    *spkilen = 0;
+    p8inf = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    if (p8inf != NULL && p == der + len)
+        pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL);
+    PKCS8_PRIV_KEY_INFO_free(p8inf); /* cleanses */
+    if (pkey == NULL)
+        return kp_p11_ossl_err(pi, KP_ERR_INVALID_ARG,
+                               "import of %s: not a PKCS#8 PrivateKeyInfo DER", name);
+    have = EVP_PKEY_get_bits(pkey);
+    if (!EVP_PKEY_is_a(pkey, "RSA")) {
+        st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "import of %s: not an RSA key", name);
+    } else if (!s_rsa_bits_ok(have)) {
+        st = kp_p11_err(pi, KP_ERR_INVALID_ARG,
+                        "import of %s: RSA modulus of %d bits; use 2048, 3072 or 4096", name, have);
+    } else if (bits != 0 && bits != (uint32_t)have) {
+        st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "import of %s: key has %d bits, spec says %u", name,
+                        have, bits);
+    }
+    if (st != KP_OK) {
+        EVP_PKEY_free(pkey);
+        return st;
+    }
+    /* A key whose halves do not match would wrap DEKs nobody can unwrap; refuse it now. */
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1) {
+        st = kp_p11_ossl_err(pi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key", name);
+    } else if ((k = i2d_PUBKEY(pkey, &out)) <= 0) {
+        st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "import of %s: cannot encode public key", name);
+    } else {
+        *spki = out;
+        *spkilen = (size_t)k;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+size_t kp_p11_kwp_len(size_t inlen)
+{
+    return (inlen + 7) / 8 * 8 + 8;
+}
+
+/* One RFC 5649 pass with AES-256; *outlen is the bytes written. */
+static bool s_kwp(const uint8_t *key, bool enc, const uint8_t *in, size_t inlen, uint8_t *out,
+                  size_t *outlen)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n1 = 0, n2 = 0;
+    bool ok;
+
+    if (ctx == NULL)
+        return false;
+    /* OpenSSL refuses the wrap modes in EVP_Cipher* unless asked explicitly. */
+    EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    ok = EVP_CipherInit_ex(ctx, EVP_aes_256_wrap_pad(), NULL, key, NULL, enc ? 1 : 0) == 1 &&
+         EVP_CipherUpdate(ctx, out, &n1, in, (int)inlen) == 1 &&
+         EVP_CipherFinal_ex(ctx, out + n1, &n2) == 1;
+    EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
+    *outlen = ok ? (size_t)n1 + (size_t)n2 : 0;
+    return ok;
+}
+
+kp_status kp_p11_kwp_wrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
+                          uint8_t *out, size_t *outlen)
+{
+    if (!s_kwp(key, true, in, inlen, out, outlen))
+        return kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "AES key wrap with padding failed");
+    return KP_OK;
+}
+
+kp_status kp_p11_kwp_unwrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
+                            kp_secret **out)
+{
+    const kp_p11_up *up = pi->up;
+    kp_secret *s;
+    size_t n;
+    kp_status st;
+
+    *out = NULL;
+    if (inlen < 16 || inlen % 8 != 0)
+        return kp_p11_err(pi, KP_ERR_CRYPTO, "wrapped key of %zu bytes is not RFC 5649", inlen);
+    if ((s = up->secret_new(inlen)) == NULL)
+        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+    if (!s_kwp(key, false, in, inlen, up->secret_data(s), &n)) {
+        up->secret_free(s);
+        return kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "AES key unwrap with padding failed");
+    }
+    /* SoftHSM 2.6.1 pads the key to a multiple of 8 before its RFC 5649 wrap, so the length
+     * indicator covers the zeros too. A DER SEQUENCE says its own length: zeros past it (fewer
+     * than 8) are that padding, not part of the key. */
+    const unsigned char *d = up->secret_data(s);
+    size_t der = 0;
+    if (n >= 2 && d[0] == 0x30 && d[1] < 0x80)
+        der = 2 + (size_t)d[1];
+    else if (n >= 4 && d[0] == 0x30 && d[1] == 0x82)
+        der = 4 + ((size_t)d[2] << 8 | d[3]);
+    if (der > 0 && der < n && n - der < 8) {
+        bool zeros = true;
+        for (size_t i = der; i < n; i++)
+            zeros = zeros && d[i] == 0;
+        if (zeros)
+            n = der;
+    }
+    if ((st = up->secret_shrink(s, n)) != KP_OK) {
+        up->secret_free(s);
+        return kp_p11_err(pi, st, "cannot shrink the unwrapped key");
+    }
+    *out = s;
+    return KP_OK;
+}

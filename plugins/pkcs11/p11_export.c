@@ -1,0 +1,248 @@
+/*
+ * KS_EXPORT and KS_EXPORT_BYOK. The token wraps the private key under a one-time AES-256 key
+ * with RFC 5649 (the only form in which C_WrapKey hands out a private key: PKCS#8 inside);
+ * export then unwraps it in software, BYOK wraps the AES key for the target's key-exchange
+ * key instead (CKM_RSA_AES_KEY_WRAP done in two steps, as SoftHSM lacks 0x1054).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "p11_internal.h"
+
+typedef struct s_export {
+    const char *name;
+    uint32_t version;
+    kp_secret *p8;        /* export */
+    const uint8_t *n, *e; /* BYOK: the KEK */
+    size_t nlen, elen;
+    uint8_t *out;
+    size_t cap, outlen;
+} s_export;
+
+/* The key's private half, refused before anything is created when it may not leave. */
+static kp_status s_exportable(kp_p11_op *op, s_export *x, kp_p11_key *key, CK_MECHANISM_TYPE *m)
+{
+    kp_p11_inst *pi = op->pi;
+    kp_status st;
+
+    if ((st = kp_p11_key_find(op, x->name, x->version, key)) != KP_OK)
+        return st;
+    if (key->type != KP_KEY_RSA)
+        return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "key %s v%u is an AES key: only RSA keys export",
+                          key->name, key->version);
+    if (!key->extractable)
+        return kp_p11_err(pi, KP_ERR_DENIED,
+                          "key %s v%u is not exportable (CKA_EXTRACTABLE is false)", key->name,
+                          key->version);
+    if ((st = kp_p11_probe_mechs(op)) != KP_OK)
+        return st;
+    pthread_mutex_lock(&pi->lock);
+    *m = pi->kwp_mech;
+    pthread_mutex_unlock(&pi->lock);
+    if (*m == 0)
+        return kp_p11_err(
+            pi, KP_ERR_UNSUPPORTED,
+            "token '%s' offers no AES key wrap with padding (RFC 5649) to export with", pi->token);
+    return KP_OK;
+}
+
+/* A one-time AES-256 session key that may wrap; readable (not sensitive) when export has to
+ * unwrap in software. */
+static kp_status s_session_aes(kp_p11_op *op, bool readable, CK_OBJECT_HANDLE *obj)
+{
+    CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_ULONG len = KP_P11_WRAP_KEY_LEN;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE_LEN, &len, sizeof(len)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, readable ? &no : &yes, sizeof(CK_BBOOL)},
+        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+    };
+    CK_RV rv = op->f->C_GenerateKey(op->s, &mech, t, sizeof(t) / sizeof(t[0]), obj);
+
+    if (rv != CKR_OK)
+        return kp_p11_ck(op->pi, op, rv, true, "C_GenerateKey", "session AES-256 key");
+    return KP_OK;
+}
+
+/* C_WrapKey into a malloc'ed buffer. */
+static kp_status s_wrap_alloc(kp_p11_op *op, CK_MECHANISM *mech, CK_OBJECT_HANDLE wrapping,
+                              CK_OBJECT_HANDLE key, const kp_p11_key *what, uint8_t **out,
+                              size_t *len)
+{
+    CK_ULONG n = 0;
+    CK_RV rv;
+
+    *out = NULL;
+    rv = op->f->C_WrapKey(op->s, mech, wrapping, key, NULL, &n);
+    if (rv == CKR_OK && (*out = malloc(n > 0 ? n : 1)) == NULL)
+        return kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
+    if (rv == CKR_OK)
+        rv = op->f->C_WrapKey(op->s, mech, wrapping, key, *out, &n);
+    if (rv != CKR_OK) {
+        free(*out);
+        *out = NULL;
+        return kp_p11_ck(op->pi, op, rv, true, "C_WrapKey", "exporting key %s v%u", what->name,
+                         what->version);
+    }
+    *len = n;
+    return KP_OK;
+}
+
+static kp_status s_export_op(kp_p11_op *op, void *arg)
+{
+    s_export *x = arg;
+    kp_p11_inst *pi = op->pi;
+    CK_MECHANISM mech = {0, NULL, 0};
+    CK_OBJECT_HANDLE aes = CK_INVALID_HANDLE;
+    kp_secret *kek = NULL;
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    kp_p11_key key;
+    kp_status st;
+
+    pi->up->secret_free(x->p8); /* from a first attempt that failed half-way */
+    x->p8 = NULL;
+    if ((st = s_exportable(op, x, &key, &mech.mechanism)) != KP_OK ||
+        (st = s_session_aes(op, true, &aes)) != KP_OK)
+        return st;
+    if ((st = s_wrap_alloc(op, &mech, aes, key.obj, &key, &blob, &bloblen)) == KP_OK &&
+        (st = kp_p11_attr_secret(op, aes, &kek)) == KP_OK) {
+        if (pi->up->secret_len(kek) != KP_P11_WRAP_KEY_LEN)
+            st = kp_p11_err(pi, KP_ERR_BACKEND, "token '%s' made a %zu-byte AES-256 key", pi->token,
+                            pi->up->secret_len(kek));
+        else
+            st = kp_p11_kwp_unwrap(pi, pi->up->secret_cdata(kek), blob, bloblen, &x->p8);
+    }
+    kp_p11_destroy(op, aes);
+    pi->up->secret_free(kek);
+    if (blob != NULL)
+        OPENSSL_cleanse(blob, bloblen);
+    free(blob);
+    return st;
+}
+
+kp_status kp_p11_ks_export(void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der)
+{
+    kp_p11_inst *pi = inst;
+    s_export x;
+    kp_status st;
+
+    if (pkcs8_der == NULL)
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export: output is NULL");
+    *pkcs8_der = NULL;
+    if ((st = kp_p11_check_name(pi, name)) != KP_OK)
+        return st;
+    memset(&x, 0, sizeof(x));
+    x.name = name;
+    x.version = version;
+    if ((st = kp_p11_run(pi, s_export_op, &x)) != KP_OK) {
+        pi->up->secret_free(x.p8);
+        return st;
+    }
+    *pkcs8_der = x.p8;
+    return KP_OK;
+}
+
+/* The KEK as a session public key that may only wrap. */
+static kp_status s_kek_object(kp_p11_op *op, const s_export *x, CK_OBJECT_HANDLE *obj)
+{
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = CKK_RSA;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_PRIVATE, &no, sizeof(no)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+        {CKA_ENCRYPT, &no, sizeof(no)},
+        {CKA_VERIFY, &no, sizeof(no)},
+        {CKA_MODULUS, (void *)x->n, x->nlen},
+        {CKA_PUBLIC_EXPONENT, (void *)x->e, x->elen},
+    };
+    CK_RV rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), obj);
+
+    if (rv != CKR_OK)
+        return kp_p11_ck(op->pi, op, rv, false, "C_CreateObject", "session KEK public key");
+    return KP_OK;
+}
+
+static kp_status s_byok_op(kp_p11_op *op, void *arg)
+{
+    s_export *x = arg;
+    kp_p11_inst *pi = op->pi;
+    CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_MECHANISM kwp = {0, NULL, 0}, rsa = {CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep)};
+    CK_OBJECT_HANDLE kek = CK_INVALID_HANDLE, aes = CK_INVALID_HANDLE;
+    uint8_t *part1 = NULL, *part2 = NULL;
+    size_t len1 = 0, len2 = 0;
+    kp_p11_key key;
+    kp_status st;
+
+    if ((st = s_exportable(op, x, &key, &kwp.mechanism)) != KP_OK)
+        return st;
+    if ((st = s_kek_object(op, x, &kek)) != KP_OK ||
+        (st = s_session_aes(op, false, &aes)) != KP_OK ||
+        (st = s_wrap_alloc(op, &kwp, aes, key.obj, &key, &part2, &len2)) != KP_OK ||
+        (st = s_wrap_alloc(op, &rsa, kek, aes, &key, &part1, &len1)) != KP_OK)
+        goto out;
+    x->outlen = len1 + len2;
+    if (x->out == NULL || x->cap < x->outlen) {
+        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "BYOK blob needs %zu bytes", x->outlen);
+        goto out;
+    }
+    memcpy(x->out, part1, len1);
+    memcpy(x->out + len1, part2, len2);
+    kp_p11_debug(pi, "BYOK export of key %s v%u: %zu + %zu bytes", key.name, key.version, len1,
+                 len2);
+out:
+    /* The AES key must not outlive the blob: whoever holds it and part 2 holds the key. */
+    kp_p11_destroy(op, aes);
+    kp_p11_destroy(op, kek);
+    free(part1);
+    free(part2);
+    return st;
+}
+
+kp_status kp_p11_ks_export_byok(void *inst, const char *name, uint32_t version,
+                                const uint8_t *kek_spki, size_t kek_len, uint8_t *out,
+                                size_t *outlen)
+{
+    kp_p11_inst *pi = inst;
+    uint8_t *n = NULL, *e = NULL;
+    size_t nlen = 0, elen = 0;
+    s_export x;
+    kp_status st;
+
+    if (outlen == NULL)
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export_byok: outlen is NULL");
+    if ((st = kp_p11_check_name(pi, name)) != KP_OK ||
+        (st = kp_p11_spki_parse(pi, kek_spki, kek_len, &n, &nlen, &e, &elen)) != KP_OK)
+        return st;
+    memset(&x, 0, sizeof(x));
+    x.name = name;
+    x.version = version;
+    x.n = n;
+    x.nlen = nlen;
+    x.e = e;
+    x.elen = elen;
+    x.out = out;
+    x.cap = *outlen;
+    st = kp_p11_run(pi, s_byok_op, &x);
+    if (st == KP_OK || st == KP_ERR_BUFFER_TOO_SMALL)
+        *outlen = x.outlen;
+    free(n);
+    free(e);
+    return st;
+}

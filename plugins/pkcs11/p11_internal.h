@@ -1,0 +1,271 @@
+/*
+ * Internal declarations of the `pkcs11` plugin: a keystore on a PKCS#11 token (an HSM, or
+ * SoftHSM2 in tests), reached through p11-kit. Nothing here crosses the plugin boundary; only
+ * kp_plugin_init is exported.
+ *
+ * Every key version is a token object labelled "<label_prefix><name>/v<version>": an RSA
+ * private key plus its public key, or an AES secret key. Private halves never leave the token
+ * in plaintext; export wraps them inside the token first.
+ */
+#ifndef KP_P11_INTERNAL_H
+#define KP_P11_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <p11-kit/p11-kit.h>
+#include <p11-kit/pkcs11.h>
+
+#include <keyplane/provider.h>
+
+/* RFC 5649 under the PKCS#11 v3.1 name; p11-kit 0.24 headers lack it. SoftHSM 2.6.1 offers
+ * RFC 5649 as CKM_AES_KEY_WRAP_PAD (0x210A) instead. */
+#ifndef CKM_AES_KEY_WRAP_KWP
+#define CKM_AES_KEY_WRAP_KWP 0x210BUL
+#endif
+
+#define KP_P11_LABEL_MAX 32     /* CK_TOKEN_INFO.label */
+#define KP_P11_PREFIX_MAX 64    /* label_prefix */
+#define KP_P11_OBJLABEL_MAX 256 /* longest CKA_LABEL we read; ours stay below 210 */
+#define KP_P11_ID_MAX 64        /* longest CKA_ID we keep */
+#define KP_P11_SHA256_LEN 32
+#define KP_P11_AES_ID_LEN 16
+#define KP_P11_WRAP_KEY_LEN 32 /* transport AES-256 key of import, export and BYOK */
+#define KP_P11_DEFAULT_PREFIX "kp:"
+
+/** The core's upcalls, looked up once at init. */
+typedef struct kp_p11_up {
+    kp_up_log_fn *log;
+    kp_up_set_error_fn *set_error;
+    kp_up_secret_new_fn *secret_new;
+    kp_up_secret_free_fn *secret_free;
+    kp_up_secret_data_fn *secret_data;
+    kp_up_secret_cdata_fn *secret_cdata;
+    kp_up_secret_len_fn *secret_len;
+    kp_up_secret_shrink_fn *secret_shrink;
+} kp_p11_up;
+
+/** A loaded and initialised PKCS#11 module, shared by the instances that name it. */
+typedef struct kp_p11_module {
+    struct kp_p11_module *next;
+    char *ref;              /* the `module` param: absolute path or p11-kit name */
+    CK_FUNCTION_LIST *f;    /* the module's function list (p11-kit managed) */
+    CK_FUNCTION_LIST **all; /* by name: every registered module, released at the end */
+    unsigned refs;
+} kp_p11_module;
+
+/** The plugin context handed back by kp_plugin_init. */
+typedef struct kp_p11_plugin {
+    kp_p11_up up;
+    kp_core_handle *h;
+    pthread_mutex_t lock; /* guards modules */
+    kp_p11_module *modules;
+} kp_p11_plugin;
+
+/** One open instance: a token, a user PIN and a pool of sessions. */
+/** Resolved key versions, so a wrap or unwrap costs one token call, not a search and attribute
+ *  reads. Token object handles stay valid across sessions (PKCS#11 v2.40 2.4); a stale one
+ *  answers CKR_OBJECT_HANDLE_INVALID or CKR_KEY_HANDLE_INVALID, which flushes the cache and
+ *  retries (kp_p11_run). */
+#define KP_P11_CACHE 32
+typedef struct kp_p11_cached {
+    bool used;
+    struct kp_p11_key *key; /* malloc'd copy */
+    CK_OBJECT_HANDLE pub;   /* RSA public key object already checked against CKA_ID, or 0 */
+} kp_p11_cached;
+
+typedef struct kp_p11_inst {
+    const kp_p11_up *up;
+    kp_core_handle *h;
+    kp_p11_plugin *pl;
+    char *module_ref;
+    char token[KP_P11_LABEL_MAX + 1];
+    char prefix[KP_P11_PREFIX_MAX + 1];
+    kp_secret *pin;              /* our own copy of the user PIN */
+    pthread_mutex_t create_lock; /* serialises version allocation of create/import */
+    pthread_mutex_t lock;        /* guards the members below */
+    kp_p11_module *mod;          /* NULL until first use */
+    CK_SLOT_ID slot;
+    bool have_slot;
+    bool logged_in;
+    CK_RV login_rv;          /* a PIN error, kept so a wrong PIN is never retried */
+    CK_SESSION_HANDLE *idle; /* idle sessions, reused last-in first-out */
+    size_t nidle, idle_cap;
+    bool mechs_probed;
+    CK_MECHANISM_TYPE kwp_mech; /* RFC 5649 mechanism of this token; 0 when none */
+    bool have_kw;               /* CKM_AES_KEY_WRAP listed */
+    int oaep_sha256;            /* -1 unknown, 0 refused by the token, 1 worked */
+    int kwp_exact;              /* -1 unknown, 0 RFC 5649 unwrap keeps the padding, 1 exact */
+    kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
+    size_t cache_next;
+} kp_p11_inst;
+
+/** One operation's session, borrowed from the pool by kp_p11_run. */
+typedef struct kp_p11_op {
+    kp_p11_inst *pi;
+    CK_FUNCTION_LIST *f;
+    CK_SESSION_HANDLE s;
+    CK_SLOT_ID slot;
+    CK_RV rv; /* the CK_RV that failed the operation, which decides a retry */
+} kp_p11_op;
+
+/** A key version found on the token. */
+typedef struct kp_p11_key {
+    char name[KP_NAME_MAX];
+    uint32_t version;
+    uint32_t type;        /* kp_key_type */
+    CK_OBJECT_HANDLE obj; /* the private (RSA) or secret (AES) key */
+    uint8_t id[KP_P11_ID_MAX];
+    size_t idlen;
+    uint32_t bits;
+    bool extractable;
+    int64_t created; /* CKA_START_DATE as Unix time, 0 when unset */
+} kp_p11_key;
+
+/* Key cache (p11_cache.c). get copies the entry out; pub may be NULL. */
+bool kp_p11_cache_get(kp_p11_inst *pi, const char *name, uint32_t version, kp_p11_key *key,
+                      CK_OBJECT_HANDLE *pub);
+void kp_p11_cache_put(kp_p11_inst *pi, const kp_p11_key *key, CK_OBJECT_HANDLE pub);
+void kp_p11_cache_flush(kp_p11_inst *pi);
+/** The same, for a caller already holding pi->lock. */
+void kp_p11_cache_flush_locked(kp_p11_inst *pi);
+/** Frees the entries at instance close. */
+void kp_p11_cache_free(kp_p11_inst *pi);
+bool kp_p11_stale_handle(CK_RV rv);
+
+/* Entry points, declared through the ABI typedefs so the compiler checks them. */
+kp_ks_create_fn kp_p11_ks_create;
+kp_ks_import_fn kp_p11_ks_import;
+kp_ks_get_public_fn kp_p11_ks_get_public;
+kp_ks_list_fn kp_p11_ks_list;
+kp_ks_wrap_fn kp_p11_ks_wrap;
+kp_ks_unwrap_fn kp_p11_ks_unwrap;
+kp_ks_export_fn kp_p11_ks_export;
+kp_ks_export_byok_fn kp_p11_ks_export_byok;
+kp_instance_check_fn kp_p11_instance_check;
+
+/* Errors (p11_error.c) -------------------------------------------------------------------- */
+
+/** "CKR_PIN_INCORRECT", or "CKR_0x%lx" (in buf) for a code without a name. */
+const char *kp_p11_rv_name(CK_RV rv, char *buf, size_t size);
+/** The status for rv. mech: the call used a mechanism, so a refused argument means the token
+ *  does not offer what we asked for. */
+kp_status kp_p11_rv_status(CK_RV rv, bool mech);
+/** Formats a one-line reason, hands it to SET_ERROR and returns st. Never pass secrets. */
+kp_status kp_p11_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** The text of the last kp_p11_err on this thread. */
+const char *kp_p11_last_error(void);
+/** Sets "<fn>: <CKR name> (<reason>)" with the status of rv; records rv in op (may be NULL). */
+kp_status kp_p11_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, bool mech, const char *fn,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/** kp_p11_ck with an explicit status. */
+kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, const char *fn,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/** Like kp_p11_err, appending OpenSSL's last reason and clearing its error queue. */
+kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Copies a blank-padded PKCS#11 text field into buf without the padding. */
+void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size);
+
+/* Modules (p11_module.c) ------------------------------------------------------------------ */
+
+/** Loads and initialises the module ref names, or shares the one already loaded. */
+kp_status kp_p11_module_get(kp_p11_inst *pi, kp_p11_module **out);
+/** Drops a reference; the last one finalises and releases the module. */
+void kp_p11_module_put(kp_p11_plugin *pl, kp_p11_module *mod);
+/** Releases every module still loaded (teardown after a leak). */
+void kp_p11_module_put_all(kp_p11_plugin *pl);
+
+/* Sessions (p11_session.c) ---------------------------------------------------------------- */
+
+typedef kp_status (*kp_p11_op_fn)(kp_p11_op *op, void *arg);
+/** Runs fn on a logged-in session from the pool. A session that died (closed, invalid) or a
+ *  lost login gets one retry on a fresh session after a new login. */
+kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
+/** Loads the module (not finding the token); for check. */
+kp_status kp_p11_loaded(kp_p11_inst *pi, CK_FUNCTION_LIST **f);
+/** Loads the module and finds the token (not logging in); for check. */
+kp_status kp_p11_token(kp_p11_inst *pi, CK_FUNCTION_LIST **f, CK_SLOT_ID *slot);
+/** Lists the token's mechanisms once and caches what wrap and import need. Call from an op. */
+kp_status kp_p11_probe_mechs(kp_p11_op *op);
+/** Closes the idle sessions and drops the module reference (instance close). */
+void kp_p11_sessions_close(kp_p11_inst *pi);
+
+/* Objects (p11_object.c) ------------------------------------------------------------------ */
+
+/** [A-Za-z0-9._-]{1,127}, not starting with '.'. */
+bool kp_p11_name_ok(const char *name);
+/** kp_p11_name_ok, setting error text when not. */
+kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name);
+/** Writes "<prefix><name>/v<version>"; KP_ERR_INVALID_ARG when it does not fit. */
+kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char *buf, size_t size);
+/** Every key version on the token (name NULL) or of name, sorted by name then version.
+ *  free() the array. */
+kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n);
+/** Finds name/version (0 = the latest); KP_ERR_NOT_FOUND with text when absent. */
+kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key);
+/** The one object of cls labelled label; KP_ERR_NOT_FOUND without text when none. */
+kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
+                          CK_OBJECT_HANDLE *obj);
+/** The public key object of an RSA key version, checked against the key's CKA_ID; der (may be
+ *  NULL) receives its SubjectPublicKeyInfo DER (malloc'ed). */
+kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HANDLE *obj,
+                            uint8_t **der, size_t *len);
+/** Reads a variable-length attribute into a malloc'ed buffer. */
+kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **val,
+                      size_t *len);
+/** Reads CKA_VALUE of a session key into a new secret. */
+kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **out);
+/** SubjectPublicKeyInfo DER (malloc'ed) of an RSA public or private key object, from its
+ *  CKA_MODULUS and CKA_PUBLIC_EXPONENT. */
+kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, size_t *len);
+/** Fills a kp_key_info for key. */
+void kp_p11_key_info(kp_p11_inst *pi, const kp_p11_key *key, kp_key_info *info);
+/** Best-effort C_DestroyObject for cleanup paths; CK_INVALID_HANDLE is a no-op. */
+void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj);
+/** Today as a CK_DATE and as the Unix time of its midnight UTC. */
+void kp_p11_today(CK_DATE *date, int64_t *unix_time);
+/** Unix time of a CK_DATE; 0 when malformed. */
+int64_t kp_p11_date_time(const CK_DATE *date);
+
+/* Crypto in software (p11_crypto.c) ------------------------------------------------------- */
+
+kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len);
+void kp_p11_sha256(const uint8_t *data, size_t len, uint8_t out[KP_P11_SHA256_LEN]);
+void kp_p11_hex(const uint8_t *data, size_t len, char *out, size_t size);
+/** SubjectPublicKeyInfo DER (OPENSSL_malloc'ed) of an RSA public key given as big-endian
+ *  modulus and exponent. */
+kp_status kp_p11_spki_build(kp_p11_inst *pi, const uint8_t *n, size_t nlen, const uint8_t *e,
+                            size_t elen, uint8_t **der, size_t *len);
+/** Modulus and exponent (malloc'ed, big-endian) of an RSA SubjectPublicKeyInfo DER;
+ *  KP_ERR_INVALID_ARG when it is not one. */
+kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uint8_t **n,
+                            size_t *nlen, uint8_t **e, size_t *elen);
+/** Vets a PKCS#8 PrivateKeyInfo DER for import (RSA 2048/3072/4096, consistent, bits as
+ *  asked when not 0) and returns its public half as SPKI DER (OPENSSL_malloc'ed). */
+kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, const uint8_t *der,
+                          size_t len, uint8_t **spki, size_t *spkilen);
+/** RFC 5649 with AES-256: out needs kp_p11_kwp_len(inlen) bytes. */
+kp_status kp_p11_kwp_wrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
+                          uint8_t *out, size_t *outlen);
+/** RFC 5649 unwrap with AES-256 into a new secret; KP_ERR_CRYPTO on a bad blob. */
+kp_status kp_p11_kwp_unwrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
+                            kp_secret **out);
+size_t kp_p11_kwp_len(size_t inlen);
+
+/* New key versions (p11_keygen.c) -------------------------------------------------------- */
+
+/** The version a new key of name gets: want when free (else KP_ERR_EXISTS), or the next free
+ *  one when want is 0. Run under create_lock. */
+kp_status kp_p11_version_alloc(kp_p11_op *op, const char *name, uint32_t want, uint32_t *version);
+/** After creating objects labelled label: KP_ERR_EXISTS when another writer (another process)
+ *  took the same version meanwhile. The caller then destroys its objects. */
+kp_status kp_p11_version_claim(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label);
+/** Copies the caller's spec; an older, shorter struct leaves the appended members zero. */
+kp_status kp_p11_spec(kp_p11_inst *pi, const kp_key_spec *in, kp_key_spec *out);
+
+#endif /* KP_P11_INTERNAL_H */

@@ -1,0 +1,86 @@
+/*
+ * KS_GET_PUBLIC and KS_LIST: reading what the token holds.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "p11_internal.h"
+
+typedef struct s_public {
+    const char *name;
+    uint32_t version;
+    uint8_t *der; /* malloc'ed */
+    size_t len;
+} s_public;
+
+static kp_status s_public_op(kp_p11_op *op, void *arg)
+{
+    s_public *p = arg;
+    CK_OBJECT_HANDLE pub;
+    kp_p11_key key;
+    kp_status st;
+
+    if ((st = kp_p11_key_find(op, p->name, p->version, &key)) != KP_OK)
+        return st;
+    return kp_p11_key_public(op, &key, &pub, &p->der, &p->len);
+}
+
+kp_status kp_p11_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
+                               size_t *len)
+{
+    kp_p11_inst *pi = inst;
+    s_public p = {name, version, NULL, 0};
+    kp_status st;
+
+    if (len == NULL)
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
+    if ((st = kp_p11_check_name(pi, name)) != KP_OK ||
+        (st = kp_p11_run(pi, s_public_op, &p)) != KP_OK)
+        return st;
+    if (spki == NULL || *len < p.len)
+        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "public key needs %zu bytes", p.len);
+    else
+        memcpy(spki, p.der, p.len);
+    *len = p.len;
+    free(p.der);
+    return st;
+}
+
+typedef struct s_list {
+    const char *name;
+    kp_p11_key *keys;
+    size_t n;
+} s_list;
+
+static kp_status s_list_op(kp_p11_op *op, void *arg)
+{
+    s_list *l = arg;
+
+    free(l->keys); /* from a first attempt that failed half-way */
+    l->keys = NULL;
+    return kp_p11_scan(op, l->name, &l->keys, &l->n);
+}
+
+kp_status kp_p11_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void *arg)
+{
+    kp_p11_inst *pi = inst;
+    s_list l = {name, NULL, 0};
+    kp_key_info info;
+    kp_status st;
+
+    if (visit == NULL)
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "list: visit is NULL");
+    if (name != NULL && (st = kp_p11_check_name(pi, name)) != KP_OK)
+        return st;
+    /* Visit after the session is back in the pool: the visitor may call us again. */
+    if ((st = kp_p11_run(pi, s_list_op, &l)) != KP_OK)
+        return st;
+    if (l.n == 0 && name != NULL)
+        st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s not found on token '%s'", name, pi->token);
+    for (size_t i = 0; i < l.n && st == KP_OK; i++) {
+        kp_p11_key_info(pi, &l.keys[i], &info);
+        st = visit(arg, &info);
+    }
+    free(l.keys);
+    return st;
+}

@@ -1,0 +1,241 @@
+/*
+ * The `pkcs11` plugin: entry point, description, parameters and instance lifecycle.
+ *
+ * Opening an instance only copies its parameters; the module is loaded, the token found and
+ * the user logged in on first use, so a policy naming an HSM that is down still loads and
+ * `keyplane check` can say what is wrong.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "p11_internal.h"
+
+static kp_plugin_info_fn s_info;
+static kp_plugin_teardown_fn s_teardown;
+static kp_plugin_params_fn s_params;
+static kp_instance_open_fn s_open;
+static kp_instance_close_fn s_close;
+
+static const kp_plugin_info s_plugin_info = {
+    .struct_size = sizeof(kp_plugin_info),
+    .abi_major = KP_ABI_MAJOR,
+    .abi_minor = KP_ABI_MINOR,
+    .name = "pkcs11",
+    .version = "0.1.0",
+    .description = "keys on a PKCS#11 token (HSM, SoftHSM2) through p11-kit",
+    .capabilities = KP_CAP_KEYSTORE,
+};
+
+static const kp_param_desc s_param_list[] = {
+    {"module", KP_PARAM_STRING, KP_PARAM_REQUIRED, 0, 0,
+     "absolute path of the PKCS#11 module, or a p11-kit module name such as softhsm2"},
+    {"token", KP_PARAM_STRING, KP_PARAM_REQUIRED, 0, 0,
+     "label of the token (slots are chosen by token label, never by number)"},
+    {"pin", KP_PARAM_SECRET, KP_PARAM_REQUIRED, 0, 0, "user PIN of the token"},
+    {"label_prefix", KP_PARAM_STRING, 0, 0, 0,
+     "prefix of the CKA_LABEL of keyplane's objects (default \"kp:\")"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const kp_dispatch s_dispatch[] = {
+    {KP_FN_PLUGIN_INFO, (kp_fn)s_info},
+    {KP_FN_PLUGIN_TEARDOWN, (kp_fn)s_teardown},
+    {KP_FN_PLUGIN_PARAMS, (kp_fn)s_params},
+    {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
+    {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
+    {KP_FN_INSTANCE_CHECK, (kp_fn)kp_p11_instance_check},
+    {KP_FN_KS_CREATE, (kp_fn)kp_p11_ks_create},
+    {KP_FN_KS_IMPORT, (kp_fn)kp_p11_ks_import},
+    {KP_FN_KS_GET_PUBLIC, (kp_fn)kp_p11_ks_get_public},
+    {KP_FN_KS_LIST, (kp_fn)kp_p11_ks_list},
+    {KP_FN_KS_WRAP, (kp_fn)kp_p11_ks_wrap},
+    {KP_FN_KS_UNWRAP, (kp_fn)kp_p11_ks_unwrap},
+    {KP_FN_KS_EXPORT, (kp_fn)kp_p11_ks_export},
+    {KP_FN_KS_EXPORT_BYOK, (kp_fn)kp_p11_ks_export_byok},
+    {0, NULL},
+};
+
+static const kp_plugin_info *s_info(void *plugin_ctx)
+{
+    (void)plugin_ctx;
+    return &s_plugin_info;
+}
+
+static void s_teardown(void *plugin_ctx)
+{
+    kp_p11_plugin *pl = plugin_ctx;
+
+    if (pl == NULL)
+        return;
+    kp_p11_module_put_all(pl); /* none left unless an instance was never closed */
+    pthread_mutex_destroy(&pl->lock);
+    free(pl);
+}
+
+static const kp_param_desc *s_params(void *plugin_ctx)
+{
+    (void)plugin_ctx;
+    return s_param_list;
+}
+
+static void s_close(void *inst)
+{
+    kp_p11_inst *pi = inst;
+
+    if (pi == NULL)
+        return;
+    kp_p11_sessions_close(pi);
+    kp_p11_cache_free(pi);
+    pi->up->secret_free(pi->pin);
+    free(pi->module_ref);
+    pthread_mutex_destroy(&pi->lock);
+    pthread_mutex_destroy(&pi->create_lock);
+    free(pi);
+}
+
+/* Printable ASCII without '/': the prefix must not change how labels split. */
+static bool s_prefix_ok(const char *p)
+{
+    for (; *p != '\0'; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '/')
+            return false;
+    return true;
+}
+
+static bool s_module_name_ok(const char *m)
+{
+    if (*m == '\0' || *m == '.')
+        return false;
+    for (; *m != '\0'; m++)
+        if (!((*m >= 'A' && *m <= 'Z') || (*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9') ||
+              *m == '.' || *m == '_' || *m == '-'))
+            return false;
+    return true;
+}
+
+/* Checks the meaning of the params (the core checked names and types) and copies them. */
+static kp_status s_take_params(kp_p11_inst *pi, const kp_param *params)
+{
+    const kp_param *module = kp_param_find(params, "module");
+    const kp_param *token = kp_param_find(params, "token");
+    const kp_param *pin = kp_param_find(params, "pin");
+    const kp_param *prefix = kp_param_find(params, "label_prefix");
+    size_t len;
+
+    if (module == NULL || module->str == NULL || module->str[0] == '\0')
+        return kp_p11_err(pi, KP_ERR_CONFIG, "module is required");
+    if (module->str[0] != '/' && !s_module_name_ok(module->str))
+        return kp_p11_err(pi, KP_ERR_CONFIG,
+                          "module must be an absolute path or a p11-kit module name");
+    if ((pi->module_ref = strdup(module->str)) == NULL)
+        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+
+    if (token == NULL || token->str == NULL || token->str[0] == '\0')
+        return kp_p11_err(pi, KP_ERR_CONFIG, "token is required");
+    if (strlen(token->str) > KP_P11_LABEL_MAX)
+        return kp_p11_err(pi, KP_ERR_CONFIG, "token label is longer than %d bytes",
+                          KP_P11_LABEL_MAX);
+    snprintf(pi->token, sizeof(pi->token), "%s", token->str);
+
+    if (pin == NULL || pin->secret == NULL || pi->up->secret_len(pin->secret) == 0)
+        return kp_p11_err(pi, KP_ERR_CONFIG, "pin for token '%s' is empty", pi->token);
+    len = pi->up->secret_len(pin->secret);
+    if ((pi->pin = pi->up->secret_new(len)) == NULL)
+        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+    memcpy(pi->up->secret_data(pi->pin), pi->up->secret_cdata(pin->secret), len);
+
+    snprintf(pi->prefix, sizeof(pi->prefix), "%s", KP_P11_DEFAULT_PREFIX);
+    if (prefix != NULL && prefix->str != NULL) {
+        if (strlen(prefix->str) > KP_P11_PREFIX_MAX || !s_prefix_ok(prefix->str))
+            return kp_p11_err(pi, KP_ERR_CONFIG,
+                              "label_prefix must be at most %d printable characters without '/'",
+                              KP_P11_PREFIX_MAX);
+        snprintf(pi->prefix, sizeof(pi->prefix), "%s", prefix->str);
+    }
+    return KP_OK;
+}
+
+static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *params, void **inst)
+{
+    kp_p11_plugin *pl = plugin_ctx;
+    kp_p11_inst *pi;
+    kp_status st;
+
+    if (pl == NULL || inst == NULL)
+        return KP_ERR_INVALID_ARG;
+    *inst = NULL;
+    if ((pi = calloc(1, sizeof(*pi))) == NULL)
+        return pl->up.set_error(h, KP_ERR_NOMEM, "out of memory");
+    pi->up = &pl->up;
+    pi->h = h;
+    pi->pl = pl;
+    pi->oaep_sha256 = -1;
+    pi->kwp_exact = -1;
+    if (pthread_mutex_init(&pi->lock, NULL) != 0) {
+        free(pi);
+        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
+    }
+    if (pthread_mutex_init(&pi->create_lock, NULL) != 0) {
+        pthread_mutex_destroy(&pi->lock);
+        free(pi);
+        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
+    }
+    if ((st = s_take_params(pi, params)) != KP_OK) {
+        s_close(pi);
+        return st;
+    }
+    *inst = pi;
+    return KP_OK;
+}
+
+KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
+                                          void **plugin_ctx);
+
+KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
+                                          void **plugin_ctx)
+{
+    const kp_dispatch *d;
+    kp_p11_plugin *pl;
+    kp_p11_up up;
+
+    if (core == NULL || out == NULL || plugin_ctx == NULL)
+        return KP_ERR_INVALID_ARG;
+    if (core->struct_size < offsetof(kp_core_info, handle) + sizeof(core->handle) ||
+        core->abi_major != KP_ABI_MAJOR)
+        return KP_ERR_ABI;
+#define S_UP(field, id, name)                                                                      \
+    do {                                                                                           \
+        d = kp_dispatch_find(core->upcalls, id);                                                   \
+        up.field = d != NULL ? kp_dispatch_##name(d) : NULL;                                       \
+    } while (0)
+    /* Typed extractors keep each upcall checked against its ABI typedef. */
+    S_UP(log, KP_UP_LOG, up_log);
+    S_UP(set_error, KP_UP_SET_ERROR, up_set_error);
+    S_UP(secret_new, KP_UP_SECRET_NEW, up_secret_new);
+    S_UP(secret_free, KP_UP_SECRET_FREE, up_secret_free);
+    S_UP(secret_data, KP_UP_SECRET_DATA, up_secret_data);
+    S_UP(secret_cdata, KP_UP_SECRET_CDATA, up_secret_cdata);
+    S_UP(secret_len, KP_UP_SECRET_LEN, up_secret_len);
+    S_UP(secret_shrink, KP_UP_SECRET_SHRINK, up_secret_shrink);
+#undef S_UP
+    if (up.log == NULL || up.set_error == NULL || up.secret_new == NULL || up.secret_free == NULL ||
+        up.secret_data == NULL || up.secret_cdata == NULL || up.secret_len == NULL ||
+        up.secret_shrink == NULL) {
+        if (up.set_error != NULL)
+            up.set_error(core->handle, KP_ERR_PLUGIN, "pkcs11 plugin: core lacks an upcall");
+        return KP_ERR_PLUGIN;
+    }
+    if ((pl = calloc(1, sizeof(*pl))) == NULL)
+        return KP_ERR_NOMEM;
+    if (pthread_mutex_init(&pl->lock, NULL) != 0) {
+        free(pl);
+        return KP_ERR_INTERNAL;
+    }
+    pl->up = up;
+    pl->h = core->handle;
+    *out = s_dispatch;
+    *plugin_ctx = pl;
+    return KP_OK;
+}
