@@ -33,6 +33,10 @@ static int s_help(void)
            "         [--version N] [--exportable]\n"
            "      Import a private key (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) read\n"
            "      from SOURCE (file:PATH, fd:N, env:NAME or stdin). --passphrase decrypts it.\n"
+           "  export --instance INSTANCE --name NAME --passphrase SOURCE --out FILE\n"
+           "         [--version N]\n"
+           "      Export an exportable key as password-protected PKCS#8 PEM (PBES2, AES-256,\n"
+           "      PBKDF2-SHA256 600000 iterations) for an escrow copy; at least 12 bytes.\n"
            "  export-byok --instance INSTANCE --name NAME --kek FILE --out FILE [--version N]\n"
            "      Export a key as an Azure Key Vault BYOK transfer blob for the key-exchange\n"
            "      key whose public key (PEM or DER) is in FILE. The key must be exportable.\n"
@@ -348,13 +352,57 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
             continue;
         if (st != KP_OK) {
             /* One unreachable instance does not hide the others' keys. */
-            kp_cli_fail(cli, st, name);
+            kp_cli_fail(cli, st, "key list");
             failed++;
         }
     }
     if (cli->json)
         kp_cli_print_json(json_pack("{s:o}", "keys", l.out));
     return failed > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
+}
+
+static int s_export(kp_cli *cli, const s_opts *o)
+{
+    if (o->instance == NULL || o->name == NULL || o->pass_src == NULL || o->out == NULL)
+        return kp_cli_usage_error("key export",
+                                  "--instance, --name, --passphrase and --out are required");
+    if (!kp_secret_source_valid(o->pass_src))
+        return kp_cli_usage_error("key export", "--passphrase takes env:NAME, file:PATH, fd:N or "
+                                                "stdin");
+    char err[256];
+    kp_secret *pass = NULL, *der = NULL;
+    kp_status st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
+    if (st != KP_OK) {
+        fprintf(stderr, "keyplane: error: key export: %s\n", err);
+        return kp_cli_exit_code(st);
+    }
+    if (kp_secret_len(pass) < 12) {
+        kp_secret_free(pass);
+        return kp_cli_usage_error("key export", "the export passphrase must have at least 12 "
+                                                "bytes");
+    }
+    kp_instance *inst = NULL;
+    int rc = s_open(cli, o->instance, &inst);
+    char *pem = NULL;
+    size_t len = 0;
+    if (rc == KP_EXIT_OK) {
+        st = kp_key_export(inst, o->name, o->version, &der);
+        rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key export");
+        kp_instance_close(inst);
+    }
+    if (rc == KP_EXIT_OK && (st = kp_pkcs8_encrypt_pem(der, pass, &pem, &len)) != KP_OK)
+        rc = kp_cli_fail(cli, st, "key export");
+    kp_secret_free(der);
+    kp_secret_free(pass);
+    if (rc == KP_EXIT_OK)
+        rc = kp_cli_exit_code(kp_cli_write_file(cli, o->out, pem, len));
+    if (rc == KP_EXIT_OK && cli->json)
+        kp_cli_print_json(
+            json_pack("{s:s, s:s, s:s}", "instance", o->instance, "name", o->name, "out", o->out));
+    else if (rc == KP_EXIT_OK)
+        fprintf(stderr, "keyplane: encrypted PKCS#8 of %s -> %s\n", o->name, o->out);
+    free(pem);
+    return rc;
 }
 
 static int s_export_byok(kp_cli *cli, const s_opts *o)
@@ -466,13 +514,15 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return s_generate_or_import(cli, &o, true);
     if (strcmp(sub, "list") == 0)
         return s_list_keys(cli, &o);
+    if (strcmp(sub, "export") == 0)
+        return s_export(cli, &o);
     if (strcmp(sub, "export-byok") == 0)
         return s_export_byok(cli, &o);
     if (strcmp(sub, "public") == 0)
         return s_public(cli, &o);
-    return kp_cli_usage_error(
-        "key",
-        "unknown subcommand '%s' (expected create, replicate, generate, export-byok, export-byok, "
-        "import, list, public)",
-        sub);
+    return kp_cli_usage_error("key",
+                              "unknown subcommand '%s' (expected create, replicate, generate, "
+                              "export, export-byok, export-byok, "
+                              "import, list, public)",
+                              sub);
 }

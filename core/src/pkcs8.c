@@ -5,7 +5,11 @@
 #include <string.h>
 
 #include <openssl/decoder.h>
+#include <stdlib.h>
+
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
 #include "internal.h"
@@ -54,5 +58,41 @@ kp_status kp_private_key_to_pkcs8(const kp_secret *input, const kp_secret *passp
         OPENSSL_clear_free(der, (size_t)len);
     PKCS8_PRIV_KEY_INFO_free(p8);
     EVP_PKEY_free(pkey);
+    return st;
+}
+
+/* PBKDF2 iterations for exported keys: an export may sit on a file share for years. */
+#define KP_EXPORT_PBKDF2_ITER 600000
+
+kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *passphrase, char **pem,
+                               size_t *len)
+{
+    KP_ENSURE(pkcs8_der != NULL && passphrase != NULL && pem != NULL && len != NULL,
+              KP_ERR_INVALID_ARG);
+    *pem = NULL;
+    const unsigned char *p = kp_secret_cdata(pkcs8_der);
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)kp_secret_len(pkcs8_der));
+    if (p8 == NULL)
+        return KP_ERR_INVALID_ARG;
+    /* PBES2: PBKDF2-HMAC-SHA256 (OpenSSL 3's default PRF) and AES-256-CBC. */
+    X509_SIG *enc = PKCS8_encrypt_ex(
+        -1, EVP_aes_256_cbc(), (const char *)kp_secret_cdata(passphrase),
+        (int)kp_secret_len(passphrase), NULL, 0, KP_EXPORT_PBKDF2_ITER, p8, NULL, NULL);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    if (enc == NULL)
+        return KP_ERR_CRYPTO;
+    BIO *bio = BIO_new(BIO_s_mem());
+    kp_status st = bio != NULL && PEM_write_bio_PKCS8(bio, enc) ? KP_OK : KP_ERR_CRYPTO;
+    X509_SIG_free(enc);
+    char *data = NULL;
+    long n = st == KP_OK ? BIO_get_mem_data(bio, &data) : 0;
+    if (st == KP_OK && (n <= 0 || (*pem = malloc((size_t)n + 1)) == NULL))
+        st = KP_ERR_NOMEM;
+    if (st == KP_OK) {
+        memcpy(*pem, data, (size_t)n);
+        (*pem)[n] = '\0';
+        *len = (size_t)n;
+    }
+    BIO_free(bio);
     return st;
 }

@@ -153,4 +153,28 @@ assert key.public_key().public_bytes(*fmt) == want.public_bytes(*fmt), "another 
 print("BYOK blob: %d bytes, RSA-OAEP-SHA1 part %d, AES-KWP part %d, same public key"
       % (len(blob), n, len(blob) - n))
 PY
+
+# Escrow copy as password-protected PKCS#8, readable by plain openssl; refused when not allowed.
+KP_EXPORT_PASS=$(openssl rand -hex 16)
+export KP_EXPORT_PASS
+before=$(p11_objects escrow $HSM_PIN)
+expect_rc 0 $P key export --instance hsm --name tde --passphrase env:KP_EXPORT_PASS --out "$T/tde.p8"
+head -1 "$T/tde.p8" | grep -q 'BEGIN ENCRYPTED PRIVATE KEY' || fail "export is not encrypted PKCS#8"
+openssl pkey -in "$T/tde.p8" -passin env:KP_EXPORT_PASS -pubout -out "$T/tde.pub.fromp8" \
+    || fail "openssl cannot open the export"
+cmp "$T/tde.pub" "$T/tde.pub.fromp8" || fail "exported another key"
+expect_rc 4 $P key export --instance hsm --name solo --passphrase env:KP_EXPORT_PASS --out "$T/x"
+expect_in "$T/err" "not exportable (CKA_EXTRACTABLE is false)"
+KP_SHORT=short
+export KP_SHORT
+expect_rc 2 $P key export --instance hsm --name tde --passphrase env:KP_SHORT --out "$T/x"
+[ "$(p11_objects escrow $HSM_PIN)" -eq "$before" ] || fail "export left an object behind"
+[ ! -e "$T/x" ] || fail "a refused export wrote its output"
+
+# The module named the p11-kit way finds the same token.
+sed "s|module: $SOFTHSM_MODULE|module: softhsm2|" "$T/policy.yaml" >"$T/byname.yaml"
+expect_rc 0 --policy "$T/byname.yaml" check hsm
+expect_in "$T/out" "softhsm2"
+expect_rc 0 --policy "$T/byname.yaml" key list --instance hsm --name tde
+expect_in "$T/out" "$(echo "$tfpr" | cut -c1-16)"
 echo "ok: pkcs11"

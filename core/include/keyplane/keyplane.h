@@ -160,6 +160,15 @@ KP_API KP_WARN_UNUSED kp_status kp_private_key_to_pkcs8(const kp_secret *input,
                                                         kp_secret **pkcs8_der, char *err,
                                                         size_t errlen);
 
+/**
+ * Encrypts a PKCS#8 PrivateKeyInfo DER under passphrase as PEM "ENCRYPTED PRIVATE KEY" (PBES2:
+ * PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC), readable by `openssl pkey`. *pem is
+ * malloc'd and NUL-terminated; free it with free().
+ */
+KP_API KP_WARN_UNUSED kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der,
+                                                     const kp_secret *passphrase, char **pem,
+                                                     size_t *len);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Chains                                                                                    */
 
