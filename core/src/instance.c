@@ -254,28 +254,28 @@ kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version,
     return st;
 }
 
-kp_status kp_key_wrap(kp_instance *inst, const char *name, uint32_t version, uint32_t alg,
-                      const kp_secret *dek, uint8_t **out, size_t *outlen)
+/* One call of a plugin function that fills a caller buffer (the GET_PUBLIC convention). */
+typedef kp_status (*s_fill_fn)(const kp_dispatch *d, void *inst, const void *args, uint8_t *buf,
+                               size_t *len);
+
+/* Calls fill with a first buffer of first bytes and once more with the size the plugin asks
+ * for; *out receives the malloc'd result. */
+static kp_status s_fill(const kp_dispatch *d, void *inst, s_fill_fn fill, const void *args,
+                        size_t first, uint8_t **out, size_t *outlen)
 {
-    const kp_dispatch *d = NULL;
-    KP_ENSURE(name != NULL && dek != NULL && out != NULL && outlen != NULL, KP_ERR_INVALID_ARG);
-    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_WRAP, "wrap", &d));
-    *out = NULL;
-    /* 1 KiB fits RSA-8192 and any AES wrap of a DEK; ask again if the plugin says otherwise. */
-    size_t cap = 1024;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = malloc(first);
     if (buf == NULL)
         return KP_ERR_NOMEM;
-    size_t len = cap;
-    kp_status st = kp_dispatch_ks_wrap(d)(inst->inst, name, version, alg, dek, buf, &len);
-    if (st == KP_ERR_BUFFER_TOO_SMALL && len > cap) {
+    size_t len = first;
+    kp_status st = fill(d, inst, args, buf, &len);
+    if (st == KP_ERR_BUFFER_TOO_SMALL && len > first) {
         uint8_t *bigger = realloc(buf, len);
         if (bigger == NULL) {
             free(buf);
             return KP_ERR_NOMEM;
         }
         buf = bigger;
-        st = kp_dispatch_ks_wrap(d)(inst->inst, name, version, alg, dek, buf, &len);
+        st = fill(d, inst, args, buf, &len);
     }
     if (st == KP_OK) {
         *out = buf;
@@ -283,6 +283,32 @@ kp_status kp_key_wrap(kp_instance *inst, const char *name, uint32_t version, uin
     } else {
         free(buf);
     }
+    return st;
+}
+
+typedef struct s_wrap_args {
+    const char *name;
+    uint32_t version, alg;
+    const kp_secret *dek;
+} s_wrap_args;
+
+static kp_status s_wrap_fill(const kp_dispatch *d, void *inst, const void *args, uint8_t *buf,
+                             size_t *len)
+{
+    const s_wrap_args *a = args;
+    return kp_dispatch_ks_wrap(d)(inst, a->name, a->version, a->alg, a->dek, buf, len);
+}
+
+kp_status kp_key_wrap(kp_instance *inst, const char *name, uint32_t version, uint32_t alg,
+                      const kp_secret *dek, uint8_t **out, size_t *outlen)
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(name != NULL && dek != NULL && out != NULL && outlen != NULL, KP_ERR_INVALID_ARG);
+    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_WRAP, "wrap", &d));
+    *out = NULL;
+    /* 1 KiB fits RSA-8192 and any AES wrap of a DEK. */
+    s_wrap_args a = {name, version, alg, dek};
+    kp_status st = s_fill(d, inst->inst, s_wrap_fill, &a, 1024, out, outlen);
     return s_audit(inst, "key.wrap", name, version, alg, st);
 }
 
@@ -318,6 +344,20 @@ kp_status kp_key_export(kp_instance *inst, const char *name, uint32_t version,
     return s_audit(inst, "key.export", name, version, 0, st);
 }
 
+typedef struct s_byok_args {
+    const char *name;
+    uint32_t version;
+    const uint8_t *kek;
+    size_t keklen;
+} s_byok_args;
+
+static kp_status s_byok_fill(const kp_dispatch *d, void *inst, const void *args, uint8_t *buf,
+                             size_t *len)
+{
+    const s_byok_args *a = args;
+    return kp_dispatch_ks_export_byok(d)(inst, a->name, a->version, a->kek, a->keklen, buf, len);
+}
+
 kp_status kp_key_export_byok(kp_instance *inst, const char *name, uint32_t version,
                              const uint8_t *kek_spki, size_t kek_len, uint8_t **blob,
                              size_t *bloblen)
@@ -328,27 +368,8 @@ kp_status kp_key_export_byok(kp_instance *inst, const char *name, uint32_t versi
     KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_EXPORT_BYOK, "BYOK export", &d));
     *blob = NULL;
     /* An RSA-4096 KEK wraps the AES key into 512 bytes; PKCS#8 of RSA-4096 is under 2.5 KiB. */
-    size_t len = 8192;
-    uint8_t *buf = malloc(len);
-    if (buf == NULL)
-        return KP_ERR_NOMEM;
-    kp_status st =
-        kp_dispatch_ks_export_byok(d)(inst->inst, name, version, kek_spki, kek_len, buf, &len);
-    if (st == KP_ERR_BUFFER_TOO_SMALL && len > 8192) {
-        uint8_t *bigger = realloc(buf, len);
-        if (bigger == NULL) {
-            free(buf);
-            return KP_ERR_NOMEM;
-        }
-        buf = bigger;
-        st = kp_dispatch_ks_export_byok(d)(inst->inst, name, version, kek_spki, kek_len, buf, &len);
-    }
-    if (st == KP_OK) {
-        *blob = buf;
-        *bloblen = len;
-    } else {
-        free(buf);
-    }
+    s_byok_args a = {name, version, kek_spki, kek_len};
+    kp_status st = s_fill(d, inst->inst, s_byok_fill, &a, 8192, blob, bloblen);
     return s_audit(inst, "key.export_byok", name, version, 0, st);
 }
 
