@@ -295,9 +295,9 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
     else if (cli->json)
         kp_cli_print_json(s_info_json(o->instance, &info));
     else
-        printf("%s %s v%u (%s-%u, fingerprint %s) in %s\n", import ? "imported" : "generated",
-               info.name, info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
-               info.fingerprint, o->instance);
+        printf("%s %s v%u (%s-%u%s%s) in %s\n", import ? "imported" : "generated", info.name,
+               info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
+               info.fingerprint[0] != '\0' ? ", fingerprint " : "", info.fingerprint, o->instance);
     kp_instance_close(inst);
     return rc;
 }
@@ -522,7 +522,7 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return s_public(cli, &o);
     return kp_cli_usage_error("key",
                               "unknown subcommand '%s' (expected create, replicate, generate, "
-                              "export, export-byok, export-byok, "
+                              "export, export-byok, "
                               "import, list, public)",
                               sub);
 }
