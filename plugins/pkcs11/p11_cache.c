@@ -8,7 +8,9 @@
 
 bool kp_p11_stale_handle(CK_RV rv)
 {
-    return rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID;
+    /* An AES key used as the (un)wrapping key reports its stale handle with its own codes. */
+    return rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID ||
+           rv == CKR_WRAPPING_KEY_HANDLE_INVALID || rv == CKR_UNWRAPPING_KEY_HANDLE_INVALID;
 }
 
 static kp_p11_cached *s_slot(kp_p11_inst *pi, const char *name, uint32_t version)

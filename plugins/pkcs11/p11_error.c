@@ -176,7 +176,14 @@ kp_status kp_p11_rv_status(CK_RV rv, bool mech)
         return mech ? KP_ERR_UNSUPPORTED : KP_ERR_BACKEND;
     case CKR_KEY_UNEXTRACTABLE:
     case CKR_KEY_NOT_WRAPPABLE:
+    case CKR_KEY_FUNCTION_NOT_PERMITTED:
         return KP_ERR_DENIED;
+    case CKR_TOKEN_WRITE_PROTECTED:
+    case CKR_SESSION_READ_ONLY:
+        return KP_ERR_PERMISSION;
+    case CKR_FUNCTION_NOT_SUPPORTED:
+    case CKR_KEY_SIZE_RANGE:
+        return KP_ERR_UNSUPPORTED;
     case CKR_ENCRYPTED_DATA_INVALID:
     case CKR_ENCRYPTED_DATA_LEN_RANGE:
     case CKR_WRAPPED_KEY_INVALID:
@@ -185,6 +192,9 @@ kp_status kp_p11_rv_status(CK_RV rv, bool mech)
     case CKR_DEVICE_REMOVED:
     case CKR_TOKEN_NOT_PRESENT:
     case CKR_DEVICE_ERROR:
+    case CKR_SESSION_COUNT:
+    case CKR_DEVICE_MEMORY:
+    case CKR_FUNCTION_CANCELED:
         return KP_ERR_UNAVAILABLE;
     case CKR_HOST_MEMORY:
         return KP_ERR_NOMEM;

@@ -94,10 +94,10 @@ typedef struct kp_p11_inst {
     CK_SESSION_HANDLE *idle; /* idle sessions, reused last-in first-out */
     size_t nidle, idle_cap;
     bool mechs_probed;
-    CK_MECHANISM_TYPE kwp_mech; /* RFC 5649 mechanism of this token; 0 when none */
-    bool have_kw;               /* CKM_AES_KEY_WRAP listed */
-    int oaep_sha256;            /* -1 unknown, 0 refused by the token, 1 worked */
-    int kwp_exact;              /* -1 unknown, 0 RFC 5649 unwrap keeps the padding, 1 exact */
+    CK_MECHANISM_TYPE kwp_mech;        /* RFC 5649 mechanism of this token; 0 when none */
+    bool have_kw;                      /* CKM_AES_KEY_WRAP listed */
+    int oaep_sha256;                   /* -1 unknown, 0 refused by the token, 1 worked */
+    int kwp_exact;                     /* -1 unknown, 0 RFC 5649 wrap pads keys to 8, 1 exact */
     kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
     size_t cache_next;
 } kp_p11_inst;

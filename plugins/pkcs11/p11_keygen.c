@@ -187,7 +187,7 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
     CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_KEY_TYPE kt = CKK_AES;
-    CK_BBOOL yes = CK_TRUE;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_BBOOL extr = (c->spec.flags & KP_KEY_EXPORTABLE) != 0 ? CK_TRUE : CK_FALSE;
     CK_ULONG len = c->spec.bits / 8;
     CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
@@ -202,8 +202,8 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
             {CKA_CLASS, &cls, sizeof(cls)},         {CKA_KEY_TYPE, &kt, sizeof(kt)},
             {CKA_VALUE_LEN, &len, sizeof(len)},     {CKA_TOKEN, &yes, sizeof(yes)},
             {CKA_PRIVATE, &yes, sizeof(yes)},       {CKA_SENSITIVE, &yes, sizeof(yes)},
-            {CKA_EXTRACTABLE, &extr, sizeof(extr)}, {CKA_ENCRYPT, &yes, sizeof(yes)},
-            {CKA_DECRYPT, &yes, sizeof(yes)},       {CKA_WRAP, &yes, sizeof(yes)},
+            {CKA_EXTRACTABLE, &extr, sizeof(extr)}, {CKA_ENCRYPT, &no, sizeof(no)},
+            {CKA_DECRYPT, &no, sizeof(no)},         {CKA_WRAP, &yes, sizeof(yes)},
             {CKA_UNWRAP, &yes, sizeof(yes)},        {CKA_LABEL, (void *)label, strlen(label)},
             {CKA_ID, c->key.id, c->key.idlen},      {CKA_START_DATE, (void *)date, sizeof(*date)},
         };

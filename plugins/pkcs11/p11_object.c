@@ -420,9 +420,14 @@ kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **ou
     if ((s = up->secret_new(a.ulValueLen)) == NULL)
         return kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
     a.pValue = up->secret_data(s);
+    CK_ULONG asked = a.ulValueLen;
     if ((rv = op->f->C_GetAttributeValue(op->s, obj, &a, 1)) != CKR_OK) {
         up->secret_free(s);
         return kp_p11_ck(op->pi, op, rv, false, "C_GetAttributeValue", "CKA_VALUE");
+    }
+    if (a.ulValueLen > asked || up->secret_shrink(s, a.ulValueLen) != KP_OK) {
+        up->secret_free(s);
+        return kp_p11_err(op->pi, KP_ERR_BACKEND, "token returned a CKA_VALUE longer than it said");
     }
     *out = s;
     return KP_OK;
@@ -502,6 +507,21 @@ void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj)
 
     if (obj == CK_INVALID_HANDLE)
         return;
-    if ((rv = op->f->C_DestroyObject(op->s, obj)) != CKR_OK)
-        op->pi->up->log(op->pi->h, KP_LOG_WARN, kp_p11_rv_name(rv, buf, sizeof(buf)));
+    rv = op->f->C_DestroyObject(op->s, obj);
+    if (rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED) {
+        /* Token objects outlive the session that made them: clean up on a fresh one, or a
+         * session lost half-way through a create would leave an orphan behind. */
+        CK_SESSION_HANDLE s;
+        rv = op->f->C_OpenSession(op->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+        if (rv == CKR_OK) {
+            rv = op->f->C_DestroyObject(s, obj);
+            op->f->C_CloseSession(s);
+        }
+    }
+    if (rv != CKR_OK) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "cannot destroy object %lu on token '%s': %s",
+                 (unsigned long)obj, op->pi->token, kp_p11_rv_name(rv, buf, sizeof(buf)));
+        op->pi->up->log(op->pi->h, KP_LOG_WARN, msg);
+    }
 }

@@ -5,6 +5,7 @@
  * the user logged in on first use, so a policy naming an HSM that is down still loads and
  * `keyplane check` can say what is wrong.
  */
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,8 +97,13 @@ static void s_close(void *inst)
 }
 
 /* Printable ASCII without '/': the prefix must not change how labels split. */
+/* A prefix must end with a character no key name contains, so that no instance's prefix plus
+ * a name can read as another prefix plus another name ("t1" + "-secretdb" = "t1-secret" + "db"). */
 static bool s_prefix_ok(const char *p)
 {
+    size_t n = strlen(p);
+    if (n == 0 || isalnum((unsigned char)p[n - 1]) || strchr("._-", p[n - 1]) != NULL)
+        return false;
     for (; *p != '\0'; p++)
         if (*p < 0x20 || *p > 0x7e || *p == '/')
             return false;
@@ -150,7 +156,8 @@ static kp_status s_take_params(kp_p11_inst *pi, const kp_param *params)
     if (prefix != NULL && prefix->str != NULL) {
         if (strlen(prefix->str) > KP_P11_PREFIX_MAX || !s_prefix_ok(prefix->str))
             return kp_p11_err(pi, KP_ERR_CONFIG,
-                              "label_prefix must be at most %d printable characters without '/'",
+                              "label_prefix must be 1 to %d printable characters without '/', "
+                              "ending in one no key name has (like the default 'kp:')",
                               KP_P11_PREFIX_MAX);
         snprintf(pi->prefix, sizeof(pi->prefix), "%s", prefix->str);
     }

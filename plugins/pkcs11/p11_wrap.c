@@ -166,9 +166,10 @@ static kp_status s_dek_object(kp_p11_op *op, const kp_secret *dek, CK_OBJECT_HAN
     return KP_OK;
 }
 
-/* Whether the token's RFC 5649 unwrap gives back keys whose length is not a multiple of 8
- * intact: SoftHSM 2.6.1 returns them with the zero padding left on, so a 20-byte DEK would
- * come back as 24 bytes. Tried once per instance on session objects. */
+/* Whether an RFC 5649 wrap and unwrap on this token give back keys whose length is not a
+ * multiple of 8 intact. SoftHSM 2.6.1 zero-pads the key to a multiple of 8 before wrapping, so
+ * the length indicator covers the zeros and a 20-byte DEK comes back as 24 bytes (its unwrap
+ * of a standard blob is exact). Tried once per instance on session objects. */
 static kp_status s_kwp_exact(kp_p11_op *op, CK_MECHANISM_TYPE m, bool *exact)
 {
     kp_p11_inst *pi = op->pi;
@@ -252,8 +253,8 @@ static kp_status s_wrap_aes(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
         /* Refused now rather than handing out a blob this token cannot give back right. */
         if (!exact)
             return kp_p11_err(pi, KP_ERR_UNSUPPORTED,
-                              "token '%s' unwraps RFC 5649 keys of %zu bytes with padding left "
-                              "on; use a DEK of a multiple of 8 bytes",
+                              "token '%s' pads keys of %zu bytes before its RFC 5649 wrap, so "
+                              "they would unwrap longer; use a DEK of a multiple of 8 bytes",
                               pi->token, deklen);
     }
     if ((st = s_dek_object(op, w->dek, &obj)) != KP_OK)

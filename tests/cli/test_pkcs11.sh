@@ -177,4 +177,12 @@ expect_rc 0 --policy "$T/byname.yaml" check hsm
 expect_in "$T/out" "softhsm2"
 expect_rc 0 --policy "$T/byname.yaml" key list --instance hsm --name tde
 expect_in "$T/out" "$(echo "$tfpr" | cut -c1-16)"
+# A label prefix that a key name could continue is refused (it would let instances see each
+# other's keys); one ending in a separator is fine.
+sed "s|pin: env:HSM_PIN}|pin: env:HSM_PIN, label_prefix: t1}|" "$T/policy.yaml" >"$T/prefix.yaml"
+expect_rc 1 --policy "$T/prefix.yaml" check hsm
+expect_in "$T/out" "label_prefix must be"
+sed "s|pin: env:HSM_PIN}|pin: env:HSM_PIN, label_prefix: 'team1:'}|" "$T/policy.yaml" >"$T/prefix2.yaml"
+expect_rc 0 --policy "$T/prefix2.yaml" key list --instance hsm --json
+"$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["keys"] == []' "$T/out"
 echo "ok: pkcs11"

@@ -130,6 +130,20 @@ static void test_aes_kek(void **state)
     uint8_t *spki = NULL;
     size_t len = 0;
     assert_int_not_equal(kp_key_get_public(f->hsm, "kek", 0, &spki, &len), KP_OK);
+
+    /* The key is deleted behind the plugin's back and made again under the same version: the
+     * cached handle is stale, and the plugin must look the key up again, not fail for good. */
+    char *cmd = NULL;
+    assert_true(asprintf(&cmd,
+                         "pkcs11-tool --module %s --token-label unit --login --pin %s "
+                         "--delete-object --type secrkey --label kp:kek/v1 >/dev/null 2>&1",
+                         s_module(), PIN) > 0);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    kp_key_spec spec = {sizeof(spec), "kek", KP_KEY_AES, 256, 0, 1};
+    kp_key_info again;
+    assert_int_equal(kp_key_create(f->hsm, &spec, &again), KP_OK);
+    s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KW, 32, 40);
 }
 
 static void test_rsa_and_export(void **state)
