@@ -83,11 +83,10 @@ ifpr=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fingerprin
     || fail "imported key has another fingerprint"
 
 # Failures: each one clear line, no orphan object.
-before=$(p11_objects escrow $HSM_PIN)
-expect_rc 4 $P key export-byok --instance hsm --name solo --kek "$T/solo.pub" --out "$T/x"
-expect_in "$T/err" "not exportable"
 expect_rc 0 $P key generate --instance hsm --name sha256 --bits 2048
 before=$(p11_objects escrow $HSM_PIN)
+expect_rc 4 $P key export-byok --instance hsm --name solo --kek "$T/solo.pub" --out "$T/x"
+expect_in "$T/err" "not exportable (CKA_EXTRACTABLE is false)"
 expect_rc 2 $P wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
 expect_in "$T/err" "RSA-OAEP with SHA-256"
 HSM_PIN=000000 expect_rc 4 $P key public --instance hsm --name solo
