@@ -22,6 +22,13 @@ kp_status kp_ctx_new(kp_ctx **out)
     if (ctx == NULL)
         return KP_ERR_NOMEM;
     pthread_mutex_init(&ctx->lock, NULL);
+    /* Detail text is per context and per thread, so workers sharing a context (apply's
+     * replication pool) never read each other's errors. */
+    if (pthread_key_create(&ctx->errkey, free) != 0) {
+        pthread_mutex_destroy(&ctx->lock);
+        free(ctx);
+        return KP_ERR_NOMEM;
+    }
     ctx->log_level = KP_LOG_WARN;
     ctx->log = stderr;
     *out = ctx;
@@ -46,13 +53,16 @@ void kp_ctx_free(kp_ctx *ctx)
     }
     for (size_t i = 0; i < ctx->ndirs; i++)
         free(ctx->dirs[i]);
+    free(pthread_getspecific(ctx->errkey)); /* other threads' buffers went with them */
+    pthread_key_delete(ctx->errkey);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
 const char *kp_ctx_last_error(const kp_ctx *ctx)
 {
-    return ctx != NULL ? ctx->errbuf : "";
+    const char *buf = ctx != NULL ? pthread_getspecific(ctx->errkey) : NULL;
+    return buf != NULL ? buf : "";
 }
 
 kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...)
@@ -68,9 +78,15 @@ kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...)
     for (char *p = buf; *p != '\0'; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    pthread_mutex_lock(&ctx->lock);
-    memcpy(ctx->errbuf, buf, sizeof(buf));
-    pthread_mutex_unlock(&ctx->lock);
+    char *mine = pthread_getspecific(ctx->errkey);
+    if (mine == NULL) {
+        mine = malloc(KP_ERRBUF);
+        if (mine == NULL || pthread_setspecific(ctx->errkey, mine) != 0) {
+            free(mine);
+            return status;
+        }
+    }
+    memcpy(mine, buf, sizeof(buf));
     return status;
 }
 
@@ -78,9 +94,9 @@ void kp__clear_error(kp_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    pthread_mutex_lock(&ctx->lock);
-    ctx->errbuf[0] = '\0';
-    pthread_mutex_unlock(&ctx->lock);
+    char *mine = pthread_getspecific(ctx->errkey);
+    if (mine != NULL)
+        mine[0] = '\0';
 }
 
 void kp_ctx_set_log(kp_ctx *ctx, kp_log_level level, FILE *stream)

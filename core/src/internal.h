@@ -54,8 +54,8 @@ struct kp_plugin {
 };
 
 struct kp_ctx {
-    pthread_mutex_t lock; /* guards errbuf and the plugin list */
-    char errbuf[KP_ERRBUF];
+    pthread_mutex_t lock; /* guards the plugin list */
+    pthread_key_t errkey; /* this context's detail text, one buffer per thread */
     kp_log_level log_level;
     FILE *log;
     FILE *audit;

@@ -1,8 +1,10 @@
 /*
  * libkeyplane: the public API.
  *
- * A kp_ctx owns the loaded plugins, the log and audit sinks and the last error text. Use one
- * context per thread, or serialise calls on a shared one (its error text is per context).
+ * A kp_ctx owns the loaded plugins, the log and audit sinks and the last error text. Several
+ * threads may use one context for instance and chain operations once its policy is loaded
+ * (error text is kept per thread); loading plugins and policies, and changing the context's
+ * settings, must not run concurrently with anything else on it.
  */
 #ifndef KEYPLANE_H
 #define KEYPLANE_H
@@ -34,8 +36,8 @@ KP_API KP_WARN_UNUSED kp_status kp_ctx_new(kp_ctx **out);
  *  plugin with an instance still open is left loaded and an error is logged. NULL is a no-op. */
 KP_API void kp_ctx_free(kp_ctx *ctx);
 
-/** Detail text of the last failure on this context ("" when none). Borrowed; valid until the
- *  next call on ctx. Never contains secrets. */
+/** Detail text of the last failure on this context in the calling thread ("" when none).
+ *  Borrowed; valid until the thread's next call on ctx. Never contains secrets. */
 KP_API const char *kp_ctx_last_error(const kp_ctx *ctx);
 
 /** Appends a plugin directory. It must be absolute (KP_ERR_INVALID_ARG otherwise).
