@@ -87,7 +87,7 @@ kp_status kp_instance_open(kp_ctx *ctx, const kp_policy *policy, const char *nam
         free(inst);
         return st;
     }
-    pi->plugin->open_instances++;
+    __atomic_fetch_add(&pi->plugin->open_instances, 1, __ATOMIC_RELAXED);
     *out = inst;
     return KP_OK;
 }
@@ -97,7 +97,7 @@ void kp_instance_close(kp_instance *inst)
     if (inst == NULL)
         return;
     kp_dispatch_instance_close(kp__plugin_fn(inst->plugin, KP_FN_INSTANCE_CLOSE))(inst->inst);
-    inst->plugin->open_instances--;
+    __atomic_fetch_sub(&inst->plugin->open_instances, 1, __ATOMIC_RELAXED);
     free(inst->name);
     free(inst);
 }

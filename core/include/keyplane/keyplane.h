@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <keyplane/engine.h>
 #include <keyplane/envelope.h>
 #include <keyplane/error.h>
 #include <keyplane/policy.h>

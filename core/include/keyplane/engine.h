@@ -1,0 +1,136 @@
+/*
+ * The key-chain engine: discover what every instance of a chain holds, plan the difference with
+ * the policy, apply the plan (concurrently, idempotently, resumably), and verify that every
+ * replica holds the same usable key. State lives in the providers themselves; nothing here
+ * ever deletes or disables a key version.
+ */
+#ifndef KEYPLANE_ENGINE_H
+#define KEYPLANE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keyplane/error.h>
+#include <keyplane/policy.h>
+#include <keyplane/provider.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kp_ctx kp_ctx;
+
+/* ---- plan ----------------------------------------------------------------------------- */
+
+typedef enum kp_action_kind {
+    KP_ACTION_CREATE = 1, /**< generate version `version` in `target` (the chain's origin) */
+    KP_ACTION_COPY = 2    /**< export `version` from `source`, import it into `target` */
+} kp_action_kind;
+
+/** One step of a plan. */
+typedef struct kp_action {
+    uint32_t kind; /**< kp_action_kind */
+    char chain[KP_NAME_MAX];
+    char source[KP_NAME_MAX]; /**< COPY: where the key material comes from */
+    char target[KP_NAME_MAX];
+    uint32_t version;
+    char fingerprint[KP_FPR_HEX]; /**< expected fingerprint; "" when made by a CREATE first */
+} kp_action;
+
+typedef enum kp_finding_kind {
+    KP_FINDING_UNREACHABLE = 1, /**< an instance could not be opened or listed */
+    KP_FINDING_CONFLICT = 2     /**< an instance holds another key under a version number */
+} kp_finding_kind;
+
+/** Something the plan cannot fix by itself. */
+typedef struct kp_finding {
+    uint32_t kind; /**< kp_finding_kind */
+    char chain[KP_NAME_MAX];
+    char instance[KP_NAME_MAX];
+    uint32_t version; /**< 0 when not about one version */
+    kp_status status;
+    char detail[256];
+} kp_finding;
+
+typedef struct kp_plan kp_plan;
+
+/**
+ * Discovers every keystore of chain (every chain when NULL) and plans what apply must do: a
+ * CREATE of v1 in the origin when no instance holds any version, and a COPY of every version
+ * into every keystore (replicas, escrow, origin) that lacks it, from the origin or else another
+ * holder of the same key. Unreachable instances and conflicting keys are findings.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy,
+                                             const char *chain, kp_plan **out);
+KP_API void kp_plan_free(kp_plan *plan);
+KP_API size_t kp_plan_action_count(const kp_plan *plan);
+KP_API const kp_action *kp_plan_action(const kp_plan *plan, size_t i);
+KP_API size_t kp_plan_finding_count(const kp_plan *plan);
+KP_API const kp_finding *kp_plan_finding(const kp_plan *plan, size_t i);
+
+/* ---- apply ---------------------------------------------------------------------------- */
+
+/** Called after each action, from the worker that ran it (serialised by the engine). */
+typedef void (*kp_progress_fn)(void *arg, const kp_action *action, kp_status status,
+                               const char *detail, size_t done, size_t total);
+
+typedef struct kp_apply_opts {
+    uint32_t struct_size; /**< sizeof(kp_apply_opts) */
+    unsigned workers;     /**< concurrent actions; 0 = 8 */
+    const char *journal;  /**< JSON-lines journal file, or NULL for none */
+    kp_progress_fn progress;
+    void *arg;
+} kp_apply_opts;
+
+/**
+ * Executes a plan: every CREATE first, then every COPY, each phase on a pool of workers. Each
+ * action re-checks the target first, so applying a plan twice, or after an interruption, is
+ * harmless. *failed receives the number of actions that failed. Returns the first failure's
+ * status, KP_OK when every action succeeded.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy,
+                                              const kp_plan *plan, const kp_apply_opts *opts,
+                                              size_t *failed);
+
+/* ---- verify and status ---------------------------------------------------------------- */
+
+typedef enum kp_cell_state {
+    KP_CELL_OK = 1,         /**< holds the version and proved it can unwrap (verify) or holds it
+                                 with the right fingerprint (status) */
+    KP_CELL_MISSING = 2,    /**< does not hold the version */
+    KP_CELL_MISMATCH = 3,   /**< holds another key under this version number */
+    KP_CELL_UNUSABLE = 4,   /**< holds it, but could not unwrap the challenge */
+    KP_CELL_UNREACHABLE = 5 /**< could not be asked */
+} kp_cell_state;
+
+typedef struct kp_cell {
+    uint32_t state; /**< kp_cell_state */
+    kp_status status;
+    char detail[256];
+} kp_cell;
+
+typedef struct kp_matrix kp_matrix;
+
+/**
+ * Builds the versions x keystores matrix of chain. With prove set, each held version is proved
+ * usable: a random challenge is wrapped with the version's public key (in software) and
+ * unwrapped in the instance. kp_matrix_ok() tells whether every cell is OK.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy,
+                                                const char *chain, int prove, kp_matrix **out);
+KP_API void kp_matrix_free(kp_matrix *m);
+KP_API size_t kp_matrix_version_count(const kp_matrix *m);
+KP_API uint32_t kp_matrix_version(const kp_matrix *m, size_t row);
+KP_API const char *kp_matrix_fingerprint(const kp_matrix *m, size_t row);
+KP_API size_t kp_matrix_instance_count(const kp_matrix *m);
+KP_API const char *kp_matrix_instance(const kp_matrix *m, size_t col);
+KP_API const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col);
+KP_API int kp_matrix_ok(const kp_matrix *m);
+/** Unix time the newest version was created (0 when none), for rotation warnings. */
+KP_API int64_t kp_matrix_newest_created(const kp_matrix *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYPLANE_ENGINE_H */

@@ -1,0 +1,313 @@
+/*
+ * Applying a plan: CREATEs first, then COPYs, each phase on a bounded pool of workers sharing one
+ * open instance per provider (the plugins are thread-safe). Every action re-checks its target,
+ * so a repeated or interrupted apply converges instead of duplicating anything. A JSON-lines
+ * journal records each run, so the next run can say what an interrupted one had done.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "engine_internal.h"
+
+#define KP_APPLY_MAX_INSTANCES 128
+
+typedef struct s_run {
+    kp_ctx *ctx;
+    const kp_policy *policy;
+    const kp_plan *plan;
+    const kp_apply_opts *opts;
+    pthread_mutex_t lock;
+    uint32_t phase; /* the kind of action this phase runs */
+    size_t next;    /* next action index to consider */
+    size_t done, total, failed;
+    kp_status first;
+    struct {
+        char name[KP_NAME_MAX];
+        kp_instance *inst;
+        kp_status status;
+        char detail[256];
+    } inst[KP_APPLY_MAX_INSTANCES];
+    size_t ninst;
+    FILE *journal;
+    char run_id[32];
+} s_run;
+
+/* ---- journal ----------------------------------------------------------------------------- */
+
+static void s_journal(s_run *r, json_t *event)
+{
+    if (r->journal == NULL || event == NULL) {
+        json_decref(event);
+        return;
+    }
+    json_object_set_new(event, "run", json_string(r->run_id));
+    json_object_set_new(event, "time", json_integer((json_int_t)time(NULL)));
+    char *line = json_dumps(event, JSON_COMPACT);
+    json_decref(event);
+    if (line == NULL)
+        return;
+    fprintf(r->journal, "%s\n", line);
+    fflush(r->journal);
+    (void)fsync(fileno(r->journal)); /* the next run relies on it after a crash */
+    free(line);
+}
+
+/* Reports a run that began and never ended (killed, crashed, power lost). */
+static void s_journal_check(kp_ctx *ctx, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char line[2048], open_run[32] = "";
+    long long began = 0, done = 0, total = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *ev = json_string_value(json_object_get(j, "event"));
+        const char *run = json_string_value(json_object_get(j, "run"));
+        if (ev != NULL && run != NULL && strcmp(ev, "begin") == 0) {
+            snprintf(open_run, sizeof(open_run), "%s", run);
+            began = (long long)json_integer_value(json_object_get(j, "time"));
+            total = (long long)json_integer_value(json_object_get(j, "actions"));
+            done = 0;
+        } else if (ev != NULL && run != NULL && strcmp(ev, "end") == 0 &&
+                   strcmp(run, open_run) == 0) {
+            open_run[0] = '\0';
+        } else if (ev != NULL && strcmp(ev, "action") == 0) {
+            done++;
+        }
+        json_decref(j);
+    }
+    fclose(f);
+    if (open_run[0] != '\0')
+        kp__log(ctx, KP_LOG_WARN,
+                "resuming after an interrupted apply (run %s, started at %lld, %lld of %lld "
+                "actions done): re-planning from what the providers hold",
+                open_run, began, done, total);
+}
+
+/* ---- instances --------------------------------------------------------------------------- */
+
+/* The shared open instance called name; opened on first use. Caller holds r->lock. */
+static kp_instance *s_instance(s_run *r, const char *name, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < r->ninst; i++) {
+        if (strcmp(r->inst[i].name, name) == 0) {
+            if (r->inst[i].inst == NULL)
+                snprintf(why, whylen, "%s", r->inst[i].detail);
+            return r->inst[i].inst;
+        }
+    }
+    if (r->ninst == KP_APPLY_MAX_INSTANCES) {
+        snprintf(why, whylen, "too many instances");
+        return NULL;
+    }
+    size_t i = r->ninst++;
+    snprintf(r->inst[i].name, sizeof(r->inst[i].name), "%s", name);
+    r->inst[i].status = kp_instance_open(r->ctx, r->policy, name, &r->inst[i].inst);
+    if (r->inst[i].status != KP_OK) {
+        snprintf(r->inst[i].detail, sizeof(r->inst[i].detail), "%s", kp_ctx_last_error(r->ctx));
+        snprintf(why, whylen, "%s", r->inst[i].detail);
+    }
+    return r->inst[i].inst;
+}
+
+static kp_instance *s_get(s_run *r, const char *name, kp_status *st)
+{
+    char why[256] = "";
+    pthread_mutex_lock(&r->lock);
+    kp_instance *inst = s_instance(r, name, why, sizeof(why));
+    pthread_mutex_unlock(&r->lock);
+    if (inst == NULL)
+        *st = kp__set_error(r->ctx, KP_ERR_UNAVAILABLE, "%s", why);
+    return inst;
+}
+
+/* ---- actions ----------------------------------------------------------------------------- */
+
+static kp_status s_create(s_run *r, const kp_action *a, const kp_chain_policy *c, bool *noop)
+{
+    kp_status st = KP_OK;
+    kp_instance *inst = s_get(r, a->target, &st);
+    if (inst == NULL)
+        return st;
+    kp_key_info info;
+    st = kp_key_info_get(inst, a->chain, a->version, &info);
+    if (st == KP_OK) {
+        *noop = true; /* made by an earlier, interrupted run */
+        return KP_OK;
+    }
+    if (st != KP_ERR_NOT_FOUND)
+        return st;
+    kp_key_spec spec = {
+        sizeof(spec), a->chain, c->key_type, c->bits, c->exportable ? KP_KEY_EXPORTABLE : 0,
+        a->version};
+    return kp_key_create(inst, &spec, &info);
+}
+
+static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
+{
+    kp_status st = KP_OK;
+    if (a->source[0] == '\0')
+        return kp__set_error(r->ctx, KP_ERR_NOT_FOUND,
+                             "no reachable instance holds %s v%u with the expected key", a->chain,
+                             a->version);
+    kp_instance *src = s_get(r, a->source, &st);
+    kp_instance *dst = src != NULL ? s_get(r, a->target, &st) : NULL;
+    if (dst == NULL)
+        return st;
+    kp_key_info have, want;
+    st = kp_key_info_get(src, a->chain, a->version, &want);
+    if (st != KP_OK)
+        return st;
+    if (a->fingerprint[0] != '\0' && strcmp(want.fingerprint, a->fingerprint) != 0)
+        return kp__set_error(r->ctx, KP_ERR_INTEGRITY,
+                             "%s now holds another key as %s v%u than when planned", a->source,
+                             a->chain, a->version);
+    st = kp_key_info_get(dst, a->chain, a->version, &have);
+    if (st == KP_OK && strcmp(have.fingerprint, want.fingerprint) == 0) {
+        *noop = true;
+        return KP_OK;
+    }
+    if (st == KP_OK)
+        return kp__set_error(r->ctx, KP_ERR_INTEGRITY,
+                             "%s holds another key as %s v%u (fingerprint %.16s...); left alone",
+                             a->target, a->chain, a->version, have.fingerprint);
+    if (st != KP_ERR_NOT_FOUND)
+        return st;
+    kp_secret *pkcs8 = NULL;
+    st = kp_key_export(src, a->chain, a->version, &pkcs8);
+    if (st == KP_OK) {
+        kp_key_spec spec = {sizeof(spec), a->chain, want.type, want.bits, want.flags, a->version};
+        st = kp_key_import(dst, &spec, pkcs8, &have);
+        if (st == KP_OK && strcmp(have.fingerprint, want.fingerprint) != 0)
+            st = kp__set_error(r->ctx, KP_ERR_INTEGRITY, "%s: the imported key differs", a->target);
+    }
+    kp_secret_free(pkcs8);
+    return st;
+}
+
+static void *s_worker(void *arg)
+{
+    s_run *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        size_t i = r->next;
+        while (i < r->plan->n && kp_plan_action(r->plan, i)->kind != r->phase)
+            i++;
+        r->next = i < r->plan->n ? i + 1 : i;
+        pthread_mutex_unlock(&r->lock);
+        if (i >= r->plan->n)
+            return NULL;
+
+        const kp_action *a = kp_plan_action(r->plan, i);
+        const kp_chain_policy *c = kp_policy_chain(r->policy, a->chain);
+        bool noop = false;
+        kp__clear_error(r->ctx);
+        kp_status st = c == NULL ? kp__set_error(r->ctx, KP_ERR_NOT_FOUND, "no chain %s", a->chain)
+                       : a->kind == KP_ACTION_CREATE ? s_create(r, a, c, &noop)
+                                                     : s_copy(r, a, &noop);
+        char detail[256];
+        snprintf(detail, sizeof(detail), "%s",
+                 st != KP_OK ? kp_ctx_last_error(r->ctx)
+                 : noop      ? "already present"
+                             : "done");
+
+        pthread_mutex_lock(&r->lock);
+        r->done++;
+        if (st != KP_OK) {
+            r->failed++;
+            if (r->first == KP_OK)
+                r->first = st;
+        }
+        s_journal(r, json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s}", "event", "action",
+                               "index", (json_int_t)i, "kind",
+                               a->kind == KP_ACTION_CREATE ? "create" : "copy", "chain", a->chain,
+                               "target", a->target, "version", (json_int_t)a->version, "status",
+                               kp_status_name(st), "detail", detail));
+        if (r->opts != NULL && r->opts->progress != NULL)
+            r->opts->progress(r->opts->arg, a, st, detail, r->done, r->total);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+static void s_run_phase(s_run *r, uint32_t phase, unsigned workers)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < r->plan->n; i++)
+        count += kp_plan_action(r->plan, i)->kind == phase;
+    if (count == 0)
+        return;
+    r->phase = phase;
+    r->next = 0;
+    unsigned n = workers < count ? workers : (unsigned)count;
+    pthread_t *t = calloc(n, sizeof(*t));
+    unsigned started = 0;
+    for (unsigned i = 0; t != NULL && i < n; i++)
+        if (pthread_create(&t[i], NULL, s_worker, r) == 0)
+            started++;
+    if (started == 0)
+        s_worker(r); /* no thread could start: do the work here */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+}
+
+kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *plan,
+                        const kp_apply_opts *opts, size_t *failed)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && plan != NULL, KP_ERR_INVALID_ARG);
+    if (failed != NULL)
+        *failed = 0;
+    s_run *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return KP_ERR_NOMEM;
+    r->ctx = ctx;
+    r->policy = policy;
+    r->plan = plan;
+    r->opts = opts != NULL && opts->struct_size >= sizeof(kp_apply_opts) ? opts : NULL;
+    r->total = plan->n;
+    pthread_mutex_init(&r->lock, NULL);
+    unsigned workers = r->opts != NULL && r->opts->workers > 0 ? r->opts->workers : 8;
+    if (workers > 256)
+        workers = 256;
+    if (r->opts != NULL && r->opts->journal != NULL) {
+        s_journal_check(ctx, r->opts->journal);
+        int fd = open(r->opts->journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        r->journal = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (r->journal == NULL) {
+            if (fd >= 0)
+                close(fd);
+            kp_status st =
+                kp__set_error(ctx, KP_ERR_IO, "cannot open journal %s", r->opts->journal);
+            pthread_mutex_destroy(&r->lock);
+            free(r);
+            return st;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(r->run_id, sizeof(r->run_id), "%lld.%d.%ld", (long long)ts.tv_sec, (int)getpid(),
+                 ts.tv_nsec / 1000);
+        s_journal(r, json_pack("{s:s, s:I}", "event", "begin", "actions", (json_int_t)plan->n));
+    }
+    /* A version must exist before it can be copied: all CREATEs, then all COPYs. */
+    s_run_phase(r, KP_ACTION_CREATE, workers);
+    s_run_phase(r, KP_ACTION_COPY, workers);
+    s_journal(r, json_pack("{s:s, s:I}", "event", "end", "failed", (json_int_t)r->failed));
+    if (r->journal != NULL)
+        fclose(r->journal);
+    for (size_t i = 0; i < r->ninst; i++)
+        kp_instance_close(r->inst[i].inst);
+    kp_status st = r->first;
+    if (failed != NULL)
+        *failed = r->failed;
+    if (st != KP_OK)
+        kp__set_error(ctx, st, "%zu of %zu actions failed", r->failed, r->total);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    return st;
+}

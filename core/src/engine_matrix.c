@@ -1,0 +1,215 @@
+/*
+ * The versions x keystores matrix behind `keyplane verify` and `keyplane status`. verify proves
+ * each replica usable: a random challenge is encrypted in software with the version's public
+ * key and must come back through the replica's own unwrap.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "engine_internal.h"
+
+#define KP_MATRIX_MAX_VERSIONS 512
+
+struct kp_matrix {
+    size_t nv, ni;
+    uint32_t *versions;
+    char (*fprs)[KP_FPR_HEX];
+    char (*names)[KP_NAME_MAX];
+    kp_cell *cells; /* nv x ni */
+    int64_t newest;
+};
+
+static void s_cell(kp_cell *c, uint32_t state, kp_status st, const char *fmt, const char *a)
+{
+    c->state = state;
+    c->status = st;
+    snprintf(c->detail, sizeof(c->detail), fmt, a);
+}
+
+/* OAEP encryption of challenge under spki in software (what any holder of the public key can
+ * do), so the proof does not trust the replica for both halves. */
+static kp_status s_encrypt(const uint8_t *spki, size_t len, uint32_t alg, const uint8_t *msg,
+                           size_t msglen, uint8_t *out, size_t *outlen)
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)len);
+    EVP_PKEY_CTX *pc = pkey != NULL ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+    const EVP_MD *md = alg == KP_WRAP_RSA_OAEP_SHA256 ? EVP_sha256() : EVP_sha1();
+    int ok = pc != NULL && EVP_PKEY_encrypt_init(pc) == 1 &&
+             EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_oaep_md(pc, md) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md) == 1 &&
+             EVP_PKEY_encrypt(pc, out, outlen, msg, msglen) == 1;
+    EVP_PKEY_CTX_free(pc);
+    EVP_PKEY_free(pkey);
+    return ok ? KP_OK : KP_ERR_CRYPTO;
+}
+
+/* Proves that t can unwrap what the version's public key wraps. */
+static void s_prove(kp_ctx *ctx, const kp_chain_policy *c, kp__target *t, uint32_t v,
+                    const uint8_t *spki, size_t spkilen, kp_cell *cell)
+{
+    uint8_t challenge[32], ct[1024];
+    size_t ctlen = sizeof(ct);
+    uint32_t alg = c->wrap_alg;
+    kp_secret *back = NULL;
+    kp_status st = RAND_bytes(challenge, sizeof(challenge)) == 1 ? KP_OK : KP_ERR_CRYPTO;
+    for (int attempt = 0; st == KP_OK && attempt < 2; attempt++) {
+        ctlen = sizeof(ct);
+        st = s_encrypt(spki, spkilen, alg, challenge, sizeof(challenge), ct, &ctlen);
+        if (st == KP_OK)
+            st = kp_key_unwrap(t->inst, c->name, v, alg, ct, ctlen, &back);
+        /* A token without OAEP-SHA-256 (SoftHSM 2.6.1) still proves the key with SHA-1. */
+        if (st != KP_ERR_UNSUPPORTED || alg != KP_WRAP_RSA_OAEP_SHA256)
+            break;
+        alg = KP_WRAP_RSA_OAEP_SHA1;
+    }
+    if (st == KP_OK && kp_secret_len(back) == sizeof(challenge) &&
+        CRYPTO_memcmp(kp_secret_cdata(back), challenge, sizeof(challenge)) == 0)
+        s_cell(cell, KP_CELL_OK, KP_OK, "unwrapped a challenge (%s)", kp_wrap_alg_name(alg));
+    else if (st == KP_OK)
+        s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_INTEGRITY, "%s", "unwrapped to another value");
+    else
+        s_cell(cell, KP_CELL_UNUSABLE, st, "%s", kp_ctx_last_error(ctx));
+    kp_secret_free(back);
+}
+
+static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
+{
+    m->nv = nv;
+    m->ni = ni;
+    m->versions = calloc(nv + 1, sizeof(*m->versions));
+    m->fprs = calloc(nv + 1, sizeof(*m->fprs));
+    m->names = calloc(ni + 1, sizeof(*m->names));
+    m->cells = calloc((nv + 1) * (ni + 1), sizeof(*m->cells));
+    return m->versions && m->fprs && m->names && m->cells ? KP_OK : KP_ERR_NOMEM;
+}
+
+kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chain, int prove,
+                          kp_matrix **out)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && out != NULL, KP_ERR_INVALID_ARG);
+    *out = NULL;
+    const kp_chain_policy *c = NULL;
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    kp__discovery d;
+    kp_status st = kp__discover(ctx, policy, c, &d);
+    uint32_t versions[KP_MATRIX_MAX_VERSIONS];
+    const char *fprs[KP_MATRIX_MAX_VERSIONS];
+    size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MATRIX_MAX_VERSIONS) : 0;
+    kp_matrix *m = calloc(1, sizeof(*m));
+    if (m == NULL || (st == KP_OK && s_alloc(m, nv, d.n) != KP_OK))
+        st = KP_ERR_NOMEM;
+    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+        snprintf(m->names[i], KP_NAME_MAX, "%s", d.t[i].name);
+    for (size_t k = 0; st == KP_OK && k < nv; k++) {
+        m->versions[k] = versions[k];
+        snprintf(m->fprs[k], KP_FPR_HEX, "%s", fprs[k]);
+        /* The public key of the reference version, from any holder of it. */
+        uint8_t *spki = NULL;
+        size_t spkilen = 0;
+        for (size_t i = 0; prove && spki == NULL && i < d.n; i++) {
+            const kp__held *h = d.t[i].reachable ? kp__held_find(&d.t[i], versions[k]) : NULL;
+            if (h != NULL && strcmp(h->fpr, fprs[k]) == 0 &&
+                kp_key_get_public(d.t[i].inst, c->name, versions[k], &spki, &spkilen) == KP_OK) {
+                char check[KP_FPR_HEX];
+                if (kp_fingerprint_spki(spki, spkilen, check) != KP_OK ||
+                    strcmp(check, fprs[k]) != 0) {
+                    free(spki);
+                    spki = NULL;
+                }
+            }
+        }
+        for (size_t i = 0; i < d.n; i++) {
+            kp_cell *cell = &m->cells[k * d.n + i];
+            kp__target *t = &d.t[i];
+            const kp__held *h = t->reachable ? kp__held_find(t, versions[k]) : NULL;
+            if (h != NULL && h->created > m->newest)
+                m->newest = h->created;
+            if (!t->reachable)
+                s_cell(cell, KP_CELL_UNREACHABLE, t->status, "%s", t->detail);
+            else if (h == NULL)
+                s_cell(cell, KP_CELL_MISSING, KP_ERR_NOT_FOUND, "%s", "version missing");
+            else if (strcmp(h->fpr, fprs[k]) != 0)
+                s_cell(cell, KP_CELL_MISMATCH, KP_ERR_INTEGRITY, "holds another key (%.16s...)",
+                       h->fpr);
+            else if (!prove)
+                s_cell(cell, KP_CELL_OK, KP_OK, "%s", "present");
+            else if (spki == NULL)
+                s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_NOT_FOUND, "%s",
+                       "no public key of this version to prove it with");
+            else
+                s_prove(ctx, c, t, versions[k], spki, spkilen, cell);
+        }
+        free(spki);
+    }
+    kp__discovery_clear(&d);
+    if (st != KP_OK) {
+        kp_matrix_free(m);
+        return st;
+    }
+    kp__clear_error(ctx);
+    *out = m;
+    return KP_OK;
+}
+
+void kp_matrix_free(kp_matrix *m)
+{
+    if (m == NULL)
+        return;
+    free(m->versions);
+    free(m->fprs);
+    free(m->names);
+    free(m->cells);
+    free(m);
+}
+
+size_t kp_matrix_version_count(const kp_matrix *m)
+{
+    return m != NULL ? m->nv : 0;
+}
+
+uint32_t kp_matrix_version(const kp_matrix *m, size_t row)
+{
+    return m != NULL && row < m->nv ? m->versions[row] : 0;
+}
+
+const char *kp_matrix_fingerprint(const kp_matrix *m, size_t row)
+{
+    return m != NULL && row < m->nv ? m->fprs[row] : NULL;
+}
+
+size_t kp_matrix_instance_count(const kp_matrix *m)
+{
+    return m != NULL ? m->ni : 0;
+}
+
+const char *kp_matrix_instance(const kp_matrix *m, size_t col)
+{
+    return m != NULL && col < m->ni ? m->names[col] : NULL;
+}
+
+const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col)
+{
+    return m != NULL && row < m->nv && col < m->ni ? &m->cells[row * m->ni + col] : NULL;
+}
+
+int kp_matrix_ok(const kp_matrix *m)
+{
+    if (m == NULL || m->nv == 0)
+        return 0;
+    for (size_t i = 0; i < m->nv * m->ni; i++)
+        if (m->cells[i].state != KP_CELL_OK)
+            return 0;
+    return 1;
+}
+
+int64_t kp_matrix_newest_created(const kp_matrix *m)
+{
+    return m != NULL ? m->newest : 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * Planning: the difference between what the policy wants (every kept version of the protector
+ * in every keystore of the chain) and what discovery found.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+#define KP_MAX_VERSIONS 512
+
+static kp_status s_push_action(kp_plan *p, const kp_action *a)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap == 0 ? 16 : p->cap * 2;
+        kp_action *n = realloc(p->actions, cap * sizeof(*n));
+        if (n == NULL)
+            return KP_ERR_NOMEM;
+        p->actions = n;
+        p->cap = cap;
+    }
+    p->actions[p->n++] = *a;
+    return KP_OK;
+}
+
+static kp_status s_push_finding(kp_plan *p, uint32_t kind, const char *chain, const char *inst,
+                                uint32_t version, kp_status st, const char *detail)
+{
+    if (p->nfind == p->capfind) {
+        size_t cap = p->capfind == 0 ? 8 : p->capfind * 2;
+        kp_finding *n = realloc(p->findings, cap * sizeof(*n));
+        if (n == NULL)
+            return KP_ERR_NOMEM;
+        p->findings = n;
+        p->capfind = cap;
+    }
+    kp_finding *f = &p->findings[p->nfind++];
+    memset(f, 0, sizeof(*f));
+    f->kind = kind;
+    snprintf(f->chain, sizeof(f->chain), "%s", chain);
+    snprintf(f->instance, sizeof(f->instance), "%s", inst);
+    f->version = version;
+    f->status = st;
+    snprintf(f->detail, sizeof(f->detail), "%s", detail);
+    return KP_OK;
+}
+
+static kp_action s_action(uint32_t kind, const char *chain, const char *source, const char *target,
+                          uint32_t version, const char *fpr)
+{
+    kp_action a;
+    memset(&a, 0, sizeof(a));
+    a.kind = kind;
+    snprintf(a.chain, sizeof(a.chain), "%s", chain);
+    snprintf(a.source, sizeof(a.source), "%s", source);
+    snprintf(a.target, sizeof(a.target), "%s", target);
+    a.version = version;
+    snprintf(a.fingerprint, sizeof(a.fingerprint), "%s", fpr);
+    return a;
+}
+
+/* A reachable holder of version v with fingerprint fpr, the origin first. */
+static const char *s_source(const kp__discovery *d, uint32_t v, const char *fpr)
+{
+    const kp__target *o = &d->t[d->origin];
+    const kp__held *h = o->reachable ? kp__held_find(o, v) : NULL;
+    if (h != NULL && strcmp(h->fpr, fpr) == 0)
+        return o->name;
+    for (size_t i = 0; i < d->n; i++) {
+        h = d->t[i].reachable ? kp__held_find(&d->t[i], v) : NULL;
+        if (h != NULL && strcmp(h->fpr, fpr) == 0)
+            return d->t[i].name;
+    }
+    return NULL;
+}
+
+static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                              kp_plan *p)
+{
+    kp__discovery d;
+    kp_status st = kp__discover(ctx, policy, c, &d);
+    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+        if (!d.t[i].reachable)
+            st = s_push_finding(p, KP_FINDING_UNREACHABLE, c->name, d.t[i].name, 0, d.t[i].status,
+                                d.t[i].detail);
+    uint32_t versions[KP_MAX_VERSIONS];
+    const char *fprs[KP_MAX_VERSIONS];
+    size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MAX_VERSIONS) : 0;
+    if (st == KP_OK && nv == 0 && d.t[d.origin].reachable) {
+        /* Nothing anywhere: the protector is born in the origin, then copied everywhere. */
+        kp_action a = s_action(KP_ACTION_CREATE, c->name, "", c->origin, 1, "");
+        st = s_push_action(p, &a);
+        for (size_t i = 0; st == KP_OK && i < d.n; i++) {
+            if (i == d.origin || !d.t[i].reachable)
+                continue;
+            a = s_action(KP_ACTION_COPY, c->name, c->origin, d.t[i].name, 1, "");
+            st = s_push_action(p, &a);
+        }
+    }
+    for (size_t k = 0; st == KP_OK && k < nv; k++) {
+        for (size_t i = 0; st == KP_OK && i < d.n; i++) {
+            const kp__target *t = &d.t[i];
+            if (!t->reachable)
+                continue;
+            const kp__held *h = kp__held_find(t, versions[k]);
+            if (h != NULL && strcmp(h->fpr, fprs[k]) != 0) {
+                char why[256];
+                snprintf(why, sizeof(why),
+                         "holds another key as %s v%u (fingerprint %.16s..., expected %.16s...)",
+                         c->name, versions[k], h->fpr, fprs[k]);
+                st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, t->name, versions[k],
+                                    KP_ERR_INTEGRITY, why);
+            } else if (h == NULL) {
+                const char *src = s_source(&d, versions[k], fprs[k]);
+                kp_action a = s_action(KP_ACTION_COPY, c->name, src != NULL ? src : "", t->name,
+                                       versions[k], fprs[k]);
+                st = s_push_action(p, &a);
+            }
+        }
+    }
+    kp__discovery_clear(&d);
+    return st;
+}
+
+kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy, const char *chain, kp_plan **out)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && out != NULL, KP_ERR_INVALID_ARG);
+    *out = NULL;
+    if (chain != NULL && kp_policy_chain(policy, chain) == NULL)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND, "no chain '%.64s' in %s", chain,
+                             kp_policy_get0_path(policy));
+    kp_plan *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return KP_ERR_NOMEM;
+    kp_status st = KP_OK;
+    for (size_t i = 0; st == KP_OK && i < kp_policy_chain_count(policy); i++) {
+        const kp_chain_policy *c = kp_policy_chain_at(policy, i);
+        if (chain == NULL || strcmp(c->name, chain) == 0)
+            st = s_plan_chain(ctx, policy, c, p);
+    }
+    if (st != KP_OK) {
+        kp_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return KP_OK;
+}
+
+void kp_plan_free(kp_plan *plan)
+{
+    if (plan == NULL)
+        return;
+    free(plan->actions);
+    free(plan->findings);
+    free(plan);
+}
+
+size_t kp_plan_action_count(const kp_plan *plan)
+{
+    return plan != NULL ? plan->n : 0;
+}
+
+const kp_action *kp_plan_action(const kp_plan *plan, size_t i)
+{
+    return plan != NULL && i < plan->n ? &plan->actions[i] : NULL;
+}
+
+size_t kp_plan_finding_count(const kp_plan *plan)
+{
+    return plan != NULL ? plan->nfind : 0;
+}
+
+const kp_finding *kp_plan_finding(const kp_plan *plan, size_t i)
+{
+    return plan != NULL && i < plan->nfind ? &plan->findings[i] : NULL;
+}
