@@ -66,5 +66,9 @@ int kp_cmd_check(kp_cli *cli, int argc, char **argv);
 int kp_cmd_key(kp_cli *cli, int argc, char **argv);
 int kp_cmd_wrap(kp_cli *cli, int argc, char **argv);
 int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv);
+int kp_cmd_plan(kp_cli *cli, int argc, char **argv);
+int kp_cmd_apply(kp_cli *cli, int argc, char **argv);
+int kp_cmd_verify(kp_cli *cli, int argc, char **argv);
+int kp_cmd_status(kp_cli *cli, int argc, char **argv);
 
 #endif

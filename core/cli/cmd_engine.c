@@ -1,0 +1,348 @@
+/*
+ * keyplane plan / apply / verify / status: the key-chain engine from the command line.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+typedef struct s_opts {
+    const char *chain;
+    const char *journal;
+    unsigned workers;
+} s_opts;
+
+static const char *s_kind(uint32_t kind)
+{
+    return kind == KP_ACTION_CREATE ? "create" : "copy";
+}
+
+static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv,
+                   s_opts *o, bool apply)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"journal", required_argument, NULL, 'J'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    char *end = NULL;
+    while ((c = getopt_long(argc, argv, "jw:J:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            cli->json = true;
+            break;
+        case 'w':
+            if (!apply)
+                return kp_cli_usage_error(cmd, "--workers is for apply");
+            o->workers = (unsigned)strtoul(optarg, &end, 10);
+            if (*end != '\0' || o->workers == 0 || o->workers > 256)
+                return kp_cli_usage_error(cmd, "--workers must be 1 to 256");
+            break;
+        case 'J':
+            if (!apply)
+                return kp_cli_usage_error(cmd, "--journal is for apply");
+            o->journal = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        default:
+            return kp_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    if (optind + 1 < argc)
+        return kp_cli_usage_error(cmd, "expects at most one CHAIN");
+    o->chain = optind < argc ? argv[optind] : NULL;
+    int rc = kp_cli_load_policy(cli);
+    if (rc == KP_EXIT_OK && o->chain != NULL && kp_policy_chain(cli->policy, o->chain) == NULL) {
+        fprintf(stderr, "keyplane: error: no chain '%s' in %s\n", o->chain, cli->policy_path);
+        return KP_EXIT_NOT_FOUND;
+    }
+    return rc;
+}
+
+static json_t *s_action_json(const kp_action *a)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "action", s_kind(a->kind), "chain", a->chain,
+                     "source", a->source, "target", a->target, "version", (int)a->version,
+                     "fingerprint", a->fingerprint);
+}
+
+static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
+{
+    size_t na = kp_plan_action_count(plan), nf = kp_plan_finding_count(plan);
+    json_t *actions = json_array(), *findings = json_array();
+    for (size_t i = 0; i < na; i++) {
+        const kp_action *a = kp_plan_action(plan, i);
+        if (cli->json)
+            json_array_append_new(actions, s_action_json(a));
+        else if (a->kind == KP_ACTION_CREATE)
+            printf("  + create  %s v%u in %s\n", a->chain, a->version, a->target);
+        else
+            printf("  + copy    %s v%u %s -> %s\n", a->chain, a->version,
+                   a->source[0] != '\0' ? a->source : "(no source)", a->target);
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const kp_finding *f = kp_plan_finding(plan, i);
+        const char *kind = f->kind == KP_FINDING_UNREACHABLE ? "unreachable" : "conflict";
+        if (cli->json)
+            json_array_append_new(findings,
+                                  json_pack("{s:s, s:s, s:s, s:i, s:s, s:o}", "finding", kind,
+                                            "chain", f->chain, "instance", f->instance, "version",
+                                            (int)f->version, "status", kp_status_name(f->status),
+                                            "detail", kp_cli_jstr(f->detail)));
+        else
+            printf("  ! %-11s %s: %s: %s\n", kind, f->chain, f->instance, f->detail);
+    }
+    if (cli->json) {
+        json_object_set_new(out, "actions", actions);
+        json_object_set_new(out, "findings", findings);
+    } else {
+        json_decref(actions);
+        json_decref(findings);
+        if (na == 0 && nf == 0)
+            printf("nothing to do: every keystore holds every version\n");
+        else
+            printf("%zu action%s, %zu finding%s\n", na, na == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
+    }
+}
+
+int kp_cmd_plan(kp_cli *cli, int argc, char **argv)
+{
+    s_opts o = {0};
+    int rc =
+        s_parse(cli, "plan",
+                "Usage: keyplane plan [--json] [CHAIN]\n\n"
+                "Discovers what every keystore of each chain (or CHAIN) holds and prints what\n"
+                "'keyplane apply' would do: create the protector in the origin when nobody\n"
+                "holds it, copy every version into every keystore that lacks it. Findings it\n"
+                "cannot fix (an unreachable instance, another key under a version number) are\n"
+                "listed with '!'. Nothing is changed. Exit status 1 when there are findings.\n",
+                argc, argv, &o, false);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
+    kp_plan *plan = NULL;
+    kp_status st = kp_plan_make(cli->ctx, cli->policy, o.chain, &plan);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "plan");
+    json_t *out = cli->json ? json_object() : NULL;
+    s_print_plan(cli, plan, out);
+    if (cli->json)
+        kp_cli_print_json(out);
+    rc = kp_plan_finding_count(plan) > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
+    kp_plan_free(plan);
+    return rc;
+}
+
+typedef struct s_progress {
+    kp_cli *cli;
+    bool tty;
+    json_t *results;
+} s_progress;
+
+static void s_on_action(void *arg, const kp_action *a, kp_status st, const char *detail,
+                        size_t done, size_t total)
+{
+    s_progress *p = arg;
+    if (p->cli->json) {
+        json_t *j = s_action_json(a);
+        json_object_set_new(j, "status", json_string(kp_status_name(st)));
+        json_object_set_new(j, "detail", kp_cli_jstr(detail));
+        json_array_append_new(p->results, j);
+        return;
+    }
+    if (p->tty && st == KP_OK) {
+        fprintf(stderr, "\r[%zu/%zu] %s %s v%u -> %s\033[K", done, total, s_kind(a->kind), a->chain,
+                a->version, a->target);
+        if (done == total)
+            fputc('\n', stderr);
+        return;
+    }
+    if (p->tty)
+        fputc('\n', stderr);
+    fprintf(stderr, "  %-4s %s %s v%u -> %s: %s\n", st == KP_OK ? "ok" : "FAIL", s_kind(a->kind),
+            a->chain, a->version, a->target, detail);
+}
+
+int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
+{
+    s_opts o = {0};
+    int rc =
+        s_parse(cli, "apply",
+                "Usage: keyplane apply [--workers N] [--journal FILE] [--json] "
+                "[CHAIN]\n\n"
+                "Converges every chain (or CHAIN) to its policy: creates the protector in its\n"
+                "origin when nobody holds it, then copies every version into every keystore\n"
+                "that lacks it, N at a time (default 8). Each step re-checks its target first,\n"
+                "so running apply again, or after an interruption, is safe; a second run\n"
+                "reports nothing to do. Nothing is ever deleted or disabled.\n\n"
+                "  --journal FILE  JSON-lines record of each run (default POLICY.journal);\n"
+                "                  an interrupted run is reported by the next one\n"
+                "  --workers N     concurrent steps, 1 to 256\n",
+                argc, argv, &o, true);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
+    char journal[4096];
+    if (o.journal == NULL) {
+        snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
+        o.journal = journal;
+    }
+    kp_plan *plan = NULL;
+    kp_status st = kp_plan_make(cli->ctx, cli->policy, o.chain, &plan);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "apply");
+    json_t *out = cli->json ? json_object() : NULL;
+    s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
+    size_t na = kp_plan_action_count(plan), failed = 0;
+    if (!cli->json && na > 0)
+        printf("applying %zu action%s\n", na, na == 1 ? "" : "s");
+    kp_apply_opts opts = {sizeof(opts), o.workers, o.journal, s_on_action, &p};
+    st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &opts, &failed) : KP_OK;
+    for (size_t i = 0; i < kp_plan_finding_count(plan); i++) {
+        const kp_finding *f = kp_plan_finding(plan, i);
+        if (!cli->json)
+            fprintf(stderr, "  ! %s: %s: %s\n", f->chain, f->instance, f->detail);
+    }
+    if (cli->json) {
+        s_print_plan(cli, plan, out);
+        json_object_set_new(out, "results", p.results);
+        json_object_set_new(out, "failed", json_integer((json_int_t)failed));
+        kp_cli_print_json(out);
+    } else if (na == 0) {
+        printf("nothing to do: every keystore holds every version\n");
+    } else {
+        printf("%zu of %zu action%s done%s\n", na - failed, na, na == 1 ? "" : "s",
+               failed > 0 ? "; see the failures above" : "");
+    }
+    rc = st != KP_OK                       ? kp_cli_exit_code(st)
+         : kp_plan_finding_count(plan) > 0 ? KP_EXIT_FAIL
+                                           : KP_EXIT_OK;
+    kp_plan_free(plan);
+    return rc;
+}
+
+static const char *s_state(uint32_t s)
+{
+    switch (s) {
+    case KP_CELL_OK:
+        return "ok";
+    case KP_CELL_MISSING:
+        return "MISSING";
+    case KP_CELL_MISMATCH:
+        return "MISMATCH";
+    case KP_CELL_UNUSABLE:
+        return "UNUSABLE";
+    default:
+        return "UNREACHABLE";
+    }
+}
+
+/* verify (prove) and status (presence): one matrix per chain. */
+static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
+{
+    s_opts o = {0};
+    const char *usage =
+        prove ? "Usage: keyplane verify [--json] [CHAIN]\n\n"
+                "Proves for every version of every chain (or CHAIN) and every keystore that holds\n"
+                "it that the keystore holds the same usable key: a random challenge is wrapped\n"
+                "with the version's public key and must unwrap there. Prints a versions x\n"
+                "keystores matrix; exit status 1 naming every gap (a missing, different,\n"
+                "unusable or unreachable replica).\n"
+              : "Usage: keyplane status [--json] [CHAIN]\n\n"
+                "Shows, per chain, which keystore holds which protector version (by fingerprint,\n"
+                "without using the keys), and warns when rotation is due. Exit status 1 when a\n"
+                "replica lacks a version.\n";
+    int rc = s_parse(cli, prove ? "verify" : "status", usage, argc, argv, &o, false);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
+    json_t *chains = cli->json ? json_array() : NULL;
+    int gaps = 0;
+    for (size_t ci = 0; ci < kp_policy_chain_count(cli->policy); ci++) {
+        const kp_chain_policy *c = kp_policy_chain_at(cli->policy, ci);
+        if (o.chain != NULL && strcmp(o.chain, c->name) != 0)
+            continue;
+        kp_matrix *m = NULL;
+        kp_status st = kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m);
+        if (st != KP_OK) {
+            json_decref(chains);
+            return kp_cli_fail(cli, st, prove ? "verify" : "status");
+        }
+        size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
+        int ok = kp_matrix_ok(m);
+        gaps += !ok;
+        int64_t newest = kp_matrix_newest_created(m), now = (int64_t)time(NULL);
+        const char *rotation = NULL;
+        if (c->rotation_every > 0 && newest > 0 && now >= newest + c->rotation_every)
+            rotation = "rotation overdue";
+        else if (c->rotation_every > 0 && newest > 0 &&
+                 now >= newest + c->rotation_every - c->rotation_warn)
+            rotation = "rotation due soon";
+        json_t *rows = cli->json ? json_array() : NULL;
+        if (!cli->json) {
+            printf("chain %s: %s%s%s\n", c->name,
+                   nv == 0 ? "no protector version anywhere"
+                   : ok    ? "ok"
+                           : "GAPS",
+                   rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
+            printf("  %-8s %-18s", "VERSION", "FINGERPRINT");
+            for (size_t i = 0; i < ni; i++)
+                printf(" %-14s", kp_matrix_instance(m, i));
+            printf("\n");
+        }
+        for (size_t r = 0; r < nv; r++) {
+            json_t *cells = cli->json ? json_object() : NULL;
+            if (!cli->json)
+                printf("  v%-7u %-18.16s", kp_matrix_version(m, r), kp_matrix_fingerprint(m, r));
+            for (size_t i = 0; i < ni; i++) {
+                const kp_cell *cell = kp_matrix_cell(m, r, i);
+                if (cli->json)
+                    json_object_set_new(cells, kp_matrix_instance(m, i),
+                                        json_pack("{s:s, s:o}", "state", s_state(cell->state),
+                                                  "detail", kp_cli_jstr(cell->detail)));
+                else
+                    printf(" %-14s", s_state(cell->state));
+            }
+            if (cli->json)
+                json_array_append_new(
+                    rows, json_pack("{s:i, s:s, s:o}", "version", (int)kp_matrix_version(m, r),
+                                    "fingerprint", kp_matrix_fingerprint(m, r), "replicas", cells));
+            else
+                printf("\n");
+        }
+        /* Name every gap on its own line: a DR runbook must not need to decode a table. */
+        for (size_t r = 0; r < nv && !cli->json; r++)
+            for (size_t i = 0; i < ni; i++) {
+                const kp_cell *cell = kp_matrix_cell(m, r, i);
+                if (cell->state != KP_CELL_OK)
+                    fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", c->name,
+                            kp_matrix_version(m, r), kp_matrix_instance(m, i), s_state(cell->state),
+                            cell->detail);
+            }
+        if (cli->json) {
+            json_t *cj = json_pack("{s:s, s:b, s:o}", "chain", c->name, "ok", ok, "versions", rows);
+            if (rotation != NULL)
+                json_object_set_new(cj, "warning", json_string(rotation));
+            json_array_append_new(chains, cj);
+        }
+        kp_matrix_free(m);
+    }
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:b, s:o}", "ok", gaps == 0, "chains", chains));
+    return gaps == 0 ? KP_EXIT_OK : KP_EXIT_FAIL;
+}
+
+int kp_cmd_verify(kp_cli *cli, int argc, char **argv)
+{
+    return s_matrix_cmd(cli, argc, argv, true);
+}
+
+int kp_cmd_status(kp_cli *cli, int argc, char **argv)
+{
+    return s_matrix_cmd(cli, argc, argv, false);
+}
