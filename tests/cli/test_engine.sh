@@ -1,0 +1,103 @@
+#!/bin/sh
+# The key-chain engine end to end on an HSM (SoftHSM2) and two file regions: apply on an empty
+# world creates the protector and every replica; a second apply has nothing to do; verify
+# passes; a lost replica makes verify fail naming it; apply repairs it; verify passes again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/softhsm.sh"
+softhsm_token escrow 112233
+HSM_PIN=112233
+KP_TEST_PASS=$(openssl rand -hex 16)
+export HSM_PIN KP_TEST_PASS
+cat >"$T/policy.yaml" <<YAML
+version: 1
+providers:
+  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
+  west: {plugin: file, path: west, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  east: {plugin: file, path: east, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+chains:
+  tde:
+    protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}
+    replicas: [west, east]
+    escrow: [hsm]
+    algorithm: RSA-OAEP
+  app:
+    protector: {type: rsa, bits: 2048, origin: west, exportable: true}
+    replicas: [west, east]
+    rotation: {every: 365d, warn_before: 30d}
+YAML
+P="--policy $T/policy.yaml"
+
+expect_rc 1 $P verify # nothing exists yet: a gap, not a pass
+expect_rc 0 $P plan --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+kinds = sorted((a["action"], a["chain"], a["target"]) for a in d["actions"])
+assert kinds == [("copy", "app", "east"), ("copy", "tde", "east"), ("copy", "tde", "west"),
+                 ("create", "app", "west"), ("create", "tde", "hsm")], kinds
+assert d["findings"] == [], d
+' "$T/out"
+expect_rc 0 $P apply --json --workers 4
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["failed"] == 0 and len(d["results"]) == 5, d
+assert all(r["status"] == "KP_OK" and r["detail"] == "done" for r in d["results"]), d
+' "$T/out"
+expect_rc 0 $P apply
+expect_in "$T/out" "nothing to do"
+expect_rc 0 $P verify --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"], d
+tde = [c for c in d["chains"] if c["chain"] == "tde"][0]
+cells = tde["versions"][0]["replicas"]
+assert sorted(cells) == ["east", "hsm", "west"], cells
+assert all(c["state"] == "ok" and "unwrapped a challenge" in c["detail"] for c in cells.values())
+' "$T/out"
+# The HSM copy is the same key as the file copies (fingerprints agree everywhere).
+expect_rc 0 $P key list --name tde --json
+"$PY" -c 'import json,sys; k=json.load(open(sys.argv[1]))["keys"]; assert len(k)==3 and len({x["fingerprint"] for x in k})==1, k' "$T/out"
+
+# A region loses its copy: verify names the gap, apply repairs it.
+rm -rf "$T/east/keys/tde"
+expect_rc 1 $P verify
+expect_in "$T/err" "keyplane: gap: tde v1 in east: MISSING"
+expect_rc 0 $P plan
+expect_in "$T/out" "copy    tde v1 hsm -> east"
+expect_rc 0 $P apply
+expect_rc 0 $P verify
+# A DEK wrapped before the loss unwraps in the repaired region.
+openssl rand 32 >"$T/dek"
+expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --replica west --out "$T/env"
+rm -rf "$T/west/keys/tde"
+expect_rc 0 $P apply
+expect_rc 0 $P unwrap --in "$T/env" --replica west --out "$T/dek.back"
+cmp "$T/dek" "$T/dek.back" || fail "restored region unwraps another DEK"
+
+# A different key under a version number is a finding, never overwritten.
+expect_rc 0 $P key generate --instance east --name app --version 2 --exportable
+expect_rc 0 $P key generate --instance west --name app --version 2 --exportable
+expect_rc 1 $P plan
+expect_in "$T/out" "conflict"
+expect_rc 1 $P verify
+expect_in "$T/err" "MISMATCH"
+expect_rc 1 $P apply
+before=$(find "$T/west/keys/app" "$T/east/keys/app" -name public.der -exec sha256sum {} + | sort)
+expect_rc 1 $P apply
+after=$(find "$T/west/keys/app" "$T/east/keys/app" -name public.der -exec sha256sum {} + | sort)
+[ "$before" = "$after" ] || fail "apply changed a conflicting key"
+
+# An unreachable instance is a finding; the others are still converged.
+: >"$T/notadir"
+sed 's|path: east,|path: notadir,|' "$T/policy.yaml" >"$T/broken.yaml"
+expect_rc 1 --policy "$T/broken.yaml" plan tde
+expect_in "$T/out" "unreachable tde: east"
+expect_rc 1 --policy "$T/broken.yaml" verify tde
+expect_in "$T/err" "tde v1 in east: UNREACHABLE"
+expect_rc 0 $P status tde --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"], d' "$T/out"
+expect_rc 5 $P verify nochain
+[ -s "$T/policy.yaml.journal" ] || fail "no journal"
+echo "ok: engine"
