@@ -70,5 +70,6 @@ int kp_cmd_plan(kp_cli *cli, int argc, char **argv);
 int kp_cmd_apply(kp_cli *cli, int argc, char **argv);
 int kp_cmd_verify(kp_cli *cli, int argc, char **argv);
 int kp_cmd_status(kp_cli *cli, int argc, char **argv);
+int kp_cmd_restore(kp_cli *cli, int argc, char **argv);
 
 #endif

@@ -346,3 +346,98 @@ int kp_cmd_status(kp_cli *cli, int argc, char **argv)
 {
     return s_matrix_cmd(cli, argc, argv, false);
 }
+
+int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *to = NULL, *from = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:f:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            to = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 'j':
+            cli->json = true;
+            break;
+        case 'h':
+            printf(
+                "Usage: keyplane restore CHAIN --to INSTANCE [--from INSTANCE] [--json]\n\n"
+                "Rebuilds a lost or emptied keystore (a vault, a region) of CHAIN: copies every\n"
+                "version it lacks from --from (an escrow HSM, another replica) or else from\n"
+                "the origin or any holder of the same key, then proves it with the same\n"
+                "versions x replicas check as 'keyplane verify'. Nothing else is touched.\n");
+            return KP_EXIT_OK;
+        default:
+            return kp_cli_usage_error("restore", "unknown option");
+        }
+    }
+    if (optind + 1 != argc || to == NULL)
+        return kp_cli_usage_error("restore", "needs CHAIN and --to INSTANCE");
+    const char *chain = argv[optind];
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    const kp_chain_policy *cp = kp_policy_chain(cli->policy, chain);
+    if (cp == NULL) {
+        fprintf(stderr, "keyplane: error: no chain '%s' in %s\n", chain, cli->policy_path);
+        return KP_EXIT_NOT_FOUND;
+    }
+    kp_plan *plan = NULL;
+    kp_status st = kp_plan_make(cli->ctx, cli->policy, chain, &plan);
+    if (st == KP_OK)
+        st = kp_plan_restrict(cli->ctx, cli->policy, plan, to, from);
+    if (st != KP_OK) {
+        kp_plan_free(plan);
+        return kp_cli_fail(cli, st, "restore");
+    }
+    size_t na = kp_plan_action_count(plan), failed = 0;
+    s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
+    char journal[4096];
+    snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
+    kp_apply_opts aopts = {sizeof(aopts), 0, journal, s_on_action, &p};
+    if (!cli->json)
+        printf("restoring %s into %s: %zu version%s to copy\n", chain, to, na, na == 1 ? "" : "s");
+    st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
+    kp_plan_free(plan);
+    if (st != KP_OK) {
+        json_decref(p.results);
+        return kp_cli_fail(cli, st, "restore");
+    }
+    kp_matrix *m = NULL;
+    st = kp_chain_matrix(cli->ctx, cli->policy, chain, 1, &m);
+    if (st != KP_OK) {
+        json_decref(p.results);
+        return kp_cli_fail(cli, st, "restore: verify");
+    }
+    int ok = 1;
+    size_t col = kp_matrix_instance_count(m);
+    for (size_t i = 0; i < kp_matrix_instance_count(m); i++)
+        if (strcmp(kp_matrix_instance(m, i), to) == 0)
+            col = i;
+    for (size_t r = 0; r < kp_matrix_version_count(m) && col < kp_matrix_instance_count(m); r++) {
+        const kp_cell *cell = kp_matrix_cell(m, r, col);
+        if (cell->state != KP_CELL_OK) {
+            ok = 0;
+            fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", chain, kp_matrix_version(m, r),
+                    to, s_state(cell->state), cell->detail);
+        }
+    }
+    if (kp_matrix_version_count(m) == 0)
+        ok = 0;
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:s, s:s, s:o, s:b}", "chain", chain, "to", to, "results",
+                                    p.results, "verified", ok));
+    else
+        printf("%s: %s holds every version of %s%s\n", ok ? "restored" : "NOT restored", to, chain,
+               ok ? ", each proved usable" : "");
+    kp_matrix_free(m);
+    return ok ? KP_EXIT_OK : KP_EXIT_FAIL;
+}

@@ -20,6 +20,7 @@ static const kp_cli_cmd s_cmds[] = {
     {"verify", "prove every replica holds the same usable key (versions x replicas)",
      kp_cmd_verify},
     {"status", "versions x replicas by fingerprint, rotation warnings", kp_cmd_status},
+    {"restore", "rebuild a lost keystore of a chain from escrow or a replica", kp_cmd_restore},
     {"key", "create, generate, import, list keys and export public keys", kp_cmd_key},
     {"wrap", "wrap a DEK with a chain's protector into an envelope", kp_cmd_wrap},
     {"unwrap", "unwrap an envelope, failing over across the chain's replicas", kp_cmd_unwrap},

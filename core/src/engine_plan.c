@@ -146,6 +146,47 @@ kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy, const char *chain, 
     return KP_OK;
 }
 
+/* Whether instance from holds chain v with fingerprint fpr. */
+static bool s_holds(kp_ctx *ctx, const kp_policy *policy, const char *from, const kp_action *a)
+{
+    kp_instance *inst = NULL;
+    kp_key_info info;
+    bool yes = kp_instance_open(ctx, policy, from, &inst) == KP_OK &&
+               kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK &&
+               (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
+    kp_instance_close(inst);
+    return yes;
+}
+
+kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, const char *target,
+                           const char *from)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && plan != NULL && target != NULL, KP_ERR_INVALID_ARG);
+    size_t keep = 0, nfrom = 0;
+    for (size_t i = 0; i < plan->n; i++) {
+        kp_action a = plan->actions[i];
+        if (strcmp(a.target, target) != 0)
+            continue;
+        if (from != NULL && a.kind == KP_ACTION_COPY && s_holds(ctx, policy, from, &a)) {
+            snprintf(a.source, sizeof(a.source), "%s", from);
+            nfrom++;
+        }
+        plan->actions[keep++] = a;
+    }
+    plan->n = keep;
+    size_t fkeep = 0;
+    for (size_t i = 0; i < plan->nfind; i++)
+        if (strcmp(plan->findings[i].instance, target) == 0)
+            plan->findings[fkeep++] = plan->findings[i];
+    plan->nfind = fkeep;
+    kp__clear_error(ctx);
+    if (from != NULL && keep > 0 && nfrom == 0)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                             "%s holds none of the versions %s lacks (with the same key)", from,
+                             target);
+    return KP_OK;
+}
+
 void kp_plan_free(kp_plan *plan)
 {
     if (plan == NULL)

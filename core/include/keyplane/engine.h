@@ -63,6 +63,15 @@ typedef struct kp_plan kp_plan;
 KP_API KP_WARN_UNUSED kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy,
                                              const char *chain, kp_plan **out);
 KP_API void kp_plan_free(kp_plan *plan);
+
+/**
+ * Keeps only the actions that rebuild target (a lost vault or region), and findings about it;
+ * with from set, copies come from that instance (escrow, another replica) when it holds the
+ * same key. KP_ERR_NOT_FOUND when from holds none of what target lacks.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy,
+                                                 kp_plan *plan, const char *target,
+                                                 const char *from);
 KP_API size_t kp_plan_action_count(const kp_plan *plan);
 KP_API const kp_action *kp_plan_action(const kp_plan *plan, size_t i);
 KP_API size_t kp_plan_finding_count(const kp_plan *plan);
