@@ -83,6 +83,8 @@ kp_ks_list_fn kp_file_ks_list;
 kp_ks_wrap_fn kp_file_ks_wrap;
 kp_ks_unwrap_fn kp_file_ks_unwrap;
 kp_ks_export_fn kp_file_ks_export;
+kp_ks_state_get_fn kp_file_ks_state_get;
+kp_ks_state_put_fn kp_file_ks_state_put;
 kp_ss_put_fn kp_file_ss_put;
 kp_ss_get_fn kp_file_ss_get;
 kp_ss_list_fn kp_file_ss_list;

@@ -58,6 +58,8 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_WRAP, (kp_fn)kp_file_ks_wrap},
     {KP_FN_KS_UNWRAP, (kp_fn)kp_file_ks_unwrap},
     {KP_FN_KS_EXPORT, (kp_fn)kp_file_ks_export},
+    {KP_FN_KS_STATE_GET, (kp_fn)kp_file_ks_state_get},
+    {KP_FN_KS_STATE_PUT, (kp_fn)kp_file_ks_state_put},
     {KP_FN_SS_PUT, (kp_fn)kp_file_ss_put},
     {KP_FN_SS_GET, (kp_fn)kp_file_ss_get},
     {KP_FN_SS_LIST, (kp_fn)kp_file_ss_list},

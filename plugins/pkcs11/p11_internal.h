@@ -144,6 +144,8 @@ kp_ks_wrap_fn kp_p11_ks_wrap;
 kp_ks_unwrap_fn kp_p11_ks_unwrap;
 kp_ks_export_fn kp_p11_ks_export;
 kp_ks_export_byok_fn kp_p11_ks_export_byok;
+kp_ks_state_get_fn kp_p11_ks_state_get;
+kp_ks_state_put_fn kp_p11_ks_state_put;
 kp_instance_check_fn kp_p11_instance_check;
 
 /* Errors (p11_error.c) -------------------------------------------------------------------- */

@@ -55,6 +55,8 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_UNWRAP, (kp_fn)kp_p11_ks_unwrap},
     {KP_FN_KS_EXPORT, (kp_fn)kp_p11_ks_export},
     {KP_FN_KS_EXPORT_BYOK, (kp_fn)kp_p11_ks_export_byok},
+    {KP_FN_KS_STATE_GET, (kp_fn)kp_p11_ks_state_get},
+    {KP_FN_KS_STATE_PUT, (kp_fn)kp_p11_ks_state_put},
     {0, NULL},
 };
 

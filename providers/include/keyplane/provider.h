@@ -394,6 +394,19 @@ KP_ABI_FUNC(kp_status, ks_export_byok,
             (void *inst, const char *name, uint32_t version, const uint8_t *kek_spki,
              size_t kek_len, uint8_t *out, size_t *outlen))
 
+#define KP_FN_KS_STATE_GET 208 /* optional */
+/** Reads the chain-state document kept with key name (an opaque blob of at most
+ *  KP_STATE_MAX bytes that the core writes: versions' states and activity windows). Buffer
+ *  convention as GET_PUBLIC. KP_ERR_NOT_FOUND when none was ever stored. */
+KP_ABI_FUNC(kp_status, ks_state_get, (void *inst, const char *name, uint8_t *doc, size_t *len))
+
+#define KP_FN_KS_STATE_PUT 209 /* optional */
+/** Replaces the chain-state document of key name, atomically (a reader sees the old or the new
+ *  document, never a mix). */
+KP_ABI_FUNC(kp_status, ks_state_put, (void *inst, const char *name, const uint8_t *doc, size_t len))
+
+#define KP_STATE_MAX (64 * 1024)
+
 /* Secret store (KP_CAP_SECRETSTORE) ------------------------------------------------------- */
 
 #define KP_FN_SS_PUT 300 /* mandatory */
