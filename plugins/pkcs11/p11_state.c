@@ -54,7 +54,7 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
 {
     s_state *s = arg;
     kp_p11_inst *pi = op->pi;
-    char label[KP_P11_OBJLABEL_MAX], temp[KP_P11_OBJLABEL_MAX];
+    char label[KP_P11_OBJLABEL_MAX], temp[KP_P11_OBJLABEL_MAX + 32];
     uint8_t rnd[8];
     char hex[17];
     CK_OBJECT_CLASS cls = CKO_DATA;
