@@ -70,10 +70,10 @@ static kp_status s_common_version(kp_ctx *ctx, const kp_policy *policy, const ch
     size_t nreach = 0;
     for (size_t i = 0; i < n; i++) {
         kp_instance *inst = NULL;
-        kp_status st = kp_instance_open(ctx, policy, cands[i], &inst);
+        kp_status st = kp__instance_borrow(ctx, policy, cands[i], &inst);
         if (st == KP_OK)
             st = kp_key_list(inst, chain, s_vset_add, &sets[i]);
-        kp_instance_close(inst);
+        kp__instance_return(ctx, inst);
         if (st == KP_OK && sets[i].n > 0) {
             reachable[i] = true;
             nreach++;
@@ -140,7 +140,7 @@ static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_
     uint8_t *spki = NULL, *wrapped = NULL;
     size_t spki_len = 0, wlen = 0;
     char fpr[KP_FPR_HEX];
-    kp_status st = kp_instance_open(ctx, policy, name, &inst);
+    kp_status st = kp__instance_borrow(ctx, policy, name, &inst);
     if (st == KP_OK)
         st = kp_key_info_get(inst, c->name, version, &info);
     if (st == KP_OK)
@@ -153,7 +153,7 @@ static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_
                            c->name, version);
     if (st == KP_OK)
         st = kp_key_wrap(inst, c->name, version, c->wrap_alg, dek, &wrapped, &wlen);
-    kp_instance_close(inst);
+    kp__instance_return(ctx, inst);
     free(spki);
     if (st == KP_OK) {
         kp_envelope_wrap w = {info.fingerprint, version, c->wrap_alg, wrapped, wlen};
@@ -271,10 +271,10 @@ kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy, const kp_envelop
     char worst_why[KP_ERRBUF] = "";
     for (size_t i = 0; i < n; i++) {
         kp_instance *inst = NULL;
-        kp_status st = kp_instance_open(ctx, policy, cands[i], &inst);
+        kp_status st = kp__instance_borrow(ctx, policy, cands[i], &inst);
         if (st == KP_OK)
             st = s_unwrap_in(ctx, inst, env, dek);
-        kp_instance_close(inst);
+        kp__instance_return(ctx, inst);
         if (st == KP_OK) {
             if (used != NULL)
                 snprintf(used, KP_NAME_MAX, "%s", cands[i]);

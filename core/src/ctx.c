@@ -39,6 +39,10 @@ void kp_ctx_free(kp_ctx *ctx)
 {
     if (ctx == NULL)
         return;
+    for (size_t i = 0; i < ctx->nicache; i++) {
+        kp_instance_close(ctx->icache[i].inst);
+        free(ctx->icache[i].name);
+    }
     /* Unload in reverse order of loading. A plugin with an instance still open is left loaded:
      * tearing it down under the instance would turn the caller's leak into a crash. */
     while (ctx->nplugins > 0) {
@@ -202,4 +206,47 @@ size_t kp_ctx_plugin_dir_count(const kp_ctx *ctx)
 const char *kp_ctx_plugin_dir(const kp_ctx *ctx, size_t i)
 {
     return ctx != NULL && i < ctx->ndirs ? ctx->dirs[i] : NULL;
+}
+
+kp_status kp__instance_borrow(kp_ctx *ctx, const kp_policy *policy, const char *name,
+                              kp_instance **out)
+{
+    uint64_t id = kp__policy_id(policy);
+    pthread_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nicache; i++) {
+        if (ctx->icache[i].policy == id && strcmp(ctx->icache[i].name, name) == 0) {
+            *out = ctx->icache[i].inst;
+            pthread_mutex_unlock(&ctx->lock);
+            return KP_OK;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    kp_instance *inst = NULL;
+    KP_GUARD(kp_instance_open(ctx, policy, name, &inst));
+    char *copy = kp__strdup(name);
+    pthread_mutex_lock(&ctx->lock);
+    if (copy != NULL && ctx->nicache < KP_ICACHE) {
+        ctx->icache[ctx->nicache].policy = id;
+        ctx->icache[ctx->nicache].name = copy;
+        ctx->icache[ctx->nicache].inst = inst;
+        ctx->nicache++;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    free(copy); /* not cached: kp__instance_return closes it */
+    *out = inst;
+    return KP_OK;
+}
+
+void kp__instance_return(kp_ctx *ctx, kp_instance *inst)
+{
+    if (inst == NULL)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    bool cached = false;
+    for (size_t i = 0; i < ctx->nicache && !cached; i++)
+        cached = ctx->icache[i].inst == inst;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!cached)
+        kp_instance_close(inst);
 }

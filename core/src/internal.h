@@ -53,6 +53,8 @@ struct kp_plugin {
     unsigned open_instances;
 };
 
+#define KP_ICACHE 32
+
 struct kp_ctx {
     pthread_mutex_t lock; /* guards the plugin list */
     pthread_key_t errkey; /* this context's detail text, one buffer per thread */
@@ -63,6 +65,14 @@ struct kp_ctx {
     size_t ndirs;
     struct kp_plugin *plugins[KP_MAX_PLUGINS];
     size_t nplugins;
+    /* Instances kept open for chain operations (wrap/unwrap/rewrap), so a process doing many
+     * pays each instance's setup (KDF, login) once. Guarded by lock. */
+    struct {
+        uint64_t policy;
+        char *name;
+        kp_instance *inst;
+    } icache[KP_ICACHE];
+    size_t nicache;
 };
 
 struct kp_instance {
@@ -72,6 +82,12 @@ struct kp_instance {
     void *inst;
     struct kp_core_handle handle;
 };
+
+/* ctx.c: a borrowed instance for chain operations; give it back with kp__instance_return. */
+kp_status kp__instance_borrow(kp_ctx *ctx, const kp_policy *policy, const char *name,
+                              kp_instance **out);
+void kp__instance_return(kp_ctx *ctx, kp_instance *inst);
+uint64_t kp__policy_id(const kp_policy *policy);
 
 /* ctx.c */
 kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...) KP_PRINTF(3, 4);

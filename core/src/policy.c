@@ -494,6 +494,8 @@ kp_status kp_policy_load(kp_ctx *ctx, const char *path, kp_policy **out, kp_diag
     P.diags = kp__diag_list_new(path);
     P.pol = calloc(1, sizeof(*P.pol));
     if (P.pol != NULL) {
+        static uint64_t s_next_id;
+        P.pol->id = __atomic_add_fetch(&s_next_id, 1, __ATOMIC_RELAXED);
         P.pol->path = kp__strdup(path);
         P.pol->dir = s_dir_of(path);
     }
@@ -553,6 +555,11 @@ kp_status kp_policy_load(kp_ctx *ctx, const char *path, kp_policy **out, kp_diag
 }
 
 /* ---- accessors -------------------------------------------------------------------------- */
+
+uint64_t kp__policy_id(const kp_policy *pol)
+{
+    return pol != NULL ? pol->id : 0;
+}
 
 const char *kp_policy_get0_path(const kp_policy *pol)
 {

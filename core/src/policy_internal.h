@@ -16,6 +16,7 @@ typedef struct kp_pol_chain {
 } kp_pol_chain;
 
 struct kp_policy {
+    uint64_t id; /* unique in the process: keys the context's instance cache */
     char *path;
     char *dir; /* absolute directory of the policy file: base of relative paths */
     kp_pol_instance *instances;
