@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain_internal.h"
+#include "chain_state.h"
 
 /* The chain's keystores to try: replica alone (checked to belong to the chain) or all. */
 static kp_status s_candidates(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
@@ -130,6 +130,40 @@ static kp_status s_common_version(kp_ctx *ctx, const kp_policy *policy, const ch
     return KP_OK;
 }
 
+/* The version the chain-state document names active, and which candidates hold it (with the
+ * fingerprint the origin's copy, or the first, has); 0 when the chain never rotated. */
+static kp_status s_active_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                                  const char **cands, size_t n, uint32_t *version, bool *holds)
+{
+    kp_instance *insts[KP_MAX_TARGETS] = {0};
+    kp__chain_state *s = malloc(sizeof(*s));
+    bool found = false;
+    kp_status st = s != NULL ? KP_OK : KP_ERR_NOMEM;
+    for (size_t i = 0; st == KP_OK && i < n; i++)
+        if (kp__instance_borrow(ctx, policy, cands[i], &insts[i]) != KP_OK)
+            insts[i] = NULL;
+    if (st == KP_OK)
+        st = kp__state_load_from(ctx, chain, insts, n, s, &found);
+    *version = st == KP_OK && found ? kp__state_active(s) : 0;
+    char fpr[KP_FPR_HEX] = "";
+    for (size_t i = 0; i < n; i++) {
+        kp_key_info info;
+        holds[i] = *version != 0 && insts[i] != NULL &&
+                   kp_key_info_get(insts[i], chain, *version, &info) == KP_OK &&
+                   (fpr[0] == '\0' || strcmp(fpr, info.fingerprint) == 0);
+        if (holds[i] && fpr[0] == '\0')
+            memcpy(fpr, info.fingerprint, KP_FPR_HEX);
+        kp__instance_return(ctx, insts[i]);
+    }
+    free(s);
+    kp__clear_error(ctx);
+    if (st == KP_OK && *version != 0 && fpr[0] == '\0')
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                           "the active version v%u of chain '%s' is in no reachable keystore",
+                           *version, chain);
+    return st;
+}
+
 /* Wraps in one instance after checking its public key is the version's. */
 static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
                            const char *name, uint32_t version, const kp_secret *dek,
@@ -184,7 +218,9 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
         KP_GUARD(s_candidates(ctx, policy, c, replica, pick, &npick));
     bool holds[KP_MAX_TARGETS];
     uint32_t version = 0;
-    KP_GUARD(s_common_version(ctx, policy, chain, all, n, &version, holds));
+    KP_GUARD(s_active_version(ctx, policy, chain, all, n, &version, holds));
+    if (version == 0) /* never rotated: the newest version every keystore holds */
+        KP_GUARD(s_common_version(ctx, policy, chain, all, n, &version, holds));
     if (replica == NULL)
         for (size_t i = 0; i < n; i++)
             if (holds[i])

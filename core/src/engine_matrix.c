@@ -11,7 +11,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "engine_internal.h"
+#include "chain_state.h"
 
 #define KP_MATRIX_MAX_VERSIONS 512
 
@@ -22,6 +22,7 @@ struct kp_matrix {
     char (*names)[KP_NAME_MAX];
     kp_cell *cells; /* nv x ni */
     int64_t newest;
+    kp__vstate *states; /* nv: the recorded lifecycle of each row */
 };
 
 static void s_cell(kp_cell *c, uint32_t state, kp_status st, const char *fmt, const char *a)
@@ -87,7 +88,8 @@ static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
     m->fprs = calloc(nv + 1, sizeof(*m->fprs));
     m->names = calloc(ni + 1, sizeof(*m->names));
     m->cells = calloc((nv + 1) * (ni + 1), sizeof(*m->cells));
-    return m->versions && m->fprs && m->names && m->cells ? KP_OK : KP_ERR_NOMEM;
+    m->states = calloc(nv + 1, sizeof(*m->states));
+    return m->versions && m->fprs && m->names && m->cells && m->states ? KP_OK : KP_ERR_NOMEM;
 }
 
 kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chain, int prove,
@@ -107,6 +109,15 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
         st = KP_ERR_NOMEM;
     for (size_t i = 0; st == KP_OK && i < d.n; i++)
         snprintf(m->names[i], KP_NAME_MAX, "%s", d.t[i].name);
+    kp__chain_state *cs = st == KP_OK ? malloc(sizeof(*cs)) : NULL;
+    bool have_state = false;
+    if (cs != NULL && kp__state_load(ctx, &d, cs, &have_state) == KP_OK && have_state)
+        for (size_t k = 0; k < nv; k++) {
+            kp__vstate *x = kp__state_find(cs, versions[k]);
+            if (x != NULL)
+                m->states[k] = *x;
+        }
+    free(cs);
     for (size_t k = 0; st == KP_OK && k < nv; k++) {
         m->versions[k] = versions[k];
         snprintf(m->fprs[k], KP_FPR_HEX, "%s", fprs[k]);
@@ -166,6 +177,7 @@ void kp_matrix_free(kp_matrix *m)
     free(m->fprs);
     free(m->names);
     free(m->cells);
+    free(m->states);
     free(m);
 }
 
@@ -207,6 +219,18 @@ int kp_matrix_ok(const kp_matrix *m)
         if (m->cells[i].state != KP_CELL_OK)
             return 0;
     return 1;
+}
+
+uint32_t kp_matrix_state(const kp_matrix *m, size_t row, int64_t *active_from,
+                         int64_t *active_until)
+{
+    if (m == NULL || row >= m->nv)
+        return KP_VSTATE_NONE;
+    if (active_from != NULL)
+        *active_from = m->states[row].active_from;
+    if (active_until != NULL)
+        *active_until = m->states[row].active_until;
+    return m->states[row].state;
 }
 
 int64_t kp_matrix_newest_created(const kp_matrix *m)

@@ -101,6 +101,45 @@ KP_API KP_WARN_UNUSED kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *poli
                                               const kp_plan *plan, const kp_apply_opts *opts,
                                               size_t *failed);
 
+/* ---- rotation ------------------------------------------------------------------------- */
+
+/** Lifecycle of a protector version, kept in the chain-state document of every keystore. */
+typedef enum kp_version_state {
+    KP_VSTATE_NONE = 0,     /**< no state recorded (a chain that never rotated) */
+    KP_VSTATE_STAGED = 1,   /**< replicated and verified, not yet used to wrap */
+    KP_VSTATE_ACTIVE = 2,   /**< the version wrap uses */
+    KP_VSTATE_PREVIOUS = 3, /**< was active; kept for the envelopes and backups made with it */
+    KP_VSTATE_RETIRED = 4   /**< outside the retention window; still kept, never deleted */
+} kp_version_state;
+
+KP_API const char *kp_version_state_name(uint32_t state);
+
+/**
+ * Stages the chain's next protector version: creates vN+1 in the origin (or continues with a
+ * staged version left by an earlier run), replicates it to every keystore, proves it usable in
+ * every one, and records it as staged. *version receives it; *verified whether the proof
+ * passed everywhere (activation requires that).
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy,
+                                               const char *chain, const kp_apply_opts *opts,
+                                               uint32_t *version, int *verified);
+
+/**
+ * Makes the staged version the active one, only when it is proved usable in every keystore of
+ * the chain right now (KP_ERR_DENIED naming the gap otherwise). The version active before
+ * becomes previous, with its activity window closed now. Nothing is deleted.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_activate(kp_ctx *ctx, const kp_policy *policy,
+                                                  const char *chain, uint32_t *version);
+
+/**
+ * Marks version retired (it stays in every keystore). Refused (KP_ERR_DENIED) for the active or
+ * staged version, and while the retention window still needs it: its activity ended less than
+ * the chain's retention ago.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy,
+                                                const char *chain, uint32_t version);
+
 /* ---- verify and status ---------------------------------------------------------------- */
 
 typedef enum kp_cell_state {
@@ -135,6 +174,9 @@ KP_API size_t kp_matrix_instance_count(const kp_matrix *m);
 KP_API const char *kp_matrix_instance(const kp_matrix *m, size_t col);
 KP_API const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col);
 KP_API int kp_matrix_ok(const kp_matrix *m);
+/** The recorded lifecycle of row's version (KP_VSTATE_NONE when none) and its window. */
+KP_API uint32_t kp_matrix_state(const kp_matrix *m, size_t row, int64_t *active_from,
+                                int64_t *active_until);
 /** Unix time the newest version was created (0 when none), for rotation warnings. */
 KP_API int64_t kp_matrix_newest_created(const kp_matrix *m);
 

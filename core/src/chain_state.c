@@ -1,0 +1,172 @@
+/*
+ * The chain-state document (see chain_state.h): JSON
+ *   {"format":"keyplane-chain-state","chain":C,"serial":N,"updated":T,
+ *    "versions":[{"version":1,"state":"active","active_from":T,"active_until":0,"verified":T}]}
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "chain_state.h"
+
+static const char *s_names[] = {"none", "staged", "active", "previous", "retired"};
+
+const char *kp_version_state_name(uint32_t state)
+{
+    return state < sizeof(s_names) / sizeof(s_names[0]) ? s_names[state] : "unknown";
+}
+
+static uint32_t s_state_of(const char *name)
+{
+    for (uint32_t i = 1; name != NULL && i < sizeof(s_names) / sizeof(s_names[0]); i++)
+        if (strcmp(s_names[i], name) == 0)
+            return i;
+    return 0;
+}
+
+static bool s_parse(const uint8_t *doc, size_t len, const char *chain, kp__chain_state *s)
+{
+    json_error_t err;
+    json_t *j = json_loadb((const char *)doc, len, JSON_REJECT_DUPLICATES, &err);
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    const char *c = json_string_value(json_object_get(j, "chain"));
+    json_t *vs = json_object_get(j, "versions");
+    bool ok = fmt != NULL && strcmp(fmt, "keyplane-chain-state") == 0 && c != NULL &&
+              strcmp(c, chain) == 0 && json_is_array(vs) &&
+              json_array_size(vs) <= KP_STATE_VERSIONS;
+    memset(s, 0, sizeof(*s));
+    if (ok) {
+        s->serial = (uint64_t)json_integer_value(json_object_get(j, "serial"));
+        s->updated = (int64_t)json_integer_value(json_object_get(j, "updated"));
+        for (size_t i = 0; ok && i < json_array_size(vs); i++) {
+            json_t *v = json_array_get(vs, i);
+            kp__vstate *x = &s->v[s->n++];
+            json_int_t ver = json_integer_value(json_object_get(v, "version"));
+            x->version = (uint32_t)ver;
+            x->state = s_state_of(json_string_value(json_object_get(v, "state")));
+            x->active_from = (int64_t)json_integer_value(json_object_get(v, "active_from"));
+            x->active_until = (int64_t)json_integer_value(json_object_get(v, "active_until"));
+            x->verified = (int64_t)json_integer_value(json_object_get(v, "verified"));
+            ok = ver >= 1 && ver <= UINT32_MAX && x->state != 0;
+        }
+    }
+    json_decref(j);
+    return ok;
+}
+
+static char *s_encode(const char *chain, const kp__chain_state *s)
+{
+    json_t *vs = json_array();
+    for (size_t i = 0; i < s->n; i++)
+        json_array_append_new(vs, json_pack("{s:I, s:s, s:I, s:I, s:I}", "version",
+                                            (json_int_t)s->v[i].version, "state",
+                                            kp_version_state_name(s->v[i].state), "active_from",
+                                            (json_int_t)s->v[i].active_from, "active_until",
+                                            (json_int_t)s->v[i].active_until, "verified",
+                                            (json_int_t)s->v[i].verified));
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:o}", "format", "keyplane-chain-state", "chain",
+                          chain, "serial", (json_int_t)s->serial, "updated", (json_int_t)s->updated,
+                          "versions", vs);
+    char *out = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return out;
+}
+
+/* The document of one instance; false when it keeps none or it does not parse. */
+static bool s_read(kp_instance *inst, const char *chain, kp__chain_state *s)
+{
+    const kp_dispatch *d = kp__plugin_fn(kp_instance_plugin(inst), KP_FN_KS_STATE_GET);
+    if (d == NULL)
+        return false;
+    uint8_t *buf = malloc(KP_STATE_MAX);
+    size_t len = KP_STATE_MAX;
+    bool ok = buf != NULL && kp_dispatch_ks_state_get(d)(inst->inst, chain, buf, &len) == KP_OK &&
+              s_parse(buf, len, chain, s);
+    free(buf);
+    return ok;
+}
+
+kp_status kp__state_load_from(kp_ctx *ctx, const char *chain, kp_instance **insts, size_t n,
+                              kp__chain_state *s, bool *found)
+{
+    kp__chain_state *tmp = malloc(sizeof(*tmp));
+    if (tmp == NULL)
+        return KP_ERR_NOMEM;
+    *found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (insts[i] != NULL && s_read(insts[i], chain, tmp) &&
+            (!*found || tmp->serial > s->serial)) {
+            *s = *tmp;
+            *found = true;
+        }
+    }
+    free(tmp);
+    kp__clear_error(ctx);
+    return KP_OK;
+}
+
+kp_status kp__state_load(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s, bool *found)
+{
+    kp_instance *insts[KP_MAX_TARGETS];
+    for (size_t i = 0; i < d->n; i++)
+        insts[i] = d->t[i].reachable ? d->t[i].inst : NULL;
+    return kp__state_load_from(ctx, d->chain->name, insts, d->n, s, found);
+}
+
+kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s)
+{
+    s->serial++;
+    s->updated = (int64_t)time(NULL);
+    char *doc = s_encode(d->chain->name, s);
+    if (doc == NULL)
+        return KP_ERR_NOMEM;
+    size_t len = strlen(doc), written = 0;
+    kp_status st = KP_OK;
+    for (size_t i = 0; i < d->n; i++) {
+        if (!d->t[i].reachable)
+            continue;
+        const kp_dispatch *fn = kp__plugin_fn(kp_instance_plugin(d->t[i].inst), KP_FN_KS_STATE_PUT);
+        if (fn == NULL)
+            continue;
+        kp_status w = kp_dispatch_ks_state_put(fn)(d->t[i].inst->inst, d->chain->name,
+                                                   (const uint8_t *)doc, len);
+        if (w == KP_OK)
+            written++;
+        else if (st == KP_OK)
+            st = w;
+    }
+    free(doc);
+    if (st == KP_OK && written == 0)
+        st = kp__set_error(ctx, KP_ERR_UNSUPPORTED,
+                           "no keystore of chain '%s' can keep its state document", d->chain->name);
+    return st;
+}
+
+kp__vstate *kp__state_find(kp__chain_state *s, uint32_t version)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].version == version)
+            return &s->v[i];
+    return NULL;
+}
+
+kp__vstate *kp__state_add(kp__chain_state *s, uint32_t version)
+{
+    kp__vstate *x = kp__state_find(s, version);
+    if (x != NULL || s->n == KP_STATE_VERSIONS)
+        return x;
+    x = &s->v[s->n++];
+    memset(x, 0, sizeof(*x));
+    x->version = version;
+    return x;
+}
+
+uint32_t kp__state_active(const kp__chain_state *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].state == KP_VSTATE_ACTIVE)
+            return s->v[i].version;
+    return 0;
+}
