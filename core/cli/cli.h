@@ -71,5 +71,8 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv);
 int kp_cmd_verify(kp_cli *cli, int argc, char **argv);
 int kp_cmd_status(kp_cli *cli, int argc, char **argv);
 int kp_cmd_restore(kp_cli *cli, int argc, char **argv);
+int kp_cmd_rotate(kp_cli *cli, int argc, char **argv);
+int kp_cmd_retire(kp_cli *cli, int argc, char **argv);
+int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv);
 
 #endif

@@ -290,15 +290,19 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
                    : ok    ? "ok"
                            : "GAPS",
                    rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
-            printf("  %-8s %-18s", "VERSION", "FINGERPRINT");
+            printf("  %-8s %-9s %-18s", "VERSION", "STATE", "FINGERPRINT");
             for (size_t i = 0; i < ni; i++)
                 printf(" %-14s", kp_matrix_instance(m, i));
             printf("\n");
         }
         for (size_t r = 0; r < nv; r++) {
             json_t *cells = cli->json ? json_object() : NULL;
+            int64_t from = 0, until = 0;
+            uint32_t vstate = kp_matrix_state(m, r, &from, &until);
             if (!cli->json)
-                printf("  v%-7u %-18.16s", kp_matrix_version(m, r), kp_matrix_fingerprint(m, r));
+                printf("  v%-7u %-9s %-18.16s", kp_matrix_version(m, r),
+                       vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-",
+                       kp_matrix_fingerprint(m, r));
             for (size_t i = 0; i < ni; i++) {
                 const kp_cell *cell = kp_matrix_cell(m, r, i);
                 if (cli->json)
