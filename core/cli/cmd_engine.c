@@ -314,8 +314,12 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
             }
             if (cli->json)
                 json_array_append_new(
-                    rows, json_pack("{s:i, s:s, s:o}", "version", (int)kp_matrix_version(m, r),
-                                    "fingerprint", kp_matrix_fingerprint(m, r), "replicas", cells));
+                    rows,
+                    json_pack(
+                        "{s:i, s:s, s:s, s:I, s:I, s:o}", "version", (int)kp_matrix_version(m, r),
+                        "state", vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "none",
+                        "fingerprint", kp_matrix_fingerprint(m, r), "active_from", (json_int_t)from,
+                        "active_until", (json_int_t)until, "replicas", cells));
             else
                 printf("\n");
         }
