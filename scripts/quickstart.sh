@@ -1,7 +1,9 @@
 #!/bin/sh
-# keyplane quickstart, on the embedded default (the file plugin) only: two file stores stand for
-# two regions. A protector is created in region-a and replicated to region-b; a DEK is wrapped
-# in region-a and unwrapped in region-b; then region-a is "lost" and unwrap fails over.
+# keyplane quickstart, on the embedded default (the file plugin) plus a SoftHSM2 escrow token:
+# two file stores stand for two regions. keyplane apply creates the protector in region-a and
+# replicates it to region-b and the HSM; verify proves every copy usable; a DEK wrapped in
+# region-a unwraps in region-b; region-a is "lost" and unwrap fails over; the protector is
+# rotated (staged everywhere, verified, activated) and the envelope moved to the new version.
 #
 # Usage: scripts/quickstart.sh   (builds keyplane into build/release first, unless KP_BIN is set)
 set -eu
@@ -15,41 +17,49 @@ if [ -z "${KP_BIN:-}" ]; then
     echo "== building keyplane (build/release)"
     # shellcheck disable=SC2086
     cmake -S . -B build/release $gen -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build build/release --target keyplane-cli file-plugin -j "$(nproc 2>/dev/null || echo 2)" \
-        >/dev/null
+    cmake --build build/release --target keyplane-cli file-plugin pkcs11-plugin \
+        -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
     KP_BIN=build/release/bin/keyplane
 fi
 kp() {
-    echo "\$ keyplane $*" | sed "s|$policy|config/quickstart.yaml|"
+    echo "\$ keyplane $*"
     "$KP_BIN" --policy "$policy" "$@"
 }
 
 umask 077
 rm -rf "$state"
-mkdir -p "$state"
-if [ -z "${KEYPLANE_QUICKSTART_PASSPHRASE:-}" ]; then
-    # A fresh random passphrase each run: the quickstart stores are thrown away each time.
-    KEYPLANE_QUICKSTART_PASSPHRASE=$(openssl rand -hex 32)
-    export KEYPLANE_QUICKSTART_PASSPHRASE
-fi
+mkdir -p "$state/tokens"
+# Fresh random secrets each run: the quickstart stores are thrown away each time.
+KEYPLANE_QUICKSTART_PASSPHRASE=${KEYPLANE_QUICKSTART_PASSPHRASE:-$(openssl rand -hex 32)}
+KEYPLANE_QUICKSTART_HSM_PIN=$(openssl rand -hex 8)
+export KEYPLANE_QUICKSTART_PASSPHRASE KEYPLANE_QUICKSTART_HSM_PIN
+# The escrow HSM: a SoftHSM2 token of its own, made from scratch.
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+    "$(realpath "$state")" >"$state/softhsm2.conf"
+SOFTHSM2_CONF=$(realpath "$state/softhsm2.conf")
+export SOFTHSM2_CONF
+softhsm2-util --init-token --free --label quickstart-escrow --so-pin "$(openssl rand -hex 8)" \
+    --pin "$KEYPLANE_QUICKSTART_HSM_PIN" >/dev/null
 
 echo "== 1. the plugins keyplane can load"
 kp plugins
 echo
-echo "== 2. the policy: two file instances (region-a, region-b), one chain (tde-demo)"
+echo "== 2. the policy: two file regions and an HSM escrow, one chain (tde-demo)"
 kp policy validate
 kp check
 echo
-echo "== 3. create the protector in region-a and replicate it to region-b"
-kp key create --chain tde-demo
-kp key list
+echo "== 3. plan and apply: the protector is born in region-a and copied everywhere"
+kp plan
+kp apply
+kp apply
 echo
-echo "== 4. wrap a fresh 256-bit DEK in region-a"
+echo "== 4. verify: every copy holds the same usable key"
+kp verify
+echo
+echo "== 5. wrap a fresh 256-bit DEK in region-a, unwrap it in region-b"
 openssl rand 32 >"$state/dek"
 kp wrap --chain tde-demo --replica region-a --dek "file:$state/dek" --out "$state/dek.envelope"
 echo "envelope: $(cut -c1-150 "$state/dek.envelope")..."
-echo
-echo "== 5. unwrap it in region-b"
 kp unwrap --replica region-b --in "$state/dek.envelope" --out "$state/dek.from-region-b"
 if cmp -s "$state/dek" "$state/dek.from-region-b"; then
     echo "RESULT: the DEK unwrapped in region-b equals the DEK wrapped in region-a"
@@ -61,8 +71,23 @@ echo
 echo "== 6. lose region-a; unwrap fails over to region-b"
 mv "$state/region-a" "$state/region-a.lost"
 kp unwrap --in "$state/dek.envelope" --out "$state/dek.failover"
-mv "$state/region-a.lost" "$state/region-a"
 cmp -s "$state/dek" "$state/dek.failover" || { echo "RESULT: failover MISMATCH" >&2; exit 1; }
 echo "RESULT: with region-a gone, the DEK was unwrapped in region-b"
+echo
+echo "== 7. rebuild region-a from the HSM escrow"
+rm -rf "$state/region-a.lost"
+kp restore tde-demo --to region-a --from hsm-escrow
+echo
+echo "== 8. rotate: stage v2 everywhere and prove it, then activate it"
+kp rotate tde-demo --stage
+kp rotate tde-demo --activate
+kp verify
+kp status
+echo
+echo "== 9. move the envelope to v2 (the data stays as it is) and unwrap it in the HSM escrow"
+kp rewrap "$state/dek.envelope"
+kp unwrap --replica hsm-escrow --in "$state/dek.envelope" --out "$state/dek.from-escrow"
+cmp -s "$state/dek" "$state/dek.from-escrow" || { echo "RESULT: rewrap MISMATCH" >&2; exit 1; }
+echo "RESULT: after rotation the same DEK unwraps under v2, in the escrow HSM too"
 echo
 echo "quickstart: OK (stores in $state)"

@@ -165,6 +165,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     kp_cli cli = {0};
+    /* Reports and progress interleave on stdout and stderr: keep them in order. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     char *dirs[16];
     size_t ndirs = 0;
     const char *audit_path = NULL;
