@@ -19,7 +19,7 @@ typedef struct s_opts {
 
 static const char *s_kind(uint32_t kind)
 {
-    return kind == KP_ACTION_CREATE ? "create" : "copy";
+    return kind == KP_ACTION_CREATE ? "create" : kind == KP_ACTION_SECRET ? "secret" : "copy";
 }
 
 static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv,
@@ -85,7 +85,7 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
         else if (a->kind == KP_ACTION_CREATE)
             printf("  + create  %s v%u in %s\n", a->chain, a->version, a->target);
         else
-            printf("  + copy    %s v%u %s -> %s\n", a->chain, a->version,
+            printf("  + %-7s %s v%u %s -> %s\n", s_kind(a->kind), a->chain, a->version,
                    a->source[0] != '\0' ? a->source : "(no source)", a->target);
     }
     for (size_t i = 0; i < nf; i++) {

@@ -111,7 +111,7 @@ kp_status kp__state_load(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s
 {
     kp_instance *insts[KP_MAX_TARGETS];
     for (size_t i = 0; i < d->n; i++)
-        insts[i] = d->t[i].reachable ? d->t[i].inst : NULL;
+        insts[i] = d->t[i].reachable && !d->t[i].secret ? d->t[i].inst : NULL;
     return kp__state_load_from(ctx, d->chain->name, insts, d->n, s, found);
 }
 
@@ -125,7 +125,7 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
     size_t len = strlen(doc), written = 0;
     kp_status st = KP_OK;
     for (size_t i = 0; i < d->n; i++) {
-        if (!d->t[i].reachable)
+        if (!d->t[i].reachable || d->t[i].secret)
             continue;
         const kp_dispatch *fn = kp__plugin_fn(kp_instance_plugin(d->t[i].inst), KP_FN_KS_STATE_PUT);
         if (fn == NULL)

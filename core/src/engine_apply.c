@@ -191,6 +191,31 @@ static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
     return st;
 }
 
+static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c, bool *noop)
+{
+    kp_status st = KP_OK;
+    if (a->source[0] == '\0')
+        return kp__set_error(r->ctx, KP_ERR_NOT_FOUND,
+                             "no reachable keystore holds %s v%u with the expected key", a->chain,
+                             a->version);
+    if (c->secrets == NULL)
+        return kp__set_error(r->ctx, KP_ERR_CONFIG, "chain '%s' names no secret store", c->name);
+    kp_instance *src = s_get(r, a->source, &st);
+    kp_instance *dst = src != NULL ? s_get(r, a->target, &st) : NULL;
+    kp_instance *secrets = dst != NULL ? s_get(r, c->secrets, &st) : NULL;
+    if (secrets == NULL)
+        return st;
+    kp_key_info want;
+    if ((st = kp_key_info_get(src, a->chain, a->version, &want)) != KP_OK)
+        return st;
+    if (a->fingerprint[0] != '\0' && strcmp(want.fingerprint, a->fingerprint) != 0)
+        return kp__set_error(r->ctx, KP_ERR_INTEGRITY,
+                             "%s now holds another key as %s v%u than when planned", a->source,
+                             a->chain, a->version);
+    (void)noop; /* re-planning finds existing copies; a repeated put only adds a version */
+    return kp__secret_copy(r->ctx, c, src, dst, secrets, a->version, want.fingerprint);
+}
+
 static void *s_worker(void *arg)
 {
     s_run *r = arg;
@@ -210,6 +235,7 @@ static void *s_worker(void *arg)
         kp__clear_error(r->ctx);
         kp_status st = c == NULL ? kp__set_error(r->ctx, KP_ERR_NOT_FOUND, "no chain %s", a->chain)
                        : a->kind == KP_ACTION_CREATE ? s_create(r, a, c, &noop)
+                       : a->kind == KP_ACTION_SECRET ? s_secret(r, a, c, &noop)
                                                      : s_copy(r, a, &noop);
         char detail[256];
         snprintf(detail, sizeof(detail), "%s",
@@ -226,9 +252,12 @@ static void *s_worker(void *arg)
         }
         s_journal(r, json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s}", "event", "action",
                                "index", (json_int_t)i, "kind",
-                               a->kind == KP_ACTION_CREATE ? "create" : "copy", "chain", a->chain,
-                               "target", a->target, "version", (json_int_t)a->version, "status",
-                               kp_status_name(st), "detail", detail));
+                               a->kind == KP_ACTION_CREATE   ? "create"
+                               : a->kind == KP_ACTION_SECRET ? "secret"
+                                                             : "copy",
+                               "chain", a->chain, "target", a->target, "version",
+                               (json_int_t)a->version, "status", kp_status_name(st), "detail",
+                               detail));
         if (r->opts != NULL && r->opts->progress != NULL)
             r->opts->progress(r->opts->arg, a, st, detail, r->done, r->total);
         pthread_mutex_unlock(&r->lock);
@@ -297,6 +326,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
     /* A version must exist before it can be copied: all CREATEs, then all COPYs. */
     s_run_phase(r, KP_ACTION_CREATE, workers);
     s_run_phase(r, KP_ACTION_COPY, workers);
+    s_run_phase(r, KP_ACTION_SECRET, workers);
     s_journal(r, json_pack("{s:s, s:I}", "event", "end", "failed", (json_int_t)r->failed));
     if (r->journal != NULL)
         fclose(r->journal);

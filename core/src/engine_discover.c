@@ -55,7 +55,7 @@ kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_poli
         }
     }
     kp__clear_error(ctx);
-    return KP_OK;
+    return kp__secret_discover(ctx, policy, d);
 }
 
 void kp__discovery_clear(kp__discovery *d)
@@ -79,6 +79,8 @@ size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fpr
 {
     size_t n = 0;
     for (size_t i = 0; i < d->n; i++) {
+        if (d->t[i].secret)
+            continue; /* versions come from keystores; secret copies follow them */
         for (size_t k = 0; d->t[i].reachable && k < d->t[i].nheld; k++) {
             uint32_t v = d->t[i].held[k].version;
             bool seen = false;

@@ -104,6 +104,14 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
     uint32_t versions[KP_MATRIX_MAX_VERSIONS];
     const char *fprs[KP_MATRIX_MAX_VERSIONS];
     size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MATRIX_MAX_VERSIONS) : 0;
+    /* Secret replicas are proved with the password the chain's secret store keeps. */
+    kp_instance *secrets = NULL;
+    bool any_secret = false;
+    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+        any_secret = any_secret || d.t[i].secret;
+    if (prove && any_secret && c->secrets != NULL &&
+        kp_instance_open(ctx, policy, c->secrets, &secrets) != KP_OK)
+        secrets = NULL;
     kp_matrix *m = calloc(1, sizeof(*m));
     if (m == NULL || (st == KP_OK && s_alloc(m, nv, d.n) != KP_OK))
         st = KP_ERR_NOMEM;
@@ -154,11 +162,17 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
             else if (spki == NULL)
                 s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_NOT_FOUND, "%s",
                        "no public key of this version to prove it with");
-            else
+            else if (t->secret) {
+                char why[256];
+                kp_status pst = kp__secret_prove(ctx, c, t->inst, secrets, versions[k], spki,
+                                                 spkilen, why, sizeof(why));
+                s_cell(cell, pst == KP_OK ? KP_CELL_OK : KP_CELL_UNUSABLE, pst, "%s", why);
+            } else
                 s_prove(ctx, c, t, versions[k], spki, spkilen, cell);
         }
         free(spki);
     }
+    kp_instance_close(secrets);
     kp__discovery_clear(&d);
     if (st != KP_OK) {
         kp_matrix_free(m);

@@ -67,7 +67,7 @@ static const char *s_source(const kp__discovery *d, uint32_t v, const char *fpr)
     if (h != NULL && strcmp(h->fpr, fpr) == 0)
         return o->name;
     for (size_t i = 0; i < d->n; i++) {
-        h = d->t[i].reachable ? kp__held_find(&d->t[i], v) : NULL;
+        h = d->t[i].reachable && !d->t[i].secret ? kp__held_find(&d->t[i], v) : NULL;
         if (h != NULL && strcmp(h->fpr, fpr) == 0)
             return d->t[i].name;
     }
@@ -93,7 +93,8 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
         for (size_t i = 0; st == KP_OK && i < d.n; i++) {
             if (i == d.origin || !d.t[i].reachable)
                 continue;
-            a = s_action(KP_ACTION_COPY, c->name, c->origin, d.t[i].name, 1, "");
+            a = s_action(d.t[i].secret ? KP_ACTION_SECRET : KP_ACTION_COPY, c->name, c->origin,
+                         d.t[i].name, 1, "");
             st = s_push_action(p, &a);
         }
     }
@@ -112,8 +113,8 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
                                     KP_ERR_INTEGRITY, why);
             } else if (h == NULL) {
                 const char *src = s_source(&d, versions[k], fprs[k]);
-                kp_action a = s_action(KP_ACTION_COPY, c->name, src != NULL ? src : "", t->name,
-                                       versions[k], fprs[k]);
+                kp_action a = s_action(t->secret ? KP_ACTION_SECRET : KP_ACTION_COPY, c->name,
+                                       src != NULL ? src : "", t->name, versions[k], fprs[k]);
                 st = s_push_action(p, &a);
             }
         }

@@ -43,6 +43,8 @@ void kp_policy_free(kp_policy *pol)
         free(c->origin);
         s_strv_free(c->replicas, c->pub.nreplicas);
         s_strv_free(c->escrow, c->pub.nescrow);
+        s_strv_free(c->secret_replicas, c->pub.nsecret_replicas);
+        free(c->secrets);
     }
     free(pol->chains);
     free(pol->path);
@@ -161,9 +163,12 @@ static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq
     char **v = calloc(n + 1, sizeof(*v));
     if (v == NULL)
         return NULL;
-    uint32_t caps =
-        strcmp(role, "escrow") == 0 ? KP_CAP_KEYSTORE : KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE;
-    const char *capname = strcmp(role, "escrow") == 0 ? "keystore" : "keystore or secretstore";
+    uint32_t caps = strcmp(role, "escrow") == 0            ? KP_CAP_KEYSTORE
+                    : strcmp(role, "secret_replicas") == 0 ? KP_CAP_SECRETSTORE
+                                                           : KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE;
+    const char *capname = strcmp(role, "escrow") == 0            ? "keystore"
+                          : strcmp(role, "secret_replicas") == 0 ? "secretstore"
+                                                                 : "keystore or secretstore";
     for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
          it++) {
         yaml_node_t *n1 = kp__ynode(P, *it);
@@ -310,6 +315,15 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         } else if (strcmp(key, "escrow") == 0) {
             c->escrow = s_parse_refs(P, name, v, "escrow", &c->pub.nescrow, false);
             c->pub.escrow = (const char *const *)c->escrow;
+        } else if (strcmp(key, "secret_replicas") == 0) {
+            c->secret_replicas =
+                s_parse_refs(P, name, v, "secret_replicas", &c->pub.nsecret_replicas, false);
+            c->pub.secret_replicas = (const char *const *)c->secret_replicas;
+        } else if (strcmp(key, "secrets") == 0) {
+            if (s_ref(P, name, v, "secrets", KP_CAP_SECRETSTORE, "secretstore")) {
+                c->secrets = kp__strdup(kp__yscalar(v));
+                c->pub.secrets = c->secrets;
+            }
         } else if (strcmp(key, "algorithm") == 0) {
             const char *a = kp__yscalar(v);
             uint32_t alg = a != NULL ? kp_wrap_alg_from_name(a) : 0;
@@ -324,7 +338,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         } else {
             kp__pdiag(P, k,
                       "chain '%s': unknown key '%.64s' (expected protector, replicas, "
-                      "escrow, algorithm, rotation, retention)",
+                      "escrow, secret_replicas, secrets, algorithm, rotation, retention)",
                       name, key);
         }
     }
@@ -340,6 +354,21 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
             (kp_plugin_get0_info(in->plugin)->capabilities & KP_CAP_KEYSTORE))
             copy_to = t;
     }
+    /* Replicas that only store secrets get the key as password-protected PKCS#8: the chain
+     * needs a secret store for those passwords, and an exportable protector. */
+    const char *secret_to = c->pub.nsecret_replicas > 0 ? c->secret_replicas[0] : NULL;
+    for (size_t i = 0; i < c->pub.nreplicas; i++) {
+        const kp_pol_instance *in = kp__policy_instance(P->pol, c->replicas[i]);
+        if (in != NULL && !(kp_plugin_get0_info(in->plugin)->capabilities & KP_CAP_KEYSTORE))
+            secret_to = c->replicas[i];
+    }
+    if (secret_to != NULL && c->secrets == NULL)
+        kp__pdiag(P, kn,
+                  "chain '%s': '%s' receives the protector as a password-protected secret, so "
+                  "the chain needs 'secrets: INSTANCE' to keep the passwords",
+                  name, secret_to);
+    if (secret_to != NULL && copy_to == NULL)
+        copy_to = secret_to;
     if (copy_to != NULL && !c->pub.exportable)
         kp__pdiag(P, kn,
                   "chain '%s': the protector is copied from '%s' to '%s', so it must be "

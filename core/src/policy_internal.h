@@ -13,6 +13,8 @@ typedef struct kp_pol_chain {
     char *origin;
     char **replicas;
     char **escrow;
+    char **secret_replicas;
+    char *secrets;
 } kp_pol_chain;
 
 struct kp_policy {

@@ -49,6 +49,10 @@ typedef struct kp_chain_policy {
     int64_t retention;      /**< seconds old versions must stay restorable */
     int exportable;         /**< protector.exportable: the key may leave its origin (replication,
                                  escrow, BYOK); false by default */
+    const char *const *secret_replicas; /**< secret stores that receive each version as
+                                             password-protected PKCS#8 */
+    size_t nsecret_replicas;
+    const char *secrets; /**< secret store keeping those passwords; NULL when none */
 } kp_chain_policy;
 
 /**

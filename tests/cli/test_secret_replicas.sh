@@ -1,0 +1,69 @@
+#!/bin/sh
+# A secret store as a replica: each protector version lands there as password-protected PKCS#8
+# (the way SQL Server keeps a certificate's key in a bucket), the password in the chain's
+# secret store; verify opens it with that password and decrypts a challenge; rotation reaches
+# it too; a lost copy is a gap that apply repairs.
+. "$(dirname "$0")/lib.sh"
+KP_TEST_PASS=$(openssl rand -hex 16)
+export KP_TEST_PASS
+cat >"$T/policy.yaml" <<YAML
+version: 1
+providers:
+  vault: {plugin: file, path: vault, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  bucket: {plugin: file, path: bucket, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  passwords: {plugin: file, path: passwords, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+chains:
+  tde:
+    protector: {type: rsa, bits: 2048, origin: vault, exportable: true}
+    replicas: [vault]
+    secret_replicas: [bucket]
+    secrets: passwords
+YAML
+P="--policy $T/policy.yaml"
+sed '/secrets: passwords/d' "$T/policy.yaml" >"$T/nosecrets.yaml"
+expect_rc 3 policy validate "$T/nosecrets.yaml"
+expect_in "$T/err" "needs 'secrets: INSTANCE' to keep the passwords"
+
+expect_rc 0 $P plan
+expect_in "$T/out" "create  tde v1 in vault"
+expect_rc 0 $P apply --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+kinds = sorted(r["action"] for r in d["results"])
+assert d["failed"] == 0 and kinds == ["create", "secret"], d
+' "$T/out"
+expect_rc 0 $P apply
+expect_in "$T/out" "nothing to do"
+expect_rc 0 $P verify --json
+"$PY" -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["chains"][0]["versions"][0]["replicas"]
+assert c["bucket"]["state"] == "ok" and "opened with its password" in c["bucket"]["detail"], c
+assert c["vault"]["state"] == "ok", c
+' "$T/out"
+# The bucket holds PKCS#8 encrypted under a password the password store keeps: no plaintext.
+grep -r -q "BEGIN PRIVATE KEY" "$T/bucket" && fail "plaintext private key in the bucket"
+
+# Rotation reaches the secret replica.
+expect_rc 0 $P rotate tde --stage
+expect_rc 0 $P rotate tde --activate
+expect_rc 0 $P verify --json
+"$PY" -c '
+import json, sys
+rows = json.load(open(sys.argv[1]))["chains"][0]["versions"]
+assert [r["version"] for r in rows] == [1, 2], rows
+assert all(r["replicas"]["bucket"]["state"] == "ok" for r in rows), rows
+' "$T/out"
+
+# A lost bucket shows as a gap and apply puts it back.
+rm -rf "$T/bucket"
+expect_rc 1 $P verify
+expect_in "$T/err" "tde v1 in bucket: MISSING"
+expect_rc 0 $P apply
+expect_rc 0 $P verify
+# The password store losing its passwords makes the copies unusable: verify says so.
+rm -rf "$T/passwords"
+expect_rc 1 $P verify
+expect_in "$T/err" "in bucket: UNUSABLE"
+echo "ok: secret replicas"
