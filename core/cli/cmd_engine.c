@@ -204,6 +204,12 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
         printf("applying %zu action%s\n", na, na == 1 ? "" : "s");
     kp_apply_opts opts = {sizeof(opts), o.workers, o.journal, s_on_action, &p};
     st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &opts, &failed) : KP_OK;
+    if (st != KP_OK && failed == 0) { /* refused before any action ran (the journal, ...) */
+        kp_plan_free(plan);
+        json_decref(out);
+        json_decref(p.results);
+        return kp_cli_fail(cli, st, "apply");
+    }
     for (size_t i = 0; i < kp_plan_finding_count(plan); i++) {
         const kp_finding *f = kp_plan_finding(plan, i);
         if (!cli->json)

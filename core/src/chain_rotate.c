@@ -27,6 +27,7 @@ static void s_bootstrap(const kp__discovery *d, kp__chain_state *s)
 static kp_status s_open(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                         const kp_chain_policy **c, kp__discovery *d, kp__chain_state *s)
 {
+    memset(d, 0, sizeof(*d)); /* callers clear it on every path */
     KP_GUARD(kp__chain_get(ctx, policy, chain, c));
     kp_status st = kp__discover(ctx, policy, *c, d);
     bool found = false;

@@ -69,6 +69,7 @@ static void s_prove(kp_ctx *ctx, const kp_chain_policy *c, kp__target *t, uint32
         if (st != KP_ERR_UNSUPPORTED || alg != KP_WRAP_RSA_OAEP_SHA256)
             break;
         alg = KP_WRAP_RSA_OAEP_SHA1;
+        st = KP_OK;
     }
     if (st == KP_OK && kp_secret_len(back) == sizeof(challenge) &&
         CRYPTO_memcmp(kp_secret_cdata(back), challenge, sizeof(challenge)) == 0)

@@ -123,6 +123,35 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
     return st;
 }
 
+/* Discovery talks to every keystore of every chain: with remote services that is latency, not
+ * work, so chains are planned by a pool of workers and the fragments joined in policy order. */
+#define KP_PLAN_WORKERS 8
+
+typedef struct s_planner {
+    kp_ctx *ctx;
+    const kp_policy *policy;
+    const char *only;
+    kp_plan *parts; /* one per chain */
+    kp_status *status;
+    size_t next, n;
+    pthread_mutex_t lock;
+} s_planner;
+
+static void *s_plan_worker(void *arg)
+{
+    s_planner *pl = arg;
+    for (;;) {
+        pthread_mutex_lock(&pl->lock);
+        size_t i = pl->next++;
+        pthread_mutex_unlock(&pl->lock);
+        if (i >= pl->n)
+            return NULL;
+        const kp_chain_policy *c = kp_policy_chain_at(pl->policy, i);
+        if (pl->only == NULL || strcmp(c->name, pl->only) == 0)
+            pl->status[i] = s_plan_chain(pl->ctx, pl->policy, c, &pl->parts[i]);
+    }
+}
+
 kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy, const char *chain, kp_plan **out)
 {
     KP_ENSURE(ctx != NULL && policy != NULL && out != NULL, KP_ERR_INVALID_ARG);
@@ -130,15 +159,47 @@ kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy, const char *chain, 
     if (chain != NULL && kp_policy_chain(policy, chain) == NULL)
         return kp__set_error(ctx, KP_ERR_NOT_FOUND, "no chain '%.64s' in %s", chain,
                              kp_policy_get0_path(policy));
+    s_planner pl = {ctx,
+                    policy,
+                    chain,
+                    NULL,
+                    NULL,
+                    0,
+                    kp_policy_chain_count(policy),
+                    PTHREAD_MUTEX_INITIALIZER};
     kp_plan *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return KP_ERR_NOMEM;
-    kp_status st = KP_OK;
-    for (size_t i = 0; st == KP_OK && i < kp_policy_chain_count(policy); i++) {
-        const kp_chain_policy *c = kp_policy_chain_at(policy, i);
-        if (chain == NULL || strcmp(c->name, chain) == 0)
-            st = s_plan_chain(ctx, policy, c, p);
+    pl.parts = calloc(pl.n + 1, sizeof(*pl.parts));
+    pl.status = calloc(pl.n + 1, sizeof(*pl.status));
+    kp_status st = p != NULL && pl.parts != NULL && pl.status != NULL ? KP_OK : KP_ERR_NOMEM;
+    size_t nthreads = chain != NULL || pl.n < 2 ? 0
+                      : pl.n < KP_PLAN_WORKERS  ? pl.n
+                                                : KP_PLAN_WORKERS;
+    pthread_t threads[KP_PLAN_WORKERS];
+    size_t started = 0;
+    for (size_t i = 0; st == KP_OK && i < nthreads; i++)
+        if (pthread_create(&threads[started], NULL, s_plan_worker, &pl) == 0)
+            started++;
+    if (st == KP_OK)
+        s_plan_worker(&pl); /* this thread works too (and alone when none started) */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    for (size_t i = 0; st == KP_OK && i < pl.n; i++) {
+        st = pl.status[i];
+        for (size_t k = 0; st == KP_OK && k < pl.parts[i].n; k++)
+            st = s_push_action(p, &pl.parts[i].actions[k]);
+        for (size_t k = 0; st == KP_OK && k < pl.parts[i].nfind; k++) {
+            const kp_finding *f = &pl.parts[i].findings[k];
+            st =
+                s_push_finding(p, f->kind, f->chain, f->instance, f->version, f->status, f->detail);
+        }
     }
+    for (size_t i = 0; pl.parts != NULL && i < pl.n; i++) {
+        free(pl.parts[i].actions);
+        free(pl.parts[i].findings);
+    }
+    free(pl.parts);
+    free(pl.status);
+    pthread_mutex_destroy(&pl.lock);
     if (st != KP_OK) {
         kp_plan_free(p);
         return st;
@@ -163,11 +224,31 @@ kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, 
                            const char *from)
 {
     KP_ENSURE(ctx != NULL && policy != NULL && plan != NULL && target != NULL, KP_ERR_INVALID_ARG);
+    /* The target must be one of the plan's chains' keystores or secret replicas. */
+    bool known = false;
+    for (size_t ci = 0; ci < kp_policy_chain_count(policy) && !known; ci++) {
+        const kp_chain_policy *c = kp_policy_chain_at(policy, ci);
+        known = strcmp(c->origin, target) == 0;
+        for (size_t i = 0; i < c->nreplicas && !known; i++)
+            known = strcmp(c->replicas[i], target) == 0;
+        for (size_t i = 0; i < c->nescrow && !known; i++)
+            known = strcmp(c->escrow[i], target) == 0;
+        for (size_t i = 0; i < c->nsecret_replicas && !known; i++)
+            known = strcmp(c->secret_replicas[i], target) == 0;
+    }
+    if (!known)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG,
+                             "'%.64s' holds no copy of the chain's protector by policy", target);
     size_t keep = 0, nfrom = 0;
     for (size_t i = 0; i < plan->n; i++) {
         kp_action a = plan->actions[i];
         if (strcmp(a.target, target) != 0)
             continue;
+        if (a.kind == KP_ACTION_CREATE) /* a restore never invents a new protector */
+            return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                                 "no keystore holds any version of %s: there is nothing to "
+                                 "restore from (a new protector would open no old envelope)",
+                                 a.chain);
         if (from != NULL && a.kind == KP_ACTION_COPY && s_holds(ctx, policy, from, &a)) {
             snprintf(a.source, sizeof(a.source), "%s", from);
             nfrom++;

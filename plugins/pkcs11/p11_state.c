@@ -2,8 +2,8 @@
  * The chain-state document of a key (KS_STATE_GET / KS_STATE_PUT) as a token data object,
  * CKA_LABEL "<prefix><name>/state", CKA_APPLICATION "keyplane". A replacement is created under
  * a temporary label, the old object destroyed, and the new one renamed, so a reader never sees
- * two documents; a crash in between leaves none here, and `keyplane apply` copies it back from
- * the chain's other keystores.
+ * two documents; a crash in between leaves none here, and the chain's other keystores still
+ * hold it (the newest copy wins when the core reads the state).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,6 +25,18 @@ chains:
     replicas: [west, east]
     rotation: {every: 365d, warn_before: 30d}
 YAML
+cat >"$T/sha256.yaml" <<YAML
+version: 1
+providers:
+  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
+  west: {plugin: file, path: west, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+chains:
+  sha:
+    protector: {type: rsa, bits: 2048, origin: west, exportable: true}
+    replicas: [west]
+    escrow: [hsm]
+    algorithm: RSA-OAEP-256
+YAML
 P="--policy $T/policy.yaml"
 
 expect_rc 1 $P verify # nothing exists yet: a gap, not a pass
@@ -100,4 +112,27 @@ expect_rc 0 $P status tde --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"], d' "$T/out"
 expect_rc 5 $P verify nochain
 [ -s "$T/policy.yaml.journal" ] || fail "no journal"
+
+# Edges: unknown chain, unwritable journal, restore of a stranger or from nothing.
+expect_rc 5 $P rotate nochain --stage
+rm -rf "$T/east/keys/tde"
+expect_rc 8 $P apply tde --journal "$T/no/such/dir/journal"
+expect_in "$T/err" "cannot open journal"
+[ ! -d "$T/east/keys/tde" ] || fail "apply went ahead without its journal"
+expect_rc 0 $P apply tde
+expect_rc 2 $P restore tde --to nosuch
+expect_in "$T/err" "holds no copy of the chain's protector by policy"
+
+# A chain on RSA-OAEP-256 with an HSM that only does OAEP with SHA-1 (SoftHSM 2.6.1): verify
+# proves the HSM copy with SHA-1, so the chain can be staged and activated.
+expect_rc 0 --policy "$T/sha256.yaml" apply
+expect_rc 0 --policy "$T/sha256.yaml" verify --json
+"$PY" -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["chains"][0]["versions"][0]["replicas"]
+assert c["hsm"]["state"] == "ok" and "(RSA-OAEP)" in c["hsm"]["detail"], c
+assert c["west"]["state"] == "ok" and "(RSA-OAEP-256)" in c["west"]["detail"], c
+' "$T/out"
+expect_rc 0 --policy "$T/sha256.yaml" rotate sha --stage
+expect_rc 0 --policy "$T/sha256.yaml" rotate sha --activate
 echo "ok: engine"
