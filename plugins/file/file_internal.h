@@ -36,16 +36,7 @@
 #define KP_FILE_KDF_DEFAULT 100000
 
 /** The core's upcalls, looked up once at init. */
-typedef struct kp_file_up {
-    kp_up_log_fn *log;
-    kp_up_set_error_fn *set_error;
-    kp_up_secret_new_fn *secret_new;
-    kp_up_secret_free_fn *secret_free;
-    kp_up_secret_data_fn *secret_data;
-    kp_up_secret_cdata_fn *secret_cdata;
-    kp_up_secret_len_fn *secret_len;
-    kp_up_secret_shrink_fn *secret_shrink;
-} kp_file_up;
+typedef kp_upcalls kp_file_up;
 
 /** The plugin context handed back by kp_plugin_init. */
 typedef struct kp_file_plugin {

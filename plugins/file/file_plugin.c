@@ -261,7 +261,6 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
 KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
                                           void **plugin_ctx)
 {
-    const kp_dispatch *d;
     kp_file_plugin *pl;
     kp_file_up up;
 
@@ -270,24 +269,7 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     if (core->struct_size < offsetof(kp_core_info, handle) + sizeof(core->handle) ||
         core->abi_major != KP_ABI_MAJOR)
         return KP_ERR_ABI;
-#define S_UP(field, id, name)                                                                      \
-    do {                                                                                           \
-        d = kp_dispatch_find(core->upcalls, id);                                                   \
-        up.field = d != NULL ? kp_dispatch_##name(d) : NULL;                                       \
-    } while (0)
-    /* Typed extractors keep each upcall checked against its ABI typedef. */
-    S_UP(log, KP_UP_LOG, up_log);
-    S_UP(set_error, KP_UP_SET_ERROR, up_set_error);
-    S_UP(secret_new, KP_UP_SECRET_NEW, up_secret_new);
-    S_UP(secret_free, KP_UP_SECRET_FREE, up_secret_free);
-    S_UP(secret_data, KP_UP_SECRET_DATA, up_secret_data);
-    S_UP(secret_cdata, KP_UP_SECRET_CDATA, up_secret_cdata);
-    S_UP(secret_len, KP_UP_SECRET_LEN, up_secret_len);
-    S_UP(secret_shrink, KP_UP_SECRET_SHRINK, up_secret_shrink);
-#undef S_UP
-    if (up.log == NULL || up.set_error == NULL || up.secret_new == NULL || up.secret_free == NULL ||
-        up.secret_data == NULL || up.secret_cdata == NULL || up.secret_len == NULL ||
-        up.secret_shrink == NULL) {
+    if (!kp_upcalls_get(core, &up)) {
         if (up.set_error != NULL)
             up.set_error(core->handle, KP_ERR_PLUGIN, "file plugin: core lacks an upcall");
         return KP_ERR_PLUGIN;

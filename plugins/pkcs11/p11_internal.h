@@ -36,16 +36,7 @@
 #define KP_P11_DEFAULT_PREFIX "kp:"
 
 /** The core's upcalls, looked up once at init. */
-typedef struct kp_p11_up {
-    kp_up_log_fn *log;
-    kp_up_set_error_fn *set_error;
-    kp_up_secret_new_fn *secret_new;
-    kp_up_secret_free_fn *secret_free;
-    kp_up_secret_data_fn *secret_data;
-    kp_up_secret_cdata_fn *secret_cdata;
-    kp_up_secret_len_fn *secret_len;
-    kp_up_secret_shrink_fn *secret_shrink;
-} kp_p11_up;
+typedef kp_upcalls kp_p11_up;
 
 /** A loaded and initialised PKCS#11 module, shared by the instances that name it. */
 typedef struct kp_p11_module {

@@ -11,12 +11,8 @@
 
 #define TEMPLATE_MAX 64
 
-static kp_up_secret_new_fn *s_secret_new;
-static kp_up_secret_free_fn *s_secret_free;
-static kp_up_secret_data_fn *s_secret_data;
-static kp_up_secret_cdata_fn *s_secret_cdata;
-static kp_up_secret_len_fn *s_secret_len;
-static kp_up_set_error_fn *s_set_error;
+/* The core's services, filled at init (kp_upcalls_get checks each against its typedef). */
+static kp_upcalls s_up;
 
 typedef struct tpl_item {
     char name[KP_NAME_MAX];
@@ -69,7 +65,7 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     (void)plugin_ctx, (void)params;
     tpl_inst *t = calloc(1, sizeof(*t));
     if (t == NULL)
-        return s_set_error(h, KP_ERR_NOMEM, "out of memory");
+        return s_up.set_error(h, KP_ERR_NOMEM, "out of memory");
     t->h = h;
     *inst = t;
     return KP_OK;
@@ -81,7 +77,7 @@ static void s_close(void *inst)
     if (t == NULL)
         return;
     for (size_t i = 0; i < t->n; i++)
-        s_secret_free(t->items[i].value); /* the core wipes */
+        s_up.secret_free(t->items[i].value); /* the core wipes */
     free(t);
 }
 
@@ -98,18 +94,18 @@ static kp_status s_put(void *inst, const char *name, const kp_secret *value, con
     (void)meta, (void)nmeta;
     tpl_inst *t = inst;
     if (strlen(name) >= KP_NAME_MAX)
-        return s_set_error(t->h, KP_ERR_INVALID_ARG, "name too long");
+        return s_up.set_error(t->h, KP_ERR_INVALID_ARG, "name too long");
     if (t->n == TEMPLATE_MAX)
-        return s_set_error(t->h, KP_ERR_BACKEND, "store full");
+        return s_up.set_error(t->h, KP_ERR_BACKEND, "store full");
     uint32_t v = 0;
     for (size_t i = 0; i < t->n; i++)
         if (strcmp(t->items[i].name, name) == 0 && t->items[i].version > v)
             v = t->items[i].version;
     tpl_item *it = &t->items[t->n];
-    it->value = s_secret_new(s_secret_len(value));
+    it->value = s_up.secret_new(s_up.secret_len(value));
     if (it->value == NULL)
-        return s_set_error(t->h, KP_ERR_NOMEM, "out of memory");
-    memcpy(s_secret_data(it->value), s_secret_cdata(value), s_secret_len(value));
+        return s_up.set_error(t->h, KP_ERR_NOMEM, "out of memory");
+    memcpy(s_up.secret_data(it->value), s_up.secret_cdata(value), s_up.secret_len(value));
     strcpy(it->name, name);
     it->version = v + 1;
     t->n++;
@@ -119,7 +115,7 @@ static kp_status s_put(void *inst, const char *name, const kp_secret *value, con
 
 static kp_status s_visit(const tpl_item *it, kp_secret_visit_fn visit, void *arg)
 {
-    kp_secret_info info = {{0}, it->version, 0, s_secret_len(it->value)};
+    kp_secret_info info = {{0}, it->version, 0, s_up.secret_len(it->value)};
     strcpy(info.name, it->name);
     return visit(arg, &info, NULL, 0);
 }
@@ -135,11 +131,11 @@ static kp_status s_get(void *inst, const char *name, uint32_t version, kp_secret
                           : t->items[i].version == version))
             best = &t->items[i];
     if (best == NULL)
-        return s_set_error(t->h, KP_ERR_NOT_FOUND, "no such secret");
-    *value = s_secret_new(s_secret_len(best->value));
+        return s_up.set_error(t->h, KP_ERR_NOT_FOUND, "no such secret");
+    *value = s_up.secret_new(s_up.secret_len(best->value));
     if (*value == NULL)
-        return s_set_error(t->h, KP_ERR_NOMEM, "out of memory");
-    memcpy(s_secret_data(*value), s_secret_cdata(best->value), s_secret_len(best->value));
+        return s_up.set_error(t->h, KP_ERR_NOMEM, "out of memory");
+    memcpy(s_up.secret_data(*value), s_up.secret_cdata(best->value), s_up.secret_len(best->value));
     return visit != NULL ? s_visit(best, visit, arg) : KP_OK;
 }
 
@@ -168,27 +164,13 @@ static const kp_dispatch s_table[] = {
     {0, NULL},
 };
 
-/* Looks up one upcall; NULL when the core does not offer it. */
-static kp_fn s_up(const kp_core_info *core, uint32_t id)
-{
-    const kp_dispatch *d = kp_dispatch_find(core->upcalls, id);
-    return d != NULL ? d->fn : NULL;
-}
-
 KP_PLUGIN_EXPORT kp_plugin_init_fn kp_plugin_init;
 
 kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out, void **plugin_ctx)
 {
     if (core == NULL || core->struct_size < sizeof(kp_core_info) || core->abi_major != KP_ABI_MAJOR)
         return KP_ERR_ABI;
-    s_secret_new = (kp_up_secret_new_fn *)s_up(core, KP_UP_SECRET_NEW);
-    s_secret_free = (kp_up_secret_free_fn *)s_up(core, KP_UP_SECRET_FREE);
-    s_secret_data = (kp_up_secret_data_fn *)s_up(core, KP_UP_SECRET_DATA);
-    s_secret_cdata = (kp_up_secret_cdata_fn *)s_up(core, KP_UP_SECRET_CDATA);
-    s_secret_len = (kp_up_secret_len_fn *)s_up(core, KP_UP_SECRET_LEN);
-    s_set_error = (kp_up_set_error_fn *)s_up(core, KP_UP_SET_ERROR);
-    if (!s_secret_new || !s_secret_free || !s_secret_data || !s_secret_cdata || !s_secret_len ||
-        !s_set_error)
+    if (!kp_upcalls_get(core, &s_up))
         return KP_ERR_PLUGIN;
     *out = s_table;
     *plugin_ctx = NULL;

@@ -37,15 +37,7 @@
 #define S_BUCKETS 1024 /* per store; chains are short, so lookups stay cheap at 1000s of keys */
 
 /* The core's upcalls, looked up once at init. */
-typedef struct s_up {
-    kp_up_set_error_fn *set_error;
-    kp_up_secret_new_fn *secret_new;
-    kp_up_secret_free_fn *secret_free;
-    kp_up_secret_data_fn *secret_data;
-    kp_up_secret_cdata_fn *secret_cdata;
-    kp_up_secret_len_fn *secret_len;
-    kp_up_secret_shrink_fn *secret_shrink;
-} s_up;
+typedef kp_upcalls s_up;
 
 /* One key material: the private key, its PKCS#8 (in a core secret) and its SPKI. Shared by
  * the versions that hold it (every KS_CREATE holds the plugin's one key). Versions are never
@@ -774,7 +766,6 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
 KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
                                           void **plugin_ctx)
 {
-    const kp_dispatch *d;
     EVP_PKEY *pkey = NULL;
     s_plugin *pl;
     s_up up;
@@ -784,22 +775,7 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     if (core->struct_size < offsetof(kp_core_info, handle) + sizeof(core->handle) ||
         core->abi_major != KP_ABI_MAJOR)
         return KP_ERR_ABI;
-#define S_UP(field, id, name)                                                                      \
-    do {                                                                                           \
-        d = kp_dispatch_find(core->upcalls, id);                                                   \
-        up.field = d != NULL ? kp_dispatch_##name(d) : NULL;                                       \
-    } while (0)
-    S_UP(set_error, KP_UP_SET_ERROR, up_set_error);
-    S_UP(secret_new, KP_UP_SECRET_NEW, up_secret_new);
-    S_UP(secret_free, KP_UP_SECRET_FREE, up_secret_free);
-    S_UP(secret_data, KP_UP_SECRET_DATA, up_secret_data);
-    S_UP(secret_cdata, KP_UP_SECRET_CDATA, up_secret_cdata);
-    S_UP(secret_len, KP_UP_SECRET_LEN, up_secret_len);
-    S_UP(secret_shrink, KP_UP_SECRET_SHRINK, up_secret_shrink);
-#undef S_UP
-    if (up.set_error == NULL || up.secret_new == NULL || up.secret_free == NULL ||
-        up.secret_data == NULL || up.secret_cdata == NULL || up.secret_len == NULL ||
-        up.secret_shrink == NULL) {
+    if (!kp_upcalls_get(core, &up)) {
         if (up.set_error != NULL)
             up.set_error(core->handle, KP_ERR_PLUGIN, "latency plugin: core lacks an upcall");
         return KP_ERR_PLUGIN;

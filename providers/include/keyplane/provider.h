@@ -180,6 +180,41 @@ KP_ABI_FUNC(size_t, up_secret_len, (const kp_secret *s))
 /** Shrinks a secret to len bytes, wiping the tail. KP_ERR_INVALID_ARG if len is larger. */
 KP_ABI_FUNC(kp_status, up_secret_shrink, (kp_secret * s, size_t len))
 
+/** The upcalls of ABI 1.0 as typed function pointers, for plugins: fill with kp_upcalls_get. */
+typedef struct kp_upcalls {
+    kp_up_log_fn *log;
+    kp_up_set_error_fn *set_error;
+    kp_up_secret_new_fn *secret_new;
+    kp_up_secret_free_fn *secret_free;
+    kp_up_secret_data_fn *secret_data;
+    kp_up_secret_cdata_fn *secret_cdata;
+    kp_up_secret_len_fn *secret_len;
+    kp_up_secret_shrink_fn *secret_shrink;
+    kp_up_audit_fn *audit;
+} kp_upcalls;
+
+/** Fills up from the core's table (the typed extractors check each against its typedef).
+ *  Returns 1 when every upcall is there, 0 when the core lacks one (refuse with KP_ERR_PLUGIN). */
+static inline int kp_upcalls_get(const kp_core_info *core, kp_upcalls *up)
+{
+    const kp_dispatch *t = core != NULL ? core->upcalls : NULL, *d;
+#define KP_UPCALL_(field, id, name)                                                                \
+    up->field = (d = kp_dispatch_find(t, id)) != NULL ? kp_dispatch_##name(d) : NULL
+    KP_UPCALL_(log, KP_UP_LOG, up_log);
+    KP_UPCALL_(set_error, KP_UP_SET_ERROR, up_set_error);
+    KP_UPCALL_(audit, KP_UP_AUDIT, up_audit);
+    KP_UPCALL_(secret_new, KP_UP_SECRET_NEW, up_secret_new);
+    KP_UPCALL_(secret_free, KP_UP_SECRET_FREE, up_secret_free);
+    KP_UPCALL_(secret_data, KP_UP_SECRET_DATA, up_secret_data);
+    KP_UPCALL_(secret_cdata, KP_UP_SECRET_CDATA, up_secret_cdata);
+    KP_UPCALL_(secret_len, KP_UP_SECRET_LEN, up_secret_len);
+    KP_UPCALL_(secret_shrink, KP_UP_SECRET_SHRINK, up_secret_shrink);
+#undef KP_UPCALL_
+    return up->log != NULL && up->set_error != NULL && up->audit != NULL &&
+           up->secret_new != NULL && up->secret_free != NULL && up->secret_data != NULL &&
+           up->secret_cdata != NULL && up->secret_len != NULL && up->secret_shrink != NULL;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Parameters                                                                                */
 
