@@ -172,7 +172,7 @@ int main(int argc, char **argv)
     printf("replicate bench: %ld chains x %d replicas, %ld ms injected latency per provider "
            "call\n",
            chains, S_REPLICAS, latency);
-    printf("(plan and re-plan: sequential discovery; apply: %d actions per chain; verify: chain "
+    printf("(plan and re-plan: discovery by 8 workers; apply: %d actions per chain; verify: chain "
            "c0001 proved in every replica)\n",
            S_REPLICAS);
     printf("%-12s %7s %9s %9s %9s %8s %7s %8s %7s\n", "run", "workers", "plan_s", "apply_s",
