@@ -19,7 +19,10 @@ typedef struct s_opts {
 
 static const char *s_kind(uint32_t kind)
 {
-    return kind == KP_ACTION_CREATE ? "create" : kind == KP_ACTION_SECRET ? "secret" : "copy";
+    return kind == KP_ACTION_CREATE   ? "create"
+           : kind == KP_ACTION_SECRET ? "secret"
+           : kind == KP_ACTION_STATE  ? "state"
+                                      : "copy";
 }
 
 static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv,
@@ -84,6 +87,8 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
             json_array_append_new(actions, s_action_json(a));
         else if (a->kind == KP_ACTION_CREATE)
             printf("  + create  %s v%u in %s\n", a->chain, a->version, a->target);
+        else if (a->kind == KP_ACTION_STATE)
+            printf("  + state   %s lifecycle %s -> %s\n", a->chain, a->source, a->target);
         else
             printf("  + %-7s %s v%u %s -> %s\n", s_kind(a->kind), a->chain, a->version,
                    a->source[0] != '\0' ? a->source : "(no source)", a->target);

@@ -170,3 +170,38 @@ uint32_t kp__state_active(const kp__chain_state *s)
             return s->v[i].version;
     return 0;
 }
+
+uint64_t kp__state_serial(kp_instance *inst, const char *chain, bool *keeps)
+{
+    *keeps = kp__plugin_fn(kp_instance_plugin(inst), KP_FN_KS_STATE_PUT) != NULL;
+    kp__chain_state *s = malloc(sizeof(*s));
+    uint64_t serial = s != NULL && s_read(inst, chain, s) ? s->serial : 0;
+    free(s);
+    return serial;
+}
+
+kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_instance *dst,
+                         bool *noop)
+{
+    const kp_dispatch *get = kp__plugin_fn(kp_instance_plugin(src), KP_FN_KS_STATE_GET);
+    const kp_dispatch *put = kp__plugin_fn(kp_instance_plugin(dst), KP_FN_KS_STATE_PUT);
+    if (get == NULL || put == NULL)
+        return kp__set_error(ctx, KP_ERR_UNSUPPORTED, "state documents not kept there");
+    bool keeps;
+    uint64_t have = kp__state_serial(dst, chain, &keeps);
+    uint8_t *buf = malloc(KP_STATE_MAX);
+    size_t len = KP_STATE_MAX;
+    kp__chain_state *s = malloc(sizeof(*s));
+    kp_status st = buf != NULL && s != NULL ? KP_OK : KP_ERR_NOMEM;
+    if (st == KP_OK)
+        st = kp_dispatch_ks_state_get(get)(src->inst, chain, buf, &len);
+    if (st == KP_OK && !s_parse(buf, len, chain, s))
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s keeps an unreadable state document",
+                           kp_instance_name(src));
+    *noop = st == KP_OK && have >= s->serial;
+    if (st == KP_OK && !*noop)
+        st = kp_dispatch_ks_state_put(put)(dst->inst, chain, buf, len);
+    free(buf);
+    free(s);
+    return st;
+}

@@ -31,6 +31,11 @@ kp__vstate *kp__state_find(kp__chain_state *s, uint32_t version);
 kp__vstate *kp__state_add(kp__chain_state *s, uint32_t version);
 /* The active version, 0 when none. */
 uint32_t kp__state_active(const kp__chain_state *s);
+/* The serial of inst's document (0 when none); *keeps whether its plugin keeps documents. */
+uint64_t kp__state_serial(kp_instance *inst, const char *chain, bool *keeps);
+/* Copies src's document to dst unless dst's is as new; *noop when it was. */
+kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_instance *dst,
+                         bool *noop);
 /* Reads the newest document among the given open instances (wrap's path). */
 kp_status kp__state_load_from(kp_ctx *ctx, const char *chain, kp_instance **insts, size_t n,
                               kp__chain_state *s, bool *found);

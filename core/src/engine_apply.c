@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "engine_internal.h"
+#include "chain_state.h"
 
 #define KP_APPLY_MAX_INSTANCES 128
 
@@ -216,6 +216,16 @@ static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c
     return kp__secret_copy(r->ctx, c, src, dst, secrets, a->version, want.fingerprint);
 }
 
+static kp_status s_state(s_run *r, const kp_action *a, bool *noop)
+{
+    kp_status st = KP_OK;
+    kp_instance *src = s_get(r, a->source, &st);
+    kp_instance *dst = src != NULL ? s_get(r, a->target, &st) : NULL;
+    if (dst == NULL)
+        return st;
+    return kp__state_copy(r->ctx, a->chain, src, dst, noop);
+}
+
 static void *s_worker(void *arg)
 {
     s_run *r = arg;
@@ -236,6 +246,7 @@ static void *s_worker(void *arg)
         kp_status st = c == NULL ? kp__set_error(r->ctx, KP_ERR_NOT_FOUND, "no chain %s", a->chain)
                        : a->kind == KP_ACTION_CREATE ? s_create(r, a, c, &noop)
                        : a->kind == KP_ACTION_SECRET ? s_secret(r, a, c, &noop)
+                       : a->kind == KP_ACTION_STATE  ? s_state(r, a, &noop)
                                                      : s_copy(r, a, &noop);
         char detail[256];
         snprintf(detail, sizeof(detail), "%s",
@@ -254,6 +265,7 @@ static void *s_worker(void *arg)
                                "index", (json_int_t)i, "kind",
                                a->kind == KP_ACTION_CREATE   ? "create"
                                : a->kind == KP_ACTION_SECRET ? "secret"
+                               : a->kind == KP_ACTION_STATE  ? "state"
                                                              : "copy",
                                "chain", a->chain, "target", a->target, "version",
                                (json_int_t)a->version, "status", kp_status_name(st), "detail",
@@ -327,6 +339,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
     s_run_phase(r, KP_ACTION_CREATE, workers);
     s_run_phase(r, KP_ACTION_COPY, workers);
     s_run_phase(r, KP_ACTION_SECRET, workers);
+    s_run_phase(r, KP_ACTION_STATE, workers);
     s_journal(r, json_pack("{s:s, s:I}", "event", "end", "failed", (json_int_t)r->failed));
     if (r->journal != NULL)
         fclose(r->journal);

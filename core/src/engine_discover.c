@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "chain_state.h"
 
 static kp_status s_add(void *arg, const kp_key_info *info)
 {
@@ -52,6 +52,8 @@ kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_poli
         if (st != KP_OK) {
             snprintf(t->detail, sizeof(t->detail), "%s", kp_ctx_last_error(ctx));
             t->nheld = 0;
+        } else {
+            t->state_serial = kp__state_serial(t->inst, chain->name, &t->keeps_state);
         }
     }
     kp__clear_error(ctx);

@@ -29,6 +29,8 @@ typedef struct kp__target {
     char detail[256];
     kp__held *held;
     size_t nheld, cap;
+    uint64_t state_serial; /* serial of its chain-state document; 0 when it has none */
+    bool keeps_state;      /* its plugin keeps chain-state documents */
 } kp__target;
 
 typedef struct kp__discovery {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "chain_state.h"
 
 #define KP_MAX_VERSIONS 512
 
@@ -117,6 +117,21 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
                                        src != NULL ? src : "", t->name, versions[k], fprs[k]);
                 st = s_push_action(p, &a);
             }
+        }
+    }
+    /* The lifecycle document follows the keys: keystores with an older one (or none, like a
+     * restored region) get the newest. */
+    size_t newest = d.n;
+    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+        if (d.t[i].reachable && !d.t[i].secret && d.t[i].state_serial > 0 &&
+            (newest == d.n || d.t[i].state_serial > d.t[newest].state_serial))
+            newest = i;
+    for (size_t i = 0; st == KP_OK && newest < d.n && i < d.n; i++) {
+        const kp__target *t = &d.t[i];
+        if (t->reachable && !t->secret && t->keeps_state &&
+            t->state_serial < d.t[newest].state_serial) {
+            kp_action a = s_action(KP_ACTION_STATE, c->name, d.t[newest].name, t->name, 0, "");
+            st = s_push_action(p, &a);
         }
     }
     kp__discovery_clear(&d);

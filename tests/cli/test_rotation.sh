@@ -111,4 +111,14 @@ expect_in "$T/err" "the retention window (3024000 s) still needs it"
 expect_rc 4 $P retire tde --version 2
 expect_in "$T/err" "is active"
 expect_rc 0 $P verify
+
+# A keystore that lost the lifecycle document (a rebuilt region) gets the newest back.
+rm -f "$T/east/keys/tde/state.json"
+expect_rc 0 $P plan
+expect_in "$T/out" "state   tde lifecycle"
+expect_rc 0 $P apply
+[ -s "$T/east/keys/tde/state.json" ] || fail "apply did not bring the state document back"
+cmp "$T/east/keys/tde/state.json" "$T/west/keys/tde/state.json" || fail "east has another state"
+expect_rc 0 $P apply
+expect_in "$T/out" "nothing to do"
 echo "ok: rotation"

@@ -25,9 +25,11 @@ typedef struct kp_ctx kp_ctx;
 typedef enum kp_action_kind {
     KP_ACTION_CREATE = 1, /**< generate version `version` in `target` (the chain's origin) */
     KP_ACTION_COPY = 2,   /**< export `version` from `source`, import it into `target` */
-    KP_ACTION_SECRET = 3  /**< export `version` from `source`, put it into the secret store
+    KP_ACTION_SECRET = 3, /**< export `version` from `source`, put it into the secret store
                                `target` as password-protected PKCS#8, the password into the
                                chain's `secrets` store */
+    KP_ACTION_STATE = 4   /**< copy the chain-state document (version lifecycle) from `source`,
+                               which has the newest, to `target` (version is 0) */
 } kp_action_kind;
 
 /** One step of a plan. */
