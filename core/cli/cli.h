@@ -46,6 +46,10 @@ int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Loads and validates cli->policy_path into cli->policy; prints diagnostics on failure. */
 int kp_cli_load_policy(kp_cli *cli);
+/* Takes the policy's lock (POLICY.lock, flock) for commands that change keystores, so two runs
+ * on one machine never interleave their writes; waits, saying so, while another run holds it.
+ * Held until the process exits. */
+void kp_cli_lock(kp_cli *cli);
 /* Writes data to path atomically with mode 0600 ("-" = stdout). */
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */

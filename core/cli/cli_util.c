@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,4 +244,22 @@ const char *kp_cli_caps(uint32_t caps, char *buf, size_t len)
              (caps & KP_CAP_DATAKEY) && (caps & (KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE)) ? "," : "",
              caps & KP_CAP_DATAKEY ? "datakey" : "");
     return buf;
+}
+
+void kp_cli_lock(kp_cli *cli)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.lock", cli->policy_path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "keyplane: warning: cannot take the lock %s (%s); running unlocked\n", path,
+                strerror(errno));
+        return;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "keyplane: waiting for another keyplane run on this policy (%s)\n", path);
+        if (flock(fd, LOCK_EX) != 0)
+            fprintf(stderr, "keyplane: warning: cannot lock %s: %s\n", path, strerror(errno));
+    }
+    /* fd stays open: the lock goes with the process. */
 }

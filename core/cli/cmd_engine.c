@@ -193,6 +193,7 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
                 argc, argv, &o, true);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
+    kp_cli_lock(cli);
     char journal[4096];
     if (o.journal == NULL) {
         snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
@@ -368,14 +369,14 @@ int kp_cmd_status(kp_cli *cli, int argc, char **argv)
 
 int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {{"to", required_argument, NULL, 't'},
-                                         {"from", required_argument, NULL, 'f'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"to", required_argument, NULL, 't'}, {"from", required_argument, NULL, 'f'},
+        {"force", no_argument, NULL, 'F'},    {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
     const char *to = NULL, *from = NULL;
+    bool force = false;
     int c;
-    while ((c = getopt_long(argc, argv, "t:f:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:f:Fjh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             to = optarg;
@@ -409,8 +410,32 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         fprintf(stderr, "keyplane: error: no chain '%s' in %s\n", chain, cli->policy_path);
         return KP_EXIT_NOT_FOUND;
     }
+    kp_cli_lock(cli);
+    bool member = strcmp(cp->origin, to) == 0;
+    for (size_t i = 0; i < cp->nreplicas; i++)
+        member = member || strcmp(cp->replicas[i], to) == 0;
+    for (size_t i = 0; i < cp->nescrow; i++)
+        member = member || strcmp(cp->escrow[i], to) == 0;
+    for (size_t i = 0; i < cp->nsecret_replicas; i++)
+        member = member || strcmp(cp->secret_replicas[i], to) == 0;
+    if (!member) {
+        fprintf(stderr, "keyplane: error: restore: '%s' holds no copy of %s by policy\n", to,
+                chain);
+        return KP_EXIT_USAGE;
+    }
     kp_plan *plan = NULL;
     kp_status st = kp_plan_make(cli->ctx, cli->policy, chain, &plan);
+    for (size_t i = 0; st == KP_OK && !force && i < kp_plan_finding_count(plan); i++) {
+        const kp_finding *f = kp_plan_finding(plan, i);
+        if (f->kind == KP_FINDING_UNREACHABLE && strcmp(f->instance, to) != 0) {
+            fprintf(stderr,
+                    "keyplane: error: restore: %s is unreachable (%s); it may hold the "
+                    "chain's key, so not restoring %s without --force\n",
+                    f->instance, f->detail, to);
+            kp_plan_free(plan);
+            return KP_EXIT_TRANSIENT;
+        }
+    }
     if (st == KP_OK)
         st = kp_plan_restrict(cli->ctx, cli->policy, plan, to, from);
     if (st != KP_OK) {

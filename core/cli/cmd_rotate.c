@@ -55,6 +55,7 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
+    kp_cli_lock(cli);
     uint32_t version = 0;
     int verified = 1;
     kp_apply_opts aopts = {sizeof(aopts), workers, NULL, NULL, NULL};
@@ -114,6 +115,7 @@ int kp_cmd_retire(kp_cli *cli, int argc, char **argv)
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
+    kp_cli_lock(cli);
     kp_status st = kp_chain_retire(cli->ctx, cli->policy, argv[optind], (uint32_t)version);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "retire");

@@ -38,7 +38,10 @@ static bool s_parse(const uint8_t *doc, size_t len, const char *chain, kp__chain
               json_array_size(vs) <= KP_STATE_VERSIONS;
     memset(s, 0, sizeof(*s));
     if (ok) {
-        s->serial = (uint64_t)json_integer_value(json_object_get(j, "serial"));
+        json_t *sj = json_object_get(j, "serial");
+        json_int_t serial = json_integer_value(sj);
+        ok = json_is_integer(sj) && serial >= 1 && serial <= ((json_int_t)1 << 53);
+        s->serial = (uint64_t)serial;
         s->updated = (int64_t)json_integer_value(json_object_get(j, "updated"));
         for (size_t i = 0; ok && i < json_array_size(vs); i++) {
             json_t *v = json_array_get(vs, i);
@@ -74,18 +77,24 @@ static char *s_encode(const char *chain, const kp__chain_state *s)
     return out;
 }
 
-/* The document of one instance; false when it keeps none or it does not parse. */
-static bool s_read(kp_instance *inst, const char *chain, kp__chain_state *s)
+/* The document of one instance: 1 read, 0 none kept, -1 there but unreadable. */
+static int s_read3(kp_instance *inst, const char *chain, kp__chain_state *s)
 {
     const kp_dispatch *d = kp__plugin_fn(kp_instance_plugin(inst), KP_FN_KS_STATE_GET);
     if (d == NULL)
-        return false;
+        return 0;
     uint8_t *buf = malloc(KP_STATE_MAX);
     size_t len = KP_STATE_MAX;
-    bool ok = buf != NULL && kp_dispatch_ks_state_get(d)(inst->inst, chain, buf, &len) == KP_OK &&
-              s_parse(buf, len, chain, s);
+    kp_status st =
+        buf != NULL ? kp_dispatch_ks_state_get(d)(inst->inst, chain, buf, &len) : KP_ERR_NOMEM;
+    int r = st == KP_ERR_NOT_FOUND ? 0 : st == KP_OK && s_parse(buf, len, chain, s) ? 1 : -1;
     free(buf);
-    return ok;
+    return r;
+}
+
+static bool s_read(kp_instance *inst, const char *chain, kp__chain_state *s)
+{
+    return s_read3(inst, chain, s) == 1;
 }
 
 kp_status kp__state_load_from(kp_ctx *ctx, const char *chain, kp_instance **insts, size_t n,
@@ -95,15 +104,25 @@ kp_status kp__state_load_from(kp_ctx *ctx, const char *chain, kp_instance **inst
     if (tmp == NULL)
         return KP_ERR_NOMEM;
     *found = false;
+    const char *bad = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (insts[i] != NULL && s_read(insts[i], chain, tmp) &&
-            (!*found || tmp->serial > s->serial)) {
+        int r = insts[i] != NULL ? s_read3(insts[i], chain, tmp) : 0;
+        if (r < 0)
+            bad = kp_instance_name(insts[i]);
+        if (r == 1 && (!*found || tmp->serial > s->serial)) {
             *s = *tmp;
             *found = true;
         }
     }
     free(tmp);
     kp__clear_error(ctx);
+    /* With no readable document, an unreadable one must not pass for "never rotated": that
+     * would make the newest version (maybe only staged) the one wrap uses. */
+    if (!*found && bad != NULL)
+        return kp__set_error(ctx, KP_ERR_INTEGRITY,
+                             "the state document of chain '%s' in %s is unreadable; restore it "
+                             "from another keystore before wrapping or rotating",
+                             chain, bad);
     return KP_OK;
 }
 
@@ -138,6 +157,12 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
             st = w;
     }
     free(doc);
+    if (st != KP_OK && written > 0) {
+        /* Recorded where it could be; apply copies the newest document to the others. */
+        kp__log(ctx, KP_LOG_WARN, "chain '%s': state recorded in %zu keystore(s) only: %s",
+                d->chain->name, written, kp_ctx_last_error(ctx));
+        st = KP_OK;
+    }
     if (st == KP_OK && written == 0)
         st = kp__set_error(ctx, KP_ERR_UNSUPPORTED,
                            "no keystore of chain '%s' can keep its state document", d->chain->name);

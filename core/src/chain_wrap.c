@@ -145,14 +145,20 @@ static kp_status s_active_version(kp_ctx *ctx, const kp_policy *policy, const ch
     if (st == KP_OK)
         st = kp__state_load_from(ctx, chain, insts, n, s, &found);
     *version = st == KP_OK && found ? kp__state_active(s) : 0;
+    /* The reference is the origin's copy when it answers, else the first holder's: a replica
+     * with another key under the number must never wrap. */
     char fpr[KP_FPR_HEX] = "";
+    const kp_chain_policy *c = kp_policy_chain(policy, chain);
+    kp_key_info info;
+    for (size_t pass = 0; pass < 2 && fpr[0] == '\0' && *version != 0; pass++)
+        for (size_t i = 0; i < n && fpr[0] == '\0'; i++)
+            if (insts[i] != NULL && (pass == 1 || strcmp(cands[i], c->origin) == 0) &&
+                kp_key_info_get(insts[i], chain, *version, &info) == KP_OK)
+                memcpy(fpr, info.fingerprint, KP_FPR_HEX);
     for (size_t i = 0; i < n; i++) {
-        kp_key_info info;
-        holds[i] = *version != 0 && insts[i] != NULL &&
+        holds[i] = *version != 0 && fpr[0] != '\0' && insts[i] != NULL &&
                    kp_key_info_get(insts[i], chain, *version, &info) == KP_OK &&
-                   (fpr[0] == '\0' || strcmp(fpr, info.fingerprint) == 0);
-        if (holds[i] && fpr[0] == '\0')
-            memcpy(fpr, info.fingerprint, KP_FPR_HEX);
+                   strcmp(fpr, info.fingerprint) == 0;
         kp__instance_return(ctx, insts[i]);
     }
     free(s);
@@ -225,6 +231,12 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
         for (size_t i = 0; i < n; i++)
             if (holds[i])
                 pick[npick++] = all[i];
+    for (size_t i = 0; replica != NULL && i < n; i++)
+        if (strcmp(all[i], replica) == 0 && !holds[i])
+            return kp__set_error(ctx, KP_ERR_INTEGRITY,
+                                 "%s does not hold %s v%u with the chain's key (missing, or "
+                                 "another key under that number): not wrapping there",
+                                 replica, chain, version);
     kp_status st = KP_ERR_NOT_FOUND;
     for (size_t i = 0; i < npick; i++) {
         st = s_wrap_in(ctx, policy, c, pick[i], version, dek, out);

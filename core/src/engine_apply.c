@@ -26,6 +26,7 @@ typedef struct s_run {
     size_t next;    /* next action index to consider */
     size_t done, total, failed;
     kp_status first;
+    char first_detail[640];
     struct {
         char name[KP_NAME_MAX];
         kp_instance *inst;
@@ -146,7 +147,12 @@ static kp_status s_create(s_run *r, const kp_action *a, const kp_chain_policy *c
     kp_key_spec spec = {
         sizeof(spec), a->chain, c->key_type, c->bits, c->exportable ? KP_KEY_EXPORTABLE : 0,
         a->version};
-    return kp_key_create(inst, &spec, &info);
+    st = kp_key_create(inst, &spec, &info);
+    if (st == KP_ERR_EXISTS && kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK) {
+        *noop = true; /* another run made it first */
+        return KP_OK;
+    }
+    return st;
 }
 
 static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
@@ -184,6 +190,10 @@ static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
     if (st == KP_OK) {
         kp_key_spec spec = {sizeof(spec), a->chain, want.type, want.bits, want.flags, a->version};
         st = kp_key_import(dst, &spec, pkcs8, &have);
+        if (st == KP_ERR_EXISTS && kp_key_info_get(dst, a->chain, a->version, &have) == KP_OK) {
+            *noop = strcmp(have.fingerprint, want.fingerprint) == 0; /* another run copied it */
+            st = *noop ? KP_OK : KP_ERR_EXISTS;
+        }
         if (st == KP_OK && strcmp(have.fingerprint, want.fingerprint) != 0)
             st = kp__set_error(r->ctx, KP_ERR_INTEGRITY, "%s: the imported key differs", a->target);
     }
@@ -258,8 +268,12 @@ static void *s_worker(void *arg)
         r->done++;
         if (st != KP_OK) {
             r->failed++;
-            if (r->first == KP_OK)
+            if (r->first == KP_OK) {
                 r->first = st;
+                snprintf(r->first_detail, sizeof(r->first_detail), "%s %s v%u -> %s: %s",
+                         a->kind == KP_ACTION_CREATE ? "create" : "copy", a->chain, a->version,
+                         a->target, detail);
+            }
         }
         s_journal(r, json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s}", "event", "action",
                                "index", (json_int_t)i, "kind",
@@ -349,7 +363,8 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
     if (failed != NULL)
         *failed = r->failed;
     if (st != KP_OK)
-        kp__set_error(ctx, st, "%zu of %zu actions failed", r->failed, r->total);
+        kp__set_error(ctx, st, "%zu of %zu actions failed; first: %.200s", r->failed, r->total,
+                      r->first_detail);
     pthread_mutex_destroy(&r->lock);
     free(r);
     return st;

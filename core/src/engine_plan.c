@@ -86,7 +86,12 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
     uint32_t versions[KP_MAX_VERSIONS];
     const char *fprs[KP_MAX_VERSIONS];
     size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MAX_VERSIONS) : 0;
-    if (st == KP_OK && nv == 0 && d.t[d.origin].reachable) {
+    bool all_reachable = true;
+    for (size_t i = 0; i < d.n; i++)
+        all_reachable = all_reachable && d.t[i].reachable;
+    /* A new protector only when every keystore answered and none holds any version: an
+     * unreachable one may hold the real v1, and a second v1 would split the chain. */
+    if (st == KP_OK && nv == 0 && all_reachable) {
         /* Nothing anywhere: the protector is born in the origin, then copied everywhere. */
         kp_action a = s_action(KP_ACTION_CREATE, c->name, "", c->origin, 1, "");
         st = s_push_action(p, &a);

@@ -108,6 +108,14 @@ expect_rc 1 --policy "$T/broken.yaml" plan tde
 expect_in "$T/out" "unreachable tde: east"
 expect_rc 1 --policy "$T/broken.yaml" verify tde
 expect_in "$T/err" "tde v1 in east: UNREACHABLE"
+# With east unreachable, an emptied origin is not given a new v1 (east may hold the real one),
+# and a restore waits for east unless forced.
+mv "$T/west/keys/app" "$T/app.saved"
+expect_rc 1 --policy "$T/broken.yaml" plan app
+if grep -q "create" "$T/out"; then fail "planned a new protector while east was unreachable"; fi
+expect_rc 6 --policy "$T/broken.yaml" restore app --to west
+expect_in "$T/err" "east is unreachable"
+mv "$T/app.saved" "$T/west/keys/app"
 expect_rc 0 $P status tde --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"], d' "$T/out"
 expect_rc 5 $P verify nochain
@@ -121,7 +129,7 @@ expect_in "$T/err" "cannot open journal"
 [ ! -d "$T/east/keys/tde" ] || fail "apply went ahead without its journal"
 expect_rc 0 $P apply tde
 expect_rc 2 $P restore tde --to nosuch
-expect_in "$T/err" "holds no copy of the chain's protector by policy"
+expect_in "$T/err" "'nosuch' holds no copy of tde by policy"
 
 # A chain on RSA-OAEP-256 with an HSM that only does OAEP with SHA-1 (SoftHSM 2.6.1): verify
 # proves the HSM copy with SHA-1, so the chain can be staged and activated.
