@@ -24,25 +24,7 @@ typedef struct s_import {
 /* The one-time transport key as a session object that may only unwrap. */
 static kp_status s_transport_key(kp_p11_op *op, const kp_secret *aes, CK_OBJECT_HANDLE *obj)
 {
-    const kp_p11_up *up = op->pi->up;
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &no, sizeof(no)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_SENSITIVE, &yes, sizeof(yes)},
-        {CKA_EXTRACTABLE, &no, sizeof(no)},
-        {CKA_UNWRAP, &yes, sizeof(yes)},
-        {CKA_VALUE, (void *)up->secret_cdata(aes), up->secret_len(aes)},
-    };
-    CK_RV rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), obj);
-
-    if (rv != CKR_OK)
-        return kp_p11_ck(op->pi, op, rv, false, "C_CreateObject", "session AES transport key");
-    return KP_OK;
+    return kp_p11_session_secret(op, CKK_AES, aes, true, "session AES transport key", obj);
 }
 
 static kp_status s_public(kp_p11_op *op, s_import *im, const char *label, const CK_DATE *date,

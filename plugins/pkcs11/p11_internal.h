@@ -212,6 +212,10 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
 kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **val,
                       size_t *len);
 /** Reads CKA_VALUE of a session key into a new secret. */
+/** A session secret key holding value: transport (unwrap only, sensitive, not extractable) or
+ *  a DEK copy (extractable, not sensitive) that the token may wrap. */
+kp_status kp_p11_session_secret(kp_p11_op *op, CK_KEY_TYPE kt, const kp_secret *value,
+                                bool transport, const char *what, CK_OBJECT_HANDLE *obj);
 kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **out);
 /** SubjectPublicKeyInfo DER (malloc'ed) of an RSA public or private key object, from its
  *  CKA_MODULUS and CKA_PUBLIC_EXPONENT. */

@@ -525,3 +525,28 @@ void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj)
         op->pi->up->log(op->pi->h, KP_LOG_WARN, msg);
     }
 }
+
+kp_status kp_p11_session_secret(kp_p11_op *op, CK_KEY_TYPE kt, const kp_secret *value,
+                                bool transport, const char *what, CK_OBJECT_HANDLE *obj)
+{
+    const kp_p11_up *up = op->pi->up;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    /* A transport key may only unwrap and never leave; a DEK copy must be wrappable out. */
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, transport ? &yes : &no, sizeof(CK_BBOOL)},
+        {CKA_EXTRACTABLE, transport ? &no : &yes, sizeof(CK_BBOOL)},
+        {CKA_VALUE, (void *)up->secret_cdata(value), up->secret_len(value)},
+        {CKA_UNWRAP, &yes, sizeof(yes)},
+    };
+    CK_ULONG n = sizeof(t) / sizeof(t[0]) - (transport ? 0 : 1);
+    CK_RV rv = op->f->C_CreateObject(op->s, t, n, obj);
+
+    if (rv != CKR_OK)
+        return kp_p11_ck(op->pi, op, rv, false, "C_CreateObject", "%s", what);
+    return KP_OK;
+}

@@ -208,16 +208,10 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     kp_p11_plugin *pl;
     kp_p11_up up;
 
-    if (core == NULL || out == NULL || plugin_ctx == NULL)
-        return KP_ERR_INVALID_ARG;
-    if (core->struct_size < offsetof(kp_core_info, handle) + sizeof(core->handle) ||
-        core->abi_major != KP_ABI_MAJOR)
-        return KP_ERR_ABI;
-    if (!kp_upcalls_get(core, &up)) {
-        if (up.set_error != NULL)
-            up.set_error(core->handle, KP_ERR_PLUGIN, "pkcs11 plugin: core lacks an upcall");
-        return KP_ERR_PLUGIN;
-    }
+    kp_status st =
+        kp_plugin_accept(core, out, plugin_ctx, &up, "pkcs11 plugin: the core lacks an upcall");
+    if (st != KP_OK)
+        return st;
     if ((pl = calloc(1, sizeof(*pl))) == NULL)
         return KP_ERR_NOMEM;
     if (pthread_mutex_init(&pl->lock, NULL) != 0) {

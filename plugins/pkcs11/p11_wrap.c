@@ -146,24 +146,8 @@ static kp_status s_aes_mech(kp_p11_op *op, uint32_t alg, CK_MECHANISM_TYPE *m)
 /* A session copy of the DEK that the token may wrap. */
 static kp_status s_dek_object(kp_p11_op *op, const kp_secret *dek, CK_OBJECT_HANDLE *obj)
 {
-    const kp_p11_up *up = op->pi->up;
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &no, sizeof(no)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_SENSITIVE, &no, sizeof(no)},
-        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-        {CKA_VALUE, (void *)up->secret_cdata(dek), up->secret_len(dek)},
-    };
-    CK_RV rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), obj);
-
-    if (rv != CKR_OK)
-        return kp_p11_ck(op->pi, op, rv, false, "C_CreateObject", "session copy of the DEK");
-    return KP_OK;
+    return kp_p11_session_secret(op, CKK_GENERIC_SECRET, dek, false, "session copy of the DEK",
+                                 obj);
 }
 
 /* Whether an RFC 5649 wrap and unwrap on this token give back keys whose length is not a

@@ -168,10 +168,9 @@ KP_PLUGIN_EXPORT kp_plugin_init_fn kp_plugin_init;
 
 kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out, void **plugin_ctx)
 {
-    if (core == NULL || core->struct_size < sizeof(kp_core_info) || core->abi_major != KP_ABI_MAJOR)
-        return KP_ERR_ABI;
-    if (!kp_upcalls_get(core, &s_up))
-        return KP_ERR_PLUGIN;
+    kp_status st = kp_plugin_accept(core, out, plugin_ctx, &s_up, "template: core lacks an upcall");
+    if (st != KP_OK)
+        return st;
     *out = s_table;
     *plugin_ctx = NULL;
     return KP_OK;

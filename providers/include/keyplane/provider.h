@@ -215,6 +215,28 @@ static inline int kp_upcalls_get(const kp_core_info *core, kp_upcalls *up)
            up->secret_cdata != NULL && up->secret_len != NULL && up->secret_shrink != NULL;
 }
 
+/**
+ * The checks every kp_plugin_init starts with: arguments present, a core of this ABI major, all
+ * upcalls there (filled into up). Returns KP_OK, or the status to return, having told the core
+ * why when it can (name is the plugin's, for that message).
+ */
+static inline kp_status kp_plugin_accept(const kp_core_info *core, const kp_dispatch **out,
+                                         void **plugin_ctx, kp_upcalls *up, const char *name)
+{
+    if (core == NULL || out == NULL || plugin_ctx == NULL || up == NULL)
+        return KP_ERR_INVALID_ARG;
+    if (core->struct_size < offsetof(kp_core_info, handle) + sizeof(core->handle) ||
+        core->abi_major != KP_ABI_MAJOR)
+        return KP_ERR_ABI;
+    if (!kp_upcalls_get(core, up)) {
+        if (up->set_error != NULL)
+            up->set_error(core->handle, KP_ERR_PLUGIN,
+                          name != NULL ? name : "plugin: the core lacks an upcall");
+        return KP_ERR_PLUGIN;
+    }
+    return KP_OK;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Parameters                                                                                */
 
