@@ -40,6 +40,11 @@ static int s_help(void)
            "  export-byok --instance INSTANCE --name NAME --kek FILE --out FILE [--version N]\n"
            "      Export a key as an Azure Key Vault BYOK transfer blob for the key-exchange\n"
            "      key whose public key (PEM or DER) is in FILE. The key must be exportable.\n"
+           "  backup --instance INSTANCE --name NAME --out FILE\n"
+           "      Write the provider's own backup of every version of a key (a Key Vault\n"
+           "      backup blob: opaque, restorable only into the same provider and geography).\n"
+           "  restore-backup --instance INSTANCE --in FILE\n"
+           "      Restore a provider backup; refused when the key already exists there.\n"
            "  list [--instance INSTANCE] [--name NAME]\n"
            "      List key versions in one or every keystore instance.\n"
            "  public --instance INSTANCE --name NAME [--version N] [--out FILE]\n"
@@ -50,7 +55,7 @@ static int s_help(void)
 }
 
 typedef struct s_opts {
-    const char *chain, *instance, *name, *key_src, *pass_src, *out, *kek;
+    const char *chain, *instance, *name, *key_src, *pass_src, *out, *kek, *in;
     uint32_t type;
     uint32_t bits, version;
     bool exportable;
@@ -70,12 +75,16 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
                                          {"json", no_argument, NULL, 'j'},
                                          {"type", required_argument, NULL, 't'},
                                          {"kek", required_argument, NULL, 'K'},
+                                         {"in", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
     char *end = NULL;
-    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjht:K:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjht:K:I:", opts, NULL)) != -1) {
         switch (c) {
+        case 'I':
+            o->in = optarg;
+            break;
         case 'c':
             o->chain = optarg;
             break;
@@ -437,6 +446,65 @@ static int s_export_byok(kp_cli *cli, const s_opts *o)
     return rc;
 }
 
+#define S_BACKUP_MAX (8 * 1024 * 1024)
+
+static int s_backup(kp_cli *cli, const s_opts *o)
+{
+    if (o->instance == NULL || o->name == NULL || o->out == NULL)
+        return kp_cli_usage_error("key backup", "--instance, --name and --out are required");
+    kp_instance *inst = NULL;
+    int rc = s_open(cli, o->instance, &inst);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    kp_secret *blob = NULL;
+    kp_status st = kp_key_backup(inst, o->name, &blob);
+    kp_instance_close(inst);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "key backup");
+    st = kp_cli_write_file(cli, o->out, kp_secret_data(blob), kp_secret_len(blob));
+    size_t n = kp_secret_len(blob);
+    kp_secret_free(blob);
+    if (st != KP_OK)
+        return kp_cli_exit_code(st);
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s}", "instance", o->instance, "name",
+                                    o->name, "bytes", (int)n, "out", o->out));
+    else
+        fprintf(stderr, "keyplane: backup of %s in %s (%zu bytes) -> %s\n", o->name, o->instance, n,
+                o->out);
+    return KP_EXIT_OK;
+}
+
+static int s_restore_backup(kp_cli *cli, const s_opts *o)
+{
+    if (o->instance == NULL || o->in == NULL)
+        return kp_cli_usage_error("key restore-backup", "--instance and --in are required");
+    char ref[4096], err[256], name[KP_NAME_MAX];
+    if ((size_t)snprintf(ref, sizeof(ref), "file:%s", o->in) >= sizeof(ref))
+        return kp_cli_usage_error("key restore-backup", "--in path too long");
+    kp_secret *blob = NULL;
+    kp_status st = kp_secret_read_source(ref, S_BACKUP_MAX, 0, &blob, err, sizeof(err));
+    if (st != KP_OK) {
+        fprintf(stderr, "keyplane: key restore-backup: %s\n", err);
+        return kp_cli_exit_code(st);
+    }
+    kp_cli_lock(cli);
+    kp_instance *inst = NULL;
+    int rc = s_open(cli, o->instance, &inst);
+    if (rc == KP_EXIT_OK) {
+        st = kp_key_restore_backup(inst, blob, name);
+        rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key restore-backup");
+        kp_instance_close(inst);
+    }
+    kp_secret_free(blob);
+    if (rc == KP_EXIT_OK && cli->json)
+        kp_cli_print_json(
+            json_pack("{s:s, s:o}", "instance", o->instance, "name", kp_cli_jstr(name)));
+    else if (rc == KP_EXIT_OK)
+        fprintf(stderr, "keyplane: restored %s into %s\n", name, o->instance);
+    return rc;
+}
+
 static int s_public(kp_cli *cli, const s_opts *o)
 {
     if (o->instance == NULL || o->name == NULL)
@@ -520,9 +588,13 @@ int kp_cmd_key(kp_cli *cli, int argc, char **argv)
         return s_export_byok(cli, &o);
     if (strcmp(sub, "public") == 0)
         return s_public(cli, &o);
+    if (strcmp(sub, "backup") == 0)
+        return s_backup(cli, &o);
+    if (strcmp(sub, "restore-backup") == 0)
+        return s_restore_backup(cli, &o);
     return kp_cli_usage_error("key",
                               "unknown subcommand '%s' (expected create, replicate, generate, "
                               "export, export-byok, "
-                              "import, list, public)",
+                              "import, list, public, backup, restore-backup)",
                               sub);
 }

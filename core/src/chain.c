@@ -73,17 +73,13 @@ static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const c
 }
 
 static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
-                             const char *target, const kp_secret *pkcs8, const kp_key_info *src)
+                             const char *target, kp_instance *origin, const kp_key_info *src)
 {
     kp_instance *inst = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, target, &inst));
-    kp_key_spec spec = {sizeof(spec), c->name, c->key_type, c->bits, src->flags, src->version};
+    kp_key_spec spec = {sizeof(spec), c->name, c->key_type, src->bits, src->flags, src->version};
     kp_key_info info;
-    kp_status st = kp_key_import(inst, &spec, pkcs8, &info);
-    if (st == KP_OK && strcmp(info.fingerprint, src->fingerprint) != 0)
-        st = kp__set_error(ctx, KP_ERR_INTEGRITY,
-                           "%s: imported key has fingerprint %.16s..., expected %.16s...", target,
-                           info.fingerprint, src->fingerprint);
+    kp_status st = kp__key_copy(ctx, origin, inst, &spec, src->fingerprint, &info);
     kp_instance_close(inst);
     return st;
 }
@@ -116,24 +112,17 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
     kp_status st = kp_key_create(origin, &spec, info);
     if (report != NULL)
         report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));
-    kp_secret *pkcs8 = NULL;
-    if (st == KP_OK && nall > 1) {
-        st = kp_key_export(origin, chain, info->version, &pkcs8);
-        if (st != KP_OK && report != NULL)
-            report(arg, c->origin, st, kp_ctx_last_error(ctx));
-    }
-    kp_instance_close(origin);
     /* Every replica is attempted even after one fails, so one bad region does not leave the
      * others without the new version; the first failure is returned. */
     kp_status first = st;
     for (size_t i = 1; st == KP_OK && i < nall; i++) {
-        kp_status rst = s_replicate(ctx, policy, c, all[i], pkcs8, info);
+        kp_status rst = s_replicate(ctx, policy, c, all[i], origin, info);
         if (report != NULL)
             report(arg, all[i], rst, rst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));
         if (rst != KP_OK && first == KP_OK)
             first = rst;
     }
-    kp_secret_free(pkcs8);
+    kp_instance_close(origin);
     return first;
 }
 
@@ -174,16 +163,9 @@ static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain
                                 "origin has %.16s...)",
                                 target, c->name, src->version, info.fingerprint, src->fingerprint);
         } else if (vst == KP_ERR_NOT_FOUND) {
-            kp_secret *pkcs8 = NULL;
-            vst = kp_key_export(origin, c->name, src->version, &pkcs8);
-            if (vst == KP_OK) {
-                kp_key_spec spec = {sizeof(spec), c->name,    c->key_type,
-                                    src->bits,    src->flags, src->version};
-                vst = kp_key_import(inst, &spec, pkcs8, &info);
-                if (vst == KP_OK && strcmp(info.fingerprint, src->fingerprint) != 0)
-                    vst = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s: imported key differs", target);
-            }
-            kp_secret_free(pkcs8);
+            kp_key_spec spec = {sizeof(spec), c->name,    c->key_type,
+                                src->bits,    src->flags, src->version};
+            vst = kp__key_copy(ctx, origin, inst, &spec, src->fingerprint, &info);
         }
         snprintf(what, sizeof(what), "v%u: %s", src->version,
                  vst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));

@@ -185,19 +185,18 @@ static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
                              a->target, a->chain, a->version, have.fingerprint);
     if (st != KP_ERR_NOT_FOUND)
         return st;
-    kp_secret *pkcs8 = NULL;
-    st = kp_key_export(src, a->chain, a->version, &pkcs8);
-    if (st == KP_OK) {
-        kp_key_spec spec = {sizeof(spec), a->chain, want.type, want.bits, want.flags, a->version};
-        st = kp_key_import(dst, &spec, pkcs8, &have);
-        if (st == KP_ERR_EXISTS && kp_key_info_get(dst, a->chain, a->version, &have) == KP_OK) {
+    kp_key_spec spec = {sizeof(spec), a->chain, want.type, want.bits, want.flags, a->version};
+    st = kp__key_copy(r->ctx, src, dst, &spec, want.fingerprint, &have);
+    if (st == KP_ERR_EXISTS) {
+        char why[KP_ERRBUF];
+        snprintf(why, sizeof(why), "%s", kp_ctx_last_error(r->ctx));
+        if (kp_key_info_get(dst, a->chain, a->version, &have) == KP_OK) {
             *noop = strcmp(have.fingerprint, want.fingerprint) == 0; /* another run copied it */
             st = *noop ? KP_OK : KP_ERR_EXISTS;
         }
-        if (st == KP_OK && strcmp(have.fingerprint, want.fingerprint) != 0)
-            st = kp__set_error(r->ctx, KP_ERR_INTEGRITY, "%s: the imported key differs", a->target);
+        if (st != KP_OK) /* not a concurrent copy (e.g. a soft-deleted name): keep the reason */
+            kp__set_error(r->ctx, st, "%s", why);
     }
-    kp_secret_free(pkcs8);
     return st;
 }
 

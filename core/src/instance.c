@@ -373,6 +373,88 @@ kp_status kp_key_export_byok(kp_instance *inst, const char *name, uint32_t versi
     return s_audit(inst, "key.export_byok", name, version, 0, st);
 }
 
+static kp_status s_kek_fill(const kp_dispatch *d, void *inst, const void *args, uint8_t *buf,
+                            size_t *len)
+{
+    const struct {
+        const char *name;
+        char *kek_id;
+    } *a = args;
+    return kp_dispatch_ks_byok_kek(d)(inst, a->name, buf, len, a->kek_id);
+}
+
+kp_status kp_key_byok_kek(kp_instance *inst, const char *name, uint8_t **kek_spki, size_t *len,
+                          char kek_id[KP_BACKEND_ID_MAX])
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(name != NULL && kek_spki != NULL && len != NULL && kek_id != NULL,
+              KP_ERR_INVALID_ARG);
+    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_BYOK_KEK, "BYOK import", &d));
+    *kek_spki = NULL;
+    kek_id[0] = '\0';
+    struct {
+        const char *name;
+        char *kek_id;
+    } a = {name, kek_id};
+    kp_status st = s_fill(d, inst->inst, s_kek_fill, &a, 1024, kek_spki, len);
+    if (st == KP_OK && memchr(kek_id, '\0', KP_BACKEND_ID_MAX) == NULL)
+        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                           "%s: the plugin returned an unterminated KEK id", inst->name);
+    return s_audit(inst, "key.byok_kek", name, 0, 0, st);
+}
+
+kp_status kp_key_import_byok(kp_instance *inst, const kp_key_spec *spec, const char *kek_id,
+                             const uint8_t *blob, size_t bloblen, const char *fingerprint,
+                             kp_key_info *info)
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(spec != NULL && kek_id != NULL && blob != NULL && fingerprint != NULL && info != NULL,
+              KP_ERR_INVALID_ARG);
+    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_IMPORT_BYOK, "BYOK import", &d));
+    memset(info, 0, sizeof(*info));
+    kp_status st =
+        kp_dispatch_ks_import_byok(d)(inst->inst, spec, kek_id, blob, bloblen, fingerprint, info);
+    return s_audit(inst, "key.import_byok", spec->name, st == KP_OK ? info->version : spec->version,
+                   0, st);
+}
+
+bool kp_key_can_byok(const kp_instance *src, const kp_instance *dst)
+{
+    return src != NULL && dst != NULL && kp__plugin_fn(src->plugin, KP_FN_KS_EXPORT_BYOK) != NULL &&
+           kp__plugin_fn(dst->plugin, KP_FN_KS_BYOK_KEK) != NULL &&
+           kp__plugin_fn(dst->plugin, KP_FN_KS_IMPORT_BYOK) != NULL;
+}
+
+kp_status kp_key_backup(kp_instance *inst, const char *name, kp_secret **blob)
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(name != NULL && blob != NULL, KP_ERR_INVALID_ARG);
+    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_BACKUP, "provider backup", &d));
+    *blob = NULL;
+    kp_status st = kp_dispatch_ks_backup(d)(inst->inst, name, blob);
+    if (st == KP_OK && *blob == NULL)
+        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN, "%s: the plugin returned no backup",
+                           inst->name);
+    if (st != KP_OK) {
+        kp_secret_free(*blob);
+        *blob = NULL;
+    }
+    return s_audit(inst, "key.backup", name, 0, 0, st);
+}
+
+kp_status kp_key_restore_backup(kp_instance *inst, const kp_secret *blob, char name[KP_NAME_MAX])
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(blob != NULL && name != NULL, KP_ERR_INVALID_ARG);
+    KP_GUARD(s_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_RESTORE, "provider restore", &d));
+    name[0] = '\0';
+    kp_status st = kp_dispatch_ks_restore(d)(inst->inst, blob, name);
+    if (st == KP_OK && memchr(name, '\0', KP_NAME_MAX) == NULL)
+        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN, "%s: the plugin returned an unterminated name",
+                           inst->name);
+    return s_audit(inst, "key.restore", st == KP_OK ? name : "?", 0, 0, st);
+}
+
 /* ---- secret store ----------------------------------------------------------------------- */
 
 kp_status kp_store_put(kp_instance *inst, const char *name, const kp_secret *value,

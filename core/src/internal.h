@@ -112,6 +112,11 @@ const kp_dispatch *kp__upcalls(void);
 
 /* loader.c */
 const kp_dispatch *kp__plugin_fn(const kp_plugin *plugin, uint32_t id);
+
+/* Copies spec->name v spec->version from src to dst (BYOK when both speak it, else PKCS#8) and
+ * checks the copy has fingerprint (key_copy.c). have receives the copy's info. */
+kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_spec *spec,
+                       const char *fingerprint, kp_key_info *have);
 void kp__plugin_unload(kp_plugin *plugin);
 
 /* util.c */

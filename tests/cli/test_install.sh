@@ -10,12 +10,12 @@ cmake --install "$KP_BUILD_DIR" --prefix "$prefix" >"$T/install.log" || { cat "$
 libdir=$(cd "$prefix" && ls -d lib* | head -1)
 for f in include/keyplane/keyplane.h include/keyplane/provider.h include/keyplane/status.h \
     bin/keyplane "$libdir/keyplane/plugins/file.so" "$libdir/pkgconfig/keyplane.pc" \
-    "$libdir/pkgconfig/keyplane-provider.pc" "$libdir/cmake/keyplane/keyplane-config.cmake" \
+    "$libdir/keyplane/plugins/azure-keyvault.so" "$libdir/pkgconfig/keyplane-provider.pc" "$libdir/cmake/keyplane/keyplane-config.cmake" \
     "$libdir/cmake/keyplane/keyplane-targets.cmake"; do
     [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 ls "$prefix/$libdir"/libkeyplane.so* >/dev/null 2>&1 || fail "libkeyplane not installed"
-ls "$prefix/$libdir/keyplane/plugins" | grep -qv -E '^(file|pkcs11)[.]so$' && fail "test plugins were installed"
+ls "$prefix/$libdir/keyplane/plugins" | grep -qv -E '^(file|pkcs11|azure-keyvault)[.]so$' && fail "test plugins were installed"
 
 export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
 cat >"$T/app.c" <<'C'
@@ -59,7 +59,7 @@ LD_LIBRARY_PATH="$prefix/$libdir" expect_rc 0 plugins --json
 import json, sys
 d = json.load(open(sys.argv[1]))
 names = sorted(p["name"] for p in d["plugins"])
-assert names == ["file", "pkcs11", "template"], d
+assert names == ["azure-keyvault", "file", "pkcs11", "template"], d
 t = [p for p in d["plugins"] if p["name"] == "template"][0]
 assert t["capabilities"] == ["secretstore"], t
 ' "$T/out"

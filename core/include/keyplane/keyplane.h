@@ -9,6 +9,7 @@
 #ifndef KEYPLANE_H
 #define KEYPLANE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -142,6 +143,25 @@ KP_API KP_WARN_UNUSED kp_status kp_key_export(kp_instance *inst, const char *nam
 KP_API KP_WARN_UNUSED kp_status kp_key_export_byok(kp_instance *inst, const char *name,
                                                    uint32_t version, const uint8_t *kek_spki,
                                                    size_t kek_len, uint8_t **blob, size_t *bloblen);
+
+/** The key-exchange key instance wants BYOK blobs for name wrapped under (KP_FN_KS_BYOK_KEK):
+ *  *kek_spki receives malloc'd SubjectPublicKeyInfo DER (free it), kek_id its id. */
+KP_API KP_WARN_UNUSED kp_status kp_key_byok_kek(kp_instance *inst, const char *name,
+                                                uint8_t **kek_spki, size_t *len,
+                                                char kek_id[KP_BACKEND_ID_MAX]);
+/** Imports a BYOK blob made for kek_id (KP_FN_KS_IMPORT_BYOK); fingerprint is the source's. */
+KP_API KP_WARN_UNUSED kp_status kp_key_import_byok(kp_instance *inst, const kp_key_spec *spec,
+                                                   const char *kek_id, const uint8_t *blob,
+                                                   size_t bloblen, const char *fingerprint,
+                                                   kp_key_info *info);
+/** True when a key can go from src to dst by BYOK (src exports blobs, dst imports them). */
+KP_API bool kp_key_can_byok(const kp_instance *src, const kp_instance *dst);
+/** The provider's own opaque backup of every version of name (KP_FN_KS_BACKUP). */
+KP_API KP_WARN_UNUSED kp_status kp_key_backup(kp_instance *inst, const char *name,
+                                              kp_secret **blob);
+/** Restores a provider backup (KP_FN_KS_RESTORE); name receives the key's name. */
+KP_API KP_WARN_UNUSED kp_status kp_key_restore_backup(kp_instance *inst, const kp_secret *blob,
+                                                      char name[KP_NAME_MAX]);
 
 /* Secret-store operations (audited; the value never is). */
 KP_API KP_WARN_UNUSED kp_status kp_store_put(kp_instance *inst, const char *name,

@@ -464,6 +464,37 @@ KP_ABI_FUNC(kp_status, ks_state_put, (void *inst, const char *name, const uint8_
 
 #define KP_STATE_MAX (64 * 1024)
 
+#define KP_FN_KS_BYOK_KEK 210 /* optional; with KS_IMPORT_BYOK */
+/**
+ * Returns the key-exchange key (KEK) this store wants BYOK transfer blobs for key name to be
+ * wrapped under: its SubjectPublicKeyInfo DER (buffer convention as GET_PUBLIC) and its id in
+ * kek_id (passed back to KS_IMPORT_BYOK). The store creates the KEK when it has none usable.
+ */
+KP_ABI_FUNC(kp_status, ks_byok_kek,
+            (void *inst, const char *name, uint8_t *kek_spki, size_t *len,
+             char kek_id[KP_BACKEND_ID_MAX]))
+
+#define KP_FN_KS_IMPORT_BYOK 211 /* optional; with KS_BYOK_KEK */
+/**
+ * Imports a private key from a BYOK transfer blob made by KS_EXPORT_BYOK for the KEK kek_id.
+ * fingerprint is the SHA-256 hex of the SPKI of the key inside the blob, as the source store
+ * reports it: the store records it and returns KP_ERR_INTEGRITY when the imported key's public
+ * key does not match. Version numbering as KS_IMPORT (spec->version).
+ */
+KP_ABI_FUNC(kp_status, ks_import_byok,
+            (void *inst, const kp_key_spec *spec, const char *kek_id, const uint8_t *blob,
+             size_t bloblen, const char *fingerprint, kp_key_info *info))
+
+#define KP_FN_KS_BACKUP 212 /* optional */
+/** Writes the store's own opaque backup of every version of key name (e.g. a Key Vault backup
+ *  blob, restorable only into the same provider) into a new secret (caller owns). */
+KP_ABI_FUNC(kp_status, ks_backup, (void *inst, const char *name, kp_secret **blob))
+
+#define KP_FN_KS_RESTORE 213 /* optional */
+/** Restores a blob made by KS_BACKUP of the same provider. KP_ERR_EXISTS when the key already
+ *  exists in the store (nothing is overwritten). name receives the restored key's name. */
+KP_ABI_FUNC(kp_status, ks_restore, (void *inst, const kp_secret *blob, char name[KP_NAME_MAX]))
+
 /* Secret store (KP_CAP_SECRETSTORE) ------------------------------------------------------- */
 
 #define KP_FN_SS_PUT 300 /* mandatory */

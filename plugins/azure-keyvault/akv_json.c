@@ -1,0 +1,480 @@
+/*
+ * Parsers of what Key Vault and the token endpoints answer (protocols.md A, H). Each takes raw
+ * bytes, checks every member it uses for type and range, and says in one line what was wrong;
+ * none trusts a length or a nesting it did not check. tests/fuzz/fuzz_akv.c drives them all.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <keyplane/kit/b64.h>
+
+#include "akv_internal.h"
+
+#define S_MAX_DEPTH 32
+
+static json_t *s_load(const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    if (body == NULL || len == 0) {
+        snprintf(err, errlen, "the answer has an empty body where JSON was expected");
+        return NULL;
+    }
+    json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL) {
+        snprintf(err, errlen, "the answer is not JSON (%s at byte %d)", je.text, je.position);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        snprintf(err, errlen, "the answer is JSON but not an object");
+        return NULL;
+    }
+    return j;
+}
+
+/* Copies a string member into out when it is a string that fits; returns 1 on success. */
+static int s_str(const json_t *obj, const char *key, char *out, size_t outlen)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v) || json_string_length(v) >= outlen ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return 0;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 1;
+}
+
+/* Printable one-line copy (service text may hold anything). */
+static void s_clean(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = ' ';
+}
+
+void akv_parse_error(const uint8_t *body, size_t len, akv_error_body *out)
+{
+    char err[KP_AKV_ERR];
+    memset(out, 0, sizeof(*out));
+    json_t *j = s_load(body, len, err, sizeof(err));
+    if (j == NULL)
+        return;
+    const json_t *e = json_object_get(j, "error");
+    if (json_is_object(e)) {
+        s_str(e, "code", out->code, sizeof(out->code));
+        const json_t *m = json_object_get(e, "message");
+        if (json_is_string(m))
+            snprintf(out->message, sizeof(out->message), "%s", json_string_value(m));
+        const json_t *in = json_object_get(e, "innererror");
+        if (json_is_object(in))
+            s_str(in, "code", out->inner, sizeof(out->inner));
+    }
+    json_decref(j);
+    s_clean(out->code);
+    s_clean(out->inner);
+    s_clean(out->message);
+}
+
+void akv_bundle_clear(akv_bundle *b)
+{
+    if (b == NULL)
+        return;
+    free(b->spki);
+    memset(b, 0, sizeof(*b));
+}
+
+static int s_hex32(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != KP_AKV_VERSION_LEN)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!isxdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+/* kid = https://host[:port]/keys/NAME[/VERSION]; list items of /keys carry no version. */
+static kp_status s_kid(const char *kid, akv_bundle *b, int need_version, char *err, size_t errlen)
+{
+    const char *p = strncmp(kid, "https://", 8) == 0 ? strchr(kid + 8, '/') : NULL;
+    if (p == NULL || strncmp(p, "/keys/", 6) != 0)
+        goto bad;
+    p += 6;
+    const char *slash = strchr(p, '/');
+    size_t nlen = slash != NULL ? (size_t)(slash - p) : strlen(p);
+    if (nlen == 0 || nlen >= sizeof(b->name))
+        goto bad;
+    memcpy(b->name, p, nlen);
+    b->name[nlen] = '\0';
+    for (size_t i = 0; i < nlen; i++)
+        if (!isalnum((unsigned char)b->name[i]) && b->name[i] != '-')
+            goto bad;
+    if (slash != NULL && slash[1] != '\0') {
+        if (strlen(slash + 1) >= sizeof(b->azver) || !s_hex32(slash + 1))
+            goto bad;
+        snprintf(b->azver, sizeof(b->azver), "%s", slash + 1);
+        for (char *c = b->azver; *c != '\0'; c++)
+            *c = (char)tolower((unsigned char)*c);
+    } else if (need_version) {
+        goto bad;
+    }
+    snprintf(b->kid, sizeof(b->kid), "%s", kid);
+    return KP_OK;
+bad:
+    snprintf(err, errlen, "the answer has a malformed kid");
+    return KP_ERR_BACKEND;
+}
+
+/* Unix seconds; absent is 0, anything but a non-negative integer is an error. */
+static int s_time(const json_t *attrs, const char *key, int64_t *out)
+{
+    const json_t *v = json_object_get(attrs, key);
+    *out = 0;
+    if (v == NULL || json_is_null(v))
+        return 1;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return 0;
+    *out = (int64_t)json_integer_value(v);
+    return 1;
+}
+
+static kp_status s_attrs_tags(const json_t *obj, akv_bundle *b, char *err, size_t errlen)
+{
+    const json_t *attrs = json_object_get(obj, "attributes");
+    b->enabled = true;
+    if (attrs != NULL) {
+        if (!json_is_object(attrs))
+            goto bad_attrs;
+        const json_t *en = json_object_get(attrs, "enabled");
+        if (en != NULL && !json_is_boolean(en))
+            goto bad_attrs;
+        b->enabled = en == NULL || json_is_true(en);
+        if (!s_time(attrs, "created", &b->created) || !s_time(attrs, "exp", &b->exp))
+            goto bad_attrs;
+    }
+    const json_t *tags = json_object_get(obj, "tags");
+    if (tags != NULL && !json_is_null(tags)) {
+        if (!json_is_object(tags)) {
+            snprintf(err, errlen, "the answer's tags are not an object");
+            return KP_ERR_BACKEND;
+        }
+        char ver[16] = "";
+        s_str(tags, "kp-chain", b->tag_chain, sizeof(b->tag_chain));
+        s_str(tags, "kp-fpr", b->tag_fpr, sizeof(b->tag_fpr));
+        if (s_str(tags, "kp-version", ver, sizeof(ver))) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long n = strtoul(ver, &end, 10);
+            if (ver[0] >= '1' && ver[0] <= '9' && *end == '\0' && errno == 0 && n <= UINT32_MAX)
+                b->kp_version = (uint32_t)n;
+        }
+    }
+    return KP_OK;
+bad_attrs:
+    snprintf(err, errlen, "the answer's attributes are malformed");
+    return KP_ERR_BACKEND;
+}
+
+kp_status akv_parse_bundle(const uint8_t *body, size_t len, akv_bundle *out, char *err,
+                           size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *j = s_load(body, len, err, errlen);
+    if (j == NULL)
+        return KP_ERR_BACKEND;
+    kp_status st = KP_ERR_BACKEND;
+    const json_t *key = json_object_get(j, "key");
+    char kid[KP_BACKEND_ID_MAX], kty[16];
+    if (!json_is_object(key) || !s_str(key, "kid", kid, sizeof(kid))) {
+        snprintf(err, errlen, "the answer has no key.kid");
+        goto out;
+    }
+    if ((st = s_kid(kid, out, 1, err, errlen)) != KP_OK)
+        goto out;
+    st = KP_ERR_BACKEND;
+    if (!s_str(key, "kty", kty, sizeof(kty)) ||
+        (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
+        snprintf(err, errlen, "the answer's key is not RSA (kty missing or unsupported)");
+        goto out;
+    }
+    out->hsm = strcmp(kty, "RSA-HSM") == 0;
+    const json_t *n = json_object_get(key, "n"), *e = json_object_get(key, "e");
+    if (!json_is_string(n) || !json_is_string(e)) {
+        snprintf(err, errlen, "the answer's key has no modulus or exponent");
+        goto out;
+    }
+    st = akv_spki_from_ne(json_string_value(n), json_string_length(n), json_string_value(e),
+                          json_string_length(e), &out->spki, &out->spki_len, &out->bits, out->fpr);
+    if (st != KP_OK) {
+        snprintf(err, errlen, "the answer's key has a malformed modulus or exponent");
+        goto out;
+    }
+    const json_t *ops = json_object_get(key, "key_ops");
+    out->import_only = json_is_array(ops) && json_array_size(ops) == 1 &&
+                       json_is_string(json_array_get(ops, 0)) &&
+                       strcmp(json_string_value(json_array_get(ops, 0)), "import") == 0;
+    st = s_attrs_tags(j, out, err, errlen);
+out:
+    if (st != KP_OK)
+        akv_bundle_clear(out);
+    json_decref(j);
+    return st;
+}
+
+kp_status akv_parse_page(const uint8_t *body, size_t len,
+                         kp_status (*item)(void *arg, const akv_bundle *b), void *arg, char *next,
+                         size_t nextlen, char *err, size_t errlen)
+{
+    next[0] = '\0';
+    json_t *j = s_load(body, len, err, errlen);
+    if (j == NULL)
+        return KP_ERR_BACKEND;
+    kp_status st = KP_ERR_BACKEND;
+    const json_t *value = json_object_get(j, "value"), *nl = json_object_get(j, "nextLink");
+    if (!json_is_array(value)) {
+        snprintf(err, errlen, "the list answer has no value array");
+        goto out;
+    }
+    if (nl != NULL && !json_is_null(nl) && !s_str(j, "nextLink", next, nextlen)) {
+        snprintf(err, errlen, "the list answer's nextLink is malformed or too long");
+        goto out;
+    }
+    size_t i;
+    const json_t *it;
+    st = KP_OK;
+    json_array_foreach(value, i, it)
+    {
+        akv_bundle b;
+        char kid[KP_BACKEND_ID_MAX];
+        memset(&b, 0, sizeof(b));
+        if (!json_is_object(it) || !s_str(it, "kid", kid, sizeof(kid))) {
+            snprintf(err, errlen, "list item %zu has no kid", i);
+            st = KP_ERR_BACKEND;
+            break;
+        }
+        if ((st = s_kid(kid, &b, 0, err, errlen)) != KP_OK ||
+            (st = s_attrs_tags(it, &b, err, errlen)) != KP_OK || (st = item(arg, &b)) != KP_OK)
+            break;
+    }
+out:
+    json_decref(j);
+    return st;
+}
+
+size_t akv_value_max(const uint8_t *body, size_t len)
+{
+    char err[KP_AKV_ERR];
+    json_t *j = s_load(body, len, err, sizeof(err));
+    if (j == NULL)
+        return 0;
+    const json_t *v = json_object_get(j, "value");
+    size_t n = json_is_string(v) ? kp_b64_decoded_max(json_string_length(v)) : 0;
+    json_decref(j);
+    return n;
+}
+
+kp_status akv_parse_value(const uint8_t *body, size_t len, uint8_t *out, size_t *outlen, char *err,
+                          size_t errlen)
+{
+    json_t *j = s_load(body, len, err, errlen);
+    if (j == NULL)
+        return KP_ERR_BACKEND;
+    kp_status st = KP_ERR_BACKEND;
+    json_t *v = json_object_get(j, "value");
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        snprintf(err, errlen, "the answer has no value");
+    } else if (kp_b64_decoded_max(json_string_length(v)) > *outlen) {
+        snprintf(err, errlen, "the answer's value is longer than expected");
+    } else if (kp_b64_decode(json_string_value(v), json_string_length(v), out, outlen) != KP_OK) {
+        snprintf(err, errlen, "the answer's value is not base64url");
+    } else {
+        st = KP_OK;
+    }
+    if (json_is_string(v)) /* an unwrapped key's text form: wipe it before jansson frees it */
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    json_decref(j);
+    return st;
+}
+
+/* A number, or a string of decimal digits (IMDS sends strings, AAD numbers). */
+static int s_seconds(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return *out >= 0;
+    }
+    if (!json_is_string(v))
+        return 0;
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    if (n == 0 || n > 18 || n != json_string_length(v))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    *out = (int64_t)strtoll(s, NULL, 10);
+    return 1;
+}
+
+kp_status akv_parse_token(const uint8_t *body, size_t len, time_t now, char *tok, size_t toklen,
+                          int64_t *lifetime, char *err, size_t errlen)
+{
+    json_t *j = s_load(body, len, err, errlen);
+    if (j == NULL)
+        return KP_ERR_AUTH;
+    kp_status st = KP_ERR_AUTH;
+    json_t *at = json_object_get(j, "access_token");
+    const json_t *tt = json_object_get(j, "token_type");
+    int64_t in = -1, on = -1;
+    if (!json_is_string(at) || json_string_length(at) == 0 || json_string_length(at) >= toklen ||
+        strlen(json_string_value(at)) != json_string_length(at)) {
+        snprintf(err, errlen, "the token answer has no usable access_token");
+        goto out;
+    }
+    for (const char *c = json_string_value(at); *c != '\0'; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
+            snprintf(err, errlen, "the access_token holds characters a header cannot carry");
+            goto out;
+        }
+    if (tt != NULL && (!json_is_string(tt) || strcasecmp(json_string_value(tt), "Bearer") != 0)) {
+        snprintf(err, errlen, "the token answer's token_type is not Bearer");
+        goto out;
+    }
+    const json_t *ein = json_object_get(j, "expires_in"), *eon = json_object_get(j, "expires_on");
+    if ((ein != NULL && !s_seconds(ein, &in)) || (eon != NULL && !s_seconds(eon, &on))) {
+        snprintf(err, errlen, "the token answer's expires_in/expires_on is not a number");
+        goto out;
+    }
+    if (in < 0 && on >= 0)
+        in = on - (int64_t)now;
+    if (in <= 0) {
+        snprintf(err, errlen, "the token answer gives no lifetime (expires_in/expires_on)");
+        goto out;
+    }
+    *lifetime = in;
+    memcpy(tok, json_string_value(at), json_string_length(at) + 1);
+    st = KP_OK;
+out:
+    if (json_is_string(at))
+        OPENSSL_cleanse((char *)json_string_value(at), json_string_length(at));
+    json_decref(j);
+    return st;
+}
+
+void akv_parse_token_error(const uint8_t *body, size_t len, char *out, size_t outlen)
+{
+    char err[KP_AKV_ERR], e[64] = "", d[200] = "";
+    out[0] = '\0';
+    json_t *j = s_load(body, len, err, sizeof(err));
+    if (j == NULL)
+        return;
+    s_str(j, "error", e, sizeof(e));
+    const json_t *dv = json_object_get(j, "error_description");
+    if (json_is_string(dv))
+        snprintf(d, sizeof(d), "%s", json_string_value(dv));
+    json_decref(j);
+    d[strcspn(d, "\r\n")] = '\0'; /* AAD appends trace and correlation ids on new lines */
+    s_clean(e);
+    s_clean(d);
+    snprintf(out, outlen, "%s%s%s", e, e[0] != '\0' && d[0] != '\0' ? ": " : "", d);
+}
+
+/* One auth-param value: quoted (with \-escapes) or a token. */
+static const char *s_param(const char *p, char *out, size_t outlen, int *ok)
+{
+    size_t n = 0;
+    *ok = 1;
+    if (*p == '"') {
+        for (p++; *p != '\0' && *p != '"'; p++) {
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+            if (n + 1 >= outlen)
+                *ok = 0;
+            else
+                out[n++] = *p;
+        }
+        if (*p != '"')
+            *ok = 0;
+        else
+            p++;
+    } else {
+        for (; *p != '\0' && *p != ',' && *p != ' '; p++) {
+            if (n + 1 >= outlen)
+                *ok = 0;
+            else
+                out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+    return p;
+}
+
+kp_status akv_parse_challenge(const char *header, akv_challenge *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p = header;
+    while (*p == ' ')
+        p++;
+    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\0')) {
+        snprintf(err, errlen, "the vault's challenge is not a Bearer challenge");
+        return KP_ERR_AUTH;
+    }
+    p += 6;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *eq = strchr(p, '=');
+        if (eq == NULL || eq == p || (size_t)(eq - p) >= 32)
+            break;
+        char name[32], value[KP_AKV_URL_MAX];
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = '\0';
+        int ok;
+        p = s_param(eq + 1, value, sizeof(value), &ok);
+        if (!ok) {
+            snprintf(err, errlen, "the vault's challenge has a malformed or oversized value");
+            return KP_ERR_AUTH;
+        }
+        if (strcasecmp(name, "authorization") == 0 || strcasecmp(name, "authorization_uri") == 0)
+            snprintf(out->authorization, sizeof(out->authorization), "%s", value);
+        else if (strcasecmp(name, "resource") == 0)
+            snprintf(out->resource, sizeof(out->resource), "%s", value);
+        else if (strcasecmp(name, "scope") == 0)
+            snprintf(out->scope, sizeof(out->scope), "%s", value);
+    }
+    size_t sl = strlen(out->scope);
+    if (out->scope[0] == '\0' && out->resource[0] != '\0') {
+        if (strlen(out->resource) + sizeof("/.default") > sizeof(out->scope))
+            goto bad;
+        snprintf(out->scope, sizeof(out->scope), "%.*s/.default", (int)(KP_AKV_URL_MAX - 10),
+                 out->resource);
+    } else if (out->resource[0] == '\0' && sl > 9 &&
+               strcmp(out->scope + sl - 9, "/.default") == 0) {
+        snprintf(out->resource, sizeof(out->resource), "%.*s", (int)(sl - 9), out->scope);
+    }
+    if (out->scope[0] == '\0' || strncmp(out->resource, "https://", 8) != 0)
+        goto bad;
+    /* tenant: the first path segment of the authorization URI */
+    const char *a = strncmp(out->authorization, "https://", 8) == 0
+                        ? strchr(out->authorization + 8, '/')
+                        : NULL;
+    if (a != NULL) {
+        a++;
+        size_t tl = strcspn(a, "/?#");
+        if (tl > 0 && tl < sizeof(out->tenant)) {
+            memcpy(out->tenant, a, tl);
+            out->tenant[tl] = '\0';
+        }
+    }
+    return KP_OK;
+bad:
+    snprintf(err, errlen, "the vault's challenge names no https resource or scope");
+    return KP_ERR_AUTH;
+}

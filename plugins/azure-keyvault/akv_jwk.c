@@ -1,0 +1,171 @@
+/*
+ * RSA keys as JSON Web Keys (RFC 7518 6.3): the public part the vault answers with becomes a
+ * SubjectPublicKeyInfo (for fingerprints and local checks), and a PKCS#8 private key becomes the
+ * JWK of a plain import. OpenSSL does the arithmetic and encodings; key material is wiped
+ * wherever this file holds it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
+
+#include <keyplane/kit/b64.h>
+
+#include "akv_internal.h"
+
+#define S_MAX_MODULUS 1024 /* bytes: RSA-8192 */
+
+static void s_hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = x[d[i] >> 4];
+        out[2 * i + 1] = x[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static BIGNUM *s_bn(const char *b64, size_t len)
+{
+    uint8_t buf[S_MAX_MODULUS + 8];
+    size_t n = sizeof(buf);
+    if (len == 0 || kp_b64_decoded_max(len) > sizeof(buf) ||
+        kp_b64_decode(b64, len, buf, &n) != KP_OK || n == 0)
+        return NULL;
+    return BN_bin2bn(buf, (int)n, NULL);
+}
+
+kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t elen, uint8_t **spki,
+                           size_t *spki_len, uint32_t *bits, char fpr[KP_FPR_HEX])
+{
+    kp_status st = KP_ERR_BACKEND;
+    BIGNUM *bn = s_bn(n, nlen), *be = s_bn(e, elen);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pkey = NULL;
+    unsigned char *der = NULL;
+    *spki = NULL;
+    if (bn == NULL || be == NULL || bld == NULL || pctx == NULL || BN_num_bits(bn) < 1024 ||
+        BN_num_bits(bn) > 8 * S_MAX_MODULUS || !BN_is_odd(be) || BN_num_bits(be) > 64)
+        goto out;
+    if (!OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
+        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
+        EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+        goto out;
+    int len = i2d_PUBKEY(pkey, &der);
+    if (len <= 0)
+        goto out;
+    uint8_t md[32];
+    unsigned mdlen = 0;
+    if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        goto out;
+    if ((*spki = malloc((size_t)len)) == NULL) {
+        st = KP_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(*spki, der, (size_t)len);
+    *spki_len = (size_t)len;
+    *bits = (uint32_t)BN_num_bits(bn);
+    s_hex(md, 32, fpr);
+    st = KP_OK;
+out:
+    OPENSSL_free(der);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(pctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn);
+    BN_free(be);
+    return st;
+}
+
+/* Sets jwk[name] to the unpadded base64url of a BIGNUM parameter of pkey. */
+static int s_member(json_t *jwk, const EVP_PKEY *pkey, const char *param, const char *name)
+{
+    BIGNUM *bn = NULL;
+    uint8_t bin[S_MAX_MODULUS];
+    char text[S_MAX_MODULUS * 4 / 3 + 8];
+    int ok = 0;
+    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1 || BN_num_bytes(bn) > (int)sizeof(bin))
+        goto out;
+    int n = BN_bn2bin(bn, bin);
+    kp_b64url_encode(bin, (size_t)n, text);
+    ok = json_object_set_new(jwk, name, json_string(text)) == 0;
+out:
+    BN_clear_free(bn);
+    OPENSSL_cleanse(bin, sizeof(bin));
+    OPENSSL_cleanse(text, sizeof(text));
+    return ok;
+}
+
+kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32_t *bits,
+                             char fpr[KP_FPR_HEX])
+{
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
+    unsigned char *pub = NULL;
+    kp_status st = KP_ERR_INVALID_ARG;
+    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
+        goto out;
+    static const char *const map[][2] = {
+        {OSSL_PKEY_PARAM_RSA_N, "n"},          {OSSL_PKEY_PARAM_RSA_E, "e"},
+        {OSSL_PKEY_PARAM_RSA_D, "d"},          {OSSL_PKEY_PARAM_RSA_FACTOR1, "p"},
+        {OSSL_PKEY_PARAM_RSA_FACTOR2, "q"},    {OSSL_PKEY_PARAM_RSA_EXPONENT1, "dp"},
+        {OSSL_PKEY_PARAM_RSA_EXPONENT2, "dq"}, {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, "qi"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!s_member(jwk, pkey, map[i][0], map[i][1]))
+            goto out;
+    int publen = i2d_PUBKEY(pkey, &pub);
+    uint8_t md[32];
+    unsigned mdlen = 0;
+    if (publen <= 0 || EVP_Digest(pub, (size_t)publen, md, &mdlen, EVP_sha256(), NULL) != 1)
+        goto out;
+    s_hex(md, 32, fpr);
+    *bits = (uint32_t)EVP_PKEY_get_bits(pkey);
+    st = KP_OK;
+out:
+    OPENSSL_free(pub);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+void akv_json_wipe(json_t *j)
+{
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_string(j)) {
+        OPENSSL_cleanse((char *)json_string_value(j), json_string_length(j));
+    } else if (json_is_object(j)) {
+        json_object_foreach(j, k, v) akv_json_wipe(v);
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) akv_json_wipe(v);
+    }
+}
+
+kp_status akv_json_dump_secret(akv_inst *a, const json_t *j, kp_secret **out)
+{
+    /* json_dumpb writes straight into our buffer (no intermediate copy in jansson's heap);
+     * the first call only measures. */
+    size_t need = json_dumpb(j, NULL, 0, JSON_COMPACT);
+    if (need == 0)
+        return akv_err(a, KP_ERR_INTERNAL, "cannot serialise a request");
+    kp_secret *s = a->up->secret_new(need);
+    if (s == NULL)
+        return akv_err(a, KP_ERR_NOMEM, "out of memory");
+    if (json_dumpb(j, (char *)a->up->secret_data(s), need, JSON_COMPACT) != need) {
+        a->up->secret_free(s);
+        return akv_err(a, KP_ERR_INTERNAL, "cannot serialise a request");
+    }
+    *out = s;
+    return KP_OK;
+}

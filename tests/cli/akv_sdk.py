@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""The official Azure SDK (python3-azure) as an independent reader of the emulated vaults.
+
+    akv_sdk.py show   VAULT_URL CA NAME         JSON: every version's kid, kty, tags, SPKI PEM
+    akv_sdk.py delete VAULT_URL CA NAME         soft-deletes NAME (and waits until it is done)
+    akv_sdk.py purge  VAULT_URL CA NAME         purges a soft-deleted NAME
+    akv_sdk.py unwrap VAULT_URL CA NAME VERSION ALG HEXCT   prints the unwrapped key in hex
+
+The credentials are the emulator defaults of vaultctl.py; the authority is the emulator itself.
+Run with Debian's /usr/bin/python3, the only interpreter that sees python3-azure.
+"""
+import json
+import sys
+
+from azure.identity import ClientSecretCredential
+from azure.keyvault.keys import KeyClient
+from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
+
+TENANT = "00000000-0000-0000-0000-000000000001"
+
+
+def clients(url, ca):
+    cred = ClientSecretCredential(TENANT, "kp-client", "kp-secret", authority=url,
+                                  instance_discovery=False, connection_verify=ca)
+    return cred, KeyClient(url, cred, verify_challenge_resource=False, connection_verify=ca)
+
+
+def pem(jwk):
+    n = int.from_bytes(jwk.n, "big")
+    e = int.from_bytes(jwk.e, "big")
+    return RSAPublicNumbers(e, n).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def main(argv):
+    cmd, url, ca, name = argv[1:5]
+    cred, kc = clients(url, ca)
+    if cmd == "show":
+        out = []
+        for p in kc.list_properties_of_key_versions(name):
+            k = kc.get_key(name, p.version)
+            out.append({"kid": k.id, "version": p.version, "kty": str(k.key_type),
+                        "tags": k.properties.tags or {}, "enabled": k.properties.enabled,
+                        "expires": str(k.properties.expires_on) if k.properties.expires_on else None,
+                        "key_ops": [str(o) for o in k.key_operations], "pem": pem(k.key)})
+        print(json.dumps(out))
+    elif cmd == "delete":
+        kc.begin_delete_key(name).wait()
+    elif cmd == "purge":
+        kc.purge_deleted_key(name)
+    elif cmd == "unwrap":
+        version, alg, hexct = argv[5:8]
+        key = kc.get_key(name, version)
+        cc = CryptographyClient(key, cred, verify_challenge_resource=False, connection_verify=ca)
+        res = cc.unwrap_key(KeyWrapAlgorithm(alg), bytes.fromhex(hexct))
+        print(res.key.hex())
+    else:
+        print("unknown command", cmd, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,154 @@
+#!/bin/sh
+# Azure Key Vault end to end, against two emulated vaults (two regions) over real TLS with a
+# test CA: a protector generated in SoftHSM is BYOK-imported into both by `keyplane apply`; the
+# official Azure SDK reads what keyplane imported; a DEK wrapped by vault 1 unwraps in vault 2
+# and in the HSM; `unwrap` fails over to vault 2 while vault 1 is stopped; then the failure
+# paths: a wrong client secret, a 403, a soft-deleted name, a vault that is down.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/softhsm.sh"
+VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
+SDK="$PY $KP_SRC/tests/cli/akv_sdk.py"
+V=$T/vaults
+trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
+
+$VCTL start --dir "$V" --name vault1 >/dev/null || fail "cannot start vault1"
+$VCTL start --dir "$V" --name vault2 >/dev/null || fail "cannot start vault2"
+eval "$($VCTL env --dir "$V")"
+[ -n "${KV_VAULT1_URL:-}" ] && [ -n "${KV_VAULT2_URL:-}" ] && [ -f "$KV_CA" ] || fail "vaultctl env"
+
+softhsm_token origin 1234
+export HSM_PIN=1234 AZ_SECRET=kp-secret
+vault() { # vault NAME URL [extra lines]
+    cat <<EOF
+  $1:
+    plugin: azure-keyvault
+    vault_url: $2
+    tenant: 00000000-0000-0000-0000-000000000001
+    client_id: kp-client
+    client_secret: env:AZ_SECRET
+    authority: $2
+    ca_bundle: $KV_CA
+    verify_challenge_resource: false
+    hsm: true
+    max_attempts: 3
+EOF
+}
+{
+    cat <<EOF
+version: 1
+providers:
+  hsm:
+    plugin: pkcs11
+    module: $SOFTHSM_MODULE
+    token: origin
+    pin: env:HSM_PIN
+EOF
+    vault vault1 "$KV_VAULT1_URL"
+    vault vault2 "$KV_VAULT2_URL"
+    cat <<EOF
+chains:
+  tde:
+    protector: { type: rsa, bits: 2048, origin: hsm, exportable: true }
+    replicas: [vault1, vault2]
+    algorithm: RSA-OAEP
+EOF
+} >"$T/policy.yaml"
+P="--policy $T/policy.yaml"
+
+expect_rc 0 $P policy validate "$T/policy.yaml"
+expect_rc 0 $P check --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"], d
+items = {(i["instance"], c["item"]) for i in d["instances"] for c in i["items"]}
+assert ("vault1", "token") in items and ("vault2", "list") in items, items
+' "$T/out"
+
+# apply: create in the HSM, BYOK into both vaults (the key never leaves SoftHSM in plaintext)
+expect_rc 0 $P plan --json
+expect_rc 0 $P apply --json
+expect_rc 0 $P apply
+expect_in "$T/out" "nothing to do"
+expect_rc 0 $P verify
+expect_rc 0 $P key public --instance hsm --name tde --out "$T/hsm.pem"
+for v in 1 2; do
+    eval url=\$KV_VAULT${v}_URL
+    $SDK show "$url" "$KV_CA" tde >"$T/sdk$v.json" || fail "the Azure SDK cannot read vault$v"
+    "$PY" - "$T/sdk$v.json" "$T/hsm.pem" <<'EOF' || fail "vault$v does not hold the HSM's key"
+import json, sys
+versions = json.load(open(sys.argv[1]))
+hsm = open(sys.argv[2]).read()
+assert len(versions) == 1, versions
+k = versions[0]
+assert k["pem"] == hsm, "public key differs from the HSM's"
+assert k["kty"].endswith("RSA-HSM"), k["kty"]              # imported through key_hsm (BYOK)
+assert k["tags"]["kp-chain"] == "tde" and k["tags"]["kp-version"] == "1", k["tags"]
+assert len(k["tags"]["kp-fpr"]) == 64, k["tags"]
+assert k["expires"] is None, "a TDE protector must not expire"
+assert sorted(k["key_ops"]) == ["unwrapKey", "wrapKey"], k["key_ops"]
+EOF
+done
+# the BYOK path was taken: each vault has its key-exchange key (import only)
+$SDK show "$KV_VAULT1_URL" "$KV_CA" tde-kek >"$T/kek.json" || fail "no KEK in vault1"
+"$PY" -c 'import json,sys; k=json.load(open(sys.argv[1])); assert k[0]["key_ops"]==["import"], k' "$T/kek.json"
+
+# wrap in vault 1, unwrap in vault 2 and in the HSM
+head -c 32 /dev/urandom >"$T/dek"
+expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --replica vault1 --out "$T/env" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="vault1", d' "$T/out"
+expect_rc 0 $P unwrap --in "$T/env" --replica vault2 --out "$T/dek.v2"
+cmp "$T/dek" "$T/dek.v2" || fail "vault2 unwrapped a different DEK"
+expect_rc 0 $P unwrap --in "$T/env" --replica hsm --out "$T/dek.hsm"
+cmp "$T/dek" "$T/dek.hsm" || fail "the HSM unwrapped a different DEK"
+
+# vault 1 stopped: unwrap fails over to vault 2
+$VCTL stop --dir "$V" --name vault1 >/dev/null
+expect_rc 0 $P unwrap --in "$T/env" --out "$T/dek.fo" --json
+expect_in "$T/err" "unwrap with vault1 failed"
+expect_in "$T/err" "failing over to vault2"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="vault2", d' "$T/out"
+cmp "$T/dek" "$T/dek.fo" || fail "failover unwrapped a different DEK"
+expect_rc 6 $P unwrap --in "$T/env" --replica vault1 --out "$T/x"
+expect_in "$T/err" "vault1"
+[ ! -e "$T/x" ] || fail "a failed unwrap left an output file"
+$VCTL start --dir "$V" --name vault1 --port-reuse >/dev/null || fail "cannot restart vault1"
+expect_rc 0 $P unwrap --in "$T/env" --replica vault1 --out "$T/dek.v1"
+cmp "$T/dek" "$T/dek.v1" || fail "vault1 after its restart"
+
+# a wrong client secret: one line with the service's AADSTS code, auth exit status
+AZ_SECRET=wrong expect_rc 4 $P unwrap --in "$T/env" --replica vault2 --out "$T/x"
+expect_in "$T/err" "invalid_client"
+expect_in "$T/err" "AADSTS7000215"
+if grep -q "wrong" "$T/err"; then fail "the secret was echoed"; fi
+
+# a 403 is reported with the service's message and not retried
+$VCTL faults --dir "$V" --name vault2 '{"forbidden_ops":["unwrapKey"]}' >/dev/null
+before=$($VCTL stats --dir "$V" --name vault2 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+expect_rc 4 $P unwrap --in "$T/env" --replica vault2 --out "$T/x"
+expect_in "$T/err" "HTTP 403 Forbidden"
+after=$($VCTL stats --dir "$V" --name vault2 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+[ $((after - before)) -le 4 ] || fail "a 403 was retried ($before -> $after requests)"
+$VCTL faults --dir "$V" --name vault2 '{}' >/dev/null
+
+# the provider's own backup, and a restore after the key was deleted and purged
+expect_rc 0 $P key backup --instance vault2 --name tde --out "$T/tde.backup"
+$SDK delete "$KV_VAULT2_URL" "$KV_CA" tde || fail "SDK delete"
+# soft-deleted: a new version cannot be made, and the error says how to recover
+expect_rc 0 $P plan --json
+expect_rc 5 $P apply
+expect_in "$T/err" "deleted but recoverable"
+expect_in "$T/err" "az keyvault key recover"
+$SDK purge "$KV_VAULT2_URL" "$KV_CA" tde || fail "SDK purge"
+expect_rc 0 $P key restore-backup --instance vault2 --in "$T/tde.backup" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["name"]=="tde", d' "$T/out"
+expect_rc 0 $P verify
+expect_rc 0 $P unwrap --in "$T/env" --replica vault2 --out "$T/dek.r"
+cmp "$T/dek" "$T/dek.r" || fail "restored key unwrapped a different DEK"
+
+# domain rules: RSA-4096 is refused for a TDE protector; so is a key name Key Vault rejects
+expect_rc 2 $P key generate --instance vault1 --name big --bits 4096
+expect_in "$T/err" "Azure SQL TDE protectors are RSA 2048 or 3072"
+expect_rc 2 $P key generate --instance vault1 --name bad_name --bits 2048
+expect_in "$T/err" "only letters, digits and '-'"
+echo "ok: azure"
