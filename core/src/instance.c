@@ -248,9 +248,14 @@ kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version,
     kp_status st = kp_key_list(inst, name, s_find_visit, &f);
     if (st == KP_OK && !f.found)
         st = KP_ERR_NOT_FOUND;
-    if (st == KP_ERR_NOT_FOUND)
-        return kp__set_error(inst->ctx, st, "%s: no key %s%s%.0u", inst->name, name,
-                             version != 0 ? " v" : "", version);
+    if (st == KP_ERR_NOT_FOUND) {
+        /* keep what the plugin said beyond "not found" (where it looked; a soft-deleted key) */
+        char why[KP_ERRBUF];
+        snprintf(why, sizeof(why), "%s", kp_ctx_last_error(inst->ctx));
+        return kp__set_error(inst->ctx, st, "%s: no key %s%s%.0u%s%s%s", inst->name, name,
+                             version != 0 ? " v" : "", version, why[0] != '\0' ? " (" : "", why,
+                             why[0] != '\0' ? ")" : "");
+    }
     return st;
 }
 

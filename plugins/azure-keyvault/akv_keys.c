@@ -245,6 +245,23 @@ kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **ou
     return KP_OK;
 }
 
+/* A key that is missing may be soft-deleted: then say so, and how to get it back. KP_OK when it
+ * is not (or when the vault will not say). */
+static kp_status s_deleted(akv_inst *a, const char *name)
+{
+    char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX];
+    akv_resp r;
+    KP_AKV_GUARD(akv_vault_name(a, name, vname));
+    snprintf(path, sizeof(path), "/deletedkeys/%s", vname);
+    if (akv_call(a, "GET", path, NULL, 0, 0, "get deleted key", &r) != KP_OK)
+        return KP_OK;
+    akv_resp_free(&r);
+    return akv_err(a, KP_ERR_NOT_FOUND,
+                   "%s: key %s is deleted but recoverable: recover it (az keyvault key recover "
+                   "--vault-name %s --name %s); keyplane does not",
+                   a->vault_name, vname, a->vault_name, vname);
+}
+
 kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, akv_version **out)
 {
     akv_key *k = NULL;
@@ -255,6 +272,7 @@ kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, akv_v
         v = akv_key_find(k, version);
     }
     if (v == NULL) {
+        KP_AKV_GUARD(s_deleted(a, name));
         if (version == 0)
             return akv_err(a, KP_ERR_NOT_FOUND, "%s: key %s not found", a->vault_name, name);
         return akv_err(a, KP_ERR_NOT_FOUND, "%s: key %s v%u not found", a->vault_name, name,
@@ -368,8 +386,10 @@ static kp_status s_visit_key(akv_inst *a, const char *name, kp_key_visit_fn visi
 {
     akv_key *k = NULL;
     KP_AKV_GUARD(akv_key_load(a, name, true, &k));
-    if (k->n == 0 && must)
+    if (k->n == 0 && must) {
+        KP_AKV_GUARD(s_deleted(a, name));
         return akv_err(a, KP_ERR_NOT_FOUND, "%s: key %s not found", a->vault_name, name);
+    }
     for (size_t i = 0; i < k->n; i++) {
         kp_key_info info;
         akv_info_fill(a, name, &k->v[i], &info);

@@ -139,6 +139,8 @@ expect_rc 0 $P plan --json
 expect_rc 5 $P apply
 expect_in "$T/err" "deleted but recoverable"
 expect_in "$T/err" "az keyvault key recover"
+expect_rc 5 $P unwrap --in "$T/env" --replica vault2 --out "$T/x"
+expect_in "$T/err" "key tde is deleted but recoverable"
 $SDK purge "$KV_VAULT2_URL" "$KV_CA" tde || fail "SDK purge"
 expect_rc 0 $P key restore-backup --instance vault2 --in "$T/tde.backup" --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["name"]=="tde", d' "$T/out"

@@ -9,9 +9,7 @@ the strictness checks.  Plain unittest; run with Debian's /usr/bin/python3:
 """
 
 import base64
-import datetime
 import http.client
-import ipaddress
 import json
 import logging
 import os
@@ -26,11 +24,11 @@ import time
 import unittest
 import urllib.parse
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pki import make_pki   # the test CA and server certificate (shared with vaultctl.py)
 
 try:
     from azure.core.exceptions import (HttpResponseError, ResourceExistsError,
@@ -64,50 +62,6 @@ def b64url_dec(s):
 
 def int_bytes(i):
     return i.to_bytes((i.bit_length() + 7) // 8, "big")
-
-
-# --------------------------------------------------------------------------
-# test PKI (made by the fixture, as the emulator expects)
-# --------------------------------------------------------------------------
-
-def make_pki(d):
-    now = datetime.datetime.utcnow()
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keyplane test CA")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-               .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                              critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-               .sign(ca_key, hashes.SHA256()))
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    srv_cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-                .issuer_name(ca_name).public_key(srv_key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                    critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                               critical=False)
-                .sign(ca_key, hashes.SHA256()))
-    paths = {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
-             "key": os.path.join(d, "server-key.pem")}
-    with open(paths["ca"], "wb") as f:
-        f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
-    with open(paths["cert"], "wb") as f:
-        f.write(srv_cert.public_bytes(serialization.Encoding.PEM))
-    with open(paths["key"], "wb") as f:
-        f.write(srv_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    return paths
 
 
 class Emulator:
