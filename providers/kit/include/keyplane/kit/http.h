@@ -1,0 +1,122 @@
+/*
+ * keyplane provider kit: HTTPS transport for cloud plugins (Azure Key Vault, AWS).
+ *
+ * One kp_http per plugin instance owns one libcurl easy handle, so consecutive requests reuse
+ * the TLS connection (keep-alive). A kp_http is used by one thread at a time; the caller locks.
+ *
+ * Retries follow one rule for every cloud plugin: a request is repeated, with capped exponential
+ * backoff and full jitter, only when the failure is transient:
+ *   - HTTP 429 (honouring Retry-After in seconds or as an HTTP date, capped), 500, 502, 503, 504;
+ *   - connection reset, empty reply, receive/send errors, timeouts.
+ * Everything else (4xx, TLS verification failures, refused connections, unresolvable hosts)
+ * comes back at once. A request marked KP_HTTP_UNSAFE (one that creates something) is retried
+ * only when the service cannot have acted on it: 429 and 503 answers, and failures before the
+ * request was sent; a reset or timeout after sending comes back as a transient error so the
+ * caller can look before it repeats.
+ *
+ * "Before the request was sent" is exact: libcurl calls back right before it writes a request on
+ * a connection (CURLOPT_PREREQFUNCTION). Until then (DNS, connect, TLS handshake) nothing was
+ * sent, so a connect timeout or a reset during the handshake is repeated even for an UNSAFE
+ * request; after it, a reset, an empty reply or a timeout is not. libcurl's own habit of
+ * sending a request again on a new connection when a kept-alive one closes without an answer
+ * is switched off, so every attempt sends the request at most once and is counted.
+ *
+ * TLS peer and host verification are always on; there is no switch to turn them off.
+ * libcurl is initialised lazily (curl_global_init(CURL_GLOBAL_DEFAULT), once per process) by
+ * the first kp_http_new.
+ */
+#ifndef KEYPLANE_KIT_HTTP_H
+#define KEYPLANE_KIT_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keyplane/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Transport settings; zero members take the defaults noted. */
+typedef struct kp_http_config {
+    const char *ca_bundle;   /**< PEM file of trusted CAs; NULL = the system store */
+    long connect_timeout_ms; /**< default 5000 */
+    long timeout_ms;         /**< whole request including the body, default 30000 */
+    unsigned max_attempts;   /**< first try included, default 4 (1..10) */
+    long backoff_base_ms;    /**< first backoff, doubled per attempt, default 100 */
+    long backoff_cap_ms;     /**< ceiling of one backoff, default 4000 */
+    long retry_after_cap_ms; /**< ceiling of an honoured Retry-After, default 30000 */
+    size_t max_response;     /**< largest body accepted, default 1 MiB */
+    const char *user_agent;  /**< default "keyplane-kit/1" */
+} kp_http_config;
+
+typedef struct kp_http kp_http;
+
+/** Request flags. */
+#define KP_HTTP_UNSAFE 0x1u /**< not idempotent: see the retry rule above */
+
+typedef struct kp_http_request {
+    const char *method;         /**< "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *url;            /**< absolute https:// URL (http:// only for loopback/link-local) */
+    const char *const *headers; /**< "Name: value" strings ending with NULL; may be NULL */
+    const uint8_t *body;        /**< NULL = no body (POST/PUT/PATCH then send Content-Length: 0) */
+    size_t body_len;
+    unsigned flags; /**< KP_HTTP_UNSAFE */
+} kp_http_request;
+
+/** A response. Owned by the caller; release with kp_http_response_free, which wipes the body
+ *  (it may hold key material, e.g. an unwrapped DEK). */
+typedef struct kp_http_response {
+    long status;   /**< HTTP status of the last attempt */
+    uint8_t *body; /**< NUL-terminated (not counted in len); never NULL after KP_OK */
+    size_t len;
+    char *www_authenticate; /**< value of WWW-Authenticate, NULL when absent */
+    char *content_type;     /**< value of Content-Type, NULL when absent */
+    char *request_id;       /**< x-ms-request-id or x-amzn-RequestId, NULL when absent */
+    unsigned attempts;      /**< attempts made; also set when kp_http_send fails */
+} kp_http_response;
+
+/**
+ * Makes a transport. cfg may be NULL (all defaults); its strings are copied. err receives a
+ * one-line reason on failure.
+ * @return KP_OK, KP_ERR_INVALID_ARG (bad config), KP_ERR_NOMEM.
+ */
+kp_status kp_http_new(const kp_http_config *cfg, kp_http **out, char *err, size_t errlen);
+
+/** Frees a transport and closes its connection. NULL is a no-op. */
+void kp_http_free(kp_http *h);
+
+/**
+ * Sends a request, retrying transient failures as described above. resp is overwritten: free
+ * an earlier response first. Request headers must be single "Name: value" lines; without a
+ * Content-Type header none is sent. err never holds a URL path or query, a header or a body.
+ *
+ * @return KP_OK when the server answered: any status, including a final 429 or 5xx once the
+ *         attempts are spent (resp->status says which; the caller maps it).
+ *         Otherwise resp is empty (but for attempts) and err says why, naming host and port:
+ *         KP_ERR_UNAVAILABLE  connection refused, reset, empty reply, host not found;
+ *         KP_ERR_TIMEOUT      connect or transfer timeout;
+ *         KP_ERR_INTEGRITY    TLS verification failed (certificate, host name);
+ *         KP_ERR_BACKEND      body larger than max_response, or another protocol failure;
+ *         KP_ERR_INVALID_ARG  bad URL or method; KP_ERR_NOMEM.
+ */
+kp_status kp_http_send(kp_http *h, const kp_http_request *req, kp_http_response *resp, char *err,
+                       size_t errlen);
+
+/** Wipes and frees what a response holds, leaving it empty. NULL is a no-op. */
+void kp_http_response_free(kp_http_response *resp);
+
+/** Statistics since kp_http_new: requests sent (attempts), retries, connections opened. */
+typedef struct kp_http_stats {
+    uint64_t attempts, retries, connects;
+} kp_http_stats;
+void kp_http_stats_get(const kp_http *h, kp_http_stats *out);
+
+/** A test hook: when set, called instead of sleeping before a retry (ms = the backoff). */
+void kp_http_set_sleep_hook(kp_http *h, void (*hook)(void *arg, long ms), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYPLANE_KIT_HTTP_H */

@@ -1,0 +1,516 @@
+/*
+ * The kit's HTTPS transport: one libcurl easy handle per kp_http (so its connection is kept
+ * alive between requests) and the send loop that applies the retry rule of http.h.
+ *
+ * libcurl is initialised lazily, once per process (pthread_once), by the first kp_http_new:
+ * plugins cannot know whether the program already did it, and curl_global_init is not safe to
+ * race with itself.
+ *
+ * One attempt is one curl_easy_perform that sends the request at most once. libcurl by itself
+ * sends a request again on a fresh connection when a kept-alive one closes before any answer
+ * (for every method); s_prereq stops that, so the retry rule here sees the failure and decides,
+ * and a request marked KP_HTTP_UNSAFE is never sent twice behind the caller's back.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "http_internal.h"
+
+#define S_DEFAULT_CONNECT_TIMEOUT_MS 5000L
+#define S_DEFAULT_TIMEOUT_MS 30000L
+#define S_DEFAULT_ATTEMPTS 4u
+#define S_MAX_ATTEMPTS 10u
+#define S_DEFAULT_BACKOFF_BASE_MS 100L
+#define S_DEFAULT_BACKOFF_CAP_MS 4000L
+#define S_DEFAULT_RETRY_AFTER_CAP_MS 30000L
+#define S_DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
+#define S_DEFAULT_USER_AGENT "keyplane-kit/1"
+/* Hosts reached over plain http: loopback, and the Azure IMDS address (plain http by design). */
+#define S_NO_PROXY "127.0.0.1,localhost,::1,169.254.169.254"
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static CURLcode s_global_rc = CURLE_FAILED_INIT;
+
+static void s_global_init(void)
+{
+    s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+__attribute__((format(printf, 3, 4))) static void s_err(char *err, size_t errlen, const char *fmt,
+                                                        ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p != '\0'; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    }
+}
+
+static char *s_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Refuses libcurl's own second sending of a request within one attempt (see the top). Its
+ * fresh connection is refused in s_open, before it is made; this is the backstop for a resend
+ * over another cached connection. */
+static int s_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                    int local_port)
+{
+    kp_http *h = clientp;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (h->prereqs++ > 0) {
+        h->resend_refused = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+/* libcurl's socket, plus close-on-exec; and no new connection for a resend (see s_prereq). */
+static curl_socket_t s_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    kp_http *h = clientp;
+    if (purpose == CURLSOCKTYPE_IPCXN && h->prereqs > 0) {
+        h->resend_refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+static CURLcode s_setup(kp_http *h)
+{
+    CURL *c = h->curl;
+    CURLcode rc = CURLE_OK;
+#define S_SET(opt, val)                                                                            \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, opt, val);                                                    \
+    } while (0)
+    S_SET(CURLOPT_NOSIGNAL, 1L);
+    S_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    S_SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    S_SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    S_SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (h->ca_bundle != NULL) {
+        S_SET(CURLOPT_CAINFO, h->ca_bundle);
+        S_SET(CURLOPT_CAPATH, (char *)NULL); /* the bundle alone, not the system store too */
+    }
+    S_SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+    S_SET(CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    S_SET(CURLOPT_FOLLOWLOCATION, 0L);
+    S_SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    S_SET(CURLOPT_NOPROXY, S_NO_PROXY);
+    /* one request at a time per handle: HTTP/1.1 keep-alive is all the reuse there is */
+    S_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    S_SET(CURLOPT_USERAGENT, h->user_agent);
+    S_SET(CURLOPT_ERRORBUFFER, h->errbuf);
+    S_SET(CURLOPT_WRITEFUNCTION, kp__http_on_body);
+    S_SET(CURLOPT_WRITEDATA, &h->rx);
+    S_SET(CURLOPT_HEADERFUNCTION, kp__http_on_header);
+    S_SET(CURLOPT_HEADERDATA, &h->rx);
+    S_SET(CURLOPT_PREREQFUNCTION, s_prereq);
+    S_SET(CURLOPT_PREREQDATA, h);
+    S_SET(CURLOPT_OPENSOCKETFUNCTION, s_open);
+    S_SET(CURLOPT_OPENSOCKETDATA, h);
+#undef S_SET
+    return rc;
+}
+
+kp_status kp_http_new(const kp_http_config *cfg, kp_http **out, char *err, size_t errlen)
+{
+    static const kp_http_config none;
+    if (out == NULL) {
+        s_err(err, errlen, "kp_http_new: out is NULL");
+        return KP_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (cfg == NULL)
+        cfg = &none;
+    if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->backoff_base_ms < 0 ||
+        cfg->backoff_cap_ms < 0 || cfg->retry_after_cap_ms < 0) {
+        s_err(err, errlen, "http: timeouts and backoffs must not be negative");
+        return KP_ERR_INVALID_ARG;
+    }
+    if (cfg->max_attempts > S_MAX_ATTEMPTS) {
+        s_err(err, errlen, "http: max_attempts %u is out of range 1..%u", cfg->max_attempts,
+              S_MAX_ATTEMPTS);
+        return KP_ERR_INVALID_ARG;
+    }
+    if (cfg->ca_bundle != NULL && access(cfg->ca_bundle, R_OK) != 0) {
+        s_err(err, errlen, "http: CA bundle %s cannot be read", cfg->ca_bundle);
+        return KP_ERR_INVALID_ARG;
+    }
+    pthread_once(&s_once, s_global_init);
+    if (s_global_rc != CURLE_OK) {
+        s_err(err, errlen, "http: curl_global_init failed: %s", curl_easy_strerror(s_global_rc));
+        return KP_ERR_INTERNAL;
+    }
+
+    kp_http *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        goto nomem;
+    h->connect_timeout_ms =
+        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : S_DEFAULT_CONNECT_TIMEOUT_MS;
+    h->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : S_DEFAULT_TIMEOUT_MS;
+    h->max_attempts = cfg->max_attempts ? cfg->max_attempts : S_DEFAULT_ATTEMPTS;
+    h->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : S_DEFAULT_BACKOFF_BASE_MS;
+    h->backoff_cap_ms = cfg->backoff_cap_ms ? cfg->backoff_cap_ms : S_DEFAULT_BACKOFF_CAP_MS;
+    h->retry_after_cap_ms =
+        cfg->retry_after_cap_ms ? cfg->retry_after_cap_ms : S_DEFAULT_RETRY_AFTER_CAP_MS;
+    h->max_response = cfg->max_response ? cfg->max_response : S_DEFAULT_MAX_RESPONSE;
+    h->rx.max = h->max_response;
+    h->user_agent = s_strdup(cfg->user_agent ? cfg->user_agent : S_DEFAULT_USER_AGENT);
+    if (h->user_agent == NULL)
+        goto nomem;
+    if (cfg->ca_bundle != NULL && (h->ca_bundle = s_strdup(cfg->ca_bundle)) == NULL)
+        goto nomem;
+    h->curl = curl_easy_init();
+    if (h->curl == NULL)
+        goto nomem;
+    CURLcode rc = s_setup(h);
+    if (rc != CURLE_OK) {
+        s_err(err, errlen, "http: libcurl refused an option: %s", curl_easy_strerror(rc));
+        kp_http_free(h);
+        return rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
+    }
+    *out = h;
+    return KP_OK;
+nomem:
+    kp_http_free(h);
+    s_err(err, errlen, "http: out of memory");
+    return KP_ERR_NOMEM;
+}
+
+void kp_http_free(kp_http *h)
+{
+    if (h == NULL)
+        return;
+    if (h->curl != NULL)
+        curl_easy_cleanup(h->curl);
+    kp__http_rx_reset(&h->rx);
+    free(h->ca_bundle);
+    free(h->user_agent);
+    free(h);
+}
+
+void kp_http_stats_get(const kp_http *h, kp_http_stats *out)
+{
+    if (out == NULL)
+        return;
+    if (h == NULL)
+        memset(out, 0, sizeof *out);
+    else
+        *out = h->stats;
+}
+
+void kp_http_set_sleep_hook(kp_http *h, void (*hook)(void *arg, long ms), void *arg)
+{
+    if (h == NULL)
+        return;
+    h->sleep_hook = hook;
+    h->sleep_arg = arg;
+}
+
+static bool s_plain_http_ok(const char *host)
+{
+    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0 ||
+           strcasecmp(host, "localhost") == 0 || strcmp(host, "169.254.169.254") == 0;
+}
+
+/* Parses url into u (which the transfer then uses as is, so the checks below see what libcurl
+ * connects to) and writes "scheme://host:port" into origin; the path and query never appear
+ * in messages. */
+static kp_status s_target(CURLU *u, const char *url, char *origin, size_t olen, bool *plain,
+                          char *err, size_t errlen)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL;
+    kp_status st = KP_OK;
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    if (uc == CURLUE_OUT_OF_MEMORY) {
+        s_err(err, errlen, "http: out of memory");
+        st = KP_ERR_NOMEM;
+        goto done;
+    }
+    if (uc != CURLUE_OK) {
+        s_err(err, errlen, "http: bad URL (%s)", curl_url_strerror(uc));
+        st = KP_ERR_INVALID_ARG;
+        goto done;
+    }
+    snprintf(origin, olen, "%s://%s:%s", scheme, host, port);
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+        s_err(err, errlen, "%s: credentials in the URL are not accepted", origin);
+        st = KP_ERR_INVALID_ARG;
+        goto done;
+    }
+    *plain = strcmp(scheme, "http") == 0;
+    if (strcmp(scheme, "https") != 0 && !(*plain && s_plain_http_ok(host))) {
+        s_err(err, errlen,
+              "%s: only https:// is allowed (http:// only to loopback or 169.254.169.254)", origin);
+        st = KP_ERR_INVALID_ARG;
+    }
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(user);
+    return st;
+}
+
+/* Frees a header list after wiping it: it held the Authorization value. */
+static void s_headers_free(struct curl_slist *l)
+{
+    for (struct curl_slist *p = l; p != NULL; p = p->next)
+        OPENSSL_cleanse(p->data, strlen(p->data));
+    curl_slist_free_all(l);
+}
+
+static kp_status s_headers(const kp_http_request *req, struct curl_slist **out, char *err,
+                           size_t errlen)
+{
+    struct curl_slist *l = NULL, *t;
+    bool has_type = false;
+    *out = NULL;
+    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        const char *hd = req->headers[i];
+        const char *colon = strchr(hd, ':');
+        if (colon == NULL || colon == hd || strpbrk(hd, "\r\n") != NULL) {
+            s_headers_free(l);
+            s_err(err, errlen, "http: request header %zu is not one \"Name: value\" line", i);
+            return KP_ERR_INVALID_ARG;
+        }
+        if ((size_t)(colon - hd) == strlen("Content-Type") &&
+            strncasecmp(hd, "Content-Type", (size_t)(colon - hd)) == 0)
+            has_type = true;
+        if ((t = curl_slist_append(l, hd)) == NULL)
+            goto nomem;
+        l = t;
+    }
+    /* no "Expect: 100-continue" round trip, and no form Content-Type the caller did not ask for */
+    if ((t = curl_slist_append(l, "Expect:")) == NULL)
+        goto nomem;
+    l = t;
+    if (!has_type) {
+        if ((t = curl_slist_append(l, "Content-Type:")) == NULL)
+            goto nomem;
+        l = t;
+    }
+    *out = l;
+    return KP_OK;
+nomem:
+    s_headers_free(l);
+    s_err(err, errlen, "http: out of memory");
+    return KP_ERR_NOMEM;
+}
+
+/* Sets the method and body on the reused handle; every call sets all of them. */
+static CURLcode s_method(CURL *c, const kp_http_request *req)
+{
+    const char *m = req->method;
+    bool has_body = req->body != NULL;
+    CURLcode rc;
+    if (strcmp(m, "GET") == 0 || (strcmp(m, "DELETE") == 0 && !has_body)) {
+        rc = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+        /* a POST, PUT or PATCH without a body still says Content-Length: 0 */
+        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, has_body ? (const char *)req->body : "");
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                                  (curl_off_t)(has_body ? req->body_len : 0));
+    }
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
+                              strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 ? NULL : m);
+    return rc;
+}
+
+static bool s_method_known(const char *m)
+{
+    static const char *const known[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(m, known[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The text of curl's error buffer (or of the code), on one line. */
+static const char *s_detail(kp_http *h, CURLcode rc)
+{
+    size_t n = strnlen(h->errbuf, sizeof h->errbuf);
+    while (n > 0 && (h->errbuf[n - 1] == '\n' || h->errbuf[n - 1] == ' '))
+        h->errbuf[--n] = '\0';
+    return n > 0 ? h->errbuf : curl_easy_strerror(rc);
+}
+
+static void s_fail_text(kp_http *h, const char *origin, const kp__http_failure *f, CURLcode rc,
+                        unsigned attempts, bool held_back, char *err, size_t errlen)
+{
+    if (f->status == KP_ERR_BACKEND && h->rx.too_large) {
+        s_err(err, errlen, "%s: response body larger than %zu bytes", origin, h->max_response);
+        return;
+    }
+    char after[48] = "";
+    if (attempts > 1)
+        snprintf(after, sizeof after, " after %u attempts", attempts);
+    s_err(err, errlen, "%s: %s%s%s (%s)", origin, f->what, after,
+          held_back ? "; not repeated: the request was sent and may have been acted on" : "",
+          s_detail(h, rc));
+}
+
+/* One attempt's wait before the next, for an answer that is to be repeated. */
+static long s_wait_for_status(const kp_http *h, long status, unsigned retry)
+{
+    if (status == 429 || status == 503) {
+        long ra = kp__http_retry_after_ms(h->rx.retry_after, time(NULL));
+        if (ra >= 0)
+            return ra < h->retry_after_cap_ms ? ra : h->retry_after_cap_ms;
+    }
+    return kp__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, retry);
+}
+
+/* The attempts: returns KP_OK with the answer in resp, or the failure with err set. */
+static kp_status s_attempts(kp_http *h, bool unsafe, const char *origin, kp_http_response *resp,
+                            char *err, size_t errlen)
+{
+    for (unsigned attempt = 1;; attempt++) {
+        kp__http_rx_reset(&h->rx);
+        h->prereqs = 0;
+        h->resend_refused = false;
+        h->errbuf[0] = '\0';
+        h->stats.attempts++;
+        if (attempt > 1)
+            h->stats.retries++;
+        CURLcode rc = curl_easy_perform(h->curl);
+        long conns = 0;
+        if (curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
+            h->stats.connects += (uint64_t)conns;
+        bool more = attempt < h->max_attempts;
+        resp->attempts = attempt;
+
+        if (rc == CURLE_OK && !h->rx.too_large && !h->rx.oom) {
+            long status = 0;
+            curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+            if (more && kp__http_status_retryable(status, unsafe)) {
+                kp__http_sleep(h, s_wait_for_status(h, status, attempt - 1));
+                continue;
+            }
+            if (kp__http_rx_take(&h->rx, resp) != KP_OK) {
+                s_err(err, errlen, "%s: out of memory", origin);
+                return KP_ERR_NOMEM;
+            }
+            resp->status = status;
+            return KP_OK;
+        }
+
+        kp__http_outcome o = {.rc = rc,
+                              .too_large = h->rx.too_large,
+                              .oom = h->rx.oom,
+                              .resend_refused = h->resend_refused};
+        curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &o.os_errno);
+        curl_easy_getinfo(h->curl, CURLINFO_SSL_VERIFYRESULT, &o.verify_result);
+        kp__http_failure f;
+        kp__http_classify(&o, &f);
+        /* Once libcurl was about to write the request (prereqs > 0) it may have reached the
+         * service; an unsafe request then comes back instead of being repeated. */
+        bool held_back = f.transient && unsafe && h->prereqs > 0;
+        if (f.transient && !held_back && more) {
+            kp__http_sleep(h,
+                           kp__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, attempt - 1));
+            continue;
+        }
+        s_fail_text(h, origin, &f, rc, attempt, held_back, err, errlen);
+        return f.status;
+    }
+}
+
+kp_status kp_http_send(kp_http *h, const kp_http_request *req, kp_http_response *resp, char *err,
+                       size_t errlen)
+{
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (resp != NULL)
+        memset(resp, 0, sizeof *resp);
+    if (h == NULL || req == NULL || resp == NULL || req->url == NULL || req->method == NULL) {
+        s_err(err, errlen, "kp_http_send: NULL argument");
+        return KP_ERR_INVALID_ARG;
+    }
+    if (!s_method_known(req->method)) {
+        s_err(err, errlen, "http: method %.16s is not one of GET POST PUT PATCH DELETE",
+              req->method);
+        return KP_ERR_INVALID_ARG;
+    }
+    if ((req->body == NULL && req->body_len > 0) ||
+        (req->body != NULL && strcmp(req->method, "GET") == 0)) {
+        s_err(err, errlen, "http: %s with an inconsistent body", req->method);
+        return KP_ERR_INVALID_ARG;
+    }
+
+    CURLU *u = curl_url();
+    struct curl_slist *headers = NULL;
+    char origin[512];
+    bool plain = false;
+    kp_status st;
+    if (u == NULL) {
+        s_err(err, errlen, "http: out of memory");
+        return KP_ERR_NOMEM;
+    }
+    st = s_target(u, req->url, origin, sizeof origin, &plain, err, errlen);
+    if (st == KP_OK)
+        st = s_headers(req, &headers, err, errlen);
+    if (st != KP_OK)
+        goto done;
+
+    CURLcode rc = curl_easy_setopt(h->curl, CURLOPT_CURLU, u);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
+    if (rc == CURLE_OK)
+        rc = s_method(h->curl, req);
+    if (rc != CURLE_OK) {
+        s_err(err, errlen, "%s: libcurl refused the request: %s", origin, curl_easy_strerror(rc));
+        st = rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
+        goto done;
+    }
+    st = s_attempts(h, (req->flags & KP_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
+    if (st != KP_OK) {
+        unsigned attempts = resp->attempts;
+        kp_http_response_free(resp);
+        resp->attempts = attempts;
+    }
+done:
+    /* the handle outlives this call: it must not point at the caller's body or our lists */
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_CURLU, (CURLU *)NULL);
+    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (char *)NULL);
+    kp__http_rx_reset(&h->rx);
+    s_headers_free(headers);
+    curl_url_cleanup(u);
+    return st;
+}

@@ -1,0 +1,197 @@
+/*
+ * What libcurl hands back for one attempt: the body, into a buffer bounded by max_response
+ * that is wiped whenever it moves (it may hold key material), and the few response headers
+ * the plugins need. Each new status line starts a new response, so only the last one counts.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "http_internal.h"
+
+/* Longest header value kept; longer ones are ignored (no service sends them). */
+#define S_MAX_VALUE 8192
+#define S_FIRST_CAP 4096
+
+size_t kp__http_on_body(char *data, size_t size, size_t n, void *userdata)
+{
+    kp__http_rx *rx = userdata;
+    size_t total = size * n;
+    if (rx->too_large || rx->oom)
+        return 0;
+    if (total > rx->max - rx->len) {
+        rx->too_large = true;
+        return 0; /* libcurl stops the transfer with CURLE_WRITE_ERROR */
+    }
+    size_t need = rx->len + total + 1;
+    if (need > rx->cap) {
+        size_t cap = rx->cap > 0 ? rx->cap : S_FIRST_CAP;
+        while (cap < need && cap <= (rx->max + 1) / 2)
+            cap *= 2;
+        if (cap < need)
+            cap = rx->max + 1;
+        /* grow by copying, never realloc: the old block is wiped before it goes back */
+        uint8_t *nb = malloc(cap);
+        if (nb == NULL) {
+            rx->oom = true;
+            return 0;
+        }
+        if (rx->body != NULL) {
+            memcpy(nb, rx->body, rx->len);
+            OPENSSL_cleanse(rx->body, rx->cap);
+            free(rx->body);
+        }
+        rx->body = nb;
+        rx->cap = cap;
+    }
+    memcpy(rx->body + rx->len, data, total);
+    rx->len += total;
+    rx->body[rx->len] = '\0';
+    return total;
+}
+
+static void s_free_headers(kp__http_rx *rx)
+{
+    free(rx->www_authenticate);
+    free(rx->content_type);
+    free(rx->request_id);
+    free(rx->retry_after);
+    rx->www_authenticate = rx->content_type = rx->request_id = rx->retry_after = NULL;
+}
+
+static bool s_name_is(const char *line, size_t namelen, const char *name)
+{
+    return namelen == strlen(name) && strncasecmp(line, name, namelen) == 0;
+}
+
+/* Replaces *slot with value/len, or appends it after ", " (repeated WWW-Authenticate headers
+ * combine as one list, RFC 9110 5.3). */
+static bool s_store(char **slot, const char *value, size_t len, bool append)
+{
+    size_t old = append && *slot != NULL ? strlen(*slot) : 0;
+    if (old + len > 2 * S_MAX_VALUE)
+        return true; /* ignored, not an error */
+    char *s = malloc(old + (old > 0 ? 2 : 0) + len + 1);
+    if (s == NULL)
+        return false;
+    size_t o = 0;
+    if (old > 0) {
+        memcpy(s, *slot, old);
+        memcpy(s + old, ", ", 2);
+        o = old + 2;
+    }
+    memcpy(s + o, value, len);
+    s[o + len] = '\0';
+    free(*slot);
+    *slot = s;
+    return true;
+}
+
+size_t kp__http_on_header(char *data, size_t size, size_t n, void *userdata)
+{
+    kp__http_rx *rx = userdata;
+    size_t total = size * n;
+    size_t len = total;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        s_free_headers(rx); /* a new response (after an interim 1xx) */
+        return total;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (colon == NULL)
+        return total;
+    size_t namelen = (size_t)(colon - data);
+    const char *v = colon + 1;
+    size_t vlen = len - namelen - 1;
+    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    if (vlen > S_MAX_VALUE)
+        return total;
+
+    bool ok = true;
+    if (s_name_is(data, namelen, "Content-Length")) {
+        /* refuse an announced oversize body before reading it */
+        char num[32];
+        if (vlen > 0 && vlen < sizeof num) {
+            memcpy(num, v, vlen);
+            num[vlen] = '\0';
+            errno = 0;
+            char *end = NULL;
+            unsigned long long cl = strtoull(num, &end, 10);
+            if (errno == 0 && end != NULL && *end == '\0' && isdigit((unsigned char)num[0]) &&
+                cl > rx->max) {
+                rx->too_large = true;
+                return 0;
+            }
+        }
+    } else if (s_name_is(data, namelen, "WWW-Authenticate")) {
+        ok = s_store(&rx->www_authenticate, v, vlen, true);
+    } else if (s_name_is(data, namelen, "Content-Type")) {
+        ok = s_store(&rx->content_type, v, vlen, false);
+    } else if (s_name_is(data, namelen, "Retry-After")) {
+        ok = s_store(&rx->retry_after, v, vlen, false);
+    } else if (s_name_is(data, namelen, "x-ms-request-id") ||
+               s_name_is(data, namelen, "x-amzn-RequestId")) {
+        ok = s_store(&rx->request_id, v, vlen, false);
+    }
+    if (!ok) {
+        rx->oom = true;
+        return 0;
+    }
+    return total;
+}
+
+void kp__http_rx_reset(kp__http_rx *rx)
+{
+    if (rx->body != NULL) {
+        OPENSSL_cleanse(rx->body, rx->cap);
+        free(rx->body);
+    }
+    s_free_headers(rx);
+    size_t max = rx->max;
+    memset(rx, 0, sizeof *rx);
+    rx->max = max;
+}
+
+kp_status kp__http_rx_take(kp__http_rx *rx, kp_http_response *resp)
+{
+    if (rx->body == NULL) {
+        rx->body = calloc(1, 1);
+        if (rx->body == NULL)
+            return KP_ERR_NOMEM;
+        rx->cap = 1;
+    }
+    resp->body = rx->body;
+    resp->len = rx->len;
+    resp->www_authenticate = rx->www_authenticate;
+    resp->content_type = rx->content_type;
+    resp->request_id = rx->request_id;
+    free(rx->retry_after);
+    size_t max = rx->max;
+    memset(rx, 0, sizeof *rx);
+    rx->max = max;
+    return KP_OK;
+}
+
+void kp_http_response_free(kp_http_response *resp)
+{
+    if (resp == NULL)
+        return;
+    if (resp->body != NULL) {
+        OPENSSL_cleanse(resp->body, resp->len + 1);
+        free(resp->body);
+    }
+    free(resp->www_authenticate);
+    free(resp->content_type);
+    free(resp->request_id);
+    memset(resp, 0, sizeof *resp);
+}

@@ -1,0 +1,455 @@
+/*
+ * The provider kit's HTTPS transport against a real Key Vault emulator over real TLS, started
+ * by run_kit_test.sh (which exports KV_CA and KV_KIT_PORT). The vault's fault injection drives
+ * the retry rule; a sleep hook records the backoffs, so nothing here really waits. main also
+ * runs test_kit_local.c's tests, which need no vault.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "test_kit.h"
+
+#define TENANT "00000000-0000-0000-0000-000000000001"
+#define OPENID "/" TENANT "/v2.0/.well-known/openid-configuration"
+#define IMDS                                                                                       \
+    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
+
+static const char *s_ca;
+static char s_base[64];
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static void s_record(void *arg, long ms)
+{
+    kp_test_kit_sleeps *s = arg;
+    if (s->n < 16)
+        s->ms[s->n] = ms;
+    s->n++;
+}
+
+double kp_test_kit_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Skips a test that needs the emulator when run_kit_test.sh did not start one. */
+static void s_need_vault(void)
+{
+    if (s_ca == NULL) {
+        print_message("KV_CA/KV_KIT_PORT unset: run through run_kit_test.sh\n");
+        skip();
+    }
+}
+
+kp_http *kp_test_kit_http(kp_http_config cfg, kp_test_kit_sleeps *sleeps)
+{
+    kp_http *h = NULL;
+    char err[256];
+    if (cfg.ca_bundle == NULL)
+        cfg.ca_bundle = s_ca;
+    kp_status st = kp_http_new(&cfg, &h, err, sizeof err);
+    if (st != KP_OK)
+        fail_msg("kp_http_new: %s", err);
+    if (sleeps != NULL)
+        kp_http_set_sleep_hook(h, s_record, sleeps);
+    return h;
+}
+
+kp_status kp_test_kit_send(kp_http *h, const char *method, const char *path,
+                           const char *const *headers, const char *body, unsigned flags,
+                           kp_http_response *resp, char *err, size_t errlen)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", path[0] == '/' ? s_base : "", path);
+    kp_http_request req = {.method = method,
+                           .url = url,
+                           .headers = headers,
+                           .body = (const uint8_t *)body,
+                           .body_len = body != NULL ? strlen(body) : 0,
+                           .flags = flags};
+    return kp_http_send(h, &req, resp, err, errlen);
+}
+
+/* Replaces the vault's fault configuration (the control endpoints are never faulted). */
+static void s_faults(const char *json)
+{
+    kp_http *c = kp_test_kit_http((kp_http_config){0}, NULL);
+    const char *hdrs[] = {"Content-Type: application/json", NULL};
+    kp_http_response r;
+    char err[256];
+    assert_int_equal(
+        kp_test_kit_send(c, "PUT", "/_emulator/faults", hdrs, json, 0, &r, err, sizeof err), KP_OK);
+    if (r.status != 200)
+        fail_msg("PUT /_emulator/faults %s: %ld %s", json, r.status, (const char *)r.body);
+    kp_http_response_free(&r);
+    kp_http_free(c);
+}
+
+/* A counter of the vault's /_emulator/stats, e.g. "requests" or "drop". The counters never
+ * reset (a new fault configuration keeps them), so tests compare before and after. */
+static long s_vault_stat(const char *name)
+{
+    kp_http *c = kp_test_kit_http((kp_http_config){0}, NULL);
+    kp_http_response r;
+    char err[256], key[64];
+    assert_int_equal(
+        kp_test_kit_send(c, "GET", "/_emulator/stats", NULL, NULL, 0, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 200);
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr((const char *)r.body, key);
+    assert_non_null(p);
+    long v = strtol(p + strlen(key), NULL, 10);
+    kp_http_response_free(&r);
+    kp_http_free(c);
+    return v;
+}
+
+static int s_setup_vault(void **state)
+{
+    (void)state;
+    if (s_ca != NULL)
+        s_faults("{}");
+    return 0;
+}
+
+/* ---- against the emulator --------------------------------------------------------------- */
+
+static void test_http_health_keepalive(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_http *h = kp_test_kit_http((kp_http_config){0}, NULL);
+    for (int i = 0; i < 2; i++) {
+        kp_http_response r;
+        char err[256];
+        assert_int_equal(
+            kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
+            KP_OK);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.attempts, 1);
+        assert_non_null(strstr((const char *)r.body, "\"status\":\"ok\""));
+        assert_int_equal(strlen((const char *)r.body), r.len);
+        assert_string_equal(r.content_type, "application/json; charset=utf-8");
+        assert_non_null(r.request_id);
+        assert_int_equal(strlen(r.request_id), 36); /* a UUID */
+        assert_null(r.www_authenticate);
+        kp_http_response_free(&r);
+        assert_null(r.body);
+    }
+    kp_http_stats st;
+    kp_http_stats_get(h, &st);
+    assert_int_equal(st.attempts, 2);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.connects, 1); /* the second request used the kept-alive connection */
+    kp_http_free(h);
+}
+
+/* A self-signed CA under the same name as the test CA, with another key: an impostor. */
+static char *s_write_wrong_ca(void)
+{
+    const char *tmp = getenv("KP_KIT_TMP") ? getenv("KP_KIT_TMP") : "/tmp";
+    char *path = malloc(strlen(tmp) + 32);
+    assert_non_null(path);
+    sprintf(path, "%s/wrong-ca-XXXXXX", tmp);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(key);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+    X509_gmtime_adj(X509_getm_notBefore(x), -300);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"keyplane test CA",
+                               -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
+    assert_non_null(bc);
+    X509_add_ext(x, bc, -1);
+    X509_EXTENSION_free(bc);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return path;
+}
+
+static void test_http_wrong_ca(void **state)
+{
+    (void)state;
+    s_need_vault();
+    char *ca = s_write_wrong_ca();
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){.ca_bundle = ca}, &sl);
+    kp_http_response r;
+    char err[512], origin[160];
+    assert_int_equal(
+        kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
+        KP_ERR_INTEGRITY);
+    snprintf(origin, sizeof origin, "%s: TLS verification failed (", s_base);
+    if (strncmp(err, origin, strlen(origin)) != 0)
+        fail_msg("err: %s", err);
+    assert_int_equal(r.attempts, 1);
+    assert_null(r.body);
+    assert_int_equal(sl.n, 0);
+    kp_http_stats st;
+    kp_http_stats_get(h, &st);
+    assert_int_equal(st.attempts, 1);
+    kp_http_free(h);
+    unlink(ca);
+    free(ca);
+
+    /* the system store does not know the test CA either */
+    kp_http *sys = NULL;
+    assert_int_equal(kp_http_new(NULL, &sys, err, sizeof err), KP_OK);
+    assert_int_equal(
+        kp_test_kit_send(sys, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
+        KP_ERR_INTEGRITY);
+    kp_http_free(sys);
+}
+
+static void test_http_fault_sequence(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
+    kp_http_response r;
+    char err[512];
+    /* a first request opens the connection, so the drop below hits a kept-alive one: libcurl
+     * would send the request again by itself there; the kit makes that its own retry */
+    assert_int_equal(
+        kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err), KP_OK);
+    kp_http_response_free(&r);
+    long requests = s_vault_stat("requests"), drops = s_vault_stat("drop"),
+         oks = s_vault_stat("ok");
+    s_faults("{\"scope\":\"all\",\"sequence\":[\"429\",\"503\",\"drop\"],\"retry_after\":1}");
+
+    assert_int_equal(kp_test_kit_send(h, "GET", OPENID, NULL, NULL, 0, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.attempts, 4);
+    assert_non_null(strstr((const char *)r.body, "\"token_endpoint\""));
+    assert_int_equal(sl.n, 3);
+    assert_int_equal(sl.ms[0], 1000);  /* 429 with Retry-After: 1 */
+    assert_int_equal(sl.ms[1], 1000);  /* 503 with Retry-After: 1 */
+    assert_in_range(sl.ms[2], 0, 400); /* the drop: backoff, third retry, ceiling 100 * 2^2 */
+    kp_http_response_free(&r);
+
+    kp_http_stats st;
+    kp_http_stats_get(h, &st);
+    assert_int_equal(st.attempts, 5);
+    assert_int_equal(st.retries, 3);
+    assert_int_equal(st.connects, 2); /* the drop killed the first connection */
+    assert_int_equal(s_vault_stat("requests") - requests, 4);
+    assert_int_equal(s_vault_stat("drop") - drops, 1);
+    assert_int_equal(s_vault_stat("ok") - oks, 1);
+    kp_http_free(h);
+}
+
+static void test_http_retry_after_cap(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){.retry_after_cap_ms = 2500}, &sl);
+    kp_http_response r;
+    char err[512];
+    s_faults("{\"scope\":\"all\",\"sequence\":[\"429\",\"500\"],\"retry_after\":60}");
+    assert_int_equal(kp_test_kit_send(h, "GET", OPENID, NULL, NULL, 0, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(sl.n, 2);
+    assert_int_equal(sl.ms[0], 2500);  /* Retry-After: 60, capped */
+    assert_in_range(sl.ms[1], 0, 200); /* a 500 has no Retry-After: backoff */
+    kp_http_response_free(&r);
+    kp_http_free(h);
+}
+
+static void test_http_attempts_exhausted(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){.max_attempts = 3}, &sl);
+    kp_http_response r;
+    char err[512];
+    long before = s_vault_stat("503");
+    s_faults("{\"scope\":\"all\",\"retry_after\":1,"
+             "\"sequence\":[\"503\",\"503\",\"503\",\"503\",\"503\",\"503\"]}");
+    assert_int_equal(kp_test_kit_send(h, "GET", OPENID, NULL, NULL, 0, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(r.attempts, 3);
+    assert_non_null(strstr((const char *)r.body, "ServiceUnavailable"));
+    assert_int_equal(sl.n, 2);
+    kp_http_response_free(&r);
+    assert_int_equal(s_vault_stat("503") - before, 3);
+    kp_http_free(h);
+}
+
+static void test_http_not_retryable_400(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
+    kp_http_response r;
+    char err[512];
+    assert_int_equal(kp_test_kit_send(h, "GET", IMDS, NULL, NULL, 0, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(r.attempts, 1);
+    assert_non_null(strstr((const char *)r.body, "invalid_request"));
+    assert_int_equal(sl.n, 0);
+    kp_http_response_free(&r);
+    /* the same with the header IMDS wants */
+    const char *md[] = {"Metadata: true", NULL};
+    assert_int_equal(kp_test_kit_send(h, "GET", IMDS, md, NULL, 0, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr((const char *)r.body, "\"access_token\""));
+    kp_http_response_free(&r);
+    kp_http_free(h);
+}
+
+#define TOKEN_PATH "/" TENANT "/oauth2/v2.0/token"
+#define TOKEN_FORM                                                                                 \
+    "grant_type=client_credentials&client_id=kp-client&client_secret=kp-secret"                    \
+    "&scope=https%3A%2F%2Fvault.azure.net%2F.default"
+
+static kp_status s_token(kp_http *h, kp_http_response *r, char *err, size_t errlen)
+{
+    const char *form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    return kp_test_kit_send(h, "POST", TOKEN_PATH, form, TOKEN_FORM, KP_HTTP_UNSAFE, r, err,
+                            errlen);
+}
+
+static void test_http_unsafe(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_test_kit_sleeps sl = {0};
+    kp_http_response r;
+    char err[512];
+
+    /* a drop after the request went out, on a fresh connection and on a kept-alive one: the
+     * request is not repeated (the vault saw it exactly once) */
+    for (int reused = 0; reused < 2; reused++) {
+        kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
+        if (reused) {
+            assert_int_equal(
+                kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
+                KP_OK);
+            kp_http_response_free(&r);
+        }
+        long requests = s_vault_stat("requests"), drops = s_vault_stat("drop");
+        s_faults("{\"scope\":\"all\",\"sequence\":[\"drop\"]}");
+        assert_int_equal(s_token(h, &r, err, sizeof err), KP_ERR_UNAVAILABLE);
+        assert_int_equal(r.attempts, 1);
+        assert_null(r.body);
+        assert_non_null(strstr(err, "not repeated"));
+        assert_null(strstr(err, "kp-secret"));
+        assert_int_equal(sl.n, 0);
+        assert_int_equal(s_vault_stat("requests") - requests, 1);
+        assert_int_equal(s_vault_stat("drop") - drops, 1);
+        kp_http_free(h);
+    }
+
+    /* 429 and 503: the service did not act, so even a create is repeated */
+    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
+    s_faults("{\"scope\":\"all\",\"sequence\":[\"429\",\"503\"],\"retry_after\":1}");
+    assert_int_equal(s_token(h, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.attempts, 3);
+    assert_non_null(strstr((const char *)r.body, "\"access_token\""));
+    assert_int_equal(sl.n, 2);
+    assert_int_equal(sl.ms[0], 1000);
+    assert_int_equal(sl.ms[1], 1000);
+    kp_http_response_free(&r);
+
+    /* a 500 may have come after the service acted: it comes back at once */
+    sl.n = 0;
+    s_faults("{\"scope\":\"all\",\"sequence\":[\"500\"]}");
+    assert_int_equal(s_token(h, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 500);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(sl.n, 0);
+    kp_http_response_free(&r);
+    kp_http_free(h);
+}
+
+static void test_http_timeout(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){.timeout_ms = 300, .max_attempts = 2}, &sl);
+    kp_http_response r;
+    char err[512];
+    s_faults("{\"scope\":\"all\",\"latency_ms\":1500}");
+    assert_int_equal(kp_test_kit_send(h, "GET", OPENID, NULL, NULL, 0, &r, err, sizeof err),
+                     KP_ERR_TIMEOUT);
+    assert_int_equal(r.attempts, 2);
+    assert_non_null(strstr(err, "timed out after 2 attempts"));
+    assert_int_equal(sl.n, 1);
+    /* an unsafe request that timed out after it was sent is not repeated */
+    sl.n = 0;
+    assert_int_equal(s_token(h, &r, err, sizeof err), KP_ERR_TIMEOUT);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(sl.n, 0);
+    s_faults("{}");
+    kp_http_free(h);
+}
+
+static void test_http_max_response(void **state)
+{
+    (void)state;
+    s_need_vault();
+    kp_http *h = kp_test_kit_http((kp_http_config){.max_response = 10}, NULL);
+    kp_http_response r;
+    char err[512], want[160];
+    assert_int_equal(
+        kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
+        KP_ERR_BACKEND);
+    snprintf(want, sizeof want, "%s: response body larger than 10 bytes", s_base);
+    assert_string_equal(err, want);
+    assert_int_equal(r.attempts, 1);
+    assert_null(r.body);
+    kp_http_free(h);
+}
+
+int main(void)
+{
+    s_ca = getenv("KV_CA");
+    const char *port = getenv("KV_KIT_PORT");
+    if (s_ca == NULL || port == NULL)
+        s_ca = NULL;
+    else
+        snprintf(s_base, sizeof s_base, "https://127.0.0.1:%s", port);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_http_health_keepalive, s_setup_vault),
+        cmocka_unit_test_setup(test_http_wrong_ca, s_setup_vault),
+        cmocka_unit_test_setup(test_http_fault_sequence, s_setup_vault),
+        cmocka_unit_test_setup(test_http_retry_after_cap, s_setup_vault),
+        cmocka_unit_test_setup(test_http_attempts_exhausted, s_setup_vault),
+        cmocka_unit_test_setup(test_http_not_retryable_400, s_setup_vault),
+        cmocka_unit_test_setup(test_http_unsafe, s_setup_vault),
+        cmocka_unit_test_setup(test_http_timeout, s_setup_vault),
+        cmocka_unit_test_setup(test_http_max_response, s_setup_vault),
+    };
+    int failed = kp_test_kit_local();
+    return failed + cmocka_run_group_tests_name("kit against the emulator", tests, NULL, NULL);
+}
