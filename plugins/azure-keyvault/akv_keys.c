@@ -216,7 +216,8 @@ kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **ou
     if (st == KP_OK && c.dup)
         a->up->log(a->h, KP_LOG_WARN,
                    "two vault versions carry one kp-version tag; the older one is used");
-    qsort(c.v, c.n, sizeof(*c.v), s_cmp);
+    if (c.n > 1)
+        qsort(c.v, c.n, sizeof(*c.v), s_cmp);
     /* public keys: reuse what the cache already had for the same vault version */
     for (size_t i = 0; st == KP_OK && i < c.n; i++) {
         for (size_t j = 0; j < k->n; j++)
