@@ -140,17 +140,21 @@ static kp_status s_once(akv_inst *a, const char *method, const char *url, const 
                         size_t body_len, unsigned flags, bool probe, kp_http_response *out)
 {
     const char *headers[4];
-    size_t nh = 0;
-    kp_secret *auth = NULL;
+    size_t nh = 0, authlen = 0;
+    char *auth = NULL;
     if (!probe) {
+        /* The header is wiped after use but is not a kp_secret: the kit copies it into its
+         * header list and libcurl into its send buffer, neither of them locked memory, so a
+         * locked copy here would protect nothing and cost an mlock, a munlock and two madvise
+         * calls per request (tests/bench/azure). The token itself stays a kp_secret. */
         size_t tl = a->up->secret_len(a->token);
-        if ((auth = a->up->secret_new(tl + sizeof("Authorization: "))) == NULL)
+        authlen = tl + sizeof("Authorization: ");
+        if ((auth = malloc(authlen)) == NULL)
             return akv_err(a, KP_ERR_NOMEM, "out of memory");
-        char *h = (char *)a->up->secret_data(auth);
-        memcpy(h, "Authorization: ", 15);
-        memcpy(h + 15, a->up->secret_cdata(a->token), tl);
-        h[15 + tl] = '\0';
-        headers[nh++] = h;
+        memcpy(auth, "Authorization: ", 15);
+        memcpy(auth + 15, a->up->secret_cdata(a->token), tl);
+        auth[15 + tl] = '\0';
+        headers[nh++] = auth;
     }
     if (body != NULL && !probe)
         headers[nh++] = "Content-Type: application/json";
@@ -158,7 +162,10 @@ static kp_status s_once(akv_inst *a, const char *method, const char *url, const 
     headers[nh] = NULL;
     kp_http_request req = {method, url, headers, probe ? NULL : body, probe ? 0 : body_len, flags};
     kp_status st = akv_send(a, &req, out);
-    a->up->secret_free(auth);
+    if (auth != NULL) {
+        OPENSSL_cleanse(auth, authlen);
+        free(auth);
+    }
     return st;
 }
 
