@@ -204,7 +204,8 @@ typedef struct akv_resp {
  * nextLink of this vault. body may be NULL. On a 2xx answer returns KP_OK with resp filled;
  * any other answer is mapped to a status with the service's code and message in the error
  * text (what names the operation, e.g. "wrap tde v2"). 404 returns KP_ERR_NOT_FOUND quietly
- * (the caller words it). resp is always released by the caller with akv_resp_free.
+ * (the caller words it). resp is always released by the caller with akv_resp_free; after a
+ * failure it holds only the HTTP status (0 when no answer came).
  */
 kp_status akv_call(akv_inst *a, const char *method, const char *path, const uint8_t *body,
                    size_t body_len, unsigned flags, const char *what, akv_resp *resp);

@@ -218,6 +218,8 @@ kp_status akv_call(akv_inst *a, const char *method, const char *path, const uint
         return KP_ERR_NOT_FOUND;
     }
     st = s_fail(a, &resp->http, what);
+    long status = resp->status;
     akv_resp_free(resp);
+    resp->status = status; /* the caller may tell a 400 from a transport failure */
     return st;
 }

@@ -89,7 +89,7 @@ static kp_status s_op(akv_inst *a, const char *name, uint32_t version, const cha
         akv_key_forget(a, name);
         return akv_err(a, st, "%s: %s: the version is gone from the vault", a->vault_name, what);
     }
-    if (st == KP_ERR_BACKEND && strcmp(op, "unwrapkey") == 0)
+    if (st == KP_ERR_BACKEND && r->status == 400 && strcmp(op, "unwrapkey") == 0)
         st = KP_ERR_CRYPTO; /* 400 BadParameter: the bytes do not unwrap under this key */
     return st;
 }
