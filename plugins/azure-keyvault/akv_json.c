@@ -16,6 +16,11 @@
 #include "akv_internal.h"
 
 #define S_MAX_DEPTH 32
+/* The longest token lifetime believed: Entra ID tokens live at most a day (managed identity
+ * ones 24 h). A longer claim is cut to this, so the caller's now + lifetime cannot overflow
+ * (expires_in may be any JSON integer up to 2^63 - 1) and a token is fetched again at least
+ * once a day. */
+#define S_MAX_LIFETIME (24 * 3600)
 
 static json_t *s_load(const uint8_t *body, size_t len, char *err, size_t errlen)
 {
@@ -26,6 +31,11 @@ static json_t *s_load(const uint8_t *body, size_t len, char *err, size_t errlen)
     }
     json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL) {
+        /* jansson quotes up to 20 bytes of the input ("near '...'"), which may be part of a
+         * token or a DEK, and may hold a newline: keep only its reason and the position */
+        char *near = strstr(je.text, " near ");
+        if (near != NULL)
+            *near = '\0';
         snprintf(err, errlen, "the answer is not JSON (%s at byte %d)", je.text, je.position);
         return NULL;
     }
@@ -356,7 +366,7 @@ kp_status akv_parse_token(const uint8_t *body, size_t len, time_t now, char *tok
         snprintf(err, errlen, "the token answer gives no lifetime (expires_in/expires_on)");
         goto out;
     }
-    *lifetime = in;
+    *lifetime = in < S_MAX_LIFETIME ? in : S_MAX_LIFETIME;
     memcpy(tok, json_string_value(at), json_string_length(at) + 1);
     st = KP_OK;
 out:

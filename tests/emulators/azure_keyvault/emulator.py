@@ -204,20 +204,88 @@ class AADError(Exception):
 # fault injection
 # --------------------------------------------------------------------------
 
+CORRUPT_KINDS = ("not_json", "missing_fields", "bad_base64", "truncated", "oversize")
+CORRUPT_PAD_TO = 9 * 1024 * 1024   # size of an "oversize" body
+NOT_BASE64 = "!!!not base64!!!"
+
+
+def op_name(method, segs):
+    """The operation a keys-API request names (the names of forbidden_ops/corrupt_ops):
+    list, get, create, import, update, delete, backup, restore, wrapKey, unwrapKey, encrypt,
+    decrypt, listDeleted, getDeleted, recover, purge; None for anything else."""
+    coll = segs[0].lower() if segs else ""
+    rest = segs[1:]
+    if rest and rest[-1] == "":
+        rest = rest[:-1]
+    if coll == "keys":
+        if not rest:
+            return "list" if method == "GET" else None
+        if len(rest) == 1:
+            if rest[0].lower() == "restore" and method == "POST":
+                return "restore"
+            return {"GET": "get", "PUT": "import", "DELETE": "delete", "PATCH": "update"}.get(method)
+        sub = rest[1].lower()
+        if len(rest) == 2:
+            if method == "POST":
+                if sub in ("create", "backup"):
+                    return sub
+                return CRYPTO_OPS.get(sub)
+            if method == "GET":
+                return "list" if sub == "versions" else "get"
+            return "update" if method == "PATCH" else None
+        if len(rest) == 3 and method == "POST":
+            return CRYPTO_OPS.get(rest[2].lower())
+    elif coll == "deletedkeys":
+        if not rest:
+            return "listDeleted" if method == "GET" else None
+        if len(rest) == 1:
+            return {"GET": "getDeleted", "DELETE": "purge"}.get(method)
+        if len(rest) == 2 and rest[1].lower() == "recover" and method == "POST":
+            return "recover"
+    return None
+
+
+def corrupt_body(kind, payload):
+    """(content type, body bytes) of a success answer corrupted as kind says."""
+    ctype = "application/json; charset=utf-8"
+    if kind == "not_json":
+        return "text/html", b"<html>oops</html>"
+    if kind == "missing_fields":
+        return ctype, b"{}"
+    data = dict(payload) if isinstance(payload, dict) else {"value": payload}
+    if kind == "bad_base64":
+        if isinstance(data.get("value"), str):
+            data["value"] = NOT_BASE64
+        if isinstance(data.get("key"), dict):
+            data["key"] = dict(data["key"])
+            if "n" in data["key"]:
+                data["key"]["n"] = NOT_BASE64
+        return ctype, json.dumps(data, separators=(",", ":")).encode()
+    if kind == "truncated":
+        full = json.dumps(data, separators=(",", ":")).encode()
+        return ctype, full[:len(full) // 2]
+    # oversize: the real answer plus a "pad" member, CORRUPT_PAD_TO bytes in all
+    base = len(json.dumps(dict(data, pad=""), separators=(",", ":")).encode())
+    data["pad"] = "x" * max(0, CORRUPT_PAD_TO - base)
+    return ctype, json.dumps(data, separators=(",", ":")).encode()
+
+
 class Faults:
     FIELDS = {"latency_ms": 0, "rate_429": 0.0, "rate_500": 0.0,
               "rate_503": 0.0, "rate_drop": 0.0, "retry_after": 1,
               "seed": None, "sequence": [], "scope": "keys",
-              "forbidden_ops": []}
+              "forbidden_ops": [], "corrupt": None, "corrupt_ops": ["*"],
+              "corrupt_count": None}
 
     def __init__(self):
         self.lock = threading.Lock()
         self.cfg = dict(self.FIELDS)
         self.cfg["sequence"] = []
         self.cfg["forbidden_ops"] = []
+        self.cfg["corrupt_ops"] = ["*"]
         self.rng = random.Random()
         self.stats = {"requests": 0, "429": 0, "500": 0, "503": 0,
-                      "drop": 0, "ok": 0}
+                      "drop": 0, "ok": 0, "corrupt": 0}
 
     def configure(self, new, replace=True):
         if not isinstance(new, dict):
@@ -235,10 +303,19 @@ class Faults:
             raise ValueError("sequence items must be ok|429|500|503|drop")
         if new.get("scope", "keys") not in ("keys", "all"):
             raise ValueError("scope must be keys or all")
+        if new.get("corrupt") is not None and new["corrupt"] not in CORRUPT_KINDS:
+            raise ValueError("corrupt must be null or one of " + "|".join(CORRUPT_KINDS))
+        cops = new.get("corrupt_ops", ["*"])
+        if not isinstance(cops, list) or any(not isinstance(o, str) for o in cops):
+            raise ValueError("corrupt_ops must be a list of operation names")
+        cc = new.get("corrupt_count")
+        if cc is not None and (isinstance(cc, bool) or not isinstance(cc, int) or cc < 0):
+            raise ValueError("corrupt_count must be null or a non-negative integer")
         with self.lock:
             base = dict(self.FIELDS) if replace else dict(self.cfg)
             base["sequence"] = list(base["sequence"])
             base["forbidden_ops"] = list(base["forbidden_ops"])
+            base["corrupt_ops"] = list(base["corrupt_ops"])
             base.update(new)
             self.cfg = base
             self.rng = random.Random(base["seed"])
@@ -282,6 +359,20 @@ class Faults:
         with self.lock:
             fo = self.cfg["forbidden_ops"]
             return "*" in fo or op in fo
+
+    def take_corrupt(self, op):
+        """The corruption for the success answer of op, or None; counts it."""
+        with self.lock:
+            c = self.cfg
+            kind, ops, left = c["corrupt"], c["corrupt_ops"], c["corrupt_count"]
+            if kind is None or op is None or (left is not None and left <= 0):
+                return None
+            if "*" not in ops and op not in ops:
+                return None
+            if left is not None:
+                c["corrupt_count"] = left - 1
+            self.stats["corrupt"] += 1
+            return kind
 
 
 # --------------------------------------------------------------------------
@@ -545,6 +636,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.tls_ok = True
         self.request.settimeout(self.timeout)
         try:
+            # headers and body go out as two TLS records: without this, Nagle holds the second
+            # until the client's delayed ACK (40 ms per answer on Linux)
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        try:
             self.request = self.server.ssl_ctx.wrap_socket(self.request, server_side=True)
         except (ssl.SSLError, OSError):
             # not TLS (or a failed handshake): close without an HTTP answer
@@ -719,7 +816,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             api = self.api_version()
             result = self.keys_api(method, segs, body, api)
             status, payload = result
-            self.send(status, payload)
+            kind = None
+            if 200 <= status < 300 and payload is not None:
+                kind = self.server.faults.take_corrupt(op_name(method, segs))
+            if kind is None:
+                return self.send(status, payload)
+            ctype, data = corrupt_body(kind, payload)
+            try:
+                self.send(status, data, content_type=ctype)
+            except (OSError, ssl.SSLError):  # a client that stops reading an oversize body
+                self.close_connection = True
         except KVError as e:
             self.send(e.status, e.body(), e.headers)
         except AADError as e:

@@ -140,6 +140,7 @@ class Raw:
             self.conn.close()
             self.conn = None
             raise
+        resp.raw_body = data      # the bytes as sent (the corrupt fault's tests need them)
         try:
             js = json.loads(data) if data else None
         except ValueError:
@@ -786,6 +787,66 @@ class ConformanceTest(Base):
             cc.unwrap_key(KeyWrapAlgorithm.rsa_oaep, w.encrypted_key)
         self.assertEqual(cm.exception.status_code, 403)
         self.assertIn("does not have keys unwrapkey permission", cm.exception.message)
+
+    def test_faults_corrupt_answers(self):
+        """The test-only `corrupt` fault: success answers of the chosen operations are replaced
+        (after the operation was carried out), error answers and other operations are not."""
+        r = self.raw()
+        tok = r.token()
+        q = "?api-version=" + API
+        st, _, key = r.request("POST", "/keys/corrupt-key/create" + q, {"kty": "RSA", "key_size": 2048},
+                               token=tok)
+        self.assertEqual(st, 200, key)
+        get = "/keys/corrupt-key/%s%s" % (key["key"]["kid"].rsplit("/", 1)[1], q)
+        wrap = {"alg": "RSA-OAEP-256", "value": b64url(b"d" * 32)}
+        st, _, w = r.request("POST", "/keys/corrupt-key//wrapKey" + q, wrap, token=tok)
+        self.assertEqual(st, 200, w)
+        unwrap = {"alg": "RSA-OAEP-256", "value": w["value"]}
+        before = self.stats()["corrupt"]
+
+        # not_json on unwrapKey only, once: a get is untouched, the next unwrap is whole again
+        self.control("PUT", "faults", {"corrupt": "not_json", "corrupt_ops": ["unwrapKey"],
+                                       "corrupt_count": 1})
+        self.assertEqual(r.request("GET", get, token=tok)[2], key)
+        st, resp, js = r.request("POST", "/keys/corrupt-key//unwrapKey" + q, unwrap, token=tok)
+        self.assertEqual((st, resp.raw_body, js), (200, b"<html>oops</html>", None))
+        self.assertEqual(resp.getheader("Content-Type"), "text/html")
+        self.assertEqual(self.control("GET", "faults")["config"]["corrupt_count"], 0)
+        st, _, js = r.request("POST", "/keys/corrupt-key//unwrapKey" + q, unwrap, token=tok)
+        self.assertEqual((st, b64url_dec(js["value"])), (200, b"d" * 32))
+
+        # missing_fields, bad_base64, truncated, oversize (all operations, no count)
+        self.control("PUT", "faults", {"corrupt": "missing_fields"})
+        for _ in range(2):                           # every answer while it is set
+            st, _, js = r.request("GET", get, token=tok)
+            self.assertEqual((st, js), (200, {}))
+        self.control("PUT", "faults", {"corrupt": "bad_base64"})
+        st, _, js = r.request("GET", get, token=tok)
+        self.assertEqual((st, js["key"]["n"], js["key"]["kid"]), (200, "!!!not base64!!!", key["key"]["kid"]))
+        self.assertEqual(js["key"]["e"], key["key"]["e"])
+        st, _, js = r.request("POST", "/keys/corrupt-key//wrapKey" + q, wrap, token=tok)
+        self.assertEqual((st, js["value"]), (200, "!!!not base64!!!"))
+        self.control("PUT", "faults", {"corrupt": "truncated"})
+        st, resp, js = r.request("GET", get, token=tok)
+        full = json.dumps(key, separators=(",", ":")).encode()
+        self.assertEqual((st, js), (200, None))
+        self.assertEqual(resp.raw_body, full[:len(full) // 2])
+        self.assertEqual(int(resp.getheader("Content-Length")), len(full) // 2)
+        self.control("PUT", "faults", {"corrupt": "oversize", "corrupt_ops": ["get"]})
+        st, resp, js = r.request("GET", get, token=tok)
+        self.assertEqual((st, len(resp.raw_body)), (200, 9 * 1024 * 1024))
+        self.assertEqual(js["key"], key["key"])
+        self.assertEqual(set(js["pad"]), {"x"})
+
+        # error answers stay as they are
+        self.control("PUT", "faults", {"corrupt": "not_json"})
+        st, _, js = r.request("GET", "/keys/no-such-key" + q, token=tok)
+        self.assertEqual((st, js["error"]["code"]), (404, "KeyNotFound"))
+        self.assertGreaterEqual(self.stats()["corrupt"], before + 7)
+        for bad_cfg in ({"corrupt": "garbage"}, {"corrupt": "truncated", "corrupt_ops": "get"},
+                        {"corrupt": "truncated", "corrupt_count": -1}):
+            st, _, js = r.request("PUT", "/_emulator/faults", bad_cfg)
+            self.assertEqual(st, 400, bad_cfg)
 
 
 @unittest.skipUnless(HAVE_SDK, "python3-azure not installed")

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Runs a test program against one Key Vault emulator over TLS.
+# Usage: run_with_vault.sh PROGRAM [ARGS...]
+# Starts the vault "vault1" with vaultctl.py in a fresh directory, exports KV_CA, KV_VAULT1_URL
+# and KV_VAULT1_PORT, runs the program, and always stops the vault (also on ^C or a crash).
+# On a failure the vault's log tail follows the program's output. KP_KEEP=1 keeps the directory.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+py=${KP_PYTHON:-/usr/bin/python3}
+vaultctl="$here/emulators/azure_keyvault/vaultctl.py"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/kp-vault.XXXXXX")
+
+cleanup() {
+    "$py" "$vaultctl" stop-all --dir "$dir" --kill >/dev/null 2>&1 || true
+    if [ -n "${KP_KEEP:-}" ]; then
+        echo "kept $dir" >&2
+    else
+        rm -rf "$dir"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$py" "$vaultctl" start --dir "$dir" --name vault1 >/dev/null
+eval "$("$py" "$vaultctl" env --dir "$dir")"
+
+rc=0
+"$@" || rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "$(basename "$1") failed ($rc); the vault's log:" >&2
+    tail -n 30 "$dir/vault1.log" >&2 || true
+fi
+exit "$rc"
