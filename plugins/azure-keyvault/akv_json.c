@@ -15,7 +15,6 @@
 
 #include "akv_internal.h"
 
-#define S_MAX_DEPTH 32
 /* The longest token lifetime believed: Entra ID tokens live at most a day (managed identity
  * ones 24 h). A longer claim is cut to this, so the caller's now + lifetime cannot overflow
  * (expires_in may be any JSON integer up to 2^63 - 1) and a token is fetched again at least

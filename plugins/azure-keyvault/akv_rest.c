@@ -181,6 +181,11 @@ kp_status akv_call(akv_inst *a, const char *method, const char *path, const uint
         /* no scope yet: provoke the challenge without a token and without the body */
         if ((st = s_once(a, method, url, body, body_len, flags, true, &resp->http)) != KP_OK)
             return st;
+        if (resp->http.status == 429 || resp->http.status >= 500) {
+            st = s_fail(a, &resp->http, what); /* throttled or failing: transient, not auth */
+            akv_resp_free(resp);
+            return st;
+        }
         if (resp->http.status != 401 || resp->http.www_authenticate == NULL) {
             long got = resp->http.status;
             akv_resp_free(resp);

@@ -133,15 +133,15 @@ static size_t s_sink(char *ptr, size_t size, size_t nmemb, void *arg)
     return size * nmemb;
 }
 
-/* The emulator's control endpoint: revoke every token it issued. */
-static void s_revoke_all(void)
+/* POSTs body to one of the emulator's control endpoints. */
+static void s_control(const char *path, const char *body)
 {
     char *url = NULL;
-    assert_true(asprintf(&url, "%s/_emulator/tokens/revoke", s_env("KV_KIT_URL")) > 0);
+    assert_true(asprintf(&url, "%s%s", s_env("KV_KIT_URL"), path) > 0);
     CURL *c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CAINFO, s_env("KV_CA"));
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     long code = 0;
@@ -149,6 +149,12 @@ static void s_revoke_all(void)
     assert_int_equal(code, 200);
     curl_easy_cleanup(c);
     free(url);
+}
+
+/* The emulator's control endpoint: revoke every token it issued. */
+static void s_revoke_all(void)
+{
+    s_control("/_emulator/tokens/revoke", "{}");
 }
 
 static kp_secret *s_dek(void)
@@ -242,6 +248,10 @@ static void test_failures(void **state)
     s_expect(f, "badca", KP_ERR_INTEGRITY, "127.0.0.1");
     s_expect(f, "oldapi", KP_ERR_BACKEND, "BadParameter");
     s_expect(f, "down", KP_ERR_UNAVAILABLE, "127.0.0.1:9");
+    /* a vault failing the very first (challenge) request is unavailable, not an auth problem */
+    s_control("/_emulator/faults", "{\"sequence\":[\"503\",\"503\"],\"retry_after\":0}");
+    s_expect(f, "cs", KP_ERR_UNAVAILABLE, "(after 2 attempts)");
+    s_control("/_emulator/faults", "{}");
 }
 
 int main(void)
