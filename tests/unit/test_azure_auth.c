@@ -1,9 +1,9 @@
 /* The azure-keyvault plugin's authentication and transport rules, through libkeyplane, against
- * one emulated vault over real TLS (run_kit_test.sh starts it and exports KV_CA, KV_KIT_URL and
- * KP_KIT_TMP): one token per instance however many requests, a refresh after the vault revoked
- * it, managed identity through the IMDS endpoint, and the failures: a challenge for a foreign
- * resource, an unknown managed identity, an untrusted certificate, an unknown api-version, a
- * vault that is down. */
+ * one emulated vault over real TLS (run_with_vault.sh --name kit starts it and exports KV_CA,
+ * KV_KIT_URL and KP_VAULT_DIR): one token per instance however many requests, a refresh after the
+ * vault revoked it, managed identity through the IMDS endpoint, and the failures: a challenge for a
+ * foreign resource, an unknown managed identity, an untrusted certificate, an unknown api-version,
+ * a vault that is down. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ static const char *s_env(const char *name)
 {
     const char *v = getenv(name);
     if (v == NULL || v[0] == '\0')
-        fail_msg("%s is not set: run through run_kit_test.sh", name);
+        fail_msg("%s is not set: run through run_with_vault.sh --name kit", name);
     return v;
 }
 
@@ -117,7 +117,7 @@ static int teardown(void **state)
 static size_t s_tokens(void)
 {
     char *p = NULL;
-    assert_true(asprintf(&p, "%s/kit.state/tokens.json", s_env("KP_KIT_TMP")) > 0);
+    assert_true(asprintf(&p, "%s/kit.state/tokens.json", s_env("KP_VAULT_DIR")) > 0);
     json_error_t je;
     json_t *j = json_load_file(p, 0, &je);
     free(p);

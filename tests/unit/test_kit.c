@@ -1,8 +1,8 @@
 /*
  * The provider kit's HTTPS transport against a real Key Vault emulator over real TLS, started
- * by run_kit_test.sh (which exports KV_CA and KV_KIT_PORT). The vault's fault injection drives
- * the retry rule; a sleep hook records the backoffs, so nothing here really waits. main also
- * runs test_kit_local.c's tests, which need no vault.
+ * by run_with_vault.sh --name kit (which exports KV_CA and KV_KIT_PORT). The vault's fault
+ * injection drives the retry rule; a sleep hook records the backoffs, so nothing here really waits.
+ * main also runs test_kit_local.c's tests, which need no vault.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +42,11 @@ double kp_test_kit_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Skips a test that needs the emulator when run_kit_test.sh did not start one. */
+/* Skips a test that needs the emulator when run_with_vault.sh --name kit did not start one. */
 static void s_need_vault(void)
 {
     if (s_ca == NULL) {
-        print_message("KV_CA/KV_KIT_PORT unset: run through run_kit_test.sh\n");
+        print_message("KV_CA/KV_KIT_PORT unset: run through run_with_vault.sh --name kit\n");
         skip();
     }
 }
@@ -157,7 +157,7 @@ static void test_http_health_keepalive(void **state)
 /* A self-signed CA under the same name as the test CA, with another key: an impostor. */
 static char *s_write_wrong_ca(void)
 {
-    const char *tmp = getenv("KP_KIT_TMP") ? getenv("KP_KIT_TMP") : "/tmp";
+    const char *tmp = getenv("KP_VAULT_DIR") ? getenv("KP_VAULT_DIR") : "/tmp";
     char *path = malloc(strlen(tmp) + 32);
     assert_non_null(path);
     sprintf(path, "%s/wrong-ca-XXXXXX", tmp);
