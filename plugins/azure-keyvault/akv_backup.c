@@ -19,7 +19,7 @@ kp_status akv_ks_backup(void *inst, const char *name, kp_secret **blob)
     akv_inst *a = inst;
     if (a == NULL || name == NULL || blob == NULL)
         return KP_ERR_INVALID_ARG;
-    char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX], err[KP_AKV_ERR];
+    char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX];
     akv_resp r;
     pthread_mutex_lock(&a->lock);
     kp_status st = akv_vault_name(a, name, vname);
@@ -28,24 +28,8 @@ kp_status akv_ks_backup(void *inst, const char *name, kp_secret **blob)
         st = akv_call(a, "POST", path, NULL, 0, 0, "backup", &r);
     if (st == KP_ERR_NOT_FOUND)
         st = akv_err(a, st, "%s: backup: key %s not found", a->vault_name, vname);
-    if (st == KP_OK) {
-        size_t cap = akv_value_max(r.http.body, r.http.len);
-        kp_secret *s = cap > 0 && cap <= S_MAX_BACKUP ? a->up->secret_new(cap) : NULL;
-        size_t got = cap;
-        if (s == NULL)
-            st = akv_err(a, KP_ERR_BACKEND, "%s: backup: the answer has no usable value",
-                         a->vault_name);
-        else if ((st = akv_parse_value(r.http.body, r.http.len, a->up->secret_data(s), &got, err,
-                                       sizeof(err))) != KP_OK)
-            st = akv_err(a, st, "%s: backup: %s", a->vault_name, err);
-        if (st == KP_OK) {
-            a->up->secret_shrink(s, got);
-            *blob = s;
-        } else {
-            a->up->secret_free(s);
-        }
-        akv_resp_free(&r);
-    }
+    if (st == KP_OK)
+        st = akv_resp_value(a, &r, S_MAX_BACKUP, "backup", blob);
     pthread_mutex_unlock(&a->lock);
     return st;
 }

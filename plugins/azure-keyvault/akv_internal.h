@@ -154,8 +154,6 @@ kp_status akv_parse_page(const uint8_t *body, size_t len,
 /** Parses {"value": base64url} (wrap, unwrap, backup) into out (at most *outlen bytes). */
 kp_status akv_parse_value(const uint8_t *body, size_t len, uint8_t *out, size_t *outlen, char *err,
                           size_t errlen);
-/** The decoded length bound of the "value" of body, for sizing out; 0 when absent. */
-size_t akv_value_max(const uint8_t *body, size_t len);
 
 /** Parses a token answer (AAD v2, v1 or IMDS): access_token into tok (a NUL-terminated copy of
  *  at most toklen-1 bytes) and the lifetime in seconds from expires_in, or expires_on - now,
@@ -210,6 +208,9 @@ typedef struct akv_resp {
 kp_status akv_call(akv_inst *a, const char *method, const char *path, const uint8_t *body,
                    size_t body_len, unsigned flags, const char *what, akv_resp *resp);
 void akv_resp_free(akv_resp *r);
+/** Decodes the "value" of a 2xx answer (wrap, unwrap, backup) into a new secret of at most max
+ *  bytes, parsing the JSON once; frees (and so wipes) the answer either way. */
+kp_status akv_resp_value(akv_inst *a, akv_resp *r, size_t max, const char *what, kp_secret **out);
 /** Percent-encodes s into out (RFC 3986 unreserved kept). */
 kp_status akv_urlenc(const char *s, size_t len, char *out, size_t outlen);
 kp_status akv_send(akv_inst *a, const kp_http_request *req, kp_http_response *resp);

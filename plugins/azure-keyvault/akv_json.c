@@ -275,18 +275,6 @@ out:
     return st;
 }
 
-size_t akv_value_max(const uint8_t *body, size_t len)
-{
-    char err[KP_AKV_ERR];
-    json_t *j = s_load(body, len, err, sizeof(err));
-    if (j == NULL)
-        return 0;
-    const json_t *v = json_object_get(j, "value");
-    size_t n = json_is_string(v) ? kp_b64_decoded_max(json_string_length(v)) : 0;
-    json_decref(j);
-    return n;
-}
-
 kp_status akv_parse_value(const uint8_t *body, size_t len, uint8_t *out, size_t *outlen, char *err,
                           size_t errlen)
 {

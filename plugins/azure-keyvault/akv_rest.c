@@ -13,6 +13,8 @@
 
 #include <openssl/crypto.h>
 
+#include <keyplane/kit/b64.h>
+
 #include "akv_internal.h"
 
 void akv_resp_free(akv_resp *r)
@@ -21,6 +23,28 @@ void akv_resp_free(akv_resp *r)
         return;
     kp_http_response_free(&r->http);
     r->status = 0;
+}
+
+kp_status akv_resp_value(akv_inst *a, akv_resp *r, size_t max, const char *what, kp_secret **out)
+{
+    /* the value cannot decode to more than the whole body could */
+    size_t cap = kp_b64_decoded_max(r->http.len);
+    cap = cap == 0 ? 1 : cap > max ? max : cap;
+    char err[KP_AKV_ERR];
+    kp_secret *s = a->up->secret_new(cap);
+    kp_status st = s == NULL ? KP_ERR_NOMEM
+                             : akv_parse_value(r->http.body, r->http.len, a->up->secret_data(s),
+                                               &cap, err, sizeof(err));
+    akv_resp_free(r);
+    if (st == KP_OK)
+        st = a->up->secret_shrink(s, cap);
+    if (st != KP_OK) {
+        a->up->secret_free(s);
+        return st == KP_ERR_NOMEM ? akv_err(a, st, "out of memory")
+                                  : akv_err(a, st, "%s: %s: %s", a->vault_name, what, err);
+    }
+    *out = s;
+    return KP_OK;
 }
 
 kp_status akv_send(akv_inst *a, const kp_http_request *req, kp_http_response *resp)

@@ -2,15 +2,13 @@
  * wrapKey and unwrapKey in the vault (protocols.md A "Operations"): RSA-OAEP (SHA-1) and
  * RSA-OAEP-256 both ways; RSA1_5 only to unwrap old data. The DEK travels as unpadded base64url
  * in a request body that is a kp_secret, and comes back in a response body the transport wipes
- * and is decoded straight into the kp_secret handed back. Wrapped keys are no secret: they
- * travel in plain memory, which spares a wrap or unwrap the cost of extra locked allocations
- * (each one an mlock, munlock and two madvise calls; tests/bench/azure measures the path).
+ * and is decoded straight into the kp_secret handed back. The request body of an unwrap (a
+ * wrapped key, no secret) is plain memory, which spares the hot path a locked allocation (an
+ * mlock, munlock and two madvise calls; tests/bench/azure measures it).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
 
 #include <keyplane/kit/b64.h>
 
@@ -94,25 +92,6 @@ static kp_status s_op(akv_inst *a, const char *name, uint32_t version, const cha
     return st;
 }
 
-/* Decodes the answer's value into out (*outlen bytes, at most S_MAX_ANSWER; updated), parsing
- * the JSON once; the answer is freed (and so wiped) either way. */
-static kp_status s_value(akv_inst *a, const char *what, akv_resp *r, uint8_t *out, size_t *outlen)
-{
-    char err[KP_AKV_ERR];
-    kp_status st = akv_parse_value(r->http.body, r->http.len, out, outlen, err, sizeof(err));
-    if (st != KP_OK) {
-        /* only on failure, the second look that words it: no JSON, no value, an empty or an
-         * oversize one are all "no usable value"; a value that is not base64url says so */
-        size_t max = akv_value_max(r->http.body, r->http.len);
-        if (max == 0 || max > S_MAX_ANSWER)
-            snprintf(err, sizeof(err), "the answer has no usable value");
-    }
-    akv_resp_free(r);
-    if (st != KP_OK)
-        return akv_err(a, st, "%s: %s: %s", a->vault_name, what, err);
-    return KP_OK;
-}
-
 kp_status akv_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t alg,
                       const kp_secret *dek, uint8_t *out, size_t *outlen)
 {
@@ -125,23 +104,23 @@ kp_status akv_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t a
                        "Key Vault wraps with RSA-OAEP or RSA-OAEP-256 (RSA1_5 only unwraps)");
     if (a->up->secret_len(dek) == 0 || a->up->secret_len(dek) > S_MAX_DEK)
         return akv_err(a, KP_ERR_INVALID_ARG, "DEK of %zu bytes", a->up->secret_len(dek));
-    /* the wrapped key is no secret: it is decoded on the stack, not into a kp_secret */
-    uint8_t ct[S_MAX_ANSWER];
-    size_t n = sizeof(ct);
     char what[KP_NAME_MAX + 48];
     akv_resp r;
+    kp_secret *ct = NULL;
     pthread_mutex_lock(&a->lock);
     kp_status st = s_op(a, name, version, "wrapkey", an, a->up->secret_cdata(dek),
                         a->up->secret_len(dek), true, what, sizeof(what), &r);
     if (st == KP_OK)
-        st = s_value(a, what, &r, ct, &n);
+        st = akv_resp_value(a, &r, S_MAX_ANSWER, what, &ct);
     if (st == KP_OK) {
+        size_t n = a->up->secret_len(ct);
         if (out == NULL || *outlen < n)
             st = KP_ERR_BUFFER_TOO_SMALL;
         else
-            memcpy(out, ct, n);
+            memcpy(out, a->up->secret_cdata(ct), n);
         *outlen = n;
     }
+    a->up->secret_free(ct);
     pthread_mutex_unlock(&a->lock);
     return st;
 }
@@ -162,26 +141,8 @@ kp_status akv_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
     pthread_mutex_lock(&a->lock);
     kp_status st =
         s_op(a, name, version, "unwrapkey", an, in, inlen, false, what, sizeof(what), &r);
-    kp_secret *res = NULL;
-    if (st == KP_OK) {
-        /* The DEK goes straight into its kp_secret, sized by the answer's length (its value
-         * cannot decode to more), so the JSON is parsed once. */
-        size_t cap = kp_b64_decoded_max(r.http.len);
-        cap = cap == 0 ? 1 : cap > S_MAX_ANSWER ? S_MAX_ANSWER : cap;
-        if ((res = a->up->secret_new(cap)) == NULL) {
-            akv_resp_free(&r);
-            st = akv_err(a, KP_ERR_NOMEM, "out of memory");
-        } else {
-            st = s_value(a, what, &r, a->up->secret_data(res), &cap);
-        }
-        if (st == KP_OK)
-            st = a->up->secret_shrink(res, cap);
-    }
-    if (st == KP_OK) {
-        *dek = res;
-    } else {
-        a->up->secret_free(res);
-    }
+    if (st == KP_OK) /* the DEK is decoded straight into the kp_secret handed back */
+        st = akv_resp_value(a, &r, S_MAX_ANSWER, what, dek);
     pthread_mutex_unlock(&a->lock);
     return st;
 }

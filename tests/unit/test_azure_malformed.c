@@ -26,10 +26,10 @@ typedef struct s_case {
 } s_case;
 
 static const s_case s_cases[] = {
-    {"not_json", "is not JSON", "is not JSON", "has no usable value"},
-    {"missing_fields", "has no value array", "has no key.kid", "has no usable value"},
+    {"not_json", "is not JSON", "is not JSON", "is not JSON"},
+    {"missing_fields", "has no value array", "has no key.kid", "the answer has no value"},
     {"bad_base64", NULL, "malformed modulus or exponent", "not base64url"},
-    {"truncated", "is not JSON", "is not JSON", "has no usable value"},
+    {"truncated", "is not JSON", "is not JSON", "is not JSON"},
     {"oversize", "larger than 8388608 bytes", "larger than 8388608 bytes",
      "larger than 8388608 bytes"},
 };
