@@ -173,7 +173,6 @@ kp_status akv_token(akv_inst *a, bool forced)
     }
     a->up->secret_shrink(tok, strlen(t));
     a->token = tok;
-    a->token_got = now;
     a->token_exp = now + (time_t)(life >= 1200 ? life - 300 : life - life / 4);
     return KP_OK;
 }

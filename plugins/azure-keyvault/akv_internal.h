@@ -43,7 +43,6 @@ typedef struct akv_version {
     uint32_t version;                   /* keyplane version (kp-version tag) */
     char azver[KP_AKV_VERSION_LEN + 1]; /* the vault's version id */
     bool enabled;
-    bool hsm;             /* kty RSA-HSM */
     int64_t created, exp; /* exp 0 = none */
     uint32_t bits;
     char fpr[KP_FPR_HEX]; /* computed from n, e; "" until fetched */
@@ -62,7 +61,6 @@ typedef struct akv_key {
 /** The plugin context. */
 typedef struct akv_plugin {
     kp_upcalls up;
-    kp_core_handle *h;
 } akv_plugin;
 
 /** One open instance: a vault URL, credentials, a transport, a token and a version cache. */
@@ -92,7 +90,6 @@ typedef struct akv_inst {
     char scope[KP_AKV_URL_MAX]; /* learnt from the challenge (or the param) */
     kp_secret *token;           /* "Bearer ..." header value ready to send, or NULL */
     time_t token_exp;
-    time_t token_got;
     akv_key *keys;
     size_t nkeys;
 } akv_inst;
@@ -211,7 +208,9 @@ void akv_resp_free(akv_resp *r);
 /** Decodes the "value" of a 2xx answer (wrap, unwrap, backup) into a new secret of at most max
  *  bytes, parsing the JSON once; frees (and so wipes) the answer either way. */
 kp_status akv_resp_value(akv_inst *a, akv_resp *r, size_t max, const char *what, kp_secret **out);
-/** Percent-encodes s into out (RFC 3986 unreserved kept). */
+/** Percent-encodes s into out (RFC 3986 unreserved kept). By hand, not curl_easy_escape: the
+ *  client secret goes through it, and out may be kp_secret memory (curl would malloc a copy
+ *  it never wipes). */
 kp_status akv_urlenc(const char *s, size_t len, char *out, size_t outlen);
 kp_status akv_send(akv_inst *a, const kp_http_request *req, kp_http_response *resp);
 

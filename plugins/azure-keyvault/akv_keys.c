@@ -84,7 +84,6 @@ typedef struct s_collect {
     akv_version *v;
     size_t n;
     bool dup;
-    uint32_t dup_version;
 } s_collect;
 
 static kp_status s_item(void *arg, const akv_bundle *b)
@@ -100,7 +99,6 @@ static kp_status s_item(void *arg, const akv_bundle *b)
             /* two vault versions claim one keyplane version (a retried import that had landed):
              * keep the older one, which is what every earlier reader used */
             c->dup = true;
-            c->dup_version = b->kp_version;
             if (b->created < c->v[i].created) {
                 snprintf(c->v[i].azver, sizeof(c->v[i].azver), "%s", b->azver);
                 c->v[i].created = b->created;
@@ -154,7 +152,6 @@ static kp_status s_fetch_public(akv_inst *a, const char *vname, akv_version *v)
     v->spki = b.spki;
     v->spki_len = b.spki_len;
     v->bits = b.bits;
-    v->hsm = b.hsm;
     memcpy(v->fpr, b.fpr, sizeof(v->fpr));
     if (b.tag_fpr[0] != '\0' && strcmp(b.tag_fpr, b.fpr) != 0)
         a->up->log(a->h, KP_LOG_WARN, "a key's kp-fpr tag does not match its public key");
@@ -188,7 +185,7 @@ kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **ou
         *out = k;
         return KP_OK;
     }
-    s_collect c = {a, vname, NULL, 0, false, 0};
+    s_collect c = {a, vname, NULL, 0, false};
     kp_status st = KP_OK;
     snprintf(next, sizeof(next), "/keys/%s/versions?maxresults=25", vname);
     for (int page = 0; st == KP_OK && next[0] != '\0'; page++) {
@@ -225,7 +222,6 @@ kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **ou
                 c.v[i].spki = k->v[j].spki;
                 c.v[i].spki_len = k->v[j].spki_len;
                 c.v[i].bits = k->v[j].bits;
-                c.v[i].hsm = k->v[j].hsm;
                 memcpy(c.v[i].fpr, k->v[j].fpr, sizeof(c.v[i].fpr));
                 k->v[j].spki = NULL;
             }

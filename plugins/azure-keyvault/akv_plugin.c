@@ -301,7 +301,6 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     if (pl == NULL)
         return KP_ERR_NOMEM;
     pl->up = up;
-    pl->h = core->handle;
     *out = s_dispatch;
     *plugin_ctx = pl;
     return KP_OK;
