@@ -22,3 +22,20 @@ p11_objects() {
     pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin "$2" \
         --list-objects 2>/dev/null | grep -c -E '^(Private Key|Public Key|Secret Key|Data|Certificate) Object'
 }
+
+# hsm_and_regions PIN: the token "escrow" (user PIN PIN) and $T/policy.yaml begun with its
+# providers: hsm (that token), west and east (file stores under $T). HSM_PIN and KP_TEST_PASS
+# are exported (KP_TEST_PASS is kept when set). The caller appends its chains with >>.
+hsm_and_regions() {
+    softhsm_token escrow "$1"
+    HSM_PIN=$1
+    KP_TEST_PASS=${KP_TEST_PASS:-$(openssl rand -hex 16)}
+    export HSM_PIN KP_TEST_PASS
+    cat >"$T/policy.yaml" <<YAML
+version: 1
+providers:
+  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
+  west: {plugin: file, path: west, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  east: {plugin: file, path: east, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+YAML
+}

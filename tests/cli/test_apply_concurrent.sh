@@ -3,19 +3,11 @@
 # the policy lock serialises them, both succeed, and the token never holds a version twice.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
-HSM_PIN=135246
-KP_TEST_PASS=$(openssl rand -hex 16)
-export HSM_PIN KP_TEST_PASS
 for round in 1 2 3; do
     rm -rf "$T/tokens" "$T/west" "$T/east" "$T/policy.yaml.journal"
     mkdir -p "$T/tokens"
-    softhsm_token escrow $HSM_PIN
-    cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
-  west: {plugin: file, path: west, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  east: {plugin: file, path: east, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+    hsm_and_regions 135246
+    cat >>"$T/policy.yaml" <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}

@@ -4,16 +4,8 @@
 # passes; a lost replica makes verify fail naming it; apply repairs it; verify passes again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
-softhsm_token escrow 112233
-HSM_PIN=112233
-KP_TEST_PASS=$(openssl rand -hex 16)
-export HSM_PIN KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
-  west: {plugin: file, path: west, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  east: {plugin: file, path: east, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+hsm_and_regions 112233
+cat >>"$T/policy.yaml" <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}
