@@ -153,10 +153,15 @@ static kp_status s_fail(akv_inst *a, const kp_http_response *r, const char *what
         st = r->status >= 500 ? KP_ERR_UNAVAILABLE : KP_ERR_BACKEND;
         break;
     }
+    /* x-ms-request-id is what Azure support asks for; it goes before the (long) message */
+    char rid[64] = "";
+    if (r->request_id != NULL)
+        snprintf(rid, sizeof(rid), " [request %.40s]", r->request_id);
     if (r->status == 429 || r->status >= 500)
-        return akv_err(a, st, "%s: %s: HTTP %ld %s: %s (after %u attempts)", a->vault_name, what,
-                       r->status, code, msg, r->attempts);
-    return akv_err(a, st, "%s: %s: HTTP %ld %s: %s", a->vault_name, what, r->status, code, msg);
+        return akv_err(a, st, "%s: %s: HTTP %ld %s%s: %s (after %u attempts)", a->vault_name, what,
+                       r->status, code, rid, msg, r->attempts);
+    return akv_err(a, st, "%s: %s: HTTP %ld %s%s: %s", a->vault_name, what, r->status, code, rid,
+                   msg);
 }
 
 /* Sends once with the current token (or none when probing). */

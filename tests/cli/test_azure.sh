@@ -140,7 +140,7 @@ expect_rc 0 $P unwrap --in "$T/env" --replica vault2 --out "$T/dek.v2b"
 r1=$(requests)
 $VCTL faults --dir "$V" --name vault2 '{"forbidden_ops":["unwrapKey"]}' >/dev/null
 expect_rc 4 $P unwrap --in "$T/env" --replica vault2 --out "$T/x"
-expect_in "$T/err" "HTTP 403 Forbidden"
+expect_in "$T/err" "HTTP 403 Forbidden [request "
 r2=$(requests)
 [ $((r2 - r1)) -eq $((r1 - r0)) ] || fail "a 403 was retried ($((r1 - r0)) requests for an unwrap, $((r2 - r1)) for a refused one)"
 $VCTL faults --dir "$V" --name vault2 '{}' >/dev/null

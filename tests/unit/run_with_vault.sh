@@ -29,6 +29,9 @@ trap 'exit 130' INT TERM
 
 "$py" "$vaultctl" start --dir "$dir" --name "$name" >/dev/null
 eval "$("$py" "$vaultctl" env --dir "$dir")"
+var=KV_$(echo "$name" | tr 'a-z-' 'A-Z_')_PORT
+eval "port=\${$var:-}"
+[ -n "$port" ] || { echo "run_with_vault.sh: vault $name is not running" >&2; exit 1; }
 KP_VAULT_DIR=$dir
 export KP_VAULT_DIR
 

@@ -42,13 +42,12 @@ double kp_test_kit_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Skips a test that needs the emulator when run_with_vault.sh --name kit did not start one. */
+/* A test that needs the emulator fails when run_with_vault.sh --name kit did not start one:
+ * ctest always runs it that way, so a missing vault is a broken run, never a quiet skip. */
 static void s_need_vault(void)
 {
-    if (s_ca == NULL) {
-        print_message("KV_CA/KV_KIT_PORT unset: run through run_with_vault.sh --name kit\n");
-        skip();
-    }
+    if (s_ca == NULL)
+        fail_msg("KV_CA/KV_KIT_PORT unset: run through run_with_vault.sh --name kit");
 }
 
 kp_http *kp_test_kit_http(kp_http_config cfg, kp_test_kit_sleeps *sleeps)
@@ -139,7 +138,6 @@ static void test_http_health_keepalive(void **state)
         assert_int_equal(r.attempts, 1);
         assert_non_null(strstr((const char *)r.body, "\"status\":\"ok\""));
         assert_int_equal(strlen((const char *)r.body), r.len);
-        assert_string_equal(r.content_type, "application/json; charset=utf-8");
         assert_non_null(r.request_id);
         assert_int_equal(strlen(r.request_id), 36); /* a UUID */
         assert_null(r.www_authenticate);

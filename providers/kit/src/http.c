@@ -499,11 +499,6 @@ kp_status kp_http_send(kp_http *h, const kp_http_request *req, kp_http_response 
         goto done;
     }
     st = s_attempts(h, (req->flags & KP_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
-    if (st != KP_OK) {
-        unsigned attempts = resp->attempts;
-        kp_http_response_free(resp);
-        resp->attempts = attempts;
-    }
 done:
     /* the handle outlives this call: it must not point at the caller's body or our lists */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

@@ -20,7 +20,7 @@ typedef struct kp__http_rx {
     size_t len, cap, max;
     bool too_large; /* the body (or its Content-Length) exceeded max: the transfer was stopped */
     bool oom;       /* an allocation failed in a callback: the transfer was stopped */
-    char *www_authenticate, *content_type, *request_id, *retry_after;
+    char *www_authenticate, *request_id, *retry_after;
 } kp__http_rx;
 
 struct kp_http {

@@ -57,10 +57,9 @@ size_t kp__http_on_body(char *data, size_t size, size_t n, void *userdata)
 static void s_free_headers(kp__http_rx *rx)
 {
     free(rx->www_authenticate);
-    free(rx->content_type);
     free(rx->request_id);
     free(rx->retry_after);
-    rx->www_authenticate = rx->content_type = rx->request_id = rx->retry_after = NULL;
+    rx->www_authenticate = rx->request_id = rx->retry_after = NULL;
 }
 
 static bool s_name_is(const char *line, size_t namelen, const char *name)
@@ -135,8 +134,6 @@ size_t kp__http_on_header(char *data, size_t size, size_t n, void *userdata)
         }
     } else if (s_name_is(data, namelen, "WWW-Authenticate")) {
         ok = s_store(&rx->www_authenticate, v, vlen, true);
-    } else if (s_name_is(data, namelen, "Content-Type")) {
-        ok = s_store(&rx->content_type, v, vlen, false);
     } else if (s_name_is(data, namelen, "Retry-After")) {
         ok = s_store(&rx->retry_after, v, vlen, false);
     } else if (s_name_is(data, namelen, "x-ms-request-id") ||
@@ -173,7 +170,6 @@ kp_status kp__http_rx_take(kp__http_rx *rx, kp_http_response *resp)
     resp->body = rx->body;
     resp->len = rx->len;
     resp->www_authenticate = rx->www_authenticate;
-    resp->content_type = rx->content_type;
     resp->request_id = rx->request_id;
     free(rx->retry_after);
     size_t max = rx->max;
@@ -191,7 +187,6 @@ void kp_http_response_free(kp_http_response *resp)
         free(resp->body);
     }
     free(resp->www_authenticate);
-    free(resp->content_type);
     free(resp->request_id);
     memset(resp, 0, sizeof *resp);
 }

@@ -71,7 +71,6 @@ typedef struct kp_http_response {
     uint8_t *body; /**< NUL-terminated (not counted in len); never NULL after KP_OK */
     size_t len;
     char *www_authenticate; /**< value of WWW-Authenticate, NULL when absent */
-    char *content_type;     /**< value of Content-Type, NULL when absent */
     char *request_id;       /**< x-ms-request-id or x-amzn-RequestId, NULL when absent */
     unsigned attempts;      /**< attempts made; also set when kp_http_send fails */
 } kp_http_response;
