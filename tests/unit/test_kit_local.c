@@ -4,6 +4,7 @@
  * plain-http echo server on loopback that shows exactly what goes on the wire.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -272,6 +273,12 @@ static void test_http_retry_rule(void **state)
     kp__http_classify(&tls, &f);
     assert_int_equal(f.status, KP_ERR_INTEGRITY);
     assert_false(f.transient);
+    /* reset mid-handshake: libcurl's verify result still reads "not verified" (1) */
+    kp__http_outcome hs = {
+        .rc = CURLE_SSL_CONNECT_ERROR, .verify_result = 1, .os_errno = ECONNRESET};
+    kp__http_classify(&hs, &f);
+    assert_int_equal(f.status, KP_ERR_UNAVAILABLE);
+    assert_true(f.transient);
 }
 
 static void test_http_bad_requests(void **state)
@@ -473,6 +480,62 @@ static void test_http_wire(void **state)
     free(w);
 }
 
+/* ---- an UNSAFE request that never went out is repeated ----------------------------------- */
+
+typedef struct s_reset {
+    int fd;
+    unsigned short port;
+    unsigned accepted;
+    pthread_t thread;
+} s_reset;
+
+/* Accepts three connections and resets each at once (SO_LINGER 0), inside the TLS handshake,
+ * before any request could be written. */
+static void *s_reset_main(void *arg)
+{
+    s_reset *r = arg;
+    for (; r->accepted < 3; r->accepted++) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        struct linger lg = {1, 0};
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(c);
+    }
+    return NULL;
+}
+
+static void test_http_unsafe_not_sent(void **state)
+{
+    (void)state;
+    s_reset rs = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(rs.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(rs.fd, 4), 0);
+    assert_int_equal(getsockname(rs.fd, (struct sockaddr *)&a, &alen), 0);
+    rs.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&rs.thread, NULL, s_reset_main, &rs), 0);
+
+    kp_test_kit_sleeps sl = {0};
+    kp_http *h = kp_test_kit_http((kp_http_config){.max_attempts = 3}, &sl);
+    char url[64], err[512];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/keys/k/create", rs.port);
+    kp_http_response r;
+    assert_int_equal(
+        kp_test_kit_send(h, "POST", url, NULL, "{}", KP_HTTP_UNSAFE, &r, err, sizeof err),
+        KP_ERR_UNAVAILABLE);
+    pthread_join(rs.thread, NULL);
+    close(rs.fd);
+    /* nothing reached the server, so creating requests are tried again like any other */
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(rs.accepted, 3);
+    assert_int_equal(sl.n, 2);
+    if (strstr(err, "not repeated") != NULL || strstr(err, "reset") == NULL)
+        fail_msg("err: %s", err);
+    kp_http_free(h);
+}
+
 int kp_test_kit_local(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,7 +543,7 @@ int kp_test_kit_local(void)
         cmocka_unit_test(test_b64_rejects),       cmocka_unit_test(test_http_body_buffer),
         cmocka_unit_test(test_http_headers),      cmocka_unit_test(test_http_retry_rule),
         cmocka_unit_test(test_http_bad_requests), cmocka_unit_test(test_http_refused),
-        cmocka_unit_test(test_http_wire),
+        cmocka_unit_test(test_http_wire),         cmocka_unit_test(test_http_unsafe_not_sent),
     };
     return cmocka_run_group_tests_name("kit without a vault", tests, NULL, NULL);
 }

@@ -75,12 +75,14 @@ void kp__http_classify(const kp__http_outcome *o, kp__http_failure *out)
         s_set(out, KP_ERR_INTEGRITY, false, "CA bundle unusable");
         break;
     case CURLE_SSL_CONNECT_ERROR:
-        /* OpenSSL reports some verification failures as handshake errors; the verify result
-         * tells them apart from a peer that hung up (transient) or speaks no usable TLS */
-        if (o->verify_result != 0)
-            s_set(out, KP_ERR_INTEGRITY, false, "TLS verification failed");
-        else if (s_reset(o->os_errno))
+        /* A peer that hung up mid-handshake (transient) comes first: until a certificate was
+         * checked libcurl's verify result reads "not verified" (1), not X509_V_OK. Then OpenSSL
+         * reports some verification failures as handshake errors, told apart by the verify
+         * result, from a peer that speaks no usable TLS. */
+        if (s_reset(o->os_errno))
             s_set(out, KP_ERR_UNAVAILABLE, true, "connection reset during the TLS handshake");
+        else if (o->verify_result != 0)
+            s_set(out, KP_ERR_INTEGRITY, false, "TLS verification failed");
         else
             s_set(out, KP_ERR_UNAVAILABLE, false, "TLS handshake failed");
         break;
