@@ -48,8 +48,13 @@ void kp__http_classify(const kp__http_outcome *o, kp__http_failure *out)
         s_set(out, KP_ERR_UNAVAILABLE, false, "host not found");
         break;
     case CURLE_COULDNT_CONNECT:
-        s_set(out, KP_ERR_UNAVAILABLE, false,
-              o->os_errno == ECONNREFUSED ? "connection refused" : "cannot connect");
+        /* a listener that took the connection and reset it at once is a hiccup, not a host
+         * that is down (libcurl reports that as a failed connect when the reset wins the race) */
+        if (s_reset(o->os_errno))
+            s_set(out, KP_ERR_UNAVAILABLE, true, "connection reset");
+        else
+            s_set(out, KP_ERR_UNAVAILABLE, false,
+                  o->os_errno == ECONNREFUSED ? "connection refused" : "cannot connect");
         break;
     case CURLE_OPERATION_TIMEDOUT:
         s_set(out, KP_ERR_TIMEOUT, true, "timed out");
