@@ -293,8 +293,12 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
         return kp_cli_usage_error(sub, "--bits %u does not fit --type %s", bits,
                                   type == KP_KEY_AES ? "aes" : "rsa");
     }
-    kp_key_spec spec = {sizeof(spec), o->name, type, bits, o->exportable ? KP_KEY_EXPORTABLE : 0,
-                        o->version};
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = o->name,
+                        .type = type,
+                        .bits = bits,
+                        .flags = o->exportable ? KP_KEY_EXPORTABLE : 0,
+                        .version = o->version};
     kp_key_info info;
     kp_status st =
         import ? kp_key_import(inst, &spec, der, &info) : kp_key_create(inst, &spec, &info);
@@ -427,7 +431,9 @@ static int s_export_byok(kp_cli *cli, const s_opts *o)
     kp_instance *inst = NULL;
     int rc = s_open(cli, o->instance, &inst);
     if (rc == KP_EXIT_OK) {
-        st = kp_key_export_byok(inst, o->name, o->version, kek, keklen, &blob, &bloblen);
+        /* Azure Key Vault BYOK is CKM_RSA_AES_KEY_WRAP with OAEP SHA-1 */
+        st = kp_key_export_wrapped(inst, o->name, o->version, KP_KEYX_RSA_AES_KWP_SHA1, kek,
+                                   keklen, &blob, &bloblen);
         rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key export-byok");
         kp_instance_close(inst);
     }
@@ -442,7 +448,7 @@ static int s_export_byok(kp_cli *cli, const s_opts *o)
         fprintf(stderr, "keyplane: BYOK transfer blob of %s (%zu bytes) -> %s\n", o->name, bloblen,
                 o->out);
     free(kek);
-    free(blob);
+    kp_free(blob);
     return rc;
 }
 

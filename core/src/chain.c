@@ -5,19 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include <keyplane/kit/codec.h>
 
 #include "chain_internal.h"
 
 kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len, char hex[KP_FPR_HEX])
 {
-    KP_ENSURE(spki != NULL && len > 0 && hex != NULL, KP_ERR_INVALID_ARG);
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(spki, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-        return KP_ERR_CRYPTO;
-    kp__hex(md, 32, hex);
-    return KP_OK;
+    return kp_fpr_spki(spki, len, hex);
 }
 
 kp_status kp__chain_get(kp_ctx *ctx, const kp_policy *policy, const char *chain,
@@ -77,7 +71,12 @@ static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const kp_chai
 {
     kp_instance *inst = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, target, &inst));
-    kp_key_spec spec = {sizeof(spec), c->name, c->key_type, src->bits, src->flags, src->version};
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = c->name,
+                        .type = c->key_type,
+                        .bits = src->bits,
+                        .flags = src->flags,
+                        .version = src->version};
     kp_key_info info;
     kp_status st = kp__key_copy(ctx, origin, inst, &spec, src->fingerprint, &info);
     kp_instance_close(inst);
@@ -106,9 +105,12 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 
     kp_instance *origin = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
-    kp_key_spec spec = {
-        sizeof(spec), chain, c->key_type, c->bits, c->exportable ? KP_KEY_EXPORTABLE : 0,
-        highest + 1};
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = chain,
+                        .type = c->key_type,
+                        .bits = c->bits,
+                        .flags = c->exportable ? KP_KEY_EXPORTABLE : 0,
+                        .version = highest + 1};
     kp_status st = kp_key_create(origin, &spec, info);
     if (report != NULL)
         report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));
@@ -163,8 +165,12 @@ static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain
                                 "origin has %.16s...)",
                                 target, c->name, src->version, info.fingerprint, src->fingerprint);
         } else if (vst == KP_ERR_NOT_FOUND) {
-            kp_key_spec spec = {sizeof(spec), c->name,    c->key_type,
-                                src->bits,    src->flags, src->version};
+            kp_key_spec spec = {.struct_size = sizeof(spec),
+                                .name = c->name,
+                                .type = c->key_type,
+                                .bits = src->bits,
+                                .flags = src->flags,
+                                .version = src->version};
             vst = kp__key_copy(ctx, origin, inst, &spec, src->fingerprint, &info);
         }
         snprintf(what, sizeof(what), "v%u: %s", src->version,

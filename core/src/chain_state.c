@@ -80,13 +80,11 @@ static char *s_encode(const char *chain, const kp__chain_state *s)
 /* The document of one instance: 1 read, 0 none kept, -1 there but unreadable. */
 static int s_read3(kp_instance *inst, const char *chain, kp__chain_state *s)
 {
-    const kp_dispatch *d = kp__plugin_fn(kp_instance_plugin(inst), KP_FN_KS_STATE_GET);
-    if (d == NULL)
+    if (!kp__state_kept(inst))
         return 0;
     uint8_t *buf = malloc(KP_STATE_MAX);
     size_t len = KP_STATE_MAX;
-    kp_status st =
-        buf != NULL ? kp_dispatch_ks_state_get(d)(inst->inst, chain, buf, &len) : KP_ERR_NOMEM;
+    kp_status st = buf != NULL ? kp__state_get(inst, chain, buf, &len) : KP_ERR_NOMEM;
     int r = st == KP_ERR_NOT_FOUND ? 0 : st == KP_OK && s_parse(buf, len, chain, s) ? 1 : -1;
     free(buf);
     return r;
@@ -146,11 +144,10 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
     for (size_t i = 0; i < d->n; i++) {
         if (!d->t[i].reachable || d->t[i].secret)
             continue;
-        const kp_dispatch *fn = kp__plugin_fn(kp_instance_plugin(d->t[i].inst), KP_FN_KS_STATE_PUT);
-        if (fn == NULL)
+        if (!kp__state_kept(d->t[i].inst))
             continue;
-        kp_status w = kp_dispatch_ks_state_put(fn)(d->t[i].inst->inst, d->chain->name,
-                                                   (const uint8_t *)doc, len);
+        kp_status w = kp__state_put(d->t[i].inst, d->chain->name, (const uint8_t *)doc, len,
+                                    NULL, 0);
         if (w == KP_OK)
             written++;
         else if (st == KP_OK)
@@ -198,7 +195,7 @@ uint32_t kp__state_active(const kp__chain_state *s)
 
 uint64_t kp__state_serial(kp_instance *inst, const char *chain, bool *keeps)
 {
-    *keeps = kp__plugin_fn(kp_instance_plugin(inst), KP_FN_KS_STATE_PUT) != NULL;
+    *keeps = kp__state_kept(inst);
     kp__chain_state *s = malloc(sizeof(*s));
     uint64_t serial = s != NULL && s_read(inst, chain, s) ? s->serial : 0;
     free(s);
@@ -208,9 +205,7 @@ uint64_t kp__state_serial(kp_instance *inst, const char *chain, bool *keeps)
 kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_instance *dst,
                          bool *noop)
 {
-    const kp_dispatch *get = kp__plugin_fn(kp_instance_plugin(src), KP_FN_KS_STATE_GET);
-    const kp_dispatch *put = kp__plugin_fn(kp_instance_plugin(dst), KP_FN_KS_STATE_PUT);
-    if (get == NULL || put == NULL)
+    if (!kp__state_kept(src) || !kp__state_kept(dst))
         return kp__set_error(ctx, KP_ERR_UNSUPPORTED, "state documents not kept there");
     bool keeps;
     uint64_t have = kp__state_serial(dst, chain, &keeps);
@@ -219,13 +214,13 @@ kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_in
     kp__chain_state *s = malloc(sizeof(*s));
     kp_status st = buf != NULL && s != NULL ? KP_OK : KP_ERR_NOMEM;
     if (st == KP_OK)
-        st = kp_dispatch_ks_state_get(get)(src->inst, chain, buf, &len);
+        st = kp__state_get(src, chain, buf, &len);
     if (st == KP_OK && !s_parse(buf, len, chain, s))
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s keeps an unreadable state document",
                            kp_instance_name(src));
     *noop = st == KP_OK && have >= s->serial;
     if (st == KP_OK && !*noop)
-        st = kp_dispatch_ks_state_put(put)(dst->inst, chain, buf, len);
+        st = kp__state_put(dst, chain, buf, len, NULL, 0);
     free(buf);
     free(s);
     return st;

@@ -144,9 +144,12 @@ static kp_status s_create(s_run *r, const kp_action *a, const kp_chain_policy *c
     }
     if (st != KP_ERR_NOT_FOUND)
         return st;
-    kp_key_spec spec = {
-        sizeof(spec), a->chain, c->key_type, c->bits, c->exportable ? KP_KEY_EXPORTABLE : 0,
-        a->version};
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = a->chain,
+                        .type = c->key_type,
+                        .bits = c->bits,
+                        .flags = c->exportable ? KP_KEY_EXPORTABLE : 0,
+                        .version = a->version};
     st = kp_key_create(inst, &spec, &info);
     if (st == KP_ERR_EXISTS && kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK) {
         *noop = true; /* another run made it first */
@@ -185,7 +188,12 @@ static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
                              a->target, a->chain, a->version, have.fingerprint);
     if (st != KP_ERR_NOT_FOUND)
         return st;
-    kp_key_spec spec = {sizeof(spec), a->chain, want.type, want.bits, want.flags, a->version};
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = a->chain,
+                        .type = want.type,
+                        .bits = want.bits,
+                        .flags = want.flags,
+                        .version = a->version};
     st = kp__key_copy(r->ctx, src, dst, &spec, want.fingerprint, &have);
     if (st == KP_ERR_EXISTS) {
         char why[KP_ERRBUF];

@@ -15,6 +15,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "engine_internal.h"
 
 typedef struct s_found {
@@ -128,7 +130,7 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *sr
     char text[48];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password");
-    EVP_EncodeBlock((unsigned char *)text, raw, sizeof(raw));
+    kp_b64_encode(raw, sizeof(raw), text);
     kp_memwipe(raw, sizeof(raw));
     kp_secret *password = kp_secret_new_copy(text, strlen(text));
     kp_memwipe(text, sizeof(text));
@@ -207,14 +209,10 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
     }
     /* Same key: its public half hashes to the version's fingerprint, and it decrypts what the
      * version's public key encrypts. */
-    unsigned char *mine = NULL;
-    int minelen = pkey != NULL ? i2d_PUBKEY(pkey, &mine) : -1;
     char fpr[KP_FPR_HEX] = "", want[KP_FPR_HEX] = "";
-    if (st == KP_OK &&
-        (minelen <= 0 || kp_fingerprint_spki(mine, (size_t)minelen, fpr) != KP_OK ||
-         kp_fingerprint_spki(spki, spkilen, want) != KP_OK || strcmp(fpr, want) != 0))
+    if (st == KP_OK && (kp_fpr_pkey(pkey, fpr) != KP_OK ||
+                        kp_fpr_spki(spki, spkilen, want) != KP_OK || strcmp(fpr, want) != 0))
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "the copy is another key (%.16s...)", fpr);
-    OPENSSL_free(mine);
     if (st == KP_OK) {
         const unsigned char *p = spki;
         EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)spkilen);

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "internal.h"
 
 #define KP_ENVELOPE_FORMAT 1
@@ -78,19 +80,9 @@ void kp_envelope_free(kp_envelope *env)
     free(env);
 }
 
-static bool s_fpr_valid(const char *f)
-{
-    if (f == NULL || strlen(f) != KP_FPR_HEX - 1)
-        return false;
-    for (; *f != '\0'; f++)
-        if (!isdigit((unsigned char)*f) && !(*f >= 'a' && *f <= 'f'))
-            return false;
-    return true;
-}
-
 kp_status kp_envelope_add(kp_envelope *env, const kp_envelope_wrap *w)
 {
-    KP_ENSURE(env != NULL && w != NULL && s_fpr_valid(w->fingerprint) && w->version > 0 &&
+    KP_ENSURE(env != NULL && w != NULL && kp_fpr_valid(w->fingerprint) && w->version > 0 &&
                   kp_wrap_alg_name(w->alg) != NULL && w->wrapped != NULL && w->wrapped_len > 0 &&
                   w->wrapped_len <= KP_WRAPPED_MAX,
               KP_ERR_INVALID_ARG);
@@ -169,7 +161,7 @@ static kp_status s_decode_wrap(kp_envelope *env, json_t *o, char *err, size_t er
         json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:I, s:s, s:s}", "fpr", &fpr, "v", &v, "alg",
                        &alg, "w", &w64) != 0)
         return s_bad(err, errlen, "each wrap needs exactly fpr, v, alg and w");
-    if (!s_fpr_valid(fpr))
+    if (!kp_fpr_valid(fpr))
         return s_bad(err, errlen, "fingerprint is not 64 lower-case hex digits");
     if (v < 1 || v > UINT32_MAX)
         return s_bad(err, errlen, "version out of range");

@@ -49,6 +49,8 @@ const char *kp_strerror(kp_status status)
         return "internal error";
     case KP_ERR_DENIED:
         return "refused by policy";
+    case KP_ERR_CONFLICT:
+        return "changed since it was read";
     case KP_STATUS_COUNT_:
         break;
     }
@@ -100,6 +102,8 @@ const char *kp_status_name(kp_status status)
         return "KP_ERR_INTERNAL";
     case KP_ERR_DENIED:
         return "KP_ERR_DENIED";
+    case KP_ERR_CONFLICT:
+        return "KP_ERR_CONFLICT";
     case KP_STATUS_COUNT_:
         break;
     }
@@ -125,6 +129,7 @@ kp_category kp_status_category(kp_status status)
         return KP_CAT_AUTH;
     case KP_ERR_NOT_FOUND:
     case KP_ERR_EXISTS:
+    case KP_ERR_CONFLICT:
         return KP_CAT_NOT_FOUND;
     case KP_ERR_UNAVAILABLE:
     case KP_ERR_TIMEOUT:

@@ -11,7 +11,7 @@
 
 #include <keyplane/keyplane.h>
 
-#define KP_ERRBUF 256
+#define KP_ERRBUF (KP_ERROR_MAX + 1) /* detail text, as the ABI promises plugins */
 #define KP_MAX_PLUGINS 64
 #define KP_MAX_PLUGIN_DIRS 16
 
@@ -81,6 +81,7 @@ struct kp_instance {
     char *name;
     void *inst;
     struct kp_core_handle handle;
+    kp_instance_info info; /* what INSTANCE_INFO said at open, checked against the plugin's */
 };
 
 /* ctx.c: a borrowed instance for chain operations; give it back with kp__instance_return. */
@@ -113,8 +114,39 @@ const kp_dispatch *kp__upcalls(void);
 /* loader.c */
 const kp_dispatch *kp__plugin_fn(const kp_plugin *plugin, uint32_t id);
 
-/* Copies spec->name v spec->version from src to dst (BYOK when both speak it, else PKCS#8) and
- * checks the copy has fingerprint (key_copy.c). have receives the copy's info. */
+/* instance_call.c: how the core calls an instance's function. */
+/* The function id of an operation of capability cap, or KP_ERR_UNSUPPORTED naming the instance. */
+kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *op,
+                      const kp_dispatch **d);
+/* Sets a generic detail when the plugin gave none, writes the audit event, returns st. */
+kp_status kp__inst_audit(kp_instance *inst, const char *op, const char *name, uint32_t version,
+                         uint32_t alg, kp_status st);
+/* The buffer convention's defence: KP_ERR_PLUGIN when fn answered st with a len that does not fit
+ * the capacity cap it was given; else st. */
+kp_status kp__inst_len_check(kp_instance *inst, const char *fn, kp_status st, size_t cap,
+                             size_t len);
+/* One call of a plugin function that fills a caller buffer. */
+typedef kp_status (*kp__inst_fill_fn)(kp_instance *inst, const void *args, uint8_t *buf,
+                                      size_t *len);
+/* Calls fill with first bytes, then once with the size asked for; *out is malloc'd. */
+kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill,
+                        const void *args, size_t first, uint8_t **out, size_t *outlen);
+/* The caller's key spec as this core's full spec (members a shorter caller lacks are 0). */
+void kp__spec_copy(const kp_key_spec *in, kp_key_spec *out);
+/* Copies a plugin's key info of any struct_size into a full one, refusing a malformed one. */
+kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info *in,
+                            kp_key_info *out);
+
+/* instance_store.c: the chain-state document of a keystore (KS_STATE_GET/PUT), with the
+ * buffer defences. kept: the instance keeps documents. */
+bool kp__state_kept(const kp_instance *inst);
+kp_status kp__state_get(kp_instance *inst, const char *name, uint8_t *doc, size_t *len);
+kp_status kp__state_put(kp_instance *inst, const char *name, const uint8_t *doc, size_t len,
+                        const uint8_t *expect, size_t expect_len);
+
+/* Copies spec->name v spec->version from src to dst (wrapped when both share a transfer method,
+ * else PKCS#8); the expected fingerprint travels with the import and the copy is checked again
+ * (key_copy.c). have receives the copy's info. */
 kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_spec *spec,
                        const char *fingerprint, kp_key_info *have);
 void kp__plugin_unload(kp_plugin *plugin);
@@ -125,7 +157,6 @@ char *kp__strdup(const char *s);
 kp_status kp__parse_duration(const char *s, int64_t *seconds);
 char *kp__b64_encode(const uint8_t *in, size_t len);
 kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen);
-void kp__hex(const uint8_t *in, size_t len, char *out);
 
 /* policy.c: the resolved view of one instance, for instance.c */
 typedef struct kp_pol_param {

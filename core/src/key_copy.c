@@ -2,49 +2,64 @@
  * Copying one key version from one keystore to another, the single path replicate, apply and
  * restore all take.
  *
- * When the source exports BYOK blobs and the target imports them (an HSM into Azure Key Vault),
- * the key travels wrapped under the target's key-exchange key: its private half is never in
- * this process in plaintext. Otherwise it is exported as PKCS#8 into a kp_secret and imported.
- * Either way the copy must have the source's fingerprint, or the copy is an error.
+ * When the source exports wrapped keys by a transfer method the target imports (an HSM into
+ * Azure Key Vault or AWS KMS), the key travels wrapped under the target's wrapping key: its
+ * private half is never in this process in plaintext. Otherwise it is exported as PKCS#8 into a
+ * kp_secret and imported. Either way the expected fingerprint travels with the import, so the
+ * target refuses a different key before it becomes visible, and the copy is checked again here.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-static kp_status s_byok(kp_instance *src, kp_instance *dst, const kp_key_spec *spec,
-                        const char *fingerprint, kp_key_info *have)
+/* The target offers a wrapping key, the source wraps its key under it, the target imports. */
+static kp_status s_wrapped(kp_instance *src, kp_instance *dst, uint32_t method,
+                           const kp_key_spec *spec, kp_key_info *have)
 {
-    uint8_t *kek = NULL, *blob = NULL;
-    size_t keklen = 0, bloblen = 0;
-    char kek_id[KP_BACKEND_ID_MAX];
-    kp_status st = kp_key_byok_kek(dst, spec->name, &kek, &keklen, kek_id);
+    uint8_t *spki = NULL, *token = NULL, *blob = NULL;
+    size_t spki_len = 0, token_len = 0, bloblen = 0;
+    uint32_t methods = 0;
+    int64_t expires = 0;
+    kp_status st = kp_key_import_offer(dst, spec, &methods, &expires, &spki, &spki_len, &token,
+                                       &token_len);
+    if (st == KP_OK && !(methods & KP_KEYX_BIT(method)))
+        st = kp__set_error(dst->ctx, KP_ERR_PLUGIN,
+                           "%s: the import offer does not take the transfer method %u its "
+                           "instance declared",
+                           kp_instance_name(dst), method);
     if (st == KP_OK)
-        st = kp_key_export_byok(src, spec->name, spec->version, kek, keklen, &blob, &bloblen);
+        st = kp_key_export_wrapped(src, spec->name, spec->version, method, spki, spki_len, &blob,
+                                   &bloblen);
     if (st == KP_OK)
-        st = kp_key_import_byok(dst, spec, kek_id, blob, bloblen, fingerprint, have);
-    free(kek);
-    free(blob); /* ciphertext under the KEK: not secret */
+        st = kp_key_import_wrapped(dst, spec, method, token, token_len, blob, bloblen, have);
+    kp_free(spki);
+    kp_free(token);
+    kp_free(blob); /* ciphertext under the target's wrapping key: not secret */
     return st;
 }
 
 kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_spec *spec,
                        const char *fingerprint, kp_key_info *have)
 {
+    kp_key_spec sp;
+    kp__spec_copy(spec, &sp);
+    sp.fingerprint = fingerprint; /* checked by the target before the copy is visible */
     kp_status st;
-    if (kp_key_can_byok(src, dst)) {
-        st = s_byok(src, dst, spec, fingerprint, have);
+    uint32_t method = kp_key_transfer_method(src, dst);
+    if (method != 0) {
+        st = s_wrapped(src, dst, method, &sp, have);
     } else {
         kp_secret *pkcs8 = NULL;
-        st = kp_key_export(src, spec->name, spec->version, &pkcs8);
+        st = kp_key_export(src, sp.name, sp.version, &pkcs8);
         if (st == KP_OK)
-            st = kp_key_import(dst, spec, pkcs8, have);
+            st = kp_key_import(dst, &sp, pkcs8, have);
         kp_secret_free(pkcs8);
     }
     if (st == KP_OK && strcmp(have->fingerprint, fingerprint) != 0)
         st = kp__set_error(ctx, KP_ERR_INTEGRITY,
                            "%s: the copy of %s v%u has fingerprint %.16s..., the source %.16s...",
-                           kp_instance_name(dst), spec->name, spec->version, have->fingerprint,
+                           kp_instance_name(dst), sp.name, sp.version, have->fingerprint,
                            fingerprint);
     return st;
 }

@@ -26,6 +26,7 @@ static const struct s_required s_plugin_required[] = {
     {KP_FN_INSTANCE_OPEN, "INSTANCE_OPEN"},
     {KP_FN_INSTANCE_CLOSE, "INSTANCE_CLOSE"},
     {KP_FN_INSTANCE_CHECK, "INSTANCE_CHECK"},
+    {KP_FN_INSTANCE_INFO, "INSTANCE_INFO"},
     {0, NULL},
 };
 static const struct s_required s_keystore_required[] = {
@@ -33,6 +34,7 @@ static const struct s_required s_keystore_required[] = {
     {KP_FN_KS_LIST, "KS_LIST"},
     {KP_FN_KS_WRAP, "KS_WRAP"},
     {KP_FN_KS_UNWRAP, "KS_UNWRAP"},
+    {KP_FN_KS_GET, "KS_GET"},
     {0, NULL},
 };
 static const struct s_required s_secretstore_required[] = {
@@ -47,10 +49,17 @@ static const struct s_required s_datakey_required[] = {
     {0, NULL},
 };
 
+/* Optional functions that come in pairs: a plugin offering one half only is refused, so the
+ * engine never starts what it cannot finish. */
+static const struct s_required s_pairs[][2] = {
+    {{KP_FN_KS_IMPORT_OFFER, "KS_IMPORT_OFFER"}, {KP_FN_KS_IMPORT_WRAPPED, "KS_IMPORT_WRAPPED"}},
+    {{KP_FN_KS_STATE_GET, "KS_STATE_GET"}, {KP_FN_KS_STATE_PUT, "KS_STATE_PUT"}},
+    {{KP_FN_KS_BACKUP, "KS_BACKUP"}, {KP_FN_KS_RESTORE, "KS_RESTORE"}},
+};
+
 const kp_dispatch *kp__plugin_fn(const kp_plugin *plugin, uint32_t id)
 {
-    const kp_dispatch *d = kp_dispatch_find(plugin->table, id);
-    return d != NULL && d->fn != NULL ? d : NULL;
+    return kp_dispatch_find(plugin->table, id);
 }
 
 static void s_plugin_free(kp_plugin *p)
@@ -112,10 +121,20 @@ static bool s_is_elf(const char *path)
 
 static kp_status s_handshake(kp_ctx *ctx, kp_plugin *p)
 {
+    /* The version node names the ABI the entry point speaks (cryptsetup's token plugins do the
+     * same): a later incompatible ABI gets a new node, and an object that merely happens to
+     * export a function of that name is not taken for a plugin. */
     dlerror();
-    void *sym = dlsym(p->dl, KP_PLUGIN_INIT_SYMBOL);
-    if (sym == NULL)
-        return s_refuse(ctx, p->path, KP_ERR_PLUGIN, "no " KP_PLUGIN_INIT_SYMBOL " symbol");
+    void *sym = dlvsym(p->dl, KP_PLUGIN_INIT_SYMBOL, KP_PLUGIN_SYMBOL_VERSION);
+    if (sym == NULL) {
+        dlerror();
+        return s_refuse(ctx, p->path, KP_ERR_PLUGIN,
+                        dlsym(p->dl, KP_PLUGIN_INIT_SYMBOL) != NULL
+                            ? KP_PLUGIN_INIT_SYMBOL " is not exported under the version node "
+                                                    "" KP_PLUGIN_SYMBOL_VERSION
+                                                    " (link with the SDK's plugin.map)"
+                            : "no " KP_PLUGIN_INIT_SYMBOL " symbol");
+    }
     kp_plugin_init_fn *init;
     /* POSIX guarantees object and function pointers convert through dlsym's void *. */
     memcpy(&init, &sym, sizeof(init));
@@ -167,7 +186,7 @@ static kp_status s_validate(kp_ctx *ctx, kp_plugin *p)
     if (info->version == NULL || info->description == NULL)
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN, "info lacks a version or description");
     uint32_t caps = info->capabilities;
-    if (caps == 0 || (caps & ~(KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE | KP_CAP_DATAKEY)) != 0) {
+    if (caps == 0 || (caps & ~KP_CAP_ALL_) != 0) {
         snprintf(why, sizeof(why), "declares no or unknown capabilities (0x%x)", caps);
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN, why);
     }
@@ -178,6 +197,17 @@ static kp_status s_validate(kp_ctx *ctx, kp_plugin *p)
         KP_GUARD(s_check_required(ctx, p, s_secretstore_required, "secretstore"));
     if (caps & KP_CAP_DATAKEY)
         KP_GUARD(s_check_required(ctx, p, s_datakey_required, "datakey"));
+    for (size_t i = 0; i < sizeof(s_pairs) / sizeof(s_pairs[0]); i++) {
+        bool a = kp__plugin_fn(p, s_pairs[i][0].id) != NULL;
+        bool b = kp__plugin_fn(p, s_pairs[i][1].id) != NULL;
+        if (a != b) {
+            const struct s_required *has = a ? &s_pairs[i][0] : &s_pairs[i][1];
+            const struct s_required *lacks = a ? &s_pairs[i][1] : &s_pairs[i][0];
+            snprintf(why, sizeof(why), "offers %s (id %u) without %s (id %u)", has->name, has->id,
+                     lacks->name, lacks->id);
+            return s_refuse(ctx, p->path, KP_ERR_PLUGIN, why);
+        }
+    }
     p->params = kp_dispatch_plugin_params(kp__plugin_fn(p, KP_FN_PLUGIN_PARAMS))(p->plugin_ctx);
     if (p->params == NULL)
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN, "PLUGIN_PARAMS returned NULL");

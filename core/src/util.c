@@ -1,12 +1,12 @@
 /*
- * Small helpers: name checks, durations, base64 (OpenSSL's EVP encoder) and hex.
+ * Small helpers: name checks, durations, and the envelope's one spelling of base64.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include <keyplane/kit/codec.h>
 
 #include "internal.h"
 
@@ -77,14 +77,16 @@ kp_status kp__parse_duration(const char *s, int64_t *seconds)
     return KP_OK;
 }
 
+/* Allocating forms of the kit's base64 for the envelope: padded standard base64, and a decoder
+ * that takes only that one spelling (the kit's decoder also takes base64url and unpadded text;
+ * re-encoding and comparing makes one envelope have one spelling). */
 char *kp__b64_encode(const uint8_t *in, size_t len)
 {
     if (len > (size_t)INT32_MAX / 2)
         return NULL;
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (out == NULL)
-        return NULL;
-    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    char *out = malloc(kp_b64_encoded_size(len));
+    if (out != NULL)
+        kp_b64_encode(in, len, out);
     return out;
 }
 
@@ -93,41 +95,19 @@ kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
     size_t len = strlen(in);
     if (len % 4 != 0 || len > (size_t)INT32_MAX / 2)
         return KP_ERR_INVALID_ARG;
-    uint8_t *buf = malloc(len / 4 * 3 + 1);
+    uint8_t *buf = malloc(kp_b64_decoded_max(len) + 1);
     if (buf == NULL)
         return KP_ERR_NOMEM;
-    int n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len);
-    if (n < 0) {
-        free(buf);
-        return KP_ERR_INVALID_ARG;
-    }
-    /* EVP_DecodeBlock counts padding as data; strip what the '=' stand for. */
-    size_t pad = 0;
-    if (len >= 1 && in[len - 1] == '=')
-        pad++;
-    if (len >= 2 && in[len - 2] == '=')
-        pad++;
-    /* EVP_DecodeBlock tolerates padding in the middle and trailing blanks; only the canonical
-     * encoding of the bytes is accepted, so one envelope has one spelling. */
-    size_t got = (size_t)n - pad;
-    char *again = kp__b64_encode(buf, got);
+    size_t got = 0;
+    kp_status st = kp_b64_decode(in, len, buf, &got);
+    char *again = st == KP_OK ? kp__b64_encode(buf, got) : NULL;
     bool canonical = again != NULL && strcmp(again, in) == 0;
     free(again);
     if (!canonical) {
         free(buf);
-        return KP_ERR_INVALID_ARG;
+        return st == KP_ERR_NOMEM ? st : KP_ERR_INVALID_ARG;
     }
     *out = buf;
     *outlen = got;
     return KP_OK;
-}
-
-void kp__hex(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
 }

@@ -37,7 +37,7 @@ KP_API const char *kp_envelope_chain(const kp_envelope *env);
 KP_API size_t kp_envelope_count(const kp_envelope *env);
 KP_API const kp_envelope_wrap *kp_envelope_get0(const kp_envelope *env, size_t i);
 
-/** Encodes as a NUL-terminated JSON line (no newline); caller frees *out with free(). */
+/** Encodes as a NUL-terminated JSON line (no newline); caller frees *out with kp_free(). */
 KP_API KP_WARN_UNUSED kp_status kp_envelope_encode(const kp_envelope *env, char **out);
 /** Decodes; KP_ERR_INTEGRITY with a reason in err (if given) when the text is not a
  *  well-formed envelope, KP_ERR_INVALID_ARG for NULL arguments. */

@@ -106,8 +106,10 @@ KP_API KP_WARN_UNUSED kp_status kp_instance_open(kp_ctx *ctx, const kp_policy *p
 KP_API void kp_instance_close(kp_instance *inst);
 KP_API const char *kp_instance_name(const kp_instance *inst);
 KP_API const kp_plugin *kp_instance_plugin(const kp_instance *inst);
-/** KP_CAP_* bits of the instance's plugin. */
+/** KP_CAP_* bits of this instance (KP_FN_INSTANCE_INFO), a subset of its plugin's. */
 KP_API uint32_t kp_instance_capabilities(const kp_instance *inst);
+/** What the instance said it is and can do when it was opened (KP_FN_INSTANCE_INFO). */
+KP_API const kp_instance_info *kp_instance_get0_info(const kp_instance *inst);
 
 /** Runs the plugin's checks; report is called once per item. */
 KP_API KP_WARN_UNUSED kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report,
@@ -119,15 +121,16 @@ KP_API KP_WARN_UNUSED kp_status kp_key_create(kp_instance *inst, const kp_key_sp
                                               kp_key_info *info);
 KP_API KP_WARN_UNUSED kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec,
                                               const kp_secret *pkcs8_der, kp_key_info *info);
-/** *spki receives a malloc'd SubjectPublicKeyInfo DER; free it with free(). */
+/** *spki receives an allocated SubjectPublicKeyInfo DER; free it with kp_free(). */
 KP_API KP_WARN_UNUSED kp_status kp_key_get_public(kp_instance *inst, const char *name,
                                                   uint32_t version, uint8_t **spki, size_t *len);
 KP_API KP_WARN_UNUSED kp_status kp_key_list(kp_instance *inst, const char *name,
                                             kp_key_visit_fn visit, void *arg);
-/** Fills info for name/version (0 = latest). KP_ERR_NOT_FOUND when absent. */
+/** Fills info for name/version (0 = latest) through the store's direct lookup (KP_FN_KS_GET).
+ *  KP_ERR_NOT_FOUND when absent. */
 KP_API KP_WARN_UNUSED kp_status kp_key_info_get(kp_instance *inst, const char *name,
                                                 uint32_t version, kp_key_info *info);
-/** *out receives malloc'd wrapped bytes; free it with free(). */
+/** *out receives allocated wrapped bytes; free them with kp_free(). */
 KP_API KP_WARN_UNUSED kp_status kp_key_wrap(kp_instance *inst, const char *name, uint32_t version,
                                             uint32_t alg, const kp_secret *dek, uint8_t **out,
                                             size_t *outlen);
@@ -137,25 +140,40 @@ KP_API KP_WARN_UNUSED kp_status kp_key_unwrap(kp_instance *inst, const char *nam
 KP_API KP_WARN_UNUSED kp_status kp_key_export(kp_instance *inst, const char *name, uint32_t version,
                                               kp_secret **pkcs8_der);
 
-/** Exports name/version as an Azure Key Vault BYOK transfer blob for the key-exchange key whose
- *  SubjectPublicKeyInfo DER is kek_spki (see KP_FN_KS_EXPORT_BYOK). *blob receives malloc'd
- *  bytes; free it with free(). KP_ERR_DENIED when the key is not exportable. */
-KP_API KP_WARN_UNUSED kp_status kp_key_export_byok(kp_instance *inst, const char *name,
-                                                   uint32_t version, const uint8_t *kek_spki,
-                                                   size_t kek_len, uint8_t **blob, size_t *bloblen);
+/**
+ * The target side of a wrapped import (KP_FN_KS_IMPORT_OFFER): instance offers a wrapping key
+ * for importing spec->name. *methods receives the KP_KEYX_BIT()s it accepts, *expires when the
+ * offer lapses (0 never), *spki the wrapping key's SubjectPublicKeyInfo DER and *token the
+ * opaque bytes to hand back to kp_key_import_wrapped (both allocated: free with kp_free).
+ */
+KP_API KP_WARN_UNUSED kp_status kp_key_import_offer(kp_instance *inst, const kp_key_spec *spec,
+                                                    uint32_t *methods, int64_t *expires,
+                                                    uint8_t **spki, size_t *spki_len,
+                                                    uint8_t **token, size_t *token_len);
 
-/** The key-exchange key instance wants BYOK blobs for name wrapped under (KP_FN_KS_BYOK_KEK):
- *  *kek_spki receives malloc'd SubjectPublicKeyInfo DER (free it), kek_id its id. */
-KP_API KP_WARN_UNUSED kp_status kp_key_byok_kek(kp_instance *inst, const char *name,
-                                                uint8_t **kek_spki, size_t *len,
-                                                char kek_id[KP_BACKEND_ID_MAX]);
-/** Imports a BYOK blob made for kek_id (KP_FN_KS_IMPORT_BYOK); fingerprint is the source's. */
-KP_API KP_WARN_UNUSED kp_status kp_key_import_byok(kp_instance *inst, const kp_key_spec *spec,
-                                                   const char *kek_id, const uint8_t *blob,
-                                                   size_t bloblen, const char *fingerprint,
-                                                   kp_key_info *info);
-/** True when a key can go from src to dst by BYOK (src exports blobs, dst imports them). */
-KP_API bool kp_key_can_byok(const kp_instance *src, const kp_instance *dst);
+/** Exports name/version wrapped by method (a kp_keyx_method) under the RSA public key
+ *  wrapping_spki (KP_FN_KS_EXPORT_WRAPPED). *blob is allocated (free with kp_free).
+ *  KP_ERR_DENIED when the key is not exportable, KP_ERR_UNSUPPORTED for a method the instance
+ *  did not declare. */
+KP_API KP_WARN_UNUSED kp_status kp_key_export_wrapped(kp_instance *inst, const char *name,
+                                                      uint32_t version, uint32_t method,
+                                                      const uint8_t *wrapping_spki,
+                                                      size_t spki_len, uint8_t **blob,
+                                                      size_t *bloblen);
+
+/** Imports a blob made by kp_key_export_wrapped for the offer whose token is given
+ *  (KP_FN_KS_IMPORT_WRAPPED). spec->fingerprint is required: the store checks it before the key
+ *  becomes visible. */
+KP_API KP_WARN_UNUSED kp_status kp_key_import_wrapped(kp_instance *inst, const kp_key_spec *spec,
+                                                      uint32_t method, const uint8_t *token,
+                                                      size_t token_len, const uint8_t *blob,
+                                                      size_t bloblen, kp_key_info *info);
+
+/** The transfer method a key takes from src to dst: the best KP_KEYX method that src exports
+ *  and dst imports (SHA-256 before SHA-1), or 0 when they share none (the copy then goes through
+ *  PKCS#8 in this process). */
+KP_API uint32_t kp_key_transfer_method(const kp_instance *src, const kp_instance *dst);
+
 /** The provider's own opaque backup of every version of name (KP_FN_KS_BACKUP). */
 KP_API KP_WARN_UNUSED kp_status kp_key_backup(kp_instance *inst, const char *name,
                                               kp_secret **blob);
@@ -173,6 +191,24 @@ KP_API KP_WARN_UNUSED kp_status kp_store_get(kp_instance *inst, const char *name
 KP_API KP_WARN_UNUSED kp_status kp_store_list(kp_instance *inst, const char *name,
                                               kp_secret_visit_fn visit, void *arg);
 
+/* Data keys (KP_CAP_DATAKEY; audited, the plaintext never is). context is the encryption
+ * context (ncontext pairs, may be 0), bound to the ciphertext: decrypt needs the same pairs. */
+/** *plain receives nbytes of new data key, *ct (allocated: kp_free) its encrypted form. */
+KP_API KP_WARN_UNUSED kp_status kp_datakey_generate(kp_instance *inst, const char *key_id,
+                                                    size_t nbytes, const kp_meta *context,
+                                                    size_t ncontext, kp_secret **plain,
+                                                    uint8_t **ct, size_t *ctlen);
+/** Decrypts a data key made by kp_datakey_generate; KP_ERR_CRYPTO when ct or context differ. */
+KP_API KP_WARN_UNUSED kp_status kp_datakey_decrypt(kp_instance *inst, const char *key_id,
+                                                   const uint8_t *ct, size_t ctlen,
+                                                   const kp_meta *context, size_t ncontext,
+                                                   kp_secret **plain);
+
+/** Frees a buffer that a keyplane function allocated for the caller (public keys, wrapped
+ *  bytes, PEM text, JSON). NULL is a no-op. Never use free() on them: the library may use
+ *  another allocator than the caller. */
+KP_API void kp_free(void *p);
+
 /**
  * Converts a private key as users keep it (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) to
  * PKCS#8 PrivateKeyInfo DER, the form KS_IMPORT takes. passphrase may be NULL. On error err
@@ -186,7 +222,7 @@ KP_API KP_WARN_UNUSED kp_status kp_private_key_to_pkcs8(const kp_secret *input,
 /**
  * Encrypts a PKCS#8 PrivateKeyInfo DER under passphrase as PEM "ENCRYPTED PRIVATE KEY" (PBES2:
  * PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC), readable by `openssl pkey`. *pem is
- * malloc'd and NUL-terminated; free it with free().
+ * allocated and NUL-terminated; free it with kp_free().
  */
 KP_API KP_WARN_UNUSED kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der,
                                                      const kp_secret *passphrase, char **pem,

@@ -1,22 +1,35 @@
 /*
- * keyplane provider ABI, version 1.
+ * keyplane provider ABI 1.0 (frozen).
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
- * symbol, kp_plugin_init(). The core and the plugin exchange dispatch tables: arrays of
+ * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
+ * installed with the SDK does that). The core and the plugin exchange dispatch tables: arrays of
  * {function id, function pointer} ending with {0, NULL}. The core hands the plugin its upcalls
- * (log, audit, error, secret memory); the plugin hands the core its functions.
+ * (log, audit, error text, secret memory); the plugin hands the core its functions.
  *
  * Rules (docs/abi.md explains them at length):
- *  - Function ids are never reused or renumbered. New behaviour gets a new id. Unknown ids in a
- *    table are ignored by both sides.
- *  - A plugin declares capabilities in its kp_plugin_info. For each declared capability the
+ *  - Function ids are never reused or renumbered. New behaviour gets a new id and raises
+ *    KP_ABI_MINOR; every id below says the minor it appeared in. Unknown ids in a table are
+ *    ignored by both sides.
+ *  - kp_plugin_info.abi_minor is the lowest minor the plugin needs (0 unless it uses something
+ *    marked "since 1.N"), not the minor of the headers it was built with. A core refuses a
+ *    plugin that needs a newer minor; a plugin must accept any core of its major.
+ *  - A plugin declares in kp_plugin_info the capabilities its instances may have; each instance
+ *    says which of them it has (KP_FN_INSTANCE_INFO). For each capability a plugin declares, the
  *    mandatory ids below must be present, or the loader refuses the plugin.
- *  - Structs that may grow carry struct_size as their first member; readers check it before
- *    touching a member appended later.
+ *  - Structs that may grow carry struct_size as their first member. The side that owns the
+ *    storage sets it; the other side reads or writes only members inside it (KP_HAS_MEMBER).
  *  - Memory crossing the boundary is freed by the side that allocated it. Secrets (kp_secret)
  *    are always allocated and freed by the core, through the upcalls.
- *  - Every function returns a kp_status. On failure the plugin should call the SET_ERROR upcall
- *    with a one-line reason (no secrets in it) and return the same status.
+ *  - Output buffers follow one convention ("the buffer convention"): on entry *len is the
+ *    capacity of the buffer (the buffer may be NULL when *len is 0); on KP_OK *len is the number
+ *    of bytes written, never more than the capacity; when the result does not fit, the plugin
+ *    writes nothing, sets *len to the size it needs and returns KP_ERR_BUFFER_TOO_SMALL. The core
+ *    treats a KP_OK whose *len exceeds the capacity as a broken plugin (KP_ERR_PLUGIN).
+ *  - Every function returns a kp_status. On failure the plugin calls the SET_ERROR upcall (or
+ *    kp_errorf below) with a one-line reason (no secrets in it) and returns the same status.
+ *  - Every function may be called from several threads at once, on one instance or on several:
+ *    a plugin protects what its instances share.
  *
  * Each function type below is declared with KP_ABI_FUNC(), which makes a typedef
  * kp_<name>_fn and a typed extractor kp_dispatch_<name>() so both sides keep type checking
@@ -25,8 +38,10 @@
 #ifndef KEYPLANE_PROVIDER_H
 #define KEYPLANE_PROVIDER_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <keyplane/status.h>
@@ -35,19 +50,27 @@
 extern "C" {
 #endif
 
-/** ABI version. A plugin built for another major is refused; a plugin that needs a newer
- *  minor than the core offers is refused. */
+/** ABI version of these headers. A plugin built for another major is refused; a plugin that
+ *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
 #define KP_ABI_MINOR 0
 
-/** The symbol every plugin exports. */
+/** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
+#define KP_PLUGIN_SYMBOL_VERSION "KEYPLANE_PROVIDER_1"
 
 #if defined(__GNUC__)
 #define KP_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define KP_PRINTF_(f, a) __attribute__((format(printf, f, a)))
 #else
 #define KP_PLUGIN_EXPORT
+#define KP_PRINTF_(f, a)
 #endif
+
+/** True when a struct whose first member is struct_size holds member (it was appended before
+ *  the struct's owner was built). */
+#define KP_HAS_MEMBER(ptr, type, member)                                                           \
+    ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member))
 
 /* ---------------------------------------------------------------------------------------- */
 /* Opaque core types                                                                         */
@@ -78,12 +101,12 @@ typedef struct kp_dispatch {
         return (kp_##name##_fn *)d->fn;                                                            \
     }
 
-/** Finds id in a table; NULL when absent. */
+/** Finds id in a table; NULL when absent (an entry whose fn is NULL counts as absent). */
 static inline const kp_dispatch *kp_dispatch_find(const kp_dispatch *table, uint32_t id)
 {
     for (; table != NULL && table->id != 0; table++)
         if (table->id == id)
-            return table;
+            return table->fn != NULL ? table : NULL;
     return NULL;
 }
 
@@ -94,25 +117,26 @@ static inline const kp_dispatch *kp_dispatch_find(const kp_dispatch *table, uint
 typedef struct kp_core_info {
     uint32_t struct_size;       /**< sizeof(kp_core_info) of the core; grows by appending */
     uint16_t abi_major;         /**< KP_ABI_MAJOR of the core */
-    uint16_t abi_minor;         /**< KP_ABI_MINOR of the core */
+    uint16_t abi_minor;         /**< KP_ABI_MINOR of the core (may be newer than the plugin's) */
     const kp_dispatch *upcalls; /**< services of the core (KP_UP_* ids); valid while loaded */
     kp_core_handle *handle;     /**< plugin-level handle for upcalls made outside an instance */
 } kp_core_info;
 
-/** Capabilities a plugin (and each of its instances) may offer. */
+/** Capabilities a plugin's instances may offer. */
 #define KP_CAP_KEYSTORE 0x1u    /**< holds keys it will not hand out; wraps and unwraps */
 #define KP_CAP_SECRETSTORE 0x2u /**< stores versioned opaque blobs with metadata */
 #define KP_CAP_DATAKEY 0x4u     /**< generates data keys and decrypts them (KMS-like) */
+#define KP_CAP_ALL_ (KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE | KP_CAP_DATAKEY)
 
 /** What a plugin tells about itself (KP_FN_PLUGIN_INFO). Static storage in the plugin. */
 typedef struct kp_plugin_info {
     uint32_t struct_size;    /**< sizeof(kp_plugin_info) as the plugin was built */
     uint16_t abi_major;      /**< KP_ABI_MAJOR the plugin was built against */
-    uint16_t abi_minor;      /**< lowest KP_ABI_MINOR the plugin needs */
+    uint16_t abi_minor;      /**< lowest KP_ABI_MINOR the plugin needs (0 for ABI 1.0) */
     const char *name;        /**< [a-z0-9_-]+, equal to the file name without .so */
     const char *version;     /**< the plugin's own version, e.g. "1.2.0" */
     const char *description; /**< one line */
-    uint32_t capabilities;   /**< KP_CAP_* bits */
+    uint32_t capabilities;   /**< KP_CAP_* bits any of its instances may have */
 } kp_plugin_info;
 
 /** Size of the first version of kp_plugin_info: the least the core accepts, so that members
@@ -142,45 +166,56 @@ typedef enum kp_log_level {
     KP_LOG_DEBUG = 3
 } kp_log_level;
 
-#define KP_UP_LOG 1
+/** Longest detail text the core keeps (bytes, without the NUL); longer text is cut. */
+#define KP_ERROR_MAX 1023
+
+#define KP_UP_LOG 1 /* since 1.0 */
 /** Logs one line (no newline needed). Never pass secrets. */
 KP_ABI_FUNC(void, up_log, (kp_core_handle * h, kp_log_level level, const char *msg))
 
-#define KP_UP_SET_ERROR 2
-/** Sets the detail text of the current operation (truncated to 255 bytes) and returns
- *  status, so a plugin can write `return set_error(h, KP_ERR_IO, "...")`. Never pass secrets. */
+#define KP_UP_SET_ERROR 2 /* since 1.0 */
+/** Sets the detail text of the current operation on the calling thread (cut at KP_ERROR_MAX
+ *  bytes) and returns status, so a plugin can write `return set_error(h, KP_ERR_IO, "...")`.
+ *  Never pass secrets. */
 KP_ABI_FUNC(kp_status, up_set_error, (kp_core_handle * h, kp_status status, const char *msg))
 
-#define KP_UP_AUDIT 3
+#define KP_UP_AUDIT 3 /* since 1.0 */
 /** Adds a plugin-specific audit event (the core already audits every key operation).
  *  event is a short name ("login"), detail one line; neither may hold secrets. */
 KP_ABI_FUNC(void, up_audit, (kp_core_handle * h, const char *event, const char *detail))
 
-#define KP_UP_SECRET_NEW 4
+#define KP_UP_SECRET_NEW 4 /* since 1.0 */
 /** Allocates a zero-filled secret of len bytes (len may be 0). NULL on out-of-memory.
  *  The caller owns it; ownership passes to the core when returned through an out-parameter. */
 KP_ABI_FUNC(kp_secret *, up_secret_new, (size_t len))
 
-#define KP_UP_SECRET_FREE 5
+#define KP_UP_SECRET_FREE 5 /* since 1.0 */
 /** Wipes and frees a secret. NULL is a no-op. */
 KP_ABI_FUNC(void, up_secret_free, (kp_secret * s))
 
-#define KP_UP_SECRET_DATA 6
+#define KP_UP_SECRET_DATA 6 /* since 1.0 */
 /** Borrows the writable bytes of a secret (get0). */
 KP_ABI_FUNC(unsigned char *, up_secret_data, (kp_secret * s))
 
-#define KP_UP_SECRET_CDATA 7
+#define KP_UP_SECRET_CDATA 7 /* since 1.0 */
 /** Borrows the bytes of a read-only secret (get0). */
 KP_ABI_FUNC(const unsigned char *, up_secret_cdata, (const kp_secret *s))
 
-#define KP_UP_SECRET_LEN 8
+#define KP_UP_SECRET_LEN 8 /* since 1.0 */
 KP_ABI_FUNC(size_t, up_secret_len, (const kp_secret *s))
 
-#define KP_UP_SECRET_SHRINK 9
+#define KP_UP_SECRET_SHRINK 9 /* since 1.0 */
 /** Shrinks a secret to len bytes, wiping the tail. KP_ERR_INVALID_ARG if len is larger. */
 KP_ABI_FUNC(kp_status, up_secret_shrink, (kp_secret * s, size_t len))
 
-/** The upcalls of ABI 1.0 as typed function pointers, for plugins: fill with kp_upcalls_get. */
+#define KP_UP_GET_ERROR 10 /* since 1.0 */
+/** The detail text set on the calling thread by the last SET_ERROR (through any handle of this
+ *  core), "" when none: a plugin reads back what a helper said before adding its own context.
+ *  Borrowed until the next SET_ERROR on this thread. Never NULL. */
+KP_ABI_FUNC(const char *, up_get_error, (kp_core_handle * h))
+
+/** The upcalls as typed function pointers, for plugins: fill with kp_upcalls_get. Members are
+ *  appended as minors add upcalls; an upcall newer than 1.0 may be NULL (an older core). */
 typedef struct kp_upcalls {
     kp_up_log_fn *log;
     kp_up_set_error_fn *set_error;
@@ -191,10 +226,13 @@ typedef struct kp_upcalls {
     kp_up_secret_len_fn *secret_len;
     kp_up_secret_shrink_fn *secret_shrink;
     kp_up_audit_fn *audit;
+    kp_up_get_error_fn *get_error;
 } kp_upcalls;
 
 /** Fills up from the core's table (the typed extractors check each against its typedef).
- *  Returns 1 when every upcall is there, 0 when the core lacks one (refuse with KP_ERR_PLUGIN). */
+ *  Returns 1 when every upcall of ABI 1.0 is there, 0 when the core lacks one (refuse with
+ *  KP_ERR_PLUGIN). Upcalls added by later minors are filled when present, else left NULL, so a
+ *  plugin recompiled against newer headers still loads into a 1.0 core unless it needs them. */
 static inline int kp_upcalls_get(const kp_core_info *core, kp_upcalls *up)
 {
     const kp_dispatch *t = core != NULL ? core->upcalls : NULL, *d;
@@ -209,16 +247,19 @@ static inline int kp_upcalls_get(const kp_core_info *core, kp_upcalls *up)
     KP_UPCALL_(secret_cdata, KP_UP_SECRET_CDATA, up_secret_cdata);
     KP_UPCALL_(secret_len, KP_UP_SECRET_LEN, up_secret_len);
     KP_UPCALL_(secret_shrink, KP_UP_SECRET_SHRINK, up_secret_shrink);
+    KP_UPCALL_(get_error, KP_UP_GET_ERROR, up_get_error);
 #undef KP_UPCALL_
+    /* the upcalls of ABI 1.0: every 1.x core has them */
     return up->log != NULL && up->set_error != NULL && up->audit != NULL &&
            up->secret_new != NULL && up->secret_free != NULL && up->secret_data != NULL &&
-           up->secret_cdata != NULL && up->secret_len != NULL && up->secret_shrink != NULL;
+           up->secret_cdata != NULL && up->secret_len != NULL && up->secret_shrink != NULL &&
+           up->get_error != NULL;
 }
 
 /**
  * The checks every kp_plugin_init starts with: arguments present, a core of this ABI major, all
- * upcalls there (filled into up). Returns KP_OK, or the status to return, having told the core
- * why when it can (name is the plugin's, for that message).
+ * upcalls of ABI 1.0 there (filled into up). Returns KP_OK, or the status to return, having told
+ * the core why when it can (name is the plugin's, for that message).
  */
 static inline kp_status kp_plugin_accept(const kp_core_info *core, const kp_dispatch **out,
                                          void **plugin_ctx, kp_upcalls *up, const char *name)
@@ -235,6 +276,27 @@ static inline kp_status kp_plugin_accept(const kp_core_info *core, const kp_disp
         return KP_ERR_PLUGIN;
     }
     return KP_OK;
+}
+
+/** printf-style SET_ERROR: formats into a KP_ERROR_MAX buffer and returns status. */
+static inline KP_PRINTF_(4, 5) kp_status kp_errorf(const kp_upcalls *up, kp_core_handle *h,
+                                                   kp_status status, const char *fmt, ...)
+{
+    char msg[KP_ERROR_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return up->set_error(h, status, msg);
+}
+
+/** A new secret holding a copy of len bytes at p (len may be 0); NULL on out-of-memory. */
+static inline kp_secret *kp_secret_dup(const kp_upcalls *up, const void *p, size_t len)
+{
+    kp_secret *s = up->secret_new(len);
+    if (s != NULL && len > 0)
+        memcpy(up->secret_data(s), p, len);
+    return s;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -260,15 +322,16 @@ typedef struct kp_param_desc {
     const char *help; /**< one line, shown by `keyplane plugins --params` */
 } kp_param_desc;
 
-/** One parameter value handed to KP_FN_INSTANCE_OPEN; the array ends with name == NULL.
- *  All pointers are borrowed from the core and valid only during the open call: copy what
- *  you keep (a secret: copy its bytes into a secret of your own from KP_UP_SECRET_NEW). */
+/** One parameter value; the array ends with name == NULL. All pointers are borrowed from the
+ *  core and valid only during the call that receives them: copy what you keep (a secret: copy
+ *  its bytes into a secret of your own, kp_secret_dup). */
 typedef struct kp_param {
     const char *name;
     uint32_t type;           /**< kp_param_type */
     const char *str;         /**< STRING, PATH: the value; SECRET: the reference (not secret) */
     int64_t num;             /**< INT; BOOL as 0/1 */
-    const kp_secret *secret; /**< SECRET: the resolved bytes */
+    const kp_secret *secret; /**< SECRET: the resolved bytes; NULL where secrets are not read
+                                  (PLUGIN_DESCRIBE and PLUGIN_CHECK_KEY) */
 } kp_param;
 
 /** Finds a parameter by name; NULL when the policy did not set it. */
@@ -284,7 +347,7 @@ static inline const kp_param *kp_param_find(const kp_param *params, const char *
 /* Keys                                                                                      */
 
 #define KP_NAME_MAX 128 /**< key and secret names, including the NUL */
-#define KP_FPR_HEX 65   /**< SHA-256 hex fingerprint, including the NUL */
+#define KP_FPR_HEX 65   /**< SHA-256 hex fingerprint (64 lower-case hex digits), with the NUL */
 #define KP_BACKEND_ID_MAX 256
 
 typedef enum kp_key_type { KP_KEY_RSA = 1, KP_KEY_AES = 2 } kp_key_type;
@@ -293,7 +356,7 @@ typedef enum kp_key_type { KP_KEY_RSA = 1, KP_KEY_AES = 2 } kp_key_type;
 
 typedef enum kp_key_state { KP_KEY_ENABLED = 1, KP_KEY_DISABLED = 2 } kp_key_state;
 
-/** Wrapping algorithms. */
+/** Wrapping algorithms (KS_WRAP/KS_UNWRAP). KP_ALG_BIT(alg) is its bit in kp_instance_info. */
 typedef enum kp_wrap_alg {
     KP_WRAP_RSA_OAEP_SHA1 = 1,   /**< RSAES-OAEP, SHA-1, MGF1-SHA-1, no label */
     KP_WRAP_RSA_OAEP_SHA256 = 2, /**< RSAES-OAEP, SHA-256, MGF1-SHA-256, no label */
@@ -301,8 +364,30 @@ typedef enum kp_wrap_alg {
     KP_WRAP_AES_KW = 4,          /**< RFC 3394 */
     KP_WRAP_AES_KWP = 5          /**< RFC 5649 */
 } kp_wrap_alg;
+#define KP_ALG_BIT(alg) (1u << (alg))
 
-/** What to create or import. */
+/**
+ * Key transfer methods: how a private key travels wrapped from one store to another
+ * (KS_IMPORT_OFFER, KS_EXPORT_WRAPPED, KS_IMPORT_WRAPPED). The target names a wrapping RSA public
+ * key; the source wraps its key under it. KP_KEYX_BIT(m) is its bit in kp_instance_info.
+ */
+typedef enum kp_keyx_method {
+    /** CKM_RSA_AES_KEY_WRAP (PKCS#11 v2.40 2.1.21) with OAEP SHA-1/MGF1-SHA-1: a fresh AES-256 key
+     *  wraps the PKCS#8 PrivateKeyInfo with AES key wrap with padding (RFC 5649), the AES key is
+     *  wrapped with RSA-OAEP under the wrapping key; the blob is the RSA part then the AES part.
+     *  Azure Key Vault BYOK (RSA-HSM), AWS KMS RSA_AES_KEY_WRAP_SHA_1, GCP import jobs. */
+    KP_KEYX_RSA_AES_KWP_SHA1 = 1,
+    /** The same with OAEP SHA-256/MGF1-SHA-256 (AWS KMS RSA_AES_KEY_WRAP_SHA_256, Vault
+     *  transit import, GCP RSA_OAEP_3072_SHA256_AES_256). */
+    KP_KEYX_RSA_AES_KWP_SHA256 = 2,
+    /** RSA-OAEP SHA-1 directly over the key bytes: symmetric keys only (KMS RSAES_OAEP_SHA_1). */
+    KP_KEYX_RSA_OAEP_SHA1 = 3,
+    /** RSA-OAEP SHA-256 directly over the key bytes: symmetric keys only. */
+    KP_KEYX_RSA_OAEP_SHA256 = 4
+} kp_keyx_method;
+#define KP_KEYX_BIT(m) (1u << (m))
+
+/** What to create or import. Owned by the core; a plugin reads it with kp_key_spec_read. */
 typedef struct kp_key_spec {
     uint32_t struct_size; /**< sizeof(kp_key_spec) of the core */
     const char *name;     /**< key name, [A-Za-z0-9._-]{1,127} */
@@ -311,23 +396,81 @@ typedef struct kp_key_spec {
     uint32_t flags;       /**< KP_KEY_EXPORTABLE */
     uint32_t version;     /**< 0 = the next free version; else exactly this version
                                (KP_ERR_EXISTS if taken), so replicas keep one numbering */
+    /** Imports: the SHA-256 hex fingerprint the imported key's SPKI must have. The plugin checks
+     *  it before the key becomes visible to any reader (KS_GET, KS_LIST, KS_WRAP) and returns
+     *  KP_ERR_INTEGRITY, leaving nothing behind, when it differs. NULL: no expectation (create,
+     *  and imports by hand). */
+    const char *fingerprint;
 } kp_key_spec;
 
-/** One key version as a keystore sees it. Filled by the plugin into caller storage. */
+/** Copies the caller's spec into a local one of this header's size: members the caller's core
+ *  did not have read as 0/NULL. Returns 0 when in is NULL or too short to be a spec. */
+static inline int kp_key_spec_read(const kp_key_spec *in, kp_key_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (in == NULL || in->struct_size < offsetof(kp_key_spec, version) + sizeof(uint32_t))
+        return 0;
+    memcpy(out, in, in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out));
+    out->struct_size = sizeof(*out);
+    return 1;
+}
+
+/** One key version as a keystore sees it. The storage's owner sets struct_size: the core for
+ *  the info it passes to CREATE/IMPORT/GET (fill it with kp_key_info_put), the plugin for the
+ *  infos it hands to a LIST visitor. */
 typedef struct kp_key_info {
+    uint32_t struct_size;
     char name[KP_NAME_MAX];
     uint32_t version; /**< 1, 2, ... */
     uint32_t type;    /**< kp_key_type */
     uint32_t bits;
     uint32_t flags;                     /**< KP_KEY_EXPORTABLE */
     uint32_t state;                     /**< kp_key_state */
-    int64_t created;                    /**< Unix time */
-    char fingerprint[KP_FPR_HEX];       /**< hex SHA-256 of the SubjectPublicKeyInfo DER (RSA) */
-    char backend_id[KP_BACKEND_ID_MAX]; /**< the provider's own id (path, kid, CKA_ID) */
+    int64_t created;                    /**< Unix time; 0 unknown */
+    int64_t expires;                    /**< Unix time after which the store refuses the key; 0 never */
+    char fingerprint[KP_FPR_HEX];       /**< lower-case hex SHA-256 of the SPKI DER (RSA) */
+    char backend_id[KP_BACKEND_ID_MAX]; /**< the store's own id (Key Vault kid, KMS key ARN,
+                                             PKCS#11 CKA_ID, a path) */
 } kp_key_info;
+
+/** Writes src (a full info of this header's size) into the caller's dst, as far as dst's
+ *  struct_size reaches. */
+static inline void kp_key_info_put(kp_key_info *dst, const kp_key_info *src)
+{
+    uint32_t keep = dst->struct_size;
+    size_t n = keep < sizeof(*src) ? keep : sizeof(*src);
+    memcpy(dst, src, n);
+    dst->struct_size = keep;
+}
 
 /** Visitor for key listings; a non-KP_OK return stops the listing and is returned by it. */
 typedef kp_status (*kp_key_visit_fn)(void *arg, const kp_key_info *info);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Instances                                                                                 */
+
+/** What one instance is and can do (KP_FN_INSTANCE_INFO; the static guess of
+ *  KP_FN_PLUGIN_DESCRIBE). Owned by the core, which sets struct_size and zeroes the rest. */
+typedef struct kp_instance_info {
+    uint32_t struct_size;
+    uint32_t capabilities; /**< KP_CAP_* bits, a subset of the plugin's */
+    uint32_t wrap_algs;    /**< KP_ALG_BIT()s KS_WRAP and KS_UNWRAP both accept */
+    uint32_t unwrap_algs;  /**< KP_ALG_BIT()s KS_UNWRAP accepts (a superset of wrap_algs) */
+    uint32_t key_bits;     /**< RSA sizes the store holds: 0x1 2048, 0x2 3072, 0x4 4096 */
+    uint32_t export_keyx;  /**< KP_KEYX_BIT()s KS_EXPORT_WRAPPED can produce */
+    uint32_t import_keyx;  /**< KP_KEYX_BIT()s KS_IMPORT_WRAPPED accepts */
+    uint32_t flags;        /**< KP_INST_* */
+    uint64_t secret_max;   /**< SECRETSTORE: largest value SS_PUT takes, bytes; 0 no limit */
+} kp_instance_info;
+
+#define KP_RSA_2048 0x1u
+#define KP_RSA_3072 0x2u
+#define KP_RSA_4096 0x4u
+
+/** KS_STATE_PUT's compare-and-swap holds against other processes and hosts. */
+#define KP_INST_STATE_CAS 0x1u
+/** Keys created in the store never leave it (no KS_EXPORT or KS_EXPORT_WRAPPED of them). */
+#define KP_INST_NO_EXPORT 0x2u
 
 /* ---------------------------------------------------------------------------------------- */
 /* Secrets in a secret store                                                                 */
@@ -358,23 +501,44 @@ typedef void (*kp_check_report_fn)(void *arg, const char *item, kp_status status
 
 /* Plugin level --------------------------------------------------------------------------- */
 
-#define KP_FN_PLUGIN_INFO 100 /* mandatory */
+#define KP_FN_PLUGIN_INFO 100 /* mandatory; since 1.0 */
 /** Returns the plugin's static description. Never NULL. */
 KP_ABI_FUNC(const kp_plugin_info *, plugin_info, (void *plugin_ctx))
 
-#define KP_FN_PLUGIN_TEARDOWN 101 /* optional */
+#define KP_FN_PLUGIN_TEARDOWN 101 /* optional; since 1.0 */
 /** Releases plugin_ctx. Called once, after every instance is closed, before dlclose. */
 KP_ABI_FUNC(void, plugin_teardown, (void *plugin_ctx))
 
-#define KP_FN_PLUGIN_PARAMS 102 /* mandatory */
+#define KP_FN_PLUGIN_PARAMS 102 /* mandatory; since 1.0 */
 /** Returns the parameters an instance accepts (static, ends with name == NULL). The core
  *  rejects a policy that sets an unknown parameter (unless it starts with "x-"), misses a
  *  required one, or gives the wrong type, before the plugin sees it. */
 KP_ABI_FUNC(const kp_param_desc *, plugin_params, (void *plugin_ctx))
 
+#define KP_FN_PLUGIN_DESCRIBE 103 /* optional; since 1.0 */
+/**
+ * What an instance with these params will be, decided from the params alone (no I/O, secrets
+ * not read: kp_param.secret is NULL), so `policy validate` can check roles and algorithms
+ * before anything is opened. Fill what is known; KP_FN_INSTANCE_INFO may narrow it after open.
+ * KP_ERR_CONFIG with a reason when the params contradict each other. Without this function the
+ * core assumes the plugin's capabilities and checks algorithms only after open.
+ */
+KP_ABI_FUNC(kp_status, plugin_describe,
+            (void *plugin_ctx, const kp_param *params, kp_instance_info *info))
+
+#define KP_FN_PLUGIN_CHECK_KEY 104 /* optional; since 1.0 */
+/**
+ * The store's domain rules, checked before anything is created: would an instance with these
+ * params (secrets not read) hold a key of this spec under this name? KP_ERR_UNSUPPORTED with a
+ * one-line reason naming the rule ("Key Vault keys for Azure SQL TDE are RSA 2048 or 3072"),
+ * KP_ERR_INVALID_ARG for a name the store cannot hold. No I/O.
+ */
+KP_ABI_FUNC(kp_status, plugin_check_key,
+            (void *plugin_ctx, const kp_param *params, const kp_key_spec *spec))
+
 /* Instance lifecycle ---------------------------------------------------------------------- */
 
-#define KP_FN_INSTANCE_OPEN 110 /* mandatory */
+#define KP_FN_INSTANCE_OPEN 110 /* mandatory; since 1.0 */
 /**
  * Opens an instance. params are validated against KP_FN_PLUGIN_PARAMS already; the plugin
  * checks their meaning. h stays valid until close returns: keep it for upcalls.
@@ -384,150 +548,181 @@ KP_ABI_FUNC(const kp_param_desc *, plugin_params, (void *plugin_ctx))
 KP_ABI_FUNC(kp_status, instance_open,
             (void *plugin_ctx, kp_core_handle *h, const kp_param *params, void **inst))
 
-#define KP_FN_INSTANCE_CLOSE 111 /* mandatory */
+#define KP_FN_INSTANCE_CLOSE 111 /* mandatory; since 1.0 */
 /** Closes an instance and frees it, wiping any secret it holds. NULL is a no-op. */
 KP_ABI_FUNC(void, instance_close, (void *inst))
 
-#define KP_FN_INSTANCE_CHECK 112 /* mandatory */
+#define KP_FN_INSTANCE_CHECK 112 /* mandatory; since 1.0 */
 /** Checks reachability, credentials and permissions, calling report once per item.
  *  Returns KP_OK when every item passed, else the first failing item's status. */
 KP_ABI_FUNC(kp_status, instance_check, (void *inst, kp_check_report_fn report, void *arg))
 
+#define KP_FN_INSTANCE_INFO 113 /* mandatory; since 1.0 */
+/** Fills what this instance is and can do (its capabilities, a subset of the plugin's, and
+ *  algorithms). The core calls it once, right after open, and keeps the answer. No remote I/O. */
+KP_ABI_FUNC(kp_status, instance_info, (void *inst, kp_instance_info *info))
+
 /* Keystore (KP_CAP_KEYSTORE) -------------------------------------------------------------- */
 
-#define KP_FN_KS_CREATE 200 /* optional */
+#define KP_FN_KS_CREATE 200 /* optional; since 1.0 */
 /** Generates a new key version inside the store. info receives what was created. */
 KP_ABI_FUNC(kp_status, ks_create, (void *inst, const kp_key_spec *spec, kp_key_info *info))
 
-#define KP_FN_KS_IMPORT 201 /* optional */
-/** Imports a private key given as PKCS#8 PrivateKeyInfo DER (borrowed). spec->bits may be 0. */
+#define KP_FN_KS_IMPORT 201 /* optional; since 1.0 */
+/** Imports a private key given as PKCS#8 PrivateKeyInfo DER (borrowed). spec->bits may be 0;
+ *  spec->fingerprint, when set, is checked before the key becomes visible. */
 KP_ABI_FUNC(kp_status, ks_import,
             (void *inst, const kp_key_spec *spec, const kp_secret *pkcs8_der, kp_key_info *info))
 
-#define KP_FN_KS_GET_PUBLIC 202 /* mandatory */
-/** Writes the SubjectPublicKeyInfo DER of name/version into spki. On entry *len is the size
- *  of spki; on return the bytes written, or the size needed with KP_ERR_BUFFER_TOO_SMALL
- *  (spki may be NULL to ask). version 0 means the latest. */
+#define KP_FN_KS_GET_PUBLIC 202 /* mandatory; since 1.0 */
+/** Writes the SubjectPublicKeyInfo DER of name/version (0 = the latest) into spki (the buffer
+ *  convention). */
 KP_ABI_FUNC(kp_status, ks_get_public,
             (void *inst, const char *name, uint32_t version, uint8_t *spki, size_t *len))
 
-#define KP_FN_KS_LIST 203 /* mandatory */
+#define KP_FN_KS_LIST 203 /* mandatory; since 1.0 */
 /** Calls visit for every version of name (every key when name is NULL), in ascending
  *  version order per key. KP_ERR_NOT_FOUND when name is given and has no version. */
 KP_ABI_FUNC(kp_status, ks_list, (void *inst, const char *name, kp_key_visit_fn visit, void *arg))
 
-#define KP_FN_KS_WRAP 204 /* mandatory */
-/** Wraps dek under name/version (0 = latest) with alg. Buffer convention as GET_PUBLIC. */
+#define KP_FN_KS_WRAP 204 /* mandatory; since 1.0 */
+/** Wraps dek under name/version (0 = latest) with alg (the buffer convention).
+ *  KP_ERR_UNSUPPORTED for an alg the instance did not declare. */
 KP_ABI_FUNC(kp_status, ks_wrap,
             (void *inst, const char *name, uint32_t version, uint32_t alg, const kp_secret *dek,
              uint8_t *out, size_t *outlen))
 
-#define KP_FN_KS_UNWRAP 205 /* mandatory */
-/** Unwraps in/inlen under name/version with alg. *dek receives a secret from
+#define KP_FN_KS_UNWRAP 205 /* mandatory; since 1.0 */
+/** Unwraps in/inlen under name/version with alg. *dek receives a non-empty secret from
  *  KP_UP_SECRET_NEW; ownership passes to the caller. KP_ERR_CRYPTO when the bytes do not
- *  unwrap under this key. */
+ *  unwrap under this key (never garbage bytes); KP_ERR_UNSUPPORTED for an undeclared alg. */
 KP_ABI_FUNC(kp_status, ks_unwrap,
             (void *inst, const char *name, uint32_t version, uint32_t alg, const uint8_t *in,
              size_t inlen, kp_secret **dek))
 
-#define KP_FN_KS_EXPORT 206 /* optional */
+#define KP_FN_KS_EXPORT 206 /* optional; since 1.0 */
 /** Hands out the private key of name/version as PKCS#8 PrivateKeyInfo DER in a new secret
  *  (caller owns). KP_ERR_DENIED when the key was not created KP_KEY_EXPORTABLE. */
 KP_ABI_FUNC(kp_status, ks_export,
             (void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der))
 
-#define KP_FN_KS_EXPORT_BYOK 207 /* optional */
+#define KP_FN_KS_EXPORT_WRAPPED 207 /* optional; since 1.0 */
 /**
- * Exports the private key of name/version (0 = latest) as an Azure Key Vault BYOK transfer blob
- * aimed at a key-exchange key (CKM_RSA_AES_KEY_WRAP semantics, PKCS#11 v2.40 2.1.21): a fresh
- * 256-bit AES key wraps the PKCS#8 PrivateKeyInfo with AES key wrap with padding (RFC 5649),
- * the AES key itself is wrapped with RSA-OAEP (SHA-1, MGF1-SHA-1, no label) under the KEK
- * public key given as SubjectPublicKeyInfo DER, and the blob is the RSA part followed by the AES
- * part. The AES key is destroyed afterwards. Buffer convention as GET_PUBLIC.
- * KP_ERR_DENIED when the key is not exportable; KP_ERR_INVALID_ARG when kek_spki is not an RSA
- * public key.
+ * Exports the private key of name/version (0 = latest) wrapped by method (a kp_keyx_method the
+ * instance declared in export_keyx) under the RSA public key wrapping_spki (SubjectPublicKeyInfo
+ * DER), the buffer convention for out. The key is never in plaintext outside the store where the
+ * store can do the wrapping itself (an HSM). KP_ERR_DENIED when the key is not exportable;
+ * KP_ERR_UNSUPPORTED for another method; KP_ERR_INVALID_ARG when wrapping_spki is not RSA.
  */
-KP_ABI_FUNC(kp_status, ks_export_byok,
-            (void *inst, const char *name, uint32_t version, const uint8_t *kek_spki,
-             size_t kek_len, uint8_t *out, size_t *outlen))
+KP_ABI_FUNC(kp_status, ks_export_wrapped,
+            (void *inst, const char *name, uint32_t version, uint32_t method,
+             const uint8_t *wrapping_spki, size_t spki_len, uint8_t *out, size_t *outlen))
 
-#define KP_FN_KS_STATE_GET 208 /* optional */
-/** Reads the chain-state document kept with key name (an opaque blob of at most
- *  KP_STATE_MAX bytes that the core writes: versions' states and activity windows). Buffer
- *  convention as GET_PUBLIC. KP_ERR_NOT_FOUND when none was ever stored. */
+#define KP_FN_KS_STATE_GET 208 /* optional; since 1.0 */
+/** Reads the chain-state document kept with key name (an opaque blob of at most KP_STATE_MAX
+ *  bytes that the core writes), the buffer convention. KP_ERR_NOT_FOUND when none was stored. */
 KP_ABI_FUNC(kp_status, ks_state_get, (void *inst, const char *name, uint8_t *doc, size_t *len))
 
-#define KP_FN_KS_STATE_PUT 209 /* optional */
-/** Replaces the chain-state document of key name, atomically (a reader sees the old or the new
- *  document, never a mix). */
-KP_ABI_FUNC(kp_status, ks_state_put, (void *inst, const char *name, const uint8_t *doc, size_t len))
+#define KP_FN_KS_STATE_PUT 209 /* optional; since 1.0 */
+/**
+ * Replaces the chain-state document of key name, atomically (a reader sees the old or the new
+ * document, never a mix). A compare-and-swap when expect is not NULL: the document is replaced
+ * only if the stored one is byte for byte expect/expect_len (expect_len 0: only if none is
+ * stored), else KP_ERR_CONFLICT and nothing changes. The instance sets KP_INST_STATE_CAS when
+ * that holds against other processes and hosts, not only other threads.
+ */
+KP_ABI_FUNC(kp_status, ks_state_put,
+            (void *inst, const char *name, const uint8_t *doc, size_t len, const uint8_t *expect,
+             size_t expect_len))
 
 #define KP_STATE_MAX (64 * 1024)
 
-#define KP_FN_KS_BYOK_KEK 210 /* optional; with KS_IMPORT_BYOK */
-/**
- * Returns the key-exchange key (KEK) this store wants BYOK transfer blobs for key name to be
- * wrapped under: its SubjectPublicKeyInfo DER (buffer convention as GET_PUBLIC) and its id in
- * kek_id (passed back to KS_IMPORT_BYOK). The store creates the KEK when it has none usable.
- */
-KP_ABI_FUNC(kp_status, ks_byok_kek,
-            (void *inst, const char *name, uint8_t *kek_spki, size_t *len,
-             char kek_id[KP_BACKEND_ID_MAX]))
+/** A target store's offer for a wrapped import (KS_IMPORT_OFFER): owned by the core, which
+ *  sets struct_size and the two buffers with their capacities. */
+typedef struct kp_import_offer {
+    uint32_t struct_size;
+    uint32_t methods;          /**< out: KP_KEYX_BIT()s this offer accepts */
+    int64_t expires;           /**< out: Unix time the offer (token) lapses; 0 never */
+    uint8_t *wrapping_spki;    /**< in: buffer; out: the wrapping key's SPKI DER */
+    size_t wrapping_spki_len;  /**< in: capacity; out: bytes written or needed */
+    uint8_t *token;            /**< in: buffer; out: opaque bytes for KS_IMPORT_WRAPPED (a
+                                    key-exchange key id, a KMS import token); not secret */
+    size_t token_len;          /**< in: capacity; out: bytes written or needed */
+} kp_import_offer;
 
-#define KP_FN_KS_IMPORT_BYOK 211 /* optional; with KS_BYOK_KEK */
+#define KP_FN_KS_IMPORT_OFFER 210 /* optional; with KS_IMPORT_WRAPPED; since 1.0 */
 /**
- * Imports a private key from a BYOK transfer blob made by KS_EXPORT_BYOK for the KEK kek_id.
- * fingerprint is the SHA-256 hex of the SPKI of the key inside the blob, as the source store
- * reports it: the store records it and returns KP_ERR_INTEGRITY when the imported key's public
- * key does not match. Version numbering as KS_IMPORT (spec->version).
+ * Offers a wrapping key for importing spec->name (spec->version, spec->bits): the store creates
+ * or finds its key-exchange key or asks its service for import parameters. Both buffers follow
+ * the buffer convention together: when either is too small the plugin sets both lengths to what
+ * it needs and returns KP_ERR_BUFFER_TOO_SMALL.
  */
-KP_ABI_FUNC(kp_status, ks_import_byok,
-            (void *inst, const kp_key_spec *spec, const char *kek_id, const uint8_t *blob,
-             size_t bloblen, const char *fingerprint, kp_key_info *info))
+KP_ABI_FUNC(kp_status, ks_import_offer,
+            (void *inst, const kp_key_spec *spec, kp_import_offer *offer))
 
-#define KP_FN_KS_BACKUP 212 /* optional */
+#define KP_FN_KS_IMPORT_WRAPPED 211 /* optional; with KS_IMPORT_OFFER; since 1.0 */
+/**
+ * Imports a private key wrapped by KS_EXPORT_WRAPPED with method under the wrapping key of the
+ * offer whose token is given. spec->fingerprint is required: the plugin checks the imported
+ * key's SPKI against it before the key becomes visible (KP_ERR_INTEGRITY, nothing left behind).
+ * Version numbering as KS_IMPORT (spec->version). KP_ERR_CONFLICT when the offer lapsed.
+ */
+KP_ABI_FUNC(kp_status, ks_import_wrapped,
+            (void *inst, const kp_key_spec *spec, uint32_t method, const uint8_t *token,
+             size_t token_len, const uint8_t *blob, size_t bloblen, kp_key_info *info))
+
+#define KP_FN_KS_BACKUP 212 /* optional; since 1.0 */
 /** Writes the store's own opaque backup of every version of key name (e.g. a Key Vault backup
  *  blob, restorable only into the same provider) into a new secret (caller owns). */
 KP_ABI_FUNC(kp_status, ks_backup, (void *inst, const char *name, kp_secret **blob))
 
-#define KP_FN_KS_RESTORE 213 /* optional */
+#define KP_FN_KS_RESTORE 213 /* optional; since 1.0 */
 /** Restores a blob made by KS_BACKUP of the same provider. KP_ERR_EXISTS when the key already
  *  exists in the store (nothing is overwritten). name receives the restored key's name. */
 KP_ABI_FUNC(kp_status, ks_restore, (void *inst, const kp_secret *blob, char name[KP_NAME_MAX]))
 
+#define KP_FN_KS_GET 214 /* mandatory; since 1.0 */
+/** Fills info (caller storage, kp_key_info_put) for name/version, 0 = the latest, without
+ *  listing unrelated keys or versions where the backend allows. KP_ERR_NOT_FOUND when absent. */
+KP_ABI_FUNC(kp_status, ks_get,
+            (void *inst, const char *name, uint32_t version, kp_key_info *info))
+
 /* Secret store (KP_CAP_SECRETSTORE) ------------------------------------------------------- */
 
-#define KP_FN_SS_PUT 300 /* mandatory */
+#define KP_FN_SS_PUT 300 /* mandatory; since 1.0 */
 /** Stores value as a new version of name, with nmeta metadata pairs. *version receives the
  *  version number created (1, 2, ...). */
 KP_ABI_FUNC(kp_status, ss_put,
             (void *inst, const char *name, const kp_secret *value, const kp_meta *meta,
              size_t nmeta, uint32_t *version))
 
-#define KP_FN_SS_GET 301 /* mandatory */
+#define KP_FN_SS_GET 301 /* mandatory; since 1.0 */
 /** Fetches name/version (0 = latest). *value receives a new secret (caller owns); visit, if
  *  not NULL, is called once with the version's info and metadata. */
 KP_ABI_FUNC(kp_status, ss_get,
             (void *inst, const char *name, uint32_t version, kp_secret **value,
              kp_secret_visit_fn visit, void *arg))
 
-#define KP_FN_SS_LIST 302 /* mandatory */
+#define KP_FN_SS_LIST 302 /* mandatory; since 1.0 */
 /** Calls visit for every version of name (every secret when NULL), ascending. */
 KP_ABI_FUNC(kp_status, ss_list, (void *inst, const char *name, kp_secret_visit_fn visit, void *arg))
 
 /* Data keys (KP_CAP_DATAKEY) -------------------------------------------------------------- */
 
-#define KP_FN_DK_GENERATE 400 /* mandatory */
-/** Generates nbytes of data key under key_id: *plain receives it (caller owns) and ct the
- *  encrypted form (buffer convention as GET_PUBLIC). */
+#define KP_FN_DK_GENERATE 400 /* mandatory; since 1.0 */
+/** Generates nbytes of data key under the store's key key_id, bound to the encryption context
+ *  (ncontext pairs, may be 0; the same pairs must be given to decrypt): *plain receives it
+ *  (caller owns) and ct the encrypted form (the buffer convention). */
 KP_ABI_FUNC(kp_status, dk_generate,
-            (void *inst, const char *key_id, size_t nbytes, kp_secret **plain, uint8_t *ct,
-             size_t *ctlen))
+            (void *inst, const char *key_id, size_t nbytes, const kp_meta *context,
+             size_t ncontext, kp_secret **plain, uint8_t *ct, size_t *ctlen))
 
-#define KP_FN_DK_DECRYPT 401 /* mandatory */
-/** Decrypts a data key made by DK_GENERATE. *plain receives it (caller owns). */
+#define KP_FN_DK_DECRYPT 401 /* mandatory; since 1.0 */
+/** Decrypts a data key made by DK_GENERATE with the same context. *plain receives it (caller
+ *  owns). KP_ERR_CRYPTO when ct or the context does not match. */
 KP_ABI_FUNC(kp_status, dk_decrypt,
-            (void *inst, const char *key_id, const uint8_t *ct, size_t ctlen, kp_secret **plain))
+            (void *inst, const char *key_id, const uint8_t *ct, size_t ctlen,
+             const kp_meta *context, size_t ncontext, kp_secret **plain))
 
 #ifdef __cplusplus
 }

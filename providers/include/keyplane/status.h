@@ -44,8 +44,10 @@ typedef enum kp_status {
     KP_ERR_INTERNAL = 19, /**< a bug: an invariant does not hold */
     /* auth (appended after the others, hence out of place) */
     KP_ERR_DENIED = 20, /**< refused by policy (export of a non-exportable key, ...) */
+    /* not found / conflict (appended) */
+    KP_ERR_CONFLICT = 21, /**< a conditional write lost: the object changed since it was read */
     /* Append new codes above this line, never renumber. */
-    KP_STATUS_COUNT_ = 21
+    KP_STATUS_COUNT_ = 22
 } kp_status;
 
 #ifdef __cplusplus

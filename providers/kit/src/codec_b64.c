@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 /* Characters handed to EVP_DecodeBlock per call: a multiple of 4. */
 #define S_CHUNK 256

@@ -1,0 +1,127 @@
+/*
+ * How the core calls an instance's functions: the lookup that turns a missing capability into
+ * one clear line, the audit event every operation leaves, and the buffer convention with the
+ * core's defences against a plugin that breaks it (a length larger than the buffer it was given
+ * would make the core read past that buffer).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <keyplane/kit/codec.h>
+
+#include "internal.h"
+
+kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *op,
+                      const kp_dispatch **d)
+{
+    KP_ENSURE(inst != NULL, KP_ERR_INVALID_ARG);
+    kp__clear_error(inst->ctx);
+    if ((inst->info.capabilities & cap) == 0 || (*d = kp__plugin_fn(inst->plugin, id)) == NULL)
+        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED, "%s: plugin %s does not support %s",
+                             inst->name, inst->plugin->name, op);
+    return KP_OK;
+}
+
+kp_status kp__inst_audit(kp_instance *inst, const char *op, const char *name, uint32_t version,
+                         uint32_t alg, kp_status st)
+{
+    if (st == KP_OK)
+        kp__clear_error(inst->ctx); /* a plugin may have said "buffer too small" on the way */
+    else if (kp_ctx_last_error(inst->ctx)[0] == '\0')
+        kp__set_error(inst->ctx, st, "%s: %s failed: %s", inst->name, op, kp_strerror(st));
+    kp_audit_event ev = {.op = op,
+                         .instance = inst->name,
+                         .plugin = inst->plugin->name,
+                         .name = name,
+                         .version = version,
+                         .alg = alg != 0 ? kp_wrap_alg_name(alg) : NULL,
+                         .status = st,
+                         .detail = st != KP_OK ? kp_ctx_last_error(inst->ctx) : NULL};
+    kp__audit(inst->ctx, &ev);
+    return st;
+}
+
+kp_status kp__inst_len_check(kp_instance *inst, const char *fn, kp_status st, size_t cap,
+                             size_t len)
+{
+    if (st == KP_OK && len > cap)
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s broke the ABI: %s returned %zu bytes into a buffer "
+                             "of %zu",
+                             inst->name, inst->plugin->name, fn, len, cap);
+    if (st == KP_ERR_BUFFER_TOO_SMALL && len <= cap)
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s broke the ABI: %s asked for %zu bytes with %zu "
+                             "offered",
+                             inst->name, inst->plugin->name, fn, len, cap);
+    return st;
+}
+
+kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill,
+                        const void *args, size_t first, uint8_t **out, size_t *outlen)
+{
+    /* Two calls at most: the first with a buffer that fits the usual answer, the second with
+     * the size the plugin asked for. A plugin that asks again has broken the convention. */
+    size_t cap = first;
+    for (int round = 0; round < 2; round++) {
+        uint8_t *buf = malloc(cap > 0 ? cap : 1);
+        if (buf == NULL)
+            return KP_ERR_NOMEM;
+        size_t len = cap;
+        kp_status st = kp__inst_len_check(inst, fn, fill(inst, args, buf, &len), cap, len);
+        if (st == KP_OK) {
+            *out = buf;
+            *outlen = len;
+            return KP_OK;
+        }
+        free(buf);
+        if (st != KP_ERR_BUFFER_TOO_SMALL)
+            return st;
+        cap = len;
+    }
+    return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                         "%s: plugin %s broke the ABI: %s asked for a bigger buffer twice",
+                         inst->name, inst->plugin->name, fn);
+}
+
+kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info *in,
+                            kp_key_info *out)
+{
+    kp_key_info tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    if (in->struct_size < offsetof(kp_key_info, backend_id) || in->struct_size > (1u << 16))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s broke the ABI: %s gave a key info of %u bytes",
+                             inst->name, inst->plugin->name, fn, in->struct_size);
+    memcpy(&tmp, in, in->struct_size < sizeof(tmp) ? in->struct_size : sizeof(tmp));
+    tmp.struct_size = sizeof(tmp);
+    tmp.name[KP_NAME_MAX - 1] = '\0';
+    tmp.fingerprint[KP_FPR_HEX - 1] = '\0';
+    tmp.backend_id[KP_BACKEND_ID_MAX - 1] = '\0';
+    /* A malformed fingerprint is the plugin's fault, not a different key: say so, so that
+     * nobody is told a healthy store holds the wrong key. */
+    if (tmp.type == KP_KEY_RSA && !kp_fpr_valid(tmp.fingerprint))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s returned a malformed fingerprint for %s v%u "
+                             "(want 64 lower-case hex digits)",
+                             inst->name, inst->plugin->name, tmp.name, tmp.version);
+    if (tmp.version == 0)
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s returned version 0 for %s (versions start at 1)",
+                             inst->name, inst->plugin->name, tmp.name);
+    *out = tmp;
+    return KP_OK;
+}
+
+void kp__spec_copy(const kp_key_spec *in, kp_key_spec *out)
+{
+    /* A caller built against an older header may leave members out; struct_size is the core's
+     * promise to the plugin, so the plugin always sees this core's full spec. */
+    memset(out, 0, sizeof(*out));
+    size_t n = in->struct_size >= offsetof(kp_key_spec, version) + sizeof(uint32_t) &&
+                       in->struct_size < sizeof(*out)
+                   ? in->struct_size
+                   : sizeof(*out);
+    memcpy(out, in, n);
+    out->struct_size = sizeof(*out);
+}

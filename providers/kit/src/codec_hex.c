@@ -1,0 +1,88 @@
+/*
+ * Hex, fingerprints and names: the small encodings every store and the core share, so a
+ * fingerprint is computed and checked one way everywhere (lower-case hex SHA-256 of the SPKI).
+ */
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <keyplane/kit/codec.h>
+
+void kp_hex_encode(const uint8_t *in, size_t inlen, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < inlen; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
+    }
+    out[2 * inlen] = '\0';
+}
+
+static int s_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+kp_status kp_hex_decode(const char *in, uint8_t *out, size_t outlen)
+{
+    if (in == NULL || strlen(in) != 2 * outlen)
+        return KP_ERR_INVALID_ARG;
+    for (size_t i = 0; i < outlen; i++) {
+        int hi = s_nibble(in[2 * i]), lo = s_nibble(in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return KP_ERR_INVALID_ARG;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return KP_OK;
+}
+
+kp_status kp_fpr_spki(const uint8_t *spki, size_t len, char *hex)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (spki == NULL || len == 0 || hex == NULL)
+        return KP_ERR_INVALID_ARG;
+    if (EVP_Digest(spki, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
+        return KP_ERR_CRYPTO;
+    kp_hex_encode(md, sizeof(md), hex);
+    return KP_OK;
+}
+
+kp_status kp_fpr_pkey(const void *pkey, char *hex)
+{
+    unsigned char *der = NULL;
+    int n = pkey != NULL ? i2d_PUBKEY((EVP_PKEY *)pkey, &der) : -1;
+    if (n <= 0)
+        return KP_ERR_INVALID_ARG;
+    kp_status st = kp_fpr_spki(der, (size_t)n, hex);
+    OPENSSL_free(der);
+    return st;
+}
+
+bool kp_fpr_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    size_t i = 0;
+    for (; s[i] != '\0'; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')) || i >= KP_FPR_CHARS)
+            return false;
+    return i == KP_FPR_CHARS;
+}
+
+bool kp_key_name_valid(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || name[0] == '.')
+        return false;
+    size_t len = strlen(name);
+    /* 127: KP_NAME_MAX of provider.h less its NUL */
+    return len <= 127 && strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789._-") == len;
+}
