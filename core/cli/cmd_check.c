@@ -31,6 +31,20 @@ static void s_report(void *arg, const char *item, kp_status status, const char *
     }
 }
 
+/* True when chain keeps its protector (not an encrypted copy) in instance name. */
+static bool s_holds(const kp_chain_policy *ch, const char *name)
+{
+    if (ch->origin != NULL && strcmp(ch->origin, name) == 0)
+        return true;
+    for (size_t i = 0; i < ch->nreplicas; i++)
+        if (strcmp(ch->replicas[i], name) == 0)
+            return true;
+    for (size_t i = 0; i < ch->nescrow; i++)
+        if (strcmp(ch->escrow[i], name) == 0)
+            return true;
+    return false;
+}
+
 static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
 {
     s_check c = {cli, cli->json ? json_array() : NULL, 0};
@@ -43,6 +57,20 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
         s_report(&c, "open", st, kp_ctx_last_error(cli->ctx));
     else
         st = kp_instance_check(inst, s_report, &c);
+    /* What the instance said it can do at open, held against every chain that keeps its
+     * protector there: an HSM that cannot do the chain's OAEP hash is a gap before any disaster
+     * shows it. */
+    for (size_t i = 0; inst != NULL && i < kp_policy_chain_count(cli->policy); i++) {
+        const kp_chain_policy *ch = kp_policy_chain_at(cli->policy, i);
+        if (!s_holds(ch, name))
+            continue;
+        char why[256], item[KP_NAME_MAX + 8];
+        snprintf(item, sizeof(item), "chain %s", ch->name);
+        kp_status fit = kp_instance_fits_chain(inst, ch, why, sizeof(why));
+        s_report(&c, item, fit, fit == KP_OK ? "can hold and use its protector" : why);
+        if (st == KP_OK)
+            st = fit;
+    }
     kp_instance_close(inst);
     if (st != KP_OK && c.failed == 0)
         s_report(&c, "check", st, kp_ctx_last_error(cli->ctx));
@@ -67,7 +95,9 @@ int kp_cmd_check(kp_cli *cli, int argc, char **argv)
             printf("Usage: keyplane check [--json] [INSTANCE...]\n"
                    "\n"
                    "Opens each provider instance of the policy (all, or those named) and runs\n"
-                   "its plugin's checks: reachability, credentials, permissions. One line per\n"
+                   "its plugin's checks: reachability, credentials, permissions; then, for every\n"
+                   "chain keeping its protector there, whether the instance can hold it and\n"
+                   "unwrap with the chain's algorithm, as the instance declares. One line per\n"
                    "checked item; exit status 1 when any item failed.\n"
                    "\n"
                    "  --json  {\"ok\", \"instances\": [{instance, plugin, ok, items}]}\n");

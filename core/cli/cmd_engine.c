@@ -95,7 +95,9 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
     }
     for (size_t i = 0; i < nf; i++) {
         const kp_finding *f = kp_plan_finding(plan, i);
-        const char *kind = f->kind == KP_FINDING_UNREACHABLE ? "unreachable" : "conflict";
+        const char *kind = f->kind == KP_FINDING_UNREACHABLE ? "unreachable"
+                           : f->kind == KP_FINDING_CONFLICT  ? "conflict"
+                                                             : "incapable";
         if (cli->json)
             json_array_append_new(findings,
                                   json_pack("{s:s, s:s, s:s, s:i, s:s, s:o}", "finding", kind,

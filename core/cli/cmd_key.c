@@ -350,10 +350,7 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
         const char *name = kp_policy_instance_name(cli->policy, i);
         if (o->instance != NULL && strcmp(name, o->instance) != 0)
             continue;
-        kp_plugin *plugin = NULL;
-        if (kp_plugin_load(cli->ctx, kp_policy_instance_plugin(cli->policy, name), &plugin) !=
-                KP_OK ||
-            !(kp_plugin_get0_info(plugin)->capabilities & KP_CAP_KEYSTORE))
+        if (!(kp_policy_instance_capabilities(cli->policy, name) & KP_CAP_KEYSTORE))
             continue;
         kp_instance *inst = NULL;
         kp_status st = kp_instance_open(cli->ctx, cli->policy, name, &inst);
@@ -414,7 +411,7 @@ static int s_export(kp_cli *cli, const s_opts *o)
             json_pack("{s:s, s:s, s:s}", "instance", o->instance, "name", o->name, "out", o->out));
     else if (rc == KP_EXIT_OK)
         fprintf(stderr, "keyplane: encrypted PKCS#8 of %s -> %s\n", o->name, o->out);
-    free(pem);
+    kp_free(pem);
     return rc;
 }
 
@@ -432,8 +429,8 @@ static int s_export_byok(kp_cli *cli, const s_opts *o)
     int rc = s_open(cli, o->instance, &inst);
     if (rc == KP_EXIT_OK) {
         /* Azure Key Vault BYOK is CKM_RSA_AES_KEY_WRAP with OAEP SHA-1 */
-        st = kp_key_export_wrapped(inst, o->name, o->version, KP_KEYX_RSA_AES_KWP_SHA1, kek,
-                                   keklen, &blob, &bloblen);
+        st = kp_key_export_wrapped(inst, o->name, o->version, KP_KEYX_RSA_AES_KWP_SHA1, kek, keklen,
+                                   &blob, &bloblen);
         rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key export-byok");
         kp_instance_close(inst);
     }
@@ -535,7 +532,7 @@ static int s_public(kp_cli *cli, const s_opts *o)
     if (b64 == NULL || pem == NULL) {
         free(b64);
         free(pem);
-        free(spki);
+        kp_free(spki);
         return KP_EXIT_INTERNAL;
     }
     EVP_EncodeBlock((unsigned char *)b64, spki, (int)len);
@@ -550,7 +547,7 @@ static int s_public(kp_cli *cli, const s_opts *o)
                                     o->name, "fingerprint", fpr, "out", o->out));
     free(b64);
     free(pem);
-    free(spki);
+    kp_free(spki);
     return st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);
 }
 

@@ -160,7 +160,7 @@ static int s_rewrap_one(kp_cli *cli, const char *path, kp_status *st)
             *st = kp_cli_write_file(cli, path, out, n + 1);
             moved = *st == KP_OK;
         }
-        free(out);
+        kp_free(out);
     }
     if (*st != KP_OK && kp_ctx_last_error(cli->ctx)[0] != '\0')
         fprintf(stderr, "keyplane: error: %s: %s\n", path, kp_ctx_last_error(cli->ctx));

@@ -135,7 +135,7 @@ int kp_cmd_wrap(kp_cli *cli, int argc, char **argv)
         fprintf(stderr, "keyplane: wrapped with %s v%u (%s, fingerprint %.16s...) in %s -> %s\n",
                 chain, w->version, kp_wrap_alg_name(w->alg), w->fingerprint, used, out);
     }
-    free(text);
+    kp_free(text);
     kp_envelope_free(env);
     return st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);
 }

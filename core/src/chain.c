@@ -35,7 +35,7 @@ size_t kp__chain_keystores(const kp_policy *policy, const kp_chain_policy *c, co
         size_t count = pass == 0 ? c->nreplicas : pass == 1 ? c->nescrow : 1;
         for (size_t i = 0; i < count && n < max; i++) {
             const kp_pol_instance *pi = kp__policy_instance(policy, list[i]);
-            if (pi == NULL || !(kp_plugin_get0_info(pi->plugin)->capabilities & KP_CAP_KEYSTORE))
+            if (pi == NULL || !(pi->described.capabilities & KP_CAP_KEYSTORE))
                 continue;
             bool dup = false;
             for (size_t j = 0; j < n; j++)

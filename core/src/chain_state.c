@@ -146,8 +146,8 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
             continue;
         if (!kp__state_kept(d->t[i].inst))
             continue;
-        kp_status w = kp__state_put(d->t[i].inst, d->chain->name, (const uint8_t *)doc, len,
-                                    NULL, 0);
+        kp_status w =
+            kp__state_put(d->t[i].inst, d->chain->name, (const uint8_t *)doc, len, NULL, 0);
         if (w == KP_OK)
             written++;
         else if (st == KP_OK)

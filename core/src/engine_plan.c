@@ -79,10 +79,15 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
 {
     kp__discovery d;
     kp_status st = kp__discover(ctx, policy, c, &d);
-    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+    for (size_t i = 0; st == KP_OK && i < d.n; i++) {
+        char why[256];
         if (!d.t[i].reachable)
             st = s_push_finding(p, KP_FINDING_UNREACHABLE, c->name, d.t[i].name, 0, d.t[i].status,
                                 d.t[i].detail);
+        else if (kp_instance_fits_chain(d.t[i].inst, c, why, sizeof(why)) != KP_OK)
+            st = s_push_finding(p, KP_FINDING_INCAPABLE, c->name, d.t[i].name, 0,
+                                KP_ERR_UNSUPPORTED, why);
+    }
     uint32_t versions[KP_MAX_VERSIONS];
     const char *fprs[KP_MAX_VERSIONS];
     size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MAX_VERSIONS) : 0;

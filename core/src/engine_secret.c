@@ -81,10 +81,8 @@ kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discover
         const char *const *list = pass == 0 ? c->replicas : c->secret_replicas;
         size_t count = pass == 0 ? c->nreplicas : c->nsecret_replicas;
         for (size_t i = 0; i < count && n < KP_MAX_TARGETS; i++) {
-            const char *plugin = kp_policy_instance_plugin(policy, list[i]);
-            kp_plugin *p = NULL;
-            if (pass == 0 && (plugin == NULL || kp_plugin_load(ctx, plugin, &p) != KP_OK ||
-                              (kp_plugin_get0_info(p)->capabilities & KP_CAP_KEYSTORE)))
+            uint32_t caps = kp_policy_instance_capabilities(policy, list[i]);
+            if (pass == 0 && (caps == 0 || (caps & KP_CAP_KEYSTORE)))
                 continue; /* a keystore replica gets the key itself */
             bool dup = false;
             for (size_t j = 0; j < n; j++)

@@ -20,32 +20,22 @@ static void s_free_params(kp_param *params, size_t n)
  * environment variable is reported by name before the plugin runs. */
 static kp_status s_build_params(kp_ctx *ctx, const kp_pol_instance *pi, kp_param **out)
 {
-    kp_param *params = calloc(pi->nparams + 1, sizeof(*params));
-    if (params == NULL)
-        return KP_ERR_NOMEM;
+    kp_param *params = NULL;
+    KP_GUARD(kp__param_view(pi, &params));
     for (size_t i = 0; i < pi->nparams; i++) {
         const kp_pol_param *pp = &pi->params[i];
-        kp_param *p = &params[i];
-        p->name = pp->name;
-        p->type = pp->type;
-        p->str = pp->value;
-        if (pp->type == KP_PARAM_INT)
-            p->num = strtoll(pp->value, NULL, 10);
-        else if (pp->type == KP_PARAM_BOOL)
-            p->num = strcmp(pp->value, "true") == 0 || strcmp(pp->value, "yes") == 0 ||
-                     strcmp(pp->value, "on") == 0;
-        else if (pp->type == KP_PARAM_SECRET) {
-            kp_secret *s = NULL;
-            char err[KP_ERRBUF];
-            kp_status st =
-                kp_secret_read_source(pp->value, KP_SECRET_PARAM_MAX, 1, &s, err, sizeof(err));
-            if (st != KP_OK) {
-                s_free_params(params, i);
-                return kp__set_error(ctx, st == KP_ERR_NOT_FOUND ? KP_ERR_AUTH : st,
-                                     "instance '%s': parameter '%s': %s", pi->name, pp->name, err);
-            }
-            p->secret = s;
+        if (pp->type != KP_PARAM_SECRET)
+            continue;
+        kp_secret *s = NULL;
+        char err[KP_ERRBUF];
+        kp_status st =
+            kp_secret_read_source(pp->value, KP_SECRET_PARAM_MAX, 1, &s, err, sizeof(err));
+        if (st != KP_OK) {
+            s_free_params(params, pi->nparams);
+            return kp__set_error(ctx, st == KP_ERR_NOT_FOUND ? KP_ERR_AUTH : st,
+                                 "instance '%s': parameter '%s': %s", pi->name, pp->name, err);
         }
+        params[i].secret = s;
     }
     *out = params;
     return KP_OK;
@@ -77,8 +67,8 @@ static kp_status s_info(kp_instance *inst)
                              inst->plugin->info->capabilities);
     if ((info->wrap_algs & ~info->unwrap_algs) != 0)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
-                             "%s: plugin %s declares wrap algorithms it cannot unwrap",
-                             inst->name, inst->plugin->name);
+                             "%s: plugin %s declares wrap algorithms it cannot unwrap", inst->name,
+                             inst->plugin->name);
     return KP_OK;
 }
 
@@ -173,3 +163,27 @@ kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report, void *
     return st;
 }
 
+kp_status kp_instance_fits_chain(const kp_instance *inst, const kp_chain_policy *chain, char *why,
+                                 size_t whylen)
+{
+    KP_ENSURE(inst != NULL && chain != NULL && why != NULL && whylen > 0, KP_ERR_INVALID_ARG);
+    why[0] = '\0';
+    const kp_instance_info *info = &inst->info;
+    if (!(info->capabilities & KP_CAP_KEYSTORE))
+        return KP_OK; /* a secret replica holds an encrypted copy, whatever its algorithms */
+    uint32_t bit = chain->bits == 2048   ? KP_RSA_2048
+                   : chain->bits == 3072 ? KP_RSA_3072
+                                         : KP_RSA_4096;
+    const char *alg = kp_wrap_alg_name(chain->wrap_alg);
+    if (info->key_bits != 0 && !(info->key_bits & bit)) {
+        snprintf(why, whylen, "%s cannot hold an RSA-%u protector (chain %s)", inst->name,
+                 chain->bits, chain->name);
+        return KP_ERR_UNSUPPORTED;
+    }
+    if (!(info->unwrap_algs & KP_ALG_BIT(chain->wrap_alg))) {
+        snprintf(why, whylen, "%s cannot unwrap with %s, the algorithm of chain %s", inst->name,
+                 alg != NULL ? alg : "the chain's algorithm", chain->name);
+        return KP_ERR_UNSUPPORTED;
+    }
+    return KP_OK;
+}

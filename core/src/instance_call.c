@@ -57,8 +57,8 @@ kp_status kp__inst_len_check(kp_instance *inst, const char *fn, kp_status st, si
     return st;
 }
 
-kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill,
-                        const void *args, size_t first, uint8_t **out, size_t *outlen)
+kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill, const void *args,
+                        size_t first, uint8_t **out, size_t *outlen)
 {
     /* Two calls at most: the first with a buffer that fits the usual answer, the second with
      * the size the plugin asked for. A plugin that asks again has broken the convention. */

@@ -43,10 +43,10 @@ kp_status kp_key_create(kp_instance *inst, const kp_key_spec *spec, kp_key_info 
     kp__spec_copy(spec, &sp);
     sp.fingerprint = NULL;
     s_info_init(info);
-    kp_status st = s_made(inst, "KS_CREATE", &sp, info,
-                          kp_dispatch_ks_create(d)(inst->inst, &sp, info));
-    return kp__inst_audit(inst, "key.create", sp.name, st == KP_OK ? info->version : sp.version,
-                          0, st);
+    kp_status st =
+        s_made(inst, "KS_CREATE", &sp, info, kp_dispatch_ks_create(d)(inst->inst, &sp, info));
+    return kp__inst_audit(inst, "key.create", sp.name, st == KP_OK ? info->version : sp.version, 0,
+                          st);
 }
 
 kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec, const kp_secret *pkcs8_der,
@@ -62,8 +62,8 @@ kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec, const kp_sec
     s_info_init(info);
     kp_status st = s_made(inst, "KS_IMPORT", &sp, info,
                           kp_dispatch_ks_import(d)(inst->inst, &sp, pkcs8_der, info));
-    return kp__inst_audit(inst, "key.import", sp.name, st == KP_OK ? info->version : sp.version,
-                          0, st);
+    return kp__inst_audit(inst, "key.import", sp.name, st == KP_OK ? info->version : sp.version, 0,
+                          st);
 }
 
 typedef struct s_pub_args {
@@ -153,7 +153,8 @@ kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version,
     kp_status st = kp_dispatch_ks_get(d)(inst->inst, name, version, &got);
     if (st == KP_OK)
         st = kp__inst_key_info(inst, "KS_GET", &got, info);
-    if (st == KP_OK && (strcmp(info->name, name) != 0 || (version != 0 && info->version != version)))
+    if (st == KP_OK &&
+        (strcmp(info->name, name) != 0 || (version != 0 && info->version != version)))
         st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                            "%s: plugin %s answered a lookup of %s v%u with %s v%u", inst->name,
                            inst->plugin->name, name, version, info->name, info->version);
@@ -210,8 +211,8 @@ kp_status kp_key_unwrap(kp_instance *inst, const char *name, uint32_t version, u
     kp_status st = kp_dispatch_ks_unwrap(d)(inst->inst, name, version, alg, in, inlen, dek);
     if (st == KP_OK && (*dek == NULL || kp_secret_len(*dek) == 0))
         st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
-                           "%s: plugin %s broke the ABI: unwrap succeeded with no key",
-                           inst->name, inst->plugin->name);
+                           "%s: plugin %s broke the ABI: unwrap succeeded with no key", inst->name,
+                           inst->plugin->name);
     if (st != KP_OK) {
         kp_secret_free(*dek);
         *dek = NULL;
@@ -228,8 +229,8 @@ kp_status kp_key_export(kp_instance *inst, const char *name, uint32_t version,
     *pkcs8_der = NULL;
     kp_status st = kp_dispatch_ks_export(d)(inst->inst, name, version, pkcs8_der);
     if (st == KP_OK && (*pkcs8_der == NULL || kp_secret_len(*pkcs8_der) == 0))
-        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN, "%s: plugin exported an empty key",
-                           inst->name);
+        st =
+            kp__set_error(inst->ctx, KP_ERR_PLUGIN, "%s: plugin exported an empty key", inst->name);
     if (st != KP_OK) {
         kp_secret_free(*pkcs8_der);
         *pkcs8_der = NULL;

@@ -76,8 +76,8 @@ static kp_status s_dk_fill(kp_instance *inst, const void *args, uint8_t *buf, si
     /* a second round (bigger buffer) must not leak the first round's key */
     kp_secret_free(*a->plain);
     *a->plain = NULL;
-    return kp_dispatch_dk_generate(a->d)(inst->inst, a->key_id, a->nbytes, a->context,
-                                         a->ncontext, a->plain, buf, len);
+    return kp_dispatch_dk_generate(a->d)(inst->inst, a->key_id, a->nbytes, a->context, a->ncontext,
+                                         a->plain, buf, len);
 }
 
 kp_status kp_datakey_generate(kp_instance *inst, const char *key_id, size_t nbytes,
@@ -107,9 +107,8 @@ kp_status kp_datakey_generate(kp_instance *inst, const char *key_id, size_t nbyt
     return kp__inst_audit(inst, "datakey.generate", key_id, 0, 0, st);
 }
 
-kp_status kp_datakey_decrypt(kp_instance *inst, const char *key_id, const uint8_t *ct,
-                             size_t ctlen, const kp_meta *context, size_t ncontext,
-                             kp_secret **plain)
+kp_status kp_datakey_decrypt(kp_instance *inst, const char *key_id, const uint8_t *ct, size_t ctlen,
+                             const kp_meta *context, size_t ncontext, kp_secret **plain)
 {
     const kp_dispatch *d = NULL;
     KP_ENSURE(key_id != NULL && ct != NULL && ctlen > 0 && plain != NULL &&
@@ -117,7 +116,8 @@ kp_status kp_datakey_decrypt(kp_instance *inst, const char *key_id, const uint8_
               KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_DATAKEY, KP_FN_DK_DECRYPT, "data keys", &d));
     *plain = NULL;
-    kp_status st = kp_dispatch_dk_decrypt(d)(inst->inst, key_id, ct, ctlen, context, ncontext, plain);
+    kp_status st =
+        kp_dispatch_dk_decrypt(d)(inst->inst, key_id, ct, ctlen, context, ncontext, plain);
     if (st == KP_OK && (*plain == NULL || kp_secret_len(*plain) == 0))
         st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                            "%s: plugin %s broke the ABI: DK_DECRYPT succeeded with no key",

@@ -15,10 +15,9 @@
 /* Preference order when both sides share several: SHA-256 OAEP before SHA-1. RSA-OAEP without
  * AES takes only symmetric keys, so it is never chosen for a protector. */
 static const uint32_t s_methods[] = {KP_KEYX_RSA_AES_KWP_SHA256, KP_KEYX_RSA_AES_KWP_SHA1};
-static const uint32_t s_known = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) |
-                                KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256) |
-                                KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA1) |
-                                KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA256);
+static const uint32_t s_known =
+    KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256) |
+    KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA256);
 
 uint32_t kp_key_transfer_method(const kp_instance *src, const kp_instance *dst)
 {
@@ -110,8 +109,8 @@ typedef struct s_export_args {
 static kp_status s_export_fill(kp_instance *inst, const void *args, uint8_t *buf, size_t *len)
 {
     const s_export_args *a = args;
-    return kp_dispatch_ks_export_wrapped(a->d)(inst->inst, a->name, a->version, a->method,
-                                               a->spki, a->spki_len, buf, len);
+    return kp_dispatch_ks_export_wrapped(a->d)(inst->inst, a->name, a->version, a->method, a->spki,
+                                               a->spki_len, buf, len);
 }
 
 kp_status kp_key_export_wrapped(kp_instance *inst, const char *name, uint32_t version,
@@ -152,8 +151,8 @@ kp_status kp_key_import_wrapped(kp_instance *inst, const kp_key_spec *spec, uint
                              inst->name);
     memset(info, 0, sizeof(*info));
     info->struct_size = sizeof(*info);
-    kp_status st = kp_dispatch_ks_import_wrapped(d)(inst->inst, &sp, method, token, token_len,
-                                                    blob, bloblen, info);
+    kp_status st = kp_dispatch_ks_import_wrapped(d)(inst->inst, &sp, method, token, token_len, blob,
+                                                    bloblen, info);
     if (st == KP_OK) {
         kp_key_info got;
         st = kp__inst_key_info(inst, "KS_IMPORT_WRAPPED", info, &got);

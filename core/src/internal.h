@@ -129,8 +129,8 @@ kp_status kp__inst_len_check(kp_instance *inst, const char *fn, kp_status st, si
 typedef kp_status (*kp__inst_fill_fn)(kp_instance *inst, const void *args, uint8_t *buf,
                                       size_t *len);
 /* Calls fill with first bytes, then once with the size asked for; *out is malloc'd. */
-kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill,
-                        const void *args, size_t first, uint8_t **out, size_t *outlen);
+kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill, const void *args,
+                        size_t first, uint8_t **out, size_t *outlen);
 /* The caller's key spec as this core's full spec (members a shorter caller lacks are 0). */
 void kp__spec_copy(const kp_key_spec *in, kp_key_spec *out);
 /* Copies a plugin's key info of any struct_size into a full one, refusing a malformed one. */
@@ -173,8 +173,11 @@ typedef struct kp_pol_instance {
     kp_pol_param *params;
     size_t nparams;
     unsigned line, column;
+    kp_instance_info described; /* PLUGIN_DESCRIBE's answer, or the plugin's capabilities */
 } kp_pol_instance;
 
 const kp_pol_instance *kp__policy_instance(const kp_policy *policy, const char *name);
+/* The ABI view of an instance's params (secret params unresolved: secret NULL); free() it. */
+kp_status kp__param_view(const kp_pol_instance *pi, kp_param **out);
 
 #endif /* KP_INTERNAL_H */

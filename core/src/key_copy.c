@@ -21,8 +21,8 @@ static kp_status s_wrapped(kp_instance *src, kp_instance *dst, uint32_t method,
     size_t spki_len = 0, token_len = 0, bloblen = 0;
     uint32_t methods = 0;
     int64_t expires = 0;
-    kp_status st = kp_key_import_offer(dst, spec, &methods, &expires, &spki, &spki_len, &token,
-                                       &token_len);
+    kp_status st =
+        kp_key_import_offer(dst, spec, &methods, &expires, &spki, &spki_len, &token, &token_len);
     if (st == KP_OK && !(methods & KP_KEYX_BIT(method)))
         st = kp__set_error(dst->ctx, KP_ERR_PLUGIN,
                            "%s: the import offer does not take the transfer method %u its "

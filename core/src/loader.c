@@ -22,20 +22,13 @@ struct s_required {
 };
 
 static const struct s_required s_plugin_required[] = {
-    {KP_FN_PLUGIN_PARAMS, "PLUGIN_PARAMS"},
-    {KP_FN_INSTANCE_OPEN, "INSTANCE_OPEN"},
-    {KP_FN_INSTANCE_CLOSE, "INSTANCE_CLOSE"},
-    {KP_FN_INSTANCE_CHECK, "INSTANCE_CHECK"},
-    {KP_FN_INSTANCE_INFO, "INSTANCE_INFO"},
-    {0, NULL},
+    {KP_FN_PLUGIN_PARAMS, "PLUGIN_PARAMS"},   {KP_FN_INSTANCE_OPEN, "INSTANCE_OPEN"},
+    {KP_FN_INSTANCE_CLOSE, "INSTANCE_CLOSE"}, {KP_FN_INSTANCE_CHECK, "INSTANCE_CHECK"},
+    {KP_FN_INSTANCE_INFO, "INSTANCE_INFO"},   {0, NULL},
 };
 static const struct s_required s_keystore_required[] = {
-    {KP_FN_KS_GET_PUBLIC, "KS_GET_PUBLIC"},
-    {KP_FN_KS_LIST, "KS_LIST"},
-    {KP_FN_KS_WRAP, "KS_WRAP"},
-    {KP_FN_KS_UNWRAP, "KS_UNWRAP"},
-    {KP_FN_KS_GET, "KS_GET"},
-    {0, NULL},
+    {KP_FN_KS_GET_PUBLIC, "KS_GET_PUBLIC"}, {KP_FN_KS_LIST, "KS_LIST"}, {KP_FN_KS_WRAP, "KS_WRAP"},
+    {KP_FN_KS_UNWRAP, "KS_UNWRAP"},         {KP_FN_KS_GET, "KS_GET"},   {0, NULL},
 };
 static const struct s_required s_secretstore_required[] = {
     {KP_FN_SS_PUT, "SS_PUT"},
@@ -129,11 +122,11 @@ static kp_status s_handshake(kp_ctx *ctx, kp_plugin *p)
     if (sym == NULL) {
         dlerror();
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN,
-                        dlsym(p->dl, KP_PLUGIN_INIT_SYMBOL) != NULL
-                            ? KP_PLUGIN_INIT_SYMBOL " is not exported under the version node "
-                                                    "" KP_PLUGIN_SYMBOL_VERSION
-                                                    " (link with the SDK's plugin.map)"
-                            : "no " KP_PLUGIN_INIT_SYMBOL " symbol");
+                        dlsym(p->dl, KP_PLUGIN_INIT_SYMBOL) != NULL ? KP_PLUGIN_INIT_SYMBOL
+                            " is not exported under the version node "
+                            "" KP_PLUGIN_SYMBOL_VERSION " (link with the SDK's plugin.map)"
+                                                                    : "no " KP_PLUGIN_INIT_SYMBOL
+                                                                      " symbol");
     }
     kp_plugin_init_fn *init;
     /* POSIX guarantees object and function pointers convert through dlsym's void *. */

@@ -104,6 +104,7 @@ static void s_parse_instance(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         return;
     }
     kp__policy_parse_params(P, inst, vn);
+    kp__policy_describe(P, inst, kn);
 }
 
 static void s_parse_providers(kp_pol_parser *P, yaml_node_t *map)
@@ -139,7 +140,7 @@ static bool s_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n, const cha
                   role, v);
         return false;
     }
-    if ((kp_plugin_get0_info(in->plugin)->capabilities & caps) == 0) {
+    if ((in->described.capabilities & caps) == 0) {
         kp__pdiag(P, n, "chain '%s': %s '%s' (plugin %s) is not a %s", chain, role, v,
                   in->plugin_name, capname);
         return false;
@@ -351,7 +352,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         const char *t = i < c->pub.nreplicas ? c->replicas[i] : c->escrow[i - c->pub.nreplicas];
         const kp_pol_instance *in = kp__policy_instance(P->pol, t);
         if (t != NULL && strcmp(t, c->origin) != 0 && in != NULL &&
-            (kp_plugin_get0_info(in->plugin)->capabilities & KP_CAP_KEYSTORE))
+            (in->described.capabilities & KP_CAP_KEYSTORE))
             copy_to = t;
     }
     /* Replicas that only store secrets get the key as password-protected PKCS#8: the chain
@@ -359,7 +360,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     const char *secret_to = c->pub.nsecret_replicas > 0 ? c->secret_replicas[0] : NULL;
     for (size_t i = 0; i < c->pub.nreplicas; i++) {
         const kp_pol_instance *in = kp__policy_instance(P->pol, c->replicas[i]);
-        if (in != NULL && !(kp_plugin_get0_info(in->plugin)->capabilities & KP_CAP_KEYSTORE))
+        if (in != NULL && !(in->described.capabilities & KP_CAP_KEYSTORE))
             secret_to = c->replicas[i];
     }
     if (secret_to != NULL && c->secrets == NULL)
@@ -376,6 +377,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
                   name, c->origin, copy_to);
     if (!have_replicas)
         kp__pdiag(P, vn, "chain '%s': missing required key 'replicas'", name);
+    kp__policy_check_holders(P, c, kn);
 }
 
 static void s_parse_chains(kp_pol_parser *P, yaml_node_t *map)
@@ -609,6 +611,13 @@ const char *kp_policy_instance_plugin(const kp_policy *pol, const char *instance
 {
     const kp_pol_instance *in = kp__policy_instance(pol, instance);
     return in != NULL ? in->plugin_name : NULL;
+}
+
+uint32_t kp_policy_instance_capabilities(const kp_policy *pol, const char *instance)
+{
+    const kp_pol_instance *in =
+        pol != NULL && instance != NULL ? kp__policy_instance(pol, instance) : NULL;
+    return in != NULL ? in->described.capabilities : 0;
 }
 
 size_t kp_policy_chain_count(const kp_policy *pol)

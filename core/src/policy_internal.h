@@ -52,4 +52,9 @@ yaml_node_t *kp__ymap_get(kp_pol_parser *P, yaml_node_t *map, const char *key,
 /* policy_params.c */
 void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_t *map);
 
+/* policy_domain.c: asks the plugin what an instance will be (in->described) from its params,
+ * and whether every store holding a chain's protector can hold it; diagnostics at node. */
+void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *node);
+void kp__policy_check_holders(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *node);
+
 #endif

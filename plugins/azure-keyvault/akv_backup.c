@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #include "akv_internal.h"
 

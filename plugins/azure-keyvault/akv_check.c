@@ -20,15 +20,16 @@ kp_status akv_instance_check(void *inst, kp_check_report_fn report, void *arg)
     kp_status reach = st == KP_OK || st == KP_ERR_PERMISSION || st == KP_ERR_AUTH ? KP_OK : st;
     if (reach == KP_OK)
         snprintf(detail, sizeof(detail), "%s (api-version %s)", a->vault_url, a->api_version);
-    report(arg, "vault", reach, reach == KP_OK ? detail : akv_last_error());
+    /* the failure's text is what akv_call set on this thread */
+    report(arg, "vault", reach, reach == KP_OK ? detail : a->up->get_error(a->h));
     if (reach == KP_OK) {
         kp_status tst = a->token != NULL ? KP_OK : st;
         snprintf(detail, sizeof(detail), "%s, scope %s",
                  a->auth == AKV_AUTH_CLIENT_SECRET ? "client secret" : "managed identity",
                  a->scope);
-        report(arg, "token", tst, tst == KP_OK ? detail : akv_last_error());
+        report(arg, "token", tst, tst == KP_OK ? detail : a->up->get_error(a->h));
         if (tst == KP_OK)
-            report(arg, "list", st, st == KP_OK ? "keys/list permitted" : akv_last_error());
+            report(arg, "list", st, st == KP_OK ? "keys/list permitted" : a->up->get_error(a->h));
     }
     if (st == KP_OK)
         akv_resp_free(&r);

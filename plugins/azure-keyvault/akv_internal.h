@@ -4,10 +4,14 @@
  * provider kit and JSON through jansson. Nothing here crosses the plugin boundary.
  *
  * Mapping. A keyplane key `name` is the vault key `<key_prefix><name>`; each keyplane version
- * is one vault version (a 32-hex id) carrying the tags kp-chain, kp-version and kp-fpr. Vault
- * versions without a kp-version tag (made outside keyplane) are listed as unknown and skipped.
- * The fingerprint is always computed from the key's public modulus and exponent; the tag only
- * records what keyplane saw at import.
+ * is one vault version (a 32-hex id) carrying the tags kp-chain, kp-version and kp-fpr.
+ *
+ * Visibility. A new vault version is made with the tags kp-chain and kp-pending (the number it
+ * is meant to get) only; keyplane labels it (kp-version, kp-fpr) once its public key was checked
+ * (the expected fingerprint of an import), or disables it and tags it kp-rejected when the check
+ * fails. A reader sees a version only when it carries kp-version and a kp-fpr equal to the
+ * fingerprint computed from the vault's modulus and exponent: versions made outside keyplane,
+ * pending ones and rejected ones are skipped.
  */
 #ifndef KP_AKV_INTERNAL_H
 #define KP_AKV_INTERNAL_H
@@ -20,6 +24,7 @@
 
 #include <jansson.h>
 
+#include <keyplane/kit/codec.h>
 #include <keyplane/kit/http.h>
 #include <keyplane/provider.h>
 
@@ -45,8 +50,9 @@ typedef struct akv_version {
     bool enabled;
     int64_t created, exp; /* exp 0 = none */
     uint32_t bits;
-    char fpr[KP_FPR_HEX]; /* computed from n, e; "" until fetched */
-    uint8_t *spki;        /* SubjectPublicKeyInfo DER, or NULL until fetched */
+    char tag_fpr[KP_FPR_HEX]; /* the kp-fpr tag */
+    char fpr[KP_FPR_HEX];     /* computed from n, e; "" until fetched */
+    uint8_t *spki;            /* SubjectPublicKeyInfo DER, or NULL until fetched */
     size_t spki_len;
 } akv_version;
 
@@ -61,7 +67,16 @@ typedef struct akv_key {
 /** The plugin context. */
 typedef struct akv_plugin {
     kp_upcalls up;
+    kp_core_handle *h; /* plugin-level handle: errors of DESCRIBE and CHECK_KEY */
 } akv_plugin;
+
+/** Where keys live, from the params: what the domain rules need (no secret, no I/O). */
+typedef struct akv_place {
+    char vault_url[KP_AKV_URL_MAX]; /* https://host[:port], no trailing slash */
+    char vault_host[256];           /* host of vault_url (no port) */
+    char vault_name[64];            /* first label of the host */
+    char key_prefix[64];
+} akv_place;
 
 /** One open instance: a vault URL, credentials, a transport, a token and a version cache. */
 typedef struct akv_inst {
@@ -101,11 +116,31 @@ typedef struct akv_inst {
             return s_guard_;                                                                       \
     } while (0)
 
-/* akv_plugin.c */
-kp_status akv_err(akv_inst *a, kp_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/** The text of this thread's last akv_err. */
-const char *akv_last_error(void);
+/** Sets the instance's error text (printf-style) and returns st; read it back with
+ *  a->up->get_error(a->h). */
+#define akv_err(a, st, ...) kp_errorf((a)->up, (a)->h, (st), __VA_ARGS__)
+
+/* akv_rules.c: the store's domain rules, one function per rule, used both from params alone
+ * (PLUGIN_CHECK_KEY, PLUGIN_DESCRIBE) and by the operations of an open instance. */
+
+/** Reads vault_url and key_prefix from params into out. KP_ERR_CONFIG with a reason. */
+kp_status akv_place_read(const kp_upcalls *up, kp_core_handle *h, const kp_param *params,
+                         akv_place *out);
+/** The key spec rule: RSA of 2048 or 3072 bits (bits 0: not known yet, accepted).
+ *  KP_ERR_UNSUPPORTED naming the rule. */
+kp_status akv_rule_key(const kp_upcalls *up, kp_core_handle *h, const char *vault_name,
+                       uint32_t type, uint32_t bits);
+/** The name rule: letters, digits and '-' only; prefix + name at most 127 characters, and
+ *  vault name + vault key name at most KP_AKV_NAME_SUM_MAX. vname (may be NULL) receives the
+ *  vault key name. KP_ERR_INVALID_ARG naming the rule. */
+kp_status akv_rule_name(const kp_upcalls *up, kp_core_handle *h, const char *vault_name,
+                        const char *key_prefix, const char *name, char vname[KP_NAME_MAX]);
+/** What every instance is and can do (INSTANCE_INFO, PLUGIN_DESCRIBE), into the caller's
+ *  storage as far as its struct_size reaches. */
+void akv_instance_info_put(kp_instance_info *info);
+kp_instance_info_fn akv_instance_info;
+kp_plugin_describe_fn akv_plugin_describe;
+kp_plugin_check_key_fn akv_plugin_check_key;
 
 /* akv_json.c: parsers of service answers. Pure functions over bytes (the fuzz target drives
  * them); err receives a one-line reason, never a secret. */
@@ -129,7 +164,8 @@ typedef struct akv_bundle {
     uint32_t kp_version; /* 0 when untagged */
     char tag_chain[KP_NAME_MAX];
     char tag_fpr[KP_FPR_HEX];
-    uint8_t *spki; /* malloc'd SubjectPublicKeyInfo DER (NULL for list items) */
+    uint32_t kp_pending; /* the kp-pending tag: made, not yet checked and labelled; 0 none */
+    uint8_t *spki;       /* malloc'd SubjectPublicKeyInfo DER (NULL for list items) */
     size_t spki_len;
     uint32_t bits;
     char fpr[KP_FPR_HEX];
@@ -215,39 +251,61 @@ kp_status akv_urlenc(const char *s, size_t len, char *out, size_t outlen);
 kp_status akv_send(akv_inst *a, const kp_http_request *req, kp_http_response *resp);
 
 /* akv_keys.c */
-/** The vault key name of keyplane name (prefix + name), checking Azure's rules. */
+/** The vault key name of keyplane name (prefix + name), checking the name rule. */
 kp_status akv_vault_name(akv_inst *a, const char *name, char out[KP_NAME_MAX]);
-/** Lists the versions of name (fresh when refresh, else cached), fetching public keys. */
+/** Calls item for every version of the vault key vname (list items: tags and attributes, no
+ *  key material), following nextLink. KP_OK without a call when the key does not exist. */
+kp_status akv_versions_each(akv_inst *a, const char *vname,
+                            kp_status (*item)(void *arg, const akv_bundle *b), void *arg);
+/** Lists the visible versions of name (fresh when refresh, else cached), fetching public keys. */
 kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **out);
 /** Finds version (0 = the highest) of a loaded key; NULL when absent. */
 akv_version *akv_key_find(akv_key *k, uint32_t version);
-/** Looks up name/version, listing again once when it is not cached. */
-kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, akv_version **out);
+/** Looks up name/version (0 = the latest), from the cache unless refresh, listing again once
+ *  when it is not cached. */
+kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, bool refresh,
+                          akv_version **out);
 void akv_keys_free(akv_inst *a);
 /** Forgets the cached listing of name (after a create or import). */
 void akv_key_forget(akv_inst *a, const char *name);
-/** Fills a kp_key_info. */
+/** Fills a full kp_key_info (struct_size = sizeof(kp_key_info)). */
 void akv_info_fill(const akv_inst *a, const char *name, const akv_version *v, kp_key_info *info);
-/** Checks spec against what Azure SQL TDE accepts (RSA 2048/3072; a key created in the vault
- *  cannot be exportable, a copy imported there simply is not) and picks the version number:
- *  spec->version, or the next free one. */
-kp_status akv_new_version(akv_inst *a, const kp_key_spec *spec, uint32_t bits, bool creating,
-                          uint32_t *version);
-/** Records a bundle from create/import as version v of name (refreshes the cache). */
+/** Picks the number of a new version of spec->name: spec->version (KP_ERR_EXISTS when a visible
+ *  version has it), or the next free one. */
+kp_status akv_new_version(akv_inst *a, const kp_key_spec *spec, uint32_t *version);
+/** Records a labelled bundle as version v of name (refreshes the cache); info (may be NULL)
+ *  receives it through kp_key_info_put. */
 kp_status akv_take_bundle(akv_inst *a, const char *name, uint32_t version, akv_bundle *b,
                           kp_key_info *info);
-/** The tags object for a version. */
+/** The tags of a visible version (fpr set) or of a pending one (fpr NULL: kp-pending). */
 json_t *akv_tags(const char *name, uint32_t version, const char *fpr);
+
+/* akv_create.c: how a new version comes to be (made pending, checked, labelled). */
+/** The key_ops of a keyplane key: ["wrapKey", "unwrapKey"]. */
+json_t *akv_key_ops(void);
+/** The attributes of a new version: {"enabled": true}, no expiry (TDE refuses expiring keys). */
+json_t *akv_new_attributes(void);
+/**
+ * Sends body j (create: POST .../create; import: PUT; the tags are added here) for version
+ * `version` of name, then checks what the vault made: its fingerprint must be fpr (NULL for a
+ * create) and its size pass the key rule, else the version is disabled and tagged kp-rejected
+ * (KP_ERR_INTEGRITY, KP_ERR_UNSUPPORTED). Only then is it labelled and so visible. After a
+ * failure in transit a pending version of that number (and fpr) is adopted. info (caller
+ * storage) receives the version.
+ */
+kp_status akv_version_make(akv_inst *a, const char *name, uint32_t version, bool create, json_t *j,
+                           const char *fpr, kp_key_info *info);
 
 /* Keystore functions (dispatch table). */
 kp_ks_create_fn akv_ks_create;
 kp_ks_import_fn akv_ks_import;
 kp_ks_get_public_fn akv_ks_get_public;
 kp_ks_list_fn akv_ks_list;
+kp_ks_get_fn akv_ks_get;
 kp_ks_wrap_fn akv_ks_wrap;
 kp_ks_unwrap_fn akv_ks_unwrap;
-kp_ks_byok_kek_fn akv_ks_byok_kek;
-kp_ks_import_byok_fn akv_ks_import_byok;
+kp_ks_import_offer_fn akv_ks_import_offer;
+kp_ks_import_wrapped_fn akv_ks_import_wrapped;
 kp_ks_backup_fn akv_ks_backup;
 kp_ks_restore_fn akv_ks_restore;
 kp_instance_check_fn akv_instance_check;

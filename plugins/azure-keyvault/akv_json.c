@@ -11,7 +11,7 @@
 
 #include <openssl/crypto.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #include "akv_internal.h"
 
@@ -152,6 +152,20 @@ static int s_time(const json_t *attrs, const char *key, int64_t *out)
     return 1;
 }
 
+/* A version-number tag: decimal 1..UINT32_MAX without leading zeros; 0 when absent or not. */
+static uint32_t s_tag_number(const json_t *tags, const char *key)
+{
+    char text[16] = "";
+    if (!s_str(tags, key, text, sizeof(text)))
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long n = strtoul(text, &end, 10);
+    if (text[0] >= '1' && text[0] <= '9' && *end == '\0' && errno == 0 && n <= UINT32_MAX)
+        return (uint32_t)n;
+    return 0;
+}
+
 static kp_status s_attrs_tags(const json_t *obj, akv_bundle *b, char *err, size_t errlen)
 {
     const json_t *attrs = json_object_get(obj, "attributes");
@@ -172,16 +186,10 @@ static kp_status s_attrs_tags(const json_t *obj, akv_bundle *b, char *err, size_
             snprintf(err, errlen, "the answer's tags are not an object");
             return KP_ERR_BACKEND;
         }
-        char ver[16] = "";
         s_str(tags, "kp-chain", b->tag_chain, sizeof(b->tag_chain));
         s_str(tags, "kp-fpr", b->tag_fpr, sizeof(b->tag_fpr));
-        if (s_str(tags, "kp-version", ver, sizeof(ver))) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long n = strtoul(ver, &end, 10);
-            if (ver[0] >= '1' && ver[0] <= '9' && *end == '\0' && errno == 0 && n <= UINT32_MAX)
-                b->kp_version = (uint32_t)n;
-        }
+        b->kp_version = s_tag_number(tags, "kp-version");
+        b->kp_pending = s_tag_number(tags, "kp-pending");
     }
     return KP_OK;
 bad_attrs:

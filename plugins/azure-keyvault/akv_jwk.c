@@ -15,21 +15,11 @@
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #include "akv_internal.h"
 
 #define S_MAX_MODULUS 1024 /* bytes: RSA-8192 */
-
-static void s_hex(const uint8_t *d, size_t n, char *out)
-{
-    static const char x[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = x[d[i] >> 4];
-        out[2 * i + 1] = x[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 static BIGNUM *s_bn(const char *b64, size_t len)
 {
@@ -61,11 +51,7 @@ kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t ele
         EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
         goto out;
     int len = i2d_PUBKEY(pkey, &der);
-    if (len <= 0)
-        goto out;
-    uint8_t md[32];
-    unsigned mdlen = 0;
-    if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    if (len <= 0 || kp_fpr_spki(der, (size_t)len, fpr) != KP_OK)
         goto out;
     if ((*spki = malloc((size_t)len)) == NULL) {
         st = KP_ERR_NOMEM;
@@ -74,7 +60,6 @@ kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t ele
     memcpy(*spki, der, (size_t)len);
     *spki_len = (size_t)len;
     *bits = (uint32_t)BN_num_bits(bn);
-    s_hex(md, 32, fpr);
     st = KP_OK;
 out:
     OPENSSL_free(der);
@@ -111,7 +96,6 @@ kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32
 {
     const unsigned char *p = der;
     EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
-    unsigned char *pub = NULL;
     kp_status st = KP_ERR_INVALID_ARG;
     if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
         goto out;
@@ -124,16 +108,11 @@ kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!s_member(jwk, pkey, map[i][0], map[i][1]))
             goto out;
-    int publen = i2d_PUBKEY(pkey, &pub);
-    uint8_t md[32];
-    unsigned mdlen = 0;
-    if (publen <= 0 || EVP_Digest(pub, (size_t)publen, md, &mdlen, EVP_sha256(), NULL) != 1)
+    if (kp_fpr_pkey(pkey, fpr) != KP_OK)
         goto out;
-    s_hex(md, 32, fpr);
     *bits = (uint32_t)EVP_PKEY_get_bits(pkey);
     st = KP_OK;
 out:
-    OPENSSL_free(pub);
     EVP_PKEY_free(pkey);
     return st;
 }

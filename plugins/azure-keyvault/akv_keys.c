@@ -1,7 +1,8 @@
 /*
  * Key versions of the vault as keyplane sees them: listing (following nextLink), the
- * version-number mapping through tags, public keys, and the cache that lets a wrap or unwrap
- * cost one request.
+ * version-number mapping through tags, public keys, the visibility rule (akv_internal.h: a
+ * version is seen only with kp-version and a kp-fpr that its public key matches), and the cache
+ * that lets a wrap, an unwrap or a lookup of a known version cost one request or none.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -15,23 +16,7 @@
 
 kp_status akv_vault_name(akv_inst *a, const char *name, char out[KP_NAME_MAX])
 {
-    if (name == NULL || name[0] == '\0')
-        return akv_err(a, KP_ERR_INVALID_ARG, "empty key name");
-    for (const char *c = name; *c != '\0'; c++)
-        if (!isalnum((unsigned char)*c) && *c != '-')
-            return akv_err(a, KP_ERR_INVALID_ARG,
-                           "key name '%s': Key Vault names allow only letters, digits and '-'",
-                           name);
-    int n = snprintf(out, KP_NAME_MAX, "%s%s", a->key_prefix, name);
-    if (n < 0 || n >= KP_NAME_MAX)
-        return akv_err(a, KP_ERR_INVALID_ARG, "key name '%s%s' is longer than 127 characters",
-                       a->key_prefix, name);
-    if (strlen(a->vault_name) + (size_t)n > KP_AKV_NAME_SUM_MAX)
-        return akv_err(a, KP_ERR_INVALID_ARG,
-                       "vault name '%s' plus key name '%s' is %zu characters; Azure SQL TDE "
-                       "accepts at most %d",
-                       a->vault_name, out, strlen(a->vault_name) + (size_t)n, KP_AKV_NAME_SUM_MAX);
-    return KP_OK;
+    return akv_rule_name(a->up, a->h, a->vault_name, a->key_prefix, name, out);
 }
 
 static void s_version_free(akv_version *v)
@@ -77,36 +62,23 @@ akv_version *akv_key_find(akv_key *k, uint32_t version)
     return NULL;
 }
 
-/* Collects the tagged items of a versions listing. */
+/* Collects the labelled items of a versions listing (duplicates too: which of them counts is
+ * decided once their public keys are known). */
 typedef struct s_collect {
     akv_inst *a;
     const char *vname;
     akv_version *v;
     size_t n;
-    bool dup;
 } s_collect;
 
 static kp_status s_item(void *arg, const akv_bundle *b)
 {
     s_collect *c = arg;
-    if (b->azver[0] == '\0' || b->kp_version == 0)
-        return KP_OK; /* not made by keyplane: not part of the chain */
+    if (b->azver[0] == '\0' || b->kp_version == 0 || b->tag_fpr[0] == '\0')
+        return KP_OK; /* not made by keyplane, or never checked and labelled: not in the chain */
     if (c->n == S_MAX_VERSIONS)
         return akv_err(c->a, KP_ERR_UNSUPPORTED, "key '%s' has more than %d versions", c->vname,
                        S_MAX_VERSIONS);
-    for (size_t i = 0; i < c->n; i++)
-        if (c->v[i].version == b->kp_version) {
-            /* two vault versions claim one keyplane version (a retried import that had landed):
-             * keep the older one, which is what every earlier reader used */
-            c->dup = true;
-            if (b->created < c->v[i].created) {
-                snprintf(c->v[i].azver, sizeof(c->v[i].azver), "%s", b->azver);
-                c->v[i].created = b->created;
-                c->v[i].enabled = b->enabled;
-                c->v[i].exp = b->exp;
-            }
-            return KP_OK;
-        }
     akv_version *nv = realloc(c->v, (c->n + 1) * sizeof(*nv));
     if (nv == NULL)
         return KP_ERR_NOMEM;
@@ -114,6 +86,7 @@ static kp_status s_item(void *arg, const akv_bundle *b)
     memset(&nv[c->n], 0, sizeof(nv[c->n]));
     nv[c->n].version = b->kp_version;
     snprintf(nv[c->n].azver, sizeof(nv[c->n].azver), "%s", b->azver);
+    snprintf(nv[c->n].tag_fpr, sizeof(nv[c->n].tag_fpr), "%s", b->tag_fpr);
     nv[c->n].enabled = b->enabled;
     nv[c->n].created = b->created;
     nv[c->n].exp = b->exp;
@@ -121,10 +94,15 @@ static kp_status s_item(void *arg, const akv_bundle *b)
     return KP_OK;
 }
 
+/* By version, then the older first (ties by the vault's id, so the order is stable). */
 static int s_cmp(const void *x, const void *y)
 {
     const akv_version *p = x, *q = y;
-    return p->version < q->version ? -1 : p->version > q->version;
+    if (p->version != q->version)
+        return p->version < q->version ? -1 : 1;
+    if (p->created != q->created)
+        return p->created < q->created ? -1 : 1;
+    return strcmp(p->azver, q->azver);
 }
 
 /* Fills spki, bits and fingerprint of v with GET /keys/{name}/{version}. */
@@ -153,8 +131,11 @@ static kp_status s_fetch_public(akv_inst *a, const char *vname, akv_version *v)
     v->spki_len = b.spki_len;
     v->bits = b.bits;
     memcpy(v->fpr, b.fpr, sizeof(v->fpr));
-    if (b.tag_fpr[0] != '\0' && strcmp(b.tag_fpr, b.fpr) != 0)
-        a->up->log(a->h, KP_LOG_WARN, "a key's kp-fpr tag does not match its public key");
+    /* the tags that came with the key material are the ones that count */
+    if (b.kp_version != v->version)
+        v->tag_fpr[0] = '\0';
+    else
+        memcpy(v->tag_fpr, b.tag_fpr, sizeof(v->tag_fpr));
     b.spki = NULL;
     akv_bundle_clear(&b);
     return KP_OK;
@@ -174,9 +155,36 @@ static akv_key *s_slot(akv_inst *a, const char *name)
     return &nk[a->nkeys++];
 }
 
+kp_status akv_versions_each(akv_inst *a, const char *vname,
+                            kp_status (*item)(void *arg, const akv_bundle *b), void *arg)
+{
+    char next[2 * KP_AKV_URL_MAX], err[KP_AKV_ERR], what[KP_NAME_MAX + 32];
+    kp_status st = KP_OK;
+    snprintf(next, sizeof(next), "/keys/%s/versions?maxresults=25", vname);
+    snprintf(what, sizeof(what), "list versions of %s", vname);
+    for (int page = 0; st == KP_OK && next[0] != '\0'; page++) {
+        akv_resp r;
+        if (page == S_MAX_PAGES)
+            return akv_err(a, KP_ERR_BACKEND, "%s: %s: more than %d pages", a->vault_name, what,
+                           S_MAX_PAGES);
+        st = akv_call(a, "GET", next, NULL, 0, 0, what, &r);
+        if (st == KP_ERR_NOT_FOUND) /* no such key: no versions */
+            return KP_OK;
+        if (st != KP_OK)
+            break;
+        err[0] = '\0';
+        st = akv_parse_page(r.http.body, r.http.len, item, arg, next, sizeof(next), err,
+                            sizeof(err));
+        akv_resp_free(&r);
+        if (st == KP_ERR_BACKEND && err[0] != '\0')
+            st = akv_err(a, st, "%s: %s: %s", a->vault_name, what, err);
+    }
+    return st;
+}
+
 kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **out)
 {
-    char vname[KP_NAME_MAX], next[2 * KP_AKV_URL_MAX], err[KP_AKV_ERR];
+    char vname[KP_NAME_MAX];
     KP_AKV_GUARD(akv_vault_name(a, name, vname));
     akv_key *k = s_slot(a, name);
     if (k == NULL)
@@ -185,36 +193,8 @@ kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **ou
         *out = k;
         return KP_OK;
     }
-    s_collect c = {a, vname, NULL, 0, false};
-    kp_status st = KP_OK;
-    snprintf(next, sizeof(next), "/keys/%s/versions?maxresults=25", vname);
-    for (int page = 0; st == KP_OK && next[0] != '\0'; page++) {
-        akv_resp r;
-        char what[KP_NAME_MAX + 32];
-        snprintf(what, sizeof(what), "list versions of %s", vname);
-        if (page == S_MAX_PAGES) {
-            st = akv_err(a, KP_ERR_BACKEND, "%s: %s: more than %d pages", a->vault_name, what,
-                         S_MAX_PAGES);
-            break;
-        }
-        st = akv_call(a, "GET", next, NULL, 0, 0, what, &r);
-        if (st == KP_ERR_NOT_FOUND) { /* no such key: no versions */
-            st = KP_OK;
-            break;
-        }
-        if (st != KP_OK)
-            break;
-        st = akv_parse_page(r.http.body, r.http.len, s_item, &c, next, sizeof(next), err,
-                            sizeof(err));
-        akv_resp_free(&r);
-        if (st != KP_OK && err[0] != '\0' && st == KP_ERR_BACKEND)
-            st = akv_err(a, st, "%s: %s: %s", a->vault_name, what, err);
-    }
-    if (st == KP_OK && c.dup)
-        a->up->log(a->h, KP_LOG_WARN,
-                   "two vault versions carry one kp-version tag; the older one is used");
-    if (c.n > 1)
-        qsort(c.v, c.n, sizeof(*c.v), s_cmp);
+    s_collect c = {a, vname, NULL, 0};
+    kp_status st = akv_versions_each(a, vname, s_item, &c);
     /* public keys: reuse what the cache already had for the same vault version */
     for (size_t i = 0; st == KP_OK && i < c.n; i++) {
         for (size_t j = 0; j < k->n; j++)
@@ -234,6 +214,33 @@ kp_status akv_key_load(akv_inst *a, const char *name, bool refresh, akv_key **ou
         free(c.v);
         return st;
     }
+    /* visible: the kp-fpr label is the key's own fingerprint; of two vault versions claiming
+     * one number (a retried import that had landed) the older counts, as for every earlier
+     * reader */
+    bool mislabelled = false, dup = false;
+    size_t keep = 0;
+    if (c.n > 1)
+        qsort(c.v, c.n, sizeof(*c.v), s_cmp);
+    for (size_t i = 0; i < c.n; i++) {
+        bool visible = strcmp(c.v[i].fpr, c.v[i].tag_fpr) == 0;
+        bool again = visible && keep > 0 && c.v[keep - 1].version == c.v[i].version;
+        if (visible && !again) { /* [keep, i) hold only freed entries */
+            akv_version t = c.v[keep];
+            c.v[keep++] = c.v[i];
+            c.v[i] = t;
+        } else {
+            mislabelled |= !visible;
+            dup |= again;
+            s_version_free(&c.v[i]);
+        }
+    }
+    c.n = keep;
+    if (mislabelled)
+        a->up->log(a->h, KP_LOG_WARN,
+                   "a vault version's kp-fpr tag does not match its public key: ignored");
+    if (dup)
+        a->up->log(a->h, KP_LOG_WARN,
+                   "two vault versions carry one kp-version tag; the older one is used");
     s_key_clear(k);
     k->v = c.v;
     k->n = c.n;
@@ -259,12 +266,13 @@ static kp_status s_deleted(akv_inst *a, const char *name)
                    a->vault_name, vname, a->vault_name, vname);
 }
 
-kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, akv_version **out)
+kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, bool refresh,
+                          akv_version **out)
 {
     akv_key *k = NULL;
-    KP_AKV_GUARD(akv_key_load(a, name, false, &k));
+    KP_AKV_GUARD(akv_key_load(a, name, refresh, &k));
     akv_version *v = akv_key_find(k, version);
-    if (v == NULL) {
+    if (v == NULL && !refresh) {
         KP_AKV_GUARD(akv_key_load(a, name, true, &k));
         v = akv_key_find(k, version);
     }
@@ -282,6 +290,7 @@ kp_status akv_version_get(akv_inst *a, const char *name, uint32_t version, akv_v
 void akv_info_fill(const akv_inst *a, const char *name, const akv_version *v, kp_key_info *info)
 {
     memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
     snprintf(info->name, sizeof(info->name), "%s", name);
     info->version = v->version;
     info->type = KP_KEY_RSA;
@@ -289,6 +298,7 @@ void akv_info_fill(const akv_inst *a, const char *name, const akv_version *v, kp
     info->flags = 0; /* vault keys never leave the vault */
     info->state = v->enabled ? KP_KEY_ENABLED : KP_KEY_DISABLED;
     info->created = v->created;
+    info->expires = v->exp;
     memcpy(info->fingerprint, v->fpr, sizeof(info->fingerprint));
     /* the kid; a URL too long for backend_id (none Azure issues) is cut, it is informational */
     int n = snprintf(info->backend_id, sizeof(info->backend_id), "%s/keys/%s%s/%s", a->vault_url,
@@ -303,28 +313,14 @@ json_t *akv_tags(const char *name, uint32_t version, const char *fpr)
     snprintf(ver, sizeof(ver), "%u", version);
     json_t *t = json_object();
     json_object_set_new(t, "kp-chain", json_string(name));
-    json_object_set_new(t, "kp-version", json_string(ver));
-    if (fpr != NULL && fpr[0] != '\0')
+    json_object_set_new(t, fpr != NULL ? "kp-version" : "kp-pending", json_string(ver));
+    if (fpr != NULL)
         json_object_set_new(t, "kp-fpr", json_string(fpr));
     return t;
 }
 
-kp_status akv_new_version(akv_inst *a, const kp_key_spec *spec, uint32_t bits, bool creating,
-                          uint32_t *version)
+kp_status akv_new_version(akv_inst *a, const kp_key_spec *spec, uint32_t *version)
 {
-    if (spec->type != KP_KEY_RSA)
-        return akv_err(a, KP_ERR_UNSUPPORTED,
-                       "%s: only RSA keys: Azure SQL TDE protectors are RSA 2048 or 3072",
-                       a->vault_name);
-    if (bits != 2048 && bits != 3072)
-        return akv_err(a, KP_ERR_INVALID_ARG,
-                       "%s: RSA-%u: Azure SQL TDE protectors are RSA 2048 or 3072", a->vault_name,
-                       bits);
-    if (creating && (spec->flags & KP_KEY_EXPORTABLE))
-        return akv_err(a, KP_ERR_UNSUPPORTED,
-                       "%s: keys leave Key Vault only through a release policy, which keyplane "
-                       "does not use: make an HSM or file store the chain's origin",
-                       a->vault_name);
     akv_key *k = NULL;
     KP_AKV_GUARD(akv_key_load(a, spec->name, true, &k));
     if (spec->version != 0) {
@@ -351,8 +347,11 @@ kp_status akv_take_bundle(akv_inst *a, const char *name, uint32_t version, akv_b
         return akv_err(a, KP_ERR_EXISTS, "%s: key %s v%u was created concurrently by another run",
                        a->vault_name, name, version);
     }
-    if (info != NULL)
-        akv_info_fill(a, name, v, info);
+    if (info != NULL) {
+        kp_key_info full;
+        akv_info_fill(a, name, v, &full);
+        kp_key_info_put(info, &full);
+    }
     return KP_OK;
 }
 
@@ -441,7 +440,7 @@ kp_status akv_ks_get_public(void *inst, const char *name, uint32_t version, uint
         return KP_ERR_INVALID_ARG;
     pthread_mutex_lock(&a->lock);
     akv_version *v = NULL;
-    kp_status st = akv_version_get(a, name, version, &v);
+    kp_status st = akv_version_get(a, name, version, false, &v);
     if (st == KP_OK) {
         if (spki == NULL || *len < v->spki_len)
             st = KP_ERR_BUFFER_TOO_SMALL;
@@ -450,5 +449,25 @@ kp_status akv_ks_get_public(void *inst, const char *name, uint32_t version, uint
         *len = v->spki_len;
     }
     pthread_mutex_unlock(&a->lock);
+    return st;
+}
+
+/* One version without listing other keys: a known number comes from the cache (a wrap or unwrap
+ * checks the fingerprint first, so this must cost nothing); the latest is listed afresh, since
+ * another run may have added one. */
+kp_status akv_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    akv_inst *a = inst;
+    if (a == NULL || name == NULL || info == NULL)
+        return KP_ERR_INVALID_ARG;
+    kp_key_info full;
+    akv_version *v = NULL;
+    pthread_mutex_lock(&a->lock);
+    kp_status st = akv_version_get(a, name, version, version == 0, &v);
+    if (st == KP_OK)
+        akv_info_fill(a, name, v, &full);
+    pthread_mutex_unlock(&a->lock);
+    if (st == KP_OK)
+        kp_key_info_put(info, &full);
     return st;
 }

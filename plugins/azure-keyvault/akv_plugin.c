@@ -6,7 +6,6 @@
  * down still loads and `keyplane check` can say what is wrong.
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,7 @@ static kp_instance_close_fn s_close;
 static const kp_plugin_info s_plugin_info = {
     .struct_size = sizeof(kp_plugin_info),
     .abi_major = KP_ABI_MAJOR,
-    .abi_minor = KP_ABI_MINOR,
+    .abi_minor = 0, /* the lowest minor this plugin needs: ABI 1.0 */
     .name = "azure-keyvault",
     .version = "0.1.0",
     .description = "keys in Azure Key Vault or Managed HSM (BYOK import, wrapKey/unwrapKey)",
@@ -64,37 +63,25 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_PLUGIN_INFO, (kp_fn)s_info},
     {KP_FN_PLUGIN_TEARDOWN, (kp_fn)s_teardown},
     {KP_FN_PLUGIN_PARAMS, (kp_fn)s_params},
+    {KP_FN_PLUGIN_DESCRIBE, (kp_fn)akv_plugin_describe},
+    {KP_FN_PLUGIN_CHECK_KEY, (kp_fn)akv_plugin_check_key},
     {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
     {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
     {KP_FN_INSTANCE_CHECK, (kp_fn)akv_instance_check},
+    {KP_FN_INSTANCE_INFO, (kp_fn)akv_instance_info},
     {KP_FN_KS_CREATE, (kp_fn)akv_ks_create},
     {KP_FN_KS_IMPORT, (kp_fn)akv_ks_import},
     {KP_FN_KS_GET_PUBLIC, (kp_fn)akv_ks_get_public},
     {KP_FN_KS_LIST, (kp_fn)akv_ks_list},
+    {KP_FN_KS_GET, (kp_fn)akv_ks_get},
     {KP_FN_KS_WRAP, (kp_fn)akv_ks_wrap},
     {KP_FN_KS_UNWRAP, (kp_fn)akv_ks_unwrap},
-    {KP_FN_KS_BYOK_KEK, (kp_fn)akv_ks_byok_kek},
-    {KP_FN_KS_IMPORT_BYOK, (kp_fn)akv_ks_import_byok},
+    {KP_FN_KS_IMPORT_OFFER, (kp_fn)akv_ks_import_offer},
+    {KP_FN_KS_IMPORT_WRAPPED, (kp_fn)akv_ks_import_wrapped},
     {KP_FN_KS_BACKUP, (kp_fn)akv_ks_backup},
     {KP_FN_KS_RESTORE, (kp_fn)akv_ks_restore},
     {0, NULL},
 };
-
-static __thread char s_last[KP_AKV_ERR + 256];
-
-kp_status akv_err(akv_inst *a, kp_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s_last, sizeof(s_last), fmt, ap);
-    va_end(ap);
-    return a->up->set_error(a->h, st, s_last);
-}
-
-const char *akv_last_error(void)
-{
-    return s_last;
-}
 
 static const kp_plugin_info *s_info(void *plugin_ctx)
 {
@@ -152,40 +139,6 @@ static kp_status s_copy(akv_inst *a, const kp_param *params, const char *name, c
     return s_copy_value(a, name, v != NULL ? v : dflt != NULL ? dflt : "", out, outlen);
 }
 
-/* https://host[:port][/] only: no path, query, user info. */
-static kp_status s_vault_url(akv_inst *a, const char *url)
-{
-    if (url == NULL || strncmp(url, "https://", 8) != 0)
-        return akv_err(a, KP_ERR_CONFIG, "vault_url must start with https://");
-    KP_AKV_GUARD(s_copy_value(a, "vault_url", url, a->vault_url, sizeof(a->vault_url)));
-    size_t n = strlen(a->vault_url);
-    if (n > 8 && a->vault_url[n - 1] == '/')
-        a->vault_url[--n] = '\0';
-    const char *host = a->vault_url + 8;
-    size_t hl = strcspn(host, ":");
-    if (hl == 0 || strpbrk(host, "/?#@") != NULL || hl >= sizeof(a->vault_host))
-        return akv_err(a, KP_ERR_CONFIG, "vault_url must be https://HOST[:PORT] with no path");
-    for (size_t i = 0; i < hl; i++)
-        if (!isalnum((unsigned char)host[i]) && host[i] != '-' && host[i] != '.')
-            return akv_err(a, KP_ERR_CONFIG, "vault_url has an invalid host name");
-    if (host[hl] == ':') {
-        const char *p = host + hl + 1;
-        if (*p == '\0' || strspn(p, "0123456789") != strlen(p) || strlen(p) > 5 || atoi(p) == 0 ||
-            atoi(p) > 65535)
-            return akv_err(a, KP_ERR_CONFIG, "vault_url has an invalid port");
-    }
-    memcpy(a->vault_host, host, hl);
-    a->vault_host[hl] = '\0';
-    /* the vault's name is the first DNS label; an address (an emulator) names itself */
-    size_t ll = strcspn(a->vault_host, ".");
-    if (strspn(a->vault_host, "0123456789.") == hl)
-        snprintf(a->vault_name, sizeof(a->vault_name), "%.*s", (int)(sizeof(a->vault_name) - 1),
-                 host);
-    else
-        snprintf(a->vault_name, sizeof(a->vault_name), "%.*s", (int)ll, a->vault_host);
-    return KP_OK;
-}
-
 static kp_status s_https(akv_inst *a, const char *name, const char *v, bool allow_http)
 {
     if (strncmp(v, "https://", 8) == 0 || (allow_http && strncmp(v, "http://", 7) == 0))
@@ -195,7 +148,12 @@ static kp_status s_https(akv_inst *a, const char *name, const char *v, bool allo
 
 static kp_status s_take_params(akv_inst *a, const kp_param *params)
 {
-    KP_AKV_GUARD(s_vault_url(a, s_str(params, "vault_url")));
+    akv_place place;
+    KP_AKV_GUARD(akv_place_read(a->up, a->h, params, &place));
+    memcpy(a->vault_url, place.vault_url, sizeof(a->vault_url));
+    memcpy(a->vault_host, place.vault_host, sizeof(a->vault_host));
+    memcpy(a->vault_name, place.vault_name, sizeof(a->vault_name));
+    memcpy(a->key_prefix, place.key_prefix, sizeof(a->key_prefix));
     KP_AKV_GUARD(s_copy(a, params, "api_version", a->api_version, sizeof(a->api_version),
                         KP_AKV_DEFAULT_API));
     for (const char *c = a->api_version; *c != '\0'; c++)
@@ -203,10 +161,6 @@ static kp_status s_take_params(akv_inst *a, const kp_param *params)
             return akv_err(a, KP_ERR_CONFIG, "api_version '%s' is malformed", a->api_version);
     if (a->api_version[0] == '\0')
         return akv_err(a, KP_ERR_CONFIG, "api_version is empty");
-    KP_AKV_GUARD(s_copy(a, params, "key_prefix", a->key_prefix, sizeof(a->key_prefix), ""));
-    for (const char *c = a->key_prefix; *c != '\0'; c++)
-        if (!isalnum((unsigned char)*c) && *c != '-')
-            return akv_err(a, KP_ERR_CONFIG, "key_prefix allows only letters, digits and '-'");
     KP_AKV_GUARD(s_copy(a, params, "tenant", a->tenant, sizeof(a->tenant), NULL));
     KP_AKV_GUARD(s_copy(a, params, "client_id", a->client_id, sizeof(a->client_id), NULL));
     KP_AKV_GUARD(s_copy(a, params, "authority", a->authority, sizeof(a->authority),
@@ -229,9 +183,9 @@ static kp_status s_take_params(akv_inst *a, const kp_param *params)
         size_t len = a->up->secret_len(secret->secret);
         if (len == 0)
             return akv_err(a, KP_ERR_CONFIG, "client_secret is empty");
-        if ((a->client_secret = a->up->secret_new(len)) == NULL)
+        a->client_secret = kp_secret_dup(a->up, a->up->secret_cdata(secret->secret), len);
+        if (a->client_secret == NULL)
             return akv_err(a, KP_ERR_NOMEM, "out of memory");
-        memcpy(a->up->secret_data(a->client_secret), a->up->secret_cdata(secret->secret), len);
     }
     const char *auth = s_str(params, "auth");
     if (auth == NULL)
@@ -301,6 +255,7 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     if (pl == NULL)
         return KP_ERR_NOMEM;
     pl->up = up;
+    pl->h = core->handle;
     *out = s_dispatch;
     *plugin_ctx = pl;
     return KP_OK;

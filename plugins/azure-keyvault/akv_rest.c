@@ -13,7 +13,7 @@
 
 #include <openssl/crypto.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #include "akv_internal.h"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #include "akv_internal.h"
 
@@ -59,7 +59,7 @@ static kp_status s_op(akv_inst *a, const char *name, uint32_t version, const cha
     char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX];
     akv_version *v = NULL;
     KP_AKV_GUARD(akv_vault_name(a, name, vname));
-    KP_AKV_GUARD(akv_version_get(a, name, version, &v));
+    KP_AKV_GUARD(akv_version_get(a, name, version, false, &v));
     if (!v->enabled)
         return akv_err(a, KP_ERR_DENIED, "%s: key %s v%u is disabled in the vault", a->vault_name,
                        name, v->version);

@@ -2,7 +2,6 @@
  * Cryptographic helpers of the file plugin, on OpenSSL 3 EVP APIs only. Plaintext key
  * material lives in core secrets (wiped on free) or is cleansed here before release.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +16,17 @@
 
 #include "file_internal.h"
 
-kp_status kp_file_ossl_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
+kp_status kp_file_ossl_reason(kp_file_inst *fi, kp_status st)
 {
-    char msg[384];
     unsigned long e = ERR_peek_last_error();
     const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-    va_list ap;
 
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     /* Leave the thread's OpenSSL error queue clean for whoever runs next on it. */
     ERR_clear_error();
-    if (reason != NULL)
-        return kp_file_err(fi, st, "%s: %s", msg, reason);
-    return kp_file_err(fi, st, "%s", msg);
+    if (reason == NULL)
+        return st;
+    /* GET_ERROR's text is formatted into kp_errorf's own buffer before SET_ERROR replaces it. */
+    return kp_file_err(fi, st, "%s: %s", fi->up->get_error(fi->h), reason);
 }
 
 kp_status kp_file_random(kp_file_inst *fi, uint8_t *buf, size_t len)
@@ -119,56 +114,6 @@ kp_status kp_file_gcm_open(kp_file_inst *fi, const kp_secret *key, const void *a
     if (st != KP_OK && ctlen > 0)
         OPENSSL_cleanse(pt, ctlen); /* unauthenticated plaintext must not be used */
     return st;
-}
-
-char *kp_file_b64_encode(const uint8_t *data, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-    if (out != NULL)
-        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    return out;
-}
-
-bool kp_file_b64_decode(const char *text, uint8_t **data, size_t *len)
-{
-    size_t tlen = strlen(text);
-    uint8_t *out;
-    int n;
-
-    *data = NULL;
-    *len = 0;
-    if (tlen % 4 != 0 || tlen > KP_FILE_JSON_MAX)
-        return false;
-    if ((out = malloc(tlen / 4 * 3 + 1)) == NULL)
-        return false;
-    n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)tlen);
-    if (n < 0) {
-        free(out);
-        return false;
-    }
-    /* EVP_DecodeBlock counts the padding as zero bytes. */
-    for (size_t i = tlen; i > 0 && text[i - 1] == '=' && n > 0; i--)
-        n--;
-    *data = out;
-    *len = (size_t)n;
-    return true;
-}
-
-kp_status kp_file_fingerprint(kp_file_inst *fi, const uint8_t *data, size_t len, char *hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
-        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "SHA-256 failed");
-    for (size_t i = 0; i < sizeof(md); i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0xf];
-    }
-    hex[2 * sizeof(md)] = '\0';
-    return KP_OK;
 }
 
 kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, uint8_t **der,

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include <keyplane/kit/codec.h>
 #include <keyplane/provider.h>
 
 #define KP_FILE_STORE_FILE "keyplane-store.json"
@@ -74,6 +75,8 @@ kp_ks_list_fn kp_file_ks_list;
 kp_ks_wrap_fn kp_file_ks_wrap;
 kp_ks_unwrap_fn kp_file_ks_unwrap;
 kp_ks_export_fn kp_file_ks_export;
+kp_ks_export_wrapped_fn kp_file_ks_export_wrapped;
+kp_ks_get_fn kp_file_ks_get;
 kp_ks_state_get_fn kp_file_ks_state_get;
 kp_ks_state_put_fn kp_file_ks_state_put;
 kp_ss_put_fn kp_file_ss_put;
@@ -82,9 +85,9 @@ kp_ss_list_fn kp_file_ss_list;
 
 /* Errors and paths (file_io.c) ------------------------------------------------------------ */
 
-/** Formats a one-line reason, hands it to SET_ERROR and returns st. Never pass secrets. */
-kp_status kp_file_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/** Formats a one-line reason, hands it to SET_ERROR for this instance and returns st (the
+ *  ABI's kp_errorf with the instance's handle). Never pass secrets. */
+#define kp_file_err(fi, st, ...) kp_errorf((fi)->up, (fi)->h, (st), __VA_ARGS__)
 /** Maps errno e to a status and sets "<what> <path>: <strerror>". */
 kp_status kp_file_errno(kp_file_inst *fi, int e, const char *what, const char *path);
 kp_status kp_file_errno_status(int e);
@@ -116,9 +119,8 @@ kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_
 
 /* Versioned objects (file_version.c) ------------------------------------------------------ */
 
-/** [A-Za-z0-9._-]{1,127}, not starting with '.'. */
-bool kp_file_name_ok(const char *name);
-/** kp_file_name_ok, setting error text when not. */
+/** kp_key_name_valid (the ABI's rule, which keeps every name one visible path component),
+ *  setting error text when not. */
 kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *name);
 /** Numeric version directories under dir, ascending; a missing dir gives none. */
 kp_status kp_file_versions(kp_file_inst *fi, const char *dir, uint32_t **vers, size_t *n);
@@ -155,8 +157,11 @@ uint32_t kp_file_store_iterations(kp_file_inst *fi);
 /* Crypto (file_crypto.c) ------------------------------------------------------------------ */
 
 /** Like kp_file_err, appending OpenSSL's last reason and clearing its error queue. */
-kp_status kp_file_ossl_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define kp_file_ossl_err(fi, st, ...)                                                              \
+    kp_file_ossl_reason((fi), kp_file_err((fi), (st), __VA_ARGS__))
+/** Appends OpenSSL's last reason to the error text just set (read back with GET_ERROR), clears
+ *  OpenSSL's error queue and returns st. */
+kp_status kp_file_ossl_reason(kp_file_inst *fi, kp_status st);
 kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t *salt,
                          size_t saltlen, uint32_t iter, kp_secret **key);
 kp_status kp_file_random(kp_file_inst *fi, uint8_t *buf, size_t len);
@@ -167,12 +172,6 @@ kp_status kp_file_gcm_seal(kp_file_inst *fi, const kp_secret *key, const void *a
  *  KP_ERR_INTEGRITY WITHOUT error text when authentication fails: the caller names the object. */
 kp_status kp_file_gcm_open(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
                            const uint8_t *in, size_t inlen, uint8_t *pt);
-/** Base64 (no newlines) of data, malloc'ed; NULL on out-of-memory. */
-char *kp_file_b64_encode(const uint8_t *data, size_t len);
-/** Decodes base64 into a malloc'ed buffer; false when malformed. */
-bool kp_file_b64_decode(const char *text, uint8_t **data, size_t *len);
-/** Lower-case hex SHA-256 of data into hex[KP_FPR_HEX]. */
-kp_status kp_file_fingerprint(kp_file_inst *fi, const uint8_t *data, size_t len, char *hex);
 /** PKCS#8 EncryptedPrivateKeyInfo DER: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC. */
 kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, uint8_t **der,
                              size_t *len);
@@ -184,7 +183,8 @@ kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *
 
 kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, char *buf,
                           size_t size);
-/** Reads meta.json of name/version into info (backend_id = the version directory). */
+/** Reads meta.json of name/version into info, a full kp_key_info of this plugin's size
+ *  (struct_size set; backend_id = the version directory). */
 kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info);
 kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key_info *info);
 /** public.der of name/version (malloc'd), checked against the fingerprint in meta.json: a
@@ -197,5 +197,10 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
 kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t version,
                               EVP_PKEY **pkey);
 void kp_file_cache_free(kp_file_inst *fi);
+/** The private key of name/version as PKCS#8 PrivateKeyInfo DER in a new secret (caller owns),
+ *  after resolving version 0 and checking the key is exportable (KP_ERR_DENIED). *resolved
+ *  receives the version. */
+kp_status kp_file_key_pkcs8(kp_file_inst *fi, const char *name, uint32_t version,
+                            kp_secret **pkcs8_der, uint32_t *resolved);
 
 #endif /* KP_FILE_INTERNAL_H */

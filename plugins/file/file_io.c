@@ -26,17 +26,6 @@ const char *kp_file_strerror(int e, char *buf, size_t size)
 #endif
 }
 
-kp_status kp_file_err(kp_file_inst *fi, kp_status st, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return fi->up->set_error(fi->h, st, msg);
-}
-
 void kp_file_debug(kp_file_inst *fi, const char *fmt, ...)
 {
     char msg[512];

@@ -17,16 +17,6 @@ kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, 
     return kp_file_path(fi, buf, size, "%s/keys/%s/%u", fi->path, name, version);
 }
 
-static bool s_is_hex64(const char *s)
-{
-    if (s == NULL || strlen(s) != KP_FPR_HEX - 1)
-        return false;
-    for (; *s != '\0'; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
-
 kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info)
 {
     char dir[KP_FILE_PATH_MAX], path[KP_FILE_PATH_MAX];
@@ -36,6 +26,7 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
     kp_status st;
 
     memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
     if ((st = kp_file_key_dir(fi, name, version, dir, sizeof(dir))) != KP_OK ||
         (st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) != KP_OK ||
         (st = kp_file_json_read(fi, path, &j)) != KP_OK)
@@ -49,8 +40,8 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
      * otherwise answer for another key. */
     if (jname == NULL || strcmp(jname, name) != 0 ||
         json_integer_value(json_object_get(j, "version")) != (json_int_t)version || type == NULL ||
-        strcmp(type, "rsa") != 0 || !s_is_hex64(fpr) || (flags != NULL && !json_is_array(flags)) ||
-        !json_is_integer(json_object_get(j, "bits")) ||
+        strcmp(type, "rsa") != 0 || !kp_fpr_valid(fpr) ||
+        (flags != NULL && !json_is_array(flags)) || !json_is_integer(json_object_get(j, "bits")) ||
         !json_is_integer(json_object_get(j, "created"))) {
         json_decref(j);
         return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is inconsistent", path);
@@ -114,8 +105,9 @@ kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t ve
                            version)) != KP_OK ||
         (st = kp_file_read(fi, path, KP_FILE_DER_MAX, der, len)) != KP_OK)
         return st;
-    if ((st = kp_file_fingerprint(fi, *der, *len, fpr)) == KP_OK &&
-        strcmp(fpr, info.fingerprint) != 0)
+    if (kp_fpr_spki(*der, *len, fpr) != KP_OK)
+        st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "cannot fingerprint %s", path);
+    else if (strcmp(fpr, info.fingerprint) != 0)
         st = kp_file_err(fi, KP_ERR_INTEGRITY,
                          "%s does not match the fingerprint recorded for %s v%u: refusing it", path,
                          name, version);

@@ -1,6 +1,7 @@
 /*
- * Keystore entry points of the file plugin except wrap/unwrap (file_wrap.c): create, import,
- * get_public, list, export. RSA only; every version is written as a whole and never changed.
+ * Keystore entry points of the file plugin except wrap/unwrap (file_wrap.c) and export
+ * (file_export.c): create, import, get, get_public, list. RSA only; every version is written as
+ * a whole and never changed.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -25,16 +26,11 @@ typedef struct s_new_key {
     size_t spkilen;
 } s_new_key;
 
-/* Copies the caller's spec; an older, shorter struct leaves the appended members zero. */
+/* Copies the caller's spec (kp_key_spec_read: members an older core lacks read as zero). */
 static kp_status s_spec(kp_file_inst *fi, const kp_key_spec *in, kp_key_spec *out)
 {
-    size_t n;
-
-    memset(out, 0, sizeof(*out));
-    if (in == NULL || in->struct_size < offsetof(kp_key_spec, flags) + sizeof(in->flags))
+    if (!kp_key_spec_read(in, out))
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "key spec missing or too small");
-    n = in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
-    memcpy(out, in, n);
     return kp_file_check_name(fi, "key", out->name);
 }
 
@@ -58,8 +54,10 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
     return kp_file_key_meta_write(fi, dir, &nk->info);
 }
 
-/* Writes pkey as a new version of spec->name and describes it in info. */
-static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pkey,
+/* Writes pkey as a new version of spec->name and describes it in info. For an import with an
+ * expected fingerprint (check_fpr), the key's is compared before anything is written: neither
+ * the store file nor the key's directory appears for a key that is refused. */
+static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pkey, bool check_fpr,
                          kp_key_info *info)
 {
     char parent[KP_FILE_PATH_MAX];
@@ -67,32 +65,45 @@ static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pk
     s_new_key nk;
     uint32_t version = 0;
     const kp_secret *key;
+    kp_key_info full;
     kp_status st;
     int n;
 
     memset(&nk, 0, sizeof(nk));
-    /* Pins the passphrase in the store file first, so keys and secrets share one. */
-    if ((st = kp_file_store_key(fi, true, &key)) != KP_OK ||
-        (st = kp_file_path(fi, parent, sizeof(parent), "%s/keys/%s", fi->path, spec->name)) !=
-            KP_OK)
-        return st;
     if ((n = i2d_PUBKEY(pkey, &spki)) <= 0)
         return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode public key of %s", spec->name);
     nk.spki = spki;
     nk.spkilen = (size_t)n;
+    if (kp_fpr_spki(nk.spki, nk.spkilen, nk.info.fingerprint) != KP_OK) {
+        st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot fingerprint key %s", spec->name);
+        goto out;
+    }
+    if (check_fpr && spec->fingerprint != NULL &&
+        strcmp(nk.info.fingerprint, spec->fingerprint) != 0) {
+        st = kp_file_err(fi, KP_ERR_INTEGRITY,
+                         "import of %s: the key's fingerprint %s is not the expected %s; nothing "
+                         "was stored",
+                         spec->name, nk.info.fingerprint, spec->fingerprint);
+        goto out;
+    }
+    /* Pins the passphrase in the store file first, so keys and secrets share one. */
+    if ((st = kp_file_store_key(fi, true, &key)) != KP_OK ||
+        (st = kp_file_path(fi, parent, sizeof(parent), "%s/keys/%s", fi->path, spec->name)) !=
+            KP_OK)
+        goto out;
     snprintf(nk.info.name, sizeof(nk.info.name), "%s", spec->name);
     nk.info.type = KP_KEY_RSA;
     nk.info.bits = (uint32_t)EVP_PKEY_get_bits(pkey);
     nk.info.flags = spec->flags & KP_KEY_EXPORTABLE;
     nk.info.state = KP_KEY_ENABLED;
     nk.info.created = (int64_t)time(NULL);
-    if ((st = kp_file_fingerprint(fi, nk.spki, nk.spkilen, nk.info.fingerprint)) != KP_OK ||
-        (st = kp_file_p8_encrypt(fi, pkey, kp_file_store_iterations(fi), &nk.p8, &nk.p8len)) !=
+    if ((st = kp_file_p8_encrypt(fi, pkey, kp_file_store_iterations(fi), &nk.p8, &nk.p8len)) !=
             KP_OK ||
         (st = kp_file_commit_version(fi, parent, spec->version, s_fill, &nk, &version)) != KP_OK)
         goto out;
     kp_file_debug(fi, "stored key %s v%u in %s", spec->name, version, fi->path);
-    st = kp_file_key_info(fi, spec->name, version, info);
+    if ((st = kp_file_key_info(fi, spec->name, version, &full)) == KP_OK)
+        kp_key_info_put(info, &full);
 out:
     OPENSSL_free(spki);
     free(nk.p8);
@@ -139,7 +150,7 @@ kp_status kp_file_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info
     pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)spec.bits);
     if (pkey == NULL)
         return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "RSA-%u key generation failed", spec.bits);
-    st = s_store(fi, &spec, pkey, info);
+    st = s_store(fi, &spec, pkey, false, info);
     EVP_PKEY_free(pkey);
     return st;
 }
@@ -208,13 +219,19 @@ kp_status kp_file_ks_import(void *inst, const kp_key_spec *in, const kp_secret *
         return kp_file_err(fi, KP_ERR_UNSUPPORTED, "the file keystore holds RSA keys only");
     if (spec.type != KP_KEY_RSA && spec.type != 0)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", spec.type);
+    /* No key has a malformed fingerprint: refused as a mismatch, without echoing it. */
+    if (spec.fingerprint != NULL && !kp_fpr_valid(spec.fingerprint))
+        return kp_file_err(fi, KP_ERR_INTEGRITY,
+                           "import of %s: the expected fingerprint is not 64 lower-case hex "
+                           "digits; nothing was stored",
+                           spec.name);
     if ((st = s_version_free(fi, &spec)) != KP_OK)
         return st;
     st = s_parse_import(fi, &spec, fi->up->secret_cdata(pkcs8_der), fi->up->secret_len(pkcs8_der),
                         &pkey);
     if (st != KP_OK)
         return st;
-    st = s_store(fi, &spec, pkey, info);
+    st = s_store(fi, &spec, pkey, true, info);
     EVP_PKEY_free(pkey);
     return st;
 }
@@ -251,6 +268,25 @@ kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, 
     *len = derlen;
     free(der);
     return st;
+}
+
+kp_status kp_file_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    kp_file_inst *fi = inst;
+    char dir[KP_FILE_PATH_MAX];
+    kp_key_info full;
+    kp_status st;
+
+    if (info == NULL)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: info is NULL");
+    /* One key's directory only: version 0 reads its version numbers, an explicit version is
+     * one stat; other keys are never looked at. */
+    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
+        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
+        (st = kp_file_key_info(fi, name, version, &full)) != KP_OK)
+        return st;
+    kp_key_info_put(info, &full);
+    return KP_OK;
 }
 
 static kp_status s_list_one(kp_file_inst *fi, const char *name, bool must_exist,
@@ -297,46 +333,4 @@ kp_status kp_file_ks_list(void *inst, const char *name, kp_key_visit_fn visit, v
     if (name != NULL)
         return s_list_one(fi, name, true, visit, arg);
     return kp_file_each_name(fi, "keys", s_list_any, &all);
-}
-
-kp_status kp_file_ks_export(void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der)
-{
-    kp_file_inst *fi = inst;
-    const kp_file_up *up = fi->up;
-    char dir[KP_FILE_PATH_MAX];
-    OSSL_ENCODER_CTX *ectx;
-    unsigned char *der = NULL;
-    size_t len = 0;
-    kp_secret *out = NULL;
-    kp_key_info info;
-    EVP_PKEY *pkey;
-    kp_status st;
-    int ok;
-
-    if (pkcs8_der == NULL)
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "export: output is NULL");
-    *pkcs8_der = NULL;
-    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
-        (st = kp_file_key_info(fi, name, version, &info)) != KP_OK)
-        return st;
-    if ((info.flags & KP_KEY_EXPORTABLE) == 0)
-        return kp_file_err(fi, KP_ERR_DENIED, "key %s v%u is not exportable", name, version);
-    if ((st = kp_file_key_private(fi, name, version, &pkey)) != KP_OK)
-        return st;
-    ectx = OSSL_ENCODER_CTX_new_for_pkey(pkey, EVP_PKEY_KEYPAIR, "DER", "PrivateKeyInfo", NULL);
-    ok = ectx != NULL && OSSL_ENCODER_to_data(ectx, &der, &len) == 1 && len > 0;
-    OSSL_ENCODER_CTX_free(ectx);
-    EVP_PKEY_free(pkey);
-    if (!ok) {
-        OPENSSL_clear_free(der, len);
-        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode key %s v%u", name, version);
-    }
-    if ((out = up->secret_new(len)) != NULL)
-        memcpy(up->secret_data(out), der, len);
-    OPENSSL_clear_free(der, len);
-    if (out == NULL)
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory exporting key %s", name);
-    *pkcs8_der = out;
-    return KP_OK;
 }

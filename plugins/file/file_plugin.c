@@ -23,11 +23,13 @@ static kp_plugin_params_fn s_params;
 static kp_instance_open_fn s_open;
 static kp_instance_close_fn s_close;
 static kp_instance_check_fn s_check;
+static kp_instance_info_fn s_instance_info;
+static kp_plugin_describe_fn s_describe;
 
 static const kp_plugin_info s_plugin_info = {
     .struct_size = sizeof(kp_plugin_info),
     .abi_major = KP_ABI_MAJOR,
-    .abi_minor = KP_ABI_MINOR,
+    .abi_minor = 0, /* needs nothing newer than ABI 1.0 */
     .name = "file",
     .version = "0.1.0",
     .description = "keys and secrets in a local directory, encrypted under a passphrase",
@@ -48,9 +50,11 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_PLUGIN_INFO, (kp_fn)s_info},
     {KP_FN_PLUGIN_TEARDOWN, (kp_fn)s_teardown},
     {KP_FN_PLUGIN_PARAMS, (kp_fn)s_params},
+    {KP_FN_PLUGIN_DESCRIBE, (kp_fn)s_describe},
     {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
     {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
     {KP_FN_INSTANCE_CHECK, (kp_fn)s_check},
+    {KP_FN_INSTANCE_INFO, (kp_fn)s_instance_info},
     {KP_FN_KS_CREATE, (kp_fn)kp_file_ks_create},
     {KP_FN_KS_IMPORT, (kp_fn)kp_file_ks_import},
     {KP_FN_KS_GET_PUBLIC, (kp_fn)kp_file_ks_get_public},
@@ -58,6 +62,8 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_WRAP, (kp_fn)kp_file_ks_wrap},
     {KP_FN_KS_UNWRAP, (kp_fn)kp_file_ks_unwrap},
     {KP_FN_KS_EXPORT, (kp_fn)kp_file_ks_export},
+    {KP_FN_KS_EXPORT_WRAPPED, (kp_fn)kp_file_ks_export_wrapped},
+    {KP_FN_KS_GET, (kp_fn)kp_file_ks_get},
     {KP_FN_KS_STATE_GET, (kp_fn)kp_file_ks_state_get},
     {KP_FN_KS_STATE_PUT, (kp_fn)kp_file_ks_state_put},
     {KP_FN_SS_PUT, (kp_fn)kp_file_ss_put},
@@ -65,6 +71,55 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_SS_LIST, (kp_fn)kp_file_ss_list},
     {0, NULL},
 };
+
+/* What every instance is and does; nothing depends on the params or the directory. */
+static const kp_instance_info s_inst_info = {
+    .struct_size = sizeof(kp_instance_info),
+    .capabilities = KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE,
+    /* file_wrap.c: KS_WRAP takes OAEP SHA-1/SHA-256; KS_UNWRAP also PKCS#1 v1.5 (old data) */
+    .wrap_algs = KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256),
+    .unwrap_algs = KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256) |
+                   KP_ALG_BIT(KP_WRAP_RSA_PKCS1),
+    .key_bits = KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096,
+    .export_keyx = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256),
+    .import_keyx = 0,
+    /* file_state.c: the compare-and-swap runs under an flock() of keys/<name>/state.lock */
+    .flags = KP_INST_STATE_CAS,
+    .secret_max = KP_FILE_SECRET_MAX,
+};
+
+/* Copies s_inst_info into the core's storage, as far as its struct_size reaches. */
+static kp_status s_put_info(kp_instance_info *info)
+{
+    uint32_t keep;
+
+    if (info == NULL ||
+        info->struct_size < offsetof(kp_instance_info, capabilities) + sizeof(info->capabilities))
+        return KP_ERR_INVALID_ARG;
+    keep = info->struct_size;
+    memcpy(info, &s_inst_info, keep < sizeof(s_inst_info) ? keep : sizeof(s_inst_info));
+    info->struct_size = keep;
+    return KP_OK;
+}
+
+static kp_status s_describe(void *plugin_ctx, const kp_param *params, kp_instance_info *info)
+{
+    kp_file_plugin *pl = plugin_ctx;
+
+    (void)params; /* every instance is the same; open checks the params' meaning */
+    if (s_put_info(info) != KP_OK)
+        return pl->up.set_error(pl->h, KP_ERR_INVALID_ARG, "describe: info missing or too small");
+    return KP_OK;
+}
+
+static kp_status s_instance_info(void *inst, kp_instance_info *info)
+{
+    kp_file_inst *fi = inst;
+
+    if (s_put_info(info) != KP_OK)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "instance info missing or too small");
+    return KP_OK;
+}
 
 static const kp_plugin_info *s_info(void *plugin_ctx)
 {
@@ -181,42 +236,46 @@ static void s_existing_parent(const char *path, char *buf, size_t size)
     snprintf(buf, size, ".");
 }
 
+/* A failed check item: its detail is the error text just set (read back with GET_ERROR). */
+static kp_status s_failed(kp_file_inst *fi, kp_status st, char *detail, size_t size)
+{
+    snprintf(detail, size, "%s", fi->up->get_error(fi->h));
+    return st;
+}
+
 static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
 {
-    char tmp[KP_FILE_PATH_MAX], ebuf[128];
+    char tmp[KP_FILE_PATH_MAX];
     struct stat sb;
     kp_status st;
     int fd;
 
     if (stat(fi->path, &sb) != 0) {
-        int e = errno;
-        if (e != ENOENT) {
-            snprintf(detail, size, "cannot stat %s: %s", fi->path,
-                     kp_file_strerror(e, ebuf, sizeof(ebuf)));
-            return kp_file_err(fi, kp_file_errno_status(e), "%s", detail);
-        }
+        if (errno != ENOENT)
+            return s_failed(fi, kp_file_errno(fi, errno, "cannot stat", fi->path), detail, size);
         s_existing_parent(fi->path, tmp, sizeof(tmp));
-        if (access(tmp, W_OK | X_OK) != 0) {
-            snprintf(detail, size, "%s does not exist and cannot be created in %s", fi->path, tmp);
-            return kp_file_err(fi, KP_ERR_PERMISSION, "%s", detail);
-        }
+        if (access(tmp, W_OK | X_OK) != 0)
+            return s_failed(fi,
+                            kp_file_err(fi, KP_ERR_PERMISSION,
+                                        "%s does not exist and cannot be created in %s", fi->path,
+                                        tmp),
+                            detail, size);
         snprintf(detail, size, "%s will be created on first write", fi->path);
         return KP_OK;
     }
-    if (!S_ISDIR(sb.st_mode)) {
-        snprintf(detail, size, "path %s is not a directory", fi->path);
-        return kp_file_err(fi, KP_ERR_CONFIG, "%s", detail);
-    }
+    if (!S_ISDIR(sb.st_mode))
+        return s_failed(fi, kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->path),
+                        detail, size);
     /* access() can lie (read-only mounts, ACLs, root); creating a file cannot. */
-    if ((st = kp_file_path(fi, tmp, sizeof(tmp), "%s/.check-XXXXXX", fi->path)) != KP_OK) {
-        snprintf(detail, size, "path too long");
-        return st;
-    }
+    if ((st = kp_file_path(fi, tmp, sizeof(tmp), "%s/.check-XXXXXX", fi->path)) != KP_OK)
+        return s_failed(fi, st, detail, size);
     if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
         int e = errno;
-        snprintf(detail, size, "%s is not writable: %s", fi->path,
-                 kp_file_strerror(e, ebuf, sizeof(ebuf)));
-        return kp_file_err(fi, kp_file_errno_status(e), "%s", detail);
+        char ebuf[128];
+        return s_failed(fi,
+                        kp_file_err(fi, kp_file_errno_status(e), "%s is not writable: %s", fi->path,
+                                    kp_file_strerror(e, ebuf, sizeof(ebuf))),
+                        detail, size);
     }
     close(fd);
     unlink(tmp);

@@ -1,17 +1,33 @@
 /*
  * The chain-state document of a key (KS_STATE_GET / KS_STATE_PUT): keys/<name>/state.json,
- * replaced atomically. Its content belongs to the core; this file only keeps it.
+ * replaced atomically (rename), so readers need no lock. Its content belongs to the core; this
+ * file only keeps it.
+ *
+ * Writers serialise on an exclusive flock() of keys/<name>/state.lock, held from reading the
+ * current document to renaming the new one into place. flock() excludes other processes (and
+ * other threads, each opening its own descriptor); on NFS Linux maps it to the server's byte-range
+ * locks, so it holds against other hosts too. That is why the instance declares
+ * KP_INST_STATE_CAS. The lock file stays (empty); nothing else in the store reads it.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "file_internal.h"
 
-static kp_status s_path(kp_file_inst *fi, const char *name, char *buf, size_t size)
+static kp_status s_path(kp_file_inst *fi, const char *name, const char *file, char *buf,
+                        size_t size)
 {
     kp_status st = kp_file_check_name(fi, "key", name);
     if (st != KP_OK)
         return st;
-    return kp_file_path(fi, buf, size, "%s/keys/%s/state.json", fi->path, name);
+    return kp_file_path(fi, buf, size, "%s/keys/%s/%s", fi->path, name, file);
 }
 
 kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *len)
@@ -24,7 +40,7 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
 
     if (len == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
-    if ((st = s_path(fi, name, path, sizeof(path))) != KP_OK ||
+    if ((st = s_path(fi, name, "state.json", path, sizeof(path))) != KP_OK ||
         (st = kp_file_read(fi, path, KP_STATE_MAX, &data, &n)) != KP_OK)
         return st;
     if (doc == NULL || *len < n)
@@ -36,17 +52,77 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
     return st;
 }
 
-kp_status kp_file_ks_state_put(void *inst, const char *name, const uint8_t *doc, size_t len)
+/* Takes the exclusive writer lock of name's state; *fd receives the descriptor to close. */
+static kp_status s_lock(kp_file_inst *fi, const char *path, int *fd)
+{
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return kp_file_errno(fi, errno, "cannot open lock file", path);
+    while (flock(*fd, LOCK_EX) != 0) {
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        close(*fd);
+        *fd = -1;
+        return kp_file_errno(fi, e, "cannot lock", path);
+    }
+    return KP_OK;
+}
+
+/* Compares the stored document with expect/expect_len (expect_len 0: none may be stored).
+ * Caller holds the lock. */
+static kp_status s_compare(kp_file_inst *fi, const char *name, const char *path,
+                           const uint8_t *expect, size_t expect_len)
+{
+    uint8_t *data = NULL;
+    size_t n = 0;
+    struct stat sb;
+    bool same;
+    kp_status st;
+
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT)
+            return kp_file_errno(fi, errno, "cannot stat", path);
+        if (expect_len == 0)
+            return KP_OK;
+        return kp_file_err(fi, KP_ERR_CONFLICT,
+                           "state of key %s: none is stored, the writer expected one", name);
+    }
+    if (expect_len == 0)
+        return kp_file_err(fi, KP_ERR_CONFLICT,
+                           "state of key %s: one is stored, the writer expected none", name);
+    if ((st = kp_file_read(fi, path, KP_STATE_MAX, &data, &n)) != KP_OK)
+        return st;
+    same = n == expect_len && CRYPTO_memcmp(data, expect, n) == 0;
+    free(data);
+    if (!same)
+        return kp_file_err(fi, KP_ERR_CONFLICT, "state of key %s changed since the writer read it",
+                           name);
+    return KP_OK;
+}
+
+kp_status kp_file_ks_state_put(void *inst, const char *name, const uint8_t *doc, size_t len,
+                               const uint8_t *expect, size_t expect_len)
 {
     kp_file_inst *fi = inst;
-    char path[KP_FILE_PATH_MAX], dir[KP_FILE_PATH_MAX];
+    char path[KP_FILE_PATH_MAX], lock[KP_FILE_PATH_MAX], dir[KP_FILE_PATH_MAX];
     kp_status st;
+    int fd;
 
     if (doc == NULL || len == 0 || len > KP_STATE_MAX)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "state document of %zu bytes", len);
-    if ((st = s_path(fi, name, path, sizeof(path))) != KP_OK ||
+    if (expect_len > KP_STATE_MAX || (expect == NULL && expect_len > 0))
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "expected state document of %zu bytes",
+                           expect_len);
+    if ((st = s_path(fi, name, "state.json", path, sizeof(path))) != KP_OK ||
+        (st = s_path(fi, name, "state.lock", lock, sizeof(lock))) != KP_OK ||
         (st = kp_file_path(fi, dir, sizeof(dir), "%s/keys/%s", fi->path, name)) != KP_OK ||
-        (st = kp_file_mkdirs(fi, dir)) != KP_OK)
+        (st = kp_file_mkdirs(fi, dir)) != KP_OK || (st = s_lock(fi, lock, &fd)) != KP_OK)
         return st;
-    return kp_file_write_atomic(fi, path, doc, len, false);
+    /* Unconditional writes take the lock too, so they never land between a CAS's read and its
+     * rename. */
+    if (expect == NULL || (st = s_compare(fi, name, path, expect, expect_len)) == KP_OK)
+        st = kp_file_write_atomic(fi, path, doc, len, false);
+    close(fd); /* releases the lock */
+    return st;
 }

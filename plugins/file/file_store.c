@@ -19,6 +19,35 @@
 #define S_CHECK_LEN (sizeof(KP_FILE_CHECK_TEXT) - 1)
 #define S_CHECK_SEALED (S_CHECK_LEN + KP_FILE_GCM_OVERHEAD)
 
+/* Decodes a base64 field of the store file into a malloc'ed buffer; false when malformed.
+ * The kit's decoder takes the padded standard base64 this file has always been written in. */
+static bool s_b64_decode(const char *text, uint8_t **data, size_t *len)
+{
+    size_t tlen = text != NULL ? strlen(text) : 0;
+
+    *data = NULL;
+    *len = 0;
+    if (text == NULL || tlen == 0 || tlen > KP_FILE_JSON_MAX ||
+        (*data = malloc(kp_b64_decoded_max(tlen))) == NULL)
+        return false;
+    if (kp_b64_decode(text, tlen, *data, len) != KP_OK) {
+        free(*data);
+        *data = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Padded standard base64 of data, malloc'ed; NULL on out-of-memory. */
+static char *s_b64_encode(const uint8_t *data, size_t len)
+{
+    char *out = malloc(kp_b64_encoded_size(len));
+
+    if (out != NULL)
+        kp_b64_encode(data, len, out);
+    return out;
+}
+
 static kp_status s_store_path(kp_file_inst *fi, char *buf, size_t size)
 {
     return kp_file_path(fi, buf, size, "%s/%s", fi->path, KP_FILE_STORE_FILE);
@@ -50,9 +79,8 @@ static kp_status s_load(kp_file_inst *fi, const char *path, const json_t *j, kp_
     if (!json_is_integer(jiter) || json_integer_value(jiter) < KP_FILE_KDF_MIN ||
         json_integer_value(jiter) > KP_FILE_KDF_MAX)
         return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: iterations out of range", path);
-    if (salt64 == NULL || !kp_file_b64_decode(salt64, &salt, &saltlen) ||
-        saltlen < KP_FILE_SALT_LEN || saltlen > 64 || check64 == NULL ||
-        !kp_file_b64_decode(check64, &check, &checklen) || checklen != S_CHECK_SEALED) {
+    if (!s_b64_decode(salt64, &salt, &saltlen) || saltlen < KP_FILE_SALT_LEN || saltlen > 64 ||
+        !s_b64_decode(check64, &check, &checklen) || checklen != S_CHECK_SEALED) {
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad salt or check value", path);
         goto out;
     }
@@ -92,8 +120,8 @@ static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, u
         (st = kp_file_gcm_seal(fi, k, NULL, 0, (const uint8_t *)KP_FILE_CHECK_TEXT, S_CHECK_LEN,
                                check)) != KP_OK)
         goto out;
-    salt64 = kp_file_b64_encode(salt, sizeof(salt));
-    check64 = kp_file_b64_encode(check, sizeof(check));
+    salt64 = s_b64_encode(salt, sizeof(salt));
+    check64 = s_b64_encode(check, sizeof(check));
     if (salt64 != NULL && check64 != NULL)
         j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s}", "format", KP_FILE_STORE_FORMAT, "version",
                       1, "salt", salt64, "kdf", "pbkdf2-sha256", "iterations",

@@ -19,27 +19,11 @@
 /* Bounded so a pathological race cannot spin forever. */
 #define S_COMMIT_ATTEMPTS 64
 
-bool kp_file_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-
-    /* No '/' and no leading '.' keeps every name a single, visible path component. */
-    if (len == 0 || len >= KP_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *name)
 {
     if (name == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "%s name is missing", kind);
-    if (kp_file_name_ok(name))
+    if (kp_key_name_valid(name))
         return KP_OK;
     /* The name itself may be garbage; do not echo it. */
     return kp_file_err(fi, KP_ERR_INVALID_ARG,
@@ -145,7 +129,7 @@ kp_status kp_file_names(kp_file_inst *fi, const char *dir, char ***names, size_t
         return errno == ENOENT ? KP_OK : kp_file_errno(fi, errno, "cannot read directory", dir);
     while ((de = readdir(d)) != NULL) {
         /* Dot entries are ours (temp dirs) or not ours at all. */
-        if (!kp_file_name_ok(de->d_name) || !s_is_dir(d, de))
+        if (!kp_key_name_valid(de->d_name) || !s_is_dir(d, de))
             continue;
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : 16;

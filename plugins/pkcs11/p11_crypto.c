@@ -15,6 +15,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "p11_internal.h"
 
 kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len)
@@ -24,25 +26,17 @@ kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len)
     return KP_OK;
 }
 
-void kp_p11_sha256(const uint8_t *data, size_t len, uint8_t out[KP_P11_SHA256_LEN])
+kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len,
+                         char fpr[KP_FPR_HEX], uint8_t id[KP_P11_SHA256_LEN])
 {
-    unsigned int n = KP_P11_SHA256_LEN;
+    kp_status st = kp_fpr_spki(spki, len, fpr);
 
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
-        memset(out, 0, KP_P11_SHA256_LEN); /* only without a default provider */
-}
-
-void kp_p11_hex(const uint8_t *data, size_t len, char *out, size_t size)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len && 2 * i + 2 < size; i++) {
-        out[2 * i] = digits[data[i] >> 4];
-        out[2 * i + 1] = digits[data[i] & 0xf];
-    }
-    if (size > 0)
-        out[2 * i < size ? 2 * i : size - 1] = '\0';
+    if (st == KP_OK)
+        st = kp_hex_decode(fpr, id, KP_P11_SHA256_LEN);
+    if (st != KP_OK)
+        return kp_p11_err(pi, st == KP_ERR_INVALID_ARG ? KP_ERR_INTERNAL : st,
+                          "cannot compute the fingerprint of a public key");
+    return KP_OK;
 }
 
 kp_status kp_p11_spki_build(kp_p11_inst *pi, const uint8_t *n, size_t nlen, const uint8_t *e,
@@ -127,16 +121,16 @@ kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uin
     if (der == NULL || len == 0 || (pkey = d2i_PUBKEY(NULL, &p, (long)len)) == NULL ||
         p != der + len) {
         ERR_clear_error();
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "KEK is not a SubjectPublicKeyInfo DER");
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is not a SubjectPublicKeyInfo DER");
     }
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
         EVP_PKEY_free(pkey);
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "KEK is not an RSA public key");
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is not an RSA public key");
     }
     if (EVP_PKEY_get_bits(pkey) < 2048) {
         int bits = EVP_PKEY_get_bits(pkey);
         EVP_PKEY_free(pkey);
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "KEK is RSA-%d; at least 2048 bits needed", bits);
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is RSA-%d; at least 2048 bits needed", bits);
     }
     st = s_rsa_parts(pi, pkey, n, nlen, e, elen);
     EVP_PKEY_free(pkey);

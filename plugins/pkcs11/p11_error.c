@@ -1,6 +1,7 @@
 /*
  * Error text of the pkcs11 plugin: every CK_RV becomes a kp_status and its CKR_ name, so an
- * operator can look the code up in the token vendor's documentation.
+ * operator can look the code up in the token vendor's documentation. The text goes to the
+ * core (kp_errorf); whoever needs it back reads it with the GET_ERROR upcall.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,24 +204,6 @@ kp_status kp_p11_rv_status(CK_RV rv, bool mech)
     }
 }
 
-/* The last reason set on this thread, for check's report details. */
-static _Thread_local char s_last[256];
-
-kp_status kp_p11_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(s_last, sizeof(s_last), fmt, ap);
-    va_end(ap);
-    return pi->up->set_error(pi->h, st, s_last);
-}
-
-const char *kp_p11_last_error(void)
-{
-    return s_last;
-}
-
 void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...)
 {
     char msg[512];
@@ -235,7 +218,7 @@ void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...)
 static kp_status s_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, const char *fn,
                       const char *fmt, va_list ap)
 {
-    char why[384], buf[40];
+    char why[KP_ERROR_MAX + 1], buf[40];
     const char *name = kp_p11_rv_name(rv, buf, sizeof(buf));
 
     if (op != NULL)
@@ -271,7 +254,7 @@ kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, c
 
 kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
 {
-    char msg[384];
+    char msg[KP_ERROR_MAX + 1];
     unsigned long e = ERR_peek_last_error();
     const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
     va_list ap;

@@ -3,12 +3,19 @@
  * C_CreateObject (which a PKCS#11 log or a module bug could leak, and which many HSMs refuse
  * for sensitive keys). A one-time AES-256 key wraps the PKCS#8 in software (RFC 5649); the
  * token gets that key as a session object and unwraps the private key into itself.
+ *
+ * The expected fingerprint (spec->fingerprint) is checked twice before the key becomes visible:
+ * in software before the token is touched, and on what the token then holds, read back from
+ * the objects made under a placeholder label that no lookup accepts. Only when both agree do
+ * the objects get the version's label; any failure destroys them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+
+#include <keyplane/kit/codec.h>
 
 #include "p11_internal.h"
 
@@ -18,7 +25,8 @@ typedef struct s_import {
     size_t p8len;
     uint8_t *n, *e; /* public half, for the public key object */
     size_t nlen, elen;
-    kp_p11_key key; /* what was made; key.id is set before the op */
+    char fpr[KP_FPR_HEX]; /* the key's fingerprint, equal to spec.fingerprint when given */
+    kp_p11_key key;       /* what was made; key.id is set before the op */
 } s_import;
 
 /* The one-time transport key as a session object that may only unwrap. */
@@ -53,6 +61,12 @@ static kp_status s_unwrap_private(kp_p11_op *op, s_import *im, CK_MECHANISM_TYPE
                                   CK_OBJECT_HANDLE aes, const uint8_t *blob, size_t bloblen,
                                   const char *label, const CK_DATE *date, CK_OBJECT_HANDLE *obj)
 {
+    uint8_t subject[KP_P11_TAG_MAX];
+    size_t sublen = 0;
+    kp_status st = kp_p11_tag(op->pi, im->spec.name, subject, &sublen, NULL);
+
+    if (st != KP_OK)
+        return st;
     CK_MECHANISM mech = {mtype, NULL, 0}; /* SoftHSM refuses any IV parameter */
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_KEY_TYPE kt = CKK_RSA;
@@ -65,6 +79,7 @@ static kp_status s_unwrap_private(kp_p11_op *op, s_import *im, CK_MECHANISM_TYPE
         {CKA_DECRYPT, &yes, sizeof(yes)},    {CKA_UNWRAP, &yes, sizeof(yes)},
         {CKA_SIGN, &no, sizeof(no)},         {CKA_LABEL, (void *)label, strlen(label)},
         {CKA_ID, im->key.id, im->key.idlen}, {CKA_START_DATE, (void *)date, sizeof(*date)},
+        {CKA_SUBJECT, subject, sublen},
     };
     CK_RV rv = op->f->C_UnwrapKey(op->s, &mech, aes, (CK_BYTE_PTR)blob, bloblen, t,
                                   sizeof(t) / sizeof(t[0]), obj);
@@ -74,12 +89,34 @@ static kp_status s_unwrap_private(kp_p11_op *op, s_import *im, CK_MECHANISM_TYPE
     return KP_OK;
 }
 
+/* What the token holds under obj must be the key whose fingerprint was checked: a module that
+ * unwrapped something else (or a public key built wrong) is caught before anyone sees it. */
+static kp_status s_token_holds(kp_p11_op *op, const s_import *im, CK_OBJECT_HANDLE obj,
+                               const char *what)
+{
+    kp_p11_inst *pi = op->pi;
+    char fpr[KP_FPR_HEX];
+    uint8_t id[KP_P11_SHA256_LEN], *spki = NULL;
+    size_t len = 0;
+    kp_status st = kp_p11_obj_spki(op, obj, &spki, &len);
+
+    if (st == KP_OK)
+        st = kp_p11_spki_id(pi, spki, len, fpr, id);
+    free(spki);
+    if (st == KP_OK && strcmp(fpr, im->fpr) != 0)
+        st = kp_p11_err(pi, KP_ERR_INTEGRITY,
+                        "import of %s: the %s the token made has fingerprint %.16s..., not "
+                        "%.16s...; nothing was kept",
+                        im->spec.name, what, fpr, im->fpr);
+    return st;
+}
+
 static kp_status s_import_op(kp_p11_op *op, void *arg)
 {
     s_import *im = arg;
     kp_p11_inst *pi = op->pi;
     const kp_p11_up *up = pi->up;
-    char label[KP_P11_OBJLABEL_MAX];
+    char label[KP_P11_OBJLABEL_MAX], temp[KP_P11_OBJLABEL_MAX];
     CK_OBJECT_HANDLE aes = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
     CK_MECHANISM_TYPE mech;
     kp_secret *kek = NULL;
@@ -100,7 +137,8 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
                           pi->token);
     if ((st = kp_p11_version_alloc(op, im->spec.name, im->spec.version, &im->key.version)) !=
             KP_OK ||
-        (st = kp_p11_label(pi, im->spec.name, im->key.version, label, sizeof(label))) != KP_OK)
+        (st = kp_p11_label(pi, im->spec.name, im->key.version, label, sizeof(label))) != KP_OK ||
+        (st = kp_p11_pending_label(pi, temp, sizeof(temp))) != KP_OK)
         return st;
     kp_p11_today(&date, &im->key.created);
     if ((kek = up->secret_new(KP_P11_WRAP_KEY_LEN)) == NULL ||
@@ -108,12 +146,18 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
         st = kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
         goto out;
     }
+    /* The public half first under the final label: lookups go by the private key, which must
+     * find its pair once it is renamed. */
     if ((st = kp_p11_random(pi, up->secret_data(kek), KP_P11_WRAP_KEY_LEN)) != KP_OK ||
         (st = kp_p11_kwp_wrap(pi, up->secret_cdata(kek), im->p8, im->p8len, blob, &bloblen)) !=
             KP_OK ||
         (st = s_transport_key(op, kek, &aes)) != KP_OK ||
-        (st = s_public(op, im, label, &date, &pub)) != KP_OK ||
-        (st = s_unwrap_private(op, im, mech, aes, blob, bloblen, label, &date, &priv)) != KP_OK ||
+        (st = s_public(op, im, temp, &date, &pub)) != KP_OK ||
+        (st = s_unwrap_private(op, im, mech, aes, blob, bloblen, temp, &date, &priv)) != KP_OK ||
+        (st = s_token_holds(op, im, priv, "private key")) != KP_OK ||
+        (st = s_token_holds(op, im, pub, "public key")) != KP_OK ||
+        (st = kp_p11_relabel(op, pub, NULL, 0, label)) != KP_OK ||
+        (st = kp_p11_relabel(op, priv, NULL, 0, label)) != KP_OK ||
         (st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label)) != KP_OK ||
         (st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label)) != KP_OK)
         goto out;
@@ -151,14 +195,24 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
         return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "the pkcs11 keystore imports RSA keys only");
     if (im.spec.type != KP_KEY_RSA && im.spec.type != 0)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "unknown key type %u", im.spec.type);
+    if (im.spec.fingerprint != NULL && !kp_fpr_valid(im.spec.fingerprint))
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG,
+                          "import of %s: the expected fingerprint is not 64 lower-case hex digits",
+                          im.spec.name);
     im.p8 = pi->up->secret_cdata(pkcs8_der);
     im.p8len = pi->up->secret_len(pkcs8_der);
     if ((st = kp_p11_p8_check(pi, im.spec.name, im.spec.bits, im.p8, im.p8len, &spki, &spkilen)) !=
         KP_OK)
         return st;
     im.key.idlen = KP_P11_SHA256_LEN;
-    kp_p11_sha256(spki, spkilen, im.key.id);
-    st = kp_p11_spki_parse(pi, spki, spkilen, &im.n, &im.nlen, &im.e, &im.elen);
+    st = kp_p11_spki_id(pi, spki, spkilen, im.fpr, im.key.id);
+    if (st == KP_OK && im.spec.fingerprint != NULL && strcmp(im.fpr, im.spec.fingerprint) != 0)
+        st = kp_p11_err(pi, KP_ERR_INTEGRITY,
+                        "import of %s: the key has fingerprint %.16s..., not the expected "
+                        "%.16s...; nothing was written to token '%s'",
+                        im.spec.name, im.fpr, im.spec.fingerprint, pi->token);
+    if (st == KP_OK)
+        st = kp_p11_spki_parse(pi, spki, spkilen, &im.n, &im.nlen, &im.e, &im.elen);
     OPENSSL_free(spki);
     if (st != KP_OK)
         return st;
@@ -166,11 +220,14 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
     st = kp_p11_run(pi, s_import_op, &im);
     pthread_mutex_unlock(&pi->create_lock);
     if (st == KP_OK) {
+        kp_key_info full;
+
         snprintf(im.key.name, sizeof(im.key.name), "%s", im.spec.name);
         im.key.type = KP_KEY_RSA;
         im.key.bits = (uint32_t)im.nlen * 8;
         im.key.extractable = (im.spec.flags & KP_KEY_EXPORTABLE) != 0;
-        kp_p11_key_info(pi, &im.key, info);
+        kp_p11_key_info(pi, &im.key, &full);
+        kp_key_info_put(info, &full);
     }
     free(im.n);
     free(im.e);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "p11_internal.h"
 
 /* RFC 7512 percent-encoding of a path attribute value. */
@@ -40,6 +42,7 @@ void kp_p11_key_info(kp_p11_inst *pi, const kp_p11_key *key, kp_key_info *info)
     char uri[sizeof(token) + sizeof(object) + sizeof(id) + 32];
 
     memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
     snprintf(info->name, sizeof(info->name), "%s", key->name);
     info->version = key->version;
     info->type = key->type;
@@ -48,7 +51,7 @@ void kp_p11_key_info(kp_p11_inst *pi, const kp_p11_key *key, kp_key_info *info)
     info->state = KP_KEY_ENABLED;
     info->created = key->created;
     if (key->type == KP_KEY_RSA && key->idlen == KP_P11_SHA256_LEN)
-        kp_p11_hex(key->id, key->idlen, info->fingerprint, sizeof(info->fingerprint));
+        kp_hex_encode(key->id, key->idlen, info->fingerprint);
     s_pct(token, sizeof(token), (const uint8_t *)pi->token, strlen(pi->token), false);
     s_pct(id, sizeof(id), key->id, key->idlen, true);
     object[0] = '\0';

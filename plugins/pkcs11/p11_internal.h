@@ -32,6 +32,7 @@
 #define KP_P11_ID_MAX 64        /* longest CKA_ID we keep */
 #define KP_P11_SHA256_LEN 32
 #define KP_P11_AES_ID_LEN 16
+#define KP_P11_TAG_MAX 256 /* DER of a key's CKA_SUBJECT tag; ours stay below 220 */
 #define KP_P11_WRAP_KEY_LEN 32 /* transport AES-256 key of import, export and BYOK */
 #define KP_P11_DEFAULT_PREFIX "kp:"
 
@@ -89,6 +90,9 @@ typedef struct kp_p11_inst {
     bool have_kw;                      /* CKM_AES_KEY_WRAP listed */
     int oaep_sha256;                   /* -1 unknown, 0 refused by the token, 1 worked */
     int kwp_exact;                     /* -1 unknown, 0 RFC 5649 wrap pads keys to 8, 1 exact */
+    bool caps_done;                    /* caps below were decided (p11_probe.c) */
+    kp_instance_info caps;             /* what INSTANCE_INFO reports, decided once */
+    pthread_mutex_t state_lock;        /* serialises KS_STATE_PUT's compare and swap */
     kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
     size_t cache_next;
 } kp_p11_inst;
@@ -131,13 +135,22 @@ kp_ks_create_fn kp_p11_ks_create;
 kp_ks_import_fn kp_p11_ks_import;
 kp_ks_get_public_fn kp_p11_ks_get_public;
 kp_ks_list_fn kp_p11_ks_list;
+kp_ks_get_fn kp_p11_ks_get;
 kp_ks_wrap_fn kp_p11_ks_wrap;
 kp_ks_unwrap_fn kp_p11_ks_unwrap;
 kp_ks_export_fn kp_p11_ks_export;
-kp_ks_export_byok_fn kp_p11_ks_export_byok;
+kp_ks_export_wrapped_fn kp_p11_ks_export_wrapped;
 kp_ks_state_get_fn kp_p11_ks_state_get;
 kp_ks_state_put_fn kp_p11_ks_state_put;
 kp_instance_check_fn kp_p11_instance_check;
+kp_instance_info_fn kp_p11_instance_info;
+
+/* What the token can do (p11_probe.c) ---------------------------------------------------- */
+
+/** The instance's kp_instance_info, decided once: mechanism list and info, and a trial of RSA-OAEP
+ *  with SHA-1 and SHA-256 on session objects (no login). Never fails: a token that cannot be
+ *  reached gets the baseline every usable token has (see p11_probe.c). Copies it into out. */
+void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out);
 
 /* Errors (p11_error.c) -------------------------------------------------------------------- */
 
@@ -146,11 +159,9 @@ const char *kp_p11_rv_name(CK_RV rv, char *buf, size_t size);
 /** The status for rv. mech: the call used a mechanism, so a refused argument means the token
  *  does not offer what we asked for. */
 kp_status kp_p11_rv_status(CK_RV rv, bool mech);
-/** Formats a one-line reason, hands it to SET_ERROR and returns st. Never pass secrets. */
-kp_status kp_p11_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/** The text of the last kp_p11_err on this thread. */
-const char *kp_p11_last_error(void);
+/** Formats a one-line reason, hands it to SET_ERROR and returns st. Never pass secrets. The
+ *  text is read back with pi->up->get_error(pi->h). */
+#define kp_p11_err(pi, st, ...) kp_errorf((pi)->up, (pi)->h, (st), __VA_ARGS__)
 /** Sets "<fn>: <CKR name> (<reason>)" with the status of rv; records rv in op (may be NULL). */
 kp_status kp_p11_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, bool mech, const char *fn,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -190,18 +201,32 @@ void kp_p11_sessions_close(kp_p11_inst *pi);
 
 /* Objects (p11_object.c) ------------------------------------------------------------------ */
 
-/** [A-Za-z0-9._-]{1,127}, not starting with '.'. */
-bool kp_p11_name_ok(const char *name);
-/** kp_p11_name_ok, setting error text when not. */
+/** kp_key_name_valid, setting error text when not. */
 kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name);
 /** Writes "<prefix><name>/v<version>"; KP_ERR_INVALID_ARG when it does not fit. */
 kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char *buf, size_t size);
-/** Every key version on the token (name NULL) or of name, sorted by name then version.
- *  free() the array. */
+/** A placeholder label "<prefix>.pending-<16 hex>" that no lookup accepts (a key name never
+ *  starts with '.'): objects being made carry it until they are complete and checked. */
+kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size);
+/** Sets CKA_LABEL (and CKA_ID when id is not NULL) of an object. */
+kp_status kp_p11_relabel(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id, size_t idlen,
+                         const char *label);
+/** The tag every key object of name carries, so that the versions of one key are found
+ *  without reading unrelated objects (p11_lookup.c): an RSA private key's CKA_SUBJECT is the
+ *  DER Name CN=<prefix><name> (subject, KP_P11_TAG_MAX bytes); an AES key's CKA_ID is the first
+ *  16 bytes of that DER's SHA-256 (aes_id, may be NULL). */
+kp_status kp_p11_tag(kp_p11_inst *pi, const char *name, uint8_t *subject, size_t *len,
+                     uint8_t aes_id[KP_P11_AES_ID_LEN]);
+/** Every key version on the token (name NULL: all private and secret keys read) or of name
+ *  (found by its tag only), sorted by name then version. free() the array. */
 kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n);
-/** Finds name/version (0 = the latest); KP_ERR_NOT_FOUND with text when absent. */
+/** Finds name/version by its label, or the latest version of name by its tag (version 0);
+ *  KP_ERR_NOT_FOUND with text when absent. Never reads objects of other keys. */
 kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key);
-/** The one object of cls labelled label; KP_ERR_NOT_FOUND without text when none. */
+/** Every object matching tmpl (token or session objects, as tmpl says). free() *objs. */
+kp_status kp_p11_find_all(kp_p11_op *op, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
+                          CK_OBJECT_HANDLE **objs, size_t *n);
+/** The one token object of cls labelled label; KP_ERR_NOT_FOUND without text when none. */
 kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
                           CK_OBJECT_HANDLE *obj);
 /** The public key object of an RSA key version, checked against the key's CKA_ID; der (may be
@@ -220,7 +245,8 @@ kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **ou
 /** SubjectPublicKeyInfo DER (malloc'ed) of an RSA public or private key object, from its
  *  CKA_MODULUS and CKA_PUBLIC_EXPONENT. */
 kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, size_t *len);
-/** Fills a kp_key_info for key. */
+/** Fills a full kp_key_info (struct_size = sizeof) for key; callers hand it on with
+ *  kp_key_info_put or, for LIST visitors, as it is. */
 void kp_p11_key_info(kp_p11_inst *pi, const kp_p11_key *key, kp_key_info *info);
 /** Best-effort C_DestroyObject for cleanup paths; CK_INVALID_HANDLE is a no-op. */
 void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj);
@@ -232,14 +258,15 @@ int64_t kp_p11_date_time(const CK_DATE *date);
 /* Crypto in software (p11_crypto.c) ------------------------------------------------------- */
 
 kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len);
-void kp_p11_sha256(const uint8_t *data, size_t len, uint8_t out[KP_P11_SHA256_LEN]);
-void kp_p11_hex(const uint8_t *data, size_t len, char *out, size_t size);
+/** The fingerprint of an SPKI DER (kp_fpr_spki) and the CKA_ID made of it (its 32 bytes). */
+kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len,
+                         char fpr[KP_FPR_HEX], uint8_t id[KP_P11_SHA256_LEN]);
 /** SubjectPublicKeyInfo DER (OPENSSL_malloc'ed) of an RSA public key given as big-endian
  *  modulus and exponent. */
 kp_status kp_p11_spki_build(kp_p11_inst *pi, const uint8_t *n, size_t nlen, const uint8_t *e,
                             size_t elen, uint8_t **der, size_t *len);
-/** Modulus and exponent (malloc'ed, big-endian) of an RSA SubjectPublicKeyInfo DER;
- *  KP_ERR_INVALID_ARG when it is not one. */
+/** Modulus and exponent (malloc'ed, big-endian) of an RSA SubjectPublicKeyInfo DER of at least
+ *  2048 bits (a wrapping key); KP_ERR_INVALID_ARG when it is not one. */
 kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uint8_t **n,
                             size_t *nlen, uint8_t **e, size_t *elen);
 /** Vets a PKCS#8 PrivateKeyInfo DER for import (RSA 2048/3072/4096, consistent, bits as
@@ -262,7 +289,7 @@ kp_status kp_p11_version_alloc(kp_p11_op *op, const char *name, uint32_t want, u
 /** After creating objects labelled label: KP_ERR_EXISTS when another writer (another process)
  *  took the same version meanwhile. The caller then destroys its objects. */
 kp_status kp_p11_version_claim(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label);
-/** Copies the caller's spec; an older, shorter struct leaves the appended members zero. */
+/** Copies the caller's spec (kp_key_spec_read) and checks its name. */
 kp_status kp_p11_spec(kp_p11_inst *pi, const kp_key_spec *in, kp_key_spec *out);
 
 #endif /* KP_P11_INTERNAL_H */

@@ -1,7 +1,7 @@
 /*
  * KS_CREATE: key generation inside the token. An RSA key's CKA_ID is the SHA-256 of its
- * SubjectPublicKeyInfo, known only after generation, so the pair is generated under a
- * placeholder label that no listing accepts and renamed once its ID is set. Whatever fails
+ * SubjectPublicKeyInfo (its fingerprint), known only after generation, so the pair is generated
+ * under a placeholder label that no lookup accepts and renamed once its ID is set. Whatever fails
  * after the objects exist destroys them: the token keeps no half-made versions.
  */
 #include <stdio.h>
@@ -14,13 +14,8 @@
 
 kp_status kp_p11_spec(kp_p11_inst *pi, const kp_key_spec *in, kp_key_spec *out)
 {
-    size_t n;
-
-    memset(out, 0, sizeof(*out));
-    if (in == NULL || in->struct_size < offsetof(kp_key_spec, flags) + sizeof(in->flags))
+    if (!kp_key_spec_read(in, out))
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "key spec missing or too small");
-    n = in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
-    memcpy(out, in, n);
     return kp_p11_check_name(pi, out->name);
 }
 
@@ -97,21 +92,6 @@ typedef struct s_create {
     kp_p11_key key; /* what was made */
 } s_create;
 
-/* Sets CKA_ID and CKA_LABEL of an object. */
-static kp_status s_rename(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id, size_t idlen,
-                          const char *label)
-{
-    CK_ATTRIBUTE a[] = {
-        {CKA_ID, (void *)id, idlen},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_RV rv = op->f->C_SetAttributeValue(op->s, obj, a, 2);
-
-    if (rv != CKR_OK)
-        return kp_p11_ck(op->pi, op, rv, false, "C_SetAttributeValue", "labelling '%s'", label);
-    return KP_OK;
-}
-
 static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, const CK_DATE *date)
 {
     kp_p11_inst *pi = op->pi;
@@ -120,19 +100,19 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
     CK_BBOOL extr = (c->spec.flags & KP_KEY_EXPORTABLE) != 0 ? CK_TRUE : CK_FALSE;
     CK_ULONG bits = c->spec.bits;
     CK_BYTE f4[] = {0x01, 0x00, 0x01};
-    uint8_t rnd[8];
-    char temp[KP_P11_OBJLABEL_MAX], hex[2 * sizeof(rnd) + 1];
+    char temp[KP_P11_OBJLABEL_MAX], fpr[KP_FPR_HEX];
+    uint8_t subject[KP_P11_TAG_MAX];
+    size_t sublen = 0;
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
     uint8_t *spki = NULL;
     size_t spkilen;
     kp_status st;
     CK_RV rv;
 
-    /* A leading '.' is never a valid key name, so listings skip the pair until renamed. */
-    if ((st = kp_p11_random(pi, rnd, sizeof(rnd))) != KP_OK)
+    /* A leading '.' is never a valid key name, so lookups skip the pair until renamed. */
+    if ((st = kp_p11_pending_label(pi, temp, sizeof(temp))) != KP_OK ||
+        (st = kp_p11_tag(pi, c->spec.name, subject, &sublen, NULL)) != KP_OK)
         return st;
-    kp_p11_hex(rnd, sizeof(rnd), hex, sizeof(hex));
-    snprintf(temp, sizeof(temp), "%s.pending-%s", pi->prefix, hex);
     {
         CK_ATTRIBUTE pubt[] = {
             {CKA_TOKEN, &yes, sizeof(yes)},
@@ -155,6 +135,7 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
             {CKA_SIGN, &no, sizeof(no)},
             {CKA_LABEL, temp, strlen(temp)},
             {CKA_START_DATE, (void *)date, sizeof(*date)},
+            {CKA_SUBJECT, subject, sublen},
         };
         rv = op->f->C_GenerateKeyPair(op->s, &mech, pubt, sizeof(pubt) / sizeof(pubt[0]), privt,
                                       sizeof(privt) / sizeof(privt[0]), &pub, &priv);
@@ -165,11 +146,13 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
     if ((st = kp_p11_obj_spki(op, pub, &spki, &spkilen)) != KP_OK)
         goto fail;
     c->key.idlen = KP_P11_SHA256_LEN;
-    kp_p11_sha256(spki, spkilen, c->key.id);
+    st = kp_p11_spki_id(pi, spki, spkilen, fpr, c->key.id);
     free(spki);
+    if (st != KP_OK)
+        goto fail;
     /* The public half first: listings go by the private key, which must find its pair. */
-    if ((st = s_rename(op, pub, c->key.id, c->key.idlen, label)) != KP_OK ||
-        (st = s_rename(op, priv, c->key.id, c->key.idlen, label)) != KP_OK ||
+    if ((st = kp_p11_relabel(op, pub, c->key.id, c->key.idlen, label)) != KP_OK ||
+        (st = kp_p11_relabel(op, priv, c->key.id, c->key.idlen, label)) != KP_OK ||
         (st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label)) != KP_OK ||
         (st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label)) != KP_OK)
         goto fail;
@@ -191,11 +174,14 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
     CK_BBOOL extr = (c->spec.flags & KP_KEY_EXPORTABLE) != 0 ? CK_TRUE : CK_FALSE;
     CK_ULONG len = c->spec.bits / 8;
     CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+    uint8_t subject[KP_P11_TAG_MAX];
+    size_t sublen = 0;
     kp_status st;
     CK_RV rv;
 
+    /* The tag is the ID: a secret key has no CKA_SUBJECT to carry it. */
     c->key.idlen = KP_P11_AES_ID_LEN;
-    if ((st = kp_p11_random(pi, c->key.id, c->key.idlen)) != KP_OK)
+    if ((st = kp_p11_tag(pi, c->spec.name, subject, &sublen, c->key.id)) != KP_OK)
         return st;
     {
         CK_ATTRIBUTE t[] = {
@@ -271,7 +257,10 @@ kp_status kp_p11_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
     pthread_mutex_lock(&pi->create_lock);
     st = kp_p11_run(pi, s_create_op, &c);
     pthread_mutex_unlock(&pi->create_lock);
-    if (st == KP_OK)
-        kp_p11_key_info(pi, &c.key, info);
+    if (st == KP_OK) {
+        kp_key_info full;
+        kp_p11_key_info(pi, &c.key, &full);
+        kp_key_info_put(info, &full);
+    }
     return st;
 }

@@ -1,52 +1,89 @@
 /*
- * template: a minimal keyplane plugin to copy. It offers a secret store that lives in memory
- * for the life of the instance, which is enough to show the whole ABI contract: the handshake,
- * the info and params, instance lifecycle, secrets allocated through the core's upcalls, and
- * errors reported with SET_ERROR. See docs/abi.md.
+ * template: the plugin itself: the handshake, what the plugin and its instances declare, the
+ * params, and the instance lifecycle. The keystore and secret store functions are in the other
+ * template_*.c files (template.h lists them).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include <keyplane/provider.h>
+#include <openssl/err.h>
 
-#define TEMPLATE_MAX 64
+#include "template.h"
 
-/* The core's services, filled at init (kp_upcalls_get checks each against its typedef). */
-static kp_upcalls s_up;
+#define LABEL_MAX 64
 
-typedef struct tpl_item {
-    char name[KP_NAME_MAX];
-    uint32_t version;
-    kp_secret *value;
-} tpl_item;
-
-typedef struct tpl_inst {
-    kp_core_handle *h;
-    size_t n;
-    tpl_item items[TEMPLATE_MAX];
-} tpl_inst;
-
-static const kp_plugin_info s_info = {sizeof(kp_plugin_info),
-                                      KP_ABI_MAJOR,
-                                      KP_ABI_MINOR,
-                                      "template",
-                                      "0.1.0",
-                                      "example plugin: an in-memory secret store",
-                                      KP_CAP_SECRETSTORE};
-
-static const kp_param_desc s_params[] = {
-    {"label", KP_PARAM_STRING, 0, 0, 0, "free text, shown by check"},
-    {NULL, 0, 0, 0, 0, NULL},
-};
-
+/* Declared with the ABI's typedefs, so the compiler checks each function's type before it goes
+ * into the dispatch table through a cast. */
 static kp_plugin_info_fn s_plugin_info;
 static kp_plugin_params_fn s_plugin_params;
+static kp_plugin_teardown_fn s_plugin_teardown;
+static kp_plugin_describe_fn s_plugin_describe;
+static kp_plugin_check_key_fn s_plugin_check_key;
 static kp_instance_open_fn s_open;
 static kp_instance_close_fn s_close;
 static kp_instance_check_fn s_check;
-static kp_ss_put_fn s_put;
-static kp_ss_get_fn s_get;
-static kp_ss_list_fn s_list;
+static kp_instance_info_fn s_instance_info;
+
+/* --- What the plugin declares ------------------------------------------------------------- */
+
+static const kp_plugin_info s_info = {
+    .struct_size = sizeof(kp_plugin_info),
+    .abi_major = KP_ABI_MAJOR,
+    /* The lowest minor this plugin needs, not KP_ABI_MINOR: everything used here is ABI 1.0,
+     * so any 1.x core loads it. Raise it only when you use an id marked "since 1.N". */
+    .abi_minor = 0,
+    .name = TPL_NAME,
+    .version = "1.0.0",
+    .description = "example keystore: software RSA keys and secrets in memory",
+    /* Every capability any instance may have; each instance says which it has (s_fill_info). */
+    .capabilities = KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE,
+};
+
+/* The core checks names, types and bounds against this list before open is called, and refuses
+ * a policy with an unknown or missing parameter, so open only checks meaning. */
+static const kp_param_desc s_params[] = {
+    {.name = "label", .type = KP_PARAM_STRING, .help = "free text shown by check (64 bytes)"},
+    {.name = "max_versions",
+     .type = KP_PARAM_INT,
+     .min = 1,
+     .max = 1000000,
+     .help = "most versions one key or secret may have (default: no limit)"},
+    {.name = "secret_store",
+     .type = KP_PARAM_BOOL,
+     .help = "also be a secret store (default true); false: a keystore only"},
+    {.name = NULL},
+};
+
+/* One place decides what an instance is, from its params alone, so PLUGIN_DESCRIBE (before
+ * open, at `policy validate`) and INSTANCE_INFO (after open) can never disagree. */
+static void s_fill_info(bool secret_store, kp_instance_info *info)
+{
+    /* The core owns info and set its struct_size; write only what that size holds, so a core
+     * built with an older, shorter kp_instance_info is not overrun. */
+    kp_instance_info full = {
+        .struct_size = sizeof(full),
+        .capabilities = KP_CAP_KEYSTORE | (secret_store ? KP_CAP_SECRETSTORE : 0),
+        .wrap_algs = TPL_WRAP_ALGS,
+        .unwrap_algs = TPL_WRAP_ALGS,
+        .key_bits = TPL_KEY_BITS,
+        .export_keyx = TPL_KEYX,
+        .import_keyx = TPL_KEYX,
+        /* Compare-and-swap of the state document is exact, but only this process sees this
+         * store. Set KP_INST_STATE_CAS only when the backend itself does conditional writes
+         * (an ETag with If-Match, a version check in a transaction). */
+        .flags = 0,
+        .secret_max = secret_store ? TPL_SECRET_MAX : 0,
+    };
+    uint32_t keep = info->struct_size;
+    memcpy(info, &full, keep < sizeof(full) ? keep : sizeof(full));
+    info->struct_size = keep;
+}
+
+static bool s_param_secret_store(const kp_param *params)
+{
+    const kp_param *p = kp_param_find(params, "secret_store");
+    return p == NULL || p->num != 0;
+}
 
 static const kp_plugin_info *s_plugin_info(void *plugin_ctx)
 {
@@ -60,118 +97,199 @@ static const kp_param_desc *s_plugin_params(void *plugin_ctx)
     return s_params;
 }
 
+static void s_plugin_teardown(void *plugin_ctx)
+{
+    free(plugin_ctx);
+}
+
+static kp_status s_plugin_describe(void *plugin_ctx, const kp_param *params, kp_instance_info *info)
+{
+    (void)plugin_ctx;
+    s_fill_info(s_param_secret_store(params), info);
+    return KP_OK;
+}
+
+/* The store's domain rules, asked before anything is created (`policy validate`, `plan`), so a
+ * chain this store cannot hold fails there and not halfway through an apply. Keep it in step
+ * with what KS_CREATE and KS_IMPORT accept. */
+static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params,
+                                    const kp_key_spec *in)
+{
+    tpl_plugin *p = plugin_ctx;
+    kp_key_spec spec;
+    (void)params;
+    if (!kp_key_spec_read(in, &spec) || spec.name == NULL)
+        return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, "template: no key spec");
+    if (!kp_key_name_valid(spec.name))
+        return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG,
+                         "template: key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]",
+                         spec.name);
+    if (spec.type != KP_KEY_RSA)
+        return kp_errorf(&p->up, p->h, KP_ERR_UNSUPPORTED, "template: keys are RSA only");
+    if (spec.bits != 0 && !tpl_rsa_bits_ok(spec.bits))
+        return kp_errorf(&p->up, p->h, KP_ERR_UNSUPPORTED,
+                         "template: RSA keys are 2048, 3072 or 4096 bits, not %u", spec.bits);
+    return KP_OK;
+}
+
+/* --- Instances ------------------------------------------------------------------------------ */
+
 static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *params, void **inst)
 {
-    (void)plugin_ctx, (void)params;
-    tpl_inst *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return s_up.set_error(h, KP_ERR_NOMEM, "out of memory");
+    tpl_plugin *p = plugin_ctx;
+    const kp_param *label = kp_param_find(params, "label");
+    const kp_param *maxv = kp_param_find(params, "max_versions");
+    tpl_inst *t;
+
+    /* The core checked the type and bounds; the meaning is ours to check, with one line that
+     * names the parameter. */
+    if (label != NULL && strlen(label->str) > LABEL_MAX)
+        return kp_errorf(&p->up, h, KP_ERR_CONFIG, "template: label is longer than %d bytes",
+                         LABEL_MAX);
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return kp_errorf(&p->up, h, KP_ERR_NOMEM, "template: out of memory");
+    t->up = &p->up;
     t->h = h;
+    t->max_versions = maxv != NULL ? (uint32_t)maxv->num : 0;
+    t->secret_store = s_param_secret_store(params);
+    /* Copy every string kept: params are borrowed for this call only. */
+    if ((t->label = strdup(label != NULL ? label->str : "")) == NULL) {
+        free(t);
+        return kp_errorf(&p->up, h, KP_ERR_NOMEM, "template: out of memory");
+    }
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->label);
+        free(t);
+        return kp_errorf(&p->up, h, KP_ERR_INTERNAL, "template: cannot create a mutex");
+    }
     *inst = t;
     return KP_OK;
 }
 
+/* The core calls close once, after every other call on the instance has returned. */
 static void s_close(void *inst)
 {
     tpl_inst *t = inst;
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->n; i++)
-        s_up.secret_free(t->items[i].value); /* the core wipes */
+    for (size_t i = 0; i < t->keys.n; i++)
+        tpl_key_free(t->keys.v[i]);
+    for (size_t i = 0; i < t->secrets.n; i++)
+        tpl_secret_free(t->up, t->secrets.v[i]);
+    for (size_t i = 0; i < t->states.n; i++)
+        tpl_state_free(t->states.v[i]);
+    free(t->keys.v);
+    free(t->secrets.v);
+    free(t->states.v);
+    EVP_PKEY_free(t->kek); /* OpenSSL clears private key memory when it frees it */
+    pthread_mutex_destroy(&t->lock);
+    free(t->label);
     free(t);
 }
 
+/* A real plugin contacts its backend here (open must not): reachability, credentials and each
+ * permission it needs, one report per item, so `keyplane check` says which one failed. */
 static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
 {
-    (void)inst;
-    report(arg, "memory", KP_OK, "in-memory store ready");
+    tpl_inst *t = inst;
+    char detail[160];
+    pthread_mutex_lock(&t->lock);
+    snprintf(detail, sizeof(detail), "in memory%s%s: %zu key versions, %zu secret versions",
+             t->label[0] != '\0' ? ", " : "", t->label, t->keys.n, t->secrets.n);
+    pthread_mutex_unlock(&t->lock);
+    report(arg, "store", KP_OK, detail);
     return KP_OK;
 }
 
-static kp_status s_put(void *inst, const char *name, const kp_secret *value, const kp_meta *meta,
-                       size_t nmeta, uint32_t *version)
+static kp_status s_instance_info(void *inst, kp_instance_info *info)
 {
-    (void)meta, (void)nmeta;
     tpl_inst *t = inst;
-    if (strlen(name) >= KP_NAME_MAX)
-        return s_up.set_error(t->h, KP_ERR_INVALID_ARG, "name too long");
-    if (t->n == TEMPLATE_MAX)
-        return s_up.set_error(t->h, KP_ERR_BACKEND, "store full");
-    uint32_t v = 0;
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->items[i].name, name) == 0 && t->items[i].version > v)
-            v = t->items[i].version;
-    tpl_item *it = &t->items[t->n];
-    it->value = s_up.secret_new(s_up.secret_len(value));
-    if (it->value == NULL)
-        return s_up.set_error(t->h, KP_ERR_NOMEM, "out of memory");
-    memcpy(s_up.secret_data(it->value), s_up.secret_cdata(value), s_up.secret_len(value));
-    strcpy(it->name, name);
-    it->version = v + 1;
-    t->n++;
-    *version = it->version;
+    s_fill_info(t->secret_store, info);
     return KP_OK;
 }
 
-static kp_status s_visit(const tpl_item *it, kp_secret_visit_fn visit, void *arg)
+/* --- Helpers for the other files ---------------------------------------------------------- */
+
+/* Reports an OpenSSL failure with its reason (never key material) and clears OpenSSL's
+ * thread-local error queue, so a stale error does not show up in the core's next message. */
+kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *name)
 {
-    kp_secret_info info = {{0}, it->version, 0, s_up.secret_len(it->value)};
-    strcpy(info.name, it->name);
-    return visit(arg, &info, NULL, 0);
+    unsigned long e = ERR_peek_last_error();
+    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return kp_errorf(t->up, t->h, st, "template: %s %.127s: %s", what, name != NULL ? name : "",
+                     why != NULL ? why : "failed");
 }
 
-static kp_status s_get(void *inst, const char *name, uint32_t version, kp_secret **value,
-                       kp_secret_visit_fn visit, void *arg)
+kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item)
 {
-    tpl_inst *t = inst;
-    const tpl_item *best = NULL;
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->items[i].name, name) == 0 &&
-            (version == 0 ? best == NULL || t->items[i].version > best->version
-                          : t->items[i].version == version))
-            best = &t->items[i];
-    if (best == NULL)
-        return s_up.set_error(t->h, KP_ERR_NOT_FOUND, "no such secret");
-    *value = s_up.secret_new(s_up.secret_len(best->value));
-    if (*value == NULL)
-        return s_up.set_error(t->h, KP_ERR_NOMEM, "out of memory");
-    memcpy(s_up.secret_data(*value), s_up.secret_cdata(best->value), s_up.secret_len(best->value));
-    return visit != NULL ? s_visit(best, visit, arg) : KP_OK;
-}
-
-static kp_status s_list(void *inst, const char *name, kp_secret_visit_fn visit, void *arg)
-{
-    tpl_inst *t = inst;
-    for (size_t i = 0; i < t->n; i++) {
-        if (name != NULL && strcmp(t->items[i].name, name) != 0)
-            continue;
-        kp_status st = s_visit(&t->items[i], visit, arg);
-        if (st != KP_OK)
-            return st;
+    if (vec->n == vec->cap) {
+        size_t cap = vec->cap != 0 ? vec->cap * 2 : 8;
+        void **v = realloc(vec->v, cap * sizeof(*v));
+        if (v == NULL)
+            return KP_ERR_NOMEM;
+        vec->v = v;
+        vec->cap = cap;
     }
+    memmove(&vec->v[at + 1], &vec->v[at], (vec->n - at) * sizeof(*vec->v));
+    vec->v[at] = item;
+    vec->n++;
     return KP_OK;
 }
 
+bool tpl_rsa_bits_ok(uint32_t bits)
+{
+    return bits == 2048 || bits == 3072 || bits == 4096;
+}
+
+/* --- The handshake ------------------------------------------------------------------------ */
+
+/* Each id next to its function; the table ends with {0, NULL}. Ids the core does not know are
+ * ignored by it, so a table may list functions of a newer minor than the core offers. */
 static const kp_dispatch s_table[] = {
-    {KP_FN_PLUGIN_INFO, (kp_fn)s_plugin_info},
-    {KP_FN_PLUGIN_PARAMS, (kp_fn)s_plugin_params},
-    {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
-    {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
-    {KP_FN_INSTANCE_CHECK, (kp_fn)s_check},
-    {KP_FN_SS_PUT, (kp_fn)s_put},
-    {KP_FN_SS_GET, (kp_fn)s_get},
-    {KP_FN_SS_LIST, (kp_fn)s_list},
-    {0, NULL},
+    {.id = KP_FN_PLUGIN_INFO, .fn = (kp_fn)s_plugin_info},
+    {.id = KP_FN_PLUGIN_TEARDOWN, .fn = (kp_fn)s_plugin_teardown},
+    {.id = KP_FN_PLUGIN_PARAMS, .fn = (kp_fn)s_plugin_params},
+    {.id = KP_FN_PLUGIN_DESCRIBE, .fn = (kp_fn)s_plugin_describe},
+    {.id = KP_FN_PLUGIN_CHECK_KEY, .fn = (kp_fn)s_plugin_check_key},
+    {.id = KP_FN_INSTANCE_OPEN, .fn = (kp_fn)s_open},
+    {.id = KP_FN_INSTANCE_CLOSE, .fn = (kp_fn)s_close},
+    {.id = KP_FN_INSTANCE_CHECK, .fn = (kp_fn)s_check},
+    {.id = KP_FN_INSTANCE_INFO, .fn = (kp_fn)s_instance_info},
+    {.id = KP_FN_KS_CREATE, .fn = (kp_fn)tpl_ks_create},
+    {.id = KP_FN_KS_IMPORT, .fn = (kp_fn)tpl_ks_import},
+    {.id = KP_FN_KS_GET, .fn = (kp_fn)tpl_ks_get},
+    {.id = KP_FN_KS_GET_PUBLIC, .fn = (kp_fn)tpl_ks_get_public},
+    {.id = KP_FN_KS_LIST, .fn = (kp_fn)tpl_ks_list},
+    {.id = KP_FN_KS_WRAP, .fn = (kp_fn)tpl_ks_wrap},
+    {.id = KP_FN_KS_UNWRAP, .fn = (kp_fn)tpl_ks_unwrap},
+    {.id = KP_FN_KS_EXPORT_WRAPPED, .fn = (kp_fn)tpl_ks_export_wrapped},
+    {.id = KP_FN_KS_STATE_GET, .fn = (kp_fn)tpl_ks_state_get},
+    {.id = KP_FN_KS_STATE_PUT, .fn = (kp_fn)tpl_ks_state_put},
+    {.id = KP_FN_KS_IMPORT_OFFER, .fn = (kp_fn)tpl_ks_import_offer},
+    {.id = KP_FN_KS_IMPORT_WRAPPED, .fn = (kp_fn)tpl_ks_import_wrapped},
+    {.id = KP_FN_SS_PUT, .fn = (kp_fn)tpl_ss_put},
+    {.id = KP_FN_SS_GET, .fn = (kp_fn)tpl_ss_get},
+    {.id = KP_FN_SS_LIST, .fn = (kp_fn)tpl_ss_list},
+    {.id = 0, .fn = NULL},
 };
 
+/* The only exported symbol; the SDK's plugin.map puts it under KEYPLANE_PROVIDER_1. */
 KP_PLUGIN_EXPORT kp_plugin_init_fn kp_plugin_init;
 
 kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out, void **plugin_ctx)
 {
-    kp_status st = kp_plugin_accept(core, out, plugin_ctx, &s_up, "template: core lacks an upcall");
+    kp_upcalls up;
+    /* Checks the arguments and the ABI major, and fills every upcall of ABI 1.0. */
+    kp_status st = kp_plugin_accept(core, out, plugin_ctx, &up, "template: core lacks an upcall");
     if (st != KP_OK)
         return st;
+    tpl_plugin *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return kp_errorf(&up, core->handle, KP_ERR_NOMEM, "template: out of memory");
+    p->up = up;
+    p->h = core->handle;
     *out = s_table;
-    *plugin_ctx = NULL;
+    *plugin_ctx = p;
     return KP_OK;
 }

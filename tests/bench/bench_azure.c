@@ -34,7 +34,7 @@
 #include <jansson.h>
 
 #include <keyplane/keyplane.h>
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #define S_KEY "bench"
 #define S_API "2025-07-01" /* the plugin's default api-version (akv_internal.h) */
@@ -327,7 +327,8 @@ int main(int argc, char **argv)
     kp_policy *pol = NULL;
     kp_instance *inst = NULL;
     kp_key_info info;
-    kp_key_spec spec = {sizeof(spec), S_KEY, KP_KEY_RSA, 2048, 0, 0};
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = S_KEY, .type = KP_KEY_RSA, .bits = 2048};
     uint8_t raw_dek[S_DEK_LEN];
     for (size_t i = 0; i < sizeof(raw_dek); i++)
         raw_dek[i] = (uint8_t)(0xa5 ^ (i * 7));

@@ -151,7 +151,11 @@ int main(int argc, char **argv)
     kp_policy *pol = NULL;
     kp_instance *inst = NULL;
     kp_key_info info;
-    kp_key_spec spec = {sizeof(spec), "bench", KP_KEY_RSA, 2048, 0, 1};
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = "bench",
+                        .type = KP_KEY_RSA,
+                        .bits = 2048,
+                        .version = 1};
     kp_status st = kp_ctx_new(&ctx);
     if (st == KP_OK)
         st = kp_ctx_add_plugin_dir(ctx, plugin_dir);

@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +29,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/codec.h>
 #include <keyplane/provider.h>
 
 #define S_LATENCY_DEFAULT 20
@@ -97,6 +97,7 @@ static kp_plugin_params_fn s_params;
 static kp_instance_open_fn s_open;
 static kp_instance_close_fn s_close;
 static kp_instance_check_fn s_check;
+static kp_instance_info_fn s_instance_info;
 static kp_ks_create_fn s_create;
 static kp_ks_import_fn s_import;
 static kp_ks_get_public_fn s_get_public;
@@ -104,11 +105,12 @@ static kp_ks_list_fn s_list;
 static kp_ks_wrap_fn s_wrap;
 static kp_ks_unwrap_fn s_unwrap;
 static kp_ks_export_fn s_export;
+static kp_ks_get_fn s_get;
 
 static const kp_plugin_info s_plugin_info = {
     .struct_size = sizeof(kp_plugin_info),
     .abi_major = KP_ABI_MAJOR,
-    .abi_minor = KP_ABI_MINOR,
+    .abi_minor = 0, /* needs nothing newer than ABI 1.0 */
     .name = "latency",
     .version = "0.1.0",
     .description = "test only: in-memory keystore that sleeps latency_ms in every call",
@@ -130,6 +132,7 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
     {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
     {KP_FN_INSTANCE_CHECK, (kp_fn)s_check},
+    {KP_FN_INSTANCE_INFO, (kp_fn)s_instance_info},
     {KP_FN_KS_CREATE, (kp_fn)s_create},
     {KP_FN_KS_IMPORT, (kp_fn)s_import},
     {KP_FN_KS_GET_PUBLIC, (kp_fn)s_get_public},
@@ -137,24 +140,14 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_WRAP, (kp_fn)s_wrap},
     {KP_FN_KS_UNWRAP, (kp_fn)s_unwrap},
     {KP_FN_KS_EXPORT, (kp_fn)s_export},
+    {KP_FN_KS_GET, (kp_fn)s_get},
     {0, NULL},
 };
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static kp_status s_err(const s_inst *in, kp_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static kp_status s_err(const s_inst *in, kp_status st, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return in->pl->up.set_error(in->h, st, msg);
-}
+/* kp_errorf with the instance's upcalls and handle. */
+#define s_err(in, st, ...) kp_errorf(&(in)->pl->up, (in)->h, (st), __VA_ARGS__)
 
 /* The injected latency; restarts after a signal so the full delay is always served. */
 static void s_sleep(const s_inst *in)
@@ -164,21 +157,6 @@ static void s_sleep(const s_inst *in)
 
     while (in->latency_ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static bool s_name_ok(const char *name)
-{
-    size_t len = name != NULL ? strlen(name) : 0;
-
-    if (len == 0 || len >= KP_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 static size_t s_hash(const char *name)
@@ -207,8 +185,7 @@ static kp_status s_material_new(const s_up *up, EVP_PKEY *pkey, const kp_secret 
 {
     s_material *m = calloc(1, sizeof(*m));
     PKCS8_PRIV_KEY_INFO *p8 = NULL;
-    unsigned char md[32], *p;
-    unsigned int mdlen = 0;
+    unsigned char *p;
     int n;
 
     *out = NULL;
@@ -225,10 +202,8 @@ static kp_status s_material_new(const s_up *up, EVP_PKEY *pkey, const kp_secret 
     if (i2d_PUBKEY(pkey, &p) != n)
         goto fail;
     m->spki_len = (size_t)n;
-    if (EVP_Digest(m->spki, m->spki_len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    if (kp_fpr_spki(m->spki, m->spki_len, m->fpr) != KP_OK)
         goto fail;
-    for (unsigned int i = 0; i < mdlen; i++)
-        snprintf(m->fpr + 2 * i, 3, "%02x", md[i]);
     if (pkcs8 != NULL) {
         size_t len = up->secret_len(pkcs8);
         if ((m->pkcs8 = up->secret_new(len)) == NULL)
@@ -277,6 +252,7 @@ static s_version *s_version_find(s_key *k, uint32_t v)
 static void s_fill_info(const s_inst *in, const s_key *k, const s_version *v, kp_key_info *info)
 {
     memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info); /* a full info: the visitor's or kp_key_info_put's source */
     snprintf(info->name, sizeof(info->name), "%s", k->name);
     info->version = v->version;
     info->type = KP_KEY_RSA;
@@ -294,6 +270,7 @@ static void s_fill_info(const s_inst *in, const s_key *k, const s_version *v, kp
 static kp_status s_store_put(s_inst *in, const kp_key_spec *spec, s_material *m, kp_key_info *info)
 {
     s_store *s = in->store;
+    kp_key_info full;
     kp_status st = KP_OK;
     uint32_t ver;
     size_t at;
@@ -334,17 +311,20 @@ static kp_status s_store_put(s_inst *in, const kp_key_spec *spec, s_material *m,
     k->v[at] = (s_version){ver, spec->flags & KP_KEY_EXPORTABLE, (int64_t)time(NULL), m};
     k->n++;
     atomic_fetch_add(&m->refs, 1);
-    s_fill_info(in, k, &k->v[at], info);
+    s_fill_info(in, k, &k->v[at], &full);
 out:
     pthread_mutex_unlock(&s->lock);
+    if (st == KP_OK)
+        kp_key_info_put(info, &full);
     return st;
 }
 
-static kp_status s_check_spec(s_inst *in, const kp_key_spec *spec)
+/* Copies the caller's spec into spec (kp_key_spec_read) and checks it. */
+static kp_status s_check_spec(s_inst *in, const kp_key_spec *caller, kp_key_spec *spec)
 {
-    if (spec == NULL || spec->struct_size < offsetof(kp_key_spec, version) + sizeof(uint32_t))
+    if (!kp_key_spec_read(caller, spec))
         return s_err(in, KP_ERR_INVALID_ARG, "key spec missing or too small");
-    if (!s_name_ok(spec->name))
+    if (!kp_key_name_valid(spec->name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     if (spec->type != KP_KEY_RSA)
         return s_err(in, KP_ERR_UNSUPPORTED, "the latency keystore holds RSA keys only");
@@ -360,7 +340,7 @@ static kp_status s_material_get(s_inst *in, const char *name, uint32_t version, 
     s_version *v;
 
     *m = NULL;
-    if (!s_name_ok(name))
+    if (!kp_key_name_valid(name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     pthread_mutex_lock(&s->lock);
     v = s_version_find(s_key_find(s, name), version);
@@ -514,39 +494,57 @@ static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
     return KP_OK;
 }
 
-/* ---- keystore ---------------------------------------------------------------------------- */
-
-static kp_status s_create(void *inst, const kp_key_spec *spec, kp_key_info *info)
+/* Not delayed: the core asks right after open, and a store answers it without I/O. */
+static kp_status s_instance_info(void *inst, kp_instance_info *info)
 {
     s_inst *in = inst;
+
+    if (info == NULL || !KP_HAS_MEMBER(info, kp_instance_info, key_bits))
+        return s_err(in, KP_ERR_INVALID_ARG, "instance info missing or too small");
+    info->capabilities = KP_CAP_KEYSTORE;
+    info->wrap_algs = KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256);
+    info->unwrap_algs = info->wrap_algs;
+    info->key_bits = KP_RSA_2048; /* what KS_CREATE makes */
+    return KP_OK;
+}
+
+/* ---- keystore ---------------------------------------------------------------------------- */
+
+static kp_status s_create(void *inst, const kp_key_spec *caller, kp_key_info *info)
+{
+    s_inst *in = inst;
+    kp_key_spec spec;
     kp_status st;
 
     s_sleep(in);
-    if ((st = s_check_spec(in, spec)) != KP_OK)
+    if ((st = s_check_spec(in, caller, &spec)) != KP_OK)
         return st;
     if (info == NULL)
         return s_err(in, KP_ERR_INVALID_ARG, "create: info is NULL");
-    if (spec->bits != 2048)
+    if (spec.bits != 2048)
         return s_err(in, KP_ERR_UNSUPPORTED,
-                     "the latency keystore creates RSA-2048 only (asked for %u bits)", spec->bits);
-    return s_store_put(in, spec, in->pl->shared, info);
+                     "the latency keystore creates RSA-2048 only (asked for %u bits)", spec.bits);
+    return s_store_put(in, &spec, in->pl->shared, info);
 }
 
-static kp_status s_import(void *inst, const kp_key_spec *spec, const kp_secret *pkcs8_der,
+static kp_status s_import(void *inst, const kp_key_spec *caller, const kp_secret *pkcs8_der,
                           kp_key_info *info)
 {
     s_inst *in = inst;
     const s_up *up = &in->pl->up;
+    const kp_key_spec *spec;
     PKCS8_PRIV_KEY_INFO *p8 = NULL;
     EVP_PKEY *pkey = NULL;
     s_material *m = NULL;
     const unsigned char *p;
+    kp_key_spec local;
     size_t len;
     kp_status st;
 
     s_sleep(in);
-    if ((st = s_check_spec(in, spec)) != KP_OK)
+    if ((st = s_check_spec(in, caller, &local)) != KP_OK)
         return st;
+    spec = &local;
     if (pkcs8_der == NULL || info == NULL)
         return s_err(in, KP_ERR_INVALID_ARG, "import: key or info is NULL");
     p = up->secret_cdata(pkcs8_der);
@@ -569,7 +567,12 @@ static kp_status s_import(void *inst, const kp_key_spec *spec, const kp_secret *
     }
     if ((st = s_material_new(up, pkey, pkcs8_der, &m)) != KP_OK)
         return s_err(in, st, "import: cannot encode the public key");
-    st = s_store_put(in, spec, m, info);
+    /* The expected fingerprint is checked before the version becomes visible. */
+    if (spec->fingerprint != NULL && strcmp(spec->fingerprint, m->fpr) != 0)
+        st = s_err(in, KP_ERR_INTEGRITY,
+                   "import of %s: the key's fingerprint is not the expected one", spec->name);
+    else
+        st = s_store_put(in, spec, m, info);
     s_material_unref(up, m); /* the store holds its own reference, or none on failure */
     return st;
 }
@@ -594,6 +597,31 @@ static kp_status s_get_public(void *inst, const char *name, uint32_t version, ui
         *len = m->spki_len;
     }
     return st;
+}
+
+static kp_status s_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    s_inst *in = inst;
+    s_store *s = in->store;
+    kp_key_info full;
+    s_version *v;
+    s_key *k;
+
+    s_sleep(in);
+    if (info == NULL)
+        return s_err(in, KP_ERR_INVALID_ARG, "get: info is NULL");
+    if (!kp_key_name_valid(name))
+        return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
+    pthread_mutex_lock(&s->lock);
+    k = s_key_find(s, name);
+    if ((v = s_version_find(k, version)) != NULL)
+        s_fill_info(in, k, v, &full);
+    pthread_mutex_unlock(&s->lock);
+    if (v == NULL)
+        return s_err(in, KP_ERR_NOT_FOUND, "%s: no key %s%s%.0u", s->name, name,
+                     version != 0 ? " v" : "", version);
+    kp_key_info_put(info, &full);
+    return KP_OK;
 }
 
 typedef struct s_listing {
@@ -629,7 +657,7 @@ static kp_status s_list(void *inst, const char *name, kp_key_visit_fn visit, voi
     s_sleep(in);
     if (visit == NULL)
         return s_err(in, KP_ERR_INVALID_ARG, "list: visit is NULL");
-    if (name != NULL && !s_name_ok(name))
+    if (name != NULL && !kp_key_name_valid(name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     /* Copy under the lock, visit outside it: a visitor may call back into the plugin. */
     pthread_mutex_lock(&s->lock);

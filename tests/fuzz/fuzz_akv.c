@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <keyplane/kit/b64.h>
+#include <keyplane/kit/codec.h>
 
 #include "akv_internal.h"
 
@@ -23,15 +23,6 @@ static void s_die(const char *parser, const char *what)
 {
     fprintf(stderr, "fuzz_akv: %s: %s\n", parser, what);
     abort();
-}
-
-/* akv_jwk.c's akv_json_dump_secret reports through akv_err; the parsers never call it. */
-kp_status akv_err(akv_inst *a, kp_status st, const char *fmt, ...)
-{
-    (void)a;
-    (void)fmt;
-    s_die("akv_err", "called from a parser");
-    return st;
 }
 
 /* s is NUL-terminated within n bytes, and printable when it must be one line. */

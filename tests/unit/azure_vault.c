@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -20,6 +21,7 @@
 
 static const char *s_url, *s_ca;
 static kp_http *s_ctl;
+static char s_token[8192]; /* akvt_rest's bearer token */
 static kp_ctx *s_ctx;
 static kp_policy *s_pol;
 static char s_policy_path[4096]; /* in KP_VAULT_DIR, which the runner always removes */
@@ -95,6 +97,7 @@ void akvt_done(void)
     kp_ctx_free(s_ctx);
     kp_http_free(s_ctl);
     unlink(s_policy_path);
+    OPENSSL_cleanse(s_token, sizeof s_token);
     s_pol = NULL;
     s_ctx = NULL;
     s_ctl = NULL;
@@ -114,12 +117,11 @@ kp_instance *akvt_open(const char *name)
     return inst;
 }
 
-/* One control request; returns the parsed answer (caller decrefs). */
-static json_t *s_control(const char *method, const char *path, const char *body)
+/* One request to the emulator; returns the HTTP status and, in *out, the parsed answer. */
+static long s_request(const char *method, const char *url, const char *const *headers,
+                      const char *body, json_t **out)
 {
-    char url[1024], err[256];
-    snprintf(url, sizeof url, "%s%s", s_url, path);
-    const char *const headers[] = {"Content-Type: application/json", NULL};
+    char err[256];
     kp_http_request req = {.method = method,
                            .url = url,
                            .headers = headers,
@@ -128,15 +130,53 @@ static json_t *s_control(const char *method, const char *path, const char *body)
     kp_http_response resp;
     kp_status st = kp_http_send(s_ctl, &req, &resp, err, sizeof err);
     if (st != KP_OK)
-        akvt_fail("%s %s: %s", method, path, err);
-    if (resp.status != 200)
-        akvt_fail("%s %s: HTTP %ld %s", method, path, resp.status, (const char *)resp.body);
-    json_error_t je;
-    json_t *j = json_loadb((const char *)resp.body, resp.len, 0, &je);
+        akvt_fail("%s %s: %s", method, url, err);
+    long status = resp.status;
+    if (out != NULL)
+        *out = json_loadb((const char *)resp.body, resp.len, 0, NULL);
     kp_http_response_free(&resp);
-    if (j == NULL)
-        akvt_fail("%s %s: answer is not JSON: %s", method, path, je.text);
+    return status;
+}
+
+/* One control request; returns the parsed answer (caller decrefs). */
+static json_t *s_control(const char *method, const char *path, const char *body)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", s_url, path);
+    const char *const headers[] = {"Content-Type: application/json", NULL};
+    json_t *j = NULL;
+    long status = s_request(method, url, headers, body, &j);
+    if (status != 200 || j == NULL)
+        akvt_fail("%s %s: HTTP %ld, or the answer is not JSON", method, path, status);
     return j;
+}
+
+long akvt_rest(const char *method, const char *path, const char *body, json_t **out)
+{
+    char url[2048], auth[sizeof(s_token) + 32];
+    if (s_token[0] == '\0') {
+        const char *const mh[] = {"Metadata: true", NULL};
+        json_t *j = NULL;
+        snprintf(url, sizeof url,
+                 "%s/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
+                 "https://vault.azure.net",
+                 s_url);
+        long status = s_request("GET", url, mh, NULL, &j);
+        const char *tok = json_string_value(json_object_get(j, "access_token"));
+        if (status != 200 || tok == NULL || strlen(tok) >= sizeof(s_token))
+            akvt_fail("no token from the emulator's IMDS endpoint (HTTP %ld)", status);
+        snprintf(s_token, sizeof s_token, "%s", tok);
+        json_decref(j);
+    }
+    snprintf(url, sizeof url, "%s%s%sapi-version=2025-07-01", s_url, path,
+             strchr(path, '?') != NULL ? "&" : "?");
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", s_token);
+    const char *const headers[] = {auth, "Content-Type: application/json", NULL};
+    json_t *j = NULL;
+    long status = s_request(method, url, headers, body, out != NULL ? &j : NULL);
+    if (out != NULL)
+        *out = j;
+    return status;
 }
 
 void akvt_faults(const char *json)
@@ -191,4 +231,75 @@ void akvt_local_wrap(const uint8_t *spki, size_t spki_len, const kp_secret *dek,
     *outlen = n;
     EVP_PKEY_CTX_free(c);
     EVP_PKEY_free(pk);
+}
+
+EVP_PKEY *akvt_rsa(unsigned bits)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    if (k == NULL)
+        akvt_fail("RSA-%u key generation", bits);
+    return k;
+}
+
+void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KP_FPR_HEX])
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(key, &der);
+    if (n <= 0 || (*spki = malloc((size_t)n)) == NULL)
+        akvt_fail("SubjectPublicKeyInfo");
+    memcpy(*spki, der, (size_t)n);
+    *len = (size_t)n;
+    OPENSSL_free(der);
+    if (kp_fingerprint_spki(*spki, *len, fpr) != KP_OK)
+        akvt_fail("fingerprint");
+}
+
+kp_secret *akvt_pkcs8(EVP_PKEY *key)
+{
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
+    unsigned char *der = NULL;
+    int n = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+    kp_secret *s = n > 0 ? kp_secret_new((size_t)n) : NULL;
+    if (s == NULL)
+        akvt_fail("PKCS#8");
+    memcpy(kp_secret_data(s), der, (size_t)n);
+    OPENSSL_clear_free(der, (size_t)n);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    return s;
+}
+
+void akvt_keyx_blob(const uint8_t *spki, size_t spki_len, EVP_PKEY *key, uint8_t **blob,
+                    size_t *len)
+{
+    kp_secret *p8 = akvt_pkcs8(key);
+    unsigned char aes[32];
+    const unsigned char *p = spki;
+    EVP_PKEY *kek = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    EVP_PKEY_CTX *c = kek != NULL ? EVP_PKEY_CTX_new(kek, NULL) : NULL;
+    size_t rsa_len = 0;
+    if (RAND_bytes(aes, sizeof aes) != 1 || c == NULL || EVP_PKEY_encrypt_init(c) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha1()) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha1()) <= 0 ||
+        EVP_PKEY_encrypt(c, NULL, &rsa_len, aes, sizeof aes) <= 0)
+        akvt_fail("BYOK blob: RSA-OAEP-SHA-1 setup");
+    /* RFC 5649 output: the input padded to a multiple of 8, plus 8 */
+    size_t p8len = kp_secret_len(p8), cap = rsa_len + (p8len + 7) / 8 * 8 + 8;
+    if ((*blob = malloc(cap)) == NULL || EVP_PKEY_encrypt(c, *blob, &rsa_len, aes, sizeof aes) <= 0)
+        akvt_fail("BYOK blob: RSA-OAEP-SHA-1");
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int n1 = 0, n2 = 0;
+    if (x == NULL)
+        akvt_fail("out of memory");
+    EVP_CIPHER_CTX_set_flags(x, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    if (EVP_EncryptInit_ex(x, EVP_aes_256_wrap_pad(), NULL, aes, NULL) != 1 ||
+        EVP_EncryptUpdate(x, *blob + rsa_len, &n1, kp_secret_cdata(p8), (int)p8len) != 1 ||
+        EVP_EncryptFinal_ex(x, *blob + rsa_len + n1, &n2) != 1)
+        akvt_fail("BYOK blob: AES key wrap with padding");
+    *len = rsa_len + (size_t)n1 + (size_t)n2;
+    EVP_CIPHER_CTX_free(x);
+    OPENSSL_cleanse(aes, sizeof aes);
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(kek);
+    kp_secret_free(p8);
 }

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+#include <openssl/evp.h>
+
 #include <keyplane/keyplane.h>
 
 /** The emulator's counters (GET /_emulator/stats). */
@@ -48,5 +51,25 @@ void akvt_local_wrap(const uint8_t *spki, size_t spki_len, const kp_secret *dek,
 
 /** Seconds of CLOCK_MONOTONIC. */
 double akvt_now(void);
+
+/**
+ * A request to the vault's keys API behind keyplane's back, to see or change what keyplane
+ * cannot (tags, attributes), with a token from the emulator's managed-identity endpoint. path is
+ * "/keys/..." without api-version; body may be NULL. Returns the HTTP status; *out (if not NULL)
+ * receives the parsed answer (caller decrefs; NULL when the body is not JSON).
+ */
+long akvt_rest(const char *method, const char *path, const char *body, json_t **out);
+
+/** A fresh RSA key of bits (OpenSSL; caller frees with EVP_PKEY_free). */
+EVP_PKEY *akvt_rsa(unsigned bits);
+/** The SubjectPublicKeyInfo DER of key (*spki malloc'd) and its fingerprint. */
+void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KP_FPR_HEX]);
+/** The PKCS#8 PrivateKeyInfo DER of key as a new secret. */
+kp_secret *akvt_pkcs8(EVP_PKEY *key);
+/** key wrapped for a KP_KEYX_RSA_AES_KWP_SHA1 import under the RSA public key spki, made
+ *  locally: RSA-OAEP-SHA-1 of a fresh AES-256 key, then RFC 5649 of the PKCS#8 under it.
+ *  *blob is malloc'd. */
+void akvt_keyx_blob(const uint8_t *spki, size_t spki_len, EVP_PKEY *key, uint8_t **blob,
+                    size_t *len);
 
 #endif

@@ -179,7 +179,7 @@ static void s_roundtrip(fx *f, kp_instance *inst, const char *name, size_t modul
     assert_memory_equal(kp_secret_data(back), kp_secret_data(dek), 32);
     kp_secret_free(back);
     kp_secret_free(dek);
-    free(ct);
+    kp_free(ct);
 }
 
 static void test_token_cached_and_refreshed(void **state)
@@ -188,7 +188,8 @@ static void test_token_cached_and_refreshed(void **state)
     kp_instance *cs = NULL;
     assert_int_equal(kp_instance_open(f->ctx, f->pol, "cs", &cs), KP_OK);
     size_t before = s_tokens();
-    kp_key_spec spec = {sizeof(spec), "auth1", KP_KEY_RSA, 2048, 0, 0};
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = "auth1", .type = KP_KEY_RSA, .bits = 2048};
     kp_key_info info;
     if (kp_key_create(cs, &spec, &info) != KP_OK)
         fail_msg("create: %s", kp_ctx_last_error(f->ctx));
@@ -210,7 +211,8 @@ static void test_managed_identity(void **state)
     fx *f = *state;
     kp_instance *mi = NULL;
     assert_int_equal(kp_instance_open(f->ctx, f->pol, "mi", &mi), KP_OK);
-    kp_key_spec spec = {sizeof(spec), "auth-mi", KP_KEY_RSA, 3072, 0, 0};
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = "auth-mi", .type = KP_KEY_RSA, .bits = 3072};
     kp_key_info info;
     if (kp_key_create(mi, &spec, &info) != KP_OK)
         fail_msg("create: %s", kp_ctx_last_error(f->ctx));

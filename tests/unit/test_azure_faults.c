@@ -26,7 +26,7 @@
 
 typedef struct s_blob {
     kp_secret *dek;
-    uint8_t *ct;
+    uint8_t *ct; /* in[]: akvt_local_wrap's (free); out[]: kp_key_wrap's (kp_free) */
     size_t len;
 } s_blob;
 
@@ -64,7 +64,8 @@ int main(int argc, char **argv)
     kp_instance *a3 = akvt_open("vault1-a3");
 
     /* the key, made in the vault, and its public half */
-    kp_key_spec spec = {sizeof(spec), S_KEY, KP_KEY_RSA, 2048, 0, 0};
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = S_KEY, .type = KP_KEY_RSA, .bits = 2048};
     kp_key_info info;
     kp_status st = kp_key_create(inst, &spec, &info);
     if (st != KP_OK || info.version != 1)
@@ -196,11 +197,11 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < nwr; i++) {
         kp_secret_free(out[i].dek);
-        free(out[i].ct);
+        kp_free(out[i].ct); /* from kp_key_wrap */
     }
     free(in);
     free(out);
-    free(spki);
+    kp_free(spki);
     kp_instance_close(a3);
     kp_instance_close(inst);
     akvt_done();

@@ -75,7 +75,7 @@ static void s_get_public(const s_case *c, const char *op, const char *want, cons
         akvt_fail("%s: get-public with an untouched %s answer: %s", c->kind, op,
                   kp_status_name(st));
     }
-    free(got);
+    kp_free(got);
     kp_instance_close(fresh);
 }
 
@@ -84,7 +84,8 @@ int main(void)
     akvt_init();
     akvt_faults("{}");
     kp_instance *inst = akvt_open("vault1");
-    kp_key_spec spec = {sizeof(spec), S_KEY, KP_KEY_RSA, 2048, 0, 0};
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = S_KEY, .type = KP_KEY_RSA, .bits = 2048};
     kp_key_info info;
     kp_status st = kp_key_create(inst, &spec, &info);
     uint8_t *spki = NULL;
@@ -142,12 +143,12 @@ int main(void)
     if (s1.corrupt - s0.corrupt != 20)
         akvt_fail("%ld answers were corrupted, want 20", s1.corrupt - s0.corrupt);
 
-    free(w);
+    kp_free(w);
     kp_secret_free(back);
     kp_secret_free(back2);
     kp_secret_free(dek);
-    free(ct);
-    free(spki);
+    free(ct); /* akvt_local_wrap's */
+    kp_free(spki);
     kp_instance_close(inst);
     akvt_done();
     printf("azure.malformed: PASS\n");

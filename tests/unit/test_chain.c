@@ -135,7 +135,8 @@ static void test_failover_and_fingerprint_mismatch(void **state)
     /* Region a gets a different key under the same version: it is skipped, not trusted. */
     kp_instance *a = NULL;
     assert_int_equal(kp_instance_open(f->ctx, f->pol, "a", &a), KP_OK);
-    kp_key_spec spec = {sizeof(spec), "c", KP_KEY_RSA, 2048, 0, 1};
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = "c", .type = KP_KEY_RSA, .bits = 2048, .version = 1};
     assert_int_equal(kp_key_create(a, &spec, &info), KP_OK);
     kp_instance_close(a);
     assert_int_equal(kp_chain_unwrap(f->ctx, f->pol, env, "a", &back, used), KP_ERR_INTEGRITY);

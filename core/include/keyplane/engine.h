@@ -44,7 +44,9 @@ typedef struct kp_action {
 
 typedef enum kp_finding_kind {
     KP_FINDING_UNREACHABLE = 1, /**< an instance could not be opened or listed */
-    KP_FINDING_CONFLICT = 2     /**< an instance holds another key under a version number */
+    KP_FINDING_CONFLICT = 2,    /**< an instance holds another key under a version number */
+    KP_FINDING_INCAPABLE = 3    /**< an instance cannot do what the chain needs (its wrap
+                                     algorithm, its key size), as the instance declared */
 } kp_finding_kind;
 
 /** Something the plan cannot fix by itself. */

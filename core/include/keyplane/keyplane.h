@@ -111,6 +111,12 @@ KP_API uint32_t kp_instance_capabilities(const kp_instance *inst);
 /** What the instance said it is and can do when it was opened (KP_FN_INSTANCE_INFO). */
 KP_API const kp_instance_info *kp_instance_get0_info(const kp_instance *inst);
 
+/** KP_OK when the opened instance can hold and use chain's protector as it declared at open
+ *  (its key size, and unwrap with the chain's algorithm); else KP_ERR_UNSUPPORTED with a one-line
+ *  reason in why (whylen bytes). */
+KP_API kp_status kp_instance_fits_chain(const kp_instance *inst, const kp_chain_policy *chain,
+                                        char *why, size_t whylen);
+
 /** Runs the plugin's checks; report is called once per item. */
 KP_API KP_WARN_UNUSED kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report,
                                                   void *arg);
@@ -157,9 +163,8 @@ KP_API KP_WARN_UNUSED kp_status kp_key_import_offer(kp_instance *inst, const kp_
  *  did not declare. */
 KP_API KP_WARN_UNUSED kp_status kp_key_export_wrapped(kp_instance *inst, const char *name,
                                                       uint32_t version, uint32_t method,
-                                                      const uint8_t *wrapping_spki,
-                                                      size_t spki_len, uint8_t **blob,
-                                                      size_t *bloblen);
+                                                      const uint8_t *wrapping_spki, size_t spki_len,
+                                                      uint8_t **blob, size_t *bloblen);
 
 /** Imports a blob made by kp_key_export_wrapped for the offer whose token is given
  *  (KP_FN_KS_IMPORT_WRAPPED). spec->fingerprint is required: the store checks it before the key

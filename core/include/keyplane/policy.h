@@ -74,6 +74,10 @@ KP_API size_t kp_policy_instance_count(const kp_policy *policy);
 KP_API const char *kp_policy_instance_name(const kp_policy *policy, size_t i);
 /** Plugin of the named instance; NULL when there is no such instance. */
 KP_API const char *kp_policy_instance_plugin(const kp_policy *policy, const char *instance);
+/** The KP_CAP_* bits an instance of the policy has, as its plugin describes it from the params
+ *  (PLUGIN_DESCRIBE; the plugin's own bits when it does not describe instances); 0 when there
+ *  is no such instance. Opening the instance may narrow them (kp_instance_capabilities). */
+KP_API uint32_t kp_policy_instance_capabilities(const kp_policy *pol, const char *instance);
 KP_API size_t kp_policy_chain_count(const kp_policy *policy);
 KP_API const kp_chain_policy *kp_policy_chain_at(const kp_policy *policy, size_t i);
 /** NULL when there is no such chain. */

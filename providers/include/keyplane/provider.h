@@ -279,8 +279,8 @@ static inline kp_status kp_plugin_accept(const kp_core_info *core, const kp_disp
 }
 
 /** printf-style SET_ERROR: formats into a KP_ERROR_MAX buffer and returns status. */
-static inline KP_PRINTF_(4, 5) kp_status kp_errorf(const kp_upcalls *up, kp_core_handle *h,
-                                                   kp_status status, const char *fmt, ...)
+static inline KP_PRINTF_(4, 5) kp_status
+    kp_errorf(const kp_upcalls *up, kp_core_handle *h, kp_status status, const char *fmt, ...)
 {
     char msg[KP_ERROR_MAX + 1];
     va_list ap;
@@ -424,11 +424,11 @@ typedef struct kp_key_info {
     uint32_t version; /**< 1, 2, ... */
     uint32_t type;    /**< kp_key_type */
     uint32_t bits;
-    uint32_t flags;                     /**< KP_KEY_EXPORTABLE */
-    uint32_t state;                     /**< kp_key_state */
-    int64_t created;                    /**< Unix time; 0 unknown */
-    int64_t expires;                    /**< Unix time after which the store refuses the key; 0 never */
-    char fingerprint[KP_FPR_HEX];       /**< lower-case hex SHA-256 of the SPKI DER (RSA) */
+    uint32_t flags;               /**< KP_KEY_EXPORTABLE */
+    uint32_t state;               /**< kp_key_state */
+    int64_t created;              /**< Unix time; 0 unknown */
+    int64_t expires;              /**< Unix time after which the store refuses the key; 0 never */
+    char fingerprint[KP_FPR_HEX]; /**< lower-case hex SHA-256 of the SPKI DER (RSA) */
     char backend_id[KP_BACKEND_ID_MAX]; /**< the store's own id (Key Vault kid, KMS key ARN,
                                              PKCS#11 CKA_ID, a path) */
 } kp_key_info;
@@ -641,13 +641,13 @@ KP_ABI_FUNC(kp_status, ks_state_put,
  *  sets struct_size and the two buffers with their capacities. */
 typedef struct kp_import_offer {
     uint32_t struct_size;
-    uint32_t methods;          /**< out: KP_KEYX_BIT()s this offer accepts */
-    int64_t expires;           /**< out: Unix time the offer (token) lapses; 0 never */
-    uint8_t *wrapping_spki;    /**< in: buffer; out: the wrapping key's SPKI DER */
-    size_t wrapping_spki_len;  /**< in: capacity; out: bytes written or needed */
-    uint8_t *token;            /**< in: buffer; out: opaque bytes for KS_IMPORT_WRAPPED (a
-                                    key-exchange key id, a KMS import token); not secret */
-    size_t token_len;          /**< in: capacity; out: bytes written or needed */
+    uint32_t methods;         /**< out: KP_KEYX_BIT()s this offer accepts */
+    int64_t expires;          /**< out: Unix time the offer (token) lapses; 0 never */
+    uint8_t *wrapping_spki;   /**< in: buffer; out: the wrapping key's SPKI DER */
+    size_t wrapping_spki_len; /**< in: capacity; out: bytes written or needed */
+    uint8_t *token;           /**< in: buffer; out: opaque bytes for KS_IMPORT_WRAPPED (a
+                                   key-exchange key id, a KMS import token); not secret */
+    size_t token_len;         /**< in: capacity; out: bytes written or needed */
 } kp_import_offer;
 
 #define KP_FN_KS_IMPORT_OFFER 210 /* optional; with KS_IMPORT_WRAPPED; since 1.0 */
@@ -684,8 +684,7 @@ KP_ABI_FUNC(kp_status, ks_restore, (void *inst, const kp_secret *blob, char name
 #define KP_FN_KS_GET 214 /* mandatory; since 1.0 */
 /** Fills info (caller storage, kp_key_info_put) for name/version, 0 = the latest, without
  *  listing unrelated keys or versions where the backend allows. KP_ERR_NOT_FOUND when absent. */
-KP_ABI_FUNC(kp_status, ks_get,
-            (void *inst, const char *name, uint32_t version, kp_key_info *info))
+KP_ABI_FUNC(kp_status, ks_get, (void *inst, const char *name, uint32_t version, kp_key_info *info))
 
 /* Secret store (KP_CAP_SECRETSTORE) ------------------------------------------------------- */
 
@@ -714,8 +713,8 @@ KP_ABI_FUNC(kp_status, ss_list, (void *inst, const char *name, kp_secret_visit_f
  *  (ncontext pairs, may be 0; the same pairs must be given to decrypt): *plain receives it
  *  (caller owns) and ct the encrypted form (the buffer convention). */
 KP_ABI_FUNC(kp_status, dk_generate,
-            (void *inst, const char *key_id, size_t nbytes, const kp_meta *context,
-             size_t ncontext, kp_secret **plain, uint8_t *ct, size_t *ctlen))
+            (void *inst, const char *key_id, size_t nbytes, const kp_meta *context, size_t ncontext,
+             kp_secret **plain, uint8_t *ct, size_t *ctlen))
 
 #define KP_FN_DK_DECRYPT 401 /* mandatory; since 1.0 */
 /** Decrypts a data key made by DK_GENERATE with the same context. *plain receives it (caller

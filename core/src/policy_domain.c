@@ -1,0 +1,118 @@
+/*
+ * What each instance of a policy will be and which keys it can hold, asked of its plugin from
+ * the params alone (PLUGIN_DESCRIBE, PLUGIN_CHECK_KEY): a chain whose protector a store would
+ * refuse (RSA-4096 in Azure Key Vault for TDE, a name Key Vault cannot spell) is an error of
+ * `policy validate`, before anything is created anywhere.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_internal.h"
+
+kp_status kp__param_view(const kp_pol_instance *pi, kp_param **out)
+{
+    kp_param *params = calloc(pi->nparams + 1, sizeof(*params));
+    if (params == NULL)
+        return KP_ERR_NOMEM;
+    for (size_t i = 0; i < pi->nparams; i++) {
+        const kp_pol_param *pp = &pi->params[i];
+        kp_param *p = &params[i];
+        p->name = pp->name;
+        p->type = pp->type;
+        p->str = pp->value;
+        if (pp->type == KP_PARAM_INT)
+            p->num = strtoll(pp->value, NULL, 10);
+        else if (pp->type == KP_PARAM_BOOL)
+            p->num = strcmp(pp->value, "true") == 0 || strcmp(pp->value, "yes") == 0 ||
+                     strcmp(pp->value, "on") == 0;
+    }
+    *out = params;
+    return KP_OK;
+}
+
+void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *node)
+{
+    kp_instance_info *info = &in->described;
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    info->capabilities = kp_plugin_get0_info(in->plugin)->capabilities;
+    const kp_dispatch *d = kp__plugin_fn(in->plugin, KP_FN_PLUGIN_DESCRIBE);
+    kp_param *params = NULL;
+    if (d == NULL || kp__param_view(in, &params) != KP_OK)
+        return;
+    kp__clear_error(P->ctx);
+    kp_status st = kp_dispatch_plugin_describe(d)(in->plugin->plugin_ctx, params, info);
+    free(params);
+    info->struct_size = sizeof(*info);
+    uint32_t all = kp_plugin_get0_info(in->plugin)->capabilities;
+    if (st != KP_OK) {
+        kp__pdiag(P, node, "instance '%s': %s", in->name,
+                  kp_ctx_last_error(P->ctx)[0] != '\0' ? kp_ctx_last_error(P->ctx)
+                                                       : kp_strerror(st));
+        info->capabilities = all;
+    } else if (info->capabilities == 0 || (info->capabilities & ~all) != 0) {
+        kp__pdiag(P, node,
+                  "instance '%s': plugin %s describes capabilities 0x%x outside its own 0x%x",
+                  in->name, in->plugin_name, info->capabilities, all);
+        info->capabilities = all;
+    }
+}
+
+static const char *s_bits_name(uint32_t bits)
+{
+    return bits == 2048 ? "RSA-2048" : bits == 3072 ? "RSA-3072" : "RSA-4096";
+}
+
+static uint32_t s_bits_flag(uint32_t bits)
+{
+    return bits == 2048 ? KP_RSA_2048 : bits == 3072 ? KP_RSA_3072 : KP_RSA_4096;
+}
+
+/* One store of a chain that holds the key: can it, by its plugin's rules? */
+static void s_check_holder(kp_pol_parser *P, const kp_pol_chain *c, const char *role,
+                           const char *name, yaml_node_t *node)
+{
+    const kp_pol_instance *in = kp__policy_instance(P->pol, name);
+    if (in == NULL || !(in->described.capabilities & KP_CAP_KEYSTORE))
+        return;
+    const kp_instance_info *info = &in->described;
+    const char *alg = kp_wrap_alg_name(c->pub.wrap_alg);
+    /* one reason per store: the first rule it breaks */
+    if (info->key_bits != 0 && !(info->key_bits & s_bits_flag(c->pub.bits))) {
+        kp__pdiag(P, node, "chain '%s': %s '%s' (plugin %s) cannot hold an %s protector", c->name,
+                  role, name, in->plugin_name, s_bits_name(c->pub.bits));
+        return;
+    }
+    if (info->unwrap_algs != 0 && !(info->unwrap_algs & KP_ALG_BIT(c->pub.wrap_alg))) {
+        kp__pdiag(P, node, "chain '%s': %s '%s' (plugin %s) cannot unwrap with %s", c->name, role,
+                  name, in->plugin_name, alg != NULL ? alg : "the chain's algorithm");
+        return;
+    }
+    const kp_dispatch *d = kp__plugin_fn(in->plugin, KP_FN_PLUGIN_CHECK_KEY);
+    kp_param *params = NULL;
+    if (d == NULL || kp__param_view(in, &params) != KP_OK)
+        return;
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = c->name,
+                        .type = c->pub.key_type,
+                        .bits = c->pub.bits,
+                        .flags = c->pub.exportable ? KP_KEY_EXPORTABLE : 0};
+    kp__clear_error(P->ctx);
+    kp_status st = kp_dispatch_plugin_check_key(d)(in->plugin->plugin_ctx, params, &spec);
+    free(params);
+    if (st != KP_OK)
+        kp__pdiag(
+            P, node, "chain '%s': %s '%s' cannot hold this protector: %s", c->name, role, name,
+            kp_ctx_last_error(P->ctx)[0] != '\0' ? kp_ctx_last_error(P->ctx) : kp_strerror(st));
+}
+
+void kp__policy_check_holders(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *node)
+{
+    if (c->origin != NULL)
+        s_check_holder(P, c, "origin", c->origin, node);
+    for (size_t i = 0; i < c->pub.nreplicas; i++)
+        if (c->origin == NULL || strcmp(c->replicas[i], c->origin) != 0)
+            s_check_holder(P, c, "replica", c->replicas[i], node);
+    for (size_t i = 0; i < c->pub.nescrow; i++)
+        s_check_holder(P, c, "escrow", c->escrow[i], node);
+}

@@ -1,0 +1,262 @@
+/*
+ * Imports into the vault: a PKCS#8 key as a plain JWK (KS_IMPORT), and the negotiated wrapped
+ * import (KS_IMPORT_OFFER, KS_IMPORT_WRAPPED), which is Key Vault's BYOK: the offer is a
+ * key-exchange key of this vault (RSA-HSM, key_ops ["import"]) and its versioned kid is the
+ * token; the blob (KP_KEYX_RSA_AES_KWP_SHA1: RSA-OAEP-SHA-1 part, then RFC 5649 part) travels
+ * as the ciphertext of a .byok transfer file in key_hsm (protocols.md A "BYOK (key_hsm)"), so
+ * the private key is never in plaintext outside the HSMs. Both imports go through
+ * akv_version_make: the fingerprint is checked before the version becomes visible.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "akv_internal.h"
+
+#define S_KEK_BITS 3072
+
+/* An expected fingerprint, when given, must be well formed. */
+static kp_status s_fpr_arg(akv_inst *a, const char *fpr)
+{
+    if (fpr != NULL && !kp_fpr_valid(fpr))
+        return akv_err(a, KP_ERR_INVALID_ARG,
+                       "the expected fingerprint is not 64 lower-case hex digits");
+    return KP_OK;
+}
+
+kp_status akv_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs8_der,
+                        kp_key_info *info)
+{
+    akv_inst *a = inst;
+    kp_key_spec spec;
+    if (a == NULL || !kp_key_spec_read(in, &spec) || pkcs8_der == NULL || info == NULL ||
+        spec.name == NULL)
+        return KP_ERR_INVALID_ARG;
+    char vname[KP_NAME_MAX], fpr[KP_FPR_HEX];
+    uint32_t bits = 0, version = 0;
+    json_t *key = json_object();
+    pthread_mutex_lock(&a->lock);
+    kp_status st = akv_vault_name(a, spec.name, vname);
+    if (st == KP_OK)
+        st = akv_rule_key(a->up, a->h, a->vault_name, spec.type, spec.bits);
+    if (st == KP_OK)
+        st = s_fpr_arg(a, spec.fingerprint);
+    if (st == KP_OK && akv_jwk_from_pkcs8(a->up->secret_cdata(pkcs8_der),
+                                          a->up->secret_len(pkcs8_der), key, &bits, fpr) != KP_OK)
+        st = akv_err(a, KP_ERR_INVALID_ARG, "the key to import is not an RSA PKCS#8 key");
+    if (st == KP_OK && spec.bits != 0 && spec.bits != bits)
+        st = akv_err(a, KP_ERR_INVALID_ARG, "the key to import is RSA-%u, not RSA-%u", bits,
+                     spec.bits);
+    if (st == KP_OK)
+        st = akv_rule_key(a->up, a->h, a->vault_name, spec.type, bits);
+    /* the key in hand is not the one expected: nothing is sent */
+    if (st == KP_OK && spec.fingerprint != NULL && strcmp(fpr, spec.fingerprint) != 0)
+        st = akv_err(a, KP_ERR_INTEGRITY,
+                     "%s: the key to import has fingerprint %.16s..., not the expected %.16s...",
+                     a->vault_name, fpr, spec.fingerprint);
+    if (st == KP_OK)
+        st = akv_new_version(a, &spec, &version);
+    if (st == KP_OK) {
+        json_t *j = json_object();
+        json_object_set_new(key, "kty", json_string("RSA"));
+        json_object_set_new(key, "key_ops", akv_key_ops());
+        json_object_set(j, "key", key);
+        json_object_set_new(j, "Hsm", json_boolean(a->hsm));
+        json_object_set_new(j, "attributes", akv_new_attributes());
+        /* what the vault ends up holding must be the key that was sent */
+        st = akv_version_make(a, spec.name, version, false, j, fpr, info);
+        json_decref(j);
+    }
+    akv_json_wipe(key);
+    json_decref(key);
+    pthread_mutex_unlock(&a->lock);
+    return st;
+}
+
+/* The key-exchange key of vault key vname: "<vname>-kek" (within 127 characters by the name
+ * rule), RSA-HSM with key_ops ["import"] only. The latest version is reused while it is
+ * enabled and unexpired; otherwise a new one is made. */
+static kp_status s_kek(akv_inst *a, const char *vname, akv_bundle *b)
+{
+    char kname[KP_NAME_MAX + 8], path[KP_AKV_URL_MAX], err[KP_AKV_ERR];
+    akv_resp r;
+    snprintf(kname, sizeof(kname), "%s-kek", vname);
+    snprintf(path, sizeof(path), "/keys/%s", kname);
+    kp_status st = akv_call(a, "GET", path, NULL, 0, 0, "get the BYOK key-exchange key", &r);
+    if (st == KP_OK) {
+        st = akv_parse_bundle(r.http.body, r.http.len, b, err, sizeof(err));
+        akv_resp_free(&r);
+        if (st != KP_OK)
+            return akv_err(a, st, "%s: KEK %s: %s", a->vault_name, kname, err);
+        if (b->enabled && b->hsm && b->import_only && (b->exp == 0 || b->exp > time(NULL)))
+            return KP_OK;
+        akv_bundle_clear(b); /* not usable: make a new version */
+    } else if (st != KP_ERR_NOT_FOUND) {
+        return st;
+    }
+    json_t *j = json_object(), *ops = json_array();
+    json_array_append_new(ops, json_string("import"));
+    json_object_set_new(j, "kty", json_string("RSA-HSM"));
+    json_object_set_new(j, "key_size", json_integer(S_KEK_BITS));
+    json_object_set_new(j, "key_ops", ops);
+    json_object_set_new(j, "attributes", akv_new_attributes());
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL)
+        return akv_err(a, KP_ERR_NOMEM, "out of memory");
+    snprintf(path, sizeof(path), "/keys/%s/create", kname);
+    st = akv_call(a, "POST", path, (const uint8_t *)text, strlen(text), AKV_UNSAFE,
+                  "create the BYOK key-exchange key", &r);
+    free(text);
+    if (st == KP_ERR_NOT_FOUND)
+        return akv_err(a, st, "%s: create KEK %s: HTTP 404", a->vault_name, kname);
+    if (st != KP_OK)
+        return st;
+    st = akv_parse_bundle(r.http.body, r.http.len, b, err, sizeof(err));
+    akv_resp_free(&r);
+    if (st != KP_OK)
+        return akv_err(a, st, "%s: KEK %s: %s", a->vault_name, kname, err);
+    return KP_OK;
+}
+
+kp_status akv_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer *offer)
+{
+    akv_inst *a = inst;
+    kp_key_spec spec;
+    if (a == NULL || !kp_key_spec_read(in, &spec) || spec.name == NULL || offer == NULL ||
+        !KP_HAS_MEMBER(offer, kp_import_offer, token_len))
+        return KP_ERR_INVALID_ARG;
+    char vname[KP_NAME_MAX];
+    akv_bundle b;
+    memset(&b, 0, sizeof(b));
+    pthread_mutex_lock(&a->lock);
+    kp_status st = akv_vault_name(a, spec.name, vname);
+    if (st == KP_OK)
+        st = akv_rule_key(a->up, a->h, a->vault_name, spec.type, spec.bits);
+    if (st == KP_OK)
+        st = s_kek(a, vname, &b);
+    if (st == KP_OK) {
+        size_t tl = strlen(b.kid);
+        /* both buffers together: fill neither unless both fit */
+        if (offer->wrapping_spki == NULL || offer->wrapping_spki_len < b.spki_len ||
+            offer->token == NULL || offer->token_len < tl) {
+            st = KP_ERR_BUFFER_TOO_SMALL;
+        } else {
+            memcpy(offer->wrapping_spki, b.spki, b.spki_len);
+            memcpy(offer->token, b.kid, tl);
+            offer->methods = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1);
+            offer->expires = b.exp; /* the KEK's own expiry; 0 for the ones keyplane makes */
+        }
+        offer->wrapping_spki_len = b.spki_len;
+        offer->token_len = tl;
+    }
+    akv_bundle_clear(&b);
+    pthread_mutex_unlock(&a->lock);
+    return st;
+}
+
+/* The token must be the versioned kid of vname's key-exchange key:
+ * https://HOST[:PORT]/keys/<vname>-kek/<32 hex>. Out: the same as a string. */
+static kp_status s_token(akv_inst *a, const char *vname, const uint8_t *token, size_t len,
+                         char kid[KP_BACKEND_ID_MAX])
+{
+    char tail[KP_NAME_MAX + 16];
+    if (token == NULL || len == 0 || len >= KP_BACKEND_ID_MAX)
+        goto bad;
+    memcpy(kid, token, len);
+    kid[len] = '\0';
+    if (strlen(kid) != len || strncmp(kid, "https://", 8) != 0)
+        goto bad;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)kid[i]) && strchr(".:/-", kid[i]) == NULL)
+            goto bad;
+    const char *path = strchr(kid + 8, '/');
+    int n = snprintf(tail, sizeof(tail), "/keys/%s-kek/", vname);
+    if (path == NULL || path == kid + 8 || n < 0 || (size_t)n >= sizeof(tail) ||
+        strncmp(path, tail, (size_t)n) != 0 || strlen(path + n) != KP_AKV_VERSION_LEN)
+        goto bad;
+    for (const char *c = path + n; *c != '\0'; c++)
+        if (!isxdigit((unsigned char)*c))
+            goto bad;
+    return KP_OK;
+bad:
+    return akv_err(a, KP_ERR_INVALID_ARG,
+                   "%s: the import token is not a versioned key-exchange key of %s (offer one "
+                   "with KS_IMPORT_OFFER)",
+                   a->vault_name, vname);
+}
+
+/* The request body of a BYOK import: key_hsm is the .byok transfer file (JSON whose ciphertext
+ * is the blob in base64url) in base64. NULL on out-of-memory. */
+static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
+{
+    char *ct = malloc(kp_b64_encoded_size(bloblen)), *text = NULL, *hsm = NULL;
+    json_t *file = json_object(), *hdr = json_object(), *j = NULL;
+    if (ct != NULL) {
+        kp_b64url_encode(blob, bloblen, ct);
+        json_object_set_new(file, "schema_version", json_string("1.0.0"));
+        json_object_set_new(hdr, "kid", json_string(kid));
+        json_object_set_new(hdr, "alg", json_string("dir"));
+        json_object_set_new(hdr, "enc", json_string("CKM_RSA_AES_KEY_WRAP"));
+        json_object_set(file, "header", hdr);
+        json_object_set_new(file, "ciphertext", json_string(ct));
+        json_object_set_new(file, "generator", json_string("keyplane azure-keyvault 0.1.0"));
+        text = json_dumps(file, JSON_COMPACT);
+    }
+    if (text != NULL && (hsm = malloc(kp_b64_encoded_size(strlen(text)))) != NULL) {
+        kp_b64_encode((const uint8_t *)text, strlen(text), hsm);
+        json_t *key = json_object();
+        j = json_object();
+        json_object_set_new(key, "kty", json_string("RSA-HSM"));
+        json_object_set_new(key, "key_ops", akv_key_ops());
+        json_object_set_new(key, "key_hsm", json_string(hsm));
+        json_object_set_new(j, "key", key);
+        json_object_set_new(j, "attributes", akv_new_attributes());
+    }
+    free(hsm);
+    free(text);
+    free(ct);
+    json_decref(hdr);
+    json_decref(file);
+    return j;
+}
+
+kp_status akv_ks_import_wrapped(void *inst, const kp_key_spec *in, uint32_t method,
+                                const uint8_t *token, size_t token_len, const uint8_t *blob,
+                                size_t bloblen, kp_key_info *info)
+{
+    akv_inst *a = inst;
+    kp_key_spec spec;
+    if (a == NULL || !kp_key_spec_read(in, &spec) || spec.name == NULL || blob == NULL ||
+        bloblen == 0 || info == NULL)
+        return KP_ERR_INVALID_ARG;
+    if (method != KP_KEYX_RSA_AES_KWP_SHA1)
+        return akv_err(a, KP_ERR_UNSUPPORTED,
+                       "%s: Key Vault BYOK takes RSA-AES key wrap with SHA-1 "
+                       "(KP_KEYX_RSA_AES_KWP_SHA1), not method %u",
+                       a->vault_name, method);
+    if (spec.fingerprint == NULL)
+        return akv_err(a, KP_ERR_INVALID_ARG,
+                       "%s: a wrapped import needs the key's expected fingerprint", a->vault_name);
+    char vname[KP_NAME_MAX], kid[KP_BACKEND_ID_MAX];
+    uint32_t version = 0;
+    pthread_mutex_lock(&a->lock);
+    kp_status st = s_fpr_arg(a, spec.fingerprint);
+    if (st == KP_OK)
+        st = akv_vault_name(a, spec.name, vname);
+    if (st == KP_OK)
+        st = akv_rule_key(a->up, a->h, a->vault_name, spec.type, spec.bits);
+    if (st == KP_OK)
+        st = s_token(a, vname, token, token_len, kid);
+    if (st == KP_OK)
+        st = akv_new_version(a, &spec, &version);
+    if (st == KP_OK) {
+        json_t *j = s_byok_body(kid, blob, bloblen);
+        st = j == NULL ? akv_err(a, KP_ERR_NOMEM, "out of memory")
+                       : akv_version_make(a, spec.name, version, false, j, spec.fingerprint, info);
+        json_decref(j);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return st;
+}

@@ -1,0 +1,423 @@
+/*
+ * template: the keystore. Keys are software RSA keys (OpenSSL EVP_PKEY) in a list sorted by
+ * name and version. A plugin for a real backend keeps the ABI handling of these functions (spec
+ * reading, version numbering, the buffer convention, error text) and replaces the list with
+ * calls to its service; docs/plugin-guide.md shows how to map keyplane's version numbers onto a
+ * backend that numbers versions its own way.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "template.h"
+
+/* Where name/version is, or would go, in the sorted list, and what name already has. */
+typedef struct s_pos {
+    size_t at;            /* insertion index for name/version */
+    const tpl_key *hit;   /* name/version itself */
+    const tpl_key *latest; /* the highest version of name */
+    uint32_t count;       /* versions of name */
+} s_pos;
+
+static void s_locate(const tpl_inst *t, const char *name, uint32_t version, s_pos *p)
+{
+    bool placed = false;
+    *p = (s_pos){.at = t->keys.n};
+    for (size_t i = 0; i < t->keys.n; i++) {
+        const tpl_key *k = t->keys.v[i];
+        int c = strcmp(k->info.name, name);
+        if (c < 0)
+            continue;
+        if (c > 0 || k->info.version > version) {
+            if (!placed)
+                p->at = i, placed = true;
+            if (c > 0)
+                break;
+        }
+        if (c == 0) {
+            p->count++;
+            p->latest = k;
+            if (k->info.version == version)
+                p->hit = k;
+        }
+    }
+}
+
+void tpl_key_free(tpl_key *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k);
+}
+
+/* Reads the core's spec into a local one (kp_key_spec_read copes with a core whose spec is
+ * shorter or longer than ours) and checks what every create and import needs. */
+kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
+{
+    if (!kp_key_spec_read(in, spec) || spec->name == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no key spec");
+    if (!kp_key_name_valid(spec->name))
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
+                         "template: key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]",
+                         spec->name);
+    if (spec->type != KP_KEY_RSA)
+        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED, "template: key %s: keys are RSA only",
+                         spec->name);
+    if (spec->bits != 0 && !tpl_rsa_bits_ok(spec->bits))
+        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
+                         "template: key %s: RSA keys are 2048, 3072 or 4096 bits, not %u",
+                         spec->name, spec->bits);
+    /* Refuse what we cannot honour rather than ignore it: a flag added by a later minor. */
+    if ((spec->flags & ~KP_KEY_EXPORTABLE) != 0)
+        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED, "template: key %s: unknown flags 0x%x",
+                         spec->name, spec->flags);
+    if (spec->fingerprint != NULL && !kp_fpr_valid(spec->fingerprint))
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
+                         "template: key %s: the expected fingerprint is not 64 lower-case hex "
+                         "digits",
+                         spec->name);
+    return KP_OK;
+}
+
+/*
+ * Makes pkey version spec->version (0: the next free one) of spec->name. Takes *pkey on success
+ * (sets it NULL). The expected fingerprint is compared before the key is in the list, so no
+ * reader ever sees a key that fails it and a refused import leaves nothing behind.
+ */
+kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_key_info *out)
+{
+    char fpr[KP_FPR_HEX];
+    s_pos pos;
+    tpl_key *k;
+    kp_status st = KP_OK;
+
+    if (kp_fpr_pkey(*pkey, fpr) != KP_OK)
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "fingerprint of key", spec->name);
+    if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
+        return kp_errorf(t->up, t->h, KP_ERR_INTEGRITY,
+                         "template: key %s: the key's fingerprint %.16s... is not the expected "
+                         "%.16s...",
+                         spec->name, fpr, spec->fingerprint);
+    if ((k = calloc(1, sizeof(*k))) == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+    k->info = (kp_key_info){
+        .struct_size = sizeof(kp_key_info),
+        .type = KP_KEY_RSA,
+        .bits = (uint32_t)EVP_PKEY_get_bits(*pkey),
+        .flags = spec->flags & KP_KEY_EXPORTABLE,
+        .state = KP_KEY_ENABLED,
+        .created = (int64_t)time(NULL),
+    };
+    memcpy(k->info.name, spec->name, strlen(spec->name) + 1); /* checked: < KP_NAME_MAX */
+    memcpy(k->info.fingerprint, fpr, sizeof(fpr));
+    k->pkey = *pkey; /* complete before it is listed: readers look it up under the lock */
+
+    pthread_mutex_lock(&t->lock);
+    s_locate(t, spec->name, spec->version, &pos);
+    /* keyplane chooses the numbers so that every replica of a chain numbers alike: take
+     * exactly the one asked for, or the next free one when asked for 0. */
+    k->info.version = spec->version != 0   ? spec->version
+                      : pos.latest != NULL ? pos.latest->info.version + 1
+                                           : 1;
+    if (spec->version != 0 && pos.hit != NULL)
+        st = KP_ERR_EXISTS;
+    else if (k->info.version == 0 || (t->max_versions != 0 && pos.count >= t->max_versions))
+        st = KP_ERR_DENIED;
+    if (st == KP_OK) {
+        /* The backend's own id of the version: a Key Vault kid, a KMS key ARN, a path. */
+        snprintf(k->info.backend_id, sizeof(k->info.backend_id), "mem:%s/%u", spec->name,
+                 k->info.version);
+        if (spec->version == 0)
+            s_locate(t, spec->name, k->info.version, &pos);
+        st = tpl_vec_insert(&t->keys, pos.at, k);
+    }
+    pthread_mutex_unlock(&t->lock);
+    /* Errors are reported after unlocking: nothing calls into the core under the lock. */
+    if (st != KP_OK) {
+        free(k); /* not tpl_key_free: the caller still owns pkey */
+        return st == KP_ERR_EXISTS
+                   ? kp_errorf(t->up, t->h, st, "template: key %s version %u exists", spec->name,
+                               spec->version)
+               : st == KP_ERR_DENIED
+                   ? kp_errorf(t->up, t->h, st,
+                               "template: key %s has %u versions, the most allowed (max_versions)",
+                               spec->name, pos.count)
+                   : kp_errorf(t->up, t->h, st, "template: out of memory");
+    }
+    *pkey = NULL;
+    if (out != NULL)
+        kp_key_info_put(out, &k->info);
+    return KP_OK;
+}
+
+/* Finds name/version (0: the latest). The record stays valid until close: versions are never
+ * removed, so the caller may use it after the lock is dropped. */
+kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tpl_key **k)
+{
+    s_pos pos;
+    if (name == NULL || !kp_key_name_valid(name))
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: bad key name");
+    pthread_mutex_lock(&t->lock);
+    s_locate(t, name, version, &pos);
+    pthread_mutex_unlock(&t->lock);
+    *k = version != 0 ? pos.hit : pos.latest;
+    if (*k == NULL)
+        return version != 0 ? kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
+                                        "template: key %s version %u not found", name, version)
+                            : kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
+                                        "template: key %s not found", name);
+    return KP_OK;
+}
+
+/* A private key from PKCS#8 PrivateKeyInfo DER: RSA of a size we hold, and of spec->bits when
+ * the spec names a size. */
+kp_status tpl_pkey_from_pkcs8(tpl_inst *t, const kp_key_spec *spec, const kp_secret *der,
+                              EVP_PKEY **pkey)
+{
+    const unsigned char *p = t->up->secret_cdata(der), *end = p + t->up->secret_len(der);
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)(end - p));
+    uint32_t bits;
+
+    *pkey = NULL;
+    if (p8 == NULL || p != end) { /* trailing bytes: not the DER we were promised */
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        return tpl_ossl_err(t, KP_ERR_INVALID_ARG, "not PKCS#8 DER for key", spec->name);
+    }
+    *pkey = EVP_PKCS82PKEY(p8);
+    PKCS8_PRIV_KEY_INFO_free(p8); /* OpenSSL wipes the key bytes it held */
+    if (*pkey == NULL)
+        return tpl_ossl_err(t, KP_ERR_INVALID_ARG, "unreadable private key for", spec->name);
+    bits = (uint32_t)EVP_PKEY_get_bits(*pkey);
+    if (EVP_PKEY_get_base_id(*pkey) == EVP_PKEY_RSA && tpl_rsa_bits_ok(bits) &&
+        (spec->bits == 0 || bits == spec->bits))
+        return KP_OK;
+    EVP_PKEY_free(*pkey);
+    *pkey = NULL;
+    if (spec->bits != 0 && bits != spec->bits)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
+                         "template: key %s: the imported key has %u bits, the spec says %u",
+                         spec->name, bits, spec->bits);
+    return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
+                     "template: key %s: the imported key is not RSA 2048, 3072 or 4096",
+                     spec->name);
+}
+
+kp_status tpl_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
+{
+    tpl_inst *t = inst;
+    kp_key_spec spec;
+    EVP_PKEY *pkey;
+    kp_status st;
+
+    if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
+        return st;
+    if (spec.bits == 0)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: key %s: no key size",
+                         spec.name);
+    spec.fingerprint = NULL; /* an expectation means something for imports only */
+    /* Slow (a 4096-bit key can take seconds): done outside the lock so other calls go on. */
+    if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)spec.bits)) == NULL)
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "generating key", spec.name);
+    st = tpl_key_add(t, &spec, &pkey, info);
+    EVP_PKEY_free(pkey); /* NULL when the store took it */
+    return st;
+}
+
+kp_status tpl_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs8_der,
+                        kp_key_info *info)
+{
+    tpl_inst *t = inst;
+    kp_key_spec spec;
+    EVP_PKEY *pkey;
+    kp_status st;
+
+    if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
+        return st;
+    if (pkcs8_der == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no key to import");
+    if ((st = tpl_pkey_from_pkcs8(t, &spec, pkcs8_der, &pkey)) != KP_OK)
+        return st;
+    st = tpl_key_add(t, &spec, &pkey, info);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+kp_status tpl_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    tpl_inst *t = inst;
+    const tpl_key *k;
+    kp_status st;
+    if (info == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no info");
+    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
+        return st;
+    kp_key_info_put(info, &k->info); /* as much of it as the core's struct holds */
+    return KP_OK;
+}
+
+kp_status tpl_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
+                            size_t *len)
+{
+    tpl_inst *t = inst;
+    const tpl_key *k;
+    kp_status st;
+    int n;
+
+    if (len == NULL || (spki == NULL && *len != 0))
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no buffer");
+    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
+        return st;
+    if ((n = i2d_PUBKEY(k->pkey, NULL)) <= 0)
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding the public key of", name);
+    /* The buffer convention: too small, write nothing and say how much is needed. */
+    if (*len < (size_t)n) {
+        *len = (size_t)n;
+        return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
+                         "template: the public key of %s needs %d bytes", name, n);
+    }
+    i2d_PUBKEY(k->pkey, &spki);
+    *len = (size_t)n;
+    return KP_OK;
+}
+
+kp_status tpl_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void *arg)
+{
+    tpl_inst *t = inst;
+    const tpl_key **snap;
+    size_t n = 0;
+    kp_status st = KP_OK;
+
+    if (visit == NULL || (name != NULL && !kp_key_name_valid(name)))
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: bad list arguments");
+    /* Visit a snapshot, not under the lock: the visitor is the core, which may call this
+     * instance again (KS_GET_PUBLIC of each version), and the mutex is not recursive. The list
+     * is already in the order the ABI asks for (ascending versions per key). */
+    pthread_mutex_lock(&t->lock);
+    if ((snap = malloc((t->keys.n + 1) * sizeof(*snap))) != NULL)
+        for (size_t i = 0; i < t->keys.n; i++) {
+            const tpl_key *k = t->keys.v[i];
+            if (name == NULL || strcmp(k->info.name, name) == 0)
+                snap[n++] = k;
+        }
+    pthread_mutex_unlock(&t->lock);
+    if (snap == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+    if (name != NULL && n == 0)
+        st = kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, "template: key %s not found", name);
+    for (size_t i = 0; i < n && st == KP_OK; i++)
+        st = visit(arg, &snap[i]->info); /* infos carry our struct_size */
+    free(snap);
+    return st;
+}
+
+static const EVP_MD *s_oaep_md(uint32_t alg)
+{
+    return alg == KP_WRAP_RSA_OAEP_SHA1     ? EVP_sha1()
+           : alg == KP_WRAP_RSA_OAEP_SHA256 ? EVP_sha256()
+                                            : NULL;
+}
+
+/* RSA-OAEP with md for both the label hash and MGF1, as every cloud KMS means by the name. */
+EVP_PKEY_CTX *tpl_oaep_ctx(EVP_PKEY *pkey, const EVP_MD *md, bool encrypt)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx == NULL ||
+        (encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+kp_status tpl_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t alg,
+                      const kp_secret *dek, uint8_t *out, size_t *outlen)
+{
+    tpl_inst *t = inst;
+    const EVP_MD *md = s_oaep_md(alg);
+    const tpl_key *k;
+    EVP_PKEY_CTX *ctx;
+    size_t need, n, deklen;
+    kp_status st;
+
+    /* Only what INSTANCE_INFO declared: the core chose the algorithm from that answer. */
+    if (md == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
+                         "template: wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
+    if (dek == NULL || (deklen = t->up->secret_len(dek)) == 0 || outlen == NULL ||
+        (out == NULL && *outlen != 0))
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: nothing to wrap");
+    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
+        return st;
+    need = (size_t)EVP_PKEY_get_size(k->pkey);
+    if (deklen > need - 2 * (size_t)EVP_MD_get_size(md) - 2)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
+                         "template: a %zu-byte key is too long for RSA-OAEP under %s", deklen,
+                         name);
+    if (*outlen < need) {
+        *outlen = need;
+        return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
+                         "template: wrapping under %s needs %zu bytes", name, need);
+    }
+    n = *outlen;
+    if ((ctx = tpl_oaep_ctx(k->pkey, md, true)) == NULL ||
+        EVP_PKEY_encrypt(ctx, out, &n, t->up->secret_cdata(dek), deklen) <= 0) {
+        EVP_PKEY_CTX_free(ctx);
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "wrapping under", name);
+    }
+    EVP_PKEY_CTX_free(ctx);
+    *outlen = n;
+    return KP_OK;
+}
+
+kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t alg,
+                        const uint8_t *in, size_t inlen, kp_secret **dek)
+{
+    tpl_inst *t = inst;
+    const EVP_MD *md = s_oaep_md(alg);
+    const tpl_key *k;
+    EVP_PKEY_CTX *ctx;
+    kp_secret *s;
+    size_t size, n;
+    kp_status st;
+
+    if (md == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
+                         "template: wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
+    if (in == NULL || dek == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: nothing to unwrap");
+    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
+        return st;
+    size = (size_t)EVP_PKEY_get_size(k->pkey);
+    if (inlen != size)
+        return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
+                         "template: %zu bytes are not a key wrapped under %s (%zu bytes)", inlen,
+                         name, size);
+    /* The plaintext goes straight into core-allocated secret memory, never a buffer of ours. */
+    if ((s = t->up->secret_new(size)) == NULL)
+        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+    n = size;
+    if ((ctx = tpl_oaep_ctx(k->pkey, md, false)) == NULL ||
+        EVP_PKEY_decrypt(ctx, t->up->secret_data(s), &n, in, inlen) <= 0 || n == 0) {
+        EVP_PKEY_CTX_free(ctx);
+        t->up->secret_free(s);
+        /* Never bytes that did not unwrap; and no reason beyond "it did not", which is all a
+         * caller needs and all an attacker probing the padding should get. */
+        ERR_clear_error();
+        return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
+                         "template: the wrapped key does not unwrap under %s", name);
+    }
+    EVP_PKEY_CTX_free(ctx);
+    if (t->up->secret_shrink(s, n) != KP_OK) {
+        t->up->secret_free(s);
+        return kp_errorf(t->up, t->h, KP_ERR_INTERNAL, "template: cannot shrink a secret");
+    }
+    *dek = s;
+    return KP_OK;
+}

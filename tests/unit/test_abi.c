@@ -1,0 +1,367 @@
+/* ABI 1.0 rules the core enforces and plugins must keep: the minor-version rule both ways, the
+ * version node of the entry point, the mandatory INSTANCE_INFO, and the core's defences against
+ * a plugin that lies about a length, returns an empty key or a malformed fingerprint. Each fault
+ * is a single-fault mock plugin (tests/mock-plugins). */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kp_test.h"
+
+static char *s_mock_dir(const char *name)
+{
+    char *dir = NULL;
+    assert_true(asprintf(&dir, "%s/%s", KP_TEST_MOCK_DIR, name) > 0);
+    return dir;
+}
+
+/* Loading mock `name` fails with want and one line naming the file and reason. */
+static void s_expect_refused(const char *name, kp_status want, const char *reason)
+{
+    char *dir = s_mock_dir(name);
+    kp_ctx *ctx = kp_test_ctx(dir);
+    assert_non_null(ctx);
+    kp_plugin *p = NULL;
+    assert_int_equal(kp_plugin_load(ctx, name, &p), want);
+    assert_null(p);
+    const char *err = kp_ctx_last_error(ctx);
+    if (strstr(err, name) == NULL || strstr(err, reason) == NULL || strchr(err, '\n') != NULL)
+        fail_msg("refusal of %s: got '%s', want '%s'", name, err, reason);
+    kp_ctx_free(ctx);
+    free(dir);
+}
+
+static void test_newer_minor_refused(void **state)
+{
+    (void)state;
+    char want[96];
+    snprintf(want, sizeof(want), "built for ABI 1.%d, this keyplane offers ABI 1.%d",
+             KP_ABI_MINOR + 1, KP_ABI_MINOR);
+    s_expect_refused("newer-minor", KP_ERR_ABI, want);
+}
+
+static void test_no_version_node_refused(void **state)
+{
+    (void)state;
+    s_expect_refused("no-version-node", KP_ERR_PLUGIN,
+                     "kp_plugin_init is not exported under the version node KEYPLANE_PROVIDER_1");
+}
+
+static void test_missing_instance_info_refused(void **state)
+{
+    (void)state;
+    s_expect_refused("missing-instance-info", KP_ERR_PLUGIN,
+                     "lacks mandatory function INSTANCE_INFO (id 113)");
+}
+
+/* ---- a plugin built for 1.0 in a core of a higher minor ----------------------------------- */
+
+static kp_status s_up_set_error(kp_core_handle *h, kp_status st, const char *msg)
+{
+    (void)h;
+    (void)msg;
+    return st;
+}
+static void s_up_log(kp_core_handle *h, kp_log_level l, const char *m)
+{
+    (void)h;
+    (void)l;
+    (void)m;
+}
+static void s_up_audit(kp_core_handle *h, const char *e, const char *d)
+{
+    (void)h;
+    (void)e;
+    (void)d;
+}
+static const char *s_up_get_error(kp_core_handle *h)
+{
+    (void)h;
+    return "";
+}
+/* An upcall a later minor might add: a 1.0 plugin must ignore it. */
+static void s_up_future(void)
+{
+}
+
+/* Calls path's kp_plugin_init as a core of ABI 1.(KP_ABI_MINOR + 1) would: a longer
+ * kp_core_info and an upcall the plugin does not know. The plugin must accept it, and then give
+ * a table with PLUGIN_INFO whose abi_minor is at most what it was built for. */
+static void s_init_in_newer_core(const char *path)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL)
+        fail_msg("dlopen %s: %s", path, dlerror());
+    void *sym = dlvsym(dl, KP_PLUGIN_INIT_SYMBOL, KP_PLUGIN_SYMBOL_VERSION);
+    assert_non_null(sym);
+    kp_plugin_init_fn *init;
+    memcpy(&init, &sym, sizeof(init));
+    static const kp_dispatch up[] = {
+        {KP_UP_LOG, (kp_fn)s_up_log},
+        {KP_UP_SET_ERROR, (kp_fn)s_up_set_error},
+        {KP_UP_AUDIT, (kp_fn)s_up_audit},
+        {KP_UP_SECRET_NEW, (kp_fn)kp_secret_new},
+        {KP_UP_SECRET_FREE, (kp_fn)kp_secret_free},
+        {KP_UP_SECRET_DATA, (kp_fn)kp_secret_data},
+        {KP_UP_SECRET_CDATA, (kp_fn)kp_secret_cdata},
+        {KP_UP_SECRET_LEN, (kp_fn)kp_secret_len},
+        {KP_UP_SECRET_SHRINK, (kp_fn)kp_secret_shrink},
+        {KP_UP_GET_ERROR, (kp_fn)s_up_get_error},
+        {98, (kp_fn)s_up_future},
+        {0, NULL},
+    };
+    /* a kp_core_info of the next minor: one member appended */
+    struct {
+        kp_core_info v1;
+        uint64_t appended;
+    } core = {{sizeof(core), KP_ABI_MAJOR, KP_ABI_MINOR + 1, up, NULL}, 42};
+    const kp_dispatch *table = NULL;
+    void *pctx = NULL;
+    kp_status st = init(&core.v1, &table, &pctx);
+    if (st != KP_OK)
+        fail_msg("%s refused a core of ABI 1.%d: %s", path, KP_ABI_MINOR + 1, kp_status_name(st));
+    assert_non_null(table);
+    const kp_dispatch *d = kp_dispatch_find(table, KP_FN_PLUGIN_INFO);
+    assert_non_null(d);
+    const kp_plugin_info *info = kp_dispatch_plugin_info(d)(pctx);
+    assert_int_equal(info->abi_major, KP_ABI_MAJOR);
+    assert_true(info->abi_minor <= KP_ABI_MINOR);
+    d = kp_dispatch_find(table, KP_FN_PLUGIN_TEARDOWN);
+    if (d != NULL)
+        kp_dispatch_plugin_teardown(d)(pctx);
+    dlclose(dl);
+
+    /* and a core of another major is refused by the plugin itself */
+    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    sym = dlvsym(dl, KP_PLUGIN_INIT_SYMBOL, KP_PLUGIN_SYMBOL_VERSION);
+    memcpy(&init, &sym, sizeof(init));
+    core.v1.abi_major = KP_ABI_MAJOR + 1;
+    table = NULL;
+    assert_int_equal(init(&core.v1, &table, &pctx), KP_ERR_ABI);
+    dlclose(dl);
+}
+
+static void test_plugins_load_in_newer_minor(void **state)
+{
+    (void)state;
+    static const char *const plugins[] = {"file", "pkcs11", "azure-keyvault"};
+    for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s.so", KP_TEST_PLUGIN_DIR, plugins[i]);
+        s_init_in_newer_core(path);
+    }
+    char path[512];
+    snprintf(path, sizeof(path), "%s/good/good.so", KP_TEST_MOCK_DIR);
+    s_init_in_newer_core(path);
+}
+
+/* ---- the core's defences ------------------------------------------------------------------ */
+
+typedef struct s_fixture {
+    char *tmp;
+    char *dir;
+    kp_ctx *ctx;
+    kp_policy *pol;
+    kp_instance *inst;
+} s_fixture;
+
+/* Opens instance "m" of plugin `name` from directory dir (a mock's own when NULL) through a
+ * policy; a keystore gets a chain over it. */
+static void s_open_in(s_fixture *f, const char *name, const char *dir)
+{
+    f->tmp = kp_test_tmpdir();
+    f->dir = dir != NULL ? strdup(dir) : s_mock_dir(name);
+    f->ctx = kp_test_ctx(f->dir);
+    char text[512];
+    snprintf(text, sizeof(text),
+             "version: 1\n"
+             "providers:\n"
+             "  m:\n"
+             "    plugin: %s\n"
+             "%s",
+             name,
+             dir != NULL ? ""
+                         : "chains:\n"
+                           "  mock:\n"
+                           "    protector: {type: rsa, bits: 2048, origin: m}\n"
+                           "    replicas: [m]\n");
+    char *path = kp_test_write(f->tmp, "policy.yaml", text);
+    kp_diag_list *diags = NULL;
+    kp_status st = kp_policy_load(f->ctx, path, &f->pol, &diags);
+    if (st != KP_OK)
+        fail_msg("policy: %s %s", kp_status_name(st),
+                 kp_diag_count(diags) > 0 ? kp_diag_get0(diags, 0)->message : "");
+    kp_diag_list_free(diags);
+    free(path);
+    assert_int_equal(kp_instance_open(f->ctx, f->pol, "m", &f->inst), KP_OK);
+}
+
+static void s_open(s_fixture *f, const char *name)
+{
+    s_open_in(f, name, NULL);
+}
+
+static void s_close(s_fixture *f)
+{
+    kp_instance_close(f->inst);
+    kp_policy_free(f->pol);
+    kp_ctx_free(f->ctx);
+    kp_test_rmtree(f->tmp);
+    free(f->tmp);
+    free(f->dir);
+}
+
+static void s_expect_error(s_fixture *f, kp_status got, kp_status want, const char *words)
+{
+    const char *err = kp_ctx_last_error(f->ctx);
+    if (got != want || strstr(err, words) == NULL)
+        fail_msg("got %s '%s', want %s with '%s'", kp_status_name(got), err, kp_status_name(want),
+                 words);
+}
+
+static void test_good_mock_works(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "good");
+    assert_int_equal(kp_instance_capabilities(f.inst), KP_CAP_KEYSTORE);
+    kp_key_info info;
+    assert_int_equal(kp_key_info_get(f.inst, "mock", 0, &info), KP_OK);
+    assert_int_equal(info.version, 1);
+    uint8_t *spki = NULL, *wrapped = NULL;
+    size_t spki_len = 0, wlen = 0;
+    assert_int_equal(kp_key_get_public(f.inst, "mock", 1, &spki, &spki_len), KP_OK);
+    kp_secret *dek = kp_secret_new(32), *back = NULL;
+    memset(kp_secret_data(dek), 7, 32);
+    assert_int_equal(kp_key_wrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, dek, &wrapped, &wlen),
+                     KP_OK);
+    assert_int_equal(
+        kp_key_unwrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, wrapped, wlen, &back), KP_OK);
+    assert_int_equal(kp_secret_len(back), 32);
+    assert_memory_equal(kp_secret_cdata(back), kp_secret_cdata(dek), 32);
+    kp_secret_free(dek);
+    kp_secret_free(back);
+    kp_free(spki);
+    kp_free(wrapped);
+    s_close(&f);
+}
+
+static void test_lying_length(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "lying-length");
+    uint8_t *out = NULL;
+    size_t len = 0;
+    kp_secret *dek = kp_secret_new(32);
+    /* the mock claims 720 bytes beyond the buffer: the core must not copy them */
+    s_expect_error(&f, kp_key_wrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, dek, &out, &len),
+                   KP_ERR_PLUGIN, "KS_WRAP returned");
+    assert_null(out);
+    s_expect_error(&f, kp_key_get_public(f.inst, "mock", 1, &out, &len), KP_ERR_PLUGIN,
+                   "KS_GET_PUBLIC returned");
+    assert_null(out);
+    kp_secret_free(dek);
+    s_close(&f);
+}
+
+static void test_empty_unwrap(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "empty-unwrap");
+    uint8_t *wrapped = NULL;
+    size_t wlen = 0;
+    kp_secret *dek = kp_secret_new(32), *back = NULL;
+    assert_int_equal(kp_key_wrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, dek, &wrapped, &wlen),
+                     KP_OK);
+    s_expect_error(&f,
+                   kp_key_unwrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, wrapped, wlen, &back),
+                   KP_ERR_PLUGIN, "unwrap succeeded with no key");
+    assert_null(back);
+    kp_secret_free(dek);
+    kp_free(wrapped);
+    s_close(&f);
+}
+
+static kp_status s_count(void *arg, const kp_key_info *info)
+{
+    (void)info;
+    (*(int *)arg)++;
+    return KP_OK;
+}
+
+static void test_malformed_fingerprint(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "bad-fpr");
+    kp_key_info info;
+    s_expect_error(&f, kp_key_info_get(f.inst, "mock", 1, &info), KP_ERR_PLUGIN,
+                   "returned a malformed fingerprint for mock v1");
+    int n = 0;
+    s_expect_error(&f, kp_key_list(f.inst, "mock", s_count, &n), KP_ERR_PLUGIN,
+                   "malformed fingerprint");
+    assert_int_equal(n, 0); /* the caller never sees the bad entry */
+    s_close(&f);
+}
+
+/* The DATAKEY capability through the library: a context-bound data key round trip, and every
+ * way a decrypt must fail. */
+static void test_datakey(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open_in(&f, "datakey", KP_TEST_DATAKEY_DIR);
+    assert_int_equal(kp_instance_capabilities(f.inst), KP_CAP_DATAKEY);
+    const kp_meta ctx1[] = {{"kms_cmk_id", "k1"}, {"db", "sales"}};
+    const kp_meta ctx2[] = {{"db", "sales"}, {"kms_cmk_id", "k1"}}; /* same pairs, other order */
+    const kp_meta other[] = {{"db", "hr"}, {"kms_cmk_id", "k1"}};
+    kp_secret *plain = NULL, *back = NULL;
+    uint8_t *ct = NULL;
+    size_t ctlen = 0;
+    assert_int_equal(kp_datakey_generate(f.inst, "k1", 32, ctx1, 2, &plain, &ct, &ctlen), KP_OK);
+    assert_int_equal(kp_secret_len(plain), 32);
+    assert_true(ctlen > 32);
+    assert_int_equal(kp_datakey_decrypt(f.inst, "k1", ct, ctlen, ctx2, 2, &back), KP_OK);
+    assert_int_equal(kp_secret_len(back), 32);
+    assert_memory_equal(kp_secret_cdata(back), kp_secret_cdata(plain), 32);
+    kp_secret_free(back);
+    back = NULL;
+    s_expect_error(&f, kp_datakey_decrypt(f.inst, "k1", ct, ctlen, other, 2, &back), KP_ERR_CRYPTO,
+                   "does not decrypt");
+    assert_null(back);
+    s_expect_error(&f, kp_datakey_decrypt(f.inst, "k1", ct, ctlen, NULL, 0, &back), KP_ERR_CRYPTO,
+                   "does not decrypt");
+    s_expect_error(&f, kp_datakey_decrypt(f.inst, "k2", ct, ctlen, ctx1, 2, &back), KP_ERR_CRYPTO,
+                   "does not decrypt");
+    ct[ctlen - 1] ^= 1;
+    s_expect_error(&f, kp_datakey_decrypt(f.inst, "k1", ct, ctlen, ctx1, 2, &back), KP_ERR_CRYPTO,
+                   "does not decrypt");
+    assert_null(back);
+    /* a data-key instance is no keystore */
+    uint8_t *w = NULL;
+    size_t wlen = 0;
+    s_expect_error(&f, kp_key_wrap(f.inst, "k1", 0, KP_WRAP_RSA_OAEP_SHA256, plain, &w, &wlen),
+                   KP_ERR_UNSUPPORTED, "does not support wrap");
+    kp_secret_free(plain);
+    kp_free(ct);
+    s_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_newer_minor_refused),
+        cmocka_unit_test(test_no_version_node_refused),
+        cmocka_unit_test(test_missing_instance_info_refused),
+        cmocka_unit_test(test_plugins_load_in_newer_minor),
+        cmocka_unit_test(test_good_mock_works),
+        cmocka_unit_test(test_lying_length),
+        cmocka_unit_test(test_empty_unwrap),
+        cmocka_unit_test(test_malformed_fingerprint),
+        cmocka_unit_test(test_datakey),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
