@@ -120,6 +120,12 @@ typedef struct akv_inst {
  *  a->up->get_error(a->h). */
 #define akv_err(a, st, ...) kp_errorf((a)->up, (a)->h, (st), __VA_ARGS__)
 
+/* akv_plugin.c */
+/** Reads how tokens are had (auth, and whether client_id and client_secret are given).
+ *  KP_ERR_CONFIG when they contradict each other. */
+kp_status akv_auth_read(const kp_upcalls *up, kp_core_handle *h, const kp_param *params,
+                        akv_auth_mode *mode);
+
 /* akv_rules.c: the store's domain rules, one function per rule, used both from params alone
  * (PLUGIN_CHECK_KEY, PLUGIN_DESCRIBE) and by the operations of an open instance. */
 

@@ -146,6 +146,26 @@ static kp_status s_https(akv_inst *a, const char *name, const char *v, bool allo
     return akv_err(a, KP_ERR_CONFIG, "%s must be an https:// URL", name);
 }
 
+kp_status akv_auth_read(const kp_upcalls *up, kp_core_handle *h, const kp_param *params,
+                        akv_auth_mode *mode)
+{
+    /* the secret's presence, not its bytes: DESCRIBE does not read secrets */
+    bool has_secret = kp_param_find(params, "client_secret") != NULL;
+    const char *auth = s_str(params, "auth"), *id = s_str(params, "client_id");
+    if (auth == NULL)
+        *mode = has_secret ? AKV_AUTH_CLIENT_SECRET : AKV_AUTH_MANAGED_IDENTITY;
+    else if (strcmp(auth, "client_secret") == 0)
+        *mode = AKV_AUTH_CLIENT_SECRET;
+    else if (strcmp(auth, "managed_identity") == 0)
+        *mode = AKV_AUTH_MANAGED_IDENTITY;
+    else
+        return kp_errorf(up, h, KP_ERR_CONFIG, "auth must be client_secret or managed_identity");
+    if (*mode == AKV_AUTH_CLIENT_SECRET && (!has_secret || id == NULL || id[0] == '\0'))
+        return kp_errorf(up, h, KP_ERR_CONFIG,
+                         "auth client_secret needs client_id and client_secret");
+    return KP_OK;
+}
+
 static kp_status s_take_params(akv_inst *a, const kp_param *params)
 {
     akv_place place;
@@ -187,17 +207,7 @@ static kp_status s_take_params(akv_inst *a, const kp_param *params)
         if (a->client_secret == NULL)
             return akv_err(a, KP_ERR_NOMEM, "out of memory");
     }
-    const char *auth = s_str(params, "auth");
-    if (auth == NULL)
-        a->auth = a->client_secret != NULL ? AKV_AUTH_CLIENT_SECRET : AKV_AUTH_MANAGED_IDENTITY;
-    else if (strcmp(auth, "client_secret") == 0)
-        a->auth = AKV_AUTH_CLIENT_SECRET;
-    else if (strcmp(auth, "managed_identity") == 0)
-        a->auth = AKV_AUTH_MANAGED_IDENTITY;
-    else
-        return akv_err(a, KP_ERR_CONFIG, "auth must be client_secret or managed_identity");
-    if (a->auth == AKV_AUTH_CLIENT_SECRET && (a->client_secret == NULL || a->client_id[0] == '\0'))
-        return akv_err(a, KP_ERR_CONFIG, "auth client_secret needs client_id and client_secret");
+    KP_AKV_GUARD(akv_auth_read(a->up, a->h, params, &a->auth));
 
     const kp_param *p;
     a->hsm = (p = kp_param_find(params, "hsm")) != NULL && p->num != 0;

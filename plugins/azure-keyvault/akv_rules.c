@@ -148,9 +148,11 @@ kp_status akv_plugin_describe(void *plugin_ctx, const kp_param *params, kp_insta
 {
     akv_plugin *pl = plugin_ctx;
     akv_place place;
+    akv_auth_mode mode;
     if (pl == NULL || info == NULL)
         return KP_ERR_INVALID_ARG;
     KP_AKV_GUARD(akv_place_read(&pl->up, pl->h, params, &place));
+    KP_AKV_GUARD(akv_auth_read(&pl->up, pl->h, params, &mode));
     akv_instance_info_put(info);
     return KP_OK;
 }

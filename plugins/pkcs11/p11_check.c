@@ -28,7 +28,7 @@ static kp_status s_module(kp_p11_inst *pi, CK_FUNCTION_LIST *f, char *detail, si
 
     if (rv != CKR_OK) {
         kp_status st = kp_p11_ck(pi, NULL, rv, false, "C_GetInfo", "module %s", pi->module_ref);
-        snprintf(detail, size, "%s", kp_p11_last_error());
+        snprintf(detail, size, "%s", pi->up->get_error(pi->h));
         return st;
     }
     kp_p11_text(info.libraryDescription, sizeof(info.libraryDescription), desc, sizeof(desc));
@@ -48,7 +48,7 @@ static kp_status s_token(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
 
     if (rv != CKR_OK) {
         kp_status st = kp_p11_ck(pi, NULL, rv, false, "C_GetTokenInfo", "token '%s'", pi->token);
-        snprintf(detail, size, "%s", kp_p11_last_error());
+        snprintf(detail, size, "%s", pi->up->get_error(pi->h));
         return st;
     }
     kp_p11_text(ti.model, sizeof(ti.model), model, sizeof(model));
@@ -86,7 +86,7 @@ static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
     if (rv != CKR_OK) {
         free(list);
         st = kp_p11_ck(pi, NULL, rv, false, "C_GetMechanismList", "token '%s'", pi->token);
-        snprintf(detail, size, "%s", kp_p11_last_error());
+        snprintf(detail, size, "%s", pi->up->get_error(pi->h));
         return st;
     }
     detail[0] = '\0';
@@ -136,7 +136,7 @@ kp_status kp_p11_instance_check(void *inst, kp_check_report_fn report, void *arg
             report(arg, item, status, detail);                                                     \
     } while (0)
     if ((first = kp_p11_loaded(pi, &f)) != KP_OK) {
-        snprintf(detail, sizeof(detail), "%s", kp_p11_last_error());
+        snprintf(detail, sizeof(detail), "%s", pi->up->get_error(pi->h));
         S_REPORT("module", first);
         return first;
     }
@@ -147,14 +147,14 @@ kp_status kp_p11_instance_check(void *inst, kp_check_report_fn report, void *arg
     if ((first = kp_p11_token(pi, &f, &slot)) == KP_OK)
         first = s_token(pi, f, slot, detail, sizeof(detail));
     else
-        snprintf(detail, sizeof(detail), "%s", kp_p11_last_error());
+        snprintf(detail, sizeof(detail), "%s", pi->up->get_error(pi->h));
     S_REPORT("token", first);
     if (first != KP_OK)
         return first;
     if ((first = kp_p11_run(pi, s_noop, NULL)) == KP_OK)
         snprintf(detail, sizeof(detail), "user logged in to token '%s'", pi->token);
     else
-        snprintf(detail, sizeof(detail), "%s", kp_p11_last_error());
+        snprintf(detail, sizeof(detail), "%s", pi->up->get_error(pi->h));
     S_REPORT("login", first);
     st = s_mechs(pi, f, slot, detail, sizeof(detail));
     S_REPORT("mechanisms", st);

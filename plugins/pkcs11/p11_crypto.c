@@ -26,8 +26,8 @@ kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len)
     return KP_OK;
 }
 
-kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len,
-                         char fpr[KP_FPR_HEX], uint8_t id[KP_P11_SHA256_LEN])
+kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len, char fpr[KP_FPR_HEX],
+                         uint8_t id[KP_P11_SHA256_LEN])
 {
     kp_status st = kp_fpr_spki(spki, len, fpr);
 
@@ -130,7 +130,8 @@ kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uin
     if (EVP_PKEY_get_bits(pkey) < 2048) {
         int bits = EVP_PKEY_get_bits(pkey);
         EVP_PKEY_free(pkey);
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is RSA-%d; at least 2048 bits needed", bits);
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG,
+                          "wrapping key is RSA-%d; at least 2048 bits needed", bits);
     }
     st = s_rsa_parts(pi, pkey, n, nlen, e, elen);
     EVP_PKEY_free(pkey);

@@ -1,8 +1,9 @@
 /*
- * KS_EXPORT and KS_EXPORT_BYOK. The token wraps the private key under a one-time AES-256 key
+ * KS_EXPORT and KS_EXPORT_WRAPPED. The token wraps the private key under a one-time AES-256 key
  * with RFC 5649 (the only form in which C_WrapKey hands out a private key: PKCS#8 inside);
- * export then unwraps it in software, BYOK wraps the AES key for the target's key-exchange
- * key instead (CKM_RSA_AES_KEY_WRAP done in two steps, as SoftHSM lacks 0x1054).
+ * export then unwraps it in software, EXPORT_WRAPPED wraps the AES key with RSA-OAEP for the
+ * target's wrapping key instead (CKM_RSA_AES_KEY_WRAP done in two steps, as SoftHSM lacks
+ * 0x1054), so the private key never leaves the token in plaintext.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@ typedef struct s_export {
     const char *name;
     uint32_t version;
     kp_secret *p8;        /* export */
-    const uint8_t *n, *e; /* BYOK: the KEK */
+    uint32_t method;      /* export_wrapped: a kp_keyx_method */
+    const uint8_t *n, *e; /* export_wrapped: the wrapping key */
     size_t nlen, elen;
     uint8_t *out;
     size_t cap, outlen;
@@ -154,7 +156,7 @@ kp_status kp_p11_ks_export(void *inst, const char *name, uint32_t version, kp_se
     return KP_OK;
 }
 
-/* The KEK as a session public key that may only wrap. */
+/* The wrapping key as a session public key that may only wrap. */
 static kp_status s_kek_object(kp_p11_op *op, const s_export *x, CK_OBJECT_HANDLE *obj)
 {
     CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
@@ -174,15 +176,18 @@ static kp_status s_kek_object(kp_p11_op *op, const s_export *x, CK_OBJECT_HANDLE
     CK_RV rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), obj);
 
     if (rv != CKR_OK)
-        return kp_p11_ck(op->pi, op, rv, false, "C_CreateObject", "session KEK public key");
+        return kp_p11_ck(op->pi, op, rv, false, "C_CreateObject", "session wrapping public key");
     return KP_OK;
 }
 
-static kp_status s_byok_op(kp_p11_op *op, void *arg)
+static kp_status s_wrapped_op(kp_p11_op *op, void *arg)
 {
     s_export *x = arg;
     kp_p11_inst *pi = op->pi;
-    CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
+    bool sha256 = x->method == KP_KEYX_RSA_AES_KWP_SHA256;
+    CK_RSA_PKCS_OAEP_PARAMS oaep = {sha256 ? CKM_SHA256 : CKM_SHA_1,
+                                    sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED,
+                                    NULL, 0};
     CK_MECHANISM kwp = {0, NULL, 0}, rsa = {CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep)};
     CK_OBJECT_HANDLE kek = CK_INVALID_HANDLE, aes = CK_INVALID_HANDLE;
     uint8_t *part1 = NULL, *part2 = NULL;
@@ -199,13 +204,13 @@ static kp_status s_byok_op(kp_p11_op *op, void *arg)
         goto out;
     x->outlen = len1 + len2;
     if (x->out == NULL || x->cap < x->outlen) {
-        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "BYOK blob needs %zu bytes", x->outlen);
+        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "wrapped key needs %zu bytes", x->outlen);
         goto out;
     }
     memcpy(x->out, part1, len1);
     memcpy(x->out + len1, part2, len2);
-    kp_p11_debug(pi, "BYOK export of key %s v%u: %zu + %zu bytes", key.name, key.version, len1,
-                 len2);
+    kp_p11_debug(pi, "wrapped export of key %s v%u (OAEP-%s): %zu + %zu bytes", key.name,
+                 key.version, sha256 ? "SHA-256" : "SHA-1", len1, len2);
 out:
     /* The AES key must not outlive the blob: whoever holds it and part 2 holds the key. */
     kp_p11_destroy(op, aes);
@@ -215,31 +220,43 @@ out:
     return st;
 }
 
-kp_status kp_p11_ks_export_byok(void *inst, const char *name, uint32_t version,
-                                const uint8_t *kek_spki, size_t kek_len, uint8_t *out,
-                                size_t *outlen)
+kp_status kp_p11_ks_export_wrapped(void *inst, const char *name, uint32_t version, uint32_t method,
+                                   const uint8_t *wrapping_spki, size_t spki_len, uint8_t *out,
+                                   size_t *outlen)
 {
     kp_p11_inst *pi = inst;
     uint8_t *n = NULL, *e = NULL;
     size_t nlen = 0, elen = 0;
+    kp_instance_info caps;
     s_export x;
     kp_status st;
 
     if (outlen == NULL)
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export_byok: outlen is NULL");
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export_wrapped: outlen is NULL");
+    if (method != KP_KEYX_RSA_AES_KWP_SHA1 && method != KP_KEYX_RSA_AES_KWP_SHA256)
+        return kp_p11_err(pi, KP_ERR_UNSUPPORTED,
+                          "key transfer method %u: the pkcs11 keystore exports RSA keys with "
+                          "RSA-AES key wrap (SHA-1, or SHA-256 where the token has it)",
+                          method);
+    kp_p11_caps(pi, &caps);
+    if ((caps.export_keyx & KP_KEYX_BIT(method)) == 0)
+        return kp_p11_err(pi, KP_ERR_UNSUPPORTED,
+                          "token '%s' cannot wrap with RSA-OAEP %s and AES key wrap with padding",
+                          pi->token, method == KP_KEYX_RSA_AES_KWP_SHA256 ? "SHA-256" : "SHA-1");
     if ((st = kp_p11_check_name(pi, name)) != KP_OK ||
-        (st = kp_p11_spki_parse(pi, kek_spki, kek_len, &n, &nlen, &e, &elen)) != KP_OK)
+        (st = kp_p11_spki_parse(pi, wrapping_spki, spki_len, &n, &nlen, &e, &elen)) != KP_OK)
         return st;
     memset(&x, 0, sizeof(x));
     x.name = name;
     x.version = version;
+    x.method = method;
     x.n = n;
     x.nlen = nlen;
     x.e = e;
     x.elen = elen;
     x.out = out;
     x.cap = *outlen;
-    st = kp_p11_run(pi, s_byok_op, &x);
+    st = kp_p11_run(pi, s_wrapped_op, &x);
     if (st == KP_OK || st == KP_ERR_BUFFER_TOO_SMALL)
         *outlen = x.outlen;
     free(n);

@@ -32,7 +32,7 @@
 #define KP_P11_ID_MAX 64        /* longest CKA_ID we keep */
 #define KP_P11_SHA256_LEN 32
 #define KP_P11_AES_ID_LEN 16
-#define KP_P11_TAG_MAX 256 /* DER of a key's CKA_SUBJECT tag; ours stay below 220 */
+#define KP_P11_TAG_MAX 256     /* DER of a key's CKA_SUBJECT tag; ours stay below 220 */
 #define KP_P11_WRAP_KEY_LEN 32 /* transport AES-256 key of import, export and BYOK */
 #define KP_P11_DEFAULT_PREFIX "kp:"
 
@@ -259,8 +259,8 @@ int64_t kp_p11_date_time(const CK_DATE *date);
 
 kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len);
 /** The fingerprint of an SPKI DER (kp_fpr_spki) and the CKA_ID made of it (its 32 bytes). */
-kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len,
-                         char fpr[KP_FPR_HEX], uint8_t id[KP_P11_SHA256_LEN]);
+kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len, char fpr[KP_FPR_HEX],
+                         uint8_t id[KP_P11_SHA256_LEN]);
 /** SubjectPublicKeyInfo DER (OPENSSL_malloc'ed) of an RSA public key given as big-endian
  *  modulus and exponent. */
 kp_status kp_p11_spki_build(kp_p11_inst *pi, const uint8_t *n, size_t nlen, const uint8_t *e,

@@ -1,5 +1,7 @@
 /*
- * KS_GET_PUBLIC and KS_LIST: reading what the token holds.
+ * KS_GET_PUBLIC, KS_LIST and KS_GET: reading what the token holds. KS_GET and GET_PUBLIC look
+ * at one key's objects only (p11_lookup.c), so their cost does not grow with what else the
+ * token holds; only a listing of every key reads every key object.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,4 +85,36 @@ kp_status kp_p11_ks_list(void *inst, const char *name, kp_key_visit_fn visit, vo
     }
     free(l.keys);
     return st;
+}
+
+typedef struct s_get {
+    const char *name;
+    uint32_t version;
+    kp_p11_key key;
+} s_get;
+
+static kp_status s_get_op(kp_p11_op *op, void *arg)
+{
+    s_get *g = arg;
+
+    return kp_p11_key_find(op, g->name, g->version, &g->key);
+}
+
+kp_status kp_p11_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    kp_p11_inst *pi = inst;
+    s_get g;
+    kp_key_info full;
+    kp_status st;
+
+    memset(&g, 0, sizeof(g));
+    g.name = name;
+    g.version = version;
+    if (info == NULL)
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "get: info is NULL");
+    if ((st = kp_p11_check_name(pi, name)) != KP_OK || (st = kp_p11_run(pi, s_get_op, &g)) != KP_OK)
+        return st;
+    kp_p11_key_info(pi, &g.key, &full);
+    kp_key_info_put(info, &full);
+    return KP_OK;
 }

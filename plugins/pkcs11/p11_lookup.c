@@ -53,8 +53,8 @@ kp_status kp_p11_tag(kp_p11_inst *pi, const char *name, uint8_t *subject, size_t
     /* A UTF8String given as such (not MBSTRING_*) skips X.520's 64-character bound on a CN:
      * a prefix and a name reach 191. Both are ASCII, so it is valid UTF-8. */
     if (nm == NULL ||
-        X509_NAME_add_entry_by_NID(nm, NID_commonName, V_ASN1_UTF8STRING,
-                                   (const unsigned char *)cn, (int)strlen(cn), -1, 0) != 1 ||
+        X509_NAME_add_entry_by_NID(nm, NID_commonName, V_ASN1_UTF8STRING, (const unsigned char *)cn,
+                                   (int)strlen(cn), -1, 0) != 1 ||
         (k = i2d_X509_NAME(nm, &der)) <= 0 || (size_t)k > KP_P11_TAG_MAX ||
         (aes_id != NULL && EVP_Digest(der, (size_t)k, md, &mdlen, EVP_sha256(), NULL) != 1)) {
         st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "cannot encode the tag of key %s", name);
@@ -410,8 +410,8 @@ static kp_status s_latest(kp_p11_op *op, const char *name, kp_p11_key *key)
             kp_p11_key other;
             if (s_read(op, c[i + 1].obj, c[i + 1].cls, name, &other) > 0)
                 st = kp_p11_err(pi, KP_ERR_INTEGRITY,
-                                "token '%s' holds several key objects for %s v%u", pi->token,
-                                name, c[i].version);
+                                "token '%s' holds several key objects for %s v%u", pi->token, name,
+                                c[i].version);
         }
         free(c);
         return st;

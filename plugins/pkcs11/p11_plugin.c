@@ -16,13 +16,14 @@
 static kp_plugin_info_fn s_info;
 static kp_plugin_teardown_fn s_teardown;
 static kp_plugin_params_fn s_params;
+static kp_plugin_describe_fn s_describe;
 static kp_instance_open_fn s_open;
 static kp_instance_close_fn s_close;
 
 static const kp_plugin_info s_plugin_info = {
     .struct_size = sizeof(kp_plugin_info),
     .abi_major = KP_ABI_MAJOR,
-    .abi_minor = KP_ABI_MINOR,
+    .abi_minor = 0, /* needs nothing newer than ABI 1.0 */
     .name = "pkcs11",
     .version = "0.1.0",
     .description = "keys on a PKCS#11 token (HSM, SoftHSM2) through p11-kit",
@@ -44,17 +45,20 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_PLUGIN_INFO, (kp_fn)s_info},
     {KP_FN_PLUGIN_TEARDOWN, (kp_fn)s_teardown},
     {KP_FN_PLUGIN_PARAMS, (kp_fn)s_params},
+    {KP_FN_PLUGIN_DESCRIBE, (kp_fn)s_describe},
     {KP_FN_INSTANCE_OPEN, (kp_fn)s_open},
     {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
     {KP_FN_INSTANCE_CHECK, (kp_fn)kp_p11_instance_check},
+    {KP_FN_INSTANCE_INFO, (kp_fn)kp_p11_instance_info},
     {KP_FN_KS_CREATE, (kp_fn)kp_p11_ks_create},
     {KP_FN_KS_IMPORT, (kp_fn)kp_p11_ks_import},
     {KP_FN_KS_GET_PUBLIC, (kp_fn)kp_p11_ks_get_public},
     {KP_FN_KS_LIST, (kp_fn)kp_p11_ks_list},
+    {KP_FN_KS_GET, (kp_fn)kp_p11_ks_get},
     {KP_FN_KS_WRAP, (kp_fn)kp_p11_ks_wrap},
     {KP_FN_KS_UNWRAP, (kp_fn)kp_p11_ks_unwrap},
     {KP_FN_KS_EXPORT, (kp_fn)kp_p11_ks_export},
-    {KP_FN_KS_EXPORT_BYOK, (kp_fn)kp_p11_ks_export_byok},
+    {KP_FN_KS_EXPORT_WRAPPED, (kp_fn)kp_p11_ks_export_wrapped},
     {KP_FN_KS_STATE_GET, (kp_fn)kp_p11_ks_state_get},
     {KP_FN_KS_STATE_PUT, (kp_fn)kp_p11_ks_state_put},
     {0, NULL},
@@ -95,6 +99,7 @@ static void s_close(void *inst)
     free(pi->module_ref);
     pthread_mutex_destroy(&pi->lock);
     pthread_mutex_destroy(&pi->create_lock);
+    pthread_mutex_destroy(&pi->state_lock);
     free(pi);
 }
 
@@ -123,46 +128,66 @@ static bool s_module_name_ok(const char *m)
     return true;
 }
 
-/* Checks the meaning of the params (the core checked names and types) and copies them. */
-static kp_status s_take_params(kp_p11_inst *pi, const kp_param *params)
+/* What is wrong with the params the core checked by name and type, or NULL. The PIN is not
+ * looked at: PLUGIN_DESCRIBE has no secrets. */
+static const char *s_params_wrong(const kp_param *params)
 {
     const kp_param *module = kp_param_find(params, "module");
     const kp_param *token = kp_param_find(params, "token");
-    const kp_param *pin = kp_param_find(params, "pin");
     const kp_param *prefix = kp_param_find(params, "label_prefix");
-    size_t len;
 
     if (module == NULL || module->str == NULL || module->str[0] == '\0')
-        return kp_p11_err(pi, KP_ERR_CONFIG, "module is required");
+        return "module is required";
     if (module->str[0] != '/' && !s_module_name_ok(module->str))
-        return kp_p11_err(pi, KP_ERR_CONFIG,
-                          "module must be an absolute path or a p11-kit module name");
-    if ((pi->module_ref = strdup(module->str)) == NULL)
-        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-
+        return "module must be an absolute path or a p11-kit module name";
     if (token == NULL || token->str == NULL || token->str[0] == '\0')
-        return kp_p11_err(pi, KP_ERR_CONFIG, "token is required");
+        return "token is required";
     if (strlen(token->str) > KP_P11_LABEL_MAX)
-        return kp_p11_err(pi, KP_ERR_CONFIG, "token label is longer than %d bytes",
-                          KP_P11_LABEL_MAX);
-    snprintf(pi->token, sizeof(pi->token), "%s", token->str);
+        return "token label is longer than 32 bytes";
+    if (prefix != NULL && prefix->str != NULL &&
+        (strlen(prefix->str) > KP_P11_PREFIX_MAX || !s_prefix_ok(prefix->str)))
+        return "label_prefix must be 1 to 64 printable characters without '/', ending in one no "
+               "key name has (like the default 'kp:')";
+    return NULL;
+}
 
+/* Checks the meaning of the params and copies them. */
+static kp_status s_take_params(kp_p11_inst *pi, const kp_param *params)
+{
+    const kp_param *pin = kp_param_find(params, "pin");
+    const kp_param *prefix = kp_param_find(params, "label_prefix");
+    const char *wrong = s_params_wrong(params);
+
+    if (wrong != NULL)
+        return kp_p11_err(pi, KP_ERR_CONFIG, "%s", wrong);
+    if ((pi->module_ref = strdup(kp_param_find(params, "module")->str)) == NULL)
+        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+    snprintf(pi->token, sizeof(pi->token), "%s", kp_param_find(params, "token")->str);
     if (pin == NULL || pin->secret == NULL || pi->up->secret_len(pin->secret) == 0)
         return kp_p11_err(pi, KP_ERR_CONFIG, "pin for token '%s' is empty", pi->token);
-    len = pi->up->secret_len(pin->secret);
-    if ((pi->pin = pi->up->secret_new(len)) == NULL)
+    pi->pin =
+        kp_secret_dup(pi->up, pi->up->secret_cdata(pin->secret), pi->up->secret_len(pin->secret));
+    if (pi->pin == NULL)
         return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-    memcpy(pi->up->secret_data(pi->pin), pi->up->secret_cdata(pin->secret), len);
+    snprintf(pi->prefix, sizeof(pi->prefix), "%s",
+             prefix != NULL && prefix->str != NULL ? prefix->str : KP_P11_DEFAULT_PREFIX);
+    return KP_OK;
+}
 
-    snprintf(pi->prefix, sizeof(pi->prefix), "%s", KP_P11_DEFAULT_PREFIX);
-    if (prefix != NULL && prefix->str != NULL) {
-        if (strlen(prefix->str) > KP_P11_PREFIX_MAX || !s_prefix_ok(prefix->str))
-            return kp_p11_err(pi, KP_ERR_CONFIG,
-                              "label_prefix must be 1 to %d printable characters without '/', "
-                              "ending in one no key name has (like the default 'kp:')",
-                              KP_P11_PREFIX_MAX);
-        snprintf(pi->prefix, sizeof(pi->prefix), "%s", prefix->str);
-    }
+/* A keystore, whatever the params. Its algorithms are the token's: wrap_algs, unwrap_algs,
+ * key_bits and export_keyx stay 0 here, meaning "decided at open" (INSTANCE_INFO asks the
+ * token), never "none". */
+static kp_status s_describe(void *plugin_ctx, const kp_param *params, kp_instance_info *info)
+{
+    kp_p11_plugin *pl = plugin_ctx;
+    const char *wrong;
+
+    if (pl == NULL || info == NULL)
+        return KP_ERR_INVALID_ARG;
+    if ((wrong = s_params_wrong(params)) != NULL)
+        return kp_errorf(&pl->up, pl->h, KP_ERR_CONFIG, "%s", wrong);
+    if (KP_HAS_MEMBER(info, kp_instance_info, capabilities))
+        info->capabilities = KP_CAP_KEYSTORE;
     return KP_OK;
 }
 
@@ -187,6 +212,12 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
         return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
     }
     if (pthread_mutex_init(&pi->create_lock, NULL) != 0) {
+        pthread_mutex_destroy(&pi->lock);
+        free(pi);
+        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
+    }
+    if (pthread_mutex_init(&pi->state_lock, NULL) != 0) {
+        pthread_mutex_destroy(&pi->create_lock);
         pthread_mutex_destroy(&pi->lock);
         free(pi);
         return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");

@@ -1,9 +1,19 @@
 /*
  * The chain-state document of a key (KS_STATE_GET / KS_STATE_PUT) as a token data object,
- * CKA_LABEL "<prefix><name>/state", CKA_APPLICATION "keyplane". A replacement is created under
- * a temporary label, the old object destroyed, and the new one renamed, so a reader never sees
- * two documents; a crash in between leaves none here, and the chain's other keystores still
- * hold it (the newest copy wins when the core reads the state).
+ * CKA_LABEL "<prefix><name>/state", CKA_APPLICATION "keyplane/<generation>", CKA_VALUE the
+ * document.
+ *
+ * A write never leaves the token without a document, whenever it stops: the new object is made
+ * under the label "<prefix><name>/state.new" (no reader looks there), renamed to the real
+ * label, and only then are the old objects destroyed. Between the last two steps a reader finds
+ * two documents and takes the one of the higher generation (the writer's old one plus 1); two
+ * of one generation (two processes wrote at once) go to the longer document, then to the
+ * byte-wise greater: every reader picks the same one. A leftover ".new" object (a write that
+ * stopped before its rename) is never read and is destroyed by the next write. An object
+ * without a generation ("keyplane", older builds) is generation 0.
+ *
+ * The compare-and-swap holds between the threads of one instance (state_lock); PKCS#11 offers
+ * no lock other processes would respect, so the instance does not claim KP_INST_STATE_CAS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +23,20 @@
 
 #define S_APP "keyplane"
 
+/* One document found under the state label. */
+typedef struct s_doc {
+    CK_OBJECT_HANDLE obj;
+    uint64_t gen;
+    uint8_t *value; /* malloc'ed */
+    size_t len;
+} s_doc;
+
 typedef struct s_state {
     const char *name;
-    const uint8_t *in;
-    size_t inlen;
-    uint8_t *out; /* malloc'ed by get */
+    const uint8_t *in, *expect; /* put */
+    size_t inlen, expect_len;
+    bool renamed; /* put: the new document is in place (a retry only reports success) */
+    uint8_t *out; /* get: malloc'ed */
     size_t outlen;
 } s_state;
 
@@ -30,74 +49,225 @@ static kp_status s_label(kp_p11_inst *pi, const char *name, const char *suffix, 
     return KP_OK;
 }
 
+/* The generation of CKA_APPLICATION "keyplane/<n>"; 0 for "keyplane" or anything else. */
+static uint64_t s_gen(const uint8_t *app, size_t len)
+{
+    size_t plen = sizeof(S_APP) - 1;
+    uint64_t g = 0;
+
+    if (len <= plen + 1 || memcmp(app, S_APP "/", plen + 1) != 0 || len > plen + 1 + 19)
+        return 0;
+    for (size_t i = plen + 1; i < len; i++) {
+        if (app[i] < '0' || app[i] > '9')
+            return 0;
+        g = g * 10 + (uint64_t)(app[i] - '0');
+    }
+    return g;
+}
+
+/* Whether a beats b as the current document (see the top of the file). */
+static bool s_beats(const s_doc *a, const s_doc *b)
+{
+    int c;
+
+    if (a->gen != b->gen)
+        return a->gen > b->gen;
+    if (a->len != b->len)
+        return a->len > b->len;
+    c = a->len > 0 ? memcmp(a->value, b->value, a->len) : 0;
+    return c > 0;
+}
+
+static void s_docs_free(s_doc *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(d[i].value);
+    free(d);
+}
+
+/* The data objects labelled label, read; *cur the index of the current one (n > 0). */
+static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n, size_t *cur)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE *objs = NULL;
+    size_t nobj = 0, got = 0;
+    s_doc *d = NULL;
+    kp_status st;
+
+    *out = NULL;
+    *n = *cur = 0;
+    if ((st = kp_p11_find_all(op, tmpl, 3, &objs, &nobj)) != KP_OK)
+        return st;
+    if (nobj > 0 && (d = calloc(nobj, sizeof(*d))) == NULL)
+        st = kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == KP_OK && i < nobj; i++) {
+        uint8_t *app = NULL;
+        size_t applen = 0;
+
+        d[got].obj = objs[i];
+        st = kp_p11_attr(op, objs[i], CKA_APPLICATION, &app, &applen);
+        if (st == KP_OK)
+            st = kp_p11_attr(op, objs[i], CKA_VALUE, &d[got].value, &d[got].len);
+        if (st != KP_OK && op->rv == CKR_OBJECT_HANDLE_INVALID) {
+            /* destroyed since the search (a writer finishing): not there */
+            free(app);
+            free(d[got].value);
+            d[got].value = NULL;
+            op->rv = CKR_OK;
+            st = KP_OK;
+            continue;
+        }
+        if (st == KP_OK) {
+            d[got].gen = s_gen(app, applen);
+            if (got > 0 && s_beats(&d[got], &d[*cur]))
+                *cur = got;
+            got++;
+        }
+        free(app);
+    }
+    free(objs);
+    if (st != KP_OK) {
+        if (d != NULL)
+            s_docs_free(d, nobj); /* calloc'ed: the slots not reached hold NULL */
+        return st;
+    }
+    *out = d;
+    *n = got;
+    return KP_OK;
+}
+
 static kp_status s_get_op(kp_p11_op *op, void *arg)
 {
     s_state *s = arg;
     char label[KP_P11_OBJLABEL_MAX];
-    CK_OBJECT_HANDLE obj;
+    s_doc *d;
+    size_t n, cur;
     kp_status st;
 
     free(s->out);
     s->out = NULL;
-    if ((st = s_label(op->pi, s->name, "state", label, sizeof(label))) != KP_OK)
+    if ((st = s_label(op->pi, s->name, "state", label, sizeof(label))) != KP_OK ||
+        (st = s_docs(op, label, &d, &n, &cur)) != KP_OK)
         return st;
-    st = kp_p11_find_one(op, CKO_DATA, label, &obj);
-    if (st == KP_ERR_NOT_FOUND)
+    if (n == 0)
         return kp_p11_err(op->pi, KP_ERR_NOT_FOUND, "no state document for %s on token '%s'",
                           s->name, op->pi->token);
-    if (st != KP_OK)
-        return st;
-    return kp_p11_attr(op, obj, CKA_VALUE, &s->out, &s->outlen);
+    s->out = d[cur].value;
+    s->outlen = d[cur].len;
+    d[cur].value = NULL;
+    s_docs_free(d, n);
+    return KP_OK;
+}
+
+/* Destroys what a write that stopped early left under the temporary label. */
+static kp_status s_sweep(kp_p11_op *op, const char *temp)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)temp, strlen(temp)},
+    };
+    CK_OBJECT_HANDLE *objs = NULL;
+    size_t n = 0;
+    kp_status st = kp_p11_find_all(op, tmpl, 3, &objs, &n);
+
+    for (size_t i = 0; st == KP_OK && i < n; i++)
+        kp_p11_destroy(op, objs[i]);
+    free(objs);
+    return st;
+}
+
+/* KP_OK when the stored document is what the caller expects. */
+static kp_status s_compare(kp_p11_inst *pi, const s_state *s, const s_doc *d, size_t n, size_t cur)
+{
+    if (s->expect == NULL)
+        return KP_OK;
+    if (s->expect_len == 0)
+        return n == 0 ? KP_OK
+                      : kp_p11_err(pi, KP_ERR_CONFLICT,
+                                   "state document of %s: one is stored already on token '%s'",
+                                   s->name, pi->token);
+    if (n == 0)
+        return kp_p11_err(pi, KP_ERR_CONFLICT, "state document of %s: none is stored on token '%s'",
+                          s->name, pi->token);
+    if (d[cur].len != s->expect_len || memcmp(d[cur].value, s->expect, s->expect_len) != 0)
+        return kp_p11_err(pi, KP_ERR_CONFLICT,
+                          "state document of %s changed on token '%s' since it was read", s->name,
+                          pi->token);
+    return KP_OK;
 }
 
 static kp_status s_put_op(kp_p11_op *op, void *arg)
 {
     s_state *s = arg;
     kp_p11_inst *pi = op->pi;
-    char label[KP_P11_OBJLABEL_MAX], temp[KP_P11_OBJLABEL_MAX + 32];
-    uint8_t rnd[8];
-    char hex[17];
+    char label[KP_P11_OBJLABEL_MAX], temp[KP_P11_OBJLABEL_MAX], app[sizeof(S_APP) + 24];
     CK_OBJECT_CLASS cls = CKO_DATA;
     CK_BBOOL yes = CK_TRUE;
-    CK_OBJECT_HANDLE old = CK_INVALID_HANDLE, fresh = CK_INVALID_HANDLE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_MODIFIABLE, &yes, sizeof(yes)},
+        {CKA_LABEL, temp, 0},
+        {CKA_APPLICATION, app, 0},
+        {CKA_VALUE, (void *)s->in, s->inlen},
+    };
+    CK_OBJECT_HANDLE fresh = CK_INVALID_HANDLE;
+    s_doc *d = NULL;
+    size_t n = 0, cur = 0;
     kp_status st;
     CK_RV rv;
 
+    /* A first attempt that got the new document in place and then lost its session: done. */
+    if (s->renamed)
+        return KP_OK;
     if ((st = s_label(pi, s->name, "state", label, sizeof(label))) != KP_OK ||
-        (st = kp_p11_random(pi, rnd, sizeof(rnd))) != KP_OK)
+        (st = s_label(pi, s->name, "state.new", temp, sizeof(temp))) != KP_OK ||
+        (st = s_docs(op, label, &d, &n, &cur)) != KP_OK)
         return st;
-    kp_p11_hex(rnd, sizeof(rnd), hex, sizeof(hex));
-    snprintf(temp, sizeof(temp), "%s.new-%s", label, hex);
-    st = kp_p11_find_one(op, CKO_DATA, label, &old);
-    if (st != KP_OK && st != KP_ERR_NOT_FOUND)
-        return st;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},       {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},     {CKA_MODIFIABLE, &yes, sizeof(yes)},
-        {CKA_LABEL, temp, strlen(temp)},      {CKA_APPLICATION, (void *)S_APP, strlen(S_APP)},
-        {CKA_VALUE, (void *)s->in, s->inlen},
-    };
+    if ((st = s_compare(pi, s, d, n, cur)) != KP_OK || (st = s_sweep(op, temp)) != KP_OK)
+        goto out;
+    snprintf(app, sizeof(app), "%s/%llu", S_APP,
+             (unsigned long long)((n > 0 ? d[cur].gen : 0) + 1));
+    t[4].ulValueLen = strlen(temp);
+    t[5].ulValueLen = strlen(app);
     rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), &fresh);
-    if (rv != CKR_OK)
-        return kp_p11_ck(pi, op, rv, false, "C_CreateObject", "state document of %s", s->name);
-    if (old != CK_INVALID_HANDLE && (rv = op->f->C_DestroyObject(op->s, old)) != CKR_OK) {
-        kp_p11_destroy(op, fresh);
-        return kp_p11_ck(pi, op, rv, false, "C_DestroyObject", "old state document of %s", s->name);
+    if (rv != CKR_OK) {
+        st = kp_p11_ck(pi, op, rv, false, "C_CreateObject", "state document of %s", s->name);
+        goto out;
     }
-    CK_ATTRIBUTE rename = {CKA_LABEL, label, strlen(label)};
-    if ((rv = op->f->C_SetAttributeValue(op->s, fresh, &rename, 1)) != CKR_OK)
-        return kp_p11_ck(pi, op, rv, false, "C_SetAttributeValue", "state document of %s", s->name);
-    return KP_OK;
+    if ((st = kp_p11_relabel(op, fresh, NULL, 0, label)) != KP_OK) {
+        kp_p11_destroy(op, fresh);
+        goto out;
+    }
+    s->renamed = true;
+    /* Readers now take the new one (a higher generation); the old ones only go. */
+    for (size_t i = 0; i < n; i++)
+        kp_p11_destroy(op, d[i].obj);
+out:
+    s_docs_free(d, n);
+    return st;
 }
 
 kp_status kp_p11_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *len)
 {
     kp_p11_inst *pi = inst;
-    s_state s = {name, NULL, 0, NULL, 0};
+    s_state s;
     kp_status st;
 
     if (len == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
+    memset(&s, 0, sizeof(s));
+    s.name = name;
     if ((st = kp_p11_check_name(pi, name)) != KP_OK || (st = kp_p11_run(pi, s_get_op, &s)) != KP_OK)
         return st;
     if (doc == NULL || *len < s.outlen)
@@ -109,15 +279,29 @@ kp_status kp_p11_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t
     return st;
 }
 
-kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, size_t len)
+kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, size_t len,
+                              const uint8_t *expect, size_t expect_len)
 {
     kp_p11_inst *pi = inst;
-    s_state s = {name, doc, len, NULL, 0};
+    s_state s;
     kp_status st;
 
     if (doc == NULL || len == 0 || len > KP_STATE_MAX)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "state document of %zu bytes", len);
+    if (expect != NULL && expect_len > KP_STATE_MAX)
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "expected state document of %zu bytes",
+                          expect_len);
     if ((st = kp_p11_check_name(pi, name)) != KP_OK)
         return st;
-    return kp_p11_run(pi, s_put_op, &s);
+    memset(&s, 0, sizeof(s));
+    s.name = name;
+    s.in = doc;
+    s.inlen = len;
+    s.expect = expect;
+    s.expect_len = expect_len;
+    /* Compare and swap are one step for the threads of this instance. */
+    pthread_mutex_lock(&pi->state_lock);
+    st = kp_p11_run(pi, s_put_op, &s);
+    pthread_mutex_unlock(&pi->state_lock);
+    return st;
 }

@@ -212,6 +212,8 @@ typedef struct conf_key {
 } conf_key;
 bool conf_key_make(conf_run *r, const char *tag, uint32_t flags, bool want_priv, conf_key *key);
 void conf_key_free(conf_key *key);
+/** Makes version v (0: the next) of name through KS_CREATE, or KS_IMPORT of a kit key. */
+kp_status conf_make_version(conf_run *r, const char *name, uint32_t v, kp_key_info *info);
 /** The SPKI DER of name/version through GET_PUBLIC (malloc'd), NULL with a failure. */
 uint8_t *conf_get_spki(conf_run *r, const char *name, uint32_t version, size_t *len);
 /** Checks a fingerprint the plugin returned against the SHA-256 of its SPKI. */

@@ -159,6 +159,31 @@ bool conf_check_fpr(conf_run *r, const char *where, const char *name, uint32_t v
     return true;
 }
 
+/* Creates (or imports, without KS_CREATE) version v of name. */
+kp_status conf_make_version(conf_run *r, const char *name, uint32_t v, kp_key_info *info)
+{
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = name,
+                        .type = KP_KEY_RSA,
+                        .bits = conf_key_bits(r->kit),
+                        .version = v};
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    kp_ks_create_fn *create = CONF_FN(r->kit, ks_create, KP_FN_KS_CREATE);
+    conf_err_clear();
+    if (create != NULL)
+        return create(r->inst, &spec, info);
+    EVP_PKEY *pk = conf_rsa_new(spec.bits);
+    kp_secret *der = pk != NULL ? conf_pkcs8_secret(pk) : NULL;
+    EVP_PKEY_free(pk);
+    if (der == NULL)
+        return KP_ERR_NOMEM;
+    conf_err_clear();
+    kp_status st = CONF_FN(r->kit, ks_import, KP_FN_KS_IMPORT)(r->inst, &spec, der, info);
+    conf_secret_free(der);
+    return st;
+}
+
 static bool s_import(conf_run *r, const char *name, uint32_t flags, conf_key *key)
 {
     kp_ks_import_fn *imp = CONF_FN(r->kit, ks_import, KP_FN_KS_IMPORT);

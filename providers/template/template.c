@@ -112,8 +112,7 @@ static kp_status s_plugin_describe(void *plugin_ctx, const kp_param *params, kp_
 /* The store's domain rules, asked before anything is created (`policy validate`, `plan`), so a
  * chain this store cannot hold fails there and not halfway through an apply. Keep it in step
  * with what KS_CREATE and KS_IMPORT accept. */
-static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params,
-                                    const kp_key_spec *in)
+static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params, const kp_key_spec *in)
 {
     tpl_plugin *p = plugin_ctx;
     kp_key_spec spec;
@@ -122,8 +121,7 @@ static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params,
         return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, "template: no key spec");
     if (!kp_key_name_valid(spec.name))
         return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG,
-                         "template: key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]",
-                         spec.name);
+                         "template: key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]", spec.name);
     if (spec.type != KP_KEY_RSA)
         return kp_errorf(&p->up, p->h, KP_ERR_UNSUPPORTED, "template: keys are RSA only");
     if (spec.bits != 0 && !tpl_rsa_bits_ok(spec.bits))

@@ -54,7 +54,7 @@ typedef struct tpl_state {
 } tpl_state;
 
 #define TPL_TOKEN_LEN 16
-#define TPL_OFFERS 16            /* offers remembered; an older one has lapsed */
+#define TPL_OFFERS 16             /* offers remembered; an older one has lapsed */
 #define TPL_OFFER_TTL (24 * 3600) /* seconds an offer stays valid, as a KMS import token */
 
 typedef struct tpl_offer {

@@ -17,10 +17,10 @@
 
 /* Where name/version is, or would go, in the sorted list, and what name already has. */
 typedef struct s_pos {
-    size_t at;            /* insertion index for name/version */
-    const tpl_key *hit;   /* name/version itself */
+    size_t at;             /* insertion index for name/version */
+    const tpl_key *hit;    /* name/version itself */
     const tpl_key *latest; /* the highest version of name */
-    uint32_t count;       /* versions of name */
+    uint32_t count;        /* versions of name */
 } s_pos;
 
 static void s_locate(const tpl_inst *t, const char *name, uint32_t version, s_pos *p)
@@ -167,10 +167,10 @@ kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tp
     pthread_mutex_unlock(&t->lock);
     *k = version != 0 ? pos.hit : pos.latest;
     if (*k == NULL)
-        return version != 0 ? kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
-                                        "template: key %s version %u not found", name, version)
-                            : kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
-                                        "template: key %s not found", name);
+        return version != 0
+                   ? kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
+                               "template: key %s version %u not found", name, version)
+                   : kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, "template: key %s not found", name);
     return KP_OK;
 }
 
@@ -326,8 +326,7 @@ static const EVP_MD *s_oaep_md(uint32_t alg)
 EVP_PKEY_CTX *tpl_oaep_ctx(EVP_PKEY *pkey, const EVP_MD *md, bool encrypt)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    if (ctx == NULL ||
-        (encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) <= 0 ||
+    if (ctx == NULL || (encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) <= 0 ||
         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
         EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0) {
         EVP_PKEY_CTX_free(ctx);

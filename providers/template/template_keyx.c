@@ -120,8 +120,7 @@ kp_status tpl_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer
 }
 
 /* Finds the live offer of token, made for name. */
-static kp_status s_offer_find(tpl_inst *t, const uint8_t *token, size_t token_len,
-                              const char *name)
+static kp_status s_offer_find(tpl_inst *t, const uint8_t *token, size_t token_len, const char *name)
 {
     kp_status st = KP_ERR_CONFLICT;
     int64_t now = (int64_t)time(NULL);
@@ -137,8 +136,7 @@ static kp_status s_offer_find(tpl_inst *t, const uint8_t *token, size_t token_le
     if (st == KP_ERR_CONFLICT)
         return kp_errorf(t->up, t->h, st, "template: key %s: the import offer lapsed", name);
     if (st != KP_OK)
-        return kp_errorf(t->up, t->h, st, "template: key %s: the offer was for another key",
-                         name);
+        return kp_errorf(t->up, t->h, st, "template: key %s: the offer was for another key", name);
     return KP_OK;
 }
 
@@ -165,8 +163,7 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
          (*p8 = t->up->secret_new(bloblen - rsalen - 8)) != NULL;
     n = rsalen;
     ok = ok && (ctx = tpl_oaep_ctx(kek, md, false)) != NULL &&
-         EVP_PKEY_decrypt(ctx, t->up->secret_data(aes), &n, blob, rsalen) > 0 &&
-         n == AES_KEY_LEN &&
+         EVP_PKEY_decrypt(ctx, t->up->secret_data(aes), &n, blob, rsalen) > 0 && n == AES_KEY_LEN &&
          s_kwp(t, aes, 0, blob + rsalen, bloblen - rsalen, t->up->secret_data(*p8), &n) &&
          t->up->secret_shrink(*p8, n) == KP_OK;
     EVP_PKEY_CTX_free(ctx);
@@ -216,8 +213,7 @@ kp_status tpl_ks_import_wrapped(void *inst, const kp_key_spec *in, uint32_t meth
 }
 
 /* out = RSA-OAEP(wk, fresh AES key) || KWP(AES key, p8); out holds what s_export_len says. */
-static bool s_wrap(tpl_inst *t, EVP_PKEY *wk, const EVP_MD *md, const kp_secret *p8,
-                   uint8_t *out)
+static bool s_wrap(tpl_inst *t, EVP_PKEY *wk, const EVP_MD *md, const kp_secret *p8, uint8_t *out)
 {
     size_t rsalen = (size_t)EVP_PKEY_get_size(wk), n = rsalen;
     kp_secret *aes = t->up->secret_new(AES_KEY_LEN);

@@ -122,8 +122,7 @@ kp_status tpl_ss_put(void *inst, const char *name, const kp_secret *value, const
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no value");
     if ((len = t->up->secret_len(value)) > TPL_SECRET_MAX) /* as declared in secret_max */
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: secret %s: %zu bytes, more than %d", name, len,
-                         TPL_SECRET_MAX);
+                         "template: secret %s: %zu bytes, more than %d", name, len, TPL_SECRET_MAX);
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
     if ((st = s_meta_copy(t, meta, nmeta, s)) != KP_OK) {
@@ -253,8 +252,7 @@ kp_status tpl_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *l
         return kp_errorf(t->up, t->h, st, "template: key %s has no state document", name);
     *len = have; /* written, or needed */
     if (st != KP_OK)
-        return kp_errorf(t->up, t->h, st, "template: the state of %s needs %zu bytes", name,
-                         have);
+        return kp_errorf(t->up, t->h, st, "template: the state of %s needs %zu bytes", name, have);
     return KP_OK;
 }
 
@@ -266,8 +264,8 @@ kp_status tpl_ks_state_put(void *inst, const char *name, const uint8_t *doc, siz
     uint8_t *copy;
     kp_status st = KP_OK;
 
-    if (name == NULL || !kp_key_name_valid(name) || doc == NULL || len == 0 ||
-        len > KP_STATE_MAX || (expect == NULL && expect_len != 0) || expect_len > KP_STATE_MAX)
+    if (name == NULL || !kp_key_name_valid(name) || doc == NULL || len == 0 || len > KP_STATE_MAX ||
+        (expect == NULL && expect_len != 0) || expect_len > KP_STATE_MAX)
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: bad state arguments");
     if ((copy = malloc(len)) == NULL || (fresh = calloc(1, sizeof(*fresh))) == NULL) {
         free(copy);

@@ -164,7 +164,7 @@ cmp "$T/dek" "$T/dek.r" || fail "restored key unwrapped a different DEK"
 
 # domain rules: RSA-4096 is refused for a TDE protector; so is a key name Key Vault rejects
 expect_rc 2 $P key generate --instance vault1 --name big --bits 4096
-expect_in "$T/err" "Azure SQL TDE protectors are RSA 2048 or 3072"
+expect_in "$T/err" "Azure SQL TDE protectors in Key Vault are RSA 2048 or 3072"
 expect_rc 2 $P key generate --instance vault1 --name bad_name --bits 2048
 expect_in "$T/err" "only letters, digits and '-'"
 echo "ok: azure"

@@ -3,9 +3,10 @@
  * (run_with_vault.sh starts it).
  *
  * 1. Loaded directly (dlopen, a minimal core of its own): PLUGIN_INFO needs ABI 1.0;
- *    PLUGIN_DESCRIBE says what INSTANCE_INFO says, from the params; PLUGIN_CHECK_KEY applies the
- *    domain rules with no vault: RSA-4096, AES, a name with '_', a vault name plus key name over
- *    94 characters are refused with one line naming the rule; a bad vault_url is a config error.
+ *    PLUGIN_DESCRIBE says what INSTANCE_INFO says, from the params (refusing contradicting ones
+ *    without reading secrets); PLUGIN_CHECK_KEY applies the domain rules with no vault:
+ *    RSA-4096, AES, a name with '_', a vault name plus key name over 94 characters are refused
+ *    with one line naming the rule; a bad vault_url is a config error.
  * 2. Through libkeyplane: INSTANCE_INFO; KS_GET by version and latest (fingerprint = the public
  *    key's, backend_id = the versioned kid, expires from attributes.exp); KS_LIST in order; a
  *    version whose kp-fpr tag does not match its key is seen by no reader.
@@ -160,6 +161,11 @@ static void s_plugin_alone(void)
         {.name = "vault_url", .type = KP_PARAM_STRING, .str = "https://tde-east.vault.azure.net"},
         {.name = "key_prefix", .type = KP_PARAM_STRING, .str = "kp-"},
         {.name = NULL}};
+    const kp_param half_auth[] = {
+        {.name = "vault_url", .type = KP_PARAM_STRING, .str = "https://tde-east.vault.azure.net"},
+        {.name = "auth", .type = KP_PARAM_STRING, .str = "client_secret"},
+        {.name = "client_secret", .type = KP_PARAM_SECRET, .str = "env:X"}, /* not read */
+        {.name = NULL}};
     const kp_param broken[] = {
         {.name = "vault_url", .type = KP_PARAM_STRING, .str = "http://tde-east.vault.azure.net"},
         {.name = NULL}};
@@ -176,6 +182,7 @@ static void s_plugin_alone(void)
     S_NOT(describe(d.ctx, params, &small) == KP_OK);
     S_NOT(small.unwrap_algs != 0 && small.key_bits == 0xeeeeeeeeu);
     S_NOT(describe(d.ctx, broken, &info) == KP_ERR_CONFIG && strstr(s_err, "https://") != NULL);
+    S_NOT(describe(d.ctx, half_auth, &info) == KP_ERR_CONFIG && strstr(s_err, "client_id") != NULL);
 
     char longest[128];
     memset(longest, 'k', 86);

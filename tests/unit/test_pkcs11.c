@@ -1,5 +1,9 @@
 /* The pkcs11 plugin through libkeyplane on a SoftHSM2 token made for the test: AES key-wrap
- * KEKs, export, recovery after the token dropped every session, and two threads at once. */
+ * KEKs, export, recovery after the token dropped every session, two threads at once, what the
+ * instance says it can do, direct lookups among unrelated keys, imports checked against their
+ * expected fingerprint, the state document's compare-and-swap, and wrapped export opened with
+ * OpenSSL. Some checks call the plugin's dispatch table directly (core/src/internal.h), so that
+ * what is tested is the plugin's own answer, not a check the core makes first. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -7,9 +11,11 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+#include "internal.h"
 #include "kp_test.h"
 
 #define PIN "13579"
@@ -61,7 +67,8 @@ static int setup(void **state)
     f->ctx = kp_test_ctx(NULL);
     if (kp_policy_load(f->ctx, f->policy_path, &f->pol, NULL) != KP_OK)
         fail_msg("%s", kp_ctx_last_error(f->ctx));
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "hsm", &f->hsm), KP_OK);
+    if (kp_instance_open(f->ctx, f->pol, "hsm", &f->hsm) != KP_OK)
+        fail_msg("open: %s", kp_ctx_last_error(f->ctx));
     free(conf_text);
     free(conf);
     free(cmd);
@@ -83,15 +90,108 @@ static int teardown(void **state)
     return 0;
 }
 
-static kp_key_info s_create(kp_instance *inst, const char *name, uint32_t type, uint32_t bits,
-                            uint32_t flags)
+/* The plugin's own function id of the instance (bypassing the core's checks). */
+static const kp_dispatch *s_fn(kp_instance *inst, uint32_t id)
 {
-    kp_key_spec spec = {sizeof(spec), name, type, bits, flags, 0};
-    kp_key_info info;
+    const kp_dispatch *d = kp__plugin_fn(kp_instance_plugin(inst), id);
+    assert_non_null(d);
+    return d;
+}
+
+/* The module as the plugin loaded it (p11-kit initialised it in this process). */
+static CK_FUNCTION_LIST_PTR s_p11(void)
+{
+    void *dl = dlopen(s_module(), RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(dl);
+    CK_C_GetFunctionList get = NULL;
+    void *sym = dlsym(dl, "C_GetFunctionList");
+    memcpy(&get, &sym, sizeof(get));
+    CK_FUNCTION_LIST_PTR fl = NULL;
+    assert_int_equal(get(&fl), CKR_OK);
+    dlclose(dl);
+    return fl;
+}
+
+/* A logged-in R/W session on the token "unit" of the test, opened behind the plugin's back. */
+static CK_SESSION_HANDLE s_session(CK_FUNCTION_LIST_PTR fl)
+{
+    CK_SLOT_ID slots[8];
+    CK_ULONG n = 8;
+    assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO ti;
+        if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK || memcmp(ti.label, "unit ", 5) != 0)
+            continue;
+        CK_SESSION_HANDLE s;
+        assert_int_equal(
+            fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
+            CKR_OK);
+        CK_RV rv = fl->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
+        assert_true(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN);
+        return s;
+    }
+    fail_msg("token 'unit' not found");
+    return 0;
+}
+
+/* Every object on the token (private ones too) matching tmpl; all of them when ntmpl is 0. */
+static size_t s_count(CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl)
+{
+    CK_FUNCTION_LIST_PTR fl = s_p11();
+    CK_SESSION_HANDLE s = s_session(fl);
+    CK_OBJECT_HANDLE objs[64];
+    CK_ULONG got;
+    size_t n = 0;
+    assert_int_equal(fl->C_FindObjectsInit(s, tmpl, ntmpl), CKR_OK);
+    do {
+        assert_int_equal(fl->C_FindObjects(s, objs, 64, &got), CKR_OK);
+        n += got;
+    } while (got > 0);
+    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
+    fl->C_CloseSession(s);
+    return n;
+}
+
+static size_t s_objects(void)
+{
+    return s_count(NULL, 0);
+}
+
+static kp_key_info s_create(kp_instance *inst, const char *name, uint32_t type, uint32_t bits,
+                            uint32_t flags, uint32_t version)
+{
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = name,
+                        .type = type,
+                        .bits = bits,
+                        .flags = flags,
+                        .version = version};
+    kp_key_info info = {.struct_size = sizeof(info)};
     kp_status st = kp_key_create(inst, &spec, &info);
     if (st != KP_OK)
         fail_msg("create %s failed with %s", name, kp_status_name(st));
     return info;
+}
+
+/* A fresh RSA key in software, as PKCS#8 (a secret) and its SPKI fingerprint. */
+static kp_secret *s_soft_key(int bits, char fpr[KP_FPR_HEX], EVP_PKEY **keep)
+{
+    EVP_PKEY *pkey = EVP_RSA_gen((unsigned)bits);
+    assert_non_null(pkey);
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+    unsigned char *der = NULL, *spki = NULL;
+    int len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der), slen = i2d_PUBKEY(pkey, &spki);
+    assert_true(len > 0 && slen > 0);
+    assert_int_equal(kp_fingerprint_spki(spki, (size_t)slen, fpr), KP_OK);
+    kp_secret *s = kp_secret_new_copy(der, (size_t)len);
+    OPENSSL_clear_free(der, (size_t)len);
+    OPENSSL_free(spki);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    if (keep != NULL)
+        *keep = pkey;
+    else
+        EVP_PKEY_free(pkey);
+    return s;
 }
 
 static void s_roundtrip(kp_instance *inst, const char *name, uint32_t alg, size_t deklen,
@@ -113,14 +213,14 @@ static void s_roundtrip(kp_instance *inst, const char *name, uint32_t alg, size_
     w[wlen - 1] ^= 1; /* the integrity check of key wrap catches any change */
     assert_int_equal(kp_key_unwrap(inst, name, 0, alg, w, wlen, &back), KP_ERR_CRYPTO);
     assert_null(back);
-    free(w);
+    kp_free(w);
     kp_secret_free(dek);
 }
 
 static void test_aes_kek(void **state)
 {
     fx *f = *state;
-    kp_key_info k = s_create(f->hsm, "kek", KP_KEY_AES, 256, 0);
+    kp_key_info k = s_create(f->hsm, "kek", KP_KEY_AES, 256, 0, 0);
     assert_int_equal(k.type, KP_KEY_AES);
     assert_int_equal(k.bits, 256);
     s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KW, 32, 40); /* RFC 3394: n + 8 */
@@ -140,16 +240,14 @@ static void test_aes_kek(void **state)
                          s_module(), PIN) > 0);
     assert_int_equal(system(cmd), 0);
     free(cmd);
-    kp_key_spec spec = {sizeof(spec), "kek", KP_KEY_AES, 256, 0, 1};
-    kp_key_info again;
-    assert_int_equal(kp_key_create(f->hsm, &spec, &again), KP_OK);
+    s_create(f->hsm, "kek", KP_KEY_AES, 256, 0, 1);
     s_roundtrip(f->hsm, "kek", KP_WRAP_AES_KW, 32, 40);
 }
 
 static void test_rsa_and_export(void **state)
 {
     fx *f = *state;
-    kp_key_info k = s_create(f->hsm, "prot", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE);
+    kp_key_info k = s_create(f->hsm, "prot", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE, 0);
     s_roundtrip(f->hsm, "prot", KP_WRAP_RSA_OAEP_SHA1, 32, 256);
     kp_secret *p8 = NULL;
     assert_int_equal(kp_key_export(f->hsm, "prot", 1, &p8), KP_OK);
@@ -168,8 +266,8 @@ static void test_rsa_and_export(void **state)
     kp_secret_free(p8);
     /* Importing the export back gives the same fingerprint under a new name. */
     assert_int_equal(kp_key_export(f->hsm, "prot", 1, &p8), KP_OK);
-    kp_key_spec spec = {sizeof(spec), "again", KP_KEY_RSA, 0, 0, 0};
-    kp_key_info again;
+    kp_key_spec spec = {.struct_size = sizeof(spec), .name = "again", .type = KP_KEY_RSA};
+    kp_key_info again = {.struct_size = sizeof(again)};
     kp_status st = kp_key_import(f->hsm, &spec, p8, &again);
     if (st != KP_OK)
         fail_msg("import: %s", kp_ctx_last_error(f->ctx));
@@ -178,33 +276,25 @@ static void test_rsa_and_export(void **state)
     assert_int_equal(kp_key_export(f->hsm, "again", 1, &p8), KP_ERR_DENIED);
 }
 
-/* Closes every session of the token behind the plugin's back, as a token reset would. The
- * module is already loaded and initialised in this process, so dlopen returns the same one. */
+/* Closes every session of the token behind the plugin's back, as a token reset would. */
 static void s_close_all_sessions(void)
 {
-    void *dl = dlopen(s_module(), RTLD_NOW | RTLD_NOLOAD);
-    assert_non_null(dl);
-    CK_C_GetFunctionList get = NULL;
-    void *sym = dlsym(dl, "C_GetFunctionList");
-    memcpy(&get, &sym, sizeof(get));
-    CK_FUNCTION_LIST_PTR fl = NULL;
-    assert_int_equal(get(&fl), CKR_OK);
+    CK_FUNCTION_LIST_PTR fl = s_p11();
     CK_SLOT_ID slots[8];
     CK_ULONG n = 8;
     assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
     for (CK_ULONG i = 0; i < n; i++)
         fl->C_CloseAllSessions(slots[i]);
-    dlclose(dl);
 }
 
 static void test_recovers_from_lost_sessions(void **state)
 {
     fx *f = *state;
-    s_create(f->hsm, "rec", KP_KEY_RSA, 2048, 0);
+    s_create(f->hsm, "rec", KP_KEY_RSA, 2048, 0, 0);
     s_roundtrip(f->hsm, "rec", KP_WRAP_RSA_OAEP_SHA1, 16, 256);
     s_close_all_sessions(); /* also logs the user out */
     s_roundtrip(f->hsm, "rec", KP_WRAP_RSA_OAEP_SHA1, 16, 256);
-    kp_key_info info;
+    kp_key_info info = {.struct_size = sizeof(info)};
     assert_int_equal(kp_key_info_get(f->hsm, "rec", 1, &info), KP_OK);
 }
 
@@ -227,7 +317,7 @@ static void *s_work(void *arg)
             kp_secret_equal(dek, back))
             w->ok++;
         kp_secret_free(back);
-        free(wr);
+        kp_free(wr);
     }
     kp_secret_free(dek);
     return NULL;
@@ -236,7 +326,7 @@ static void *s_work(void *arg)
 static void test_two_threads(void **state)
 {
     fx *f = *state;
-    s_create(f->hsm, "mt", KP_KEY_RSA, 2048, 0);
+    s_create(f->hsm, "mt", KP_KEY_RSA, 2048, 0, 0);
     s_worker w[2] = {{f->hsm, 0}, {f->hsm, 0}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -247,6 +337,454 @@ static void test_two_threads(void **state)
     assert_int_equal(w[1].ok, 25);
 }
 
+/* SoftHSM 2.6.1 does RSA-OAEP with SHA-1 only: the instance says so, found out on session
+ * objects that it leaves nothing of, and refuses OAEP-256 itself. */
+static void test_instance_info(void **state)
+{
+    fx *f = *state;
+    const kp_instance_info *ii = kp_instance_get0_info(f->hsm);
+    assert_non_null(ii);
+    assert_int_equal(ii->capabilities, KP_CAP_KEYSTORE);
+    assert_true(ii->wrap_algs & KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1));
+    assert_false(ii->wrap_algs & KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256));
+    assert_false(ii->unwrap_algs & KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256));
+    assert_true(ii->wrap_algs & KP_ALG_BIT(KP_WRAP_AES_KW));
+    assert_true(ii->wrap_algs & KP_ALG_BIT(KP_WRAP_AES_KWP));
+    assert_int_equal(ii->unwrap_algs & ii->wrap_algs, ii->wrap_algs);
+    assert_true(ii->unwrap_algs & KP_ALG_BIT(KP_WRAP_RSA_PKCS1));
+    assert_false(ii->wrap_algs & KP_ALG_BIT(KP_WRAP_RSA_PKCS1));
+    assert_int_equal(ii->key_bits, KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096);
+    assert_int_equal(ii->export_keyx, KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1));
+    assert_int_equal(ii->import_keyx, 0);
+    assert_int_equal(ii->flags & KP_INST_STATE_CAS, 0);
+    assert_int_equal(s_objects(), 0); /* the trial's session objects are gone */
+
+    s_create(f->hsm, "o", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE, 0);
+    kp_secret *dek = kp_secret_new_copy("0123456789abcdef0123456789abcdef", 32);
+    uint8_t *w = NULL, buf[512];
+    size_t wlen = 0;
+    assert_int_equal(kp_key_wrap(f->hsm, "o", 0, KP_WRAP_RSA_OAEP_SHA256, dek, &w, &wlen),
+                     KP_ERR_UNSUPPORTED);
+    assert_null(w);
+    /* The plugin refuses it too, not only the core. */
+    wlen = sizeof(buf);
+    assert_int_equal(kp_dispatch_ks_wrap(s_fn(f->hsm, KP_FN_KS_WRAP))(
+                         f->hsm->inst, "o", 0, KP_WRAP_RSA_OAEP_SHA256, dek, buf, &wlen),
+                     KP_ERR_UNSUPPORTED);
+    assert_int_equal(kp_key_wrap(f->hsm, "o", 0, KP_WRAP_RSA_OAEP_SHA1, dek, &w, &wlen), KP_OK);
+    kp_free(w);
+    kp_secret_free(dek);
+
+    /* PLUGIN_DESCRIBE answers from params alone: a keystore, algorithms left to open. */
+    const kp_plugin *pl = kp_instance_plugin(f->hsm);
+    kp_plugin_describe_fn *describe =
+        kp_dispatch_plugin_describe(s_fn(f->hsm, KP_FN_PLUGIN_DESCRIBE));
+    kp_param ok[] = {{.name = "module", .type = KP_PARAM_STRING, .str = "/nowhere/mod.so"},
+                     {.name = "token", .type = KP_PARAM_STRING, .str = "unit"},
+                     {.name = "pin", .type = KP_PARAM_SECRET, .str = "env:X"},
+                     {0}};
+    kp_instance_info di = {.struct_size = sizeof(di)};
+    assert_int_equal(describe(pl->plugin_ctx, ok, &di), KP_OK);
+    assert_int_equal(di.capabilities, KP_CAP_KEYSTORE);
+    assert_int_equal(di.wrap_algs, 0);
+    kp_param bad[] = {{.name = "module", .type = KP_PARAM_STRING, .str = "/nowhere/mod.so"},
+                      {.name = "token", .type = KP_PARAM_STRING, .str = "unit"},
+                      {.name = "label_prefix", .type = KP_PARAM_STRING, .str = "ends-in-a"},
+                      {0}};
+    assert_int_equal(describe(pl->plugin_ctx, bad, &di), KP_ERR_CONFIG);
+}
+
+static kp_status s_get(kp_instance *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    return kp_key_info_get(inst, name, version, info);
+}
+
+typedef struct {
+    uint32_t versions[8];
+    size_t n;
+    int bad_size;
+} s_seen;
+
+static kp_status s_visit(void *arg, const kp_key_info *info)
+{
+    s_seen *s = arg;
+    if (info->struct_size != sizeof(kp_key_info))
+        s->bad_size = 1;
+    if (s->n < 8)
+        s->versions[s->n++] = info->version;
+    return KP_OK;
+}
+
+/* A secret key object labelled as a version of t but made by another tool (no tag). */
+static void s_foreign_object(const char *label)
+{
+    CK_FUNCTION_LIST_PTR fl = s_p11();
+    CK_SESSION_HANDLE s = s_session(fl);
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL yes = CK_TRUE;
+    CK_BYTE value[32] = {1, 2, 3}, id[16] = {4, 5, 6};
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &yes, sizeof(yes)},    {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_VALUE, value, sizeof(value)}, {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_ID, id, sizeof(id)},
+    };
+    CK_OBJECT_HANDLE obj;
+    assert_int_equal(fl->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &obj), CKR_OK);
+    fl->C_CloseSession(s);
+}
+
+/* KS_GET finds one version directly, the latest by the key's own objects, among 50 unrelated
+ * keypairs (functional: the right answers, no timing), and not what another tool labelled. */
+static void test_get_direct(void **state)
+{
+    fx *f = *state;
+    char fpr[KP_FPR_HEX];
+    kp_secret *p8 = s_soft_key(2048, fpr, NULL);
+    for (int i = 0; i < 50; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "u%02d", i);
+        kp_key_spec spec = {.struct_size = sizeof(spec), .name = name, .type = KP_KEY_RSA};
+        kp_key_info got = {.struct_size = sizeof(got)};
+        assert_int_equal(kp_key_import(f->hsm, &spec, p8, &got), KP_OK);
+    }
+    kp_key_info v1 = s_create(f->hsm, "t", KP_KEY_RSA, 2048, 0, 0);
+    kp_key_info v2 = s_create(f->hsm, "t", KP_KEY_RSA, 2048, 0, 0);
+    assert_int_equal(v2.version, 2);
+    assert_int_equal(s_objects(), 2 * 50 + 4);
+
+    kp_key_info info;
+    assert_int_equal(s_get(f->hsm, "t", 0, &info), KP_OK);
+    assert_int_equal(info.version, 2);
+    assert_string_equal(info.fingerprint, v2.fingerprint);
+    assert_string_equal(info.name, "t");
+    assert_int_equal(info.bits, 2048);
+    assert_true(info.created > 0);
+    assert_non_null(strstr(info.backend_id, "pkcs11:token=unit;object=kp:t%2Fv2;id="));
+    assert_int_equal(s_get(f->hsm, "t", 1, &info), KP_OK);
+    assert_int_equal(info.version, 1);
+    assert_string_equal(info.fingerprint, v1.fingerprint);
+    assert_int_equal(s_get(f->hsm, "t", 3, &info), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_get(f->hsm, "nope", 0, &info), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_get(f->hsm, "nope", 1, &info), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_get(f->hsm, "u37", 0, &info), KP_OK);
+    assert_int_equal(info.version, 1);
+    assert_string_equal(info.fingerprint, fpr);
+    assert_int_equal(s_get(f->hsm, "u3", 0, &info), KP_ERR_NOT_FOUND); /* no prefix match */
+
+    /* A gap: v5 made explicitly (as a replica does) is the latest, though v3 and v4 are not. */
+    kp_key_info v5 = s_create(f->hsm, "t", KP_KEY_RSA, 2048, 0, 5);
+    assert_int_equal(s_get(f->hsm, "t", 0, &info), KP_OK);
+    assert_int_equal(info.version, 5);
+    assert_string_equal(info.fingerprint, v5.fingerprint);
+
+    /* An object another tool labelled "kp:t/v9" is no version of t: not the latest, not v9,
+     * not listed. */
+    s_foreign_object("kp:t/v9");
+    assert_int_equal(s_get(f->hsm, "t", 0, &info), KP_OK);
+    assert_int_equal(info.version, 5);
+    assert_int_equal(s_get(f->hsm, "t", 9, &info), KP_ERR_NOT_FOUND);
+    s_seen seen = {{0}, 0, 0};
+    assert_int_equal(kp_key_list(f->hsm, "t", s_visit, &seen), KP_OK);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.versions[0], 1);
+    assert_int_equal(seen.versions[1], 2);
+    assert_int_equal(seen.versions[2], 5);
+
+    /* The plugin's own answer into a caller's info, as the core passes it. */
+    kp_key_info raw = {.struct_size = sizeof(raw)};
+    assert_int_equal(kp_dispatch_ks_get(s_fn(f->hsm, KP_FN_KS_GET))(f->hsm->inst, "t", 2, &raw),
+                     KP_OK);
+    assert_int_equal(raw.struct_size, sizeof(raw));
+    assert_int_equal(raw.version, 2);
+    /* A caller whose kp_key_info ends before `expires` gets nothing written past it. */
+    unsigned char small[sizeof(kp_key_info)];
+    memset(small, 0xee, sizeof(small));
+    kp_key_info *sp = (kp_key_info *)(void *)small;
+    sp->struct_size = (uint32_t)offsetof(kp_key_info, created);
+    assert_int_equal(kp_dispatch_ks_get(s_fn(f->hsm, KP_FN_KS_GET))(f->hsm->inst, "t", 1, sp),
+                     KP_OK);
+    assert_int_equal(sp->version, 1);
+    assert_int_equal(small[offsetof(kp_key_info, created)], 0xee);
+    kp_secret_free(p8);
+}
+
+/* An import whose key is not the one the caller expects is refused, leaving nothing behind;
+ * the right fingerprint imports. */
+static void test_import_fingerprint(void **state)
+{
+    fx *f = *state;
+    char fpr[KP_FPR_HEX], other[KP_FPR_HEX];
+    kp_secret *p8 = s_soft_key(2048, fpr, NULL);
+    kp_secret *p8b = s_soft_key(2048, other, NULL);
+    kp_secret_free(p8b);
+    s_create(f->hsm, "keep", KP_KEY_AES, 128, 0, 0); /* logs in; the token is not empty */
+    size_t before = s_objects();
+
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = "imp", .type = KP_KEY_RSA, .fingerprint = other};
+    kp_key_info info = {.struct_size = sizeof(info)};
+    assert_int_equal(kp_key_import(f->hsm, &spec, p8, &info), KP_ERR_INTEGRITY);
+    assert_int_equal(s_objects(), before);
+    kp_key_info got;
+    assert_int_equal(s_get(f->hsm, "imp", 0, &got), KP_ERR_NOT_FOUND);
+    /* The plugin's own check, not only one the core might make first. */
+    kp_ks_import_fn *imp = kp_dispatch_ks_import(s_fn(f->hsm, KP_FN_KS_IMPORT));
+    assert_int_equal(imp(f->hsm->inst, &spec, p8, &info), KP_ERR_INTEGRITY);
+    assert_int_equal(s_objects(), before);
+    spec.fingerprint = "ABCDEF"; /* malformed */
+    assert_int_equal(imp(f->hsm->inst, &spec, p8, &info), KP_ERR_INVALID_ARG);
+    assert_int_equal(s_objects(), before);
+
+    spec.fingerprint = fpr;
+    assert_int_equal(kp_key_import(f->hsm, &spec, p8, &info), KP_OK);
+    assert_string_equal(info.fingerprint, fpr);
+    assert_int_equal(info.version, 1);
+    assert_int_equal(s_objects(), before + 2);
+    assert_int_equal(s_get(f->hsm, "imp", 0, &got), KP_OK);
+    assert_string_equal(got.fingerprint, fpr);
+    kp_secret_free(p8);
+}
+
+/* State-document calls straight to the plugin (the core has no public call for them). */
+static kp_status s_put(fx *f, const char *doc, const char *expect)
+{
+    return kp_dispatch_ks_state_put(s_fn(f->hsm, KP_FN_KS_STATE_PUT))(
+        f->hsm->inst, "st", (const uint8_t *)doc, strlen(doc), (const uint8_t *)expect,
+        expect != NULL ? strlen(expect) : 0);
+}
+
+static char *s_state_get(fx *f, kp_status *st)
+{
+    static char buf[256];
+    size_t len = sizeof(buf) - 1;
+    *st = kp_dispatch_ks_state_get(s_fn(f->hsm, KP_FN_KS_STATE_GET))(f->hsm->inst, "st",
+                                                                     (uint8_t *)buf, &len);
+    buf[*st == KP_OK ? len : 0] = '\0';
+    return buf;
+}
+
+/* A data object under label, as a writer that stopped half-way (or another process) left. */
+static void s_state_object(const char *label, const char *app, const char *value)
+{
+    CK_FUNCTION_LIST_PTR fl = s_p11();
+    CK_SESSION_HANDLE s = s_session(fl);
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_APPLICATION, (void *)app, strlen(app)},
+        {CKA_VALUE, (void *)value, strlen(value)},
+    };
+    CK_OBJECT_HANDLE obj;
+    assert_int_equal(fl->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &obj), CKR_OK);
+    fl->C_CloseSession(s);
+}
+
+static size_t s_labelled(const char *label)
+{
+    CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
+    return s_count(&t, 1);
+}
+
+typedef struct {
+    fx *f;
+    int done;
+} s_counter;
+
+/* Adds one to the counter document 15 times by compare-and-swap, retrying on conflicts. */
+static void *s_count_up(void *arg)
+{
+    s_counter *c = arg;
+    for (int i = 0; i < 15;) {
+        kp_status st;
+        char cur[32], next[32];
+        snprintf(cur, sizeof(cur), "%s", s_state_get(c->f, &st));
+        if (st != KP_OK)
+            return NULL;
+        snprintf(next, sizeof(next), "%ld", strtol(cur, NULL, 10) + 1);
+        st = s_put(c->f, next, cur);
+        if (st == KP_OK) {
+            i++;
+            c->done++;
+        } else if (st != KP_ERR_CONFLICT) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static void test_state_cas(void **state)
+{
+    fx *f = *state;
+    kp_status st;
+    s_state_get(f, &st);
+    assert_int_equal(st, KP_ERR_NOT_FOUND);
+    assert_int_equal(s_put(f, "A", "X"), KP_ERR_CONFLICT); /* expects one; none stored */
+    assert_int_equal(s_put(f, "A", ""), KP_OK);            /* only if none: none */
+    assert_int_equal(s_put(f, "B", ""), KP_ERR_CONFLICT);  /* only if none: one is */
+    assert_string_equal(s_state_get(f, &st), "A");
+    assert_int_equal(s_put(f, "B", "C"), KP_ERR_CONFLICT);
+    assert_int_equal(s_put(f, "B", "AA"), KP_ERR_CONFLICT);
+    assert_string_equal(s_state_get(f, &st), "A");
+    assert_int_equal(s_put(f, "B", "A"), KP_OK);
+    assert_string_equal(s_state_get(f, &st), "B");
+    assert_int_equal(s_put(f, "C", NULL), KP_OK); /* unconditional */
+    assert_string_equal(s_state_get(f, &st), "C");
+    assert_int_equal(s_labelled("kp:st/state"), 1);
+
+    /* The buffer convention: too small writes nothing and says what it needs. */
+    uint8_t tiny[4] = {0};
+    size_t len = 0;
+    assert_int_equal(
+        kp_dispatch_ks_state_get(s_fn(f->hsm, KP_FN_KS_STATE_GET))(f->hsm->inst, "st", tiny, &len),
+        KP_ERR_BUFFER_TOO_SMALL);
+    assert_int_equal(len, 1);
+    assert_int_equal(tiny[0], 0);
+
+    /* Two documents, as a write interrupted between rename and destroy leaves them: every
+     * reader takes the higher generation, and the next write leaves one. A leftover ".new"
+     * object is never read and is swept. */
+    s_state_object("kp:st/state", "keyplane/1", "OLDER");
+    assert_string_equal(s_state_get(f, &st), "C");
+    s_state_object("kp:st/state", "keyplane/99", "NEWER");
+    assert_string_equal(s_state_get(f, &st), "NEWER");
+    s_state_object("kp:st/state", "keyplane/99", "NEWES"); /* a tie: the greater bytes */
+    assert_string_equal(s_state_get(f, &st), "NEWES");
+    s_state_object("kp:st/state.new", "keyplane/100", "HALF");
+    assert_string_equal(s_state_get(f, &st), "NEWES");
+    assert_int_equal(s_put(f, "D", "NEWER"), KP_ERR_CONFLICT);
+    assert_int_equal(s_put(f, "D", "NEWES"), KP_OK);
+    assert_string_equal(s_state_get(f, &st), "D");
+    assert_int_equal(s_labelled("kp:st/state"), 1);
+    assert_int_equal(s_labelled("kp:st/state.new"), 0);
+
+    /* Two threads of one instance counting up by compare-and-swap lose no increment. */
+    assert_int_equal(s_put(f, "0", NULL), KP_OK);
+    s_counter c[2] = {{f, 0}, {f, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, s_count_up, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(c[0].done + c[1].done, 30);
+    assert_string_equal(s_state_get(f, &st), "30");
+    assert_int_equal(s_labelled("kp:st/state"), 1);
+}
+
+/* Opens a KP_KEYX_RSA_AES_KWP_SHA1 blob as its recipient would, with OpenSSL: RSA-OAEP SHA-1
+ * part, then RFC 5649 part, and returns the fingerprint of the key inside. */
+static void s_open_blob(EVP_PKEY *wrapper, const uint8_t *blob, size_t len, char fpr[KP_FPR_HEX])
+{
+    size_t k = (size_t)EVP_PKEY_get_size(wrapper), aeslen = 64;
+    unsigned char aes[64], p8[4096];
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(wrapper, NULL);
+    assert_true(len > k);
+    assert_int_equal(EVP_PKEY_decrypt_init(c), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha1()), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha1()), 1);
+    assert_int_equal(EVP_PKEY_decrypt(c, aes, &aeslen, blob, k), 1);
+    EVP_PKEY_CTX_free(c);
+    assert_int_equal(aeslen, 32);
+    EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+    EVP_CIPHER_CTX_set_flags(cc, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    int n1 = 0, n2 = 0;
+    assert_true(len - k <= sizeof(p8));
+    assert_int_equal(EVP_DecryptInit_ex(cc, EVP_aes_256_wrap_pad(), NULL, aes, NULL), 1);
+    assert_int_equal(EVP_DecryptUpdate(cc, p8, &n1, blob + k, (int)(len - k)), 1);
+    assert_int_equal(EVP_DecryptFinal_ex(cc, p8 + n1, &n2), 1);
+    EVP_CIPHER_CTX_free(cc);
+    /* SoftHSM 2.6.1 zero-pads the key to a multiple of 8 before its RFC 5649 wrap (a later
+     * issue): fewer than 8 zero bytes after the DER SEQUENCE are that padding. */
+    size_t n = (size_t)(n1 + n2), der = 4 + ((size_t)p8[2] << 8 | p8[3]);
+    assert_true(p8[0] == 0x30 && p8[1] == 0x82 && der <= n && n - der < 8);
+    for (size_t i = der; i < n; i++)
+        assert_int_equal(p8[i], 0);
+    const unsigned char *p = p8;
+    PKCS8_PRIV_KEY_INFO *inf = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)der);
+    assert_non_null(inf);
+    EVP_PKEY *pkey = EVP_PKCS82PKEY(inf);
+    unsigned char *spki = NULL;
+    int slen = i2d_PUBKEY(pkey, &spki);
+    assert_int_equal(kp_fingerprint_spki(spki, (size_t)slen, fpr), KP_OK);
+    OPENSSL_free(spki);
+    EVP_PKEY_free(pkey);
+    PKCS8_PRIV_KEY_INFO_free(inf);
+    OPENSSL_cleanse(p8, sizeof(p8));
+    OPENSSL_cleanse(aes, sizeof(aes));
+}
+
+static void test_export_wrapped(void **state)
+{
+    fx *f = *state;
+    kp_key_info k = s_create(f->hsm, "x", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE, 0);
+    s_create(f->hsm, "solo", KP_KEY_RSA, 2048, 0, 0);
+    EVP_PKEY *wrapper = NULL;
+    char wfpr[KP_FPR_HEX], got[KP_FPR_HEX];
+    kp_secret_free(s_soft_key(2048, wfpr, &wrapper));
+    unsigned char *spki = NULL;
+    int slen = i2d_PUBKEY(wrapper, &spki);
+    size_t before = s_objects();
+
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    kp_status st = kp_key_export_wrapped(f->hsm, "x", 0, KP_KEYX_RSA_AES_KWP_SHA1, spki,
+                                         (size_t)slen, &blob, &bloblen);
+    if (st != KP_OK)
+        fail_msg("export_wrapped: %s", kp_ctx_last_error(f->ctx));
+    s_open_blob(wrapper, blob, bloblen, got);
+    assert_string_equal(got, k.fingerprint);
+    kp_free(blob);
+    assert_int_equal(s_objects(), before);
+
+    /* The plugin's buffer convention: too small writes nothing and names the size. */
+    kp_ks_export_wrapped_fn *xw =
+        kp_dispatch_ks_export_wrapped(s_fn(f->hsm, KP_FN_KS_EXPORT_WRAPPED));
+    uint8_t out[4096];
+    size_t cap = 10;
+    memset(out, 0xab, sizeof(out));
+    assert_int_equal(
+        xw(f->hsm->inst, "x", 1, KP_KEYX_RSA_AES_KWP_SHA1, spki, (size_t)slen, out, &cap),
+        KP_ERR_BUFFER_TOO_SMALL);
+    assert_true(cap > 256 && cap <= sizeof(out));
+    assert_int_equal(out[0], 0xab);
+    size_t need = cap;
+    assert_int_equal(
+        xw(f->hsm->inst, "x", 1, KP_KEYX_RSA_AES_KWP_SHA1, spki, (size_t)slen, out, &cap), KP_OK);
+    assert_int_equal(cap, need);
+    s_open_blob(wrapper, out, cap, got);
+    assert_string_equal(got, k.fingerprint);
+
+    /* Refusals, before anything is made on the token. */
+    assert_int_equal(kp_key_export_wrapped(f->hsm, "solo", 0, KP_KEYX_RSA_AES_KWP_SHA1, spki,
+                                           (size_t)slen, &blob, &bloblen),
+                     KP_ERR_DENIED);
+    cap = sizeof(out);
+    assert_int_equal(
+        xw(f->hsm->inst, "x", 1, KP_KEYX_RSA_AES_KWP_SHA256, spki, (size_t)slen, out, &cap),
+        KP_ERR_UNSUPPORTED); /* SoftHSM has no OAEP-256 */
+    assert_int_equal(xw(f->hsm->inst, "x", 1, KP_KEYX_RSA_OAEP_SHA1, spki, (size_t)slen, out, &cap),
+                     KP_ERR_UNSUPPORTED);
+    assert_int_equal(xw(f->hsm->inst, "x", 1, 77, spki, (size_t)slen, out, &cap),
+                     KP_ERR_UNSUPPORTED);
+    assert_int_equal(
+        xw(f->hsm->inst, "x", 1, KP_KEYX_RSA_AES_KWP_SHA1, spki, (size_t)slen - 1, out, &cap),
+        KP_ERR_INVALID_ARG);
+    assert_int_equal(
+        xw(f->hsm->inst, "nope", 0, KP_KEYX_RSA_AES_KWP_SHA1, spki, (size_t)slen, out, &cap),
+        KP_ERR_NOT_FOUND);
+    assert_int_equal(s_objects(), before);
+    OPENSSL_free(spki);
+    EVP_PKEY_free(wrapper);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +792,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rsa_and_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovers_from_lost_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_fingerprint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_wrapped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

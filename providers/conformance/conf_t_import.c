@@ -1,0 +1,227 @@
+/*
+ * import-fingerprint: an import carries the fingerprint the key must have, and a store must check
+ * it before the key becomes visible: a wrong one is KP_ERR_INTEGRITY and leaves nothing that
+ * KS_GET, KS_LIST or GET_PUBLIC could find (the same version imports cleanly afterwards). Both
+ * imports: KS_IMPORT of a PKCS#8, and KS_IMPORT_WRAPPED of a blob the kit wraps with OpenSSL under
+ * the wrapping key KS_IMPORT_OFFER hands out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_crypto.h"
+#include "conf_list.h"
+#include "conf_tests.h"
+
+static void s_nothing_left(conf_run *r, const char *name, const char *after)
+{
+    conf_kit *k = r->kit;
+    kp_key_info info;
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    conf_err_clear();
+    kp_status st = CONF_FN(k, ks_get, KP_FN_KS_GET)(r->inst, name, 0, &info);
+    if (st != KP_ERR_NOT_FOUND)
+        conf_fail(r, "after %s, KS_GET(%s) gives %s, want KP_ERR_NOT_FOUND", after, name,
+                  conf_status_name(st));
+    uint8_t buf[4096];
+    size_t len = sizeof(buf);
+    conf_err_clear();
+    st = CONF_FN(k, ks_get_public, KP_FN_KS_GET_PUBLIC)(r->inst, name, 0, buf, &len);
+    if (st != KP_ERR_NOT_FOUND)
+        conf_fail(r, "after %s, KS_GET_PUBLIC(%s) gives %s, want KP_ERR_NOT_FOUND", after, name,
+                  conf_status_name(st));
+    conf_list l;
+    st = conf_list_keys(r, name, &l);
+    if (st != KP_ERR_NOT_FOUND || l.n > 0)
+        conf_fail(r, "after %s, KS_LIST(%s) gives %s with %zu versions, want KP_ERR_NOT_FOUND",
+                  after, name, conf_status_name(st), l.n);
+    conf_list_free(&l);
+    if (conf_list_keys(r, NULL, &l) == KP_OK)
+        for (size_t i = 0; i < l.n; i++)
+            if (strcmp(l.e[i].name, name) == 0) {
+                conf_fail(r, "after %s, KS_LIST(NULL) shows %s version %u", after, name,
+                          l.e[i].version);
+                break;
+            }
+    conf_list_free(&l);
+}
+
+static void s_wrong_fpr(char out[65])
+{
+    uint8_t rnd[32];
+    conf_random(rnd, sizeof(rnd));
+    conf_sha256_hex(rnd, sizeof(rnd), out);
+}
+
+static void s_plain(conf_run *r)
+{
+    kp_ks_import_fn *imp = CONF_FN(r->kit, ks_import, KP_FN_KS_IMPORT);
+    uint32_t bits = conf_key_bits(r->kit);
+    char name[CONF_NAME_LEN], wrong[65], right[65];
+    conf_name(r->kit, "impfpr", name);
+    EVP_PKEY *pk = conf_rsa_new(bits);
+    kp_secret *der = pk != NULL ? conf_pkcs8_secret(pk) : NULL;
+    if (der == NULL || !conf_pkey_fpr(pk, right)) {
+        conf_fail(r, "the kit could not make an RSA-%u key", bits);
+        EVP_PKEY_free(pk);
+        conf_secret_free(der);
+        return;
+    }
+    s_wrong_fpr(wrong);
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = name,
+                        .type = KP_KEY_RSA,
+                        .bits = bits,
+                        .version = 1,
+                        .fingerprint = wrong};
+    kp_key_info info;
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    conf_err_clear();
+    kp_status st = imp(r->inst, &spec, der, &info);
+    if (st != KP_ERR_INTEGRITY)
+        conf_fail(r, "KS_IMPORT with a wrong spec.fingerprint: %s, want KP_ERR_INTEGRITY",
+                  conf_status_name(st));
+    s_nothing_left(r, name, "a KS_IMPORT with a wrong fingerprint");
+    spec.fingerprint = right;
+    conf_err_clear();
+    st = imp(r->inst, &spec, der, &info);
+    if (st != KP_OK)
+        conf_fail(r, "KS_IMPORT of version 1 with the right fingerprint, after the refused one: "
+                     "%s: %s",
+                  conf_status_name(st), conf_reason(r, "KS_IMPORT", st));
+    else if (strcmp(info.fingerprint, right) != 0 || info.version != 1)
+        conf_fail(r, "KS_IMPORT reports version %u fingerprint \"%.64s\", want 1 and %s",
+                  info.version, info.fingerprint, right);
+    conf_secret_free(der);
+    EVP_PKEY_free(pk);
+}
+
+typedef struct offer {
+    uint8_t spki[8192], token[8192];
+    size_t spki_len, token_len;
+    uint32_t methods;
+} offer;
+
+static bool s_offer(conf_run *r, const kp_key_spec *spec, offer *o)
+{
+    kp_import_offer io;
+    memset(&io, 0, sizeof(io));
+    io.struct_size = sizeof(io);
+    io.wrapping_spki = o->spki;
+    io.wrapping_spki_len = sizeof(o->spki);
+    io.token = o->token;
+    io.token_len = sizeof(o->token);
+    conf_err_clear();
+    kp_status st = CONF_FN(r->kit, ks_import_offer, KP_FN_KS_IMPORT_OFFER)(r->inst, spec, &io);
+    if (st != KP_OK || io.wrapping_spki_len > sizeof(o->spki) ||
+        io.token_len > sizeof(o->token)) {
+        conf_fail(r, "KS_IMPORT_OFFER(%s): %s: %s", spec->name, conf_status_name(st),
+                  conf_reason(r, "KS_IMPORT_OFFER", st));
+        return false;
+    }
+    o->spki_len = io.wrapping_spki_len;
+    o->token_len = io.token_len;
+    o->methods = io.methods;
+    if (io.methods == 0 || (io.methods & ~r->kit->iinfo.import_keyx) != 0) {
+        conf_fail(r, "KS_IMPORT_OFFER offers methods 0x%x, not a non-empty part of import_keyx "
+                     "0x%x",
+                  io.methods, r->kit->iinfo.import_keyx);
+        return false;
+    }
+    return true;
+}
+
+/* One KS_IMPORT_WRAPPED of pkcs8 (or of garbage) under a fresh offer. */
+static kp_status s_import_wrapped(conf_run *r, const kp_key_spec *spec, const kp_secret *pkcs8,
+                                  bool garbage, kp_key_info *info, uint32_t *method)
+{
+    offer *o = calloc(1, sizeof(*o));
+    if (o == NULL || !s_offer(r, spec, o)) {
+        free(o);
+        return KP_ERR_PLUGIN;
+    }
+    *method = (o->methods & KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256)) ? KP_KEYX_RSA_AES_KWP_SHA256
+              : (o->methods & KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1)) ? KP_KEYX_RSA_AES_KWP_SHA1
+                                                                      : 0;
+    EVP_PKEY *w = *method != 0 ? conf_pkey_from_spki(o->spki, o->spki_len) : NULL;
+    size_t bloblen = 0;
+    uint8_t *blob = w != NULL ? conf_rsa_aes_wrap(w, *method, conf_secret_bytes(pkcs8),
+                                                  conf_secret_size(pkcs8), &bloblen)
+                              : NULL;
+    EVP_PKEY_free(w);
+    kp_status st = KP_ERR_PLUGIN;
+    if (*method == 0) {
+        st = KP_ERR_UNSUPPORTED; /* only RSA-OAEP methods: for symmetric keys */
+    } else if (blob == NULL) {
+        conf_fail(r, "KS_IMPORT_OFFER's wrapping key is not an RSA SubjectPublicKeyInfo");
+    } else {
+        if (garbage)
+            conf_random(blob, bloblen);
+        memset(info, 0, sizeof(*info));
+        info->struct_size = sizeof(*info);
+        conf_err_clear();
+        st = CONF_FN(r->kit, ks_import_wrapped, KP_FN_KS_IMPORT_WRAPPED)(
+            r->inst, spec, *method, o->token, o->token_len, blob, bloblen, info);
+    }
+    free(blob);
+    free(o);
+    return st;
+}
+
+static void s_wrapped(conf_run *r)
+{
+    uint32_t bits = conf_key_bits(r->kit), method = 0;
+    char name[CONF_NAME_LEN], wrong[65], right[65];
+    conf_name(r->kit, "impwfpr", name);
+    EVP_PKEY *pk = conf_rsa_new(bits);
+    kp_secret *der = pk != NULL ? conf_pkcs8_secret(pk) : NULL;
+    if (der == NULL || !conf_pkey_fpr(pk, right)) {
+        conf_fail(r, "the kit could not make an RSA-%u key", bits);
+        EVP_PKEY_free(pk);
+        conf_secret_free(der);
+        return;
+    }
+    s_wrong_fpr(wrong);
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = name,
+                        .type = KP_KEY_RSA,
+                        .bits = bits,
+                        .version = 1,
+                        .fingerprint = wrong};
+    kp_key_info info;
+    kp_status st = s_import_wrapped(r, &spec, der, false, &info, &method);
+    if (st == KP_ERR_UNSUPPORTED && method == 0)
+        goto out; /* nothing the kit can wrap an RSA key with */
+    if (st != KP_ERR_INTEGRITY && st != KP_ERR_PLUGIN)
+        conf_fail(r, "KS_IMPORT_WRAPPED (%s) with a wrong spec.fingerprint: %s, want "
+                     "KP_ERR_INTEGRITY",
+                  conf_keyx_name(method), conf_status_name(st));
+    s_nothing_left(r, name, "a KS_IMPORT_WRAPPED with a wrong fingerprint");
+    spec.fingerprint = right;
+    st = s_import_wrapped(r, &spec, der, true, &info, &method);
+    if (st == KP_OK)
+        conf_fail(r, "KS_IMPORT_WRAPPED of random bytes returned KP_OK");
+    s_nothing_left(r, name, "a KS_IMPORT_WRAPPED of random bytes");
+    st = s_import_wrapped(r, &spec, der, false, &info, &method);
+    if (st != KP_OK && st != KP_ERR_PLUGIN)
+        conf_fail(r, "KS_IMPORT_WRAPPED (%s) with the right fingerprint: %s: %s",
+                  conf_keyx_name(method), conf_status_name(st),
+                  conf_reason(r, "KS_IMPORT_WRAPPED", st));
+    else if (st == KP_OK && (strcmp(info.fingerprint, right) != 0 || info.version != 1))
+        conf_fail(r, "KS_IMPORT_WRAPPED reports version %u fingerprint \"%.64s\", want 1 and %s",
+                  info.version, info.fingerprint, right);
+out:
+    conf_secret_free(der);
+    EVP_PKEY_free(pk);
+}
+
+void conf_t_import_fpr(conf_run *r)
+{
+    if (conf_fn(r->kit, KP_FN_KS_IMPORT) != NULL)
+        s_plain(r);
+    if (r->kit->iinfo.import_keyx != 0 && conf_fn(r->kit, KP_FN_KS_IMPORT_OFFER) != NULL &&
+        conf_fn(r->kit, KP_FN_KS_IMPORT_WRAPPED) != NULL)
+        s_wrapped(r);
+}
