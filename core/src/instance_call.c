@@ -68,7 +68,8 @@ kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill
         if (buf == NULL)
             return KP_ERR_NOMEM;
         size_t len = cap;
-        kp_status st = kp__inst_len_check(inst, fn, fill(inst, args, buf, &len), cap, len);
+        kp_status st = fill(inst, args, buf, &len); /* sets len: call it before reading len */
+        st = kp__inst_len_check(inst, fn, st, cap, len);
         if (st == KP_OK) {
             *out = buf;
             *outlen = len;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 
 #include "conf_crypto.h"
 #include "conf_tests.h"

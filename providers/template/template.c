@@ -11,6 +11,8 @@
 #include "template.h"
 
 #define LABEL_MAX 64
+#define MAXV_MIN 1
+#define MAXV_MAX 1000000
 
 /* Declared with the ABI's typedefs, so the compiler checks each function's type before it goes
  * into the dispatch table through a cast. */
@@ -45,8 +47,8 @@ static const kp_param_desc s_params[] = {
     {.name = "label", .type = KP_PARAM_STRING, .help = "free text shown by check (64 bytes)"},
     {.name = "max_versions",
      .type = KP_PARAM_INT,
-     .min = 1,
-     .max = 1000000,
+     .min = MAXV_MIN,
+     .max = MAXV_MAX,
      .help = "most versions one key or secret may have (default: no limit)"},
     {.name = "secret_store",
      .type = KP_PARAM_BOOL,
@@ -144,6 +146,11 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     if (label != NULL && strlen(label->str) > LABEL_MAX)
         return kp_errorf(&p->up, h, KP_ERR_CONFIG, "template: label is longer than %d bytes",
                          LABEL_MAX);
+    /* The core enforces the bounds too; a plugin does not rely on its caller for its invariants
+     * (the conformance kit calls open with values out of range). */
+    if (maxv != NULL && (maxv->num < MAXV_MIN || maxv->num > MAXV_MAX))
+        return kp_errorf(&p->up, h, KP_ERR_CONFIG, "template: max_versions must be %d..%d",
+                         MAXV_MIN, MAXV_MAX);
     if ((t = calloc(1, sizeof(*t))) == NULL)
         return kp_errorf(&p->up, h, KP_ERR_NOMEM, "template: out of memory");
     t->up = &p->up;

@@ -123,9 +123,15 @@ expect_rc 0 $P apply tde
 expect_rc 2 $P restore tde --to nosuch
 expect_in "$T/err" "'nosuch' holds no copy of tde by policy"
 
-# A chain on RSA-OAEP-256 with an HSM that only does OAEP with SHA-1 (SoftHSM 2.6.1): verify
-# proves the HSM copy with SHA-1, so the chain can be staged and activated.
-expect_rc 0 --policy "$T/sha256.yaml" apply
+# A chain on RSA-OAEP-256 with an HSM that only does OAEP with SHA-1 (SoftHSM 2.6.1): the
+# instance says so when opened, so check and apply name the gap before a disaster shows it
+# (apply still makes the copy, which can be re-exported); verify proves the HSM copy with SHA-1.
+expect_rc 1 --policy "$T/sha256.yaml" check hsm
+expect_in "$T/out" "FAIL  chain sha"
+expect_in "$T/out" "hsm cannot unwrap with RSA-OAEP-256, the algorithm of chain sha"
+expect_rc 1 --policy "$T/sha256.yaml" apply
+expect_in "$T/err" "! sha: hsm: hsm cannot unwrap with RSA-OAEP-256"
+expect_in "$T/err" "ok   copy sha v1 -> hsm: done"
 expect_rc 0 --policy "$T/sha256.yaml" verify --json
 "$PY" -c '
 import json, sys

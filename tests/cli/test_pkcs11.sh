@@ -1,7 +1,8 @@
 #!/bin/sh
 # The pkcs11 plugin on a SoftHSM2 token made from scratch, through the keyplane command:
 # check, generate, import, public key, wrap/unwrap with interop both ways (pkcs11-tool, openssl),
-# replication out of the HSM, BYOK export opened by an independent implementation, and clear
+# replication out of the HSM, wrapped (BYOK) export opened by an independent implementation, a
+# chain whose algorithm the token lacks found by check before any key exists, and clear
 # one-line errors that leave no orphan object for a wrong PIN, a missing token, a missing
 # mechanism and a non-extractable key.
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +26,10 @@ chains:
     protector: {type: rsa, bits: 2048, origin: hsm}
     replicas: [hsm]
     algorithm: RSA-OAEP
+YAML
+# The same with a chain SoftHSM cannot serve: it does RSA-OAEP with SHA-1 only.
+cp "$T/policy.yaml" "$T/sha256.yaml"
+cat >>"$T/sha256.yaml" <<YAML
   sha256:
     protector: {type: rsa, bits: 2048, origin: hsm}
     replicas: [hsm]
@@ -37,7 +42,18 @@ expect_rc 0 $P check hsm --json
 import json, sys
 d = json.load(open(sys.argv[1]))
 items = {i["item"]: i["ok"] for i in d["instances"][0]["items"]}
-assert items == {"module": True, "token": True, "login": True, "mechanisms": True}, d
+assert items == {"module": True, "token": True, "login": True, "mechanisms": True,
+                 "chain tde": True, "chain solo": True}, d
+' "$T/out"
+# The instance found out at open, on session objects, what the token does; check says which
+# chain it cannot serve, before any key exists.
+expect_rc 1 --policy "$T/sha256.yaml" check hsm --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+items = {i["item"]: i for i in d["instances"][0]["items"]}
+assert not items["chain sha256"]["ok"] and "RSA-OAEP-256" in items["chain sha256"]["detail"], d
+assert items["chain solo"]["ok"] and items["login"]["ok"], d
 ' "$T/out"
 [ "$(p11_objects escrow $HSM_PIN)" -eq 0 ] || fail "new token not empty"
 
@@ -87,7 +103,7 @@ expect_rc 0 $P key generate --instance hsm --name sha256 --bits 2048
 before=$(p11_objects escrow $HSM_PIN)
 expect_rc 4 $P key export-byok --instance hsm --name solo --kek "$T/solo.pub" --out "$T/x"
 expect_in "$T/err" "not exportable (CKA_EXTRACTABLE is false)"
-expect_rc 2 $P wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
+expect_rc 2 --policy "$T/sha256.yaml" wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
 expect_in "$T/err" "RSA-OAEP with SHA-256"
 HSM_PIN=000000 expect_rc 4 $P key public --instance hsm --name solo
 expect_in "$T/err" "C_Login: CKR_PIN_INCORRECT (wrong PIN for token 'escrow')"
@@ -177,10 +193,12 @@ expect_in "$T/out" "softhsm2"
 expect_rc 0 --policy "$T/byname.yaml" key list --instance hsm --name tde
 expect_in "$T/out" "$(echo "$tfpr" | cut -c1-16)"
 # A label prefix that a key name could continue is refused (it would let instances see each
-# other's keys); one ending in a separator is fine.
+# other's keys), when the policy is read (PLUGIN_DESCRIBE); one ending in a separator is fine.
 sed "s|pin: env:HSM_PIN}|pin: env:HSM_PIN, label_prefix: t1}|" "$T/policy.yaml" >"$T/prefix.yaml"
-expect_rc 1 --policy "$T/prefix.yaml" check hsm
-expect_in "$T/out" "label_prefix must be"
+expect_rc 3 --policy "$T/prefix.yaml" policy validate
+expect_in "$T/err" "label_prefix must be"
+expect_rc 3 --policy "$T/prefix.yaml" check hsm
+expect_in "$T/err" "label_prefix must be"
 sed "s|pin: env:HSM_PIN}|pin: env:HSM_PIN, label_prefix: 'team1:'}|" "$T/policy.yaml" >"$T/prefix2.yaml"
 expect_rc 0 --policy "$T/prefix2.yaml" key list --instance hsm --json
 "$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["keys"] == []' "$T/out"
