@@ -116,43 +116,19 @@ static kp_status s_fail(akv_inst *a, const kp_http_response *r, const char *what
     akv_parse_error(r->body, r->len, &e);
     const char *code = e.code[0] != '\0' ? e.code : "no error code";
     const char *msg = e.message[0] != '\0' ? e.message : "(no message)";
-    kp_status st;
-    switch (r->status) {
-    case 400:
-        st = KP_ERR_BACKEND;
-        break;
-    case 401:
-        st = KP_ERR_AUTH;
-        break;
-    case 403:
-        st = KP_ERR_PERMISSION;
-        break;
-    case 404:
-        st = KP_ERR_NOT_FOUND;
-        break;
-    case 408:
-        st = KP_ERR_TIMEOUT;
-        break;
-    case 409:
-        if (strcmp(e.inner, "ObjectIsDeletedButRecoverable") == 0)
-            return akv_err(a, KP_ERR_EXISTS,
-                           "%s: %s: the key is deleted but recoverable in vault '%s': recover it "
-                           "(az keyvault key recover --vault-name %s --name NAME) or, if it "
-                           "must go, purge it; keyplane does neither",
-                           a->vault_name, what, a->vault_name, a->vault_name);
-        if (strcmp(e.inner, "ObjectIsBeingDeleted") == 0)
-            return akv_err(a, KP_ERR_UNAVAILABLE,
-                           "%s: %s: the key is being deleted in vault '%s'; wait, then recover it",
-                           a->vault_name, what, a->vault_name);
-        st = KP_ERR_EXISTS;
-        break;
-    case 429:
-        st = KP_ERR_THROTTLED;
-        break;
-    default:
-        st = r->status >= 500 ? KP_ERR_UNAVAILABLE : KP_ERR_BACKEND;
-        break;
-    }
+    kp_status st = kp_http_status(r->status);
+    if (r->status == 400)
+        st = KP_ERR_BACKEND; /* Key Vault's "bad parameter": the request, not the caller */
+    if (r->status == 409 && strcmp(e.inner, "ObjectIsDeletedButRecoverable") == 0)
+        return akv_err(a, KP_ERR_EXISTS,
+                       "%s: %s: the key is deleted but recoverable in vault '%s': recover it "
+                       "(az keyvault key recover --vault-name %s --name NAME) or, if it "
+                       "must go, purge it; keyplane does neither",
+                       a->vault_name, what, a->vault_name, a->vault_name);
+    if (r->status == 409 && strcmp(e.inner, "ObjectIsBeingDeleted") == 0)
+        return akv_err(a, KP_ERR_UNAVAILABLE,
+                       "%s: %s: the key is being deleted in vault '%s'; wait, then recover it",
+                       a->vault_name, what, a->vault_name);
     /* x-ms-request-id is what Azure support asks for; it goes before the (long) message */
     char rid[64] = "";
     if (r->request_id != NULL)

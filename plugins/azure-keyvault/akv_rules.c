@@ -15,42 +15,26 @@
 
 #include "akv_internal.h"
 
-/* https://host[:port][/] only: no path, query, user info. */
+/* https://host[:port][/] only (the kit's endpoint rule); the vault's name is the host's first
+ * DNS label, or the whole address of an emulator. */
 static kp_status s_vault_url(const kp_upcalls *up, kp_core_handle *h, const char *url,
                              akv_place *out)
 {
-    if (url == NULL || strncmp(url, "https://", 8) != 0)
-        return kp_errorf(up, h, KP_ERR_CONFIG, "vault_url must start with https://");
-    if (strlen(url) >= sizeof(out->vault_url))
+    kp_http_url u;
+    char why[160];
+    if (kp_http_url_parse("vault_url", url, 0, &u, why, sizeof(why)) != KP_OK)
+        return kp_errorf(up, h, KP_ERR_CONFIG, "%s", why);
+    if (strlen(u.base) >= sizeof(out->vault_url) || strlen(u.host) >= sizeof(out->vault_host))
         return kp_errorf(up, h, KP_ERR_CONFIG, "vault_url is longer than %zu characters",
                          sizeof(out->vault_url) - 1);
-    snprintf(out->vault_url, sizeof(out->vault_url), "%s", url);
-    size_t n = strlen(out->vault_url);
-    if (n > 8 && out->vault_url[n - 1] == '/')
-        out->vault_url[--n] = '\0';
-    const char *host = out->vault_url + 8;
-    size_t hl = strcspn(host, ":");
-    if (hl == 0 || strpbrk(host, "/?#@") != NULL || hl >= sizeof(out->vault_host))
-        return kp_errorf(up, h, KP_ERR_CONFIG,
-                         "vault_url must be https://HOST[:PORT] with no path");
-    for (size_t i = 0; i < hl; i++)
-        if (!isalnum((unsigned char)host[i]) && host[i] != '-' && host[i] != '.')
-            return kp_errorf(up, h, KP_ERR_CONFIG, "vault_url has an invalid host name");
-    if (host[hl] == ':') {
-        const char *p = host + hl + 1;
-        if (*p == '\0' || strspn(p, "0123456789") != strlen(p) || strlen(p) > 5 || atoi(p) == 0 ||
-            atoi(p) > 65535)
-            return kp_errorf(up, h, KP_ERR_CONFIG, "vault_url has an invalid port");
-    }
-    memcpy(out->vault_host, host, hl);
-    out->vault_host[hl] = '\0';
-    /* the vault's name is the first DNS label; an address (an emulator) names itself */
-    size_t ll = strcspn(out->vault_host, ".");
-    if (strspn(out->vault_host, "0123456789.") == hl)
+    snprintf(out->vault_url, sizeof(out->vault_url), "%s", u.base);
+    snprintf(out->vault_host, sizeof(out->vault_host), "%s", u.host);
+    size_t hl = strlen(u.host), ll = strcspn(u.host, ".");
+    if (strspn(u.host, "0123456789.") == hl)
         snprintf(out->vault_name, sizeof(out->vault_name), "%.*s",
-                 (int)(sizeof(out->vault_name) - 1), host);
+                 (int)(sizeof(out->vault_name) - 1), u.base + 8);
     else
-        snprintf(out->vault_name, sizeof(out->vault_name), "%.*s", (int)ll, out->vault_host);
+        snprintf(out->vault_name, sizeof(out->vault_name), "%.*s", (int)ll, u.host);
     return KP_OK;
 }
 

@@ -544,14 +544,98 @@ static void test_http_unsafe_not_sent(void **state)
     kp_http_free(h);
 }
 
+/* The kit's codec: hex both ways, fingerprints as the ABI defines them, the name rule. */
+static void test_codec_hex_fpr_names(void **state)
+{
+    (void)state;
+    const uint8_t bytes[] = {0x00, 0x9f, 0xa0, 0xff};
+    char hex[9];
+    kp_hex_encode(bytes, sizeof(bytes), hex);
+    assert_string_equal(hex, "009fa0ff");
+    uint8_t back[4];
+    assert_int_equal(kp_hex_decode("009FA0ff", back, sizeof(back)), KP_OK);
+    assert_memory_equal(back, bytes, sizeof(bytes));
+    assert_int_equal(kp_hex_decode("009fa0f", back, sizeof(back)), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_hex_decode("009fa0fg", back, sizeof(back)), KP_ERR_INVALID_ARG);
+    /* SHA-256 of "abc" (FIPS 180-2 B.1), as the fingerprint of a 3-byte "SPKI" */
+    char fpr[KP_FPR_CHARS + 1];
+    assert_int_equal(kp_fpr_spki((const uint8_t *)"abc", 3, fpr), KP_OK);
+    assert_string_equal(fpr, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_true(kp_fpr_valid(fpr));
+    assert_int_equal(kp_fpr_spki(NULL, 0, fpr), KP_ERR_INVALID_ARG);
+    assert_false(kp_fpr_valid("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+    assert_false(kp_fpr_valid("ba7816bf"));
+    assert_false(kp_fpr_valid("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0"));
+    assert_false(kp_fpr_valid(NULL));
+    assert_int_equal(kp_fpr_pkey(NULL, fpr), KP_ERR_INVALID_ARG);
+    assert_true(kp_key_name_valid("tde-demo.v1_A"));
+    assert_false(kp_key_name_valid(".hidden"));
+    assert_false(kp_key_name_valid("a/b"));
+    assert_false(kp_key_name_valid(""));
+    char longname[130];
+    memset(longname, 'a', 128);
+    longname[128] = '\0';
+    assert_false(kp_key_name_valid(longname));
+    longname[127] = '\0';
+    assert_true(kp_key_name_valid(longname));
+}
+
+/* The one HTTP status map and the endpoint URL rule of the kit. */
+static void test_http_status_and_url(void **state)
+{
+    (void)state;
+    assert_int_equal(kp_http_status(401), KP_ERR_AUTH);
+    assert_int_equal(kp_http_status(403), KP_ERR_PERMISSION);
+    assert_int_equal(kp_http_status(404), KP_ERR_NOT_FOUND);
+    assert_int_equal(kp_http_status(408), KP_ERR_TIMEOUT);
+    assert_int_equal(kp_http_status(409), KP_ERR_EXISTS);
+    assert_int_equal(kp_http_status(412), KP_ERR_CONFLICT);
+    assert_int_equal(kp_http_status(429), KP_ERR_THROTTLED);
+    assert_int_equal(kp_http_status(503), KP_ERR_UNAVAILABLE);
+    assert_int_equal(kp_http_status(400), KP_ERR_BACKEND);
+    assert_int_equal(kp_http_status(302), KP_ERR_BACKEND);
+    kp_http_url u;
+    char err[160];
+    assert_int_equal(
+        kp_http_url_parse("u", "https://Vault1.Vault.Azure.NET/", 0, &u, err, sizeof(err)), KP_OK);
+    assert_string_equal(u.base, "https://Vault1.Vault.Azure.NET");
+    assert_string_equal(u.host, "vault1.vault.azure.net");
+    assert_int_equal(u.port, 0);
+    assert_int_equal(u.https, 1);
+    assert_int_equal(kp_http_url_parse("u", "https://127.0.0.1:8443", 0, &u, err, sizeof(err)),
+                     KP_OK);
+    assert_int_equal(u.port, 8443);
+    assert_int_equal(kp_http_url_parse("u", "http://169.254.169.254", 1, &u, err, sizeof(err)),
+                     KP_OK);
+    assert_int_equal(u.https, 0);
+    static const char *const bad[] = {"http://vault",
+                                      "https://",
+                                      "https://v/path",
+                                      "https://v?q",
+                                      "https://user@v",
+                                      "https://v:0",
+                                      "https://v:65536",
+                                      "https://v:8x",
+                                      "https://v_a",
+                                      "ftp://v",
+                                      NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        err[0] = '\0';
+        if (kp_http_url_parse("vault_url", bad[i], 0, &u, err, sizeof(err)) != KP_ERR_CONFIG ||
+            strncmp(err, "vault_url ", 10) != 0)
+            fail_msg("%s: accepted or no reason (%s)", bad[i], err);
+    }
+}
+
 int kp_test_kit_local(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64_vectors),       cmocka_unit_test(test_b64_roundtrip),
-        cmocka_unit_test(test_b64_rejects),       cmocka_unit_test(test_http_body_buffer),
-        cmocka_unit_test(test_http_headers),      cmocka_unit_test(test_http_retry_rule),
-        cmocka_unit_test(test_http_bad_requests), cmocka_unit_test(test_http_refused),
-        cmocka_unit_test(test_http_wire),         cmocka_unit_test(test_http_unsafe_not_sent),
+        cmocka_unit_test(test_b64_vectors),         cmocka_unit_test(test_b64_roundtrip),
+        cmocka_unit_test(test_b64_rejects),         cmocka_unit_test(test_http_body_buffer),
+        cmocka_unit_test(test_http_headers),        cmocka_unit_test(test_http_retry_rule),
+        cmocka_unit_test(test_http_bad_requests),   cmocka_unit_test(test_http_refused),
+        cmocka_unit_test(test_http_wire),           cmocka_unit_test(test_http_unsafe_not_sent),
+        cmocka_unit_test(test_codec_hex_fpr_names), cmocka_unit_test(test_http_status_and_url),
     };
     return cmocka_run_group_tests_name("kit without a vault", tests, NULL, NULL);
 }

@@ -111,6 +111,31 @@ typedef struct kp_http_stats {
 } kp_http_stats;
 void kp_http_stats_get(const kp_http *h, kp_http_stats *out);
 
+/**
+ * The kp_status of a non-2xx HTTP answer, the one map every cloud plugin uses: 401 AUTH,
+ * 403 PERMISSION, 404 NOT_FOUND, 408 TIMEOUT, 409 EXISTS, 412 CONFLICT (a conditional write
+ * lost), 429 THROTTLED, 5xx UNAVAILABLE, anything else BACKEND. A plugin refines a code its
+ * service gives more meaning (Key Vault's 409 for a deleted key) and keeps the rest.
+ */
+kp_status kp_http_status(long http_status);
+
+/** An endpoint URL taken apart by kp_http_url_parse. */
+typedef struct kp_http_url {
+    char base[512]; /**< scheme://host[:port], no trailing slash */
+    char host[256]; /**< the host name or address, lower-cased, without the port */
+    unsigned port;  /**< 0 when the URL names none */
+    int https;      /**< 1 for https://, 0 for http:// (only with allow_http) */
+} kp_http_url;
+
+/**
+ * Checks an endpoint URL given as a param (name, for the message): https://HOST[:PORT] with an
+ * optional trailing '/', and nothing else (no path, query, fragment or user info); HOST of
+ * letters, digits, '-' and '.'; PORT 1..65535. allow_http also takes http:// (a local emulator
+ * or metadata endpoint, never a default). KP_ERR_CONFIG with a one-line reason in err.
+ */
+kp_status kp_http_url_parse(const char *name, const char *url, int allow_http, kp_http_url *out,
+                            char *err, size_t errlen);
+
 /** A test hook: when set, called instead of sleeping before a retry (ms = the backoff). */
 void kp_http_set_sleep_hook(kp_http *h, void (*hook)(void *arg, long ms), void *arg);
 
