@@ -14,6 +14,17 @@ kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len, char hex[KP_FPR_H
     return kp_fpr_spki(spki, len, hex);
 }
 
+void kp__chain_spec(const kp_chain_policy *c, uint32_t version, kp_key_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->struct_size = sizeof(*out);
+    out->name = c->name;
+    out->type = c->key_type;
+    out->bits = c->bits;
+    out->flags = c->exportable ? KP_KEY_EXPORTABLE : 0;
+    out->version = version;
+}
+
 kp_status kp__chain_get(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                         const kp_chain_policy **out)
 {
@@ -66,19 +77,13 @@ static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const c
     return KP_OK;
 }
 
-static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
-                             const char *target, kp_instance *origin, const kp_key_info *src)
+static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const char *target,
+                             kp_instance *origin, const kp_key_info *src)
 {
     kp_instance *inst = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, target, &inst));
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = c->name,
-                        .type = c->key_type,
-                        .bits = src->bits,
-                        .flags = src->flags,
-                        .version = src->version};
     kp_key_info info;
-    kp_status st = kp__key_copy(ctx, origin, inst, &spec, src->fingerprint, &info);
+    kp_status st = kp__key_copy(ctx, origin, inst, src, &info);
     kp_instance_close(inst);
     return st;
 }
@@ -105,12 +110,8 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 
     kp_instance *origin = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = chain,
-                        .type = c->key_type,
-                        .bits = c->bits,
-                        .flags = c->exportable ? KP_KEY_EXPORTABLE : 0,
-                        .version = highest + 1};
+    kp_key_spec spec;
+    kp__chain_spec(c, highest + 1, &spec);
     kp_status st = kp_key_create(origin, &spec, info);
     if (report != NULL)
         report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));
@@ -118,7 +119,7 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
      * others without the new version; the first failure is returned. */
     kp_status first = st;
     for (size_t i = 1; st == KP_OK && i < nall; i++) {
-        kp_status rst = s_replicate(ctx, policy, c, all[i], origin, info);
+        kp_status rst = s_replicate(ctx, policy, all[i], origin, info);
         if (report != NULL)
             report(arg, all[i], rst, rst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));
         if (rst != KP_OK && first == KP_OK)
@@ -165,13 +166,7 @@ static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain
                                 "origin has %.16s...)",
                                 target, c->name, src->version, info.fingerprint, src->fingerprint);
         } else if (vst == KP_ERR_NOT_FOUND) {
-            kp_key_spec spec = {.struct_size = sizeof(spec),
-                                .name = c->name,
-                                .type = c->key_type,
-                                .bits = src->bits,
-                                .flags = src->flags,
-                                .version = src->version};
-            vst = kp__key_copy(ctx, origin, inst, &spec, src->fingerprint, &info);
+            vst = kp__key_copy(ctx, origin, inst, src, &info);
         }
         snprintf(what, sizeof(what), "v%u: %s", src->version,
                  vst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));

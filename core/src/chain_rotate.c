@@ -95,12 +95,8 @@ kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain
             highest = vers[n - 1];
         kp__target *o = &d.t[d.origin];
         kp_key_info info;
-        kp_key_spec spec = {.struct_size = sizeof(spec),
-                            .name = chain,
-                            .type = c->key_type,
-                            .bits = c->bits,
-                            .flags = c->exportable ? KP_KEY_EXPORTABLE : 0,
-                            .version = highest + 1};
+        kp_key_spec spec;
+        kp__chain_spec(c, highest + 1, &spec);
         if (!o->reachable)
             st = kp__set_error(ctx, KP_ERR_UNAVAILABLE, "origin %s is unreachable: %s", o->name,
                                o->detail);

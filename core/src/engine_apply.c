@@ -144,12 +144,8 @@ static kp_status s_create(s_run *r, const kp_action *a, const kp_chain_policy *c
     }
     if (st != KP_ERR_NOT_FOUND)
         return st;
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = a->chain,
-                        .type = c->key_type,
-                        .bits = c->bits,
-                        .flags = c->exportable ? KP_KEY_EXPORTABLE : 0,
-                        .version = a->version};
+    kp_key_spec spec;
+    kp__chain_spec(c, a->version, &spec);
     st = kp_key_create(inst, &spec, &info);
     if (st == KP_ERR_EXISTS && kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK) {
         *noop = true; /* another run made it first */
@@ -188,13 +184,7 @@ static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
                              a->target, a->chain, a->version, have.fingerprint);
     if (st != KP_ERR_NOT_FOUND)
         return st;
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = a->chain,
-                        .type = want.type,
-                        .bits = want.bits,
-                        .flags = want.flags,
-                        .version = a->version};
-    st = kp__key_copy(r->ctx, src, dst, &spec, want.fingerprint, &have);
+    st = kp__key_copy(r->ctx, src, dst, &want, &have);
     if (st == KP_ERR_EXISTS) {
         char why[KP_ERRBUF];
         snprintf(why, sizeof(why), "%s", kp_ctx_last_error(r->ctx));

@@ -144,11 +144,12 @@ kp_status kp__state_get(kp_instance *inst, const char *name, uint8_t *doc, size_
 kp_status kp__state_put(kp_instance *inst, const char *name, const uint8_t *doc, size_t len,
                         const uint8_t *expect, size_t expect_len);
 
-/* Copies spec->name v spec->version from src to dst (wrapped when both share a transfer method,
- * else PKCS#8); the expected fingerprint travels with the import and the copy is checked again
- * (key_copy.c). have receives the copy's info. */
-kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_spec *spec,
-                       const char *fingerprint, kp_key_info *have);
+/* Copies the version want describes (name, version, type, bits, flags, fingerprint: src's info)
+ * from src to dst (wrapped when both share a transfer method, else PKCS#8); the fingerprint
+ * travels with the import and the copy is checked again (key_copy.c). have receives the copy's
+ * info. */
+kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_info *want,
+                       kp_key_info *have);
 void kp__plugin_unload(kp_plugin *plugin);
 
 /* util.c */

@@ -39,12 +39,17 @@ static kp_status s_wrapped(kp_instance *src, kp_instance *dst, uint32_t method,
     return st;
 }
 
-kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_spec *spec,
-                       const char *fingerprint, kp_key_info *have)
+kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp_key_info *want,
+                       kp_key_info *have)
 {
-    kp_key_spec sp;
-    kp__spec_copy(spec, &sp);
-    sp.fingerprint = fingerprint; /* checked by the target before the copy is visible */
+    const char *fingerprint = want->fingerprint;
+    kp_key_spec sp = {.struct_size = sizeof(sp),
+                      .name = want->name,
+                      .type = want->type,
+                      .bits = want->bits,
+                      .flags = want->flags,
+                      .version = want->version,
+                      .fingerprint = fingerprint}; /* checked by the target before it is visible */
     kp_status st;
     uint32_t method = kp_key_transfer_method(src, dst);
     if (method != 0) {
