@@ -116,7 +116,7 @@ int kp_cmd_plugins(kp_cli *cli, int argc, char **argv)
                    "  --json    one JSON document: plugins, refused, plugin_dirs\n"
                    "\n"
                    "Plugin directories, in search order: --plugin-dir, KEYPLANE_PLUGIN_PATH,\n"
-                   "../lib/keyplane/plugins beside the keyplane binary, the install directory.\n");
+                   "LIBDIR/keyplane/plugins beside the keyplane binary, the install directory.\n");
             return KP_EXIT_OK;
         default:
             return kp_cli_usage_error("plugins", "unknown option");

@@ -59,7 +59,9 @@ static void s_usage(FILE *out)
 }
 
 /* Plugin search order: --plugin-dir, KEYPLANE_PLUGIN_PATH, the plugins beside this binary
- * (../lib/keyplane/plugins, which is also the build tree's layout), the install directory. */
+ * (the install layout's bin-to-libdir path, so a moved prefix with lib64 or a multiarch libdir
+ * still finds its own plugins; else ../lib/keyplane/plugins, the build tree's layout), the
+ * install directory. */
 static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
 {
     for (size_t i = 0; i < ndirs; i++) {
@@ -81,9 +83,13 @@ static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
     char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
     if (slash != NULL) {
         *slash = '\0';
-        char rel[PATH_MAX + 32];
-        snprintf(rel, sizeof(rel), "%s/../lib/keyplane/plugins", exe);
+        char rel[PATH_MAX + 64];
+        snprintf(rel, sizeof(rel), "%s/%s", exe, KEYPLANE_BIN_TO_PLUGINS);
         char *abs = realpath(rel, NULL);
+        if (abs == NULL) {
+            snprintf(rel, sizeof(rel), "%s/../lib/keyplane/plugins", exe);
+            abs = realpath(rel, NULL);
+        }
         if (abs != NULL) {
             st = kp_ctx_add_plugin_dir(cli->ctx, abs);
             free(abs);

@@ -3,6 +3,7 @@
  * params, and the instance lifecycle. The keystore and secret store functions are in the other
  * template_*.c files (template.h lists them).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,17 +119,13 @@ static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params, co
 {
     tpl_plugin *p = plugin_ctx;
     kp_key_spec spec;
-    (void)params;
-    if (!kp_key_spec_read(in, &spec) || spec.name == NULL)
+    char why[256];
+    kp_status st;
+    (void)params; /* every instance of the template has the same rules */
+    if (!kp_key_spec_read(in, &spec))
         return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, "template: no key spec");
-    if (!kp_key_name_valid(spec.name))
-        return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG,
-                         "template: key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]", spec.name);
-    if (spec.type != KP_KEY_RSA)
-        return kp_errorf(&p->up, p->h, KP_ERR_UNSUPPORTED, "template: keys are RSA only");
-    if (spec.bits != 0 && !tpl_rsa_bits_ok(spec.bits))
-        return kp_errorf(&p->up, p->h, KP_ERR_UNSUPPORTED,
-                         "template: RSA keys are 2048, 3072 or 4096 bits, not %u", spec.bits);
+    if ((st = tpl_spec_rules(&spec, why, sizeof(why))) != KP_OK)
+        return kp_errorf(&p->up, p->h, st, "template: %s", why);
     return KP_OK;
 }
 

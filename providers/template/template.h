@@ -105,6 +105,7 @@ bool tpl_rsa_bits_ok(uint32_t bits);
 void tpl_key_free(tpl_key *k);
 kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_key_info *out);
 kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tpl_key **k);
+kp_status tpl_spec_rules(const kp_key_spec *spec, char *why, size_t len);
 kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec);
 kp_status tpl_pkey_from_pkcs8(tpl_inst *t, const kp_key_spec *spec, const kp_secret *der,
                               EVP_PKEY **pkey);

@@ -5,6 +5,7 @@
  * calls to its service; docs/plugin-guide.md shows how to map keyplane's version numbers onto a
  * backend that numbers versions its own way.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,27 +56,43 @@ void tpl_key_free(tpl_key *k)
     free(k);
 }
 
+/* The store's rules for a key spec, shared by PLUGIN_CHECK_KEY (asked before anything exists)
+ * and every create and import, so what validation promises and what the store does cannot
+ * drift apart. KP_OK, or a status with the reason in why. */
+kp_status tpl_spec_rules(const kp_key_spec *spec, char *why, size_t len)
+{
+    if (spec->name == NULL || !kp_key_name_valid(spec->name)) {
+        snprintf(why, len, "key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]",
+                 spec->name != NULL ? spec->name : "");
+        return KP_ERR_INVALID_ARG;
+    }
+    if (spec->type != KP_KEY_RSA) {
+        snprintf(why, len, "key %s: keys are RSA only", spec->name);
+        return KP_ERR_UNSUPPORTED;
+    }
+    if (spec->bits != 0 && !tpl_rsa_bits_ok(spec->bits)) {
+        snprintf(why, len, "key %s: RSA keys are 2048, 3072 or 4096 bits, not %u", spec->name,
+                 spec->bits);
+        return KP_ERR_UNSUPPORTED;
+    }
+    /* Refuse what we cannot honour rather than ignore it: a flag added by a later minor. */
+    if ((spec->flags & ~KP_KEY_EXPORTABLE) != 0) {
+        snprintf(why, len, "key %s: unknown flags 0x%x", spec->name, spec->flags);
+        return KP_ERR_UNSUPPORTED;
+    }
+    return KP_OK;
+}
+
 /* Reads the core's spec into a local one (kp_key_spec_read copes with a core whose spec is
  * shorter or longer than ours) and checks what every create and import needs. */
 kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
 {
-    if (!kp_key_spec_read(in, spec) || spec->name == NULL)
+    char why[256];
+    kp_status st;
+    if (!kp_key_spec_read(in, spec))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no key spec");
-    if (!kp_key_name_valid(spec->name))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]",
-                         spec->name);
-    if (spec->type != KP_KEY_RSA)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED, "template: key %s: keys are RSA only",
-                         spec->name);
-    if (spec->bits != 0 && !tpl_rsa_bits_ok(spec->bits))
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         "template: key %s: RSA keys are 2048, 3072 or 4096 bits, not %u",
-                         spec->name, spec->bits);
-    /* Refuse what we cannot honour rather than ignore it: a flag added by a later minor. */
-    if ((spec->flags & ~KP_KEY_EXPORTABLE) != 0)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED, "template: key %s: unknown flags 0x%x",
-                         spec->name, spec->flags);
+    if ((st = tpl_spec_rules(spec, why, sizeof(why))) != KP_OK)
+        return kp_errorf(t->up, t->h, st, "template: %s", why);
     if (spec->fingerprint != NULL && !kp_fpr_valid(spec->fingerprint))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
                          "template: key %s: the expected fingerprint is not 64 lower-case hex "

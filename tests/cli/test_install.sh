@@ -178,8 +178,9 @@ assert sorted(p["name"] for p in t["params"]) == ["label", "max_versions", "secr
     if [ -n "$conformance" ]; then
         "$conformance" "$1" --params "$T/template.yaml" >"$T/conf.out" 2>&1 ||
             { cat "$T/conf.out"; fail "the template built with $3 fails keyplane-conformance"; }
-        grep -Eq '[1-9][0-9]* passed, 0 failed' "$T/conf.out" ||
+        grep -Eq '^[1-9][0-9]* passed, 0 failed' "$T/conf.out" ||
             { cat "$T/conf.out"; fail "keyplane-conformance: no passing summary"; }
+        echo "template built with $3: keyplane-conformance: $(tail -1 "$T/conf.out")"
     else
         echo "note: keyplane-conformance is not built; the template's conformance run is skipped"
     fi
@@ -188,6 +189,12 @@ assert sorted(p["name"] for p in t["params"]) == ["label", "max_versions", "secr
 # With pkg-config only: the Makefile, into the copy's own directory, found through
 # KEYPLANE_PLUGIN_PATH.
 cp -r "$KP_SRC/providers/template" "$T/tpl-make"
+if ! env -u PKG_CONFIG_PATH pkg-config --exists keyplane-provider; then
+    # Without the SDK on pkg-config's path the Makefile stops with one line saying what to set.
+    (cd "$T/tpl-make" && env -u PKG_CONFIG_PATH make) >"$T/make.log" 2>&1 &&
+        fail "template: make without the SDK on PKG_CONFIG_PATH succeeded"
+    expect_in "$T/make.log" "set PKG_CONFIG_PATH to <keyplane prefix>/lib/pkgconfig"
+fi
 (cd "$T/tpl-make" && make clean >/dev/null && make) >"$T/make.log" 2>&1 ||
     { cat "$T/make.log"; fail "template: build with pkg-config (make)"; }
 export KEYPLANE_PLUGIN_PATH="$T/tpl-make"
