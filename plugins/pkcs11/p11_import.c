@@ -146,8 +146,8 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
         st = kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
         goto out;
     }
-    /* The public half first under the final label: lookups go by the private key, which must
-     * find its pair once it is renamed. */
+    /* Made under the placeholder, checked, then renamed public half first: lookups go by the
+     * private key, which must find its pair the moment it has its label. */
     if ((st = kp_p11_random(pi, up->secret_data(kek), KP_P11_WRAP_KEY_LEN)) != KP_OK ||
         (st = kp_p11_kwp_wrap(pi, up->secret_cdata(kek), im->p8, im->p8len, blob, &bloblen)) !=
             KP_OK ||

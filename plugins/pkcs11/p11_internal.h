@@ -3,9 +3,10 @@
  * SoftHSM2 in tests), reached through p11-kit. Nothing here crosses the plugin boundary; only
  * kp_plugin_init is exported.
  *
- * Every key version is a token object labelled "<label_prefix><name>/v<version>": an RSA
- * private key plus its public key, or an AES secret key. Private halves never leave the token
- * in plaintext; export wraps them inside the token first.
+ * Every key version is a token object labelled "<label_prefix><name>/v<version>" and tagged
+ * with its key's name (kp_p11_tag): an RSA private key plus its public key, or an AES secret
+ * key. Private halves never leave the token in plaintext; export wraps them inside the token
+ * first.
  */
 #ifndef KP_P11_INTERNAL_H
 #define KP_P11_INTERNAL_H

@@ -93,10 +93,28 @@ typedef struct s_get {
     kp_p11_key key;
 } s_get;
 
+/* Whether key->obj is still the object of that version: a version found in the cache (no
+ * token call) may have been destroyed or replaced by another tool since. One attribute read. */
+static bool s_still_there(kp_p11_op *op, const kp_p11_key *key)
+{
+    char want[KP_P11_OBJLABEL_MAX], got[KP_P11_OBJLABEL_MAX];
+    CK_ATTRIBUTE a = {CKA_LABEL, got, sizeof(got)};
+
+    if (kp_p11_label(op->pi, key->name, key->version, want, sizeof(want)) != KP_OK ||
+        op->f->C_GetAttributeValue(op->s, key->obj, &a, 1) != CKR_OK)
+        return false;
+    return a.ulValueLen == strlen(want) && memcmp(got, want, a.ulValueLen) == 0;
+}
+
 static kp_status s_get_op(kp_p11_op *op, void *arg)
 {
     s_get *g = arg;
+    kp_status st = kp_p11_key_find(op, g->name, g->version, &g->key);
 
+    /* Version 0 is always looked up on the token; a numbered one may come from the cache. */
+    if (st != KP_OK || g->version == 0 || s_still_there(op, &g->key))
+        return st;
+    kp_p11_cache_flush(op->pi);
     return kp_p11_key_find(op, g->name, g->version, &g->key);
 }
 

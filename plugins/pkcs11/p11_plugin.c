@@ -103,9 +103,9 @@ static void s_close(void *inst)
     free(pi);
 }
 
-/* Printable ASCII without '/': the prefix must not change how labels split. */
-/* A prefix must end with a character no key name contains, so that no instance's prefix plus
- * a name can read as another prefix plus another name ("t1" + "-secretdb" = "t1-secret" + "db"). */
+/* Printable ASCII without '/' (the prefix must not change how labels split), ending with a
+ * character no key name contains, so that no instance's prefix plus a name can read as another
+ * prefix plus another name ("t1" + "-secretdb" = "t1-secret" + "db"). */
 static bool s_prefix_ok(const char *p)
 {
     size_t n = strlen(p);

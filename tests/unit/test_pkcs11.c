@@ -157,6 +157,29 @@ static size_t s_objects(void)
     return s_count(NULL, 0);
 }
 
+static size_t s_labelled(const char *label)
+{
+    CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
+    return s_count(&t, 1);
+}
+
+/* Destroys every object labelled label behind the plugin's back, as another tool would. */
+static void s_destroy_labelled(const char *label)
+{
+    CK_FUNCTION_LIST_PTR fl = s_p11();
+    CK_SESSION_HANDLE s = s_session(fl);
+    CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
+    CK_OBJECT_HANDLE objs[8];
+    CK_ULONG got = 0;
+    assert_int_equal(fl->C_FindObjectsInit(s, &t, 1), CKR_OK);
+    assert_int_equal(fl->C_FindObjects(s, objs, 8, &got), CKR_OK);
+    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
+    assert_true(got > 0);
+    for (CK_ULONG i = 0; i < got; i++)
+        assert_int_equal(fl->C_DestroyObject(s, objs[i]), CKR_OK);
+    fl->C_CloseSession(s);
+}
+
 static kp_key_info s_create(kp_instance *inst, const char *name, uint32_t type, uint32_t bits,
                             uint32_t flags, uint32_t version)
 {
@@ -509,6 +532,15 @@ static void test_get_direct(void **state)
                      KP_OK);
     assert_int_equal(sp->version, 1);
     assert_int_equal(small[offsetof(kp_key_info, created)], 0xee);
+
+    /* Versions destroyed by another tool are gone for KS_GET at once, though the plugin had
+     * them cached; the latest is then the newest left. */
+    s_destroy_labelled("kp:t/v1");
+    s_destroy_labelled("kp:t/v5");
+    assert_int_equal(s_get(f->hsm, "t", 1, &info), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_get(f->hsm, "t", 5, &info), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_get(f->hsm, "t", 0, &info), KP_OK);
+    assert_int_equal(info.version, 2);
     kp_secret_free(p8);
 }
 
@@ -585,12 +617,6 @@ static void s_state_object(const char *label, const char *app, const char *value
     CK_OBJECT_HANDLE obj;
     assert_int_equal(fl->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &obj), CKR_OK);
     fl->C_CloseSession(s);
-}
-
-static size_t s_labelled(const char *label)
-{
-    CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
-    return s_count(&t, 1);
 }
 
 typedef struct {
