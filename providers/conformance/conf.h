@@ -64,15 +64,15 @@ struct conf_kit {
     const kp_dispatch *table;
     void *plugin_ctx;
     const kp_plugin_info *info;
-    bool loaded;           /* init succeeded: instance tests can run */
-    char load_error[512];  /* why not, for every test that needs the plugin */
-    char *hs_faults[8];    /* handshake faults found while loading, for the handshake test */
+    bool loaded;          /* init succeeded: instance tests can run */
+    char load_error[512]; /* why not, for every test that needs the plugin */
+    char *hs_faults[8];   /* handshake faults found while loading, for the handshake test */
     size_t nhs;
     conf_params params;
-    bool have_iinfo;       /* an instance opened and answered INSTANCE_INFO */
+    bool have_iinfo; /* an instance opened and answered INSTANCE_INFO */
     kp_instance_info iinfo;
     char iinfo_error[512];
-    char run_id[16];       /* random per run: names are unique against shared stores */
+    char run_id[16]; /* random per run: names are unique against shared stores */
     unsigned threads;
     unsigned timeout_s;
     int verbose;
@@ -164,6 +164,8 @@ size_t conf_orphan_faults(char ***out);
 
 /** Runs test t as number seq into r. */
 void conf_run_one(conf_kit *k, const conf_test *t, unsigned seq, conf_run *r);
+/** Names the test a crash or hang outside conf_run_one is blamed on (NULL: none). */
+void conf_running(const char *test);
 /** Installs the crash reporter and, when *timeout_s > 0, the per-test watchdog. */
 void conf_guard_start(unsigned *timeout_s);
 /** Runs the kit under valgrind (conf_valgrind.c); argv as the kit got it. */
@@ -180,8 +182,8 @@ bool conf_instance_info(conf_run *r, void *inst, kp_instance_info *out);
 /* Helpers shared by the tests (conf_util.c)                                                 */
 
 const char *conf_status_name(kp_status st);
-/** The error text of the last failed call, checked: faults when empty or not one line. */
-const char *conf_reason(conf_run *r, const char *call, kp_status st);
+/** The calling thread's error text for a failure message ("no error text" when none). */
+const char *conf_reason(void);
 /** A name unique to this run: prefix-runid-tag. */
 void conf_name(const conf_kit *k, const char *tag, char out[CONF_NAME_LEN]);
 bool conf_fpr_valid(const char *f);

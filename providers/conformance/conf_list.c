@@ -34,10 +34,10 @@ static kp_status s_key(void *arg, const kp_key_info *info)
         memchr(info->name, '\0', sizeof(info->name)) == NULL ||
         memchr(info->fingerprint, '\0', sizeof(info->fingerprint)) == NULL) {
         if (!l->bad)
-            conf_fail(l->r, "KS_LIST visitor got %s", info == NULL
-                                                         ? "a NULL info"
-                                                         : "an info that is not a full "
-                                                           "kp_key_info with terminated strings");
+            conf_fail(l->r, "KS_LIST visitor got %s",
+                      info == NULL ? "a NULL info"
+                                   : "an info that is not a full "
+                                     "kp_key_info with terminated strings");
         l->bad = true;
         return KP_OK;
     }
@@ -102,8 +102,10 @@ void conf_list_check_ascending(conf_run *r, const conf_list *l, const char *call
     qsort(p, l->n, sizeof(*p), s_cmp);
     for (size_t i = 1; i < l->n; i++)
         if (strcmp(p[i]->name, p[i - 1]->name) == 0 && p[i]->version <= p[i - 1]->version) {
-            conf_fail(r, "%s lists version %u of %s after version %u (versions must be ascending)",
-                      call, p[i]->version, p[i]->name, p[i - 1]->version);
+            conf_fail(
+                r,
+                "%s lists version %u of %s after version %u (versions must be strictly ascending)",
+                call, p[i]->version, p[i]->name, p[i - 1]->version);
             break;
         }
     free(p);

@@ -85,8 +85,7 @@ bool conf_load(conf_kit *k)
     if (sym == NULL) {
         sym = dlsym(k->dl, KP_PLUGIN_INIT_SYMBOL);
         if (sym == NULL) {
-            snprintf(k->load_error, sizeof(k->load_error), "no %s symbol",
-                     KP_PLUGIN_INIT_SYMBOL);
+            snprintf(k->load_error, sizeof(k->load_error), "no %s symbol", KP_PLUGIN_INIT_SYMBOL);
             return false;
         }
         s_hs_fault(k, "%s not under version node %s", KP_PLUGIN_INIT_SYMBOL,

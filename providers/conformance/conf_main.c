@@ -150,8 +150,8 @@ static void s_probe(conf_kit *k)
     kp_status st = conf_open(&probe, NULL, &inst, &h);
     if (st != KP_OK) {
         snprintf(k->iinfo_error, sizeof(k->iinfo_error),
-                 "INSTANCE_OPEN with the params file's params failed: %s: %s",
-                 conf_status_name(st), conf_reason(&probe, "INSTANCE_OPEN", st));
+                 "INSTANCE_OPEN with the params file's params failed: %s: %s", conf_status_name(st),
+                 conf_reason());
         return;
     }
     k->have_iinfo = conf_instance_info(&probe, inst, &k->iinfo);
@@ -173,8 +173,10 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     struct stat sb;
-    if (stat(o.plugin, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return s_usage_error("no such plugin file: ", o.plugin);
+    if (stat(o.plugin, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fprintf(stderr, "keyplane-conformance: no such plugin file: %s\n", o.plugin);
+        return 2;
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     conf_valgrind_set_argv(argc, argv);
 
@@ -188,14 +190,20 @@ int main(int argc, char **argv)
     snprintf(k.run_id, sizeof(k.run_id), "%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
     conf_guard_start(&k.timeout_s);
 
-    if (conf_load(&k)) {
+    conf_running("handshake"); /* a crash while loading is the handshake's */
+    bool loaded = conf_load(&k);
+    conf_running(NULL);
+    if (loaded) {
         char err[512];
         kp_plugin_params_fn *pf = CONF_FN(&k, plugin_params, KP_FN_PLUGIN_PARAMS);
         if (!conf_params_load(&k, pf != NULL ? pf(k.plugin_ctx) : NULL, err, sizeof(err))) {
             fprintf(stderr, "keyplane-conformance: %s\n", err);
             return 2;
         }
+        conf_running("instance-info");
         s_probe(&k);
+        conf_running(NULL);
+        conf_secret_sweep(0, false); /* faults so far are reported by secrets-wiped */
     }
     if (!o.json)
         conf_report_header(&k);

@@ -59,8 +59,7 @@ static bool s_secret(const char *dir, const char *name, const char *ref, kp_para
     if (strncmp(ref, "env:", 4) == 0) {
         const char *v = getenv(ref + 4);
         if (v == NULL)
-            return s_err(err, len, "param '%s': environment variable %s is not set", name,
-                         ref + 4);
+            return s_err(err, len, "param '%s': environment variable %s is not set", name, ref + 4);
         p->secret = conf_secret_new(v, strlen(v));
         p->str = strdup(ref);
     } else if (strncmp(ref, "file:", 5) == 0 && ref[5] != '\0') {
@@ -94,8 +93,8 @@ static bool s_secret(const char *dir, const char *name, const char *ref, kp_para
     return true;
 }
 
-static bool s_value(const char *dir, const kp_param_desc *d, const char *v, kp_param *p,
-                    char *err, size_t len)
+static bool s_value(const char *dir, const kp_param_desc *d, const char *v, kp_param *p, char *err,
+                    size_t len)
 {
     p->name = d->name;
     p->type = d->type;
@@ -206,8 +205,9 @@ static bool s_document(conf_kit *k, yaml_document_t *doc, const char *dir,
         } else if (strcmp(key, "key_prefix") == 0) {
             const char *v = s_scalar(vn);
             if (v == NULL || !s_prefix_ok(v))
-                return s_err(err, len, "key_prefix must be 1-24 letters, digits or '-', "
-                                       "starting with a letter or digit");
+                return s_err(err, len,
+                             "key_prefix must be 1-24 letters, digits or '-', "
+                             "starting with a letter or digit");
             free(k->params.key_prefix);
             k->params.key_prefix = strdup(v);
         } else if (strcmp(key, "datakey_key") == 0) {

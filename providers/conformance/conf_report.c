@@ -10,8 +10,8 @@
 
 void conf_report_header(const conf_kit *k)
 {
-    printf("# keyplane-conformance %s (ABI %d.%d): %s\n", CONF_VERSION, KP_ABI_MAJOR,
-           KP_ABI_MINOR, k->path);
+    printf("# keyplane-conformance %s (ABI %d.%d): %s\n", CONF_VERSION, KP_ABI_MAJOR, KP_ABI_MINOR,
+           k->path);
     if (k->loaded)
         printf("# plugin %s %s, needs ABI %u.%u, capabilities 0x%x\n", k->info->name,
                k->info->version != NULL ? k->info->version : "?", k->info->abi_major,
@@ -19,8 +19,8 @@ void conf_report_header(const conf_kit *k)
     if (k->have_iinfo)
         printf("# instance: capabilities 0x%x, wrap_algs 0x%x, unwrap_algs 0x%x, key_bits 0x%x, "
                "export_keyx 0x%x, import_keyx 0x%x, flags 0x%x\n",
-               k->iinfo.capabilities, k->iinfo.wrap_algs, k->iinfo.unwrap_algs,
-               k->iinfo.key_bits, k->iinfo.export_keyx, k->iinfo.import_keyx, k->iinfo.flags);
+               k->iinfo.capabilities, k->iinfo.wrap_algs, k->iinfo.unwrap_algs, k->iinfo.key_bits,
+               k->iinfo.export_keyx, k->iinfo.import_keyx, k->iinfo.flags);
     if (k->params.key_prefix != NULL)
         printf("# names made by this run: %s-%s-*\n", k->params.key_prefix, k->run_id);
 }
@@ -64,8 +64,8 @@ static void s_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-void conf_report_json(const conf_kit *k, const conf_run *runs, size_t n, size_t pass,
-                      size_t fail, size_t skip)
+void conf_report_json(const conf_kit *k, const conf_run *runs, size_t n, size_t pass, size_t fail,
+                      size_t skip)
 {
     static const char *res[] = {"ok", "fail", "skip"};
     FILE *f = stdout;

@@ -91,8 +91,7 @@ bool conf_instance_info(conf_run *r, void *inst, kp_instance_info *out)
     kp_status st = fn(inst, &g.i);
     bool ok = st == KP_OK;
     if (!ok)
-        conf_fail(r, "INSTANCE_INFO failed: %s: %s", conf_status_name(st),
-                  conf_reason(r, "INSTANCE_INFO", st));
+        conf_fail(r, "INSTANCE_INFO failed: %s: %s", conf_status_name(st), conf_reason());
     if (g.i.struct_size != sizeof(g.i)) {
         conf_fail(r, "INSTANCE_INFO changed struct_size (the core owns it)");
         ok = false;
@@ -153,6 +152,12 @@ static void s_crash(int sig)
         raise(sig);
 }
 
+void conf_running(const char *test)
+{
+    s_deadline = conf_now_ms() + 1000.0 * 600;
+    s_running = test;
+}
+
 void conf_guard_start(unsigned *timeout_s)
 {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
@@ -195,7 +200,7 @@ void conf_run_one(conf_kit *k, const conf_test *t, unsigned seq, conf_run *r)
         kp_status st = conf_open(r, NULL, &r->inst, &r->h);
         if (st != KP_OK)
             conf_fail(r, "INSTANCE_OPEN with the params file's params failed: %s: %s",
-                      conf_status_name(st), conf_reason(r, "INSTANCE_OPEN", st));
+                      conf_status_name(st), conf_reason());
         else
             t->run(r);
         if (r->h != NULL)

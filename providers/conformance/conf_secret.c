@@ -20,8 +20,8 @@ struct kp_secret {
     uint64_t magic;
     struct kp_secret *next;
     size_t len, cap;
-    bool kit;    /* owned by the kit: made by it, or adopted from the plugin */
-    unsigned seq; /* the test that allocated it (0: outside any test) */
+    bool kit;            /* owned by the kit: made by it, or adopted from the plugin */
+    unsigned seq;        /* the test that allocated it (0: outside any test) */
     unsigned char *data; /* cap bytes, then CONF_GUARD guard bytes */
 };
 

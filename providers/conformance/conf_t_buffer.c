@@ -31,7 +31,7 @@ static kp_status s_get_public(const op *o, uint8_t *buf, size_t *len)
 static kp_status s_wrap(const op *o, uint8_t *buf, size_t *len)
 {
     return CONF_FN(o->r->kit, ks_wrap, KP_FN_KS_WRAP)(o->r->inst, o->key, 0, o->alg, o->dek, buf,
-                                                       len);
+                                                      len);
 }
 
 static kp_status s_export_wrapped(const op *o, uint8_t *buf, size_t *len)
@@ -58,8 +58,8 @@ static kp_status s_call(const op *o, size_t cap, size_t *out_len, bool *clean)
     *clean = cap == 0 || conf_buf_untouched(&b, st == KP_OK ? cap : 0);
     conf_buf_free(&b);
     if (st == KP_OK && len > cap)
-        conf_fail(o->r, "%s lies about a length: KP_OK with *len = %zu, capacity %zu", o->name,
-                  len, cap);
+        conf_fail(o->r, "%s lies about a length: KP_OK with *len = %zu, capacity %zu", o->name, len,
+                  cap);
     return st;
 }
 
@@ -75,16 +75,17 @@ static void s_op(const op *o)
         return;
     }
     if (st != KP_ERR_BUFFER_TOO_SMALL || need == 0) {
-        conf_fail(r, "%s with capacity 0 and a NULL buffer: %s (*len %zu), want "
-                     "KP_ERR_BUFFER_TOO_SMALL and the size needed: %s",
-                  o->name, conf_status_name(st), need, conf_reason(r, o->name, st));
+        conf_fail(r,
+                  "%s with capacity 0 and a NULL buffer: %s (*len %zu), want "
+                  "KP_ERR_BUFFER_TOO_SMALL and the size needed: %s",
+                  o->name, conf_status_name(st), need, conf_reason());
         return;
     }
     if (need > 1) {
         st = s_call(o, need - 1, &len, &clean);
         if (st != KP_ERR_BUFFER_TOO_SMALL && st != KP_OK)
-            conf_fail(r, "%s with capacity %zu (one less than it asked for): %s", o->name,
-                      need - 1, conf_status_name(st));
+            conf_fail(r, "%s with capacity %zu (one less than it asked for): %s", o->name, need - 1,
+                      conf_status_name(st));
         else if (st == KP_ERR_BUFFER_TOO_SMALL && !clean)
             conf_fail(r, "%s wrote into a buffer it said was too small", o->name);
         else if (st == KP_ERR_BUFFER_TOO_SMALL && len < need)
@@ -95,8 +96,8 @@ static void s_op(const op *o)
     for (size_t i = 0; i < 2; i++) {
         st = s_call(o, caps[i], &len, &clean);
         if (st != KP_OK)
-            conf_fail(r, "%s with capacity %zu (it asked for %zu): %s: %s", o->name, caps[i],
-                      need, conf_status_name(st), conf_reason(r, o->name, st));
+            conf_fail(r, "%s with capacity %zu (it asked for %zu): %s: %s", o->name, caps[i], need,
+                      conf_status_name(st), conf_reason());
         else if (!clean)
             conf_fail(r, "%s wrote past the capacity %zu", o->name, caps[i]);
     }
@@ -147,8 +148,9 @@ static void s_offer(conf_run *r)
     kp_status st = s_offer_call(r, &spec, 0, 0, &o, &clean);
     size_t ns = o.wrapping_spki_len, nt = o.token_len;
     if (st != KP_ERR_BUFFER_TOO_SMALL || ns == 0) {
-        conf_fail(r, "KS_IMPORT_OFFER with no buffers: %s (spki %zu, token %zu), want "
-                     "KP_ERR_BUFFER_TOO_SMALL and both sizes",
+        conf_fail(r,
+                  "KS_IMPORT_OFFER with no buffers: %s (spki %zu, token %zu), want "
+                  "KP_ERR_BUFFER_TOO_SMALL and both sizes",
                   conf_status_name(st), ns, nt);
         return;
     }
@@ -163,7 +165,7 @@ static void s_offer(conf_run *r)
     st = s_offer_call(r, &spec, ns, nt, &o, &clean);
     if (st != KP_OK)
         conf_fail(r, "KS_IMPORT_OFFER with the sizes it asked for: %s: %s", conf_status_name(st),
-                  conf_reason(r, "KS_IMPORT_OFFER", st));
+                  conf_reason());
     else if (!clean)
         conf_fail(r, "KS_IMPORT_OFFER wrote past the capacity");
 }
@@ -181,8 +183,8 @@ void conf_t_buffer(conf_run *r)
     conf_kit *k = r->kit;
     const kp_instance_info *ii = &k->iinfo;
     uint32_t m = s_first(ii->export_keyx, KP_KEYX_RSA_AES_KWP_SHA1, KP_KEYX_RSA_AES_KWP_SHA256);
-    bool exp = m != 0 && !(ii->flags & KP_INST_NO_EXPORT) &&
-               conf_fn(k, KP_FN_KS_EXPORT_WRAPPED) != NULL;
+    bool exp =
+        m != 0 && !(ii->flags & KP_INST_NO_EXPORT) && conf_fn(k, KP_FN_KS_EXPORT_WRAPPED) != NULL;
     conf_key key;
     if (!conf_key_make(r, "buf", exp ? KP_KEY_EXPORTABLE : 0, false, &key))
         return;
@@ -197,7 +199,7 @@ void conf_t_buffer(conf_run *r)
 
     o.name = "KS_WRAP";
     o.call = s_wrap;
-    o.alg = s_first(ii->wrap_algs, 1, 5);
+    o.alg = s_first(ii->wrap_algs, KP_WRAP_RSA_OAEP_SHA1, KP_WRAP_RSA_PKCS1); /* an RSA key */
     if (o.alg != 0)
         s_op(&o);
 
@@ -217,8 +219,7 @@ void conf_t_buffer(conf_run *r)
         conf_err_clear();
         kp_status st = put(r->inst, key.name, (const uint8_t *)doc, sizeof(doc) - 1, NULL, 0);
         if (st != KP_OK) {
-            conf_fail(r, "KS_STATE_PUT failed: %s: %s", conf_status_name(st),
-                      conf_reason(r, "KS_STATE_PUT", st));
+            conf_fail(r, "KS_STATE_PUT failed: %s: %s", conf_status_name(st), conf_reason());
         } else {
             o.name = "KS_STATE_GET";
             o.call = s_state_get;

@@ -51,16 +51,15 @@ static void s_keystore(conf_run *r, const char *name)
     uint8_t buf[4096];
     size_t len = sizeof(buf), seen = 0;
     conf_err_clear();
-    s_want(r, "KS_GET of an absent name",
-           CONF_FN(k, ks_get, KP_FN_KS_GET)(r->inst, name, 0, &info), KP_ERR_NOT_FOUND);
+    s_want(r, "KS_GET of an absent name", CONF_FN(k, ks_get, KP_FN_KS_GET)(r->inst, name, 0, &info),
+           KP_ERR_NOT_FOUND);
     conf_err_clear();
     s_want(r, "KS_GET_PUBLIC of an absent name",
            CONF_FN(k, ks_get_public, KP_FN_KS_GET_PUBLIC)(r->inst, name, 0, buf, &len),
            KP_ERR_NOT_FOUND);
     conf_err_clear();
     s_want(r, "KS_LIST of an absent name",
-           CONF_FN(k, ks_list, KP_FN_KS_LIST)(r->inst, name, s_noop_key, &seen),
-           KP_ERR_NOT_FOUND);
+           CONF_FN(k, ks_list, KP_FN_KS_LIST)(r->inst, name, s_noop_key, &seen), KP_ERR_NOT_FOUND);
     if (seen > 0)
         conf_fail(r, "KS_LIST of an absent name visited %zu versions", seen);
     uint32_t alg = 0;
@@ -77,8 +76,8 @@ static void s_keystore(conf_run *r, const char *name)
                KP_ERR_NOT_FOUND);
         conf_err_clear();
         memset(buf, 0x42, 256);
-        kp_status st = CONF_FN(k, ks_unwrap, KP_FN_KS_UNWRAP)(r->inst, name, 0, alg, buf, 256,
-                                                               &back);
+        kp_status st =
+            CONF_FN(k, ks_unwrap, KP_FN_KS_UNWRAP)(r->inst, name, 0, alg, buf, 256, &back);
         s_want(r, "KS_UNWRAP under an absent name", st, KP_ERR_NOT_FOUND);
         if (st == KP_OK && conf_secret_adopt(r, back, "KS_UNWRAP"))
             conf_secret_free(back);
@@ -97,8 +96,7 @@ static void s_keystore(conf_run *r, const char *name)
     if (sg != NULL) {
         len = sizeof(buf);
         conf_err_clear();
-        s_want(r, "KS_STATE_GET of an absent name", sg(r->inst, name, buf, &len),
-               KP_ERR_NOT_FOUND);
+        s_want(r, "KS_STATE_GET of an absent name", sg(r->inst, name, buf, &len), KP_ERR_NOT_FOUND);
     }
     /* names that try to leave the store's namespace: refused, whatever the status */
     static const char *odd[] = {"../../../../etc/passwd", "a/b", "", ".."};

@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/x509.h>
 
 #include "conf_crypto.h"
 #include "conf_tests.h"
@@ -23,8 +24,8 @@ static kp_status s_export_wrapped(conf_run *r, const char *name, uint32_t m, con
     if (!conf_buf_new(&b, *len))
         return KP_ERR_NOMEM;
     conf_err_clear();
-    kp_status st = CONF_FN(r->kit, ks_export_wrapped, KP_FN_KS_EXPORT_WRAPPED)(
-        r->inst, name, 0, m, spki, spki_len, b.p, len);
+    kp_status st = CONF_FN(r->kit, ks_export_wrapped,
+                           KP_FN_KS_EXPORT_WRAPPED)(r->inst, name, 0, m, spki, spki_len, b.p, len);
     if (st == KP_OK && *len > b.cap) {
         conf_fail(r, "KS_EXPORT_WRAPPED lies about a length: %zu bytes in %zu", *len, b.cap);
         st = KP_ERR_PLUGIN;
@@ -42,6 +43,29 @@ static bool s_pkcs8_fpr(const uint8_t *der, size_t len, char fpr[65])
     return ok;
 }
 
+/* Says why bytes that should be exactly one PKCS#8 are not: often a PKCS#8 with padding behind
+ * it, which RFC 5649 makes needless (it carries the exact length) and importers refuse. */
+static void s_not_pkcs8(conf_run *r, const uint8_t *p8, size_t n, const char *method)
+{
+    const unsigned char *p = p8;
+    PKCS8_PRIV_KEY_INFO *inf = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)n);
+    size_t used = (size_t)(p - p8);
+    PKCS8_PRIV_KEY_INFO_free(inf);
+    char tail[3 * 8 + 8] = "";
+    for (size_t i = used; i < n && i < used + 8; i++)
+        snprintf(tail + strlen(tail), sizeof(tail) - strlen(tail), "%s%02x", i > used ? " " : "",
+                 p8[i]);
+    if (inf != NULL && used < n)
+        conf_fail(r,
+                  "KS_EXPORT_WRAPPED(%s): the unwrapped bytes are a PKCS#8 private key "
+                  "followed by %zu more bytes (%s%s): the AES key wrap must hold the PKCS#8 "
+                  "alone",
+                  method, n - used, tail, n - used > 8 ? " ..." : "");
+    else
+        conf_fail(r, "KS_EXPORT_WRAPPED(%s): the unwrapped bytes are not a PKCS#8 private key",
+                  method);
+}
+
 static void s_method(conf_run *r, const conf_key *key, EVP_PKEY *w, const uint8_t *spki,
                      size_t spki_len, uint32_t m)
 {
@@ -50,9 +74,8 @@ static void s_method(conf_run *r, const conf_key *key, EVP_PKEY *w, const uint8_
     kp_status st = s_export_wrapped(r, key->name, m, spki, spki_len, &out, &len);
     if (st != KP_OK) {
         if (st != KP_ERR_PLUGIN)
-            conf_fail(r, "KS_EXPORT_WRAPPED(%s) of an exportable key: %s: %s",
-                      conf_keyx_name(m), conf_status_name(st),
-                      conf_reason(r, "KS_EXPORT_WRAPPED", st));
+            conf_fail(r, "KS_EXPORT_WRAPPED(%s) of an exportable key: %s: %s", conf_keyx_name(m),
+                      conf_status_name(st), conf_reason());
         free(out);
         return;
     }
@@ -60,15 +83,16 @@ static void s_method(conf_run *r, const conf_key *key, EVP_PKEY *w, const uint8_
     uint8_t *p8 = conf_rsa_aes_unwrap(w, m, out, len, &n);
     char fpr[65];
     if (p8 == NULL)
-        conf_fail(r, "KS_EXPORT_WRAPPED(%s): the blob does not unwrap with OpenSSL (RSA-OAEP, "
-                     "then AES key wrap with padding)",
+        conf_fail(r,
+                  "KS_EXPORT_WRAPPED(%s): the blob does not unwrap with OpenSSL (RSA-OAEP, "
+                  "then AES key wrap with padding)",
                   conf_keyx_name(m));
     else if (!s_pkcs8_fpr(p8, n, fpr))
-        conf_fail(r, "KS_EXPORT_WRAPPED(%s): the unwrapped bytes are not a PKCS#8 private key",
-                  conf_keyx_name(m));
+        s_not_pkcs8(r, p8, n, conf_keyx_name(m));
     else if (strcmp(fpr, key->info.fingerprint) != 0)
-        conf_fail(r, "KS_EXPORT_WRAPPED(%s) exported a key whose fingerprint is not the "
-                     "version's",
+        conf_fail(r,
+                  "KS_EXPORT_WRAPPED(%s) exported a key whose fingerprint is not the "
+                  "version's",
                   conf_keyx_name(m));
     if (p8 != NULL)
         OPENSSL_clear_free(p8, n);
@@ -141,8 +165,7 @@ void conf_t_export(conf_run *r)
     kp_status st = fn(r->inst, key.name, 0, &p8);
     char fpr[65];
     if (st != KP_OK)
-        conf_fail(r, "KS_EXPORT of an exportable key: %s: %s", conf_status_name(st),
-                  conf_reason(r, "KS_EXPORT", st));
+        conf_fail(r, "KS_EXPORT of an exportable key: %s: %s", conf_status_name(st), conf_reason());
     else if (conf_secret_adopt(r, p8, "KS_EXPORT")) {
         if (!s_pkcs8_fpr(conf_secret_bytes(p8), conf_secret_size(p8), fpr))
             conf_fail(r, "KS_EXPORT did not give a DER PKCS#8 private key");
@@ -155,8 +178,9 @@ void conf_t_export(conf_run *r)
         conf_err_clear();
         st = fn(r->inst, fixed.name, 0, &p8);
         if (st != KP_ERR_DENIED)
-            conf_fail(r, "KS_EXPORT of a key made without KP_KEY_EXPORTABLE: %s, want "
-                         "KP_ERR_DENIED",
+            conf_fail(r,
+                      "KS_EXPORT of a key made without KP_KEY_EXPORTABLE: %s, want "
+                      "KP_ERR_DENIED",
                       conf_status_name(st));
         if (st == KP_OK && conf_secret_adopt(r, p8, "KS_EXPORT"))
             conf_secret_free(p8);

@@ -40,12 +40,12 @@ static void s_text(conf_run *r, const char *field, const char *v)
 void conf_t_handshake(conf_run *r)
 {
     conf_kit *k = r->kit;
+    if (!k->loaded)
+        conf_fail(r, "%s", k->load_error);
     for (size_t i = 0; i < k->nhs; i++)
         conf_fail(r, "%s", k->hs_faults[i]);
-    if (!k->loaded) {
-        conf_fail(r, "%s", k->load_error);
+    if (!k->loaded)
         return;
-    }
     const kp_plugin_info *in = k->info;
     if (in->abi_major != KP_ABI_MAJOR)
         conf_fail(r, "kp_plugin_info.abi_major is %u, want %u", in->abi_major, KP_ABI_MAJOR);
@@ -95,9 +95,8 @@ static const need s_ss[] = {{KP_FN_SS_PUT, "KP_FN_SS_PUT"},
                             {KP_FN_SS_GET, "KP_FN_SS_GET"},
                             {KP_FN_SS_LIST, "KP_FN_SS_LIST"},
                             {0, NULL}};
-static const need s_dk[] = {{KP_FN_DK_GENERATE, "KP_FN_DK_GENERATE"},
-                            {KP_FN_DK_DECRYPT, "KP_FN_DK_DECRYPT"},
-                            {0, NULL}};
+static const need s_dk[] = {
+    {KP_FN_DK_GENERATE, "KP_FN_DK_GENERATE"}, {KP_FN_DK_DECRYPT, "KP_FN_DK_DECRYPT"}, {0, NULL}};
 
 static void s_need(conf_run *r, const need *n, const char *why)
 {
@@ -139,6 +138,5 @@ void conf_t_mandatory(conf_run *r)
         s_need(r, s_dk, "KP_CAP_DATAKEY");
     s_pair(r, KP_FN_KS_IMPORT_OFFER, "KP_FN_KS_IMPORT_OFFER", KP_FN_KS_IMPORT_WRAPPED,
            "KP_FN_KS_IMPORT_WRAPPED");
-    s_pair(r, KP_FN_KS_STATE_GET, "KP_FN_KS_STATE_GET", KP_FN_KS_STATE_PUT,
-           "KP_FN_KS_STATE_PUT");
+    s_pair(r, KP_FN_KS_STATE_GET, "KP_FN_KS_STATE_GET", KP_FN_KS_STATE_PUT, "KP_FN_KS_STATE_PUT");
 }

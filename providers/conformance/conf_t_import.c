@@ -88,9 +88,10 @@ static void s_plain(conf_run *r)
     conf_err_clear();
     st = imp(r->inst, &spec, der, &info);
     if (st != KP_OK)
-        conf_fail(r, "KS_IMPORT of version 1 with the right fingerprint, after the refused one: "
-                     "%s: %s",
-                  conf_status_name(st), conf_reason(r, "KS_IMPORT", st));
+        conf_fail(r,
+                  "KS_IMPORT of version 1 with the right fingerprint, after the refused one: "
+                  "%s: %s",
+                  conf_status_name(st), conf_reason());
     else if (strcmp(info.fingerprint, right) != 0 || info.version != 1)
         conf_fail(r, "KS_IMPORT reports version %u fingerprint \"%.64s\", want 1 and %s",
                   info.version, info.fingerprint, right);
@@ -115,18 +116,18 @@ static bool s_offer(conf_run *r, const kp_key_spec *spec, offer *o)
     io.token_len = sizeof(o->token);
     conf_err_clear();
     kp_status st = CONF_FN(r->kit, ks_import_offer, KP_FN_KS_IMPORT_OFFER)(r->inst, spec, &io);
-    if (st != KP_OK || io.wrapping_spki_len > sizeof(o->spki) ||
-        io.token_len > sizeof(o->token)) {
+    if (st != KP_OK || io.wrapping_spki_len > sizeof(o->spki) || io.token_len > sizeof(o->token)) {
         conf_fail(r, "KS_IMPORT_OFFER(%s): %s: %s", spec->name, conf_status_name(st),
-                  conf_reason(r, "KS_IMPORT_OFFER", st));
+                  conf_reason());
         return false;
     }
     o->spki_len = io.wrapping_spki_len;
     o->token_len = io.token_len;
     o->methods = io.methods;
     if (io.methods == 0 || (io.methods & ~r->kit->iinfo.import_keyx) != 0) {
-        conf_fail(r, "KS_IMPORT_OFFER offers methods 0x%x, not a non-empty part of import_keyx "
-                     "0x%x",
+        conf_fail(r,
+                  "KS_IMPORT_OFFER offers methods 0x%x, not a non-empty part of import_keyx "
+                  "0x%x",
                   io.methods, r->kit->iinfo.import_keyx);
         return false;
     }
@@ -144,7 +145,7 @@ static kp_status s_import_wrapped(conf_run *r, const kp_key_spec *spec, const kp
     }
     *method = (o->methods & KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256)) ? KP_KEYX_RSA_AES_KWP_SHA256
               : (o->methods & KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1)) ? KP_KEYX_RSA_AES_KWP_SHA1
-                                                                      : 0;
+                                                                     : 0;
     EVP_PKEY *w = *method != 0 ? conf_pkey_from_spki(o->spki, o->spki_len) : NULL;
     size_t bloblen = 0;
     uint8_t *blob = w != NULL ? conf_rsa_aes_wrap(w, *method, conf_secret_bytes(pkcs8),
@@ -195,8 +196,9 @@ static void s_wrapped(conf_run *r)
     if (st == KP_ERR_UNSUPPORTED && method == 0)
         goto out; /* nothing the kit can wrap an RSA key with */
     if (st != KP_ERR_INTEGRITY && st != KP_ERR_PLUGIN)
-        conf_fail(r, "KS_IMPORT_WRAPPED (%s) with a wrong spec.fingerprint: %s, want "
-                     "KP_ERR_INTEGRITY",
+        conf_fail(r,
+                  "KS_IMPORT_WRAPPED (%s) with a wrong spec.fingerprint: %s, want "
+                  "KP_ERR_INTEGRITY",
                   conf_keyx_name(method), conf_status_name(st));
     s_nothing_left(r, name, "a KS_IMPORT_WRAPPED with a wrong fingerprint");
     spec.fingerprint = right;
@@ -207,8 +209,7 @@ static void s_wrapped(conf_run *r)
     st = s_import_wrapped(r, &spec, der, false, &info, &method);
     if (st != KP_OK && st != KP_ERR_PLUGIN)
         conf_fail(r, "KS_IMPORT_WRAPPED (%s) with the right fingerprint: %s: %s",
-                  conf_keyx_name(method), conf_status_name(st),
-                  conf_reason(r, "KS_IMPORT_WRAPPED", st));
+                  conf_keyx_name(method), conf_status_name(st), conf_reason());
     else if (st == KP_OK && (strcmp(info.fingerprint, right) != 0 || info.version != 1))
         conf_fail(r, "KS_IMPORT_WRAPPED reports version %u fingerprint \"%.64s\", want 1 and %s",
                   info.version, info.fingerprint, right);

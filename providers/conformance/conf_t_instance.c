@@ -16,8 +16,7 @@
     (KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256) |                     \
      KP_ALG_BIT(KP_WRAP_RSA_PKCS1))
 
-static void s_subset(conf_run *r, const char *what, uint32_t sub, uint32_t super,
-                     const char *of)
+static void s_subset(conf_run *r, const char *what, uint32_t sub, uint32_t super, const char *of)
 {
     if ((sub & ~super) != 0)
         conf_fail(r, "%s 0x%x is not within %s 0x%x", what, sub, of, super);
@@ -45,8 +44,8 @@ static void s_info(conf_run *r, const kp_instance_info *ii)
     }
     if (ii->export_keyx && conf_fn(k, KP_FN_KS_EXPORT_WRAPPED) == NULL)
         conf_fail(r, "export_keyx declared without KS_EXPORT_WRAPPED");
-    if (ii->import_keyx && (conf_fn(k, KP_FN_KS_IMPORT_OFFER) == NULL ||
-                            conf_fn(k, KP_FN_KS_IMPORT_WRAPPED) == NULL))
+    if (ii->import_keyx &&
+        (conf_fn(k, KP_FN_KS_IMPORT_OFFER) == NULL || conf_fn(k, KP_FN_KS_IMPORT_WRAPPED) == NULL))
         conf_fail(r, "import_keyx declared without KS_IMPORT_OFFER and KS_IMPORT_WRAPPED");
     if ((ii->flags & KP_INST_STATE_CAS) && conf_fn(k, KP_FN_KS_STATE_PUT) == NULL)
         conf_fail(r, "KP_INST_STATE_CAS declared without KS_STATE_PUT");
@@ -74,7 +73,7 @@ static void s_describe(conf_run *r, const kp_instance_info *ii)
     free(p);
     if (st != KP_OK) {
         conf_fail(r, "PLUGIN_DESCRIBE failed for params an instance opens with: %s: %s",
-                  conf_status_name(st), conf_reason(r, "PLUGIN_DESCRIBE", st));
+                  conf_status_name(st), conf_reason());
         return;
     }
     /* INSTANCE_INFO may narrow what DESCRIBE guessed, never widen it; 0 is "not known" */
@@ -118,13 +117,14 @@ static void s_check_key(conf_run *r, const kp_instance_info *ii)
     kp_status st = fn(k->plugin_ctx, p, &spec);
     if (st != KP_OK)
         conf_fail(r, "PLUGIN_CHECK_KEY refused RSA-%u \"%s\", a key the instance holds: %s: %s",
-                  spec.bits, name, conf_status_name(st), conf_reason(r, "CHECK_KEY", st));
+                  spec.bits, name, conf_status_name(st), conf_reason());
     spec.bits = 1024;
     conf_err_clear();
     st = fn(k->plugin_ctx, p, &spec);
     if (st != KP_ERR_UNSUPPORTED)
-        conf_fail(r, "PLUGIN_CHECK_KEY on RSA-1024 (outside key_bits) returned %s, want "
-                     "KP_ERR_UNSUPPORTED",
+        conf_fail(r,
+                  "PLUGIN_CHECK_KEY on RSA-1024 (outside key_bits) returned %s, want "
+                  "KP_ERR_UNSUPPORTED",
                   conf_status_name(st));
     else if (!conf_err_was_set())
         conf_fail(r, "PLUGIN_CHECK_KEY refused RSA-1024 without naming the rule");

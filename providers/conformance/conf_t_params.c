@@ -1,8 +1,10 @@
 /*
- * params: the plugin's parameter descriptors are well formed, and INSTANCE_OPEN defends itself
- * against params the core would never pass (a required one missing, a relative path, an integer
- * out of its bounds): refused with one line of error text, no crash. Unknown params are not
- * tried: the core refuses them before a plugin sees them.
+ * params: the plugin's parameter descriptors are well formed; INSTANCE_OPEN refuses params
+ * without a required one, with one line of error text; and it survives what the core itself
+ * never passes (a relative PATH, an integer out of its bounds): the core makes paths absolute
+ * and checks bounds before a plugin sees them (docs/abi.md, Parameters), so a plugin may rely on
+ * that, but it must not crash or leak when called otherwise. Unknown params are not tried: the
+ * core refuses them too.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +67,20 @@ static void s_refused(conf_run *r, const kp_param *params, const char *what)
                   conf_status_name(st));
 }
 
+/* Opens with params the core never passes: either answer is fine, a crash or a leak is not
+ * (both are caught by the runner), and a refusal must say why. */
+static void s_survives(conf_run *r, const kp_param *params, const char *what)
+{
+    void *inst = NULL;
+    kp_core_handle *h = NULL;
+    kp_status st = conf_open(r, params, &inst, &h);
+    if (st == KP_OK)
+        conf_close(r, inst, h);
+    else if (!conf_err_was_set() || conf_err_text()[0] == '\0')
+        conf_fail(r, "INSTANCE_OPEN refused %s (%s) without error text", what,
+                  conf_status_name(st));
+}
+
 /* The kit's params with one replaced (value != NULL), removed (value == NULL) or added. */
 static kp_param *s_variant(const conf_kit *k, const char *name, const kp_param *value)
 {
@@ -99,10 +115,10 @@ static void s_int_bounds(conf_run *r, const kp_param_desc *d)
         snprintf(str, sizeof(str), "%lld", (long long)bad[i]);
         kp_param p = {.name = d->name, .type = KP_PARAM_INT, .str = str, .num = bad[i]};
         kp_param *v = s_variant(r->kit, d->name, &p);
-        snprintf(what, sizeof(what), "%s = %s, outside %lld..%lld", d->name, str,
-                 (long long)d->min, (long long)d->max);
+        snprintf(what, sizeof(what), "%s = %s, outside %lld..%lld", d->name, str, (long long)d->min,
+                 (long long)d->max);
         if (v != NULL)
-            s_refused(r, v, what);
+            s_survives(r, v, what);
         free(v);
     }
 }
@@ -132,7 +148,7 @@ void conf_t_params(conf_run *r)
             kp_param *v = s_variant(k, d->name, &p);
             snprintf(what, sizeof(what), "%s = relative/path (not absolute)", d->name);
             if (v != NULL)
-                s_refused(r, v, what);
+                s_survives(r, v, what);
             free(v);
         }
         if (d->type == KP_PARAM_INT && d->min <= d->max)

@@ -15,8 +15,8 @@ static kp_status s_put(conf_run *r, const char *name, const char *doc, size_t le
                        const char *expect, size_t elen)
 {
     conf_err_clear();
-    return CONF_FN(r->kit, ks_state_put, KP_FN_KS_STATE_PUT)(
-        r->inst, name, (const uint8_t *)doc, len, (const uint8_t *)expect, elen);
+    return CONF_FN(r->kit, ks_state_put, KP_FN_KS_STATE_PUT)(r->inst, name, (const uint8_t *)doc,
+                                                             len, (const uint8_t *)expect, elen);
 }
 
 /* The stored document must be want (NULL: none). */
@@ -31,11 +31,10 @@ static void s_is(conf_run *r, const char *name, const char *want, size_t wlen, c
     if (want == NULL && st != KP_ERR_NOT_FOUND)
         conf_fail(r, "KS_STATE_GET %s: %s, want KP_ERR_NOT_FOUND", when, conf_status_name(st));
     else if (want != NULL && st != KP_OK)
-        conf_fail(r, "KS_STATE_GET %s: %s: %s", when, conf_status_name(st),
-                  conf_reason(r, "KS_STATE_GET", st));
+        conf_fail(r, "KS_STATE_GET %s: %s: %s", when, conf_status_name(st), conf_reason());
     else if (want != NULL && (len != wlen || memcmp(buf, want, wlen) != 0))
-        conf_fail(r, "KS_STATE_GET %s: a %zu-byte document other than the %zu bytes expected",
-                  when, len, wlen);
+        conf_fail(r, "KS_STATE_GET %s: a %zu-byte document other than the %zu bytes expected", when,
+                  len, wlen);
     free(buf);
 }
 
@@ -44,7 +43,7 @@ static void s_want(conf_run *r, kp_status st, kp_status want, const char *what)
     if (st != want)
         conf_fail(r, "KS_STATE_PUT %s: %s, want %s%s%s", what, conf_status_name(st),
                   conf_status_name(want), st != KP_OK ? ": " : "",
-                  st != KP_OK ? conf_reason(r, "KS_STATE_PUT", st) : "");
+                  st != KP_OK ? conf_reason() : "");
 }
 
 void conf_t_state(conf_run *r)
@@ -98,8 +97,8 @@ static kp_status s_decrypt(conf_run *r, const uint8_t *ct, size_t len, const kp_
     return st;
 }
 
-static void s_refused(conf_run *r, const uint8_t *ct, size_t len, const kp_meta *ctx,
-                      size_t nctx, const char *what)
+static void s_refused(conf_run *r, const uint8_t *ct, size_t len, const kp_meta *ctx, size_t nctx,
+                      const char *what)
 {
     kp_secret *p = NULL;
     kp_status st = s_decrypt(r, ct, len, ctx, nctx, &p);
@@ -119,11 +118,12 @@ void conf_t_datakey(conf_run *r)
     size_t len = 0;
     kp_secret *plain = NULL, *back = NULL;
     conf_err_clear();
-    kp_status st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, ctx, 2,
-                                                                    &plain, NULL, &len);
+    kp_status st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, ctx, 2, &plain,
+                                                                   NULL, &len);
     if (st != KP_ERR_BUFFER_TOO_SMALL || len == 0)
-        conf_fail(r, "DK_GENERATE with no room for the ciphertext: %s, want "
-                     "KP_ERR_BUFFER_TOO_SMALL and the size",
+        conf_fail(r,
+                  "DK_GENERATE with no room for the ciphertext: %s, want "
+                  "KP_ERR_BUFFER_TOO_SMALL and the size",
                   conf_status_name(st));
     if (st != KP_OK && plain != NULL)
         conf_fail(r, "DK_GENERATE returned %s and a data key", conf_status_name(st));
@@ -132,11 +132,11 @@ void conf_t_datakey(conf_run *r)
     plain = NULL;
     len = b.cap;
     conf_err_clear();
-    st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, ctx, 2, &plain, b.p,
-                                                          &len);
+    st =
+        CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, ctx, 2, &plain, b.p, &len);
     if (st != KP_OK || len > b.cap || !conf_buf_untouched(&b, b.cap)) {
         conf_fail(r, "DK_GENERATE(%s, 32 bytes): %s (%zu bytes in %zu): %s", id,
-                  conf_status_name(st), len, b.cap, conf_reason(r, "DK_GENERATE", st));
+                  conf_status_name(st), len, b.cap, conf_reason());
         goto out;
     }
     if (!conf_secret_adopt(r, plain, "DK_GENERATE")) {
@@ -148,7 +148,7 @@ void conf_t_datakey(conf_run *r)
     st = s_decrypt(r, b.p, len, ctx, 2, &back);
     if (st != KP_OK)
         conf_fail(r, "DK_DECRYPT with the same context: %s: %s", conf_status_name(st),
-                  conf_reason(r, "DK_DECRYPT", st));
+                  conf_reason());
     else if (back != NULL && (conf_secret_size(back) != conf_secret_size(plain) ||
                               memcmp(conf_secret_bytes(back), conf_secret_bytes(plain),
                                      conf_secret_size(plain)) != 0))

@@ -11,8 +11,7 @@
 #include "conf_list.h"
 #include "conf_tests.h"
 
-static const kp_meta s_meta1[] = {{"kit", "conformance"},
-                                  {"note", "two words, and: punctuation"}};
+static const kp_meta s_meta1[] = {{"kit", "conformance"}, {"note", "two words, and: punctuation"}};
 static const kp_meta s_meta2[] = {{"kit", "b"}};
 
 typedef struct seen {
@@ -40,8 +39,9 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
     s->calls++;
     if (info == NULL || strcmp(info->name, s->name) != 0 || info->version != s->version ||
         info->size != s->size) {
-        conf_fail(s->r, "SS_GET's visitor got name/version/size \"%.40s\"/%u/%llu, want "
-                        "%s/%u/%llu",
+        conf_fail(s->r,
+                  "SS_GET's visitor got name/version/size \"%.40s\"/%u/%llu, want "
+                  "%s/%u/%llu",
                   info != NULL ? info->name : "", info != NULL ? info->version : 0,
                   info != NULL ? (unsigned long long)info->size : 0ull, s->name, s->version,
                   (unsigned long long)s->size);
@@ -51,8 +51,9 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
     for (size_t i = 0; same && i < s->nmeta; i++)
         same = s_has(meta, n, &s->meta[i]);
     if (!same)
-        conf_fail(s->r, "SS_GET(%s, %u): the metadata differs from what was put (%zu pairs, want "
-                        "%zu)",
+        conf_fail(s->r,
+                  "SS_GET(%s, %u): the metadata differs from what was put (%zu pairs, want "
+                  "%zu)",
                   s->name, s->version, n, s->nmeta);
     return KP_OK;
 }
@@ -78,8 +79,7 @@ static void s_get(conf_run *r, const char *name, uint32_t ask, uint32_t is, cons
     conf_err_clear();
     kp_status st = CONF_FN(r->kit, ss_get, KP_FN_SS_GET)(r->inst, name, ask, &v, s_visit, &s);
     if (st != KP_OK) {
-        conf_fail(r, "SS_GET(%s, %u): %s: %s", name, ask, conf_status_name(st),
-                  conf_reason(r, "SS_GET", st));
+        conf_fail(r, "SS_GET(%s, %u): %s: %s", name, ask, conf_status_name(st), conf_reason());
         if (v != NULL)
             conf_fail(r, "SS_GET returned %s and a secret", conf_status_name(st));
         return;
@@ -87,11 +87,10 @@ static void s_get(conf_run *r, const char *name, uint32_t ask, uint32_t is, cons
     if (!conf_secret_adopt(r, v, "SS_GET"))
         return;
     if (conf_secret_size(v) != n || memcmp(conf_secret_bytes(v), p, n) != 0)
-        conf_fail(r, "SS_GET(%s, %u) returned other bytes than version %u was put with", name,
-                  ask, is);
+        conf_fail(r, "SS_GET(%s, %u) returned other bytes than version %u was put with", name, ask,
+                  is);
     if (s.calls != 1)
-        conf_fail(r, "SS_GET(%s, %u) called its visitor %zu times, want once", name, ask,
-                  s.calls);
+        conf_fail(r, "SS_GET(%s, %u) called its visitor %zu times, want once", name, ask, s.calls);
     conf_secret_free(v);
 }
 
@@ -107,7 +106,7 @@ static void s_max(conf_run *r, const char *name, uint64_t max)
     s_put(r, name, p, (size_t)max, NULL, 0, &st);
     if (st != KP_OK)
         conf_fail(r, "SS_PUT of secret_max (%llu) bytes: %s: %s", (unsigned long long)max,
-                  conf_status_name(st), conf_reason(r, "SS_PUT", st));
+                  conf_status_name(st), conf_reason());
     s_put(r, name, p, (size_t)max + 1, NULL, 0, &st);
     if (st == KP_OK)
         conf_fail(r, "SS_PUT of secret_max + 1 (%llu) bytes returned KP_OK",
@@ -126,20 +125,20 @@ void conf_t_secretstore(conf_run *r)
     kp_status st;
     uint32_t v1 = s_put(r, name, a, sizeof(a), s_meta1, 2, &st);
     if (st != KP_OK) {
-        conf_fail(r, "SS_PUT(%s): %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "SS_PUT", st));
+        conf_fail(r, "SS_PUT(%s): %s: %s", name, conf_status_name(st), conf_reason());
         return;
     }
     uint32_t v2 = s_put(r, name, b, sizeof(b), s_meta2, 1, &st);
     uint32_t v3 = st == KP_OK ? s_put(r, name, a, sizeof(a), s_meta1, 2, &st) : 0;
     if (st != KP_OK) {
         conf_fail(r, "a second or third SS_PUT(%s): %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "SS_PUT", st));
+                  conf_reason());
         return;
     }
     if (v1 != 1 || v2 != 2 || v3 != 3)
-        conf_fail(r, "three SS_PUTs (the third repeating the first value) made versions %u, %u, "
-                     "%u; want 1, 2, 3",
+        conf_fail(r,
+                  "three SS_PUTs (the third repeating the first value) made versions %u, %u, "
+                  "%u; want 1, 2, 3",
                   v1, v2, v3);
     s_get(r, name, 0, v3, a, sizeof(a), s_meta1, 2);
     s_get(r, name, v1, v1, a, sizeof(a), s_meta1, 2);
@@ -155,10 +154,8 @@ void conf_t_secretstore(conf_run *r)
 
     conf_list l;
     if ((st = conf_list_secrets(r, name, &l)) != KP_OK) {
-        conf_fail(r, "SS_LIST(%s): %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "SS_LIST", st));
-    } else if (l.n != 3 || l.e[0].version != v1 || l.e[1].version != v2 ||
-               l.e[2].version != v3) {
+        conf_fail(r, "SS_LIST(%s): %s: %s", name, conf_status_name(st), conf_reason());
+    } else if (l.n != 3 || l.e[0].version != v1 || l.e[1].version != v2 || l.e[2].version != v3) {
         conf_fail(r, "SS_LIST(%s) lists %zu versions (%u, %u, ...), want %u, %u, %u ascending",
                   name, l.n, l.n > 0 ? l.e[0].version : 0, l.n > 1 ? l.e[1].version : 0, v1, v2,
                   v3);
@@ -169,8 +166,7 @@ void conf_t_secretstore(conf_run *r)
     }
     conf_list_free(&l);
     if ((st = conf_list_secrets(r, NULL, &l)) != KP_OK)
-        conf_fail(r, "SS_LIST(NULL): %s: %s", conf_status_name(st),
-                  conf_reason(r, "SS_LIST", st));
+        conf_fail(r, "SS_LIST(NULL): %s: %s", conf_status_name(st), conf_reason());
     size_t mine = 0;
     for (size_t i = 0; i < l.n; i++)
         mine += strcmp(l.e[i].name, name) == 0;

@@ -18,6 +18,10 @@
 
 typedef struct shared {
     conf_run *r;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool go;
+    pthread_barrier_t phase; /* every thread makes its keys at the same moment */
     bool ks, ss;
     uint32_t alg;
     char key[CONF_NAME_LEN], vkey[CONF_NAME_LEN], secret[CONF_NAME_LEN];
@@ -27,7 +31,7 @@ typedef struct worker {
     shared *sh;
     unsigned id;
     pthread_t t;
-    uint32_t version;   /* of sh->vkey made by this thread, 0 when it failed */
+    uint32_t version; /* of sh->vkey made by this thread, 0 when it failed */
     char fpr[KP_FPR_HEX];
     uint32_t sv[S_PUTS]; /* versions of sh->secret put by this thread */
     uint8_t val[S_PUTS][16];
@@ -51,7 +55,7 @@ static void s_wraps(worker *w)
         }
         if (st != KP_OK)
             conf_fail(r, "thread %u: a wrap/unwrap round trip failed: %s: %s", w->id,
-                      conf_status_name(st), conf_reason(r, "KS_WRAP", st));
+                      conf_status_name(st), conf_reason());
         else if (conf_secret_adopt(r, back, "KS_UNWRAP") &&
                  (conf_secret_size(back) != sizeof(d) ||
                   memcmp(conf_secret_bytes(back), d, sizeof(d)) != 0))
@@ -68,7 +72,7 @@ static void s_makes(worker *w)
     kp_status st = conf_make_version(r, w->sh->vkey, 0, &info);
     if (st != KP_OK) {
         conf_fail(r, "thread %u: making the next version of a shared key: %s: %s", w->id,
-                  conf_status_name(st), conf_reason(r, "KS_CREATE", st));
+                  conf_status_name(st), conf_reason());
     } else {
         w->version = info.version;
         memcpy(w->fpr, info.fingerprint, sizeof(w->fpr));
@@ -80,7 +84,7 @@ static void s_makes(worker *w)
     st = conf_make_version(r, name, 0, &info);
     if (st != KP_OK)
         conf_fail(r, "thread %u: making a key of its own: %s: %s", w->id, conf_status_name(st),
-                  conf_reason(r, "KS_CREATE", st));
+                  conf_reason());
     else if (info.version != 1)
         conf_fail(r, "thread %u: the first version of a new key is %u", w->id, info.version);
 }
@@ -92,13 +96,12 @@ static void s_puts(worker *w)
         conf_random(w->val[i], sizeof(w->val[i]));
         kp_secret *v = conf_secret_new(w->val[i], sizeof(w->val[i]));
         conf_err_clear();
-        kp_status st = CONF_FN(r->kit, ss_put, KP_FN_SS_PUT)(r->inst, w->sh->secret, v, NULL, 0,
-                                                             &w->sv[i]);
+        kp_status st =
+            CONF_FN(r->kit, ss_put, KP_FN_SS_PUT)(r->inst, w->sh->secret, v, NULL, 0, &w->sv[i]);
         conf_secret_free(v);
         if (st != KP_OK) {
             w->sv[i] = 0;
-            conf_fail(r, "thread %u: SS_PUT: %s: %s", w->id, conf_status_name(st),
-                      conf_reason(r, "SS_PUT", st));
+            conf_fail(r, "thread %u: SS_PUT: %s: %s", w->id, conf_status_name(st), conf_reason());
         }
     }
 }
@@ -106,8 +109,13 @@ static void s_puts(worker *w)
 static void *s_work(void *arg)
 {
     worker *w = arg;
+    pthread_mutex_lock(&w->sh->lock);
+    while (!w->sh->go)
+        pthread_cond_wait(&w->sh->cond, &w->sh->lock);
+    pthread_mutex_unlock(&w->sh->lock);
     if (w->sh->ks) {
         s_wraps(w);
+        pthread_barrier_wait(&w->sh->phase);
         s_makes(w);
     }
     if (w->sh->ss)
@@ -148,8 +156,9 @@ static void s_check_keys(shared *sh, worker *w, unsigned n)
     if (st != KP_OK)
         conf_fail(r, "KS_LIST of the shared key after the threads: %s", conf_status_name(st));
     else if (l.n != made + 1)
-        conf_fail(r, "KS_LIST shows %zu versions of the shared key; the threads were told of %zu "
-                     "new ones besides version 1",
+        conf_fail(r,
+                  "KS_LIST shows %zu versions of the shared key; the threads were told of %zu "
+                  "new ones besides version 1",
                   l.n, made);
     conf_list_check_ascending(r, &l, "KS_LIST after the threads");
     for (unsigned i = 0; i < n && st == KP_OK; i++) {
@@ -157,8 +166,9 @@ static void s_check_keys(shared *sh, worker *w, unsigned n)
         for (size_t j = 0; j < l.n && !found; j++)
             found = l.e[j].version == w[i].version && strcmp(l.e[j].fpr, w[i].fpr) == 0;
         if (!found) {
-            conf_fail(r, "thread %u was given version %u of the shared key, which KS_LIST does "
-                         "not show with its fingerprint",
+            conf_fail(r,
+                      "thread %u was given version %u of the shared key, which KS_LIST does "
+                      "not show with its fingerprint",
                       w[i].id, w[i].version);
             break;
         }
@@ -193,8 +203,8 @@ static void s_check_secrets(shared *sh, worker *w, unsigned n)
             if (w[i].sv[j] == 0)
                 continue;
             conf_err_clear();
-            st = CONF_FN(r->kit, ss_get, KP_FN_SS_GET)(r->inst, sh->secret, w[i].sv[j], &val,
-                                                       NULL, NULL);
+            st = CONF_FN(r->kit, ss_get, KP_FN_SS_GET)(r->inst, sh->secret, w[i].sv[j], &val, NULL,
+                                                       NULL);
             if (st != KP_OK) {
                 conf_fail(r, "SS_GET of version %u after the threads: %s", w[i].sv[j],
                           conf_status_name(st));
@@ -237,6 +247,9 @@ void conf_t_threads(conf_run *r)
     worker *w = calloc(n, sizeof(*w));
     if (w == NULL)
         return;
+    /* the threads wait until all are there, so their calls overlap as much as they can */
+    pthread_mutex_init(&sh.lock, NULL);
+    pthread_cond_init(&sh.cond, NULL);
     unsigned started = 0;
     for (; started < n; started++) {
         w[started].sh = &sh;
@@ -246,8 +259,16 @@ void conf_t_threads(conf_run *r)
             break;
         }
     }
+    pthread_barrier_init(&sh.phase, NULL, started > 0 ? started : 1);
+    pthread_mutex_lock(&sh.lock);
+    sh.go = true;
+    pthread_cond_broadcast(&sh.cond);
+    pthread_mutex_unlock(&sh.lock);
     for (unsigned i = 0; i < started; i++)
         pthread_join(w[i].t, NULL);
+    pthread_barrier_destroy(&sh.phase);
+    pthread_cond_destroy(&sh.cond);
+    pthread_mutex_destroy(&sh.lock);
     if (sh.ks)
         s_check_keys(&sh, w, started);
     if (sh.ss)

@@ -54,8 +54,9 @@ static void s_short_info(conf_run *r, const char *name)
         conf_fail(r, "KS_GET changed the caller's struct_size (use kp_key_info_put)");
     for (size_t i = keep; i < sizeof(u.b); i++)
         if (u.b[i] != 0x5a) {
-            conf_fail(r, "KS_GET wrote past the caller's struct_size %zu (at byte %zu; use "
-                         "kp_key_info_put)",
+            conf_fail(r,
+                      "KS_GET wrote past the caller's struct_size %zu (at byte %zu; use "
+                      "kp_key_info_put)",
                       keep, i);
             return;
         }
@@ -89,8 +90,9 @@ static void s_order(conf_run *r, const conf_list *l, const char *name, const uin
         if (strcmp(l->e[i].name, name) != 0)
             continue;
         if (j < nwant && l->e[i].version != want[j]) {
-            conf_fail(r, "%s lists version %u of %s where version %u belongs (versions must be "
-                         "ascending)",
+            conf_fail(r,
+                      "%s lists version %u of %s where version %u belongs (versions must be "
+                      "ascending)",
                       call, l->e[i].version, name, want[j]);
             return;
         }
@@ -115,8 +117,7 @@ void conf_t_versions(conf_run *r)
 
     kp_key_info v1, v2, again;
     if ((st = conf_make_version(r, name, 1, &v1)) != KP_OK) {
-        conf_fail(r, "making version 1 of %s: %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "KS_CREATE", st));
+        conf_fail(r, "making version 1 of %s: %s: %s", name, conf_status_name(st), conf_reason());
         return;
     }
     s_check_info(r, "making version 1", &v1, name, 1);
@@ -126,15 +127,14 @@ void conf_t_versions(conf_run *r)
                   conf_status_name(st));
     if ((st = conf_make_version(r, name, 0, &v2)) != KP_OK) {
         conf_fail(r, "making the next version of %s: %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "KS_CREATE", st));
+                  conf_reason());
         return;
     }
     s_check_info(r, "making the next version", &v2, name, 2);
 
     static const uint32_t want[] = {1, 2};
     if ((st = conf_list_keys(r, name, &l)) != KP_OK)
-        conf_fail(r, "KS_LIST(%s): %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "KS_LIST", st));
+        conf_fail(r, "KS_LIST(%s): %s: %s", name, conf_status_name(st), conf_reason());
     else
         s_order(r, &l, name, want, 2, "KS_LIST(name)");
     for (size_t i = 0; i < l.n; i++)
@@ -143,8 +143,7 @@ void conf_t_versions(conf_run *r)
                          "second make of version 1");
     conf_list_free(&l);
     if ((st = conf_list_keys(r, NULL, &l)) != KP_OK)
-        conf_fail(r, "KS_LIST(NULL): %s: %s", conf_status_name(st),
-                  conf_reason(r, "KS_LIST", st));
+        conf_fail(r, "KS_LIST(NULL): %s: %s", conf_status_name(st), conf_reason());
     else
         s_order(r, &l, name, want, 2, "KS_LIST(NULL)");
     conf_list_check_ascending(r, &l, "KS_LIST(NULL)");
@@ -163,7 +162,7 @@ void conf_t_versions(conf_run *r)
         char call[64];
         snprintf(call, sizeof(call), "KS_GET(name, %u)", gets[i].ask);
         if (st != KP_OK) {
-            conf_fail(r, "%s: %s: %s", call, conf_status_name(st), conf_reason(r, "KS_GET", st));
+            conf_fail(r, "%s: %s: %s", call, conf_status_name(st), conf_reason());
             continue;
         }
         s_check_info(r, call, &g, name, gets[i].is);

@@ -25,8 +25,9 @@ static kp_status s_wrap(conf_run *r, const char *name, uint32_t v, uint32_t alg,
     conf_err_clear();
     kp_status st = CONF_FN(r->kit, ks_wrap, KP_FN_KS_WRAP)(r->inst, name, v, alg, dek, b.p, len);
     if (st == KP_OK && (*len > cap || *len == 0 || !conf_buf_untouched(&b, cap))) {
-        conf_fail(r, "KS_WRAP(%s) returned KP_OK with %zu bytes in a buffer of %zu, or wrote past "
-                     "it",
+        conf_fail(r,
+                  "KS_WRAP(%s) returned KP_OK with %zu bytes in a buffer of %zu, or wrote past "
+                  "it",
                   conf_alg_name(alg), *len, cap);
         st = KP_ERR_PLUGIN;
     }
@@ -43,14 +44,19 @@ static kp_status s_unwrap(conf_run *r, const char *name, uint32_t v, uint32_t al
 {
     *dek = NULL;
     conf_err_clear();
-    kp_status st =
-        CONF_FN(r->kit, ks_unwrap, KP_FN_KS_UNWRAP)(r->inst, name, v, alg, in, len, dek);
+    kp_status st = CONF_FN(r->kit, ks_unwrap, KP_FN_KS_UNWRAP)(r->inst, name, v, alg, in, len, dek);
     if (st != KP_OK && *dek != NULL) {
         conf_fail(r, "KS_UNWRAP(%s) returned %s and a secret", conf_alg_name(alg),
                   conf_status_name(st));
         *dek = NULL;
     }
     if (st == KP_OK && !conf_secret_adopt(r, *dek, "KS_UNWRAP")) {
+        *dek = NULL;
+        return KP_ERR_PLUGIN;
+    }
+    if (st == KP_OK && conf_secret_size(*dek) == 0) {
+        conf_fail(r, "KS_UNWRAP(%s) returned KP_OK with an empty secret", conf_alg_name(alg));
+        conf_secret_free(*dek);
         *dek = NULL;
         return KP_ERR_PLUGIN;
     }
@@ -62,8 +68,7 @@ static bool s_same(const kp_secret *a, const uint8_t *b, size_t n)
     return conf_secret_size(a) == n && memcmp(conf_secret_bytes(a), b, n) == 0;
 }
 
-static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t alg,
-                         size_t n)
+static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t alg, size_t n)
 {
     uint8_t d[64], out[1024];
     conf_random(d, n);
@@ -76,17 +81,18 @@ static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32
     if (st != KP_OK) {
         if (st != KP_ERR_PLUGIN)
             conf_fail(r, "KS_WRAP(%s, %zu-byte DEK): %s: %s", an, n, conf_status_name(st),
-                      conf_reason(r, "KS_WRAP", st));
+                      conf_reason());
         conf_secret_free(dek);
         return;
     }
     st = s_unwrap(r, key->name, 0, alg, out, len, &back);
     if (st != KP_OK && st != KP_ERR_PLUGIN)
         conf_fail(r, "KS_UNWRAP(%s) of its own wrap: %s: %s", an, conf_status_name(st),
-                  conf_reason(r, "KS_UNWRAP", st));
+                  conf_reason());
     else if (back != NULL && !s_same(back, d, n))
-        conf_fail(r, "KS_UNWRAP(%s) of its own wrap returned other bytes than were wrapped (%zu "
-                     "bytes, want %zu)",
+        conf_fail(r,
+                  "KS_UNWRAP(%s) of its own wrap returned other bytes than were wrapped (%zu "
+                  "bytes, want %zu)",
                   an, conf_secret_size(back), n);
     conf_secret_free(back);
     if (S_RSA(alg) && key->priv != NULL) {
@@ -102,7 +108,7 @@ static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32
             st = s_unwrap(r, key->name, 0, alg, ct, len, &back);
             if (st != KP_OK && st != KP_ERR_PLUGIN)
                 conf_fail(r, "KS_UNWRAP(%s) of an OpenSSL wrap under its public key: %s: %s", an,
-                          conf_status_name(st), conf_reason(r, "KS_UNWRAP", st));
+                          conf_status_name(st), conf_reason());
             else if (back != NULL && !s_same(back, d, n))
                 conf_fail(r, "KS_UNWRAP(%s) of an OpenSSL wrap returned other bytes", an);
             conf_secret_free(back);
@@ -125,9 +131,8 @@ static void s_refused(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t 
         conf_secret_free(dek);
     } else {
         size_t len = 0;
-        uint8_t *ct = S_RSA(alg) && pub != NULL
-                          ? conf_rsa_encrypt(pub, alg, d, sizeof(d), &len)
-                          : NULL;
+        uint8_t *ct =
+            S_RSA(alg) && pub != NULL ? conf_rsa_encrypt(pub, alg, d, sizeof(d), &len) : NULL;
         kp_secret *back = NULL;
         st = s_unwrap(r, key->name, 0, alg, ct != NULL ? ct : out, ct != NULL ? len : 40, &back);
         conf_secret_free(back);
@@ -135,8 +140,9 @@ static void s_refused(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t 
     }
     bool odd = alg == 0 || alg > KP_WRAP_AES_KWP; /* not an alg at all */
     if (st != KP_ERR_UNSUPPORTED && !(odd && st == KP_ERR_INVALID_ARG) && st != KP_ERR_PLUGIN)
-        conf_fail(r, "KS_%s with %s (alg %u), which the instance does not declare for it: %s, "
-                     "want KP_ERR_UNSUPPORTED",
+        conf_fail(r,
+                  "KS_%s with %s (alg %u), which the instance does not declare for it: %s, "
+                  "want KP_ERR_UNSUPPORTED",
                   wrap ? "WRAP" : "UNWRAP", conf_alg_name(alg), alg, conf_status_name(st));
 }
 
@@ -156,8 +162,7 @@ static void s_versions(conf_run *r, const conf_key *key, uint32_t alg)
     conf_err_clear();
     kp_status st = create(r->inst, &spec, &v2);
     if (st != KP_OK) {
-        conf_fail(r, "KS_CREATE of version 2: %s: %s", conf_status_name(st),
-                  conf_reason(r, "KS_CREATE", st));
+        conf_fail(r, "KS_CREATE of version 2: %s: %s", conf_status_name(st), conf_reason());
         return;
     }
     uint8_t d[32], out[1024];
@@ -167,8 +172,9 @@ static void s_versions(conf_run *r, const conf_key *key, uint32_t alg)
     if (s_wrap(r, key->name, 1, alg, dek, out, &len) == KP_OK) {
         st = s_unwrap(r, key->name, v2.version, alg, out, len, &back);
         if (st == KP_OK)
-            conf_fail(r, "KS_UNWRAP under version %u returned a DEK for a wrap made under "
-                         "version 1",
+            conf_fail(r,
+                      "KS_UNWRAP under version %u returned a DEK for a wrap made under "
+                      "version 1",
                       v2.version);
         conf_secret_free(back);
         back = NULL;
@@ -183,6 +189,27 @@ static void s_versions(conf_run *r, const conf_key *key, uint32_t alg)
     conf_secret_free(dek);
 }
 
+#define S_AES_ALGS (KP_ALG_BIT(KP_WRAP_AES_KW) | KP_ALG_BIT(KP_WRAP_AES_KWP))
+
+/* An AES-256 key for the AES algs, when the instance declares one and can create keys. */
+static bool s_aes_key(conf_run *r, const char *tag, conf_key *key)
+{
+    kp_ks_create_fn *create = CONF_FN(r->kit, ks_create, KP_FN_KS_CREATE);
+    memset(key, 0, sizeof(*key));
+    if (!(r->kit->iinfo.wrap_algs & S_AES_ALGS) || create == NULL)
+        return false;
+    conf_name(r->kit, tag, key->name);
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = key->name, .type = KP_KEY_AES, .bits = 256};
+    key->info.struct_size = sizeof(key->info);
+    conf_err_clear();
+    kp_status st = create(r->inst, &spec, &key->info);
+    if (st != KP_OK)
+        conf_fail(r, "KS_CREATE of an AES-256 key (the instance declares AES wrap algs): %s: %s",
+                  conf_status_name(st), conf_reason());
+    return st == KP_OK;
+}
+
 static EVP_PKEY *s_public(conf_run *r, const conf_key *key)
 {
     size_t n = 0;
@@ -192,6 +219,14 @@ static EVP_PKEY *s_public(conf_run *r, const conf_key *key)
     return pub;
 }
 
+/* The note names the algs that were round-tripped. */
+static void s_note(conf_run *r, uint32_t alg)
+{
+    size_t n = strlen(r->note);
+    snprintf(r->note + n, sizeof(r->note) - n, "%s%s", n == 0 ? "round trips: " : ", ",
+             conf_alg_name(alg));
+}
+
 void conf_t_wrap(conf_run *r)
 {
     const kp_instance_info *ii = &r->kit->iinfo;
@@ -199,12 +234,19 @@ void conf_t_wrap(conf_run *r)
     if (!conf_key_make(r, "wrap", 0, true, &key))
         return;
     EVP_PKEY *pub = s_public(r, &key);
+    conf_key aes;
+    bool have_aes = s_aes_key(r, "wrapaes", &aes);
     uint32_t first = 0;
     for (uint32_t alg = KP_WRAP_RSA_OAEP_SHA1; alg <= KP_WRAP_AES_KWP; alg++) {
         bool w = ii->wrap_algs & KP_ALG_BIT(alg), u = ii->unwrap_algs & KP_ALG_BIT(alg);
-        if (w && !S_RSA(alg))
-            continue; /* AES algs need an AES key: not made by this kit version */
-        if (w) {
+        if (w && (S_RSA(alg) || have_aes))
+            s_note(r, alg);
+        if (w && !S_RSA(alg)) {
+            if (have_aes) {
+                s_round_trip(r, &aes, NULL, alg, 16);
+                s_round_trip(r, &aes, NULL, alg, 32);
+            }
+        } else if (w) {
             first = first == 0 ? alg : first;
             s_round_trip(r, &key, pub, alg, 16);
             s_round_trip(r, &key, pub, alg, 32);
@@ -218,7 +260,7 @@ void conf_t_wrap(conf_run *r)
             kp_status st = ct != NULL ? s_unwrap(r, key.name, 0, alg, ct, len, &back) : KP_OK;
             if (ct != NULL && st != KP_OK)
                 conf_fail(r, "KS_UNWRAP(%s) of an OpenSSL wrap: %s: %s", conf_alg_name(alg),
-                          conf_status_name(st), conf_reason(r, "KS_UNWRAP", st));
+                          conf_status_name(st), conf_reason());
             else if (back != NULL && !s_same(back, d, sizeof(d)))
                 conf_fail(r, "KS_UNWRAP(%s) of an OpenSSL wrap returned other bytes",
                           conf_alg_name(alg));
@@ -255,6 +297,28 @@ static void s_garbage(conf_run *r, const char *name, uint32_t alg, const uint8_t
     conf_secret_free(back);
 }
 
+/* AES algs: the kit cannot wrap without the key, so it spoils one of the plugin's wraps. */
+static void s_aes_garbage(conf_run *r, const char *name, uint32_t alg)
+{
+    uint8_t d[32], out[1024], rnd[40];
+    size_t len = sizeof(out);
+    conf_random(d, sizeof(d));
+    conf_random(rnd, sizeof(rnd));
+    kp_secret *dek = conf_secret_new(d, sizeof(d));
+    kp_status st = s_wrap(r, name, 0, alg, dek, out, &len);
+    conf_secret_free(dek);
+    if (st != KP_OK) {
+        conf_fail(r, "KS_WRAP(%s): %s", conf_alg_name(alg), conf_status_name(st));
+        return;
+    }
+    s_garbage(r, name, alg, rnd, len, true, "random bytes");
+    out[len / 2] ^= 0x10;
+    s_garbage(r, name, alg, out, len, true, "a wrap with one bit flipped");
+    out[len / 2] ^= 0x10;
+    s_garbage(r, name, alg, out, len - 8, false, "a wrap 8 bytes short");
+    s_garbage(r, name, alg, out, 0, false, "no bytes");
+}
+
 void conf_t_unwrap_garbage(conf_run *r)
 {
     const kp_instance_info *ii = &r->kit->iinfo;
@@ -286,6 +350,11 @@ void conf_t_unwrap_garbage(conf_run *r)
         s_garbage(r, key.name, alg, big, len + 1, false, "a wrap with a byte appended");
         free(ct);
     }
+    conf_key aes;
+    bool have_aes = s_aes_key(r, "garbageaes", &aes);
+    for (uint32_t alg = KP_WRAP_AES_KW; have_aes && alg <= KP_WRAP_AES_KWP; alg++)
+        if (ii->wrap_algs & KP_ALG_BIT(alg))
+            s_aes_garbage(r, aes.name, alg);
     if (pub == NULL)
         conf_fail(r, "no public key to make garbage for");
     EVP_PKEY_free(pub);

@@ -82,8 +82,8 @@ static const char *s_threads(const conf_kit *k)
 }
 
 const conf_test conf_tests[] = {
-    {"handshake", "init with a right core, another major, a newer minor; plugin info", false,
-     NULL, conf_t_handshake},
+    {"handshake", "init with a right core, another major, a newer minor; plugin info", false, NULL,
+     conf_t_handshake},
     {"mandatory-ids", "the ids every declared capability requires; no duplicates", false, NULL,
      conf_t_mandatory},
     {"params", "param descriptors; missing required and bad values refused with one line", false,
@@ -108,13 +108,13 @@ const conf_test conf_tests[] = {
     {"export", "KS_EXPORT of exportable keys only", true, s_export, conf_t_export},
     {"errors", "NOT_FOUND for absent names, one line of error text, the same status", true, NULL,
      conf_t_errors},
-    {"secretstore", "put/get/list, ascending versions, metadata, repeated puts, secret_max",
-     true, s_secretstore, conf_t_secretstore},
+    {"secretstore", "put/get/list, ascending versions, metadata, repeated puts, secret_max", true,
+     s_secretstore, conf_t_secretstore},
     {"state", "state documents: NOT_FOUND first, round trips, compare-and-swap", true, s_state,
      conf_t_state},
     {"datakey", "data keys bound to their encryption context", true, s_datakey, conf_t_datakey},
-    {"threads", "N threads on one instance: right results, unique versions, consistent lists",
-     true, s_threads, conf_t_threads},
+    {"threads", "N threads on one instance: right results, unique versions, consistent lists", true,
+     s_threads, conf_t_threads},
     {"secrets-wiped", "every secret the plugin allocated freed by teardown (totals)", false, NULL,
      conf_t_secrets_wiped},
     {"valgrind", "the kit again under valgrind (--valgrind)", false, conf_valgrind_applies,

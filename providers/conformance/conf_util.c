@@ -17,13 +17,28 @@
 
 const char *conf_status_name(kp_status st)
 {
-    static const char *names[] = {
-        "KP_OK",           "KP_ERR_INVALID_ARG", "KP_ERR_BUFFER_TOO_SMALL", "KP_ERR_UNSUPPORTED",
-        "KP_ERR_CONFIG",   "KP_ERR_PLUGIN",      "KP_ERR_ABI",              "KP_ERR_AUTH",
-        "KP_ERR_PERMISSION", "KP_ERR_NOT_FOUND", "KP_ERR_EXISTS",           "KP_ERR_UNAVAILABLE",
-        "KP_ERR_TIMEOUT",  "KP_ERR_THROTTLED",   "KP_ERR_BACKEND",          "KP_ERR_IO",
-        "KP_ERR_INTEGRITY", "KP_ERR_CRYPTO",     "KP_ERR_NOMEM",            "KP_ERR_INTERNAL",
-        "KP_ERR_DENIED",   "KP_ERR_CONFLICT"};
+    static const char *names[] = {"KP_OK",
+                                  "KP_ERR_INVALID_ARG",
+                                  "KP_ERR_BUFFER_TOO_SMALL",
+                                  "KP_ERR_UNSUPPORTED",
+                                  "KP_ERR_CONFIG",
+                                  "KP_ERR_PLUGIN",
+                                  "KP_ERR_ABI",
+                                  "KP_ERR_AUTH",
+                                  "KP_ERR_PERMISSION",
+                                  "KP_ERR_NOT_FOUND",
+                                  "KP_ERR_EXISTS",
+                                  "KP_ERR_UNAVAILABLE",
+                                  "KP_ERR_TIMEOUT",
+                                  "KP_ERR_THROTTLED",
+                                  "KP_ERR_BACKEND",
+                                  "KP_ERR_IO",
+                                  "KP_ERR_INTEGRITY",
+                                  "KP_ERR_CRYPTO",
+                                  "KP_ERR_NOMEM",
+                                  "KP_ERR_INTERNAL",
+                                  "KP_ERR_DENIED",
+                                  "KP_ERR_CONFLICT"};
     static _Thread_local char other[32];
     if ((unsigned)st < sizeof(names) / sizeof(names[0]))
         return names[st];
@@ -31,9 +46,8 @@ const char *conf_status_name(kp_status st)
     return other;
 }
 
-const char *conf_reason(conf_run *r, const char *call, kp_status st)
+const char *conf_reason(void)
 {
-    (void)r, (void)call, (void)st;
     const char *t = conf_err_text();
     return t[0] != '\0' ? t : "no error text";
 }
@@ -62,15 +76,15 @@ uint32_t conf_key_bits(const conf_kit *k)
 
 const char *conf_alg_name(uint32_t alg)
 {
-    static const char *n[] = {"alg 0",       "RSA-OAEP-SHA1", "RSA-OAEP-SHA256",
-                              "RSA-PKCS1",   "AES-KW",        "AES-KWP"};
+    static const char *n[] = {"alg 0",     "RSA-OAEP-SHA1", "RSA-OAEP-SHA256",
+                              "RSA-PKCS1", "AES-KW",        "AES-KWP"};
     return alg < sizeof(n) / sizeof(n[0]) ? n[alg] : "an unknown alg";
 }
 
 const char *conf_keyx_name(uint32_t m)
 {
-    static const char *n[] = {"method 0", "RSA-AES-KWP-SHA1", "RSA-AES-KWP-SHA256",
-                              "RSA-OAEP-SHA1", "RSA-OAEP-SHA256"};
+    static const char *n[] = {"method 0", "RSA-AES-KWP-SHA1", "RSA-AES-KWP-SHA256", "RSA-OAEP-SHA1",
+                              "RSA-OAEP-SHA256"};
     return m < sizeof(n) / sizeof(n[0]) ? n[m] : "an unknown method";
 }
 
@@ -125,12 +139,13 @@ uint8_t *conf_get_spki(conf_run *r, const char *name, uint32_t version, size_t *
             continue;
         }
         if (st == KP_OK)
-            conf_fail(r, "KS_GET_PUBLIC(%s, %u): KP_OK with %zu bytes in a buffer of %zu, or "
-                         "bytes written past the buffer",
+            conf_fail(r,
+                      "KS_GET_PUBLIC(%s, %u): KP_OK with %zu bytes in a buffer of %zu, or "
+                      "bytes written past the buffer",
                       name, version, n, cap);
         else
             conf_fail(r, "KS_GET_PUBLIC(%s, %u) failed: %s: %s", name, version,
-                      conf_status_name(st), conf_reason(r, "KS_GET_PUBLIC", st));
+                      conf_status_name(st), conf_reason());
         return NULL;
     }
     return NULL;
@@ -151,8 +166,9 @@ bool conf_check_fpr(conf_run *r, const char *where, const char *name, uint32_t v
     conf_sha256_hex(spki, n, want);
     free(spki);
     if (strcmp(want, fpr) != 0) {
-        conf_fail(r, "%s: fingerprint %.16s... is not the SHA-256 of the SPKI from GET_PUBLIC "
-                     "(%.16s...)",
+        conf_fail(r,
+                  "%s: fingerprint %.16s... is not the SHA-256 of the SPKI from GET_PUBLIC "
+                  "(%.16s...)",
                   where, fpr, want);
         return false;
     }
@@ -206,8 +222,7 @@ static bool s_import(conf_run *r, const char *name, uint32_t flags, conf_key *ke
     conf_secret_free(der);
     if (st != KP_OK) {
         EVP_PKEY_free(pk);
-        conf_fail(r, "KS_IMPORT(%s) failed: %s: %s", name, conf_status_name(st),
-                  conf_reason(r, "KS_IMPORT", st));
+        conf_fail(r, "KS_IMPORT(%s) failed: %s: %s", name, conf_status_name(st), conf_reason());
         return false;
     }
     key->priv = pk;
@@ -236,7 +251,7 @@ bool conf_key_make(conf_run *r, const char *tag, uint32_t flags, bool want_priv,
     kp_status st = create(r->inst, &spec, &key->info);
     if (st != KP_OK) {
         conf_fail(r, "KS_CREATE(%s, RSA-%u) failed: %s: %s", key->name, spec.bits,
-                  conf_status_name(st), conf_reason(r, "KS_CREATE", st));
+                  conf_status_name(st), conf_reason());
         return false;
     }
     return true;

@@ -180,10 +180,11 @@ void conf_t_valgrind(conf_run *r)
     } else if (WEXITSTATUS(status) == 99) {
         s_line(out != NULL ? out : "", "== ", line, sizeof(line));
         conf_fail(r, "valgrind found memory errors: %s", line);
-    } else if (WEXITSTATUS(status) != 0) {
-        s_line(out != NULL ? out : "", "FAIL ", line, sizeof(line));
-        conf_fail(r, "under valgrind (exit %d): %s", WEXITSTATUS(status), line);
+    } else if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 1) {
+        s_line(out != NULL ? out : "", "keyplane-conformance: ", line, sizeof(line));
+        conf_fail(r, "the kit under valgrind exited with %d: %s", WEXITSTATUS(status), line);
     } else {
+        /* exit 1: tests failed under valgrind too; they are reported by this run itself */
         s_line(out != NULL ? out : "", " passed, ", line, sizeof(line));
         snprintf(r->note, sizeof(r->note), "under valgrind: %.200s", line);
     }

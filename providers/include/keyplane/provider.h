@@ -703,7 +703,8 @@ KP_ABI_FUNC(kp_status, ss_get,
              kp_secret_visit_fn visit, void *arg))
 
 #define KP_FN_SS_LIST 302 /* mandatory; since 1.0 */
-/** Calls visit for every version of name (every secret when NULL), ascending. */
+/** Calls visit for every version of name (every secret when NULL), ascending; for a name with
+ *  no version, KP_ERR_NOT_FOUND or no visit. */
 KP_ABI_FUNC(kp_status, ss_list, (void *inst, const char *name, kp_secret_visit_fn visit, void *arg))
 
 /* Data keys (KP_CAP_DATAKEY) -------------------------------------------------------------- */

@@ -8,6 +8,9 @@
  *   MOCK_FAULT_LIST_ORDER   versions are listed newest first
  *   MOCK_FAULT_FPR_CASE     fingerprints are reported in upper case
  *   MOCK_FAULT_LIE_LENGTH   GET_PUBLIC says KP_OK with *len beyond the capacity
+ *   MOCK_FAULT_DOUBLE_FREE  SS_PUT frees a scratch secret twice
+ *   MOCK_FAULT_WRITE_AFTER_FREE  unwrap writes into a scratch secret after freeing it
+ *   MOCK_FAULT_UNINIT       INSTANCE_CHECK branches on uninitialised memory (only valgrind sees it)
  */
 #ifndef KP_CONF_MOCK_H
 #define KP_CONF_MOCK_H
@@ -82,11 +85,13 @@ typedef struct mock_inst {
 
 /* mock_keys.c */
 bool mock_name_ok(const char *name);
-mock_key *mock_key_find(mock_ctx *c, const char *name); /* lock held */
+mock_key *mock_key_find(mock_ctx *c, const char *name);         /* lock held */
 mock_version *mock_version_find(mock_key *k, uint32_t version); /* 0 = latest */
 void mock_info(const mock_key *k, const mock_version *v, kp_key_info *out);
-/** Adds pkey (taken) as a version of spec->name; lock taken inside. */
-kp_status mock_add(mock_inst *in, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *info);
+/** Adds pkey (taken) as a version of spec->name; lock taken inside. raced != 0: the version
+ *  MOCK_FAULT_RACE read before generating the key, written without a second look. */
+kp_status mock_add(mock_inst *in, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *info,
+                   uint32_t raced);
 void mock_keys_free(mock_ctx *c);
 kp_ks_create_fn mock_ks_create;
 kp_ks_import_fn mock_ks_import;

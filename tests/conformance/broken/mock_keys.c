@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rsa.h>
@@ -100,7 +99,8 @@ static kp_status s_insert(mock_ctx *c, mock_key *k, mock_version *nv)
     return KP_OK;
 }
 
-kp_status mock_add(mock_inst *in, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *info)
+kp_status mock_add(mock_inst *in, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *info,
+                   uint32_t raced)
 {
     mock_ctx *c = in->ctx;
     mock_version nv = {.version = spec->version,
@@ -119,13 +119,10 @@ kp_status mock_add(mock_inst *in, const kp_key_spec *spec, EVP_PKEY *pkey, kp_ke
         c->keys = k;
     }
     kp_status st = k == NULL ? KP_ERR_NOMEM : KP_OK;
-    if (st == KP_OK && nv.version == 0) {
+    if (st == KP_OK && raced != 0) {
+        nv.version = raced;
+    } else if (st == KP_OK && nv.version == 0) {
         nv.version = k->n > 0 ? k->v[k->n - 1].version + 1 : 1;
-#ifdef MOCK_FAULT_RACE
-        pthread_mutex_unlock(&c->lock); /* the fault: read, pause, write */
-        usleep(20000);
-        pthread_mutex_lock(&c->lock);
-#endif
     } else if (st == KP_OK && mock_version_find(k, nv.version) != NULL) {
         st = KP_ERR_EXISTS;
     }
@@ -164,10 +161,19 @@ kp_status mock_ks_create(void *inst, const kp_key_spec *raw, kp_key_info *info)
         return st;
     if (spec.bits != 2048 && spec.bits != 3072 && spec.bits != 4096)
         return in->ctx->up.set_error(in->h, KP_ERR_UNSUPPORTED, "mock: RSA 2048, 3072, 4096");
+    uint32_t raced = 0;
+#ifdef MOCK_FAULT_RACE
+    if (spec.version == 0) { /* the fault: the next version read before the slow part */
+        pthread_mutex_lock(&in->ctx->lock);
+        mock_version *last = mock_version_find(mock_key_find(in->ctx, spec.name), 0);
+        raced = last != NULL ? last->version + 1 : 1;
+        pthread_mutex_unlock(&in->ctx->lock);
+    }
+#endif
     EVP_PKEY *pk = EVP_RSA_gen(spec.bits);
     if (pk == NULL)
         return in->ctx->up.set_error(in->h, KP_ERR_CRYPTO, "mock: RSA key generation failed");
-    return mock_add(in, &spec, pk, info);
+    return mock_add(in, &spec, pk, info, raced);
 }
 
 kp_status mock_ks_import(void *inst, const kp_key_spec *raw, const kp_secret *der,
@@ -195,7 +201,7 @@ kp_status mock_ks_import(void *inst, const kp_key_spec *raw, const kp_secret *de
                                "mock: the key's fingerprint is not the one expected");
     }
     OPENSSL_free(probe.spki);
-    return mock_add(in, &spec, pk, info);
+    return mock_add(in, &spec, pk, info, 0);
 }
 
 kp_status mock_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
@@ -235,8 +241,8 @@ kp_status mock_ks_get(void *inst, const char *name, uint32_t version, kp_key_inf
     }
     pthread_mutex_unlock(&in->ctx->lock);
     if (v == NULL)
-        return kp_errorf(&in->ctx->up, in->h, KP_ERR_NOT_FOUND, "mock: no key %s version %u",
-                         name, version);
+        return kp_errorf(&in->ctx->up, in->h, KP_ERR_NOT_FOUND, "mock: no key %s version %u", name,
+                         version);
     return KP_OK;
 }
 

@@ -151,8 +151,7 @@ static kp_status s_check_key(void *plugin_ctx, const kp_param *params, const kp_
         return c->up.set_error(c->h, KP_ERR_INVALID_ARG, "mock: no key spec");
     if (!mock_name_ok(spec.name))
         return c->up.set_error(c->h, KP_ERR_INVALID_ARG, "mock: key names are [A-Za-z0-9._-]");
-    if (spec.type != KP_KEY_RSA ||
-        (spec.bits != 2048 && spec.bits != 3072 && spec.bits != 4096))
+    if (spec.type != KP_KEY_RSA || (spec.bits != 2048 && spec.bits != 3072 && spec.bits != 4096))
         return c->up.set_error(c->h, KP_ERR_UNSUPPORTED, "mock: keys are RSA 2048, 3072, 4096");
     return KP_OK;
 }
@@ -170,8 +169,8 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     in->h = h;
     const kp_param *pass = kp_param_find(params, "passphrase");
     if (pass != NULL && pass->secret != NULL) {
-        in->passphrase = kp_secret_dup(&c->up, c->up.secret_cdata(pass->secret),
-                                       c->up.secret_len(pass->secret));
+        in->passphrase =
+            kp_secret_dup(&c->up, c->up.secret_cdata(pass->secret), c->up.secret_len(pass->secret));
         if (in->passphrase == NULL) {
             free(in);
             return c->up.set_error(h, KP_ERR_NOMEM, "out of memory");
@@ -193,7 +192,17 @@ static void s_close(void *inst)
 static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
 {
     (void)inst;
-    report(arg, "memory", KP_OK, "in-memory store");
+#ifdef MOCK_FAULT_UNINIT
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+    volatile unsigned char *junk = malloc(8); /* the fault: never written, then read */
+    const char *detail = junk != NULL && junk[3] > 0x7f ? "in-memory store" : "in memory";
+    free((void *)junk);
+#pragma GCC diagnostic pop
+#else
+    const char *detail = "in-memory store";
+#endif
+    report(arg, "memory", KP_OK, detail);
     return KP_OK;
 }
 
