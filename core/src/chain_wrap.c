@@ -181,6 +181,10 @@ static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_
     size_t spki_len = 0, wlen = 0;
     char fpr[KP_FPR_HEX];
     kp_status st = kp__instance_borrow(ctx, policy, name, &inst);
+    /* a store that said it cannot wrap with the chain's algorithm is passed over at once */
+    if (st == KP_OK && !(kp_instance_get0_info(inst)->wrap_algs & KP_ALG_BIT(c->wrap_alg)))
+        st = kp__set_error(ctx, KP_ERR_UNSUPPORTED, "%s does not wrap with %s", name,
+                           kp_wrap_alg_name(c->wrap_alg));
     if (st == KP_OK)
         st = kp_key_info_get(inst, c->name, version, &info);
     if (st == KP_OK)

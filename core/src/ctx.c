@@ -78,10 +78,7 @@ kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    /* Keep it one line: detail text ends up in single-line messages and JSON. */
-    for (char *p = buf; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    kp__one_line(buf);
     char *mine = pthread_getspecific(ctx->errkey);
     if (mine == NULL) {
         mine = malloc(KP_ERRBUF);
@@ -132,6 +129,15 @@ static const char *s_level_name(kp_log_level level)
     return "log";
 }
 
+void kp__one_line(char *s)
+{
+    /* Control characters (a newline, an escape sequence) become spaces: detail text ends up in
+     * single-line messages, terminals and JSON, and a plugin's text must not forge a line. */
+    for (unsigned char *p = (unsigned char *)s; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
 void kp__log(kp_ctx *ctx, kp_log_level level, const char *fmt, ...)
 {
     if (ctx == NULL || ctx->log == NULL || level > ctx->log_level)
@@ -141,6 +147,7 @@ void kp__log(kp_ctx *ctx, kp_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    kp__one_line(buf); /* a plugin's text cannot forge a second log line */
     flockfile(ctx->log);
     fprintf(ctx->log, "keyplane: %s: %s\n", s_level_name(level), buf);
     funlockfile(ctx->log);

@@ -65,6 +65,19 @@ static kp_status s_info(kp_instance *inst)
                              "own 0x%x",
                              inst->name, inst->plugin->name, caps,
                              inst->plugin->info->capabilities);
+    const uint32_t algs = KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256) |
+                          KP_ALG_BIT(KP_WRAP_RSA_PKCS1) | KP_ALG_BIT(KP_WRAP_AES_KW) |
+                          KP_ALG_BIT(KP_WRAP_AES_KWP);
+    const uint32_t keyx = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) |
+                          KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256) |
+                          KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA256);
+    if ((info->unwrap_algs & ~algs) ||
+        (info->key_bits & ~(KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096)) ||
+        ((info->export_keyx | info->import_keyx) & ~keyx) ||
+        (info->flags & ~(KP_INST_STATE_CAS | KP_INST_NO_EXPORT)))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s declares unknown algorithm, size, method or flag bits",
+                             inst->name, inst->plugin->name);
     if ((info->wrap_algs & ~info->unwrap_algs) != 0)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares wrap algorithms it cannot unwrap", inst->name,
@@ -148,12 +161,30 @@ const kp_instance_info *kp_instance_get0_info(const kp_instance *inst)
     return inst != NULL ? &inst->info : NULL;
 }
 
+/* The caller's reporter behind one that keeps each item and detail on one line. */
+typedef struct s_report_args {
+    kp_check_report_fn report;
+    void *arg;
+} s_report_args;
+
+static void s_report(void *arg, const char *item, kp_status status, const char *detail)
+{
+    const s_report_args *a = arg;
+    char it[64], de[KP_ERRBUF];
+    snprintf(it, sizeof(it), "%s", item != NULL && item[0] != '\0' ? item : "(unnamed item)");
+    snprintf(de, sizeof(de), "%s", detail != NULL ? detail : "");
+    kp__one_line(it);
+    kp__one_line(de);
+    a->report(a->arg, it, status, de);
+}
+
 kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report, void *arg)
 {
     KP_ENSURE(inst != NULL && report != NULL, KP_ERR_INVALID_ARG);
     kp__clear_error(inst->ctx);
+    s_report_args a = {report, arg};
     kp_status st = kp_dispatch_instance_check(kp__plugin_fn(inst->plugin, KP_FN_INSTANCE_CHECK))(
-        inst->inst, report, arg);
+        inst->inst, s_report, &a);
     kp_audit_event ev = {.op = "check",
                          .instance = inst->name,
                          .plugin = inst->plugin->name,

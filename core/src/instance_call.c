@@ -78,6 +78,10 @@ kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill
         free(buf);
         if (st != KP_ERR_BUFFER_TOO_SMALL)
             return st;
+        if (len > KP__ANSWER_MAX)
+            return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                                 "%s: plugin %s broke the ABI: %s asked for %zu bytes (at most %u)",
+                                 inst->name, inst->plugin->name, fn, len, KP__ANSWER_MAX);
         cap = len;
     }
     return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
@@ -96,9 +100,21 @@ kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info
                              inst->name, inst->plugin->name, fn, in->struct_size);
     memcpy(&tmp, in, in->struct_size < sizeof(tmp) ? in->struct_size : sizeof(tmp));
     tmp.struct_size = sizeof(tmp);
-    tmp.name[KP_NAME_MAX - 1] = '\0';
-    tmp.fingerprint[KP_FPR_HEX - 1] = '\0';
+    /* Strings that do not end inside their arrays are refused, not cut: a cut fingerprint is a
+     * different fingerprint. */
+    if (memchr(tmp.name, '\0', sizeof(tmp.name)) == NULL ||
+        memchr(tmp.fingerprint, '\0', sizeof(tmp.fingerprint)) == NULL ||
+        (in->struct_size >= offsetof(kp_key_info, backend_id) + sizeof(tmp.backend_id) &&
+         memchr(tmp.backend_id, '\0', sizeof(tmp.backend_id)) == NULL))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s broke the ABI: %s gave an unterminated name, "
+                             "fingerprint or backend id",
+                             inst->name, inst->plugin->name, fn);
     tmp.backend_id[KP_BACKEND_ID_MAX - 1] = '\0';
+    if (tmp.type != KP_KEY_RSA && tmp.type != KP_KEY_AES)
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s returned an unknown key type %u for %s v%u", inst->name,
+                             inst->plugin->name, tmp.type, tmp.name, tmp.version);
     /* A malformed fingerprint is the plugin's fault, not a different key: say so, so that
      * nobody is told a healthy store holds the wrong key. */
     if (tmp.type == KP_KEY_RSA && !kp_fpr_valid(tmp.fingerprint))
@@ -114,15 +130,36 @@ kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info
     return KP_OK;
 }
 
-void kp__spec_copy(const kp_key_spec *in, kp_key_spec *out)
+kp_status kp__spec_copy(kp_instance *inst, const kp_key_spec *in, kp_key_spec *out)
 {
     /* A caller built against an older header may leave members out; struct_size is the core's
-     * promise to the plugin, so the plugin always sees this core's full spec. */
+     * promise to the plugin, so the plugin always sees this core's full spec. 0 stands for the
+     * library's own size (callers that zero-initialise); anything shorter than 1.0's spec less
+     * its fingerprint is not a spec. */
     memset(out, 0, sizeof(*out));
-    size_t n = in->struct_size >= offsetof(kp_key_spec, version) + sizeof(uint32_t) &&
-                       in->struct_size < sizeof(*out)
-                   ? in->struct_size
-                   : sizeof(*out);
+    size_t min = offsetof(kp_key_spec, version) + sizeof(uint32_t);
+    if (in->struct_size != 0 && in->struct_size < min)
+        return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
+                             "%s: a key spec of %u bytes (struct_size) is too short", inst->name,
+                             in->struct_size);
+    size_t n =
+        in->struct_size != 0 && in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
     memcpy(out, in, n);
     out->struct_size = sizeof(*out);
+    if (out->name == NULL)
+        return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG, "%s: a key spec needs a name",
+                             inst->name);
+    return KP_OK;
+}
+
+kp_status kp__inst_made(kp_instance *inst, const char *fn, const kp_key_spec *spec,
+                        const kp_key_info *info)
+{
+    if (strcmp(info->name, spec->name) != 0 ||
+        (spec->version != 0 && info->version != spec->version))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s broke the ABI: %s of %s v%u made %s v%u", inst->name,
+                             inst->plugin->name, fn, spec->name, spec->version, info->name,
+                             info->version);
+    return KP_OK;
 }

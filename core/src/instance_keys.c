@@ -26,6 +26,7 @@ static kp_status s_made(kp_instance *inst, const char *fn, const kp_key_spec *sp
     kp_key_info got;
     KP_GUARD(kp__inst_key_info(inst, fn, info, &got));
     *info = got;
+    KP_GUARD(kp__inst_made(inst, fn, spec, info));
     if (spec->fingerprint != NULL && strcmp(info->fingerprint, spec->fingerprint) != 0)
         return kp__set_error(inst->ctx, KP_ERR_INTEGRITY,
                              "%s: the imported %s v%u has fingerprint %.16s..., not %.16s...",
@@ -40,7 +41,7 @@ kp_status kp_key_create(kp_instance *inst, const kp_key_spec *spec, kp_key_info 
     KP_ENSURE(spec != NULL && spec->name != NULL && info != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_CREATE, "key creation", &d));
     kp_key_spec sp;
-    kp__spec_copy(spec, &sp);
+    KP_GUARD(kp__spec_copy(inst, spec, &sp));
     sp.fingerprint = NULL;
     s_info_init(info);
     kp_status st =
@@ -57,7 +58,7 @@ kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec, const kp_sec
               KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_IMPORT, "key import", &d));
     kp_key_spec sp;
-    kp__spec_copy(spec, &sp);
+    KP_GUARD(kp__spec_copy(inst, spec, &sp));
     KP_ENSURE(sp.fingerprint == NULL || kp_fpr_valid(sp.fingerprint), KP_ERR_INVALID_ARG);
     s_info_init(info);
     kp_status st = s_made(inst, "KS_IMPORT", &sp, info,
@@ -99,11 +100,13 @@ kp_status kp_key_get_public(kp_instance *inst, const char *name, uint32_t versio
 
 typedef struct s_list_args {
     kp_instance *inst;
+    const char *want; /* the name listed, or NULL for every key */
     kp_key_visit_fn visit;
     void *arg;
     char last_name[KP_NAME_MAX];
     uint32_t last_version;
-    kp_status broken; /* the plugin's listing broke the ABI */
+    kp_status broken;  /* the plugin's listing broke the ABI */
+    kp_status stopped; /* the caller's visitor asked to stop with this */
 } s_list_args;
 
 static kp_status s_list_visit(void *arg, const kp_key_info *info)
@@ -113,6 +116,11 @@ static kp_status s_list_visit(void *arg, const kp_key_info *info)
     kp_status st = info != NULL ? kp__inst_key_info(a->inst, "KS_LIST", info, &full)
                                 : kp__set_error(a->inst->ctx, KP_ERR_PLUGIN,
                                                 "%s: plugin listed a NULL key info", a->inst->name);
+    if (a->broken != KP_OK || a->stopped != KP_OK)
+        return a->broken != KP_OK ? a->broken : a->stopped; /* a plugin that listed on */
+    if (st == KP_OK && a->want != NULL && strcmp(full.name, a->want) != 0)
+        st = kp__set_error(a->inst->ctx, KP_ERR_PLUGIN, "%s: plugin %s listed %s when asked for %s",
+                           a->inst->name, a->inst->plugin->name, full.name, a->want);
     if (st == KP_OK && strcmp(full.name, a->last_name) == 0 && full.version <= a->last_version)
         st = kp__set_error(a->inst->ctx, KP_ERR_PLUGIN,
                            "%s: plugin %s listed %s v%u after v%u (versions must ascend)",
@@ -122,7 +130,7 @@ static kp_status s_list_visit(void *arg, const kp_key_info *info)
         return a->broken = st;
     memcpy(a->last_name, full.name, sizeof(a->last_name));
     a->last_version = full.version;
-    return a->visit(a->arg, &full);
+    return a->stopped = a->visit(a->arg, &full);
 }
 
 kp_status kp_key_list(kp_instance *inst, const char *name, kp_key_visit_fn visit, void *arg)
@@ -134,11 +142,14 @@ kp_status kp_key_list(kp_instance *inst, const char *name, kp_key_visit_fn visit
     if (a == NULL)
         return KP_ERR_NOMEM;
     a->inst = inst;
+    a->want = name;
     a->visit = visit;
     a->arg = arg;
     kp_status st = kp_dispatch_ks_list(d)(inst->inst, name, s_list_visit, a);
     if (a->broken != KP_OK)
         st = a->broken;
+    else if (a->stopped != KP_OK)
+        st = a->stopped; /* what the visitor said, even if the plugin swallowed it */
     free(a);
     return st;
 }
@@ -213,6 +224,12 @@ kp_status kp_key_unwrap(kp_instance *inst, const char *name, uint32_t version, u
         st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                            "%s: plugin %s broke the ABI: unwrap succeeded with no key", inst->name,
                            inst->plugin->name);
+    /* A wrap never shrinks what it wraps: RSA-OAEP and AES key wrap make more bytes than they
+     * take. A longer "key" is made up. */
+    if (st == KP_OK && kp_secret_len(*dek) >= inlen)
+        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                           "%s: plugin %s broke the ABI: unwrap of %zu bytes gave a key of %zu",
+                           inst->name, inst->plugin->name, inlen, kp_secret_len(*dek));
     if (st != KP_OK) {
         kp_secret_free(*dek);
         *dek = NULL;

@@ -33,6 +33,50 @@ kp_status kp_store_put(kp_instance *inst, const char *name, const kp_secret *val
     return kp__inst_audit(inst, "secret.put", name, *version, 0, st);
 }
 
+/* The caller's secret visitor behind a check of what the plugin hands it: a well-formed info
+ * and metadata (no NULL where text is promised), versions ascending per name, and the caller's
+ * stop honoured even when the plugin would go on. */
+typedef struct s_ss_args {
+    kp_instance *inst;
+    const char *want;
+    kp_secret_visit_fn visit;
+    void *arg;
+    char last_name[KP_NAME_MAX];
+    uint32_t last_version;
+    kp_status broken, stopped;
+} s_ss_args;
+
+#define S_META_MAX 64
+
+static kp_status s_ss_visit(void *arg, const kp_secret_info *info, const kp_meta *meta,
+                            size_t nmeta)
+{
+    s_ss_args *a = arg;
+    if (a->broken != KP_OK || a->stopped != KP_OK)
+        return a->broken != KP_OK ? a->broken : a->stopped;
+    bool ok = info != NULL && memchr(info->name, '\0', sizeof(info->name)) != NULL &&
+              info->version != 0 && nmeta <= S_META_MAX && (nmeta == 0 || meta != NULL);
+    for (size_t i = 0; ok && i < nmeta; i++)
+        ok = meta[i].key != NULL && meta[i].value != NULL;
+    const char *why = ok ? NULL : "a malformed secret info or metadata";
+    if (ok && a->want != NULL && strcmp(info->name, a->want) != 0)
+        why = "another secret than the one asked for";
+    if (why == NULL && strcmp(info->name, a->last_name) == 0 && info->version <= a->last_version)
+        why = "versions out of order";
+    if (why != NULL)
+        return a->broken = kp__set_error(a->inst->ctx, KP_ERR_PLUGIN,
+                                         "%s: plugin %s broke the ABI: it listed %s", a->inst->name,
+                                         a->inst->plugin->name, why);
+    memcpy(a->last_name, info->name, sizeof(a->last_name));
+    a->last_version = info->version;
+    return a->stopped = a->visit(a->arg, info, meta, nmeta);
+}
+
+static kp_status s_ss_done(s_ss_args *a, kp_status st)
+{
+    return a->broken != KP_OK ? a->broken : a->stopped != KP_OK ? a->stopped : st;
+}
+
 kp_status kp_store_get(kp_instance *inst, const char *name, uint32_t version, kp_secret **value,
                        kp_secret_visit_fn visit, void *arg)
 {
@@ -40,7 +84,9 @@ kp_status kp_store_get(kp_instance *inst, const char *name, uint32_t version, kp
     KP_ENSURE(name != NULL && value != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_SECRETSTORE, KP_FN_SS_GET, "secret retrieval", &d));
     *value = NULL;
-    kp_status st = kp_dispatch_ss_get(d)(inst->inst, name, version, value, visit, arg);
+    s_ss_args a = {.inst = inst, .want = name, .visit = visit, .arg = arg};
+    kp_status st = s_ss_done(&a, kp_dispatch_ss_get(d)(inst->inst, name, version, value,
+                                                       visit != NULL ? s_ss_visit : NULL, &a));
     if (st == KP_OK && *value == NULL)
         st = kp__set_error(inst->ctx, KP_ERR_PLUGIN, "%s: plugin returned no value for %s",
                            inst->name, name);
@@ -56,7 +102,13 @@ kp_status kp_store_list(kp_instance *inst, const char *name, kp_secret_visit_fn 
     const kp_dispatch *d = NULL;
     KP_ENSURE(visit != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_SECRETSTORE, KP_FN_SS_LIST, "secret listing", &d));
-    return kp_dispatch_ss_list(d)(inst->inst, name, visit, arg);
+    s_ss_args *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return KP_ERR_NOMEM;
+    *a = (s_ss_args){.inst = inst, .want = name, .visit = visit, .arg = arg};
+    kp_status st = s_ss_done(a, kp_dispatch_ss_list(d)(inst->inst, name, s_ss_visit, a));
+    free(a);
+    return st;
 }
 
 /* ---- data keys --------------------------------------------------------------------------- */

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <limits.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <keyplane/kit/codec.h>
 
 #include "internal.h"
@@ -18,6 +23,15 @@ static const uint32_t s_methods[] = {KP_KEYX_RSA_AES_KWP_SHA256, KP_KEYX_RSA_AES
 static const uint32_t s_known =
     KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256) |
     KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_OAEP_SHA256);
+
+static bool s_rsa_spki(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *k = len <= LONG_MAX ? d2i_PUBKEY(NULL, &p, (long)len) : NULL;
+    bool ok = k != NULL && EVP_PKEY_is_a(k, "RSA") && p == der + len;
+    EVP_PKEY_free(k);
+    return ok;
+}
 
 uint32_t kp_key_transfer_method(const kp_instance *src, const kp_instance *dst)
 {
@@ -42,7 +56,7 @@ kp_status kp_key_import_offer(kp_instance *inst, const kp_key_spec *spec, uint32
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_IMPORT_OFFER, "wrapped import", &d));
     *spki = *token = NULL;
     kp_key_spec sp;
-    kp__spec_copy(spec, &sp);
+    KP_GUARD(kp__spec_copy(inst, spec, &sp));
     /* Room for an RSA-4096 SPKI and a token as long as a KMS import token. */
     size_t cap_spki = 1024, cap_token = 2048;
     kp_status st = KP_OK;
@@ -72,6 +86,13 @@ kp_status kp_key_import_offer(kp_instance *inst, const kp_key_spec *spec, uint32
             st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                                "%s: plugin %s offered no wrapping key or unknown methods (0x%x)",
                                inst->name, inst->plugin->name, o.methods);
+        /* The wrapping key is the target's word: check it here, so that garbage is blamed on
+         * the store that offered it, not on the source that cannot wrap under it. */
+        if (st == KP_OK && !s_rsa_spki(b1, o.wrapping_spki_len))
+            st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                               "%s: plugin %s offered a wrapping key that is not an RSA "
+                               "SubjectPublicKeyInfo",
+                               inst->name, inst->plugin->name);
         if (st == KP_OK) {
             *methods = o.methods;
             *expires = o.expires;
@@ -83,6 +104,11 @@ kp_status kp_key_import_offer(kp_instance *inst, const kp_key_spec *spec, uint32
         } else if (st == KP_ERR_BUFFER_TOO_SMALL) {
             cap_spki = o.wrapping_spki_len > cap_spki ? o.wrapping_spki_len : cap_spki;
             cap_token = o.token_len > cap_token ? o.token_len : cap_token;
+            if (cap_spki > KP__ANSWER_MAX || cap_token > KP__ANSWER_MAX)
+                st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                                   "%s: plugin %s broke the ABI: KS_IMPORT_OFFER asked for "
+                                   "%zu/%zu bytes",
+                                   inst->name, inst->plugin->name, cap_spki, cap_token);
         }
         free(b1);
         free(b2);
@@ -118,10 +144,12 @@ kp_status kp_key_export_wrapped(kp_instance *inst, const char *name, uint32_t ve
                                 uint8_t **blob, size_t *bloblen)
 {
     const kp_dispatch *d = NULL;
-    KP_ENSURE(name != NULL && wrapping_spki != NULL && spki_len > 0 && blob != NULL &&
-                  bloblen != NULL,
-              KP_ERR_INVALID_ARG);
+    KP_ENSURE(blob != NULL && bloblen != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_EXPORT_WRAPPED, "wrapped export", &d));
+    if (name == NULL || wrapping_spki == NULL || spki_len == 0)
+        return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
+                             "%s: a wrapped export needs a key name and a wrapping key",
+                             inst->name);
     *blob = NULL;
     if (method >= 32 || !(inst->info.export_keyx & KP_KEYX_BIT(method)))
         return kp__inst_audit(inst, "key.export_wrapped", name, version, 0,
@@ -132,6 +160,12 @@ kp_status kp_key_export_wrapped(kp_instance *inst, const char *name, uint32_t ve
     s_export_args a = {d, name, version, method, wrapping_spki, spki_len};
     /* An RSA-4096 wrapping key makes 512 bytes; PKCS#8 of RSA-4096 is under 2.5 KiB. */
     kp_status st = kp__inst_fill(inst, "KS_EXPORT_WRAPPED", s_export_fill, &a, 8192, blob, bloblen);
+    if (st == KP_OK && *bloblen == 0) {
+        kp_free(*blob);
+        *blob = NULL;
+        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN, "%s: plugin %s exported an empty wrapped key",
+                           inst->name, inst->plugin->name);
+    }
     return kp__inst_audit(inst, "key.export_wrapped", name, version, 0, st);
 }
 
@@ -144,7 +178,7 @@ kp_status kp_key_import_wrapped(kp_instance *inst, const kp_key_spec *spec, uint
               KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_IMPORT_WRAPPED, "wrapped import", &d));
     kp_key_spec sp;
-    kp__spec_copy(spec, &sp);
+    KP_GUARD(kp__spec_copy(inst, spec, &sp));
     if (!kp_fpr_valid(sp.fingerprint))
         return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
                              "%s: a wrapped import needs the fingerprint the key must have",
@@ -158,6 +192,8 @@ kp_status kp_key_import_wrapped(kp_instance *inst, const kp_key_spec *spec, uint
         st = kp__inst_key_info(inst, "KS_IMPORT_WRAPPED", info, &got);
         if (st == KP_OK)
             *info = got;
+        if (st == KP_OK)
+            st = kp__inst_made(inst, "KS_IMPORT_WRAPPED", &sp, info);
         if (st == KP_OK && strcmp(info->fingerprint, sp.fingerprint) != 0)
             st = kp__set_error(inst->ctx, KP_ERR_INTEGRITY,
                                "%s: the imported %s v%u has fingerprint %.16s..., not %.16s...",

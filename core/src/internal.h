@@ -41,6 +41,7 @@ struct kp_core_handle {
 };
 
 struct kp_plugin {
+    kp_core_info core; /* what kp_plugin_init was given: valid until unload, as the ABI says */
     kp_ctx *ctx;
     char *path;
     char *name;
@@ -93,6 +94,8 @@ uint64_t kp__policy_id(const kp_policy *policy);
 /* ctx.c */
 kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...) KP_PRINTF(3, 4);
 void kp__clear_error(kp_ctx *ctx);
+/* Turns control characters into spaces, in place: text from a plugin stays on one line. */
+void kp__one_line(char *s);
 void kp__log(kp_ctx *ctx, kp_log_level level, const char *fmt, ...) KP_PRINTF(3, 4);
 
 /* audit.c: one event per key operation; fields never hold key material. */
@@ -115,6 +118,10 @@ const kp_dispatch *kp__upcalls(void);
 const kp_dispatch *kp__plugin_fn(const kp_plugin *plugin, uint32_t id);
 
 /* instance_call.c: how the core calls an instance's function. */
+/* The largest answer the core takes into one buffer (a public key, a wrap, a wrapped key, an
+ * offer's token, a state document are all far below): more is a broken plugin, not memory to
+ * allocate. */
+#define KP__ANSWER_MAX (1024u * 1024u)
 /* The function id of an operation of capability cap, or KP_ERR_UNSUPPORTED naming the instance. */
 kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *op,
                       const kp_dispatch **d);
@@ -131,8 +138,12 @@ typedef kp_status (*kp__inst_fill_fn)(kp_instance *inst, const void *args, uint8
 /* Calls fill with first bytes, then once with the size asked for; *out is malloc'd. */
 kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill, const void *args,
                         size_t first, uint8_t **out, size_t *outlen);
-/* The caller's key spec as this core's full spec (members a shorter caller lacks are 0). */
-void kp__spec_copy(const kp_key_spec *in, kp_key_spec *out);
+/* The caller's key spec as this core's full spec (members a shorter caller lacks are 0);
+ * KP_ERR_INVALID_ARG for a spec too short to be one, or without a name. */
+kp_status kp__spec_copy(kp_instance *inst, const kp_key_spec *in, kp_key_spec *out);
+/* KP_ERR_PLUGIN unless what fn made is the spec's name and, when asked, its version. */
+kp_status kp__inst_made(kp_instance *inst, const char *fn, const kp_key_spec *spec,
+                        const kp_key_info *info);
 /* Copies a plugin's key info of any struct_size into a full one, refusing a malformed one. */
 kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info *in,
                             kp_key_info *out);

@@ -134,13 +134,13 @@ static kp_status s_handshake(kp_ctx *ctx, kp_plugin *p)
 
     static const kp_core_info proto = {sizeof(kp_core_info), KP_ABI_MAJOR, KP_ABI_MINOR, NULL,
                                        NULL};
-    kp_core_info core = proto;
-    core.upcalls = kp__upcalls();
-    core.handle = &p->handle;
+    p->core = proto;
+    p->core.upcalls = kp__upcalls();
+    p->core.handle = &p->handle;
 
     kp__clear_error(ctx);
     const kp_dispatch *table = NULL;
-    kp_status st = init(&core, &table, &p->plugin_ctx);
+    kp_status st = init(&p->core, &table, &p->plugin_ctx);
     if (st != KP_OK) {
         char why[KP_ERRBUF + 64];
         const char *detail = kp_ctx_last_error(ctx);
@@ -178,6 +178,12 @@ static kp_status s_validate(kp_ctx *ctx, kp_plugin *p)
     }
     if (info->version == NULL || info->description == NULL)
         return s_refuse(ctx, p->path, KP_ERR_PLUGIN, "info lacks a version or description");
+    for (const char *const *t = (const char *const[]){info->version, info->description, NULL};
+         *t != NULL; t++)
+        for (const unsigned char *c = (const unsigned char *)*t; *c != '\0'; c++)
+            if (*c < 0x20 || *c == 0x7f)
+                return s_refuse(ctx, p->path, KP_ERR_PLUGIN,
+                                "info has a control character in its version or description");
     uint32_t caps = info->capabilities;
     if (caps == 0 || (caps & ~KP_CAP_ALL_) != 0) {
         snprintf(why, sizeof(why), "declares no or unknown capabilities (0x%x)", caps);

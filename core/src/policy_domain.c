@@ -46,9 +46,9 @@ void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *nod
     info->struct_size = sizeof(*info);
     uint32_t all = kp_plugin_get0_info(in->plugin)->capabilities;
     if (st != KP_OK) {
-        kp__pdiag(P, node, "instance '%s': %s", in->name,
-                  kp_ctx_last_error(P->ctx)[0] != '\0' ? kp_ctx_last_error(P->ctx)
-                                                       : kp_strerror(st));
+        kp__pdiag(
+            P, node, "instance '%s': plugin %s refuses these params: %s", in->name, in->plugin_name,
+            kp_ctx_last_error(P->ctx)[0] != '\0' ? kp_ctx_last_error(P->ctx) : kp_strerror(st));
         info->capabilities = all;
     } else if (info->capabilities == 0 || (info->capabilities & ~all) != 0) {
         kp__pdiag(P, node,
@@ -101,18 +101,30 @@ static void s_check_holder(kp_pol_parser *P, const kp_pol_chain *c, const char *
     kp_status st = kp_dispatch_plugin_check_key(d)(in->plugin->plugin_ctx, params, &spec);
     free(params);
     if (st != KP_OK)
-        kp__pdiag(
-            P, node, "chain '%s': %s '%s' cannot hold this protector: %s", c->name, role, name,
-            kp_ctx_last_error(P->ctx)[0] != '\0' ? kp_ctx_last_error(P->ctx) : kp_strerror(st));
+        kp__pdiag(P, node, "chain '%s': %s '%s' cannot hold this protector: %s", c->name, role,
+                  name,
+                  kp_ctx_last_error(P->ctx)[0] != '\0' ? kp_ctx_last_error(P->ctx)
+                                                       : "its plugin refuses it without a reason");
 }
 
 void kp__policy_check_holders(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *node)
 {
-    if (c->origin != NULL)
-        s_check_holder(P, c, "origin", c->origin, node);
-    for (size_t i = 0; i < c->pub.nreplicas; i++)
-        if (c->origin == NULL || strcmp(c->replicas[i], c->origin) != 0)
-            s_check_holder(P, c, "replica", c->replicas[i], node);
-    for (size_t i = 0; i < c->pub.nescrow; i++)
-        s_check_holder(P, c, "escrow", c->escrow[i], node);
+    /* every store once, in its first role: origin, replica, escrow */
+    const char *seen[64];
+    size_t nseen = 0;
+    size_t n = 1 + c->pub.nreplicas + c->pub.nescrow;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = i == 0                  ? c->origin
+                           : i <= c->pub.nreplicas ? c->replicas[i - 1]
+                                                   : c->escrow[i - 1 - c->pub.nreplicas];
+        const char *role = i == 0 ? "origin" : i <= c->pub.nreplicas ? "replica" : "escrow";
+        bool dup = name == NULL;
+        for (size_t j = 0; !dup && j < nseen; j++)
+            dup = strcmp(seen[j], name) == 0;
+        if (dup)
+            continue;
+        if (nseen < sizeof(seen) / sizeof(seen[0]))
+            seen[nseen++] = name;
+        s_check_holder(P, c, role, name, node);
+    }
 }

@@ -28,6 +28,9 @@
  *    treats a KP_OK whose *len exceeds the capacity as a broken plugin (KP_ERR_PLUGIN).
  *  - Every function returns a kp_status. On failure the plugin calls the SET_ERROR upcall (or
  *    kp_errorf below) with a one-line reason (no secrets in it) and returns the same status.
+ *    On failure an out-parameter is NULL or holds what the plugin hands over: the core frees a
+ *    secret left there, so never leave a pointer to one the plugin already freed.
+ *  - A visitor (and its arg) given to a LIST or GET is valid only during that call.
  *  - Every function may be called from several threads at once, on one instance or on several:
  *    a plugin protects what its instances share.
  *
@@ -259,10 +262,11 @@ static inline int kp_upcalls_get(const kp_core_info *core, kp_upcalls *up)
 /**
  * The checks every kp_plugin_init starts with: arguments present, a core of this ABI major, all
  * upcalls of ABI 1.0 there (filled into up). Returns KP_OK, or the status to return, having told
- * the core why when it can (name is the plugin's, for that message).
+ * the core why when it can: msg is the whole error text for a core that lacks an upcall
+ * (e.g. "myplugin: the core lacks an upcall of ABI 1.0"); NULL gives a generic one.
  */
 static inline kp_status kp_plugin_accept(const kp_core_info *core, const kp_dispatch **out,
-                                         void **plugin_ctx, kp_upcalls *up, const char *name)
+                                         void **plugin_ctx, kp_upcalls *up, const char *msg)
 {
     if (core == NULL || out == NULL || plugin_ctx == NULL || up == NULL)
         return KP_ERR_INVALID_ARG;
@@ -272,7 +276,7 @@ static inline kp_status kp_plugin_accept(const kp_core_info *core, const kp_disp
     if (!kp_upcalls_get(core, up)) {
         if (up->set_error != NULL)
             up->set_error(core->handle, KP_ERR_PLUGIN,
-                          name != NULL ? name : "plugin: the core lacks an upcall");
+                          msg != NULL ? msg : "plugin: the core lacks an upcall");
         return KP_ERR_PLUGIN;
     }
     return KP_OK;
@@ -618,12 +622,12 @@ KP_ABI_FUNC(kp_status, ks_export_wrapped,
             (void *inst, const char *name, uint32_t version, uint32_t method,
              const uint8_t *wrapping_spki, size_t spki_len, uint8_t *out, size_t *outlen))
 
-#define KP_FN_KS_STATE_GET 208 /* optional; since 1.0 */
+#define KP_FN_KS_STATE_GET 208 /* optional; with KS_STATE_PUT; since 1.0 */
 /** Reads the chain-state document kept with key name (an opaque blob of at most KP_STATE_MAX
  *  bytes that the core writes), the buffer convention. KP_ERR_NOT_FOUND when none was stored. */
 KP_ABI_FUNC(kp_status, ks_state_get, (void *inst, const char *name, uint8_t *doc, size_t *len))
 
-#define KP_FN_KS_STATE_PUT 209 /* optional; since 1.0 */
+#define KP_FN_KS_STATE_PUT 209 /* optional; with KS_STATE_GET; since 1.0 */
 /**
  * Replaces the chain-state document of key name, atomically (a reader sees the old or the new
  * document, never a mix). A compare-and-swap when expect is not NULL: the document is replaced
@@ -671,12 +675,12 @@ KP_ABI_FUNC(kp_status, ks_import_wrapped,
             (void *inst, const kp_key_spec *spec, uint32_t method, const uint8_t *token,
              size_t token_len, const uint8_t *blob, size_t bloblen, kp_key_info *info))
 
-#define KP_FN_KS_BACKUP 212 /* optional; since 1.0 */
+#define KP_FN_KS_BACKUP 212 /* optional; with KS_RESTORE; since 1.0 */
 /** Writes the store's own opaque backup of every version of key name (e.g. a Key Vault backup
  *  blob, restorable only into the same provider) into a new secret (caller owns). */
 KP_ABI_FUNC(kp_status, ks_backup, (void *inst, const char *name, kp_secret **blob))
 
-#define KP_FN_KS_RESTORE 213 /* optional; since 1.0 */
+#define KP_FN_KS_RESTORE 213 /* optional; with KS_BACKUP; since 1.0 */
 /** Restores a blob made by KS_BACKUP of the same provider. KP_ERR_EXISTS when the key already
  *  exists in the store (nothing is overwritten). name receives the restored key's name. */
 KP_ABI_FUNC(kp_status, ks_restore, (void *inst, const kp_secret *blob, char name[KP_NAME_MAX]))
