@@ -14,6 +14,9 @@
  *                                 the capacity offered (they never write past it)
  *   MOCK_FAULT_EMPTY_UNWRAP       KS_UNWRAP returns KP_OK with a zero-length secret
  *   MOCK_FAULT_BAD_FPR            KS_LIST and KS_GET report the fingerprint in upper case
+ *   MOCK_FAULT_OTHER_NAME         KS_LIST and KS_GET report every key under another name
+ *   MOCK_FAULT_OTHER_VERSION      KS_CREATE reports another version than it made
+ *   MOCK_FAULT_LONG_UNWRAP        KS_UNWRAP returns a key longer than the wrapped bytes
  * The no-version-node build is the good source linked without the KEYPLANE_PROVIDER_1 node.
  *
  * Keys live in the plugin context (shared by its instances, gone when the process ends): key

@@ -95,6 +95,10 @@ static void s_info(const mock_key *k, kp_key_info *info)
         *c = (char)toupper((unsigned char)*c);
 #endif
     snprintf(info->backend_id, sizeof(info->backend_id), "mock:%s/%u", k->name, k->version);
+#ifdef MOCK_FAULT_OTHER_NAME
+    /* the fault: every key is reported under another name than the one it has */
+    snprintf(info->name, sizeof(info->name), "%.100s-old", k->name);
+#endif
 }
 
 static kp_status s_name_check(const mock_inst *mi, const char *name)
@@ -138,6 +142,9 @@ kp_status kp_mock_create(void *inst, const kp_key_spec *in, kp_key_info *info)
     if ((st = kp_mock_add_key(mi->pl, mi->h, spec.name, spec.version, &k)) == KP_OK)
         s_info(k, &full);
     pthread_mutex_unlock(&mi->pl->lock);
+#ifdef MOCK_FAULT_OTHER_VERSION
+    full.version += 7; /* the fault: it says it made another version than asked for */
+#endif
     if (st == KP_OK)
         kp_key_info_put(info, &full);
     return st;
@@ -325,6 +332,13 @@ kp_status kp_mock_unwrap(void *inst, const char *name, uint32_t version, uint32_
     }
 #ifdef MOCK_FAULT_EMPTY_UNWRAP
     up->secret_shrink(plain, 0); /* the fault: an empty DEK reported as success */
+#endif
+#ifdef MOCK_FAULT_LONG_UNWRAP
+    /* the fault: a "DEK" longer than the wrapped bytes it came from */
+    up->secret_free(plain);
+    plain = up->secret_new(inlen + 16);
+    if (plain == NULL)
+        return KP_ERR_NOMEM;
 #endif
     *dek = plain;
     return KP_OK;

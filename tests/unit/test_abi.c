@@ -307,6 +307,62 @@ static void test_malformed_fingerprint(void **state)
     s_close(&f);
 }
 
+/* A plugin that lists or looks up another key than the one asked for is broken, not a store
+ * that lacks the key: the caller must never see the wrong key as the asked one. */
+static void test_other_name(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "other-name");
+    kp_key_info info;
+    s_expect_error(&f, kp_key_info_get(f.inst, "mock", 1, &info), KP_ERR_PLUGIN,
+                   "answered a lookup of mock v1 with mock-old v1");
+    int n = 0;
+    s_expect_error(&f, kp_key_list(f.inst, "mock", s_count, &n), KP_ERR_PLUGIN,
+                   "listed mock-old when asked for mock");
+    assert_int_equal(n, 0);
+    s_close(&f);
+}
+
+static void test_other_version(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "other-version");
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = "made",
+                        .type = KP_KEY_RSA,
+                        .bits = 2048,
+                        .version = 3};
+    kp_key_info info;
+    s_expect_error(&f, kp_key_create(f.inst, &spec, &info), KP_ERR_PLUGIN,
+                   "KS_CREATE of made v3 made made v10");
+    /* a spec too short to be one is the caller's mistake, said before the plugin runs */
+    kp_key_spec shorty = spec;
+    shorty.struct_size = 4;
+    s_expect_error(&f, kp_key_create(f.inst, &shorty, &info), KP_ERR_INVALID_ARG, "too short");
+    s_close(&f);
+}
+
+static void test_long_unwrap(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open(&f, "long-unwrap");
+    uint8_t *wrapped = NULL;
+    size_t wlen = 0;
+    kp_secret *dek = kp_secret_new(32), *back = NULL;
+    assert_int_equal(kp_key_wrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, dek, &wrapped, &wlen),
+                     KP_OK);
+    s_expect_error(&f,
+                   kp_key_unwrap(f.inst, "mock", 1, KP_WRAP_RSA_OAEP_SHA256, wrapped, wlen, &back),
+                   KP_ERR_PLUGIN, "gave a key of");
+    assert_null(back);
+    kp_secret_free(dek);
+    kp_free(wrapped);
+    s_close(&f);
+}
+
 /* The DATAKEY capability through the library: a context-bound data key round trip, and every
  * way a decrypt must fail. */
 static void test_datakey(void **state)
@@ -361,6 +417,9 @@ int main(void)
         cmocka_unit_test(test_lying_length),
         cmocka_unit_test(test_empty_unwrap),
         cmocka_unit_test(test_malformed_fingerprint),
+        cmocka_unit_test(test_other_name),
+        cmocka_unit_test(test_other_version),
+        cmocka_unit_test(test_long_unwrap),
         cmocka_unit_test(test_datakey),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
