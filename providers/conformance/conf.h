@@ -78,8 +78,17 @@ struct conf_kit {
     int verbose;
 };
 
-/** The function of id in the plugin's table, NULL when absent. */
+/** The function of id in the plugin's table, NULL when absent. Functions returning kp_status
+ *  come wrapped (conf_calls.c), so upcalls know during which ABI call they happen. */
 kp_fn conf_fn(const conf_kit *k, uint32_t id);
+/** Makes conf_fn wrap the functions of table (the plugin's, once init succeeded). */
+void conf_calls_bind(const kp_dispatch *table);
+/** Notes that the calling thread enters the ABI call name ("KS_UNWRAP"); returns the call it was
+ *  in, to give back to conf_call_leave. */
+const char *conf_call_enter(const char *name);
+void conf_call_leave(const char *prev);
+/** The ABI call the calling thread is in, NULL when none. */
+const char *conf_call_now(void);
 #define CONF_FN(k, name, id) ((kp_##name##_fn *)conf_fn((k), (id)))
 
 /** Loads the plugin and runs kp_plugin_init with the kit's core (conf_load.c). Returns false

@@ -26,12 +26,6 @@ static void s_hs_fault(conf_kit *k, const char *fmt, ...)
         k->hs_faults[k->nhs++] = strdup(msg);
 }
 
-kp_fn conf_fn(const conf_kit *k, uint32_t id)
-{
-    const kp_dispatch *d = kp_dispatch_find(k->table, id);
-    return d != NULL ? d->fn : NULL;
-}
-
 /* A kp_core_info with room behind it, as a newer core's would be. */
 typedef struct big_core {
     kp_core_info info;
@@ -57,7 +51,9 @@ static void s_probe(conf_kit *k, uint16_t major, uint16_t minor, bool bigger)
     const kp_dispatch *table = NULL;
     void *ctx = NULL;
     conf_err_clear();
+    const char *prev = conf_call_enter("kp_plugin_init");
     kp_status st = k->init(&core.info, &table, &ctx);
+    conf_call_leave(prev);
     if (major != KP_ABI_MAJOR) {
         if (st == KP_OK)
             s_hs_fault(k, "kp_plugin_init accepted a core of ABI major %u", major);
@@ -104,7 +100,9 @@ bool conf_load(conf_kit *k)
         .handle = conf_plugin_handle(),
     };
     conf_err_clear();
+    const char *prev = conf_call_enter("kp_plugin_init");
     kp_status st = k->init(&core, &k->table, &k->plugin_ctx);
+    conf_call_leave(prev);
     if (st != KP_OK) {
         snprintf(k->load_error, sizeof(k->load_error), "kp_plugin_init failed with %s (%s)",
                  conf_status_name(st), conf_err_text());
@@ -115,6 +113,7 @@ bool conf_load(conf_kit *k)
                  "kp_plugin_init returned KP_OK without a dispatch table");
         return false;
     }
+    conf_calls_bind(k->table); /* conf_fn hands out wrappers that name the call */
     kp_plugin_info_fn *info = CONF_FN(k, plugin_info, KP_FN_PLUGIN_INFO);
     k->info = info != NULL ? info(k->plugin_ctx) : NULL;
     if (k->info == NULL) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "conf_crypto.h"
@@ -31,6 +32,7 @@ static const char s_usage[] =
     "  --threads N     threads of the threads test (default 8)\n"
     "  --timeout S     fail a test that runs longer than S seconds (default 300, 0 = none)\n"
     "  --valgrind      also run the kit under valgrind, reported as the test 'valgrind'\n"
+    "                  (run even when --only does not name it)\n"
     "  -v              show the plugin's log lines and audit events on stderr\n"
     "\n"
     "Exit status: 0 no test failed, 1 a test failed, 2 usage or params-file error.\n"
@@ -38,7 +40,7 @@ static const char s_usage[] =
 
 typedef struct opts {
     const char *plugin, *params, *only;
-    bool json, list;
+    bool json, list, valgrind;
     unsigned threads, timeout;
 } opts;
 
@@ -74,7 +76,7 @@ static int s_parse(int argc, char **argv, opts *o)
         } else if (strcmp(a, "--json") == 0) {
             o->json = true;
         } else if (strcmp(a, "--valgrind") == 0) {
-            /* conf_valgrind_set_argv saw it */
+            o->valgrind = true; /* conf_valgrind_set_argv sees it too */
         } else if (strcmp(a, "-v") == 0) {
             conf_verbose = 1;
         } else if (strcmp(a, "--params") == 0 && v != NULL) {
@@ -107,10 +109,13 @@ static int s_parse(int argc, char **argv, opts *o)
     return -1;
 }
 
-/* Whether test name was selected by --only (a comma-separated list, NULL: all). */
-static bool s_selected(const char *only, const char *name)
+/* Whether test name was selected by --only (a comma-separated list, NULL: all). --valgrind
+ * selects the test valgrind whatever --only says: asking for valgrind and getting no valgrind run
+ * and exit 0 would pass a plugin nothing checked. */
+static bool s_selected(const opts *o, const char *name)
 {
-    if (only == NULL)
+    const char *only = o->only;
+    if (only == NULL || (o->valgrind && strcmp(name, "valgrind") == 0))
         return true;
     size_t n = strlen(name);
     for (const char *p = only; *p != '\0';) {
@@ -137,6 +142,21 @@ static int s_check_only(const char *only)
         p += m + (p[m] == ',');
     }
     return -1;
+}
+
+/* The plugin file as an absolute path, without resolving symbolic links (the file name is the
+ * plugin's name). dlopen() searches the library path for a name without a slash, so a bare
+ * "myplugin.so" would not be the file in the current directory. NULL on out-of-memory. */
+static char *s_abs_path(const char *path)
+{
+    char cwd[4096], *out = NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return NULL;
+    while (strncmp(path, "./", 2) == 0)
+        path += 2;
+    return asprintf(&out, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path) < 0 ? NULL : out;
 }
 
 /* An instance opened once before the tests, for what it declares. */
@@ -181,7 +201,12 @@ int main(int argc, char **argv)
     conf_valgrind_set_argv(argc, argv);
 
     static conf_kit k;
-    k.path = o.plugin;
+    char *path = s_abs_path(o.plugin);
+    if (path == NULL) {
+        fprintf(stderr, "keyplane-conformance: cannot make %s an absolute path\n", o.plugin);
+        return 2;
+    }
+    k.path = path;
     k.params_path = o.params;
     k.threads = o.threads;
     k.timeout_s = o.timeout;
@@ -213,7 +238,7 @@ int main(int argc, char **argv)
     if (runs == NULL)
         return 2;
     for (size_t i = 0; i < conf_ntests; i++) {
-        if (!s_selected(o.only, conf_tests[i].name))
+        if (!s_selected(&o, conf_tests[i].name))
             continue;
         conf_run *r = &runs[n++];
         conf_run_one(&k, &conf_tests[i], (unsigned)n, r);
@@ -235,5 +260,6 @@ int main(int argc, char **argv)
     conf_params_free(&k.params);
     for (size_t i = 0; i < k.nhs; i++)
         free(k.hs_faults[i]);
+    free(path);
     return fail > 0 ? 1 : 0;
 }

@@ -44,6 +44,19 @@ static const kp_param_desc *s_desc(const kp_param_desc *d, const char *name)
     return NULL;
 }
 
+/* The names descs accepts, "a, b, c" ("none" when it has none), as `policy validate` lists them. */
+static void s_accepted(const kp_param_desc *d, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (; d != NULL && d->name != NULL; d++) {
+        if (buf[0] != '\0')
+            strncat(buf, ", ", len - strlen(buf) - 1);
+        strncat(buf, d->name, len - strlen(buf) - 1);
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, "none");
+}
+
 static char *s_abs(const char *dir, const char *v)
 {
     char *p = NULL;
@@ -153,8 +166,12 @@ static bool s_params(conf_kit *k, yaml_document_t *doc, yaml_node_t *map, const 
         if (key == NULL || strncmp(key, "x-", 2) == 0)
             continue;
         const kp_param_desc *d = s_desc(descs, key);
-        if (d == NULL)
-            return s_err(err, len, "unknown param '%s' for plugin '%s'", key, k->info->name);
+        if (d == NULL) {
+            char acc[256];
+            s_accepted(descs, acc, sizeof(acc));
+            return s_err(err, len, "unknown param '%.64s' for plugin '%s' (accepted: %s)", key,
+                         k->info->name, acc);
+        }
         if (v == NULL || (vn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
                           (v[0] == '\0' || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0)))
             return s_err(err, len, "param '%s' needs one value", key);

@@ -2,7 +2,8 @@
  * The kit's secret allocator: a registry of every kp_secret, so the kit can tell a plugin that
  * keeps a secret it allocated (a leak), frees one twice or frees one it only borrowed, writes
  * past the end of one, or writes into one after freeing it. Freed secrets are wiped and kept in
- * a quarantine until the end of the test, when they must still be all zero.
+ * a quarantine until the end of the test, when they must still be all zero. Each secret remembers
+ * the ABI call it was allocated during, so a leak report names it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ struct kp_secret {
     size_t len, cap;
     bool kit;            /* owned by the kit: made by it, or adopted from the plugin */
     unsigned seq;        /* the test that allocated it (0: outside any test) */
+    const char *call;    /* the ABI call it was allocated during (static), NULL: none */
     unsigned char *data; /* cap bytes, then CONF_GUARD guard bytes */
 };
 
@@ -52,6 +54,7 @@ static kp_secret *s_alloc(size_t len, bool kit)
     s->len = s->cap = len;
     s->kit = kit;
     s->data = d;
+    s->call = conf_call_now();
     pthread_mutex_lock(&s_lock);
     s->seq = s_seq;
     s->next = s_live;
@@ -246,9 +249,52 @@ void conf_secret_stats_get(conf_secret_stats *st)
     pthread_mutex_unlock(&s_lock);
 }
 
+/* The calls leaked secrets were allocated during, with counts: "during KS_UNWRAP" or "during
+ * KS_UNWRAP (2), during SS_GET". call[i] NULL: outside any ABI call. */
+#define S_CALLS 8
+
+typedef struct s_leaks {
+    const char *call[S_CALLS];
+    size_t n[S_CALLS], ncalls, other;
+} s_leaks;
+
+static void s_leak_note(s_leaks *L, const char *call)
+{
+    for (size_t i = 0; i < L->ncalls; i++)
+        if (L->call[i] == call ||
+            (call != NULL && L->call[i] != NULL && !strcmp(L->call[i], call))) {
+            L->n[i]++;
+            return;
+        }
+    if (L->ncalls == S_CALLS) {
+        L->other++;
+        return;
+    }
+    L->call[L->ncalls] = call;
+    L->n[L->ncalls++] = 1;
+}
+
+static void s_leak_where(const s_leaks *L, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < L->ncalls && at < len; i++) {
+        int w = snprintf(buf + at, len - at, "%s%s%s", i > 0 ? ", " : "",
+                         L->call[i] != NULL ? "during " : "outside any ABI call",
+                         L->call[i] != NULL ? L->call[i] : "");
+        if (w > 0 && L->n[i] > 1 && (size_t)w < len - at)
+            w += snprintf(buf + at + (size_t)w, len - at - (size_t)w, " (%zu)", L->n[i]);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    if (L->other > 0 && at < len)
+        snprintf(buf + at, len - at, ", %zu elsewhere", L->other);
+}
+
 void conf_secret_sweep(unsigned seq, bool leaks)
 {
     size_t leaked = 0, bytes = 0, overrun = 0, touched = 0;
+    s_leaks where;
+    memset(&where, 0, sizeof(where));
     pthread_mutex_lock(&s_lock);
     for (kp_secret *s = s_live; s != NULL; s = s->next) {
         if (!s_guard_ok(s)) {
@@ -258,6 +304,7 @@ void conf_secret_sweep(unsigned seq, bool leaks)
         if (leaks && !s->kit && (seq == 0 || s->seq == seq)) {
             leaked++;
             bytes += s->len;
+            s_leak_note(&where, s->call);
             s->seq = 0; /* reported: do not blame the next test for it */
         }
     }
@@ -273,9 +320,12 @@ void conf_secret_sweep(unsigned seq, bool leaks)
         free(q);
     }
     pthread_mutex_unlock(&s_lock);
-    if (leaked > 0)
-        conf_fault("the plugin leaked %zu secret(s) (%zu bytes) it allocated and never freed",
-                   leaked, bytes);
+    if (leaked > 0) {
+        char calls[256];
+        s_leak_where(&where, calls, sizeof(calls));
+        conf_fault("the plugin leaked %zu secret(s) (%zu bytes), allocated %s and never freed",
+                   leaked, bytes, calls);
+    }
     if (overrun > 0)
         conf_fault("%zu secret(s) written past their end", overrun);
     if (touched > 0)

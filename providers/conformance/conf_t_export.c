@@ -43,6 +43,36 @@ static bool s_pkcs8_fpr(const uint8_t *der, size_t len, char fpr[65])
     return ok;
 }
 
+/* The exported key's fingerprint got is not the one the plugin reported when it made the key.
+ * When the exported key is the one GET_PUBLIC shows for the version, the export is right and the
+ * reported fingerprint is wrong; otherwise the store exported another key. */
+static void s_wrong_key(conf_run *r, const char *what, const conf_key *key, const char *got)
+{
+    const char *made = key->priv != NULL ? "KS_IMPORT" : "KS_CREATE";
+    size_t n = 0;
+    uint8_t *spki = conf_get_spki(r, key->name, key->info.version, &n);
+    char pub[65] = "";
+    bool have = spki != NULL;
+    if (have)
+        conf_sha256_hex(spki, n, pub);
+    free(spki);
+    if (have && strcmp(pub, got) == 0)
+        conf_fail(r,
+                  "%s exported the key of %s version %u that GET_PUBLIC shows (fingerprint "
+                  "%.16s...), but %s reported the fingerprint %.16s... for it: the reported "
+                  "fingerprint is wrong",
+                  what, key->name, key->info.version, got, made, key->info.fingerprint);
+    else if (have)
+        conf_fail(r,
+                  "%s exported another key (fingerprint %.16s...) than %s version %u, whose "
+                  "public key from GET_PUBLIC has %.16s... (%s reported %.16s...)",
+                  what, got, key->name, key->info.version, pub, made, key->info.fingerprint);
+    else
+        conf_fail(r,
+                  "%s exported a key with the fingerprint %.16s..., not %.16s... that %s reported",
+                  what, got, key->info.fingerprint, made);
+}
+
 /* Says why bytes that should be exactly one PKCS#8 are not: often a PKCS#8 with padding behind
  * it, which RFC 5649 makes needless (it carries the exact length) and importers refuse. */
 static void s_not_pkcs8(conf_run *r, const uint8_t *p8, size_t n, const char *method)
@@ -89,11 +119,11 @@ static void s_method(conf_run *r, const conf_key *key, EVP_PKEY *w, const uint8_
                   conf_keyx_name(m));
     else if (!s_pkcs8_fpr(p8, n, fpr))
         s_not_pkcs8(r, p8, n, conf_keyx_name(m));
-    else if (strcmp(fpr, key->info.fingerprint) != 0)
-        conf_fail(r,
-                  "KS_EXPORT_WRAPPED(%s) exported a key whose fingerprint is not the "
-                  "version's",
-                  conf_keyx_name(m));
+    else if (strcmp(fpr, key->info.fingerprint) != 0) {
+        char what[64];
+        snprintf(what, sizeof(what), "KS_EXPORT_WRAPPED(%s)", conf_keyx_name(m));
+        s_wrong_key(r, what, key, fpr);
+    }
     if (p8 != NULL)
         OPENSSL_clear_free(p8, n);
     free(out);
@@ -170,7 +200,7 @@ void conf_t_export(conf_run *r)
         if (!s_pkcs8_fpr(conf_secret_bytes(p8), conf_secret_size(p8), fpr))
             conf_fail(r, "KS_EXPORT did not give a DER PKCS#8 private key");
         else if (strcmp(fpr, key.info.fingerprint) != 0)
-            conf_fail(r, "KS_EXPORT gave a key whose fingerprint is not the version's");
+            s_wrong_key(r, "KS_EXPORT", &key, fpr);
         conf_secret_free(p8);
     }
     if (conf_key_make(r, "expfixed", 0, false, &fixed)) {

@@ -123,9 +123,9 @@ static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params, co
     kp_status st;
     (void)params; /* every instance of the template has the same rules */
     if (!kp_key_spec_read(in, &spec))
-        return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, "template: no key spec");
+        return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key spec");
     if ((st = tpl_spec_rules(&spec, why, sizeof(why))) != KP_OK)
-        return kp_errorf(&p->up, p->h, st, "template: %s", why);
+        return kp_errorf(&p->up, p->h, st, TPL_NAME ": %s", why);
     return KP_OK;
 }
 
@@ -141,15 +141,15 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     /* The core checked the type and bounds; the meaning is ours to check, with one line that
      * names the parameter. */
     if (label != NULL && strlen(label->str) > LABEL_MAX)
-        return kp_errorf(&p->up, h, KP_ERR_CONFIG, "template: label is longer than %d bytes",
+        return kp_errorf(&p->up, h, KP_ERR_CONFIG, TPL_NAME ": label is longer than %d bytes",
                          LABEL_MAX);
     /* The core enforces the bounds too; a plugin does not rely on its caller for its invariants
      * (the conformance kit calls open with values out of range). */
     if (maxv != NULL && (maxv->num < MAXV_MIN || maxv->num > MAXV_MAX))
-        return kp_errorf(&p->up, h, KP_ERR_CONFIG, "template: max_versions must be %d..%d",
+        return kp_errorf(&p->up, h, KP_ERR_CONFIG, TPL_NAME ": max_versions must be %d..%d",
                          MAXV_MIN, MAXV_MAX);
     if ((t = calloc(1, sizeof(*t))) == NULL)
-        return kp_errorf(&p->up, h, KP_ERR_NOMEM, "template: out of memory");
+        return kp_errorf(&p->up, h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     t->up = &p->up;
     t->h = h;
     t->max_versions = maxv != NULL ? (uint32_t)maxv->num : 0;
@@ -157,12 +157,12 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     /* Copy every string kept: params are borrowed for this call only. */
     if ((t->label = strdup(label != NULL ? label->str : "")) == NULL) {
         free(t);
-        return kp_errorf(&p->up, h, KP_ERR_NOMEM, "template: out of memory");
+        return kp_errorf(&p->up, h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     }
     if (pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t->label);
         free(t);
-        return kp_errorf(&p->up, h, KP_ERR_INTERNAL, "template: cannot create a mutex");
+        return kp_errorf(&p->up, h, KP_ERR_INTERNAL, TPL_NAME ": cannot create a mutex");
     }
     *inst = t;
     return KP_OK;
@@ -219,7 +219,7 @@ kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *
     unsigned long e = ERR_peek_last_error();
     const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
     ERR_clear_error();
-    return kp_errorf(t->up, t->h, st, "template: %s %.127s: %s", what, name != NULL ? name : "",
+    return kp_errorf(t->up, t->h, st, TPL_NAME ": %s %.127s: %s", what, name != NULL ? name : "",
                      why != NULL ? why : "failed");
 }
 
@@ -283,12 +283,12 @@ kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out, void
 {
     kp_upcalls up;
     /* Checks the arguments and the ABI major, and fills every upcall of ABI 1.0. */
-    kp_status st = kp_plugin_accept(core, out, plugin_ctx, &up, "template: core lacks an upcall");
+    kp_status st = kp_plugin_accept(core, out, plugin_ctx, &up, TPL_NAME ": core lacks an upcall");
     if (st != KP_OK)
         return st;
     tpl_plugin *p = calloc(1, sizeof(*p));
     if (p == NULL)
-        return kp_errorf(&up, core->handle, KP_ERR_NOMEM, "template: out of memory");
+        return kp_errorf(&up, core->handle, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     p->up = up;
     p->h = core->handle;
     *out = s_table;

@@ -21,7 +21,9 @@
 #include <keyplane/kit/codec.h>
 #include <keyplane/provider.h>
 
-/* Equal to the file name without .so: the loader refuses a plugin whose name differs. */
+/* The plugin's name: equal to the file name without .so (the loader refuses a plugin whose name
+ * differs, so PLUGIN in the Makefile and in CMakeLists.txt must say the same), and the prefix of
+ * every error text (TPL_NAME ": key %s not found"). Renaming the plugin is these three edits. */
 #define TPL_NAME "template"
 
 /* The plugin context (one per kp_plugin_init): the core's upcalls live here rather than in a

@@ -90,13 +90,13 @@ kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
     char why[256];
     kp_status st;
     if (!kp_key_spec_read(in, spec))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no key spec");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key spec");
     if ((st = tpl_spec_rules(spec, why, sizeof(why))) != KP_OK)
-        return kp_errorf(t->up, t->h, st, "template: %s", why);
+        return kp_errorf(t->up, t->h, st, TPL_NAME ": %s", why);
     if (spec->fingerprint != NULL && !kp_fpr_valid(spec->fingerprint))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: key %s: the expected fingerprint is not 64 lower-case hex "
-                         "digits",
+                         TPL_NAME ": key %s: the expected fingerprint is not 64 lower-case hex "
+                                  "digits",
                          spec->name);
     return KP_OK;
 }
@@ -117,11 +117,11 @@ kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "fingerprint of key", spec->name);
     if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
         return kp_errorf(t->up, t->h, KP_ERR_INTEGRITY,
-                         "template: key %s: the key's fingerprint %.16s... is not the expected "
-                         "%.16s...",
+                         TPL_NAME ": key %s: the key's fingerprint %.16s... is not the expected "
+                                  "%.16s...",
                          spec->name, fpr, spec->fingerprint);
     if ((k = calloc(1, sizeof(*k))) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     k->info = (kp_key_info){
         .struct_size = sizeof(kp_key_info),
         .type = KP_KEY_RSA,
@@ -158,13 +158,13 @@ kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_
     if (st != KP_OK) {
         free(k); /* not tpl_key_free: the caller still owns pkey */
         return st == KP_ERR_EXISTS
-                   ? kp_errorf(t->up, t->h, st, "template: key %s version %u exists", spec->name,
+                   ? kp_errorf(t->up, t->h, st, TPL_NAME ": key %s version %u exists", spec->name,
                                spec->version)
                : st == KP_ERR_DENIED
                    ? kp_errorf(t->up, t->h, st,
-                               "template: key %s has %u versions, the most allowed (max_versions)",
+                               TPL_NAME ": key %s has %u versions, the most allowed (max_versions)",
                                spec->name, pos.count)
-                   : kp_errorf(t->up, t->h, st, "template: out of memory");
+                   : kp_errorf(t->up, t->h, st, TPL_NAME ": out of memory");
     }
     *pkey = NULL;
     if (out != NULL)
@@ -178,7 +178,7 @@ kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tp
 {
     s_pos pos;
     if (name == NULL || !kp_key_name_valid(name))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: bad key name");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad key name");
     pthread_mutex_lock(&t->lock);
     s_locate(t, name, version, &pos);
     pthread_mutex_unlock(&t->lock);
@@ -186,8 +186,8 @@ kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tp
     if (*k == NULL)
         return version != 0
                    ? kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
-                               "template: key %s version %u not found", name, version)
-                   : kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, "template: key %s not found", name);
+                               TPL_NAME ": key %s version %u not found", name, version)
+                   : kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, TPL_NAME ": key %s not found", name);
     return KP_OK;
 }
 
@@ -217,10 +217,10 @@ kp_status tpl_pkey_from_pkcs8(tpl_inst *t, const kp_key_spec *spec, const kp_sec
     *pkey = NULL;
     if (spec->bits != 0 && bits != spec->bits)
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: key %s: the imported key has %u bits, the spec says %u",
+                         TPL_NAME ": key %s: the imported key has %u bits, the spec says %u",
                          spec->name, bits, spec->bits);
     return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                     "template: key %s: the imported key is not RSA 2048, 3072 or 4096",
+                     TPL_NAME ": key %s: the imported key is not RSA 2048, 3072 or 4096",
                      spec->name);
 }
 
@@ -234,7 +234,7 @@ kp_status tpl_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
     if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
         return st;
     if (spec.bits == 0)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: key %s: no key size",
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": key %s: no key size",
                          spec.name);
     spec.fingerprint = NULL; /* an expectation means something for imports only */
     /* Slow (a 4096-bit key can take seconds): done outside the lock so other calls go on. */
@@ -256,7 +256,7 @@ kp_status tpl_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs
     if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
         return st;
     if (pkcs8_der == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no key to import");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key to import");
     if ((st = tpl_pkey_from_pkcs8(t, &spec, pkcs8_der, &pkey)) != KP_OK)
         return st;
     st = tpl_key_add(t, &spec, &pkey, info);
@@ -270,7 +270,7 @@ kp_status tpl_ks_get(void *inst, const char *name, uint32_t version, kp_key_info
     const tpl_key *k;
     kp_status st;
     if (info == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no info");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no info");
     if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
         return st;
     kp_key_info_put(info, &k->info); /* as much of it as the core's struct holds */
@@ -286,7 +286,7 @@ kp_status tpl_ks_get_public(void *inst, const char *name, uint32_t version, uint
     int n;
 
     if (len == NULL || (spki == NULL && *len != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no buffer");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no buffer");
     if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
         return st;
     if ((n = i2d_PUBKEY(k->pkey, NULL)) <= 0)
@@ -295,7 +295,7 @@ kp_status tpl_ks_get_public(void *inst, const char *name, uint32_t version, uint
     if (*len < (size_t)n) {
         *len = (size_t)n;
         return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                         "template: the public key of %s needs %d bytes", name, n);
+                         TPL_NAME ": the public key of %s needs %d bytes", name, n);
     }
     i2d_PUBKEY(k->pkey, &spki);
     *len = (size_t)n;
@@ -310,7 +310,7 @@ kp_status tpl_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void 
     kp_status st = KP_OK;
 
     if (visit == NULL || (name != NULL && !kp_key_name_valid(name)))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: bad list arguments");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad list arguments");
     /* Visit a snapshot, not under the lock: the visitor is the core, which may call this
      * instance again (KS_GET_PUBLIC of each version), and the mutex is not recursive. The list
      * is already in the order the ABI asks for (ascending versions per key). */
@@ -323,9 +323,9 @@ kp_status tpl_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void 
         }
     pthread_mutex_unlock(&t->lock);
     if (snap == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     if (name != NULL && n == 0)
-        st = kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, "template: key %s not found", name);
+        st = kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, TPL_NAME ": key %s not found", name);
     for (size_t i = 0; i < n && st == KP_OK; i++)
         st = visit(arg, &snap[i]->info); /* infos carry our struct_size */
     free(snap);
@@ -365,21 +365,21 @@ kp_status tpl_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t a
     /* Only what INSTANCE_INFO declared: the core chose the algorithm from that answer. */
     if (md == NULL)
         return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         "template: wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
+                         TPL_NAME ": wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
     if (dek == NULL || (deklen = t->up->secret_len(dek)) == 0 || outlen == NULL ||
         (out == NULL && *outlen != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: nothing to wrap");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": nothing to wrap");
     if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
         return st;
     need = (size_t)EVP_PKEY_get_size(k->pkey);
     if (deklen > need - 2 * (size_t)EVP_MD_get_size(md) - 2)
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: a %zu-byte key is too long for RSA-OAEP under %s", deklen,
+                         TPL_NAME ": a %zu-byte key is too long for RSA-OAEP under %s", deklen,
                          name);
     if (*outlen < need) {
         *outlen = need;
         return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                         "template: wrapping under %s needs %zu bytes", name, need);
+                         TPL_NAME ": wrapping under %s needs %zu bytes", name, need);
     }
     n = *outlen;
     if ((ctx = tpl_oaep_ctx(k->pkey, md, true)) == NULL ||
@@ -405,19 +405,19 @@ kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
 
     if (md == NULL)
         return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         "template: wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
+                         TPL_NAME ": wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
     if (in == NULL || dek == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: nothing to unwrap");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": nothing to unwrap");
     if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
         return st;
     size = (size_t)EVP_PKEY_get_size(k->pkey);
     if (inlen != size)
         return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         "template: %zu bytes are not a key wrapped under %s (%zu bytes)", inlen,
+                         TPL_NAME ": %zu bytes are not a key wrapped under %s (%zu bytes)", inlen,
                          name, size);
     /* The plaintext goes straight into core-allocated secret memory, never a buffer of ours. */
     if ((s = t->up->secret_new(size)) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     n = size;
     if ((ctx = tpl_oaep_ctx(k->pkey, md, false)) == NULL ||
         EVP_PKEY_decrypt(ctx, t->up->secret_data(s), &n, in, inlen) <= 0 || n == 0) {
@@ -427,12 +427,12 @@ kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
          * caller needs and all an attacker probing the padding should get. */
         ERR_clear_error();
         return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         "template: the wrapped key does not unwrap under %s", name);
+                         TPL_NAME ": the wrapped key does not unwrap under %s", name);
     }
     EVP_PKEY_CTX_free(ctx);
     if (t->up->secret_shrink(s, n) != KP_OK) {
         t->up->secret_free(s);
-        return kp_errorf(t->up, t->h, KP_ERR_INTERNAL, "template: cannot shrink a secret");
+        return kp_errorf(t->up, t->h, KP_ERR_INTERNAL, TPL_NAME ": cannot shrink a secret");
     }
     *dek = s;
     return KP_OK;

@@ -85,7 +85,7 @@ kp_status tpl_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer
     if (offer == NULL || !KP_HAS_MEMBER(offer, kp_import_offer, token_len) ||
         (offer->wrapping_spki == NULL && offer->wrapping_spki_len != 0) ||
         (offer->token == NULL && offer->token_len != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: bad import offer");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad import offer");
     if ((st = s_kek(t, &kek)) != KP_OK)
         return st;
     if ((n = i2d_PUBKEY(kek, NULL)) <= 0)
@@ -95,7 +95,7 @@ kp_status tpl_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer
         offer->wrapping_spki_len = (size_t)n;
         offer->token_len = TPL_TOKEN_LEN;
         return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                         "template: an offer needs %d + %d bytes", n, TPL_TOKEN_LEN);
+                         TPL_NAME ": an offer needs %d + %d bytes", n, TPL_TOKEN_LEN);
     }
     if (RAND_bytes(token, sizeof(token)) != 1)
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "making an offer for", spec.name);
@@ -134,9 +134,9 @@ static kp_status s_offer_find(tpl_inst *t, const uint8_t *token, size_t token_le
     }
     pthread_mutex_unlock(&t->lock);
     if (st == KP_ERR_CONFLICT)
-        return kp_errorf(t->up, t->h, st, "template: key %s: the import offer lapsed", name);
+        return kp_errorf(t->up, t->h, st, TPL_NAME ": key %s: the import offer lapsed", name);
     if (st != KP_OK)
-        return kp_errorf(t->up, t->h, st, "template: key %s: the offer was for another key", name);
+        return kp_errorf(t->up, t->h, st, TPL_NAME ": key %s: the offer was for another key", name);
     return KP_OK;
 }
 
@@ -157,7 +157,7 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
     *p8 = NULL;
     if (bloblen < rsalen + 16 || (bloblen - rsalen) % 8 != 0)
         return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         "template: key %s: %zu bytes are not an RSA-AES wrapped key", name,
+                         TPL_NAME ": key %s: %zu bytes are not an RSA-AES wrapped key", name,
                          bloblen);
     ok = (aes = t->up->secret_new(rsalen)) != NULL &&
          (*p8 = t->up->secret_new(bloblen - rsalen - 8)) != NULL;
@@ -173,7 +173,7 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
         *p8 = NULL;
         ERR_clear_error();
         return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         "template: key %s does not unwrap under the offer's wrapping key", name);
+                         TPL_NAME ": key %s does not unwrap under the offer's wrapping key", name);
     }
     return KP_OK;
 }
@@ -193,13 +193,13 @@ kp_status tpl_ks_import_wrapped(void *inst, const kp_key_spec *in, uint32_t meth
         return st;
     if (spec.fingerprint == NULL)
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: key %s: a wrapped import needs the expected fingerprint",
+                         TPL_NAME ": key %s: a wrapped import needs the expected fingerprint",
                          spec.name);
     if (md == NULL)
         return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         "template: key transfer method %u is not RSA-AES key wrap", method);
+                         TPL_NAME ": key transfer method %u is not RSA-AES key wrap", method);
     if (token == NULL || blob == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no token or wrapped key");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no token or wrapped key");
     if ((st = s_offer_find(t, token, token_len, spec.name)) != KP_OK ||
         (st = s_unwrap(t, spec.name, md, blob, bloblen, &p8)) != KP_OK)
         return st;
@@ -245,14 +245,14 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
 
     if (md == NULL)
         return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         "template: key transfer method %u is not RSA-AES key wrap", method);
+                         TPL_NAME ": key transfer method %u is not RSA-AES key wrap", method);
     if (wrapping_spki == NULL || outlen == NULL || (out == NULL && *outlen != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, "template: no wrapping key or buffer");
+        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no wrapping key or buffer");
     if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
         return st;
     if ((k->info.flags & KP_KEY_EXPORTABLE) == 0)
         return kp_errorf(t->up, t->h, KP_ERR_DENIED,
-                         "template: key %s version %u was not created exportable", name,
+                         TPL_NAME ": key %s version %u was not created exportable", name,
                          k->info.version);
     wk = d2i_PUBKEY(NULL, &p, (long)spki_len);
     if (wk == NULL || p != wrapping_spki + spki_len || EVP_PKEY_get_base_id(wk) != EVP_PKEY_RSA ||
@@ -260,7 +260,7 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
         EVP_PKEY_free(wk);
         ERR_clear_error();
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         "template: the wrapping key is not an RSA key of 2048 bits or more");
+                         TPL_NAME ": the wrapping key is not an RSA key of 2048 bits or more");
     }
     /* The PKCS#8 encoding goes into secret memory; OpenSSL wipes its own copy when freed. */
     if ((pi = EVP_PKEY2PKCS8(k->pkey)) == NULL || (n = i2d_PKCS8_PRIV_KEY_INFO(pi, NULL)) <= 0) {
@@ -271,11 +271,11 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
     if (*outlen < need) {
         *outlen = need;
         st = kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                       "template: key %s wrapped needs %zu bytes", name, need);
+                       TPL_NAME ": key %s wrapped needs %zu bytes", name, need);
         goto done;
     }
     if ((p8 = t->up->secret_new((size_t)n)) == NULL) {
-        st = kp_errorf(t->up, t->h, KP_ERR_NOMEM, "template: out of memory");
+        st = kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
         goto done;
     }
     unsigned char *w = t->up->secret_data(p8);
