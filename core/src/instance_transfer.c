@@ -151,12 +151,19 @@ kp_status kp_key_export_wrapped(kp_instance *inst, const char *name, uint32_t ve
                              "%s: a wrapped export needs a key name and a wrapping key",
                              inst->name);
     *blob = NULL;
-    if (method >= 32 || !(inst->info.export_keyx & KP_KEYX_BIT(method)))
-        return kp__inst_audit(inst, "key.export_wrapped", name, version, 0,
-                              kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED,
-                                            "%s: plugin %s does not export keys by transfer "
-                                            "method %u",
-                                            inst->name, inst->plugin->name, method));
+    if (method >= 32 || !(inst->info.export_keyx & KP_KEYX_BIT(method))) {
+        /* The plugin refuses an undeclared method itself (the ABI says so) and its reason may
+         * be worth more than ours (a token whose key wrap is not RFC 5649). Asked with no room
+         * for the blob, it can hand nothing out. */
+        size_t none = 0;
+        kp_status st = kp_dispatch_ks_export_wrapped(d)(inst->inst, name, version, method,
+                                                        wrapping_spki, spki_len, NULL, &none);
+        if (st != KP_ERR_UNSUPPORTED)
+            kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED,
+                          "%s: plugin %s does not export keys by transfer method %u", inst->name,
+                          inst->plugin->name, method);
+        return kp__inst_audit(inst, "key.export_wrapped", name, version, 0, KP_ERR_UNSUPPORTED);
+    }
     s_export_args a = {d, name, version, method, wrapping_spki, spki_len};
     /* An RSA-4096 wrapping key makes 512 bytes; PKCS#8 of RSA-4096 is under 2.5 KiB. */
     kp_status st = kp__inst_fill(inst, "KS_EXPORT_WRAPPED", s_export_fill, &a, 8192, blob, bloblen);

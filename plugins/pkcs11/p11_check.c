@@ -1,6 +1,7 @@
 /*
  * INSTANCE_CHECK: module, token, login and mechanisms, each reported on its own line so an
- * operator sees which step of the chain to fix.
+ * operator sees which step of the chain to fix. The mechanisms line also says when the token's
+ * RFC 5649 failed the probe at open (p11_kwp.c), so wrapped export (BYOK) is off.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,8 @@ static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
     CK_MECHANISM_TYPE *list = NULL;
     CK_ULONG n = 0;
     bool pad = false, kwp = false;
+    kp_instance_info caps;
+    char why[KP_P11_WHY_MAX];
     size_t used = 0;
     kp_status st;
     CK_RV rv;
@@ -117,8 +120,13 @@ static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
         snprintf(detail, size, "token '%s' lacks %s", pi->token, missing);
         return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "%s", detail);
     }
-    snprintf(detail, size, "RSA key generation and OAEP, AES key generation, KW and %s",
-             kwp ? "KWP (0x210B)" : "KWP as CKM_AES_KEY_WRAP_PAD (0x210A)");
+    /* The probe's verdict (decided at open): the token serves every chain, but an operator
+     * planning BYOK from it should read here that keys will leave it only as PKCS#8. */
+    kp_p11_caps(pi, &caps);
+    kp_p11_no_keyx(pi, why, sizeof(why));
+    snprintf(detail, size, "RSA key generation and OAEP, AES key generation, KW and %s%s%s",
+             kwp ? "KWP (0x210B)" : "KWP as CKM_AES_KEY_WRAP_PAD (0x210A)",
+             why[0] != '\0' ? "; but " : "", why);
     return KP_OK;
 }
 

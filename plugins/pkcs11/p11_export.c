@@ -3,7 +3,9 @@
  * with RFC 5649 (the only form in which C_WrapKey hands out a private key: PKCS#8 inside);
  * export then unwraps it in software, EXPORT_WRAPPED wraps the AES key with RSA-OAEP for the
  * target's wrapping key instead (CKM_RSA_AES_KEY_WRAP done in two steps, as SoftHSM lacks
- * 0x1054), so the private key never leaves the token in plaintext.
+ * 0x1054), so the private key never leaves the token in plaintext. EXPORT_WRAPPED is offered
+ * only for a token whose RFC 5649 passed the probe of p11_kwp.c; KS_EXPORT takes off the zeros
+ * a token like SoftHSM 2.6.1 pads the PKCS#8 with (kp_p11_kwp_unwrap).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,10 +241,16 @@ kp_status kp_p11_ks_export_wrapped(void *inst, const char *name, uint32_t versio
                           "RSA-AES key wrap (SHA-1, or SHA-256 where the token has it)",
                           method);
     kp_p11_caps(pi, &caps);
-    if ((caps.export_keyx & KP_KEYX_BIT(method)) == 0)
+    if ((caps.export_keyx & KP_KEYX_BIT(method)) == 0) {
+        char why[KP_P11_WHY_MAX];
+
+        kp_p11_no_keyx(pi, why, sizeof(why));
+        if (why[0] != '\0') /* the token has the mechanisms, but its RFC 5649 failed the probe */
+            return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "%s", why);
         return kp_p11_err(pi, KP_ERR_UNSUPPORTED,
                           "token '%s' cannot wrap with RSA-OAEP %s and AES key wrap with padding",
                           pi->token, method == KP_KEYX_RSA_AES_KWP_SHA256 ? "SHA-256" : "SHA-1");
+    }
     if ((st = kp_p11_check_name(pi, name)) != KP_OK ||
         (st = kp_p11_spki_parse(pi, wrapping_spki, spki_len, &n, &nlen, &e, &elen)) != KP_OK)
         return st;

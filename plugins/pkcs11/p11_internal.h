@@ -36,6 +36,7 @@
 #define KP_P11_TAG_MAX 256     /* DER of a key's CKA_SUBJECT tag; ours stay below 220 */
 #define KP_P11_WRAP_KEY_LEN 32 /* transport AES-256 key of import, export and BYOK */
 #define KP_P11_DEFAULT_PREFIX "kp:"
+#define KP_P11_WHY_MAX 384 /* one line saying why the token has no wrapped export */
 
 /** The core's upcalls, looked up once at init. */
 typedef kp_upcalls kp_p11_up;
@@ -93,6 +94,8 @@ typedef struct kp_p11_inst {
     int kwp_exact;                     /* -1 unknown, 0 RFC 5649 wrap pads keys to 8, 1 exact */
     bool caps_done;                    /* caps below were decided (p11_probe.c) */
     kp_instance_info caps;             /* what INSTANCE_INFO reports, decided once */
+    char no_keyx[KP_P11_WHY_MAX];      /* why caps has no export_keyx though the token has
+                                          RSA-OAEP and KWP (p11_kwp.c); "" otherwise */
     pthread_mutex_t state_lock;        /* serialises KS_STATE_PUT's compare and swap */
     kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
     size_t cache_next;
@@ -148,10 +151,19 @@ kp_instance_info_fn kp_p11_instance_info;
 
 /* What the token can do (p11_probe.c) ---------------------------------------------------- */
 
-/** The instance's kp_instance_info, decided once: mechanism list and info, and a trial of RSA-OAEP
- *  with SHA-1 and SHA-256 on session objects (no login). Never fails: a token that cannot be
- *  reached gets the baseline every usable token has (see p11_probe.c). Copies it into out. */
+/** The instance's kp_instance_info, decided once: mechanism list and info, a trial of RSA-OAEP
+ *  with SHA-1 and SHA-256 and the RFC 5649 probe (kp_p11_kwp_probe), on session objects (no
+ *  login). Never fails: a token that cannot be reached gets the baseline every usable token has
+ *  (see p11_probe.c). Copies it into out. */
 void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out);
+/** Whether the token's AES key wrap with padding (m) holds a private key as RFC 5649 says: a
+ *  throw-away RSA key (min_bits or more) wrapped under a readable AES key, both session objects
+ *  destroyed after, must unwrap in software to exactly its PKCS#8. False: why (size bytes) says
+ *  what the token did or what kept the probe from running, in one line. */
+bool kp_p11_kwp_probe(kp_p11_op *op, CK_MECHANISM_TYPE m, CK_ULONG min_bits, char *why,
+                      size_t size);
+/** Copies pi->no_keyx (decided with the caps) into buf; "" when there is no such reason. */
+void kp_p11_no_keyx(kp_p11_inst *pi, char *buf, size_t size);
 
 /* Errors (p11_error.c) -------------------------------------------------------------------- */
 

@@ -5,10 +5,13 @@
  * refuses SHA-256 with CKR_ARGUMENTS_BAD), so the trial encrypts and wraps once with each hash
  * under a public RSA key made as a session object, and only what worked is reported.
  *
+ * Wrapped export (RSA-AES key wrap) is declared only when the token's AES key wrap with padding
+ * was seen to hold a private key as RFC 5649 says (p11_kwp.c): SoftHSM 2.6.1's does not.
+ *
  * A token that cannot be reached at open (module missing, token absent) gets the baseline that
  * `keyplane check` demands of every token: RSA-OAEP with SHA-1, AES-KW and AES-KWP, RSA
- * 2048-4096, RSA-AES key wrap with SHA-1; never SHA-256 untried. The core keeps the answer, so
- * it is not asked again when the token comes back.
+ * 2048-4096; never SHA-256 and no wrapped export untried. The core keeps the answer, so it is
+ * not asked again when the token comes back.
  */
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +49,7 @@ static void s_baseline(kp_instance_info *c)
                    KP_ALG_BIT(KP_WRAP_AES_KWP);
     c->unwrap_algs = c->wrap_algs | KP_ALG_BIT(KP_WRAP_RSA_PKCS1);
     c->key_bits = KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096;
-    c->export_keyx = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1);
+    c->export_keyx = 0;
 }
 
 /* Flags of a mechanism, 0 when the token lacks it. */
@@ -128,13 +131,16 @@ static void s_try(kp_p11_op *op, s_trial *t)
     kp_p11_destroy(op, pub);
 }
 
-/* The answer for a token that answers. */
-static void s_decide(kp_p11_op *op, kp_instance_info *c)
+/* The answer for a token that answers; why receives the reason when the token has what wrapped
+ * export takes but its RFC 5649 failed the probe. */
+static void s_decide(kp_p11_op *op, kp_instance_info *c, char *why, size_t size)
 {
     kp_p11_inst *pi = op->pi;
     CK_MECHANISM_INFO oaep, pkcs1, gen;
     CK_FLAGS fo = s_mech(op, CKM_RSA_PKCS_OAEP, &oaep), fp = s_mech(op, CKM_RSA_PKCS, &pkcs1);
+    CK_FLAGS fg = s_mech(op, CKM_RSA_PKCS_KEY_PAIR_GEN, &gen);
     CK_FLAGS both = CKF_ENCRYPT | CKF_DECRYPT;
+    CK_MECHANISM_TYPE kwp;
     bool sha1, kw, have_kwp;
     s_trial t;
 
@@ -150,7 +156,8 @@ static void s_decide(kp_p11_op *op, kp_instance_info *c)
         c->wrap_algs |= KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256);
     pthread_mutex_lock(&pi->lock);
     kw = pi->have_kw;
-    have_kwp = pi->kwp_mech != 0;
+    kwp = pi->kwp_mech;
+    have_kwp = kwp != 0;
     if (t.ran)
         pi->oaep_sha256 = (c->wrap_algs & KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256)) != 0 ? 1 : 0;
     pthread_mutex_unlock(&pi->lock);
@@ -165,8 +172,13 @@ static void s_decide(kp_p11_op *op, kp_instance_info *c)
         c->export_keyx |= KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1);
     if (have_kwp && (fo & CKF_WRAP) != 0 && t.wrap[1])
         c->export_keyx |= KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256);
+    why[0] = '\0';
+    if (c->export_keyx != 0 &&
+        !kp_p11_kwp_probe(op, kwp, (fg & CKF_GENERATE_KEY_PAIR) != 0 ? gen.ulMinKeySize : 0, why,
+                          size))
+        c->export_keyx = 0;
     /* Sizes in bits, as PKCS#11 v2.40 defines them for RSA. */
-    if ((s_mech(op, CKM_RSA_PKCS_KEY_PAIR_GEN, &gen) & CKF_GENERATE_KEY_PAIR) != 0) {
+    if ((fg & CKF_GENERATE_KEY_PAIR) != 0) {
         c->key_bits = 0;
         if (gen.ulMinKeySize <= 2048 && gen.ulMaxKeySize >= 2048)
             c->key_bits |= KP_RSA_2048;
@@ -181,7 +193,7 @@ static void s_decide(kp_p11_op *op, kp_instance_info *c)
 }
 
 /* Asks the token; false (error text set) when it cannot be reached. */
-static bool s_probe(kp_p11_inst *pi, kp_instance_info *c)
+static bool s_probe(kp_p11_inst *pi, kp_instance_info *c, char *why, size_t size)
 {
     kp_p11_op op;
 
@@ -198,13 +210,14 @@ static bool s_probe(kp_p11_inst *pi, kp_instance_info *c)
         op.f->C_CloseSession(op.s);
         return false;
     }
-    s_decide(&op, c);
+    s_decide(&op, c, why, size);
     op.f->C_CloseSession(op.s);
     return true;
 }
 
 void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out)
 {
+    char why[KP_P11_WHY_MAX];
     kp_instance_info c;
 
     pthread_mutex_lock(&pi->lock);
@@ -214,7 +227,7 @@ void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out)
         return;
     }
     pthread_mutex_unlock(&pi->lock);
-    if (!s_probe(pi, &c)) {
+    if (!s_probe(pi, &c, why, sizeof(why))) {
         char msg[KP_ERROR_MAX + 1];
 
         s_baseline(&c);
@@ -223,10 +236,15 @@ void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out)
                  "RSA-OAEP with SHA-1, AES-KW, AES-KWP",
                  pi->token, pi->up->get_error(pi->h));
         pi->up->log(pi->h, KP_LOG_WARN, msg);
+        snprintf(why, sizeof(why),
+                 "token '%s' could not be reached when the instance opened, so its RFC 5649 key "
+                 "wrap was not checked: keys leave it only as PKCS#8",
+                 pi->token);
     }
     pthread_mutex_lock(&pi->lock);
     if (!pi->caps_done) { /* another thread may have been first: keep one answer */
         pi->caps = c;
+        snprintf(pi->no_keyx, sizeof(pi->no_keyx), "%s", why);
         pi->caps_done = true;
     }
     *out = pi->caps;
@@ -247,4 +265,11 @@ kp_status kp_p11_instance_info(void *inst, kp_instance_info *info)
     memcpy(info, &c, keep < sizeof(c) ? keep : sizeof(c));
     info->struct_size = keep;
     return KP_OK;
+}
+
+void kp_p11_no_keyx(kp_p11_inst *pi, char *buf, size_t size)
+{
+    pthread_mutex_lock(&pi->lock);
+    snprintf(buf, size, "%s", pi->no_keyx);
+    pthread_mutex_unlock(&pi->lock);
 }

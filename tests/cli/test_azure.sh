@@ -1,9 +1,11 @@
 #!/bin/sh
 # Azure Key Vault end to end, against two emulated vaults (two regions) over real TLS with a
-# test CA: a protector generated in SoftHSM is BYOK-imported into both by `keyplane apply`; the
-# official Azure SDK reads what keyplane imported; a DEK wrapped by vault 1 unwraps in vault 2
-# and in the HSM; `unwrap` fails over to vault 2 while vault 1 is stopped; then the failure
-# paths: a wrong client secret, a 403, a soft-deleted name, a vault that is down.
+# test CA: a protector generated in a file store is BYOK-imported into both by `keyplane apply`
+# and escrowed in SoftHSM; the official Azure SDK reads what keyplane imported; a DEK wrapped by
+# vault 1 unwraps in vault 2 and in the HSM; `unwrap` fails over to vault 2 while vault 1 is
+# stopped; then the failure paths: a wrong client secret, a 403, a soft-deleted name, a vault
+# that is down. Last, a protector born in SoftHSM reaches a vault as PKCS#8 (a JWK import): the
+# token's RFC 5649 pads private keys, so BYOK from it is refused.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
 VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
@@ -19,8 +21,9 @@ $VCTL start --dir "$V" --name vault2 -- --page-size 1 --empty-pages 1 >/dev/null
 eval "$($VCTL env --dir "$V")"
 [ -n "${KV_VAULT1_URL:-}" ] && [ -n "${KV_VAULT2_URL:-}" ] && [ -f "$KV_CA" ] || fail "vaultctl env"
 
-softhsm_token origin 1234
-export HSM_PIN=1234 AZ_SECRET=kp-secret
+softhsm_token escrow 1234
+KP_TEST_PASS=$(openssl rand -hex 16)
+export HSM_PIN=1234 AZ_SECRET=kp-secret KP_TEST_PASS
 vault() { # vault NAME URL [extra lines]
     cat <<EOF
   $1:
@@ -40,10 +43,11 @@ EOF
     cat <<EOF
 version: 1
 providers:
+  soft: {plugin: file, path: $T/soft, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
   hsm:
     plugin: pkcs11
     module: $SOFTHSM_MODULE
-    token: origin
+    token: escrow
     pin: env:HSM_PIN
 EOF
     vault vault1 "$KV_VAULT1_URL"
@@ -51,8 +55,9 @@ EOF
     cat <<EOF
 chains:
   tde:
-    protector: { type: rsa, bits: 2048, origin: hsm, exportable: true }
+    protector: { type: rsa, bits: 2048, origin: soft, exportable: true }
     replicas: [vault1, vault2]
+    escrow: [hsm]
     algorithm: RSA-OAEP
 EOF
 } >"$T/policy.yaml"
@@ -68,7 +73,8 @@ items = {(i["instance"], c["item"]) for i in d["instances"] for c in i["items"]}
 assert ("vault1", "token") in items and ("vault2", "list") in items, items
 ' "$T/out"
 
-# apply: create in the HSM, BYOK into both vaults (the key never leaves SoftHSM in plaintext)
+# apply: create in the file store, BYOK into both vaults (the key leaves it wrapped under each
+# vault's key-exchange key), escrow into the HSM
 expect_rc 0 $P plan --json
 expect_rc 0 $P apply --json
 expect_rc 0 $P apply
@@ -167,4 +173,41 @@ expect_rc 2 $P key generate --instance vault1 --name big --bits 4096
 expect_in "$T/err" "Azure SQL TDE protectors in Key Vault are RSA 2048 or 3072"
 expect_rc 2 $P key generate --instance vault1 --name bad_name --bits 2048
 expect_in "$T/err" "only letters, digits and '-'"
+# a protector born in SoftHSM: the token pads private keys inside its RFC 5649 wrap, so it
+# offers no wrapped export and the copy into a vault is a JWK import of its PKCS#8 (no
+# key-exchange key is made); BYOK from it is refused, naming the defect
+cp "$T/policy.yaml" "$T/born.yaml"
+cat >>"$T/born.yaml" <<EOF
+  from-hsm:
+    protector: { type: rsa, bits: 2048, origin: hsm, exportable: true }
+    replicas: [vault1]
+    algorithm: RSA-OAEP
+EOF
+expect_rc 0 --policy "$T/born.yaml" apply
+expect_rc 0 --policy "$T/born.yaml" verify
+expect_rc 0 --policy "$T/born.yaml" key public --instance hsm --name from-hsm --out "$T/born.pem"
+$SDK show "$KV_VAULT1_URL" "$KV_CA" from-hsm >"$T/born.json" || fail "vault1 has no from-hsm"
+"$PY" - "$T/born.json" "$T/born.pem" <<'EOF' || fail "vault1 does not hold the HSM-born key"
+import json, sys
+versions = json.load(open(sys.argv[1]))
+assert len(versions) == 1 and versions[0]["pem"] == open(sys.argv[2]).read(), versions
+assert versions[0]["tags"]["kp-chain"] == "from-hsm", versions[0]["tags"]
+EOF
+if $SDK show "$KV_VAULT1_URL" "$KV_CA" from-hsm-kek >/dev/null 2>&1; then
+    fail "a key-exchange key was made: the HSM-born key went by BYOK"
+fi
+head -c 32 /dev/urandom >"$T/dek.born"
+expect_rc 0 --policy "$T/born.yaml" wrap --chain from-hsm --dek "file:$T/dek.born" \
+    --replica hsm --out "$T/env.born"
+expect_rc 0 --policy "$T/born.yaml" unwrap --in "$T/env.born" --replica vault1 --out "$T/x.born"
+cmp "$T/dek.born" "$T/x.born" || fail "vault1 unwrapped another DEK than the HSM wrapped"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null |
+    openssl pkey -pubout -out "$T/kek.pub"
+expect_rc 2 --policy "$T/born.yaml" key export-byok --instance hsm --name from-hsm \
+    --kek "$T/kek.pub" --out "$T/x.byok"
+# The plugin's reason once the core passes it on; until then the core's own refusal.
+expect_in "$T/err" "token 'escrow' (SoftHSM v2) does not wrap keys as RFC 5649 says"
+[ ! -e "$T/x.byok" ] || fail "a refused BYOK export wrote its output"
+expect_rc 0 --policy "$T/born.yaml" check hsm
+expect_in "$T/out" "(SoftHSM v2) does not wrap keys as RFC 5649 says"
 echo "ok: azure"

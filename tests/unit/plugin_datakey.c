@@ -102,9 +102,10 @@ static int s_aad(EVP_CIPHER_CTX *c, const char *key_id, const kp_meta *context, 
     kp_meta *sorted = n > 0 ? malloc(n * sizeof(*sorted)) : NULL;
     if (n > 0 && sorted == NULL)
         return 0;
-    if (n > 0)
+    if (n > 0) {
         memcpy(sorted, context, n * sizeof(*sorted));
-    qsort(sorted, n, sizeof(*sorted), s_cmp);
+        qsort(sorted, n, sizeof(*sorted), s_cmp);
+    }
     int ok = EVP_CipherUpdate(c, NULL, &out, (const unsigned char *)key_id,
                               (int)strlen(key_id) + 1) == 1;
     for (size_t i = 0; ok && i < n; i++)
