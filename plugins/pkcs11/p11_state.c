@@ -152,9 +152,19 @@ static kp_status s_get_op(kp_p11_op *op, void *arg)
 
     free(s->out);
     s->out = NULL;
-    if ((st = s_label(op->pi, s->name, "state", label, sizeof(label))) != KP_OK ||
-        (st = s_docs(op, label, &d, &n, &cur)) != KP_OK)
+    if ((st = s_label(op->pi, s->name, "state", label, sizeof(label))) != KP_OK)
         return st;
+    /* A writer renames the new document in before it destroys the old one, so a search finds
+     * at least one; but the one this search found may be destroyed before it is read. Looking
+     * again then finds the new one (a document that is really absent costs three searches). */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if ((st = s_docs(op, label, &d, &n, &cur)) != KP_OK)
+            return st;
+        if (n > 0)
+            break;
+        free(d);
+        d = NULL;
+    }
     if (n == 0)
         return kp_p11_err(op->pi, KP_ERR_NOT_FOUND, "no state document for %s on token '%s'",
                           s->name, op->pi->token);
