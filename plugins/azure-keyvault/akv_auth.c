@@ -1,5 +1,6 @@
 /*
- * Bearer tokens for Key Vault (protocols.md A "Authentication"):
+ * Bearer tokens for Key Vault (Key Vault authentication: the 401 challenge and the identity
+ * platform's token endpoint):
  *   - client credentials: POST {authority}/{tenant}/oauth2/v2.0/token, form-encoded;
  *   - managed identity: GET the IMDS token endpoint with `Metadata: true`.
  * The scope comes from the vault's 401 challenge (or the `scope` param). Unless

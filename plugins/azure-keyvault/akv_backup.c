@@ -1,8 +1,8 @@
 /*
- * Key Vault's own backup and restore (protocols.md A): POST /keys/{name}/backup returns an
- * opaque blob with every version, restorable only into a vault of the same geography;
- * POST /keys/restore brings it back with the original versions and ids, and refuses when the
- * name exists. keyplane stores the blob as a secret and never looks inside.
+ * Key Vault's own backup and restore (Key Vault REST reference, backup/restore): POST
+ * /keys/{name}/backup returns an opaque blob with every version, restorable only into a vault of
+ * the same geography; POST /keys/restore brings it back with the original versions and ids, and
+ * refuses when the name exists. keyplane stores the blob as a secret and never looks inside.
  */
 #include <stdio.h>
 #include <stdlib.h>

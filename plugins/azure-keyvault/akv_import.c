@@ -3,7 +3,7 @@
  * import (KS_IMPORT_OFFER, KS_IMPORT_WRAPPED), which is Key Vault's BYOK: the offer is a
  * key-exchange key of this vault (RSA-HSM, key_ops ["import"]) and its versioned kid is the
  * token; the blob (KP_KEYX_RSA_AES_KWP_SHA1: RSA-OAEP-SHA-1 part, then RFC 5649 part) travels
- * as the ciphertext of a .byok transfer file in key_hsm (protocols.md A "BYOK (key_hsm)"), so
+ * as the ciphertext of a .byok transfer file in key_hsm (Key Vault BYOK specification, key_hsm), so
  * the private key is never in plaintext outside the HSMs. Both imports go through
  * akv_version_make: the fingerprint is checked before the version becomes visible.
  */

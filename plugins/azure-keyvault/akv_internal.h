@@ -1,7 +1,7 @@
 /*
  * Internal declarations of the `azure-keyvault` plugin: a keystore in Azure Key Vault or a
- * Managed HSM, reached over its REST data plane (protocols.md A) with libcurl through the
- * provider kit and JSON through jansson. Nothing here crosses the plugin boundary.
+ * Managed HSM, reached over its REST data plane (the Key Vault REST reference) with libcurl through
+ * the provider kit and JSON through jansson. Nothing here crosses the plugin boundary.
  *
  * Mapping. A keyplane key `name` is the vault key `<key_prefix><name>`; each keyplane version
  * is one vault version (a 32-hex id) carrying the tags kp-chain, kp-version and kp-fpr.
@@ -28,10 +28,11 @@
 #include <keyplane/kit/http.h>
 #include <keyplane/provider.h>
 
-#define KP_AKV_DEFAULT_API "2025-07-01" /* newest stable (protocols.md A) */
+#define KP_AKV_DEFAULT_API "2025-07-01" /* newest stable (the Key Vault REST reference) */
 #define KP_AKV_DEFAULT_AUTHORITY "https://login.microsoftonline.com"
 #define KP_AKV_DEFAULT_IMDS "http://169.254.169.254/metadata/identity/oauth2/token"
-#define KP_AKV_NAME_SUM_MAX 94 /* vault name + key name, Azure SQL TDE (seed 002) */
+#define KP_AKV_NAME_SUM_MAX                                                                        \
+    94 /* vault name + key name, Azure SQL TDE (Azure SQL customer-managed TDE) */
 #define KP_AKV_URL_MAX 512
 #define KP_AKV_VERSION_LEN 32 /* hex digits of a vault key version */
 #define KP_AKV_MAX_BODY (1024 * 1024)

@@ -1,7 +1,8 @@
 /*
- * Parsers of what Key Vault and the token endpoints answer (protocols.md A, H). Each takes raw
- * bytes, checks every member it uses for type and range, and says in one line what was wrong;
- * none trusts a length or a nesting it did not check. tests/fuzz/fuzz_akv.c drives them all.
+ * Parsers of what Key Vault and the token endpoints answer (Key Vault REST reference; the Azure
+ * SDK's recorded exchanges). Each takes raw bytes, checks every member it uses for type and range,
+ * and says in one line what was wrong; none trusts a length or a nesting it did not check.
+ * tests/fuzz/fuzz_akv.c drives them all.
  */
 #include <ctype.h>
 #include <errno.h>

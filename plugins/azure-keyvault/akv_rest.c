@@ -4,7 +4,7 @@
  *
  * The first call of an instance goes out without a token and without its body, as the Azure
  * SDKs do, to provoke the 401 challenge that names the token's scope and tenant
- * (protocols.md A "Authentication"): the key material of an import is only sent once a token
+ * (Key Vault authentication): the key material of an import is only sent once a token
  * is attached.
  */
 #include <stdio.h>
@@ -91,7 +91,8 @@ static kp_status s_url(akv_inst *a, const char *path, char *url, size_t len)
         const char *rest = path + 8 + strcspn(path + 8, "/");
         const char *host = path + 8;
         size_t hl = (size_t)(rest - host);
-        /* the service writes nextLinks with an explicit :443 (protocols.md H) */
+        /* the service writes nextLinks with an explicit :443 (as the Azure SDK's recorded exchanges
+         * show) */
         int same = strncmp(path, a->vault_url, vl) == 0 && (path[vl] == '/' || path[vl] == '\0');
         if (!same && hl == strlen(a->vault_host) + 4 && strncmp(host, a->vault_host, hl - 4) == 0 &&
             strncmp(host + hl - 4, ":443", 4) == 0 && strchr(a->vault_url + 8, ':') == NULL)

@@ -3,7 +3,8 @@
  * a chain before anything is created (PLUGIN_CHECK_KEY, PLUGIN_DESCRIBE), and applied again by
  * the operations of an open instance through the same functions: one piece of code per rule.
  *
- *  - Azure SQL TDE protectors in Key Vault are RSA 2048 or 3072 (seed 002).
+ *  - Azure SQL TDE protectors in Key Vault are RSA 2048 or 3072
+ * (learn.microsoft.com/azure/azure-sql/database/transparent-data-encryption-byok-overview).
  *  - Key Vault key names are letters, digits and '-' (so a chain name with '_' or '.' cannot be
  *    a vault key), at most 127 characters with the prefix, and Azure SQL TDE accepts a vault
  *    name plus key name of at most 94 characters.

@@ -1,8 +1,8 @@
 /*
- * wrapKey and unwrapKey in the vault (protocols.md A "Operations"): RSA-OAEP (SHA-1) and
- * RSA-OAEP-256 both ways; RSA1_5 only to unwrap old data. The DEK travels as unpadded base64url
- * in a request body that is a kp_secret, and comes back in a response body the transport wipes
- * and is decoded straight into the kp_secret handed back. The request body of an unwrap (a
+ * wrapKey and unwrapKey in the vault (Key Vault REST reference, wrapKey/unwrapKey): RSA-OAEP
+ * (SHA-1) and RSA-OAEP-256 both ways; RSA1_5 only to unwrap old data. The DEK travels as unpadded
+ * base64url in a request body that is a kp_secret, and comes back in a response body the transport
+ * wipes and is decoded straight into the kp_secret handed back. The request body of an unwrap (a
  * wrapped key, no secret) is plain memory, which spares the hot path a locked allocation (an
  * mlock, munlock and two madvise calls; tests/bench/azure measures it).
  */

@@ -15,7 +15,7 @@ trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXI
 
 $VCTL start --dir "$V" --name vault1 >/dev/null || fail "cannot start vault1"
 # vault2 pages its listings one item at a time, after an empty page with a nextLink, as the
-# service may (protocols.md H): every listing must follow nextLink to the end
+# service may (as the Azure SDK's recorded exchanges show): every listing must follow nextLink to the end
 $VCTL start --dir "$V" --name vault2 -- --page-size 1 --empty-pages 1 >/dev/null ||
     fail "cannot start vault2"
 eval "$($VCTL env --dir "$V")"

@@ -3,8 +3,8 @@
 
 Runs on Debian 12's /usr/bin/python3 with the standard library and
 python3-cryptography only.  See README.md next to this file for the behaviour
-it reproduces and where each fact comes from (docs/protocols.md sections A, F
-and H, and the recordings in shared/data/akv-recordings).
+it reproduces and where each fact comes from (the Key Vault REST reference and
+swagger, the BYOK specification, and the Azure SDK's recorded exchanges).
 
     emulator.py --cert server.pem --key server-key.pem --state-dir DIR \
                 [--tenant T] [--client ID:SECRET ...] [--port 0] ...
@@ -92,7 +92,7 @@ _B64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
 
 
 def b64decode_any(value):
-    """Decode base64url or standard base64, padded or not (protocols.md A, G)."""
+    """Decode base64url or standard base64, padded or not (the REST reference sends base64url; BYOK files carry padded base64url)."""
     if not isinstance(value, str):
         raise ValueError("not a string")
     s = value.strip()
@@ -1280,7 +1280,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad("The JSON Web Key is invalid: %s" % ex)
 
     def byok_unwrap(self, key_hsm):
-        """Unwrap a BYOK transfer file (protocols.md A 'BYOK (key_hsm)')."""
+        """Unwrap a BYOK transfer file (Key Vault BYOK specification, key_hsm)."""
         v = self.server.vault
         try:
             raw = b64decode_any(key_hsm)

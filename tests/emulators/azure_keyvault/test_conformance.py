@@ -167,7 +167,7 @@ def local_rsa_wrap(n_b64, e_b64, alg, data):
 
 
 def make_byok(kek_kid, kek_n, target_key, enc_b64=b64url, ciphertext_b64=b64url):
-    """Build a .byok transfer file (protocols.md A, 'BYOK')."""
+    """Build a .byok transfer file (Key Vault BYOK specification)."""
     kek_pub = rsa.RSAPublicNumbers(65537, int.from_bytes(kek_n, "big")).public_key()
     aes = os.urandom(32)
     pkcs8 = target_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
