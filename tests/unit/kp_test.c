@@ -80,3 +80,28 @@ char *kp_test_two_region_policy(const char *dir)
     free(text);
     return path;
 }
+
+char *kp_test_mock_dir(const char *name)
+{
+    char *dir = NULL;
+    assert_true(asprintf(&dir, "%s/%s", KP_TEST_MOCK_DIR, name) > 0);
+    return dir;
+}
+
+void kp_test_expect_refused(const char *name, kp_status want, const char *reason)
+{
+    char *dir = kp_test_mock_dir(name);
+    kp_ctx *ctx = kp_test_ctx(dir);
+    assert_non_null(ctx);
+    kp_plugin *p = NULL;
+    kp_status st = kp_plugin_load(ctx, name, &p);
+    assert_int_equal(st, want);
+    assert_null(p);
+    const char *err = kp_ctx_last_error(ctx);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+    if (strstr(err, path) == NULL || strstr(err, reason) == NULL || strchr(err, '\n') != NULL)
+        fail_msg("refusal of %s: got '%s', want path '%s' and '%s'", name, err, path, reason);
+    kp_ctx_free(ctx);
+    free(dir);
+}

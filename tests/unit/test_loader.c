@@ -6,36 +6,10 @@
 
 #include "kp_test.h"
 
-static char *s_mock_dir(const char *name)
-{
-    char *dir = NULL;
-    assert_true(asprintf(&dir, "%s/%s", KP_TEST_MOCK_DIR, name) > 0);
-    return dir;
-}
-
-/* Loads mock `name` and checks the refusal: status, path and reason in one line. */
-static void s_expect_refused(const char *name, kp_status want, const char *reason)
-{
-    char *dir = s_mock_dir(name);
-    kp_ctx *ctx = kp_test_ctx(dir);
-    assert_non_null(ctx);
-    kp_plugin *p = NULL;
-    kp_status st = kp_plugin_load(ctx, name, &p);
-    assert_int_equal(st, want);
-    assert_null(p);
-    const char *err = kp_ctx_last_error(ctx);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s.so", dir, name);
-    if (strstr(err, path) == NULL || strstr(err, reason) == NULL || strchr(err, '\n') != NULL)
-        fail_msg("refusal of %s: got '%s', want path '%s' and '%s'", name, err, path, reason);
-    kp_ctx_free(ctx);
-    free(dir);
-}
-
 static void test_good_mock_loads(void **state)
 {
     (void)state;
-    char *dir = s_mock_dir("good");
+    char *dir = kp_test_mock_dir("good");
     kp_ctx *ctx = kp_test_ctx(dir);
     kp_plugin *p = NULL, *again = NULL;
     assert_int_equal(kp_plugin_load(ctx, "good", &p), KP_OK);
@@ -50,34 +24,35 @@ static void test_good_mock_loads(void **state)
 static void test_wrong_abi_major(void **state)
 {
     (void)state;
-    s_expect_refused("abi-major", KP_ERR_ABI, "built for ABI 2.0, this keyplane offers ABI 1.0");
+    kp_test_expect_refused("abi-major", KP_ERR_ABI,
+                           "built for ABI 2.0, this keyplane offers ABI 1.0");
 }
 
 static void test_missing_mandatory_function(void **state)
 {
     (void)state;
-    s_expect_refused("missing-wrap", KP_ERR_PLUGIN,
-                     "declares keystore but lacks mandatory function KS_WRAP (id 204)");
+    kp_test_expect_refused("missing-wrap", KP_ERR_PLUGIN,
+                           "declares keystore but lacks mandatory function KS_WRAP (id 204)");
 }
 
 static void test_init_fails(void **state)
 {
     (void)state;
-    s_expect_refused("init-fails", KP_ERR_PLUGIN,
-                     "kp_plugin_init failed with KP_ERR_BACKEND (init-fails: mock backend is "
-                     "unavailable by design)");
+    kp_test_expect_refused("init-fails", KP_ERR_PLUGIN,
+                           "kp_plugin_init failed with KP_ERR_BACKEND (init-fails: mock backend is "
+                           "unavailable by design)");
 }
 
 static void test_no_init_symbol(void **state)
 {
     (void)state;
-    s_expect_refused("no-init", KP_ERR_PLUGIN, "no kp_plugin_init symbol");
+    kp_test_expect_refused("no-init", KP_ERR_PLUGIN, "no kp_plugin_init symbol");
 }
 
 static void test_not_a_shared_object(void **state)
 {
     (void)state;
-    s_expect_refused("not-elf", KP_ERR_PLUGIN, "not a shared object");
+    kp_test_expect_refused("not-elf", KP_ERR_PLUGIN, "not a shared object");
 }
 
 static void test_names_and_dirs(void **state)
@@ -128,7 +103,7 @@ static void test_scan_reports_each(void **state)
     assert_int_equal(kp_ctx_new(&ctx), KP_OK);
     const char *mocks[] = {"good", "abi-major", "missing-wrap", "init-fails", "no-init", "not-elf"};
     for (size_t i = 0; i < 6; i++) {
-        char *dir = s_mock_dir(mocks[i]);
+        char *dir = kp_test_mock_dir(mocks[i]);
         assert_int_equal(kp_ctx_add_plugin_dir(ctx, dir), KP_OK);
         free(dir);
     }
