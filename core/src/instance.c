@@ -78,6 +78,10 @@ static kp_status s_info(kp_instance *inst)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares unknown algorithm, size, method or flag bits",
                              inst->name, inst->plugin->name);
+    if ((caps & KP_CAP_KEYSTORE) && info->unwrap_algs == 0)
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s declares a keystore that unwraps with no algorithm",
+                             inst->name, inst->plugin->name);
     if ((info->wrap_algs & ~info->unwrap_algs) != 0)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares wrap algorithms it cannot unwrap", inst->name,
@@ -194,27 +198,32 @@ kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report, void *
     return st;
 }
 
-kp_status kp_instance_fits_chain(const kp_instance *inst, const kp_chain_policy *chain, char *why,
-                                 size_t whylen)
+kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *chain, const char *who,
+                        char *why, size_t whylen)
 {
-    KP_ENSURE(inst != NULL && chain != NULL && why != NULL && whylen > 0, KP_ERR_INVALID_ARG);
     why[0] = '\0';
-    const kp_instance_info *info = &inst->info;
     if (!(info->capabilities & KP_CAP_KEYSTORE))
         return KP_OK; /* a secret replica holds an encrypted copy, whatever its algorithms */
     uint32_t bit = chain->bits == 2048   ? KP_RSA_2048
                    : chain->bits == 3072 ? KP_RSA_3072
                                          : KP_RSA_4096;
     const char *alg = kp_wrap_alg_name(chain->wrap_alg);
+    /* 0 is "not known yet" (PLUGIN_DESCRIBE before open); an opened keystore always says */
     if (info->key_bits != 0 && !(info->key_bits & bit)) {
-        snprintf(why, whylen, "%s cannot hold an RSA-%u protector (chain %s)", inst->name,
-                 chain->bits, chain->name);
+        snprintf(why, whylen, "%s cannot hold an RSA-%u protector", who, chain->bits);
         return KP_ERR_UNSUPPORTED;
     }
-    if (!(info->unwrap_algs & KP_ALG_BIT(chain->wrap_alg))) {
-        snprintf(why, whylen, "%s cannot unwrap with %s, the algorithm of chain %s", inst->name,
+    if (info->unwrap_algs != 0 && !(info->unwrap_algs & KP_ALG_BIT(chain->wrap_alg))) {
+        snprintf(why, whylen, "%s cannot unwrap with %s, the algorithm of chain %s", who,
                  alg != NULL ? alg : "the chain's algorithm", chain->name);
         return KP_ERR_UNSUPPORTED;
     }
     return KP_OK;
+}
+
+kp_status kp_instance_fits_chain(const kp_instance *inst, const kp_chain_policy *chain, char *why,
+                                 size_t whylen)
+{
+    KP_ENSURE(inst != NULL && chain != NULL && why != NULL && whylen > 0, KP_ERR_INVALID_ARG);
+    return kp__info_fits(&inst->info, chain, inst->name, why, whylen);
 }

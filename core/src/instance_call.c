@@ -132,34 +132,50 @@ kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info
 
 kp_status kp__spec_copy(kp_instance *inst, const kp_key_spec *in, kp_key_spec *out)
 {
-    /* A caller built against an older header may leave members out; struct_size is the core's
-     * promise to the plugin, so the plugin always sees this core's full spec. 0 stands for the
-     * library's own size (callers that zero-initialise); anything shorter than 1.0's spec less
-     * its fingerprint is not a spec. */
-    memset(out, 0, sizeof(*out));
-    size_t min = offsetof(kp_key_spec, version) + sizeof(uint32_t);
-    if (in->struct_size != 0 && in->struct_size < min)
+    /* The plugin always sees this core's full spec (kp_key_spec_read, as plugins read it); a
+     * struct_size of 0 stands for the library's own size (callers that zero-initialise). */
+    kp_key_spec whole;
+    if (in->struct_size == 0) {
+        whole = *in;
+        whole.struct_size = sizeof(whole);
+        in = &whole;
+    }
+    if (!kp_key_spec_read(in, out))
         return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
                              "%s: a key spec of %u bytes (struct_size) is too short", inst->name,
                              in->struct_size);
-    size_t n =
-        in->struct_size != 0 && in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out);
-    memcpy(out, in, n);
-    out->struct_size = sizeof(*out);
     if (out->name == NULL)
         return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG, "%s: a key spec needs a name",
                              inst->name);
     return KP_OK;
 }
 
-kp_status kp__inst_made(kp_instance *inst, const char *fn, const kp_key_spec *spec,
-                        const kp_key_info *info)
+void kp__key_info_init(kp_key_info *info)
 {
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+}
+
+kp_status kp__inst_made(kp_instance *inst, const char *fn, const kp_key_spec *spec,
+                        kp_key_info *info, kp_status st)
+{
+    if (st != KP_OK)
+        return st;
+    kp_key_info got;
+    KP_GUARD(kp__inst_key_info(inst, fn, info, &got));
+    *info = got;
     if (strcmp(info->name, spec->name) != 0 ||
         (spec->version != 0 && info->version != spec->version))
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s broke the ABI: %s of %s v%u made %s v%u", inst->name,
                              inst->plugin->name, fn, spec->name, spec->version, info->name,
                              info->version);
+    /* the plugin checked an import's fingerprint; the core checks again rather than trust one
+     * side */
+    if (spec->fingerprint != NULL && strcmp(info->fingerprint, spec->fingerprint) != 0)
+        return kp__set_error(inst->ctx, KP_ERR_INTEGRITY,
+                             "%s: the imported %s v%u has fingerprint %.16s..., not %.16s...",
+                             inst->name, spec->name, info->version, info->fingerprint,
+                             spec->fingerprint);
     return KP_OK;
 }

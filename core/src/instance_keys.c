@@ -10,31 +10,6 @@
 
 #include "internal.h"
 
-static void s_info_init(kp_key_info *info)
-{
-    memset(info, 0, sizeof(*info));
-    info->struct_size = sizeof(*info);
-}
-
-/* A created or imported version's info: well formed, and for an import the key that was asked
- * for (the plugin checked it; the core checks again rather than trust one side). */
-static kp_status s_made(kp_instance *inst, const char *fn, const kp_key_spec *spec,
-                        kp_key_info *info, kp_status st)
-{
-    if (st != KP_OK)
-        return st;
-    kp_key_info got;
-    KP_GUARD(kp__inst_key_info(inst, fn, info, &got));
-    *info = got;
-    KP_GUARD(kp__inst_made(inst, fn, spec, info));
-    if (spec->fingerprint != NULL && strcmp(info->fingerprint, spec->fingerprint) != 0)
-        return kp__set_error(inst->ctx, KP_ERR_INTEGRITY,
-                             "%s: the imported %s v%u has fingerprint %.16s..., not %.16s...",
-                             inst->name, spec->name, info->version, info->fingerprint,
-                             spec->fingerprint);
-    return KP_OK;
-}
-
 kp_status kp_key_create(kp_instance *inst, const kp_key_spec *spec, kp_key_info *info)
 {
     const kp_dispatch *d = NULL;
@@ -43,9 +18,9 @@ kp_status kp_key_create(kp_instance *inst, const kp_key_spec *spec, kp_key_info 
     kp_key_spec sp;
     KP_GUARD(kp__spec_copy(inst, spec, &sp));
     sp.fingerprint = NULL;
-    s_info_init(info);
-    kp_status st =
-        s_made(inst, "KS_CREATE", &sp, info, kp_dispatch_ks_create(d)(inst->inst, &sp, info));
+    kp__key_info_init(info);
+    kp_status st = kp__inst_made(inst, "KS_CREATE", &sp, info,
+                                 kp_dispatch_ks_create(d)(inst->inst, &sp, info));
     return kp__inst_audit(inst, "key.create", sp.name, st == KP_OK ? info->version : sp.version, 0,
                           st);
 }
@@ -60,9 +35,9 @@ kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec, const kp_sec
     kp_key_spec sp;
     KP_GUARD(kp__spec_copy(inst, spec, &sp));
     KP_ENSURE(sp.fingerprint == NULL || kp_fpr_valid(sp.fingerprint), KP_ERR_INVALID_ARG);
-    s_info_init(info);
-    kp_status st = s_made(inst, "KS_IMPORT", &sp, info,
-                          kp_dispatch_ks_import(d)(inst->inst, &sp, pkcs8_der, info));
+    kp__key_info_init(info);
+    kp_status st = kp__inst_made(inst, "KS_IMPORT", &sp, info,
+                                 kp_dispatch_ks_import(d)(inst->inst, &sp, pkcs8_der, info));
     return kp__inst_audit(inst, "key.import", sp.name, st == KP_OK ? info->version : sp.version, 0,
                           st);
 }
@@ -138,19 +113,12 @@ kp_status kp_key_list(kp_instance *inst, const char *name, kp_key_visit_fn visit
     const kp_dispatch *d = NULL;
     KP_ENSURE(visit != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_LIST, "key listing", &d));
-    s_list_args *a = calloc(1, sizeof(*a));
-    if (a == NULL)
-        return KP_ERR_NOMEM;
-    a->inst = inst;
-    a->want = name;
-    a->visit = visit;
-    a->arg = arg;
-    kp_status st = kp_dispatch_ks_list(d)(inst->inst, name, s_list_visit, a);
-    if (a->broken != KP_OK)
-        st = a->broken;
-    else if (a->stopped != KP_OK)
-        st = a->stopped; /* what the visitor said, even if the plugin swallowed it */
-    free(a);
+    s_list_args a = {.inst = inst, .want = name, .visit = visit, .arg = arg};
+    kp_status st = kp_dispatch_ks_list(d)(inst->inst, name, s_list_visit, &a);
+    if (a.broken != KP_OK)
+        st = a.broken;
+    else if (a.stopped != KP_OK)
+        st = a.stopped; /* what the visitor said, even if the plugin swallowed it */
     return st;
 }
 
@@ -160,7 +128,7 @@ kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version,
     KP_ENSURE(name != NULL && info != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_GET, "key lookup", &d));
     kp_key_info got;
-    s_info_init(&got);
+    kp__key_info_init(&got);
     kp_status st = kp_dispatch_ks_get(d)(inst->inst, name, version, &got);
     if (st == KP_OK)
         st = kp__inst_key_info(inst, "KS_GET", &got, info);

@@ -102,13 +102,8 @@ kp_status kp_store_list(kp_instance *inst, const char *name, kp_secret_visit_fn 
     const kp_dispatch *d = NULL;
     KP_ENSURE(visit != NULL, KP_ERR_INVALID_ARG);
     KP_GUARD(kp__inst_fn(inst, KP_CAP_SECRETSTORE, KP_FN_SS_LIST, "secret listing", &d));
-    s_ss_args *a = calloc(1, sizeof(*a));
-    if (a == NULL)
-        return KP_ERR_NOMEM;
-    *a = (s_ss_args){.inst = inst, .want = name, .visit = visit, .arg = arg};
-    kp_status st = s_ss_done(a, kp_dispatch_ss_list(d)(inst->inst, name, s_ss_visit, a));
-    free(a);
-    return st;
+    s_ss_args a = {.inst = inst, .want = name, .visit = visit, .arg = arg};
+    return s_ss_done(&a, kp_dispatch_ss_list(d)(inst->inst, name, s_ss_visit, &a));
 }
 
 /* ---- data keys --------------------------------------------------------------------------- */

@@ -190,23 +190,10 @@ kp_status kp_key_import_wrapped(kp_instance *inst, const kp_key_spec *spec, uint
         return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
                              "%s: a wrapped import needs the fingerprint the key must have",
                              inst->name);
-    memset(info, 0, sizeof(*info));
-    info->struct_size = sizeof(*info);
-    kp_status st = kp_dispatch_ks_import_wrapped(d)(inst->inst, &sp, method, token, token_len, blob,
-                                                    bloblen, info);
-    if (st == KP_OK) {
-        kp_key_info got;
-        st = kp__inst_key_info(inst, "KS_IMPORT_WRAPPED", info, &got);
-        if (st == KP_OK)
-            *info = got;
-        if (st == KP_OK)
-            st = kp__inst_made(inst, "KS_IMPORT_WRAPPED", &sp, info);
-        if (st == KP_OK && strcmp(info->fingerprint, sp.fingerprint) != 0)
-            st = kp__set_error(inst->ctx, KP_ERR_INTEGRITY,
-                               "%s: the imported %s v%u has fingerprint %.16s..., not %.16s...",
-                               inst->name, sp.name, info->version, info->fingerprint,
-                               sp.fingerprint);
-    }
+    kp__key_info_init(info);
+    kp_status st = kp__inst_made(inst, "KS_IMPORT_WRAPPED", &sp, info,
+                                 kp_dispatch_ks_import_wrapped(d)(inst->inst, &sp, method, token,
+                                                                  token_len, blob, bloblen, info));
     return kp__inst_audit(inst, "key.import_wrapped", sp.name,
                           st == KP_OK ? info->version : sp.version, 0, st);
 }

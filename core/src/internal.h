@@ -141,9 +141,18 @@ kp_status kp__inst_fill(kp_instance *inst, const char *fn, kp__inst_fill_fn fill
 /* The caller's key spec as this core's full spec (members a shorter caller lacks are 0);
  * KP_ERR_INVALID_ARG for a spec too short to be one, or without a name. */
 kp_status kp__spec_copy(kp_instance *inst, const kp_key_spec *in, kp_key_spec *out);
-/* KP_ERR_PLUGIN unless what fn made is the spec's name and, when asked, its version. */
+/* An info the core passes to a plugin: zeroed, struct_size set. */
+void kp__key_info_init(kp_key_info *info);
+/* What CREATE/IMPORT/IMPORT_WRAPPED (fn) answered st and made into info: a well-formed info
+ * (normalised in place) of the spec's name, of its version when one was asked for, and with
+ * spec->fingerprint when one was given (KP_ERR_INTEGRITY). Returns st when it is not KP_OK. */
 kp_status kp__inst_made(kp_instance *inst, const char *fn, const kp_key_spec *spec,
-                        const kp_key_info *info);
+                        kp_key_info *info, kp_status st);
+/* instance.c: whether a store as info describes it can hold chain's protector and unwrap with
+ * its algorithm (0 in a field: not known yet, passes); else KP_ERR_UNSUPPORTED and why names
+ * who. */
+kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *chain, const char *who,
+                        char *why, size_t whylen);
 /* Copies a plugin's key info of any struct_size into a full one, refusing a malformed one. */
 kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info *in,
                             kp_key_info *out);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain_internal.h"
 #include "policy_internal.h"
 
 kp_status kp__param_view(const kp_pol_instance *pi, kp_param **out)
@@ -58,16 +59,6 @@ void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *nod
     }
 }
 
-static const char *s_bits_name(uint32_t bits)
-{
-    return bits == 2048 ? "RSA-2048" : bits == 3072 ? "RSA-3072" : "RSA-4096";
-}
-
-static uint32_t s_bits_flag(uint32_t bits)
-{
-    return bits == 2048 ? KP_RSA_2048 : bits == 3072 ? KP_RSA_3072 : KP_RSA_4096;
-}
-
 /* One store of a chain that holds the key: can it, by its plugin's rules? */
 static void s_check_holder(kp_pol_parser *P, const kp_pol_chain *c, const char *role,
                            const char *name, yaml_node_t *node)
@@ -75,28 +66,19 @@ static void s_check_holder(kp_pol_parser *P, const kp_pol_chain *c, const char *
     const kp_pol_instance *in = kp__policy_instance(P->pol, name);
     if (in == NULL || !(in->described.capabilities & KP_CAP_KEYSTORE))
         return;
-    const kp_instance_info *info = &in->described;
-    const char *alg = kp_wrap_alg_name(c->pub.wrap_alg);
     /* one reason per store: the first rule it breaks */
-    if (info->key_bits != 0 && !(info->key_bits & s_bits_flag(c->pub.bits))) {
-        kp__pdiag(P, node, "chain '%s': %s '%s' (plugin %s) cannot hold an %s protector", c->name,
-                  role, name, in->plugin_name, s_bits_name(c->pub.bits));
-        return;
-    }
-    if (info->unwrap_algs != 0 && !(info->unwrap_algs & KP_ALG_BIT(c->pub.wrap_alg))) {
-        kp__pdiag(P, node, "chain '%s': %s '%s' (plugin %s) cannot unwrap with %s", c->name, role,
-                  name, in->plugin_name, alg != NULL ? alg : "the chain's algorithm");
+    char who[KP_NAME_MAX + 96], why[KP_NAME_MAX * 2 + 160];
+    snprintf(who, sizeof(who), "%s '%s' (plugin %s)", role, name, in->plugin_name);
+    if (kp__info_fits(&in->described, &c->pub, who, why, sizeof(why)) != KP_OK) {
+        kp__pdiag(P, node, "chain '%s': %s", c->name, why);
         return;
     }
     const kp_dispatch *d = kp__plugin_fn(in->plugin, KP_FN_PLUGIN_CHECK_KEY);
     kp_param *params = NULL;
     if (d == NULL || kp__param_view(in, &params) != KP_OK)
         return;
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = c->name,
-                        .type = c->pub.key_type,
-                        .bits = c->pub.bits,
-                        .flags = c->pub.exportable ? KP_KEY_EXPORTABLE : 0};
+    kp_key_spec spec;
+    kp__chain_spec(&c->pub, 0, &spec);
     kp__clear_error(P->ctx);
     kp_status st = kp_dispatch_plugin_check_key(d)(in->plugin->plugin_ctx, params, &spec);
     free(params);

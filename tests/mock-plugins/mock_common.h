@@ -17,6 +17,8 @@
  *   MOCK_FAULT_OTHER_NAME         KS_LIST and KS_GET report every key under another name
  *   MOCK_FAULT_OTHER_VERSION      KS_CREATE reports another version than it made
  *   MOCK_FAULT_LONG_UNWRAP        KS_UNWRAP returns a key longer than the wrapped bytes
+ *   MOCK_FAULT_WIDE_CAPS          INSTANCE_INFO claims a capability the plugin does not declare
+ *   MOCK_FAULT_HALF_PAIR          offers KS_STATE_GET without KS_STATE_PUT
  * The no-version-node build is the good source linked without the KEYPLANE_PROVIDER_1 node.
  *
  * Keys live in the plugin context (shared by its instances, gone when the process ends): key

@@ -55,6 +55,9 @@ static const kp_dispatch s_table[] = {
 #endif
     {KP_FN_KS_UNWRAP, (kp_fn)kp_mock_unwrap},
     {KP_FN_KS_GET, (kp_fn)kp_mock_get},
+#ifdef MOCK_FAULT_HALF_PAIR
+    {KP_FN_KS_STATE_GET, (kp_fn)kp_mock_get_public}, /* the fault: STATE_GET without STATE_PUT */
+#endif
     {9999, (kp_fn)s_close}, /* an id from the future: must be ignored */
     {0, NULL},
 };
@@ -128,6 +131,9 @@ static kp_status s_instance_info(void *inst, kp_instance_info *info)
     if (info == NULL || !KP_HAS_MEMBER(info, kp_instance_info, key_bits))
         return KP_ERR_INVALID_ARG;
     info->capabilities = KP_CAP_KEYSTORE;
+#ifdef MOCK_FAULT_WIDE_CAPS
+    info->capabilities |= KP_CAP_SECRETSTORE; /* the fault: more than the plugin declares */
+#endif
     info->wrap_algs = KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256);
     info->unwrap_algs = info->wrap_algs;
     info->key_bits = KP_RSA_2048;

@@ -26,6 +26,13 @@ static void test_no_version_node_refused(void **state)
         "kp_plugin_init is not exported under the version node KEYPLANE_PROVIDER_1");
 }
 
+static void test_half_pair_refused(void **state)
+{
+    (void)state;
+    kp_test_expect_refused("half-pair", KP_ERR_PLUGIN,
+                           "offers KS_STATE_GET (id 208) without KS_STATE_PUT (id 209)");
+}
+
 static void test_missing_instance_info_refused(void **state)
 {
     (void)state;
@@ -328,6 +335,32 @@ static void test_other_version(void **state)
     s_close(&f);
 }
 
+/* An instance may narrow its plugin's capabilities, never widen them: refused at open. */
+static void test_wide_caps(void **state)
+{
+    (void)state;
+    char *tmp = kp_test_tmpdir(), *dir = kp_test_mock_dir("wide-caps");
+    kp_ctx *ctx = kp_test_ctx(dir);
+    char *path =
+        kp_test_write(tmp, "policy.yaml", "version: 1\nproviders:\n  m:\n    plugin: wide-caps\n");
+    kp_policy *pol = NULL;
+    kp_diag_list *diags = NULL;
+    assert_int_equal(kp_policy_load(ctx, path, &pol, &diags), KP_OK);
+    kp_diag_list_free(diags);
+    kp_instance *inst = NULL;
+    assert_int_equal(kp_instance_open(ctx, pol, "m", &inst), KP_ERR_PLUGIN);
+    assert_null(inst);
+    if (strstr(kp_ctx_last_error(ctx), "declares instance capabilities 0x3 outside its own 0x1") ==
+        NULL)
+        fail_msg("got '%s'", kp_ctx_last_error(ctx));
+    kp_policy_free(pol);
+    kp_ctx_free(ctx);
+    kp_test_rmtree(tmp);
+    free(tmp);
+    free(dir);
+    free(path);
+}
+
 static void test_long_unwrap(void **state)
 {
     (void)state;
@@ -383,6 +416,8 @@ int main(void)
         cmocka_unit_test(test_newer_minor_refused),
         cmocka_unit_test(test_no_version_node_refused),
         cmocka_unit_test(test_missing_instance_info_refused),
+        cmocka_unit_test(test_half_pair_refused),
+        cmocka_unit_test(test_wide_caps),
         cmocka_unit_test(test_plugins_load_in_newer_minor),
         cmocka_unit_test(test_good_mock_works),
         cmocka_unit_test(test_lying_length),
