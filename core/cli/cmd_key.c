@@ -541,7 +541,7 @@ static int s_public(kp_cli *cli, const s_opts *o)
         n += (size_t)snprintf(pem + n, pemcap - n, "%.64s\n", b64 + i);
     n += (size_t)snprintf(pem + n, pemcap - n, "-----END PUBLIC KEY-----\n");
     st = kp_cli_write_file(cli, o->out != NULL ? o->out : "-", pem, n);
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     if (st == KP_OK && cli->json && o->out != NULL && kp_fingerprint_spki(spki, len, fpr) == KP_OK)
         kp_cli_print_json(json_pack("{s:s, s:s, s:s, s:s}", "instance", o->instance, "name",
                                     o->name, "fingerprint", fpr, "out", o->out));

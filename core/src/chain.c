@@ -9,9 +9,9 @@
 
 #include "chain_internal.h"
 
-kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len, char hex[KP_FPR_HEX])
+kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len, char hex[KPK_FPR_HEX])
 {
-    return kp_fpr_spki(spki, len, hex);
+    return kpk_fpr_spki(spki, len, hex);
 }
 
 void kp__chain_spec(const kp_chain_policy *c, uint32_t version, kp_key_spec *out)

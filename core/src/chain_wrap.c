@@ -28,7 +28,7 @@ static kp_status s_candidates(kp_ctx *ctx, const kp_policy *policy, const kp_cha
 typedef struct s_vset {
     struct {
         uint32_t v;
-        char fpr[KP_FPR_HEX];
+        char fpr[KPK_FPR_HEX];
     } items[512];
     size_t n;
 } s_vset;
@@ -38,7 +38,7 @@ static kp_status s_vset_add(void *arg, const kp_key_info *info)
     s_vset *s = arg;
     if (s->n < sizeof(s->items) / sizeof(s->items[0])) {
         s->items[s->n].v = info->version;
-        memcpy(s->items[s->n].fpr, info->fingerprint, KP_FPR_HEX);
+        memcpy(s->items[s->n].fpr, info->fingerprint, KPK_FPR_HEX);
         s->n++;
     }
     return KP_OK;
@@ -147,14 +147,14 @@ static kp_status s_active_version(kp_ctx *ctx, const kp_policy *policy, const ch
     *version = st == KP_OK && found ? kp__state_active(s) : 0;
     /* The reference is the origin's copy when it answers, else the first holder's: a replica
      * with another key under the number must never wrap. */
-    char fpr[KP_FPR_HEX] = "";
+    char fpr[KPK_FPR_HEX] = "";
     const kp_chain_policy *c = kp_policy_chain(policy, chain);
     kp_key_info info;
     for (size_t pass = 0; pass < 2 && fpr[0] == '\0' && *version != 0; pass++)
         for (size_t i = 0; i < n && fpr[0] == '\0'; i++)
             if (insts[i] != NULL && (pass == 1 || strcmp(cands[i], c->origin) == 0) &&
                 kp_key_info_get(insts[i], chain, *version, &info) == KP_OK)
-                memcpy(fpr, info.fingerprint, KP_FPR_HEX);
+                memcpy(fpr, info.fingerprint, KPK_FPR_HEX);
     for (size_t i = 0; i < n; i++) {
         holds[i] = *version != 0 && fpr[0] != '\0' && insts[i] != NULL &&
                    kp_key_info_get(insts[i], chain, *version, &info) == KP_OK &&
@@ -179,7 +179,7 @@ static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_
     kp_key_info info;
     uint8_t *spki = NULL, *wrapped = NULL;
     size_t spki_len = 0, wlen = 0;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     kp_status st = kp__instance_borrow(ctx, policy, name, &inst);
     /* a store that said it cannot wrap with the chain's algorithm is passed over at once */
     if (st == KP_OK && !(kp_instance_get0_info(inst)->wrap_algs & KP_ALG_BIT(c->wrap_alg)))

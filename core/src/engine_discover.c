@@ -20,7 +20,7 @@ static kp_status s_add(void *arg, const kp_key_info *info)
     }
     kp__held *h = &t->held[t->nheld++];
     h->version = info->version;
-    memcpy(h->fpr, info->fingerprint, KP_FPR_HEX);
+    memcpy(h->fpr, info->fingerprint, KPK_FPR_HEX);
     h->bits = info->bits;
     h->flags = info->flags;
     h->created = info->created;

@@ -14,7 +14,7 @@ struct kp_plan {
 /* One version as a keystore holds it. */
 typedef struct kp__held {
     uint32_t version;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     uint32_t bits, flags;
     int64_t created;
 } kp__held;

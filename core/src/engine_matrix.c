@@ -18,7 +18,7 @@
 struct kp_matrix {
     size_t nv, ni;
     uint32_t *versions;
-    char (*fprs)[KP_FPR_HEX];
+    char (*fprs)[KPK_FPR_HEX];
     char (*names)[KP_NAME_MAX];
     kp_cell *cells; /* nv x ni */
     int64_t newest;
@@ -129,7 +129,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
     free(cs);
     for (size_t k = 0; st == KP_OK && k < nv; k++) {
         m->versions[k] = versions[k];
-        snprintf(m->fprs[k], KP_FPR_HEX, "%s", fprs[k]);
+        snprintf(m->fprs[k], KPK_FPR_HEX, "%s", fprs[k]);
         /* The public key of the reference version, from any holder of it. */
         uint8_t *spki = NULL;
         size_t spkilen = 0;
@@ -137,7 +137,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
             const kp__held *h = d.t[i].reachable ? kp__held_find(&d.t[i], versions[k]) : NULL;
             if (h != NULL && strcmp(h->fpr, fprs[k]) == 0 &&
                 kp_key_get_public(d.t[i].inst, c->name, versions[k], &spki, &spkilen) == KP_OK) {
-                char check[KP_FPR_HEX];
+                char check[KPK_FPR_HEX];
                 if (kp_fingerprint_spki(spki, spkilen, check) != KP_OK ||
                     strcmp(check, fprs[k]) != 0) {
                     free(spki);

@@ -24,7 +24,7 @@ typedef struct s_found {
     kp__target *t;
     uint32_t secret_version; /* highest secret version holding want */
     uint32_t password_version;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
 } s_found;
 
 static const char *s_meta(const kp_meta *meta, size_t n, const char *key)
@@ -40,13 +40,13 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
     s_found *f = arg;
     const char *v = s_meta(meta, n, "kp-version"), *fpr = s_meta(meta, n, "fingerprint");
     const char *pw = s_meta(meta, n, "password-version");
-    if (v == NULL || fpr == NULL || strlen(fpr) != KP_FPR_HEX - 1)
+    if (v == NULL || fpr == NULL || strlen(fpr) != KPK_FPR_HEX - 1)
         return KP_OK;
     uint32_t version = (uint32_t)strtoul(v, NULL, 10);
     if (f->want != 0 && version == f->want && info->version >= f->secret_version) {
         f->secret_version = info->version;
         f->password_version = pw != NULL ? (uint32_t)strtoul(pw, NULL, 10) : 0;
-        memcpy(f->fpr, fpr, KP_FPR_HEX);
+        memcpy(f->fpr, fpr, KPK_FPR_HEX);
     }
     if (f->t != NULL && version > 0 && kp__held_find(f->t, version) == NULL) {
         kp__target *t = f->t;
@@ -61,7 +61,7 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
         kp__held *h = &t->held[t->nheld++];
         memset(h, 0, sizeof(*h));
         h->version = version;
-        memcpy(h->fpr, fpr, KP_FPR_HEX);
+        memcpy(h->fpr, fpr, KPK_FPR_HEX);
         h->created = info->created;
     }
     return KP_OK;
@@ -128,7 +128,7 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *sr
     char text[48];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password");
-    kp_b64_encode(raw, sizeof(raw), text);
+    kpk_b64_encode(raw, sizeof(raw), text);
     kp_memwipe(raw, sizeof(raw));
     kp_secret *password = kp_secret_new_copy(text, strlen(text));
     kp_memwipe(text, sizeof(text));
@@ -207,9 +207,9 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
     }
     /* Same key: its public half hashes to the version's fingerprint, and it decrypts what the
      * version's public key encrypts. */
-    char fpr[KP_FPR_HEX] = "", want[KP_FPR_HEX] = "";
-    if (st == KP_OK && (kp_fpr_pkey(pkey, fpr) != KP_OK ||
-                        kp_fpr_spki(spki, spkilen, want) != KP_OK || strcmp(fpr, want) != 0))
+    char fpr[KPK_FPR_HEX] = "", want[KPK_FPR_HEX] = "";
+    if (st == KP_OK && (kpk_fpr_pkey(pkey, fpr) != KP_OK ||
+                        kpk_fpr_spki(spki, spkilen, want) != KP_OK || strcmp(fpr, want) != 0))
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "the copy is another key (%.16s...)", fpr);
     if (st == KP_OK) {
         const unsigned char *p = spki;

@@ -20,7 +20,7 @@
 #define KP_WRAPPED_MAX 2048
 
 struct s_wrap {
-    char fingerprint[KP_FPR_HEX];
+    char fingerprint[KPK_FPR_HEX];
     kp_envelope_wrap pub;
 };
 
@@ -82,7 +82,7 @@ void kp_envelope_free(kp_envelope *env)
 
 kp_status kp_envelope_add(kp_envelope *env, const kp_envelope_wrap *w)
 {
-    KP_ENSURE(env != NULL && w != NULL && kp_fpr_valid(w->fingerprint) && w->version > 0 &&
+    KP_ENSURE(env != NULL && w != NULL && kpk_fpr_valid(w->fingerprint) && w->version > 0 &&
                   kp_wrap_alg_name(w->alg) != NULL && w->wrapped != NULL && w->wrapped_len > 0 &&
                   w->wrapped_len <= KP_WRAPPED_MAX,
               KP_ERR_INVALID_ARG);
@@ -92,7 +92,7 @@ kp_status kp_envelope_add(kp_envelope *env, const kp_envelope_wrap *w)
     if (copy == NULL)
         return KP_ERR_NOMEM;
     memcpy(copy, w->wrapped, w->wrapped_len);
-    memcpy(s->fingerprint, w->fingerprint, KP_FPR_HEX);
+    memcpy(s->fingerprint, w->fingerprint, KPK_FPR_HEX);
     s->pub = *w;
     s->pub.fingerprint = s->fingerprint;
     s->pub.wrapped = copy;
@@ -161,7 +161,7 @@ static kp_status s_decode_wrap(kp_envelope *env, json_t *o, char *err, size_t er
         json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:I, s:s, s:s}", "fpr", &fpr, "v", &v, "alg",
                        &alg, "w", &w64) != 0)
         return s_bad(err, errlen, "each wrap needs exactly fpr, v, alg and w");
-    if (!kp_fpr_valid(fpr))
+    if (!kpk_fpr_valid(fpr))
         return s_bad(err, errlen, "fingerprint is not 64 lower-case hex digits");
     if (v < 1 || v > UINT32_MAX)
         return s_bad(err, errlen, "version out of range");

@@ -117,7 +117,7 @@ kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info
                              inst->plugin->name, tmp.type, tmp.name, tmp.version);
     /* A malformed fingerprint is the plugin's fault, not a different key: say so, so that
      * nobody is told a healthy store holds the wrong key. */
-    if (tmp.type == KP_KEY_RSA && !kp_fpr_valid(tmp.fingerprint))
+    if (tmp.type == KP_KEY_RSA && !kpk_fpr_valid(tmp.fingerprint))
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s returned a malformed fingerprint for %s v%u "
                              "(want 64 lower-case hex digits)",

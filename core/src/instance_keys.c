@@ -34,7 +34,7 @@ kp_status kp_key_import(kp_instance *inst, const kp_key_spec *spec, const kp_sec
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_IMPORT, "key import", &d));
     kp_key_spec sp;
     KP_GUARD(kp__spec_copy(inst, spec, &sp));
-    KP_ENSURE(sp.fingerprint == NULL || kp_fpr_valid(sp.fingerprint), KP_ERR_INVALID_ARG);
+    KP_ENSURE(sp.fingerprint == NULL || kpk_fpr_valid(sp.fingerprint), KP_ERR_INVALID_ARG);
     kp__key_info_init(info);
     kp_status st = kp__inst_made(inst, "KS_IMPORT", &sp, info,
                                  kp_dispatch_ks_import(d)(inst->inst, &sp, pkcs8_der, info));

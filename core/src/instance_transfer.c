@@ -186,7 +186,7 @@ kp_status kp_key_import_wrapped(kp_instance *inst, const kp_key_spec *spec, uint
     KP_GUARD(kp__inst_fn(inst, KP_CAP_KEYSTORE, KP_FN_KS_IMPORT_WRAPPED, "wrapped import", &d));
     kp_key_spec sp;
     KP_GUARD(kp__spec_copy(inst, spec, &sp));
-    if (!kp_fpr_valid(sp.fingerprint))
+    if (!kpk_fpr_valid(sp.fingerprint))
         return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
                              "%s: a wrapped import needs the fingerprint the key must have",
                              inst->name);

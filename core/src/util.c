@@ -84,9 +84,9 @@ char *kp__b64_encode(const uint8_t *in, size_t len)
 {
     if (len > (size_t)INT32_MAX / 2)
         return NULL;
-    char *out = malloc(kp_b64_encoded_size(len));
+    char *out = malloc(kpk_b64_encoded_size(len));
     if (out != NULL)
-        kp_b64_encode(in, len, out);
+        kpk_b64_encode(in, len, out);
     return out;
 }
 
@@ -95,11 +95,11 @@ kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
     size_t len = strlen(in);
     if (len % 4 != 0 || len > (size_t)INT32_MAX / 2)
         return KP_ERR_INVALID_ARG;
-    uint8_t *buf = malloc(kp_b64_decoded_max(len) + 1);
+    uint8_t *buf = malloc(kpk_b64_decoded_max(len) + 1);
     if (buf == NULL)
         return KP_ERR_NOMEM;
     size_t got = 0;
-    kp_status st = kp_b64_decode(in, len, buf, &got);
+    kp_status st = kpk_b64_decode(in, len, buf, &got);
     char *again = st == KP_OK ? kp__b64_encode(buf, got) : NULL;
     bool canonical = again != NULL && strcmp(again, in) == 0;
     free(again);

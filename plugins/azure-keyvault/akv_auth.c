@@ -79,7 +79,7 @@ static kp_status s_form(char *buf, size_t cap, size_t *off, const char *name, co
     return st;
 }
 
-static kp_status s_client_secret(akv_inst *a, kp_http_response *r, char *where, size_t wlen)
+static kp_status s_client_secret(akv_inst *a, kpk_http_response *r, char *where, size_t wlen)
 {
     char url[2 * KP_AKV_URL_MAX];
     if (a->tenant[0] == '\0')
@@ -109,13 +109,13 @@ static kp_status s_client_secret(akv_inst *a, kp_http_response *r, char *where, 
     }
     const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
                              "Accept: application/json", NULL};
-    kp_http_request req = {"POST", url, headers, (const uint8_t *)b, off, 0};
+    kpk_http_request req = {"POST", url, headers, (const uint8_t *)b, off, 0};
     st = akv_send(a, &req, r);
     a->up->secret_free(body);
     return st;
 }
 
-static kp_status s_imds(akv_inst *a, kp_http_response *r, char *where, size_t wlen)
+static kp_status s_imds(akv_inst *a, kpk_http_response *r, char *where, size_t wlen)
 {
     char url[4 * KP_AKV_URL_MAX], res[2 * KP_AKV_URL_MAX], id[3 * 128];
     size_t sl = strlen(a->scope);
@@ -127,7 +127,7 @@ static kp_status s_imds(akv_inst *a, kp_http_response *r, char *where, size_t wl
              id[0] != '\0' ? "&client_id=" : "", id);
     snprintf(where, wlen, "%s", a->imds);
     const char *headers[] = {"Metadata: true", "Accept: application/json", NULL};
-    kp_http_request req = {"GET", url, headers, NULL, 0, 0};
+    kpk_http_request req = {"GET", url, headers, NULL, 0, 0};
     return akv_send(a, &req, r);
 }
 
@@ -139,7 +139,7 @@ kp_status akv_token(akv_inst *a, bool forced)
     a->up->secret_free(a->token);
     a->token = NULL;
 
-    kp_http_response r;
+    kpk_http_response r;
     char where[2 * KP_AKV_URL_MAX];
     memset(&r, 0, sizeof(r));
     kp_status st = a->auth == AKV_AUTH_CLIENT_SECRET ? s_client_secret(a, &r, where, sizeof(where))
@@ -153,7 +153,7 @@ kp_status akv_token(akv_inst *a, bool forced)
              : r.status >= 500 ? KP_ERR_UNAVAILABLE
                                : KP_ERR_AUTH;
         long status = r.status;
-        kp_http_response_free(&r);
+        kpk_http_response_free(&r);
         return akv_err(a, st, "%s: token request to %s refused (HTTP %ld): %s", a->vault_name,
                        where, status, why[0] != '\0' ? why : "no error description");
     }
@@ -161,13 +161,13 @@ kp_status akv_token(akv_inst *a, bool forced)
     int64_t life = 0;
     kp_secret *tok = a->up->secret_new(S_TOKEN_MAX + 8);
     if (tok == NULL) {
-        kp_http_response_free(&r);
+        kpk_http_response_free(&r);
         return akv_err(a, KP_ERR_NOMEM, "out of memory");
     }
     char *t = (char *)a->up->secret_data(tok);
     memcpy(t, "Bearer ", 7);
     st = akv_parse_token(r.body, r.len, now, t + 7, S_TOKEN_MAX, &life, err, sizeof(err));
-    kp_http_response_free(&r);
+    kpk_http_response_free(&r);
     if (st != KP_OK) {
         a->up->secret_free(tok);
         return akv_err(a, st, "%s: token from %s unusable: %s", a->vault_name, where, err);

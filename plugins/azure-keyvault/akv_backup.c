@@ -43,12 +43,12 @@ kp_status akv_ks_restore(void *inst, const kp_secret *blob, char name[KP_NAME_MA
     if (n > S_MAX_BACKUP)
         return akv_err(a, KP_ERR_INVALID_ARG, "backup blob of %zu bytes is too large", n);
     char err[KP_AKV_ERR];
-    size_t cap = kp_b64_encoded_size(n) + 16;
+    size_t cap = kpk_b64_encoded_size(n) + 16;
     char *body = malloc(cap);
     if (body == NULL)
         return akv_err(a, KP_ERR_NOMEM, "out of memory");
     memcpy(body, "{\"value\":\"", 10);
-    size_t m = kp_b64url_encode(a->up->secret_cdata(blob), n, body + 10);
+    size_t m = kpk_b64url_encode(a->up->secret_cdata(blob), n, body + 10);
     memcpy(body + 10 + m, "\"}", 3);
     akv_resp r;
     akv_bundle b;

@@ -6,7 +6,7 @@
  * kp-rejected, never deleted: keyplane deletes nothing in a vault. No expiry is ever set (Azure
  * SQL TDE refuses expiring protectors).
  *
- * Creating requests are KP_HTTP_UNSAFE: the transport does not repeat one the service may have
+ * Creating requests are KPK_HTTP_UNSAFE: the transport does not repeat one the service may have
  * acted on. After such a failure in transit the versions decide: a pending version of our
  * number (with the expected fingerprint, for an import) is adopted and checked like an answer.
  */

@@ -19,7 +19,7 @@
 /* An expected fingerprint, when given, must be well formed. */
 static kp_status s_fpr_arg(akv_inst *a, const char *fpr)
 {
-    if (fpr != NULL && !kp_fpr_valid(fpr))
+    if (fpr != NULL && !kpk_fpr_valid(fpr))
         return akv_err(a, KP_ERR_INVALID_ARG,
                        "the expected fingerprint is not 64 lower-case hex digits");
     return KP_OK;
@@ -33,7 +33,7 @@ kp_status akv_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs
     if (a == NULL || !kp_key_spec_read(in, &spec) || pkcs8_der == NULL || info == NULL ||
         spec.name == NULL)
         return KP_ERR_INVALID_ARG;
-    char vname[KP_NAME_MAX], fpr[KP_FPR_HEX];
+    char vname[KP_NAME_MAX], fpr[KPK_FPR_HEX];
     uint32_t bits = 0, version = 0;
     json_t *key = json_object();
     pthread_mutex_lock(&a->lock);
@@ -191,10 +191,10 @@ bad:
  * is the blob in base64url) in base64. NULL on out-of-memory. */
 static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
 {
-    char *ct = malloc(kp_b64_encoded_size(bloblen)), *text = NULL, *hsm = NULL;
+    char *ct = malloc(kpk_b64_encoded_size(bloblen)), *text = NULL, *hsm = NULL;
     json_t *file = json_object(), *hdr = json_object(), *j = NULL;
     if (ct != NULL) {
-        kp_b64url_encode(blob, bloblen, ct);
+        kpk_b64url_encode(blob, bloblen, ct);
         json_object_set_new(file, "schema_version", json_string("1.0.0"));
         json_object_set_new(hdr, "kid", json_string(kid));
         json_object_set_new(hdr, "alg", json_string("dir"));
@@ -204,8 +204,8 @@ static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
         json_object_set_new(file, "generator", json_string("keyplane azure-keyvault 0.1.0"));
         text = json_dumps(file, JSON_COMPACT);
     }
-    if (text != NULL && (hsm = malloc(kp_b64_encoded_size(strlen(text)))) != NULL) {
-        kp_b64_encode((const uint8_t *)text, strlen(text), hsm);
+    if (text != NULL && (hsm = malloc(kpk_b64_encoded_size(strlen(text)))) != NULL) {
+        kpk_b64_encode((const uint8_t *)text, strlen(text), hsm);
         json_t *key = json_object();
         j = json_object();
         json_object_set_new(key, "kty", json_string("RSA-HSM"));

@@ -51,9 +51,9 @@ typedef struct akv_version {
     bool enabled;
     int64_t created, exp; /* exp 0 = none */
     uint32_t bits;
-    char tag_fpr[KP_FPR_HEX]; /* the kp-fpr tag */
-    char fpr[KP_FPR_HEX];     /* computed from n, e; "" until fetched */
-    uint8_t *spki;            /* SubjectPublicKeyInfo DER, or NULL until fetched */
+    char tag_fpr[KPK_FPR_HEX]; /* the kp-fpr tag */
+    char fpr[KPK_FPR_HEX];     /* computed from n, e; "" until fetched */
+    uint8_t *spki;             /* SubjectPublicKeyInfo DER, or NULL until fetched */
     size_t spki_len;
 } akv_version;
 
@@ -99,10 +99,10 @@ typedef struct akv_inst {
     bool hsm;                         /* create keys as RSA-HSM */
     bool verify_challenge_resource;
     char ca_bundle[1024];
-    kp_http_config http_cfg;
+    kpk_http_config http_cfg;
 
     pthread_mutex_t lock; /* guards everything below: one request at a time per instance */
-    kp_http *http;
+    kpk_http *http;
     char scope[KP_AKV_URL_MAX]; /* learnt from the challenge (or the param) */
     kp_secret *token;           /* "Bearer ..." header value ready to send, or NULL */
     time_t token_exp;
@@ -170,12 +170,12 @@ typedef struct akv_bundle {
     int64_t created, exp;
     uint32_t kp_version; /* 0 when untagged */
     char tag_chain[KP_NAME_MAX];
-    char tag_fpr[KP_FPR_HEX];
+    char tag_fpr[KPK_FPR_HEX];
     uint32_t kp_pending; /* the kp-pending tag: made, not yet checked and labelled; 0 none */
     uint8_t *spki;       /* malloc'd SubjectPublicKeyInfo DER (NULL for list items) */
     size_t spki_len;
     uint32_t bits;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     bool import_only; /* key_ops is exactly ["import"] (a BYOK KEK) */
 } akv_bundle;
 void akv_bundle_clear(akv_bundle *b);
@@ -215,11 +215,11 @@ kp_status akv_parse_challenge(const char *header, akv_challenge *out, char *err,
 /* akv_jwk.c */
 /** SubjectPublicKeyInfo DER (malloc'd) and its fingerprint from base64url n and e. */
 kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t elen, uint8_t **spki,
-                           size_t *spki_len, uint32_t *bits, char fpr[KP_FPR_HEX]);
+                           size_t *spki_len, uint32_t *bits, char fpr[KPK_FPR_HEX]);
 /** The JWK members n, e, d, p, q, dp, dq, qi of a PKCS#8 RSA key, set into jwk (each string
  *  is wiped by akv_json_wipe before the object is freed). Also returns bits and fingerprint. */
 kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32_t *bits,
-                             char fpr[KP_FPR_HEX]);
+                             char fpr[KPK_FPR_HEX]);
 /** Wipes every string value in a JSON tree (key material in jansson's memory), then frees it. */
 void akv_json_wipe(json_t *j);
 /** Serialises j into a new secret (so the body holding key material is wiped after sending). */
@@ -234,9 +234,9 @@ kp_status akv_take_challenge(akv_inst *a, const char *header);
 /* akv_rest.c */
 typedef struct akv_resp {
     long status;
-    kp_http_response http;
+    kpk_http_response http;
 } akv_resp;
-#define AKV_UNSAFE KP_HTTP_UNSAFE
+#define AKV_UNSAFE KPK_HTTP_UNSAFE
 /**
  * One call to the keys API: path is "/keys/..." (no query; api-version is added) or an absolute
  * nextLink of this vault. body may be NULL. On a 2xx answer returns KP_OK with resp filled;
@@ -255,7 +255,7 @@ kp_status akv_resp_value(akv_inst *a, akv_resp *r, size_t max, const char *what,
  *  client secret goes through it, and out may be kp_secret memory (curl would malloc a copy
  *  it never wipes). */
 kp_status akv_urlenc(const char *s, size_t len, char *out, size_t outlen);
-kp_status akv_send(akv_inst *a, const kp_http_request *req, kp_http_response *resp);
+kp_status akv_send(akv_inst *a, const kpk_http_request *req, kpk_http_response *resp);
 
 /* akv_keys.c */
 /** The vault key name of keyplane name (prefix + name), checking the name rule. */

@@ -294,9 +294,9 @@ kp_status akv_parse_value(const uint8_t *body, size_t len, uint8_t *out, size_t 
     json_t *v = json_object_get(j, "value");
     if (!json_is_string(v) || json_string_length(v) == 0) {
         snprintf(err, errlen, "the answer has no value");
-    } else if (kp_b64_decoded_max(json_string_length(v)) > *outlen) {
+    } else if (kpk_b64_decoded_max(json_string_length(v)) > *outlen) {
         snprintf(err, errlen, "the answer's value is longer than expected");
-    } else if (kp_b64_decode(json_string_value(v), json_string_length(v), out, outlen) != KP_OK) {
+    } else if (kpk_b64_decode(json_string_value(v), json_string_length(v), out, outlen) != KP_OK) {
         snprintf(err, errlen, "the answer's value is not base64url");
     } else {
         st = KP_OK;

@@ -25,14 +25,14 @@ static BIGNUM *s_bn(const char *b64, size_t len)
 {
     uint8_t buf[S_MAX_MODULUS + 8];
     size_t n = sizeof(buf);
-    if (len == 0 || kp_b64_decoded_max(len) > sizeof(buf) ||
-        kp_b64_decode(b64, len, buf, &n) != KP_OK || n == 0)
+    if (len == 0 || kpk_b64_decoded_max(len) > sizeof(buf) ||
+        kpk_b64_decode(b64, len, buf, &n) != KP_OK || n == 0)
         return NULL;
     return BN_bin2bn(buf, (int)n, NULL);
 }
 
 kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t elen, uint8_t **spki,
-                           size_t *spki_len, uint32_t *bits, char fpr[KP_FPR_HEX])
+                           size_t *spki_len, uint32_t *bits, char fpr[KPK_FPR_HEX])
 {
     kp_status st = KP_ERR_BACKEND;
     BIGNUM *bn = s_bn(n, nlen), *be = s_bn(e, elen);
@@ -51,7 +51,7 @@ kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t ele
         EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
         goto out;
     int len = i2d_PUBKEY(pkey, &der);
-    if (len <= 0 || kp_fpr_spki(der, (size_t)len, fpr) != KP_OK)
+    if (len <= 0 || kpk_fpr_spki(der, (size_t)len, fpr) != KP_OK)
         goto out;
     if ((*spki = malloc((size_t)len)) == NULL) {
         st = KP_ERR_NOMEM;
@@ -82,7 +82,7 @@ static int s_member(json_t *jwk, const EVP_PKEY *pkey, const char *param, const 
     if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1 || BN_num_bytes(bn) > (int)sizeof(bin))
         goto out;
     int n = BN_bn2bin(bn, bin);
-    kp_b64url_encode(bin, (size_t)n, text);
+    kpk_b64url_encode(bin, (size_t)n, text);
     ok = json_object_set_new(jwk, name, json_string(text)) == 0;
 out:
     BN_clear_free(bn);
@@ -92,7 +92,7 @@ out:
 }
 
 kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32_t *bits,
-                             char fpr[KP_FPR_HEX])
+                             char fpr[KPK_FPR_HEX])
 {
     const unsigned char *p = der;
     EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
@@ -108,7 +108,7 @@ kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!s_member(jwk, pkey, map[i][0], map[i][1]))
             goto out;
-    if (kp_fpr_pkey(pkey, fpr) != KP_OK)
+    if (kpk_fpr_pkey(pkey, fpr) != KP_OK)
         goto out;
     *bits = (uint32_t)EVP_PKEY_get_bits(pkey);
     st = KP_OK;

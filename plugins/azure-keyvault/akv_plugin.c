@@ -105,7 +105,7 @@ static void s_close(void *inst)
     akv_inst *a = inst;
     if (a == NULL)
         return;
-    kp_http_free(a->http);
+    kpk_http_free(a->http);
     akv_keys_free(a);
     a->up->secret_free(a->token);
     a->up->secret_free(a->client_secret);

@@ -21,14 +21,14 @@ void akv_resp_free(akv_resp *r)
 {
     if (r == NULL)
         return;
-    kp_http_response_free(&r->http);
+    kpk_http_response_free(&r->http);
     r->status = 0;
 }
 
 kp_status akv_resp_value(akv_inst *a, akv_resp *r, size_t max, const char *what, kp_secret **out)
 {
     /* the value cannot decode to more than the whole body could */
-    size_t cap = kp_b64_decoded_max(r->http.len);
+    size_t cap = kpk_b64_decoded_max(r->http.len);
     cap = cap == 0 ? 1 : cap > max ? max : cap;
     char err[KP_AKV_ERR];
     kp_secret *s = a->up->secret_new(cap);
@@ -47,13 +47,13 @@ kp_status akv_resp_value(akv_inst *a, akv_resp *r, size_t max, const char *what,
     return KP_OK;
 }
 
-kp_status akv_send(akv_inst *a, const kp_http_request *req, kp_http_response *resp)
+kp_status akv_send(akv_inst *a, const kpk_http_request *req, kpk_http_response *resp)
 {
     char err[KP_AKV_ERR];
     kp_status st;
-    if (a->http == NULL && (st = kp_http_new(&a->http_cfg, &a->http, err, sizeof(err))) != KP_OK)
+    if (a->http == NULL && (st = kpk_http_new(&a->http_cfg, &a->http, err, sizeof(err))) != KP_OK)
         return akv_err(a, st, "%s: %s", a->vault_name, err);
-    st = kp_http_send(a->http, req, resp, err, sizeof(err));
+    st = kpk_http_send(a->http, req, resp, err, sizeof(err));
     if (st != KP_OK)
         return akv_err(a, st, "%s", err);
     return KP_OK;
@@ -111,13 +111,13 @@ static kp_status s_url(akv_inst *a, const char *path, char *url, size_t len)
 }
 
 /* Maps a non-2xx answer to a status and a one-line message. */
-static kp_status s_fail(akv_inst *a, const kp_http_response *r, const char *what)
+static kp_status s_fail(akv_inst *a, const kpk_http_response *r, const char *what)
 {
     akv_error_body e;
     akv_parse_error(r->body, r->len, &e);
     const char *code = e.code[0] != '\0' ? e.code : "no error code";
     const char *msg = e.message[0] != '\0' ? e.message : "(no message)";
-    kp_status st = kp_http_status(r->status);
+    kp_status st = kpk_http_status(r->status);
     if (r->status == 400)
         st = KP_ERR_BACKEND; /* Key Vault's "bad parameter": the request, not the caller */
     if (r->status == 409 && strcmp(e.inner, "ObjectIsDeletedButRecoverable") == 0)
@@ -143,7 +143,7 @@ static kp_status s_fail(akv_inst *a, const kp_http_response *r, const char *what
 
 /* Sends once with the current token (or none when probing). */
 static kp_status s_once(akv_inst *a, const char *method, const char *url, const uint8_t *body,
-                        size_t body_len, unsigned flags, bool probe, kp_http_response *out)
+                        size_t body_len, unsigned flags, bool probe, kpk_http_response *out)
 {
     const char *headers[4];
     size_t nh = 0, authlen = 0;
@@ -166,7 +166,7 @@ static kp_status s_once(akv_inst *a, const char *method, const char *url, const 
         headers[nh++] = "Content-Type: application/json";
     headers[nh++] = "Accept: application/json";
     headers[nh] = NULL;
-    kp_http_request req = {method, url, headers, probe ? NULL : body, probe ? 0 : body_len, flags};
+    kpk_http_request req = {method, url, headers, probe ? NULL : body, probe ? 0 : body_len, flags};
     kp_status st = akv_send(a, &req, out);
     if (auth != NULL) {
         OPENSSL_cleanse(auth, authlen);

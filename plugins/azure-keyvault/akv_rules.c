@@ -21,9 +21,9 @@
 static kp_status s_vault_url(const kp_upcalls *up, kp_core_handle *h, const char *url,
                              akv_place *out)
 {
-    kp_http_url u;
+    kpk_http_url u;
     char why[160];
-    if (kp_http_url_parse("vault_url", url, 0, &u, why, sizeof(why)) != KP_OK)
+    if (kpk_http_url_parse("vault_url", url, 0, &u, why, sizeof(why)) != KP_OK)
         return kp_errorf(up, h, KP_ERR_CONFIG, "%s", why);
     if (strlen(u.base) >= sizeof(out->vault_url) || strlen(u.host) >= sizeof(out->vault_host))
         return kp_errorf(up, h, KP_ERR_CONFIG, "vault_url is longer than %zu characters",

@@ -36,13 +36,13 @@ static const char *s_alg(uint32_t alg)
 /* {"alg":"...","value":"<base64url>"} into p, which holds s_body_cap bytes; returns the length. */
 static size_t s_body_cap(const char *alg, size_t inlen)
 {
-    return kp_b64_encoded_size(inlen) + strlen(alg) + 32;
+    return kpk_b64_encoded_size(inlen) + strlen(alg) + 32;
 }
 
 static size_t s_body_fill(char *p, size_t cap, const char *alg, const uint8_t *in, size_t inlen)
 {
     int n = snprintf(p, cap, "{\"alg\":\"%s\",\"value\":\"", alg);
-    size_t m = kp_b64url_encode(in, inlen, p + n);
+    size_t m = kpk_b64url_encode(in, inlen, p + n);
     memcpy(p + n + m, "\"}", 3);
     return (size_t)n + m + 2;
 }

@@ -119,7 +119,7 @@ kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_
 
 /* Versioned objects (file_version.c) ------------------------------------------------------ */
 
-/** kp_key_name_valid (the ABI's rule, which keeps every name one visible path component),
+/** kpk_key_name_valid (the ABI's rule, which keeps every name one visible path component),
  *  setting error text when not. */
 kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *name);
 /** Numeric version directories under dir, ascending; a missing dir gives none. */

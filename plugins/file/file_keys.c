@@ -40,7 +40,7 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
      * otherwise answer for another key. */
     if (jname == NULL || strcmp(jname, name) != 0 ||
         json_integer_value(json_object_get(j, "version")) != (json_int_t)version || type == NULL ||
-        strcmp(type, "rsa") != 0 || !kp_fpr_valid(fpr) ||
+        strcmp(type, "rsa") != 0 || !kpk_fpr_valid(fpr) ||
         (flags != NULL && !json_is_array(flags)) || !json_is_integer(json_object_get(j, "bits")) ||
         !json_is_integer(json_object_get(j, "created"))) {
         json_decref(j);
@@ -59,7 +59,7 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
         if (f != NULL && strcmp(f, "exportable") == 0)
             info->flags |= KP_KEY_EXPORTABLE;
     }
-    memcpy(info->fingerprint, fpr, KP_FPR_HEX);
+    memcpy(info->fingerprint, fpr, KPK_FPR_HEX);
     /* backend_id is the version directory; when the absolute path does not fit, the path
      * relative to the store still identifies it. */
     if (strlen(dir) < sizeof(info->backend_id))
@@ -95,7 +95,7 @@ kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key
 kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t version,
                                  uint8_t **der, size_t *len)
 {
-    char path[KP_FILE_PATH_MAX], fpr[KP_FPR_HEX];
+    char path[KP_FILE_PATH_MAX], fpr[KPK_FPR_HEX];
     kp_key_info info;
     kp_status st;
 
@@ -105,7 +105,7 @@ kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t ve
                            version)) != KP_OK ||
         (st = kp_file_read(fi, path, KP_FILE_DER_MAX, der, len)) != KP_OK)
         return st;
-    if (kp_fpr_spki(*der, *len, fpr) != KP_OK)
+    if (kpk_fpr_spki(*der, *len, fpr) != KP_OK)
         st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "cannot fingerprint %s", path);
     else if (strcmp(fpr, info.fingerprint) != 0)
         st = kp_file_err(fi, KP_ERR_INTEGRITY,

@@ -74,7 +74,7 @@ static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pk
         return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode public key of %s", spec->name);
     nk.spki = spki;
     nk.spkilen = (size_t)n;
-    if (kp_fpr_spki(nk.spki, nk.spkilen, nk.info.fingerprint) != KP_OK) {
+    if (kpk_fpr_spki(nk.spki, nk.spkilen, nk.info.fingerprint) != KP_OK) {
         st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot fingerprint key %s", spec->name);
         goto out;
     }
@@ -220,7 +220,7 @@ kp_status kp_file_ks_import(void *inst, const kp_key_spec *in, const kp_secret *
     if (spec.type != KP_KEY_RSA && spec.type != 0)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", spec.type);
     /* No key has a malformed fingerprint: refused as a mismatch, without echoing it. */
-    if (spec.fingerprint != NULL && !kp_fpr_valid(spec.fingerprint))
+    if (spec.fingerprint != NULL && !kpk_fpr_valid(spec.fingerprint))
         return kp_file_err(fi, KP_ERR_INTEGRITY,
                            "import of %s: the expected fingerprint is not 64 lower-case hex "
                            "digits; nothing was stored",

@@ -28,9 +28,9 @@ static bool s_b64_decode(const char *text, uint8_t **data, size_t *len)
     *data = NULL;
     *len = 0;
     if (text == NULL || tlen == 0 || tlen > KP_FILE_JSON_MAX ||
-        (*data = malloc(kp_b64_decoded_max(tlen))) == NULL)
+        (*data = malloc(kpk_b64_decoded_max(tlen))) == NULL)
         return false;
-    if (kp_b64_decode(text, tlen, *data, len) != KP_OK) {
+    if (kpk_b64_decode(text, tlen, *data, len) != KP_OK) {
         free(*data);
         *data = NULL;
         return false;
@@ -41,10 +41,10 @@ static bool s_b64_decode(const char *text, uint8_t **data, size_t *len)
 /* Padded standard base64 of data, malloc'ed; NULL on out-of-memory. */
 static char *s_b64_encode(const uint8_t *data, size_t len)
 {
-    char *out = malloc(kp_b64_encoded_size(len));
+    char *out = malloc(kpk_b64_encoded_size(len));
 
     if (out != NULL)
-        kp_b64_encode(data, len, out);
+        kpk_b64_encode(data, len, out);
     return out;
 }
 

@@ -23,7 +23,7 @@ kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *nam
 {
     if (name == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "%s name is missing", kind);
-    if (kp_key_name_valid(name))
+    if (kpk_key_name_valid(name))
         return KP_OK;
     /* The name itself may be garbage; do not echo it. */
     return kp_file_err(fi, KP_ERR_INVALID_ARG,
@@ -129,7 +129,7 @@ kp_status kp_file_names(kp_file_inst *fi, const char *dir, char ***names, size_t
         return errno == ENOENT ? KP_OK : kp_file_errno(fi, errno, "cannot read directory", dir);
     while ((de = readdir(d)) != NULL) {
         /* Dot entries are ours (temp dirs) or not ours at all. */
-        if (!kp_key_name_valid(de->d_name) || !s_is_dir(d, de))
+        if (!kpk_key_name_valid(de->d_name) || !s_is_dir(d, de))
             continue;
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : 16;

@@ -26,13 +26,13 @@ kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len)
     return KP_OK;
 }
 
-kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len, char fpr[KP_FPR_HEX],
+kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len, char fpr[KPK_FPR_HEX],
                          uint8_t id[KP_P11_SHA256_LEN])
 {
-    kp_status st = kp_fpr_spki(spki, len, fpr);
+    kp_status st = kpk_fpr_spki(spki, len, fpr);
 
     if (st == KP_OK)
-        st = kp_hex_decode(fpr, id, KP_P11_SHA256_LEN);
+        st = kpk_hex_decode(fpr, id, KP_P11_SHA256_LEN);
     if (st != KP_OK)
         return kp_p11_err(pi, st == KP_ERR_INVALID_ARG ? KP_ERR_INTERNAL : st,
                           "cannot compute the fingerprint of a public key");

@@ -25,8 +25,8 @@ typedef struct s_import {
     size_t p8len;
     uint8_t *n, *e; /* public half, for the public key object */
     size_t nlen, elen;
-    char fpr[KP_FPR_HEX]; /* the key's fingerprint, equal to spec.fingerprint when given */
-    kp_p11_key key;       /* what was made; key.id is set before the op */
+    char fpr[KPK_FPR_HEX]; /* the key's fingerprint, equal to spec.fingerprint when given */
+    kp_p11_key key;        /* what was made; key.id is set before the op */
 } s_import;
 
 /* The one-time transport key as a session object that may only unwrap. */
@@ -95,7 +95,7 @@ static kp_status s_token_holds(kp_p11_op *op, const s_import *im, CK_OBJECT_HAND
                                const char *what)
 {
     kp_p11_inst *pi = op->pi;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     uint8_t id[KP_P11_SHA256_LEN], *spki = NULL;
     size_t len = 0;
     kp_status st = kp_p11_obj_spki(op, obj, &spki, &len);
@@ -195,7 +195,7 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
         return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "the pkcs11 keystore imports RSA keys only");
     if (im.spec.type != KP_KEY_RSA && im.spec.type != 0)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "unknown key type %u", im.spec.type);
-    if (im.spec.fingerprint != NULL && !kp_fpr_valid(im.spec.fingerprint))
+    if (im.spec.fingerprint != NULL && !kpk_fpr_valid(im.spec.fingerprint))
         return kp_p11_err(pi, KP_ERR_INVALID_ARG,
                           "import of %s: the expected fingerprint is not 64 lower-case hex digits",
                           im.spec.name);

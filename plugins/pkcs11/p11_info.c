@@ -51,7 +51,7 @@ void kp_p11_key_info(kp_p11_inst *pi, const kp_p11_key *key, kp_key_info *info)
     info->state = KP_KEY_ENABLED;
     info->created = key->created;
     if (key->type == KP_KEY_RSA && key->idlen == KP_P11_SHA256_LEN)
-        kp_hex_encode(key->id, key->idlen, info->fingerprint);
+        kpk_hex_encode(key->id, key->idlen, info->fingerprint);
     s_pct(token, sizeof(token), (const uint8_t *)pi->token, strlen(pi->token), false);
     s_pct(id, sizeof(id), key->id, key->idlen, true);
     object[0] = '\0';

@@ -214,7 +214,7 @@ void kp_p11_sessions_close(kp_p11_inst *pi);
 
 /* Objects (p11_object.c) ------------------------------------------------------------------ */
 
-/** kp_key_name_valid, setting error text when not. */
+/** kpk_key_name_valid, setting error text when not. */
 kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name);
 /** Writes "<prefix><name>/v<version>"; KP_ERR_INVALID_ARG when it does not fit. */
 kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char *buf, size_t size);
@@ -271,8 +271,8 @@ int64_t kp_p11_date_time(const CK_DATE *date);
 /* Crypto in software (p11_crypto.c) ------------------------------------------------------- */
 
 kp_status kp_p11_random(kp_p11_inst *pi, uint8_t *buf, size_t len);
-/** The fingerprint of an SPKI DER (kp_fpr_spki) and the CKA_ID made of it (its 32 bytes). */
-kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len, char fpr[KP_FPR_HEX],
+/** The fingerprint of an SPKI DER (kpk_fpr_spki) and the CKA_ID made of it (its 32 bytes). */
+kp_status kp_p11_spki_id(kp_p11_inst *pi, const uint8_t *spki, size_t len, char fpr[KPK_FPR_HEX],
                          uint8_t id[KP_P11_SHA256_LEN]);
 /** SubjectPublicKeyInfo DER (OPENSSL_malloc'ed) of an RSA public key given as big-endian
  *  modulus and exponent. */

@@ -100,7 +100,7 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
     CK_BBOOL extr = (c->spec.flags & KP_KEY_EXPORTABLE) != 0 ? CK_TRUE : CK_FALSE;
     CK_ULONG bits = c->spec.bits;
     CK_BYTE f4[] = {0x01, 0x00, 0x01};
-    char temp[KP_P11_OBJLABEL_MAX], fpr[KP_FPR_HEX];
+    char temp[KP_P11_OBJLABEL_MAX], fpr[KPK_FPR_HEX];
     uint8_t subject[KP_P11_TAG_MAX];
     size_t sublen = 0;
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;

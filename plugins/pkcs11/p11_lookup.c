@@ -23,7 +23,7 @@ kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name)
 {
     if (name == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "key name is missing");
-    if (kp_key_name_valid(name))
+    if (kpk_key_name_valid(name))
         return KP_OK;
     /* The name itself may be garbage; do not echo it. */
     return kp_p11_err(pi, KP_ERR_INVALID_ARG,
@@ -93,7 +93,7 @@ static bool s_parse_label(const kp_p11_inst *pi, const char *label, char *name, 
         return false;
     memcpy(name, rest, nlen);
     name[nlen] = '\0';
-    if (!kp_key_name_valid(name))
+    if (!kpk_key_name_valid(name))
         return false;
     *version = (uint32_t)v;
     return true;

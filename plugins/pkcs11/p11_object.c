@@ -168,7 +168,7 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
                             uint8_t **der, size_t *len)
 {
     kp_p11_inst *pi = op->pi;
-    char label[KP_P11_OBJLABEL_MAX], fpr[KP_FPR_HEX];
+    char label[KP_P11_OBJLABEL_MAX], fpr[KPK_FPR_HEX];
     uint8_t *spki, md[KP_P11_SHA256_LEN];
     size_t spkilen;
     kp_status st;
@@ -286,7 +286,7 @@ kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size)
 
     if (st != KP_OK)
         return st;
-    kp_hex_encode(rnd, sizeof(rnd), hex);
+    kpk_hex_encode(rnd, sizeof(rnd), hex);
     n = snprintf(buf, size, "%s.pending-%s", pi->prefix, hex);
     if (n < 0 || (size_t)n >= size)
         return kp_p11_err(pi, KP_ERR_INTERNAL, "placeholder label does not fit");

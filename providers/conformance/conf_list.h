@@ -10,7 +10,7 @@
 typedef struct conf_entry {
     char name[KP_NAME_MAX];
     uint32_t version;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     uint64_t size; /* secrets */
 } conf_entry;
 

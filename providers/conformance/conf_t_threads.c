@@ -32,7 +32,7 @@ typedef struct worker {
     unsigned id;
     pthread_t t;
     uint32_t version; /* of sh->vkey made by this thread, 0 when it failed */
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     uint32_t sv[S_PUTS]; /* versions of sh->secret put by this thread */
     uint8_t val[S_PUTS][16];
 } worker;
@@ -76,7 +76,7 @@ static void s_makes(worker *w)
     } else {
         w->version = info.version;
         memcpy(w->fpr, info.fingerprint, sizeof(w->fpr));
-        w->fpr[KP_FPR_HEX - 1] = '\0';
+        w->fpr[KPK_FPR_HEX - 1] = '\0';
     }
     char name[CONF_NAME_LEN], tag[16];
     snprintf(tag, sizeof(tag), "th%u", w->id);

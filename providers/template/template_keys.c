@@ -61,7 +61,7 @@ void tpl_key_free(tpl_key *k)
  * drift apart. KP_OK, or a status with the reason in why. */
 kp_status tpl_spec_rules(const kp_key_spec *spec, char *why, size_t len)
 {
-    if (spec->name == NULL || !kp_key_name_valid(spec->name)) {
+    if (spec->name == NULL || !kpk_key_name_valid(spec->name)) {
         snprintf(why, len, "key name \"%.127s\" is not 1-127 of [A-Za-z0-9._-]",
                  spec->name != NULL ? spec->name : "");
         return KP_ERR_INVALID_ARG;
@@ -93,7 +93,7 @@ kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key spec");
     if ((st = tpl_spec_rules(spec, why, sizeof(why))) != KP_OK)
         return kp_errorf(t->up, t->h, st, TPL_NAME ": %s", why);
-    if (spec->fingerprint != NULL && !kp_fpr_valid(spec->fingerprint))
+    if (spec->fingerprint != NULL && !kpk_fpr_valid(spec->fingerprint))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
                          TPL_NAME ": key %s: the expected fingerprint is not 64 lower-case hex "
                                   "digits",
@@ -108,12 +108,12 @@ kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
  */
 kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_key_info *out)
 {
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     s_pos pos;
     tpl_key *k;
     kp_status st = KP_OK;
 
-    if (kp_fpr_pkey(*pkey, fpr) != KP_OK)
+    if (kpk_fpr_pkey(*pkey, fpr) != KP_OK)
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "fingerprint of key", spec->name);
     if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
         return kp_errorf(t->up, t->h, KP_ERR_INTEGRITY,
@@ -177,7 +177,7 @@ kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_
 kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tpl_key **k)
 {
     s_pos pos;
-    if (name == NULL || !kp_key_name_valid(name))
+    if (name == NULL || !kpk_key_name_valid(name))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad key name");
     pthread_mutex_lock(&t->lock);
     s_locate(t, name, version, &pos);
@@ -309,7 +309,7 @@ kp_status tpl_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void 
     size_t n = 0;
     kp_status st = KP_OK;
 
-    if (visit == NULL || (name != NULL && !kp_key_name_valid(name)))
+    if (visit == NULL || (name != NULL && !kpk_key_name_valid(name)))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad list arguments");
     /* Visit a snapshot, not under the lock: the visitor is the core, which may call this
      * instance again (KS_GET_PUBLIC of each version), and the mutex is not recursive. The list

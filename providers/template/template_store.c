@@ -42,7 +42,7 @@ static kp_status s_need_store(tpl_inst *t, const char *name)
     if (!t->secret_store)
         return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
                          TPL_NAME ": this instance is not a secret store (secret_store: false)");
-    if (name == NULL || !kp_key_name_valid(name))
+    if (name == NULL || !kpk_key_name_valid(name))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad secret name");
     return KP_OK;
 }
@@ -238,7 +238,7 @@ kp_status tpl_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *l
     size_t have = 0;
     kp_status st = KP_OK;
 
-    if (name == NULL || !kp_key_name_valid(name) || len == NULL || (doc == NULL && *len != 0))
+    if (name == NULL || !kpk_key_name_valid(name) || len == NULL || (doc == NULL && *len != 0))
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad state arguments");
     /* Copied under the lock: a concurrent put replaces (and frees) the document. */
     pthread_mutex_lock(&t->lock);
@@ -265,8 +265,8 @@ kp_status tpl_ks_state_put(void *inst, const char *name, const uint8_t *doc, siz
     uint8_t *copy;
     kp_status st = KP_OK;
 
-    if (name == NULL || !kp_key_name_valid(name) || doc == NULL || len == 0 || len > KP_STATE_MAX ||
-        (expect == NULL && expect_len != 0) || expect_len > KP_STATE_MAX)
+    if (name == NULL || !kpk_key_name_valid(name) || doc == NULL || len == 0 ||
+        len > KP_STATE_MAX || (expect == NULL && expect_len != 0) || expect_len > KP_STATE_MAX)
         return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad state arguments");
     if ((copy = malloc(len)) == NULL || (fresh = calloc(1, sizeof(*fresh))) == NULL) {
         free(copy);

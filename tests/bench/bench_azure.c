@@ -213,8 +213,8 @@ static int s_raw_op(s_raw *r)
         r->connects += conns;
     json_t *j = json_loadb(r->rx.p, r->rx.len, JSON_REJECT_DUPLICATES, NULL);
     json_t *v = json_object_get(j, "value");
-    int bad = !json_is_string(v) || kp_b64_decoded_max(json_string_length(v)) > sizeof(out) ||
-              kp_b64_decode(json_string_value(v), json_string_length(v), out, &outlen) != KP_OK ||
+    int bad = !json_is_string(v) || kpk_b64_decoded_max(json_string_length(v)) > sizeof(out) ||
+              kpk_b64_decode(json_string_value(v), json_string_length(v), out, &outlen) != KP_OK ||
               outlen != S_DEK_LEN || memcmp(out, r->dek, S_DEK_LEN) != 0;
     json_decref(j);
     return bad;
@@ -231,11 +231,11 @@ static int s_raw_open(s_raw *r, const char *ca, const char *auth, const char *ki
     if ((r->c = s_handle(ca, &r->rx)) == NULL)
         return 1;
     snprintf(url, sizeof(url), "%s/unwrapkey?api-version=%s", kid, S_API);
-    size_t cap = kp_b64_encoded_size(ctlen) + 64;
+    size_t cap = kpk_b64_encoded_size(ctlen) + 64;
     if ((r->body = malloc(cap)) == NULL)
         return 1;
     int n = snprintf(r->body, cap, "{\"alg\":\"RSA-OAEP-256\",\"value\":\"");
-    size_t m = kp_b64url_encode(ct, ctlen, r->body + n);
+    size_t m = kpk_b64url_encode(ct, ctlen, r->body + n);
     memcpy(r->body + n + m, "\"}", 3);
     r->headers = curl_slist_append(NULL, auth);
     for (size_t i = 0; r->headers != NULL && i < sizeof(fixed) / sizeof(fixed[0]); i++)

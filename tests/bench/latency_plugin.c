@@ -49,7 +49,7 @@ typedef struct s_material {
     uint8_t *spki;
     size_t spki_len;
     uint32_t bits;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
 } s_material;
 
 typedef struct s_version {
@@ -202,7 +202,7 @@ static kp_status s_material_new(const s_up *up, EVP_PKEY *pkey, const kp_secret 
     if (i2d_PUBKEY(pkey, &p) != n)
         goto fail;
     m->spki_len = (size_t)n;
-    if (kp_fpr_spki(m->spki, m->spki_len, m->fpr) != KP_OK)
+    if (kpk_fpr_spki(m->spki, m->spki_len, m->fpr) != KP_OK)
         goto fail;
     if (pkcs8 != NULL) {
         size_t len = up->secret_len(pkcs8);
@@ -260,7 +260,7 @@ static void s_fill_info(const s_inst *in, const s_key *k, const s_version *v, kp
     info->flags = v->flags;
     info->state = KP_KEY_ENABLED;
     info->created = v->created;
-    memcpy(info->fingerprint, v->m->fpr, KP_FPR_HEX);
+    memcpy(info->fingerprint, v->m->fpr, KPK_FPR_HEX);
     snprintf(info->backend_id, sizeof(info->backend_id), "latency:%.100s/%s/v%u", in->store->name,
              k->name, v->version);
 }
@@ -324,7 +324,7 @@ static kp_status s_check_spec(s_inst *in, const kp_key_spec *caller, kp_key_spec
 {
     if (!kp_key_spec_read(caller, spec))
         return s_err(in, KP_ERR_INVALID_ARG, "key spec missing or too small");
-    if (!kp_key_name_valid(spec->name))
+    if (!kpk_key_name_valid(spec->name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     if (spec->type != KP_KEY_RSA)
         return s_err(in, KP_ERR_UNSUPPORTED, "the latency keystore holds RSA keys only");
@@ -340,7 +340,7 @@ static kp_status s_material_get(s_inst *in, const char *name, uint32_t version, 
     s_version *v;
 
     *m = NULL;
-    if (!kp_key_name_valid(name))
+    if (!kpk_key_name_valid(name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     pthread_mutex_lock(&s->lock);
     v = s_version_find(s_key_find(s, name), version);
@@ -610,7 +610,7 @@ static kp_status s_get(void *inst, const char *name, uint32_t version, kp_key_in
     s_sleep(in);
     if (info == NULL)
         return s_err(in, KP_ERR_INVALID_ARG, "get: info is NULL");
-    if (!kp_key_name_valid(name))
+    if (!kpk_key_name_valid(name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     pthread_mutex_lock(&s->lock);
     k = s_key_find(s, name);
@@ -657,7 +657,7 @@ static kp_status s_list(void *inst, const char *name, kp_key_visit_fn visit, voi
     s_sleep(in);
     if (visit == NULL)
         return s_err(in, KP_ERR_INVALID_ARG, "list: visit is NULL");
-    if (name != NULL && !kp_key_name_valid(name))
+    if (name != NULL && !kpk_key_name_valid(name))
         return s_err(in, KP_ERR_INVALID_ARG, "invalid key name");
     /* Copy under the lock, visit outside it: a visitor may call back into the plugin. */
     pthread_mutex_lock(&s->lock);

@@ -117,14 +117,14 @@ cat >"$T/kit.c" <<'C'
 int main(void)
 {
     char hex[2 * 3 + 1], b64[8];
-    kp_http *h = NULL;
+    kpk_http *h = NULL;
     char err[256];
-    kp_hex_encode((const uint8_t *)"\x01\xab\xff", 3, hex);
-    kp_b64url_encode((const uint8_t *)"kp", 2, b64);
-    if (kp_http_new(NULL, &h, err, sizeof(err)) != KP_OK)
+    kpk_hex_encode((const uint8_t *)"\x01\xab\xff", 3, hex);
+    kpk_b64url_encode((const uint8_t *)"kp", 2, b64);
+    if (kpk_http_new(NULL, &h, err, sizeof(err)) != KP_OK)
         return 1;
-    kp_http_free(h);
-    printf("%s %s %d\n", hex, b64, kp_fpr_valid(hex));
+    kpk_http_free(h);
+    printf("%s %s %d\n", hex, b64, kpk_fpr_valid(hex));
     return strcmp(hex, "01abff") != 0 || strcmp(b64, "a3A") != 0;
 }
 C

@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     s_value(data, size, 16);
-    s_value(data, size, kp_b64_decoded_max(size)); /* sized as akv_resp_value sizes it */
+    s_value(data, size, kpk_b64_decoded_max(size)); /* sized as akv_resp_value sizes it */
 
     char tok[512];
     int64_t life = 0;

@@ -48,7 +48,7 @@ typedef struct mock_key {
     EVP_PKEY *pkey;
     uint8_t *spki;
     size_t spki_len;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
 } mock_key;
 
 /* The plugin context: the core's upcalls and the keys. */

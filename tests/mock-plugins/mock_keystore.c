@@ -61,7 +61,7 @@ kp_status kp_mock_add_key(mock_plugin *pl, kp_core_handle *h, const char *name, 
     memcpy(k->spki, der, (size_t)n);
     OPENSSL_free(der);
     k->spki_len = (size_t)n;
-    kp_fpr_spki(k->spki, k->spki_len, k->fpr);
+    kpk_fpr_spki(k->spki, k->spki_len, k->fpr);
     snprintf(k->name, sizeof(k->name), "%s", name);
     k->version = version;
     k->created = (int64_t)time(NULL);
@@ -89,7 +89,7 @@ static void s_info(const mock_key *k, kp_key_info *info)
     info->bits = 2048;
     info->state = KP_KEY_ENABLED;
     info->created = k->created;
-    memcpy(info->fingerprint, k->fpr, KP_FPR_HEX);
+    memcpy(info->fingerprint, k->fpr, KPK_FPR_HEX);
 #ifdef MOCK_FAULT_BAD_FPR
     for (char *c = info->fingerprint; *c != '\0'; c++)
         *c = (char)toupper((unsigned char)*c);
@@ -103,7 +103,7 @@ static void s_info(const mock_key *k, kp_key_info *info)
 
 static kp_status s_name_check(const mock_inst *mi, const char *name)
 {
-    if (!kp_key_name_valid(name))
+    if (!kpk_key_name_valid(name))
         return kp_errorf(&mi->pl->up, mi->h, KP_ERR_INVALID_ARG, "mock: invalid key name");
     return KP_OK;
 }

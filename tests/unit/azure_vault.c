@@ -20,7 +20,7 @@
 #define S_TENANT "00000000-0000-0000-0000-000000000001"
 
 static const char *s_url, *s_ca;
-static kp_http *s_ctl;
+static kpk_http *s_ctl;
 static char s_token[8192]; /* akvt_rest's bearer token */
 static kp_ctx *s_ctx;
 static kp_policy *s_pol;
@@ -69,9 +69,9 @@ void akvt_init(void)
     if (setenv("AZ_SECRET", "kp-secret", 1) != 0)
         akvt_fail("setenv");
     char err[256];
-    kp_http_config cfg = {.ca_bundle = s_ca, .max_attempts = 1, .max_response = 1 << 20};
-    if (kp_http_new(&cfg, &s_ctl, err, sizeof err) != KP_OK)
-        akvt_fail("kp_http_new: %s", err);
+    kpk_http_config cfg = {.ca_bundle = s_ca, .max_attempts = 1, .max_response = 1 << 20};
+    if (kpk_http_new(&cfg, &s_ctl, err, sizeof err) != KP_OK)
+        akvt_fail("kpk_http_new: %s", err);
 
     snprintf(s_policy_path, sizeof s_policy_path, "%s/policy.yaml", s_env("KP_VAULT_DIR"));
     FILE *f = fopen(s_policy_path, "w");
@@ -95,7 +95,7 @@ void akvt_done(void)
 {
     kp_policy_free(s_pol);
     kp_ctx_free(s_ctx);
-    kp_http_free(s_ctl);
+    kpk_http_free(s_ctl);
     unlink(s_policy_path);
     OPENSSL_cleanse(s_token, sizeof s_token);
     s_pol = NULL;
@@ -122,19 +122,19 @@ static long s_request(const char *method, const char *url, const char *const *he
                       const char *body, json_t **out)
 {
     char err[256];
-    kp_http_request req = {.method = method,
-                           .url = url,
-                           .headers = headers,
-                           .body = (const uint8_t *)body,
-                           .body_len = body != NULL ? strlen(body) : 0};
-    kp_http_response resp;
-    kp_status st = kp_http_send(s_ctl, &req, &resp, err, sizeof err);
+    kpk_http_request req = {.method = method,
+                            .url = url,
+                            .headers = headers,
+                            .body = (const uint8_t *)body,
+                            .body_len = body != NULL ? strlen(body) : 0};
+    kpk_http_response resp;
+    kp_status st = kpk_http_send(s_ctl, &req, &resp, err, sizeof err);
     if (st != KP_OK)
         akvt_fail("%s %s: %s", method, url, err);
     long status = resp.status;
     if (out != NULL)
         *out = json_loadb((const char *)resp.body, resp.len, 0, NULL);
-    kp_http_response_free(&resp);
+    kpk_http_response_free(&resp);
     return status;
 }
 
@@ -241,7 +241,7 @@ EVP_PKEY *akvt_rsa(unsigned bits)
     return k;
 }
 
-void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KP_FPR_HEX])
+void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KPK_FPR_HEX])
 {
     unsigned char *der = NULL;
     int n = i2d_PUBKEY(key, &der);

@@ -63,7 +63,7 @@ long akvt_rest(const char *method, const char *path, const char *body, json_t **
 /** A fresh RSA key of bits (OpenSSL; caller frees with EVP_PKEY_free). */
 EVP_PKEY *akvt_rsa(unsigned bits);
 /** The SubjectPublicKeyInfo DER of key (*spki malloc'd) and its fingerprint. */
-void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KP_FPR_HEX]);
+void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KPK_FPR_HEX]);
 /** The PKCS#8 PrivateKeyInfo DER of key as a new secret. */
 kp_secret *akvt_pkcs8(EVP_PKEY *key);
 /** key wrapped for a KP_KEYX_RSA_AES_KWP_SHA1 import under the RSA public key spki, made

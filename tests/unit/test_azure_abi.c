@@ -277,7 +277,7 @@ static void s_get_and_list(kp_instance *inst)
     S_OK(kp_key_info_get(fresh, "abi", 1, &got));
     uint8_t *spki = NULL;
     size_t spki_len = 0;
-    char fpr[KP_FPR_HEX], kid[512];
+    char fpr[KPK_FPR_HEX], kid[512];
     S_OK(kp_key_get_public(fresh, "abi", 1, &spki, &spki_len));
     S_OK(kp_fingerprint_spki(spki, spki_len, fpr));
     kp_free(spki);
@@ -384,7 +384,7 @@ static void s_wrapped_import(kp_instance *inst)
     EVP_PKEY *k1 = akvt_rsa(2048), *k2 = akvt_rsa(2048);
     uint8_t *k1_spki = NULL, *k2_spki = NULL, *blob = NULL;
     size_t k1_len = 0, k2_len = 0, bloblen = 0;
-    char fpr1[KP_FPR_HEX], fpr2[KP_FPR_HEX], listed[128];
+    char fpr1[KPK_FPR_HEX], fpr2[KPK_FPR_HEX], listed[128];
     akvt_spki(k1, &k1_spki, &k1_len, fpr1);
     akvt_spki(k2, &k2_spki, &k2_len, fpr2);
     akvt_keyx_blob(wspki, wspki_len, k1, &blob, &bloblen);

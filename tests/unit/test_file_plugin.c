@@ -101,7 +101,7 @@ static void test_create_versions_and_public(void **state)
     uint8_t *spki = NULL;
     size_t len = 0;
     assert_int_equal(kp_key_get_public(f->a, "k", 2, &spki, &len), KP_OK);
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     assert_int_equal(kp_fingerprint_spki(spki, len, fpr), KP_OK);
     assert_string_equal(fpr, v2.fingerprint);
     const unsigned char *p = spki;
@@ -191,7 +191,7 @@ static void test_import_export(void **state)
     assert_string_equal(ia.fingerprint, ib.fingerprint);
     unsigned char *spki = NULL;
     int slen = i2d_PUBKEY(pkey, &spki);
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     assert_int_equal(kp_fingerprint_spki(spki, (size_t)slen, fpr), KP_OK);
     assert_string_equal(fpr, ia.fingerprint);
     OPENSSL_free(spki);
@@ -467,7 +467,7 @@ static void test_get_direct(void **state)
     assert_int_equal((unsigned char)small.fingerprint[0], 0x5A);
 }
 
-static void s_fpr_of(EVP_PKEY *pkey, char fpr[KP_FPR_HEX])
+static void s_fpr_of(EVP_PKEY *pkey, char fpr[KPK_FPR_HEX])
 {
     unsigned char *spki = NULL;
     int len = i2d_PUBKEY(pkey, &spki);
@@ -493,7 +493,7 @@ static void test_import_fingerprint_checked(void **state)
     fx *f = *state;
     EVP_PKEY *pkey = NULL, *other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     kp_secret *p8 = s_pkcs8(2048, &pkey);
-    char right[KP_FPR_HEX], wrong[KP_FPR_HEX];
+    char right[KPK_FPR_HEX], wrong[KPK_FPR_HEX];
     s_fpr_of(pkey, right);
     s_fpr_of(other, wrong);
     kp_key_spec spec = s_spec("imp", 0, 0, 3);
@@ -514,8 +514,8 @@ static void test_import_fingerprint_checked(void **state)
     /* Into a store that exists: no version is listed and no file or directory stays. */
     s_create(f->a, "present", 0, 0);
     assert_int_equal(kp_key_import(f->a, &spec, p8, &info), KP_ERR_INTEGRITY);
-    char upper[KP_FPR_HEX];
-    for (size_t i = 0; i < KP_FPR_HEX; i++)
+    char upper[KPK_FPR_HEX];
+    for (size_t i = 0; i < KPK_FPR_HEX; i++)
         upper[i] = (char)(right[i] >= 'a' && right[i] <= 'f' ? right[i] - 'a' + 'A' : right[i]);
     /* The right digits, but not the one form a fingerprint has: the plugin itself refuses it
      * (the library may refuse it first, so this asks the plugin directly). */

@@ -50,56 +50,56 @@ static void s_need_vault(void)
         fail_msg("KV_CA/KV_KIT_PORT unset: run through run_with_vault.sh --name kit");
 }
 
-kp_http *kp_test_kit_http(kp_http_config cfg, kp_test_kit_sleeps *sleeps)
+kpk_http *kp_test_kit_http(kpk_http_config cfg, kp_test_kit_sleeps *sleeps)
 {
-    kp_http *h = NULL;
+    kpk_http *h = NULL;
     char err[256];
     if (cfg.ca_bundle == NULL)
         cfg.ca_bundle = s_ca;
-    kp_status st = kp_http_new(&cfg, &h, err, sizeof err);
+    kp_status st = kpk_http_new(&cfg, &h, err, sizeof err);
     if (st != KP_OK)
-        fail_msg("kp_http_new: %s", err);
+        fail_msg("kpk_http_new: %s", err);
     if (sleeps != NULL)
-        kp_http_set_sleep_hook(h, s_record, sleeps);
+        kpk_http_set_sleep_hook(h, s_record, sleeps);
     return h;
 }
 
-kp_status kp_test_kit_send(kp_http *h, const char *method, const char *path,
+kp_status kp_test_kit_send(kpk_http *h, const char *method, const char *path,
                            const char *const *headers, const char *body, unsigned flags,
-                           kp_http_response *resp, char *err, size_t errlen)
+                           kpk_http_response *resp, char *err, size_t errlen)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", path[0] == '/' ? s_base : "", path);
-    kp_http_request req = {.method = method,
-                           .url = url,
-                           .headers = headers,
-                           .body = (const uint8_t *)body,
-                           .body_len = body != NULL ? strlen(body) : 0,
-                           .flags = flags};
-    return kp_http_send(h, &req, resp, err, errlen);
+    kpk_http_request req = {.method = method,
+                            .url = url,
+                            .headers = headers,
+                            .body = (const uint8_t *)body,
+                            .body_len = body != NULL ? strlen(body) : 0,
+                            .flags = flags};
+    return kpk_http_send(h, &req, resp, err, errlen);
 }
 
 /* Replaces the vault's fault configuration (the control endpoints are never faulted). */
 static void s_faults(const char *json)
 {
-    kp_http *c = kp_test_kit_http((kp_http_config){0}, NULL);
+    kpk_http *c = kp_test_kit_http((kpk_http_config){0}, NULL);
     const char *hdrs[] = {"Content-Type: application/json", NULL};
-    kp_http_response r;
+    kpk_http_response r;
     char err[256];
     assert_int_equal(
         kp_test_kit_send(c, "PUT", "/_emulator/faults", hdrs, json, 0, &r, err, sizeof err), KP_OK);
     if (r.status != 200)
         fail_msg("PUT /_emulator/faults %s: %ld %s", json, r.status, (const char *)r.body);
-    kp_http_response_free(&r);
-    kp_http_free(c);
+    kpk_http_response_free(&r);
+    kpk_http_free(c);
 }
 
 /* A counter of the vault's /_emulator/stats, e.g. "requests" or "drop". The counters never
  * reset (a new fault configuration keeps them), so tests compare before and after. */
 static long s_vault_stat(const char *name)
 {
-    kp_http *c = kp_test_kit_http((kp_http_config){0}, NULL);
-    kp_http_response r;
+    kpk_http *c = kp_test_kit_http((kpk_http_config){0}, NULL);
+    kpk_http_response r;
     char err[256], key[64];
     assert_int_equal(
         kp_test_kit_send(c, "GET", "/_emulator/stats", NULL, NULL, 0, &r, err, sizeof err), KP_OK);
@@ -108,8 +108,8 @@ static long s_vault_stat(const char *name)
     const char *p = strstr((const char *)r.body, key);
     assert_non_null(p);
     long v = strtol(p + strlen(key), NULL, 10);
-    kp_http_response_free(&r);
-    kp_http_free(c);
+    kpk_http_response_free(&r);
+    kpk_http_free(c);
     return v;
 }
 
@@ -127,9 +127,9 @@ static void test_http_health_keepalive(void **state)
 {
     (void)state;
     s_need_vault();
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, NULL);
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, NULL);
     for (int i = 0; i < 2; i++) {
-        kp_http_response r;
+        kpk_http_response r;
         char err[256];
         assert_int_equal(
             kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
@@ -141,15 +141,15 @@ static void test_http_health_keepalive(void **state)
         assert_non_null(r.request_id);
         assert_int_equal(strlen(r.request_id), 36); /* a UUID */
         assert_null(r.www_authenticate);
-        kp_http_response_free(&r);
+        kpk_http_response_free(&r);
         assert_null(r.body);
     }
-    kp_http_stats st;
-    kp_http_stats_get(h, &st);
+    kpk_http_stats st;
+    kpk_http_stats_get(h, &st);
     assert_int_equal(st.attempts, 2);
     assert_int_equal(st.retries, 0);
     assert_int_equal(st.connects, 1); /* the second request used the kept-alive connection */
-    kp_http_free(h);
+    kpk_http_free(h);
 }
 
 /* A self-signed CA under the same name as the test CA, with another key: an impostor. */
@@ -194,8 +194,8 @@ static void test_http_wrong_ca(void **state)
     s_need_vault();
     char *ca = s_write_wrong_ca();
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){.ca_bundle = ca}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){.ca_bundle = ca}, &sl);
+    kpk_http_response r;
     char err[512], origin[160];
     assert_int_equal(
         kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
@@ -206,20 +206,20 @@ static void test_http_wrong_ca(void **state)
     assert_int_equal(r.attempts, 1);
     assert_null(r.body);
     assert_int_equal(sl.n, 0);
-    kp_http_stats st;
-    kp_http_stats_get(h, &st);
+    kpk_http_stats st;
+    kpk_http_stats_get(h, &st);
     assert_int_equal(st.attempts, 1);
-    kp_http_free(h);
+    kpk_http_free(h);
     unlink(ca);
     free(ca);
 
     /* the system store does not know the test CA either */
-    kp_http *sys = NULL;
-    assert_int_equal(kp_http_new(NULL, &sys, err, sizeof err), KP_OK);
+    kpk_http *sys = NULL;
+    assert_int_equal(kpk_http_new(NULL, &sys, err, sizeof err), KP_OK);
     assert_int_equal(
         kp_test_kit_send(sys, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
         KP_ERR_INTEGRITY);
-    kp_http_free(sys);
+    kpk_http_free(sys);
 }
 
 static void test_http_fault_sequence(void **state)
@@ -227,14 +227,14 @@ static void test_http_fault_sequence(void **state)
     (void)state;
     s_need_vault();
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
+    kpk_http_response r;
     char err[512];
     /* a first request opens the connection, so the drop below hits a kept-alive one: libcurl
      * would send the request again by itself there; the kit makes that its own retry */
     assert_int_equal(
         kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err), KP_OK);
-    kp_http_response_free(&r);
+    kpk_http_response_free(&r);
     long requests = s_vault_stat("requests"), drops = s_vault_stat("drop"),
          oks = s_vault_stat("ok");
     s_faults("{\"scope\":\"all\",\"sequence\":[\"429\",\"503\",\"drop\"],\"retry_after\":1}");
@@ -247,17 +247,17 @@ static void test_http_fault_sequence(void **state)
     assert_int_equal(sl.ms[0], 1000);  /* 429 with Retry-After: 1 */
     assert_int_equal(sl.ms[1], 1000);  /* 503 with Retry-After: 1 */
     assert_in_range(sl.ms[2], 0, 400); /* the drop: backoff, third retry, ceiling 100 * 2^2 */
-    kp_http_response_free(&r);
+    kpk_http_response_free(&r);
 
-    kp_http_stats st;
-    kp_http_stats_get(h, &st);
+    kpk_http_stats st;
+    kpk_http_stats_get(h, &st);
     assert_int_equal(st.attempts, 5);
     assert_int_equal(st.retries, 3);
     assert_int_equal(st.connects, 2); /* the drop killed the first connection */
     assert_int_equal(s_vault_stat("requests") - requests, 4);
     assert_int_equal(s_vault_stat("drop") - drops, 1);
     assert_int_equal(s_vault_stat("ok") - oks, 1);
-    kp_http_free(h);
+    kpk_http_free(h);
 }
 
 static void test_http_retry_after_cap(void **state)
@@ -265,8 +265,8 @@ static void test_http_retry_after_cap(void **state)
     (void)state;
     s_need_vault();
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){.retry_after_cap_ms = 2500}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){.retry_after_cap_ms = 2500}, &sl);
+    kpk_http_response r;
     char err[512];
     s_faults("{\"scope\":\"all\",\"sequence\":[\"429\",\"500\"],\"retry_after\":60}");
     assert_int_equal(kp_test_kit_send(h, "GET", OPENID, NULL, NULL, 0, &r, err, sizeof err), KP_OK);
@@ -275,8 +275,8 @@ static void test_http_retry_after_cap(void **state)
     assert_int_equal(sl.n, 2);
     assert_int_equal(sl.ms[0], 2500);  /* Retry-After: 60, capped */
     assert_in_range(sl.ms[1], 0, 200); /* a 500 has no Retry-After: backoff */
-    kp_http_response_free(&r);
-    kp_http_free(h);
+    kpk_http_response_free(&r);
+    kpk_http_free(h);
 }
 
 static void test_http_attempts_exhausted(void **state)
@@ -284,8 +284,8 @@ static void test_http_attempts_exhausted(void **state)
     (void)state;
     s_need_vault();
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){.max_attempts = 3}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){.max_attempts = 3}, &sl);
+    kpk_http_response r;
     char err[512];
     long before = s_vault_stat("503");
     s_faults("{\"scope\":\"all\",\"retry_after\":1,"
@@ -295,9 +295,9 @@ static void test_http_attempts_exhausted(void **state)
     assert_int_equal(r.attempts, 3);
     assert_non_null(strstr((const char *)r.body, "ServiceUnavailable"));
     assert_int_equal(sl.n, 2);
-    kp_http_response_free(&r);
+    kpk_http_response_free(&r);
     assert_int_equal(s_vault_stat("503") - before, 3);
-    kp_http_free(h);
+    kpk_http_free(h);
 }
 
 static void test_http_not_retryable_400(void **state)
@@ -305,22 +305,22 @@ static void test_http_not_retryable_400(void **state)
     (void)state;
     s_need_vault();
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
+    kpk_http_response r;
     char err[512];
     assert_int_equal(kp_test_kit_send(h, "GET", IMDS, NULL, NULL, 0, &r, err, sizeof err), KP_OK);
     assert_int_equal(r.status, 400);
     assert_int_equal(r.attempts, 1);
     assert_non_null(strstr((const char *)r.body, "invalid_request"));
     assert_int_equal(sl.n, 0);
-    kp_http_response_free(&r);
+    kpk_http_response_free(&r);
     /* the same with the header IMDS wants */
     const char *md[] = {"Metadata: true", NULL};
     assert_int_equal(kp_test_kit_send(h, "GET", IMDS, md, NULL, 0, &r, err, sizeof err), KP_OK);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr((const char *)r.body, "\"access_token\""));
-    kp_http_response_free(&r);
-    kp_http_free(h);
+    kpk_http_response_free(&r);
+    kpk_http_free(h);
 }
 
 #define TOKEN_PATH "/" TENANT "/oauth2/v2.0/token"
@@ -328,10 +328,10 @@ static void test_http_not_retryable_400(void **state)
     "grant_type=client_credentials&client_id=kp-client&client_secret=kp-secret"                    \
     "&scope=https%3A%2F%2Fvault.azure.net%2F.default"
 
-static kp_status s_token(kp_http *h, kp_http_response *r, char *err, size_t errlen)
+static kp_status s_token(kpk_http *h, kpk_http_response *r, char *err, size_t errlen)
 {
     const char *form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
-    return kp_test_kit_send(h, "POST", TOKEN_PATH, form, TOKEN_FORM, KP_HTTP_UNSAFE, r, err,
+    return kp_test_kit_send(h, "POST", TOKEN_PATH, form, TOKEN_FORM, KPK_HTTP_UNSAFE, r, err,
                             errlen);
 }
 
@@ -340,18 +340,18 @@ static void test_http_unsafe(void **state)
     (void)state;
     s_need_vault();
     kp_test_kit_sleeps sl = {0};
-    kp_http_response r;
+    kpk_http_response r;
     char err[512];
 
     /* a drop after the request went out, on a fresh connection and on a kept-alive one: the
      * request is not repeated (the vault saw it exactly once) */
     for (int reused = 0; reused < 2; reused++) {
-        kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
+        kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
         if (reused) {
             assert_int_equal(
                 kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
                 KP_OK);
-            kp_http_response_free(&r);
+            kpk_http_response_free(&r);
         }
         long requests = s_vault_stat("requests"), drops = s_vault_stat("drop");
         s_faults("{\"scope\":\"all\",\"sequence\":[\"drop\"]}");
@@ -363,11 +363,11 @@ static void test_http_unsafe(void **state)
         assert_int_equal(sl.n, 0);
         assert_int_equal(s_vault_stat("requests") - requests, 1);
         assert_int_equal(s_vault_stat("drop") - drops, 1);
-        kp_http_free(h);
+        kpk_http_free(h);
     }
 
     /* 429 and 503: the service did not act, so even a create is repeated */
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
     s_faults("{\"scope\":\"all\",\"sequence\":[\"429\",\"503\"],\"retry_after\":1}");
     assert_int_equal(s_token(h, &r, err, sizeof err), KP_OK);
     assert_int_equal(r.status, 200);
@@ -376,7 +376,7 @@ static void test_http_unsafe(void **state)
     assert_int_equal(sl.n, 2);
     assert_int_equal(sl.ms[0], 1000);
     assert_int_equal(sl.ms[1], 1000);
-    kp_http_response_free(&r);
+    kpk_http_response_free(&r);
 
     /* a 500 may have come after the service acted: it comes back at once */
     sl.n = 0;
@@ -385,8 +385,8 @@ static void test_http_unsafe(void **state)
     assert_int_equal(r.status, 500);
     assert_int_equal(r.attempts, 1);
     assert_int_equal(sl.n, 0);
-    kp_http_response_free(&r);
-    kp_http_free(h);
+    kpk_http_response_free(&r);
+    kpk_http_free(h);
 }
 
 static void test_http_timeout(void **state)
@@ -394,8 +394,8 @@ static void test_http_timeout(void **state)
     (void)state;
     s_need_vault();
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){.timeout_ms = 300, .max_attempts = 2}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){.timeout_ms = 300, .max_attempts = 2}, &sl);
+    kpk_http_response r;
     char err[512];
     s_faults("{\"scope\":\"all\",\"latency_ms\":1500}");
     assert_int_equal(kp_test_kit_send(h, "GET", OPENID, NULL, NULL, 0, &r, err, sizeof err),
@@ -409,15 +409,15 @@ static void test_http_timeout(void **state)
     assert_int_equal(r.attempts, 1);
     assert_int_equal(sl.n, 0);
     s_faults("{}");
-    kp_http_free(h);
+    kpk_http_free(h);
 }
 
 static void test_http_max_response(void **state)
 {
     (void)state;
     s_need_vault();
-    kp_http *h = kp_test_kit_http((kp_http_config){.max_response = 10}, NULL);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){.max_response = 10}, NULL);
+    kpk_http_response r;
     char err[512], want[160];
     assert_int_equal(
         kp_test_kit_send(h, "GET", "/_emulator/health", NULL, NULL, 0, &r, err, sizeof err),
@@ -426,7 +426,7 @@ static void test_http_max_response(void **state)
     assert_string_equal(err, want);
     assert_int_equal(r.attempts, 1);
     assert_null(r.body);
-    kp_http_free(h);
+    kpk_http_free(h);
 }
 
 int main(void)

@@ -20,13 +20,13 @@ typedef struct kp_test_kit_sleeps {
 
 /* A transport trusting the emulator's CA (KV_CA) unless cfg names another; records its sleeps
  * into sleeps when not NULL. Fails the test when it cannot be made. */
-kp_http *kp_test_kit_http(kp_http_config cfg, kp_test_kit_sleeps *sleeps);
+kpk_http *kp_test_kit_http(kpk_http_config cfg, kp_test_kit_sleeps *sleeps);
 
 /* Sends method to path: a path starting with '/' goes to the emulator, anything else is an
  * absolute URL. body is a string or NULL. */
-kp_status kp_test_kit_send(kp_http *h, const char *method, const char *path,
+kp_status kp_test_kit_send(kpk_http *h, const char *method, const char *path,
                            const char *const *headers, const char *body, unsigned flags,
-                           kp_http_response *resp, char *err, size_t errlen);
+                           kpk_http_response *resp, char *err, size_t errlen);
 
 /* Monotonic seconds. */
 double kp_test_kit_now(void);

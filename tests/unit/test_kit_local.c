@@ -28,9 +28,9 @@ static void s_decodes(const char *text, const void *want, size_t wantlen)
 {
     uint8_t out[64];
     size_t len = 99;
-    assert_true(kp_b64_decoded_max(strlen(text)) <= sizeof out);
-    assert_true(kp_b64_decoded_max(strlen(text)) >= wantlen);
-    if (kp_b64_decode(text, strlen(text), out, &len) != KP_OK)
+    assert_true(kpk_b64_decoded_max(strlen(text)) <= sizeof out);
+    assert_true(kpk_b64_decoded_max(strlen(text)) >= wantlen);
+    if (kpk_b64_decode(text, strlen(text), out, &len) != KP_OK)
         fail_msg("\"%s\" does not decode", text);
     assert_int_equal(len, wantlen);
     assert_memory_equal(out, want, wantlen);
@@ -46,10 +46,10 @@ static void test_b64_vectors(void **state)
     for (size_t i = 0; i < 7; i++) {
         size_t n = strlen(plain[i]);
         char out[16];
-        assert_int_equal(kp_b64_encoded_size(n), strlen(std[i]) + 1);
-        assert_int_equal(kp_b64_encode((const uint8_t *)plain[i], n, out), strlen(std[i]));
+        assert_int_equal(kpk_b64_encoded_size(n), strlen(std[i]) + 1);
+        assert_int_equal(kpk_b64_encode((const uint8_t *)plain[i], n, out), strlen(std[i]));
         assert_string_equal(out, std[i]);
-        assert_int_equal(kp_b64url_encode((const uint8_t *)plain[i], n, out), strlen(url[i]));
+        assert_int_equal(kpk_b64url_encode((const uint8_t *)plain[i], n, out), strlen(url[i]));
         assert_string_equal(out, url[i]);
         s_decodes(std[i], plain[i], n);
         s_decodes(url[i], plain[i], n);
@@ -57,13 +57,13 @@ static void test_b64_vectors(void **state)
     /* the characters where the alphabets differ, padded and not, in both */
     static const uint8_t fb[] = {0xfb, 0xff, 0xbf, 0xfb, 0xff};
     char out[16];
-    kp_b64_encode(fb, 3, out);
+    kpk_b64_encode(fb, 3, out);
     assert_string_equal(out, "+/+/");
-    kp_b64url_encode(fb, 3, out);
+    kpk_b64url_encode(fb, 3, out);
     assert_string_equal(out, "-_-_");
-    kp_b64_encode(fb, 5, out);
+    kpk_b64_encode(fb, 5, out);
     assert_string_equal(out, "+/+/+/8=");
-    kp_b64url_encode(fb, 5, out);
+    kpk_b64url_encode(fb, 5, out);
     assert_string_equal(out, "-_-_-_8");
     s_decodes("+/+/+/8=", fb, 5);
     s_decodes("+/+/+/8", fb, 5);
@@ -79,34 +79,34 @@ static void test_b64_roundtrip(void **state)
     for (size_t n = 0; n <= 300; n++) {
         assert_int_equal(RAND_bytes(in, (int)sizeof in), 1);
         size_t len = 0;
-        size_t tl = kp_b64_encode(in, n, text);
-        assert_int_equal(tl + 1, kp_b64_encoded_size(n));
+        size_t tl = kpk_b64_encode(in, n, text);
+        assert_int_equal(tl + 1, kpk_b64_encoded_size(n));
         assert_int_equal(tl % 4, 0);
-        assert_int_equal(kp_b64_decode(text, tl, back, &len), KP_OK);
+        assert_int_equal(kpk_b64_decode(text, tl, back, &len), KP_OK);
         assert_int_equal(len, n);
         assert_memory_equal(back, in, n);
-        tl = kp_b64url_encode(in, n, text);
+        tl = kpk_b64url_encode(in, n, text);
         assert_int_equal(tl, (n * 4 + 2) / 3); /* unpadded: ceil(4n/3) */
         assert_null(strpbrk(text, "+/="));
-        assert_int_equal(kp_b64_decode(text, tl, back, &len), KP_OK);
+        assert_int_equal(kpk_b64_decode(text, tl, back, &len), KP_OK);
         assert_int_equal(len, n);
         assert_memory_equal(back, in, n);
-        assert_true(kp_b64_decoded_max(tl) >= n);
+        assert_true(kpk_b64_decoded_max(tl) >= n);
     }
     /* longer than one chunk of the encoder (3072 bytes) and of the decoder (256 characters) */
     size_t big = 10001;
     uint8_t *raw = malloc(big), *again = malloc(big);
-    char *t = malloc(kp_b64_encoded_size(big));
+    char *t = malloc(kpk_b64_encoded_size(big));
     assert_true(raw != NULL && again != NULL && t != NULL);
     assert_int_equal(RAND_bytes(raw, (int)big), 1);
-    size_t tl = kp_b64_encode(raw, big, t), len = 0;
+    size_t tl = kpk_b64_encode(raw, big, t), len = 0;
     assert_int_equal(tl, 13336);
-    char *one = malloc(kp_b64_encoded_size(big));
+    char *one = malloc(kpk_b64_encoded_size(big));
     assert_non_null(one);
     assert_int_equal(EVP_EncodeBlock((unsigned char *)one, raw, (int)big), 13336);
     assert_string_equal(t, one); /* chunk by chunk = in one go */
     free(one);
-    assert_int_equal(kp_b64_decode(t, tl, again, &len), KP_OK);
+    assert_int_equal(kpk_b64_decode(t, tl, again, &len), KP_OK);
     assert_int_equal(len, big);
     assert_memory_equal(again, raw, big);
     free(raw);
@@ -136,14 +136,14 @@ static void test_b64_rejects(void **state)
     uint8_t out[16];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t len = 7;
-        if (kp_b64_decode(bad[i], strlen(bad[i]), out, &len) != KP_ERR_INVALID_ARG)
+        if (kpk_b64_decode(bad[i], strlen(bad[i]), out, &len) != KP_ERR_INVALID_ARG)
             fail_msg("\"%s\" was accepted", bad[i]);
         assert_int_equal(len, 0);
     }
     size_t len;
-    assert_int_equal(kp_b64_decode("Zg==", 4, out, NULL), KP_ERR_INVALID_ARG);
-    assert_int_equal(kp_b64_decode(NULL, 4, out, &len), KP_ERR_INVALID_ARG);
-    assert_int_equal(kp_b64_decode("", 0, out, &len), KP_OK);
+    assert_int_equal(kpk_b64_decode("Zg==", 4, out, NULL), KP_ERR_INVALID_ARG);
+    assert_int_equal(kpk_b64_decode(NULL, 4, out, &len), KP_ERR_INVALID_ARG);
+    assert_int_equal(kpk_b64_decode("", 0, out, &len), KP_OK);
     assert_int_equal(len, 0);
 }
 
@@ -291,8 +291,8 @@ static void test_http_bad_requests(void **state)
 {
     (void)state;
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
+    kpk_http_response r;
     char err[512];
     double t0 = kp_test_kit_now();
     /* plain http only to loopback and IMDS: refused before any network use */
@@ -321,16 +321,16 @@ static void test_http_bad_requests(void **state)
     assert_int_equal(
         kp_test_kit_send(h, "GET", "https://127.0.0.1/", split, NULL, 0, &r, err, sizeof err),
         KP_ERR_INVALID_ARG);
-    kp_http_stats st;
-    kp_http_stats_get(h, &st);
+    kpk_http_stats st;
+    kpk_http_stats_get(h, &st);
     assert_int_equal(st.attempts, 0);
-    kp_http_free(h);
+    kpk_http_free(h);
 
-    kp_http *bad = NULL;
-    assert_int_equal(kp_http_new(&(kp_http_config){.max_attempts = 11}, &bad, err, sizeof err),
+    kpk_http *bad = NULL;
+    assert_int_equal(kpk_http_new(&(kpk_http_config){.max_attempts = 11}, &bad, err, sizeof err),
                      KP_ERR_INVALID_ARG);
     assert_int_equal(
-        kp_http_new(&(kp_http_config){.ca_bundle = "/nonexistent/ca.pem"}, &bad, err, sizeof err),
+        kpk_http_new(&(kpk_http_config){.ca_bundle = "/nonexistent/ca.pem"}, &bad, err, sizeof err),
         KP_ERR_INVALID_ARG);
     assert_null(bad);
 }
@@ -349,8 +349,8 @@ static void test_http_refused(void **state)
     snprintf(want, sizeof want, "https://127.0.0.1:%u: connection refused (", ntohs(a.sin_port));
 
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, &sl);
-    kp_http_response r;
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
+    kpk_http_response r;
     double t0 = kp_test_kit_now();
     assert_int_equal(kp_test_kit_send(h, "GET", url, NULL, NULL, 0, &r, err, sizeof err),
                      KP_ERR_UNAVAILABLE);
@@ -359,11 +359,11 @@ static void test_http_refused(void **state)
         fail_msg("err: %s", err);
     assert_int_equal(r.attempts, 1);
     assert_int_equal(sl.n, 0);
-    kp_http_stats st;
-    kp_http_stats_get(h, &st);
+    kpk_http_stats st;
+    kpk_http_stats_get(h, &st);
     assert_int_equal(st.attempts, 1);
     assert_int_equal(st.retries, 0);
-    kp_http_free(h);
+    kpk_http_free(h);
     close(fd);
 }
 
@@ -432,18 +432,18 @@ static char *s_echo_request(const char *method, const char *const *headers, cons
 {
     s_echo e;
     s_echo_start(&e);
-    kp_http *h = kp_test_kit_http((kp_http_config){0}, NULL);
+    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, NULL);
     char url[64], err[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/echo?x=1", e.port);
-    kp_http_response r;
+    kpk_http_response r;
     assert_int_equal(kp_test_kit_send(h, method, url, headers, body, 0, &r, err, sizeof err),
                      KP_OK);
     assert_int_equal(r.status, 200);
     pthread_join(e.thread, NULL);
     close(e.fd);
     char *got = strdup((const char *)r.body);
-    kp_http_response_free(&r);
-    kp_http_free(h);
+    kpk_http_response_free(&r);
+    kpk_http_free(h);
     return got;
 }
 
@@ -524,12 +524,12 @@ static void test_http_unsafe_not_sent(void **state)
     assert_int_equal(pthread_create(&rs.thread, NULL, s_reset_main, &rs), 0);
 
     kp_test_kit_sleeps sl = {0};
-    kp_http *h = kp_test_kit_http((kp_http_config){.max_attempts = 3}, &sl);
+    kpk_http *h = kp_test_kit_http((kpk_http_config){.max_attempts = 3}, &sl);
     char url[64], err[512];
     snprintf(url, sizeof url, "https://127.0.0.1:%u/keys/k/create", rs.port);
-    kp_http_response r;
+    kpk_http_response r;
     kp_status st =
-        kp_test_kit_send(h, "POST", url, NULL, "{}", KP_HTTP_UNSAFE, &r, err, sizeof err);
+        kp_test_kit_send(h, "POST", url, NULL, "{}", KPK_HTTP_UNSAFE, &r, err, sizeof err);
     shutdown(rs.fd, SHUT_RDWR); /* wakes the server's accept should fewer attempts come */
     pthread_join(rs.thread, NULL);
     close(rs.fd);
@@ -541,7 +541,7 @@ static void test_http_unsafe_not_sent(void **state)
     assert_int_equal(sl.n, 2);
     if (strstr(err, "not repeated") != NULL || strstr(err, "reset") == NULL)
         fail_msg("err: %s", err);
-    kp_http_free(h);
+    kpk_http_free(h);
 }
 
 /* The kit's codec: hex both ways, fingerprints as the ABI defines them, the name rule. */
@@ -550,62 +550,63 @@ static void test_codec_hex_fpr_names(void **state)
     (void)state;
     const uint8_t bytes[] = {0x00, 0x9f, 0xa0, 0xff};
     char hex[9];
-    kp_hex_encode(bytes, sizeof(bytes), hex);
+    kpk_hex_encode(bytes, sizeof(bytes), hex);
     assert_string_equal(hex, "009fa0ff");
     uint8_t back[4];
-    assert_int_equal(kp_hex_decode("009FA0ff", back, sizeof(back)), KP_OK);
+    assert_int_equal(kpk_hex_decode("009FA0ff", back, sizeof(back)), KP_OK);
     assert_memory_equal(back, bytes, sizeof(bytes));
-    assert_int_equal(kp_hex_decode("009fa0f", back, sizeof(back)), KP_ERR_INVALID_ARG);
-    assert_int_equal(kp_hex_decode("009fa0fg", back, sizeof(back)), KP_ERR_INVALID_ARG);
+    assert_int_equal(kpk_hex_decode("009fa0f", back, sizeof(back)), KP_ERR_INVALID_ARG);
+    assert_int_equal(kpk_hex_decode("009fa0fg", back, sizeof(back)), KP_ERR_INVALID_ARG);
     /* SHA-256 of "abc" (FIPS 180-2 B.1), as the fingerprint of a 3-byte "SPKI" */
-    char fpr[KP_FPR_CHARS + 1];
-    assert_int_equal(kp_fpr_spki((const uint8_t *)"abc", 3, fpr), KP_OK);
+    char fpr[KPK_FPR_CHARS + 1];
+    assert_int_equal(kpk_fpr_spki((const uint8_t *)"abc", 3, fpr), KP_OK);
     assert_string_equal(fpr, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    assert_true(kp_fpr_valid(fpr));
-    assert_int_equal(kp_fpr_spki(NULL, 0, fpr), KP_ERR_INVALID_ARG);
-    assert_false(kp_fpr_valid("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
-    assert_false(kp_fpr_valid("ba7816bf"));
-    assert_false(kp_fpr_valid("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0"));
-    assert_false(kp_fpr_valid(NULL));
-    assert_int_equal(kp_fpr_pkey(NULL, fpr), KP_ERR_INVALID_ARG);
-    assert_true(kp_key_name_valid("tde-demo.v1_A"));
-    assert_false(kp_key_name_valid(".hidden"));
-    assert_false(kp_key_name_valid("a/b"));
-    assert_false(kp_key_name_valid(""));
+    assert_true(kpk_fpr_valid(fpr));
+    assert_int_equal(kpk_fpr_spki(NULL, 0, fpr), KP_ERR_INVALID_ARG);
+    assert_false(kpk_fpr_valid("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+    assert_false(kpk_fpr_valid("ba7816bf"));
+    assert_false(
+        kpk_fpr_valid("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0"));
+    assert_false(kpk_fpr_valid(NULL));
+    assert_int_equal(kpk_fpr_pkey(NULL, fpr), KP_ERR_INVALID_ARG);
+    assert_true(kpk_key_name_valid("tde-demo.v1_A"));
+    assert_false(kpk_key_name_valid(".hidden"));
+    assert_false(kpk_key_name_valid("a/b"));
+    assert_false(kpk_key_name_valid(""));
     char longname[130];
     memset(longname, 'a', 128);
     longname[128] = '\0';
-    assert_false(kp_key_name_valid(longname));
+    assert_false(kpk_key_name_valid(longname));
     longname[127] = '\0';
-    assert_true(kp_key_name_valid(longname));
+    assert_true(kpk_key_name_valid(longname));
 }
 
 /* The one HTTP status map and the endpoint URL rule of the kit. */
 static void test_http_status_and_url(void **state)
 {
     (void)state;
-    assert_int_equal(kp_http_status(401), KP_ERR_AUTH);
-    assert_int_equal(kp_http_status(403), KP_ERR_PERMISSION);
-    assert_int_equal(kp_http_status(404), KP_ERR_NOT_FOUND);
-    assert_int_equal(kp_http_status(408), KP_ERR_TIMEOUT);
-    assert_int_equal(kp_http_status(409), KP_ERR_EXISTS);
-    assert_int_equal(kp_http_status(412), KP_ERR_CONFLICT);
-    assert_int_equal(kp_http_status(429), KP_ERR_THROTTLED);
-    assert_int_equal(kp_http_status(503), KP_ERR_UNAVAILABLE);
-    assert_int_equal(kp_http_status(400), KP_ERR_BACKEND);
-    assert_int_equal(kp_http_status(302), KP_ERR_BACKEND);
-    kp_http_url u;
+    assert_int_equal(kpk_http_status(401), KP_ERR_AUTH);
+    assert_int_equal(kpk_http_status(403), KP_ERR_PERMISSION);
+    assert_int_equal(kpk_http_status(404), KP_ERR_NOT_FOUND);
+    assert_int_equal(kpk_http_status(408), KP_ERR_TIMEOUT);
+    assert_int_equal(kpk_http_status(409), KP_ERR_EXISTS);
+    assert_int_equal(kpk_http_status(412), KP_ERR_CONFLICT);
+    assert_int_equal(kpk_http_status(429), KP_ERR_THROTTLED);
+    assert_int_equal(kpk_http_status(503), KP_ERR_UNAVAILABLE);
+    assert_int_equal(kpk_http_status(400), KP_ERR_BACKEND);
+    assert_int_equal(kpk_http_status(302), KP_ERR_BACKEND);
+    kpk_http_url u;
     char err[160];
     assert_int_equal(
-        kp_http_url_parse("u", "https://Vault1.Vault.Azure.NET/", 0, &u, err, sizeof(err)), KP_OK);
+        kpk_http_url_parse("u", "https://Vault1.Vault.Azure.NET/", 0, &u, err, sizeof(err)), KP_OK);
     assert_string_equal(u.base, "https://Vault1.Vault.Azure.NET");
     assert_string_equal(u.host, "vault1.vault.azure.net");
     assert_int_equal(u.port, 0);
     assert_int_equal(u.https, 1);
-    assert_int_equal(kp_http_url_parse("u", "https://127.0.0.1:8443", 0, &u, err, sizeof(err)),
+    assert_int_equal(kpk_http_url_parse("u", "https://127.0.0.1:8443", 0, &u, err, sizeof(err)),
                      KP_OK);
     assert_int_equal(u.port, 8443);
-    assert_int_equal(kp_http_url_parse("u", "http://169.254.169.254", 1, &u, err, sizeof(err)),
+    assert_int_equal(kpk_http_url_parse("u", "http://169.254.169.254", 1, &u, err, sizeof(err)),
                      KP_OK);
     assert_int_equal(u.https, 0);
     static const char *const bad[] = {"http://vault",
@@ -621,7 +622,7 @@ static void test_http_status_and_url(void **state)
                                       NULL};
     for (size_t i = 0; bad[i] != NULL; i++) {
         err[0] = '\0';
-        if (kp_http_url_parse("vault_url", bad[i], 0, &u, err, sizeof(err)) != KP_ERR_CONFIG ||
+        if (kpk_http_url_parse("vault_url", bad[i], 0, &u, err, sizeof(err)) != KP_ERR_CONFIG ||
             strncmp(err, "vault_url ", 10) != 0)
             fail_msg("%s: accepted or no reason (%s)", bad[i], err);
     }

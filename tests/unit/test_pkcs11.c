@@ -199,7 +199,7 @@ static kp_key_info s_create(kp_instance *inst, const char *name, uint32_t type, 
 }
 
 /* A fresh RSA key in software, as PKCS#8 (a secret) and its SPKI fingerprint. */
-static kp_secret *s_soft_key(int bits, char fpr[KP_FPR_HEX], EVP_PKEY **keep)
+static kp_secret *s_soft_key(int bits, char fpr[KPK_FPR_HEX], EVP_PKEY **keep)
 {
     EVP_PKEY *pkey = EVP_RSA_gen((unsigned)bits);
     assert_non_null(pkey);
@@ -282,7 +282,7 @@ static void test_rsa_and_export(void **state)
     EVP_PKEY *pkey = EVP_PKCS82PKEY(info);
     unsigned char *spki = NULL;
     int slen = i2d_PUBKEY(pkey, &spki);
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     assert_int_equal(kp_fingerprint_spki(spki, (size_t)slen, fpr), KP_OK);
     assert_string_equal(fpr, k.fingerprint);
     OPENSSL_free(spki);
@@ -468,7 +468,7 @@ static void s_foreign_object(const char *label)
 static void test_get_direct(void **state)
 {
     fx *f = *state;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     kp_secret *p8 = s_soft_key(2048, fpr, NULL);
     for (int i = 0; i < 50; i++) {
         char name[16];
@@ -552,7 +552,7 @@ static void test_get_direct(void **state)
 static void test_import_fingerprint(void **state)
 {
     fx *f = *state;
-    char fpr[KP_FPR_HEX], other[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX], other[KPK_FPR_HEX];
     kp_secret *p8 = s_soft_key(2048, fpr, NULL);
     kp_secret *p8b = s_soft_key(2048, other, NULL);
     kp_secret_free(p8b);
@@ -795,7 +795,7 @@ static void test_export_wrapped(void **state)
     kp_key_info k = s_create(f->hsm, "x", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE, 0);
     s_create(f->hsm, "solo", KP_KEY_RSA, 2048, 0, 0);
     EVP_PKEY *wrapper = NULL;
-    char wfpr[KP_FPR_HEX];
+    char wfpr[KPK_FPR_HEX];
     kp_secret_free(s_soft_key(2048, wfpr, &wrapper));
     unsigned char *spki = NULL;
     int slen = i2d_PUBKEY(wrapper, &spki);
@@ -844,7 +844,7 @@ static void test_export_wrapped(void **state)
     EVP_PKEY *got = EVP_PKCS82PKEY(inf);
     unsigned char *gspki = NULL;
     int glen = i2d_PUBKEY(got, &gspki);
-    char gfpr[KP_FPR_HEX];
+    char gfpr[KPK_FPR_HEX];
     assert_int_equal(kp_fingerprint_spki(gspki, (size_t)glen, gfpr), KP_OK);
     assert_string_equal(gfpr, k.fingerprint);
     OPENSSL_free(gspki);

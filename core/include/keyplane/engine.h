@@ -39,7 +39,7 @@ typedef struct kp_action {
     char source[KP_NAME_MAX]; /**< COPY: where the key material comes from */
     char target[KP_NAME_MAX];
     uint32_t version;
-    char fingerprint[KP_FPR_HEX]; /**< expected fingerprint; "" when made by a CREATE first */
+    char fingerprint[KPK_FPR_HEX]; /**< expected fingerprint; "" when made by a CREATE first */
 } kp_action;
 
 typedef enum kp_finding_kind {

@@ -238,7 +238,7 @@ KP_API KP_WARN_UNUSED kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der,
 
 /** Computes the hex SHA-256 fingerprint of a SubjectPublicKeyInfo DER. */
 KP_API KP_WARN_UNUSED kp_status kp_fingerprint_spki(const uint8_t *spki, size_t len,
-                                                    char hex[KP_FPR_HEX]);
+                                                    char hex[KPK_FPR_HEX]);
 
 /**
  * Creates a new protector version for chain: generated in the chain's origin, then imported

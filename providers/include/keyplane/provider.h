@@ -351,7 +351,7 @@ static inline const kp_param *kp_param_find(const kp_param *params, const char *
 /* Keys                                                                                      */
 
 #define KP_NAME_MAX 128 /**< key and secret names, including the NUL */
-#define KP_FPR_HEX 65   /**< SHA-256 hex fingerprint (64 lower-case hex digits), with the NUL */
+#define KPK_FPR_HEX 65  /**< SHA-256 hex fingerprint (64 lower-case hex digits), with the NUL */
 #define KP_BACKEND_ID_MAX 256
 
 typedef enum kp_key_type { KP_KEY_RSA = 1, KP_KEY_AES = 2 } kp_key_type;
@@ -428,11 +428,11 @@ typedef struct kp_key_info {
     uint32_t version; /**< 1, 2, ... */
     uint32_t type;    /**< kp_key_type */
     uint32_t bits;
-    uint32_t flags;               /**< KP_KEY_EXPORTABLE */
-    uint32_t state;               /**< kp_key_state */
-    int64_t created;              /**< Unix time; 0 unknown */
-    int64_t expires;              /**< Unix time after which the store refuses the key; 0 never */
-    char fingerprint[KP_FPR_HEX]; /**< lower-case hex SHA-256 of the SPKI DER (RSA) */
+    uint32_t flags;                /**< KP_KEY_EXPORTABLE */
+    uint32_t state;                /**< kp_key_state */
+    int64_t created;               /**< Unix time; 0 unknown */
+    int64_t expires;               /**< Unix time after which the store refuses the key; 0 never */
+    char fingerprint[KPK_FPR_HEX]; /**< lower-case hex SHA-256 of the SPKI DER (RSA) */
     char backend_id[KP_BACKEND_ID_MAX]; /**< the store's own id (Key Vault kid, KMS key ARN,
                                              PKCS#11 CKA_ID, a path) */
 } kp_key_info;

@@ -42,7 +42,7 @@ static char s_to_std(char c)
     return c;
 }
 
-size_t kp_b64_decoded_max(size_t inlen)
+size_t kpk_b64_decoded_max(size_t inlen)
 {
     return (inlen / 4 + (inlen % 4 != 0)) * 3;
 }
@@ -70,7 +70,7 @@ static long long s_check(const char *in, size_t inlen)
     return (long long)data;
 }
 
-kp_status kp_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen)
+kp_status kpk_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen)
 {
     if (outlen != NULL)
         *outlen = 0;
@@ -123,12 +123,12 @@ done:
     return st;
 }
 
-size_t kp_b64_encoded_size(size_t inlen)
+size_t kpk_b64_encoded_size(size_t inlen)
 {
     return (inlen / 3 + (inlen % 3 != 0)) * 4 + 1;
 }
 
-size_t kp_b64_encode(const uint8_t *in, size_t inlen, char *out)
+size_t kpk_b64_encode(const uint8_t *in, size_t inlen, char *out)
 {
     size_t o = 0;
     out[0] = '\0';
@@ -140,9 +140,9 @@ size_t kp_b64_encode(const uint8_t *in, size_t inlen, char *out)
     return o;
 }
 
-size_t kp_b64url_encode(const uint8_t *in, size_t inlen, char *out)
+size_t kpk_b64url_encode(const uint8_t *in, size_t inlen, char *out)
 {
-    size_t n = kp_b64_encode(in, inlen, out);
+    size_t n = kpk_b64_encode(in, inlen, out);
     while (n > 0 && out[n - 1] == '=')
         n--;
     out[n] = '\0';

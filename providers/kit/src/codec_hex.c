@@ -9,7 +9,7 @@
 
 #include <keyplane/kit/codec.h>
 
-void kp_hex_encode(const uint8_t *in, size_t inlen, char *out)
+void kpk_hex_encode(const uint8_t *in, size_t inlen, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < inlen; i++) {
@@ -30,7 +30,7 @@ static int s_nibble(char c)
     return -1;
 }
 
-kp_status kp_hex_decode(const char *in, uint8_t *out, size_t outlen)
+kp_status kpk_hex_decode(const char *in, uint8_t *out, size_t outlen)
 {
     if (in == NULL || strlen(in) != 2 * outlen)
         return KP_ERR_INVALID_ARG;
@@ -43,7 +43,7 @@ kp_status kp_hex_decode(const char *in, uint8_t *out, size_t outlen)
     return KP_OK;
 }
 
-kp_status kp_fpr_spki(const uint8_t *spki, size_t len, char *hex)
+kp_status kpk_fpr_spki(const uint8_t *spki, size_t len, char *hex)
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
@@ -51,33 +51,33 @@ kp_status kp_fpr_spki(const uint8_t *spki, size_t len, char *hex)
         return KP_ERR_INVALID_ARG;
     if (EVP_Digest(spki, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
         return KP_ERR_CRYPTO;
-    kp_hex_encode(md, sizeof(md), hex);
+    kpk_hex_encode(md, sizeof(md), hex);
     return KP_OK;
 }
 
-kp_status kp_fpr_pkey(const void *pkey, char *hex)
+kp_status kpk_fpr_pkey(const void *pkey, char *hex)
 {
     unsigned char *der = NULL;
     int n = pkey != NULL ? i2d_PUBKEY((EVP_PKEY *)pkey, &der) : -1;
     if (n <= 0)
         return KP_ERR_INVALID_ARG;
-    kp_status st = kp_fpr_spki(der, (size_t)n, hex);
+    kp_status st = kpk_fpr_spki(der, (size_t)n, hex);
     OPENSSL_free(der);
     return st;
 }
 
-bool kp_fpr_valid(const char *s)
+bool kpk_fpr_valid(const char *s)
 {
     if (s == NULL)
         return false;
     size_t i = 0;
     for (; s[i] != '\0'; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')) || i >= KP_FPR_CHARS)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')) || i >= KPK_FPR_CHARS)
             return false;
-    return i == KP_FPR_CHARS;
+    return i == KPK_FPR_CHARS;
 }
 
-bool kp_key_name_valid(const char *name)
+bool kpk_key_name_valid(const char *name)
 {
     if (name == NULL || name[0] == '\0' || name[0] == '.')
         return false;

@@ -1,15 +1,15 @@
 /*
- * The kit's HTTPS transport: one libcurl easy handle per kp_http (so its connection is kept
+ * The kit's HTTPS transport: one libcurl easy handle per kpk_http (so its connection is kept
  * alive between requests) and the send loop that applies the retry rule of http.h.
  *
- * libcurl is initialised lazily, once per process (pthread_once), by the first kp_http_new:
+ * libcurl is initialised lazily, once per process (pthread_once), by the first kpk_http_new:
  * plugins cannot know whether the program already did it, and curl_global_init is not safe to
  * race with itself.
  *
  * One attempt is one curl_easy_perform that sends the request at most once. libcurl by itself
  * sends a request again on a fresh connection when a kept-alive one closes before any answer
  * (for every method); s_prereq stops that, so the retry rule here sees the failure and decides,
- * and a request marked KP_HTTP_UNSAFE is never sent twice behind the caller's back.
+ * and a request marked KPK_HTTP_UNSAFE is never sent twice behind the caller's back.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -74,7 +74,7 @@ static char *s_strdup(const char *s)
 static int s_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                     int local_port)
 {
-    kp_http *h = clientp;
+    kpk_http *h = clientp;
     (void)primary_ip;
     (void)local_ip;
     (void)primary_port;
@@ -89,7 +89,7 @@ static int s_prereq(void *clientp, char *primary_ip, char *local_ip, int primary
 /* libcurl's socket, plus close-on-exec; and no new connection for a resend (see s_prereq). */
 static curl_socket_t s_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
-    kp_http *h = clientp;
+    kpk_http *h = clientp;
     if (purpose == CURLSOCKTYPE_IPCXN && h->prereqs > 0) {
         h->resend_refused = true;
         return CURL_SOCKET_BAD;
@@ -97,7 +97,7 @@ static curl_socket_t s_open(void *clientp, curlsocktype purpose, struct curl_soc
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
-static CURLcode s_setup(kp_http *h)
+static CURLcode s_setup(kpk_http *h)
 {
     CURL *c = h->curl;
     CURLcode rc = CURLE_OK;
@@ -136,11 +136,11 @@ static CURLcode s_setup(kp_http *h)
     return rc;
 }
 
-kp_status kp_http_new(const kp_http_config *cfg, kp_http **out, char *err, size_t errlen)
+kp_status kpk_http_new(const kpk_http_config *cfg, kpk_http **out, char *err, size_t errlen)
 {
-    static const kp_http_config none;
+    static const kpk_http_config none;
     if (out == NULL) {
-        s_err(err, errlen, "kp_http_new: out is NULL");
+        s_err(err, errlen, "kpk_http_new: out is NULL");
         return KP_ERR_INVALID_ARG;
     }
     *out = NULL;
@@ -166,7 +166,7 @@ kp_status kp_http_new(const kp_http_config *cfg, kp_http **out, char *err, size_
         return KP_ERR_INTERNAL;
     }
 
-    kp_http *h = calloc(1, sizeof *h);
+    kpk_http *h = calloc(1, sizeof *h);
     if (h == NULL)
         goto nomem;
     h->connect_timeout_ms =
@@ -190,18 +190,18 @@ kp_status kp_http_new(const kp_http_config *cfg, kp_http **out, char *err, size_
     CURLcode rc = s_setup(h);
     if (rc != CURLE_OK) {
         s_err(err, errlen, "http: libcurl refused an option: %s", curl_easy_strerror(rc));
-        kp_http_free(h);
+        kpk_http_free(h);
         return rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
     }
     *out = h;
     return KP_OK;
 nomem:
-    kp_http_free(h);
+    kpk_http_free(h);
     s_err(err, errlen, "http: out of memory");
     return KP_ERR_NOMEM;
 }
 
-void kp_http_free(kp_http *h)
+void kpk_http_free(kpk_http *h)
 {
     if (h == NULL)
         return;
@@ -213,7 +213,7 @@ void kp_http_free(kp_http *h)
     free(h);
 }
 
-void kp_http_stats_get(const kp_http *h, kp_http_stats *out)
+void kpk_http_stats_get(const kpk_http *h, kpk_http_stats *out)
 {
     if (out == NULL)
         return;
@@ -223,7 +223,7 @@ void kp_http_stats_get(const kp_http *h, kp_http_stats *out)
         *out = h->stats;
 }
 
-void kp_http_set_sleep_hook(kp_http *h, void (*hook)(void *arg, long ms), void *arg)
+void kpk_http_set_sleep_hook(kpk_http *h, void (*hook)(void *arg, long ms), void *arg)
 {
     if (h == NULL)
         return;
@@ -290,7 +290,7 @@ static void s_headers_free(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-static kp_status s_headers(const kp_http_request *req, struct curl_slist **out, char *err,
+static kp_status s_headers(const kpk_http_request *req, struct curl_slist **out, char *err,
                            size_t errlen)
 {
     struct curl_slist *l = NULL, *t;
@@ -329,7 +329,7 @@ nomem:
 }
 
 /* Sets the method and body on the reused handle; every call sets all of them. */
-static CURLcode s_method(CURL *c, const kp_http_request *req)
+static CURLcode s_method(CURL *c, const kpk_http_request *req)
 {
     const char *m = req->method;
     bool has_body = req->body != NULL;
@@ -360,7 +360,7 @@ static bool s_method_known(const char *m)
 }
 
 /* The text of curl's error buffer (or of the code), on one line. */
-static const char *s_detail(kp_http *h, CURLcode rc)
+static const char *s_detail(kpk_http *h, CURLcode rc)
 {
     size_t n = strnlen(h->errbuf, sizeof h->errbuf);
     while (n > 0 && (h->errbuf[n - 1] == '\n' || h->errbuf[n - 1] == ' '))
@@ -368,7 +368,7 @@ static const char *s_detail(kp_http *h, CURLcode rc)
     return n > 0 ? h->errbuf : curl_easy_strerror(rc);
 }
 
-static void s_fail_text(kp_http *h, const char *origin, const kp__http_failure *f, CURLcode rc,
+static void s_fail_text(kpk_http *h, const char *origin, const kp__http_failure *f, CURLcode rc,
                         unsigned attempts, bool held_back, char *err, size_t errlen)
 {
     if (f->status == KP_ERR_BACKEND && h->rx.too_large) {
@@ -384,7 +384,7 @@ static void s_fail_text(kp_http *h, const char *origin, const kp__http_failure *
 }
 
 /* One attempt's wait before the next, for an answer that is to be repeated. */
-static long s_wait_for_status(const kp_http *h, long status, unsigned retry)
+static long s_wait_for_status(const kpk_http *h, long status, unsigned retry)
 {
     if (status == 429 || status == 503) {
         long ra = kp__http_retry_after_ms(h->rx.retry_after, time(NULL));
@@ -395,7 +395,7 @@ static long s_wait_for_status(const kp_http *h, long status, unsigned retry)
 }
 
 /* The attempts: returns KP_OK with the answer in resp, or the failure with err set. */
-static kp_status s_attempts(kp_http *h, bool unsafe, const char *origin, kp_http_response *resp,
+static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_http_response *resp,
                             char *err, size_t errlen)
 {
     for (unsigned attempt = 1;; attempt++) {
@@ -449,15 +449,15 @@ static kp_status s_attempts(kp_http *h, bool unsafe, const char *origin, kp_http
     }
 }
 
-kp_status kp_http_send(kp_http *h, const kp_http_request *req, kp_http_response *resp, char *err,
-                       size_t errlen)
+kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_response *resp,
+                        char *err, size_t errlen)
 {
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (resp != NULL)
         memset(resp, 0, sizeof *resp);
     if (h == NULL || req == NULL || resp == NULL || req->url == NULL || req->method == NULL) {
-        s_err(err, errlen, "kp_http_send: NULL argument");
+        s_err(err, errlen, "kpk_http_send: NULL argument");
         return KP_ERR_INVALID_ARG;
     }
     if (!s_method_known(req->method)) {
@@ -498,7 +498,7 @@ kp_status kp_http_send(kp_http *h, const kp_http_request *req, kp_http_response 
         st = rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
         goto done;
     }
-    st = s_attempts(h, (req->flags & KP_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
+    st = s_attempts(h, (req->flags & KPK_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
 done:
     /* the handle outlives this call: it must not point at the caller's body or our lists */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

@@ -10,7 +10,7 @@
 
 #include <keyplane/kit/http.h>
 
-kp_status kp_http_status(long http_status)
+kp_status kpk_http_status(long http_status)
 {
     switch (http_status) {
     case 401:
@@ -39,8 +39,8 @@ static kp_status s_bad(char *err, size_t errlen, const char *name, const char *w
     return KP_ERR_CONFIG;
 }
 
-kp_status kp_http_url_parse(const char *name, const char *url, int allow_http, kp_http_url *out,
-                            char *err, size_t errlen)
+kp_status kpk_http_url_parse(const char *name, const char *url, int allow_http, kpk_http_url *out,
+                             char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     size_t skip = 0;

@@ -23,7 +23,7 @@ typedef struct kp__http_rx {
     char *www_authenticate, *request_id, *retry_after;
 } kp__http_rx;
 
-struct kp_http {
+struct kpk_http {
     CURL *curl;
     char *ca_bundle, *user_agent;
     long connect_timeout_ms, timeout_ms, backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
@@ -36,7 +36,7 @@ struct kp_http {
      * itself on a new connection, which http.c refuses (see s_prereq). */
     unsigned prereqs;
     bool resend_refused;
-    kp_http_stats stats;
+    kpk_http_stats stats;
     void (*sleep_hook)(void *arg, long ms);
     void *sleep_arg;
 };
@@ -47,7 +47,7 @@ size_t kp__http_on_header(char *data, size_t size, size_t n, void *userdata);
 /* Wipes and frees what rx holds and empties it; max survives. */
 void kp__http_rx_reset(kp__http_rx *rx);
 /* Moves rx into resp (body never NULL afterwards). KP_ERR_NOMEM leaves rx as it was. */
-kp_status kp__http_rx_take(kp__http_rx *rx, kp_http_response *resp);
+kp_status kp__http_rx_take(kp__http_rx *rx, kpk_http_response *resp);
 
 /* http_retry.c: the retry rule (see http.h) as functions of what an attempt saw. */
 
@@ -81,6 +81,6 @@ long kp__http_retry_after_ms(const char *value, time_t now);
 long kp__http_backoff_ms(long base, long cap, unsigned retry);
 
 /* Sleeps ms milliseconds (through the hook when one is set). */
-void kp__http_sleep(const kp_http *h, long ms);
+void kp__http_sleep(const kpk_http *h, long ms);
 
 #endif /* KEYPLANE_KIT_HTTP_INTERNAL_H */

@@ -159,7 +159,7 @@ void kp__http_rx_reset(kp__http_rx *rx)
     rx->max = max;
 }
 
-kp_status kp__http_rx_take(kp__http_rx *rx, kp_http_response *resp)
+kp_status kp__http_rx_take(kp__http_rx *rx, kpk_http_response *resp)
 {
     if (rx->body == NULL) {
         rx->body = calloc(1, 1);
@@ -178,7 +178,7 @@ kp_status kp__http_rx_take(kp__http_rx *rx, kp_http_response *resp)
     return KP_OK;
 }
 
-void kp_http_response_free(kp_http_response *resp)
+void kpk_http_response_free(kpk_http_response *resp)
 {
     if (resp == NULL)
         return;

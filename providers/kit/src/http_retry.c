@@ -154,7 +154,7 @@ long kp__http_backoff_ms(long base, long cap, unsigned retry)
     return (long)(r % ((uint64_t)ceiling + 1));
 }
 
-void kp__http_sleep(const kp_http *h, long ms)
+void kp__http_sleep(const kpk_http *h, long ms)
 {
     if (h->sleep_hook != NULL) {
         h->sleep_hook(h->sleep_arg, ms);

@@ -33,7 +33,7 @@ typedef struct mock_version {
     EVP_PKEY *pkey;
     uint8_t *spki;
     size_t spki_len;
-    char fpr[KP_FPR_HEX];
+    char fpr[KPK_FPR_HEX];
     int64_t created;
 } mock_version;
 

@@ -28,47 +28,47 @@ extern "C" {
 #endif
 
 /** Bytes needed to decode inlen characters (an upper bound). */
-size_t kp_b64_decoded_max(size_t inlen);
+size_t kpk_b64_decoded_max(size_t inlen);
 
 /** Decodes in/inlen (either alphabet, padding optional) into out (at least
- *  kp_b64_decoded_max(inlen) bytes). *outlen receives the length.
+ *  kpk_b64_decoded_max(inlen) bytes). *outlen receives the length.
  *  KP_ERR_INVALID_ARG when the text is not base64 by the rule above. */
-kp_status kp_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen);
+kp_status kpk_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *outlen);
 
 /** Characters needed to encode inlen bytes, plus the NUL. */
-size_t kp_b64_encoded_size(size_t inlen);
+size_t kpk_b64_encoded_size(size_t inlen);
 
-/** Unpadded base64url of in/inlen into out (kp_b64_encoded_size(inlen) bytes), NUL-terminated;
+/** Unpadded base64url of in/inlen into out (kpk_b64_encoded_size(inlen) bytes), NUL-terminated;
  *  returns the length written (without the NUL). */
-size_t kp_b64url_encode(const uint8_t *in, size_t inlen, char *out);
+size_t kpk_b64url_encode(const uint8_t *in, size_t inlen, char *out);
 
-/** Padded standard base64, otherwise as kp_b64url_encode. */
-size_t kp_b64_encode(const uint8_t *in, size_t inlen, char *out);
+/** Padded standard base64, otherwise as kpk_b64url_encode. */
+size_t kpk_b64_encode(const uint8_t *in, size_t inlen, char *out);
 
 /** Lower-case hex of in/inlen into out (2 * inlen + 1 bytes), NUL-terminated. */
-void kp_hex_encode(const uint8_t *in, size_t inlen, char *out);
+void kpk_hex_encode(const uint8_t *in, size_t inlen, char *out);
 
 /** Decodes exactly outlen bytes from hex text (either case, exactly 2 * outlen digits).
  *  KP_ERR_INVALID_ARG otherwise. */
-kp_status kp_hex_decode(const char *in, uint8_t *out, size_t outlen);
+kp_status kpk_hex_decode(const char *in, uint8_t *out, size_t outlen);
 
-/** Characters of a fingerprint, without the NUL (KP_FPR_HEX - 1 of provider.h). */
-#define KP_FPR_CHARS 64
+/** Characters of a fingerprint, without the NUL (KPK_FPR_HEX - 1 of provider.h). */
+#define KPK_FPR_CHARS 64
 
-/** The fingerprint of a SubjectPublicKeyInfo DER into hex (KP_FPR_CHARS + 1 bytes).
+/** The fingerprint of a SubjectPublicKeyInfo DER into hex (KPK_FPR_CHARS + 1 bytes).
  *  KP_ERR_INVALID_ARG when spki is empty, KP_ERR_CRYPTO when hashing fails. */
-kp_status kp_fpr_spki(const uint8_t *spki, size_t len, char *hex);
+kp_status kpk_fpr_spki(const uint8_t *spki, size_t len, char *hex);
 
 /** The fingerprint of the public half of pkey (an EVP_PKEY *, given as void * so that this
  *  header needs no OpenSSL header). KP_ERR_INVALID_ARG when it has no public key. */
-kp_status kp_fpr_pkey(const void *pkey, char *hex);
+kp_status kpk_fpr_pkey(const void *pkey, char *hex);
 
 /** True when s is a well-formed fingerprint: exactly 64 lower-case hex digits. */
-bool kp_fpr_valid(const char *s);
+bool kpk_fpr_valid(const char *s);
 
 /** True when name is a key or secret name of the provider ABI: 1..127 of [A-Za-z0-9._-], not
  *  starting with '.' (so no name is "." or ".." or a hidden file). */
-bool kp_key_name_valid(const char *name);
+bool kpk_key_name_valid(const char *name);
 
 #ifdef __cplusplus
 }

@@ -1,15 +1,15 @@
 /*
  * keyplane provider kit: HTTPS transport for cloud plugins (Azure Key Vault, AWS).
  *
- * One kp_http per plugin instance owns one libcurl easy handle, so consecutive requests reuse
- * the TLS connection (keep-alive). A kp_http is used by one thread at a time; the caller locks.
+ * One kpk_http per plugin instance owns one libcurl easy handle, so consecutive requests reuse
+ * the TLS connection (keep-alive). A kpk_http is used by one thread at a time; the caller locks.
  *
  * Retries follow one rule for every cloud plugin: a request is repeated, with capped exponential
  * backoff and full jitter, only when the failure is transient:
  *   - HTTP 429 (honouring Retry-After in seconds or as an HTTP date, capped), 500, 502, 503, 504;
  *   - connection reset, empty reply, receive/send errors, timeouts.
  * Everything else (4xx, TLS verification failures, refused connections, unresolvable hosts)
- * comes back at once. A request marked KP_HTTP_UNSAFE (one that creates something) is retried
+ * comes back at once. A request marked KPK_HTTP_UNSAFE (one that creates something) is retried
  * only when the service cannot have acted on it: 429 and 503 answers, and failures before the
  * request was sent; a reset or timeout after sending comes back as a transient error so the
  * caller can look before it repeats.
@@ -23,7 +23,7 @@
  *
  * TLS peer and host verification are always on; there is no switch to turn them off.
  * libcurl is initialised lazily (curl_global_init(CURL_GLOBAL_DEFAULT), once per process) by
- * the first kp_http_new.
+ * the first kpk_http_new.
  */
 #ifndef KEYPLANE_KIT_HTTP_H
 #define KEYPLANE_KIT_HTTP_H
@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /** Transport settings; zero members take the defaults noted. */
-typedef struct kp_http_config {
+typedef struct kpk_http_config {
     const char *ca_bundle;   /**< PEM file of trusted CAs; NULL = the system store */
     long connect_timeout_ms; /**< default 5000 */
     long timeout_ms;         /**< whole request including the body, default 30000 */
@@ -48,42 +48,42 @@ typedef struct kp_http_config {
     long retry_after_cap_ms; /**< ceiling of an honoured Retry-After, default 30000 */
     size_t max_response;     /**< largest body accepted, default 1 MiB */
     const char *user_agent;  /**< default "keyplane-kit/1" */
-} kp_http_config;
+} kpk_http_config;
 
-typedef struct kp_http kp_http;
+typedef struct kpk_http kpk_http;
 
 /** Request flags. */
-#define KP_HTTP_UNSAFE 0x1u /**< not idempotent: see the retry rule above */
+#define KPK_HTTP_UNSAFE 0x1u /**< not idempotent: see the retry rule above */
 
-typedef struct kp_http_request {
+typedef struct kpk_http_request {
     const char *method;         /**< "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;            /**< absolute https:// URL (http:// only for loopback/link-local) */
     const char *const *headers; /**< "Name: value" strings ending with NULL; may be NULL */
     const uint8_t *body;        /**< NULL = no body (POST/PUT/PATCH then send Content-Length: 0) */
     size_t body_len;
-    unsigned flags; /**< KP_HTTP_UNSAFE */
-} kp_http_request;
+    unsigned flags; /**< KPK_HTTP_UNSAFE */
+} kpk_http_request;
 
-/** A response. Owned by the caller; release with kp_http_response_free, which wipes the body
+/** A response. Owned by the caller; release with kpk_http_response_free, which wipes the body
  *  (it may hold key material, e.g. an unwrapped DEK). */
-typedef struct kp_http_response {
+typedef struct kpk_http_response {
     long status;   /**< HTTP status of the last attempt */
     uint8_t *body; /**< NUL-terminated (not counted in len); never NULL after KP_OK */
     size_t len;
     char *www_authenticate; /**< value of WWW-Authenticate, NULL when absent */
     char *request_id;       /**< x-ms-request-id or x-amzn-RequestId, NULL when absent */
-    unsigned attempts;      /**< attempts made; also set when kp_http_send fails */
-} kp_http_response;
+    unsigned attempts;      /**< attempts made; also set when kpk_http_send fails */
+} kpk_http_response;
 
 /**
  * Makes a transport. cfg may be NULL (all defaults); its strings are copied. err receives a
  * one-line reason on failure.
  * @return KP_OK, KP_ERR_INVALID_ARG (bad config), KP_ERR_NOMEM.
  */
-kp_status kp_http_new(const kp_http_config *cfg, kp_http **out, char *err, size_t errlen);
+kp_status kpk_http_new(const kpk_http_config *cfg, kpk_http **out, char *err, size_t errlen);
 
 /** Frees a transport and closes its connection. NULL is a no-op. */
-void kp_http_free(kp_http *h);
+void kpk_http_free(kpk_http *h);
 
 /**
  * Sends a request, retrying transient failures as described above. resp is overwritten: free
@@ -99,17 +99,17 @@ void kp_http_free(kp_http *h);
  *         KP_ERR_BACKEND      body larger than max_response, or another protocol failure;
  *         KP_ERR_INVALID_ARG  bad URL or method; KP_ERR_NOMEM.
  */
-kp_status kp_http_send(kp_http *h, const kp_http_request *req, kp_http_response *resp, char *err,
-                       size_t errlen);
+kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_response *resp,
+                        char *err, size_t errlen);
 
 /** Wipes and frees what a response holds, leaving it empty. NULL is a no-op. */
-void kp_http_response_free(kp_http_response *resp);
+void kpk_http_response_free(kpk_http_response *resp);
 
-/** Statistics since kp_http_new: requests sent (attempts), retries, connections opened. */
-typedef struct kp_http_stats {
+/** Statistics since kpk_http_new: requests sent (attempts), retries, connections opened. */
+typedef struct kpk_http_stats {
     uint64_t attempts, retries, connects;
-} kp_http_stats;
-void kp_http_stats_get(const kp_http *h, kp_http_stats *out);
+} kpk_http_stats;
+void kpk_http_stats_get(const kpk_http *h, kpk_http_stats *out);
 
 /**
  * The kp_status of a non-2xx HTTP answer, the one map every cloud plugin uses: 401 AUTH,
@@ -117,15 +117,15 @@ void kp_http_stats_get(const kp_http *h, kp_http_stats *out);
  * lost), 429 THROTTLED, 5xx UNAVAILABLE, anything else BACKEND. A plugin refines a code its
  * service gives more meaning (Key Vault's 409 for a deleted key) and keeps the rest.
  */
-kp_status kp_http_status(long http_status);
+kp_status kpk_http_status(long http_status);
 
-/** An endpoint URL taken apart by kp_http_url_parse. */
-typedef struct kp_http_url {
+/** An endpoint URL taken apart by kpk_http_url_parse. */
+typedef struct kpk_http_url {
     char base[512]; /**< scheme://host[:port], no trailing slash */
     char host[256]; /**< the host name or address, lower-cased, without the port */
     unsigned port;  /**< 0 when the URL names none */
     int https;      /**< 1 for https://, 0 for http:// (only with allow_http) */
-} kp_http_url;
+} kpk_http_url;
 
 /**
  * Checks an endpoint URL given as a param (name, for the message): https://HOST[:PORT] with an
@@ -133,11 +133,11 @@ typedef struct kp_http_url {
  * letters, digits, '-' and '.'; PORT 1..65535. allow_http also takes http:// (a local emulator
  * or metadata endpoint, never a default). KP_ERR_CONFIG with a one-line reason in err.
  */
-kp_status kp_http_url_parse(const char *name, const char *url, int allow_http, kp_http_url *out,
-                            char *err, size_t errlen);
+kp_status kpk_http_url_parse(const char *name, const char *url, int allow_http, kpk_http_url *out,
+                             char *err, size_t errlen);
 
 /** A test hook: when set, called instead of sleeping before a retry (ms = the backoff). */
-void kp_http_set_sleep_hook(kp_http *h, void (*hook)(void *arg, long ms), void *arg);
+void kpk_http_set_sleep_hook(kpk_http *h, void (*hook)(void *arg, long ms), void *arg);
 
 #ifdef __cplusplus
 }
