@@ -21,19 +21,6 @@
 #define KP_PRINTF(a, b)
 #endif
 
-/* Error-path macros (s2n's shape): keep every failure path one line long. */
-#define KP_GUARD(expr)                                                                             \
-    do {                                                                                           \
-        kp_status kp_guard_st_ = (expr);                                                           \
-        if (kp_guard_st_ != KP_OK)                                                                 \
-            return kp_guard_st_;                                                                   \
-    } while (0)
-#define KP_ENSURE(cond, status)                                                                    \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return (status);                                                                       \
-    } while (0)
-
 /* Who an upcall speaks for: the plugin itself, or one of its instances. */
 struct kp_core_handle {
     kp_ctx *ctx;

@@ -75,6 +75,22 @@ extern "C" {
 #define KP_HAS_MEMBER(ptr, type, member)                                                           \
     ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member))
 
+/** The error-path idiom of the core, the kit and the in-tree plugins (docs/conventions.md), here
+ *  so that a plugin can use it too. KP_GUARD returns expr's status when it is not KP_OK;
+ *  KP_ENSURE returns status when cond is false. For early exits with nothing to undo; a
+ *  function that must release something threads its status to one cleanup instead. */
+#define KP_GUARD(expr)                                                                             \
+    do {                                                                                           \
+        kp_status kp_guard_st_ = (expr);                                                           \
+        if (kp_guard_st_ != KP_OK)                                                                 \
+            return kp_guard_st_;                                                                   \
+    } while (0)
+#define KP_ENSURE(cond, status)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return (status);                                                                       \
+    } while (0)
+
 /* ---------------------------------------------------------------------------------------- */
 /* Opaque core types                                                                         */
 
