@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""The documentation matches the tree it ships in.
+
+Usage: check_docs.py ROOT        check the source tree at ROOT
+       check_docs.py --selftest  build a small tree with one fault of each kind, expect each found
+
+Three rules, each printed as FAIL lines and counted in the exit status:
+1. Every plugin directory (plugins/*, and providers/template, the plugin to copy) is named in
+   README.md and in docs/architecture.md, as its path.
+2. Every relative link in README.md and docs/*.md resolves: the file exists inside the tree, and
+   a #fragment names a heading of that file (GitHub's anchor rule: lower case, punctuation but
+   '-' and '_' dropped, spaces to '-', repeats numbered -1, -2, ...).
+3. No file of the repository refers to a path outside it: no '../shared' (or any path that climbs
+   out of the tree from where it stands), no '/work/' workplace path, no link that resolves
+   outside ROOT.
+4. A quoted file stays equal to the file: a fenced block whose paragraph before it begins with a
+   `config/NAME.yaml` path in backticks is compared with that file, byte for byte.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP_DIRS = {".git", "build", "node_modules", "__pycache__"}
+TEXT_EXT = {".c", ".h", ".py", ".sh", ".md", ".txt", ".cmake", ".yaml", ".yml", ".json", ".in",
+            ".map", ".supp", ""}
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+OUTSIDE = [re.compile(r"\.\./shared\b"), re.compile(r"(?<![\w.])/work/")]
+
+
+def tree_files(root):
+    """The files of the tree: git's list when ROOT is a checkout, else a walk without build dirs."""
+    try:
+        out = subprocess.run(["git", "-C", root, "ls-files", "-co", "--exclude-standard"],
+                             check=True, capture_output=True, text=True).stdout
+        files = [f for f in out.splitlines() if f and os.path.isfile(os.path.join(root, f))]
+        if files:
+            return sorted(files)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    found = []
+    for d, dirs, names in os.walk(root):
+        dirs[:] = [x for x in dirs if x not in SKIP_DIRS and not x.startswith("build")]
+        for n in names:
+            found.append(os.path.relpath(os.path.join(d, n), root))
+    return sorted(found)
+
+
+def slug(heading, seen):
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())  # a link keeps its text
+    text = re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+    n = seen.get(text, 0)
+    seen[text] = n + 1
+    return text if n == 0 else f"{text}-{n}"
+
+
+def anchors(path):
+    seen, out, fence = {}, set(), False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.lstrip().startswith("```"):
+                fence = not fence
+                continue
+            m = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
+            if m and not fence:
+                out.add(slug(m.group(2), seen))
+    return out
+
+
+def check_plugins_named(root, fail):
+    plugins = []
+    pdir = os.path.join(root, "plugins")
+    if os.path.isdir(pdir):
+        plugins = [f"plugins/{d}" for d in sorted(os.listdir(pdir))
+                   if os.path.isdir(os.path.join(pdir, d))]
+    if os.path.isdir(os.path.join(root, "providers", "template")):
+        plugins.append("providers/template")
+    for doc in ("README.md", "docs/architecture.md"):
+        path = os.path.join(root, doc)
+        if not os.path.isfile(path):
+            fail(f"{doc} is missing")
+            continue
+        text = open(path, encoding="utf-8").read()
+        for p in plugins:
+            if p not in text:
+                fail(f"{doc} does not name the plugin directory {p}/")
+    return len(plugins)
+
+
+def check_links(root, fail):
+    docs = ["README.md"] + [f"docs/{n}" for n in sorted(os.listdir(os.path.join(root, "docs")))
+                            if n.endswith(".md")] if os.path.isdir(os.path.join(root, "docs")) \
+        else ["README.md"]
+    cache, nlinks = {}, 0
+    real_root = os.path.realpath(root)
+    for doc in docs:
+        path = os.path.join(root, doc)
+        if not os.path.isfile(path):
+            continue
+        fence = False
+        for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
+            if line.lstrip().startswith("```"):
+                fence = not fence
+            if fence:
+                continue
+            for target in LINK.findall(line):
+                if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+                    continue
+                nlinks += 1
+                file_part, _, frag = target.partition("#")
+                dest = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) \
+                    if file_part else path
+                where = f"{doc}:{lineno}"
+                if not os.path.realpath(dest).startswith(real_root + os.sep):
+                    fail(f"{where}: link '{target}' leaves the repository")
+                    continue
+                if not os.path.exists(dest):
+                    fail(f"{where}: link '{target}': no such file")
+                    continue
+                if frag and dest.endswith(".md"):
+                    if dest not in cache:
+                        cache[dest] = anchors(dest)
+                    if frag not in cache[dest]:
+                        fail(f"{where}: link '{target}': {os.path.relpath(dest, root)} has no "
+                             f"heading #{frag}")
+    return nlinks
+
+
+def check_outside(root, files, fail, self_name):
+    nread = 0
+    for rel in files:
+        if os.path.splitext(rel)[1] not in TEXT_EXT or rel.endswith(self_name):
+            continue
+        path = os.path.join(root, rel)
+        try:
+            text = open(path, encoding="utf-8").read()
+        except (UnicodeDecodeError, OSError):
+            continue
+        nread += 1
+        for lineno, line in enumerate(text.splitlines(), 1):
+            for pat in OUTSIDE:
+                if pat.search(line):
+                    fail(f"{rel}:{lineno}: refers to a path outside the repository: "
+                         f"{line.strip()[:100]}")
+    return nread
+
+
+def check_quotes(root, fail):
+    nquotes = 0
+    ddir = os.path.join(root, "docs")
+    docs = sorted(os.path.join(ddir, n) for n in os.listdir(ddir) if n.endswith(".md")) \
+        if os.path.isdir(ddir) else []
+    for path in docs:
+        lines = open(path, encoding="utf-8").read().split("\n")
+        i = 0
+        while i < len(lines):
+            if not lines[i].startswith("```"):
+                i += 1
+                continue
+            end = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("```")), None)
+            if end is None:
+                break
+            k = i - 1
+            while k >= 0 and lines[k].strip() == "":
+                k -= 1
+            while k > 0 and lines[k - 1].strip() != "":
+                k -= 1
+            m = re.match(r"^`(config/[\w.-]+\.yaml)`", lines[k]) if k >= 0 else None
+            if m:
+                nquotes += 1
+                quoted = "\n".join(lines[i + 1:end]) + "\n"
+                src = os.path.join(root, m.group(1))
+                doc = os.path.relpath(path, root)
+                if not os.path.isfile(src):
+                    fail(f"{doc}:{i + 1}: quotes {m.group(1)}, which does not exist")
+                elif open(src, encoding="utf-8").read() != quoted:
+                    fail(f"{doc}:{i + 1}: the quoted {m.group(1)} differs from the file")
+            i = end + 1
+    return nquotes
+
+
+def run(root):
+    problems = []
+    fail = problems.append
+    nplugins = check_plugins_named(root, fail)
+    nlinks = check_links(root, fail)
+    nfiles = check_outside(root, tree_files(root), fail, "tests/check_docs.py")
+    nquotes = check_quotes(root, fail)
+    for p in problems:
+        print(f"FAIL: {p}")
+    if not problems:
+        print(f"docs: {nplugins} plugin directories named in README.md and docs/architecture.md; "
+              f"{nlinks} relative links resolve; {nfiles} files refer to nothing outside the tree; "
+              f"{nquotes} quoted config files are equal to theirs")
+    return problems
+
+
+def selftest():
+    d = tempfile.mkdtemp(prefix="kp-docs-selftest-")
+    try:
+        os.makedirs(os.path.join(d, "docs"))
+        os.makedirs(os.path.join(d, "plugins", "alpha"))
+        os.makedirs(os.path.join(d, "plugins", "beta"))
+        with open(os.path.join(d, "README.md"), "w") as f:
+            f.write("# T\n\nplugins/alpha and plugins/beta. [ok](docs/architecture.md#one-two)\n")
+        with open(os.path.join(d, "docs", "architecture.md"), "w") as f:
+            f.write("# One, two\n\nplugins/alpha only. [gone](missing.md) [bad](#nowhere)\n"
+                    "[up](../../elsewhere.md) see ../shared/docs/x.md\n\n"
+                    "`config/a.yaml`, quoted:\n\n```yaml\nversion: 2\n```\n")
+        os.makedirs(os.path.join(d, "config"))
+        with open(os.path.join(d, "config", "a.yaml"), "w") as f:
+            f.write("version: 1\n")
+        problems = run(d)
+        want = ["does not name the plugin directory plugins/beta/",
+                "'missing.md': no such file", "has no heading #nowhere",
+                "leaves the repository", "refers to a path outside the repository",
+                "the quoted config/a.yaml differs from the file"]
+        missing = [w for w in want if not any(w in p for p in problems)]
+        if missing or len(problems) != len(want):
+            print(f"SELFTEST FAIL: expected exactly {want}, missing {missing}")
+            return 1
+        print(f"selftest: all {len(want)} planted faults found")
+        return 0
+    finally:
+        shutil.rmtree(d)
+
+
+def main(argv):
+    if argv == ["--selftest"]:
+        return selftest()
+    if len(argv) != 1:
+        sys.exit(__doc__)
+    return 1 if run(argv[0]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
