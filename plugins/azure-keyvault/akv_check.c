@@ -7,32 +7,31 @@
 
 #include "akv_internal.h"
 
-kp_status akv_instance_check(void *inst, kp_check_report_fn report, void *arg)
+kp_status kp_akv_instance_check(void *inst, kp_check_report_fn report, void *arg)
 {
-    akv_inst *a = inst;
-    if (a == NULL || report == NULL)
-        return KP_ERR_INVALID_ARG;
+    kp_akv_inst *a = inst;
+    KP_ENSURE(a != NULL && report != NULL, KP_ERR_INVALID_ARG);
     char detail[KP_AKV_URL_MAX + 128];
-    akv_resp r;
+    kp_akv_resp r;
     pthread_mutex_lock(&a->lock);
     /* vault: any answer over verified TLS; a first call also learns the challenge */
-    kp_status st = akv_call(a, "GET", "/keys?maxresults=1", NULL, 0, 0, "list keys", &r);
+    kp_status st = kp_akv_call(a, "GET", "/keys?maxresults=1", NULL, 0, 0, "list keys", &r);
     kp_status reach = st == KP_OK || st == KP_ERR_PERMISSION || st == KP_ERR_AUTH ? KP_OK : st;
     if (reach == KP_OK)
-        snprintf(detail, sizeof(detail), "%s (api-version %s)", a->vault_url, a->api_version);
-    /* the failure's text is what akv_call set on this thread */
+        snprintf(detail, sizeof(detail), "%s (api-version %s)", a->place.vault_url, a->api_version);
+    /* the failure's text is what kp_akv_call set on this thread */
     report(arg, "vault", reach, reach == KP_OK ? detail : a->up->get_error(a->h));
     if (reach == KP_OK) {
         kp_status tst = a->token != NULL ? KP_OK : st;
         snprintf(detail, sizeof(detail), "%s, scope %s",
-                 a->auth == AKV_AUTH_CLIENT_SECRET ? "client secret" : "managed identity",
+                 a->auth == KP_AKV_AUTH_CLIENT_SECRET ? "client secret" : "managed identity",
                  a->scope);
         report(arg, "token", tst, tst == KP_OK ? detail : a->up->get_error(a->h));
         if (tst == KP_OK)
             report(arg, "list", st, st == KP_OK ? "keys/list permitted" : a->up->get_error(a->h));
     }
     if (st == KP_OK)
-        akv_resp_free(&r);
+        kp_akv_resp_free(&r);
     pthread_mutex_unlock(&a->lock);
     return st;
 }

@@ -18,7 +18,7 @@
 
 #define S_ADOPT_MAX 16 /* pending versions of one number looked at after a failure in transit */
 
-json_t *akv_key_ops(void)
+json_t *kp_akv_key_ops(void)
 {
     json_t *ops = json_array();
     json_array_append_new(ops, json_string("wrapKey"));
@@ -26,55 +26,57 @@ json_t *akv_key_ops(void)
     return ops;
 }
 
-json_t *akv_new_attributes(void)
+json_t *kp_akv_new_attributes(void)
 {
     json_t *attrs = json_object();
     json_object_set_new(attrs, "enabled", json_true());
     return attrs;
 }
 
-/* Sends a creating request and parses the bundle. */
-static kp_status s_send_bundle(akv_inst *a, const char *method, const char *path,
-                               const kp_secret *body, const char *what, akv_bundle *b)
+/* The tags of a visible version (fpr set) or of a pending one (fpr NULL: kp-pending). */
+static json_t *s_tags(const char *name, uint32_t version, const char *fpr)
 {
-    akv_resp r;
-    char err[KP_AKV_ERR];
-    kp_status st = akv_call(a, method, path, a->up->secret_cdata(body), a->up->secret_len(body),
-                            AKV_UNSAFE, what, &r);
-    if (st == KP_ERR_NOT_FOUND)
-        return akv_err(a, st, "%s: %s: HTTP 404", a->vault_name, what);
-    if (st != KP_OK)
-        return st;
-    st = akv_parse_bundle(r.http.body, r.http.len, b, err, sizeof(err));
-    akv_resp_free(&r);
-    if (st != KP_OK)
-        return akv_err(a, st, "%s: %s: %s", a->vault_name, what, err);
-    return KP_OK;
+    char ver[16];
+    snprintf(ver, sizeof(ver), "%u", version);
+    json_t *t = json_object();
+    json_object_set_new(t, "kp-chain", json_string(name));
+    json_object_set_new(t, fpr != NULL ? "kp-version" : "kp-pending", json_string(ver));
+    if (fpr != NULL)
+        json_object_set_new(t, "kp-fpr", json_string(fpr));
+    return t;
 }
 
 /* PATCH /keys/{vname}/{azver} with body j (freed here). */
-static kp_status s_patch(akv_inst *a, const char *vname, const char *azver, json_t *j,
+static kp_status s_patch(kp_akv_inst *a, const char *vname, const char *azver, json_t *j,
                          const char *what)
 {
     char path[KP_AKV_URL_MAX];
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (text == NULL)
-        return akv_err(a, KP_ERR_NOMEM, "out of memory");
+    kp_secret *body = NULL;
+    kp_akv_resp r;
     snprintf(path, sizeof(path), "/keys/%s/%s", vname, azver);
-    akv_resp r;
-    kp_status st = akv_call(a, "PATCH", path, (const uint8_t *)text, strlen(text), 0, what, &r);
-    free(text);
-    akv_resp_free(&r);
+    kp_status st = kp_akv_json_body(a, j, &body);
+    json_decref(j);
+    if (st == KP_OK)
+        st = kp_akv_call(a, "PATCH", path, a->up->secret_cdata(body), a->up->secret_len(body), 0,
+                         what, &r);
+    if (st == KP_OK)
+        kp_akv_resp_free(&r);
     if (st == KP_ERR_NOT_FOUND)
-        return akv_err(a, st, "%s: %s: the new version vanished", a->vault_name, what);
+        st = kp_akv_err(a, st, "%s: %s: the new version vanished", a->place.vault_name, what);
+    a->up->secret_free(body);
     return st;
+}
+
+/* Sets st again with the error text saved in why (a later request may have replaced it). */
+static kp_status s_again(kp_akv_inst *a, kp_status st, const char *why)
+{
+    return kp_akv_err(a, st, "%s", why);
 }
 
 /* Disables a version that failed its check and marks it, keeping the reason why (the error
  * text already set) whatever the PATCH does: the version is unlabelled, so invisible, anyway. */
-static kp_status s_reject(akv_inst *a, const char *name, const char *vname, const akv_bundle *b,
-                          kp_status st, const char *tag)
+static kp_status s_reject(kp_akv_inst *a, const char *name, const char *vname,
+                          const kp_akv_bundle *b, kp_status st, const char *tag)
 {
     char why[KP_ERROR_MAX + 1];
     snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
@@ -87,21 +89,21 @@ static kp_status s_reject(akv_inst *a, const char *name, const char *vname, cons
     if (s_patch(a, vname, b->azver, j, "disable the rejected version") != KP_OK)
         a->up->log(a->h, KP_LOG_WARN,
                    "a rejected vault version could not be disabled; it stays unlabelled");
-    return akv_err(a, st, "%s", why);
+    return s_again(a, st, why);
 }
 
 /* The check before a version becomes visible. */
-static kp_status s_check(akv_inst *a, const char *name, const char *vname, const char *fpr,
-                         const char *what, const akv_bundle *b)
+static kp_status s_check(kp_akv_inst *a, const char *name, const char *vname, const char *fpr,
+                         const char *what, const kp_akv_bundle *b)
 {
     if (fpr != NULL && strcmp(b->fpr, fpr) != 0) {
-        akv_err(a, KP_ERR_INTEGRITY,
-                "%s: %s: the vault holds a key with fingerprint %.16s..., not the expected "
-                "%.16s...; the version is disabled and never labelled",
-                a->vault_name, what, b->fpr, fpr);
+        kp_akv_err(a, KP_ERR_INTEGRITY,
+                   "%s: %s: the vault holds a key with fingerprint %.16s..., not the expected "
+                   "%.16s...; the version is disabled and never labelled",
+                   a->place.vault_name, what, b->fpr, fpr);
         return s_reject(a, name, vname, b, KP_ERR_INTEGRITY, "fingerprint mismatch");
     }
-    kp_status st = akv_rule_key(a->up, a->h, a->vault_name, KP_KEY_RSA, b->bits);
+    kp_status st = kp_akv_rule_key(KP_AKV_SINK(a), a->place.vault_name, KP_KEY_RSA, b->bits);
     if (st != KP_OK)
         return s_reject(a, name, vname, b, st, "not an Azure SQL TDE key size");
     return KP_OK;
@@ -114,7 +116,7 @@ typedef struct s_pending {
     size_t n;
 } s_pending;
 
-static kp_status s_pending_item(void *arg, const akv_bundle *b)
+static kp_status s_pending_item(void *arg, const kp_akv_bundle *b)
 {
     s_pending *p = arg;
     if (b->kp_pending == p->version && b->kp_version == 0 && b->enabled && p->n < S_ADOPT_MAX)
@@ -125,90 +127,84 @@ static kp_status s_pending_item(void *arg, const akv_bundle *b)
 /* After a creating request failed in transit: did it land anyway? Fills b with a pending version
  * of our number whose public key has fpr (any when fpr is NULL); else returns failed with its
  * text. */
-static kp_status s_adopt(akv_inst *a, const char *vname, uint32_t version, const char *fpr,
-                         kp_status failed, akv_bundle *b)
+static kp_status s_adopt(kp_akv_inst *a, const char *vname, uint32_t version, const char *fpr,
+                         kp_status failed, kp_akv_bundle *b)
 {
     if (failed != KP_ERR_UNAVAILABLE && failed != KP_ERR_TIMEOUT)
         return failed;
-    char why[KP_ERROR_MAX + 1], path[KP_AKV_URL_MAX], err[KP_AKV_ERR];
+    char why[KP_ERROR_MAX + 1], path[KP_AKV_URL_MAX];
     snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
     s_pending p = {.version = version};
-    if (akv_versions_each(a, vname, s_pending_item, &p) != KP_OK)
-        return akv_err(a, failed, "%s", why);
+    if (kp_akv_versions_each(a, vname, s_pending_item, &p) != KP_OK)
+        return s_again(a, failed, why);
     for (size_t i = 0; i < p.n; i++) {
-        akv_resp r;
         snprintf(path, sizeof(path), "/keys/%s/%s", vname, p.azver[i]);
-        if (akv_call(a, "GET", path, NULL, 0, 0, "get a pending version", &r) != KP_OK)
-            continue;
-        kp_status st = akv_parse_bundle(r.http.body, r.http.len, b, err, sizeof(err));
-        akv_resp_free(&r);
+        kp_status st = kp_akv_call_bundle(a, "GET", path, NULL, 0, 0, "get a pending version", b);
         if (st == KP_OK && b->kp_pending == version && (fpr == NULL || strcmp(b->fpr, fpr) == 0)) {
             a->up->log(a->h, KP_LOG_INFO,
                        "the request failed in transit but the version was made: adopted");
             return KP_OK;
         }
-        akv_bundle_clear(b);
+        kp_akv_bundle_clear(b);
     }
-    return akv_err(a, failed, "%s", why);
+    return s_again(a, failed, why);
 }
 
-kp_status akv_version_make(akv_inst *a, const char *name, uint32_t version, bool create, json_t *j,
-                           const char *fpr, kp_key_info *info)
+kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version, bool create,
+                              json_t *j, const char *fpr, kp_key_info *info)
 {
     char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX], what[KP_NAME_MAX + 32];
     kp_secret *body = NULL;
-    akv_bundle b;
+    kp_akv_bundle b;
     memset(&b, 0, sizeof(b));
-    KP_AKV_GUARD(akv_vault_name(a, name, vname));
-    json_object_set_new(j, "tags", akv_tags(name, version, NULL));
+    KP_GUARD(kp_akv_vault_name(a, name, vname));
+    json_object_set_new(j, "tags", s_tags(name, version, NULL));
     snprintf(path, sizeof(path), create ? "/keys/%s/create" : "/keys/%s", vname);
     snprintf(what, sizeof(what), "%s %s v%u", create ? "create" : "import", vname, version);
-    kp_status st = akv_json_dump_secret(a, j, &body);
-    if (st == KP_OK) {
-        st = s_send_bundle(a, create ? "POST" : "PUT", path, body, what, &b);
-        if (st != KP_OK)
-            st = s_adopt(a, vname, version, fpr, st, &b);
-    }
+    kp_status st = kp_akv_json_body(a, j, &body);
+    if (st == KP_OK)
+        st = kp_akv_make_bundle(a, create ? "POST" : "PUT", path, a->up->secret_cdata(body),
+                                a->up->secret_len(body), what, &b);
+    if (st != KP_OK) /* a failure in transit may have landed */
+        st = s_adopt(a, vname, version, fpr, st, &b);
     a->up->secret_free(body);
     if (st == KP_OK)
         st = s_check(a, name, vname, fpr, what, &b);
     if (st == KP_OK) {
         json_t *label = json_object();
-        json_object_set_new(label, "tags", akv_tags(name, version, b.fpr));
+        json_object_set_new(label, "tags", s_tags(name, version, b.fpr));
         st = s_patch(a, vname, b.azver, label, "label the new version");
     }
     if (st == KP_OK)
-        st = akv_take_bundle(a, name, version, &b, info);
-    akv_bundle_clear(&b);
+        st = kp_akv_take_bundle(a, name, version, &b, info);
+    kp_akv_bundle_clear(&b);
     return st;
 }
 
-kp_status akv_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
+kp_status kp_akv_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
 {
-    akv_inst *a = inst;
+    kp_akv_inst *a = inst;
     kp_key_spec spec;
-    if (a == NULL || !kp_key_spec_read(in, &spec) || info == NULL || spec.name == NULL)
-        return KP_ERR_INVALID_ARG;
+    KP_ENSURE(a != NULL && kp_key_spec_read(in, &spec) && info != NULL && spec.name != NULL,
+              KP_ERR_INVALID_ARG);
     uint32_t bits = spec.bits != 0 ? spec.bits : 2048, version = 0;
     char vname[KP_NAME_MAX];
     pthread_mutex_lock(&a->lock);
-    kp_status st = akv_vault_name(a, spec.name, vname);
-    if (st == KP_OK)
-        st = akv_rule_key(a->up, a->h, a->vault_name, spec.type, bits);
+    kp_status st = kp_akv_rule_spec(a, spec.name, spec.type, bits, vname);
     if (st == KP_OK && (spec.flags & KP_KEY_EXPORTABLE))
-        st = akv_err(a, KP_ERR_UNSUPPORTED,
-                     "%s: keys leave Key Vault only through a release policy, which keyplane "
-                     "does not use: make an HSM or file store the chain's origin",
-                     a->vault_name);
+        st = kp_akv_err(a, KP_ERR_UNSUPPORTED,
+                        "%s: keys leave Key Vault only through a release policy, which keyplane "
+                        "does not use: make an HSM or file store the chain's origin",
+                        a->place.vault_name);
     if (st == KP_OK)
-        st = akv_new_version(a, &spec, &version);
+        st = kp_akv_new_version(a, &spec, &version);
     if (st == KP_OK) {
         json_t *j = json_object();
         json_object_set_new(j, "kty", json_string(a->hsm ? "RSA-HSM" : "RSA"));
         json_object_set_new(j, "key_size", json_integer(bits));
-        json_object_set_new(j, "key_ops", akv_key_ops());
-        json_object_set_new(j, "attributes", akv_new_attributes());
-        st = akv_version_make(a, spec.name, version, true, j, NULL, info);
+        json_object_set_new(j, "key_ops", kp_akv_key_ops());
+        json_object_set_new(j, "attributes", kp_akv_new_attributes());
+        st = kp_akv_version_make(a, spec.name, version, true, j, NULL, info);
         json_decref(j);
     }
     pthread_mutex_unlock(&a->lock);

@@ -1,8 +1,9 @@
 /*
  * RSA keys as JSON Web Keys (RFC 7518 6.3): the public part the vault answers with becomes a
  * SubjectPublicKeyInfo (for fingerprints and local checks), and a PKCS#8 private key becomes the
- * JWK of a plain import. OpenSSL does the arithmetic and encodings; key material is wiped
- * wherever this file holds it.
+ * JWK of a plain import. Pure conversions (akv_codec.h): no instance, no call into the core, so
+ * the fuzz target links this file as it is. OpenSSL does the arithmetic and encodings; key
+ * material is wiped wherever this file holds it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 
 #include <keyplane/kit/codec.h>
 
-#include "akv_internal.h"
+#include "akv_codec.h"
 
 #define S_MAX_MODULUS 1024 /* bytes: RSA-8192 */
 
@@ -25,14 +26,23 @@ static BIGNUM *s_bn(const char *b64, size_t len)
 {
     uint8_t buf[S_MAX_MODULUS + 8];
     size_t n = sizeof(buf);
-    if (len == 0 || kpk_b64_decoded_max(len) > sizeof(buf) ||
-        kpk_b64_decode(b64, len, buf, &n) != KP_OK || n == 0)
+    if (len == 0 || kpk_b64_decoded_max(len) > sizeof(buf))
+        return NULL;
+    if (kpk_b64_decode(b64, len, buf, &n) != KP_OK || n == 0)
         return NULL;
     return BN_bin2bn(buf, (int)n, NULL);
 }
 
-kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t elen, uint8_t **spki,
-                           size_t *spki_len, uint32_t *bits, char fpr[KPK_FPR_HEX])
+/* n and e within what a vault key can be: 1024 to 8192 bits, an odd exponent of 64 bits at most. */
+static bool s_ne_sane(const BIGNUM *n, const BIGNUM *e)
+{
+    return BN_num_bits(n) >= 1024 && BN_num_bits(n) <= 8 * S_MAX_MODULUS && BN_is_odd(e) &&
+           BN_num_bits(e) <= 64;
+}
+
+kp_status kp_akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t elen,
+                              uint8_t **spki, size_t *spki_len, uint32_t *bits,
+                              char fpr[KPK_FPR_HEX])
 {
     kp_status st = KP_ERR_BACKEND;
     BIGNUM *bn = s_bn(n, nlen), *be = s_bn(e, elen);
@@ -42,16 +52,22 @@ kp_status akv_spki_from_ne(const char *n, size_t nlen, const char *e, size_t ele
     EVP_PKEY *pkey = NULL;
     unsigned char *der = NULL;
     *spki = NULL;
-    if (bn == NULL || be == NULL || bld == NULL || pctx == NULL || BN_num_bits(bn) < 1024 ||
-        BN_num_bits(bn) > 8 * S_MAX_MODULUS || !BN_is_odd(be) || BN_num_bits(be) > 64)
+    if (bn == NULL || be == NULL || bld == NULL || pctx == NULL || !s_ne_sane(bn, be))
         goto out;
-    if (!OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
-        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
-        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
-        EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+    if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1)
+        goto out;
+    if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
+        goto out;
+    if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
+        goto out;
+    if (EVP_PKEY_fromdata_init(pctx) <= 0)
+        goto out;
+    if (EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
         goto out;
     int len = i2d_PUBKEY(pkey, &der);
-    if (len <= 0 || kpk_fpr_spki(der, (size_t)len, fpr) != KP_OK)
+    if (len <= 0)
+        goto out;
+    if (kpk_fpr_spki(der, (size_t)len, fpr) != KP_OK)
         goto out;
     if ((*spki = malloc((size_t)len)) == NULL) {
         st = KP_ERR_NOMEM;
@@ -73,13 +89,15 @@ out:
 }
 
 /* Sets jwk[name] to the unpadded base64url of a BIGNUM parameter of pkey. */
-static int s_member(json_t *jwk, const EVP_PKEY *pkey, const char *param, const char *name)
+static bool s_member(json_t *jwk, const EVP_PKEY *pkey, const char *param, const char *name)
 {
     BIGNUM *bn = NULL;
     uint8_t bin[S_MAX_MODULUS];
     char text[S_MAX_MODULUS * 4 / 3 + 8];
-    int ok = 0;
-    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1 || BN_num_bytes(bn) > (int)sizeof(bin))
+    bool ok = false;
+    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1)
+        goto out;
+    if (BN_num_bytes(bn) > (int)sizeof(bin))
         goto out;
     int n = BN_bn2bin(bn, bin);
     kpk_b64url_encode(bin, (size_t)n, text);
@@ -91,20 +109,20 @@ out:
     return ok;
 }
 
-kp_status akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32_t *bits,
-                             char fpr[KPK_FPR_HEX])
+kp_status kp_akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uint32_t *bits,
+                                char fpr[KPK_FPR_HEX])
 {
-    const unsigned char *p = der;
-    EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
-    kp_status st = KP_ERR_INVALID_ARG;
-    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
-        goto out;
     static const char *const map[][2] = {
         {OSSL_PKEY_PARAM_RSA_N, "n"},          {OSSL_PKEY_PARAM_RSA_E, "e"},
         {OSSL_PKEY_PARAM_RSA_D, "d"},          {OSSL_PKEY_PARAM_RSA_FACTOR1, "p"},
         {OSSL_PKEY_PARAM_RSA_FACTOR2, "q"},    {OSSL_PKEY_PARAM_RSA_EXPONENT1, "dp"},
         {OSSL_PKEY_PARAM_RSA_EXPONENT2, "dq"}, {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, "qi"},
     };
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = d2i_AutoPrivateKey(NULL, &p, (long)len);
+    kp_status st = KP_ERR_INVALID_ARG;
+    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
+        goto out;
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!s_member(jwk, pkey, map[i][0], map[i][1]))
             goto out;
@@ -117,7 +135,7 @@ out:
     return st;
 }
 
-void akv_json_wipe(json_t *j)
+void kp_akv_json_wipe(json_t *j)
 {
     const char *k;
     json_t *v;
@@ -125,26 +143,8 @@ void akv_json_wipe(json_t *j)
     if (json_is_string(j)) {
         OPENSSL_cleanse((char *)json_string_value(j), json_string_length(j));
     } else if (json_is_object(j)) {
-        json_object_foreach(j, k, v) akv_json_wipe(v);
+        json_object_foreach(j, k, v) kp_akv_json_wipe(v);
     } else if (json_is_array(j)) {
-        json_array_foreach(j, i, v) akv_json_wipe(v);
+        json_array_foreach(j, i, v) kp_akv_json_wipe(v);
     }
-}
-
-kp_status akv_json_dump_secret(akv_inst *a, const json_t *j, kp_secret **out)
-{
-    /* json_dumpb writes straight into our buffer (no intermediate copy in jansson's heap);
-     * the first call only measures. */
-    size_t need = json_dumpb(j, NULL, 0, JSON_COMPACT);
-    if (need == 0)
-        return akv_err(a, KP_ERR_INTERNAL, "cannot serialise a request");
-    kp_secret *s = a->up->secret_new(need);
-    if (s == NULL)
-        return akv_err(a, KP_ERR_NOMEM, "out of memory");
-    if (json_dumpb(j, (char *)a->up->secret_data(s), need, JSON_COMPACT) != need) {
-        a->up->secret_free(s);
-        return akv_err(a, KP_ERR_INTERNAL, "cannot serialise a request");
-    }
-    *out = s;
-    return KP_OK;
 }

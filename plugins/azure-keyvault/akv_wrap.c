@@ -47,71 +47,80 @@ static size_t s_body_fill(char *p, size_t cap, const char *alg, const uint8_t *i
     return (size_t)n + m + 2;
 }
 
+/* The path and the words of op on name/version, which must be known and enabled. */
+static kp_status s_target(kp_akv_inst *a, const char *name, uint32_t version, const char *op,
+                          char path[KP_AKV_URL_MAX], char *what, size_t whatlen)
+{
+    char vname[KP_NAME_MAX];
+    kp_akv_version *v = NULL;
+    KP_GUARD(kp_akv_vault_name(a, name, vname));
+    KP_GUARD(kp_akv_version_get(a, name, version, false, &v));
+    if (!v->enabled)
+        return kp_akv_err(a, KP_ERR_DENIED, "%s: key %s v%u is disabled in the vault",
+                          a->place.vault_name, name, v->version);
+    snprintf(path, KP_AKV_URL_MAX, "/keys/%s/%s/%s", vname, v->azver, op);
+    snprintf(what, whatlen, "%s %s v%u", op, name, v->version);
+    return KP_OK;
+}
+
 /*
  * POST /keys/{name}/{version}/{op}: r receives the 2xx answer (the caller frees it). A DEK to
  * wrap (in_secret) travels in a body that is a kp_secret; a wrapped key is no secret, so the
  * body of an unwrap is plain heap memory: one mlock/munlock pair less per call.
  */
-static kp_status s_op(akv_inst *a, const char *name, uint32_t version, const char *op,
+static kp_status s_op(kp_akv_inst *a, const char *name, uint32_t version, const char *op,
                       const char *alg, const uint8_t *in, size_t inlen, bool in_secret, char *what,
-                      size_t whatlen, akv_resp *r)
+                      size_t whatlen, kp_akv_resp *r)
 {
-    char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX];
-    akv_version *v = NULL;
-    KP_AKV_GUARD(akv_vault_name(a, name, vname));
-    KP_AKV_GUARD(akv_version_get(a, name, version, false, &v));
-    if (!v->enabled)
-        return akv_err(a, KP_ERR_DENIED, "%s: key %s v%u is disabled in the vault", a->vault_name,
-                       name, v->version);
-    snprintf(path, sizeof(path), "/keys/%s/%s/%s", vname, v->azver, op);
-    snprintf(what, whatlen, "%s %s v%u", op, name, v->version);
-
-    size_t cap = s_body_cap(alg, inlen), len;
+    char path[KP_AKV_URL_MAX];
+    KP_GUARD(s_target(a, name, version, op, path, what, whatlen));
+    size_t cap = s_body_cap(alg, inlen);
     kp_secret *sbody = NULL;
-    char *body = NULL;
+    char *body;
     if (in_secret) {
-        if ((sbody = a->up->secret_new(cap)) != NULL)
-            body = (char *)a->up->secret_data(sbody);
+        sbody = a->up->secret_new(cap);
+        body = sbody != NULL ? (char *)a->up->secret_data(sbody) : NULL;
     } else {
         body = malloc(cap);
     }
-    if (body == NULL)
-        return akv_err(a, KP_ERR_NOMEM, "out of memory");
-    len = s_body_fill(body, cap, alg, in, inlen);
-    kp_status st = akv_call(a, "POST", path, (const uint8_t *)body, len, 0, what, r);
+    kp_status st = body != NULL ? KP_OK : kp_akv_err(a, KP_ERR_NOMEM, "out of memory");
+    if (st == KP_OK) {
+        size_t len = s_body_fill(body, cap, alg, in, inlen);
+        st = kp_akv_call(a, "POST", path, (const uint8_t *)body, len, 0, what, r);
+    }
+    if (st == KP_ERR_NOT_FOUND) {
+        kp_akv_key_forget(a, name);
+        st = kp_akv_err(a, st, "%s: %s: the version is gone from the vault", a->place.vault_name,
+                        what);
+    }
+    if (st == KP_ERR_BACKEND && r->status == 400 && strcmp(op, "unwrapkey") == 0)
+        st = KP_ERR_CRYPTO; /* 400 BadParameter: the bytes do not unwrap under this key */
     if (in_secret)
         a->up->secret_free(sbody);
     else
         free(body);
-    if (st == KP_ERR_NOT_FOUND) {
-        akv_key_forget(a, name);
-        return akv_err(a, st, "%s: %s: the version is gone from the vault", a->vault_name, what);
-    }
-    if (st == KP_ERR_BACKEND && r->status == 400 && strcmp(op, "unwrapkey") == 0)
-        st = KP_ERR_CRYPTO; /* 400 BadParameter: the bytes do not unwrap under this key */
     return st;
 }
 
-kp_status akv_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t alg,
-                      const kp_secret *dek, uint8_t *out, size_t *outlen)
+kp_status kp_akv_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t alg,
+                         const kp_secret *dek, uint8_t *out, size_t *outlen)
 {
-    akv_inst *a = inst;
-    if (a == NULL || name == NULL || dek == NULL || outlen == NULL)
-        return KP_ERR_INVALID_ARG;
+    kp_akv_inst *a = inst;
+    KP_ENSURE(a != NULL && name != NULL && dek != NULL && outlen != NULL, KP_ERR_INVALID_ARG);
     const char *an = s_alg(alg);
     if (an == NULL || alg == KP_WRAP_RSA_PKCS1)
-        return akv_err(a, KP_ERR_UNSUPPORTED,
-                       "Key Vault wraps with RSA-OAEP or RSA-OAEP-256 (RSA1_5 only unwraps)");
+        return kp_akv_err(a, KP_ERR_UNSUPPORTED,
+                          "Key Vault wraps with RSA-OAEP or RSA-OAEP-256 (RSA1_5 only unwraps)");
     if (a->up->secret_len(dek) == 0 || a->up->secret_len(dek) > S_MAX_DEK)
-        return akv_err(a, KP_ERR_INVALID_ARG, "DEK of %zu bytes", a->up->secret_len(dek));
+        return kp_akv_err(a, KP_ERR_INVALID_ARG, "DEK of %zu bytes", a->up->secret_len(dek));
     char what[KP_NAME_MAX + 48];
-    akv_resp r;
+    kp_akv_resp r;
     kp_secret *ct = NULL;
     pthread_mutex_lock(&a->lock);
     kp_status st = s_op(a, name, version, "wrapkey", an, a->up->secret_cdata(dek),
                         a->up->secret_len(dek), true, what, sizeof(what), &r);
     if (st == KP_OK)
-        st = akv_resp_value(a, &r, S_MAX_ANSWER, what, &ct);
+        st = kp_akv_resp_value(a, &r, S_MAX_ANSWER, what, &ct);
     if (st == KP_OK) {
         size_t n = a->up->secret_len(ct);
         if (out == NULL || *outlen < n)
@@ -125,24 +134,24 @@ kp_status akv_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t a
     return st;
 }
 
-kp_status akv_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t alg,
-                        const uint8_t *in, size_t inlen, kp_secret **dek)
+kp_status kp_akv_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t alg,
+                           const uint8_t *in, size_t inlen, kp_secret **dek)
 {
-    akv_inst *a = inst;
-    if (a == NULL || name == NULL || in == NULL || dek == NULL)
-        return KP_ERR_INVALID_ARG;
+    kp_akv_inst *a = inst;
+    KP_ENSURE(a != NULL && name != NULL && in != NULL && dek != NULL, KP_ERR_INVALID_ARG);
     const char *an = s_alg(alg);
     if (an == NULL)
-        return akv_err(a, KP_ERR_UNSUPPORTED, "Key Vault unwraps RSA-OAEP, RSA-OAEP-256, RSA1_5");
+        return kp_akv_err(a, KP_ERR_UNSUPPORTED,
+                          "Key Vault unwraps RSA-OAEP, RSA-OAEP-256, RSA1_5");
     if (inlen == 0 || inlen > 1024)
-        return akv_err(a, KP_ERR_INVALID_ARG, "wrapped key of %zu bytes", inlen);
+        return kp_akv_err(a, KP_ERR_INVALID_ARG, "wrapped key of %zu bytes", inlen);
     char what[KP_NAME_MAX + 48];
-    akv_resp r;
+    kp_akv_resp r;
     pthread_mutex_lock(&a->lock);
     kp_status st =
         s_op(a, name, version, "unwrapkey", an, in, inlen, false, what, sizeof(what), &r);
     if (st == KP_OK) /* the DEK is decoded straight into the kp_secret handed back */
-        st = akv_resp_value(a, &r, S_MAX_ANSWER, what, dek);
+        st = kp_akv_resp_value(a, &r, S_MAX_ANSWER, what, dek);
     pthread_mutex_unlock(&a->lock);
     return st;
 }
