@@ -6,10 +6,11 @@
     akv_sdk.py purge  VAULT_URL CA NAME         purges a soft-deleted NAME
     akv_sdk.py unwrap VAULT_URL CA NAME VERSION ALG HEXCT   prints the unwrapped key in hex
 
-The credentials are the emulator defaults of vaultctl.py; the authority is the emulator itself.
-Run with Debian's /usr/bin/python3, the only interpreter that sees python3-azure.
+The credentials are the emulator defaults of vaultctl.py (imported from it); the authority is the
+emulator itself. Run with Debian's /usr/bin/python3, the only interpreter that sees python3-azure.
 """
 import json
+import os
 import sys
 
 from azure.identity import ClientSecretCredential
@@ -18,11 +19,14 @@ from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 
-TENANT = "00000000-0000-0000-0000-000000000001"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "emulators"))
+from azure_keyvault.vaultctl import DEFAULT_CLIENT, DEFAULT_TENANT  # noqa: E402
+
+CLIENT_ID, _, SECRET = DEFAULT_CLIENT.partition(":")
 
 
 def clients(url, ca):
-    cred = ClientSecretCredential(TENANT, "kp-client", "kp-secret", authority=url,
+    cred = ClientSecretCredential(DEFAULT_TENANT, CLIENT_ID, SECRET, authority=url,
                                   instance_discovery=False, connection_verify=ca)
     return cred, KeyClient(url, cred, verify_challenge_resource=False, connection_verify=ca)
 

@@ -3,7 +3,10 @@
 
 Drives emulator.py with the official Azure SDK for Python (Debian's
 python3-azure: azure-keyvault-keys, azure-identity) and with raw HTTPS for
-the strictness checks.  Plain unittest; run with Debian's /usr/bin/python3:
+the strictness checks.  The vaults start and stop through the shared ctl core
+(common/emuctl.py, as vaultctl.py does for the C tests) and are steered through the
+shared control client (common/client.py).  Plain unittest; run with Debian's
+/usr/bin/python3:
 
     /usr/bin/python3 tests/emulators/azure_keyvault/test_conformance.py -v
 """
@@ -13,11 +16,8 @@ import http.client
 import json
 import logging
 import os
-import select
 import shutil
-import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +28,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
-from pki import make_pki   # the test CA and server certificate (shared with vaultctl.py)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import emuctl  # noqa: E402
+from common.pki import ensure_pki  # noqa: E402
+
+from azure_keyvault.vaultctl import SPEC, vault_args  # noqa: E402
 
 try:
     from azure.core.exceptions import (HttpResponseError, ResourceExistsError,
@@ -41,8 +46,6 @@ except ImportError:  # pragma: no cover - reported by the skip below
     HAVE_SDK = False
 
 logging.getLogger("azure.identity").setLevel(logging.ERROR)   # expected auth failures are tested
-HERE = os.path.dirname(os.path.abspath(__file__))
-EMULATOR = os.path.join(HERE, "emulator.py")
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "4a1c0e1e-0000-4000-8000-00000000c11e"
 SECRET = "s3cr&t+/=value"          # needs form-encoding to survive
@@ -65,43 +68,22 @@ def int_bytes(i):
 
 
 class Emulator:
-    def __init__(self, pki, state_dir, extra=()):
-        self.pki, self.state_dir, self.extra = pki, state_dir, list(extra)
-        self.proc = None
+    """Vault NAME of the test run's directory d, with the test's tenant and client."""
+
+    def __init__(self, d, name, extra=()):
+        self.d, self.name, self.extra = d, name, list(extra)
+        self.state_dir = os.path.join(d, name + ".state")
         self.port = None
+        self.control = None
 
     def start(self):
-        self.log = open(os.path.join(self.state_dir + ".log"), "ab")
-        cmd = [sys.executable, EMULATOR, "--cert", self.pki["cert"], "--key", self.pki["key"],
-               "--state-dir", self.state_dir, "--tenant", TENANT,
-               "--client", "%s:%s" % (CLIENT_ID, SECRET)] + self.extra
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log)
-        deadline = time.time() + 15
-        line = b""
-        while time.time() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if r:
-                line = self.proc.stdout.readline()
-                break
-            if self.proc.poll() is not None:
-                break
-        if not line.startswith(b"READY "):
-            self.stop()
-            raise RuntimeError("emulator did not start: %r (see %s.log)" % (line, self.state_dir))
-        self.port = int(line.split()[1])
+        self.port = emuctl.start(SPEC, self.d, self.name, vault_args(TENANT, ["%s:%s" % (CLIENT_ID, SECRET)]),
+                                 extra=self.extra)
+        self.control = emuctl.control(SPEC, self.d, self.name)
         return self
 
     def stop(self, kill=False):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.proc.stdout.close()
-        self.log.close()
+        emuctl.stop(SPEC, self.d, self.name, kill)
 
     @property
     def url(self):
@@ -191,8 +173,8 @@ class Base(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="akv-emu-test-")
-        cls.pki = make_pki(cls.tmp)
-        cls.emu = Emulator(cls.pki, os.path.join(cls.tmp, "vault1"), cls.extra_args).start()
+        cls.pki = ensure_pki(cls.tmp)
+        cls.emu = Emulator(cls.tmp, "vault1", cls.extra_args).start()
         cls.cred = cls.credential(cls.emu)
         cls.client = cls.key_client(cls.emu, cls.cred)
 
@@ -227,9 +209,8 @@ class Base(unittest.TestCase):
         self.addCleanup(r.close)
         return r
 
-    def control(self, method, path, body=None):
-        r = self.raw()
-        st, _, js = r.request(method, "/_emulator/" + path, body)
+    def control(self, method, name, body=None):
+        st, js = self.emu.control.call(method, name, body)
         self.assertEqual(st, 200, js)
         return js
 
@@ -241,9 +222,9 @@ class Base(unittest.TestCase):
         self.control("POST", "config", {"token_lifetime": 3599, "delete_delay": 0})
 
 
-class ConformanceTest(Base):
+class AuthTest(Base):
+    """The 401 challenge, the token endpoint, tokens' lifetime and revocation, IMDS."""
 
-    # ---------------- auth ----------------
     def test_auth_challenge_without_token(self):
         r = self.raw()
         st, resp, js = r.request("POST", "/keys/challenged/create?api-version=" + API,
@@ -342,7 +323,10 @@ class ConformanceTest(Base):
                               headers={"Metadata": "true"})
         self.assertEqual(st, 400)
 
-    # ---------------- strictness ----------------
+
+class StrictnessTest(Base):
+    """api-versions, malformed requests, TLS only, keep-alive, the control endpoints."""
+
     def test_api_versions(self):
         r = self.raw()
         tok = r.token()
@@ -392,6 +376,14 @@ class ConformanceTest(Base):
             raise ConnectionError("got status %s" % resp.status)
         c.close()
 
+    def test_ready_line_and_health(self):
+        with open(os.path.join(self.tmp, "vault1.log")) as f:
+            self.assertIn("READY %d\n" % self.emu.port, f.read())
+        self.assertEqual(self.control("GET", "health"),
+                         {"status": "ok", "port": self.emu.port, "vault_url": self.emu.url})
+        st, js = self.emu.control.call("GET", "no-such-endpoint")
+        self.assertEqual((st, js), (404, {"error": "unknown control endpoint"}))
+
     def test_keep_alive(self):
         r = self.raw()
         tok = r.token()
@@ -400,7 +392,11 @@ class ConformanceTest(Base):
             self.assertEqual(r.request("GET", "/keys?api-version=" + API, token=tok)[0], 200)
         self.assertIs(r.conn.sock, sock)
 
-    # ---------------- SDK: CRUD, versions, paging ----------------
+
+class KeysTest(Base):
+    """Through the SDK and raw: create, get, update, versions and paging, attribute shapes,
+    wrap/unwrap, JWK and BYOK imports."""
+
     def test_sdk_create_get_update_versions(self):
         c = self.client
         k = c.create_rsa_key("crud-key", size=3072, tags={"chain": "c1", "fp": "abc"},
@@ -484,7 +480,6 @@ class ConformanceTest(Base):
         for item in js["value"]:
             self.assertNotRegex(item["kid"], r"/[0-9a-f]{32}$")  # list items: kid without version
 
-    # ---------------- SDK: crypto ----------------
     def test_sdk_wrap_local_unwrap_remote(self):
         key = self.client.create_rsa_key("wrap-key", size=2048)
         cc = self.crypto_client(key)
@@ -612,7 +607,10 @@ class ConformanceTest(Base):
         st, _, js = put(b"not json at all")
         self.assertEqual(st, 400)
 
-    # ---------------- soft delete ----------------
+
+class LifecycleTest(Base):
+    """Soft delete, recover, purge, backup and restore."""
+
     def test_soft_delete_recover_purge(self):
         c = self.client
         self.control("POST", "config", {"delete_delay": 0.4})
@@ -690,7 +688,10 @@ class ConformanceTest(Base):
                               token=tok)
         self.assertEqual((st, js["error"]["code"]), (400, "BadParameter"))
 
-    # ---------------- faults ----------------
+
+class FaultsTest(Base):
+    """Injected statuses, throttling, drops, latency, forbidden operations, corrupt answers."""
+
     def test_faults_sequence_raw(self):
         r = self.raw()
         tok = r.token()
@@ -728,23 +729,20 @@ class ConformanceTest(Base):
         t0 = time.time()
         self.assertEqual(r.request("GET", path, token=tok)[0], 200)
         self.assertGreaterEqual(time.time() - t0, 0.29)
-        self.control("PUT", "faults", {"rate_429": 0.25, "rate_503": 0.25, "rate_drop": 0.2, "seed": 42})
-        outcomes = []
-        for _ in range(40):
-            try:
-                outcomes.append(r.request("GET", path, token=tok)[0])
-            except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError):
-                outcomes.append("drop")
-        self.assertTrue({200, 429, 503, "drop"} <= set(outcomes), outcomes)
-        # same seed -> same sequence
-        self.control("PUT", "faults", {"rate_429": 0.25, "rate_503": 0.25, "rate_drop": 0.2, "seed": 42})
-        again = []
-        for _ in range(40):
-            try:
-                again.append(r.request("GET", path, token=tok)[0])
-            except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError):
-                again.append("drop")
-        self.assertEqual(outcomes, again)
+
+        def outcomes():
+            """The statuses of 40 requests under seeded random faults ("drop" for a drop)."""
+            self.control("PUT", "faults", {"rate_429": 0.25, "rate_503": 0.25, "rate_drop": 0.2, "seed": 42})
+            out = []
+            for _ in range(40):
+                try:
+                    out.append(r.request("GET", path, token=tok)[0])
+                except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError):
+                    out.append("drop")
+            return out
+        first = outcomes()
+        self.assertTrue({200, 429, 503, "drop"} <= set(first), first)
+        self.assertEqual(outcomes(), first)                       # same seed -> same sequence
         with self.assertRaises(AssertionError):
             self.control("PUT", "faults", {"rate_429": 2})
 
@@ -845,7 +843,7 @@ class ConformanceTest(Base):
         self.assertGreaterEqual(self.stats()["corrupt"], before + 7)
         for bad_cfg in ({"corrupt": "garbage"}, {"corrupt": "truncated", "corrupt_ops": "get"},
                         {"corrupt": "truncated", "corrupt_count": -1}):
-            st, _, js = r.request("PUT", "/_emulator/faults", bad_cfg)
+            st, js = self.emu.control.call("PUT", "faults", bad_cfg)
             self.assertEqual(st, 400, bad_cfg)
 
 
@@ -863,7 +861,7 @@ class PersistenceTest(Base):
         tok = self.raw().token()
         old_port = self.emu.port
         self.emu.stop(kill=True)                                   # SIGKILL: no chance to flush
-        emu = Emulator(self.pki, self.emu.state_dir, self.extra_args).start()
+        emu = Emulator(self.tmp, "vault1", self.extra_args).start()
         type(self).emu = emu
         self.assertNotEqual(emu.port, old_port)
         c2 = self.key_client(emu, self.cred)

@@ -1,10 +1,12 @@
-"""Test PKI for the Key Vault emulator: a CA and a server certificate made with
-python3-cryptography, as the emulator expects (SAN IP:127.0.0.1 and DNS:localhost).
+"""Test PKI for the emulators: a CA and a server certificate made with python3-cryptography,
+as the emulators' TLS expects (SAN IP:127.0.0.1 and DNS:localhost).
 
-Shared by test_conformance.py and vaultctl.py; needs only Debian 12's /usr/bin/python3.
+Used by emuctl.py (one CA per test-run directory) and so by every ctl script and emulator test;
+needs only Debian 12's /usr/bin/python3.
 """
 
 import datetime
+import fcntl
 import ipaddress
 import os
 
@@ -12,6 +14,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+def pki_paths(d):
+    """{"ca", "cert", "key"}: where the PKI files of directory d are."""
+    return {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
+            "key": os.path.join(d, "server-key.pem")}
 
 
 def make_pki(d):
@@ -44,8 +52,7 @@ def make_pki(d):
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                                critical=False)
                 .sign(ca_key, hashes.SHA256()))
-    paths = {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
-             "key": os.path.join(d, "server-key.pem")}
+    paths = pki_paths(d)
     with open(paths["ca"], "wb") as f:
         f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
     with open(paths["cert"], "wb") as f:
@@ -56,3 +63,20 @@ def make_pki(d):
         f.write(srv_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
     return paths
+
+
+def ensure_pki(d):
+    """The PKI of test-run directory d (d/pki/): one CA per directory, made under a lock so
+    parallel starts agree on it. A server certificate about to expire (it lives a day) is remade
+    together with its CA. Returns the paths as make_pki does."""
+    pki_dir = os.path.join(d, "pki")
+    os.makedirs(pki_dir, mode=0o700, exist_ok=True)
+    paths = pki_paths(pki_dir)
+    with open(os.path.join(pki_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(os.path.exists(p) for p in paths.values()):
+            with open(paths["cert"], "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+            if cert.not_valid_after - datetime.timedelta(hours=1) > datetime.datetime.utcnow():
+                return paths
+        return make_pki(pki_dir)

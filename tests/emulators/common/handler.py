@@ -1,0 +1,261 @@
+"""The one HTTP request handler of every emulator: the TLS handshake in the worker thread,
+request bodies (Content-Length or chunked, at most MAX_BODY), answers carrying the service's
+standard headers, dropped connections (RST), the control endpoints, and fault injection around
+the service's routes, including corruption of its success answers.
+
+What is the service's own comes from the Service object (server.py): its routes, its error shape,
+its standard headers and the names of its operations.
+"""
+
+import http.server
+import json
+import socket
+import ssl
+import struct
+import sys
+import time
+import traceback
+import urllib.parse
+
+from .control import PREFIX as CONTROL_PREFIX
+from .faults import JSON_TYPE, corrupt_body
+
+MAX_BODY = 1 << 20
+
+
+class ServiceError(Exception):
+    """An error answer in the emulated service's shape: a subclass sets status (and headers,
+    content_type) and defines body()."""
+
+    status = 500
+    content_type = JSON_TYPE
+
+    def __init__(self, message, headers=None):
+        super().__init__(message)
+        self.headers = headers or {}
+
+    def body(self):
+        raise NotImplementedError
+
+
+class DropConnection(Exception):
+    """The request cannot be read: the connection closes without an answer."""
+
+
+class Request:
+    """One service request as an emulator's routes see it."""
+
+    def __init__(self, method, path, query, headers, body):
+        self.method = method
+        self.path = path            # without the query string
+        self.query = query          # name -> [values]
+        self.headers = headers
+        self.body = body            # bytes
+
+    @property
+    def segs(self):
+        """The path's segments after the leading slash ("/keys/k/" gives ["keys", "k", ""])."""
+        return self.path.split("/")[1:]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sys_version = ""
+    timeout = 120  # idle keep-alive timeout
+
+    @property
+    def service(self):
+        return self.server.service
+
+    @property
+    def server_version(self):   # the Server header (with sys_version)
+        return self.service.server_version
+
+    # ---- connection setup: TLS handshake in the worker thread ----
+    def setup(self):
+        self.tls_ok = True
+        self.dropped = False
+        self.request.settimeout(self.timeout)
+        try:
+            # headers and body go out as two TLS records: without this, Nagle holds the second
+            # until the client's delayed ACK (40 ms per answer on Linux)
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        try:
+            self.request = self.server.ssl_ctx.wrap_socket(self.request, server_side=True)
+        except (ssl.SSLError, OSError):
+            # not TLS (or a failed handshake): close without an HTTP answer
+            self.tls_ok = False
+            self.rfile = self.wfile = None
+            return
+        super().setup()
+
+    def handle(self):
+        if not self.tls_ok:
+            return
+        try:
+            super().handle()
+        except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError):
+            pass
+
+    def finish(self):
+        if self.tls_ok:
+            try:
+                super().finish()
+            except OSError:
+                pass
+        # the TLS socket replaced the raw one in setup(), so close it here;
+        # with SO_LINGER 0 (see drop()) the close sends a RST
+        try:
+            if not self.dropped:
+                self.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.request.close()
+        except OSError:
+            pass
+
+    def log_message(self, fmt, *args):
+        if self.service.opts.log_requests:
+            sys.stderr.write("%s %s - %s\n" % (self.service.name, self.address_string(), fmt % args))
+
+    # ---- plumbing ----
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def read_body(self):
+        te = self.headers.get("Transfer-Encoding", "").lower()
+        if te == "chunked":
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    raise DropConnection()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                total += size
+                if total > MAX_BODY:
+                    raise self.service.error("too_large")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+            return b"".join(chunks)
+        cl = self.headers.get("Content-Length")
+        if cl is None:
+            return b""
+        try:
+            n = int(cl)
+        except ValueError:
+            raise self.service.error("bad_length")
+        if n < 0 or n > MAX_BODY:
+            self.close_connection = True
+            raise self.service.error("too_large")
+        return self.rfile.read(n)
+
+    def send(self, status, body=None, headers=None, content_type=JSON_TYPE):
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body, separators=(",", ":")).encode()
+        elif body is None:
+            data = b""
+        else:
+            data = body
+        self.send_response(status)
+        if status != 204 or data:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in self.service.standard_headers(self.path_only).items():
+            self.send_header(k, v)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error_answer(self, e, headers=None):
+        self.send(e.status, e.body(), headers if headers is not None else e.headers,
+                  content_type=e.content_type)
+
+    def drop(self):
+        """Close the socket without a response (RST, like a dead peer)."""
+        self.close_connection = True
+        self.dropped = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+
+    # ---- dispatch ----
+    def dispatch(self, method):
+        parsed = urllib.parse.urlsplit(self.path)
+        self.path_only = parsed.path
+        try:
+            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+        except ValueError:
+            query = {}
+        try:
+            body = self.read_body()
+        except ServiceError as e:
+            self.send_error_answer(e)
+            return
+        except (DropConnection, ValueError):
+            self.drop()
+            return
+        try:
+            self.serve_request(Request(method, self.path_only, query, self.headers, body))
+        except ServiceError as e:
+            self.send_error_answer(e)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:  # an emulator bug: answer like the service would, and log it
+            traceback.print_exc()
+            try:
+                self.send_error_answer(self.service.error("internal"))
+            except OSError:
+                self.close_connection = True
+
+    def serve_request(self, req):
+        svc = self.service
+        if req.path.startswith(CONTROL_PREFIX):
+            return self.send(*svc.control.handle(req.method, req.path, req.body))
+        latency, action = svc.faults.decide(req.path)
+        if latency:
+            time.sleep(latency)
+        if action == "drop":
+            return self.drop()
+        if action != "ok":
+            e = svc.error(action)
+            headers = dict(e.headers)
+            if action in ("429", "503"):
+                headers["Retry-After"] = str(svc.faults.retry_after())
+            return self.send_error_answer(e, headers)
+        answer = svc.route(req)
+        status, payload = answer[0], answer[1]
+        headers = answer[2] if len(answer) > 2 else None
+        kind = None
+        if 200 <= status < 300 and payload is not None:
+            kind = svc.faults.take_corrupt(svc.operation(req))
+        if kind is None:
+            return self.send(status, payload, headers)
+        ctype, data = corrupt_body(kind, payload, svc.corrupt_b64_paths)
+        try:
+            self.send(status, data, headers, content_type=ctype)
+        except (OSError, ssl.SSLError):  # a client that stops reading an oversize body
+            self.close_connection = True
