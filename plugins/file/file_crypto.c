@@ -14,16 +14,16 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/ossl.h>
+
 #include "file_internal.h"
 
 kp_status kp_file_ossl_reason(kp_file_inst *fi, kp_status st)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    char reason[KPK_OSSL_REASON_MAX];
 
-    /* Leave the thread's OpenSSL error queue clean for whoever runs next on it. */
-    ERR_clear_error();
-    if (reason == NULL)
+    /* Leaves the thread's OpenSSL error queue clean for whoever runs next on it. */
+    if (kpk_ossl_reason(reason, sizeof(reason))[0] == '\0')
         return st;
     /* GET_ERROR's text is formatted into kp_errorf's own buffer before SET_ERROR replaces it. */
     return kp_file_err(fi, st, "%s: %s", fi->up->get_error(fi->h), reason);
@@ -44,7 +44,7 @@ kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t 
 
     *key = NULL;
     if (k == NULL)
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory deriving the store key");
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory deriving the master key");
     if (PKCS5_PBKDF2_HMAC((const char *)up->secret_cdata(pass), (int)up->secret_len(pass), salt,
                           (int)saltlen, (int)iter, EVP_sha256(), KP_FILE_KEY_LEN,
                           up->secret_data(k)) != 1) {
@@ -61,12 +61,11 @@ kp_status kp_file_gcm_seal(kp_file_inst *fi, const kp_secret *key, const void *a
     EVP_CIPHER_CTX *ctx;
     uint8_t *iv = out, *ct = out + KP_FILE_GCM_IV_LEN;
     int n1 = 0, n2 = 0;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (ptlen > KP_FILE_SECRET_MAX || aadlen > KP_FILE_PATH_MAX)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "data too large to encrypt");
-    if ((st = kp_file_random(fi, iv, KP_FILE_GCM_IV_LEN)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_random(fi, iv, KP_FILE_GCM_IV_LEN));
     if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory encrypting");
     /* The GCM default IV length is 12 bytes, the size we store. */
@@ -125,13 +124,11 @@ kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, ui
     X509_SIG *p8 = NULL;
     uint8_t salt[KP_FILE_SALT_LEN];
     unsigned char *out = NULL;
-    kp_status st;
     int n;
 
     *der = NULL;
     *len = 0;
-    if ((st = kp_file_random(fi, salt, sizeof(salt))) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_random(fi, salt, sizeof(salt)));
     /* Exactly what `openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256` writes, so
      * `openssl pkey -passin` can recover the key without keyplane. */
     p8inf = EVP_PKEY2PKCS8(pkey);
@@ -184,7 +181,7 @@ kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *
         ERR_clear_error();
         return kp_file_err(fi, KP_ERR_AUTH,
                            "cannot decrypt private key of %s: wrong passphrase for file store %s",
-                           what, fi->path);
+                           what, fi->dir);
     }
     *pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL);
     PKCS8_PRIV_KEY_INFO_free(p8inf);

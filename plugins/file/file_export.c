@@ -1,6 +1,6 @@
 /*
  * Export of a stored private key: as PKCS#8 PrivateKeyInfo in a core secret (KS_EXPORT), or
- * wrapped for another store under its RSA wrapping key (KS_EXPORT_WRAPPED), so a replica or a
+ * wrapped for another keystore under its RSA wrapping key (KS_EXPORT_WRAPPED), so a replica or a
  * cloud KMS can import it without the plaintext key crossing the process boundary.
  *
  * KP_KEYX_RSA_AES_KWP_SHA1/_SHA256 (CKM_RSA_AES_KEY_WRAP): a fresh AES-256 key wraps the PKCS#8
@@ -26,8 +26,11 @@
 #define S_KWP_OVERHEAD 8    /* RFC 5649: the alternative IV block */
 #define S_WRAPPING_MIN 2048 /* RSA bits we wrap a private key under */
 
-kp_status kp_file_key_pkcs8(kp_file_inst *fi, const char *name, uint32_t version,
-                            kp_secret **pkcs8_der, uint32_t *resolved)
+/* The private key of name/version as PKCS#8 PrivateKeyInfo DER in a new secret (caller owns),
+ * after resolving version 0 and checking the key is exportable (KP_ERR_DENIED). *resolved
+ * receives the version. */
+static kp_status s_pkcs8(kp_file_inst *fi, const char *name, uint32_t version,
+                         kp_secret **pkcs8_der, uint32_t *resolved)
 {
     const kp_file_up *up = fi->up;
     char dir[KP_FILE_PATH_MAX];
@@ -37,20 +40,15 @@ kp_status kp_file_key_pkcs8(kp_file_inst *fi, const char *name, uint32_t version
     kp_secret *out;
     kp_key_info info;
     EVP_PKEY *pkey;
-    kp_status st;
     int ok;
 
     *pkcs8_der = NULL;
-    if ((st = kp_file_check_name(fi, "key", name)) != KP_OK ||
-        (st = kp_file_path(fi, dir, sizeof(dir), "%s/keys/%s", fi->path, name)) != KP_OK ||
-        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
-        (st = kp_file_key_info(fi, name, version, &info)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
+    KP_GUARD(kp_file_key_info(fi, name, version, &info));
     *resolved = version;
     if ((info.flags & KP_KEY_EXPORTABLE) == 0)
         return kp_file_err(fi, KP_ERR_DENIED, "key %s v%u is not exportable", name, version);
-    if ((st = kp_file_key_private(fi, name, version, &pkey)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_key_private(fi, name, version, &pkey));
     ectx = OSSL_ENCODER_CTX_new_for_pkey(pkey, EVP_PKEY_KEYPAIR, "DER", "PrivateKeyInfo", NULL);
     ok = ectx != NULL && OSSL_ENCODER_to_data(ectx, &der, &len) == 1 && len > 0;
     OSSL_ENCODER_CTX_free(ectx);
@@ -73,7 +71,7 @@ kp_status kp_file_ks_export(void *inst, const char *name, uint32_t version, kp_s
 
     if (pkcs8_der == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "export: output is NULL");
-    return kp_file_key_pkcs8(fi, name, version, pkcs8_der, &version);
+    return s_pkcs8(fi, name, version, pkcs8_der, &version);
 }
 
 /* The wrapping key: an RSA SubjectPublicKeyInfo DER, the whole input, of at least 2048 bits. */
@@ -156,8 +154,8 @@ kp_status kp_file_ks_export_wrapped(void *inst, const char *name, uint32_t versi
     const EVP_MD *md;
     EVP_PKEY *pub = NULL;
     kp_secret *p8 = NULL, *aes = NULL;
-    size_t k, kwp, need;
-    kp_status st;
+    size_t k = 0, kwp = 0, need = 0;
+    kp_status st = KP_OK;
 
     if (outlen == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "export_wrapped: outlen is NULL");
@@ -170,35 +168,33 @@ kp_status kp_file_ks_export_wrapped(void *inst, const char *name, uint32_t versi
                            "export_wrapped: transfer method %u; the file keystore wraps with "
                            "RSA-AES key wrap (SHA-1 or SHA-256) only",
                            method);
-    if ((st = s_wrapping_key(fi, wrapping_spki, spki_len, &pub)) != KP_OK)
-        return st;
+    KP_GUARD(s_wrapping_key(fi, wrapping_spki, spki_len, &pub));
     /* Exportable or not, and the PKCS#8 length the blob's size depends on. */
-    if ((st = kp_file_key_pkcs8(fi, name, version, &p8, &version)) != KP_OK)
-        goto out;
-    k = (size_t)EVP_PKEY_get_size(pub);
-    kwp = (up->secret_len(p8) + 7) / 8 * 8 + S_KWP_OVERHEAD;
-    need = k + kwp;
-    if (out == NULL || *outlen < need) {
-        *outlen = need;
-        st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "export_wrapped needs %zu bytes", need);
-        goto out;
+    st = s_pkcs8(fi, name, version, &p8, &version);
+    if (st == KP_OK) {
+        k = (size_t)EVP_PKEY_get_size(pub);
+        kwp = (up->secret_len(p8) + 7) / 8 * 8 + S_KWP_OVERHEAD;
+        need = k + kwp;
+        if (out == NULL || *outlen < need) {
+            *outlen = need;
+            st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "export_wrapped needs %zu bytes", need);
+        }
     }
-    if ((aes = up->secret_new(S_AES_KEY_LEN)) == NULL) {
+    if (st == KP_OK && (aes = up->secret_new(S_AES_KEY_LEN)) == NULL)
         st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory exporting key %s", name);
-        goto out;
-    }
-    if (RAND_priv_bytes(up->secret_data(aes), S_AES_KEY_LEN) != 1) {
+    if (st == KP_OK && RAND_priv_bytes(up->secret_data(aes), S_AES_KEY_LEN) != 1)
         st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "random generator failed");
-        goto out;
+    if (st == KP_OK) {
+        st = s_rsa_part(fi, pub, md, aes, out, k);
+        if (st == KP_OK)
+            st = s_aes_part(fi, aes, p8, out + k, kwp);
+        if (st != KP_OK)
+            OPENSSL_cleanse(out, need); /* nothing half-written goes back */
     }
-    if ((st = s_rsa_part(fi, pub, md, aes, out, k)) != KP_OK ||
-        (st = s_aes_part(fi, aes, p8, out + k, kwp)) != KP_OK) {
-        OPENSSL_cleanse(out, need); /* nothing half-written goes back */
-        goto out;
+    if (st == KP_OK) {
+        *outlen = need;
+        kp_file_debug(fi, "exported key %s v%u wrapped (method %u)", name, version, method);
     }
-    *outlen = need;
-    kp_file_debug(fi, "exported key %s v%u wrapped (method %u)", name, version, method);
-out:
     up->secret_free(aes); /* wiped */
     up->secret_free(p8);  /* wiped */
     EVP_PKEY_free(pub);

@@ -2,6 +2,23 @@
  * Internal declarations of the `file` plugin: a keystore and secret store kept in a local
  * directory, encrypted at rest under a passphrase. Nothing here crosses the plugin boundary;
  * only kp_plugin_init is exported.
+ *
+ * Words, one thing each (docs/file-plugin.md uses the same):
+ *   the directory   what the `path` param names: everything an instance keeps is below it
+ *   the header      keyplane-store.json in the directory: salt, iterations, passphrase check
+ *   the master key  derived from the passphrase and the header's salt; encrypts secret values
+ *   keystore        the KS_* functions (keys/), secret store the SS_* functions (secrets/)
+ *   a file store    what the params' help and the messages an operator reads call one instance
+ *                   (that is, its directory); those texts, like on-disk names, stay as they are
+ *
+ * The files call downwards only, in this order (each uses only those listed after it):
+ *   file_plugin.c   entry point, params, instances, check
+ *   file_keystore.c file_secretstore.c file_wrap.c file_export.c file_state.c   the ABI calls
+ *   file_keys.c     one key version on disk, the private-key cache
+ *   file_header.c   the header and the master key
+ *   file_version.c  versioned objects: names, version directories, listings
+ *   file_crypto.c   OpenSSL
+ *   file_io.c       error text, paths, files
  */
 #ifndef KP_FILE_INTERNAL_H
 #define KP_FILE_INTERNAL_H
@@ -17,8 +34,9 @@
 #include <keyplane/kit/codec.h>
 #include <keyplane/provider.h>
 
-#define KP_FILE_STORE_FILE "keyplane-store.json"
-#define KP_FILE_STORE_FORMAT "keyplane-file-store"
+/* The header's file name and the values it holds (on-disk names: they never change). */
+#define KP_FILE_HEADER "keyplane-store.json"
+#define KP_FILE_HEADER_FORMAT "keyplane-file-store"
 #define KP_FILE_CHECK_TEXT "keyplane-file-store-check"
 
 #define KP_FILE_SALT_LEN 16
@@ -28,7 +46,7 @@
 #define KP_FILE_GCM_OVERHEAD (KP_FILE_GCM_IV_LEN + KP_FILE_GCM_TAG_LEN)
 
 #define KP_FILE_SECRET_MAX (1024u * 1024u) /* largest secret value */
-#define KP_FILE_JSON_MAX (64u * 1024u)     /* largest meta.json / store file we read */
+#define KP_FILE_JSON_MAX (64u * 1024u)     /* largest meta.json / header we read */
 #define KP_FILE_DER_MAX (64u * 1024u)      /* largest key file we read */
 #define KP_FILE_PATH_MAX 4096
 
@@ -53,21 +71,22 @@ typedef struct kp_file_cached_key {
     EVP_PKEY *pkey;
 } kp_file_cached_key;
 
-/** One open store directory. */
+/** One open directory. */
 typedef struct kp_file_inst {
     const kp_file_up *up;
     kp_core_handle *h;
-    char *path;           /* store directory, no trailing slash */
-    kp_secret *pass;      /* our own copy of the passphrase */
-    uint32_t kdf_iter;    /* from the param; used only when the store file is created */
-    pthread_mutex_t lock; /* guards the members below */
-    kp_secret *store_key; /* NULL until derived; never changes afterwards */
-    uint32_t store_iter;  /* iterations recorded in the store file, once loaded */
+    char *dir;             /* the directory (the path param), no trailing slash */
+    kp_secret *pass;       /* our own copy of the passphrase */
+    uint32_t kdf_iter;     /* from the param; used only when the header is created */
+    pthread_mutex_t lock;  /* guards the members below */
+    kp_secret *master_key; /* NULL until derived; never changes afterwards */
+    uint32_t header_iter;  /* iterations recorded in the header, once loaded */
     kp_file_cached_key *cache;
 } kp_file_inst;
 
-/* Entry points (file_plugin.c, file_keystore.c, file_secretstore.c). Declared through the ABI
- * typedefs so the compiler checks them against provider.h. */
+/* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c),
+ * for file_plugin.c's dispatch table. Declared through the ABI typedefs so the compiler checks
+ * them against provider.h. */
 kp_ks_create_fn kp_file_ks_create;
 kp_ks_import_fn kp_file_ks_import;
 kp_ks_get_public_fn kp_file_ks_get_public;
@@ -85,8 +104,9 @@ kp_ss_list_fn kp_file_ss_list;
 
 /* Errors and paths (file_io.c) ------------------------------------------------------------ */
 
-/** Formats a one-line reason, hands it to SET_ERROR for this instance and returns st (the
- *  ABI's kp_errorf with the instance's handle). Never pass secrets. */
+/** The plugin's one error-text macro: formats a one-line reason, hands it to SET_ERROR for this
+ *  instance and returns st (the ABI's kp_errorf with the instance's handle). Never pass
+ *  secrets. */
 #define kp_file_err(fi, st, ...) kp_errorf((fi)->up, (fi)->h, (st), __VA_ARGS__)
 /** Maps errno e to a status and sets "<what> <path>: <strerror>". */
 kp_status kp_file_errno(kp_file_inst *fi, int e, const char *what, const char *path);
@@ -97,6 +117,11 @@ const char *kp_file_strerror(int e, char *buf, size_t size);
 kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void kp_file_debug(kp_file_inst *fi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** The ABI's buffer convention for a result data/n (malloc'ed, freed here): copied into buf
+ *  when its *len bytes hold it, else KP_ERR_BUFFER_TOO_SMALL ("<what> needs N bytes"); *len
+ *  receives n either way. */
+kp_status kp_file_buffer_out(kp_file_inst *fi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
+                             const char *what);
 
 /* Files (file_io.c) ----------------------------------------------------------------------- */
 
@@ -110,6 +135,11 @@ kp_status kp_file_write_new(kp_file_inst *fi, const char *path, const void *data
  *  existing path is left alone and KP_ERR_EXISTS is returned without error text. */
 kp_status kp_file_write_atomic(kp_file_inst *fi, const char *path, const void *data, size_t len,
                                bool noreplace);
+/** rename() that never replaces to: RENAME_NOREPLACE where the file system has it; else a file
+ *  (dir false) goes through link() + unlink(), which fails the same way (EEXIST), and a
+ *  directory (dir true) through rename(), which refuses a non-empty target (ENOTEMPTY). 0, or
+ *  -1 with errno set. */
+int kp_file_rename_noreplace(const char *from, const char *to, bool dir);
 kp_status kp_file_fsync_dir(kp_file_inst *fi, const char *path);
 /** Removes a flat directory (its files, then itself); best effort, for cleanup paths. */
 void kp_file_remove_flat(const char *dir);
@@ -119,23 +149,27 @@ kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_
 
 /* Versioned objects (file_version.c) ------------------------------------------------------ */
 
+/* kind is "key" or "secret": the word in messages, and with an "s" the subdirectory of the
+ * directory that holds the objects of that kind (keys/, secrets/). */
+
 /** kpk_key_name_valid (the ABI's rule, which keeps every name one visible path component),
  *  setting error text when not. */
 kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *name);
-/** Numeric version directories under dir, ascending; a missing dir gives none. */
-kp_status kp_file_versions(kp_file_inst *fi, const char *dir, uint32_t **vers, size_t *n);
-/** Object names (non-dot subdirectories with valid names) under dir, sorted; missing dir gives
- *  none. Free with kp_file_names_free. */
-kp_status kp_file_names(kp_file_inst *fi, const char *dir, char ***names, size_t *n);
-void kp_file_names_free(char **names, size_t n);
-/** Calls fn for every object name under <path>/<subdir> ("keys", "secrets"), in order, until
- *  one returns non-KP_OK. */
-typedef kp_status (*kp_file_name_fn)(kp_file_inst *fi, const char *name, void *arg);
-kp_status kp_file_each_name(kp_file_inst *fi, const char *subdir, kp_file_name_fn fn, void *arg);
-/** Resolves version 0 to the latest; KP_ERR_NOT_FOUND with text when absent. kind is "key" or
- *  "secret" for messages; objdir is <store>/<kind>s/<name>. */
-kp_status kp_file_resolve(kp_file_inst *fi, const char *kind, const char *name, const char *objdir,
-                          uint32_t version, uint32_t *out);
+/** The object's directory <dir>/<kind>s/<name> into buf, after checking name. */
+kp_status kp_file_object_dir(kp_file_inst *fi, const char *kind, const char *name, char *buf,
+                             size_t size);
+/** kp_file_object_dir, then *version resolved: 0 becomes the latest, and a version that is not
+ *  there is KP_ERR_NOT_FOUND with text. */
+kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, uint32_t *version,
+                         char *objdir, size_t size);
+/** Called for one version of an object (objdir as kp_file_object_dir gives it). */
+typedef kp_status (*kp_file_version_fn)(kp_file_inst *fi, const char *name, const char *objdir,
+                                        uint32_t version, void *arg);
+/** Calls fn for every version of name (KP_ERR_NOT_FOUND with text when it has none), or with
+ *  name NULL of every object of kind, in name then version order, until one does not return
+ *  KP_OK. */
+kp_status kp_file_list(kp_file_inst *fi, const char *kind, const char *name, kp_file_version_fn fn,
+                       void *arg);
 
 /** Writes the files of one version into a fresh private directory dir. */
 typedef kp_status (*kp_file_fill_fn)(kp_file_inst *fi, const char *dir, uint32_t version,
@@ -145,22 +179,23 @@ typedef kp_status (*kp_file_fill_fn)(kp_file_inst *fi, const char *dir, uint32_t
 kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t want,
                                  kp_file_fill_fn fill, void *arg, uint32_t *version);
 
-/* Store file and store key (file_store.c) ------------------------------------------------- */
+/* The header and the master key (file_header.c) ------------------------------------------- */
 
-/** Derives (once) the store key. Loads keyplane-store.json, or creates it when create is true;
- *  without create a missing store file gives KP_ERR_NOT_FOUND without error text.
- *  *key is borrowed from the instance and valid until close. */
-kp_status kp_file_store_key(kp_file_inst *fi, bool create, const kp_secret **key);
-/** Iterations for new private.p8 files; valid after kp_file_store_key succeeded. */
-uint32_t kp_file_store_iterations(kp_file_inst *fi);
+/** Derives (once) the master key. Loads the header, or creates it when create is true; without
+ *  create a missing header gives KP_ERR_NOT_FOUND without error text. *key is borrowed from the
+ *  instance and valid until close. */
+kp_status kp_file_master_key(kp_file_inst *fi, bool create, const kp_secret **key);
+/** Iterations for new private.p8 files (the header's); valid after kp_file_master_key
+ *  succeeded. */
+uint32_t kp_file_header_iterations(kp_file_inst *fi);
 
 /* Crypto (file_crypto.c) ------------------------------------------------------------------ */
 
 /** Like kp_file_err, appending OpenSSL's last reason and clearing its error queue. */
 #define kp_file_ossl_err(fi, st, ...)                                                              \
     kp_file_ossl_reason((fi), kp_file_err((fi), (st), __VA_ARGS__))
-/** Appends OpenSSL's last reason to the error text just set (read back with GET_ERROR), clears
- *  OpenSSL's error queue and returns st. */
+/** Appends OpenSSL's last reason (kpk_ossl_reason) to the error text just set (read back with
+ *  GET_ERROR), leaving OpenSSL's error queue empty, and returns st. */
 kp_status kp_file_ossl_reason(kp_file_inst *fi, kp_status st);
 kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t *salt,
                          size_t saltlen, uint32_t iter, kp_secret **key);
@@ -197,10 +232,5 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
 kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t version,
                               EVP_PKEY **pkey);
 void kp_file_cache_free(kp_file_inst *fi);
-/** The private key of name/version as PKCS#8 PrivateKeyInfo DER in a new secret (caller owns),
- *  after resolving version 0 and checking the key is exportable (KP_ERR_DENIED). *resolved
- *  receives the version. */
-kp_status kp_file_key_pkcs8(kp_file_inst *fi, const char *name, uint32_t version,
-                            kp_secret **pkcs8_der, uint32_t *resolved);
 
 #endif /* KP_FILE_INTERNAL_H */

@@ -71,8 +71,22 @@ kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt
     n = vsnprintf(buf, size, fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= size)
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "path too long under %s", fi->path);
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "path too long under %s", fi->dir);
     return KP_OK;
+}
+
+kp_status kp_file_buffer_out(kp_file_inst *fi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
+                             const char *what)
+{
+    kp_status st = KP_OK;
+
+    if (buf == NULL || *len < n)
+        st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "%s needs %zu bytes", what, n);
+    else
+        memcpy(buf, data, n);
+    *len = n;
+    free(data);
+    return st;
 }
 
 kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path)
@@ -105,44 +119,37 @@ kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path)
 
 kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t **data, size_t *len)
 {
-    struct stat st;
-    uint8_t *buf;
-    size_t got = 0;
+    struct stat sb;
+    uint8_t *buf = NULL;
+    size_t got = 0, size = 0;
+    kp_status st = KP_OK;
     int fd;
 
     *data = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return kp_file_errno(fi, errno, "cannot open", path);
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return kp_file_errno(fi, e, "cannot stat", path);
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap) {
-        close(fd);
-        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file of at most %zu bytes",
-                           path, cap);
-    }
-    buf = malloc((size_t)st.st_size + 1); /* +1: callers may treat it as text */
-    if (buf == NULL) {
-        close(fd);
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+    if (fstat(fd, &sb) != 0)
+        st = kp_file_errno(fi, errno, "cannot stat", path);
+    else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > cap)
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file of at most %zu bytes",
+                         path, cap);
+    else if ((buf = malloc((size = (size_t)sb.st_size) + 1)) == NULL) /* +1: read as text too */
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
+    while (st == KP_OK && got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : EIO; /* shrank under us */
-            close(fd);
-            free(buf);
-            return kp_file_errno(fi, e, "cannot read", path);
-        }
-        got += (size_t)r;
+        if (r <= 0) /* 0: the file shrank under us */
+            st = kp_file_errno(fi, r < 0 ? errno : EIO, "cannot read", path);
+        else
+            got += (size_t)r;
     }
     close(fd);
+    if (st != KP_OK) {
+        free(buf);
+        return st;
+    }
     buf[got] = '\0';
     *data = buf;
     *len = got;
@@ -170,7 +177,7 @@ static kp_status s_write_fd(kp_file_inst *fi, int fd, const char *path, const vo
 
 kp_status kp_file_write_new(kp_file_inst *fi, const char *path, const void *data, size_t len)
 {
-    kp_status st;
+    kp_status st = KP_OK;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
     if (fd < 0)
@@ -214,9 +221,7 @@ static void s_dirname(const char *path, char *buf, size_t size)
     buf[n] = '\0';
 }
 
-/* Renames a file without ever replacing path: RENAME_NOREPLACE where the file system has it,
- * else link() + unlink(), which fails the same way (EEXIST). */
-static int s_rename_noreplace(const char *from, const char *to)
+int kp_file_rename_noreplace(const char *from, const char *to, bool dir)
 {
 #ifdef RENAME_NOREPLACE
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
@@ -224,6 +229,10 @@ static int s_rename_noreplace(const char *from, const char *to)
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
         return -1;
 #endif
+    /* Version directories are never empty (they only appear fully written), so rename()
+     * refuses to replace one. */
+    if (dir)
+        return rename(from, to);
     if (link(from, to) != 0)
         return -1;
     unlink(from);
@@ -235,12 +244,10 @@ kp_status kp_file_write_atomic(kp_file_inst *fi, const char *path, const void *d
 {
     char tmp[KP_FILE_PATH_MAX];
     char dir[KP_FILE_PATH_MAX];
-    kp_status st;
+    kp_status st = KP_OK;
     int fd;
 
-    st = kp_file_path(fi, tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
-    if (st != KP_OK)
-        return st;
+    KP_GUARD(kp_file_path(fi, tmp, sizeof(tmp), "%s.tmp-XXXXXX", path));
     /* mkostemp opens with O_CREAT|O_EXCL and mode 0600. */
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
@@ -251,7 +258,7 @@ kp_status kp_file_write_atomic(kp_file_inst *fi, const char *path, const void *d
     if (st == KP_OK && noreplace) {
         /* Fails with EEXIST instead of replacing: two writers cannot clobber each other, and
          * readers never see a partial file. */
-        if (s_rename_noreplace(tmp, path) != 0) {
+        if (kp_file_rename_noreplace(tmp, path, false) != 0) {
             int e = errno;
             st = e == EEXIST ? KP_ERR_EXISTS : kp_file_errno(fi, e, "cannot create", path);
         }
@@ -287,12 +294,9 @@ kp_status kp_file_json_read(kp_file_inst *fi, const char *path, json_t **out)
     json_error_t jerr;
     uint8_t *data;
     size_t len;
-    kp_status st;
 
     *out = NULL;
-    st = kp_file_read(fi, path, KP_FILE_JSON_MAX, &data, &len);
-    if (st != KP_OK)
-        return st;
+    KP_GUARD(kp_file_read(fi, path, KP_FILE_JSON_MAX, &data, &len));
     *out = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     free(data);
     if (*out == NULL)
@@ -309,7 +313,7 @@ kp_status kp_file_json_read(kp_file_inst *fi, const char *path, json_t **out)
 kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_t *j)
 {
     char *text = json_dumps(j, JSON_INDENT(2));
-    kp_status st;
+    kp_status st = KP_OK;
     size_t len;
 
     if (text == NULL)

@@ -14,7 +14,14 @@
 kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, char *buf,
                           size_t size)
 {
-    return kp_file_path(fi, buf, size, "%s/keys/%s/%u", fi->path, name, version);
+    return kp_file_path(fi, buf, size, "%s/keys/%s/%u", fi->dir, name, version);
+}
+
+/* A file of version directory name/version: meta.json, public.der or private.p8. */
+static kp_status s_key_file(kp_file_inst *fi, const char *name, uint32_t version, const char *file,
+                            char *buf, size_t size)
+{
+    return kp_file_path(fi, buf, size, "%s/keys/%s/%u/%s", fi->dir, name, version, file);
 }
 
 kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info)
@@ -23,14 +30,12 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
     const char *jname, *type, *state, *fpr;
     json_t *j, *flags, *el;
     size_t i;
-    kp_status st;
 
     memset(info, 0, sizeof(*info));
     info->struct_size = sizeof(*info);
-    if ((st = kp_file_key_dir(fi, name, version, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) != KP_OK ||
-        (st = kp_file_json_read(fi, path, &j)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_key_dir(fi, name, version, dir, sizeof(dir)));
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir));
+    KP_GUARD(kp_file_json_read(fi, path, &j));
     jname = json_string_value(json_object_get(j, "name"));
     type = json_string_value(json_object_get(j, "type"));
     state = json_string_value(json_object_get(j, "state"));
@@ -61,7 +66,7 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
     }
     memcpy(info->fingerprint, fpr, KPK_FPR_HEX);
     /* backend_id is the version directory; when the absolute path does not fit, the path
-     * relative to the store still identifies it. */
+     * relative to the directory still identifies it. */
     if (strlen(dir) < sizeof(info->backend_id))
         memcpy(info->backend_id, dir, strlen(dir) + 1);
     else
@@ -74,10 +79,9 @@ kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key
 {
     char path[KP_FILE_PATH_MAX];
     json_t *j, *flags;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir));
     flags = json_array();
     if (flags != NULL && (info->flags & KP_KEY_EXPORTABLE) != 0)
         json_array_append_new(flags, json_string("exportable"));
@@ -97,14 +101,12 @@ kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t ve
 {
     char path[KP_FILE_PATH_MAX], fpr[KPK_FPR_HEX];
     kp_key_info info;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *der = NULL;
-    if ((st = kp_file_key_info(fi, name, version, &info)) != KP_OK ||
-        (st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/public.der", fi->path, name,
-                           version)) != KP_OK ||
-        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, der, len)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_key_info(fi, name, version, &info));
+    KP_GUARD(s_key_file(fi, name, version, "public.der", path, sizeof(path)));
+    KP_GUARD(kp_file_read(fi, path, KP_FILE_DER_MAX, der, len));
     if (kpk_fpr_spki(*der, *len, fpr) != KP_OK)
         st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "cannot fingerprint %s", path);
     else if (strcmp(fpr, info.fingerprint) != 0)
@@ -124,13 +126,11 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
     const unsigned char *p;
     uint8_t *der;
     size_t len;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *pkey = NULL;
-    if ((st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/public.der", fi->path, name,
-                           version)) != KP_OK ||
-        (st = kp_file_key_public_der(fi, name, version, &der, &len)) != KP_OK)
-        return st;
+    KP_GUARD(s_key_file(fi, name, version, "public.der", path, sizeof(path)));
+    KP_GUARD(kp_file_key_public_der(fi, name, version, &der, &len));
     p = der;
     *pkey = d2i_PUBKEY_ex(NULL, &p, (long)len, NULL, NULL);
     if (*pkey == NULL || p != der + len || !EVP_PKEY_is_a(*pkey, "RSA")) {
@@ -160,17 +160,15 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version,
     const kp_secret *key;
     uint8_t *der;
     size_t len;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    /* Verifying the store's check value first turns a wrong passphrase into the same clear
-     * message everywhere. No store file (a hand-made directory) is not an error here. */
-    st = kp_file_store_key(fi, false, &key);
+    /* Verifying the header's check value first turns a wrong passphrase into the same clear
+     * message everywhere. No header (a hand-made directory) is not an error here. */
+    st = kp_file_master_key(fi, false, &key);
     if (st != KP_OK && st != KP_ERR_NOT_FOUND)
         return st;
-    if ((st = kp_file_path(fi, path, sizeof(path), "%s/keys/%s/%u/private.p8", fi->path, name,
-                           version)) != KP_OK ||
-        (st = kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len)) != KP_OK)
-        return st;
+    KP_GUARD(s_key_file(fi, name, version, "private.p8", path, sizeof(path)));
+    KP_GUARD(kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len));
     snprintf(what, sizeof(what), "key %s v%u", name, version);
     st = kp_file_p8_decrypt(fi, what, der, len, pkey);
     free(der); /* ciphertext: no need to cleanse */
@@ -186,7 +184,6 @@ kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t versi
 {
     kp_file_cached_key *c;
     EVP_PKEY *mine, *theirs;
-    kp_status st;
 
     pthread_mutex_lock(&fi->lock);
     *pkey = s_cache_get(fi, name, version);
@@ -194,8 +191,7 @@ kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t versi
     if (*pkey != NULL)
         return KP_OK;
     /* Decrypt outside the lock: it takes a PBKDF2, and other keys should not wait for it. */
-    if ((st = s_decrypt(fi, name, version, &mine)) != KP_OK)
-        return st;
+    KP_GUARD(s_decrypt(fi, name, version, &mine));
     pthread_mutex_lock(&fi->lock);
     theirs = s_cache_get(fi, name, version);
     if (theirs != NULL) {

@@ -11,8 +11,6 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/encoder.h>
-#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "file_internal.h"
@@ -26,12 +24,22 @@ typedef struct s_new_key {
     size_t spkilen;
 } s_new_key;
 
-/* Copies the caller's spec (kp_key_spec_read: members an older core lacks read as zero). */
-static kp_status s_spec(kp_file_inst *fi, const kp_key_spec *in, kp_key_spec *out)
+/* What create and import check alike, in this order: the caller's spec, copied with
+ * kp_key_spec_read (members an older core lacks read as zero) and its name; the call's other
+ * arguments (args_ok, else the text bad_args); an RSA key type (or none, when untyped_ok). */
+static kp_status s_spec(kp_file_inst *fi, const kp_key_spec *in, bool args_ok, const char *bad_args,
+                        bool untyped_ok, kp_key_spec *out)
 {
     if (!kp_key_spec_read(in, out))
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "key spec missing or too small");
-    return kp_file_check_name(fi, "key", out->name);
+    KP_GUARD(kp_file_check_name(fi, "key", out->name));
+    if (!args_ok)
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "%s", bad_args);
+    if (out->type == KP_KEY_AES)
+        return kp_file_err(fi, KP_ERR_UNSUPPORTED, "the file keystore holds RSA keys only");
+    if (out->type != KP_KEY_RSA && (out->type != 0 || !untyped_ok))
+        return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", out->type);
+    return KP_OK;
 }
 
 static bool s_rsa_bits_ok(uint32_t bits)
@@ -43,22 +51,20 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
 {
     s_new_key *nk = arg;
     char path[KP_FILE_PATH_MAX];
-    kp_status st;
 
     nk->info.version = version;
-    if ((st = kp_file_path(fi, path, sizeof(path), "%s/private.p8", dir)) != KP_OK ||
-        (st = kp_file_write_new(fi, path, nk->p8, nk->p8len)) != KP_OK ||
-        (st = kp_file_path(fi, path, sizeof(path), "%s/public.der", dir)) != KP_OK ||
-        (st = kp_file_write_new(fi, path, nk->spki, nk->spkilen)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/private.p8", dir));
+    KP_GUARD(kp_file_write_new(fi, path, nk->p8, nk->p8len));
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/public.der", dir));
+    KP_GUARD(kp_file_write_new(fi, path, nk->spki, nk->spkilen));
     return kp_file_key_meta_write(fi, dir, &nk->info);
 }
 
 /* Writes pkey as a new version of spec->name and describes it in info. For an import with an
  * expected fingerprint (check_fpr), the key's is compared before anything is written: neither
- * the store file nor the key's directory appears for a key that is refused. */
-static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pkey, bool check_fpr,
-                         kp_key_info *info)
+ * the header nor the key's directory appears for a key that is refused. */
+static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pkey, bool check_fpr,
+                        kp_key_info *info)
 {
     char parent[KP_FILE_PATH_MAX];
     unsigned char *spki = NULL;
@@ -66,7 +72,7 @@ static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pk
     uint32_t version = 0;
     const kp_secret *key;
     kp_key_info full;
-    kp_status st;
+    kp_status st = KP_OK;
     int n;
 
     memset(&nk, 0, sizeof(nk));
@@ -74,37 +80,36 @@ static kp_status s_store(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pk
         return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode public key of %s", spec->name);
     nk.spki = spki;
     nk.spkilen = (size_t)n;
-    if (kpk_fpr_spki(nk.spki, nk.spkilen, nk.info.fingerprint) != KP_OK) {
+    if (kpk_fpr_spki(nk.spki, nk.spkilen, nk.info.fingerprint) != KP_OK)
         st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot fingerprint key %s", spec->name);
-        goto out;
-    }
-    if (check_fpr && spec->fingerprint != NULL &&
-        strcmp(nk.info.fingerprint, spec->fingerprint) != 0) {
+    else if (check_fpr && spec->fingerprint != NULL &&
+             strcmp(nk.info.fingerprint, spec->fingerprint) != 0)
         st = kp_file_err(fi, KP_ERR_INTEGRITY,
                          "import of %s: the key's fingerprint %s is not the expected %s; nothing "
                          "was stored",
                          spec->name, nk.info.fingerprint, spec->fingerprint);
-        goto out;
+    /* Pins the passphrase in the header first, so keys and secrets share one. */
+    if (st == KP_OK)
+        st = kp_file_master_key(fi, true, &key);
+    if (st == KP_OK)
+        st = kp_file_object_dir(fi, "key", spec->name, parent, sizeof(parent));
+    if (st == KP_OK) {
+        snprintf(nk.info.name, sizeof(nk.info.name), "%s", spec->name);
+        nk.info.type = KP_KEY_RSA;
+        nk.info.bits = (uint32_t)EVP_PKEY_get_bits(pkey);
+        nk.info.flags = spec->flags & KP_KEY_EXPORTABLE;
+        nk.info.state = KP_KEY_ENABLED;
+        nk.info.created = (int64_t)time(NULL);
+        st = kp_file_p8_encrypt(fi, pkey, kp_file_header_iterations(fi), &nk.p8, &nk.p8len);
     }
-    /* Pins the passphrase in the store file first, so keys and secrets share one. */
-    if ((st = kp_file_store_key(fi, true, &key)) != KP_OK ||
-        (st = kp_file_path(fi, parent, sizeof(parent), "%s/keys/%s", fi->path, spec->name)) !=
-            KP_OK)
-        goto out;
-    snprintf(nk.info.name, sizeof(nk.info.name), "%s", spec->name);
-    nk.info.type = KP_KEY_RSA;
-    nk.info.bits = (uint32_t)EVP_PKEY_get_bits(pkey);
-    nk.info.flags = spec->flags & KP_KEY_EXPORTABLE;
-    nk.info.state = KP_KEY_ENABLED;
-    nk.info.created = (int64_t)time(NULL);
-    if ((st = kp_file_p8_encrypt(fi, pkey, kp_file_store_iterations(fi), &nk.p8, &nk.p8len)) !=
-            KP_OK ||
-        (st = kp_file_commit_version(fi, parent, spec->version, s_fill, &nk, &version)) != KP_OK)
-        goto out;
-    kp_file_debug(fi, "stored key %s v%u in %s", spec->name, version, fi->path);
-    if ((st = kp_file_key_info(fi, spec->name, version, &full)) == KP_OK)
+    if (st == KP_OK)
+        st = kp_file_commit_version(fi, parent, spec->version, s_fill, &nk, &version);
+    if (st == KP_OK) {
+        kp_file_debug(fi, "stored key %s v%u in %s", spec->name, version, fi->dir);
+        st = kp_file_key_info(fi, spec->name, version, &full);
+    }
+    if (st == KP_OK)
         kp_key_info_put(info, &full);
-out:
     OPENSSL_free(spki);
     free(nk.p8);
     return st;
@@ -115,15 +120,13 @@ static kp_status s_version_free(kp_file_inst *fi, const kp_key_spec *spec)
 {
     char dir[KP_FILE_PATH_MAX];
     struct stat sb;
-    kp_status st;
 
     if (spec->version == 0)
         return KP_OK;
-    if ((st = kp_file_key_dir(fi, spec->name, spec->version, dir, sizeof(dir))) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_key_dir(fi, spec->name, spec->version, dir, sizeof(dir)));
     if (stat(dir, &sb) == 0)
         return kp_file_err(fi, KP_ERR_EXISTS, "key %s v%u already exists in %s", spec->name,
-                           spec->version, fi->path);
+                           spec->version, fi->dir);
     return KP_OK;
 }
 
@@ -132,25 +135,17 @@ kp_status kp_file_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info
     kp_file_inst *fi = inst;
     EVP_PKEY *pkey;
     kp_key_spec spec;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = s_spec(fi, in, &spec)) != KP_OK)
-        return st;
-    if (info == NULL)
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "create: info is NULL");
-    if (spec.type == KP_KEY_AES)
-        return kp_file_err(fi, KP_ERR_UNSUPPORTED, "the file keystore holds RSA keys only");
-    if (spec.type != KP_KEY_RSA)
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", spec.type);
+    KP_GUARD(s_spec(fi, in, info != NULL, "create: info is NULL", false, &spec));
     if (!s_rsa_bits_ok(spec.bits))
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "RSA key size %u: use 2048, 3072 or 4096",
                            spec.bits);
-    if ((st = s_version_free(fi, &spec)) != KP_OK)
-        return st;
+    KP_GUARD(s_version_free(fi, &spec));
     pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)spec.bits);
     if (pkey == NULL)
         return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "RSA-%u key generation failed", spec.bits);
-    st = s_store(fi, &spec, pkey, false, info);
+    st = s_save(fi, &spec, pkey, false, info);
     EVP_PKEY_free(pkey);
     return st;
 }
@@ -163,7 +158,8 @@ static kp_status s_parse_import(kp_file_inst *fi, const kp_key_spec *spec, const
     PKCS8_PRIV_KEY_INFO *p8inf;
     EVP_PKEY_CTX *ctx;
     EVP_PKEY *pkey = NULL;
-    int bits, ok;
+    kp_status st = KP_OK;
+    int bits;
 
     *out = NULL;
     p8inf = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
@@ -174,30 +170,27 @@ static kp_status s_parse_import(kp_file_inst *fi, const kp_key_spec *spec, const
         return kp_file_ossl_err(fi, KP_ERR_INVALID_ARG,
                                 "import of %s: not a PKCS#8 PrivateKeyInfo DER", spec->name);
     bits = EVP_PKEY_get_bits(pkey);
-    if (!EVP_PKEY_is_a(pkey, "RSA")) {
-        EVP_PKEY_free(pkey);
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: not an RSA key", spec->name);
+    if (!EVP_PKEY_is_a(pkey, "RSA"))
+        st = kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: not an RSA key", spec->name);
+    else if (bits <= 0 || !s_rsa_bits_ok((uint32_t)bits))
+        st = kp_file_err(fi, KP_ERR_INVALID_ARG,
+                         "import of %s: RSA modulus of %d bits; use 2048, 3072 or 4096", spec->name,
+                         bits);
+    else if (spec->bits != 0 && spec->bits != (uint32_t)bits)
+        st = kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: key has %d bits, spec says %u",
+                         spec->name, bits, spec->bits);
+    if (st == KP_OK) {
+        /* A key whose private half does not match its public half would wrap DEKs that can
+         * never be unwrapped; refuse it now rather than at disaster-recovery time. */
+        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1)
+            st = kp_file_ossl_err(fi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key",
+                                  spec->name);
+        EVP_PKEY_CTX_free(ctx);
     }
-    if (bits <= 0 || !s_rsa_bits_ok((uint32_t)bits)) {
+    if (st != KP_OK) {
         EVP_PKEY_free(pkey);
-        return kp_file_err(fi, KP_ERR_INVALID_ARG,
-                           "import of %s: RSA modulus of %d bits; use 2048, 3072 or 4096",
-                           spec->name, bits);
-    }
-    if (spec->bits != 0 && spec->bits != (uint32_t)bits) {
-        EVP_PKEY_free(pkey);
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: key has %d bits, spec says %u",
-                           spec->name, bits, spec->bits);
-    }
-    /* A key whose private half does not match its public half would wrap DEKs that can
-     * never be unwrapped; refuse it now rather than at disaster-recovery time. */
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    ok = ctx != NULL && EVP_PKEY_pairwise_check(ctx) == 1;
-    EVP_PKEY_CTX_free(ctx);
-    if (!ok) {
-        EVP_PKEY_free(pkey);
-        return kp_file_ossl_err(fi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key",
-                                spec->name);
+        return st;
     }
     *out = pkey;
     return KP_OK;
@@ -209,40 +202,22 @@ kp_status kp_file_ks_import(void *inst, const kp_key_spec *in, const kp_secret *
     kp_file_inst *fi = inst;
     EVP_PKEY *pkey;
     kp_key_spec spec;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = s_spec(fi, in, &spec)) != KP_OK)
-        return st;
-    if (pkcs8_der == NULL || info == NULL)
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "import: key or info is NULL");
-    if (spec.type == KP_KEY_AES)
-        return kp_file_err(fi, KP_ERR_UNSUPPORTED, "the file keystore holds RSA keys only");
-    if (spec.type != KP_KEY_RSA && spec.type != 0)
-        return kp_file_err(fi, KP_ERR_INVALID_ARG, "unknown key type %u", spec.type);
+    KP_GUARD(s_spec(fi, in, pkcs8_der != NULL && info != NULL, "import: key or info is NULL", true,
+                    &spec));
     /* No key has a malformed fingerprint: refused as a mismatch, without echoing it. */
     if (spec.fingerprint != NULL && !kpk_fpr_valid(spec.fingerprint))
         return kp_file_err(fi, KP_ERR_INTEGRITY,
                            "import of %s: the expected fingerprint is not 64 lower-case hex "
                            "digits; nothing was stored",
                            spec.name);
-    if ((st = s_version_free(fi, &spec)) != KP_OK)
-        return st;
-    st = s_parse_import(fi, &spec, fi->up->secret_cdata(pkcs8_der), fi->up->secret_len(pkcs8_der),
-                        &pkey);
-    if (st != KP_OK)
-        return st;
-    st = s_store(fi, &spec, pkey, true, info);
+    KP_GUARD(s_version_free(fi, &spec));
+    KP_GUARD(s_parse_import(fi, &spec, fi->up->secret_cdata(pkcs8_der),
+                            fi->up->secret_len(pkcs8_der), &pkey));
+    st = s_save(fi, &spec, pkey, true, info);
     EVP_PKEY_free(pkey);
     return st;
-}
-
-static kp_status s_key_dir(kp_file_inst *fi, const char *name, char *buf, size_t size)
-{
-    kp_status st = kp_file_check_name(fi, "key", name);
-
-    if (st != KP_OK)
-        return st;
-    return kp_file_path(fi, buf, size, "%s/keys/%s", fi->path, name);
 }
 
 kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
@@ -252,22 +227,12 @@ kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, 
     char dir[KP_FILE_PATH_MAX];
     uint8_t *der;
     size_t derlen;
-    kp_status st;
 
     if (len == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
-    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
-        (st = kp_file_key_public_der(fi, name, version, &der, &derlen)) != KP_OK)
-        return st;
-    if (spki == NULL || *len < derlen) {
-        st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "public key needs %zu bytes", derlen);
-    } else {
-        memcpy(spki, der, derlen);
-    }
-    *len = derlen;
-    free(der);
-    return st;
+    KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
+    KP_GUARD(kp_file_key_public_der(fi, name, version, &der, &derlen));
+    return kp_file_buffer_out(fi, der, derlen, spki, len, "public key");
 }
 
 kp_status kp_file_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
@@ -275,62 +240,39 @@ kp_status kp_file_ks_get(void *inst, const char *name, uint32_t version, kp_key_
     kp_file_inst *fi = inst;
     char dir[KP_FILE_PATH_MAX];
     kp_key_info full;
-    kp_status st;
 
     if (info == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: info is NULL");
     /* One key's directory only: version 0 reads its version numbers, an explicit version is
      * one stat; other keys are never looked at. */
-    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_resolve(fi, "key", name, dir, version, &version)) != KP_OK ||
-        (st = kp_file_key_info(fi, name, version, &full)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
+    KP_GUARD(kp_file_key_info(fi, name, version, &full));
     kp_key_info_put(info, &full);
     return KP_OK;
 }
 
-static kp_status s_list_one(kp_file_inst *fi, const char *name, bool must_exist,
-                            kp_key_visit_fn visit, void *arg)
-{
-    char dir[KP_FILE_PATH_MAX];
-    uint32_t *vers;
-    size_t n;
-    kp_key_info info;
-    kp_status st;
-
-    if ((st = s_key_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_versions(fi, dir, &vers, &n)) != KP_OK)
-        return st;
-    if (n == 0 && must_exist)
-        st = kp_file_err(fi, KP_ERR_NOT_FOUND, "key %s not found in %s", name, fi->path);
-    for (size_t i = 0; i < n && st == KP_OK; i++) {
-        st = kp_file_key_info(fi, name, vers[i], &info);
-        if (st == KP_OK)
-            st = visit(arg, &info);
-    }
-    free(vers);
-    return st;
-}
-
-typedef struct s_list_all {
+typedef struct s_visitor {
     kp_key_visit_fn visit;
     void *arg;
-} s_list_all;
+} s_visitor;
 
-static kp_status s_list_any(kp_file_inst *fi, const char *name, void *arg)
+static kp_status s_visit_version(kp_file_inst *fi, const char *name, const char *objdir,
+                                 uint32_t version, void *arg)
 {
-    s_list_all *all = arg;
-    return s_list_one(fi, name, false, all->visit, all->arg);
+    const s_visitor *v = arg;
+    kp_key_info info;
+
+    (void)objdir;
+    KP_GUARD(kp_file_key_info(fi, name, version, &info));
+    return v->visit(v->arg, &info);
 }
 
 kp_status kp_file_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void *arg)
 {
     kp_file_inst *fi = inst;
-    s_list_all all = {visit, arg};
+    s_visitor v = {visit, arg};
 
     if (visit == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
-    if (name != NULL)
-        return s_list_one(fi, name, true, visit, arg);
-    return kp_file_each_name(fi, "keys", s_list_any, &all);
+    return kp_file_list(fi, "key", name, s_visit_version, &v);
 }

@@ -145,9 +145,9 @@ static void s_close(void *inst)
     if (fi == NULL)
         return;
     kp_file_cache_free(fi);
-    fi->up->secret_free(fi->store_key);
+    fi->up->secret_free(fi->master_key);
     fi->up->secret_free(fi->pass);
-    free(fi->path);
+    free(fi->dir);
     pthread_mutex_destroy(&fi->lock);
     free(fi);
 }
@@ -169,14 +169,14 @@ static kp_status s_take_params(kp_file_inst *fi, const kp_param *params)
     /* Leave room for the longest name we append (keys/<127>/<10 digits>/.tmp-XXXXXX...). */
     if (len > KP_FILE_PATH_MAX - 512)
         return kp_file_err(fi, KP_ERR_CONFIG, "path is too long");
-    if ((fi->path = strndup(path->str, len)) == NULL)
+    if ((fi->dir = strndup(path->str, len)) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory");
     /* A missing directory is fine (created on first write); a file in its place is not. */
-    if (stat(fi->path, &sb) == 0 && !S_ISDIR(sb.st_mode))
-        return kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->path);
+    if (stat(fi->dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->dir);
 
     if (pass == NULL || pass->secret == NULL || fi->up->secret_len(pass->secret) == 0)
-        return kp_file_err(fi, KP_ERR_CONFIG, "passphrase for file store %s is empty", fi->path);
+        return kp_file_err(fi, KP_ERR_CONFIG, "passphrase for file store %s is empty", fi->dir);
     len = fi->up->secret_len(pass->secret);
     if ((fi->pass = fi->up->secret_new(len)) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory");
@@ -196,7 +196,7 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
 {
     kp_file_plugin *pl = plugin_ctx;
     kp_file_inst *fi;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (pl == NULL || inst == NULL)
         return KP_ERR_INVALID_ARG;
@@ -247,55 +247,55 @@ static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
 {
     char tmp[KP_FILE_PATH_MAX];
     struct stat sb;
-    kp_status st;
+    kp_status st = KP_OK;
     int fd;
 
-    if (stat(fi->path, &sb) != 0) {
+    if (stat(fi->dir, &sb) != 0) {
         if (errno != ENOENT)
-            return s_failed(fi, kp_file_errno(fi, errno, "cannot stat", fi->path), detail, size);
-        s_existing_parent(fi->path, tmp, sizeof(tmp));
+            return s_failed(fi, kp_file_errno(fi, errno, "cannot stat", fi->dir), detail, size);
+        s_existing_parent(fi->dir, tmp, sizeof(tmp));
         if (access(tmp, W_OK | X_OK) != 0)
             return s_failed(fi,
                             kp_file_err(fi, KP_ERR_PERMISSION,
-                                        "%s does not exist and cannot be created in %s", fi->path,
+                                        "%s does not exist and cannot be created in %s", fi->dir,
                                         tmp),
                             detail, size);
-        snprintf(detail, size, "%s will be created on first write", fi->path);
+        snprintf(detail, size, "%s will be created on first write", fi->dir);
         return KP_OK;
     }
     if (!S_ISDIR(sb.st_mode))
-        return s_failed(fi, kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->path),
+        return s_failed(fi, kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->dir),
                         detail, size);
     /* access() can lie (read-only mounts, ACLs, root); creating a file cannot. */
-    if ((st = kp_file_path(fi, tmp, sizeof(tmp), "%s/.check-XXXXXX", fi->path)) != KP_OK)
+    if ((st = kp_file_path(fi, tmp, sizeof(tmp), "%s/.check-XXXXXX", fi->dir)) != KP_OK)
         return s_failed(fi, st, detail, size);
     if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
         int e = errno;
         char ebuf[128];
         return s_failed(fi,
-                        kp_file_err(fi, kp_file_errno_status(e), "%s is not writable: %s", fi->path,
+                        kp_file_err(fi, kp_file_errno_status(e), "%s is not writable: %s", fi->dir,
                                     kp_file_strerror(e, ebuf, sizeof(ebuf))),
                         detail, size);
     }
     close(fd);
     unlink(tmp);
-    snprintf(detail, size, "%s is writable", fi->path);
+    snprintf(detail, size, "%s is writable", fi->dir);
     return KP_OK;
 }
 
 static kp_status s_check_pass(kp_file_inst *fi, char *detail, size_t size)
 {
     const kp_secret *key;
-    kp_status st = kp_file_store_key(fi, false, &key);
+    kp_status st = kp_file_master_key(fi, false, &key);
 
     if (st == KP_OK)
-        snprintf(detail, size, "passphrase opens %s/%s", fi->path, KP_FILE_STORE_FILE);
+        snprintf(detail, size, "passphrase opens %s/%s", fi->dir, KP_FILE_HEADER);
     else if (st == KP_ERR_NOT_FOUND)
         snprintf(detail, size, "new store, passphrase will be set on first write");
     else if (st == KP_ERR_AUTH)
-        snprintf(detail, size, "wrong passphrase for file store %s", fi->path);
+        snprintf(detail, size, "wrong passphrase for file store %s", fi->dir);
     else
-        snprintf(detail, size, "cannot read %s/%s", fi->path, KP_FILE_STORE_FILE);
+        snprintf(detail, size, "cannot read %s/%s", fi->dir, KP_FILE_HEADER);
     return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
 

@@ -1,7 +1,7 @@
 /*
  * Secret store of the file plugin: secrets/<name>/<N>/{value.enc, meta.json}.
  *
- * value.enc = "KPS1" | IV (12) | AES-256-GCM ciphertext | tag (16) under the store key, with
+ * value.enc = "KPS1" | IV (12) | AES-256-GCM ciphertext | tag (16) under the master key, with
  * "<name>/<version>" as AAD so a value moved to another name or version fails authentication.
  */
 #include <stdio.h>
@@ -63,7 +63,7 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
     char path[KP_FILE_PATH_MAX], aad[KP_NAME_MAX + 16];
     json_t *j = NULL, *jm;
     uint8_t *enc;
-    kp_status st;
+    kp_status st = KP_OK;
 
     snprintf(aad, sizeof(aad), "%s/%u", sp->name, version);
     if ((enc = malloc(enclen)) == NULL)
@@ -71,11 +71,12 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
     memcpy(enc, S_MAGIC, S_MAGIC_LEN);
     st = kp_file_gcm_seal(fi, sp->key, aad, strlen(aad), up->secret_cdata(sp->value), len,
                           enc + S_MAGIC_LEN);
-    if (st == KP_OK && (st = kp_file_path(fi, path, sizeof(path), "%s/value.enc", dir)) == KP_OK)
+    if (st == KP_OK)
+        st = kp_file_path(fi, path, sizeof(path), "%s/value.enc", dir);
+    if (st == KP_OK)
         st = kp_file_write_new(fi, path, enc, enclen);
     free(enc); /* ciphertext only */
-    if (st != KP_OK)
-        return st;
+    KP_GUARD(st);
 
     if ((jm = json_object()) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
@@ -92,19 +93,11 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
                   "created", (json_int_t)sp->created, "size", (json_int_t)len, "meta", jm);
     if (j == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
-    if ((st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir)) == KP_OK)
+    st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir);
+    if (st == KP_OK)
         st = kp_file_json_write_new(fi, path, j);
     json_decref(j);
     return st;
-}
-
-static kp_status s_secret_dir(kp_file_inst *fi, const char *name, char *buf, size_t size)
-{
-    kp_status st = kp_file_check_name(fi, "secret", name);
-
-    if (st != KP_OK)
-        return st;
-    return kp_file_path(fi, buf, size, "%s/secrets/%s", fi->path, name);
 }
 
 kp_status kp_file_ss_put(void *inst, const char *name, const kp_secret *value, const kp_meta *meta,
@@ -113,20 +106,17 @@ kp_status kp_file_ss_put(void *inst, const char *name, const kp_secret *value, c
     kp_file_inst *fi = inst;
     char parent[KP_FILE_PATH_MAX];
     s_put sp = {name, value, meta, nmeta, NULL, (int64_t)time(NULL)};
-    kp_status st;
 
-    if ((st = s_secret_dir(fi, name, parent, sizeof(parent))) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_object_dir(fi, "secret", name, parent, sizeof(parent)));
     if (value == NULL || version == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "put: value or version is NULL");
     if (fi->up->secret_len(value) > KP_FILE_SECRET_MAX)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "secret %s: value larger than %u bytes", name,
                            KP_FILE_SECRET_MAX);
-    if ((st = s_check_meta(fi, meta, nmeta)) != KP_OK ||
-        (st = kp_file_store_key(fi, true, &sp.key)) != KP_OK ||
-        (st = kp_file_commit_version(fi, parent, 0, s_fill, &sp, version)) != KP_OK)
-        return st;
-    kp_file_debug(fi, "stored secret %s v%u in %s", name, *version, fi->path);
+    KP_GUARD(s_check_meta(fi, meta, nmeta));
+    KP_GUARD(kp_file_master_key(fi, true, &sp.key));
+    KP_GUARD(kp_file_commit_version(fi, parent, 0, s_fill, &sp, version));
+    kp_file_debug(fi, "stored secret %s v%u in %s", name, *version, fi->dir);
     return KP_OK;
 }
 
@@ -138,54 +128,50 @@ static kp_status s_read_meta(kp_file_inst *fi, const char *dir, const char *name
     const char *jname, *key;
     json_t *jm, *v, *size, *created;
     size_t i = 0;
-    kp_status st;
+    kp_status st = KP_OK;
+    bool ok;
 
     *j = NULL;
     *pairs = NULL;
     *n = 0;
     memset(info, 0, sizeof(*info));
-    if ((st = kp_file_path(fi, path, sizeof(path), "%s/%u/meta.json", dir, version)) != KP_OK ||
-        (st = kp_file_json_read(fi, path, j)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u/meta.json", dir, version));
+    KP_GUARD(kp_file_json_read(fi, path, j));
     jname = json_string_value(json_object_get(*j, "name"));
     size = json_object_get(*j, "size");
     created = json_object_get(*j, "created");
     jm = json_object_get(*j, "meta");
-    if (jname == NULL || strcmp(jname, name) != 0 ||
-        json_integer_value(json_object_get(*j, "version")) != (json_int_t)version ||
-        !json_is_integer(size) || json_integer_value(size) < 0 ||
-        json_integer_value(size) > KP_FILE_SECRET_MAX || !json_is_integer(created) ||
-        (jm != NULL && !json_is_object(jm)))
-        goto bad;
+    ok = jname != NULL && strcmp(jname, name) == 0 &&
+         json_integer_value(json_object_get(*j, "version")) == (json_int_t)version &&
+         json_is_integer(size) && json_integer_value(size) >= 0 &&
+         json_integer_value(size) <= KP_FILE_SECRET_MAX && json_is_integer(created) &&
+         (jm == NULL || json_is_object(jm));
+    if (ok && json_object_size(jm) > 0 &&
+        (*pairs = calloc(json_object_size(jm), sizeof(**pairs))) == NULL)
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
+    if (*pairs != NULL) {
+        json_object_foreach(jm, key, v)
+        {
+            ok = ok && json_is_string(v);
+            if (ok)
+                (*pairs)[i++] = (kp_meta){.key = key, .value = json_string_value(v)};
+        }
+    }
+    if (st == KP_OK && !ok)
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s is inconsistent", path);
+    if (st != KP_OK) {
+        free(*pairs);
+        *pairs = NULL;
+        json_decref(*j);
+        *j = NULL;
+        return st;
+    }
     snprintf(info->name, sizeof(info->name), "%s", name);
     info->version = version;
     info->created = (int64_t)json_integer_value(created);
     info->size = (uint64_t)json_integer_value(size);
-    if (json_object_size(jm) > 0) {
-        if ((*pairs = calloc(json_object_size(jm), sizeof(**pairs))) == NULL) {
-            st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
-            goto fail;
-        }
-        json_object_foreach(jm, key, v)
-        {
-            if (!json_is_string(v))
-                goto bad;
-            (*pairs)[i].key = key;
-            (*pairs)[i].value = json_string_value(v);
-            i++;
-        }
-        *n = i;
-    }
+    *n = i;
     return KP_OK;
-bad:
-    st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s is inconsistent", path);
-fail:
-    free(*pairs);
-    *pairs = NULL;
-    *n = 0;
-    json_decref(*j);
-    *j = NULL;
-    return st;
 }
 
 static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, uint32_t version,
@@ -197,38 +183,33 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, 
     kp_secret *plain = NULL;
     uint8_t *enc;
     size_t len;
-    kp_status st;
+    kp_status st = kp_file_master_key(fi, false, &key);
 
-    st = kp_file_store_key(fi, false, &key);
     if (st == KP_ERR_NOT_FOUND)
-        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s/%s is missing", fi->path, KP_FILE_STORE_FILE);
-    if (st != KP_OK ||
-        (st = kp_file_path(fi, path, sizeof(path), "%s/%u/value.enc", dir, version)) != KP_OK ||
-        (st = kp_file_read(fi, path, S_MAGIC_LEN + KP_FILE_SECRET_MAX + KP_FILE_GCM_OVERHEAD, &enc,
-                           &len)) != KP_OK)
-        return st;
-    if (len != S_MAGIC_LEN + size + KP_FILE_GCM_OVERHEAD || memcmp(enc, S_MAGIC, S_MAGIC_LEN))
-        goto bad;
-    if ((plain = up->secret_new((size_t)size)) == NULL) {
-        free(enc);
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading secret %s", name);
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s/%s is missing", fi->dir, KP_FILE_HEADER);
+    KP_GUARD(st);
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u/value.enc", dir, version));
+    KP_GUARD(kp_file_read(fi, path, S_MAGIC_LEN + KP_FILE_SECRET_MAX + KP_FILE_GCM_OVERHEAD, &enc,
+                          &len));
+    /* Another length or no magic fails like a changed value: KP_ERR_INTEGRITY. */
+    if (len != S_MAGIC_LEN + size + KP_FILE_GCM_OVERHEAD || memcmp(enc, S_MAGIC, S_MAGIC_LEN) != 0)
+        st = KP_ERR_INTEGRITY;
+    else if ((plain = up->secret_new((size_t)size)) == NULL)
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading secret %s", name);
+    if (st == KP_OK) {
+        snprintf(aad, sizeof(aad), "%s/%u", name, version);
+        st = kp_file_gcm_open(fi, key, aad, strlen(aad), enc + S_MAGIC_LEN, len - S_MAGIC_LEN,
+                              up->secret_data(plain));
     }
-    snprintf(aad, sizeof(aad), "%s/%u", name, version);
-    st = kp_file_gcm_open(fi, key, aad, strlen(aad), enc + S_MAGIC_LEN, len - S_MAGIC_LEN,
-                          up->secret_data(plain));
-    if (st == KP_ERR_INTEGRITY)
-        goto bad;
-    free(enc);
+    if (st == KP_ERR_INTEGRITY) /* kp_file_gcm_open sets no text for it */
+        st = kp_file_err(fi, st, "secret %s v%u failed authentication", name, version);
+    free(enc); /* ciphertext only */
     if (st != KP_OK) {
         up->secret_free(plain);
         return st;
     }
     *value = plain;
     return KP_OK;
-bad:
-    free(enc);
-    up->secret_free(plain);
-    return kp_file_err(fi, KP_ERR_INTEGRITY, "secret %s v%u failed authentication", name, version);
 }
 
 kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secret **value,
@@ -241,15 +222,13 @@ kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secr
     kp_meta *pairs;
     json_t *j;
     size_t n;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (value == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: value is NULL");
     *value = NULL;
-    if ((st = s_secret_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_resolve(fi, "secret", name, dir, version, &version)) != KP_OK ||
-        (st = s_read_meta(fi, dir, name, version, &info, &j, &pairs, &n)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_object(fi, "secret", name, &version, dir, sizeof(dir)));
+    KP_GUARD(s_read_meta(fi, dir, name, version, &info, &j, &pairs, &n));
     st = s_decrypt(fi, dir, name, version, info.size, &plain);
     if (st == KP_OK && visit != NULL)
         st = visit(arg, &info, pairs, n);
@@ -263,53 +242,34 @@ kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secr
     return KP_OK;
 }
 
-static kp_status s_list_one(kp_file_inst *fi, const char *name, bool must_exist,
-                            kp_secret_visit_fn visit, void *arg)
-{
-    char dir[KP_FILE_PATH_MAX];
-    kp_secret_info info;
-    kp_meta *pairs;
-    uint32_t *vers;
-    json_t *j;
-    size_t n, npairs;
-    kp_status st;
-
-    if ((st = s_secret_dir(fi, name, dir, sizeof(dir))) != KP_OK ||
-        (st = kp_file_versions(fi, dir, &vers, &n)) != KP_OK)
-        return st;
-    if (n == 0 && must_exist)
-        st = kp_file_err(fi, KP_ERR_NOT_FOUND, "secret %s not found in %s", name, fi->path);
-    for (size_t i = 0; i < n && st == KP_OK; i++) {
-        st = s_read_meta(fi, dir, name, vers[i], &info, &j, &pairs, &npairs);
-        if (st != KP_OK)
-            break;
-        st = visit(arg, &info, pairs, npairs);
-        free(pairs);
-        json_decref(j);
-    }
-    free(vers);
-    return st;
-}
-
-typedef struct s_list_all {
+typedef struct s_visitor {
     kp_secret_visit_fn visit;
     void *arg;
-} s_list_all;
+} s_visitor;
 
-static kp_status s_list_any(kp_file_inst *fi, const char *name, void *arg)
+static kp_status s_visit_version(kp_file_inst *fi, const char *name, const char *objdir,
+                                 uint32_t version, void *arg)
 {
-    s_list_all *all = arg;
-    return s_list_one(fi, name, false, all->visit, all->arg);
+    const s_visitor *v = arg;
+    kp_secret_info info;
+    kp_meta *pairs;
+    json_t *j;
+    size_t n;
+    kp_status st = KP_OK;
+
+    KP_GUARD(s_read_meta(fi, objdir, name, version, &info, &j, &pairs, &n));
+    st = v->visit(v->arg, &info, pairs, n);
+    free(pairs);
+    json_decref(j);
+    return st;
 }
 
 kp_status kp_file_ss_list(void *inst, const char *name, kp_secret_visit_fn visit, void *arg)
 {
     kp_file_inst *fi = inst;
-    s_list_all all = {visit, arg};
+    s_visitor v = {visit, arg};
 
     if (visit == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
-    if (name != NULL)
-        return s_list_one(fi, name, true, visit, arg);
-    return kp_file_each_name(fi, "secrets", s_list_any, &all);
+    return kp_file_list(fi, "secret", name, s_visit_version, &v);
 }

@@ -24,10 +24,10 @@
 static kp_status s_path(kp_file_inst *fi, const char *name, const char *file, char *buf,
                         size_t size)
 {
-    kp_status st = kp_file_check_name(fi, "key", name);
-    if (st != KP_OK)
-        return st;
-    return kp_file_path(fi, buf, size, "%s/keys/%s/%s", fi->path, name, file);
+    char dir[KP_FILE_PATH_MAX];
+
+    KP_GUARD(kp_file_object_dir(fi, "key", name, dir, sizeof(dir)));
+    return kp_file_path(fi, buf, size, "%s/%s", dir, file);
 }
 
 kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *len)
@@ -36,20 +36,12 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
     char path[KP_FILE_PATH_MAX];
     uint8_t *data = NULL;
     size_t n = 0;
-    kp_status st;
 
     if (len == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
-    if ((st = s_path(fi, name, "state.json", path, sizeof(path))) != KP_OK ||
-        (st = kp_file_read(fi, path, KP_STATE_MAX, &data, &n)) != KP_OK)
-        return st;
-    if (doc == NULL || *len < n)
-        st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "state document needs %zu bytes", n);
-    else
-        memcpy(doc, data, n);
-    *len = n;
-    free(data);
-    return st;
+    KP_GUARD(s_path(fi, name, "state.json", path, sizeof(path)));
+    KP_GUARD(kp_file_read(fi, path, KP_STATE_MAX, &data, &n));
+    return kp_file_buffer_out(fi, data, n, doc, len, "state document");
 }
 
 /* Takes the exclusive writer lock of name's state; *fd receives the descriptor to close. */
@@ -78,7 +70,6 @@ static kp_status s_compare(kp_file_inst *fi, const char *name, const char *path,
     size_t n = 0;
     struct stat sb;
     bool same;
-    kp_status st;
 
     if (stat(path, &sb) != 0) {
         if (errno != ENOENT)
@@ -91,8 +82,7 @@ static kp_status s_compare(kp_file_inst *fi, const char *name, const char *path,
     if (expect_len == 0)
         return kp_file_err(fi, KP_ERR_CONFLICT,
                            "state of key %s: one is stored, the writer expected none", name);
-    if ((st = kp_file_read(fi, path, KP_STATE_MAX, &data, &n)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_read(fi, path, KP_STATE_MAX, &data, &n));
     same = n == expect_len && CRYPTO_memcmp(data, expect, n) == 0;
     free(data);
     if (!same)
@@ -106,7 +96,7 @@ kp_status kp_file_ks_state_put(void *inst, const char *name, const uint8_t *doc,
 {
     kp_file_inst *fi = inst;
     char path[KP_FILE_PATH_MAX], lock[KP_FILE_PATH_MAX], dir[KP_FILE_PATH_MAX];
-    kp_status st;
+    kp_status st = KP_OK;
     int fd;
 
     if (doc == NULL || len == 0 || len > KP_STATE_MAX)
@@ -114,11 +104,11 @@ kp_status kp_file_ks_state_put(void *inst, const char *name, const uint8_t *doc,
     if (expect_len > KP_STATE_MAX || (expect == NULL && expect_len > 0))
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "expected state document of %zu bytes",
                            expect_len);
-    if ((st = s_path(fi, name, "state.json", path, sizeof(path))) != KP_OK ||
-        (st = s_path(fi, name, "state.lock", lock, sizeof(lock))) != KP_OK ||
-        (st = kp_file_path(fi, dir, sizeof(dir), "%s/keys/%s", fi->path, name)) != KP_OK ||
-        (st = kp_file_mkdirs(fi, dir)) != KP_OK || (st = s_lock(fi, lock, &fd)) != KP_OK)
-        return st;
+    KP_GUARD(s_path(fi, name, "state.json", path, sizeof(path)));
+    KP_GUARD(s_path(fi, name, "state.lock", lock, sizeof(lock)));
+    KP_GUARD(kp_file_object_dir(fi, "key", name, dir, sizeof(dir)));
+    KP_GUARD(kp_file_mkdirs(fi, dir));
+    KP_GUARD(s_lock(fi, lock, &fd));
     /* Unconditional writes take the lock too, so they never land between a CAS's read and its
      * rename. */
     if (expect == NULL || (st = s_compare(fi, name, path, expect, expect_len)) == KP_OK)

@@ -1,5 +1,6 @@
 /*
- * Versioned objects on disk: <store>/keys/<name>/<N>/ and <store>/secrets/<name>/<N>/.
+ * Versioned objects on disk: <dir>/keys/<name>/<N>/ and <dir>/secrets/<name>/<N>/, found,
+ * resolved, listed and committed the same way for both kinds.
  *
  * A version directory only ever appears through rename() of a complete, fsynced temp
  * directory, so readers never see half a version, and the rename doubles as the lock that
@@ -30,6 +31,13 @@ kp_status kp_file_check_name(kp_file_inst *fi, const char *kind, const char *nam
                        "invalid %s name: use 1-127 of [A-Za-z0-9._-], not starting with '.'", kind);
 }
 
+kp_status kp_file_object_dir(kp_file_inst *fi, const char *kind, const char *name, char *buf,
+                             size_t size)
+{
+    KP_GUARD(kp_file_check_name(fi, kind, name));
+    return kp_file_path(fi, buf, size, "%s/%ss/%s", fi->dir, kind, name);
+}
+
 /* Canonical decimal 1..UINT32_MAX only, so "01" and "1" can never both name version 1. */
 static bool s_parse_version(const char *s, uint32_t *v)
 {
@@ -46,6 +54,12 @@ static bool s_parse_version(const char *s, uint32_t *v)
     }
     *v = (uint32_t)n;
     return true;
+}
+
+static bool s_is_version(const char *s)
+{
+    uint32_t v;
+    return s_parse_version(s, &v);
 }
 
 static int s_cmp_u32(const void *a, const void *b)
@@ -71,36 +85,71 @@ static bool s_is_dir(DIR *d, const struct dirent *de)
     return fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
 }
 
-kp_status kp_file_versions(kp_file_inst *fi, const char *dir, uint32_t **vers, size_t *n)
+static void s_names_free(char **names, size_t n)
 {
-    uint32_t *list = NULL;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The subdirectories of dir whose names keep accepts, sorted by name; a missing dir has none.
+ * Dot entries are ours (temp dirs) or not ours at all: no keep accepts them. */
+static kp_status s_subdirs(kp_file_inst *fi, const char *dir, bool (*keep)(const char *name),
+                           char ***names, size_t *n)
+{
+    char **list = NULL;
     size_t count = 0, cap = 0;
+    bool nomem = false;
     struct dirent *de;
     DIR *d;
 
-    *vers = NULL;
+    *names = NULL;
     *n = 0;
-    d = opendir(dir);
-    if (d == NULL)
+    if ((d = opendir(dir)) == NULL)
         return errno == ENOENT ? KP_OK : kp_file_errno(fi, errno, "cannot read directory", dir);
-    while ((de = readdir(d)) != NULL) {
-        uint32_t v;
-        if (!s_parse_version(de->d_name, &v) || !s_is_dir(d, de))
+    while (!nomem && (de = readdir(d)) != NULL) {
+        if (!keep(de->d_name) || !s_is_dir(d, de))
             continue;
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            uint32_t *nl = realloc(list, ncap * sizeof(*nl));
-            if (nl == NULL) {
-                closedir(d);
-                free(list);
-                return kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", dir);
-            }
+            char **nl = realloc(list, ncap * sizeof(*nl));
+            if ((nomem = nl == NULL))
+                continue;
             list = nl;
             cap = ncap;
         }
-        list[count++] = v;
+        if (!(nomem = (list[count] = strdup(de->d_name)) == NULL))
+            count++;
     }
     closedir(d);
+    if (nomem) {
+        s_names_free(list, count);
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", dir);
+    }
+    if (count > 1)
+        qsort(list, count, sizeof(*list), s_cmp_str);
+    *names = list;
+    *n = count;
+    return KP_OK;
+}
+
+/* The version directories under objdir, ascending; a missing objdir has none. */
+static kp_status s_versions(kp_file_inst *fi, const char *objdir, uint32_t **vers, size_t *n)
+{
+    uint32_t *list = NULL;
+    char **names;
+    size_t count;
+
+    *vers = NULL;
+    *n = 0;
+    KP_GUARD(s_subdirs(fi, objdir, s_is_version, &names, &count));
+    if (count > 0 && (list = malloc(count * sizeof(*list))) == NULL) {
+        s_names_free(names, count);
+        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", objdir);
+    }
+    for (size_t i = 0; i < count; i++)
+        s_parse_version(names[i], &list[i]);
+    s_names_free(names, count);
     if (count > 1)
         qsort(list, count, sizeof(*list), s_cmp_u32);
     *vers = list;
@@ -108,117 +157,85 @@ kp_status kp_file_versions(kp_file_inst *fi, const char *dir, uint32_t **vers, s
     return KP_OK;
 }
 
-void kp_file_names_free(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-kp_status kp_file_names(kp_file_inst *fi, const char *dir, char ***names, size_t *n)
-{
-    char **list = NULL;
-    size_t count = 0, cap = 0;
-    struct dirent *de;
-    DIR *d;
-
-    *names = NULL;
-    *n = 0;
-    d = opendir(dir);
-    if (d == NULL)
-        return errno == ENOENT ? KP_OK : kp_file_errno(fi, errno, "cannot read directory", dir);
-    while ((de = readdir(d)) != NULL) {
-        /* Dot entries are ours (temp dirs) or not ours at all. */
-        if (!kpk_key_name_valid(de->d_name) || !s_is_dir(d, de))
-            continue;
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nl = realloc(list, ncap * sizeof(*nl));
-            if (nl == NULL)
-                goto nomem;
-            list = nl;
-            cap = ncap;
-        }
-        list[count] = strdup(de->d_name);
-        if (list[count] == NULL)
-            goto nomem;
-        count++;
-    }
-    closedir(d);
-    if (count > 1)
-        qsort(list, count, sizeof(*list), s_cmp_str);
-    *names = list;
-    *n = count;
-    return KP_OK;
-nomem:
-    closedir(d);
-    kp_file_names_free(list, count);
-    return kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", dir);
-}
-
-kp_status kp_file_resolve(kp_file_inst *fi, const char *kind, const char *name, const char *objdir,
-                          uint32_t version, uint32_t *out)
+kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, uint32_t *version,
+                         char *objdir, size_t size)
 {
     char path[KP_FILE_PATH_MAX];
     struct stat st;
-    kp_status rc;
 
-    if (version == 0) {
+    KP_GUARD(kp_file_object_dir(fi, kind, name, objdir, size));
+    if (*version == 0) {
         uint32_t *vers;
         size_t n;
-        rc = kp_file_versions(fi, objdir, &vers, &n);
-        if (rc != KP_OK)
-            return rc;
-        if (n == 0) {
-            free(vers);
-            return kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s not found in %s", kind, name, fi->path);
-        }
-        *out = vers[n - 1];
+        KP_GUARD(s_versions(fi, objdir, &vers, &n));
+        if (n > 0)
+            *version = vers[n - 1];
         free(vers);
+        if (n == 0)
+            return kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s not found in %s", kind, name, fi->dir);
         return KP_OK;
     }
-    rc = kp_file_path(fi, path, sizeof(path), "%s/%u", objdir, version);
-    if (rc != KP_OK)
-        return rc;
+    KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u", objdir, *version));
     if (stat(path, &st) != 0) {
         if (errno != ENOENT && errno != ENOTDIR)
             return kp_file_errno(fi, errno, "cannot stat", path);
         st.st_mode = 0;
     }
     if (!S_ISDIR(st.st_mode))
-        return kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s v%u not found in %s", kind, name, version,
-                           fi->path);
-    *out = version;
+        return kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s v%u not found in %s", kind, name, *version,
+                           fi->dir);
     return KP_OK;
 }
 
-/* rename() that never replaces: RENAME_NOREPLACE where the file system has it. Without it,
- * plain rename() still refuses a non-empty target (ENOTEMPTY), and version directories are
- * never empty because they only appear fully written. */
-static int s_rename_noreplace(const char *from, const char *to)
+/* Every version of one object, ascending; with must_exist, none is KP_ERR_NOT_FOUND. */
+static kp_status s_list_one(kp_file_inst *fi, const char *kind, const char *name, bool must_exist,
+                            kp_file_version_fn fn, void *arg)
 {
-#ifdef RENAME_NOREPLACE
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        return -1;
-#endif
-    return rename(from, to);
+    char objdir[KP_FILE_PATH_MAX];
+    uint32_t *vers;
+    size_t n;
+    kp_status st = KP_OK;
+
+    KP_GUARD(kp_file_object_dir(fi, kind, name, objdir, sizeof(objdir)));
+    KP_GUARD(s_versions(fi, objdir, &vers, &n));
+    if (n == 0 && must_exist)
+        st = kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s not found in %s", kind, name, fi->dir);
+    for (size_t i = 0; i < n && st == KP_OK; i++)
+        st = fn(fi, name, objdir, vers[i], arg);
+    free(vers);
+    return st;
+}
+
+kp_status kp_file_list(kp_file_inst *fi, const char *kind, const char *name, kp_file_version_fn fn,
+                       void *arg)
+{
+    char dir[KP_FILE_PATH_MAX];
+    char **names;
+    size_t n;
+    kp_status st = KP_OK;
+
+    if (name != NULL)
+        return s_list_one(fi, kind, name, true, fn, arg);
+    KP_GUARD(kp_file_path(fi, dir, sizeof(dir), "%s/%ss", fi->dir, kind));
+    KP_GUARD(s_subdirs(fi, dir, kpk_key_name_valid, &names, &n));
+    for (size_t i = 0; i < n && st == KP_OK; i++)
+        st = s_list_one(fi, kind, names[i], false, fn, arg);
+    s_names_free(names, n);
+    return st;
 }
 
 static kp_status s_next_version(kp_file_inst *fi, const char *parent, uint32_t *next)
 {
     uint32_t *vers;
     size_t n;
-    kp_status rc = kp_file_versions(fi, parent, &vers, &n);
+    kp_status st = KP_OK;
 
-    if (rc != KP_OK)
-        return rc;
+    KP_GUARD(s_versions(fi, parent, &vers, &n));
     *next = n == 0 ? 1 : vers[n - 1] + 1;
     if (n > 0 && vers[n - 1] == UINT32_MAX)
-        rc = kp_file_err(fi, KP_ERR_INVALID_ARG, "no version numbers left under %s", parent);
+        st = kp_file_err(fi, KP_ERR_INVALID_ARG, "no version numbers left under %s", parent);
     free(vers);
-    return rc;
+    return st;
 }
 
 kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t want,
@@ -226,25 +243,24 @@ kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t 
 {
     char tmp[KP_FILE_PATH_MAX];
     char dst[KP_FILE_PATH_MAX];
-    kp_status rc = kp_file_mkdirs(fi, parent);
 
-    if (rc != KP_OK)
-        return rc;
+    KP_GUARD(kp_file_mkdirs(fi, parent));
     for (int attempt = 0; attempt < S_COMMIT_ATTEMPTS; attempt++) {
         uint32_t v = want;
-        if (v == 0 && (rc = s_next_version(fi, parent, &v)) != KP_OK)
-            return rc;
-        if ((rc = kp_file_path(fi, tmp, sizeof(tmp), "%s/.tmp-XXXXXX", parent)) != KP_OK ||
-            (rc = kp_file_path(fi, dst, sizeof(dst), "%s/%u", parent, v)) != KP_OK)
-            return rc;
+        kp_status st;
+
+        if (v == 0)
+            KP_GUARD(s_next_version(fi, parent, &v));
+        KP_GUARD(kp_file_path(fi, tmp, sizeof(tmp), "%s/.tmp-XXXXXX", parent));
+        KP_GUARD(kp_file_path(fi, dst, sizeof(dst), "%s/%u", parent, v));
         if (mkdtemp(tmp) == NULL) /* mode 0700 */
             return kp_file_errno(fi, errno, "cannot create temporary directory in", parent);
         /* The contents depend on v (meta.json, the AAD of a secret), so a lost race means
          * filling a fresh temp dir for the next number. */
-        rc = fill(fi, tmp, v, arg);
-        if (rc == KP_OK)
-            rc = kp_file_fsync_dir(fi, tmp);
-        if (rc == KP_OK && s_rename_noreplace(tmp, dst) != 0) {
+        st = fill(fi, tmp, v, arg);
+        if (st == KP_OK)
+            st = kp_file_fsync_dir(fi, tmp);
+        if (st == KP_OK && kp_file_rename_noreplace(tmp, dst, true) != 0) {
             int e = errno;
             kp_file_remove_flat(tmp);
             if (e != EEXIST && e != ENOTEMPTY)
@@ -253,28 +269,12 @@ kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t 
                 return kp_file_err(fi, KP_ERR_EXISTS, "%s already exists", dst);
             continue;
         }
-        if (rc != KP_OK) {
+        if (st != KP_OK) {
             kp_file_remove_flat(tmp);
-            return rc;
+            return st;
         }
         *version = v;
         return kp_file_fsync_dir(fi, parent);
     }
     return kp_file_err(fi, KP_ERR_UNAVAILABLE, "too many concurrent writers under %s", parent);
-}
-
-kp_status kp_file_each_name(kp_file_inst *fi, const char *subdir, kp_file_name_fn fn, void *arg)
-{
-    char dir[KP_FILE_PATH_MAX];
-    char **names;
-    size_t n;
-    kp_status st;
-
-    if ((st = kp_file_path(fi, dir, sizeof(dir), "%s/%s", fi->path, subdir)) != KP_OK ||
-        (st = kp_file_names(fi, dir, &names, &n)) != KP_OK)
-        return st;
-    for (size_t i = 0; i < n && st == KP_OK; i++)
-        st = fn(fi, names[i], arg);
-    kp_file_names_free(names, n);
-    return st;
 }

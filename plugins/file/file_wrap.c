@@ -58,28 +58,17 @@ static EVP_PKEY_CTX *s_rsa_ctx(EVP_PKEY *pkey, uint32_t alg, bool encrypt)
     return ctx;
 }
 
-static kp_status s_resolve(kp_file_inst *fi, const char *name, uint32_t *version)
-{
-    char dir[KP_FILE_PATH_MAX];
-    kp_status st = kp_file_check_name(fi, "key", name);
-
-    if (st == KP_OK)
-        st = kp_file_path(fi, dir, sizeof(dir), "%s/keys/%s", fi->path, name);
-    if (st == KP_OK)
-        st = kp_file_resolve(fi, "key", name, dir, *version, version);
-    return st;
-}
-
 kp_status kp_file_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t alg,
                           const kp_secret *dek, uint8_t *out, size_t *outlen)
 {
     kp_file_inst *fi = inst;
     const kp_file_up *up = fi->up;
     const EVP_MD *md = s_oaep_md(alg);
+    char dir[KP_FILE_PATH_MAX];
     EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *pkey = NULL;
     size_t k, max, deklen, n;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (dek == NULL || outlen == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "wrap: dek or outlen is NULL");
@@ -89,30 +78,24 @@ kp_status kp_file_ks_wrap(void *inst, const char *name, uint32_t version, uint32
     if (md == NULL)
         return kp_file_err(fi, KP_ERR_UNSUPPORTED,
                            "wrap algorithm %u: the file keystore wraps with RSA-OAEP only", alg);
-    if ((st = s_resolve(fi, name, &version)) != KP_OK ||
-        (st = kp_file_key_public(fi, name, version, &pkey)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
+    KP_GUARD(kp_file_key_public(fi, name, version, &pkey));
     k = (size_t)EVP_PKEY_get_size(pkey);
     max = k - 2 * (size_t)EVP_MD_get_size(md) - 2; /* RFC 8017 7.1.1 */
     deklen = up->secret_len(dek);
     if (deklen == 0 || deklen > max) {
         st = kp_file_err(fi, KP_ERR_INVALID_ARG, "wrap: %zu-byte key; key %s v%u takes 1 to %zu",
                          deklen, name, version, max);
-        goto out;
-    }
-    if (out == NULL || *outlen < k) {
+    } else if (out == NULL || *outlen < k) {
         *outlen = k;
         st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "wrap needs %zu bytes", k);
-        goto out;
     }
     n = *outlen;
-    ctx = s_rsa_ctx(pkey, alg, true);
-    if (ctx == NULL || EVP_PKEY_encrypt(ctx, out, &n, up->secret_cdata(dek), deklen) != 1) {
+    if (st == KP_OK && ((ctx = s_rsa_ctx(pkey, alg, true)) == NULL ||
+                        EVP_PKEY_encrypt(ctx, out, &n, up->secret_cdata(dek), deklen) != 1))
         st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "wrap under key %s v%u failed", name, version);
-        goto out;
-    }
-    *outlen = n;
-out:
+    if (st == KP_OK)
+        *outlen = n;
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pkey);
     return st;
@@ -123,11 +106,13 @@ kp_status kp_file_ks_unwrap(void *inst, const char *name, uint32_t version, uint
 {
     kp_file_inst *fi = inst;
     const kp_file_up *up = fi->up;
+    char dir[KP_FILE_PATH_MAX];
     EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *pkey = NULL;
     kp_secret *plain = NULL;
     size_t k, n;
-    kp_status st;
+    kp_status st = KP_OK;
+    bool ok;
 
     if (dek == NULL || in == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "unwrap: input or output is NULL");
@@ -135,35 +120,28 @@ kp_status kp_file_ks_unwrap(void *inst, const char *name, uint32_t version, uint
     if (alg != KP_WRAP_RSA_OAEP_SHA1 && alg != KP_WRAP_RSA_OAEP_SHA256 && alg != KP_WRAP_RSA_PKCS1)
         return kp_file_err(fi, KP_ERR_UNSUPPORTED,
                            "unwrap algorithm %u: the file keystore holds RSA keys only", alg);
-    if ((st = s_resolve(fi, name, &version)) != KP_OK ||
-        (st = kp_file_key_private(fi, name, version, &pkey)) != KP_OK)
-        return st;
-    k = (size_t)EVP_PKEY_get_size(pkey);
-    if (inlen != k)
-        goto fail;
-    if ((plain = up->secret_new(k)) == NULL) {
+    KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
+    KP_GUARD(kp_file_key_private(fi, name, version, &pkey));
+    n = k = (size_t)EVP_PKEY_get_size(pkey);
+    /* Another length is as wrong as bytes that do not decrypt: the same answer for both. */
+    ok = inlen == k;
+    if (ok && (plain = up->secret_new(k)) == NULL)
         st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory unwrapping");
-        goto out;
-    }
-    n = k;
-    if ((ctx = s_rsa_ctx(pkey, alg, false)) == NULL) {
+    else if (ok && (ctx = s_rsa_ctx(pkey, alg, false)) == NULL)
         st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot set up RSA decryption");
-        goto out;
+    else if (ok)
+        ok = EVP_PKEY_decrypt(ctx, up->secret_data(plain), &n, in, inlen) == 1 && n > 0;
+    if (st == KP_OK && !ok) {
+        ERR_clear_error();
+        st = kp_file_err(fi, KP_ERR_CRYPTO,
+                         "unwrap failed under %s v%u: wrong key or corrupted data", name, version);
     }
-    if (EVP_PKEY_decrypt(ctx, up->secret_data(plain), &n, in, inlen) != 1 || n == 0)
-        goto fail;
-    if ((st = up->secret_shrink(plain, n)) != KP_OK) {
+    if (st == KP_OK && (st = up->secret_shrink(plain, n)) != KP_OK)
         st = kp_file_err(fi, st, "cannot shrink unwrapped key");
-        goto out;
+    if (st == KP_OK) {
+        *dek = plain;
+        plain = NULL;
     }
-    *dek = plain;
-    plain = NULL;
-    goto out;
-fail:
-    ERR_clear_error();
-    st = kp_file_err(fi, KP_ERR_CRYPTO, "unwrap failed under %s v%u: wrong key or corrupted data",
-                     name, version);
-out:
     up->secret_free(plain); /* wipes whatever was decrypted */
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pkey);

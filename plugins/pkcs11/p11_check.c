@@ -21,17 +21,23 @@ static const s_need s_needed[] = {
     {CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP"},
 };
 
+/* A failed item: its detail is the error text just set (read back with GET_ERROR). */
+static kp_status s_failed(kp_p11_inst *pi, kp_status st, char *detail, size_t size)
+{
+    snprintf(detail, size, "%s", pi->up->get_error(pi->h));
+    return st;
+}
+
 static kp_status s_module(kp_p11_inst *pi, CK_FUNCTION_LIST *f, char *detail, size_t size)
 {
     char desc[33], manu[33];
     CK_INFO info;
     CK_RV rv = f->C_GetInfo(&info);
 
-    if (rv != CKR_OK) {
-        kp_status st = kp_p11_ck(pi, NULL, rv, false, "C_GetInfo", "module %s", pi->module_ref);
-        snprintf(detail, size, "%s", pi->up->get_error(pi->h));
-        return st;
-    }
+    if (rv != CKR_OK)
+        return s_failed(pi,
+                        kp_p11_ck(pi, NULL, rv, false, "C_GetInfo", "module %s", pi->module_ref),
+                        detail, size);
     kp_p11_text(info.libraryDescription, sizeof(info.libraryDescription), desc, sizeof(desc));
     kp_p11_text(info.manufacturerID, sizeof(info.manufacturerID), manu, sizeof(manu));
     snprintf(detail, size, "%s: %s %u.%u by %s (Cryptoki %u.%u)", pi->module_ref, desc,
@@ -47,11 +53,10 @@ static kp_status s_token(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
     CK_TOKEN_INFO ti;
     CK_RV rv = f->C_GetTokenInfo(slot, &ti);
 
-    if (rv != CKR_OK) {
-        kp_status st = kp_p11_ck(pi, NULL, rv, false, "C_GetTokenInfo", "token '%s'", pi->token);
-        snprintf(detail, size, "%s", pi->up->get_error(pi->h));
-        return st;
-    }
+    if (rv != CKR_OK)
+        return s_failed(pi,
+                        kp_p11_ck(pi, NULL, rv, false, "C_GetTokenInfo", "token '%s'", pi->token),
+                        detail, size);
     kp_p11_text(ti.model, sizeof(ti.model), model, sizeof(model));
     kp_p11_text(ti.serialNumber, sizeof(ti.serialNumber), serial, sizeof(serial));
     kp_p11_text(ti.manufacturerID, sizeof(ti.manufacturerID), manu, sizeof(manu));
@@ -76,7 +81,6 @@ static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
     kp_instance_info caps;
     char why[KP_P11_WHY_MAX];
     size_t used = 0;
-    kp_status st;
     CK_RV rv;
 
     rv = f->C_GetMechanismList(slot, NULL, &n);
@@ -88,9 +92,9 @@ static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
         rv = f->C_GetMechanismList(slot, list, &n);
     if (rv != CKR_OK) {
         free(list);
-        st = kp_p11_ck(pi, NULL, rv, false, "C_GetMechanismList", "token '%s'", pi->token);
-        snprintf(detail, size, "%s", pi->up->get_error(pi->h));
-        return st;
+        return s_failed(
+            pi, kp_p11_ck(pi, NULL, rv, false, "C_GetMechanismList", "token '%s'", pi->token),
+            detail, size);
     }
     detail[0] = '\0';
     for (size_t i = 0; i < sizeof(s_needed) / sizeof(s_needed[0]); i++) {
@@ -143,26 +147,22 @@ kp_status kp_p11_instance_check(void *inst, kp_check_report_fn report, void *arg
         if (report != NULL)                                                                        \
             report(arg, item, status, detail);                                                     \
     } while (0)
-    if ((first = kp_p11_loaded(pi, &f)) != KP_OK) {
-        snprintf(detail, sizeof(detail), "%s", pi->up->get_error(pi->h));
-        S_REPORT("module", first);
-        return first;
-    }
-    first = s_module(pi, f, detail, sizeof(detail));
+    first = kp_p11_loaded(pi, &f);
+    first = first == KP_OK ? s_module(pi, f, detail, sizeof(detail))
+                           : s_failed(pi, first, detail, sizeof(detail));
     S_REPORT("module", first);
     if (first != KP_OK)
         return first;
-    if ((first = kp_p11_token(pi, &f, &slot)) == KP_OK)
-        first = s_token(pi, f, slot, detail, sizeof(detail));
-    else
-        snprintf(detail, sizeof(detail), "%s", pi->up->get_error(pi->h));
+    first = kp_p11_token(pi, &f, &slot);
+    first = first == KP_OK ? s_token(pi, f, slot, detail, sizeof(detail))
+                           : s_failed(pi, first, detail, sizeof(detail));
     S_REPORT("token", first);
     if (first != KP_OK)
         return first;
     if ((first = kp_p11_run(pi, s_noop, NULL)) == KP_OK)
         snprintf(detail, sizeof(detail), "user logged in to token '%s'", pi->token);
     else
-        snprintf(detail, sizeof(detail), "%s", pi->up->get_error(pi->h));
+        s_failed(pi, first, detail, sizeof(detail));
     S_REPORT("login", first);
     st = s_mechs(pi, f, slot, detail, sizeof(detail));
     S_REPORT("mechanisms", st);

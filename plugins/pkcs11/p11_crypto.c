@@ -96,11 +96,13 @@ static kp_status s_bn_out(const EVP_PKEY *pkey, const char *param, uint8_t **out
 static kp_status s_rsa_parts(kp_p11_inst *pi, const EVP_PKEY *pkey, uint8_t **n, size_t *nlen,
                              uint8_t **e, size_t *elen)
 {
-    kp_status st;
+    kp_status st = KP_OK;
 
     *n = *e = NULL;
-    if ((st = s_bn_out(pkey, OSSL_PKEY_PARAM_RSA_N, n, nlen)) != KP_OK ||
-        (st = s_bn_out(pkey, OSSL_PKEY_PARAM_RSA_E, e, elen)) != KP_OK) {
+    st = s_bn_out(pkey, OSSL_PKEY_PARAM_RSA_N, n, nlen);
+    if (st == KP_OK)
+        st = s_bn_out(pkey, OSSL_PKEY_PARAM_RSA_E, e, elen);
+    if (st != KP_OK) {
         free(*n);
         *n = NULL;
         if (st == KP_ERR_NOMEM)
@@ -115,7 +117,7 @@ kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uin
 {
     const unsigned char *p = der;
     EVP_PKEY *pkey;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *n = *e = NULL;
     if (der == NULL || len == 0 || (pkey = d2i_PUBKEY(NULL, &p, (long)len)) == NULL ||
@@ -197,9 +199,8 @@ size_t kp_p11_kwp_len(size_t inlen)
     return (inlen + 7) / 8 * 8 + 8;
 }
 
-/* One RFC 5649 pass with AES-256; *outlen is the bytes written. */
-static bool s_kwp(const uint8_t *key, bool enc, const uint8_t *in, size_t inlen, uint8_t *out,
-                  size_t *outlen)
+bool kp_p11_kwp_raw(const uint8_t *key, bool enc, const uint8_t *in, size_t inlen, uint8_t *out,
+                    size_t *outlen)
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int n1 = 0, n2 = 0;
@@ -220,7 +221,7 @@ static bool s_kwp(const uint8_t *key, bool enc, const uint8_t *in, size_t inlen,
 kp_status kp_p11_kwp_wrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
                           uint8_t *out, size_t *outlen)
 {
-    if (!s_kwp(key, true, in, inlen, out, outlen))
+    if (!kp_p11_kwp_raw(key, true, in, inlen, out, outlen))
         return kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "AES key wrap with padding failed");
     return KP_OK;
 }
@@ -231,14 +232,14 @@ kp_status kp_p11_kwp_unwrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *
     const kp_p11_up *up = pi->up;
     kp_secret *s;
     size_t n;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *out = NULL;
     if (inlen < 16 || inlen % 8 != 0)
         return kp_p11_err(pi, KP_ERR_CRYPTO, "wrapped key of %zu bytes is not RFC 5649", inlen);
     if ((s = up->secret_new(inlen)) == NULL)
         return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-    if (!s_kwp(key, false, in, inlen, up->secret_data(s), &n)) {
+    if (!kp_p11_kwp_raw(key, false, in, inlen, up->secret_data(s), &n)) {
         up->secret_free(s);
         return kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "AES key unwrap with padding failed");
     }

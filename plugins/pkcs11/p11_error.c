@@ -1,13 +1,16 @@
 /*
  * Error text of the pkcs11 plugin: every CK_RV becomes a kp_status and its CKR_ name, so an
  * operator can look the code up in the token vendor's documentation. The text goes to the
- * core (kp_errorf); whoever needs it back reads it with the GET_ERROR upcall.
+ * core (kp_errorf); whoever needs it back reads it with the GET_ERROR upcall. A result goes back
+ * to the caller by the ABI's buffer convention here too (kp_p11_buffer_out), since its one
+ * failure is such a text.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
+#include <keyplane/kit/ossl.h>
 
 #include "p11_internal.h"
 
@@ -232,7 +235,7 @@ static kp_status s_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, co
 kp_status kp_p11_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, bool mech, const char *fn,
                     const char *fmt, ...)
 {
-    kp_status st;
+    kp_status st = KP_OK;
     va_list ap;
 
     va_start(ap, fmt);
@@ -254,19 +257,30 @@ kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, c
 
 kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
 {
-    char msg[KP_ERROR_MAX + 1];
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    char msg[KP_ERROR_MAX + 1], reason[KPK_OSSL_REASON_MAX];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* Leave the thread's OpenSSL error queue clean for whoever runs next on it. */
-    ERR_clear_error();
-    if (reason != NULL)
+    /* Leaves the thread's OpenSSL error queue clean for whoever runs next on it. */
+    if (kpk_ossl_reason(reason, sizeof(reason))[0] != '\0')
         return kp_p11_err(pi, st, "%s: %s", msg, reason);
     return kp_p11_err(pi, st, "%s", msg);
+}
+
+kp_status kp_p11_buffer_out(kp_p11_inst *pi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
+                            const char *what)
+{
+    kp_status st = KP_OK;
+
+    if (buf == NULL || *len < n)
+        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "%s needs %zu bytes", what, n);
+    else
+        memcpy(buf, data, n);
+    *len = n;
+    free(data);
+    return st;
 }
 
 void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size)

@@ -30,10 +30,8 @@ typedef struct s_export {
 static kp_status s_exportable(kp_p11_op *op, s_export *x, kp_p11_key *key, CK_MECHANISM_TYPE *m)
 {
     kp_p11_inst *pi = op->pi;
-    kp_status st;
 
-    if ((st = kp_p11_key_find(op, x->name, x->version, key)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_key_find(op, x->name, x->version, key));
     if (key->type != KP_KEY_RSA)
         return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "key %s v%u is an AES key: only RSA keys export",
                           key->name, key->version);
@@ -41,8 +39,7 @@ static kp_status s_exportable(kp_p11_op *op, s_export *x, kp_p11_key *key, CK_ME
         return kp_p11_err(pi, KP_ERR_DENIED,
                           "key %s v%u is not exportable (CKA_EXTRACTABLE is false)", key->name,
                           key->version);
-    if ((st = kp_p11_probe_mechs(op)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_probe_mechs(op));
     pthread_mutex_lock(&pi->lock);
     *m = pi->kwp_mech;
     pthread_mutex_unlock(&pi->lock);
@@ -57,22 +54,7 @@ static kp_status s_exportable(kp_p11_op *op, s_export *x, kp_p11_key *key, CK_ME
  * unwrap in software. */
 static kp_status s_session_aes(kp_p11_op *op, bool readable, CK_OBJECT_HANDLE *obj)
 {
-    CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_ULONG len = KP_P11_WRAP_KEY_LEN;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_VALUE_LEN, &len, sizeof(len)},
-        {CKA_TOKEN, &no, sizeof(no)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_SENSITIVE, readable ? &no : &yes, sizeof(CK_BBOOL)},
-        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-        {CKA_WRAP, &yes, sizeof(yes)},
-    };
-    CK_RV rv = op->f->C_GenerateKey(op->s, &mech, t, sizeof(t) / sizeof(t[0]), obj);
+    CK_RV rv = kp_p11_session_aes(op, readable, true, obj);
 
     if (rv != CKR_OK)
         return kp_p11_ck(op->pi, op, rv, true, "C_GenerateKey", "session AES-256 key");
@@ -117,17 +99,16 @@ static kp_status s_export_op(kp_p11_op *op, void *arg)
 
     pi->up->secret_free(x->p8); /* from a first attempt that failed half-way */
     x->p8 = NULL;
-    if ((st = s_exportable(op, x, &key, &mech.mechanism)) != KP_OK ||
-        (st = s_session_aes(op, true, &aes)) != KP_OK)
-        return st;
-    if ((st = s_wrap_alloc(op, &mech, aes, key.obj, &key, &blob, &bloblen)) == KP_OK &&
-        (st = kp_p11_attr_secret(op, aes, &kek)) == KP_OK) {
-        if (pi->up->secret_len(kek) != KP_P11_WRAP_KEY_LEN)
-            st = kp_p11_err(pi, KP_ERR_BACKEND, "token '%s' made a %zu-byte AES-256 key", pi->token,
-                            pi->up->secret_len(kek));
-        else
-            st = kp_p11_kwp_unwrap(pi, pi->up->secret_cdata(kek), blob, bloblen, &x->p8);
-    }
+    KP_GUARD(s_exportable(op, x, &key, &mech.mechanism));
+    KP_GUARD(s_session_aes(op, true, &aes));
+    st = s_wrap_alloc(op, &mech, aes, key.obj, &key, &blob, &bloblen);
+    if (st == KP_OK)
+        st = kp_p11_attr_secret(op, aes, &kek);
+    if (st == KP_OK && pi->up->secret_len(kek) != KP_P11_WRAP_KEY_LEN)
+        st = kp_p11_err(pi, KP_ERR_BACKEND, "token '%s' made a %zu-byte AES-256 key", pi->token,
+                        pi->up->secret_len(kek));
+    if (st == KP_OK)
+        st = kp_p11_kwp_unwrap(pi, pi->up->secret_cdata(kek), blob, bloblen, &x->p8);
     kp_p11_destroy(op, aes);
     pi->up->secret_free(kek);
     if (blob != NULL)
@@ -139,17 +120,13 @@ static kp_status s_export_op(kp_p11_op *op, void *arg)
 kp_status kp_p11_ks_export(void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der)
 {
     kp_p11_inst *pi = inst;
-    s_export x;
+    s_export x = {.name = name, .version = version};
     kp_status st;
 
     if (pkcs8_der == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export: output is NULL");
     *pkcs8_der = NULL;
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK)
-        return st;
-    memset(&x, 0, sizeof(x));
-    x.name = name;
-    x.version = version;
+    KP_GUARD(kp_p11_check_name(pi, name));
     if ((st = kp_p11_run(pi, s_export_op, &x)) != KP_OK) {
         pi->up->secret_free(x.p8);
         return st;
@@ -195,25 +172,27 @@ static kp_status s_wrapped_op(kp_p11_op *op, void *arg)
     uint8_t *part1 = NULL, *part2 = NULL;
     size_t len1 = 0, len2 = 0;
     kp_p11_key key;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = s_exportable(op, x, &key, &kwp.mechanism)) != KP_OK)
-        return st;
-    if ((st = s_kek_object(op, x, &kek)) != KP_OK ||
-        (st = s_session_aes(op, false, &aes)) != KP_OK ||
-        (st = s_wrap_alloc(op, &kwp, aes, key.obj, &key, &part2, &len2)) != KP_OK ||
-        (st = s_wrap_alloc(op, &rsa, kek, aes, &key, &part1, &len1)) != KP_OK)
-        goto out;
-    x->outlen = len1 + len2;
-    if (x->out == NULL || x->cap < x->outlen) {
-        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "wrapped key needs %zu bytes", x->outlen);
-        goto out;
+    KP_GUARD(s_exportable(op, x, &key, &kwp.mechanism));
+    st = s_kek_object(op, x, &kek);
+    if (st == KP_OK)
+        st = s_session_aes(op, false, &aes);
+    if (st == KP_OK)
+        st = s_wrap_alloc(op, &kwp, aes, key.obj, &key, &part2, &len2);
+    if (st == KP_OK)
+        st = s_wrap_alloc(op, &rsa, kek, aes, &key, &part1, &len1);
+    if (st == KP_OK) {
+        x->outlen = len1 + len2;
+        if (x->out == NULL || x->cap < x->outlen)
+            st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "wrapped key needs %zu bytes", x->outlen);
     }
-    memcpy(x->out, part1, len1);
-    memcpy(x->out + len1, part2, len2);
-    kp_p11_debug(pi, "wrapped export of key %s v%u (OAEP-%s): %zu + %zu bytes", key.name,
-                 key.version, sha256 ? "SHA-256" : "SHA-1", len1, len2);
-out:
+    if (st == KP_OK) {
+        memcpy(x->out, part1, len1);
+        memcpy(x->out + len1, part2, len2);
+        kp_p11_debug(pi, "wrapped export of key %s v%u (OAEP-%s): %zu + %zu bytes", key.name,
+                     key.version, sha256 ? "SHA-256" : "SHA-1", len1, len2);
+    }
     /* The AES key must not outlive the blob: whoever holds it and part 2 holds the key. */
     kp_p11_destroy(op, aes);
     kp_p11_destroy(op, kek);
@@ -231,7 +210,7 @@ kp_status kp_p11_ks_export_wrapped(void *inst, const char *name, uint32_t versio
     size_t nlen = 0, elen = 0;
     kp_instance_info caps;
     s_export x;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (outlen == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export_wrapped: outlen is NULL");
@@ -251,19 +230,17 @@ kp_status kp_p11_ks_export_wrapped(void *inst, const char *name, uint32_t versio
                           "token '%s' cannot wrap with RSA-OAEP %s and AES key wrap with padding",
                           pi->token, method == KP_KEYX_RSA_AES_KWP_SHA256 ? "SHA-256" : "SHA-1");
     }
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK ||
-        (st = kp_p11_spki_parse(pi, wrapping_spki, spki_len, &n, &nlen, &e, &elen)) != KP_OK)
-        return st;
-    memset(&x, 0, sizeof(x));
-    x.name = name;
-    x.version = version;
-    x.method = method;
-    x.n = n;
-    x.nlen = nlen;
-    x.e = e;
-    x.elen = elen;
-    x.out = out;
-    x.cap = *outlen;
+    KP_GUARD(kp_p11_check_name(pi, name));
+    KP_GUARD(kp_p11_spki_parse(pi, wrapping_spki, spki_len, &n, &nlen, &e, &elen));
+    x = (s_export){.name = name,
+                   .version = version,
+                   .method = method,
+                   .n = n,
+                   .nlen = nlen,
+                   .e = e,
+                   .elen = elen,
+                   .out = out,
+                   .cap = *outlen};
     st = kp_p11_run(pi, s_wrapped_op, &x);
     if (st == KP_OK || st == KP_ERR_BUFFER_TOO_SMALL)
         *outlen = x.outlen;

@@ -123,10 +123,9 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
     uint8_t *blob = NULL;
     size_t bloblen = 0;
     CK_DATE date;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = kp_p11_probe_mechs(op)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_probe_mechs(op));
     pthread_mutex_lock(&pi->lock);
     mech = pi->kwp_mech;
     pthread_mutex_unlock(&pi->lock);
@@ -135,37 +134,42 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
                           "token '%s' offers no AES key wrap with padding (RFC 5649): cannot "
                           "import keys without handing it a plaintext private key",
                           pi->token);
-    if ((st = kp_p11_version_alloc(op, im->spec.name, im->spec.version, &im->key.version)) !=
-            KP_OK ||
-        (st = kp_p11_label(pi, im->spec.name, im->key.version, label, sizeof(label))) != KP_OK ||
-        (st = kp_p11_pending_label(pi, temp, sizeof(temp))) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_version_alloc(op, im->spec.name, im->spec.version, &im->key.version));
+    KP_GUARD(kp_p11_label(pi, im->spec.name, im->key.version, label, sizeof(label)));
+    KP_GUARD(kp_p11_pending_label(pi, temp, sizeof(temp)));
     kp_p11_today(&date, &im->key.created);
     if ((kek = up->secret_new(KP_P11_WRAP_KEY_LEN)) == NULL ||
-        (blob = malloc(kp_p11_kwp_len(im->p8len))) == NULL) {
+        (blob = malloc(kp_p11_kwp_len(im->p8len))) == NULL)
         st = kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    if (st == KP_OK)
+        st = kp_p11_random(pi, up->secret_data(kek), KP_P11_WRAP_KEY_LEN);
+    if (st == KP_OK)
+        st = kp_p11_kwp_wrap(pi, up->secret_cdata(kek), im->p8, im->p8len, blob, &bloblen);
     /* Made under the placeholder, checked, then renamed public half first: lookups go by the
      * private key, which must find its pair the moment it has its label. */
-    if ((st = kp_p11_random(pi, up->secret_data(kek), KP_P11_WRAP_KEY_LEN)) != KP_OK ||
-        (st = kp_p11_kwp_wrap(pi, up->secret_cdata(kek), im->p8, im->p8len, blob, &bloblen)) !=
-            KP_OK ||
-        (st = s_transport_key(op, kek, &aes)) != KP_OK ||
-        (st = s_public(op, im, temp, &date, &pub)) != KP_OK ||
-        (st = s_unwrap_private(op, im, mech, aes, blob, bloblen, temp, &date, &priv)) != KP_OK ||
-        (st = s_token_holds(op, im, priv, "private key")) != KP_OK ||
-        (st = s_token_holds(op, im, pub, "public key")) != KP_OK ||
-        (st = kp_p11_relabel(op, pub, NULL, 0, label)) != KP_OK ||
-        (st = kp_p11_relabel(op, priv, NULL, 0, label)) != KP_OK ||
-        (st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label)) != KP_OK ||
-        (st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label)) != KP_OK)
-        goto out;
-    im->key.obj = priv;
-    kp_p11_debug(pi, "imported key %s v%u into token '%s' (%s)", im->spec.name, im->key.version,
-                 pi->token, mech == CKM_AES_KEY_WRAP_PAD ? "CKM_AES_KEY_WRAP_PAD" : "KWP");
-out:
-    if (st != KP_OK) {
+    if (st == KP_OK)
+        st = s_transport_key(op, kek, &aes);
+    if (st == KP_OK)
+        st = s_public(op, im, temp, &date, &pub);
+    if (st == KP_OK)
+        st = s_unwrap_private(op, im, mech, aes, blob, bloblen, temp, &date, &priv);
+    if (st == KP_OK)
+        st = s_token_holds(op, im, priv, "private key");
+    if (st == KP_OK)
+        st = s_token_holds(op, im, pub, "public key");
+    if (st == KP_OK)
+        st = kp_p11_relabel(op, pub, NULL, 0, label);
+    if (st == KP_OK)
+        st = kp_p11_relabel(op, priv, NULL, 0, label);
+    if (st == KP_OK)
+        st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label);
+    if (st == KP_OK)
+        st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label);
+    if (st == KP_OK) {
+        im->key.obj = priv;
+        kp_p11_debug(pi, "imported key %s v%u into token '%s' (%s)", im->spec.name, im->key.version,
+                     pi->token, mech == CKM_AES_KEY_WRAP_PAD ? "CKM_AES_KEY_WRAP_PAD" : "KWP");
+    } else {
         kp_p11_destroy(op, priv);
         kp_p11_destroy(op, pub);
     }
@@ -184,11 +188,10 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
     s_import im;
     uint8_t *spki = NULL;
     size_t spkilen = 0;
-    kp_status st;
+    kp_status st = KP_OK;
 
     memset(&im, 0, sizeof(im));
-    if ((st = kp_p11_spec(pi, in, &im.spec)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_spec(pi, in, &im.spec));
     if (pkcs8_der == NULL || info == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "import: key or info is NULL");
     if (im.spec.type == KP_KEY_AES)
@@ -201,9 +204,7 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
                           im.spec.name);
     im.p8 = pi->up->secret_cdata(pkcs8_der);
     im.p8len = pi->up->secret_len(pkcs8_der);
-    if ((st = kp_p11_p8_check(pi, im.spec.name, im.spec.bits, im.p8, im.p8len, &spki, &spkilen)) !=
-        KP_OK)
-        return st;
+    KP_GUARD(kp_p11_p8_check(pi, im.spec.name, im.spec.bits, im.p8, im.p8len, &spki, &spkilen));
     im.key.idlen = KP_P11_SHA256_LEN;
     st = kp_p11_spki_id(pi, spki, spkilen, im.fpr, im.key.id);
     if (st == KP_OK && im.spec.fingerprint != NULL && strcmp(im.fpr, im.spec.fingerprint) != 0)

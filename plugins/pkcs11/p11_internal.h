@@ -7,6 +7,16 @@
  * with its key's name (kp_p11_tag): an RSA private key plus its public key, or an AES secret
  * key. Private halves never leave the token in plaintext; export wraps them inside the token
  * first.
+ *
+ * The files call downwards only; from the top, each using only files of the lines below it:
+ *   p11_plugin.c                                         entry point, params, instances
+ *   p11_check.c p11_export.c p11_import.c                INSTANCE_CHECK, exports, imports
+ *   p11_keygen.c p11_keystore.c p11_probe.c p11_wrap.c   create, get/list, caps, wrap/unwrap
+ *   p11_kwp.c p11_lookup.c p11_state.c                   RFC 5649 probe, key versions, state
+ *   p11_info.c p11_object.c                              key info, token objects
+ *   p11_label.c p11_session.c                            names and labels, the session pool
+ *   p11_crypto.c p11_module.c                            OpenSSL side, p11-kit modules
+ *   p11_cache.c p11_error.c                              resolved keys, error text
  */
 #ifndef KP_P11_INTERNAL_H
 #define KP_P11_INTERNAL_H
@@ -185,6 +195,11 @@ kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, c
 kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** The ABI's buffer convention for a result data/n (malloc'ed, freed here): copied into buf
+ *  when its *len bytes hold it, else KP_ERR_BUFFER_TOO_SMALL ("<what> needs N bytes"); *len
+ *  receives n either way. */
+kp_status kp_p11_buffer_out(kp_p11_inst *pi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
+                            const char *what);
 /** Copies a blank-padded PKCS#11 text field into buf without the padding. */
 void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size);
 
@@ -212,7 +227,7 @@ kp_status kp_p11_probe_mechs(kp_p11_op *op);
 /** Closes the idle sessions and drops the module reference (instance close). */
 void kp_p11_sessions_close(kp_p11_inst *pi);
 
-/* Objects (p11_object.c) ------------------------------------------------------------------ */
+/* Names and labels (p11_label.c) ---------------------------------------------------------- */
 
 /** kpk_key_name_valid, setting error text when not. */
 kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name);
@@ -221,21 +236,15 @@ kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char
 /** A placeholder label "<prefix>.pending-<16 hex>" that no lookup accepts (a key name never
  *  starts with '.'): objects being made carry it until they are complete and checked. */
 kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size);
-/** Sets CKA_LABEL (and CKA_ID when id is not NULL) of an object. */
-kp_status kp_p11_relabel(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id, size_t idlen,
-                         const char *label);
 /** The tag every key object of name carries, so that the versions of one key are found
  *  without reading unrelated objects (p11_lookup.c): an RSA private key's CKA_SUBJECT is the
  *  DER Name CN=<prefix><name> (subject, KP_P11_TAG_MAX bytes); an AES key's CKA_ID is the first
  *  16 bytes of that DER's SHA-256 (aes_id, may be NULL). */
 kp_status kp_p11_tag(kp_p11_inst *pi, const char *name, uint8_t *subject, size_t *len,
                      uint8_t aes_id[KP_P11_AES_ID_LEN]);
-/** Every key version on the token (name NULL: all private and secret keys read) or of name
- *  (found by its tag only), sorted by name then version. free() the array. */
-kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n);
-/** Finds name/version by its label, or the latest version of name by its tag (version 0);
- *  KP_ERR_NOT_FOUND with text when absent. Never reads objects of other keys. */
-kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key);
+
+/* Token objects (p11_object.c) ------------------------------------------------------------ */
+
 /** Every object matching tmpl (token or session objects, as tmpl says). free() *objs. */
 kp_status kp_p11_find_all(kp_p11_op *op, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
                           CK_OBJECT_HANDLE **objs, size_t *n);
@@ -250,19 +259,38 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
 kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **val,
                       size_t *len);
 /** Reads CKA_VALUE of a session key into a new secret. */
+kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **out);
 /** A session secret key holding value: transport (unwrap only, sensitive, not extractable) or
  *  a DEK copy (extractable, not sensitive) that the token may wrap. */
 kp_status kp_p11_session_secret(kp_p11_op *op, CK_KEY_TYPE kt, const kp_secret *value,
                                 bool transport, const char *what, CK_OBJECT_HANDLE *obj);
-kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **out);
+/** C_GenerateKey of a one-time AES-256 session key that may wrap (KP_P11_WRAP_KEY_LEN bytes,
+ *  extractable): readable (not sensitive) when its value is to be read back, private when the
+ *  session is logged in. The CK_RV is the caller's to report. */
+CK_RV kp_p11_session_aes(kp_p11_op *op, bool readable, bool private_obj, CK_OBJECT_HANDLE *obj);
 /** SubjectPublicKeyInfo DER (malloc'ed) of an RSA public or private key object, from its
  *  CKA_MODULUS and CKA_PUBLIC_EXPONENT. */
 kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, size_t *len);
+/** Sets CKA_LABEL (and CKA_ID when id is not NULL) of an object. */
+kp_status kp_p11_relabel(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id, size_t idlen,
+                         const char *label);
+/** Best-effort C_DestroyObject for cleanup paths; CK_INVALID_HANDLE is a no-op. */
+void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj);
+
+/* Key versions on the token (p11_lookup.c) ------------------------------------------------ */
+
+/** Every key version on the token (name NULL: all private and secret keys read) or of name
+ *  (found by its tag only), sorted by name then version. free() the array. */
+kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n);
+/** Finds name/version by its label, or the latest version of name by its tag (version 0);
+ *  KP_ERR_NOT_FOUND with text when absent. Never reads objects of other keys. */
+kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key);
+
+/* A key version described to the core (p11_info.c) --------------------------------------- */
+
 /** Fills a full kp_key_info (struct_size = sizeof) for key; callers hand it on with
  *  kp_key_info_put or, for LIST visitors, as it is. */
 void kp_p11_key_info(kp_p11_inst *pi, const kp_p11_key *key, kp_key_info *info);
-/** Best-effort C_DestroyObject for cleanup paths; CK_INVALID_HANDLE is a no-op. */
-void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj);
 /** Today as a CK_DATE and as the Unix time of its midnight UTC. */
 void kp_p11_today(CK_DATE *date, int64_t *unix_time);
 /** Unix time of a CK_DATE; 0 when malformed. */
@@ -286,6 +314,10 @@ kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uin
  *  asked when not 0) and returns its public half as SPKI DER (OPENSSL_malloc'ed). */
 kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, const uint8_t *der,
                           size_t len, uint8_t **spki, size_t *spkilen);
+/** One RFC 5649 pass with AES-256 (enc: wrap, else unwrap) of in into out; *outlen is the bytes
+ *  written. false leaves OpenSSL's reason queued, for the caller to report or clear. */
+bool kp_p11_kwp_raw(const uint8_t *key, bool enc, const uint8_t *in, size_t inlen, uint8_t *out,
+                    size_t *outlen);
 /** RFC 5649 with AES-256: out needs kp_p11_kwp_len(inlen) bytes. */
 kp_status kp_p11_kwp_wrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
                           uint8_t *out, size_t *outlen);

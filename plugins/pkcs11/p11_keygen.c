@@ -25,7 +25,7 @@ static kp_status s_label_taken(kp_p11_op *op, const char *label, bool *taken)
 {
     static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY};
     CK_OBJECT_HANDLE obj;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *taken = false;
     for (size_t c = 0; c < 3; c++) {
@@ -48,18 +48,15 @@ kp_status kp_p11_version_alloc(kp_p11_op *op, const char *name, uint32_t want, u
     uint32_t v;
     size_t n;
     bool taken;
-    kp_status st;
 
-    if ((st = kp_p11_scan(op, name, &keys, &n)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_scan(op, name, &keys, &n));
     v = want != 0 ? want : n > 0 ? keys[n - 1].version + 1 : 1;
     free(keys);
     for (int tries = 0; tries < 100; tries++, v++) {
         if (v == 0)
             break; /* wrapped past UINT32_MAX */
-        if ((st = kp_p11_label(pi, name, v, label, sizeof(label))) != KP_OK ||
-            (st = s_label_taken(op, label, &taken)) != KP_OK)
-            return st;
+        KP_GUARD(kp_p11_label(pi, name, v, label, sizeof(label)));
+        KP_GUARD(s_label_taken(op, label, &taken));
         if (!taken) {
             *version = v;
             return KP_OK;
@@ -106,13 +103,12 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
     uint8_t *spki = NULL;
     size_t spkilen;
-    kp_status st;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     /* A leading '.' is never a valid key name, so lookups skip the pair until renamed. */
-    if ((st = kp_p11_pending_label(pi, temp, sizeof(temp))) != KP_OK ||
-        (st = kp_p11_tag(pi, c->spec.name, subject, &sublen, NULL)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_pending_label(pi, temp, sizeof(temp)));
+    KP_GUARD(kp_p11_tag(pi, c->spec.name, subject, &sublen, NULL));
     {
         CK_ATTRIBUTE pubt[] = {
             {CKA_TOKEN, &yes, sizeof(yes)},
@@ -143,25 +139,28 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
     if (rv != CKR_OK)
         return kp_p11_ck(pi, op, rv, true, "C_GenerateKeyPair", "RSA-%u for key %s", c->spec.bits,
                          c->spec.name);
-    if ((st = kp_p11_obj_spki(op, pub, &spki, &spkilen)) != KP_OK)
-        goto fail;
     c->key.idlen = KP_P11_SHA256_LEN;
-    st = kp_p11_spki_id(pi, spki, spkilen, fpr, c->key.id);
-    free(spki);
-    if (st != KP_OK)
-        goto fail;
+    st = kp_p11_obj_spki(op, pub, &spki, &spkilen);
+    if (st == KP_OK) {
+        st = kp_p11_spki_id(pi, spki, spkilen, fpr, c->key.id);
+        free(spki);
+    }
     /* The public half first: listings go by the private key, which must find its pair. */
-    if ((st = kp_p11_relabel(op, pub, c->key.id, c->key.idlen, label)) != KP_OK ||
-        (st = kp_p11_relabel(op, priv, c->key.id, c->key.idlen, label)) != KP_OK ||
-        (st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label)) != KP_OK ||
-        (st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label)) != KP_OK)
-        goto fail;
+    if (st == KP_OK)
+        st = kp_p11_relabel(op, pub, c->key.id, c->key.idlen, label);
+    if (st == KP_OK)
+        st = kp_p11_relabel(op, priv, c->key.id, c->key.idlen, label);
+    if (st == KP_OK)
+        st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label);
+    if (st == KP_OK)
+        st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label);
+    if (st != KP_OK) {
+        kp_p11_destroy(op, priv);
+        kp_p11_destroy(op, pub);
+        return st;
+    }
     c->key.obj = priv;
     return KP_OK;
-fail:
-    kp_p11_destroy(op, priv);
-    kp_p11_destroy(op, pub);
-    return st;
 }
 
 static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, const CK_DATE *date)
@@ -176,13 +175,12 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
     CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
     uint8_t subject[KP_P11_TAG_MAX];
     size_t sublen = 0;
-    kp_status st;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     /* The tag is the ID: a secret key has no CKA_SUBJECT to carry it. */
     c->key.idlen = KP_P11_AES_ID_LEN;
-    if ((st = kp_p11_tag(pi, c->spec.name, subject, &sublen, c->key.id)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_tag(pi, c->spec.name, subject, &sublen, c->key.id));
     {
         CK_ATTRIBUTE t[] = {
             {CKA_CLASS, &cls, sizeof(cls)},         {CKA_KEY_TYPE, &kt, sizeof(kt)},
@@ -211,12 +209,11 @@ static kp_status s_create_op(kp_p11_op *op, void *arg)
     s_create *c = arg;
     char label[KP_P11_OBJLABEL_MAX];
     CK_DATE date;
-    kp_status st;
+    kp_status st = KP_OK;
 
     memset(&c->key, 0, sizeof(c->key));
-    if ((st = kp_p11_version_alloc(op, c->spec.name, c->spec.version, &c->key.version)) != KP_OK ||
-        (st = kp_p11_label(op->pi, c->spec.name, c->key.version, label, sizeof(label))) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_version_alloc(op, c->spec.name, c->spec.version, &c->key.version));
+    KP_GUARD(kp_p11_label(op->pi, c->spec.name, c->key.version, label, sizeof(label)));
     kp_p11_today(&date, &c->key.created);
     st = c->spec.type == KP_KEY_RSA ? s_create_rsa(op, c, label, &date)
                                     : s_create_aes(op, c, label, &date);
@@ -235,10 +232,9 @@ kp_status kp_p11_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
 {
     kp_p11_inst *pi = inst;
     s_create c;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = kp_p11_spec(pi, in, &c.spec)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_spec(pi, in, &c.spec));
     if (info == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "create: info is NULL");
     if (c.spec.type == KP_KEY_RSA) {

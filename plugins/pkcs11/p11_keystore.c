@@ -20,10 +20,8 @@ static kp_status s_public_op(kp_p11_op *op, void *arg)
     s_public *p = arg;
     CK_OBJECT_HANDLE pub;
     kp_p11_key key;
-    kp_status st;
 
-    if ((st = kp_p11_key_find(op, p->name, p->version, &key)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_key_find(op, p->name, p->version, &key));
     return kp_p11_key_public(op, &key, &pub, &p->der, &p->len);
 }
 
@@ -32,20 +30,12 @@ kp_status kp_p11_ks_get_public(void *inst, const char *name, uint32_t version, u
 {
     kp_p11_inst *pi = inst;
     s_public p = {name, version, NULL, 0};
-    kp_status st;
 
     if (len == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK ||
-        (st = kp_p11_run(pi, s_public_op, &p)) != KP_OK)
-        return st;
-    if (spki == NULL || *len < p.len)
-        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "public key needs %zu bytes", p.len);
-    else
-        memcpy(spki, p.der, p.len);
-    *len = p.len;
-    free(p.der);
-    return st;
+    KP_GUARD(kp_p11_check_name(pi, name));
+    KP_GUARD(kp_p11_run(pi, s_public_op, &p));
+    return kp_p11_buffer_out(pi, p.der, p.len, spki, len, "public key");
 }
 
 typedef struct s_list {
@@ -68,15 +58,14 @@ kp_status kp_p11_ks_list(void *inst, const char *name, kp_key_visit_fn visit, vo
     kp_p11_inst *pi = inst;
     s_list l = {name, NULL, 0};
     kp_key_info info;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (visit == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "list: visit is NULL");
     if (name != NULL && (st = kp_p11_check_name(pi, name)) != KP_OK)
         return st;
     /* Visit after the session is back in the pool: the visitor may call us again. */
-    if ((st = kp_p11_run(pi, s_list_op, &l)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_run(pi, s_list_op, &l));
     if (l.n == 0 && name != NULL)
         st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s not found on token '%s'", name, pi->token);
     for (size_t i = 0; i < l.n && st == KP_OK; i++) {
@@ -100,8 +89,9 @@ static bool s_still_there(kp_p11_op *op, const kp_p11_key *key)
     char want[KP_P11_OBJLABEL_MAX], got[KP_P11_OBJLABEL_MAX];
     CK_ATTRIBUTE a = {CKA_LABEL, got, sizeof(got)};
 
-    if (kp_p11_label(op->pi, key->name, key->version, want, sizeof(want)) != KP_OK ||
-        op->f->C_GetAttributeValue(op->s, key->obj, &a, 1) != CKR_OK)
+    if (kp_p11_label(op->pi, key->name, key->version, want, sizeof(want)) != KP_OK)
+        return false;
+    if (op->f->C_GetAttributeValue(op->s, key->obj, &a, 1) != CKR_OK)
         return false;
     return a.ulValueLen == strlen(want) && memcmp(got, want, a.ulValueLen) == 0;
 }
@@ -121,17 +111,13 @@ static kp_status s_get_op(kp_p11_op *op, void *arg)
 kp_status kp_p11_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
 {
     kp_p11_inst *pi = inst;
-    s_get g;
+    s_get g = {.name = name, .version = version};
     kp_key_info full;
-    kp_status st;
 
-    memset(&g, 0, sizeof(g));
-    g.name = name;
-    g.version = version;
     if (info == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "get: info is NULL");
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK || (st = kp_p11_run(pi, s_get_op, &g)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_check_name(pi, name));
+    KP_GUARD(kp_p11_run(pi, s_get_op, &g));
     kp_p11_key_info(pi, &g.key, &full);
     kp_key_info_put(info, &full);
     return KP_OK;

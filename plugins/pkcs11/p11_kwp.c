@@ -10,13 +10,14 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+#include <keyplane/kit/clock.h>
 
 #include "p11_internal.h"
 
@@ -135,23 +136,6 @@ static CK_RV s_create_private(kp_p11_op *op, s_key *k, CK_OBJECT_HANDLE *obj)
     return op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), obj);
 }
 
-static CK_RV s_create_aes(kp_p11_op *op, CK_OBJECT_HANDLE *obj)
-{
-    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_ULONG len = KP_P11_WRAP_KEY_LEN;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},       {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_VALUE_LEN, &len, sizeof(len)},   {CKA_TOKEN, &no, sizeof(no)},
-        {CKA_PRIVATE, &no, sizeof(no)},       {CKA_SENSITIVE, &no, sizeof(no)},
-        {CKA_EXTRACTABLE, &yes, sizeof(yes)}, {CKA_WRAP, &yes, sizeof(yes)},
-    };
-
-    return op->f->C_GenerateKey(op->s, &gen, t, sizeof(t) / sizeof(t[0]), obj);
-}
-
 /* Judges the unwrapped bytes p/n against the key that was wrapped. */
 static s_seen s_judge(const s_key *k, const uint8_t *p, size_t n)
 {
@@ -185,27 +169,6 @@ static s_seen s_judge(const s_key *k, const uint8_t *p, size_t n)
     return n % 8 == 0 ? S_ALIGNED : S_EXACT;
 }
 
-/* RFC 5649 unwrap in software, into out (S_BLOB_MAX bytes). */
-static bool s_unwrap(const uint8_t kek[KP_P11_WRAP_KEY_LEN], const uint8_t *in, size_t inlen,
-                     uint8_t *out, size_t *outlen)
-{
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int n1 = 0, n2 = 0;
-    bool ok;
-
-    if (c == NULL)
-        return false;
-    EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-    ok = inlen <= S_BLOB_MAX &&
-         EVP_DecryptInit_ex(c, EVP_aes_256_wrap_pad(), NULL, kek, NULL) == 1 &&
-         EVP_DecryptUpdate(c, out, &n1, in, (int)inlen) == 1 &&
-         EVP_DecryptFinal_ex(c, out + n1, &n2) == 1;
-    EVP_CIPHER_CTX_free(c);
-    ERR_clear_error();
-    *outlen = ok ? (size_t)n1 + (size_t)n2 : 0;
-    return ok;
-}
-
 /* One round: the key made into a session object, wrapped under a fresh readable AES key with
  * mechanism m, unwrapped here. Every object made is destroyed, every secret byte wiped. */
 static s_seen s_round(kp_p11_op *op, CK_MECHANISM_TYPE m, s_key *k, char *why, size_t size)
@@ -224,7 +187,7 @@ static s_seen s_round(kp_p11_op *op, CK_MECHANISM_TYPE m, s_key *k, char *why, s
     rv = s_create_private(op, k, &priv);
     if (rv == CKR_OK) {
         fn = "C_GenerateKey";
-        rv = s_create_aes(op, &aes);
+        rv = kp_p11_session_aes(op, true, false, &aes); /* readable; no login for the probe */
     }
     if (rv == CKR_OK) {
         fn = "C_WrapKey";
@@ -240,10 +203,11 @@ static s_seen s_round(kp_p11_op *op, CK_MECHANISM_TYPE m, s_key *k, char *why, s
     kp_p11_destroy(op, priv);
     if (rv != CKR_OK)
         snprintf(why, size, "%s: %s", fn, kp_p11_rv_name(rv, rvbuf, sizeof(rvbuf)));
-    else if (!s_unwrap(kek, blob, bloblen, plain, &plainlen))
+    else if (bloblen > S_BLOB_MAX || !kp_p11_kwp_raw(kek, false, blob, bloblen, plain, &plainlen))
         seen = S_NOT_5649;
     else
         seen = s_judge(k, plain, plainlen);
+    ERR_clear_error(); /* a blob that does not unwrap is an answer here, not a failure */
     OPENSSL_cleanse(kek, sizeof(kek));
     OPENSSL_cleanse(blob, sizeof(blob));
     OPENSSL_cleanse(plain, sizeof(plain));
@@ -255,25 +219,16 @@ static const char *s_mech_name(CK_MECHANISM_TYPE m)
     return m == CKM_AES_KEY_WRAP_KWP ? "CKM_AES_KEY_WRAP_KWP" : "CKM_AES_KEY_WRAP_PAD";
 }
 
-static long s_ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (long)(t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 bool kp_p11_kwp_probe(kp_p11_op *op, CK_MECHANISM_TYPE m, CK_ULONG min_bits, char *why, size_t size)
 {
     kp_p11_inst *pi = op->pi;
     char model[17] = "", what[160] = "";
     const char *mn = s_mech_name(m);
     CK_TOKEN_INFO ti;
-    struct timespec t0;
+    double t0 = kpk_clock_ms();
     s_seen seen = S_ALIGNED;
     s_key k;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (op->f->C_GetTokenInfo(op->slot, &ti) == CKR_OK)
         kp_p11_text(ti.model, sizeof(ti.model), model, sizeof(model));
     /* A token that re-encodes the key to a length of a multiple of 8 hides padding: another key
@@ -319,6 +274,6 @@ bool kp_p11_kwp_probe(kp_p11_op *op, CK_MECHANISM_TYPE m, CK_ULONG min_bits, cha
         break;
     }
     kp_p11_debug(pi, "token '%s': RFC 5649 probe of %s in %ld ms: %s", pi->token, mn,
-                 s_ms_since(&t0), why[0] != '\0' ? why : "conformant");
+                 (long)(kpk_clock_ms() - t0), why[0] != '\0' ? why : "conformant");
     return seen == S_EXACT;
 }

@@ -19,56 +19,6 @@
 
 #include "p11_internal.h"
 
-kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name)
-{
-    if (name == NULL)
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "key name is missing");
-    if (kpk_key_name_valid(name))
-        return KP_OK;
-    /* The name itself may be garbage; do not echo it. */
-    return kp_p11_err(pi, KP_ERR_INVALID_ARG,
-                      "invalid key name: use 1-127 of [A-Za-z0-9._-], not starting with '.'");
-}
-
-kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char *buf, size_t size)
-{
-    int n = snprintf(buf, size, "%s%s/v%u", pi->prefix, name, version);
-
-    if (n < 0 || (size_t)n >= size)
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "object label for key %s is too long", name);
-    return KP_OK;
-}
-
-kp_status kp_p11_tag(kp_p11_inst *pi, const char *name, uint8_t *subject, size_t *len,
-                     uint8_t aes_id[KP_P11_AES_ID_LEN])
-{
-    char cn[KP_P11_PREFIX_MAX + KP_NAME_MAX + 1];
-    X509_NAME *nm = X509_NAME_new();
-    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    kp_status st = KP_OK;
-    int k = 0;
-
-    snprintf(cn, sizeof(cn), "%s%s", pi->prefix, name);
-    /* A UTF8String given as such (not MBSTRING_*) skips X.520's 64-character bound on a CN:
-     * a prefix and a name reach 191. Both are ASCII, so it is valid UTF-8. */
-    if (nm == NULL ||
-        X509_NAME_add_entry_by_NID(nm, NID_commonName, V_ASN1_UTF8STRING, (const unsigned char *)cn,
-                                   (int)strlen(cn), -1, 0) != 1 ||
-        (k = i2d_X509_NAME(nm, &der)) <= 0 || (size_t)k > KP_P11_TAG_MAX ||
-        (aes_id != NULL && EVP_Digest(der, (size_t)k, md, &mdlen, EVP_sha256(), NULL) != 1)) {
-        st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "cannot encode the tag of key %s", name);
-    } else {
-        memcpy(subject, der, (size_t)k);
-        *len = (size_t)k;
-        if (aes_id != NULL)
-            memcpy(aes_id, md, KP_P11_AES_ID_LEN);
-    }
-    OPENSSL_free(der);
-    X509_NAME_free(nm);
-    return st;
-}
-
 /* "<prefix><name>/v<N>" -> name, N. */
 static bool s_parse_label(const kp_p11_inst *pi, const char *label, char *name, uint32_t *version)
 {
@@ -253,12 +203,10 @@ static kp_status s_search(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *name,
         {CKA_TOKEN, &yes, sizeof(yes)},
         {CKA_SUBJECT, subject, 0},
     };
-    kp_status st;
 
     if (name == NULL)
         return kp_p11_find_all(op, tmpl, 2, objs, n);
-    if ((st = kp_p11_tag(op->pi, name, subject, &len, aes_id)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_tag(op->pi, name, subject, &len, aes_id));
     if (cls == CKO_SECRET_KEY) {
         tmpl[2].type = CKA_ID;
         tmpl[2].pValue = aes_id;
@@ -429,17 +377,15 @@ kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_
     char label[KP_P11_OBJLABEL_MAX];
     kp_status st;
 
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_check_name(pi, name));
     if (version == 0) {
-        if ((st = s_latest(op, name, key)) == KP_OK)
-            kp_p11_cache_put(pi, key, CK_INVALID_HANDLE);
-        return st;
+        KP_GUARD(s_latest(op, name, key));
+        kp_p11_cache_put(pi, key, CK_INVALID_HANDLE);
+        return KP_OK;
     }
     if (kp_p11_cache_get(pi, name, version, key, NULL))
         return KP_OK;
-    if ((st = kp_p11_label(pi, name, version, label, sizeof(label))) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_label(pi, name, version, label, sizeof(label)));
     for (size_t c = 0; c < 2; c++) {
         CK_OBJECT_HANDLE obj;
         int r;

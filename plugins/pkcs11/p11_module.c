@@ -82,7 +82,7 @@ kp_status kp_p11_module_get(kp_p11_inst *pi, kp_p11_module **out)
 {
     kp_p11_plugin *pl = pi->pl;
     kp_p11_module *mod;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *out = NULL;
     pthread_mutex_lock(&pl->lock);

@@ -1,6 +1,7 @@
 /*
  * Token objects in general: searches, attribute reads, the public half of an RSA key version,
- * labels being set, cleanup. Which objects are key versions is decided in p11_lookup.c.
+ * the session keys of imports, exports and probes, labels being set, cleanup. Which objects are
+ * key versions is decided in p11_lookup.c; how they are named, in p11_label.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +74,9 @@ kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
     };
     CK_OBJECT_HANDLE *objs;
     size_t n;
-    kp_status st;
 
     *obj = CK_INVALID_HANDLE;
-    if ((st = kp_p11_find_all(op, tmpl, 3, &objs, &n)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_find_all(op, tmpl, 3, &objs, &n));
     if (n == 1)
         *obj = objs[0];
     free(objs);
@@ -146,7 +145,7 @@ kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, si
 {
     uint8_t *n = NULL, *e = NULL, *out;
     size_t nlen, elen;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *der = NULL;
     if ((st = kp_p11_attr(op, obj, CKA_MODULUS, &n, &nlen)) == KP_OK &&
@@ -171,7 +170,7 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
     char label[KP_P11_OBJLABEL_MAX], fpr[KPK_FPR_HEX];
     uint8_t *spki, md[KP_P11_SHA256_LEN];
     size_t spkilen;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (der != NULL)
         *der = NULL;
@@ -182,8 +181,7 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
     if (der == NULL && kp_p11_cache_get(pi, key->name, key->version, &cached, obj) &&
         cached.obj == key->obj)
         return KP_OK; /* checked against CKA_ID when it was cached */
-    if ((st = kp_p11_label(pi, key->name, key->version, label, sizeof(label))) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_label(pi, key->name, key->version, label, sizeof(label)));
     st = kp_p11_find_one(op, CKO_PUBLIC_KEY, label, obj);
     if (st == KP_ERR_NOT_FOUND)
         return kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u has no public key object on token '%s'",
@@ -263,6 +261,27 @@ kp_status kp_p11_session_secret(kp_p11_op *op, CK_KEY_TYPE kt, const kp_secret *
     return KP_OK;
 }
 
+CK_RV kp_p11_session_aes(kp_p11_op *op, bool readable, bool private_obj, CK_OBJECT_HANDLE *obj)
+{
+    CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_ULONG len = KP_P11_WRAP_KEY_LEN;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE_LEN, &len, sizeof(len)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_PRIVATE, private_obj ? &yes : &no, sizeof(CK_BBOOL)},
+        {CKA_SENSITIVE, readable ? &no : &yes, sizeof(CK_BBOOL)},
+        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+    };
+
+    return op->f->C_GenerateKey(op->s, &mech, t, sizeof(t) / sizeof(t[0]), obj);
+}
+
 kp_status kp_p11_relabel(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id, size_t idlen,
                          const char *label)
 {
@@ -274,21 +293,5 @@ kp_status kp_p11_relabel(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id,
 
     if (rv != CKR_OK)
         return kp_p11_ck(op->pi, op, rv, false, "C_SetAttributeValue", "labelling '%s'", label);
-    return KP_OK;
-}
-
-kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size)
-{
-    uint8_t rnd[8];
-    char hex[2 * sizeof(rnd) + 1];
-    kp_status st = kp_p11_random(pi, rnd, sizeof(rnd));
-    int n;
-
-    if (st != KP_OK)
-        return st;
-    kpk_hex_encode(rnd, sizeof(rnd), hex);
-    n = snprintf(buf, size, "%s.pending-%s", pi->prefix, hex);
-    if (n < 0 || (size_t)n >= size)
-        return kp_p11_err(pi, KP_ERR_INTERNAL, "placeholder label does not fit");
     return KP_OK;
 }

@@ -195,7 +195,7 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
 {
     kp_p11_plugin *pl = plugin_ctx;
     kp_p11_inst *pi;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (pl == NULL || inst == NULL)
         return KP_ERR_INVALID_ARG;

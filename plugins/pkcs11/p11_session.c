@@ -109,7 +109,7 @@ static kp_status s_token(kp_p11_inst *pi)
 
 kp_status kp_p11_loaded(kp_p11_inst *pi, CK_FUNCTION_LIST **f)
 {
-    kp_status st;
+    kp_status st = KP_OK;
 
     pthread_mutex_lock(&pi->lock);
     st = s_module(pi);
@@ -121,7 +121,7 @@ kp_status kp_p11_loaded(kp_p11_inst *pi, CK_FUNCTION_LIST **f)
 
 kp_status kp_p11_token(kp_p11_inst *pi, CK_FUNCTION_LIST **f, CK_SLOT_ID *slot)
 {
-    kp_status st;
+    kp_status st = KP_OK;
 
     pthread_mutex_lock(&pi->lock);
     st = s_token(pi);
@@ -264,23 +264,22 @@ static kp_status s_session(kp_p11_inst *pi, kp_p11_op *op)
 
 static kp_status s_acquire(kp_p11_inst *pi, kp_p11_op *op)
 {
-    kp_status st;
+    kp_status st = KP_OK;
 
     memset(op, 0, sizeof(*op));
     op->pi = pi;
     pthread_mutex_lock(&pi->lock);
-    if ((st = s_token(pi)) != KP_OK)
-        goto out;
-    op->f = pi->mod->f;
-    op->slot = pi->slot;
-    if ((st = s_session(pi, op)) != KP_OK)
-        goto out;
-    if (!pi->logged_in && (st = s_login(pi, op)) != KP_OK) {
+    st = s_token(pi);
+    if (st == KP_OK) {
+        op->f = pi->mod->f;
+        op->slot = pi->slot;
+        st = s_session(pi, op);
+    }
+    if (st == KP_OK && !pi->logged_in && (st = s_login(pi, op)) != KP_OK) {
         if (s_session_dead(op->rv) || s_token_gone(op->rv) || s_push_idle(pi, op->s) != KP_OK)
             op->f->C_CloseSession(op->s);
         op->s = CK_INVALID_HANDLE;
     }
-out:
     pthread_mutex_unlock(&pi->lock);
     return st;
 }
@@ -309,7 +308,7 @@ kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
 {
     char buf[40];
     kp_p11_op op;
-    kp_status st;
+    kp_status st = KP_OK;
 
     for (int attempt = 0;; attempt++) {
         if ((st = s_acquire(pi, &op)) != KP_OK) {

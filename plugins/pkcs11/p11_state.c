@@ -98,12 +98,11 @@ static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n
     CK_OBJECT_HANDLE *objs = NULL;
     size_t nobj = 0, got = 0;
     s_doc *d = NULL;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *out = NULL;
     *n = *cur = 0;
-    if ((st = kp_p11_find_all(op, tmpl, 3, &objs, &nobj)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_find_all(op, tmpl, 3, &objs, &nobj));
     if (nobj > 0 && (d = calloc(nobj, sizeof(*d))) == NULL)
         st = kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; st == KP_OK && i < nobj; i++) {
@@ -148,18 +147,15 @@ static kp_status s_get_op(kp_p11_op *op, void *arg)
     char label[KP_P11_OBJLABEL_MAX];
     s_doc *d;
     size_t n, cur;
-    kp_status st;
 
     free(s->out);
     s->out = NULL;
-    if ((st = s_label(op->pi, s->name, "state", label, sizeof(label))) != KP_OK)
-        return st;
+    KP_GUARD(s_label(op->pi, s->name, "state", label, sizeof(label)));
     /* A writer renames the new document in before it destroys the old one, so a search finds
      * at least one; but the one this search found may be destroyed before it is read. Looking
      * again then finds the new one (a document that is really absent costs three searches). */
     for (int attempt = 0; attempt < 3; attempt++) {
-        if ((st = s_docs(op, label, &d, &n, &cur)) != KP_OK)
-            return st;
+        KP_GUARD(s_docs(op, label, &d, &n, &cur));
         if (n > 0)
             break;
         free(d);
@@ -234,36 +230,34 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
     CK_OBJECT_HANDLE fresh = CK_INVALID_HANDLE;
     s_doc *d = NULL;
     size_t n = 0, cur = 0;
-    kp_status st;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     /* A first attempt that got the new document in place and then lost its session: done. */
     if (s->renamed)
         return KP_OK;
-    if ((st = s_label(pi, s->name, "state", label, sizeof(label))) != KP_OK ||
-        (st = s_label(pi, s->name, "state.new", temp, sizeof(temp))) != KP_OK ||
-        (st = s_docs(op, label, &d, &n, &cur)) != KP_OK)
-        return st;
-    if ((st = s_compare(pi, s, d, n, cur)) != KP_OK || (st = s_sweep(op, temp)) != KP_OK)
-        goto out;
-    snprintf(app, sizeof(app), "%s/%llu", S_APP,
-             (unsigned long long)((n > 0 ? d[cur].gen : 0) + 1));
-    t[4].ulValueLen = strlen(temp);
-    t[5].ulValueLen = strlen(app);
-    rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), &fresh);
-    if (rv != CKR_OK) {
-        st = kp_p11_ck(pi, op, rv, false, "C_CreateObject", "state document of %s", s->name);
-        goto out;
+    KP_GUARD(s_label(pi, s->name, "state", label, sizeof(label)));
+    KP_GUARD(s_label(pi, s->name, "state.new", temp, sizeof(temp)));
+    KP_GUARD(s_docs(op, label, &d, &n, &cur));
+    st = s_compare(pi, s, d, n, cur);
+    if (st == KP_OK)
+        st = s_sweep(op, temp);
+    if (st == KP_OK) {
+        snprintf(app, sizeof(app), "%s/%llu", S_APP,
+                 (unsigned long long)((n > 0 ? d[cur].gen : 0) + 1));
+        t[4].ulValueLen = strlen(temp);
+        t[5].ulValueLen = strlen(app);
+        if ((rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), &fresh)) != CKR_OK)
+            st = kp_p11_ck(pi, op, rv, false, "C_CreateObject", "state document of %s", s->name);
     }
-    if ((st = kp_p11_relabel(op, fresh, NULL, 0, label)) != KP_OK) {
+    if (st == KP_OK && (st = kp_p11_relabel(op, fresh, NULL, 0, label)) != KP_OK)
         kp_p11_destroy(op, fresh);
-        goto out;
+    if (st == KP_OK) {
+        s->renamed = true;
+        /* Readers now take the new one (a higher generation); the old ones only go. */
+        for (size_t i = 0; i < n; i++)
+            kp_p11_destroy(op, d[i].obj);
     }
-    s->renamed = true;
-    /* Readers now take the new one (a higher generation); the old ones only go. */
-    for (size_t i = 0; i < n; i++)
-        kp_p11_destroy(op, d[i].obj);
-out:
     s_docs_free(d, n);
     return st;
 }
@@ -271,29 +265,20 @@ out:
 kp_status kp_p11_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *len)
 {
     kp_p11_inst *pi = inst;
-    s_state s;
-    kp_status st;
+    s_state s = {.name = name};
 
     if (len == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
-    memset(&s, 0, sizeof(s));
-    s.name = name;
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK || (st = kp_p11_run(pi, s_get_op, &s)) != KP_OK)
-        return st;
-    if (doc == NULL || *len < s.outlen)
-        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "state document needs %zu bytes", s.outlen);
-    else
-        memcpy(doc, s.out, s.outlen);
-    *len = s.outlen;
-    free(s.out);
-    return st;
+    KP_GUARD(kp_p11_check_name(pi, name));
+    KP_GUARD(kp_p11_run(pi, s_get_op, &s));
+    return kp_p11_buffer_out(pi, s.out, s.outlen, doc, len, "state document");
 }
 
 kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, size_t len,
                               const uint8_t *expect, size_t expect_len)
 {
     kp_p11_inst *pi = inst;
-    s_state s;
+    s_state s = {.name = name, .in = doc, .inlen = len, .expect = expect, .expect_len = expect_len};
     kp_status st;
 
     if (doc == NULL || len == 0 || len > KP_STATE_MAX)
@@ -301,14 +286,7 @@ kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, 
     if (expect != NULL && expect_len > KP_STATE_MAX)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "expected state document of %zu bytes",
                           expect_len);
-    if ((st = kp_p11_check_name(pi, name)) != KP_OK)
-        return st;
-    memset(&s, 0, sizeof(s));
-    s.name = name;
-    s.in = doc;
-    s.inlen = len;
-    s.expect = expect;
-    s.expect_len = expect_len;
+    KP_GUARD(kp_p11_check_name(pi, name));
     /* Compare and swap are one step for the threads of this instance. */
     pthread_mutex_lock(&pi->state_lock);
     st = kp_p11_run(pi, s_put_op, &s);

@@ -96,7 +96,7 @@ static kp_status s_wrap_rsa(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
     CK_MECHANISM mech;
     CK_OBJECT_HANDLE pub;
     CK_ULONG n;
-    kp_status st;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     if (deklen == 0 || deklen > s_oaep_max(w->alg, k))
@@ -105,8 +105,7 @@ static kp_status s_wrap_rsa(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
     w->outlen = k;
     if (w->out == NULL || w->cap < k)
         return kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "wrap needs %zu bytes", k);
-    if ((st = kp_p11_key_public(op, key, &pub, NULL, NULL)) != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_key_public(op, key, &pub, NULL, NULL));
     s_rsa_mech(w->alg, &params, &mech);
     rv = op->f->C_EncryptInit(op->s, &mech, pub);
     if ((st = s_sha256_result(pi, w->alg, rv)) != KP_OK) {
@@ -214,7 +213,6 @@ static kp_status s_wrap_aes(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
     CK_MECHANISM mech = {0, NULL, 0}; /* SoftHSM refuses any IV parameter */
     CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
     CK_ULONG n;
-    kp_status st;
     CK_RV rv;
 
     if (w->alg == KP_WRAP_AES_KW && (deklen < 16 || deklen % 8 != 0))
@@ -227,13 +225,11 @@ static kp_status s_wrap_aes(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
     w->outlen = need;
     if (w->out == NULL || w->cap < need)
         return kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "wrap needs %zu bytes", need);
-    if ((st = s_aes_mech(op, w->alg, &mech.mechanism)) != KP_OK)
-        return st;
+    KP_GUARD(s_aes_mech(op, w->alg, &mech.mechanism));
     if (w->alg == KP_WRAP_AES_KWP && deklen % 8 != 0) {
         bool exact = false;
 
-        if ((st = s_kwp_exact(op, mech.mechanism, &exact)) != KP_OK)
-            return st;
+        KP_GUARD(s_kwp_exact(op, mech.mechanism, &exact));
         /* Refused now rather than handing out a blob this token cannot give back right. */
         if (!exact)
             return kp_p11_err(pi, KP_ERR_UNSUPPORTED,
@@ -241,8 +237,7 @@ static kp_status s_wrap_aes(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
                               "they would unwrap longer; use a DEK of a multiple of 8 bytes",
                               pi->token, deklen);
     }
-    if ((st = s_dek_object(op, w->dek, &obj)) != KP_OK)
-        return st;
+    KP_GUARD(s_dek_object(op, w->dek, &obj));
     n = w->cap;
     rv = op->f->C_WrapKey(op->s, &mech, key->obj, obj, w->out, &n);
     kp_p11_destroy(op, obj);
@@ -273,10 +268,8 @@ static kp_status s_wrap_op(kp_p11_op *op, void *arg)
 {
     s_wrap *w = arg;
     kp_p11_key key;
-    kp_status st;
 
-    if ((st = s_key_for(op, w, &key)) != KP_OK)
-        return st;
+    KP_GUARD(s_key_for(op, w, &key));
     return key.type == KP_KEY_RSA ? s_wrap_rsa(op, w, &key) : s_wrap_aes(op, w, &key);
 }
 
@@ -294,19 +287,14 @@ kp_status kp_p11_ks_wrap(void *inst, const char *name, uint32_t version, uint32_
 {
     kp_p11_inst *pi = inst;
     s_wrap w;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (dek == NULL || outlen == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrap: dek or outlen is NULL");
-    if ((st = s_check_alg(pi, alg, true)) != KP_OK || (st = kp_p11_check_name(pi, name)) != KP_OK)
-        return st;
-    memset(&w, 0, sizeof(w));
-    w.name = name;
-    w.version = version;
-    w.alg = alg;
-    w.dek = dek;
-    w.out = out;
-    w.cap = *outlen;
+    KP_GUARD(s_check_alg(pi, alg, true));
+    KP_GUARD(kp_p11_check_name(pi, name));
+    w = (s_wrap){
+        .name = name, .version = version, .alg = alg, .dek = dek, .out = out, .cap = *outlen};
     st = kp_p11_run(pi, s_wrap_op, &w);
     if (st == KP_OK || st == KP_ERR_BUFFER_TOO_SMALL)
         *outlen = w.outlen;
@@ -336,7 +324,7 @@ static kp_status s_unwrap_rsa(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
     CK_RSA_PKCS_OAEP_PARAMS params;
     CK_MECHANISM mech;
     CK_ULONG n;
-    kp_status st;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     if (w->inlen != k)
@@ -377,15 +365,14 @@ static kp_status s_unwrap_aes(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
         {CKA_SENSITIVE, &no, sizeof(no)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
     };
     CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
-    kp_status st;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     if (w->inlen < 16 || w->inlen % 8 != 0)
         return kp_p11_err(pi, KP_ERR_CRYPTO,
                           "unwrap under key %s v%u: %zu bytes is no AES-wrapped key", key->name,
                           key->version, w->inlen);
-    if ((st = s_aes_mech(op, w->alg, &mech.mechanism)) != KP_OK)
-        return st;
+    KP_GUARD(s_aes_mech(op, w->alg, &mech.mechanism));
     rv = op->f->C_UnwrapKey(op->s, &mech, key->obj, (CK_BYTE_PTR)w->in, w->inlen, t,
                             sizeof(t) / sizeof(t[0]), &obj);
     if (rv != CKR_OK)
@@ -399,12 +386,10 @@ static kp_status s_unwrap_op(kp_p11_op *op, void *arg)
 {
     s_wrap *w = arg;
     kp_p11_key key;
-    kp_status st;
 
     op->pi->up->secret_free(w->plain); /* from a first attempt that failed half-way */
     w->plain = NULL;
-    if ((st = s_key_for(op, w, &key)) != KP_OK)
-        return st;
+    KP_GUARD(s_key_for(op, w, &key));
     return key.type == KP_KEY_RSA ? s_unwrap_rsa(op, w, &key) : s_unwrap_aes(op, w, &key);
 }
 
@@ -413,19 +398,14 @@ kp_status kp_p11_ks_unwrap(void *inst, const char *name, uint32_t version, uint3
 {
     kp_p11_inst *pi = inst;
     s_wrap w;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if (dek == NULL || in == NULL)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "unwrap: input or output is NULL");
     *dek = NULL;
-    if ((st = s_check_alg(pi, alg, false)) != KP_OK || (st = kp_p11_check_name(pi, name)) != KP_OK)
-        return st;
-    memset(&w, 0, sizeof(w));
-    w.name = name;
-    w.version = version;
-    w.alg = alg;
-    w.in = in;
-    w.inlen = inlen;
+    KP_GUARD(s_check_alg(pi, alg, false));
+    KP_GUARD(kp_p11_check_name(pi, name));
+    w = (s_wrap){.name = name, .version = version, .alg = alg, .in = in, .inlen = inlen};
     st = kp_p11_run(pi, s_unwrap_op, &w);
     if (st != KP_OK) {
         pi->up->secret_free(w.plain); /* wipes whatever was decrypted */

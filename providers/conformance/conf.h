@@ -4,7 +4,14 @@
  * The kit is a second, independent "core": it loads a plugin itself, hands it its own upcalls
  * (with a secret allocator that keeps a registry of every secret so leaks, double frees and
  * writes after free are caught) and runs named tests against one instance. It links nothing
- * from libkeyplane, so a bug in the core cannot hide the same bug in a plugin.
+ * from libkeyplane, so a bug in the core cannot hide the same bug in a plugin; of the provider
+ * kit (keyplane-kit-codec) it takes the clock, the fingerprint format check and the param
+ * description lookup, but computes the fingerprints it checks on its own (conf_crypto.c).
+ *
+ * The files call downwards only: conf_main.c on top; the tests (conf_tests.c, conf_t_*.c,
+ * conf_valgrind.c); conf_load.c, conf_params.c, conf_report.c; conf_run.c; conf_util.c;
+ * conf_list.c; conf_core.c, conf_crypto.c; conf_secret.c; and conf_calls.c and conf_result.c
+ * at the bottom.
  */
 #ifndef KEYPLANE_CONF_H
 #define KEYPLANE_CONF_H
@@ -195,13 +202,11 @@ const char *conf_status_name(kp_status st);
 const char *conf_reason(void);
 /** A name unique to this run: prefix-runid-tag. */
 void conf_name(const conf_kit *k, const char *tag, char out[CONF_NAME_LEN]);
-bool conf_fpr_valid(const char *f);
 bool conf_one_line(const char *s);
 /** Smallest RSA size the instance holds (2048 when it says nothing). */
 uint32_t conf_key_bits(const conf_kit *k);
 const char *conf_alg_name(uint32_t alg);
 const char *conf_keyx_name(uint32_t m);
-double conf_now_ms(void);
 
 /* Guarded buffers: capacity bytes followed by guard bytes, all set to a pattern. */
 typedef struct conf_buf {

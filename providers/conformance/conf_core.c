@@ -1,9 +1,9 @@
 /*
  * The kit's core: the upcalls a plugin gets (log, error text, audit; secrets are in
- * conf_secret.c), the handles it uses them through, and the routing of every fault an upcall
- * notices to the test that is running. Each upcall checks what a plugin hands it: a handle the
- * kit never gave or one of a closed instance, error text that is not one line, and the value of
- * a SECRET param in any text.
+ * conf_secret.c) and the handles it uses them through. Each upcall checks what a plugin hands
+ * it: a handle the kit never gave or one of a closed instance, error text that is not one line,
+ * and the value of a SECRET param in any text; what it finds is a fault for the test that is
+ * running (conf_result.c).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,9 +27,6 @@ int conf_verbose;
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static kp_core_handle *s_handles;
 static kp_core_handle s_plugin_handle = {CONF_HANDLE_MAGIC, true, "plugin", NULL};
-static conf_run *s_current;
-static char **s_orphans;
-static size_t s_norphans;
 
 static _Thread_local char s_err[KP_ERROR_MAX + 1];
 static _Thread_local bool s_err_set;
@@ -42,53 +39,6 @@ typedef struct forbidden {
 } forbidden;
 static forbidden s_forbidden[16];
 static size_t s_nforbidden;
-
-/* ---------------------------------------------------------------------------------------- */
-/* Where faults go                                                                           */
-
-conf_run *conf_current(void)
-{
-    pthread_mutex_lock(&s_lock);
-    conf_run *r = s_current;
-    pthread_mutex_unlock(&s_lock);
-    return r;
-}
-
-void conf_set_current(conf_run *r)
-{
-    pthread_mutex_lock(&s_lock);
-    s_current = r;
-    pthread_mutex_unlock(&s_lock);
-}
-
-void conf_fault(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    conf_run *r = conf_current();
-    if (r != NULL) {
-        conf_fail(r, "%s", msg);
-        return;
-    }
-    pthread_mutex_lock(&s_lock);
-    char **n = realloc(s_orphans, (s_norphans + 1) * sizeof(*n));
-    if (n != NULL) {
-        s_orphans = n;
-        s_orphans[s_norphans] = strdup(msg);
-        if (s_orphans[s_norphans] != NULL)
-            s_norphans++;
-    }
-    pthread_mutex_unlock(&s_lock);
-}
-
-size_t conf_orphan_faults(char ***out)
-{
-    *out = s_orphans;
-    return s_norphans;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Handles                                                                                   */

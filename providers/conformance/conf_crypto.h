@@ -21,7 +21,8 @@ EVP_PKEY *conf_pkey_from_spki(const uint8_t *der, size_t len);
 EVP_PKEY *conf_pkey_from_pkcs8(const uint8_t *der, size_t len);
 /** RSA modulus bits of k, 0 when k is not RSA. */
 uint32_t conf_rsa_bits(EVP_PKEY *k);
-/** Lower-case hex SHA-256 of der into out[65]. */
+/** Lower-case hex SHA-256 of der into out[65]: a fingerprint computed here, not with the
+ *  provider kit's kpk_fpr_spki that plugins use, so that a fault there cannot hide itself. */
 void conf_sha256_hex(const uint8_t *der, size_t len, char out[65]);
 /** The fingerprint of k's SPKI. */
 bool conf_pkey_fpr(EVP_PKEY *k, char out[65]);

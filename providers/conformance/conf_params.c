@@ -18,6 +18,8 @@
 
 #include <yaml.h>
 
+#include <keyplane/kit/params.h>
+
 #include "conf.h"
 
 static bool s_err(char *err, size_t len, const char *fmt, ...) KP_PRINTF_(3, 4);
@@ -34,27 +36,6 @@ static bool s_err(char *err, size_t len, const char *fmt, ...)
 static const char *s_scalar(yaml_node_t *n)
 {
     return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static const kp_param_desc *s_desc(const kp_param_desc *d, const char *name)
-{
-    for (; d != NULL && d->name != NULL; d++)
-        if (strcmp(d->name, name) == 0)
-            return d;
-    return NULL;
-}
-
-/* The names descs accepts, "a, b, c" ("none" when it has none), as `policy validate` lists them. */
-static void s_accepted(const kp_param_desc *d, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    for (; d != NULL && d->name != NULL; d++) {
-        if (buf[0] != '\0')
-            strncat(buf, ", ", len - strlen(buf) - 1);
-        strncat(buf, d->name, len - strlen(buf) - 1);
-    }
-    if (buf[0] == '\0')
-        snprintf(buf, len, "none");
 }
 
 static char *s_abs(const char *dir, const char *v)
@@ -165,10 +146,10 @@ static bool s_params(conf_kit *k, yaml_document_t *doc, yaml_node_t *map, const 
         const char *v = s_scalar(vn);
         if (key == NULL || strncmp(key, "x-", 2) == 0)
             continue;
-        const kp_param_desc *d = s_desc(descs, key);
+        const kp_param_desc *d = kpk_param_desc(descs, key);
         if (d == NULL) {
             char acc[256];
-            s_accepted(descs, acc, sizeof(acc));
+            kpk_param_names(descs, acc, sizeof(acc));
             return s_err(err, len, "unknown param '%.64s' for plugin '%s' (accepted: %s)", key,
                          k->info->name, acc);
         }

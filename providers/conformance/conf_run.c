@@ -1,8 +1,8 @@
 /*
  * Running one test: an instance of its own (opened and closed around it, so every secret the
- * plugin allocated for the test must be freed by the time it ends), its failures, its time, a
- * watchdog for a plugin that hangs and a last word for one that crashes, so the output always
- * names the test that was running.
+ * plugin allocated for the test must be freed by the time it ends), its time, a watchdog for a
+ * plugin that hangs and a last word for one that crashes, so the output always names the test
+ * that was running. Its failures are recorded in conf_result.c.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -12,35 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <keyplane/kit/clock.h>
+
 #include "conf.h"
-
-static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void conf_fail(conf_run *r, const char *fmt, ...)
-{
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&s_lock);
-    r->result = CONF_FAIL;
-    if (r->nreasons < CONF_MAX_REASONS)
-        r->reasons[r->nreasons++] = strdup(msg);
-    else
-        r->dropped++;
-    pthread_mutex_unlock(&s_lock);
-}
-
-void conf_skip(conf_run *r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->skip, sizeof(r->skip), fmt, ap);
-    va_end(ap);
-    if (r->result == CONF_OK)
-        r->result = CONF_SKIP;
-}
 
 kp_status conf_open(conf_run *r, const kp_param *params, void **inst, kp_core_handle **h)
 {
@@ -127,7 +101,7 @@ static void *s_watch(void *arg)
     for (;;) {
         sleep(1);
         const char *t = s_running;
-        if (t != NULL && conf_now_ms() > s_deadline) {
+        if (t != NULL && kpk_clock_ms() > s_deadline) {
             char tail[96];
             snprintf(tail, sizeof(tail), ": timed out after %u s (a deadlock?)\n", timeout);
             s_say("FAIL ", t, tail);
@@ -154,7 +128,7 @@ static void s_crash(int sig)
 
 void conf_running(const char *test)
 {
-    s_deadline = conf_now_ms() + 1000.0 * 600;
+    s_deadline = kpk_clock_ms() + 1000.0 * 600;
     s_running = test;
 }
 
@@ -182,7 +156,7 @@ void conf_run_one(conf_kit *k, const conf_test *t, unsigned seq, conf_run *r)
     r->kit = k;
     r->test = t;
     r->seq = seq;
-    double start = conf_now_ms();
+    double start = kpk_clock_ms();
     s_deadline = start + 1000.0 * k->timeout_s;
     s_running = t->name;
     conf_secret_set_seq(seq);
@@ -212,5 +186,5 @@ void conf_run_one(conf_kit *k, const conf_test *t, unsigned seq, conf_run *r)
     conf_set_current(NULL);
     conf_secret_set_seq(0);
     s_running = NULL;
-    r->ms = conf_now_ms() - start;
+    r->ms = kpk_clock_ms() - start;
 }

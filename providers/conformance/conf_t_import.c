@@ -67,48 +67,72 @@ static void s_wrong_fpr(char out[65])
     conf_sha256_hex(rnd, sizeof(rnd), out);
 }
 
+/* The key of one case: version 1 of a name made for the run, imported first with a wrong
+ * fingerprint, then with the right one. */
+typedef struct s_case {
+    char name[CONF_NAME_LEN], wrong[65], right[65];
+    EVP_PKEY *pk;
+    kp_secret *der; /* its PKCS#8 */
+    kp_key_spec spec;
+} s_case;
+
+static void s_case_free(s_case *c)
+{
+    conf_secret_free(c->der);
+    EVP_PKEY_free(c->pk);
+    c->der = NULL;
+    c->pk = NULL;
+}
+
+/* false (with a failure recorded) when the kit could not make the key. */
+static bool s_case_make(conf_run *r, const char *tag, s_case *c)
+{
+    uint32_t bits = conf_key_bits(r->kit);
+    memset(c, 0, sizeof(*c));
+    conf_name(r->kit, tag, c->name);
+    c->pk = conf_rsa_new(bits);
+    c->der = c->pk != NULL ? conf_pkcs8_secret(c->pk) : NULL;
+    if (c->der == NULL || !conf_pkey_fpr(c->pk, c->right)) {
+        conf_fail(r, "the kit could not make an RSA-%u key", bits);
+        s_case_free(c);
+        return false;
+    }
+    s_wrong_fpr(c->wrong);
+    c->spec = (kp_key_spec){.struct_size = sizeof(c->spec),
+                            .name = c->name,
+                            .type = KP_KEY_RSA,
+                            .bits = bits,
+                            .version = 1,
+                            .fingerprint = c->wrong};
+    return true;
+}
+
 static void s_plain(conf_run *r)
 {
     kp_ks_import_fn *imp = CONF_FN(r->kit, ks_import, KP_FN_KS_IMPORT);
-    uint32_t bits = conf_key_bits(r->kit);
-    char name[CONF_NAME_LEN], wrong[65], right[65];
-    conf_name(r->kit, "impfpr", name);
-    EVP_PKEY *pk = conf_rsa_new(bits);
-    kp_secret *der = pk != NULL ? conf_pkcs8_secret(pk) : NULL;
-    if (der == NULL || !conf_pkey_fpr(pk, right)) {
-        conf_fail(r, "the kit could not make an RSA-%u key", bits);
-        EVP_PKEY_free(pk);
-        conf_secret_free(der);
+    s_case c;
+    if (!s_case_make(r, "impfpr", &c))
         return;
-    }
-    s_wrong_fpr(wrong);
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = name,
-                        .type = KP_KEY_RSA,
-                        .bits = bits,
-                        .version = 1,
-                        .fingerprint = wrong};
     kp_key_info info;
     memset(&info, 0, sizeof(info));
     info.struct_size = sizeof(info);
     conf_err_clear();
-    kp_status st = imp(r->inst, &spec, der, &info);
+    kp_status st = imp(r->inst, &c.spec, c.der, &info);
     if (st != KP_ERR_INTEGRITY)
         conf_fail(r, "KS_IMPORT with a wrong spec.fingerprint: %s, want KP_ERR_INTEGRITY",
                   conf_status_name(st));
-    s_nothing_left(r, name, "a KS_IMPORT with a wrong fingerprint");
-    spec.fingerprint = right;
+    s_nothing_left(r, c.name, "a KS_IMPORT with a wrong fingerprint");
+    c.spec.fingerprint = c.right;
     conf_err_clear();
-    st = imp(r->inst, &spec, der, &info);
+    st = imp(r->inst, &c.spec, c.der, &info);
     if (st != KP_OK)
         conf_fail(r,
                   "KS_IMPORT of version 1 with the right fingerprint, after the refused one: "
                   "%s: %s",
                   conf_status_name(st), conf_reason());
     else
-        s_reported(r, "KS_IMPORT", &info, right);
-    conf_secret_free(der);
-    EVP_PKEY_free(pk);
+        s_reported(r, "KS_IMPORT", &info, c.right);
+    s_case_free(&c);
 }
 
 typedef struct offer {
@@ -183,50 +207,41 @@ static kp_status s_import_wrapped(conf_run *r, const kp_key_spec *spec, const kp
     return st;
 }
 
-static void s_wrapped(conf_run *r)
+/* The wrong fingerprint, random bytes, then the right fingerprint: each through a fresh
+ * offer. */
+static void s_wrapped_case(conf_run *r, s_case *c)
 {
-    uint32_t bits = conf_key_bits(r->kit), method = 0;
-    char name[CONF_NAME_LEN], wrong[65], right[65];
-    conf_name(r->kit, "impwfpr", name);
-    EVP_PKEY *pk = conf_rsa_new(bits);
-    kp_secret *der = pk != NULL ? conf_pkcs8_secret(pk) : NULL;
-    if (der == NULL || !conf_pkey_fpr(pk, right)) {
-        conf_fail(r, "the kit could not make an RSA-%u key", bits);
-        EVP_PKEY_free(pk);
-        conf_secret_free(der);
-        return;
-    }
-    s_wrong_fpr(wrong);
-    kp_key_spec spec = {.struct_size = sizeof(spec),
-                        .name = name,
-                        .type = KP_KEY_RSA,
-                        .bits = bits,
-                        .version = 1,
-                        .fingerprint = wrong};
+    uint32_t method = 0;
     kp_key_info info;
-    kp_status st = s_import_wrapped(r, &spec, der, false, &info, &method);
+    kp_status st = s_import_wrapped(r, &c->spec, c->der, false, &info, &method);
     if (st == KP_ERR_UNSUPPORTED && method == 0)
-        goto out; /* nothing the kit can wrap an RSA key with */
+        return; /* nothing the kit can wrap an RSA key with */
     if (st != KP_ERR_INTEGRITY && st != KP_ERR_PLUGIN)
         conf_fail(r,
                   "KS_IMPORT_WRAPPED (%s) with a wrong spec.fingerprint: %s, want "
                   "KP_ERR_INTEGRITY",
                   conf_keyx_name(method), conf_status_name(st));
-    s_nothing_left(r, name, "a KS_IMPORT_WRAPPED with a wrong fingerprint");
-    spec.fingerprint = right;
-    st = s_import_wrapped(r, &spec, der, true, &info, &method);
+    s_nothing_left(r, c->name, "a KS_IMPORT_WRAPPED with a wrong fingerprint");
+    c->spec.fingerprint = c->right;
+    st = s_import_wrapped(r, &c->spec, c->der, true, &info, &method);
     if (st == KP_OK)
         conf_fail(r, "KS_IMPORT_WRAPPED of random bytes returned KP_OK");
-    s_nothing_left(r, name, "a KS_IMPORT_WRAPPED of random bytes");
-    st = s_import_wrapped(r, &spec, der, false, &info, &method);
+    s_nothing_left(r, c->name, "a KS_IMPORT_WRAPPED of random bytes");
+    st = s_import_wrapped(r, &c->spec, c->der, false, &info, &method);
     if (st != KP_OK && st != KP_ERR_PLUGIN)
         conf_fail(r, "KS_IMPORT_WRAPPED (%s) with the right fingerprint: %s: %s",
                   conf_keyx_name(method), conf_status_name(st), conf_reason());
     else if (st == KP_OK)
-        s_reported(r, "KS_IMPORT_WRAPPED", &info, right);
-out:
-    conf_secret_free(der);
-    EVP_PKEY_free(pk);
+        s_reported(r, "KS_IMPORT_WRAPPED", &info, c->right);
+}
+
+static void s_wrapped(conf_run *r)
+{
+    s_case c;
+    if (!s_case_make(r, "impwfpr", &c))
+        return;
+    s_wrapped_case(r, &c);
+    s_case_free(&c);
 }
 
 void conf_t_import_fpr(conf_run *r)

@@ -51,6 +51,18 @@ static void s_info(conf_run *r, const kp_instance_info *ii)
         conf_fail(r, "KP_INST_STATE_CAS declared without KS_STATE_PUT");
 }
 
+/* A copy of the kit's params (calloc'ed, NULL-terminated) with SECRET params unread (secret
+ * NULL), as the core hands them to PLUGIN_DESCRIBE and PLUGIN_CHECK_KEY. */
+static kp_param *s_params_unread(const conf_kit *k)
+{
+    kp_param *p = calloc(k->params.n + 1, sizeof(*p));
+    for (size_t i = 0; p != NULL && i < k->params.n; i++) {
+        p[i] = k->params.list[i];
+        p[i].secret = NULL;
+    }
+    return p;
+}
+
 /* DESCRIBE decides from params alone, with SECRET params unread (secret NULL). */
 static void s_describe(conf_run *r, const kp_instance_info *ii)
 {
@@ -58,13 +70,9 @@ static void s_describe(conf_run *r, const kp_instance_info *ii)
     kp_plugin_describe_fn *fn = CONF_FN(k, plugin_describe, KP_FN_PLUGIN_DESCRIBE);
     if (fn == NULL)
         return;
-    kp_param *p = calloc(k->params.n + 1, sizeof(*p));
+    kp_param *p = s_params_unread(k);
     if (p == NULL)
         return;
-    for (size_t i = 0; i < k->params.n; i++) {
-        p[i] = k->params.list[i];
-        p[i].secret = NULL;
-    }
     kp_instance_info d;
     memset(&d, 0, sizeof(d));
     d.struct_size = sizeof(d);
@@ -99,13 +107,9 @@ static void s_check_key(conf_run *r, const kp_instance_info *ii)
     kp_plugin_check_key_fn *fn = CONF_FN(k, plugin_check_key, KP_FN_PLUGIN_CHECK_KEY);
     if (fn == NULL || !(ii->capabilities & KP_CAP_KEYSTORE))
         return;
-    kp_param *p = calloc(k->params.n + 1, sizeof(*p));
+    kp_param *p = s_params_unread(k);
     if (p == NULL)
         return;
-    for (size_t i = 0; i < k->params.n; i++) {
-        p[i] = k->params.list[i];
-        p[i].secret = NULL;
-    }
     char name[CONF_NAME_LEN];
     conf_name(k, "chk", name);
     kp_key_spec spec = {.struct_size = sizeof(spec),

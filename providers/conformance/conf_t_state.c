@@ -107,19 +107,42 @@ static void s_refused(conf_run *r, const uint8_t *ct, size_t len, const kp_meta 
     conf_secret_free(p);
 }
 
+static const kp_meta s_ctx[] = {{"purpose", "conformance"}, {"tenant", "a"}};
+static const kp_meta s_other[] = {{"purpose", "conformance"}, {"tenant", "b"}};
+
+/* What a data key DK_GENERATE made (plain, kit-owned now) and its ciphertext ct/len (in a
+ * guarded buffer, flipped here) must do under DK_DECRYPT. */
+static void s_datakey_decrypts(conf_run *r, const kp_secret *plain, uint8_t *ct, size_t len)
+{
+    kp_secret *back = NULL;
+    if (conf_secret_size(plain) != 32)
+        conf_fail(r, "DK_GENERATE made %zu bytes, 32 were asked for", conf_secret_size(plain));
+    kp_status st = s_decrypt(r, ct, len, s_ctx, 2, &back);
+    if (st != KP_OK)
+        conf_fail(r, "DK_DECRYPT with the same context: %s: %s", conf_status_name(st),
+                  conf_reason());
+    else if (back != NULL && (conf_secret_size(back) != conf_secret_size(plain) ||
+                              memcmp(conf_secret_bytes(back), conf_secret_bytes(plain),
+                                     conf_secret_size(plain)) != 0))
+        conf_fail(r, "DK_DECRYPT returned another data key than DK_GENERATE made");
+    conf_secret_free(back);
+    s_refused(r, ct, len, s_other, 2, "with another encryption context");
+    s_refused(r, ct, len, NULL, 0, "with no encryption context");
+    ct[len / 2] ^= 1;
+    s_refused(r, ct, len, s_ctx, 2, "of a ciphertext with one bit flipped");
+}
+
 void conf_t_datakey(conf_run *r)
 {
-    static const kp_meta ctx[] = {{"purpose", "conformance"}, {"tenant", "a"}};
-    static const kp_meta other[] = {{"purpose", "conformance"}, {"tenant", "b"}};
     const char *id = r->kit->params.datakey_key;
     conf_buf b;
     if (!conf_buf_new(&b, 4096))
         return;
     size_t len = 0;
-    kp_secret *plain = NULL, *back = NULL;
+    kp_secret *plain = NULL;
     conf_err_clear();
-    kp_status st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, ctx, 2, &plain,
-                                                                   NULL, &len);
+    kp_status st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, s_ctx, 2,
+                                                                   &plain, NULL, &len);
     if (st != KP_ERR_BUFFER_TOO_SMALL || len == 0)
         conf_fail(r,
                   "DK_GENERATE with no room for the ciphertext: %s, want "
@@ -132,33 +155,15 @@ void conf_t_datakey(conf_run *r)
     plain = NULL;
     len = b.cap;
     conf_err_clear();
-    st =
-        CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, ctx, 2, &plain, b.p, &len);
-    if (st != KP_OK || len > b.cap || !conf_buf_untouched(&b, b.cap)) {
+    st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, s_ctx, 2, &plain, b.p,
+                                                         &len);
+    if (st != KP_OK || len > b.cap || !conf_buf_untouched(&b, b.cap))
         conf_fail(r, "DK_GENERATE(%s, 32 bytes): %s (%zu bytes in %zu): %s", id,
                   conf_status_name(st), len, b.cap, conf_reason());
-        goto out;
-    }
-    if (!conf_secret_adopt(r, plain, "DK_GENERATE")) {
-        plain = NULL;
-        goto out;
-    }
-    if (conf_secret_size(plain) != 32)
-        conf_fail(r, "DK_GENERATE made %zu bytes, 32 were asked for", conf_secret_size(plain));
-    st = s_decrypt(r, b.p, len, ctx, 2, &back);
-    if (st != KP_OK)
-        conf_fail(r, "DK_DECRYPT with the same context: %s: %s", conf_status_name(st),
-                  conf_reason());
-    else if (back != NULL && (conf_secret_size(back) != conf_secret_size(plain) ||
-                              memcmp(conf_secret_bytes(back), conf_secret_bytes(plain),
-                                     conf_secret_size(plain)) != 0))
-        conf_fail(r, "DK_DECRYPT returned another data key than DK_GENERATE made");
-    conf_secret_free(back);
-    s_refused(r, b.p, len, other, 2, "with another encryption context");
-    s_refused(r, b.p, len, NULL, 0, "with no encryption context");
-    b.p[len / 2] ^= 1;
-    s_refused(r, b.p, len, ctx, 2, "of a ciphertext with one bit flipped");
-out:
+    else if (!conf_secret_adopt(r, plain, "DK_GENERATE"))
+        plain = NULL; /* not the kit's to free */
+    else
+        s_datakey_decrypts(r, plain, b.p, len);
     conf_secret_free(plain);
     conf_buf_free(&b);
 }

@@ -3,12 +3,12 @@
  * (to see a plugin write past the capacity it was given), and the keys and public keys most
  * tests start from.
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <openssl/crypto.h>
+#include <keyplane/kit/codec.h>
 
 #include "conf.h"
 #include "conf_crypto.h"
@@ -57,15 +57,6 @@ void conf_name(const conf_kit *k, const char *tag, char out[CONF_NAME_LEN])
     snprintf(out, CONF_NAME_LEN, "%s-%s-%s", k->params.key_prefix, k->run_id, tag);
 }
 
-bool conf_fpr_valid(const char *f)
-{
-    size_t i = 0;
-    for (; i < 64; i++)
-        if (!((f[i] >= '0' && f[i] <= '9') || (f[i] >= 'a' && f[i] <= 'f')))
-            return false;
-    return f[64] == '\0';
-}
-
 uint32_t conf_key_bits(const conf_kit *k)
 {
     uint32_t b = k->iinfo.key_bits;
@@ -86,13 +77,6 @@ const char *conf_keyx_name(uint32_t m)
     static const char *n[] = {"method 0", "RSA-AES-KWP-SHA1", "RSA-AES-KWP-SHA256", "RSA-OAEP-SHA1",
                               "RSA-OAEP-SHA256"};
     return m < sizeof(n) / sizeof(n[0]) ? n[m] : "an unknown method";
-}
-
-double conf_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 bool conf_buf_new(conf_buf *b, size_t cap)
@@ -154,7 +138,7 @@ uint8_t *conf_get_spki(conf_run *r, const char *name, uint32_t version, size_t *
 bool conf_check_fpr(conf_run *r, const char *where, const char *name, uint32_t version,
                     const char *fpr)
 {
-    if (!conf_fpr_valid(fpr)) {
+    if (!kpk_fpr_valid(fpr)) {
         conf_fail(r, "%s: fingerprint \"%.70s\" is not 64 lower-case hex digits", where, fpr);
         return false;
     }

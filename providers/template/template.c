@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-
 #include "template.h"
 
 #define LABEL_MAX 64
@@ -120,10 +118,10 @@ static kp_status s_plugin_check_key(void *plugin_ctx, const kp_param *params, co
     tpl_plugin *p = plugin_ctx;
     kp_key_spec spec;
     char why[256];
-    kp_status st;
+    kp_status st = KP_OK;
     (void)params; /* every instance of the template has the same rules */
-    if (!kp_key_spec_read(in, &spec))
-        return kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key spec");
+    KP_ENSURE(kp_key_spec_read(in, &spec),
+              kp_errorf(&p->up, p->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key spec"));
     if ((st = tpl_spec_rules(&spec, why, sizeof(why))) != KP_OK)
         return kp_errorf(&p->up, p->h, st, TPL_NAME ": %s", why);
     return KP_OK;
@@ -136,33 +134,34 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     tpl_plugin *p = plugin_ctx;
     const kp_param *label = kp_param_find(params, "label");
     const kp_param *maxv = kp_param_find(params, "max_versions");
+    kp_status st = KP_OK;
     tpl_inst *t;
 
     /* The core checked the type and bounds; the meaning is ours to check, with one line that
      * names the parameter. */
-    if (label != NULL && strlen(label->str) > LABEL_MAX)
-        return kp_errorf(&p->up, h, KP_ERR_CONFIG, TPL_NAME ": label is longer than %d bytes",
-                         LABEL_MAX);
+    KP_ENSURE(
+        label == NULL || strlen(label->str) <= LABEL_MAX,
+        kp_errorf(&p->up, h, KP_ERR_CONFIG, TPL_NAME ": label is longer than %d bytes", LABEL_MAX));
     /* The core enforces the bounds too; a plugin does not rely on its caller for its invariants
      * (the conformance kit calls open with values out of range). */
-    if (maxv != NULL && (maxv->num < MAXV_MIN || maxv->num > MAXV_MAX))
-        return kp_errorf(&p->up, h, KP_ERR_CONFIG, TPL_NAME ": max_versions must be %d..%d",
-                         MAXV_MIN, MAXV_MAX);
-    if ((t = calloc(1, sizeof(*t))) == NULL)
-        return kp_errorf(&p->up, h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+    KP_ENSURE(maxv == NULL || (maxv->num >= MAXV_MIN && maxv->num <= MAXV_MAX),
+              kp_errorf(&p->up, h, KP_ERR_CONFIG, TPL_NAME ": max_versions must be %d..%d",
+                        MAXV_MIN, MAXV_MAX));
+    KP_ENSURE((t = calloc(1, sizeof(*t))) != NULL,
+              kp_errorf(&p->up, h, KP_ERR_NOMEM, TPL_NAME ": out of memory"));
     t->up = &p->up;
     t->h = h;
     t->max_versions = maxv != NULL ? (uint32_t)maxv->num : 0;
     t->secret_store = s_param_secret_store(params);
     /* Copy every string kept: params are borrowed for this call only. */
-    if ((t->label = strdup(label != NULL ? label->str : "")) == NULL) {
-        free(t);
-        return kp_errorf(&p->up, h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
-    }
-    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+    if ((t->label = strdup(label != NULL ? label->str : "")) == NULL)
+        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    else if (pthread_mutex_init(&t->lock, NULL) != 0)
+        st = tpl_err(t, KP_ERR_INTERNAL, "cannot create a mutex");
+    if (st != KP_OK) {
         free(t->label);
         free(t);
-        return kp_errorf(&p->up, h, KP_ERR_INTERNAL, TPL_NAME ": cannot create a mutex");
+        return st;
     }
     *inst = t;
     return KP_OK;
@@ -210,40 +209,6 @@ static kp_status s_instance_info(void *inst, kp_instance_info *info)
     return KP_OK;
 }
 
-/* --- Helpers for the other files ---------------------------------------------------------- */
-
-/* Reports an OpenSSL failure with its reason (never key material) and clears OpenSSL's
- * thread-local error queue, so a stale error does not show up in the core's next message. */
-kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *name)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
-    ERR_clear_error();
-    return kp_errorf(t->up, t->h, st, TPL_NAME ": %s %.127s: %s", what, name != NULL ? name : "",
-                     why != NULL ? why : "failed");
-}
-
-kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item)
-{
-    if (vec->n == vec->cap) {
-        size_t cap = vec->cap != 0 ? vec->cap * 2 : 8;
-        void **v = realloc(vec->v, cap * sizeof(*v));
-        if (v == NULL)
-            return KP_ERR_NOMEM;
-        vec->v = v;
-        vec->cap = cap;
-    }
-    memmove(&vec->v[at + 1], &vec->v[at], (vec->n - at) * sizeof(*vec->v));
-    vec->v[at] = item;
-    vec->n++;
-    return KP_OK;
-}
-
-bool tpl_rsa_bits_ok(uint32_t bits)
-{
-    return bits == 2048 || bits == 3072 || bits == 4096;
-}
-
 /* --- The handshake ------------------------------------------------------------------------ */
 
 /* Each id next to its function; the table ends with {0, NULL}. Ids the core does not know are
@@ -282,13 +247,11 @@ KP_PLUGIN_EXPORT kp_plugin_init_fn kp_plugin_init;
 kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out, void **plugin_ctx)
 {
     kp_upcalls up;
+    tpl_plugin *p;
     /* Checks the arguments and the ABI major, and fills every upcall of ABI 1.0. */
-    kp_status st = kp_plugin_accept(core, out, plugin_ctx, &up, TPL_NAME ": core lacks an upcall");
-    if (st != KP_OK)
-        return st;
-    tpl_plugin *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return kp_errorf(&up, core->handle, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+    KP_GUARD(kp_plugin_accept(core, out, plugin_ctx, &up, TPL_NAME ": core lacks an upcall"));
+    KP_ENSURE((p = calloc(1, sizeof(*p))) != NULL,
+              kp_errorf(&up, core->handle, KP_ERR_NOMEM, TPL_NAME ": out of memory"));
     p->up = up;
     p->h = core->handle;
     *out = s_table;

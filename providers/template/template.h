@@ -5,9 +5,13 @@
  * with calls to your backend; the ABI handling around them stays as it is.
  *
  *   template.c          the plugin: handshake, params, instance open/close/check/info
- *   template_keys.c     keystore: create, import, get, list, public key, wrap, unwrap
+ *   template_keys.c     keystore: create, import, get, list, public key, wrap, unwrap; and the
+ *                       two helpers every file uses (the sorted list, OpenSSL's error text)
  *   template_keyx.c     negotiated import and export of wrapped keys (RSA-AES key wrap)
  *   template_store.c    secret store and the chain-state document (compare-and-swap)
+ *
+ * The files call downwards only: template.c (the entry point) uses the others, template_keyx.c
+ * and template_store.c use template_keys.c, and template_keys.c uses none of them.
  */
 #ifndef TEMPLATE_H
 #define TEMPLATE_H
@@ -98,14 +102,19 @@ typedef struct tpl_inst {
 #define TPL_KEY_BITS (KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096)
 #define TPL_SECRET_MAX (64 * 1024)
 
-/* template.c */
+/* Every error of an instance: one line for the core (kp_errorf), prefixed with the plugin's
+ * name; the format must be a string literal. Never pass key material or a secret. */
+#define tpl_err(t, st, ...) kp_errorf((t)->up, (t)->h, (st), TPL_NAME ": " __VA_ARGS__)
+
+/* template_keys.c: what every file shares */
+/* An OpenSSL failure: "<what> <name>: <OpenSSL's reason>", the thread's OpenSSL error queue
+ * left empty (kpk_ossl_reason), so a stale error never shows up in the core's next message. */
 kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *name);
 kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item);
-bool tpl_rsa_bits_ok(uint32_t bits);
 
-/* template_keys.c */
+/* template_keys.c: the keystore */
 void tpl_key_free(tpl_key *k);
-kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_key_info *out);
+kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *out);
 kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tpl_key **k);
 kp_status tpl_spec_rules(const kp_key_spec *spec, char *why, size_t len);
 kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec);

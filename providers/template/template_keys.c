@@ -4,6 +4,9 @@
  * reading, version numbering, the buffer convention, error text) and replaces the list with
  * calls to its service; docs/plugin-guide.md shows how to map keyplane's version numbers onto a
  * backend that numbers versions its own way.
+ *
+ * It also holds the two helpers the other files share (the sorted list's insert and OpenSSL's
+ * error text), so that every file of the template calls into this one and never back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +17,43 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/ossl.h>
+
 #include "template.h"
+
+/* --- What every file shares ---------------------------------------------------------------- */
+
+kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *name)
+{
+    char why[KPK_OSSL_REASON_MAX];
+
+    kpk_ossl_reason(why, sizeof(why));
+    return tpl_err(t, st, "%s %.127s: %s", what, name != NULL ? name : "",
+                   why[0] != '\0' ? why : "failed");
+}
+
+kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item)
+{
+    if (vec->n == vec->cap) {
+        size_t cap = vec->cap != 0 ? vec->cap * 2 : 8;
+        void **v = realloc(vec->v, cap * sizeof(*v));
+        if (v == NULL)
+            return KP_ERR_NOMEM;
+        vec->v = v;
+        vec->cap = cap;
+    }
+    memmove(&vec->v[at + 1], &vec->v[at], (vec->n - at) * sizeof(*vec->v));
+    vec->v[at] = item;
+    vec->n++;
+    return KP_OK;
+}
+
+/* --- The keystore ------------------------------------------------------------------------ */
+
+static bool s_rsa_bits_ok(uint32_t bits)
+{
+    return bits == 2048 || bits == 3072 || bits == 4096;
+}
 
 /* Where name/version is, or would go, in the sorted list, and what name already has. */
 typedef struct s_pos {
@@ -70,7 +109,7 @@ kp_status tpl_spec_rules(const kp_key_spec *spec, char *why, size_t len)
         snprintf(why, len, "key %s: keys are RSA only", spec->name);
         return KP_ERR_UNSUPPORTED;
     }
-    if (spec->bits != 0 && !tpl_rsa_bits_ok(spec->bits)) {
+    if (spec->bits != 0 && !s_rsa_bits_ok(spec->bits)) {
         snprintf(why, len, "key %s: RSA keys are 2048, 3072 or 4096 bits, not %u", spec->name,
                  spec->bits);
         return KP_ERR_UNSUPPORTED;
@@ -88,51 +127,54 @@ kp_status tpl_spec_rules(const kp_key_spec *spec, char *why, size_t len)
 kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
 {
     char why[256];
-    kp_status st;
+    kp_status st = KP_OK;
     if (!kp_key_spec_read(in, spec))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key spec");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no key spec");
     if ((st = tpl_spec_rules(spec, why, sizeof(why))) != KP_OK)
-        return kp_errorf(t->up, t->h, st, TPL_NAME ": %s", why);
+        return tpl_err(t, st, "%s", why);
     if (spec->fingerprint != NULL && !kpk_fpr_valid(spec->fingerprint))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         TPL_NAME ": key %s: the expected fingerprint is not 64 lower-case hex "
-                                  "digits",
-                         spec->name);
+        return tpl_err(t, KP_ERR_INVALID_ARG,
+                       "key %s: the expected fingerprint is not 64 lower-case hex digits",
+                       spec->name);
     return KP_OK;
 }
 
 /*
- * Makes pkey version spec->version (0: the next free one) of spec->name. Takes *pkey on success
- * (sets it NULL). The expected fingerprint is compared before the key is in the list, so no
- * reader ever sees a key that fails it and a refused import leaves nothing behind.
+ * Makes pkey version spec->version (0: the next free one) of spec->name. Takes pkey whatever
+ * happens: it is in the list, or freed. The expected fingerprint is compared before the key is
+ * in the list, so no reader ever sees a key that fails it and a refused import leaves nothing
+ * behind.
  */
-kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_key_info *out)
+kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *out)
 {
     char fpr[KPK_FPR_HEX];
     s_pos pos;
-    tpl_key *k;
+    tpl_key *k = NULL;
     kp_status st = KP_OK;
 
-    if (kpk_fpr_pkey(*pkey, fpr) != KP_OK)
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "fingerprint of key", spec->name);
-    if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
-        return kp_errorf(t->up, t->h, KP_ERR_INTEGRITY,
-                         TPL_NAME ": key %s: the key's fingerprint %.16s... is not the expected "
-                                  "%.16s...",
-                         spec->name, fpr, spec->fingerprint);
-    if ((k = calloc(1, sizeof(*k))) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+    if (kpk_fpr_pkey(pkey, fpr) != KP_OK)
+        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "fingerprint of key", spec->name);
+    else if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
+        st = tpl_err(t, KP_ERR_INTEGRITY,
+                     "key %s: the key's fingerprint %.16s... is not the expected %.16s...",
+                     spec->name, fpr, spec->fingerprint);
+    else if ((k = calloc(1, sizeof(*k))) == NULL)
+        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    if (st != KP_OK) {
+        EVP_PKEY_free(pkey);
+        return st;
+    }
     k->info = (kp_key_info){
         .struct_size = sizeof(kp_key_info),
         .type = KP_KEY_RSA,
-        .bits = (uint32_t)EVP_PKEY_get_bits(*pkey),
+        .bits = (uint32_t)EVP_PKEY_get_bits(pkey),
         .flags = spec->flags & KP_KEY_EXPORTABLE,
         .state = KP_KEY_ENABLED,
         .created = (int64_t)time(NULL),
     };
     memcpy(k->info.name, spec->name, strlen(spec->name) + 1); /* checked: < KP_NAME_MAX */
     memcpy(k->info.fingerprint, fpr, sizeof(fpr));
-    k->pkey = *pkey; /* complete before it is listed: readers look it up under the lock */
+    k->pkey = pkey; /* complete before it is listed: readers look it up under the lock */
 
     pthread_mutex_lock(&t->lock);
     s_locate(t, spec->name, spec->version, &pos);
@@ -156,17 +198,14 @@ kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY **pkey, kp_
     pthread_mutex_unlock(&t->lock);
     /* Errors are reported after unlocking: nothing calls into the core under the lock. */
     if (st != KP_OK) {
-        free(k); /* not tpl_key_free: the caller still owns pkey */
+        tpl_key_free(k); /* and pkey with it */
         return st == KP_ERR_EXISTS
-                   ? kp_errorf(t->up, t->h, st, TPL_NAME ": key %s version %u exists", spec->name,
-                               spec->version)
+                   ? tpl_err(t, st, "key %s version %u exists", spec->name, spec->version)
                : st == KP_ERR_DENIED
-                   ? kp_errorf(t->up, t->h, st,
-                               TPL_NAME ": key %s has %u versions, the most allowed (max_versions)",
-                               spec->name, pos.count)
-                   : kp_errorf(t->up, t->h, st, TPL_NAME ": out of memory");
+                   ? tpl_err(t, st, "key %s has %u versions, the most allowed (max_versions)",
+                             spec->name, pos.count)
+                   : tpl_err(t, st, "out of memory");
     }
-    *pkey = NULL;
     if (out != NULL)
         kp_key_info_put(out, &k->info);
     return KP_OK;
@@ -178,16 +217,15 @@ kp_status tpl_key_find(tpl_inst *t, const char *name, uint32_t version, const tp
 {
     s_pos pos;
     if (name == NULL || !kpk_key_name_valid(name))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad key name");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "bad key name");
     pthread_mutex_lock(&t->lock);
     s_locate(t, name, version, &pos);
     pthread_mutex_unlock(&t->lock);
     *k = version != 0 ? pos.hit : pos.latest;
     if (*k == NULL)
         return version != 0
-                   ? kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND,
-                               TPL_NAME ": key %s version %u not found", name, version)
-                   : kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, TPL_NAME ": key %s not found", name);
+                   ? tpl_err(t, KP_ERR_NOT_FOUND, "key %s version %u not found", name, version)
+                   : tpl_err(t, KP_ERR_NOT_FOUND, "key %s not found", name);
     return KP_OK;
 }
 
@@ -210,18 +248,17 @@ kp_status tpl_pkey_from_pkcs8(tpl_inst *t, const kp_key_spec *spec, const kp_sec
     if (*pkey == NULL)
         return tpl_ossl_err(t, KP_ERR_INVALID_ARG, "unreadable private key for", spec->name);
     bits = (uint32_t)EVP_PKEY_get_bits(*pkey);
-    if (EVP_PKEY_get_base_id(*pkey) == EVP_PKEY_RSA && tpl_rsa_bits_ok(bits) &&
+    if (EVP_PKEY_get_base_id(*pkey) == EVP_PKEY_RSA && s_rsa_bits_ok(bits) &&
         (spec->bits == 0 || bits == spec->bits))
         return KP_OK;
     EVP_PKEY_free(*pkey);
     *pkey = NULL;
     if (spec->bits != 0 && bits != spec->bits)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         TPL_NAME ": key %s: the imported key has %u bits, the spec says %u",
-                         spec->name, bits, spec->bits);
-    return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                     TPL_NAME ": key %s: the imported key is not RSA 2048, 3072 or 4096",
-                     spec->name);
+        return tpl_err(t, KP_ERR_INVALID_ARG,
+                       "key %s: the imported key has %u bits, the spec says %u", spec->name, bits,
+                       spec->bits);
+    return tpl_err(t, KP_ERR_UNSUPPORTED, "key %s: the imported key is not RSA 2048, 3072 or 4096",
+                   spec->name);
 }
 
 kp_status tpl_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
@@ -229,20 +266,15 @@ kp_status tpl_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
     tpl_inst *t = inst;
     kp_key_spec spec;
     EVP_PKEY *pkey;
-    kp_status st;
 
-    if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
-        return st;
+    KP_GUARD(tpl_spec_check(t, in, &spec));
     if (spec.bits == 0)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": key %s: no key size",
-                         spec.name);
+        return tpl_err(t, KP_ERR_INVALID_ARG, "key %s: no key size", spec.name);
     spec.fingerprint = NULL; /* an expectation means something for imports only */
     /* Slow (a 4096-bit key can take seconds): done outside the lock so other calls go on. */
     if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)spec.bits)) == NULL)
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "generating key", spec.name);
-    st = tpl_key_add(t, &spec, &pkey, info);
-    EVP_PKEY_free(pkey); /* NULL when the store took it */
-    return st;
+    return tpl_key_add(t, &spec, pkey, info);
 }
 
 kp_status tpl_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs8_der,
@@ -251,28 +283,21 @@ kp_status tpl_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs
     tpl_inst *t = inst;
     kp_key_spec spec;
     EVP_PKEY *pkey;
-    kp_status st;
 
-    if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
-        return st;
+    KP_GUARD(tpl_spec_check(t, in, &spec));
     if (pkcs8_der == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no key to import");
-    if ((st = tpl_pkey_from_pkcs8(t, &spec, pkcs8_der, &pkey)) != KP_OK)
-        return st;
-    st = tpl_key_add(t, &spec, &pkey, info);
-    EVP_PKEY_free(pkey);
-    return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no key to import");
+    KP_GUARD(tpl_pkey_from_pkcs8(t, &spec, pkcs8_der, &pkey));
+    return tpl_key_add(t, &spec, pkey, info);
 }
 
 kp_status tpl_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
 {
     tpl_inst *t = inst;
     const tpl_key *k;
-    kp_status st;
     if (info == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no info");
-    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no info");
+    KP_GUARD(tpl_key_find(t, name, version, &k));
     kp_key_info_put(info, &k->info); /* as much of it as the core's struct holds */
     return KP_OK;
 }
@@ -282,20 +307,17 @@ kp_status tpl_ks_get_public(void *inst, const char *name, uint32_t version, uint
 {
     tpl_inst *t = inst;
     const tpl_key *k;
-    kp_status st;
     int n;
 
     if (len == NULL || (spki == NULL && *len != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no buffer");
-    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no buffer");
+    KP_GUARD(tpl_key_find(t, name, version, &k));
     if ((n = i2d_PUBKEY(k->pkey, NULL)) <= 0)
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding the public key of", name);
     /* The buffer convention: too small, write nothing and say how much is needed. */
     if (*len < (size_t)n) {
         *len = (size_t)n;
-        return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                         TPL_NAME ": the public key of %s needs %d bytes", name, n);
+        return tpl_err(t, KP_ERR_BUFFER_TOO_SMALL, "the public key of %s needs %d bytes", name, n);
     }
     i2d_PUBKEY(k->pkey, &spki);
     *len = (size_t)n;
@@ -310,7 +332,7 @@ kp_status tpl_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void 
     kp_status st = KP_OK;
 
     if (visit == NULL || (name != NULL && !kpk_key_name_valid(name)))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad list arguments");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "bad list arguments");
     /* Visit a snapshot, not under the lock: the visitor is the core, which may call this
      * instance again (KS_GET_PUBLIC of each version), and the mutex is not recursive. The list
      * is already in the order the ABI asks for (ascending versions per key). */
@@ -323,9 +345,9 @@ kp_status tpl_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void 
         }
     pthread_mutex_unlock(&t->lock);
     if (snap == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
     if (name != NULL && n == 0)
-        st = kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, TPL_NAME ": key %s not found", name);
+        st = tpl_err(t, KP_ERR_NOT_FOUND, "key %s not found", name);
     for (size_t i = 0; i < n && st == KP_OK; i++)
         st = visit(arg, &snap[i]->info); /* infos carry our struct_size */
     free(snap);
@@ -360,26 +382,22 @@ kp_status tpl_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t a
     const tpl_key *k;
     EVP_PKEY_CTX *ctx;
     size_t need, n, deklen;
-    kp_status st;
 
     /* Only what INSTANCE_INFO declared: the core chose the algorithm from that answer. */
     if (md == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         TPL_NAME ": wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
+        return tpl_err(t, KP_ERR_UNSUPPORTED, "wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256",
+                       alg);
     if (dek == NULL || (deklen = t->up->secret_len(dek)) == 0 || outlen == NULL ||
         (out == NULL && *outlen != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": nothing to wrap");
-    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "nothing to wrap");
+    KP_GUARD(tpl_key_find(t, name, version, &k));
     need = (size_t)EVP_PKEY_get_size(k->pkey);
     if (deklen > need - 2 * (size_t)EVP_MD_get_size(md) - 2)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         TPL_NAME ": a %zu-byte key is too long for RSA-OAEP under %s", deklen,
-                         name);
+        return tpl_err(t, KP_ERR_INVALID_ARG, "a %zu-byte key is too long for RSA-OAEP under %s",
+                       deklen, name);
     if (*outlen < need) {
         *outlen = need;
-        return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                         TPL_NAME ": wrapping under %s needs %zu bytes", name, need);
+        return tpl_err(t, KP_ERR_BUFFER_TOO_SMALL, "wrapping under %s needs %zu bytes", name, need);
     }
     n = *outlen;
     if ((ctx = tpl_oaep_ctx(k->pkey, md, true)) == NULL ||
@@ -401,23 +419,20 @@ kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
     EVP_PKEY_CTX *ctx;
     kp_secret *s;
     size_t size, n;
-    kp_status st;
 
     if (md == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         TPL_NAME ": wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256", alg);
+        return tpl_err(t, KP_ERR_UNSUPPORTED, "wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256",
+                       alg);
     if (in == NULL || dek == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": nothing to unwrap");
-    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "nothing to unwrap");
+    KP_GUARD(tpl_key_find(t, name, version, &k));
     size = (size_t)EVP_PKEY_get_size(k->pkey);
     if (inlen != size)
-        return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         TPL_NAME ": %zu bytes are not a key wrapped under %s (%zu bytes)", inlen,
-                         name, size);
+        return tpl_err(t, KP_ERR_CRYPTO, "%zu bytes are not a key wrapped under %s (%zu bytes)",
+                       inlen, name, size);
     /* The plaintext goes straight into core-allocated secret memory, never a buffer of ours. */
     if ((s = t->up->secret_new(size)) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
     n = size;
     if ((ctx = tpl_oaep_ctx(k->pkey, md, false)) == NULL ||
         EVP_PKEY_decrypt(ctx, t->up->secret_data(s), &n, in, inlen) <= 0 || n == 0) {
@@ -426,13 +441,12 @@ kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
         /* Never bytes that did not unwrap; and no reason beyond "it did not", which is all a
          * caller needs and all an attacker probing the padding should get. */
         ERR_clear_error();
-        return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         TPL_NAME ": the wrapped key does not unwrap under %s", name);
+        return tpl_err(t, KP_ERR_CRYPTO, "the wrapped key does not unwrap under %s", name);
     }
     EVP_PKEY_CTX_free(ctx);
     if (t->up->secret_shrink(s, n) != KP_OK) {
         t->up->secret_free(s);
-        return kp_errorf(t->up, t->h, KP_ERR_INTERNAL, TPL_NAME ": cannot shrink a secret");
+        return tpl_err(t, KP_ERR_INTERNAL, "cannot shrink a secret");
     }
     *dek = s;
     return KP_OK;

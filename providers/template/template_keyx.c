@@ -76,26 +76,23 @@ kp_status tpl_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer
     kp_key_spec spec;
     EVP_PKEY *kek;
     tpl_offer *slot;
-    kp_status st;
     int n;
 
-    if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
-        return st;
+    KP_GUARD(tpl_spec_check(t, in, &spec));
     /* The core owns offer and sets struct_size: every member we write must be inside it. */
     if (offer == NULL || !KP_HAS_MEMBER(offer, kp_import_offer, token_len) ||
         (offer->wrapping_spki == NULL && offer->wrapping_spki_len != 0) ||
         (offer->token == NULL && offer->token_len != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad import offer");
-    if ((st = s_kek(t, &kek)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "bad import offer");
+    KP_GUARD(s_kek(t, &kek));
     if ((n = i2d_PUBKEY(kek, NULL)) <= 0)
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding the wrapping key for", spec.name);
     /* Both buffers follow the buffer convention together. */
     if (offer->wrapping_spki_len < (size_t)n || offer->token_len < TPL_TOKEN_LEN) {
         offer->wrapping_spki_len = (size_t)n;
         offer->token_len = TPL_TOKEN_LEN;
-        return kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                         TPL_NAME ": an offer needs %d + %d bytes", n, TPL_TOKEN_LEN);
+        return tpl_err(t, KP_ERR_BUFFER_TOO_SMALL, "an offer needs %d + %d bytes", n,
+                       TPL_TOKEN_LEN);
     }
     if (RAND_bytes(token, sizeof(token)) != 1)
         return tpl_ossl_err(t, KP_ERR_CRYPTO, "making an offer for", spec.name);
@@ -134,9 +131,9 @@ static kp_status s_offer_find(tpl_inst *t, const uint8_t *token, size_t token_le
     }
     pthread_mutex_unlock(&t->lock);
     if (st == KP_ERR_CONFLICT)
-        return kp_errorf(t->up, t->h, st, TPL_NAME ": key %s: the import offer lapsed", name);
+        return tpl_err(t, st, "key %s: the import offer lapsed", name);
     if (st != KP_OK)
-        return kp_errorf(t->up, t->h, st, TPL_NAME ": key %s: the offer was for another key", name);
+        return tpl_err(t, st, "key %s: the offer was for another key", name);
     return KP_OK;
 }
 
@@ -156,9 +153,8 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
     rsalen = (size_t)EVP_PKEY_get_size(kek);
     *p8 = NULL;
     if (bloblen < rsalen + 16 || (bloblen - rsalen) % 8 != 0)
-        return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         TPL_NAME ": key %s: %zu bytes are not an RSA-AES wrapped key", name,
-                         bloblen);
+        return tpl_err(t, KP_ERR_CRYPTO, "key %s: %zu bytes are not an RSA-AES wrapped key", name,
+                       bloblen);
     ok = (aes = t->up->secret_new(rsalen)) != NULL &&
          (*p8 = t->up->secret_new(bloblen - rsalen - 8)) != NULL;
     n = rsalen;
@@ -172,8 +168,8 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
         t->up->secret_free(*p8);
         *p8 = NULL;
         ERR_clear_error();
-        return kp_errorf(t->up, t->h, KP_ERR_CRYPTO,
-                         TPL_NAME ": key %s does not unwrap under the offer's wrapping key", name);
+        return tpl_err(t, KP_ERR_CRYPTO, "key %s does not unwrap under the offer's wrapping key",
+                       name);
     }
     return KP_OK;
 }
@@ -187,29 +183,23 @@ kp_status tpl_ks_import_wrapped(void *inst, const kp_key_spec *in, uint32_t meth
     kp_secret *p8;
     kp_key_spec spec;
     EVP_PKEY *pkey;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = tpl_spec_check(t, in, &spec)) != KP_OK)
-        return st;
+    KP_GUARD(tpl_spec_check(t, in, &spec));
     if (spec.fingerprint == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         TPL_NAME ": key %s: a wrapped import needs the expected fingerprint",
-                         spec.name);
+        return tpl_err(t, KP_ERR_INVALID_ARG,
+                       "key %s: a wrapped import needs the expected fingerprint", spec.name);
     if (md == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         TPL_NAME ": key transfer method %u is not RSA-AES key wrap", method);
+        return tpl_err(t, KP_ERR_UNSUPPORTED, "key transfer method %u is not RSA-AES key wrap",
+                       method);
     if (token == NULL || blob == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no token or wrapped key");
-    if ((st = s_offer_find(t, token, token_len, spec.name)) != KP_OK ||
-        (st = s_unwrap(t, spec.name, md, blob, bloblen, &p8)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no token or wrapped key");
+    KP_GUARD(s_offer_find(t, token, token_len, spec.name));
+    KP_GUARD(s_unwrap(t, spec.name, md, blob, bloblen, &p8));
     st = tpl_pkey_from_pkcs8(t, &spec, p8, &pkey);
     t->up->secret_free(p8);
-    if (st != KP_OK)
-        return st;
-    st = tpl_key_add(t, &spec, &pkey, info); /* checks spec.fingerprint before listing it */
-    EVP_PKEY_free(pkey);
-    return st;
+    KP_GUARD(st);
+    return tpl_key_add(t, &spec, pkey, info); /* checks spec.fingerprint before listing it */
 }
 
 /* out = RSA-OAEP(wk, fresh AES key) || KWP(AES key, p8); out holds what s_export_len says. */
@@ -240,52 +230,44 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
     const tpl_key *k;
     EVP_PKEY *wk = NULL;
     size_t need;
-    kp_status st;
-    int n;
+    kp_status st = KP_OK;
+    int n = 0;
 
     if (md == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         TPL_NAME ": key transfer method %u is not RSA-AES key wrap", method);
+        return tpl_err(t, KP_ERR_UNSUPPORTED, "key transfer method %u is not RSA-AES key wrap",
+                       method);
     if (wrapping_spki == NULL || outlen == NULL || (out == NULL && *outlen != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no wrapping key or buffer");
-    if ((st = tpl_key_find(t, name, version, &k)) != KP_OK)
-        return st;
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no wrapping key or buffer");
+    KP_GUARD(tpl_key_find(t, name, version, &k));
     if ((k->info.flags & KP_KEY_EXPORTABLE) == 0)
-        return kp_errorf(t->up, t->h, KP_ERR_DENIED,
-                         TPL_NAME ": key %s version %u was not created exportable", name,
-                         k->info.version);
+        return tpl_err(t, KP_ERR_DENIED, "key %s version %u was not created exportable", name,
+                       k->info.version);
     wk = d2i_PUBKEY(NULL, &p, (long)spki_len);
     if (wk == NULL || p != wrapping_spki + spki_len || EVP_PKEY_get_base_id(wk) != EVP_PKEY_RSA ||
         EVP_PKEY_get_bits(wk) < 2048) {
         EVP_PKEY_free(wk);
         ERR_clear_error();
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         TPL_NAME ": the wrapping key is not an RSA key of 2048 bits or more");
+        return tpl_err(t, KP_ERR_INVALID_ARG,
+                       "the wrapping key is not an RSA key of 2048 bits or more");
     }
     /* The PKCS#8 encoding goes into secret memory; OpenSSL wipes its own copy when freed. */
-    if ((pi = EVP_PKEY2PKCS8(k->pkey)) == NULL || (n = i2d_PKCS8_PRIV_KEY_INFO(pi, NULL)) <= 0) {
+    if ((pi = EVP_PKEY2PKCS8(k->pkey)) == NULL || (n = i2d_PKCS8_PRIV_KEY_INFO(pi, NULL)) <= 0)
         st = tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding key", name);
-        goto done;
-    }
     need = (size_t)EVP_PKEY_get_size(wk) + ((size_t)n + 7) / 8 * 8 + 8;
-    if (*outlen < need) {
+    if (st == KP_OK && *outlen < need) {
         *outlen = need;
-        st = kp_errorf(t->up, t->h, KP_ERR_BUFFER_TOO_SMALL,
-                       TPL_NAME ": key %s wrapped needs %zu bytes", name, need);
-        goto done;
+        st = tpl_err(t, KP_ERR_BUFFER_TOO_SMALL, "key %s wrapped needs %zu bytes", name, need);
     }
-    if ((p8 = t->up->secret_new((size_t)n)) == NULL) {
-        st = kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
-        goto done;
+    if (st == KP_OK && (p8 = t->up->secret_new((size_t)n)) == NULL)
+        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    if (st == KP_OK) {
+        unsigned char *w = t->up->secret_data(p8);
+        i2d_PKCS8_PRIV_KEY_INFO(pi, &w);
+        if (!s_wrap(t, wk, md, p8, out))
+            st = tpl_ossl_err(t, KP_ERR_CRYPTO, "wrapping key", name);
     }
-    unsigned char *w = t->up->secret_data(p8);
-    i2d_PKCS8_PRIV_KEY_INFO(pi, &w);
-    if (!s_wrap(t, wk, md, p8, out)) {
-        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "wrapping key", name);
-        goto done;
-    }
-    *outlen = need;
-done:
+    if (st == KP_OK)
+        *outlen = need;
     t->up->secret_free(p8);
     PKCS8_PRIV_KEY_INFO_free(pi);
     EVP_PKEY_free(wk);

@@ -40,10 +40,10 @@ void tpl_state_free(tpl_state *s)
 static kp_status s_need_store(tpl_inst *t, const char *name)
 {
     if (!t->secret_store)
-        return kp_errorf(t->up, t->h, KP_ERR_UNSUPPORTED,
-                         TPL_NAME ": this instance is not a secret store (secret_store: false)");
+        return tpl_err(t, KP_ERR_UNSUPPORTED,
+                       "this instance is not a secret store (secret_store: false)");
     if (name == NULL || !kpk_key_name_valid(name))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad secret name");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "bad secret name");
     return KP_OK;
 }
 
@@ -51,32 +51,29 @@ static kp_status s_need_store(tpl_inst *t, const char *name)
 static kp_status s_meta_copy(tpl_inst *t, const kp_meta *meta, size_t nmeta, tpl_secret *s)
 {
     if (nmeta > META_MAX || (nmeta > 0 && meta == NULL))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": more than %d metadata pairs",
-                         META_MAX);
+        return tpl_err(t, KP_ERR_INVALID_ARG, "more than %d metadata pairs", META_MAX);
     for (size_t i = 0; i < nmeta; i++) {
         const char *k = meta[i].key, *v = meta[i].value;
         size_t klen = k != NULL ? strlen(k) : 0;
         if (klen == 0 || klen > META_KEY_MAX ||
             strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != klen)
-            return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                             TPL_NAME ": metadata key #%zu is not 1-%d of [a-z0-9_.-]", i + 1,
-                             META_KEY_MAX);
+            return tpl_err(t, KP_ERR_INVALID_ARG, "metadata key #%zu is not 1-%d of [a-z0-9_.-]",
+                           i + 1, META_KEY_MAX);
         if (v == NULL || strlen(v) > META_VALUE_MAX)
-            return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                             TPL_NAME ": metadata %s: value missing or over %d bytes", k,
-                             META_VALUE_MAX);
+            return tpl_err(t, KP_ERR_INVALID_ARG, "metadata %s: value missing or over %d bytes", k,
+                           META_VALUE_MAX);
         for (const unsigned char *c = (const unsigned char *)v; *c != '\0'; c++)
             if (*c < 0x20 || *c == 0x7f)
-                return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                                 TPL_NAME ": metadata %s: control characters in the value", k);
+                return tpl_err(t, KP_ERR_INVALID_ARG,
+                               "metadata %s: control characters in the value", k);
     }
     if (nmeta > 0 && (s->meta = calloc(nmeta, sizeof(*s->meta))) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nmeta; i++, s->nmeta++)
         if ((s->meta[i].key = strdup(meta[i].key)) == NULL ||
             (s->meta[i].value = strdup(meta[i].value)) == NULL) {
             free((char *)s->meta[i].key);
-            return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+            return tpl_err(t, KP_ERR_NOMEM, "out of memory");
         }
     return KP_OK;
 }
@@ -114,26 +111,23 @@ kp_status tpl_ss_put(void *inst, const char *name, const kp_secret *value, const
     tpl_secret *s;
     s_pos pos;
     size_t len;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = s_need_store(t, name)) != KP_OK)
-        return st;
+    KP_GUARD(s_need_store(t, name));
     if (value == NULL || version == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no value");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no value");
     if ((len = t->up->secret_len(value)) > TPL_SECRET_MAX) /* as declared in secret_max */
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG,
-                         TPL_NAME ": secret %s: %zu bytes, more than %d", name, len,
-                         TPL_SECRET_MAX);
+        return tpl_err(t, KP_ERR_INVALID_ARG, "secret %s: %zu bytes, more than %d", name, len,
+                       TPL_SECRET_MAX);
     if ((s = calloc(1, sizeof(*s))) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
-    if ((st = s_meta_copy(t, meta, nmeta, s)) != KP_OK) {
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    st = s_meta_copy(t, meta, nmeta, s);
+    /* The value is borrowed: keep a copy, in secret memory. */
+    if (st == KP_OK && (s->value = kp_secret_dup(t->up, t->up->secret_cdata(value), len)) == NULL)
+        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    if (st != KP_OK) {
         tpl_secret_free(t->up, s);
         return st;
-    }
-    /* The value is borrowed: keep a copy, in secret memory. */
-    if ((s->value = kp_secret_dup(t->up, t->up->secret_cdata(value), len)) == NULL) {
-        tpl_secret_free(t->up, s);
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
     }
     memcpy(s->info.name, name, strlen(name) + 1);
     s->info.created = (int64_t)time(NULL);
@@ -151,11 +145,9 @@ kp_status tpl_ss_put(void *inst, const char *name, const kp_secret *value, const
     if (st != KP_OK) {
         tpl_secret_free(t->up, s);
         return st == KP_ERR_DENIED
-                   ? kp_errorf(t->up, t->h, st,
-                               TPL_NAME ": secret %s has %u versions, the most allowed "
-                                        "(max_versions)",
-                               name, pos.count)
-                   : kp_errorf(t->up, t->h, st, TPL_NAME ": out of memory");
+                   ? tpl_err(t, st, "secret %s has %u versions, the most allowed (max_versions)",
+                             name, pos.count)
+                   : tpl_err(t, st, "out of memory");
     }
     *version = s->info.version;
     return KP_OK;
@@ -167,22 +159,20 @@ kp_status tpl_ss_get(void *inst, const char *name, uint32_t version, kp_secret *
     tpl_inst *t = inst;
     const tpl_secret *s;
     s_pos pos;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = s_need_store(t, name)) != KP_OK)
-        return st;
+    KP_GUARD(s_need_store(t, name));
     if (value == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": nowhere to put the value");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "nowhere to put the value");
     pthread_mutex_lock(&t->lock);
     s_locate(t, name, version, &pos);
     pthread_mutex_unlock(&t->lock);
     /* Versions are immutable and freed only at close: safe to read without the lock. */
     if ((s = version != 0 ? pos.hit : pos.latest) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, TPL_NAME ": secret %s version %u not found",
-                         name, version);
+        return tpl_err(t, KP_ERR_NOT_FOUND, "secret %s version %u not found", name, version);
     if ((*value = kp_secret_dup(t->up, t->up->secret_cdata(s->value),
                                 t->up->secret_len(s->value))) == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
     if (visit != NULL && (st = visit(arg, &s->info, s->meta, s->nmeta)) != KP_OK) {
         t->up->secret_free(*value); /* on failure the caller owns nothing */
         *value = NULL;
@@ -195,12 +185,12 @@ kp_status tpl_ss_list(void *inst, const char *name, kp_secret_visit_fn visit, vo
     tpl_inst *t = inst;
     const tpl_secret **snap;
     size_t n = 0;
-    kp_status st;
+    kp_status st = KP_OK;
 
     if ((!t->secret_store || name != NULL) && (st = s_need_store(t, name)) != KP_OK)
         return st; /* name NULL: every secret */
     if (visit == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": no visitor");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "no visitor");
     /* A snapshot, visited without the lock (see tpl_ks_list). */
     pthread_mutex_lock(&t->lock);
     if ((snap = malloc((t->secrets.n + 1) * sizeof(*snap))) != NULL)
@@ -211,10 +201,8 @@ kp_status tpl_ss_list(void *inst, const char *name, kp_secret_visit_fn visit, vo
         }
     pthread_mutex_unlock(&t->lock);
     if (snap == NULL)
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
-    st = name != NULL && n == 0
-             ? kp_errorf(t->up, t->h, KP_ERR_NOT_FOUND, TPL_NAME ": secret %s not found", name)
-             : KP_OK;
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    st = name != NULL && n == 0 ? tpl_err(t, KP_ERR_NOT_FOUND, "secret %s not found", name) : KP_OK;
     for (size_t i = 0; i < n && st == KP_OK; i++)
         st = visit(arg, &snap[i]->info, snap[i]->meta, snap[i]->nmeta);
     free(snap);
@@ -239,7 +227,7 @@ kp_status tpl_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *l
     kp_status st = KP_OK;
 
     if (name == NULL || !kpk_key_name_valid(name) || len == NULL || (doc == NULL && *len != 0))
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad state arguments");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "bad state arguments");
     /* Copied under the lock: a concurrent put replaces (and frees) the document. */
     pthread_mutex_lock(&t->lock);
     if ((s = s_state_find(t, name)) == NULL)
@@ -250,10 +238,10 @@ kp_status tpl_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *l
         memcpy(doc, s->doc, s->len);
     pthread_mutex_unlock(&t->lock);
     if (st == KP_ERR_NOT_FOUND)
-        return kp_errorf(t->up, t->h, st, TPL_NAME ": key %s has no state document", name);
+        return tpl_err(t, st, "key %s has no state document", name);
     *len = have; /* written, or needed */
     if (st != KP_OK)
-        return kp_errorf(t->up, t->h, st, TPL_NAME ": the state of %s needs %zu bytes", name, have);
+        return tpl_err(t, st, "the state of %s needs %zu bytes", name, have);
     return KP_OK;
 }
 
@@ -267,10 +255,10 @@ kp_status tpl_ks_state_put(void *inst, const char *name, const uint8_t *doc, siz
 
     if (name == NULL || !kpk_key_name_valid(name) || doc == NULL || len == 0 ||
         len > KP_STATE_MAX || (expect == NULL && expect_len != 0) || expect_len > KP_STATE_MAX)
-        return kp_errorf(t->up, t->h, KP_ERR_INVALID_ARG, TPL_NAME ": bad state arguments");
+        return tpl_err(t, KP_ERR_INVALID_ARG, "bad state arguments");
     if ((copy = malloc(len)) == NULL || (fresh = calloc(1, sizeof(*fresh))) == NULL) {
         free(copy);
-        return kp_errorf(t->up, t->h, KP_ERR_NOMEM, TPL_NAME ": out of memory");
+        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
     }
     memcpy(copy, doc, len);
 
@@ -297,10 +285,8 @@ kp_status tpl_ks_state_put(void *inst, const char *name, const uint8_t *doc, siz
     free(copy);
     free(fresh);
     if (st == KP_ERR_CONFLICT)
-        return kp_errorf(t->up, t->h, st,
-                         TPL_NAME ": the state of %s changed since it was read (compare failed)",
-                         name);
+        return tpl_err(t, st, "the state of %s changed since it was read (compare failed)", name);
     if (st != KP_OK)
-        return kp_errorf(t->up, t->h, st, TPL_NAME ": out of memory");
+        return tpl_err(t, st, "out of memory");
     return KP_OK;
 }

@@ -85,18 +85,16 @@ kp_status kpk_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *out
     size_t o = 0;
     kp_status st = KP_OK;
 
-    for (size_t i = 0; i < whole;) {
+    for (size_t i = 0; i < whole && st == KP_OK;) {
         size_t n = whole - i < S_CHUNK ? whole - i : S_CHUNK;
         for (size_t j = 0; j < n; j++)
             chunk[j] = s_to_std(in[i + j]);
-        if (EVP_DecodeBlock(out + o, (const unsigned char *)chunk, (int)n) != (int)(n / 4 * 3)) {
+        if (EVP_DecodeBlock(out + o, (const unsigned char *)chunk, (int)n) != (int)(n / 4 * 3))
             st = KP_ERR_INVALID_ARG;
-            goto done;
-        }
         o += n / 4 * 3;
         i += n;
     }
-    if (data % 4 != 0) {
+    if (st == KP_OK && data % 4 != 0) {
         /* The last 2 or 3 characters: fill the group with 'A' (zero bits) instead of '=',
          * decode three bytes and keep the 1 or 2 the characters carry. */
         uint8_t tail[3];
@@ -113,7 +111,6 @@ kp_status kpk_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *out
         }
         OPENSSL_cleanse(tail, sizeof tail);
     }
-done:
     OPENSSL_cleanse(chunk, sizeof chunk);
     if (st != KP_OK) {
         OPENSSL_cleanse(out, o);

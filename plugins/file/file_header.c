@@ -1,8 +1,9 @@
 /*
- * keyplane-store.json: the salt and iteration count of the store key, and a check value that
- * tells a wrong passphrase apart from damaged data before anything is decrypted or written.
+ * The header, keyplane-store.json in the directory: the salt and iteration count of the master
+ * key, and a check value that tells a wrong passphrase apart from damaged data before anything
+ * is decrypted or written; and the master key derived from it.
  *
- * The file is created on the first write and never rewritten: every secret value depends on
+ * The header is created on the first write and never rewritten: every secret value depends on
  * its salt. Creation goes through link(), so of two concurrent first writers one wins and the
  * other adopts its file (and fails cleanly if it holds another passphrase).
  */
@@ -19,7 +20,7 @@
 #define S_CHECK_LEN (sizeof(KP_FILE_CHECK_TEXT) - 1)
 #define S_CHECK_SEALED (S_CHECK_LEN + KP_FILE_GCM_OVERHEAD)
 
-/* Decodes a base64 field of the store file into a malloc'ed buffer; false when malformed.
+/* Decodes a base64 field of the header into a malloc'ed buffer; false when malformed.
  * The kit's decoder takes the padded standard base64 this file has always been written in. */
 static bool s_b64_decode(const char *text, uint8_t **data, size_t *len)
 {
@@ -48,12 +49,12 @@ static char *s_b64_encode(const uint8_t *data, size_t len)
     return out;
 }
 
-static kp_status s_store_path(kp_file_inst *fi, char *buf, size_t size)
+static kp_status s_header_path(kp_file_inst *fi, char *buf, size_t size)
 {
-    return kp_file_path(fi, buf, size, "%s/%s", fi->path, KP_FILE_STORE_FILE);
+    return kp_file_path(fi, buf, size, "%s/%s", fi->dir, KP_FILE_HEADER);
 }
 
-/* Derives the key from the file's parameters and verifies the check value with it. */
+/* Derives the master key from the header's parameters and verifies the check value with it. */
 static kp_status s_load(kp_file_inst *fi, const char *path, const json_t *j, kp_secret **key,
                         uint32_t *iter)
 {
@@ -67,10 +68,10 @@ static kp_status s_load(kp_file_inst *fi, const char *path, const json_t *j, kp_
     uint8_t plain[S_CHECK_LEN];
     size_t saltlen = 0, checklen = 0;
     kp_secret *k = NULL;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *key = NULL;
-    if (format == NULL || strcmp(format, KP_FILE_STORE_FORMAT) != 0)
+    if (format == NULL || strcmp(format, KP_FILE_HEADER_FORMAT) != 0)
         return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a keyplane file store", path);
     if (!json_is_integer(jver) || json_integer_value(jver) != 1)
         return kp_file_err(fi, KP_ERR_UNSUPPORTED, "%s: unsupported store version", path);
@@ -80,30 +81,29 @@ static kp_status s_load(kp_file_inst *fi, const char *path, const json_t *j, kp_
         json_integer_value(jiter) > KP_FILE_KDF_MAX)
         return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: iterations out of range", path);
     if (!s_b64_decode(salt64, &salt, &saltlen) || saltlen < KP_FILE_SALT_LEN || saltlen > 64 ||
-        !s_b64_decode(check64, &check, &checklen) || checklen != S_CHECK_SEALED) {
+        !s_b64_decode(check64, &check, &checklen) || checklen != S_CHECK_SEALED)
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad salt or check value", path);
-        goto out;
-    }
     *iter = (uint32_t)json_integer_value(jiter);
-    if ((st = kp_file_pbkdf2(fi, fi->pass, salt, saltlen, *iter, &k)) != KP_OK)
-        goto out;
-    st = kp_file_gcm_open(fi, k, NULL, 0, check, checklen, plain);
-    if (st == KP_OK && CRYPTO_memcmp(plain, KP_FILE_CHECK_TEXT, S_CHECK_LEN) != 0)
-        st = KP_ERR_INTEGRITY;
-    if (st == KP_ERR_INTEGRITY) /* GCM cannot tell a wrong key from a changed value */
-        st = kp_file_err(fi, KP_ERR_AUTH, "wrong passphrase for file store %s", fi->path);
+    if (st == KP_OK)
+        st = kp_file_pbkdf2(fi, fi->pass, salt, saltlen, *iter, &k);
+    if (st == KP_OK) {
+        st = kp_file_gcm_open(fi, k, NULL, 0, check, checklen, plain);
+        if (st == KP_OK && CRYPTO_memcmp(plain, KP_FILE_CHECK_TEXT, S_CHECK_LEN) != 0)
+            st = KP_ERR_INTEGRITY;
+        if (st == KP_ERR_INTEGRITY) /* GCM cannot tell a wrong key from a changed value */
+            st = kp_file_err(fi, KP_ERR_AUTH, "wrong passphrase for file store %s", fi->dir);
+    }
     if (st == KP_OK) {
         *key = k;
         k = NULL;
     }
-out:
     fi->up->secret_free(k);
     free(salt);
     free(check);
     return st;
 }
 
-/* Writes a new store file; KP_ERR_EXISTS (no text) when another writer was first. */
+/* Writes a new header; KP_ERR_EXISTS (no text) when another writer was first. */
 static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, uint32_t *iter)
 {
     uint8_t salt[KP_FILE_SALT_LEN];
@@ -111,33 +111,35 @@ static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, u
     char *salt64 = NULL, *check64 = NULL, *text = NULL;
     json_t *j = NULL;
     kp_secret *k = NULL;
-    kp_status st;
+    kp_status st = KP_OK;
 
     *key = NULL;
-    if ((st = kp_file_mkdirs(fi, fi->path)) != KP_OK ||
-        (st = kp_file_random(fi, salt, sizeof(salt))) != KP_OK ||
-        (st = kp_file_pbkdf2(fi, fi->pass, salt, sizeof(salt), fi->kdf_iter, &k)) != KP_OK ||
-        (st = kp_file_gcm_seal(fi, k, NULL, 0, (const uint8_t *)KP_FILE_CHECK_TEXT, S_CHECK_LEN,
-                               check)) != KP_OK)
-        goto out;
-    salt64 = s_b64_encode(salt, sizeof(salt));
-    check64 = s_b64_encode(check, sizeof(check));
-    if (salt64 != NULL && check64 != NULL)
-        j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s}", "format", KP_FILE_STORE_FORMAT, "version",
-                      1, "salt", salt64, "kdf", "pbkdf2-sha256", "iterations",
-                      (json_int_t)fi->kdf_iter, "check", check64);
-    if (j == NULL || (text = json_dumps(j, JSON_INDENT(2))) == NULL) {
-        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory creating %s", path);
-        goto out;
-    }
-    st = kp_file_write_atomic(fi, path, text, strlen(text), true);
+    st = kp_file_mkdirs(fi, fi->dir);
+    if (st == KP_OK)
+        st = kp_file_random(fi, salt, sizeof(salt));
+    if (st == KP_OK)
+        st = kp_file_pbkdf2(fi, fi->pass, salt, sizeof(salt), fi->kdf_iter, &k);
+    if (st == KP_OK)
+        st = kp_file_gcm_seal(fi, k, NULL, 0, (const uint8_t *)KP_FILE_CHECK_TEXT, S_CHECK_LEN,
+                              check);
     if (st == KP_OK) {
-        kp_file_debug(fi, "created file store %s", fi->path);
+        salt64 = s_b64_encode(salt, sizeof(salt));
+        check64 = s_b64_encode(check, sizeof(check));
+        if (salt64 != NULL && check64 != NULL)
+            j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s}", "format", KP_FILE_HEADER_FORMAT,
+                          "version", 1, "salt", salt64, "kdf", "pbkdf2-sha256", "iterations",
+                          (json_int_t)fi->kdf_iter, "check", check64);
+        if (j == NULL || (text = json_dumps(j, JSON_INDENT(2))) == NULL)
+            st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory creating %s", path);
+    }
+    if (st == KP_OK)
+        st = kp_file_write_atomic(fi, path, text, strlen(text), true);
+    if (st == KP_OK) {
+        kp_file_debug(fi, "created file store %s", fi->dir);
         *iter = fi->kdf_iter;
         *key = k;
         k = NULL;
     }
-out:
     fi->up->secret_free(k);
     free(salt64);
     free(check64);
@@ -151,10 +153,9 @@ static kp_status s_derive(kp_file_inst *fi, bool create, kp_secret **key, uint32
     char path[KP_FILE_PATH_MAX];
     struct stat sb;
     json_t *j;
-    kp_status st;
+    kp_status st = KP_OK;
 
-    if ((st = s_store_path(fi, path, sizeof(path))) != KP_OK)
-        return st;
+    KP_GUARD(s_header_path(fi, path, sizeof(path)));
     if (stat(path, &sb) != 0) {
         if (errno != ENOENT)
             return kp_file_errno(fi, errno, "cannot stat", path);
@@ -165,41 +166,40 @@ static kp_status s_derive(kp_file_inst *fi, bool create, kp_secret **key, uint32
             return st;
         /* Lost the race: adopt the winner's file below. */
     }
-    if ((st = kp_file_json_read(fi, path, &j)) != KP_OK)
-        return st;
+    KP_GUARD(kp_file_json_read(fi, path, &j));
     st = s_load(fi, path, j, key, iter);
     json_decref(j);
     return st;
 }
 
-kp_status kp_file_store_key(kp_file_inst *fi, bool create, const kp_secret **key)
+kp_status kp_file_master_key(kp_file_inst *fi, bool create, const kp_secret **key)
 {
     kp_status st = KP_OK;
 
     *key = NULL;
     /* Held across the PBKDF2 so concurrent first users derive once, not once each. */
     pthread_mutex_lock(&fi->lock);
-    if (fi->store_key == NULL) {
+    if (fi->master_key == NULL) {
         kp_secret *k = NULL;
         uint32_t iter = 0;
         st = s_derive(fi, create, &k, &iter);
         if (st == KP_OK) {
-            fi->store_key = k;
-            fi->store_iter = iter;
+            fi->master_key = k;
+            fi->header_iter = iter;
         }
     }
     if (st == KP_OK)
-        *key = fi->store_key;
+        *key = fi->master_key;
     pthread_mutex_unlock(&fi->lock);
     return st;
 }
 
-uint32_t kp_file_store_iterations(kp_file_inst *fi)
+uint32_t kp_file_header_iterations(kp_file_inst *fi)
 {
     uint32_t iter;
 
     pthread_mutex_lock(&fi->lock);
-    iter = fi->store_iter;
+    iter = fi->header_iter;
     pthread_mutex_unlock(&fi->lock);
     return iter;
 }
