@@ -54,6 +54,11 @@ void kp_cli_lock(kp_cli *cli);
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
+/* Reads and decodes an envelope file ("-" = stdin), saying on stderr what is wrong with it. */
+kp_status kp_cli_read_envelope(kp_cli *cli, const char *path, kp_envelope **env);
+/* Writes env as one line to path ("-" = stdout); *text, when text is not NULL, receives the
+ * encoded envelope (without the line end; free it with kp_free). */
+kp_status kp_cli_write_envelope(kp_cli *cli, const char *path, const kp_envelope *env, char **text);
 /* A JSON string of s; bytes that are not valid UTF-8 (a cut name, a Latin-1 path) become '?',
  * so a report is never lost to one odd byte. */
 void *kp_cli_jstr(const char *s);
@@ -62,6 +67,16 @@ void kp_cli_print_json(void *json);
 /* True when argv has -h/--help before "--". */
 bool kp_cli_wants_help(int argc, char **argv);
 const char *kp_cli_caps(uint32_t caps, char *buf, size_t len);
+/* Parses the options of a command that takes only --json and --help (stop_at_arg: stop at the
+ * first argument, a subcommand whose own options follow): KP_EXIT_OK to go on, -1 once usage
+ * is printed for --help, else the exit code of a usage error. */
+int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool stop_at_arg, int argc,
+                       char **argv);
+/* Prints "no WHAT 'NAME' in POLICY" and returns KP_EXIT_NOT_FOUND. */
+int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name);
+/* True when chain ch keeps its protector in instance name (origin, replica or escrow), or with
+ * secret_copies also an encrypted copy of it (a secret replica). */
+bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies);
 
 /* Subcommands. */
 int kp_cmd_plugins(kp_cli *cli, int argc, char **argv);

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -95,8 +96,72 @@ static kp_status s_write_all(int fd, const unsigned char *p, size_t len)
     return KP_OK;
 }
 
+/* Writes into what path names when it is no regular file (a pipe, a device): never replaces it
+ * with a file, and never writes to a terminal. */
+static kp_status s_write_into(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    kp_status st = fd >= 0 ? KP_OK : KP_ERR_IO;
+    if (st == KP_OK && isatty(fd)) {
+        fprintf(stderr, "keyplane: error: refusing to write to the terminal %s\n", path);
+        st = KP_ERR_INVALID_ARG;
+    } else {
+        if (st == KP_OK)
+            st = s_write_all(fd, data, len);
+        if (st != KP_OK)
+            fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+    return st;
+}
+
+/* Writes a temporary file beside path, then renames it: a crash leaves the old file or the
+ * new one. */
+static kp_status s_write_replace(const char *path, const void *data, size_t len)
+{
+    char *copy = strdup(path);
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    kp_status st = copy != NULL && tmp != NULL ? KP_OK : KP_ERR_NOMEM;
+    int fd = -1, saved = 0;
+    if (st == KP_OK) {
+        snprintf(tmp, n, "%s.tmp-XXXXXX", path);
+        fd = mkstemp(tmp);
+        st = fd >= 0 ? KP_OK : KP_ERR_IO;
+    }
+    if (st == KP_OK && fchmod(fd, 0600) != 0)
+        st = KP_ERR_IO;
+    if (st == KP_OK)
+        st = s_write_all(fd, data, len);
+    if (st == KP_OK && fsync(fd) != 0)
+        st = KP_ERR_IO;
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (st == KP_OK && rename(tmp, path) != 0) {
+        saved = errno;
+        st = KP_ERR_IO;
+    }
+    if (st == KP_OK) {
+        int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    } else if (st != KP_ERR_NOMEM) {
+        if (fd >= 0)
+            unlink(tmp);
+        fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(saved));
+    }
+    free(tmp);
+    free(copy);
+    return st;
+}
+
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len)
 {
+    (void)cli;
     if (strcmp(path, "-") == 0) {
         kp_status st = s_write_all(STDOUT_FILENO, data, len);
         if (st != KP_OK)
@@ -105,67 +170,14 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
         return st;
     }
     struct stat sb;
-    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+    bool exists = lstat(path, &sb) == 0;
+    if (exists && S_ISLNK(sb.st_mode)) {
         fprintf(stderr, "keyplane: error: %s is a symbolic link; give the file itself\n", path);
         return KP_ERR_INVALID_ARG;
     }
-    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        /* A pipe, a terminal, a device: write into it; never replace it with a file. */
-        int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        if (fd >= 0 && isatty(fd)) {
-            close(fd);
-            fprintf(stderr, "keyplane: error: refusing to write to the terminal %s\n", path);
-            return KP_ERR_INVALID_ARG;
-        }
-        kp_status st = fd >= 0 ? s_write_all(fd, data, len) : KP_ERR_IO;
-        if (st != KP_OK)
-            fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return st;
-    }
-    /* Temp file beside the target, then rename: a crash leaves the old file or the new one. */
-    char *copy = strdup(path);
-    if (copy == NULL)
-        return KP_ERR_NOMEM;
-    const char *dir = dirname(copy);
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (tmp == NULL) {
-        free(copy);
-        return KP_ERR_NOMEM;
-    }
-    snprintf(tmp, n, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    kp_status st = fd >= 0 ? KP_OK : KP_ERR_IO;
-    if (st == KP_OK && fchmod(fd, 0600) != 0)
-        st = KP_ERR_IO;
-    if (st == KP_OK)
-        st = s_write_all(fd, data, len);
-    if (st == KP_OK && fsync(fd) != 0)
-        st = KP_ERR_IO;
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    if (st == KP_OK && rename(tmp, path) != 0) {
-        saved = errno;
-        st = KP_ERR_IO;
-    }
-    if (st == KP_OK) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    } else {
-        if (fd >= 0)
-            unlink(tmp);
-        fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(saved));
-    }
-    (void)cli;
-    free(tmp);
-    free(copy);
-    return st;
+    if (exists && !S_ISREG(sb.st_mode))
+        return s_write_into(path, data, len);
+    return s_write_replace(path, data, len);
 }
 
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len)
@@ -177,25 +189,24 @@ kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **dat
         return errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
     }
     char *buf = malloc(max + 1);
-    if (buf == NULL) {
-        if (f != stdin)
-            fclose(f);
-        return KP_ERR_NOMEM;
-    }
-    size_t n = fread(buf, 1, max + 1, f);
+    kp_status st = buf != NULL ? KP_OK : KP_ERR_NOMEM;
+    size_t n = st == KP_OK ? fread(buf, 1, max + 1, f) : 0;
     bool err = ferror(f) != 0;
     if (f != stdin)
         fclose(f);
-    if (err || n > max) {
+    if (st == KP_OK && (err || n > max)) {
         fprintf(stderr, "keyplane: error: cannot read %s: %s\n", path,
                 err ? "read error" : "file too large");
-        free(buf);
-        return err ? KP_ERR_IO : KP_ERR_INVALID_ARG;
+        st = err ? KP_ERR_IO : KP_ERR_INVALID_ARG;
     }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return KP_OK;
+    if (st == KP_OK) {
+        buf[n] = '\0';
+        *data = buf;
+        *len = n;
+    } else {
+        free(buf);
+    }
+    return st;
 }
 
 void *kp_cli_jstr(const char *s)
@@ -262,4 +273,73 @@ void kp_cli_lock(kp_cli *cli)
             fprintf(stderr, "keyplane: warning: cannot lock %s: %s\n", path, strerror(errno));
     }
     /* fd stays open: the lock goes with the process. */
+}
+
+int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool stop_at_arg, int argc,
+                       char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, stop_at_arg ? "+jh" : "jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            cli->json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        default:
+            return kp_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    return KP_EXIT_OK;
+}
+
+int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name)
+{
+    fprintf(stderr, "keyplane: error: no %s '%s' in %s\n", what, name, cli->policy_path);
+    return KP_EXIT_NOT_FOUND;
+}
+
+bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies)
+{
+    bool holds = ch->origin != NULL && strcmp(ch->origin, name) == 0;
+    for (size_t i = 0; i < ch->nreplicas && !holds; i++)
+        holds = strcmp(ch->replicas[i], name) == 0;
+    for (size_t i = 0; i < ch->nescrow && !holds; i++)
+        holds = strcmp(ch->escrow[i], name) == 0;
+    for (size_t i = 0; secret_copies && i < ch->nsecret_replicas && !holds; i++)
+        holds = strcmp(ch->secret_replicas[i], name) == 0;
+    return holds;
+}
+
+kp_status kp_cli_read_envelope(kp_cli *cli, const char *path, kp_envelope **env)
+{
+    char *text = NULL, err[256];
+    size_t len = 0;
+    KP_GUARD(kp_cli_read_file(cli, path, KP_ENVELOPE_MAX, &text, &len));
+    kp_status st = kp_envelope_decode(text, len, env, err, sizeof(err));
+    if (st != KP_OK)
+        fprintf(stderr, "keyplane: error: %s: %s\n", path, err);
+    free(text);
+    return st;
+}
+
+kp_status kp_cli_write_envelope(kp_cli *cli, const char *path, const kp_envelope *env, char **text)
+{
+    char *out = NULL;
+    kp_status st = kp_envelope_encode(env, &out);
+    if (st == KP_OK) {
+        size_t len = strlen(out);
+        out[len] = '\n'; /* replaces the NUL for writing; restored below */
+        st = kp_cli_write_file(cli, path, out, len + 1);
+        out[len] = '\0';
+    }
+    if (st == KP_OK && text != NULL) {
+        *text = out;
+        out = NULL;
+    }
+    kp_free(out);
+    return st;
 }

@@ -2,6 +2,7 @@
  * keyplane check [INSTANCE...]: reachability, credentials and permissions of instances.
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -31,20 +32,6 @@ static void s_report(void *arg, const char *item, kp_status status, const char *
     }
 }
 
-/* True when chain keeps its protector (not an encrypted copy) in instance name. */
-static bool s_holds(const kp_chain_policy *ch, const char *name)
-{
-    if (ch->origin != NULL && strcmp(ch->origin, name) == 0)
-        return true;
-    for (size_t i = 0; i < ch->nreplicas; i++)
-        if (strcmp(ch->replicas[i], name) == 0)
-            return true;
-    for (size_t i = 0; i < ch->nescrow; i++)
-        if (strcmp(ch->escrow[i], name) == 0)
-            return true;
-    return false;
-}
-
 static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
 {
     s_check c = {cli, cli->json ? json_array() : NULL, 0};
@@ -62,7 +49,7 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
      * shows it. */
     for (size_t i = 0; inst != NULL && i < kp_policy_chain_count(cli->policy); i++) {
         const kp_chain_policy *ch = kp_policy_chain_at(cli->policy, i);
-        if (!s_holds(ch, name))
+        if (!kp_cli_chain_holds(ch, name, false))
             continue;
         char why[256], item[KP_NAME_MAX + 8];
         snprintf(item, sizeof(item), "chain %s", ch->name);
@@ -83,38 +70,25 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
 
 int kp_cmd_check(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            cli->json = true;
-            break;
-        case 'h':
-            printf("Usage: keyplane check [--json] [INSTANCE...]\n"
-                   "\n"
-                   "Opens each provider instance of the policy (all, or those named) and runs\n"
-                   "its plugin's checks: reachability, credentials, permissions; then, for every\n"
-                   "chain keeping its protector there, whether the instance can hold it and\n"
-                   "unwrap with the chain's algorithm, as the instance declares. One line per\n"
-                   "checked item; exit status 1 when any item failed.\n"
-                   "\n"
-                   "  --json  {\"ok\", \"instances\": [{instance, plugin, ok, items}]}\n");
-            return KP_EXIT_OK;
-        default:
-            return kp_cli_usage_error("check", "unknown option");
-        }
-    }
-    int rc = kp_cli_load_policy(cli);
+    int rc = kp_cli_simple_opts(
+        cli, "check",
+        "Usage: keyplane check [--json] [INSTANCE...]\n"
+        "\n"
+        "Opens each provider instance of the policy (all, or those named) and runs\n"
+        "its plugin's checks: reachability, credentials, permissions; then, for every\n"
+        "chain keeping its protector there, whether the instance can hold it and\n"
+        "unwrap with the chain's algorithm, as the instance declares. One line per\n"
+        "checked item; exit status 1 when any item failed.\n"
+        "\n"
+        "  --json  {\"ok\", \"instances\": [{instance, plugin, ok, items}]}\n",
+        false, argc, argv);
+    if (rc == KP_EXIT_OK)
+        rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
-        return rc;
+        return rc < 0 ? KP_EXIT_OK : rc;
     for (int i = optind; i < argc; i++)
-        if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL) {
-            fprintf(stderr, "keyplane: error: no provider instance '%s' in %s\n", argv[i],
-                    cli->policy_path);
-            return KP_EXIT_NOT_FOUND;
-        }
+        if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL)
+            return kp_cli_not_in_policy(cli, "provider instance", argv[i]);
     json_t *out = cli->json ? json_array() : NULL;
     int failed = 0;
     if (optind < argc)

@@ -63,10 +63,8 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
         return kp_cli_usage_error(cmd, "expects at most one CHAIN");
     o->chain = optind < argc ? argv[optind] : NULL;
     int rc = kp_cli_load_policy(cli);
-    if (rc == KP_EXIT_OK && o->chain != NULL && kp_policy_chain(cli->policy, o->chain) == NULL) {
-        fprintf(stderr, "keyplane: error: no chain '%s' in %s\n", o->chain, cli->policy_path);
-        return KP_EXIT_NOT_FOUND;
-    }
+    if (rc == KP_EXIT_OK && o->chain != NULL && kp_policy_chain(cli->policy, o->chain) == NULL)
+        rc = kp_cli_not_in_policy(cli, "chain", o->chain);
     return rc;
 }
 
@@ -177,6 +175,30 @@ static void s_on_action(void *arg, const kp_action *a, kp_status st, const char 
             a->chain, a->version, a->target, detail);
 }
 
+/* What apply did: the findings, then the JSON document (out and results are consumed) or a
+ * summary line. */
+static void s_print_applied(kp_cli *cli, const kp_plan *plan, json_t *out, json_t *results,
+                            size_t failed)
+{
+    size_t na = kp_plan_action_count(plan);
+    for (size_t i = 0; i < kp_plan_finding_count(plan); i++) {
+        const kp_finding *f = kp_plan_finding(plan, i);
+        if (!cli->json)
+            fprintf(stderr, "  ! %s: %s: %s\n", f->chain, f->instance, f->detail);
+    }
+    if (cli->json) {
+        s_print_plan(cli, plan, out);
+        json_object_set_new(out, "results", results);
+        json_object_set_new(out, "failed", json_integer((json_int_t)failed));
+        kp_cli_print_json(out);
+    } else if (na == 0) {
+        printf("nothing to do: every keystore holds every version\n");
+    } else {
+        printf("%zu of %zu action%s done%s\n", na - failed, na, na == 1 ? "" : "s",
+               failed > 0 ? "; see the failures above" : "");
+    }
+}
+
 int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
 {
     s_opts o = {0};
@@ -213,30 +235,15 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
     kp_apply_opts opts = {sizeof(opts), o.workers, o.journal, s_on_action, &p};
     st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &opts, &failed) : KP_OK;
     if (st != KP_OK && failed == 0) { /* refused before any action ran (the journal, ...) */
-        kp_plan_free(plan);
+        rc = kp_cli_fail(cli, st, "apply");
         json_decref(out);
         json_decref(p.results);
-        return kp_cli_fail(cli, st, "apply");
-    }
-    for (size_t i = 0; i < kp_plan_finding_count(plan); i++) {
-        const kp_finding *f = kp_plan_finding(plan, i);
-        if (!cli->json)
-            fprintf(stderr, "  ! %s: %s: %s\n", f->chain, f->instance, f->detail);
-    }
-    if (cli->json) {
-        s_print_plan(cli, plan, out);
-        json_object_set_new(out, "results", p.results);
-        json_object_set_new(out, "failed", json_integer((json_int_t)failed));
-        kp_cli_print_json(out);
-    } else if (na == 0) {
-        printf("nothing to do: every keystore holds every version\n");
     } else {
-        printf("%zu of %zu action%s done%s\n", na - failed, na, na == 1 ? "" : "s",
-               failed > 0 ? "; see the failures above" : "");
+        s_print_applied(cli, plan, out, p.results, failed);
+        rc = st != KP_OK                       ? kp_cli_exit_code(st)
+             : kp_plan_finding_count(plan) > 0 ? KP_EXIT_FAIL
+                                               : KP_EXIT_OK;
     }
-    rc = st != KP_OK                       ? kp_cli_exit_code(st)
-         : kp_plan_finding_count(plan) > 0 ? KP_EXIT_FAIL
-                                           : KP_EXIT_OK;
     kp_plan_free(plan);
     return rc;
 }
@@ -255,6 +262,82 @@ static const char *s_state(uint32_t s)
     default:
         return "UNREACHABLE";
     }
+}
+
+/* One chain's matrix: a table on stdout (every gap also on its own line on stderr) or an entry
+ * of chains; gaps counts the chains with a gap. */
+static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prove, json_t *chains,
+                                int *gaps)
+{
+    kp_matrix *m = NULL;
+    KP_GUARD(kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m));
+    size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
+    int ok = kp_matrix_ok(m);
+    *gaps += !ok;
+    int64_t newest = kp_matrix_newest_created(m), now = (int64_t)time(NULL);
+    const char *rotation = NULL;
+    if (c->rotation_every > 0 && newest > 0 && now >= newest + c->rotation_every)
+        rotation = "rotation overdue";
+    else if (c->rotation_every > 0 && newest > 0 &&
+             now >= newest + c->rotation_every - c->rotation_warn)
+        rotation = "rotation due soon";
+    json_t *rows = cli->json ? json_array() : NULL;
+    if (!cli->json) {
+        printf("chain %s: %s%s%s\n", c->name,
+               nv == 0 ? "no protector version anywhere"
+               : ok    ? "ok"
+                       : "GAPS",
+               rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
+        printf("  %-8s %-9s %-18s", "VERSION", "STATE", "FINGERPRINT");
+        for (size_t i = 0; i < ni; i++)
+            printf(" %-14s", kp_matrix_instance(m, i));
+        printf("\n");
+    }
+    for (size_t r = 0; r < nv; r++) {
+        json_t *cells = cli->json ? json_object() : NULL;
+        int64_t from = 0, until = 0;
+        uint32_t vstate = kp_matrix_state(m, r, &from, &until);
+        if (!cli->json)
+            printf("  v%-7u %-9s %-18.16s", kp_matrix_version(m, r),
+                   vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-",
+                   kp_matrix_fingerprint(m, r));
+        for (size_t i = 0; i < ni; i++) {
+            const kp_cell *cell = kp_matrix_cell(m, r, i);
+            if (cli->json)
+                json_object_set_new(cells, kp_matrix_instance(m, i),
+                                    json_pack("{s:s, s:o}", "state", s_state(cell->state), "detail",
+                                              kp_cli_jstr(cell->detail)));
+            else
+                printf(" %-14s", s_state(cell->state));
+        }
+        if (cli->json)
+            json_array_append_new(
+                rows,
+                json_pack("{s:i, s:s, s:s, s:I, s:I, s:o}", "version", (int)kp_matrix_version(m, r),
+                          "state",
+                          vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "none",
+                          "fingerprint", kp_matrix_fingerprint(m, r), "active_from",
+                          (json_int_t)from, "active_until", (json_int_t)until, "replicas", cells));
+        else
+            printf("\n");
+    }
+    /* Name every gap on its own line: a DR runbook must not need to decode a table. */
+    for (size_t r = 0; r < nv && !cli->json; r++)
+        for (size_t i = 0; i < ni; i++) {
+            const kp_cell *cell = kp_matrix_cell(m, r, i);
+            if (cell->state != KP_CELL_OK)
+                fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", c->name,
+                        kp_matrix_version(m, r), kp_matrix_instance(m, i), s_state(cell->state),
+                        cell->detail);
+        }
+    if (cli->json) {
+        json_t *cj = json_pack("{s:s, s:b, s:o}", "chain", c->name, "ok", ok, "versions", rows);
+        if (rotation != NULL)
+            json_object_set_new(cj, "warning", json_string(rotation));
+        json_array_append_new(chains, cj);
+    }
+    kp_matrix_free(m);
+    return KP_OK;
 }
 
 /* verify (prove) and status (presence): one matrix per chain. */
@@ -277,82 +360,16 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
         return rc < 0 ? KP_EXIT_OK : rc;
     json_t *chains = cli->json ? json_array() : NULL;
     int gaps = 0;
-    for (size_t ci = 0; ci < kp_policy_chain_count(cli->policy); ci++) {
+    kp_status st = KP_OK;
+    for (size_t ci = 0; st == KP_OK && ci < kp_policy_chain_count(cli->policy); ci++) {
         const kp_chain_policy *c = kp_policy_chain_at(cli->policy, ci);
         if (o.chain != NULL && strcmp(o.chain, c->name) != 0)
             continue;
-        kp_matrix *m = NULL;
-        kp_status st = kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m);
-        if (st != KP_OK) {
-            json_decref(chains);
-            return kp_cli_fail(cli, st, prove ? "verify" : "status");
-        }
-        size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
-        int ok = kp_matrix_ok(m);
-        gaps += !ok;
-        int64_t newest = kp_matrix_newest_created(m), now = (int64_t)time(NULL);
-        const char *rotation = NULL;
-        if (c->rotation_every > 0 && newest > 0 && now >= newest + c->rotation_every)
-            rotation = "rotation overdue";
-        else if (c->rotation_every > 0 && newest > 0 &&
-                 now >= newest + c->rotation_every - c->rotation_warn)
-            rotation = "rotation due soon";
-        json_t *rows = cli->json ? json_array() : NULL;
-        if (!cli->json) {
-            printf("chain %s: %s%s%s\n", c->name,
-                   nv == 0 ? "no protector version anywhere"
-                   : ok    ? "ok"
-                           : "GAPS",
-                   rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
-            printf("  %-8s %-9s %-18s", "VERSION", "STATE", "FINGERPRINT");
-            for (size_t i = 0; i < ni; i++)
-                printf(" %-14s", kp_matrix_instance(m, i));
-            printf("\n");
-        }
-        for (size_t r = 0; r < nv; r++) {
-            json_t *cells = cli->json ? json_object() : NULL;
-            int64_t from = 0, until = 0;
-            uint32_t vstate = kp_matrix_state(m, r, &from, &until);
-            if (!cli->json)
-                printf("  v%-7u %-9s %-18.16s", kp_matrix_version(m, r),
-                       vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-",
-                       kp_matrix_fingerprint(m, r));
-            for (size_t i = 0; i < ni; i++) {
-                const kp_cell *cell = kp_matrix_cell(m, r, i);
-                if (cli->json)
-                    json_object_set_new(cells, kp_matrix_instance(m, i),
-                                        json_pack("{s:s, s:o}", "state", s_state(cell->state),
-                                                  "detail", kp_cli_jstr(cell->detail)));
-                else
-                    printf(" %-14s", s_state(cell->state));
-            }
-            if (cli->json)
-                json_array_append_new(
-                    rows,
-                    json_pack(
-                        "{s:i, s:s, s:s, s:I, s:I, s:o}", "version", (int)kp_matrix_version(m, r),
-                        "state", vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "none",
-                        "fingerprint", kp_matrix_fingerprint(m, r), "active_from", (json_int_t)from,
-                        "active_until", (json_int_t)until, "replicas", cells));
-            else
-                printf("\n");
-        }
-        /* Name every gap on its own line: a DR runbook must not need to decode a table. */
-        for (size_t r = 0; r < nv && !cli->json; r++)
-            for (size_t i = 0; i < ni; i++) {
-                const kp_cell *cell = kp_matrix_cell(m, r, i);
-                if (cell->state != KP_CELL_OK)
-                    fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", c->name,
-                            kp_matrix_version(m, r), kp_matrix_instance(m, i), s_state(cell->state),
-                            cell->detail);
-            }
-        if (cli->json) {
-            json_t *cj = json_pack("{s:s, s:b, s:o}", "chain", c->name, "ok", ok, "versions", rows);
-            if (rotation != NULL)
-                json_object_set_new(cj, "warning", json_string(rotation));
-            json_array_append_new(chains, cj);
-        }
-        kp_matrix_free(m);
+        st = s_matrix_chain(cli, c, prove, chains, &gaps);
+    }
+    if (st != KP_OK) {
+        json_decref(chains);
+        return kp_cli_fail(cli, st, prove ? "verify" : "status");
     }
     if (cli->json)
         kp_cli_print_json(json_pack("{s:b, s:o}", "ok", gaps == 0, "chains", chains));
@@ -367,6 +384,45 @@ int kp_cmd_verify(kp_cli *cli, int argc, char **argv)
 int kp_cmd_status(kp_cli *cli, int argc, char **argv)
 {
     return s_matrix_cmd(cli, argc, argv, false);
+}
+
+/* KP_EXIT_TRANSIENT, saying so, when a store of the plan's chain other than to is
+ * unreachable: it may hold the chain's key, so restoring without it needs --force. */
+static int s_other_unreachable(const kp_plan *plan, const char *to)
+{
+    for (size_t i = 0; i < kp_plan_finding_count(plan); i++) {
+        const kp_finding *f = kp_plan_finding(plan, i);
+        if (f->kind == KP_FINDING_UNREACHABLE && strcmp(f->instance, to) != 0) {
+            fprintf(stderr,
+                    "keyplane: error: restore: %s is unreachable (%s); it may hold the "
+                    "chain's key, so not restoring %s without --force\n",
+                    f->instance, f->detail, to);
+            return KP_EXIT_TRANSIENT;
+        }
+    }
+    return KP_EXIT_OK;
+}
+
+/* Proves, as verify does, that to holds every version of chain usable; names each gap. */
+static kp_status s_verify_restored(kp_cli *cli, const char *chain, const char *to, int *ok)
+{
+    kp_matrix *m = NULL;
+    KP_GUARD(kp_chain_matrix(cli->ctx, cli->policy, chain, 1, &m));
+    *ok = kp_matrix_version_count(m) > 0;
+    size_t col = kp_matrix_instance_count(m);
+    for (size_t i = 0; i < kp_matrix_instance_count(m); i++)
+        if (strcmp(kp_matrix_instance(m, i), to) == 0)
+            col = i;
+    for (size_t r = 0; r < kp_matrix_version_count(m) && col < kp_matrix_instance_count(m); r++) {
+        const kp_cell *cell = kp_matrix_cell(m, r, col);
+        if (cell->state != KP_CELL_OK) {
+            *ok = 0;
+            fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", chain, kp_matrix_version(m, r),
+                    to, s_state(cell->state), cell->detail);
+        }
+    }
+    kp_matrix_free(m);
+    return KP_OK;
 }
 
 int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
@@ -408,82 +464,49 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
     if (rc != KP_EXIT_OK)
         return rc;
     const kp_chain_policy *cp = kp_policy_chain(cli->policy, chain);
-    if (cp == NULL) {
-        fprintf(stderr, "keyplane: error: no chain '%s' in %s\n", chain, cli->policy_path);
-        return KP_EXIT_NOT_FOUND;
-    }
+    if (cp == NULL)
+        return kp_cli_not_in_policy(cli, "chain", chain);
     kp_cli_lock(cli);
-    bool member = strcmp(cp->origin, to) == 0;
-    for (size_t i = 0; i < cp->nreplicas; i++)
-        member = member || strcmp(cp->replicas[i], to) == 0;
-    for (size_t i = 0; i < cp->nescrow; i++)
-        member = member || strcmp(cp->escrow[i], to) == 0;
-    for (size_t i = 0; i < cp->nsecret_replicas; i++)
-        member = member || strcmp(cp->secret_replicas[i], to) == 0;
-    if (!member) {
+    if (!kp_cli_chain_holds(cp, to, true)) {
         fprintf(stderr, "keyplane: error: restore: '%s' holds no copy of %s by policy\n", to,
                 chain);
         return KP_EXIT_USAGE;
     }
     kp_plan *plan = NULL;
     kp_status st = kp_plan_make(cli->ctx, cli->policy, chain, &plan);
-    for (size_t i = 0; st == KP_OK && !force && i < kp_plan_finding_count(plan); i++) {
-        const kp_finding *f = kp_plan_finding(plan, i);
-        if (f->kind == KP_FINDING_UNREACHABLE && strcmp(f->instance, to) != 0) {
-            fprintf(stderr,
-                    "keyplane: error: restore: %s is unreachable (%s); it may hold the "
-                    "chain's key, so not restoring %s without --force\n",
-                    f->instance, f->detail, to);
-            kp_plan_free(plan);
-            return KP_EXIT_TRANSIENT;
-        }
-    }
-    if (st == KP_OK)
+    if (st == KP_OK && !force)
+        rc = s_other_unreachable(plan, to);
+    if (rc == KP_EXIT_OK && st == KP_OK)
         st = kp_plan_restrict(cli->ctx, cli->policy, plan, to, from);
-    if (st != KP_OK) {
-        kp_plan_free(plan);
-        return kp_cli_fail(cli, st, "restore");
-    }
-    size_t na = kp_plan_action_count(plan), failed = 0;
     s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
-    char journal[4096];
-    snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
-    kp_apply_opts aopts = {sizeof(aopts), 0, journal, s_on_action, &p};
-    if (!cli->json)
-        printf("restoring %s into %s: %zu version%s to copy\n", chain, to, na, na == 1 ? "" : "s");
-    st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
+    if (rc == KP_EXIT_OK && st == KP_OK) {
+        size_t na = kp_plan_action_count(plan), failed = 0;
+        char journal[4096];
+        snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
+        kp_apply_opts aopts = {sizeof(aopts), 0, journal, s_on_action, &p};
+        if (!cli->json)
+            printf("restoring %s into %s: %zu version%s to copy\n", chain, to, na,
+                   na == 1 ? "" : "s");
+        st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
+    }
     kp_plan_free(plan);
-    if (st != KP_OK) {
+    const char *what = "restore";
+    int ok = 0;
+    if (rc == KP_EXIT_OK && st == KP_OK) {
+        what = "restore: verify";
+        st = s_verify_restored(cli, chain, to, &ok);
+    }
+    if (rc == KP_EXIT_OK && st != KP_OK)
+        rc = kp_cli_fail(cli, st, what);
+    if (rc != KP_EXIT_OK) {
         json_decref(p.results);
-        return kp_cli_fail(cli, st, "restore");
+        return rc;
     }
-    kp_matrix *m = NULL;
-    st = kp_chain_matrix(cli->ctx, cli->policy, chain, 1, &m);
-    if (st != KP_OK) {
-        json_decref(p.results);
-        return kp_cli_fail(cli, st, "restore: verify");
-    }
-    int ok = 1;
-    size_t col = kp_matrix_instance_count(m);
-    for (size_t i = 0; i < kp_matrix_instance_count(m); i++)
-        if (strcmp(kp_matrix_instance(m, i), to) == 0)
-            col = i;
-    for (size_t r = 0; r < kp_matrix_version_count(m) && col < kp_matrix_instance_count(m); r++) {
-        const kp_cell *cell = kp_matrix_cell(m, r, col);
-        if (cell->state != KP_CELL_OK) {
-            ok = 0;
-            fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", chain, kp_matrix_version(m, r),
-                    to, s_state(cell->state), cell->detail);
-        }
-    }
-    if (kp_matrix_version_count(m) == 0)
-        ok = 0;
     if (cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:o, s:b}", "chain", chain, "to", to, "results",
                                     p.results, "verified", ok));
     else
         printf("%s: %s holds every version of %s%s\n", ok ? "restored" : "NOT restored", to, chain,
                ok ? ", each proved usable" : "");
-    kp_matrix_free(m);
     return ok ? KP_EXIT_OK : KP_EXIT_FAIL;
 }

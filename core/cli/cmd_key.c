@@ -151,31 +151,41 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
 /* Reads a public key (PEM or DER SubjectPublicKeyInfo) and returns its DER. */
 static kp_status s_read_spki(const char *path, uint8_t **der, size_t *len)
 {
+    kp_status st = KP_ERR_INVALID_ARG;
+    EVP_PKEY *pkey = NULL;
+    unsigned char *p = NULL;
+    int n = -1;
+    *der = NULL;
     BIO *bio = BIO_new_file(path, "rb");
     if (bio == NULL) {
         fprintf(stderr, "keyplane: error: cannot open %s: %s\n", path, strerror(errno));
         return errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
     }
-    EVP_PKEY *pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     if (pkey == NULL) {
         (void)BIO_reset(bio);
         pkey = d2i_PUBKEY_bio(bio, NULL);
     }
-    BIO_free(bio);
-    int n = pkey != NULL && EVP_PKEY_is_a(pkey, "RSA") ? i2d_PUBKEY(pkey, NULL) : -1;
-    unsigned char *p = n > 0 ? malloc((size_t)n) : NULL;
+    if (pkey == NULL)
+        goto out;
+    if (!EVP_PKEY_is_a(pkey, "RSA"))
+        goto out;
+    n = i2d_PUBKEY(pkey, NULL);
+    if (n <= 0)
+        goto out;
+    p = malloc((size_t)n);
+    if (p == NULL)
+        goto out;
     *der = p;
-    if (p != NULL)
-        i2d_PUBKEY(pkey, &p);
-    EVP_PKEY_free(pkey);
-    if (n <= 0 || *der == NULL) {
-        fprintf(stderr, "keyplane: error: %s is not an RSA public key (PEM or DER)\n", path);
-        free(*der);
-        *der = NULL;
-        return KP_ERR_INVALID_ARG;
-    }
+    i2d_PUBKEY(pkey, &p);
     *len = (size_t)n;
-    return KP_OK;
+    st = KP_OK;
+out:
+    if (st != KP_OK)
+        fprintf(stderr, "keyplane: error: %s is not an RSA public key (PEM or DER)\n", path);
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    return st;
 }
 
 static json_t *s_info_json(const char *instance, const kp_key_info *k)
@@ -249,6 +259,27 @@ static int s_replicate(kp_cli *cli, const s_opts *o)
     return KP_EXIT_OK;
 }
 
+/* The private key to import, from --key (decrypted with --passphrase), as PKCS#8 DER. */
+static int s_read_private_key(const s_opts *o, kp_secret **der)
+{
+    char err[256];
+    kp_secret *raw = NULL, *pass = NULL;
+    kp_status st = kp_secret_read_source(o->key_src, 64 * 1024, 0, &raw, err, sizeof(err));
+    if (st == KP_OK && o->pass_src != NULL)
+        st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
+    if (st == KP_OK)
+        st = kp_private_key_to_pkcs8(raw, pass, der, err, sizeof(err));
+    /* Name the key's source only when the key itself is what failed. */
+    const char *src =
+        st != KP_OK && raw != NULL && (pass != NULL || o->pass_src == NULL) ? o->key_src : NULL;
+    if (st != KP_OK)
+        fprintf(stderr, "keyplane: error: key import: %s%s%s\n", src != NULL ? src : "",
+                src != NULL ? ": " : "", err);
+    kp_secret_free(raw);
+    kp_secret_free(pass);
+    return kp_cli_exit_code(st);
+}
+
 static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
 {
     const char *sub = import ? "key import" : "key generate";
@@ -260,39 +291,15 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
     if (o->pass_src != NULL && !kp_secret_source_valid(o->pass_src))
         return kp_cli_usage_error(sub, "--passphrase takes env:NAME, file:PATH, fd:N or stdin");
     kp_secret *der = NULL;
-    if (import) {
-        char err[256];
-        kp_secret *raw = NULL, *pass = NULL;
-        kp_status st = kp_secret_read_source(o->key_src, 64 * 1024, 0, &raw, err, sizeof(err));
-        if (st == KP_OK && o->pass_src != NULL)
-            st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
-        if (st == KP_OK)
-            st = kp_private_key_to_pkcs8(raw, pass, &der, err, sizeof(err));
-        /* Name the key's source only when the key itself is what failed. */
-        const char *src =
-            st != KP_OK && raw != NULL && (pass != NULL || o->pass_src == NULL) ? o->key_src : NULL;
-        kp_secret_free(raw);
-        kp_secret_free(pass);
-        if (st != KP_OK) {
-            fprintf(stderr, "keyplane: error: key import: %s%s%s\n", src != NULL ? src : "",
-                    src != NULL ? ": " : "", err);
-            return kp_cli_exit_code(st);
-        }
-    }
     kp_instance *inst = NULL;
-    int rc = s_open(cli, o->instance, &inst);
-    if (rc != KP_EXIT_OK) {
-        kp_secret_free(der);
-        return rc;
-    }
+    int rc = import ? s_read_private_key(o, &der) : KP_EXIT_OK;
+    if (rc == KP_EXIT_OK)
+        rc = s_open(cli, o->instance, &inst);
     uint32_t type = o->type != 0 ? o->type : KP_KEY_RSA;
     uint32_t bits = o->bits != 0 || import ? o->bits : type == KP_KEY_AES ? 256 : 3072;
-    if (bits != 0 && (type == KP_KEY_AES) != (bits <= 256)) {
-        kp_secret_free(der);
-        kp_instance_close(inst);
-        return kp_cli_usage_error(sub, "--bits %u does not fit --type %s", bits,
-                                  type == KP_KEY_AES ? "aes" : "rsa");
-    }
+    if (rc == KP_EXIT_OK && bits != 0 && (type == KP_KEY_AES) != (bits <= 256))
+        rc = kp_cli_usage_error(sub, "--bits %u does not fit --type %s", bits,
+                                type == KP_KEY_AES ? "aes" : "rsa");
     kp_key_spec spec = {.struct_size = sizeof(spec),
                         .name = o->name,
                         .type = type,
@@ -300,17 +307,18 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
                         .flags = o->exportable ? KP_KEY_EXPORTABLE : 0,
                         .version = o->version};
     kp_key_info info;
-    kp_status st =
-        import ? kp_key_import(inst, &spec, der, &info) : kp_key_create(inst, &spec, &info);
-    kp_secret_free(der);
-    if (st != KP_OK)
+    kp_status st = KP_OK;
+    if (rc == KP_EXIT_OK)
+        st = import ? kp_key_import(inst, &spec, der, &info) : kp_key_create(inst, &spec, &info);
+    if (rc == KP_EXIT_OK && st != KP_OK)
         rc = kp_cli_fail(cli, st, sub);
-    else if (cli->json)
+    else if (rc == KP_EXIT_OK && cli->json)
         kp_cli_print_json(s_info_json(o->instance, &info));
-    else
+    else if (rc == KP_EXIT_OK)
         printf("%s %s v%u (%s-%u%s%s) in %s\n", import ? "imported" : "generated", info.name,
                info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
                info.fingerprint[0] != '\0' ? ", fingerprint " : "", info.fingerprint, o->instance);
+    kp_secret_free(der);
     kp_instance_close(inst);
     return rc;
 }
@@ -336,11 +344,8 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
-    if (o->instance != NULL && kp_policy_instance_plugin(cli->policy, o->instance) == NULL) {
-        fprintf(stderr, "keyplane: error: no provider instance '%s' in %s\n", o->instance,
-                cli->policy_path);
-        return KP_EXIT_NOT_FOUND;
-    }
+    if (o->instance != NULL && kp_policy_instance_plugin(cli->policy, o->instance) == NULL)
+        return kp_cli_not_in_policy(cli, "provider instance", o->instance);
     s_list l = {cli, NULL, cli->json ? json_array() : NULL};
     int failed = 0;
     if (!cli->json)
@@ -508,6 +513,26 @@ static int s_restore_backup(kp_cli *cli, const s_opts *o)
     return rc;
 }
 
+/* PEM of an SPKI by hand: the bytes are already the DER the PEM wraps. NULL when out of
+ * memory. */
+static char *s_pem(const uint8_t *spki, size_t len, size_t *pemlen)
+{
+    size_t b64cap = 4 * ((len + 2) / 3) + 1;
+    char *b64 = malloc(b64cap);
+    size_t pemcap = b64cap + b64cap / 64 + 64;
+    char *pem = b64 != NULL ? malloc(pemcap) : NULL;
+    if (pem != NULL) {
+        EVP_EncodeBlock((unsigned char *)b64, spki, (int)len);
+        size_t n = (size_t)snprintf(pem, pemcap, "-----BEGIN PUBLIC KEY-----\n");
+        for (size_t i = 0, b = strlen(b64); i < b; i += 64)
+            n += (size_t)snprintf(pem + n, pemcap - n, "%.64s\n", b64 + i);
+        n += (size_t)snprintf(pem + n, pemcap - n, "-----END PUBLIC KEY-----\n");
+        *pemlen = n;
+    }
+    free(b64);
+    return pem;
+}
+
 static int s_public(kp_cli *cli, const s_opts *o)
 {
     if (o->instance == NULL || o->name == NULL)
@@ -519,33 +544,17 @@ static int s_public(kp_cli *cli, const s_opts *o)
     if (rc != KP_EXIT_OK)
         return rc;
     uint8_t *spki = NULL;
-    size_t len = 0;
+    size_t len = 0, n = 0;
     kp_status st = kp_key_get_public(inst, o->name, o->version, &spki, &len);
     kp_instance_close(inst);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "key public");
-    /* PEM by hand: the SPKI bytes are already the DER the PEM wraps. */
-    size_t b64cap = 4 * ((len + 2) / 3) + 1;
-    char *b64 = malloc(b64cap);
-    size_t pemcap = b64cap + b64cap / 64 + 64;
-    char *pem = malloc(pemcap);
-    if (b64 == NULL || pem == NULL) {
-        free(b64);
-        free(pem);
-        kp_free(spki);
-        return KP_EXIT_INTERNAL;
-    }
-    EVP_EncodeBlock((unsigned char *)b64, spki, (int)len);
-    size_t n = (size_t)snprintf(pem, pemcap, "-----BEGIN PUBLIC KEY-----\n");
-    for (size_t i = 0, b = strlen(b64); i < b; i += 64)
-        n += (size_t)snprintf(pem + n, pemcap - n, "%.64s\n", b64 + i);
-    n += (size_t)snprintf(pem + n, pemcap - n, "-----END PUBLIC KEY-----\n");
-    st = kp_cli_write_file(cli, o->out != NULL ? o->out : "-", pem, n);
+    char *pem = s_pem(spki, len, &n);
+    st = pem != NULL ? kp_cli_write_file(cli, o->out != NULL ? o->out : "-", pem, n) : KP_ERR_NOMEM;
     char fpr[KPK_FPR_HEX];
     if (st == KP_OK && cli->json && o->out != NULL && kp_fingerprint_spki(spki, len, fpr) == KP_OK)
         kp_cli_print_json(json_pack("{s:s, s:s, s:s, s:s}", "instance", o->instance, "name",
                                     o->name, "fingerprint", fpr, "out", o->out));
-    free(b64);
     free(pem);
     kp_free(spki);
     return st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);

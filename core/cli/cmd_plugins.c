@@ -131,17 +131,17 @@ int kp_cmd_plugins(kp_cli *cli, int argc, char **argv)
         printf("%-16s %-8s %-6s %-22s %s\n", "NAME", "VERSION", "ABI", "CAPABILITIES", "PATH");
     }
     kp_status st = kp_plugin_scan(cli->ctx, s_visit, &s);
-    if (st != KP_OK) {
-        json_decref(s.plugins);
-        json_decref(s.refused);
-        return kp_cli_fail(cli, st, "plugin scan");
-    }
-    if (cli->json) {
+    if (st == KP_OK && cli->json) {
         json_t *dirs = json_array();
         for (size_t i = 0; i < kp_ctx_plugin_dir_count(cli->ctx); i++)
             json_array_append_new(dirs, json_string(kp_ctx_plugin_dir(cli->ctx, i)));
         kp_cli_print_json(json_pack("{s:o, s:o, s:o}", "plugins", s.plugins, "refused", s.refused,
                                     "plugin_dirs", dirs));
+    } else {
+        json_decref(s.plugins);
+        json_decref(s.refused);
     }
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "plugin scan");
     return s.nrefused > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
 }

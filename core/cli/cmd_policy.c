@@ -8,61 +8,39 @@
 
 #include "cli.h"
 
-static int s_help(void)
-{
-    printf("Usage: keyplane policy validate [--json] [FILE]\n"
-           "\n"
-           "Validates a policy: YAML syntax, the schema (unknown keys are errors unless they\n"
-           "start with x-), names, references between chains and provider instances, and\n"
-           "each instance's parameters against what its plugin declares. Every problem is\n"
-           "printed as FILE:LINE:COLUMN: error: REASON. FILE defaults to --policy.\n"
-           "\n"
-           "  --json  {\"policy\", \"valid\", \"errors\": [{file, line, column, message}]}\n"
-           "\n"
-           "Exit status: 0 valid, 3 invalid, 5 file not found.\n");
-    return KP_EXIT_OK;
-}
+static const char s_usage[] =
+    "Usage: keyplane policy validate [--json] [FILE]\n"
+    "\n"
+    "Validates a policy: YAML syntax, the schema (unknown keys are errors unless they\n"
+    "start with x-), names, references between chains and provider instances, and\n"
+    "each instance's parameters against what its plugin declares. Every problem is\n"
+    "printed as FILE:LINE:COLUMN: error: REASON. FILE defaults to --policy.\n"
+    "\n"
+    "  --json  {\"policy\", \"valid\", \"errors\": [{file, line, column, message}]}\n"
+    "\n"
+    "Exit status: 0 valid, 3 invalid, 5 file not found.\n";
 
 int kp_cmd_policy(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            cli->json = true;
-            break;
-        case 'h':
-            return s_help();
-        default:
-            return kp_cli_usage_error("policy", "unknown option");
-        }
-    }
+    int rc = kp_cli_simple_opts(cli, "policy", s_usage, true, argc, argv);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
     if (optind >= argc)
         return kp_cli_usage_error("policy", "missing subcommand (validate)");
     if (strcmp(argv[optind], "validate") != 0)
         return kp_cli_usage_error("policy", "unknown subcommand '%s' (expected validate)",
                                   argv[optind]);
     optind++;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            cli->json = true;
-            break;
-        case 'h':
-            return s_help();
-        default:
-            return kp_cli_usage_error("policy validate", "unknown option");
-        }
-    }
+    rc = kp_cli_simple_opts(cli, "policy validate", s_usage, false, argc, argv);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
     if (optind + 1 < argc)
         return kp_cli_usage_error("policy validate", "expects at most one FILE");
     if (optind < argc)
         cli->policy_path = argv[optind];
 
     if (!cli->json) {
-        int rc = kp_cli_load_policy(cli);
+        rc = kp_cli_load_policy(cli);
         if (rc == KP_EXIT_OK)
             printf("%s: valid (%zu provider instance%s, %zu chain%s)\n", cli->policy_path,
                    kp_policy_instance_count(cli->policy),

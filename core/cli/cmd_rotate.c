@@ -130,19 +130,10 @@ int kp_cmd_retire(kp_cli *cli, int argc, char **argv)
 /* Moves one envelope file to the chain's active version. 1 rewrapped, 0 already there. */
 static int s_rewrap_one(kp_cli *cli, const char *path, kp_status *st)
 {
-    char *text = NULL;
-    size_t len = 0;
-    char err[256];
-    *st = kp_cli_read_file(cli, path, KP_ENVELOPE_MAX, &text, &len);
+    kp_envelope *env = NULL, *fresh = NULL;
+    *st = kp_cli_read_envelope(cli, path, &env);
     if (*st != KP_OK)
         return 0;
-    kp_envelope *env = NULL, *fresh = NULL;
-    *st = kp_envelope_decode(text, len, &env, err, sizeof(err));
-    free(text);
-    if (*st != KP_OK) {
-        fprintf(stderr, "keyplane: error: %s: %s\n", path, err);
-        return 0;
-    }
     kp_secret *dek = NULL;
     int moved = 0;
     *st = kp_chain_unwrap(cli->ctx, cli->policy, env, NULL, &dek, NULL);
@@ -152,15 +143,8 @@ static int s_rewrap_one(kp_cli *cli, const char *path, kp_status *st)
     const kp_envelope_wrap *was = kp_envelope_get0(env, 0), *now = kp_envelope_get0(fresh, 0);
     if (*st == KP_OK &&
         (was->version != now->version || strcmp(was->fingerprint, now->fingerprint) != 0)) {
-        char *out = NULL;
-        *st = kp_envelope_encode(fresh, &out);
-        if (*st == KP_OK) {
-            size_t n = strlen(out);
-            out[n] = '\n';
-            *st = kp_cli_write_file(cli, path, out, n + 1);
-            moved = *st == KP_OK;
-        }
-        kp_free(out);
+        *st = kp_cli_write_envelope(cli, path, fresh, NULL);
+        moved = *st == KP_OK;
     }
     if (*st != KP_OK && kp_ctx_last_error(cli->ctx)[0] != '\0')
         fprintf(stderr, "keyplane: error: %s: %s\n", path, kp_ctx_last_error(cli->ctx));
@@ -171,28 +155,19 @@ static int s_rewrap_one(kp_cli *cli, const char *path, kp_status *st)
 
 int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            cli->json = true;
-            break;
-        case 'h':
-            printf("Usage: keyplane rewrap [--json] FILE...\n\n"
-                   "Moves envelope files to their chain's active protector version: each DEK is\n"
-                   "unwrapped (with failover) and wrapped again, and the file replaced\n"
-                   "atomically. The data the DEK encrypts is not touched. Envelopes already on\n"
-                   "the active version are left alone. Exit status 1 when any file failed.\n");
-            return KP_EXIT_OK;
-        default:
-            return kp_cli_usage_error("rewrap", "unknown option");
-        }
-    }
+    int rc = kp_cli_simple_opts(
+        cli, "rewrap",
+        "Usage: keyplane rewrap [--json] FILE...\n\n"
+        "Moves envelope files to their chain's active protector version: each DEK is\n"
+        "unwrapped (with failover) and wrapped again, and the file replaced\n"
+        "atomically. The data the DEK encrypts is not touched. Envelopes already on\n"
+        "the active version are left alone. Exit status 1 when any file failed.\n",
+        false, argc, argv);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
     if (optind >= argc)
         return kp_cli_usage_error("rewrap", "needs at least one envelope FILE");
-    int rc = kp_cli_load_policy(cli);
+    rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
     size_t moved = 0, kept = 0, failed = 0;

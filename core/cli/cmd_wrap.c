@@ -49,6 +49,64 @@ static void s_unwrap_help(void)
            "  --json              print {chain, instance, version, bytes, out}; needs --out\n");
 }
 
+/* The options of wrap and unwrap; each command's table names only its own. */
+typedef struct s_opts {
+    const char *chain, *dek, *in, *replica, *out;
+} s_opts;
+
+/* KP_EXIT_OK to go on, -1 once help is printed, else a usage error's exit code. */
+static int s_parse(kp_cli *cli, const char *cmd, const struct option *table, const char *optstring,
+                   void (*help)(void), int argc, char **argv, s_opts *o)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, optstring, table, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->chain = optarg;
+            break;
+        case 'd':
+            o->dek = optarg;
+            break;
+        case 'i':
+            o->in = optarg;
+            break;
+        case 'r':
+            o->replica = optarg;
+            break;
+        case 'o':
+            o->out = optarg;
+            break;
+        case 'j':
+            cli->json = true;
+            break;
+        case 'h':
+            help();
+            return -1;
+        default:
+            return kp_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    return KP_EXIT_OK;
+}
+
+/* The DEK from source: at most KP_DEK_MAX bytes, not empty. */
+static int s_read_dek(const char *source, kp_secret **dek)
+{
+    char err[256];
+    kp_status st = kp_secret_read_source(source, KP_DEK_MAX, 0, dek, err, sizeof(err));
+    if (st != KP_OK) {
+        fprintf(stderr, "keyplane: error: %s\n", err);
+        return kp_cli_exit_code(st);
+    }
+    if (kp_secret_len(*dek) == 0) {
+        kp_secret_free(*dek);
+        *dek = NULL;
+        fprintf(stderr, "keyplane: error: the DEK from %s is empty\n", source);
+        return KP_EXIT_USAGE;
+    }
+    return KP_EXIT_OK;
+}
+
 int kp_cmd_wrap(kp_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},
@@ -58,83 +116,45 @@ int kp_cmd_wrap(kp_cli *cli, int argc, char **argv)
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *chain = NULL, *dek_src = "stdin", *replica = NULL, *out = "-";
-    int c;
-    while ((c = getopt_long(argc, argv, "c:d:r:o:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            chain = optarg;
-            break;
-        case 'd':
-            dek_src = optarg;
-            break;
-        case 'r':
-            replica = optarg;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'j':
-            cli->json = true;
-            break;
-        case 'h':
-            s_wrap_help();
-            return KP_EXIT_OK;
-        default:
-            return kp_cli_usage_error("wrap", "unknown option");
-        }
-    }
+    s_opts o = {.dek = "stdin", .out = "-"};
+    int rc = s_parse(cli, "wrap", opts, "c:d:r:o:jh", s_wrap_help, argc, argv, &o);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
     if (optind < argc)
         return kp_cli_usage_error("wrap",
                                   "unexpected argument '%s' (a DEK is never taken from "
                                   "the command line: use --dek)",
                                   argv[optind]);
-    if (chain == NULL)
+    if (o.chain == NULL)
         return kp_cli_usage_error("wrap", "--chain is required");
-    if (!kp_secret_source_valid(dek_src))
+    if (!kp_secret_source_valid(o.dek))
         return kp_cli_usage_error("wrap", "--dek takes env:NAME, file:PATH, fd:N or stdin");
-    if (cli->json && strcmp(out, "-") == 0)
+    if (cli->json && strcmp(o.out, "-") == 0)
         return kp_cli_usage_error("wrap", "--json needs --out for the envelope");
-    int rc = kp_cli_load_policy(cli);
+    rc = kp_cli_load_policy(cli);
+    kp_secret *dek = NULL;
+    if (rc == KP_EXIT_OK)
+        rc = s_read_dek(o.dek, &dek);
     if (rc != KP_EXIT_OK)
         return rc;
-
-    char err[256];
-    kp_secret *dek = NULL;
-    kp_status st = kp_secret_read_source(dek_src, KP_DEK_MAX, 0, &dek, err, sizeof(err));
-    if (st != KP_OK) {
-        fprintf(stderr, "keyplane: error: %s\n", err);
-        return kp_cli_exit_code(st);
-    }
-    if (kp_secret_len(dek) == 0) {
-        kp_secret_free(dek);
-        fprintf(stderr, "keyplane: error: the DEK from %s is empty\n", dek_src);
-        return KP_EXIT_USAGE;
-    }
     kp_envelope *env = NULL;
     char used[KP_NAME_MAX] = "";
-    st = kp_chain_wrap(cli->ctx, cli->policy, chain, replica, dek, &env, used);
+    char *text = NULL;
+    kp_status st = kp_chain_wrap(cli->ctx, cli->policy, o.chain, o.replica, dek, &env, used);
     kp_secret_free(dek);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "wrap");
-    char *text = NULL;
-    st = kp_envelope_encode(env, &text);
-    if (st == KP_OK) {
-        size_t len = strlen(text);
-        text[len] = '\n'; /* replaces the NUL for writing; restored below */
-        st = kp_cli_write_file(cli, out, text, len + 1);
-        text[len] = '\0';
-    }
+    st = kp_cli_write_envelope(cli, o.out, env, &text);
     const kp_envelope_wrap *w = kp_envelope_get0(env, 0);
     if (st == KP_OK && cli->json) {
         json_t *envj = json_loads(text, 0, NULL);
-        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o}", "chain", chain,
+        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o}", "chain", o.chain,
                                     "instance", used, "version", (int)w->version, "fingerprint",
-                                    w->fingerprint, "alg", kp_wrap_alg_name(w->alg), "out", out,
+                                    w->fingerprint, "alg", kp_wrap_alg_name(w->alg), "out", o.out,
                                     "envelope", envj));
-    } else if (st == KP_OK && strcmp(out, "-") != 0) {
+    } else if (st == KP_OK && strcmp(o.out, "-") != 0) {
         fprintf(stderr, "keyplane: wrapped with %s v%u (%s, fingerprint %.16s...) in %s -> %s\n",
-                chain, w->version, kp_wrap_alg_name(w->alg), w->fingerprint, used, out);
+                o.chain, w->version, kp_wrap_alg_name(w->alg), w->fingerprint, used, o.out);
     }
     kp_free(text);
     kp_envelope_free(env);
@@ -147,70 +167,43 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
         {"in", required_argument, NULL, 'i'},  {"replica", required_argument, NULL, 'r'},
         {"out", required_argument, NULL, 'o'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
-    const char *in = "-", *replica = NULL, *out = "-";
-    int c;
-    while ((c = getopt_long(argc, argv, "i:r:o:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            in = optarg;
-            break;
-        case 'r':
-            replica = optarg;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'j':
-            cli->json = true;
-            break;
-        case 'h':
-            s_unwrap_help();
-            return KP_EXIT_OK;
-        default:
-            return kp_cli_usage_error("unwrap", "unknown option");
-        }
-    }
+    s_opts o = {.in = "-", .out = "-"};
+    int rc = s_parse(cli, "unwrap", opts, "i:r:o:jh", s_unwrap_help, argc, argv, &o);
+    if (rc != KP_EXIT_OK)
+        return rc < 0 ? KP_EXIT_OK : rc;
     if (optind < argc)
         return kp_cli_usage_error("unwrap", "unexpected argument '%s'", argv[optind]);
-    if (strcmp(out, "-") == 0 && cli->json)
+    if (strcmp(o.out, "-") == 0 && cli->json)
         return kp_cli_usage_error("unwrap", "--json needs --out: the DEK and the JSON report "
                                             "cannot share stdout");
-    if (strcmp(out, "-") == 0 && isatty(STDOUT_FILENO))
+    if (strcmp(o.out, "-") == 0 && isatty(STDOUT_FILENO))
         return kp_cli_usage_error("unwrap", "refusing to write a DEK to a terminal: use --out "
                                             "FILE or redirect stdout");
-    int rc = kp_cli_load_policy(cli);
+    rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
-    char *text = NULL;
-    size_t len = 0;
-    kp_status st = kp_cli_read_file(cli, in, KP_ENVELOPE_MAX, &text, &len);
-    if (st != KP_OK)
-        return kp_cli_exit_code(st);
     kp_envelope *env = NULL;
-    char err[256];
-    st = kp_envelope_decode(text, len, &env, err, sizeof(err));
-    free(text);
-    if (st != KP_OK) {
-        fprintf(stderr, "keyplane: error: %s: %s\n", in, err);
-        return kp_cli_exit_code(st);
-    }
     kp_secret *dek = NULL;
     char used[KP_NAME_MAX] = "";
-    st = kp_chain_unwrap(cli->ctx, cli->policy, env, replica, &dek, used);
-    if (st != KP_OK) {
-        kp_envelope_free(env);
-        return kp_cli_fail(cli, st, "unwrap");
-    }
-    st = kp_cli_write_file(cli, out, kp_secret_cdata(dek), kp_secret_len(dek));
+    kp_status st = kp_cli_read_envelope(cli, o.in, &env);
+    if (st != KP_OK)
+        return kp_cli_exit_code(st);
+    st = kp_chain_unwrap(cli->ctx, cli->policy, env, o.replica, &dek, used);
+    if (st != KP_OK)
+        rc = kp_cli_fail(cli, st, "unwrap");
+    if (st == KP_OK)
+        st = kp_cli_write_file(cli, o.out, kp_secret_cdata(dek), kp_secret_len(dek));
     if (st == KP_OK && cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:s}", "chain", kp_envelope_chain(env),
                                     "instance", used, "version",
                                     (int)kp_envelope_get0(env, 0)->version, "bytes",
-                                    (int)kp_secret_len(dek), "out", out));
-    else if (st == KP_OK && strcmp(out, "-") != 0)
+                                    (int)kp_secret_len(dek), "out", o.out));
+    else if (st == KP_OK && strcmp(o.out, "-") != 0)
         fprintf(stderr, "keyplane: unwrapped %zu-byte DEK of chain %s in %s -> %s\n",
-                kp_secret_len(dek), kp_envelope_chain(env), used, out);
+                kp_secret_len(dek), kp_envelope_chain(env), used, o.out);
+    if (rc == KP_EXIT_OK)
+        rc = st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);
     kp_secret_free(dek);
     kp_envelope_free(env);
-    return st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);
+    return rc;
 }

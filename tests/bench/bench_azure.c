@@ -36,17 +36,12 @@
 #include <keyplane/keyplane.h>
 #include <keyplane/kit/codec.h>
 
+#include "kp_test.h"
+
 #define S_KEY "bench"
 #define S_API "2025-07-01" /* the plugin's default api-version (akv_internal.h) */
 #define S_USER_AGENT "keyplane-kit/1"
 #define S_DEK_LEN 32
-
-static double s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* CPU time of this thread (user and system), ms: what the client itself spends. */
 static double s_cpu_ms(void)
@@ -54,21 +49,6 @@ static double s_cpu_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int s_arg(int argc, char **argv, int i, long def, long min, long max, long *out)
-{
-    char *end = NULL;
-    if (argc <= i) {
-        *out = def;
-        return 0;
-    }
-    *out = strtol(argv[i], &end, 10);
-    if (end == argv[i] || *end != '\0' || *out < min || *out > max) {
-        fprintf(stderr, "bench_azure: argument %d must be %ld to %ld\n", i, min, max);
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- statistics ------------------------------------------------------------------------- */
@@ -285,10 +265,10 @@ static int s_block(int (*op)(void *), void *arg, double *t, long n, double *cpu)
 {
     double c0 = s_cpu_ms();
     for (long i = 0; i < n; i++) {
-        double t0 = s_now_ms();
+        double t0 = kpk_clock_ms();
         if (op(arg) != 0)
             return 1;
-        t[i] = s_now_ms() - t0;
+        t[i] = kpk_clock_ms() - t0;
     }
     *cpu += s_cpu_ms() - c0;
     return 0;
@@ -307,8 +287,8 @@ static int s_kp_fn(void *arg)
 int main(int argc, char **argv)
 {
     long ops, rounds;
-    if (argc < 8 || s_arg(argc, argv, 8, 300, 1, 1000000, &ops) != 0 ||
-        s_arg(argc, argv, 9, 5, 1, 1000, &rounds) != 0) {
+    if (argc < 8 || kp_test_arg(argc, argv, 8, 300, 1, 1000000, &ops) != 0 ||
+        kp_test_arg(argc, argv, 9, 5, 1, 1000, &rounds) != 0) {
         fprintf(stderr,
                 "usage: %s PLUGIN_DIR POLICY INSTANCE CA_BUNDLE TOKEN_URL CLIENT_ID SECRET_ENV "
                 "[OPS=300] [ROUNDS=5]\n",
@@ -335,13 +315,7 @@ int main(int argc, char **argv)
     kp_secret *dek = kp_secret_new_copy(raw_dek, sizeof(raw_dek));
     uint8_t *ct = NULL;
     size_t ctlen = 0;
-    kp_status st = kp_ctx_new(&ctx);
-    if (st == KP_OK)
-        st = kp_ctx_add_plugin_dir(ctx, plugin_dir);
-    if (st == KP_OK)
-        st = kp_policy_load(ctx, policy, &pol, NULL);
-    if (st == KP_OK)
-        st = kp_instance_open(ctx, pol, instance, &inst);
+    kp_status st = kp_test_open_instance(plugin_dir, policy, instance, &ctx, &pol, &inst);
     if (st == KP_OK && (st = kp_key_info_get(inst, S_KEY, 0, &info)) == KP_ERR_NOT_FOUND)
         st = kp_key_create(inst, &spec, &info);
     if (st == KP_OK && (info.type != KP_KEY_RSA || info.bits != 2048))

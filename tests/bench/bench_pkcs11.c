@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
@@ -18,14 +17,9 @@
 
 #include <keyplane/keyplane.h>
 
-static int s_pairs = 200;
+#include "kp_test.h"
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static int s_pairs = 200;
 
 /* ---- direct PKCS#11 ---------------------------------------------------------------------- */
 
@@ -108,7 +102,7 @@ static void *s_kp_worker(void *arg)
 static double s_run(void *(*fn)(void *), void *args, size_t argsize, int nthreads)
 {
     pthread_t t[8];
-    double start = s_now();
+    double start = kpk_clock_ms();
     for (int i = 0; i < nthreads; i++)
         pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * argsize);
     int bad = 0;
@@ -117,7 +111,7 @@ static double s_run(void *(*fn)(void *), void *args, size_t argsize, int nthread
         pthread_join(t[i], &r);
         bad |= r != NULL;
     }
-    double secs = s_now() - start;
+    double secs = (kpk_clock_ms() - start) / 1e3;
     return bad ? -1.0 : (double)(s_pairs * nthreads) / secs;
 }
 
@@ -156,13 +150,7 @@ int main(int argc, char **argv)
                         .type = KP_KEY_RSA,
                         .bits = 2048,
                         .version = 1};
-    kp_status st = kp_ctx_new(&ctx);
-    if (st == KP_OK)
-        st = kp_ctx_add_plugin_dir(ctx, plugin_dir);
-    if (st == KP_OK)
-        st = kp_policy_load(ctx, policy_path, &pol, NULL);
-    if (st == KP_OK)
-        st = kp_instance_open(ctx, pol, "hsm", &inst);
+    kp_status st = kp_test_open_instance(plugin_dir, policy_path, "hsm", &ctx, &pol, &inst);
     if (st == KP_OK)
         st = kp_key_create(inst, &spec, &info);
     unlink(policy_path);

@@ -15,10 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <keyplane/keyplane.h>
+
+#include "kp_test.h"
 
 #define S_REPLICAS 4
 
@@ -29,28 +30,6 @@ typedef struct s_result {
     int verified; /* the first chain's matrix, with proof, is all OK */
     int ok;
 } s_result;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int s_arg(int argc, char **argv, int i, long def, long min, long max, long *out)
-{
-    char *end = NULL;
-    if (argc <= i) {
-        *out = def;
-        return 0;
-    }
-    *out = strtol(argv[i], &end, 10);
-    if (end == argv[i] || *end != '\0' || *out < min || *out > max) {
-        fprintf(stderr, "bench_replicate: argument %d must be %ld to %ld\n", i, min, max);
-        return -1;
-    }
-    return 0;
-}
 
 /* A policy of 4 latency instances on stores fresh to this run, and chains c0001... */
 static int s_write_policy(char *path, size_t chains, long latency, int run)
@@ -96,9 +75,9 @@ static int s_run(kp_ctx *ctx, size_t chains, long latency, unsigned workers, int
         return -1;
     }
 
-    double t0 = s_now();
+    double t0 = kpk_clock_ms();
     st = kp_plan_make(ctx, pol, NULL, &plan);
-    res->plan_s = s_now() - t0;
+    res->plan_s = (kpk_clock_ms() - t0) / 1e3;
     if (st != KP_OK) {
         fprintf(stderr, "bench_replicate: plan: %s\n", kp_ctx_last_error(ctx));
         kp_policy_free(pol);
@@ -111,15 +90,15 @@ static int s_run(kp_ctx *ctx, size_t chains, long latency, unsigned workers, int
                 kp_plan_finding(plan, 0)->instance, kp_plan_finding(plan, 0)->detail);
 
     kp_apply_opts opts = {sizeof(opts), workers, NULL, NULL, NULL};
-    t0 = s_now();
+    t0 = kpk_clock_ms();
     res->apply_st = kp_plan_apply(ctx, pol, plan, &opts, &res->failed);
-    res->apply_s = s_now() - t0;
+    res->apply_s = (kpk_clock_ms() - t0) / 1e3;
     if (res->apply_st != KP_OK)
         fprintf(stderr, "bench_replicate: run %d: apply: %s\n", run, kp_ctx_last_error(ctx));
 
-    t0 = s_now();
+    t0 = kpk_clock_ms();
     st = kp_plan_make(ctx, pol, NULL, &again);
-    res->replan_s = s_now() - t0;
+    res->replan_s = (kpk_clock_ms() - t0) / 1e3;
     if (st == KP_OK) {
         res->replan_actions = kp_plan_action_count(again);
         res->replan_findings = kp_plan_finding_count(again);
@@ -152,9 +131,9 @@ static void s_print(const char *label, unsigned workers, const s_result *r)
 int main(int argc, char **argv)
 {
     long chains, latency, workers;
-    if (argc < 2 || s_arg(argc, argv, 2, 1000, 1, 99999, &chains) != 0 ||
-        s_arg(argc, argv, 3, 20, 0, 10000, &latency) != 0 ||
-        s_arg(argc, argv, 4, 16, 1, 256, &workers) != 0) {
+    if (argc < 2 || kp_test_arg(argc, argv, 2, 1000, 1, 99999, &chains) != 0 ||
+        kp_test_arg(argc, argv, 3, 20, 0, 10000, &latency) != 0 ||
+        kp_test_arg(argc, argv, 4, 16, 1, 256, &workers) != 0) {
         fprintf(stderr, "usage: %s PLUGIN_DIR [CHAINS=1000] [LATENCY_MS=20] [WORKERS=16]\n",
                 argv[0]);
         return 2;

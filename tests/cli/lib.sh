@@ -34,6 +34,19 @@ expect_rc() {
     fi
 }
 
+# tamper_envelope IN OUT BYTE MASK: OUT is envelope IN with byte BYTE of its first wrap XORed
+# with MASK (a ciphertext no replica can unwrap).
+tamper_envelope() {
+    "$PY" -c '
+import base64, json, sys
+e = json.load(open(sys.argv[1]))
+w = bytearray(base64.b64decode(e["wraps"][0]["w"]))
+w[int(sys.argv[3])] ^= int(sys.argv[4], 0)
+e["wraps"][0]["w"] = base64.b64encode(bytes(w)).decode()
+open(sys.argv[2], "w").write(json.dumps(e))
+' "$@"
+}
+
 expect_in() {
     file=$1
     shift

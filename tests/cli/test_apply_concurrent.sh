@@ -7,14 +7,7 @@ for round in 1 2 3; do
     rm -rf "$T/tokens" "$T/west" "$T/east" "$T/policy.yaml.journal"
     mkdir -p "$T/tokens"
     hsm_and_regions 135246
-    cat >>"$T/policy.yaml" <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}
-    replicas: [west, east]
-    escrow: [hsm]
-    algorithm: RSA-OAEP
-YAML
+    hsm_tde_chain
     "$KP_BIN" --policy "$T/policy.yaml" apply >"$T/a1" 2>&1 &
     p1=$!
     "$KP_BIN" --policy "$T/policy.yaml" apply >"$T/a2" 2>&1 &

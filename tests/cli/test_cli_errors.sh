@@ -52,14 +52,7 @@ sed 's/"chain":"tde"/"chain":"other"/' "$T/env" >"$T/bad3"
 expect_rc 5 $P unwrap --in "$T/bad3" --out "$T/x"
 expect_in "$T/err" "no chain 'other'"
 # A wrapped byte flipped: every replica fails to unwrap; integrity exit code.
-"$PY" -c '
-import base64, json, sys
-e = json.load(open(sys.argv[1]))
-w = bytearray(base64.b64decode(e["wraps"][0]["w"]))
-w[5] ^= 0x40
-e["wraps"][0]["w"] = base64.b64encode(bytes(w)).decode()
-open(sys.argv[2], "w").write(json.dumps(e))
-' "$T/env" "$T/bad4"
+tamper_envelope "$T/env" "$T/bad4" 5 0x40
 expect_rc 7 $P unwrap --in "$T/bad4" --out "$T/x"
 expect_in "$T/err" "no replica of chain 'tde' could unwrap"
 [ ! -e "$T/x" ] || fail "failed unwraps left $T/x"

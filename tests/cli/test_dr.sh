@@ -3,14 +3,8 @@
 # the HSM escrow; verify passes; envelopes wrapped before the wipe unwrap in the restored region.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
-softhsm_token escrow 445566
-HSM_PIN=445566
-KP_TEST_PASS=$(openssl rand -hex 16)
-export HSM_PIN KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  hsm-escrow: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
+hsm_policy hsm-escrow 445566
+cat >>"$T/policy.yaml" <<YAML
   west-vault: {plugin: file, path: west/vault, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
   west-backup: {plugin: file, path: west/backup, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
   east-vault: {plugin: file, path: east/vault, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}

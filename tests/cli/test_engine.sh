@@ -5,13 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
 hsm_and_regions 112233
+hsm_tde_chain
 cat >>"$T/policy.yaml" <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}
-    replicas: [west, east]
-    escrow: [hsm]
-    algorithm: RSA-OAEP
   app:
     protector: {type: rsa, bits: 2048, origin: west, exportable: true}
     replicas: [west, east]

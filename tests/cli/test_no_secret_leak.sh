@@ -38,14 +38,7 @@ run unwrap --in "$T/env" --out "$T/dek.out" --json
 [ "$rc" -eq 0 ] || fail "unwrap: $rc"
 cmp "$T/dek" "$T/dek.out" || fail "round trip"
 # Failure paths: tampered envelope, wrong store passphrase, missing secret, inline secret.
-"$PY" -c '
-import base64, json, sys
-e = json.load(open(sys.argv[1]))
-w = bytearray(base64.b64decode(e["wraps"][0]["w"]))
-w[7] ^= 0x01
-e["wraps"][0]["w"] = base64.b64encode(bytes(w)).decode()
-open(sys.argv[2], "w").write(json.dumps(e))
-' "$T/env" "$T/env.bad"
+tamper_envelope "$T/env" "$T/env.bad" 7 0x01
 run unwrap --in "$T/env.bad" --out "$T/x"
 [ "$rc" -ne 0 ] || fail "tampered envelope unwrapped"
 KP_GOOD=$KP_TEST_PASS

@@ -7,14 +7,8 @@
 # a missing token, a missing mechanism and a non-extractable key.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
-softhsm_token escrow 246810
-HSM_PIN=246810
-KP_TEST_PASS=$(openssl rand -hex 16)
-export HSM_PIN KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: escrow, pin: env:HSM_PIN}
+hsm_policy hsm 246810
+cat >>"$T/policy.yaml" <<YAML
   region-a: {plugin: file, path: $T/a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
 chains:
   tde:

@@ -5,13 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
 hsm_and_regions 778899
+hsm_tde_chain
 cat >>"$T/policy.yaml" <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}
-    replicas: [west, east]
-    escrow: [hsm]
-    algorithm: RSA-OAEP
     rotation: {every: 365d, warn_before: 30d}
     retention: 35d
 YAML

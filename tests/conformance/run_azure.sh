@@ -1,7 +1,7 @@
 #!/bin/sh
 # conformance.azure-keyvault: the kit against the azure-keyvault plugin and one Key Vault
-# emulator over TLS. Run through tests/unit/run_with_vault.sh --name conf, which starts the vault
-# and exports KV_CA and KV_CONF_URL.
+# emulator over TLS. Run through tests/integration/run_with_vault.sh --name conf, which starts
+# the vault and exports KV_CA and KV_CONF_URL.
 # Usage: run_with_vault.sh --name conf sh run_azure.sh KIT AZURE-KEYVAULT.so [KIT ARGS...]
 set -eu
 kit=$1

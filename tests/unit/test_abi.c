@@ -42,29 +42,6 @@ static void test_missing_instance_info_refused(void **state)
 
 /* ---- a plugin built for 1.0 in a core of a higher minor ----------------------------------- */
 
-static kp_status s_up_set_error(kp_core_handle *h, kp_status st, const char *msg)
-{
-    (void)h;
-    (void)msg;
-    return st;
-}
-static void s_up_log(kp_core_handle *h, kp_log_level l, const char *m)
-{
-    (void)h;
-    (void)l;
-    (void)m;
-}
-static void s_up_audit(kp_core_handle *h, const char *e, const char *d)
-{
-    (void)h;
-    (void)e;
-    (void)d;
-}
-static const char *s_up_get_error(kp_core_handle *h)
-{
-    (void)h;
-    return "";
-}
 /* An upcall a later minor might add: a 1.0 plugin must ignore it. */
 static void s_up_future(void)
 {
@@ -75,27 +52,13 @@ static void s_up_future(void)
  * a table with PLUGIN_INFO whose abi_minor is at most what it was built for. */
 static void s_init_in_newer_core(const char *path)
 {
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl == NULL)
-        fail_msg("dlopen %s: %s", path, dlerror());
-    void *sym = dlvsym(dl, KP_PLUGIN_INIT_SYMBOL, KP_PLUGIN_SYMBOL_VERSION);
-    assert_non_null(sym);
-    kp_plugin_init_fn *init;
-    memcpy(&init, &sym, sizeof(init));
-    static const kp_dispatch up[] = {
-        {KP_UP_LOG, (kp_fn)s_up_log},
-        {KP_UP_SET_ERROR, (kp_fn)s_up_set_error},
-        {KP_UP_AUDIT, (kp_fn)s_up_audit},
-        {KP_UP_SECRET_NEW, (kp_fn)kp_secret_new},
-        {KP_UP_SECRET_FREE, (kp_fn)kp_secret_free},
-        {KP_UP_SECRET_DATA, (kp_fn)kp_secret_data},
-        {KP_UP_SECRET_CDATA, (kp_fn)kp_secret_cdata},
-        {KP_UP_SECRET_LEN, (kp_fn)kp_secret_len},
-        {KP_UP_SECRET_SHRINK, (kp_fn)kp_secret_shrink},
-        {KP_UP_GET_ERROR, (kp_fn)s_up_get_error},
-        {98, (kp_fn)s_up_future},
-        {0, NULL},
-    };
+    void *dl = NULL;
+    kp_plugin_init_fn *init = kp_test_plugin_init(path, &dl);
+    /* the minimal core's upcalls and one more */
+    kp_dispatch up[KP_TEST_UPCALLS + 2];
+    memcpy(up, kp_test_upcalls, KP_TEST_UPCALLS * sizeof(up[0]));
+    up[KP_TEST_UPCALLS] = (kp_dispatch){98, (kp_fn)s_up_future};
+    up[KP_TEST_UPCALLS + 1] = (kp_dispatch){0, NULL};
     /* a kp_core_info of the next minor: one member appended */
     struct {
         kp_core_info v1;
@@ -118,9 +81,7 @@ static void s_init_in_newer_core(const char *path)
     dlclose(dl);
 
     /* and a core of another major is refused by the plugin itself */
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    sym = dlvsym(dl, KP_PLUGIN_INIT_SYMBOL, KP_PLUGIN_SYMBOL_VERSION);
-    memcpy(&init, &sym, sizeof(init));
+    init = kp_test_plugin_init(path, &dl);
     core.v1.abi_major = KP_ABI_MAJOR + 1;
     table = NULL;
     assert_int_equal(init(&core.v1, &table, &pctx), KP_ERR_ABI);
@@ -143,11 +104,9 @@ static void test_plugins_load_in_newer_minor(void **state)
 
 /* ---- the core's defences ------------------------------------------------------------------ */
 
+/* The fixture (tests/support) with instance "m" of the plugin under test open. */
 typedef struct s_fixture {
-    char *tmp;
-    char *dir;
-    kp_ctx *ctx;
-    kp_policy *pol;
+    kp_test_fx t;
     kp_instance *inst;
 } s_fixture;
 
@@ -155,9 +114,9 @@ typedef struct s_fixture {
  * policy; a keystore gets a chain over it. */
 static void s_open_in(s_fixture *f, const char *name, const char *dir)
 {
-    f->tmp = kp_test_tmpdir();
-    f->dir = dir != NULL ? strdup(dir) : kp_test_mock_dir(name);
-    f->ctx = kp_test_ctx(f->dir);
+    char *own = dir != NULL ? NULL : kp_test_mock_dir(name);
+    kp_test_fx_init(&f->t, dir != NULL ? dir : own, 0);
+    free(own);
     char text[512];
     snprintf(text, sizeof(text),
              "version: 1\n"
@@ -171,15 +130,8 @@ static void s_open_in(s_fixture *f, const char *name, const char *dir)
                            "  mock:\n"
                            "    protector: {type: rsa, bits: 2048, origin: m}\n"
                            "    replicas: [m]\n");
-    char *path = kp_test_write(f->tmp, "policy.yaml", text);
-    kp_diag_list *diags = NULL;
-    kp_status st = kp_policy_load(f->ctx, path, &f->pol, &diags);
-    if (st != KP_OK)
-        fail_msg("policy: %s %s", kp_status_name(st),
-                 kp_diag_count(diags) > 0 ? kp_diag_get0(diags, 0)->message : "");
-    kp_diag_list_free(diags);
-    free(path);
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "m", &f->inst), KP_OK);
+    kp_test_fx_load(&f->t, text);
+    f->inst = kp_test_fx_open(&f->t, "m");
 }
 
 static void s_open(s_fixture *f, const char *name)
@@ -189,17 +141,12 @@ static void s_open(s_fixture *f, const char *name)
 
 static void s_close(s_fixture *f)
 {
-    kp_instance_close(f->inst);
-    kp_policy_free(f->pol);
-    kp_ctx_free(f->ctx);
-    kp_test_rmtree(f->tmp);
-    free(f->tmp);
-    free(f->dir);
+    kp_test_fx_fini(&f->t);
 }
 
 static void s_expect_error(s_fixture *f, kp_status got, kp_status want, const char *words)
 {
-    const char *err = kp_ctx_last_error(f->ctx);
+    const char *err = kp_ctx_last_error(f->t.ctx);
     if (got != want || strstr(err, words) == NULL)
         fail_msg("got %s '%s', want %s with '%s'", kp_status_name(got), err, kp_status_name(want),
                  words);
@@ -283,19 +230,25 @@ static kp_status s_count(void *arg, const kp_key_info *info)
     return KP_OK;
 }
 
+/* Mock name answers a lookup and a listing of the key "mock" wrongly: both are KP_ERR_PLUGIN with
+ * the words given, and the caller never sees the bad entry. */
+static void s_expect_bad_answers(const char *name, const char *lookup, const char *listing)
+{
+    s_fixture f;
+    s_open(&f, name);
+    kp_key_info info;
+    s_expect_error(&f, kp_key_info_get(f.inst, "mock", 1, &info), KP_ERR_PLUGIN, lookup);
+    int n = 0;
+    s_expect_error(&f, kp_key_list(f.inst, "mock", s_count, &n), KP_ERR_PLUGIN, listing);
+    assert_int_equal(n, 0);
+    s_close(&f);
+}
+
 static void test_malformed_fingerprint(void **state)
 {
     (void)state;
-    s_fixture f;
-    s_open(&f, "bad-fpr");
-    kp_key_info info;
-    s_expect_error(&f, kp_key_info_get(f.inst, "mock", 1, &info), KP_ERR_PLUGIN,
-                   "returned a malformed fingerprint for mock v1");
-    int n = 0;
-    s_expect_error(&f, kp_key_list(f.inst, "mock", s_count, &n), KP_ERR_PLUGIN,
-                   "malformed fingerprint");
-    assert_int_equal(n, 0); /* the caller never sees the bad entry */
-    s_close(&f);
+    s_expect_bad_answers("bad-fpr", "returned a malformed fingerprint for mock v1",
+                         "malformed fingerprint");
 }
 
 /* A plugin that lists or looks up another key than the one asked for is broken, not a store
@@ -303,16 +256,8 @@ static void test_malformed_fingerprint(void **state)
 static void test_other_name(void **state)
 {
     (void)state;
-    s_fixture f;
-    s_open(&f, "other-name");
-    kp_key_info info;
-    s_expect_error(&f, kp_key_info_get(f.inst, "mock", 1, &info), KP_ERR_PLUGIN,
-                   "answered a lookup of mock v1 with mock-old v1");
-    int n = 0;
-    s_expect_error(&f, kp_key_list(f.inst, "mock", s_count, &n), KP_ERR_PLUGIN,
-                   "listed mock-old when asked for mock");
-    assert_int_equal(n, 0);
-    s_close(&f);
+    s_expect_bad_answers("other-name", "answered a lookup of mock v1 with mock-old v1",
+                         "listed mock-old when asked for mock");
 }
 
 static void test_other_version(void **state)
@@ -339,26 +284,18 @@ static void test_other_version(void **state)
 static void test_wide_caps(void **state)
 {
     (void)state;
-    char *tmp = kp_test_tmpdir(), *dir = kp_test_mock_dir("wide-caps");
-    kp_ctx *ctx = kp_test_ctx(dir);
-    char *path =
-        kp_test_write(tmp, "policy.yaml", "version: 1\nproviders:\n  m:\n    plugin: wide-caps\n");
-    kp_policy *pol = NULL;
-    kp_diag_list *diags = NULL;
-    assert_int_equal(kp_policy_load(ctx, path, &pol, &diags), KP_OK);
-    kp_diag_list_free(diags);
+    char *dir = kp_test_mock_dir("wide-caps");
+    kp_test_fx f;
+    kp_test_fx_init(&f, dir, 0);
+    kp_test_fx_load(&f, "version: 1\nproviders:\n  m:\n    plugin: wide-caps\n");
     kp_instance *inst = NULL;
-    assert_int_equal(kp_instance_open(ctx, pol, "m", &inst), KP_ERR_PLUGIN);
+    assert_int_equal(kp_instance_open(f.ctx, f.pol, "m", &inst), KP_ERR_PLUGIN);
     assert_null(inst);
-    if (strstr(kp_ctx_last_error(ctx), "declares instance capabilities 0x3 outside its own 0x1") ==
-        NULL)
-        fail_msg("got '%s'", kp_ctx_last_error(ctx));
-    kp_policy_free(pol);
-    kp_ctx_free(ctx);
-    kp_test_rmtree(tmp);
-    free(tmp);
+    if (strstr(kp_ctx_last_error(f.ctx),
+               "declares instance capabilities 0x3 outside its own 0x1") == NULL)
+        fail_msg("got '%s'", kp_ctx_last_error(f.ctx));
+    kp_test_fx_fini(&f);
     free(dir);
-    free(path);
 }
 
 static void test_long_unwrap(void **state)

@@ -6,40 +6,13 @@
 
 #include "kp_test.h"
 
-typedef struct fx {
-    char *dir, *policy_path;
-    kp_ctx *ctx;
-    kp_policy *pol;
-    char *audit_buf;
-    size_t audit_len;
-    FILE *audit;
-} fx;
+typedef kp_test_fx fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    f->dir = kp_test_tmpdir();
-    f->policy_path = kp_test_two_region_policy(f->dir);
-    f->ctx = kp_test_ctx(NULL);
-    f->audit = open_memstream(&f->audit_buf, &f->audit_len);
-    kp_ctx_set_audit(f->ctx, f->audit);
-    if (kp_policy_load(f->ctx, f->policy_path, &f->pol, NULL) != KP_OK)
-        fail_msg("%s", kp_ctx_last_error(f->ctx));
+    fx *f = kp_test_fx_new(sizeof(fx), NULL, KP_TEST_FX_AUDIT);
+    kp_test_fx_load_two_region(f);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    kp_policy_free(f->pol);
-    kp_ctx_free(f->ctx);
-    fclose(f->audit);
-    free(f->audit_buf);
-    kp_test_rmtree(f->dir);
-    free(f->dir);
-    free(f->policy_path);
-    free(f);
     return 0;
 }
 
@@ -174,9 +147,9 @@ static void test_unknown_chain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_wrap_unwrap_across_regions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failover_and_fingerprint_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_chain, setup, teardown),
+        KP_TEST_FX(test_create_wrap_unwrap_across_regions, setup),
+        KP_TEST_FX(test_failover_and_fingerprint_mismatch, setup),
+        KP_TEST_FX(test_unknown_chain, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

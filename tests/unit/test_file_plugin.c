@@ -17,42 +17,22 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "internal.h"
+#include "instance/call.h"
 #include "kp_test.h"
 
+/* The two-region fixture (t first: kp_test_fx_new) with its instances a and b open. */
 typedef struct fx {
-    char *dir;
-    char *policy_path;
-    kp_ctx *ctx;
-    kp_policy *pol;
+    kp_test_fx t;
     kp_instance *a, *b;
 } fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    f->dir = kp_test_tmpdir();
-    f->policy_path = kp_test_two_region_policy(f->dir);
-    f->ctx = kp_test_ctx(NULL);
-    if (kp_policy_load(f->ctx, f->policy_path, &f->pol, NULL) != KP_OK)
-        fail_msg("%s", kp_ctx_last_error(f->ctx));
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "a", &f->a), KP_OK);
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "b", &f->b), KP_OK);
+    fx *f = kp_test_fx_new(sizeof(*f), NULL, 0);
+    kp_test_fx_load_two_region(&f->t);
+    f->a = kp_test_fx_open(&f->t, "a");
+    f->b = kp_test_fx_open(&f->t, "b");
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    kp_instance_close(f->a);
-    kp_instance_close(f->b);
-    kp_policy_free(f->pol);
-    kp_ctx_free(f->ctx);
-    kp_test_rmtree(f->dir);
-    free(f->dir);
-    free(f->policy_path);
-    free(f);
     return 0;
 }
 
@@ -222,7 +202,7 @@ static void test_import_export(void **state)
     s_create(f->a, "locked", 0, 0);
     assert_int_equal(kp_key_export(f->a, "locked", 1, &out), KP_ERR_DENIED);
     assert_null(out);
-    assert_non_null(strstr(kp_ctx_last_error(f->ctx), "not exportable"));
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "not exportable"));
     kp_secret_free(p8);
     EVP_PKEY_free(pkey);
 }
@@ -313,12 +293,12 @@ static void test_at_rest(void **state)
     assert_int_equal(kp_store_put(f->a, "s", v, NULL, 0, &ver), KP_OK);
     kp_secret_free(v);
     s_perm_bad = s_tmp_left = 0;
-    assert_int_equal(nftw(f->dir, s_perm_visit, 16, FTW_PHYS), 0);
+    assert_int_equal(nftw(f->t.dir, s_perm_visit, 16, FTW_PHYS), 0);
     assert_int_equal(s_perm_bad, 0);
     assert_int_equal(s_tmp_left, 0);
     /* The secret value is not on disk in the clear. */
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "grep -r -q plaintext-marker-value %s", f->dir);
+    snprintf(cmd, sizeof(cmd), "grep -r -q plaintext-marker-value %s", f->t.dir);
     assert_int_not_equal(system(cmd), 0);
 }
 
@@ -334,16 +314,16 @@ static void test_wrong_passphrase(void **state)
 
     setenv("KP_TEST_PASSPHRASE", "the wrong one", 1);
     kp_instance *wrong = NULL;
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "a", &wrong), KP_OK);
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "a", &wrong), KP_OK);
     kp_secret *back = NULL;
     assert_int_equal(kp_key_unwrap(wrong, "pp", 1, KP_WRAP_RSA_OAEP_SHA256, w, wlen, &back),
                      KP_ERR_AUTH);
-    assert_null(strstr(kp_ctx_last_error(f->ctx), "the wrong one"));
+    assert_null(strstr(kp_ctx_last_error(f->t.ctx), "the wrong one"));
     kp_instance_close(wrong);
 
     unsetenv("KP_TEST_PASSPHRASE");
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "a", &wrong), KP_ERR_AUTH);
-    assert_non_null(strstr(kp_ctx_last_error(f->ctx), "KP_TEST_PASSPHRASE"));
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "a", &wrong), KP_ERR_AUTH);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "KP_TEST_PASSPHRASE"));
     setenv("KP_TEST_PASSPHRASE", "correct horse battery staple", 1);
     kp_free(w);
     kp_secret_free(dek);
@@ -400,7 +380,7 @@ static void test_instance_info(void **state)
 static void s_break_meta(fx *f, const char *region, const char *name, uint32_t version)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%s/keys/%s/%u/meta.json", f->dir, region, name, version);
+    snprintf(path, sizeof(path), "%s/%s/keys/%s/%u/meta.json", f->t.dir, region, name, version);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fputs("{ not json", fp);
@@ -438,7 +418,7 @@ static void test_get_direct(void **state)
     assert_true(got.created >= v1.created && got.created > 0);
     assert_int_equal(got.expires, 0);
     char want_id[1024];
-    snprintf(want_id, sizeof(want_id), "%s/a/keys/k/2", f->dir);
+    snprintf(want_id, sizeof(want_id), "%s/a/keys/k/2", f->t.dir);
     assert_string_equal(got.backend_id, want_id);
     assert_int_equal(kp_key_info_get(f->a, "k", 3, &got), KP_ERR_NOT_FOUND);
     assert_int_equal(kp_key_info_get(f->a, "nope", 0, &got), KP_ERR_NOT_FOUND);
@@ -499,13 +479,13 @@ static void test_import_fingerprint_checked(void **state)
     kp_key_spec spec = s_spec("imp", 0, 0, 3);
     kp_key_info info = {.struct_size = sizeof(info)};
     char store[1024];
-    snprintf(store, sizeof(store), "%s/a", f->dir);
+    snprintf(store, sizeof(store), "%s/a", f->t.dir);
     struct stat sb;
 
     /* Into an empty store: refused before anything exists, not even the store file. */
     spec.fingerprint = wrong;
     assert_int_equal(kp_key_import(f->a, &spec, p8, &info), KP_ERR_INTEGRITY);
-    const char *err = kp_ctx_last_error(f->ctx);
+    const char *err = kp_ctx_last_error(f->t.ctx);
     assert_non_null(strstr(err, "fingerprint"));
     assert_non_null(strstr(err, right));
     assert_null(strchr(err, '\n'));
@@ -728,7 +708,7 @@ static void test_state_cas(void **state)
     s_state_get(f->a, "chain", buf, sizeof(buf));
     assert_string_equal(buf, "B");
     assert_int_equal(s_state_put(f->a, "chain", "C", "A", 1), KP_ERR_CONFLICT);
-    assert_non_null(strstr(kp_ctx_last_error(f->ctx), "changed since"));
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "changed since"));
     assert_int_equal(s_state_put(f->a, "chain", "C", "", 0), KP_ERR_CONFLICT);   /* expects none */
     assert_int_equal(s_state_put(f->a, "chain", "C", "BB", 2), KP_ERR_CONFLICT); /* longer */
     s_state_get(f->a, "chain", buf, sizeof(buf));
@@ -793,7 +773,7 @@ static void test_old_store_file_reads(void **state)
     assert_non_null(strchr(salt64, '/'));
     assert_non_null(strstr(salt64, "=="));
     char dir[1024], *text = NULL;
-    snprintf(dir, sizeof(dir), "%s/a", f->dir);
+    snprintf(dir, sizeof(dir), "%s/a", f->t.dir);
     assert_int_equal(mkdir(dir, 0700), 0);
     assert_true(asprintf(&text,
                          "{\n  \"format\": \"keyplane-file-store\",\n  \"version\": 1,\n"
@@ -818,7 +798,7 @@ static void test_old_store_file_reads(void **state)
     /* What the plugin writes now an older build reads: padded standard base64. */
     assert_int_equal(kp_store_put(f->b, "s", v, NULL, 0, &ver), KP_OK);
     char bpath[1024];
-    snprintf(bpath, sizeof(bpath), "%s/b/keyplane-store.json", f->dir);
+    snprintf(bpath, sizeof(bpath), "%s/b/keyplane-store.json", f->t.dir);
     fp = fopen(bpath, "r");
     memset(back, 0, sizeof(back));
     assert_true(fread(back, 1, sizeof(back) - 1, fp) > 0);
@@ -834,7 +814,7 @@ static void test_old_store_file_reads(void **state)
     /* The salt and check value read from the file are what decide: another passphrase fails. */
     setenv("KP_TEST_PASSPHRASE", "another passphrase", 1);
     kp_instance *wrong = NULL;
-    assert_int_equal(kp_instance_open(f->ctx, f->pol, "a", &wrong), KP_OK);
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "a", &wrong), KP_OK);
     assert_int_equal(kp_store_get(wrong, "s", 0, &got, NULL, NULL), KP_ERR_AUTH);
     kp_instance_close(wrong);
     setenv("KP_TEST_PASSPHRASE", "correct horse battery staple", 1);
@@ -850,18 +830,18 @@ static void test_old_store_file_reads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_versions_and_public, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_import_export, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_at_rest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_passphrase, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_instance_info, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_get_direct, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_import_fingerprint_checked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_export_wrapped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_cas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_old_store_file_reads, setup, teardown),
+        KP_TEST_FX(test_create_versions_and_public, setup),
+        KP_TEST_FX(test_wrap_unwrap, setup),
+        KP_TEST_FX(test_import_export, setup),
+        KP_TEST_FX(test_secret_store, setup),
+        KP_TEST_FX(test_at_rest, setup),
+        KP_TEST_FX(test_wrong_passphrase, setup),
+        KP_TEST_FX(test_instance_info, setup),
+        KP_TEST_FX(test_get_direct, setup),
+        KP_TEST_FX(test_import_fingerprint_checked, setup),
+        KP_TEST_FX(test_export_wrapped, setup),
+        KP_TEST_FX(test_state_cas, setup),
+        KP_TEST_FX(test_old_store_file_reads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * The provider kit without a vault: base64, the transport's parts (body buffer, header capture,
  * the retry rule), requests refused before any network use, a refused connection, and a tiny
- * plain-http echo server on loopback that shows exactly what goes on the wire.
+ * plain-http echo server on loopback that shows exactly what goes on the wire (unit.kit_local;
+ * the transport against the emulator over TLS is unit.kit, tests/integration/test_kit.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +21,7 @@
 #include <keyplane/kit/codec.h>
 
 #include "http_internal.h"
-#include "test_kit.h"
+#include "kp_test_http.h"
 
 /* ---- base64 ----------------------------------------------------------------------------- */
 
@@ -251,75 +252,75 @@ static void test_http_retry_rule(void **state)
     }
     assert_int_equal(kp__http_backoff_ms(0, 4000, 3), 0);
 
-    kp__http_failure f;
-    kp__http_outcome refused = {.rc = CURLE_COULDNT_CONNECT, .os_errno = 111};
-    kp__http_classify(&refused, &f);
-    assert_int_equal(f.status, KP_ERR_UNAVAILABLE);
-    assert_false(f.transient);
-    kp__http_outcome dns = {.rc = CURLE_COULDNT_RESOLVE_HOST};
-    kp__http_classify(&dns, &f);
-    assert_int_equal(f.status, KP_ERR_UNAVAILABLE);
-    assert_false(f.transient);
-    kp__http_outcome reset = {.rc = CURLE_RECV_ERROR, .os_errno = 104};
-    kp__http_classify(&reset, &f);
-    assert_int_equal(f.status, KP_ERR_UNAVAILABLE);
-    assert_true(f.transient);
-    assert_string_equal(f.what, "connection reset");
-    kp__http_outcome timeout = {.rc = CURLE_OPERATION_TIMEDOUT};
-    kp__http_classify(&timeout, &f);
-    assert_int_equal(f.status, KP_ERR_TIMEOUT);
-    assert_true(f.transient);
-    kp__http_outcome tls = {.rc = CURLE_SSL_CONNECT_ERROR, .verify_result = 20};
-    kp__http_classify(&tls, &f);
-    assert_int_equal(f.status, KP_ERR_INTEGRITY);
-    assert_false(f.transient);
-    /* a connection reset as soon as it was taken (libcurl: a failed connect) is transient,
-     * unlike a refused one (above) */
-    kp__http_outcome cr = {.rc = CURLE_COULDNT_CONNECT, .os_errno = ECONNRESET};
-    kp__http_classify(&cr, &f);
-    assert_int_equal(f.status, KP_ERR_UNAVAILABLE);
-    assert_true(f.transient);
-    /* reset mid-handshake: libcurl's verify result still reads "not verified" (1) */
-    kp__http_outcome hs = {
-        .rc = CURLE_SSL_CONNECT_ERROR, .verify_result = 1, .os_errno = ECONNRESET};
-    kp__http_classify(&hs, &f);
-    assert_int_equal(f.status, KP_ERR_UNAVAILABLE);
-    assert_true(f.transient);
+    /* what a failed transfer means: its status, and whether another attempt may help */
+    static const struct {
+        kp__http_outcome o;
+        kp_status status;
+        bool transient;
+        const char *what; /* the words it gives, when checked */
+    } cases[] = {
+        {.o = {.rc = CURLE_COULDNT_CONNECT, .os_errno = 111}, /* refused */
+         .status = KP_ERR_UNAVAILABLE},
+        {.o = {.rc = CURLE_COULDNT_RESOLVE_HOST}, .status = KP_ERR_UNAVAILABLE},
+        {.o = {.rc = CURLE_RECV_ERROR, .os_errno = 104},
+         .status = KP_ERR_UNAVAILABLE,
+         .transient = true,
+         .what = "connection reset"},
+        {.o = {.rc = CURLE_OPERATION_TIMEDOUT}, .status = KP_ERR_TIMEOUT, .transient = true},
+        {.o = {.rc = CURLE_SSL_CONNECT_ERROR, .verify_result = 20}, .status = KP_ERR_INTEGRITY},
+        /* a connection reset as soon as it was taken (libcurl: a failed connect) is transient,
+         * unlike a refused one (above) */
+        {.o = {.rc = CURLE_COULDNT_CONNECT, .os_errno = ECONNRESET},
+         .status = KP_ERR_UNAVAILABLE,
+         .transient = true},
+        /* reset mid-handshake: libcurl's verify result still reads "not verified" (1) */
+        {.o = {.rc = CURLE_SSL_CONNECT_ERROR, .verify_result = 1, .os_errno = ECONNRESET},
+         .status = KP_ERR_UNAVAILABLE,
+         .transient = true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kp__http_failure f;
+        kp__http_classify(&cases[i].o, &f);
+        if (f.status != cases[i].status || f.transient != cases[i].transient)
+            fail_msg("case %zu: status %d%s", i, (int)f.status, f.transient ? ", transient" : "");
+        if (cases[i].what != NULL)
+            assert_string_equal(f.what, cases[i].what);
+    }
 }
 
 static void test_http_bad_requests(void **state)
 {
     (void)state;
-    kp_test_kit_sleeps sl = {0};
-    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
+    kp_test_sleeps sl = {0};
+    kpk_http *h = kp_test_http((kpk_http_config){0}, &sl);
     kpk_http_response r;
     char err[512];
-    double t0 = kp_test_kit_now();
+    double t0 = kpk_clock_ms();
     /* plain http only to loopback and IMDS: refused before any network use */
     assert_int_equal(
-        kp_test_kit_send(h, "GET", "http://192.0.2.1/", NULL, NULL, 0, &r, err, sizeof err),
+        kp_test_http_send(h, "GET", "http://192.0.2.1/", NULL, NULL, 0, &r, err, sizeof err),
         KP_ERR_INVALID_ARG);
     assert_string_equal(err, "http://192.0.2.1:80: only https:// is allowed (http:// only to "
                              "loopback or 169.254.169.254)");
-    assert_true(kp_test_kit_now() - t0 < 0.5);
+    assert_true(kpk_clock_ms() - t0 < 500);
     assert_int_equal(
-        kp_test_kit_send(h, "GET", "ftp://127.0.0.1/x", NULL, NULL, 0, &r, err, sizeof err),
+        kp_test_http_send(h, "GET", "ftp://127.0.0.1/x", NULL, NULL, 0, &r, err, sizeof err),
         KP_ERR_INVALID_ARG);
-    assert_int_equal(kp_test_kit_send(h, "GET", "https://user:pw@127.0.0.1/", NULL, NULL, 0, &r,
-                                      err, sizeof err),
+    assert_int_equal(kp_test_http_send(h, "GET", "https://user:pw@127.0.0.1/", NULL, NULL, 0, &r,
+                                       err, sizeof err),
                      KP_ERR_INVALID_ARG);
     assert_null(strstr(err, "pw"));
-    assert_int_equal(kp_test_kit_send(h, "GET", "not a url", NULL, NULL, 0, &r, err, sizeof err),
+    assert_int_equal(kp_test_http_send(h, "GET", "not a url", NULL, NULL, 0, &r, err, sizeof err),
                      KP_ERR_INVALID_ARG);
     assert_int_equal(
-        kp_test_kit_send(h, "HEAD", "https://127.0.0.1/", NULL, NULL, 0, &r, err, sizeof err),
+        kp_test_http_send(h, "HEAD", "https://127.0.0.1/", NULL, NULL, 0, &r, err, sizeof err),
         KP_ERR_INVALID_ARG);
     assert_int_equal(
-        kp_test_kit_send(h, "GET", "https://127.0.0.1/", NULL, "x", 0, &r, err, sizeof err),
+        kp_test_http_send(h, "GET", "https://127.0.0.1/", NULL, "x", 0, &r, err, sizeof err),
         KP_ERR_INVALID_ARG);
     const char *split[] = {"X-A: 1\r\nX-B: 2", NULL};
     assert_int_equal(
-        kp_test_kit_send(h, "GET", "https://127.0.0.1/", split, NULL, 0, &r, err, sizeof err),
+        kp_test_http_send(h, "GET", "https://127.0.0.1/", split, NULL, 0, &r, err, sizeof err),
         KP_ERR_INVALID_ARG);
     kpk_http_stats st;
     kpk_http_stats_get(h, &st);
@@ -348,13 +349,13 @@ static void test_http_refused(void **state)
     snprintf(url, sizeof url, "https://127.0.0.1:%u/keys", ntohs(a.sin_port));
     snprintf(want, sizeof want, "https://127.0.0.1:%u: connection refused (", ntohs(a.sin_port));
 
-    kp_test_kit_sleeps sl = {0};
-    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, &sl);
+    kp_test_sleeps sl = {0};
+    kpk_http *h = kp_test_http((kpk_http_config){0}, &sl);
     kpk_http_response r;
-    double t0 = kp_test_kit_now();
-    assert_int_equal(kp_test_kit_send(h, "GET", url, NULL, NULL, 0, &r, err, sizeof err),
+    double t0 = kpk_clock_ms();
+    assert_int_equal(kp_test_http_send(h, "GET", url, NULL, NULL, 0, &r, err, sizeof err),
                      KP_ERR_UNAVAILABLE);
-    assert_true(kp_test_kit_now() - t0 < 1.0);
+    assert_true(kpk_clock_ms() - t0 < 1000);
     if (strncmp(err, want, strlen(want)) != 0)
         fail_msg("err: %s", err);
     assert_int_equal(r.attempts, 1);
@@ -432,11 +433,11 @@ static char *s_echo_request(const char *method, const char *const *headers, cons
 {
     s_echo e;
     s_echo_start(&e);
-    kpk_http *h = kp_test_kit_http((kpk_http_config){0}, NULL);
+    kpk_http *h = kp_test_http((kpk_http_config){0}, NULL);
     char url[64], err[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/echo?x=1", e.port);
     kpk_http_response r;
-    assert_int_equal(kp_test_kit_send(h, method, url, headers, body, 0, &r, err, sizeof err),
+    assert_int_equal(kp_test_http_send(h, method, url, headers, body, 0, &r, err, sizeof err),
                      KP_OK);
     assert_int_equal(r.status, 200);
     pthread_join(e.thread, NULL);
@@ -523,13 +524,13 @@ static void test_http_unsafe_not_sent(void **state)
     rs.port = ntohs(a.sin_port);
     assert_int_equal(pthread_create(&rs.thread, NULL, s_reset_main, &rs), 0);
 
-    kp_test_kit_sleeps sl = {0};
-    kpk_http *h = kp_test_kit_http((kpk_http_config){.max_attempts = 3}, &sl);
+    kp_test_sleeps sl = {0};
+    kpk_http *h = kp_test_http((kpk_http_config){.max_attempts = 3}, &sl);
     char url[64], err[512];
     snprintf(url, sizeof url, "https://127.0.0.1:%u/keys/k/create", rs.port);
     kpk_http_response r;
     kp_status st =
-        kp_test_kit_send(h, "POST", url, NULL, "{}", KPK_HTTP_UNSAFE, &r, err, sizeof err);
+        kp_test_http_send(h, "POST", url, NULL, "{}", KPK_HTTP_UNSAFE, &r, err, sizeof err);
     shutdown(rs.fd, SHUT_RDWR); /* wakes the server's accept should fewer attempts come */
     pthread_join(rs.thread, NULL);
     close(rs.fd);
@@ -628,7 +629,7 @@ static void test_http_status_and_url(void **state)
     }
 }
 
-int kp_test_kit_local(void)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64_vectors),         cmocka_unit_test(test_b64_roundtrip),

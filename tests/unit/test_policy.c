@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "kp_test.h"
+#include "policy/policy.h"
 
 static void test_valid_policy(void **state)
 {

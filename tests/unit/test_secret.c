@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/secret_hook.h"
 #include "kp_test.h"
-#include "secret_internal.h"
 
 static size_t s_frees, s_nonzero;
 

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base/util.h"
 #include "kp_test.h"
 
 static void test_durations(void **state)

@@ -1,0 +1,42 @@
+/*
+ * The library context (kp_ctx), handed to every layer. Its fields belong to the layers that use
+ * them, named beside each; the struct lives down here so that the lowest layer can keep the
+ * error text in it. Not installed.
+ */
+#ifndef KP_BASE_CONTEXT_H
+#define KP_BASE_CONTEXT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <keyplane/keyplane.h>
+
+#define KP_MAX_PLUGINS 64
+#define KP_MAX_PLUGIN_DIRS 16
+#define KP_ICACHE 32
+
+struct kp_ctx {
+    pthread_mutex_t lock; /* guards the plugin list and the instance cache */
+    /* base: this context's detail text, one buffer per thread (error.c); the log (log.c) and
+     * the audit stream (audit.c) */
+    pthread_key_t errkey;
+    kp_log_level log_level;
+    FILE *log;
+    FILE *audit;
+    /* plugin: where plugins are searched (plugin/dirs.c) and those loaded (plugin/loader.c) */
+    char *dirs[KP_MAX_PLUGIN_DIRS];
+    size_t ndirs;
+    struct kp_plugin *plugins[KP_MAX_PLUGINS];
+    size_t nplugins;
+    /* instance: instances kept open for chain operations (wrap/unwrap/rewrap), so a process
+     * doing many pays each instance's setup (KDF, login) once (instance/context.c). */
+    struct {
+        uint64_t policy;
+        char *name;
+        kp_instance *inst;
+    } icache[KP_ICACHE];
+    size_t nicache;
+};
+
+#endif

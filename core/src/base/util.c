@@ -1,0 +1,136 @@
+/*
+ * Small helpers: name checks, string copies, growing arrays, durations, the envelope's one
+ * spelling of base64, and kp_free, the one way callers give back what the library allocated for
+ * them.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <keyplane/kit/codec.h>
+
+#include "base/util.h"
+
+void kp_free(void *p)
+{
+    free(p);
+}
+
+bool kp__name_valid(const char *s, size_t max, bool allow_upper_dot)
+{
+    if (s == NULL || s[0] == '\0' || strlen(s) > max)
+        return false;
+    if (!(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0]) ||
+          (allow_upper_dot && isupper((unsigned char)s[0]))))
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (islower(c) || isdigit(c) || c == '-' || c == '_')
+            continue;
+        if (allow_upper_dot && (isupper(c) || c == '.'))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+char *kp__strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+void *kp__grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return items;
+    size_t grown = *cap == 0 ? first : *cap * 2;
+    if (grown > SIZE_MAX / elem)
+        return NULL;
+    void *more = realloc(items, grown * elem);
+    if (more != NULL)
+        *cap = grown;
+    return more;
+}
+
+kp_status kp__parse_duration(const char *s, int64_t *seconds)
+{
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return KP_ERR_INVALID_ARG;
+    errno = 0;
+    char *end = NULL;
+    long long n = strtoll(s, &end, 10);
+    if (errno != 0 || n < 0 || end == NULL || end[0] == '\0' || end[1] != '\0')
+        return KP_ERR_INVALID_ARG;
+    int64_t unit;
+    switch (end[0]) {
+    case 's':
+        unit = 1;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    case 'w':
+        unit = 7 * 86400;
+        break;
+    case 'y':
+        unit = 365 * 86400;
+        break;
+    default:
+        return KP_ERR_INVALID_ARG;
+    }
+    if (n > INT64_MAX / unit)
+        return KP_ERR_INVALID_ARG;
+    *seconds = (int64_t)n * unit;
+    return KP_OK;
+}
+
+/* Allocating forms of the kit's base64 for the envelope: padded standard base64, and a decoder
+ * that takes only that one spelling (the kit's decoder also takes base64url and unpadded text;
+ * re-encoding and comparing makes one envelope have one spelling). */
+char *kp__b64_encode(const uint8_t *in, size_t len)
+{
+    if (len > (size_t)INT32_MAX / 2)
+        return NULL;
+    char *out = malloc(kpk_b64_encoded_size(len));
+    if (out != NULL)
+        kpk_b64_encode(in, len, out);
+    return out;
+}
+
+kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
+{
+    size_t len = strlen(in);
+    if (len % 4 != 0 || len > (size_t)INT32_MAX / 2)
+        return KP_ERR_INVALID_ARG;
+    uint8_t *buf = malloc(kpk_b64_decoded_max(len) + 1);
+    if (buf == NULL)
+        return KP_ERR_NOMEM;
+    size_t got = 0;
+    kp_status st = kpk_b64_decode(in, len, buf, &got);
+    char *again = st == KP_OK ? kp__b64_encode(buf, got) : NULL;
+    bool canonical = again != NULL && strcmp(again, in) == 0;
+    free(again);
+    if (!canonical && st != KP_ERR_NOMEM)
+        st = KP_ERR_INVALID_ARG;
+    if (st == KP_OK) {
+        *out = buf;
+        *outlen = got;
+    } else {
+        free(buf);
+    }
+    return st;
+}

@@ -1,0 +1,27 @@
+/*
+ * Small helpers every layer uses: name checks, string copies, growing arrays, durations, and
+ * the envelope's one spelling of base64. Not installed.
+ */
+#ifndef KP_BASE_UTIL_H
+#define KP_BASE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keyplane/keyplane.h>
+
+/* [a-z0-9_-] (plus [A-Z.] when allow_upper_dot), starting with a letter or digit, 1..max. */
+bool kp__name_valid(const char *s, size_t max, bool allow_upper_dot);
+char *kp__strdup(const char *s);
+/* "35d", "12h", "52w", "1y" (s, m, h, d, w, y) into seconds. */
+kp_status kp__parse_duration(const char *s, int64_t *seconds);
+/* Room for one more element after n in an array of capacity *cap (growing it by doubling,
+ * first elements the first time): the array to use (items itself or a new one, *cap updated),
+ * or NULL with items and *cap untouched when memory runs out. */
+void *kp__grow(void *items, size_t *cap, size_t n, size_t elem, size_t first);
+/* Padded standard base64, allocated; and its strict decoder (that spelling only). */
+char *kp__b64_encode(const uint8_t *in, size_t len);
+kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * Creating a chain's protector version everywhere the policy wants it (origin first, then
+ * every other keystore), and replicating what the origin holds to the keystores that lack it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/chain.h"
+
+static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                                   const char **names, size_t n, uint32_t *highest)
+{
+    *highest = 0;
+    for (size_t i = 0; i < n; i++) {
+        kp_instance *inst = NULL;
+        KP_GUARD(kp_instance_open(ctx, policy, names[i], &inst));
+        kp_key_info info;
+        kp_status st = kp_key_info_get(inst, chain, 0, &info);
+        kp_instance_close(inst);
+        if (st == KP_OK && info.version > *highest)
+            *highest = info.version;
+        else if (st != KP_OK && st != KP_ERR_NOT_FOUND)
+            return st;
+    }
+    kp__clear_error(ctx);
+    return KP_OK;
+}
+
+static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const char *target,
+                             kp_instance *origin, const kp_key_info *src)
+{
+    kp_instance *inst = NULL;
+    KP_GUARD(kp_instance_open(ctx, policy, target, &inst));
+    kp_key_info info;
+    kp_status st = kp__key_copy(ctx, origin, inst, src, &info);
+    kp_instance_close(inst);
+    return st;
+}
+
+kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                                    kp_check_report_fn report, void *arg, kp_key_info *info)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && info != NULL, KP_ERR_INVALID_ARG);
+    const kp_chain_policy *c = NULL;
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    const char *targets[KP_MAX_TARGETS];
+    size_t n = kp__chain_keystores(policy, c, targets, KP_MAX_TARGETS);
+    const char *all[KP_MAX_TARGETS + 1];
+    all[0] = c->origin;
+    size_t nall = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(targets[i], c->origin) != 0)
+            all[nall++] = targets[i];
+
+    uint32_t highest = 0;
+    KP_GUARD(s_highest_version(ctx, policy, chain, all, nall, &highest));
+    if (highest == UINT32_MAX)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "chain '%s': no version numbers left", chain);
+
+    kp_instance *origin = NULL;
+    KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
+    kp_key_spec spec;
+    kp__chain_spec(c, highest + 1, &spec);
+    kp_status st = kp_key_create(origin, &spec, info);
+    if (report != NULL)
+        report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));
+    /* Every replica is attempted even after one fails, so one bad region does not leave the
+     * others without the new version; the first failure is returned. */
+    kp_status first = st;
+    for (size_t i = 1; st == KP_OK && i < nall; i++) {
+        kp_status rst = s_replicate(ctx, policy, all[i], origin, info);
+        if (report != NULL)
+            report(arg, all[i], rst, rst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));
+        if (rst != KP_OK && first == KP_OK)
+            first = rst;
+    }
+    kp_instance_close(origin);
+    return first;
+}
+
+/* Versions of the origin, for replicate. */
+typedef struct s_versions {
+    kp_key_info items[256];
+    size_t n;
+} s_versions;
+
+static kp_status s_collect(void *arg, const kp_key_info *info)
+{
+    s_versions *v = arg;
+    if (v->n == sizeof(v->items) / sizeof(v->items[0]))
+        return KP_ERR_UNSUPPORTED;
+    v->items[v->n++] = *info;
+    return KP_OK;
+}
+
+/* Brings one target up to the origin's versions; reports each version it copies or finds
+ * different. */
+static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                            kp_instance *origin, const s_versions *have, const char *target,
+                            kp_check_report_fn report, void *arg)
+{
+    kp_instance *inst = NULL;
+    kp_status st = kp_instance_open(ctx, policy, target, &inst);
+    kp_status first = st;
+    for (size_t i = 0; st == KP_OK && i < have->n; i++) {
+        const kp_key_info *src = &have->items[i];
+        kp_key_info info;
+        char what[KP_ERRBUF + 32];
+        kp_status vst = kp_key_info_get(inst, c->name, src->version, &info);
+        if (vst == KP_OK && strcmp(info.fingerprint, src->fingerprint) == 0)
+            continue; /* already there */
+        if (vst == KP_OK) {
+            vst = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                                "%s holds a different key as %s v%u (fingerprint %.16s..., "
+                                "origin has %.16s...)",
+                                target, c->name, src->version, info.fingerprint, src->fingerprint);
+        } else if (vst == KP_ERR_NOT_FOUND) {
+            vst = kp__key_copy(ctx, origin, inst, src, &info);
+        }
+        snprintf(what, sizeof(what), "v%u: %s", src->version,
+                 vst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));
+        if (report != NULL)
+            report(arg, target, vst, what);
+        if (vst != KP_OK && first == KP_OK)
+            first = vst;
+    }
+    if (st != KP_OK && report != NULL)
+        report(arg, target, st, kp_ctx_last_error(ctx));
+    kp_instance_close(inst);
+    return first;
+}
+
+kp_status kp_chain_replicate(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                             kp_check_report_fn report, void *arg)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL, KP_ERR_INVALID_ARG);
+    const kp_chain_policy *c = NULL;
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    s_versions *have = calloc(1, sizeof(*have));
+    if (have == NULL)
+        return KP_ERR_NOMEM;
+    kp_instance *origin = NULL;
+    kp_status st = kp_instance_open(ctx, policy, c->origin, &origin);
+    if (st == KP_OK)
+        st = kp_key_list(origin, chain, s_collect, have);
+    if (st == KP_ERR_UNSUPPORTED)
+        st = kp__set_error(ctx, st, "chain '%s' has more than 256 versions", chain);
+    const char *targets[KP_MAX_TARGETS];
+    size_t n = kp__chain_keystores(policy, c, targets, KP_MAX_TARGETS);
+    /* Every target is attempted even after one fails; the first failure is returned. */
+    kp_status first = st;
+    for (size_t i = 0; st == KP_OK && i < n; i++) {
+        if (strcmp(targets[i], c->origin) == 0)
+            continue;
+        kp_status tst = s_catch_up(ctx, policy, c, origin, have, targets[i], report, arg);
+        if (tst != KP_OK && first == KP_OK)
+            first = tst;
+    }
+    kp_instance_close(origin);
+    free(have);
+    return first;
+}

@@ -1,0 +1,317 @@
+/*
+ * Planning: the difference between what the policy wants (every kept version of the protector
+ * in every keystore of the chain) and what discovery found.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "chain/discovery.h"
+#include "chain/plan.h"
+
+#define KP_MAX_VERSIONS 512
+
+static kp_status s_push_action(kp_plan *p, const kp_action *a)
+{
+    kp_action *actions = kp__grow(p->actions, &p->cap, p->n, sizeof(*actions), 16);
+    KP_ENSURE(actions != NULL, KP_ERR_NOMEM);
+    p->actions = actions;
+    p->actions[p->n++] = *a;
+    return KP_OK;
+}
+
+static kp_status s_push_finding(kp_plan *p, uint32_t kind, const char *chain, const char *inst,
+                                uint32_t version, kp_status st, const char *detail)
+{
+    kp_finding *findings = kp__grow(p->findings, &p->capfind, p->nfind, sizeof(*findings), 8);
+    KP_ENSURE(findings != NULL, KP_ERR_NOMEM);
+    p->findings = findings;
+    kp_finding *f = &p->findings[p->nfind++];
+    memset(f, 0, sizeof(*f));
+    f->kind = kind;
+    snprintf(f->chain, sizeof(f->chain), "%s", chain);
+    snprintf(f->instance, sizeof(f->instance), "%s", inst);
+    f->version = version;
+    f->status = st;
+    snprintf(f->detail, sizeof(f->detail), "%s", detail);
+    return KP_OK;
+}
+
+static kp_action s_action(uint32_t kind, const char *chain, const char *source, const char *target,
+                          uint32_t version, const char *fpr)
+{
+    kp_action a;
+    memset(&a, 0, sizeof(a));
+    a.kind = kind;
+    snprintf(a.chain, sizeof(a.chain), "%s", chain);
+    snprintf(a.source, sizeof(a.source), "%s", source);
+    snprintf(a.target, sizeof(a.target), "%s", target);
+    a.version = version;
+    snprintf(a.fingerprint, sizeof(a.fingerprint), "%s", fpr);
+    return a;
+}
+
+/* A reachable holder of version v with fingerprint fpr, the origin first. */
+static const char *s_source(const kp__discovery *d, uint32_t v, const char *fpr)
+{
+    const kp__target *o = &d->t[d->origin];
+    const kp__held *h = o->reachable ? kp__held_find(o, v) : NULL;
+    if (h != NULL && strcmp(h->fpr, fpr) == 0)
+        return o->name;
+    for (size_t i = 0; i < d->n; i++) {
+        h = d->t[i].reachable && !d->t[i].secret ? kp__held_find(&d->t[i], v) : NULL;
+        if (h != NULL && strcmp(h->fpr, fpr) == 0)
+            return d->t[i].name;
+    }
+    return NULL;
+}
+
+static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                              kp_plan *p)
+{
+    kp__discovery d;
+    kp_status st = kp__discover(ctx, policy, c, &d);
+    for (size_t i = 0; st == KP_OK && i < d.n; i++) {
+        char why[256];
+        if (!d.t[i].reachable)
+            st = s_push_finding(p, KP_FINDING_UNREACHABLE, c->name, d.t[i].name, 0, d.t[i].status,
+                                d.t[i].detail);
+        else if (kp_instance_fits_chain(d.t[i].inst, c, why, sizeof(why)) != KP_OK)
+            st = s_push_finding(p, KP_FINDING_INCAPABLE, c->name, d.t[i].name, 0,
+                                KP_ERR_UNSUPPORTED, why);
+    }
+    uint32_t versions[KP_MAX_VERSIONS];
+    const char *fprs[KP_MAX_VERSIONS];
+    size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MAX_VERSIONS) : 0;
+    bool all_reachable = true;
+    for (size_t i = 0; i < d.n; i++)
+        all_reachable = all_reachable && d.t[i].reachable;
+    /* A new protector only when every keystore answered and none holds any version: an
+     * unreachable one may hold the real v1, and a second v1 would split the chain. */
+    if (st == KP_OK && nv == 0 && all_reachable) {
+        /* Nothing anywhere: the protector is born in the origin, then copied everywhere. */
+        kp_action a = s_action(KP_ACTION_CREATE, c->name, "", c->origin, 1, "");
+        st = s_push_action(p, &a);
+        for (size_t i = 0; st == KP_OK && i < d.n; i++) {
+            if (i == d.origin || !d.t[i].reachable)
+                continue;
+            a = s_action(d.t[i].secret ? KP_ACTION_SECRET : KP_ACTION_COPY, c->name, c->origin,
+                         d.t[i].name, 1, "");
+            st = s_push_action(p, &a);
+        }
+    }
+    for (size_t k = 0; st == KP_OK && k < nv; k++) {
+        for (size_t i = 0; st == KP_OK && i < d.n; i++) {
+            const kp__target *t = &d.t[i];
+            if (!t->reachable)
+                continue;
+            const kp__held *h = kp__held_find(t, versions[k]);
+            if (h != NULL && strcmp(h->fpr, fprs[k]) != 0) {
+                char why[256];
+                snprintf(why, sizeof(why),
+                         "holds another key as %s v%u (fingerprint %.16s..., expected %.16s...)",
+                         c->name, versions[k], h->fpr, fprs[k]);
+                st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, t->name, versions[k],
+                                    KP_ERR_INTEGRITY, why);
+            } else if (h == NULL) {
+                const char *src = s_source(&d, versions[k], fprs[k]);
+                kp_action a = s_action(t->secret ? KP_ACTION_SECRET : KP_ACTION_COPY, c->name,
+                                       src != NULL ? src : "", t->name, versions[k], fprs[k]);
+                st = s_push_action(p, &a);
+            }
+        }
+    }
+    /* The lifecycle document follows the keys: keystores with an older one (or none, like a
+     * restored region) get the newest. */
+    size_t newest = d.n;
+    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+        if (d.t[i].reachable && !d.t[i].secret && d.t[i].state_serial > 0 &&
+            (newest == d.n || d.t[i].state_serial > d.t[newest].state_serial))
+            newest = i;
+    for (size_t i = 0; st == KP_OK && newest < d.n && i < d.n; i++) {
+        const kp__target *t = &d.t[i];
+        if (t->reachable && !t->secret && t->keeps_state &&
+            t->state_serial < d.t[newest].state_serial) {
+            kp_action a = s_action(KP_ACTION_STATE, c->name, d.t[newest].name, t->name, 0, "");
+            st = s_push_action(p, &a);
+        }
+    }
+    kp__discovery_clear(&d);
+    return st;
+}
+
+/* Discovery talks to every keystore of every chain: with remote services that is latency, not
+ * work, so chains are planned by a pool of workers and the fragments joined in policy order. */
+#define KP_PLAN_WORKERS 8
+
+typedef struct s_planner {
+    kp_ctx *ctx;
+    const kp_policy *policy;
+    const char *only;
+    kp_plan *parts; /* one per chain */
+    kp_status *status;
+    size_t next, n;
+    pthread_mutex_t lock;
+} s_planner;
+
+static void *s_plan_worker(void *arg)
+{
+    s_planner *pl = arg;
+    for (;;) {
+        pthread_mutex_lock(&pl->lock);
+        size_t i = pl->next++;
+        pthread_mutex_unlock(&pl->lock);
+        if (i >= pl->n)
+            return NULL;
+        const kp_chain_policy *c = kp_policy_chain_at(pl->policy, i);
+        if (pl->only == NULL || strcmp(c->name, pl->only) == 0)
+            pl->status[i] = s_plan_chain(pl->ctx, pl->policy, c, &pl->parts[i]);
+    }
+}
+
+kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy, const char *chain, kp_plan **out)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && out != NULL, KP_ERR_INVALID_ARG);
+    *out = NULL;
+    if (chain != NULL && kp_policy_chain(policy, chain) == NULL)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND, "no chain '%.64s' in %s", chain,
+                             kp_policy_get0_path(policy));
+    s_planner pl = {ctx,
+                    policy,
+                    chain,
+                    NULL,
+                    NULL,
+                    0,
+                    kp_policy_chain_count(policy),
+                    PTHREAD_MUTEX_INITIALIZER};
+    kp_plan *p = calloc(1, sizeof(*p));
+    pl.parts = calloc(pl.n + 1, sizeof(*pl.parts));
+    pl.status = calloc(pl.n + 1, sizeof(*pl.status));
+    kp_status st = p != NULL && pl.parts != NULL && pl.status != NULL ? KP_OK : KP_ERR_NOMEM;
+    size_t nthreads = chain != NULL || pl.n < 2 ? 0
+                      : pl.n < KP_PLAN_WORKERS  ? pl.n
+                                                : KP_PLAN_WORKERS;
+    pthread_t threads[KP_PLAN_WORKERS];
+    size_t started = 0;
+    for (size_t i = 0; st == KP_OK && i < nthreads; i++)
+        if (pthread_create(&threads[started], NULL, s_plan_worker, &pl) == 0)
+            started++;
+    if (st == KP_OK)
+        s_plan_worker(&pl); /* this thread works too (and alone when none started) */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    for (size_t i = 0; st == KP_OK && i < pl.n; i++) {
+        st = pl.status[i];
+        for (size_t k = 0; st == KP_OK && k < pl.parts[i].n; k++)
+            st = s_push_action(p, &pl.parts[i].actions[k]);
+        for (size_t k = 0; st == KP_OK && k < pl.parts[i].nfind; k++) {
+            const kp_finding *f = &pl.parts[i].findings[k];
+            st =
+                s_push_finding(p, f->kind, f->chain, f->instance, f->version, f->status, f->detail);
+        }
+    }
+    for (size_t i = 0; pl.parts != NULL && i < pl.n; i++) {
+        free(pl.parts[i].actions);
+        free(pl.parts[i].findings);
+    }
+    free(pl.parts);
+    free(pl.status);
+    pthread_mutex_destroy(&pl.lock);
+    if (st != KP_OK) {
+        kp_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return KP_OK;
+}
+
+/* Whether instance from holds chain v with fingerprint fpr. */
+static bool s_holds(kp_ctx *ctx, const kp_policy *policy, const char *from, const kp_action *a)
+{
+    kp_instance *inst = NULL;
+    kp_key_info info;
+    bool yes = kp_instance_open(ctx, policy, from, &inst) == KP_OK &&
+               kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK &&
+               (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
+    kp_instance_close(inst);
+    return yes;
+}
+
+kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, const char *target,
+                           const char *from)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && plan != NULL && target != NULL, KP_ERR_INVALID_ARG);
+    /* The target must be one of the plan's chains' keystores or secret replicas. */
+    bool known = false;
+    for (size_t ci = 0; ci < kp_policy_chain_count(policy) && !known; ci++) {
+        const kp_chain_policy *c = kp_policy_chain_at(policy, ci);
+        known = strcmp(c->origin, target) == 0;
+        for (size_t i = 0; i < c->nreplicas && !known; i++)
+            known = strcmp(c->replicas[i], target) == 0;
+        for (size_t i = 0; i < c->nescrow && !known; i++)
+            known = strcmp(c->escrow[i], target) == 0;
+        for (size_t i = 0; i < c->nsecret_replicas && !known; i++)
+            known = strcmp(c->secret_replicas[i], target) == 0;
+    }
+    if (!known)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG,
+                             "'%.64s' holds no copy of the chain's protector by policy", target);
+    size_t keep = 0, nfrom = 0;
+    for (size_t i = 0; i < plan->n; i++) {
+        kp_action a = plan->actions[i];
+        if (strcmp(a.target, target) != 0)
+            continue;
+        if (a.kind == KP_ACTION_CREATE) /* a restore never invents a new protector */
+            return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                                 "no keystore holds any version of %s: there is nothing to "
+                                 "restore from (a new protector would open no old envelope)",
+                                 a.chain);
+        if (from != NULL && a.kind == KP_ACTION_COPY && s_holds(ctx, policy, from, &a)) {
+            snprintf(a.source, sizeof(a.source), "%s", from);
+            nfrom++;
+        }
+        plan->actions[keep++] = a;
+    }
+    plan->n = keep;
+    size_t fkeep = 0;
+    for (size_t i = 0; i < plan->nfind; i++)
+        if (strcmp(plan->findings[i].instance, target) == 0)
+            plan->findings[fkeep++] = plan->findings[i];
+    plan->nfind = fkeep;
+    kp__clear_error(ctx);
+    if (from != NULL && keep > 0 && nfrom == 0)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                             "%s holds none of the versions %s lacks (with the same key)", from,
+                             target);
+    return KP_OK;
+}
+
+void kp_plan_free(kp_plan *plan)
+{
+    if (plan == NULL)
+        return;
+    free(plan->actions);
+    free(plan->findings);
+    free(plan);
+}
+
+size_t kp_plan_action_count(const kp_plan *plan)
+{
+    return plan != NULL ? plan->n : 0;
+}
+
+const kp_action *kp_plan_action(const kp_plan *plan, size_t i)
+{
+    return plan != NULL && i < plan->n ? &plan->actions[i] : NULL;
+}
+
+size_t kp_plan_finding_count(const kp_plan *plan)
+{
+    return plan != NULL ? plan->nfind : 0;
+}
+
+const kp_finding *kp_plan_finding(const kp_plan *plan, size_t i)
+{
+    return plan != NULL && i < plan->nfind ? &plan->findings[i] : NULL;
+}

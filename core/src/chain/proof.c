@@ -1,0 +1,49 @@
+/*
+ * The challenge behind every proof that a store holds a version's key (proof.h).
+ */
+#include <limits.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "chain/proof.h"
+
+kp_status kp__challenge_make(kp__challenge *c, const uint8_t *spki, size_t spkilen, uint32_t alg)
+{
+    kp_status st = KP_ERR_CRYPTO;
+    const EVP_MD *md = alg == KP_WRAP_RSA_OAEP_SHA256 ? EVP_sha256() : EVP_sha1();
+    const unsigned char *p = spki;
+    EVP_PKEY_CTX *pc = NULL;
+    EVP_PKEY *pkey = spkilen <= LONG_MAX ? d2i_PUBKEY(NULL, &p, (long)spkilen) : NULL;
+    c->ctlen = sizeof(c->ct);
+    if (pkey == NULL)
+        goto out;
+    if (RAND_bytes(c->plain, sizeof(c->plain)) != 1)
+        goto out;
+    pc = EVP_PKEY_CTX_new(pkey, NULL);
+    if (pc == NULL)
+        goto out;
+    if (EVP_PKEY_encrypt_init(pc) != 1)
+        goto out;
+    if (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) != 1)
+        goto out;
+    if (EVP_PKEY_CTX_set_rsa_oaep_md(pc, md) != 1)
+        goto out;
+    if (EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md) != 1)
+        goto out;
+    if (EVP_PKEY_encrypt(pc, c->ct, &c->ctlen, c->plain, sizeof(c->plain)) == 1)
+        st = KP_OK;
+out:
+    EVP_PKEY_CTX_free(pc);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
+bool kp__challenge_met(const kp__challenge *c, const uint8_t *back, size_t len)
+{
+    return back != NULL && len == sizeof(c->plain) &&
+           CRYPTO_memcmp(back, c->plain, sizeof(c->plain)) == 0;
+}

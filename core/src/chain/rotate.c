@@ -1,0 +1,263 @@
+/*
+ * Two-phase rotation: stage vN+1 everywhere and prove it, then activate it; retire only what
+ * the retention window no longer needs. The lifecycle lives in the chain-state document that
+ * every keystore keeps (state.c). Nothing here deletes or disables a key version.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/state.h"
+
+/* A chain that never rotated has no document: its newest version is the active one. */
+static void s_bootstrap(const kp__discovery *d, kp__chain_state *s)
+{
+    uint32_t versions[KP_STATE_VERSIONS];
+    const char *fprs[KP_STATE_VERSIONS];
+    size_t n = kp__versions(d, versions, fprs, KP_STATE_VERSIONS);
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < n; i++) {
+        kp__vstate *x = kp__state_add(s, versions[i]);
+        if (x != NULL)
+            x->state = i + 1 == n ? KP_VSTATE_ACTIVE : KP_VSTATE_PREVIOUS;
+    }
+}
+
+/* One look at a chain for a lifecycle step: its policy, what discovery found (closed with
+ * kp__discovery_clear once the step is done), and the newest state document, or one
+ * bootstrapped from what the keystores hold. */
+typedef struct s_view {
+    const kp_chain_policy *c;
+    kp__discovery d;
+    kp__chain_state s;
+} s_view;
+
+static kp_status s_look(kp_ctx *ctx, const kp_policy *policy, const char *chain, s_view *v)
+{
+    memset(&v->d, 0, sizeof(v->d)); /* callers clear it on every path */
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &v->c));
+    kp_status st = kp__discover(ctx, policy, v->c, &v->d);
+    bool found = false;
+    if (st == KP_OK)
+        st = kp__state_load(ctx, &v->d, &v->s, &found);
+    if (st == KP_OK && !found)
+        s_bootstrap(&v->d, &v->s);
+    return st;
+}
+
+/* A first look at chain into a new view; free it with s_view_free, whatever this returns. */
+static kp_status s_view_new(kp_ctx *ctx, const kp_policy *policy, const char *chain, s_view **out)
+{
+    *out = calloc(1, sizeof(**out));
+    KP_ENSURE(*out != NULL, KP_ERR_NOMEM);
+    return s_look(ctx, policy, chain, *out);
+}
+
+static void s_view_free(s_view *v)
+{
+    if (v == NULL)
+        return;
+    kp__discovery_clear(&v->d);
+    free(v);
+}
+
+/* The staged version, 0 when none. */
+static uint32_t s_staged(const kp__chain_state *s)
+{
+    uint32_t staged = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].state == KP_VSTATE_STAGED)
+            staged = s->v[i].version;
+    return staged;
+}
+
+/* Whether version is proved usable in every keystore of the chain; why names the first gap. */
+static kp_status s_proved(kp_ctx *ctx, const kp_policy *policy, const char *chain, uint32_t version,
+                          bool *ok, char *why, size_t whylen)
+{
+    kp_matrix *m = NULL;
+    KP_GUARD(kp_chain_matrix(ctx, policy, chain, 1, &m));
+    *ok = false;
+    snprintf(why, whylen, "v%u is held by no keystore", version);
+    for (size_t r = 0; r < kp_matrix_version_count(m); r++) {
+        if (kp_matrix_version(m, r) != version)
+            continue;
+        *ok = true;
+        for (size_t i = 0; i < kp_matrix_instance_count(m) && *ok; i++) {
+            const kp_cell *cell = kp_matrix_cell(m, r, i);
+            if (cell->state != KP_CELL_OK) {
+                *ok = false;
+                snprintf(why, whylen, "v%u is not usable in %s: %.160s", version,
+                         kp_matrix_instance(m, i), cell->detail);
+            }
+        }
+    }
+    kp_matrix_free(m);
+    return KP_OK;
+}
+
+/* Creates vN+1 in the origin (N: the highest version recorded or held anywhere) and records
+ * it staged, before replication, so that an interrupted stage continues with this version. */
+static kp_status s_stage_new(kp_ctx *ctx, const char *chain, s_view *v, uint32_t *staged)
+{
+    uint32_t highest = 0;
+    for (size_t i = 0; i < v->s.n; i++)
+        if (v->s.v[i].version > highest)
+            highest = v->s.v[i].version;
+    if (highest == 0)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                             "chain '%s' has no protector yet: run 'keyplane apply' first", chain);
+    /* The next number after every version any keystore holds, not only the recorded ones. */
+    uint32_t vers[KP_STATE_VERSIONS];
+    const char *fprs[KP_STATE_VERSIONS];
+    size_t n = kp__versions(&v->d, vers, fprs, KP_STATE_VERSIONS);
+    if (n > 0 && vers[n - 1] > highest)
+        highest = vers[n - 1];
+    kp__target *o = &v->d.t[v->d.origin];
+    if (!o->reachable)
+        return kp__set_error(ctx, KP_ERR_UNAVAILABLE, "origin %s is unreachable: %s", o->name,
+                             o->detail);
+    kp_key_info info;
+    kp_key_spec spec;
+    kp__chain_spec(v->c, highest + 1, &spec);
+    KP_GUARD(kp_key_create(o->inst, &spec, &info));
+    *staged = highest + 1;
+    kp__vstate *x = kp__state_add(&v->s, *staged);
+    KP_ENSURE(x != NULL, KP_ERR_NOMEM);
+    x->state = KP_VSTATE_STAGED;
+    return kp__state_store(ctx, &v->d, &v->s);
+}
+
+/* Copies every version (the staged one too) everywhere the chain keeps its protector. */
+static kp_status s_replicate_all(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                                 const kp_apply_opts *opts)
+{
+    kp_plan *plan = NULL;
+    size_t failed = 0;
+    kp_status st = kp_plan_make(ctx, policy, chain, &plan);
+    if (st == KP_OK && kp_plan_action_count(plan) > 0)
+        st = kp_plan_apply(ctx, policy, plan, opts, &failed);
+    kp_plan_free(plan);
+    return st;
+}
+
+/* Records in the chain's state document when staged was proved everywhere. */
+static kp_status s_record_verified(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                                   s_view *v, uint32_t staged)
+{
+    kp_status st = s_look(ctx, policy, chain, v);
+    kp__vstate *x = st == KP_OK ? kp__state_find(&v->s, staged) : NULL;
+    if (x != NULL) {
+        x->verified = (int64_t)time(NULL);
+        st = kp__state_store(ctx, &v->d, &v->s);
+    }
+    kp__discovery_clear(&v->d);
+    return st;
+}
+
+kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                         const kp_apply_opts *opts, uint32_t *version, int *verified)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version != NULL && verified != NULL,
+              KP_ERR_INVALID_ARG);
+    *version = 0;
+    *verified = 0;
+    s_view *v = NULL;
+    kp_status st = s_view_new(ctx, policy, chain, &v);
+    uint32_t staged = st == KP_OK ? s_staged(&v->s) : 0;
+    if (st == KP_OK && staged == 0)
+        st = s_stage_new(ctx, chain, v, &staged);
+    kp__discovery_clear(&v->d);
+    if (st == KP_OK)
+        st = s_replicate_all(ctx, policy, chain, opts);
+    bool ok = false;
+    char why[256] = "";
+    if (st == KP_OK)
+        st = s_proved(ctx, policy, chain, staged, &ok, why, sizeof(why));
+    if (st == KP_OK && ok)
+        st = s_record_verified(ctx, policy, chain, v, staged);
+    else if (st == KP_OK)
+        kp__set_error(ctx, KP_OK, "%s", why);
+    s_view_free(v);
+    *version = staged;
+    *verified = ok;
+    return st;
+}
+
+kp_status kp_chain_activate(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                            uint32_t *version)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version != NULL,
+              KP_ERR_INVALID_ARG);
+    *version = 0;
+    s_view *v = NULL;
+    kp_status st = s_view_new(ctx, policy, chain, &v);
+    uint32_t staged = st == KP_OK ? s_staged(&v->s) : 0;
+    if (st == KP_OK && staged == 0)
+        st = kp__set_error(ctx, KP_ERR_DENIED,
+                           "chain '%s' has no staged version: run 'keyplane rotate %s --stage'",
+                           chain, chain);
+    bool ok = false;
+    char why[256] = "";
+    if (st == KP_OK)
+        st = s_proved(ctx, policy, chain, staged, &ok, why, sizeof(why));
+    if (st == KP_OK && !ok)
+        st = kp__set_error(ctx, KP_ERR_DENIED,
+                           "not activating %s v%u: %s (a version must work on every replica "
+                           "before it wraps anything)",
+                           chain, staged, why);
+    if (st == KP_OK) {
+        int64_t now = (int64_t)time(NULL);
+        for (size_t i = 0; i < v->s.n; i++) {
+            if (v->s.v[i].state == KP_VSTATE_ACTIVE) {
+                v->s.v[i].state = KP_VSTATE_PREVIOUS;
+                v->s.v[i].active_until = now;
+            }
+        }
+        kp__vstate *x = kp__state_find(&v->s, staged);
+        x->state = KP_VSTATE_ACTIVE;
+        x->active_from = now;
+        x->active_until = 0;
+        st = kp__state_store(ctx, &v->d, &v->s);
+    }
+    s_view_free(v);
+    if (st == KP_OK)
+        *version = staged;
+    return st;
+}
+
+kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy, const char *chain, uint32_t version)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version > 0, KP_ERR_INVALID_ARG);
+    s_view *v = NULL;
+    kp_status st = s_view_new(ctx, policy, chain, &v);
+    kp__vstate *x = st == KP_OK ? kp__state_find(&v->s, version) : NULL;
+    int64_t now = (int64_t)time(NULL);
+    if (st != KP_OK) {
+        /* reported below */
+    } else if (x == NULL) {
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no v%u", chain, version);
+    } else if (x->state == KP_VSTATE_ACTIVE || x->state == KP_VSTATE_STAGED) {
+        st = kp__set_error(ctx, KP_ERR_DENIED, "%s v%u is %s: only a previous version retires",
+                           chain, version, kp_version_state_name(x->state));
+    } else if (x->state == KP_VSTATE_PREVIOUS &&
+               (x->active_until == 0 || now < x->active_until + v->c->retention)) {
+        /* A backup taken while it was active may still be restored: it stays usable. */
+        if (x->active_until == 0)
+            st = kp__set_error(ctx, KP_ERR_DENIED,
+                               "refusing to retire %s v%u: when it stopped being active is not "
+                               "recorded, so the retention window may still need it",
+                               chain, version);
+        else
+            st = kp__set_error(ctx, KP_ERR_DENIED,
+                               "refusing to retire %s v%u: the retention window (%lld s) still "
+                               "needs it for %lld s more",
+                               chain, version, (long long)v->c->retention,
+                               (long long)(x->active_until + v->c->retention - now));
+    } else if (x->state != KP_VSTATE_RETIRED) {
+        x->state = KP_VSTATE_RETIRED;
+        st = kp__state_store(ctx, &v->d, &v->s);
+    }
+    s_view_free(v);
+    return st;
+}

@@ -1,0 +1,252 @@
+/*
+ * Secret replicas: secret stores (S3 objects, Secrets Manager, a file store) that receive each
+ * protector version as password-protected PKCS#8, the SQL Server way of keeping a certificate's
+ * key in a bucket, with the password in the chain's secret store. Secret names:
+ *   <chain>.key       in the replica, one secret version per protector version copied
+ *   <chain>.password  in the chain's `secrets` store, one version per copy
+ * Metadata ties them: kp-version, fingerprint, and the password's secret version.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include <keyplane/kit/codec.h>
+
+#include "chain/proof.h"
+#include "chain/secret_replica.h"
+
+typedef struct s_found {
+    uint32_t want; /* 0: collect every protector version into the target */
+    kp__target *t;
+    uint32_t secret_version; /* highest secret version holding want */
+    uint32_t password_version;
+    char fpr[KPK_FPR_HEX];
+} s_found;
+
+static const char *s_meta(const kp_meta *meta, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(meta[i].key, key) == 0)
+            return meta[i].value;
+    return NULL;
+}
+
+static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *meta, size_t n)
+{
+    s_found *f = arg;
+    const char *v = s_meta(meta, n, "kp-version"), *fpr = s_meta(meta, n, "fingerprint");
+    const char *pw = s_meta(meta, n, "password-version");
+    if (v == NULL || fpr == NULL || strlen(fpr) != KPK_FPR_HEX - 1)
+        return KP_OK;
+    uint32_t version = (uint32_t)strtoul(v, NULL, 10);
+    if (f->want != 0 && version == f->want && info->version >= f->secret_version) {
+        f->secret_version = info->version;
+        f->password_version = pw != NULL ? (uint32_t)strtoul(pw, NULL, 10) : 0;
+        memcpy(f->fpr, fpr, KPK_FPR_HEX);
+    }
+    if (f->t != NULL && version > 0 && kp__held_find(f->t, version) == NULL) {
+        kp__held *h = kp__held_add(f->t, version);
+        if (h == NULL)
+            return KP_ERR_NOMEM;
+        memcpy(h->fpr, fpr, KPK_FPR_HEX);
+        h->created = info->created;
+    }
+    return KP_OK;
+}
+
+static void s_name(char *buf, size_t size, const char *chain, const char *what)
+{
+    snprintf(buf, size, "%s.%s", chain, what);
+}
+
+kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discovery *d)
+{
+    const kp_chain_policy *c = d->chain;
+    const char *names[KP_MAX_TARGETS];
+    size_t n = 0;
+    for (size_t pass = 0; pass < 2; pass++) {
+        const char *const *list = pass == 0 ? c->replicas : c->secret_replicas;
+        size_t count = pass == 0 ? c->nreplicas : c->nsecret_replicas;
+        for (size_t i = 0; i < count && n < KP_MAX_TARGETS; i++) {
+            uint32_t caps = kp_policy_instance_capabilities(policy, list[i]);
+            if (pass == 0 && (caps == 0 || (caps & KP_CAP_KEYSTORE)))
+                continue; /* a keystore replica gets the key itself */
+            bool dup = false;
+            for (size_t j = 0; j < n; j++)
+                dup = dup || strcmp(names[j], list[i]) == 0;
+            if (!dup)
+                names[n++] = list[i];
+        }
+    }
+    char key[KP_NAME_MAX + 16];
+    s_name(key, sizeof(key), c->name, "key");
+    for (size_t i = 0; i < n && d->n < KP_MAX_TARGETS; i++) {
+        kp__target *t = &d->t[d->n++];
+        memset(t, 0, sizeof(*t));
+        t->name = names[i];
+        t->secret = true;
+        kp_status st = kp_instance_open(ctx, policy, t->name, &t->inst);
+        if (st == KP_OK) {
+            s_found f = {0, t, 0, 0, ""};
+            st = kp_store_list(t->inst, key, s_visit, &f);
+            if (st == KP_ERR_NOT_FOUND)
+                st = KP_OK; /* holds no copy yet */
+        }
+        KP_GUARD(kp__target_answered(ctx, t, st));
+    }
+    kp__clear_error(ctx);
+    return KP_OK;
+}
+
+kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src, kp_instance *dst,
+                          kp_instance *secrets, uint32_t version, const char *fpr)
+{
+    char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], vbuf[16], pvbuf[16];
+    s_name(key, sizeof(key), c->name, "key");
+    s_name(pwname, sizeof(pwname), c->name, "password");
+    snprintf(vbuf, sizeof(vbuf), "%u", version);
+    /* 32 random bytes as base64: a password any tool (openssl, SQL Server) can type. */
+    unsigned char raw[32];
+    char text[48];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password");
+    kpk_b64_encode(raw, sizeof(raw), text);
+    kp_memwipe(raw, sizeof(raw));
+    kp_secret *password = kp_secret_new_copy(text, strlen(text));
+    kp_memwipe(text, sizeof(text));
+    kp_secret *pkcs8 = NULL, *pem = NULL;
+    char *pemtext = NULL;
+    size_t pemlen = 0;
+    uint32_t pwver = 0, kver = 0;
+    kp_status st = password != NULL ? KP_OK : KP_ERR_NOMEM;
+    if (st == KP_OK)
+        st = kp_key_export(src, c->name, version, &pkcs8);
+    if (st == KP_OK)
+        st = kp_pkcs8_encrypt_pem(pkcs8, password, &pemtext, &pemlen);
+    if (st == KP_OK)
+        pem = kp_secret_new_copy(pemtext, pemlen);
+    if (st == KP_OK && pem == NULL)
+        st = KP_ERR_NOMEM;
+    /* The password first: a key copy never exists without the password that opens it. */
+    kp_meta pmeta[] = {{"chain", c->name},
+                       {"kp-version", vbuf},
+                       {"fingerprint", fpr},
+                       {"replica", kp_instance_name(dst)}};
+    if (st == KP_OK)
+        st = kp_store_put(secrets, pwname, password, pmeta, 4, &pwver);
+    snprintf(pvbuf, sizeof(pvbuf), "%u", pwver);
+    kp_meta kmeta[] = {{"chain", c->name},
+                       {"kp-version", vbuf},
+                       {"fingerprint", fpr},
+                       {"format", "pkcs8-pbes2-pem"},
+                       {"password-store", kp_instance_name(secrets)},
+                       {"password-version", pvbuf}};
+    if (st == KP_OK)
+        st = kp_store_put(dst, key, pem, kmeta, 6, &kver);
+    free(pemtext);
+    kp_secret_free(pem);
+    kp_secret_free(pkcs8);
+    kp_secret_free(password);
+    return st;
+}
+
+static int s_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    const kp_secret *pw = u;
+    int n = (int)kp_secret_len(pw);
+    if (n > size)
+        return -1;
+    memcpy(buf, kp_secret_cdata(pw), (size_t)n);
+    return n;
+}
+
+/* The private key in a copy (PEM) opened with its password, or NULL. */
+static EVP_PKEY *s_open_copy(const kp_secret *pem, kp_secret *password)
+{
+    BIO *bio = BIO_new_mem_buf(kp_secret_cdata(pem), (int)kp_secret_len(pem));
+    EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, s_pass_cb, password) : NULL;
+    BIO_free(bio);
+    return pkey;
+}
+
+/* Whether pkey is the version's key: its public half hashes to the fingerprint of spki. */
+static bool s_same_key(EVP_PKEY *pkey, const uint8_t *spki, size_t spkilen, char fpr[KPK_FPR_HEX])
+{
+    char want[KPK_FPR_HEX] = "";
+    kp_status st = kpk_fpr_pkey(pkey, fpr);
+    if (st == KP_OK)
+        st = kpk_fpr_spki(spki, spkilen, want);
+    return st == KP_OK && strcmp(fpr, want) == 0;
+}
+
+/* Whether pkey decrypts what the version's public key (spki) encrypts. */
+static bool s_decrypts(EVP_PKEY *pkey, const uint8_t *spki, size_t spkilen)
+{
+    kp__challenge c;
+    unsigned char back[1024];
+    size_t backlen = sizeof(back);
+    bool ok = false;
+    EVP_PKEY_CTX *dctx = NULL;
+    if (kp__challenge_make(&c, spki, spkilen, KP_WRAP_RSA_OAEP_SHA1) != KP_OK)
+        goto out;
+    dctx = EVP_PKEY_CTX_new(pkey, NULL);
+    if (dctx == NULL)
+        goto out;
+    if (EVP_PKEY_decrypt_init(dctx) != 1)
+        goto out;
+    if (EVP_PKEY_CTX_set_rsa_padding(dctx, RSA_PKCS1_OAEP_PADDING) != 1)
+        goto out;
+    if (EVP_PKEY_decrypt(dctx, back, &backlen, c.ct, c.ctlen) == 1)
+        ok = kp__challenge_met(&c, back, backlen);
+out:
+    kp_memwipe(back, sizeof(back));
+    EVP_PKEY_CTX_free(dctx);
+    return ok;
+}
+
+kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
+                           kp_instance *secrets, uint32_t version, const uint8_t *spki,
+                           size_t spkilen, char *detail, size_t detlen)
+{
+    char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16];
+    s_name(key, sizeof(key), c->name, "key");
+    s_name(pwname, sizeof(pwname), c->name, "password");
+    s_found f = {version, NULL, 0, 0, ""};
+    kp_secret *pem = NULL, *password = NULL;
+    EVP_PKEY *pkey = NULL;
+    char fpr[KPK_FPR_HEX] = "";
+    kp_status st = kp_store_list(dst, key, s_visit, &f);
+    if (st == KP_OK && f.secret_version == 0)
+        st = KP_ERR_NOT_FOUND;
+    if (st == KP_OK && secrets == NULL)
+        st = kp__set_error(ctx, KP_ERR_UNAVAILABLE, "the chain's secret store is unreachable");
+    if (st == KP_OK)
+        st = kp_store_get(dst, key, f.secret_version, &pem, NULL, NULL);
+    if (st == KP_OK)
+        st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
+    if (st == KP_OK)
+        pkey = s_open_copy(pem, password);
+    if (st == KP_OK && pkey == NULL)
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                           "the copy does not open with its password (version %u)",
+                           f.password_version);
+    /* Same key: its public half hashes to the version's fingerprint, and it decrypts what the
+     * version's public key encrypts. */
+    if (st == KP_OK && !s_same_key(pkey, spki, spkilen, fpr))
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY, "the copy is another key (%.16s...)", fpr);
+    if (st == KP_OK && !s_decrypts(pkey, spki, spkilen))
+        st = kp__set_error(ctx, KP_ERR_CRYPTO, "the copy did not decrypt a challenge");
+    EVP_PKEY_free(pkey);
+    kp_secret_free(pem);
+    kp_secret_free(password);
+    snprintf(detail, detlen, "%s",
+             st == KP_OK              ? "opened with its password, decrypted a challenge"
+             : st == KP_ERR_NOT_FOUND ? "version missing"
+                                      : kp_ctx_last_error(ctx));
+    return st;
+}

@@ -1,0 +1,70 @@
+/*
+ * What one store of a chain holds, as discovery lists it, and the versions of the whole chain
+ * that follow from it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "chain/discovery.h"
+
+kp__held *kp__held_add(kp__target *t, uint32_t version)
+{
+    kp__held *held = kp__grow(t->held, &t->cap, t->nheld, sizeof(*held), 8);
+    if (held == NULL)
+        return NULL;
+    t->held = held;
+    kp__held *h = &t->held[t->nheld++];
+    memset(h, 0, sizeof(*h));
+    h->version = version;
+    return h;
+}
+
+kp_status kp__target_answered(kp_ctx *ctx, kp__target *t, kp_status st)
+{
+    t->reachable = st == KP_OK;
+    t->status = st;
+    if (st != KP_OK) {
+        snprintf(t->detail, sizeof(t->detail), "%s", kp_ctx_last_error(ctx));
+        t->nheld = 0;
+    }
+    return st == KP_ERR_NOMEM ? st : KP_OK;
+}
+
+const kp__held *kp__held_find(const kp__target *t, uint32_t version)
+{
+    for (size_t i = 0; i < t->nheld; i++)
+        if (t->held[i].version == version)
+            return &t->held[i];
+    return NULL;
+}
+
+size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fprs, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->t[i].secret)
+            continue; /* versions come from keystores; secret copies follow them */
+        for (size_t k = 0; d->t[i].reachable && k < d->t[i].nheld; k++) {
+            uint32_t v = d->t[i].held[k].version;
+            bool seen = false;
+            for (size_t j = 0; j < n && !seen; j++)
+                seen = versions[j] == v;
+            if (seen || n == max)
+                continue;
+            /* insertion keeps the list ascending */
+            size_t at = n;
+            while (at > 0 && versions[at - 1] > v) {
+                versions[at] = versions[at - 1];
+                fprs[at] = fprs[at - 1];
+                at--;
+            }
+            versions[at] = v;
+            const kp__held *o = kp__held_find(&d->t[d->origin], v);
+            fprs[at] = o != NULL && d->t[d->origin].reachable ? o->fpr : d->t[i].held[k].fpr;
+            n++;
+        }
+    }
+    return n;
+}

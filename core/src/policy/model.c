@@ -1,0 +1,125 @@
+/*
+ * The loaded policy: freeing it, and how the other layers read it (the public accessors of
+ * policy.h and the resolved view of an instance).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/model.h"
+
+static void s_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void kp_policy_free(kp_policy *pol)
+{
+    if (pol == NULL)
+        return;
+    for (size_t i = 0; i < pol->ninstances; i++) {
+        kp_pol_instance *in = &pol->instances[i];
+        for (size_t j = 0; j < in->nparams; j++) {
+            free(in->params[j].name);
+            free(in->params[j].value);
+        }
+        free(in->params);
+        free(in->name);
+        free(in->plugin_name);
+    }
+    free(pol->instances);
+    for (size_t i = 0; i < pol->nchains; i++) {
+        kp_pol_chain *c = &pol->chains[i];
+        free(c->name);
+        free(c->origin);
+        s_strv_free(c->replicas, c->pub.nreplicas);
+        s_strv_free(c->escrow, c->pub.nescrow);
+        s_strv_free(c->secret_replicas, c->pub.nsecret_replicas);
+        free(c->secrets);
+    }
+    free(pol->chains);
+    free(pol->path);
+    free(pol->dir);
+    free(pol);
+}
+
+const kp_pol_instance *kp__policy_instance(const kp_policy *pol, const char *name)
+{
+    for (size_t i = 0; pol != NULL && name != NULL && i < pol->ninstances; i++)
+        if (strcmp(pol->instances[i].name, name) == 0)
+            return &pol->instances[i];
+    return NULL;
+}
+
+kp_status kp__param_view(const kp_pol_instance *pi, kp_param **out)
+{
+    kp_param *params = calloc(pi->nparams + 1, sizeof(*params));
+    if (params == NULL)
+        return KP_ERR_NOMEM;
+    for (size_t i = 0; i < pi->nparams; i++) {
+        const kp_pol_param *pp = &pi->params[i];
+        kp_param *p = &params[i];
+        p->name = pp->name;
+        p->type = pp->type;
+        p->str = pp->value;
+        if (pp->type == KP_PARAM_INT)
+            p->num = strtoll(pp->value, NULL, 10);
+        else if (pp->type == KP_PARAM_BOOL)
+            p->num = strcmp(pp->value, "true") == 0 || strcmp(pp->value, "yes") == 0 ||
+                     strcmp(pp->value, "on") == 0;
+    }
+    *out = params;
+    return KP_OK;
+}
+
+uint64_t kp__policy_id(const kp_policy *pol)
+{
+    return pol != NULL ? pol->id : 0;
+}
+
+const char *kp_policy_get0_path(const kp_policy *pol)
+{
+    return pol != NULL ? pol->path : NULL;
+}
+
+size_t kp_policy_instance_count(const kp_policy *pol)
+{
+    return pol != NULL ? pol->ninstances : 0;
+}
+
+const char *kp_policy_instance_name(const kp_policy *pol, size_t i)
+{
+    return pol != NULL && i < pol->ninstances ? pol->instances[i].name : NULL;
+}
+
+const char *kp_policy_instance_plugin(const kp_policy *pol, const char *instance)
+{
+    const kp_pol_instance *in = kp__policy_instance(pol, instance);
+    return in != NULL ? in->plugin_name : NULL;
+}
+
+uint32_t kp_policy_instance_capabilities(const kp_policy *pol, const char *instance)
+{
+    const kp_pol_instance *in =
+        pol != NULL && instance != NULL ? kp__policy_instance(pol, instance) : NULL;
+    return in != NULL ? in->described.capabilities : 0;
+}
+
+size_t kp_policy_chain_count(const kp_policy *pol)
+{
+    return pol != NULL ? pol->nchains : 0;
+}
+
+const kp_chain_policy *kp_policy_chain_at(const kp_policy *pol, size_t i)
+{
+    return pol != NULL && i < pol->nchains ? &pol->chains[i].pub : NULL;
+}
+
+const kp_chain_policy *kp_policy_chain(const kp_policy *pol, const char *name)
+{
+    for (size_t i = 0; pol != NULL && name != NULL && i < pol->nchains; i++)
+        if (strcmp(pol->chains[i].name, name) == 0)
+            return &pol->chains[i].pub;
+    return NULL;
+}

@@ -1,0 +1,30 @@
+/*
+ * The loaded policy as the policy layer's files build and read it: its instances and chains.
+ * Not installed.
+ */
+#ifndef KP_POLICY_MODEL_H
+#define KP_POLICY_MODEL_H
+
+#include "policy/policy.h"
+
+typedef struct kp_pol_chain {
+    kp_chain_policy pub;
+    char *name;
+    char *origin;
+    char **replicas;
+    char **escrow;
+    char **secret_replicas;
+    char *secrets;
+} kp_pol_chain;
+
+struct kp_policy {
+    uint64_t id; /* unique in the process: keys the context's instance cache */
+    char *path;
+    char *dir; /* absolute directory of the policy file: base of relative paths */
+    kp_pol_instance *instances;
+    size_t ninstances;
+    kp_pol_chain *chains;
+    size_t nchains;
+};
+
+#endif

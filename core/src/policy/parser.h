@@ -1,0 +1,50 @@
+/*
+ * One parse of a policy file, shared by the parser's files: the YAML document, where
+ * diagnostics go, the policy being built, and the steps each file contributes. Not installed.
+ */
+#ifndef KP_POLICY_PARSER_H
+#define KP_POLICY_PARSER_H
+
+#include <stdbool.h>
+
+#include <yaml.h>
+
+#include "policy/diag.h"
+#include "policy/model.h"
+
+typedef struct kp_pol_parser {
+    kp_ctx *ctx;
+    yaml_document_t doc;
+    kp_diag_list *diags;
+    kp_policy *pol;
+} kp_pol_parser;
+
+#define KP_NODE_LINE(n) ((unsigned)(n)->start_mark.line + 1)
+#define KP_NODE_COL(n) ((unsigned)(n)->start_mark.column + 1)
+#define kp__pdiag(P, node, ...)                                                                    \
+    kp__diag_add((P)->diags, KP_NODE_LINE(node), KP_NODE_COL(node), __VA_ARGS__)
+
+/* yaml.c: node helpers */
+yaml_node_t *kp__ynode(kp_pol_parser *P, int id);
+const char *kp__yscalar(yaml_node_t *n);
+/* Checks a mapping: every key a scalar, no key twice. Reports and returns false otherwise. */
+bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what);
+/* The value node for key in map, or NULL; *key_node receives the key's node. */
+yaml_node_t *kp__ymap_get(kp_pol_parser *P, yaml_node_t *map, const char *key,
+                          yaml_node_t **key_node);
+/* The name kn gives a kind ("instance", "chain") whose body vn must be a mapping; NULL, with
+ * the reason reported, when the name is invalid or vn is no good mapping. */
+const char *kp__ynamed(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn, const char *kind);
+
+/* params.c: an instance's params, checked against its plugin's declaration */
+void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_t *map);
+
+/* chains.c: the 'chains' section */
+void kp__policy_parse_chains(kp_pol_parser *P, yaml_node_t *map);
+
+/* domain.c: asks the plugin what an instance will be (in->described) from its params,
+ * and whether every store holding a chain's protector can hold it; diagnostics at node. */
+void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *node);
+void kp__policy_check_holders(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *node);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * The policy layer, for the layers above it: the resolved view of a provider instance (its
+ * plugin and checked params), and the rules a chain's protector follows wherever it is held.
+ * Not installed.
+ */
+#ifndef KP_POLICY_POLICY_H
+#define KP_POLICY_POLICY_H
+
+#include <stdint.h>
+
+#include <keyplane/keyplane.h>
+
+typedef struct kp_pol_param {
+    char *name;
+    char *value; /* PATH: already absolute */
+    uint32_t type;
+    unsigned line, column;
+} kp_pol_param;
+
+typedef struct kp_pol_instance {
+    char *name;
+    char *plugin_name;
+    kp_plugin *plugin; /* owned by the ctx */
+    kp_pol_param *params;
+    size_t nparams;
+    unsigned line, column;
+    kp_instance_info described; /* PLUGIN_DESCRIBE's answer, or the plugin's capabilities */
+} kp_pol_instance;
+
+/* The instance called name, or NULL. */
+const kp_pol_instance *kp__policy_instance(const kp_policy *policy, const char *name);
+/* The ABI view of an instance's params (secret params unresolved: secret NULL); free() it. */
+kp_status kp__param_view(const kp_pol_instance *pi, kp_param **out);
+/* Unique in the process: keys the context's instance cache. */
+uint64_t kp__policy_id(const kp_policy *policy);
+
+/* The spec of a new protector version of chain c: its name, type, size and exportability. */
+void kp__chain_spec(const kp_chain_policy *c, uint32_t version, kp_key_spec *out);
+/* Whether a store as info describes it can hold chain's protector and unwrap with its
+ * algorithm (0 in a field: not known yet, passes); else KP_ERR_UNSUPPORTED and why names who.
+ * The one fit rule of policy validate, check and plan. */
+kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *chain, const char *who,
+                        char *why, size_t whylen);
+
+#endif
