@@ -13,6 +13,8 @@ Three rules, each printed as FAIL lines and counted in the exit status:
 3. No file of the repository refers to a path outside it: no '../shared' (or any path that climbs
    out of the tree from where it stands), no '/work/' workplace path, no link that resolves
    outside ROOT.
+5. Every repository path a doc names in backquotes (`core/src/chain/plan.c`, `tests/cli/test_*.sh`,
+   `core/src/chain/state.[ch]`) exists: a glob must match at least one file.
 4. A quoted file stays equal to the file: a fenced block whose paragraph before it begins with a
    `config/NAME.yaml` path in backticks is compared with that file, byte for byte.
 """
@@ -182,6 +184,47 @@ def check_quotes(root, fail):
     return nquotes
 
 
+PATH_IN_CODE = re.compile(
+    r"(?:^|(?<=[\s(=]))((?:core|plugins|providers|tests|scripts|config|cmake|docs)/[\w./*{},\[\]-]*)")
+
+
+def expand_braces(path):
+    m = re.search(r"\{([^{}]*)\}", path)
+    if not m:
+        return [path]
+    out = []
+    for alt in m.group(1).split(","):
+        out.extend(expand_braces(path[:m.start()] + alt + path[m.end():]))
+    return out
+
+
+def check_paths(root, fail):
+    import glob
+    npaths = 0
+    docs = ["README.md"] + [os.path.join("docs", n) for n in sorted(os.listdir(
+        os.path.join(root, "docs")))] if os.path.isdir(os.path.join(root, "docs")) else []
+    for doc in docs:
+        path = os.path.join(root, doc)
+        if not doc.endswith(".md") or not os.path.isfile(path):
+            continue
+        fence = False
+        for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
+            if line.lstrip().startswith("```"):
+                fence = not fence
+                continue
+            if fence:
+                continue
+            for span in re.findall(r"`([^`]+)`", line):
+                for raw in PATH_IN_CODE.findall(span):
+                    ref = raw.rstrip(".,")
+                    npaths += 1
+                    hits = [h for alt in expand_braces(ref)
+                            for h in glob.glob(os.path.join(root, alt))]
+                    if not hits:
+                        fail(f"{doc}:{lineno}: names `{ref}`, which is not in the repository")
+    return npaths
+
+
 def run(root):
     problems = []
     fail = problems.append
@@ -189,12 +232,13 @@ def run(root):
     nlinks = check_links(root, fail)
     nfiles = check_outside(root, tree_files(root), fail, "tests/check_docs.py")
     nquotes = check_quotes(root, fail)
+    npaths = check_paths(root, fail)
     for p in problems:
         print(f"FAIL: {p}")
     if not problems:
         print(f"docs: {nplugins} plugin directories named in README.md and docs/architecture.md; "
               f"{nlinks} relative links resolve; {nfiles} files refer to nothing outside the tree; "
-              f"{nquotes} quoted config files are equal to theirs")
+              f"{nquotes} quoted config files are equal to theirs; {npaths} paths named exist")
     return problems
 
 
@@ -213,11 +257,15 @@ def selftest():
         os.makedirs(os.path.join(d, "config"))
         with open(os.path.join(d, "config", "a.yaml"), "w") as f:
             f.write("version: 1\n")
+        with open(os.path.join(d, "docs", "paths.md"), "w") as f:
+            f.write("# Paths\n\n`config/a.yaml` and `plugins/{alpha,beta}` exist; "
+                    "`core/src/gone.c` does not.\n")
         problems = run(d)
         want = ["does not name the plugin directory plugins/beta/",
                 "'missing.md': no such file", "has no heading #nowhere",
                 "leaves the repository", "refers to a path outside the repository",
-                "the quoted config/a.yaml differs from the file"]
+                "the quoted config/a.yaml differs from the file",
+                "names `core/src/gone.c`, which is not in the repository"]
         missing = [w for w in want if not any(w in p for p in problems)]
         if missing or len(problems) != len(want):
             print(f"SELFTEST FAIL: expected exactly {want}, missing {missing}")

@@ -27,7 +27,7 @@ static void s_instance(FILE *f, const char *name, unsigned attempts)
             name, url, S_TENANT, url, kp_test_vault_ca(), attempts);
 }
 
-void akvt_init(void)
+void kp_test_akv_init(void)
 {
     s_vault = kp_test_vault_open("vault1");
     if (setenv("AZ_SECRET", "kp-secret", 1) != 0)
@@ -46,7 +46,7 @@ void akvt_init(void)
     free(policy);
 }
 
-void akvt_done(void)
+void kp_test_akv_done(void)
 {
     kp_test_fx_free(s_fx);
     kp_test_vault_close(s_vault);
@@ -54,17 +54,17 @@ void akvt_done(void)
     s_vault = NULL;
 }
 
-kp_ctx *akvt_ctx(void)
+kp_ctx *kp_test_akv_ctx(void)
 {
     return s_fx->ctx;
 }
 
-kp_test_vault *akvt_vault(void)
+kp_test_vault *kp_test_akv_vault(void)
 {
     return s_vault;
 }
 
-kp_instance *akvt_open(const char *name)
+kp_instance *kp_test_akv_open(const char *name)
 {
     kp_instance *inst = NULL;
     kp_status st = kp_instance_open(s_fx->ctx, s_fx->pol, name, &inst);
@@ -73,7 +73,7 @@ kp_instance *akvt_open(const char *name)
     return inst;
 }
 
-kp_secret *akvt_random_dek(size_t n)
+kp_secret *kp_test_akv_random_dek(size_t n)
 {
     kp_secret *s = kp_secret_new(n);
     if (s == NULL || RAND_bytes(kp_secret_data(s), (int)n) != 1)
@@ -81,8 +81,8 @@ kp_secret *akvt_random_dek(size_t n)
     return s;
 }
 
-void akvt_local_wrap(const uint8_t *spki, size_t spki_len, const kp_secret *dek, uint8_t **out,
-                     size_t *outlen)
+void kp_test_akv_local_wrap(const uint8_t *spki, size_t spki_len, const kp_secret *dek,
+                            uint8_t **out, size_t *outlen)
 {
     const unsigned char *p = spki;
     EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)spki_len);
@@ -101,7 +101,7 @@ void akvt_local_wrap(const uint8_t *spki, size_t spki_len, const kp_secret *dek,
     EVP_PKEY_free(pk);
 }
 
-EVP_PKEY *akvt_rsa(unsigned bits)
+EVP_PKEY *kp_test_akv_rsa(unsigned bits)
 {
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
     if (k == NULL)
@@ -109,7 +109,7 @@ EVP_PKEY *akvt_rsa(unsigned bits)
     return k;
 }
 
-void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KPK_FPR_HEX])
+void kp_test_akv_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KPK_FPR_HEX])
 {
     unsigned char *der = NULL;
     int n = i2d_PUBKEY(key, &der);
@@ -122,7 +122,7 @@ void akvt_spki(EVP_PKEY *key, uint8_t **spki, size_t *len, char fpr[KPK_FPR_HEX]
         kp_test_fail("fingerprint");
 }
 
-kp_secret *akvt_pkcs8(EVP_PKEY *key)
+kp_secret *kp_test_akv_pkcs8(EVP_PKEY *key)
 {
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
     unsigned char *der = NULL;
@@ -136,10 +136,10 @@ kp_secret *akvt_pkcs8(EVP_PKEY *key)
     return s;
 }
 
-void akvt_keyx_blob(const uint8_t *spki, size_t spki_len, EVP_PKEY *key, uint8_t **blob,
-                    size_t *len)
+void kp_test_akv_keyx_blob(const uint8_t *spki, size_t spki_len, EVP_PKEY *key, uint8_t **blob,
+                           size_t *len)
 {
-    kp_secret *p8 = akvt_pkcs8(key);
+    kp_secret *p8 = kp_test_akv_pkcs8(key);
     unsigned char aes[32];
     const unsigned char *p = spki;
     EVP_PKEY *kek = d2i_PUBKEY(NULL, &p, (long)spki_len);

@@ -30,14 +30,15 @@
         kp_status s_ = (st);                                                                       \
         if (s_ != KP_OK)                                                                           \
             kp_test_fail("%s:%d: %s: %s: %s", __FILE__, __LINE__, #st, kp_status_name(s_),         \
-                         kp_ctx_last_error(akvt_ctx()));                                           \
+                         kp_ctx_last_error(kp_test_akv_ctx()));                                    \
     } while (0)
 #define S_IS(st, want)                                                                             \
     do {                                                                                           \
         kp_status s_ = (st);                                                                       \
         if (s_ != (want))                                                                          \
             kp_test_fail("%s:%d: %s: %s, want %s: %s", __FILE__, __LINE__, #st,                    \
-                         kp_status_name(s_), kp_status_name(want), kp_ctx_last_error(akvt_ctx())); \
+                         kp_status_name(s_), kp_status_name(want),                                 \
+                         kp_ctx_last_error(kp_test_akv_ctx()));                                    \
     } while (0)
 
 /* ---- 1. the plugin on its own ------------------------------------------------------------ */
@@ -221,9 +222,9 @@ static void s_get_and_list(kp_instance *inst)
     S_NOT(v1.version == 1 && v2.version == 2 && v2.bits == 3072);
     spec.bits = 4096;
     S_IS(kp_key_create(inst, &spec, &got), KP_ERR_UNSUPPORTED);
-    S_NOT(strstr(kp_ctx_last_error(akvt_ctx()), "RSA 2048 or 3072") != NULL);
+    S_NOT(strstr(kp_ctx_last_error(kp_test_akv_ctx()), "RSA 2048 or 3072") != NULL);
 
-    kp_instance *fresh = akvt_open("vault1"); /* nothing cached */
+    kp_instance *fresh = kp_test_akv_open("vault1"); /* nothing cached */
     S_OK(kp_key_info_get(fresh, "abi", 1, &got));
     uint8_t *spki = NULL;
     size_t spki_len = 0;
@@ -251,15 +252,15 @@ static void s_get_and_list(kp_instance *inst)
     long exp = (long)time(NULL) + 86400;
     snprintf(path, sizeof path, "/keys/abi/%s", s_azver(&v1));
     snprintf(body, sizeof body, "{\"attributes\":{\"exp\":%ld}}", exp);
-    S_NOT(kp_test_vault_rest(akvt_vault(), "PATCH", path, body, NULL) == 200);
+    S_NOT(kp_test_vault_rest(kp_test_akv_vault(), "PATCH", path, body, NULL) == 200);
     /* a kp-fpr label that is not the key's own: that version is seen by no reader */
     snprintf(path, sizeof path, "/keys/abi/%s", s_azver(&v2));
     snprintf(body, sizeof body,
              "{\"tags\":{\"kp-chain\":\"abi\",\"kp-version\":\"2\","
              "\"kp-fpr\":\"%.64s\"}}",
              v1.fingerprint);
-    S_NOT(kp_test_vault_rest(akvt_vault(), "PATCH", path, body, NULL) == 200);
-    fresh = akvt_open("vault1");
+    S_NOT(kp_test_vault_rest(kp_test_akv_vault(), "PATCH", path, body, NULL) == 200);
+    fresh = kp_test_akv_open("vault1");
     S_OK(kp_key_info_get(fresh, "abi", 1, &got));
     S_NOT(got.expires == exp);
     S_IS(kp_key_info_get(fresh, "abi", 2, &got), KP_ERR_NOT_FOUND);
@@ -282,7 +283,7 @@ static void s_vault_versions(const char *name, int *n, int *labelled, int *rejec
     json_t *j = NULL, *it;
     size_t i;
     snprintf(path, sizeof path, "/keys/%s/versions", name);
-    long status = kp_test_vault_rest(akvt_vault(), "GET", path, NULL, &j);
+    long status = kp_test_vault_rest(kp_test_akv_vault(), "GET", path, NULL, &j);
     *n = *labelled = *rejected = 0;
     if (status == 404) {
         json_decref(j);
@@ -331,13 +332,13 @@ static void s_wrapped_import(kp_instance *inst)
     kp_free(wspki2);
     kp_free(token2);
 
-    EVP_PKEY *k1 = akvt_rsa(2048), *k2 = akvt_rsa(2048);
+    EVP_PKEY *k1 = kp_test_akv_rsa(2048), *k2 = kp_test_akv_rsa(2048);
     uint8_t *k1_spki = NULL, *k2_spki = NULL, *blob = NULL;
     size_t k1_len = 0, k2_len = 0, bloblen = 0;
     char fpr1[KPK_FPR_HEX], fpr2[KPK_FPR_HEX], listed[128];
-    akvt_spki(k1, &k1_spki, &k1_len, fpr1);
-    akvt_spki(k2, &k2_spki, &k2_len, fpr2);
-    akvt_keyx_blob(wspki, wspki_len, k1, &blob, &bloblen);
+    kp_test_akv_spki(k1, &k1_spki, &k1_len, fpr1);
+    kp_test_akv_spki(k2, &k2_spki, &k2_len, fpr2);
+    kp_test_akv_keyx_blob(wspki, wspki_len, k1, &blob, &bloblen);
     kp_key_info info;
 
     /* the blob holds k1, the caller expects k2 */
@@ -345,8 +346,8 @@ static void s_wrapped_import(kp_instance *inst)
     S_IS(kp_key_import_wrapped(inst, &spec, KP_KEYX_RSA_AES_KWP_SHA1, token, token_len, blob,
                                bloblen, &info),
          KP_ERR_INTEGRITY);
-    printf("  mismatching import: %s\n", kp_ctx_last_error(akvt_ctx()));
-    kp_instance *fresh = akvt_open("vault1");
+    printf("  mismatching import: %s\n", kp_ctx_last_error(kp_test_akv_ctx()));
+    kp_instance *fresh = kp_test_akv_open("vault1");
     kp_instance *views[] = {inst, fresh};
     for (size_t i = 0; i < 2; i++) {
         S_IS(kp_key_info_get(views[i], "byok", 1, &info), KP_ERR_NOT_FOUND);
@@ -389,10 +390,10 @@ static void s_wrapped_import(kp_instance *inst)
     s_vault_versions("byok", &n, &labelled, &rejected);
     S_NOT(n == 2 && labelled == 1 && rejected == 1);
     /* it is k1: the vault unwraps what k1's public key wrapped */
-    kp_secret *dek = akvt_random_dek(32), *back = NULL;
+    kp_secret *dek = kp_test_akv_random_dek(32), *back = NULL;
     uint8_t *ct = NULL;
     size_t ctlen = 0;
-    akvt_local_wrap(k1_spki, k1_len, dek, &ct, &ctlen);
+    kp_test_akv_local_wrap(k1_spki, k1_len, dek, &ct, &ctlen);
     S_OK(kp_key_unwrap(fresh, "byok", 1, KP_WRAP_RSA_OAEP_SHA256, ct, ctlen, &back));
     S_NOT(kp_secret_equal(back, dek));
     /* the number is taken now */
@@ -403,7 +404,7 @@ static void s_wrapped_import(kp_instance *inst)
     kp_instance_close(fresh);
 
     /* a plain (JWK) import of k1 expected to be k2 sends nothing at all */
-    kp_secret *p8 = akvt_pkcs8(k1);
+    kp_secret *p8 = kp_test_akv_pkcs8(k1);
     kp_key_spec jspec = {
         .struct_size = sizeof(jspec), .name = "jwk", .type = KP_KEY_RSA, .fingerprint = fpr2};
     S_IS(kp_key_import(inst, &jspec, p8, &info), KP_ERR_INTEGRITY);
@@ -433,13 +434,13 @@ static void s_wrapped_import(kp_instance *inst)
 int main(void)
 {
     s_plugin_alone();
-    akvt_init();
-    kp_test_vault_faults(akvt_vault(), "{}");
-    kp_instance *inst = akvt_open("vault1");
+    kp_test_akv_init();
+    kp_test_vault_faults(kp_test_akv_vault(), "{}");
+    kp_instance *inst = kp_test_akv_open("vault1");
     s_get_and_list(inst);
     s_wrapped_import(inst);
     kp_instance_close(inst);
-    akvt_done();
+    kp_test_akv_done();
     printf("azure.abi: PASS\n");
     return 0;
 }

@@ -26,14 +26,14 @@
 
 typedef struct s_blob {
     kp_secret *dek;
-    uint8_t *ct; /* in[]: akvt_local_wrap's (free); out[]: kp_key_wrap's (kp_free) */
+    uint8_t *ct; /* in[]: kp_test_akv_local_wrap's (free); out[]: kp_key_wrap's (kp_free) */
     size_t len;
 } s_blob;
 
 /* A failed operation must be transient (and say so in one line). */
 static void s_expect_transient(kp_status st, const char *op, int i)
 {
-    const char *why = kp_ctx_last_error(akvt_ctx());
+    const char *why = kp_ctx_last_error(kp_test_akv_ctx());
     if (kp_status_category(st) != KP_CAT_TRANSIENT)
         kp_test_fail("op %d (%s): %s, not a transient status: %s", i, op, kp_status_name(st), why);
     if (strchr(why, '\n') != NULL)
@@ -45,7 +45,8 @@ static void s_unwrap_ok(kp_instance *inst, const s_blob *b, const char *what)
     kp_secret *back = NULL;
     kp_status st = kp_key_unwrap(inst, S_KEY, 1, S_ALG, b->ct, b->len, &back);
     if (st != KP_OK)
-        kp_test_fail("%s: unwrap: %s: %s", what, kp_status_name(st), kp_ctx_last_error(akvt_ctx()));
+        kp_test_fail("%s: unwrap: %s: %s", what, kp_status_name(st),
+                     kp_ctx_last_error(kp_test_akv_ctx()));
     if (!kp_secret_equal(back, b->dek))
         kp_test_fail("%s: unwrap gave a different DEK", what);
     kp_secret_free(back);
@@ -58,10 +59,10 @@ int main(int argc, char **argv)
     long seed = seed_env != NULL ? atol(seed_env) : 20250605;
     if (ops < 2)
         kp_test_fail("usage: %s [OPS>=2]", argv[0]);
-    akvt_init();
-    kp_test_vault_faults(akvt_vault(), "{}");
-    kp_instance *inst = akvt_open("vault1");
-    kp_instance *a3 = akvt_open("vault1-a3");
+    kp_test_akv_init();
+    kp_test_vault_faults(kp_test_akv_vault(), "{}");
+    kp_instance *inst = kp_test_akv_open("vault1");
+    kp_instance *a3 = kp_test_akv_open("vault1-a3");
 
     /* the key, made in the vault, and its public half */
     kp_key_spec spec = {
@@ -69,11 +70,12 @@ int main(int argc, char **argv)
     kp_key_info info;
     kp_status st = kp_key_create(inst, &spec, &info);
     if (st != KP_OK || info.version != 1)
-        kp_test_fail("create: %s: %s", kp_status_name(st), kp_ctx_last_error(akvt_ctx()));
+        kp_test_fail("create: %s: %s", kp_status_name(st), kp_ctx_last_error(kp_test_akv_ctx()));
     uint8_t *spki = NULL;
     size_t spki_len = 0;
     if ((st = kp_key_get_public(inst, S_KEY, 1, &spki, &spki_len)) != KP_OK)
-        kp_test_fail("get public: %s: %s", kp_status_name(st), kp_ctx_last_error(akvt_ctx()));
+        kp_test_fail("get public: %s: %s", kp_status_name(st),
+                     kp_ctx_last_error(kp_test_akv_ctx()));
 
     /* unwrap inputs, wrapped without the vault (so without faults) */
     int nun = ops / 2, nwr = ops - ops / 2;
@@ -81,8 +83,8 @@ int main(int argc, char **argv)
     if (in == NULL || out == NULL)
         kp_test_fail("out of memory");
     for (int i = 0; i < nun; i++) {
-        in[i].dek = akvt_random_dek(S_DEK);
-        akvt_local_wrap(spki, spki_len, in[i].dek, &in[i].ct, &in[i].len);
+        in[i].dek = kp_test_akv_random_dek(S_DEK);
+        kp_test_akv_local_wrap(spki, spki_len, in[i].dek, &in[i].ct, &in[i].len);
     }
     s_unwrap_ok(inst, &in[0], "fault-free check"); /* the vault agrees with the local wrap */
     s_unwrap_ok(a3, &in[0], "fault-free check (max_attempts 3)");
@@ -94,15 +96,15 @@ int main(int argc, char **argv)
              "\"seed\":%ld}",
              seed);
     kp_test_vault_stats s0, s1;
-    kp_test_vault_stats_get(akvt_vault(), &s0);
-    kp_test_vault_faults(akvt_vault(), cfg);
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s0);
+    kp_test_vault_faults(kp_test_akv_vault(), cfg);
     int ok = 0, transient = 0, wrapped = 0;
     int by_status[KP_STATUS_COUNT_] = {0};
     double t0 = kpk_clock_ms();
     for (int i = 0, w = 0, u = 0; i < ops; i++) {
         if (i % 2 == 0) {
             s_blob *b = &out[w++];
-            b->dek = akvt_random_dek(S_DEK);
+            b->dek = kp_test_akv_random_dek(S_DEK);
             st = kp_key_wrap(inst, S_KEY, 1, S_ALG, b->dek, &b->ct, &b->len);
             if (st == KP_OK) {
                 if (b->ct == NULL || b->len != 256)
@@ -130,12 +132,12 @@ int main(int argc, char **argv)
             transient++;
             by_status[st]++; /* st is transient: checked above */
             printf("  op %3d transient: %s: %s\n", i, kp_status_name(st),
-                   kp_ctx_last_error(akvt_ctx()));
+                   kp_ctx_last_error(kp_test_akv_ctx()));
         }
     }
     double secs = (kpk_clock_ms() - t0) / 1000.0;
-    kp_test_vault_stats_get(akvt_vault(), &s1);
-    kp_test_vault_faults(akvt_vault(), "{}");
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s1);
+    kp_test_vault_faults(kp_test_akv_vault(), "{}");
 
     /* every blob a faulty wrap handed out unwraps to its DEK */
     for (int i = 0; i < nwr; i++)
@@ -161,13 +163,13 @@ int main(int argc, char **argv)
         kp_test_fail("only %d of %d operations succeeded (want more than 75%%)", ok, ops);
 
     /* 2. a 403 is final: one request, KP_ERR_PERMISSION */
-    kp_test_vault_faults(akvt_vault(), "{\"forbidden_ops\":[\"unwrapKey\"]}");
-    kp_test_vault_stats_get(akvt_vault(), &s0);
+    kp_test_vault_faults(kp_test_akv_vault(), "{\"forbidden_ops\":[\"unwrapKey\"]}");
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s0);
     kp_secret *back = NULL;
     st = kp_key_unwrap(inst, S_KEY, 1, S_ALG, in[0].ct, in[0].len, &back);
-    kp_test_vault_stats_get(akvt_vault(), &s1);
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s1);
     printf("azure.faults: forbidden unwrap: %s: %s (%ld request)\n", kp_status_name(st),
-           kp_ctx_last_error(akvt_ctx()), s1.requests - s0.requests);
+           kp_ctx_last_error(kp_test_akv_ctx()), s1.requests - s0.requests);
     if (st != KP_ERR_PERMISSION || back != NULL)
         kp_test_fail("forbidden unwrap: %s, want KP_ERR_PERMISSION", kp_status_name(st));
     if (s1.requests - s0.requests != 1)
@@ -176,11 +178,12 @@ int main(int argc, char **argv)
 
     /* 3. throttled beyond max_attempts 3: three requests, then KP_ERR_THROTTLED */
     kp_test_vault_faults(
-        akvt_vault(), "{\"sequence\":[\"429\",\"429\",\"429\",\"429\",\"429\"],\"retry_after\":0}");
-    kp_test_vault_stats_get(akvt_vault(), &s0);
+        kp_test_akv_vault(),
+        "{\"sequence\":[\"429\",\"429\",\"429\",\"429\",\"429\"],\"retry_after\":0}");
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s0);
     st = kp_key_unwrap(a3, S_KEY, 1, S_ALG, in[0].ct, in[0].len, &back);
-    kp_test_vault_stats_get(akvt_vault(), &s1);
-    const char *why = kp_ctx_last_error(akvt_ctx());
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s1);
+    const char *why = kp_ctx_last_error(kp_test_akv_ctx());
     printf("azure.faults: throttled unwrap: %s: %s (%ld requests)\n", kp_status_name(st), why,
            s1.requests - s0.requests);
     if (st != KP_ERR_THROTTLED || back != NULL)
@@ -189,7 +192,7 @@ int main(int argc, char **argv)
         kp_test_fail("throttled unwrap: the error does not say \"after 3 attempts\": %s", why);
     if (s1.requests - s0.requests != 3)
         kp_test_fail("throttled unwrap: %ld requests, want 3", s1.requests - s0.requests);
-    kp_test_vault_faults(akvt_vault(), "{}");
+    kp_test_vault_faults(kp_test_akv_vault(), "{}");
     s_unwrap_ok(a3, &in[0], "after the throttling");
 
     for (int i = 0; i < nun; i++) {
@@ -205,7 +208,7 @@ int main(int argc, char **argv)
     kp_free(spki);
     kp_instance_close(a3);
     kp_instance_close(inst);
-    akvt_done();
+    kp_test_akv_done();
     printf("azure.faults: PASS\n");
     return 0;
 }

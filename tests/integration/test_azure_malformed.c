@@ -37,7 +37,7 @@ static const s_case s_cases[] = {
 /* st must be KP_ERR_BACKEND with one line holding want. */
 static void s_expect(kp_status st, const char *kind, const char *op, const char *want)
 {
-    const char *why = kp_ctx_last_error(akvt_ctx());
+    const char *why = kp_ctx_last_error(kp_test_akv_ctx());
     printf("  %-14s %-10s %s: %s\n", kind, op, kp_status_name(st), why);
     if (st == KP_OK)
         kp_test_fail("%s: %s succeeded on a corrupt answer", kind, op);
@@ -53,19 +53,19 @@ static void s_corrupt(const char *kind, const char *op)
 {
     char cfg[160];
     snprintf(cfg, sizeof cfg, "{\"corrupt\":\"%s\",\"corrupt_ops\":[\"%s\"]}", kind, op);
-    kp_test_vault_faults(akvt_vault(), cfg);
+    kp_test_vault_faults(kp_test_akv_vault(), cfg);
 }
 
 /* Reads the public key on a fresh instance (nothing cached) while op's answers are corrupt. */
 static void s_get_public(const s_case *c, const char *op, const char *want, const uint8_t *spki,
                          size_t spki_len)
 {
-    kp_instance *fresh = akvt_open("vault1");
+    kp_instance *fresh = kp_test_akv_open("vault1");
     uint8_t *got = NULL;
     size_t len = 0;
     s_corrupt(c->kind, op);
     kp_status st = kp_key_get_public(fresh, S_KEY, 1, &got, &len);
-    kp_test_vault_faults(akvt_vault(), "{}");
+    kp_test_vault_faults(kp_test_akv_vault(), "{}");
     if (want != NULL) {
         s_expect(st, c->kind, strcmp(op, "list") == 0 ? "public(ls)" : "public", want);
         if (got != NULL)
@@ -81,9 +81,9 @@ static void s_get_public(const s_case *c, const char *op, const char *want, cons
 
 int main(void)
 {
-    akvt_init();
-    kp_test_vault_faults(akvt_vault(), "{}");
-    kp_instance *inst = akvt_open("vault1");
+    kp_test_akv_init();
+    kp_test_vault_faults(kp_test_akv_vault(), "{}");
+    kp_instance *inst = kp_test_akv_open("vault1");
     kp_key_spec spec = {
         .struct_size = sizeof(spec), .name = S_KEY, .type = KP_KEY_RSA, .bits = 2048};
     kp_key_info info;
@@ -93,14 +93,14 @@ int main(void)
     if (st == KP_OK)
         st = kp_key_get_public(inst, S_KEY, 1, &spki, &spki_len);
     if (st != KP_OK)
-        kp_test_fail("setup: %s: %s", kp_status_name(st), kp_ctx_last_error(akvt_ctx()));
-    kp_secret *dek = akvt_random_dek(32);
+        kp_test_fail("setup: %s: %s", kp_status_name(st), kp_ctx_last_error(kp_test_akv_ctx()));
+    kp_secret *dek = kp_test_akv_random_dek(32);
     uint8_t *ct = NULL;
     size_t ctlen = 0;
-    akvt_local_wrap(spki, spki_len, dek, &ct, &ctlen);
+    kp_test_akv_local_wrap(spki, spki_len, dek, &ct, &ctlen);
 
     kp_test_vault_stats s0, s1;
-    kp_test_vault_stats_get(akvt_vault(), &s0);
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s0);
     double t0 = kpk_clock_ms();
     for (size_t i = 0; i < sizeof(s_cases) / sizeof(s_cases[0]); i++) {
         const s_case *c = &s_cases[i];
@@ -111,7 +111,7 @@ int main(void)
         size_t wlen = 0;
         s_corrupt(c->kind, "wrapKey");
         st = kp_key_wrap(inst, S_KEY, 1, S_ALG, dek, &w, &wlen);
-        kp_test_vault_faults(akvt_vault(), "{}");
+        kp_test_vault_faults(kp_test_akv_vault(), "{}");
         s_expect(st, c->kind, "wrap", c->wrap);
         if (w != NULL)
             kp_test_fail("%s: wrap failed but returned bytes", c->kind);
@@ -119,12 +119,12 @@ int main(void)
         kp_secret *back = NULL;
         s_corrupt(c->kind, "unwrapKey");
         st = kp_key_unwrap(inst, S_KEY, 1, S_ALG, ct, ctlen, &back);
-        kp_test_vault_faults(akvt_vault(), "{}");
+        kp_test_vault_faults(kp_test_akv_vault(), "{}");
         s_expect(st, c->kind, "unwrap", c->wrap);
         if (back != NULL)
             kp_test_fail("%s: unwrap failed but returned a DEK", c->kind);
     }
-    kp_test_vault_stats_get(akvt_vault(), &s1);
+    kp_test_vault_stats_get(kp_test_akv_vault(), &s1);
 
     /* the instance that saw all of it still works */
     uint8_t *w = NULL;
@@ -137,7 +137,7 @@ int main(void)
         st = kp_key_unwrap(inst, S_KEY, 1, S_ALG, ct, ctlen, &back2);
     if (st != KP_OK || !kp_secret_equal(back, dek) || !kp_secret_equal(back2, dek))
         kp_test_fail("after the corrupt answers: %s: %s", kp_status_name(st),
-                     kp_ctx_last_error(akvt_ctx()));
+                     kp_ctx_last_error(kp_test_akv_ctx()));
     printf("azure.malformed: %ld answers corrupted in %.2f s; afterwards wrap and unwrap work\n",
            s1.corrupt - s0.corrupt, (kpk_clock_ms() - t0) / 1000.0);
     if (s1.corrupt - s0.corrupt != 20)
@@ -147,10 +147,10 @@ int main(void)
     kp_secret_free(back);
     kp_secret_free(back2);
     kp_secret_free(dek);
-    free(ct); /* akvt_local_wrap's */
+    free(ct); /* kp_test_akv_local_wrap's */
     kp_free(spki);
     kp_instance_close(inst);
-    akvt_done();
+    kp_test_akv_done();
     printf("azure.malformed: PASS\n");
     return 0;
 }
