@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Link-level cycles between a component's object files, and between its folders.
 
-Usage: check_cycles.py [--replace OLD.o=NEW.o] --component NAME OBJ... [--component NAME OBJ...]
+Usage: check_cycles.py [--replace OLD.o=NEW.o]
+                       --component NAME [--names REGEX] OBJ... [--component ...]
 
 Object A depends on object B when a symbol A leaves undefined is defined by B (nm). Within each
 component (libkeyplane, the CLI, one plugin, the kit), the objects' dependency graph must be
@@ -9,11 +10,16 @@ acyclic, and so must the graph of their source folders (core/src/base, core/src/
 Each strongly connected component of more than one node is printed with one edge path that
 closes it, and the exit status is 1.
 
+--names REGEX: every global symbol the component's objects define must match REGEX (the naming
+rule of docs/conventions.md: kp_/kp__ in libkeyplane, kpk_ in the kit, kp_<plugin>_ in a plugin,
+...), so a helper that escapes its component's prefix is reported with the object defining it.
+
 --replace swaps one object for another before the check: the selftest swaps a real low-layer
 object for a build of the same source with one call added to a higher layer, and expects a cycle.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -105,10 +111,19 @@ def cycle_path(comp, edges):
         node = nxt
 
 
-def check(name, objs):
+def check(name, objs, names):
     table = {}
     for obj in objs:
         table[source_name(obj)] = symbols(obj)
+    problems = 0
+    if names is not None:
+        rule = re.compile(names)
+        for src, (defined, _) in sorted(table.items()):
+            bad = sorted(sym for sym in defined if not rule.match(sym))
+            if bad:
+                problems += 1
+                print(f"FAIL: {name}: {src} defines {', '.join(bad[:8])}"
+                      f"{' ...' if len(bad) > 8 else ''}, outside the names /{names}/")
     owner = {}
     for src, (defined, _) in table.items():
         for sym in defined:
@@ -120,7 +135,6 @@ def check(name, objs):
             if dst is not None and dst != src:
                 edges.setdefault(src, set()).add(dst)
                 why.setdefault((src, dst), sym)
-    problems = 0
     for comp in sccs(table.keys(), edges):
         problems += 1
         path = cycle_path(comp, edges)
@@ -144,7 +158,7 @@ def check(name, objs):
     nedges = sum(len(v) for v in edges.values())
     if problems == 0:
         print(f"{name}: {len(table)} objects, {nedges} edges, "
-              f"{len(fnodes)} folder(s): acyclic")
+              f"{len(fnodes)} folder(s): acyclic{'; names follow the rule' if names else ''}")
     return problems
 
 
@@ -153,8 +167,12 @@ def main(argv):
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg == "--names" and cur is not None:
+            cur[2] = argv[i + 1]
+            i += 2
+            continue
         if arg == "--component":
-            cur = (argv[i + 1], [])
+            cur = [argv[i + 1], [], None]
             components.append(cur)
             i += 2
             continue
@@ -171,11 +189,11 @@ def main(argv):
     if not components:
         sys.exit("check_cycles: no --component given")
     problems = 0
-    for name, objs in components:
+    for name, objs, names in components:
         if not objs:
             sys.exit(f"check_cycles: component {name} has no objects")
         objs = [next((new for old, new in replace.items() if o.endswith(old)), o) for o in objs]
-        problems += check(name, objs)
+        problems += check(name, objs, names)
     return 1 if problems else 0
 
 

@@ -153,11 +153,11 @@ static void test_b64_rejects(void **state)
 static void test_http_body_buffer(void **state)
 {
     (void)state;
-    kp__http_rx rx = {.max = 20000};
+    kpk__http_rx rx = {.max = 20000};
     char chunk[1000];
     for (int i = 0; i < 10; i++) {
         memset(chunk, 'a' + i, sizeof chunk);
-        assert_int_equal(kp__http_on_body(chunk, 1, sizeof chunk, &rx), sizeof chunk);
+        assert_int_equal(kpk__http_on_body(chunk, 1, sizeof chunk, &rx), sizeof chunk);
     }
     assert_int_equal(rx.len, 10000);
     assert_true(rx.cap > rx.len);
@@ -167,28 +167,28 @@ static void test_http_body_buffer(void **state)
     assert_int_equal(rx.body[5000], 'f');
     /* past the limit the transfer stops (0 = CURLE_WRITE_ERROR) and stays stopped */
     rx.max = 10500;
-    assert_int_equal(kp__http_on_body(chunk, 1, sizeof chunk, &rx), 0);
+    assert_int_equal(kpk__http_on_body(chunk, 1, sizeof chunk, &rx), 0);
     assert_true(rx.too_large);
-    assert_int_equal(kp__http_on_body(chunk, 1, 1, &rx), 0);
-    kp__http_rx_reset(&rx);
+    assert_int_equal(kpk__http_on_body(chunk, 1, 1, &rx), 0);
+    kpk__http_rx_reset(&rx);
     assert_null(rx.body);
     assert_int_equal(rx.len, 0);
     assert_false(rx.too_large);
     assert_int_equal(rx.max, 10500);
 }
 
-static void s_header(kp__http_rx *rx, const char *line)
+static void s_header(kpk__http_rx *rx, const char *line)
 {
     char buf[256];
     size_t n = strlen(line);
     memcpy(buf, line, n); /* libcurl's data is not NUL-terminated either */
-    assert_int_equal(kp__http_on_header(buf, 1, n, rx), n);
+    assert_int_equal(kpk__http_on_header(buf, 1, n, rx), n);
 }
 
 static void test_http_headers(void **state)
 {
     (void)state;
-    kp__http_rx rx = {.max = 100};
+    kpk__http_rx rx = {.max = 100};
     s_header(&rx, "HTTP/1.1 401 Unauthorized\r\n");
     s_header(&rx, "www-authenticate: Bearer authorization=\"x\"\r\n");
     s_header(&rx, "Retry-After: 7\r\n");
@@ -208,9 +208,9 @@ static void test_http_headers(void **state)
     assert_string_equal(rx.request_id, "aws-42");
     /* an announced body over the limit stops the transfer before it is read */
     char cl[] = "Content-Length: 101\r\n";
-    assert_int_equal(kp__http_on_header(cl, 1, strlen(cl), &rx), 0);
+    assert_int_equal(kpk__http_on_header(cl, 1, strlen(cl), &rx), 0);
     assert_true(rx.too_large);
-    kp__http_rx_reset(&rx);
+    kpk__http_rx_reset(&rx);
     assert_null(rx.www_authenticate);
     assert_null(rx.request_id);
 }
@@ -219,21 +219,21 @@ static void test_http_retry_rule(void **state)
 {
     (void)state;
     time_t now = 1445412470; /* Wed, 21 Oct 2015 07:27:50 GMT */
-    assert_int_equal(kp__http_retry_after_ms("1", now), 1000);
-    assert_int_equal(kp__http_retry_after_ms(" 120 ", now), 120000);
-    assert_int_equal(kp__http_retry_after_ms("0", now), 0);
-    assert_int_equal(kp__http_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", now), 10000);
-    assert_int_equal(kp__http_retry_after_ms("Wed, 21 Oct 2015 07:00:00 GMT", now), 0);
-    assert_int_equal(kp__http_retry_after_ms("soon", now), -1);
-    assert_int_equal(kp__http_retry_after_ms("-1", now), -1);
-    assert_int_equal(kp__http_retry_after_ms("1.5", now), -1);
-    assert_int_equal(kp__http_retry_after_ms("", now), -1);
-    assert_int_equal(kp__http_retry_after_ms(NULL, now), -1);
+    assert_int_equal(kpk__http_retry_after_ms("1", now), 1000);
+    assert_int_equal(kpk__http_retry_after_ms(" 120 ", now), 120000);
+    assert_int_equal(kpk__http_retry_after_ms("0", now), 0);
+    assert_int_equal(kpk__http_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", now), 10000);
+    assert_int_equal(kpk__http_retry_after_ms("Wed, 21 Oct 2015 07:00:00 GMT", now), 0);
+    assert_int_equal(kpk__http_retry_after_ms("soon", now), -1);
+    assert_int_equal(kpk__http_retry_after_ms("-1", now), -1);
+    assert_int_equal(kpk__http_retry_after_ms("1.5", now), -1);
+    assert_int_equal(kpk__http_retry_after_ms("", now), -1);
+    assert_int_equal(kpk__http_retry_after_ms(NULL, now), -1);
 
     for (long s = 400; s < 600; s++) {
         bool safe = s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
-        assert_int_equal(kp__http_status_retryable(s, false), safe);
-        assert_int_equal(kp__http_status_retryable(s, true), s == 429 || s == 503);
+        assert_int_equal(kpk__http_status_retryable(s, false), safe);
+        assert_int_equal(kpk__http_status_retryable(s, true), s == 429 || s == 503);
     }
 
     /* full jitter: uniform in [0, min(cap, base * 2^retry)], so it spreads */
@@ -243,18 +243,18 @@ static void test_http_retry_rule(void **state)
             ceiling = 4000;
         long lo = ceiling, hi = 0;
         for (int i = 0; i < 200; i++) {
-            long w = kp__http_backoff_ms(100, 4000, r);
+            long w = kpk__http_backoff_ms(100, 4000, r);
             assert_in_range(w, 0, ceiling);
             lo = w < lo ? w : lo;
             hi = w > hi ? w : hi;
         }
         assert_true(hi - lo > ceiling / 4);
     }
-    assert_int_equal(kp__http_backoff_ms(0, 4000, 3), 0);
+    assert_int_equal(kpk__http_backoff_ms(0, 4000, 3), 0);
 
     /* what a failed transfer means: its status, and whether another attempt may help */
     static const struct {
-        kp__http_outcome o;
+        kpk__http_outcome o;
         kp_status status;
         bool transient;
         const char *what; /* the words it gives, when checked */
@@ -279,8 +279,8 @@ static void test_http_retry_rule(void **state)
          .transient = true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        kp__http_failure f;
-        kp__http_classify(&cases[i].o, &f);
+        kpk__http_failure f;
+        kpk__http_classify(&cases[i].o, &f);
         if (f.status != cases[i].status || f.transient != cases[i].transient)
             fail_msg("case %zu: status %d%s", i, (int)f.status, f.transient ? ", transient" : "");
         if (cases[i].what != NULL)

@@ -124,9 +124,9 @@ static CURLcode s_setup(kpk_http *h)
     S_SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     S_SET(CURLOPT_USERAGENT, h->user_agent);
     S_SET(CURLOPT_ERRORBUFFER, h->errbuf);
-    S_SET(CURLOPT_WRITEFUNCTION, kp__http_on_body);
+    S_SET(CURLOPT_WRITEFUNCTION, kpk__http_on_body);
     S_SET(CURLOPT_WRITEDATA, &h->rx);
-    S_SET(CURLOPT_HEADERFUNCTION, kp__http_on_header);
+    S_SET(CURLOPT_HEADERFUNCTION, kpk__http_on_header);
     S_SET(CURLOPT_HEADERDATA, &h->rx);
     S_SET(CURLOPT_PREREQFUNCTION, s_prereq);
     S_SET(CURLOPT_PREREQDATA, h);
@@ -207,7 +207,7 @@ void kpk_http_free(kpk_http *h)
         return;
     if (h->curl != NULL)
         curl_easy_cleanup(h->curl);
-    kp__http_rx_reset(&h->rx);
+    kpk__http_rx_reset(&h->rx);
     free(h->ca_bundle);
     free(h->user_agent);
     free(h);
@@ -368,7 +368,7 @@ static const char *s_detail(kpk_http *h, CURLcode rc)
     return n > 0 ? h->errbuf : curl_easy_strerror(rc);
 }
 
-static void s_fail_text(kpk_http *h, const char *origin, const kp__http_failure *f, CURLcode rc,
+static void s_fail_text(kpk_http *h, const char *origin, const kpk__http_failure *f, CURLcode rc,
                         unsigned attempts, bool held_back, char *err, size_t errlen)
 {
     if (f->status == KP_ERR_BACKEND && h->rx.too_large) {
@@ -387,11 +387,11 @@ static void s_fail_text(kpk_http *h, const char *origin, const kp__http_failure 
 static long s_wait_for_status(const kpk_http *h, long status, unsigned retry)
 {
     if (status == 429 || status == 503) {
-        long ra = kp__http_retry_after_ms(h->rx.retry_after, time(NULL));
+        long ra = kpk__http_retry_after_ms(h->rx.retry_after, time(NULL));
         if (ra >= 0)
             return ra < h->retry_after_cap_ms ? ra : h->retry_after_cap_ms;
     }
-    return kp__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, retry);
+    return kpk__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, retry);
 }
 
 /* The attempts: returns KP_OK with the answer in resp, or the failure with err set. */
@@ -399,7 +399,7 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_ht
                             char *err, size_t errlen)
 {
     for (unsigned attempt = 1;; attempt++) {
-        kp__http_rx_reset(&h->rx);
+        kpk__http_rx_reset(&h->rx);
         h->prereqs = 0;
         h->resend_refused = false;
         h->errbuf[0] = '\0';
@@ -416,11 +416,11 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_ht
         if (rc == CURLE_OK && !h->rx.too_large && !h->rx.oom) {
             long status = 0;
             curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
-            if (more && kp__http_status_retryable(status, unsafe)) {
-                kp__http_sleep(h, s_wait_for_status(h, status, attempt - 1));
+            if (more && kpk__http_status_retryable(status, unsafe)) {
+                kpk__http_sleep(h, s_wait_for_status(h, status, attempt - 1));
                 continue;
             }
-            if (kp__http_rx_take(&h->rx, resp) != KP_OK) {
+            if (kpk__http_rx_take(&h->rx, resp) != KP_OK) {
                 s_err(err, errlen, "%s: out of memory", origin);
                 return KP_ERR_NOMEM;
             }
@@ -428,20 +428,20 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_ht
             return KP_OK;
         }
 
-        kp__http_outcome o = {.rc = rc,
-                              .too_large = h->rx.too_large,
-                              .oom = h->rx.oom,
-                              .resend_refused = h->resend_refused};
+        kpk__http_outcome o = {.rc = rc,
+                               .too_large = h->rx.too_large,
+                               .oom = h->rx.oom,
+                               .resend_refused = h->resend_refused};
         curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &o.os_errno);
         curl_easy_getinfo(h->curl, CURLINFO_SSL_VERIFYRESULT, &o.verify_result);
-        kp__http_failure f;
-        kp__http_classify(&o, &f);
+        kpk__http_failure f;
+        kpk__http_classify(&o, &f);
         /* Once libcurl was about to write the request (prereqs > 0) it may have reached the
          * service; an unsafe request then comes back instead of being repeated. */
         bool held_back = f.transient && unsafe && h->prereqs > 0;
         if (f.transient && !held_back && more) {
-            kp__http_sleep(h,
-                           kp__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, attempt - 1));
+            kpk__http_sleep(
+                h, kpk__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, attempt - 1));
             continue;
         }
         s_fail_text(h, origin, &f, rc, attempt, held_back, err, errlen);
@@ -504,7 +504,7 @@ done:
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_CURLU, (CURLU *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (char *)NULL);
-    kp__http_rx_reset(&h->rx);
+    kpk__http_rx_reset(&h->rx);
     s_headers_free(headers);
     curl_url_cleanup(u);
     return st;

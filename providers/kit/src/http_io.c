@@ -17,9 +17,9 @@
 #define S_MAX_VALUE 8192
 #define S_FIRST_CAP 4096
 
-size_t kp__http_on_body(char *data, size_t size, size_t n, void *userdata)
+size_t kpk__http_on_body(char *data, size_t size, size_t n, void *userdata)
 {
-    kp__http_rx *rx = userdata;
+    kpk__http_rx *rx = userdata;
     size_t total = size * n;
     if (rx->too_large || rx->oom)
         return 0;
@@ -54,7 +54,7 @@ size_t kp__http_on_body(char *data, size_t size, size_t n, void *userdata)
     return total;
 }
 
-static void s_free_headers(kp__http_rx *rx)
+static void s_free_headers(kpk__http_rx *rx)
 {
     free(rx->www_authenticate);
     free(rx->request_id);
@@ -90,9 +90,9 @@ static bool s_store(char **slot, const char *value, size_t len, bool append)
     return true;
 }
 
-size_t kp__http_on_header(char *data, size_t size, size_t n, void *userdata)
+size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
 {
-    kp__http_rx *rx = userdata;
+    kpk__http_rx *rx = userdata;
     size_t total = size * n;
     size_t len = total;
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
@@ -147,7 +147,7 @@ size_t kp__http_on_header(char *data, size_t size, size_t n, void *userdata)
     return total;
 }
 
-void kp__http_rx_reset(kp__http_rx *rx)
+void kpk__http_rx_reset(kpk__http_rx *rx)
 {
     if (rx->body != NULL) {
         OPENSSL_cleanse(rx->body, rx->cap);
@@ -159,7 +159,7 @@ void kp__http_rx_reset(kp__http_rx *rx)
     rx->max = max;
 }
 
-kp_status kp__http_rx_take(kp__http_rx *rx, kpk_http_response *resp)
+kp_status kpk__http_rx_take(kpk__http_rx *rx, kpk_http_response *resp)
 {
     if (rx->body == NULL) {
         rx->body = calloc(1, 1);

@@ -14,7 +14,7 @@
 
 #include "http_internal.h"
 
-static void s_set(kp__http_failure *out, kp_status st, bool transient, const char *what)
+static void s_set(kpk__http_failure *out, kp_status st, bool transient, const char *what)
 {
     out->status = st;
     out->transient = transient;
@@ -26,7 +26,7 @@ static bool s_reset(long e)
     return e == ECONNRESET || e == EPIPE || e == ECONNABORTED;
 }
 
-void kp__http_classify(const kp__http_outcome *o, kp__http_failure *out)
+void kpk__http_classify(const kpk__http_outcome *o, kpk__http_failure *out)
 {
     if (o->oom) {
         s_set(out, KP_ERR_NOMEM, false, "out of memory");
@@ -104,14 +104,14 @@ void kp__http_classify(const kp__http_outcome *o, kp__http_failure *out)
     }
 }
 
-bool kp__http_status_retryable(long status, bool unsafe)
+bool kpk__http_status_retryable(long status, bool unsafe)
 {
     if (unsafe)
         return status == 429 || status == 503; /* the service did not act on the request */
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-long kp__http_retry_after_ms(const char *value, time_t now)
+long kpk__http_retry_after_ms(const char *value, time_t now)
 {
     if (value == NULL)
         return -1;
@@ -141,7 +141,7 @@ long kp__http_retry_after_ms(const char *value, time_t now)
     return (long)(t - now) * 1000;
 }
 
-long kp__http_backoff_ms(long base, long cap, unsigned retry)
+long kpk__http_backoff_ms(long base, long cap, unsigned retry)
 {
     long ceiling = cap;
     if (retry < 31 && base <= (cap >> retry))
@@ -154,7 +154,7 @@ long kp__http_backoff_ms(long base, long cap, unsigned retry)
     return (long)(r % ((uint64_t)ceiling + 1));
 }
 
-void kp__http_sleep(const kpk_http *h, long ms)
+void kpk__http_sleep(const kpk_http *h, long ms)
 {
     if (h->sleep_hook != NULL) {
         h->sleep_hook(h->sleep_arg, ms);
