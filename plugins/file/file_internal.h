@@ -117,11 +117,6 @@ const char *kp_file_strerror(int e, char *buf, size_t size);
 kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void kp_file_debug(kp_file_inst *fi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** The ABI's buffer convention for a result data/n (malloc'ed, freed here): copied into buf
- *  when its *len bytes hold it, else KP_ERR_BUFFER_TOO_SMALL ("<what> needs N bytes"); *len
- *  receives n either way. */
-kp_status kp_file_buffer_out(kp_file_inst *fi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
-                             const char *what);
 
 /* Files (file_io.c) ----------------------------------------------------------------------- */
 

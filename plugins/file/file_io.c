@@ -75,20 +75,6 @@ kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt
     return KP_OK;
 }
 
-kp_status kp_file_buffer_out(kp_file_inst *fi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
-                             const char *what)
-{
-    kp_status st = KP_OK;
-
-    if (buf == NULL || *len < n)
-        st = kp_file_err(fi, KP_ERR_BUFFER_TOO_SMALL, "%s needs %zu bytes", what, n);
-    else
-        memcpy(buf, data, n);
-    *len = n;
-    free(data);
-    return st;
-}
-
 kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path)
 {
     char buf[KP_FILE_PATH_MAX];

@@ -232,7 +232,7 @@ kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, 
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
     KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
     KP_GUARD(kp_file_key_public_der(fi, name, version, &der, &derlen));
-    return kp_file_buffer_out(fi, der, derlen, spki, len, "public key");
+    return kp_buffer_take(fi->up, fi->h, der, derlen, spki, len, "public key");
 }
 
 kp_status kp_file_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)

@@ -41,7 +41,7 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
     KP_GUARD(s_path(fi, name, "state.json", path, sizeof(path)));
     KP_GUARD(kp_file_read(fi, path, KP_STATE_MAX, &data, &n));
-    return kp_file_buffer_out(fi, data, n, doc, len, "state document");
+    return kp_buffer_take(fi->up, fi->h, data, n, doc, len, "state document");
 }
 
 /* Takes the exclusive writer lock of name's state; *fd receives the descriptor to close. */

@@ -1,9 +1,8 @@
 /*
  * Error text of the pkcs11 plugin: every CK_RV becomes a kp_status and its CKR_ name, so an
  * operator can look the code up in the token vendor's documentation. The text goes to the
- * core (kp_errorf); whoever needs it back reads it with the GET_ERROR upcall. A result goes back
- * to the caller by the ABI's buffer convention here too (kp_p11_buffer_out), since its one
- * failure is such a text.
+ * core (kp_errorf); whoever needs it back reads it with the GET_ERROR upcall. Results go back
+ * by the ABI's buffer convention through provider.h's kp_buffer_take.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -267,20 +266,6 @@ kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
     if (kpk_ossl_reason(reason, sizeof(reason))[0] != '\0')
         return kp_p11_err(pi, st, "%s: %s", msg, reason);
     return kp_p11_err(pi, st, "%s", msg);
-}
-
-kp_status kp_p11_buffer_out(kp_p11_inst *pi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
-                            const char *what)
-{
-    kp_status st = KP_OK;
-
-    if (buf == NULL || *len < n)
-        st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "%s needs %zu bytes", what, n);
-    else
-        memcpy(buf, data, n);
-    *len = n;
-    free(data);
-    return st;
 }
 
 void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size)

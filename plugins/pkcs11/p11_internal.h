@@ -195,11 +195,6 @@ kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, c
 kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** The ABI's buffer convention for a result data/n (malloc'ed, freed here): copied into buf
- *  when its *len bytes hold it, else KP_ERR_BUFFER_TOO_SMALL ("<what> needs N bytes"); *len
- *  receives n either way. */
-kp_status kp_p11_buffer_out(kp_p11_inst *pi, uint8_t *data, size_t n, uint8_t *buf, size_t *len,
-                            const char *what);
 /** Copies a blank-padded PKCS#11 text field into buf without the padding. */
 void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size);
 

@@ -35,7 +35,7 @@ kp_status kp_p11_ks_get_public(void *inst, const char *name, uint32_t version, u
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
     KP_GUARD(kp_p11_check_name(pi, name));
     KP_GUARD(kp_p11_run(pi, s_public_op, &p));
-    return kp_p11_buffer_out(pi, p.der, p.len, spki, len, "public key");
+    return kp_buffer_take(pi->up, pi->h, p.der, p.len, spki, len, "public key");
 }
 
 typedef struct s_list {

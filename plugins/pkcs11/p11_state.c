@@ -271,7 +271,7 @@ kp_status kp_p11_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
     KP_GUARD(kp_p11_check_name(pi, name));
     KP_GUARD(kp_p11_run(pi, s_get_op, &s));
-    return kp_p11_buffer_out(pi, s.out, s.outlen, doc, len, "state document");
+    return kp_buffer_take(pi->up, pi->h, s.out, s.outlen, doc, len, "state document");
 }
 
 kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, size_t len,

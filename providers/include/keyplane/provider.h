@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <keyplane/status.h>
@@ -308,6 +309,22 @@ static inline KP_PRINTF_(4, 5) kp_status
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return up->set_error(h, status, msg);
+}
+
+/** The buffer convention (abi.md) for an answer the plugin built in malloc'd memory: sets
+ *  *len = n, copies data into buf when buf holds n bytes, else answers KP_ERR_BUFFER_TOO_SMALL
+ *  with "WHAT needs N bytes"; frees data either way. */
+static inline kp_status kp_buffer_take(const kp_upcalls *up, kp_core_handle *h, void *data,
+                                       size_t n, uint8_t *buf, size_t *len, const char *what)
+{
+    kp_status st = KP_OK;
+    if (buf == NULL || *len < n)
+        st = kp_errorf(up, h, KP_ERR_BUFFER_TOO_SMALL, "%s needs %zu bytes", what, n);
+    else if (n > 0)
+        memcpy(buf, data, n);
+    *len = n;
+    free(data);
+    return st;
 }
 
 /** A new secret holding a copy of len bytes at p (len may be 0); NULL on out-of-memory. */
