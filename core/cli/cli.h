@@ -29,6 +29,7 @@ typedef struct kp_cli {
     const char *policy_path;
     kp_policy *policy;
     bool json;
+    bool quiet; /* -q: errors, problems and data only (kp_cli_info) */
     int verbose;
     FILE *audit;
 } kp_cli;
@@ -40,6 +41,12 @@ typedef struct kp_cli_cmd {
 } kp_cli_cmd;
 
 /* cli_util.c */
+/* What -q drops, in one place: informational text (what a command did or is about to do,
+ * progress, warnings that change nothing) is printed to out through here, and not at all when
+ * cli->quiet. Errors, problems the user must act on (failed steps, findings, gaps, a result that
+ * is NOT what was asked) and the data a command exists to produce are printed directly. */
+void kp_cli_info(const kp_cli *cli, FILE *out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int kp_cli_exit_code(kp_status st);
 /* Prints "keyplane: error: ..." with the context's detail and returns the exit code for st. */
 int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);

@@ -16,6 +16,16 @@
 
 #include "cli.h"
 
+void kp_cli_info(const kp_cli *cli, FILE *out, const char *fmt, ...)
+{
+    if (cli->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+}
+
 int kp_cli_exit_code(kp_status st)
 {
     switch (kp_status_category(st)) {
@@ -263,14 +273,17 @@ void kp_cli_lock(kp_cli *cli)
     snprintf(path, sizeof(path), "%s.lock", cli->policy_path);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "keyplane: warning: cannot take the lock %s (%s); running unlocked\n", path,
-                strerror(errno));
+        kp_cli_info(cli, stderr,
+                    "keyplane: warning: cannot take the lock %s (%s); running unlocked\n", path,
+                    strerror(errno));
         return;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "keyplane: waiting for another keyplane run on this policy (%s)\n", path);
+        kp_cli_info(cli, stderr, "keyplane: waiting for another keyplane run on this policy (%s)\n",
+                    path);
         if (flock(fd, LOCK_EX) != 0)
-            fprintf(stderr, "keyplane: warning: cannot lock %s: %s\n", path, strerror(errno));
+            kp_cli_info(cli, stderr, "keyplane: warning: cannot lock %s: %s\n", path,
+                        strerror(errno));
     }
     /* fd stays open: the lock goes with the process. */
 }

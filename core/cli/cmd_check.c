@@ -13,6 +13,8 @@ typedef struct s_check {
     kp_cli *cli;
     json_t *items;
     int failed;
+    const char *name, *plugin;
+    bool headed; /* the "INSTANCE (PLUGIN)" line is out */
 } s_check;
 
 static void s_report(void *arg, const char *item, kp_status status, const char *detail)
@@ -20,24 +22,29 @@ static void s_report(void *arg, const char *item, kp_status status, const char *
     s_check *c = arg;
     if (status != KP_OK)
         c->failed++;
+    /* An instance's line heads its items; with -q only failed items are shown, so it comes
+     * with the first one. */
+    if (!c->cli->json && !c->headed && (status != KP_OK || !c->cli->quiet)) {
+        printf("%s (%s)\n", c->name, c->plugin);
+        c->headed = true;
+    }
     if (c->cli->json) {
         json_t *o = json_pack("{s:s, s:b}", "item", item, "ok", status == KP_OK);
         if (status != KP_OK)
             json_object_set_new(o, "status", json_string(kp_status_name(status)));
         json_object_set_new(o, "detail", json_string(detail != NULL ? detail : ""));
         json_array_append_new(c->items, o);
+    } else if (status == KP_OK) {
+        kp_cli_info(c->cli, stdout, "  %-4s  %-14s %s\n", "ok", item, detail != NULL ? detail : "");
     } else {
-        printf("  %-4s  %-14s %s\n", status == KP_OK ? "ok" : "FAIL", item,
-               detail != NULL ? detail : "");
+        printf("  %-4s  %-14s %s\n", "FAIL", item, detail != NULL ? detail : "");
     }
 }
 
 static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
 {
-    s_check c = {cli, cli->json ? json_array() : NULL, 0};
     const char *plugin = kp_policy_instance_plugin(cli->policy, name);
-    if (!cli->json)
-        printf("%s (%s)\n", name, plugin);
+    s_check c = {cli, cli->json ? json_array() : NULL, 0, name, plugin, false};
     kp_instance *inst = NULL;
     kp_status st = kp_instance_open(cli->ctx, cli->policy, name, &inst);
     if (st != KP_OK)
@@ -61,6 +68,8 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
     kp_instance_close(inst);
     if (st != KP_OK && c.failed == 0)
         s_report(&c, "check", st, kp_ctx_last_error(cli->ctx));
+    if (!cli->json && !c.headed) /* no item: the instance is still named, but is no news */
+        kp_cli_info(cli, stdout, "%s (%s)\n", name, plugin);
     *failed += c.failed;
     if (cli->json)
         json_array_append_new(out, json_pack("{s:s, s:s, s:b, s:o}", "instance", name, "plugin",

@@ -112,9 +112,10 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
         json_decref(actions);
         json_decref(findings);
         if (na == 0 && nf == 0)
-            printf("nothing to do: every keystore holds every version\n");
+            kp_cli_info(cli, stdout, "nothing to do: every keystore holds every version\n");
         else
-            printf("%zu action%s, %zu finding%s\n", na, na == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
+            kp_cli_info(cli, stdout, "%zu action%s, %zu finding%s\n", na, na == 1 ? "" : "s", nf,
+                        nf == 1 ? "" : "s");
     }
 }
 
@@ -163,16 +164,19 @@ static void s_on_action(void *arg, const kp_action *a, kp_status st, const char 
         return;
     }
     if (p->tty && st == KP_OK) {
-        fprintf(stderr, "\r[%zu/%zu] %s %s v%u -> %s\033[K", done, total, s_kind(a->kind), a->chain,
-                a->version, a->target);
-        if (done == total)
-            fputc('\n', stderr);
+        kp_cli_info(p->cli, stderr, "\r[%zu/%zu] %s %s v%u -> %s\033[K%s", done, total,
+                    s_kind(a->kind), a->chain, a->version, a->target, done == total ? "\n" : "");
         return;
     }
-    if (p->tty)
-        fputc('\n', stderr);
-    fprintf(stderr, "  %-4s %s %s v%u -> %s: %s\n", st == KP_OK ? "ok" : "FAIL", s_kind(a->kind),
-            a->chain, a->version, a->target, detail);
+    if (st == KP_OK) {
+        kp_cli_info(p->cli, stderr, "  %-4s %s %s v%u -> %s: %s\n", "ok", s_kind(a->kind), a->chain,
+                    a->version, a->target, detail);
+        return;
+    }
+    if (p->tty) /* ends the progress line */
+        kp_cli_info(p->cli, stderr, "\n");
+    fprintf(stderr, "  %-4s %s %s v%u -> %s: %s\n", "FAIL", s_kind(a->kind), a->chain, a->version,
+            a->target, detail);
 }
 
 /* What apply did: the findings, then the JSON document (out and results are consumed) or a
@@ -192,10 +196,10 @@ static void s_print_applied(kp_cli *cli, const kp_plan *plan, json_t *out, json_
         json_object_set_new(out, "failed", json_integer((json_int_t)failed));
         kp_cli_print_json(out);
     } else if (na == 0) {
-        printf("nothing to do: every keystore holds every version\n");
+        kp_cli_info(cli, stdout, "nothing to do: every keystore holds every version\n");
     } else {
-        printf("%zu of %zu action%s done%s\n", na - failed, na, na == 1 ? "" : "s",
-               failed > 0 ? "; see the failures above" : "");
+        kp_cli_info(cli, stdout, "%zu of %zu action%s done%s\n", na - failed, na,
+                    na == 1 ? "" : "s", failed > 0 ? "; see the failures above" : "");
     }
 }
 
@@ -231,7 +235,7 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
     s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
     size_t na = kp_plan_action_count(plan), failed = 0;
     if (!cli->json && na > 0)
-        printf("applying %zu action%s\n", na, na == 1 ? "" : "s");
+        kp_cli_info(cli, stdout, "applying %zu action%s\n", na, na == 1 ? "" : "s");
     kp_apply_opts opts = {sizeof(opts), o.workers, o.journal, s_on_action, &p};
     st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &opts, &failed) : KP_OK;
     if (st != KP_OK && failed == 0) { /* refused before any action ran (the journal, ...) */
@@ -264,8 +268,8 @@ static const char *s_state(uint32_t s)
     }
 }
 
-/* One chain's matrix: a table on stdout (every gap also on its own line on stderr) or an entry
- * of chains; gaps counts the chains with a gap. */
+/* One chain's matrix: a table on stdout (every gap also on its own line on stderr; with -q only
+ * those lines) or an entry of chains; gaps counts the chains with a gap. */
 static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prove, json_t *chains,
                                 int *gaps)
 {
@@ -283,24 +287,24 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
         rotation = "rotation due soon";
     json_t *rows = cli->json ? json_array() : NULL;
     if (!cli->json) {
-        printf("chain %s: %s%s%s\n", c->name,
-               nv == 0 ? "no protector version anywhere"
-               : ok    ? "ok"
-                       : "GAPS",
-               rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
-        printf("  %-8s %-9s %-18s", "VERSION", "STATE", "FINGERPRINT");
+        kp_cli_info(cli, stdout, "chain %s: %s%s%s\n", c->name,
+                    nv == 0 ? "no protector version anywhere"
+                    : ok    ? "ok"
+                            : "GAPS",
+                    rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
+        kp_cli_info(cli, stdout, "  %-8s %-9s %-18s", "VERSION", "STATE", "FINGERPRINT");
         for (size_t i = 0; i < ni; i++)
-            printf(" %-14s", kp_matrix_instance(m, i));
-        printf("\n");
+            kp_cli_info(cli, stdout, " %-14s", kp_matrix_instance(m, i));
+        kp_cli_info(cli, stdout, "\n");
     }
     for (size_t r = 0; r < nv; r++) {
         json_t *cells = cli->json ? json_object() : NULL;
         int64_t from = 0, until = 0;
         uint32_t vstate = kp_matrix_state(m, r, &from, &until);
         if (!cli->json)
-            printf("  v%-7u %-9s %-18.16s", kp_matrix_version(m, r),
-                   vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-",
-                   kp_matrix_fingerprint(m, r));
+            kp_cli_info(cli, stdout, "  v%-7u %-9s %-18.16s", kp_matrix_version(m, r),
+                        vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-",
+                        kp_matrix_fingerprint(m, r));
         for (size_t i = 0; i < ni; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
             if (cli->json)
@@ -308,7 +312,7 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                                     json_pack("{s:s, s:o}", "state", s_state(cell->state), "detail",
                                               kp_cli_jstr(cell->detail)));
             else
-                printf(" %-14s", s_state(cell->state));
+                kp_cli_info(cli, stdout, " %-14s", s_state(cell->state));
         }
         if (cli->json)
             json_array_append_new(
@@ -319,9 +323,12 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                           "fingerprint", kp_matrix_fingerprint(m, r), "active_from",
                           (json_int_t)from, "active_until", (json_int_t)until, "replicas", cells));
         else
-            printf("\n");
+            kp_cli_info(cli, stdout, "\n");
     }
     /* Name every gap on its own line: a DR runbook must not need to decode a table. */
+    if (nv == 0 && !cli->json)
+        fprintf(stderr, "keyplane: gap: %s: no protector version in any keystore that answered\n",
+                c->name);
     for (size_t r = 0; r < nv && !cli->json; r++)
         for (size_t i = 0; i < ni; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
@@ -387,18 +394,26 @@ int kp_cmd_status(kp_cli *cli, int argc, char **argv)
 }
 
 /* KP_EXIT_TRANSIENT, saying so, when a store of the plan's chain other than to is
- * unreachable: it may hold the chain's key, so restoring without it needs --force. */
-static int s_other_unreachable(const kp_plan *plan, const char *to)
+ * unreachable: it may hold the chain's key, so restoring without it needs --force. With force,
+ * a warning per such store (a finding, kept with -q), and the restore goes on from the stores
+ * that answered. */
+static int s_other_unreachable(const kp_plan *plan, const char *to, bool force)
 {
     for (size_t i = 0; i < kp_plan_finding_count(plan); i++) {
         const kp_finding *f = kp_plan_finding(plan, i);
-        if (f->kind == KP_FINDING_UNREACHABLE && strcmp(f->instance, to) != 0) {
+        if (f->kind != KP_FINDING_UNREACHABLE || strcmp(f->instance, to) == 0)
+            continue;
+        if (!force) {
             fprintf(stderr,
                     "keyplane: error: restore: %s is unreachable (%s); it may hold the "
                     "chain's key, so not restoring %s without --force\n",
                     f->instance, f->detail, to);
             return KP_EXIT_TRANSIENT;
         }
+        fprintf(stderr,
+                "keyplane: warning: restore: %s is unreachable (%s); restoring %s from the "
+                "keystores that answered (--force)\n",
+                f->instance, f->detail, to);
     }
     return KP_EXIT_OK;
 }
@@ -409,6 +424,9 @@ static kp_status s_verify_restored(kp_cli *cli, const char *chain, const char *t
     kp_matrix *m = NULL;
     KP_GUARD(kp_chain_matrix(cli->ctx, cli->policy, chain, 1, &m));
     *ok = kp_matrix_version_count(m) > 0;
+    if (!*ok)
+        fprintf(stderr, "keyplane: gap: %s: no protector version in any keystore that answered\n",
+                chain);
     size_t col = kp_matrix_instance_count(m);
     for (size_t i = 0; i < kp_matrix_instance_count(m); i++)
         if (strcmp(kp_matrix_instance(m, i), to) == 0)
@@ -442,16 +460,22 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         case 'f':
             from = optarg;
             break;
+        case 'F':
+            force = true;
+            break;
         case 'j':
             cli->json = true;
             break;
         case 'h':
             printf(
-                "Usage: keyplane restore CHAIN --to INSTANCE [--from INSTANCE] [--json]\n\n"
+                "Usage: keyplane restore CHAIN --to INSTANCE [--from INSTANCE] [--force] "
+                "[--json]\n\n"
                 "Rebuilds a lost or emptied keystore (a vault, a region) of CHAIN: copies every\n"
                 "version it lacks from --from (an escrow HSM, another replica) or else from\n"
                 "the origin or any holder of the same key, then proves it with the same\n"
-                "versions x replicas check as 'keyplane verify'. Nothing else is touched.\n");
+                "versions x replicas check as 'keyplane verify'. Nothing else is touched.\n\n"
+                "  --force  restore even while another keystore of CHAIN is unreachable (it may\n"
+                "           hold a version the others lack: without --force, exit 6)\n");
             return KP_EXIT_OK;
         default:
             return kp_cli_usage_error("restore", "unknown option");
@@ -474,8 +498,8 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
     }
     kp_plan *plan = NULL;
     kp_status st = kp_plan_make(cli->ctx, cli->policy, chain, &plan);
-    if (st == KP_OK && !force)
-        rc = s_other_unreachable(plan, to);
+    if (st == KP_OK)
+        rc = s_other_unreachable(plan, to, force);
     if (rc == KP_EXIT_OK && st == KP_OK)
         st = kp_plan_restrict(cli->ctx, cli->policy, plan, to, from);
     s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
@@ -485,8 +509,8 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
         kp_apply_opts aopts = {sizeof(aopts), 0, journal, s_on_action, &p};
         if (!cli->json)
-            printf("restoring %s into %s: %zu version%s to copy\n", chain, to, na,
-                   na == 1 ? "" : "s");
+            kp_cli_info(cli, stdout, "restoring %s into %s: %zu version%s to copy\n", chain, to, na,
+                        na == 1 ? "" : "s");
         st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
     }
     kp_plan_free(plan);
@@ -505,8 +529,10 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
     if (cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:o, s:b}", "chain", chain, "to", to, "results",
                                     p.results, "verified", ok));
+    else if (ok)
+        kp_cli_info(cli, stdout, "restored: %s holds every version of %s, each proved usable\n", to,
+                    chain);
     else
-        printf("%s: %s holds every version of %s%s\n", ok ? "restored" : "NOT restored", to, chain,
-               ok ? ", each proved usable" : "");
+        printf("NOT restored: %s holds every version of %s\n", to, chain);
     return ok ? KP_EXIT_OK : KP_EXIT_FAIL;
 }

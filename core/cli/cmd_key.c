@@ -217,8 +217,12 @@ static int s_open(kp_cli *cli, const char *name, kp_instance **inst)
 static void s_create_report(void *arg, const char *item, kp_status status, const char *detail)
 {
     kp_cli *cli = arg;
-    if (!cli->json)
-        fprintf(stderr, "  %-4s %-16s %s\n", status == KP_OK ? "ok" : "FAIL", item, detail);
+    if (cli->json)
+        return;
+    if (status == KP_OK)
+        kp_cli_info(cli, stderr, "  %-4s %-16s %s\n", "ok", item, detail);
+    else
+        fprintf(stderr, "  %-4s %-16s %s\n", "FAIL", item, detail);
 }
 
 static int s_create(kp_cli *cli, const s_opts *o)
@@ -237,8 +241,8 @@ static int s_create(kp_cli *cli, const s_opts *o)
     if (cli->json)
         kp_cli_print_json(s_info_json(c->origin, &info));
     else
-        printf("created %s v%u (rsa-%u, fingerprint %s) in %s and its replicas\n", info.name,
-               info.version, info.bits, info.fingerprint, c->origin);
+        kp_cli_info(cli, stdout, "created %s v%u (rsa-%u, fingerprint %s) in %s and its replicas\n",
+                    info.name, info.version, info.bits, info.fingerprint, c->origin);
     return KP_EXIT_OK;
 }
 
@@ -255,7 +259,8 @@ static int s_replicate(kp_cli *cli, const s_opts *o)
     if (cli->json)
         kp_cli_print_json(json_pack("{s:s, s:b}", "chain", o->chain, "ok", 1));
     else
-        printf("every keystore of %s holds every version of its origin\n", o->chain);
+        kp_cli_info(cli, stdout, "every keystore of %s holds every version of its origin\n",
+                    o->chain);
     return KP_EXIT_OK;
 }
 
@@ -315,9 +320,10 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
     else if (rc == KP_EXIT_OK && cli->json)
         kp_cli_print_json(s_info_json(o->instance, &info));
     else if (rc == KP_EXIT_OK)
-        printf("%s %s v%u (%s-%u%s%s) in %s\n", import ? "imported" : "generated", info.name,
-               info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
-               info.fingerprint[0] != '\0' ? ", fingerprint " : "", info.fingerprint, o->instance);
+        kp_cli_info(cli, stdout, "%s %s v%u (%s-%u%s%s) in %s\n", import ? "imported" : "generated",
+                    info.name, info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
+                    info.fingerprint[0] != '\0' ? ", fingerprint " : "", info.fingerprint,
+                    o->instance);
     kp_secret_free(der);
     kp_instance_close(inst);
     return rc;
@@ -415,7 +421,7 @@ static int s_export(kp_cli *cli, const s_opts *o)
         kp_cli_print_json(
             json_pack("{s:s, s:s, s:s}", "instance", o->instance, "name", o->name, "out", o->out));
     else if (rc == KP_EXIT_OK)
-        fprintf(stderr, "keyplane: encrypted PKCS#8 of %s -> %s\n", o->name, o->out);
+        kp_cli_info(cli, stderr, "keyplane: encrypted PKCS#8 of %s -> %s\n", o->name, o->out);
     kp_free(pem);
     return rc;
 }
@@ -447,8 +453,8 @@ static int s_export_byok(kp_cli *cli, const s_opts *o)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s}", "instance", o->instance, "name",
                                     o->name, "bytes", (int)bloblen, "out", o->out));
     else if (rc == KP_EXIT_OK)
-        fprintf(stderr, "keyplane: BYOK transfer blob of %s (%zu bytes) -> %s\n", o->name, bloblen,
-                o->out);
+        kp_cli_info(cli, stderr, "keyplane: BYOK transfer blob of %s (%zu bytes) -> %s\n", o->name,
+                    bloblen, o->out);
     free(kek);
     kp_free(blob);
     return rc;
@@ -478,8 +484,8 @@ static int s_backup(kp_cli *cli, const s_opts *o)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s}", "instance", o->instance, "name",
                                     o->name, "bytes", (int)n, "out", o->out));
     else
-        fprintf(stderr, "keyplane: backup of %s in %s (%zu bytes) -> %s\n", o->name, o->instance, n,
-                o->out);
+        kp_cli_info(cli, stderr, "keyplane: backup of %s in %s (%zu bytes) -> %s\n", o->name,
+                    o->instance, n, o->out);
     return KP_EXIT_OK;
 }
 
@@ -509,7 +515,7 @@ static int s_restore_backup(kp_cli *cli, const s_opts *o)
         kp_cli_print_json(
             json_pack("{s:s, s:o}", "instance", o->instance, "name", kp_cli_jstr(name)));
     else if (rc == KP_EXIT_OK)
-        fprintf(stderr, "keyplane: restored %s into %s\n", name, o->instance);
+        kp_cli_info(cli, stderr, "keyplane: restored %s into %s\n", name, o->instance);
     return rc;
 }
 

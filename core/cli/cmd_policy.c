@@ -42,11 +42,11 @@ int kp_cmd_policy(kp_cli *cli, int argc, char **argv)
     if (!cli->json) {
         rc = kp_cli_load_policy(cli);
         if (rc == KP_EXIT_OK)
-            printf("%s: valid (%zu provider instance%s, %zu chain%s)\n", cli->policy_path,
-                   kp_policy_instance_count(cli->policy),
-                   kp_policy_instance_count(cli->policy) == 1 ? "" : "s",
-                   kp_policy_chain_count(cli->policy),
-                   kp_policy_chain_count(cli->policy) == 1 ? "" : "s");
+            kp_cli_info(cli, stdout, "%s: valid (%zu provider instance%s, %zu chain%s)\n",
+                        cli->policy_path, kp_policy_instance_count(cli->policy),
+                        kp_policy_instance_count(cli->policy) == 1 ? "" : "s",
+                        kp_policy_chain_count(cli->policy),
+                        kp_policy_chain_count(cli->policy) == 1 ? "" : "s");
         return rc;
     }
     kp_diag_list *diags = NULL;

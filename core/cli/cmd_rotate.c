@@ -68,16 +68,18 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
                                     stage ? "stage" : "activate", "version", (int)version,
                                     "verified", verified));
     else if (stage && verified)
-        printf("staged %s v%u: replicated and proved usable in every keystore; activate it "
-               "with 'keyplane rotate %s --activate'\n",
-               chain, version, chain);
+        kp_cli_info(cli, stdout,
+                    "staged %s v%u: replicated and proved usable in every keystore; activate it "
+                    "with 'keyplane rotate %s --activate'\n",
+                    chain, version, chain);
     else if (stage)
         printf("staged %s v%u, NOT verified everywhere: %s\n", chain, version,
                kp_ctx_last_error(cli->ctx));
     else
-        printf("activated %s v%u: wrap uses it from now on; older versions stay for old "
-               "envelopes and backups\n",
-               chain, version);
+        kp_cli_info(cli, stdout,
+                    "activated %s v%u: wrap uses it from now on; older versions stay for old "
+                    "envelopes and backups\n",
+                    chain, version);
     return verified ? KP_EXIT_OK : KP_EXIT_FAIL;
 }
 
@@ -123,7 +125,8 @@ int kp_cmd_retire(kp_cli *cli, int argc, char **argv)
         kp_cli_print_json(json_pack("{s:s, s:i, s:s}", "chain", argv[optind], "version",
                                     (int)version, "state", "retired"));
     else
-        printf("retired %s v%lu (kept in every keystore)\n", argv[optind], version);
+        kp_cli_info(cli, stdout, "retired %s v%lu (kept in every keystore)\n", argv[optind],
+                    version);
     return KP_EXIT_OK;
 }
 
@@ -180,15 +183,15 @@ int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv)
         kept += st == KP_OK && !m;
         failed += st != KP_OK;
         if (tty && (i - optind + 1) % 50 == 0)
-            fprintf(stderr, "\r[%d/%zu] rewrapping", i - optind + 1, total);
+            kp_cli_info(cli, stderr, "\r[%d/%zu] rewrapping", i - optind + 1, total);
     }
     if (tty && total >= 50)
-        fputc('\n', stderr);
+        kp_cli_info(cli, stderr, "\n");
     if (cli->json)
         kp_cli_print_json(json_pack("{s:I, s:I, s:I}", "rewrapped", (json_int_t)moved, "unchanged",
                                     (json_int_t)kept, "failed", (json_int_t)failed));
     else
-        printf("%zu rewrapped, %zu already on the active version, %zu failed\n", moved, kept,
-               failed);
+        kp_cli_info(cli, stdout, "%zu rewrapped, %zu already on the active version, %zu failed\n",
+                    moved, kept, failed);
     return failed == 0 ? KP_EXIT_OK : KP_EXIT_FAIL;
 }

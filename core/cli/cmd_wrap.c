@@ -153,8 +153,9 @@ int kp_cmd_wrap(kp_cli *cli, int argc, char **argv)
                                     w->fingerprint, "alg", kp_wrap_alg_name(w->alg), "out", o.out,
                                     "envelope", envj));
     } else if (st == KP_OK && strcmp(o.out, "-") != 0) {
-        fprintf(stderr, "keyplane: wrapped with %s v%u (%s, fingerprint %.16s...) in %s -> %s\n",
-                o.chain, w->version, kp_wrap_alg_name(w->alg), w->fingerprint, used, o.out);
+        kp_cli_info(cli, stderr,
+                    "keyplane: wrapped with %s v%u (%s, fingerprint %.16s...) in %s -> %s\n",
+                    o.chain, w->version, kp_wrap_alg_name(w->alg), w->fingerprint, used, o.out);
     }
     kp_free(text);
     kp_envelope_free(env);
@@ -199,8 +200,8 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
                                     (int)kp_envelope_get0(env, 0)->version, "bytes",
                                     (int)kp_secret_len(dek), "out", o.out));
     else if (st == KP_OK && strcmp(o.out, "-") != 0)
-        fprintf(stderr, "keyplane: unwrapped %zu-byte DEK of chain %s in %s -> %s\n",
-                kp_secret_len(dek), kp_envelope_chain(env), used, o.out);
+        kp_cli_info(cli, stderr, "keyplane: unwrapped %zu-byte DEK of chain %s in %s -> %s\n",
+                    kp_secret_len(dek), kp_envelope_chain(env), used, o.out);
     if (rc == KP_EXIT_OK)
         rc = st == KP_OK ? KP_EXIT_OK : kp_cli_exit_code(st);
     kp_secret_free(dek);

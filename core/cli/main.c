@@ -46,7 +46,7 @@ static void s_usage(FILE *out)
             "      --json            print results as JSON (one document on stdout)\n"
             "      --audit FILE      append audit events (JSON lines) to FILE ('-' = stderr)\n"
             "  -v, --verbose         more log output (repeat for debug)\n"
-            "  -q, --quiet           only errors\n"
+            "  -q, --quiet           only errors, problems and data: no progress or info\n"
             "  -V, --version         print the version\n"
             "  -h, --help            this help; 'keyplane COMMAND --help' for a command\n"
             "\n"
@@ -67,7 +67,8 @@ static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
     for (size_t i = 0; i < ndirs; i++) {
         char *abs = realpath(dirs[i], NULL);
         if (abs == NULL) {
-            fprintf(stderr, "keyplane: warning: plugin directory %s does not exist\n", dirs[i]);
+            kp_cli_info(cli, stderr, "keyplane: warning: plugin directory %s does not exist\n",
+                        dirs[i]);
             continue;
         }
         kp_status st = kp_ctx_add_plugin_dir(cli->ctx, abs);
@@ -232,6 +233,7 @@ int main(int argc, char **argv)
     if (cli.policy_path == NULL)
         cli.policy_path = "keyplane.yaml";
 
+    cli.quiet = quiet != 0;
     if (kp_ctx_new(&cli.ctx) != KP_OK) {
         fprintf(stderr, "keyplane: out of memory\n");
         return KP_EXIT_INTERNAL;

@@ -3,7 +3,9 @@
  * SubjectPublicKeyInfo (for fingerprints and local checks), and a PKCS#8 private key becomes the
  * JWK of a plain import. Pure conversions (akv_codec.h): no instance, no call into the core, so
  * the fuzz target links this file as it is. OpenSSL does the arithmetic and encodings; key
- * material is wiped wherever this file holds it.
+ * material is wiped wherever this file holds it. A failure leaves OpenSSL's error queue empty
+ * (kpk_ossl_reason): the status is the whole answer (akv_codec.h), and a stale queued error must
+ * not turn up in the text of the thread's next OpenSSL failure.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +19,21 @@
 #include <openssl/x509.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/kit/ossl.h>
 
 #include "akv_codec.h"
 
 #define S_MAX_MODULUS 1024 /* bytes: RSA-8192 */
+
+/* st, with OpenSSL's error queue emptied when st is a failure (its reason is not part of a
+ * codec's answer). */
+static kp_status s_done(kp_status st)
+{
+    char why[KPK_OSSL_REASON_MAX];
+    if (st != KP_OK)
+        kpk_ossl_reason(why, sizeof(why));
+    return st;
+}
 
 static BIGNUM *s_bn(const char *b64, size_t len)
 {
@@ -85,7 +98,7 @@ out:
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn);
     BN_free(be);
-    return st;
+    return s_done(st);
 }
 
 /* Sets jwk[name] to the unpadded base64url of a BIGNUM parameter of pkey. */
@@ -132,7 +145,7 @@ kp_status kp_akv_jwk_from_pkcs8(const uint8_t *der, size_t len, json_t *jwk, uin
     st = KP_OK;
 out:
     EVP_PKEY_free(pkey);
-    return st;
+    return s_done(st);
 }
 
 void kp_akv_json_wipe(json_t *j)

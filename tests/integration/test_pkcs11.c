@@ -3,8 +3,8 @@
  * instance says it can do, direct lookups among unrelated keys, imports checked against their
  * expected fingerprint, the state document's compare-and-swap, and wrapped export refused on
  * SoftHSM, whose RFC 5649 pads private keys (the probe's verdict checked by wrapping behind the
- * plugin's back). Some checks call the plugin's dispatch table directly (core/src/internal.h), so
- * that what is tested is the plugin's own answer, not a check the core makes first. */
+ * plugin's back). Some checks call the plugin's dispatch table directly (core/src/instance/call.h),
+ * so that what is tested is the plugin's own answer, not a check the core makes first. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>

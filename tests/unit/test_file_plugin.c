@@ -1,7 +1,7 @@
 /* The file plugin through libkeyplane: keystore, secret store, at-rest protection, and the
  * ABI 1.0 functions (instance info, direct lookup, checked import, wrapped export, state
- * compare-and-swap). A few checks call the plugin's table directly (internal.h) where the
- * library has no call of its own or where the plugin's side of a convention is the point. */
+ * compare-and-swap). A few checks call the plugin's table directly (core/src/instance/call.h) where
+ * the library has no call of its own or where the plugin's side of a convention is the point. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>

@@ -1,8 +1,10 @@
 /*
- * The provider kit without a vault: base64, the transport's parts (body buffer, header capture,
- * the retry rule), requests refused before any network use, a refused connection, and a tiny
- * plain-http echo server on loopback that shows exactly what goes on the wire (unit.kit_local;
- * the transport against the emulator over TLS is unit.kit, tests/integration/test_kit.c).
+ * The provider kit without a vault: base64, hex and fingerprints, OpenSSL's error queue read
+ * into text (kpk_ossl_reason), parameter descriptions (kpk_param_desc, kpk_param_names), the
+ * transport's parts (body buffer, header capture, the retry rule), requests refused before any
+ * network use, a refused connection, and a tiny plain-http echo server on loopback that shows
+ * exactly what goes on the wire (unit.kit_local; the transport against the emulator over TLS is
+ * unit.kit, tests/integration/test_kit.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,10 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/kit/ossl.h>
+#include <keyplane/kit/params.h>
 
 #include "http_internal.h"
 #include "kp_test_http.h"
@@ -582,6 +589,84 @@ static void test_codec_hex_fpr_names(void **state)
     assert_true(kpk_key_name_valid(longname));
 }
 
+/* OpenSSL's error queue read in one place: the last queued reason, the queue emptied after. */
+static void test_ossl_reason(void **state)
+{
+    (void)state;
+    char buf[KPK_OSSL_REASON_MAX];
+    /* An empty queue: "". */
+    ERR_clear_error();
+    strcpy(buf, "stale");
+    assert_ptr_equal(kpk_ossl_reason(buf, sizeof(buf)), buf);
+    assert_string_equal(buf, "");
+    /* A real failure: its reason, as OpenSSL words it; the queue is empty afterwards. */
+    static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01};
+    const unsigned char *p = junk;
+    EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)sizeof(junk));
+    assert_null(pkey);
+    unsigned long e = ERR_peek_last_error();
+    assert_int_not_equal(e, 0);
+    const char *want = ERR_reason_error_string(e);
+    assert_non_null(want);
+    assert_true(strlen(want) > 0);
+    char copy[KPK_OSSL_REASON_MAX];
+    snprintf(copy, sizeof(copy), "%s", want);
+    assert_string_equal(kpk_ossl_reason(buf, sizeof(buf)), copy);
+    assert_int_equal(ERR_peek_error(), 0);
+    assert_string_equal(kpk_ossl_reason(buf, sizeof(buf)), "");
+    /* The last of several queued errors is the one named. */
+    ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+    ERR_raise(ERR_LIB_PEM, PEM_R_NO_START_LINE);
+    assert_string_equal(kpk_ossl_reason(buf, sizeof(buf)), "no start line");
+    assert_int_equal(ERR_peek_error(), 0);
+    /* Cut to fit cap (with its NUL); cap 0 writes nothing but still empties the queue. */
+    ERR_raise(ERR_LIB_PEM, PEM_R_NO_START_LINE);
+    char small[5];
+    assert_string_equal(kpk_ossl_reason(small, sizeof(small)), "no s");
+    assert_int_equal(ERR_peek_error(), 0);
+    ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+    strcpy(small, "keep");
+    kpk_ossl_reason(small, 0);
+    assert_string_equal(small, "keep");
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* A plugin's parameter descriptions: looked up by name, listed for a refusal message. */
+static void test_param_desc_names(void **state)
+{
+    (void)state;
+    static const kp_param_desc descs[] = {
+        {.name = "path", .type = KP_PARAM_PATH, .flags = KP_PARAM_REQUIRED, .help = "directory"},
+        {.name = "passphrase", .type = KP_PARAM_SECRET, .help = "env: or file:"},
+        {.name = "kdf_iterations", .type = KP_PARAM_INT, .min = 1000, .max = 10000000},
+        {.name = NULL},
+    };
+    static const kp_param_desc none[] = {{.name = NULL}};
+    const kp_param_desc *d = kpk_param_desc(descs, "passphrase");
+    assert_ptr_equal(d, &descs[1]);
+    assert_ptr_equal(kpk_param_desc(descs, "kdf_iterations"), &descs[2]);
+    assert_null(kpk_param_desc(descs, "pass"));       /* no prefix match */
+    assert_null(kpk_param_desc(descs, "PATH"));       /* names are exact */
+    assert_null(kpk_param_desc(descs, "path_extra")); /* nor a longer name */
+    assert_null(kpk_param_desc(none, "path"));
+    assert_null(kpk_param_desc(NULL, "path"));
+    char buf[64];
+    kpk_param_names(descs, buf, sizeof(buf));
+    assert_string_equal(buf, "path, passphrase, kdf_iterations");
+    kpk_param_names(none, buf, sizeof(buf));
+    assert_string_equal(buf, "none");
+    kpk_param_names(NULL, buf, sizeof(buf));
+    assert_string_equal(buf, "none");
+    /* A buffer too small: cut to fit, always terminated. */
+    char small[8];
+    memset(small, 'x', sizeof(small));
+    kpk_param_names(descs, small, sizeof(small));
+    assert_string_equal(small, "path, p");
+    char five[5];
+    kpk_param_names(descs, five, sizeof(five));
+    assert_string_equal(five, "path");
+}
+
 /* The one HTTP status map and the endpoint URL rule of the kit. */
 static void test_http_status_and_url(void **state)
 {
@@ -638,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_http_bad_requests),   cmocka_unit_test(test_http_refused),
         cmocka_unit_test(test_http_wire),           cmocka_unit_test(test_http_unsafe_not_sent),
         cmocka_unit_test(test_codec_hex_fpr_names), cmocka_unit_test(test_http_status_and_url),
+        cmocka_unit_test(test_ossl_reason),         cmocka_unit_test(test_param_desc_names),
     };
     return cmocka_run_group_tests_name("kit without a vault", tests, NULL, NULL);
 }

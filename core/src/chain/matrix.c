@@ -38,7 +38,7 @@ static void s_prove(kp_ctx *ctx, const kp_chain_policy *c, kp__target *t, uint32
     kp_secret *back = NULL;
     kp_status st = KP_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
-        st = kp__challenge_make(&challenge, spki, spkilen, alg);
+        st = kp__challenge_make(ctx, &challenge, spki, spkilen, alg);
         if (st == KP_OK)
             st = kp_key_unwrap(t->inst, c->name, v, alg, challenge.ct, challenge.ctlen, &back);
         /* A token without OAEP-SHA-256 (SoftHSM 2.6.1) still proves the key with SHA-1. */

@@ -9,20 +9,30 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/ossl.h>
+
+#include "base/error.h"
 #include "chain/proof.h"
 
-kp_status kp__challenge_make(kp__challenge *c, const uint8_t *spki, size_t spkilen, uint32_t alg)
+kp_status kp__challenge_make(kp_ctx *ctx, kp__challenge *c, const uint8_t *spki, size_t spkilen,
+                             uint32_t alg)
 {
-    kp_status st = KP_ERR_CRYPTO;
+    const char *what = NULL;
     const EVP_MD *md = alg == KP_WRAP_RSA_OAEP_SHA256 ? EVP_sha256() : EVP_sha1();
     const unsigned char *p = spki;
     EVP_PKEY_CTX *pc = NULL;
     EVP_PKEY *pkey = spkilen <= LONG_MAX ? d2i_PUBKEY(NULL, &p, (long)spkilen) : NULL;
     c->ctlen = sizeof(c->ct);
-    if (pkey == NULL)
+    if (pkey == NULL) {
+        what = "the version's public key does not parse";
         goto out;
-    if (RAND_bytes(c->plain, sizeof(c->plain)) != 1)
+    }
+    if (RAND_bytes(c->plain, sizeof(c->plain)) != 1) {
+        what = "no randomness for a challenge";
         goto out;
+    }
+    what = alg == KP_WRAP_RSA_OAEP_SHA256 ? "cannot encrypt a challenge with RSA-OAEP-256"
+                                          : "cannot encrypt a challenge with RSA-OAEP";
     pc = EVP_PKEY_CTX_new(pkey, NULL);
     if (pc == NULL)
         goto out;
@@ -35,11 +45,15 @@ kp_status kp__challenge_make(kp__challenge *c, const uint8_t *spki, size_t spkil
     if (EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md) != 1)
         goto out;
     if (EVP_PKEY_encrypt(pc, c->ct, &c->ctlen, c->plain, sizeof(c->plain)) == 1)
-        st = KP_OK;
+        what = NULL;
 out:
     EVP_PKEY_CTX_free(pc);
     EVP_PKEY_free(pkey);
-    return st;
+    if (what == NULL)
+        return KP_OK;
+    char why[KPK_OSSL_REASON_MAX];
+    kpk_ossl_reason(why, sizeof(why));
+    return kp__set_error(ctx, KP_ERR_CRYPTO, "%s%s%s", what, why[0] != '\0' ? ": " : "", why);
 }
 
 bool kp__challenge_met(const kp__challenge *c, const uint8_t *back, size_t len)

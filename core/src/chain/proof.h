@@ -20,8 +20,10 @@ typedef struct kp__challenge {
 } kp__challenge;
 
 /* A fresh challenge encrypted under spki with RSA-OAEP of alg (KP_WRAP_RSA_OAEP_SHA1 or
- * KP_WRAP_RSA_OAEP_SHA256, MGF1 with the same hash); KP_ERR_CRYPTO when that fails. */
-kp_status kp__challenge_make(kp__challenge *c, const uint8_t *spki, size_t spkilen, uint32_t alg);
+ * KP_WRAP_RSA_OAEP_SHA256, MGF1 with the same hash); KP_ERR_CRYPTO when that fails, with ctx's
+ * error text saying why (OpenSSL's reason included; its error queue is left empty). */
+kp_status kp__challenge_make(kp_ctx *ctx, kp__challenge *c, const uint8_t *spki, size_t spkilen,
+                             uint32_t alg);
 /* Whether back, len is the challenge's plain text. */
 bool kp__challenge_met(const kp__challenge *c, const uint8_t *back, size_t len);
 

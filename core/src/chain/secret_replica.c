@@ -15,9 +15,11 @@
 #include <openssl/rsa.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/kit/ossl.h>
 
 #include "chain/proof.h"
 #include "chain/secret_replica.h"
+#include "format/pkcs8.h"
 
 typedef struct s_found {
     uint32_t want; /* 0: collect every protector version into the target */
@@ -112,8 +114,12 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *sr
     /* 32 random bytes as base64: a password any tool (openssl, SQL Server) can type. */
     unsigned char raw[32];
     char text[48];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password");
+    char why[KP_ERROR_MAX];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        kpk_ossl_reason(why, KPK_OSSL_REASON_MAX);
+        return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password%s%s",
+                             why[0] != '\0' ? ": " : "", why);
+    }
     kpk_b64_encode(raw, sizeof(raw), text);
     kp_memwipe(raw, sizeof(raw));
     kp_secret *password = kp_secret_new_copy(text, strlen(text));
@@ -125,8 +131,11 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *sr
     kp_status st = password != NULL ? KP_OK : KP_ERR_NOMEM;
     if (st == KP_OK)
         st = kp_key_export(src, c->name, version, &pkcs8);
-    if (st == KP_OK)
-        st = kp_pkcs8_encrypt_pem(pkcs8, password, &pemtext, &pemlen);
+    if (st == KP_OK) {
+        st = kp__pkcs8_encrypt_pem(pkcs8, password, &pemtext, &pemlen, why, sizeof(why));
+        if (st != KP_OK)
+            kp__set_error(ctx, st, "cannot encrypt the copy of %s v%u: %s", c->name, version, why);
+    }
     if (st == KP_OK)
         pem = kp_secret_new_copy(pemtext, pemlen);
     if (st == KP_OK && pem == NULL)
@@ -184,16 +193,16 @@ static bool s_same_key(EVP_PKEY *pkey, const uint8_t *spki, size_t spkilen, char
     return st == KP_OK && strcmp(fpr, want) == 0;
 }
 
-/* Whether pkey decrypts what the version's public key (spki) encrypts. */
-static bool s_decrypts(EVP_PKEY *pkey, const uint8_t *spki, size_t spkilen)
+/* Whether pkey decrypts what the version's public key (spki) encrypts: KP_ERR_CRYPTO with ctx's
+ * text saying why when it does not. */
+static kp_status s_decrypts(kp_ctx *ctx, EVP_PKEY *pkey, const uint8_t *spki, size_t spkilen)
 {
     kp__challenge c;
     unsigned char back[1024];
     size_t backlen = sizeof(back);
     bool ok = false;
     EVP_PKEY_CTX *dctx = NULL;
-    if (kp__challenge_make(&c, spki, spkilen, KP_WRAP_RSA_OAEP_SHA1) != KP_OK)
-        goto out;
+    KP_GUARD(kp__challenge_make(ctx, &c, spki, spkilen, KP_WRAP_RSA_OAEP_SHA1));
     dctx = EVP_PKEY_CTX_new(pkey, NULL);
     if (dctx == NULL)
         goto out;
@@ -206,7 +215,12 @@ static bool s_decrypts(EVP_PKEY *pkey, const uint8_t *spki, size_t spkilen)
 out:
     kp_memwipe(back, sizeof(back));
     EVP_PKEY_CTX_free(dctx);
-    return ok;
+    if (ok)
+        return KP_OK;
+    char why[KPK_OSSL_REASON_MAX];
+    kpk_ossl_reason(why, sizeof(why));
+    return kp__set_error(ctx, KP_ERR_CRYPTO, "the copy did not decrypt a challenge%s%s",
+                         why[0] != '\0' ? ": " : "", why);
 }
 
 kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
@@ -231,16 +245,19 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
         st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
     if (st == KP_OK)
         pkey = s_open_copy(pem, password);
-    if (st == KP_OK && pkey == NULL)
+    if (st == KP_OK && pkey == NULL) {
+        char why[KPK_OSSL_REASON_MAX];
+        kpk_ossl_reason(why, sizeof(why));
         st = kp__set_error(ctx, KP_ERR_INTEGRITY,
-                           "the copy does not open with its password (version %u)",
-                           f.password_version);
+                           "the copy does not open with its password (version %u)%s%s",
+                           f.password_version, why[0] != '\0' ? ": " : "", why);
+    }
     /* Same key: its public half hashes to the version's fingerprint, and it decrypts what the
      * version's public key encrypts. */
     if (st == KP_OK && !s_same_key(pkey, spki, spkilen, fpr))
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "the copy is another key (%.16s...)", fpr);
-    if (st == KP_OK && !s_decrypts(pkey, spki, spkilen))
-        st = kp__set_error(ctx, KP_ERR_CRYPTO, "the copy did not decrypt a challenge");
+    if (st == KP_OK)
+        st = s_decrypts(ctx, pkey, spki, spkilen);
     EVP_PKEY_free(pkey);
     kp_secret_free(pem);
     kp_secret_free(password);

@@ -1,6 +1,8 @@
 /*
  * Private keys as users hand them over (PEM or DER; PKCS#8, encrypted PKCS#8 or PKCS#1) turned
- * into the one form the provider ABI carries: PKCS#8 PrivateKeyInfo DER, inside a kp_secret.
+ * into the one form the provider ABI carries: PKCS#8 PrivateKeyInfo DER, inside a kp_secret;
+ * and that DER encrypted under a password for export (format/pkcs8.h). A failure's text carries
+ * OpenSSL's reason, and OpenSSL's error queue is left empty.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +14,18 @@
 #include <openssl/x509.h>
 
 #include <keyplane/keyplane.h>
+#include <keyplane/kit/ossl.h>
 
+#include "format/pkcs8.h"
+
+/* msg into err, with the reason OpenSSL queued for the failure when it queued one; the queue is
+ * emptied either way. Returns st. */
 static kp_status s_err(char *err, size_t errlen, kp_status st, const char *msg)
 {
+    char why[KPK_OSSL_REASON_MAX];
+    kpk_ossl_reason(why, sizeof(why));
     if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s", msg);
+        snprintf(err, errlen, "%s%s%s", msg, why[0] != '\0' ? ": " : "", why);
     return st;
 }
 
@@ -70,13 +79,13 @@ out:
 /* PBKDF2 iterations for exported keys: an export may sit on a file share for years. */
 #define KP_EXPORT_PBKDF2_ITER 600000
 
-kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *passphrase, char **pem,
-                               size_t *len)
+kp_status kp__pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *passphrase, char **pem,
+                                size_t *len, char *err, size_t errlen)
 {
     KP_ENSURE(pkcs8_der != NULL && passphrase != NULL && pem != NULL && len != NULL,
               KP_ERR_INVALID_ARG);
     *pem = NULL;
-    kp_status st = KP_ERR_CRYPTO;
+    kp_status st = KP_OK;
     X509_SIG *enc = NULL;
     BIO *bio = NULL;
     char *data = NULL;
@@ -84,34 +93,40 @@ kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *pass
     const unsigned char *p = kp_secret_cdata(pkcs8_der);
     PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)kp_secret_len(pkcs8_der));
     if (p8 == NULL) {
-        st = KP_ERR_INVALID_ARG;
+        st = s_err(err, errlen, KP_ERR_INVALID_ARG, "not a PKCS#8 private key");
         goto out;
     }
     /* PBES2: PBKDF2-HMAC-SHA256 (OpenSSL 3's default PRF) and AES-256-CBC. */
     enc = PKCS8_encrypt_ex(-1, EVP_aes_256_cbc(), (const char *)kp_secret_cdata(passphrase),
                            (int)kp_secret_len(passphrase), NULL, 0, KP_EXPORT_PBKDF2_ITER, p8, NULL,
                            NULL);
-    if (enc == NULL)
+    if (enc == NULL) {
+        st = s_err(err, errlen, KP_ERR_CRYPTO, "cannot encrypt the key as PKCS#8");
         goto out;
+    }
     bio = BIO_new(BIO_s_mem());
-    if (bio == NULL)
+    if (bio == NULL || !PEM_write_bio_PKCS8(bio, enc)) {
+        st = s_err(err, errlen, KP_ERR_CRYPTO, "cannot write the encrypted key as PEM");
         goto out;
-    if (!PEM_write_bio_PKCS8(bio, enc))
-        goto out;
-    st = KP_ERR_NOMEM;
+    }
     n = BIO_get_mem_data(bio, &data);
-    if (n <= 0)
+    *pem = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (*pem == NULL) {
+        st = s_err(err, errlen, KP_ERR_NOMEM, "out of memory for the encrypted key");
         goto out;
-    *pem = malloc((size_t)n + 1);
-    if (*pem == NULL)
-        goto out;
+    }
     memcpy(*pem, data, (size_t)n);
     (*pem)[n] = '\0';
     *len = (size_t)n;
-    st = KP_OK;
 out:
     BIO_free(bio);
     X509_SIG_free(enc);
     PKCS8_PRIV_KEY_INFO_free(p8);
     return st;
+}
+
+kp_status kp_pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *passphrase, char **pem,
+                               size_t *len)
+{
+    return kp__pkcs8_encrypt_pem(pkcs8_der, passphrase, pem, len, NULL, 0);
 }

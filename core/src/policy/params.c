@@ -10,29 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <keyplane/kit/params.h>
+
 #include "base/util.h"
 #include "plugin/plugin.h"
 #include "policy/parser.h"
-
-static const kp_param_desc *s_desc(const kp_param_desc *d, const char *name)
-{
-    for (; d != NULL && d->name != NULL; d++)
-        if (strcmp(d->name, name) == 0)
-            return d;
-    return NULL;
-}
-
-static void s_accepted(const kp_param_desc *d, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    for (; d != NULL && d->name != NULL; d++) {
-        if (buf[0] != '\0')
-            strncat(buf, ", ", len - strlen(buf) - 1);
-        strncat(buf, d->name, len - strlen(buf) - 1);
-    }
-    if (buf[0] == '\0')
-        snprintf(buf, len, "none");
-}
 
 static bool s_parse_bool(const char *v, int64_t *out)
 {
@@ -167,10 +149,10 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
         const char *key = kp__yscalar(kn);
         if (key == NULL || strcmp(key, "plugin") == 0 || strncmp(key, "x-", 2) == 0)
             continue;
-        const kp_param_desc *d = s_desc(descs, key);
+        const kp_param_desc *d = kpk_param_desc(descs, key);
         if (d == NULL) {
             char acc[256];
-            s_accepted(descs, acc, sizeof(acc));
+            kpk_param_names(descs, acc, sizeof(acc));
             kp__pdiag(P, kn,
                       "instance '%s': unknown parameter '%.64s' for plugin '%s' "
                       "(accepted: %s)",

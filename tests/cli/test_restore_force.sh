@@ -1,0 +1,69 @@
+#!/bin/sh
+# restore while another keystore of the chain is unreachable: refused (exit 6, naming it and
+# --force), since that keystore may hold a version the others lack; with --force the lost
+# keystore is rebuilt from the keystores that answered and proved, the unreachable one named in
+# a warning. With none of the chain's versions in a keystore that answered, --force still
+# restores nothing (exit 1, the gap named).
+. "$(dirname "$0")/lib.sh"
+KP_TEST_PASS=$(openssl rand -hex 24)
+export KP_TEST_PASS
+cat >"$T/policy.yaml" <<YAML
+version: 1
+providers:
+  a: {plugin: file, path: a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  b: {plugin: file, path: b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+  c: {plugin: file, path: c, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+chains:
+  tde:
+    protector: {type: rsa, bits: 2048, origin: a, exportable: true}
+    replicas: [a, b, c]
+    algorithm: RSA-OAEP-256
+YAML
+P="--policy $T/policy.yaml"
+# c unreachable: its path is a file, not a directory.
+: >"$T/notadir"
+sed 's|path: c,|path: notadir,|' "$T/policy.yaml" >"$T/broken.yaml"
+B="--policy $T/broken.yaml"
+
+expect_rc 0 $P apply
+openssl rand 32 >"$T/dek"
+expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env"
+expect_rc 0 $P restore --help
+expect_in "$T/out" "--force"
+
+# a is lost while c is unreachable.
+rm -rf "$T/a"
+expect_rc 6 $B restore tde --to a
+expect_in "$T/err" "keyplane: error: restore: c is unreachable"
+expect_in "$T/err" "not restoring a without --force"
+[ ! -d "$T/a/keys/tde" ] || fail "a refused restore wrote keys"
+
+expect_rc 0 $B restore tde --to a --force
+expect_in "$T/err" "keyplane: warning: restore: c is unreachable"
+expect_in "$T/err" "restoring a from the keystores that answered (--force)"
+expect_in "$T/out" "restoring tde into a: 1 version to copy"
+expect_in "$T/out" "restored: a holds every version of tde, each proved usable"
+expect_rc 0 $P verify
+expect_rc 0 $P unwrap --in "$T/env" --replica a --out "$T/back"
+cmp "$T/dek" "$T/back" || fail "the restored a unwrapped another DEK"
+
+# --force --json: the same result as one document; -q keeps the warning (a finding).
+rm -rf "$T/a"
+expect_rc 0 $B restore tde --to a --force --json
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["verified"] and len(d["results"]) == 1 and d["results"][0]["source"] == "b", d
+' "$T/out"
+rm -rf "$T/a"
+expect_rc 0 -q $B restore tde --to a --force
+[ ! -s "$T/out" ] || fail "-q restore printed on stdout: $(cat "$T/out")"
+expect_in "$T/err" "keyplane: warning: restore: c is unreachable"
+
+# Only the unreachable c holds the chain: --force has nothing to restore from.
+rm -rf "$T/a" "$T/b"
+expect_rc 1 $B restore tde --to a --force
+expect_in "$T/out" "NOT restored: a holds every version of tde"
+expect_in "$T/err" "keyplane: gap: tde: no protector version in any keystore that answered"
+[ ! -d "$T/a/keys/tde" ] || fail "a restore from nothing made a key"
+echo "ok: restore --force"
