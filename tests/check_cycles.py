@@ -14,6 +14,13 @@ closes it, and the exit status is 1.
 rule of docs/conventions.md: kp_/kp__ in libkeyplane, kpk_ in the kit, kp_<plugin>_ in a plugin,
 ...), so a helper that escapes its component's prefix is reported with the object defining it.
 
+--layers SPEC: the folders' allowed dependencies, "a= b=a c=a,b" (folder=folders it may use):
+every folder edge must be allowed, so a call that goes up or sideways is reported even when it
+closes no cycle; a folder missing from SPEC is reported too.
+
+--public LIB: every global symbol of the component named kp_ followed by a letter (the public
+prefix) must be exported by the shared library LIB; internal helpers take kp__.
+
 --replace swaps one object for another before the check: the selftest swaps a real low-layer
 object for a build of the same source with one call added to a higher layer, and expects a cycle.
 """
@@ -111,10 +118,19 @@ def cycle_path(comp, edges):
         node = nxt
 
 
-def check(name, objs, names):
+def exported(lib):
+    out = subprocess.run(["nm", "-D", "--defined-only", "-P", lib], check=True,
+                         capture_output=True, text=True).stdout
+    return {line.split()[0].split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+def check(name, objs, names, layers=None, public=None, replace=None):
     table = {}
     for obj in objs:
-        table[source_name(obj)] = symbols(obj)
+        new = next((n for old, n in (replace or {}).items() if obj.endswith(old)), None)
+        if new is not None:  # the stand-in keeps the place (and folder) of the object it replaces
+            print(f"{name}: {source_name(obj)} replaced by {source_name(new)}")
+        table[source_name(obj)] = symbols(new or obj)
     problems = 0
     if names is not None:
         rule = re.compile(names)
@@ -124,6 +140,15 @@ def check(name, objs, names):
                 problems += 1
                 print(f"FAIL: {name}: {src} defines {', '.join(bad[:8])}"
                       f"{' ...' if len(bad) > 8 else ''}, outside the names /{names}/")
+    if public is not None:
+        exports = exported(public)
+        for src, (defined, _) in sorted(table.items()):
+            hidden = sorted(sym for sym in defined
+                            if re.match(r"kp_[a-z]", sym) and sym not in exports)
+            if hidden:
+                problems += 1
+                print(f"FAIL: {name}: {src} defines {', '.join(hidden[:8])} with the public kp_ "
+                      f"prefix but {os.path.basename(public)} does not export it (use kp__)")
     owner = {}
     for src, (defined, _) in table.items():
         for sym in defined:
@@ -155,10 +180,29 @@ def check(name, objs, names):
         print(f"FAIL: {name}: folders in a cycle: {', '.join(comp)}")
         for a, b in zip(path, path[1:]):
             print(f"      {fwhy[(a, b)]}")
+    if layers is not None:
+        allowed = {}
+        for part in layers.split():
+            folder, _, deps = part.partition("=")
+            allowed[folder.strip()] = {d.strip() for d in deps.split(",") if d.strip()}
+        for folder in sorted(fnodes):
+            if not any(folder == f or folder.endswith("/" + f) for f in allowed):
+                problems += 1
+                print(f"FAIL: {name}: folder {folder} has no place in the layers")
+        for (a, b), reason in sorted(fwhy.items()):
+            key = next((f for f in allowed if a == f or a.endswith("/" + f)), None)
+            if key is None:
+                continue
+            if not any(b == d or b.endswith("/" + d) for d in allowed[key]):
+                problems += 1
+                print(f"FAIL: {name}: layer {a} may use only "
+                      f"{', '.join(sorted(allowed[key])) or 'nothing'}: {reason}")
     nedges = sum(len(v) for v in edges.values())
     if problems == 0:
         print(f"{name}: {len(table)} objects, {nedges} edges, "
-              f"{len(fnodes)} folder(s): acyclic{'; names follow the rule' if names else ''}")
+              f"{len(fnodes)} folder(s): acyclic{'; names follow the rule' if names else ''}"
+              f"{'; layers as declared' if layers else ''}"
+              f"{'; public names exported' if public else ''}")
     return problems
 
 
@@ -167,12 +211,12 @@ def main(argv):
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--names" and cur is not None:
-            cur[2] = argv[i + 1]
+        if arg in ("--names", "--layers", "--public") and cur is not None:
+            cur[{"--names": 2, "--layers": 3, "--public": 4}[arg]] = argv[i + 1]
             i += 2
             continue
         if arg == "--component":
-            cur = [argv[i + 1], [], None]
+            cur = [argv[i + 1], [], None, None, None]
             components.append(cur)
             i += 2
             continue
@@ -189,11 +233,10 @@ def main(argv):
     if not components:
         sys.exit("check_cycles: no --component given")
     problems = 0
-    for name, objs, names in components:
+    for name, objs, names, layers, public in components:
         if not objs:
             sys.exit(f"check_cycles: component {name} has no objects")
-        objs = [next((new for old, new in replace.items() if o.endswith(old)), o) for o in objs]
-        problems += check(name, objs, names)
+        problems += check(name, objs, names, layers, public, replace)
     return 1 if problems else 0
 
 
