@@ -1,5 +1,8 @@
 /*
- * keyplane key create|generate|import|list|public.
+ * keyplane key: the commands that act on one key of one instance, or on one chain's key outside
+ * the engine (create, generate, import, list, public, replicate, export, export-byok, backup,
+ * restore-backup): what an operator needs by hand when a policy run is not the tool, e.g. to
+ * seed a store from an existing key or take a provider backup before a migration.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -519,23 +522,20 @@ static int s_restore_backup(kp_cli *cli, const s_opts *o)
     return rc;
 }
 
-/* PEM of an SPKI by hand: the bytes are already the DER the PEM wraps. NULL when out of
+/* PEM of an SPKI: OpenSSL's PEM writer over the DER as it is (no parse). NULL when out of
  * memory. */
 static char *s_pem(const uint8_t *spki, size_t len, size_t *pemlen)
 {
-    size_t b64cap = 4 * ((len + 2) / 3) + 1;
-    char *b64 = malloc(b64cap);
-    size_t pemcap = b64cap + b64cap / 64 + 64;
-    char *pem = b64 != NULL ? malloc(pemcap) : NULL;
-    if (pem != NULL) {
-        EVP_EncodeBlock((unsigned char *)b64, spki, (int)len);
-        size_t n = (size_t)snprintf(pem, pemcap, "-----BEGIN PUBLIC KEY-----\n");
-        for (size_t i = 0, b = strlen(b64); i < b; i += 64)
-            n += (size_t)snprintf(pem + n, pemcap - n, "%.64s\n", b64 + i);
-        n += (size_t)snprintf(pem + n, pemcap - n, "-----END PUBLIC KEY-----\n");
-        *pemlen = n;
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem = NULL, *data = NULL;
+    long n = 0;
+    if (bio != NULL && PEM_write_bio(bio, "PUBLIC KEY", "", spki, (long)len) > 0)
+        n = BIO_get_mem_data(bio, &data);
+    if (n > 0 && (pem = malloc((size_t)n)) != NULL) {
+        memcpy(pem, data, (size_t)n);
+        *pemlen = (size_t)n;
     }
-    free(b64);
+    BIO_free(bio);
     return pem;
 }
 

@@ -54,15 +54,13 @@ static void test_base64(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    assert_true(kp__name_valid("region-a", 63, false));
-    assert_true(kp__name_valid("a_1", 63, false));
-    assert_false(kp__name_valid("Region", 63, false));
-    assert_false(kp__name_valid("-a", 63, false));
-    assert_false(kp__name_valid("a/b", 63, false));
-    assert_false(kp__name_valid("", 63, false));
-    assert_false(kp__name_valid("abcd", 3, false));
-    assert_true(kp__name_valid("Key.Name-1", 127, true));
-    assert_false(kp__name_valid(".hidden", 127, true));
+    assert_true(kp__name_valid("region-a", 63));
+    assert_true(kp__name_valid("a_1", 63));
+    assert_false(kp__name_valid("Region", 63));
+    assert_false(kp__name_valid("-a", 63));
+    assert_false(kp__name_valid("a/b", 63));
+    assert_false(kp__name_valid("", 63));
+    assert_false(kp__name_valid("abcd", 3));
 }
 
 int main(void)

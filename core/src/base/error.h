@@ -7,17 +7,11 @@
 
 #include <keyplane/keyplane.h>
 
-#if defined(__GNUC__)
-#define KP_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define KP_PRINTF(a, b)
-#endif
-
 #define KP_ERRBUF (KP_ERROR_MAX + 1) /* detail text, as the ABI promises plugins */
 
 /* Sets this thread's detail text of ctx (one line: control characters become spaces) and
  * returns status, so that a failure reads `return kp__set_error(ctx, st, "...", ...);`. */
-kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...) KP_PRINTF(3, 4);
+kp_status kp__set_error(kp_ctx *ctx, kp_status status, const char *fmt, ...) KP_PRINTF_(3, 4);
 /* Empties this thread's detail text of ctx, before a call whose own text is wanted. */
 void kp__clear_error(kp_ctx *ctx);
 /* Turns control characters into spaces, in place: text from a plugin stays on one line. */

@@ -6,6 +6,6 @@
 
 #include "base/error.h"
 
-void kp__log(kp_ctx *ctx, kp_log_level level, const char *fmt, ...) KP_PRINTF(3, 4);
+void kp__log(kp_ctx *ctx, kp_log_level level, const char *fmt, ...) KP_PRINTF_(3, 4);
 
 #endif

@@ -18,20 +18,16 @@ void kp_free(void *p)
     free(p);
 }
 
-bool kp__name_valid(const char *s, size_t max, bool allow_upper_dot)
+bool kp__name_valid(const char *s, size_t max)
 {
     if (s == NULL || s[0] == '\0' || strlen(s) > max)
         return false;
-    if (!(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0]) ||
-          (allow_upper_dot && isupper((unsigned char)s[0]))))
+    if (!(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
         return false;
     for (const char *p = s; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
-        if (islower(c) || isdigit(c) || c == '-' || c == '_')
-            continue;
-        if (allow_upper_dot && (isupper(c) || c == '.'))
-            continue;
-        return false;
+        if (!(islower(c) || isdigit(c) || c == '-' || c == '_'))
+            return false;
     }
     return true;
 }

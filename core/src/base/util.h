@@ -11,8 +11,9 @@
 
 #include <keyplane/keyplane.h>
 
-/* [a-z0-9_-] (plus [A-Z.] when allow_upper_dot), starting with a letter or digit, 1..max. */
-bool kp__name_valid(const char *s, size_t max, bool allow_upper_dot);
+/* The policy's name rule (instance and chain names): [a-z0-9_-], starting with a letter or
+ * digit, 1..max characters. Key names in stores follow the ABI's rule (kpk_key_name_valid). */
+bool kp__name_valid(const char *s, size_t max);
 char *kp__strdup(const char *s);
 /* "35d", "12h", "52w", "1y" (s, m, h, d, w, y) into seconds. */
 kp_status kp__parse_duration(const char *s, int64_t *seconds);

@@ -57,7 +57,7 @@ uint32_t kp_wrap_alg_from_name(const char *name)
 
 kp_status kp_envelope_new(const char *chain, kp_envelope **out)
 {
-    KP_ENSURE(chain != NULL && out != NULL && kp__name_valid(chain, 63, false), KP_ERR_INVALID_ARG);
+    KP_ENSURE(chain != NULL && out != NULL && kp__name_valid(chain, 63), KP_ERR_INVALID_ARG);
     kp_envelope *env = calloc(1, sizeof(*env));
     KP_ENSURE(env != NULL, KP_ERR_NOMEM);
     env->chain = kp__strdup(chain);
@@ -207,7 +207,7 @@ kp_status kp_envelope_decode(const char *buf, size_t len, kp_envelope **out, cha
     else if (!json_is_array(wraps) || json_array_size(wraps) == 0 ||
              json_array_size(wraps) > KP_ENVELOPE_MAX_WRAPS)
         st = s_bad(err, errlen, "wraps must be a list of 1 to 16 entries");
-    else if (!kp__name_valid(chain, 63, false))
+    else if (!kp__name_valid(chain, 63))
         st = s_bad(err, errlen, "invalid chain name");
     kp_envelope *env = NULL;
     if (st == KP_OK)

@@ -78,7 +78,7 @@ yaml_node_t *kp__ymap_get(kp_pol_parser *P, yaml_node_t *map, const char *key,
 const char *kp__ynamed(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn, const char *kind)
 {
     const char *name = kp__yscalar(kn);
-    if (!kp__name_valid(name, 63, false)) {
+    if (!kp__name_valid(name, 63)) {
         kp__pdiag(P, kn,
                   "invalid %s name '%.64s': use [a-z0-9_-], starting with a letter or digit, at "
                   "most 63",
