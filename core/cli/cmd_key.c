@@ -558,7 +558,9 @@ static int s_public(kp_cli *cli, const s_opts *o)
     char *pem = s_pem(spki, len, &n);
     st = pem != NULL ? kp_cli_write_file(cli, o->out != NULL ? o->out : "-", pem, n) : KP_ERR_NOMEM;
     char fpr[KPK_FPR_HEX];
-    if (st == KP_OK && cli->json && o->out != NULL && kp_fingerprint_spki(spki, len, fpr) == KP_OK)
+    if (st == KP_OK && cli->json && o->out != NULL)
+        st = kp_fingerprint_spki(spki, len, fpr);
+    if (st == KP_OK && cli->json && o->out != NULL)
         kp_cli_print_json(json_pack("{s:s, s:s, s:s, s:s}", "instance", o->instance, "name",
                                     o->name, "fingerprint", fpr, "out", o->out));
     free(pem);

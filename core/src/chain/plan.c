@@ -231,11 +231,12 @@ static bool s_holds(kp_ctx *ctx, const kp_policy *policy, const char *from, cons
 {
     kp_instance *inst = NULL;
     kp_key_info info;
-    bool yes = kp_instance_open(ctx, policy, from, &inst) == KP_OK &&
-               kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK &&
-               (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
+    kp_status st = kp_instance_open(ctx, policy, from, &inst);
+    if (st == KP_OK)
+        st = kp_key_info_get(inst, a->chain, a->version, &info);
     kp_instance_close(inst);
-    return yes;
+    return st == KP_OK &&
+           (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
 }
 
 kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, const char *target,
