@@ -214,10 +214,10 @@ static kp_status s_token(kp_akv_inst *a, const char *vname, const uint8_t *token
  * is the blob in base64url) in base64. NULL on out-of-memory. */
 static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
 {
-    char *ct = malloc(kpk_b64_encoded_size(bloblen)), *text = NULL, *hsm = NULL;
+    char *ct = NULL, *text = NULL, *hsm = NULL;
     json_t *file = json_object(), *hdr = json_object(), *j = NULL;
-    if (ct != NULL) {
-        kpk_b64url_encode(blob, bloblen, ct);
+    kp_status st = kpk_b64_encode_alloc(blob, bloblen, true, &ct);
+    if (st == KP_OK) {
         json_object_set_new(file, "schema_version", json_string("1.0.0"));
         json_object_set_new(hdr, "kid", json_string(kid));
         json_object_set_new(hdr, "alg", json_string("dir"));
@@ -226,11 +226,11 @@ static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
         json_object_set_new(file, "ciphertext", json_string(ct));
         json_object_set_new(file, "generator", json_string("keyplane azure-keyvault 0.1.0"));
         text = json_dumps(file, JSON_COMPACT);
+        st = text != NULL ? KP_OK : KP_ERR_NOMEM;
     }
-    if (text != NULL)
-        hsm = malloc(kpk_b64_encoded_size(strlen(text)));
-    if (hsm != NULL) {
-        kpk_b64_encode((const uint8_t *)text, strlen(text), hsm);
+    if (st == KP_OK)
+        st = kpk_b64_encode_alloc((const uint8_t *)text, strlen(text), false, &hsm);
+    if (st == KP_OK) {
         json_t *key = json_object();
         j = json_object();
         json_object_set_new(key, "kty", json_string("RSA-HSM"));

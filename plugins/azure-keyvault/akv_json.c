@@ -48,9 +48,9 @@ static json_t *s_load(const uint8_t *body, size_t len, char *err, size_t errlen)
         return NULL;
     }
     if (!json_is_object(j)) {
-        json_decref(j);
         s_bad(err, errlen, KP_ERR_BACKEND, "the answer is JSON but not an object");
-        return NULL;
+        json_decref(j);
+        j = NULL;
     }
     return j;
 }

@@ -87,17 +87,18 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     kp_akv_inst *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return kp_akv_err(&to, KP_ERR_NOMEM, "out of memory");
-    if (pthread_mutex_init(&a->lock, NULL) != 0) {
-        free(a);
-        return kp_akv_err(&to, KP_ERR_INTERNAL, "cannot create mutex");
-    }
     a->up = to.up;
     a->h = h;
-    kp_status st = kp_akv_params_take(a, params);
+    bool lock = pthread_mutex_init(&a->lock, NULL) == 0;
+    kp_status st = lock ? KP_OK : kp_akv_err(&to, KP_ERR_INTERNAL, "cannot create mutex");
+    if (st == KP_OK)
+        st = kp_akv_params_take(a, params);
     if (st == KP_OK)
         *inst = a;
+    else if (lock)
+        s_close(a); /* frees what kp_akv_params_take copied */
     else
-        s_close(a);
+        free(a);
     return st;
 }
 

@@ -40,8 +40,11 @@ kp_status kp_akv_resp_value(kp_akv_inst *a, kp_akv_resp *r, size_t max, const ch
         if (st != KP_OK)
             st = kp_akv_err(a, st, "%s: %s: %s", a->place.vault_name, what, err);
     }
-    if (st == KP_OK && a->up->secret_shrink(s, cap) != KP_OK)
-        st = kp_akv_err(a, KP_ERR_NOMEM, "out of memory");
+    if (st == KP_OK) {
+        st = a->up->secret_shrink(s, cap);
+        if (st != KP_OK)
+            st = kp_akv_err(a, KP_ERR_NOMEM, "out of memory");
+    }
     if (st == KP_OK) {
         *out = s;
         s = NULL;

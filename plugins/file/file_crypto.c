@@ -14,20 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
-#include <keyplane/kit/ossl.h>
-
 #include "file_internal.h"
-
-kp_status kp_file_ossl_reason(kp_file_inst *fi, kp_status st)
-{
-    char reason[KPK_OSSL_REASON_MAX];
-
-    /* Leaves the thread's OpenSSL error queue clean for whoever runs next on it. */
-    if (kpk_ossl_reason(reason, sizeof(reason))[0] == '\0')
-        return st;
-    /* GET_ERROR's text is formatted into kp_errorf's own buffer before SET_ERROR replaces it. */
-    return kp_file_err(fi, st, "%s: %s", fi->up->get_error(fi->h), reason);
-}
 
 kp_status kp_file_random(kp_file_inst *fi, uint8_t *buf, size_t len)
 {
@@ -41,18 +28,21 @@ kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t 
 {
     const kp_file_up *up = fi->up;
     kp_secret *k = up->secret_new(KP_FILE_KEY_LEN);
+    kp_status st = KP_OK;
 
     *key = NULL;
     if (k == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory deriving the master key");
     if (PKCS5_PBKDF2_HMAC((const char *)up->secret_cdata(pass), (int)up->secret_len(pass), salt,
                           (int)saltlen, (int)iter, EVP_sha256(), KP_FILE_KEY_LEN,
-                          up->secret_data(k)) != 1) {
-        up->secret_free(k);
-        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "PBKDF2 failed");
+                          up->secret_data(k)) != 1)
+        st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "PBKDF2 failed");
+    if (st == KP_OK) {
+        *key = k;
+        k = NULL;
     }
-    *key = k;
-    return KP_OK;
+    up->secret_free(k);
+    return st;
 }
 
 kp_status kp_file_gcm_seal(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
@@ -150,14 +140,15 @@ kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, ui
     if (n <= 0)
         return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode encrypted private key");
     /* Hand out plain malloc memory so callers free everything the same way. */
-    if ((*der = malloc((size_t)n)) == NULL) {
-        OPENSSL_free(out);
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory encoding private key");
+    kp_status st = KP_OK;
+    if ((*der = malloc((size_t)n)) == NULL)
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory encoding private key");
+    if (st == KP_OK) {
+        memcpy(*der, out, (size_t)n);
+        *len = (size_t)n;
     }
-    memcpy(*der, out, (size_t)n);
     OPENSSL_free(out);
-    *len = (size_t)n;
-    return KP_OK;
+    return st;
 }
 
 kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *der, size_t len,
@@ -165,27 +156,26 @@ kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *
 {
     const kp_file_up *up = fi->up;
     const unsigned char *p = der;
-    PKCS8_PRIV_KEY_INFO *p8inf;
+    PKCS8_PRIV_KEY_INFO *p8inf = NULL;
     X509_SIG *p8;
+    kp_status st = KP_OK;
 
     *pkey = NULL;
     p8 = d2i_X509_SIG(NULL, &p, (long)len);
-    if (p8 == NULL || p != der + len) {
-        X509_SIG_free(p8);
-        return kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private.p8 of %s is damaged", what);
-    }
-    p8inf = PKCS8_decrypt_ex(p8, (const char *)up->secret_cdata(fi->pass),
-                             (int)up->secret_len(fi->pass), NULL, NULL);
+    if (p8 == NULL || p != der + len)
+        st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private.p8 of %s is damaged", what);
+    else
+        p8inf = PKCS8_decrypt_ex(p8, (const char *)up->secret_cdata(fi->pass),
+                                 (int)up->secret_len(fi->pass), NULL, NULL);
     X509_SIG_free(p8);
-    if (p8inf == NULL) {
+    if (st == KP_OK && p8inf == NULL) {
         ERR_clear_error();
-        return kp_file_err(fi, KP_ERR_AUTH,
-                           "cannot decrypt private key of %s: wrong passphrase for file store %s",
-                           what, fi->dir);
+        st = kp_file_err(fi, KP_ERR_AUTH,
+                         "cannot decrypt private key of %s: wrong passphrase for file store %s",
+                         what, fi->dir);
     }
-    *pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL);
-    PKCS8_PRIV_KEY_INFO_free(p8inf);
-    if (*pkey == NULL)
-        return kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private key of %s is malformed", what);
-    return KP_OK;
+    if (st == KP_OK && (*pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL)) == NULL)
+        st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private key of %s is malformed", what);
+    PKCS8_PRIV_KEY_INFO_free(p8inf); /* cleanses the plaintext key */
+    return st;
 }

@@ -53,16 +53,15 @@ static kp_status s_pkcs8(kp_file_inst *fi, const char *name, uint32_t version,
     ok = ectx != NULL && OSSL_ENCODER_to_data(ectx, &der, &len) == 1 && len > 0;
     OSSL_ENCODER_CTX_free(ectx);
     EVP_PKEY_free(pkey);
-    if (!ok) {
-        OPENSSL_clear_free(der, len);
-        return kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode key %s v%u", name, version);
-    }
-    out = kp_secret_dup(up, der, len);
+    kp_status st = KP_OK;
+    if (!ok)
+        st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encode key %s v%u", name, version);
+    if (st == KP_OK && (out = kp_secret_dup(up, der, len)) == NULL)
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory exporting key %s", name);
     OPENSSL_clear_free(der, len);
-    if (out == NULL)
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory exporting key %s", name);
-    *pkcs8_der = out;
-    return KP_OK;
+    if (st == KP_OK)
+        *pkcs8_der = out;
+    return st;
 }
 
 kp_status kp_file_ks_export(void *inst, const char *name, uint32_t version, kp_secret **pkcs8_der)
@@ -79,27 +78,26 @@ static kp_status s_wrapping_key(kp_file_inst *fi, const uint8_t *spki, size_t le
 {
     const unsigned char *p = spki;
     EVP_PKEY *pkey = NULL;
+    kp_status st = KP_OK;
 
     *out = NULL;
     if (spki == NULL || len == 0 || len > KP_FILE_DER_MAX)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "export_wrapped: no wrapping key given");
     pkey = d2i_PUBKEY(NULL, &p, (long)len);
-    if (pkey == NULL || p != spki + len || !EVP_PKEY_is_a(pkey, "RSA")) {
-        EVP_PKEY_free(pkey);
-        return kp_file_ossl_err(fi, KP_ERR_INVALID_ARG,
-                                "export_wrapped: the wrapping key is not an RSA "
-                                "SubjectPublicKeyInfo DER");
+    if (pkey == NULL || p != spki + len || !EVP_PKEY_is_a(pkey, "RSA"))
+        st = kp_file_ossl_err(fi, KP_ERR_INVALID_ARG,
+                              "export_wrapped: the wrapping key is not an RSA "
+                              "SubjectPublicKeyInfo DER");
+    else if (EVP_PKEY_get_bits(pkey) < S_WRAPPING_MIN)
+        st = kp_file_err(fi, KP_ERR_INVALID_ARG,
+                         "export_wrapped: a %d-bit wrapping key is too weak (at least %d)",
+                         EVP_PKEY_get_bits(pkey), S_WRAPPING_MIN);
+    if (st == KP_OK) {
+        *out = pkey;
+        pkey = NULL;
     }
-    if (EVP_PKEY_get_bits(pkey) < S_WRAPPING_MIN) {
-        kp_status st =
-            kp_file_err(fi, KP_ERR_INVALID_ARG,
-                        "export_wrapped: a %d-bit wrapping key is too weak (at least %d)",
-                        EVP_PKEY_get_bits(pkey), S_WRAPPING_MIN);
-        EVP_PKEY_free(pkey);
-        return st;
-    }
-    *out = pkey;
-    return KP_OK;
+    EVP_PKEY_free(pkey);
+    return st;
 }
 
 /* RSA-OAEP (md, MGF1-md, no label) of the AES key under pub into out (k bytes). */
@@ -193,7 +191,8 @@ kp_status kp_file_ks_export_wrapped(void *inst, const char *name, uint32_t versi
     }
     if (st == KP_OK) {
         *outlen = need;
-        kp_file_debug(fi, "exported key %s v%u wrapped (method %u)", name, version, method);
+        kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "exported key %s v%u wrapped (method %u)", name,
+                version, method);
     }
     up->secret_free(aes); /* wiped */
     up->secret_free(p8);  /* wiped */

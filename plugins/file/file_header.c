@@ -20,33 +20,16 @@
 #define S_CHECK_LEN (sizeof(KP_FILE_CHECK_TEXT) - 1)
 #define S_CHECK_SEALED (S_CHECK_LEN + KP_FILE_GCM_OVERHEAD)
 
-/* Decodes a base64 field of the header into a malloc'ed buffer; false when malformed.
- * The kit's decoder takes the padded standard base64 this file has always been written in. */
-static bool s_b64_decode(const char *text, uint8_t **data, size_t *len)
+/* Decodes a base64 field of the header into a malloc'ed buffer (*data stays NULL otherwise);
+ * false when absent or malformed. The kit's decoder takes the padded standard base64 this file
+ * has always been written in. */
+static bool s_field(const char *text, uint8_t **data, size_t *len)
 {
     size_t tlen = text != NULL ? strlen(text) : 0;
 
-    *data = NULL;
-    *len = 0;
-    if (text == NULL || tlen == 0 || tlen > KP_FILE_JSON_MAX ||
-        (*data = malloc(kpk_b64_decoded_max(tlen))) == NULL)
+    if (tlen == 0 || tlen > KP_FILE_JSON_MAX)
         return false;
-    if (kpk_b64_decode(text, tlen, *data, len) != KP_OK) {
-        free(*data);
-        *data = NULL;
-        return false;
-    }
-    return true;
-}
-
-/* Padded standard base64 of data, malloc'ed; NULL on out-of-memory. */
-static char *s_b64_encode(const uint8_t *data, size_t len)
-{
-    char *out = malloc(kpk_b64_encoded_size(len));
-
-    if (out != NULL)
-        kpk_b64_encode(data, len, out);
-    return out;
+    return kpk_b64_decode_alloc(text, tlen, data, len) == KP_OK;
 }
 
 static kp_status s_header_path(kp_file_inst *fi, char *buf, size_t size)
@@ -80,8 +63,8 @@ static kp_status s_load(kp_file_inst *fi, const char *path, const json_t *j, kp_
     if (!json_is_integer(jiter) || json_integer_value(jiter) < KP_FILE_KDF_MIN ||
         json_integer_value(jiter) > KP_FILE_KDF_MAX)
         return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: iterations out of range", path);
-    if (!s_b64_decode(salt64, &salt, &saltlen) || saltlen < KP_FILE_SALT_LEN || saltlen > 64 ||
-        !s_b64_decode(check64, &check, &checklen) || checklen != S_CHECK_SEALED)
+    if (!s_field(salt64, &salt, &saltlen) || saltlen < KP_FILE_SALT_LEN || saltlen > 64 ||
+        !s_field(check64, &check, &checklen) || checklen != S_CHECK_SEALED)
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad salt or check value", path);
     *iter = (uint32_t)json_integer_value(jiter);
     if (st == KP_OK)
@@ -103,13 +86,36 @@ static kp_status s_load(kp_file_inst *fi, const char *path, const json_t *j, kp_
     return st;
 }
 
+/* The header's JSON text (malloc'ed) for a salt and a sealed check value. */
+static kp_status s_text(kp_file_inst *fi, const char *path, const uint8_t *salt,
+                        const uint8_t *check, char **text)
+{
+    char *salt64 = NULL, *check64 = NULL;
+    json_t *j = NULL;
+    kp_status st = kpk_b64_encode_alloc(salt, KP_FILE_SALT_LEN, false, &salt64);
+
+    if (st == KP_OK)
+        st = kpk_b64_encode_alloc(check, S_CHECK_SEALED, false, &check64);
+    if (st == KP_OK)
+        j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s}", "format", KP_FILE_HEADER_FORMAT, "version",
+                      1, "salt", salt64, "kdf", "pbkdf2-sha256", "iterations",
+                      (json_int_t)fi->kdf_iter, "check", check64);
+    if (st == KP_OK && (j == NULL || (*text = json_dumps(j, JSON_INDENT(2))) == NULL))
+        st = KP_ERR_NOMEM;
+    if (st != KP_OK)
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory creating %s", path);
+    free(salt64);
+    free(check64);
+    json_decref(j);
+    return st;
+}
+
 /* Writes a new header; KP_ERR_EXISTS (no text) when another writer was first. */
 static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, uint32_t *iter)
 {
     uint8_t salt[KP_FILE_SALT_LEN];
     uint8_t check[S_CHECK_SEALED];
-    char *salt64 = NULL, *check64 = NULL, *text = NULL;
-    json_t *j = NULL;
+    char *text = NULL;
     kp_secret *k = NULL;
     kp_status st = KP_OK;
 
@@ -122,29 +128,18 @@ static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, u
     if (st == KP_OK)
         st = kp_file_gcm_seal(fi, k, NULL, 0, (const uint8_t *)KP_FILE_CHECK_TEXT, S_CHECK_LEN,
                               check);
-    if (st == KP_OK) {
-        salt64 = s_b64_encode(salt, sizeof(salt));
-        check64 = s_b64_encode(check, sizeof(check));
-        if (salt64 != NULL && check64 != NULL)
-            j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s}", "format", KP_FILE_HEADER_FORMAT,
-                          "version", 1, "salt", salt64, "kdf", "pbkdf2-sha256", "iterations",
-                          (json_int_t)fi->kdf_iter, "check", check64);
-        if (j == NULL || (text = json_dumps(j, JSON_INDENT(2))) == NULL)
-            st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory creating %s", path);
-    }
+    if (st == KP_OK)
+        st = s_text(fi, path, salt, check, &text);
     if (st == KP_OK)
         st = kp_file_write_atomic(fi, path, text, strlen(text), true);
     if (st == KP_OK) {
-        kp_file_debug(fi, "created file store %s", fi->dir);
+        kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "created file store %s", fi->dir);
         *iter = fi->kdf_iter;
         *key = k;
         k = NULL;
     }
     fi->up->secret_free(k);
-    free(salt64);
-    free(check64);
     free(text);
-    json_decref(j);
     return st;
 }
 

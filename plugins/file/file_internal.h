@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/kit/ossl.h>
 #include <keyplane/provider.h>
 
 /* The header's file name and the values it holds (on-disk names: they never change). */
@@ -116,7 +117,6 @@ const char *kp_file_strerror(int e, char *buf, size_t size);
 /** Writes a formatted path into buf; KP_ERR_INVALID_ARG when it does not fit. */
 kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void kp_file_debug(kp_file_inst *fi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Files (file_io.c) ----------------------------------------------------------------------- */
 
@@ -186,12 +186,9 @@ uint32_t kp_file_header_iterations(kp_file_inst *fi);
 
 /* Crypto (file_crypto.c) ------------------------------------------------------------------ */
 
-/** Like kp_file_err, appending OpenSSL's last reason and clearing its error queue. */
-#define kp_file_ossl_err(fi, st, ...)                                                              \
-    kp_file_ossl_reason((fi), kp_file_err((fi), (st), __VA_ARGS__))
-/** Appends OpenSSL's last reason (kpk_ossl_reason) to the error text just set (read back with
- *  GET_ERROR), leaving OpenSSL's error queue empty, and returns st. */
-kp_status kp_file_ossl_reason(kp_file_inst *fi, kp_status st);
+/** Like kp_file_err, appending ": <OpenSSL's last reason>" and clearing its error queue (the
+ *  kit's kpk_ossl_errorf with the instance's handle). */
+#define kp_file_ossl_err(fi, st, ...) kpk_ossl_errorf((fi)->up, (fi)->h, (st), __VA_ARGS__)
 kp_status kp_file_pbkdf2(kp_file_inst *fi, const kp_secret *pass, const uint8_t *salt,
                          size_t saltlen, uint32_t iter, kp_secret **key);
 kp_status kp_file_random(kp_file_inst *fi, uint8_t *buf, size_t len);

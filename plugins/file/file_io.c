@@ -26,17 +26,6 @@ const char *kp_file_strerror(int e, char *buf, size_t size)
 #endif
 }
 
-void kp_file_debug(kp_file_inst *fi, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    fi->up->log(fi->h, KP_LOG_DEBUG, msg);
-}
-
 kp_status kp_file_errno_status(int e)
 {
     switch (e) {
@@ -132,14 +121,14 @@ kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t *
             got += (size_t)r;
     }
     close(fd);
-    if (st != KP_OK) {
-        free(buf);
-        return st;
+    if (st == KP_OK) {
+        buf[got] = '\0';
+        *data = buf;
+        *len = got;
+        buf = NULL;
     }
-    buf[got] = '\0';
-    *data = buf;
-    *len = got;
-    return KP_OK;
+    free(buf);
+    return st;
 }
 
 static kp_status s_write_fd(kp_file_inst *fi, int fd, const char *path, const void *data,
@@ -285,15 +274,17 @@ kp_status kp_file_json_read(kp_file_inst *fi, const char *path, json_t **out)
     KP_GUARD(kp_file_read(fi, path, KP_FILE_JSON_MAX, &data, &len));
     *out = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     free(data);
+    kp_status st = KP_OK;
     if (*out == NULL)
-        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad JSON at line %d: %s", path, jerr.line,
-                           jerr.text);
-    if (!json_is_object(*out)) {
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad JSON at line %d: %s", path, jerr.line,
+                         jerr.text);
+    else if (!json_is_object(*out))
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: not a JSON object", path);
+    if (st != KP_OK) {
         json_decref(*out);
         *out = NULL;
-        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s: not a JSON object", path);
     }
-    return KP_OK;
+    return st;
 }
 
 kp_status kp_file_json_write_new(kp_file_inst *fi, const char *path, const json_t *j)

@@ -105,7 +105,8 @@ static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pke
     if (st == KP_OK)
         st = kp_file_commit_version(fi, parent, spec->version, s_fill, &nk, &version);
     if (st == KP_OK) {
-        kp_file_debug(fi, "stored key %s v%u in %s", spec->name, version, fi->dir);
+        kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "stored key %s v%u in %s", spec->name, version,
+                fi->dir);
         st = kp_file_key_info(fi, spec->name, version, &full);
     }
     if (st == KP_OK)
@@ -188,12 +189,12 @@ static kp_status s_parse_import(kp_file_inst *fi, const kp_key_spec *spec, const
                                   spec->name);
         EVP_PKEY_CTX_free(ctx);
     }
-    if (st != KP_OK) {
-        EVP_PKEY_free(pkey);
-        return st;
+    if (st == KP_OK) {
+        *out = pkey;
+        pkey = NULL;
     }
-    *out = pkey;
-    return KP_OK;
+    EVP_PKEY_free(pkey);
+    return st;
 }
 
 kp_status kp_file_ks_import(void *inst, const kp_key_spec *in, const kp_secret *pkcs8_der,

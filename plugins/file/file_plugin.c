@@ -177,10 +177,10 @@ static kp_status s_take_params(kp_file_inst *fi, const kp_param *params)
 
     if (pass == NULL || pass->secret == NULL || fi->up->secret_len(pass->secret) == 0)
         return kp_file_err(fi, KP_ERR_CONFIG, "passphrase for file store %s is empty", fi->dir);
-    len = fi->up->secret_len(pass->secret);
-    if ((fi->pass = fi->up->secret_new(len)) == NULL)
+    fi->pass =
+        kp_secret_dup(fi->up, fi->up->secret_cdata(pass->secret), fi->up->secret_len(pass->secret));
+    if (fi->pass == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory");
-    memcpy(fi->up->secret_data(fi->pass), fi->up->secret_cdata(pass->secret), len);
 
     fi->kdf_iter = KP_FILE_KDF_DEFAULT;
     if (iter != NULL) {
@@ -196,7 +196,6 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
 {
     kp_file_plugin *pl = plugin_ctx;
     kp_file_inst *fi;
-    kp_status st = KP_OK;
 
     if (pl == NULL || inst == NULL)
         return KP_ERR_INVALID_ARG;
@@ -205,16 +204,17 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
         return pl->up.set_error(h, KP_ERR_NOMEM, "out of memory");
     fi->up = &pl->up;
     fi->h = h;
-    if (pthread_mutex_init(&fi->lock, NULL) != 0) {
+    bool lock = pthread_mutex_init(&fi->lock, NULL) == 0;
+    kp_status st = lock ? KP_OK : pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
+    if (st == KP_OK)
+        st = s_take_params(fi, params);
+    if (st == KP_OK)
+        *inst = fi;
+    else if (lock)
+        s_close(fi); /* frees what s_take_params copied */
+    else
         free(fi);
-        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
-    }
-    if ((st = s_take_params(fi, params)) != KP_OK) {
-        s_close(fi);
-        return st;
-    }
-    *inst = fi;
-    return KP_OK;
+    return st;
 }
 
 /* Nearest existing ancestor of path into buf. */

@@ -80,22 +80,27 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
 
     if ((jm = json_object()) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
-    for (size_t i = 0; i < sp->nmeta; i++) {
+    for (size_t i = 0; st == KP_OK && i < sp->nmeta; i++) {
         json_t *v = json_string(sp->meta[i].value);
-        if (v == NULL) { /* not UTF-8 */
-            json_decref(jm);
-            return kp_file_err(fi, KP_ERR_INVALID_ARG, "metadata %s: value is not UTF-8 text",
-                               sp->meta[i].key);
-        }
-        json_object_set_new(jm, sp->meta[i].key, v);
+        if (v == NULL) /* not UTF-8 */
+            st = kp_file_err(fi, KP_ERR_INVALID_ARG, "metadata %s: value is not UTF-8 text",
+                             sp->meta[i].key);
+        else
+            json_object_set_new(jm, sp->meta[i].key, v);
     }
-    j = json_pack("{s:s, s:I, s:I, s:I, s:o}", "name", sp->name, "version", (json_int_t)version,
-                  "created", (json_int_t)sp->created, "size", (json_int_t)len, "meta", jm);
-    if (j == NULL)
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
-    st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir);
+    if (st == KP_OK) {
+        /* "o" takes jm over, made or not */
+        j = json_pack("{s:s, s:I, s:I, s:I, s:o}", "name", sp->name, "version", (json_int_t)version,
+                      "created", (json_int_t)sp->created, "size", (json_int_t)len, "meta", jm);
+        jm = NULL;
+        if (j == NULL)
+            st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
+    }
+    if (st == KP_OK)
+        st = kp_file_path(fi, path, sizeof(path), "%s/meta.json", dir);
     if (st == KP_OK)
         st = kp_file_json_write_new(fi, path, j);
+    json_decref(jm);
     json_decref(j);
     return st;
 }
@@ -116,7 +121,7 @@ kp_status kp_file_ss_put(void *inst, const char *name, const kp_secret *value, c
     KP_GUARD(s_check_meta(fi, meta, nmeta));
     KP_GUARD(kp_file_master_key(fi, true, &sp.key));
     KP_GUARD(kp_file_commit_version(fi, parent, 0, s_fill, &sp, version));
-    kp_file_debug(fi, "stored secret %s v%u in %s", name, *version, fi->dir);
+    kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "stored secret %s v%u in %s", name, *version, fi->dir);
     return KP_OK;
 }
 
@@ -159,19 +164,19 @@ static kp_status s_read_meta(kp_file_inst *fi, const char *dir, const char *name
     }
     if (st == KP_OK && !ok)
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s is inconsistent", path);
-    if (st != KP_OK) {
+    if (st == KP_OK) {
+        snprintf(info->name, sizeof(info->name), "%s", name);
+        info->version = version;
+        info->created = (int64_t)json_integer_value(created);
+        info->size = (uint64_t)json_integer_value(size);
+        *n = i;
+    } else {
         free(*pairs);
         *pairs = NULL;
         json_decref(*j);
         *j = NULL;
-        return st;
     }
-    snprintf(info->name, sizeof(info->name), "%s", name);
-    info->version = version;
-    info->created = (int64_t)json_integer_value(created);
-    info->size = (uint64_t)json_integer_value(size);
-    *n = i;
-    return KP_OK;
+    return st;
 }
 
 static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, uint32_t version,
@@ -204,12 +209,12 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, 
     if (st == KP_ERR_INTEGRITY) /* kp_file_gcm_open sets no text for it */
         st = kp_file_err(fi, st, "secret %s v%u failed authentication", name, version);
     free(enc); /* ciphertext only */
-    if (st != KP_OK) {
-        up->secret_free(plain);
-        return st;
+    if (st == KP_OK) {
+        *value = plain;
+        plain = NULL;
     }
-    *value = plain;
-    return KP_OK;
+    up->secret_free(plain);
+    return st;
 }
 
 kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secret **value,
@@ -234,12 +239,12 @@ kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secr
         st = visit(arg, &info, pairs, n);
     free(pairs);
     json_decref(j);
-    if (st != KP_OK) {
-        fi->up->secret_free(plain);
-        return st;
+    if (st == KP_OK) {
+        *value = plain;
+        plain = NULL;
     }
-    *value = plain;
-    return KP_OK;
+    fi->up->secret_free(plain);
+    return st;
 }
 
 typedef struct s_visitor {

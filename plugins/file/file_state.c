@@ -47,18 +47,21 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
 /* Takes the exclusive writer lock of name's state; *fd receives the descriptor to close. */
 static kp_status s_lock(kp_file_inst *fi, const char *path, int *fd)
 {
+    kp_status st = KP_OK;
+
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (*fd < 0)
         return kp_file_errno(fi, errno, "cannot open lock file", path);
-    while (flock(*fd, LOCK_EX) != 0) {
+    while (st == KP_OK && flock(*fd, LOCK_EX) != 0) {
         int e = errno;
-        if (e == EINTR)
-            continue;
+        if (e != EINTR)
+            st = kp_file_errno(fi, e, "cannot lock", path);
+    }
+    if (st != KP_OK) {
         close(*fd);
         *fd = -1;
-        return kp_file_errno(fi, e, "cannot lock", path);
     }
-    return KP_OK;
+    return st;
 }
 
 /* Compares the stored document with expect/expect_len (expect_len 0: none may be stored).
@@ -111,7 +114,9 @@ kp_status kp_file_ks_state_put(void *inst, const char *name, const uint8_t *doc,
     KP_GUARD(s_lock(fi, lock, &fd));
     /* Unconditional writes take the lock too, so they never land between a CAS's read and its
      * rename. */
-    if (expect == NULL || (st = s_compare(fi, name, path, expect, expect_len)) == KP_OK)
+    if (expect != NULL)
+        st = s_compare(fi, name, path, expect, expect_len);
+    if (st == KP_OK)
         st = kp_file_write_atomic(fi, path, doc, len, false);
     close(fd); /* releases the lock */
     return st;

@@ -122,15 +122,17 @@ static kp_status s_subdirs(kp_file_inst *fi, const char *dir, bool (*keep)(const
             count++;
     }
     closedir(d);
-    if (nomem) {
-        s_names_free(list, count);
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", dir);
+    kp_status st = nomem ? kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", dir) : KP_OK;
+    if (st == KP_OK) {
+        if (count > 1)
+            qsort(list, count, sizeof(*list), s_cmp_str);
+        *names = list;
+        *n = count;
+        list = NULL;
+        count = 0;
     }
-    if (count > 1)
-        qsort(list, count, sizeof(*list), s_cmp_str);
-    *names = list;
-    *n = count;
-    return KP_OK;
+    s_names_free(list, count);
+    return st;
 }
 
 /* The version directories under objdir, ascending; a missing objdir has none. */
@@ -139,22 +141,23 @@ static kp_status s_versions(kp_file_inst *fi, const char *objdir, uint32_t **ver
     uint32_t *list = NULL;
     char **names;
     size_t count;
+    kp_status st = KP_OK;
 
     *vers = NULL;
     *n = 0;
     KP_GUARD(s_subdirs(fi, objdir, s_is_version, &names, &count));
-    if (count > 0 && (list = malloc(count * sizeof(*list))) == NULL) {
-        s_names_free(names, count);
-        return kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", objdir);
-    }
-    for (size_t i = 0; i < count; i++)
+    if (count > 0 && (list = malloc(count * sizeof(*list))) == NULL)
+        st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory listing %s", objdir);
+    for (size_t i = 0; st == KP_OK && i < count; i++)
         s_parse_version(names[i], &list[i]);
     s_names_free(names, count);
-    if (count > 1)
-        qsort(list, count, sizeof(*list), s_cmp_u32);
-    *vers = list;
-    *n = count;
-    return KP_OK;
+    if (st == KP_OK) {
+        if (count > 1)
+            qsort(list, count, sizeof(*list), s_cmp_u32);
+        *vers = list;
+        *n = count;
+    }
+    return st;
 }
 
 kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, uint32_t *version,
@@ -171,8 +174,8 @@ kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, u
         if (n > 0)
             *version = vers[n - 1];
         free(vers);
-        if (n == 0)
-            return kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s not found in %s", kind, name, fi->dir);
+        KP_ENSURE(n > 0,
+                  kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s not found in %s", kind, name, fi->dir));
         return KP_OK;
     }
     KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u", objdir, *version));

@@ -53,7 +53,7 @@ static EVP_PKEY_CTX *s_rsa_ctx(EVP_PKEY *pkey, uint32_t alg, bool encrypt)
     }
     if (!ok) {
         EVP_PKEY_CTX_free(ctx);
-        return NULL;
+        ctx = NULL;
     }
     return ctx;
 }
@@ -136,8 +136,11 @@ kp_status kp_file_ks_unwrap(void *inst, const char *name, uint32_t version, uint
         st = kp_file_err(fi, KP_ERR_CRYPTO,
                          "unwrap failed under %s v%u: wrong key or corrupted data", name, version);
     }
-    if (st == KP_OK && (st = up->secret_shrink(plain, n)) != KP_OK)
-        st = kp_file_err(fi, st, "cannot shrink unwrapped key");
+    if (st == KP_OK) {
+        st = up->secret_shrink(plain, n);
+        if (st != KP_OK)
+            st = kp_file_err(fi, st, "cannot shrink unwrapped key");
+    }
     if (st == KP_OK) {
         *dek = plain;
         plain = NULL;

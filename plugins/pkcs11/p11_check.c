@@ -81,21 +81,10 @@ static kp_status s_mechs(kp_p11_inst *pi, CK_FUNCTION_LIST *f, CK_SLOT_ID slot, 
     kp_instance_info caps;
     char why[KP_P11_WHY_MAX];
     size_t used = 0;
-    CK_RV rv;
+    kp_status st = kp_p11_mechanisms(pi, NULL, f, slot, &list, &n);
 
-    rv = f->C_GetMechanismList(slot, NULL, &n);
-    if (rv == CKR_OK && (list = calloc(n + 1, sizeof(*list))) == NULL) {
-        snprintf(detail, size, "out of memory");
-        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-    }
-    if (rv == CKR_OK)
-        rv = f->C_GetMechanismList(slot, list, &n);
-    if (rv != CKR_OK) {
-        free(list);
-        return s_failed(
-            pi, kp_p11_ck(pi, NULL, rv, false, "C_GetMechanismList", "token '%s'", pi->token),
-            detail, size);
-    }
+    if (st != KP_OK)
+        return s_failed(pi, st, detail, size);
     detail[0] = '\0';
     for (size_t i = 0; i < sizeof(s_needed) / sizeof(s_needed[0]); i++) {
         bool have = false;

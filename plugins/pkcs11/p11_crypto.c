@@ -78,18 +78,14 @@ kp_status kp_p11_spki_build(kp_p11_inst *pi, const uint8_t *n, size_t nlen, cons
 static kp_status s_bn_out(const EVP_PKEY *pkey, const char *param, uint8_t **out, size_t *len)
 {
     BIGNUM *bn = NULL;
-    int k;
 
-    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1)
-        return KP_ERR_CRYPTO;
-    k = BN_num_bytes(bn);
-    if ((*out = malloc(k > 0 ? (size_t)k : 1)) == NULL) {
-        BN_free(bn);
-        return KP_ERR_NOMEM;
-    }
-    *len = (size_t)BN_bn2bin(bn, *out);
+    KP_ENSURE(EVP_PKEY_get_bn_param(pkey, param, &bn) == 1, KP_ERR_CRYPTO);
+    int k = BN_num_bytes(bn);
+    kp_status st = (*out = malloc(k > 0 ? (size_t)k : 1)) != NULL ? KP_OK : KP_ERR_NOMEM;
+    if (st == KP_OK)
+        *len = (size_t)BN_bn2bin(bn, *out);
     BN_free(bn);
-    return KP_OK;
+    return st;
 }
 
 /* Modulus and public exponent of an RSA key. */
@@ -105,37 +101,31 @@ static kp_status s_rsa_parts(kp_p11_inst *pi, const EVP_PKEY *pkey, uint8_t **n,
     if (st != KP_OK) {
         free(*n);
         *n = NULL;
-        if (st == KP_ERR_NOMEM)
-            return kp_p11_err(pi, st, "out of memory");
-        return kp_p11_ossl_err(pi, st, "cannot read the RSA public key");
+        st = st == KP_ERR_NOMEM ? kp_p11_err(pi, st, "out of memory")
+                                : kp_p11_ossl_err(pi, st, "cannot read the RSA public key");
     }
-    return KP_OK;
+    return st;
 }
 
 kp_status kp_p11_spki_parse(kp_p11_inst *pi, const uint8_t *der, size_t len, uint8_t **n,
                             size_t *nlen, uint8_t **e, size_t *elen)
 {
     const unsigned char *p = der;
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey = der != NULL && len > 0 ? d2i_PUBKEY(NULL, &p, (long)len) : NULL;
     kp_status st = KP_OK;
 
     *n = *e = NULL;
-    if (der == NULL || len == 0 || (pkey = d2i_PUBKEY(NULL, &p, (long)len)) == NULL ||
-        p != der + len) {
+    if (pkey == NULL || p != der + len) {
         ERR_clear_error();
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is not a SubjectPublicKeyInfo DER");
+        st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is not a SubjectPublicKeyInfo DER");
+    } else if (!EVP_PKEY_is_a(pkey, "RSA")) {
+        st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is not an RSA public key");
+    } else if (EVP_PKEY_get_bits(pkey) < 2048) {
+        st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is RSA-%d; at least 2048 bits needed",
+                        EVP_PKEY_get_bits(pkey));
     }
-    if (!EVP_PKEY_is_a(pkey, "RSA")) {
-        EVP_PKEY_free(pkey);
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "wrapping key is not an RSA public key");
-    }
-    if (EVP_PKEY_get_bits(pkey) < 2048) {
-        int bits = EVP_PKEY_get_bits(pkey);
-        EVP_PKEY_free(pkey);
-        return kp_p11_err(pi, KP_ERR_INVALID_ARG,
-                          "wrapping key is RSA-%d; at least 2048 bits needed", bits);
-    }
-    st = s_rsa_parts(pi, pkey, n, nlen, e, elen);
+    if (st == KP_OK)
+        st = s_rsa_parts(pi, pkey, n, nlen, e, elen);
     EVP_PKEY_free(pkey);
     return st;
 }
@@ -150,7 +140,7 @@ kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, cons
 {
     const unsigned char *p = der;
     PKCS8_PRIV_KEY_INFO *p8inf;
-    EVP_PKEY_CTX *ctx;
+    EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *pkey = NULL;
     unsigned char *out = NULL;
     kp_status st = KP_OK;
@@ -175,19 +165,18 @@ kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, cons
         st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "import of %s: key has %d bits, spec says %u", name,
                         have, bits);
     }
-    if (st != KP_OK) {
-        EVP_PKEY_free(pkey);
-        return st;
-    }
     /* A key whose halves do not match would wrap DEKs nobody can unwrap; refuse it now. */
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1) {
-        st = kp_p11_ossl_err(pi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key", name);
-    } else if ((k = i2d_PUBKEY(pkey, &out)) <= 0) {
-        st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "import of %s: cannot encode public key", name);
-    } else {
-        *spki = out;
-        *spkilen = (size_t)k;
+    if (st == KP_OK) {
+        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1) {
+            st =
+                kp_p11_ossl_err(pi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key", name);
+        } else if ((k = i2d_PUBKEY(pkey, &out)) <= 0) {
+            st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "import of %s: cannot encode public key", name);
+        } else {
+            *spki = out;
+            *spkilen = (size_t)k;
+        }
     }
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pkey);
@@ -226,12 +215,31 @@ kp_status kp_p11_kwp_wrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in
     return KP_OK;
 }
 
+/* The length of an unwrapped key without the padding SoftHSM 2.6.1 adds: it pads the key to a
+ * multiple of 8 before its RFC 5649 wrap, so the length indicator covers the zeros too. A DER
+ * SEQUENCE says its own length: zeros past it (fewer than 8) are that padding, not part of the
+ * key. */
+static size_t s_unpadded(const unsigned char *d, size_t n)
+{
+    size_t der = 0;
+    if (n >= 2 && d[0] == 0x30 && d[1] < 0x80)
+        der = 2 + (size_t)d[1];
+    else if (n >= 4 && d[0] == 0x30 && d[1] == 0x82)
+        der = 4 + ((size_t)d[2] << 8 | d[3]);
+    if (der == 0 || der >= n || n - der >= 8)
+        return n;
+    for (size_t i = der; i < n; i++)
+        if (d[i] != 0)
+            return n;
+    return der;
+}
+
 kp_status kp_p11_kwp_unwrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *in, size_t inlen,
                             kp_secret **out)
 {
     const kp_p11_up *up = pi->up;
     kp_secret *s;
-    size_t n;
+    size_t n = 0;
     kp_status st = KP_OK;
 
     *out = NULL;
@@ -239,30 +247,17 @@ kp_status kp_p11_kwp_unwrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *
         return kp_p11_err(pi, KP_ERR_CRYPTO, "wrapped key of %zu bytes is not RFC 5649", inlen);
     if ((s = up->secret_new(inlen)) == NULL)
         return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-    if (!kp_p11_kwp_raw(key, false, in, inlen, up->secret_data(s), &n)) {
-        up->secret_free(s);
-        return kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "AES key unwrap with padding failed");
+    if (!kp_p11_kwp_raw(key, false, in, inlen, up->secret_data(s), &n))
+        st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "AES key unwrap with padding failed");
+    if (st == KP_OK) {
+        st = up->secret_shrink(s, s_unpadded(up->secret_data(s), n));
+        if (st != KP_OK)
+            st = kp_p11_err(pi, st, "cannot shrink the unwrapped key");
     }
-    /* SoftHSM 2.6.1 pads the key to a multiple of 8 before its RFC 5649 wrap, so the length
-     * indicator covers the zeros too. A DER SEQUENCE says its own length: zeros past it (fewer
-     * than 8) are that padding, not part of the key. */
-    const unsigned char *d = up->secret_data(s);
-    size_t der = 0;
-    if (n >= 2 && d[0] == 0x30 && d[1] < 0x80)
-        der = 2 + (size_t)d[1];
-    else if (n >= 4 && d[0] == 0x30 && d[1] == 0x82)
-        der = 4 + ((size_t)d[2] << 8 | d[3]);
-    if (der > 0 && der < n && n - der < 8) {
-        bool zeros = true;
-        for (size_t i = der; i < n; i++)
-            zeros = zeros && d[i] == 0;
-        if (zeros)
-            n = der;
+    if (st == KP_OK) {
+        *out = s;
+        s = NULL;
     }
-    if ((st = up->secret_shrink(s, n)) != KP_OK) {
-        up->secret_free(s);
-        return kp_p11_err(pi, st, "cannot shrink the unwrapped key");
-    }
-    *out = s;
-    return KP_OK;
+    up->secret_free(s);
+    return st;
 }

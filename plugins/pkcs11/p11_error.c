@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <keyplane/kit/ossl.h>
-
 #include "p11_internal.h"
 
 /* Codes added after v2.40, which p11-kit 0.24 headers lack. */
@@ -206,17 +204,6 @@ kp_status kp_p11_rv_status(CK_RV rv, bool mech)
     }
 }
 
-void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    pi->up->log(pi->h, KP_LOG_DEBUG, msg);
-}
-
 static kp_status s_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, const char *fn,
                       const char *fmt, va_list ap)
 {
@@ -252,20 +239,6 @@ kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, c
     st = s_ck(pi, op, rv, st, fn, fmt, ap);
     va_end(ap);
     return st;
-}
-
-kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
-{
-    char msg[KP_ERROR_MAX + 1], reason[KPK_OSSL_REASON_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    /* Leaves the thread's OpenSSL error queue clean for whoever runs next on it. */
-    if (kpk_ossl_reason(reason, sizeof(reason))[0] != '\0')
-        return kp_p11_err(pi, st, "%s: %s", msg, reason);
-    return kp_p11_err(pi, st, "%s", msg);
 }
 
 void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size)

@@ -66,23 +66,27 @@ static kp_status s_wrap_alloc(kp_p11_op *op, CK_MECHANISM *mech, CK_OBJECT_HANDL
                               CK_OBJECT_HANDLE key, const kp_p11_key *what, uint8_t **out,
                               size_t *len)
 {
+    uint8_t *buf = NULL;
     CK_ULONG n = 0;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     *out = NULL;
     rv = op->f->C_WrapKey(op->s, mech, wrapping, key, NULL, &n);
-    if (rv == CKR_OK && (*out = malloc(n > 0 ? n : 1)) == NULL)
+    if (rv == CKR_OK && (buf = malloc(n > 0 ? n : 1)) == NULL)
         return kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
     if (rv == CKR_OK)
-        rv = op->f->C_WrapKey(op->s, mech, wrapping, key, *out, &n);
-    if (rv != CKR_OK) {
-        free(*out);
-        *out = NULL;
-        return kp_p11_ck(op->pi, op, rv, true, "C_WrapKey", "exporting key %s v%u", what->name,
-                         what->version);
+        rv = op->f->C_WrapKey(op->s, mech, wrapping, key, buf, &n);
+    if (rv != CKR_OK)
+        st = kp_p11_ck(op->pi, op, rv, true, "C_WrapKey", "exporting key %s v%u", what->name,
+                       what->version);
+    if (st == KP_OK) {
+        *out = buf;
+        *len = n;
+        buf = NULL;
     }
-    *len = n;
-    return KP_OK;
+    free(buf);
+    return st;
 }
 
 static kp_status s_export_op(kp_p11_op *op, void *arg)
@@ -127,12 +131,13 @@ kp_status kp_p11_ks_export(void *inst, const char *name, uint32_t version, kp_se
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "export: output is NULL");
     *pkcs8_der = NULL;
     KP_GUARD(kp_p11_check_name(pi, name));
-    if ((st = kp_p11_run(pi, s_export_op, &x)) != KP_OK) {
-        pi->up->secret_free(x.p8);
-        return st;
+    st = kp_p11_run(pi, s_export_op, &x);
+    if (st == KP_OK) {
+        *pkcs8_der = x.p8;
+        x.p8 = NULL;
     }
-    *pkcs8_der = x.p8;
-    return KP_OK;
+    pi->up->secret_free(x.p8);
+    return st;
 }
 
 /* The wrapping key as a session public key that may only wrap. */
@@ -190,8 +195,9 @@ static kp_status s_wrapped_op(kp_p11_op *op, void *arg)
     if (st == KP_OK) {
         memcpy(x->out, part1, len1);
         memcpy(x->out + len1, part2, len2);
-        kp_p11_debug(pi, "wrapped export of key %s v%u (OAEP-%s): %zu + %zu bytes", key.name,
-                     key.version, sha256 ? "SHA-256" : "SHA-1", len1, len2);
+        kp_logf(pi->up, pi->h, KP_LOG_DEBUG,
+                "wrapped export of key %s v%u (OAEP-%s): %zu + %zu bytes", key.name, key.version,
+                sha256 ? "SHA-256" : "SHA-1", len1, len2);
     }
     /* The AES key must not outlive the blob: whoever holds it and part 2 holds the key. */
     kp_p11_destroy(op, aes);

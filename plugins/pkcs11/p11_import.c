@@ -167,8 +167,9 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
         st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label);
     if (st == KP_OK) {
         im->key.obj = priv;
-        kp_p11_debug(pi, "imported key %s v%u into token '%s' (%s)", im->spec.name, im->key.version,
-                     pi->token, mech == CKM_AES_KEY_WRAP_PAD ? "CKM_AES_KEY_WRAP_PAD" : "KWP");
+        kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "imported key %s v%u into token '%s' (%s)",
+                im->spec.name, im->key.version, pi->token,
+                mech == CKM_AES_KEY_WRAP_PAD ? "CKM_AES_KEY_WRAP_PAD" : "KWP");
     } else {
         kp_p11_destroy(op, priv);
         kp_p11_destroy(op, pub);
@@ -215,11 +216,11 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
     if (st == KP_OK)
         st = kp_p11_spki_parse(pi, spki, spkilen, &im.n, &im.nlen, &im.e, &im.elen);
     OPENSSL_free(spki);
-    if (st != KP_OK)
-        return st;
-    pthread_mutex_lock(&pi->create_lock);
-    st = kp_p11_run(pi, s_import_op, &im);
-    pthread_mutex_unlock(&pi->create_lock);
+    if (st == KP_OK) {
+        pthread_mutex_lock(&pi->create_lock);
+        st = kp_p11_run(pi, s_import_op, &im);
+        pthread_mutex_unlock(&pi->create_lock);
+    }
     if (st == KP_OK) {
         kp_key_info full;
 

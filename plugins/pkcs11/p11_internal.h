@@ -29,6 +29,7 @@
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/pkcs11.h>
 
+#include <keyplane/kit/ossl.h>
 #include <keyplane/provider.h>
 
 /* RFC 5649 under the PKCS#11 v3.1 name; p11-kit 0.24 headers lack it. SoftHSM 2.6.1 offers
@@ -191,10 +192,9 @@ kp_status kp_p11_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, bool mech, const c
 /** kp_p11_ck with an explicit status. */
 kp_status kp_p11_ck_as(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, kp_status st, const char *fn,
                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/** Like kp_p11_err, appending OpenSSL's last reason and clearing its error queue. */
-kp_status kp_p11_ossl_err(kp_p11_inst *pi, kp_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void kp_p11_debug(kp_p11_inst *pi, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Like kp_p11_err, appending ": <OpenSSL's last reason>" and clearing its error queue (the
+ *  kit's kpk_ossl_errorf with the instance's handle). */
+#define kp_p11_ossl_err(pi, st, ...) kpk_ossl_errorf((pi)->up, (pi)->h, (st), __VA_ARGS__)
 /** Copies a blank-padded PKCS#11 text field into buf without the padding. */
 void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size);
 
@@ -217,6 +217,10 @@ kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
 kp_status kp_p11_loaded(kp_p11_inst *pi, CK_FUNCTION_LIST **f);
 /** Loads the module and finds the token (not logging in); for check. */
 kp_status kp_p11_token(kp_p11_inst *pi, CK_FUNCTION_LIST **f, CK_SLOT_ID *slot);
+/** The mechanisms of the token in slot, in a malloc'ed list of *n; op (may be NULL) records a
+ *  failing CK_RV. */
+kp_status kp_p11_mechanisms(kp_p11_inst *pi, kp_p11_op *op, CK_FUNCTION_LIST *f, CK_SLOT_ID slot,
+                            CK_MECHANISM_TYPE **list, CK_ULONG *n);
 /** Lists the token's mechanisms once and caches what wrap and import need. Call from an op. */
 kp_status kp_p11_probe_mechs(kp_p11_op *op);
 /** Closes the idle sessions and drops the module reference (instance close). */

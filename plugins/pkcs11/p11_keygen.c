@@ -154,13 +154,13 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
         st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label);
     if (st == KP_OK)
         st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label);
-    if (st != KP_OK) {
+    if (st == KP_OK) {
+        c->key.obj = priv;
+    } else { /* nothing half-made stays on the token */
         kp_p11_destroy(op, priv);
         kp_p11_destroy(op, pub);
-        return st;
     }
-    c->key.obj = priv;
-    return KP_OK;
+    return st;
 }
 
 static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, const CK_DATE *date)
@@ -196,12 +196,12 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
     if (rv != CKR_OK)
         return kp_p11_ck(pi, op, rv, true, "C_GenerateKey", "AES-%u for key %s", c->spec.bits,
                          c->spec.name);
-    if ((st = kp_p11_version_claim(op, CKO_SECRET_KEY, label)) != KP_OK) {
+    st = kp_p11_version_claim(op, CKO_SECRET_KEY, label);
+    if (st == KP_OK)
+        c->key.obj = key;
+    else
         kp_p11_destroy(op, key);
-        return st;
-    }
-    c->key.obj = key;
-    return KP_OK;
+    return st;
 }
 
 static kp_status s_create_op(kp_p11_op *op, void *arg)
@@ -223,8 +223,8 @@ static kp_status s_create_op(kp_p11_op *op, void *arg)
     c->key.type = c->spec.type;
     c->key.bits = c->spec.bits;
     c->key.extractable = (c->spec.flags & KP_KEY_EXPORTABLE) != 0;
-    kp_p11_debug(op->pi, "created key %s v%u on token '%s'", c->spec.name, c->key.version,
-                 op->pi->token);
+    kp_logf(op->pi->up, op->pi->h, KP_LOG_DEBUG, "created key %s v%u on token '%s'", c->spec.name,
+            c->key.version, op->pi->token);
     return KP_OK;
 }
 

@@ -65,19 +65,18 @@ static void s_key_free(s_key *k)
 /* Big-endian bytes of every component; false when one is missing or too long. */
 static bool s_components(s_key *k)
 {
-    for (int i = 0; i < S_COMPONENTS; i++) {
+    bool ok = true;
+
+    for (int i = 0; ok && i < S_COMPONENTS; i++) {
         BIGNUM *bn = NULL;
         int n;
-        bool ok = EVP_PKEY_get_bn_param(k->pkey, s_params[i], &bn) == 1 &&
-                  (n = BN_num_bytes(bn)) > 0 && n <= S_COMPONENT_MAX &&
-                  BN_bn2bin(bn, k->comp[i]) == n;
+        ok = EVP_PKEY_get_bn_param(k->pkey, s_params[i], &bn) == 1 && (n = BN_num_bytes(bn)) > 0 &&
+             n <= S_COMPONENT_MAX && BN_bn2bin(bn, k->comp[i]) == n;
         if (ok)
             k->complen[i] = (size_t)n;
         BN_clear_free(bn);
-        if (!ok)
-            return false;
     }
-    return true;
+    return ok;
 }
 
 /* An RSA key of bits whose PKCS#8 length is no multiple of 8 (so zero padding would show). */
@@ -273,7 +272,7 @@ bool kp_p11_kwp_probe(kp_p11_op *op, CK_MECHANISM_TYPE m, CK_ULONG min_bits, cha
                  what);
         break;
     }
-    kp_p11_debug(pi, "token '%s': RFC 5649 probe of %s in %ld ms: %s", pi->token, mn,
-                 (long)(kpk_clock_ms() - t0), why[0] != '\0' ? why : "conformant");
+    kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "token '%s': RFC 5649 probe of %s in %ld ms: %s",
+            pi->token, mn, (long)(kpk_clock_ms() - t0), why[0] != '\0' ? why : "conformant");
     return seen == S_EXACT;
 }

@@ -258,16 +258,15 @@ kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t
         }
         free(objs);
     }
-    if (st != KP_OK) {
-        free(out);
-        return st;
+    if (st == KP_OK) {
+        if (cnt > 1)
+            qsort(out, cnt, sizeof(*out), s_cmp);
+        *keys = out;
+        *n = s_dedup(op->pi, out, cnt);
+        out = NULL;
     }
-    if (cnt > 1)
-        qsort(out, cnt, sizeof(*out), s_cmp);
-    cnt = s_dedup(op->pi, out, cnt);
-    *keys = out;
-    *n = cnt;
-    return KP_OK;
+    free(out);
+    return st;
 }
 
 /* One object carrying a key's tag, as far as its label tells. */
@@ -335,39 +334,34 @@ static kp_status s_latest(kp_p11_op *op, const char *name, kp_p11_key *key)
     kp_p11_inst *pi = op->pi;
     s_cand *c = NULL;
     size_t n = 0, cap = 0;
+    bool found = false;
     kp_status st = s_candidates(op, CKO_PRIVATE_KEY, name, &c, &n, &cap);
 
     if (st == KP_OK)
         st = s_candidates(op, CKO_SECRET_KEY, name, &c, &n, &cap);
     if (st == KP_OK && n > 1)
         qsort(c, n, sizeof(*c), s_cand_cmp);
-    for (size_t i = 0; st == KP_OK && i < n; i++) {
+    for (size_t i = 0; st == KP_OK && !found && i < n; i++) {
         int r = s_read(op, c[i].obj, c[i].cls, name, key);
 
         if (r < 0 && op->rv == CKR_OBJECT_HANDLE_INVALID) {
-            op->rv = CKR_OK;
-            continue;
-        }
-        if (r < 0) {
+            op->rv = CKR_OK; /* destroyed since the search: not there */
+        } else if (r < 0) {
             st = kp_p11_ck(pi, op, op->rv, false, "C_GetAttributeValue", "key %s", name);
-            break;
-        }
-        if (r == 0)
-            continue;
-        if (i + 1 < n && c[i + 1].version == c[i].version) {
+        } else if (r > 0) {
+            found = true;
             kp_p11_key other;
-            if (s_read(op, c[i + 1].obj, c[i + 1].cls, name, &other) > 0)
+            if (i + 1 < n && c[i + 1].version == c[i].version &&
+                s_read(op, c[i + 1].obj, c[i + 1].cls, name, &other) > 0)
                 st = kp_p11_err(pi, KP_ERR_INTEGRITY,
                                 "token '%s' holds several key objects for %s v%u", pi->token, name,
                                 c[i].version);
         }
-        free(c);
-        return st;
     }
     free(c);
-    if (st != KP_OK)
-        return st;
-    return kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s not found on token '%s'", name, pi->token);
+    if (st == KP_OK && !found)
+        st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s not found on token '%s'", name, pi->token);
+    return st;
 }
 
 kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key)

@@ -18,6 +18,7 @@ static const char *s_p11kit_message(void)
 
 static kp_status s_load_path(kp_p11_inst *pi, kp_p11_module *mod)
 {
+    kp_status st = KP_OK;
     CK_RV rv;
 
     /* Managed (flags 0): p11-kit initialises with CKF_OS_LOCKING_OK and keeps our sessions
@@ -28,13 +29,12 @@ static kp_status s_load_path(kp_p11_inst *pi, kp_p11_module *mod)
                           s_p11kit_message());
     rv = p11_kit_module_initialize(mod->f);
     if (rv != CKR_OK) {
-        kp_p11_ck(pi, NULL, rv, false, "C_Initialize", "module %s: %s", mod->ref,
-                  s_p11kit_message());
+        st = kp_p11_ck(pi, NULL, rv, false, "C_Initialize", "module %s: %s", mod->ref,
+                       s_p11kit_message());
         p11_kit_module_release(mod->f);
         mod->f = NULL;
-        return kp_p11_rv_status(rv, false);
     }
-    return KP_OK;
+    return st;
 }
 
 /* A module registered with p11-kit (/usr/share/p11-kit/modules/NAME.module). Only the named
@@ -44,6 +44,7 @@ static kp_status s_load_name(kp_p11_inst *pi, kp_p11_module *mod)
 {
     char names[256];
     size_t used = 0;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     mod->all = p11_kit_modules_load(NULL, 0);
@@ -61,21 +62,39 @@ static kp_status s_load_name(kp_p11_inst *pi, kp_p11_module *mod)
             if (w > 0)
                 used += (size_t)w;
         }
-        p11_kit_modules_release(mod->all);
-        mod->all = NULL;
-        return kp_p11_err(pi, KP_ERR_CONFIG, "p11-kit has no module '%s' (registered: %s)",
-                          mod->ref, used > 0 ? names : "none");
+        st = kp_p11_err(pi, KP_ERR_CONFIG, "p11-kit has no module '%s' (registered: %s)", mod->ref,
+                        used > 0 ? names : "none");
     }
-    rv = p11_kit_module_initialize(mod->f);
-    if (rv != CKR_OK) {
-        kp_p11_ck(pi, NULL, rv, false, "C_Initialize", "p11-kit module %s: %s", mod->ref,
-                  s_p11kit_message());
+    if (st == KP_OK && (rv = p11_kit_module_initialize(mod->f)) != CKR_OK)
+        st = kp_p11_ck(pi, NULL, rv, false, "C_Initialize", "p11-kit module %s: %s", mod->ref,
+                       s_p11kit_message());
+    if (st != KP_OK) {
         p11_kit_modules_release(mod->all);
         mod->all = NULL;
         mod->f = NULL;
-        return kp_p11_rv_status(rv, false);
     }
-    return KP_OK;
+    return st;
+}
+
+/* A new module of pi's reference, loaded and initialised. */
+static kp_status s_module_new(kp_p11_inst *pi, kp_p11_module **out)
+{
+    kp_p11_module *mod = calloc(1, sizeof(*mod));
+    kp_status st = KP_OK;
+
+    *out = NULL;
+    if (mod == NULL || (mod->ref = strdup(pi->module_ref)) == NULL)
+        st = kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+    if (st == KP_OK)
+        st = mod->ref[0] == '/' ? s_load_path(pi, mod) : s_load_name(pi, mod);
+    if (st == KP_OK) {
+        *out = mod;
+        mod = NULL;
+    }
+    if (mod != NULL)
+        free(mod->ref);
+    free(mod);
+    return st;
 }
 
 kp_status kp_p11_module_get(kp_p11_inst *pi, kp_p11_module **out)
@@ -91,29 +110,19 @@ kp_status kp_p11_module_get(kp_p11_inst *pi, kp_p11_module **out)
             break;
     if (mod != NULL) {
         mod->refs++;
-        pthread_mutex_unlock(&pl->lock);
-        *out = mod;
-        return KP_OK;
+    } else {
+        st = s_module_new(pi, &mod);
+        if (st == KP_OK) {
+            kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "PKCS#11 module %s loaded", mod->ref);
+            mod->refs = 1;
+            mod->next = pl->modules;
+            pl->modules = mod;
+        }
     }
-    if ((mod = calloc(1, sizeof(*mod))) == NULL || (mod->ref = strdup(pi->module_ref)) == NULL) {
-        free(mod);
-        pthread_mutex_unlock(&pl->lock);
-        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-    }
-    st = mod->ref[0] == '/' ? s_load_path(pi, mod) : s_load_name(pi, mod);
-    if (st != KP_OK) {
-        pthread_mutex_unlock(&pl->lock);
-        free(mod->ref);
-        free(mod);
-        return st;
-    }
-    kp_p11_debug(pi, "PKCS#11 module %s loaded", mod->ref);
-    mod->refs = 1;
-    mod->next = pl->modules;
-    pl->modules = mod;
     pthread_mutex_unlock(&pl->lock);
-    *out = mod;
-    return KP_OK;
+    if (st == KP_OK)
+        *out = mod;
+    return st;
 }
 
 static void s_release(kp_p11_module *mod)
@@ -134,18 +143,16 @@ void kp_p11_module_put(kp_p11_plugin *pl, kp_p11_module *mod)
     if (mod == NULL)
         return;
     pthread_mutex_lock(&pl->lock);
-    if (--mod->refs > 0) {
-        pthread_mutex_unlock(&pl->lock);
-        return;
-    }
-    for (pp = &pl->modules; *pp != NULL; pp = &(*pp)->next) {
+    bool last = --mod->refs == 0;
+    for (pp = &pl->modules; last && *pp != NULL; pp = &(*pp)->next) {
         if (*pp == mod) {
             *pp = mod->next;
             break;
         }
     }
     pthread_mutex_unlock(&pl->lock);
-    s_release(mod);
+    if (last)
+        s_release(mod);
 }
 
 void kp_p11_module_put_all(kp_p11_plugin *pl)

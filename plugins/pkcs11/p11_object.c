@@ -54,13 +54,13 @@ kp_status kp_p11_find_all(kp_p11_op *op, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
     rv = op->f->C_FindObjectsFinal(op->s);
     if (st == KP_OK && rv != CKR_OK)
         st = kp_p11_ck(pi, op, rv, false, "C_FindObjectsFinal", "token '%s'", pi->token);
-    if (st != KP_OK) {
-        free(all);
-        return st;
+    if (st == KP_OK) {
+        *objs = all;
+        *n = cnt;
+        all = NULL;
     }
-    *objs = all;
-    *n = cnt;
-    return KP_OK;
+    free(all);
+    return st;
 }
 
 kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
@@ -92,6 +92,7 @@ kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE typ
                       size_t *len)
 {
     CK_ATTRIBUTE a = {type, NULL, 0};
+    kp_status st = KP_OK;
     CK_RV rv;
 
     *val = NULL;
@@ -102,14 +103,16 @@ kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE typ
             return kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
         rv = op->f->C_GetAttributeValue(op->s, obj, &a, 1);
     }
-    if (rv != CKR_OK) {
-        free(a.pValue);
-        return kp_p11_ck(op->pi, op, rv, false, "C_GetAttributeValue", "attribute 0x%lx",
-                         (unsigned long)type);
+    if (rv != CKR_OK)
+        st = kp_p11_ck(op->pi, op, rv, false, "C_GetAttributeValue", "attribute 0x%lx",
+                       (unsigned long)type);
+    if (st == KP_OK) {
+        *val = a.pValue;
+        *len = a.ulValueLen;
+        a.pValue = NULL;
     }
-    *val = a.pValue;
-    *len = a.ulValueLen;
-    return KP_OK;
+    free(a.pValue);
+    return st;
 }
 
 kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **out)
@@ -117,6 +120,7 @@ kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **ou
     const kp_p11_up *up = op->pi->up;
     CK_ATTRIBUTE a = {CKA_VALUE, NULL, 0};
     kp_secret *s;
+    kp_status st = KP_OK;
     CK_RV rv;
 
     *out = NULL;
@@ -129,16 +133,20 @@ kp_status kp_p11_attr_secret(kp_p11_op *op, CK_OBJECT_HANDLE obj, kp_secret **ou
         return kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
     a.pValue = up->secret_data(s);
     CK_ULONG asked = a.ulValueLen;
-    if ((rv = op->f->C_GetAttributeValue(op->s, obj, &a, 1)) != CKR_OK) {
-        up->secret_free(s);
-        return kp_p11_ck(op->pi, op, rv, false, "C_GetAttributeValue", "CKA_VALUE");
+    if ((rv = op->f->C_GetAttributeValue(op->s, obj, &a, 1)) != CKR_OK)
+        st = kp_p11_ck(op->pi, op, rv, false, "C_GetAttributeValue", "CKA_VALUE");
+    if (st == KP_OK) {
+        st = a.ulValueLen <= asked ? up->secret_shrink(s, a.ulValueLen) : KP_ERR_BACKEND;
+        if (st != KP_OK)
+            st = kp_p11_err(op->pi, KP_ERR_BACKEND,
+                            "token returned a CKA_VALUE longer than it said");
     }
-    if (a.ulValueLen > asked || up->secret_shrink(s, a.ulValueLen) != KP_OK) {
-        up->secret_free(s);
-        return kp_p11_err(op->pi, KP_ERR_BACKEND, "token returned a CKA_VALUE longer than it said");
+    if (st == KP_OK) {
+        *out = s;
+        s = NULL;
     }
-    *out = s;
-    return KP_OK;
+    up->secret_free(s);
+    return st;
 }
 
 kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, size_t *len)
@@ -148,9 +156,12 @@ kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, si
     kp_status st = KP_OK;
 
     *der = NULL;
-    if ((st = kp_p11_attr(op, obj, CKA_MODULUS, &n, &nlen)) == KP_OK &&
-        (st = kp_p11_attr(op, obj, CKA_PUBLIC_EXPONENT, &e, &elen)) == KP_OK &&
-        (st = kp_p11_spki_build(op->pi, n, nlen, e, elen, &out, len)) == KP_OK) {
+    st = kp_p11_attr(op, obj, CKA_MODULUS, &n, &nlen);
+    if (st == KP_OK)
+        st = kp_p11_attr(op, obj, CKA_PUBLIC_EXPONENT, &e, &elen);
+    if (st == KP_OK)
+        st = kp_p11_spki_build(op->pi, n, nlen, e, elen, &out, len);
+    if (st == KP_OK) {
         /* Hand out malloc'ed memory so callers need not know it came from OpenSSL. */
         if ((*der = malloc(*len)) != NULL)
             memcpy(*der, out, *len);
@@ -184,30 +195,28 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
     KP_GUARD(kp_p11_label(pi, key->name, key->version, label, sizeof(label)));
     st = kp_p11_find_one(op, CKO_PUBLIC_KEY, label, obj);
     if (st == KP_ERR_NOT_FOUND)
-        return kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u has no public key object on token '%s'",
-                          key->name, key->version, pi->token);
-    if (st != KP_OK || (st = kp_p11_obj_spki(op, *obj, &spki, &spkilen)) != KP_OK)
-        return st;
+        st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u has no public key object on token '%s'",
+                        key->name, key->version, pi->token);
+    KP_GUARD(st);
+    KP_GUARD(kp_p11_obj_spki(op, *obj, &spki, &spkilen));
     /* CKA_ID is the fingerprint: a public key object swapped under our label would otherwise
      * capture every DEK wrapped under it. */
-    if ((st = kp_p11_spki_id(pi, spki, spkilen, fpr, md)) != KP_OK) {
-        free(spki);
-        return st;
+    st = kp_p11_spki_id(pi, spki, spkilen, fpr, md);
+    if (st == KP_OK &&
+        (key->idlen != KP_P11_SHA256_LEN || CRYPTO_memcmp(md, key->id, sizeof(md)) != 0))
+        st = kp_p11_err(pi, KP_ERR_INTEGRITY,
+                        "public key object of key %s v%u does not match its CKA_ID", key->name,
+                        key->version);
+    if (st == KP_OK) {
+        kp_p11_cache_put(pi, key, *obj);
+        if (der != NULL) {
+            *der = spki;
+            *len = spkilen;
+            spki = NULL;
+        }
     }
-    if (key->idlen != KP_P11_SHA256_LEN || CRYPTO_memcmp(md, key->id, sizeof(md)) != 0) {
-        free(spki);
-        return kp_p11_err(pi, KP_ERR_INTEGRITY,
-                          "public key object of key %s v%u does not match its CKA_ID", key->name,
-                          key->version);
-    }
-    kp_p11_cache_put(pi, key, *obj);
-    if (der != NULL) {
-        *der = spki;
-        *len = spkilen;
-    } else {
-        free(spki);
-    }
-    return KP_OK;
+    free(spki);
+    return st;
 }
 
 void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj)
@@ -228,12 +237,9 @@ void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj)
             op->f->C_CloseSession(s);
         }
     }
-    if (rv != CKR_OK) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "cannot destroy object %lu on token '%s': %s",
-                 (unsigned long)obj, op->pi->token, kp_p11_rv_name(rv, buf, sizeof(buf)));
-        op->pi->up->log(op->pi->h, KP_LOG_WARN, msg);
-    }
+    if (rv != CKR_OK)
+        kp_logf(op->pi->up, op->pi->h, KP_LOG_WARN, "cannot destroy object %lu on token '%s': %s",
+                (unsigned long)obj, op->pi->token, kp_p11_rv_name(rv, buf, sizeof(buf)));
 }
 
 kp_status kp_p11_session_secret(kp_p11_op *op, CK_KEY_TYPE kt, const kp_secret *value,

@@ -103,6 +103,19 @@ static void s_close(void *inst)
     free(pi);
 }
 
+/* The instance's three mutexes; false, with none of them left made, when one cannot be. */
+static bool s_locks_init(kp_p11_inst *pi)
+{
+    pthread_mutex_t *m[] = {&pi->lock, &pi->create_lock, &pi->state_lock};
+    size_t n = 0;
+
+    while (n < 3 && pthread_mutex_init(m[n], NULL) == 0)
+        n++;
+    for (size_t i = n; n < 3 && i > 0; i--)
+        pthread_mutex_destroy(m[i - 1]);
+    return n == 3;
+}
+
 /* Printable ASCII without '/' (the prefix must not change how labels split), ending with a
  * character no key name contains, so that no instance's prefix plus a name can read as another
  * prefix plus another name ("t1" + "-secretdb" = "t1-secret" + "db"). */
@@ -195,7 +208,6 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
 {
     kp_p11_plugin *pl = plugin_ctx;
     kp_p11_inst *pi;
-    kp_status st = KP_OK;
 
     if (pl == NULL || inst == NULL)
         return KP_ERR_INVALID_ARG;
@@ -207,27 +219,17 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     pi->pl = pl;
     pi->oaep_sha256 = -1;
     pi->kwp_exact = -1;
-    if (pthread_mutex_init(&pi->lock, NULL) != 0) {
-        free(pi);
-        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
-    }
-    if (pthread_mutex_init(&pi->create_lock, NULL) != 0) {
-        pthread_mutex_destroy(&pi->lock);
-        free(pi);
-        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
-    }
-    if (pthread_mutex_init(&pi->state_lock, NULL) != 0) {
-        pthread_mutex_destroy(&pi->create_lock);
-        pthread_mutex_destroy(&pi->lock);
-        free(pi);
-        return pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
-    }
-    if ((st = s_take_params(pi, params)) != KP_OK) {
+    bool locks = s_locks_init(pi);
+    kp_status st = locks ? KP_OK : pl->up.set_error(h, KP_ERR_INTERNAL, "cannot create mutex");
+    if (st == KP_OK)
+        st = s_take_params(pi, params);
+    if (st == KP_OK)
+        *inst = pi;
+    else if (locks)
         s_close(pi);
-        return st;
-    }
-    *inst = pi;
-    return KP_OK;
+    else
+        free(pi);
+    return st;
 }
 
 KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dispatch **out,
@@ -239,19 +241,17 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     kp_p11_plugin *pl;
     kp_p11_up up;
 
-    kp_status st =
-        kp_plugin_accept(core, out, plugin_ctx, &up, "pkcs11 plugin: the core lacks an upcall");
-    if (st != KP_OK)
-        return st;
-    if ((pl = calloc(1, sizeof(*pl))) == NULL)
-        return KP_ERR_NOMEM;
-    if (pthread_mutex_init(&pl->lock, NULL) != 0) {
-        free(pl);
-        return KP_ERR_INTERNAL;
+    KP_GUARD(
+        kp_plugin_accept(core, out, plugin_ctx, &up, "pkcs11 plugin: the core lacks an upcall"));
+    KP_ENSURE((pl = calloc(1, sizeof(*pl))) != NULL, KP_ERR_NOMEM);
+    kp_status st = pthread_mutex_init(&pl->lock, NULL) == 0 ? KP_OK : KP_ERR_INTERNAL;
+    if (st == KP_OK) {
+        pl->up = up;
+        pl->h = core->handle;
+        *out = s_dispatch;
+        *plugin_ctx = pl;
+        pl = NULL;
     }
-    pl->up = up;
-    pl->h = core->handle;
-    *out = s_dispatch;
-    *plugin_ctx = pl;
-    return KP_OK;
+    free(pl);
+    return st;
 }

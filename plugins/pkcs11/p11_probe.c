@@ -187,9 +187,10 @@ static void s_decide(kp_p11_op *op, kp_instance_info *c, char *why, size_t size)
         if (gen.ulMinKeySize <= 4096 && gen.ulMaxKeySize >= 4096)
             c->key_bits |= KP_RSA_4096;
     }
-    kp_p11_debug(pi, "token '%s' can: wrap 0x%x, unwrap 0x%x, RSA sizes 0x%x, export 0x%x%s",
-                 pi->token, c->wrap_algs, c->unwrap_algs, c->key_bits, c->export_keyx,
-                 t.ran ? "" : " (no trial: the token refused a session public key)");
+    kp_logf(pi->up, pi->h, KP_LOG_DEBUG,
+            "token '%s' can: wrap 0x%x, unwrap 0x%x, RSA sizes 0x%x, export 0x%x%s", pi->token,
+            c->wrap_algs, c->unwrap_algs, c->key_bits, c->export_keyx,
+            t.ran ? "" : " (no trial: the token refused a session public key)");
 }
 
 /* Asks the token; false (error text set) when it cannot be reached. */
@@ -206,13 +207,11 @@ static bool s_probe(kp_p11_inst *pi, kp_instance_info *c, char *why, size_t size
         kp_p11_ck(pi, NULL, rv, false, "C_OpenSession", "token '%s'", pi->token);
         return false;
     }
-    if (kp_p11_probe_mechs(&op) != KP_OK) {
-        op.f->C_CloseSession(op.s);
-        return false;
-    }
-    s_decide(&op, c, why, size);
+    bool ok = kp_p11_probe_mechs(&op) == KP_OK;
+    if (ok)
+        s_decide(&op, c, why, size);
     op.f->C_CloseSession(op.s);
-    return true;
+    return ok;
 }
 
 void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out)
@@ -221,21 +220,18 @@ void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out)
     kp_instance_info c;
 
     pthread_mutex_lock(&pi->lock);
-    if (pi->caps_done) {
+    bool done = pi->caps_done;
+    if (done)
         *out = pi->caps;
-        pthread_mutex_unlock(&pi->lock);
-        return;
-    }
     pthread_mutex_unlock(&pi->lock);
+    if (done)
+        return;
     if (!s_probe(pi, &c, why, sizeof(why))) {
-        char msg[KP_ERROR_MAX + 1];
-
         s_baseline(&c);
-        snprintf(msg, sizeof(msg),
-                 "token '%s' could not be asked what it can do (%s); assuming the baseline: "
-                 "RSA-OAEP with SHA-1, AES-KW, AES-KWP",
-                 pi->token, pi->up->get_error(pi->h));
-        pi->up->log(pi->h, KP_LOG_WARN, msg);
+        kp_logf(pi->up, pi->h, KP_LOG_WARN,
+                "token '%s' could not be asked what it can do (%s); assuming the baseline: "
+                "RSA-OAEP with SHA-1, AES-KW, AES-KWP",
+                pi->token, pi->up->get_error(pi->h));
         snprintf(why, sizeof(why),
                  "token '%s' could not be reached when the instance opened, so its RFC 5649 key "
                  "wrap was not checked: keys leave it only as PKCS#8",

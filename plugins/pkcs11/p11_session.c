@@ -43,22 +43,23 @@ static kp_status s_find_slot(kp_p11_inst *pi)
     CK_SLOT_ID *slots = NULL, found = 0;
     CK_ULONG n = 0, nfound = 0;
     char label[KP_P11_LABEL_MAX + 1], list[200];
+    kp_status st = KP_OK;
     CK_RV rv;
 
     for (int tries = 0; tries < 3; tries++) {
         if ((rv = f->C_GetSlotList(CK_TRUE, NULL, &n)) != CKR_OK)
             break;
         free(slots);
-        if ((slots = calloc(n + 1, sizeof(*slots))) == NULL)
-            return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+        if ((slots = calloc(n + 1, sizeof(*slots))) == NULL) {
+            st = kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+            break;
+        }
         if ((rv = f->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_BUFFER_TOO_SMALL)
             break; /* a token arrived between the calls otherwise */
     }
-    if (rv != CKR_OK) {
-        free(slots);
-        return kp_p11_ck(pi, NULL, rv, false, "C_GetSlotList", "module %s", pi->module_ref);
-    }
-    for (CK_ULONG i = 0; i < n; i++) {
+    if (st == KP_OK && rv != CKR_OK)
+        st = kp_p11_ck(pi, NULL, rv, false, "C_GetSlotList", "module %s", pi->module_ref);
+    for (CK_ULONG i = 0; st == KP_OK && i < n; i++) {
         CK_TOKEN_INFO ti;
 
         if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK || (ti.flags & CKF_TOKEN_INITIALIZED) == 0)
@@ -69,24 +70,21 @@ static kp_status s_find_slot(kp_p11_inst *pi)
                 found = slots[i];
         }
     }
-    if (nfound != 1) {
-        kp_status st;
-
-        if (nfound == 0) {
-            s_describe_slots(pi, slots, n, list, sizeof(list));
-            st = kp_p11_err(pi, KP_ERR_UNAVAILABLE, "token '%s' not found (%s)", pi->token, list);
-        } else {
-            st = kp_p11_err(pi, KP_ERR_CONFIG, "token label '%s' is on %lu slots; relabel one",
-                            pi->token, (unsigned long)nfound);
-        }
-        free(slots);
-        return st;
+    if (st == KP_OK && nfound == 0) {
+        s_describe_slots(pi, slots, n, list, sizeof(list));
+        st = kp_p11_err(pi, KP_ERR_UNAVAILABLE, "token '%s' not found (%s)", pi->token, list);
+    } else if (st == KP_OK && nfound > 1) {
+        st = kp_p11_err(pi, KP_ERR_CONFIG, "token label '%s' is on %lu slots; relabel one",
+                        pi->token, (unsigned long)nfound);
     }
     free(slots);
-    pi->slot = found;
-    pi->have_slot = true;
-    kp_p11_debug(pi, "token '%s' is in slot %lu", pi->token, (unsigned long)found);
-    return KP_OK;
+    if (st == KP_OK) {
+        pi->slot = found;
+        pi->have_slot = true;
+        kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "token '%s' is in slot %lu", pi->token,
+                (unsigned long)found);
+    }
+    return st;
 }
 
 /* Module loaded. Lock held. */
@@ -237,12 +235,13 @@ static kp_status s_session(kp_p11_inst *pi, kp_p11_op *op)
         if (rv == CKR_OK) {
             if (si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS &&
                 pi->logged_in) {
-                kp_p11_debug(pi, "token '%s': login lost, logging in again", pi->token);
+                kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "token '%s': login lost, logging in again",
+                        pi->token);
                 pi->logged_in = false;
             }
             return KP_OK;
         }
-        kp_p11_debug(pi, "token '%s': dropping a dead session", pi->token);
+        kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "token '%s': dropping a dead session", pi->token);
         op->f->C_CloseSession(op->s);
         if (s_token_gone(rv)) {
             s_forget_token(pi);
@@ -275,10 +274,17 @@ static kp_status s_acquire(kp_p11_inst *pi, kp_p11_op *op)
         op->slot = pi->slot;
         st = s_session(pi, op);
     }
-    if (st == KP_OK && !pi->logged_in && (st = s_login(pi, op)) != KP_OK) {
-        if (s_session_dead(op->rv) || s_token_gone(op->rv) || s_push_idle(pi, op->s) != KP_OK)
-            op->f->C_CloseSession(op->s);
-        op->s = CK_INVALID_HANDLE;
+    if (st == KP_OK && !pi->logged_in) {
+        st = s_login(pi, op);
+        if (st != KP_OK) {
+            /* a live session goes back to the idle list; a dead one, or one that cannot, closes */
+            bool keep = !s_session_dead(op->rv) && !s_token_gone(op->rv);
+            if (keep)
+                keep = s_push_idle(pi, op->s) == KP_OK;
+            if (!keep)
+                op->f->C_CloseSession(op->s);
+            op->s = CK_INVALID_HANDLE;
+        }
     }
     pthread_mutex_unlock(&pi->lock);
     return st;
@@ -325,9 +331,33 @@ kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
             !(s_session_dead(op.rv) || op.rv == CKR_USER_NOT_LOGGED_IN ||
               kp_p11_stale_handle(op.rv)))
             return st;
-        kp_p11_debug(pi, "token '%s': %s, retrying on a fresh session", pi->token,
-                     kp_p11_rv_name(op.rv, buf, sizeof(buf)));
+        kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "token '%s': %s, retrying on a fresh session",
+                pi->token, kp_p11_rv_name(op.rv, buf, sizeof(buf)));
     }
+}
+
+kp_status kp_p11_mechanisms(kp_p11_inst *pi, kp_p11_op *op, CK_FUNCTION_LIST *f, CK_SLOT_ID slot,
+                            CK_MECHANISM_TYPE **list, CK_ULONG *n)
+{
+    CK_MECHANISM_TYPE *all = NULL;
+    kp_status st = KP_OK;
+    CK_RV rv;
+
+    *list = NULL;
+    *n = 0;
+    rv = f->C_GetMechanismList(slot, NULL, n);
+    if (rv == CKR_OK && (all = calloc(*n + 1, sizeof(*all))) == NULL)
+        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
+    if (rv == CKR_OK)
+        rv = f->C_GetMechanismList(slot, all, n);
+    if (rv != CKR_OK)
+        st = kp_p11_ck(pi, op, rv, false, "C_GetMechanismList", "token '%s'", pi->token);
+    if (st == KP_OK) {
+        *list = all;
+        all = NULL;
+    }
+    free(all);
+    return st;
 }
 
 kp_status kp_p11_probe_mechs(kp_p11_op *op)
@@ -336,23 +366,13 @@ kp_status kp_p11_probe_mechs(kp_p11_op *op)
     CK_MECHANISM_TYPE *mechs = NULL, kwp = 0;
     CK_ULONG n = 0;
     bool pad = false, kwp_std = false, kw = false;
-    CK_RV rv;
 
     pthread_mutex_lock(&pi->lock);
-    if (pi->mechs_probed) {
-        pthread_mutex_unlock(&pi->lock);
-        return KP_OK;
-    }
+    bool probed = pi->mechs_probed;
     pthread_mutex_unlock(&pi->lock);
-    rv = op->f->C_GetMechanismList(op->slot, NULL, &n);
-    if (rv == CKR_OK && (mechs = calloc(n + 1, sizeof(*mechs))) == NULL)
-        return kp_p11_err(pi, KP_ERR_NOMEM, "out of memory");
-    if (rv == CKR_OK)
-        rv = op->f->C_GetMechanismList(op->slot, mechs, &n);
-    if (rv != CKR_OK) {
-        free(mechs);
-        return kp_p11_ck(pi, op, rv, false, "C_GetMechanismList", "token '%s'", pi->token);
-    }
+    if (probed)
+        return KP_OK;
+    KP_GUARD(kp_p11_mechanisms(pi, op, op->f, op->slot, &mechs, &n));
     for (CK_ULONG i = 0; i < n; i++) {
         pad = pad || mechs[i] == CKM_AES_KEY_WRAP_PAD;
         kwp_std = kwp_std || mechs[i] == CKM_AES_KEY_WRAP_KWP;

@@ -131,14 +131,13 @@ static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n
         free(app);
     }
     free(objs);
-    if (st != KP_OK) {
-        if (d != NULL)
-            s_docs_free(d, nobj); /* calloc'ed: the slots not reached hold NULL */
-        return st;
+    if (st == KP_OK) {
+        *out = d;
+        *n = got;
+    } else if (d != NULL) {
+        s_docs_free(d, nobj); /* calloc'ed: the slots not reached hold NULL */
     }
-    *out = d;
-    *n = got;
-    return KP_OK;
+    return st;
 }
 
 static kp_status s_get_op(kp_p11_op *op, void *arg)
@@ -250,8 +249,11 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
         if ((rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), &fresh)) != CKR_OK)
             st = kp_p11_ck(pi, op, rv, false, "C_CreateObject", "state document of %s", s->name);
     }
-    if (st == KP_OK && (st = kp_p11_relabel(op, fresh, NULL, 0, label)) != KP_OK)
-        kp_p11_destroy(op, fresh);
+    if (st == KP_OK) {
+        st = kp_p11_relabel(op, fresh, NULL, 0, label);
+        if (st != KP_OK)
+            kp_p11_destroy(op, fresh);
+    }
     if (st == KP_OK) {
         s->renamed = true;
         /* Readers now take the new one (a higher generation); the old ones only go. */

@@ -128,10 +128,8 @@ static kp_status s_wrap_rsa(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
 static kp_status s_aes_mech(kp_p11_op *op, uint32_t alg, CK_MECHANISM_TYPE *m)
 {
     kp_p11_inst *pi = op->pi;
-    kp_status st = kp_p11_probe_mechs(op);
 
-    if (st != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_probe_mechs(op));
     pthread_mutex_lock(&pi->lock);
     *m = alg == KP_WRAP_AES_KWP ? pi->kwp_mech : pi->have_kw ? CKM_AES_KEY_WRAP : 0;
     pthread_mutex_unlock(&pi->lock);
@@ -202,7 +200,8 @@ static kp_status s_kwp_exact(kp_p11_op *op, CK_MECHANISM_TYPE m, bool *exact)
     pi->kwp_exact = *exact ? 1 : 0;
     pthread_mutex_unlock(&pi->lock);
     if (!*exact)
-        kp_p11_debug(pi, "token '%s' pads RFC 5649-unwrapped keys to 8 bytes", pi->token);
+        kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "token '%s' pads RFC 5649-unwrapped keys to 8 bytes",
+                pi->token);
     return KP_OK;
 }
 
@@ -251,10 +250,8 @@ static kp_status s_wrap_aes(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
 static kp_status s_key_for(kp_p11_op *op, s_wrap *w, kp_p11_key *key)
 {
     kp_p11_inst *pi = op->pi;
-    kp_status st = kp_p11_key_find(op, w->name, w->version, key);
 
-    if (st != KP_OK)
-        return st;
+    KP_GUARD(kp_p11_key_find(op, w->name, w->version, key));
     if (s_is_rsa_alg(w->alg) && key->type != KP_KEY_RSA)
         return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "key %s v%u is an AES key: use AES-KW or -KWP",
                           key->name, key->version);
@@ -346,7 +343,8 @@ static kp_status s_unwrap_rsa(kp_p11_op *op, s_wrap *w, const kp_p11_key *key)
     rv = op->f->C_Decrypt(op->s, (CK_BYTE_PTR)w->in, w->inlen, up->secret_data(w->plain), &n);
     if (rv != CKR_OK)
         return s_unwrap_rv(op, rv, "C_Decrypt", key);
-    if (n == 0 || (st = up->secret_shrink(w->plain, n)) != KP_OK)
+    st = n > 0 ? up->secret_shrink(w->plain, n) : KP_ERR_CRYPTO;
+    if (st != KP_OK) /* w->plain is the caller's to free */
         return kp_p11_err(pi, KP_ERR_CRYPTO, "unwrap under key %s v%u gave no key", key->name,
                           key->version);
     return KP_OK;
@@ -407,10 +405,10 @@ kp_status kp_p11_ks_unwrap(void *inst, const char *name, uint32_t version, uint3
     KP_GUARD(kp_p11_check_name(pi, name));
     w = (s_wrap){.name = name, .version = version, .alg = alg, .in = in, .inlen = inlen};
     st = kp_p11_run(pi, s_unwrap_op, &w);
-    if (st != KP_OK) {
-        pi->up->secret_free(w.plain); /* wipes whatever was decrypted */
-        return st;
+    if (st == KP_OK) {
+        *dek = w.plain;
+        w.plain = NULL;
     }
-    *dek = w.plain;
-    return KP_OK;
+    pi->up->secret_free(w.plain); /* wipes whatever was decrypted */
+    return st;
 }

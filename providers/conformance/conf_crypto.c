@@ -58,7 +58,7 @@ EVP_PKEY *conf_pkey_from_spki(const uint8_t *der, size_t len)
     EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)len);
     if (k != NULL && p != der + len) {
         EVP_PKEY_free(k); /* trailing bytes: not one SPKI */
-        return NULL;
+        k = NULL;
     }
     return k;
 }
@@ -172,13 +172,13 @@ static uint8_t *s_kwp(const uint8_t key[32], int enc, const uint8_t *in, size_t 
              EVP_CipherFinal_ex(c, out + n1, &n2) > 0;
     }
     EVP_CIPHER_CTX_free(c);
-    if (!ok) {
-        if (out != NULL)
-            OPENSSL_cleanse(out, inlen + 16);
+    if (ok) {
+        *outlen = (size_t)(n1 + n2);
+    } else if (out != NULL) {
+        OPENSSL_cleanse(out, inlen + 16);
         free(out);
-        return NULL;
+        out = NULL;
     }
-    *outlen = (size_t)(n1 + n2);
     return out;
 }
 
@@ -208,13 +208,10 @@ uint8_t *conf_rsa_aes_unwrap(EVP_PKEY *k, uint32_t method, const uint8_t *blob, 
     size_t rlen = (size_t)EVP_PKEY_get_size(k);
     if (bloblen <= rlen)
         return NULL;
-    uint8_t aes[1024];
+    uint8_t aes[1024], *out = NULL;
     size_t alen = sizeof(aes);
-    if (!conf_rsa_decrypt(k, s_keyx_alg(method), blob, rlen, aes, &alen) || alen != 32) {
-        OPENSSL_cleanse(aes, sizeof(aes));
-        return NULL;
-    }
-    uint8_t *out = s_kwp(aes, 0, blob + rlen, bloblen - rlen, outlen);
+    if (conf_rsa_decrypt(k, s_keyx_alg(method), blob, rlen, aes, &alen) && alen == 32)
+        out = s_kwp(aes, 0, blob + rlen, bloblen - rlen, outlen);
     OPENSSL_cleanse(aes, sizeof(aes));
     return out;
 }

@@ -59,24 +59,24 @@ static bool s_secret(const char *dir, const char *name, const char *ref, kp_para
     } else if (strncmp(ref, "file:", 5) == 0 && ref[5] != '\0') {
         char *path = s_abs(dir, ref + 5);
         int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-        if (fd < 0) {
-            free(path);
-            return s_err(err, len, "param '%s': cannot open %s: %s", name, ref + 5,
-                         strerror(errno));
+        int e = errno;
+        if (fd >= 0) {
+            unsigned char buf[65536];
+            size_t n = 0;
+            ssize_t r;
+            while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
+                n += (size_t)r;
+            close(fd);
+            if (n > 0 && buf[n - 1] == '\n')
+                n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
+            p->secret = conf_secret_new(buf, n);
+            explicit_bzero(buf, sizeof(buf));
+            if (asprintf((char **)&p->str, "file:%s", path) < 0)
+                p->str = NULL;
         }
-        unsigned char buf[65536];
-        size_t n = 0;
-        ssize_t r;
-        while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
-            n += (size_t)r;
-        close(fd);
-        if (n > 0 && buf[n - 1] == '\n')
-            n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
-        p->secret = conf_secret_new(buf, n);
-        explicit_bzero(buf, sizeof(buf));
-        if (asprintf((char **)&p->str, "file:%s", path) < 0)
-            p->str = NULL;
         free(path);
+        if (fd < 0)
+            return s_err(err, len, "param '%s': cannot open %s: %s", name, ref + 5, strerror(e));
     } else {
         /* not echoed: it may be the secret itself */
         return s_err(err, len, "param '%s' takes a reference (env:NAME or file:PATH)", name);

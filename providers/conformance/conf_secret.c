@@ -45,10 +45,12 @@ static kp_secret *s_alloc(size_t len, bool kit)
         return NULL;
     kp_secret *s = calloc(1, sizeof(*s));
     unsigned char *d = s != NULL ? calloc(1, len + CONF_GUARD) : NULL;
-    if (d == NULL) {
+    if (d == NULL) { /* both or neither */
         free(s);
-        return NULL;
+        s = NULL;
     }
+    if (s == NULL)
+        return NULL;
     memset(d + len, S_GUARD_BYTE, CONF_GUARD);
     s->magic = S_LIVE;
     s->len = s->cap = len;

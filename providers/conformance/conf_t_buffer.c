@@ -110,23 +110,23 @@ static kp_status s_offer_call(conf_run *r, const kp_key_spec *spec, size_t ns, s
 {
     kp_ks_import_offer_fn *fn = CONF_FN(r->kit, ks_import_offer, KP_FN_KS_IMPORT_OFFER);
     conf_buf bs = {NULL, 0}, bt = {NULL, 0};
-    if ((ns > 0 && !conf_buf_new(&bs, ns)) || (nt > 0 && !conf_buf_new(&bt, nt))) {
-        conf_buf_free(&bs);
-        return KP_ERR_NOMEM;
-    }
+    bool made = (ns == 0 || conf_buf_new(&bs, ns)) && (nt == 0 || conf_buf_new(&bt, nt));
+    kp_status st = made ? KP_OK : KP_ERR_NOMEM;
     memset(o, 0, sizeof(*o));
-    o->struct_size = sizeof(*o);
-    o->wrapping_spki = bs.p;
-    o->wrapping_spki_len = ns;
-    o->token = bt.p;
-    o->token_len = nt;
-    conf_err_clear();
-    kp_status st = fn(r->inst, spec, o);
-    bool ok = st == KP_OK;
-    *clean = (ns == 0 || conf_buf_untouched(&bs, ok ? ns : 0)) &&
-             (nt == 0 || conf_buf_untouched(&bt, ok ? nt : 0));
+    if (made) {
+        o->struct_size = sizeof(*o);
+        o->wrapping_spki = bs.p;
+        o->wrapping_spki_len = ns;
+        o->token = bt.p;
+        o->token_len = nt;
+        conf_err_clear();
+        st = fn(r->inst, spec, o);
+        *clean = (ns == 0 || conf_buf_untouched(&bs, st == KP_OK ? ns : 0)) &&
+                 (nt == 0 || conf_buf_untouched(&bt, st == KP_OK ? nt : 0));
+    }
     conf_buf_free(&bs);
     conf_buf_free(&bt);
+    bool ok = st == KP_OK;
     if (ok && (o->wrapping_spki_len > ns || o->token_len > nt))
         conf_fail(r, "KS_IMPORT_OFFER lies about a length: KP_OK with %zu/%zu bytes in %zu/%zu",
                   o->wrapping_spki_len, o->token_len, ns, nt);

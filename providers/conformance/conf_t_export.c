@@ -102,17 +102,14 @@ static void s_method(conf_run *r, const conf_key *key, EVP_PKEY *w, const uint8_
     uint8_t *out = NULL;
     size_t len = 0;
     kp_status st = s_export_wrapped(r, key->name, m, spki, spki_len, &out, &len);
+    size_t n = 0;
+    uint8_t *p8 = st == KP_OK ? conf_rsa_aes_unwrap(w, m, out, len, &n) : NULL;
+    char fpr[65];
     if (st != KP_OK) {
         if (st != KP_ERR_PLUGIN)
             conf_fail(r, "KS_EXPORT_WRAPPED(%s) of an exportable key: %s: %s", conf_keyx_name(m),
                       conf_status_name(st), conf_reason());
-        free(out);
-        return;
-    }
-    size_t n = 0;
-    uint8_t *p8 = conf_rsa_aes_unwrap(w, m, out, len, &n);
-    char fpr[65];
-    if (p8 == NULL)
+    } else if (p8 == NULL)
         conf_fail(r,
                   "KS_EXPORT_WRAPPED(%s): the blob does not unwrap with OpenSSL (RSA-OAEP, "
                   "then AES key wrap with padding)",

@@ -6,17 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf_tests.h"
+#include <keyplane/kit/codec.h>
 
-static bool s_name_ok(const char *n)
-{
-    if (n == NULL || n[0] == '\0')
-        return false;
-    for (; *n != '\0'; n++)
-        if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_' || *n == '-'))
-            return false;
-    return true;
-}
+#include "conf_tests.h"
 
 /* The file name without directory and ".so". */
 static void s_file_stem(const char *path, char *out, size_t len)
@@ -56,9 +48,10 @@ void conf_t_handshake(conf_run *r)
                   in->abi_minor, in->abi_minor, KP_ABI_MINOR, KP_ABI_MINOR);
     char stem[256];
     s_file_stem(k->path, stem, sizeof(stem));
-    if (!s_name_ok(in->name))
-        conf_fail(r, "kp_plugin_info.name \"%.64s\" is not [a-z0-9_-]+",
-                  in->name != NULL ? in->name : "(null)");
+    /* the loader's rule (kpk_plugin_name_valid), so what passes here loads there */
+    if (!kpk_plugin_name_valid(in->name))
+        conf_fail(r, "kp_plugin_info.name \"%.64s\" is not 1 to %d of [a-z0-9_-]",
+                  in->name != NULL ? in->name : "(null)", KPK_PLUGIN_NAME_MAX);
     else if (strcmp(in->name, stem) != 0)
         conf_fail(r, "kp_plugin_info.name \"%s\" differs from the file name \"%s.so\"", in->name,
                   stem);

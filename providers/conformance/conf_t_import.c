@@ -92,19 +92,20 @@ static bool s_case_make(conf_run *r, const char *tag, s_case *c)
     conf_name(r->kit, tag, c->name);
     c->pk = conf_rsa_new(bits);
     c->der = c->pk != NULL ? conf_pkcs8_secret(c->pk) : NULL;
-    if (c->der == NULL || !conf_pkey_fpr(c->pk, c->right)) {
+    bool ok = c->der != NULL && conf_pkey_fpr(c->pk, c->right);
+    if (ok) {
+        s_wrong_fpr(c->wrong);
+        c->spec = (kp_key_spec){.struct_size = sizeof(c->spec),
+                                .name = c->name,
+                                .type = KP_KEY_RSA,
+                                .bits = bits,
+                                .version = 1,
+                                .fingerprint = c->wrong};
+    } else {
         conf_fail(r, "the kit could not make an RSA-%u key", bits);
         s_case_free(c);
-        return false;
     }
-    s_wrong_fpr(c->wrong);
-    c->spec = (kp_key_spec){.struct_size = sizeof(c->spec),
-                            .name = c->name,
-                            .type = KP_KEY_RSA,
-                            .bits = bits,
-                            .version = 1,
-                            .fingerprint = c->wrong};
-    return true;
+    return ok;
 }
 
 static void s_plain(conf_run *r)
@@ -175,8 +176,9 @@ static kp_status s_import_wrapped(conf_run *r, const kp_key_spec *spec, const kp
                                   bool garbage, kp_key_info *info, uint32_t *method)
 {
     offer *o = calloc(1, sizeof(*o));
+    *method = 0;
     if (o == NULL || !s_offer(r, spec, o)) {
-        free(o);
+        free(o); /* nothing else is held yet */
         return KP_ERR_PLUGIN;
     }
     *method = (o->methods & KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256)) ? KP_KEYX_RSA_AES_KWP_SHA256

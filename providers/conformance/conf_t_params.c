@@ -60,9 +60,7 @@ static void s_refused(conf_run *r, const kp_param *params, const char *what)
     if (st == KP_OK) {
         conf_fail(r, "INSTANCE_OPEN accepted %s", what);
         conf_close(r, inst, h);
-        return;
-    }
-    if (!conf_err_was_set() || conf_err_text()[0] == '\0')
+    } else if (!conf_err_was_set() || conf_err_text()[0] == '\0')
         conf_fail(r, "INSTANCE_OPEN refused %s (%s) without error text", what,
                   conf_status_name(st));
 }

@@ -52,13 +52,13 @@ static kp_status s_unwrap(conf_run *r, const char *name, uint32_t v, uint32_t al
     }
     if (st == KP_OK && !conf_secret_adopt(r, *dek, "KS_UNWRAP")) {
         *dek = NULL;
-        return KP_ERR_PLUGIN;
+        st = KP_ERR_PLUGIN;
     }
     if (st == KP_OK && conf_secret_size(*dek) == 0) {
         conf_fail(r, "KS_UNWRAP(%s) returned KP_OK with an empty secret", conf_alg_name(alg));
         conf_secret_free(*dek);
         *dek = NULL;
-        return KP_ERR_PLUGIN;
+        st = KP_ERR_PLUGIN;
     }
     return st;
 }
@@ -68,24 +68,14 @@ static bool s_same(const kp_secret *a, const uint8_t *b, size_t n)
     return conf_secret_size(a) == n && memcmp(conf_secret_bytes(a), b, n) == 0;
 }
 
-static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t alg, size_t n)
+/* What a DEK d (n bytes) that wrapped into out/len must give back: the plugin's own unwrap,
+ * OpenSSL's decryption with the private key, and the plugin's unwrap of OpenSSL's wrap. */
+static void s_unwraps(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t alg,
+                      const uint8_t *d, size_t n, const uint8_t *out, size_t len)
 {
-    uint8_t d[64], out[1024];
-    conf_random(d, n);
-    kp_secret *dek = conf_secret_new(d, n), *back = NULL;
-    size_t len = sizeof(out);
     const char *an = conf_alg_name(alg);
-    kp_status st = s_wrap(r, key->name, 0, alg, dek, out, &len);
-    if (!s_same(dek, d, n))
-        conf_fail(r, "KS_WRAP(%s) changed the DEK it was lent", an);
-    if (st != KP_OK) {
-        if (st != KP_ERR_PLUGIN)
-            conf_fail(r, "KS_WRAP(%s, %zu-byte DEK): %s: %s", an, n, conf_status_name(st),
-                      conf_reason());
-        conf_secret_free(dek);
-        return;
-    }
-    st = s_unwrap(r, key->name, 0, alg, out, len, &back);
+    kp_secret *back = NULL;
+    kp_status st = s_unwrap(r, key->name, 0, alg, out, len, &back);
     if (st != KP_OK && st != KP_ERR_PLUGIN)
         conf_fail(r, "KS_UNWRAP(%s) of its own wrap: %s: %s", an, conf_status_name(st),
                   conf_reason());
@@ -103,9 +93,11 @@ static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32
             conf_fail(r, "the plugin's %s wrap does not unwrap with OpenSSL to the DEK", an);
     }
     if (S_RSA(alg) && pub != NULL) {
-        uint8_t *ct = conf_rsa_encrypt(pub, alg, d, n, &len);
+        size_t ctlen = 0;
+        uint8_t *ct = conf_rsa_encrypt(pub, alg, d, n, &ctlen);
         if (ct != NULL) {
-            st = s_unwrap(r, key->name, 0, alg, ct, len, &back);
+            back = NULL;
+            st = s_unwrap(r, key->name, 0, alg, ct, ctlen, &back);
             if (st != KP_OK && st != KP_ERR_PLUGIN)
                 conf_fail(r, "KS_UNWRAP(%s) of an OpenSSL wrap under its public key: %s: %s", an,
                           conf_status_name(st), conf_reason());
@@ -115,6 +107,23 @@ static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32
             free(ct);
         }
     }
+}
+
+static void s_round_trip(conf_run *r, const conf_key *key, EVP_PKEY *pub, uint32_t alg, size_t n)
+{
+    uint8_t d[64], out[1024];
+    conf_random(d, n);
+    kp_secret *dek = conf_secret_new(d, n);
+    size_t len = sizeof(out);
+    const char *an = conf_alg_name(alg);
+    kp_status st = s_wrap(r, key->name, 0, alg, dek, out, &len);
+    if (!s_same(dek, d, n))
+        conf_fail(r, "KS_WRAP(%s) changed the DEK it was lent", an);
+    if (st == KP_OK)
+        s_unwraps(r, key, pub, alg, d, n, out, len);
+    else if (st != KP_ERR_PLUGIN)
+        conf_fail(r, "KS_WRAP(%s, %zu-byte DEK): %s: %s", an, n, conf_status_name(st),
+                  conf_reason());
     conf_secret_free(dek);
 }
 

@@ -190,27 +190,28 @@ static bool s_import(conf_run *r, const char *name, uint32_t flags, conf_key *ke
     uint32_t bits = conf_key_bits(r->kit);
     EVP_PKEY *pk = conf_rsa_new(bits);
     kp_secret *der = pk != NULL ? conf_pkcs8_secret(pk) : NULL;
-    if (der == NULL) {
-        EVP_PKEY_free(pk);
-        conf_fail(r, "the kit could not make an RSA-%u key", bits);
-        return false;
-    }
     kp_key_spec spec = {.struct_size = sizeof(spec),
                         .name = name,
                         .type = KP_KEY_RSA,
                         .bits = bits,
                         .flags = flags};
-    key->info.struct_size = sizeof(key->info);
-    conf_err_clear();
-    kp_status st = imp(r->inst, &spec, der, &key->info);
-    conf_secret_free(der);
-    if (st != KP_OK) {
-        EVP_PKEY_free(pk);
-        conf_fail(r, "KS_IMPORT(%s) failed: %s: %s", name, conf_status_name(st), conf_reason());
-        return false;
+    kp_status st = KP_ERR_NOMEM;
+    if (der == NULL) {
+        conf_fail(r, "the kit could not make an RSA-%u key", bits);
+    } else {
+        key->info.struct_size = sizeof(key->info);
+        conf_err_clear();
+        st = imp(r->inst, &spec, der, &key->info);
+        if (st != KP_OK)
+            conf_fail(r, "KS_IMPORT(%s) failed: %s: %s", name, conf_status_name(st), conf_reason());
     }
-    key->priv = pk;
-    return true;
+    conf_secret_free(der);
+    if (st == KP_OK) {
+        key->priv = pk;
+        pk = NULL;
+    }
+    EVP_PKEY_free(pk);
+    return st == KP_OK;
 }
 
 bool conf_key_make(conf_run *r, const char *tag, uint32_t flags, bool want_priv, conf_key *key)

@@ -152,30 +152,32 @@ void conf_t_valgrind(conf_run *r)
     argv[a++] = tmo;
     char path[] = "/tmp/kp-conf-valgrind.XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0) {
-        free(argv);
-        conf_fail(r, "cannot make a temporary file");
-        return;
-    }
-    unlink(path);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, "valgrind", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    free(argv);
     int status = 0;
-    if (rc != 0 || waitpid(pid, &status, 0) < 0) {
+    char *out = NULL;
+    bool ran = false;
+    if (fd < 0) {
+        conf_fail(r, "cannot make a temporary file");
+    } else {
+        unlink(path);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fd, 1);
+        posix_spawn_file_actions_adddup2(&fa, fd, 2);
+        pid_t pid;
+        int rc = posix_spawnp(&pid, "valgrind", &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        ran = rc == 0 && waitpid(pid, &status, 0) >= 0;
+        if (ran)
+            out = s_slurp(fd);
+        else
+            conf_fail(r, "cannot run valgrind");
         close(fd);
-        conf_fail(r, "cannot run valgrind");
-        return;
     }
-    char *out = s_slurp(fd);
-    close(fd);
+    free(argv);
     char line[300];
-    if (!WIFEXITED(status)) {
+    if (!ran) {
+        /* reported above */
+    } else if (!WIFEXITED(status)) {
         conf_fail(r, "the kit under valgrind died with signal %d", WTERMSIG(status));
     } else if (WEXITSTATUS(status) == 99) {
         s_line(out != NULL ? out : "", "== ", line, sizeof(line));

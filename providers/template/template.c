@@ -158,13 +158,13 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
         st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
     else if (pthread_mutex_init(&t->lock, NULL) != 0)
         st = tpl_err(t, KP_ERR_INTERNAL, "cannot create a mutex");
-    if (st != KP_OK) {
+    if (st == KP_OK) {
+        *inst = t;
+    } else {
         free(t->label);
         free(t);
-        return st;
     }
-    *inst = t;
-    return KP_OK;
+    return st;
 }
 
 /* The core calls close once, after every other call on the instance has returned. */

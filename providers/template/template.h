@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/kit/ossl.h>
 #include <keyplane/provider.h>
 
 /* The plugin's name: equal to the file name without .so (the loader refuses a plugin whose name
@@ -106,10 +107,12 @@ typedef struct tpl_inst {
  * name; the format must be a string literal. Never pass key material or a secret. */
 #define tpl_err(t, st, ...) kp_errorf((t)->up, (t)->h, (st), TPL_NAME ": " __VA_ARGS__)
 
+/* An OpenSSL failure: tpl_err's line with ": <OpenSSL's reason>" appended, the thread's OpenSSL
+ * error queue left empty (the kit's kpk_ossl_errorf), so a stale error never shows up in the
+ * core's next message. */
+#define tpl_ossl_err(t, st, ...) kpk_ossl_errorf((t)->up, (t)->h, (st), TPL_NAME ": " __VA_ARGS__)
+
 /* template_keys.c: what every file shares */
-/* An OpenSSL failure: "<what> <name>: <OpenSSL's reason>", the thread's OpenSSL error queue
- * left empty (kpk_ossl_reason), so a stale error never shows up in the core's next message. */
-kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *name);
 kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item);
 
 /* template_keys.c: the keystore */

@@ -5,8 +5,8 @@
  * calls to its service; docs/plugin-guide.md shows how to map keyplane's version numbers onto a
  * backend that numbers versions its own way.
  *
- * It also holds the two helpers the other files share (the sorted list's insert and OpenSSL's
- * error text), so that every file of the template calls into this one and never back.
+ * It also holds the helper the other files share (the sorted list's insert), so that every
+ * file of the template calls into this one and never back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,20 +17,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include <keyplane/kit/ossl.h>
-
 #include "template.h"
 
 /* --- What every file shares ---------------------------------------------------------------- */
-
-kp_status tpl_ossl_err(tpl_inst *t, kp_status st, const char *what, const char *name)
-{
-    char why[KPK_OSSL_REASON_MAX];
-
-    kpk_ossl_reason(why, sizeof(why));
-    return tpl_err(t, st, "%s %.127s: %s", what, name != NULL ? name : "",
-                   why[0] != '\0' ? why : "failed");
-}
 
 kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item)
 {
@@ -139,45 +128,17 @@ kp_status tpl_spec_check(tpl_inst *t, const kp_key_spec *in, kp_key_spec *spec)
     return KP_OK;
 }
 
-/*
- * Makes pkey version spec->version (0: the next free one) of spec->name. Takes pkey whatever
- * happens: it is in the list, or freed. The expected fingerprint is compared before the key is
- * in the list, so no reader ever sees a key that fails it and a refused import leaves nothing
- * behind.
- */
-kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *out)
+/* Lists k as version spec->version of spec->name (0: the next free one) under the lock;
+ * *count receives how many versions the name had. Sets no error text: nothing calls into the
+ * core under the lock, so the caller words what this answers. */
+static kp_status s_insert(tpl_inst *t, const kp_key_spec *spec, tpl_key *k, uint32_t *count)
 {
-    char fpr[KPK_FPR_HEX];
     s_pos pos;
-    tpl_key *k = NULL;
     kp_status st = KP_OK;
-
-    if (kpk_fpr_pkey(pkey, fpr) != KP_OK)
-        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "fingerprint of key", spec->name);
-    else if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
-        st = tpl_err(t, KP_ERR_INTEGRITY,
-                     "key %s: the key's fingerprint %.16s... is not the expected %.16s...",
-                     spec->name, fpr, spec->fingerprint);
-    else if ((k = calloc(1, sizeof(*k))) == NULL)
-        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
-    if (st != KP_OK) {
-        EVP_PKEY_free(pkey);
-        return st;
-    }
-    k->info = (kp_key_info){
-        .struct_size = sizeof(kp_key_info),
-        .type = KP_KEY_RSA,
-        .bits = (uint32_t)EVP_PKEY_get_bits(pkey),
-        .flags = spec->flags & KP_KEY_EXPORTABLE,
-        .state = KP_KEY_ENABLED,
-        .created = (int64_t)time(NULL),
-    };
-    memcpy(k->info.name, spec->name, strlen(spec->name) + 1); /* checked: < KP_NAME_MAX */
-    memcpy(k->info.fingerprint, fpr, sizeof(fpr));
-    k->pkey = pkey; /* complete before it is listed: readers look it up under the lock */
 
     pthread_mutex_lock(&t->lock);
     s_locate(t, spec->name, spec->version, &pos);
+    *count = (uint32_t)pos.count;
     /* keyplane chooses the numbers so that every replica of a chain numbers alike: take
      * exactly the one asked for, or the next free one when asked for 0. */
     k->info.version = spec->version != 0   ? spec->version
@@ -196,19 +157,60 @@ kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY *pkey, kp_k
         st = tpl_vec_insert(&t->keys, pos.at, k);
     }
     pthread_mutex_unlock(&t->lock);
-    /* Errors are reported after unlocking: nothing calls into the core under the lock. */
-    if (st != KP_OK) {
-        tpl_key_free(k); /* and pkey with it */
-        return st == KP_ERR_EXISTS
-                   ? tpl_err(t, st, "key %s version %u exists", spec->name, spec->version)
-               : st == KP_ERR_DENIED
-                   ? tpl_err(t, st, "key %s has %u versions, the most allowed (max_versions)",
-                             spec->name, pos.count)
-                   : tpl_err(t, st, "out of memory");
+    return st;
+}
+
+/*
+ * Makes pkey version spec->version (0: the next free one) of spec->name. Takes pkey whatever
+ * happens: it is in the list, or freed. The expected fingerprint is compared before the key is
+ * in the list, so no reader ever sees a key that fails it and a refused import leaves nothing
+ * behind.
+ */
+kp_status tpl_key_add(tpl_inst *t, const kp_key_spec *spec, EVP_PKEY *pkey, kp_key_info *out)
+{
+    char fpr[KPK_FPR_HEX];
+    tpl_key *k = NULL;
+    uint32_t count = 0;
+    kp_status st = KP_OK;
+
+    if (kpk_fpr_pkey(pkey, fpr) != KP_OK)
+        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot fingerprint key %s", spec->name);
+    else if (spec->fingerprint != NULL && strcmp(fpr, spec->fingerprint) != 0)
+        st = tpl_err(t, KP_ERR_INTEGRITY,
+                     "key %s: the key's fingerprint %.16s... is not the expected %.16s...",
+                     spec->name, fpr, spec->fingerprint);
+    else if ((k = calloc(1, sizeof(*k))) == NULL)
+        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    if (st == KP_OK) {
+        k->info = (kp_key_info){
+            .struct_size = sizeof(kp_key_info),
+            .type = KP_KEY_RSA,
+            .bits = (uint32_t)EVP_PKEY_get_bits(pkey),
+            .flags = spec->flags & KP_KEY_EXPORTABLE,
+            .state = KP_KEY_ENABLED,
+            .created = (int64_t)time(NULL),
+        };
+        memcpy(k->info.name, spec->name, strlen(spec->name) + 1); /* checked: < KP_NAME_MAX */
+        memcpy(k->info.fingerprint, fpr, sizeof(fpr));
+        k->pkey = pkey; /* complete before it is listed: readers look it up under the lock */
+        pkey = NULL;
+        st = s_insert(t, spec, k, &count);
+        if (st == KP_ERR_EXISTS)
+            st = tpl_err(t, st, "key %s version %u exists", spec->name, spec->version);
+        else if (st == KP_ERR_DENIED)
+            st = tpl_err(t, st, "key %s has %u versions, the most allowed (max_versions)",
+                         spec->name, count);
+        else if (st != KP_OK)
+            st = tpl_err(t, st, "out of memory");
     }
-    if (out != NULL)
-        kp_key_info_put(out, &k->info);
-    return KP_OK;
+    if (st == KP_OK) {
+        if (out != NULL)
+            kp_key_info_put(out, &k->info);
+        k = NULL; /* the list holds it */
+    }
+    tpl_key_free(k); /* and pkey with it, once it held it */
+    EVP_PKEY_free(pkey);
+    return st;
 }
 
 /* Finds name/version (0: the latest). The record stays valid until close: versions are never
@@ -236,29 +238,31 @@ kp_status tpl_pkey_from_pkcs8(tpl_inst *t, const kp_key_spec *spec, const kp_sec
 {
     const unsigned char *p = t->up->secret_cdata(der), *end = p + t->up->secret_len(der);
     PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)(end - p));
-    uint32_t bits;
+    EVP_PKEY *k = NULL;
+    uint32_t bits = 0;
+    kp_status st = KP_OK;
 
     *pkey = NULL;
-    if (p8 == NULL || p != end) { /* trailing bytes: not the DER we were promised */
-        PKCS8_PRIV_KEY_INFO_free(p8);
-        return tpl_ossl_err(t, KP_ERR_INVALID_ARG, "not PKCS#8 DER for key", spec->name);
-    }
-    *pkey = EVP_PKCS82PKEY(p8);
+    if (p8 == NULL || p != end) /* trailing bytes: not the DER we were promised */
+        st = tpl_ossl_err(t, KP_ERR_INVALID_ARG, "key %s: not PKCS#8 DER", spec->name);
+    else if ((k = EVP_PKCS82PKEY(p8)) == NULL)
+        st = tpl_ossl_err(t, KP_ERR_INVALID_ARG, "key %s: unreadable private key", spec->name);
     PKCS8_PRIV_KEY_INFO_free(p8); /* OpenSSL wipes the key bytes it held */
-    if (*pkey == NULL)
-        return tpl_ossl_err(t, KP_ERR_INVALID_ARG, "unreadable private key for", spec->name);
-    bits = (uint32_t)EVP_PKEY_get_bits(*pkey);
-    if (EVP_PKEY_get_base_id(*pkey) == EVP_PKEY_RSA && s_rsa_bits_ok(bits) &&
-        (spec->bits == 0 || bits == spec->bits))
-        return KP_OK;
-    EVP_PKEY_free(*pkey);
-    *pkey = NULL;
-    if (spec->bits != 0 && bits != spec->bits)
-        return tpl_err(t, KP_ERR_INVALID_ARG,
-                       "key %s: the imported key has %u bits, the spec says %u", spec->name, bits,
-                       spec->bits);
-    return tpl_err(t, KP_ERR_UNSUPPORTED, "key %s: the imported key is not RSA 2048, 3072 or 4096",
-                   spec->name);
+    if (st == KP_OK)
+        bits = (uint32_t)EVP_PKEY_get_bits(k);
+    if (st == KP_OK && spec->bits != 0 && bits != spec->bits)
+        st =
+            tpl_err(t, KP_ERR_INVALID_ARG, "key %s: the imported key has %u bits, the spec says %u",
+                    spec->name, bits, spec->bits);
+    else if (st == KP_OK && (EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA || !s_rsa_bits_ok(bits)))
+        st = tpl_err(t, KP_ERR_UNSUPPORTED,
+                     "key %s: the imported key is not RSA 2048, 3072 or 4096", spec->name);
+    if (st == KP_OK) {
+        *pkey = k;
+        k = NULL;
+    }
+    EVP_PKEY_free(k);
+    return st;
 }
 
 kp_status tpl_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
@@ -273,7 +277,7 @@ kp_status tpl_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
     spec.fingerprint = NULL; /* an expectation means something for imports only */
     /* Slow (a 4096-bit key can take seconds): done outside the lock so other calls go on. */
     if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)spec.bits)) == NULL)
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "generating key", spec.name);
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot generate key %s", spec.name);
     return tpl_key_add(t, &spec, pkey, info);
 }
 
@@ -313,7 +317,7 @@ kp_status tpl_ks_get_public(void *inst, const char *name, uint32_t version, uint
         return tpl_err(t, KP_ERR_INVALID_ARG, "no buffer");
     KP_GUARD(tpl_key_find(t, name, version, &k));
     if ((n = i2d_PUBKEY(k->pkey, NULL)) <= 0)
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding the public key of", name);
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot encode the public key of %s", name);
     /* The buffer convention: too small, write nothing and say how much is needed. */
     if (*len < (size_t)n) {
         *len = (size_t)n;
@@ -369,7 +373,7 @@ EVP_PKEY_CTX *tpl_oaep_ctx(EVP_PKEY *pkey, const EVP_MD *md, bool encrypt)
         EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
         EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0) {
         EVP_PKEY_CTX_free(ctx);
-        return NULL;
+        ctx = NULL;
     }
     return ctx;
 }
@@ -382,6 +386,7 @@ kp_status tpl_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t a
     const tpl_key *k;
     EVP_PKEY_CTX *ctx;
     size_t need, n, deklen;
+    kp_status st = KP_OK;
 
     /* Only what INSTANCE_INFO declared: the core chose the algorithm from that answer. */
     if (md == NULL)
@@ -401,13 +406,12 @@ kp_status tpl_ks_wrap(void *inst, const char *name, uint32_t version, uint32_t a
     }
     n = *outlen;
     if ((ctx = tpl_oaep_ctx(k->pkey, md, true)) == NULL ||
-        EVP_PKEY_encrypt(ctx, out, &n, t->up->secret_cdata(dek), deklen) <= 0) {
-        EVP_PKEY_CTX_free(ctx);
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "wrapping under", name);
-    }
+        EVP_PKEY_encrypt(ctx, out, &n, t->up->secret_cdata(dek), deklen) <= 0)
+        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot wrap under %s", name);
     EVP_PKEY_CTX_free(ctx);
-    *outlen = n;
-    return KP_OK;
+    if (st == KP_OK)
+        *outlen = n;
+    return st;
 }
 
 kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t alg,
@@ -419,6 +423,7 @@ kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
     EVP_PKEY_CTX *ctx;
     kp_secret *s;
     size_t size, n;
+    kp_status st = KP_OK;
 
     if (md == NULL)
         return tpl_err(t, KP_ERR_UNSUPPORTED, "wrap algorithm %u is not RSA-OAEP SHA-1 or SHA-256",
@@ -436,18 +441,21 @@ kp_status tpl_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t
     n = size;
     if ((ctx = tpl_oaep_ctx(k->pkey, md, false)) == NULL ||
         EVP_PKEY_decrypt(ctx, t->up->secret_data(s), &n, in, inlen) <= 0 || n == 0) {
-        EVP_PKEY_CTX_free(ctx);
-        t->up->secret_free(s);
         /* Never bytes that did not unwrap; and no reason beyond "it did not", which is all a
          * caller needs and all an attacker probing the padding should get. */
         ERR_clear_error();
-        return tpl_err(t, KP_ERR_CRYPTO, "the wrapped key does not unwrap under %s", name);
+        st = tpl_err(t, KP_ERR_CRYPTO, "the wrapped key does not unwrap under %s", name);
     }
     EVP_PKEY_CTX_free(ctx);
-    if (t->up->secret_shrink(s, n) != KP_OK) {
-        t->up->secret_free(s);
-        return tpl_err(t, KP_ERR_INTERNAL, "cannot shrink a secret");
+    if (st == KP_OK) {
+        st = t->up->secret_shrink(s, n);
+        if (st != KP_OK)
+            st = tpl_err(t, KP_ERR_INTERNAL, "cannot shrink a secret");
     }
-    *dek = s;
-    return KP_OK;
+    if (st == KP_OK) {
+        *dek = s;
+        s = NULL;
+    }
+    t->up->secret_free(s); /* wipes what a failed decryption may have left */
+    return st;
 }

@@ -59,7 +59,7 @@ static kp_status s_kek(tpl_inst *t, EVP_PKEY **kek)
     if (*kek != NULL)
         return KP_OK;
     if ((fresh = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)KEK_BITS)) == NULL)
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "generating the wrapping key", NULL);
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot generate the wrapping key");
     pthread_mutex_lock(&t->lock);
     if (t->kek == NULL)
         t->kek = fresh, fresh = NULL;
@@ -86,7 +86,7 @@ kp_status tpl_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer
         return tpl_err(t, KP_ERR_INVALID_ARG, "bad import offer");
     KP_GUARD(s_kek(t, &kek));
     if ((n = i2d_PUBKEY(kek, NULL)) <= 0)
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding the wrapping key for", spec.name);
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot encode the wrapping key for %s", spec.name);
     /* Both buffers follow the buffer convention together. */
     if (offer->wrapping_spki_len < (size_t)n || offer->token_len < TPL_TOKEN_LEN) {
         offer->wrapping_spki_len = (size_t)n;
@@ -95,7 +95,7 @@ kp_status tpl_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_offer
                        TPL_TOKEN_LEN);
     }
     if (RAND_bytes(token, sizeof(token)) != 1)
-        return tpl_ossl_err(t, KP_ERR_CRYPTO, "making an offer for", spec.name);
+        return tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot make an offer for %s", spec.name);
 
     /* The token names the offer; KS_IMPORT_WRAPPED must present it before it lapses. A real
      * service keeps its own (a KMS import token, a Key Vault key-exchange key id). */
@@ -143,9 +143,9 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
 {
     EVP_PKEY *kek;
     EVP_PKEY_CTX *ctx = NULL;
-    kp_secret *aes = NULL;
+    kp_secret *aes = NULL, *key = NULL;
     size_t rsalen, n = 0;
-    bool ok;
+    kp_status st = KP_OK;
 
     pthread_mutex_lock(&t->lock);
     kek = t->kek; /* set: the offer that was found made it */
@@ -155,23 +155,33 @@ static kp_status s_unwrap(tpl_inst *t, const char *name, const EVP_MD *md, const
     if (bloblen < rsalen + 16 || (bloblen - rsalen) % 8 != 0)
         return tpl_err(t, KP_ERR_CRYPTO, "key %s: %zu bytes are not an RSA-AES wrapped key", name,
                        bloblen);
-    ok = (aes = t->up->secret_new(rsalen)) != NULL &&
-         (*p8 = t->up->secret_new(bloblen - rsalen - 8)) != NULL;
-    n = rsalen;
-    ok = ok && (ctx = tpl_oaep_ctx(kek, md, false)) != NULL &&
-         EVP_PKEY_decrypt(ctx, t->up->secret_data(aes), &n, blob, rsalen) > 0 && n == AES_KEY_LEN &&
-         s_kwp(t, aes, 0, blob + rsalen, bloblen - rsalen, t->up->secret_data(*p8), &n) &&
-         t->up->secret_shrink(*p8, n) == KP_OK;
+    /* Both plaintexts go into secret memory: the AES key and the PKCS#8 it unwraps. */
+    aes = t->up->secret_new(rsalen);
+    key = t->up->secret_new(bloblen - rsalen - 8);
+    if (aes == NULL || key == NULL)
+        st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    if (st == KP_OK) {
+        n = rsalen;
+        bool ok = (ctx = tpl_oaep_ctx(kek, md, false)) != NULL &&
+                  EVP_PKEY_decrypt(ctx, t->up->secret_data(aes), &n, blob, rsalen) > 0 &&
+                  n == AES_KEY_LEN &&
+                  s_kwp(t, aes, 0, blob + rsalen, bloblen - rsalen, t->up->secret_data(key), &n);
+        if (ok)
+            ok = t->up->secret_shrink(key, n) == KP_OK;
+        if (!ok) {
+            ERR_clear_error(); /* no reason beyond "it did not": see tpl_ks_unwrap */
+            st = tpl_err(t, KP_ERR_CRYPTO, "key %s does not unwrap under the offer's wrapping key",
+                         name);
+        }
+    }
+    if (st == KP_OK) {
+        *p8 = key;
+        key = NULL;
+    }
     EVP_PKEY_CTX_free(ctx);
     t->up->secret_free(aes);
-    if (!ok) {
-        t->up->secret_free(*p8);
-        *p8 = NULL;
-        ERR_clear_error();
-        return tpl_err(t, KP_ERR_CRYPTO, "key %s does not unwrap under the offer's wrapping key",
-                       name);
-    }
-    return KP_OK;
+    t->up->secret_free(key);
+    return st;
 }
 
 kp_status tpl_ks_import_wrapped(void *inst, const kp_key_spec *in, uint32_t method,
@@ -229,7 +239,7 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
     kp_secret *p8 = NULL;
     const tpl_key *k;
     EVP_PKEY *wk = NULL;
-    size_t need;
+    size_t need = 0;
     kp_status st = KP_OK;
     int n = 0;
 
@@ -245,15 +255,16 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
     wk = d2i_PUBKEY(NULL, &p, (long)spki_len);
     if (wk == NULL || p != wrapping_spki + spki_len || EVP_PKEY_get_base_id(wk) != EVP_PKEY_RSA ||
         EVP_PKEY_get_bits(wk) < 2048) {
-        EVP_PKEY_free(wk);
         ERR_clear_error();
-        return tpl_err(t, KP_ERR_INVALID_ARG,
-                       "the wrapping key is not an RSA key of 2048 bits or more");
+        st = tpl_err(t, KP_ERR_INVALID_ARG,
+                     "the wrapping key is not an RSA key of 2048 bits or more");
     }
     /* The PKCS#8 encoding goes into secret memory; OpenSSL wipes its own copy when freed. */
-    if ((pi = EVP_PKEY2PKCS8(k->pkey)) == NULL || (n = i2d_PKCS8_PRIV_KEY_INFO(pi, NULL)) <= 0)
-        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "encoding key", name);
-    need = (size_t)EVP_PKEY_get_size(wk) + ((size_t)n + 7) / 8 * 8 + 8;
+    if (st == KP_OK &&
+        ((pi = EVP_PKEY2PKCS8(k->pkey)) == NULL || (n = i2d_PKCS8_PRIV_KEY_INFO(pi, NULL)) <= 0))
+        st = tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot encode key %s", name);
+    if (st == KP_OK)
+        need = (size_t)EVP_PKEY_get_size(wk) + ((size_t)n + 7) / 8 * 8 + 8;
     if (st == KP_OK && *outlen < need) {
         *outlen = need;
         st = tpl_err(t, KP_ERR_BUFFER_TOO_SMALL, "key %s wrapped needs %zu bytes", name, need);
@@ -264,7 +275,7 @@ kp_status tpl_ks_export_wrapped(void *inst, const char *name, uint32_t version, 
         unsigned char *w = t->up->secret_data(p8);
         i2d_PKCS8_PRIV_KEY_INFO(pi, &w);
         if (!s_wrap(t, wk, md, p8, out))
-            st = tpl_ossl_err(t, KP_ERR_CRYPTO, "wrapping key", name);
+            st = tpl_ossl_err(t, KP_ERR_CRYPTO, "cannot wrap key %s", name);
     }
     if (st == KP_OK)
         *outlen = need;

@@ -69,13 +69,18 @@ static kp_status s_meta_copy(tpl_inst *t, const kp_meta *meta, size_t nmeta, tpl
     }
     if (nmeta > 0 && (s->meta = calloc(nmeta, sizeof(*s->meta))) == NULL)
         return tpl_err(t, KP_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < nmeta; i++, s->nmeta++)
-        if ((s->meta[i].key = strdup(meta[i].key)) == NULL ||
-            (s->meta[i].value = strdup(meta[i].value)) == NULL) {
-            free((char *)s->meta[i].key);
-            return tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    /* s->nmeta counts the whole pairs copied: tpl_secret_free frees those */
+    kp_status st = KP_OK;
+    for (size_t i = 0; st == KP_OK && i < nmeta; i++) {
+        char *k = strdup(meta[i].key), *v = k != NULL ? strdup(meta[i].value) : NULL;
+        if (v == NULL) {
+            free(k);
+            st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
+        } else {
+            s->meta[s->nmeta++] = (kp_meta){.key = k, .value = v};
         }
-    return KP_OK;
+    }
+    return st;
 }
 
 /* The secrets list is sorted by name, then version, like the keys. */
@@ -125,32 +130,33 @@ kp_status tpl_ss_put(void *inst, const char *name, const kp_secret *value, const
     /* The value is borrowed: keep a copy, in secret memory. */
     if (st == KP_OK && (s->value = kp_secret_dup(t->up, t->up->secret_cdata(value), len)) == NULL)
         st = tpl_err(t, KP_ERR_NOMEM, "out of memory");
-    if (st != KP_OK) {
-        tpl_secret_free(t->up, s);
-        return st;
-    }
-    memcpy(s->info.name, name, strlen(name) + 1);
-    s->info.created = (int64_t)time(NULL);
-    s->info.size = len;
+    if (st == KP_OK) {
+        memcpy(s->info.name, name, strlen(name) + 1);
+        s->info.created = (int64_t)time(NULL);
+        s->info.size = len;
 
-    /* A secret store numbers its own versions (unlike keys): the next after the latest. */
-    pthread_mutex_lock(&t->lock);
-    s_locate(t, name, 0, &pos);
-    s->info.version = pos.latest != NULL ? pos.latest->info.version + 1 : 1;
-    if (t->max_versions != 0 && pos.count >= t->max_versions)
-        st = KP_ERR_DENIED;
-    else
-        st = tpl_vec_insert(&t->secrets, pos.at, s);
-    pthread_mutex_unlock(&t->lock);
-    if (st != KP_OK) {
-        tpl_secret_free(t->up, s);
-        return st == KP_ERR_DENIED
-                   ? tpl_err(t, st, "secret %s has %u versions, the most allowed (max_versions)",
-                             name, pos.count)
-                   : tpl_err(t, st, "out of memory");
+        /* A secret store numbers its own versions (unlike keys): the next after the latest. */
+        pthread_mutex_lock(&t->lock);
+        s_locate(t, name, 0, &pos);
+        s->info.version = pos.latest != NULL ? pos.latest->info.version + 1 : 1;
+        if (t->max_versions != 0 && pos.count >= t->max_versions)
+            st = KP_ERR_DENIED;
+        else
+            st = tpl_vec_insert(&t->secrets, pos.at, s);
+        pthread_mutex_unlock(&t->lock);
+        /* Errors are reported after unlocking: nothing calls into the core under the lock. */
+        if (st == KP_ERR_DENIED)
+            st = tpl_err(t, st, "secret %s has %u versions, the most allowed (max_versions)", name,
+                         pos.count);
+        else if (st != KP_OK)
+            st = tpl_err(t, st, "out of memory");
     }
-    *version = s->info.version;
-    return KP_OK;
+    if (st == KP_OK) {
+        *version = s->info.version;
+        s = NULL; /* the list holds it */
+    }
+    tpl_secret_free(t->up, s);
+    return st;
 }
 
 kp_status tpl_ss_get(void *inst, const char *name, uint32_t version, kp_secret **value,
@@ -173,7 +179,9 @@ kp_status tpl_ss_get(void *inst, const char *name, uint32_t version, kp_secret *
     if ((*value = kp_secret_dup(t->up, t->up->secret_cdata(s->value),
                                 t->up->secret_len(s->value))) == NULL)
         return tpl_err(t, KP_ERR_NOMEM, "out of memory");
-    if (visit != NULL && (st = visit(arg, &s->info, s->meta, s->nmeta)) != KP_OK) {
+    if (visit != NULL)
+        st = visit(arg, &s->info, s->meta, s->nmeta);
+    if (st != KP_OK) {
         t->up->secret_free(*value); /* on failure the caller owns nothing */
         *value = NULL;
     }
@@ -187,8 +195,8 @@ kp_status tpl_ss_list(void *inst, const char *name, kp_secret_visit_fn visit, vo
     size_t n = 0;
     kp_status st = KP_OK;
 
-    if ((!t->secret_store || name != NULL) && (st = s_need_store(t, name)) != KP_OK)
-        return st; /* name NULL: every secret */
+    if (!t->secret_store || name != NULL) /* name NULL: every secret */
+        KP_GUARD(s_need_store(t, name));
     if (visit == NULL)
         return tpl_err(t, KP_ERR_INVALID_ARG, "no visitor");
     /* A snapshot, visited without the lock (see tpl_ks_list). */
@@ -256,37 +264,40 @@ kp_status tpl_ks_state_put(void *inst, const char *name, const uint8_t *doc, siz
     if (name == NULL || !kpk_key_name_valid(name) || doc == NULL || len == 0 ||
         len > KP_STATE_MAX || (expect == NULL && expect_len != 0) || expect_len > KP_STATE_MAX)
         return tpl_err(t, KP_ERR_INVALID_ARG, "bad state arguments");
-    if ((copy = malloc(len)) == NULL || (fresh = calloc(1, sizeof(*fresh))) == NULL) {
-        free(copy);
-        return tpl_err(t, KP_ERR_NOMEM, "out of memory");
+    copy = malloc(len);
+    fresh = calloc(1, sizeof(*fresh));
+    if (copy == NULL || fresh == NULL)
+        st = KP_ERR_NOMEM;
+    if (st == KP_OK) {
+        memcpy(copy, doc, len);
+        /* Compare and replace under one lock: that is what makes it a compare-and-swap. A
+         * remote backend needs the same from its service (a conditional write), not a read
+         * then a write. */
+        pthread_mutex_lock(&t->lock);
+        s = s_state_find(t, name);
+        if (expect != NULL &&
+            (expect_len == 0 ? s != NULL
+                             : s == NULL || s->len != expect_len || memcmp(s->doc, expect, s->len)))
+            st = KP_ERR_CONFLICT;
+        else if (s != NULL) {
+            free(s->doc);
+            s->doc = copy, s->len = len, copy = NULL;
+        } else {
+            memcpy(fresh->name, name, strlen(name) + 1);
+            fresh->doc = copy, fresh->len = len;
+            if ((st = tpl_vec_insert(&t->states, t->states.n, fresh)) == KP_OK)
+                fresh = NULL, copy = NULL;
+            else
+                fresh->doc = NULL;
+        }
+        pthread_mutex_unlock(&t->lock);
     }
-    memcpy(copy, doc, len);
-
-    /* Compare and replace under one lock: that is what makes it a compare-and-swap. A remote
-     * backend needs the same from its service (a conditional write), not a read then a write. */
-    pthread_mutex_lock(&t->lock);
-    s = s_state_find(t, name);
-    if (expect != NULL &&
-        (expect_len == 0 ? s != NULL
-                         : s == NULL || s->len != expect_len || memcmp(s->doc, expect, s->len)))
-        st = KP_ERR_CONFLICT;
-    else if (s != NULL) {
-        free(s->doc);
-        s->doc = copy, s->len = len, copy = NULL;
-    } else {
-        memcpy(fresh->name, name, strlen(name) + 1);
-        fresh->doc = copy, fresh->len = len;
-        if ((st = tpl_vec_insert(&t->states, t->states.n, fresh)) == KP_OK)
-            fresh = NULL, copy = NULL;
-        else
-            fresh->doc = NULL;
-    }
-    pthread_mutex_unlock(&t->lock);
     free(copy);
     free(fresh);
+    /* Errors are reported after unlocking: nothing calls into the core under the lock. */
     if (st == KP_ERR_CONFLICT)
-        return tpl_err(t, st, "the state of %s changed since it was read (compare failed)", name);
-    if (st != KP_OK)
-        return tpl_err(t, st, "out of memory");
-    return KP_OK;
+        st = tpl_err(t, st, "the state of %s changed since it was read (compare failed)", name);
+    else if (st != KP_OK)
+        st = tpl_err(t, st, "out of memory");
+    return st;
 }

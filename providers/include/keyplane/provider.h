@@ -153,7 +153,7 @@ typedef struct kp_plugin_info {
     uint32_t struct_size;    /**< sizeof(kp_plugin_info) as the plugin was built */
     uint16_t abi_major;      /**< KP_ABI_MAJOR the plugin was built against */
     uint16_t abi_minor;      /**< lowest KP_ABI_MINOR the plugin needs (0 for ABI 1.0) */
-    const char *name;        /**< [a-z0-9_-]+, equal to the file name without .so */
+    const char *name;        /**< 1..64 of [a-z0-9_-], equal to the file name without .so */
     const char *version;     /**< the plugin's own version, e.g. "1.2.0" */
     const char *description; /**< one line */
     uint32_t capabilities;   /**< KP_CAP_* bits any of its instances may have */
@@ -309,6 +309,19 @@ static inline KP_PRINTF_(4, 5) kp_status
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return up->set_error(h, status, msg);
+}
+
+/** printf-style LOG: formats one line into a KP_ERROR_MAX buffer (longer text is cut) and logs
+ *  it at level. Never pass secrets. */
+static inline KP_PRINTF_(4, 5) void kp_logf(const kp_upcalls *up, kp_core_handle *h,
+                                            kp_log_level level, const char *fmt, ...)
+{
+    char msg[KP_ERROR_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    up->log(h, level, msg);
 }
 
 /** The buffer convention (abi.md) for an answer the plugin built in malloc'd memory: sets

@@ -4,15 +4,20 @@
  * EVP_DecodeBlock knows only the standard alphabet, wants whole padded groups, skips
  * whitespace and counts padding as zero bytes; so the text is checked here first, translated
  * to the standard alphabet a bounded chunk at a time, and the last group's length is fixed up.
- * Base64 of key material passes through the chunk buffers, so they are wiped.
+ * Base64 of key material passes through the chunk buffers, so they are wiped. The allocating
+ * forms at the end are the ones every caller that keeps the text or bytes in malloc'd memory
+ * uses, so no store sizes the buffers its own way.
  */
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/provider.h>
 
 /* Characters handed to EVP_DecodeBlock per call: a multiple of 4. */
 #define S_CHUNK 256
@@ -150,4 +155,41 @@ size_t kpk_b64url_encode(const uint8_t *in, size_t inlen, char *out)
             out[i] = '_';
     }
     return n;
+}
+
+kp_status kpk_b64_encode_alloc(const uint8_t *in, size_t inlen, bool url, char **out)
+{
+    KP_ENSURE(out != NULL, KP_ERR_INVALID_ARG);
+    *out = NULL;
+    KP_ENSURE(in != NULL || inlen == 0, KP_ERR_INVALID_ARG);
+    /* kpk_b64_encoded_size must not wrap: 4 characters for each 3 bytes begun, and the NUL */
+    KP_ENSURE(inlen / 3 < (SIZE_MAX - 1) / 4 - 1, KP_ERR_NOMEM);
+    char *text = malloc(kpk_b64_encoded_size(inlen));
+    KP_ENSURE(text != NULL, KP_ERR_NOMEM);
+    if (url)
+        kpk_b64url_encode(in, inlen, text);
+    else
+        kpk_b64_encode(in, inlen, text);
+    *out = text;
+    return KP_OK;
+}
+
+kp_status kpk_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen)
+{
+    KP_ENSURE(out != NULL && outlen != NULL, KP_ERR_INVALID_ARG);
+    *out = NULL;
+    *outlen = 0;
+    KP_ENSURE(in != NULL || inlen == 0, KP_ERR_INVALID_ARG);
+    size_t max = kpk_b64_decoded_max(inlen);
+    uint8_t *buf = malloc(max > 0 ? max : 1);
+    KP_ENSURE(buf != NULL, KP_ERR_NOMEM);
+    size_t got = 0;
+    kp_status st = kpk_b64_decode(in, inlen, buf, &got);
+    if (st == KP_OK) {
+        *out = buf;
+        *outlen = got;
+        buf = NULL;
+    }
+    free(buf); /* kpk_b64_decode wiped what it wrote when it failed */
+    return st;
 }

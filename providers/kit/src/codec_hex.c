@@ -1,6 +1,7 @@
 /*
  * Hex, fingerprints and names: the small encodings every store and the core share, so a
- * fingerprint is computed and checked one way everywhere (lower-case hex SHA-256 of the SPKI).
+ * fingerprint is computed and checked one way everywhere (lower-case hex SHA-256 of the SPKI),
+ * and a key name or a plugin name is held to one rule by every side that checks it.
  */
 #include <string.h>
 
@@ -85,4 +86,13 @@ bool kpk_key_name_valid(const char *name)
     /* 127: KP_NAME_MAX of provider.h less its NUL */
     return len <= 127 && strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                       "0123456789._-") == len;
+}
+
+bool kpk_plugin_name_valid(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t len = strlen(name);
+    return len > 0 && len <= KPK_PLUGIN_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
 }

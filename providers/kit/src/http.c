@@ -136,6 +136,32 @@ static CURLcode s_setup(kpk_http *h)
     return rc;
 }
 
+/* The configuration with its defaults into h, which owns copies of its strings. */
+static kp_status s_fill(kpk_http *h, const kpk_http_config *cfg, char *err, size_t errlen)
+{
+    h->connect_timeout_ms =
+        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : S_DEFAULT_CONNECT_TIMEOUT_MS;
+    h->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : S_DEFAULT_TIMEOUT_MS;
+    h->max_attempts = cfg->max_attempts ? cfg->max_attempts : S_DEFAULT_ATTEMPTS;
+    h->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : S_DEFAULT_BACKOFF_BASE_MS;
+    h->backoff_cap_ms = cfg->backoff_cap_ms ? cfg->backoff_cap_ms : S_DEFAULT_BACKOFF_CAP_MS;
+    h->retry_after_cap_ms =
+        cfg->retry_after_cap_ms ? cfg->retry_after_cap_ms : S_DEFAULT_RETRY_AFTER_CAP_MS;
+    h->max_response = cfg->max_response ? cfg->max_response : S_DEFAULT_MAX_RESPONSE;
+    h->rx.max = h->max_response;
+    h->user_agent = s_strdup(cfg->user_agent ? cfg->user_agent : S_DEFAULT_USER_AGENT);
+    bool ok = h->user_agent != NULL;
+    if (ok && cfg->ca_bundle != NULL)
+        ok = (h->ca_bundle = s_strdup(cfg->ca_bundle)) != NULL;
+    if (ok)
+        ok = (h->curl = curl_easy_init()) != NULL;
+    if (!ok) {
+        s_err(err, errlen, "http: out of memory");
+        return KP_ERR_NOMEM;
+    }
+    return KP_OK;
+}
+
 kp_status kpk_http_new(const kpk_http_config *cfg, kpk_http **out, char *err, size_t errlen)
 {
     static const kpk_http_config none;
@@ -167,38 +193,26 @@ kp_status kpk_http_new(const kpk_http_config *cfg, kpk_http **out, char *err, si
     }
 
     kpk_http *h = calloc(1, sizeof *h);
-    if (h == NULL)
-        goto nomem;
-    h->connect_timeout_ms =
-        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : S_DEFAULT_CONNECT_TIMEOUT_MS;
-    h->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : S_DEFAULT_TIMEOUT_MS;
-    h->max_attempts = cfg->max_attempts ? cfg->max_attempts : S_DEFAULT_ATTEMPTS;
-    h->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : S_DEFAULT_BACKOFF_BASE_MS;
-    h->backoff_cap_ms = cfg->backoff_cap_ms ? cfg->backoff_cap_ms : S_DEFAULT_BACKOFF_CAP_MS;
-    h->retry_after_cap_ms =
-        cfg->retry_after_cap_ms ? cfg->retry_after_cap_ms : S_DEFAULT_RETRY_AFTER_CAP_MS;
-    h->max_response = cfg->max_response ? cfg->max_response : S_DEFAULT_MAX_RESPONSE;
-    h->rx.max = h->max_response;
-    h->user_agent = s_strdup(cfg->user_agent ? cfg->user_agent : S_DEFAULT_USER_AGENT);
-    if (h->user_agent == NULL)
-        goto nomem;
-    if (cfg->ca_bundle != NULL && (h->ca_bundle = s_strdup(cfg->ca_bundle)) == NULL)
-        goto nomem;
-    h->curl = curl_easy_init();
-    if (h->curl == NULL)
-        goto nomem;
-    CURLcode rc = s_setup(h);
-    if (rc != CURLE_OK) {
-        s_err(err, errlen, "http: libcurl refused an option: %s", curl_easy_strerror(rc));
-        kpk_http_free(h);
-        return rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
+    kp_status st = KP_OK;
+    if (h == NULL) {
+        s_err(err, errlen, "http: out of memory");
+        st = KP_ERR_NOMEM;
     }
-    *out = h;
-    return KP_OK;
-nomem:
+    if (st == KP_OK)
+        st = s_fill(h, cfg, err, errlen);
+    if (st == KP_OK) {
+        CURLcode rc = s_setup(h);
+        if (rc != CURLE_OK) {
+            s_err(err, errlen, "http: libcurl refused an option: %s", curl_easy_strerror(rc));
+            st = rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
+        }
+    }
+    if (st == KP_OK) {
+        *out = h;
+        h = NULL;
+    }
     kpk_http_free(h);
-    s_err(err, errlen, "http: out of memory");
-    return KP_ERR_NOMEM;
+    return st;
 }
 
 void kpk_http_free(kpk_http *h)
@@ -255,26 +269,26 @@ static kp_status s_target(CURLU *u, const char *url, char *origin, size_t olen, 
     if (uc == CURLUE_OUT_OF_MEMORY) {
         s_err(err, errlen, "http: out of memory");
         st = KP_ERR_NOMEM;
-        goto done;
-    }
-    if (uc != CURLUE_OK) {
+    } else if (uc != CURLUE_OK) {
         s_err(err, errlen, "http: bad URL (%s)", curl_url_strerror(uc));
         st = KP_ERR_INVALID_ARG;
-        goto done;
     }
-    snprintf(origin, olen, "%s://%s:%s", scheme, host, port);
-    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
-        s_err(err, errlen, "%s: credentials in the URL are not accepted", origin);
-        st = KP_ERR_INVALID_ARG;
-        goto done;
+    if (st == KP_OK) {
+        snprintf(origin, olen, "%s://%s:%s", scheme, host, port);
+        if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+            s_err(err, errlen, "%s: credentials in the URL are not accepted", origin);
+            st = KP_ERR_INVALID_ARG;
+        }
     }
-    *plain = strcmp(scheme, "http") == 0;
-    if (strcmp(scheme, "https") != 0 && !(*plain && s_plain_http_ok(host))) {
-        s_err(err, errlen,
-              "%s: only https:// is allowed (http:// only to loopback or 169.254.169.254)", origin);
-        st = KP_ERR_INVALID_ARG;
+    if (st == KP_OK) {
+        *plain = strcmp(scheme, "http") == 0;
+        if (strcmp(scheme, "https") != 0 && !(*plain && s_plain_http_ok(host))) {
+            s_err(err, errlen,
+                  "%s: only https:// is allowed (http:// only to loopback or 169.254.169.254)",
+                  origin);
+            st = KP_ERR_INVALID_ARG;
+        }
     }
-done:
     curl_free(scheme);
     curl_free(host);
     curl_free(port);
@@ -290,42 +304,49 @@ static void s_headers_free(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
+/* Appends one line to *l; on out-of-memory *l is left as it was. */
+static kp_status s_header_add(struct curl_slist **l, const char *line, char *err, size_t errlen)
+{
+    struct curl_slist *t = curl_slist_append(*l, line);
+    if (t == NULL) {
+        s_err(err, errlen, "http: out of memory");
+        return KP_ERR_NOMEM;
+    }
+    *l = t;
+    return KP_OK;
+}
+
 static kp_status s_headers(const kpk_http_request *req, struct curl_slist **out, char *err,
                            size_t errlen)
 {
-    struct curl_slist *l = NULL, *t;
+    struct curl_slist *l = NULL;
     bool has_type = false;
+    kp_status st = KP_OK;
     *out = NULL;
-    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+    for (size_t i = 0; st == KP_OK && req->headers != NULL && req->headers[i] != NULL; i++) {
         const char *hd = req->headers[i];
         const char *colon = strchr(hd, ':');
         if (colon == NULL || colon == hd || strpbrk(hd, "\r\n") != NULL) {
-            s_headers_free(l);
             s_err(err, errlen, "http: request header %zu is not one \"Name: value\" line", i);
-            return KP_ERR_INVALID_ARG;
+            st = KP_ERR_INVALID_ARG;
+        } else {
+            if ((size_t)(colon - hd) == strlen("Content-Type") &&
+                strncasecmp(hd, "Content-Type", (size_t)(colon - hd)) == 0)
+                has_type = true;
+            st = s_header_add(&l, hd, err, errlen);
         }
-        if ((size_t)(colon - hd) == strlen("Content-Type") &&
-            strncasecmp(hd, "Content-Type", (size_t)(colon - hd)) == 0)
-            has_type = true;
-        if ((t = curl_slist_append(l, hd)) == NULL)
-            goto nomem;
-        l = t;
     }
     /* no "Expect: 100-continue" round trip, and no form Content-Type the caller did not ask for */
-    if ((t = curl_slist_append(l, "Expect:")) == NULL)
-        goto nomem;
-    l = t;
-    if (!has_type) {
-        if ((t = curl_slist_append(l, "Content-Type:")) == NULL)
-            goto nomem;
-        l = t;
+    if (st == KP_OK)
+        st = s_header_add(&l, "Expect:", err, errlen);
+    if (st == KP_OK && !has_type)
+        st = s_header_add(&l, "Content-Type:", err, errlen);
+    if (st == KP_OK) {
+        *out = l;
+        l = NULL;
     }
-    *out = l;
-    return KP_OK;
-nomem:
     s_headers_free(l);
-    s_err(err, errlen, "http: out of memory");
-    return KP_ERR_NOMEM;
+    return st;
 }
 
 /* Sets the method and body on the reused handle; every call sets all of them. */
@@ -392,6 +413,24 @@ static long s_wait_for_status(const kpk_http *h, long status, unsigned retry)
             return ra < h->retry_after_cap_ms ? ra : h->retry_after_cap_ms;
     }
     return kpk__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, retry);
+}
+
+/* The request's target, headers, method and body on the reused handle. */
+static kp_status s_request(kpk_http *h, const kpk_http_request *req, CURLU *u, bool plain,
+                           struct curl_slist *headers, const char *origin, char *err, size_t errlen)
+{
+    CURLcode rc = curl_easy_setopt(h->curl, CURLOPT_CURLU, u);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
+    if (rc == CURLE_OK)
+        rc = s_method(h->curl, req);
+    if (rc != CURLE_OK) {
+        s_err(err, errlen, "%s: libcurl refused the request: %s", origin, curl_easy_strerror(rc));
+        return rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
+    }
+    return KP_OK;
 }
 
 /* The attempts: returns KP_OK with the answer in resp, or the failure with err set. */
@@ -472,34 +511,20 @@ kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_respo
     }
 
     CURLU *u = curl_url();
-    struct curl_slist *headers = NULL;
-    char origin[512];
-    bool plain = false;
-    kp_status st;
     if (u == NULL) {
         s_err(err, errlen, "http: out of memory");
         return KP_ERR_NOMEM;
     }
-    st = s_target(u, req->url, origin, sizeof origin, &plain, err, errlen);
+    struct curl_slist *headers = NULL;
+    char origin[512];
+    bool plain = false;
+    kp_status st = s_target(u, req->url, origin, sizeof origin, &plain, err, errlen);
     if (st == KP_OK)
         st = s_headers(req, &headers, err, errlen);
-    if (st != KP_OK)
-        goto done;
-
-    CURLcode rc = curl_easy_setopt(h->curl, CURLOPT_CURLU, u);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
-    if (rc == CURLE_OK)
-        rc = s_method(h->curl, req);
-    if (rc != CURLE_OK) {
-        s_err(err, errlen, "%s: libcurl refused the request: %s", origin, curl_easy_strerror(rc));
-        st = rc == CURLE_OUT_OF_MEMORY ? KP_ERR_NOMEM : KP_ERR_INTERNAL;
-        goto done;
-    }
-    st = s_attempts(h, (req->flags & KPK_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
-done:
+    if (st == KP_OK)
+        st = s_request(h, req, u, plain, headers, origin, err, errlen);
+    if (st == KP_OK)
+        st = s_attempts(h, (req->flags & KPK_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
     /* the handle outlives this call: it must not point at the caller's body or our lists */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_CURLU, (CURLU *)NULL);

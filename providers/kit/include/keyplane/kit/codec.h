@@ -12,7 +12,8 @@
  * - lower-case hex.
  * - the key fingerprint: lower-case hex SHA-256 of the SubjectPublicKeyInfo DER, the one form a
  *   version's identity takes everywhere (kp_key_info.fingerprint, envelopes, state documents).
- * - name checks: the key/secret name rule of the provider ABI.
+ * - name checks: the key/secret name rule of the provider ABI, and the plugin name rule of the
+ *   loader (docs/abi.md), so the loader and the conformance kit hold a plugin to one rule.
  */
 #ifndef KEYPLANE_KIT_CODEC_H
 #define KEYPLANE_KIT_CODEC_H
@@ -45,6 +46,16 @@ size_t kpk_b64url_encode(const uint8_t *in, size_t inlen, char *out);
 /** Padded standard base64, otherwise as kpk_b64url_encode. */
 size_t kpk_b64_encode(const uint8_t *in, size_t inlen, char *out);
 
+/** The encoding of in/inlen in a malloc'd NUL-terminated string (the caller frees it): unpadded
+ *  base64url when url, else padded standard base64. *out is NULL on failure: KP_ERR_NOMEM, or
+ *  KP_ERR_INVALID_ARG for a NULL out or a NULL in with inlen > 0. */
+kp_status kpk_b64_encode_alloc(const uint8_t *in, size_t inlen, bool url, char **out);
+
+/** kpk_b64_decode into a malloc'd buffer (the caller frees it; never NULL on KP_OK, even for
+ *  no bytes). *out is NULL and *outlen 0 on failure: KP_ERR_INVALID_ARG when the text is not
+ *  base64 by the rule above, KP_ERR_NOMEM. */
+kp_status kpk_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
+
 /** Lower-case hex of in/inlen into out (2 * inlen + 1 bytes), NUL-terminated. */
 void kpk_hex_encode(const uint8_t *in, size_t inlen, char *out);
 
@@ -69,6 +80,13 @@ bool kpk_fpr_valid(const char *s);
 /** True when name is a key or secret name of the provider ABI: 1..127 of [A-Za-z0-9._-], not
  *  starting with '.' (so no name is "." or ".." or a hidden file). */
 bool kpk_key_name_valid(const char *name);
+
+/** Longest plugin name, in characters. */
+#define KPK_PLUGIN_NAME_MAX 64
+
+/** True when name is a plugin name: 1..KPK_PLUGIN_NAME_MAX of [a-z0-9_-] (the NAME of the
+ *  plugin file NAME.so and of kp_plugin_info.name). */
+bool kpk_plugin_name_valid(const char *name);
 
 #ifdef __cplusplus
 }

@@ -1,13 +1,16 @@
 /*
  * keyplane provider kit: the one reader of OpenSSL's error queue. A store that reports an
  * OpenSSL failure adds the library's reason to its own line of text, and leaves the calling
- * thread's queue empty so a stale error never shows up in someone else's message. Part of
- * keyplane-kit-codec (OpenSSL only).
+ * thread's queue empty so a stale error never shows up in someone else's message. A plugin does
+ * both in one call, kpk_ossl_errorf, the kp_errorf of provider.h for OpenSSL failures, so every
+ * plugin words them alike. Part of keyplane-kit-codec (OpenSSL only).
  */
 #ifndef KEYPLANE_KIT_OSSL_H
 #define KEYPLANE_KIT_OSSL_H
 
 #include <stddef.h>
+
+#include <keyplane/provider.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,6 +24,13 @@ extern "C" {
  *  when the queue held no error or OpenSSL has no text for it. Returns buf. Never key material:
  *  OpenSSL's reasons are fixed strings. */
 const char *kpk_ossl_reason(char *buf, size_t cap);
+
+/** kp_errorf for an OpenSSL failure: sets "<fmt...>: <reason>" through up's SET_ERROR (just
+ *  "<fmt...>" when the queue held no reason), clears the thread's queue and returns status.
+ *  Calls nothing but up->set_error of the core's upcalls. Never pass secrets. */
+KP_PRINTF_(4, 5)
+kp_status kpk_ossl_errorf(const kp_upcalls *up, kp_core_handle *h, kp_status status,
+                          const char *fmt, ...);
 
 #ifdef __cplusplus
 }
