@@ -40,6 +40,8 @@ def symbols(obj):
         if len(parts) < 2:
             continue
         name, kind = parts[0], parts[1]
+        if name.startswith(("__odr_asan", "__asan", "__ubsan", "__sanitizer")):
+            continue  # the sanitizers' own bookkeeping symbols, not the code's
         if kind == "U":
             undefined.add(name)
         elif kind.isupper() and kind not in ("U", "W", "V"):

@@ -94,34 +94,23 @@ kp_status kp__parse_duration(const char *s, int64_t *seconds)
     return KP_OK;
 }
 
-/* Allocating forms of the kit's base64 for the envelope: padded standard base64, and a decoder
- * that takes only that one spelling (the kit's decoder also takes base64url and unpadded text;
- * re-encoding and comparing makes one envelope have one spelling). */
-char *kp__b64_encode(const uint8_t *in, size_t len)
-{
-    if (len > (size_t)INT32_MAX / 2)
-        return NULL;
-    char *out = malloc(kpk_b64_encoded_size(len));
-    if (out != NULL)
-        kpk_b64_encode(in, len, out);
-    return out;
-}
-
+/* The envelope's base64: the kit's decoder, taking only the one spelling the kit's encoder
+ * writes (padded standard base64), so that one envelope has one spelling: the kit's decoder also
+ * takes base64url and unpadded text, and re-encoding and comparing refuses those. */
 kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
 {
     size_t len = strlen(in);
-    if (len % 4 != 0 || len > (size_t)INT32_MAX / 2)
+    if (len % 4 != 0)
         return KP_ERR_INVALID_ARG;
-    uint8_t *buf = malloc(kpk_b64_decoded_max(len) + 1);
-    if (buf == NULL)
-        return KP_ERR_NOMEM;
+    uint8_t *buf = NULL;
     size_t got = 0;
-    kp_status st = kpk_b64_decode(in, len, buf, &got);
-    char *again = st == KP_OK ? kp__b64_encode(buf, got) : NULL;
-    bool canonical = again != NULL && strcmp(again, in) == 0;
-    free(again);
-    if (!canonical && st != KP_ERR_NOMEM)
+    char *again = NULL;
+    kp_status st = kpk_b64_decode_alloc(in, len, &buf, &got);
+    if (st == KP_OK)
+        st = kpk_b64_encode_alloc(buf, got, false, &again);
+    if (st == KP_OK && strcmp(again, in) != 0)
         st = KP_ERR_INVALID_ARG;
+    free(again);
     if (st == KP_OK) {
         *out = buf;
         *outlen = got;

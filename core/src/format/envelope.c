@@ -122,11 +122,12 @@ kp_status kp_envelope_encode(const kp_envelope *env, char **out)
     kp_status st = root != NULL && wraps != NULL ? KP_OK : KP_ERR_NOMEM;
     for (size_t i = 0; st == KP_OK && i < env->n; i++) {
         const kp_envelope_wrap *w = &env->wraps[i].pub;
-        char *b64 = kp__b64_encode(w->wrapped, w->wrapped_len);
-        json_t *o = b64 != NULL ? json_pack("{s:s, s:I, s:s, s:s}", "fpr", w->fingerprint, "v",
-                                            (json_int_t)w->version, "alg", kp_wrap_alg_name(w->alg),
-                                            "w", b64)
-                                : NULL;
+        char *b64 = NULL;
+        json_t *o =
+            kpk_b64_encode_alloc(w->wrapped, w->wrapped_len, false, &b64) == KP_OK
+                ? json_pack("{s:s, s:I, s:s, s:s}", "fpr", w->fingerprint, "v",
+                            (json_int_t)w->version, "alg", kp_wrap_alg_name(w->alg), "w", b64)
+                : NULL;
         free(b64);
         if (o == NULL || json_array_append_new(wraps, o) != 0)
             st = KP_ERR_NOMEM;

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "base/context.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -218,16 +220,6 @@ static kp_status s_validate(kp_ctx *ctx, kp_plugin *p)
     return KP_OK;
 }
 
-/* A plugin name: [a-z0-9_-], 1 to 64 characters. */
-static bool s_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    bool ok = n > 0 && n <= 64;
-    for (const char *c = name; ok && *c != '\0'; c++)
-        ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_';
-    return ok;
-}
-
 /* Name from ".../NAME.so"; NULL when the file name is not NAME.so with a valid NAME. */
 static char *s_name_from_path(const char *path)
 {
@@ -239,7 +231,7 @@ static char *s_name_from_path(const char *path)
     char *name = kp__strdup(base);
     if (name != NULL)
         name[len - 3] = '\0';
-    if (name != NULL && !s_name_ok(name)) {
+    if (name != NULL && !kpk_plugin_name_valid(name)) {
         free(name);
         name = NULL;
     }
@@ -338,7 +330,7 @@ kp_status kp_plugin_load(kp_ctx *ctx, const char *name, kp_plugin **out)
         *out = loaded;
         return KP_OK;
     }
-    if (!s_name_ok(name))
+    if (!kpk_plugin_name_valid(name))
         return kp__set_error(ctx, KP_ERR_INVALID_ARG,
                              "invalid plugin name '%.64s': use [a-z0-9_-], at most 64", name);
     for (size_t i = 0; i < ctx->ndirs; i++) {
