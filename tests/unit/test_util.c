@@ -22,10 +22,14 @@ static void test_durations(void **state)
     assert_int_equal(kp__parse_duration("0s", &s), KP_OK);
     assert_int_equal(s, 0);
     const char *bad[] = {
-        "", "d", "35", "35x", "-1d", "35dd", " 35d", "3.5d", "99999999999999999999y", NULL};
+        "", "d", "35", "35x", "-1d", "35dd", " 35d", "3.5d", "99999999999999999999y",
+        /* longer than 1000y: 292471208677y fits int64_t seconds, but a time plus it wraps */
+        "1001y", "292471208677y", "52144w", "365001d", NULL};
     for (size_t i = 0; bad[i] != NULL; i++)
         assert_int_equal(kp__parse_duration(bad[i], &s), KP_ERR_INVALID_ARG);
     assert_int_equal(kp__parse_duration(NULL, &s), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp__parse_duration("1000y", &s), KP_OK);
+    assert_int_equal(s, KP__DURATION_MAX);
 }
 
 static void test_base64(void **state)

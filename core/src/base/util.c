@@ -88,7 +88,9 @@ kp_status kp__parse_duration(const char *s, int64_t *seconds)
     default:
         return KP_ERR_INVALID_ARG;
     }
-    if (n > INT64_MAX / unit)
+    /* capped (KP__DURATION_MAX) so that a time plus any duration stays far inside int64_t: an
+     * overflowing retention would wrap negative and let `retire` through at once */
+    if (n > KP__DURATION_MAX / unit)
         return KP_ERR_INVALID_ARG;
     *seconds = (int64_t)n * unit;
     return KP_OK;

@@ -16,6 +16,10 @@
 bool kp__name_valid(const char *s, size_t max);
 char *kp__strdup(const char *s);
 /* "35d", "12h", "52w", "1y" (s, m, h, d, w, y) into seconds. */
+/* The longest duration a policy may give (1000y): a time plus it cannot overflow. */
+#define KP__DURATION_MAX ((int64_t)1000 * 365 * 86400)
+/* "35d", "12h", "52w", "1y", ... into seconds; KP_ERR_INVALID_ARG when malformed or longer
+ * than KP__DURATION_MAX. */
 kp_status kp__parse_duration(const char *s, int64_t *seconds);
 /* Room for one more element after n in an array of capacity *cap (growing it by doubling,
  * first elements the first time): the array to use (items itself or a new one, *cap updated),

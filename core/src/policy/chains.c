@@ -81,7 +81,9 @@ static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, cons
     const char *v = kp__yscalar(n);
     kp_status st = v != NULL ? kp__parse_duration(v, out) : KP_ERR_INVALID_ARG;
     if (st != KP_OK) {
-        kp__pdiag(P, n, "chain '%s': '%s' must be a duration like 35d, 12h, 52w or 1y", chain, key);
+        kp__pdiag(P, n,
+                  "chain '%s': '%s' must be a duration like 35d, 12h, 52w or 1y, at most 1000y",
+                  chain, key);
         return false;
     }
     return true;
