@@ -189,7 +189,8 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
     kp_status st = kp_cli_read_envelope(cli, o.in, &env);
     if (st != KP_OK)
         return kp_cli_exit_code(st);
-    st = kp_chain_unwrap(cli->ctx, cli->policy, env, o.replica, &dek, used);
+    size_t wrap = 0;
+    st = kp_chain_unwrap_used(cli->ctx, cli->policy, env, o.replica, &dek, used, &wrap);
     if (st != KP_OK)
         rc = kp_cli_fail(cli, st, "unwrap");
     if (st == KP_OK)
@@ -197,7 +198,7 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
     if (st == KP_OK && cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:s}", "chain", kp_envelope_chain(env),
                                     "instance", used, "version",
-                                    (int)kp_envelope_get0(env, 0)->version, "bytes",
+                                    (int)kp_envelope_get0(env, wrap)->version, "bytes",
                                     (int)kp_secret_len(dek), "out", o.out));
     else if (st == KP_OK && strcmp(o.out, "-") != 0)
         kp_cli_info(cli, stderr, "keyplane: unwrapped %zu-byte DEK of chain %s in %s -> %s\n",

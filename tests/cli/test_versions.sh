@@ -22,6 +22,16 @@ expect_rc 0 $P unwrap --in "$T/env2" --replica region-b --out "$T/dek2"
 cmp "$T/dek" "$T/dek2" || fail "v2 round trip"
 expect_rc 0 $P unwrap --in "$T/env1" --replica region-b --out "$T/dek1"
 cmp "$T/dek" "$T/dek1" || fail "old v1 envelope"
+# An envelope whose first wrap names a version no keystore holds opens with its second one, and
+# unwrap --json reports the version it used, not the first wrap's.
+"$PY" -c 'import json,sys
+e = json.load(open(sys.argv[1]))
+w = dict(e["wraps"][0], v=9)
+e["wraps"] = [w] + e["wraps"]
+open(sys.argv[2], "w").write(json.dumps(e, separators=(",", ":")))' "$T/env1" "$T/env-9-1"
+expect_rc 0 $P unwrap --in "$T/env-9-1" --out "$T/dek91" --json
+cmp "$T/dek" "$T/dek91" || fail "two-wrap envelope"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 1, d' "$T/out"
 
 # A different key under an existing version number in a replica is reported, not overwritten.
 expect_rc 0 $P key generate --instance region-a --name tde --exportable

@@ -288,6 +288,15 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *po
                                                 const kp_envelope *env, const char *replica,
                                                 kp_secret **dek, char *used);
 
+/**
+ * kp_chain_unwrap, also saying which of the envelope's wraps opened it: wrap (if not NULL)
+ * receives its index (kp_envelope_get0(env, *wrap) is the version used), which is not the first
+ * wrap when a keystore lacks the first one's version.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_unwrap_used(kp_ctx *ctx, const kp_policy *policy,
+                                                     const kp_envelope *env, const char *replica,
+                                                     kp_secret **dek, char *used, size_t *wrap);
+
 #ifdef __cplusplus
 }
 #endif

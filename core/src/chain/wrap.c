@@ -273,8 +273,10 @@ static int s_rank(kp_status st)
 }
 
 /* Tries every wrap of env in one instance. */
+/* Unwraps env in inst with the first of its wraps that inst can open; *wrap is that wrap's
+ * index. */
 static kp_status s_unwrap_in(kp_ctx *ctx, kp_instance *inst, const kp_envelope *env,
-                             kp_secret **dek)
+                             kp_secret **dek, size_t *wrap)
 {
     kp_status worst = KP_ERR_NOT_FOUND;
     char why[KP_ERRBUF] = "";
@@ -290,8 +292,10 @@ static kp_status s_unwrap_in(kp_ctx *ctx, kp_instance *inst, const kp_envelope *
                                w->fingerprint);
         if (st == KP_OK)
             st = kp_key_unwrap(inst, chain, w->version, w->alg, w->wrapped, w->wrapped_len, dek);
-        if (st == KP_OK)
+        if (st == KP_OK) {
+            *wrap = i;
             return KP_OK;
+        }
         if (i == 0 || s_rank(st) > s_rank(worst)) {
             worst = st;
             snprintf(why, sizeof(why), "%s", kp_ctx_last_error(ctx));
@@ -302,6 +306,12 @@ static kp_status s_unwrap_in(kp_ctx *ctx, kp_instance *inst, const kp_envelope *
 
 kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy, const kp_envelope *env,
                           const char *replica, kp_secret **dek, char *used)
+{
+    return kp_chain_unwrap_used(ctx, policy, env, replica, dek, used, NULL);
+}
+
+kp_status kp_chain_unwrap_used(kp_ctx *ctx, const kp_policy *policy, const kp_envelope *env,
+                               const char *replica, kp_secret **dek, char *used, size_t *wrap)
 {
     KP_ENSURE(ctx != NULL && policy != NULL && env != NULL && dek != NULL, KP_ERR_INVALID_ARG);
     *dek = NULL;
@@ -324,12 +334,15 @@ kp_status kp_chain_unwrap(kp_ctx *ctx, const kp_policy *policy, const kp_envelop
     for (size_t i = 0; i < n; i++) {
         kp_instance *inst = NULL;
         kp_status st = kp__instance_borrow(ctx, policy, cands[i], &inst);
+        size_t which = 0;
         if (st == KP_OK)
-            st = s_unwrap_in(ctx, inst, env, dek);
+            st = s_unwrap_in(ctx, inst, env, dek, &which);
         kp__instance_return(ctx, inst);
         if (st == KP_OK) {
             if (used != NULL)
                 snprintf(used, KP_NAME_MAX, "%s", cands[i]);
+            if (wrap != NULL)
+                *wrap = which;
             kp__clear_error(ctx);
             return KP_OK;
         }
