@@ -12,7 +12,7 @@
 #include "instance/instance.h"
 #include "policy/policy.h"
 
-#define KP_MAX_TARGETS 64
+#define KP_MAX_TARGETS KP__CHAIN_STORES_MAX
 
 /* chain.c: the chain called name, or KP_ERR_NOT_FOUND with the reason set. */
 kp_status kp__chain_get(kp_ctx *ctx, const kp_policy *policy, const char *chain,

@@ -75,6 +75,26 @@ static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq
     return v;
 }
 
+/* Distinct stores a chain names: its origin, replicas, escrow and secret replicas. */
+static size_t s_count_stores(const kp_pol_chain *c)
+{
+    char *const *lists[] = {c->replicas, c->escrow, c->secret_replicas};
+    const size_t counts[] = {c->pub.nreplicas, c->pub.nescrow, c->pub.nsecret_replicas};
+    size_t n = 0;
+    const char *origin = c->origin;
+    for (size_t l = 0; l < 3; l++) {
+        for (size_t i = 0; i < counts[l]; i++) {
+            const char *name = lists[l] != NULL ? lists[l][i] : NULL;
+            bool seen = name == NULL || (origin != NULL && strcmp(name, origin) == 0);
+            for (size_t m = 0; m <= l && !seen; m++)
+                for (size_t j = 0; j < (m < l ? counts[m] : i) && !seen; j++)
+                    seen = lists[m][j] != NULL && strcmp(lists[m][j], name) == 0;
+            n += seen ? 0 : 1;
+        }
+    }
+    return n + (origin != NULL ? 1 : 0);
+}
+
 static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *key,
                        int64_t *out)
 {
@@ -223,6 +243,12 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     }
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
+    size_t nstores = s_count_stores(c);
+    if (nstores > KP__CHAIN_STORES_MAX)
+        kp__pdiag(P, vn,
+                  "chain '%s' names %zu stores; a chain holds at most %d (origin, replicas, "
+                  "escrow and secret replicas)",
+                  name, nstores, KP__CHAIN_STORES_MAX);
     /* A copy of the protector anywhere but its origin means the key leaves the origin: that
      * must be said in the policy, never assumed (an HSM key is not extractable by default). */
     const char *copy_to = NULL;

@@ -10,6 +10,10 @@
 
 #include <keyplane/keyplane.h>
 
+/* The most stores one chain may name (origin, replicas, escrow and secret replicas, each
+ * counted once): validation refuses more, so that no layer above ever leaves one out. */
+#define KP__CHAIN_STORES_MAX 64
+
 typedef struct kp_pol_param {
     char *name;
     char *value; /* PATH: already absolute */
