@@ -61,12 +61,24 @@ typedef struct kp_p11_module {
     unsigned refs;
 } kp_p11_module;
 
+/** A PIN a token refused, remembered for the plugin's lifetime (the process, for the CLI), so
+ *  that many instances of one token (one per chain) cost one failed C_Login, not one each: an
+ *  HSM locks its user PIN after a few. The PIN is kept only as its SHA-256. */
+typedef struct kp_p11_refusal {
+    char module[256];
+    char token[KP_P11_LABEL_MAX + 1];
+    unsigned char pin_sha256[KP_P11_SHA256_LEN];
+    CK_RV rv; /* CKR_PIN_LOCKED refuses every PIN of that token */
+    struct kp_p11_refusal *next;
+} kp_p11_refusal;
+
 /** The plugin context handed back by kp_plugin_init. */
 typedef struct kp_p11_plugin {
     kp_p11_up up;
     kp_core_handle *h;
-    pthread_mutex_t lock; /* guards modules */
+    pthread_mutex_t lock; /* guards modules and refusals */
     kp_p11_module *modules;
+    kp_p11_refusal *refusals;
 } kp_p11_plugin;
 
 /** One open instance: a token, a user PIN and a pool of sessions. */

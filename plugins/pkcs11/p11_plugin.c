@@ -77,6 +77,10 @@ static void s_teardown(void *plugin_ctx)
     if (pl == NULL)
         return;
     kp_p11_module_put_all(pl); /* none left unless an instance was never closed */
+    for (kp_p11_refusal *r = pl->refusals, *next; r != NULL; r = next) {
+        next = r->next;
+        free(r);
+    }
     pthread_mutex_destroy(&pl->lock);
     free(pl);
 }

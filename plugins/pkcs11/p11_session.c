@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "p11_internal.h"
 
 /* Lists what is in the slots, for the "token not found" message. Lock held. */
@@ -181,15 +184,48 @@ static const char *s_pin_reason(CK_RV rv)
     }
 }
 
-/* Logs the user in on session s. A PIN error is remembered and never retried: HSMs lock
- * the PIN after a few wrong tries. Lock held. */
+/* The refusal of this instance's token (with this PIN, or of every PIN once locked) that an
+ * earlier instance of the plugin met; CKR_OK when none. With rv != CKR_OK, records rv instead. */
+static CK_RV s_refusal(kp_p11_inst *pi, CK_RV rv)
+{
+    unsigned char sum[KP_P11_SHA256_LEN];
+    if (EVP_Digest(pi->up->secret_cdata(pi->pin), pi->up->secret_len(pi->pin), sum, NULL,
+                   EVP_sha256(), NULL) != 1)
+        return rv != CKR_OK ? rv : CKR_OK; /* cannot tell PINs apart: remember nothing */
+    const char *module = pi->module_ref != NULL ? pi->module_ref : "";
+    CK_RV found = CKR_OK;
+    pthread_mutex_lock(&pi->pl->lock);
+    kp_p11_refusal *r = pi->pl->refusals;
+    for (; r != NULL && found == CKR_OK; r = r->next)
+        if (strcmp(r->module, module) == 0 && strcmp(r->token, pi->token) == 0 &&
+            (r->rv == CKR_PIN_LOCKED || memcmp(r->pin_sha256, sum, sizeof(sum)) == 0))
+            found = r->rv;
+    if (rv != CKR_OK && found == CKR_OK && (r = calloc(1, sizeof(*r))) != NULL) {
+        snprintf(r->module, sizeof(r->module), "%s", module);
+        snprintf(r->token, sizeof(r->token), "%s", pi->token);
+        memcpy(r->pin_sha256, sum, sizeof(sum));
+        r->rv = rv;
+        r->next = pi->pl->refusals;
+        pi->pl->refusals = r;
+    }
+    pthread_mutex_unlock(&pi->pl->lock);
+    OPENSSL_cleanse(sum, sizeof(sum));
+    return found;
+}
+
+/* Logs the user in on session s. A PIN error is remembered and never retried, by this instance
+ * nor by any other of this plugin for the same token and PIN (every PIN once the token said
+ * CKR_PIN_LOCKED): HSMs lock the PIN after a few wrong tries, and a command over many chains
+ * opens the token once per chain. Lock held. */
 static kp_status s_login(kp_p11_inst *pi, kp_p11_op *op)
 {
     CK_RV rv;
 
+    if (pi->login_rv == CKR_OK)
+        pi->login_rv = s_refusal(pi, CKR_OK);
     if (pi->login_rv != CKR_OK)
         return kp_p11_ck(pi, NULL, pi->login_rv, false, "C_Login",
-                         "%s for token '%s'; not tried again until the instance is reopened",
+                         "%s for token '%s' earlier in this process; not tried again",
                          s_pin_reason(pi->login_rv), pi->token);
     rv = op->f->C_Login(op->s, CKU_USER, pi->up->secret_data(pi->pin),
                         (CK_ULONG)pi->up->secret_len(pi->pin));
@@ -199,6 +235,7 @@ static kp_status s_login(kp_p11_inst *pi, kp_p11_op *op)
     }
     if (s_pin_error(rv)) {
         pi->login_rv = rv;
+        (void)s_refusal(pi, rv);
         return kp_p11_ck(pi, op, rv, false, "C_Login", "%s for token '%s'", s_pin_reason(rv),
                          pi->token);
     }
