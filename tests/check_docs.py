@@ -10,8 +10,8 @@ Rules, each fault printed as a FAIL line and counted in the exit status:
 2. Every relative link in every Markdown file of the tree resolves: the file exists inside the
    tree, and a #fragment names a heading of that file (GitHub's anchor rule: lower case,
    punctuation but '-' and '_' dropped, spaces to '-', repeats numbered -1, -2, ...).
-3. No file of the repository refers to a path outside it: no '../shared', no '/work/' workplace
-   path, no home or source directory of a machine (/home/, /root/, /Users/, /opt/src); in
+3. No file of the repository refers to a path outside it: no '/work/' workplace path, no home
+   or source directory of a machine (/home/, /root/, /Users/, /opt/src); in
    Markdown, comments, #include lines and CMake comments, no '../' run that climbs out of the
    tree from the file's own folder; no link that resolves outside ROOT.
 4. A quoted file stays equal to the file: a fenced block whose paragraph before it begins with a
@@ -35,7 +35,7 @@ SKIP_DIRS = {".git", "build", "node_modules", "__pycache__"}
 TEXT_EXT = {".c", ".h", ".py", ".sh", ".md", ".txt", ".cmake", ".yaml", ".yml", ".json", ".in",
             ".map", ".supp", ""}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-OUTSIDE = [re.compile(r"\.\./shared\b"), re.compile(r"(?<![\w.])/work/"),
+OUTSIDE = [re.compile(r"(?<![\w.])/work/"),
            re.compile(r"(?<![\w.])/(home|root|Users)/"), re.compile(r"(?<![\w.])/opt/src\b")]
 # a run of ../ (not one that names /etc: that is a hostile-name example, e.g. a traversal a test
 # or a doc shows being refused)
@@ -316,7 +316,7 @@ def selftest():
             f.write("# T\n\nplugins/alpha and plugins/beta. [ok](docs/architecture.md#one-two)\n")
         with open(os.path.join(d, "docs", "architecture.md"), "w") as f:
             f.write("# One, two\n\nplugins/alpha only. [gone](missing.md) [bad](#nowhere)\n"
-                    "[up](../../elsewhere.md) see ../shared/docs/x.md\n\n"
+                    "[up](../../elsewhere.md) see /work/notes/x.md\n\n"
                     "`config/a.yaml`, quoted:\n\n```yaml\nversion: 2\n```\n")
         os.makedirs(os.path.join(d, "config"))
         with open(os.path.join(d, "config", "a.yaml"), "w") as f:

@@ -75,24 +75,33 @@ static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq
     return v;
 }
 
-/* Distinct stores a chain names: its origin, replicas, escrow and secret replicas. */
+/* The i-th name of a chain's origin, replicas, escrow and secret replicas taken in that
+ * order (NULL where a list entry failed to parse). */
+static const char *s_store_at(const kp_pol_chain *c, size_t i)
+{
+    if (i == 0)
+        return c->origin;
+    i--;
+    if (i < c->pub.nreplicas)
+        return c->replicas[i];
+    i -= c->pub.nreplicas;
+    if (i < c->pub.nescrow)
+        return c->escrow[i];
+    return c->secret_replicas[i - c->pub.nescrow];
+}
+
+/* Distinct stores a chain names, each counted once however many lists name it. */
 static size_t s_count_stores(const kp_pol_chain *c)
 {
-    char *const *lists[] = {c->replicas, c->escrow, c->secret_replicas};
-    const size_t counts[] = {c->pub.nreplicas, c->pub.nescrow, c->pub.nsecret_replicas};
-    size_t n = 0;
-    const char *origin = c->origin;
-    for (size_t l = 0; l < 3; l++) {
-        for (size_t i = 0; i < counts[l]; i++) {
-            const char *name = lists[l] != NULL ? lists[l][i] : NULL;
-            bool seen = name == NULL || (origin != NULL && strcmp(name, origin) == 0);
-            for (size_t m = 0; m <= l && !seen; m++)
-                for (size_t j = 0; j < (m < l ? counts[m] : i) && !seen; j++)
-                    seen = lists[m][j] != NULL && strcmp(lists[m][j], name) == 0;
-            n += seen ? 0 : 1;
-        }
+    size_t total = 1 + c->pub.nreplicas + c->pub.nescrow + c->pub.nsecret_replicas, n = 0;
+    for (size_t i = 0; i < total; i++) {
+        const char *name = s_store_at(c, i);
+        bool again = name == NULL;
+        for (size_t j = 0; j < i && !again; j++)
+            again = s_store_at(c, j) != NULL && strcmp(s_store_at(c, j), name) == 0;
+        n += again ? 0 : 1;
     }
-    return n + (origin != NULL ? 1 : 0);
+    return n;
 }
 
 static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *key,
