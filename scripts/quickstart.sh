@@ -1,9 +1,10 @@
 #!/bin/sh
 # keyplane quickstart, on the embedded default (the file plugin) plus a SoftHSM2 escrow token:
-# two file stores stand for two regions. keyplane apply creates the protector in region-a and
-# replicates it to region-b and the HSM; verify proves every copy usable; a DEK wrapped in
-# region-a unwraps in region-b; region-a is "lost" and unwrap fails over; the protector is
-# rotated (staged everywhere, verified, activated) and the envelope moved to the new version.
+# two file stores stand for two regions. keyplane init creates the two (empty) file stores;
+# keyplane apply creates the protector in region-a and replicates it to region-b and the HSM; verify proves every copy usable; a DEK wrapped in
+# region-a unwraps in region-b; region-a is "lost" and unwrap fails over, then rebuilt from the
+# escrow by restore (which makes its new store); the protector is rotated (staged everywhere,
+# verified, activated) and the envelope moved to the new version.
 #
 # Usage: scripts/quickstart.sh   (builds keyplane into build/release first, unless KP_BIN is set)
 set -eu
@@ -46,6 +47,7 @@ kp plugins
 echo
 echo "== 2. the policy: two file regions and an HSM escrow, one chain (tde-demo)"
 kp policy validate
+kp init # the file stores are made here, explicitly: nothing else creates one
 kp check
 echo
 echo "== 3. plan and apply: the protector is born in region-a and copied everywhere"
@@ -74,7 +76,7 @@ kp unwrap --in "$state/dek.envelope" --out "$state/dek.failover"
 cmp -s "$state/dek" "$state/dek.failover" || { echo "RESULT: failover MISMATCH" >&2; exit 1; }
 echo "RESULT: with region-a gone, the DEK was unwrapped in region-b"
 echo
-echo "== 7. rebuild region-a from the HSM escrow"
+echo "== 7. rebuild region-a from the HSM escrow (restore makes its new, empty store first)"
 rm -rf "$state/region-a.lost"
 kp restore tde-demo --to region-a --from hsm-escrow
 echo

@@ -53,9 +53,10 @@ int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Loads and validates cli->policy_path into cli->policy; prints diagnostics on failure. */
 int kp_cli_load_policy(kp_cli *cli);
-/* Takes the policy's lock (POLICY.lock, flock) for commands that change keystores, so two runs
- * on one machine never interleave their writes; waits, saying so, while another run holds it.
- * Held until the process exits. */
+/* Takes the policy's lock (POLICY.lock beside the policy file's canonical path, symbolic links
+ * resolved; flock) for commands that change keystores, so two runs on one machine through any
+ * path to one policy file never interleave their writes; waits, saying so, while another run
+ * holds it. Held until the process exits. */
 void kp_cli_lock(kp_cli *cli);
 /* Writes data to path atomically with mode 0600 ("-" = stdout). */
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
@@ -85,10 +86,16 @@ int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name);
  * secret_copies also an encrypted copy of it (a secret replica). */
 bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies);
 
+/* cmd_init.c: opens instance name and initialises its store (kp_instance_init): KP_OK,
+ * KP_ERR_EXISTS when it was initialised already, KP_ERR_UNSUPPORTED when its plugin makes no
+ * stores; the context's error text says why otherwise. */
+kp_status kp_cli_init_instance(kp_cli *cli, const char *name);
+
 /* Subcommands. */
 int kp_cmd_plugins(kp_cli *cli, int argc, char **argv);
 int kp_cmd_policy(kp_cli *cli, int argc, char **argv);
 int kp_cmd_check(kp_cli *cli, int argc, char **argv);
+int kp_cmd_init(kp_cli *cli, int argc, char **argv);
 int kp_cmd_key(kp_cli *cli, int argc, char **argv);
 int kp_cmd_wrap(kp_cli *cli, int argc, char **argv);
 int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv);

@@ -269,8 +269,11 @@ const char *kp_cli_caps(uint32_t caps, char *buf, size_t len)
 
 void kp_cli_lock(kp_cli *cli)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s.lock", cli->policy_path);
+    /* The policy file's own path, symbolic links and "." or ".." resolved: runs that reach one
+     * file through different paths find one lock. A copy of the file is another policy. */
+    char path[4096], *canon = realpath(cli->policy_path, NULL);
+    snprintf(path, sizeof(path), "%s.lock", canon != NULL ? canon : cli->policy_path);
+    free(canon);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         kp_cli_info(cli, stderr,

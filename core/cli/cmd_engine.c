@@ -93,9 +93,11 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
     }
     for (size_t i = 0; i < nf; i++) {
         const kp_finding *f = kp_plan_finding(plan, i);
-        const char *kind = f->kind == KP_FINDING_UNREACHABLE ? "unreachable"
-                           : f->kind == KP_FINDING_CONFLICT  ? "conflict"
-                                                             : "incapable";
+        const char *kind = f->kind == KP_FINDING_UNREACHABLE   ? "unreachable"
+                           : f->kind == KP_FINDING_CONFLICT    ? "conflict"
+                           : f->kind == KP_FINDING_UNCONFIRMED ? "unconfirmed"
+                           : f->kind == KP_FINDING_STATE       ? "state"
+                                                               : "incapable";
         if (cli->json)
             json_array_append_new(findings,
                                   json_pack("{s:s, s:s, s:s, s:i, s:s, s:o}", "finding", kind,
@@ -195,6 +197,10 @@ static void s_print_applied(kp_cli *cli, const kp_plan *plan, json_t *out, json_
         json_object_set_new(out, "results", results);
         json_object_set_new(out, "failed", json_integer((json_int_t)failed));
         kp_cli_print_json(out);
+    } else if (na == 0 && kp_plan_finding_count(plan) > 0) {
+        /* not "nothing to do": a store that did not answer may lack (or hold) anything */
+        kp_cli_info(cli, stdout, "nothing applied: resolve the finding%s above first\n",
+                    kp_plan_finding_count(plan) == 1 ? "" : "s");
     } else if (na == 0) {
         kp_cli_info(cli, stdout, "nothing to do: every keystore holds every version\n");
     } else {
@@ -252,11 +258,15 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static const char *s_state(uint32_t s)
+/* A cell's state as verify and status show it; a restore-only copy in capitals when it is a gap
+ * (gap: the policy does not keep that store restore-only). */
+static const char *s_state(uint32_t s, bool gap)
 {
     switch (s) {
     case KP_CELL_OK:
         return "ok";
+    case KP_CELL_RESTORE_ONLY:
+        return gap ? "RESTORE-ONLY" : "restore-only";
     case KP_CELL_MISSING:
         return "MISSING";
     case KP_CELL_MISMATCH:
@@ -268,8 +278,56 @@ static const char *s_state(uint32_t s)
     }
 }
 
+/* A length of time as the unit an operator reads: days, else hours, minutes or seconds. */
+static void s_span(int64_t secs, char *out, size_t len)
+{
+    static const struct {
+        int64_t n;
+        const char *unit;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    size_t u = 0;
+    while (u + 1 < sizeof(units) / sizeof(units[0]) && secs < units[u].n)
+        u++;
+    long long n = (long long)(secs / units[u].n);
+    snprintf(out, len, "%lld %s%s", n, units[u].unit, n == 1 ? "" : "s");
+}
+
+/* YYYY-MM-DD (UTC) of a Unix time, "-" when unknown (0). */
+static void s_date(int64_t t, char *out, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL || strftime(out, len, "%Y-%m-%d", &tm) == 0)
+        snprintf(out, len, "-");
+}
+
+/* The rotation verdict of a chain due at due (0: no schedule): "rotation overdue by N days",
+ * "rotation due soon (in N days)" within warn of it, else, with always, "rotation due in N
+ * days"; "" for none. *warning: the short form of the first two, NULL otherwise. */
+static void s_rotation(int64_t due, int64_t now, int64_t warn, bool always, char *out, size_t len,
+                       const char **warning)
+{
+    char span[48];
+    *warning = NULL;
+    out[0] = '\0';
+    if (due <= 0)
+        return;
+    s_span(now >= due ? now - due : due - now, span, sizeof(span));
+    if (now >= due)
+        *warning = "rotation overdue";
+    else if (now >= due - warn)
+        *warning = "rotation due soon";
+    if (now >= due)
+        snprintf(out, len, "rotation overdue by %s", span);
+    else if (*warning != NULL)
+        snprintf(out, len, "rotation due soon (in %s)", span);
+    else if (always)
+        snprintf(out, len, "rotation due in %s", span);
+}
+
 /* One chain's matrix: a table on stdout (every gap also on its own line on stderr; with -q only
- * those lines) or an entry of chains; gaps counts the chains with a gap. */
+ * those lines) or an entry of chains; gaps counts the chains with a gap. status adds when each
+ * version was created and activated, and when rotation is due (from the active version). */
 static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prove, json_t *chains,
                                 int *gaps)
 {
@@ -278,21 +336,23 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
     size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
     int ok = kp_matrix_ok(m);
     *gaps += !ok;
-    int64_t newest = kp_matrix_newest_created(m), now = (int64_t)time(NULL);
-    const char *rotation = NULL;
-    if (c->rotation_every > 0 && newest > 0 && now >= newest + c->rotation_every)
-        rotation = "rotation overdue";
-    else if (c->rotation_every > 0 && newest > 0 &&
-             now >= newest + c->rotation_every - c->rotation_warn)
-        rotation = "rotation due soon";
+    int64_t now = (int64_t)time(NULL);
+    uint32_t due_version = 0;
+    int64_t due = kp_matrix_rotation_due(m, &due_version);
+    const char *warning = NULL;
+    char rotation[96];
+    s_rotation(due, now, c->rotation_warn, !prove, rotation, sizeof(rotation), &warning);
     json_t *rows = cli->json ? json_array() : NULL;
     if (!cli->json) {
         kp_cli_info(cli, stdout, "chain %s: %s%s%s\n", c->name,
                     nv == 0 ? "no protector version anywhere"
                     : ok    ? "ok"
                             : "GAPS",
-                    rotation != NULL ? "; " : "", rotation != NULL ? rotation : "");
-        kp_cli_info(cli, stdout, "  %-8s %-9s %-18s", "VERSION", "STATE", "FINGERPRINT");
+                    rotation[0] != '\0' ? "; " : "", rotation);
+        kp_cli_info(cli, stdout, "  %-8s %-9s ", "VERSION", "STATE");
+        if (!prove)
+            kp_cli_info(cli, stdout, "%-10s %-10s ", "CREATED", "ACTIVATED");
+        kp_cli_info(cli, stdout, "%-18s", "FINGERPRINT");
         for (size_t i = 0; i < ni; i++)
             kp_cli_info(cli, stdout, " %-14s", kp_matrix_instance(m, i));
         kp_cli_info(cli, stdout, "\n");
@@ -301,26 +361,36 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
         json_t *cells = cli->json ? json_object() : NULL;
         int64_t from = 0, until = 0;
         uint32_t vstate = kp_matrix_state(m, r, &from, &until);
+        int64_t created = kp_matrix_created(m, r);
+        char cdate[32], adate[32];
+        s_date(created, cdate, sizeof(cdate));
+        s_date(from, adate, sizeof(adate));
         if (!cli->json)
-            kp_cli_info(cli, stdout, "  v%-7u %-9s %-18.16s", kp_matrix_version(m, r),
-                        vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-",
-                        kp_matrix_fingerprint(m, r));
+            kp_cli_info(cli, stdout, "  v%-7u %-9s ", kp_matrix_version(m, r),
+                        vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "-");
+        if (!cli->json && !prove)
+            kp_cli_info(cli, stdout, "%-10s %-10s ", cdate, adate);
+        if (!cli->json)
+            kp_cli_info(cli, stdout, "%-18.16s", kp_matrix_fingerprint(m, r));
         for (size_t i = 0; i < ni; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
             if (cli->json)
-                json_object_set_new(cells, kp_matrix_instance(m, i),
-                                    json_pack("{s:s, s:o}", "state", s_state(cell->state), "detail",
-                                              kp_cli_jstr(cell->detail)));
+                json_object_set_new(
+                    cells, kp_matrix_instance(m, i),
+                    json_pack("{s:s, s:b, s:o}", "state", s_state(cell->state, false), "ok",
+                              kp_matrix_cell_ok(m, r, i), "detail", kp_cli_jstr(cell->detail)));
             else
-                kp_cli_info(cli, stdout, " %-14s", s_state(cell->state));
+                kp_cli_info(cli, stdout, " %-14s",
+                            s_state(cell->state, !kp_matrix_cell_ok(m, r, i)));
         }
         if (cli->json)
             json_array_append_new(
                 rows,
-                json_pack("{s:i, s:s, s:s, s:I, s:I, s:o}", "version", (int)kp_matrix_version(m, r),
-                          "state",
+                json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "version",
+                          (int)kp_matrix_version(m, r), "state",
                           vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "none",
-                          "fingerprint", kp_matrix_fingerprint(m, r), "active_from",
+                          "fingerprint", kp_matrix_fingerprint(m, r), "created",
+                          (json_int_t)created, "activated", (json_int_t)from, "active_from",
                           (json_int_t)from, "active_until", (json_int_t)until, "replicas", cells));
         else
             kp_cli_info(cli, stdout, "\n");
@@ -329,18 +399,28 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
     if (nv == 0 && !cli->json)
         fprintf(stderr, "keyplane: gap: %s: no protector version in any keystore that answered\n",
                 c->name);
+    const char *problem = kp_matrix_problem(m);
+    if (problem != NULL && !cli->json)
+        fprintf(stderr, "keyplane: gap: %s: %s\n", c->name, problem);
     for (size_t r = 0; r < nv && !cli->json; r++)
         for (size_t i = 0; i < ni; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
-            if (cell->state != KP_CELL_OK)
+            if (!kp_matrix_cell_ok(m, r, i))
                 fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", c->name,
-                        kp_matrix_version(m, r), kp_matrix_instance(m, i), s_state(cell->state),
-                        cell->detail);
+                        kp_matrix_version(m, r), kp_matrix_instance(m, i),
+                        s_state(cell->state, true), cell->detail);
         }
     if (cli->json) {
         json_t *cj = json_pack("{s:s, s:b, s:o}", "chain", c->name, "ok", ok, "versions", rows);
-        if (rotation != NULL)
-            json_object_set_new(cj, "warning", json_string(rotation));
+        if (problem != NULL)
+            json_object_set_new(cj, "problem", json_string(problem));
+        json_object_set_new(cj, "due", json_integer((json_int_t)due));
+        if (due > 0) {
+            json_object_set_new(cj, "due_in", json_integer((json_int_t)(due - now)));
+            json_object_set_new(cj, "due_version", json_integer((json_int_t)due_version));
+        }
+        if (warning != NULL)
+            json_object_set_new(cj, "warning", json_string(warning));
         json_array_append_new(chains, cj);
     }
     kp_matrix_free(m);
@@ -360,8 +440,10 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
                 "unusable or unreachable replica).\n"
               : "Usage: keyplane status [--json] [CHAIN]\n\n"
                 "Shows, per chain, which keystore holds which protector version (by fingerprint,\n"
-                "without using the keys), and warns when rotation is due. Exit status 1 when a\n"
-                "replica lacks a version.\n";
+                "without using the keys), when each was created and activated, and when rotation\n"
+                "is due: rotation.every after the active version was activated (a chain that\n"
+                "never rotated: after the version wrap uses was created). A staged or stray newer\n"
+                "version does not move it. Exit status 1 when a replica lacks a version.\n";
     int rc = s_parse(cli, prove ? "verify" : "status", usage, argc, argv, &o, false);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
@@ -433,14 +515,33 @@ static kp_status s_verify_restored(kp_cli *cli, const char *chain, const char *t
             col = i;
     for (size_t r = 0; r < kp_matrix_version_count(m) && col < kp_matrix_instance_count(m); r++) {
         const kp_cell *cell = kp_matrix_cell(m, r, col);
-        if (cell->state != KP_CELL_OK) {
+        if (!kp_matrix_cell_ok(m, r, col)) {
             *ok = 0;
             fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", chain, kp_matrix_version(m, r),
-                    to, s_state(cell->state), cell->detail);
+                    to, s_state(cell->state, true), cell->detail);
         }
     }
     kp_matrix_free(m);
     return KP_OK;
+}
+
+/* The command names the store it restores into, so a store there that is not initialised (a new
+ * disk, a region rebuilt from nothing) is created now, explicitly (kp_instance_init), and the
+ * plan made again with it reachable. One that is initialised already is left as it is. */
+static kp_status s_init_target(kp_cli *cli, const char *chain, const char *to,
+                               const kp_plan_opts *popts, kp_plan **plan)
+{
+    if (!kp_instance_can_init(cli->policy, to))
+        return KP_OK;
+    kp_status st = kp_cli_init_instance(cli, to);
+    if (st == KP_ERR_EXISTS)
+        return KP_OK;
+    KP_GUARD(st);
+    if (!cli->json)
+        kp_cli_info(cli, stdout, "initialised %s: a new, empty store\n", to);
+    kp_plan_free(*plan);
+    *plan = NULL;
+    return kp_plan_make_with(cli->ctx, cli->policy, chain, popts, plan);
 }
 
 int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
@@ -473,7 +574,9 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
                 "Rebuilds a lost or emptied keystore (a vault, a region) of CHAIN: copies every\n"
                 "version it lacks from --from (an escrow HSM, another replica) or else from\n"
                 "the origin or any holder of the same key, then proves it with the same\n"
-                "versions x replicas check as 'keyplane verify'. Nothing else is touched.\n\n"
+                "versions x replicas check as 'keyplane verify'. A store of INSTANCE that is\n"
+                "not initialised is created first, as 'keyplane init INSTANCE' would. Nothing\n"
+                "else is touched.\n\n"
                 "  --force  restore even while another keystore of CHAIN is unreachable (it may\n"
                 "           hold a version the others lack: without --force, exit 6)\n");
             return KP_EXIT_OK;
@@ -497,11 +600,22 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         return KP_EXIT_USAGE;
     }
     kp_plan *plan = NULL;
-    kp_status st = kp_plan_make(cli->ctx, cli->policy, chain, &plan);
+    /* The source named with --from is vouched for: where the origin cannot say which key a
+     * version is (lost with the region being restored), its word counts. */
+    kp_plan_opts popts = {.struct_size = sizeof(popts), .vouch = from};
+    kp_status st = kp_plan_make_with(cli->ctx, cli->policy, chain, &popts, &plan);
     if (st == KP_OK)
         rc = s_other_unreachable(plan, to, force);
     if (rc == KP_EXIT_OK && st == KP_OK)
+        st = s_init_target(cli, chain, to, &popts, &plan);
+    if (rc == KP_EXIT_OK && st == KP_OK)
         st = kp_plan_restrict(cli->ctx, cli->policy, plan, to, from);
+    for (size_t i = 0; rc == KP_EXIT_OK && st == KP_OK && i < kp_plan_finding_count(plan); i++) {
+        const kp_finding *f = kp_plan_finding(plan, i);
+        if (f->kind == KP_FINDING_UNCONFIRMED || f->kind == KP_FINDING_STATE)
+            fprintf(stderr, "keyplane: warning: restore: %s: %s%s\n", f->instance, f->detail,
+                    from == NULL ? " (name the store you trust with --from)" : "");
+    }
     s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
     if (rc == KP_EXIT_OK && st == KP_OK) {
         size_t na = kp_plan_action_count(plan), failed = 0;

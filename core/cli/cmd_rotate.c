@@ -1,5 +1,5 @@
 /*
- * keyplane rotate / retire / rewrap.
+ * keyplane rotate (stage, activate, abandon) / retire / rewrap.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -10,22 +10,56 @@
 
 #include "cli.h"
 
+/* rotate CHAIN --abandon N: marks a version that never wrapped abandoned. */
+static int s_abandon(kp_cli *cli, const char *chain, uint32_t version)
+{
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    if (kp_policy_chain(cli->policy, chain) == NULL)
+        return kp_cli_not_in_policy(cli, "chain", chain);
+    kp_cli_lock(cli);
+    kp_status st = kp_chain_abandon(cli->ctx, cli->policy, chain, version);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "rotate --abandon");
+    if (cli->json)
+        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s}", "chain", chain, "step", "abandon",
+                                    "version", (int)version, "state", "abandoned"));
+    else
+        kp_cli_info(cli, stdout,
+                    "abandoned %s v%u: no longer copied or counted as a gap, never used to wrap; "
+                    "its keys stay where they are, and the next staged version takes a new "
+                    "number\n",
+                    chain, version);
+    return KP_EXIT_OK;
+}
+
 int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"stage", no_argument, NULL, 's'},         {"activate", no_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"stage", no_argument, NULL, 's'},
+                                         {"activate", no_argument, NULL, 'a'},
+                                         {"abandon", required_argument, NULL, 'A'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int stage = 0, activate = 0, c;
+    unsigned long abandon = 0;
     unsigned workers = 0;
     char *end = NULL;
-    while ((c = getopt_long(argc, argv, "saw:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "saA:w:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             stage = 1;
             break;
         case 'a':
             activate = 1;
+            break;
+        case 'A':
+            abandon = strtoul(optarg, &end, 10);
+            if (*end != '\0' || optarg[0] < '1' || optarg[0] > '9' || abandon > UINT32_MAX)
+                return kp_cli_usage_error("rotate",
+                                          "--abandon must be an integer from 1 to 4294967295");
             break;
         case 'w':
             workers = (unsigned)strtoul(optarg, &end, 10);
@@ -36,22 +70,31 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
             cli->json = true;
             break;
         case 'h':
-            printf("Usage: keyplane rotate CHAIN --stage | --activate [--workers N] [--json]\n\n"
+            printf("Usage: keyplane rotate CHAIN --stage | --activate | --abandon N "
+                   "[--workers N] [--json]\n\n"
                    "Two-phase rotation of a chain's protector; nothing is ever deleted.\n"
                    "  --stage     create vN+1 in the origin (or continue a staged one), replicate\n"
                    "              it to every keystore and prove it usable in each. Exit 1 when\n"
                    "              the proof fails somewhere; run it again once that is fixed.\n"
                    "  --activate  make the staged version the one wrap uses, only if it is proved\n"
                    "              usable in every keystore now (exit 4 naming the gap otherwise).\n"
-                   "              The version active before stays, as previous.\n");
+                   "              The version active before stays, as previous.\n"
+                   "  --abandon N give up vN, a version that never wrapped (staged, or made\n"
+                   "              outside the lifecycle; exit 4 for any other): apply stops\n"
+                   "              copying it, verify and status stop counting its gaps, wrap\n"
+                   "              never uses it, the next stage takes a new number. Its keys\n"
+                   "              stay where they are.\n");
             return KP_EXIT_OK;
         default:
             return kp_cli_usage_error("rotate", "unknown option");
         }
     }
-    if (optind + 1 != argc || stage == activate)
-        return kp_cli_usage_error("rotate", "needs CHAIN and one of --stage or --activate");
+    if (optind + 1 != argc || stage + activate + (abandon > 0) != 1)
+        return kp_cli_usage_error("rotate",
+                                  "needs CHAIN and one of --stage, --activate or --abandon N");
     const char *chain = argv[optind];
+    if (abandon > 0)
+        return s_abandon(cli, chain, (uint32_t)abandon);
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;

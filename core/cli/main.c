@@ -13,6 +13,7 @@
 static const kp_cli_cmd s_cmds[] = {
     {"plugins", "list loadable plugins: name, version, ABI, capabilities, path", kp_cmd_plugins},
     {"policy", "validate a policy file (policy validate [FILE])", kp_cmd_policy},
+    {"init", "create the new, empty stores of provider instances (nothing else does)", kp_cmd_init},
     {"check", "check that provider instances are reachable and usable", kp_cmd_check},
     {"plan", "show what apply would create and copy", kp_cmd_plan},
     {"apply", "create and replicate protectors until every keystore holds every version",

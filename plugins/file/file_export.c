@@ -43,6 +43,7 @@ static kp_status s_pkcs8(kp_file_inst *fi, const char *name, uint32_t version,
     int ok;
 
     *pkcs8_der = NULL;
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
     KP_GUARD(kp_file_key_info(fi, name, version, &info));
     *resolved = version;

@@ -3,9 +3,13 @@
  * key, and a check value that tells a wrong passphrase apart from damaged data before anything
  * is decrypted or written; and the master key derived from it.
  *
- * The header is created on the first write and never rewritten: every secret value depends on
- * its salt. Creation goes through link(), so of two concurrent first writers one wins and the
- * other adopts its file (and fails cleanly if it holds another passphrase).
+ * The header is what makes a directory a store: INSTANCE_INIT writes it (kp_file_init), nothing
+ * else does, and it is never rewritten, as every secret value depends on its salt. A directory
+ * without it (never initialised, or moved away, its disk not mounted) is a store that cannot be
+ * reached, not an empty one: every call fails with KP_ERR_UNAVAILABLE (kp_file_ready), so the
+ * engine never takes it for a store that holds nothing and creates a new v1 beside the real one.
+ * Creation goes through link(), so of two concurrent INITs one wins and the other is told the
+ * store is initialised already.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -133,7 +137,6 @@ static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, u
     if (st == KP_OK)
         st = kp_file_write_atomic(fi, path, text, strlen(text), true);
     if (st == KP_OK) {
-        kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "created file store %s", fi->dir);
         *iter = fi->kdf_iter;
         *key = k;
         k = NULL;
@@ -143,41 +146,58 @@ static kp_status s_create(kp_file_inst *fi, const char *path, kp_secret **key, u
     return st;
 }
 
-static kp_status s_derive(kp_file_inst *fi, bool create, kp_secret **key, uint32_t *iter)
+/* The one line every call on a store that is not initialised answers. */
+static kp_status s_not_initialised(kp_file_inst *fi)
+{
+    return kp_file_err(fi, KP_ERR_UNAVAILABLE,
+                       "file store %s is not initialised (no %s): if it was moved or its disk is "
+                       "not mounted, bring it back; to create a new, empty store there, run "
+                       "'keyplane init' for this instance",
+                       fi->dir, KP_FILE_HEADER);
+}
+
+kp_status kp_file_ready(kp_file_inst *fi)
 {
     char path[KP_FILE_PATH_MAX];
     struct stat sb;
+
+    KP_GUARD(s_header_path(fi, path, sizeof(path)));
+    if (stat(path, &sb) == 0)
+        return S_ISREG(sb.st_mode)
+                   ? KP_OK
+                   : kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file", path);
+    if (errno == ENOENT || errno == ENOTDIR)
+        return s_not_initialised(fi);
+    return kp_file_errno(fi, errno, "cannot stat", path);
+}
+
+static kp_status s_derive(kp_file_inst *fi, kp_secret **key, uint32_t *iter)
+{
+    char path[KP_FILE_PATH_MAX];
     json_t *j;
     kp_status st = KP_OK;
 
     KP_GUARD(s_header_path(fi, path, sizeof(path)));
-    if (stat(path, &sb) != 0) {
-        if (errno != ENOENT)
-            return kp_file_errno(fi, errno, "cannot stat", path);
-        if (!create)
-            return KP_ERR_NOT_FOUND;
-        st = s_create(fi, path, key, iter);
-        if (st != KP_ERR_EXISTS)
-            return st;
-        /* Lost the race: adopt the winner's file below. */
-    }
     KP_GUARD(kp_file_json_read(fi, path, &j));
     st = s_load(fi, path, j, key, iter);
     json_decref(j);
     return st;
 }
 
-kp_status kp_file_master_key(kp_file_inst *fi, bool create, const kp_secret **key)
+kp_status kp_file_master_key(kp_file_inst *fi, const kp_secret **key)
 {
     kp_status st = KP_OK;
 
     *key = NULL;
+    /* Every time, not only before the first derivation: a store moved away after it was opened
+     * is unreachable too, and nothing may be written where it was. */
+    KP_GUARD(kp_file_ready(fi));
     /* Held across the PBKDF2 so concurrent first users derive once, not once each. */
     pthread_mutex_lock(&fi->lock);
     if (fi->master_key == NULL) {
         kp_secret *k = NULL;
         uint32_t iter = 0;
-        st = s_derive(fi, create, &k, &iter);
+        st = s_derive(fi, &k, &iter);
         if (st == KP_OK) {
             fi->master_key = k;
             fi->header_iter = iter;
@@ -186,6 +206,60 @@ kp_status kp_file_master_key(kp_file_inst *fi, bool create, const kp_secret **ke
     if (st == KP_OK)
         *key = fi->master_key;
     pthread_mutex_unlock(&fi->lock);
+    return st;
+}
+
+/* The store's data directories: a directory that holds one but no header is a store whose header
+ * was lost, and a new header (a new salt) would make its secret values unreadable. */
+static kp_status s_no_data(kp_file_inst *fi)
+{
+    static const char *const subdirs[] = {"keys", "secrets"};
+    char path[KP_FILE_PATH_MAX];
+    struct stat sb;
+
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%s", fi->dir, subdirs[i]));
+        if (stat(path, &sb) == 0)
+            return kp_file_err(fi, KP_ERR_INTEGRITY,
+                               "%s holds %s/ but no %s: it is a store whose header is lost, not a "
+                               "new one; restore its %s rather than initialise over it",
+                               fi->dir, subdirs[i], KP_FILE_HEADER, KP_FILE_HEADER);
+    }
+    return KP_OK;
+}
+
+kp_status kp_file_init(void *inst)
+{
+    kp_file_inst *fi = inst;
+    char path[KP_FILE_PATH_MAX];
+    struct stat sb;
+    kp_secret *k = NULL;
+    uint32_t iter = 0;
+    kp_status st = KP_OK;
+
+    KP_GUARD(s_header_path(fi, path, sizeof(path)));
+    pthread_mutex_lock(&fi->lock);
+    if (stat(path, &sb) == 0)
+        st = KP_ERR_EXISTS;
+    else if (errno != ENOENT && errno != ENOTDIR)
+        st = kp_file_errno(fi, errno, "cannot stat", path);
+    else if (stat(fi->dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        st = kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->dir);
+    if (st == KP_OK)
+        st = s_no_data(fi);
+    if (st == KP_OK)
+        st = s_create(fi, path, &k, &iter);
+    if (st == KP_OK && fi->master_key == NULL) {
+        fi->master_key = k;
+        fi->header_iter = iter;
+        k = NULL;
+    }
+    pthread_mutex_unlock(&fi->lock);
+    fi->up->secret_free(k);
+    if (st == KP_ERR_EXISTS) /* there before us, or another INIT won the race */
+        return kp_file_err(fi, KP_ERR_EXISTS, "file store %s is already initialised", fi->dir);
+    if (st == KP_OK)
+        kp_logf(fi->up, fi->h, KP_LOG_INFO, "initialised file store %s", fi->dir);
     return st;
 }
 

@@ -5,7 +5,9 @@
  *
  * Words, one thing each (docs/file-plugin.md uses the same):
  *   the directory   what the `path` param names: everything an instance keeps is below it
- *   the header      keyplane-store.json in the directory: salt, iterations, passphrase check
+ *   the header      keyplane-store.json in the directory: salt, iterations, passphrase check;
+ *                   written by INSTANCE_INIT only, it is what makes a directory a store (an
+ *                   initialised one); without it every call is KP_ERR_UNAVAILABLE
  *   the master key  derived from the passphrase and the header's salt; encrypts secret values
  *   keystore        the KS_* functions (keys/), secret store the SS_* functions (secrets/)
  *   a file store    what the params' help and the messages an operator reads call one instance
@@ -15,7 +17,7 @@
  *   file_plugin.c   entry point, params, instances, check
  *   file_keystore.c file_secretstore.c file_wrap.c file_export.c file_state.c   the ABI calls
  *   file_keys.c     one key version on disk, the private-key cache
- *   file_header.c   the header and the master key
+ *   file_header.c   the header, INSTANCE_INIT, and the master key
  *   file_version.c  versioned objects: names, version directories, listings
  *   file_crypto.c   OpenSSL
  *   file_io.c       error text, paths, files
@@ -78,16 +80,16 @@ typedef struct kp_file_inst {
     kp_core_handle *h;
     char *dir;             /* the directory (the path param), no trailing slash */
     kp_secret *pass;       /* our own copy of the passphrase */
-    uint32_t kdf_iter;     /* from the param; used only when the header is created */
+    uint32_t kdf_iter;     /* from the param; used only by INIT, which writes the header */
     pthread_mutex_t lock;  /* guards the members below */
     kp_secret *master_key; /* NULL until derived; never changes afterwards */
     uint32_t header_iter;  /* iterations recorded in the header, once loaded */
     kp_file_cached_key *cache;
 } kp_file_inst;
 
-/* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c),
- * for file_plugin.c's dispatch table. Declared through the ABI typedefs so the compiler checks
- * them against provider.h. */
+/* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c,
+ * and INSTANCE_INIT in file_header.c), for file_plugin.c's dispatch table. Declared through the ABI
+ * typedefs so the compiler checks them against provider.h. */
 kp_ks_create_fn kp_file_ks_create;
 kp_ks_import_fn kp_file_ks_import;
 kp_ks_get_public_fn kp_file_ks_get_public;
@@ -102,6 +104,7 @@ kp_ks_state_put_fn kp_file_ks_state_put;
 kp_ss_put_fn kp_file_ss_put;
 kp_ss_get_fn kp_file_ss_get;
 kp_ss_list_fn kp_file_ss_list;
+kp_instance_init_fn kp_file_init; /* the only place a store is created */
 
 /* Errors and paths (file_io.c) ------------------------------------------------------------ */
 
@@ -176,10 +179,15 @@ kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t 
 
 /* The header and the master key (file_header.c) ------------------------------------------- */
 
-/** Derives (once) the master key. Loads the header, or creates it when create is true; without
- *  create a missing header gives KP_ERR_NOT_FOUND without error text. *key is borrowed from the
- *  instance and valid until close. */
-kp_status kp_file_master_key(kp_file_inst *fi, bool create, const kp_secret **key);
+/** KP_OK when the directory is an initialised store (its header is there); else
+ *  KP_ERR_UNAVAILABLE with the line that says the store is not initialised, and how to bring it
+ *  back or create it. Every ABI call on a store starts with it: a missing store is unreachable,
+ *  never empty. */
+kp_status kp_file_ready(kp_file_inst *fi);
+/** Derives (once) the master key from the header, after kp_file_ready (every call):
+ * KP_ERR_UNAVAILABLE when the store is not initialised. *key is borrowed from the instance and
+ * valid until close. */
+kp_status kp_file_master_key(kp_file_inst *fi, const kp_secret **key);
 /** Iterations for new private.p8 files (the header's); valid after kp_file_master_key
  *  succeeded. */
 uint32_t kp_file_header_iterations(kp_file_inst *fi);

@@ -1,6 +1,8 @@
 /*
  * One key version on disk: keys/<name>/<N>/{meta.json, public.der, private.p8}, and the
- * per-instance cache of decrypted private keys (PBKDF2 on private.p8 is deliberately slow).
+ * per-instance cache of decrypted private keys (PBKDF2 on private.p8 is deliberately slow). A
+ * private key is used (unwrap, export) only once it is seen to match the version's recorded
+ * public key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +156,26 @@ static EVP_PKEY *s_cache_get(kp_file_inst *fi, const char *name, uint32_t versio
     return NULL;
 }
 
+/* The private key of a version must be the other half of its recorded public key (public.der,
+ * itself checked against the fingerprint of meta.json): a private.p8 replaced by another key
+ * would unwrap nothing wrapped under the version, and, exported, would put another key under
+ * its number in a copy. Refused before any use; the text names no key material. */
+static kp_status s_matches_public(kp_file_inst *fi, const char *name, uint32_t version,
+                                  const EVP_PKEY *priv)
+{
+    EVP_PKEY *pub = NULL;
+    kp_status st = kp_file_key_public(fi, name, version, &pub);
+    if (st == KP_OK && EVP_PKEY_eq(pub, priv) != 1) {
+        ERR_clear_error();
+        st = kp_file_err(fi, KP_ERR_INTEGRITY,
+                         "file store %s: the private key of %s v%u does not match the public key "
+                         "recorded for it: refusing to use or export it",
+                         fi->dir, name, version);
+    }
+    EVP_PKEY_free(pub);
+    return st;
+}
+
 static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
 {
     char path[KP_FILE_PATH_MAX], what[KP_NAME_MAX + 32];
@@ -163,10 +185,8 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version,
     kp_status st = KP_OK;
 
     /* Verifying the header's check value first turns a wrong passphrase into the same clear
-     * message everywhere. No header (a hand-made directory) is not an error here. */
-    st = kp_file_master_key(fi, false, &key);
-    if (st != KP_OK && st != KP_ERR_NOT_FOUND)
-        return st;
+     * message everywhere. */
+    KP_GUARD(kp_file_master_key(fi, &key));
     KP_GUARD(s_key_file(fi, name, version, "private.p8", path, sizeof(path)));
     KP_GUARD(kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len));
     snprintf(what, sizeof(what), "key %s v%u", name, version);
@@ -176,6 +196,12 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version,
         EVP_PKEY_free(*pkey);
         *pkey = NULL;
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "private key of %s is not RSA", what);
+    }
+    if (st == KP_OK)
+        st = s_matches_public(fi, name, version, *pkey);
+    if (st != KP_OK && *pkey != NULL) {
+        EVP_PKEY_free(*pkey);
+        *pkey = NULL;
     }
     return st;
 }

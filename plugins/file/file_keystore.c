@@ -61,8 +61,8 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
 }
 
 /* Writes pkey as a new version of spec->name and describes it in info. For an import with an
- * expected fingerprint (check_fpr), the key's is compared before anything is written: neither
- * the header nor the key's directory appears for a key that is refused. */
+ * expected fingerprint (check_fpr), the key's is compared before anything is written: the key's
+ * directory never appears for a key that is refused. */
 static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pkey, bool check_fpr,
                         kp_key_info *info)
 {
@@ -88,9 +88,9 @@ static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pke
                          "import of %s: the key's fingerprint %s is not the expected %s; nothing "
                          "was stored",
                          spec->name, nk.info.fingerprint, spec->fingerprint);
-    /* Pins the passphrase in the header first, so keys and secrets share one. */
+    /* The passphrase must open the header first, so keys and secrets share one. */
     if (st == KP_OK)
-        st = kp_file_master_key(fi, true, &key);
+        st = kp_file_master_key(fi, &key);
     if (st == KP_OK)
         st = kp_file_object_dir(fi, "key", spec->name, parent, sizeof(parent));
     if (st == KP_OK) {
@@ -139,6 +139,7 @@ kp_status kp_file_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info
     kp_status st = KP_OK;
 
     KP_GUARD(s_spec(fi, in, info != NULL, "create: info is NULL", false, &spec));
+    KP_GUARD(kp_file_ready(fi)); /* before an expensive key generation */
     if (!s_rsa_bits_ok(spec.bits))
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "RSA key size %u: use 2048, 3072 or 4096",
                            spec.bits);
@@ -213,6 +214,7 @@ kp_status kp_file_ks_import(void *inst, const kp_key_spec *in, const kp_secret *
                            "import of %s: the expected fingerprint is not 64 lower-case hex "
                            "digits; nothing was stored",
                            spec.name);
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(s_version_free(fi, &spec));
     KP_GUARD(s_parse_import(fi, &spec, fi->up->secret_cdata(pkcs8_der),
                             fi->up->secret_len(pkcs8_der), &pkey));
@@ -231,6 +233,7 @@ kp_status kp_file_ks_get_public(void *inst, const char *name, uint32_t version, 
 
     if (len == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get_public: len is NULL");
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
     KP_GUARD(kp_file_key_public_der(fi, name, version, &der, &derlen));
     return kp_buffer_take(fi->up, fi->h, der, derlen, spki, len, "public key");
@@ -244,6 +247,7 @@ kp_status kp_file_ks_get(void *inst, const char *name, uint32_t version, kp_key_
 
     if (info == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: info is NULL");
+    KP_GUARD(kp_file_ready(fi));
     /* One key's directory only: version 0 reads its version numbers, an explicit version is
      * one stat; other keys are never looked at. */
     KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
@@ -275,5 +279,7 @@ kp_status kp_file_ks_list(void *inst, const char *name, kp_key_visit_fn visit, v
 
     if (visit == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
+    /* a store that is not there is unreachable: never "holds no key" (KP_ERR_NOT_FOUND) */
+    KP_GUARD(kp_file_ready(fi));
     return kp_file_list(fi, "key", name, s_visit_version, &v);
 }

@@ -3,7 +3,8 @@
  *
  * It is the provider that works with nothing but a directory, so it is the default keystore
  * and secret store, and the format of its files is chosen so an operator can recover keys
- * with the openssl command alone (see file_crypto.c).
+ * with the openssl command alone (see file_crypto.c). A store is created only by INSTANCE_INIT
+ * (ABI 1.1, `keyplane init`); a directory that is not initialised is unreachable, never empty.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,8 @@ static kp_plugin_describe_fn s_describe;
 static const kp_plugin_info s_plugin_info = {
     .struct_size = sizeof(kp_plugin_info),
     .abi_major = KP_ABI_MAJOR,
-    .abi_minor = 0, /* needs nothing newer than ABI 1.0 */
+    /* ABI 1.1: its stores are created only by INSTANCE_INIT, which a 1.0 core never calls */
+    .abi_minor = 1,
     .name = "file",
     .version = "0.1.0",
     .description = "keys and secrets in a local directory, encrypted under a passphrase",
@@ -38,11 +40,11 @@ static const kp_plugin_info s_plugin_info = {
 
 static const kp_param_desc s_param_list[] = {
     {"path", KP_PARAM_PATH, KP_PARAM_REQUIRED, 0, 0,
-     "store directory; created (0700) on first write"},
+     "store directory; made (0700) by 'keyplane init', never by a write"},
     {"passphrase", KP_PARAM_SECRET, KP_PARAM_REQUIRED, 0, 0,
      "encrypts private keys and secret values at rest"},
     {"kdf_iterations", KP_PARAM_INT, 0, KP_FILE_KDF_MIN, KP_FILE_KDF_MAX,
-     "PBKDF2-HMAC-SHA256 iterations for a new store (default 100000)"},
+     "PBKDF2-HMAC-SHA256 iterations 'keyplane init' gives a new store (default 100000)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -55,6 +57,7 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_INSTANCE_CLOSE, (kp_fn)s_close},
     {KP_FN_INSTANCE_CHECK, (kp_fn)s_check},
     {KP_FN_INSTANCE_INFO, (kp_fn)s_instance_info},
+    {KP_FN_INSTANCE_INIT, (kp_fn)kp_file_init},
     {KP_FN_KS_CREATE, (kp_fn)kp_file_ks_create},
     {KP_FN_KS_IMPORT, (kp_fn)kp_file_ks_import},
     {KP_FN_KS_GET_PUBLIC, (kp_fn)kp_file_ks_get_public},
@@ -171,7 +174,8 @@ static kp_status s_take_params(kp_file_inst *fi, const kp_param *params)
         return kp_file_err(fi, KP_ERR_CONFIG, "path is too long");
     if ((fi->dir = strndup(path->str, len)) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory");
-    /* A missing directory is fine (created on first write); a file in its place is not. */
+    /* A missing directory is fine at open (INIT makes it; every other call says the store is not
+     * initialised); a file in its place is not. */
     if (stat(fi->dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
         return kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->dir);
 
@@ -217,25 +221,6 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     return st;
 }
 
-/* Nearest existing ancestor of path into buf. */
-static void s_existing_parent(const char *path, char *buf, size_t size)
-{
-    struct stat sb;
-    char *slash;
-
-    snprintf(buf, size, "%s", path);
-    while ((slash = strrchr(buf, '/')) != NULL) {
-        if (slash == buf) {
-            buf[1] = '\0';
-            return;
-        }
-        *slash = '\0';
-        if (stat(buf, &sb) == 0)
-            return;
-    }
-    snprintf(buf, size, ".");
-}
-
 /* A failed check item: its detail is the error text just set (read back with GET_ERROR). */
 static kp_status s_failed(kp_file_inst *fi, kp_status st, char *detail, size_t size)
 {
@@ -243,6 +228,8 @@ static kp_status s_failed(kp_file_inst *fi, kp_status st, char *detail, size_t s
     return st;
 }
 
+/* The directory is an initialised store (KP_ERR_UNAVAILABLE, saying so, when it or its header is
+ * missing) and a file can be created in it. */
 static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
 {
     char tmp[KP_FILE_PATH_MAX];
@@ -251,21 +238,15 @@ static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
     int fd;
 
     if (stat(fi->dir, &sb) != 0) {
-        if (errno != ENOENT)
+        if (errno != ENOENT && errno != ENOTDIR)
             return s_failed(fi, kp_file_errno(fi, errno, "cannot stat", fi->dir), detail, size);
-        s_existing_parent(fi->dir, tmp, sizeof(tmp));
-        if (access(tmp, W_OK | X_OK) != 0)
-            return s_failed(fi,
-                            kp_file_err(fi, KP_ERR_PERMISSION,
-                                        "%s does not exist and cannot be created in %s", fi->dir,
-                                        tmp),
-                            detail, size);
-        snprintf(detail, size, "%s will be created on first write", fi->dir);
-        return KP_OK;
+        return s_failed(fi, kp_file_ready(fi), detail, size);
     }
     if (!S_ISDIR(sb.st_mode))
         return s_failed(fi, kp_file_err(fi, KP_ERR_CONFIG, "path %s is not a directory", fi->dir),
                         detail, size);
+    if ((st = kp_file_ready(fi)) != KP_OK)
+        return s_failed(fi, st, detail, size);
     /* access() can lie (read-only mounts, ACLs, root); creating a file cannot. */
     if ((st = kp_file_path(fi, tmp, sizeof(tmp), "%s/.check-XXXXXX", fi->dir)) != KP_OK)
         return s_failed(fi, st, detail, size);
@@ -286,17 +267,15 @@ static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
 static kp_status s_check_pass(kp_file_inst *fi, char *detail, size_t size)
 {
     const kp_secret *key;
-    kp_status st = kp_file_master_key(fi, false, &key);
+    kp_status st = kp_file_master_key(fi, &key);
 
     if (st == KP_OK)
         snprintf(detail, size, "passphrase opens %s/%s", fi->dir, KP_FILE_HEADER);
-    else if (st == KP_ERR_NOT_FOUND)
-        snprintf(detail, size, "new store, passphrase will be set on first write");
     else if (st == KP_ERR_AUTH)
         snprintf(detail, size, "wrong passphrase for file store %s", fi->dir);
     else
         snprintf(detail, size, "cannot read %s/%s", fi->dir, KP_FILE_HEADER);
-    return st == KP_ERR_NOT_FOUND ? KP_OK : st;
+    return st;
 }
 
 static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
@@ -308,6 +287,8 @@ static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
     first = s_check_dir(fi, detail, sizeof(detail));
     if (report != NULL)
         report(arg, "directory", first, detail);
+    if (first == KP_ERR_UNAVAILABLE) /* not initialised: no header to open */
+        return first;
     st = s_check_pass(fi, detail, sizeof(detail));
     if (report != NULL)
         report(arg, "passphrase", st, detail);

@@ -119,7 +119,7 @@ kp_status kp_file_ss_put(void *inst, const char *name, const kp_secret *value, c
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "secret %s: value larger than %u bytes", name,
                            KP_FILE_SECRET_MAX);
     KP_GUARD(s_check_meta(fi, meta, nmeta));
-    KP_GUARD(kp_file_master_key(fi, true, &sp.key));
+    KP_GUARD(kp_file_master_key(fi, &sp.key)); /* KP_ERR_UNAVAILABLE when not initialised */
     KP_GUARD(kp_file_commit_version(fi, parent, 0, s_fill, &sp, version));
     kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "stored secret %s v%u in %s", name, *version, fi->dir);
     return KP_OK;
@@ -188,11 +188,9 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, 
     kp_secret *plain = NULL;
     uint8_t *enc;
     size_t len;
-    kp_status st = kp_file_master_key(fi, false, &key);
+    kp_status st = KP_OK;
 
-    if (st == KP_ERR_NOT_FOUND)
-        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s/%s is missing", fi->dir, KP_FILE_HEADER);
-    KP_GUARD(st);
+    KP_GUARD(kp_file_master_key(fi, &key));
     KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u/value.enc", dir, version));
     KP_GUARD(kp_file_read(fi, path, S_MAGIC_LEN + KP_FILE_SECRET_MAX + KP_FILE_GCM_OVERHEAD, &enc,
                           &len));
@@ -232,6 +230,7 @@ kp_status kp_file_ss_get(void *inst, const char *name, uint32_t version, kp_secr
     if (value == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: value is NULL");
     *value = NULL;
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(kp_file_object(fi, "secret", name, &version, dir, sizeof(dir)));
     KP_GUARD(s_read_meta(fi, dir, name, version, &info, &j, &pairs, &n));
     st = s_decrypt(fi, dir, name, version, info.size, &plain);
@@ -276,5 +275,7 @@ kp_status kp_file_ss_list(void *inst, const char *name, kp_secret_visit_fn visit
 
     if (visit == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "list: visit is NULL");
+    /* a store that is not there is unreachable: never "holds no secret" (KP_ERR_NOT_FOUND) */
+    KP_GUARD(kp_file_ready(fi));
     return kp_file_list(fi, "secret", name, s_visit_version, &v);
 }

@@ -39,6 +39,7 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
 
     if (len == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "state_get: len is NULL");
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(s_path(fi, name, "state.json", path, sizeof(path)));
     KP_GUARD(kp_file_read(fi, path, KP_STATE_MAX, &data, &n));
     return kp_buffer_take(fi->up, fi->h, data, n, doc, len, "state document");
@@ -107,6 +108,7 @@ kp_status kp_file_ks_state_put(void *inst, const char *name, const uint8_t *doc,
     if (expect_len > KP_STATE_MAX || (expect == NULL && expect_len > 0))
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "expected state document of %zu bytes",
                            expect_len);
+    KP_GUARD(kp_file_ready(fi)); /* a state document never creates a store */
     KP_GUARD(s_path(fi, name, "state.json", path, sizeof(path)));
     KP_GUARD(s_path(fi, name, "state.lock", lock, sizeof(lock)));
     KP_GUARD(kp_file_object_dir(fi, "key", name, dir, sizeof(dir)));

@@ -78,6 +78,7 @@ kp_status kp_file_ks_wrap(void *inst, const char *name, uint32_t version, uint32
     if (md == NULL)
         return kp_file_err(fi, KP_ERR_UNSUPPORTED,
                            "wrap algorithm %u: the file keystore wraps with RSA-OAEP only", alg);
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
     KP_GUARD(kp_file_key_public(fi, name, version, &pkey));
     k = (size_t)EVP_PKEY_get_size(pkey);
@@ -120,6 +121,7 @@ kp_status kp_file_ks_unwrap(void *inst, const char *name, uint32_t version, uint
     if (alg != KP_WRAP_RSA_OAEP_SHA1 && alg != KP_WRAP_RSA_OAEP_SHA256 && alg != KP_WRAP_RSA_PKCS1)
         return kp_file_err(fi, KP_ERR_UNSUPPORTED,
                            "unwrap algorithm %u: the file keystore holds RSA keys only", alg);
+    KP_GUARD(kp_file_ready(fi));
     KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
     KP_GUARD(kp_file_key_private(fi, name, version, &pkey));
     n = k = (size_t)EVP_PKEY_get_size(pkey);

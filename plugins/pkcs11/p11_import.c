@@ -6,8 +6,9 @@
  *
  * The expected fingerprint (spec->fingerprint) is checked twice before the key becomes visible:
  * in software before the token is touched, and on what the token then holds, read back from
- * the objects made under a placeholder label that no lookup accepts. Only when both agree do
- * the objects get the version's label; any failure destroys them.
+ * the objects made under the pending label of p11_version.c, which no lookup takes for the
+ * version. Only when both agree, and the new version wins against every other writer of it,
+ * do the objects get the version's label; any failure destroys them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,12 +117,12 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
     s_import *im = arg;
     kp_p11_inst *pi = op->pi;
     const kp_p11_up *up = pi->up;
-    char label[KP_P11_OBJLABEL_MAX], temp[KP_P11_OBJLABEL_MAX];
     CK_OBJECT_HANDLE aes = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
     CK_MECHANISM_TYPE mech;
     kp_secret *kek = NULL;
     uint8_t *blob = NULL;
     size_t bloblen = 0;
+    kp_p11_draft d;
     CK_DATE date;
     kp_status st = KP_OK;
 
@@ -134,9 +135,7 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
                           "token '%s' offers no AES key wrap with padding (RFC 5649): cannot "
                           "import keys without handing it a plaintext private key",
                           pi->token);
-    KP_GUARD(kp_p11_version_alloc(op, im->spec.name, im->spec.version, &im->key.version));
-    KP_GUARD(kp_p11_label(pi, im->spec.name, im->key.version, label, sizeof(label)));
-    KP_GUARD(kp_p11_pending_label(pi, temp, sizeof(temp)));
+    KP_GUARD(kp_p11_draft_open(op, im->spec.name, im->spec.version, &d));
     kp_p11_today(&date, &im->key.created);
     if ((kek = up->secret_new(KP_P11_WRAP_KEY_LEN)) == NULL ||
         (blob = malloc(kp_p11_kwp_len(im->p8len))) == NULL)
@@ -145,34 +144,29 @@ static kp_status s_import_op(kp_p11_op *op, void *arg)
         st = kp_p11_random(pi, up->secret_data(kek), KP_P11_WRAP_KEY_LEN);
     if (st == KP_OK)
         st = kp_p11_kwp_wrap(pi, up->secret_cdata(kek), im->p8, im->p8len, blob, &bloblen);
-    /* Made under the placeholder, checked, then renamed public half first: lookups go by the
-     * private key, which must find its pair the moment it has its label. */
+    /* Made under the pending label with their ID (the order among writers), checked, then
+     * settled against other writers of the version (p11_version.c). */
     if (st == KP_OK)
         st = s_transport_key(op, kek, &aes);
     if (st == KP_OK)
-        st = s_public(op, im, temp, &date, &pub);
+        st = s_public(op, im, d.pending, &date, &pub);
     if (st == KP_OK)
-        st = s_unwrap_private(op, im, mech, aes, blob, bloblen, temp, &date, &priv);
+        st = s_unwrap_private(op, im, mech, aes, blob, bloblen, d.pending, &date, &priv);
+    kp_p11_draft_made(&d, priv, pub);
     if (st == KP_OK)
         st = s_token_holds(op, im, priv, "private key");
     if (st == KP_OK)
         st = s_token_holds(op, im, pub, "public key");
     if (st == KP_OK)
-        st = kp_p11_relabel(op, pub, NULL, 0, label);
-    if (st == KP_OK)
-        st = kp_p11_relabel(op, priv, NULL, 0, label);
-    if (st == KP_OK)
-        st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label);
-    if (st == KP_OK)
-        st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label);
+        st = kp_p11_draft_settle(op, &d); /* destroys them when it fails */
+    else
+        kp_p11_draft_drop(op, &d);
     if (st == KP_OK) {
-        im->key.obj = priv;
+        im->key.obj = d.key;
+        im->key.version = d.version;
         kp_logf(pi->up, pi->h, KP_LOG_DEBUG, "imported key %s v%u into token '%s' (%s)",
                 im->spec.name, im->key.version, pi->token,
                 mech == CKM_AES_KEY_WRAP_PAD ? "CKM_AES_KEY_WRAP_PAD" : "KWP");
-    } else {
-        kp_p11_destroy(op, priv);
-        kp_p11_destroy(op, pub);
     }
     kp_p11_destroy(op, aes);
     up->secret_free(kek);

@@ -12,6 +12,7 @@
  *   p11_plugin.c                                         entry point, params, instances
  *   p11_check.c p11_export.c p11_import.c                INSTANCE_CHECK, exports, imports
  *   p11_keygen.c p11_keystore.c p11_probe.c p11_wrap.c   create, get/list, caps, wrap/unwrap
+ *   p11_version.c                                        new versions against other writers
  *   p11_kwp.c p11_lookup.c p11_state.c                   RFC 5649 probe, key versions, state
  *   p11_info.c p11_object.c                              key info, token objects
  *   p11_label.c p11_session.c                            names and labels, the session pool
@@ -120,6 +121,7 @@ typedef struct kp_p11_inst {
     char no_keyx[KP_P11_WHY_MAX];      /* why caps has no export_keyx though the token has
                                           RSA-OAEP and KWP (p11_kwp.c); "" otherwise */
     pthread_mutex_t state_lock;        /* serialises KS_STATE_PUT's compare and swap */
+    bool no_copy;                      /* the token refused C_CopyObject onto it (p11_keygen.c) */
     kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
     size_t cache_next;
 } kp_p11_inst;
@@ -244,9 +246,25 @@ void kp_p11_sessions_close(kp_p11_inst *pi);
 kp_status kp_p11_check_name(kp_p11_inst *pi, const char *name);
 /** Writes "<prefix><name>/v<version>"; KP_ERR_INVALID_ARG when it does not fit. */
 kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char *buf, size_t size);
-/** A placeholder label "<prefix>.pending-<16 hex>" that no lookup accepts (a key name never
- *  starts with '.'): objects being made carry it until they are complete and checked. */
-kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size);
+/** Random bytes in a pending label: they keep two writers' labels apart and order the pending
+ *  AES keys of one version (p11_version.c). */
+#define KP_P11_PENDING_RND 8
+/** Writes the pending label "<prefix><name>/v<version>~<since>~<16 random hex>" of a version a
+ *  writer has made and not yet published (since: Unix time of its making). No lookup takes it
+ *  for the version itself; p11_lookup.c lists it beside the version's objects. */
+kp_status kp_p11_pending_label(kp_p11_inst *pi, const char *name, uint32_t version, int64_t since,
+                               char *buf, size_t size);
+/** What a label of this instance says: the key version it names, published or pending. */
+typedef struct kp_p11_label_info {
+    char name[KP_NAME_MAX];
+    uint32_t version;
+    bool pending;
+    int64_t since;                   /* pending: when its writer made it */
+    uint8_t rnd[KP_P11_PENDING_RND]; /* pending: its random part */
+} kp_p11_label_info;
+/** Parses "<prefix><name>/v<N>" or its pending form; false for anything else (another
+ *  prefix, "v01", a name kpk_key_name_valid refuses, a placeholder of older builds). */
+bool kp_p11_label_parse(const kp_p11_inst *pi, const char *label, kp_p11_label_info *out);
 /** The tag every key object of name carries, so that the versions of one key are found
  *  without reading unrelated objects (p11_lookup.c): an RSA private key's CKA_SUBJECT is the
  *  DER Name CN=<prefix><name> (subject, KP_P11_TAG_MAX bytes); an AES key's CKA_ID is the first
@@ -261,6 +279,10 @@ kp_status kp_p11_find_all(kp_p11_op *op, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
                           CK_OBJECT_HANDLE **objs, size_t *n);
 /** The one token object of cls labelled label; KP_ERR_NOT_FOUND without text when none. */
 kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
+                          CK_OBJECT_HANDLE *obj);
+/** The one public key object labelled label with CKA_ID id: the public half of an RSA key
+ *  object of that label and ID. KP_ERR_NOT_FOUND without text when none. */
+kp_status kp_p11_find_pub(kp_p11_op *op, const char *label, const uint8_t *id, size_t idlen,
                           CK_OBJECT_HANDLE *obj);
 /** The public key object of an RSA key version, checked against the key's CKA_ID; der (may be
  *  NULL) receives its SubjectPublicKeyInfo DER (malloc'ed). */
@@ -290,11 +312,41 @@ void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj);
 
 /* Key versions on the token (p11_lookup.c) ------------------------------------------------ */
 
+/** A pending object older than this many seconds (by its label's time) is a dead writer's:
+ *  readers ignore it and writers destroy it. */
+#define KP_P11_STALE_S 60
+
+/** One key object of a version as a listing finds it: published or pending. */
+typedef struct kp_p11_vobj {
+    kp_p11_label_info at; /* name, version, pending and since, from its label */
+    CK_OBJECT_CLASS cls;  /* CKO_PRIVATE_KEY (RSA) or CKO_SECRET_KEY (AES) */
+    CK_OBJECT_HANDLE obj;
+    char label[KP_P11_OBJLABEL_MAX + 1];
+    uint8_t id[KP_P11_ID_MAX]; /* CKA_ID: an RSA key's fingerprint, an AES key's tag */
+    size_t idlen;
+} kp_p11_vobj;
+
+/** The key objects of name (of every key when NULL) and version (every version when 0),
+ *  published and pending, found by the name's tag; objects without the tag are not ours.
+ *  free() *objs. */
+kp_status kp_p11_vobjs(kp_p11_op *op, const char *name, uint32_t version, kp_p11_vobj **objs,
+                       size_t *n);
+/** The order every reader and writer gives the objects of one version (<0: a first): RSA keys
+ *  by CKA_ID, AES keys published first, then by the pending label's random part. */
+int kp_p11_vobj_order(const kp_p11_vobj *a, const kp_p11_vobj *b);
+/** Whether o is pending and older than KP_P11_STALE_S at now (Unix time). */
+bool kp_p11_vobj_stale(const kp_p11_vobj *o, int64_t now);
+/** Which of objs (objects of one version) readers use: the first live one in the order above
+ *  (*win). KP_ERR_NOT_FOUND when none is live; KP_ERR_UNAVAILABLE when the first is pending
+ *  (the version is being created); KP_ERR_INTEGRITY for two published AES keys. No text. */
+kp_status kp_p11_vobj_resolve(const kp_p11_vobj *objs, size_t n, int64_t now, size_t *win);
 /** Every key version on the token (name NULL: all private and secret keys read) or of name
- *  (found by its tag only), sorted by name then version. free() the array. */
+ *  (found by its tag only), each as its readers resolve it, sorted by name then version.
+ *  Versions being created are left out. free() the array. */
 kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n);
-/** Finds name/version by its label, or the latest version of name by its tag (version 0);
- *  KP_ERR_NOT_FOUND with text when absent. Never reads objects of other keys. */
+/** Finds name/version (the latest version of name for version 0) by its tag, as readers
+ *  resolve it; KP_ERR_NOT_FOUND or KP_ERR_UNAVAILABLE (being created) with text. Never reads
+ *  objects of other keys. */
 kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key);
 
 /* A key version described to the core (p11_info.c) --------------------------------------- */
@@ -337,14 +389,41 @@ kp_status kp_p11_kwp_unwrap(kp_p11_inst *pi, const uint8_t *key, const uint8_t *
                             kp_secret **out);
 size_t kp_p11_kwp_len(size_t inlen);
 
-/* New key versions (p11_keygen.c) -------------------------------------------------------- */
+/* New key versions (p11_version.c, p11_keygen.c) ----------------------------------------- */
 
-/** The version a new key of name gets: want when free (else KP_ERR_EXISTS), or the next free
- *  one when want is 0. Run under create_lock. */
-kp_status kp_p11_version_alloc(kp_p11_op *op, const char *name, uint32_t want, uint32_t *version);
-/** After creating objects labelled label: KP_ERR_EXISTS when another writer (another process)
- *  took the same version meanwhile. The caller then destroys its objects. */
-kp_status kp_p11_version_claim(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label);
+/** A writer decides whether its pending objects win their version no sooner than this many
+ *  milliseconds after it made them (see p11_version.c). */
+#define KP_P11_DECIDE_MS 100
+/** How long a writer waits for other writers' pending objects of its version to resolve. */
+#define KP_P11_SETTLE_MS 10000
+
+/** A new version one writer is making. */
+typedef struct kp_p11_draft {
+    char name[KP_NAME_MAX];
+    uint32_t version;
+    char label[KP_P11_OBJLABEL_MAX];   /* the version's label, once it wins */
+    char pending[KP_P11_OBJLABEL_MAX]; /* its objects' label until then */
+    int64_t since;                     /* the pending label's time */
+    CK_OBJECT_HANDLE key, pub;         /* private or secret key; RSA public key */
+    uint64_t made_ms;                  /* monotonic time the key objects were made */
+} kp_p11_draft;
+
+/** Picks the version (want when free, else KP_ERR_EXISTS; the next after every published and
+ *  live pending one when want is 0) and the pending label the objects are made under. Run
+ *  under create_lock. Every object of the version is then made right after kp_p11_refresh. */
+kp_status kp_p11_draft_open(kp_p11_op *op, const char *name, uint32_t want, kp_p11_draft *d);
+/** Records the key objects made under d->pending (pub CK_INVALID_HANDLE for AES), and when. */
+void kp_p11_draft_made(kp_p11_draft *d, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub);
+/** Decides whether d's objects become the version and publishes them (KP_OK), against every
+ *  other writer of the version. On failure they are destroyed: KP_ERR_EXISTS when another
+ *  writer's object is the version (published, the caller may adopt it), KP_ERR_UNAVAILABLE
+ *  when the version is still being decided after KP_P11_SETTLE_MS. */
+kp_status kp_p11_draft_settle(kp_p11_op *op, kp_p11_draft *d);
+/** Destroys d's objects (failure paths). */
+void kp_p11_draft_drop(kp_p11_op *op, kp_p11_draft *d);
+/** A search matching nothing: a token whose object list lags behind other processes re-reads
+ *  it here (p11_version.c). */
+void kp_p11_refresh(kp_p11_op *op);
 /** Copies the caller's spec (kp_key_spec_read) and checks its name. */
 kp_status kp_p11_spec(kp_p11_inst *pi, const kp_key_spec *in, kp_key_spec *out);
 

@@ -1,8 +1,9 @@
 /*
- * KS_CREATE: key generation inside the token. An RSA key's CKA_ID is the SHA-256 of its
- * SubjectPublicKeyInfo (its fingerprint), known only after generation, so the pair is generated
- * under a placeholder label that no lookup accepts and renamed once its ID is set. Whatever fails
- * after the objects exist destroys them: the token keeps no half-made versions.
+ * KS_CREATE: key generation inside the token, under the pending label of p11_version.c until
+ * the new version wins against every other writer of it. An RSA key's CKA_ID is the SHA-256 of
+ * its SubjectPublicKeyInfo (its fingerprint), known only after generation: it is set right
+ * after, still under the pending label. Whatever fails after the objects exist destroys them:
+ * the token keeps no half-made versions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,77 +20,50 @@ kp_status kp_p11_spec(kp_p11_inst *pi, const kp_key_spec *in, kp_key_spec *out)
     return kp_p11_check_name(pi, out->name);
 }
 
-/* Any object (of any class) already labelled for name/version blocks that version: a public
- * key left behind by another tool would otherwise pair with our new private key. */
-static kp_status s_label_taken(kp_p11_op *op, const char *label, bool *taken)
-{
-    static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY};
-    CK_OBJECT_HANDLE obj;
-    kp_status st = KP_OK;
-
-    *taken = false;
-    for (size_t c = 0; c < 3; c++) {
-        st = kp_p11_find_one(op, classes[c], label, &obj);
-        if (st == KP_ERR_NOT_FOUND)
-            continue;
-        if (st != KP_OK && st != KP_ERR_INTEGRITY)
-            return st;
-        *taken = true;
-        return KP_OK;
-    }
-    return KP_OK;
-}
-
-kp_status kp_p11_version_alloc(kp_p11_op *op, const char *name, uint32_t want, uint32_t *version)
-{
-    kp_p11_inst *pi = op->pi;
-    char label[KP_P11_OBJLABEL_MAX];
-    kp_p11_key *keys;
-    uint32_t v;
-    size_t n;
-    bool taken;
-
-    KP_GUARD(kp_p11_scan(op, name, &keys, &n));
-    v = want != 0 ? want : n > 0 ? keys[n - 1].version + 1 : 1;
-    free(keys);
-    for (int tries = 0; tries < 100; tries++, v++) {
-        if (v == 0)
-            break; /* wrapped past UINT32_MAX */
-        KP_GUARD(kp_p11_label(pi, name, v, label, sizeof(label)));
-        KP_GUARD(s_label_taken(op, label, &taken));
-        if (!taken) {
-            *version = v;
-            return KP_OK;
-        }
-        if (want != 0)
-            return kp_p11_err(pi, KP_ERR_EXISTS, "key %s v%u already exists on token '%s'", name,
-                              want, pi->token);
-    }
-    return kp_p11_err(pi, KP_ERR_EXISTS, "no free version for key %s on token '%s'", name,
-                      pi->token);
-}
-
-kp_status kp_p11_version_claim(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label)
-{
-    CK_OBJECT_HANDLE obj;
-    kp_status st = kp_p11_find_one(op, cls, label, &obj);
-
-    if (st == KP_ERR_INTEGRITY)
-        return kp_p11_err(op->pi, KP_ERR_EXISTS,
-                          "another writer created '%s' on token '%s' at the same time", label,
-                          op->pi->token);
-    if (st == KP_ERR_NOT_FOUND)
-        return kp_p11_err(op->pi, KP_ERR_BACKEND, "object '%s' vanished from token '%s'", label,
-                          op->pi->token);
-    return st;
-}
-
 typedef struct s_create {
     kp_key_spec spec;
     kp_p11_key key; /* what was made */
 } s_create;
 
-static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, const CK_DATE *date)
+/* The SPKI fingerprint of an RSA public key object, as its CKA_ID. */
+static kp_status s_rsa_id(kp_p11_op *op, CK_OBJECT_HANDLE pub, uint8_t id[KP_P11_SHA256_LEN])
+{
+    char fpr[KPK_FPR_HEX];
+    uint8_t *spki = NULL;
+    size_t spkilen = 0;
+    kp_status st = kp_p11_obj_spki(op, pub, &spki, &spkilen);
+
+    if (st == KP_OK)
+        st = kp_p11_spki_id(op->pi, spki, spkilen, fpr, id);
+    free(spki);
+    return st;
+}
+
+/* Copies a session key object onto the token under the pending label with its ID, right after
+ * a search (p11_version.c). */
+static CK_RV s_to_token(kp_p11_op *op, CK_OBJECT_HANDLE obj, const kp_p11_draft *d,
+                        const uint8_t *id, size_t idlen, CK_OBJECT_HANDLE *out)
+{
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)d->pending, strlen(d->pending)},
+        {CKA_ID, (void *)id, idlen},
+    };
+
+    kp_p11_refresh(op);
+    return op->f->C_CopyObject(op->s, obj, t, sizeof(t) / sizeof(t[0]), out);
+}
+
+/* Whether a refused copy means the token does not copy objects onto it at all. */
+static bool s_copy_refused(CK_RV rv)
+{
+    return rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_ACTION_PROHIBITED ||
+           rv == CKR_ATTRIBUTE_READ_ONLY || rv == CKR_TEMPLATE_INCONSISTENT ||
+           rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID;
+}
+
+static kp_status s_create_rsa(kp_p11_op *op, s_create *c, kp_p11_draft *d, const CK_DATE *date)
 {
     kp_p11_inst *pi = op->pi;
     CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
@@ -97,73 +71,88 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, const char *label, con
     CK_BBOOL extr = (c->spec.flags & KP_KEY_EXPORTABLE) != 0 ? CK_TRUE : CK_FALSE;
     CK_ULONG bits = c->spec.bits;
     CK_BYTE f4[] = {0x01, 0x00, 0x01};
-    char temp[KP_P11_OBJLABEL_MAX], fpr[KPK_FPR_HEX];
     uint8_t subject[KP_P11_TAG_MAX];
     size_t sublen = 0;
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-    uint8_t *spki = NULL;
-    size_t spkilen;
+    CK_OBJECT_HANDLE tpub = CK_INVALID_HANDLE, tpriv = CK_INVALID_HANDLE;
+    bool no_copy;
     kp_status st = KP_OK;
     CK_RV rv;
 
-    /* A leading '.' is never a valid key name, so lookups skip the pair until renamed. */
-    KP_GUARD(kp_p11_pending_label(pi, temp, sizeof(temp)));
+    pthread_mutex_lock(&pi->lock);
+    no_copy = pi->no_copy;
+    pthread_mutex_unlock(&pi->lock);
     KP_GUARD(kp_p11_tag(pi, c->spec.name, subject, &sublen, NULL));
-    {
-        CK_ATTRIBUTE pubt[] = {
-            {CKA_TOKEN, &yes, sizeof(yes)},
-            {CKA_PRIVATE, &no, sizeof(no)},
-            {CKA_ENCRYPT, &yes, sizeof(yes)},
-            {CKA_WRAP, &yes, sizeof(yes)},
-            {CKA_VERIFY, &no, sizeof(no)},
-            {CKA_MODULUS_BITS, &bits, sizeof(bits)},
-            {CKA_PUBLIC_EXPONENT, f4, sizeof(f4)},
-            {CKA_LABEL, temp, strlen(temp)},
-            {CKA_START_DATE, (void *)date, sizeof(*date)},
-        };
-        CK_ATTRIBUTE privt[] = {
-            {CKA_TOKEN, &yes, sizeof(yes)},
-            {CKA_PRIVATE, &yes, sizeof(yes)},
-            {CKA_SENSITIVE, &yes, sizeof(yes)},
-            {CKA_EXTRACTABLE, &extr, sizeof(extr)},
-            {CKA_DECRYPT, &yes, sizeof(yes)},
-            {CKA_UNWRAP, &yes, sizeof(yes)},
-            {CKA_SIGN, &no, sizeof(no)},
-            {CKA_LABEL, temp, strlen(temp)},
-            {CKA_START_DATE, (void *)date, sizeof(*date)},
-            {CKA_SUBJECT, subject, sublen},
-        };
-        rv = op->f->C_GenerateKeyPair(op->s, &mech, pubt, sizeof(pubt) / sizeof(pubt[0]), privt,
-                                      sizeof(privt) / sizeof(privt[0]), &pub, &priv);
-    }
+    CK_BBOOL on_token = no_copy ? CK_TRUE : CK_FALSE;
+    CK_ATTRIBUTE pubt[] = {
+        {CKA_TOKEN, &on_token, sizeof(on_token)},
+        {CKA_PRIVATE, &no, sizeof(no)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+        {CKA_VERIFY, &no, sizeof(no)},
+        {CKA_MODULUS_BITS, &bits, sizeof(bits)},
+        {CKA_PUBLIC_EXPONENT, f4, sizeof(f4)},
+        {CKA_LABEL, d->pending, strlen(d->pending)},
+        {CKA_START_DATE, (void *)date, sizeof(*date)},
+    };
+    CK_ATTRIBUTE privt[] = {
+        {CKA_TOKEN, &on_token, sizeof(on_token)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &extr, sizeof(extr)},
+        {CKA_DECRYPT, &yes, sizeof(yes)},
+        {CKA_UNWRAP, &yes, sizeof(yes)},
+        {CKA_SIGN, &no, sizeof(no)},
+        {CKA_LABEL, d->pending, strlen(d->pending)},
+        {CKA_START_DATE, (void *)date, sizeof(*date)},
+        {CKA_SUBJECT, subject, sublen},
+    };
+    /* Generated as session objects (no token object is made during the long generation), then
+     * copied onto the token with their ID right after a search: see p11_version.c. A token
+     * that refuses the copy gets it generated on the token from then on. */
+    rv = op->f->C_GenerateKeyPair(op->s, &mech, pubt, sizeof(pubt) / sizeof(pubt[0]), privt,
+                                  sizeof(privt) / sizeof(privt[0]), &pub, &priv);
     if (rv != CKR_OK)
         return kp_p11_ck(pi, op, rv, true, "C_GenerateKeyPair", "RSA-%u for key %s", c->spec.bits,
                          c->spec.name);
     c->key.idlen = KP_P11_SHA256_LEN;
-    st = kp_p11_obj_spki(op, pub, &spki, &spkilen);
-    if (st == KP_OK) {
-        st = kp_p11_spki_id(pi, spki, spkilen, fpr, c->key.id);
-        free(spki);
-    }
-    /* The public half first: listings go by the private key, which must find its pair. */
-    if (st == KP_OK)
-        st = kp_p11_relabel(op, pub, c->key.id, c->key.idlen, label);
-    if (st == KP_OK)
-        st = kp_p11_relabel(op, priv, c->key.id, c->key.idlen, label);
-    if (st == KP_OK)
-        st = kp_p11_version_claim(op, CKO_PUBLIC_KEY, label);
-    if (st == KP_OK)
-        st = kp_p11_version_claim(op, CKO_PRIVATE_KEY, label);
-    if (st == KP_OK) {
-        c->key.obj = priv;
-    } else { /* nothing half-made stays on the token */
-        kp_p11_destroy(op, priv);
+    st = s_rsa_id(op, pub, c->key.id);
+    if (st == KP_OK && !no_copy) {
+        /* The public half first: a listing that finds the private key must find its pair. */
+        rv = s_to_token(op, pub, d, c->key.id, c->key.idlen, &tpub);
+        if (rv == CKR_OK)
+            rv = s_to_token(op, priv, d, c->key.id, c->key.idlen, &tpriv);
+        if (rv != CKR_OK && s_copy_refused(rv)) {
+            pthread_mutex_lock(&pi->lock);
+            pi->no_copy = true;
+            pthread_mutex_unlock(&pi->lock);
+            kp_logf(pi->up, pi->h, KP_LOG_DEBUG,
+                    "token '%s' does not copy key objects onto it; keys are generated on it",
+                    pi->token);
+            st = KP_ERR_UNSUPPORTED;
+        } else if (rv != CKR_OK) {
+            st = kp_p11_ck(pi, op, rv, false, "C_CopyObject", "key %s onto token '%s'",
+                           c->spec.name, pi->token);
+        }
         kp_p11_destroy(op, pub);
+        kp_p11_destroy(op, priv);
+        pub = tpub;
+        priv = tpriv;
+    } else if (st == KP_OK) {
+        /* Generated on the token: the ID follows, the public half first. */
+        st = kp_p11_relabel(op, pub, c->key.id, c->key.idlen, d->pending);
+        if (st == KP_OK)
+            st = kp_p11_relabel(op, priv, c->key.id, c->key.idlen, d->pending);
+    }
+    kp_p11_draft_made(d, priv, pub); /* made or half-made: the caller drops them on failure */
+    if (st == KP_ERR_UNSUPPORTED && !no_copy) {
+        kp_p11_draft_drop(op, d);
+        return s_create_rsa(op, c, d, date); /* once: no_copy is set now */
     }
     return st;
 }
 
-static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, const CK_DATE *date)
+static kp_status s_create_aes(kp_p11_op *op, s_create *c, kp_p11_draft *d, const CK_DATE *date)
 {
     kp_p11_inst *pi = op->pi;
     CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
@@ -175,7 +164,6 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
     CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
     uint8_t subject[KP_P11_TAG_MAX];
     size_t sublen = 0;
-    kp_status st = KP_OK;
     CK_RV rv;
 
     /* The tag is the ID: a secret key has no CKA_SUBJECT to carry it. */
@@ -188,7 +176,7 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
             {CKA_PRIVATE, &yes, sizeof(yes)},       {CKA_SENSITIVE, &yes, sizeof(yes)},
             {CKA_EXTRACTABLE, &extr, sizeof(extr)}, {CKA_ENCRYPT, &no, sizeof(no)},
             {CKA_DECRYPT, &no, sizeof(no)},         {CKA_WRAP, &yes, sizeof(yes)},
-            {CKA_UNWRAP, &yes, sizeof(yes)},        {CKA_LABEL, (void *)label, strlen(label)},
+            {CKA_UNWRAP, &yes, sizeof(yes)},        {CKA_LABEL, d->pending, strlen(d->pending)},
             {CKA_ID, c->key.id, c->key.idlen},      {CKA_START_DATE, (void *)date, sizeof(*date)},
         };
         rv = op->f->C_GenerateKey(op->s, &mech, t, sizeof(t) / sizeof(t[0]), &key);
@@ -196,29 +184,35 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, const char *label, con
     if (rv != CKR_OK)
         return kp_p11_ck(pi, op, rv, true, "C_GenerateKey", "AES-%u for key %s", c->spec.bits,
                          c->spec.name);
-    st = kp_p11_version_claim(op, CKO_SECRET_KEY, label);
-    if (st == KP_OK)
-        c->key.obj = key;
-    else
-        kp_p11_destroy(op, key);
-    return st;
+    kp_p11_draft_made(d, key, CK_INVALID_HANDLE);
+    return KP_OK;
 }
 
 static kp_status s_create_op(kp_p11_op *op, void *arg)
 {
     s_create *c = arg;
-    char label[KP_P11_OBJLABEL_MAX];
+    kp_p11_draft d;
     CK_DATE date;
     kp_status st = KP_OK;
 
-    memset(&c->key, 0, sizeof(c->key));
-    KP_GUARD(kp_p11_version_alloc(op, c->spec.name, c->spec.version, &c->key.version));
-    KP_GUARD(kp_p11_label(op->pi, c->spec.name, c->key.version, label, sizeof(label)));
-    kp_p11_today(&date, &c->key.created);
-    st = c->spec.type == KP_KEY_RSA ? s_create_rsa(op, c, label, &date)
-                                    : s_create_aes(op, c, label, &date);
+    /* Version 0 is the next free one: a writer that loses it to another tries the next. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        memset(&c->key, 0, sizeof(c->key));
+        KP_GUARD(kp_p11_draft_open(op, c->spec.name, c->spec.version, &d));
+        kp_p11_today(&date, &c->key.created);
+        st = c->spec.type == KP_KEY_RSA ? s_create_rsa(op, c, &d, &date)
+                                        : s_create_aes(op, c, &d, &date);
+        if (st == KP_OK)
+            st = kp_p11_draft_settle(op, &d);
+        else /* nothing half-made stays on the token */
+            kp_p11_draft_drop(op, &d);
+        if (st != KP_ERR_EXISTS || c->spec.version != 0)
+            break;
+    }
     if (st != KP_OK)
         return st;
+    c->key.obj = d.key;
+    c->key.version = d.version;
     snprintf(c->key.name, sizeof(c->key.name), "%s", c->spec.name);
     c->key.type = c->spec.type;
     c->key.bits = c->spec.bits;

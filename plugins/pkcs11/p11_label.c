@@ -1,8 +1,9 @@
 /*
  * How keyplane names what it keeps on a token: the key name rule, a version's label
- * "<prefix><name>/v<N>", the placeholder label of objects being made, and the tag that finds
- * every version of one key (p11_lookup.c). Nothing here talks to the token, so every file that
- * makes or finds objects can use it.
+ * "<prefix><name>/v<N>", the pending label "<prefix><name>/v<N>~<time>~<random>" of a version a
+ * writer has made but not yet published (p11_version.c), and the tag that finds every version
+ * of one key (p11_lookup.c). Nothing here talks to the token, so every file that makes or finds
+ * objects can use it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,9 +36,10 @@ kp_status kp_p11_label(kp_p11_inst *pi, const char *name, uint32_t version, char
     return KP_OK;
 }
 
-kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size)
+kp_status kp_p11_pending_label(kp_p11_inst *pi, const char *name, uint32_t version, int64_t since,
+                               char *buf, size_t size)
 {
-    uint8_t rnd[8];
+    uint8_t rnd[KP_P11_PENDING_RND];
     char hex[2 * sizeof(rnd) + 1];
     kp_status st = kp_p11_random(pi, rnd, sizeof(rnd));
     int n;
@@ -45,10 +47,61 @@ kp_status kp_p11_pending_label(kp_p11_inst *pi, char *buf, size_t size)
     if (st != KP_OK)
         return st;
     kpk_hex_encode(rnd, sizeof(rnd), hex);
-    n = snprintf(buf, size, "%s.pending-%s", pi->prefix, hex);
+    n = snprintf(buf, size, "%s%s/v%u~%lld~%s", pi->prefix, name, version, (long long)since, hex);
     if (n < 0 || (size_t)n >= size)
-        return kp_p11_err(pi, KP_ERR_INTERNAL, "placeholder label does not fit");
+        return kp_p11_err(pi, KP_ERR_INVALID_ARG, "pending label for key %s is too long", name);
     return KP_OK;
+}
+
+/* A canonical decimal of at most max digits (no sign, no leading zero unless "0") ending at the
+ * first of stop (or the string's end), as *v; the rest in *end. */
+static bool s_number(const char *p, char stop, unsigned max, uint64_t *v, const char **end)
+{
+    unsigned n = 0;
+
+    *v = 0;
+    for (; *p >= '0' && *p <= '9'; p++, n++) {
+        if (n == max || (n == 1 && *v == 0))
+            return false;
+        *v = *v * 10 + (uint64_t)(*p - '0');
+    }
+    *end = p;
+    return n > 0 && *p == stop;
+}
+
+bool kp_p11_label_parse(const kp_p11_inst *pi, const char *label, kp_p11_label_info *out)
+{
+    size_t plen = strlen(pi->prefix), nlen;
+    const char *rest, *slash, *end;
+    uint64_t v, t;
+
+    memset(out, 0, sizeof(*out));
+    if (strncmp(label, pi->prefix, plen) != 0)
+        return false;
+    rest = label + plen;
+    /* A name holds no '/' or '~' (kpk_key_name_valid), so the last '/' ends it. */
+    if ((slash = strrchr(rest, '/')) == NULL || slash[1] != 'v' || slash[2] == '0')
+        return false;
+    if (!s_number(slash + 2, strchr(slash + 2, '~') != NULL ? '~' : '\0', 10, &v, &end) || v == 0 ||
+        v > UINT32_MAX)
+        return false;
+    if (*end == '~') {
+        /* pending: "~<time>~<random hex>" */
+        if (!s_number(end + 1, '~', 18, &t, &end) || strlen(end + 1) != 2 * KP_P11_PENDING_RND ||
+            kpk_hex_decode(end + 1, out->rnd, KP_P11_PENDING_RND) != KP_OK)
+            return false;
+        out->pending = true;
+        out->since = (int64_t)t;
+    }
+    nlen = (size_t)(slash - rest);
+    if (nlen == 0 || nlen >= KP_NAME_MAX)
+        return false;
+    memcpy(out->name, rest, nlen);
+    out->name[nlen] = '\0';
+    if (!kpk_key_name_valid(out->name))
+        return false;
+    out->version = (uint32_t)v;
+    return true;
 }
 
 kp_status kp_p11_tag(kp_p11_inst *pi, const char *name, uint8_t *subject, size_t *len,

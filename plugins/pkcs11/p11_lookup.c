@@ -1,15 +1,22 @@
 /*
- * Which token objects are key versions, and finding them. A version N of key NAME is a private
- * (RSA) or secret (AES) key object labelled "<prefix>NAME/vN" that carries NAME's tag
- * (kp_p11_tag): PKCS#11 searches only by exact attribute values, never by a label prefix, so
- * the tag is what finds every version of one key without reading the other objects on the
- * token. One version is found by its exact label, the latest by the tag; only a listing of
- * every key reads all key objects. Only canonical versions (1, 2, ... without leading zeros)
- * count, so "v01" and "v1" can never both name version 1.
+ * Which token objects are key versions, and which one a reader uses. A version N of key NAME is
+ * a private (RSA) or secret (AES) key object that carries NAME's tag (kp_p11_tag) and is labelled
+ * "<prefix>NAME/vN" (published) or "<prefix>NAME/vN~<time>~<random>" (pending: a writer made it
+ * and has not yet won the version, p11_version.c). PKCS#11 searches only by exact attribute
+ * values, never by a label prefix, so the tag is what finds every object of one key without
+ * reading the other objects on the token; only a listing of every key reads all key objects.
+ * Only canonical versions (1, 2, ... without leading zeros) count, so "v01" and "v1" can never
+ * both name version 1.
+ *
+ * Several objects may claim one version while writers race (or after a crash). Every reader
+ * and writer orders them the same way (kp_p11_vobj_order) and readers use the first one only:
+ * when it is pending the version is being created (KP_ERR_UNAVAILABLE), never another object.
+ * A pending object older than KP_P11_STALE_S seconds is a dead writer's and counts for nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -18,36 +25,6 @@
 #include <keyplane/kit/codec.h>
 
 #include "p11_internal.h"
-
-/* "<prefix><name>/v<N>" -> name, N. */
-static bool s_parse_label(const kp_p11_inst *pi, const char *label, char *name, uint32_t *version)
-{
-    size_t plen = strlen(pi->prefix), nlen;
-    const char *rest, *slash, *d;
-    uint64_t v = 0;
-
-    if (strncmp(label, pi->prefix, plen) != 0)
-        return false;
-    rest = label + plen;
-    if ((slash = strrchr(rest, '/')) == NULL || slash[1] != 'v' || slash[2] < '1' || slash[2] > '9')
-        return false;
-    for (d = slash + 2; *d != '\0'; d++) {
-        if (*d < '0' || *d > '9')
-            return false;
-        v = v * 10 + (uint64_t)(*d - '0');
-        if (v > UINT32_MAX)
-            return false;
-    }
-    nlen = (size_t)(slash - rest);
-    if (nlen == 0 || nlen >= KP_NAME_MAX)
-        return false;
-    memcpy(name, rest, nlen);
-    name[nlen] = '\0';
-    if (!kpk_key_name_valid(name))
-        return false;
-    *version = (uint32_t)v;
-    return true;
-}
 
 static uint32_t s_bits(const uint8_t *n, size_t len)
 {
@@ -81,34 +58,36 @@ static int64_t s_date(kp_p11_op *op, CK_OBJECT_HANDLE obj)
 /* CKA_START_DATE of a key, read on its own: SoftHSM 2.6.1 stores it unencrypted in private
  * objects, then fails to decrypt it on reading (CKR_GENERAL_ERROR) and stops filling the
  * rest of the template. The public key of an RSA pair (not private) carries the same date. */
-static int64_t s_created(kp_p11_op *op, CK_OBJECT_HANDLE obj, const char *rsa_label)
+static int64_t s_created(kp_p11_op *op, const kp_p11_key *key, const char *rsa_label)
 {
     CK_OBJECT_HANDLE pub;
-    int64_t t = s_date(op, obj);
+    int64_t t = s_date(op, key->obj);
 
     if (t == 0 && rsa_label != NULL &&
-        kp_p11_find_one(op, CKO_PUBLIC_KEY, rsa_label, &pub) == KP_OK)
+        kp_p11_find_pub(op, rsa_label, key->id, key->idlen, &pub) == KP_OK)
         t = s_date(op, pub);
     return t;
 }
 
-/* Whether an object read as a version of key->name carries that name's tag. */
-static bool s_tagged(kp_p11_op *op, const kp_p11_key *key, const CK_ATTRIBUTE *subject)
+/* Whether an object of key name, of class cls, carries that name's tag: an RSA private key's
+ * CKA_SUBJECT, an AES key's CKA_ID. */
+static bool s_tagged(kp_p11_op *op, const char *name, CK_OBJECT_CLASS cls, const uint8_t *id,
+                     size_t idlen, const CK_ATTRIBUTE *subject)
 {
     uint8_t want[KP_P11_TAG_MAX], aes_id[KP_P11_AES_ID_LEN];
     size_t len = 0;
 
-    if (kp_p11_tag(op->pi, key->name, want, &len, aes_id) != KP_OK)
+    if (kp_p11_tag(op->pi, name, want, &len, aes_id) != KP_OK)
         return false;
-    if (key->type == KP_KEY_AES)
-        return key->idlen == KP_P11_AES_ID_LEN && memcmp(key->id, aes_id, sizeof(aes_id)) == 0;
+    if (cls == CKO_SECRET_KEY)
+        return idlen == KP_P11_AES_ID_LEN && memcmp(id, aes_id, sizeof(aes_id)) == 0;
     return s_avail(subject) && subject->ulValueLen == len &&
            memcmp(subject->pValue, want, len) == 0;
 }
 
-/* Reads what a listing shows of a private or secret key object: 1 when it is a version of a
- * key of ours (of want, when not NULL), 0 when not (label, tag, class or key type do not fit),
- * -1 when the token failed (op->rv). */
+/* Reads what a listing shows of the published object of a version (a resolved winner): 1 when
+ * it is a version of a key of ours (of want, when not NULL), 0 when not (label, tag, class or
+ * key type do not fit), -1 when the token failed (op->rv). */
 static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, const char *want,
                   kp_p11_key *key)
 {
@@ -127,6 +106,7 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         {CKA_SUBJECT, subj, sizeof(subj)}, /* private keys only: secret keys have none */
     };
     CK_ULONG na = sizeof(a) / sizeof(a[0]) - (secret ? 1 : 0);
+    kp_p11_label_info at;
     CK_RV rv;
 
     memset(key, 0, sizeof(*key));
@@ -144,10 +124,12 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         (!secret && s_avail(&a[5]) && a[5].ulValueLen > sizeof(subj)))
         return 0;
     label[a[0].ulValueLen] = '\0';
-    if (strlen(label) != a[0].ulValueLen || !s_parse_label(op->pi, label, key->name, &key->version))
+    if (strlen(label) != a[0].ulValueLen || !kp_p11_label_parse(op->pi, label, &at) || at.pending)
         return 0;
-    if (want != NULL && strcmp(key->name, want) != 0)
+    if (want != NULL && strcmp(at.name, want) != 0)
         return 0;
+    memcpy(key->name, at.name, sizeof(key->name));
+    key->version = at.version;
     if (cls == CKO_PRIVATE_KEY && kt == CKK_RSA)
         key->type = KP_KEY_RSA;
     else if (secret && kt == CKK_AES)
@@ -156,39 +138,13 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         return 0;
     key->obj = obj;
     key->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
-    if (!s_tagged(op, key, &a[5]))
+    if (!s_tagged(op, key->name, cls, key->id, key->idlen, &a[5]))
         return 0;
     key->extractable = s_avail(&a[3]) && extr == CK_TRUE;
     if (s_avail(&a[4]))
         key->bits = key->type == KP_KEY_AES ? (uint32_t)vlen * 8 : s_bits(mod, a[4].ulValueLen);
-    key->created = s_created(op, obj, key->type == KP_KEY_RSA ? label : NULL);
+    key->created = s_created(op, key, key->type == KP_KEY_RSA ? label : NULL);
     return 1;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    const kp_p11_key *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-
-    if (c != 0)
-        return c;
-    return x->version < y->version ? -1 : x->version > y->version;
-}
-
-/* Two objects claiming one version are someone else's doing; the first one wins in listings,
- * and operations on that version refuse (kp_p11_key_find). */
-static size_t s_dedup(kp_p11_inst *pi, kp_p11_key *keys, size_t n)
-{
-    size_t out = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (out > 0 && s_cmp(&keys[out - 1], &keys[i]) == 0) {
-            pi->up->log(pi->h, KP_LOG_WARN, "token holds several key objects for one version");
-            continue;
-        }
-        keys[out++] = keys[i];
-    }
-    return out;
 }
 
 /* The token key objects of class cls: all of them (name NULL) or those carrying name's tag. */
@@ -217,25 +173,68 @@ static kp_status s_search(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *name,
     return kp_p11_find_all(op, tmpl, 3, objs, n);
 }
 
-kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n)
+/* Reads the label, ID and tag of a key object: 1 when it is an object (published or pending) of
+ * a version of ours (of name and version, when not NULL and 0), 0 when not, -1 when the token
+ * failed (op->rv). */
+static int s_vread(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, const char *name,
+                   uint32_t version, kp_p11_vobj *o)
+{
+    uint8_t subj[KP_P11_TAG_MAX];
+    CK_KEY_TYPE kt = (CK_KEY_TYPE)-1;
+    bool secret = cls == CKO_SECRET_KEY;
+    CK_ATTRIBUTE a[] = {
+        {CKA_LABEL, o->label, KP_P11_OBJLABEL_MAX},
+        {CKA_ID, o->id, sizeof(o->id)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_SUBJECT, subj, sizeof(subj)}, /* private keys only */
+    };
+    CK_RV rv;
+
+    memset(o, 0, sizeof(*o));
+    rv = op->f->C_GetAttributeValue(op->s, obj, a, secret ? 3 : 4);
+    if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+        rv != CKR_BUFFER_TOO_SMALL) {
+        op->rv = rv;
+        return -1;
+    }
+    if (!s_avail(&a[0]) || a[0].ulValueLen > KP_P11_OBJLABEL_MAX || !s_avail(&a[2]) ||
+        (s_avail(&a[1]) && a[1].ulValueLen > sizeof(o->id)) ||
+        (!secret && s_avail(&a[3]) && a[3].ulValueLen > sizeof(subj)))
+        return 0;
+    o->label[a[0].ulValueLen] = '\0';
+    if (strlen(o->label) != a[0].ulValueLen || !kp_p11_label_parse(op->pi, o->label, &o->at))
+        return 0;
+    if ((name != NULL && strcmp(o->at.name, name) != 0) ||
+        (version != 0 && o->at.version != version))
+        return 0;
+    if ((secret && kt != CKK_AES) || (!secret && kt != CKK_RSA))
+        return 0;
+    o->cls = cls;
+    o->obj = obj;
+    o->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
+    return s_tagged(op, o->at.name, cls, o->id, o->idlen, &a[3]) ? 1 : 0;
+}
+
+kp_status kp_p11_vobjs(kp_p11_op *op, const char *name, uint32_t version, kp_p11_vobj **objs,
+                       size_t *n)
 {
     static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY};
-    kp_p11_key *out = NULL;
+    kp_p11_vobj *out = NULL;
     size_t cnt = 0, cap = 0;
     kp_status st = KP_OK;
 
-    *keys = NULL;
+    *objs = NULL;
     *n = 0;
     for (size_t c = 0; c < 2 && st == KP_OK; c++) {
-        CK_OBJECT_HANDLE *objs;
-        size_t nobj;
+        CK_OBJECT_HANDLE *found;
+        size_t nfound;
 
-        if ((st = s_search(op, classes[c], name, &objs, &nobj)) != KP_OK)
+        if ((st = s_search(op, classes[c], name, &found, &nfound)) != KP_OK)
             break;
-        for (size_t i = 0; i < nobj; i++) {
+        for (size_t i = 0; i < nfound; i++) {
             if (cnt == cap) {
-                size_t ncap = cap == 0 ? 16 : cap * 2;
-                kp_p11_key *p = realloc(out, ncap * sizeof(*p));
+                size_t ncap = cap == 0 ? 8 : cap * 2;
+                kp_p11_vobj *p = realloc(out, ncap * sizeof(*p));
 
                 if (p == NULL) {
                     st = kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
@@ -244,7 +243,7 @@ kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t
                 out = p;
                 cap = ncap;
             }
-            int r = s_read(op, objs[i], classes[c], name, &out[cnt]);
+            int r = s_vread(op, found[i], classes[c], name, version, &out[cnt]);
 
             if (r > 0) {
                 cnt++;
@@ -256,119 +255,209 @@ kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t
                 break;
             }
         }
-        free(objs);
+        free(found);
     }
     if (st == KP_OK) {
-        if (cnt > 1)
-            qsort(out, cnt, sizeof(*out), s_cmp);
-        *keys = out;
-        *n = s_dedup(op->pi, out, cnt);
+        *objs = out;
+        *n = cnt;
         out = NULL;
     }
     free(out);
     return st;
 }
 
-/* One object carrying a key's tag, as far as its label tells. */
-typedef struct s_cand {
-    uint32_t version;
-    CK_OBJECT_CLASS cls;
-    CK_OBJECT_HANDLE obj;
-} s_cand;
-
-static int s_cand_cmp(const void *a, const void *b)
+/* Which objects come first: an RSA key still without its CKA_ID (its writer is between
+ * generating and naming it: its place is unknown, so it blocks), then a published AES key
+ * (AES keys carry no order of their own once published), then by CKA_ID (RSA: the
+ * fingerprint) or by the random part of the pending label (AES). */
+static int s_rank(const kp_p11_vobj *o)
 {
-    const s_cand *x = a, *y = b;
-    return x->version < y->version ? 1 : x->version > y->version ? -1 : 0; /* newest first */
+    if (o->cls == CKO_PRIVATE_KEY)
+        return o->idlen == 0 ? 0 : 2;
+    return o->at.pending ? 2 : 1;
 }
 
-/* Adds the objects of cls carrying name's tag whose label is a version of name. Only the label
- * is read here; the full read (s_read) is for the one chosen. */
-static kp_status s_candidates(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *name, s_cand **c,
-                              size_t *n, size_t *cap)
+int kp_p11_vobj_order(const kp_p11_vobj *a, const kp_p11_vobj *b)
 {
-    CK_OBJECT_HANDLE *objs;
-    size_t nobj;
-    kp_status st = s_search(op, cls, name, &objs, &nobj);
+    int ra = s_rank(a), rb = s_rank(b), c;
+    const uint8_t *ka, *kb;
+    size_t la, lb;
 
-    for (size_t i = 0; st == KP_OK && i < nobj; i++) {
-        char label[KP_P11_OBJLABEL_MAX + 1], got[KP_NAME_MAX];
-        CK_ATTRIBUTE a = {CKA_LABEL, label, KP_P11_OBJLABEL_MAX};
-        uint32_t v;
-        CK_RV rv = op->f->C_GetAttributeValue(op->s, objs[i], &a, 1);
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    if (ra == 2) {
+        ka = a->cls == CKO_PRIVATE_KEY ? a->id : a->at.rnd;
+        la = a->cls == CKO_PRIVATE_KEY ? a->idlen : KP_P11_PENDING_RND;
+        kb = b->cls == CKO_PRIVATE_KEY ? b->id : b->at.rnd;
+        lb = b->cls == CKO_PRIVATE_KEY ? b->idlen : KP_P11_PENDING_RND;
+        if (la != lb)
+            return la < lb ? -1 : 1;
+        if ((c = memcmp(ka, kb, la)) != 0)
+            return c < 0 ? -1 : 1;
+    }
+    /* The same key twice (one key imported by two writers): published first, then by label. */
+    if (a->at.pending != b->at.pending)
+        return a->at.pending ? 1 : -1;
+    c = strcmp(a->label, b->label);
+    return c < 0 ? -1 : c > 0;
+}
 
-        if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_BUFFER_TOO_SMALL)
-            continue; /* destroyed since the search; or a label longer than ours */
-        if (rv != CKR_OK) {
-            st = kp_p11_ck(op->pi, op, rv, false, "C_GetAttributeValue", "token '%s'",
-                           op->pi->token);
-            break;
-        }
-        if (a.ulValueLen > KP_P11_OBJLABEL_MAX)
+bool kp_p11_vobj_stale(const kp_p11_vobj *o, int64_t now)
+{
+    return o->at.pending && now - o->at.since > KP_P11_STALE_S;
+}
+
+kp_status kp_p11_vobj_resolve(const kp_p11_vobj *objs, size_t n, int64_t now, size_t *win)
+{
+    size_t best = n;
+
+    for (size_t i = 0; i < n; i++) {
+        if (kp_p11_vobj_stale(&objs[i], now))
             continue;
-        label[a.ulValueLen] = '\0';
-        if (strlen(label) != a.ulValueLen || !s_parse_label(op->pi, label, got, &v) ||
-            strcmp(got, name) != 0)
-            continue;
-        if (*n == *cap) {
-            size_t ncap = *cap == 0 ? 8 : *cap * 2;
-            s_cand *p = realloc(*c, ncap * sizeof(*p));
+        if (best == n || kp_p11_vobj_order(&objs[i], &objs[best]) < 0)
+            best = i;
+    }
+    if (best == n)
+        return KP_ERR_NOT_FOUND;
+    if (objs[best].at.pending)
+        return KP_ERR_UNAVAILABLE;
+    /* Two published AES keys of one version have no order: neither is used. */
+    for (size_t i = 0; i < n; i++)
+        if (i != best && !objs[i].at.pending && s_rank(&objs[i]) == 1 && s_rank(&objs[best]) == 1)
+            return KP_ERR_INTEGRITY;
+    *win = best;
+    return KP_OK;
+}
 
-            if (p == NULL) {
-                st = kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
-                break;
-            }
-            *c = p;
-            *cap = ncap;
+static int s_by_version(const void *a, const void *b)
+{
+    const kp_p11_vobj *x = a, *y = b;
+    int c = strcmp(x->at.name, y->at.name);
+
+    if (c != 0)
+        return c;
+    return x->at.version < y->at.version ? -1 : x->at.version > y->at.version;
+}
+
+/* The reader's answer for one version (objs: all of it), with the detail set on failure. */
+static kp_status s_resolve(kp_p11_op *op, const kp_p11_vobj *objs, size_t n, const char *name,
+                           uint32_t version, size_t *win)
+{
+    kp_p11_inst *pi = op->pi;
+    kp_status st = kp_p11_vobj_resolve(objs, n, (int64_t)time(NULL), win);
+
+    if (st == KP_ERR_NOT_FOUND)
+        return kp_p11_err(pi, st, "key %s v%u not found on token '%s'", name, version, pi->token);
+    if (st == KP_ERR_UNAVAILABLE)
+        return kp_p11_err(pi, st,
+                          "key %s v%u is being created on token '%s' (a writer's object is "
+                          "pending); retry",
+                          name, version, pi->token);
+    if (st == KP_ERR_INTEGRITY)
+        return kp_p11_err(pi, st, "token '%s' holds several key objects for %s v%u", pi->token,
+                          name, version);
+    return st;
+}
+
+/* Reads the winner of one version into key. */
+static kp_status s_winner(kp_p11_op *op, const kp_p11_vobj *o, kp_p11_key *key)
+{
+    int r = s_read(op, o->obj, o->cls, o->at.name, key);
+
+    if (r < 0)
+        return kp_p11_ck(op->pi, op, op->rv, false, "C_GetAttributeValue", "key %s v%u", o->at.name,
+                         o->at.version);
+    if (r == 0) /* changed under us since it was listed */
+        return kp_p11_err(op->pi, KP_ERR_UNAVAILABLE,
+                          "key %s v%u changed on token '%s' while it was read; retry", o->at.name,
+                          o->at.version, op->pi->token);
+    return KP_OK;
+}
+
+kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t *n)
+{
+    kp_p11_vobj *objs = NULL;
+    kp_p11_key *out = NULL;
+    size_t nobj = 0, cnt = 0;
+    int64_t now = (int64_t)time(NULL);
+    kp_status st = kp_p11_vobjs(op, name, 0, &objs, &nobj);
+
+    *keys = NULL;
+    *n = 0;
+    if (st == KP_OK && nobj > 0) {
+        qsort(objs, nobj, sizeof(*objs), s_by_version);
+        if ((out = calloc(nobj, sizeof(*out))) == NULL)
+            st = kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
+    }
+    /* One entry per version: its winner. A version being created, or held twice where no
+     * order applies, is left out of the listing (it is not there yet for anyone). */
+    for (size_t i = 0, j; st == KP_OK && i < nobj; i = j) {
+        size_t win;
+        kp_status r;
+
+        for (j = i + 1; j < nobj && s_by_version(&objs[i], &objs[j]) == 0; j++)
+            ;
+        r = kp_p11_vobj_resolve(objs + i, j - i, now, &win);
+        if (r == KP_ERR_INTEGRITY)
+            op->pi->up->log(op->pi->h, KP_LOG_WARN,
+                            "token holds several key objects for one version");
+        if (r != KP_OK)
+            continue;
+        st = s_winner(op, &objs[i + win], &out[cnt]);
+        if (st == KP_OK) {
+            cnt++;
+        } else if (op->rv == CKR_OBJECT_HANDLE_INVALID || st == KP_ERR_UNAVAILABLE) {
+            op->rv = CKR_OK; /* gone or renamed since the search: not there */
+            st = KP_OK;
         }
-        (*c)[(*n)++] = (s_cand){v, cls, objs[i]};
+    }
+    free(objs);
+    if (st == KP_OK) {
+        *keys = out;
+        *n = cnt;
+        out = NULL;
+    }
+    free(out);
+    return st;
+}
+
+/* The newest version of name: the highest version holding a published object, as a reader
+ * resolves it. Versions that are only pending do not exist yet. */
+static kp_status s_latest(kp_p11_op *op, const char *name, kp_p11_key *key)
+{
+    kp_p11_vobj *objs = NULL;
+    size_t nobj = 0, top = 0;
+    uint32_t version = 0;
+    kp_status st = kp_p11_vobjs(op, name, 0, &objs, &nobj);
+
+    for (size_t i = 0; st == KP_OK && i < nobj; i++)
+        if (!objs[i].at.pending && objs[i].at.version > version)
+            version = objs[i].at.version;
+    if (st == KP_OK && version == 0)
+        st = kp_p11_err(op->pi, KP_ERR_NOT_FOUND, "key %s not found on token '%s'", name,
+                        op->pi->token);
+    /* Its objects first, then resolved as one version. */
+    for (size_t i = 0; st == KP_OK && i < nobj; i++)
+        if (objs[i].at.version == version) {
+            kp_p11_vobj t = objs[top];
+            objs[top++] = objs[i];
+            objs[i] = t;
+        }
+    if (st == KP_OK) {
+        size_t win;
+        st = s_resolve(op, objs, top, name, version, &win);
+        if (st == KP_OK)
+            st = s_winner(op, &objs[win], key);
     }
     free(objs);
     return st;
 }
 
-/* The newest version of name: the objects carrying its tag, newest label first, the first that
- * reads as a version of name. Two objects of that version are refused, as by label. */
-static kp_status s_latest(kp_p11_op *op, const char *name, kp_p11_key *key)
-{
-    kp_p11_inst *pi = op->pi;
-    s_cand *c = NULL;
-    size_t n = 0, cap = 0;
-    bool found = false;
-    kp_status st = s_candidates(op, CKO_PRIVATE_KEY, name, &c, &n, &cap);
-
-    if (st == KP_OK)
-        st = s_candidates(op, CKO_SECRET_KEY, name, &c, &n, &cap);
-    if (st == KP_OK && n > 1)
-        qsort(c, n, sizeof(*c), s_cand_cmp);
-    for (size_t i = 0; st == KP_OK && !found && i < n; i++) {
-        int r = s_read(op, c[i].obj, c[i].cls, name, key);
-
-        if (r < 0 && op->rv == CKR_OBJECT_HANDLE_INVALID) {
-            op->rv = CKR_OK; /* destroyed since the search: not there */
-        } else if (r < 0) {
-            st = kp_p11_ck(pi, op, op->rv, false, "C_GetAttributeValue", "key %s", name);
-        } else if (r > 0) {
-            found = true;
-            kp_p11_key other;
-            if (i + 1 < n && c[i + 1].version == c[i].version &&
-                s_read(op, c[i + 1].obj, c[i + 1].cls, name, &other) > 0)
-                st = kp_p11_err(pi, KP_ERR_INTEGRITY,
-                                "token '%s' holds several key objects for %s v%u", pi->token, name,
-                                c[i].version);
-        }
-    }
-    free(c);
-    if (st == KP_OK && !found)
-        st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s not found on token '%s'", name, pi->token);
-    return st;
-}
-
 kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key)
 {
-    static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY};
     kp_p11_inst *pi = op->pi;
-    char label[KP_P11_OBJLABEL_MAX];
+    kp_p11_vobj *objs = NULL;
+    size_t nobj = 0, win = 0;
     kp_status st;
 
     KP_GUARD(kp_p11_check_name(pi, name));
@@ -379,24 +468,13 @@ kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_
     }
     if (kp_p11_cache_get(pi, name, version, key, NULL))
         return KP_OK;
-    KP_GUARD(kp_p11_label(pi, name, version, label, sizeof(label)));
-    for (size_t c = 0; c < 2; c++) {
-        CK_OBJECT_HANDLE obj;
-        int r;
-
-        st = kp_p11_find_one(op, classes[c], label, &obj);
-        if (st == KP_ERR_NOT_FOUND)
-            continue;
-        if (st != KP_OK)
-            return st;
-        if ((r = s_read(op, obj, classes[c], name, key)) > 0) {
-            kp_p11_cache_put(pi, key, CK_INVALID_HANDLE);
-            return KP_OK;
-        }
-        if (r < 0)
-            return kp_p11_ck(pi, op, op->rv, false, "C_GetAttributeValue", "key %s v%u", name,
-                             version);
-    }
-    return kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u not found on token '%s'", name, version,
-                      pi->token);
+    st = kp_p11_vobjs(op, name, version, &objs, &nobj);
+    if (st == KP_OK)
+        st = s_resolve(op, objs, nobj, name, version, &win);
+    if (st == KP_OK)
+        st = s_winner(op, &objs[win], key);
+    free(objs);
+    if (st == KP_OK)
+        kp_p11_cache_put(pi, key, CK_INVALID_HANDLE);
+    return st;
 }

@@ -63,20 +63,16 @@ kp_status kp_p11_find_all(kp_p11_op *op, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
     return st;
 }
 
-kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
-                          CK_OBJECT_HANDLE *obj)
+/* The one object matching tmpl: KP_ERR_NOT_FOUND without text when none, KP_ERR_INTEGRITY
+ * naming label when several. */
+static kp_status s_find_one(kp_p11_op *op, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl, const char *label,
+                            CK_OBJECT_HANDLE *obj)
 {
-    CK_BBOOL yes = CK_TRUE;
-    CK_ATTRIBUTE tmpl[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
     CK_OBJECT_HANDLE *objs;
     size_t n;
 
     *obj = CK_INVALID_HANDLE;
-    KP_GUARD(kp_p11_find_all(op, tmpl, 3, &objs, &n));
+    KP_GUARD(kp_p11_find_all(op, tmpl, ntmpl, &objs, &n));
     if (n == 1)
         *obj = objs[0];
     free(objs);
@@ -86,6 +82,34 @@ kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
         return kp_p11_err(op->pi, KP_ERR_INTEGRITY, "token '%s' holds %zu objects labelled '%s'",
                           op->pi->token, n, label);
     return KP_OK;
+}
+
+kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
+                          CK_OBJECT_HANDLE *obj)
+{
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+
+    return s_find_one(op, tmpl, 3, label, obj);
+}
+
+kp_status kp_p11_find_pub(kp_p11_op *op, const char *label, const uint8_t *id, size_t idlen,
+                          CK_OBJECT_HANDLE *obj)
+{
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_ID, (void *)id, idlen},
+    };
+
+    return s_find_one(op, tmpl, 4, label, obj);
 }
 
 kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **val,
@@ -193,7 +217,8 @@ kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HAND
         cached.obj == key->obj)
         return KP_OK; /* checked against CKA_ID when it was cached */
     KP_GUARD(kp_p11_label(pi, key->name, key->version, label, sizeof(label)));
-    st = kp_p11_find_one(op, CKO_PUBLIC_KEY, label, obj);
+    /* By label and ID: while writers race, the label may be on several pairs for a moment. */
+    st = kp_p11_find_pub(op, label, key->id, key->idlen, obj);
     if (st == KP_ERR_NOT_FOUND)
         st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u has no public key object on token '%s'",
                         key->name, key->version, pi->token);
@@ -297,6 +322,15 @@ kp_status kp_p11_relabel(kp_p11_op *op, CK_OBJECT_HANDLE obj, const uint8_t *id,
     };
     CK_RV rv = op->f->C_SetAttributeValue(op->s, obj, a, id != NULL ? 2 : 1);
 
+    /* New versions and state documents are made under one label and renamed: a token that
+     * refuses renaming cannot hold them safely while other writers may race. */
+    if (rv == CKR_ATTRIBUTE_READ_ONLY || rv == CKR_ACTION_PROHIBITED ||
+        rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_TEMPLATE_INCONSISTENT)
+        return kp_p11_ck_as(op->pi, op, rv, KP_ERR_UNSUPPORTED, "C_SetAttributeValue",
+                            "token '%s' does not let keyplane set CKA_LABEL%s of its objects: "
+                            "new versions are made under a pending label and renamed to '%s' "
+                            "once they win against other writers",
+                            op->pi->token, id != NULL ? " and CKA_ID" : "", label);
     if (rv != CKR_OK)
         return kp_p11_ck(op->pi, op, rv, false, "C_SetAttributeValue", "labelling '%s'", label);
     return KP_OK;

@@ -51,6 +51,7 @@ CONF_WRAP(instance_open, INSTANCE_OPEN,
 CONF_WRAP(instance_check, INSTANCE_CHECK, (void *inst, kp_check_report_fn report, void *arg),
           (inst, report, arg))
 CONF_WRAP(instance_info, INSTANCE_INFO, (void *inst, kp_instance_info *info), (inst, info))
+CONF_WRAP(instance_init, INSTANCE_INIT, (void *inst), (inst))
 CONF_WRAP(ks_create, KS_CREATE, (void *inst, const kp_key_spec *spec, kp_key_info *info),
           (inst, spec, info))
 CONF_WRAP(ks_import, KS_IMPORT,
@@ -119,6 +120,7 @@ static const kp_dispatch s_wrappers[] = {
     CONF_ENTRY(instance_open, INSTANCE_OPEN),
     CONF_ENTRY(instance_check, INSTANCE_CHECK),
     CONF_ENTRY(instance_info, INSTANCE_INFO),
+    CONF_ENTRY(instance_init, INSTANCE_INIT),
     CONF_ENTRY(ks_create, KS_CREATE),
     CONF_ENTRY(ks_import, KS_IMPORT),
     CONF_ENTRY(ks_get_public, KS_GET_PUBLIC),

@@ -159,7 +159,9 @@ static char *s_abs_path(const char *path)
     return asprintf(&out, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path) < 0 ? NULL : out;
 }
 
-/* An instance opened once before the tests, for what it declares. */
+/* An instance opened once before the tests, for what it declares; with INSTANCE_INIT (ABI 1.1)
+ * it also initialises the store the params name (KP_ERR_EXISTS: it is there already), as
+ * 'keyplane init' would, since such a plugin answers KP_ERR_UNAVAILABLE on a store that is not. */
 static void s_probe(conf_kit *k)
 {
     conf_run probe;
@@ -178,6 +180,17 @@ static void s_probe(conf_kit *k)
     if (!k->have_iinfo)
         snprintf(k->iinfo_error, sizeof(k->iinfo_error), "%s",
                  probe.nreasons > 0 ? probe.reasons[0] : "INSTANCE_INFO failed");
+    kp_instance_init_fn *init = CONF_FN(k, instance_init, KP_FN_INSTANCE_INIT);
+    if (k->have_iinfo && init != NULL) {
+        conf_err_clear();
+        st = init(inst);
+        if (st != KP_OK && st != KP_ERR_EXISTS) {
+            k->have_iinfo = false;
+            snprintf(k->iinfo_error, sizeof(k->iinfo_error),
+                     "INSTANCE_INIT of the store the params name failed: %s: %s",
+                     conf_status_name(st), conf_reason());
+        }
+    }
     conf_close(&probe, inst, h);
     for (size_t i = 0; i < probe.nreasons; i++)
         free(probe.reasons[i]);

@@ -1,7 +1,8 @@
 /*
  * import-fingerprint: an import carries the fingerprint the key must have, and a store must check
  * it before the key becomes visible: a wrong one is KP_ERR_INTEGRITY and leaves nothing that
- * KS_GET, KS_LIST or GET_PUBLIC could find (the same version imports cleanly afterwards). Both
+ * KS_GET, KS_LIST or GET_PUBLIC could find (the same version imports cleanly afterwards; a
+ * refused version 2 next to a good version 1 leaves version 1 alone). Both
  * imports: KS_IMPORT of a PKCS#8, and KS_IMPORT_WRAPPED of a blob the kit wraps with OpenSSL under
  * the wrapping key KS_IMPORT_OFFER hands out.
  */
@@ -108,6 +109,63 @@ static bool s_case_make(conf_run *r, const char *tag, s_case *c)
     return ok;
 }
 
+/* With version 1 of c's name in the store, a second key imported as version 2 with version 1's
+ * fingerprint (a copy whose source exported the wrong key) is KP_ERR_INTEGRITY and leaves the
+ * name as it was: KS_GET of version 2 finds nothing, KS_GET of the newest is version 1, KS_LIST
+ * shows version 1 alone. */
+static void s_next_refused(conf_run *r, const s_case *c)
+{
+    conf_kit *k = r->kit;
+    EVP_PKEY *other = conf_rsa_new(conf_key_bits(k));
+    kp_secret *der = other != NULL ? conf_pkcs8_secret(other) : NULL;
+    if (der == NULL) {
+        conf_fail(r, "the kit could not make a second RSA-%u key", conf_key_bits(k));
+        EVP_PKEY_free(other);
+        return;
+    }
+    kp_key_spec spec = c->spec;
+    spec.version = 2;
+    spec.fingerprint = c->right;
+    kp_key_info info;
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    conf_err_clear();
+    kp_status st = CONF_FN(k, ks_import, KP_FN_KS_IMPORT)(r->inst, &spec, der, &info);
+    if (st != KP_ERR_INTEGRITY)
+        conf_fail(r,
+                  "KS_IMPORT of another key as version 2 with version 1's fingerprint: %s, want "
+                  "KP_ERR_INTEGRITY",
+                  conf_status_name(st));
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    conf_err_clear();
+    st = CONF_FN(k, ks_get, KP_FN_KS_GET)(r->inst, c->name, 2, &info);
+    if (st != KP_ERR_NOT_FOUND)
+        conf_fail(r,
+                  "after a refused import of version 2, KS_GET(%s, 2) gives %s, want "
+                  "KP_ERR_NOT_FOUND",
+                  c->name, conf_status_name(st));
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    conf_err_clear();
+    st = CONF_FN(k, ks_get, KP_FN_KS_GET)(r->inst, c->name, 0, &info);
+    if (st != KP_OK || info.version != 1)
+        conf_fail(r,
+                  "after a refused import of version 2, KS_GET(%s, newest) gives %s version "
+                  "%u, want version 1",
+                  c->name, conf_status_name(st), info.version);
+    conf_list l;
+    st = conf_list_keys(r, c->name, &l);
+    if (st != KP_OK || l.n != 1 || l.e[0].version != 1)
+        conf_fail(r,
+                  "after a refused import of version 2, KS_LIST(%s) gives %s with %zu "
+                  "versions, want version 1 alone",
+                  c->name, conf_status_name(st), l.n);
+    conf_list_free(&l);
+    conf_secret_free(der);
+    EVP_PKEY_free(other);
+}
+
 static void s_plain(conf_run *r)
 {
     kp_ks_import_fn *imp = CONF_FN(r->kit, ks_import, KP_FN_KS_IMPORT);
@@ -133,6 +191,8 @@ static void s_plain(conf_run *r)
                   conf_status_name(st), conf_reason());
     else
         s_reported(r, "KS_IMPORT", &info, c.right);
+    if (st == KP_OK)
+        s_next_refused(r, &c);
     s_case_free(&c);
 }
 

@@ -1,8 +1,9 @@
 /*
- * instance-info and check: what an instance says about itself must hold together (capabilities
- * within the plugin's, unwrap algorithms a superset of wrap algorithms, only known bits, the
- * functions behind every declared method, the same answer twice, DESCRIBE's static guess no
- * narrower than the open instance), and INSTANCE_CHECK must pass and report what it returns.
+ * instance-info, check and init: what an instance says about itself must hold together
+ * (capabilities within the plugin's, unwrap algorithms a superset of wrap algorithms, only known
+ * bits, the functions behind every declared method, the same answer twice, DESCRIBE's static
+ * guess no narrower than the open instance), INSTANCE_CHECK must pass and report what it returns,
+ * and INSTANCE_INIT (ABI 1.1) must leave a store that is initialised as it is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,4 +190,38 @@ void conf_t_check(conf_run *r)
                   conf_status_name(st), conf_status_name(it.first_bad));
     if (it.first_bad != KP_OK)
         conf_fail(r, "INSTANCE_CHECK fails on the instance under test: %s", it.detail);
+}
+
+/* The probe initialised the store the params name (conf_main.c): INIT again is KP_ERR_EXISTS
+ * with error text, twice alike; the store still checks, and a key made before is still there. */
+void conf_t_init(conf_run *r)
+{
+    conf_kit *k = r->kit;
+    kp_instance_init_fn *init = CONF_FN(k, instance_init, KP_FN_INSTANCE_INIT);
+    kp_ks_get_fn *get = CONF_FN(k, ks_get, KP_FN_KS_GET);
+    bool keys = (k->iinfo.capabilities & KP_CAP_KEYSTORE) && get != NULL &&
+                (conf_fn(k, KP_FN_KS_CREATE) != NULL || conf_fn(k, KP_FN_KS_IMPORT) != NULL);
+    conf_key key;
+    if (keys && !conf_key_make(r, "init", 0, false, &key))
+        return;
+    for (int round = 0; round < 2; round++) {
+        conf_err_clear();
+        kp_status st = init(r->inst);
+        if (st != KP_ERR_EXISTS)
+            conf_fail(r, "INSTANCE_INIT of an initialised store returned %s, want KP_ERR_EXISTS",
+                      conf_status_name(st));
+        else if (!conf_err_was_set())
+            conf_fail(r, "INSTANCE_INIT answered KP_ERR_EXISTS without error text");
+    }
+    conf_t_check(r);
+    if (!keys)
+        return;
+    kp_key_info info = {.struct_size = sizeof(info)};
+    conf_err_clear();
+    kp_status st = get(r->inst, key.name, key.info.version, &info);
+    if (st != KP_OK || strcmp(info.fingerprint, key.info.fingerprint) != 0)
+        conf_fail(r, "after INSTANCE_INIT of an initialised store, KS_GET(%s, %u) gives %s (%s)",
+                  key.name, key.info.version, conf_status_name(st),
+                  st == KP_OK ? "another key" : conf_reason());
+    conf_key_free(&key);
 }

@@ -65,6 +65,13 @@ static const char *s_state(const conf_kit *k)
     return why;
 }
 
+static const char *s_init(const conf_kit *k)
+{
+    if (conf_fn(k, KP_FN_INSTANCE_INIT) == NULL)
+        return "the plugin has no INSTANCE_INIT (its stores exist by themselves)";
+    return NULL;
+}
+
 static const char *s_datakey(const conf_kit *k)
 {
     if (k->have_iinfo && !(k->iinfo.capabilities & KP_CAP_DATAKEY))
@@ -91,6 +98,8 @@ const conf_test conf_tests[] = {
     {"instance-info", "INSTANCE_INFO within the plugin's capabilities, consistent with DESCRIBE",
      true, NULL, conf_t_instance_info},
     {"check", "INSTANCE_CHECK passes and reports consistently", true, NULL, conf_t_check},
+    {"init", "INSTANCE_INIT of an initialised store: EXISTS with one line, nothing changed", true,
+     s_init, conf_t_init},
     {"buffer-convention", "too little space: BUFFER_TOO_SMALL, nothing written, the size needed",
      true, s_makes_keys, conf_t_buffer},
     {"versions", "explicit and next versions, EXISTS, ascending lists, KS_GET, NOT_FOUND", true,

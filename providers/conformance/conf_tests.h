@@ -15,6 +15,7 @@ void conf_t_params(conf_run *r);
 /* conf_t_instance.c */
 void conf_t_instance_info(conf_run *r);
 void conf_t_check(conf_run *r);
+void conf_t_init(conf_run *r);
 /* conf_t_buffer.c */
 void conf_t_buffer(conf_run *r);
 /* conf_t_versions.c */

@@ -223,6 +223,10 @@ static const kp_dispatch s_table[] = {
     {.id = KP_FN_INSTANCE_CLOSE, .fn = (kp_fn)s_close},
     {.id = KP_FN_INSTANCE_CHECK, .fn = (kp_fn)s_check},
     {.id = KP_FN_INSTANCE_INFO, .fn = (kp_fn)s_instance_info},
+    /* No KP_FN_INSTANCE_INIT (ABI 1.1): an instance's store is memory that exists from open.
+     * A plugin whose stores are made (a directory, a database) offers it, creates its store
+     * there and nowhere else, answers KP_ERR_UNAVAILABLE on a store that is not initialised,
+     * and sets abi_minor to 1 (docs/plugin-guide.md). */
     {.id = KP_FN_KS_CREATE, .fn = (kp_fn)tpl_ks_create},
     {.id = KP_FN_KS_IMPORT, .fn = (kp_fn)tpl_ks_import},
     {.id = KP_FN_KS_GET, .fn = (kp_fn)tpl_ks_get},

@@ -53,6 +53,13 @@ expect_in() {
     grep -F -q -- "$*" "$file" || { cat "$file" >&2; fail "'$*' not in $file"; }
 }
 
+# init_stores POLICY: 'keyplane init' of POLICY's stores that are made rather than found (the
+# file stores), as an operator runs it once before the first apply: nothing else creates one, and
+# a store that is not initialised is unreachable.
+init_stores() {
+    expect_rc 0 --policy "$1" init
+}
+
 # A two-region file policy in $T/policy.yaml; passphrase from KP_TEST_PASS.
 two_regions() {
     KP_TEST_PASS=$(openssl rand -hex 24)

@@ -8,6 +8,7 @@ for round in 1 2 3; do
     mkdir -p "$T/tokens"
     hsm_and_regions 135246
     hsm_tde_chain
+    init_stores "$T/policy.yaml"
     "$KP_BIN" --policy "$T/policy.yaml" apply >"$T/a1" 2>&1 &
     p1=$!
     "$KP_BIN" --policy "$T/policy.yaml" apply >"$T/a2" 2>&1 &

@@ -19,6 +19,7 @@ P="--policy $T/policy.yaml"
 killed=0
 for round in $(seq 1 20); do
     rm -rf "$T/a" "$T/b" "$T/c"
+    init_stores "$T/policy.yaml"
     # Kill after 0-600 ms: before, during and after the creates and the copies.
     delay=$(awk -v s="$round$$" 'BEGIN { srand(s); printf "%.3f", rand() * 0.6 }')
     "$KP_BIN" $P apply --workers 3 >/dev/null 2>&1 &

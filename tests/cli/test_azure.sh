@@ -62,6 +62,7 @@ chains:
 EOF
 } >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 
 expect_rc 0 $P policy validate "$T/policy.yaml"
 expect_rc 0 $P check --json

@@ -4,6 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 two_regions
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 openssl rand 32 >"$T/dek"
 
 expect_rc 2 nosuchcommand

@@ -4,6 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 two_regions
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 expect_rc 0 $P check --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and len(d["instances"])==2, d' "$T/out"
 expect_rc 0 $P key create --chain tde --json
@@ -31,15 +32,20 @@ expect_in "$T/err" "unwrap with region-a failed"
 expect_in "$T/err" "failing over to region-b"
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="region-b" and d["bytes"]==32, d' "$T/out"
 cmp "$T/dek" "$T/dek.d" || fail "failover unwrapped a different DEK"
-# Wrap stays available with region-a lost: region-b's versions are used, with a warning.
-expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env.dr" --json
-expect_in "$T/err" "region-a holds no version of tde"
+# Wrap with region-a (the origin) lost: its store is unreachable, not empty, and one store alone
+# (region-b, one of two) cannot confirm a version, so wrap refuses; naming region-b is the
+# operator's word (docs/engine.md, invariant 2), and wrap goes on there.
+expect_rc 5 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env.dr"
+expect_in "$T/err" "no confirmed protector version"
+expect_rc 0 $P wrap --chain tde --replica region-b --dek "file:$T/dek" --out "$T/env.dr" --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="region-b" and d["version"]==1, d' "$T/out"
 expect_rc 0 $P check region-b
-expect_rc 5 $P unwrap --in "$T/env" --replica region-a --out "$T/x"
-# Both gone: a clear error naming both.
+# Pinned to the lost region: unreachable (exit 6, its store is not there), not "no such key".
+expect_rc 6 $P unwrap --in "$T/env" --replica region-a --out "$T/x"
+expect_in "$T/err" "region-a: file store $T/a is not initialised"
+# Both gone: a clear error naming both (unreachable: exit 6, retry once they are back).
 mv "$T/b" "$T/b.lost"
-expect_rc 5 $P unwrap --in "$T/env" --out "$T/x"
-expect_in "$T/err" "no replica of chain 'tde' could unwrap (region-a: not found; region-b: not found)"
+expect_rc 6 $P unwrap --in "$T/env" --out "$T/x"
+expect_in "$T/err" "no replica of chain 'tde' could unwrap (region-a: service unavailable; region-b: service unavailable)"
 [ ! -e "$T/x" ] || fail "a failed unwrap left an output file"
 echo "ok: failover"

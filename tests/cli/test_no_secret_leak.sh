@@ -21,6 +21,10 @@ export KP_P8PASS
 openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$T/key.pem" -out "$T/key.p8" -passout env:KP_P8PASS
 openssl rand 32 >"$T/dek"
 
+run check # the stores are not initialised yet: a failed item, and nothing of the secrets
+[ "$rc" -eq 1 ] || fail "check before init: $rc"
+run init
+[ "$rc" -eq 0 ] || fail "init: $rc"
 run check
 [ "$rc" -eq 0 ] || fail "check: $rc"
 run key import --instance region-a --name imported --key "file:$T/key.p8" --passphrase env:KP_P8PASS

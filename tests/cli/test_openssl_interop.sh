@@ -8,6 +8,7 @@ for alg in RSA-OAEP-256 RSA-OAEP; do
     rm -rf "$T/a" "$T/b"
     two_regions 3072 "$alg"
     P="--policy $T/policy.yaml"
+    init_stores "$T/policy.yaml"
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$T/key.pem" 2>/dev/null
     # Import into region-a as plain PKCS#8 PEM, into region-b as encrypted PKCS#8.
     expect_rc 0 $P key import --instance region-a --name tde --key "file:$T/key.pem"

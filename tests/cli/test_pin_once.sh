@@ -16,6 +16,7 @@ for c in tde2 tde3 tde4; do
 YAML
 done
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 expect_rc 0 $P apply
 
 HSM_PIN=135790 expect_rc 1 $P status

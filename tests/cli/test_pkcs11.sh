@@ -30,6 +30,7 @@ cat >>"$T/sha256.yaml" <<YAML
     algorithm: RSA-OAEP-256
 YAML
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 expect_rc 0 $P policy validate
 expect_rc 0 $P check hsm --json
 "$PY" -c '

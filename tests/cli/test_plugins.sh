@@ -9,7 +9,7 @@ f = [p for p in d["plugins"] if p["name"] == "file"]
 assert len(f) == 1, d
 f = f[0]
 assert f["version"] == "0.1.0", f
-assert f["abi"] == "1.0", f
+assert f["abi"] == "1.1", f  # the file plugin needs INSTANCE_INIT
 assert f["capabilities"] == ["keystore", "secretstore"], f
 assert f["path"].endswith("/file.so"), f
 assert {p["name"] for p in f["params"]} >= {"path", "passphrase"}, f
@@ -22,7 +22,7 @@ expect_rc 0 plugins --help
 expect_in "$T/out" "Usage: keyplane plugins"
 expect_rc 2 plugins --bogus
 expect_rc 0 --version
-expect_in "$T/out" "provider ABI 1.0"
+expect_in "$T/out" "provider ABI 1.1"
 # KEYPLANE_PLUGIN_PATH adds absolute directories; a relative entry is ignored with a warning.
 KEYPLANE_PLUGIN_PATH="relative/dir:$KP_MOCK_DIR/good" expect_rc 0 plugins --json
 "$PY" -c '

@@ -11,7 +11,10 @@ rc=$?
 set -e
 [ "$rc" -eq 0 ] || { cat "$T/qs.out"; fail "quickstart exited $rc"; }
 expect_in "$T/qs.out" "RESULT: the DEK unwrapped in region-b equals the DEK wrapped in region-a"
+expect_in "$T/qs.out" "region-a: initialised"
+expect_in "$T/qs.out" "region-b: initialised"
 expect_in "$T/qs.out" "failing over to region-b"
+expect_in "$T/qs.out" "initialised region-a: a new, empty store"
 expect_in "$T/qs.out" "restored: region-a holds every version of tde-demo, each proved usable"
 expect_in "$T/qs.out" "staged tde-demo v2: replicated and proved usable in every keystore"
 expect_in "$T/qs.out" "activated tde-demo v2"

@@ -8,6 +8,7 @@
 hsm_and_regions 778899
 hsm_tde_chain
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 
 # expect_silent RC ARGS...: keyplane ARGS exits RC with nothing on stdout or stderr.
 expect_silent() {

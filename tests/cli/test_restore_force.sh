@@ -2,8 +2,10 @@
 # restore while another keystore of the chain is unreachable: refused (exit 6, naming it and
 # --force), since that keystore may hold a version the others lack; with --force the lost
 # keystore is rebuilt from the keystores that answered and proved, the unreachable one named in
-# a warning. With none of the chain's versions in a keystore that answered, --force still
-# restores nothing (exit 1, the gap named).
+# a warning. The lost keystore is the origin and b alone (1 of 3) holds the key: without --from
+# b that is one store's word, so nothing is copied and the warning says to name the store
+# trusted; with --from b it is restored. With none of the chain's versions in a keystore that
+# answered, --force still restores nothing (exit 1, the gap named).
 . "$(dirname "$0")/lib.sh"
 KP_TEST_PASS=$(openssl rand -hex 24)
 export KP_TEST_PASS
@@ -20,6 +22,7 @@ chains:
     algorithm: RSA-OAEP-256
 YAML
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 # c unreachable: its path is a file, not a directory.
 : >"$T/notadir"
 sed 's|path: c,|path: notadir,|' "$T/policy.yaml" >"$T/broken.yaml"
@@ -38,7 +41,11 @@ expect_in "$T/err" "keyplane: error: restore: c is unreachable"
 expect_in "$T/err" "not restoring a without --force"
 [ ! -d "$T/a/keys/tde" ] || fail "a refused restore wrote keys"
 
-expect_rc 0 $B restore tde --to a --force
+expect_rc 1 $B restore tde --to a --force
+expect_in "$T/err" "which neither the origin a nor more than half of the chain's 3 stores hold"
+expect_in "$T/err" "(name the store you trust with --from)"
+[ ! -d "$T/a/keys/tde" ] || fail "a restore on one store's word wrote keys"
+expect_rc 0 $B restore tde --to a --from b --force
 expect_in "$T/err" "keyplane: warning: restore: c is unreachable"
 expect_in "$T/err" "restoring a from the keystores that answered (--force)"
 expect_in "$T/out" "restoring tde into a: 1 version to copy"
@@ -49,14 +56,14 @@ cmp "$T/dek" "$T/back" || fail "the restored a unwrapped another DEK"
 
 # --force --json: the same result as one document; -q keeps the warning (a finding).
 rm -rf "$T/a"
-expect_rc 0 $B restore tde --to a --force --json
+expect_rc 0 $B restore tde --to a --from b --force --json
 "$PY" -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["verified"] and len(d["results"]) == 1 and d["results"][0]["source"] == "b", d
 ' "$T/out"
 rm -rf "$T/a"
-expect_rc 0 -q $B restore tde --to a --force
+expect_rc 0 -q $B restore tde --to a --from b --force
 [ ! -s "$T/out" ] || fail "-q restore printed on stdout: $(cat "$T/out")"
 expect_in "$T/err" "keyplane: warning: restore: c is unreachable"
 

@@ -11,6 +11,7 @@ cat >>"$T/policy.yaml" <<YAML
     retention: 35d
 YAML
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 expect_rc 0 $P apply
 expect_rc 4 $P rotate tde --activate # nothing staged yet
 expect_in "$T/err" "has no staged version"

@@ -20,6 +20,7 @@ chains:
     secrets: passwords
 YAML
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 sed '/secrets: passwords/d' "$T/policy.yaml" >"$T/nosecrets.yaml"
 expect_rc 3 policy validate "$T/nosecrets.yaml"
 expect_in "$T/err" "needs 'secrets: INSTANCE' to keep the passwords"
@@ -56,10 +57,14 @@ assert [r["version"] for r in rows] == [1, 2], rows
 assert all(r["replicas"]["bucket"]["state"] == "ok" for r in rows), rows
 ' "$T/out"
 
-# A lost bucket shows as a gap and apply puts it back.
+# A lost bucket shows as a gap (unreachable: its store is gone, not empty); once a new one is
+# made (init), apply puts the copies back.
 rm -rf "$T/bucket"
 expect_rc 1 $P verify
-expect_in "$T/err" "tde v1 in bucket: MISSING"
+expect_in "$T/err" "tde v1 in bucket: UNREACHABLE"
+expect_rc 1 $P apply
+[ ! -e "$T/bucket" ] || fail "apply made the lost bucket's store"
+expect_rc 0 $P init bucket
 expect_rc 0 $P apply
 expect_rc 0 $P verify
 # The password store losing its passwords makes the copies unusable: verify says so.

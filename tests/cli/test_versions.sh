@@ -5,6 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 two_regions
 P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
 openssl rand 32 >"$T/dek"
 expect_rc 0 $P key create --chain tde
 # v2 only in the origin (as if region-b had been down during the create).

@@ -67,7 +67,8 @@ kp_plugin_init_fn *kp_test_plugin_init(const char *path, void **so);
 
 /* ---- the fixture ------------------------------------------------------------------------- */
 
-#define KP_TEST_FX_AUDIT 0x1u /* capture the context's audit lines in audit_buf */
+#define KP_TEST_FX_AUDIT 0x1u   /* capture the context's audit lines in audit_buf */
+#define KP_TEST_FX_NO_INIT 0x2u /* leave the policy's stores uninitialised (no init) */
 #define KP_TEST_FX_MAX_OPEN 8
 
 typedef struct kp_test_fx {
@@ -80,12 +81,16 @@ typedef struct kp_test_fx {
     size_t audit_len;
     kp_instance *opened[KP_TEST_FX_MAX_OPEN]; /* by kp_test_fx_open, closed with the fixture */
     size_t nopened;
+    unsigned flags; /* KP_TEST_FX_* */
 } kp_test_fx;
 
 /* Makes the directory and the context (plugins from plugin_dir, the build's when NULL); flags
  * are KP_TEST_FX_*. Fails the test when it cannot. */
 void kp_test_fx_init(kp_test_fx *f, const char *plugin_dir, unsigned flags);
-/* Writes policy as dir/policy.yaml and loads it; fails the test with the reason otherwise. */
+/* Writes policy as dir/policy.yaml and loads it; fails the test with the reason otherwise. Then,
+ * unless KP_TEST_FX_NO_INIT, initialises the store of every instance whose plugin makes its
+ * stores (kp_instance_init, as 'keyplane init' does): a file store is not created by a write.
+ * An instance that does not open is left for the test to find. */
 void kp_test_fx_load(kp_test_fx *f, const char *policy);
 /* Loads kp_test_two_region_policy's policy of instances "a", "b" and chain "c". */
 void kp_test_fx_load_two_region(kp_test_fx *f);

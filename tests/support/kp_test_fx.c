@@ -1,5 +1,6 @@
 /* The fixture most tests start from (kp_test.h): a fresh directory, a context, a policy written
- * there and loaded, the instances opened from it, and optionally the audit lines in memory. */
+ * there and loaded with its stores initialised, the instances opened from it, and optionally the
+ * audit lines in memory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 
 void kp_test_fx_init(kp_test_fx *f, const char *plugin_dir, unsigned flags)
 {
-    *f = (kp_test_fx){.dir = kp_test_tmpdir()};
+    *f = (kp_test_fx){.dir = kp_test_tmpdir(), .flags = flags};
     if (f->dir == NULL)
         kp_test_fail("no temporary directory");
     f->ctx = kp_test_ctx(plugin_dir);
@@ -19,6 +20,22 @@ void kp_test_fx_init(kp_test_fx *f, const char *plugin_dir, unsigned flags)
         if (f->audit == NULL)
             kp_test_fail("no audit stream");
         kp_ctx_set_audit(f->ctx, f->audit);
+    }
+}
+
+/* The stores of the policy's instances with INSTANCE_INIT, initialised as 'keyplane init' would. */
+static void s_init_stores(kp_test_fx *f)
+{
+    for (size_t i = 0; i < kp_policy_instance_count(f->pol); i++) {
+        const char *name = kp_policy_instance_name(f->pol, i);
+        kp_instance *inst = NULL;
+        if (!kp_instance_can_init(f->pol, name) ||
+            kp_instance_open(f->ctx, f->pol, name, &inst) != KP_OK)
+            continue;
+        kp_status st = kp_instance_init(inst);
+        if (st != KP_OK && st != KP_ERR_EXISTS)
+            kp_test_fail("init %s: %s: %s", name, kp_status_name(st), kp_ctx_last_error(f->ctx));
+        kp_instance_close(inst);
     }
 }
 
@@ -35,6 +52,8 @@ static void s_load_path(kp_test_fx *f)
                      kp_ctx_last_error(f->ctx), first);
     }
     kp_diag_list_free(diags);
+    if ((f->flags & KP_TEST_FX_NO_INIT) == 0)
+        s_init_stores(f);
 }
 
 void kp_test_fx_load(kp_test_fx *f, const char *policy)

@@ -1,7 +1,9 @@
-/* The file plugin through libkeyplane: keystore, secret store, at-rest protection, and the
- * ABI 1.0 functions (instance info, direct lookup, checked import, wrapped export, state
- * compare-and-swap). A few checks call the plugin's table directly (core/src/instance/call.h) where
- * the library has no call of its own or where the plugin's side of a convention is the point. */
+/* The file plugin through libkeyplane: keystore, secret store, at-rest protection, the ABI 1.0
+ * functions (instance info, direct lookup, checked import, wrapped export, state
+ * compare-and-swap), and INSTANCE_INIT (ABI 1.1): a store that is not initialised answers
+ * KP_ERR_UNAVAILABLE to every call, never "holds nothing", and only INIT creates one. A few checks
+ * call the plugin's table directly (core/src/instance/call.h) where the library has no call of its
+ * own or where the plugin's side of a convention is the point. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -26,14 +28,26 @@ typedef struct fx {
     kp_instance *a, *b;
 } fx;
 
-static int setup(void **state)
+static int s_setup(void **state, unsigned flags)
 {
-    fx *f = kp_test_fx_new(sizeof(*f), NULL, 0);
+    fx *f = kp_test_fx_new(sizeof(*f), NULL, flags);
     kp_test_fx_load_two_region(&f->t);
     f->a = kp_test_fx_open(&f->t, "a");
     f->b = kp_test_fx_open(&f->t, "b");
     *state = f;
     return 0;
+}
+
+/* a and b initialised, as after 'keyplane init' */
+static int setup(void **state)
+{
+    return s_setup(state, 0);
+}
+
+/* a and b opened but never initialised: their directories do not exist */
+static int setup_uninit(void **state)
+{
+    return s_setup(state, KP_TEST_FX_NO_INIT);
 }
 
 static kp_key_spec s_spec(const char *name, uint32_t bits, uint32_t flags, uint32_t version)
@@ -347,8 +361,9 @@ static void test_instance_info(void **state)
     assert_int_equal(ii->import_keyx, 0);
     assert_int_equal(ii->flags, KP_INST_STATE_CAS);
     assert_int_equal(ii->secret_max, 1024 * 1024);
-    /* The plugin needs ABI 1.0 only, whatever minor its headers had. */
-    assert_int_equal(kp_plugin_get0_info(kp_instance_plugin(f->a))->abi_minor, 0);
+    /* The plugin needs ABI 1.1 (its stores are made by INSTANCE_INIT only), whatever minor its
+     * headers had. */
+    assert_int_equal(kp_plugin_get0_info(kp_instance_plugin(f->a))->abi_minor, 1);
 
     /* PLUGIN_DESCRIBE gives the same from the params alone (secrets not read). */
     const kp_param params[] = {
@@ -478,18 +493,19 @@ static void test_import_fingerprint_checked(void **state)
     s_fpr_of(other, wrong);
     kp_key_spec spec = s_spec("imp", 0, 0, 3);
     kp_key_info info = {.struct_size = sizeof(info)};
-    char store[1024];
+    char store[1024], keys[1100];
     snprintf(store, sizeof(store), "%s/a", f->t.dir);
+    snprintf(keys, sizeof(keys), "%s/keys", store);
     struct stat sb;
 
-    /* Into an empty store: refused before anything exists, not even the store file. */
+    /* Into an empty store: refused before anything is written, not even keys/. */
     spec.fingerprint = wrong;
     assert_int_equal(kp_key_import(f->a, &spec, p8, &info), KP_ERR_INTEGRITY);
     const char *err = kp_ctx_last_error(f->t.ctx);
     assert_non_null(strstr(err, "fingerprint"));
     assert_non_null(strstr(err, right));
     assert_null(strchr(err, '\n'));
-    assert_int_not_equal(stat(store, &sb), 0);
+    assert_int_not_equal(stat(keys, &sb), 0);
 
     /* Into a store that exists: no version is listed and no file or directory stays. */
     s_create(f->a, "present", 0, 0);
@@ -774,7 +790,7 @@ static void test_old_store_file_reads(void **state)
     assert_non_null(strstr(salt64, "=="));
     char dir[1024], *text = NULL;
     snprintf(dir, sizeof(dir), "%s/a", f->t.dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(mkdir(dir, 0700), 0); /* a store an older build made (setup_uninit) */
     assert_true(asprintf(&text,
                          "{\n  \"format\": \"keyplane-file-store\",\n  \"version\": 1,\n"
                          "  \"salt\": \"%s\",\n  \"kdf\": \"pbkdf2-sha256\",\n"
@@ -796,6 +812,7 @@ static void test_old_store_file_reads(void **state)
     assert_string_equal(back, text); /* never rewritten */
 
     /* What the plugin writes now an older build reads: padded standard base64. */
+    assert_int_equal(kp_instance_init(f->b), KP_OK);
     assert_int_equal(kp_store_put(f->b, "s", v, NULL, 0, &ver), KP_OK);
     char bpath[1024];
     snprintf(bpath, sizeof(bpath), "%s/b/keyplane-store.json", f->t.dir);
@@ -827,6 +844,138 @@ static void test_old_store_file_reads(void **state)
     OPENSSL_cleanse(key, sizeof(key));
 }
 
+/* ---- INSTANCE_INIT (ABI 1.1) ------------------------------------------------------------- */
+
+static int s_visits;
+
+static kp_status s_count_key(void *arg, const kp_key_info *info)
+{
+    (void)arg;
+    (void)info;
+    s_visits++;
+    return KP_OK;
+}
+
+static kp_status s_count_secret(void *arg, const kp_secret_info *info, const kp_meta *meta,
+                                size_t nmeta)
+{
+    (void)arg;
+    (void)info;
+    (void)meta;
+    (void)nmeta;
+    s_visits++;
+    return KP_OK;
+}
+
+/* Every call that reads or writes a store answers KP_ERR_UNAVAILABLE with the line naming the
+ * directory and the way out; none of them creates anything. */
+static void s_expect_unavailable(fx *f, kp_instance *inst, const char *dir)
+{
+    char want[1200];
+    snprintf(want, sizeof(want),
+             "file store %s is not initialised (no keyplane-store.json): if it was moved or its "
+             "disk is not mounted, bring it back; to create a new, empty store there, run "
+             "'keyplane init' for this instance",
+             dir);
+    kp_key_info info = {.struct_size = sizeof(info)};
+    kp_key_spec spec = s_spec("k", 2048, KP_KEY_EXPORTABLE, 0);
+    kp_secret *v = kp_secret_new_copy("value", 5), *got = NULL;
+    uint8_t *spki = NULL;
+    size_t len = 0;
+    uint32_t ver = 0;
+    s_visits = 0;
+#define S_UNAVAILABLE(call)                                                                        \
+    do {                                                                                           \
+        assert_int_equal((call), KP_ERR_UNAVAILABLE);                                              \
+        if (strstr(kp_ctx_last_error(f->t.ctx), want) == NULL)                                     \
+            fail_msg("%s: %s", #call, kp_ctx_last_error(f->t.ctx));                                \
+    } while (0)
+    S_UNAVAILABLE(kp_key_list(inst, NULL, s_count_key, NULL));
+    S_UNAVAILABLE(kp_key_list(inst, "k", s_count_key, NULL));
+    S_UNAVAILABLE(kp_key_info_get(inst, "k", 0, &info));
+    S_UNAVAILABLE(kp_key_get_public(inst, "k", 1, &spki, &len));
+    S_UNAVAILABLE(kp_key_create(inst, &spec, &info));
+    S_UNAVAILABLE(kp_store_list(inst, NULL, s_count_secret, NULL));
+    S_UNAVAILABLE(kp_store_list(inst, "s", s_count_secret, NULL));
+    S_UNAVAILABLE(kp_store_get(inst, "s", 0, &got, NULL, NULL));
+    S_UNAVAILABLE(kp_store_put(inst, "s", v, NULL, 0, &ver));
+    kp__clear_error(f->t.ctx);
+    assert_int_equal(s_state_put(inst, "k", "{}", NULL, 0), KP_ERR_UNAVAILABLE);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), want));
+#undef S_UNAVAILABLE
+    assert_int_equal(s_visits, 0);
+    assert_null(got);
+    assert_null(spki);
+    kp_secret_free(v);
+}
+
+static void s_check_item(void *arg, const char *item, kp_status status, const char *detail)
+{
+    if (strcmp(item, "directory") == 0 && status == KP_ERR_UNAVAILABLE &&
+        strstr(detail, "is not initialised (no keyplane-store.json)") != NULL)
+        (*(int *)arg)++;
+}
+
+static void test_uninitialised(void **state)
+{
+    fx *f = *state;
+    char a[1024], b[1024], keys[1100];
+    struct stat sb;
+    snprintf(a, sizeof(a), "%s/a", f->t.dir);
+    snprintf(b, sizeof(b), "%s/b", f->t.dir);
+    assert_true(kp_instance_can_init(f->t.pol, "a"));
+    assert_false(kp_instance_can_init(f->t.pol, "nosuch"));
+
+    /* Never initialised (no directory), then an empty directory (a mount point): unreachable. */
+    s_expect_unavailable(f, f->a, a);
+    assert_int_not_equal(stat(a, &sb), 0); /* nothing made it */
+    assert_int_equal(mkdir(b, 0700), 0);
+    s_expect_unavailable(f, f->b, b);
+    int failed = 0;
+    assert_int_equal(kp_instance_check(f->a, s_check_item, &failed), KP_ERR_UNAVAILABLE);
+    assert_int_equal(failed, 1);
+
+    /* INIT makes an empty store: the directory (0700) and its header; a second INIT is
+     * KP_ERR_EXISTS and changes nothing. */
+    assert_int_equal(kp_instance_init(f->a), KP_OK);
+    assert_int_equal(stat(a, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(keys, sizeof(keys), "%s/keyplane-store.json", a);
+    assert_int_equal(stat(keys, &sb), 0);
+    s_visits = 0;
+    assert_int_equal(kp_key_list(f->a, NULL, s_count_key, NULL), KP_OK);
+    assert_int_equal(kp_key_list(f->a, "k", s_count_key, NULL), KP_ERR_NOT_FOUND);
+    assert_int_equal(kp_store_list(f->a, NULL, s_count_secret, NULL), KP_OK);
+    assert_int_equal(s_visits, 0);
+    failed = 0;
+    assert_int_equal(kp_instance_check(f->a, s_check_item, &failed), KP_OK);
+    assert_int_equal(kp_instance_init(f->a), KP_ERR_EXISTS);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "is already initialised"));
+    assert_int_equal(kp_instance_init(f->b), KP_OK); /* the empty directory */
+
+    /* An initialised store moved away (its disk not mounted) is unreachable, not empty; back,
+     * it holds what it held. */
+    s_create(f->a, "k", KP_KEY_EXPORTABLE, 0);
+    char away[1100];
+    snprintf(away, sizeof(away), "%s.away", a);
+    assert_int_equal(rename(a, away), 0);
+    s_expect_unavailable(f, f->a, a);
+    assert_int_not_equal(stat(a, &sb), 0);
+    assert_int_equal(rename(away, a), 0);
+    s_visits = 0;
+    assert_int_equal(kp_key_list(f->a, "k", s_count_key, NULL), KP_OK);
+    assert_int_equal(s_visits, 1);
+
+    /* A directory that holds keys/ but lost its header is not initialised over: a new salt would
+     * make its secret values unreadable. */
+    snprintf(keys, sizeof(keys), "%s/keyplane-store.json", a);
+    assert_int_equal(rename(keys, away), 0);
+    s_expect_unavailable(f, f->a, a);
+    assert_int_equal(kp_instance_init(f->a), KP_ERR_INTEGRITY);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "holds keys/ but no keyplane-store.json"));
+    assert_int_equal(rename(away, keys), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,7 +990,8 @@ int main(void)
         KP_TEST_FX(test_import_fingerprint_checked, setup),
         KP_TEST_FX(test_export_wrapped, setup),
         KP_TEST_FX(test_state_cas, setup),
-        KP_TEST_FX(test_old_store_file_reads, setup),
+        KP_TEST_FX(test_old_store_file_reads, setup_uninit),
+        KP_TEST_FX(test_uninitialised, setup_uninit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,8 +45,13 @@ typedef struct kp_action {
 typedef enum kp_finding_kind {
     KP_FINDING_UNREACHABLE = 1, /**< an instance could not be opened or listed */
     KP_FINDING_CONFLICT = 2,    /**< an instance holds another key under a version number */
-    KP_FINDING_INCAPABLE = 3    /**< an instance cannot do what the chain needs (its wrap
+    KP_FINDING_INCAPABLE = 3,   /**< an instance cannot do what the chain needs (its wrap
                                      algorithm, its key size), as the instance declared */
+    KP_FINDING_UNCONFIRMED = 4, /**< an instance holds a version that neither the origin nor
+                                     more than half of the chain's stores hold: not copied,
+                                     never used to wrap */
+    KP_FINDING_STATE = 5        /**< the chain-state documents are unreadable or disagree, or
+                                     no keystore can vouch for one */
 } kp_finding_kind;
 
 /** Something the plan cannot fix by itself. */
@@ -62,13 +67,29 @@ typedef struct kp_finding {
 typedef struct kp_plan kp_plan;
 
 /**
- * Discovers every keystore of chain (every chain when NULL) and plans what apply must do: a
- * CREATE of v1 in the origin when no instance holds any version, and a COPY of every version
- * into every keystore (replicas, escrow, origin) that lacks it, from the origin or else another
- * holder of the same key. Unreachable instances and conflicting keys are findings.
+ * Discovers every store of chain (every chain when NULL) and plans what apply must do: a
+ * CREATE of v1 in the origin when every store answered and none holds any version, a COPY of
+ * every confirmed version (held by the origin, or by more than half of the chain's stores)
+ * into every store that lacks it, and a STATE copy of the authoritative chain-state document.
+ * Unreachable instances, conflicting keys, unconfirmed versions and state documents without
+ * an authority are findings (docs/engine.md, "Invariants").
  */
 KP_API KP_WARN_UNUSED kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy,
                                              const char *chain, kp_plan **out);
+
+/** Options of kp_plan_make_with; zero it, then set struct_size. */
+typedef struct kp_plan_opts {
+    uint32_t struct_size; /**< sizeof(kp_plan_opts) */
+    /** A store of the chain the caller vouches for (restore --from): where the origin cannot
+     *  say (it lacks a version, keeps no readable state document, or is unreachable), this
+     *  store's versions and state document count as the origin's would. NULL: none. */
+    const char *vouch;
+} kp_plan_opts;
+
+/** kp_plan_make with options (opts may be NULL). */
+KP_API KP_WARN_UNUSED kp_status kp_plan_make_with(kp_ctx *ctx, const kp_policy *policy,
+                                                  const char *chain, const kp_plan_opts *opts,
+                                                  kp_plan **out);
 KP_API void kp_plan_free(kp_plan *plan);
 
 /**
@@ -116,7 +137,10 @@ typedef enum kp_version_state {
     KP_VSTATE_STAGED = 1,   /**< replicated and verified, not yet used to wrap */
     KP_VSTATE_ACTIVE = 2,   /**< the version wrap uses */
     KP_VSTATE_PREVIOUS = 3, /**< was active; kept for the envelopes and backups made with it */
-    KP_VSTATE_RETIRED = 4   /**< outside the retention window; still kept, never deleted */
+    KP_VSTATE_RETIRED = 4,  /**< outside the retention window; still kept, never deleted */
+    KP_VSTATE_ABANDONED = 5 /**< never active and never used to wrap, given up
+                                 (kp_chain_abandon): no longer copied, proved or counted as a
+                                 gap; its keys stay where they are */
 } kp_version_state;
 
 KP_API const char *kp_version_state_name(uint32_t state);
@@ -140,22 +164,42 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_activate(kp_ctx *ctx, const kp_policy *
                                                   const char *chain, uint32_t *version);
 
 /**
- * Marks version retired (it stays in every keystore). Refused (KP_ERR_DENIED) for the active or
- * staged version, and while the retention window still needs it: its activity ended less than
- * the chain's retention ago.
+ * Marks version retired (it stays in every keystore). Refused (KP_ERR_DENIED) for the active,
+ * staged or abandoned version, and while the retention window still needs it: its activity
+ * ended less than the chain's retention ago.
  */
 KP_API KP_WARN_UNUSED kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy,
                                                 const char *chain, uint32_t version);
 
+/**
+ * Marks version abandoned: a version that was never active and that no envelope can have used
+ * (a staged version that cannot reach every keystore, one made outside the lifecycle). plan
+ * and apply stop copying it, verify and status stop counting its missing copies as gaps, wrap
+ * never uses it, and rotate --stage goes on with the next number. Nothing is deleted.
+ * Refused (KP_ERR_DENIED) for the active, previous or retired version, a version that was ever
+ * active, one older than the active version that the document does not record, and, in a
+ * chain that never rotated, the version wrap picks and the ones before it, or any version
+ * while a keystore is unreachable. KP_ERR_NOT_FOUND when no keystore holds or records it.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_abandon(kp_ctx *ctx, const kp_policy *policy,
+                                                 const char *chain, uint32_t version);
+
 /* ---- verify and status ---------------------------------------------------------------- */
 
 typedef enum kp_cell_state {
-    KP_CELL_OK = 1,         /**< holds the version and proved it can unwrap (verify) or holds it
-                                 with the right fingerprint (status) */
-    KP_CELL_MISSING = 2,    /**< does not hold the version */
-    KP_CELL_MISMATCH = 3,   /**< holds another key under this version number */
-    KP_CELL_UNUSABLE = 4,   /**< holds it, but could not unwrap the challenge */
-    KP_CELL_UNREACHABLE = 5 /**< could not be asked */
+    KP_CELL_OK = 1,          /**< holds the version and proved it can unwrap (verify) or holds it
+                                  with the right fingerprint (status) */
+    KP_CELL_MISSING = 2,     /**< does not hold the version */
+    KP_CELL_MISMATCH = 3,    /**< holds another key under this version number */
+    KP_CELL_UNUSABLE = 4,    /**< holds it, but could not unwrap the challenge */
+    KP_CELL_UNREACHABLE = 5, /**< could not be asked */
+    KP_CELL_RESTORE_ONLY = 6 /**< holds the right key, exportable, but is no disaster unwrapper:
+                                  it cannot unwrap with the chain's algorithm (verify proved
+                                  the key with the other RSA-OAEP hash; status goes by what the
+                                  store declared), or the policy lists it in the chain's
+                                  restore_only (wrap and unwrap then pass it over unless it is
+                                  named). A restore source only: a gap unless the policy lists
+                                  it there (kp_matrix_cell_ok) */
 } kp_cell_state;
 
 typedef struct kp_cell {
@@ -168,8 +212,9 @@ typedef struct kp_matrix kp_matrix;
 
 /**
  * Builds the versions x keystores matrix of chain. With prove set, each held version is proved
- * usable: a random challenge is wrapped with the version's public key (in software) and
- * unwrapped in the instance. kp_matrix_ok() tells whether every cell is OK.
+ * usable: a random challenge is wrapped with the version's public key (in software), with the
+ * chain's algorithm and no other, and unwrapped in the instance. kp_matrix_ok() tells whether
+ * every cell is OK (or RESTORE_ONLY where the policy keeps that store restore-only).
  */
 KP_API KP_WARN_UNUSED kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy,
                                                 const char *chain, int prove, kp_matrix **out);
@@ -181,11 +226,31 @@ KP_API size_t kp_matrix_instance_count(const kp_matrix *m);
 KP_API const char *kp_matrix_instance(const kp_matrix *m, size_t col);
 KP_API const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col);
 KP_API int kp_matrix_ok(const kp_matrix *m);
+/** Whether one cell is no gap: KP_CELL_OK, or KP_CELL_RESTORE_ONLY in a store the chain's
+ *  policy lists in restore_only, or any cell of an abandoned version (KP_VSTATE_ABANDONED). 0
+ *  for a cell outside the matrix. */
+KP_API int kp_matrix_cell_ok(const kp_matrix *m, size_t row, size_t col);
+/** What no cell shows, as one line, or NULL: the chain-state documents are unreadable, disagree
+ *  or have no authority, or a version is held by too few stores to be confirmed. A matrix with a
+ *  problem is not ok. */
+KP_API const char *kp_matrix_problem(const kp_matrix *m);
 /** The recorded lifecycle of row's version (KP_VSTATE_NONE when none) and its window. */
 KP_API uint32_t kp_matrix_state(const kp_matrix *m, size_t row, int64_t *active_from,
                                 int64_t *active_until);
-/** Unix time the newest version was created (0 when none), for rotation warnings. */
+/** Unix time the newest version was created (0 when none). Rotation is due by
+ *  kp_matrix_rotation_due, which a newer staged or stray version does not move. */
 KP_API int64_t kp_matrix_newest_created(const kp_matrix *m);
+/** Unix time row's version was created: the earliest any keystore holding it (with the
+ *  reference fingerprint) reports; 0 when none does. */
+KP_API int64_t kp_matrix_created(const kp_matrix *m, size_t row);
+/**
+ * Unix time the chain is due to rotate, 0 when its policy has no rotation period or no version
+ * wraps: rotation.every after the active version was activated, or after the version wrap uses
+ * was created when that is not recorded (a chain that never rotated, or whose first active
+ * version predates its document). Staged, abandoned and unrecorded versions do not move it.
+ * *version (may be NULL) receives the version it counts from.
+ */
+KP_API int64_t kp_matrix_rotation_due(const kp_matrix *m, uint32_t *version);
 
 #ifdef __cplusplus
 }

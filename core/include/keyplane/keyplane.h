@@ -121,6 +121,16 @@ KP_API kp_status kp_instance_fits_chain(const kp_instance *inst, const kp_chain_
 KP_API KP_WARN_UNUSED kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report,
                                                   void *arg);
 
+/** Initialises a new, empty store for the instance (KP_FN_INSTANCE_INIT): the explicit act that
+ *  creates a store, which a plugin with INIT never does implicitly. KP_ERR_EXISTS when it is
+ *  initialised already; KP_ERR_UNSUPPORTED when the plugin has no INIT (its stores, a token or a
+ *  vault, exist or not by themselves). Audited. */
+KP_API KP_WARN_UNUSED kp_status kp_instance_init(kp_instance *inst);
+/** 1 when the plugin of the policy's instance name has KP_FN_INSTANCE_INIT (its stores are made
+ *  by kp_instance_init and by nothing else), without opening the instance; 0 otherwise or when
+ *  the policy has no such instance. */
+KP_API int kp_instance_can_init(const kp_policy *policy, const char *name);
+
 /* Keystore operations: every call is audited. KP_ERR_UNSUPPORTED when the instance lacks the
  * keystore capability or the optional function. */
 KP_API KP_WARN_UNUSED kp_status kp_key_create(kp_instance *inst, const kp_key_spec *spec,

@@ -197,14 +197,34 @@ static kp_status s_planned_key(s_run *r, const kp_action *a, kp_instance *src, k
     return KP_OK;
 }
 
-static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
+/* The version's private key from a secret replica (the action's source), opened with its
+ * password from the chain's secret store and checked against the planned fingerprint. */
+static kp_status s_from_secret(s_run *r, const kp_action *a, const kp_chain_policy *c,
+                               kp_secret **pkcs8, kp_key_info *want)
+{
+    kp_instance *src = NULL, *secrets = NULL;
+    if (c->secrets == NULL)
+        return kp__set_error(r->ctx, KP_ERR_CONFIG, "chain '%s' names no secret store", c->name);
+    KP_GUARD(s_get(r, a->source, &src));
+    KP_GUARD(s_get(r, c->secrets, &secrets));
+    return kp__secret_export(r->ctx, c, src, secrets, a->version, a->fingerprint, pkcs8, want);
+}
+
+static kp_status s_copy(s_run *r, const kp_action *a, const kp_chain_policy *c, bool *noop)
 {
     kp_instance *src = NULL, *dst = NULL;
     kp_key_info have, want;
+    bool secret_src = kp__secret_replica_of(r->policy, c, a->source);
     KP_GUARD(s_has_source(r, a, "instance"));
-    KP_GUARD(s_get(r, a->source, &src));
     KP_GUARD(s_get(r, a->target, &dst));
-    KP_GUARD(s_planned_key(r, a, src, &want));
+    /* The key expected: the planned fingerprint, or (a version a CREATE of this run made) the
+     * source keystore's. */
+    memset(&want, 0, sizeof(want));
+    snprintf(want.fingerprint, sizeof(want.fingerprint), "%s", a->fingerprint);
+    if (!secret_src) {
+        KP_GUARD(s_get(r, a->source, &src));
+        KP_GUARD(s_planned_key(r, a, src, &want));
+    }
     kp_status st = kp_key_info_get(dst, a->chain, a->version, &have);
     if (st == KP_OK && strcmp(have.fingerprint, want.fingerprint) == 0) {
         *noop = true;
@@ -216,7 +236,25 @@ static kp_status s_copy(s_run *r, const kp_action *a, bool *noop)
                              a->target, a->chain, a->version, have.fingerprint);
     if (st != KP_ERR_NOT_FOUND)
         return st;
-    st = kp__key_copy(r->ctx, src, dst, &want, &have);
+    if (secret_src) {
+        kp_secret *pkcs8 = NULL;
+        st = s_from_secret(r, a, c, &pkcs8, &want);
+        kp_key_spec sp = {.struct_size = sizeof(sp),
+                          .name = want.name,
+                          .type = want.type,
+                          .bits = want.bits,
+                          .flags = want.flags,
+                          .version = want.version,
+                          .fingerprint = want.fingerprint};
+        if (st == KP_OK)
+            st = kp_key_import(dst, &sp, pkcs8, &have);
+        kp_secret_free(pkcs8);
+        if (st == KP_OK && strcmp(have.fingerprint, want.fingerprint) != 0)
+            st = kp__set_error(r->ctx, KP_ERR_INTEGRITY, "%s: the copy of %s v%u is another key",
+                               a->target, a->chain, a->version);
+    } else {
+        st = kp__key_copy(r->ctx, src, dst, &want, &have);
+    }
     if (st == KP_ERR_EXISTS) {
         char why[KP_ERRBUF];
         snprintf(why, sizeof(why), "%s", kp_ctx_last_error(r->ctx));
@@ -234,15 +272,23 @@ static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c
 {
     kp_instance *src = NULL, *dst = NULL, *secrets = NULL;
     kp_key_info want;
-    KP_GUARD(s_has_source(r, a, "keystore"));
+    kp_secret *pkcs8 = NULL;
+    KP_GUARD(s_has_source(r, a, "store"));
     if (c->secrets == NULL)
         return kp__set_error(r->ctx, KP_ERR_CONFIG, "chain '%s' names no secret store", c->name);
-    KP_GUARD(s_get(r, a->source, &src));
     KP_GUARD(s_get(r, a->target, &dst));
     KP_GUARD(s_get(r, c->secrets, &secrets));
-    KP_GUARD(s_planned_key(r, a, src, &want));
     (void)noop; /* re-planning finds existing copies; a repeated put only adds a version */
-    return kp__secret_copy(r->ctx, c, src, dst, secrets, a->version, want.fingerprint);
+    if (kp__secret_replica_of(r->policy, c, a->source)) {
+        KP_GUARD(s_from_secret(r, a, c, &pkcs8, &want));
+    } else {
+        KP_GUARD(s_get(r, a->source, &src));
+        KP_GUARD(s_planned_key(r, a, src, &want));
+        KP_GUARD(kp_key_export(src, a->chain, a->version, &pkcs8));
+    }
+    kp_status st = kp__secret_copy(r->ctx, c, pkcs8, dst, secrets, a->version, want.fingerprint);
+    kp_secret_free(pkcs8);
+    return st;
 }
 
 static kp_status s_state(s_run *r, const kp_action *a, bool *noop)
@@ -274,7 +320,7 @@ static void *s_worker(void *arg)
                        : a->kind == KP_ACTION_CREATE ? s_create(r, a, c, &noop)
                        : a->kind == KP_ACTION_SECRET ? s_secret(r, a, c, &noop)
                        : a->kind == KP_ACTION_STATE  ? s_state(r, a, &noop)
-                                                     : s_copy(r, a, &noop);
+                                                     : s_copy(r, a, c, &noop);
         char detail[256];
         snprintf(detail, sizeof(detail), "%s",
                  st != KP_OK ? kp_ctx_last_error(r->ctx)

@@ -1,12 +1,48 @@
 /*
  * Creating a chain's protector version everywhere the policy wants it (origin first, then
  * every other keystore), and replicating what the origin holds to the keystores that lack it.
+ * Once a chain has a lifecycle (a rotation period, or a document from an earlier rotation) its
+ * next version is staged by rotate.c instead, and an abandoned version is not replicated.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/chain.h"
+#include "chain/state.h"
+
+/* The chain's state document as its keystores vouch for it: *found false when none (never
+ * rotated); *told false when documents exist but none can be told (rotate and wrap say why). */
+static kp_status s_state(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                         kp__chain_state *s, bool *found, bool *told)
+{
+    kp__discovery d;
+    kp_status st = kp__discover(ctx, policy, c, &d);
+    kp_status load = st == KP_OK ? kp__state_load(ctx, &d, s, found) : st;
+    *told = load == KP_OK;
+    *found = *told && *found;
+    kp__discovery_clear(&d);
+    kp__clear_error(ctx);
+    return st == KP_OK && load == KP_ERR_NOMEM ? load : st;
+}
+
+/* KP_ERR_DENIED, naming rotate --stage, when chain has a lifecycle its next version must go
+ * through: a rotation period, or a document (it has rotated). Its first version is made here. */
+static kp_status s_outside_lifecycle(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c)
+{
+    kp__chain_state *s = malloc(sizeof(*s));
+    bool found = false, told = true;
+    kp_status st = s != NULL ? KP_OK : KP_ERR_NOMEM;
+    if (st == KP_OK && c->rotation_every == 0)
+        st = s_state(ctx, policy, c, s, &found, &told);
+    free(s);
+    if (st == KP_OK && (c->rotation_every > 0 || found || !told))
+        st = kp__set_error(ctx, KP_ERR_DENIED,
+                           "chain '%s' %s: its next version is staged with 'keyplane rotate %s "
+                           "--stage' (then --activate), not made by key create outside it",
+                           c->name, c->rotation_every > 0 ? "has a rotation period" : "has rotated",
+                           c->name);
+    return st;
+}
 
 static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                                    const char **names, size_t n, uint32_t *highest)
@@ -55,6 +91,8 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
 
     uint32_t highest = 0;
     KP_GUARD(s_highest_version(ctx, policy, chain, all, nall, &highest));
+    if (highest > 0)
+        KP_GUARD(s_outside_lifecycle(ctx, policy, c));
     if (highest == UINT32_MAX)
         return kp__set_error(ctx, KP_ERR_INVALID_ARG, "chain '%s': no version numbers left", chain);
 
@@ -92,6 +130,24 @@ static kp_status s_collect(void *arg, const kp_key_info *info)
         return KP_ERR_UNSUPPORTED;
     v->items[v->n++] = *info;
     return KP_OK;
+}
+
+/* Leaves out of have the versions the chain's document records abandoned. */
+static kp_status s_drop_abandoned(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                                  s_versions *have)
+{
+    kp__chain_state *s = malloc(sizeof(*s));
+    bool found = false, told = false;
+    kp_status st = s != NULL ? s_state(ctx, policy, c, s, &found, &told) : KP_ERR_NOMEM;
+    size_t keep = 0;
+    for (size_t i = 0; i < have->n; i++) {
+        const kp__vstate *x = found ? kp__state_find(s, have->items[i].version) : NULL;
+        if (x == NULL || x->state != KP_VSTATE_ABANDONED)
+            have->items[keep++] = have->items[i];
+    }
+    have->n = keep;
+    free(s);
+    return st;
 }
 
 /* Brings one target up to the origin's versions; reports each version it copies or finds
@@ -146,6 +202,8 @@ kp_status kp_chain_replicate(kp_ctx *ctx, const kp_policy *policy, const char *c
         st = kp_key_list(origin, chain, s_collect, have);
     if (st == KP_ERR_UNSUPPORTED)
         st = kp__set_error(ctx, st, "chain '%s' has more than 256 versions", chain);
+    if (st == KP_OK)
+        st = s_drop_abandoned(ctx, policy, c, have);
     const char *targets[KP_MAX_TARGETS];
     size_t n = kp__chain_keystores(policy, c, targets, KP_MAX_TARGETS);
     /* Every target is attempted even after one fails; the first failure is returned. */

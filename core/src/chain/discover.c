@@ -26,6 +26,7 @@ kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_poli
 {
     memset(d, 0, sizeof(*d));
     d->chain = chain;
+    d->vouch = KP_MAX_TARGETS;
     const char *names[KP_MAX_TARGETS];
     d->n = kp__chain_keystores(policy, chain, names, KP_MAX_TARGETS);
     for (size_t i = 0; i < d->n; i++) {
@@ -40,11 +41,18 @@ kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_poli
                 st = KP_OK; /* holds nothing of this chain yet */
         }
         KP_GUARD(kp__target_answered(ctx, t, st));
-        if (t->reachable)
-            t->state_serial = kp__state_serial(t->inst, chain->name, &t->keeps_state);
+        t->keeps_state = t->reachable && kp__inst_state_kept(t->inst);
     }
     kp__clear_error(ctx);
     return kp__secret_discover(ctx, policy, d);
+}
+
+void kp__discovery_vouch(kp__discovery *d, const char *name)
+{
+    d->vouch = d->n;
+    for (size_t i = 0; name != NULL && i < d->n; i++)
+        if (strcmp(d->t[i].name, name) == 0)
+            d->vouch = i;
 }
 
 void kp__discovery_clear(kp__discovery *d)

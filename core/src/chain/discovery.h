@@ -29,8 +29,7 @@ typedef struct kp__target {
     char detail[256];
     kp__held *held;
     size_t nheld, cap;
-    uint64_t state_serial; /* serial of its chain-state document; 0 when it has none */
-    bool keeps_state;      /* its plugin keeps chain-state documents */
+    bool keeps_state; /* its plugin keeps chain-state documents */
 } kp__target;
 
 typedef struct kp__discovery {
@@ -38,6 +37,7 @@ typedef struct kp__discovery {
     kp__target t[KP_MAX_TARGETS];
     size_t n;
     size_t origin; /* index of the origin in t */
+    size_t vouch;  /* a store the caller vouches for (restore --from, wrap --replica); n: none */
 } kp__discovery;
 
 /* discover.c: opens and lists every keystore of chain (failover order: replicas, escrow,
@@ -45,6 +45,9 @@ typedef struct kp__discovery {
 kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                        kp__discovery *d);
 void kp__discovery_clear(kp__discovery *d);
+/* Makes name (when it is one of d's stores) the store the caller vouches for: where the origin
+ * cannot say, its versions and state document count as the origin's would. */
+void kp__discovery_vouch(kp__discovery *d, const char *name);
 
 /* target.c: what one store holds. */
 /* Records how t answered when opened and listed (st, with "nothing of this chain" already
@@ -54,8 +57,17 @@ kp_status kp__target_answered(kp_ctx *ctx, kp__target *t, kp_status st);
 /* A new zeroed entry for version in t's list, or NULL when out of memory. */
 kp__held *kp__held_add(kp__target *t, uint32_t version);
 const kp__held *kp__held_find(const kp__target *t, uint32_t version);
-/* Every version any reachable keystore holds, ascending, with the reference fingerprint: the
- * origin's when it holds the version, else the first holder's. Returns the count. */
+/* Every version any reachable store holds (keystores and secret replicas), ascending, with
+ * its reference fingerprint: the confirmed one (kp__version_confirmed) when there is one, else
+ * the one most holders have. Returns the count. */
 size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fprs, size_t max);
+/* How many reachable stores of d hold version v with fingerprint fpr. */
+size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr);
+/* Whether version v with fingerprint fpr is the chain's: the origin holds it; or, when the origin
+ * does not hold v, the store the caller vouches for does, or more than half of the chain's
+ * stores (keystores and secret replicas, reachable or not) do. A version only one
+ * store vouches for (written there by someone who can write nowhere else) is never copied and
+ * never wraps. */
+bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr);
 
 #endif

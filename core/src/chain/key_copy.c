@@ -5,13 +5,51 @@
  * When the source exports wrapped keys by a transfer method the target imports (an HSM into
  * Azure Key Vault or AWS KMS), the key travels wrapped under the target's wrapping key: its
  * private half is never in this process in plaintext. Otherwise it is exported as PKCS#8 into a
- * kp_secret and imported. Either way the expected fingerprint travels with the import, so the
- * target refuses a different key before it becomes visible, and the copy is checked again here.
+ * kp_secret, its public half is checked here against the expected fingerprint (a source whose
+ * private key is not the version's never reaches the target), and it is imported. Either way the
+ * expected fingerprint travels with the import, so the target refuses a different key before it
+ * becomes visible, and the copy is checked again here.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <keyplane/kit/codec.h>
+
 #include "chain/chain.h"
+
+/* Whether the PKCS#8 src exported holds the key of fingerprint want: KP_ERR_INTEGRITY naming
+ * src and the version otherwise (no key material in the text). */
+static kp_status s_pkcs8_is(kp_ctx *ctx, kp_instance *src, const kp_key_spec *sp,
+                            const kp_secret *pkcs8)
+{
+    const unsigned char *p = kp_secret_cdata(pkcs8);
+    size_t len = kp_secret_len(pkcs8);
+    PKCS8_PRIV_KEY_INFO *p8 =
+        p != NULL && len <= LONG_MAX ? d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len) : NULL;
+    EVP_PKEY *pkey = p8 != NULL ? EVP_PKCS82PKEY(p8) : NULL;
+    char fpr[KPK_FPR_HEX] = "";
+    kp_status st = pkey != NULL ? kpk_fpr_pkey(pkey, fpr) : KP_ERR_CRYPTO;
+    EVP_PKEY_free(pkey);
+    PKCS8_PRIV_KEY_INFO_free(p8); /* cleanses */
+    ERR_clear_error();
+    if (st != KP_OK)
+        return kp__set_error(ctx, KP_ERR_INTEGRITY,
+                             "%s: the export of %s v%u is not a private key whose fingerprint "
+                             "can be checked: not copied",
+                             kp_instance_name(src), sp->name, sp->version);
+    if (strcmp(fpr, sp->fingerprint) != 0)
+        return kp__set_error(ctx, KP_ERR_INTEGRITY,
+                             "%s: the private key it exports as %s v%u has fingerprint %.16s..., "
+                             "not the version's %.16s...: not copied (repair the source, or "
+                             "restore it from another holder)",
+                             kp_instance_name(src), sp->name, sp->version, fpr, sp->fingerprint);
+    return KP_OK;
+}
 
 /* The target offers a wrapping key, the source wraps its key under it, the target imports. */
 static kp_status s_wrapped(kp_ctx *ctx, kp_instance *src, kp_instance *dst, uint32_t method,
@@ -57,6 +95,8 @@ kp_status kp__key_copy(kp_ctx *ctx, kp_instance *src, kp_instance *dst, const kp
     } else {
         kp_secret *pkcs8 = NULL;
         st = kp_key_export(src, sp.name, sp.version, &pkcs8);
+        if (st == KP_OK)
+            st = s_pkcs8_is(ctx, src, &sp, pkcs8);
         if (st == KP_OK)
             st = kp_key_import(dst, &sp, pkcs8, have);
         kp_secret_free(pkcs8);

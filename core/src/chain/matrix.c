@@ -1,14 +1,18 @@
 /*
  * The versions x keystores matrix behind `keyplane verify` and `keyplane status`. verify proves
  * each replica usable: a random challenge is encrypted in software with the version's public
- * key and must come back through the replica's own unwrap.
+ * key, with the chain's algorithm and no other, and must come back through the replica's own
+ * unwrap. A copy that cannot unwrap with that algorithm but holds the key (proved with the other
+ * RSA-OAEP hash) and may export it is a restore source only: shown so, and a gap unless the
+ * policy keeps that store restore-only for the chain.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/matrix.h"
 #include "chain/proof.h"
 #include "chain/secret_replica.h"
-#include "chain/state.h"
 
 #define KP_MATRIX_MAX_VERSIONS 512
 
@@ -17,42 +21,124 @@ struct kp_matrix {
     uint32_t *versions;
     char (*fprs)[KPK_FPR_HEX];
     char (*names)[KP_NAME_MAX];
-    kp_cell *cells; /* nv x ni */
+    kp_cell *cells;     /* nv x ni */
+    bool *restore_only; /* ni: the policy keeps that store restore-only for the chain */
     int64_t newest;
     kp__vstate *states; /* nv: the recorded lifecycle of each row */
+    int64_t *created;   /* nv: the earliest creation a holder reports; 0 unknown */
+    int64_t every;      /* the chain's rotation period; 0 none */
+    uint32_t unrotated; /* without an active version: the one wrap uses (0 none) */
+    char problem[1024]; /* what no cell shows (state documents, unconfirmed versions); "" */
 };
 
-static void s_cell(kp_cell *c, uint32_t state, kp_status st, const char *fmt, const char *a)
+KP_PRINTF_(4, 5)
+static void s_cell(kp_cell *c, uint32_t state, kp_status st, const char *fmt, ...)
 {
+    va_list ap;
     c->state = state;
     c->status = st;
-    snprintf(c->detail, sizeof(c->detail), fmt, a);
+    va_start(ap, fmt);
+    vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+    va_end(ap);
 }
 
-/* Proves that t can unwrap what the version's public key wraps. */
-static void s_prove(kp_ctx *ctx, const kp_chain_policy *c, kp__target *t, uint32_t v,
-                    const uint8_t *spki, size_t spkilen, kp_cell *cell)
+/* A fresh challenge under spki, encrypted with alg, unwrapped by inst: KP_OK when it came back,
+ * KP_ERR_INTEGRITY when another value did, else the store's failure (its text in ctx). */
+static kp_status s_challenge(kp_ctx *ctx, kp_instance *inst, const char *chain, uint32_t v,
+                             uint32_t alg, const uint8_t *spki, size_t spkilen)
 {
     kp__challenge challenge;
-    uint32_t alg = c->wrap_alg;
     kp_secret *back = NULL;
-    kp_status st = KP_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        st = kp__challenge_make(ctx, &challenge, spki, spkilen, alg);
-        if (st == KP_OK)
-            st = kp_key_unwrap(t->inst, c->name, v, alg, challenge.ct, challenge.ctlen, &back);
-        /* A token without OAEP-SHA-256 (SoftHSM 2.6.1) still proves the key with SHA-1. */
-        if (st != KP_ERR_UNSUPPORTED || alg != KP_WRAP_RSA_OAEP_SHA256)
-            break;
-        alg = KP_WRAP_RSA_OAEP_SHA1;
-    }
-    if (st == KP_OK && kp__challenge_met(&challenge, kp_secret_cdata(back), kp_secret_len(back)))
-        s_cell(cell, KP_CELL_OK, KP_OK, "unwrapped a challenge (%s)", kp_wrap_alg_name(alg));
-    else if (st == KP_OK)
-        s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_INTEGRITY, "%s", "unwrapped to another value");
-    else
-        s_cell(cell, KP_CELL_UNUSABLE, st, "%s", kp_ctx_last_error(ctx));
+    kp_status st = kp__challenge_make(ctx, &challenge, spki, spkilen, alg);
+    if (st == KP_OK)
+        st = kp_key_unwrap(inst, chain, v, alg, challenge.ct, challenge.ctlen, &back);
+    if (st == KP_OK && !kp__challenge_met(&challenge, kp_secret_cdata(back), kp_secret_len(back)))
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY, "unwrapped to another value");
     kp_secret_free(back);
+    return st;
+}
+
+/* Whether inst says it can unwrap with alg (an instance that says nothing is asked). */
+static bool s_unwraps(kp_instance *inst, uint32_t alg)
+{
+    uint32_t algs = kp_instance_get0_info(inst)->unwrap_algs;
+    return algs == 0 || (algs & KP_ALG_BIT(alg)) != 0;
+}
+
+/* How a restore source only is judged: kept so by the policy, or a gap. */
+static const char *s_kept(const kp_chain_policy *c, const kp__target *t)
+{
+    return kp__chain_restore_only(c, t->name) ? ", as the policy keeps it"
+                                              : "; a gap unless the chain lists it in restore_only";
+}
+
+/* A copy that cannot unwrap with the chain's algorithm (cannot: why) is still a restore source
+ * when its key may leave the store and is the version's: the other RSA-OAEP hash proves that. */
+static void s_restore_source(kp_ctx *ctx, const kp_chain_policy *c, const kp__target *t,
+                             const kp__held *h, const uint8_t *spki, size_t spkilen,
+                             const char *cannot, kp_cell *cell)
+{
+    uint32_t other =
+        c->wrap_alg == KP_WRAP_RSA_OAEP_SHA256 ? KP_WRAP_RSA_OAEP_SHA1 : KP_WRAP_RSA_OAEP_SHA256;
+    const char *alg = kp_wrap_alg_name(c->wrap_alg), *oalg = kp_wrap_alg_name(other);
+    if (!(h->flags & KP_KEY_EXPORTABLE)) {
+        s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_UNSUPPORTED,
+               "cannot unwrap with %s (%.120s), and its key may not leave it: no restore source "
+               "either",
+               alg, cannot);
+        return;
+    }
+    kp_status st =
+        s_unwraps(t->inst, other)
+            ? s_challenge(ctx, t->inst, c->name, h->version, other, spki, spkilen)
+            : kp__set_error(ctx, KP_ERR_UNSUPPORTED, "it does not unwrap with %s either", oalg);
+    if (st != KP_OK)
+        s_cell(cell, KP_CELL_UNUSABLE, st,
+               "cannot unwrap with %s (%.80s), and its key is not proved: %.80s", alg, cannot,
+               kp_ctx_last_error(ctx));
+    else
+        s_cell(cell, KP_CELL_RESTORE_ONLY, KP_ERR_UNSUPPORTED,
+               "restore source only: cannot unwrap with %s (%.60s); holds the key (unwrapped a "
+               "challenge with %s) and may export it%s",
+               alg, cannot, oalg, s_kept(c, t));
+}
+
+/* Proves that t can unwrap, with the chain's algorithm, what the version's public key wraps;
+ * else whether it is a restore source. */
+static void s_prove(kp_ctx *ctx, const kp_chain_policy *c, const kp__target *t, const kp__held *h,
+                    const uint8_t *spki, size_t spkilen, kp_cell *cell)
+{
+    char why[KP_ERRBUF];
+    kp_status st = KP_ERR_UNSUPPORTED;
+    if (!s_unwraps(t->inst, c->wrap_alg))
+        snprintf(why, sizeof(why), "%s", "as it declared when opened");
+    else if ((st = s_challenge(ctx, t->inst, c->name, h->version, c->wrap_alg, spki, spkilen)) !=
+             KP_OK)
+        snprintf(why, sizeof(why), "%s", kp_ctx_last_error(ctx));
+    if (st == KP_OK)
+        s_cell(cell, KP_CELL_OK, KP_OK, "unwrapped a challenge (%s)",
+               kp_wrap_alg_name(c->wrap_alg));
+    else if (st == KP_ERR_UNSUPPORTED) /* a token without the hash: SoftHSM 2.6.1 and SHA-256 */
+        s_restore_source(ctx, c, t, h, spki, spkilen, why, cell);
+    else
+        s_cell(cell, KP_CELL_UNUSABLE, st, "%s", why);
+}
+
+/* status: what a store holds, judged by what it declared (no key is used). */
+static void s_present(const kp_chain_policy *c, const kp__target *t, const kp__held *h,
+                      kp_cell *cell)
+{
+    const char *alg = kp_wrap_alg_name(c->wrap_alg);
+    if (t->secret || s_unwraps(t->inst, c->wrap_alg))
+        s_cell(cell, KP_CELL_OK, KP_OK, "%s", "present");
+    else if (!(h->flags & KP_KEY_EXPORTABLE))
+        s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_UNSUPPORTED,
+               "present, but %s says it cannot unwrap with %s, and the key may not leave it",
+               t->name, alg);
+    else
+        s_cell(cell, KP_CELL_RESTORE_ONLY, KP_ERR_UNSUPPORTED,
+               "present; restore source only: %s says it cannot unwrap with %s%s", t->name, alg,
+               s_kept(c, t));
 }
 
 /* The public key of version v with fingerprint fpr, from any reachable holder of it whose key
@@ -75,6 +161,48 @@ static uint8_t *s_reference_spki(const kp__discovery *d, uint32_t v, const char 
     return NULL;
 }
 
+/* The recorded lifecycle of each row, and the chain-level problems no cell shows: state
+ * documents that are unreadable, disagree or have no authority, and versions no store can
+ * vouch for. */
+static kp_status s_chain_state(kp_ctx *ctx, const kp__discovery *d, kp_matrix *m,
+                               const uint32_t *versions, const char **fprs, size_t nv)
+{
+    kp__chain_state *cs = malloc(sizeof(*cs));
+    kp__state_report *r = malloc(sizeof(*r));
+    bool found = false;
+    kp_status st = cs != NULL && r != NULL ? kp__state_decide(ctx, d, cs, &found, r) : KP_ERR_NOMEM;
+    if (st == KP_ERR_NOMEM) {
+        free(cs);
+        free(r);
+        return st;
+    }
+    if (st != KP_OK)
+        snprintf(m->problem, sizeof(m->problem), "%s", kp_ctx_last_error(ctx));
+    else if (r->problem[0] != '\0')
+        snprintf(m->problem, sizeof(m->problem), "%s", r->problem);
+    for (size_t k = 0; found && k < nv; k++) {
+        kp__vstate *x = kp__state_find(cs, versions[k]);
+        if (x != NULL)
+            m->states[k] = *x;
+    }
+    m->unrotated = kp__unrotated_version(d, cs, found);
+    for (size_t k = 0; k < nv; k++) {
+        if (kp__version_confirmed(d, versions[k], fprs[k]) ||
+            m->states[k].state == KP_VSTATE_ABANDONED)
+            continue;
+        size_t len = strlen(m->problem);
+        snprintf(m->problem + len, sizeof(m->problem) - len,
+                 "%sv%u (%.16s...) is held by %zu of the chain's %zu stores and not by the "
+                 "origin: unconfirmed, never copied or used to wrap",
+                 len > 0 ? "; " : "", versions[k], fprs[k],
+                 kp__version_holders(d, versions[k], fprs[k]), d->n);
+    }
+    free(cs);
+    free(r);
+    kp__clear_error(ctx);
+    return KP_OK;
+}
+
 static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
 {
     m->nv = nv;
@@ -84,7 +212,12 @@ static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
     m->names = calloc(ni + 1, sizeof(*m->names));
     m->cells = calloc((nv + 1) * (ni + 1), sizeof(*m->cells));
     m->states = calloc(nv + 1, sizeof(*m->states));
-    return m->versions && m->fprs && m->names && m->cells && m->states ? KP_OK : KP_ERR_NOMEM;
+    m->created = calloc(nv + 1, sizeof(*m->created));
+    m->restore_only = calloc(ni + 1, sizeof(*m->restore_only));
+    return m->versions && m->fprs && m->names && m->cells && m->states && m->restore_only &&
+                   m->created
+               ? KP_OK
+               : KP_ERR_NOMEM;
 }
 
 kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chain, int prove,
@@ -112,17 +245,14 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
         st = KP_ERR_NOMEM;
     if (st == KP_OK)
         st = s_alloc(m, nv, d.n);
-    for (size_t i = 0; st == KP_OK && i < d.n; i++)
+    if (st == KP_OK)
+        m->every = c->rotation_every;
+    for (size_t i = 0; st == KP_OK && i < d.n; i++) {
         snprintf(m->names[i], KP_NAME_MAX, "%s", d.t[i].name);
-    kp__chain_state *cs = st == KP_OK ? malloc(sizeof(*cs)) : NULL;
-    bool have_state = false;
-    if (cs != NULL && kp__state_load(ctx, &d, cs, &have_state) == KP_OK && have_state)
-        for (size_t k = 0; k < nv; k++) {
-            kp__vstate *x = kp__state_find(cs, versions[k]);
-            if (x != NULL)
-                m->states[k] = *x;
-        }
-    free(cs);
+        m->restore_only[i] = kp__chain_restore_only(c, d.t[i].name);
+    }
+    if (st == KP_OK)
+        st = s_chain_state(ctx, &d, m, versions, fprs, nv);
     for (size_t k = 0; st == KP_OK && k < nv; k++) {
         m->versions[k] = versions[k];
         snprintf(m->fprs[k], KPK_FPR_HEX, "%s", fprs[k]);
@@ -134,6 +264,9 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
             const kp__held *h = t->reachable ? kp__held_find(t, versions[k]) : NULL;
             if (h != NULL && h->created > m->newest)
                 m->newest = h->created;
+            if (h != NULL && h->created > 0 && strcmp(h->fpr, fprs[k]) == 0 &&
+                (m->created[k] == 0 || h->created < m->created[k]))
+                m->created[k] = h->created;
             if (!t->reachable)
                 s_cell(cell, KP_CELL_UNREACHABLE, t->status, "%s", t->detail);
             else if (h == NULL)
@@ -142,7 +275,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
                 s_cell(cell, KP_CELL_MISMATCH, KP_ERR_INTEGRITY, "holds another key (%.16s...)",
                        h->fpr);
             else if (!prove)
-                s_cell(cell, KP_CELL_OK, KP_OK, "%s", "present");
+                s_present(c, t, h, cell);
             else if (spki == NULL)
                 s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_NOT_FOUND, "%s",
                        "no public key of this version to prove it with");
@@ -152,7 +285,15 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
                                                  spkilen, why, sizeof(why));
                 s_cell(cell, pst == KP_OK ? KP_CELL_OK : KP_CELL_UNUSABLE, pst, "%s", why);
             } else
-                s_prove(ctx, c, t, versions[k], spki, spkilen, cell);
+                s_prove(ctx, c, t, h, spki, spkilen, cell);
+            /* a usable copy in a store the policy keeps for restores: wrap and unwrap pass it
+             * over unless it is named, so it is shown as what it is in a disaster */
+            if (cell->state == KP_CELL_OK && m->restore_only[i]) {
+                size_t len = strlen(cell->detail);
+                cell->state = KP_CELL_RESTORE_ONLY;
+                snprintf(cell->detail + len, sizeof(cell->detail) - len,
+                         "; restore-only by policy (wrap and unwrap pass it over)");
+            }
         }
         free(spki);
     }
@@ -176,6 +317,8 @@ void kp_matrix_free(kp_matrix *m)
     free(m->names);
     free(m->cells);
     free(m->states);
+    free(m->created);
+    free(m->restore_only);
     free(m);
 }
 
@@ -209,13 +352,28 @@ const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col)
     return m != NULL && row < m->nv && col < m->ni ? &m->cells[row * m->ni + col] : NULL;
 }
 
+const char *kp_matrix_problem(const kp_matrix *m)
+{
+    return m != NULL && m->problem[0] != '\0' ? m->problem : NULL;
+}
+
+int kp_matrix_cell_ok(const kp_matrix *m, size_t row, size_t col)
+{
+    const kp_cell *cell = kp_matrix_cell(m, row, col);
+    if (cell != NULL && m->states[row].state == KP_VSTATE_ABANDONED)
+        return 1; /* given up: its copies are no longer wanted anywhere */
+    return cell != NULL && (cell->state == KP_CELL_OK ||
+                            (cell->state == KP_CELL_RESTORE_ONLY && m->restore_only[col]));
+}
+
 int kp_matrix_ok(const kp_matrix *m)
 {
-    if (m == NULL || m->nv == 0)
+    if (m == NULL || m->nv == 0 || m->problem[0] != '\0')
         return 0;
-    for (size_t i = 0; i < m->nv * m->ni; i++)
-        if (m->cells[i].state != KP_CELL_OK)
-            return 0;
+    for (size_t r = 0; r < m->nv; r++)
+        for (size_t i = 0; i < m->ni; i++)
+            if (!kp_matrix_cell_ok(m, r, i))
+                return 0;
     return 1;
 }
 
@@ -234,4 +392,56 @@ uint32_t kp_matrix_state(const kp_matrix *m, size_t row, int64_t *active_from,
 int64_t kp_matrix_newest_created(const kp_matrix *m)
 {
     return m != NULL ? m->newest : 0;
+}
+
+int64_t kp_matrix_created(const kp_matrix *m, size_t row)
+{
+    return m != NULL && row < m->nv ? m->created[row] : 0;
+}
+
+int64_t kp_matrix_rotation_due(const kp_matrix *m, uint32_t *version)
+{
+    if (version != NULL)
+        *version = 0;
+    if (m == NULL || m->every <= 0)
+        return 0;
+    size_t row = m->nv;
+    for (size_t k = 0; k < m->nv; k++)
+        if (m->states[k].state == KP_VSTATE_ACTIVE ||
+            (row == m->nv && m->versions[k] == m->unrotated))
+            row = k;
+    /* The active version counts from its activation; the first one (active before the chain
+     * had a document) and the version a never-rotated chain wraps with, from their creation. */
+    int64_t from = row == m->nv                     ? 0
+                   : m->states[row].active_from > 0 ? m->states[row].active_from
+                                                    : m->created[row];
+    if (from <= 0)
+        return 0;
+    if (version != NULL)
+        *version = m->versions[row];
+    return from + m->every; /* both bounded: durations are capped at 1000y */
+}
+
+uint32_t kp__unrotated_version(const kp__discovery *d, const kp__chain_state *s, bool found)
+{
+    uint32_t vs[KP_MATRIX_MAX_VERSIONS];
+    const char *fs[KP_MATRIX_MAX_VERSIONS];
+    size_t nv = kp__versions(d, vs, fs, KP_MATRIX_MAX_VERSIONS);
+    for (size_t k = nv; k-- > 0;) {
+        const kp__vstate *x = found ? kp__state_find((kp__chain_state *)s, vs[k]) : NULL;
+        if (!kp__version_confirmed(d, vs[k], fs[k]) ||
+            (x != NULL && x->state != KP_VSTATE_ACTIVE && x->state != KP_VSTATE_PREVIOUS))
+            continue;
+        bool everywhere = true;
+        for (size_t i = 0; everywhere && i < d->n; i++) {
+            const kp__target *t = &d->t[i];
+            if (!t->reachable || t->secret || t->nheld == 0)
+                continue; /* holds nothing of the chain: wrap leaves it out */
+            const kp__held *h = kp__held_find(t, vs[k]);
+            everywhere = h != NULL && strcmp(h->fpr, fs[k]) == 0;
+        }
+        if (everywhere)
+            return vs[k];
+    }
+    return 0;
 }

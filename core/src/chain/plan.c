@@ -7,8 +7,9 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "chain/discovery.h"
 #include "chain/plan.h"
+#include "chain/secret_replica.h"
+#include "chain/state.h"
 
 #define KP_MAX_VERSIONS 512
 
@@ -52,26 +53,115 @@ static kp_action s_action(uint32_t kind, const char *chain, const char *source, 
     return a;
 }
 
-/* A reachable holder of version v with fingerprint fpr, the origin first. */
+/* A reachable holder of version v with fingerprint fpr: the origin first, then the other
+ * keystores, then the secret replicas (a copy opened with its password from the chain's
+ * secret store). */
 static const char *s_source(const kp__discovery *d, uint32_t v, const char *fpr)
 {
     const kp__target *o = &d->t[d->origin];
     const kp__held *h = o->reachable ? kp__held_find(o, v) : NULL;
     if (h != NULL && strcmp(h->fpr, fpr) == 0)
         return o->name;
-    for (size_t i = 0; i < d->n; i++) {
-        h = d->t[i].reachable && !d->t[i].secret ? kp__held_find(&d->t[i], v) : NULL;
-        if (h != NULL && strcmp(h->fpr, fpr) == 0)
-            return d->t[i].name;
+    for (int secret = 0; secret < 2; secret++) {
+        for (size_t i = 0; i < d->n; i++) {
+            h = d->t[i].reachable && d->t[i].secret == secret ? kp__held_find(&d->t[i], v) : NULL;
+            if (h != NULL && strcmp(h->fpr, fpr) == 0)
+                return d->t[i].name;
+        }
     }
     return NULL;
 }
 
+/* The lifecycle document follows the keys: keystores whose document is not the authority's
+ * (older, none like a restored region, unreadable, or claiming another active version) get
+ * the authority's; documents no keystore can vouch for are a finding. */
+static kp_status s_plan_state(kp_ctx *ctx, const kp__discovery *d, kp_plan *p)
+{
+    const kp_chain_policy *c = d->chain;
+    kp__state_report *r = malloc(sizeof(*r));
+    kp__chain_state *s = malloc(sizeof(*s));
+    bool found = false;
+    kp_status st = r != NULL && s != NULL ? KP_OK : KP_ERR_NOMEM;
+    kp_status dst = st == KP_OK ? kp__state_decide(ctx, d, s, &found, r) : st;
+    if (st == KP_OK && dst != KP_OK && dst != KP_ERR_NOMEM)
+        st = s_push_finding(p, KP_FINDING_STATE, c->name, d->t[d->origin].name, 0, dst,
+                            kp_ctx_last_error(ctx));
+    else if (st == KP_OK && dst != KP_OK)
+        st = dst;
+    if (st == KP_OK && dst == KP_OK && r->problem[0] != '\0')
+        st = s_push_finding(p, KP_FINDING_STATE, c->name, d->t[r->source].name, 0, KP_ERR_INTEGRITY,
+                            r->problem);
+    for (size_t i = 0; st == KP_OK && dst == KP_OK && found && i < d->n; i++) {
+        const kp__target *t = &d->t[i];
+        if (r->repair[i] && t->reachable && !t->secret && t->keeps_state) {
+            kp_action a = s_action(KP_ACTION_STATE, c->name, d->t[r->source].name, t->name, 0, "");
+            st = s_push_action(p, &a);
+        }
+    }
+    free(r);
+    free(s);
+    kp__clear_error(ctx);
+    return st;
+}
+
+/* Copies of every confirmed version to the stores that lack it; a version no store can vouch
+ * for, and a store holding another key under a number, are findings. */
+static kp_status s_plan_versions(kp_ctx *ctx, const kp__discovery *d, kp_plan *p)
+{
+    const kp_chain_policy *c = d->chain;
+    uint32_t versions[KP_MAX_VERSIONS];
+    const char *fprs[KP_MAX_VERSIONS];
+    size_t nv = kp__versions(d, versions, fprs, KP_MAX_VERSIONS);
+    /* An abandoned version is no longer wanted anywhere (kp_chain_abandon): not copied. A
+     * document that cannot be told is s_plan_state's finding; then every version is copied. */
+    kp__chain_state *s = malloc(sizeof(*s));
+    bool found = false;
+    kp_status st = s != NULL ? KP_OK : KP_ERR_NOMEM;
+    if (st == KP_OK)
+        found = kp__state_load(ctx, d, s, &found) == KP_OK && found;
+    kp__clear_error(ctx);
+    for (size_t k = 0; st == KP_OK && k < nv; k++) {
+        const kp__vstate *x = found ? kp__state_find(s, versions[k]) : NULL;
+        if (x != NULL && x->state == KP_VSTATE_ABANDONED)
+            continue;
+        bool confirmed = kp__version_confirmed(d, versions[k], fprs[k]);
+        for (size_t i = 0; st == KP_OK && i < d->n; i++) {
+            const kp__target *t = &d->t[i];
+            if (!t->reachable)
+                continue;
+            const kp__held *h = kp__held_find(t, versions[k]);
+            char why[256];
+            if (h != NULL && strcmp(h->fpr, fprs[k]) != 0) {
+                snprintf(why, sizeof(why),
+                         "holds another key as %s v%u (fingerprint %.16s..., expected %.16s...)",
+                         c->name, versions[k], h->fpr, fprs[k]);
+                st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, t->name, versions[k],
+                                    KP_ERR_INTEGRITY, why);
+            } else if (h != NULL && !confirmed) {
+                snprintf(why, sizeof(why),
+                         "holds %s v%u (%.16s...), which neither the origin %s nor more than "
+                         "half of the chain's %zu stores hold: not copied, never used to wrap",
+                         c->name, versions[k], h->fpr, c->origin, d->n);
+                st = s_push_finding(p, KP_FINDING_UNCONFIRMED, c->name, t->name, versions[k],
+                                    KP_ERR_INTEGRITY, why);
+            } else if (h == NULL && confirmed) {
+                const char *src = s_source(d, versions[k], fprs[k]);
+                kp_action a = s_action(t->secret ? KP_ACTION_SECRET : KP_ACTION_COPY, c->name,
+                                       src != NULL ? src : "", t->name, versions[k], fprs[k]);
+                st = s_push_action(p, &a);
+            }
+        }
+    }
+    free(s);
+    return st;
+}
+
 static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
-                              kp_plan *p)
+                              const char *vouch, kp_plan *p)
 {
     kp__discovery d;
     kp_status st = kp__discover(ctx, policy, c, &d);
+    kp__discovery_vouch(&d, vouch);
     for (size_t i = 0; st == KP_OK && i < d.n; i++) {
         char why[256];
         if (!d.t[i].reachable)
@@ -81,14 +171,15 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
             st = s_push_finding(p, KP_FINDING_INCAPABLE, c->name, d.t[i].name, 0,
                                 KP_ERR_UNSUPPORTED, why);
     }
-    uint32_t versions[KP_MAX_VERSIONS];
-    const char *fprs[KP_MAX_VERSIONS];
-    size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MAX_VERSIONS) : 0;
+    uint32_t v1;
+    const char *f1;
+    size_t nv = st == KP_OK ? kp__versions(&d, &v1, &f1, 1) : 0;
     bool all_reachable = true;
     for (size_t i = 0; i < d.n; i++)
         all_reachable = all_reachable && d.t[i].reachable;
-    /* A new protector only when every keystore answered and none holds any version: an
-     * unreachable one may hold the real v1, and a second v1 would split the chain. */
+    /* A new protector only when every store answered (secret replicas too) and none holds any
+     * version: an unreachable one may hold the real v1, and a second v1 would split the chain.
+     * A store that was initialised and is now missing answers "unreachable", not "empty". */
     if (st == KP_OK && nv == 0 && all_reachable) {
         /* Nothing anywhere: the protector is born in the origin, then copied everywhere. */
         kp_action a = s_action(KP_ACTION_CREATE, c->name, "", c->origin, 1, "");
@@ -101,42 +192,10 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
             st = s_push_action(p, &a);
         }
     }
-    for (size_t k = 0; st == KP_OK && k < nv; k++) {
-        for (size_t i = 0; st == KP_OK && i < d.n; i++) {
-            const kp__target *t = &d.t[i];
-            if (!t->reachable)
-                continue;
-            const kp__held *h = kp__held_find(t, versions[k]);
-            if (h != NULL && strcmp(h->fpr, fprs[k]) != 0) {
-                char why[256];
-                snprintf(why, sizeof(why),
-                         "holds another key as %s v%u (fingerprint %.16s..., expected %.16s...)",
-                         c->name, versions[k], h->fpr, fprs[k]);
-                st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, t->name, versions[k],
-                                    KP_ERR_INTEGRITY, why);
-            } else if (h == NULL) {
-                const char *src = s_source(&d, versions[k], fprs[k]);
-                kp_action a = s_action(t->secret ? KP_ACTION_SECRET : KP_ACTION_COPY, c->name,
-                                       src != NULL ? src : "", t->name, versions[k], fprs[k]);
-                st = s_push_action(p, &a);
-            }
-        }
-    }
-    /* The lifecycle document follows the keys: keystores with an older one (or none, like a
-     * restored region) get the newest. */
-    size_t newest = d.n;
-    for (size_t i = 0; st == KP_OK && i < d.n; i++)
-        if (d.t[i].reachable && !d.t[i].secret && d.t[i].state_serial > 0 &&
-            (newest == d.n || d.t[i].state_serial > d.t[newest].state_serial))
-            newest = i;
-    for (size_t i = 0; st == KP_OK && newest < d.n && i < d.n; i++) {
-        const kp__target *t = &d.t[i];
-        if (t->reachable && !t->secret && t->keeps_state &&
-            t->state_serial < d.t[newest].state_serial) {
-            kp_action a = s_action(KP_ACTION_STATE, c->name, d.t[newest].name, t->name, 0, "");
-            st = s_push_action(p, &a);
-        }
-    }
+    if (st == KP_OK)
+        st = s_plan_versions(ctx, &d, p);
+    if (st == KP_OK)
+        st = s_plan_state(ctx, &d, p);
     kp__discovery_clear(&d);
     return st;
 }
@@ -149,6 +208,7 @@ typedef struct s_planner {
     kp_ctx *ctx;
     const kp_policy *policy;
     const char *only;
+    const char *vouch;
     kp_plan *parts; /* one per chain */
     kp_status *status;
     size_t next, n;
@@ -166,25 +226,30 @@ static void *s_plan_worker(void *arg)
             return NULL;
         const kp_chain_policy *c = kp_policy_chain_at(pl->policy, i);
         if (pl->only == NULL || strcmp(c->name, pl->only) == 0)
-            pl->status[i] = s_plan_chain(pl->ctx, pl->policy, c, &pl->parts[i]);
+            pl->status[i] = s_plan_chain(pl->ctx, pl->policy, c, pl->vouch, &pl->parts[i]);
     }
 }
 
 kp_status kp_plan_make(kp_ctx *ctx, const kp_policy *policy, const char *chain, kp_plan **out)
+{
+    return kp_plan_make_with(ctx, policy, chain, NULL, out);
+}
+
+kp_status kp_plan_make_with(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                            const kp_plan_opts *opts, kp_plan **out)
 {
     KP_ENSURE(ctx != NULL && policy != NULL && out != NULL, KP_ERR_INVALID_ARG);
     *out = NULL;
     if (chain != NULL && kp_policy_chain(policy, chain) == NULL)
         return kp__set_error(ctx, KP_ERR_NOT_FOUND, "no chain '%.64s' in %s", chain,
                              kp_policy_get0_path(policy));
-    s_planner pl = {ctx,
-                    policy,
-                    chain,
-                    NULL,
-                    NULL,
-                    0,
-                    kp_policy_chain_count(policy),
-                    PTHREAD_MUTEX_INITIALIZER};
+    s_planner pl = {.ctx = ctx,
+                    .policy = policy,
+                    .only = chain,
+                    .vouch =
+                        opts != NULL && opts->struct_size >= sizeof(*opts) ? opts->vouch : NULL,
+                    .n = kp_policy_chain_count(policy),
+                    .lock = PTHREAD_MUTEX_INITIALIZER};
     kp_plan *p = calloc(1, sizeof(*p));
     pl.parts = calloc(pl.n + 1, sizeof(*pl.parts));
     pl.status = calloc(pl.n + 1, sizeof(*pl.status));
@@ -232,11 +297,15 @@ static bool s_holds(kp_ctx *ctx, const kp_policy *policy, const char *from, cons
     kp_instance *inst = NULL;
     kp_key_info info;
     kp_status st = kp_instance_open(ctx, policy, from, &inst);
-    if (st == KP_OK)
-        st = kp_key_info_get(inst, a->chain, a->version, &info);
+    const kp_chain_policy *c = kp_policy_chain(policy, a->chain);
+    bool held = false;
+    if (st == KP_OK && c != NULL && kp__secret_replica_of(policy, c, from))
+        held = kp__secret_holds(inst, a->chain, a->version, a->fingerprint);
+    else if (st == KP_OK)
+        held = kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK &&
+               (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
     kp_instance_close(inst);
-    return st == KP_OK &&
-           (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
+    return held;
 }
 
 kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, const char *target,
@@ -268,7 +337,8 @@ kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, 
                                  "no keystore holds any version of %s: there is nothing to "
                                  "restore from (a new protector would open no old envelope)",
                                  a.chain);
-        if (from != NULL && a.kind == KP_ACTION_COPY && s_holds(ctx, policy, from, &a)) {
+        if (from != NULL && (a.kind == KP_ACTION_COPY || a.kind == KP_ACTION_SECRET) &&
+            s_holds(ctx, policy, from, &a)) {
             snprintf(a.source, sizeof(a.source), "%s", from);
             nfrom++;
         }
@@ -276,8 +346,11 @@ kp_status kp_plan_restrict(kp_ctx *ctx, const kp_policy *policy, kp_plan *plan, 
     }
     plan->n = keep;
     size_t fkeep = 0;
+    /* Its own findings, and what keeps versions or the state document from being restored. */
     for (size_t i = 0; i < plan->nfind; i++)
-        if (strcmp(plan->findings[i].instance, target) == 0)
+        if (strcmp(plan->findings[i].instance, target) == 0 ||
+            plan->findings[i].kind == KP_FINDING_UNCONFIRMED ||
+            plan->findings[i].kind == KP_FINDING_STATE)
             plan->findings[fkeep++] = plan->findings[i];
     plan->nfind = fkeep;
     kp__clear_error(ctx);

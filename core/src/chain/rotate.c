@@ -1,25 +1,30 @@
 /*
  * Two-phase rotation: stage vN+1 everywhere and prove it, then activate it; retire only what
- * the retention window no longer needs. The lifecycle lives in the chain-state document that
- * every keystore keeps (state.c). Nothing here deletes or disables a key version.
+ * the retention window no longer needs; abandon a version that never wrapped. The lifecycle
+ * lives in the chain-state document that every keystore keeps (state.c). Nothing here deletes
+ * or disables a key version.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "chain/state.h"
+#include "chain/matrix.h"
 
-/* A chain that never rotated has no document: its newest version is the active one. */
+/* A chain that never rotated has no document: the version wrap uses is its active one and the
+ * confirmed versions before it are previous. Newer ones (made outside the lifecycle, or not in
+ * every keystore) stay unrecorded: no stage makes one of them active without a proof. */
 static void s_bootstrap(const kp__discovery *d, kp__chain_state *s)
 {
     uint32_t versions[KP_STATE_VERSIONS];
     const char *fprs[KP_STATE_VERSIONS];
     size_t n = kp__versions(d, versions, fprs, KP_STATE_VERSIONS);
+    uint32_t active = kp__unrotated_version(d, s, false);
     memset(s, 0, sizeof(*s));
-    for (size_t i = 0; i < n; i++) {
-        kp__vstate *x = kp__state_add(s, versions[i]);
+    for (size_t i = 0; i < n && versions[i] <= active; i++) {
+        kp__vstate *x =
+            kp__version_confirmed(d, versions[i], fprs[i]) ? kp__state_add(s, versions[i]) : NULL;
         if (x != NULL)
-            x->state = i + 1 == n ? KP_VSTATE_ACTIVE : KP_VSTATE_PREVIOUS;
+            x->state = versions[i] == active ? KP_VSTATE_ACTIVE : KP_VSTATE_PREVIOUS;
     }
 }
 
@@ -30,6 +35,7 @@ typedef struct s_view {
     const kp_chain_policy *c;
     kp__discovery d;
     kp__chain_state s;
+    bool recorded; /* s is a document the keystores keep, not a bootstrapped one */
 } s_view;
 
 static kp_status s_look(kp_ctx *ctx, const kp_policy *policy, const char *chain, s_view *v)
@@ -42,6 +48,7 @@ static kp_status s_look(kp_ctx *ctx, const kp_policy *policy, const char *chain,
         st = kp__state_load(ctx, &v->d, &v->s, &found);
     if (st == KP_OK && !found)
         s_bootstrap(&v->d, &v->s);
+    v->recorded = found;
     return st;
 }
 
@@ -104,15 +111,18 @@ static kp_status s_stage_new(kp_ctx *ctx, const char *chain, s_view *v, uint32_t
     for (size_t i = 0; i < v->s.n; i++)
         if (v->s.v[i].version > highest)
             highest = v->s.v[i].version;
-    if (highest == 0)
-        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
-                             "chain '%s' has no protector yet: run 'keyplane apply' first", chain);
-    /* The next number after every version any keystore holds, not only the recorded ones. */
+    /* The next number after every version any keystore holds, not only the recorded ones (an
+     * abandoned number is recorded, and never used again). */
     uint32_t vers[KP_STATE_VERSIONS];
     const char *fprs[KP_STATE_VERSIONS];
     size_t n = kp__versions(&v->d, vers, fprs, KP_STATE_VERSIONS);
     if (n > 0 && vers[n - 1] > highest)
         highest = vers[n - 1];
+    if (highest == 0)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                             "chain '%s' has no protector yet: run 'keyplane apply' first", chain);
+    if (highest == UINT32_MAX)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "chain '%s': no version numbers left", chain);
     kp__target *o = &v->d.t[v->d.origin];
     if (!o->reachable)
         return kp__set_error(ctx, KP_ERR_UNAVAILABLE, "origin %s is unreachable: %s", o->name,
@@ -237,7 +247,8 @@ kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy, const char *chai
         /* reported below */
     } else if (x == NULL) {
         st = kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no v%u", chain, version);
-    } else if (x->state == KP_VSTATE_ACTIVE || x->state == KP_VSTATE_STAGED) {
+    } else if (x->state == KP_VSTATE_ACTIVE || x->state == KP_VSTATE_STAGED ||
+               x->state == KP_VSTATE_ABANDONED) {
         st = kp__set_error(ctx, KP_ERR_DENIED, "%s v%u is %s: only a previous version retires",
                            chain, version, kp_version_state_name(x->state));
     } else if (x->state == KP_VSTATE_PREVIOUS &&
@@ -256,6 +267,83 @@ kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy, const char *chai
                                (long long)(x->active_until + v->c->retention - now));
     } else if (x->state != KP_VSTATE_RETIRED) {
         x->state = KP_VSTATE_RETIRED;
+        st = kp__state_store(ctx, &v->d, &v->s);
+    }
+    s_view_free(v);
+    return st;
+}
+
+/* Whether version may be abandoned: it never was active, and no envelope can have used it.
+ * *noop when it already is. */
+static kp_status s_abandonable(kp_ctx *ctx, const s_view *v, uint32_t version, bool *noop)
+{
+    const char *chain = v->c->name;
+    const kp__vstate *x = kp__state_find((kp__chain_state *)&v->s, version);
+    bool held = false;
+    const char *away = NULL;
+    for (size_t i = 0; i < v->d.n; i++) {
+        held = held || (v->d.t[i].reachable && kp__held_find(&v->d.t[i], version) != NULL);
+        if (!v->d.t[i].reachable && !v->d.t[i].secret && away == NULL)
+            away = v->d.t[i].name;
+    }
+    uint32_t active = kp__state_active(&v->s);
+    uint32_t floor = active != 0 ? active : kp__unrotated_version(&v->d, &v->s, v->recorded);
+    *noop = x != NULL && x->state == KP_VSTATE_ABANDONED;
+    if (*noop)
+        return KP_OK;
+    if (x == NULL && !held)
+        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                             "chain '%s' has no v%u in any keystore that answered", chain, version);
+    if (!v->recorded && away != NULL)
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "not abandoning %s v%u: %s is unreachable, and until the chain has "
+                             "rotated which version wrap uses depends on it",
+                             chain, version, away);
+    if (floor == 0 && x == NULL)
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "not abandoning %s v%u: no version is active or in every keystore, "
+                             "so which one wrap used cannot be told",
+                             chain, version);
+    /* Never rotated: the bootstrapped document records the version wrap picks and those
+     * before it, each of which may have wrapped. */
+    if (!v->recorded && version <= floor)
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "not abandoning %s v%u: wrap picks v%u (the chain never rotated: "
+                             "the newest version every keystore holds)%s, so envelopes may use "
+                             "it",
+                             chain, version, floor,
+                             version < floor ? ", and may have picked this one before" : "");
+    if (x != NULL && (x->state != KP_VSTATE_STAGED || x->active_from != 0))
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "not abandoning %s v%u: it is %s%s; only a version that never "
+                             "wrapped (staged, or made outside the lifecycle) can be abandoned",
+                             chain, version, kp_version_state_name(x->state),
+                             x->state == KP_VSTATE_STAGED ? " but was active once" : "");
+    if (x == NULL && version <= floor)
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "not abandoning %s v%u: the chain's document does not record it and "
+                             "it is older than v%u, which wrap uses: it may have wrapped before "
+                             "the chain first rotated",
+                             chain, version, floor);
+    return KP_OK;
+}
+
+kp_status kp_chain_abandon(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                           uint32_t version)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version > 0, KP_ERR_INVALID_ARG);
+    s_view *v = NULL;
+    bool noop = false;
+    kp_status st = s_view_new(ctx, policy, chain, &v);
+    if (st == KP_OK)
+        st = s_abandonable(ctx, v, version, &noop);
+    kp__vstate *x = st == KP_OK && !noop ? kp__state_add(&v->s, version) : NULL;
+    if (st == KP_OK && !noop && x == NULL)
+        st = kp__set_error(ctx, KP_ERR_NOMEM, "chain '%s' records too many versions", chain);
+    if (x != NULL) {
+        /* A chain that never rotated gets its document now: the version wrap uses becomes
+         * its active one, so that this choice no longer depends on who holds what. */
+        x->state = KP_VSTATE_ABANDONED;
         st = kp__state_store(ctx, &v->d, &v->s);
     }
     s_view_free(v);

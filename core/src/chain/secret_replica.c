@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <keyplane/kit/codec.h>
 #include <keyplane/kit/ossl.h>
@@ -65,6 +66,27 @@ static void s_name(char *buf, size_t size, const char *chain, const char *what)
     snprintf(buf, size, "%s.%s", chain, what);
 }
 
+bool kp__secret_holds(kp_instance *inst, const char *chain, uint32_t version, const char *fpr)
+{
+    char key[KP_NAME_MAX + 16];
+    s_name(key, sizeof(key), chain, "key");
+    s_found f = {version, NULL, 0, 0, ""};
+    return kp_store_list(inst, key, s_visit, &f) == KP_OK && f.secret_version > 0 &&
+           (fpr == NULL || fpr[0] == '\0' || strcmp(f.fpr, fpr) == 0);
+}
+
+bool kp__secret_replica_of(const kp_policy *policy, const kp_chain_policy *c, const char *name)
+{
+    for (size_t i = 0; i < c->nsecret_replicas; i++)
+        if (strcmp(c->secret_replicas[i], name) == 0)
+            return true;
+    uint32_t caps = kp_policy_instance_capabilities(policy, name);
+    for (size_t i = 0; i < c->nreplicas; i++)
+        if (strcmp(c->replicas[i], name) == 0)
+            return caps != 0 && !(caps & KP_CAP_KEYSTORE);
+    return false;
+}
+
 kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discovery *d)
 {
     const kp_chain_policy *c = d->chain;
@@ -74,8 +96,7 @@ kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discover
         const char *const *list = pass == 0 ? c->replicas : c->secret_replicas;
         size_t count = pass == 0 ? c->nreplicas : c->nsecret_replicas;
         for (size_t i = 0; i < count && n < KP_MAX_TARGETS; i++) {
-            uint32_t caps = kp_policy_instance_capabilities(policy, list[i]);
-            if (pass == 0 && (caps == 0 || (caps & KP_CAP_KEYSTORE)))
+            if (!kp__secret_replica_of(policy, c, list[i]))
                 continue; /* a keystore replica gets the key itself */
             bool dup = false;
             for (size_t j = 0; j < n; j++)
@@ -104,8 +125,8 @@ kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discover
     return KP_OK;
 }
 
-kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src, kp_instance *dst,
-                          kp_instance *secrets, uint32_t version, const char *fpr)
+kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
+                          kp_instance *dst, kp_instance *secrets, uint32_t version, const char *fpr)
 {
     char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], vbuf[16], pvbuf[16];
     s_name(key, sizeof(key), c->name, "key");
@@ -124,13 +145,11 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *sr
     kp_memwipe(raw, sizeof(raw));
     kp_secret *password = kp_secret_new_copy(text, strlen(text));
     kp_memwipe(text, sizeof(text));
-    kp_secret *pkcs8 = NULL, *pem = NULL;
+    kp_secret *pem = NULL;
     char *pemtext = NULL;
     size_t pemlen = 0;
     uint32_t pwver = 0, kver = 0;
     kp_status st = password != NULL ? KP_OK : KP_ERR_NOMEM;
-    if (st == KP_OK)
-        st = kp_key_export(src, c->name, version, &pkcs8);
     if (st == KP_OK) {
         st = kp__pkcs8_encrypt_pem(pkcs8, password, &pemtext, &pemlen, why, sizeof(why));
         if (st != KP_OK)
@@ -158,7 +177,6 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *sr
         st = kp_store_put(dst, key, pem, kmeta, 6, &kver);
     free(pemtext);
     kp_secret_free(pem);
-    kp_secret_free(pkcs8);
     kp_secret_free(password);
     return st;
 }
@@ -223,17 +241,17 @@ out:
                          why[0] != '\0' ? ": " : "", why);
 }
 
-kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
-                           kp_instance *secrets, uint32_t version, const uint8_t *spki,
-                           size_t spkilen, char *detail, size_t detlen)
+/* The private key of dst's newest copy of version, opened with the password the chain's secret
+ * store keeps for it; KP_ERR_NOT_FOUND when dst has no copy of version. */
+static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
+                                kp_instance *secrets, uint32_t version, EVP_PKEY **pkey)
 {
     char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16];
     s_name(key, sizeof(key), c->name, "key");
     s_name(pwname, sizeof(pwname), c->name, "password");
     s_found f = {version, NULL, 0, 0, ""};
     kp_secret *pem = NULL, *password = NULL;
-    EVP_PKEY *pkey = NULL;
-    char fpr[KPK_FPR_HEX] = "";
+    *pkey = NULL;
     kp_status st = kp_store_list(dst, key, s_visit, &f);
     if (st == KP_OK && f.secret_version == 0)
         st = KP_ERR_NOT_FOUND;
@@ -244,14 +262,26 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
     if (st == KP_OK)
         st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
     if (st == KP_OK)
-        pkey = s_open_copy(pem, password);
-    if (st == KP_OK && pkey == NULL) {
+        *pkey = s_open_copy(pem, password);
+    if (st == KP_OK && *pkey == NULL) {
         char why[KPK_OSSL_REASON_MAX];
         kpk_ossl_reason(why, sizeof(why));
         st = kp__set_error(ctx, KP_ERR_INTEGRITY,
                            "the copy does not open with its password (version %u)%s%s",
                            f.password_version, why[0] != '\0' ? ": " : "", why);
     }
+    kp_secret_free(pem);
+    kp_secret_free(password);
+    return st;
+}
+
+kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
+                           kp_instance *secrets, uint32_t version, const uint8_t *spki,
+                           size_t spkilen, char *detail, size_t detlen)
+{
+    EVP_PKEY *pkey = NULL;
+    char fpr[KPK_FPR_HEX] = "";
+    kp_status st = s_open_version(ctx, c, dst, secrets, version, &pkey);
     /* Same key: its public half hashes to the version's fingerprint, and it decrypts what the
      * version's public key encrypts. */
     if (st == KP_OK && !s_same_key(pkey, spki, spkilen, fpr))
@@ -259,11 +289,56 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
     if (st == KP_OK)
         st = s_decrypts(ctx, pkey, spki, spkilen);
     EVP_PKEY_free(pkey);
-    kp_secret_free(pem);
-    kp_secret_free(password);
     snprintf(detail, detlen, "%s",
              st == KP_OK              ? "opened with its password, decrypted a challenge"
              : st == KP_ERR_NOT_FOUND ? "version missing"
                                       : kp_ctx_last_error(ctx));
+    return st;
+}
+
+kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src,
+                            kp_instance *secrets, uint32_t version, const char *want,
+                            kp_secret **pkcs8, kp_key_info *info)
+{
+    EVP_PKEY *pkey = NULL;
+    PKCS8_PRIV_KEY_INFO *p8 = NULL;
+    unsigned char *der = NULL;
+    char fpr[KPK_FPR_HEX] = "";
+    *pkcs8 = NULL;
+    kp_status st = s_open_version(ctx, c, src, secrets, version, &pkey);
+    if (st == KP_ERR_NOT_FOUND)
+        st = kp__set_error(ctx, st, "%s holds no copy of %s v%u", kp_instance_name(src), c->name,
+                           version);
+    if (st == KP_OK)
+        st = kpk_fpr_pkey(pkey, fpr);
+    if (st == KP_OK && strcmp(fpr, want) != 0)
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                           "%s: the copy of %s v%u is another key (%.16s..., expected %.16s...)",
+                           kp_instance_name(src), c->name, version, fpr, want);
+    int len = 0;
+    if (st == KP_OK) {
+        p8 = EVP_PKEY2PKCS8(pkey);
+        len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : 0;
+        *pkcs8 = len > 0 ? kp_secret_new_copy(der, (size_t)len) : NULL;
+        if (*pkcs8 == NULL)
+            st = kp__set_error(ctx, KP_ERR_CRYPTO, "cannot encode the copy of %s v%u as PKCS#8",
+                               c->name, version);
+    }
+    if (st == KP_OK) {
+        kp_key_spec spec;
+        kp__chain_spec(c, version, &spec);
+        memset(info, 0, sizeof(*info));
+        info->struct_size = sizeof(*info);
+        snprintf(info->name, sizeof(info->name), "%s", c->name);
+        info->version = version;
+        info->type = spec.type;
+        info->bits = (uint32_t)EVP_PKEY_get_bits(pkey);
+        info->flags = spec.flags;
+        memcpy(info->fingerprint, fpr, KPK_FPR_HEX);
+    }
+    if (der != NULL)
+        OPENSSL_clear_free(der, (size_t)len);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    EVP_PKEY_free(pkey);
     return st;
 }

@@ -7,12 +7,23 @@
 
 #include "chain/discovery.h"
 
+/* Whether name is one of c's secret replicas (listed as one, or a replica that is no keystore). */
+bool kp__secret_replica_of(const kp_policy *policy, const kp_chain_policy *c, const char *name);
+/* Whether secret store inst keeps a copy of chain's version (with fingerprint fpr when given). */
+bool kp__secret_holds(kp_instance *inst, const char *chain, uint32_t version, const char *fpr);
 /* Appends the chain's secret replicas to d (after its keystores) and lists what they hold. */
 kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discovery *d);
-/* Exports version from src, encrypts it under a fresh password kept in the chain's secret
- * store, and puts it into dst. */
-kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src, kp_instance *dst,
-                          kp_instance *secrets, uint32_t version, const char *fpr);
+/* Encrypts pkcs8 (version's private key, fingerprint fpr) under a fresh password kept in the
+ * chain's secret store, and puts it into dst. */
+kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
+                          kp_instance *dst, kp_instance *secrets, uint32_t version,
+                          const char *fpr);
+/* A secret replica as a restore source: src's copy of version opened with its password, checked
+ * to be the key with fingerprint want, as PKCS#8 (*pkcs8, the caller frees it) and the info an
+ * import needs (bits from the key, type and flags from the chain's policy). */
+kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src,
+                            kp_instance *secrets, uint32_t version, const char *want,
+                            kp_secret **pkcs8, kp_key_info *info);
 /* Proves dst's copy of version: decrypts it with its password and unwraps a challenge made
  * with spki. */
 kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,

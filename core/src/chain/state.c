@@ -3,6 +3,8 @@
  *   {"format":"keyplane-chain-state","chain":C,"serial":N,"updated":T,
  *    "versions":[{"version":1,"state":"active","active_from":T,"active_until":0,"verified":T}]}
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,7 +13,7 @@
 
 #include "chain/state.h"
 
-static const char *s_names[] = {"none", "staged", "active", "previous", "retired"};
+static const char *s_names[] = {"none", "staged", "active", "previous", "retired", "abandoned"};
 
 const char *kp_version_state_name(uint32_t state)
 {
@@ -77,8 +79,9 @@ static char *s_encode(const char *chain, const kp__chain_state *s)
     return out;
 }
 
-/* The document of one instance: 1 read, 0 none kept, -1 there but unreadable. */
-static int s_read3(kp_instance *inst, const char *chain, kp__chain_state *s)
+/* The document of one instance: 1 read, 0 none kept, -1 there but unreadable (why says how). */
+static int s_read3(kp_ctx *ctx, kp_instance *inst, const char *chain, kp__chain_state *s, char *why,
+                   size_t whylen)
 {
     if (!kp__inst_state_kept(inst))
         return 0;
@@ -86,50 +89,131 @@ static int s_read3(kp_instance *inst, const char *chain, kp__chain_state *s)
     size_t len = KP_STATE_MAX;
     kp_status st = buf != NULL ? kp__inst_state_get(inst, chain, buf, &len) : KP_ERR_NOMEM;
     int r = st == KP_ERR_NOT_FOUND ? 0 : st == KP_OK && s_parse(buf, len, chain, s) ? 1 : -1;
+    if (r < 0)
+        snprintf(why, whylen, "%s",
+                 st != KP_OK ? kp_ctx_last_error(ctx) : "not a keyplane chain-state document");
     free(buf);
     return r;
 }
 
-static bool s_read(kp_instance *inst, const char *chain, kp__chain_state *s)
+/* Appends "; " and the formatted text to r->problem. */
+static void s_problem(kp__state_report *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void s_problem(kp__state_report *r, const char *fmt, ...)
 {
-    return s_read3(inst, chain, s) == 1;
+    size_t len = strlen(r->problem);
+    if (len > 0 && len + 2 < sizeof(r->problem)) {
+        memcpy(r->problem + len, "; ", 3);
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->problem + len, sizeof(r->problem) - len, fmt, ap);
+    va_end(ap);
 }
 
-kp_status kp__state_load_from(kp_ctx *ctx, const char *chain, kp_instance **insts, size_t n,
-                              kp__chain_state *s, bool *found)
+/* The authority among the documents read (rc 1): the origin's when it has one, else that of the
+ * store the caller vouches for, else the newest
+ * of the documents that more than half of the chain's state-keeping keystores agree on (same
+ * active version); d->n when there is none. */
+static size_t s_authority(const kp__discovery *d, const int *rc, const kp__chain_state *docs,
+                          size_t keepers)
 {
-    kp__chain_state *tmp = malloc(sizeof(*tmp));
-    if (tmp == NULL)
-        return KP_ERR_NOMEM;
+    if (rc[d->origin] == 1)
+        return d->origin;
+    if (d->vouch < d->n && rc[d->vouch] == 1)
+        return d->vouch;
+    size_t best = d->n;
+    for (size_t i = 0; i < d->n; i++) {
+        if (rc[i] != 1)
+            continue;
+        size_t votes = 0;
+        for (size_t j = 0; j < d->n; j++)
+            votes += rc[j] == 1 && kp__state_active(&docs[j]) == kp__state_active(&docs[i]);
+        if (votes * 2 > keepers && (best == d->n || docs[i].serial > docs[best].serial))
+            best = i;
+    }
+    return best;
+}
+
+kp_status kp__state_decide(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s, bool *found,
+                           kp__state_report *r)
+{
+    memset(r, 0, sizeof(*r));
     *found = false;
-    const char *bad = NULL;
-    for (size_t i = 0; i < n; i++) {
-        int r = insts[i] != NULL ? s_read3(insts[i], chain, tmp) : 0;
-        if (r < 0)
-            bad = kp_instance_name(insts[i]);
-        if (r == 1 && (!*found || tmp->serial > s->serial)) {
-            *s = *tmp;
-            *found = true;
+    r->source = d->n;
+    kp__chain_state *docs = calloc(d->n + 1, sizeof(*docs));
+    int rc[KP_MAX_TARGETS] = {0};
+    KP_ENSURE(docs != NULL, KP_ERR_NOMEM);
+    size_t keepers = 0, nread = 0, nbad = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const kp__target *t = &d->t[i];
+        rc[i] = -2; /* not asked: a secret replica, unreachable, or keeping no documents */
+        if (t->secret || (t->reachable && !t->keeps_state))
+            continue;
+        keepers++; /* an unreachable keystore counts: it may keep one */
+        if (!t->reachable)
+            continue;
+        char why[256] = "";
+        rc[i] = s_read3(ctx, t->inst, d->chain->name, &docs[i], why, sizeof(why));
+        nread += rc[i] == 1;
+        if (rc[i] < 0) {
+            nbad++;
+            r->repair[i] = true;
+            s_problem(r, "the state document in %s is unreadable (%s)", t->name, why);
         }
     }
-    free(tmp);
+    size_t a = s_authority(d, rc, docs, keepers);
+    if (a < d->n) {
+        *s = docs[a];
+        *found = true;
+        r->source = a;
+        uint32_t active = kp__state_active(s);
+        for (size_t i = 0; i < d->n; i++) {
+            if (rc[i] == 0 && d->t[i].reachable)
+                r->repair[i] = true; /* a restored keystore: gets the document */
+            if (rc[i] != 1 || i == a)
+                continue;
+            if (kp__state_active(&docs[i]) != active && docs[i].serial >= s->serial)
+                s_problem(r,
+                          "%s's state document names v%u active (serial %llu), %s's v%u "
+                          "(serial %llu)",
+                          d->t[i].name, kp__state_active(&docs[i]),
+                          (unsigned long long)docs[i].serial, d->t[a].name, active,
+                          (unsigned long long)s->serial);
+            r->repair[i] = docs[i].serial != s->serial || kp__state_active(&docs[i]) != active;
+        }
+    } else if (nread > 0) {
+        /* Documents, but no origin's and no majority: a store that only one party can write
+         * must not decide which key wraps. */
+        for (size_t i = 0; i < d->n; i++)
+            if (rc[i] == 1)
+                s_problem(r, "%s names v%u active (serial %llu)", d->t[i].name,
+                          kp__state_active(&docs[i]), (unsigned long long)docs[i].serial);
+        r->undecided = true;
+    } else if (nbad > 0) {
+        r->undecided = true; /* unreadable must not pass for "never rotated" */
+    }
+    free(docs);
+    if (r->undecided)
+        return kp__set_error(
+            ctx, KP_ERR_INTEGRITY,
+            "cannot tell which version of chain '%s' is active: %s; the origin "
+            "%s %s, and a state document counts only when it is the origin's "
+            "or more than half of the chain's %zu state-keeping keystores agree",
+            d->chain->name, r->problem, d->t[d->origin].name,
+            d->t[d->origin].reachable ? "keeps no readable document" : "is unreachable", keepers);
     kp__clear_error(ctx);
-    /* With no readable document, an unreadable one must not pass for "never rotated": that
-     * would make the newest version (maybe only staged) the one wrap uses. */
-    if (!*found && bad != NULL)
-        return kp__set_error(ctx, KP_ERR_INTEGRITY,
-                             "the state document of chain '%s' in %s is unreadable; restore it "
-                             "from another keystore before wrapping or rotating",
-                             chain, bad);
     return KP_OK;
 }
 
 kp_status kp__state_load(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s, bool *found)
 {
-    kp_instance *insts[KP_MAX_TARGETS];
-    for (size_t i = 0; i < d->n; i++)
-        insts[i] = d->t[i].reachable && !d->t[i].secret ? d->t[i].inst : NULL;
-    return kp__state_load_from(ctx, d->chain->name, insts, d->n, s, found);
+    kp__state_report *r = malloc(sizeof(*r));
+    KP_ENSURE(r != NULL, KP_ERR_NOMEM);
+    kp_status st = kp__state_decide(ctx, d, s, found, r);
+    free(r);
+    return st;
 }
 
 kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s)
@@ -141,7 +225,10 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
         return KP_ERR_NOMEM;
     size_t len = strlen(doc), written = 0;
     kp_status st = KP_OK;
-    for (size_t i = 0; i < d->n; i++) {
+    /* The origin first: its document is the authority, so a reader between two writes sees the
+     * others lag (harmless) rather than disagree with it. */
+    for (size_t k = 0; k < d->n; k++) {
+        size_t i = k == 0 ? d->origin : k <= d->origin ? k - 1 : k;
         if (!d->t[i].reachable || d->t[i].secret)
             continue;
         if (!kp__inst_state_kept(d->t[i].inst))
@@ -193,35 +280,28 @@ uint32_t kp__state_active(const kp__chain_state *s)
     return 0;
 }
 
-uint64_t kp__state_serial(kp_instance *inst, const char *chain, bool *keeps)
-{
-    *keeps = kp__inst_state_kept(inst);
-    kp__chain_state *s = malloc(sizeof(*s));
-    uint64_t serial = s != NULL && s_read(inst, chain, s) ? s->serial : 0;
-    free(s);
-    return serial;
-}
-
 kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_instance *dst,
                          bool *noop)
 {
     if (!kp__inst_state_kept(src) || !kp__inst_state_kept(dst))
         return kp__set_error(ctx, KP_ERR_UNSUPPORTED, "state documents not kept there");
-    bool keeps;
-    uint64_t have = kp__state_serial(dst, chain, &keeps);
     uint8_t *buf = malloc(KP_STATE_MAX);
     size_t len = KP_STATE_MAX;
-    kp__chain_state *s = malloc(sizeof(*s));
-    kp_status st = buf != NULL && s != NULL ? KP_OK : KP_ERR_NOMEM;
+    kp__chain_state *s = malloc(sizeof(*s)), *have = malloc(sizeof(*have));
+    kp_status st = buf != NULL && s != NULL && have != NULL ? KP_OK : KP_ERR_NOMEM;
+    char why[256] = "";
     if (st == KP_OK)
         st = kp__inst_state_get(src, chain, buf, &len);
     if (st == KP_OK && !s_parse(buf, len, chain, s))
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s keeps an unreadable state document",
                            kp_instance_name(src));
-    *noop = st == KP_OK && have >= s->serial;
+    /* The plan chose src as the authority; dst already agreeing with it is all there is to do. */
+    *noop = st == KP_OK && s_read3(ctx, dst, chain, have, why, sizeof(why)) == 1 &&
+            have->serial == s->serial && kp__state_active(have) == kp__state_active(s);
     if (st == KP_OK && !*noop)
         st = kp__inst_state_put(dst, chain, buf, len, NULL, 0);
     free(buf);
     free(s);
+    free(have);
     return st;
 }

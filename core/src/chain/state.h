@@ -1,6 +1,6 @@
 /* The chain-state document: which protector version is staged, active, previous or retired,
- * and when each was active. Kept in every keystore of the chain (KS_STATE_GET/PUT); the copy
- * with the highest serial wins. Not installed. */
+ * and when each was active. Kept in every keystore of the chain (KS_STATE_GET/PUT); which copy
+ * counts is kp__state_decide's rule. Not installed. */
 #ifndef KP_CHAIN_STATE_H
 #define KP_CHAIN_STATE_H
 
@@ -23,7 +23,24 @@ typedef struct kp__chain_state {
     size_t n;
 } kp__chain_state;
 
-/* Reads the newest document among the reachable keystores of d; *found false when none. */
+/* How the keystores of a chain answered about its state document (kp__state_decide). */
+typedef struct kp__state_report {
+    bool undecided;              /* documents exist, but none is the authority */
+    size_t source;               /* index in d of the authoritative document; d->n when none */
+    bool repair[KP_MAX_TARGETS]; /* reachable keystores whose document should become it */
+    char problem[768];           /* unreadable or disagreeing documents; "" when none */
+} kp__state_report;
+
+/* The chain's state as its keystores can vouch for it: the origin's document when it has a
+ * readable one, else that of the store the caller vouches for (d->vouch), else the newest of those
+ * more than half of the chain's state-keeping keystores agree on (same active version). *found
+ * false when no keystore keeps any (never rotated). KP_ERR_INTEGRITY, the reason set, when
+ * documents exist but none is the authority (or every one is unreadable); r->problem also names
+ * unreadable documents and any that claim another active version with a serial at least the
+ * authority's (forged, or a split). */
+kp_status kp__state_decide(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s, bool *found,
+                           kp__state_report *r);
+/* kp__state_decide without the report. */
 kp_status kp__state_load(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s, bool *found);
 /* Bumps the serial and writes the document to every reachable keystore of d that keeps one. */
 kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s);
@@ -31,13 +48,9 @@ kp__vstate *kp__state_find(kp__chain_state *s, uint32_t version);
 kp__vstate *kp__state_add(kp__chain_state *s, uint32_t version);
 /* The active version, 0 when none. */
 uint32_t kp__state_active(const kp__chain_state *s);
-/* The serial of inst's document (0 when none); *keeps whether its plugin keeps documents. */
-uint64_t kp__state_serial(kp_instance *inst, const char *chain, bool *keeps);
-/* Copies src's document to dst unless dst's is as new; *noop when it was. */
+/* Copies src's document to dst unless dst's already agrees (same serial and active version);
+ * *noop when it did. */
 kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_instance *dst,
                          bool *noop);
-/* Reads the newest document among the given open instances (wrap's path). */
-kp_status kp__state_load_from(kp_ctx *ctx, const char *chain, kp_instance **insts, size_t n,
-                              kp__chain_state *s, bool *found);
 
 #endif

@@ -40,12 +40,54 @@ const kp__held *kp__held_find(const kp__target *t, uint32_t version)
     return NULL;
 }
 
+size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const kp__held *h = d->t[i].reachable ? kp__held_find(&d->t[i], v) : NULL;
+        n += h != NULL && strcmp(h->fpr, fpr) == 0;
+    }
+    return n;
+}
+
+bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr)
+{
+    const kp__target *o = &d->t[d->origin];
+    const kp__held *h = o->reachable ? kp__held_find(o, v) : NULL;
+    if (h != NULL)
+        return strcmp(h->fpr, fpr) == 0;
+    const kp__target *w = d->vouch < d->n ? &d->t[d->vouch] : NULL;
+    h = w != NULL && w->reachable ? kp__held_find(w, v) : NULL;
+    if (h != NULL)
+        return strcmp(h->fpr, fpr) == 0;
+    return kp__version_holders(d, v, fpr) * 2 > d->n;
+}
+
+/* The reference fingerprint of v: the confirmed one, else the one most reachable stores hold
+ * (the first such in failover order). */
+static const char *s_reference(const kp__discovery *d, uint32_t v)
+{
+    const char *best = NULL;
+    size_t most = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const kp__held *h = d->t[i].reachable ? kp__held_find(&d->t[i], v) : NULL;
+        if (h == NULL)
+            continue;
+        if (kp__version_confirmed(d, v, h->fpr))
+            return h->fpr;
+        size_t n = kp__version_holders(d, v, h->fpr);
+        if (n > most) {
+            most = n;
+            best = h->fpr;
+        }
+    }
+    return best;
+}
+
 size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fprs, size_t max)
 {
     size_t n = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (d->t[i].secret)
-            continue; /* versions come from keystores; secret copies follow them */
         for (size_t k = 0; d->t[i].reachable && k < d->t[i].nheld; k++) {
             uint32_t v = d->t[i].held[k].version;
             bool seen = false;
@@ -61,8 +103,7 @@ size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fpr
                 at--;
             }
             versions[at] = v;
-            const kp__held *o = kp__held_find(&d->t[d->origin], v);
-            fprs[at] = o != NULL && d->t[d->origin].reachable ? o->fpr : d->t[i].held[k].fpr;
+            fprs[at] = s_reference(d, v);
             n++;
         }
     }

@@ -4,15 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/state.h"
+#include "chain/matrix.h"
 
-/* The chain's keystores to try: replica alone (checked to belong to the chain) or all. */
+/* The chain's keystores to try: replica alone (checked to belong to the chain), or all but
+ * those the policy keeps restore-only (a restore source is tried only when named). */
 static kp_status s_candidates(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
                               const char *replica, const char **out, size_t *n)
 {
     *n = kp__chain_keystores(policy, c, out, KP_MAX_TARGETS);
-    if (replica == NULL)
+    if (replica == NULL) {
+        size_t kept = 0;
+        for (size_t i = 0; i < *n; i++)
+            if (!kp__chain_restore_only(c, out[i]))
+                out[kept++] = out[i];
+        *n = kept;
         return KP_OK;
+    }
     for (size_t i = 0; i < *n; i++) {
         if (strcmp(out[i], replica) == 0) {
             out[0] = out[i];
@@ -25,148 +32,62 @@ static kp_status s_candidates(kp_ctx *ctx, const kp_policy *policy, const kp_cha
                          replica, c->name);
 }
 
-typedef struct s_vset {
-    struct {
-        uint32_t v;
-        char fpr[KPK_FPR_HEX];
-    } items[512];
-    size_t n;
-} s_vset;
-
-static kp_status s_vset_add(void *arg, const kp_key_info *info)
+/* The version wrap uses, with the fingerprint the chain vouches for: the active version of the
+ * state document the chain's keystores vouch for (state.c), else (never rotated) the newest
+ * confirmed version every reachable keystore holding any version holds. Refuses while state
+ * documents are unreadable or disagree: one store's document must not choose the key. */
+static kp_status s_wrap_version(kp_ctx *ctx, const kp__discovery *d, uint32_t *version,
+                                const char **fpr)
 {
-    s_vset *s = arg;
-    if (s->n < sizeof(s->items) / sizeof(s->items[0])) {
-        s->items[s->n].v = info->version;
-        memcpy(s->items[s->n].fpr, info->fingerprint, KPK_FPR_HEX);
-        s->n++;
-    }
-    return KP_OK;
-}
-
-/* True when s holds version v with fingerprint fpr: the same number with another key is not
- * the same version. */
-static bool s_vset_has(const s_vset *s, uint32_t v, const char *fpr)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (s->items[i].v == v && strcmp(s->items[i].fpr, fpr) == 0)
-            return true;
-    return false;
-}
-
-/* The newest version every reachable candidate holds; which candidates hold it. */
-static kp_status s_common_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
-                                  const char **cands, size_t n, uint32_t *version, bool *holds)
-{
-    s_vset *sets = calloc(n, sizeof(*sets));
-    bool *reachable = calloc(n, sizeof(*reachable));
-    bool *empty = calloc(n, sizeof(*empty));
-    if (sets == NULL || reachable == NULL || empty == NULL) {
-        free(sets);
-        free(reachable);
-        free(empty);
-        return KP_ERR_NOMEM;
-    }
-    size_t nreach = 0;
-    for (size_t i = 0; i < n; i++) {
-        kp_instance *inst = NULL;
-        kp_status st = kp__instance_borrow(ctx, policy, cands[i], &inst);
-        if (st == KP_OK)
-            st = kp_key_list(inst, chain, s_vset_add, &sets[i]);
-        kp__instance_return(ctx, inst);
-        if (st == KP_OK && sets[i].n > 0) {
-            reachable[i] = true;
-            nreach++;
-        } else if (st == KP_OK || st == KP_ERR_NOT_FOUND) {
-            /* Holding nothing of the chain (never provisioned, or lost and not yet restored)
-             * puts no old envelope at risk: it must not make wrap unavailable in a disaster.
-             * Said below, once it is clear that some other keystore does hold versions. */
-            empty[i] = true;
-        } else {
-            kp__log(ctx, KP_LOG_WARN,
-                    "wrap: %s is unreachable (%s); choosing the version without it", cands[i],
-                    kp_ctx_last_error(ctx));
-        }
-    }
-    for (size_t i = 0; i < n && nreach > 0; i++)
-        if (empty[i])
-            kp__log(ctx, KP_LOG_WARN,
-                    "wrap: %s holds no version of %s (run 'keyplane key replicate' once it is "
-                    "back); choosing the version without it",
-                    cands[i], chain);
-    free(empty);
-    *version = 0;
-    const char *fpr = "";
-    for (size_t i = 0; i < n && nreach > 0; i++) {
-        if (!reachable[i])
-            continue;
-        for (size_t k = 0; k < sets[i].n; k++) {
-            uint32_t v = sets[i].items[k].v;
-            bool everywhere = v > *version;
-            for (size_t j = 0; everywhere && j < n; j++)
-                everywhere = !reachable[j] || s_vset_has(&sets[j], v, sets[i].items[k].fpr);
-            if (everywhere) {
-                *version = v;
-                fpr = sets[i].items[k].fpr;
-            }
-        }
-        break; /* any reachable set holds every common version */
-    }
-    for (size_t i = 0; i < n; i++)
-        holds[i] = reachable[i] && s_vset_has(&sets[i], *version, fpr);
-    free(sets);
-    free(reachable);
-    if (nreach == 0)
-        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
-                             "no reachable keystore of chain '%s' holds a protector version "
-                             "(create one with 'keyplane key create')",
-                             chain);
-    if (*version == 0)
-        return kp__set_error(ctx, KP_ERR_NOT_FOUND,
-                             "chain '%s' has no protector version present in every replica "
-                             "(create one with 'keyplane key create', or repair with "
-                             "'keyplane key replicate')",
-                             chain);
-    return KP_OK;
-}
-
-/* The version the chain-state document names active, and which candidates hold it (with the
- * fingerprint the origin's copy, or the first, has); 0 when the chain never rotated. */
-static kp_status s_active_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
-                                  const char **cands, size_t n, uint32_t *version, bool *holds)
-{
-    kp_instance *insts[KP_MAX_TARGETS] = {0};
+    const char *chain = d->chain->name;
+    kp__state_report *r = malloc(sizeof(*r));
     kp__chain_state *s = malloc(sizeof(*s));
+    uint32_t *vs = malloc(KP_STATE_VERSIONS * sizeof(*vs));
+    const char **fs = malloc(KP_STATE_VERSIONS * sizeof(*fs));
     bool found = false;
-    kp_status st = s != NULL ? KP_OK : KP_ERR_NOMEM;
-    for (size_t i = 0; st == KP_OK && i < n; i++)
-        if (kp__instance_borrow(ctx, policy, cands[i], &insts[i]) != KP_OK)
-            insts[i] = NULL;
+    kp_status st = r && s && vs && fs ? KP_OK : KP_ERR_NOMEM;
     if (st == KP_OK)
-        st = kp__state_load_from(ctx, chain, insts, n, s, &found);
-    *version = st == KP_OK && found ? kp__state_active(s) : 0;
-    /* The reference is the origin's copy when it answers, else the first holder's: a replica
-     * with another key under the number must never wrap. */
-    char fpr[KPK_FPR_HEX] = "";
-    const kp_chain_policy *c = kp_policy_chain(policy, chain);
-    kp_key_info info;
-    for (size_t pass = 0; pass < 2 && fpr[0] == '\0' && *version != 0; pass++)
-        for (size_t i = 0; i < n && fpr[0] == '\0'; i++)
-            if (insts[i] != NULL && (pass == 1 || strcmp(cands[i], c->origin) == 0) &&
-                kp_key_info_get(insts[i], chain, *version, &info) == KP_OK)
-                memcpy(fpr, info.fingerprint, KPK_FPR_HEX);
-    for (size_t i = 0; i < n; i++) {
-        holds[i] = *version != 0 && fpr[0] != '\0' && insts[i] != NULL &&
-                   kp_key_info_get(insts[i], chain, *version, &info) == KP_OK &&
-                   strcmp(fpr, info.fingerprint) == 0;
-        kp__instance_return(ctx, insts[i]);
+        st = kp__state_decide(ctx, d, s, &found, r);
+    /* The store the caller named vouches where the origin cannot: others are only warned of. */
+    if (st == KP_OK && r->problem[0] != '\0' && r->source == d->vouch && d->vouch != d->origin)
+        kp__log(ctx, KP_LOG_WARN, "wrap: %s (going by %s, named by the caller)", r->problem,
+                d->t[d->vouch].name);
+    else if (st == KP_OK && r->problem[0] != '\0')
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                           "not wrapping with chain '%s': %s (run 'keyplane plan %s'; 'keyplane "
+                           "apply' gives every keystore the authoritative document)",
+                           chain, r->problem, chain);
+    size_t nv = st == KP_OK ? kp__versions(d, vs, fs, KP_STATE_VERSIONS) : 0;
+    uint32_t active = st == KP_OK && found ? kp__state_active(s) : 0;
+    uint32_t want = active != 0 ? active : st == KP_OK ? kp__unrotated_version(d, s, found) : 0;
+    *version = 0;
+    *fpr = NULL;
+    for (size_t k = 0; want != 0 && k < nv; k++) {
+        if (vs[k] == want && kp__version_confirmed(d, vs[k], fs[k])) {
+            *version = vs[k];
+            *fpr = fs[k];
+        }
     }
-    free(s);
-    kp__clear_error(ctx);
-    if (st == KP_OK && *version != 0 && fpr[0] == '\0')
+    if (st == KP_OK && *version == 0 && active != 0)
         st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
-                           "the active version v%u of chain '%s' is in no reachable keystore",
-                           *version, chain);
+                           "the active version v%u of chain '%s' is in no reachable keystore that "
+                           "can vouch for it (the origin, or more than half of the chain's "
+                           "stores)",
+                           active, chain);
+    else if (st == KP_OK && *version == 0 && nv == 0)
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                           "no reachable keystore of chain '%s' holds a protector version "
+                           "(create one with 'keyplane apply')",
+                           chain);
+    else if (st == KP_OK && *version == 0)
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                           "chain '%s' has no confirmed protector version present in every "
+                           "reachable keystore (repair with 'keyplane apply')",
+                           chain);
+    free(r);
+    free(s);
+    free(vs);
+    free(fs);
     return st;
 }
 
@@ -221,37 +142,61 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
     *out = NULL;
     const kp_chain_policy *c = NULL;
     KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
-    const char *all[KP_MAX_TARGETS], *pick[KP_MAX_TARGETS];
-    size_t n = 0, npick = 0;
-    KP_GUARD(s_candidates(ctx, policy, c, NULL, all, &n));
-    if (replica != NULL)
-        KP_GUARD(s_candidates(ctx, policy, c, replica, pick, &npick));
-    bool holds[KP_MAX_TARGETS];
+    const char *pick[KP_MAX_TARGETS];
+    size_t npick = 0;
+    KP_GUARD(s_candidates(ctx, policy, c, replica, pick, &npick));
+    kp__discovery *d = malloc(sizeof(*d));
+    KP_ENSURE(d != NULL, KP_ERR_NOMEM);
     uint32_t version = 0;
-    KP_GUARD(s_active_version(ctx, policy, chain, all, n, &version, holds));
-    if (version == 0) /* never rotated: the newest version every keystore holds */
-        KP_GUARD(s_common_version(ctx, policy, chain, all, n, &version, holds));
-    if (replica == NULL)
-        for (size_t i = 0; i < n; i++)
-            if (holds[i])
-                pick[npick++] = all[i];
-    for (size_t i = 0; replica != NULL && i < n; i++)
-        if (strcmp(all[i], replica) == 0 && !holds[i])
-            return kp__set_error(ctx, KP_ERR_INTEGRITY,
-                                 "%s does not hold %s v%u with the chain's key (missing, or "
-                                 "another key under that number): not wrapping there",
-                                 replica, chain, version);
-    kp_status st = KP_ERR_NOT_FOUND;
-    for (size_t i = 0; i < npick; i++) {
-        st = s_wrap_in(ctx, policy, c, pick[i], version, dek, out);
+    const char *fpr = NULL;
+    kp_status st = kp__discover(ctx, policy, c, d);
+    kp__discovery_vouch(d, replica); /* named by the caller: its word counts where the origin's
+                                        cannot be had */
+    if (st == KP_OK)
+        st = s_wrap_version(ctx, d, &version, &fpr);
+    /* Only keystores holding the version with the chain's key wrap; one holding another key
+     * under the number is named (plan reports it as a conflict). */
+    const char *holders[KP_MAX_TARGETS];
+    size_t nh = 0;
+    for (size_t k = 0; st == KP_OK && k < npick; k++) {
+        for (size_t i = 0; i < d->n; i++) {
+            const kp__target *t = &d->t[i];
+            if (t->secret || strcmp(t->name, pick[k]) != 0)
+                continue;
+            const kp__held *h = t->reachable ? kp__held_find(t, version) : NULL;
+            if (h != NULL && strcmp(h->fpr, fpr) == 0)
+                holders[nh++] = pick[k];
+            else if (replica != NULL)
+                st = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                                   "%s does not hold %s v%u with the chain's key (missing, "
+                                   "unreachable, or another key under that number): not "
+                                   "wrapping there",
+                                   replica, chain, version);
+            else if (h != NULL)
+                kp__log(ctx, KP_LOG_WARN,
+                        "wrap: %s holds another key as %s v%u (%.16s..., the chain's is "
+                        "%.16s...): not wrapping there",
+                        t->name, chain, version, h->fpr, fpr);
+        }
+    }
+    kp__discovery_clear(d);
+    free(d);
+    if (st == KP_OK && nh == 0)
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                           "no reachable keystore of chain '%s' that can wrap holds v%u", chain,
+                           version);
+    if (st != KP_OK)
+        return st;
+    for (size_t i = 0; i < nh; i++) {
+        st = s_wrap_in(ctx, policy, c, holders[i], version, dek, out);
         if (st == KP_OK) {
             if (used != NULL)
-                snprintf(used, KP_NAME_MAX, "%s", pick[i]);
+                snprintf(used, KP_NAME_MAX, "%s", holders[i]);
             return KP_OK;
         }
-        if (i + 1 < npick)
-            kp__log(ctx, KP_LOG_WARN, "wrap with %s failed (%s); trying %s", pick[i],
-                    kp_ctx_last_error(ctx), pick[i + 1]);
+        if (i + 1 < nh)
+            kp__log(ctx, KP_LOG_WARN, "wrap with %s failed (%s); trying %s", holders[i],
+                    kp_ctx_last_error(ctx), holders[i + 1]);
     }
     return st;
 }

@@ -200,6 +200,28 @@ kp_status kp_instance_check(kp_instance *inst, kp_check_report_fn report, void *
     return st;
 }
 
+int kp_instance_can_init(const kp_policy *policy, const char *name)
+{
+    const kp_pol_instance *pi =
+        policy != NULL && name != NULL ? kp__policy_instance(policy, name) : NULL;
+    return pi != NULL && pi->plugin != NULL &&
+           kp__plugin_fn(pi->plugin, KP_FN_INSTANCE_INIT) != NULL;
+}
+
+kp_status kp_instance_init(kp_instance *inst)
+{
+    KP_ENSURE(inst != NULL, KP_ERR_INVALID_ARG);
+    kp__clear_error(inst->ctx);
+    const kp_dispatch *d = kp__plugin_fn(inst->plugin, KP_FN_INSTANCE_INIT);
+    if (d == NULL)
+        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED,
+                             "%s: plugin %s has no store to initialise (its stores exist by "
+                             "themselves)",
+                             inst->name, inst->plugin->name);
+    kp_status st = kp_dispatch_instance_init(d)(inst->inst);
+    return kp__inst_audit(inst, "init", NULL, 0, 0, st);
+}
+
 kp_status kp_instance_fits_chain(const kp_instance *inst, const kp_chain_policy *chain, char *why,
                                  size_t whylen)
 {

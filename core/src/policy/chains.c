@@ -1,7 +1,8 @@
 /*
  * The 'chains' section of a policy: each chain's protector, where its copies live (replicas,
- * escrow, secret replicas and their secret store), its algorithm, rotation and retention, and
- * the rules between them (a copy anywhere but the origin needs an exportable protector).
+ * escrow, secret replicas and their secret store, which of them are kept for restores only),
+ * its algorithm, rotation and retention, and the rules between them (a copy anywhere but the
+ * origin needs an exportable protector; a restore-only store is a replica or escrow).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,44 @@ static size_t s_count_stores(const kp_pol_chain *c)
         n += again ? 0 : 1;
     }
     return n;
+}
+
+/* Whether name is one of the chain's replicas or escrow. */
+static bool s_copy_holder(const kp_pol_chain *c, const char *name)
+{
+    for (size_t i = 0; i < c->pub.nreplicas; i++)
+        if (c->replicas[i] != NULL && strcmp(c->replicas[i], name) == 0)
+            return true;
+    for (size_t i = 0; i < c->pub.nescrow; i++)
+        if (c->escrow[i] != NULL && strcmp(c->escrow[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Each restore_only entry (seq, already parsed into c->restore_only) is a replica or escrow of
+ * the chain, never its origin: the origin makes every version and must use it. Checked once
+ * every key of the chain is read, whatever their order. */
+static void s_check_restore_only(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *seq)
+{
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return; /* already reported */
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = kp__ynode(P, *it);
+        const char *name = kp__yscalar(n);
+        if (name == NULL || kp__policy_instance(P->pol, name) == NULL)
+            continue; /* already reported */
+        if (c->origin != NULL && strcmp(name, c->origin) == 0)
+            kp__pdiag(P, n,
+                      "chain '%s': restore_only names '%s', the chain's origin: the origin "
+                      "makes every version and must unwrap with the chain's algorithm",
+                      c->name, name);
+        else if (!s_copy_holder(c, name))
+            kp__pdiag(P, n,
+                      "chain '%s': restore_only names '%s', which is not a replica or escrow "
+                      "of the chain",
+                      c->name, name);
+    }
 }
 
 static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *key,
@@ -208,6 +247,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     if (c->name == NULL)
         return;
     bool have_protector = false, have_replicas = false;
+    yaml_node_t *restore_only = NULL;
     for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
         yaml_node_t *k = kp__ynode(P, p->key), *v = kp__ynode(P, p->value);
         const char *key = kp__yscalar(k);
@@ -227,6 +267,9 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
             c->secret_replicas =
                 s_parse_refs(P, name, v, "secret_replicas", &c->pub.nsecret_replicas, false);
             c->pub.secret_replicas = (const char *const *)c->secret_replicas;
+        } else if (strcmp(key, "restore_only") == 0) {
+            restore_only = v;
+            c->restore_only = s_parse_refs(P, name, v, "restore_only", &c->nrestore_only, false);
         } else if (strcmp(key, "secrets") == 0) {
             if (s_ref(P, name, v, "secrets", KP_CAP_SECRETSTORE, "secretstore")) {
                 c->secrets = kp__strdup(kp__yscalar(v));
@@ -246,10 +289,13 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         } else {
             kp__pdiag(P, k,
                       "chain '%s': unknown key '%.64s' (expected protector, replicas, "
-                      "escrow, secret_replicas, secrets, algorithm, rotation, retention)",
+                      "escrow, restore_only, secret_replicas, secrets, algorithm, rotation, "
+                      "retention)",
                       name, key);
         }
     }
+    if (restore_only != NULL)
+        s_check_restore_only(P, c, restore_only);
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
     size_t nstores = s_count_stores(c);

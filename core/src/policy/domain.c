@@ -25,8 +25,9 @@ void kp__chain_spec(const kp_chain_policy *c, uint32_t version, kp_key_spec *out
     out->version = version;
 }
 
-kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *chain, const char *who,
-                        char *why, size_t whylen)
+/* kp__info_fits for the store called name, described in messages as who. */
+static kp_status s_fits(const kp_instance_info *info, const kp_chain_policy *chain,
+                        const char *name, const char *who, char *why, size_t whylen)
 {
     why[0] = '\0';
     if (!(info->capabilities & KP_CAP_KEYSTORE))
@@ -43,9 +44,19 @@ kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *cha
     if (info->unwrap_algs != 0 && !(info->unwrap_algs & KP_ALG_BIT(chain->wrap_alg))) {
         snprintf(why, whylen, "%s cannot unwrap with %s, the algorithm of chain %s", who,
                  alg != NULL ? alg : "the chain's algorithm", chain->name);
-        return KP_ERR_UNSUPPORTED;
+        /* a restore source only, as the policy says: holding the key is all it must do */
+        if (!kp__chain_restore_only(chain, name))
+            return KP_ERR_UNSUPPORTED;
+        size_t len = strlen(why);
+        snprintf(why + len, whylen - len, "; the chain keeps it restore-only");
     }
     return KP_OK;
+}
+
+kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *chain, const char *who,
+                        char *why, size_t whylen)
+{
+    return s_fits(info, chain, who, who, why, whylen);
 }
 
 void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *node)
@@ -88,7 +99,7 @@ static void s_check_holder(kp_pol_parser *P, const kp_pol_chain *c, const char *
     /* one reason per store: the first rule it breaks */
     char who[KP_NAME_MAX + 96], why[KP_NAME_MAX * 2 + 160];
     snprintf(who, sizeof(who), "%s '%s' (plugin %s)", role, name, in->plugin_name);
-    if (kp__info_fits(&in->described, &c->pub, who, why, sizeof(why)) != KP_OK) {
+    if (s_fits(&in->described, &c->pub, name, who, why, sizeof(why)) != KP_OK) {
         kp__pdiag(P, node, "chain '%s': %s", c->name, why);
         return;
     }

@@ -1,7 +1,8 @@
 /*
  * The loaded policy: freeing it, and how the other layers read it (the public accessors of
- * policy.h and the resolved view of an instance).
+ * policy.h, the resolved view of an instance, a chain's restore-only stores).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@ void kp_policy_free(kp_policy *pol)
         s_strv_free(c->replicas, c->pub.nreplicas);
         s_strv_free(c->escrow, c->pub.nescrow);
         s_strv_free(c->secret_replicas, c->pub.nsecret_replicas);
+        s_strv_free(c->restore_only, c->nrestore_only);
         free(c->secrets);
     }
     free(pol->chains);
@@ -122,4 +124,17 @@ const kp_chain_policy *kp_policy_chain(const kp_policy *pol, const char *name)
         if (strcmp(pol->chains[i].name, name) == 0)
             return &pol->chains[i].pub;
     return NULL;
+}
+
+bool kp__chain_restore_only(const kp_chain_policy *c, const char *store)
+{
+    /* every kp_chain_policy the policy layer hands out is the pub member of a kp_pol_chain */
+    const kp_pol_chain *pc =
+        c != NULL
+            ? (const kp_pol_chain *)(const void *)((const char *)c - offsetof(kp_pol_chain, pub))
+            : NULL;
+    for (size_t i = 0; pc != NULL && store != NULL && i < pc->nrestore_only; i++)
+        if (pc->restore_only[i] != NULL && strcmp(pc->restore_only[i], store) == 0)
+            return true;
+    return false;
 }

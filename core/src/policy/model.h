@@ -15,6 +15,8 @@ typedef struct kp_pol_chain {
     char **escrow;
     char **secret_replicas;
     char *secrets;
+    char **restore_only; /* replicas and escrow kept as restore sources only (restore_only) */
+    size_t nrestore_only;
 } kp_pol_chain;
 
 struct kp_policy {

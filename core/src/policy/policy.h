@@ -6,6 +6,7 @@
 #ifndef KP_POLICY_POLICY_H
 #define KP_POLICY_POLICY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <keyplane/keyplane.h>
@@ -41,9 +42,14 @@ uint64_t kp__policy_id(const kp_policy *policy);
 /* The spec of a new protector version of chain c: its name, type, size and exportability. */
 void kp__chain_spec(const kp_chain_policy *c, uint32_t version, kp_key_spec *out);
 /* Whether a store as info describes it can hold chain's protector and unwrap with its
- * algorithm (0 in a field: not known yet, passes); else KP_ERR_UNSUPPORTED and why names who.
- * The one fit rule of policy validate, check and plan. */
+ * algorithm (0 in a field: not known yet, passes); else KP_ERR_UNSUPPORTED and why names who,
+ * the store's instance name. A store the chain keeps restore-only need not unwrap with the
+ * algorithm: it passes, why saying so when it cannot. The one fit rule of policy validate,
+ * check and plan. */
 kp_status kp__info_fits(const kp_instance_info *info, const kp_chain_policy *chain, const char *who,
                         char *why, size_t whylen);
+/* Whether chain (as the policy hands it out) lists store in restore_only: a replica or escrow
+ * kept as a restore source, which wrap and unwrap pass over unless it is named. */
+bool kp__chain_restore_only(const kp_chain_policy *c, const char *store);
 
 #endif

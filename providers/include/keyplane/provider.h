@@ -1,5 +1,5 @@
 /*
- * keyplane provider ABI 1.0 (frozen).
+ * keyplane provider ABI 1.1: ABI 1.0, frozen, and KP_FN_INSTANCE_INIT, which 1.1 added.
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
  * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
@@ -57,7 +57,7 @@ extern "C" {
 /** ABI version of these headers. A plugin built for another major is refused; a plugin that
  *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
-#define KP_ABI_MINOR 0
+#define KP_ABI_MINOR 1
 
 /** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
@@ -611,6 +611,18 @@ KP_ABI_FUNC(kp_status, instance_check, (void *inst, kp_check_report_fn report, v
 /** Fills what this instance is and can do (its capabilities, a subset of the plugin's, and
  *  algorithms). The core calls it once, right after open, and keeps the answer. No remote I/O. */
 KP_ABI_FUNC(kp_status, instance_info, (void *inst, kp_instance_info *info))
+
+#define KP_FN_INSTANCE_INIT 114 /* optional; since 1.1 */
+/**
+ * Initialises a new, empty store where the instance's params say (a directory, a database):
+ * the one explicit act that creates it. KP_ERR_EXISTS with a reason when the store is already
+ * initialised (nothing is changed). A plugin with INIT never creates its store implicitly: every
+ * other call on a store that is not initialised (never created, or moved away, its disk not
+ * mounted) fails with KP_ERR_UNAVAILABLE and one line saying so, never KP_ERR_NOT_FOUND, so a
+ * missing store reads as unreachable, not as an empty one. Stores that exist by themselves (a
+ * token, a vault) have no INIT.
+ */
+KP_ABI_FUNC(kp_status, instance_init, (void *inst))
 
 /* Keystore (KP_CAP_KEYSTORE) -------------------------------------------------------------- */
 

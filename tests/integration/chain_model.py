@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""The model test of issue 11's chain invariants (docs/engine.md, "Model test"): a seeded random
+walk of apply, rotate, retire, damage and restore, wrap, unwrap, rewrap, kill -9, concurrent
+runners, stores moved away and back, the vault stopped and restarted and state documents
+corrupted, driving the built keyplane against real stores (tests/integration/chain_model/), with
+invariants 1, 3, 4 and 5 checked from the outside after every step.
+
+    chain_model.py --build BUILD [--seeds 1-3] [--steps 300]     ctest runs one seed per test
+    chain_model.py --build BUILD --replay FILE                   a saved step sequence again
+
+A seed that finds a violation prints it with its step and the commands that showed it, saves
+its step sequence as JSON (the path is printed) and exits 1; --replay runs that file again.
+Run with Debian's /usr/bin/python3 (python3-cryptography; the vault emulator's modules).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from chain_model import steps, walk  # noqa: E402
+from chain_model.world import SetupError  # noqa: E402
+
+
+def seeds(text):
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def report(k, steps_file):
+    stats = ", ".join("%s %d (%.1fs%s)" % (op, s["n"], s["secs"], "".join(
+        " rc%s:%d" % kv for kv in sorted(s["rc"].items()))) for op, s in sorted(k.op_stats.items()))
+    print("chain_model: seed %d: %d steps in %.1f s, %d envelopes, versions %s, %d violations"
+          % (k.seed, len(k.executed), k.secs, len(k.m.envelopes), sorted(k.m.history),
+             len(k.violations)))
+    print("  steps: " + stats)
+    print("  time by command: " + ", ".join("%s %.1fs" % kv for kv in sorted(
+        k.cmd_secs.items(), key=lambda kv: -kv[1])))
+    print("  cpu by command: " + ", ".join("%s %.1fs" % kv for kv in sorted(
+        k.cmd_cpu.items(), key=lambda kv: -kv[1])))
+    if k.verbose:
+        for secs, i, cmd, rc in k.slowest:
+            print("  slow: step %d %.2fs exit %s: %s" % (i, secs, rc, cmd[:150]))
+    for text, i in sorted(k.notes.items(), key=lambda x: x[1]):
+        print("  note (step %d): %s" % (i, text))
+    for v in k.violations:
+        print("\nVIOLATION [%s] seed %d, step %d %s (seen %d times)\n  %s" % (
+            v.kind, k.seed, v.index, json.dumps(v.step, sort_keys=True), v.count, v.message))
+        for c in v.commands:
+            print("  " + c.replace("\n", "\n  "))
+    if k.violations or steps_file:
+        path = steps_file or os.path.join(tempfile.gettempdir(),
+                                          "chain_model-seed%d.steps.json" % k.seed)
+        with open(path, "w") as f:
+            json.dump({"seed": k.seed, "steps": k.executed}, f, indent=0, sort_keys=True)
+        print("\n  step sequence: %s\n  replay: /usr/bin/python3 %s --build BUILD --replay %s"
+              % (path, os.path.abspath(__file__), path))
+    sys.stdout.flush()
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description="model test of the chain invariants")
+    p.add_argument("--build", default=os.environ.get("KP_BUILD_DIR", "build"),
+                   help="build directory holding bin/keyplane and its plugins")
+    p.add_argument("--seeds", type=seeds, default=[1], help="e.g. 1-20 or 1,5,9")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--replay", help="a step sequence saved by an earlier run")
+    p.add_argument("--save-steps", help="write the step sequence here (also when it passes)")
+    p.add_argument("--full-every", type=int, default=walk.FULL_EVERY)
+    p.add_argument("--weight", action="append", default=[], metavar="OP=N",
+                   help="change how often a step is drawn (0: never); repeatable")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every step")
+    a = p.parse_args(argv)
+    weights = dict(steps.WEIGHTS)
+    for kv in a.weight:
+        op, _, n = kv.partition("=")
+        if op not in weights or not n.isdigit():
+            p.error("--weight takes OP=N with OP one of " + ", ".join(sorted(weights)))
+        weights[op] = int(n)
+    runs = []
+    if a.replay:
+        with open(a.replay) as f:
+            doc = json.load(f)
+        runs.append((doc["seed"], doc["steps"]))
+    else:
+        runs = [(s, None) for s in a.seeds]
+    failed = 0
+    for seed, replay in runs:
+        k = walk.Walk(a.build, seed, keep=a.keep, full_every=a.full_every, verbose=a.verbose,
+                      weights=weights)
+        try:
+            k.run(a.steps, replay)
+        except SetupError as e:
+            print("chain_model: seed %d: cannot set up the world: %s" % (seed, e))
+            return 2
+        except Exception:  # a fault of the harness: say where, keep the sequence to replay
+            traceback.print_exc(file=sys.stdout)
+            k.violation("harness", ("exception",), "the model itself failed (traceback above)")
+            k.secs = getattr(k, "secs", 0.0)
+        report(k, a.save_steps)
+        failed += bool(k.violations)
+    print("chain_model: %d of %d seeds found violations" % (failed, len(runs)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

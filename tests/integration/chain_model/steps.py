@@ -1,0 +1,397 @@
+"""The steps of the walk. Each step is a plain dict ({"op": ..., and every choice made}) so a
+sequence can be printed and replayed; draw() picks one with weights from the model's state, and
+run() carries it out against the world. A step judges only what it alone can see (a crash, a
+wrong DEK, a retire inside retention, a restore that refused a source holding what the target
+lacks); the invariants over the whole world are checks.py's, after every step.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from . import world as W
+from .material import envelope_wraps
+
+MAX_VERSIONS = 4        # stop staging beyond this: every proof costs a PBKDF2 per version
+READ_ONLY = ("wrap", "unwrap", "rewrap", "retire")   # steps that change no key copy
+WRITERS = ("apply", "stage", "restore", "activate")
+
+# op -> weight
+WEIGHTS = {
+    "apply": 10, "stage": 2, "activate": 3, "retire": 3, "damage": 4, "restore": 5,
+    "wrap": 9, "unwrap": 6, "rewrap": 3, "kill": 5, "concurrent": 4, "unreach": 3,
+    "reach": 4, "corrupt": 2, "repair": 3,
+}
+DAMAGEABLE = ("west", "east", "west", "east", "escrow", W.SECRET_REPLICA)
+MOVABLE = ("west", "east", W.SECRET_REPLICA, "vault")
+
+
+def draw(rng, m, weights=None):
+    """One step, given the model m (walk.Model) and the weights (WEIGHTS by default)."""
+    weights = dict(weights or WEIGHTS)
+    if m.highest() >= MAX_VERSIONS:
+        weights["stage"] = 0
+    if not m.envelopes:
+        weights["unwrap"] = weights["rewrap"] = 0
+    if not m.disturbed():
+        weights["reach"] = 0
+    if not m.corrupted:
+        weights["repair"] = 0
+    if len(m.moved) + m.vault_down >= 2:
+        weights["unreach"] = 0
+    ops = sorted(weights)
+    op = rng.choices(ops, [weights[o] for o in ops])[0]
+    return globals()["draw_" + op](rng, m)
+
+
+def draw_apply(rng, m):
+    return {"op": "apply", "via": rng.choice(["policy", "policy", "policy", "link", "copy"])}
+
+
+def draw_stage(rng, m):
+    return {"op": "stage"}
+
+
+def draw_activate(rng, m):
+    return {"op": "activate"}
+
+
+def draw_retire(rng, m):
+    return {"op": "retire", "version": rng.randint(1, max(1, m.highest()))}
+
+
+def draw_damage(rng, m):
+    return {"op": "damage", "store": rng.choice(DAMAGEABLE),
+            "how": rng.choice(["version", "version", "chain", "wipe", "wipe-init"]),
+            "version": rng.randint(1, max(1, m.highest()))}
+
+
+def draw_restore(rng, m):
+    targets = sorted(m.damaged) or ["west", "east", "escrow", W.SECRET_REPLICA]
+    to = rng.choice(targets)
+    sources = [s for s in W.KEYSTORES + (W.SECRET_REPLICA,) if s != to] + [None]
+    return {"op": "restore", "to": to, "from": rng.choice(sources), "force": rng.random() < 0.2}
+
+
+def draw_wrap(rng, m):
+    return {"op": "wrap", "replica": rng.choice([None, None, None] + list(W.KEYSTORES))}
+
+
+def draw_unwrap(rng, m):
+    return {"op": "unwrap", "env": rng.randrange(len(m.envelopes)),
+            "replica": rng.choice([None, None] + list(W.KEYSTORES))}
+
+
+def draw_rewrap(rng, m):
+    n = min(len(m.envelopes), rng.randint(1, 3))
+    return {"op": "rewrap", "envs": sorted(rng.sample(range(len(m.envelopes)), n))}
+
+
+def _writer(rng, m):
+    cmd = rng.choice(WRITERS)
+    c = {"cmd": cmd}
+    if cmd == "restore":
+        c["to"] = rng.choice(sorted(m.damaged) or ["west", "east", "escrow"])
+    return c
+
+
+def draw_kill(rng, m):
+    c = _writer(rng, m)
+    c.update({"op": "kill", "delay": round(rng.uniform(0.02, 0.8), 3)})
+    return c
+
+
+def draw_concurrent(rng, m):
+    return {"op": "concurrent", "a": _writer(rng, m), "b": _writer(rng, m),
+            "via": rng.choice(["link", "copy"])}
+
+
+def draw_unreach(rng, m):
+    free = [s for s in MOVABLE if s not in m.moved and not (s == "vault" and m.vault_down)]
+    return {"op": "unreach", "store": rng.choice(free)}
+
+
+def draw_reach(rng, m):
+    return {"op": "reach", "store": rng.choice(sorted(m.moved | ({"vault"} if m.vault_down
+                                                                 else set())))}
+
+
+def draw_corrupt(rng, m):
+    return {"op": "corrupt", "store": rng.choice(["west", "east", "both"])}
+
+
+def draw_repair(rng, m):
+    return {"op": "repair", "store": rng.choice(sorted(m.corrupted)),
+            "how": rng.choice(["copy", "apply"])}
+
+
+# ---- carrying a step out ----
+
+def run(step, ctx):
+    """Carries out one step; ctx is the walk (world w, model m, violation())."""
+    globals()["run_" + step["op"]](step, ctx)
+    for r in ctx.w.log:
+        if r.crashed():
+            ctx.violation("crash", ("crash", r.argv[3]), "keyplane %s crashed or hung (exit %s)"
+                          % (" ".join(r.argv[3:5]), r.rc))
+
+
+def _policy(w, via):
+    return {"policy": w.policy, "link": w.link, "copy": w.copy}[via]
+
+
+def _writer_args(c):
+    if c["cmd"] == "apply":
+        return ["apply", "--json"]
+    if c["cmd"] == "stage":
+        return ["rotate", W.CHAIN, "--stage"]
+    if c["cmd"] == "activate":
+        return ["rotate", W.CHAIN, "--activate"]
+    return ["restore", W.CHAIN, "--to", c["to"], "--force"]
+
+
+def run_apply(step, ctx):
+    r = ctx.w.run(["apply", "--json"], policy=_policy(ctx.w, step["via"]))
+    if r.rc == 0:
+        ctx.after_apply()
+
+
+def run_stage(step, ctx):
+    ctx.w.run(["rotate", W.CHAIN, "--stage"])
+
+
+def run_activate(step, ctx):
+    ctx.w.run(["rotate", W.CHAIN, "--activate"])
+
+
+def run_retire(step, ctx):
+    v = step["version"]
+    before = ctx.status()
+    r = ctx.w.run(["retire", W.CHAIN, "--version", str(v)])
+    if r.rc != 0 or before is None:
+        return
+    row = before.get(v)
+    if row is None or row["state"] == "retired":
+        return
+    until = row.get("active_until", 0)
+    if row["state"] != "previous" or until == 0 or time.time() + 1 < until + W.RETENTION:
+        ctx.violation("retention", ("retire", row["state"], until == 0),
+                      "retire let %s v%d (state %s, active until %s) through inside the "
+                      "%d s retention window" % (W.CHAIN, v, row["state"], until, W.RETENTION))
+
+
+def run_damage(step, ctx):
+    s, how, v = step["store"], step["how"], step["version"]
+    w, m = ctx.w, ctx.m
+    if s in m.moved:
+        return
+    if s == "escrow":
+        token_delete(w, s, None if how in ("chain", "wipe") else v)
+    elif s == W.SECRET_REPLICA:
+        sd = os.path.join(w.store_dir(s), "secrets", W.CHAIN + ".key")
+        if how.startswith("wipe"):
+            shutil.rmtree(w.store_dir(s), ignore_errors=True)
+            if how == "wipe-init":
+                w.init_store(s)
+        elif how == "chain":
+            shutil.rmtree(sd, ignore_errors=True)
+        else:
+            for n in (os.listdir(sd) if os.path.isdir(sd) else []):
+                try:
+                    with open(os.path.join(sd, n, "meta.json")) as f:
+                        if json.load(f)["meta"]["kp-version"] == str(v):
+                            shutil.rmtree(os.path.join(sd, n))
+                except (OSError, ValueError, KeyError):
+                    pass
+    else:
+        kd = os.path.join(w.store_dir(s), "keys", W.CHAIN)
+        if how.startswith("wipe"):
+            # a lost disk: without init the store is not there (unreachable) until a restore
+            # or an init makes it anew
+            shutil.rmtree(w.store_dir(s), ignore_errors=True)
+            m.corrupted.pop(s, None)
+            if how == "wipe-init":
+                w.init_store(s)
+        elif how == "chain":
+            shutil.rmtree(kd, ignore_errors=True)
+            m.corrupted.pop(s, None)
+        else:
+            shutil.rmtree(os.path.join(kd, str(v)), ignore_errors=True)
+    m.damaged.add(s)
+
+
+def run_restore(step, ctx):
+    to, src = step["to"], step["from"]
+    before = ctx.views
+    args = ["restore", W.CHAIN, "--to", to, "--json"]
+    if src:
+        args += ["--from", src]
+    if step["force"]:
+        args.append("--force")
+    r = ctx.w.run(args)
+    ctx.judge_restore(step, before, r)
+
+
+def run_wrap(step, ctx):
+    w, m = ctx.w, ctx.m
+    before = ctx.status()
+    i = len(m.envelopes)
+    path, dek = os.path.join(w.T, "env", "%d.env" % i), os.urandom(32)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".dek", "wb") as f:
+        f.write(dek)
+    args = ["wrap", "--chain", W.CHAIN, "--dek", "file:" + path + ".dek", "--out", path, "--json"]
+    if step.get("replica"):
+        args += ["--replica", step["replica"]]
+    r = w.run(args)
+    if r.rc != 0:
+        return
+    with open(path) as f:
+        wraps = envelope_wraps(f.read())
+    rep = json.loads(r.out)
+    if not wraps or (rep["version"], rep["fingerprint"]) != wraps[0][:2]:
+        ctx.violation("wrap", ("wrap-report",), "wrap --json reports v%s %s..., the envelope "
+                      "holds %r" % (rep["version"], rep["fingerprint"][:16], wraps))
+    e = m.add_envelope(path, dek, wraps or [(rep["version"], rep["fingerprint"], W.ALG)])
+    if wraps and wraps[0][2] != W.ALG:
+        ctx.violation("wrap", ("wrap-alg", wraps[0][2]), "envelope #%d uses %s, the chain says %s"
+                      % (e.index, wraps[0][2], W.ALG))
+    active = [v for v, row in (before or {}).items() if row["state"] == "active"]
+    if active and rep["version"] != active[0]:
+        ctx.violation("wrap", ("wrap-not-active", rep["version"], active[0]),
+                      "wrap used v%s while status said v%d is active" % (rep["version"], active[0]))
+
+
+def run_unwrap(step, ctx):
+    if step["env"] >= len(ctx.m.envelopes):
+        return
+    e = ctx.m.envelopes[step["env"]]
+    ctx.unwrap(e, step.get("replica"), judge=step.get("replica") is None)
+
+
+def run_rewrap(step, ctx):
+    envs = [ctx.m.envelopes[i] for i in step["envs"] if i < len(ctx.m.envelopes)]
+    if not envs:
+        return
+    ctx.w.run(["rewrap", "--json"] + [e.path for e in envs])
+    for e in envs:
+        with open(e.path) as f:
+            text = f.read()
+        wraps = envelope_wraps(text)
+        if wraps is None:
+            ctx.violation("inv5", ("rewrap-broke", e.index),
+                          "rewrap left envelope #%d unreadable: %r" % (e.index, text[:200]))
+            continue
+        e.wraps = wraps
+
+
+def run_kill(step, ctx):
+    job = ctx.w.spawn(_writer_args(step))
+    ctx.w.finish(job, kill_after=step["delay"])
+
+
+def run_concurrent(step, ctx):
+    ja = ctx.w.spawn(_writer_args(step["a"]))
+    jb = ctx.w.spawn(_writer_args(step["b"]), policy=_policy(ctx.w, step["via"]))
+    ctx.w.finish(ja)
+    ctx.w.finish(jb)
+
+
+def run_unreach(step, ctx):
+    s, w, m = step["store"], ctx.w, ctx.m
+    if s == "vault":
+        if not m.vault_down:
+            w.vault_stop()
+            m.vault_down = True
+        return
+    if s in m.moved or not os.path.isdir(w.store_dir(s)):
+        return
+    os.rename(w.store_dir(s), w.away_dir(s))
+    m.moved.add(s)
+
+
+def run_reach(step, ctx):
+    s, w, m = step["store"], ctx.w, ctx.m
+    if s == "vault":
+        if m.vault_down:
+            w.vault_start()
+            m.vault_down = False
+        return
+    if s not in m.moved:
+        return
+    d = w.store_dir(s)
+    if os.path.exists(d):
+        # keyplane made a new store where the missing one was: the real one is mounted over it
+        shadow = "%s.shadow-%d" % (w.away_dir(s), ctx.index)
+        os.rename(d, shadow)
+        ctx.note("%s: keyplane recreated the missing directory (kept as %s)" % (s, shadow))
+    os.rename(w.away_dir(s), d)
+    m.moved.discard(s)
+
+
+def _state_path(w, s):
+    return os.path.join(w.store_dir(s), "keys", W.CHAIN, "state.json")
+
+
+def run_corrupt(step, ctx):
+    w, m = ctx.w, ctx.m
+    for s in (("west", "east") if step["store"] == "both" else (step["store"],)):
+        p = _state_path(w, s)
+        if s in m.moved or not os.path.isfile(p):
+            continue
+        if s not in m.corrupted:
+            saved = os.path.join(w.T, "saved-%s-state.json" % s)
+            shutil.copyfile(p, saved)
+            m.corrupted[s] = saved
+        with open(p, "w") as f:
+            f.write("{garbage")
+
+
+def run_repair(step, ctx):
+    s, w, m = step["store"], ctx.w, ctx.m
+    if s not in m.corrupted or s in m.moved:
+        return
+    p = _state_path(w, s)
+    if step["how"] == "copy" and _garbage(p):
+        shutil.copyfile(m.corrupted[s], p)
+    elif step["how"] == "apply":
+        r = w.run(["apply", "--json"])
+        if r.rc == 0:
+            ctx.after_apply()
+    if not _garbage(p):
+        del m.corrupted[s]
+
+
+def _garbage(p):
+    try:
+        with open(p) as f:
+            return f.read() == "{garbage"
+    except OSError:
+        return False
+
+
+def token_delete(world, label, version, chain=W.CHAIN):
+    """Deletes a chain's key objects (one version, or all) from a SoftHSM token."""
+    from .pkcs11 import LABEL
+    tok_args = ["pkcs11-tool", "--module", world.module, "--token-label", label, "--login",
+                "--pin", world.pin]
+    listing = subprocess.run(tok_args + ["--list-objects"], env=world.env, capture_output=True,
+                             text=True, timeout=60).stdout
+    labels = set()
+    for line in listing.splitlines():
+        line = line.strip()
+        if line.startswith("label:"):
+            lab = line.split(":", 1)[1].strip()
+            mm = LABEL.match(lab)
+            if mm and mm.group("name") == chain and (version is None
+                                                     or int(mm.group("v")) == version):
+                labels.add(lab)
+    for lab in sorted(labels):
+        for kind in ("privkey", "pubkey"):
+            for _ in range(4):      # a forked version has several objects under one label
+                p = subprocess.run(tok_args + ["--delete-object", "--type", kind, "--label", lab],
+                                   env=world.env, capture_output=True, timeout=60)
+                if p.returncode != 0:
+                    break
