@@ -61,7 +61,8 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
         char why[256], item[KP_NAME_MAX + 8];
         snprintf(item, sizeof(item), "chain %s", ch->name);
         kp_status fit = kp_instance_fits_chain(inst, ch, why, sizeof(why));
-        s_report(&c, item, fit, fit == KP_OK ? "can hold and use its protector" : why);
+        s_report(&c, item, fit,
+                 fit == KP_OK && why[0] == '\0' ? "can hold and use its protector" : why);
         if (st == KP_OK)
             st = fit;
     }

@@ -5,8 +5,9 @@
  *
  * Every key version is a token object labelled "<label_prefix><name>/v<version>" and tagged
  * with its key's name (kp_p11_tag): an RSA private key plus its public key, or an AES secret
- * key. Private halves never leave the token in plaintext; export wraps them inside the token
- * first.
+ * key. A writer makes it under a pending label first and publishes it once it wins against
+ * other writers of the version (p11_version.c). Private halves never leave the token in
+ * plaintext; export wraps them inside the token first.
  *
  * The files call downwards only; from the top, each using only files of the lines below it:
  *   p11_plugin.c                                         entry point, params, instances

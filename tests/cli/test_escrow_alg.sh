@@ -141,4 +141,10 @@ expect_rc 0 $R restore sha1 --to east --from hsm
 expect_rc 0 $R verify
 expect_in "$T/out" "chain tde: ok"
 expect_in "$T/out" "chain sha1: ok"
+# Rotation goes through with the escrow restore-only: a restore-only copy is no gap for staging.
+expect_rc 0 $R rotate tde --stage
+expect_rc 0 $R rotate tde --activate
+expect_rc 0 $R wrap --chain tde --dek "file:$T/dek" --out "$T/env2" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["version"] == 2, d' "$T/out"
+expect_rc 0 $R verify
 echo "ok: escrow algorithm"

@@ -22,7 +22,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chain_model import steps, walk  # noqa: E402
+from chain_model import plant, steps, walk  # noqa: E402
 from chain_model.world import SetupError  # noqa: E402
 
 
@@ -65,6 +65,21 @@ def report(k, steps_file):
     sys.stdout.flush()
 
 
+def selftest(a):
+    missed = 0
+    for fault, seq in plant.selftest_sequences():
+        k = walk.Walk(a.build, 0, keep=a.keep)
+        k.run(len(seq), seq)
+        kinds = sorted({v.kind for v in k.violations})
+        ok = plant.EXPECT[fault] in kinds
+        missed += not ok
+        print("chain_model: selftest %s: %s (reported: %s)" % (
+            fault, "reported" if ok else "NOT REPORTED", ", ".join(kinds) or "nothing"))
+        if not ok:
+            report(k, None)
+    return 1 if missed else 0
+
+
 def main(argv):
     p = argparse.ArgumentParser(description="model test of the chain invariants")
     p.add_argument("--build", default=os.environ.get("KP_BUILD_DIR", "build"),
@@ -77,6 +92,8 @@ def main(argv):
     p.add_argument("--weight", action="append", default=[], metavar="OP=N",
                    help="change how often a step is drawn (0: never); repeatable")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument("--selftest", action="store_true",
+                   help="plant faults behind keyplane's back and expect each to be reported")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step")
     a = p.parse_args(argv)
     weights = dict(steps.WEIGHTS)
@@ -85,6 +102,8 @@ def main(argv):
         if op not in weights or not n.isdigit():
             p.error("--weight takes OP=N with OP one of " + ", ".join(sorted(weights)))
         weights[op] = int(n)
+    if a.selftest:
+        return selftest(a)
     runs = []
     if a.replay:
         with open(a.replay) as f:

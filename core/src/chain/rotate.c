@@ -92,7 +92,7 @@ static kp_status s_proved(kp_ctx *ctx, const kp_policy *policy, const char *chai
         *ok = true;
         for (size_t i = 0; i < kp_matrix_instance_count(m) && *ok; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
-            if (cell->state != KP_CELL_OK) {
+            if (!kp_matrix_cell_ok(m, r, i)) {
                 *ok = false;
                 snprintf(why, whylen, "v%u is not usable in %s: %.160s", version,
                          kp_matrix_instance(m, i), cell->detail);

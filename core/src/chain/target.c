@@ -26,7 +26,12 @@ kp_status kp__target_answered(kp_ctx *ctx, kp__target *t, kp_status st)
     t->reachable = st == KP_OK;
     t->status = st;
     if (st != KP_OK) {
-        snprintf(t->detail, sizeof(t->detail), "%s", kp_ctx_last_error(ctx));
+        /* The instance's own words; findings and cells name the instance already. */
+        const char *why = kp_ctx_last_error(ctx);
+        size_t len = strlen(t->name);
+        if (strncmp(why, t->name, len) == 0 && strncmp(why + len, ": ", 2) == 0)
+            why += len + 2;
+        snprintf(t->detail, sizeof(t->detail), "%s", why);
         t->nheld = 0;
     }
     return st == KP_ERR_NOMEM ? st : KP_OK;

@@ -23,11 +23,13 @@ CANON = re.compile(r"^[1-9][0-9]{0,9}$")
 class View:
     """One store: reachable (as keyplane would find it), versions (version -> set of
     fingerprints), private (version -> [(fingerprint, private key)] where the model can open
-    the key itself), publics (fingerprint -> public key), notes (what looks wrong)."""
+    the key itself), publics (fingerprint -> public key), reader (version -> the one a reader
+    takes, where the store has a rule for several), notes (what looks wrong)."""
 
     def __init__(self, name, kind, reachable):
         self.name, self.kind, self.reachable = name, kind, reachable
         self.versions, self.private, self.publics, self.notes = {}, {}, {}, []
+        self.reader = {}     # version -> the fingerprint readers use among several (a token)
 
     def add(self, v, fpr, private=None, public=None):
         self.versions.setdefault(v, set()).add(fpr)
@@ -102,7 +104,7 @@ class Observer:
     def token(self, name):
         view = View(name, "hsm", True)
         try:
-            versions, notes, publics = self.tokens[name].versions(W.CHAIN)
+            versions, notes, publics, first = self.tokens[name].versions(W.CHAIN)
         except OSError as e:
             view.reachable = False
             view.notes.append("token %s cannot be listed: %s" % (name, str(e).strip()))
@@ -112,6 +114,7 @@ class Observer:
                 view.add(v, f)
         view.publics.update(publics)
         view.notes += notes
+        view.reader = first
         return view
 
     def vault(self):

@@ -27,21 +27,21 @@ class Token:
                                                           p.stderr.decode(errors="replace")))
         return p.stdout if binary else p.stdout.decode(errors="replace")
 
-    def objects(self, kind):
-        """[(label, id hex)] of the token's objects of kind 'privkey' or 'pubkey'."""
-        args = ["--list-objects", "--type", kind]
-        if kind == "privkey":
-            args = ["--login", "--pin", self.pin] + args
-        out, label, objs = self._tool(args), None, []
+    def objects(self):
+        """{"privkey": [(label, id hex)], "pubkey": [...]}: the token's key objects, one listing."""
+        out = self._tool(["--login", "--pin", self.pin, "--list-objects"])
+        objs, kind, label = {"privkey": [], "pubkey": []}, None, None
         for line in out.splitlines():
-            if line.startswith(("Private Key Object", "Public Key Object")):
+            if not line.startswith((" ", "\t")):
+                kind = ("privkey" if line.startswith("Private Key Object") else
+                        "pubkey" if line.startswith("Public Key Object") else None)
                 label = None
             m = re.match(r"\s+label:\s+(.*)$", line)
             if m:
                 label = m.group(1).strip()
             m = re.match(r"\s+ID:\s+([0-9a-f]+)$", line)
-            if m and label is not None:
-                objs.append((label, m.group(1)))
+            if m and label is not None and kind is not None:
+                objs[kind].append((label, m.group(1)))
         return objs
 
     def public_key(self, idhex):
@@ -52,11 +52,14 @@ class Token:
         return self._pub[idhex]
 
     def versions(self, chain):
-        """(versions, notes, publics): version -> set of fingerprints of the chain's key objects
-        (private keys by CKA_ID, public keys by their value), what looks wrong on the token, and
-        fingerprint -> public key."""
+        """(versions, notes, publics, first): version -> set of fingerprints of the chain's key
+        objects (private keys by CKA_ID, public keys by their value), what looks wrong on the
+        token, fingerprint -> public key, and version -> the CKA_ID a reader uses when a version
+        has several published objects (the lowest: docs/pkcs11-plugin.md, "Several writers of
+        one version")."""
         versions, notes, pub_ids, priv_ids, publics = {}, [], {}, {}, {}
-        for label, idhex in self.objects("pubkey"):
+        objs = self.objects()
+        for label, idhex in objs["pubkey"]:
             m = LABEL.match(label)
             if not m or m.group("name") != chain:
                 continue
@@ -69,7 +72,7 @@ class Token:
                              % (label, idhex[:16], f[:16]))
             versions.setdefault(v, set()).add(f)
             pub_ids.setdefault(v, set()).add(idhex)
-        for label, idhex in self.objects("privkey"):
+        for label, idhex in objs["privkey"]:
             m = LABEL.match(label)
             if not m or m.group("name") != chain:
                 continue
@@ -81,4 +84,5 @@ class Token:
                 half = "private" if idhex in priv_ids.get(v, set()) else "public"
                 notes.append("%s v%d: only a %s key with ID %s... (half a version)"
                              % (self.label, v, half, idhex[:16]))
-        return versions, notes, publics
+        first = {v: min(priv_ids.get(v, set()) | pub_ids.get(v, set())) for v in versions}
+        return versions, notes, publics, first

@@ -13,6 +13,7 @@ import time
 
 from . import world as W
 from .material import envelope_wraps
+from .plant import run_plant  # noqa: F401  (the selftest's step, found by name in run())
 
 MAX_VERSIONS = 4        # stop staging beyond this: every proof costs a PBKDF2 per version
 READ_ONLY = ("wrap", "unwrap", "rewrap", "retire")   # steps that change no key copy
@@ -90,7 +91,7 @@ def draw_rewrap(rng, m):
 
 
 def _writer(rng, m):
-    cmd = rng.choice(WRITERS)
+    cmd = rng.choice([c for c in WRITERS if c != "stage" or m.highest() < MAX_VERSIONS])
     c = {"cmd": cmd}
     if cmd == "restore":
         c["to"] = rng.choice(sorted(m.damaged) or ["west", "east", "escrow"])
@@ -193,8 +194,11 @@ def run_damage(step, ctx):
         sd = os.path.join(w.store_dir(s), "secrets", W.CHAIN + ".key")
         if how.startswith("wipe"):
             shutil.rmtree(w.store_dir(s), ignore_errors=True)
+            m.restored.discard(s)
             if how == "wipe-init":
                 w.init_store(s)
+            else:
+                m.wiped.add(s)
         elif how == "chain":
             shutil.rmtree(sd, ignore_errors=True)
         else:
@@ -212,8 +216,11 @@ def run_damage(step, ctx):
             # or an init makes it anew
             shutil.rmtree(w.store_dir(s), ignore_errors=True)
             m.corrupted.pop(s, None)
+            m.restored.discard(s)
             if how == "wipe-init":
                 w.init_store(s)
+            else:
+                m.wiped.add(s)
         elif how == "chain":
             shutil.rmtree(kd, ignore_errors=True)
             m.corrupted.pop(s, None)
@@ -224,6 +231,7 @@ def run_damage(step, ctx):
 
 def run_restore(step, ctx):
     to, src = step["to"], step["from"]
+    ctx.m.restored.add(to)
     before = ctx.views
     args = ["restore", W.CHAIN, "--to", to, "--json"]
     if src:
@@ -288,11 +296,16 @@ def run_rewrap(step, ctx):
 
 
 def run_kill(step, ctx):
+    if step["cmd"] == "restore":
+        ctx.m.restored.add(step["to"])
     job = ctx.w.spawn(_writer_args(step))
     ctx.w.finish(job, kill_after=step["delay"])
 
 
 def run_concurrent(step, ctx):
+    for c in (step["a"], step["b"]):
+        if c["cmd"] == "restore":
+            ctx.m.restored.add(c["to"])
     ja = ctx.w.spawn(_writer_args(step["a"]))
     jb = ctx.w.spawn(_writer_args(step["b"]), policy=_policy(ctx.w, step["via"]))
     ctx.w.finish(ja)
@@ -310,6 +323,7 @@ def run_unreach(step, ctx):
         return
     os.rename(w.store_dir(s), w.away_dir(s))
     m.moved.add(s)
+    m.restored.discard(s)
 
 
 def run_reach(step, ctx):
@@ -326,7 +340,7 @@ def run_reach(step, ctx):
         # keyplane made a new store where the missing one was: the real one is mounted over it
         shadow = "%s.shadow-%d" % (w.away_dir(s), ctx.index)
         os.rename(d, shadow)
-        ctx.note("%s: keyplane recreated the missing directory (kept as %s)" % (s, shadow))
+        ctx.recreated(s, "moved away", shadow)
     os.rename(w.away_dir(s), d)
     m.moved.discard(s)
 

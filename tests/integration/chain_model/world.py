@@ -208,7 +208,15 @@ class World:
 
     def vault_start(self, fresh=False):
         args = vaultctl.vault_args(vaultctl.DEFAULT_TENANT, [vaultctl.DEFAULT_CLIENT])
-        port = emuctl.start(vaultctl.SPEC, self.vdir, "vault", args, port_reuse=not fresh)
+        for attempt in range(10):      # the old port may still be in TIME_WAIT, or taken
+            try:
+                port = emuctl.start(vaultctl.SPEC, self.vdir, "vault", args,
+                                    port_reuse=not fresh)
+                break
+            except emuctl.Failure as e:
+                if attempt == 9:
+                    raise SetupError("the vault does not start again: %s" % e)
+                time.sleep(0.5)
         url = "https://127.0.0.1:%d" % port
         if self.vault_url is not None and url != self.vault_url:
             raise SetupError("the vault came back on another port (%s, was %s)"
