@@ -60,6 +60,20 @@ init_stores() {
     expect_rc 0 --policy "$1" init
 }
 
+# file_providers NAME...: the head of a policy (its version and providers) with one file store
+# per NAME in $T/NAME, its passphrase from KP_TEST_PASS (a fresh random one when unset) and a
+# cheap KDF; the caller appends its chains. Call it in the current shell (`{ ...; } >FILE`, not
+# `$(...)`), so that KP_TEST_PASS stays set for the commands that follow.
+file_providers() {
+    : "${KP_TEST_PASS:=$(openssl rand -hex 24)}"
+    export KP_TEST_PASS
+    echo "version: 1"
+    echo "providers:"
+    for n in "$@"; do
+        echo "  $n: {plugin: file, path: $T/$n, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}"
+    done
+}
+
 # A two-region file policy in $T/policy.yaml; passphrase from KP_TEST_PASS.
 two_regions() {
     KP_TEST_PASS=$(openssl rand -hex 24)

@@ -5,14 +5,9 @@
 # and the next stage takes v3. The active and previous versions, and a version wrap may have
 # used in a chain that never rotated, are refused.
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 24)
-export KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  a: {plugin: file, path: $T/a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  b: {plugin: file, path: $T/b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  c: {plugin: file, path: $T/c, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+{
+    file_providers a b c
+    cat <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: a, exportable: true}
@@ -21,6 +16,7 @@ chains:
     protector: {type: rsa, bits: 2048, origin: a, exportable: true}
     replicas: [a, b]
 YAML
+} >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 expect_rc 0 $P init
 expect_rc 0 $P apply

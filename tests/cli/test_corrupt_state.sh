@@ -5,19 +5,16 @@
 # One corrupt document while the origin's is fine: wrap refuses naming it, plan proposes the
 # repair, apply makes it, and the chain is whole again.
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 16)
-export KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  a: {plugin: file, path: a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  b: {plugin: file, path: b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+{
+    file_providers a b
+    cat <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: a, exportable: true}
     replicas: [a, b]
     algorithm: RSA-OAEP
 YAML
+} >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 expect_rc 0 $P init
 expect_rc 0 $P apply

@@ -5,19 +5,16 @@
 # stage does not make a stray version active; key create --chain on a chain with a rotation
 # period is refused, naming rotate --stage.
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 24)
-export KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  a: {plugin: file, path: $T/a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  b: {plugin: file, path: $T/b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+{
+    file_providers a b
+    cat <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: a, exportable: true}
     replicas: [a, b]
     rotation: {every: 8s, warn_before: 2s}
 YAML
+} >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 expect_rc 0 $P init
 expect_rc 0 $P apply

@@ -7,25 +7,21 @@
 # trusted; with --from b it is restored. With none of the chain's versions in a keystore that
 # answered, --force still restores nothing (exit 1, the gap named).
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 24)
-export KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  a: {plugin: file, path: a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  b: {plugin: file, path: b, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  c: {plugin: file, path: c, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+{
+    file_providers a b c
+    cat <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: a, exportable: true}
     replicas: [a, b, c]
     algorithm: RSA-OAEP-256
 YAML
+} >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 init_stores "$T/policy.yaml"
 # c unreachable: its path is a file, not a directory.
 : >"$T/notadir"
-sed 's|path: c,|path: notadir,|' "$T/policy.yaml" >"$T/broken.yaml"
+sed "s|path: $T/c,|path: $T/notadir,|" "$T/policy.yaml" >"$T/broken.yaml"
 B="--policy $T/broken.yaml"
 
 expect_rc 0 $P apply

@@ -4,14 +4,9 @@
 # secret store; verify opens it with that password and decrypts a challenge; rotation reaches
 # it too; a lost copy is a gap that apply repairs.
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 16)
-export KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  vault: {plugin: file, path: vault, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  bucket: {plugin: file, path: bucket, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  passwords: {plugin: file, path: passwords, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+{
+    file_providers vault bucket passwords
+    cat <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: vault, exportable: true}
@@ -19,6 +14,7 @@ chains:
     secret_replicas: [bucket]
     secrets: passwords
 YAML
+} >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 init_stores "$T/policy.yaml"
 sed '/secrets: passwords/d' "$T/policy.yaml" >"$T/nosecrets.yaml"

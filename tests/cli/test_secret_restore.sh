@@ -7,14 +7,9 @@
 # copy with its password and rebuilds a, which then unwraps the old envelope. The bucket holds
 # one key under v1 throughout.
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 16)
-export KP_TEST_PASS
-cat >"$T/policy.yaml" <<YAML
-version: 1
-providers:
-  a: {plugin: file, path: a, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  bucket: {plugin: file, path: bucket, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
-  sm: {plugin: file, path: sm, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}
+{
+    file_providers a bucket sm
+    cat <<YAML
 chains:
   tde:
     protector: {type: rsa, bits: 2048, origin: a, exportable: true}
@@ -23,6 +18,7 @@ chains:
     secrets: sm
     algorithm: RSA-OAEP
 YAML
+} >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 # The fingerprints the bucket holds under v1, from its metadata files.
 bucket_v1() {
@@ -31,13 +27,9 @@ import json, os, sys
 root = sys.argv[1]
 fprs = set()
 for n in os.listdir(root):
-    m = json.load(open(os.path.join(root, n, "meta.json")))
-    flat = json.dumps(m)
-    md = m.get("metadata", m.get("meta", {}))
-    items = md.items() if isinstance(md, dict) else [(x["key"], x["value"]) for x in md]
-    kv = dict(items)
-    if kv.get("kp-version") == "1":
-        fprs.add(kv["fingerprint"])
+    meta = json.load(open(os.path.join(root, n, "meta.json")))["meta"]
+    if meta["kp-version"] == "1":
+        fprs.add(meta["fingerprint"])
 print(len(fprs))
 PY
 }

@@ -7,15 +7,8 @@
 # origin gone, b's word against c's decides nothing (wrap refuses) until the operator names the
 # store to trust (wrap --replica c).
 . "$(dirname "$0")/lib.sh"
-KP_TEST_PASS=$(openssl rand -hex 24)
-export KP_TEST_PASS
-store() { echo "  $1: {plugin: file, path: $1, passphrase: env:KP_TEST_PASS, kdf_iterations: 10000}"; }
 {
-    echo "version: 1"
-    echo "providers:"
-    store a
-    store b
-    store c
+    file_providers a b c
     cat <<YAML
 chains:
   tde:
@@ -35,11 +28,7 @@ expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env1" --json
 
 # The attacker: a policy naming b alone makes a v3 of their own there; then b's state document
 # is rewritten to make it active.
-{
-    echo "version: 1"
-    echo "providers:"
-    store b
-} >"$T/evil.yaml"
+file_providers b >"$T/evil.yaml"
 (cd "$T" && "$KP_BIN" --policy "$T/evil.yaml" key generate --instance b --name tde --exportable \
     >/dev/null 2>&1) || fail "could not plant v3 in b"
 [ -f "$T/b/keys/tde/3/public.der" ] && [ ! -d "$T/a/keys/tde/3" ] || fail "v3 not in b alone"
