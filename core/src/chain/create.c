@@ -44,23 +44,47 @@ static kp_status s_outside_lifecycle(kp_ctx *ctx, const kp_policy *policy, const
     return st;
 }
 
-static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
-                                   const char **names, size_t n, uint32_t *highest)
+/* The highest version any store of chain c holds, secret replicas included. Refused while a
+ * store is unreachable (it may hold a higher one, and a second key under a number splits the
+ * chain) or holds a version the origin lacks (the origin is restored first). */
+static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                                   uint32_t *highest)
 {
     *highest = 0;
-    for (size_t i = 0; i < n; i++) {
-        kp_instance *inst = NULL;
-        KP_GUARD(kp_instance_open(ctx, policy, names[i], &inst));
-        kp_key_info info;
-        kp_status st = kp_key_info_get(inst, chain, 0, &info);
-        kp_instance_close(inst);
-        if (st == KP_OK && info.version > *highest)
-            *highest = info.version;
-        else if (st != KP_OK && st != KP_ERR_NOT_FOUND)
-            return st;
+    kp__discovery *d = calloc(1, sizeof(*d));
+    uint32_t *vs = malloc(KP_STATE_VERSIONS * sizeof(*vs));
+    const char **fs = malloc(KP_STATE_VERSIONS * sizeof(*fs));
+    kp_status st =
+        d != NULL && vs != NULL && fs != NULL ? kp__discover(ctx, policy, c, d) : KP_ERR_NOMEM;
+    for (size_t i = 0; st == KP_OK && i < d->n; i++)
+        if (!d->t[i].reachable)
+            st = kp__set_error(ctx, KP_ERR_UNAVAILABLE,
+                               "%s is unreachable (%s): it may hold a version of %s, so none is "
+                               "created without it",
+                               d->t[i].name, d->t[i].detail, c->name);
+    size_t nv = st == KP_OK ? kp__versions(d, vs, fs, KP_STATE_VERSIONS) : 0;
+    const kp__target *o = st == KP_OK ? &d->t[d->origin] : NULL;
+    for (size_t k = 0; st == KP_OK && k < nv; k++) {
+        if (kp__held_find(o, vs[k]) != NULL)
+            continue;
+        for (size_t i = 0; st == KP_OK && i < d->n; i++)
+            if (kp__held_find(&d->t[i], vs[k]) != NULL)
+                st = kp__set_error(ctx, KP_ERR_EXISTS,
+                                   "%s holds %s v%u, which the origin %s lacks: restore the origin "
+                                   "first ('keyplane restore %s --to %s --from %s')",
+                                   d->t[i].name, c->name, vs[k], o->name, c->name, o->name,
+                                   d->t[i].name);
     }
-    kp__clear_error(ctx);
-    return KP_OK;
+    if (st == KP_OK && nv > 0)
+        *highest = vs[nv - 1];
+    if (d != NULL)
+        kp__discovery_clear(d);
+    free(d);
+    free(vs);
+    free(fs);
+    if (st == KP_OK)
+        kp__clear_error(ctx);
+    return st;
 }
 
 static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const char *target,
@@ -90,7 +114,7 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
             all[nall++] = targets[i];
 
     uint32_t highest = 0;
-    KP_GUARD(s_highest_version(ctx, policy, chain, all, nall, &highest));
+    KP_GUARD(s_highest_version(ctx, policy, c, &highest));
     if (highest > 0)
         KP_GUARD(s_outside_lifecycle(ctx, policy, c));
     if (highest == UINT32_MAX)

@@ -61,11 +61,14 @@ const kp__held *kp__held_find(const kp__target *t, uint32_t version);
  * its reference fingerprint: the confirmed one (kp__version_confirmed) when there is one, else
  * the one most holders have. Returns the count. */
 size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fprs, size_t max);
+/* Whether the origin cannot say what the chain is: unreachable, or holding nothing of it (lost,
+ * or being rebuilt). Only then does the store the caller vouches for count. */
+bool kp__origin_silent(const kp__discovery *d);
 /* How many reachable stores of d hold version v with fingerprint fpr. */
 size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr);
 /* Whether version v with fingerprint fpr is the chain's: the origin holds it; or, when the origin
- * does not hold v, the store the caller vouches for does, or more than half of the chain's
- * stores (keystores and secret replicas, reachable or not) do. A version only one
+ * does not hold v, the store the caller vouches for does (only while the origin is silent), or
+ * more than half of the chain's stores (keystores and secret replicas, reachable or not) do. A version only one
  * store vouches for (written there by someone who can write nowhere else) is never copied and
  * never wraps. */
 bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr);

@@ -23,6 +23,7 @@ struct kp_matrix {
     char (*names)[KP_NAME_MAX];
     kp_cell *cells;     /* nv x ni */
     bool *restore_only; /* ni: the policy keeps that store restore-only for the chain */
+    bool *unconfirmed;  /* nv: a version no store can vouch for (named in problem) */
     int64_t newest;
     kp__vstate *states; /* nv: the recorded lifecycle of each row */
     int64_t *created;   /* nv: the earliest creation a holder reports; 0 unknown */
@@ -190,6 +191,7 @@ static kp_status s_chain_state(kp_ctx *ctx, const kp__discovery *d, kp_matrix *m
         if (kp__version_confirmed(d, versions[k], fprs[k]) ||
             m->states[k].state == KP_VSTATE_ABANDONED)
             continue;
+        m->unconfirmed[k] = true;
         size_t len = strlen(m->problem);
         snprintf(m->problem + len, sizeof(m->problem) - len,
                  "%sv%u (%.16s...) is held by %zu of the chain's %zu stores and not by the "
@@ -214,8 +216,9 @@ static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
     m->states = calloc(nv + 1, sizeof(*m->states));
     m->created = calloc(nv + 1, sizeof(*m->created));
     m->restore_only = calloc(ni + 1, sizeof(*m->restore_only));
+    m->unconfirmed = calloc(nv + 1, sizeof(*m->unconfirmed));
     return m->versions && m->fprs && m->names && m->cells && m->states && m->restore_only &&
-                   m->created
+                   m->unconfirmed && m->created
                ? KP_OK
                : KP_ERR_NOMEM;
 }
@@ -319,6 +322,7 @@ void kp_matrix_free(kp_matrix *m)
     free(m->states);
     free(m->created);
     free(m->restore_only);
+    free(m->unconfirmed);
     free(m);
 }
 
@@ -362,6 +366,8 @@ int kp_matrix_cell_ok(const kp_matrix *m, size_t row, size_t col)
     const kp_cell *cell = kp_matrix_cell(m, row, col);
     if (cell != NULL && m->states[row].state == KP_VSTATE_ABANDONED)
         return 1; /* given up: its copies are no longer wanted anywhere */
+    if (cell != NULL && m->unconfirmed[row] && cell->state == KP_CELL_MISSING)
+        return 1; /* not the chain's (the problem says so): no store should get it */
     return cell != NULL && (cell->state == KP_CELL_OK ||
                             (cell->state == KP_CELL_RESTORE_ONLY && m->restore_only[col]));
 }

@@ -60,6 +60,19 @@ static kp_status s_view_new(kp_ctx *ctx, const kp_policy *policy, const char *ch
     return s_look(ctx, policy, chain, *out);
 }
 
+/* KP_ERR_UNAVAILABLE unless the origin answers: its document is the authority, so a lifecycle
+ * change written without it would be undone by the next apply. */
+static kp_status s_origin_answers(kp_ctx *ctx, const s_view *v)
+{
+    const kp__target *o = &v->d.t[v->d.origin];
+    if (o->reachable)
+        return KP_OK;
+    return kp__set_error(ctx, KP_ERR_UNAVAILABLE,
+                         "origin %s is unreachable (%s): the chain's lifecycle changes where its "
+                         "origin answers",
+                         o->name, o->detail);
+}
+
 static void s_view_free(s_view *v)
 {
     if (v == NULL)
@@ -127,15 +140,34 @@ static kp_status s_stage_new(kp_ctx *ctx, const char *chain, s_view *v, uint32_t
     if (!o->reachable)
         return kp__set_error(ctx, KP_ERR_UNAVAILABLE, "origin %s is unreachable: %s", o->name,
                              o->detail);
-    kp_key_info info;
-    kp_key_spec spec;
-    kp__chain_spec(v->c, highest + 1, &spec);
-    KP_GUARD(kp_key_create(o->inst, &spec, &info));
+    /* Recorded staged before the key exists: a run killed in between leaves a staged number no
+     * store holds (s_stage_key makes it on the next run), never a key no document names, which
+     * apply would spread and wrap could pick. */
     *staged = highest + 1;
     kp__vstate *x = kp__state_add(&v->s, *staged);
     KP_ENSURE(x != NULL, KP_ERR_NOMEM);
     x->state = KP_VSTATE_STAGED;
     return kp__state_store(ctx, &v->d, &v->s);
+}
+
+/* Makes the staged version in the origin unless a reachable store holds it already (then
+ * replication brings it to the origin). Its number is past every version any store holds and
+ * every number the document records, so no store can hold another key under it. */
+static kp_status s_stage_key(kp_ctx *ctx, s_view *v, uint32_t staged)
+{
+    for (size_t i = 0; i < v->d.n; i++) {
+        const kp__target *t = &v->d.t[i];
+        if (t->reachable && kp__held_find(t, staged) != NULL)
+            return KP_OK;
+    }
+    if (!v->d.t[v->d.origin].reachable)
+        return kp__set_error(ctx, KP_ERR_UNAVAILABLE, "origin %s is unreachable: %s",
+                             v->d.t[v->d.origin].name, v->d.t[v->d.origin].detail);
+    kp_key_info info;
+    kp_key_spec spec;
+    kp__chain_spec(v->c, staged, &spec);
+    kp_status st = kp_key_create(v->d.t[v->d.origin].inst, &spec, &info);
+    return st == KP_ERR_EXISTS ? KP_OK : st; /* another run made it first */
 }
 
 /* Copies every version (the staged one too) everywhere the chain keeps its protector. */
@@ -177,6 +209,8 @@ kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain
     uint32_t staged = st == KP_OK ? s_staged(&v->s) : 0;
     if (st == KP_OK && staged == 0)
         st = s_stage_new(ctx, chain, v, &staged);
+    if (st == KP_OK)
+        st = s_stage_key(ctx, v, staged);
     kp__discovery_clear(&v->d);
     if (st == KP_OK)
         st = s_replicate_all(ctx, policy, chain, opts);
@@ -241,6 +275,8 @@ kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy, const char *chai
     KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version > 0, KP_ERR_INVALID_ARG);
     s_view *v = NULL;
     kp_status st = s_view_new(ctx, policy, chain, &v);
+    if (st == KP_OK)
+        st = s_origin_answers(ctx, v);
     kp__vstate *x = st == KP_OK ? kp__state_find(&v->s, version) : NULL;
     int64_t now = (int64_t)time(NULL);
     if (st != KP_OK) {
@@ -335,6 +371,8 @@ kp_status kp_chain_abandon(kp_ctx *ctx, const kp_policy *policy, const char *cha
     s_view *v = NULL;
     bool noop = false;
     kp_status st = s_view_new(ctx, policy, chain, &v);
+    if (st == KP_OK)
+        st = s_origin_answers(ctx, v);
     if (st == KP_OK)
         st = s_abandonable(ctx, v, version, &noop);
     kp__vstate *x = st == KP_OK && !noop ? kp__state_add(&v->s, version) : NULL;

@@ -112,16 +112,16 @@ static void s_problem(kp__state_report *r, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The authority among the documents read (rc 1): the origin's when it has one, else that of the
- * store the caller vouches for, else the newest
- * of the documents that more than half of the chain's state-keeping keystores agree on (same
+/* The authority among the documents read (rc 1): the origin's when it has one, else (the origin
+ * silent: kp__origin_silent) that of the store the caller vouches for, else the newest of the
+ * documents that more than half of the chain's state-keeping keystores agree on (same
  * active version); d->n when there is none. */
 static size_t s_authority(const kp__discovery *d, const int *rc, const kp__chain_state *docs,
                           size_t keepers)
 {
     if (rc[d->origin] == 1)
         return d->origin;
-    if (d->vouch < d->n && rc[d->vouch] == 1)
+    if (d->vouch < d->n && rc[d->vouch] == 1 && kp__origin_silent(d))
         return d->vouch;
     size_t best = d->n;
     for (size_t i = 0; i < d->n; i++) {
@@ -163,8 +163,23 @@ kp_status kp__state_decide(kp_ctx *ctx, const kp__discovery *d, kp__chain_state 
             s_problem(r, "the state document in %s is unreadable (%s)", t->name, why);
         }
     }
+    /* With no authority, an origin that answers, holds the chain and keeps no document says
+     * "never rotated": a document elsewhere is a stray (planted, or left over), named but not
+     * followed. */
+    const kp__target *o = &d->t[d->origin];
     size_t a = s_authority(d, rc, docs, keepers);
-    if (a < d->n) {
+    bool never_rotated =
+        a == d->n && rc[d->origin] == 0 && o->reachable && o->keeps_state && o->nheld > 0;
+    if (never_rotated) {
+        for (size_t i = 0; i < d->n; i++)
+            if (rc[i] == 1)
+                s_problem(r,
+                          "%s keeps a state document naming v%u active (serial %llu), but the "
+                          "origin %s keeps none (the chain never rotated; 'keyplane rotate %s "
+                          "--stage' writes the origin's document everywhere)",
+                          d->t[i].name, kp__state_active(&docs[i]),
+                          (unsigned long long)docs[i].serial, o->name, d->chain->name);
+    } else if (a < d->n) {
         *s = docs[a];
         *found = true;
         r->source = a;

@@ -55,13 +55,19 @@ size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr)
     return n;
 }
 
+bool kp__origin_silent(const kp__discovery *d)
+{
+    const kp__target *o = &d->t[d->origin];
+    return !o->reachable || o->nheld == 0;
+}
+
 bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr)
 {
     const kp__target *o = &d->t[d->origin];
     const kp__held *h = o->reachable ? kp__held_find(o, v) : NULL;
     if (h != NULL)
         return strcmp(h->fpr, fpr) == 0;
-    const kp__target *w = d->vouch < d->n ? &d->t[d->vouch] : NULL;
+    const kp__target *w = d->vouch < d->n && kp__origin_silent(d) ? &d->t[d->vouch] : NULL;
     h = w != NULL && w->reachable ? kp__held_find(w, v) : NULL;
     if (h != NULL)
         return strcmp(h->fpr, fpr) == 0;

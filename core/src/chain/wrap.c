@@ -49,7 +49,8 @@ static kp_status s_wrap_version(kp_ctx *ctx, const kp__discovery *d, uint32_t *v
     if (st == KP_OK)
         st = kp__state_decide(ctx, d, s, &found, r);
     /* The store the caller named vouches where the origin cannot: others are only warned of. */
-    if (st == KP_OK && r->problem[0] != '\0' && r->source == d->vouch && d->vouch != d->origin)
+    if (st == KP_OK && r->problem[0] != '\0' && d->vouch < d->n && r->source == d->vouch &&
+        d->vouch != d->origin)
         kp__log(ctx, KP_LOG_WARN, "wrap: %s (going by %s, named by the caller)", r->problem,
                 d->t[d->vouch].name);
     else if (st == KP_OK && r->problem[0] != '\0')

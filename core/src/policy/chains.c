@@ -117,6 +117,27 @@ static bool s_copy_holder(const kp_pol_chain *c, const char *name)
     return false;
 }
 
+/* No secret_replicas entry (seq) is also a keystore of the chain (its origin, or a keystore
+ * replica or escrow): one store would count twice among the holders that confirm a version. */
+static void s_check_secret_replicas(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *seq)
+{
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return; /* already reported */
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = kp__ynode(P, *it);
+        const char *name = kp__yscalar(n);
+        const kp_pol_instance *in = name != NULL ? kp__policy_instance(P->pol, name) : NULL;
+        if (in == NULL || !(in->described.capabilities & KP_CAP_KEYSTORE))
+            continue;
+        if ((c->origin != NULL && strcmp(name, c->origin) == 0) || s_copy_holder(c, name))
+            kp__pdiag(P, n,
+                      "chain '%s': secret_replicas names '%s', which holds the key itself as a "
+                      "keystore of the chain: one store counts once",
+                      c->name, name);
+    }
+}
+
 /* Each restore_only entry (seq, already parsed into c->restore_only) is a replica or escrow of
  * the chain, never its origin: the origin makes every version and must use it. Checked once
  * every key of the chain is read, whatever their order. */
@@ -247,7 +268,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     if (c->name == NULL)
         return;
     bool have_protector = false, have_replicas = false;
-    yaml_node_t *restore_only = NULL;
+    yaml_node_t *restore_only = NULL, *secret_seq = NULL;
     for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
         yaml_node_t *k = kp__ynode(P, p->key), *v = kp__ynode(P, p->value);
         const char *key = kp__yscalar(k);
@@ -264,6 +285,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
             c->escrow = s_parse_refs(P, name, v, "escrow", &c->pub.nescrow, false);
             c->pub.escrow = (const char *const *)c->escrow;
         } else if (strcmp(key, "secret_replicas") == 0) {
+            secret_seq = v;
             c->secret_replicas =
                 s_parse_refs(P, name, v, "secret_replicas", &c->pub.nsecret_replicas, false);
             c->pub.secret_replicas = (const char *const *)c->secret_replicas;
@@ -296,6 +318,8 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     }
     if (restore_only != NULL)
         s_check_restore_only(P, c, restore_only);
+    if (secret_seq != NULL)
+        s_check_secret_replicas(P, c, secret_seq);
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
     size_t nstores = s_count_stores(c);
