@@ -395,10 +395,24 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
         else
             kp_cli_info(cli, stdout, "\n");
     }
-    /* Name every gap on its own line: a DR runbook must not need to decode a table. */
+    /* Name every gap on its own line: a DR runbook must not need to decode a table. With no
+     * version there is no cell to show an unreachable store: each gets a line of its own. */
+    json_t *unreachable = cli->json ? json_array() : NULL;
     if (nv == 0 && !cli->json)
         fprintf(stderr, "keyplane: gap: %s: no protector version in any keystore that answered\n",
                 c->name);
+    for (size_t i = 0; i < ni; i++) {
+        const char *why = NULL;
+        if (kp_matrix_instance_status(m, i, &why) == KP_OK)
+            continue;
+        if (cli->json)
+            json_array_append_new(unreachable,
+                                  json_pack("{s:s, s:o}", "instance", kp_matrix_instance(m, i),
+                                            "detail", kp_cli_jstr(why != NULL ? why : "")));
+        else if (nv == 0)
+            fprintf(stderr, "keyplane: gap: %s: %s: unreachable: %s\n", c->name,
+                    kp_matrix_instance(m, i), why != NULL ? why : "");
+    }
     const char *problem = kp_matrix_problem(m);
     if (problem != NULL && !cli->json)
         fprintf(stderr, "keyplane: gap: %s: %s\n", c->name, problem);
@@ -411,7 +425,8 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                         s_state(cell->state, true), cell->detail);
         }
     if (cli->json) {
-        json_t *cj = json_pack("{s:s, s:b, s:o}", "chain", c->name, "ok", ok, "versions", rows);
+        json_t *cj = json_pack("{s:s, s:b, s:o, s:o}", "chain", c->name, "ok", ok, "versions", rows,
+                               "unreachable", unreachable);
         if (problem != NULL)
             json_object_set_new(cj, "problem", json_string(problem));
         json_object_set_new(cj, "due", json_integer((json_int_t)due));
@@ -618,13 +633,20 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
     }
     s_progress p = {cli, isatty(STDERR_FILENO) != 0, cli->json ? json_array() : NULL};
     if (rc == KP_EXIT_OK && st == KP_OK) {
-        size_t na = kp_plan_action_count(plan), failed = 0;
+        size_t na = kp_plan_action_count(plan), failed = 0, nv = 0;
+        bool state_doc = false;
         char journal[4096];
         snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
         kp_apply_opts aopts = {sizeof(aopts), 0, journal, s_on_action, &p};
+        /* Versions are the COPY and SECRET actions; the chain-state document is no version. */
+        for (size_t i = 0; i < na; i++) {
+            uint32_t kind = kp_plan_action(plan, i)->kind;
+            nv += kind == KP_ACTION_COPY || kind == KP_ACTION_SECRET;
+            state_doc = state_doc || kind == KP_ACTION_STATE;
+        }
         if (!cli->json)
-            kp_cli_info(cli, stdout, "restoring %s into %s: %zu version%s to copy\n", chain, to, na,
-                        na == 1 ? "" : "s");
+            kp_cli_info(cli, stdout, "restoring %s into %s: %zu version%s to copy%s\n", chain, to,
+                        nv, nv == 1 ? "" : "s", state_doc ? ", and the chain-state document" : "");
         st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
     }
     kp_plan_free(plan);
@@ -647,6 +669,6 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         kp_cli_info(cli, stdout, "restored: %s holds every version of %s, each proved usable\n", to,
                     chain);
     else
-        printf("NOT restored: %s holds every version of %s\n", to, chain);
+        printf("NOT restored: %s does not hold every version of %s usable\n", to, chain);
     return ok ? KP_EXIT_OK : KP_EXIT_FAIL;
 }

@@ -37,6 +37,7 @@ cmp "$T/dek" "$T/dek.d" || fail "failover unwrapped a different DEK"
 # operator's word (docs/engine.md, invariant 2), and wrap goes on there.
 expect_rc 5 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env.dr"
 expect_in "$T/err" "no confirmed protector version"
+expect_in "$T/err" "the origin region-a is unreachable: name the keystore you trust with --replica"
 expect_rc 0 $P wrap --chain tde --replica region-b --dek "file:$T/dek" --out "$T/env.dr" --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["instance"]=="region-b" and d["version"]==1, d' "$T/out"
 expect_rc 0 $P check region-b

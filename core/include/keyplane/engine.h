@@ -224,6 +224,10 @@ KP_API uint32_t kp_matrix_version(const kp_matrix *m, size_t row);
 KP_API const char *kp_matrix_fingerprint(const kp_matrix *m, size_t row);
 KP_API size_t kp_matrix_instance_count(const kp_matrix *m);
 KP_API const char *kp_matrix_instance(const kp_matrix *m, size_t col);
+/** Whether col's store could be asked: KP_OK, or the status it could not be opened or listed
+ *  with, *detail (may be NULL) then receiving why (NULL when reachable). Known with no version
+ *  too, where no cell shows it. KP_ERR_INVALID_ARG for a column outside the matrix. */
+KP_API kp_status kp_matrix_instance_status(const kp_matrix *m, size_t col, const char **detail);
 KP_API const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col);
 KP_API int kp_matrix_ok(const kp_matrix *m);
 /** Whether one cell is no gap: KP_CELL_OK, or KP_CELL_RESTORE_ONLY in a store the chain's

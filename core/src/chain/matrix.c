@@ -30,6 +30,9 @@ struct kp_matrix {
     int64_t every;      /* the chain's rotation period; 0 none */
     uint32_t unrotated; /* without an active version: the one wrap uses (0 none) */
     char problem[1024]; /* what no cell shows (state documents, unconfirmed versions); "" */
+
+    kp_status *reach;          /* ni: KP_OK, or the status that store could not be asked with */
+    char (*reach_detail)[256]; /* ni: why, when it could not */
 };
 
 KP_PRINTF_(4, 5)
@@ -217,8 +220,10 @@ static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
     m->created = calloc(nv + 1, sizeof(*m->created));
     m->restore_only = calloc(ni + 1, sizeof(*m->restore_only));
     m->unconfirmed = calloc(nv + 1, sizeof(*m->unconfirmed));
+    m->reach = calloc(ni + 1, sizeof(*m->reach));
+    m->reach_detail = calloc(ni + 1, sizeof(*m->reach_detail));
     return m->versions && m->fprs && m->names && m->cells && m->states && m->restore_only &&
-                   m->unconfirmed && m->created
+                   m->unconfirmed && m->created && m->reach && m->reach_detail
                ? KP_OK
                : KP_ERR_NOMEM;
 }
@@ -253,6 +258,11 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
     for (size_t i = 0; st == KP_OK && i < d.n; i++) {
         snprintf(m->names[i], KP_NAME_MAX, "%s", d.t[i].name);
         m->restore_only[i] = kp__chain_restore_only(c, d.t[i].name);
+        m->reach[i] = d.t[i].reachable         ? KP_OK
+                      : d.t[i].status != KP_OK ? d.t[i].status
+                                               : KP_ERR_UNAVAILABLE;
+        if (!d.t[i].reachable)
+            snprintf(m->reach_detail[i], sizeof(m->reach_detail[i]), "%s", d.t[i].detail);
     }
     if (st == KP_OK)
         st = s_chain_state(ctx, &d, m, versions, fprs, nv);
@@ -323,6 +333,8 @@ void kp_matrix_free(kp_matrix *m)
     free(m->created);
     free(m->restore_only);
     free(m->unconfirmed);
+    free(m->reach);
+    free(m->reach_detail);
     free(m);
 }
 
@@ -349,6 +361,15 @@ size_t kp_matrix_instance_count(const kp_matrix *m)
 const char *kp_matrix_instance(const kp_matrix *m, size_t col)
 {
     return m != NULL && col < m->ni ? m->names[col] : NULL;
+}
+
+kp_status kp_matrix_instance_status(const kp_matrix *m, size_t col, const char **detail)
+{
+    if (detail != NULL)
+        *detail = m != NULL && col < m->ni && m->reach[col] != KP_OK ? m->reach_detail[col] : NULL;
+    if (m == NULL || col >= m->ni)
+        return KP_ERR_INVALID_ARG;
+    return m->reach[col];
 }
 
 const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col)
@@ -443,6 +464,8 @@ uint32_t kp__unrotated_version(const kp__discovery *d, const kp__chain_state *s,
             const kp__target *t = &d->t[i];
             if (!t->reachable || t->secret || t->nheld == 0)
                 continue; /* holds nothing of the chain: wrap leaves it out */
+            /* Another key under the number (a conflict, plan's finding) counts as missing:
+             * an envelope of this version could not open there, even after apply. */
             const kp__held *h = kp__held_find(t, vs[k]);
             everywhere = h != NULL && strcmp(h->fpr, fs[k]) == 0;
         }

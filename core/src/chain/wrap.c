@@ -32,6 +32,33 @@ static kp_status s_candidates(kp_ctx *ctx, const kp_policy *policy, const kp_cha
                          replica, c->name);
 }
 
+/* Why no version of a never-rotated chain can wrap: the newest confirmed one is missing from a
+ * keystore (apply copies it), or a keystore holds another key under it (a conflict apply
+ * cannot mend: an envelope of it would never open there). */
+static kp_status s_none_everywhere(kp_ctx *ctx, const kp__discovery *d, const uint32_t *vs,
+                                   const char **fs, size_t nv)
+{
+    for (size_t k = nv; k-- > 0;) {
+        if (!kp__version_confirmed(d, vs[k], fs[k]))
+            continue;
+        for (size_t i = 0; i < d->n; i++) {
+            const kp__held *h = d->t[i].reachable ? kp__held_find(&d->t[i], vs[k]) : NULL;
+            if (h != NULL && strcmp(h->fpr, fs[k]) != 0)
+                return kp__set_error(ctx, KP_ERR_INTEGRITY,
+                                     "chain '%s' has no version every reachable keystore holds "
+                                     "with the same key: %s holds another key as v%u "
+                                     "(%.16s..., the chain's is %.16s...); 'keyplane plan' "
+                                     "names it",
+                                     d->chain->name, d->t[i].name, vs[k], h->fpr, fs[k]);
+        }
+        break;
+    }
+    return kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                         "chain '%s' has no confirmed protector version present in every "
+                         "reachable keystore (repair with 'keyplane apply')",
+                         d->chain->name);
+}
+
 /* The version wrap uses, with the fingerprint the chain vouches for: the active version of the
  * state document the chain's keystores vouch for (state.c), else (never rotated) the newest
  * confirmed version every reachable keystore holding any version holds. Refuses while state
@@ -81,10 +108,7 @@ static kp_status s_wrap_version(kp_ctx *ctx, const kp__discovery *d, uint32_t *v
                            "(create one with 'keyplane apply')",
                            chain);
     else if (st == KP_OK && *version == 0)
-        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
-                           "chain '%s' has no confirmed protector version present in every "
-                           "reachable keystore (repair with 'keyplane apply')",
-                           chain);
+        st = s_none_everywhere(ctx, d, vs, fs, nv);
     free(r);
     free(s);
     free(vs);
@@ -155,6 +179,14 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                                         cannot be had */
     if (st == KP_OK)
         st = s_wrap_version(ctx, d, &version, &fpr);
+    if (st != KP_OK && st != KP_ERR_NOMEM && replica == NULL && !d->t[d->origin].reachable) {
+        char why[KP_ERRBUF];
+        snprintf(why, sizeof(why), "%s", kp_ctx_last_error(ctx));
+        kp__set_error(ctx, st,
+                      "%s; the origin %s is unreachable: name the keystore you trust with "
+                      "--replica",
+                      why, d->t[d->origin].name);
+    }
     /* Only keystores holding the version with the chain's key wrap; one holding another key
      * under the number is named (plan reports it as a conflict). */
     const char *holders[KP_MAX_TARGETS];
