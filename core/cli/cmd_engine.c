@@ -154,10 +154,22 @@ typedef struct s_progress {
     json_t *results;
 } s_progress;
 
+/* What an action is about, as its progress line names it: "C vN", or "C lifecycle" for the
+ * chain-state document (a STATE action has no version). */
+static const char *s_subject(const kp_action *a, char *buf, size_t size)
+{
+    if (a->kind == KP_ACTION_STATE)
+        snprintf(buf, size, "%s lifecycle", a->chain);
+    else
+        snprintf(buf, size, "%s v%u", a->chain, a->version);
+    return buf;
+}
+
 static void s_on_action(void *arg, const kp_action *a, kp_status st, const char *detail,
                         size_t done, size_t total)
 {
     s_progress *p = arg;
+    char what[KP_NAME_MAX + 16];
     if (p->cli->json) {
         json_t *j = s_action_json(a);
         json_object_set_new(j, "status", json_string(kp_status_name(st)));
@@ -166,19 +178,19 @@ static void s_on_action(void *arg, const kp_action *a, kp_status st, const char 
         return;
     }
     if (p->tty && st == KP_OK) {
-        kp_cli_info(p->cli, stderr, "\r[%zu/%zu] %s %s v%u -> %s\033[K%s", done, total,
-                    s_kind(a->kind), a->chain, a->version, a->target, done == total ? "\n" : "");
+        kp_cli_info(p->cli, stderr, "\r[%zu/%zu] %s %s -> %s\033[K%s", done, total, s_kind(a->kind),
+                    s_subject(a, what, sizeof(what)), a->target, done == total ? "\n" : "");
         return;
     }
     if (st == KP_OK) {
-        kp_cli_info(p->cli, stderr, "  %-4s %s %s v%u -> %s: %s\n", "ok", s_kind(a->kind), a->chain,
-                    a->version, a->target, detail);
+        kp_cli_info(p->cli, stderr, "  %-4s %s %s -> %s: %s\n", "ok", s_kind(a->kind),
+                    s_subject(a, what, sizeof(what)), a->target, detail);
         return;
     }
     if (p->tty) /* ends the progress line */
         kp_cli_info(p->cli, stderr, "\n");
-    fprintf(stderr, "  %-4s %s %s v%u -> %s: %s\n", "FAIL", s_kind(a->kind), a->chain, a->version,
-            a->target, detail);
+    fprintf(stderr, "  %-4s %s %s -> %s: %s\n", "FAIL", s_kind(a->kind),
+            s_subject(a, what, sizeof(what)), a->target, detail);
 }
 
 /* What apply did: the findings, then the JSON document (out and results are consumed) or a
@@ -528,13 +540,24 @@ static kp_status s_verify_restored(kp_cli *cli, const char *chain, const char *t
     for (size_t i = 0; i < kp_matrix_instance_count(m); i++)
         if (strcmp(kp_matrix_instance(m, i), to) == 0)
             col = i;
+    bool holds = false; /* to holds at least one version, proved */
     for (size_t r = 0; r < kp_matrix_version_count(m) && col < kp_matrix_instance_count(m); r++) {
         const kp_cell *cell = kp_matrix_cell(m, r, col);
         if (!kp_matrix_cell_ok(m, r, col)) {
             *ok = 0;
             fprintf(stderr, "keyplane: gap: %s v%u in %s: %s: %s\n", chain, kp_matrix_version(m, r),
                     to, s_state(cell->state, true), cell->detail);
+        } else if (cell->state == KP_CELL_OK || cell->state == KP_CELL_RESTORE_ONLY) {
+            holds = true;
         }
+    }
+    /* Versions too few stores hold are no gap in a column (no store should get them), but a
+     * store left holding none of the chain is not restored: the problem says why. */
+    if (*ok && !holds) {
+        const char *problem = kp_matrix_problem(m);
+        *ok = 0;
+        fprintf(stderr, "keyplane: gap: %s: %s holds no version of the chain%s%s\n", chain, to,
+                problem != NULL ? ": " : "", problem != NULL ? problem : "");
     }
     kp_matrix_free(m);
     return KP_OK;

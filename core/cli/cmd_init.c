@@ -23,6 +23,17 @@ kp_status kp_cli_init_instance(kp_cli *cli, const char *name)
     return st;
 }
 
+/* The last error's text without a leading "NAME: " (the instance's own words; the line names
+ * the instance already). */
+static const char *s_detail(kp_cli *cli, const char *name)
+{
+    const char *why = kp_ctx_last_error(cli->ctx);
+    size_t len = strlen(name);
+    if (strncmp(why, name, len) == 0 && strncmp(why + len, ": ", 2) == 0)
+        why += len + 2;
+    return why;
+}
+
 /* Initialises one instance and says how it went; false when it did not end initialised. */
 static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
 {
@@ -38,7 +49,7 @@ static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
                               result, "ok", ok);
         if (st != KP_OK) {
             json_object_set_new(o, "status", json_string(kp_status_name(st)));
-            json_object_set_new(o, "detail", kp_cli_jstr(kp_ctx_last_error(cli->ctx)));
+            json_object_set_new(o, "detail", kp_cli_jstr(s_detail(cli, name)));
         }
         json_array_append_new(out, o);
     } else if (st == KP_ERR_UNSUPPORTED) {
@@ -49,7 +60,7 @@ static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
     } else if (ok) {
         kp_cli_info(cli, stdout, "%s: %s\n", name, result);
     } else {
-        fprintf(stderr, "keyplane: error: init %s: %s\n", name, kp_ctx_last_error(cli->ctx));
+        fprintf(stderr, "keyplane: error: init %s: %s\n", name, s_detail(cli, name));
     }
     if (!ok && *rc == KP_EXIT_OK)
         *rc = kp_cli_exit_code(st);

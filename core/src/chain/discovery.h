@@ -38,6 +38,7 @@ typedef struct kp__discovery {
     size_t n;
     size_t origin; /* index of the origin in t */
     size_t vouch;  /* a store the caller vouches for (restore --from, wrap --replica); n: none */
+    kp_ctx *cache; /* set: instances are borrowed from this context's cache, not opened */
 } kp__discovery;
 
 /* discover.c: opens and lists every keystore of chain (failover order: replicas, escrow,
@@ -45,6 +46,13 @@ typedef struct kp__discovery {
 kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                        kp__discovery *d);
 void kp__discovery_clear(kp__discovery *d);
+/* kp__discover borrowing the instances from ctx's cache (kp__instance_borrow): for a path that
+ * runs once per envelope (wrap), where opening a token or vault each time would cost a login. */
+kp_status kp__discover_cached(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
+                              kp__discovery *d);
+/* Opens (or borrows, see kp__discover_cached) the instance name for d's target t. */
+kp_status kp__discovery_open(kp_ctx *ctx, const kp_policy *policy, const kp__discovery *d,
+                             const char *name, kp_instance **out);
 /* Makes name (when it is one of d's stores) the store the caller vouches for: where the origin
  * cannot say, its versions and state document count as the origin's would. */
 void kp__discovery_vouch(kp__discovery *d, const char *name);
@@ -68,9 +76,9 @@ bool kp__origin_silent(const kp__discovery *d);
 size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr);
 /* Whether version v with fingerprint fpr is the chain's: the origin holds it; or, when the origin
  * does not hold v, the store the caller vouches for does (only while the origin is silent), or
- * more than half of the chain's stores (keystores and secret replicas, reachable or not) do. A version only one
- * store vouches for (written there by someone who can write nowhere else) is never copied and
- * never wraps. */
+ * more than half of the chain's stores (keystores and secret replicas, reachable or not) do. A
+ * version only one store vouches for (written there by someone who can write nowhere else) is never
+ * copied and never wraps. */
 bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr);
 
 #endif
