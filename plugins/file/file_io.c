@@ -1,6 +1,7 @@
 /*
  * Error text and file primitives of the file plugin. Everything that lands on disk goes
- * through here: directories 0700, files 0600, data fsynced before it becomes visible.
+ * through here: directories 0700, files 0600, data fsynced before it becomes visible; and every
+ * file read from a store is opened as a regular file only (never a FIFO or a symbolic link).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -102,13 +103,22 @@ kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t *
 
     *data = NULL;
     *len = 0;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    /* Anything planted in a store opens without waiting (O_NONBLOCK: a FIFO would block the
+     * open until a writer came) and without leaving it (O_NOFOLLOW: a symbolic link is refused,
+     * not followed); the descriptor's own type is checked before a byte is read. */
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        if (errno == ELOOP)
+            return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is a symbolic link, not a regular file",
+                               path);
         return kp_file_errno(fi, errno, "cannot open", path);
+    }
     if (fstat(fd, &sb) != 0)
         st = kp_file_errno(fi, errno, "cannot stat", path);
     else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > cap)
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file of at most %zu bytes",
                          path, cap);
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
+        st = kp_file_errno(fi, errno, "cannot read", path);
     else if ((buf = malloc((size = (size_t)sb.st_size) + 1)) == NULL) /* +1: read as text too */
         st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading %s", path);
     while (st == KP_OK && got < size) {

@@ -49,10 +49,19 @@ kp_status kp_file_ks_state_get(void *inst, const char *name, uint8_t *doc, size_
 static kp_status s_lock(kp_file_inst *fi, const char *path, int *fd)
 {
     kp_status st = KP_OK;
+    struct stat sb;
 
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* O_NOFOLLOW: a symbolic link planted as the lock would make this process create (or lock)
+     * a file elsewhere; O_NONBLOCK: a FIFO would block the open. */
+    *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (*fd < 0 && errno == ELOOP)
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "lock file %s is a symbolic link", path);
     if (*fd < 0)
         return kp_file_errno(fi, errno, "cannot open lock file", path);
+    if (fstat(*fd, &sb) != 0)
+        st = kp_file_errno(fi, errno, "cannot stat lock file", path);
+    else if (!S_ISREG(sb.st_mode))
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "lock file %s is not a regular file", path);
     while (st == KP_OK && flock(*fd, LOCK_EX) != 0) {
         int e = errno;
         if (e != EINTR)

@@ -26,7 +26,7 @@ one_round() { # one_round KIND ROUND: KIND link or copy names the second run's p
     mkdir -p "$T/tokens"
     hsm_and_regions 246135
     hsm_tde_chain
-    ! type init_stores >/dev/null 2>&1 || init_stores "$T/policy.yaml"
+    init_stores "$T/policy.yaml"
     if [ "$1" = link ]; then
         ln -s policy.yaml "$T/link.yaml"
         second=$T/link.yaml

@@ -5,7 +5,9 @@
 # a warning. The lost keystore is the origin and b alone (1 of 3) holds the key: without --from
 # b that is one store's word, so nothing is copied and the warning says to name the store
 # trusted; with --from b it is restored. With none of the chain's versions in a keystore that
-# answered, --force still restores nothing (exit 1, the gap named).
+# answered, --force still restores nothing (exit 1, the gap named). restore's count of versions to
+# copy leaves out the chain-state document, which it names on its own (its progress line says
+# "lifecycle", not "v0").
 . "$(dirname "$0")/lib.sh"
 {
     file_providers a b c
@@ -66,7 +68,31 @@ expect_in "$T/err" "keyplane: warning: restore: c is unreachable"
 # Only the unreachable c holds the chain: --force has nothing to restore from.
 rm -rf "$T/a" "$T/b"
 expect_rc 1 $B restore tde --to a --force
-expect_in "$T/out" "NOT restored: a holds every version of tde"
+expect_in "$T/out" "NOT restored: a does not hold every version of tde usable"
 expect_in "$T/err" "keyplane: gap: tde: no protector version in any keystore that answered"
 [ ! -d "$T/a/keys/tde" ] || fail "a restore from nothing made a key"
+
+# A rotated chain: the count of versions to copy leaves out the chain-state document, which is
+# named on its own.
+{
+    file_providers ra rb
+    cat <<YAML
+chains:
+  rot:
+    protector: {type: rsa, bits: 2048, origin: ra, exportable: true}
+    replicas: [ra, rb]
+    algorithm: RSA-OAEP-256
+    rotation: {every: 365d}
+YAML
+} >"$T/rot.yaml"
+R="--policy $T/rot.yaml"
+init_stores "$T/rot.yaml"
+expect_rc 0 $R apply
+expect_rc 0 $R rotate rot --stage
+expect_rc 0 $R rotate rot --activate
+rm -rf "$T/rb"
+expect_rc 0 $R restore rot --to rb --from ra
+expect_in "$T/out" "restoring rot into rb: 2 versions to copy, and the chain-state document"
+expect_in "$T/err" "ok   state rot lifecycle -> rb: done"
+expect_in "$T/out" "restored: rb holds every version of rot, each proved usable"
 echo "ok: restore --force"
