@@ -251,8 +251,16 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
     }
     if (st == KP_OK) {
         st = kp_p11_relabel(op, fresh, NULL, 0, label);
-        if (st != KP_OK)
+        if (st != KP_OK && kp_p11_stale_handle(op->rv)) {
+            /* Another process's write swept our ".new" object: its document goes in instead. */
+            op->rv = CKR_OK;
+            st = kp_p11_err(pi, KP_ERR_CONFLICT,
+                            "state document of %s: another writer replaced it on token '%s' at "
+                            "the same time",
+                            s->name, pi->token);
+        } else if (st != KP_OK) {
             kp_p11_destroy(op, fresh);
+        }
     }
     if (st == KP_OK) {
         s->renamed = true;

@@ -24,13 +24,6 @@ static kp_status s_add(void *arg, const kp_key_info *info)
     return KP_OK;
 }
 
-kp_status kp__discovery_open(kp_ctx *ctx, const kp_policy *policy, const kp__discovery *d,
-                             const char *name, kp_instance **out)
-{
-    return d->cache != NULL ? kp__instance_borrow(ctx, policy, name, out)
-                            : kp_instance_open(ctx, policy, name, out);
-}
-
 kp_status kp__discover_cached(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                               kp__discovery *d)
 {

@@ -50,7 +50,7 @@ void kp__discovery_clear(kp__discovery *d);
  * runs once per envelope (wrap), where opening a token or vault each time would cost a login. */
 kp_status kp__discover_cached(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                               kp__discovery *d);
-/* Opens (or borrows, see kp__discover_cached) the instance name for d's target t. */
+/* target.c: opens (or borrows, see kp__discover_cached) the instance name for one of d's stores. */
 kp_status kp__discovery_open(kp_ctx *ctx, const kp_policy *policy, const kp__discovery *d,
                              const char *name, kp_instance **out);
 /* Makes name (when it is one of d's stores) the store the caller vouches for: where the origin
