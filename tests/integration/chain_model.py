@@ -7,6 +7,7 @@ invariants 1, 3, 4 and 5 checked from the outside after every step.
 
     chain_model.py --build BUILD [--seeds 1-3] [--steps 300]     ctest runs one seed per test
     chain_model.py --build BUILD --replay FILE                   a saved step sequence again
+    chain_model.py --build BUILD --selftest                      planted faults must be seen
 
 A seed that finds a violation prints it with its step and the commands that showed it, saves
 its step sequence as JSON (the path is printed) and exits 1; --replay runs that file again.
@@ -22,7 +23,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chain_model import plant, steps, walk  # noqa: E402
+from chain_model import draw, plant, walk  # noqa: E402
 from chain_model.world import SetupError  # noqa: E402
 
 
@@ -34,7 +35,7 @@ def seeds(text):
     return out
 
 
-def report(k, steps_file):
+def report(k, steps_dir):
     stats = ", ".join("%s %d (%.1fs%s)" % (op, s["n"], s["secs"], "".join(
         " rc%s:%d" % kv for kv in sorted(s["rc"].items()))) for op, s in sorted(k.op_stats.items()))
     print("chain_model: seed %d: %d steps in %.1f s, %d envelopes, versions %s, %d violations"
@@ -55,9 +56,9 @@ def report(k, steps_file):
             v.kind, k.seed, v.index, json.dumps(v.step, sort_keys=True), v.count, v.message))
         for c in v.commands:
             print("  " + c.replace("\n", "\n  "))
-    if k.violations or steps_file:
-        path = steps_file or os.path.join(tempfile.gettempdir(),
-                                          "chain_model-seed%d.steps.json" % k.seed)
+    if k.violations or steps_dir:
+        path = os.path.join(steps_dir or tempfile.gettempdir(),
+                            "chain_model-seed%d.steps.json" % k.seed)
         with open(path, "w") as f:
             json.dump({"seed": k.seed, "steps": k.executed}, f, indent=0, sort_keys=True)
         print("\n  step sequence: %s\n  replay: /usr/bin/python3 %s --build BUILD --replay %s"
@@ -69,7 +70,11 @@ def selftest(a):
     missed = 0
     for fault, seq in plant.selftest_sequences():
         k = walk.Walk(a.build, 0, keep=a.keep)
-        k.run(len(seq), seq)
+        try:
+            k.run(len(seq), seq)
+        except SetupError as e:
+            print("chain_model: selftest: cannot set up the world: %s" % e)
+            return 2
         kinds = sorted({v.kind for v in k.violations})
         ok = plant.EXPECT[fault] in kinds
         missed += not ok
@@ -87,7 +92,9 @@ def main(argv):
     p.add_argument("--seeds", type=seeds, default=[1], help="e.g. 1-20 or 1,5,9")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--replay", help="a step sequence saved by an earlier run")
-    p.add_argument("--save-steps", help="write the step sequence here (also when it passes)")
+    p.add_argument("--save-steps", metavar="DIR",
+                   help="save each seed's step sequence in DIR, also when it passes (by default "
+                        "only a failing one, in the temporary directory)")
     p.add_argument("--full-every", type=int, default=walk.FULL_EVERY)
     p.add_argument("--weight", action="append", default=[], metavar="OP=N",
                    help="change how often a step is drawn (0: never); repeatable")
@@ -96,7 +103,7 @@ def main(argv):
                    help="plant faults behind keyplane's back and expect each to be reported")
     p.add_argument("-v", "--verbose", action="store_true", help="print every step")
     a = p.parse_args(argv)
-    weights = dict(steps.WEIGHTS)
+    weights = dict(draw.WEIGHTS)
     for kv in a.weight:
         op, _, n = kv.partition("=")
         if op not in weights or not n.isdigit():
@@ -113,9 +120,9 @@ def main(argv):
         runs = [(s, None) for s in a.seeds]
     failed = 0
     for seed, replay in runs:
-        k = walk.Walk(a.build, seed, keep=a.keep, full_every=a.full_every, verbose=a.verbose,
-                      weights=weights)
         try:
+            k = walk.Walk(a.build, seed, keep=a.keep, full_every=a.full_every,
+                          verbose=a.verbose, weights=weights)
             k.run(a.steps, replay)
         except SetupError as e:
             print("chain_model: seed %d: cannot set up the world: %s" % (seed, e))

@@ -7,7 +7,10 @@ tests/integration/chain_model.py is the entry; the modules here are its parts:
     pkcs11.py    listing a SoftHSM token with pkcs11-tool, independently of keyplane
     observe.py   what every store holds, read directly (version -> fingerprints)
     material.py  key material and envelopes made in software (fingerprints, file store secrets)
-    steps.py     the steps of the walk and how they are drawn
+    draw.py      which step comes next: weights and random choices
+    steps.py     carrying a step out
+    softhsm.py   putting back what a kill -9 left half-written in SoftHSM's files
+    plant.py     the selftest's faults, planted behind keyplane's back
     checks.py    the invariants
     walk.py      one seed (or a replayed sequence) from setup to the final checks
 """

@@ -27,6 +27,15 @@ def inv1(k, views):
     for name, view in views.items():
         for note in view.notes:
             k.note(note)
+        for label, idhex in sorted(view.pending - k.pending_seen):
+            # a writer that finished decided: only a killed one leaves its object pending
+            if k.step["op"] == "kill":
+                k.note("%s: a killed writer left %s pending" % (name, label))
+            else:
+                k.violation("pkcs11", ("pending-left", name), "%s holds %s (ID %s...) pending "
+                            "after a step that killed nothing: a writer that finished left "
+                            "its object undecided" % (name, label, idhex[:16]))
+        k.pending_seen |= view.pending
         for v, fprs in view.versions.items():
             sig = ("store", name, v, frozenset(fprs))
             if len(fprs) > 1 and v in view.reader and (sig in k.excused or k.step["op"] == "kill"):
@@ -119,8 +128,9 @@ def inv3(k, views, full):
 def inv5(k, full):
     """Every envelope so far unwraps somewhere reachable, to its own DEK."""
     envs = k.m.envelopes
-    if not full and len(envs) > 2:
-        envs = [envs[-1]] + k.crng.sample(envs[:-1], 1)
+    if not full and len(envs) > 1:
+        # one at random, and the newest after the step that made it
+        envs = k.crng.sample(envs[:-1], 1) + ([envs[-1]] if envs[-1].step == k.index else [])
     for e in envs:
         got = k.unwrap_file(e.path, None)
         if got != e.dek:
@@ -131,7 +141,8 @@ def inv5(k, full):
 
 def converged(k, views, full):
     """apply exited 0 and plan has nothing to do: every store holds every envelope's version."""
-    abandoned = {v for v, row in (k.last_verify or {}).items() if row.get("state") == "abandoned"}
+    abandoned = k.m.abandoned | {v for v, row in (k.last_verify or {}).items()
+                                 if row.get("state") == "abandoned"}
     for v, f in sorted(k.m.history.items()):
         if v in abandoned:
             continue
@@ -168,13 +179,15 @@ def judge_restore(k, step, before, r):
     """Invariant 4: restore --from S is not refused while S holds what --to lacks."""
     to, src = step["to"], step["from"]
     after = k.observe()
-    lacks = {v: f for v, f in k.m.history.items() if not before[to].holds(v, f)}
+    lacks = {v: f for v, f in k.m.history.items()
+             if not before[to].holds(v, f) and v not in k.m.abandoned}
     if src:
         offered = {v: f for v, f in lacks.items() if before[src].holds(v, f)}
     else:
         offered = {v: f for v, f in lacks.items() if any(
             before[s].holds(v, f) for s in before if s != to)}
     if r.rc == 0:
+        k.m.damaged.discard(to)
         missing = [v for v, f in offered.items() if not after[to].holds(v, f)]
         if missing:
             k.violation("inv4", ("restored-but-missing", to, src),

@@ -30,6 +30,7 @@ class View:
         self.name, self.kind, self.reachable = name, kind, reachable
         self.versions, self.private, self.publics, self.notes = {}, {}, {}, []
         self.reader = {}     # version -> the fingerprint readers use among several (a token)
+        self.pending = set()  # a token's undecided objects of the chain: (label, CKA_ID)
 
     def add(self, v, fpr, private=None, public=None):
         self.versions.setdefault(v, set()).add(fpr)
@@ -104,17 +105,17 @@ class Observer:
     def token(self, name):
         view = View(name, "hsm", True)
         try:
-            versions, notes, publics, first = self.tokens[name].versions(W.CHAIN)
+            got = self.tokens[name].versions(W.CHAIN)
         except OSError as e:
             view.reachable = False
             view.notes.append("token %s cannot be listed: %s" % (name, str(e).strip()))
             return view
-        for v, fprs in versions.items():
+        for v, fprs in got.versions.items():
             for f in fprs:
                 view.add(v, f)
-        view.publics.update(publics)
-        view.notes += notes
-        view.reader = first
+        view.publics.update(got.publics)
+        view.notes += got.notes
+        view.reader, view.pending = got.first, got.pending
         return view
 
     def vault(self):

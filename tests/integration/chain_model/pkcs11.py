@@ -12,6 +12,19 @@ from cryptography.hazmat.primitives import serialization
 from .material import fingerprint
 
 LABEL = re.compile(r"^kp:(?P<name>[A-Za-z0-9._-]+)/v(?P<v>[1-9][0-9]*)$")
+# a writer's object before it wins: kp:<name>/v<N>~<unix time>~<16 hex> (pkcs11-plugin.md)
+PENDING = re.compile(r"^kp:(?P<name>[A-Za-z0-9._-]+)/v(?P<v>[1-9][0-9]*)~[0-9]+~[0-9a-f]+$")
+
+
+class Listing:
+    """versions: version -> fingerprints of the chain's published key objects (private keys by
+    CKA_ID, public keys by their value); first: version -> the CKA_ID a reader uses when there
+    are several (the lowest: pkcs11-plugin.md, "Several writers of one version"); publics:
+    fingerprint -> public key; pending: (label, CKA_ID) of writers' undecided objects; notes:
+    what looks wrong."""
+
+    def __init__(self):
+        self.versions, self.first, self.publics, self.pending, self.notes = {}, {}, {}, set(), []
 
 
 class Token:
@@ -52,37 +65,47 @@ class Token:
         return self._pub[idhex]
 
     def versions(self, chain):
-        """(versions, notes, publics, first): version -> set of fingerprints of the chain's key
-        objects (private keys by CKA_ID, public keys by their value), what looks wrong on the
-        token, fingerprint -> public key, and version -> the CKA_ID a reader uses when a version
-        has several published objects (the lowest: docs/pkcs11-plugin.md, "Several writers of
-        one version")."""
-        versions, notes, pub_ids, priv_ids, publics = {}, [], {}, {}, {}
+        """What the token holds of chain: a Listing."""
+        out, pub_ids, priv_ids = Listing(), {}, {}
         objs = self.objects()
-        for label, idhex in objs["pubkey"]:
-            m = LABEL.match(label)
-            if not m or m.group("name") != chain:
-                continue
-            v = int(m.group("v"))
-            pub = self.public_key(idhex)
-            f = fingerprint(pub)
-            publics[f] = pub
-            if f != idhex:
-                notes.append("public key %s: CKA_ID %s... but its value's fingerprint is %s..."
-                             % (label, idhex[:16], f[:16]))
-            versions.setdefault(v, set()).add(f)
-            pub_ids.setdefault(v, set()).add(idhex)
-        for label, idhex in objs["privkey"]:
-            m = LABEL.match(label)
-            if not m or m.group("name") != chain:
-                continue
-            v = int(m.group("v"))
-            versions.setdefault(v, set()).add(idhex)
-            priv_ids.setdefault(v, set()).add(idhex)
-        for v in sorted(set(pub_ids) | set(priv_ids)):
+        for kind, ids in (("pubkey", pub_ids), ("privkey", priv_ids)):
+            for label, idhex in objs[kind]:
+                m = LABEL.match(label)
+                if not m:
+                    p = PENDING.match(label)
+                    if p and p.group("name") == chain:
+                        out.pending.add((label, idhex))
+                    continue
+                if m.group("name") != chain:
+                    continue
+                v = int(m.group("v"))
+                ids.setdefault(v, set()).add(idhex)
+                if kind == "privkey":
+                    out.versions.setdefault(v, set()).add(idhex)
+                    continue
+                pub = self.public_key(idhex)
+                f = fingerprint(pub)
+                out.publics[f] = pub
+                out.versions.setdefault(v, set()).add(f)
+                if f != idhex:
+                    out.notes.append("%s: public key %s has CKA_ID %s... but its value's "
+                                     "fingerprint is %s..." % (self.label, label, idhex[:16],
+                                                               f[:16]))
+        for v in sorted(out.versions):
             for idhex in priv_ids.get(v, set()) ^ pub_ids.get(v, set()):
                 half = "private" if idhex in priv_ids.get(v, set()) else "public"
-                notes.append("%s v%d: only a %s key with ID %s... (half a version)"
-                             % (self.label, v, half, idhex[:16]))
-        first = {v: min(priv_ids.get(v, set()) | pub_ids.get(v, set())) for v in versions}
-        return versions, notes, publics, first
+                out.notes.append("%s v%d: only a %s key with ID %s... (half a version)"
+                                 % (self.label, v, half, idhex[:16]))
+            out.first[v] = min(priv_ids.get(v, set()) | pub_ids.get(v, set()))
+        return out
+
+    def delete(self, chain, version=None):
+        """Destroys the chain's key objects of one version (all versions when None): a damaged
+        token."""
+        objs = self.objects()
+        for kind in ("privkey", "pubkey"):
+            for label, idhex in objs[kind]:
+                m = LABEL.match(label)
+                if m and m.group("name") == chain and version in (None, int(m.group("v"))):
+                    self._tool(["--login", "--pin", self.pin, "--delete-object", "--type", kind,
+                                "--id", idhex])

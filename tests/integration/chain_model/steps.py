@@ -1,138 +1,28 @@
-"""The steps of the walk. Each step is a plain dict ({"op": ..., and every choice made}) so a
-sequence can be printed and replayed; draw() picks one with weights from the model's state, and
-run() carries it out against the world. A step judges only what it alone can see (a crash, a
-wrong DEK, a retire inside retention, a restore that refused a source holding what the target
-lacks); the invariants over the whole world are checks.py's, after every step.
+"""The steps of the walk carried out against the world: run() takes a step drawn by draw.py (or
+read from a saved sequence) and does it. A step judges only what it alone can see (a crash, a
+wrong DEK, a wrap that did not use the active version, a retire inside retention, a restore that
+refused a source holding what the target lacks); the invariants over the whole world are
+checks.py's, after every step.
 """
 
 import json
 import os
 import shutil
-import subprocess
 import time
 
 from . import world as W
 from .material import envelope_wraps
-from .plant import run_plant  # noqa: F401  (the selftest's step, found by name in run())
+from .plant import run_plant
 
-MAX_VERSIONS = 4        # stop staging beyond this: every proof costs a PBKDF2 per version
-READ_ONLY = ("wrap", "unwrap", "rewrap", "retire")   # steps that change no key copy
-WRITERS = ("apply", "stage", "restore", "activate")
+READ_ONLY = ("wrap", "unwrap", "rewrap", "retire", "abandon")   # steps that change no key copy
 
-# op -> weight
-WEIGHTS = {
-    "apply": 10, "stage": 2, "activate": 3, "retire": 3, "damage": 4, "restore": 5,
-    "wrap": 9, "unwrap": 6, "rewrap": 3, "kill": 5, "concurrent": 4, "unreach": 3,
-    "reach": 4, "corrupt": 2, "repair": 3,
-}
-DAMAGEABLE = ("west", "east", "west", "east", "escrow", W.SECRET_REPLICA)
-MOVABLE = ("west", "east", W.SECRET_REPLICA, "vault")
-
-
-def draw(rng, m, weights=None):
-    """One step, given the model m (walk.Model) and the weights (WEIGHTS by default)."""
-    weights = dict(weights or WEIGHTS)
-    if m.highest() >= MAX_VERSIONS:
-        weights["stage"] = 0
-    if not m.envelopes:
-        weights["unwrap"] = weights["rewrap"] = 0
-    if not m.disturbed():
-        weights["reach"] = 0
-    if not m.corrupted:
-        weights["repair"] = 0
-    if len(m.moved) + m.vault_down >= 2:
-        weights["unreach"] = 0
-    ops = sorted(weights)
-    op = rng.choices(ops, [weights[o] for o in ops])[0]
-    return globals()["draw_" + op](rng, m)
-
-
-def draw_apply(rng, m):
-    return {"op": "apply", "via": rng.choice(["policy", "policy", "policy", "link", "copy"])}
-
-
-def draw_stage(rng, m):
-    return {"op": "stage"}
-
-
-def draw_activate(rng, m):
-    return {"op": "activate"}
-
-
-def draw_retire(rng, m):
-    return {"op": "retire", "version": rng.randint(1, max(1, m.highest()))}
-
-
-def draw_damage(rng, m):
-    return {"op": "damage", "store": rng.choice(DAMAGEABLE),
-            "how": rng.choice(["version", "version", "chain", "wipe", "wipe-init"]),
-            "version": rng.randint(1, max(1, m.highest()))}
-
-
-def draw_restore(rng, m):
-    targets = sorted(m.damaged) or ["west", "east", "escrow", W.SECRET_REPLICA]
-    to = rng.choice(targets)
-    sources = [s for s in W.KEYSTORES + (W.SECRET_REPLICA,) if s != to] + [None]
-    return {"op": "restore", "to": to, "from": rng.choice(sources), "force": rng.random() < 0.2}
-
-
-def draw_wrap(rng, m):
-    return {"op": "wrap", "replica": rng.choice([None, None, None] + list(W.KEYSTORES))}
-
-
-def draw_unwrap(rng, m):
-    return {"op": "unwrap", "env": rng.randrange(len(m.envelopes)),
-            "replica": rng.choice([None, None] + list(W.KEYSTORES))}
-
-
-def draw_rewrap(rng, m):
-    n = min(len(m.envelopes), rng.randint(1, 3))
-    return {"op": "rewrap", "envs": sorted(rng.sample(range(len(m.envelopes)), n))}
-
-
-def _writer(rng, m):
-    cmd = rng.choice([c for c in WRITERS if c != "stage" or m.highest() < MAX_VERSIONS])
-    c = {"cmd": cmd}
-    if cmd == "restore":
-        c["to"] = rng.choice(sorted(m.damaged) or ["west", "east", "escrow"])
-    return c
-
-
-def draw_kill(rng, m):
-    c = _writer(rng, m)
-    c.update({"op": "kill", "delay": round(rng.uniform(0.02, 0.8), 3)})
-    return c
-
-
-def draw_concurrent(rng, m):
-    return {"op": "concurrent", "a": _writer(rng, m), "b": _writer(rng, m),
-            "via": rng.choice(["link", "copy"])}
-
-
-def draw_unreach(rng, m):
-    free = [s for s in MOVABLE if s not in m.moved and not (s == "vault" and m.vault_down)]
-    return {"op": "unreach", "store": rng.choice(free)}
-
-
-def draw_reach(rng, m):
-    return {"op": "reach", "store": rng.choice(sorted(m.moved | ({"vault"} if m.vault_down
-                                                                 else set())))}
-
-
-def draw_corrupt(rng, m):
-    return {"op": "corrupt", "store": rng.choice(["west", "east", "both"])}
-
-
-def draw_repair(rng, m):
-    return {"op": "repair", "store": rng.choice(sorted(m.corrupted)),
-            "how": rng.choice(["copy", "apply"])}
-
-
-# ---- carrying a step out ----
 
 def run(step, ctx):
     """Carries out one step; ctx is the walk (world w, model m, violation())."""
-    globals()["run_" + step["op"]](step, ctx)
+    if step["op"] == "plant":
+        run_plant(step, ctx)      # the selftest's fault
+    else:
+        globals()["run_" + step["op"]](step, ctx)
     for r in ctx.w.log:
         if r.crashed():
             ctx.violation("crash", ("crash", r.argv[3]), "keyplane %s crashed or hung (exit %s)"
@@ -183,13 +73,26 @@ def run_retire(step, ctx):
                       "%d s retention window" % (W.CHAIN, v, row["state"], until, W.RETENTION))
 
 
+def run_abandon(step, ctx):
+    v = step["version"]
+    r = ctx.w.run(["rotate", W.CHAIN, "--abandon", str(v)])
+    if r.rc != 0:
+        return
+    ctx.m.abandoned.add(v)
+    used = [e.index for e in ctx.m.envelopes if any(w[0] == v for w in e.wraps)]
+    if used:
+        ctx.violation("inv5", ("abandoned-used", v),
+                      "rotate --abandon %d went through, but envelope #%d wraps with v%d"
+                      % (v, used[0], v))
+
+
 def run_damage(step, ctx):
     s, how, v = step["store"], step["how"], step["version"]
     w, m = ctx.w, ctx.m
     if s in m.moved:
         return
     if s == "escrow":
-        token_delete(w, s, None if how in ("chain", "wipe") else v)
+        ctx.obs.tokens[s].delete(W.CHAIN, None if how.startswith(("chain", "wipe")) else v)
     elif s == W.SECRET_REPLICA:
         sd = os.path.join(w.store_dir(s), "secrets", W.CHAIN + ".key")
         if how.startswith("wipe"):
@@ -197,6 +100,7 @@ def run_damage(step, ctx):
             m.restored.discard(s)
             if how == "wipe-init":
                 w.init_store(s)
+                m.wiped.discard(s)
             else:
                 m.wiped.add(s)
         elif how == "chain":
@@ -219,6 +123,7 @@ def run_damage(step, ctx):
             m.restored.discard(s)
             if how == "wipe-init":
                 w.init_store(s)
+                m.wiped.discard(s)
             else:
                 m.wiped.add(s)
         elif how == "chain":
@@ -266,6 +171,9 @@ def run_wrap(step, ctx):
     if wraps and wraps[0][2] != W.ALG:
         ctx.violation("wrap", ("wrap-alg", wraps[0][2]), "envelope #%d uses %s, the chain says %s"
                       % (e.index, wraps[0][2], W.ALG))
+    if rep["version"] in m.abandoned:
+        ctx.violation("wrap", ("wrap-abandoned", rep["version"]),
+                      "wrap used v%s, which was abandoned" % rep["version"])
     active = [v for v, row in (before or {}).items() if row["state"] == "active"]
     if active and rep["version"] != active[0]:
         ctx.violation("wrap", ("wrap-not-active", rep["version"], active[0]),
@@ -292,7 +200,9 @@ def run_rewrap(step, ctx):
             ctx.violation("inv5", ("rewrap-broke", e.index),
                           "rewrap left envelope #%d unreadable: %r" % (e.index, text[:200]))
             continue
-        e.wraps = wraps
+        if wraps != e.wraps:
+            e.wraps = wraps
+            ctx.unwrap(e, None, judge=True)      # the same DEK under its new wrap
 
 
 def run_kill(step, ctx):
@@ -384,28 +294,3 @@ def _garbage(p):
             return f.read() == "{garbage"
     except OSError:
         return False
-
-
-def token_delete(world, label, version, chain=W.CHAIN):
-    """Deletes a chain's key objects (one version, or all) from a SoftHSM token."""
-    from .pkcs11 import LABEL
-    tok_args = ["pkcs11-tool", "--module", world.module, "--token-label", label, "--login",
-                "--pin", world.pin]
-    listing = subprocess.run(tok_args + ["--list-objects"], env=world.env, capture_output=True,
-                             text=True, timeout=60).stdout
-    labels = set()
-    for line in listing.splitlines():
-        line = line.strip()
-        if line.startswith("label:"):
-            lab = line.split(":", 1)[1].strip()
-            mm = LABEL.match(lab)
-            if mm and mm.group("name") == chain and (version is None
-                                                     or int(mm.group("v")) == version):
-                labels.add(lab)
-    for lab in sorted(labels):
-        for kind in ("privkey", "pubkey"):
-            for _ in range(4):      # a forked version has several objects under one label
-                p = subprocess.run(tok_args + ["--delete-object", "--type", kind, "--label", lab],
-                                   env=world.env, capture_output=True, timeout=60)
-                if p.returncode != 0:
-                    break

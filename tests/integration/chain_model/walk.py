@@ -8,14 +8,16 @@ import os
 import random
 import time
 
-from . import checks, softhsm, steps
+from . import checks, draw, softhsm, steps
 from . import world as W
 from .observe import Observer
 
+SETTLE_WAIT = 75     # seconds the last step waits for a token's pending object to go stale
 FULL_EVERY = 50      # steps between checks of everything (every envelope, every verify cell)
 # the command whose exit status a step's statistics count
-MAIN = {"apply": "apply", "stage": "rotate", "activate": "rotate", "retire": "retire",
-        "restore": "restore", "wrap": "wrap", "unwrap": "unwrap", "rewrap": "rewrap"}
+MAIN = {"apply": "apply", "stage": "rotate", "activate": "rotate", "abandon": "rotate",
+        "retire": "retire", "restore": "restore", "wrap": "wrap", "unwrap": "unwrap",
+        "rewrap": "rewrap"}
 
 
 class Envelope:
@@ -36,6 +38,7 @@ class Model:
         self.moved, self.vault_down, self.corrupted, self.damaged = set(), False, {}, set()
         self.wiped = set()       # file stores deleted and not initialised again
         self.restored = set()    # stores named by a restore --to since they went missing
+        self.abandoned = set()   # versions rotate --abandon gave up
         self.step = 0
 
     def highest(self):
@@ -66,6 +69,7 @@ class Walk:
         self.rng = random.Random(seed)
         self.crng = random.Random("checks-%d" % seed)
         self.violations, self.seen, self.notes, self.excused = [], {}, {}, set()
+        self.pending_seen = set()    # pending token objects already reported
         self.executed, self.index, self.step = [], 0, None
         self.views, self.last_verify, self.converge_pending = None, None, False
         self.op_stats, self.cmd_secs, self.cmd_cpu, self.slowest = {}, {}, {}, []
@@ -162,13 +166,14 @@ class Walk:
         self.cmd_cpu["(observe)"] = self.cmd_cpu.get("(observe)", 0) + time.process_time() - c0
         checks.inv1(self, self.views)
         # verify proves every version in every store (a PBKDF2 per version in the secret
-        # replica): after a quarter of the steps that write, every 6th step and every full check
+        # replica): after a fifth of the steps that write, every 8th step and every full check
         writes = self.step["op"] not in steps.READ_ONLY
-        if full or self.index % 6 == 0 or (writes and self.crng.random() < 0.25):
+        if full or self.index % 8 == 0 or (writes and self.crng.random() < 0.2):
             checks.inv3(self, self.views, full)
         checks.inv5(self, full)
         if self.converge_pending:
             self.converge_pending = False
+            self.m.damaged.clear()
             checks.converged(self, self.views, full)
 
     def do(self, step, full):
@@ -216,15 +221,22 @@ class Walk:
             if not os.path.isdir(self.w.store_dir(s)):
                 self.w.init_store(s)      # a wiped disk replaced by a new one
         self.m.wiped.clear()
-        for _ in range(3):
+        # a writer killed in the last minute may have left a pending object on a token, which
+        # keeps its version "being created" for 60 s (pkcs11-plugin.md): wait that out
+        deadline, tries = time.monotonic() + SETTLE_WAIT, 0
+        while True:
             r = self.w.run(["apply", "--json"])
+            tries += 1
             if r.rc == 0:
                 self.after_apply()
                 if self.converge_pending:
                     return
-        self.violation("inv5", ("no-convergence",), "with every store back, three applies do "
-                       "not converge (plan still has actions or findings)")
-        self.converge_pending = True
+            if tries >= 3 and not (r.rc == 6 and "being created" in r.out + r.err
+                                   and time.monotonic() < deadline):
+                break
+            time.sleep(0.5 if tries < 3 else 5)
+        self.violation("inv5", ("no-convergence",), "with every store back, %d applies do not "
+                       "converge (plan still has actions or findings)" % tries)
 
     def run(self, nsteps, replay=None):
         t0 = time.monotonic()
@@ -237,7 +249,7 @@ class Walk:
             i = 1
             while (seq is None and i < nsteps) or (seq is not None and i < len(seq)):
                 self.index = i
-                step = seq[i] if seq is not None else steps.draw(self.rng, self.m, self.weights)
+                step = seq[i] if seq is not None else draw.draw(self.rng, self.m, self.weights)
                 if step["op"] == "settle":
                     break
                 self.do(step, i % self.full_every == 0)
