@@ -80,6 +80,10 @@ const char *kp_cli_caps(uint32_t caps, char *buf, size_t len);
  * is printed for --help, else the exit code of a usage error. */
 int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool stop_at_arg, int argc,
                        char **argv);
+/* For a command whose arguments are provider instances (init, check): kp_cli_simple_opts, the
+ * policy, then every INSTANCE argument (from optind) checked to be one of its instances.
+ * KP_EXIT_OK to go on, -1 once usage is printed, else the exit code. */
+int kp_cli_instance_args(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv);
 /* Prints "no WHAT 'NAME' in POLICY" and returns KP_EXIT_NOT_FOUND. */
 int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name);
 /* True when chain ch keeps its protector in instance name (origin, replica or escrow), or with

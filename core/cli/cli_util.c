@@ -359,3 +359,14 @@ kp_status kp_cli_write_envelope(kp_cli *cli, const char *path, const kp_envelope
     kp_free(out);
     return st;
 }
+
+int kp_cli_instance_args(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv)
+{
+    int rc = kp_cli_simple_opts(cli, cmd, usage, false, argc, argv);
+    if (rc == KP_EXIT_OK)
+        rc = kp_cli_load_policy(cli);
+    for (int i = optind; rc == KP_EXIT_OK && i < argc; i++)
+        if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL)
+            rc = kp_cli_not_in_policy(cli, "provider instance", argv[i]);
+    return rc;
+}

@@ -80,7 +80,7 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
 
 int kp_cmd_check(kp_cli *cli, int argc, char **argv)
 {
-    int rc = kp_cli_simple_opts(
+    int rc = kp_cli_instance_args(
         cli, "check",
         "Usage: keyplane check [--json] [INSTANCE...]\n"
         "\n"
@@ -91,14 +91,9 @@ int kp_cmd_check(kp_cli *cli, int argc, char **argv)
         "checked item; exit status 1 when any item failed.\n"
         "\n"
         "  --json  {\"ok\", \"instances\": [{instance, plugin, ok, items}]}\n",
-        false, argc, argv);
-    if (rc == KP_EXIT_OK)
-        rc = kp_cli_load_policy(cli);
+        argc, argv);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    for (int i = optind; i < argc; i++)
-        if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL)
-            return kp_cli_not_in_policy(cli, "provider instance", argv[i]);
     json_t *out = cli->json ? json_array() : NULL;
     int failed = 0;
     if (optind < argc)

@@ -69,7 +69,7 @@ static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
 
 int kp_cmd_init(kp_cli *cli, int argc, char **argv)
 {
-    int rc = kp_cli_simple_opts(
+    int rc = kp_cli_instance_args(
         cli, "init",
         "Usage: keyplane init [--json] [INSTANCE...]\n"
         "\n"
@@ -84,14 +84,9 @@ int kp_cmd_init(kp_cli *cli, int argc, char **argv)
         "status 0 when every instance ends initialised.\n"
         "\n"
         "  --json  {\"ok\", \"instances\": [{instance, plugin, result, ok, status?, detail?}]}\n",
-        false, argc, argv);
-    if (rc == KP_EXIT_OK)
-        rc = kp_cli_load_policy(cli);
+        argc, argv);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    for (int i = optind; i < argc; i++)
-        if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL)
-            return kp_cli_not_in_policy(cli, "provider instance", argv[i]);
     kp_cli_lock(cli);
     json_t *out = cli->json ? json_array() : NULL;
     bool all_ok = true;

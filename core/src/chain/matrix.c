@@ -10,11 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/matrix.h"
 #include "chain/proof.h"
 #include "chain/secret_replica.h"
-
-#define KP_MATRIX_MAX_VERSIONS 512
+#include "chain/state.h"
 
 struct kp_matrix {
     size_t nv, ni;
@@ -237,9 +235,9 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
     KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
     kp__discovery d;
     kp_status st = kp__discover(ctx, policy, c, &d);
-    uint32_t versions[KP_MATRIX_MAX_VERSIONS];
-    const char *fprs[KP_MATRIX_MAX_VERSIONS];
-    size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_MATRIX_MAX_VERSIONS) : 0;
+    uint32_t versions[KP_STATE_VERSIONS];
+    const char *fprs[KP_STATE_VERSIONS];
+    size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_STATE_VERSIONS) : 0;
     /* Secret replicas are proved with the password the chain's secret store keeps. */
     kp_instance *secrets = NULL;
     bool any_secret = false;
@@ -447,30 +445,4 @@ int64_t kp_matrix_rotation_due(const kp_matrix *m, uint32_t *version)
     if (version != NULL)
         *version = m->versions[row];
     return from + m->every; /* both bounded: durations are capped at 1000y */
-}
-
-uint32_t kp__unrotated_version(const kp__discovery *d, const kp__chain_state *s, bool found)
-{
-    uint32_t vs[KP_MATRIX_MAX_VERSIONS];
-    const char *fs[KP_MATRIX_MAX_VERSIONS];
-    size_t nv = kp__versions(d, vs, fs, KP_MATRIX_MAX_VERSIONS);
-    for (size_t k = nv; k-- > 0;) {
-        const kp__vstate *x = found ? kp__state_find((kp__chain_state *)s, vs[k]) : NULL;
-        if (!kp__version_confirmed(d, vs[k], fs[k]) ||
-            (x != NULL && x->state != KP_VSTATE_ACTIVE && x->state != KP_VSTATE_PREVIOUS))
-            continue;
-        bool everywhere = true;
-        for (size_t i = 0; everywhere && i < d->n; i++) {
-            const kp__target *t = &d->t[i];
-            if (!t->reachable || t->secret || t->nheld == 0)
-                continue; /* holds nothing of the chain: wrap leaves it out */
-            /* Another key under the number (a conflict, plan's finding) counts as missing:
-             * an envelope of this version could not open there, even after apply. */
-            const kp__held *h = kp__held_find(t, vs[k]);
-            everywhere = h != NULL && strcmp(h->fpr, fs[k]) == 0;
-        }
-        if (everywhere)
-            return vs[k];
-    }
-    return 0;
 }

@@ -11,8 +11,6 @@
 #include "chain/secret_replica.h"
 #include "chain/state.h"
 
-#define KP_MAX_VERSIONS 512
-
 static kp_status s_push_action(kp_plan *p, const kp_action *a)
 {
     kp_action *actions = kp__grow(p->actions, &p->cap, p->n, sizeof(*actions), 16);
@@ -109,9 +107,9 @@ static kp_status s_plan_state(kp_ctx *ctx, const kp__discovery *d, kp_plan *p)
 static kp_status s_plan_versions(kp_ctx *ctx, const kp__discovery *d, kp_plan *p)
 {
     const kp_chain_policy *c = d->chain;
-    uint32_t versions[KP_MAX_VERSIONS];
-    const char *fprs[KP_MAX_VERSIONS];
-    size_t nv = kp__versions(d, versions, fprs, KP_MAX_VERSIONS);
+    uint32_t versions[KP_STATE_VERSIONS];
+    const char *fprs[KP_STATE_VERSIONS];
+    size_t nv = kp__versions(d, versions, fprs, KP_STATE_VERSIONS);
     /* An abandoned version is no longer wanted anywhere (kp_chain_abandon): not copied. A
      * document that cannot be told is s_plan_state's finding; then every version is copied. */
     kp__chain_state *s = malloc(sizeof(*s));

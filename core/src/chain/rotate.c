@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "chain/matrix.h"
+#include "chain/state.h"
 
 /* A chain that never rotated has no document: the version wrap uses is its active one and the
  * confirmed versions before it are previous. Newer ones (made outside the lifecycle, or not in

@@ -6,6 +6,7 @@
 
 #include "chain/discovery.h"
 
+/* The versions of one chain the engine handles: in documents, plans and matrices. */
 #define KP_STATE_VERSIONS 512
 
 typedef struct kp__vstate {
@@ -52,5 +53,11 @@ uint32_t kp__state_active(const kp__chain_state *s);
  * *noop when it did. */
 kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_instance *dst,
                          bool *noop);
+
+/* wrap.c: the version wrap uses while the chain has no active version (never rotated): the newest
+ * confirmed version that every reachable keystore holding any version of the chain holds with
+ * the reference fingerprint, leaving out versions s (when found) records as neither active nor
+ * previous (staged, retired, abandoned). 0 when there is none. */
+uint32_t kp__unrotated_version(const kp__discovery *d, const kp__chain_state *s, bool found);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/matrix.h"
+#include "chain/state.h"
 
 /* The chain's keystores to try: replica alone (checked to belong to the chain), or all but
  * those the policy keeps restore-only (a restore source is tried only when named). */
@@ -30,6 +30,32 @@ static kp_status s_candidates(kp_ctx *ctx, const kp_policy *policy, const kp_cha
     return kp__set_error(ctx, KP_ERR_INVALID_ARG,
                          "'%.64s' is not a keystore replica, escrow or origin of chain '%s'",
                          replica, c->name);
+}
+
+uint32_t kp__unrotated_version(const kp__discovery *d, const kp__chain_state *s, bool found)
+{
+    uint32_t vs[KP_STATE_VERSIONS];
+    const char *fs[KP_STATE_VERSIONS];
+    size_t nv = kp__versions(d, vs, fs, KP_STATE_VERSIONS);
+    for (size_t k = nv; k-- > 0;) {
+        const kp__vstate *x = found ? kp__state_find((kp__chain_state *)s, vs[k]) : NULL;
+        if (!kp__version_confirmed(d, vs[k], fs[k]) ||
+            (x != NULL && x->state != KP_VSTATE_ACTIVE && x->state != KP_VSTATE_PREVIOUS))
+            continue;
+        bool everywhere = true;
+        for (size_t i = 0; everywhere && i < d->n; i++) {
+            const kp__target *t = &d->t[i];
+            if (!t->reachable || t->secret || t->nheld == 0)
+                continue; /* holds nothing of the chain: wrap leaves it out */
+            /* Another key under the number (a conflict, plan's finding) counts as missing:
+             * an envelope of this version could not open there, even after apply. */
+            const kp__held *h = kp__held_find(t, vs[k]);
+            everywhere = h != NULL && strcmp(h->fpr, fs[k]) == 0;
+        }
+        if (everywhere)
+            return vs[k];
+    }
+    return 0;
 }
 
 /* Why no version of a never-rotated chain can wrap: the newest confirmed one is missing from a

@@ -117,9 +117,13 @@ static bool s_copy_holder(const kp_pol_chain *c, const char *name)
     return false;
 }
 
-/* No secret_replicas entry (seq) is also a keystore of the chain (its origin, or a keystore
- * replica or escrow): one store would count twice among the holders that confirm a version. */
-static void s_check_secret_replicas(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *seq)
+/* Checks each entry of a chain's list seq that names a known instance, once every key of the
+ * chain is read, whatever their order. restore_only names a replica or escrow, never the origin
+ * (the origin makes every version and must unwrap with the chain's algorithm); secret_replicas
+ * names no keystore of the chain (one store would count twice among the holders that confirm a
+ * version). */
+static void s_check_refs(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *seq,
+                         bool restore_only)
 {
     if (seq->type != YAML_SEQUENCE_NODE)
         return; /* already reported */
@@ -128,38 +132,24 @@ static void s_check_secret_replicas(kp_pol_parser *P, const kp_pol_chain *c, yam
         yaml_node_t *n = kp__ynode(P, *it);
         const char *name = kp__yscalar(n);
         const kp_pol_instance *in = name != NULL ? kp__policy_instance(P->pol, name) : NULL;
-        if (in == NULL || !(in->described.capabilities & KP_CAP_KEYSTORE))
-            continue;
-        if ((c->origin != NULL && strcmp(name, c->origin) == 0) || s_copy_holder(c, name))
-            kp__pdiag(P, n,
-                      "chain '%s': secret_replicas names '%s', which holds the key itself as a "
-                      "keystore of the chain: one store counts once",
-                      c->name, name);
-    }
-}
-
-/* Each restore_only entry (seq, already parsed into c->restore_only) is a replica or escrow of
- * the chain, never its origin: the origin makes every version and must use it. Checked once
- * every key of the chain is read, whatever their order. */
-static void s_check_restore_only(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *seq)
-{
-    if (seq->type != YAML_SEQUENCE_NODE)
-        return; /* already reported */
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
-         it++) {
-        yaml_node_t *n = kp__ynode(P, *it);
-        const char *name = kp__yscalar(n);
-        if (name == NULL || kp__policy_instance(P->pol, name) == NULL)
+        if (in == NULL)
             continue; /* already reported */
-        if (c->origin != NULL && strcmp(name, c->origin) == 0)
+        bool origin = c->origin != NULL && strcmp(name, c->origin) == 0;
+        if (restore_only && origin)
             kp__pdiag(P, n,
                       "chain '%s': restore_only names '%s', the chain's origin: the origin "
                       "makes every version and must unwrap with the chain's algorithm",
                       c->name, name);
-        else if (!s_copy_holder(c, name))
+        else if (restore_only && !s_copy_holder(c, name))
             kp__pdiag(P, n,
                       "chain '%s': restore_only names '%s', which is not a replica or escrow "
                       "of the chain",
+                      c->name, name);
+        else if (!restore_only && (in->described.capabilities & KP_CAP_KEYSTORE) &&
+                 (origin || s_copy_holder(c, name)))
+            kp__pdiag(P, n,
+                      "chain '%s': secret_replicas names '%s', which holds the key itself as a "
+                      "keystore of the chain: one store counts once",
                       c->name, name);
     }
 }
@@ -317,9 +307,9 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         }
     }
     if (restore_only != NULL)
-        s_check_restore_only(P, c, restore_only);
+        s_check_refs(P, c, restore_only, true);
     if (secret_seq != NULL)
-        s_check_secret_replicas(P, c, secret_seq);
+        s_check_refs(P, c, secret_seq, false);
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
     size_t nstores = s_count_stores(c);
