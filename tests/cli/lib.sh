@@ -74,6 +74,21 @@ file_providers() {
     done
 }
 
+# file_chain CHAIN ALGORITHM NAME...: a policy with one file store per NAME (file_providers) and
+# chain CHAIN (RSA-2048, exportable) born in the first NAME and replicated to all of them; more
+# keys of that chain may follow on the next lines (4 spaces in). Same shell rule as above.
+file_chain() {
+    chain=$1
+    alg=$2
+    shift 2
+    file_providers "$@"
+    echo "chains:"
+    echo "  $chain:"
+    echo "    protector: {type: rsa, bits: 2048, origin: $1, exportable: true}"
+    echo "    replicas: [$(echo "$@" | sed 's/ /, /g')]"
+    echo "    algorithm: $alg"
+}
+
 # A two-region file policy in $T/policy.yaml; passphrase from KP_TEST_PASS.
 two_regions() {
     KP_TEST_PASS=$(openssl rand -hex 24)

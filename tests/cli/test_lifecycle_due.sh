@@ -6,14 +6,8 @@
 # period is refused, naming rotate --stage.
 . "$(dirname "$0")/lib.sh"
 {
-    file_providers a b
-    cat <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: a, exportable: true}
-    replicas: [a, b]
-    rotation: {every: 8s, warn_before: 2s}
-YAML
+    file_chain tde RSA-OAEP-256 a b
+    echo "    rotation: {every: 8s, warn_before: 2s}"
 } >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 expect_rc 0 $P init

@@ -9,16 +9,7 @@
 # copy leaves out the chain-state document, which it names on its own (its progress line says
 # "lifecycle", not "v0").
 . "$(dirname "$0")/lib.sh"
-{
-    file_providers a b c
-    cat <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: a, exportable: true}
-    replicas: [a, b, c]
-    algorithm: RSA-OAEP-256
-YAML
-} >"$T/policy.yaml"
+file_chain tde RSA-OAEP-256 a b c >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 init_stores "$T/policy.yaml"
 # c unreachable: its path is a file, not a directory.

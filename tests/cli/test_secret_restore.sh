@@ -5,7 +5,8 @@
 # bucket holds the chain), apply makes none, and the bucket's word alone (1 of 2 stores, not
 # the origin) is not enough to copy it back; `restore --to a --from bucket` opens the bucket's
 # copy with its password and rebuilds a, which then unwraps the old envelope. The bucket holds
-# one key under v1 throughout.
+# one key under v1 throughout, and a copy whose metadata names another key is refused before
+# import.
 . "$(dirname "$0")/lib.sh"
 {
     file_providers a bucket sm
@@ -72,5 +73,21 @@ expect_rc 6 $P restore tde --to a --from bucket
 expect_in "$T/err" "copy tde v1 -> a: sm: file store"
 [ ! -d "$T/a/keys/tde/1" ] || fail "a restore without the password store wrote a key"
 mv "$T/sm.away" "$T/sm"
+
+# A copy whose metadata names another fingerprint than the key inside is refused before import.
+cp -r "$T/bucket" "$T/bucket.orig"
+"$PY" - "$T/bucket/secrets/tde.key" <<'PY'
+import json, os, sys
+for n in os.listdir(sys.argv[1]):
+    p = os.path.join(sys.argv[1], n, "meta.json")
+    m = json.load(open(p))
+    m["meta"]["fingerprint"] = "ab" * 32
+    json.dump(m, open(p, "w"))
+PY
+expect_rc 7 $P restore tde --to a --from bucket
+expect_in "$T/err" "bucket: the copy of tde v1 is another key"
+[ ! -d "$T/a/keys/tde/1" ] || fail "a copy with another key was imported"
+rm -rf "$T/bucket"
+mv "$T/bucket.orig" "$T/bucket"
 expect_rc 0 $P restore tde --to a --from bucket
 echo "ok: secret replicas are restore sources"

@@ -7,16 +7,7 @@
 # origin gone, b's word against c's decides nothing (wrap refuses) until the operator names the
 # store to trust (wrap --replica c).
 . "$(dirname "$0")/lib.sh"
-{
-    file_providers a b c
-    cat <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: a, exportable: true}
-    replicas: [a, b, c]
-    algorithm: RSA-OAEP
-YAML
-} >"$T/policy.yaml"
+file_chain tde RSA-OAEP a b c >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 expect_rc 0 $P init
 expect_rc 0 $P apply
@@ -57,9 +48,8 @@ expect_in "$T/err" "b's state document names v3 active"
 cmp "$T/env1" "$T/env1.orig" || fail "a refused rewrap changed the envelope"
 
 expect_rc 1 $P plan
-expect_in "$T/out" "unconfirmed"
-expect_in "$T/out" "b: holds tde v3"
-expect_in "$T/out" "state"
+expect_in "$T/out" "! unconfirmed tde: b: holds tde v3"
+expect_in "$T/out" "! state       tde: a: b's state document names v3 active (serial 1000)"
 if grep -q "copy .*tde v3" "$T/out"; then fail "plan copies the forged v3: $(cat "$T/out")"; fi
 
 expect_rc 1 $P apply

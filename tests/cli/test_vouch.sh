@@ -9,16 +9,7 @@
 # - a stage recorded in the document but never made (a run killed between the two) is made on
 #   the next `rotate --stage`, and no version is ever made that no document names.
 . "$(dirname "$0")/lib.sh"
-{
-    file_providers a b c
-    cat <<YAML
-chains:
-  tde:
-    protector: {type: rsa, bits: 2048, origin: a, exportable: true}
-    replicas: [a, b, c]
-    algorithm: RSA-OAEP
-YAML
-} >"$T/policy.yaml"
+file_chain tde RSA-OAEP a b c >"$T/policy.yaml"
 P="--policy $T/policy.yaml"
 file_providers b >"$T/b-only.yaml"
 plant_b() { # a version of someone's own in b alone
