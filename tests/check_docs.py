@@ -40,7 +40,7 @@ OUTSIDE = [re.compile(r"(?<![\w.])/work/"),
 # a run of ../ (not one that names /etc: that is a hostile-name example, e.g. a traversal a test
 # or a doc shows being refused)
 CLIMB = re.compile(r"(?<![\w.$)}/-])((?:\.\./)+)(?!\.\./)(?!etc/)")
-TEST_PREFIXES = r"(?:unit|cli|azure|conformance|policy|link|docs|abi|style|bench|emulator|fuzz)"
+TEST_PREFIXES = r"(?:unit|cli|azure|conformance|policy|link|docs|abi|style|bench|emulator|fuzz|model)"
 TEST_NAME = re.compile(r"^" + TEST_PREFIXES + r"\.[\w.-]*\*?$")
 
 

@@ -7,6 +7,7 @@ invariants 1, 3, 4 and 5 checked from the outside after every step.
 
     chain_model.py --build BUILD [--seeds 1-3] [--steps 300]     ctest runs one seed per test
     chain_model.py --build BUILD --replay FILE                   a saved step sequence again
+    chain_model.py --build BUILD --shrink FILE                   fewer steps, same violation
     chain_model.py --build BUILD --selftest                      planted faults must be seen
 
 A seed that finds a violation prints it with its step and the commands that showed it, saves
@@ -23,7 +24,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chain_model import draw, plant, walk  # noqa: E402
+from chain_model import draw, plant, shrink, walk  # noqa: E402
 from chain_model.world import SetupError  # noqa: E402
 
 
@@ -56,14 +57,44 @@ def report(k, steps_dir):
             v.kind, k.seed, v.index, json.dumps(v.step, sort_keys=True), v.count, v.message))
         for c in v.commands:
             print("  " + c.replace("\n", "\n  "))
+    if k.violations:
+        last = max(v.index for v in k.violations)
+        print("\n  the steps up to the last violation (the seed draws them again, timing "
+              "permitting):")
+        for i, step in enumerate(k.executed[:last + 1]):
+            print("  step %d: %s" % (i, json.dumps(step, sort_keys=True)))
     if k.violations or steps_dir:
         path = os.path.join(steps_dir or tempfile.gettempdir(),
                             "chain_model-seed%d.steps.json" % k.seed)
-        with open(path, "w") as f:
-            json.dump({"seed": k.seed, "steps": k.executed}, f, indent=0, sort_keys=True)
+        save(path, k.seed, k.executed)
+        me = os.path.abspath(__file__)
         print("\n  step sequence: %s\n  replay: /usr/bin/python3 %s --build BUILD --replay %s"
-              % (path, os.path.abspath(__file__), path))
+              "\n  shorten: /usr/bin/python3 %s --build BUILD --shrink %s"
+              % (path, me, path, me, path))
     sys.stdout.flush()
+
+
+def save(path, seed, seq):
+    with open(path, "w") as f:
+        json.dump({"seed": seed, "steps": seq}, f, indent=0, sort_keys=True)
+
+
+def shorten(a):
+    with open(a.shrink) as f:
+        doc = json.load(f)
+    got = shrink.shrink(a.build, doc["seed"], doc["steps"])
+    if got is None:
+        print("chain_model: the sequence shows no violation now")
+        return 1
+    seq, v = got
+    path = a.shrink.replace(".json", "") + ".short.json"
+    save(path, doc["seed"], seq)
+    print("chain_model: %d steps (of %d) still show [%s] %s\n  %s" % (
+        len(seq), len(doc["steps"]), v.kind if v else "?", v.message if v else "(not on the "
+        "last replay: timing)", path))
+    for i, step in enumerate(seq):
+        print("  step %d: %s" % (i, json.dumps(step, sort_keys=True)))
+    return 0
 
 
 def selftest(a):
@@ -92,6 +123,8 @@ def main(argv):
     p.add_argument("--seeds", type=seeds, default=[1], help="e.g. 1-20 or 1,5,9")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--replay", help="a step sequence saved by an earlier run")
+    p.add_argument("--shrink", metavar="FILE",
+                   help="cut a saved sequence down to the steps its first violation needs")
     p.add_argument("--save-steps", metavar="DIR",
                    help="save each seed's step sequence in DIR, also when it passes (by default "
                         "only a failing one, in the temporary directory)")
@@ -111,6 +144,8 @@ def main(argv):
         weights[op] = int(n)
     if a.selftest:
         return selftest(a)
+    if a.shrink:
+        return shorten(a)
     runs = []
     if a.replay:
         with open(a.replay) as f:

@@ -13,4 +13,5 @@ tests/integration/chain_model.py is the entry; the modules here are its parts:
     plant.py     the selftest's faults, planted behind keyplane's back
     checks.py    the invariants
     walk.py      one seed (or a replayed sequence) from setup to the final checks
+    shrink.py    a shorter sequence that shows the same violation
 """

@@ -1,8 +1,8 @@
 """The steps of the walk carried out against the world: run() takes a step drawn by draw.py (or
-read from a saved sequence) and does it. A step judges only what it alone can see (a crash, a
-wrong DEK, a wrap that did not use the active version, a retire inside retention, a restore that
-refused a source holding what the target lacks); the invariants over the whole world are
-checks.py's, after every step.
+read from a saved sequence) and does it. A step judges only what it alone can see (a wrong DEK,
+a wrap that did not use the active version, a retire inside retention, an abandoned version an
+envelope uses, a restore that refused a source holding what the target lacks); the invariants
+over the whole world, and crashes, are judged after every step (checks.py, walk.py).
 """
 
 import json
@@ -23,10 +23,6 @@ def run(step, ctx):
         run_plant(step, ctx)      # the selftest's fault
     else:
         globals()["run_" + step["op"]](step, ctx)
-    for r in ctx.w.log:
-        if r.crashed():
-            ctx.violation("crash", ("crash", r.argv[3]), "keyplane %s crashed or hung (exit %s)"
-                          % (" ".join(r.argv[3:5]), r.rc))
 
 
 def _policy(w, via):
@@ -86,6 +82,18 @@ def run_abandon(step, ctx):
                       % (v, used[0], v))
 
 
+def _wipe(w, m, s, how):
+    """A lost disk: without init the store is not there (unreachable) until a restore or an
+    init makes it anew; "wipe-init" is the operator making it anew at once."""
+    shutil.rmtree(w.store_dir(s), ignore_errors=True)
+    m.restored.discard(s)
+    if how == "wipe-init":
+        w.init_store(s)
+        m.wiped.discard(s)
+    else:
+        m.wiped.add(s)
+
+
 def run_damage(step, ctx):
     s, how, v = step["store"], step["how"], step["version"]
     w, m = ctx.w, ctx.m
@@ -96,13 +104,7 @@ def run_damage(step, ctx):
     elif s == W.SECRET_REPLICA:
         sd = os.path.join(w.store_dir(s), "secrets", W.CHAIN + ".key")
         if how.startswith("wipe"):
-            shutil.rmtree(w.store_dir(s), ignore_errors=True)
-            m.restored.discard(s)
-            if how == "wipe-init":
-                w.init_store(s)
-                m.wiped.discard(s)
-            else:
-                m.wiped.add(s)
+            _wipe(w, m, s, how)
         elif how == "chain":
             shutil.rmtree(sd, ignore_errors=True)
         else:
@@ -116,16 +118,8 @@ def run_damage(step, ctx):
     else:
         kd = os.path.join(w.store_dir(s), "keys", W.CHAIN)
         if how.startswith("wipe"):
-            # a lost disk: without init the store is not there (unreachable) until a restore
-            # or an init makes it anew
-            shutil.rmtree(w.store_dir(s), ignore_errors=True)
             m.corrupted.pop(s, None)
-            m.restored.discard(s)
-            if how == "wipe-init":
-                w.init_store(s)
-                m.wiped.discard(s)
-            else:
-                m.wiped.add(s)
+            _wipe(w, m, s, how)
         elif how == "chain":
             shutil.rmtree(kd, ignore_errors=True)
             m.corrupted.pop(s, None)

@@ -192,6 +192,16 @@ class Walk:
         ran = list(self.w.log)
         self.check(full)
         for r in self.w.log:
+            if r.lsan_tracer_crash():      # a background run's sanitizer, not keyplane
+                self.w.sanitizer_faults.append(" ".join(r.argv[3:5]))
+            elif r.crashed():
+                self.violation("crash", ("crash", r.argv[3]), "keyplane %s crashed or hung "
+                               "(exit %s)" % (" ".join(r.argv[3:5]), r.rc))
+        for cmd in self.w.sanitizer_faults:
+            self.note("LeakSanitizer crashed in its exit-time tracer after keyplane %s (step "
+                      "%d); run again" % (cmd, self.index))
+        self.w.sanitizer_faults = []
+        for r in self.w.log:
             c = r.argv[3]
             self.cmd_secs[c] = self.cmd_secs.get(c, 0.0) + r.secs
             self.cmd_cpu[c] = self.cmd_cpu.get(c, 0.0) + r.cpu
