@@ -5,7 +5,6 @@
  * SoftHSM, whose RFC 5649 pads private keys (the probe's verdict checked by wrapping behind the
  * plugin's back). Some checks call the plugin's dispatch table directly (core/src/instance/call.h),
  * so that what is tested is the plugin's own answer, not a check the core makes first. */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "instance/call.h"
 #include "kp_test.h"
+#include "pkcs11_token.h"
 
 #define PIN "13579"
 
@@ -28,47 +28,11 @@ typedef struct fx {
     kp_instance *hsm;
 } fx;
 
-static const char *s_module(void)
-{
-    static const char *paths[] = {"/usr/lib/softhsm/libsofthsm2.so",
-                                  "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", NULL};
-    for (size_t i = 0; paths[i] != NULL; i++) {
-        FILE *f = fopen(paths[i], "rb");
-        if (f != NULL) {
-            fclose(f);
-            return paths[i];
-        }
-    }
-    return NULL;
-}
-
 static int setup(void **state)
 {
     fx *f = kp_test_fx_new(sizeof(*f), NULL, 0);
-    char *conf_text = NULL, *cmd = NULL, *policy = NULL;
-    assert_true(asprintf(&conf_text,
-                         "directories.tokendir = %s\nobjectstore.backend = file\n"
-                         "log.level = ERROR\n",
-                         f->t.dir) > 0);
-    char *conf = kp_test_write(f->t.dir, "softhsm2.conf", conf_text);
-    setenv("SOFTHSM2_CONF", conf, 1);
-    assert_true(asprintf(&cmd,
-                         "softhsm2-util --init-token --free --label unit --so-pin 97531 "
-                         "--pin %s >/dev/null",
-                         PIN) > 0);
-    assert_int_equal(system(cmd), 0);
-    setenv("KP_TEST_HSM_PIN", PIN, 1);
-    assert_non_null(s_module());
-    assert_true(asprintf(&policy,
-                         "version: 1\nproviders:\n  hsm: {plugin: pkcs11, module: %s, token: unit,"
-                         " pin: env:KP_TEST_HSM_PIN}\n",
-                         s_module()) > 0);
-    kp_test_fx_load(&f->t, policy);
+    kp_test_p11_token(&f->t, "unit", "97531", PIN);
     f->hsm = kp_test_fx_open(&f->t, "hsm");
-    free(conf_text);
-    free(conf);
-    free(cmd);
-    free(policy);
     *state = f;
     return 0;
 }
@@ -81,86 +45,16 @@ static const kp_dispatch *s_fn(kp_instance *inst, uint32_t id)
     return d;
 }
 
-/* The module as the plugin loaded it (p11-kit initialised it in this process). */
-static CK_FUNCTION_LIST_PTR s_p11(void)
-{
-    void *dl = dlopen(s_module(), RTLD_NOW | RTLD_NOLOAD);
-    assert_non_null(dl);
-    CK_C_GetFunctionList get = NULL;
-    void *sym = dlsym(dl, "C_GetFunctionList");
-    memcpy(&get, &sym, sizeof(get));
-    CK_FUNCTION_LIST_PTR fl = NULL;
-    assert_int_equal(get(&fl), CKR_OK);
-    dlclose(dl);
-    return fl;
-}
-
-/* A logged-in R/W session on the token "unit" of the test, opened behind the plugin's back. */
-static CK_SESSION_HANDLE s_session(CK_FUNCTION_LIST_PTR fl)
-{
-    CK_SLOT_ID slots[8];
-    CK_ULONG n = 8;
-    assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
-    for (CK_ULONG i = 0; i < n; i++) {
-        CK_TOKEN_INFO ti;
-        if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK || memcmp(ti.label, "unit ", 5) != 0)
-            continue;
-        CK_SESSION_HANDLE s;
-        assert_int_equal(
-            fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
-            CKR_OK);
-        CK_RV rv = fl->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
-        assert_true(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN);
-        return s;
-    }
-    fail_msg("token 'unit' not found");
-    return 0;
-}
-
-/* Every object on the token (private ones too) matching tmpl; all of them when ntmpl is 0. */
-static size_t s_count(CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl)
-{
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
-    CK_OBJECT_HANDLE objs[64];
-    CK_ULONG got;
-    size_t n = 0;
-    assert_int_equal(fl->C_FindObjectsInit(s, tmpl, ntmpl), CKR_OK);
-    do {
-        assert_int_equal(fl->C_FindObjects(s, objs, 64, &got), CKR_OK);
-        n += got;
-    } while (got > 0);
-    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
-    fl->C_CloseSession(s);
-    return n;
-}
-
+/* How many objects the token holds (private ones too); how many are labelled label. */
 static size_t s_objects(void)
 {
-    return s_count(NULL, 0);
+    return kp_test_p11_count(NULL, 0);
 }
 
 static size_t s_labelled(const char *label)
 {
     CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
-    return s_count(&t, 1);
-}
-
-/* Destroys every object labelled label behind the plugin's back, as another tool would. */
-static void s_destroy_labelled(const char *label)
-{
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
-    CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
-    CK_OBJECT_HANDLE objs[8];
-    CK_ULONG got = 0;
-    assert_int_equal(fl->C_FindObjectsInit(s, &t, 1), CKR_OK);
-    assert_int_equal(fl->C_FindObjects(s, objs, 8, &got), CKR_OK);
-    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
-    assert_true(got > 0);
-    for (CK_ULONG i = 0; i < got; i++)
-        assert_int_equal(fl->C_DestroyObject(s, objs[i]), CKR_OK);
-    fl->C_CloseSession(s);
+    return kp_test_p11_count(&t, 1);
 }
 
 static kp_key_info s_create(kp_instance *inst, const char *name, uint32_t type, uint32_t bits,
@@ -243,7 +137,7 @@ static void test_aes_kek(void **state)
     assert_true(asprintf(&cmd,
                          "pkcs11-tool --module %s --token-label unit --login --pin %s "
                          "--delete-object --type secrkey --label kp:kek/v1 >/dev/null 2>&1",
-                         s_module(), PIN) > 0);
+                         kp_test_p11_module(), PIN) > 0);
     assert_int_equal(system(cmd), 0);
     free(cmd);
     s_create(f->hsm, "kek", KP_KEY_AES, 256, 0, 1);
@@ -292,7 +186,7 @@ static void test_rsa_and_export(void **state)
 /* Closes every session of the token behind the plugin's back, as a token reset would. */
 static void s_close_all_sessions(void)
 {
-    CK_FUNCTION_LIST_PTR fl = s_p11();
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
     CK_SLOT_ID slots[8];
     CK_ULONG n = 8;
     assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
@@ -434,8 +328,8 @@ static kp_status s_visit(void *arg, const kp_key_info *info)
 /* A secret key object labelled as a version of t but made by another tool (no tag). */
 static void s_foreign_object(const char *label)
 {
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_KEY_TYPE kt = CKK_AES;
     CK_BBOOL yes = CK_TRUE;
@@ -526,8 +420,8 @@ static void test_get_direct(void **state)
 
     /* Versions destroyed by another tool are gone for KS_GET at once, though the plugin had
      * them cached; the latest is then the newest left. */
-    s_destroy_labelled("kp:t/v1");
-    s_destroy_labelled("kp:t/v5");
+    kp_test_p11_destroy_labelled("kp:t/v1");
+    kp_test_p11_destroy_labelled("kp:t/v5");
     assert_int_equal(s_get(f->hsm, "t", 1, &info), KP_ERR_NOT_FOUND);
     assert_int_equal(s_get(f->hsm, "t", 5, &info), KP_ERR_NOT_FOUND);
     assert_int_equal(s_get(f->hsm, "t", 0, &info), KP_OK);
@@ -593,8 +487,8 @@ static char *s_state_get(fx *f, kp_status *st)
 /* A data object under label, as a writer that stopped half-way (or another process) left. */
 static void s_state_object(const char *label, const char *app, const char *value)
 {
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
     CK_OBJECT_CLASS cls = CKO_DATA;
     CK_BBOOL yes = CK_TRUE;
     CK_ATTRIBUTE t[] = {
@@ -721,8 +615,8 @@ static size_t s_token_kwp(EVP_PKEY *pkey, unsigned char *plain, size_t cap)
     static const CK_ATTRIBUTE_TYPE types[8] = {
         CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1,
         CKA_PRIME_2, CKA_EXPONENT_1,      CKA_EXPONENT_2,       CKA_COEFFICIENT};
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
     CK_OBJECT_CLASS pc = CKO_PRIVATE_KEY, sc = CKO_SECRET_KEY;
     CK_KEY_TYPE rsa = CKK_RSA, aes = CKK_AES;
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;

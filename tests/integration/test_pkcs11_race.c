@@ -7,7 +7,6 @@
  * writer does not publish past it; one ordered after it changes nothing. The pending objects
  * are planted as another writer would leave them ("<prefix><name>/v<N>~<time>~<random>", the
  * key's tag, its CKA_ID the order). */
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "kp_test.h"
+#include "pkcs11_token.h"
 
 #define PIN "24680"
 #define ROUNDS_RSA 10
@@ -28,105 +28,21 @@ typedef struct fx {
     kp_test_fx t;
 } fx;
 
-static const char *s_module(void)
-{
-    static const char *paths[] = {"/usr/lib/softhsm/libsofthsm2.so",
-                                  "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", NULL};
-    for (size_t i = 0; paths[i] != NULL; i++)
-        if (access(paths[i], R_OK) == 0)
-            return paths[i];
-    return NULL;
-}
-
 static int setup(void **state)
 {
     fx *f = kp_test_fx_new(sizeof(*f), NULL, 0);
-    char *conf_text = NULL, *cmd = NULL, *policy = NULL;
-    assert_non_null(s_module());
-    assert_true(asprintf(&conf_text,
-                         "directories.tokendir = %s\nobjectstore.backend = file\n"
-                         "log.level = ERROR\n",
-                         f->t.dir) > 0);
-    char *conf = kp_test_write(f->t.dir, "softhsm2.conf", conf_text);
-    setenv("SOFTHSM2_CONF", conf, 1);
-    assert_true(asprintf(&cmd,
-                         "softhsm2-util --init-token --free --label race --so-pin 86420 "
-                         "--pin %s >/dev/null",
-                         PIN) > 0);
-    assert_int_equal(system(cmd), 0);
-    setenv("KP_TEST_HSM_PIN", PIN, 1);
-    assert_true(asprintf(&policy,
-                         "version: 1\nproviders:\n  hsm: {plugin: pkcs11, module: %s, token: race,"
-                         " pin: env:KP_TEST_HSM_PIN}\n",
-                         s_module()) > 0);
-    kp_test_fx_load(&f->t, policy);
-    free(conf_text);
-    free(conf);
-    free(cmd);
-    free(policy);
+    kp_test_p11_token(&f->t, "race", "86420", PIN);
     *state = f;
     return 0;
 }
 
 /* ---- the token behind the plugin's back --------------------------------------------------- */
 
-/* The module as the plugin loaded it in this process (an instance must be open). */
-static CK_FUNCTION_LIST_PTR s_p11(void)
-{
-    void *dl = dlopen(s_module(), RTLD_NOW | RTLD_NOLOAD);
-    assert_non_null(dl);
-    CK_C_GetFunctionList get = NULL;
-    void *sym = dlsym(dl, "C_GetFunctionList");
-    memcpy(&get, &sym, sizeof(get));
-    CK_FUNCTION_LIST_PTR fl = NULL;
-    assert_int_equal(get(&fl), CKR_OK);
-    dlclose(dl);
-    return fl;
-}
-
-static CK_SESSION_HANDLE s_session(CK_FUNCTION_LIST_PTR fl)
-{
-    CK_SLOT_ID slots[8];
-    CK_ULONG n = 8;
-    assert_int_equal(fl->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
-    for (CK_ULONG i = 0; i < n; i++) {
-        CK_TOKEN_INFO ti;
-        if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK || memcmp(ti.label, "race ", 5) != 0)
-            continue;
-        CK_SESSION_HANDLE s;
-        assert_int_equal(
-            fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
-            CKR_OK);
-        CK_RV rv = fl->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
-        assert_true(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN);
-        return s;
-    }
-    fail_msg("token 'race' not found");
-    return 0;
-}
-
-/* How many token objects match tmpl (every object when ntmpl is 0). */
-static size_t s_count(CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl)
-{
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
-    CK_OBJECT_HANDLE objs[64];
-    CK_ULONG got;
-    size_t n = 0;
-    assert_int_equal(fl->C_FindObjectsInit(s, tmpl, ntmpl), CKR_OK);
-    do {
-        assert_int_equal(fl->C_FindObjects(s, objs, 64, &got), CKR_OK);
-        n += got;
-    } while (got > 0);
-    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
-    fl->C_CloseSession(s);
-    return n;
-}
-
+/* How many objects of class cls are labelled label. */
 static size_t s_labelled(CK_OBJECT_CLASS cls, const char *label)
 {
     CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
-    return s_count(t, 2);
+    return kp_test_p11_count(t, 2);
 }
 
 /* The tag the plugin gives key name (default prefix): DER of the Name CN=kp:<name>. */
@@ -152,8 +68,8 @@ static size_t s_tag(const char *name, unsigned char *out, size_t cap)
  * CKA_ID (its place in the order) 32 bytes of fill. Returns its label in label. */
 static void s_plant(const char *name, time_t since, unsigned char fill, char *label, size_t size)
 {
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
     CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_ULONG bits = 2048;
@@ -182,23 +98,6 @@ static void s_plant(const char *name, time_t since, unsigned char fill, char *la
     assert_int_equal(fl->C_GenerateKeyPair(s, &mech, pubt, sizeof(pubt) / sizeof(pubt[0]), privt,
                                            sizeof(privt) / sizeof(privt[0]), &pub, &priv),
                      CKR_OK);
-    fl->C_CloseSession(s);
-}
-
-/* Destroys every object labelled label, as a writer giving up would. */
-static void s_unplant(const char *label)
-{
-    CK_FUNCTION_LIST_PTR fl = s_p11();
-    CK_SESSION_HANDLE s = s_session(fl);
-    CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
-    CK_OBJECT_HANDLE objs[8];
-    CK_ULONG got = 0;
-    assert_int_equal(fl->C_FindObjectsInit(s, &t, 1), CKR_OK);
-    assert_int_equal(fl->C_FindObjects(s, objs, 8, &got), CKR_OK);
-    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
-    assert_true(got > 0);
-    for (CK_ULONG i = 0; i < got; i++)
-        assert_int_equal(fl->C_DestroyObject(s, objs[i]), CKR_OK);
     fl->C_CloseSession(s);
 }
 
@@ -346,7 +245,7 @@ static void test_two_processes(void **state)
         s_race(f, &hsm, name, "aes");
     }
     /* Nothing else stays: no loser's pending pair, no nudge object. */
-    assert_int_equal(s_count(NULL, 0), 2 * ROUNDS_RSA + ROUNDS_AES);
+    assert_int_equal(kp_test_p11_count(NULL, 0), 2 * ROUNDS_RSA + ROUNDS_AES);
 }
 
 /* A dead writer's pending object (older than the bound) counts for nothing: readers do not see
@@ -394,15 +293,15 @@ static void test_pending_order(void **state)
     assert_string_equal(got.fingerprint, hi.fingerprint);
     assert_int_equal(s_listed(reader, "hi"), 1);
 
-    s_unplant(before);
+    kp_test_p11_destroy_labelled(before);
     assert_int_equal(s_get(reader, "lo", &got), KP_OK);
     assert_string_equal(got.fingerprint, lo.fingerprint);
 
     /* A writer against a live pending object ordered first, whose writer never decides. */
     s_plant("w", time(NULL), 0x00, before, sizeof(before));
-    size_t objects = s_count(NULL, 0);
+    size_t objects = kp_test_p11_count(NULL, 0);
     assert_int_equal(s_create(hsm, "w", KP_KEY_RSA, &got), KP_ERR_UNAVAILABLE);
-    assert_int_equal(s_count(NULL, 0), objects);
+    assert_int_equal(kp_test_p11_count(NULL, 0), objects);
     assert_int_equal(s_labelled(CKO_PRIVATE_KEY, "kp:w/v1"), 0);
 }
 
