@@ -52,7 +52,7 @@ expect_in "$T/err" "b holds tde v2, which the origin a lacks"
 
 # rotate --stage writes the origin's document everywhere; b's is replaced.
 expect_rc 0 $P rotate tde --stage
-expect_in "$T/out" "v3"
+expect_in "$T/out" "staged tde v3: replicated and proved usable in every keystore"
 "$PY" -c '
 import json, sys
 for p in sys.argv[1:]:
