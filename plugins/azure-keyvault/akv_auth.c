@@ -3,11 +3,20 @@
  * platform's token endpoint):
  *   - client credentials: POST {authority}/{tenant}/oauth2/v2.0/token, form-encoded;
  *   - managed identity: GET the IMDS token endpoint with `Metadata: true`.
- * The scope comes from the vault's 401 challenge (or the `scope` param). Unless
- * verify_challenge_resource is off (emulators on 127.0.0.1), the challenge's resource must be a
- * parent domain of the vault's host, as the .NET and Python SDKs check, so a vault cannot talk
- * us into a token for another service. The token endpoint is always the configured authority:
- * the client secret never goes where a challenge points.
+ * The scope comes from the vault's 401 challenge (or the `scope` param), and is always derived
+ * from the challenge's resource ("<resource>/.default"), as the .NET SDK's
+ * ChallengeBasedAuthenticationPolicy derives it: a `scope` the challenge names beside its
+ * resource is never asked for. Unless verify_challenge_resource is off (emulators on
+ * 127.0.0.1), every host the challenge names, its resource's and its scope's, must be the
+ * vault's host or a parent domain of it, as the Azure SDKs check the scope they request
+ * (azure-sdk-for-python, azure-keyvault-keys _shared/challenge_auth_policy.py, on_challenge:
+ * the request's host must end with "." + the scope's host unless verify_challenge_resource is
+ * False; azure-sdk-for-js keyvault-common verifyChallengeResource; azure-sdk-for-net
+ * ChallengeBasedAuthenticationPolicy, VerifyChallengeResource). So a "vault" cannot talk us
+ * into a token for another service (resource="https://<vault host>" with
+ * scope="https://management.azure.com/.default" asked for an ARM token before). The token
+ * endpoint is always the configured authority: the client secret never goes where a challenge
+ * points.
  *
  * A token is cached until shortly before it expires (5 minutes, or a quarter of a short
  * lifetime) and is refreshed once when the vault answers 401 to it.
@@ -23,6 +32,8 @@
 static bool s_host_under(const char *host, const char *resource)
 {
     /* resource is https://domain[/...]; host must be domain or end with "." + domain */
+    if (strncasecmp(resource, "https://", 8) != 0)
+        return false;
     const char *d = resource + 8;
     size_t dl = strcspn(d, "/:?#");
     size_t hl = strlen(host);
@@ -43,14 +54,23 @@ kp_status kp_akv_take_challenge(kp_akv_inst *a, const char *header)
     }
     if (kp_akv_parse_challenge(header, &c, err, sizeof(err)) != KP_OK)
         return kp_akv_err(a, KP_ERR_AUTH, "%s: %s", a->place.vault_name, err);
-    if (a->verify_challenge_resource && !s_host_under(a->place.vault_host, c.resource))
-        return kp_akv_err(
-            a, KP_ERR_AUTH,
-            "%s: the vault's challenge asks for a token for %s, which is not a parent "
-            "domain of %s (verify_challenge_resource: false only for emulators)",
-            a->place.vault_name, c.resource, a->place.vault_host);
-    if (strcmp(a->scope, c.scope) != 0) {
-        snprintf(a->scope, sizeof(a->scope), "%s", c.scope);
+    /* both what the challenge names: its resource and, when it names one, its scope */
+    const char *named[] = {c.resource, c.scope};
+    for (size_t i = 0; a->verify_challenge_resource && i < 2; i++) {
+        if (!s_host_under(a->place.vault_host, named[i]))
+            return kp_akv_err(
+                a, KP_ERR_AUTH,
+                "%s: the vault's challenge asks for a token for %s, which is not a parent "
+                "domain of %s (verify_challenge_resource: false only for emulators)",
+                a->place.vault_name, named[i], a->place.vault_host);
+    }
+    char scope[KP_AKV_URL_MAX];
+    int n = snprintf(scope, sizeof(scope), "%s/.default", c.resource);
+    if (n < 0 || (size_t)n >= sizeof(scope))
+        return kp_akv_err(a, KP_ERR_AUTH, "%s: the vault's challenge names too long a resource",
+                          a->place.vault_name);
+    if (strcmp(a->scope, scope) != 0) {
+        snprintf(a->scope, sizeof(a->scope), "%s", scope);
         a->up->secret_free(a->token);
         a->token = NULL;
     }

@@ -20,7 +20,7 @@ kp_status kp_akv_ks_backup(void *inst, const char *name, kp_secret **blob)
     KP_ENSURE(a != NULL && name != NULL && blob != NULL, KP_ERR_INVALID_ARG);
     char vname[KP_NAME_MAX], path[KP_AKV_URL_MAX];
     kp_akv_resp r;
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     kp_status st = kp_akv_vault_name(a, name, vname);
     if (st == KP_OK) {
         snprintf(path, sizeof(path), "/keys/%s/backup", vname);
@@ -72,7 +72,7 @@ kp_status kp_akv_ks_restore(void *inst, const kp_secret *blob, char name[KP_NAME
         return kp_akv_err(a, KP_ERR_NOMEM, "out of memory");
     kp_akv_bundle b;
     memset(&b, 0, sizeof(b));
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     kp_status st =
         kp_akv_make_bundle(a, "POST", "/keys/restore", (const uint8_t *)body, len, "restore", &b);
     if (st == KP_OK) {

@@ -13,7 +13,7 @@ kp_status kp_akv_instance_check(void *inst, kp_check_report_fn report, void *arg
     KP_ENSURE(a != NULL && report != NULL, KP_ERR_INVALID_ARG);
     char detail[KP_AKV_URL_MAX + 128];
     kp_akv_resp r;
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     /* vault: any answer over verified TLS; a first call also learns the challenge */
     kp_status st = kp_akv_call(a, "GET", "/keys?maxresults=1", NULL, 0, 0, "list keys", &r);
     kp_status reach = st == KP_OK || st == KP_ERR_PERMISSION || st == KP_ERR_AUTH ? KP_OK : st;

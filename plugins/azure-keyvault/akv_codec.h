@@ -31,7 +31,7 @@
 typedef struct kp_akv_error_body {
     char code[64];
     char inner[64];
-    char message[200];
+    char message[768]; /* a 403 names the missing permission after a long identity */
 } kp_akv_error_body;
 void kp_akv_parse_error(const uint8_t *body, size_t len, kp_akv_error_body *out);
 

@@ -189,7 +189,7 @@ kp_status kp_akv_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
               KP_ERR_INVALID_ARG);
     uint32_t bits = spec.bits != 0 ? spec.bits : 2048, version = 0;
     char vname[KP_NAME_MAX];
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     kp_status st = kp_akv_rule_spec(a, spec.name, spec.type, bits, vname);
     if (st == KP_OK && (spec.flags & KP_KEY_EXPORTABLE))
         st = kp_akv_err(a, KP_ERR_UNSUPPORTED,

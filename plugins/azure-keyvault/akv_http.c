@@ -2,9 +2,17 @@
  * The instance's HTTPS transport: the kit's client, made on the first request with the settings
  * read from the params, and one send whose failure to get any answer becomes the instance's
  * error text. Both the token requests (akv_auth.c) and the keys API (akv_rest.c) go through it,
- * which is why it sits below both.
+ * which is why it sits below both. It also holds the operation's deadline: every request of a
+ * lookup, listing, wrap or unwrap (probe, token, retries) shares one budget, so one slow region
+ * costs the caller deadline_ms, not attempts x timeout per request.
  */
 #include "akv_internal.h"
+
+void kp_akv_begin(kp_akv_inst *a, bool bounded)
+{
+    pthread_mutex_lock(&a->lock);
+    a->deadline = bounded ? kpk_http_clock_ms() + a->deadline_ms : 0;
+}
 
 kp_status kp_akv_send(kp_akv_inst *a, const kpk_http_request *req, kpk_http_response *resp)
 {
@@ -15,7 +23,9 @@ kp_status kp_akv_send(kp_akv_inst *a, const kpk_http_request *req, kpk_http_resp
         if (st != KP_OK)
             return kp_akv_err(a, st, "%s: %s", a->place.vault_name, err);
     }
-    st = kpk_http_send(a->http, req, resp, err, sizeof(err));
+    kpk_http_request bounded = *req;
+    bounded.deadline = a->deadline;
+    st = kpk_http_send(a->http, &bounded, resp, err, sizeof(err));
     if (st != KP_OK)
         return kp_akv_err(a, st, "%s", err);
     return KP_OK;

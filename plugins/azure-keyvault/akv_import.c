@@ -67,7 +67,7 @@ kp_status kp_akv_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
     char vname[KP_NAME_MAX], fpr[KPK_FPR_HEX];
     uint32_t version = 0;
     json_t *key = json_object();
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     kp_status st = s_import_spec(a, &spec, vname);
     if (st == KP_OK)
         st = s_import_jwk(a, &spec, pkcs8_der, key, fpr);
@@ -160,7 +160,7 @@ kp_status kp_akv_ks_import_offer(void *inst, const kp_key_spec *in, kp_import_of
     char vname[KP_NAME_MAX];
     kp_akv_bundle b;
     memset(&b, 0, sizeof(b));
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     kp_status st = kp_akv_rule_spec(a, spec.name, spec.type, spec.bits, vname);
     if (st == KP_OK)
         st = s_kek(a, vname, &b);
@@ -274,7 +274,7 @@ kp_status kp_akv_ks_import_wrapped(void *inst, const kp_key_spec *in, uint32_t m
     KP_GUARD(s_wrapped_args(a, method, spec.fingerprint));
     char vname[KP_NAME_MAX], kid[KP_BACKEND_ID_MAX];
     uint32_t version = 0;
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, false);
     kp_status st = s_import_spec(a, &spec, vname);
     if (st == KP_OK)
         st = s_token(a, vname, token, token_len, kid);

@@ -43,6 +43,10 @@
 #define KP_AKV_NAME_SUM_MAX                                                                        \
     94 /* vault name + key name, Azure SQL TDE (Azure SQL customer-managed TDE) */
 #define KP_AKV_MAX_BODY (1024 * 1024)
+/* One lookup, listing, wrap or unwrap (the `deadline_ms` param): time enough for a healthy
+ * vault's probe, token and call, short enough that a region answering 503 with an hour's
+ * Retry-After, or not answering at all, costs seconds before the core fails over. */
+#define KP_AKV_DEFAULT_DEADLINE_MS 10000L
 
 /* Errors. */
 
@@ -119,8 +123,10 @@ typedef struct kp_akv_inst {
     bool verify_challenge_resource;
     char ca_bundle[1024];
     kpk_http_config http_cfg;
+    long deadline_ms; /* the `deadline_ms` param: budget of one bounded operation */
 
     pthread_mutex_t lock; /* guards everything below: one request at a time per instance */
+    int64_t deadline;     /* kpk_http_clock_ms() by which the operation must end; 0 = none */
     kpk_http *http;
     char scope[KP_AKV_URL_MAX]; /* learnt from the challenge (or the param) */
     kp_secret *token;           /* "Bearer ..." header value ready to send, or NULL */
@@ -158,8 +164,14 @@ kp_plugin_describe_fn kp_akv_plugin_describe;
 kp_plugin_check_key_fn kp_akv_plugin_check_key;
 
 /* akv_http.c */
-/** Sends one request over the instance's transport (made on first use); a failure to get an
- *  answer sets the error text. Any HTTP status is KP_OK: the caller reads it. */
+/** Takes the instance's lock for one operation of the dispatch table. A bounded one (a key
+ *  lookup, a listing, a wrap, an unwrap: what failover waits on) gets a->deadline_ms for all
+ *  its requests; the others (create, import, backup, restore, check) only the transport's
+ *  per-request deadline. Release with pthread_mutex_unlock(&a->lock). */
+void kp_akv_begin(kp_akv_inst *a, bool bounded);
+/** Sends one request over the instance's transport (made on first use), within the current
+ *  operation's deadline; a failure to get an answer sets the error text. Any HTTP status is
+ *  KP_OK: the caller reads it. */
 kp_status kp_akv_send(kp_akv_inst *a, const kpk_http_request *req, kpk_http_response *resp);
 
 /* akv_auth.c */

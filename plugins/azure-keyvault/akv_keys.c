@@ -422,7 +422,7 @@ kp_status kp_akv_ks_list(void *inst, const char *name, kp_key_visit_fn visit, vo
 {
     kp_akv_inst *a = inst;
     KP_ENSURE(a != NULL && visit != NULL, KP_ERR_INVALID_ARG);
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, true);
     kp_status st =
         name != NULL ? s_visit_key(a, name, visit, arg, true) : s_visit_all(a, visit, arg);
     pthread_mutex_unlock(&a->lock);
@@ -434,7 +434,7 @@ kp_status kp_akv_ks_get_public(void *inst, const char *name, uint32_t version, u
 {
     kp_akv_inst *a = inst;
     KP_ENSURE(a != NULL && name != NULL && len != NULL, KP_ERR_INVALID_ARG);
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, true);
     kp_akv_version *v = NULL;
     kp_status st = kp_akv_version_get(a, name, version, false, &v);
     if (st == KP_OK) {
@@ -457,7 +457,7 @@ kp_status kp_akv_ks_get(void *inst, const char *name, uint32_t version, kp_key_i
     KP_ENSURE(a != NULL && name != NULL && info != NULL, KP_ERR_INVALID_ARG);
     kp_key_info full;
     kp_akv_version *v = NULL;
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, true);
     kp_status st = kp_akv_version_get(a, name, version, version == 0, &v);
     if (st == KP_OK)
         s_info_fill(a, name, v, &full);

@@ -53,6 +53,12 @@ const kp_param_desc kp_akv_param_list[] = {
     S_INT("connect_timeout_ms", 100, 600000, "connect time limit (default 5000)"),
     S_INT("max_attempts", 1, 10,
           "tries of a request failing transiently (429, 5xx, reset, timeout); default 4"),
+    S_INT("deadline_ms", 100, 600000,
+          "time limit of one key lookup, listing, wrap or unwrap, its retries, waits and token "
+          "included: past it the core fails over to another replica (default 10000)"),
+    S_INT("request_deadline_ms", 100, 3600000,
+          "time limit of any one request with its retries and waits (default 45000, at least "
+          "timeout_ms)"),
     {.name = NULL},
 };
 
@@ -207,6 +213,10 @@ static void s_http(kp_akv_inst *a, const kp_param *params)
         a->http_cfg.connect_timeout_ms = (long)p->num;
     if ((p = kp_param_find(params, "max_attempts")) != NULL)
         a->http_cfg.max_attempts = (unsigned)p->num;
+    if ((p = kp_param_find(params, "request_deadline_ms")) != NULL)
+        a->http_cfg.deadline_ms = (long)p->num;
+    p = kp_param_find(params, "deadline_ms");
+    a->deadline_ms = p != NULL ? (long)p->num : KP_AKV_DEFAULT_DEADLINE_MS;
 }
 
 kp_status kp_akv_params_take(kp_akv_inst *a, const kp_param *params)

@@ -113,6 +113,12 @@ static kp_status s_fail(kp_akv_inst *a, const kpk_http_response *r, const char *
     char rid[64] = "";
     if (r->request_id != NULL)
         snprintf(rid, sizeof(rid), " [request %.40s]", r->request_id);
+    if (r->retry_after_ms > 0)
+        return kp_akv_err(a, st,
+                          "%s: %s: HTTP %ld %s%s: %s (after %u attempt%s; it asked to be retried "
+                          "in %ld s, past this operation's deadline)",
+                          vault, what, r->status, code, rid, msg, r->attempts,
+                          r->attempts == 1 ? "" : "s", (r->retry_after_ms + 999) / 1000);
     if (r->status == 429 || r->status >= 500)
         return kp_akv_err(a, st, "%s: %s: HTTP %ld %s%s: %s (after %u attempts)", vault, what,
                           r->status, code, rid, msg, r->attempts);

@@ -116,7 +116,7 @@ kp_status kp_akv_ks_wrap(void *inst, const char *name, uint32_t version, uint32_
     char what[KP_NAME_MAX + 48];
     kp_akv_resp r;
     kp_secret *ct = NULL;
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, true);
     kp_status st = s_op(a, name, version, "wrapkey", an, a->up->secret_cdata(dek),
                         a->up->secret_len(dek), true, what, sizeof(what), &r);
     if (st == KP_OK)
@@ -147,7 +147,7 @@ kp_status kp_akv_ks_unwrap(void *inst, const char *name, uint32_t version, uint3
         return kp_akv_err(a, KP_ERR_INVALID_ARG, "wrapped key of %zu bytes", inlen);
     char what[KP_NAME_MAX + 48];
     kp_akv_resp r;
-    pthread_mutex_lock(&a->lock);
+    kp_akv_begin(a, true);
     kp_status st =
         s_op(a, name, version, "unwrapkey", an, in, inlen, false, what, sizeof(what), &r);
     if (st == KP_OK) /* the DEK is decoded straight into the kp_secret handed back */

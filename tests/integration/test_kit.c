@@ -1,7 +1,8 @@
 /*
  * The provider kit's HTTPS transport against a real Key Vault emulator over real TLS, started
  * by run_with_vault.sh --name kit (which exports KV_CA and KV_KIT_URL). The vault's fault
- * injection drives the retry rule; a sleep hook records the backoffs, so nothing here really waits.
+ * injection drives the retry rule; a sleep hook records the backoffs, so nothing here really waits
+ * but the deadline test, which gives a server that never answers 0.7 s.
  * The kit's tests that need no vault are unit.kit_local (tests/unit/test_kit_local.c).
  */
 #include <stdio.h>
@@ -351,6 +352,55 @@ static void test_http_timeout(void **state)
     kpk_http_free(h);
 }
 
+/* A request's deadline: a 503 whose Retry-After ends past it comes back at once, naming the wait
+ * it asked for; a server that takes the request and never answers costs the deadline, not
+ * attempts x timeout; a deadline already past sends nothing. And a header line over libcurl's
+ * limit is a backend error, not "out of memory". */
+static void test_http_deadline(void **state)
+{
+    (void)state;
+    kp_test_sleeps sl = {0};
+    kpk_http *h = kp_test_http((kpk_http_config){0}, &sl);
+    kpk_http_response r;
+    char err[512], url[1024], want[256];
+    snprintf(url, sizeof url, "%s%s", s_base, OPENID);
+    kpk_http_request req = {.method = "GET", .url = url, .deadline = kpk_http_clock_ms() + 5000};
+    kp_test_vault_faults(s_vault, "{\"scope\":\"all\",\"rate_503\":1,\"retry_after\":3600}");
+    assert_int_equal(kpk_http_send(h, &req, &r, err, sizeof err), KP_OK);
+    assert_int_equal(r.status, 503);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(r.retry_after_ms, 3600000);
+    assert_int_equal(sl.n, 0);
+    kpk_http_response_free(&r);
+
+    kp_test_vault_faults(s_vault, "{\"scope\":\"all\",\"latency_ms\":60000}");
+    req.deadline = kpk_http_clock_ms() + 700;
+    assert_int_equal(kpk_http_send(h, &req, &r, err, sizeof err), KP_ERR_TIMEOUT);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(sl.n, 0);
+    snprintf(want, sizeof want,
+             "%s: timed out; no time left before the request's deadline (Operation timed out "
+             "after ",
+             s_base);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("got '%s', want '%s...'", err, want);
+
+    req.deadline = kpk_http_clock_ms() - 1;
+    assert_int_equal(kpk_http_send(h, &req, &r, err, sizeof err), KP_ERR_TIMEOUT);
+    snprintf(want, sizeof want, "%s: not sent: no time left before the request's deadline", s_base);
+    assert_string_equal(err, want);
+    assert_int_equal(r.attempts, 0);
+
+    kp_test_vault_faults(s_vault, "{\"scope\":\"all\",\"header_pad\":200000}");
+    req.deadline = 0;
+    assert_int_equal(kpk_http_send(h, &req, &r, err, sizeof err), KP_ERR_BACKEND);
+    snprintf(want, sizeof want, "%s: response header too large (a line over 102400 bytes)", s_base);
+    assert_string_equal(err, want);
+    assert_int_equal(r.attempts, 1);
+    kp_test_vault_faults(s_vault, "{}");
+    kpk_http_free(h);
+}
+
 static void test_http_max_response(void **state)
 {
     (void)state;
@@ -379,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup(test_http_unsafe, s_setup_vault),
         cmocka_unit_test_setup(test_http_timeout, s_setup_vault),
         cmocka_unit_test_setup(test_http_max_response, s_setup_vault),
+        cmocka_unit_test_setup(test_http_deadline, s_setup_vault),
     };
     return cmocka_run_group_tests_name("kit against the emulator", tests, s_group_setup,
                                        s_group_teardown);

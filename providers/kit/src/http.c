@@ -31,6 +31,7 @@
 #define S_DEFAULT_BACKOFF_BASE_MS 100L
 #define S_DEFAULT_BACKOFF_CAP_MS 4000L
 #define S_DEFAULT_RETRY_AFTER_CAP_MS 30000L
+#define S_DEFAULT_DEADLINE_MS 45000L
 #define S_DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
 #define S_DEFAULT_USER_AGENT "keyplane-kit/1"
 /* Hosts reached over plain http: loopback, and the Azure IMDS address (plain http by design). */
@@ -147,6 +148,9 @@ static kp_status s_fill(kpk_http *h, const kpk_http_config *cfg, char *err, size
     h->backoff_cap_ms = cfg->backoff_cap_ms ? cfg->backoff_cap_ms : S_DEFAULT_BACKOFF_CAP_MS;
     h->retry_after_cap_ms =
         cfg->retry_after_cap_ms ? cfg->retry_after_cap_ms : S_DEFAULT_RETRY_AFTER_CAP_MS;
+    h->deadline_ms = cfg->deadline_ms ? cfg->deadline_ms : S_DEFAULT_DEADLINE_MS;
+    if (h->deadline_ms < h->timeout_ms)
+        h->deadline_ms = h->timeout_ms;
     h->max_response = cfg->max_response ? cfg->max_response : S_DEFAULT_MAX_RESPONSE;
     h->rx.max = h->max_response;
     h->user_agent = s_strdup(cfg->user_agent ? cfg->user_agent : S_DEFAULT_USER_AGENT);
@@ -173,7 +177,7 @@ kp_status kpk_http_new(const kpk_http_config *cfg, kpk_http **out, char *err, si
     if (cfg == NULL)
         cfg = &none;
     if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->backoff_base_ms < 0 ||
-        cfg->backoff_cap_ms < 0 || cfg->retry_after_cap_ms < 0) {
+        cfg->backoff_cap_ms < 0 || cfg->retry_after_cap_ms < 0 || cfg->deadline_ms < 0) {
         s_err(err, errlen, "http: timeouts and backoffs must not be negative");
         return KP_ERR_INVALID_ARG;
     }
@@ -390,18 +394,24 @@ static const char *s_detail(kpk_http *h, CURLcode rc)
 }
 
 static void s_fail_text(kpk_http *h, const char *origin, const kpk__http_failure *f, CURLcode rc,
-                        unsigned attempts, bool held_back, char *err, size_t errlen)
+                        unsigned attempts, bool held_back, bool out_of_time, char *err,
+                        size_t errlen)
 {
     if (f->status == KP_ERR_BACKEND && h->rx.too_large) {
         s_err(err, errlen, "%s: response body larger than %zu bytes", origin, h->max_response);
         return;
     }
+    if (f->status == KP_ERR_BACKEND && rc == CURLE_OUT_OF_MEMORY) {
+        /* libcurl's own words would be "Out of memory" */
+        s_err(err, errlen, "%s: %s (a line over %d bytes)", origin, f->what, CURL_MAX_HTTP_HEADER);
+        return;
+    }
     char after[48] = "";
     if (attempts > 1)
         snprintf(after, sizeof after, " after %u attempts", attempts);
-    s_err(err, errlen, "%s: %s%s%s (%s)", origin, f->what, after,
+    s_err(err, errlen, "%s: %s%s%s%s (%s)", origin, f->what, after,
           held_back ? "; not repeated: the request was sent and may have been acted on" : "",
-          s_detail(h, rc));
+          out_of_time ? "; no time left before the request's deadline" : "", s_detail(h, rc));
 }
 
 /* One attempt's wait before the next, for an answer that is to be repeated. */
@@ -433,11 +443,33 @@ static kp_status s_request(kpk_http *h, const kpk_http_request *req, CURLU *u, b
     return KP_OK;
 }
 
-/* The attempts: returns KP_OK with the answer in resp, or the failure with err set. */
-static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_http_response *resp,
-                            char *err, size_t errlen)
+/* Whether a wait of ms still leaves time for an attempt before end. */
+static bool s_time_for(int64_t end, long ms)
 {
+    return kpk_http_clock_ms() + ms < end;
+}
+
+/* Bounds the next attempt by what is left before end (at least 1 ms: libcurl's 0 is "none").
+ * Returns whether the attempt's own timeout was cut short by the deadline. */
+static bool s_bound_attempt(kpk_http *h, int64_t end)
+{
+    int64_t left = end - kpk_http_clock_ms();
+    long t = left < h->timeout_ms ? (long)(left > 1 ? left : 1) : h->timeout_ms;
+    curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, t);
+    return t < h->timeout_ms;
+}
+
+/* The attempts, all over before end (kpk_http_clock_ms): returns KP_OK with the answer in
+ * resp, or the failure with err set. */
+static kp_status s_attempts(kpk_http *h, bool unsafe, int64_t end, const char *origin,
+                            kpk_http_response *resp, char *err, size_t errlen)
+{
+    if (!s_time_for(end, 0)) { /* a caller's budget spent by its earlier requests */
+        s_err(err, errlen, "%s: not sent: no time left before the request's deadline", origin);
+        return KP_ERR_TIMEOUT;
+    }
     for (unsigned attempt = 1;; attempt++) {
+        bool cut = s_bound_attempt(h, end);
         kpk__http_rx_reset(&h->rx);
         h->prereqs = 0;
         h->resend_refused = false;
@@ -455,22 +487,29 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_ht
         if (rc == CURLE_OK && !h->rx.too_large && !h->rx.oom) {
             long status = 0;
             curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
-            if (more && kpk__http_status_retryable(status, unsafe)) {
-                kpk__http_sleep(h, s_wait_for_status(h, status, attempt - 1));
+            long wait = more && kpk__http_status_retryable(status, unsafe)
+                            ? s_wait_for_status(h, status, attempt - 1)
+                            : -1;
+            /* a wait that would end past the deadline is not begun: the answer goes back */
+            if (wait >= 0 && s_time_for(end, wait)) {
+                kpk__http_sleep(h, wait);
                 continue;
             }
+            long asked = wait >= 0 ? kpk__http_retry_after_ms(h->rx.retry_after, time(NULL)) : 0;
             if (kpk__http_rx_take(&h->rx, resp) != KP_OK) {
                 s_err(err, errlen, "%s: out of memory", origin);
                 return KP_ERR_NOMEM;
             }
             resp->status = status;
+            resp->retry_after_ms = asked > 0 ? asked : 0;
             return KP_OK;
         }
 
         kpk__http_outcome o = {.rc = rc,
                                .too_large = h->rx.too_large,
                                .oom = h->rx.oom,
-                               .resend_refused = h->resend_refused};
+                               .resend_refused = h->resend_refused,
+                               .in_header = h->rx.in_header};
         curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &o.os_errno);
         curl_easy_getinfo(h->curl, CURLINFO_SSL_VERIFYRESULT, &o.verify_result);
         kpk__http_failure f;
@@ -478,12 +517,16 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, const char *origin, kpk_ht
         /* Once libcurl was about to write the request (prereqs > 0) it may have reached the
          * service; an unsafe request then comes back instead of being repeated. */
         bool held_back = f.transient && unsafe && h->prereqs > 0;
-        if (f.transient && !held_back && more) {
-            kpk__http_sleep(
-                h, kpk__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, attempt - 1));
-            continue;
+        bool out_of_time = cut && rc == CURLE_OPERATION_TIMEDOUT;
+        if (f.transient && !held_back && more && !out_of_time) {
+            long wait = kpk__http_backoff_ms(h->backoff_base_ms, h->backoff_cap_ms, attempt - 1);
+            if (s_time_for(end, wait)) {
+                kpk__http_sleep(h, wait);
+                continue;
+            }
+            out_of_time = true;
         }
-        s_fail_text(h, origin, &f, rc, attempt, held_back, err, errlen);
+        s_fail_text(h, origin, &f, rc, attempt, held_back, out_of_time, err, errlen);
         return f.status;
     }
 }
@@ -510,6 +553,9 @@ kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_respo
         return KP_ERR_INVALID_ARG;
     }
 
+    int64_t end = kpk_http_clock_ms() + h->deadline_ms;
+    if (req->deadline != 0 && req->deadline < end)
+        end = req->deadline;
     CURLU *u = curl_url();
     if (u == NULL) {
         s_err(err, errlen, "http: out of memory");
@@ -524,7 +570,7 @@ kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_respo
     if (st == KP_OK)
         st = s_request(h, req, u, plain, headers, origin, err, errlen);
     if (st == KP_OK)
-        st = s_attempts(h, (req->flags & KPK_HTTP_UNSAFE) != 0, origin, resp, err, errlen);
+        st = s_attempts(h, (req->flags & KPK_HTTP_UNSAFE) != 0, end, origin, resp, err, errlen);
     /* the handle outlives this call: it must not point at the caller's body or our lists */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_CURLU, (CURLU *)NULL);

@@ -20,6 +20,7 @@ typedef struct kpk__http_rx {
     size_t len, cap, max;
     bool too_large; /* the body (or its Content-Length) exceeded max: the transfer was stopped */
     bool oom;       /* an allocation failed in a callback: the transfer was stopped */
+    bool in_header; /* between a status line and the blank line that ends its header */
     char *www_authenticate, *request_id, *retry_after;
 } kpk__http_rx;
 
@@ -27,6 +28,7 @@ struct kpk_http {
     CURL *curl;
     char *ca_bundle, *user_agent;
     long connect_timeout_ms, timeout_ms, backoff_base_ms, backoff_cap_ms, retry_after_cap_ms;
+    long deadline_ms;
     unsigned max_attempts;
     size_t max_response;
     char errbuf[CURL_ERROR_SIZE];
@@ -65,6 +67,7 @@ typedef struct kpk__http_outcome {
     bool too_large;     /* the body limit stopped the transfer */
     bool oom;           /* a callback ran out of memory */
     bool resend_refused;
+    bool in_header; /* the transfer stopped inside a response header */
 } kpk__http_outcome;
 
 void kpk__http_classify(const kpk__http_outcome *o, kpk__http_failure *out);

@@ -99,6 +99,11 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
         len--;
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         s_free_headers(rx); /* a new response (after an interim 1xx) */
+        rx->in_header = true;
+        return total;
+    }
+    if (len == 0) {
+        rx->in_header = false; /* the blank line: the header is complete */
         return total;
     }
     const char *colon = memchr(data, ':', len);

@@ -3,7 +3,8 @@
  * before the next attempt (full-jitter exponential backoff, or the server's Retry-After).
  *
  * Refused connections and unresolvable hosts are not transient here on purpose: they fail at
- * once so a caller holding replicas in other regions fails over instead of waiting.
+ * once so a caller holding replicas in other regions fails over instead of waiting. The clock
+ * of the deadlines (kpk_http_clock_ms) lives here with the waits it bounds.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -40,6 +41,12 @@ void kpk__http_classify(const kpk__http_outcome *o, kpk__http_failure *out)
         /* libcurl wanted to send the request again on a new connection (the kept-alive one
          * closed without an answer); http.c stopped it so the rule below decides instead */
         s_set(out, KP_ERR_UNAVAILABLE, true, "connection closed without an answer");
+        return;
+    }
+    if (o->rc == CURLE_OUT_OF_MEMORY && o->in_header) {
+        /* libcurl 7.x reports a header line over CURL_MAX_HTTP_HEADER (100 KiB) as out of
+         * memory: a server's fault, not this process's */
+        s_set(out, KP_ERR_BACKEND, false, "response header too large");
         return;
     }
     switch (o->rc) {
@@ -152,6 +159,13 @@ long kpk__http_backoff_ms(long base, long cap, unsigned retry)
     if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
         return ceiling; /* no randomness: still bounded, just not spread */
     return (long)(r % ((uint64_t)ceiling + 1));
+}
+
+int64_t kpk_http_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void kpk__http_sleep(const kpk_http *h, long ms)

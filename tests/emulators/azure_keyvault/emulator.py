@@ -42,7 +42,7 @@ ERRORS = {
     "503": (503, "ServiceUnavailable", "The service is temporarily unavailable (injected fault)."),
     "internal": (500, "InternalServerError", "Unexpected emulator error."),
 }
-CONFIG_FIELDS = ("token_lifetime", "page_size", "empty_pages", "delete_delay")
+CONFIG_FIELDS = ("token_lifetime", "page_size", "empty_pages", "delete_delay", "challenge")
 
 
 class Vault(Service):
@@ -110,17 +110,24 @@ class Vault(Service):
 
     # ---- its own control endpoints ----
     def set_config(self, req):
-        """POST /_emulator/config: token_lifetime, page_size, empty_pages, delete_delay."""
+        """POST /_emulator/config: token_lifetime, page_size, empty_pages, delete_delay,
+        challenge (the WWW-Authenticate value of the 401, null for the service's own)."""
         s, t = self.store, self.tokens
         for k in req:
             if k not in CONFIG_FIELDS:
                 raise ValueError("unknown config field: %s" % k)
+        if "challenge" in req:
+            ch = req["challenge"]
+            if ch is not None and (not isinstance(ch, str) or any(c in ch for c in "\r\n")):
+                raise ValueError("challenge must be null or a one-line string")
+            self.identity.challenge = ch
         t.lifetime = int(req.get("token_lifetime", t.lifetime))
         s.page_size = max(1, min(25, int(req.get("page_size", s.page_size))))
         s.empty_pages = int(req.get("empty_pages", s.empty_pages))
         s.delete_delay = float(req.get("delete_delay", s.delete_delay))
         return {"token_lifetime": t.lifetime, "page_size": s.page_size,
-                "empty_pages": s.empty_pages, "delete_delay": s.delete_delay}
+                "empty_pages": s.empty_pages, "delete_delay": s.delete_delay,
+                "challenge": self.identity.challenge}
 
     def revoke(self, req):
         """POST /_emulator/tokens/revoke: {"token": T} revokes one token, {} all."""

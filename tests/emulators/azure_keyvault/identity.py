@@ -110,9 +110,12 @@ class Identity:
 
     def __init__(self, vault):
         self.vault = vault
+        self.challenge = None  # a test's own challenge (POST /_emulator/config), else None
 
     def challenge_header(self):
         v = self.vault
+        if self.challenge is not None:
+            return self.challenge
         return 'Bearer authorization="%s/%s", resource="%s"' % (v.base_url, v.opts.tenant, VAULT_RESOURCE)
 
     def authenticate(self, req):

@@ -219,7 +219,7 @@ class Base(unittest.TestCase):
 
     def setUp(self):
         self.control("PUT", "faults", {})
-        self.control("POST", "config", {"token_lifetime": 3599, "delete_delay": 0})
+        self.control("POST", "config", {"token_lifetime": 3599, "delete_delay": 0, "challenge": None})
 
 
 class AuthTest(Base):
@@ -785,6 +785,35 @@ class FaultsTest(Base):
             cc.unwrap_key(KeyWrapAlgorithm.rsa_oaep, w.encrypted_key)
         self.assertEqual(cm.exception.status_code, 403)
         self.assertIn("does not have keys unwrapkey permission", cm.exception.message)
+
+    def test_test_only_challenge_message_and_header(self):
+        """The test-only knobs a client's hardening tests use: a challenge of the test's choice
+        (config `challenge`), a 403 in the test's words (`forbidden_message`) and one oversized
+        header line (`header_pad`)."""
+        r = self.raw()
+        q = "?api-version=" + API
+        ch = ('Bearer authorization="%s/%s", resource="https://localhost", '
+              'scope="https://management.azure.com/.default"' % (self.emu.url, TENANT))
+        self.control("POST", "config", {"challenge": ch})
+        st, resp, _ = r.request("GET", "/keys" + q)
+        self.assertEqual((st, resp.getheader("WWW-Authenticate")), (401, ch))
+        self.control("POST", "config", {"challenge": None})
+        st, resp, _ = r.request("GET", "/keys" + q)
+        self.assertEqual(resp.getheader("WWW-Authenticate"),
+                         'Bearer authorization="%s/%s", resource="https://vault.azure.net"'
+                         % (self.emu.url, TENANT))
+        tok = r.token()
+        text = "The application '%s' does not have keys {op} permission." % ("a" * 500)
+        self.control("PUT", "faults", {"forbidden_ops": ["unwrapKey"], "forbidden_message": text,
+                                       "header_pad": 1000})
+        st, resp, js = r.request("POST", "/keys/any/00/unwrapkey" + q,
+                                 {"alg": "RSA-OAEP", "value": b64url(b"x")}, token=tok)
+        self.assertEqual(st, 403)
+        self.assertEqual(js["error"]["message"], text.replace("{op}", "unwrapkey"))
+        self.assertEqual(resp.getheader("x-emulator-pad"), "x" * 1000)
+        self.control("PUT", "faults", {})
+        st, resp, _ = r.request("GET", "/keys" + q, token=tok)
+        self.assertEqual((st, resp.getheader("x-emulator-pad")), (200, None))
 
     def test_faults_corrupt_answers(self):
         """The test-only `corrupt` fault: success answers of the chosen operations are replaced

@@ -1,6 +1,7 @@
 """Fault injection for the emulators, configured through /_emulator/faults (or --faults): latency,
 injected 429/500/503 answers (random rates or a fixed sequence), dropped connections, operations
-answered 403, and corruption of success answers, with the counters /_emulator/stats shows.
+answered 403 (in a test's words when given), one oversized header line, and corruption of success
+answers, with the counters /_emulator/stats shows.
 
 The emulator names its operations and its default fault scope (the service API, e.g. "keys");
 what the error answers look like is its own (Service.error in server.py).
@@ -77,8 +78,8 @@ class Faults:
         self.fields = {"latency_ms": 0, "rate_429": 0.0, "rate_500": 0.0,
                        "rate_503": 0.0, "rate_drop": 0.0, "retry_after": 1,
                        "seed": None, "sequence": [], "scope": scope,
-                       "forbidden_ops": [], "corrupt": None, "corrupt_ops": ["*"],
-                       "corrupt_count": None}
+                       "forbidden_ops": [], "forbidden_message": None, "header_pad": 0,
+                       "corrupt": None, "corrupt_ops": ["*"], "corrupt_count": None}
         self.lock = threading.Lock()
         self.cfg = _copy(self.fields)
         self.rng = random.Random()
@@ -105,6 +106,12 @@ class Faults:
         cops = new.get("corrupt_ops", ["*"])
         if not isinstance(cops, list) or any(not isinstance(o, str) for o in cops):
             raise ValueError("corrupt_ops must be a list of operation names")
+        fm = new.get("forbidden_message")
+        if fm is not None and not isinstance(fm, str):
+            raise ValueError("forbidden_message must be null or a string")
+        hp = new.get("header_pad", 0)
+        if isinstance(hp, bool) or not isinstance(hp, int) or not 0 <= hp <= 1 << 20:
+            raise ValueError("header_pad must be an integer in [0,1048576]")
         cc = new.get("corrupt_count")
         if cc is not None and (isinstance(cc, bool) or not isinstance(cc, int) or cc < 0):
             raise ValueError("corrupt_count must be null or a non-negative integer")
@@ -158,6 +165,22 @@ class Faults:
         with self.lock:
             fo = self.cfg["forbidden_ops"]
             return "*" in fo or op in fo
+
+    def forbidden_message(self):
+        """The text of a forbidden_ops 403 set by the test ("{op}" stands for the operation),
+        or None for the service's own."""
+        with self.lock:
+            return self.cfg["forbidden_message"]
+
+    def in_scope_of(self, path):
+        """True when the configured scope hits path."""
+        with self.lock:
+            return self.cfg["scope"] == "all" or self.in_scope(path)
+
+    def header_pad(self):
+        """Bytes of the one padding header every answer in scope carries (0: none)."""
+        with self.lock:
+            return self.cfg["header_pad"]
 
     def take_corrupt(self, op):
         """The corruption for the success answer of op, or None; counts it."""

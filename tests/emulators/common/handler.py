@@ -183,6 +183,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        for k, v in getattr(self, "extra_headers", {}).items():
+            self.send_header(k, v)
+        self.extra_headers = {}
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -236,6 +239,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if req.path.startswith(CONTROL_PREFIX):
             return self.send(*svc.control.handle(req.method, req.path, req.body))
         latency, action = svc.faults.decide(req.path)
+        pad = svc.faults.header_pad() if svc.faults.in_scope_of(req.path) else 0
+        if pad:  # one oversized header line on this answer (the header_pad fault)
+            self.extra_headers = {"x-emulator-pad": "x" * pad}
         if latency:
             time.sleep(latency)
         if action == "drop":

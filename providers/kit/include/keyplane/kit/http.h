@@ -9,10 +9,14 @@
  *   - HTTP 429 (honouring Retry-After in seconds or as an HTTP date, capped), 500, 502, 503, 504;
  *   - connection reset, empty reply, receive/send errors, timeouts.
  * Everything else (4xx, TLS verification failures, refused connections, unresolvable hosts)
- * comes back at once. A request marked KPK_HTTP_UNSAFE (one that creates something) is retried
- * only when the service cannot have acted on it: 429 and 503 answers, and failures before the
- * request was sent; a reset or timeout after sending comes back as a transient error so the
- * caller can look before it repeats.
+ * comes back at once. Every send has a deadline: the transport's deadline_ms from its start, or
+ * the request's own (kpk_http_request.deadline, when sooner). No attempt runs past it and no
+ * wait is begun that would end past it: a Retry-After longer than what is left returns the
+ * answer (the 429 or 503) at once, so a caller with replicas elsewhere fails over instead of
+ * waiting for a region that asked for an hour. A request marked KPK_HTTP_UNSAFE (one that creates
+ * something) is retried only when the service cannot have acted on it: 429 and 503 answers, and
+ * failures before the request was sent; a reset or timeout after sending comes back as a transient
+ * error so the caller can look before it repeats.
  *
  * "Before the request was sent" is exact: libcurl calls back right before it writes a request on
  * a connection (CURLOPT_PREREQFUNCTION). Until then (DNS, connect, TLS handshake) nothing was
@@ -46,6 +50,8 @@ typedef struct kpk_http_config {
     long backoff_base_ms;    /**< first backoff, doubled per attempt, default 100 */
     long backoff_cap_ms;     /**< ceiling of one backoff, default 4000 */
     long retry_after_cap_ms; /**< ceiling of an honoured Retry-After, default 30000 */
+    long deadline_ms;        /**< one whole send: attempts, backoffs and Retry-After waits;
+                                  default 45000, and never less than timeout_ms */
     size_t max_response;     /**< largest body accepted, default 1 MiB */
     const char *user_agent;  /**< default "keyplane-kit/1" */
 } kpk_http_config;
@@ -61,8 +67,13 @@ typedef struct kpk_http_request {
     const char *const *headers; /**< "Name: value" strings ending with NULL; may be NULL */
     const uint8_t *body;        /**< NULL = no body (POST/PUT/PATCH then send Content-Length: 0) */
     size_t body_len;
-    unsigned flags; /**< KPK_HTTP_UNSAFE */
+    unsigned flags;   /**< KPK_HTTP_UNSAFE */
+    int64_t deadline; /**< kpk_http_clock_ms() by which the send must be over (a caller's budget
+                           spanning several sends); 0 = the transport's deadline_ms only */
 } kpk_http_request;
+
+/** Milliseconds of CLOCK_MONOTONIC, the clock of kpk_http_request.deadline. */
+int64_t kpk_http_clock_ms(void);
 
 /** A response. Owned by the caller; release with kpk_http_response_free, which wipes the body
  *  (it may hold key material, e.g. an unwrapped DEK). */
@@ -73,6 +84,9 @@ typedef struct kpk_http_response {
     char *www_authenticate; /**< value of WWW-Authenticate, NULL when absent */
     char *request_id;       /**< x-ms-request-id or x-amzn-RequestId, NULL when absent */
     unsigned attempts;      /**< attempts made; also set when kpk_http_send fails */
+    long retry_after_ms;    /**< > 0 when this answer (a 429 or 503) comes back unrepeated
+                                 because its Retry-After, this many ms, ends past the
+                                 deadline; 0 otherwise */
 } kpk_http_response;
 
 /**
@@ -94,9 +108,11 @@ void kpk_http_free(kpk_http *h);
  *         attempts are spent (resp->status says which; the caller maps it).
  *         Otherwise resp is empty (but for attempts) and err says why, naming host and port:
  *         KP_ERR_UNAVAILABLE  connection refused, reset, empty reply, host not found;
- *         KP_ERR_TIMEOUT      connect or transfer timeout;
+ *         KP_ERR_TIMEOUT      connect or transfer timeout, or the deadline reached;
  *         KP_ERR_INTEGRITY    TLS verification failed (certificate, host name);
- *         KP_ERR_BACKEND      body larger than max_response, or another protocol failure;
+ *         KP_ERR_BACKEND      body larger than max_response, a header line larger than
+ *                             libcurl takes (CURL_MAX_HTTP_HEADER), or another protocol
+ *                             failure;
  *         KP_ERR_INVALID_ARG  bad URL or method; KP_ERR_NOMEM.
  */
 kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_response *resp,
