@@ -6,7 +6,12 @@
 # escrow by restore (which makes its new store); the protector is rotated (staged everywhere,
 # verified, activated) and the envelope moved to the new version.
 #
-# Usage: scripts/quickstart.sh   (builds keyplane into build/release first, unless KP_BIN is set)
+# Everything it makes stays under build/ (ignored by git): the stores, the token and keyplane's
+# state directory (journal and lock, --state-dir build/quickstart/state), so the source tree is
+# left as it was (`git status` shows nothing).
+#
+# Usage: scripts/quickstart.sh   (builds keyplane and every plugin of plugins/ into build/release
+#                                 first, unless KP_BIN is set)
 set -eu
 cd "$(dirname "$0")/.."
 policy=${KEYPLANE_QUICKSTART_POLICY:-config/quickstart.yaml}
@@ -18,13 +23,19 @@ if [ -z "${KP_BIN:-}" ]; then
     echo "== building keyplane (build/release)"
     # shellcheck disable=SC2086
     cmake -S . -B build/release $gen -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build build/release --target keyplane-cli file-plugin pkcs11-plugin \
+    # every plugin of the tree (plugins/NAME builds the target NAME-plugin), so that step 1
+    # lists them all
+    plugins=$(for d in plugins/*/CMakeLists.txt; do
+        printf '%s-plugin ' "$(basename "$(dirname "$d")")"
+    done)
+    # shellcheck disable=SC2086
+    cmake --build build/release --target keyplane-cli $plugins \
         -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
     KP_BIN=build/release/bin/keyplane
 fi
 kp() {
     echo "\$ keyplane $*"
-    "$KP_BIN" --policy "$policy" "$@"
+    "$KP_BIN" --policy "$policy" --state-dir "$state/state" "$@"
 }
 
 umask 077

@@ -14,7 +14,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    build-essential cmake ninja-build pkg-config clang clang-format \
+    build-essential cmake ninja-build pkg-config clang clang-format clang-tidy cppcheck gcovr \
     libclang-rt-14-dev \
     libssl-dev openssl \
     libyaml-dev libjansson-dev libcurl4-openssl-dev libexpat1-dev \

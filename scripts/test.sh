@@ -1,6 +1,10 @@
 #!/bin/sh
 # Builds keyplane twice (release-with-debug-info, and ASan+UBSan) and runs the whole test suite
-# in both with ctest. Usage: scripts/test.sh [BUILD_ROOT]   (default: ./build)
+# in both with ctest: the release build's suite also holds the lint and memcheck stages
+# (lint.clang_tidy, lint.cppcheck, valgrind.unit) and both replay the fuzz corpora
+# (fuzz.*.replay). Then, with Clang, a short libFuzzer run of every fuzz target
+# (tests/fuzz/soak.sh; KEYPLANE_FUZZ_SECONDS per target, default 30, 0 leaves it out).
+# Usage: scripts/test.sh [BUILD_ROOT]   (default: ./build)   docs/testing.md says what each adds.
 # Exit status is non-zero when anything fails.
 set -eu
 cd "$(dirname "$0")/.."
@@ -29,3 +33,8 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_suite asan -DKEYPLANE_SANITIZE=ON
 run_suite release
+fuzz_secs=${KEYPLANE_FUZZ_SECONDS:-30}
+if [ "$fuzz_secs" -gt 0 ] && command -v clang >/dev/null 2>&1; then
+    echo "== keyplane: libFuzzer, $fuzz_secs s per target"
+    sh tests/fuzz/soak.sh -t "$fuzz_secs" -b "$root/fuzz"
+fi

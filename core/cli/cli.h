@@ -15,16 +15,18 @@ enum {
     KP_EXIT_OK = 0,
     KP_EXIT_FAIL = 1,      /* the operation ran and found a problem (check failed, ...) */
     KP_EXIT_USAGE = 2,     /* bad command line */
-    KP_EXIT_CONFIG = 3,    /* policy invalid, plugin refused */
+    KP_EXIT_CONFIG = 3,    /* policy invalid, plugin refused, operation the plugin does not offer */
     KP_EXIT_AUTH = 4,      /* credentials, permissions, refused by policy */
-    KP_EXIT_NOT_FOUND = 5, /* key, chain, instance, file missing (or already there) */
-    KP_EXIT_TRANSIENT = 6, /* service unavailable, timeout, throttled: retry later */
+    KP_EXIT_NOT_FOUND = 5, /* key, chain, instance, file missing (or already there), nothing in
+                              the state a command needs (no staged version to activate) */
+    KP_EXIT_TRANSIENT = 6, /* unavailable, timeout, throttled, lost to a concurrent writer */
     KP_EXIT_INTEGRITY = 7, /* data or key did not verify */
     KP_EXIT_BACKEND = 8,   /* provider or local I/O error */
     KP_EXIT_INTERNAL = 9   /* out of memory or a bug */
 };
 
 typedef struct kp_cli {
+    const char *command; /* the command run ("key"), NULL before it is known */
     kp_ctx *ctx;
     const char *policy_path;
     kp_policy *policy;
@@ -48,9 +50,30 @@ typedef struct kp_cli_cmd {
 void kp_cli_info(const kp_cli *cli, FILE *out, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int kp_cli_exit_code(kp_status st);
-/* Prints "keyplane: error: ..." with the context's detail and returns the exit code for st. */
+/* Every error goes through one of the four below, so --json can print it: "keyplane: error:
+ * MESSAGE" on stderr, the message kept as the run's error (the first one reported), the exit
+ * code for st returned. */
+int kp_cli_error(kp_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* kp_cli_error with "WHAT: " and the context's detail (else the status's text). */
 int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);
+/* "keyplane CMD: MESSAGE" and "Try 'keyplane CMD --help'." on stderr; KP_ERR_INVALID_ARG as the
+ * run's error; returns KP_EXIT_USAGE. */
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A boolean as a policy spells it (true, yes, on / false, no, off, in any case): false when v is
+ * none of them. */
+bool kp_cli_bool(const char *v, bool *out);
+/* A flag given bare (--force: value NULL, true) or with a boolean (--force=no): KP_EXIT_OK with
+ * *out set, else the usage error's exit code ("--NAME=VALUE: the value must be true or ..."). */
+int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out);
+/* The usage error of an option getopt_long refused (unknown, or missing its value): "bad option
+ * 'OPT'". */
+int kp_cli_bad_option(const char *cmd, char **argv);
+/* Keeps the run's error without printing it (the path printed it in its own form). */
+void kp_cli_note_error(kp_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The end of every run: with --json, a run that failed (rc not 0) and printed no document
+ * prints the error object {"error": {status, category, message, exit_code}} on stdout, so
+ * stdout holds exactly one JSON document. Returns rc. */
+int kp_cli_finish(const kp_cli *cli, int rc);
 /* Loads and validates cli->policy_path into cli->policy; prints diagnostics on failure. */
 int kp_cli_load_policy(kp_cli *cli);
 /* Takes the policy's lock (POLICY.lock beside the policy file's canonical path, symbolic links

@@ -1,5 +1,6 @@
 /*
- * Helpers shared by the subcommands: exit codes, error printing, policy loading, files.
+ * Helpers shared by the subcommands: exit codes, error printing and the --json error object,
+ * boolean options, policy loading, files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,8 +27,26 @@ void kp_cli_info(const kp_cli *cli, FILE *out, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * Status to exit code (docs/cli.md, "Exit status"). Mostly the status's category, with three
+ * exceptions for what the category does not say about a command line: KP_ERR_UNSUPPORTED is a
+ * plugin or its backend not offering what was asked (a token without the mechanism), never the
+ * caller's syntax, so 3; KP_ERR_CONFLICT is a conditional write that lost to another writer, so
+ * running the command again may succeed: 6; KP_ERR_BUFFER_TOO_SMALL never reaches a user but
+ * through a bug: 9. Exit 2 stays what the command line got wrong, KP_ERR_INVALID_ARG.
+ */
 int kp_cli_exit_code(kp_status st)
 {
+    switch (st) {
+    case KP_ERR_UNSUPPORTED:
+        return KP_EXIT_CONFIG;
+    case KP_ERR_CONFLICT:
+        return KP_EXIT_TRANSIENT;
+    case KP_ERR_BUFFER_TOO_SMALL:
+        return KP_EXIT_INTERNAL;
+    default:
+        break;
+    }
     switch (kp_status_category(st)) {
     case KP_CAT_OK:
         return KP_EXIT_OK;
@@ -51,25 +70,151 @@ int kp_cli_exit_code(kp_status st)
     return KP_EXIT_INTERNAL;
 }
 
+/*
+ * The run's error, for --json: the first error any path reported (kp_cli_error, kp_cli_fail,
+ * kp_cli_usage_error, kp_cli_not_in_policy, a policy diagnostic), and whether a JSON document
+ * is on stdout already. One process is one run, so this is the process's, not a kp_cli's: the
+ * usage-error path has no kp_cli to hand.
+ */
+static struct {
+    bool document; /* kp_cli_print_json printed one */
+    bool set;
+    kp_status st;
+    char message[1024];
+} s_run;
+
+static void s_record(kp_status st, const char *fmt, va_list ap)
+{
+    if (s_run.set)
+        return;
+    s_run.set = true;
+    s_run.st = st;
+    vsnprintf(s_run.message, sizeof(s_run.message), fmt, ap);
+}
+
+void kp_cli_note_error(kp_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_record(st, fmt, ap);
+    va_end(ap);
+}
+
+int kp_cli_error(kp_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("keyplane: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    va_start(ap, fmt);
+    s_record(st, fmt, ap);
+    va_end(ap);
+    return kp_cli_exit_code(st);
+}
+
 int kp_cli_fail(kp_cli *cli, kp_status st, const char *what)
 {
     const char *detail = kp_ctx_last_error(cli->ctx);
-    if (detail[0] != '\0')
-        fprintf(stderr, "keyplane: error: %s: %s\n", what, detail);
-    else
-        fprintf(stderr, "keyplane: error: %s: %s\n", what, kp_strerror(st));
-    return kp_cli_exit_code(st);
+    return kp_cli_error(st, "%s: %s", what, detail[0] != '\0' ? detail : kp_strerror(st));
 }
 
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "keyplane %s: ", cmd);
+    fprintf(stderr, "keyplane%s%s: ", cmd[0] != '\0' ? " " : "", cmd);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry 'keyplane %s --help'.\n", cmd);
+    fprintf(stderr, "\nTry 'keyplane%s%s --help'.\n", cmd[0] != '\0' ? " " : "", cmd);
     va_end(ap);
+    if (!s_run.set) {
+        char msg[sizeof(s_run.message)];
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        kp_cli_note_error(KP_ERR_INVALID_ARG, "%s%s%s", cmd, cmd[0] != '\0' ? ": " : "", msg);
+    }
     return KP_EXIT_USAGE;
+}
+
+/* The policy's spelling of a boolean (kp__ybool in core/src/policy/yaml.c, which the command
+ * cannot call: libkeyplane exports no parser of it). */
+bool kp_cli_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; v != NULL && i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *out = strcasecmp(v, yes[i]) == 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out)
+{
+    if (value == NULL) {
+        *out = true;
+        return KP_EXIT_OK;
+    }
+    if (kp_cli_bool(value, out))
+        return KP_EXIT_OK;
+    return kp_cli_usage_error(cmd, "--%s=%s: the value must be true or false (or yes/no, on/off)",
+                              name, value);
+}
+
+int kp_cli_bad_option(const char *cmd, char **argv)
+{
+    /* getopt_long has stepped past the option it refused (and said why on stderr) */
+    return kp_cli_usage_error(cmd, "bad option '%s'", argv[optind > 0 ? optind - 1 : 0]);
+}
+
+/* What each exit code is called in a --json error object: the category of the statuses that
+ * exit with it (docs/cli.md). */
+static const char *s_exit_category(int rc)
+{
+    static const kp_category cats[] = {
+        [KP_EXIT_USAGE] = KP_CAT_USAGE,         [KP_EXIT_CONFIG] = KP_CAT_CONFIG,
+        [KP_EXIT_AUTH] = KP_CAT_AUTH,           [KP_EXIT_NOT_FOUND] = KP_CAT_NOT_FOUND,
+        [KP_EXIT_TRANSIENT] = KP_CAT_TRANSIENT, [KP_EXIT_INTEGRITY] = KP_CAT_INTEGRITY,
+        [KP_EXIT_BACKEND] = KP_CAT_BACKEND,     [KP_EXIT_INTERNAL] = KP_CAT_INTERNAL};
+    if (rc == KP_EXIT_FAIL)
+        return "failed";
+    if (rc >= KP_EXIT_USAGE && rc <= KP_EXIT_INTERNAL)
+        return kp_category_name(cats[rc]);
+    return "internal";
+}
+
+/* The status an exit code stands for when no error was recorded (a path that only printed). */
+static kp_status s_exit_status(int rc)
+{
+    static const kp_status sts[] = {
+        [KP_EXIT_FAIL] = KP_ERR_INTERNAL,       [KP_EXIT_USAGE] = KP_ERR_INVALID_ARG,
+        [KP_EXIT_CONFIG] = KP_ERR_CONFIG,       [KP_EXIT_AUTH] = KP_ERR_DENIED,
+        [KP_EXIT_NOT_FOUND] = KP_ERR_NOT_FOUND, [KP_EXIT_TRANSIENT] = KP_ERR_UNAVAILABLE,
+        [KP_EXIT_INTEGRITY] = KP_ERR_INTEGRITY, [KP_EXIT_BACKEND] = KP_ERR_BACKEND,
+        [KP_EXIT_INTERNAL] = KP_ERR_INTERNAL};
+    return rc >= KP_EXIT_FAIL && rc <= KP_EXIT_INTERNAL ? sts[rc] : KP_ERR_INTERNAL;
+}
+
+int kp_cli_finish(const kp_cli *cli, int rc)
+{
+    if (!cli->json || rc == KP_EXIT_OK || s_run.document)
+        return rc;
+    kp_status st = s_run.set ? s_run.st : s_exit_status(rc);
+    /* the status's own exit code names it, also where the command exits otherwise (plan
+     * --detailed-exitcode exits 1 for every error) */
+    int code = s_run.set ? kp_cli_exit_code(st) : rc;
+    if (!s_run.set) /* a path that printed its error itself: stderr has the words */
+        snprintf(s_run.message, sizeof(s_run.message),
+                 "keyplane%s%s failed with exit status %d; standard error says why",
+                 cli->command != NULL ? " " : "", cli->command != NULL ? cli->command : "", rc);
+    kp_cli_print_json(json_pack("{s:{s:s, s:s, s:o, s:i}}", "error", "status", kp_status_name(st),
+                                "category", s_exit_category(code), "message",
+                                kp_cli_jstr(s_run.message), "exit_code", rc));
+    return rc;
 }
 
 int kp_cli_load_policy(kp_cli *cli)
@@ -79,10 +224,17 @@ int kp_cli_load_policy(kp_cli *cli)
     kp_diag_list *diags = NULL;
     kp_status st = kp_policy_load(cli->ctx, cli->policy_path, &cli->policy, &diags);
     if (st == KP_ERR_CONFIG) {
-        for (size_t i = 0; i < kp_diag_count(diags); i++) {
+        size_t n = kp_diag_count(diags);
+        for (size_t i = 0; i < n; i++) {
             const kp_diag *d = kp_diag_get0(diags, i);
             fprintf(stderr, "%s:%u:%u: error: %s\n", d->file, d->line, d->column, d->message);
+            if (i == 0)
+                kp_cli_note_error(KP_ERR_CONFIG, "%s:%u:%u: %s%s", d->file, d->line, d->column,
+                                  d->message, n > 1 ? " (and more: see standard error)" : "");
         }
+        if (n == 0)
+            kp_cli_note_error(KP_ERR_CONFIG, "%s: %s", cli->policy_path,
+                              kp_ctx_last_error(cli->ctx));
         kp_diag_list_free(diags);
         return KP_EXIT_CONFIG;
     }
@@ -113,17 +265,43 @@ static kp_status s_write_into(const char *path, const void *data, size_t len)
     int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
     kp_status st = fd >= 0 ? KP_OK : KP_ERR_IO;
     if (st == KP_OK && isatty(fd)) {
-        fprintf(stderr, "keyplane: error: refusing to write to the terminal %s\n", path);
+        kp_cli_error(KP_ERR_INVALID_ARG, "refusing to write to the terminal %s", path);
         st = KP_ERR_INVALID_ARG;
     } else {
         if (st == KP_OK)
             st = s_write_all(fd, data, len);
         if (st != KP_OK)
-            fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(errno));
+            kp_cli_error(st, "cannot write %s: %s", path, strerror(errno));
     }
     if (fd >= 0)
         close(fd);
     return st;
+}
+
+/* The owner, group and mode the file at path has, given to the temporary file fd that takes its
+ * place, so a replaced file keeps them (a new file is the user's, 0600) and is never, even for a
+ * moment, readable by anyone the old one was not. When they cannot be kept (keyplane is not root
+ * and the file is someone else's, or in a group its user is not in) the command refuses, saying so,
+ * before anything is written (*told). */
+static kp_status s_keep_owner(int fd, const char *path, bool *told)
+{
+    struct stat old, now;
+    if (lstat(path, &old) != 0)
+        return errno == ENOENT && fchmod(fd, 0600) == 0 ? KP_OK : KP_ERR_IO;
+    if (fstat(fd, &now) != 0)
+        return KP_ERR_IO;
+    if ((now.st_uid != old.st_uid || now.st_gid != old.st_gid) &&
+        fchown(fd, old.st_uid, old.st_gid) != 0) {
+        int e = errno;
+        *told = true;
+        kp_cli_error(KP_ERR_PERMISSION,
+                     "refusing to replace %s: it belongs to uid %u, gid %u, and keyplane (uid %u) "
+                     "cannot give the new file the same owner (%s); nothing was written",
+                     path, (unsigned)old.st_uid, (unsigned)old.st_gid, (unsigned)geteuid(),
+                     strerror(e));
+        return KP_ERR_PERMISSION;
+    }
+    return fchmod(fd, old.st_mode & 0777) == 0 ? KP_OK : KP_ERR_IO;
 }
 
 /* Writes a temporary file beside path, then renames it: a crash leaves the old file or the
@@ -135,13 +313,14 @@ static kp_status s_write_replace(const char *path, const void *data, size_t len)
     char *tmp = malloc(n);
     kp_status st = copy != NULL && tmp != NULL ? KP_OK : KP_ERR_NOMEM;
     int fd = -1, saved = 0;
+    bool told = false;
     if (st == KP_OK) {
         snprintf(tmp, n, "%s.tmp-XXXXXX", path);
         fd = mkstemp(tmp);
         st = fd >= 0 ? KP_OK : KP_ERR_IO;
     }
-    if (st == KP_OK && fchmod(fd, 0600) != 0)
-        st = KP_ERR_IO;
+    if (st == KP_OK)
+        st = s_keep_owner(fd, path, &told);
     if (st == KP_OK)
         st = s_write_all(fd, data, len);
     if (st == KP_OK && fsync(fd) != 0)
@@ -162,7 +341,8 @@ static kp_status s_write_replace(const char *path, const void *data, size_t len)
     } else if (st != KP_ERR_NOMEM) {
         if (fd >= 0)
             unlink(tmp);
-        fprintf(stderr, "keyplane: error: cannot write %s: %s\n", path, strerror(saved));
+        if (!told)
+            kp_cli_error(st, "cannot write %s: %s", path, strerror(saved));
     }
     free(tmp);
     free(copy);
@@ -175,14 +355,13 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
     if (strcmp(path, "-") == 0) {
         kp_status st = s_write_all(STDOUT_FILENO, data, len);
         if (st != KP_OK)
-            fprintf(stderr, "keyplane: error: cannot write to standard output: %s\n",
-                    strerror(errno));
+            kp_cli_error(st, "cannot write to standard output: %s", strerror(errno));
         return st;
     }
     struct stat sb;
     bool exists = lstat(path, &sb) == 0;
     if (exists && S_ISLNK(sb.st_mode)) {
-        fprintf(stderr, "keyplane: error: %s is a symbolic link; give the file itself\n", path);
+        kp_cli_error(KP_ERR_INVALID_ARG, "%s is a symbolic link; give the file itself", path);
         return KP_ERR_INVALID_ARG;
     }
     if (exists && !S_ISREG(sb.st_mode))
@@ -190,13 +369,15 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
     return s_write_replace(path, data, len);
 }
 
-kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len)
+/* kp_cli_read_file, a file over max bytes failing with too_large. */
+static kp_status s_read(const char *path, size_t max, kp_status too_large, char **data, size_t *len)
 {
-    (void)cli;
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (f == NULL) {
-        fprintf(stderr, "keyplane: error: cannot open %s: %s\n", path, strerror(errno));
-        return errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
+        int saved = errno;
+        kp_status st = saved == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
+        kp_cli_error(st, "cannot open %s: %s", path, strerror(saved));
+        return st;
     }
     char *buf = malloc(max + 1);
     kp_status st = buf != NULL ? KP_OK : KP_ERR_NOMEM;
@@ -205,9 +386,8 @@ kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **dat
     if (f != stdin)
         fclose(f);
     if (st == KP_OK && (err || n > max)) {
-        fprintf(stderr, "keyplane: error: cannot read %s: %s\n", path,
-                err ? "read error" : "file too large");
-        st = err ? KP_ERR_IO : KP_ERR_INVALID_ARG;
+        st = err ? KP_ERR_IO : too_large;
+        kp_cli_error(st, "cannot read %s: %s", path, err ? "read error" : "file too large");
     }
     if (st == KP_OK) {
         buf[n] = '\0';
@@ -217,6 +397,12 @@ kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **dat
         free(buf);
     }
     return st;
+}
+
+kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len)
+{
+    (void)cli;
+    return s_read(path, max, KP_ERR_INVALID_ARG, data, len);
 }
 
 void *kp_cli_jstr(const char *s)
@@ -242,6 +428,7 @@ void kp_cli_print_json(void *json)
     if (s != NULL) {
         puts(s);
         free(s);
+        s_run.document = true;
     }
     json_decref(j);
 }
@@ -267,30 +454,6 @@ const char *kp_cli_caps(uint32_t caps, char *buf, size_t len)
     return buf;
 }
 
-void kp_cli_lock(kp_cli *cli)
-{
-    /* The policy file's own path, symbolic links and "." or ".." resolved: runs that reach one
-     * file through different paths find one lock. A copy of the file is another policy. */
-    char path[4096], *canon = realpath(cli->policy_path, NULL);
-    snprintf(path, sizeof(path), "%s.lock", canon != NULL ? canon : cli->policy_path);
-    free(canon);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        kp_cli_info(cli, stderr,
-                    "keyplane: warning: cannot take the lock %s (%s); running unlocked\n", path,
-                    strerror(errno));
-        return;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        kp_cli_info(cli, stderr, "keyplane: waiting for another keyplane run on this policy (%s)\n",
-                    path);
-        if (flock(fd, LOCK_EX) != 0)
-            kp_cli_info(cli, stderr, "keyplane: warning: cannot lock %s: %s\n", path,
-                        strerror(errno));
-    }
-    /* fd stays open: the lock goes with the process. */
-}
-
 int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool stop_at_arg, int argc,
                        char **argv)
 {
@@ -306,7 +469,7 @@ int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool sto
             fputs(usage, stdout);
             return -1;
         default:
-            return kp_cli_usage_error(cmd, "unknown option");
+            return kp_cli_bad_option(cmd, argv);
         }
     }
     return KP_EXIT_OK;
@@ -314,8 +477,7 @@ int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool sto
 
 int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name)
 {
-    fprintf(stderr, "keyplane: error: no %s '%s' in %s\n", what, name, cli->policy_path);
-    return KP_EXIT_NOT_FOUND;
+    return kp_cli_error(KP_ERR_NOT_FOUND, "no %s '%s' in %s", what, name, cli->policy_path);
 }
 
 bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies)
@@ -334,10 +496,12 @@ kp_status kp_cli_read_envelope(kp_cli *cli, const char *path, kp_envelope **env)
 {
     char *text = NULL, err[256];
     size_t len = 0;
-    KP_GUARD(kp_cli_read_file(cli, path, KP_ENVELOPE_MAX, &text, &len));
+    (void)cli;
+    /* Larger than any envelope: not an envelope, so malformed (7), as the decoder would say. */
+    KP_GUARD(s_read(path, KP_ENVELOPE_MAX, KP_ERR_INTEGRITY, &text, &len));
     kp_status st = kp_envelope_decode(text, len, env, err, sizeof(err));
     if (st != KP_OK)
-        fprintf(stderr, "keyplane: error: %s: %s\n", path, err);
+        kp_cli_error(st, "%s: %s", path, err);
     free(text);
     return st;
 }

@@ -2,6 +2,7 @@
  * keyplane plan / apply / verify / status: the key-chain engine from the command line.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,11 +11,13 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "state_dir.h"
 
 typedef struct s_opts {
     const char *chain;
     const char *journal;
     unsigned workers;
+    bool detailed; /* plan --detailed-exitcode */
 } s_opts;
 
 static const char *s_kind(uint32_t kind)
@@ -31,6 +34,7 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"journal", required_argument, NULL, 'J'},
+                                         {"detailed-exitcode", optional_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -39,6 +43,12 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
         switch (c) {
         case 'j':
             cli->json = true;
+            break;
+        case 'D':
+            if (strcmp(cmd, "plan") != 0)
+                return kp_cli_usage_error(cmd, "--detailed-exitcode is for plan");
+            if (kp_cli_flag(cmd, "detailed-exitcode", optarg, &o->detailed) != KP_EXIT_OK)
+                return KP_EXIT_USAGE;
             break;
         case 'w':
             if (!apply)
@@ -56,7 +66,7 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
             fputs(usage, stdout);
             return -1;
         default:
-            return kp_cli_usage_error(cmd, "unknown option");
+            return kp_cli_bad_option(cmd, argv);
         }
     }
     if (optind + 1 < argc)
@@ -121,31 +131,116 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
     }
 }
 
-int kp_cmd_plan(kp_cli *cli, int argc, char **argv)
+/* While a long step runs without telling how far it is: one line on a terminal (stderr, not
+ * with --json or -q), overwritten by the next and cleared with s_progress_done before anything
+ * else is printed. */
+static bool s_progress_on(const kp_cli *cli)
+{
+    return !cli->json && !cli->quiet && isatty(STDERR_FILENO);
+}
+
+static void s_progress_line(const kp_cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void s_progress_line(const kp_cli *cli, const char *fmt, ...)
+{
+    if (!s_progress_on(cli))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputc('\r', stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\033[K", stderr);
+    va_end(ap);
+    fflush(stderr);
+}
+
+static void s_progress_done(const kp_cli *cli)
+{
+    if (s_progress_on(cli))
+        fputs("\r\033[K", stderr);
+}
+
+/* How many stores hold a copy of chain c's protector or its secret: what a plan or a matrix of
+ * it asks. */
+static size_t s_chain_stores(const kp_cli *cli, const kp_chain_policy *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < kp_policy_instance_count(cli->policy); i++)
+        n += kp_cli_chain_holds(c, kp_policy_instance_name(cli->policy, i), true);
+    return n;
+}
+
+/* The stores of every chain (or of chain only), counted once per chain that asks them. */
+static size_t s_all_stores(const kp_cli *cli, const char *only)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < kp_policy_chain_count(cli->policy); i++) {
+        const kp_chain_policy *c = kp_policy_chain_at(cli->policy, i);
+        if (only == NULL || strcmp(only, c->name) == 0)
+            n += s_chain_stores(cli, c);
+    }
+    return n;
+}
+
+/* plan: KP_EXIT_OK, KP_EXIT_FAIL for findings, or the error's exit code; *changes when apply
+ * would do something. */
+static int s_plan(kp_cli *cli, int argc, char **argv, bool *changes)
 {
     s_opts o = {0};
     int rc =
         s_parse(cli, "plan",
-                "Usage: keyplane plan [--json] [CHAIN]\n\n"
+                "Usage: keyplane plan [--detailed-exitcode] [--json] [CHAIN]\n\n"
                 "Discovers what every keystore of each chain (or CHAIN) holds and prints what\n"
                 "'keyplane apply' would do: create the protector in the origin when nobody\n"
                 "holds it, copy every version into every keystore that lacks it. Findings it\n"
                 "cannot fix (an unreachable instance, another key under a version number) are\n"
-                "listed with '!'. Nothing is changed. Exit status 1 when there are findings.\n",
+                "listed with '!'. Nothing is changed. Exit status 1 when there are findings.\n\n"
+                "  --detailed-exitcode  as terraform plan: 0 nothing to do, 2 apply would change\n"
+                "                       something, 1 findings or any error\n",
                 argc, argv, &o, false);
     if (rc != KP_EXIT_OK)
-        return rc < 0 ? KP_EXIT_OK : rc;
+        return rc < 0 ? -1 : rc;
     kp_plan *plan = NULL;
+    s_progress_line(cli, "plan: asking %zu stores of %s", s_all_stores(cli, o.chain),
+                    o.chain != NULL ? o.chain : "every chain");
     kp_status st = kp_plan_make(cli->ctx, cli->policy, o.chain, &plan);
+    s_progress_done(cli);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "plan");
     json_t *out = cli->json ? json_object() : NULL;
     s_print_plan(cli, plan, out);
     if (cli->json)
         kp_cli_print_json(out);
+    *changes = kp_plan_action_count(plan) > 0;
     rc = kp_plan_finding_count(plan) > 0 ? KP_EXIT_FAIL : KP_EXIT_OK;
     kp_plan_free(plan);
     return rc;
+}
+
+int kp_cmd_plan(kp_cli *cli, int argc, char **argv)
+{
+    /* Looked for first, so that even a usage error exits as --detailed-exitcode says (one with a
+     * value that is no boolean too). */
+    bool detailed = false;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i], *flag = "--detailed-exitcode";
+        size_t n = strlen(flag);
+        if (strncmp(a, flag, n) != 0 || (a[n] != '\0' && a[n] != '='))
+            continue;
+        bool value = true;
+        if (a[n] == '=' && !kp_cli_bool(a + n + 1, &value))
+            value = true; /* no boolean: a usage error, which exits 1 then */
+        detailed = value;
+    }
+    bool changes = false;
+    int rc = s_plan(cli, argc, argv, &changes);
+    if (rc < 0) /* --help */
+        return KP_EXIT_OK;
+    if (!detailed)
+        return rc;
+    enum { S_EXIT_CHANGES = 2 }; /* terraform's; not KP_EXIT_USAGE, which exits 1 here */
+    return rc != KP_EXIT_OK ? KP_EXIT_FAIL : changes ? S_EXIT_CHANGES : KP_EXIT_OK;
 }
 
 typedef struct s_progress {
@@ -233,7 +328,8 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
                 "that lacks it, N at a time (default 8). Each step re-checks its target first,\n"
                 "so running apply again, or after an interruption, is safe; a second run\n"
                 "reports nothing to do. Nothing is ever deleted or disabled.\n\n"
-                "  --journal FILE  JSON-lines record of each run (default POLICY.journal);\n"
+                "  --journal FILE  JSON-lines record of each run (default: in the state\n"
+                "                  directory, see 'keyplane --help');\n"
                 "                  an interrupted run is reported by the next one\n"
                 "  --workers N     concurrent steps, 1 to 256\n",
                 argc, argv, &o, true);
@@ -242,7 +338,9 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
     kp_cli_lock(cli);
     char journal[4096];
     if (o.journal == NULL) {
-        snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
+        kp_status jst = kp_cli_state_path(cli, "journal", journal, sizeof(journal));
+        if (jst != KP_OK)
+            return kp_cli_exit_code(jst);
         o.journal = journal;
     }
     kp_plan *plan = NULL;
@@ -344,7 +442,9 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                                 int *gaps)
 {
     kp_matrix *m = NULL;
-    KP_GUARD(kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m));
+    kp_status st = kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m);
+    s_progress_done(cli); /* the progress line goes before the chain's table */
+    KP_GUARD(st);
     size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
     int ok = kp_matrix_ok(m);
     *gaps += !ok;
@@ -477,10 +577,15 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
     json_t *chains = cli->json ? json_array() : NULL;
     int gaps = 0;
     kp_status st = KP_OK;
+    size_t total = s_all_stores(cli, o.chain), done = 0;
     for (size_t ci = 0; st == KP_OK && ci < kp_policy_chain_count(cli->policy); ci++) {
         const kp_chain_policy *c = kp_policy_chain_at(cli->policy, ci);
         if (o.chain != NULL && strcmp(o.chain, c->name) != 0)
             continue;
+        /* Stores are asked a chain at a time: the count moves by a chain's stores. */
+        s_progress_line(cli, "%s: checking %zu/%zu stores (chain %s)", prove ? "verify" : "status",
+                        done, total, c->name);
+        done += s_chain_stores(cli, c);
         st = s_matrix_chain(cli, c, prove, chains, &gaps);
     }
     if (st != KP_OK) {
@@ -512,13 +617,11 @@ static int s_other_unreachable(const kp_plan *plan, const char *to, bool force)
         const kp_finding *f = kp_plan_finding(plan, i);
         if (f->kind != KP_FINDING_UNREACHABLE || strcmp(f->instance, to) == 0)
             continue;
-        if (!force) {
-            fprintf(stderr,
-                    "keyplane: error: restore: %s is unreachable (%s); it may hold the "
-                    "chain's key, so not restoring %s without --force\n",
-                    f->instance, f->detail, to);
-            return KP_EXIT_TRANSIENT;
-        }
+        if (!force)
+            return kp_cli_error(KP_ERR_UNAVAILABLE,
+                                "restore: %s is unreachable (%s); it may hold the chain's key, so "
+                                "not restoring %s without --force",
+                                f->instance, f->detail, to);
         fprintf(stderr,
                 "keyplane: warning: restore: %s is unreachable (%s); restoring %s from the "
                 "keystores that answered (--force)\n",
@@ -585,9 +688,9 @@ static kp_status s_init_target(kp_cli *cli, const char *chain, const char *to,
 int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"to", required_argument, NULL, 't'}, {"from", required_argument, NULL, 'f'},
-        {"force", no_argument, NULL, 'F'},    {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
+        {"to", required_argument, NULL, 't'},    {"from", required_argument, NULL, 'f'},
+        {"force", optional_argument, NULL, 'F'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     const char *to = NULL, *from = NULL;
     bool force = false;
     int c;
@@ -600,7 +703,8 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
             from = optarg;
             break;
         case 'F':
-            force = true;
+            if (kp_cli_flag("restore", "force", optarg, &force) != KP_EXIT_OK)
+                return KP_EXIT_USAGE;
             break;
         case 'j':
             cli->json = true;
@@ -619,7 +723,7 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
                 "           hold a version the others lack: without --force, exit 6)\n");
             return KP_EXIT_OK;
         default:
-            return kp_cli_usage_error("restore", "unknown option");
+            return kp_cli_bad_option("restore", argv);
         }
     }
     if (optind + 1 != argc || to == NULL)
@@ -632,11 +736,9 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
     if (cp == NULL)
         return kp_cli_not_in_policy(cli, "chain", chain);
     kp_cli_lock(cli);
-    if (!kp_cli_chain_holds(cp, to, true)) {
-        fprintf(stderr, "keyplane: error: restore: '%s' holds no copy of %s by policy\n", to,
-                chain);
-        return KP_EXIT_USAGE;
-    }
+    if (!kp_cli_chain_holds(cp, to, true))
+        return kp_cli_error(KP_ERR_INVALID_ARG, "restore: '%s' holds no copy of %s by policy", to,
+                            chain);
     kp_plan *plan = NULL;
     /* The source named with --from is vouched for: where the origin cannot say which key a
      * version is (lost with the region being restored), its word counts. */
@@ -659,7 +761,7 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         size_t na = kp_plan_action_count(plan), failed = 0, nv = 0;
         bool state_doc = false;
         char journal[4096];
-        snprintf(journal, sizeof(journal), "%s.journal", cli->policy_path);
+        st = kp_cli_state_path(cli, "journal", journal, sizeof(journal));
         kp_apply_opts aopts = {sizeof(aopts), 0, journal, s_on_action, &p};
         /* Versions are the COPY and SECRET actions; the chain-state document is no version. */
         for (size_t i = 0; i < na; i++) {
@@ -670,7 +772,8 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
         if (!cli->json)
             kp_cli_info(cli, stdout, "restoring %s into %s: %zu version%s to copy%s\n", chain, to,
                         nv, nv == 1 ? "" : "s", state_doc ? ", and the chain-state document" : "");
-        st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
+        if (st == KP_OK)
+            st = na > 0 ? kp_plan_apply(cli->ctx, cli->policy, plan, &aopts, &failed) : KP_OK;
     }
     kp_plan_free(plan);
     const char *what = "restore";

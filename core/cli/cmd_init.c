@@ -60,7 +60,7 @@ static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
     } else if (ok) {
         kp_cli_info(cli, stdout, "%s: %s\n", name, result);
     } else {
-        fprintf(stderr, "keyplane: error: init %s: %s\n", name, s_detail(cli, name));
+        kp_cli_error(st, "init %s: %s", name, s_detail(cli, name));
     }
     if (!ok && *rc == KP_EXIT_OK)
         *rc = kp_cli_exit_code(st);

@@ -76,7 +76,7 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
                                          {"out", required_argument, NULL, 'o'},
                                          {"bits", required_argument, NULL, 'b'},
                                          {"version", required_argument, NULL, 'V'},
-                                         {"exportable", no_argument, NULL, 'x'},
+                                         {"exportable", optional_argument, NULL, 'x'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"type", required_argument, NULL, 't'},
                                          {"kek", required_argument, NULL, 'K'},
@@ -136,16 +136,19 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
             o->version = (uint32_t)v;
             break;
         }
-        case 'x':
-            o->exportable = true;
+        case 'x': {
+            int rc = kp_cli_flag(sub, "exportable", optarg, &o->exportable);
+            if (rc != KP_EXIT_OK)
+                return rc;
             break;
+        }
         case 'j':
             cli->json = true;
             break;
         case 'h':
             return s_help() - 1; /* -1: help printed, exit 0 */
         default:
-            return kp_cli_usage_error(sub, "unknown option");
+            return kp_cli_bad_option(sub, argv);
         }
     }
     if (optind < argc)
@@ -163,8 +166,10 @@ static kp_status s_read_spki(const char *path, uint8_t **der, size_t *len)
     *der = NULL;
     BIO *bio = BIO_new_file(path, "rb");
     if (bio == NULL) {
-        fprintf(stderr, "keyplane: error: cannot open %s: %s\n", path, strerror(errno));
-        return errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
+        int saved = errno;
+        st = saved == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO;
+        kp_cli_error(st, "cannot open %s: %s", path, strerror(saved));
+        return st;
     }
     pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     if (pkey == NULL) {
@@ -187,7 +192,7 @@ static kp_status s_read_spki(const char *path, uint8_t **der, size_t *len)
     st = KP_OK;
 out:
     if (st != KP_OK)
-        fprintf(stderr, "keyplane: error: %s is not an RSA public key (PEM or DER)\n", path);
+        kp_cli_error(st, "%s is not an RSA public key (PEM or DER)", path);
     EVP_PKEY_free(pkey);
     BIO_free(bio);
     return st;
@@ -282,12 +287,12 @@ static int s_read_private_key(const s_opts *o, kp_secret **der)
     /* Name the key's source only when the key itself is what failed. */
     const char *src =
         st != KP_OK && raw != NULL && (pass != NULL || o->pass_src == NULL) ? o->key_src : NULL;
-    if (st != KP_OK)
-        fprintf(stderr, "keyplane: error: key import: %s%s%s\n", src != NULL ? src : "",
-                src != NULL ? ": " : "", err);
+    int rc = st == KP_OK ? KP_EXIT_OK
+                         : kp_cli_error(st, "key import: %s%s%s", src != NULL ? src : "",
+                                        src != NULL ? ": " : "", err);
     kp_secret_free(raw);
     kp_secret_free(pass);
-    return kp_cli_exit_code(st);
+    return rc;
 }
 
 static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
@@ -398,10 +403,8 @@ static int s_export(kp_cli *cli, const s_opts *o)
     char err[256];
     kp_secret *pass = NULL, *der = NULL;
     kp_status st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
-    if (st != KP_OK) {
-        fprintf(stderr, "keyplane: error: key export: %s\n", err);
-        return kp_cli_exit_code(st);
-    }
+    if (st != KP_OK)
+        return kp_cli_error(st, "key export: %s", err);
     if (kp_secret_len(pass) < 12) {
         kp_secret_free(pass);
         return kp_cli_usage_error("key export", "the export passphrase must have at least 12 "
@@ -503,10 +506,8 @@ static int s_restore_backup(kp_cli *cli, const s_opts *o)
         return kp_cli_usage_error("key restore-backup", "--in path too long");
     kp_secret *blob = NULL;
     kp_status st = kp_secret_read_source(ref, S_BACKUP_MAX, 0, &blob, err, sizeof(err));
-    if (st != KP_OK) {
-        fprintf(stderr, "keyplane: key restore-backup: %s\n", err);
-        return kp_cli_exit_code(st);
-    }
+    if (st != KP_OK)
+        return kp_cli_error(st, "key restore-backup: %s", err);
     kp_cli_lock(cli);
     kp_instance *inst = NULL;
     int rc = s_open(cli, o->instance, &inst);

@@ -92,7 +92,7 @@ static void s_visit(void *arg, const char *path, const kp_plugin *plugin, kp_sta
 int kp_cmd_plugins(kp_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"params", no_argument, NULL, 'p'},
+                                         {"params", optional_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     s_scan s = {.cli = cli};
@@ -103,7 +103,8 @@ int kp_cmd_plugins(kp_cli *cli, int argc, char **argv)
             cli->json = true;
             break;
         case 'p':
-            s.params = true;
+            if (kp_cli_flag("plugins", "params", optarg, &s.params) != KP_EXIT_OK)
+                return KP_EXIT_USAGE;
             break;
         case 'h':
             printf("Usage: keyplane plugins [--params] [--json]\n"
@@ -119,7 +120,7 @@ int kp_cmd_plugins(kp_cli *cli, int argc, char **argv)
                    "LIBDIR/keyplane/plugins beside the keyplane binary, the install directory.\n");
             return KP_EXIT_OK;
         default:
-            return kp_cli_usage_error("plugins", "unknown option");
+            return kp_cli_bad_option("plugins", argv);
         }
     }
     if (optind < argc)

@@ -34,6 +34,29 @@ static int s_abandon(kp_cli *cli, const char *chain, uint32_t version)
     return KP_EXIT_OK;
 }
 
+/*
+ * The status of a refused activation as the exit code should tell it: the core refuses with
+ * KP_ERR_DENIED both a staged version not proved everywhere (refused by the safety rule: 4) and a
+ * chain with no staged version at all, which is the chain not being in the state the command
+ * needs, no permission matter: KP_ERR_NOT_FOUND (5, "no staged version"). Told apart by the
+ * recorded states of the versions the stores hold, read only on this refusal path; the core's
+ * text is kept. A staged number no store holds a key of (a stage killed before its key was made)
+ * counts as none: 5 too, and 'rotate --stage' is the remedy either way.
+ */
+static kp_status s_activate_refusal(kp_cli *cli, const char *chain, kp_status st, char *why,
+                                    size_t len)
+{
+    snprintf(why, len, "%s", kp_ctx_last_error(cli->ctx));
+    kp_matrix *m = NULL;
+    if (st != KP_ERR_DENIED || kp_chain_matrix(cli->ctx, cli->policy, chain, 0, &m) != KP_OK)
+        return st;
+    bool staged = false;
+    for (size_t r = 0; r < kp_matrix_version_count(m); r++)
+        staged = staged || kp_matrix_state(m, r, NULL, NULL) == KP_VSTATE_STAGED;
+    kp_matrix_free(m);
+    return staged ? st : KP_ERR_NOT_FOUND;
+}
+
 int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"stage", no_argument, NULL, 's'},
@@ -77,7 +100,8 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
                    "              it to every keystore and prove it usable in each. Exit 1 when\n"
                    "              the proof fails somewhere; run it again once that is fixed.\n"
                    "  --activate  make the staged version the one wrap uses, only if it is proved\n"
-                   "              usable in every keystore now (exit 4 naming the gap otherwise).\n"
+                   "              usable in every keystore now (exit 4 naming the gap otherwise;\n"
+                   "              exit 5 when no version is staged).\n"
                    "              The version active before stays, as previous.\n"
                    "  --abandon N give up vN, a version that never wrapped (staged, or made\n"
                    "              outside the lifecycle; exit 4 for any other): apply stops\n"
@@ -86,7 +110,7 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
                    "              stay where they are.\n");
             return KP_EXIT_OK;
         default:
-            return kp_cli_usage_error("rotate", "unknown option");
+            return kp_cli_bad_option("rotate", argv);
         }
     }
     if (optind + 1 != argc || stage + activate + (abandon > 0) != 1)
@@ -104,8 +128,13 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
     kp_apply_opts aopts = {sizeof(aopts), workers, NULL, NULL, NULL};
     kp_status st = stage ? kp_chain_stage(cli->ctx, cli->policy, chain, &aopts, &version, &verified)
                          : kp_chain_activate(cli->ctx, cli->policy, chain, &version);
+    if (st != KP_OK && !stage) {
+        char why[1024];
+        st = s_activate_refusal(cli, chain, st, why, sizeof(why));
+        return kp_cli_error(st, "rotate --activate: %s", why[0] != '\0' ? why : kp_strerror(st));
+    }
     if (st != KP_OK)
-        return kp_cli_fail(cli, st, stage ? "rotate --stage" : "rotate --activate");
+        return kp_cli_fail(cli, st, "rotate --stage");
     if (cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:b}", "chain", chain, "step",
                                     stage ? "stage" : "activate", "version", (int)version,
@@ -152,7 +181,7 @@ int kp_cmd_retire(kp_cli *cli, int argc, char **argv)
                    "window still needs it (a backup taken while it was active may be restored).\n");
             return KP_EXIT_OK;
         default:
-            return kp_cli_usage_error("retire", "unknown option");
+            return kp_cli_bad_option("retire", argv);
         }
     }
     if (optind + 1 != argc || version == 0)
@@ -191,6 +220,9 @@ static int s_rewrap_one(kp_cli *cli, const char *path, kp_status *st)
         (was->version != now->version || strcmp(was->fingerprint, now->fingerprint) != 0)) {
         *st = kp_cli_write_envelope(cli, path, fresh, NULL);
         moved = *st == KP_OK;
+        if (moved && !cli->json) /* each file changed, by name: the operator's record */
+            kp_cli_info(cli, stdout, "rewrapped %s: %s v%u -> v%u\n", path, kp_envelope_chain(env),
+                        was->version, now->version);
     }
     if (*st != KP_OK && kp_ctx_last_error(cli->ctx)[0] != '\0')
         fprintf(stderr, "keyplane: error: %s: %s\n", path, kp_ctx_last_error(cli->ctx));
@@ -206,8 +238,10 @@ int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv)
         "Usage: keyplane rewrap [--json] FILE...\n\n"
         "Moves envelope files to their chain's active protector version: each DEK is\n"
         "unwrapped (with failover) and wrapped again, and the file replaced\n"
-        "atomically. The data the DEK encrypts is not touched. Envelopes already on\n"
-        "the active version are left alone. Exit status 1 when any file failed.\n",
+        "atomically, keeping its owner and mode (refused when they cannot be kept). One\n"
+        "line names each file changed. The data the DEK encrypts is not touched.\n"
+        "Envelopes already on the active version are left alone. Exit status 1 when\n"
+        "any file failed.\n",
         false, argc, argv);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;

@@ -1,7 +1,7 @@
 /*
  * keyplane wrap / unwrap: DEK <-> envelope with a chain's protector, failing over across the
- * chain's replicas. DEKs are read from a source (never argv) and written only to a 0600 file or
- * a non-terminal stdout.
+ * chain's replicas. DEKs are read from a source (never argv) and written only to a file (a new
+ * one 0600, a replaced one keeping its owner and mode) or a non-terminal stdout.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -28,7 +28,8 @@ static void s_wrap_help(void)
            "  --dek SOURCE        where the DEK's raw bytes come from: env:NAME, file:PATH,\n"
            "                      fd:N or stdin (default stdin); at most 512 bytes\n"
            "  --replica INSTANCE  wrap in this instance only\n"
-           "  --out FILE          write the envelope to FILE (mode 0600), not stdout\n"
+           "  --out FILE          write the envelope to FILE, not stdout (a new file 0600;\n"
+           "                      one replaced keeps its owner and mode)\n"
            "  --json              print {chain, instance, version, fingerprint, alg, out,\n"
            "                      envelope}; needs --out\n");
 }
@@ -40,8 +41,8 @@ static void s_unwrap_help(void)
            "Unwraps an envelope made by 'keyplane wrap'. The chain's replicas (then its\n"
            "escrow instances) are tried in policy order; a failing or unreachable one is\n"
            "skipped with a warning, and so is one whose key fingerprint differs from the\n"
-           "envelope's. The DEK is written raw to --out (mode 0600) or to stdout, which must\n"
-           "not be a terminal.\n"
+           "envelope's. The DEK is written raw to --out (a new file 0600; one replaced keeps\n"
+           "its owner and mode) or to stdout, which must not be a terminal.\n"
            "\n"
            "  --in FILE           the envelope (default stdin)\n"
            "  --replica INSTANCE  use this instance only, no failover\n"

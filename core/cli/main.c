@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "harden.h"
+#include "state_dir.h"
 
 static const kp_cli_cmd s_cmds[] = {
     {"plugins", "list loadable plugins: name, version, ABI, capabilities, path", kp_cmd_plugins},
@@ -44,8 +46,11 @@ static void s_usage(FILE *out)
             "Options:\n"
             "  -p, --policy FILE     policy file (default: $KEYPLANE_POLICY, else keyplane.yaml)\n"
             "  -P, --plugin-dir DIR  search DIR for plugins first (repeatable)\n"
-            "      --json            print results as JSON (one document on stdout)\n"
+            "      --json[=BOOL]     print results as JSON (one document on stdout, also for an\n"
+            "                        error: {\"error\": {status, category, message, exit_code}})\n"
             "      --audit FILE      append audit events (JSON lines) to FILE ('-' = stderr)\n"
+            "      --state-dir DIR   journals and locks (default: $KEYPLANE_STATE_DIR, else\n"
+            "                        $XDG_STATE_HOME/keyplane, else ~/.local/state/keyplane)\n"
             "  -v, --verbose         more log output (repeat for debug)\n"
             "  -q, --quiet           only errors, problems and data: no progress or info\n"
             "  -V, --version         print the version\n"
@@ -55,8 +60,10 @@ static void s_usage(FILE *out)
             "options that need one take a source: env:NAME, file:PATH, fd:N or stdin.\n"
             "\n"
             "Exit status: 0 success, 1 check or verification failed, 2 usage, 3 policy or\n"
-            "plugin error, 4 authentication or permission, 5 not found or already exists,\n"
-            "6 transient (retry later), 7 integrity, 8 backend or I/O, 9 internal error.\n");
+            "plugin error (or an operation the plugin does not offer), 4 authentication,\n"
+            "permission or refused by policy, 5 not found, already exists or nothing staged,\n"
+            "6 transient (retry later), 7 integrity, 8 backend or I/O, 9 internal error;\n"
+            "'plan --detailed-exitcode': 0 no changes, 2 changes, 1 findings or error.\n");
 }
 
 /* Plugin search order: --plugin-dir, KEYPLANE_PLUGIN_PATH, the plugins beside this binary
@@ -111,7 +118,7 @@ static kp_status s_plugin_dirs(kp_cli *cli, char **dirs, size_t ndirs)
 static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **dirs, size_t *ndirs,
                           const char **audit_path, int *quiet)
 {
-    static const char *with_value[] = {"--policy", "--plugin-dir", "--audit"};
+    static const char *with_value[] = {"--policy", "--plugin-dir", "--audit", "--state-dir"};
     int out = from;
     for (int i = from; i < argc; i++) {
         const char *a = argv[i];
@@ -122,7 +129,7 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
         }
         const char *value = NULL;
         int which = -1;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             size_t n = strlen(with_value[k]);
             if (strncmp(a, with_value[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
                 which = k;
@@ -132,7 +139,7 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
         if (which >= 0) {
             if (value == NULL) {
                 if (i + 1 >= argc) {
-                    fprintf(stderr, "keyplane: option '%s' needs a value\n", a);
+                    kp_cli_usage_error("", "option '%s' needs a value", a);
                     return -1;
                 }
                 value = argv[++i];
@@ -141,6 +148,8 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
                 cli->policy_path = value;
             else if (which == 2)
                 *audit_path = value;
+            else if (which == 3)
+                kp_cli_set_state_dir(value);
             else if (*ndirs < 16)
                 dirs[(*ndirs)++] = (char *)value;
             continue;
@@ -153,10 +162,75 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
             *quiet = 1;
             continue;
         }
+        /* -q and -v (also -vv, -qv) mean the same after the command: no command has its own. */
+        if (a[0] == '-' && a[1] != '\0' && strspn(a + 1, "qv") == strlen(a + 1)) {
+            for (const char *f = a + 1; *f != '\0'; f++) {
+                if (*f == 'q')
+                    *quiet = 1;
+                else
+                    cli->verbose++;
+            }
+            continue;
+        }
+        if (strncmp(a, "--json", 6) == 0 && (a[6] == '\0' || a[6] == '=')) {
+            if (kp_cli_flag("", "json", a[6] == '=' ? a + 7 : NULL, &cli->json) != KP_EXIT_OK)
+                return -1;
+            continue;
+        }
         argv[out++] = argv[i];
     }
     argv[out] = NULL;
     return out;
+}
+
+/* The audit events' command and policy (docs/cli.md, "Audit output"): the command, the
+ * subcommand of key and policy, and the option names as given (after the global options were
+ * taken out), without their values or the arguments; the policy's canonical path. */
+static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
+{
+    char command[512] = "";
+    size_t n = 0;
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        bool opt = a[0] == '-' && a[1] != '\0'; /* "-" is stdin, an argument */
+        bool sub =
+            i == 1 && !opt && (strcmp(argv[0], "key") == 0 || strcmp(argv[0], "policy") == 0);
+        if (i > 0 && !opt && !sub)
+            continue;
+        /* --name=VALUE gives --name; -xVALUE gives -x */
+        size_t len = !opt ? strlen(a) : a[1] == '-' ? strcspn(a, "=") : 2;
+        if (n + len + 2 > sizeof(command))
+            break;
+        if (n > 0)
+            command[n++] = ' ';
+        memcpy(command + n, a, len);
+        n += len;
+        command[n] = '\0';
+    }
+    char *canon = realpath(cli->policy_path, NULL);
+    kp_status st =
+        kp_ctx_set_audit_context(cli->ctx, command, canon != NULL ? canon : cli->policy_path);
+    free(canon);
+    return st;
+}
+
+/* Whether --json (or --json=BOOL, the last one) is anywhere before "--", before or after the
+ * command: set before anything is parsed, so that even a usage error answers with a JSON error
+ * object (kp_cli_finish). A value that is no boolean asks for JSON too: its usage error comes
+ * later. */
+static bool s_json_requested(int argc, char **argv)
+{
+    bool json = false;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--json", 6) != 0 || (a[6] != '\0' && a[6] != '='))
+            continue;
+        bool value = true;
+        if (a[6] == '=' && !kp_cli_bool(a + 7, &value))
+            value = true;
+        json = value;
+    }
+    return json;
 }
 
 int main(int argc, char **argv)
@@ -164,8 +238,9 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"policy", required_argument, NULL, 'p'},
         {"plugin-dir", required_argument, NULL, 'P'},
-        {"json", no_argument, NULL, 'j'},
+        {"json", optional_argument, NULL, 'j'},
         {"audit", required_argument, NULL, 'a'},
+        {"state-dir", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"version", no_argument, NULL, 'V'},
@@ -180,6 +255,7 @@ int main(int argc, char **argv)
     const char *audit_path = NULL;
     int quiet = 0;
     int c;
+    cli.json = s_json_requested(argc, argv);
     /* '+': stop at the command; options after it belong to the command. */
     while ((c = getopt_long(argc, argv, "+p:P:vqVh", opts, NULL)) != -1) {
         switch (c) {
@@ -188,14 +264,18 @@ int main(int argc, char **argv)
             break;
         case 'P':
             if (ndirs == 16)
-                return kp_cli_usage_error("", "too many --plugin-dir options");
+                return kp_cli_finish(&cli, kp_cli_usage_error("", "too many --plugin-dir options"));
             dirs[ndirs++] = optarg;
             break;
         case 'j':
-            cli.json = true;
+            if (kp_cli_flag("", "json", optarg, &cli.json) != KP_EXIT_OK)
+                return kp_cli_finish(&cli, KP_EXIT_USAGE);
             break;
         case 'a':
             audit_path = optarg;
+            break;
+        case 's':
+            kp_cli_set_state_dir(optarg);
             break;
         case 'v':
             cli.verbose++;
@@ -209,41 +289,42 @@ int main(int argc, char **argv)
         case 'h':
             s_usage(stdout);
             return KP_EXIT_OK;
-        default:
+        default: /* getopt named the option on stderr */
             s_usage(stderr);
-            return KP_EXIT_USAGE;
+            kp_cli_note_error(KP_ERR_INVALID_ARG, "invalid option '%s' (see 'keyplane --help')",
+                              argv[optind - 1]);
+            return kp_cli_finish(&cli, KP_EXIT_USAGE);
         }
     }
     if (optind >= argc) {
         s_usage(stderr);
-        return KP_EXIT_USAGE;
+        kp_cli_note_error(KP_ERR_INVALID_ARG, "no command given (see 'keyplane --help')");
+        return kp_cli_finish(&cli, KP_EXIT_USAGE);
     }
     const kp_cli_cmd *cmd = NULL;
     for (size_t i = 0; i < sizeof(s_cmds) / sizeof(s_cmds[0]); i++)
         if (strcmp(argv[optind], s_cmds[i].name) == 0)
             cmd = &s_cmds[i];
-    if (cmd == NULL) {
-        fprintf(stderr, "keyplane: unknown command '%s'\nTry 'keyplane --help'.\n", argv[optind]);
-        return KP_EXIT_USAGE;
-    }
+    if (cmd == NULL)
+        return kp_cli_finish(&cli, kp_cli_usage_error("", "unknown command '%s'", argv[optind]));
+    cli.command = cmd->name;
     argc = s_take_globals(&cli, argc, argv, optind + 1, dirs, &ndirs, &audit_path, &quiet);
     if (argc < 0)
-        return KP_EXIT_USAGE;
+        return kp_cli_finish(&cli, KP_EXIT_USAGE);
     if (cli.policy_path == NULL)
         cli.policy_path = getenv("KEYPLANE_POLICY");
     if (cli.policy_path == NULL)
         cli.policy_path = "keyplane.yaml";
 
     cli.quiet = quiet != 0;
-    if (kp_ctx_new(&cli.ctx) != KP_OK) {
-        fprintf(stderr, "keyplane: out of memory\n");
-        return KP_EXIT_INTERNAL;
-    }
+    if (kp_ctx_new(&cli.ctx) != KP_OK)
+        return kp_cli_finish(&cli, kp_cli_error(KP_ERR_NOMEM, "out of memory"));
     kp_log_level level = quiet              ? KP_LOG_ERROR
                          : cli.verbose >= 2 ? KP_LOG_DEBUG
                          : cli.verbose == 1 ? KP_LOG_INFO
                                             : KP_LOG_WARN;
     kp_ctx_set_log(cli.ctx, level, stderr);
+    kp_cli_harden_warn(cli.quiet);
     int rc = KP_EXIT_OK;
     if (audit_path != NULL) {
         if (strcmp(audit_path, "-") == 0) {
@@ -255,10 +336,13 @@ int main(int argc, char **argv)
             umask(old);
             if (cli.audit == NULL) {
                 perror(audit_path);
+                kp_cli_note_error(KP_ERR_IO, "cannot open the audit file %s", audit_path);
                 rc = KP_EXIT_BACKEND;
             }
         }
         kp_ctx_set_audit(cli.ctx, cli.audit);
+        if (rc == KP_EXIT_OK && s_audit_command(&cli, argc - optind, argv + optind) != KP_OK)
+            rc = kp_cli_fail(&cli, KP_ERR_INTERNAL, "audit");
     }
     if (rc == KP_EXIT_OK) {
         kp_status st = s_plugin_dirs(&cli, dirs, ndirs);
@@ -276,5 +360,5 @@ int main(int argc, char **argv)
     kp_ctx_free(cli.ctx);
     if (cli.audit != NULL && cli.audit != stderr)
         fclose(cli.audit);
-    return rc;
+    return kp_cli_finish(&cli, rc);
 }

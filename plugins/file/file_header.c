@@ -160,15 +160,18 @@ kp_status kp_file_ready(kp_file_inst *fi)
 {
     char path[KP_FILE_PATH_MAX];
     struct stat sb;
+    bool missing;
 
     KP_GUARD(s_header_path(fi, path, sizeof(path)));
-    if (stat(path, &sb) == 0)
-        return S_ISREG(sb.st_mode)
-                   ? KP_OK
-                   : kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file", path);
-    if (errno == ENOENT || errno == ENOTDIR)
+    /* Not through a link: a header is the store's own file, as every other (kp_file_openat). */
+    KP_GUARD(kp_file_lstat(fi, path, &sb, &missing));
+    if (missing)
         return s_not_initialised(fi);
-    return kp_file_errno(fi, errno, "cannot stat", path);
+    if (S_ISLNK(sb.st_mode))
+        return kp_file_open_err(fi, ELOOP, strlen(path), false, "", path);
+    if (!S_ISREG(sb.st_mode))
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is not a regular file", path);
+    return KP_OK;
 }
 
 static kp_status s_derive(kp_file_inst *fi, kp_secret **key, uint32_t *iter)

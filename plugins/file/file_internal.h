@@ -29,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -123,6 +125,23 @@ kp_status kp_file_path(kp_file_inst *fi, char *buf, size_t size, const char *fmt
 
 /* Files (file_io.c) ----------------------------------------------------------------------- */
 
+/** Opens path, a path below the store directory (fi->dir/...), one component at a time from
+ *  the directory without following a symbolic link in any of them (O_NOFOLLOW each; O_CLOEXEC
+ *  added to flags; mode for O_CREAT). 0 with *fd open, or an errno value: ENOENT or ENOTDIR when
+ *  something is missing, ELOOP when a component is a symbolic link (*bad is then the length of
+ *  the prefix of path that names it), EINVAL for a path not below the directory. Sets no error
+ *  text: kp_file_open_err does. */
+int kp_file_openat(const kp_file_inst *fi, const char *path, int flags, mode_t mode, int *fd,
+                   size_t *bad);
+/** Error text for a failed kp_file_openat of path (dir: meant to be a directory): a symbolic link
+ *  is named as one (KP_ERR_INTEGRITY), anything else is kp_file_errno with what. */
+kp_status kp_file_open_err(kp_file_inst *fi, int e, size_t bad, bool dir, const char *what,
+                           const char *path);
+/** lstat() of path below the store directory, through kp_file_openat (a symbolic link on the
+ *  way is an error, one as the last component is described by *sb); *missing (KP_OK, *sb
+ *  untouched) when it is not there. */
+kp_status kp_file_lstat(kp_file_inst *fi, const char *path, struct stat *sb, bool *missing);
+
 kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path);
 /** Reads a whole regular file of at most cap bytes into a malloc'ed buffer. */
 kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t **data, size_t *len);
@@ -160,12 +179,15 @@ kp_status kp_file_object_dir(kp_file_inst *fi, const char *kind, const char *nam
  *  there is KP_ERR_NOT_FOUND with text. */
 kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, uint32_t *version,
                          char *objdir, size_t size);
-/** Called for one version of an object (objdir as kp_file_object_dir gives it). */
+/** Called for one version of an object (objdir as kp_file_object_dir gives it). A failure to
+ *  read the version sets *broken (it is then passed over); any other failure stops the listing. */
 typedef kp_status (*kp_file_version_fn)(kp_file_inst *fi, const char *name, const char *objdir,
-                                        uint32_t version, void *arg);
+                                        uint32_t version, void *arg, bool *broken);
 /** Calls fn for every version of name (KP_ERR_NOT_FOUND with text when it has none), or with
- *  name NULL of every object of kind, in name then version order, until one does not return
- *  KP_OK. */
+ *  name NULL of every object of kind, in name then version order, until one fails other than
+ *  by *broken. A version that cannot be read (or, with name NULL, an object whose directory
+ *  cannot) is passed over with a warning naming it, so that one broken file does not hide the
+ *  others; when none could be read, the first reason is the listing's failure. */
 kp_status kp_file_list(kp_file_inst *fi, const char *kind, const char *name, kp_file_version_fn fn,
                        void *arg);
 

@@ -1,11 +1,15 @@
 /*
  * Error text and file primitives of the file plugin. Everything that lands on disk goes
  * through here: directories 0700, files 0600, data fsynced before it becomes visible; and every
- * file read from a store is opened as a regular file only (never a FIFO or a symbolic link).
+ * file read from a store is opened beneath the store directory, one component at a time without
+ * following a symbolic link (a link planted anywhere below the directory is refused, never
+ * followed out of it), and as a regular file only (never a FIFO). An error names the file and
+ * where it is broken, never what it holds.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,25 +97,120 @@ kp_status kp_file_mkdirs(kp_file_inst *fi, const char *path)
     return KP_OK;
 }
 
+/* The part of path below the store directory, or NULL when path is not below it. */
+static const char *s_below(const kp_file_inst *fi, const char *path)
+{
+    size_t n = strlen(fi->dir);
+
+    if (strncmp(path, fi->dir, n) != 0 || (path[n] != '/' && n > 1))
+        return NULL;
+    while (path[n] == '/')
+        n++;
+    return path + n;
+}
+
+/* Opens component comp (len bytes) of a path in directory dfd without following a link, with
+ * flags; -1 with errno, ELOOP when it is a symbolic link whatever flags made open() say (but
+ * O_PATH without O_DIRECTORY opens the link itself: kp_file_lstat describes it). */
+static int s_open_comp(int dfd, const char *comp, size_t len, int flags, mode_t mode)
+{
+    char name[NAME_MAX + 1];
+    struct stat sb;
+    int fd;
+
+    if (len == 0 || len > NAME_MAX ||
+        (comp[0] == '.' && (len == 1 || (len == 2 && comp[1] == '.')))) {
+        errno = EINVAL; /* an empty, "." or ".." component never names a store file */
+        return -1;
+    }
+    memcpy(name, comp, len);
+    name[len] = '\0';
+    fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && (errno == ENOTDIR || errno == ELOOP) &&
+        fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+        errno = ELOOP; /* O_DIRECTORY answers ENOTDIR for a link */
+    return fd;
+}
+
+int kp_file_openat(const kp_file_inst *fi, const char *path, int flags, mode_t mode, int *fd,
+                   size_t *bad)
+{
+    const char *rel = s_below(fi, path), *p, *slash;
+    int dfd, next, e;
+
+    *fd = -1;
+    *bad = 0;
+    if (rel == NULL || *rel == '\0')
+        return EINVAL;
+    /* The store directory itself is the operator's path and is opened as named; below it, no
+     * component is a link (as openat2's RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, on every kernel). */
+    if ((dfd = open(fi->dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return errno;
+    for (p = rel; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+        next = s_open_comp(dfd, p, (size_t)(slash - p), O_PATH | O_DIRECTORY, 0);
+        e = errno;
+        close(dfd);
+        if (next < 0) {
+            *bad = (size_t)(slash - path);
+            return e;
+        }
+        dfd = next;
+    }
+    *fd = s_open_comp(dfd, p, strlen(p), flags, mode);
+    e = errno;
+    close(dfd);
+    if (*fd < 0) {
+        *bad = strlen(path);
+        return e;
+    }
+    return 0;
+}
+
+kp_status kp_file_open_err(kp_file_inst *fi, int e, size_t bad, bool dir, const char *what,
+                           const char *path)
+{
+    if (e == ELOOP && (bad < strlen(path) || dir))
+        return kp_file_err(fi, KP_ERR_INTEGRITY,
+                           "%.*s is a symbolic link, not a directory: files of store %s are not "
+                           "read through links",
+                           (int)bad, path, fi->dir);
+    if (e == ELOOP)
+        return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is a symbolic link, not a regular file", path);
+    return kp_file_errno(fi, e, what, path);
+}
+
+kp_status kp_file_lstat(kp_file_inst *fi, const char *path, struct stat *sb, bool *missing)
+{
+    kp_status st = KP_OK;
+    size_t bad;
+    int fd, e = kp_file_openat(fi, path, O_PATH, 0, &fd, &bad);
+
+    *missing = e == ENOENT || e == ENOTDIR;
+    if (*missing)
+        return KP_OK;
+    if (e != 0)
+        return kp_file_open_err(fi, e, bad, false, "cannot stat", path);
+    if (fstat(fd, sb) != 0)
+        st = kp_file_errno(fi, errno, "cannot stat", path);
+    close(fd);
+    return st;
+}
+
 kp_status kp_file_read(kp_file_inst *fi, const char *path, size_t cap, uint8_t **data, size_t *len)
 {
     struct stat sb;
     uint8_t *buf = NULL;
-    size_t got = 0, size = 0;
+    size_t got = 0, size = 0, bad;
     kp_status st = KP_OK;
-    int fd;
+    int fd, e;
 
     *data = NULL;
     *len = 0;
     /* Anything planted in a store opens without waiting (O_NONBLOCK: a FIFO would block the
-     * open until a writer came) and without leaving it (O_NOFOLLOW: a symbolic link is refused,
-     * not followed); the descriptor's own type is checked before a byte is read. */
-    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-        if (errno == ELOOP)
-            return kp_file_err(fi, KP_ERR_INTEGRITY, "%s is a symbolic link, not a regular file",
-                               path);
-        return kp_file_errno(fi, errno, "cannot open", path);
-    }
+     * open until a writer came) and without leaving it (no link followed, kp_file_openat); the
+     * descriptor's own type is checked before a byte is read. */
+    if ((e = kp_file_openat(fi, path, O_RDONLY | O_NONBLOCK, 0, &fd, &bad)) != 0)
+        return kp_file_open_err(fi, e, bad, false, "cannot open", path);
     if (fstat(fd, &sb) != 0)
         st = kp_file_errno(fi, errno, "cannot stat", path);
     else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > cap)
@@ -285,9 +384,11 @@ kp_status kp_file_json_read(kp_file_inst *fi, const char *path, json_t **out)
     *out = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     free(data);
     kp_status st = KP_OK;
+    /* Where, never what: jansson's text quotes the bytes near the error ("near '...'"), and a
+     * store file may hold anything, someone else's secret included. */
     if (*out == NULL)
-        st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: bad JSON at line %d: %s", path, jerr.line,
-                         jerr.text);
+        st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: not valid JSON (line %d, column %d)", path,
+                         jerr.line, jerr.column);
     else if (!json_is_object(*out))
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "%s: not a JSON object", path);
     if (st != KP_OK) {

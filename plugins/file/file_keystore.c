@@ -262,14 +262,15 @@ typedef struct s_visitor {
 } s_visitor;
 
 static kp_status s_visit_version(kp_file_inst *fi, const char *name, const char *objdir,
-                                 uint32_t version, void *arg)
+                                 uint32_t version, void *arg, bool *broken)
 {
     const s_visitor *v = arg;
     kp_key_info info;
+    kp_status st = kp_file_key_info(fi, name, version, &info);
 
     (void)objdir;
-    KP_GUARD(kp_file_key_info(fi, name, version, &info));
-    return v->visit(v->arg, &info);
+    *broken = st != KP_OK;
+    return st == KP_OK ? v->visit(v->arg, &info) : st;
 }
 
 kp_status kp_file_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void *arg)

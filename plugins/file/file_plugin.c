@@ -1,14 +1,17 @@
 /*
- * The `file` plugin: entry point, description, parameters and instance lifecycle.
+ * The `file` plugin: entry point, description, parameters, instance lifecycle, and the checks
+ * (`keyplane check`: the directory, its permissions and owners, the passphrase).
  *
  * It is the provider that works with nothing but a directory, so it is the default keystore
  * and secret store, and the format of its files is chosen so an operator can recover keys
  * with the openssl command alone (see file_crypto.c). A store is created only by INSTANCE_INIT
  * (ABI 1.1, `keyplane init`); a directory that is not initialised is unreachable, never empty.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,6 +267,128 @@ static kp_status s_check_dir(kp_file_inst *fi, char *detail, size_t size)
     return KP_OK;
 }
 
+/* What the permissions item found: the problems, the first few of them described. */
+typedef struct s_perm {
+    uid_t me;
+    size_t problems;
+    char *detail;
+    size_t size;
+} s_perm;
+
+#define S_PERM_SHOWN 3 /* problems described in the item's line; the rest are counted */
+#define S_PERM_DEPTH 6 /* the deepest a store goes is 4: keys/<name>/<version>/<file> */
+
+static void s_problem(s_perm *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void s_problem(s_perm *p, const char *fmt, ...)
+{
+    size_t used = strlen(p->detail);
+    va_list ap;
+
+    if (p->problems++ >= S_PERM_SHOWN || used + 3 >= p->size)
+        return;
+    if (used > 0) {
+        memcpy(p->detail + used, "; ", 3);
+        used += 2;
+    }
+    va_start(ap, fmt);
+    vsnprintf(p->detail + used, p->size - used, fmt, ap);
+    va_end(ap);
+}
+
+/* The files that hold (encrypted) keys and secrets, and the header, whose check value lets
+ * anyone who reads it try passphrases offline: owner-only. */
+static bool s_secret_file(const char *name)
+{
+    return strcmp(name, "private.p8") == 0 || strcmp(name, "value.enc") == 0 ||
+           strcmp(name, KP_FILE_HEADER) == 0;
+}
+
+/* One file or directory of the store: owned by root or the user running keyplane, writable by its
+ * owner only, and (a secret file) readable by its owner only; no symbolic links. */
+static void s_perm_one(s_perm *p, const char *path, const struct stat *sb, bool secret)
+{
+    mode_t mode = sb->st_mode & 07777;
+
+    if (S_ISLNK(sb->st_mode)) {
+        s_problem(p, "%s is a symbolic link", path);
+        return;
+    }
+    if (sb->st_uid != 0 && sb->st_uid != p->me)
+        s_problem(p, "%s is owned by uid %u, neither root nor the user running keyplane (uid %u)",
+                  path, (unsigned)sb->st_uid, (unsigned)p->me);
+    if ((mode & (S_IWGRP | S_IWOTH)) != 0)
+        s_problem(p, "%s is writable by %s (mode %04o)", path,
+                  (mode & S_IWOTH) != 0 ? "others" : "its group", (unsigned)mode);
+    else if (secret && (mode & (S_IRGRP | S_IROTH)) != 0)
+        s_problem(p, "%s is readable by %s (mode %04o)", path,
+                  (mode & S_IROTH) != 0 ? "others" : "its group", (unsigned)mode);
+}
+
+/* Everything below the directory path (open as dfd, which this closes), never through a link. */
+static void s_perm_walk(s_perm *p, int dfd, const char *path, int depth)
+{
+    char child[KP_FILE_PATH_MAX];
+    struct dirent *de;
+    struct stat sb;
+    DIR *d = fdopendir(dfd);
+
+    if (d == NULL) {
+        s_problem(p, "cannot read directory %s", path);
+        close(dfd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        int n = snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+        if (n < 0 || (size_t)n >= sizeof(child) ||
+            fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* gone meanwhile, or a name no store file has */
+        s_perm_one(p, child, &sb, S_ISREG(sb.st_mode) && s_secret_file(de->d_name));
+        if (!S_ISDIR(sb.st_mode) || depth >= S_PERM_DEPTH)
+            continue;
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            s_problem(p, "cannot read directory %s", child);
+        else
+            s_perm_walk(p, fd, child, depth + 1);
+    }
+    closedir(d);
+}
+
+/* The permissions item: the directory and everything in it can be changed only by root and the
+ * user running keyplane, and its secret files read by their owner only. Anyone else who could
+ * would be able to swap a key (and take over a chain) or try the passphrase offline. */
+static kp_status s_check_perms(kp_file_inst *fi, char *detail, size_t size)
+{
+    s_perm p = {.me = geteuid(), .detail = detail, .size = size};
+    struct stat sb;
+    int fd;
+
+    detail[0] = '\0';
+    if ((fd = open(fi->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return s_failed(fi, kp_file_errno(fi, e, "cannot read directory", fi->dir), detail, size);
+    }
+    s_perm_one(&p, fi->dir, &sb, false);
+    s_perm_walk(&p, fd, fi->dir, 1);
+    if (p.problems == 0) {
+        snprintf(detail, size,
+                 "%s and its files: owned by root or uid %u, writable by their owner only, secret "
+                 "files readable by their owner only",
+                 fi->dir, (unsigned)p.me);
+        return KP_OK;
+    }
+    if (p.problems > S_PERM_SHOWN) {
+        size_t used = strlen(detail);
+        snprintf(detail + used, size - used, "; and %zu more", p.problems - S_PERM_SHOWN);
+    }
+    return KP_ERR_PERMISSION;
+}
+
 static kp_status s_check_pass(kp_file_inst *fi, char *detail, size_t size)
 {
     const kp_secret *key;
@@ -289,6 +414,11 @@ static kp_status s_check(void *inst, kp_check_report_fn report, void *arg)
         report(arg, "directory", first, detail);
     if (first == KP_ERR_UNAVAILABLE) /* not initialised: no header to open */
         return first;
+    st = s_check_perms(fi, detail, sizeof(detail));
+    if (report != NULL)
+        report(arg, "permissions", st, detail);
+    if (first == KP_OK)
+        first = st;
     st = s_check_pass(fi, detail, sizeof(detail));
     if (report != NULL)
         report(arg, "passphrase", st, detail);

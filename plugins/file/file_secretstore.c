@@ -252,16 +252,17 @@ typedef struct s_visitor {
 } s_visitor;
 
 static kp_status s_visit_version(kp_file_inst *fi, const char *name, const char *objdir,
-                                 uint32_t version, void *arg)
+                                 uint32_t version, void *arg, bool *broken)
 {
     const s_visitor *v = arg;
     kp_secret_info info;
     kp_meta *pairs;
     json_t *j;
     size_t n;
-    kp_status st = KP_OK;
+    kp_status st = s_read_meta(fi, objdir, name, version, &info, &j, &pairs, &n);
 
-    KP_GUARD(s_read_meta(fi, objdir, name, version, &info, &j, &pairs, &n));
+    *broken = st != KP_OK;
+    KP_GUARD(st);
     st = v->visit(v->arg, &info, pairs, n);
     free(pairs);
     json_decref(j);

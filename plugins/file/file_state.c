@@ -50,21 +50,24 @@ static kp_status s_lock(kp_file_inst *fi, const char *path, int *fd)
 {
     kp_status st = KP_OK;
     struct stat sb;
+    size_t bad;
+    int e;
 
-    /* O_NOFOLLOW: a symbolic link planted as the lock would make this process create (or lock)
-     * a file elsewhere; O_NONBLOCK: a FIFO would block the open. */
-    *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-    if (*fd < 0 && errno == ELOOP)
+    /* Beneath the store, no link followed (kp_file_openat): a symbolic link planted as the lock,
+     * or as the key's directory, would make this process create (or lock) a file elsewhere, and
+     * the document written under the lock would follow it; O_NONBLOCK: a FIFO would block the
+     * open. */
+    e = kp_file_openat(fi, path, O_RDWR | O_CREAT | O_NONBLOCK, 0600, fd, &bad);
+    if (e == ELOOP && bad >= strlen(path))
         return kp_file_err(fi, KP_ERR_INTEGRITY, "lock file %s is a symbolic link", path);
-    if (*fd < 0)
-        return kp_file_errno(fi, errno, "cannot open lock file", path);
+    if (e != 0)
+        return kp_file_open_err(fi, e, bad, false, "cannot open lock file", path);
     if (fstat(*fd, &sb) != 0)
         st = kp_file_errno(fi, errno, "cannot stat lock file", path);
     else if (!S_ISREG(sb.st_mode))
         st = kp_file_err(fi, KP_ERR_INTEGRITY, "lock file %s is not a regular file", path);
     while (st == KP_OK && flock(*fd, LOCK_EX) != 0) {
-        int e = errno;
-        if (e != EINTR)
+        if ((e = errno) != EINTR)
             st = kp_file_errno(fi, e, "cannot lock", path);
     }
     if (st != KP_OK) {

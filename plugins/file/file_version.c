@@ -73,16 +73,19 @@ static int s_cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* True when dir/entry is a directory (d_type may be DT_UNKNOWN on some file systems). */
+/* True when dir/entry is a directory, or a symbolic link in the place of one: listed, so that
+ * reading it fails with a line that names it, rather than passed over as if nothing were there
+ * (d_type may be DT_UNKNOWN on some file systems). */
 static bool s_is_dir(DIR *d, const struct dirent *de)
 {
     struct stat st;
 
-    if (de->d_type == DT_DIR)
+    if (de->d_type == DT_DIR || de->d_type == DT_LNK)
         return true;
     if (de->d_type != DT_UNKNOWN)
         return false;
-    return fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+    return fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           (S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode));
 }
 
 static void s_names_free(char **names, size_t n)
@@ -101,12 +104,20 @@ static kp_status s_subdirs(kp_file_inst *fi, const char *dir, bool (*keep)(const
     size_t count = 0, cap = 0;
     bool nomem = false;
     struct dirent *de;
-    DIR *d;
+    DIR *d = NULL;
+    size_t bad;
+    int fd, e;
 
     *names = NULL;
     *n = 0;
-    if ((d = opendir(dir)) == NULL)
-        return errno == ENOENT ? KP_OK : kp_file_errno(fi, errno, "cannot read directory", dir);
+    if ((e = kp_file_openat(fi, dir, O_RDONLY | O_DIRECTORY, 0, &fd, &bad)) != 0)
+        return e == ENOENT ? KP_OK
+                           : kp_file_open_err(fi, e, bad, true, "cannot read directory", dir);
+    if ((d = fdopendir(fd)) == NULL) {
+        e = errno;
+        close(fd);
+        return kp_file_errno(fi, e, "cannot read directory", dir);
+    }
     while (!nomem && (de = readdir(d)) != NULL) {
         if (!keep(de->d_name) || !s_is_dir(d, de))
             continue;
@@ -165,6 +176,7 @@ kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, u
 {
     char path[KP_FILE_PATH_MAX];
     struct stat st;
+    bool missing;
 
     KP_GUARD(kp_file_object_dir(fi, kind, name, objdir, size));
     if (*version == 0) {
@@ -179,20 +191,49 @@ kp_status kp_file_object(kp_file_inst *fi, const char *kind, const char *name, u
         return KP_OK;
     }
     KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u", objdir, *version));
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT && errno != ENOTDIR)
-            return kp_file_errno(fi, errno, "cannot stat", path);
-        st.st_mode = 0;
-    }
-    if (!S_ISDIR(st.st_mode))
+    KP_GUARD(kp_file_lstat(fi, path, &st, &missing));
+    if (!missing && S_ISLNK(st.st_mode))
+        return kp_file_open_err(fi, ELOOP, strlen(path), true, "", path);
+    if (missing || !S_ISDIR(st.st_mode))
         return kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s v%u not found in %s", kind, name, *version,
                            fi->dir);
     return KP_OK;
 }
 
+/* What one listing passed over: versions (or, listing every object, objects) that could not be
+ * read, and the first reason, for a listing that could read none. */
+typedef struct s_skips {
+    size_t listed, skipped;
+    kp_status first;
+    char why[512];
+} s_skips;
+
+/* A failure to read one version (or object): passed over with a warning that names it, so that
+ * one broken file leaves the store's other versions listed (the version itself answers its own
+ * lookups with the reason). Out of memory is no broken file: it stops the listing. */
+static kp_status s_skip(kp_file_inst *fi, const char *kind, const char *name, uint32_t version,
+                        kp_status st, s_skips *sk)
+{
+    const char *why = fi->up->get_error(fi->h);
+    char ver[16] = "";
+
+    if (st == KP_ERR_NOMEM)
+        return st;
+    if (sk->skipped++ == 0) {
+        sk->first = st;
+        snprintf(sk->why, sizeof(sk->why), "%s", why);
+    }
+    if (version != 0)
+        snprintf(ver, sizeof(ver), " v%u", version);
+    kp_logf(fi->up, fi->h, KP_LOG_WARN,
+            "file store %s: %s %s%s cannot be read, listed without it: %s", fi->dir, kind, name,
+            ver, why);
+    return KP_OK;
+}
+
 /* Every version of one object, ascending; with must_exist, none is KP_ERR_NOT_FOUND. */
 static kp_status s_list_one(kp_file_inst *fi, const char *kind, const char *name, bool must_exist,
-                            kp_file_version_fn fn, void *arg)
+                            kp_file_version_fn fn, void *arg, s_skips *sk)
 {
     char objdir[KP_FILE_PATH_MAX];
     uint32_t *vers;
@@ -200,11 +241,19 @@ static kp_status s_list_one(kp_file_inst *fi, const char *kind, const char *name
     kp_status st = KP_OK;
 
     KP_GUARD(kp_file_object_dir(fi, kind, name, objdir, sizeof(objdir)));
-    KP_GUARD(s_versions(fi, objdir, &vers, &n));
+    st = s_versions(fi, objdir, &vers, &n);
+    if (st != KP_OK) /* the object's directory itself: one object when every one is listed */
+        return must_exist ? st : s_skip(fi, kind, name, 0, st, sk);
     if (n == 0 && must_exist)
         st = kp_file_err(fi, KP_ERR_NOT_FOUND, "%s %s not found in %s", kind, name, fi->dir);
-    for (size_t i = 0; i < n && st == KP_OK; i++)
-        st = fn(fi, name, objdir, vers[i], arg);
+    for (size_t i = 0; i < n && st == KP_OK; i++) {
+        bool broken = false;
+        st = fn(fi, name, objdir, vers[i], arg, &broken);
+        if (st != KP_OK && broken)
+            st = s_skip(fi, kind, name, vers[i], st, sk);
+        else if (st == KP_OK)
+            sk->listed++;
+    }
     free(vers);
     return st;
 }
@@ -213,17 +262,23 @@ kp_status kp_file_list(kp_file_inst *fi, const char *kind, const char *name, kp_
                        void *arg)
 {
     char dir[KP_FILE_PATH_MAX];
-    char **names;
-    size_t n;
+    char **names = NULL;
+    size_t n = 0;
+    s_skips sk = {.listed = 0};
     kp_status st = KP_OK;
 
-    if (name != NULL)
-        return s_list_one(fi, kind, name, true, fn, arg);
-    KP_GUARD(kp_file_path(fi, dir, sizeof(dir), "%s/%ss", fi->dir, kind));
-    KP_GUARD(s_subdirs(fi, dir, kpk_key_name_valid, &names, &n));
-    for (size_t i = 0; i < n && st == KP_OK; i++)
-        st = s_list_one(fi, kind, names[i], false, fn, arg);
-    s_names_free(names, n);
+    if (name != NULL) {
+        st = s_list_one(fi, kind, name, true, fn, arg, &sk);
+    } else {
+        KP_GUARD(kp_file_path(fi, dir, sizeof(dir), "%s/%ss", fi->dir, kind));
+        KP_GUARD(s_subdirs(fi, dir, kpk_key_name_valid, &names, &n));
+        for (size_t i = 0; i < n && st == KP_OK; i++)
+            st = s_list_one(fi, kind, names[i], false, fn, arg, &sk);
+        s_names_free(names, n);
+    }
+    /* Nothing readable at all: the store cannot answer, it does not hold nothing. */
+    if (st == KP_OK && sk.listed == 0 && sk.skipped > 0)
+        st = kp_file_err(fi, sk.first, "%s", sk.why);
     return st;
 }
 
@@ -247,7 +302,18 @@ kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t 
     char tmp[KP_FILE_PATH_MAX];
     char dst[KP_FILE_PATH_MAX];
 
+    struct stat sb;
+    bool missing;
+
     KP_GUARD(kp_file_mkdirs(fi, parent));
+    /* Written beneath the store only: parent (and every directory on the way) is no link. */
+    KP_GUARD(kp_file_lstat(fi, parent, &sb, &missing));
+    if (missing || !S_ISDIR(sb.st_mode))
+        return kp_file_open_err(fi,
+                                missing               ? ENOENT
+                                : S_ISLNK(sb.st_mode) ? ELOOP
+                                                      : ENOTDIR,
+                                strlen(parent), true, "cannot create directory", parent);
     for (int attempt = 0; attempt < S_COMMIT_ATTEMPTS; attempt++) {
         uint32_t v = want;
         kp_status st;

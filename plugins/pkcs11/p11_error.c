@@ -249,6 +249,6 @@ void kp_p11_text(const unsigned char *field, size_t len, char *buf, size_t size)
         len = size - 1;
     /* Labels are UTF-8; anything that could break a one-line message becomes '?'. */
     for (size_t i = 0; i < len; i++)
-        buf[i] = field[i] < 0x20 || field[i] == 0x7f ? '?' : (char)field[i];
+        buf[i] = (char)(field[i] < 0x20 || field[i] == 0x7f ? '?' : field[i]);
     buf[len] = '\0';
 }

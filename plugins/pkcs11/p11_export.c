@@ -192,6 +192,9 @@ static kp_status s_wrapped_op(kp_p11_op *op, void *arg)
         if (x->out == NULL || x->cap < x->outlen)
             st = kp_p11_err(pi, KP_ERR_BUFFER_TOO_SMALL, "wrapped key needs %zu bytes", x->outlen);
     }
+    if (st == KP_OK && (part1 == NULL || part2 == NULL))
+        st = kp_p11_err(pi, KP_ERR_CRYPTO, "the token wrapped key %s v%u into nothing", key.name,
+                        key.version);
     if (st == KP_OK) {
         memcpy(x->out, part1, len1);
         memcpy(x->out + len1, part2, len2);
@@ -207,8 +210,10 @@ static kp_status s_wrapped_op(kp_p11_op *op, void *arg)
     return st;
 }
 
+/* out is written through x.out (s_wrapped_op), which clang-tidy does not follow. */
 kp_status kp_p11_ks_export_wrapped(void *inst, const char *name, uint32_t version, uint32_t method,
-                                   const uint8_t *wrapping_spki, size_t spki_len, uint8_t *out,
+                                   const uint8_t *wrapping_spki, size_t spki_len,
+                                   uint8_t *out, // NOLINT(readability-non-const-parameter)
                                    size_t *outlen)
 {
     kp_p11_inst *pi = inst;

@@ -22,7 +22,7 @@ static void s_describe_slots(kp_p11_inst *pi, const CK_SLOT_ID *slots, CK_ULONG 
 
     w = snprintf(buf, size, "%lu slot%s with tokens", (unsigned long)n, n == 1 ? "" : "s");
     used = w > 0 ? (size_t)w : 0;
-    for (CK_ULONG i = 0; i < n && used < size; i++) {
+    for (CK_ULONG i = 0; slots != NULL && i < n && used < size; i++) {
         CK_TOKEN_INFO ti;
         char label[KP_P11_LABEL_MAX + 1];
 
@@ -62,7 +62,7 @@ static kp_status s_find_slot(kp_p11_inst *pi)
     }
     if (st == KP_OK && rv != CKR_OK)
         st = kp_p11_ck(pi, NULL, rv, false, "C_GetSlotList", "module %s", pi->module_ref);
-    for (CK_ULONG i = 0; st == KP_OK && i < n; i++) {
+    for (CK_ULONG i = 0; st == KP_OK && slots != NULL && i < n; i++) {
         CK_TOKEN_INFO ti;
 
         if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK || (ti.flags & CKF_TOKEN_INITIALIZED) == 0)
@@ -410,7 +410,7 @@ kp_status kp_p11_probe_mechs(kp_p11_op *op)
     if (probed)
         return KP_OK;
     KP_GUARD(kp_p11_mechanisms(pi, op, op->f, op->slot, &mechs, &n));
-    for (CK_ULONG i = 0; i < n; i++) {
+    for (CK_ULONG i = 0; mechs != NULL && i < n; i++) {
         pad = pad || mechs[i] == CKM_AES_KEY_WRAP_PAD;
         kwp_std = kwp_std || mechs[i] == CKM_AES_KEY_WRAP_KWP;
         kw = kw || mechs[i] == CKM_AES_KEY_WRAP;

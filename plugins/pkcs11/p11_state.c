@@ -243,7 +243,7 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
         st = s_sweep(op, temp);
     if (st == KP_OK) {
         snprintf(app, sizeof(app), "%s/%llu", S_APP,
-                 (unsigned long long)((n > 0 ? d[cur].gen : 0) + 1));
+                 (unsigned long long)(n > 0 ? d[cur].gen : 0) + 1);
         t[4].ulValueLen = strlen(temp);
         t[5].ulValueLen = strlen(app);
         if ((rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), &fresh)) != CKR_OK)

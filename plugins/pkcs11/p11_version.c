@@ -145,7 +145,7 @@ static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_d
     uint32_t v = 0;
     size_t n = 0;
     bool taken = false;
-    kp_status st;
+    kp_status st = KP_OK; /* the loop below may not run: v wrapped past UINT32_MAX */
 
     KP_GUARD(kp_p11_vobjs(op, name, 0, &objs, &n));
     for (size_t i = 0; i < n; i++)

@@ -30,7 +30,9 @@ const char *conf_call_now(void)
 }
 
 /* One wrapper: name is the function's KP_ABI_FUNC name, fid the tail of its KP_FN_ id (which is
- * also the name reported), params and args its parameter list and the same names as arguments. */
+ * also the name reported), params and args its parameter list and the same names as arguments
+ * (lists with their own parentheses, so they take no more). */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define CONF_WRAP(name, fid, params, args)                                                         \
     static kp_##name##_fn s_##name;                                                                \
     static kp_status s_##name params                                                               \
@@ -40,6 +42,7 @@ const char *conf_call_now(void)
         conf_call_leave(prev);                                                                     \
         return st;                                                                                 \
     }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 CONF_WRAP(plugin_describe, PLUGIN_DESCRIBE,
           (void *ctx, const kp_param *params, kp_instance_info *info), (ctx, params, info))

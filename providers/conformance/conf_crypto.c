@@ -173,7 +173,7 @@ static uint8_t *s_kwp(const uint8_t key[32], int enc, const uint8_t *in, size_t 
     }
     EVP_CIPHER_CTX_free(c);
     if (ok) {
-        *outlen = (size_t)(n1 + n2);
+        *outlen = (size_t)n1 + (size_t)n2;
     } else if (out != NULL) {
         OPENSSL_cleanse(out, inlen + 16);
         free(out);

@@ -65,7 +65,7 @@ static int s_parse(int argc, char **argv, opts *o)
 {
     o->threads = 8;
     o->timeout = 300;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i] != NULL; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -89,10 +89,10 @@ static struct sigaction s_old[32];
 
 static void s_say(const char *a, const char *b, const char *c)
 {
-    ssize_t rc = write(1, a, strlen(a));
-    rc = write(1, b, strlen(b));
-    rc = write(1, c, strlen(c));
-    (void)rc;
+    const char *parts[] = {a, b, c};
+    for (size_t i = 0; i < 3; i++)
+        if (write(1, parts[i], strlen(parts[i])) < 0)
+            return;
 }
 
 static void *s_watch(void *arg)

@@ -143,7 +143,7 @@ static void s_unique(conf_run *r, uint32_t *v, size_t n, const char *what)
 static void s_check_keys(shared *sh, worker *w, unsigned n)
 {
     conf_run *r = sh->r;
-    uint32_t *v = calloc(n, sizeof(*v));
+    uint32_t *v = calloc(n > 0 ? n : 1, sizeof(*v));
     if (v == NULL)
         return;
     size_t made = 0;
@@ -180,7 +180,7 @@ static void s_check_keys(shared *sh, worker *w, unsigned n)
 static void s_check_secrets(shared *sh, worker *w, unsigned n)
 {
     conf_run *r = sh->r;
-    uint32_t *v = calloc((size_t)n * S_PUTS, sizeof(*v));
+    uint32_t *v = calloc(n > 0 ? (size_t)n * S_PUTS : 1, sizeof(*v));
     if (v == NULL)
         return;
     size_t made = 0;

@@ -14,8 +14,6 @@
 
 #include "conf_tests.h"
 
-extern char **environ;
-
 static int s_argc;
 static char **s_argv;
 static bool s_on;

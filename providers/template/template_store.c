@@ -242,7 +242,7 @@ kp_status tpl_ks_state_get(void *inst, const char *name, uint8_t *doc, size_t *l
         st = KP_ERR_NOT_FOUND;
     else if (*len < (have = s->len))
         st = KP_ERR_BUFFER_TOO_SMALL;
-    else
+    else if (s->len > 0)
         memcpy(doc, s->doc, s->len);
     pthread_mutex_unlock(&t->lock);
     if (st == KP_ERR_NOT_FOUND)
@@ -275,9 +275,9 @@ kp_status tpl_ks_state_put(void *inst, const char *name, const uint8_t *doc, siz
          * then a write. */
         pthread_mutex_lock(&t->lock);
         s = s_state_find(t, name);
-        if (expect != NULL &&
-            (expect_len == 0 ? s != NULL
-                             : s == NULL || s->len != expect_len || memcmp(s->doc, expect, s->len)))
+        if (expect != NULL && (expect_len == 0 ? s != NULL
+                                               : s == NULL || s->len != expect_len ||
+                                                     memcmp(s->doc, expect, s->len) != 0))
             st = KP_ERR_CONFLICT;
         else if (s != NULL) {
             free(s->doc);

@@ -6,6 +6,10 @@ PY=${KP_PYTHON:-/usr/bin/python3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/kp-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 umask 077
+# keyplane's journals and locks (the state directory) stay in the scratch directory, never in
+# the user's ~/.local/state
+KEYPLANE_STATE_DIR=$T/state
+export KEYPLANE_STATE_DIR
 
 fail() {
     echo "FAIL: $*" >&2

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
 for round in 1 2 3; do
-    rm -rf "$T/tokens" "$T/west" "$T/east" "$T/policy.yaml.journal"
+    rm -rf "$T/tokens" "$T/west" "$T/east" "$KEYPLANE_STATE_DIR"
     mkdir -p "$T/tokens"
     hsm_and_regions 135246
     hsm_tde_chain

@@ -170,7 +170,7 @@ expect_rc 0 $P unwrap --in "$T/env" --replica vault2 --out "$T/dek.r"
 cmp "$T/dek" "$T/dek.r" || fail "restored key unwrapped a different DEK"
 
 # domain rules: RSA-4096 is refused for a TDE protector; so is a key name Key Vault rejects
-expect_rc 2 $P key generate --instance vault1 --name big --bits 4096
+expect_rc 3 $P key generate --instance vault1 --name big --bits 4096
 expect_in "$T/err" "Azure SQL TDE protectors in Key Vault are RSA 2048 or 3072"
 expect_rc 2 $P key generate --instance vault1 --name bad_name --bits 2048
 expect_in "$T/err" "only letters, digits and '-'"
@@ -204,7 +204,7 @@ expect_rc 0 --policy "$T/born.yaml" unwrap --in "$T/env.born" --replica vault1 -
 cmp "$T/dek.born" "$T/x.born" || fail "vault1 unwrapped another DEK than the HSM wrapped"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null |
     openssl pkey -pubout -out "$T/kek.pub"
-expect_rc 2 --policy "$T/born.yaml" key export-byok --instance hsm --name from-hsm \
+expect_rc 3 --policy "$T/born.yaml" key export-byok --instance hsm --name from-hsm \
     --kek "$T/kek.pub" --out "$T/x.byok"
 # The plugin's reason once the core passes it on; until then the core's own refusal.
 expect_in "$T/err" "token 'escrow' (SoftHSM v2) does not wrap keys as RFC 5649 says"

@@ -107,7 +107,9 @@ mv "$T/app.saved" "$T/west/keys/app"
 expect_rc 0 $P status tde --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"], d' "$T/out"
 expect_rc 5 $P verify nochain
-[ -s "$T/policy.yaml.journal" ] || fail "no journal"
+# the journal is in the state directory, named by the policy's canonical path
+[ -s "$KEYPLANE_STATE_DIR/$(printf %s "$(realpath "$T/policy.yaml")" | sha256sum | cut -c1-16)-policy.yaml.journal" ] ||
+    fail "no journal in $KEYPLANE_STATE_DIR: $(ls "$KEYPLANE_STATE_DIR")"
 
 # Edges: unknown chain, unwritable journal, restore of a stranger or from nothing.
 expect_rc 5 $P rotate nochain --stage

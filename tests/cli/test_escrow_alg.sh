@@ -78,7 +78,7 @@ assert not ch["tde"]["ok"] and ch["sha1"]["ok"], d
 # What verify no longer hides: the escrow cannot unwrap a tde envelope; a sha1 one it can.
 openssl rand 32 >"$T/dek"
 expect_rc 0 $P wrap --chain tde --dek "file:$T/dek" --out "$T/env"
-expect_rc 2 $P unwrap --in "$T/env" --replica hsm --out "$T/back"
+expect_rc 3 $P unwrap --in "$T/env" --replica hsm --out "$T/back"
 expect_in "$T/err" "does not offer RSA-OAEP with SHA-256"
 expect_rc 0 $P wrap --chain sha1 --dek "file:$T/dek" --out "$T/env1"
 expect_rc 0 $P unwrap --in "$T/env1" --replica hsm --out "$T/back1"

@@ -22,7 +22,7 @@ v1_labels() {
 }
 
 one_round() { # one_round KIND ROUND: KIND link or copy names the second run's policy path
-    rm -rf "$T/tokens" "$T/west" "$T/east" "$T"/*.journal "$T/link.yaml" "$T/copy.yaml"
+    rm -rf "$T/tokens" "$T/west" "$T/east" "$KEYPLANE_STATE_DIR" "$T/link.yaml" "$T/copy.yaml"
     mkdir -p "$T/tokens"
     hsm_and_regions 246135
     hsm_tde_chain

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `cmake --install` lays out libkeyplane and the plugin SDK: headers (the kit's too), the library,
 # the kit archives, the three plugins, pkg-config files, the CMake package, the export map and
-# keyplane-conformance, and nothing else. The layout is relocatable: the prefix is moved after
+# keyplane-conformance, the keyplane(1) man page and the bash completion, and nothing else; the man
+# page renders without a warning (groff, or man --warnings), the completion completes commands. The layout is relocatable: the prefix is moved after
 # installing and every check runs on the moved copy. The installed keyplane runs without
 # LD_LIBRARY_PATH; programs build against the library and the kit with pkg-config and with
 # find_package(keyplane); providers/template, copied as a plugin author would, builds out of tree
@@ -44,7 +45,8 @@ for f in bin/keyplane "$libdir/libkeyplane.so" "$libdir/libkeyplane.so.0" \
     "$libdir/cmake/keyplane/keyplane-config.cmake" \
     "$libdir/cmake/keyplane/keyplane-config-version.cmake" \
     "$libdir/cmake/keyplane/keyplane-targets.cmake" \
-    "$libdir/cmake/keyplane/keyplane-plugin.cmake" share/keyplane/plugin.map; do
+    "$libdir/cmake/keyplane/keyplane-plugin.cmake" share/keyplane/plugin.map \
+    share/man/man1/keyplane.1 share/bash-completion/completions/keyplane; do
     need "$f"
 done
 [ -z "$conformance" ] || need bin/keyplane-conformance
@@ -57,9 +59,26 @@ while read -r f; do
     "$libdir"/keyplane/plugins/file.so | "$libdir"/keyplane/plugins/pkcs11.so) ;;
     "$libdir"/keyplane/plugins/azure-keyvault.so) ;;
     "$libdir"/pkgconfig/keyplane*.pc | "$libdir"/cmake/keyplane/*.cmake | share/keyplane/plugin.map) ;;
+    share/man/man1/keyplane.1 | share/bash-completion/completions/keyplane) ;;
     *) fail "installed but not part of the install: $f (a test plugin or build artefact?)" ;;
     esac
 done <"$T/installed"
+
+# --- The man page renders cleanly; the completion completes ------------------------------------
+cmp -s "$KP_SRC/docs/man/keyplane.1" "$prefix/share/man/man1/keyplane.1" || fail "keyplane.1 differs"
+if command -v groff >/dev/null 2>&1; then
+    groff -man -z -ww "$prefix/share/man/man1/keyplane.1" >"$T/groff.err" 2>&1 || true
+    [ ! -s "$T/groff.err" ] || { cat "$T/groff.err"; fail "groff warns about keyplane.1"; }
+fi
+if command -v man >/dev/null 2>&1; then
+    MANWIDTH=80 man --warnings -l "$prefix/share/man/man1/keyplane.1" >"$T/man.out" 2>"$T/man.err" ||
+        { cat "$T/man.err"; fail "man -l keyplane.1"; }
+    [ ! -s "$T/man.err" ] || { cat "$T/man.err"; fail "man warns about keyplane.1"; }
+    grep -Eq '^ *keyplane +restore +CHAIN +--to +INSTANCE' "$T/man.out" || fail "keyplane.1: no restore synopsis"
+fi
+[ "$(bash -c '. "$1"; COMP_WORDS=(keyplane res); COMP_CWORD=1; _keyplane; echo "${COMPREPLY[*]}"' \
+    sh "$prefix/share/bash-completion/completions/keyplane")" = "restore" ] ||
+    fail "the installed completion does not complete 'keyplane res'"
 
 # --- The installed keyplane runs from anywhere, without LD_LIBRARY_PATH -----------------------
 readelf -d "$prefix/bin/keyplane" | grep -E 'R(UN)?PATH' >"$T/rpath" || fail "keyplane has no RUNPATH"

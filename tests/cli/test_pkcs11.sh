@@ -99,7 +99,7 @@ ifpr=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fingerprin
 # Failures: each one clear line, no orphan object.
 expect_rc 0 $P key generate --instance hsm --name sha256 --bits 2048
 before=$(p11_objects escrow $HSM_PIN)
-expect_rc 2 --policy "$T/sha256.yaml" wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
+expect_rc 3 --policy "$T/sha256.yaml" wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
 expect_in "$T/err" "hsm does not wrap with RSA-OAEP-256"
 HSM_PIN=000000 expect_rc 4 $P key public --instance hsm --name solo
 expect_in "$T/err" "C_Login: CKR_PIN_INCORRECT (wrong PIN for token 'escrow')"
@@ -138,7 +138,7 @@ cmp "$T/dek" "$T/dek3" || fail "region-a -> HSM"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/kek.pem" 2>/dev/null
 openssl pkey -in "$T/kek.pem" -pubout -out "$T/kek.pub"
 before=$(p11_objects escrow $HSM_PIN)
-expect_rc 2 $P key export-byok --instance hsm --name tde --kek "$T/kek.pub" --out "$T/blob"
+expect_rc 3 $P key export-byok --instance hsm --name tde --kek "$T/kek.pub" --out "$T/blob"
 [ "$(wc -l <"$T/err")" -eq 1 ] || fail "export-byok refusal is not one line"
 # The plugin's reason once the core passes it on; until then the core's own refusal.
 expect_in "$T/err" "token 'escrow' (SoftHSM v2) does not wrap keys as RFC 5649 says"

@@ -13,7 +13,7 @@ YAML
 P="--policy $T/policy.yaml"
 init_stores "$T/policy.yaml"
 expect_rc 0 $P apply
-expect_rc 4 $P rotate tde --activate # nothing staged yet
+expect_rc 5 $P rotate tde --activate # nothing staged yet: the state, no permission
 expect_in "$T/err" "has no staged version"
 
 # Envelopes of the v1 era: a few through keyplane, 1,000 made by anyone holding the public key.

@@ -440,10 +440,21 @@ static void test_get_direct(void **state)
     assert_int_equal(kp_key_info_get(f->a, "nope", 1, &got), KP_ERR_NOT_FOUND);
 
     /* Direct: a damaged other key, or another version of this one, does not get in the way of
-     * a lookup, while a listing of every key trips over it. */
+     * a lookup; a listing passes over the broken versions (a warning names each) and lists the
+     * others, and fails only when it could read none, with the reason. */
     s_break_meta(f, "a", "other", 1);
     s_break_meta(f, "a", "k", 1);
-    assert_int_equal(kp_key_list(f->a, NULL, s_count_visit, &n), KP_ERR_INTEGRITY);
+    n = 0;
+    assert_int_equal(kp_key_list(f->a, NULL, s_count_visit, &n), KP_OK);
+    assert_int_equal(n, 2); /* k v2 and v5 */
+    n = 0;
+    assert_int_equal(kp_key_list(f->a, "k", s_count_visit, &n), KP_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(kp_key_list(f->a, "other", s_count_visit, &n), KP_ERR_INTEGRITY);
+    char want[1200];
+    snprintf(want, sizeof(want), "%s/a/keys/other/1/meta.json: not valid JSON (line 1, column ",
+             f->t.dir);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), want));
     assert_int_equal(kp_key_info_get(f->a, "k", 2, &got), KP_OK);
     assert_int_equal(kp_key_info_get(f->a, "k", 0, &got), KP_OK);
     assert_int_equal(got.version, 5);
@@ -460,6 +471,108 @@ static void test_get_direct(void **state)
     assert_int_equal(small.version, 2);
     assert_int_equal(small.expires, 0x5A5A5A5A5A5A5A5All);
     assert_int_equal((unsigned char)small.fingerprint[0], 0x5A);
+}
+
+/* Writes text to path (created 0600). */
+static void s_write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* The context's last error is "a: " want + anything, and quotes nothing of the planted file. */
+static void s_expect_error(fx *f, const char *want)
+{
+    const char *err = kp_ctx_last_error(f->t.ctx);
+    if (strncmp(err, "a: ", 3) != 0 || strncmp(err + 3, want, strlen(want)) != 0)
+        fail_msg("error '%s', want it to start with '%s'", err, want);
+    assert_null(strstr(err, "TopSecret"));
+}
+
+/* Store files are read beneath the store: a symbolic link in the place of any file or directory
+ * below it is refused with a line that names it, never followed; a file that is not JSON is
+ * reported by line and column, never quoted; the other versions stay usable. */
+static void test_links_and_content(void **state)
+{
+    fx *f = *state;
+    char store[512], out[600], path[700], to[1400];
+    kp_key_info got = {.struct_size = sizeof(got)};
+    int n = 0;
+
+    s_create(f->a, "k", 0, 0);
+    s_create(f->a, "k", 0, 0);
+    s_create(f->a, "other", 0, 0);
+    snprintf(store, sizeof(store), "%s/a", f->t.dir);
+    snprintf(out, sizeof(out), "%s/outside", f->t.dir);
+    assert_int_equal(mkdir(out, 0700), 0);
+    snprintf(path, sizeof(path), "%s/secret.txt", out);
+    s_write_text(path, "{\"pass\": TopSecretPassphrase}\n");
+
+    /* Content: a regular meta.json that is not JSON. */
+    snprintf(path, sizeof(path), "%s/keys/k/1/meta.json", store);
+    snprintf(to, sizeof(to), "%s/meta.keep", out);
+    assert_int_equal(rename(path, to), 0);
+    s_write_text(path, "{\"pass\": TopSecretPassphrase}\n");
+    assert_int_equal(kp_key_info_get(f->a, "k", 1, &got), KP_ERR_INTEGRITY);
+    snprintf(to, sizeof(to), "%s: not valid JSON (line 1, column 28)", path);
+    s_expect_error(f, to);
+
+    /* The last component a link (to a file holding a secret). */
+    assert_int_equal(unlink(path), 0);
+    snprintf(to, sizeof(to), "%s/secret.txt", out);
+    assert_int_equal(symlink(to, path), 0);
+    assert_int_equal(kp_key_info_get(f->a, "k", 1, &got), KP_ERR_INTEGRITY);
+    snprintf(to, sizeof(to), "%s is a symbolic link, not a regular file", path);
+    s_expect_error(f, to);
+    n = 0;
+    assert_int_equal(kp_key_list(f->a, "k", s_count_visit, &n), KP_OK);
+    assert_int_equal(n, 1); /* v2, usable */
+    assert_int_equal(kp_key_info_get(f->a, "k", 2, &got), KP_OK);
+
+    /* A version directory a link to a directory whose meta.json holds the secret. */
+    snprintf(path, sizeof(path), "%s/keys/k/1", store);
+    snprintf(to, sizeof(to), "%s/v1", out);
+    assert_int_equal(rename(path, to), 0);
+    snprintf(to, sizeof(to), "%s/v1/meta.json", out);
+    assert_int_equal(unlink(to), 0);
+    s_write_text(to, "{\"pass\": TopSecretPassphrase}\n");
+    snprintf(to, sizeof(to), "%s/v1", out);
+    assert_int_equal(symlink(to, path), 0);
+    assert_int_equal(kp_key_info_get(f->a, "k", 1, &got), KP_ERR_INTEGRITY);
+    snprintf(to, sizeof(to), "%s is a symbolic link, not a directory: files of store %s", path,
+             store);
+    s_expect_error(f, to);
+    n = 0;
+    assert_int_equal(kp_key_list(f->a, "k", s_count_visit, &n), KP_OK);
+    assert_int_equal(n, 1);
+
+    /* A key's directory a link (to the same): the lookup of its latest version is refused, and a
+     * listing of every key passes over it. */
+    snprintf(path, sizeof(path), "%s/keys/other", store);
+    snprintf(to, sizeof(to), "%s/other", out);
+    assert_int_equal(rename(path, to), 0);
+    assert_int_equal(symlink(to, path), 0);
+    assert_int_equal(kp_key_info_get(f->a, "other", 0, &got), KP_ERR_INTEGRITY);
+    snprintf(to, sizeof(to), "%s is a symbolic link, not a directory: files of store %s", path,
+             store);
+    s_expect_error(f, to);
+    assert_int_equal(kp_key_info_get(f->a, "other", 1, &got), KP_ERR_INTEGRITY);
+    s_expect_error(f, to);
+    n = 0;
+    assert_int_equal(kp_key_list(f->a, NULL, s_count_visit, &n), KP_OK);
+    assert_int_equal(n, 1); /* k v2 */
+
+    /* The header a link: the store is refused before anything is read. */
+    snprintf(path, sizeof(path), "%s/keyplane-store.json", store);
+    snprintf(to, sizeof(to), "%s/header.keep", out);
+    assert_int_equal(rename(path, to), 0);
+    snprintf(to, sizeof(to), "%s/secret.txt", out);
+    assert_int_equal(symlink(to, path), 0);
+    assert_int_equal(kp_key_list(f->a, NULL, s_count_visit, &n), KP_ERR_INTEGRITY);
+    snprintf(to, sizeof(to), "%s is a symbolic link, not a regular file", path);
+    s_expect_error(f, to);
 }
 
 static void s_fpr_of(EVP_PKEY *pkey, char fpr[KPK_FPR_HEX])
@@ -987,6 +1100,7 @@ int main(void)
         KP_TEST_FX(test_wrong_passphrase, setup),
         KP_TEST_FX(test_instance_info, setup),
         KP_TEST_FX(test_get_direct, setup),
+        KP_TEST_FX(test_links_and_content, setup),
         KP_TEST_FX(test_import_fingerprint_checked, setup),
         KP_TEST_FX(test_export_wrapped, setup),
         KP_TEST_FX(test_state_cas, setup),

@@ -1,8 +1,12 @@
 /* The loader accepts a good plugin and refuses each single-fault mock with one line that
- * names the file and the fault. */
+ * names the file and the fault, and any plugin that someone else could have changed: the file or
+ * its directory writable by group or others, or owned by another user than root and the one
+ * running the test. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kp_test.h"
 
@@ -117,6 +121,123 @@ static void test_scan_reports_each(void **state)
     kp_ctx_free(ctx);
 }
 
+/* dir/good.so, a copy of the good mock (mode 0755). */
+static void s_copy_good(const char *dir)
+{
+    char *src = kp_test_mock_dir("good"), from[1024], to[1024], buf[65536];
+    snprintf(from, sizeof(from), "%s/good.so", src);
+    snprintf(to, sizeof(to), "%s/good.so", dir);
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), in)) > 0;)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(chmod(to, 0755), 0);
+    free(src);
+}
+
+/* Loading "good" from dir gives want, and, when refused, exactly the line
+ * "plugin DIR/good.so refused: REASON". */
+static void s_expect_load(const char *dir, kp_status want, const char *reason)
+{
+    kp_ctx *ctx = kp_test_ctx(dir);
+    kp_plugin *p = NULL;
+    assert_non_null(ctx);
+    assert_int_equal(kp_plugin_load(ctx, "good", &p), want);
+    if (want != KP_OK) {
+        char line[2048];
+        snprintf(line, sizeof(line), "plugin %s/good.so refused: %s", dir, reason);
+        assert_null(p);
+        assert_string_equal(kp_ctx_last_error(ctx), line);
+    }
+    kp_ctx_free(ctx);
+}
+
+static void test_loose_permissions(void **state)
+{
+    (void)state;
+    char *dir = kp_test_tmpdir(), file[600], why[1400], link_dir[600], other[700];
+    assert_non_null(dir);
+    s_copy_good(dir);
+    snprintf(file, sizeof(file), "%s/good.so", dir);
+    assert_int_equal(chmod(dir, 0755), 0);
+    s_expect_load(dir, KP_OK, NULL);
+
+    /* The directory writable by others, by its group: anyone there could drop in a NAME.so. */
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(why, sizeof(why),
+             "its directory %s is writable by others (mode 0777): only its owner may change code "
+             "keyplane loads",
+             dir);
+    s_expect_load(dir, KP_ERR_PERMISSION, why);
+    assert_int_equal(chmod(dir, 01777), 0); /* sticky protects files, not the names to load */
+    snprintf(why, sizeof(why),
+             "its directory %s is writable by others (mode 1777): only its owner may change code "
+             "keyplane loads",
+             dir);
+    s_expect_load(dir, KP_ERR_PERMISSION, why);
+    assert_int_equal(chmod(dir, 0775), 0);
+    snprintf(why, sizeof(why),
+             "its directory %s is writable by its group (mode 0775): only its owner may change "
+             "code keyplane loads",
+             dir);
+    s_expect_load(dir, KP_ERR_PERMISSION, why);
+    assert_int_equal(chmod(dir, 0755), 0);
+
+    /* The file itself writable by others, by its group. */
+    assert_int_equal(chmod(file, 0757), 0);
+    s_expect_load(dir, KP_ERR_PERMISSION,
+                  "the file is writable by others (mode 0757): only its owner may change code "
+                  "keyplane loads");
+    assert_int_equal(chmod(file, 0775), 0);
+    s_expect_load(dir, KP_ERR_PERMISSION,
+                  "the file is writable by its group (mode 0775): only its owner may change code "
+                  "keyplane loads");
+    assert_int_equal(chmod(file, 0755), 0);
+
+    /* Through a symbolic link: the directory the file really is in counts too. */
+    snprintf(link_dir, sizeof(link_dir), "%s/links", dir);
+    assert_int_equal(mkdir(link_dir, 0755), 0);
+    snprintf(other, sizeof(other), "%s/good.so", link_dir);
+    assert_int_equal(symlink(file, other), 0);
+    s_expect_load(link_dir, KP_OK, NULL);
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(why, sizeof(why),
+             "its directory %s is writable by others (mode 0777): only its owner may change code "
+             "keyplane loads",
+             dir);
+    s_expect_load(link_dir, KP_ERR_PERMISSION, why);
+    assert_int_equal(chmod(dir, 0755), 0);
+
+    /* Owned by another user who is not root: only root can give a file away, so a run as an
+     * ordinary user skips this part (saying so); the mode cases above always run. */
+    if (geteuid() != 0) {
+        print_message("skipped: owned-by-another-user cases need root (chown); running as uid %u\n",
+                      (unsigned)geteuid());
+    } else {
+        assert_int_equal(chown(file, 65534, 65534), 0);
+        s_expect_load(dir, KP_ERR_PERMISSION,
+                      "the file is owned by uid 65534, neither root nor the user running keyplane "
+                      "(uid 0)");
+        assert_int_equal(chown(file, 0, 0), 0);
+        assert_int_equal(chown(dir, 65534, 65534), 0);
+        snprintf(why, sizeof(why),
+                 "its directory %s is owned by uid 65534, neither root nor the user running "
+                 "keyplane (uid 0)",
+                 dir);
+        s_expect_load(dir, KP_ERR_PERMISSION, why);
+        assert_int_equal(chown(dir, 0, 0), 0);
+        s_expect_load(dir, KP_OK, NULL);
+    }
+    unlink(other);
+    rmdir(link_dir);
+    unlink(file);
+    rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_not_a_shared_object),
         cmocka_unit_test(test_names_and_dirs),
         cmocka_unit_test(test_scan_reports_each),
+        cmocka_unit_test(test_loose_permissions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

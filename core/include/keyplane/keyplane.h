@@ -68,6 +68,17 @@ KP_API void kp_ctx_set_log(kp_ctx *ctx, kp_log_level level, FILE *stream);
  *  The stream is borrowed and must outlive the context. */
 KP_API void kp_ctx_set_audit(kp_ctx *ctx, FILE *stream);
 
+/** Who and where for the audit events: every event carries a run id (32 hex digits from
+ *  OpenSSL's RAND, one per run, so that the events of one command can be grouped), the user
+ *  name and uid, the host name and the pid. kp_ctx_set_audit sets them once; this call starts
+ *  a new run (a fresh run id, the user and host read again) and adds the program's command
+ *  (what it was asked to do, e.g. "apply --workers": never a secret, and no option values)
+ *  and the policy path to every following event (NULL or "" leaves either out). Call it
+ *  before the operations it describes, not while another thread uses ctx. KP_ERR_INTERNAL
+ *  when no random bytes could be drawn (the events then carry no run id). */
+KP_API KP_WARN_UNUSED kp_status kp_ctx_set_audit_context(kp_ctx *ctx, const char *command,
+                                                         const char *policy);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Plugins                                                                                   */
 

@@ -24,6 +24,17 @@ struct kp_ctx {
     kp_log_level log_level;
     FILE *log;
     FILE *audit;
+    /* base: who and where, added to every audit event (audit.c): a run id (32 hex digits, the
+     * same in every event of one run), the user and host names, and what the program says it
+     * was asked (kp_ctx_set_audit_context); uid and pid are read per event. Empty strings are
+     * left out of the events. */
+    struct {
+        char run[33];
+        char user[64];
+        char host[256];
+        char command[512];
+        char policy[4096];
+    } who;
     /* plugin: where plugins are searched (plugin/dirs.c) and those loaded (plugin/loader.c) */
     char *dirs[KP_MAX_PLUGIN_DIRS];
     size_t ndirs;

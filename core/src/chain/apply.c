@@ -268,7 +268,7 @@ static kp_status s_copy(s_run *r, const kp_action *a, const kp_chain_policy *c, 
     return st;
 }
 
-static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c, bool *noop)
+static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c)
 {
     kp_instance *src = NULL, *dst = NULL, *secrets = NULL;
     kp_key_info want;
@@ -278,7 +278,7 @@ static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c
         return kp__set_error(r->ctx, KP_ERR_CONFIG, "chain '%s' names no secret store", c->name);
     KP_GUARD(s_get(r, a->target, &dst));
     KP_GUARD(s_get(r, c->secrets, &secrets));
-    (void)noop; /* re-planning finds existing copies; a repeated put only adds a version */
+    /* never a no-op: re-planning finds existing copies; a repeated put only adds a version */
     if (kp__secret_replica_of(r->policy, c, a->source)) {
         KP_GUARD(s_from_secret(r, a, c, &pkcs8, &want));
     } else {
@@ -318,7 +318,7 @@ static void *s_worker(void *arg)
         kp__clear_error(r->ctx);
         kp_status st = c == NULL ? kp__set_error(r->ctx, KP_ERR_NOT_FOUND, "no chain %s", a->chain)
                        : a->kind == KP_ACTION_CREATE ? s_create(r, a, c, &noop)
-                       : a->kind == KP_ACTION_SECRET ? s_secret(r, a, c, &noop)
+                       : a->kind == KP_ACTION_SECRET ? s_secret(r, a, c)
                        : a->kind == KP_ACTION_STATE  ? s_state(r, a, &noop)
                                                      : s_copy(r, a, c, &noop);
         char detail[256];

@@ -90,7 +90,7 @@ bool kp__secret_replica_of(const kp_policy *policy, const kp_chain_policy *c, co
 kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discovery *d)
 {
     const kp_chain_policy *c = d->chain;
-    const char *names[KP_MAX_TARGETS];
+    const char *names[KP_MAX_TARGETS] = {0};
     size_t n = 0;
     for (size_t pass = 0; pass < 2; pass++) {
         const char *const *list = pass == 0 ? c->replicas : c->secret_replicas;

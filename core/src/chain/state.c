@@ -28,7 +28,7 @@ static uint32_t s_state_of(const char *name)
     return 0;
 }
 
-static bool s_parse(const uint8_t *doc, size_t len, const char *chain, kp__chain_state *s)
+bool kp__state_parse(const uint8_t *doc, size_t len, const char *chain, kp__chain_state *s)
 {
     json_error_t err;
     json_t *j = json_loadb((const char *)doc, len, JSON_REJECT_DUPLICATES, &err);
@@ -61,7 +61,7 @@ static bool s_parse(const uint8_t *doc, size_t len, const char *chain, kp__chain
     return ok;
 }
 
-static char *s_encode(const char *chain, const kp__chain_state *s)
+char *kp__state_encode(const char *chain, const kp__chain_state *s)
 {
     json_t *vs = json_array();
     for (size_t i = 0; i < s->n; i++)
@@ -88,7 +88,11 @@ static int s_read3(kp_ctx *ctx, kp_instance *inst, const char *chain, kp__chain_
     uint8_t *buf = malloc(KP_STATE_MAX);
     size_t len = KP_STATE_MAX;
     kp_status st = buf != NULL ? kp__inst_state_get(inst, chain, buf, &len) : KP_ERR_NOMEM;
-    int r = st == KP_ERR_NOT_FOUND ? 0 : st == KP_OK && s_parse(buf, len, chain, s) ? 1 : -1;
+    int r = -1;
+    if (st == KP_ERR_NOT_FOUND)
+        r = 0;
+    else if (st == KP_OK && kp__state_parse(buf, len, chain, s))
+        r = 1;
     if (r < 0)
         snprintf(why, whylen, "%s",
                  st != KP_OK ? kp_ctx_last_error(ctx) : "not a keyplane chain-state document");
@@ -235,7 +239,7 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
 {
     s->serial++;
     s->updated = (int64_t)time(NULL);
-    char *doc = s_encode(d->chain->name, s);
+    char *doc = kp__state_encode(d->chain->name, s);
     if (doc == NULL)
         return KP_ERR_NOMEM;
     size_t len = strlen(doc), written = 0;
@@ -307,7 +311,7 @@ kp_status kp__state_copy(kp_ctx *ctx, const char *chain, kp_instance *src, kp_in
     char why[256] = "";
     if (st == KP_OK)
         st = kp__inst_state_get(src, chain, buf, &len);
-    if (st == KP_OK && !s_parse(buf, len, chain, s))
+    if (st == KP_OK && !kp__state_parse(buf, len, chain, s))
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s keeps an unreadable state document",
                            kp_instance_name(src));
     /* The plan chose src as the authority; dst already agreeing with it is all there is to do. */

@@ -32,6 +32,12 @@ typedef struct kp__state_report {
     char problem[768];           /* unreadable or disagreeing documents; "" when none */
 } kp__state_report;
 
+/* Parses one keystore's document of chain into s: false when it is no chain-state document of
+ * that chain (wrong format or chain, a field out of range, more than KP_STATE_VERSIONS
+ * versions). The parser tests/fuzz/fuzz_state.c feeds. */
+bool kp__state_parse(const uint8_t *doc, size_t len, const char *chain, kp__chain_state *s);
+/* The document of s for chain: compact JSON, malloc'ed; NULL when out of memory. */
+char *kp__state_encode(const char *chain, const kp__chain_state *s);
 /* The chain's state as its keystores can vouch for it: the origin's document when it has a
  * readable one, else that of the store the caller vouches for (d->vouch), else the newest of those
  * more than half of the chain's state-keeping keystores agree on (same active version). *found

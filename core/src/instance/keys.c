@@ -87,7 +87,7 @@ typedef struct s_list_args {
 static kp_status s_list_visit(void *arg, const kp_key_info *info)
 {
     s_list_args *a = arg;
-    kp_key_info full;
+    kp_key_info full = {.struct_size = 0}; /* filled by kp__inst_key_info */
     kp_status st = info != NULL ? kp__inst_key_info(a->inst, "KS_LIST", info, &full)
                                 : kp__set_error(a->inst->ctx, KP_ERR_PLUGIN,
                                                 "%s: plugin listed a NULL key info", a->inst->name);

@@ -64,6 +64,8 @@ kp_status kp_key_import_offer(kp_instance *inst, const kp_key_spec *spec, uint32
         b1 = malloc(cap_spki);
         b2 = malloc(cap_token);
         if (b1 == NULL || b2 == NULL) {
+            free(b1); /* one of the two may have been allocated */
+            free(b2);
             st = KP_ERR_NOMEM;
             break;
         }

@@ -2,13 +2,17 @@
  * Plugin loader: finds <name>.so in the configured absolute directories, dlopens it, runs the
  * versioned handshake and refuses, with one line naming the file and the reason, anything that
  * does not keep the ABI (cryptsetup's luks2_token.c and p11-kit's modules.c do the same kind of
- * gatekeeping).
+ * gatekeeping), and before that any file that someone else could have changed: a plugin, or its
+ * directory, writable by group or others, or owned by a user who is neither root nor the one
+ * running keyplane (the rule ld.so keeps for trusted directories and p11-kit for its modules).
  */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -174,7 +178,7 @@ static kp_status s_validate(kp_ctx *ctx, kp_plugin *p)
     char why[200];
     if (info->abi_major != KP_ABI_MAJOR || info->abi_minor > KP_ABI_MINOR) {
         snprintf(why, sizeof(why), "built for ABI %u.%u, this keyplane offers ABI %u.%u",
-                 info->abi_major, info->abi_minor, KP_ABI_MAJOR, KP_ABI_MINOR);
+                 info->abi_major, info->abi_minor, (unsigned)KP_ABI_MAJOR, (unsigned)KP_ABI_MINOR);
         return s_refuse(ctx, p->path, KP_ERR_ABI, why);
     }
     if (info->name == NULL || strcmp(info->name, p->name) != 0) {
@@ -246,15 +250,65 @@ static kp_plugin *s_find_loaded(kp_ctx *ctx, const char *name)
     return NULL;
 }
 
-/* Whether path is a file the loader may open: a regular file with an ELF header, with room
- * for one more plugin in the context. */
+/* Refuses path (the plugin) when what (the plugin itself, what_path NULL, or the directory
+ * what_path) could be changed by someone other than root and the user running keyplane. */
+static kp_status s_check_trust(kp_ctx *ctx, const char *path, const char *what_path,
+                               const struct stat *sb)
+{
+    char why[PATH_MAX + 160], what[PATH_MAX + 32];
+    uid_t me = geteuid();
+
+    if (what_path == NULL)
+        snprintf(what, sizeof(what), "the file");
+    else
+        snprintf(what, sizeof(what), "its directory %s", what_path);
+    if (sb->st_uid != 0 && sb->st_uid != me) {
+        snprintf(why, sizeof(why),
+                 "%s is owned by uid %u, neither root nor the user running keyplane (uid %u)", what,
+                 (unsigned)sb->st_uid, (unsigned)me);
+        return s_refuse(ctx, path, KP_ERR_PERMISSION, why);
+    }
+    if ((sb->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        snprintf(why, sizeof(why),
+                 "%s is writable by %s (mode %04o): only its owner may change code keyplane loads",
+                 what, (sb->st_mode & S_IWOTH) != 0 ? "others" : "its group",
+                 (unsigned)(sb->st_mode & 07777));
+        return s_refuse(ctx, path, KP_ERR_PERMISSION, why);
+    }
+    return KP_OK;
+}
+
+/* The directory that holds file (a path), checked by s_check_trust. */
+static kp_status s_check_dir_of(kp_ctx *ctx, const char *path, const char *file)
+{
+    char dir[PATH_MAX];
+    struct stat sb;
+
+    snprintf(dir, sizeof(dir), "%s", file);
+    const char *d = dirname(dir);
+    if (stat(d, &sb) != 0)
+        return s_refuse(ctx, path, KP_ERR_IO, strerror(errno));
+    return s_check_trust(ctx, path, d, &sb);
+}
+
+/* Whether path is a file the loader may open: a regular file with an ELF header that only root
+ * or the user running keyplane can change, in a directory the same holds for (both as named and,
+ * through symbolic links, where the file really is), with room for one more plugin in the
+ * context. */
 static kp_status s_check_file(kp_ctx *ctx, const char *path)
 {
+    char real[PATH_MAX];
     struct stat sb;
     if (stat(path, &sb) != 0)
         return s_refuse(ctx, path, errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO, strerror(errno));
     if (!S_ISREG(sb.st_mode))
         return s_refuse(ctx, path, KP_ERR_PLUGIN, "not a regular file");
+    KP_GUARD(s_check_trust(ctx, path, NULL, &sb));
+    KP_GUARD(s_check_dir_of(ctx, path, path));
+    if (realpath(path, real) == NULL)
+        return s_refuse(ctx, path, KP_ERR_IO, strerror(errno));
+    if (strcmp(real, path) != 0)
+        KP_GUARD(s_check_dir_of(ctx, path, real));
     if (!s_is_elf(path))
         return s_refuse(ctx, path, KP_ERR_PLUGIN, "not a shared object (no ELF header)");
     if (ctx->nplugins == KP_MAX_PLUGINS)
@@ -369,7 +423,7 @@ kp_status kp_plugin_scan(kp_ctx *ctx, kp_plugin_scan_fn visit, void *arg)
         DIR *dir = opendir(ctx->dirs[i]);
         if (dir == NULL)
             continue;
-        char *names[KP_MAX_PLUGINS];
+        char *names[KP_MAX_PLUGINS] = {NULL};
         size_t n = 0;
         for (struct dirent *e = readdir(dir); e != NULL && n < KP_MAX_PLUGINS; e = readdir(dir)) {
             size_t len = strlen(e->d_name);

@@ -10,7 +10,16 @@
 #include "base/util.h"
 #include "policy/parser.h"
 
-/* Resolves an instance reference and checks it offers one of caps. */
+static const char *const s_chain_keys[] = {
+    "protector", "replicas",  "escrow",   "restore_only", "secret_replicas",
+    "secrets",   "algorithm", "rotation", "retention",
+};
+static const char *const s_protector_keys[] = {"type", "bits", "origin", "exportable"};
+static const char *const s_rotation_keys[] = {"every", "warn_before"};
+#define S_N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Resolves an instance reference and checks it offers one of caps. A reference to an instance
+ * the policy declares but could not read is left alone: that instance has its own error. */
 static bool s_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *role,
                   uint32_t caps, const char *capname)
 {
@@ -20,9 +29,16 @@ static bool s_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n, const cha
         return false;
     }
     const kp_pol_instance *in = kp__policy_instance(P->pol, v);
+    if (in == NULL && kp__policy_unusable(P, v))
+        return false;
     if (in == NULL) {
-        kp__pdiag(P, n, "chain '%s': %s '%.64s' is not a provider instance of this policy", chain,
-                  role, v);
+        const char *names[KP__YMAP_MAX];
+        size_t nnames = 0;
+        for (size_t i = 0; !kp__diag_full(P->diags) && i < P->pol->ninstances; i++)
+            names[nnames++] = P->pol->instances[i].name;
+        char hint[96];
+        kp__pdiag(P, n, "chain '%s': %s '%.64s' is not a provider instance of this policy%s", chain,
+                  role, v, kp__diag_hint(P->diags, hint, sizeof(hint), v, names, nnames));
         return false;
     }
     if ((in->described.capabilities & caps) == 0) {
@@ -42,6 +58,13 @@ static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq
         return NULL;
     }
     size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n > KP__CHAIN_STORES_MAX) {
+        /* not read further: no chain may name more, and each entry is checked against the
+         * others */
+        kp__pdiag(P, seq, "chain '%s': '%s' lists %zu instances; a chain holds at most %d stores",
+                  chain, role, n, KP__CHAIN_STORES_MAX);
+        return NULL;
+    }
     if (n == 0 && required) {
         kp__pdiag(P, seq, "chain '%s': '%s' must name at least one instance", chain, role);
         return NULL;
@@ -191,12 +214,16 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
                 (strcmp(v, "2048") != 0 && strcmp(v, "3072") != 0 && strcmp(v, "4096") != 0))
                 kp__pdiag(P, vn, "chain '%s': protector bits must be 2048, 3072 or 4096", chain);
             else
-                c->pub.bits = (uint32_t)atoi(v);
+                c->pub.bits = (uint32_t)strtoul(v, NULL, 10); /* one of the three above */
         } else if (strcmp(k, "exportable") == 0) {
-            if (v != NULL && strcmp(v, "true") == 0)
-                c->pub.exportable = 1;
-            else if (v == NULL || strcmp(v, "false") != 0)
-                kp__pdiag(P, vn, "chain '%s': protector exportable must be true or false", chain);
+            bool yes = false;
+            if (kp__ybool(v, &yes))
+                c->pub.exportable = yes;
+            else
+                kp__pdiag(P, vn,
+                          "chain '%s': protector exportable must be true or false (or yes/no, "
+                          "on/off)",
+                          chain);
         } else if (strcmp(k, "origin") == 0) {
             have_origin = true;
             if (s_ref(P, chain, vn, "origin", KP_CAP_KEYSTORE, "keystore")) {
@@ -204,10 +231,13 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
                 c->pub.origin = c->origin;
             }
         } else {
+            char hint[96];
             kp__pdiag(P, kn,
                       "chain '%s': unknown key '%.64s' in protector (expected type, bits, "
-                      "origin, exportable)",
-                      chain, k);
+                      "origin, exportable)%s",
+                      chain, k,
+                      kp__diag_hint(P->diags, hint, sizeof(hint), k, s_protector_keys,
+                                    S_N(s_protector_keys)));
         }
     }
     if (!have_type)
@@ -231,11 +261,15 @@ static void s_parse_rotation(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *map
             have_every = s_duration(P, c->name, vn, "every", &c->pub.rotation_every);
         else if (strcmp(k, "warn_before") == 0)
             (void)s_duration(P, c->name, vn, "warn_before", &c->pub.rotation_warn);
-        else
+        else {
+            char hint[96];
             kp__pdiag(P, kn,
                       "chain '%s': unknown key '%.64s' in rotation (expected every, "
-                      "warn_before)",
-                      c->name, k);
+                      "warn_before)%s",
+                      c->name, k,
+                      kp__diag_hint(P->diags, hint, sizeof(hint), k, s_rotation_keys,
+                                    S_N(s_rotation_keys)));
+        }
     }
     if (!have_every)
         kp__pdiag(P, map, "chain '%s': rotation needs 'every'", c->name);
@@ -299,11 +333,14 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         } else if (strcmp(key, "retention") == 0) {
             (void)s_duration(P, name, v, "retention", &c->pub.retention);
         } else {
-            kp__pdiag(P, k,
-                      "chain '%s': unknown key '%.64s' (expected protector, replicas, "
-                      "escrow, restore_only, secret_replicas, secrets, algorithm, rotation, "
-                      "retention)",
-                      name, key);
+            char hint[96];
+            kp__pdiag(
+                P, k,
+                "chain '%s': unknown key '%.64s' (expected protector, replicas, "
+                "escrow, restore_only, secret_replicas, secrets, algorithm, rotation, "
+                "retention)%s",
+                name, key,
+                kp__diag_hint(P->diags, hint, sizeof(hint), key, s_chain_keys, S_N(s_chain_keys)));
         }
     }
     if (restore_only != NULL)

@@ -124,7 +124,7 @@ static void s_check_holder(kp_pol_parser *P, const kp_pol_chain *c, const char *
 void kp__policy_check_holders(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *node)
 {
     /* every store once, in its first role: origin, replica, escrow */
-    const char *seen[64];
+    const char *seen[64] = {NULL};
     size_t nseen = 0;
     size_t n = 1 + c->pub.nreplicas + c->pub.nescrow;
     for (size_t i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 /*
  * The loaded policy: freeing it, and how the other layers read it (the public accessors of
- * policy.h, the resolved view of an instance, a chain's restore-only stores).
+ * policy.h, the resolved view of an instance, found by name through a sorted index, a chain's
+ * restore-only stores).
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ void kp_policy_free(kp_policy *pol)
         free(in->name);
         free(in->plugin_name);
     }
+    free(pol->by_name);
     free(pol->instances);
     for (size_t i = 0; i < pol->nchains; i++) {
         kp_pol_chain *c = &pol->chains[i];
@@ -46,9 +48,34 @@ void kp_policy_free(kp_policy *pol)
     free(pol);
 }
 
+static int s_by_name(const void *a, const void *b)
+{
+    return strcmp((*(const kp_pol_instance *const *)a)->name,
+                  (*(const kp_pol_instance *const *)b)->name);
+}
+
+void kp__policy_index(kp_policy *pol)
+{
+    free(pol->by_name);
+    pol->by_name = pol->ninstances > 0 ? calloc(pol->ninstances, sizeof(*pol->by_name)) : NULL;
+    for (size_t i = 0; pol->by_name != NULL && i < pol->ninstances; i++)
+        pol->by_name[i] = &pol->instances[i];
+    if (pol->by_name != NULL)
+        qsort(pol->by_name, pol->ninstances, sizeof(*pol->by_name), s_by_name);
+}
+
 const kp_pol_instance *kp__policy_instance(const kp_policy *pol, const char *name)
 {
-    for (size_t i = 0; pol != NULL && name != NULL && i < pol->ninstances; i++)
+    if (pol == NULL || name == NULL)
+        return NULL;
+    if (pol->by_name != NULL) {
+        kp_pol_instance key = {.name = (char *)name};
+        const kp_pol_instance *k = &key;
+        const kp_pol_instance **hit =
+            bsearch(&k, pol->by_name, pol->ninstances, sizeof(*pol->by_name), s_by_name);
+        return hit != NULL ? *hit : NULL;
+    }
+    for (size_t i = 0; i < pol->ninstances; i++)
         if (strcmp(pol->instances[i].name, name) == 0)
             return &pol->instances[i];
     return NULL;
@@ -68,8 +95,7 @@ kp_status kp__param_view(const kp_pol_instance *pi, kp_param **out)
         if (pp->type == KP_PARAM_INT)
             p->num = strtoll(pp->value, NULL, 10);
         else if (pp->type == KP_PARAM_BOOL)
-            p->num = strcmp(pp->value, "true") == 0 || strcmp(pp->value, "yes") == 0 ||
-                     strcmp(pp->value, "on") == 0;
+            p->num = strcmp(pp->value, "true") == 0; /* params.c keeps "true" or "false" */
     }
     *out = params;
     return KP_OK;

@@ -7,6 +7,10 @@
 
 #include "policy/policy.h"
 
+/* Sorts the policy's instances by name once they are all read (chains refer to them many
+ * times); without memory for it, kp__policy_instance looks through them in order. */
+void kp__policy_index(kp_policy *pol);
+
 typedef struct kp_pol_chain {
     kp_chain_policy pub;
     char *name;
@@ -25,6 +29,8 @@ struct kp_policy {
     char *dir; /* absolute directory of the policy file: base of relative paths */
     kp_pol_instance *instances;
     size_t ninstances;
+    /* the instances sorted by name, for kp__policy_instance; NULL: look through them in order */
+    const kp_pol_instance **by_name;
     kp_pol_chain *chains;
     size_t nchains;
 };

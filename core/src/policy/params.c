@@ -1,7 +1,8 @@
 /*
  * An instance's parameters, checked against what its plugin declares (KP_FN_PLUGIN_PARAMS):
  * unknown keys are errors unless they start with "x-" (a misspelt option must never pass
- * silently), required ones must be there, each value must have the declared type.
+ * silently, and a near miss is named), required ones must be there, each value must have the
+ * declared type. A boolean is kept as "true" or "false", whichever spelling the policy used.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,23 +16,6 @@
 #include "base/util.h"
 #include "plugin/plugin.h"
 #include "policy/parser.h"
-
-static bool s_parse_bool(const char *v, int64_t *out)
-{
-    static const char *yes[] = {"true", "yes", "on"};
-    static const char *no[] = {"false", "no", "off"};
-    for (size_t i = 0; i < 3; i++) {
-        if (strcmp(v, yes[i]) == 0) {
-            *out = 1;
-            return true;
-        }
-        if (strcmp(v, no[i]) == 0) {
-            *out = 0;
-            return true;
-        }
-    }
-    return false;
-}
 
 /* Removes "." and "dir/.." segments in place; p is absolute. Lexical only (like Go's
  * filepath.Clean): a symlinked ".." is the user's to resolve. */
@@ -81,7 +65,7 @@ static char *s_abs_path(const kp_policy *pol, const char *v)
 static bool s_check_value(kp_pol_parser *P, const kp_pol_instance *inst, const kp_param_desc *d,
                           yaml_node_t *vn, const char *v)
 {
-    int64_t num = 0;
+    bool yes = false;
     switch ((kp_param_type)d->type) {
     case KP_PARAM_STRING:
         return true;
@@ -110,9 +94,10 @@ static bool s_check_value(kp_pol_parser *P, const kp_pol_instance *inst, const k
         return true;
     }
     case KP_PARAM_BOOL:
-        if (!s_parse_bool(v, &num)) {
-            kp__pdiag(P, vn, "instance '%s': parameter '%s' must be true or false", inst->name,
-                      d->name);
+        if (!kp__ybool(v, &yes)) {
+            kp__pdiag(P, vn,
+                      "instance '%s': parameter '%s' must be true or false (or yes/no, on/off)",
+                      inst->name, d->name);
             return false;
         }
         return true;
@@ -151,12 +136,18 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
             continue;
         const kp_param_desc *d = kpk_param_desc(descs, key);
         if (d == NULL) {
-            char acc[256];
+            char acc[256], hint[96];
+            const char *names[KP__YMAP_MAX];
+            size_t nnames = 0;
+            for (const kp_param_desc *e = descs;
+                 e != NULL && e->name != NULL && nnames < KP__YMAP_MAX; e++)
+                names[nnames++] = e->name;
             kpk_param_names(descs, acc, sizeof(acc));
             kp__pdiag(P, kn,
                       "instance '%s': unknown parameter '%.64s' for plugin '%s' "
-                      "(accepted: %s)",
-                      inst->name, key, inst->plugin_name, acc);
+                      "(accepted: %s)%s",
+                      inst->name, key, inst->plugin_name, acc,
+                      kp__diag_hint(P->diags, hint, sizeof(hint), key, names, nnames));
             continue;
         }
         const char *v = kp__yscalar(vn);
@@ -179,8 +170,12 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
             continue;
         kp_pol_param *pp = &inst->params[inst->nparams++];
         pp->name = kp__strdup(d->name);
+        bool yes = false;
         if (d->type == KP_PARAM_PATH) {
             pp->value = s_abs_path(P->pol, v);
+        } else if (d->type == KP_PARAM_BOOL) {
+            /* one spelling for the plugin, whichever the policy used */
+            pp->value = kp__strdup(kp__ybool(v, &yes) && yes ? "true" : "false");
         } else if (d->type == KP_PARAM_SECRET && strncmp(v, "file:", 5) == 0) {
             /* Like PATH params: a relative secret file is relative to the policy. */
             char *abs = s_abs_path(P->pol, v + 5);

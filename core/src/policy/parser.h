@@ -17,7 +17,20 @@ typedef struct kp_pol_parser {
     yaml_document_t doc;
     kp_diag_list *diags;
     kp_policy *pol;
+    /* Instances the policy declares that could not be read (an unknown plugin, a bad body):
+     * already reported, so a reference to one is no second error. Borrowed from doc. */
+    const char **unusable;
+    size_t nunusable, unusable_cap;
+    bool providers_unread; /* no 'providers' section could be read: every name is unusable */
+    /* The plugins the plugin directories offer, for the message about an unknown one;
+     * listed the first time one is needed. */
+    char **plugins;
+    size_t nplugins;
+    bool plugins_listed;
 } kp_pol_parser;
+
+/* The largest mapping keyplane reads (kp__ymapping_ok refuses more keys). */
+#define KP__YMAP_MAX 1024
 
 #define KP_NODE_LINE(n) ((unsigned)(n)->start_mark.line + 1)
 #define KP_NODE_COL(n) ((unsigned)(n)->start_mark.column + 1)
@@ -27,6 +40,13 @@ typedef struct kp_pol_parser {
 /* yaml.c: node helpers */
 yaml_node_t *kp__ynode(kp_pol_parser *P, int id);
 const char *kp__yscalar(yaml_node_t *n);
+/* The policy's one spelling of a boolean, wherever one is read (protector.exportable, boolean
+ * plugin parameters): true, yes, on / false, no, off, in any letter case. */
+bool kp__ybool(const char *v, bool *out);
+/* Records name (borrowed from the document), an instance the policy declares but that could
+ * not be read; whether name is one (every name is, when 'providers' could not be read). */
+void kp__policy_set_unusable(kp_pol_parser *P, const char *name);
+bool kp__policy_unusable(const kp_pol_parser *P, const char *name);
 /* Checks a mapping: every key a scalar, no key twice. Reports and returns false otherwise. */
 bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what);
 /* The value node for key in map, or NULL; *key_node receives the key's node. */

@@ -32,6 +32,12 @@ typedef struct kp_pol_instance {
     kp_instance_info described; /* PLUGIN_DESCRIBE's answer, or the plugin's capabilities */
 } kp_pol_instance;
 
+/* kp_policy_load of a policy already in memory (len bytes at buf, at most 4 MiB, no NUL
+ * needed): path names it in diagnostics, and its directory, when path is a regular file, is
+ * the base of the policy's relative paths (else the working directory is, as for a pipe). The
+ * entry point of the policy parser's fuzz target. */
+kp_status kp__policy_load_buffer(kp_ctx *ctx, const char *path, const void *buf, size_t len,
+                                 kp_policy **out, kp_diag_list **diags);
 /* The instance called name, or NULL. */
 const kp_pol_instance *kp__policy_instance(const kp_policy *policy, const char *name);
 /* The ABI view of an instance's params (secret params unresolved: secret NULL); free() it. */

@@ -1,8 +1,13 @@
 /*
- * libyaml document helpers for the policy parser.
+ * libyaml document helpers for the policy parser: scalars, mappings (every key a plain name,
+ * duplicates found by sorting), named sections, the one spelling of a boolean, and the names of
+ * instances that could not be read (so that load.c, which reads them, and chains.c, which
+ * refers to them, agree on which references are already reported).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/util.h"
 #include "policy/parser.h"
@@ -21,6 +26,32 @@ const char *kp__yscalar(yaml_node_t *n)
     return strlen(v) == n->data.scalar.length ? v : NULL;
 }
 
+bool kp__ybool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"};
+    static const char *const no[] = {"false", "no", "off"};
+    for (size_t i = 0; v != NULL && i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *out = strcasecmp(v, yes[i]) == 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A key of a mapping and its place in it, sorted by name, then place. */
+typedef struct {
+    const char *name;
+    size_t at;
+} s_key;
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    const s_key *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : (x->at > y->at) - (x->at < y->at);
+}
+
 bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
 {
     if (map == NULL || map->type != YAML_MAPPING_NODE) {
@@ -28,31 +59,36 @@ bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
             kp__pdiag(P, map, "%s must be a mapping", what);
         return false;
     }
-    /* The duplicate check below is quadratic: bound it. */
-    if (map->data.mapping.pairs.top - map->data.mapping.pairs.start > 1024) {
-        kp__pdiag(P, map, "%s has more than 1024 keys", what);
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (n > KP__YMAP_MAX) {
+        kp__pdiag(P, map, "%s has more than %d keys", what, KP__YMAP_MAX);
         return false;
     }
+    /* Duplicates by sorting the keys, so that a mapping used many times through an alias
+     * costs n log n each time, not n squared. first[i]: the place of the first key of that
+     * name, for the key at i; n when the key is no plain name. */
+    s_key keys[KP__YMAP_MAX];
+    size_t first[KP__YMAP_MAX], nkeys = 0;
+    memset(keys, 0, sizeof(keys)); /* only the first nkeys are used: for the analysers */
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kp__yscalar(kp__ynode(P, map->data.mapping.pairs.start[i].key));
+        first[i] = name != NULL ? i : n;
+        if (name != NULL)
+            keys[nkeys++] = (s_key){.name = name, .at = i};
+    }
+    qsort(keys, nkeys, sizeof(keys[0]), s_key_cmp);
+    for (size_t i = 1; i < nkeys; i++)
+        if (strcmp(keys[i].name, keys[i - 1].name) == 0)
+            first[keys[i].at] = first[keys[i - 1].at];
     bool ok = true;
-    for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
-         a++) {
-        yaml_node_t *ka = kp__ynode(P, a->key);
-        const char *sa = kp__yscalar(ka);
-        if (sa == NULL) {
-            kp__pdiag(P, ka, "keys of %s must be plain names", what);
-            ok = false;
-            continue;
-        }
-        for (yaml_node_pair_t *b = map->data.mapping.pairs.start; b < a; b++) {
-            const char *sb = kp__yscalar(kp__ynode(P, b->key));
-            if (sb != NULL && strcmp(sa, sb) == 0) {
-                yaml_node_t *kb = kp__ynode(P, b->key);
-                kp__pdiag(P, ka, "duplicate key '%s' in %s (first at line %u)", sa, what,
-                          KP_NODE_LINE(kb));
-                ok = false;
-                break;
-            }
-        }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *k = kp__ynode(P, map->data.mapping.pairs.start[i].key);
+        if (first[i] == n)
+            kp__pdiag(P, k, "keys of %s must be plain names", what);
+        else if (first[i] != i)
+            kp__pdiag(P, k, "duplicate key '%s' in %s (first at line %u)", kp__yscalar(k), what,
+                      KP_NODE_LINE(kp__ynode(P, map->data.mapping.pairs.start[first[i]].key)));
+        ok = ok && first[i] == i;
     }
     return ok;
 }
@@ -88,4 +124,26 @@ const char *kp__ynamed(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn, const
     char what[96];
     snprintf(what, sizeof(what), "%s '%s'", kind, name);
     return kp__ymapping_ok(P, vn, what) ? name : NULL;
+}
+
+/* Records name, an instance the policy declares but that could not be read. */
+void kp__policy_set_unusable(kp_pol_parser *P, const char *name)
+{
+    if (name == NULL)
+        return;
+    const char **v = kp__grow(P->unusable, &P->unusable_cap, P->nunusable, sizeof(*v), 8);
+    if (v == NULL)
+        return;
+    P->unusable = v;
+    P->unusable[P->nunusable++] = name;
+}
+
+bool kp__policy_unusable(const kp_pol_parser *P, const char *name)
+{
+    if (P->providers_unread)
+        return true; /* no instance is known: the 'providers' section has its own error */
+    for (size_t i = 0; name != NULL && i < P->nunusable; i++)
+        if (strcmp(P->unusable[i], name) == 0)
+            return true;
+    return false;
 }
