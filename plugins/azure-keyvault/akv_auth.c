@@ -113,6 +113,7 @@ static kp_status s_form(char *buf, size_t cap, size_t *off, const char *name, co
         return KP_ERR_BUFFER_TOO_SMALL;
     if (*off > 0)
         buf[(*off)++] = '&';
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a part of the form, ended below */
     memcpy(buf + *off, name, nl);
     *off += nl;
     buf[(*off)++] = '=';
@@ -202,6 +203,7 @@ static kp_status s_take_token(kp_akv_inst *a, const kpk_http_response *r, time_t
     if (tok == NULL)
         return kp_akv_err(a, KP_ERR_NOMEM, "out of memory");
     char *t = (char *)a->up->secret_data(tok);
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): the token follows and ends it */
     memcpy(t, "Bearer ", 7);
     kp_status st =
         kp_akv_parse_token(r->body, r->len, now, t + 7, S_TOKEN_MAX, &life, err, sizeof(err));

@@ -113,7 +113,7 @@ kp_instance_init_fn kp_file_init; /* the only place a store is created */
 /** The plugin's one error-text macro: formats a one-line reason, hands it to SET_ERROR for this
  *  instance and returns st (the ABI's kp_errorf with the instance's handle). Never pass
  *  secrets. */
-#define kp_file_err(fi, st, ...) kp_errorf((fi)->up, (fi)->h, (st), __VA_ARGS__)
+#define kp_file_err(fi, st, ...) ((void)kp_errorf((fi)->up, (fi)->h, (st), __VA_ARGS__), (st))
 /** Maps errno e to a status and sets "<what> <path>: <strerror>". */
 kp_status kp_file_errno(kp_file_inst *fi, int e, const char *what, const char *path);
 kp_status kp_file_errno_status(int e);

@@ -223,7 +223,7 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
             if (t->secret || strcmp(t->name, pick[k]) != 0)
                 continue;
             const kp__held *h = t->reachable ? kp__held_find(t, version) : NULL;
-            if (h != NULL && strcmp(h->fpr, fpr) == 0)
+            if (h != NULL && fpr != NULL && strcmp(h->fpr, fpr) == 0)
                 holders[nh++] = pick[k];
             else if (replica != NULL)
                 st = kp__set_error(ctx, KP_ERR_INTEGRITY,

@@ -114,12 +114,14 @@ typedef struct kp_dispatch {
     kp_fn fn;
 } kp_dispatch;
 
+/* NOLINTBEGIN(bugprone-macro-parentheses): a type and a parameter list cannot be parenthesised */
 #define KP_ABI_FUNC(type, name, args)                                                              \
     typedef type(kp_##name##_fn) args;                                                             \
     static inline kp_##name##_fn *kp_dispatch_##name(const kp_dispatch *d)                         \
     {                                                                                              \
         return (kp_##name##_fn *)d->fn;                                                            \
     }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /** Finds id in a table; NULL when absent (an entry whose fn is NULL counts as absent). */
 static inline const kp_dispatch *kp_dispatch_find(const kp_dispatch *table, uint32_t id)
@@ -487,6 +489,8 @@ typedef struct kp_key_info {
  *  struct_size reaches. */
 static inline void kp_key_info_put(kp_key_info *dst, const kp_key_info *src)
 {
+    if (dst == NULL || src == NULL)
+        return;
     uint32_t keep = dst->struct_size;
     size_t n = keep < sizeof(*src) ? keep : sizeof(*src);
     memcpy(dst, src, n);

@@ -105,7 +105,7 @@ kp_status kpk_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t *out
         uint8_t tail[3];
         size_t rest = data % 4;
         for (size_t j = 0; j < 4; j++)
-            chunk[j] = j < rest ? s_to_std(in[whole + j]) : 'A';
+            chunk[j] = (char)(j < rest ? s_to_std(in[whole + j]) : 'A');
         if (EVP_DecodeBlock(tail, (const unsigned char *)chunk, 4) != 3 || tail[rest - 1] != 0) {
             /* the second check: bits past the last byte must be zero (canonical text, as
              * every encoder writes and as the core's decoder insists) */

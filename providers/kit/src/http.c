@@ -72,6 +72,7 @@ static char *s_strdup(const char *s)
 /* Refuses libcurl's own second sending of a request within one attempt (see the top). Its
  * fresh connection is refused in s_open, before it is made; this is the backstop for a resend
  * over another cached connection. */
+/* NOLINTNEXTLINE(readability-non-const-parameter): libcurl's CURLOPT_PREREQFUNCTION type */
 static int s_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                     int local_port)
 {

@@ -43,16 +43,18 @@ kp_status kpk_http_url_parse(const char *name, const char *url, int allow_http, 
                              char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    const char *want =
+        allow_http ? "must start with https:// or http://" : "must start with https://";
+    if (url == NULL)
+        return s_bad(err, errlen, name, want);
     size_t skip = 0;
-    if (url != NULL && strncmp(url, "https://", 8) == 0) {
+    if (strncmp(url, "https://", 8) == 0) {
         skip = 8;
         out->https = 1;
-    } else if (url != NULL && allow_http && strncmp(url, "http://", 7) == 0) {
+    } else if (allow_http && strncmp(url, "http://", 7) == 0) {
         skip = 7;
     } else {
-        return s_bad(err, errlen, name,
-                     allow_http ? "must start with https:// or http://"
-                                : "must start with https://");
+        return s_bad(err, errlen, name, want);
     }
     size_t n = strlen(url);
     if (n > skip && url[n - 1] == '/')
