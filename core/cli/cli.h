@@ -76,12 +76,13 @@ void kp_cli_note_error(kp_status st, const char *fmt, ...) __attribute__((format
 int kp_cli_finish(const kp_cli *cli, int rc);
 /* Loads and validates cli->policy_path into cli->policy; prints diagnostics on failure. */
 int kp_cli_load_policy(kp_cli *cli);
-/* Takes the policy's lock (POLICY.lock beside the policy file's canonical path, symbolic links
- * resolved; flock) for commands that change keystores, so two runs on one machine through any
- * path to one policy file never interleave their writes; waits, saying so, while another run
- * holds it. Held until the process exits. */
+/* Takes the policy's lock (a .lock file in the state directory named by the policy file's
+ * canonical path, symbolic links resolved: state_dir.c; flock) for commands that change keystores,
+ * so two runs on one machine through any path to one policy file never interleave their writes;
+ * waits, saying so, while another run holds it. Held until the process exits. */
 void kp_cli_lock(kp_cli *cli);
-/* Writes data to path atomically with mode 0600 ("-" = stdout). */
+/* Writes data to path atomically ("-" = stdout): a new file is 0600, a replaced one keeps its
+ * owner, group and mode, or nothing is written. */
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
