@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include <keyplane/keyplane.h>
+#include <keyplane/kit/params.h>
 
 /* Exit codes (docs/cli.md). */
 enum {
@@ -59,9 +60,6 @@ int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);
 /* "keyplane CMD: MESSAGE" and "Try 'keyplane CMD --help'." on stderr; KP_ERR_INVALID_ARG as the
  * run's error; returns KP_EXIT_USAGE. */
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A boolean as a policy spells it (true, yes, on / false, no, off, in any case): false when v is
- * none of them. */
-bool kp_cli_bool(const char *v, bool *out);
 /* A flag given bare (--force: value NULL, true) or with a boolean (--force=no): KP_EXIT_OK with
  * *out set, else the usage error's exit code ("--NAME=VALUE: the value must be true or ..."). */
 int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out);

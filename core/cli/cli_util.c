@@ -138,28 +138,13 @@ int kp_cli_usage_error(const char *cmd, const char *fmt, ...)
     return KP_EXIT_USAGE;
 }
 
-/* The policy's spelling of a boolean (kp__ybool in core/src/policy/yaml.c, which the command
- * cannot call: libkeyplane exports no parser of it). */
-bool kp_cli_bool(const char *v, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on"};
-    static const char *const no[] = {"false", "no", "off"};
-    for (size_t i = 0; v != NULL && i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
-            *out = strcasecmp(v, yes[i]) == 0;
-            return true;
-        }
-    }
-    return false;
-}
-
 int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out)
 {
     if (value == NULL) {
         *out = true;
         return KP_EXIT_OK;
     }
-    if (kp_cli_bool(value, out))
+    if (kpk_param_bool(value, out))
         return KP_EXIT_OK;
     return kp_cli_usage_error(cmd, "--%s=%s: the value must be true or false (or yes/no, on/off)",
                               name, value);

@@ -229,7 +229,7 @@ int kp_cmd_plan(kp_cli *cli, int argc, char **argv)
         if (strncmp(a, flag, n) != 0 || (a[n] != '\0' && a[n] != '='))
             continue;
         bool value = true;
-        if (a[n] == '=' && !kp_cli_bool(a + n + 1, &value))
+        if (a[n] == '=' && !kpk_param_bool(a + n + 1, &value))
             value = true; /* no boolean: a usage error, which exits 1 then */
         detailed = value;
     }

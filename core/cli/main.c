@@ -226,7 +226,7 @@ static bool s_json_requested(int argc, char **argv)
         if (strncmp(a, "--json", 6) != 0 || (a[6] != '\0' && a[6] != '='))
             continue;
         bool value = true;
-        if (a[6] == '=' && !kp_cli_bool(a + 7, &value))
+        if (a[6] == '=' && !kpk_param_bool(a + 7, &value))
             value = true;
         json = value;
     }

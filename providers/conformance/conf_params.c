@@ -106,15 +106,14 @@ static bool s_value(const char *dir, const kp_param_desc *d, const char *v, kp_p
         p->str = strdup(v);
         break;
     }
-    case KP_PARAM_BOOL:
-        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
-            p->num = 1;
-        else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
-            p->num = 0;
-        else
+    case KP_PARAM_BOOL: {
+        bool b = false;
+        if (!kpk_param_bool(v, &b))
             return s_err(err, len, "param '%s' must be true or false", d->name);
-        p->str = strdup(v);
+        p->num = b;
+        p->str = strdup(b ? "true" : "false"); /* as the core hands booleans to a plugin */
         break;
+    }
     case KP_PARAM_SECRET:
         return s_secret(dir, d->name, v, p, err, len);
     case KP_PARAM_PATH:

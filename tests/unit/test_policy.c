@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <keyplane/kit/params.h>
+
 #include "kp_test.h"
 #include "policy/diag.h"
 #include "policy/parser.h"
@@ -412,13 +414,13 @@ static void test_booleans(void **state)
     static const char *const neither[] = {"", "1", "0", "y", "n", "tru", "truee", "enabled"};
     bool b = false;
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        assert_true(kp__ybool(yes[i], &b));
+        assert_true(kpk_param_bool(yes[i], &b));
         assert_true(b);
-        assert_true(kp__ybool(no[i], &b));
+        assert_true(kpk_param_bool(no[i], &b));
         assert_false(b);
     }
     for (size_t i = 0; i < sizeof(neither) / sizeof(neither[0]); i++)
-        assert_false(kp__ybool(neither[i], &b));
+        assert_false(kpk_param_bool(neither[i], &b));
     /* protector.exportable reads them the same */
     for (size_t i = 0; i < 2 * sizeof(yes) / sizeof(yes[0]); i++) {
         const char *v = i % 2 == 0 ? yes[i / 2] : no[i / 2];

@@ -60,7 +60,8 @@ typedef struct kp_chain_policy {
  * start with "x-"), names, references between chains and instances, and each instance's
  * params against what its plugin declares (so the plugins are loaded).
  *
- * @param diags if not NULL, receives every diagnostic (caller frees), also on success (empty).
+ * @param diags if not NULL, receives the diagnostics (caller frees), also on success (empty):
+ *        at most 50, then one "... and N more errors".
  * @return KP_OK with *out set (caller frees with kp_policy_free), or KP_ERR_CONFIG and the
  *         first diagnostic as the context's error text, or KP_ERR_IO/KP_ERR_NOMEM.
  */

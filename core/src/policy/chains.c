@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <keyplane/kit/params.h>
+
 #include "base/util.h"
 #include "policy/parser.h"
 
@@ -217,7 +219,7 @@ static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *ma
                 c->pub.bits = (uint32_t)strtoul(v, NULL, 10); /* one of the three above */
         } else if (strcmp(k, "exportable") == 0) {
             bool yes = false;
-            if (kp__ybool(v, &yes))
+            if (kpk_param_bool(v, &yes))
                 c->pub.exportable = yes;
             else
                 kp__pdiag(P, vn,

@@ -94,7 +94,7 @@ static bool s_check_value(kp_pol_parser *P, const kp_pol_instance *inst, const k
         return true;
     }
     case KP_PARAM_BOOL:
-        if (!kp__ybool(v, &yes)) {
+        if (!kpk_param_bool(v, &yes)) {
             kp__pdiag(P, vn,
                       "instance '%s': parameter '%s' must be true or false (or yes/no, on/off)",
                       inst->name, d->name);
@@ -175,7 +175,7 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
             pp->value = s_abs_path(P->pol, v);
         } else if (d->type == KP_PARAM_BOOL) {
             /* one spelling for the plugin, whichever the policy used */
-            pp->value = kp__strdup(kp__ybool(v, &yes) && yes ? "true" : "false");
+            pp->value = kp__strdup(kpk_param_bool(v, &yes) && yes ? "true" : "false");
         } else if (d->type == KP_PARAM_SECRET && strncmp(v, "file:", 5) == 0) {
             /* Like PATH params: a relative secret file is relative to the policy. */
             char *abs = s_abs_path(P->pol, v + 5);

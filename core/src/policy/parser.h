@@ -40,9 +40,6 @@ typedef struct kp_pol_parser {
 /* yaml.c: node helpers */
 yaml_node_t *kp__ynode(kp_pol_parser *P, int id);
 const char *kp__yscalar(yaml_node_t *n);
-/* The policy's one spelling of a boolean, wherever one is read (protector.exportable, boolean
- * plugin parameters): true, yes, on / false, no, off, in any letter case. */
-bool kp__ybool(const char *v, bool *out);
 /* Records name (borrowed from the document), an instance the policy declares but that could
  * not be read; whether name is one (every name is, when 'providers' could not be read). */
 void kp__policy_set_unusable(kp_pol_parser *P, const char *name);

@@ -26,19 +26,6 @@ const char *kp__yscalar(yaml_node_t *n)
     return strlen(v) == n->data.scalar.length ? v : NULL;
 }
 
-bool kp__ybool(const char *v, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on"};
-    static const char *const no[] = {"false", "no", "off"};
-    for (size_t i = 0; v != NULL && i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
-            *out = strcasecmp(v, yes[i]) == 0;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* A key of a mapping and its place in it, sorted by name, then place. */
 typedef struct {
     const char *name;

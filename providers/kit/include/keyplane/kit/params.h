@@ -6,6 +6,7 @@
 #ifndef KEYPLANE_KIT_PARAMS_H
 #define KEYPLANE_KIT_PARAMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <keyplane/provider.h>
@@ -21,6 +22,11 @@ const kp_param_desc *kpk_param_desc(const kp_param_desc *descs, const char *name
 /** The names descs accepts as "a, b, c" ("none" when it has none) into buf (len bytes,
  *  truncated to fit), for a message that refuses an unknown param. */
 void kpk_param_names(const kp_param_desc *descs, char *buf, size_t len);
+
+/** The one spelling of a boolean, for policy values, plugin params and command options alike:
+ *  true/yes/on and false/no/off in any letter case. Sets *out and returns true when v is one of
+ *  them; false (and *out untouched) for anything else, NULL included. */
+bool kpk_param_bool(const char *v, bool *out);
 
 #ifdef __cplusplus
 }
