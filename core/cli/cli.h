@@ -77,8 +77,9 @@ int kp_cli_load_policy(kp_cli *cli);
 /* Takes the policy's lock (a .lock file in the state directory named by the policy file's
  * canonical path, symbolic links resolved: state_dir.c; flock) for commands that change keystores,
  * so two runs on one machine through any path to one policy file never interleave their writes;
- * waits, saying so, while another run holds it. Held until the process exits. */
-void kp_cli_lock(kp_cli *cli);
+ * waits, saying so, while another run holds it. Held until the process exits. Returns
+ * KP_EXIT_OK, or an exit code once it has said why there is no lock (no lock, no run). */
+int kp_cli_lock(kp_cli *cli);
 /* Writes data to path atomically ("-" = stdout): a new file is 0600, a replaced one keeps its
  * owner, group and mode, or nothing is written. */
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);

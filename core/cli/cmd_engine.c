@@ -335,7 +335,9 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
                 argc, argv, &o, true);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    kp_cli_lock(cli);
+    rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
     char journal[4096];
     if (o.journal == NULL) {
         kp_status jst = kp_cli_state_path(cli, "journal", journal, sizeof(journal));
@@ -735,7 +737,9 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv)
     const kp_chain_policy *cp = kp_policy_chain(cli->policy, chain);
     if (cp == NULL)
         return kp_cli_not_in_policy(cli, "chain", chain);
-    kp_cli_lock(cli);
+    rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
     if (!kp_cli_chain_holds(cp, to, true))
         return kp_cli_error(KP_ERR_INVALID_ARG, "restore: '%s' holds no copy of %s by policy", to,
                             chain);

@@ -87,7 +87,9 @@ int kp_cmd_init(kp_cli *cli, int argc, char **argv)
         argc, argv);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    kp_cli_lock(cli);
+    rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
     json_t *out = cli->json ? json_array() : NULL;
     bool all_ok = true;
     size_t n = 0;

@@ -508,9 +508,13 @@ static int s_restore_backup(kp_cli *cli, const s_opts *o)
     kp_status st = kp_secret_read_source(ref, S_BACKUP_MAX, 0, &blob, err, sizeof(err));
     if (st != KP_OK)
         return kp_cli_error(st, "key restore-backup: %s", err);
-    kp_cli_lock(cli);
+    int rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK) {
+        kp_secret_free(blob);
+        return rc;
+    }
     kp_instance *inst = NULL;
-    int rc = s_open(cli, o->instance, &inst);
+    rc = s_open(cli, o->instance, &inst);
     if (rc == KP_EXIT_OK) {
         st = kp_key_restore_backup(inst, blob, name);
         rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key restore-backup");

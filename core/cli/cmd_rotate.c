@@ -18,7 +18,9 @@ static int s_abandon(kp_cli *cli, const char *chain, uint32_t version)
         return rc;
     if (kp_policy_chain(cli->policy, chain) == NULL)
         return kp_cli_not_in_policy(cli, "chain", chain);
-    kp_cli_lock(cli);
+    rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
     kp_status st = kp_chain_abandon(cli->ctx, cli->policy, chain, version);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "rotate --abandon");
@@ -122,7 +124,9 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
-    kp_cli_lock(cli);
+    rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
     uint32_t version = 0;
     int verified = 1;
     kp_apply_opts aopts = {sizeof(aopts), workers, NULL, NULL, NULL};
@@ -189,7 +193,9 @@ int kp_cmd_retire(kp_cli *cli, int argc, char **argv)
     int rc = kp_cli_load_policy(cli);
     if (rc != KP_EXIT_OK)
         return rc;
-    kp_cli_lock(cli);
+    rc = kp_cli_lock(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
     kp_status st = kp_chain_retire(cli->ctx, cli->policy, argv[optind], (uint32_t)version);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "retire");

@@ -154,28 +154,28 @@ kp_status kp_cli_state_path(kp_cli *cli, const char *ext, char *buf, size_t len)
 }
 
 /* kp_cli_lock (cli.h) lives here, beside the path of the lock it takes. */
-void kp_cli_lock(kp_cli *cli)
+int kp_cli_lock(kp_cli *cli)
 {
     /* In the state directory, named by the policy file's canonical path (state_dir.c): runs
-     * that reach one file through different paths find one lock. A copy is another policy. */
+     * that reach one file through different paths find one lock. A copy is another policy.
+     * No lock, no run: a state directory somebody else can change, or a lock that cannot be
+     * taken, must not turn the exclusion of two writers off. */
     char path[4096];
-    int fd = -1;
-    if (kp_cli_state_path(cli, "lock", path, sizeof(path)) == KP_OK)
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    else
-        snprintf(path, sizeof(path), "in the state directory");
-    if (fd < 0) {
-        kp_cli_info(cli, stderr,
-                    "keyplane: warning: cannot take the lock %s (%s); running unlocked\n", path,
-                    strerror(errno));
-        return;
-    }
+    kp_status st = kp_cli_state_path(cli, "lock", path, sizeof(path));
+    if (st != KP_OK)
+        return kp_cli_exit_code(st); /* kp_cli_state_path said why */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return kp_cli_error(KP_ERR_IO, "cannot take the lock %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         kp_cli_info(cli, stderr, "keyplane: waiting for another keyplane run on this policy (%s)\n",
                     path);
-        if (flock(fd, LOCK_EX) != 0)
-            kp_cli_info(cli, stderr, "keyplane: warning: cannot lock %s: %s\n", path,
-                        strerror(errno));
+        if (flock(fd, LOCK_EX) != 0) {
+            int e = errno;
+            close(fd);
+            return kp_cli_error(KP_ERR_IO, "cannot lock %s: %s", path, strerror(e));
+        }
     }
     /* fd stays open: the lock goes with the process. */
+    return KP_EXIT_OK;
 }

@@ -5,7 +5,8 @@
 #  - --state-dir, then KEYPLANE_STATE_DIR, then $XDG_STATE_HOME/keyplane, then
 #    $HOME/.local/state/keyplane, made 0700 when missing;
 #  - one policy file reached through a symbolic link finds the same journal and lock;
-#  - a state directory others may write to is refused (exit 4) and nothing is applied;
+#  - a state directory others may write to is refused (exit 4) and nothing is applied; every
+#    command that takes the lock (rotate, init) stops there too, never running unlocked;
 #  - --journal FILE still names the journal.
 . "$(dirname "$0")/lib.sh"
 export KEYPLANE_STATE_DIR="$T/state" # journals and locks stay in the scratch directory
@@ -74,6 +75,15 @@ mkdir -m 777 "$T/open"
 expect_rc 4 --policy "$T/policy.yaml" --state-dir "$T/open" apply
 expect_in "$T/err" "keyplane: error: state directory $T/open: owned by another user or writable by others"
 [ -z "$(ls "$T/open")" ] || fail "files written into a world-writable state directory: $(ls "$T/open")"
+# a group-writable one is no better, and no command falls back to running unlocked
+mkdir -m 770 "$T/group"
+find "$T/a" "$T/b" -type f | sort >"$T/files.before"
+expect_rc 4 --policy "$T/policy.yaml" --state-dir "$T/group" rotate c --stage
+expect_in "$T/err" "keyplane: error: state directory $T/group: owned by another user or writable by others"
+expect_rc 4 --policy "$T/policy.yaml" --state-dir "$T/group" init
+find "$T/a" "$T/b" -type f | sort >"$T/files.after"
+cmp -s "$T/files.before" "$T/files.after" || fail "a command ran without its lock: $(comm -13 "$T/files.before" "$T/files.after")"
+[ -z "$(ls "$T/group")" ] || fail "files written into a group-writable state directory"
 
 # --- --journal FILE still wins ----------------------------------------------------------------
 rm -rf "$T/b/keys/c"
