@@ -31,17 +31,23 @@
 
 static bool s_host_under(const char *host, const char *resource)
 {
-    /* resource is https://domain[/...]; host must be domain or end with "." + domain */
+    /* resource is https://domain[:port][/...]; host must be domain, or end with "." + domain
+     * where domain has a dot of its own (a parent such as vault.azure.net, never a bare "net").
+     * A user part ("https://vault.azure.net:1@evil.example") names another host: refused. */
     if (strncasecmp(resource, "https://", 8) != 0)
         return false;
     const char *d = resource + 8;
-    size_t dl = strcspn(d, "/:?#");
+    size_t authority = strcspn(d, "/?#");
+    if (memchr(d, '@', authority) != NULL)
+        return false;
+    size_t dl = strcspn(d, ":/?#");
     size_t hl = strlen(host);
     if (dl == 0)
         return false;
     if (hl == dl)
         return strncasecmp(host, d, dl) == 0;
-    return hl > dl + 1 && host[hl - dl - 1] == '.' && strncasecmp(host + hl - dl, d, dl) == 0;
+    return memchr(d, '.', dl) != NULL && hl > dl + 1 && host[hl - dl - 1] == '.' &&
+           strncasecmp(host + hl - dl, d, dl) == 0;
 }
 
 kp_status kp_akv_take_challenge(kp_akv_inst *a, const char *header)

@@ -37,6 +37,7 @@ EOF
     vault vault2 "$KV_VAULT2_URL" "    verify_challenge_resource: false"
     # the vault's challenge is checked (verify_challenge_resource defaults to true)
     vault strict "https://localhost:$KV_VAULT2_PORT"
+    vault strictip "https://127.0.0.1:$KV_VAULT2_PORT"
     cat <<EOF
 chains:
   tde:
@@ -111,4 +112,25 @@ curl -sS --cacert "$KV_CA" -X POST "$KV_VAULT2_URL/_emulator/config" \
 expect_rc 4 $P key public --instance strict --name tde --out "$T/x.pem"
 grep -F -x -q "keyplane: error: key public: strict: localhost: the vault's challenge asks for a token for https://management.azure.com/.default, which is not a parent domain of localhost (verify_challenge_resource: false only for emulators)" "$T/err" ||
     { cat "$T/err" >&2; fail "a challenge for another service's scope was not refused"; }
+# a parent "domain" without a dot of its own (a bare label, as a TLD would be), and a resource
+# whose user part hides another host, are no parents of the vault
+challenge() { # challenge RESOURCE
+    curl -sS --cacert "$KV_CA" -X POST "$KV_VAULT2_URL/_emulator/config" \
+        -d "{\"challenge\":\"Bearer authorization=\\\"https://localhost:$KV_VAULT2_PORT/$TENANT\\\", resource=\\\"$1\\\"\"}" \
+        >/dev/null || fail "cannot set the challenge"
+}
+challenge "https://1"
+expect_rc 4 $P key public --instance strictip --name tde --out "$T/x.pem"
+grep -F -x -q "keyplane: error: key public: strictip: 127.0.0.1:$KV_VAULT2_PORT: the vault's challenge asks for a token for https://1, which is not a parent domain of 127.0.0.1 (verify_challenge_resource: false only for emulators)" "$T/err" ||
+    { cat "$T/err" >&2; fail "a bare label was taken for the vault's parent domain"; }
+challenge "https://localhost:1@evil.example"
+expect_rc 4 $P key public --instance strict --name tde --out "$T/x.pem"
+grep -F -x -q "keyplane: error: key public: strict: localhost: the vault's challenge asks for a token for https://localhost:1@evil.example, which is not a parent domain of localhost (verify_challenge_resource: false only for emulators)" "$T/err" ||
+    { cat "$T/err" >&2; fail "a resource with a user part was taken for the vault's host"; }
+# the vault's own host, with its port, passes the check: the plugin goes on to ask for a token
+# for it (which the emulated directory, knowing only vault.azure.net, refuses: proof enough)
+challenge "https://127.0.0.1:$KV_VAULT2_PORT"
+expect_rc 4 $P key public --instance strictip --name tde --out "$T/x.pem"
+grep -F -q "keyplane: error: key public: strictip: 127.0.0.1:$KV_VAULT2_PORT: token request to https://127.0.0.1:$KV_VAULT2_PORT/$TENANT refused (HTTP 400): invalid_scope: " "$T/err" ||
+    { cat "$T/err" >&2; fail "the vault's own host was not taken for its challenge's resource"; }
 echo "ok: azure_hostile"
