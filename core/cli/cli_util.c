@@ -152,8 +152,15 @@ int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out)
 
 int kp_cli_bad_option(const char *cmd, char **argv)
 {
-    /* getopt_long has stepped past the option it refused (and said why on stderr) */
-    return kp_cli_usage_error(cmd, "bad option '%s'", argv[optind > 0 ? optind - 1 : 0]);
+    /* getopt_long has said why on stderr. The option is named without any value given with it
+     * ("--passphrase=..." may hold what should never be echoed): a long one up to its '=', a
+     * short one by optopt (its argv element may be a cluster, or hold the value). */
+    const char *a = argv[optind > 0 ? optind - 1 : 0];
+    if (strncmp(a, "--", 2) == 0)
+        return kp_cli_usage_error(cmd, "bad option '%.*s'", (int)strcspn(a, "="), a);
+    if (optopt > ' ' && optopt < 127)
+        return kp_cli_usage_error(cmd, "bad option '-%c'", optopt);
+    return kp_cli_usage_error(cmd, "bad option");
 }
 
 /* What each exit code is called in a --json error object: the category of the statuses that

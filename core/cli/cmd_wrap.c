@@ -84,7 +84,7 @@ static int s_parse(kp_cli *cli, const char *cmd, const struct option *table, con
             help();
             return -1;
         default:
-            return kp_cli_usage_error(cmd, "unknown option");
+            return kp_cli_bad_option(cmd, argv);
         }
     }
     return KP_EXIT_OK;

@@ -40,6 +40,10 @@ expect_error 2 KP_ERR_INVALID_ARG usage "invalid option '--bogus' (see 'keyplane
     --json --bogus check
 expect_error 2 KP_ERR_INVALID_ARG usage "check: bad option '--bogus'" $P check --bogus --json
 expect_error 2 KP_ERR_INVALID_ARG usage "apply: bad option '--workers'" $P apply --json --workers
+# an option is named without the value given with it: a value may be a secret
+expect_error 2 KP_ERR_INVALID_ARG usage "wrap: bad option '--passphrase'" $P wrap --json --passphrase=Hunter2Secret
+expect_error 2 KP_ERR_INVALID_ARG usage "wrap: bad option '--help'" $P wrap --json --help=Hunter2Secret
+expect_error 2 KP_ERR_INVALID_ARG usage "wrap: bad option '-Z'" $P wrap --json -ZHunter2Secret
 expect_error 2 KP_ERR_INVALID_ARG usage "wrap: --chain is required" $P wrap --json
 expect_error 2 KP_ERR_INVALID_ARG usage "key: missing subcommand (create, replicate, generate, import, list, public)" \
     $P key --json
