@@ -83,6 +83,9 @@ int kp_cli_lock(kp_cli *cli);
 /* Writes data to path atomically ("-" = stdout): a new file is 0600, a replaced one keeps its
  * owner, group and mode, or nothing is written. */
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
+/* kp_cli_write_file for a secret (a DEK, a key backup): a file it would replace that group or
+ * others may read is refused, not kept so. */
+kp_status kp_cli_write_secret(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
 /* Reads and decodes an envelope file ("-" = stdin), saying on stderr what is wrong with it. */

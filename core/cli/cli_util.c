@@ -275,11 +275,20 @@ static kp_status s_write_into(const char *path, const void *data, size_t len)
  * moment, readable by anyone the old one was not. When they cannot be kept (keyplane is not root
  * and the file is someone else's, or in a group its user is not in) the command refuses, saying so,
  * before anything is written (*told). */
-static kp_status s_keep_owner(int fd, const char *path, bool *told)
+static kp_status s_keep_owner(int fd, const char *path, bool secret, bool *told)
 {
     struct stat old, now;
     if (lstat(path, &old) != 0)
         return errno == ENOENT && fchmod(fd, 0600) == 0 ? KP_OK : KP_ERR_IO;
+    if (secret && (old.st_mode & 077) != 0) {
+        /* keeping the mode would hand a DEK or a key to everybody the old file was open to */
+        *told = true;
+        kp_cli_error(KP_ERR_PERMISSION,
+                     "refusing to write a secret into %s: others may read it (mode %04o); "
+                     "nothing was written",
+                     path, (unsigned)(old.st_mode & 07777));
+        return KP_ERR_PERMISSION;
+    }
     if (fstat(fd, &now) != 0)
         return KP_ERR_IO;
     if ((now.st_uid != old.st_uid || now.st_gid != old.st_gid) &&
@@ -298,7 +307,7 @@ static kp_status s_keep_owner(int fd, const char *path, bool *told)
 
 /* Writes a temporary file beside path, then renames it: a crash leaves the old file or the
  * new one. */
-static kp_status s_write_replace(const char *path, const void *data, size_t len)
+static kp_status s_write_replace(const char *path, const void *data, size_t len, bool secret)
 {
     char *copy = strdup(path);
     size_t n = strlen(path) + 16;
@@ -312,7 +321,7 @@ static kp_status s_write_replace(const char *path, const void *data, size_t len)
         st = fd >= 0 ? KP_OK : KP_ERR_IO;
     }
     if (st == KP_OK)
-        st = s_keep_owner(fd, path, &told);
+        st = s_keep_owner(fd, path, secret, &told);
     if (st == KP_OK)
         st = s_write_all(fd, data, len);
     if (st == KP_OK && fsync(fd) != 0)
@@ -341,9 +350,8 @@ static kp_status s_write_replace(const char *path, const void *data, size_t len)
     return st;
 }
 
-kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len)
+static kp_status s_write(const char *path, const void *data, size_t len, bool secret)
 {
-    (void)cli;
     if (strcmp(path, "-") == 0) {
         kp_status st = s_write_all(STDOUT_FILENO, data, len);
         if (st != KP_OK)
@@ -358,7 +366,19 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
     }
     if (exists && !S_ISREG(sb.st_mode))
         return s_write_into(path, data, len);
-    return s_write_replace(path, data, len);
+    return s_write_replace(path, data, len, secret);
+}
+
+kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len)
+{
+    (void)cli;
+    return s_write(path, data, len, false);
+}
+
+kp_status kp_cli_write_secret(kp_cli *cli, const char *path, const void *data, size_t len)
+{
+    (void)cli;
+    return s_write(path, data, len, true);
 }
 
 /* kp_cli_read_file, a file over max bytes failing with too_large. */

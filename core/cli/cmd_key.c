@@ -483,7 +483,7 @@ static int s_backup(kp_cli *cli, const s_opts *o)
     kp_instance_close(inst);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "key backup");
-    st = kp_cli_write_file(cli, o->out, kp_secret_data(blob), kp_secret_len(blob));
+    st = kp_cli_write_secret(cli, o->out, kp_secret_data(blob), kp_secret_len(blob));
     size_t n = kp_secret_len(blob);
     kp_secret_free(blob);
     if (st != KP_OK)

@@ -195,7 +195,7 @@ int kp_cmd_unwrap(kp_cli *cli, int argc, char **argv)
     if (st != KP_OK)
         rc = kp_cli_fail(cli, st, "unwrap");
     if (st == KP_OK)
-        st = kp_cli_write_file(cli, o.out, kp_secret_cdata(dek), kp_secret_len(dek));
+        st = kp_cli_write_secret(cli, o.out, kp_secret_cdata(dek), kp_secret_len(dek));
     if (st == KP_OK && cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:s}", "chain", kp_envelope_chain(env),
                                     "instance", used, "version",

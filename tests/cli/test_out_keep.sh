@@ -38,6 +38,14 @@ chmod 0400 "$T/kept.dek"
 expect_rc 0 $P unwrap --in "$T/kept.env" --out "$T/kept.dek"
 meta_is "$T/kept.dek" "$me" 400
 cmp -s "$T/dek" "$T/kept.dek" || fail "unwrap --out over a file wrote another DEK"
+# ... but a DEK is never written into a file others may read: refused, the old file untouched
+echo old >"$T/open.dek"
+chmod 0644 "$T/open.dek"
+expect_rc 4 $P unwrap --in "$T/kept.env" --out "$T/open.dek"
+expect_in "$T/err" "keyplane: error: refusing to write a secret into $T/open.dek: others may read it (mode 0644); nothing was written"
+[ "$(cat "$T/open.dek")" = old ] || fail "unwrap --out wrote a DEK into a file others may read"
+meta_is "$T/open.dek" "$me" 644
+[ -z "$(find "$T" -maxdepth 1 -name 'open.dek.tmp-*')" ] || fail "a temporary copy of the DEK was left behind"
 
 # rewrap: each file changed named on its own line, its mode kept; -q says nothing.
 expect_rc 0 $P rotate tde --stage
