@@ -74,20 +74,25 @@ expect "" keyplane --policy "$T/policy.yaml" --workers ""
 for c in plugins "policy validate" init check plan apply verify status restore rotate retire \
     rewrap wrap unwrap; do
     # shellcheck disable=SC2086
-    "$KP_BIN" $c --help >"$T/help" 2>&1 || true
+    "$KP_BIN" $c --help >"$T/help" 2>&1 || fail "keyplane $c --help exited $?"
     offered=" $(comp keyplane $c --) "
+    grep -q -E -- '--[a-z]' "$T/help" || fail "keyplane $c --help names no option"
     for o in $(grep -oE -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
         case $offered in *" $o "*) ;; *) fail "keyplane $c: $o (in --help) is not completed: $offered" ;; esac
     done
 done
-"$KP_BIN" key --help >"$T/help"
+"$KP_BIN" key --help >"$T/help" || fail "keyplane key --help exited $?"
+nsub=0
 for sub in $(sed -n 's/^  \([a-z-]*\) .*/\1/p; s/^  \([a-z-]*\)$/\1/p' "$T/help"); do
     # the subcommand's lines: its own, and the continuation lines of its synopsis
     awk -v s="$sub" '$1 == s && /^  [a-z]/ { on = 1; print; next } on && /^           *\[/ { print; next } { on = 0 }' \
         "$T/help" >"$T/sub"
     offered=" $(comp keyplane key "$sub" --) "
+    [ -s "$T/sub" ] || fail "keyplane key --help: no lines for $sub"
     for o in $(grep -oE -- '--[a-z][a-z-]*' "$T/sub" | sort -u); do
         case $offered in *" $o "*) ;; *) fail "keyplane key $sub: $o is not completed: $offered" ;; esac
     done
+    nsub=$((nsub + 1))
 done
+[ "$nsub" -ge 5 ] || fail "keyplane key --help: only $nsub subcommands found"
 echo "ok: completion"

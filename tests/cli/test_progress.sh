@@ -77,8 +77,10 @@ on_tty "$T/q" -q $P verify
 [ "$rc" -eq 0 ] || fail "-q verify on a terminal: exit $rc"
 hasnt "$T/q.tty"
 on_tty "$T/j" $P verify --json
+[ "$rc" -eq 0 ] || fail "verify --json on a terminal: exit $rc"
 hasnt "$T/j.tty"
 on_tty "$T/pq" $P plan -q
+[ "$rc" -eq 0 ] || fail "plan -q on a terminal: exit $rc"
 hasnt "$T/pq.tty"
 expect_rc 0 $P verify
 hasnt "$T/err"
