@@ -60,14 +60,7 @@ typedef struct kp_akv_sink {
 #define KP_AKV_SINK(a) ((kp_akv_sink){.up = (a)->up, .h = (a)->h})
 /** The one way this plugin sets error text: on x (an instance, or a kp_akv_sink *), printf-style,
  *  one line, no secret; returns st. Read it back with x->up->get_error(x->h). */
-/* The status an error macro returns: st itself, which the static analyzer can see (it does
- * not follow kp_errorf's variadic call, which returns the same). */
-static inline kp_status kp_akv_st(kp_status set, kp_status st)
-{
-    (void)set;
-    return st;
-}
-#define kp_akv_err(x, st, ...) kp_akv_st(kp_errorf((x)->up, (x)->h, (st), __VA_ARGS__), (st))
+#define kp_akv_err(x, st, ...) KP_ERRORF((x)->up, (x)->h, st, __VA_ARGS__)
 
 /* Types. */
 

@@ -113,14 +113,7 @@ kp_instance_init_fn kp_file_init; /* the only place a store is created */
 /** The plugin's one error-text macro: formats a one-line reason, hands it to SET_ERROR for this
  *  instance and returns st (the ABI's kp_errorf with the instance's handle). Never pass
  *  secrets. */
-/* The status an error macro returns: st itself, which the static analyzer can see (it does
- * not follow kp_errorf's variadic call, which returns the same). */
-static inline kp_status kp_file_st(kp_status set, kp_status st)
-{
-    (void)set;
-    return st;
-}
-#define kp_file_err(fi, st, ...) kp_file_st(kp_errorf((fi)->up, (fi)->h, (st), __VA_ARGS__), (st))
+#define kp_file_err(fi, st, ...) KP_ERRORF((fi)->up, (fi)->h, st, __VA_ARGS__)
 /** Maps errno e to a status and sets "<what> <path>: <strerror>". */
 kp_status kp_file_errno(kp_file_inst *fi, int e, const char *what, const char *path);
 kp_status kp_file_errno_status(int e);

@@ -202,7 +202,7 @@ kp_status kp_p11_rv_status(CK_RV rv, bool mech);
  *  text is read back with pi->up->get_error(pi->h). The value is st itself, not kp_errorf's
  *  (the same status): the static analyzer does not follow a variadic call, so this lets it see
  *  that an error path never continues as success (st: a constant or a plain variable). */
-#define kp_p11_err(pi, st, ...) ((void)kp_errorf((pi)->up, (pi)->h, (st), __VA_ARGS__), (st))
+#define kp_p11_err(pi, st, ...) KP_ERRORF((pi)->up, (pi)->h, st, __VA_ARGS__)
 /** Sets "<fn>: <CKR name> (<reason>)" with the status of rv; records rv in op (may be NULL). */
 kp_status kp_p11_ck(kp_p11_inst *pi, kp_p11_op *op, CK_RV rv, bool mech, const char *fn,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));

@@ -105,16 +105,15 @@ typedef struct tpl_inst {
 
 /* Every error of an instance: one line for the core (kp_errorf), prefixed with the plugin's
  * name; the format must be a string literal. Never pass key material or a secret. Both macros
- * give st itself (a constant or a plain variable), not the call's result, which is the same
- * status: the static analyzer does not follow variadic calls, and so sees every error path end. */
-#define tpl_err(t, st, ...)                                                                        \
-    ((void)kp_errorf((t)->up, (t)->h, (st), TPL_NAME ": " __VA_ARGS__), (st))
+ * are st (KP_ERRORF, kp_error_is of provider.h), which the static analyzer sees, as it does not
+ * follow the variadic calls that return the same status. */
+#define tpl_err(t, st, ...) KP_ERRORF((t)->up, (t)->h, st, TPL_NAME ": " __VA_ARGS__)
 
 /* An OpenSSL failure: tpl_err's line with ": <OpenSSL's reason>" appended, the thread's OpenSSL
  * error queue left empty (the kit's kpk_ossl_errorf), so a stale error never shows up in the
  * core's next message. */
 #define tpl_ossl_err(t, st, ...)                                                                   \
-    ((void)kpk_ossl_errorf((t)->up, (t)->h, (st), TPL_NAME ": " __VA_ARGS__), (st))
+    kp_error_is(kpk_ossl_errorf((t)->up, (t)->h, (st), TPL_NAME ": " __VA_ARGS__), (st))
 
 /* template_keys.c: what every file shares */
 kp_status tpl_vec_insert(tpl_vec *vec, size_t at, void *item);

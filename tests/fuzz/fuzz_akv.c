@@ -16,13 +16,11 @@
 #include <keyplane/kit/codec.h>
 
 #include "akv_codec.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
 static void s_die(const char *parser, const char *what)
 {
-    fprintf(stderr, "fuzz_akv: %s: %s\n", parser, what);
-    abort();
+    kp_test_fuzz_die("fuzz_akv", parser, what);
 }
 
 /* s is NUL-terminated within n bytes, and printable when it must be one line. */
@@ -36,18 +34,12 @@ static void s_text(const char *parser, const char *s, size_t n, int one_line)
             s_die(parser, "output holds a control character");
 }
 
-/* An error text: one printable line, not empty, and without the bytes of the input that
- * jansson quotes "near" a syntax error. (A general "no input in the error" check would trip on
- * inputs that spell the parsers' own messages, which libFuzzer learns from memmem/strstr.) */
+/* An error text (fuzz_check.c's rule: one printable line, not empty, not quoting the input as
+ * jansson does "near" a syntax error), NUL-terminated within its buffer. */
 static void s_err(const char *parser, const char *err, size_t n)
 {
     s_text(parser, err, n, 1);
-    if (err[0] == '\0')
-        s_die(parser, "failed without a reason");
-    if (strstr(err, " near ") != NULL) {
-        fprintf(stderr, "fuzz_akv: %s: error text quotes the input: %s\n", parser, err);
-        abort();
-    }
+    kp_test_fuzz_error_text("fuzz_akv", parser, err);
 }
 
 static void s_bundle_check(const char *parser, const kp_akv_bundle *b, int keyed)

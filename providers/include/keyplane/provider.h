@@ -313,6 +313,18 @@ static inline KP_PRINTF_(4, 5) kp_status
     return up->set_error(h, status, msg);
 }
 
+/** set, then st: what KP_ERRORF is. Static analyzers do not follow kp_errorf's variadic call to
+ *  see that it returns its status; through this they see st. */
+static inline kp_status kp_error_is(kp_status set, kp_status st)
+{
+    (void)set;
+    return st;
+}
+/** kp_errorf whose value the static analyzer knows to be status (a plugin's error macro is best
+ *  built on it): sets the error text and is status. */
+#define KP_ERRORF(up, h, status, ...)                                                              \
+    kp_error_is(kp_errorf((up), (h), (status), __VA_ARGS__), (status))
+
 /** printf-style LOG: formats one line into a KP_ERROR_MAX buffer (longer text is cut) and logs
  *  it at level. Never pass secrets. */
 static inline KP_PRINTF_(4, 5) void kp_logf(const kp_upcalls *up, kp_core_handle *h,
