@@ -109,3 +109,13 @@ chains:
     algorithm: ${2:-RSA-OAEP-256}
 YAML
 }
+
+# two_regions with a yearly rotation, its stores made and chain tde applied (v1 in both regions);
+# P holds the --policy option for the commands that follow.
+two_regions_applied() {
+    two_regions
+    P="--policy $T/policy.yaml"
+    echo "    rotation: {every: 365d}" >>"$T/policy.yaml"
+    init_stores "$T/policy.yaml"
+    expect_rc 0 $P apply
+}

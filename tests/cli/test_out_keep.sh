@@ -6,13 +6,7 @@
 # root can give a file away, and a refusal is shown by running keyplane as another user): as an
 # ordinary user they are skipped, saying so; the mode cases always run.
 . "$(dirname "$0")/lib.sh"
-two_regions
-P="--policy $T/policy.yaml"
-cat >>"$T/policy.yaml" <<YAML
-    rotation: {every: 365d}
-YAML
-init_stores "$T/policy.yaml"
-expect_rc 0 $P apply
+two_regions_applied
 openssl rand 32 >"$T/dek"
 
 # meta_is FILE UID:GID MODE

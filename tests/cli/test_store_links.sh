@@ -7,13 +7,7 @@
 # audit log; and the one broken version leaves the store's other versions usable and listed.
 # The file plugin opens every store file beneath the store directory, no component a link.
 . "$(dirname "$0")/lib.sh"
-two_regions
-P="--policy $T/policy.yaml"
-cat >>"$T/policy.yaml" <<YAML
-    rotation: {every: 365d}
-YAML
-init_stores "$T/policy.yaml"
-expect_rc 0 $P apply
+two_regions_applied
 expect_rc 0 $P rotate tde --stage
 expect_rc 0 $P rotate tde --activate
 openssl rand 32 >"$T/dek"

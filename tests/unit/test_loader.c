@@ -155,6 +155,18 @@ static void s_expect_load(const char *dir, kp_status want, const char *reason)
     kp_ctx_free(ctx);
 }
 
+/* path (the plugin file or its directory, named subject in the refusal) given mode: the plugin in
+ * dir is refused, naming who besides the owner could change it. */
+static void s_expect_mode(const char *dir, const char *path, mode_t mode, const char *subject)
+{
+    char why[1400];
+    assert_int_equal(chmod(path, mode), 0);
+    snprintf(why, sizeof(why),
+             "%s is writable by %s (mode %04o): only its owner may change code keyplane loads",
+             subject, (mode & S_IWOTH) != 0 ? "others" : "its group", (unsigned)mode);
+    s_expect_load(dir, KP_ERR_PERMISSION, why);
+}
+
 static void test_loose_permissions(void **state)
 {
     (void)state;
@@ -165,36 +177,19 @@ static void test_loose_permissions(void **state)
     assert_int_equal(chmod(dir, 0755), 0);
     s_expect_load(dir, KP_OK, NULL);
 
-    /* The directory writable by others, by its group: anyone there could drop in a NAME.so. */
-    assert_int_equal(chmod(dir, 0777), 0);
-    snprintf(why, sizeof(why),
-             "its directory %s is writable by others (mode 0777): only its owner may change code "
-             "keyplane loads",
-             dir);
-    s_expect_load(dir, KP_ERR_PERMISSION, why);
-    assert_int_equal(chmod(dir, 01777), 0); /* sticky protects files, not the names to load */
-    snprintf(why, sizeof(why),
-             "its directory %s is writable by others (mode 1777): only its owner may change code "
-             "keyplane loads",
-             dir);
-    s_expect_load(dir, KP_ERR_PERMISSION, why);
-    assert_int_equal(chmod(dir, 0775), 0);
-    snprintf(why, sizeof(why),
-             "its directory %s is writable by its group (mode 0775): only its owner may change "
-             "code keyplane loads",
-             dir);
-    s_expect_load(dir, KP_ERR_PERMISSION, why);
+    /* The directory writable by others, by its group: anyone there could drop in a NAME.so
+     * (sticky protects files, not the names to load). */
+    char subject[700];
+    snprintf(subject, sizeof(subject), "its directory %s", dir);
+    static const mode_t dir_modes[] = {0777, 01777, 0775};
+    for (size_t i = 0; i < sizeof(dir_modes) / sizeof(dir_modes[0]); i++)
+        s_expect_mode(dir, dir, dir_modes[i], subject);
     assert_int_equal(chmod(dir, 0755), 0);
 
     /* The file itself writable by others, by its group. */
-    assert_int_equal(chmod(file, 0757), 0);
-    s_expect_load(dir, KP_ERR_PERMISSION,
-                  "the file is writable by others (mode 0757): only its owner may change code "
-                  "keyplane loads");
-    assert_int_equal(chmod(file, 0775), 0);
-    s_expect_load(dir, KP_ERR_PERMISSION,
-                  "the file is writable by its group (mode 0775): only its owner may change code "
-                  "keyplane loads");
+    static const mode_t file_modes[] = {0757, 0775};
+    for (size_t i = 0; i < sizeof(file_modes) / sizeof(file_modes[0]); i++)
+        s_expect_mode(dir, file, file_modes[i], "the file");
     assert_int_equal(chmod(file, 0755), 0);
 
     /* Through a symbolic link: the directory the file really is in counts too. */

@@ -67,6 +67,21 @@ static void test_valid_policy(void **state)
     free(dir);
 }
 
+/* diags joined as "L:C: msg\n" (caller frees), each one about file. */
+static char *s_diag_text(const kp_diag_list *diags, const char *file)
+{
+    size_t cap = 64 * 1024, n = 0;
+    char *out = calloc(1, cap);
+    assert_non_null(out);
+    for (size_t i = 0; i < kp_diag_count(diags); i++) {
+        const kp_diag *d = kp_diag_get0(diags, i);
+        assert_string_equal(d->file, file);
+        n += (size_t)snprintf(out + n, cap - n, "%u:%u: %s\n", d->line, d->column, d->message);
+        assert_true(n < cap);
+    }
+    return out;
+}
+
 /* Loads text and returns the diagnostics joined as "L:C: msg\n". */
 static char *s_diags(const char *text, kp_status *st)
 {
@@ -77,13 +92,7 @@ static char *s_diags(const char *text, kp_status *st)
     kp_diag_list *diags = NULL;
     *st = kp_policy_load(ctx, path, &pol, &diags);
     assert_null(pol);
-    char *out = calloc(1, 8192);
-    for (size_t i = 0; i < kp_diag_count(diags); i++) {
-        const kp_diag *d = kp_diag_get0(diags, i);
-        assert_string_equal(d->file, path);
-        size_t n = strlen(out);
-        snprintf(out + n, 8192 - n, "%u:%u: %s\n", d->line, d->column, d->message);
-    }
+    char *out = s_diag_text(diags, path);
     /* The context's error names the first problem with file:line:col. */
     assert_non_null(strstr(kp_ctx_last_error(ctx), path));
     kp_diag_list_free(diags);
@@ -178,14 +187,7 @@ static char *s_buf_diags(const char *text, const char *plugin_dir, kp_status *st
     kp_policy *pol = NULL;
     kp_diag_list *diags = NULL;
     *st = kp__policy_load_buffer(ctx, "<mem>", text, strlen(text), &pol, &diags);
-    size_t cap = 64 * 1024, n = 0;
-    char *out = calloc(1, cap);
-    for (size_t i = 0; i < kp_diag_count(diags); i++) {
-        const kp_diag *d = kp_diag_get0(diags, i);
-        assert_string_equal(d->file, "<mem>");
-        n += (size_t)snprintf(out + n, cap - n, "%u:%u: %s\n", d->line, d->column, d->message);
-        assert_true(n < cap);
-    }
+    char *out = s_diag_text(diags, "<mem>");
     kp_policy_free(pol);
     kp_diag_list_free(diags);
     kp_ctx_free(ctx);
