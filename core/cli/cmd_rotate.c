@@ -36,29 +36,6 @@ static int s_abandon(kp_cli *cli, const char *chain, uint32_t version)
     return KP_EXIT_OK;
 }
 
-/*
- * The status of a refused activation as the exit code should tell it: the core refuses with
- * KP_ERR_DENIED both a staged version not proved everywhere (refused by the safety rule: 4) and a
- * chain with no staged version at all, which is the chain not being in the state the command
- * needs, no permission matter: KP_ERR_NOT_FOUND (5, "no staged version"). Told apart by the
- * recorded states of the versions the stores hold, read only on this refusal path; the core's
- * text is kept. A staged number no store holds a key of (a stage killed before its key was made)
- * counts as none: 5 too, and 'rotate --stage' is the remedy either way.
- */
-static kp_status s_activate_refusal(kp_cli *cli, const char *chain, kp_status st, char *why,
-                                    size_t len)
-{
-    snprintf(why, len, "%s", kp_ctx_last_error(cli->ctx));
-    kp_matrix *m = NULL;
-    if (st != KP_ERR_DENIED || kp_chain_matrix(cli->ctx, cli->policy, chain, 0, &m) != KP_OK)
-        return st;
-    bool staged = false;
-    for (size_t r = 0; r < kp_matrix_version_count(m); r++)
-        staged = staged || kp_matrix_state(m, r, NULL, NULL) == KP_VSTATE_STAGED;
-    kp_matrix_free(m);
-    return staged ? st : KP_ERR_NOT_FOUND;
-}
-
 int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"stage", no_argument, NULL, 's'},
@@ -132,13 +109,8 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
     kp_apply_opts aopts = {sizeof(aopts), workers, NULL, NULL, NULL};
     kp_status st = stage ? kp_chain_stage(cli->ctx, cli->policy, chain, &aopts, &version, &verified)
                          : kp_chain_activate(cli->ctx, cli->policy, chain, &version);
-    if (st != KP_OK && !stage) {
-        char why[1024];
-        st = s_activate_refusal(cli, chain, st, why, sizeof(why));
-        return kp_cli_error(st, "rotate --activate: %s", why[0] != '\0' ? why : kp_strerror(st));
-    }
     if (st != KP_OK)
-        return kp_cli_fail(cli, st, "rotate --stage");
+        return kp_cli_fail(cli, st, stage ? "rotate --stage" : "rotate --activate");
     if (cli->json)
         kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:b}", "chain", chain, "step",
                                     stage ? "stage" : "activate", "version", (int)version,

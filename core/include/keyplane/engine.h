@@ -157,7 +157,8 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *pol
 
 /**
  * Makes the staged version the active one, only when it is proved usable in every keystore of
- * the chain right now (KP_ERR_DENIED naming the gap otherwise). The version active before
+ * the chain right now (KP_ERR_DENIED naming the gap otherwise; KP_ERR_NOT_FOUND when no version
+ * is staged, or the staged one has a key in no keystore). The version active before
  * becomes previous, with its activity window closed now. Nothing is deleted.
  */
 KP_API KP_WARN_UNUSED kp_status kp_chain_activate(kp_ctx *ctx, const kp_policy *policy,

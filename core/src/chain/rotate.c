@@ -93,16 +93,18 @@ static uint32_t s_staged(const kp__chain_state *s)
 
 /* Whether version is proved usable in every keystore of the chain; why names the first gap. */
 static kp_status s_proved(kp_ctx *ctx, const kp_policy *policy, const char *chain, uint32_t version,
-                          bool *ok, char *why, size_t whylen)
+                          bool *ok, bool *held, char *why, size_t whylen)
 {
     kp_matrix *m = NULL;
     KP_GUARD(kp_chain_matrix(ctx, policy, chain, 1, &m));
     *ok = false;
+    *held = false;
     snprintf(why, whylen, "v%u is held by no keystore", version);
     for (size_t r = 0; r < kp_matrix_version_count(m); r++) {
         if (kp_matrix_version(m, r) != version)
             continue;
         *ok = true;
+        *held = true;
         for (size_t i = 0; i < kp_matrix_instance_count(m) && *ok; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
             if (!kp_matrix_cell_ok(m, r, i)) {
@@ -214,10 +216,10 @@ kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain
     kp__discovery_clear(&v->d);
     if (st == KP_OK)
         st = s_replicate_all(ctx, policy, chain, opts);
-    bool ok = false;
+    bool ok = false, held = false;
     char why[256] = "";
     if (st == KP_OK)
-        st = s_proved(ctx, policy, chain, staged, &ok, why, sizeof(why));
+        st = s_proved(ctx, policy, chain, staged, &ok, &held, why, sizeof(why));
     if (st == KP_OK && ok)
         st = s_record_verified(ctx, policy, chain, v, staged);
     else if (st == KP_OK)
@@ -237,15 +239,23 @@ kp_status kp_chain_activate(kp_ctx *ctx, const kp_policy *policy, const char *ch
     s_view *v = NULL;
     kp_status st = s_view_new(ctx, policy, chain, &v);
     uint32_t staged = st == KP_OK ? s_staged(&v->s) : 0;
+    /* Nothing to activate is the chain's state, not a refusal: KP_ERR_NOT_FOUND. A staged
+     * number no keystore holds a key of (a stage killed before its key was made) is nothing
+     * too, and 'rotate --stage' the remedy either way. */
     if (st == KP_OK && staged == 0)
-        st = kp__set_error(ctx, KP_ERR_DENIED,
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
                            "chain '%s' has no staged version: run 'keyplane rotate %s --stage'",
                            chain, chain);
-    bool ok = false;
+    bool ok = false, held = false;
     char why[256] = "";
     if (st == KP_OK)
-        st = s_proved(ctx, policy, chain, staged, &ok, why, sizeof(why));
-    if (st == KP_OK && !ok)
+        st = s_proved(ctx, policy, chain, staged, &ok, &held, why, sizeof(why));
+    if (st == KP_OK && !held)
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                           "chain '%s' has no staged version with a key (%s): run 'keyplane "
+                           "rotate %s --stage'",
+                           chain, why, chain);
+    else if (st == KP_OK && !ok)
         st = kp__set_error(ctx, KP_ERR_DENIED,
                            "not activating %s v%u: %s (a version must work on every replica "
                            "before it wraps anything)",
