@@ -176,6 +176,7 @@ int kp_cli_lock(kp_cli *cli)
             return kp_cli_error(KP_ERR_IO, "cannot lock %s: %s", path, strerror(e));
         }
     }
-    /* fd stays open: the lock goes with the process. */
+    /* fd stays open: the lock goes with the process (closing it would release the lock). */
+    /* cppcheck-suppress resourceLeak */
     return KP_EXIT_OK;
 }
