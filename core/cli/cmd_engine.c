@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <keyplane/kit/clock.h>
 
 #include "cli.h"
 #include "state_dir.h"
@@ -390,20 +391,6 @@ static const char *s_state(uint32_t s, bool gap)
     }
 }
 
-/* A length of time as the unit an operator reads: days, else hours, minutes or seconds. */
-static void s_span(int64_t secs, char *out, size_t len)
-{
-    static const struct {
-        int64_t n;
-        const char *unit;
-    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
-    size_t u = 0;
-    while (u + 1 < sizeof(units) / sizeof(units[0]) && secs < units[u].n)
-        u++;
-    long long n = (long long)(secs / units[u].n);
-    snprintf(out, len, "%lld %s%s", n, units[u].unit, n == 1 ? "" : "s");
-}
-
 /* YYYY-MM-DD (UTC) of a Unix time, "-" when unknown (0). */
 static void s_date(int64_t t, char *out, size_t len)
 {
@@ -424,7 +411,7 @@ static void s_rotation(int64_t due, int64_t now, int64_t warn, bool always, char
     out[0] = '\0';
     if (due <= 0)
         return;
-    s_span(now >= due ? now - due : due - now, span, sizeof(span));
+    kpk_span_text(now >= due ? now - due : due - now, span, sizeof(span));
     if (now >= due)
         *warning = "rotation overdue";
     else if (now >= due - warn)

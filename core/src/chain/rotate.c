@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <keyplane/kit/clock.h>
+
 #include "chain/state.h"
 
 /* A chain that never rotated has no document: the version wrap uses is its active one and the
@@ -305,12 +307,15 @@ kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy, const char *chai
                                "refusing to retire %s v%u: when it stopped being active is not "
                                "recorded, so the retention window may still need it",
                                chain, version);
-        else
+        else {
+            char window[32], left[32];
+            kpk_span_text(v->c->retention, window, sizeof(window));
+            kpk_span_text(x->active_until + v->c->retention - now, left, sizeof(left));
             st = kp__set_error(ctx, KP_ERR_DENIED,
-                               "refusing to retire %s v%u: the retention window (%lld s) still "
-                               "needs it for %lld s more",
-                               chain, version, (long long)v->c->retention,
-                               (long long)(x->active_until + v->c->retention - now));
+                               "refusing to retire %s v%u: the retention window (%s) still "
+                               "needs it for %s more",
+                               chain, version, window, left);
+        }
     } else if (x->state != KP_VSTATE_RETIRED) {
         x->state = KP_VSTATE_RETIRED;
         st = kp__state_store(ctx, &v->d, &v->s);

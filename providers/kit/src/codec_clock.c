@@ -1,7 +1,9 @@
 /*
  * The monotonic clock behind every elapsed-time measurement of the tree (keyplane/kit/clock.h):
- * one place that names CLOCK_MONOTONIC, so no copy can drift to the wall clock.
+ * one place that names CLOCK_MONOTONIC, so no copy can drift to the wall clock; and spans of
+ * time in days, hours, minutes or seconds for messages (the core's and the command's alike).
  */
+#include <stdio.h>
 #include <time.h>
 
 #include <keyplane/kit/clock.h>
@@ -18,4 +20,19 @@ uint64_t kpk_clock_ns(void)
 double kpk_clock_ms(void)
 {
     return (double)kpk_clock_ns() / 1e6;
+}
+
+void kpk_span_text(int64_t secs, char *out, size_t len)
+{
+    static const struct {
+        int64_t n;
+        const char *unit;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    if (secs < 0)
+        secs = 0;
+    size_t u = 0;
+    while (u + 1 < sizeof(units) / sizeof(units[0]) && secs < units[u].n)
+        u++;
+    long long n = (long long)(secs / units[u].n);
+    snprintf(out, len, "%lld %s%s", n, units[u].unit, n == 1 ? "" : "s");
 }
