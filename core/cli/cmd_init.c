@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <keyplane/kit/codec.h>
 
 #include "cli.h"
 
@@ -21,17 +22,6 @@ kp_status kp_cli_init_instance(kp_cli *cli, const char *name)
         st = kp_instance_init(inst);
     kp_instance_close(inst);
     return st;
-}
-
-/* The last error's text without a leading "NAME: " (the instance's own words; the line names
- * the instance already). */
-static const char *s_detail(kp_cli *cli, const char *name)
-{
-    const char *why = kp_ctx_last_error(cli->ctx);
-    size_t len = strlen(name);
-    if (strncmp(why, name, len) == 0 && strncmp(why + len, ": ", 2) == 0)
-        why += len + 2;
-    return why;
 }
 
 /* Initialises one instance and says how it went; false when it did not end initialised. */
@@ -49,7 +39,8 @@ static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
                               result, "ok", ok);
         if (st != KP_OK) {
             json_object_set_new(o, "status", json_string(kp_status_name(st)));
-            json_object_set_new(o, "detail", kp_cli_jstr(s_detail(cli, name)));
+            json_object_set_new(o, "detail",
+                                kp_cli_jstr(kpk_after_name(kp_ctx_last_error(cli->ctx), name)));
         }
         json_array_append_new(out, o);
     } else if (st == KP_ERR_UNSUPPORTED) {
@@ -60,7 +51,7 @@ static bool s_init_one(kp_cli *cli, const char *name, json_t *out, int *rc)
     } else if (ok) {
         kp_cli_info(cli, stdout, "%s: %s\n", name, result);
     } else {
-        kp_cli_error(st, "init %s: %s", name, s_detail(cli, name));
+        kp_cli_error(st, "init %s: %s", name, kpk_after_name(kp_ctx_last_error(cli->ctx), name));
     }
     if (!ok && *rc == KP_EXIT_OK)
         *rc = kp_cli_exit_code(st);

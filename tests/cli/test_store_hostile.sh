@@ -50,7 +50,7 @@ mkfifo "$T/a/keys/tde/1/meta.json"
 tkp 1 $P verify
 expect_in "$T/err" "gap: tde v1 in region-a: UNREACHABLE: $T/a/keys/tde/1/meta.json is not a regular file"
 tkp 0 $P unwrap --in "$T/dek.env2" --out "$T/dek.3"
-expect_in "$T/err" "unwrap with region-a failed (region-a: $T/a/keys/tde/1/meta.json is not a regular file"
+expect_in "$T/err" "unwrap with region-a failed: $T/a/keys/tde/1/meta.json is not a regular file"
 expect_in "$T/err" "unwrapped 32-byte DEK of chain tde in region-b"
 cmp -s "$T/dek" "$T/dek.3" || fail "failover unwrap gave another DEK"
 # The origin cannot confirm the version: wrap refuses unless the operator names the store.

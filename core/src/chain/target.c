@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "base/util.h"
 #include "chain/discovery.h"
 
@@ -27,11 +29,8 @@ kp_status kp__target_answered(kp_ctx *ctx, kp__target *t, kp_status st)
     t->status = st;
     if (st != KP_OK) {
         /* The instance's own words; findings and cells name the instance already. */
-        const char *why = kp_ctx_last_error(ctx);
-        size_t len = strlen(t->name);
-        if (strncmp(why, t->name, len) == 0 && strncmp(why + len, ": ", 2) == 0)
-            why += len + 2;
-        snprintf(t->detail, sizeof(t->detail), "%s", why);
+        snprintf(t->detail, sizeof(t->detail), "%s",
+                 kpk_after_name(kp_ctx_last_error(ctx), t->name));
         t->nheld = 0;
     }
     return st == KP_ERR_NOMEM ? st : KP_OK;

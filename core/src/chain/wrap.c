@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "chain/state.h"
 
 /* The chain's keystores to try: replica alone (checked to belong to the chain), or all but
@@ -355,8 +357,8 @@ kp_status kp_chain_unwrap_used(kp_ctx *ctx, const kp_policy *policy, const kp_en
             snprintf(worst_why, sizeof(worst_why), "%s", kp_ctx_last_error(ctx));
         }
         if (i + 1 < n)
-            kp__log(ctx, KP_LOG_WARN, "unwrap with %s failed (%s); failing over to %s", cands[i],
-                    kp_ctx_last_error(ctx), cands[i + 1]);
+            kp__log(ctx, KP_LOG_WARN, "unwrap with %s failed: %s; failing over to %s", cands[i],
+                    kpk_after_name(kp_ctx_last_error(ctx), cands[i]), cands[i + 1]);
         size_t len = strlen(failures);
         snprintf(failures + len, sizeof(failures) - len, "%s%s: %s", len > 0 ? "; " : "", cands[i],
                  kp_strerror(st));

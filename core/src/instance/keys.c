@@ -140,7 +140,7 @@ kp_status kp_key_info_get(kp_instance *inst, const char *name, uint32_t version,
     if (st == KP_ERR_NOT_FOUND) {
         /* keep what the plugin said beyond "not found" (where it looked; a soft-deleted key) */
         char why[KP_ERRBUF];
-        snprintf(why, sizeof(why), "%s", kp_ctx_last_error(inst->ctx));
+        snprintf(why, sizeof(why), "%s", kpk_after_name(kp_ctx_last_error(inst->ctx), inst->name));
         return kp__set_error(inst->ctx, st, "%s: no key %s%s%.0u%s%s%s", inst->name, name,
                              version != 0 ? " v" : "", version, why[0] != '\0' ? " (" : "", why,
                              why[0] != '\0' ? ")" : "");

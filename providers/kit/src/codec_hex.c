@@ -96,3 +96,11 @@ bool kpk_plugin_name_valid(const char *name)
     return len > 0 && len <= KPK_PLUGIN_NAME_MAX &&
            strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == len;
 }
+
+const char *kpk_after_name(const char *text, const char *name)
+{
+    size_t len = strlen(name);
+    if (strncmp(text, name, len) == 0 && strncmp(text + len, ": ", 2) == 0)
+        return text + len + 2;
+    return text;
+}

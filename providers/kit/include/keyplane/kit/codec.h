@@ -13,7 +13,8 @@
  * - the key fingerprint: lower-case hex SHA-256 of the SubjectPublicKeyInfo DER, the one form a
  *   version's identity takes everywhere (kp_key_info.fingerprint, envelopes, state documents).
  * - name checks: the key/secret name rule of the provider ABI, and the plugin name rule of the
- *   loader (docs/abi.md), so the loader and the conformance kit hold a plugin to one rule.
+ *   loader (docs/abi.md), so the loader and the conformance kit hold a plugin to one rule; and a
+ *   message's leading "NAME: " taken off where the line names NAME already.
  */
 #ifndef KEYPLANE_KIT_CODEC_H
 #define KEYPLANE_KIT_CODEC_H
@@ -87,6 +88,10 @@ bool kpk_key_name_valid(const char *name);
 /** True when name is a plugin name: 1..KPK_PLUGIN_NAME_MAX of [a-z0-9_-] (the NAME of the
  *  plugin file NAME.so and of kp_plugin_info.name). */
 bool kpk_plugin_name_valid(const char *name);
+
+/** text without a leading "NAME: " (an instance's message about itself, on a line that names
+ *  the instance already), else text itself. */
+const char *kpk_after_name(const char *text, const char *name);
 
 #ifdef __cplusplus
 }
