@@ -657,14 +657,18 @@ static void test_param_desc_names(void **state)
     assert_string_equal(buf, "none");
     kpk_param_names(NULL, buf, sizeof(buf));
     assert_string_equal(buf, "none");
-    /* A buffer too small: cut to fit, always terminated. */
+    /* A buffer too small: whole names, then "..." for the rest, never a cut name (one that
+     * does not exist); always terminated. */
+    char part[24];
+    kpk_param_names(descs, part, sizeof(part));
+    assert_string_equal(part, "path, passphrase, ...");
     char small[8];
     memset(small, 'x', sizeof(small));
     kpk_param_names(descs, small, sizeof(small));
-    assert_string_equal(small, "path, p");
-    char five[5];
-    kpk_param_names(descs, five, sizeof(five));
-    assert_string_equal(five, "path");
+    assert_string_equal(small, "...");
+    char three[3];
+    kpk_param_names(descs, three, sizeof(three));
+    assert_string_equal(three, "");
 }
 
 /* The one HTTP status map and the endpoint URL rule of the kit. */

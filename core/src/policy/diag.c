@@ -54,7 +54,7 @@ void kp__diag_add(kp_diag_list *l, unsigned line, unsigned column, const char *f
         }
         return;
     }
-    char buf[512];
+    char buf[1536];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);

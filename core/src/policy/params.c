@@ -136,7 +136,7 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
             continue;
         const kp_param_desc *d = kpk_param_desc(descs, key);
         if (d == NULL) {
-            char acc[256], hint[96];
+            char acc[1024], hint[96];
             const char *names[KP__YMAP_MAX];
             size_t nnames = 0;
             for (const kp_param_desc *e = descs;

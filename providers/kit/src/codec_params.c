@@ -19,13 +19,22 @@ const kp_param_desc *kpk_param_desc(const kp_param_desc *descs, const char *name
 
 void kpk_param_names(const kp_param_desc *descs, char *buf, size_t len)
 {
+    /* A name that does not fit whole ends the list with "...": a cut name would be one that
+     * does not exist, and read as the one to copy. */
     buf[0] = '\0';
+    size_t n = 0;
     for (const kp_param_desc *d = descs; d != NULL && d->name != NULL; d++) {
-        if (buf[0] != '\0')
-            strncat(buf, ", ", len - strlen(buf) - 1);
-        strncat(buf, d->name, len - strlen(buf) - 1);
+        const char *sep = n > 0 ? ", " : "";
+        size_t add = strlen(sep) + strlen(d->name);
+        bool last = d[1].name == NULL;
+        if (n + add + (last ? 0 : 5) >= len) {
+            if (n + strlen(sep) + 3 < len)
+                n += (size_t)snprintf(buf + n, len - n, "%s...", sep);
+            break;
+        }
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", sep, d->name);
     }
-    if (buf[0] == '\0')
+    if (descs == NULL || descs[0].name == NULL)
         snprintf(buf, len, "none");
 }
 

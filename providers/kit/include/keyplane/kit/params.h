@@ -19,8 +19,9 @@ extern "C" {
  *  NULL), or NULL when there is none. */
 const kp_param_desc *kpk_param_desc(const kp_param_desc *descs, const char *name);
 
-/** The names descs accepts as "a, b, c" ("none" when it has none) into buf (len bytes,
- *  truncated to fit), for a message that refuses an unknown param. */
+/** The names descs accepts as "a, b, c" ("none" when it has none) into buf (len bytes; what
+ *  does not fit ends in "...", never a cut name), for a message that refuses an unknown
+ *  param. */
 void kpk_param_names(const kp_param_desc *descs, char *buf, size_t len);
 
 /** The one spelling of a boolean, for policy values, plugin params and command options alike:
