@@ -1,6 +1,7 @@
 /*
  * keyplane: the command-line front end of libkeyplane.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -27,7 +28,10 @@ static const kp_cli_cmd s_cmds[] = {
     {"rotate", "stage a new protector version everywhere, then activate it", kp_cmd_rotate},
     {"retire", "mark a previous version retired once the retention window allows", kp_cmd_retire},
     {"rewrap", "move envelopes to the chain's active version", kp_cmd_rewrap},
-    {"key", "create, generate, import, list keys and export public keys", kp_cmd_key},
+    {"key",
+     "one instance's keys: create, generate, import, list, replicate, export (public, PKCS#8, "
+     "BYOK), backup and restore-backup",
+     kp_cmd_key},
     {"wrap", "wrap a DEK with a chain's protector into an envelope", kp_cmd_wrap},
     {"unwrap", "unwrap an envelope, failing over across the chain's replicas", kp_cmd_unwrap},
 };
@@ -334,11 +338,9 @@ int main(int argc, char **argv)
             mode_t old = umask(077);
             cli.audit = fopen(audit_path, "a");
             umask(old);
-            if (cli.audit == NULL) {
-                perror(audit_path);
-                kp_cli_note_error(KP_ERR_IO, "cannot open the audit file %s", audit_path);
-                rc = KP_EXIT_BACKEND;
-            }
+            if (cli.audit == NULL)
+                rc = kp_cli_error(KP_ERR_IO, "cannot open the audit file %s: %s", audit_path,
+                                  strerror(errno));
         }
         kp_ctx_set_audit(cli.ctx, cli.audit);
         if (rc == KP_EXIT_OK && s_audit_command(&cli, argc - optind, argv + optind) != KP_OK)

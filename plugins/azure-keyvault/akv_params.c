@@ -47,7 +47,8 @@ const kp_param_desc kp_akv_param_list[] = {
     S_OPT("key_prefix", KP_PARAM_STRING, "prefix of the vault key names (letters, digits, -)"),
     S_OPT("hsm", KP_PARAM_BOOL, "create keys as RSA-HSM (premium vaults, Managed HSM)"),
     S_OPT("verify_challenge_resource", KP_PARAM_BOOL,
-          "require the challenge's resource to be a parent domain of the vault (default true)"),
+          "require every host the challenge names (resource and scope) to be the vault's or a "
+          "parent domain of it (default true)"),
     S_OPT("ca_bundle", KP_PARAM_PATH, "PEM file of trusted CAs (default: the system store)"),
     S_INT("timeout_ms", 100, 600000, "time limit of one request (default 30000)"),
     S_INT("connect_timeout_ms", 100, 600000, "connect time limit (default 5000)"),

@@ -40,6 +40,11 @@ expect_error 2 KP_ERR_INVALID_ARG usage "invalid option '--bogus' (see 'keyplane
     --json --bogus check
 expect_error 2 KP_ERR_INVALID_ARG usage "check: bad option '--bogus'" $P check --bogus --json
 expect_error 2 KP_ERR_INVALID_ARG usage "apply: bad option '--workers'" $P apply --json --workers
+# an audit file that cannot be opened: the reason, in the keyplane form, and exit 8
+expect_error 8 KP_ERR_IO backend "cannot open the audit file $T/none/a.log: No such file or directory" \
+    --audit "$T/none/a.log" plugins --json
+expect_rc 8 --audit "$T/none/a.log" plugins
+expect_in "$T/err" "keyplane: error: cannot open the audit file $T/none/a.log: No such file or directory"
 # an option is named without the value given with it: a value may be a secret
 expect_error 2 KP_ERR_INVALID_ARG usage "wrap: bad option '--passphrase'" $P wrap --json --passphrase=Hunter2Secret
 expect_error 2 KP_ERR_INVALID_ARG usage "wrap: bad option '--help'" $P wrap --json --help=Hunter2Secret
