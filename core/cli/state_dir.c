@@ -49,31 +49,43 @@ static bool s_dir(char *buf, size_t len)
 
 /* mkdir -p with mode 0700 for every directory it makes; then the directory must be ours and
  * closed to others. */
-static kp_status s_make_dir(const char *dir)
+static kp_status s_make_dir(const char *dir, char *why, size_t len)
 {
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof(path), "%s", dir) >= sizeof(path))
+    if ((size_t)snprintf(path, sizeof(path), "%s", dir) >= sizeof(path)) {
+        snprintf(why, len, "path too long");
         return KP_ERR_INVALID_ARG;
+    }
     for (char *p = path + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            snprintf(why, len, "cannot create %s: %s", path, strerror(errno));
             return KP_ERR_IO;
+        }
         *p = c;
         if (c == '\0')
             break;
     }
     struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return KP_ERR_IO;
-    if (!S_ISDIR(sb.st_mode)) {
-        errno = ENOTDIR;
+    if (stat(dir, &sb) != 0) {
+        snprintf(why, len, "%s", strerror(errno));
         return KP_ERR_IO;
     }
-    if (sb.st_uid != geteuid() || (sb.st_mode & 022) != 0) {
-        errno = EPERM;
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(why, len, "not a directory");
+        return KP_ERR_IO;
+    }
+    if (sb.st_uid != geteuid()) {
+        snprintf(why, len, "owned by uid %u, not by the user running keyplane (uid %u)",
+                 (unsigned)sb.st_uid, (unsigned)geteuid());
+        return KP_ERR_DENIED;
+    }
+    if ((sb.st_mode & 022) != 0) {
+        snprintf(why, len, "writable by %s (mode %04o): only its owner may write there",
+                 (sb.st_mode & 002) != 0 ? "others" : "its group", (unsigned)(sb.st_mode & 07777));
         return KP_ERR_DENIED;
     }
     return KP_OK;
@@ -112,11 +124,10 @@ kp_status kp_cli_state_path(kp_cli *cli, const char *ext, char *buf, size_t len)
                            strerror(errno));
         return KP_ERR_IO;
     }
-    kp_status st = s_make_dir(dir);
+    char why[PATH_MAX + 128];
+    kp_status st = s_make_dir(dir, why, sizeof(why));
     if (st != KP_OK) {
-        (void)kp_cli_error(st, "state directory %s: %s", dir,
-                           st == KP_ERR_DENIED ? "owned by another user or writable by others"
-                                               : strerror(errno));
+        (void)kp_cli_error(st, "state directory %s: %s", dir, why);
         return st;
     }
     unsigned char md[EVP_MAX_MD_SIZE];

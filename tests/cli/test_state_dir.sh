@@ -73,13 +73,13 @@ cmp -s "$T/dev.before" "$T/dev.after" || fail "files appeared in /dev: $(comm -1
 # --- Refused: a state directory others may write to -------------------------------------------
 mkdir -m 777 "$T/open"
 expect_rc 4 --policy "$T/policy.yaml" --state-dir "$T/open" apply
-expect_in "$T/err" "keyplane: error: state directory $T/open: owned by another user or writable by others"
+expect_in "$T/err" "keyplane: error: state directory $T/open: writable by others (mode 0777): only its owner may write there"
 [ -z "$(ls "$T/open")" ] || fail "files written into a world-writable state directory: $(ls "$T/open")"
 # a group-writable one is no better, and no command falls back to running unlocked
 mkdir -m 770 "$T/group"
 find "$T/a" "$T/b" -type f | sort >"$T/files.before"
 expect_rc 4 --policy "$T/policy.yaml" --state-dir "$T/group" rotate c --stage
-expect_in "$T/err" "keyplane: error: state directory $T/group: owned by another user or writable by others"
+expect_in "$T/err" "keyplane: error: state directory $T/group: writable by its group (mode 0770): only its owner may write there"
 expect_rc 4 --policy "$T/policy.yaml" --state-dir "$T/group" init
 find "$T/a" "$T/b" -type f | sort >"$T/files.after"
 cmp -s "$T/files.before" "$T/files.after" || fail "a command ran without its lock: $(comm -13 "$T/files.before" "$T/files.after")"
