@@ -293,11 +293,8 @@ int main(int argc, char **argv)
         case 'h':
             s_usage(stdout);
             return KP_EXIT_OK;
-        default: /* getopt named the option on stderr */
-            s_usage(stderr);
-            kp_cli_note_error(KP_ERR_INVALID_ARG, "invalid option '%s' (see 'keyplane --help')",
-                              argv[optind - 1]);
-            return kp_cli_finish(&cli, KP_EXIT_USAGE);
+        default: /* getopt said why on stderr; the usage line names the option, not a value */
+            return kp_cli_finish(&cli, kp_cli_bad_option("", argv));
         }
     }
     if (optind >= argc) {

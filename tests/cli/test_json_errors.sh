@@ -36,8 +36,12 @@ PY
 expect_error 2 KP_ERR_INVALID_ARG usage "unknown command 'nosuch'" --json nosuch
 expect_error 2 KP_ERR_INVALID_ARG usage "unknown command 'nosuch'" nosuch --json
 expect_error 2 KP_ERR_INVALID_ARG usage "no command given (see 'keyplane --help')" --json
-expect_error 2 KP_ERR_INVALID_ARG usage "invalid option '--bogus' (see 'keyplane --help')" \
-    --json --bogus check
+expect_error 2 KP_ERR_INVALID_ARG usage "bad option '--bogus'" --json --bogus check
+expect_error 2 KP_ERR_INVALID_ARG usage "bad option '--bogus'" --json --bogus=Hunter2Secret check
+expect_rc 2 --bogus check
+expect_in "$T/err" "keyplane: bad option '--bogus'"
+expect_in "$T/err" "Try 'keyplane --help'."
+[ "$(wc -l <"$T/err")" -le 3 ] || fail "a bad global option printed $(wc -l <"$T/err") lines, not a short usage error" 
 expect_error 2 KP_ERR_INVALID_ARG usage "check: bad option '--bogus'" $P check --bogus --json
 expect_error 2 KP_ERR_INVALID_ARG usage "apply: bad option '--workers'" $P apply --json --workers
 # an audit file that cannot be opened: the reason, in the keyplane form, and exit 8
