@@ -29,7 +29,7 @@ void kpk_param_names(const kp_param_desc *descs, char *buf, size_t len)
         bool last = d[1].name == NULL;
         if (n + add + (last ? 0 : 5) >= len) {
             if (n + strlen(sep) + 3 < len)
-                n += (size_t)snprintf(buf + n, len - n, "%s...", sep);
+                snprintf(buf + n, len - n, "%s...", sep);
             break;
         }
         n += (size_t)snprintf(buf + n, len - n, "%s%s", sep, d->name);
