@@ -5,10 +5,15 @@
  *
  * Words, one thing each (docs/file-plugin.md uses the same):
  *   the directory   what the `path` param names: everything an instance keeps is below it
- *   the header      keyplane-store.json in the directory: salt, iterations, passphrase check;
+ *   the header      keyplane-store.json in the directory: the store key encrypted under the
+ *                   passphrase (format 2) or a salt (format 1), iterations, a check value;
  *                   written by INSTANCE_INIT only, it is what makes a directory a store (an
  *                   initialised one); without it every call is KP_ERR_UNAVAILABLE
- *   the master key  derived from the passphrase and the header's salt; encrypts secret values
+ *   the store key   format 2: 32 random bytes, kept in the header under the passphrase (one
+ *                   PBKDF2 per instance); written as 64 hex digits it is the password of every
+ *                   private.p8, and HKDF of it the key of secret values
+ *   the master key  format 1: derived from the passphrase and the header's salt; encrypts secret
+ *                   values (private.p8 files use the passphrase itself)
  *   keystore        the KS_* functions (keys/), secret store the SS_* functions (secrets/)
  *   a file store    what the params' help and the messages an operator reads call one instance
  *                   (that is, its directory); those texts, like on-disk names, stay as they are
@@ -45,6 +50,21 @@
 #define KP_FILE_CHECK_TEXT "keyplane-file-store-check"
 
 #define KP_FILE_SALT_LEN 16
+/* Format 2's store key: KP_FILE_SK_LEN random bytes, written as KP_FILE_SK_HEX lower-case hex
+ * digits, sealed in `openssl enc -aes-256-cbc -pbkdf2 -md sha256` form: "Salted__", an 8-byte
+ * salt, and the CBC ciphertext of the 64 digits (80 bytes with the padding). */
+#define KP_FILE_SK_LEN 32
+#define KP_FILE_SK_HEX 64
+#define KP_FILE_ENC_MAGIC "Salted__"
+#define KP_FILE_ENC_MAGIC_LEN 8
+#define KP_FILE_ENC_SALT_LEN 8
+#define KP_FILE_SK_SEALED (KP_FILE_ENC_MAGIC_LEN + KP_FILE_ENC_SALT_LEN + KP_FILE_SK_HEX + 16)
+/* HKDF-SHA256 labels (info) of the keys derived from the store key. */
+#define KP_FILE_SK_VALUES "keyplane-file-store values"
+#define KP_FILE_SK_CHECK "keyplane-file-store check"
+/* PBKDF2 iterations of a format 2 private.p8: its password is the store key, 256 random bits,
+ * which no iteration count makes harder to guess. */
+#define KP_FILE_P8_ITER_SK 1
 #define KP_FILE_KEY_LEN 32 /* AES-256 */
 #define KP_FILE_GCM_IV_LEN 12
 #define KP_FILE_GCM_TAG_LEN 16
@@ -76,16 +96,25 @@ typedef struct kp_file_cached_key {
     EVP_PKEY *pkey;
 } kp_file_cached_key;
 
+/** What the header opens to (kp_file_unlock), derived once per instance and fixed afterwards. */
+typedef struct kp_file_keys {
+    int format;        /* the header's version: 1 or 2 */
+    kp_secret *values; /* AES-256-GCM key of secret values (format 1: the master key) */
+    const char *magic; /* the first 4 bytes of value.enc: "KPS1" (format 1) or "KPS2" */
+    kp_secret
+        *p8_pass;     /* format 2: the store key's 64 hex digits; format 1: NULL, the passphrase */
+    uint32_t p8_iter; /* PBKDF2 iterations of new private.p8 files */
+} kp_file_keys;
+
 /** One open directory. */
 typedef struct kp_file_inst {
     const kp_file_up *up;
     kp_core_handle *h;
-    char *dir;             /* the directory (the path param), no trailing slash */
-    kp_secret *pass;       /* our own copy of the passphrase */
-    uint32_t kdf_iter;     /* from the param; used only by INIT, which writes the header */
-    pthread_mutex_t lock;  /* guards the members below */
-    kp_secret *master_key; /* NULL until derived; never changes afterwards */
-    uint32_t header_iter;  /* iterations recorded in the header, once loaded */
+    char *dir;            /* the directory (the path param), no trailing slash */
+    kp_secret *pass;      /* our own copy of the passphrase */
+    uint32_t kdf_iter;    /* from the param; used only by INIT, which writes the header */
+    pthread_mutex_t lock; /* guards the members below */
+    kp_file_keys *keys;   /* NULL until the header is opened; never changes afterwards */
     kp_file_cached_key *cache;
 } kp_file_inst;
 
@@ -199,20 +228,18 @@ typedef kp_status (*kp_file_fill_fn)(kp_file_inst *fi, const char *dir, uint32_t
 kp_status kp_file_commit_version(kp_file_inst *fi, const char *parent, uint32_t want,
                                  kp_file_fill_fn fill, void *arg, uint32_t *version);
 
-/* The header and the master key (file_header.c) ------------------------------------------- */
+/* The header and the keys it opens to (file_header.c) ------------------------------------- */
 
 /** KP_OK when the directory is an initialised store (its header is there); else
  *  KP_ERR_UNAVAILABLE with the line that says the store is not initialised, and how to bring it
  *  back or create it. Every ABI call on a store starts with it: a missing store is unreachable,
  *  never empty. */
 kp_status kp_file_ready(kp_file_inst *fi);
-/** Derives (once) the master key from the header, after kp_file_ready (every call):
- * KP_ERR_UNAVAILABLE when the store is not initialised. *key is borrowed from the instance and
- * valid until close. */
-kp_status kp_file_master_key(kp_file_inst *fi, const kp_secret **key);
-/** Iterations for new private.p8 files (the header's); valid after kp_file_master_key
- *  succeeded. */
-uint32_t kp_file_header_iterations(kp_file_inst *fi);
+/** Opens (once per instance: the one PBKDF2 of the store) the header with the passphrase, after
+ *  kp_file_ready (every call): KP_ERR_UNAVAILABLE when the store is not initialised, KP_ERR_AUTH
+ *  for another passphrase. *keys is borrowed from the instance and valid until close. */
+kp_status kp_file_unlock(kp_file_inst *fi, const kp_file_keys **keys);
+void kp_file_keys_free(kp_file_inst *fi, kp_file_keys *keys);
 
 /* Crypto (file_crypto.c) ------------------------------------------------------------------ */
 
@@ -229,12 +256,26 @@ kp_status kp_file_gcm_seal(kp_file_inst *fi, const kp_secret *key, const void *a
  *  KP_ERR_INTEGRITY WITHOUT error text when authentication fails: the caller names the object. */
 kp_status kp_file_gcm_open(kp_file_inst *fi, const kp_secret *key, const void *aad, size_t aadlen,
                            const uint8_t *in, size_t inlen, uint8_t *pt);
-/** PKCS#8 EncryptedPrivateKeyInfo DER: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC. */
-kp_status kp_file_p8_encrypt(kp_file_inst *fi, EVP_PKEY *pkey, uint32_t iter, uint8_t **der,
-                             size_t *len);
-/** Decrypts private.p8 with the passphrase; KP_ERR_AUTH (text names what) when it fails. */
-kp_status kp_file_p8_decrypt(kp_file_inst *fi, const char *what, const uint8_t *der, size_t len,
-                             EVP_PKEY **pkey);
+/** PKCS#8 EncryptedPrivateKeyInfo DER: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC, under keys'
+ *  private.p8 password and iterations. */
+kp_status kp_file_p8_encrypt(kp_file_inst *fi, const kp_file_keys *keys, EVP_PKEY *pkey,
+                             uint8_t **der, size_t *len);
+/** Decrypts private.p8 with keys' password: KP_ERR_AUTH (format 1: the passphrase is wrong) or
+ *  KP_ERR_INTEGRITY (format 2: the file was not written under this store's key), text naming
+ *  what, when it fails. */
+kp_status kp_file_p8_decrypt(kp_file_inst *fi, const kp_file_keys *keys, const char *what,
+                             const uint8_t *der, size_t len, EVP_PKEY **pkey);
+/** Seals the store key's hex text under pass into out (KP_FILE_SK_SEALED bytes), as
+ *  `openssl enc -aes-256-cbc -pbkdf2 -md sha256 -iter iter` would. */
+kp_status kp_file_sk_seal(kp_file_inst *fi, const kp_secret *pass, uint32_t iter,
+                          const kp_secret *text, uint8_t *out);
+/** Opens what kp_file_sk_seal wrote; KP_ERR_AUTH without text when pass is not the one (or the
+ *  bytes were changed), KP_ERR_INTEGRITY without text when in is not a sealed store key. */
+kp_status kp_file_sk_open(kp_file_inst *fi, const kp_secret *pass, uint32_t iter, const uint8_t *in,
+                          size_t inlen, kp_secret **text);
+/** HKDF-SHA256 of the store key (its hex text decoded), info label, 32 bytes. */
+kp_status kp_file_sk_derive(kp_file_inst *fi, const kp_secret *text, const char *label,
+                            kp_secret **key);
 
 /* Keys on disk (file_keys.c) -------------------------------------------------------------- */
 

@@ -179,18 +179,18 @@ static kp_status s_matches_public(kp_file_inst *fi, const char *name, uint32_t v
 static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
 {
     char path[KP_FILE_PATH_MAX], what[KP_NAME_MAX + 32];
-    const kp_secret *key;
+    const kp_file_keys *keys;
     uint8_t *der;
     size_t len;
     kp_status st = KP_OK;
 
     /* Verifying the header's check value first turns a wrong passphrase into the same clear
      * message everywhere. */
-    KP_GUARD(kp_file_master_key(fi, &key));
+    KP_GUARD(kp_file_unlock(fi, &keys));
     KP_GUARD(s_key_file(fi, name, version, "private.p8", path, sizeof(path)));
     KP_GUARD(kp_file_read(fi, path, KP_FILE_DER_MAX, &der, &len));
     snprintf(what, sizeof(what), "key %s v%u", name, version);
-    st = kp_file_p8_decrypt(fi, what, der, len, pkey);
+    st = kp_file_p8_decrypt(fi, keys, what, der, len, pkey);
     free(der); /* ciphertext: no need to cleanse */
     if (st == KP_OK && !EVP_PKEY_is_a(*pkey, "RSA")) {
         EVP_PKEY_free(*pkey);

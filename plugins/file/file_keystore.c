@@ -70,7 +70,7 @@ static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pke
     unsigned char *spki = NULL;
     s_new_key nk;
     uint32_t version = 0;
-    const kp_secret *key;
+    const kp_file_keys *keys;
     kp_key_info full;
     kp_status st = KP_OK;
     int n;
@@ -90,7 +90,7 @@ static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pke
                          spec->name, nk.info.fingerprint, spec->fingerprint);
     /* The passphrase must open the header first, so keys and secrets share one. */
     if (st == KP_OK)
-        st = kp_file_master_key(fi, &key);
+        st = kp_file_unlock(fi, &keys);
     if (st == KP_OK)
         st = kp_file_object_dir(fi, "key", spec->name, parent, sizeof(parent));
     if (st == KP_OK) {
@@ -100,7 +100,7 @@ static kp_status s_save(kp_file_inst *fi, const kp_key_spec *spec, EVP_PKEY *pke
         nk.info.flags = spec->flags & KP_KEY_EXPORTABLE;
         nk.info.state = KP_KEY_ENABLED;
         nk.info.created = (int64_t)time(NULL);
-        st = kp_file_p8_encrypt(fi, pkey, kp_file_header_iterations(fi), &nk.p8, &nk.p8len);
+        st = kp_file_p8_encrypt(fi, keys, pkey, &nk.p8, &nk.p8len);
     }
     if (st == KP_OK)
         st = kp_file_commit_version(fi, parent, spec->version, s_fill, &nk, &version);

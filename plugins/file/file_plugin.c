@@ -151,7 +151,7 @@ static void s_close(void *inst)
     if (fi == NULL)
         return;
     kp_file_cache_free(fi);
-    fi->up->secret_free(fi->master_key);
+    kp_file_keys_free(fi, fi->keys);
     fi->up->secret_free(fi->pass);
     free(fi->dir);
     pthread_mutex_destroy(&fi->lock);
@@ -391,8 +391,8 @@ static kp_status s_check_perms(kp_file_inst *fi, char *detail, size_t size)
 
 static kp_status s_check_pass(kp_file_inst *fi, char *detail, size_t size)
 {
-    const kp_secret *key;
-    kp_status st = kp_file_master_key(fi, &key);
+    const kp_file_keys *keys;
+    kp_status st = kp_file_unlock(fi, &keys);
 
     if (st == KP_OK)
         snprintf(detail, size, "passphrase opens %s/%s", fi->dir, KP_FILE_HEADER);

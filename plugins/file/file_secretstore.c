@@ -1,8 +1,10 @@
 /*
  * Secret store of the file plugin: secrets/<name>/<N>/{value.enc, meta.json}.
  *
- * value.enc = "KPS1" | IV (12) | AES-256-GCM ciphertext | tag (16) under the master key, with
+ * value.enc = magic | IV (12) | AES-256-GCM ciphertext | tag (16) under the values key, with
  * "<name>/<version>" as AAD so a value moved to another name or version fails authentication.
+ * The magic says which key: "KPS2" the one derived from a format 2 store key, "KPS1" a format 1
+ * store's master key (kp_file_keys).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,6 @@
 
 #include "file_internal.h"
 
-#define S_MAGIC "KPS1"
 #define S_MAGIC_LEN 4
 #define S_META_MAX 32     /* pairs per version */
 #define S_META_KEY_MAX 64 /* bytes */
@@ -22,7 +23,7 @@ typedef struct s_put {
     const kp_secret *value;
     const kp_meta *meta;
     size_t nmeta;
-    const kp_secret *key;
+    const kp_file_keys *keys;
     int64_t created;
 } s_put;
 
@@ -68,8 +69,8 @@ static kp_status s_fill(kp_file_inst *fi, const char *dir, uint32_t version, voi
     snprintf(aad, sizeof(aad), "%s/%u", sp->name, version);
     if ((enc = malloc(enclen)) == NULL)
         return kp_file_err(fi, KP_ERR_NOMEM, "out of memory storing secret %s", sp->name);
-    memcpy(enc, S_MAGIC, S_MAGIC_LEN);
-    st = kp_file_gcm_seal(fi, sp->key, aad, strlen(aad), up->secret_cdata(sp->value), len,
+    memcpy(enc, sp->keys->magic, S_MAGIC_LEN);
+    st = kp_file_gcm_seal(fi, sp->keys->values, aad, strlen(aad), up->secret_cdata(sp->value), len,
                           enc + S_MAGIC_LEN);
     if (st == KP_OK)
         st = kp_file_path(fi, path, sizeof(path), "%s/value.enc", dir);
@@ -119,7 +120,7 @@ kp_status kp_file_ss_put(void *inst, const char *name, const kp_secret *value, c
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "secret %s: value larger than %u bytes", name,
                            KP_FILE_SECRET_MAX);
     KP_GUARD(s_check_meta(fi, meta, nmeta));
-    KP_GUARD(kp_file_master_key(fi, &sp.key)); /* KP_ERR_UNAVAILABLE when not initialised */
+    KP_GUARD(kp_file_unlock(fi, &sp.keys)); /* KP_ERR_UNAVAILABLE when not initialised */
     KP_GUARD(kp_file_commit_version(fi, parent, 0, s_fill, &sp, version));
     kp_logf(fi->up, fi->h, KP_LOG_DEBUG, "stored secret %s v%u in %s", name, *version, fi->dir);
     return KP_OK;
@@ -184,25 +185,26 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *dir, const char *name, 
 {
     const kp_file_up *up = fi->up;
     char path[KP_FILE_PATH_MAX], aad[KP_NAME_MAX + 16];
-    const kp_secret *key;
+    const kp_file_keys *keys;
     kp_secret *plain = NULL;
     uint8_t *enc;
     size_t len;
     kp_status st = KP_OK;
 
-    KP_GUARD(kp_file_master_key(fi, &key));
+    KP_GUARD(kp_file_unlock(fi, &keys));
     KP_GUARD(kp_file_path(fi, path, sizeof(path), "%s/%u/value.enc", dir, version));
     KP_GUARD(kp_file_read(fi, path, S_MAGIC_LEN + KP_FILE_SECRET_MAX + KP_FILE_GCM_OVERHEAD, &enc,
                           &len));
     /* Another length or no magic fails like a changed value: KP_ERR_INTEGRITY. */
-    if (len != S_MAGIC_LEN + size + KP_FILE_GCM_OVERHEAD || memcmp(enc, S_MAGIC, S_MAGIC_LEN) != 0)
+    if (len != S_MAGIC_LEN + size + KP_FILE_GCM_OVERHEAD ||
+        memcmp(enc, keys->magic, S_MAGIC_LEN) != 0)
         st = KP_ERR_INTEGRITY;
     else if ((plain = up->secret_new((size_t)size)) == NULL)
         st = kp_file_err(fi, KP_ERR_NOMEM, "out of memory reading secret %s", name);
     if (st == KP_OK) {
         snprintf(aad, sizeof(aad), "%s/%u", name, version);
-        st = kp_file_gcm_open(fi, key, aad, strlen(aad), enc + S_MAGIC_LEN, len - S_MAGIC_LEN,
-                              up->secret_data(plain));
+        st = kp_file_gcm_open(fi, keys->values, aad, strlen(aad), enc + S_MAGIC_LEN,
+                              len - S_MAGIC_LEN, up->secret_data(plain));
     }
     if (st == KP_ERR_INTEGRITY) /* kp_file_gcm_open sets no text for it */
         st = kp_file_err(fi, st, "secret %s v%u failed authentication", name, version);

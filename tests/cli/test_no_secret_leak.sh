@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs a full scenario (success and failure paths, debug logging, audit on) and searches
 # everything keyplane printed or logged for the test secrets: the store passphrase, the DEK,
-# the private key and its PKCS#8 passphrase, in raw, hex and base64 forms.
+# the private key and its PKCS#8 passphrase, the file stores' store keys, in raw, hex and base64
+# forms.
 . "$(dirname "$0")/lib.sh"
 two_regions 2048
 P="--policy $T/policy.yaml --audit $T/audit.jsonl -v -v"
@@ -72,9 +73,18 @@ if [ -n "${KP_TEST_INJECT_LEAK:-}" ]; then
 fi
 [ "$(wc -c <"$LOG")" -gt 1000 ] || fail "scenario printed suspiciously little"
 
+# The store keys (format 2), opened from the headers as docs/file-plugin.md says: they must show
+# nowhere either, in the output or (but sealed) in the store files.
+for s in a b; do
+    sed -n 's/.*"store_key": "\([^"]*\)".*/\1/p' "$T/$s/keyplane-store.json" |
+        openssl base64 -d -A >"$T/sk.$s.enc"
+    openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter 10000 -in "$T/sk.$s.enc" \
+        -pass env:KP_TEST_PASS -out "$T/sk.$s" || fail "cannot open the store key of $s"
+done
+
 # Search. Store files are searched too (they must hold only encrypted forms).
 find "$T/a" "$T/b" -type f -exec cat {} + >"$T/stores"
-"$PY" - "$LOG" "$T/stores" "$T/dek" "$T/key.pem" <<PY
+"$PY" - "$LOG" "$T/stores" "$T/dek" "$T/key.pem" "$T/sk.a" "$T/sk.b" <<PY
 import base64, re, subprocess, sys
 log = open(sys.argv[1], "rb").read()
 stores = open(sys.argv[2], "rb").read()
@@ -99,6 +109,11 @@ checks = []
 for name, raw in secrets.items():
     checks += list(forms(name, raw))
 checks += list(forms("DEK", dek))
+for f in sys.argv[5:7]:
+    text = open(f, "rb").read()
+    assert len(text) == 64, f
+    checks += list(forms("store key", text))
+    checks += list(forms("store key bytes", bytes.fromhex(text.decode())))
 # The private key: each base64 line of its PEM, and 32-byte windows of its DER.
 body = [l for l in pem.splitlines() if l and not l.startswith("-----")]
 checks += [("private key PEM line %d" % i, l.encode()) for i, l in enumerate(body)]
@@ -109,7 +124,8 @@ for name, needle in checks:
     if needle in log:
         print("LEAK in output: %s" % name)
         bad += 1
-    if name.startswith(("store passphrase", "pkcs8", "DEK", "private key PEM")) and needle in stores and "hex" not in name:
+    if (name.startswith(("store passphrase", "pkcs8", "DEK", "private key PEM", "store key"))
+            and needle in stores and ("hex" not in name or name.startswith("store key"))):
         print("LEAK in store files: %s" % name)
         bad += 1
 print("searched %d bytes of output and %d bytes of store files for %d secret forms"

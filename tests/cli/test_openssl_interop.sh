@@ -1,7 +1,8 @@
 #!/bin/sh
 # A DEK wrapped by `keyplane wrap` decrypts with `openssl pkeyutl -decrypt` (OAEP) given the
 # private key; a DEK encrypted by openssl under `keyplane key public` unwraps through keyplane;
-# the file store's private key files open with plain openssl and the store passphrase.
+# the file store's private key files open with plain openssl: the store key from the header
+# with the passphrase, then the key file with the store key.
 . "$(dirname "$0")/lib.sh"
 
 for alg in RSA-OAEP-256 RSA-OAEP; do
@@ -56,12 +57,28 @@ open(sys.argv[4], "w").write(json.dumps(env))
     cmp "$T/dek2" "$T/dek2.back" || fail "$alg: keyplane unwrapped a different DEK"
 done
 
-# Disaster recovery without keyplane: the stored private key opens with openssl.
+# Disaster recovery without keyplane, as docs/file-plugin.md says: the store key out of the header
+# with openssl enc and the passphrase, then the private key with openssl pkey and the store key.
+h="$T/a/keyplane-store.json"
+iter=$(sed -n 's/.*"iterations": \([0-9]*\).*/\1/p' "$h")
+[ "$iter" = 10000 ] || fail "no iterations in the header: $iter"
+sed -n 's/.*"store_key": "\([^"]*\)".*/\1/p' "$h" | openssl base64 -d -A >"$T/store-key.enc"
+openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter "$iter" -in "$T/store-key.enc" \
+    -pass env:KP_TEST_PASS -out "$T/store-key.txt" || fail "openssl enc cannot open the store key"
+[ "$(wc -c <"$T/store-key.txt")" -eq 64 ] || fail "the store key is not 64 hex digits"
+if openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter "$iter" -in "$T/store-key.enc" \
+    -pass pass:not-the-passphrase -out "$T/store-key.wrong" 2>/dev/null &&
+    [ "$(wc -c <"$T/store-key.wrong")" -eq 64 ] &&
+    grep -qx '[0-9a-f]*' "$T/store-key.wrong"; then
+    fail "another passphrase opened the store key"
+fi
 p8=$(find "$T/a" -name 'private.p8' | head -1)
 [ -n "$p8" ] || fail "no private.p8 in the file store"
-openssl pkey -inform DER -in "$p8" -passin env:KP_TEST_PASS -pubout -out "$T/pub.fromstore" \
-    || fail "openssl cannot read the stored private key with the store passphrase"
-openssl pkey -pubin -in "$T/key.pem" -pubout >/dev/null 2>&1 || true
+openssl pkey -inform DER -in "$p8" -passin "file:$T/store-key.txt" -pubout -out "$T/pub.fromstore" \
+    || fail "openssl cannot read the stored private key with the store key"
+if openssl pkey -inform DER -in "$p8" -passin env:KP_TEST_PASS -noout 2>/dev/null; then
+    fail "a format 2 private.p8 opened with the passphrase itself"
+fi
 openssl pkey -in "$T/key.pem" -pubout -out "$T/pub.orig"
 cmp "$T/pub.fromstore" "$T/pub.orig" || fail "stored key is not the imported key"
 echo "ok: openssl interop"

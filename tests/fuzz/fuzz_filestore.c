@@ -37,7 +37,7 @@ static const char *const s_files[] = {"keyplane-store.json", "keys/k/1/meta.json
 
 static kp_ctx *s_ctx;
 static kp_policy *s_pol;
-static kp_instance *s_inst; /* kept open: its master key is derived once */
+static kp_instance *s_inst; /* kept open: its header is opened once */
 static char *s_dir;
 static char s_path[S_NFILES][512];
 static uint8_t *s_good[S_NFILES];
@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t which = data[0] % S_NFILES;
     s_write(s_path[which], data + 1, size - 1);
     if (which == 0) {
-        /* The header is read once per instance (the master key): a fresh one reads it. */
+        /* The header is opened once per instance: a fresh one reads it. */
         kp_instance *inst = NULL;
         kp_status st = kp_instance_open(s_ctx, s_pol, "s", &inst);
         s_call("kp_instance_open", st);

@@ -343,6 +343,72 @@ static void test_wrong_passphrase(void **state)
     kp_secret_free(dek);
 }
 
+/* Format 2: a key file the store key does not open (copied from another store with the same
+ * passphrase) is refused as not this store's, never taken; a damaged sealed store key is damage,
+ * not a wrong passphrase; a store key sealed under another passphrase is a wrong passphrase. */
+static void test_store_key(void **state)
+{
+    fx *f = *state;
+    s_create(f->a, "k", 0, 1);
+    s_create(f->b, "k", 0, 1);
+    unsigned char raw[32] = {7};
+    kp_secret *dek = kp_secret_new_copy(raw, sizeof(raw)), *back = NULL;
+    uint8_t *w = NULL;
+    size_t wlen = 0;
+    assert_int_equal(kp_key_wrap(f->b, "k", 1, KP_WRAP_RSA_OAEP_SHA256, dek, &w, &wlen), KP_OK);
+    char from[1024], to[1024], cmd[2200];
+    snprintf(from, sizeof(from), "%s/a/keys/k/1/private.p8", f->t.dir);
+    snprintf(to, sizeof(to), "%s/b/keys/k/1/private.p8", f->t.dir);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+    kp_instance *b2 = NULL;
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "b", &b2), KP_OK);
+    assert_int_equal(kp_key_unwrap(b2, "k", 1, KP_WRAP_RSA_OAEP_SHA256, w, wlen, &back),
+                     KP_ERR_INTEGRITY);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "was not written under the store key"));
+    assert_null(back);
+    kp_instance_close(b2);
+
+    /* The header: one byte of the sealed store key changed, then another passphrase. */
+    char hpath[1024], *text = NULL;
+    snprintf(hpath, sizeof(hpath), "%s/a/keyplane-store.json", f->t.dir);
+    FILE *fp = fopen(hpath, "r");
+    char good[2048] = {0};
+    assert_true(fread(good, 1, sizeof(good) - 1, fp) > 0);
+    fclose(fp);
+    char *sk = strstr(good, "\"store_key\": \"U2FsdGVkX1");
+    assert_non_null(sk);
+    text = strdup(good);
+    text[(sk - good) + 40] = text[(sk - good) + 40] == 'A' ? 'B' : 'A'; /* in the salt or CBC */
+    char adir[1024];
+    snprintf(adir, sizeof(adir), "%s/a", f->t.dir);
+    free(kp_test_write(adir, "keyplane-store.json", text));
+    kp_instance *a2 = NULL;
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "a", &a2), KP_OK);
+    assert_int_equal(kp_key_unwrap(a2, "k", 1, KP_WRAP_RSA_OAEP_SHA256, w, wlen, &back),
+                     KP_ERR_AUTH); /* CBC cannot tell a changed byte from another passphrase */
+    kp_instance_close(a2);
+    snprintf(text + (sk - good), strlen(good) - (size_t)(sk - good) + 1,
+             "\"store_key\": \"U2FsdGVkX1AAAA\",\n  \"check\": \"AAAA\"\n}");
+    free(kp_test_write(adir, "keyplane-store.json", text));
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "a", &a2), KP_OK);
+    assert_int_equal(kp_key_unwrap(a2, "k", 1, KP_WRAP_RSA_OAEP_SHA256, w, wlen, &back),
+                     KP_ERR_INTEGRITY);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "bad store key or check value"));
+    kp_instance_close(a2);
+    free(kp_test_write(adir, "keyplane-store.json", good));
+    setenv("KP_TEST_PASSPHRASE", "the wrong one", 1);
+    assert_int_equal(kp_instance_open(f->t.ctx, f->t.pol, "a", &a2), KP_OK);
+    assert_int_equal(kp_key_unwrap(a2, "k", 1, KP_WRAP_RSA_OAEP_SHA256, w, wlen, &back),
+                     KP_ERR_AUTH);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "wrong passphrase for file store"));
+    kp_instance_close(a2);
+    setenv("KP_TEST_PASSPHRASE", "correct horse battery staple", 1);
+    free(text);
+    kp_free(w);
+    kp_secret_free(dek);
+}
+
 /* ---- ABI 1.0 --------------------------------------------------------------------------- */
 
 static void test_instance_info(void **state)
@@ -933,13 +999,14 @@ static void test_old_store_file_reads(void **state)
     memset(back, 0, sizeof(back));
     assert_true(fread(back, 1, sizeof(back) - 1, fp) > 0);
     fclose(fp);
-    const char *s64 = strstr(back, "\"salt\": \"");
+    assert_non_null(strstr(back, "\"version\": 2,"));
+    const char *s64 = strstr(back, "\"check\": \"");
     assert_non_null(s64);
-    s64 += strlen("\"salt\": \"");
-    assert_int_equal(strcspn(s64, "\""), 24); /* 16 bytes: 22 characters and "==" */
-    assert_memory_equal(s64 + 22, "==\"", 3);
+    s64 += strlen("\"check\": \"");
+    assert_int_equal(strcspn(s64, "\""), 44); /* 32 bytes: 43 characters and "=" */
+    assert_memory_equal(s64 + 43, "=\"", 2);
     assert_int_equal(
-        strspn(s64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"), 22);
+        strspn(s64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"), 43);
 
     /* The salt and check value read from the file are what decide: another passphrase fails. */
     setenv("KP_TEST_PASSPHRASE", "another passphrase", 1);
@@ -1098,6 +1165,7 @@ int main(void)
         KP_TEST_FX(test_secret_store, setup),
         KP_TEST_FX(test_at_rest, setup),
         KP_TEST_FX(test_wrong_passphrase, setup),
+        KP_TEST_FX(test_store_key, setup),
         KP_TEST_FX(test_instance_info, setup),
         KP_TEST_FX(test_get_direct, setup),
         KP_TEST_FX(test_links_and_content, setup),
