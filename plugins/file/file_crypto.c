@@ -218,6 +218,9 @@ static kp_status s_enc_kdf(kp_file_inst *fi, const kp_secret *pass, const uint8_
     return KP_OK;
 }
 
+/* The 8 bytes openssl enc writes before its salt (not a C string: no NUL is stored). */
+static const uint8_t s_enc_magic[KP_FILE_ENC_MAGIC_LEN] = {'S', 'a', 'l', 't', 'e', 'd', '_', '_'};
+
 kp_status kp_file_sk_seal(kp_file_inst *fi, const kp_secret *pass, uint32_t iter,
                           const kp_secret *text, uint8_t *out)
 {
@@ -228,7 +231,7 @@ kp_status kp_file_sk_seal(kp_file_inst *fi, const kp_secret *pass, uint32_t iter
     int n1 = 0, n2 = 0;
     kp_status st;
 
-    memcpy(out, KP_FILE_ENC_MAGIC, KP_FILE_ENC_MAGIC_LEN);
+    memcpy(out, s_enc_magic, sizeof(s_enc_magic));
     st = kp_file_random(fi, salt, KP_FILE_ENC_SALT_LEN);
     if (st == KP_OK)
         st = s_enc_kdf(fi, pass, salt, iter, &kiv);
@@ -239,7 +242,8 @@ kp_status kp_file_sk_seal(kp_file_inst *fi, const kp_secret *pass, uint32_t iter
                              up->secret_cdata(kiv) + KP_FILE_KEY_LEN, NULL) != 1 ||
          EVP_EncryptUpdate(ctx, ct, &n1, up->secret_cdata(text), (int)up->secret_len(text)) != 1 ||
          EVP_EncryptFinal_ex(ctx, ct + n1, &n2) != 1 ||
-         (size_t)(n1 + n2) != KP_FILE_SK_SEALED - KP_FILE_ENC_MAGIC_LEN - KP_FILE_ENC_SALT_LEN))
+         (size_t)n1 + (size_t)n2 !=
+             KP_FILE_SK_SEALED - KP_FILE_ENC_MAGIC_LEN - KP_FILE_ENC_SALT_LEN))
         st = kp_file_ossl_err(fi, KP_ERR_CRYPTO, "cannot encrypt the store key");
     EVP_CIPHER_CTX_free(ctx);
     up->secret_free(kiv);
@@ -258,7 +262,7 @@ kp_status kp_file_sk_open(kp_file_inst *fi, const kp_secret *pass, uint32_t iter
     kp_status st = KP_OK;
 
     *text = NULL;
-    if (inlen != KP_FILE_SK_SEALED || memcmp(in, KP_FILE_ENC_MAGIC, KP_FILE_ENC_MAGIC_LEN) != 0)
+    if (inlen != KP_FILE_SK_SEALED || memcmp(in, s_enc_magic, sizeof(s_enc_magic)) != 0)
         return KP_ERR_INTEGRITY;
     KP_GUARD(s_enc_kdf(fi, pass, salt, iter, &kiv));
     if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
@@ -272,7 +276,7 @@ kp_status kp_file_sk_open(kp_file_inst *fi, const kp_secret *pass, uint32_t iter
     ERR_clear_error();
     /* Anything but the 64 hex digits written is another passphrase too; the caller's check
      * value catches the rest. */
-    if (st == KP_OK && (size_t)(n1 + n2) != KP_FILE_SK_HEX)
+    if (st == KP_OK && (size_t)n1 + (size_t)n2 != KP_FILE_SK_HEX)
         st = KP_ERR_AUTH;
     for (size_t i = 0; st == KP_OK && i < KP_FILE_SK_HEX; i++)
         if (!((pt[i] >= '0' && pt[i] <= '9') || (pt[i] >= 'a' && pt[i] <= 'f')))

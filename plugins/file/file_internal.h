@@ -55,7 +55,6 @@
  * salt, and the CBC ciphertext of the 64 digits (80 bytes with the padding). */
 #define KP_FILE_SK_LEN 32
 #define KP_FILE_SK_HEX 64
-#define KP_FILE_ENC_MAGIC "Salted__"
 #define KP_FILE_ENC_MAGIC_LEN 8
 #define KP_FILE_ENC_SALT_LEN 8
 #define KP_FILE_SK_SEALED (KP_FILE_ENC_MAGIC_LEN + KP_FILE_ENC_SALT_LEN + KP_FILE_SK_HEX + 16)

@@ -10,8 +10,11 @@ import json
 import os
 
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import padding as sympadding
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 def spki_der(public_key):
@@ -62,32 +65,62 @@ def open_envelope(text, version, private_key):
 
 
 class FileStore:
-    """Reads one file store's directory with its passphrase (caches what decryption costs)."""
+    """Reads one file store's directory with its passphrase (caches what decryption costs).
+
+    Format 2 (docs/file-plugin.md): the header seals a random store key under the passphrase in
+    `openssl enc -pbkdf2` form; its hex text is every private.p8's password, and HKDF-SHA256 of it
+    keys the secret values ("KPS2"). Format 1: private.p8 under the passphrase itself, values
+    ("KPS1") under PBKDF2 of the passphrase and the header's salt.
+    """
 
     def __init__(self, passphrase):
         self.passphrase = passphrase.encode()
-        self._master = {}      # (header path, salt) -> master key
+        self._unlocked = {}    # (header path, header text) -> (p8 password, values key, magic)
         self._keys = {}        # (p8 path, inode, mtime) -> private key or an error text
 
-    def master_key(self, d):
+    def unlock(self, d):
+        """(p8 password, values key, value magic) of the store in directory d."""
         h = os.path.join(d, "keyplane-store.json")
         with open(h) as f:
-            hdr = json.load(f)
-        k = (h, hdr["salt"])
-        if k not in self._master:
-            self._master[k] = hashlib.pbkdf2_hmac("sha256", self.passphrase,
-                                                  base64.b64decode(hdr["salt"]),
-                                                  hdr["iterations"], 32)
-        return self._master[k]
+            text = f.read()
+        k = (h, text)
+        if k not in self._unlocked:
+            self._unlocked[k] = self._derive(json.loads(text))
+        return self._unlocked[k]
+
+    def _derive(self, hdr):
+        if hdr.get("version", 1) == 1:
+            mk = hashlib.pbkdf2_hmac("sha256", self.passphrase, base64.b64decode(hdr["salt"]),
+                                     hdr["iterations"], 32)
+            return self.passphrase, mk, b"KPS1"
+        blob = base64.b64decode(hdr["store_key"])
+        if blob[:8] != b"Salted__":
+            raise ValueError("store_key: no openssl salt header")
+        kiv = hashlib.pbkdf2_hmac("sha256", self.passphrase, blob[8:16], hdr["iterations"], 48)
+        dec = Cipher(algorithms.AES(kiv[:32]), modes.CBC(kiv[32:])).decryptor()
+        unpad = sympadding.PKCS7(128).unpadder()
+        text = unpad.update(dec.update(blob[16:]) + dec.finalize()) + unpad.finalize()
+        sk = bytes.fromhex(text.decode())
+        values = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                      info=b"keyplane-file-store values").derive(sk)
+        return text, values, b"KPS2"
+
+    def p8_password(self, d):
+        return self.unlock(d)[0]
 
     def private_key(self, p8):
-        """The private key in a version's private.p8, or a text saying why not."""
+        """The private key in a version's private.p8 (STORE/keys/CHAIN/N/private.p8), or a text
+        saying why not."""
         st = os.stat(p8)
         k = (p8, st.st_ino, st.st_mtime_ns)
         if k not in self._keys:
             try:
+                d = p8
+                for _ in range(4):
+                    d = os.path.dirname(d)
                 with open(p8, "rb") as f:
-                    self._keys[k] = serialization.load_der_private_key(f.read(), self.passphrase)
+                    self._keys[k] = serialization.load_der_private_key(f.read(),
+                                                                       self.p8_password(d))
             except Exception as e:  # a damaged or foreign file is an observation, not a crash
                 self._keys[k] = "cannot open %s: %s" % (p8, e)
         return self._keys[k]
@@ -99,10 +132,10 @@ class FileStore:
             meta = json.load(f)
         with open(os.path.join(sd, "value.enc"), "rb") as f:
             blob = f.read()
-        if blob[:4] != b"KPS1":
-            raise ValueError("%s/value.enc: not KPS1" % sd)
-        value = AESGCM(self.master_key(d)).decrypt(blob[4:16], blob[16:],
-                                                   ("%s/%s" % (name, version)).encode())
+        _, key, magic = self.unlock(d)
+        if blob[:4] != magic:
+            raise ValueError("%s/value.enc: not %s" % (sd, magic.decode()))
+        value = AESGCM(key).decrypt(blob[4:16], blob[16:], ("%s/%s" % (name, version)).encode())
         return meta, value
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import world as W
-from .material import fingerprint, spki_der
+from .material import FileStore, fingerprint, spki_der
 
 # fault -> the violation kind the checks must report
 EXPECT = {"fork": "inv1", "private": "inv1", "vault-fork": "inv1", "lost": "inv5"}
@@ -27,9 +27,11 @@ def _key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _p8(key, passphrase):
+def _p8(key, w):
+    """key as west's private.p8, under the password the store's header gives its key files."""
+    password = FileStore(w.passphrase).p8_password(w.store_dir("west"))
     return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                             serialization.BestAvailableEncryption(passphrase.encode()))
+                             serialization.BestAvailableEncryption(password))
 
 
 def run_plant(step, ctx):
@@ -44,12 +46,12 @@ def run_plant(step, ctx):
         meta["fingerprint"] = fingerprint(key.public_key())
         for name, data in (("meta.json", json.dumps(meta).encode()),
                            ("public.der", spki_der(key.public_key())),
-                           ("private.p8", _p8(key, w.passphrase))):
+                           ("private.p8", _p8(key, w))):
             with open(os.path.join(vd, name), "wb") as f:
                 f.write(data)
     elif fault == "private":
         with open(os.path.join(vd, "private.p8"), "wb") as f:
-            f.write(_p8(key, w.passphrase))
+            f.write(_p8(key, w))
     elif fault == "vault-fork":
         p = os.path.join(w.vault_state(), "keys", W.CHAIN + ".json")
         if not os.path.exists(p):
