@@ -14,7 +14,6 @@
 
 #define KP_MAX_PLUGINS 64
 #define KP_MAX_PLUGIN_DIRS 16
-#define KP_ICACHE 32
 
 struct kp_ctx {
     pthread_mutex_t lock; /* guards the plugin list and the instance cache */
@@ -40,14 +39,15 @@ struct kp_ctx {
     size_t ndirs;
     struct kp_plugin *plugins[KP_MAX_PLUGINS];
     size_t nplugins;
-    /* instance: instances kept open for chain operations (wrap/unwrap/rewrap), so a process
-     * doing many pays each instance's setup (KDF, login) once (instance/context.c). */
-    struct {
+    /* instance: instances kept open for chain operations (discovery, wrap/unwrap, verify), so a
+     * command over many chains, or a process wrapping many DEKs, pays each instance's setup
+     * (KDF, module load, login) once (instance/context.c). */
+    struct kp_icache {
         uint64_t policy;
         char *name;
         kp_instance *inst;
-    } icache[KP_ICACHE];
-    size_t nicache;
+    } * icache;
+    size_t nicache, capicache;
 };
 
 #endif

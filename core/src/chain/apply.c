@@ -132,7 +132,7 @@ static kp_instance *s_instance(s_run *r, const char *name, char *why, size_t why
     }
     size_t i = r->ninst++;
     snprintf(r->inst[i].name, sizeof(r->inst[i].name), "%s", name);
-    r->inst[i].status = kp_instance_open(r->ctx, r->policy, name, &r->inst[i].inst);
+    r->inst[i].status = kp__instance_borrow(r->ctx, r->policy, name, &r->inst[i].inst);
     if (r->inst[i].status != KP_OK) {
         snprintf(r->inst[i].detail, sizeof(r->inst[i].detail), "%s", kp_ctx_last_error(r->ctx));
         snprintf(why, whylen, "%s", r->inst[i].detail);
@@ -407,7 +407,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
     if (r->journal != NULL)
         fclose(r->journal);
     for (size_t i = 0; i < r->ninst; i++)
-        kp_instance_close(r->inst[i].inst);
+        kp__instance_return(r->ctx, r->inst[i].inst);
     if (failed != NULL)
         *failed = r->failed;
     if (st != KP_OK && r->failed > 0)

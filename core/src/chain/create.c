@@ -91,10 +91,10 @@ static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const char *t
                              kp_instance *origin, const kp_key_info *src)
 {
     kp_instance *inst = NULL;
-    KP_GUARD(kp_instance_open(ctx, policy, target, &inst));
+    KP_GUARD(kp__instance_borrow(ctx, policy, target, &inst));
     kp_key_info info;
     kp_status st = kp__key_copy(ctx, origin, inst, src, &info);
-    kp_instance_close(inst);
+    kp__instance_return(ctx, inst);
     return st;
 }
 
@@ -121,7 +121,7 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
         return kp__set_error(ctx, KP_ERR_INVALID_ARG, "chain '%s': no version numbers left", chain);
 
     kp_instance *origin = NULL;
-    KP_GUARD(kp_instance_open(ctx, policy, c->origin, &origin));
+    KP_GUARD(kp__instance_borrow(ctx, policy, c->origin, &origin));
     kp_key_spec spec;
     kp__chain_spec(c, highest + 1, &spec);
     kp_status st = kp_key_create(origin, &spec, info);
@@ -137,7 +137,7 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
         if (rst != KP_OK && first == KP_OK)
             first = rst;
     }
-    kp_instance_close(origin);
+    kp__instance_return(ctx, origin);
     return first;
 }
 
@@ -181,7 +181,7 @@ static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain
                             kp_check_report_fn report, void *arg)
 {
     kp_instance *inst = NULL;
-    kp_status st = kp_instance_open(ctx, policy, target, &inst);
+    kp_status st = kp__instance_borrow(ctx, policy, target, &inst);
     kp_status first = st;
     for (size_t i = 0; st == KP_OK && i < have->n; i++) {
         const kp_key_info *src = &have->items[i];
@@ -207,7 +207,7 @@ static kp_status s_catch_up(kp_ctx *ctx, const kp_policy *policy, const kp_chain
     }
     if (st != KP_OK && report != NULL)
         report(arg, target, st, kp_ctx_last_error(ctx));
-    kp_instance_close(inst);
+    kp__instance_return(ctx, inst);
     return first;
 }
 
@@ -221,7 +221,7 @@ kp_status kp_chain_replicate(kp_ctx *ctx, const kp_policy *policy, const char *c
     if (have == NULL)
         return KP_ERR_NOMEM;
     kp_instance *origin = NULL;
-    kp_status st = kp_instance_open(ctx, policy, c->origin, &origin);
+    kp_status st = kp__instance_borrow(ctx, policy, c->origin, &origin);
     if (st == KP_OK)
         st = kp_key_list(origin, chain, s_collect, have);
     if (st == KP_ERR_UNSUPPORTED)
@@ -239,7 +239,7 @@ kp_status kp_chain_replicate(kp_ctx *ctx, const kp_policy *policy, const char *c
         if (tst != KP_OK && first == KP_OK)
             first = tst;
     }
-    kp_instance_close(origin);
+    kp__instance_return(ctx, origin);
     free(have);
     return first;
 }

@@ -9,9 +9,6 @@
 #include "chain/secret_replica.h"
 #include "chain/state.h"
 
-static kp_status s_discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
-                            kp_ctx *cache, kp__discovery *d);
-
 static kp_status s_add(void *arg, const kp_key_info *info)
 {
     kp__held *h = kp__held_add(arg, info->version);
@@ -24,24 +21,12 @@ static kp_status s_add(void *arg, const kp_key_info *info)
     return KP_OK;
 }
 
-kp_status kp__discover_cached(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
-                              kp__discovery *d)
-{
-    return s_discover(ctx, policy, chain, ctx, d);
-}
-
 kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                        kp__discovery *d)
 {
-    return s_discover(ctx, policy, chain, NULL, d);
-}
-
-static kp_status s_discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
-                            kp_ctx *cache, kp__discovery *d)
-{
     memset(d, 0, sizeof(*d));
     d->chain = chain;
-    d->cache = cache;
+    d->ctx = ctx;
     d->vouch = KP_MAX_TARGETS;
     const char *names[KP_MAX_TARGETS];
     d->n = kp__chain_keystores(policy, chain, names, KP_MAX_TARGETS);
@@ -50,7 +35,7 @@ static kp_status s_discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain
         t->name = names[i];
         if (strcmp(names[i], chain->origin) == 0)
             d->origin = i;
-        kp_status st = kp__discovery_open(ctx, policy, d, t->name, &t->inst);
+        kp_status st = kp__instance_borrow(ctx, policy, t->name, &t->inst);
         if (st == KP_OK) {
             st = kp_key_list(t->inst, chain->name, s_add, t);
             if (st == KP_ERR_NOT_FOUND)
@@ -74,10 +59,8 @@ void kp__discovery_vouch(kp__discovery *d, const char *name)
 void kp__discovery_clear(kp__discovery *d)
 {
     for (size_t i = 0; i < d->n; i++) {
-        if (d->cache != NULL)
-            kp__instance_return(d->cache, d->t[i].inst);
-        else
-            kp_instance_close(d->t[i].inst);
+        if (d->t[i].inst != NULL)
+            kp__instance_return(d->ctx, d->t[i].inst);
         free(d->t[i].held);
     }
     memset(d, 0, sizeof(*d));

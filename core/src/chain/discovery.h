@@ -38,21 +38,16 @@ typedef struct kp__discovery {
     size_t n;
     size_t origin; /* index of the origin in t */
     size_t vouch;  /* a store the caller vouches for (restore --from, wrap --replica); n: none */
-    kp_ctx *cache; /* set: instances are borrowed from this context's cache, not opened */
+    kp_ctx *ctx;   /* the instances are borrowed from its cache (kp__instance_borrow) */
 } kp__discovery;
 
 /* discover.c: opens and lists every keystore of chain (failover order: replicas, escrow,
- * origin), then its secret replicas. */
+ * origin), then its secret replicas. The instances are borrowed from ctx's cache
+ * (kp__instance_borrow), so a command over many chains, and a process wrapping many DEKs, opens
+ * each store once (a module load, a login, a KDF), not once per chain or envelope. */
 kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                        kp__discovery *d);
 void kp__discovery_clear(kp__discovery *d);
-/* kp__discover borrowing the instances from ctx's cache (kp__instance_borrow): for a path that
- * runs once per envelope (wrap), where opening a token or vault each time would cost a login. */
-kp_status kp__discover_cached(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
-                              kp__discovery *d);
-/* target.c: opens (or borrows, see kp__discover_cached) the instance name for one of d's stores. */
-kp_status kp__discovery_open(kp_ctx *ctx, const kp_policy *policy, const kp__discovery *d,
-                             const char *name, kp_instance **out);
 /* Makes name (when it is one of d's stores) the store the caller vouches for: where the origin
  * cannot say, its versions and state document count as the origin's would. */
 void kp__discovery_vouch(kp__discovery *d, const char *name);

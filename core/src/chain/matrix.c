@@ -244,7 +244,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
     for (size_t i = 0; st == KP_OK && i < d.n; i++)
         any_secret = any_secret || d.t[i].secret;
     if (prove && any_secret && c->secrets != NULL &&
-        kp_instance_open(ctx, policy, c->secrets, &secrets) != KP_OK)
+        kp__instance_borrow(ctx, policy, c->secrets, &secrets) != KP_OK)
         secrets = NULL;
     kp_matrix *m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -308,7 +308,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
         }
         free(spki);
     }
-    kp_instance_close(secrets);
+    kp__instance_return(ctx, secrets);
     kp__discovery_clear(&d);
     if (st != KP_OK) {
         kp_matrix_free(m);

@@ -294,7 +294,7 @@ static bool s_holds(kp_ctx *ctx, const kp_policy *policy, const char *from, cons
 {
     kp_instance *inst = NULL;
     kp_key_info info;
-    kp_status st = kp_instance_open(ctx, policy, from, &inst);
+    kp_status st = kp__instance_borrow(ctx, policy, from, &inst);
     const kp_chain_policy *c = kp_policy_chain(policy, a->chain);
     bool held = false;
     if (st == KP_OK && c != NULL && kp__secret_replica_of(policy, c, from))
@@ -302,7 +302,7 @@ static bool s_holds(kp_ctx *ctx, const kp_policy *policy, const char *from, cons
     else if (st == KP_OK)
         held = kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK &&
                (a->fingerprint[0] == '\0' || strcmp(info.fingerprint, a->fingerprint) == 0);
-    kp_instance_close(inst);
+    kp__instance_return(ctx, inst);
     return held;
 }
 

@@ -112,7 +112,7 @@ kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discover
         memset(t, 0, sizeof(*t));
         t->name = names[i];
         t->secret = true;
-        kp_status st = kp__discovery_open(ctx, policy, d, t->name, &t->inst);
+        kp_status st = kp__instance_borrow(ctx, policy, t->name, &t->inst);
         if (st == KP_OK) {
             s_found f = {0, t, 0, 0, ""};
             st = kp_store_list(t->inst, key, s_visit, &f);

@@ -119,10 +119,3 @@ size_t kp__versions(const kp__discovery *d, uint32_t *versions, const char **fpr
     }
     return n;
 }
-
-kp_status kp__discovery_open(kp_ctx *ctx, const kp_policy *policy, const kp__discovery *d,
-                             const char *name, kp_instance **out)
-{
-    return d->cache != NULL ? kp__instance_borrow(ctx, policy, name, out)
-                            : kp_instance_open(ctx, policy, name, out);
-}

@@ -202,7 +202,7 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
     KP_ENSURE(d != NULL, KP_ERR_NOMEM);
     uint32_t version = 0;
     const char *fpr = NULL;
-    kp_status st = kp__discover_cached(ctx, policy, c, d);
+    kp_status st = kp__discover(ctx, policy, c, d);
     kp__discovery_vouch(d, replica); /* named by the caller: its word counts where the origin's
                                         cannot be had */
     if (st == KP_OK)

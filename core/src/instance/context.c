@@ -44,6 +44,7 @@ void kp_ctx_free(kp_ctx *ctx)
         kp_instance_close(ctx->icache[i].inst);
         free(ctx->icache[i].name);
     }
+    free(ctx->icache);
     /* Unload in reverse order of loading. A plugin with an instance still open is left loaded:
      * tearing it down under the instance would turn the caller's leak into a crash. */
     while (ctx->nplugins > 0) {
@@ -64,38 +65,60 @@ void kp_ctx_free(kp_ctx *ctx)
     free(ctx);
 }
 
-/* The cached instance of policy called name, or NULL. */
-static kp_instance *s_cached(kp_ctx *ctx, uint64_t policy, const char *name)
+/* The cached instance of policy called name, or NULL; ctx->lock held. */
+static kp_instance *s_find(const kp_ctx *ctx, uint64_t policy, const char *name)
 {
-    kp_instance *inst = NULL;
-    pthread_mutex_lock(&ctx->lock);
-    for (size_t i = 0; i < ctx->nicache && inst == NULL; i++)
+    for (size_t i = 0; i < ctx->nicache; i++)
         if (ctx->icache[i].policy == policy && strcmp(ctx->icache[i].name, name) == 0)
-            inst = ctx->icache[i].inst;
-    pthread_mutex_unlock(&ctx->lock);
-    return inst;
+            return ctx->icache[i].inst;
+    return NULL;
+}
+
+/* Keeps inst (policy's name) in the cache; false (nothing kept) when out of memory. ctx->lock
+ * held. */
+static bool s_keep(kp_ctx *ctx, uint64_t policy, const char *name, kp_instance *inst)
+{
+    if (ctx->nicache == ctx->capicache) {
+        size_t cap = ctx->capicache > 0 ? 2 * ctx->capicache : 16;
+        struct kp_icache *grown = realloc(ctx->icache, cap * sizeof(*grown));
+        if (grown == NULL)
+            return false;
+        ctx->icache = grown;
+        ctx->capicache = cap;
+    }
+    char *copy = kp__strdup(name);
+    if (copy == NULL)
+        return false;
+    ctx->icache[ctx->nicache].policy = policy;
+    ctx->icache[ctx->nicache].name = copy;
+    ctx->icache[ctx->nicache].inst = inst;
+    ctx->nicache++;
+    return true;
 }
 
 kp_status kp__instance_borrow(kp_ctx *ctx, const kp_policy *policy, const char *name,
                               kp_instance **out)
 {
     uint64_t id = kp__policy_id(policy);
-    *out = s_cached(ctx, id, name);
+    pthread_mutex_lock(&ctx->lock);
+    *out = s_find(ctx, id, name);
+    pthread_mutex_unlock(&ctx->lock);
     if (*out != NULL)
         return KP_OK;
+    /* Opened outside the lock (a login or a KDF may take a while, and other instances should
+     * not wait for it); of two threads that opened the same one meanwhile, the first kept wins
+     * and the other closes its own. */
     kp_instance *inst = NULL;
     KP_GUARD(kp_instance_open(ctx, policy, name, &inst));
-    char *copy = kp__strdup(name);
     pthread_mutex_lock(&ctx->lock);
-    if (copy != NULL && ctx->nicache < KP_ICACHE) {
-        ctx->icache[ctx->nicache].policy = id;
-        ctx->icache[ctx->nicache].name = copy;
-        ctx->icache[ctx->nicache].inst = inst;
-        ctx->nicache++;
-        copy = NULL;
-    }
+    kp_instance *theirs = s_find(ctx, id, name);
+    if (theirs == NULL)
+        (void)s_keep(ctx, id, name, inst); /* if not (out of memory), return closes it */
     pthread_mutex_unlock(&ctx->lock);
-    free(copy); /* not cached: kp__instance_return closes it */
+    if (theirs != NULL) {
+        kp_instance_close(inst);
+        inst = theirs;
+    }
     *out = inst;
     return KP_OK;
 }
