@@ -21,7 +21,8 @@
  * The files call downwards only, in this order (each uses only those listed after it):
  *   file_plugin.c   entry point, params, instances, check
  *   file_keystore.c file_secretstore.c file_wrap.c file_export.c file_state.c   the ABI calls
- *   file_keys.c     one key version on disk, the private-key cache
+ *   file_keys.c     one key version on disk
+ *   file_cache.c    the key-version cache (meta and private keys, by name and version)
  *   file_header.c   the header, INSTANCE_INIT, and the master key
  *   file_version.c  versioned objects: names, version directories, listings
  *   file_crypto.c   OpenSSL
@@ -87,12 +88,30 @@ typedef struct kp_file_plugin {
     kp_core_handle *h;
 } kp_file_plugin;
 
-/** A decrypted private key kept so repeated unwraps skip the PBKDF2 of private.p8. */
+/** What an lstat says of a file, to tell whether it is still the one read (file_cache.c); all
+ *  zero for a file that was not there. */
+typedef struct kp_file_stamp {
+    uint64_t dev, ino;
+    int64_t size, mtime_ns, ctime_ns;
+} kp_file_stamp;
+
+/** The files of a version stamped, in this order: keys/, keys/NAME/, the version's directory,
+ *  meta.json (the first KP_FILE_INFO_STAMPS: what its info is read from), public.der,
+ *  private.p8. */
+#define KP_FILE_STAMPS 6
+#define KP_FILE_INFO_STAMPS 4
+
+/** A key version as the instance last read it (file_cache.c): its checked meta.json and, once
+ *  decrypted, its private key, with the stamps of the files they came from. */
 typedef struct kp_file_cached_key {
-    struct kp_file_cached_key *next;
+    struct kp_file_cached_key *next; /* in its bucket */
+    uint64_t hash;
     char name[KP_NAME_MAX];
     uint32_t version;
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey; /* NULL until decrypted */
+    bool have_info;
+    kp_key_info info;
+    kp_file_stamp stamp[KP_FILE_STAMPS]; /* taken before the files were read */
 } kp_file_cached_key;
 
 /** What the header opens to (kp_file_unlock), derived once per instance and fixed afterwards. */
@@ -109,12 +128,13 @@ typedef struct kp_file_keys {
 typedef struct kp_file_inst {
     const kp_file_up *up;
     kp_core_handle *h;
-    char *dir;            /* the directory (the path param), no trailing slash */
-    kp_secret *pass;      /* our own copy of the passphrase */
-    uint32_t kdf_iter;    /* from the param; used only by INIT, which writes the header */
-    pthread_mutex_t lock; /* guards the members below */
-    kp_file_keys *keys;   /* NULL until the header is opened; never changes afterwards */
-    kp_file_cached_key *cache;
+    char *dir;                  /* the directory (the path param), no trailing slash */
+    kp_secret *pass;            /* our own copy of the passphrase */
+    uint32_t kdf_iter;          /* from the param; used only by INIT, which writes the header */
+    pthread_mutex_t lock;       /* guards the members below */
+    kp_file_keys *keys;         /* NULL until the header is opened; never changes afterwards */
+    kp_file_cached_key **cache; /* cache_nb buckets (a power of two, or 0) */
+    size_t cache_nb, cache_n;
 } kp_file_inst;
 
 /* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c,
@@ -293,6 +313,23 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
  *  owns one reference (EVP_PKEY_free). */
 kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t version,
                               EVP_PKEY **pkey);
+
+/* file_cache.c: the key-version cache (each call takes fi->lock). */
+/** Stamps the first n files of name/version (KP_FILE_STAMPS order): call before reading them. */
+void kp_file_cache_stamp(kp_file_inst *fi, const char *name, uint32_t version, size_t n,
+                         kp_file_stamp *stamps);
+/** The cached private key of name/version (one reference for the caller) while its files are
+ *  unchanged, or NULL. */
+EVP_PKEY *kp_file_cache_pkey(kp_file_inst *fi, const char *name, uint32_t version);
+/** Keeps mine (read from files stamped as stamps, all KP_FILE_STAMPS) as the private key of
+ *  name/version, replacing an older copy; returns mine, still the caller's reference. */
+EVP_PKEY *kp_file_cache_keep_pkey(kp_file_inst *fi, const char *name, uint32_t version,
+                                  EVP_PKEY *mine, const kp_file_stamp *stamps);
+/** The cached meta.json of name/version into info while it is unchanged, or false. */
+bool kp_file_cache_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info);
+/** Keeps info (read and checked from meta.json; stamps: its first KP_FILE_INFO_STAMPS files). */
+void kp_file_cache_keep_info(kp_file_inst *fi, const kp_key_info *info,
+                             const kp_file_stamp *stamps);
 void kp_file_cache_free(kp_file_inst *fi);
 
 #endif /* KP_FILE_INTERNAL_H */

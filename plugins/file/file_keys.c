@@ -1,8 +1,7 @@
 /*
- * One key version on disk: keys/<name>/<N>/{meta.json, public.der, private.p8}, and the
- * per-instance cache of decrypted private keys (PBKDF2 on private.p8 is deliberately slow). A
- * private key is used (unwrap, export) only once it is seen to match the version's recorded
- * public key.
+ * One key version on disk: keys/<name>/<N>/{meta.json, public.der, private.p8}, read through
+ * the instance's cache (file_cache.c). A private key is used (unwrap, export) only once it is
+ * seen to match the version's recorded public key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,11 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
     json_t *j, *flags, *el;
     size_t i;
 
+    kp_file_stamp stamps[KP_FILE_INFO_STAMPS];
+
+    if (kp_file_cache_info(fi, name, version, info))
+        return KP_OK;
+    kp_file_cache_stamp(fi, name, version, KP_FILE_INFO_STAMPS, stamps);
     memset(info, 0, sizeof(*info));
     info->struct_size = sizeof(*info);
     KP_GUARD(kp_file_key_dir(fi, name, version, dir, sizeof(dir)));
@@ -74,6 +78,7 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
     else
         snprintf(info->backend_id, sizeof(info->backend_id), "keys/%s/%u", name, version);
     json_decref(j);
+    kp_file_cache_keep_info(fi, info, stamps);
     return KP_OK;
 }
 
@@ -144,18 +149,6 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
     return st;
 }
 
-/* Caller holds fi->lock. */
-static EVP_PKEY *s_cache_get(kp_file_inst *fi, const char *name, uint32_t version)
-{
-    for (kp_file_cached_key *c = fi->cache; c != NULL; c = c->next) {
-        if (c->version == version && strcmp(c->name, name) == 0) {
-            EVP_PKEY_up_ref(c->pkey);
-            return c->pkey;
-        }
-    }
-    return NULL;
-}
-
 /* The private key of a version must be the other half of its recorded public key (public.der,
  * itself checked against the fingerprint of meta.json): a private.p8 replaced by another key
  * would unwrap nothing wrapped under the version, and, exported, would put another key under
@@ -208,45 +201,14 @@ static kp_status s_decrypt(kp_file_inst *fi, const char *name, uint32_t version,
 
 kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
 {
-    kp_file_cached_key *c;
-    EVP_PKEY *mine, *theirs;
+    kp_file_stamp stamps[KP_FILE_STAMPS];
+    EVP_PKEY *mine;
 
-    pthread_mutex_lock(&fi->lock);
-    *pkey = s_cache_get(fi, name, version);
-    pthread_mutex_unlock(&fi->lock);
-    if (*pkey != NULL)
+    if ((*pkey = kp_file_cache_pkey(fi, name, version)) != NULL)
         return KP_OK;
-    /* Decrypt outside the lock: it takes a PBKDF2, and other keys should not wait for it. */
+    kp_file_cache_stamp(fi, name, version, KP_FILE_STAMPS, stamps);
+    /* Decrypt outside the lock: format 1 takes a PBKDF2, and other keys should not wait. */
     KP_GUARD(s_decrypt(fi, name, version, &mine));
-    pthread_mutex_lock(&fi->lock);
-    theirs = s_cache_get(fi, name, version);
-    if (theirs != NULL) {
-        /* Another thread decrypted the same version meanwhile; keep one copy. */
-        EVP_PKEY_free(mine);
-        *pkey = theirs;
-    } else if ((c = calloc(1, sizeof(*c))) != NULL) {
-        snprintf(c->name, sizeof(c->name), "%s", name);
-        c->version = version;
-        c->pkey = mine;
-        EVP_PKEY_up_ref(mine);
-        c->next = fi->cache;
-        fi->cache = c;
-        *pkey = mine;
-    } else {
-        *pkey = mine; /* works uncached */
-    }
-    pthread_mutex_unlock(&fi->lock);
+    *pkey = kp_file_cache_keep_pkey(fi, name, version, mine, stamps);
     return KP_OK;
-}
-
-void kp_file_cache_free(kp_file_inst *fi)
-{
-    kp_file_cached_key *c = fi->cache, *next;
-
-    for (; c != NULL; c = next) {
-        next = c->next;
-        EVP_PKEY_free(c->pkey); /* OpenSSL cleanses the key material */
-        free(c);
-    }
-    fi->cache = NULL;
 }

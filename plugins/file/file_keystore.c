@@ -247,6 +247,11 @@ kp_status kp_file_ks_get(void *inst, const char *name, uint32_t version, kp_key_
 
     if (info == NULL)
         return kp_file_err(fi, KP_ERR_INVALID_ARG, "get: info is NULL");
+    /* A version read before answers from the cache: versions never change once written. */
+    if (version != 0 && name != NULL && kp_file_cache_info(fi, name, version, &full)) {
+        kp_key_info_put(info, &full);
+        return KP_OK;
+    }
     KP_GUARD(kp_file_ready(fi));
     /* One key's directory only: version 0 reads its version numbers, an explicit version is
      * one stat; other keys are never looked at. */

@@ -121,9 +121,13 @@ kp_status kp_file_ks_unwrap(void *inst, const char *name, uint32_t version, uint
     if (alg != KP_WRAP_RSA_OAEP_SHA1 && alg != KP_WRAP_RSA_OAEP_SHA256 && alg != KP_WRAP_RSA_PKCS1)
         return kp_file_err(fi, KP_ERR_UNSUPPORTED,
                            "unwrap algorithm %u: the file keystore holds RSA keys only", alg);
-    KP_GUARD(kp_file_ready(fi));
-    KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
-    KP_GUARD(kp_file_key_private(fi, name, version, &pkey));
+    /* A version unwrapped before needs nothing from disk (versions never change once
+     * written); the first unwrap checks the store and the version's directory. */
+    if (version == 0 || name == NULL || (pkey = kp_file_cache_pkey(fi, name, version)) == NULL) {
+        KP_GUARD(kp_file_ready(fi));
+        KP_GUARD(kp_file_object(fi, "key", name, &version, dir, sizeof(dir)));
+        KP_GUARD(kp_file_key_private(fi, name, version, &pkey));
+    }
     n = k = (size_t)EVP_PKEY_get_size(pkey);
     /* Another length is as wrong as bytes that do not decrypt: the same answer for both. */
     ok = inlen == k;

@@ -19,6 +19,12 @@ int kpb_spawn(char *const argv[], kpb_time *t);
 int kpb_shell(const char *cmd, kpb_time *t);
 /* The median of v (n > 0; sorts v). */
 double kpb_median(double *v, size_t n);
+/* The store key text (64 hex digits and a NUL) of the format-2 file store at dir, as
+ * `openssl enc -d -aes-256-cbc -pbkdf2 -md sha256` gives it (docs/file-plugin.md): every
+ * private.p8 of the store opens with it. 0, or -1 when it cannot be had. */
+int kpb_store_key(const char *dir, const char *pass, char sk[65]);
+/* The private key in path (a store's private.p8) opened with the store key sk; NULL when not. */
+struct evp_pkey_st *kpb_store_p8(const char *path, const char *sk);
 /* This process's user + system CPU time so far, in ms. */
 double kpb_self_cpu_ms(void);
 

@@ -318,6 +318,44 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_unwrap_used(kp_ctx *ctx, const kp_polic
                                                      const kp_envelope *env, const char *replica,
                                                      kp_secret **dek, char *used, size_t *wrap);
 
+/**
+ * Bounds of a context's DEK cache (kp_ctx_set_dek_cache). Every bound holds at once.
+ */
+typedef struct kp_dek_cache_limits {
+    size_t max_entries; /**< 1..1,048,576 envelopes; beyond, the least recently used goes */
+    uint32_t max_age_s; /**< 1..86,400: seconds after its unwrap that an entry stops answering */
+    uint64_t max_uses;  /**< answers one entry gives before it is dropped; 0: no bound */
+} kp_dek_cache_limits;
+
+/** What a context's DEK cache has done since it was turned on (kp_ctx_dek_cache_stats). */
+typedef struct kp_dek_cache_stats {
+    uint64_t hits, misses;
+    uint64_t
+        evicted; /**< dropped for room, age, uses or a retire/abandon (kp_ctx_dek_cache_forget) */
+    size_t entries; /**< held now */
+} kp_dek_cache_stats;
+
+/**
+ * Turns on the context's DEK cache (off by default), for an engine that unwraps the same
+ * envelopes again and again (pages of a database, as the AWS Encryption SDK's caching
+ * materials manager does for its data keys): kp_chain_unwrap with replica NULL answers an
+ * envelope it opened before from memory, without a store. The DEKs are kept in locked,
+ * dump-excluded memory and wiped when dropped. An entry answers for at most max_age_s after its
+ * unwrap and max_uses times; kp_chain_retire and kp_chain_abandon through this context drop the
+ * entries of the version they change, but a retire done elsewhere (another process) is seen
+ * only when the entry ages out: choose max_age_s with that in mind. A hit is no key use: it
+ * writes no audit event (the unwrap that filled the entry did). Called again, it changes the
+ * bounds and empties the cache; limits NULL turns it off and wipes every entry.
+ * @return KP_OK, or KP_ERR_INVALID_ARG for a bound out of range, KP_ERR_NOMEM.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_ctx_set_dek_cache(kp_ctx *ctx,
+                                                     const kp_dek_cache_limits *limits);
+/** Fills out with the cache's counters (all zero when it is off). */
+KP_API void kp_ctx_dek_cache_stats(kp_ctx *ctx, kp_dek_cache_stats *out);
+/** Drops, wiping them, the cached DEKs of chain opened with version (every version when 0): for
+ *  an engine that learns of a retire made elsewhere. */
+KP_API void kp_ctx_dek_cache_forget(kp_ctx *ctx, const char *chain, uint32_t version);
+
 #ifdef __cplusplus
 }
 #endif

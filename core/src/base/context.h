@@ -48,6 +48,9 @@ struct kp_ctx {
         kp_instance *inst;
     } * icache;
     size_t nicache, capicache;
+    /* instance: the DEK cache (instance/dek_cache.c), NULL until kp_ctx_set_dek_cache turns it on
+     */
+    struct kp__dek_cache *dek_cache;
 };
 
 #endif

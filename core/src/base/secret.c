@@ -1,11 +1,15 @@
 /*
  * kp_secret: locked, dump-excluded, always-wiped memory for key material.
  *
- * Layout: one page-aligned block holding the header and the bytes, so a single mlock and
- * madvise cover both. Growing allocates a new block, copies, and wipes and frees the old one;
- * realloc would leave an unwiped copy behind (cryptsetup's lib/utils_safe_memory.c does the
- * same for the same reason).
+ * Layout: one block holding the header and the bytes, so one lock covers both. A small secret
+ * (a DEK, an RSA decryption's output: up to 1 KiB with its header) takes a slot of a pool of
+ * locked, dump-excluded pages kept for the process's life, so making one costs no system call
+ * (an unwrap makes one or two; a DEK cache hit one). A larger one is its own page-aligned
+ * block, locked and excluded when made and released when freed. Growing allocates a new block,
+ * copies, and wipes and frees the old one; realloc would leave an unwiped copy behind
+ * (cryptsetup's lib/utils_safe_memory.c does the same for the same reason).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,12 +21,32 @@
 
 #include "base/secret_hook.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define S_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define S_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define S_POISON(p, n) ((void)(p), (void)(n))
+#define S_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 struct kp_secret {
     size_t len;   /* bytes in use */
-    size_t total; /* bytes of the whole block, header included */
+    size_t total; /* bytes of the whole block (or slot), header included */
     int locked;
+    int pool; /* the slot class + 1 when from the pool, 0 for an own block */
     unsigned char data[];
 };
+
+/* The pool: two slot sizes, each carved out of 64 KiB chunks taken (and locked) as needed. A
+ * free slot is wiped and, under ASan, poisoned, so a use after free is still caught. */
+#define S_CHUNK (64 * 1024)
+static const size_t s_slot[2] = {128, 1024};
+typedef struct s_free {
+    struct s_free *next;
+} s_free;
+static s_free *s_free_list[2];
+static pthread_mutex_t s_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static kp_secret_free_hook s_free_hook;
 
@@ -43,8 +67,71 @@ static size_t s_page(void)
     return page > 0 ? (size_t)page : 4096;
 }
 
+/* Takes a new chunk for class c (pool lock held): its slots go on the free list. */
+static int s_pool_grow(int c)
+{
+    void *chunk = NULL;
+    if (posix_memalign(&chunk, s_page(), S_CHUNK) != 0)
+        return -1;
+    memset(chunk, 0, S_CHUNK);
+    int locked = mlock(chunk, S_CHUNK) == 0;
+#ifdef MADV_DONTDUMP
+    (void)madvise(chunk, S_CHUNK, MADV_DONTDUMP);
+#endif
+    for (size_t off = S_CHUNK; off >= s_slot[c]; off -= s_slot[c]) {
+        s_free *f = (s_free *)((unsigned char *)chunk + off - s_slot[c]);
+        f->next = s_free_list[c];
+        s_free_list[c] = f;
+        ((kp_secret *)(void *)f)->locked = locked; /* kept: read again when the slot is taken */
+        S_POISON((unsigned char *)f + sizeof(s_free), s_slot[c] - sizeof(s_free));
+    }
+    return 0;
+}
+
+static kp_secret *s_pool_new(int c, size_t len)
+{
+    pthread_mutex_lock(&s_pool_lock);
+    s_free *f = s_free_list[c];
+    if (f == NULL && s_pool_grow(c) == 0)
+        f = s_free_list[c];
+    if (f != NULL)
+        s_free_list[c] = f->next;
+    pthread_mutex_unlock(&s_pool_lock);
+    if (f == NULL)
+        return NULL;
+    S_UNPOISON(f, s_slot[c]);
+    kp_secret *s = (kp_secret *)(void *)f;
+    int locked = s->locked;
+    memset(s, 0, s_slot[c]);
+    s->len = len;
+    s->total = s_slot[c];
+    s->locked = locked;
+    s->pool = c + 1;
+    return s;
+}
+
+static void s_pool_free(kp_secret *s)
+{
+    int c = s->pool - 1, locked = s->locked;
+    memset(s, 0, sizeof(*s));
+    s->locked = locked;
+    s_free *f = (s_free *)(void *)s;
+    S_POISON((unsigned char *)f + sizeof(s_free), s_slot[c] - sizeof(s_free));
+    pthread_mutex_lock(&s_pool_lock);
+    f->next = s_free_list[c];
+    s_free_list[c] = f;
+    pthread_mutex_unlock(&s_pool_lock);
+}
+
 kp_secret *kp_secret_new(size_t len)
 {
+    for (int c = 0; c < 2; c++)
+        if (len <= s_slot[c] - sizeof(kp_secret)) {
+            kp_secret *s = s_pool_new(c, len);
+            if (s != NULL)
+                return s;
+            break; /* no chunk to be had: an own block may still be */
+        }
     size_t page = s_page();
     if (len > SIZE_MAX - sizeof(kp_secret) - page)
         return NULL;
@@ -81,6 +168,10 @@ void kp_secret_free(kp_secret *s)
     kp_memwipe(s->data, total - sizeof(kp_secret));
     if (s_free_hook != NULL)
         s_free_hook(s->data, total - sizeof(kp_secret));
+    if (s->pool != 0) {
+        s_pool_free(s);
+        return;
+    }
     kp_memwipe(s, sizeof(*s));
     if (locked)
         (void)munlock(s, total);

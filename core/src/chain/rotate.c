@@ -11,6 +11,7 @@
 #include <keyplane/kit/clock.h>
 
 #include "chain/state.h"
+#include "instance/dek_cache.h"
 
 /* A chain that never rotated has no document: the version wrap uses is its active one and the
  * confirmed versions before it are previous. Newer ones (made outside the lifecycle, or not in
@@ -320,6 +321,8 @@ kp_status kp_chain_retire(kp_ctx *ctx, const kp_policy *policy, const char *chai
         x->state = KP_VSTATE_RETIRED;
         st = kp__state_store(ctx, &v->d, &v->s);
     }
+    if (st == KP_OK)
+        kp__dek_cache_forget(ctx, chain, version); /* a cached DEK must not outlive its version */
     s_view_free(v);
     return st;
 }
@@ -399,6 +402,8 @@ kp_status kp_chain_abandon(kp_ctx *ctx, const kp_policy *policy, const char *cha
         x->state = KP_VSTATE_ABANDONED;
         st = kp__state_store(ctx, &v->d, &v->s);
     }
+    if (st == KP_OK)
+        kp__dek_cache_forget(ctx, chain, version);
     s_view_free(v);
     return st;
 }

@@ -7,6 +7,7 @@
 #include <keyplane/kit/codec.h>
 
 #include "chain/state.h"
+#include "instance/dek_cache.h"
 
 /* The chain's keystores to try: replica alone (checked to belong to the chain), or all but
  * those the policy keeps restore-only (a restore source is tried only when named). */
@@ -331,6 +332,17 @@ kp_status kp_chain_unwrap_used(kp_ctx *ctx, const kp_policy *policy, const kp_en
                                  "RSA-OAEP-256 only",
                                  kp_wrap_alg_name(alg), c->name);
     }
+    /* The DEK cache answers only when no replica is asked for: a caller naming one wants that
+     * store to do the work (verify, a failover drill). */
+    kp__dek_hit hit = {.wrap = 0};
+    if (replica == NULL && (*dek = kp__dek_cache_get(ctx, env, &hit)) != NULL) {
+        if (used != NULL)
+            snprintf(used, KP_NAME_MAX, "%s", hit.used);
+        if (wrap != NULL)
+            *wrap = hit.wrap;
+        kp__clear_error(ctx);
+        return KP_OK;
+    }
     const char *cands[KP_MAX_TARGETS];
     size_t n = 0;
     KP_GUARD(s_candidates(ctx, policy, c, replica, cands, &n));
@@ -345,6 +357,11 @@ kp_status kp_chain_unwrap_used(kp_ctx *ctx, const kp_policy *policy, const kp_en
             st = s_unwrap_in(ctx, inst, env, dek, &which);
         kp__instance_return(ctx, inst);
         if (st == KP_OK) {
+            if (replica == NULL) {
+                snprintf(hit.used, sizeof(hit.used), "%s", cands[i]);
+                hit.wrap = which;
+                kp__dek_cache_put(ctx, env, *dek, &hit);
+            }
             if (used != NULL)
                 snprintf(used, KP_NAME_MAX, "%s", cands[i]);
             if (wrap != NULL)

@@ -9,6 +9,7 @@
 #include "base/context.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "instance/dek_cache.h"
 #include "instance/instance.h"
 #include "plugin/plugin.h"
 #include "policy/policy.h"
@@ -45,6 +46,7 @@ void kp_ctx_free(kp_ctx *ctx)
         free(ctx->icache[i].name);
     }
     free(ctx->icache);
+    kp__dek_cache_free(ctx->dek_cache);
     /* Unload in reverse order of loading. A plugin with an instance still open is left loaded:
      * tearing it down under the instance would turn the caller's leak into a crash. */
     while (ctx->nplugins > 0) {
