@@ -98,7 +98,7 @@ _keyplane()
         [ -z "$sub" ] && { COMPREPLY=($(compgen -W "validate" -- "$cur")); return; }
         args=files ;;
     init | check) args=instances ;;
-    plan) opts="--detailed-exitcode"; args=chains ;;
+    plan) opts="--workers --detailed-exitcode"; args=chains ;;
     apply) opts="--workers --journal"; args=chains ;;
     verify | status) args=chains ;;
     restore) opts="--to --from --force"; args=chains ;;

@@ -52,8 +52,8 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
                 return KP_EXIT_USAGE;
             break;
         case 'w':
-            if (!apply)
-                return kp_cli_usage_error(cmd, "--workers is for apply");
+            if (!apply && strcmp(cmd, "plan") != 0)
+                return kp_cli_usage_error(cmd, "--workers is for plan and apply");
             o->workers = (unsigned)strtoul(optarg, &end, 10);
             if (*end != '\0' || o->workers == 0 || o->workers > 256)
                 return kp_cli_usage_error(cmd, "--workers must be 1 to 256");
@@ -191,12 +191,13 @@ static int s_plan(kp_cli *cli, int argc, char **argv, bool *changes)
     s_opts o = {0};
     int rc =
         s_parse(cli, "plan",
-                "Usage: keyplane plan [--detailed-exitcode] [--json] [CHAIN]\n\n"
+                "Usage: keyplane plan [--workers N] [--detailed-exitcode] [--json] [CHAIN]\n\n"
                 "Discovers what every keystore of each chain (or CHAIN) holds and prints what\n"
                 "'keyplane apply' would do: create the protector in the origin when nobody\n"
                 "holds it, copy every version into every keystore that lacks it. Findings it\n"
                 "cannot fix (an unreachable instance, another key under a version number) are\n"
                 "listed with '!'. Nothing is changed. Exit status 1 when there are findings.\n\n"
+                "  --workers N          chains discovered at once, 1 to 256 (default 8)\n"
                 "  --detailed-exitcode  as terraform plan: 0 nothing to do, 2 apply would change\n"
                 "                       something, 1 findings or any error\n",
                 argc, argv, &o, false);
@@ -205,7 +206,8 @@ static int s_plan(kp_cli *cli, int argc, char **argv, bool *changes)
     kp_plan *plan = NULL;
     s_progress_line(cli, "plan: asking %zu stores of %s", s_all_stores(cli, o.chain),
                     o.chain != NULL ? o.chain : "every chain");
-    kp_status st = kp_plan_make(cli->ctx, cli->policy, o.chain, &plan);
+    kp_plan_opts popts = {.struct_size = sizeof(popts), .workers = o.workers};
+    kp_status st = kp_plan_make_with(cli->ctx, cli->policy, o.chain, &popts, &plan);
     s_progress_done(cli);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "plan");
@@ -347,7 +349,8 @@ int kp_cmd_apply(kp_cli *cli, int argc, char **argv)
         o.journal = journal;
     }
     kp_plan *plan = NULL;
-    kp_status st = kp_plan_make(cli->ctx, cli->policy, o.chain, &plan);
+    kp_plan_opts popts = {.struct_size = sizeof(popts), .workers = o.workers};
+    kp_status st = kp_plan_make_with(cli->ctx, cli->policy, o.chain, &popts, &plan);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "apply");
     json_t *out = cli->json ? json_object() : NULL;

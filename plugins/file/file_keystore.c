@@ -158,7 +158,6 @@ static kp_status s_parse_import(kp_file_inst *fi, const kp_key_spec *spec, const
 {
     const unsigned char *p = der;
     PKCS8_PRIV_KEY_INFO *p8inf;
-    EVP_PKEY_CTX *ctx;
     EVP_PKEY *pkey = NULL;
     kp_status st = KP_OK;
     int bits;
@@ -184,11 +183,9 @@ static kp_status s_parse_import(kp_file_inst *fi, const kp_key_spec *spec, const
     if (st == KP_OK) {
         /* A key whose private half does not match its public half would wrap DEKs that can
          * never be unwrapped; refuse it now rather than at disaster-recovery time. */
-        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1)
-            st = kp_file_ossl_err(fi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key",
-                                  spec->name);
-        EVP_PKEY_CTX_free(ctx);
+        if (!kpk_rsa_consistent(pkey))
+            st = kp_file_err(fi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key",
+                             spec->name);
     }
     if (st == KP_OK) {
         *out = pkey;

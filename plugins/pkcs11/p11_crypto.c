@@ -140,7 +140,6 @@ kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, cons
 {
     const unsigned char *p = der;
     PKCS8_PRIV_KEY_INFO *p8inf;
-    EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *pkey = NULL;
     unsigned char *out = NULL;
     kp_status st = KP_OK;
@@ -167,10 +166,8 @@ kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, cons
     }
     /* A key whose halves do not match would wrap DEKs nobody can unwrap; refuse it now. */
     if (st == KP_OK) {
-        ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (ctx == NULL || EVP_PKEY_pairwise_check(ctx) != 1) {
-            st =
-                kp_p11_ossl_err(pi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key", name);
+        if (!kpk_rsa_consistent(pkey)) {
+            st = kp_p11_err(pi, KP_ERR_INVALID_ARG, "import of %s: inconsistent RSA key", name);
         } else if ((k = i2d_PUBKEY(pkey, &out)) <= 0) {
             st = kp_p11_ossl_err(pi, KP_ERR_CRYPTO, "import of %s: cannot encode public key", name);
         } else {
@@ -178,7 +175,6 @@ kp_status kp_p11_p8_check(kp_p11_inst *pi, const char *name, uint32_t bits, cons
             *spkilen = (size_t)k;
         }
     }
-    EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pkey);
     return st;
 }

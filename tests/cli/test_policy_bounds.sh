@@ -58,11 +58,11 @@ for chains in 1000 20; do
             i=$((i + 1))
         done
     } >"$p"
-    # c0's alias already repeats 90,001 nodes: the 13 before it, the list and the chain's
-    # own nodes pass 100000 there (line 6, column 18).
+    # Ten aliases repeat 900,010 nodes; c10's, with the 13 before them, the list and the
+    # chains' own nodes, passes 1000000 there (line 16, column 19).
     validate "$p"
     [ "$rc" -eq 3 ] || fail "alias bomb of $chains chains: exit $rc, want 3"
-    expect_lines "$T/err" "$p:6:18: error: more than 100000 YAML nodes once aliases are expanded (an alias counts as every node it repeats)"
+    expect_lines "$T/err" "$p:16:19: error: more than 1000000 YAML nodes once aliases are expanded (an alias counts as every node it repeats)"
     [ ! -s "$T/out" ] || fail "alias bomb of $chains chains: something on stdout"
 done
 size=$(wc -c <"$T/bomb-1000.yaml")
@@ -74,9 +74,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["valid"] is False and len(d["errors"]) == 1, d
 e = d["errors"][0]
-assert (e["line"], e["column"]) == (6, 18), e
-assert e["message"] == "more than 100000 YAML nodes once aliases are expanded (an alias counts as every node it repeats)", e
-' "$T/out" || fail "alias bomb --json: not one error at 6:18"
+assert (e["line"], e["column"]) == (16, 19), e
+assert e["message"] == "more than 1000000 YAML nodes once aliases are expanded (an alias counts as every node it repeats)", e
+' "$T/out" || fail "alias bomb --json: not one error at 16:19"
 
 # A thousand errors: the first 50, then one line for the rest, at the first one left out.
 p=$T/many.yaml

@@ -84,6 +84,10 @@ typedef struct kp_plan_opts {
      *  say (it lacks a version, keeps no readable state document, or is unreachable), this
      *  store's versions and state document count as the origin's would. NULL: none. */
     const char *vouch;
+    /** Chains discovered at once (1..256; 0: 8). Discovery is mostly waiting on stores, so more
+     *  workers than cores pays off with remote ones. Appended: a caller built against an older
+     *  struct gets 8. */
+    unsigned workers;
 } kp_plan_opts;
 
 /** kp_plan_make with options (opts may be NULL). */

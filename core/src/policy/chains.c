@@ -394,7 +394,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
 
 void kp__policy_parse_chains(kp_pol_parser *P, yaml_node_t *map)
 {
-    if (!kp__ymapping_ok(P, map, "'chains'"))
+    if (!kp__ymapping_ok_max(P, map, "'chains'", KP__YCHAINS_MAX))
         return;
     size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
     P->pol->chains = calloc(n + 1, sizeof(*P->pol->chains));

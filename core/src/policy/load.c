@@ -216,7 +216,7 @@ static char *s_dir_of(const char *path)
 }
 
 #define KP_POLICY_MAX_DEPTH 32
-#define KP_POLICY_MAX_NODES 100000
+#define KP_POLICY_MAX_NODES 1000000
 #define KP_POLICY_MAX_ANCHORS 256
 #define S_Q(x) S_Q2(x)
 #define S_Q2(x) #x

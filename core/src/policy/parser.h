@@ -31,6 +31,8 @@ typedef struct kp_pol_parser {
 
 /* The largest mapping keyplane reads (kp__ymapping_ok refuses more keys). */
 #define KP__YMAP_MAX 1024
+/* The most chains a policy holds (the keys of `chains`). */
+#define KP__YCHAINS_MAX 100000
 
 #define KP_NODE_LINE(n) ((unsigned)(n)->start_mark.line + 1)
 #define KP_NODE_COL(n) ((unsigned)(n)->start_mark.column + 1)
@@ -46,6 +48,8 @@ void kp__policy_set_unusable(kp_pol_parser *P, const char *name);
 bool kp__policy_unusable(const kp_pol_parser *P, const char *name);
 /* Checks a mapping: every key a scalar, no key twice. Reports and returns false otherwise. */
 bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what);
+/* kp__ymapping_ok with another bound on its keys (the chains: KP__YCHAINS_MAX). */
+bool kp__ymapping_ok_max(kp_pol_parser *P, yaml_node_t *map, const char *what, size_t max);
 /* The value node for key in map, or NULL; *key_node receives the key's node. */
 yaml_node_t *kp__ymap_get(kp_pol_parser *P, yaml_node_t *map, const char *key,
                           yaml_node_t **key_node);

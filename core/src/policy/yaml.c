@@ -39,7 +39,7 @@ static int s_key_cmp(const void *a, const void *b)
     return c != 0 ? c : (x->at > y->at) - (x->at < y->at);
 }
 
-bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
+bool kp__ymapping_ok_max(kp_pol_parser *P, yaml_node_t *map, const char *what, size_t max)
 {
     if (map == NULL || map->type != YAML_MAPPING_NODE) {
         if (map != NULL)
@@ -47,16 +47,21 @@ bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
         return false;
     }
     size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
-    if (n > KP__YMAP_MAX) {
-        kp__pdiag(P, map, "%s has more than %d keys", what, KP__YMAP_MAX);
+    if (n > max) {
+        kp__pdiag(P, map, "%s has more than %zu keys", what, max);
         return false;
     }
     /* Duplicates by sorting the keys, so that a mapping used many times through an alias
      * costs n log n each time, not n squared. first[i]: the place of the first key of that
      * name, for the key at i; n when the key is no plain name. */
-    s_key keys[KP__YMAP_MAX];
-    size_t first[KP__YMAP_MAX], nkeys = 0;
-    memset(keys, 0, sizeof(keys)); /* only the first nkeys are used: for the analysers */
+    s_key *keys = calloc(n + 1, sizeof(*keys));
+    size_t *first = calloc(n + 1, sizeof(*first)), nkeys = 0;
+    if (keys == NULL || first == NULL) {
+        free(keys);
+        free(first);
+        kp__pdiag(P, map, "out of memory reading %s", what);
+        return false;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *name = kp__yscalar(kp__ynode(P, map->data.mapping.pairs.start[i].key));
         first[i] = name != NULL ? i : n;
@@ -77,7 +82,14 @@ bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
                       KP_NODE_LINE(kp__ynode(P, map->data.mapping.pairs.start[first[i]].key)));
         ok = ok && first[i] == i;
     }
+    free(keys);
+    free(first);
     return ok;
+}
+
+bool kp__ymapping_ok(kp_pol_parser *P, yaml_node_t *map, const char *what)
+{
+    return kp__ymapping_ok_max(P, map, what, KP__YMAP_MAX);
 }
 
 yaml_node_t *kp__ymap_get(kp_pol_parser *P, yaml_node_t *map, const char *key,

@@ -78,6 +78,14 @@ kp_status kpk_fpr_pkey(const void *pkey, char *hex);
 /** True when s is a well-formed fingerprint: exactly 64 lower-case hex digits. */
 bool kpk_fpr_valid(const char *s);
 
+/** True when the RSA private key pkey (an EVP_PKEY *) holds together: n = p*q, d*e = 1 modulo
+ *  p-1 and q-1, and its CRT values are those of d, p and q. A key that fails would wrap DEKs that
+ *  some implementation cannot unwrap. The primality of p and q is not tested: that is
+ *  EVP_PKEY_pairwise_check's cost (tens of milliseconds per key), and an import's key comes
+ *  from a store that generated it; the fingerprint check covers the public half. False for a
+ *  key without its private parts. */
+bool kpk_rsa_consistent(const void *pkey);
+
 /** True when name is a key or secret name of the provider ABI: 1..127 of [A-Za-z0-9._-], not
  *  starting with '.' (so no name is "." or ".." or a hidden file). */
 bool kpk_key_name_valid(const char *name);
