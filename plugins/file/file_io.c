@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include "file_internal.h"
 
@@ -132,6 +135,48 @@ static int s_open_comp(int dfd, const char *comp, size_t len, int flags, mode_t 
     return fd;
 }
 
+/* Whether every component of rel is a plain name (not empty, "." or ".."): only then may
+ * openat2 stand in for the walk, which refuses those. */
+static bool s_plain_rel(const char *rel)
+{
+    for (const char *p = rel, *end;; p = end + 1) {
+        end = strchr(p, '/');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || (p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.'))))
+            return false;
+        if (end == NULL)
+            return true;
+    }
+}
+
+#ifdef SYS_openat2
+/* The walk in one system call: openat2 (Linux 5.6) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+ * refuses a link in any component as the walk does (O_PATH | O_NOFOLLOW still opens a final
+ * link itself). -1 when it is not there (ENOSYS, a seccomp filter) or failed: the walk then
+ * runs and says exactly which component was wrong. */
+static int s_openat2(const kp_file_inst *fi, const char *rel, int flags, mode_t mode)
+{
+    static int s_missing; /* set once openat2 is known to be unavailable */
+    if (__atomic_load_n(&s_missing, __ATOMIC_RELAXED)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int dfd = open(fi->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1; /* errno as the walk's own open of the directory would say */
+    struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+                           .mode = (flags & (O_CREAT | O_TMPFILE)) != 0 ? mode : 0,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
+    int e = errno;
+    if (fd < 0 && (e == ENOSYS || e == EPERM))
+        __atomic_store_n(&s_missing, 1, __ATOMIC_RELAXED);
+    close(dfd);
+    errno = e;
+    return fd;
+}
+#endif
+
 int kp_file_openat(const kp_file_inst *fi, const char *path, int flags, mode_t mode, int *fd,
                    size_t *bad)
 {
@@ -142,6 +187,22 @@ int kp_file_openat(const kp_file_inst *fi, const char *path, int flags, mode_t m
     *bad = 0;
     if (rel == NULL || *rel == '\0')
         return EINVAL;
+#ifdef SYS_openat2
+    if (s_plain_rel(rel)) {
+        if ((*fd = s_openat2(fi, rel, flags, mode)) >= 0)
+            return 0;
+        /* Not there is an answer (a link on the way is ELOOP; a final link opened with
+         * O_DIRECTORY is ENOTDIR, which the walk tells from a file): the walk is for what
+         * needs the component named. */
+        if (errno == ENOENT) {
+            *bad = strlen(path);
+            return errno;
+        }
+    }
+    *fd = -1;
+#else
+    (void)s_plain_rel;
+#endif
     /* The store directory itself is the operator's path and is opened as named; below it, no
      * component is a link (as openat2's RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, on every kernel). */
     if ((dfd = open(fi->dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)

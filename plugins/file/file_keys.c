@@ -25,18 +25,14 @@ static kp_status s_key_file(kp_file_inst *fi, const char *name, uint32_t version
     return kp_file_path(fi, buf, size, "%s/keys/%s/%u/%s", fi->dir, name, version, file);
 }
 
-kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info)
+kp_status kp_file_key_info_read(kp_file_inst *fi, const char *name, uint32_t version,
+                                kp_key_info *info)
 {
     char dir[KP_FILE_PATH_MAX], path[KP_FILE_PATH_MAX];
     const char *jname, *type, *state, *fpr;
     json_t *j, *flags, *el;
     size_t i;
 
-    kp_file_stamp stamps[KP_FILE_INFO_STAMPS];
-
-    if (kp_file_cache_info(fi, name, version, info))
-        return KP_OK;
-    kp_file_cache_stamp(fi, name, version, KP_FILE_INFO_STAMPS, stamps);
     memset(info, 0, sizeof(*info));
     info->struct_size = sizeof(*info);
     KP_GUARD(kp_file_key_dir(fi, name, version, dir, sizeof(dir)));
@@ -78,6 +74,17 @@ kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version,
     else
         snprintf(info->backend_id, sizeof(info->backend_id), "keys/%s/%u", name, version);
     json_decref(j);
+    return KP_OK;
+}
+
+kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info)
+{
+    kp_file_stamp stamps[KP_FILE_INFO_STAMPS];
+
+    if (kp_file_cache_info(fi, name, version, info))
+        return KP_OK;
+    kp_file_cache_stamp(fi, name, version, KP_FILE_INFO_STAMPS, stamps);
+    KP_GUARD(kp_file_key_info_read(fi, name, version, info));
     kp_file_cache_keep_info(fi, info, stamps);
     return KP_OK;
 }

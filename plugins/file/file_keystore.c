@@ -268,7 +268,7 @@ static kp_status s_visit_version(kp_file_inst *fi, const char *name, const char 
 {
     const s_visitor *v = arg;
     kp_key_info info;
-    kp_status st = kp_file_key_info(fi, name, version, &info);
+    kp_status st = kp_file_key_info_read(fi, name, version, &info); /* a listing reads the disk */
 
     (void)objdir;
     *broken = st != KP_OK;
