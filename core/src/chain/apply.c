@@ -39,6 +39,12 @@ typedef struct s_run {
     size_t ninst;
     FILE *journal;
     char run_id[32];
+    /* Group commit of the journal: lines are written (in order, under lock) and numbered;
+     * s_journal_sync makes them durable outside lock, one fsync covering every line written
+     * before it, so workers do not queue behind each other's fsync. */
+    uint64_t jwritten;     /* lines written (under lock) */
+    uint64_t jsynced;      /* lines known durable (under jlock) */
+    pthread_mutex_t jlock; /* one fsync at a time */
 } s_run;
 
 /* ---- journal ----------------------------------------------------------------------------- */
@@ -57,8 +63,25 @@ static void s_journal(s_run *r, json_t *event)
         return;
     fprintf(r->journal, "%s\n", line);
     fflush(r->journal);
-    (void)fsync(fileno(r->journal)); /* the next run relies on it after a crash */
+    __atomic_add_fetch(&r->jwritten, 1, __ATOMIC_RELEASE);
     free(line);
+}
+
+/* Makes every journal line written so far durable (the next run relies on them after a crash).
+ * Called without r->lock: a worker waits only for an fsync, never holds others behind its own,
+ * and one fsync serves every line written before it began. */
+static void s_journal_sync(s_run *r)
+{
+    if (r->journal == NULL)
+        return;
+    uint64_t want = __atomic_load_n(&r->jwritten, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&r->jlock);
+    if (r->jsynced < want) {
+        uint64_t upto = __atomic_load_n(&r->jwritten, __ATOMIC_ACQUIRE);
+        (void)fsync(fileno(r->journal));
+        r->jsynced = upto;
+    }
+    pthread_mutex_unlock(&r->jlock);
 }
 
 /* Reports a run that began and never ended (killed, crashed, power lost). */
@@ -111,6 +134,7 @@ static kp_status s_journal_open(s_run *r, const char *path)
     snprintf(r->run_id, sizeof(r->run_id), "%lld.%d.%ld", (long long)ts.tv_sec, (int)getpid(),
              ts.tv_nsec / 1000);
     s_journal(r, json_pack("{s:s, s:I}", "event", "begin", "actions", (json_int_t)r->plan->n));
+    s_journal_sync(r);
     return KP_OK;
 }
 
@@ -350,6 +374,7 @@ static void *s_worker(void *arg)
         if (r->opts != NULL && r->opts->progress != NULL)
             r->opts->progress(r->opts->arg, a, st, detail, r->done, r->total);
         pthread_mutex_unlock(&r->lock);
+        s_journal_sync(r);
     }
 }
 
@@ -389,6 +414,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
     r->opts = opts != NULL && opts->struct_size >= sizeof(kp_apply_opts) ? opts : NULL;
     r->total = plan->n;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->jlock, NULL);
     unsigned workers = r->opts != NULL && r->opts->workers > 0 ? r->opts->workers : 8;
     if (workers > 256)
         workers = 256;
@@ -402,6 +428,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
         s_run_phase(r, KP_ACTION_SECRET, workers);
         s_run_phase(r, KP_ACTION_STATE, workers);
         s_journal(r, json_pack("{s:s, s:I}", "event", "end", "failed", (json_int_t)r->failed));
+        s_journal_sync(r);
         st = r->first;
     }
     if (r->journal != NULL)
@@ -414,6 +441,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
         kp__set_error(ctx, st, "%zu of %zu actions failed; first: %.200s", r->failed, r->total,
                       r->first_detail);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->jlock);
     free(r);
     return st;
 }
