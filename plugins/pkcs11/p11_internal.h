@@ -15,6 +15,7 @@
  *   p11_keygen.c p11_keystore.c p11_probe.c p11_wrap.c   create, get/list, caps, wrap/unwrap
  *   p11_version.c                                        new versions against other writers
  *   p11_kwp.c p11_lookup.c p11_state.c                   RFC 5649 probe, key versions, state
+ *   p11_snap.c                                           one listing of the token for many reads
  *   p11_info.c p11_object.c                              key info, token objects
  *   p11_label.c p11_session.c                            names and labels, the session pool
  *   p11_crypto.c p11_module.c                            OpenSSL side, p11-kit modules
@@ -61,6 +62,7 @@ typedef struct kp_p11_module {
     CK_FUNCTION_LIST *f;    /* the module's function list (p11-kit managed) */
     CK_FUNCTION_LIST **all; /* by name: every registered module, released at the end */
     unsigned refs;
+    _Atomic uint64_t writes; /* token writes through any instance of the module (p11_snap.c) */
 } kp_p11_module;
 
 /** A PIN a token refused, remembered for the plugin's lifetime (the process, for the CLI), so
@@ -95,6 +97,8 @@ typedef struct kp_p11_cached {
     CK_OBJECT_HANDLE pub;   /* RSA public key object already checked against CKA_ID, or 0 */
 } kp_p11_cached;
 
+struct kp_p11_snap;
+
 typedef struct kp_p11_inst {
     const kp_p11_up *up;
     kp_core_handle *h;
@@ -125,6 +129,10 @@ typedef struct kp_p11_inst {
     bool no_copy;                      /* the token refused C_CopyObject onto it (p11_keygen.c) */
     kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
     size_t cache_next;
+    struct kp_p11_snap *snap;     /* the live listing of the token, or NULL; guarded by lock */
+    char first_read[KP_NAME_MAX]; /* the first key listed or state read of the instance (lock) */
+    bool many_read;               /* another key was read after it (lock) */
+    pthread_mutex_t snap_take;    /* one thread lists the token at a time */
 } kp_p11_inst;
 
 /** One operation's session, borrowed from the pool by kp_p11_run. */
@@ -159,6 +167,34 @@ void kp_p11_cache_flush_locked(kp_p11_inst *pi);
 /** Frees the entries at instance close. */
 void kp_p11_cache_free(kp_p11_inst *pi);
 bool kp_p11_stale_handle(CK_RV rv);
+
+/** One listing of every token object of ours (p11_snap.c), immutable once made and shared by
+ *  reference: the key objects of every version (as kp_p11_vobjs finds them), the published RSA
+ *  public keys and the state documents. */
+typedef struct kp_p11_snap {
+    unsigned refs;            /* guarded by the instance's lock */
+    uint64_t writes;          /* the module's write count when it was taken */
+    uint64_t taken_ms;        /* monotonic time it was taken */
+    struct kp_p11_vobj *keys; /* sorted by name, then version */
+    size_t nkeys;
+    struct kp_p11_snap_obj *pubs; /* published public keys, sorted by name, then version */
+    size_t npubs;
+    struct kp_p11_snap_obj *docs; /* state documents, sorted by name */
+    size_t ndocs;
+} kp_p11_snap;
+/** The instance's listing with a reference, when it is still live (no token write through the
+ *  module since, younger than KP_P11_SNAP_MS); NULL otherwise. Release it with snap_put. */
+kp_p11_snap *kp_p11_snap_hold(kp_p11_inst *pi);
+/** Makes s the instance's listing (the instance takes over the caller's reference). */
+void kp_p11_snap_install(kp_p11_inst *pi, kp_p11_snap *s);
+void kp_p11_snap_put(kp_p11_inst *pi, kp_p11_snap *s);
+/** Records a listing or state read of key name (NULL: of every key) asked of the instance;
+ *  true once it reads every key or a second key (it is reading many: one listing of the token
+ *  serves them). */
+bool kp_p11_snap_wanted(kp_p11_inst *pi, const char *name);
+/** Records a write to the token through pi: every listing of the module's tokens is dropped.
+ *  Writers call it before and after they change token objects. */
+void kp_p11_wrote(kp_p11_inst *pi);
 
 /* Entry points, declared through the ABI typedefs so the compiler checks them. */
 kp_ks_create_fn kp_p11_ks_create;
@@ -287,10 +323,6 @@ kp_status kp_p11_find_one(kp_p11_op *op, CK_OBJECT_CLASS cls, const char *label,
  *  object of that label and ID. KP_ERR_NOT_FOUND without text when none. */
 kp_status kp_p11_find_pub(kp_p11_op *op, const char *label, const uint8_t *id, size_t idlen,
                           CK_OBJECT_HANDLE *obj);
-/** The public key object of an RSA key version, checked against the key's CKA_ID; der (may be
- *  NULL) receives its SubjectPublicKeyInfo DER (malloc'ed). */
-kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HANDLE *obj,
-                            uint8_t **der, size_t *len);
 /** Reads a variable-length attribute into a malloc'ed buffer. */
 kp_status kp_p11_attr(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **val,
                       size_t *len);
@@ -327,6 +359,10 @@ typedef struct kp_p11_vobj {
     char label[KP_P11_OBJLABEL_MAX + 1];
     uint8_t id[KP_P11_ID_MAX]; /* CKA_ID: an RSA key's fingerprint, an AES key's tag */
     size_t idlen;
+    bool full; /* a listing of the token (p11_snap.c) read the rest of what a reader needs: */
+    bool extractable;
+    uint32_t bits;
+    int64_t created;
 } kp_p11_vobj;
 
 /** The key objects of name (of every key when NULL) and version (every version when 0),
@@ -351,6 +387,55 @@ kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t
  *  resolve it; KP_ERR_NOT_FOUND or KP_ERR_UNAVAILABLE (being created) with text. Never reads
  *  objects of other keys. */
 kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_p11_key *key);
+/** The public key object of an RSA key version (from the instance's listing
+ *  of the token when it has one), checked against the key's CKA_ID; der (may be
+ *  NULL) receives its SubjectPublicKeyInfo DER (malloc'ed). */
+kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HANDLE *obj,
+                            uint8_t **der, size_t *len);
+
+/* One listing of the token for many reads (p11_snap.c) ------------------------------------ */
+
+/** A listing lives this long at most, so that a long-lived instance (an engine embedding
+ *  libkeyplane) sees what other processes wrote since; writes through the same module drop it
+ *  at once. */
+#define KP_P11_SNAP_MS 2000
+
+/** A public key or state document in a listing. */
+typedef struct kp_p11_snap_obj {
+    char name[KP_NAME_MAX];
+    uint32_t version; /* public keys */
+    CK_OBJECT_HANDLE obj;
+    uint8_t id[KP_P11_ID_MAX]; /* public keys: CKA_ID */
+    size_t idlen;
+    int64_t created; /* public keys: CKA_START_DATE as Unix time, 0 when unset */
+} kp_p11_snap_obj;
+
+/** The bit length of a big-endian modulus. */
+uint32_t kp_p11_bits(const uint8_t *n, size_t len);
+/** Whether a key object of name, of class cls, carries that name's tag (kp_p11_tag): an RSA
+ *  private key's CKA_SUBJECT (subject, as read), an AES key's CKA_ID. */
+bool kp_p11_tagged(kp_p11_inst *pi, const char *name, CK_OBJECT_CLASS cls, const uint8_t *id,
+                   size_t idlen, const CK_ATTRIBUTE *subject);
+/** Judges the attributes read of a token key object of class cls (a: CKA_LABEL into o->label,
+ *  CKA_ID into o->id, CKA_KEY_TYPE, CKA_SUBJECT): 1 when it is an object (published or pending)
+ *  of a version of ours (of name and version, when not NULL and 0), filled into o; 0 when not. */
+int kp_p11_vjudge(kp_p11_inst *pi, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE *a,
+                  const char *name, uint32_t version, kp_p11_vobj *o);
+/** The instance's live listing, or a new one when one is wanted for reading name (take: a
+ *  listing or state read; kp_p11_snap_wanted), with a reference; NULL when there is none
+ *  (callers then search the token). A listing that fails is not an error: the caller's own
+ *  search reports what the token says. */
+kp_p11_snap *kp_p11_snap_get(kp_p11_op *op, bool take, const char *name);
+/** The key objects of name (every key when NULL) and version (every version when 0) in s, as
+ *  kp_p11_vobjs would find them. free() *objs. */
+kp_status kp_p11_snap_vobjs(kp_p11_inst *pi, const kp_p11_snap *s, const char *name,
+                            uint32_t version, kp_p11_vobj **objs, size_t *n);
+/** The one published public key of name/version with CKA_ID id in s; false when there is not
+ *  exactly one. */
+bool kp_p11_snap_pub(const kp_p11_snap *s, const char *name, uint32_t version, const uint8_t *id,
+                     size_t idlen, CK_OBJECT_HANDLE *obj);
+/** The state documents of name in s: the first of *n entries (0 when none). */
+const kp_p11_snap_obj *kp_p11_snap_docs(const kp_p11_snap *s, const char *name, size_t *n);
 
 /* A key version described to the core (p11_info.c) --------------------------------------- */
 

@@ -26,20 +26,6 @@
 
 #include "p11_internal.h"
 
-static uint32_t s_bits(const uint8_t *n, size_t len)
-{
-    uint32_t bits;
-
-    while (len > 0 && n[0] == 0)
-        n++, len--;
-    if (len == 0)
-        return 0;
-    bits = (uint32_t)(len - 1) * 8;
-    for (unsigned c = n[0]; c != 0; c >>= 1)
-        bits++;
-    return bits;
-}
-
 static bool s_avail(const CK_ATTRIBUTE *a)
 {
     return a->ulValueLen != CK_UNAVAILABLE_INFORMATION;
@@ -55,6 +41,19 @@ static int64_t s_date(kp_p11_op *op, CK_OBJECT_HANDLE obj)
     return kp_p11_date_time(&date);
 }
 
+/* The public key object of an RSA key version labelled label (its published label), found in
+ * the instance's listing of the token when it has one, else by a search. */
+static kp_status s_find_pub(kp_p11_op *op, const kp_p11_key *key, const char *label,
+                            CK_OBJECT_HANDLE *obj)
+{
+    kp_p11_snap *s = kp_p11_snap_get(op, false, NULL);
+    bool found = s != NULL && kp_p11_snap_pub(s, key->name, key->version, key->id, key->idlen, obj);
+
+    if (s != NULL)
+        kp_p11_snap_put(op->pi, s);
+    return found ? KP_OK : kp_p11_find_pub(op, label, key->id, key->idlen, obj);
+}
+
 /* CKA_START_DATE of a key, read on its own: SoftHSM 2.6.1 stores it unencrypted in private
  * objects, then fails to decrypt it on reading (CKR_GENERAL_ERROR) and stops filling the
  * rest of the template. The public key of an RSA pair (not private) carries the same date. */
@@ -63,26 +62,55 @@ static int64_t s_created(kp_p11_op *op, const kp_p11_key *key, const char *rsa_l
     CK_OBJECT_HANDLE pub;
     int64_t t = s_date(op, key->obj);
 
-    if (t == 0 && rsa_label != NULL &&
-        kp_p11_find_pub(op, rsa_label, key->id, key->idlen, &pub) == KP_OK)
+    if (t == 0 && rsa_label != NULL && s_find_pub(op, key, rsa_label, &pub) == KP_OK)
         t = s_date(op, pub);
     return t;
 }
 
-/* Whether an object of key name, of class cls, carries that name's tag: an RSA private key's
- * CKA_SUBJECT, an AES key's CKA_ID. */
-static bool s_tagged(kp_p11_op *op, const char *name, CK_OBJECT_CLASS cls, const uint8_t *id,
-                     size_t idlen, const CK_ATTRIBUTE *subject)
+kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HANDLE *obj,
+                            uint8_t **der, size_t *len)
 {
-    uint8_t want[KP_P11_TAG_MAX], aes_id[KP_P11_AES_ID_LEN];
-    size_t len = 0;
+    kp_p11_inst *pi = op->pi;
+    char label[KP_P11_OBJLABEL_MAX], fpr[KPK_FPR_HEX];
+    uint8_t *spki, md[KP_P11_SHA256_LEN];
+    size_t spkilen;
+    kp_status st = KP_OK;
 
-    if (kp_p11_tag(op->pi, name, want, &len, aes_id) != KP_OK)
-        return false;
-    if (cls == CKO_SECRET_KEY)
-        return idlen == KP_P11_AES_ID_LEN && memcmp(id, aes_id, sizeof(aes_id)) == 0;
-    return s_avail(subject) && subject->ulValueLen == len &&
-           memcmp(subject->pValue, want, len) == 0;
+    if (der != NULL)
+        *der = NULL;
+    if (key->type != KP_KEY_RSA)
+        return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "key %s v%u is an AES key: no public key",
+                          key->name, key->version);
+    kp_p11_key cached;
+    if (der == NULL && kp_p11_cache_get(pi, key->name, key->version, &cached, obj) &&
+        cached.obj == key->obj)
+        return KP_OK; /* checked against CKA_ID when it was cached */
+    KP_GUARD(kp_p11_label(pi, key->name, key->version, label, sizeof(label)));
+    /* By label and ID: while writers race, the label may be on several pairs for a moment. */
+    st = s_find_pub(op, key, label, obj);
+    if (st == KP_ERR_NOT_FOUND)
+        st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u has no public key object on token '%s'",
+                        key->name, key->version, pi->token);
+    KP_GUARD(st);
+    KP_GUARD(kp_p11_obj_spki(op, *obj, &spki, &spkilen));
+    /* CKA_ID is the fingerprint: a public key object swapped under our label would otherwise
+     * capture every DEK wrapped under it. */
+    st = kp_p11_spki_id(pi, spki, spkilen, fpr, md);
+    if (st == KP_OK &&
+        (key->idlen != KP_P11_SHA256_LEN || CRYPTO_memcmp(md, key->id, sizeof(md)) != 0))
+        st = kp_p11_err(pi, KP_ERR_INTEGRITY,
+                        "public key object of key %s v%u does not match its CKA_ID", key->name,
+                        key->version);
+    if (st == KP_OK) {
+        kp_p11_cache_put(pi, key, *obj);
+        if (der != NULL) {
+            *der = spki;
+            *len = spkilen;
+            spki = NULL;
+        }
+    }
+    free(spki);
+    return st;
 }
 
 /* Reads what a listing shows of the published object of a version (a resolved winner): 1 when
@@ -138,11 +166,12 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         return 0;
     key->obj = obj;
     key->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
-    if (!s_tagged(op, key->name, cls, key->id, key->idlen, &a[5]))
+    if (!kp_p11_tagged(op->pi, key->name, cls, key->id, key->idlen, &a[5]))
         return 0;
     key->extractable = s_avail(&a[3]) && extr == CK_TRUE;
     if (s_avail(&a[4]))
-        key->bits = key->type == KP_KEY_AES ? (uint32_t)vlen * 8 : s_bits(mod, a[4].ulValueLen);
+        key->bits =
+            key->type == KP_KEY_AES ? (uint32_t)vlen * 8 : kp_p11_bits(mod, a[4].ulValueLen);
     key->created = s_created(op, key, key->type == KP_KEY_RSA ? label : NULL);
     return 1;
 }
@@ -197,22 +226,7 @@ static int s_vread(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, con
         op->rv = rv;
         return -1;
     }
-    if (!s_avail(&a[0]) || a[0].ulValueLen > KP_P11_OBJLABEL_MAX || !s_avail(&a[2]) ||
-        (s_avail(&a[1]) && a[1].ulValueLen > sizeof(o->id)) ||
-        (!secret && s_avail(&a[3]) && a[3].ulValueLen > sizeof(subj)))
-        return 0;
-    o->label[a[0].ulValueLen] = '\0';
-    if (strlen(o->label) != a[0].ulValueLen || !kp_p11_label_parse(op->pi, o->label, &o->at))
-        return 0;
-    if ((name != NULL && strcmp(o->at.name, name) != 0) ||
-        (version != 0 && o->at.version != version))
-        return 0;
-    if ((secret && kt != CKK_AES) || (!secret && kt != CKK_RSA))
-        return 0;
-    o->cls = cls;
-    o->obj = obj;
-    o->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
-    return s_tagged(op, o->at.name, cls, o->id, o->idlen, &a[3]) ? 1 : 0;
+    return kp_p11_vjudge(op->pi, cls, obj, a, name, version, o);
 }
 
 kp_status kp_p11_vobjs(kp_p11_op *op, const char *name, uint32_t version, kp_p11_vobj **objs,
@@ -264,6 +278,29 @@ kp_status kp_p11_vobjs(kp_p11_op *op, const char *name, uint32_t version, kp_p11
     }
     free(out);
     return st;
+}
+
+/* The key objects of name and version as kp_p11_vobjs finds them, from the instance's listing
+ * of the token when it has one or wants one now (take). exact: a numbered version the listing
+ * does not show as readers resolve it (absent, or being created) is searched for on the token:
+ * it may be younger than the listing. */
+static kp_status s_vobjs_read(kp_p11_op *op, const char *name, uint32_t version, bool take,
+                              bool exact, kp_p11_vobj **objs, size_t *n)
+{
+    kp_p11_snap *s = kp_p11_snap_get(op, take, name);
+
+    if (s != NULL) {
+        kp_status st = kp_p11_snap_vobjs(op->pi, s, name, version, objs, n);
+
+        size_t win;
+
+        kp_p11_snap_put(op->pi, s);
+        if (st != KP_OK || !exact ||
+            (*n > 0 && kp_p11_vobj_resolve(*objs, *n, (int64_t)time(NULL), &win) == KP_OK))
+            return st;
+        free(*objs);
+    }
+    return kp_p11_vobjs(op, name, version, objs, n);
 }
 
 /* Which objects come first: an RSA key still without its CKA_ID (its writer is between
@@ -359,9 +396,23 @@ static kp_status s_resolve(kp_p11_op *op, const kp_p11_vobj *objs, size_t n, con
     return st;
 }
 
-/* Reads the winner of one version into key. */
+/* Reads the winner of one version into key (from what a listing of the token read of it, when
+ * it read everything). */
 static kp_status s_winner(kp_p11_op *op, const kp_p11_vobj *o, kp_p11_key *key)
 {
+    if (o->full) {
+        memset(key, 0, sizeof(*key));
+        memcpy(key->name, o->at.name, sizeof(key->name));
+        key->version = o->at.version;
+        key->type = o->cls == CKO_SECRET_KEY ? KP_KEY_AES : KP_KEY_RSA;
+        key->obj = o->obj;
+        memcpy(key->id, o->id, o->idlen);
+        key->idlen = o->idlen;
+        key->bits = o->bits;
+        key->extractable = o->extractable;
+        key->created = o->created;
+        return KP_OK;
+    }
     int r = s_read(op, o->obj, o->cls, o->at.name, key);
 
     if (r < 0)
@@ -380,7 +431,7 @@ kp_status kp_p11_scan(kp_p11_op *op, const char *name, kp_p11_key **keys, size_t
     kp_p11_key *out = NULL;
     size_t nobj = 0, cnt = 0;
     int64_t now = (int64_t)time(NULL);
-    kp_status st = kp_p11_vobjs(op, name, 0, &objs, &nobj);
+    kp_status st = s_vobjs_read(op, name, 0, true, false, &objs, &nobj);
 
     *keys = NULL;
     *n = 0;
@@ -468,7 +519,7 @@ kp_status kp_p11_key_find(kp_p11_op *op, const char *name, uint32_t version, kp_
     }
     if (kp_p11_cache_get(pi, name, version, key, NULL))
         return KP_OK;
-    st = kp_p11_vobjs(op, name, version, &objs, &nobj);
+    st = s_vobjs_read(op, name, version, false, true, &objs, &nobj);
     if (st == KP_OK)
         st = s_resolve(op, objs, nobj, name, version, &win);
     if (st == KP_OK)

@@ -198,52 +198,6 @@ kp_status kp_p11_obj_spki(kp_p11_op *op, CK_OBJECT_HANDLE obj, uint8_t **der, si
     return st;
 }
 
-kp_status kp_p11_key_public(kp_p11_op *op, const kp_p11_key *key, CK_OBJECT_HANDLE *obj,
-                            uint8_t **der, size_t *len)
-{
-    kp_p11_inst *pi = op->pi;
-    char label[KP_P11_OBJLABEL_MAX], fpr[KPK_FPR_HEX];
-    uint8_t *spki, md[KP_P11_SHA256_LEN];
-    size_t spkilen;
-    kp_status st = KP_OK;
-
-    if (der != NULL)
-        *der = NULL;
-    if (key->type != KP_KEY_RSA)
-        return kp_p11_err(pi, KP_ERR_UNSUPPORTED, "key %s v%u is an AES key: no public key",
-                          key->name, key->version);
-    kp_p11_key cached;
-    if (der == NULL && kp_p11_cache_get(pi, key->name, key->version, &cached, obj) &&
-        cached.obj == key->obj)
-        return KP_OK; /* checked against CKA_ID when it was cached */
-    KP_GUARD(kp_p11_label(pi, key->name, key->version, label, sizeof(label)));
-    /* By label and ID: while writers race, the label may be on several pairs for a moment. */
-    st = kp_p11_find_pub(op, label, key->id, key->idlen, obj);
-    if (st == KP_ERR_NOT_FOUND)
-        st = kp_p11_err(pi, KP_ERR_NOT_FOUND, "key %s v%u has no public key object on token '%s'",
-                        key->name, key->version, pi->token);
-    KP_GUARD(st);
-    KP_GUARD(kp_p11_obj_spki(op, *obj, &spki, &spkilen));
-    /* CKA_ID is the fingerprint: a public key object swapped under our label would otherwise
-     * capture every DEK wrapped under it. */
-    st = kp_p11_spki_id(pi, spki, spkilen, fpr, md);
-    if (st == KP_OK &&
-        (key->idlen != KP_P11_SHA256_LEN || CRYPTO_memcmp(md, key->id, sizeof(md)) != 0))
-        st = kp_p11_err(pi, KP_ERR_INTEGRITY,
-                        "public key object of key %s v%u does not match its CKA_ID", key->name,
-                        key->version);
-    if (st == KP_OK) {
-        kp_p11_cache_put(pi, key, *obj);
-        if (der != NULL) {
-            *der = spki;
-            *len = spkilen;
-            spki = NULL;
-        }
-    }
-    free(spki);
-    return st;
-}
-
 void kp_p11_destroy(kp_p11_op *op, CK_OBJECT_HANDLE obj)
 {
     char buf[40];

@@ -104,20 +104,21 @@ static void s_close(void *inst)
     pthread_mutex_destroy(&pi->lock);
     pthread_mutex_destroy(&pi->create_lock);
     pthread_mutex_destroy(&pi->state_lock);
+    pthread_mutex_destroy(&pi->snap_take);
     free(pi);
 }
 
-/* The instance's three mutexes; false, with none of them left made, when one cannot be. */
+/* The instance's mutexes; false, with none of them left made, when one cannot be. */
 static bool s_locks_init(kp_p11_inst *pi)
 {
-    pthread_mutex_t *m[] = {&pi->lock, &pi->create_lock, &pi->state_lock};
-    size_t n = 0;
+    pthread_mutex_t *m[] = {&pi->lock, &pi->create_lock, &pi->state_lock, &pi->snap_take};
+    size_t n = 0, all = sizeof(m) / sizeof(m[0]);
 
-    while (n < 3 && pthread_mutex_init(m[n], NULL) == 0)
+    while (n < all && pthread_mutex_init(m[n], NULL) == 0)
         n++;
-    for (size_t i = n; n < 3 && i > 0; i--)
+    for (size_t i = n; n < all && i > 0; i--)
         pthread_mutex_destroy(m[i - 1]);
-    return n == 3;
+    return n == all;
 }
 
 /* Printable ASCII without '/' (the prefix must not change how labels split), ending with a

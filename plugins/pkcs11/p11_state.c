@@ -85,26 +85,19 @@ static void s_docs_free(s_doc *d, size_t n)
     free(d);
 }
 
-/* The data objects labelled label, read; *cur the index of the current one (n > 0). */
-static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n, size_t *cur)
+/* Reads the documents objs (nobj handles) into *out; *n of them were still there, *cur the
+ * index of the current one (when *n > 0). */
+static kp_status s_docs_read(kp_p11_op *op, const CK_OBJECT_HANDLE *objs, size_t nobj, s_doc **out,
+                             size_t *n, size_t *cur)
 {
-    CK_OBJECT_CLASS cls = CKO_DATA;
-    CK_BBOOL yes = CK_TRUE;
-    CK_ATTRIBUTE tmpl[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_OBJECT_HANDLE *objs = NULL;
-    size_t nobj = 0, got = 0;
+    size_t got = 0;
     s_doc *d = NULL;
     kp_status st = KP_OK;
 
     *out = NULL;
     *n = *cur = 0;
-    KP_GUARD(kp_p11_find_all(op, tmpl, 3, &objs, &nobj));
     if (nobj > 0 && (d = calloc(nobj, sizeof(*d))) == NULL)
-        st = kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
+        return kp_p11_err(op->pi, KP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; st == KP_OK && i < nobj; i++) {
         uint8_t *app = NULL;
         size_t applen = 0;
@@ -130,7 +123,6 @@ static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n
         }
         free(app);
     }
-    free(objs);
     if (st == KP_OK) {
         *out = d;
         *n = got;
@@ -140,22 +132,79 @@ static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n
     return st;
 }
 
+/* The data objects labelled label, read as s_docs_read does; *found how many the search found
+ * (some may be gone before they were read). */
+static kp_status s_docs(kp_p11_op *op, const char *label, s_doc **out, size_t *n, size_t *cur,
+                        size_t *found)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE *objs = NULL;
+    kp_status st;
+
+    *out = NULL;
+    *n = *cur = *found = 0;
+    KP_GUARD(kp_p11_find_all(op, tmpl, 3, &objs, found));
+    st = s_docs_read(op, objs, *found, out, n, cur);
+    free(objs);
+    return st;
+}
+
+/* The documents of the instance's listing of the token (s): KP_OK with *n of them read (0 when
+ * the listing has none), KP_ERR_NOT_FOUND without text when every one it saw is gone (the
+ * caller searches again). */
+static kp_status s_docs_listed(kp_p11_op *op, const kp_p11_snap *s, const char *name, s_doc **out,
+                               size_t *n, size_t *cur)
+{
+    size_t nlisted = 0;
+    const kp_p11_snap_obj *e = kp_p11_snap_docs(s, name, &nlisted);
+    CK_OBJECT_HANDLE objs[4];
+
+    *out = NULL;
+    *n = *cur = 0;
+    /* More than a write in progress leaves: ask the token. */
+    if (nlisted > sizeof(objs) / sizeof(objs[0]))
+        return KP_ERR_NOT_FOUND;
+    for (size_t i = 0; i < nlisted; i++)
+        objs[i] = e[i].obj;
+    KP_GUARD(s_docs_read(op, objs, nlisted, out, n, cur));
+    if (nlisted > 0 && *n == 0) {
+        free(*out);
+        *out = NULL;
+        return KP_ERR_NOT_FOUND;
+    }
+    return KP_OK;
+}
+
 static kp_status s_get_op(kp_p11_op *op, void *arg)
 {
     s_state *s = arg;
     char label[KP_P11_OBJLABEL_MAX];
-    s_doc *d;
-    size_t n, cur;
+    s_doc *d = NULL;
+    size_t n = 0, cur = 0, found = 0;
+    kp_p11_snap *snap;
+    kp_status st = KP_ERR_NOT_FOUND;
 
     free(s->out);
     s->out = NULL;
     KP_GUARD(s_label(op->pi, s->name, "state", label, sizeof(label)));
+    if ((snap = kp_p11_snap_get(op, true, s->name)) != NULL) {
+        st = s_docs_listed(op, snap, s->name, &d, &n, &cur);
+        kp_p11_snap_put(op->pi, snap);
+        if (st != KP_OK && st != KP_ERR_NOT_FOUND)
+            return st;
+    }
     /* A writer renames the new document in before it destroys the old one, so a search finds
      * at least one; but the one this search found may be destroyed before it is read. Looking
-     * again then finds the new one (a document that is really absent costs three searches). */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        KP_GUARD(s_docs(op, label, &d, &n, &cur));
-        if (n > 0)
+     * again then finds the new one. A search that finds none: there is none. */
+    for (int attempt = 0; st != KP_OK && attempt < 3; attempt++) {
+        KP_GUARD(s_docs(op, label, &d, &n, &cur, &found));
+        if (n > 0 || found == 0)
             break;
         free(d);
         d = NULL;
@@ -228,7 +277,7 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
     };
     CK_OBJECT_HANDLE fresh = CK_INVALID_HANDLE;
     s_doc *d = NULL;
-    size_t n = 0, cur = 0;
+    size_t n = 0, cur = 0, found = 0;
     kp_status st = KP_OK;
     CK_RV rv;
 
@@ -237,7 +286,7 @@ static kp_status s_put_op(kp_p11_op *op, void *arg)
         return KP_OK;
     KP_GUARD(s_label(pi, s->name, "state", label, sizeof(label)));
     KP_GUARD(s_label(pi, s->name, "state.new", temp, sizeof(temp)));
-    KP_GUARD(s_docs(op, label, &d, &n, &cur));
+    KP_GUARD(s_docs(op, label, &d, &n, &cur, &found));
     st = s_compare(pi, s, d, n, cur);
     if (st == KP_OK)
         st = s_sweep(op, temp);
@@ -299,7 +348,9 @@ kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, 
     KP_GUARD(kp_p11_check_name(pi, name));
     /* Compare and swap are one step for the threads of this instance. */
     pthread_mutex_lock(&pi->state_lock);
+    kp_p11_wrote(pi);
     st = kp_p11_run(pi, s_put_op, &s);
+    kp_p11_wrote(pi);
     pthread_mutex_unlock(&pi->state_lock);
     return st;
 }

@@ -43,6 +43,10 @@ policy escrow hsm
 echo "setting up $chains chains x 2 file stores + a SoftHSM2 escrow..." >&2
 "$KP" --policy "$T/escrow.yaml" -q apply --workers 2
 "$KP" --policy "$T/escrow.yaml" -q verify >/dev/null || fail "the escrow policy does not verify"
-exec "$build/bin/bench_cli" "$rounds" "status (2 file stores)" \
+B=$build/bin
+"$B/bench_cli" "$rounds" "status (2 file stores)" \
     "'$KP' --policy '$T/plain.yaml' status" "status (2 file stores + SoftHSM2 escrow)" \
     "'$KP' --policy '$T/escrow.yaml' status" "at most 1.5x"
+"$B/bench_cli" "$rounds" "status (2 file stores), then the module's own start" \
+    "'$KP' --policy '$T/plain.yaml' status >/dev/null && '$B/bench_p11_open' '$SOFTHSM_MODULE' escrow KP_BENCH_PIN" \
+    "status (2 file stores + SoftHSM2 escrow)" "'$KP' --policy '$T/escrow.yaml' status"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -429,6 +430,127 @@ static void test_get_direct(void **state)
     kp_secret_free(p8);
 }
 
+/* Every version of a key as KS_LIST shows it. */
+typedef struct {
+    kp_key_info v[8];
+    size_t n;
+} s_listed;
+
+static kp_status s_keep(void *arg, const kp_key_info *info)
+{
+    s_listed *l = arg;
+    if (l->n < 8)
+        l->v[l->n++] = *info;
+    return KP_OK;
+}
+
+static s_listed s_list(kp_instance *inst, const char *name)
+{
+    s_listed l;
+    memset(&l, 0, sizeof(l));
+    kp_status st = kp_key_list(inst, name, s_keep, &l);
+    if (st != KP_OK)
+        fail_msg("list %s: %s", name, kp_status_name(st));
+    return l;
+}
+
+static kp_status s_doc_get(kp_instance *inst, const char *name, char *buf, size_t size)
+{
+    size_t len = size - 1;
+    kp_status st = kp_dispatch_ks_state_get(s_fn(inst, KP_FN_KS_STATE_GET))(inst->inst, name,
+                                                                            (uint8_t *)buf, &len);
+    buf[st == KP_OK ? len : 0] = '\0';
+    return st;
+}
+
+static kp_status s_doc_put(kp_instance *inst, const char *name, const char *doc)
+{
+    return kp_dispatch_ks_state_put(s_fn(inst, KP_FN_KS_STATE_PUT))(
+        inst->inst, name, (const uint8_t *)doc, strlen(doc), NULL, 0);
+}
+
+/* An instance that reads a second key lists the whole token once and answers the reads after
+ * from that listing (p11_snap.c): the same answers a search gives, a write through any instance
+ * of the module seen at once, another process's change seen once the listing expired, and a
+ * handle destroyed behind its back never used for another key. */
+static void test_listing(void **state)
+{
+    fx *f = *state;
+    char doc[64];
+    s_create(f->hsm, "a", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE, 0);
+    s_create(f->hsm, "a", KP_KEY_RSA, 2048, 0, 0);
+    s_create(f->hsm, "b", KP_KEY_RSA, 2048, 0, 0);
+    s_create(f->hsm, "k", KP_KEY_AES, 256, 0, 0);
+    assert_int_equal(s_doc_put(f->hsm, "a", "doc-of-a"), KP_OK);
+
+    kp_instance *r = kp_test_fx_open(&f->t, "hsm"); /* a reader: another instance */
+    s_listed a1 = s_list(r, "a");                   /* the first key: searched by its tag */
+    s_listed b1 = s_list(r, "b");                   /* a second: the token is listed */
+    s_listed a2 = s_list(r, "a");                   /* from the listing */
+    assert_int_equal(a1.n, 2);
+    assert_int_equal(b1.n, 1);
+    assert_int_equal(a2.n, a1.n);
+    for (size_t i = 0; i < a1.n; i++) {
+        assert_int_equal(a2.v[i].version, a1.v[i].version);
+        assert_string_equal(a2.v[i].fingerprint, a1.v[i].fingerprint);
+        assert_string_equal(a2.v[i].backend_id, a1.v[i].backend_id);
+        assert_int_equal(a2.v[i].bits, 2048);
+        assert_int_equal(a2.v[i].flags, a1.v[i].flags);
+        assert_true(a2.v[i].created > 0);
+        assert_int_equal(a2.v[i].created, a1.v[i].created);
+    }
+    assert_int_equal(a2.v[0].flags & KP_KEY_EXPORTABLE, KP_KEY_EXPORTABLE);
+    assert_int_equal(a2.v[1].flags & KP_KEY_EXPORTABLE, 0);
+    s_listed k = s_list(r, "k");
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.v[0].bits, 256);
+    s_listed none;
+    memset(&none, 0, sizeof(none));
+    assert_int_equal(kp_key_list(r, "nope", s_keep, &none), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_doc_get(r, "a", doc, sizeof(doc)), KP_OK);
+    assert_string_equal(doc, "doc-of-a");
+    assert_int_equal(s_doc_get(r, "b", doc, sizeof(doc)), KP_ERR_NOT_FOUND);
+    s_listed all = s_list(r, NULL);
+    assert_int_equal(all.n, 4);
+
+    /* Writes through another instance of the module: seen at once. */
+    kp_key_info b2 = s_create(f->hsm, "b", KP_KEY_RSA, 2048, 0, 0);
+    s_listed b = s_list(r, "b");
+    assert_int_equal(b.n, 2);
+    assert_string_equal(b.v[1].fingerprint, b2.fingerprint);
+    assert_int_equal(s_doc_put(f->hsm, "b", "doc-of-b"), KP_OK);
+    assert_int_equal(s_doc_get(r, "b", doc, sizeof(doc)), KP_OK);
+    assert_string_equal(doc, "doc-of-b");
+
+    /* Another process destroys a v1 the listing holds: an unwrap under it finds it gone (its
+     * stale handle is never used for another object), and so does a get. */
+    unsigned char raw[32];
+    memset(raw, 0x5a, sizeof(raw));
+    kp_secret *dek = kp_secret_new_copy(raw, sizeof(raw)), *back = NULL;
+    uint8_t *w = NULL;
+    size_t wlen = 0;
+    assert_int_equal(kp_key_wrap(r, "a", 1, KP_WRAP_RSA_OAEP_SHA1, dek, &w, &wlen), KP_OK);
+    (void)s_list(r, "b"); /* a live listing, holding a v1 */
+    kp_test_p11_destroy_labelled("kp:a/v1");
+    assert_int_equal(kp_key_unwrap(r, "a", 1, KP_WRAP_RSA_OAEP_SHA1, w, wlen, &back),
+                     KP_ERR_NOT_FOUND);
+    assert_null(back);
+    kp_key_info info;
+    assert_int_equal(s_get(r, "a", 1, &info), KP_ERR_NOT_FOUND);
+
+    /* A listing is what a search would have found when it was taken, for KP_P11_SNAP_MS (2 s)
+     * at most: another process's change shows in the next listing after that. */
+    (void)s_list(r, "b");
+    kp_test_p11_destroy_labelled("kp:a/v2");
+    assert_int_equal(s_list(r, "a").n, 1); /* still the listing's */
+    struct timespec ts = {2, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    memset(&none, 0, sizeof(none));
+    assert_int_equal(kp_key_list(r, "a", s_keep, &none), KP_ERR_NOT_FOUND);
+    kp_free(w);
+    kp_secret_free(dek);
+}
+
 /* An import whose key is not the one the caller expects is refused, leaving nothing behind;
  * the right fingerprint imports. */
 static void test_import_fingerprint(void **state)
@@ -770,6 +892,7 @@ int main(void)
         KP_TEST_FX(test_two_threads, setup),
         KP_TEST_FX(test_instance_info, setup),
         KP_TEST_FX(test_get_direct, setup),
+        KP_TEST_FX(test_listing, setup),
         KP_TEST_FX(test_import_fingerprint, setup),
         KP_TEST_FX(test_state_cas, setup),
         KP_TEST_FX(test_export_wrapped, setup),
