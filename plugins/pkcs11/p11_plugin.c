@@ -82,6 +82,7 @@ static void s_teardown(void *plugin_ctx)
         free(r);
     }
     pthread_mutex_destroy(&pl->lock);
+    pthread_rwlock_destroy(&pl->io);
     free(pl);
 }
 
@@ -250,6 +251,10 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
         kp_plugin_accept(core, out, plugin_ctx, &up, "pkcs11 plugin: the core lacks an upcall"));
     KP_ENSURE((pl = calloc(1, sizeof(*pl))) != NULL, KP_ERR_NOMEM);
     kp_status st = pthread_mutex_init(&pl->lock, NULL) == 0 ? KP_OK : KP_ERR_INTERNAL;
+    if (st == KP_OK && pthread_rwlock_init(&pl->io, NULL) != 0) {
+        pthread_mutex_destroy(&pl->lock);
+        st = KP_ERR_INTERNAL;
+    }
     if (st == KP_OK) {
         pl->up = up;
         pl->h = core->handle;

@@ -347,7 +347,40 @@ static void s_release(kp_p11_inst *pi, kp_p11_op *op)
     pthread_mutex_unlock(&pi->lock);
 }
 
+/* Whether this thread is a writer between kp_p11_write_begin and _end: its own token calls
+ * then run under the exclusive lock it holds. */
+static _Thread_local bool s_writer;
+
+void kp_p11_write_begin(kp_p11_inst *pi)
+{
+    pthread_rwlock_wrlock(&pi->pl->io);
+    s_writer = true;
+    kp_p11_wrote(pi);
+}
+
+void kp_p11_write_end(kp_p11_inst *pi)
+{
+    kp_p11_wrote(pi);
+    s_writer = false;
+    pthread_rwlock_unlock(&pi->pl->io);
+}
+
+static kp_status s_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
+
 kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
+{
+    bool shared = !s_writer;
+    kp_status st;
+
+    if (shared)
+        pthread_rwlock_rdlock(&pi->pl->io);
+    st = s_run(pi, fn, arg);
+    if (shared)
+        pthread_rwlock_unlock(&pi->pl->io);
+    return st;
+}
+
+static kp_status s_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
 {
     char buf[40];
     kp_p11_op op;
