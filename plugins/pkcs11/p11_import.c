@@ -212,9 +212,7 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
     OPENSSL_free(spki);
     if (st == KP_OK) {
         pthread_mutex_lock(&pi->create_lock);
-        kp_p11_write_begin(pi);
-        st = kp_p11_run(pi, s_import_op, &im);
-        kp_p11_write_end(pi);
+        st = kp_p11_write_run(pi, s_import_op, &im);
         pthread_mutex_unlock(&pi->create_lock);
     }
     if (st == KP_OK) {

@@ -194,7 +194,7 @@ void kp_p11_snap_put(kp_p11_inst *pi, kp_p11_snap *s);
  *  serves them). */
 bool kp_p11_snap_wanted(kp_p11_inst *pi, const char *name);
 /** Records a write to the token through pi: every listing of the module's tokens is dropped.
- *  kp_p11_write_begin and _end call it. */
+ *  kp_p11_write_run calls it. */
 void kp_p11_wrote(kp_p11_inst *pi);
 
 /* Entry points, declared through the ABI typedefs so the compiler checks them. */
@@ -267,14 +267,14 @@ typedef kp_status (*kp_p11_op_fn)(kp_p11_op *op, void *arg);
 /** Runs fn on a logged-in session from the pool. A session that died (closed, invalid) or a
  *  lost login gets one retry on a fresh session after a new login. */
 kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
-/** Brackets a writer (create, import, state put): its token calls run alone in the process,
- *  with no other thread's token call (kp_p11_run) at the same time, and every listing of the
- *  module is dropped before and after. SoftHSM 2.6.1's file store is not safe for a write
- *  beside reads in other sessions of the process: a reader re-reading an object file its
+/** kp_p11_run for a writer (create, import, state put): its token calls run alone in the
+ *  process, with no other thread's token call (kp_p11_run) at the same time, and every listing
+ *  of the module is dropped before and after. SoftHSM 2.6.1's file store is not safe for a
+ *  write beside reads in other sessions of the process: a reader re-reading an object file its
  *  writer is filling can fail the write (C_CreateObject: CKR_GENERAL_ERROR). Writers are rare
- *  (apply, rotate); reads (wrap, unwrap, listings) still run side by side. */
-void kp_p11_write_begin(kp_p11_inst *pi);
-void kp_p11_write_end(kp_p11_inst *pi);
+ *  (apply, rotate); reads (wrap, unwrap, listings) still run side by side. fn must not call
+ *  kp_p11_run. */
+kp_status kp_p11_write_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
 /** Loads the module (not finding the token); for check. */
 kp_status kp_p11_loaded(kp_p11_inst *pi, CK_FUNCTION_LIST **f);
 /** Loads the module and finds the token (not logging in); for check. */

@@ -245,9 +245,7 @@ kp_status kp_p11_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
     /* Version numbers are chosen by reading the token: two creates of one name from this
      * process must not both pick the same one. */
     pthread_mutex_lock(&pi->create_lock);
-    kp_p11_write_begin(pi);
-    st = kp_p11_run(pi, s_create_op, &c);
-    kp_p11_write_end(pi);
+    st = kp_p11_write_run(pi, s_create_op, &c);
     pthread_mutex_unlock(&pi->create_lock);
     if (st == KP_OK) {
         kp_key_info full;

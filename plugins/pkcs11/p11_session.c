@@ -347,36 +347,30 @@ static void s_release(kp_p11_inst *pi, kp_p11_op *op)
     pthread_mutex_unlock(&pi->lock);
 }
 
-/* Whether this thread is a writer between kp_p11_write_begin and _end: its own token calls
- * then run under the exclusive lock it holds. */
-static _Thread_local bool s_writer;
-
-void kp_p11_write_begin(kp_p11_inst *pi)
-{
-    pthread_rwlock_wrlock(&pi->pl->io);
-    s_writer = true;
-    kp_p11_wrote(pi);
-}
-
-void kp_p11_write_end(kp_p11_inst *pi)
-{
-    kp_p11_wrote(pi);
-    s_writer = false;
-    pthread_rwlock_unlock(&pi->pl->io);
-}
-
 static kp_status s_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
 
 kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
 {
-    bool shared = !s_writer;
     kp_status st;
 
-    if (shared)
-        pthread_rwlock_rdlock(&pi->pl->io);
+    pthread_rwlock_rdlock(&pi->pl->io);
     st = s_run(pi, fn, arg);
-    if (shared)
-        pthread_rwlock_unlock(&pi->pl->io);
+    pthread_rwlock_unlock(&pi->pl->io);
+    return st;
+}
+
+/* No thread-local "writing" flag lets the writer's own calls pass the lock: LeakSanitizer's
+ * tracer crashes on the dynamic TLS of a dlopen'ed plugin (glibc 2.36). A writer's op makes no
+ * nested kp_p11_run. */
+kp_status kp_p11_write_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
+{
+    kp_status st;
+
+    pthread_rwlock_wrlock(&pi->pl->io);
+    kp_p11_wrote(pi);
+    st = s_run(pi, fn, arg);
+    kp_p11_wrote(pi);
+    pthread_rwlock_unlock(&pi->pl->io);
     return st;
 }
 

@@ -348,9 +348,7 @@ kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, 
     KP_GUARD(kp_p11_check_name(pi, name));
     /* Compare and swap are one step for the threads of this instance. */
     pthread_mutex_lock(&pi->state_lock);
-    kp_p11_write_begin(pi);
-    st = kp_p11_run(pi, s_put_op, &s);
-    kp_p11_write_end(pi);
+    st = kp_p11_write_run(pi, s_put_op, &s);
     pthread_mutex_unlock(&pi->state_lock);
     return st;
 }
