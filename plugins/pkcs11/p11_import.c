@@ -211,9 +211,7 @@ kp_status kp_p11_ks_import(void *inst, const kp_key_spec *in, const kp_secret *p
         st = kp_p11_spki_parse(pi, spki, spkilen, &im.n, &im.nlen, &im.e, &im.elen);
     OPENSSL_free(spki);
     if (st == KP_OK) {
-        pthread_mutex_lock(&pi->create_lock);
         st = kp_p11_write_run(pi, s_import_op, &im);
-        pthread_mutex_unlock(&pi->create_lock);
     }
     if (st == KP_OK) {
         kp_key_info full;

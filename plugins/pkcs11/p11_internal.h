@@ -107,10 +107,9 @@ typedef struct kp_p11_inst {
     char *module_ref;
     char token[KP_P11_LABEL_MAX + 1];
     char prefix[KP_P11_PREFIX_MAX + 1];
-    kp_secret *pin;              /* our own copy of the user PIN */
-    pthread_mutex_t create_lock; /* serialises version allocation of create/import */
-    pthread_mutex_t lock;        /* guards the members below */
-    kp_p11_module *mod;          /* NULL until first use */
+    kp_secret *pin;       /* our own copy of the user PIN */
+    pthread_mutex_t lock; /* guards the members below */
+    kp_p11_module *mod;   /* NULL until first use */
     CK_SLOT_ID slot;
     bool have_slot;
     bool logged_in;
@@ -126,7 +125,6 @@ typedef struct kp_p11_inst {
     kp_instance_info caps;             /* what INSTANCE_INFO reports, decided once */
     char no_keyx[KP_P11_WHY_MAX];      /* why caps has no export_keyx though the token has
                                           RSA-OAEP and KWP (p11_kwp.c); "" otherwise */
-    pthread_mutex_t state_lock;        /* serialises KS_STATE_PUT's compare and swap */
     bool no_copy;                      /* the token refused C_CopyObject onto it (p11_keygen.c) */
     kp_p11_cached cache[KP_P11_CACHE]; /* guarded by lock */
     size_t cache_next;
@@ -269,7 +267,7 @@ typedef kp_status (*kp_p11_op_fn)(kp_p11_op *op, void *arg);
 kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg);
 /** kp_p11_run for a writer (create, import, state put): its token calls run alone in the
  *  process, with no other thread's token call (kp_p11_run) at the same time, and every listing
- *  of the module is dropped before and after. SoftHSM 2.6.1's file store is not safe for a
+ *  of the module is dropped after it. SoftHSM 2.6.1's file store is not safe for a
  *  write beside reads in other sessions of the process: a reader re-reading an object file its
  *  writer is filling can fail the write (C_CreateObject: CKR_GENERAL_ERROR). Writers are rare
  *  (apply, rotate); reads (wrap, unwrap, listings) still run side by side. fn must not call
@@ -507,7 +505,7 @@ typedef struct kp_p11_draft {
 
 /** Picks the version (want when free, else KP_ERR_EXISTS; the next after every published and
  *  live pending one when want is 0) and the pending label the objects are made under. Run
- *  under create_lock. Every object of the version is then made right after kp_p11_refresh. */
+ *  under kp_p11_write_run. Every object of the version is then made right after kp_p11_refresh. */
 kp_status kp_p11_draft_open(kp_p11_op *op, const char *name, uint32_t want, kp_p11_draft *d);
 /** Records the key objects made under d->pending (pub CK_INVALID_HANDLE for AES), and when. */
 void kp_p11_draft_made(kp_p11_draft *d, CK_OBJECT_HANDLE key, CK_OBJECT_HANDLE pub);

@@ -243,10 +243,8 @@ kp_status kp_p11_ks_create(void *inst, const kp_key_spec *in, kp_key_info *info)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "unknown key type %u", c.spec.type);
     }
     /* Version numbers are chosen by reading the token: two creates of one name from this
-     * process must not both pick the same one. */
-    pthread_mutex_lock(&pi->create_lock);
+     * process must not both pick the same one, which kp_p11_write_run's exclusive hold sees to. */
     st = kp_p11_write_run(pi, s_create_op, &c);
-    pthread_mutex_unlock(&pi->create_lock);
     if (st == KP_OK) {
         kp_key_info full;
         kp_p11_key_info(pi, &c.key, &full);

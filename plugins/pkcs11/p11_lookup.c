@@ -291,7 +291,6 @@ static kp_status s_vobjs_read(kp_p11_op *op, const char *name, uint32_t version,
 
     if (s != NULL) {
         kp_status st = kp_p11_snap_vobjs(op->pi, s, name, version, objs, n);
-
         size_t win;
 
         kp_p11_snap_put(op->pi, s);

@@ -103,8 +103,6 @@ static void s_close(void *inst)
     pi->up->secret_free(pi->pin);
     free(pi->module_ref);
     pthread_mutex_destroy(&pi->lock);
-    pthread_mutex_destroy(&pi->create_lock);
-    pthread_mutex_destroy(&pi->state_lock);
     pthread_mutex_destroy(&pi->snap_take);
     free(pi);
 }
@@ -112,7 +110,7 @@ static void s_close(void *inst)
 /* The instance's mutexes; false, with none of them left made, when one cannot be. */
 static bool s_locks_init(kp_p11_inst *pi)
 {
-    pthread_mutex_t *m[] = {&pi->lock, &pi->create_lock, &pi->state_lock, &pi->snap_take};
+    pthread_mutex_t *m[] = {&pi->lock, &pi->snap_take};
     size_t n = 0, all = sizeof(m) / sizeof(m[0]);
 
     while (n < all && pthread_mutex_init(m[n], NULL) == 0)

@@ -359,15 +359,15 @@ kp_status kp_p11_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
     return st;
 }
 
-/* No thread-local "writing" flag lets the writer's own calls pass the lock: LeakSanitizer's
- * tracer crashes on the dynamic TLS of a dlopen'ed plugin (glibc 2.36). A writer's op makes no
- * nested kp_p11_run. */
+/* No listing can be taken while the write runs (listings are reads), so one kp_p11_wrote
+ * after it drops every listing older than the write. No thread-local "writing" flag lets the
+ * writer's own calls pass the lock: LeakSanitizer's tracer crashes on the dynamic TLS of a
+ * dlopen'ed plugin (glibc 2.36); a writer's op makes no nested kp_p11_run. */
 kp_status kp_p11_write_run(kp_p11_inst *pi, kp_p11_op_fn fn, void *arg)
 {
     kp_status st;
 
     pthread_rwlock_wrlock(&pi->pl->io);
-    kp_p11_wrote(pi);
     st = s_run(pi, fn, arg);
     kp_p11_wrote(pi);
     pthread_rwlock_unlock(&pi->pl->io);

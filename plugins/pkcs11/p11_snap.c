@@ -263,7 +263,7 @@ static kp_status s_take(kp_p11_op *op, kp_p11_snap **out)
     kp_status st;
 
     *out = NULL;
-    /* The write count before the search: a write that ends while we list makes it stale. */
+    /* No write runs while we list (kp_p11_write_run): the count stays as read. */
     pthread_mutex_lock(&op->pi->lock);
     writes = op->pi->mod != NULL ? op->pi->mod->writes : 0;
     pthread_mutex_unlock(&op->pi->lock);

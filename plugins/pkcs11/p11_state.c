@@ -12,7 +12,7 @@
  * stopped before its rename) is never read and is destroyed by the next write. An object
  * without a generation ("keyplane", older builds) is generation 0.
  *
- * The compare-and-swap holds between the threads of one instance (state_lock); PKCS#11 offers
+ * The compare-and-swap holds between the threads of one process (kp_p11_write_run); PKCS#11 offers
  * no lock other processes would respect, so the instance does not claim KP_INST_STATE_CAS.
  */
 #include <stdio.h>
@@ -338,7 +338,6 @@ kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, 
 {
     kp_p11_inst *pi = inst;
     s_state s = {.name = name, .in = doc, .inlen = len, .expect = expect, .expect_len = expect_len};
-    kp_status st;
 
     if (doc == NULL || len == 0 || len > KP_STATE_MAX)
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "state document of %zu bytes", len);
@@ -346,9 +345,6 @@ kp_status kp_p11_ks_state_put(void *inst, const char *name, const uint8_t *doc, 
         return kp_p11_err(pi, KP_ERR_INVALID_ARG, "expected state document of %zu bytes",
                           expect_len);
     KP_GUARD(kp_p11_check_name(pi, name));
-    /* Compare and swap are one step for the threads of this instance. */
-    pthread_mutex_lock(&pi->state_lock);
-    st = kp_p11_write_run(pi, s_put_op, &s);
-    pthread_mutex_unlock(&pi->state_lock);
-    return st;
+    /* Compare and swap are one step for the threads of this process (kp_p11_write_run). */
+    return kp_p11_write_run(pi, s_put_op, &s);
 }

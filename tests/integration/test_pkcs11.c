@@ -469,6 +469,8 @@ static kp_status s_doc_put(kp_instance *inst, const char *name, const char *doc)
         inst->inst, name, (const uint8_t *)doc, strlen(doc), NULL, 0);
 }
 
+static void s_state_object(const char *label, const char *app, const char *value);
+
 /* An instance that reads a second key lists the whole token once and answers the reads after
  * from that listing (p11_snap.c): the same answers a search gives, a write through any instance
  * of the module seen at once, another process's change seen once the listing expired, and a
@@ -521,6 +523,20 @@ static void test_listing(void **state)
     assert_int_equal(s_doc_put(f->hsm, "b", "doc-of-b"), KP_OK);
     assert_int_equal(s_doc_get(r, "b", doc, sizeof(doc)), KP_OK);
     assert_string_equal(doc, "doc-of-b");
+
+    /* Another process replaces the state document the listing holds: the listed object is gone,
+     * so the token is searched and the new document read. */
+    kp_test_p11_destroy_labelled("kp:b/state");
+    s_state_object("kp:b/state", "keyplane/7", "doc-of-b-2");
+    assert_int_equal(s_doc_get(r, "b", doc, sizeof(doc)), KP_OK);
+    assert_string_equal(doc, "doc-of-b-2");
+    /* More documents under the label than a write in progress leaves: the token decides (the
+     * highest generation), not the listing. */
+    for (int i = 1; i <= 4; i++)
+        s_state_object("kp:b/state", "keyplane/1", "older");
+    assert_int_equal(s_doc_put(f->hsm, "c", "doc-of-c"), KP_OK); /* a new listing for r */
+    assert_int_equal(s_doc_get(r, "b", doc, sizeof(doc)), KP_OK);
+    assert_string_equal(doc, "doc-of-b-2");
 
     /* Another process destroys a v1 the listing holds: an unwrap under it finds it gone (its
      * stale handle is never used for another object), and so does a get. */
