@@ -1,5 +1,6 @@
 /* Chain operations over two file "regions": create everywhere, wrap in one, unwrap in the
  * other, fail over, refuse a replica whose key is not the envelope's. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,12 +149,56 @@ static void test_unknown_chain(void **state)
     kp_secret_free(dek);
 }
 
+/* How many actions of plan copy a version into target. */
+static size_t s_copies_to(const kp_plan *plan, const char *target)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < kp_plan_action_count(plan); i++) {
+        const kp_action *a = kp_plan_action(plan, i);
+        n += a->kind == KP_ACTION_COPY && strcmp(a->target, target) == 0;
+    }
+    return n;
+}
+
+/* A version only the replica holds (the origin silent) is unconfirmed, and copied to the origin
+ * only when the caller vouches for the replica (restore --from): also for a caller built
+ * against kp_plan_opts before `workers` was appended (its smaller struct_size). */
+static void test_plan_vouch(void **state)
+{
+    fx *f = *state;
+    kp_instance *b = kp_test_fx_open(f, "b");
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = "c",
+                        .type = KP_KEY_RSA,
+                        .bits = 2048,
+                        .flags = KP_KEY_EXPORTABLE};
+    kp_key_info info = {.struct_size = sizeof(info)};
+    assert_int_equal(kp_key_create(b, &spec, &info), KP_OK);
+
+    kp_plan *plan = NULL;
+    assert_int_equal(kp_plan_make_with(f->ctx, f->pol, "c", NULL, &plan), KP_OK);
+    assert_int_equal(s_copies_to(plan, "a"), 0);
+    assert_true(kp_plan_finding_count(plan) > 0);
+    kp_plan_free(plan);
+
+    kp_plan_opts opts = {.struct_size = sizeof(opts), .vouch = "b", .workers = 1};
+    assert_int_equal(kp_plan_make_with(f->ctx, f->pol, "c", &opts, &plan), KP_OK);
+    assert_int_equal(s_copies_to(plan, "a"), 1);
+    kp_plan_free(plan);
+
+    kp_plan_opts old = {.struct_size = (uint32_t)offsetof(kp_plan_opts, workers), .vouch = "b"};
+    assert_int_equal(kp_plan_make_with(f->ctx, f->pol, "c", &old, &plan), KP_OK);
+    assert_int_equal(s_copies_to(plan, "a"), 1);
+    kp_plan_free(plan);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         KP_TEST_FX(test_create_wrap_unwrap_across_regions, setup),
         KP_TEST_FX(test_failover_and_fingerprint_mismatch, setup),
         KP_TEST_FX(test_unknown_chain, setup),
+        KP_TEST_FX(test_plan_vouch, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,8 +246,8 @@ kp_status kp_plan_make_with(kp_ctx *ctx, const kp_policy *policy, const char *ch
     s_planner pl = {.ctx = ctx,
                     .policy = policy,
                     .only = chain,
-                    .vouch =
-                        opts != NULL && opts->struct_size >= sizeof(*opts) ? opts->vouch : NULL,
+                    .vouch = opts != NULL && KP_HAS_MEMBER(opts, kp_plan_opts, vouch) ? opts->vouch
+                                                                                      : NULL,
                     .n = kp_policy_chain_count(policy),
                     .lock = PTHREAD_MUTEX_INITIALIZER};
     kp_plan *p = calloc(1, sizeof(*p));
@@ -255,8 +255,7 @@ kp_status kp_plan_make_with(kp_ctx *ctx, const kp_policy *policy, const char *ch
     pl.status = calloc(pl.n + 1, sizeof(*pl.status));
     kp_status st = p != NULL && pl.parts != NULL && pl.status != NULL ? KP_OK : KP_ERR_NOMEM;
     size_t want = KP_PLAN_WORKERS;
-    if (opts != NULL && opts->struct_size >= offsetof(kp_plan_opts, workers) + sizeof(unsigned) &&
-        opts->workers > 0)
+    if (opts != NULL && KP_HAS_MEMBER(opts, kp_plan_opts, workers) && opts->workers > 0)
         want = opts->workers < KP_PLAN_WORKERS_MAX ? opts->workers : KP_PLAN_WORKERS_MAX;
     /* One worker: this thread does the work, as for a single chain. */
     size_t nthreads = chain != NULL || pl.n < 2 || want < 2 ? 0 : pl.n < want ? pl.n : want;
