@@ -1,5 +1,6 @@
 /* kpk_rsa_consistent: a generated key holds together; each of its relations broken (n, d, the
- * CRT values) is caught; a public key alone and a key of another type are refused. */
+ * CRT values) is caught; so are keys whose arithmetic holds but which do not work (e = 1, qInv
+ * off by p, a composite factor); a public key alone and a key of another type are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -87,6 +88,109 @@ static void test_each_relation_broken(void **state)
     }
 }
 
+/* A key made of the eight values v (in s_names' order). */
+static EVP_PKEY *s_from_values(BIGNUM *const *v)
+{
+    OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+    for (size_t i = 0; i < S_NP; i++)
+        assert_int_equal(OSSL_PARAM_BLD_push_BN(b, s_names[i], v[i]), 1);
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(b);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *out = NULL;
+    assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+    assert_int_equal(EVP_PKEY_fromdata(c, &out, EVP_PKEY_KEYPAIR, params), 1);
+    EVP_PKEY_CTX_free(c);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(b);
+    return out;
+}
+
+/* A key on factors p and q with exponent e, every other value derived as RFC 8017 says (d the
+ * inverse of e modulo lcm(p-1, q-1)), so its arithmetic holds whatever p and q are. */
+static EVP_PKEY *s_from_factors(const BIGNUM *p, const BIGNUM *q, const BIGNUM *e)
+{
+    BN_CTX *bc = BN_CTX_new();
+    BIGNUM *v[S_NP], *p1 = BN_new(), *q1 = BN_new(), *g = BN_new(), *l = BN_new();
+    for (size_t i = 0; i < S_NP; i++)
+        v[i] = BN_new();
+    assert_true(BN_mul(v[0], p, q, bc) && BN_copy(v[1], e) && BN_copy(v[3], p) && BN_copy(v[4], q));
+    assert_true(BN_sub(p1, p, BN_value_one()) && BN_sub(q1, q, BN_value_one()));
+    assert_true(BN_gcd(g, p1, q1, bc) && BN_mul(l, p1, q1, bc) && BN_div(l, NULL, l, g, bc));
+    assert_non_null(BN_mod_inverse(v[2], e, l, bc));
+    assert_true(BN_nnmod(v[5], v[2], p1, bc) && BN_nnmod(v[6], v[2], q1, bc));
+    assert_non_null(BN_mod_inverse(v[7], q, p, bc));
+    EVP_PKEY *out = s_from_values(v);
+    for (size_t i = 0; i < S_NP; i++)
+        BN_clear_free(v[i]);
+    BN_free(p1), BN_free(q1), BN_free(g), BN_free(l);
+    BN_CTX_free(bc);
+    return out;
+}
+
+/* A prime of bits bits with e = 65537 invertible modulo it minus one. */
+static BIGNUM *s_prime(int bits)
+{
+    BIGNUM *p = BN_new(), *p1 = BN_new(), *g = BN_new(), *e = BN_new();
+    BN_CTX *bc = BN_CTX_new();
+    assert_true(BN_set_word(e, 65537));
+    do {
+        assert_int_equal(BN_generate_prime_ex2(p, bits, 0, NULL, NULL, NULL, bc), 1);
+        assert_true(BN_sub(p1, p, BN_value_one()) && BN_gcd(g, p1, e, bc));
+    } while (!BN_is_one(g));
+    BN_free(p1), BN_free(g), BN_free(e);
+    BN_CTX_free(bc);
+    return p;
+}
+
+static void test_arithmetic_holds_yet_broken(void **state)
+{
+    (void)state;
+    BIGNUM *p = NULL, *q = NULL, *e = BN_new();
+    assert_int_equal(EVP_PKEY_get_bn_param(s_key, OSSL_PKEY_PARAM_RSA_FACTOR1, &p), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(s_key, OSSL_PKEY_PARAM_RSA_FACTOR2, &q), 1);
+
+    /* The same factors and e = 65537 as the generated key: it holds (the helper is sound). */
+    assert_true(BN_set_word(e, 65537));
+    EVP_PKEY *k = s_from_factors(p, q, e);
+    assert_true(kpk_rsa_consistent(k));
+    EVP_PKEY_free(k);
+
+    /* e = 1 (d = dP = dQ = 1): every relation holds, and encryption is the identity. */
+    assert_true(BN_set_word(e, 1));
+    k = s_from_factors(p, q, e);
+    assert_false(kpk_rsa_consistent(k));
+    EVP_PKEY_free(k);
+
+    /* qInv + p: qInv * q is still 1 mod p, but qInv is no longer the reduced coefficient. */
+    BIGNUM *v[S_NP] = {NULL};
+    for (size_t i = 0; i < S_NP; i++)
+        assert_int_equal(EVP_PKEY_get_bn_param(s_key, s_names[i], &v[i]), 1);
+    assert_true(BN_add(v[7], v[7], p));
+    k = s_from_values(v);
+    assert_false(kpk_rsa_consistent(k));
+    EVP_PKEY_free(k);
+    for (size_t i = 0; i < S_NP; i++)
+        BN_clear_free(v[i]);
+
+    /* A composite first factor (two 512-bit primes): n = p*q and e*d = 1 mod (p-1) hold, but
+     * decryption modulo p does not work; only the round trip sees it. */
+    BIGNUM *a = s_prime(512), *b = NULL, *comp = BN_new(), *c1 = BN_new(), *g = BN_new();
+    BN_CTX *bc = BN_CTX_new();
+    assert_true(BN_set_word(e, 65537));
+    do { /* e must be invertible modulo comp - 1 for the key to be built */
+        BN_free(b);
+        b = s_prime(512);
+        assert_true(BN_mul(comp, a, b, bc) && BN_sub(c1, comp, BN_value_one()) &&
+                    BN_gcd(g, c1, e, bc));
+    } while (!BN_is_one(g));
+    k = s_from_factors(comp, q, e);
+    assert_false(kpk_rsa_consistent(k));
+    EVP_PKEY_free(k);
+    BN_free(c1), BN_free(g), BN_free(a), BN_free(b), BN_free(comp);
+    BN_CTX_free(bc);
+    BN_free(p), BN_free(q), BN_free(e);
+}
+
 static void test_public_and_other_types(void **state)
 {
     (void)state;
@@ -105,6 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generated_holds),
         cmocka_unit_test(test_each_relation_broken),
+        cmocka_unit_test(test_arithmetic_holds_yet_broken),
         cmocka_unit_test(test_public_and_other_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

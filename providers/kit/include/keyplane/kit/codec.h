@@ -79,11 +79,12 @@ kp_status kpk_fpr_pkey(const void *pkey, char *hex);
 bool kpk_fpr_valid(const char *s);
 
 /** True when the RSA private key pkey (an EVP_PKEY *) holds together: n = p*q, d*e = 1 modulo
- *  p-1 and q-1, and its CRT values are those of d, p and q. A key that fails would wrap DEKs that
- *  some implementation cannot unwrap. The primality of p and q is not tested: that is
- *  EVP_PKEY_pairwise_check's cost (tens of milliseconds per key), and an import's key comes
- *  from a store that generated it; the fingerprint check covers the public half. False for a
- *  key without its private parts. */
+ *  p-1 and q-1, its CRT values are those of d, p and q (0 < qInv < p), e is odd and above 1,
+ *  and a random value encrypted with e comes back through the CRT halves. A key that fails
+ *  would wrap DEKs that some implementation cannot unwrap. The primality of p and q is not
+ *  tested (EVP_PKEY_pairwise_check's cost, tens of milliseconds per key); the round trip
+ *  catches a composite factor, at one RSA decryption's cost. False for a key without its
+ *  private parts. */
 bool kpk_rsa_consistent(const void *pkey);
 
 /** True when name is a key or secret name of the provider ABI: 1..127 of [A-Za-z0-9._-], not
