@@ -4,8 +4,10 @@
  * so a repeated or interrupted apply converges instead of duplicating anything. A JSON-lines
  * journal records each run, so the next run can say what an interrupted one had done.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,6 +46,7 @@ typedef struct s_run {
      * before it, so workers do not queue behind each other's fsync. */
     uint64_t jwritten;     /* lines written (under lock) */
     uint64_t jsynced;      /* lines known durable (under jlock) */
+    bool jwarned;          /* a failed fsync was reported (under jlock) */
     pthread_mutex_t jlock; /* one fsync at a time */
 } s_run;
 
@@ -78,8 +81,14 @@ static void s_journal_sync(s_run *r)
     pthread_mutex_lock(&r->jlock);
     if (r->jsynced < want) {
         uint64_t upto = __atomic_load_n(&r->jwritten, __ATOMIC_ACQUIRE);
-        (void)fsync(fileno(r->journal));
-        r->jsynced = upto;
+        /* A failed fsync proves nothing durable: the next caller tries again. */
+        if (fsync(fileno(r->journal)) == 0)
+            r->jsynced = upto;
+        else if (!r->jwarned) {
+            r->jwarned = true;
+            kp__log(r->ctx, KP_LOG_WARN, "journal: cannot make it durable (fsync: %s)",
+                    strerror(errno));
+        }
     }
     pthread_mutex_unlock(&r->jlock);
 }
