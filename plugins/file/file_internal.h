@@ -300,11 +300,11 @@ kp_status kp_file_sk_derive(kp_file_inst *fi, const kp_secret *text, const char 
 
 kp_status kp_file_key_dir(kp_file_inst *fi, const char *name, uint32_t version, char *buf,
                           size_t size);
-/** Reads meta.json of name/version into info, a full kp_key_info of this plugin's size
- *  (struct_size set; backend_id = the version directory). */
 /** meta.json of name/version, read and checked now (listings), not through the cache. */
 kp_status kp_file_key_info_read(kp_file_inst *fi, const char *name, uint32_t version,
                                 kp_key_info *info);
+/** Reads meta.json of name/version into info, a full kp_key_info of this plugin's size
+ *  (struct_size set; backend_id = the version directory), through the key-version cache. */
 kp_status kp_file_key_info(kp_file_inst *fi, const char *name, uint32_t version, kp_key_info *info);
 kp_status kp_file_key_meta_write(kp_file_inst *fi, const char *dir, const kp_key_info *info);
 /** public.der of name/version (malloc'd), checked against the fingerprint in meta.json: a

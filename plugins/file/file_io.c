@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,12 +165,25 @@ static int s_openat2(const kp_file_inst *fi, const char *rel, int flags, mode_t 
     int dfd = open(fi->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -1; /* errno as the walk's own open of the directory would say */
+    /* O_TMPFILE holds O_DIRECTORY's bit: only the whole of it takes a mode */
+    bool takes_mode = (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
     struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-                           .mode = (flags & (O_CREAT | O_TMPFILE)) != 0 ? mode : 0,
+                           .mode = takes_mode ? mode : 0,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
     int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
     int e = errno;
-    if (fd < 0 && (e == ENOSYS || e == EPERM))
+    /* ENOSYS: an old kernel. EPERM may be a seccomp filter refusing the call, or this open
+     * refused: the directory itself, opened the same way, tells them apart. */
+    if (fd < 0 && e == EPERM) {
+        struct open_how dir = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+        int probe = (int)syscall(SYS_openat2, dfd, ".", &dir, sizeof(dir));
+        if (probe >= 0)
+            close(probe);
+        else
+            e = ENOSYS;
+    }
+    if (fd < 0 && e == ENOSYS)
         __atomic_store_n(&s_missing, 1, __ATOMIC_RELAXED);
     close(dfd);
     errno = e;

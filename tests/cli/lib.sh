@@ -10,6 +10,13 @@ umask 077
 # the user's ~/.local/state
 KEYPLANE_STATE_DIR=$T/state
 export KEYPLANE_STATE_DIR
+# KP_TEST_PRELOAD: a shim every command of the test runs under (cli.store_links.openat2_*),
+# which marks $T/preload.mark when it changed a call; preload_used checks that it did.
+if [ -n "${KP_TEST_PRELOAD:-}" ]; then
+    LD_PRELOAD=$KP_TEST_PRELOAD
+    KP_TEST_OPENAT2_MARK=$T/preload.mark
+    export LD_PRELOAD KP_TEST_OPENAT2_MARK
+fi
 
 fail() {
     echo "FAIL: $*" >&2
@@ -118,4 +125,10 @@ two_regions_applied() {
     echo "    rotation: {every: 365d}" >>"$T/policy.yaml"
     init_stores "$T/policy.yaml"
     expect_rc 0 $P apply
+}
+
+# preload_used: under KP_TEST_PRELOAD, fails unless the shim changed at least one call.
+preload_used() {
+    [ -z "${KP_TEST_PRELOAD:-}" ] || [ -s "$T/preload.mark" ] ||
+        fail "the shim $KP_TEST_PRELOAD changed no call: the path it stands in for did not run"
 }

@@ -5,7 +5,9 @@
 # refused with a line that names it, never followed; no error quotes a store file's content (JSON
 # errors give line and column only), so the secret reaches neither status --json, stderr nor the
 # audit log; and the one broken version leaves the store's other versions usable and listed.
-# The file plugin opens every store file beneath the store directory, no component a link.
+# The file plugin opens every store file beneath the store directory, no component a link;
+# cli.store_links.openat2_* run this with openat2 unavailable (ENOSYS, EPERM), so the
+# component-by-component walk gives the same refusals.
 . "$(dirname "$0")/lib.sh"
 two_regions_applied
 expect_rc 0 $P rotate tde --stage
@@ -106,4 +108,5 @@ rm "$T/b/keyplane-store.json"
 mv "$T/header.keep" "$T/b/keyplane-store.json"
 expect_rc 0 $P apply # v3, staged while region-b's key directory was a link
 expect_rc 0 $P verify
+preload_used
 echo "ok: store_links"
