@@ -63,6 +63,8 @@ int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 /* A flag given bare (--force: value NULL, true) or with a boolean (--force=no): KP_EXIT_OK with
  * *out set, else the usage error's exit code ("--NAME=VALUE: the value must be true or ..."). */
 int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out);
+/* The value of --workers (1 to 256, the library's bound): KP_EXIT_OK, or the usage error. */
+int kp_cli_workers(const char *cmd, const char *value, unsigned *out);
 /* The usage error of an option getopt_long refused (unknown, or missing its value): "bad option
  * 'OPT'". */
 int kp_cli_bad_option(const char *cmd, char **argv);

@@ -150,6 +150,16 @@ int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out)
                               name, value);
 }
 
+int kp_cli_workers(const char *cmd, const char *value, unsigned *out)
+{
+    char *end;
+    unsigned long n = value[0] >= '1' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+    if (n == 0 || *end != '\0' || n > 256)
+        return kp_cli_usage_error(cmd, "--workers must be 1 to 256");
+    *out = (unsigned)n;
+    return KP_EXIT_OK;
+}
+
 int kp_cli_bad_option(const char *cmd, char **argv)
 {
     /* getopt_long has said why on stderr. The option is named without any value given with it

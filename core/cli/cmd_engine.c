@@ -39,7 +39,6 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
-    char *end = NULL;
     while ((c = getopt_long(argc, argv, "jw:J:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j':
@@ -54,9 +53,8 @@ static int s_parse(kp_cli *cli, const char *cmd, const char *usage, int argc, ch
         case 'w':
             if (!apply && strcmp(cmd, "plan") != 0)
                 return kp_cli_usage_error(cmd, "--workers is for plan and apply");
-            o->workers = (unsigned)strtoul(optarg, &end, 10);
-            if (*end != '\0' || o->workers == 0 || o->workers > 256)
-                return kp_cli_usage_error(cmd, "--workers must be 1 to 256");
+            if (kp_cli_workers(cmd, optarg, &o->workers) != KP_EXIT_OK)
+                return KP_EXIT_USAGE;
             break;
         case 'J':
             if (!apply)

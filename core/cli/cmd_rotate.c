@@ -64,9 +64,8 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv)
                                           "--abandon must be an integer from 1 to 4294967295");
             break;
         case 'w':
-            workers = (unsigned)strtoul(optarg, &end, 10);
-            if (*end != '\0' || workers == 0 || workers > 256)
-                return kp_cli_usage_error("rotate", "--workers must be 1 to 256");
+            if (kp_cli_workers("rotate", optarg, &workers) != KP_EXIT_OK)
+                return KP_EXIT_USAGE;
             break;
         case 'j':
             cli->json = true;

@@ -37,6 +37,20 @@ assert kinds == [("copy", "app", "east"), ("copy", "tde", "east"), ("copy", "tde
                  ("create", "app", "west"), ("create", "tde", "hsm")], kinds
 assert d["findings"] == [], d
 ' "$T/out"
+# plan's workers follow --workers; one worker plans in this thread, with the same plan
+cp "$T/out" "$T/plan8.json"
+expect_rc 0 $P plan --json --workers 1
+cmp -s "$T/out" "$T/plan8.json" || fail "plan --workers 1 differs: $(cat "$T/out")"
+expect_rc 0 $P plan --json --workers=256
+cmp -s "$T/out" "$T/plan8.json" || fail "plan --workers 256 differs: $(cat "$T/out")"
+for bad in 0 257 -1 4x ""; do
+    expect_rc 2 $P plan --workers "$bad"
+    expect_in "$T/err" "--workers must be 1 to 256"
+done
+expect_rc 2 $P rotate tde --stage --workers 0
+expect_in "$T/err" "--workers must be 1 to 256"
+expect_rc 2 $P verify --workers 2
+expect_in "$T/err" "--workers is for plan and apply"
 expect_rc 0 $P apply --json --workers 4
 "$PY" -c '
 import json, sys

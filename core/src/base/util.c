@@ -121,3 +121,10 @@ kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen)
     }
     return st;
 }
+
+unsigned kp__workers(unsigned asked)
+{
+    if (asked == 0)
+        return KP__WORKERS_DEFAULT;
+    return asked < KP__WORKERS_MAX ? asked : KP__WORKERS_MAX;
+}

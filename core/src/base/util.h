@@ -25,6 +25,11 @@ kp_status kp__parse_duration(const char *s, int64_t *seconds);
  * first elements the first time): the array to use (items itself or a new one, *cap updated),
  * or NULL with items and *cap untouched when memory runs out. */
 void *kp__grow(void *items, size_t *cap, size_t n, size_t elem, size_t first);
+/* Concurrent workers of plan and apply: asked (0: KP__WORKERS_DEFAULT), at most
+ * KP__WORKERS_MAX. The CLI's --workers takes 1..KP__WORKERS_MAX. */
+#define KP__WORKERS_DEFAULT 8
+#define KP__WORKERS_MAX 256
+unsigned kp__workers(unsigned asked);
 /* The strict decoder of the envelope's base64: padded standard base64 only, as kpk_b64_encode_alloc
  * writes it (url = false). */
 kp_status kp__b64_decode(const char *in, uint8_t **out, size_t *outlen);

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "base/util.h"
 #include "chain/plan.h"
 #include "chain/secret_replica.h"
 #include "chain/state.h"
@@ -397,7 +398,7 @@ static void s_run_phase(s_run *r, uint32_t phase, unsigned workers)
     r->phase = phase;
     r->next = 0;
     unsigned n = workers < count ? workers : (unsigned)count;
-    pthread_t *t = calloc(n, sizeof(*t));
+    pthread_t *t = calloc((size_t)n + 1, sizeof(*t)); /* n >= 1: kp__workers never says 0 */
     unsigned started = 0;
     for (unsigned i = 0; t != NULL && i < n; i++)
         if (pthread_create(&t[i], NULL, s_worker, r) == 0)
@@ -424,9 +425,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
     r->total = plan->n;
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->jlock, NULL);
-    unsigned workers = r->opts != NULL && r->opts->workers > 0 ? r->opts->workers : 8;
-    if (workers > 256)
-        workers = 256;
+    unsigned workers = kp__workers(r->opts != NULL ? r->opts->workers : 0);
     kp_status st = KP_OK;
     if (r->opts != NULL && r->opts->journal != NULL)
         st = s_journal_open(r, r->opts->journal);

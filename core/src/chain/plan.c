@@ -201,8 +201,6 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
 
 /* Discovery talks to every keystore of every chain: with remote services that is latency, not
  * work, so chains are planned by a pool of workers and the fragments joined in policy order. */
-#define KP_PLAN_WORKERS 8
-#define KP_PLAN_WORKERS_MAX 256
 
 typedef struct s_planner {
     kp_ctx *ctx;
@@ -254,12 +252,11 @@ kp_status kp_plan_make_with(kp_ctx *ctx, const kp_policy *policy, const char *ch
     pl.parts = calloc(pl.n + 1, sizeof(*pl.parts));
     pl.status = calloc(pl.n + 1, sizeof(*pl.status));
     kp_status st = p != NULL && pl.parts != NULL && pl.status != NULL ? KP_OK : KP_ERR_NOMEM;
-    size_t want = KP_PLAN_WORKERS;
-    if (opts != NULL && KP_HAS_MEMBER(opts, kp_plan_opts, workers) && opts->workers > 0)
-        want = opts->workers < KP_PLAN_WORKERS_MAX ? opts->workers : KP_PLAN_WORKERS_MAX;
+    size_t want =
+        kp__workers(opts != NULL && KP_HAS_MEMBER(opts, kp_plan_opts, workers) ? opts->workers : 0);
     /* One worker: this thread does the work, as for a single chain. */
     size_t nthreads = chain != NULL || pl.n < 2 || want < 2 ? 0 : pl.n < want ? pl.n : want;
-    pthread_t threads[KP_PLAN_WORKERS_MAX];
+    pthread_t threads[KP__WORKERS_MAX];
     size_t started = 0;
     for (size_t i = 0; st == KP_OK && i < nthreads; i++)
         if (pthread_create(&threads[started], NULL, s_plan_worker, &pl) == 0)
