@@ -134,4 +134,36 @@ sed 's/hsm: YES/hsm: 1/' "$p" >"$T/bool-bad.yaml"
 validate "$T/bool-bad.yaml"
 [ "$rc" -eq 3 ] || fail "boolean 1: exit $rc, want 3"
 expect_lines "$T/err" "$T/bool-bad.yaml:3:100: error: instance 'v': parameter 'hsm' must be true or false (or yes/no, on/off)"
+# Mappings: 'chains' holds more than other mappings' 1024 keys (10,000 chains validate); any
+# other mapping keyplane reads stops at 1024 keys, with one error naming it.
+p=$T/many.yaml
+{
+    echo "version: 1"
+    echo "providers:"
+    echo "  a: {plugin: file, path: a, passphrase: env:NOPE}"
+    echo "chains:"
+    i=0
+    while [ $i -lt 10000 ]; do
+        echo "  c$i: {protector: {type: rsa, origin: a}, replicas: [a]}"
+        i=$((i + 1))
+    done
+} >"$p"
+validate "$p"
+[ "$rc" -eq 0 ] || { cat "$T/err" >&2; fail "10,000 chains: exit $rc, want 0"; }
+p=$T/wide.yaml
+{
+    echo "version: 1"
+    echo "providers:"
+    printf '  a: {plugin: file, path: a'
+    i=0
+    while [ $i -lt 1025 ]; do
+        printf ', k%d: %d' $i $i
+        i=$((i + 1))
+    done
+    echo "}"
+    echo "chains: {}"
+} >"$p"
+validate "$p"
+[ "$rc" -eq 3 ] || fail "an instance of 1025 keys: exit $rc, want 3"
+expect_lines "$T/err" "$p:3:6: error: instance 'a' has more than 1024 keys"
 echo "ok"
