@@ -11,6 +11,11 @@ for alg in RSA-OAEP-256 RSA-OAEP; do
     P="--policy $T/policy.yaml"
     init_stores "$T/policy.yaml"
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$T/key.pem" 2>/dev/null
+    # A key whose CRT exponent dQ is off (OpenSSL parses it): refused, nothing stored.
+    "$PY" "$KP_SRC/tests/cli/bad_rsa_key.py" "$T/bad.pem"
+    expect_rc 2 $P key import --instance region-a --name tde --key "file:$T/bad.pem"
+    expect_in "$T/err" "import of tde: inconsistent RSA key"
+    [ ! -d "$T/a/keys/tde" ] || fail "an inconsistent key left $T/a/keys/tde behind"
     # Import into region-a as plain PKCS#8 PEM, into region-b as encrypted PKCS#8.
     expect_rc 0 $P key import --instance region-a --name tde --key "file:$T/key.pem"
     KP_P8PASS=$(openssl rand -hex 12)

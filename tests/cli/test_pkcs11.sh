@@ -99,6 +99,10 @@ ifpr=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fingerprin
 # Failures: each one clear line, no orphan object.
 expect_rc 0 $P key generate --instance hsm --name sha256 --bits 2048
 before=$(p11_objects escrow $HSM_PIN)
+"$PY" "$KP_SRC/tests/cli/bad_rsa_key.py" "$T/bad.pem" # dQ off: OpenSSL parses it
+expect_rc 2 $P key import --instance hsm --name badkey --key "file:$T/bad.pem"
+expect_in "$T/err" "import of badkey: inconsistent RSA key"
+[ "$(p11_objects escrow $HSM_PIN)" = "$before" ] || fail "an inconsistent key left objects behind"
 expect_rc 3 --policy "$T/sha256.yaml" wrap --chain sha256 --dek "file:$T/dek" --out "$T/x"
 expect_in "$T/err" "hsm does not wrap with RSA-OAEP-256"
 HSM_PIN=000000 expect_rc 4 $P key public --instance hsm --name solo
