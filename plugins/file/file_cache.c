@@ -6,7 +6,10 @@
  * that lives for days: so an entry answers only while the files it was read from are the same
  * (an lstat of each, and of the directories keys/ and keys/NAME/ on the way, matches the stamp
  * taken before they were read: device, inode, size, mtime, ctime), and is read again otherwise.
- * An unwrap costs six lstat calls, no open, no KDF, no parse.
+ * An unwrap costs six lstat calls, no open, no KDF, no parse. Private keys are kept for the
+ * KP_FILE_PKEYS_MAX versions used last: what a database engine unwraps under (the active version
+ * and a few older ones) stays, while a verify that goes through thousands of keys once each
+ * does not fill OpenSSL's secure heap with them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +108,32 @@ static bool s_same(kp_file_inst *fi, const char *name, uint32_t version, size_t 
     return now[KP_FILE_INFO_STAMPS - 1].ino != 0 && memcmp(now, then, n * sizeof(now[0])) == 0;
 }
 
+/* Takes c out of the list of entries holding a private key (lock held). */
+static void s_unlink(kp_file_inst *fi, kp_file_cached_key *c)
+{
+    if (c->newer != NULL)
+        c->newer->older = c->older;
+    else
+        fi->newest = c->older;
+    if (c->older != NULL)
+        c->older->newer = c->newer;
+    else
+        fi->oldest = c->newer;
+    c->older = c->newer = NULL;
+}
+
+/* Puts c, which holds a private key, first in the list (lock held). */
+static void s_push(kp_file_inst *fi, kp_file_cached_key *c)
+{
+    c->newer = NULL;
+    c->older = fi->newest;
+    if (fi->newest != NULL)
+        fi->newest->newer = c;
+    else
+        fi->oldest = c;
+    fi->newest = c;
+}
+
 EVP_PKEY *kp_file_cache_pkey(kp_file_inst *fi, const char *name, uint32_t version)
 {
     kp_file_stamp then[KP_FILE_STAMPS];
@@ -114,6 +143,10 @@ EVP_PKEY *kp_file_cache_pkey(kp_file_inst *fi, const char *name, uint32_t versio
     if (pkey != NULL) {
         EVP_PKEY_up_ref(pkey);
         memcpy(then, c->stamp, sizeof(then));
+        if (fi->newest != c) {
+            s_unlink(fi, c);
+            s_push(fi, c);
+        }
     }
     pthread_mutex_unlock(&fi->lock);
     /* The files are looked at outside the lock: other versions need not wait. */
@@ -132,11 +165,27 @@ EVP_PKEY *kp_file_cache_keep_pkey(kp_file_inst *fi, const char *name, uint32_t v
     if (c != NULL) {
         /* The newest read wins: an older copy (another thread's, or one read before the files
          * changed) goes. Stamps taken before reading: a change after them shows next time. */
-        EVP_PKEY_free(c->pkey);
+        if (c->pkey != NULL) {
+            EVP_PKEY_free(c->pkey);
+            s_unlink(fi, c);
+        } else {
+            fi->cache_npkeys++;
+        }
         c->pkey = mine;
         EVP_PKEY_up_ref(mine);
+        s_push(fi, c);
         memcpy(c->stamp, stamps, sizeof(c->stamp));
         c->have_info = false; /* read again beside the key, under the same stamps */
+        /* Over the bound: the key used longest ago goes (a caller still holding it keeps its
+         * own reference); its meta.json stays cached. */
+        if (fi->cache_npkeys > KP_FILE_PKEYS_MAX) {
+            kp_file_cached_key *old = fi->oldest;
+            s_unlink(fi, old);
+            EVP_PKEY_free(old->pkey);
+            old->pkey = NULL;
+            old->have_info = false; /* its stamps were the key's; info is read again */
+            fi->cache_npkeys--;
+        }
     }
     pthread_mutex_unlock(&fi->lock);
     return mine;
@@ -181,4 +230,6 @@ void kp_file_cache_free(kp_file_inst *fi)
     free(fi->cache);
     fi->cache = NULL;
     fi->cache_nb = fi->cache_n = 0;
+    fi->newest = fi->oldest = NULL;
+    fi->cache_npkeys = 0;
 }

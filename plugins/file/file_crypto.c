@@ -194,7 +194,7 @@ kp_status kp_file_p8_decrypt(kp_file_inst *fi, const kp_file_keys *keys, const c
                                what, fi->dir);
     }
     if (st == KP_OK && (*pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL)) == NULL)
-        st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "private key of %s is malformed", what);
+        st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "cannot decode the private key of %s", what);
     PKCS8_PRIV_KEY_INFO_free(p8inf); /* cleanses the plaintext key */
     return st;
 }

@@ -99,6 +99,10 @@ typedef struct kp_file_stamp {
  *  meta.json (the first KP_FILE_INFO_STAMPS: what its info is read from), public.der,
  *  private.p8. */
 #define KP_FILE_STAMPS 6
+/** At most this many decrypted private keys per instance (file_cache.c), the least recently
+ *  used given up first: they live in OpenSSL's secure heap (1 MiB in the keyplane command,
+ *  about 0.9 KiB per RSA-2048 key), which a verify of thousands of keys would otherwise fill. */
+#define KP_FILE_PKEYS_MAX 32
 #define KP_FILE_INFO_STAMPS 4
 
 /** A key version as the instance last read it (file_cache.c): its checked meta.json and, once
@@ -109,6 +113,9 @@ typedef struct kp_file_cached_key {
     char name[KP_NAME_MAX];
     uint32_t version;
     EVP_PKEY *pkey; /* NULL until decrypted */
+    /* Entries holding a pkey, most recently used first (kp_file_inst.newest), so that the
+     * instance keeps at most KP_FILE_PKEYS_MAX of them. */
+    struct kp_file_cached_key *older, *newer;
     bool have_info;
     kp_key_info info;
     kp_file_stamp stamp[KP_FILE_STAMPS]; /* taken before the files were read */
@@ -135,6 +142,8 @@ typedef struct kp_file_inst {
     kp_file_keys *keys;         /* NULL until the header is opened; never changes afterwards */
     kp_file_cached_key **cache; /* cache_nb buckets (a power of two, or 0) */
     size_t cache_nb, cache_n;
+    kp_file_cached_key *newest, *oldest; /* the entries holding a private key */
+    size_t cache_npkeys;
 } kp_file_inst;
 
 /* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c,

@@ -145,9 +145,10 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         op->rv = rv;
         return -1;
     }
-    /* A module that reports more than it was given room for is not trusted with our buffers. */
+    /* A module that reports more than it was given room for is not trusted with our buffers;
+     * an unavailable CKA_ID is one longer than ours ever are: not ours (kp_p11_vjudge). */
     if (!s_avail(&a[0]) || !s_avail(&a[2]) || a[0].ulValueLen > KP_P11_OBJLABEL_MAX ||
-        (s_avail(&a[1]) && a[1].ulValueLen > sizeof(key->id)) ||
+        !s_avail(&a[1]) || a[1].ulValueLen > sizeof(key->id) ||
         (s_avail(&a[4]) && a[4].ulValueLen > cap4) ||
         (!secret && s_avail(&a[5]) && a[5].ulValueLen > sizeof(subj)))
         return 0;
@@ -165,7 +166,7 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
     else
         return 0;
     key->obj = obj;
-    key->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
+    key->idlen = a[1].ulValueLen;
     if (!kp_p11_tagged(op->pi, key->name, cls, key->id, key->idlen, &a[5]))
         return 0;
     key->extractable = s_avail(&a[3]) && extr == CK_TRUE;

@@ -65,9 +65,11 @@ int kp_p11_vjudge(kp_p11_inst *pi, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, co
     bool secret = cls == CKO_SECRET_KEY;
     CK_KEY_TYPE kt;
 
-    /* A module that reports more than it was given room for is not trusted with our buffers. */
+    /* A module that reports more than it was given room for is not trusted with our buffers.
+     * Every key object has a CKA_ID (empty until we give it one): an unavailable one is an ID
+     * longer than ours ever are (CKR_BUFFER_TOO_SMALL), so the object is not ours. */
     if (!s_avail(&a[0]) || a[0].ulValueLen > KP_P11_OBJLABEL_MAX || !s_avail(&a[2]) ||
-        a[2].ulValueLen != sizeof(kt) || (s_avail(&a[1]) && a[1].ulValueLen > sizeof(o->id)) ||
+        a[2].ulValueLen != sizeof(kt) || !s_avail(&a[1]) || a[1].ulValueLen > sizeof(o->id) ||
         (!secret && s_avail(&a[3]) && a[3].ulValueLen > KP_P11_TAG_MAX))
         return 0;
     memcpy(&kt, a[2].pValue, sizeof(kt));
@@ -81,7 +83,7 @@ int kp_p11_vjudge(kp_p11_inst *pi, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, co
         return 0;
     o->cls = cls;
     o->obj = obj;
-    o->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
+    o->idlen = a[1].ulValueLen;
     return kp_p11_tagged(pi, o->at.name, cls, o->id, o->idlen, &a[3]) ? 1 : 0;
 }
 

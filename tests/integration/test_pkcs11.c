@@ -740,10 +740,8 @@ static void test_state_cas(void **state)
     assert_int_equal(s_labelled("kp:st/state"), 1);
 }
 
-/* What SoftHSM's CKM_AES_KEY_WRAP_PAD makes of the PKCS#8 of pkey, unwrapped with OpenSSL as any
- * RFC 5649 importer would: done behind the plugin's back, on session objects of the test's own,
- * to check the verdict of the plugin's probe. Returns the bytes written to plain. */
-static size_t s_token_kwp(EVP_PKEY *pkey, unsigned char *plain, size_t cap)
+/* The eight RSA components of pkey as PKCS#11 attributes (out[0..7]), the bytes in comp. */
+static void s_rsa_parts(EVP_PKEY *pkey, unsigned char comp[8][512], CK_ATTRIBUTE *out)
 {
     static const char *const params[8] = {
         OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
@@ -753,6 +751,90 @@ static size_t s_token_kwp(EVP_PKEY *pkey, unsigned char *plain, size_t cap)
     static const CK_ATTRIBUTE_TYPE types[8] = {
         CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1,
         CKA_PRIME_2, CKA_EXPONENT_1,      CKA_EXPONENT_2,       CKA_COEFFICIENT};
+    for (int i = 0; i < 8; i++) {
+        BIGNUM *bn = NULL;
+        assert_int_equal(EVP_PKEY_get_bn_param(pkey, params[i], &bn), 1);
+        int n = BN_bn2bin(bn, comp[i]);
+        assert_true(n > 0 && (size_t)n <= 512);
+        out[i] = (CK_ATTRIBUTE){types[i], comp[i], (CK_ULONG)n};
+        BN_clear_free(bn);
+    }
+}
+
+/* The CKA_SUBJECT (the plugin's tag) of the private key object labelled label. */
+static CK_ULONG s_subject_of(const char *label, unsigned char *subj, CK_ULONG cap)
+{
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
+    CK_ATTRIBUTE a = {CKA_SUBJECT, subj, cap};
+    CK_OBJECT_HANDLE obj;
+    CK_ULONG n = 0;
+    assert_int_equal(fl->C_FindObjectsInit(s, t, 2), CKR_OK);
+    assert_int_equal(fl->C_FindObjects(s, &obj, 1, &n), CKR_OK);
+    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(fl->C_GetAttributeValue(s, obj, &a, 1), CKR_OK);
+    fl->C_CloseSession(s);
+    return a.ulValueLen;
+}
+
+/* A private key labelled as the next version of a key of ours, with the key's own tag, but a
+ * CKA_ID longer than the plugin's buffer (a module answers CKR_BUFFER_TOO_SMALL for it): not a
+ * version of ours, on a search or a listing. It once passed as one "with no ID yet" and took the
+ * key's latest version, which then could not be used. */
+static void test_long_id(void **state)
+{
+    fx *f = *state;
+    kp_key_info v1 = s_create(f->hsm, "lid", KP_KEY_RSA, 2048, 0, 0);
+    s_create(f->hsm, "other", KP_KEY_RSA, 2048, 0, 0);
+    unsigned char subj[256], comp[8][512], id[100];
+    CK_ULONG sl = s_subject_of("kp:lid/v1", subj, sizeof(subj));
+    char fpr[KPK_FPR_HEX];
+    EVP_PKEY *pkey = NULL;
+    kp_secret_free(s_soft_key(2048, fpr, &pkey));
+    memset(id, 0x42, sizeof(id));
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    CK_OBJECT_CLASS pc = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE rsa = CKK_RSA;
+    CK_BBOOL yes = CK_TRUE;
+    const char *label = "kp:lid/v2";
+    CK_ATTRIBUTE pt[15] = {
+        {CKA_CLASS, &pc, sizeof(pc)},
+        {CKA_KEY_TYPE, &rsa, sizeof(rsa)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SUBJECT, subj, sl},
+        {CKA_ID, id, sizeof(id)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE obj;
+    s_rsa_parts(pkey, comp, &pt[7]);
+    assert_int_equal(fl->C_CreateObject(s, pt, 15, &obj), CKR_OK);
+    fl->C_CloseSession(s);
+    EVP_PKEY_free(pkey);
+
+    kp_instance *r = kp_test_fx_open(&f->t, "hsm"); /* nothing cached */
+    kp_key_info info;
+    assert_int_equal(s_get(r, "lid", 0, &info), KP_OK); /* a search by the tag */
+    assert_int_equal(info.version, 1);
+    assert_string_equal(info.fingerprint, v1.fingerprint);
+    assert_int_equal(s_get(r, "lid", 2, &info), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_list(r, "other").n, 1); /* a second key: the token is listed */
+    s_listed l = s_list(r, "lid");
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.v[0].version, 1);
+    assert_int_equal(s_list(r, NULL).n, 2);
+    s_roundtrip(r, "lid", KP_WRAP_RSA_OAEP_SHA1, 32, 256);
+}
+
+/* What SoftHSM's CKM_AES_KEY_WRAP_PAD makes of the PKCS#8 of pkey, unwrapped with OpenSSL as any
+ * RFC 5649 importer would: done behind the plugin's back, on session objects of the test's own,
+ * to check the verdict of the plugin's probe. Returns the bytes written to plain. */
+static size_t s_token_kwp(EVP_PKEY *pkey, unsigned char *plain, size_t cap)
+{
     CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
     CK_SESSION_HANDLE s = kp_test_p11_session(fl);
     CK_OBJECT_CLASS pc = CKO_PRIVATE_KEY, sc = CKO_SECRET_KEY;
@@ -774,14 +856,7 @@ static size_t s_token_kwp(EVP_PKEY *pkey, unsigned char *plain, size_t cap)
     CK_ATTRIBUTE value = {CKA_VALUE, kek, sizeof(kek)};
     CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
     CK_OBJECT_HANDLE priv, key;
-    for (int i = 0; i < 8; i++) {
-        BIGNUM *bn = NULL;
-        assert_int_equal(EVP_PKEY_get_bn_param(pkey, params[i], &bn), 1);
-        int n = BN_bn2bin(bn, comp[i]);
-        assert_true(n > 0 && (size_t)n <= sizeof(comp[i]));
-        pt[6 + i] = (CK_ATTRIBUTE){types[i], comp[i], (CK_ULONG)n};
-        BN_clear_free(bn);
-    }
+    s_rsa_parts(pkey, comp, &pt[6]);
     assert_int_equal(fl->C_CreateObject(s, pt, 14, &priv), CKR_OK);
     assert_int_equal(fl->C_GenerateKey(s, &gen, at, sizeof(at) / sizeof(at[0]), &key), CKR_OK);
     bloblen = sizeof(blob);
@@ -909,6 +984,7 @@ int main(void)
         KP_TEST_FX(test_instance_info, setup),
         KP_TEST_FX(test_get_direct, setup),
         KP_TEST_FX(test_listing, setup),
+        KP_TEST_FX(test_long_id, setup),
         KP_TEST_FX(test_import_fingerprint, setup),
         KP_TEST_FX(test_state_cas, setup),
         KP_TEST_FX(test_export_wrapped, setup),

@@ -27,7 +27,10 @@ const char *kpk_ossl_reason(char *buf, size_t cap);
 
 /** kp_errorf for an OpenSSL failure: sets "<fmt...>: <reason>" through up's SET_ERROR (just
  *  "<fmt...>" when the queue held no reason), clears the thread's queue and returns status.
- *  Calls nothing but up->set_error of the core's upcalls. Never pass secrets. */
+ *  When an allocation failed on the way (OpenSSL's secure heap full, say: a key that does not
+ *  decode for want of memory is not a malformed key), the reason says so and KP_ERR_NOMEM is
+ *  returned instead of status. Calls nothing but up->set_error of the core's upcalls. Never pass
+ *  secrets. */
 KP_PRINTF_(4, 5)
 kp_status kpk_ossl_errorf(const kp_upcalls *up, kp_core_handle *h, kp_status status,
                           const char *fmt, ...);
