@@ -161,6 +161,18 @@ kp_status kp_file_p8_encrypt(kp_file_inst *fi, const kp_file_keys *keys, EVP_PKE
     return st;
 }
 
+/* The instance's reader of private keys, made the first time one is read (the lock keeps two
+ * threads from making two); NULL when memory is short, which kpk_p8_decode takes too. */
+static kpk_p8_decoder *s_p8dec(kp_file_inst *fi)
+{
+    pthread_mutex_lock(&fi->lock);
+    if (fi->p8dec == NULL)
+        fi->p8dec = kpk_p8_decoder_new();
+    kpk_p8_decoder *d = fi->p8dec;
+    pthread_mutex_unlock(&fi->lock);
+    return d;
+}
+
 kp_status kp_file_p8_decrypt(kp_file_inst *fi, const kp_file_keys *keys, const char *what,
                              const uint8_t *der, size_t len, EVP_PKEY **pkey)
 {
@@ -193,7 +205,7 @@ kp_status kp_file_p8_decrypt(kp_file_inst *fi, const kp_file_keys *keys, const c
                                "store %s",
                                what, fi->dir);
     }
-    if (st == KP_OK && (*pkey = EVP_PKCS82PKEY_ex(p8inf, NULL, NULL)) == NULL)
+    if (st == KP_OK && (*pkey = kpk_p8_decode(s_p8dec(fi), p8inf)) == NULL)
         st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "cannot decode the private key of %s", what);
     PKCS8_PRIV_KEY_INFO_free(p8inf); /* cleanses the plaintext key */
     return st;

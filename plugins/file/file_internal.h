@@ -144,6 +144,7 @@ typedef struct kp_file_inst {
     size_t cache_nb, cache_n;
     kp_file_cached_key *newest, *oldest; /* the entries holding a private key */
     size_t cache_npkeys;
+    kpk_p8_decoder *p8dec; /* made at the first private key read; never changes afterwards */
 } kp_file_inst;
 
 /* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c,

@@ -137,7 +137,6 @@ kp_status kp_file_key_public_der(kp_file_inst *fi, const char *name, uint32_t ve
 kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t version, EVP_PKEY **pkey)
 {
     char path[KP_FILE_PATH_MAX];
-    const unsigned char *p;
     uint8_t *der;
     size_t len;
     kp_status st = KP_OK;
@@ -145,9 +144,8 @@ kp_status kp_file_key_public(kp_file_inst *fi, const char *name, uint32_t versio
     *pkey = NULL;
     KP_GUARD(s_key_file(fi, name, version, "public.der", path, sizeof(path)));
     KP_GUARD(kp_file_key_public_der(fi, name, version, &der, &len));
-    p = der;
-    *pkey = d2i_PUBKEY_ex(NULL, &p, (long)len, NULL, NULL);
-    if (*pkey == NULL || p != der + len || !EVP_PKEY_is_a(*pkey, "RSA")) {
+    *pkey = kpk_pkey_spki(der, len);
+    if (*pkey == NULL || !EVP_PKEY_is_a(*pkey, "RSA")) {
         EVP_PKEY_free(*pkey);
         *pkey = NULL;
         st = kp_file_ossl_err(fi, KP_ERR_INTEGRITY, "%s is not an RSA public key", path);

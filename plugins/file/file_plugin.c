@@ -151,6 +151,7 @@ static void s_close(void *inst)
     if (fi == NULL)
         return;
     kp_file_cache_free(fi);
+    kpk_p8_decoder_free(fi->p8dec);
     kp_file_keys_free(fi, fi->keys);
     fi->up->secret_free(fi->pass);
     free(fi->dir);

@@ -1,8 +1,11 @@
-/* kpk_rsa_consistent: a generated key holds together; each of its relations broken (n, d, the
+/* kpk_pkey_spki and kpk_p8_decode (codec_pkey.c) read what OpenSSL's decoders read, and
+ * refuse what they refuse: RSA the fast way, other keys through the decoders.
+ * kpk_rsa_consistent: a generated key holds together; each of its relations broken (n, d, the
  * CRT values) is caught; so are keys whose arithmetic holds but which do not work (e = 1, qInv
  * off by p, a composite factor); a public key alone and a key of another type are refused. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -10,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <keyplane/kit/codec.h>
 
@@ -204,6 +208,109 @@ static void test_public_and_other_types(void **state)
     assert_false(kpk_rsa_consistent(NULL));
 }
 
+/* The SPKI of pkey, and the PKCS#8 structure of its private half. */
+static int s_spki(EVP_PKEY *pkey, unsigned char **der)
+{
+    *der = NULL;
+    int n = i2d_PUBKEY(pkey, der);
+    assert_true(n > 0);
+    return n;
+}
+
+static void test_fast_readers(void **state)
+{
+    (void)state;
+    unsigned char *der = NULL;
+    int n = s_spki(s_key, &der);
+    EVP_PKEY *k = kpk_pkey_spki(der, (size_t)n);
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_eq(k, s_key), 1);
+    assert_true(EVP_PKEY_is_a(k, "RSA"));
+    EVP_PKEY_free(k);
+    /* Exactly one SPKI: a byte more, a byte less, a bit changed in the algorithm: none. */
+    unsigned char *longer = malloc((size_t)n + 1);
+    memcpy(longer, der, (size_t)n);
+    longer[n] = 0;
+    assert_null(kpk_pkey_spki(longer, (size_t)n + 1));
+    assert_null(kpk_pkey_spki(der, (size_t)n - 1));
+    assert_null(kpk_pkey_spki(der, 0));
+    longer[12] ^= 0x01; /* inside the rsaEncryption OID */
+    EVP_PKEY *other = kpk_pkey_spki(longer, (size_t)n);
+    assert_true(other == NULL || !EVP_PKEY_is_a(other, "RSA"));
+    EVP_PKEY_free(other);
+    free(longer);
+    OPENSSL_free(der);
+
+    /* Other key types go through the decoders. */
+    EVP_PKEY *ec = EVP_EC_gen("P-256"), *pss = NULL;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+    assert_non_null(pc);
+    assert_int_equal(EVP_PKEY_keygen_init(pc), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(pc, 2048), 1);
+    assert_int_equal(EVP_PKEY_generate(pc, &pss), 1);
+    EVP_PKEY_CTX_free(pc);
+    assert_non_null(ec);
+    assert_non_null(pss);
+    EVP_PKEY *const others[2] = {ec, pss};
+    kpk_p8_decoder *d = kpk_p8_decoder_new();
+    assert_non_null(d);
+    for (int i = 0; i < 2; i++) {
+        n = s_spki(others[i], &der);
+        k = kpk_pkey_spki(der, (size_t)n);
+        assert_non_null(k);
+        assert_int_equal(EVP_PKEY_eq(k, others[i]), 1);
+        EVP_PKEY_free(k);
+        OPENSSL_free(der);
+        PKCS8_PRIV_KEY_INFO *inf = EVP_PKEY2PKCS8(others[i]);
+        k = kpk_p8_decode(d, inf);
+        assert_non_null(k);
+        assert_int_equal(EVP_PKEY_get_id(k), EVP_PKEY_get_id(others[i]));
+        assert_int_equal(EVP_PKEY_eq(k, others[i]), 1);
+        EVP_PKEY_free(k);
+        PKCS8_PRIV_KEY_INFO_free(inf);
+    }
+
+    /* The RSA key pair, with and without the decoder object, and a key followed by junk
+     * inside its PKCS#8: whatever EVP_PKCS82PKEY_ex makes of that. */
+    PKCS8_PRIV_KEY_INFO *inf = EVP_PKEY2PKCS8(s_key);
+    for (int i = 0; i < 2; i++) {
+        k = kpk_p8_decode(i == 0 ? d : NULL, inf);
+        assert_non_null(k);
+        assert_int_equal(EVP_PKEY_eq(k, s_key), 1);
+        assert_true(kpk_rsa_consistent(k));
+        EVP_PKEY_free(k);
+    }
+    const unsigned char *body = NULL;
+    int blen = 0;
+    assert_int_equal(PKCS8_pkey_get0(NULL, &body, &blen, NULL, inf), 1);
+    unsigned char *junk = OPENSSL_malloc((size_t)blen + 3);
+    memcpy(junk, body, (size_t)blen);
+    memset(junk + blen, 0, 3);
+    PKCS8_PRIV_KEY_INFO *bad = PKCS8_PRIV_KEY_INFO_new();
+    assert_int_equal(
+        PKCS8_pkey_set0(bad, OBJ_nid2obj(NID_rsaEncryption), 0, V_ASN1_NULL, NULL, junk, blen + 3),
+        1);
+    EVP_PKEY *want = EVP_PKCS82PKEY_ex(bad, NULL, NULL);
+    k = kpk_p8_decode(d, bad);
+    assert_int_equal(k != NULL, want != NULL);
+    if (k != NULL)
+        assert_int_equal(EVP_PKEY_eq(k, want), 1);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(want);
+    /* And the decoder object still reads the good key after that. */
+    k = kpk_p8_decode(d, inf);
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_eq(k, s_key), 1);
+    EVP_PKEY_free(k);
+    assert_null(kpk_p8_decode(d, NULL));
+    PKCS8_PRIV_KEY_INFO_free(bad);
+    PKCS8_PRIV_KEY_INFO_free(inf);
+    kpk_p8_decoder_free(d);
+    kpk_p8_decoder_free(NULL);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(pss);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_each_relation_broken),
         cmocka_unit_test(test_arithmetic_holds_yet_broken),
         cmocka_unit_test(test_public_and_other_types),
+        cmocka_unit_test(test_fast_readers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

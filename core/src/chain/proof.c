@@ -9,6 +9,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <keyplane/kit/codec.h>
 #include <keyplane/kit/ossl.h>
 
 #include "base/error.h"
@@ -19,9 +20,8 @@ kp_status kp__challenge_make(kp_ctx *ctx, kp__challenge *c, const uint8_t *spki,
 {
     const char *what = NULL;
     const EVP_MD *md = alg == KP_WRAP_RSA_OAEP_SHA256 ? EVP_sha256() : EVP_sha1();
-    const unsigned char *p = spki;
     EVP_PKEY_CTX *pc = NULL;
-    EVP_PKEY *pkey = spkilen <= LONG_MAX ? d2i_PUBKEY(NULL, &p, (long)spkilen) : NULL;
+    EVP_PKEY *pkey = kpk_pkey_spki(spki, spkilen);
     c->ctlen = sizeof(c->ct);
     if (pkey == NULL) {
         what = "the version's public key does not parse";
