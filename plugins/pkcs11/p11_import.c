@@ -42,6 +42,9 @@ static kp_status s_public(kp_p11_op *op, s_import *im, const char *label, const 
     CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
     CK_KEY_TYPE kt = CKK_RSA;
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    uint8_t subject[KP_P11_TAG_MAX];
+    size_t sublen = 0;
+    KP_GUARD(kp_p11_tag(op->pi, im->spec.name, subject, &sublen, NULL));
     CK_ATTRIBUTE t[] = {
         {CKA_CLASS, &cls, sizeof(cls)},         {CKA_KEY_TYPE, &kt, sizeof(kt)},
         {CKA_TOKEN, &yes, sizeof(yes)},         {CKA_PRIVATE, &no, sizeof(no)},
@@ -49,6 +52,7 @@ static kp_status s_public(kp_p11_op *op, s_import *im, const char *label, const 
         {CKA_VERIFY, &no, sizeof(no)},          {CKA_MODULUS, im->n, im->nlen},
         {CKA_PUBLIC_EXPONENT, im->e, im->elen}, {CKA_LABEL, (void *)label, strlen(label)},
         {CKA_ID, im->key.id, im->key.idlen},    {CKA_START_DATE, (void *)date, sizeof(*date)},
+        {CKA_SUBJECT, subject, sublen}, /* so a half left alone is found (p11_version.c) */
     };
     CK_RV rv = op->f->C_CreateObject(op->s, t, sizeof(t) / sizeof(t[0]), obj);
 

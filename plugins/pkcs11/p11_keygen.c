@@ -94,6 +94,7 @@ static kp_status s_create_rsa(kp_p11_op *op, s_create *c, kp_p11_draft *d, const
         {CKA_PUBLIC_EXPONENT, f4, sizeof(f4)},
         {CKA_LABEL, d->pending, strlen(d->pending)},
         {CKA_START_DATE, (void *)date, sizeof(*date)},
+        {CKA_SUBJECT, subject, sublen}, /* so a half left alone is found (p11_version.c) */
     };
     CK_ATTRIBUTE privt[] = {
         {CKA_TOKEN, &on_token, sizeof(on_token)},

@@ -193,24 +193,29 @@ static void s_decide(kp_p11_op *op, kp_instance_info *c, char *why, size_t size)
             t.ran ? "" : " (no trial: the token refused a session public key)");
 }
 
-/* Asks the token; false (error text set) when it cannot be reached. */
+/* Asks the token; false (error text set) when it cannot be reached. It makes session objects
+ * only, so it runs beside other reads, never beside a write (kp_p11_write_run); never called
+ * from inside an op. */
 static bool s_probe(kp_p11_inst *pi, kp_instance_info *c, char *why, size_t size)
 {
     kp_p11_op op;
+    bool ok = false;
 
     memset(&op, 0, sizeof(op));
     op.pi = pi;
-    if (kp_p11_token(pi, &op.f, &op.slot) != KP_OK)
-        return false;
-    CK_RV rv = op.f->C_OpenSession(op.slot, CKF_SERIAL_SESSION, NULL, NULL, &op.s);
-    if (rv != CKR_OK) {
-        kp_p11_ck(pi, NULL, rv, false, "C_OpenSession", "token '%s'", pi->token);
-        return false;
+    pthread_rwlock_rdlock(&pi->pl->io);
+    if (kp_p11_token(pi, &op.f, &op.slot) == KP_OK) {
+        CK_RV rv = op.f->C_OpenSession(op.slot, CKF_SERIAL_SESSION, NULL, NULL, &op.s);
+        if (rv != CKR_OK) {
+            kp_p11_ck(pi, NULL, rv, false, "C_OpenSession", "token '%s'", pi->token);
+        } else {
+            ok = kp_p11_probe_mechs(&op) == KP_OK;
+            if (ok)
+                s_decide(&op, c, why, size);
+            op.f->C_CloseSession(op.s);
+        }
     }
-    bool ok = kp_p11_probe_mechs(&op) == KP_OK;
-    if (ok)
-        s_decide(&op, c, why, size);
-    op.f->C_CloseSession(op.s);
+    pthread_rwlock_unlock(&pi->pl->io);
     return ok;
 }
 

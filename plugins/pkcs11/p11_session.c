@@ -216,7 +216,7 @@ static CK_RV s_refusal(kp_p11_inst *pi, CK_RV rv)
 /* Logs the user in on session s. A PIN error is remembered and never retried, by this instance
  * nor by any other of this plugin for the same token and PIN (every PIN once the token said
  * CKR_PIN_LOCKED): HSMs lock the PIN after a few wrong tries, and a command over many chains
- * opens the token once per chain. Lock held. */
+ * opens the token once per chain. Not CKR_USER_PIN_NOT_INITIALIZED: no PIN to lock. Lock held. */
 static kp_status s_login(kp_p11_inst *pi, kp_p11_op *op)
 {
     CK_RV rv;
@@ -234,8 +234,12 @@ static kp_status s_login(kp_p11_inst *pi, kp_p11_op *op)
         return KP_OK;
     }
     if (s_pin_error(rv)) {
-        pi->login_rv = rv;
-        (void)s_refusal(pi, rv);
+        /* A token without a user PIN yet cannot lock one: asked again next time, so a process
+         * that outlives the token's set-up (C_InitPIN by its officer) gets in then. */
+        if (rv != CKR_USER_PIN_NOT_INITIALIZED) {
+            pi->login_rv = rv;
+            (void)s_refusal(pi, rv);
+        }
         return kp_p11_ck(pi, op, rv, false, "C_Login", "%s for token '%s'", s_pin_reason(rv),
                          pi->token);
     }

@@ -135,6 +135,99 @@ static kp_status s_label_taken(kp_p11_op *op, const char *label, bool *taken)
     return KP_OK;
 }
 
+/* Whether objs holds a published private key of o's version with o's CKA_ID: the public key
+ * under the version's label with that ID is then its pair, not a dead writer's. */
+static bool s_published_twin(const kp_p11_vobj *o, const kp_p11_vobj *objs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!objs[i].at.pending && objs[i].cls == CKO_PRIVATE_KEY &&
+            objs[i].at.version == o->at.version && objs[i].idlen == o->idlen &&
+            memcmp(objs[i].id, o->id, o->idlen) == 0)
+            return true;
+    return false;
+}
+
+/* Destroys a dead writer's pending object and, for RSA, its public half: under the pending
+ * label, or under the version's own when the writer died between publishing the public half
+ * and the private one (s_publish), which would otherwise hold the version's label for good.
+ * objs: every object of the version, as listed. */
+static void s_sweep(kp_p11_op *op, const kp_p11_vobj *o, const kp_p11_vobj *objs, size_t n)
+{
+    char label[KP_P11_OBJLABEL_MAX + 1];
+    CK_OBJECT_HANDLE pub;
+
+    kp_logf(op->pi->up, op->pi->h, KP_LOG_WARN,
+            "destroying '%s' on token '%s': a writer left it pending more than %d s ago", o->label,
+            op->pi->token, KP_P11_STALE_S);
+    if (o->cls == CKO_PRIVATE_KEY) {
+        kp_status st = kp_p11_find_pub(op, o->label, o->id, o->idlen, &pub);
+        if (st == KP_ERR_NOT_FOUND && !s_published_twin(o, objs, n)) {
+            st = kp_p11_label(op->pi, o->at.name, o->at.version, label, sizeof(label));
+            if (st == KP_OK)
+                st = kp_p11_find_pub(op, label, o->id, o->idlen, &pub);
+        }
+        if (st == KP_OK)
+            kp_p11_destroy(op, pub);
+    }
+    kp_p11_destroy(op, o->obj);
+}
+
+/* Whether a key object in objs carries label (the pending label of a public half). */
+static bool s_has_label(const kp_p11_vobj *objs, size_t n, const char *label)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(objs[i].label, label) == 0)
+            return true;
+    return false;
+}
+
+/* A dead writer's leftovers of key name, swept before a version is picked: its stale pending
+ * objects (s_sweep), and public halves left pending alone (killed before it made the private
+ * half, or while it destroyed its draft), found by the tag they carry. Failures only leave them
+ * for the next writer. objs: every object of name, as listed. */
+static void s_sweep_dead(kp_p11_op *op, const char *name, const kp_p11_vobj *objs, size_t n)
+{
+    int64_t now = (int64_t)time(NULL);
+    uint8_t subject[KP_P11_TAG_MAX];
+    size_t len = 0, np = 0;
+    CK_OBJECT_HANDLE *pubs = NULL;
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_SUBJECT, subject, 0},
+    };
+
+    for (size_t i = 0; i < n; i++)
+        if (kp_p11_vobj_stale(&objs[i], now))
+            s_sweep(op, &objs[i], objs, n);
+    if (kp_p11_tag(op->pi, name, subject, &len, NULL) != KP_OK)
+        return;
+    tmpl[2].ulValueLen = len;
+    if (kp_p11_find_all(op, tmpl, 3, &pubs, &np) != KP_OK)
+        return;
+    for (size_t i = 0; i < np; i++) {
+        char label[KP_P11_OBJLABEL_MAX + 1];
+        CK_ATTRIBUTE a = {CKA_LABEL, label, KP_P11_OBJLABEL_MAX};
+        kp_p11_label_info at;
+        if (op->f->C_GetAttributeValue(op->s, pubs[i], &a, 1) != CKR_OK ||
+            a.ulValueLen > KP_P11_OBJLABEL_MAX)
+            continue;
+        label[a.ulValueLen] = '\0';
+        if (strlen(label) != a.ulValueLen || !kp_p11_label_parse(op->pi, label, &at) ||
+            !at.pending || now - at.since <= KP_P11_STALE_S || strcmp(at.name, name) != 0 ||
+            s_has_label(objs, n, label))
+            continue;
+        kp_logf(op->pi->up, op->pi->h, KP_LOG_WARN,
+                "destroying '%s' on token '%s': a public key a writer left pending more than %d "
+                "s ago without its private key",
+                label, op->pi->token, KP_P11_STALE_S);
+        kp_p11_destroy(op, pubs[i]);
+    }
+    free(pubs);
+}
+
 /* The version of a new key: want when free, else the next past every published and live
  * pending one. */
 static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_draft *d)
@@ -148,6 +241,7 @@ static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_d
     kp_status st = KP_OK; /* the loop below may not run: v wrapped past UINT32_MAX */
 
     KP_GUARD(kp_p11_vobjs(op, name, 0, &objs, &n));
+    s_sweep_dead(op, name, objs, n);
     for (size_t i = 0; i < n; i++)
         if (!kp_p11_vobj_stale(&objs[i], now) && objs[i].at.version > v)
             v = objs[i].at.version;
@@ -203,19 +297,6 @@ void kp_p11_draft_drop(kp_p11_op *op, kp_p11_draft *d)
     d->key = d->pub = CK_INVALID_HANDLE;
 }
 
-/* Destroys a dead writer's pending object and, for RSA, its public half. */
-static void s_sweep(kp_p11_op *op, const kp_p11_vobj *o)
-{
-    CK_OBJECT_HANDLE pub;
-
-    kp_logf(op->pi->up, op->pi->h, KP_LOG_WARN,
-            "destroying '%s' on token '%s': a writer left it pending more than %d s ago", o->label,
-            op->pi->token, KP_P11_STALE_S);
-    if (o->cls == CKO_PRIVATE_KEY && kp_p11_find_pub(op, o->label, o->id, o->idlen, &pub) == KP_OK)
-        kp_p11_destroy(op, pub);
-    kp_p11_destroy(op, o->obj);
-}
-
 /* What one listing says to the writer of d. */
 typedef struct s_view {
     bool own;       /* its own object is there */
@@ -243,7 +324,7 @@ static kp_status s_look(kp_p11_op *op, const kp_p11_draft *d, s_view *v)
         if (o == own)
             continue;
         if (kp_p11_vobj_stale(o, now)) {
-            s_sweep(op, o);
+            s_sweep(op, o, objs, n);
             continue;
         }
         v->published |= !o->at.pending;

@@ -830,6 +830,96 @@ static void test_long_id(void **state)
     s_roundtrip(r, "lid", KP_WRAP_RSA_OAEP_SHA1, 32, 256);
 }
 
+/* The handle of the one object of class cls labelled label, behind the plugin's back. */
+static CK_OBJECT_HANDLE s_object(CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
+                                 const char *label)
+{
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
+    CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
+    CK_ULONG n = 0;
+    assert_int_equal(fl->C_FindObjectsInit(s, t, 2), CKR_OK);
+    assert_int_equal(fl->C_FindObjects(s, &obj, 1, &n), CKR_OK);
+    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
+    assert_int_equal(n, 1);
+    return obj;
+}
+
+/* What a writer killed at the wrong moment leaves is swept by the next writer of the key once
+ * it is KP_P11_STALE_S old: killed between publishing the public half and the private one (the
+ * version's label then taken by a public key whose private key is still pending: it once held
+ * the version for good, "already exists" to every replica copy), and a public half left pending
+ * alone (killed before its private half was copied). */
+static void test_dead_writer_leftovers(void **state)
+{
+    fx *f = *state;
+    kp_key_info v1 = s_create(f->hsm, "orph", KP_KEY_RSA, 2048, 0, 0);
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    char pending[128], lone[128];
+    long long then = (long long)time(NULL) - 120;
+    snprintf(pending, sizeof(pending), "kp:orph/v1~%lld~0011223344556677", then);
+    snprintf(lone, sizeof(lone), "kp:orph/v2~%lld~8899aabbccddeeff", then);
+    /* v1's private key back to pending: its public key stays published. */
+    CK_ATTRIBUTE relabel = {CKA_LABEL, pending, strlen(pending)};
+    assert_int_equal(
+        fl->C_SetAttributeValue(s, s_object(fl, s, CKO_PRIVATE_KEY, "kp:orph/v1"), &relabel, 1),
+        CKR_OK);
+    /* A copy of v1's public key, pending for v2 alone, with the key's tag. */
+    CK_OBJECT_CLASS pc = CKO_PUBLIC_KEY;
+    CK_ATTRIBUTE copy[] = {{CKA_LABEL, lone, strlen(lone)}};
+    CK_OBJECT_HANDLE dup;
+    assert_int_equal(fl->C_CopyObject(s, s_object(fl, s, pc, "kp:orph/v1"), copy, 1, &dup), CKR_OK);
+    fl->C_CloseSession(s);
+    assert_int_equal(s_labelled("kp:orph/v1"), 1);
+
+    /* A replica copy of v1 (an explicit version) is made, not refused as existing. */
+    kp_key_info again = s_create(f->hsm, "orph", KP_KEY_RSA, 2048, 0, 1);
+    assert_int_equal(again.version, 1);
+    assert_int_equal(s_labelled(pending), 0);
+    assert_int_equal(s_labelled(lone), 0);
+    assert_int_equal(s_labelled("kp:orph/v1"), 2); /* the new pair */
+    kp_key_info info;
+    assert_int_equal(s_get(f->hsm, "orph", 1, &info), KP_OK);
+    assert_string_equal(info.fingerprint, again.fingerprint);
+    assert_string_not_equal(info.fingerprint, v1.fingerprint);
+    s_roundtrip(f->hsm, "orph", KP_WRAP_RSA_OAEP_SHA1, 32, 256);
+}
+
+/* A token whose user PIN is not initialised refuses the login, and the plugin says so; but it
+ * asks again next time (a wrong PIN is never retried: it may lock), so once the token's officer
+ * has set the PIN, the same instance gets in. */
+static void test_pin_set_later(void **state)
+{
+    fx *f = *state;
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    CK_SESSION_INFO si;
+    assert_int_equal(fl->C_GetSessionInfo(s, &si), CKR_OK);
+    CK_SLOT_ID slot = si.slotID;
+    /* The token made again from scratch: no objects, no user PIN. */
+    assert_int_equal(fl->C_CloseAllSessions(slot), CKR_OK);
+    CK_UTF8CHAR label[32];
+    memset(label, ' ', sizeof(label));
+    memcpy(label, "unit", 4);
+    assert_int_equal(fl->C_InitToken(slot, (CK_UTF8CHAR_PTR) "97531", 5, label), CKR_OK);
+    kp_key_spec spec = {
+        .struct_size = sizeof(spec), .name = "late", .type = KP_KEY_RSA, .bits = 2048};
+    kp_key_info info = {.struct_size = sizeof(info)};
+    for (int i = 0; i < 2; i++) {
+        assert_int_not_equal(kp_key_create(f->hsm, &spec, &info), KP_OK);
+        if (strstr(kp_ctx_last_error(f->t.ctx), "user PIN not initialised") == NULL)
+            fail_msg("got '%s'", kp_ctx_last_error(f->t.ctx));
+    }
+    assert_int_equal(fl->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s),
+                     CKR_OK);
+    assert_int_equal(fl->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR) "97531", 5), CKR_OK);
+    assert_int_equal(fl->C_InitPIN(s, (CK_UTF8CHAR_PTR)PIN, strlen(PIN)), CKR_OK);
+    assert_int_equal(fl->C_Logout(s), CKR_OK);
+    assert_int_equal(fl->C_CloseSession(s), CKR_OK);
+    assert_int_equal(kp_key_create(f->hsm, &spec, &info), KP_OK);
+    assert_int_equal(info.version, 1);
+}
+
 /* What SoftHSM's CKM_AES_KEY_WRAP_PAD makes of the PKCS#8 of pkey, unwrapped with OpenSSL as any
  * RFC 5649 importer would: done behind the plugin's back, on session objects of the test's own,
  * to check the verdict of the plugin's probe. Returns the bytes written to plain. */
@@ -985,6 +1075,8 @@ int main(void)
         KP_TEST_FX(test_get_direct, setup),
         KP_TEST_FX(test_listing, setup),
         KP_TEST_FX(test_long_id, setup),
+        KP_TEST_FX(test_dead_writer_leftovers, setup),
+        KP_TEST_FX(test_pin_set_later, setup),
         KP_TEST_FX(test_import_fingerprint, setup),
         KP_TEST_FX(test_state_cas, setup),
         KP_TEST_FX(test_export_wrapped, setup),
