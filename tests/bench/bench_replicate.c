@@ -10,6 +10,12 @@
  * export, import): 14 provider calls. kp_plan_make lists each of the 4 keystores of each chain,
  * one chain after another (discovery is sequential), so it is timed apart from apply.
  *
+ * A third run applies with WORKERS workers and a journal (kp_apply_opts.journal, in the
+ * directory KP_BENCH_JOURNAL_DIR names, default the current one: a real disk, as the state
+ * directory is, so its fsyncs cost what they cost there), against the parallel run without one:
+ * the journal's cost. With LATENCY_MS 0 the actions are nearly free, so that cost is all there
+ * is to see (issue 13: "+43% wall at 4,000 fast actions" when every action was fsynced alone).
+ *
  * Usage: bench_replicate PLUGIN_DIR [CHAINS=1000] [LATENCY_MS=20] [WORKERS=16]
  */
 #include <stdio.h>
@@ -56,7 +62,8 @@ static int s_write_policy(char *path, size_t chains, long latency, int run)
 }
 
 /* One run: plan, apply with workers, re-plan, verify the first chain. */
-static int s_run(kp_ctx *ctx, size_t chains, long latency, unsigned workers, int run, s_result *res)
+static int s_run(kp_ctx *ctx, size_t chains, long latency, unsigned workers, int run,
+                 const char *journal, s_result *res)
 {
     char path[] = "/tmp/kp-bench-replicate-XXXXXX";
     kp_policy *pol = NULL;
@@ -89,7 +96,7 @@ static int s_run(kp_ctx *ctx, size_t chains, long latency, unsigned workers, int
         fprintf(stderr, "bench_replicate: run %d: finding on %s: %s\n", run,
                 kp_plan_finding(plan, 0)->instance, kp_plan_finding(plan, 0)->detail);
 
-    kp_apply_opts opts = {sizeof(opts), workers, NULL, NULL, NULL};
+    kp_apply_opts opts = {sizeof(opts), workers, journal, NULL, NULL};
     t0 = kpk_clock_ms();
     res->apply_st = kp_plan_apply(ctx, pol, plan, &opts, &res->failed);
     res->apply_s = (kpk_clock_ms() - t0) / 1e3;
@@ -158,18 +165,42 @@ int main(int argc, char **argv)
            "replan_s", "actions", "failed", "replan", "verify");
     fflush(stdout);
 
-    s_result seq, par;
-    int bad = s_run(ctx, (size_t)chains, latency, 1, 1, &seq) != 0;
+    s_result seq, par, jour;
+    int bad = s_run(ctx, (size_t)chains, latency, 1, 1, NULL, &seq) != 0;
     if (!bad)
         s_print("sequential", 1, &seq);
-    bad = bad || s_run(ctx, (size_t)chains, latency, (unsigned)workers, 2, &par) != 0;
+    bad = bad || s_run(ctx, (size_t)chains, latency, (unsigned)workers, 2, NULL, &par) != 0;
     if (!bad) {
         s_print("parallel", (unsigned)workers, &par);
         printf("apply speedup, %ld workers vs sequential: %.2fx (%.2f s -> %.2f s)\n", workers,
                par.apply_s > 0 ? seq.apply_s / par.apply_s : 0.0, seq.apply_s, par.apply_s);
     }
+    const char *dir = getenv("KP_BENCH_JOURNAL_DIR");
+    char journal[4096];
+    snprintf(journal, sizeof(journal), "%s/kp-bench-journal-%ld.jsonl",
+             dir != NULL && dir[0] != '\0' ? dir : ".", (long)getpid());
+    bad = bad || s_run(ctx, (size_t)chains, latency, (unsigned)workers, 3, journal, &jour) != 0;
+    if (!bad) {
+        s_print("journal", (unsigned)workers, &jour);
+        FILE *jf = fopen(journal, "r");
+        size_t lines = 0;
+        for (int c; jf != NULL && (c = fgetc(jf)) != EOF;)
+            lines += c == '\n';
+        if (jf != NULL)
+            fclose(jf);
+        printf("apply with a journal (%zu lines in %s) vs without, %ld workers: %.2fx (%.2f s -> "
+               "%.2f s)\n",
+               lines, journal, workers, par.apply_s > 0 ? jour.apply_s / par.apply_s : 0.0,
+               par.apply_s, jour.apply_s);
+        if (lines < jour.actions) {
+            fprintf(stderr, "bench_replicate: the journal holds %zu lines for %zu actions\n", lines,
+                    jour.actions);
+            bad = 1;
+        }
+    }
+    unlink(journal);
     kp_ctx_free(ctx);
-    if (!bad && (!seq.ok || !par.ok)) {
+    if (!bad && (!seq.ok || !par.ok || !jour.ok)) {
         fprintf(stderr, "bench_replicate: an apply failed (failed actions, work left after it, "
                         "or a replica that cannot unwrap)\n");
         bad = 1;
