@@ -33,7 +33,11 @@ mkdir -p "$root"
 # LeakSanitizer's tracer then dies reading it at exit ("Tracer caught signal 11", about one
 # run in a few hundred); fixed upstream in LLVM 17 (google/sanitizers#1409). The blocks are
 # still scanned as heap reachable from each thread's static TLS.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:intercept_tls_get_addr=0}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+case $ASAN_OPTIONS in
+*intercept_tls_get_addr=*) ;;
+*) ASAN_OPTIONS=$ASAN_OPTIONS:intercept_tls_get_addr=0 ;;
+esac
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_suite asan -DKEYPLANE_SANITIZE=ON

@@ -21,10 +21,10 @@
 
 #include "harden.h"
 
-/* Sizes of the secure heap: a power of two. 1 MiB holds the private keys of many concurrent
- * apply workers (an RSA-4096 key and its temporaries take a few KiB); 64 bytes is the smallest
- * piece handed out. */
-#define KP_CLI_SECURE_HEAP (1u << 20)
+/* Sizes of the secure heap: a power of two. 4 MiB holds the private keys a file store instance
+ * keeps (up to 128: 0.9 KiB each for RSA-2048, 1.8 KiB for RSA-4096) for several stores, and
+ * those of many concurrent apply workers; 64 bytes is the smallest piece handed out. */
+#define KP_CLI_SECURE_HEAP (4u << 20)
 #define KP_CLI_SECURE_MIN 64
 
 __attribute__((constructor)) static void s_harden(void)

@@ -134,6 +134,28 @@ static void s_push(kp_file_inst *fi, kp_file_cached_key *c)
     fi->newest = c;
 }
 
+/* Gives up the private key of c (lock held). Its info stays: it was kept under the same first
+ * stamps as the key (kp_file_cache_keep_info), and is still checked against them. */
+static void s_drop_pkey(kp_file_inst *fi, kp_file_cached_key *c)
+{
+    s_unlink(fi, c);
+    EVP_PKEY_free(c->pkey); /* a caller still holding it keeps its own reference */
+    c->pkey = NULL;
+    fi->cache_npkeys--;
+}
+
+size_t kp_file_cache_drop_pkeys(kp_file_inst *fi)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&fi->lock);
+    while (fi->oldest != NULL) {
+        s_drop_pkey(fi, fi->oldest);
+        n++;
+    }
+    pthread_mutex_unlock(&fi->lock);
+    return n;
+}
+
 EVP_PKEY *kp_file_cache_pkey(kp_file_inst *fi, const char *name, uint32_t version)
 {
     kp_file_stamp then[KP_FILE_STAMPS];
@@ -176,16 +198,9 @@ EVP_PKEY *kp_file_cache_keep_pkey(kp_file_inst *fi, const char *name, uint32_t v
         s_push(fi, c);
         memcpy(c->stamp, stamps, sizeof(c->stamp));
         c->have_info = false; /* read again beside the key, under the same stamps */
-        /* Over the bound: the key used longest ago goes (a caller still holding it keeps its
-         * own reference); its meta.json stays cached. */
-        if (fi->cache_npkeys > KP_FILE_PKEYS_MAX) {
-            kp_file_cached_key *old = fi->oldest;
-            s_unlink(fi, old);
-            EVP_PKEY_free(old->pkey);
-            old->pkey = NULL;
-            old->have_info = false; /* its stamps were the key's; info is read again */
-            fi->cache_npkeys--;
-        }
+        /* Over the bound: the key used longest ago goes; its meta.json stays cached. */
+        if (fi->cache_npkeys > KP_FILE_PKEYS_MAX)
+            s_drop_pkey(fi, fi->oldest);
     }
     pthread_mutex_unlock(&fi->lock);
     return mine;

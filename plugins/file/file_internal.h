@@ -100,9 +100,10 @@ typedef struct kp_file_stamp {
  *  private.p8. */
 #define KP_FILE_STAMPS 6
 /** At most this many decrypted private keys per instance (file_cache.c), the least recently
- *  used given up first: they live in OpenSSL's secure heap (1 MiB in the keyplane command,
- *  about 0.9 KiB per RSA-2048 key), which a verify of thousands of keys would otherwise fill. */
-#define KP_FILE_PKEYS_MAX 32
+ *  used given up first: they live in OpenSSL's secure heap (4 MiB in the keyplane command,
+ *  about 0.9 KiB per RSA-2048 key, 1.8 KiB per RSA-4096 key), which a verify of thousands of
+ *  keys would otherwise fill. */
+#define KP_FILE_PKEYS_MAX 128
 #define KP_FILE_INFO_STAMPS 4
 
 /** A key version as the instance last read it (file_cache.c): its checked meta.json and, once
@@ -344,5 +345,7 @@ bool kp_file_cache_info(kp_file_inst *fi, const char *name, uint32_t version, kp
 void kp_file_cache_keep_info(kp_file_inst *fi, const kp_key_info *info,
                              const kp_file_stamp *stamps);
 void kp_file_cache_free(kp_file_inst *fi);
+/** Gives up every private key the instance keeps (their meta.json stays); returns how many. */
+size_t kp_file_cache_drop_pkeys(kp_file_inst *fi);
 
 #endif /* KP_FILE_INTERNAL_H */

@@ -213,7 +213,12 @@ kp_status kp_file_key_private(kp_file_inst *fi, const char *name, uint32_t versi
         return KP_OK;
     kp_file_cache_stamp(fi, name, version, KP_FILE_STAMPS, stamps);
     /* Decrypt outside the lock: format 1 takes a PBKDF2, and other keys should not wait. */
-    KP_GUARD(s_decrypt(fi, name, version, &mine));
+    kp_status st = s_decrypt(fi, name, version, &mine);
+    /* OpenSSL's secure heap full (other instances, other keys of the caller's): the keys this
+     * instance keeps go, and the key is read once more. */
+    if (st == KP_ERR_NOMEM && kp_file_cache_drop_pkeys(fi) > 0)
+        st = s_decrypt(fi, name, version, &mine);
+    KP_GUARD(st);
     *pkey = kp_file_cache_keep_pkey(fi, name, version, mine, stamps);
     return KP_OK;
 }

@@ -425,9 +425,14 @@ bool kp_p11_tagged(kp_p11_inst *pi, const char *name, CK_OBJECT_CLASS cls, const
                    size_t idlen, const CK_ATTRIBUTE *subject);
 /** Judges the attributes read of a token key object of class cls (a: CKA_LABEL into o->label,
  *  CKA_ID into o->id, CKA_KEY_TYPE, CKA_SUBJECT): 1 when it is an object (published or pending)
- *  of a version of ours (of name and version, when not NULL and 0), filled into o; 0 when not. */
-int kp_p11_vjudge(kp_p11_inst *pi, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE *a,
+ *  of a version of ours (of name and version, when not NULL and 0), filled into o; 0 when not.
+ *  An unavailable CKA_ID is asked again on op's session: too long for ours (not ours), or none
+ *  yet (a key a writer is still making: ours, unordered). */
+int kp_p11_vjudge(kp_p11_op *op, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE *a,
                   const char *name, uint32_t version, kp_p11_vobj *o);
+/** Whether the CKA_ID of obj, unavailable in a read with room for ours, is one at all: true when
+ *  the token reports a length for it (longer than any keyplane makes), false when it has none. */
+bool kp_p11_id_too_long(kp_p11_op *op, CK_OBJECT_HANDLE obj);
 /** The instance's live listing, or a new one when one is wanted for reading name (take: a
  *  listing or state read; kp_p11_snap_wanted), with a reference; NULL when there is none
  *  (callers then search the token). A listing that fails is not an error: the caller's own

@@ -145,10 +145,9 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         op->rv = rv;
         return -1;
     }
-    /* A module that reports more than it was given room for is not trusted with our buffers;
-     * an unavailable CKA_ID is one longer than ours ever are: not ours (kp_p11_vjudge). */
+    /* A module that reports more than it was given room for is not trusted with our buffers. */
     if (!s_avail(&a[0]) || !s_avail(&a[2]) || a[0].ulValueLen > KP_P11_OBJLABEL_MAX ||
-        !s_avail(&a[1]) || a[1].ulValueLen > sizeof(key->id) ||
+        (s_avail(&a[1]) && a[1].ulValueLen > sizeof(key->id)) ||
         (s_avail(&a[4]) && a[4].ulValueLen > cap4) ||
         (!secret && s_avail(&a[5]) && a[5].ulValueLen > sizeof(subj)))
         return 0;
@@ -165,8 +164,11 @@ static int s_read(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, cons
         key->type = KP_KEY_AES;
     else
         return 0;
+    /* An ID too long for ours: not ours (kp_p11_vjudge). */
+    if (!s_avail(&a[1]) && kp_p11_id_too_long(op, obj))
+        return 0;
     key->obj = obj;
-    key->idlen = a[1].ulValueLen;
+    key->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
     if (!kp_p11_tagged(op->pi, key->name, cls, key->id, key->idlen, &a[5]))
         return 0;
     key->extractable = s_avail(&a[3]) && extr == CK_TRUE;
@@ -227,7 +229,7 @@ static int s_vread(kp_p11_op *op, CK_OBJECT_HANDLE obj, CK_OBJECT_CLASS cls, con
         op->rv = rv;
         return -1;
     }
-    return kp_p11_vjudge(op->pi, cls, obj, a, name, version, o);
+    return kp_p11_vjudge(op, cls, obj, a, name, version, o);
 }
 
 kp_status kp_p11_vobjs(kp_p11_op *op, const char *name, uint32_t version, kp_p11_vobj **objs,

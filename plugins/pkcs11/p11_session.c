@@ -464,6 +464,9 @@ kp_status kp_p11_probe_mechs(kp_p11_op *op)
 
 void kp_p11_sessions_close(kp_p11_inst *pi)
 {
+    /* Closing sessions is a token call like a read: never beside another instance's write
+     * (kp_p11_write_run); never called from inside an op. */
+    pthread_rwlock_rdlock(&pi->pl->io);
     pthread_mutex_lock(&pi->lock);
     if (pi->mod != NULL)
         s_flush(pi);
@@ -473,4 +476,5 @@ void kp_p11_sessions_close(kp_p11_inst *pi)
     pthread_mutex_unlock(&pi->lock);
     kp_p11_module_put(pi->pl, pi->mod);
     pi->mod = NULL;
+    pthread_rwlock_unlock(&pi->pl->io);
 }

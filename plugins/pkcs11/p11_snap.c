@@ -59,17 +59,22 @@ bool kp_p11_tagged(kp_p11_inst *pi, const char *name, CK_OBJECT_CLASS cls, const
            memcmp(subject->pValue, want, len) == 0;
 }
 
-int kp_p11_vjudge(kp_p11_inst *pi, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE *a,
+bool kp_p11_id_too_long(kp_p11_op *op, CK_OBJECT_HANDLE obj)
+{
+    CK_ATTRIBUTE q = {CKA_ID, NULL, 0};
+    return op->f->C_GetAttributeValue(op->s, obj, &q, 1) == CKR_OK && s_avail(&q);
+}
+
+int kp_p11_vjudge(kp_p11_op *op, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, const CK_ATTRIBUTE *a,
                   const char *name, uint32_t version, kp_p11_vobj *o)
 {
+    kp_p11_inst *pi = op->pi;
     bool secret = cls == CKO_SECRET_KEY;
     CK_KEY_TYPE kt;
 
-    /* A module that reports more than it was given room for is not trusted with our buffers.
-     * Every key object has a CKA_ID (empty until we give it one): an unavailable one is an ID
-     * longer than ours ever are (CKR_BUFFER_TOO_SMALL), so the object is not ours. */
+    /* A module that reports more than it was given room for is not trusted with our buffers. */
     if (!s_avail(&a[0]) || a[0].ulValueLen > KP_P11_OBJLABEL_MAX || !s_avail(&a[2]) ||
-        a[2].ulValueLen != sizeof(kt) || !s_avail(&a[1]) || a[1].ulValueLen > sizeof(o->id) ||
+        a[2].ulValueLen != sizeof(kt) || (s_avail(&a[1]) && a[1].ulValueLen > sizeof(o->id)) ||
         (!secret && s_avail(&a[3]) && a[3].ulValueLen > KP_P11_TAG_MAX))
         return 0;
     memcpy(&kt, a[2].pValue, sizeof(kt));
@@ -81,9 +86,13 @@ int kp_p11_vjudge(kp_p11_inst *pi, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE obj, co
         return 0;
     if ((secret && kt != CKK_AES) || (!secret && kt != CKK_RSA))
         return 0;
+    /* An ID longer than ours ever are (the module answered CKR_BUFFER_TOO_SMALL) is not ours:
+     * taken for "no ID yet", a planted object once became the key's latest version. */
+    if (!s_avail(&a[1]) && kp_p11_id_too_long(op, obj))
+        return 0;
     o->cls = cls;
     o->obj = obj;
-    o->idlen = a[1].ulValueLen;
+    o->idlen = s_avail(&a[1]) ? a[1].ulValueLen : 0;
     return kp_p11_tagged(pi, o->at.name, cls, o->id, o->idlen, &a[3]) ? 1 : 0;
 }
 
@@ -150,7 +159,7 @@ static kp_status s_add(kp_p11_op *op, kp_p11_snap *s, CK_OBJECT_HANDLE obj, size
     if (!s_avail(&a[4]) || a[4].ulValueLen != sizeof(cls))
         return KP_OK;
     if (cls == CKO_PRIVATE_KEY || cls == CKO_SECRET_KEY) {
-        if (kp_p11_vjudge(pi, cls, obj, a, NULL, 0, &o) != 1)
+        if (kp_p11_vjudge(op, cls, obj, a, NULL, 0, &o) != 1)
             return KP_OK;
         o.extractable = s_avail(&a[5]) && extr == CK_TRUE;
         if (cls == CKO_SECRET_KEY && s_avail(&a[7]) && a[7].ulValueLen == sizeof(vlen))

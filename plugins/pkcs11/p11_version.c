@@ -147,6 +147,23 @@ static bool s_published_twin(const kp_p11_vobj *o, const kp_p11_vobj *objs, size
     return false;
 }
 
+/* Whether another private key of o's version with o's CKA_ID is on the token now (a fresh
+ * listing), published or pending and not stale; true also when the token cannot say. */
+static bool s_claimed(kp_p11_op *op, const kp_p11_vobj *o)
+{
+    kp_p11_vobj *objs = NULL;
+    size_t n = 0;
+    int64_t now = (int64_t)time(NULL);
+    bool claimed = kp_p11_vobjs(op, o->at.name, o->at.version, &objs, &n) != KP_OK;
+
+    for (size_t i = 0; !claimed && i < n; i++)
+        claimed = objs[i].obj != o->obj && objs[i].cls == CKO_PRIVATE_KEY &&
+                  objs[i].idlen == o->idlen && memcmp(objs[i].id, o->id, o->idlen) == 0 &&
+                  !kp_p11_vobj_stale(&objs[i], now);
+    free(objs);
+    return claimed;
+}
+
 /* Destroys a dead writer's pending object and, for RSA, its public half: under the pending
  * label, or under the version's own when the writer died between publishing the public half
  * and the private one (s_publish), which would otherwise hold the version's label for good.
@@ -161,10 +178,16 @@ static void s_sweep(kp_p11_op *op, const kp_p11_vobj *o, const kp_p11_vobj *objs
             op->pi->token, KP_P11_STALE_S);
     if (o->cls == CKO_PRIVATE_KEY) {
         kp_status st = kp_p11_find_pub(op, o->label, o->id, o->idlen, &pub);
-        if (st == KP_ERR_NOT_FOUND && !s_published_twin(o, objs, n)) {
+        if (st == KP_ERR_NOT_FOUND && o->idlen > 0 && !s_published_twin(o, objs, n)) {
             st = kp_p11_label(op->pi, o->at.name, o->at.version, label, sizeof(label));
             if (st == KP_OK)
                 st = kp_p11_find_pub(op, label, o->id, o->idlen, &pub);
+            /* The public key found may be a live writer's with the same ID (an imported key
+             * has its fingerprint for ID on every writer), published a moment ago while its
+             * private key still waits to be: its private key is on the token now, pending or
+             * published, since a writer makes it before it publishes either half. */
+            if (st == KP_OK && s_claimed(op, o))
+                st = KP_ERR_EXISTS;
         }
         if (st == KP_OK)
             kp_p11_destroy(op, pub);

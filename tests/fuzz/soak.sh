@@ -39,7 +39,11 @@ for t in $targets; do bins="$bins fuzz_$t"; done
 cmake --build "$build" --target $bins file-plugin azure-keyvault-plugin
 
 # intercept_tls_get_addr=0: see scripts/test.sh.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:intercept_tls_get_addr=0}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+case $ASAN_OPTIONS in
+*intercept_tls_get_addr=*) ;;
+*) ASAN_OPTIONS=$ASAN_OPTIONS:intercept_tls_get_addr=0 ;;
+esac
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$src/tests/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export KP_FUZZ_PLUGIN_DIR=$src/$build/lib/keyplane/plugins

@@ -58,11 +58,40 @@ static void test_private_key_in_secure_heap(void **state)
 }
 
 /* A command that goes through many keys once each (verify of thousands of chains) keeps no more
- * than KP_FILE_PKEYS_MAX of them decrypted per store, so the secure heap does not fill: 100 keys
- * unwrap with 64 KiB of it left. And a key that cannot be decoded for want of secure memory is
- * reported as that (KP_ERR_NOMEM), not as a malformed key (which verify would call a gap). */
-#define S_KEYS 100
-#define S_BLOCK 1024
+ * than KP_FILE_PKEYS_MAX (128) of them decrypted per store, so the secure heap does not fill
+ * with them: 200 keys used in turn leave 128 keys' worth taken. When it is full all the same, the
+ * instance gives up the keys it keeps and reads the key again. And a key that cannot be decoded for
+ * want of secure memory is reported as that (KP_ERR_NOMEM), not as a malformed key (a gap, to
+ * verify). */
+#define S_KEYS 200
+
+static uint8_t *s_w[S_KEYS + 1];
+static size_t s_wlen[S_KEYS + 1];
+static void *s_blocks[(4u << 20) / 64];
+static size_t s_nb;
+
+/* Takes every piece of the secure heap still free (as other keys of the process would). */
+static void s_fill(size_t piece)
+{
+    while (s_nb < sizeof(s_blocks) / sizeof(s_blocks[0]) &&
+           (s_blocks[s_nb] = OPENSSL_secure_malloc(piece)) != NULL)
+        s_nb++;
+    ERR_clear_error();
+}
+
+static kp_status s_unwrap(kp_test_fx *f, kp_instance *inst, const char *name, int i,
+                          const kp_secret *dek)
+{
+    kp_secret *back = NULL;
+    kp_status st = kp_key_unwrap(inst, name, 1, KP_WRAP_RSA_OAEP_SHA256, s_w[i], s_wlen[i], &back);
+    if (st == KP_OK && !kp_secret_equal(dek, back))
+        fail_msg("unwrap %s: another DEK", name);
+    if (st != KP_OK)
+        assert_null(back);
+    kp_secret_free(back);
+    (void)f;
+    return st;
+}
 
 static void test_many_keys(void **state)
 {
@@ -70,7 +99,7 @@ static void test_many_keys(void **state)
     kp_test_fx f = {0};
     kp_test_fx_init(&f, NULL, 0);
     kp_test_fx_load_two_region(&f);
-    kp_instance *a = kp_test_fx_open(&f, "a");
+    kp_instance *a = kp_test_fx_open(&f, "a"), *b = kp_test_fx_open(&f, "b");
     EVP_PKEY *pkey = EVP_RSA_gen(2048);
     assert_non_null(pkey);
     PKCS8_PRIV_KEY_INFO *inf = EVP_PKEY2PKCS8(pkey);
@@ -84,63 +113,53 @@ static void test_many_keys(void **state)
     unsigned char raw[32];
     assert_int_equal(RAND_bytes(raw, sizeof(raw)), 1);
     kp_secret *dek = kp_secret_new_copy(raw, sizeof(raw));
-    static uint8_t *w[S_KEYS];
-    static size_t wlen[S_KEYS];
-    for (int i = 0; i < S_KEYS; i++) {
+    for (int i = 0; i <= S_KEYS; i++) {
         char name[16];
-        snprintf(name, sizeof(name), "m%03d", i);
+        kp_instance *inst = i < S_KEYS ? a : b; /* the last, "solo", in b */
+        if (i < S_KEYS)
+            snprintf(name, sizeof(name), "m%03d", i);
+        else
+            snprintf(name, sizeof(name), "solo");
         kp_key_spec spec = {.struct_size = sizeof(spec), .name = name, .type = KP_KEY_RSA};
         kp_key_info info = {.struct_size = sizeof(info)};
-        assert_int_equal(kp_key_import(a, &spec, p8, &info), KP_OK);
-        assert_int_equal(kp_key_wrap(a, name, 1, KP_WRAP_RSA_OAEP_SHA256, dek, &w[i], &wlen[i]),
-                         KP_OK);
+        assert_int_equal(kp_key_import(inst, &spec, p8, &info), KP_OK);
+        assert_int_equal(
+            kp_key_wrap(inst, name, 1, KP_WRAP_RSA_OAEP_SHA256, dek, &s_w[i], &s_wlen[i]), KP_OK);
     }
 
-    /* The secure heap filled but for 64 KiB: room for about 70 RSA-2048 keys. */
-    static void *blocks[(1u << 20) / 64];
-    size_t nb = 0;
-    while (nb < sizeof(blocks) / sizeof(blocks[0]) &&
-           (blocks[nb] = OPENSSL_secure_malloc(S_BLOCK)) != NULL)
-        nb++;
-    ERR_clear_error();
-    assert_true(nb > 64);
-    for (size_t i = 0; i < 64; i++)
-        OPENSSL_secure_free(blocks[--nb]);
+    /* What one key takes of the secure heap, and what 200 used in turn take: 128 keys' worth. */
+    size_t used0 = CRYPTO_secure_used();
+    assert_int_equal(s_unwrap(&f, a, "m000", 0, dek), KP_OK);
+    size_t per = CRYPTO_secure_used() - used0;
+    assert_true(per >= 512);
     for (int round = 0; round < 2; round++)
         for (int i = 0; i < S_KEYS; i++) {
             char name[16];
-            kp_secret *back = NULL;
             snprintf(name, sizeof(name), "m%03d", i);
-            kp_status st = kp_key_unwrap(a, name, 1, KP_WRAP_RSA_OAEP_SHA256, w[i], wlen[i], &back);
-            if (st != KP_OK)
+            if (s_unwrap(&f, a, name, i, dek) != KP_OK)
                 fail_msg("unwrap %s (round %d): %s", name, round, kp_ctx_last_error(f.ctx));
-            assert_true(kp_secret_equal(dek, back));
-            kp_secret_free(back);
         }
+    size_t kept = (CRYPTO_secure_used() - used0) / per;
+    if (kept != 128)
+        fail_msg("%zu keys' worth of the secure heap kept (%zu bytes per key)", kept, per);
 
-    /* Now the heap is full: a key not kept cannot be decoded, and the error says why. */
-    while (nb < sizeof(blocks) / sizeof(blocks[0]) &&
-           (blocks[nb] = OPENSSL_secure_malloc(64)) != NULL)
-        nb++;
-    ERR_clear_error();
-    kp_secret *back = NULL;
-    assert_int_equal(kp_key_unwrap(a, "m000", 1, KP_WRAP_RSA_OAEP_SHA256, w[0], wlen[0], &back),
-                     KP_ERR_NOMEM);
-    assert_null(back);
+    /* The heap full: m000 (given up for the 128 used since) is read again once a's keys go. */
+    s_fill(64);
+    if (s_unwrap(&f, a, "m000", 0, dek) != KP_OK)
+        fail_msg("unwrap m000 on a full heap: %s", kp_ctx_last_error(f.ctx));
+    /* Full again, and b keeps no key to give up: its key cannot be decoded, and it says why. */
+    s_fill(64);
+    assert_int_equal(s_unwrap(&f, b, "solo", S_KEYS, dek), KP_ERR_NOMEM);
     if (strstr(kp_ctx_last_error(f.ctx), "secure heap is full") == NULL &&
         strstr(kp_ctx_last_error(f.ctx), "out of memory") == NULL)
         fail_msg("got '%s'", kp_ctx_last_error(f.ctx));
-    /* The last one used is still kept, and unwraps without decoding. */
-    assert_int_equal(kp_key_unwrap(a, "m099", 1, KP_WRAP_RSA_OAEP_SHA256, w[99], wlen[99], &back),
-                     KP_OK);
-    kp_secret_free(back);
-    while (nb > 0)
-        OPENSSL_secure_free(blocks[--nb]);
-    assert_int_equal(kp_key_unwrap(a, "m000", 1, KP_WRAP_RSA_OAEP_SHA256, w[0], wlen[0], &back),
-                     KP_OK);
-    kp_secret_free(back);
-    for (int i = 0; i < S_KEYS; i++)
-        kp_free(w[i]);
+    /* a still keeps m000, and unwraps with it without decoding. */
+    assert_int_equal(s_unwrap(&f, a, "m000", 0, dek), KP_OK);
+    while (s_nb > 0)
+        OPENSSL_secure_free(s_blocks[--s_nb]);
+    assert_int_equal(s_unwrap(&f, b, "solo", S_KEYS, dek), KP_OK);
+    for (int i = 0; i <= S_KEYS; i++)
+        kp_free(s_w[i]);
     kp_secret_free(dek);
     kp_secret_free(p8);
     kp_test_fx_fini(&f);

@@ -6,11 +6,11 @@
  *
  * kpk_pkey_spki takes a plain rsaEncryption SubjectPublicKeyInfo (RFC 3279 2.3.1, RFC 8017
  * A.1.1) apart with OpenSSL's own ASN.1 parser and hands n and e to the RSA provider
- * (EVP_PKEY_fromdata). kpk_p8_decode keeps one decoder context narrowed to a two-prime
+ * (EVP_PKEY_fromdata). kpk_p8_decode keeps one decoder context narrowed to an
  * RSAPrivateKey (RFC 8017 A.1.2) and reuses it: a private key cannot go through fromdata,
  * whose copies of d, p and q OpenSSL 3.0 makes outside the secure heap, while the RSA decoder
- * puts them there. Anything else (RSA-PSS keys, multi-prime keys, other algorithms) goes to the
- * general decoder as before.
+ * puts them there (multi-prime keys too). Anything else (RSA-PSS keys, other algorithms, an
+ * SPKI with parameters) goes to the general decoder as before.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -91,7 +91,9 @@ void *kpk_pkey_spki(const uint8_t *der, size_t len)
         if (alg->type == V_ASN1_SEQUENCE && alg->value.sequence->length == sizeof(s_rsa_alg) &&
             memcmp(alg->value.sequence->data, s_rsa_alg, sizeof(s_rsa_alg)) == 0 &&
             key->type == V_ASN1_BIT_STRING &&
-            (key->value.bit_string->flags & ASN1_STRING_FLAG_BITS_LEFT) == 0 &&
+            /* no unused bits: OpenSSL sets ASN1_STRING_FLAG_BITS_LEFT on every BIT STRING it
+             * parses and keeps the count in the low three bits */
+            (key->value.bit_string->flags & 0x07) == 0 &&
             (ints = s_two_ints(key->value.bit_string->data, key->value.bit_string->length)) != NULL)
             pkey = s_public(ints);
     }
@@ -166,7 +168,7 @@ void *kpk_p8_decode(kpk_p8_decoder *d, const void *p8inf)
             pthread_mutex_unlock(&d->lock);
         }
     }
-    if (pkey == NULL) { /* not a two-prime RSA key, or none at all: the decoder decides */
+    if (pkey == NULL) { /* not a plain RSA key, or none at all: the decoder decides */
         ERR_clear_error();
         pkey = EVP_PKCS82PKEY_ex(inf, NULL, NULL);
     }

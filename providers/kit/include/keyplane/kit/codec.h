@@ -102,7 +102,7 @@ kpk_p8_decoder *kpk_p8_decoder_new(void);
 void kpk_p8_decoder_free(kpk_p8_decoder *d);
 
 /** The private key (an EVP_PKEY *, the caller frees it) of a PKCS8_PRIV_KEY_INFO *, as
- *  EVP_PKCS82PKEY_ex makes it; NULL when it is not one. A two-prime rsaEncryption key goes
+ *  EVP_PKCS82PKEY_ex makes it; NULL when it is not one. An rsaEncryption key goes
  *  through d's decoder context, made once (0.02 ms instead of 0.8 per key), its private
  *  numbers into OpenSSL's secure heap as the general decoder puts them; any other key, or any
  *  key when d is NULL, through EVP_PKCS82PKEY_ex. */
