@@ -204,16 +204,29 @@ static bool s_has_label(const kp_p11_vobj *objs, size_t n, const char *label)
     return false;
 }
 
-/* A dead writer's leftovers of key name, swept before a version is picked: its stale pending
- * objects (s_sweep), and public halves left pending alone (killed before it made the private
- * half, or while it destroyed its draft), found by the tag they carry. Failures only leave them
- * for the next writer. objs: every object of name, as listed. */
-static void s_sweep_dead(kp_p11_op *op, const char *name, const kp_p11_vobj *objs, size_t n)
+/* A dead writer's stale pending objects of key name (s_sweep), swept before a version is picked
+ * so that one killed between publishing its two halves does not hold the version. No token call
+ * when there is none: a writer's searches before it makes its key are timed against the other
+ * writers' (see the top). objs: every object of name, as listed. */
+static void s_sweep_dead(kp_p11_op *op, const kp_p11_vobj *objs, size_t n)
+{
+    int64_t now = (int64_t)time(NULL);
+
+    for (size_t i = 0; i < n; i++)
+        if (kp_p11_vobj_stale(&objs[i], now))
+            s_sweep(op, &objs[i], objs, n);
+}
+
+/* Public halves of key name a writer left pending alone (killed before it made the private half,
+ * or while it destroyed its draft), found by the tag they carry: swept once a version is
+ * settled, outside any writer's decision. Failures only leave them for the next writer. */
+static void s_sweep_lone(kp_p11_op *op, const char *name)
 {
     int64_t now = (int64_t)time(NULL);
     uint8_t subject[KP_P11_TAG_MAX];
-    size_t len = 0, np = 0;
+    size_t len = 0, np = 0, n = 0;
     CK_OBJECT_HANDLE *pubs = NULL;
+    kp_p11_vobj *objs = NULL;
     CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
     CK_BBOOL yes = CK_TRUE;
     CK_ATTRIBUTE tmpl[] = {
@@ -222,14 +235,17 @@ static void s_sweep_dead(kp_p11_op *op, const char *name, const kp_p11_vobj *obj
         {CKA_SUBJECT, subject, 0},
     };
 
-    for (size_t i = 0; i < n; i++)
-        if (kp_p11_vobj_stale(&objs[i], now))
-            s_sweep(op, &objs[i], objs, n);
     if (kp_p11_tag(op->pi, name, subject, &len, NULL) != KP_OK)
         return;
     tmpl[2].ulValueLen = len;
-    if (kp_p11_find_all(op, tmpl, 3, &pubs, &np) != KP_OK)
+    kp_status st = kp_p11_find_all(op, tmpl, 3, &pubs, &np);
+    if (st == KP_OK && np > 0)
+        st = kp_p11_vobjs(op, name, 0, &objs, &n);
+    if (st != KP_OK || np == 0) {
+        free(pubs);
+        free(objs);
         return;
+    }
     for (size_t i = 0; i < np; i++) {
         char label[KP_P11_OBJLABEL_MAX + 1];
         CK_ATTRIBUTE a = {CKA_LABEL, label, KP_P11_OBJLABEL_MAX};
@@ -249,6 +265,7 @@ static void s_sweep_dead(kp_p11_op *op, const char *name, const kp_p11_vobj *obj
         kp_p11_destroy(op, pubs[i]);
     }
     free(pubs);
+    free(objs);
 }
 
 /* The version of a new key: want when free, else the next past every published and live
@@ -264,7 +281,7 @@ static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_d
     kp_status st = KP_OK; /* the loop below may not run: v wrapped past UINT32_MAX */
 
     KP_GUARD(kp_p11_vobjs(op, name, 0, &objs, &n));
-    s_sweep_dead(op, name, objs, n);
+    s_sweep_dead(op, objs, n);
     for (size_t i = 0; i < n; i++)
         if (!kp_p11_vobj_stale(&objs[i], now) && objs[i].at.version > v)
             v = objs[i].at.version;
@@ -488,5 +505,7 @@ kp_status kp_p11_draft_settle(kp_p11_op *op, kp_p11_draft *d)
         kp_p11_refresh(op);
         kp_p11_destroy(op, nudged);
     }
+    if (st == KP_OK)
+        s_sweep_lone(op, d->name);
     return st;
 }
