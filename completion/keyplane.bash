@@ -30,7 +30,7 @@ _keyplane()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=""
     [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap"
+    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql"
     local globals="--policy --plugin-dir --json --audit --state-dir --verbose --quiet --version --help"
     local policy=${KEYPLANE_POLICY:-keyplane.yaml} cmd="" sub="" i w
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -49,7 +49,7 @@ _keyplane()
             esac
             if [ -z "$cmd" ]; then
                 cmd=$w
-            elif [ -z "$sub" ] && { [ "$cmd" = key ] || [ "$cmd" = policy ]; }; then
+            elif [ -z "$sub" ] && { [ "$cmd" = key ] || [ "$cmd" = policy ] || [ "$cmd" = azure-sql ]; }; then
                 sub=$w
             fi
             ;;
@@ -106,6 +106,9 @@ _keyplane()
     retire) opts="--version"; args=chains ;;
     rewrap) args=files ;;
     wrap) opts="--chain --dek --replica --out" ;;
+    azure-sql)
+        [ -z "$sub" ] && { COMPREPLY=($(compgen -W "script" -- "$cur")); return; }
+        opts="--powershell"; args=chains ;;
     unwrap) opts="--in --replica --out" ;;
     key)
         local subs="create replicate generate import export export-byok backup restore-backup list public"
@@ -115,7 +118,7 @@ _keyplane()
         generate) opts="--instance --name --type --bits --version --exportable" ;;
         import) opts="--instance --name --key --passphrase --version --exportable" ;;
         export) opts="--instance --name --passphrase --out --version" ;;
-        export-byok) opts="--instance --name --kek --out --version" ;;
+        export-byok) opts="--instance --name --kek --kek-kid --out --version" ;;
         backup) opts="--instance --name --out" ;;
         restore-backup) opts="--instance --in" ;;
         list) opts="--instance --name" ;;

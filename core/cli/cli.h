@@ -118,6 +118,13 @@ int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name);
  * secret_copies also an encrypted copy of it (a secret replica). */
 bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies);
 
+/* backend_id.c: whether instance's plugin is azure-keyvault, whose backend id is a Key Vault
+ * key id (kid) with its version; and the backend id of a key version in the JSON object obj:
+ * "backend_id" when the store reports one, and "kid" too for a Key Vault. */
+bool kp_cli_backend_is_kid(const kp_cli *cli, const char *instance);
+void kp_cli_backend_id_json(const kp_cli *cli, void *obj, const char *instance,
+                            const char *backend_id);
+
 /* cmd_init.c: opens instance name and initialises its store (kp_instance_init): KP_OK,
  * KP_ERR_EXISTS when it was initialised already, KP_ERR_UNSUPPORTED when its plugin makes no
  * stores; the context's error text says why otherwise. */
@@ -139,5 +146,6 @@ int kp_cmd_restore(kp_cli *cli, int argc, char **argv);
 int kp_cmd_rotate(kp_cli *cli, int argc, char **argv);
 int kp_cmd_retire(kp_cli *cli, int argc, char **argv);
 int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv);
+int kp_cmd_azure_sql(kp_cli *cli, int argc, char **argv);
 
 #endif

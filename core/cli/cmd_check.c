@@ -41,6 +41,20 @@ static void s_report(void *arg, const char *item, kp_status status, const char *
     }
 }
 
+/* The store's own word on the chain's newest version there (kp_key_info.gap: a vault without
+ * purge protection): KP_ERR_UNSUPPORTED with it in why. A version it does not hold, or cannot
+ * be asked about, is no finding here (the other items say why). */
+static kp_status s_gap(kp_instance *inst, const kp_chain_policy *ch, char *why, size_t whylen)
+{
+    kp_key_info info;
+    info.struct_size = sizeof(info);
+    kp_status st = kp_key_info_get(inst, ch->name, 0, &info);
+    if (st != KP_OK || info.gap[0] == '\0')
+        return KP_OK;
+    snprintf(why, whylen, "v%u: %s", info.version, info.gap);
+    return KP_ERR_UNSUPPORTED;
+}
+
 static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
 {
     const char *plugin = kp_policy_instance_plugin(cli->policy, name);
@@ -58,9 +72,11 @@ static int s_check_one(kp_cli *cli, const char *name, json_t *out, int *failed)
         const kp_chain_policy *ch = kp_policy_chain_at(cli->policy, i);
         if (!kp_cli_chain_holds(ch, name, false))
             continue;
-        char why[256], item[KP_NAME_MAX + 8];
+        char why[KP_GAP_MAX + 32], item[KP_NAME_MAX + 8];
         snprintf(item, sizeof(item), "chain %s", ch->name);
         kp_status fit = kp_instance_fits_chain(inst, ch, why, sizeof(why));
+        if (fit == KP_OK && kp_instance_get0_info(inst)->capabilities & KP_CAP_KEYSTORE)
+            fit = s_gap(inst, ch, why, sizeof(why));
         s_report(&c, item, fit,
                  fit == KP_OK && why[0] == '\0' ? "can hold and use its protector" : why);
         if (st == KP_OK)

@@ -476,11 +476,16 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
             kp_cli_info(cli, stdout, "%-18.16s", kp_matrix_fingerprint(m, r));
         for (size_t i = 0; i < ni; i++) {
             const kp_cell *cell = kp_matrix_cell(m, r, i);
+            json_t *cj =
+                cli->json
+                    ? json_pack("{s:s, s:b, s:o}", "state", s_state(cell->state, false), "ok",
+                                kp_matrix_cell_ok(m, r, i), "detail", kp_cli_jstr(cell->detail))
+                    : NULL;
+            /* the store's own id of its copy: a Key Vault's is the kid Azure SQL asks for */
+            kp_cli_backend_id_json(cli, cj, kp_matrix_instance(m, i),
+                                   kp_matrix_backend_id(m, r, i));
             if (cli->json)
-                json_object_set_new(
-                    cells, kp_matrix_instance(m, i),
-                    json_pack("{s:s, s:b, s:o}", "state", s_state(cell->state, false), "ok",
-                              kp_matrix_cell_ok(m, r, i), "detail", kp_cli_jstr(cell->detail)));
+                json_object_set_new(cells, kp_matrix_instance(m, i), cj);
             else
                 kp_cli_info(cli, stdout, " %-14s",
                             s_state(cell->state, !kp_matrix_cell_ok(m, r, i)));

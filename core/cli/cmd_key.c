@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <keyplane/kit/codec.h>
 
 #include "cli.h"
 
@@ -42,9 +45,12 @@ static int s_help(void)
            "         [--version N]\n"
            "      Export an exportable key as password-protected PKCS#8 PEM (PBES2, AES-256,\n"
            "      PBKDF2-SHA256 600000 iterations) for an escrow copy; at least 12 bytes.\n"
-           "  export-byok --instance INSTANCE --name NAME --kek FILE --out FILE [--version N]\n"
-           "      Export a key as an Azure Key Vault BYOK transfer blob for the key-exchange\n"
-           "      key whose public key (PEM or DER) is in FILE. The key must be exportable.\n"
+           "  export-byok --instance INSTANCE --name NAME --kek FILE --kek-kid KID --out FILE\n"
+           "              [--version N]\n"
+           "      Write an Azure Key Vault BYOK transfer file (.byok JSON) of an exportable key\n"
+           "      for the key-exchange key KID (its versioned kid) whose public key (PEM or DER,\n"
+           "      as `az keyvault key download` writes it) is in FILE; import it with\n"
+           "      `az keyvault key import --byok-file FILE --kty RSA-HSM`.\n"
            "  backup --instance INSTANCE --name NAME --out FILE\n"
            "      Write the provider's own backup of every version of a key (a Key Vault\n"
            "      backup blob: opaque, restorable only into the same provider and geography).\n"
@@ -60,7 +66,7 @@ static int s_help(void)
 }
 
 typedef struct s_opts {
-    const char *chain, *instance, *name, *key_src, *pass_src, *out, *kek, *in;
+    const char *chain, *instance, *name, *key_src, *pass_src, *out, *kek, *kek_kid, *in;
     uint32_t type;
     uint32_t bits, version;
     bool exportable;
@@ -80,12 +86,13 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
                                          {"json", no_argument, NULL, 'j'},
                                          {"type", required_argument, NULL, 't'},
                                          {"kek", required_argument, NULL, 'K'},
+                                         {"kek-kid", required_argument, NULL, 'D'},
                                          {"in", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
     char *end = NULL;
-    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjht:K:I:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:i:n:k:P:o:b:V:xjht:K:D:I:", opts, NULL)) != -1) {
         switch (c) {
         case 'I':
             o->in = optarg;
@@ -125,6 +132,9 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
             break;
         case 'K':
             o->kek = optarg;
+            break;
+        case 'D':
+            o->kek_kid = optarg;
             break;
         case 'V': {
             errno = 0;
@@ -198,21 +208,25 @@ out:
     return st;
 }
 
-static json_t *s_info_json(const char *instance, const kp_key_info *k)
+static json_t *s_info_json(const kp_cli *cli, const char *instance, const kp_key_info *k)
 {
-    return json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:s}", "instance", instance, "name",
-                     k->name, "version", (int)k->version, "type",
-                     k->type == KP_KEY_RSA ? "rsa" : "aes", "bits", (int)k->bits, "fingerprint",
-                     k->fingerprint, "exportable", (k->flags & KP_KEY_EXPORTABLE) != 0, "created",
-                     (json_int_t)k->created, "state",
-                     k->state == KP_KEY_DISABLED ? "disabled" : "enabled");
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:s}", "instance", instance,
+                          "name", k->name, "version", (int)k->version, "type",
+                          k->type == KP_KEY_RSA ? "rsa" : "aes", "bits", (int)k->bits,
+                          "fingerprint", k->fingerprint, "exportable",
+                          (k->flags & KP_KEY_EXPORTABLE) != 0, "created", (json_int_t)k->created,
+                          "state", k->state == KP_KEY_DISABLED ? "disabled" : "enabled");
+    kp_cli_backend_id_json(cli, j, instance, k->backend_id);
+    return j;
 }
 
+/* The store's id last: it is as long as the store makes it (a Key Vault kid, a PKCS#11 URI). */
 static void s_print_info(const char *instance, const kp_key_info *k)
 {
-    printf("%-16s %-24s v%-4u %s-%-5u %.16s  %s\n", instance, k->name, k->version,
+    printf("%-16s %-24s v%-4u %s-%-5u %-16.16s  %-10s  %s\n", instance, k->name, k->version,
            k->type == KP_KEY_AES ? "aes" : "rsa", k->bits, k->fingerprint,
-           k->flags & KP_KEY_EXPORTABLE ? "exportable" : "-");
+           k->flags & KP_KEY_EXPORTABLE ? "exportable" : "-",
+           k->backend_id[0] != '\0' ? k->backend_id : "-");
 }
 
 static int s_open(kp_cli *cli, const char *name, kp_instance **inst)
@@ -249,7 +263,7 @@ static int s_create(kp_cli *cli, const s_opts *o)
         return kp_cli_fail(cli, st, "key create");
     const kp_chain_policy *c = kp_policy_chain(cli->policy, o->chain);
     if (cli->json)
-        kp_cli_print_json(s_info_json(c->origin, &info));
+        kp_cli_print_json(s_info_json(cli, c->origin, &info));
     else
         kp_cli_info(cli, stdout, "created %s v%u (rsa-%u, fingerprint %s) in %s and its replicas\n",
                     info.name, info.version, info.bits, info.fingerprint, c->origin);
@@ -328,7 +342,7 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
     if (rc == KP_EXIT_OK && st != KP_OK)
         rc = kp_cli_fail(cli, st, sub);
     else if (rc == KP_EXIT_OK && cli->json)
-        kp_cli_print_json(s_info_json(o->instance, &info));
+        kp_cli_print_json(s_info_json(cli, o->instance, &info));
     else if (rc == KP_EXIT_OK)
         kp_cli_info(cli, stdout, "%s %s v%u (%s-%u%s%s) in %s\n", import ? "imported" : "generated",
                     info.name, info.version, info.type == KP_KEY_AES ? "aes" : "rsa", info.bits,
@@ -349,7 +363,7 @@ static kp_status s_list_visit(void *arg, const kp_key_info *info)
 {
     s_list *l = arg;
     if (l->cli->json)
-        json_array_append_new(l->out, s_info_json(l->instance, info));
+        json_array_append_new(l->out, s_info_json(l->cli, l->instance, info));
     else
         s_print_info(l->instance, info);
     return KP_OK;
@@ -365,8 +379,8 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
     s_list l = {cli, NULL, cli->json ? json_array() : NULL};
     int failed = 0;
     if (!cli->json)
-        printf("%-16s %-24s %-5s %-9s %-17s %s\n", "INSTANCE", "NAME", "VER", "TYPE", "FINGERPRINT",
-               "FLAGS");
+        printf("%-16s %-24s %-5s %-9s %-17s %-11s %s\n", "INSTANCE", "NAME", "VER", "TYPE",
+               "FINGERPRINT", "FLAGS", "ID (Key Vault: kid)");
     for (size_t i = 0; i < kp_policy_instance_count(cli->policy); i++) {
         const char *name = kp_policy_instance_name(cli->policy, i);
         if (o->instance != NULL && strcmp(name, o->instance) != 0)
@@ -436,11 +450,17 @@ static int s_export(kp_cli *cli, const s_opts *o)
 
 static int s_export_byok(kp_cli *cli, const s_opts *o)
 {
-    if (o->instance == NULL || o->name == NULL || o->kek == NULL || o->out == NULL)
+    if (o->instance == NULL || o->name == NULL || o->kek == NULL || o->kek_kid == NULL ||
+        o->out == NULL)
         return kp_cli_usage_error("key export-byok",
-                                  "--instance, --name, --kek and --out are required");
+                                  "--instance, --name, --kek, --kek-kid and --out are required");
+    if (!kpk_byok_kid_valid(o->kek_kid))
+        return kp_cli_usage_error("key export-byok",
+                                  "--kek-kid must be the key-exchange key's kid "
+                                  "(https://VAULT.vault.azure.net/keys/NAME/VERSION)");
     uint8_t *kek = NULL, *blob = NULL;
-    size_t keklen = 0, bloblen = 0;
+    size_t keklen = 0, bloblen = 0, filelen = 0;
+    char *file = NULL;
     kp_status st = s_read_spki(o->kek, &kek, &keklen);
     if (st != KP_OK)
         return kp_cli_exit_code(st);
@@ -454,16 +474,27 @@ static int s_export_byok(kp_cli *cli, const s_opts *o)
         kp_instance_close(inst);
     }
     if (rc == KP_EXIT_OK) {
-        st = kp_cli_write_file(cli, o->out, blob, bloblen);
+        char generator[64];
+        snprintf(generator, sizeof(generator), "keyplane %s", kp_version());
+        st = kpk_byok_file(o->kek_kid, blob, bloblen, generator, &file, &filelen);
+        rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "key export-byok");
+    }
+    if (rc == KP_EXIT_OK) {
+        st = kp_cli_write_file(cli, o->out, (const uint8_t *)file, filelen);
         rc = kp_cli_exit_code(st);
     }
     if (rc == KP_EXIT_OK && cli->json)
-        kp_cli_print_json(json_pack("{s:s, s:s, s:i, s:s}", "instance", o->instance, "name",
-                                    o->name, "bytes", (int)bloblen, "out", o->out));
+        kp_cli_print_json(json_pack("{s:s, s:s, s:s, s:i, s:s}", "instance", o->instance, "name",
+                                    o->name, "kek_kid", o->kek_kid, "bytes", (int)filelen, "out",
+                                    o->out));
     else if (rc == KP_EXIT_OK)
-        kp_cli_info(cli, stderr, "keyplane: BYOK transfer blob of %s (%zu bytes) -> %s\n", o->name,
-                    bloblen, o->out);
+        kp_cli_info(cli, stderr,
+                    "keyplane: BYOK transfer file of %s for %s -> %s\n"
+                    "  import it: az keyvault key import --vault-name VAULT --name NAME "
+                    "--byok-file %s --kty RSA-HSM --ops wrapKey unwrapKey\n",
+                    o->name, o->kek_kid, o->out, o->out);
     free(kek);
+    free(file);
     kp_free(blob);
     return rc;
 }

@@ -34,6 +34,10 @@ static const kp_cli_cmd s_cmds[] = {
      kp_cmd_key},
     {"wrap", "wrap a DEK with a chain's protector into an envelope", kp_cmd_wrap},
     {"unwrap", "unwrap an envelope, failing over across the chain's replicas", kp_cmd_unwrap},
+    {"azure-sql",
+     "print the commands that make a chain's key the TDE protector of its Azure SQL servers "
+     "(azure-sql script CHAIN)",
+     kp_cmd_azure_sql},
 };
 
 static void s_usage(FILE *out)
@@ -188,8 +192,8 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
 }
 
 /* The audit events' command and policy (docs/cli.md, "Audit output"): the command, the
- * subcommand of key and policy, and the option names as given (after the global options were
- * taken out), without their values or the arguments; the policy's canonical path. */
+ * subcommand of key, policy and azure-sql, and the option names as given (after the global options
+ * were taken out), without their values or the arguments; the policy's canonical path. */
 static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
 {
     char command[512] = "";
@@ -197,8 +201,9 @@ static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
     for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *a = argv[i];
         bool opt = a[0] == '-' && a[1] != '\0'; /* "-" is stdin, an argument */
-        bool sub =
-            i == 1 && !opt && (strcmp(argv[0], "key") == 0 || strcmp(argv[0], "policy") == 0);
+        bool sub = i == 1 && !opt &&
+                   (strcmp(argv[0], "key") == 0 || strcmp(argv[0], "policy") == 0 ||
+                    strcmp(argv[0], "azure-sql") == 0);
         if (i > 0 && !opt && !sub)
             continue;
         /* --name=VALUE gives --name; -xVALUE gives -x */

@@ -47,7 +47,10 @@ typedef struct kp_akv_bundle {
     char tag_chain[KP_NAME_MAX];
     char tag_fpr[KPK_FPR_HEX];
     uint32_t kp_pending; /* the kp-pending tag: made, not yet checked and labelled; 0 none */
-    uint8_t *spki;       /* malloc'd SubjectPublicKeyInfo DER (NULL for list items) */
+    char tag_prev[KP_AKV_VERSION_LEN + 1]; /* kp-prev: the key's newest version before this one
+                                              was made ("" none; akv_keys.c) */
+    char recovery[48];                     /* attributes.recoveryLevel, "" when absent */
+    uint8_t *spki; /* malloc'd SubjectPublicKeyInfo DER (NULL for list items) */
     size_t spki_len;
     uint32_t bits;
     char fpr[KPK_FPR_HEX];

@@ -33,8 +33,9 @@ json_t *kp_akv_new_attributes(void)
     return attrs;
 }
 
-/* The tags of a visible version (fpr set) or of a pending one (fpr NULL: kp-pending). */
-static json_t *s_tags(const char *name, uint32_t version, const char *fpr)
+/* The tags of a visible version (fpr set) or of a pending one (fpr NULL: kp-pending); prev is
+ * the kp-prev link ("" none), which every later set of tags keeps. */
+static json_t *s_tags(const char *name, uint32_t version, const char *fpr, const char *prev)
 {
     char ver[16];
     snprintf(ver, sizeof(ver), "%u", version);
@@ -43,7 +44,26 @@ static json_t *s_tags(const char *name, uint32_t version, const char *fpr)
     json_object_set_new(t, fpr != NULL ? "kp-version" : "kp-pending", json_string(ver));
     if (fpr != NULL)
         json_object_set_new(t, "kp-fpr", json_string(fpr));
+    if (prev[0] != '\0')
+        json_object_set_new(t, "kp-prev", json_string(prev));
     return t;
+}
+
+/* The vault id of the key's newest version (what GET without a version answers), the kp-prev of
+ * the version about to be made: how an identity without keys/list finds them all (akv_keys.c).
+ * "" when the key has none yet. */
+static kp_status s_newest(kp_akv_inst *a, const char *vname, char prev[KP_AKV_VERSION_LEN + 1])
+{
+    char path[KP_AKV_URL_MAX];
+    kp_akv_bundle b;
+    memset(&b, 0, sizeof(b));
+    snprintf(path, sizeof(path), "/keys/%s", vname);
+    kp_status st = kp_akv_call_bundle(a, "GET", path, NULL, 0, 0, "get the newest version", &b);
+    prev[0] = '\0';
+    if (st == KP_OK)
+        snprintf(prev, KP_AKV_VERSION_LEN + 1, "%s", b.azver);
+    kp_akv_bundle_clear(&b);
+    return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
 
 /* PATCH /keys/{vname}/{azver} with body j (freed here). */
@@ -84,6 +104,8 @@ static kp_status s_reject(kp_akv_inst *a, const char *name, const char *vname,
     json_object_set_new(attrs, "enabled", json_false());
     json_object_set_new(tags, "kp-chain", json_string(name));
     json_object_set_new(tags, "kp-rejected", json_string(tag));
+    if (b->tag_prev[0] != '\0') /* the walk passes through it too */
+        json_object_set_new(tags, "kp-prev", json_string(b->tag_prev));
     json_object_set_new(j, "attributes", attrs);
     json_object_set_new(j, "tags", tags);
     if (s_patch(a, vname, b->azver, j, "disable the rejected version") != KP_OK)
@@ -157,8 +179,10 @@ kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version
     kp_secret *body = NULL;
     kp_akv_bundle b;
     memset(&b, 0, sizeof(b));
+    char prev[KP_AKV_VERSION_LEN + 1];
     KP_GUARD(kp_akv_vault_name(a, name, vname));
-    json_object_set_new(j, "tags", s_tags(name, version, NULL));
+    KP_GUARD(s_newest(a, vname, prev));
+    json_object_set_new(j, "tags", s_tags(name, version, NULL, prev));
     snprintf(path, sizeof(path), create ? "/keys/%s/create" : "/keys/%s", vname);
     snprintf(what, sizeof(what), "%s %s v%u", create ? "create" : "import", vname, version);
     kp_status st = kp_akv_json_body(a, j, &body);
@@ -172,7 +196,7 @@ kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version
         st = s_check(a, name, vname, fpr, what, &b);
     if (st == KP_OK) {
         json_t *label = json_object();
-        json_object_set_new(label, "tags", s_tags(name, version, b.fpr));
+        json_object_set_new(label, "tags", s_tags(name, version, b.fpr, b.tag_prev));
         st = s_patch(a, vname, b.azver, label, "label the new version");
     }
     if (st == KP_OK)

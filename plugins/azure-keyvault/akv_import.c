@@ -210,26 +210,17 @@ static kp_status s_token(kp_akv_inst *a, const char *vname, const uint8_t *token
     return KP_OK;
 }
 
-/* The request body of a BYOK import: key_hsm is the .byok transfer file (JSON whose ciphertext
- * is the blob in base64url) in base64. NULL on out-of-memory. */
+/* The request body of a BYOK import: key_hsm is the .byok transfer file (the kit's
+ * kpk_byok_file) in unpadded base64url, as the official clients send the bytes of a file given to
+ * `az keyvault key import --byok-file`. NULL on out-of-memory. */
 static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
 {
-    char *ct = NULL, *text = NULL, *hsm = NULL;
-    json_t *file = json_object(), *hdr = json_object(), *j = NULL;
-    kp_status st = kpk_b64_encode_alloc(blob, bloblen, true, &ct);
-    if (st == KP_OK) {
-        json_object_set_new(file, "schema_version", json_string("1.0.0"));
-        json_object_set_new(hdr, "kid", json_string(kid));
-        json_object_set_new(hdr, "alg", json_string("dir"));
-        json_object_set_new(hdr, "enc", json_string("CKM_RSA_AES_KEY_WRAP"));
-        json_object_set(file, "header", hdr);
-        json_object_set_new(file, "ciphertext", json_string(ct));
-        json_object_set_new(file, "generator", json_string("keyplane azure-keyvault 0.1.0"));
-        text = json_dumps(file, JSON_COMPACT);
-        st = text != NULL ? KP_OK : KP_ERR_NOMEM;
-    }
+    char *file = NULL, *hsm = NULL;
+    size_t flen = 0;
+    json_t *j = NULL;
+    kp_status st = kpk_byok_file(kid, blob, bloblen, "keyplane azure-keyvault 0.1.0", &file, &flen);
     if (st == KP_OK)
-        st = kpk_b64_encode_alloc((const uint8_t *)text, strlen(text), false, &hsm);
+        st = kpk_b64_encode_alloc((const uint8_t *)file, flen, true, &hsm);
     if (st == KP_OK) {
         json_t *key = json_object();
         j = json_object();
@@ -240,10 +231,7 @@ static json_t *s_byok_body(const char *kid, const uint8_t *blob, size_t bloblen)
         json_object_set_new(j, "attributes", kp_akv_new_attributes());
     }
     free(hsm);
-    free(text);
-    free(ct);
-    json_decref(hdr);
-    json_decref(file);
+    free(file);
     return j;
 }
 

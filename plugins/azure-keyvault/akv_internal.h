@@ -16,9 +16,9 @@
  *
  * Files, each calling only the ones before it (link.cycles checks it): akv_jwk, akv_json (pure,
  * akv_codec.h); akv_params (the params), akv_rules (the domain rules); akv_http (the transport),
- * akv_auth (tokens), akv_rest (one keys-API call); akv_keys (versions and their cache);
- * akv_create (how a version is made), akv_import; akv_wrap, akv_backup, akv_check; and at the
- * top akv_plugin, the entry point, which nothing calls.
+ * akv_pace (pacing under the vault's limits), akv_auth (tokens), akv_rest (one keys-API call);
+ * akv_keys (versions and their cache); akv_create (how a version is made), akv_import; akv_wrap,
+ * akv_backup, akv_check; and at the top akv_plugin, the entry point, which nothing calls.
  */
 #ifndef KP_AKV_INTERNAL_H
 #define KP_AKV_INTERNAL_H
@@ -74,6 +74,8 @@ typedef enum kp_akv_auth_mode {
 typedef struct kp_akv_version {
     uint32_t version;                   /* keyplane version (kp-version tag) */
     char azver[KP_AKV_VERSION_LEN + 1]; /* the vault's version id */
+    char prev[KP_AKV_VERSION_LEN + 1];  /* its kp-prev tag ("" none) */
+    char recovery[48];                  /* attributes.recoveryLevel ("" not known) */
     bool enabled;
     int64_t created, exp; /* exp 0 = none */
     uint32_t bits;
@@ -89,6 +91,7 @@ typedef struct kp_akv_key {
     kp_akv_version *v;
     size_t n;
     time_t loaded; /* when the listing was read */
+    bool walk_cut; /* walked (list_denied) and a version without kp-prev ended the walk */
 } kp_akv_key;
 
 /** The plugin context. */
@@ -120,6 +123,7 @@ typedef struct kp_akv_inst {
     char mi_client_id[128];
     char scope_param[KP_AKV_URL_MAX]; /* the `scope` param, or "" to learn it from the challenge */
     bool hsm;                         /* create keys as RSA-HSM */
+    bool role_dek; /* the `role` param is dek: the identity only wraps and unwraps (check) */
     bool verify_challenge_resource;
     char ca_bundle[1024];
     kpk_http_config http_cfg;
@@ -133,6 +137,9 @@ typedef struct kp_akv_inst {
     time_t token_exp;
     kp_akv_key *keys;
     size_t nkeys;
+    bool list_denied;    /* the vault refused this identity keys/list: versions are walked */
+    char client_rid[40]; /* x-ms-client-request-id of the last keys-API request (errors name it) */
+    int64_t paced_ms;    /* time spent waiting for the vault's budget (akv_pace.c) */
 } kp_akv_inst;
 
 /* akv_params.c: the parameters (PLUGIN_PARAMS) and how they are read. */
@@ -159,6 +166,12 @@ kp_status kp_akv_vault_name(kp_akv_inst *a, const char *name, char out[KP_NAME_M
  *  for type and bits. */
 kp_status kp_akv_rule_spec(kp_akv_inst *a, const char *name, uint32_t type, uint32_t bits,
                            char vname[KP_NAME_MAX]);
+/** The purge-protection rule: Azure SQL refuses a customer-managed TDE protector from a vault
+ *  without soft delete and purge protection, which a key's attributes.recoveryLevel shows
+ *  (Recoverable or CustomizedRecoverable, alone or +ProtectedSubscription). Writes into gap the
+ *  one-line finding with its fix for a level without them, "" otherwise (also for an unknown,
+ *  empty one). */
+void kp_akv_rule_recovery(const char *vault_name, const char *level, char *gap, size_t gaplen);
 kp_instance_info_fn kp_akv_instance_info;
 kp_plugin_describe_fn kp_akv_plugin_describe;
 kp_plugin_check_key_fn kp_akv_plugin_check_key;
@@ -173,6 +186,24 @@ void kp_akv_begin(kp_akv_inst *a, bool bounded);
  *  operation's deadline; a failure to get an answer sets the error text. Any HTTP status is
  *  KP_OK: the caller reads it. */
 kp_status kp_akv_send(kp_akv_inst *a, const kpk_http_request *req, kpk_http_response *resp);
+
+/* akv_pace.c: client-side pacing per vault under Key Vault's throttling limits. */
+#define KP_AKV_PACE_WINDOW_MS 10000 /* Key Vault counts each vault's requests per 10 s */
+/** The classes Key Vault limits apart. */
+typedef enum kp_akv_class { KP_AKV_CLASS_CREATE = 0, KP_AKV_CLASS_OTHER = 1 } kp_akv_class;
+/** One send as the pacer saw it. */
+typedef struct kp_akv_pace {
+    kp_akv_class cls;
+    bool paced;   /* recorded (false: the vault table was full) */
+    size_t slot;  /* where its time is */
+    size_t prior; /* sends of the class in the window before it */
+} kp_akv_pace;
+/** Waits until a request of class cls keeps within the vault's budget (not past the operation's
+ *  deadline), then records it in ticket. */
+void kp_akv_pace_wait(kp_akv_inst *a, kp_akv_class cls, kp_akv_pace *ticket);
+/** After the answer: throttled 429s (the transport's count) lower the budget to what the vault
+ *  took. */
+void kp_akv_pace_done(kp_akv_inst *a, const kp_akv_pace *ticket, unsigned throttled);
 
 /* akv_auth.c */
 /** Makes sure a->token is valid for a->scope; forced drops the cached one first. */

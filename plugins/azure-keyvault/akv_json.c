@@ -197,6 +197,7 @@ static bool s_attrs(const json_t *attrs, kp_akv_bundle *b)
     if (en != NULL && !json_is_boolean(en))
         return false;
     b->enabled = en == NULL || json_is_true(en);
+    s_str(attrs, "recoveryLevel", b->recovery, sizeof(b->recovery));
     if (!s_time(attrs, "created", &b->created))
         return false;
     return s_time(attrs, "exp", &b->exp);
@@ -215,6 +216,10 @@ static kp_status s_attrs_tags(const json_t *obj, kp_akv_bundle *b, char *err, si
     s_str(tags, "kp-fpr", b->tag_fpr, sizeof(b->tag_fpr));
     b->kp_version = s_tag_number(tags, "kp-version");
     b->kp_pending = s_tag_number(tags, "kp-pending");
+    char prev[KP_AKV_VERSION_LEN + 2] = "";
+    if (s_str(tags, "kp-prev", prev, sizeof(prev)) && s_hex32(prev))
+        for (size_t i = 0; i <= KP_AKV_VERSION_LEN; i++)
+            b->tag_prev[i] = (char)tolower((unsigned char)prev[i]);
     return KP_OK;
 }
 

@@ -100,6 +100,7 @@ typedef struct s_collect {
     const char *vname;
     kp_akv_version *v;
     size_t n;
+    bool cut; /* a walk ended at a version that names no predecessor */
 } s_collect;
 
 static kp_status s_item(void *arg, const kp_akv_bundle *b)
@@ -119,6 +120,8 @@ static kp_status s_item(void *arg, const kp_akv_bundle *b)
     nv->version = b->kp_version;
     snprintf(nv->azver, sizeof(nv->azver), "%s", b->azver);
     snprintf(nv->tag_fpr, sizeof(nv->tag_fpr), "%s", b->tag_fpr);
+    snprintf(nv->prev, sizeof(nv->prev), "%s", b->tag_prev);
+    snprintf(nv->recovery, sizeof(nv->recovery), "%s", b->recovery);
     nv->enabled = b->enabled;
     nv->created = b->created;
     nv->exp = b->exp;
@@ -156,6 +159,7 @@ static kp_status s_fetch_public(kp_akv_inst *a, const char *vname, kp_akv_versio
         v->spki_len = b.spki_len;
         v->bits = b.bits;
         memcpy(v->fpr, b.fpr, sizeof(v->fpr));
+        memcpy(v->recovery, b.recovery, sizeof(v->recovery));
         b.spki = NULL;
         /* the tags that came with the key material are the ones that count */
         if (b.kp_version != v->version)
@@ -233,7 +237,104 @@ static kp_akv_key *s_slot(kp_akv_inst *a, const char *name)
     return nk;
 }
 
-/* Lists the visible versions of name (fresh when refresh, else cached), fetching public keys. */
+/* Moves cached version j of k (public key included) to the end of c. */
+static kp_status s_take_cached(s_collect *c, kp_akv_key *k, size_t j)
+{
+    kp_akv_version *nv = realloc(c->v, (c->n + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return kp_akv_err(c->a, KP_ERR_NOMEM, "out of memory");
+    c->v = nv;
+    c->v[c->n++] = k->v[j];
+    k->v[j].spki = NULL;
+    k->loaded = 0; /* no longer whole */
+    return KP_OK;
+}
+
+/* The cached version of k with vault id azver and a public key, or SIZE_MAX. */
+static size_t s_cached(const kp_akv_key *k, const char *azver)
+{
+    for (size_t j = 0; j < k->n; j++)
+        if (k->v[j].spki != NULL && strcmp(k->v[j].azver, azver) == 0)
+            return j;
+    return SIZE_MAX;
+}
+
+/* Adds the bundle b of a walk to c when it is labelled, with its public key. */
+static kp_status s_walk_item(s_collect *c, kp_akv_bundle *b)
+{
+    size_t before = c->n;
+    KP_GUARD(s_item(c, b));
+    if (c->n == before)
+        return KP_OK;
+    kp_akv_version *v = &c->v[c->n - 1];
+    v->spki = b->spki;
+    v->spki_len = b->spki_len;
+    v->bits = b->bits;
+    memcpy(v->fpr, b->fpr, sizeof(v->fpr));
+    b->spki = NULL;
+    return KP_OK;
+}
+
+/*
+ * Least privilege: Azure SQL's minimum for a TDE protector is get, wrapKey and unwrapKey, and an
+ * identity the vault refuses keys/list finds the versions without listing. Each version keyplane
+ * makes carries kp-prev, the vault id of the key's newest version when it was made (akv_create.c),
+ * so GET of the key (its newest version) and then of each kp-prev reaches every version keyplane
+ * made, public key included: one GET each, what a listing costs in public-key fetches alone, and
+ * none for the versions already cached. A version made outside keyplane, or before kp-prev was
+ * written, ends the walk (c->cut). Two versions made at once link to the same predecessor and the
+ * walk sees only the newer: making a version needs keys/list (kp_akv_new_version), and what a walk
+ * finds is checked against the chain's fingerprints by the core like any answer.
+ */
+static kp_status s_walk(kp_akv_inst *a, kp_akv_key *k, s_collect *c)
+{
+    char path[KP_AKV_URL_MAX], what[KP_NAME_MAX + 48];
+    char next[KP_AKV_VERSION_LEN + 1] = "";
+    kp_status st = KP_OK;
+    snprintf(what, sizeof(what), "get %s (walking its versions)", c->vname);
+    for (size_t step = 0; st == KP_OK; step++) {
+        if (step > S_MAX_VERSIONS)
+            return kp_akv_err(a, KP_ERR_BACKEND,
+                              "%s: key %s: more than %d versions linked by kp-prev (a loop?)",
+                              a->place.vault_name, c->vname, S_MAX_VERSIONS);
+        size_t j = step == 0 ? SIZE_MAX : s_cached(k, next);
+        if (j != SIZE_MAX) {
+            snprintf(next, sizeof(next), "%s", k->v[j].prev);
+            st = s_take_cached(c, k, j);
+            if (st == KP_OK && next[0] == '\0')
+                c->cut = c->v[c->n - 1].version > 1;
+            if (next[0] == '\0')
+                break;
+            continue;
+        }
+        if (step == 0)
+            snprintf(path, sizeof(path), "/keys/%s", c->vname);
+        else
+            snprintf(path, sizeof(path), "/keys/%s/%s", c->vname, next);
+        kp_akv_bundle b;
+        memset(&b, 0, sizeof(b));
+        st = kp_akv_call_bundle(a, "GET", path, NULL, 0, 0, what, &b);
+        if (st == KP_ERR_NOT_FOUND) { /* no key at all, or a predecessor that is gone */
+            c->cut = step > 0;
+            kp_akv_bundle_clear(&b);
+            return KP_OK;
+        }
+        if (st == KP_OK)
+            st = s_walk_item(c, &b);
+        if (st == KP_OK) {
+            uint32_t claimed = b.kp_version != 0 ? b.kp_version : b.kp_pending;
+            snprintf(next, sizeof(next), "%s", b.tag_prev);
+            c->cut = next[0] == '\0' && claimed != 1;
+        }
+        kp_akv_bundle_clear(&b);
+        if (st == KP_OK && next[0] == '\0')
+            break;
+    }
+    return st;
+}
+
+/* Lists the visible versions of name (fresh when refresh, else cached), fetching public keys;
+ * walks them instead when the vault refuses this identity keys/list (s_walk). */
 static kp_status s_key_load(kp_akv_inst *a, const char *name, bool refresh, kp_akv_key **out)
 {
     char vname[KP_NAME_MAX];
@@ -246,18 +347,35 @@ static kp_status s_key_load(kp_akv_inst *a, const char *name, bool refresh, kp_a
         return KP_OK;
     }
     s_collect c = {.a = a, .vname = vname};
-    kp_status st = kp_akv_versions_each(a, vname, s_item, &c);
-    if (st == KP_OK)
-        st = s_publics(a, k, &c);
+    kp_status st = KP_OK;
+    if (!a->list_denied) {
+        st = kp_akv_versions_each(a, vname, s_item, &c);
+        if (st == KP_ERR_PERMISSION) {
+            a->list_denied = true;
+            a->up->log(a->h, KP_LOG_INFO,
+                       "the vault does not let this identity list key versions (keys/list): "
+                       "they are found through their kp-prev tags");
+            s_versions_free(c.v, c.n);
+            c.v = NULL;
+            c.n = 0;
+        } else if (st == KP_OK) {
+            st = s_publics(a, k, &c);
+        }
+    }
+    if (a->list_denied)
+        st = s_walk(a, k, &c);
     if (st == KP_OK) {
         s_visible(a, &c);
         s_versions_free(k->v, k->n);
         k->v = c.v;
         k->n = c.n;
         k->loaded = time(NULL);
+        k->walk_cut = c.cut;
         *out = k;
         c.v = NULL;
         c.n = 0;
+    } else {
+        k->loaded = 0; /* public keys may have moved to c: read it whole next time */
     }
     s_versions_free(c.v, c.n);
     return st;
@@ -280,14 +398,23 @@ static kp_status s_deleted(kp_akv_inst *a, const char *name)
                       a->place.vault_name, vname, a->place.vault_name, vname);
 }
 
-/* KP_ERR_NOT_FOUND for name (version 0: any version), saying when it is soft-deleted. */
-static kp_status s_not_found(kp_akv_inst *a, const char *name, uint32_t version)
+/* KP_ERR_NOT_FOUND for name (version 0: any version), saying when it is soft-deleted, or when a
+ * walk could not reach every version (k: the loaded key, may be NULL). */
+static kp_status s_not_found(kp_akv_inst *a, const char *name, uint32_t version,
+                             const kp_akv_key *k)
 {
     KP_GUARD(s_deleted(a, name));
-    if (version == 0)
-        return kp_akv_err(a, KP_ERR_NOT_FOUND, "%s: key %s not found", a->place.vault_name, name);
-    return kp_akv_err(a, KP_ERR_NOT_FOUND, "%s: key %s v%u not found", a->place.vault_name, name,
-                      version);
+    char v[24] = "";
+    if (version != 0)
+        snprintf(v, sizeof(v), " v%u", version);
+    if (k != NULL && k->walk_cut)
+        return kp_akv_err(a, KP_ERR_NOT_FOUND,
+                          "%s: key %s%s not found: this identity may not list key versions "
+                          "(keys/list) and the versions are not all linked by keyplane's kp-prev "
+                          "tags (made outside keyplane, or before keyplane wrote kp-prev): grant "
+                          "keys/list, or rotate with this keyplane",
+                          a->place.vault_name, name, v);
+    return kp_akv_err(a, KP_ERR_NOT_FOUND, "%s: key %s%s not found", a->place.vault_name, name, v);
 }
 
 kp_status kp_akv_version_get(kp_akv_inst *a, const char *name, uint32_t version, bool refresh,
@@ -301,7 +428,7 @@ kp_status kp_akv_version_get(kp_akv_inst *a, const char *name, uint32_t version,
         v = s_find(k, version);
     }
     if (v == NULL)
-        return s_not_found(a, name, version);
+        return s_not_found(a, name, version, k);
     *out = v;
     return KP_OK;
 }
@@ -326,12 +453,19 @@ static void s_info_fill(const kp_akv_inst *a, const char *name, const kp_akv_ver
                      a->place.vault_url, a->place.key_prefix, name, v->azver);
     if (n < 0)
         info->backend_id[0] = '\0';
+    kp_akv_rule_recovery(a->place.vault_name, v->recovery, info->gap, sizeof(info->gap));
 }
 
 kp_status kp_akv_new_version(kp_akv_inst *a, const kp_key_spec *spec, uint32_t *version)
 {
     kp_akv_key *k = NULL;
     KP_GUARD(s_key_load(a, spec->name, true, &k));
+    if (a->list_denied)
+        return kp_akv_err(a, KP_ERR_PERMISSION,
+                          "%s: making a version of %s needs the keys/list permission (to see "
+                          "every version, so that no number goes to two keys); this identity "
+                          "has not got it",
+                          a->place.vault_name, spec->name);
     if (spec->version == 0) {
         kp_akv_version *last = s_find(k, 0);
         *version = last != NULL ? last->version + 1 : 1;
@@ -394,7 +528,7 @@ static kp_status s_visit_key(kp_akv_inst *a, const char *name, kp_key_visit_fn v
     kp_akv_key *k = NULL;
     KP_GUARD(s_key_load(a, name, true, &k));
     if (k->n == 0 && must)
-        return s_not_found(a, name, 0);
+        return s_not_found(a, name, 0, k);
     for (size_t i = 0; i < k->n; i++) {
         kp_key_info info;
         s_info_fill(a, name, &k->v[i], &info);

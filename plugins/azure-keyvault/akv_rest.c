@@ -109,10 +109,14 @@ static kp_status s_fail(kp_akv_inst *a, const kpk_http_response *r, const char *
         return kp_akv_err(a, KP_ERR_UNAVAILABLE,
                           "%s: %s: the key is being deleted in vault '%s'; wait, then recover it",
                           vault, what, vault);
-    /* x-ms-request-id is what Azure support asks for; it goes before the (long) message */
-    char rid[64] = "";
+    /* x-ms-request-id and our x-ms-client-request-id are what Azure support asks for; they go
+     * before the (long) message */
+    char rid[128];
     if (r->request_id != NULL)
-        snprintf(rid, sizeof(rid), " [request %.40s]", r->request_id);
+        snprintf(rid, sizeof(rid), " [request %.40s, client request %s]", r->request_id,
+                 a->client_rid);
+    else
+        snprintf(rid, sizeof(rid), " [client request %s]", a->client_rid);
     if (r->retry_after_ms > 0)
         return kp_akv_err(a, st,
                           "%s: %s: HTTP %ld %s%s: %s (after %u attempt%s; it asked to be retried "
@@ -129,9 +133,12 @@ static kp_status s_fail(kp_akv_inst *a, const kpk_http_response *r, const char *
 static kp_status s_once(kp_akv_inst *a, const char *method, const char *url, const uint8_t *body,
                         size_t body_len, unsigned flags, bool authorized, kpk_http_response *out)
 {
-    const char *headers[4];
+    const char *headers[5];
     size_t nh = 0, authlen = 0;
-    char *auth = NULL;
+    char *auth = NULL, crid[80];
+    /* every request names itself, as the Azure SDKs do (a retry by the transport keeps it) */
+    (void)kpk_uuid4(a->client_rid);
+    snprintf(crid, sizeof(crid), "x-ms-client-request-id: %s", a->client_rid);
     if (authorized) {
         /* The header is wiped after use but is not a kp_secret: the kit copies it into its
          * header list and libcurl into its send buffer, neither of them locked memory, so a
@@ -149,6 +156,7 @@ static kp_status s_once(kp_akv_inst *a, const char *method, const char *url, con
     if (body != NULL && authorized)
         headers[nh++] = "Content-Type: application/json";
     headers[nh++] = "Accept: application/json";
+    headers[nh++] = crid;
     headers[nh] = NULL;
     kpk_http_request req = {.method = method,
                             .url = url,
@@ -156,7 +164,21 @@ static kp_status s_once(kp_akv_inst *a, const char *method, const char *url, con
                             .body = authorized ? body : NULL,
                             .body_len = authorized ? body_len : 0,
                             .flags = flags};
+    /* Key Vault counts creates (an import is one) apart from every other transaction; a
+     * request without a token is not counted */
+    bool create = strcmp(method, "PUT") == 0 ||
+                  (strcmp(method, "POST") == 0 && strstr(url, "/create?") != NULL);
+    kp_akv_pace ticket;
+    if (authorized)
+        kp_akv_pace_wait(a, create ? KP_AKV_CLASS_CREATE : KP_AKV_CLASS_OTHER, &ticket);
     kp_status st = kp_akv_send(a, &req, out);
+    if (authorized)
+        kp_akv_pace_done(a, &ticket, out->throttled);
+    if (st != KP_OK) {
+        char why[KP_ERROR_MAX + 1];
+        snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
+        st = kp_akv_err(a, st, "%s [client request %s]", why, a->client_rid);
+    }
     if (auth != NULL) {
         OPENSSL_cleanse(auth, authlen);
         free(auth);

@@ -127,3 +127,17 @@ kp_status kp_akv_plugin_check_key(void *plugin_ctx, const kp_param *params, cons
     KP_GUARD(kp_akv_rule_key(to, place.vault_name, spec.type, spec.bits));
     return s_rule_name(to, &place, spec.name, NULL);
 }
+
+void kp_akv_rule_recovery(const char *vault_name, const char *level, char *gap, size_t gaplen)
+{
+    gap[0] = '\0';
+    if (level[0] == '\0' || strstr(level, "Purgeable") == NULL)
+        return; /* purge protection on (or not said) */
+    bool soft = strstr(level, "Recoverable") != NULL;
+    snprintf(gap, gaplen,
+             "vault '%s' has no %spurge protection (recoveryLevel %s), which Azure SQL requires "
+             "of a TDE protector's vault: az keyvault update --name %s%s "
+             "--enable-purge-protection true",
+             vault_name, soft ? "" : "soft delete or ", level, vault_name,
+             soft ? "" : " --enable-soft-delete true");
+}

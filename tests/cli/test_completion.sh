@@ -64,6 +64,10 @@ expect "region-a region-b" keyplane init region
 unset KEYPLANE_POLICY
 expect "env: fd: file: stdin" keyplane wrap --chain c --dek ""
 expect "validate" keyplane policy v
+expect "azure-sql" keyplane az
+expect "script" keyplane azure-sql s
+expect "tde-main tde_backup" keyplane -p "$T/policy.yaml" azure-sql script t
+expect "--powershell" keyplane azure-sql script --pow
 expect "export export-byok" keyplane key ex
 expect "--detailed-exitcode" keyplane plan --d
 expect "--journal --json" keyplane apply --j
@@ -72,7 +76,7 @@ expect "" keyplane --policy "$T/policy.yaml" --workers ""
 
 # every option a command's --help names is offered after that command
 for c in plugins "policy validate" init check plan apply verify status restore rotate retire \
-    rewrap wrap unwrap; do
+    rewrap wrap unwrap "azure-sql script"; do
     # shellcheck disable=SC2086
     "$KP_BIN" $c --help >"$T/help" 2>&1 || fail "keyplane $c --help exited $?"
     offered=" $(comp keyplane $c --) "

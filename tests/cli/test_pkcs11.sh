@@ -142,7 +142,8 @@ cmp "$T/dek" "$T/dek3" || fail "region-a -> HSM"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/kek.pem" 2>/dev/null
 openssl pkey -in "$T/kek.pem" -pubout -out "$T/kek.pub"
 before=$(p11_objects escrow $HSM_PIN)
-expect_rc 3 $P key export-byok --instance hsm --name tde --kek "$T/kek.pub" --out "$T/blob"
+expect_rc 3 $P key export-byok --instance hsm --name tde --kek "$T/kek.pub" \
+    --kek-kid https://vault.vault.azure.net/keys/kek/00000000000000000000000000000000 --out "$T/blob"
 [ "$(wc -l <"$T/err")" -eq 1 ] || fail "export-byok refusal is not one line"
 # The plugin's reason once the core passes it on; until then the core's own refusal.
 expect_in "$T/err" "token 'escrow' (SoftHSM v2) does not wrap keys as RFC 5649 says"

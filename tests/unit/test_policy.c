@@ -67,6 +67,56 @@ static void test_valid_policy(void **state)
     free(dir);
 }
 
+/* A chain's azure_sql list, as the policy hands it out: every entry in order, its strings as
+ * written (a resource group with parentheses, an upper-case GUID), x- keys ignored. */
+static void test_azure_sql(void **state)
+{
+    (void)state;
+    char *dir = kp_test_tmpdir();
+    char *path = kp_test_write(
+        dir, "p.yaml",
+        "version: 1\n"
+        "providers:\n"
+        "  hsm: {plugin: file, path: hsm, passphrase: env:KP_P}\n"
+        "  kv-east: {plugin: azure-keyvault, vault_url: https://kv-east.vault.azure.net}\n"
+        "  kv-west: {plugin: azure-keyvault, vault_url: https://kv-west.vault.azure.net}\n"
+        "chains:\n"
+        "  tde:\n"
+        "    protector: {type: rsa, bits: 3072, origin: hsm, exportable: true}\n"
+        "    replicas: [kv-east, kv-west]\n"
+        "    azure_sql:\n"
+        "      - server: sql-east\n"
+        "        resource_group: rg-prod(eu)\n"
+        "        subscription: 0A0A0A0A-0000-4000-8000-00000000000A\n"
+        "        vault: kv-east\n"
+        "        x-note: primary\n"
+        "      - {server: sql-west, resource_group: rg.w, subscription: "
+        "00000000-0000-0000-0000-000000000000, vault: kv-west}\n"
+        "  other:\n"
+        "    protector: {type: rsa, bits: 2048, origin: hsm}\n"
+        "    replicas: [hsm]\n");
+    kp_ctx *ctx = kp_test_ctx(NULL);
+    kp_policy *pol = NULL;
+    kp_status st = kp_policy_load(ctx, path, &pol, NULL);
+    if (st != KP_OK)
+        fail_msg("%s", kp_ctx_last_error(ctx));
+    const kp_chain_policy *c = kp_policy_chain(pol, "tde");
+    assert_int_equal(c->nazure_sql, 2);
+    assert_string_equal(c->azure_sql[0].server, "sql-east");
+    assert_string_equal(c->azure_sql[0].resource_group, "rg-prod(eu)");
+    assert_string_equal(c->azure_sql[0].subscription, "0A0A0A0A-0000-4000-8000-00000000000A");
+    assert_string_equal(c->azure_sql[0].vault, "kv-east");
+    assert_string_equal(c->azure_sql[1].server, "sql-west");
+    assert_string_equal(c->azure_sql[1].vault, "kv-west");
+    assert_int_equal(kp_policy_chain(pol, "other")->nazure_sql, 0);
+    assert_null(kp_policy_chain(pol, "other")->azure_sql);
+    kp_policy_free(pol);
+    kp_ctx_free(ctx);
+    free(path);
+    kp_test_rmtree(dir);
+    free(dir);
+}
+
 /* diags joined as "L:C: msg\n" (caller frees), each one about file. */
 static char *s_diag_text(const kp_diag_list *diags, const char *file)
 {
@@ -376,8 +426,8 @@ static void test_did_you_mean(void **state)
               "exportable); did you mean 'origin'?\n"
               "6:16: chain 'c': protector lacks required key 'origin'\n"
               "7:5: chain 'c': unknown key 'replica' (expected protector, replicas, escrow, "
-              "restore_only, secret_replicas, secrets, algorithm, rotation, retention); did you "
-              "mean 'replicas'?\n"
+              "restore_only, secret_replicas, secrets, algorithm, rotation, retention, "
+              "azure_sql); did you mean 'replicas'?\n"
               "8:16: chain 'c': unknown key 'evry' in rotation (expected every, warn_before); did "
               "you mean 'every'?\n"
               "8:15: chain 'c': rotation needs 'every'\n"
@@ -481,6 +531,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_policy),
+        cmocka_unit_test(test_azure_sql),
         cmocka_unit_test(test_diagnostics),
         cmocka_unit_test(test_secret_value_not_echoed),
         cmocka_unit_test(test_paths_are_absolute_and_clean),

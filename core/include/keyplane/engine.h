@@ -234,6 +234,10 @@ KP_API const char *kp_matrix_instance(const kp_matrix *m, size_t col);
  *  too, where no cell shows it. KP_ERR_INVALID_ARG for a column outside the matrix. */
 KP_API kp_status kp_matrix_instance_status(const kp_matrix *m, size_t col, const char **detail);
 KP_API const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col);
+/** The store's own id of the copy in a cell, as the store reported it when listed (kp_key_info
+ *  backend_id: a Key Vault key id (kid) with its version, a PKCS#11 URI, a file store's version
+ *  directory); NULL when the store holds no copy there or reports no id. Borrowed from m. */
+KP_API const char *kp_matrix_backend_id(const kp_matrix *m, size_t row, size_t col);
 KP_API int kp_matrix_ok(const kp_matrix *m);
 /** Whether one cell is no gap: KP_CELL_OK, or KP_CELL_RESTORE_ONLY in a store the chain's
  *  policy lists in restore_only, or any cell of an abandoned version (KP_VSTATE_ABANDONED). 0

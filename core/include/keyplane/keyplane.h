@@ -297,6 +297,18 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *poli
                                               const kp_secret *dek, kp_envelope **out, char *used);
 
 /**
+ * The version kp_chain_wrap (replica NULL) would wrap with now, found the same way but without
+ * wrapping: the chain's active version once it has rotated, else the newest confirmed version
+ * every reachable keystore holding any version holds. *version receives it, fingerprint (if
+ * not NULL, KPK_FPR_HEX bytes) its fingerprint. Fails where kp_chain_wrap's choice would:
+ * KP_ERR_NOT_FOUND when no version qualifies, KP_ERR_INTEGRITY while the chain-state documents
+ * disagree, with the reason as the context's error text.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_wrap_version(kp_ctx *ctx, const kp_policy *policy,
+                                                      const char *chain, uint32_t *version,
+                                                      char *fingerprint);
+
+/**
  * Unwraps an envelope: tries replica (which must be one of the chain's keystores) or, when
  * NULL, each keystore of the chain in failover order (replicas, escrow, origin), failing over
  * to the next on any error and logging why. A replica whose key fingerprint differs from the

@@ -32,6 +32,16 @@ KP_API size_t kp_diag_count(const kp_diag_list *list);
 KP_API const kp_diag *kp_diag_get0(const kp_diag_list *list, size_t i);
 KP_API void kp_diag_list_free(kp_diag_list *list);
 
+/** An Azure SQL logical server whose TDE protector is a chain's protector (one entry of the
+ *  chain's azure_sql list): every string is checked by the policy validator. */
+typedef struct kp_azure_sql_server {
+    const char *server;         /**< the logical server's name (NAME.database.windows.net) */
+    const char *resource_group; /**< its resource group */
+    const char *subscription;   /**< its subscription id, a GUID */
+    const char *vault;          /**< the chain's azure-keyvault keystore instance it reads the
+                                     protector from (its own region's copy) */
+} kp_azure_sql_server;
+
 /** A chain as the policy declares it. Read-only; members are only ever appended. */
 typedef struct kp_chain_policy {
     const char *name;
@@ -53,6 +63,9 @@ typedef struct kp_chain_policy {
                                              password-protected PKCS#8 */
     size_t nsecret_replicas;
     const char *secrets; /**< secret store keeping those passwords; NULL when none */
+    const kp_azure_sql_server *azure_sql; /**< the Azure SQL servers the chain protects, in
+                                               the policy's order (azure_sql) */
+    size_t nazure_sql;
 } kp_chain_policy;
 
 /**

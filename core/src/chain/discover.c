@@ -18,6 +18,10 @@ static kp_status s_add(void *arg, const kp_key_info *info)
     h->bits = info->bits;
     h->flags = info->flags;
     h->created = info->created;
+    memcpy(h->backend_id, info->backend_id, sizeof(h->backend_id));
+    h->backend_id[sizeof(h->backend_id) - 1] = '\0';
+    memcpy(h->gap, info->gap, sizeof(h->gap));
+    h->gap[sizeof(h->gap) - 1] = '\0';
     return KP_OK;
 }
 

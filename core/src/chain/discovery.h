@@ -17,6 +17,8 @@ typedef struct kp__held {
     char fpr[KPK_FPR_HEX];
     uint32_t bits, flags;
     int64_t created;
+    char backend_id[KP_BACKEND_ID_MAX]; /* the store's own id of the version ("": none) */
+    char gap[KP_GAP_MAX]; /* the store's word that the copy would fail its purpose ("": none) */
 } kp__held;
 
 /* One store of a chain, as discovered. */

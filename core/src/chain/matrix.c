@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "chain/proof.h"
 #include "chain/secret_replica.h"
 #include "chain/state.h"
@@ -20,6 +21,7 @@ struct kp_matrix {
     char (*fprs)[KPK_FPR_HEX];
     char (*names)[KP_NAME_MAX];
     kp_cell *cells;     /* nv x ni */
+    char **ids;         /* nv x ni: the store's own id of the copy in that cell; NULL none */
     bool *restore_only; /* ni: the policy keeps that store restore-only for the chain */
     bool *unconfirmed;  /* nv: a version no store can vouch for (named in problem) */
     int64_t newest;
@@ -214,14 +216,15 @@ static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
     m->fprs = calloc(nv + 1, sizeof(*m->fprs));
     m->names = calloc(ni + 1, sizeof(*m->names));
     m->cells = calloc((nv + 1) * (ni + 1), sizeof(*m->cells));
+    m->ids = calloc((nv + 1) * (ni + 1), sizeof(*m->ids));
     m->states = calloc(nv + 1, sizeof(*m->states));
     m->created = calloc(nv + 1, sizeof(*m->created));
     m->restore_only = calloc(ni + 1, sizeof(*m->restore_only));
     m->unconfirmed = calloc(nv + 1, sizeof(*m->unconfirmed));
     m->reach = calloc(ni + 1, sizeof(*m->reach));
     m->reach_detail = calloc(ni + 1, sizeof(*m->reach_detail));
-    return m->versions && m->fprs && m->names && m->cells && m->states && m->restore_only &&
-                   m->unconfirmed && m->created && m->reach && m->reach_detail
+    return m->versions && m->fprs && m->names && m->cells && m->ids && m->states &&
+                   m->restore_only && m->unconfirmed && m->created && m->reach && m->reach_detail
                ? KP_OK
                : KP_ERR_NOMEM;
 }
@@ -275,6 +278,11 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
             const kp__held *h = t->reachable ? kp__held_find(t, versions[k]) : NULL;
             if (h != NULL && h->created > m->newest)
                 m->newest = h->created;
+            if (h != NULL && h->backend_id[0] != '\0') {
+                m->ids[k * d.n + i] = kp__strdup(h->backend_id);
+                if (m->ids[k * d.n + i] == NULL)
+                    st = KP_ERR_NOMEM;
+            }
             if (h != NULL && h->created > 0 && strcmp(h->fpr, fprs[k]) == 0 &&
                 (m->created[k] == 0 || h->created < m->created[k]))
                 m->created[k] = h->created;
@@ -305,6 +313,11 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
                 snprintf(cell->detail + len, sizeof(cell->detail) - len,
                          "; restore-only by policy (wrap and unwrap pass it over)");
             }
+            /* the store's own word that the copy would fail its purpose (kp_key_info.gap, ABI
+             * 1.2: a vault without purge protection, which Azure SQL refuses): a gap */
+            if (h != NULL && h->gap[0] != '\0' &&
+                (cell->state == KP_CELL_OK || cell->state == KP_CELL_RESTORE_ONLY))
+                s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_UNSUPPORTED, "holds the key, but %s", h->gap);
         }
         free(spki);
     }
@@ -327,6 +340,9 @@ void kp_matrix_free(kp_matrix *m)
     free(m->fprs);
     free(m->names);
     free(m->cells);
+    for (size_t i = 0; m->ids != NULL && i < m->nv * m->ni; i++)
+        free(m->ids[i]);
+    free(m->ids);
     free(m->states);
     free(m->created);
     free(m->restore_only);
@@ -373,6 +389,11 @@ kp_status kp_matrix_instance_status(const kp_matrix *m, size_t col, const char *
 const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col)
 {
     return m != NULL && row < m->nv && col < m->ni ? &m->cells[row * m->ni + col] : NULL;
+}
+
+const char *kp_matrix_backend_id(const kp_matrix *m, size_t row, size_t col)
+{
+    return m != NULL && row < m->nv && col < m->ni ? m->ids[row * m->ni + col] : NULL;
 }
 
 const char *kp_matrix_problem(const kp_matrix *m)

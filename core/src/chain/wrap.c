@@ -1,6 +1,8 @@
 /*
- * Wrapping a DEK with a chain's protector and unwrapping it with failover across replicas.
+ * Wrapping a DEK with a chain's protector and unwrapping it with failover across replicas, and
+ * the version a wrap uses, for those who must name it elsewhere (an Azure SQL server's key).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,6 +262,27 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
             kp__log(ctx, KP_LOG_WARN, "wrap with %s failed (%s); trying %s", holders[i],
                     kp_ctx_last_error(ctx), holders[i + 1]);
     }
+    return st;
+}
+
+kp_status kp_chain_wrap_version(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                                uint32_t *version, char *fingerprint)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version != NULL,
+              KP_ERR_INVALID_ARG);
+    *version = 0;
+    const kp_chain_policy *c = NULL;
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    kp__discovery *d = malloc(sizeof(*d));
+    KP_ENSURE(d != NULL, KP_ERR_NOMEM);
+    const char *fpr = NULL;
+    kp_status st = kp__discover(ctx, policy, c, d);
+    if (st == KP_OK)
+        st = s_wrap_version(ctx, d, version, &fpr);
+    if (st == KP_OK && fingerprint != NULL)
+        snprintf(fingerprint, KPK_FPR_HEX, "%s", fpr);
+    kp__discovery_clear(d);
+    free(d);
     return st;
 }
 

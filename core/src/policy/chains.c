@@ -2,7 +2,8 @@
  * The 'chains' section of a policy: each chain's protector, where its copies live (replicas,
  * escrow, secret replicas and their secret store, which of them are kept for restores only),
  * its algorithm, rotation and retention, and the rules between them (a copy anywhere but the
- * origin needs an exportable protector; a restore-only store is a replica or escrow).
+ * origin needs an exportable protector; a restore-only store is a replica or escrow). The
+ * Azure SQL servers a chain protects are read by azure_sql.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,41 +15,16 @@
 
 static const char *const s_chain_keys[] = {
     "protector", "replicas",  "escrow",   "restore_only", "secret_replicas",
-    "secrets",   "algorithm", "rotation", "retention",
+    "secrets",   "algorithm", "rotation", "retention",    "azure_sql",
 };
 static const char *const s_protector_keys[] = {"type", "bits", "origin", "exportable"};
 static const char *const s_rotation_keys[] = {"every", "warn_before"};
 #define S_N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Resolves an instance reference and checks it offers one of caps. A reference to an instance
- * the policy declares but could not read is left alone: that instance has its own error. */
 static bool s_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *role,
                   uint32_t caps, const char *capname)
 {
-    const char *v = kp__yscalar(n);
-    if (v == NULL) {
-        kp__pdiag(P, n, "chain '%s': %s must be an instance name", chain, role);
-        return false;
-    }
-    const kp_pol_instance *in = kp__policy_instance(P->pol, v);
-    if (in == NULL && kp__policy_unusable(P, v))
-        return false;
-    if (in == NULL) {
-        const char *names[KP__YMAP_MAX];
-        size_t nnames = 0;
-        for (size_t i = 0; !kp__diag_full(P->diags) && i < P->pol->ninstances; i++)
-            names[nnames++] = P->pol->instances[i].name;
-        char hint[96];
-        kp__pdiag(P, n, "chain '%s': %s '%.64s' is not a provider instance of this policy%s", chain,
-                  role, v, kp__diag_hint(P->diags, hint, sizeof(hint), v, names, nnames));
-        return false;
-    }
-    if ((in->described.capabilities & caps) == 0) {
-        kp__pdiag(P, n, "chain '%s': %s '%s' (plugin %s) is not a %s", chain, role, v,
-                  in->plugin_name, capname);
-        return false;
-    }
-    return true;
+    return kp__chain_ref(P, chain, n, role, caps, capname) != NULL;
 }
 
 static char **s_parse_refs(kp_pol_parser *P, const char *chain, yaml_node_t *seq, const char *role,
@@ -294,7 +270,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     if (c->name == NULL)
         return;
     bool have_protector = false, have_replicas = false;
-    yaml_node_t *restore_only = NULL, *secret_seq = NULL;
+    yaml_node_t *restore_only = NULL, *secret_seq = NULL, *azure_sql = NULL;
     for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
         yaml_node_t *k = kp__ynode(P, p->key), *v = kp__ynode(P, p->value);
         const char *key = kp__yscalar(k);
@@ -334,13 +310,15 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
             s_parse_rotation(P, c, v);
         } else if (strcmp(key, "retention") == 0) {
             (void)s_duration(P, name, v, "retention", &c->pub.retention);
+        } else if (strcmp(key, "azure_sql") == 0) {
+            azure_sql = v; /* read once the chain's keystores are known */
         } else {
             char hint[96];
             kp__pdiag(
                 P, k,
                 "chain '%s': unknown key '%.64s' (expected protector, replicas, "
                 "escrow, restore_only, secret_replicas, secrets, algorithm, rotation, "
-                "retention)%s",
+                "retention, azure_sql)%s",
                 name, key,
                 kp__diag_hint(P->diags, hint, sizeof(hint), key, s_chain_keys, S_N(s_chain_keys)));
         }
@@ -349,6 +327,8 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         s_check_refs(P, c, restore_only, true);
     if (secret_seq != NULL)
         s_check_refs(P, c, secret_seq, false);
+    if (azure_sql != NULL)
+        kp__policy_parse_azure_sql(P, c, azure_sql);
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
     size_t nstores = s_count_stores(c);
@@ -402,4 +382,5 @@ void kp__policy_parse_chains(kp_pol_parser *P, yaml_node_t *map)
         return;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++)
         s_parse_chain(P, kp__ynode(P, p->key), kp__ynode(P, p->value));
+    kp__policy_check_azure_sql(P);
 }

@@ -41,6 +41,14 @@ void kp_policy_free(kp_policy *pol)
         s_strv_free(c->secret_replicas, c->pub.nsecret_replicas);
         s_strv_free(c->restore_only, c->nrestore_only);
         free(c->secrets);
+        for (size_t j = 0; c->azure_sql != NULL && j < c->pub.nazure_sql; j++) {
+            free(c->azure_sql[j].server);
+            free(c->azure_sql[j].resource_group);
+            free(c->azure_sql[j].subscription);
+            free(c->azure_sql[j].vault);
+        }
+        free(c->azure_sql);
+        free(c->azure_view);
     }
     free(pol->chains);
     free(pol->path);

@@ -11,6 +11,13 @@
  * times); without memory for it, kp__policy_instance looks through them in order. */
 void kp__policy_index(kp_policy *pol);
 
+/* One azure_sql entry: the public view, the strings it points to, and where it was written
+ * (for the message about a server listed twice). */
+typedef struct kp__azure_sql {
+    char *server, *resource_group, *subscription, *vault;
+    unsigned line, column; /* of the server's name */
+} kp__azure_sql;
+
 typedef struct kp_pol_chain {
     kp_chain_policy pub;
     char *name;
@@ -21,6 +28,8 @@ typedef struct kp_pol_chain {
     char *secrets;
     char **restore_only; /* replicas and escrow kept as restore sources only (restore_only) */
     size_t nrestore_only;
+    kp__azure_sql *azure_sql;        /* azure_sql: owns the strings of pub.azure_sql */
+    kp_azure_sql_server *azure_view; /* pub.azure_sql */
 } kp_pol_chain;
 
 struct kp_policy {

@@ -62,6 +62,19 @@ void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_
 
 /* chains.c: the 'chains' section */
 void kp__policy_parse_chains(kp_pol_parser *P, yaml_node_t *map);
+/* refs.c: the instance reference n (role: how the chain names it, "origin") resolved and checked to
+ * offer one of caps (a capname); NULL with the reason reported, or silently for an instance the
+ * policy declares but could not read (that one has its own error). */
+const kp_pol_instance *kp__chain_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n,
+                                     const char *role, uint32_t caps, const char *capname);
+
+/* azure_sql.c: a chain's 'azure_sql' list (seq), once every other key of the chain is read:
+ * the Azure SQL servers whose TDE protector the chain is, each reading it from one of the
+ * chain's azure-keyvault keystores; a server is listed once in the whole policy. */
+void kp__policy_parse_azure_sql(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *seq);
+/* Once every chain is read: each server listed once in the whole policy (a server has one TDE
+ * protector), a second entry for one an error at that entry. */
+void kp__policy_check_azure_sql(kp_pol_parser *P);
 
 /* domain.c: asks the plugin what an instance will be (in->described) from its params,
  * and whether every store holding a chain's protector can hold it; diagnostics at node. */

@@ -1,5 +1,6 @@
 /*
- * keyplane provider ABI 1.1: ABI 1.0, frozen, and KP_FN_INSTANCE_INIT, which 1.1 added.
+ * keyplane provider ABI 1.2: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added, and
+ * kp_key_info.gap, which 1.2 appended.
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
  * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
@@ -57,7 +58,7 @@ extern "C" {
 /** ABI version of these headers. A plugin built for another major is refused; a plugin that
  *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
-#define KP_ABI_MINOR 1
+#define KP_ABI_MINOR 2
 
 /** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
@@ -413,6 +414,7 @@ static inline const kp_param *kp_param_find(const kp_param *params, const char *
 #define KP_NAME_MAX 128 /**< key and secret names, including the NUL */
 #define KPK_FPR_HEX 65  /**< SHA-256 hex fingerprint (64 lower-case hex digits), with the NUL */
 #define KP_BACKEND_ID_MAX 256
+#define KP_GAP_MAX 256 /**< kp_key_info.gap, NUL included */
 
 typedef enum kp_key_type { KP_KEY_RSA = 1, KP_KEY_AES = 2 } kp_key_type;
 
@@ -495,6 +497,11 @@ typedef struct kp_key_info {
     char fingerprint[KPK_FPR_HEX]; /**< lower-case hex SHA-256 of the SPKI DER (RSA) */
     char backend_id[KP_BACKEND_ID_MAX]; /**< the store's own id (Key Vault kid, KMS key ARN,
                                              PKCS#11 CKA_ID, a path) */
+    char gap[KP_GAP_MAX]; /**< since 1.2: "" or one line saying why this copy, though it holds
+                               the key, would fail its purpose in a disaster by the store's own
+                               rules, and the fix (a Key Vault without purge protection, which
+                               Azure SQL requires of a TDE protector's vault). verify counts it
+                               as a gap. A 1.0/1.1 plugin leaves it empty. */
 } kp_key_info;
 
 /** Writes src (a full info of this header's size) into the caller's dst, as far as dst's

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include <keyplane/kit/codec.h>
@@ -18,6 +19,29 @@ void kpk_hex_encode(const uint8_t *in, size_t inlen, char *out)
         out[2 * i + 1] = digits[in[i] & 0xf];
     }
     out[2 * inlen] = '\0';
+}
+
+bool kpk_uuid4(char out[37])
+{
+    uint8_t r[16];
+    bool ok = RAND_bytes(r, sizeof(r)) == 1;
+    if (!ok)
+        memset(r, 0, sizeof(r));
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* the RFC's variant */
+    char hex[33];
+    kpk_hex_encode(r, sizeof(r), hex);
+    memcpy(out, hex, 8);
+    out[8] = '-';
+    memcpy(out + 9, hex + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, hex + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, hex + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, hex + 20, 12);
+    out[36] = '\0';
+    return ok;
 }
 
 static int s_nibble(char c)

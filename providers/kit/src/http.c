@@ -488,6 +488,8 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, int64_t end, const char *o
         if (rc == CURLE_OK && !h->rx.too_large && !h->rx.oom) {
             long status = 0;
             curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+            if (status == 429)
+                resp->throttled++;
             long wait = more && kpk__http_status_retryable(status, unsafe)
                             ? s_wait_for_status(h, status, attempt - 1)
                             : -1;

@@ -9,5 +9,7 @@ tests/emulators/common. README.md describes the behaviour and where each fact co
     keys_lifecycle.py the keys API's listings (paging), soft delete, recover, purge, backup, restore
     keys_model.py     validation of the keys API's request models, RSA paddings
     keys_import.py    key material from an imported JWK or a BYOK transfer file
+    permissions.py    access policies: each identity's key permissions, the 403 without one
+    limits.py         the vault's transaction limits (opt-in), weighted by key type; the 429
     vaultctl.py       the ctl script (common/emuctl.py) for shell scripts and C tests
 """

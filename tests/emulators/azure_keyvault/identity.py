@@ -20,6 +20,22 @@ IMDS_API_VERSIONS = ("2018-02-01", "2019-03-11", "2019-08-01", "2019-11-01",
                      "2020-06-01", "2021-02-01", "2021-12-13", "2023-07-01")
 
 
+def default_oid(client_id):
+    """The object id of a service principal: derived from its client id, stable across runs."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, client_id))
+
+
+class Challenge(KVError):
+    """The 401 of a request without a bearer token: the WWW-Authenticate header and an empty
+    body, no Content-Type (as the vault answered in 2018 and Managed HSM answers; later vaults
+    send a JSON body that clients must not need)."""
+
+    content_type = None
+
+    def body(self):
+        return None
+
+
 class TokenStore:
     """Issued bearer tokens: random JWT-shaped strings, valid for lifetime seconds."""
 
@@ -29,15 +45,16 @@ class TokenStore:
         self.lock = threading.Lock()
         self.tokens = read_json(self.path, {})   # token -> {exp, client_id, tenant}
 
-    def issue(self, client_id, tenant, lifetime=None):
-        """(token, lifetime, issued-at) of a new token for client_id."""
+    def issue(self, client_id, tenant, lifetime=None, oid=None):
+        """(token, lifetime, issued-at) of a new token for client_id (object id oid, by default
+        one derived from client_id)."""
         lifetime = self.lifetime if lifetime is None else lifetime
+        oid = oid or default_oid(client_id)
         iat = now()
         header = {"typ": "JWT", "alg": "RS256", "kid": "akv-emulator"}
         claims = {"aud": VAULT_RESOURCE, "iss": "https://sts.windows.net/%s/" % tenant,
                   "iat": iat, "nbf": iat, "exp": iat + lifetime, "appid": client_id,
-                  "tid": tenant, "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, client_id)),
-                  "jti": uuid.uuid4().hex, "ver": "1.0"}
+                  "tid": tenant, "oid": oid, "jti": uuid.uuid4().hex, "ver": "1.0"}
         token = ".".join([b64url(json.dumps(header).encode()),
                           b64url(json.dumps(claims).encode()),
                           b64url(os.urandom(64))])
@@ -45,19 +62,22 @@ class TokenStore:
             t = time.time()
             self.tokens = {k: v for k, v in self.tokens.items() if v["exp"] > t}
             self.tokens[token] = {"exp": t + lifetime, "client_id": client_id,
-                                  "tenant": tenant}
+                                  "tenant": tenant, "oid": oid}
             atomic_write_json(self.path, self.tokens)
         return token, lifetime, iat
 
     def check(self, token):
-        """None if token is valid, else the reason ("unknown" or "expired")."""
+        """(None, identity) if token is valid, else (the reason, None): "unknown" or
+        "expired". The identity is {"appid", "oid", "tenant"} of the token's holder."""
         with self.lock:
             info = self.tokens.get(token)
         if info is None:
-            return "unknown"
+            return "unknown", None
         if info["exp"] <= time.time():
-            return "expired"
-        return None
+            return "expired", None
+        cid = info["client_id"]
+        return None, {"appid": cid, "oid": info.get("oid") or default_oid(cid),
+                      "tenant": info.get("tenant")}
 
     def revoke(self, token=None):
         """Revokes token, or every token when it is None."""
@@ -119,22 +139,24 @@ class Identity:
         return 'Bearer authorization="%s/%s", resource="%s"' % (v.base_url, v.opts.tenant, VAULT_RESOURCE)
 
     def authenticate(self, req):
-        """Raises the 401 challenge unless req carries a valid bearer token."""
+        """The identity ({"appid", "oid", "tenant"}) of req's bearer token; raises the 401
+        challenge unless req carries a valid one."""
         auth = req.headers.get("Authorization")
         hdr = {"WWW-Authenticate": self.challenge_header()}
         missing_token = "AKV10000: Request is missing a Bearer or PoP token."
         if not auth:
-            raise KVError(401, "Unauthorized", missing_token, headers=hdr)
+            raise Challenge(401, "Unauthorized", missing_token, headers=hdr)
         parts = auth.split(None, 1)
         if len(parts) != 2 or parts[0].lower() != "bearer":
-            raise KVError(401, "Unauthorized", missing_token, headers=hdr)
-        why = self.vault.tokens.check(parts[1].strip())
+            raise Challenge(401, "Unauthorized", missing_token, headers=hdr)
+        why, ident = self.vault.tokens.check(parts[1].strip())
         if why == "expired":
             raise KVError(401, "Unauthorized",
                           "AKV10032: Token expired. Obtain a new access token and retry.", headers=hdr)
         if why:
             raise KVError(401, "Unauthorized",
                           "AKV10022: Invalid token: the token was not issued for this vault.", headers=hdr)
+        return ident
 
     def route(self, req):
         """The tenant's endpoints: /TENANT/v2.0/.well-known/openid-configuration and the token
@@ -241,7 +263,7 @@ class Identity:
         for k, want in ident.items():
             if k in q and q[k] != want:
                 return imds_error("invalid_request", "Identity not found")
-        token, life, iat = self.vault.tokens.issue(o.mi_client_id, o.tenant)
+        token, life, iat = self.vault.tokens.issue(o.mi_client_id, o.tenant, oid=o.mi_object_id)
         return 200, {"access_token": token, "refresh_token": "",
                      "expires_in": str(life), "expires_on": str(iat + life),
                      "ext_expires_in": str(life), "not_before": str(iat),

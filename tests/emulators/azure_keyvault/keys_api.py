@@ -1,6 +1,7 @@
 """The Key Vault keys API (/keys and /deletedkeys, behind the 401 challenge): the api-version
-check, routing, the operation names faults use, and the operations on one key: create, import
-(plain JWK or BYOK), get, update and the RSA crypto operations. Listings, soft delete and
+check, the caller's access policy (permissions.py) and the vault's limits (limits.py), routing,
+the operation names faults use, and the operations on one key: create, import (plain JWK or
+BYOK), get, update and the RSA crypto operations. Listings, soft delete and
 backup/restore are in keys_lifecycle.py.
 """
 
@@ -19,6 +20,8 @@ from .keys_lifecycle import KeyLifecycle
 from .keys_model import (DEFAULT_RSA_OPS, RSA_ALGS, RSA_SIZES, check_kek_ops, check_name,
                          check_release_policy, check_rsa_size, check_rsa_type, check_validity,
                          max_plaintext, parse_attributes, parse_key_ops, parse_tags, rsa_padding)
+from .limits import create_class, key_class
+from .permissions import access_denied, permission_of
 
 # 7.0..7.6 (and the 7.x previews the SDKs use, e.g. 7.4-preview.1, the
 # default of Debian's azure-keyvault-keys 4.8.0b3) and 2025-07-01.
@@ -29,6 +32,9 @@ CRYPTO_OPS = {"wrapkey": "wrapKey", "unwrapkey": "unwrapKey",
               "encrypt": "encrypt", "decrypt": "decrypt",
               "sign": "sign", "verify": "verify"}
 UNSUPPORTED_SUBRESOURCES = ("rotate", "rotationpolicy", "release")
+# the 429 of the limits; the reason as a real throttled answer of Key Vault words it
+THROTTLED_MSG = ("Request was not processed because too many requests were received."
+                 " Reason: VaultRequestTypeLimitReached")
 
 
 def op_name(method, segs):
@@ -113,12 +119,19 @@ class KeysApi:
                       " supported version (%s)." % (v, LATEST_API))
         return v
 
-    def route(self, req):
-        """(status, payload) of an authenticated /keys or /deletedkeys request."""
+    def route(self, req, ident):
+        """(status, payload) of a /keys or /deletedkeys request authenticated as identity ident
+        ({"appid", "oid", "tenant"}): the identity's permission for the operation is checked
+        before anything else looks at a key, then the vault's limits (when on) admit it."""
         api = self.api_version(req)
         segs = req.segs
+        op = op_name(req.method, segs)
+        perm = permission_of(op)
+        if perm is not None and not self.vault.policies.allows(ident["appid"], perm):
+            raise self.forbidden(ident, perm, fault=False)
+        self.throttle(req, op)
         if segs[0].lower() == "keys":
-            answer = self.route_keys(req, segs[1:], api)
+            answer = self.route_keys(req, segs[1:], api, ident)
         else:
             answer = self.route_deleted(req, segs[1:], api)
         if answer is not None:
@@ -128,7 +141,7 @@ class KeysApi:
                       else "MethodNotAllowed",
                       "The requested operation %s %s is not supported." % (method, req.path))
 
-    def route_keys(self, req, rest, api):
+    def route_keys(self, req, rest, api, ident):
         """The answer to /keys/REST..., or None for an unknown operation."""
         method, lc = req.method, self.lifecycle
 
@@ -167,12 +180,12 @@ class KeysApi:
             if method == "PATCH":
                 return self.update_key(name, sub, body(), api)
             if method == "POST" and lsub in CRYPTO_OPS:
-                return self.crypto(name, "", CRYPTO_OPS[lsub], body())
+                return self.crypto(name, "", CRYPTO_OPS[lsub], body(), ident)
         elif len(rest) == 3 and method == "POST":
             name, version, op = rest
             check_name(name)
             if op.lower() in CRYPTO_OPS:
-                return self.crypto(name, version, CRYPTO_OPS[op.lower()], body())
+                return self.crypto(name, version, CRYPTO_OPS[op.lower()], body(), ident)
         return None
 
     def route_deleted(self, req, rest, api):
@@ -285,18 +298,53 @@ class KeysApi:
             s.save(rec)
             return 200, self.bundle(rec, ver, api)
 
-    def forbidden(self, op):
-        """The 403 an access policy without permission op gives (the forbidden_ops fault)."""
-        oid = "00000000-0000-0000-0000-000000000000"
-        text = self.vault.faults.forbidden_message()
-        if text is not None:  # a test's own wording (e.g. a long identity before the permission)
-            return KVError(403, "Forbidden", text.replace("{op}", op.lower()), "AccessDenied")
-        return KVError(403, "Forbidden",
-                       "The user, group or application 'appid=%s;oid=%s;iss=https://sts.windows.net/%s/'"
-                       " does not have keys %s permission on key vault '%s'. For help resolving this"
-                       " issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
-                       % ("client", oid, self.vault.opts.tenant, op.lower(), self.vault.base_url),
-                       "AccessDenied")
+    def forbidden(self, ident, perm, fault=True):
+        """The 403 an access policy without permission perm gives identity ident: an access
+        policy's (fault False), or the forbidden_ops fault's, whose text forbidden_message
+        replaces when set."""
+        o = self.vault.opts
+        text = self.vault.faults.forbidden_message() if fault else None
+        return access_denied(ident, perm, o.vault_name, o.region, text)
+
+    def throttle(self, req, op):
+        """Raises the 429 of the vault's limits when they do not admit req (operation op)."""
+        lim = self.vault.limits
+        if not lim.enabled:
+            return
+        wait = lim.admit(self.limit_class(req, op))
+        if wait is not None:
+            self.vault.limits_429()
+            raise KVError(429, "Throttled", THROTTLED_MSG, headers={"Retry-After": str(wait)})
+
+    def limit_class(self, req, op):
+        """The limits' class of req: a create or import by the key type it asks for, another
+        operation on an existing key by that key's type and size, anything else "vault"."""
+        if op in ("create", "import"):
+            try:
+                body = json.loads(req.body.decode("utf-8")) if req.body else {}
+            except (UnicodeDecodeError, ValueError):
+                body = {}
+            if not isinstance(body, dict):
+                body = {}
+            if op == "create":
+                return create_class(body.get("kty") == "RSA-HSM")
+            jwk = body.get("key") if isinstance(body.get("key"), dict) else {}
+            return create_class(jwk.get("kty") == "RSA-HSM" or jwk.get("key_hsm") is not None
+                                or body.get("Hsm") is True or body.get("hsm") is True)
+        rest = [x for x in req.segs[1:] if x != ""]
+        if not rest or rest[0].lower() == "restore" or op is None:
+            return "vault"
+        s = self.store
+        with s.lock:
+            rec = s.records.get(rest[0].lower())
+            if rec is None:
+                return "vault"
+            ver = None
+            if req.segs[0].lower() == "keys" and len(req.segs) >= 3:
+                ver = rec["versions"].get(req.segs[2].lower())
+            if ver is None:
+                ver = s.latest(rec)
+            return key_class(ver["kty"], ver.get("key_size"))
 
     def usable_version(self, name, version, op):
         """(version, key id, private key) of the version op is carried out with; 403 when the
@@ -321,9 +369,9 @@ class KeysApi:
                               "KeyOperationForbidden")
             return ver, kid(self.vault.base_url, rec["name"], ver["version"]), s.private_key(rec, ver)
 
-    def crypto(self, name, version, op, body):
+    def crypto(self, name, version, op, body, ident):
         if self.vault.faults.forbidden(op):
-            raise self.forbidden(op)
+            raise self.forbidden(ident, op)
         if op in ("sign", "verify"):
             raise bad("The operation '%s' is not supported by this emulator." % op)
         alg, value = body.get("alg"), body.get("value")

@@ -20,7 +20,15 @@ def kid(base_url, name, version=None):
     return k + "/" + version if version else k
 
 
-def attributes(ver, api, recoverable_days):
+def recovery_level(days, purge_protection):
+    """attributes.recoveryLevel of the vault's keys: soft delete is always on (as on every vault
+    made since 2020); purge protection drops "+Purgeable"; a retention other than 90 days is
+    "Customized"."""
+    level = "Recoverable" if days == 90 else "CustomizedRecoverable"
+    return level if purge_protection else level + "+Purgeable"
+
+
+def attributes(ver, api, recoverable_days, purge_protection=False):
     a = ver["attributes"]
     out = {"enabled": a.get("enabled", True)}
     pk = ver.get("key_size")
@@ -32,7 +40,7 @@ def attributes(ver, api, recoverable_days):
     out["created"] = a["created"]
     out["updated"] = a["updated"]
     days = recoverable_days
-    out["recoveryLevel"] = "Recoverable+Purgeable" if days == 90 else "CustomizedRecoverable+Purgeable"
+    out["recoveryLevel"] = recovery_level(days, purge_protection)
     if api_at_least(api, 1):
         out["recoverableDays"] = days
     if api_at_least(api, 3):
@@ -49,7 +57,8 @@ def bundle(store, base_url, rec, ver, api):
            "key_ops": list(ver["key_ops"]), "n": int_to_b64(nums.n), "e": int_to_b64(nums.e)}
     for k, val in (ver.get("extra") or {}).items():
         key.setdefault(k, val)
-    out = {"key": key, "attributes": attributes(ver, api, store.recoverable_days)}
+    out = {"key": key,
+           "attributes": attributes(ver, api, store.recoverable_days, store.purge_protection)}
     if ver.get("tags"):
         out["tags"] = ver["tags"]
     if ver.get("release_policy") is not None:

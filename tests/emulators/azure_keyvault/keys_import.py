@@ -102,6 +102,32 @@ def kek_private_key(store, is_this_vault, kek_kid):
         return store.private_key(rec, kver)
 
 
+def der_sequence_length(data):
+    """The encoded length (tag, length and contents) of the DER SEQUENCE data starts with, or
+    None when data does not start with one: tag 0x30, a definite length in the short form
+    (< 0x80) or the minimal long form (0x81..0x84 and that many length bytes, no leading zero,
+    at least 0x80), never the indefinite form (0x80), and the contents within data. Parsed here
+    rather than left to python-cryptography, whose tolerance of trailing bytes changed with
+    its versions."""
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    first = data[1]
+    if first < 0x80:
+        length, head = first, 2
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or len(data) < 2 + n:     # 0x80: indefinite length
+            return None
+        lb = data[2:2 + n]
+        if lb[0] == 0:                               # not the minimal encoding
+            return None
+        length, head = int.from_bytes(lb, "big"), 2 + n
+        if length < 0x80:                            # the short form was required
+            return None
+    total = head + length
+    return total if total <= len(data) else None
+
+
 def byok_unwrap(store, is_this_vault, key_hsm):
     """The RSA private key in the BYOK transfer file key_hsm (see kek_private_key)."""
     kek_kid, enc, ct = parse_transfer_file(key_hsm)
@@ -120,6 +146,15 @@ def byok_unwrap(store, is_this_vault, key_hsm):
         pkcs8 = aes_key_unwrap_with_padding(aes_key, ct[mlen:])
     except (InvalidUnwrap, ValueError):
         raise bad("Failed to unwrap the BYOK key material (AES key wrap with padding).")
+    # the unwrapped plaintext must be exactly one DER SEQUENCE: nothing after it, not even the
+    # zero padding a non-RFC-5649 wrap (e.g. SoftHSM 2.6.1's) leaves inside the data
+    total = der_sequence_length(pkcs8)
+    if total is None:
+        raise bad("The BYOK key material is not a DER-encoded PKCS#8 private key.")
+    if total != len(pkcs8):
+        raise bad("The BYOK key material has %d bytes after its PKCS#8 private key"
+                  " (the AES key wrap with padding must carry exactly the key, RFC 5649)."
+                  % (len(pkcs8) - total))
     try:
         pkey = serialization.load_der_private_key(pkcs8, password=None)
     except (ValueError, TypeError):

@@ -67,7 +67,8 @@ class KeyLifecycle:
 
     def list_item(self, rec, vid, ver, api):
         item = {"kid": kid(self.vault.base_url, rec["name"], vid),
-                "attributes": attributes(ver, api, self.store.recoverable_days)}
+                "attributes": attributes(ver, api, self.store.recoverable_days,
+                                         self.store.purge_protection)}
         if ver.get("tags"):
             item["tags"] = ver["tags"]
         return item
@@ -88,9 +89,13 @@ class KeyLifecycle:
         return self.paged(req, "/deletedkeys" if deleted else "/keys", items, api)
 
     def list_versions(self, req, name, api):
+        """The versions of key name; a name without a live key has none: the service answers
+        200 with an empty page ({"value":[],"nextLink":null}), not 404."""
         s = self.store
         with s.lock:
-            rec = s.live(name)
+            rec = s.get_rec(name)
+            if rec is None or rec.get("deleted"):
+                return 200, {"value": [], "nextLink": None}
             items = [self.list_item(rec, vid, rec["versions"][vid], api)
                      for vid in sorted(rec["versions"])]
         return self.paged(req, "/keys/%s/versions" % rec["name"], items, api)
@@ -127,7 +132,14 @@ class KeyLifecycle:
 
     def purge(self, name):
         with self.store.lock:
-            self.store.drop(self.deleted_rec(name))
+            rec = self.deleted_rec(name)
+            if self.store.purge_protection:
+                # modelled on the service's refusal; its exact wording is not recorded
+                raise KVError(403, "Forbidden", "Operation \"purge\" is not allowed because "
+                              "purge protection is enabled for this vault. Key Vault service "
+                              "will automatically purge it after the retention period has "
+                              "passed.", "PurgeProtectionEnabled")
+            self.store.drop(rec)
         return 204, None
 
     # ---- backup / restore ----

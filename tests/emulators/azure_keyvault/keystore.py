@@ -27,6 +27,7 @@ class KeyStore:
         self.records = {}        # lower name -> record
         self.key_cache = {}      # (lower name, version) -> private key object
         self.recoverable_days = opts.recoverable_days
+        self.purge_protection = opts.purge_protection
         self.page_size = opts.page_size
         self.empty_pages = opts.empty_pages
         self.delete_delay = opts.delete_delay

@@ -23,6 +23,7 @@ import tempfile
 import time
 import unittest
 import urllib.parse
+import uuid
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -33,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import emuctl  # noqa: E402
 from common.pki import ensure_pki  # noqa: E402
 
+from azure_keyvault.keys_import import der_sequence_length  # noqa: E402
 from azure_keyvault.vaultctl import SPEC, vault_args  # noqa: E402
 
 try:
@@ -148,12 +150,19 @@ def local_rsa_wrap(n_b64, e_b64, alg, data):
     return pub.encrypt(data, OAEP[alg])
 
 
-def make_byok(kek_kid, kek_n, target_key, enc_b64=b64url, ciphertext_b64=b64url):
-    """Build a .byok transfer file (Key Vault BYOK specification)."""
+def pkcs8_der(key):
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_byok(kek_kid, kek_n, target_key, enc_b64=b64url, ciphertext_b64=b64url, plaintext=None):
+    """Build a .byok transfer file (Key Vault BYOK specification); plaintext(pkcs8) gives the
+    bytes the AES key wrap with padding carries (default: the PKCS#8 key itself)."""
     kek_pub = rsa.RSAPublicNumbers(65537, int.from_bytes(kek_n, "big")).public_key()
     aes = os.urandom(32)
-    pkcs8 = target_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
+    pkcs8 = pkcs8_der(target_key)
+    if plaintext is not None:
+        pkcs8 = plaintext(pkcs8)
     ct = kek_pub.encrypt(aes, padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)) \
         + aes_key_wrap_with_padding(aes, pkcs8)
     return json.dumps({"schema_version": "1.0.0",
@@ -219,7 +228,8 @@ class Base(unittest.TestCase):
 
     def setUp(self):
         self.control("PUT", "faults", {})
-        self.control("POST", "config", {"token_lifetime": 3599, "delete_delay": 0, "challenge": None})
+        self.control("POST", "config", {"token_lifetime": 3599, "delete_delay": 0, "challenge": None,
+                                        "limits": False})
 
 
 class AuthTest(Base):
@@ -233,8 +243,10 @@ class AuthTest(Base):
         self.assertEqual(resp.getheader("WWW-Authenticate"),
                          'Bearer authorization="%s/%s", resource="https://vault.azure.net"'
                          % (self.emu.url, TENANT))
-        self.assertEqual(js["error"]["code"], "Unauthorized")
-        self.assertIn("application/json", resp.getheader("Content-Type"))
+        # an empty body, as the 2018 vault and Managed HSM answer (01-challenge.json)
+        self.assertEqual((resp.raw_body, js), (b"", None))
+        self.assertEqual(resp.getheader("Content-Length"), "0")
+        self.assertIsNone(resp.getheader("Content-Type"))
         # the connection stays usable after a 401 (keep-alive)
         st, _, _ = r.request("GET", "/keys?api-version=" + API, headers={"Authorization": "Basic eDp5"})
         self.assertEqual(st, 401)
@@ -874,6 +886,396 @@ class FaultsTest(Base):
                         {"corrupt": "truncated", "corrupt_count": -1}):
             st, js = self.emu.control.call("PUT", "faults", bad_cfg)
             self.assertEqual(st, 400, bad_cfg)
+
+
+def token_for(raw, client_id, secret):
+    """A bearer token of client_id from the emulator raw talks to."""
+    body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client_id,
+                                   "client_secret": secret,
+                                   "scope": "https://vault.azure.net/.default"})
+    st, _, js = raw.request("POST", "/%s/oauth2/v2.0/token" % TENANT, body, form=True)
+    assert st == 200, js
+    return js["access_token"]
+
+
+class ByokStrictTest(Base):
+    """BYOK key material is exactly one DER SEQUENCE, whatever python-cryptography tolerates:
+    the zero padding of a non-RFC-5649 wrap (SoftHSM 2.6.1's), junk or a cut key are refused;
+    key_hsm and the transfer file's ciphertext may be unpadded base64url."""
+
+    extra_args = []
+
+    def test_der_sequence_length(self):
+        f = der_sequence_length
+        self.assertEqual(f(b"\x30\x03abc"), 5)                          # short form
+        self.assertEqual(f(b"\x30\x03abc\x00"), 5)                      # (the caller compares)
+        body = b"x" * 300
+        self.assertEqual(f(b"\x30\x82\x01\x2c" + body), 304)           # long form
+        self.assertEqual(f(b"\x30\x81\x80" + b"x" * 128), 131)
+        for bad in (b"", b"\x30", b"\x31\x01a", b"\x30\x80abc\x00\x00",   # indefinite
+                    b"\x30\x81\x05abcde", b"\x30\x82\x00\x85" + b"x" * 133,  # not minimal
+                    b"\x30\x85\x00\x00\x00\x00\x01a", b"\x30\x04abc",         # too long
+                    b"\x30\x82\x01"):
+            self.assertIsNone(f(bad), bad[:8])
+
+    def kek(self, name, size=2048):
+        return self.client.create_rsa_key(name, size=size, hardware_protected=True,
+                                          key_operations=["import"])
+
+    @staticmethod
+    def softhsm_sized_key():
+        """An RSA-2048 key whose PKCS#8 encoding is one byte over a multiple of 8: SoftHSM
+        2.6.1 zero-pads it to the next multiple (7 bytes) and wraps that length as the data's."""
+        for _ in range(200):
+            k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if len(pkcs8_der(k)) % 8 == 1:
+                return k
+        raise unittest.SkipTest("no RSA-2048 key with a PKCS#8 of 8n+1 bytes in 200 tries")
+
+    def test_byok_trailing_bytes_or_cut_key_refused_exact_imported(self):
+        c = self.client
+        kek = self.kek("strict-kek")
+        target = self.softhsm_sized_key()
+        der = pkcs8_der(target)
+        softhsm = make_byok(kek.id, kek.key.n, target, plaintext=lambda p: p + b"\0" * 7)
+        self.assertEqual((len(der) + 7) % 8, 0)          # padded to a multiple of 8: no RFC 5649 pad
+        # through the SDK, as a client sends it: refused with a 400
+        with self.assertRaises(HttpResponseError) as cm:
+            c.import_key("strict-target", JsonWebKey(kty="RSA-HSM", key_ops=["wrapKey", "unwrapKey"],
+                                                     t=softhsm))
+        self.assertEqual(cm.exception.status_code, 400)
+        self.assertIn("7 bytes after its PKCS#8 private key", cm.exception.message)
+        r = self.raw()
+        tok = r.token()
+
+        def put(byok_bytes):
+            b = {"key": {"kty": "RSA-HSM", "key_ops": ["unwrapKey"], "key_hsm": b64url(byok_bytes)}}
+            return r.request("PUT", "/keys/strict-bad?api-version=" + API, b, token=tok)
+        for what, plain in (("7 zero bytes", lambda p: p + b"\0" * 7),
+                            ("junk", lambda p: p + b"\x01\x02\x03"),
+                            ("one zero byte", lambda p: p + b"\0"),
+                            ("truncated", lambda p: p[:-9]),
+                            ("indefinite length", lambda p: b"\x30\x80" + p[4:] + b"\0\0"),
+                            ("not a SEQUENCE", lambda p: b"\x04" + p[1:])):
+            st, _, js = put(make_byok(kek.id, kek.key.n, target, plaintext=plain))
+            self.assertEqual((st, js["error"]["code"]), (400, "BadParameter"), what)
+        with self.assertRaises(ResourceNotFoundError):
+            c.get_key("strict-bad")
+        # the exact PKCS#8: imported, through the SDK (JsonWebKey.t is the transfer file)
+        k = c.import_key("strict-target", JsonWebKey(kty="RSA-HSM", key_ops=["wrapKey", "unwrapKey"],
+                                                     t=make_byok(kek.id, kek.key.n, target)))
+        self.assertEqual(k.key_type, "RSA-HSM")
+        self.assertEqual(k.key_operations, ["wrapKey", "unwrapKey"])
+        self.assertEqual(k.key.n, int_bytes(target.public_key().public_numbers().n))
+        dek = os.urandom(32)
+        w = target.public_key().encrypt(dek, OAEP["RSA-OAEP-256"])
+        self.assertEqual(self.crypto_client(k).unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, w).key, dek)
+
+    def test_byok_unpadded_base64url(self):
+        kek = self.kek("unpadded-kek", size=3072)
+        for _ in range(100):        # a key whose ciphertext's base64 needs padding (not 3n bytes)
+            target = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            tf = json.loads(make_byok(kek.id, kek.key.n, target))
+            if len(b64url_dec(tf["ciphertext"])) % 3:
+                break
+        for gen in ("keyplane", "keyplane test", "keyplane tests"):    # and so does key_hsm's
+            tf["generator"] = gen
+            raw_tf = json.dumps(tf).encode()
+            if len(raw_tf) % 3:
+                break
+        ct = b64url_dec(tf["ciphertext"])
+        self.assertNotEqual(len(ct) % 3, 0)
+        self.assertNotEqual(len(raw_tf) % 3, 0)
+        self.assertNotIn("=", tf["ciphertext"])
+        key_hsm = b64url(raw_tf)
+        self.assertNotEqual(len(key_hsm) % 4, 0)        # unpadded: base64 would add '='
+        r = self.raw()
+        st, _, js = r.request("PUT", "/keys/unpadded-target?api-version=" + API,
+                              {"key": {"kty": "RSA-HSM", "key_ops": ["unwrapKey"], "key_hsm": key_hsm}},
+                              token=r.token())
+        self.assertEqual(st, 200, js)
+        self.assertEqual(js["key"]["n"], b64url(int_bytes(target.public_key().public_numbers().n)))
+
+
+LIMITED, LIMITED_SECRET = "kp-limited-client", "kp-limited-secret"
+NOBODY, NOBODY_SECRET = "kp-no-permissions", "kp-nobody-secret"
+MI_CLIENT, MI_OBJECT = "00000000-0000-0000-0000-0000000000aa", "00000000-0000-0000-0000-0000000000ab"
+
+
+class PermissionsTest(Base):
+    """Access policies: each identity's key permissions, the 403 of a missing one, checked
+    before any key is looked up."""
+
+    extra_args = ["--client", "%s:%s" % (LIMITED, LIMITED_SECRET),
+                  "--client", "%s:%s" % (NOBODY, NOBODY_SECRET),
+                  "--permissions", LIMITED + "=get,wrapKey,unwrapKey",
+                  "--permissions", NOBODY + "=none",
+                  "--vault-name", "perm-vault", "--region", "westeurope"]
+
+    def expected(self, appid, perm, oid=None):
+        oid = oid or str(uuid.uuid5(uuid.NAMESPACE_URL, appid))
+        return ("The user, group or application 'appid=%s;oid=%s;iss=https://sts.windows.net/%s/'"
+                " does not have keys %s permission on key vault 'perm-vault;location=westeurope'."
+                " For help resolving this issue, please see"
+                " https://go.microsoft.com/fwlink/?linkid=2125287" % (appid, oid, TENANT, perm))
+
+    def limited_client(self):
+        cred = ClientSecretCredential(TENANT, LIMITED, LIMITED_SECRET, authority=self.emu.url,
+                                      instance_discovery=False, connection_verify=self.pki["ca"])
+        client = self.key_client(self.emu, cred)
+        self.addCleanup(cred.close)
+        self.addCleanup(client.close)
+        return cred, client
+
+    def test_get_wrap_unwrap_allowed_list_create_refused(self):
+        self.client.create_rsa_key("perm-key", size=2048)
+        cred, lc = self.limited_client()
+        k = lc.get_key("perm-key")                                # get
+        cc = CryptographyClient(k, cred, verify_challenge_resource=False,
+                                connection_verify=self.pki["ca"])
+        self.addCleanup(cc.close)
+        dek = os.urandom(32)
+        w = cc.wrap_key(KeyWrapAlgorithm.rsa_oaep_256, dek)      # local, with the key it got
+        self.assertEqual(cc.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, w.encrypted_key).key, dek)
+        r = self.raw()
+        tok = token_for(r, LIMITED, LIMITED_SECRET)
+        st, _, js = r.request("POST", "/keys/perm-key//wrapkey?api-version=" + API,
+                              {"alg": "RSA-OAEP", "value": b64url(dek)}, token=tok)
+        self.assertEqual(st, 200, js)                            # wrapKey on the server
+        for what, call in (("versions", lambda: list(lc.list_properties_of_key_versions("perm-key"))),
+                           ("keys", lambda: list(lc.list_properties_of_keys())),
+                           ("deleted", lambda: list(lc.list_deleted_keys()))):
+            with self.assertRaises(HttpResponseError) as cm:
+                call()
+            self.assertEqual(cm.exception.status_code, 403, what)
+            self.assertEqual(cm.exception.error.message, self.expected(LIMITED, "list"))
+            self.assertEqual(cm.exception.error.code, "Forbidden")
+        with self.assertRaises(HttpResponseError) as cm:
+            lc.create_rsa_key("perm-new", size=2048)
+        self.assertEqual(cm.exception.status_code, 403)
+        self.assertEqual(cm.exception.error.message, self.expected(LIMITED, "create"))
+        # the exact KeyVaultError shape, and the check comes before any key lookup
+        st, _, js = r.request("GET", "/keys/perm-key/versions?api-version=" + API, token=tok)
+        self.assertEqual((st, js), (403, {"error": {"code": "Forbidden",
+                                                    "message": self.expected(LIMITED, "list"),
+                                                    "innererror": {"code": "AccessDenied"}}}))
+        st, _, js = r.request("DELETE", "/keys/no-such-key?api-version=" + API, token=tok)
+        self.assertEqual((st, js["error"]["message"]), (403, self.expected(LIMITED, "delete")))
+        st, _, js = r.request("GET", "/keys/no-such-key?api-version=" + API, token=tok)
+        self.assertEqual((st, js["error"]["code"]), (404, "KeyNotFound"))       # it holds get
+        # the other identity still may do anything
+        self.assertIn("perm-key", [p.name for p in self.client.list_properties_of_keys()])
+
+    def test_every_operation_needs_its_permission(self):
+        self.client.create_rsa_key("perm-all", size=2048)
+        r = self.raw()
+        tok = token_for(r, NOBODY, NOBODY_SECRET)
+        q = "?api-version=" + API
+        v = "0" * 32
+        wrap = {"alg": "RSA-OAEP", "value": b64url(b"k" * 32)}
+        cases = [("GET", "/keys/perm-all", None, "get"), ("GET", "/keys/perm-all/" + v, None, "get"),
+                 ("GET", "/keys", None, "list"), ("GET", "/keys/perm-all/versions", None, "list"),
+                 ("GET", "/deletedkeys", None, "list"), ("GET", "/deletedkeys/perm-all", None, "get"),
+                 ("POST", "/keys/perm-all/create", {"kty": "RSA"}, "create"),
+                 ("PUT", "/keys/perm-all", {"key": {"kty": "RSA"}}, "import"),
+                 ("PATCH", "/keys/perm-all", {"tags": {}}, "update"),
+                 ("POST", "/keys/perm-all//wrapKey", wrap, "wrapkey"),
+                 ("POST", "/keys/perm-all/%s/unwrapkey" % v, wrap, "unwrapkey"),
+                 ("POST", "/keys/perm-all//encrypt", wrap, "encrypt"),
+                 ("POST", "/keys/perm-all//decrypt", wrap, "decrypt"),
+                 ("POST", "/keys/perm-all//sign", {"alg": "RS256", "value": "AA"}, "sign"),
+                 ("POST", "/keys/perm-all//verify", {"alg": "RS256", "value": "AA"}, "verify"),
+                 ("POST", "/keys/perm-all/backup", None, "backup"),
+                 ("POST", "/keys/restore", {"value": "AA"}, "restore"),
+                 ("DELETE", "/keys/perm-all", None, "delete"),
+                 ("POST", "/deletedkeys/perm-all/recover", None, "recover"),
+                 ("DELETE", "/deletedkeys/perm-all", None, "purge")]
+        for method, path, body, perm in cases:
+            st, _, js = r.request(method, path + q, body, token=tok)
+            self.assertEqual((st, js["error"]["message"]), (403, self.expected(NOBODY, perm)),
+                             (method, path))
+        self.assertEqual(self.client.get_key("perm-all").name, "perm-all")    # nothing happened
+
+    def test_permissions_control_and_managed_identity(self):
+        self.client.create_rsa_key("perm-ctl", size=2048)
+        snap = self.control("GET", "permissions")
+        self.assertEqual(snap[LIMITED], ["get", "wrapKey", "unwrapKey"])
+        self.assertEqual(snap[NOBODY], [])
+        self.assertEqual(len(snap[CLIENT_ID]), 16)
+        self.assertEqual(len(snap[MI_CLIENT]), 16)
+        r = self.raw()
+        tok = token_for(r, LIMITED, LIMITED_SECRET)
+        path = "/keys/perm-ctl/versions?api-version=" + API
+        self.assertEqual(r.request("GET", path, token=tok)[0], 403)
+        self.assertEqual(self.control("POST", "permissions", {LIMITED: ["GET", "list"]})[LIMITED],
+                         ["get", "list"])
+        self.assertEqual(r.request("GET", path, token=tok)[0], 200)
+        self.control("POST", "permissions", {LIMITED: "get,wrapKey,unwrapKey"})
+        self.assertEqual(r.request("GET", path, token=tok)[0], 403)
+        for bad in ({"nobody-known": "get"}, {LIMITED: ["frobnicate"]}, {LIMITED: 3}):
+            st, js = self.emu.control.call("POST", "permissions", bad)
+            self.assertEqual(st, 400, bad)
+        self.assertEqual(self.control("GET", "permissions")[LIMITED], ["get", "wrapKey", "unwrapKey"])
+        # the managed identity: its appid and object id in the message
+        st, _, js = r.request("GET", "/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
+                              + urllib.parse.quote("https://vault.azure.net"), headers={"Metadata": "true"})
+        mi_tok = js["access_token"]
+        self.control("POST", "permissions", {MI_CLIENT: "none"})
+        try:
+            st, _, js = r.request("GET", "/keys/perm-ctl?api-version=" + API, token=mi_tok)
+            self.assertEqual((st, js["error"]["message"]),
+                             (403, self.expected(MI_CLIENT, "get", oid=MI_OBJECT)))
+        finally:
+            self.control("POST", "permissions", {MI_CLIENT: None})
+        self.assertEqual(r.request("GET", "/keys/perm-ctl?api-version=" + API, token=mi_tok)[0], 200)
+
+
+class RequestIdTest(Base):
+    """x-ms-client-request-id is echoed; keys requests without one are counted."""
+
+    extra_args = []
+
+    def test_client_request_id_echoed_and_counted(self):
+        r = self.raw()
+        tok = r.token()
+        s0 = self.stats()
+        st, resp, _ = r.request("GET", "/keys?api-version=" + API, token=tok,
+                                headers={"x-ms-client-request-id": "kp-req-0001"})
+        self.assertEqual(st, 200)
+        self.assertEqual(resp.getheader("x-ms-client-request-id"), "kp-req-0001")
+        rid = resp.getheader("x-ms-request-id")
+        self.assertRegex(rid, r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+        st, resp, _ = r.request("GET", "/keys/none-such?api-version=" + API, token=tok)
+        self.assertEqual(st, 404)
+        self.assertIsNone(resp.getheader("x-ms-client-request-id"))
+        self.assertNotEqual(resp.getheader("x-ms-request-id"), rid)
+        st, resp, _ = r.request("GET", "/keys?api-version=" + API,          # the 401 echoes it too
+                                headers={"x-ms-client-request-id": "kp-req-0002"})
+        self.assertEqual((st, resp.getheader("x-ms-client-request-id")), (401, "kp-req-0002"))
+        s1 = self.stats()
+        self.assertEqual(s1["keys_requests"] - s0["keys_requests"], 3)
+        self.assertEqual(s1["keys_no_client_request_id"] - s0["keys_no_client_request_id"], 1)
+        # the SDK sends one on every request: the counter does not move
+        self.client.create_rsa_key("rid-key", size=2048)
+        self.client.get_key("rid-key")
+        list(self.client.list_properties_of_key_versions("rid-key"))
+        s2 = self.stats()
+        self.assertGreaterEqual(s2["keys_requests"] - s1["keys_requests"], 3)
+        self.assertEqual(s2["keys_no_client_request_id"], s1["keys_no_client_request_id"])
+        # the token endpoint is not the keys API
+        r.token()
+        self.assertEqual(self.stats()["keys_requests"], s2["keys_requests"])
+
+    def test_versions_of_missing_key_is_empty_page(self):
+        r = self.raw()
+        tok = r.token()
+        st, resp, js = r.request("GET", "/keys/never-made/versions?api-version=" + API, token=tok)
+        self.assertEqual(st, 200)
+        self.assertEqual(resp.raw_body, b'{"value":[],"nextLink":null}')   # 05-list-paging.json
+        self.assertEqual(list(self.client.list_properties_of_key_versions("never-made")), [])
+        self.client.create_rsa_key("gone-soon", size=2048)
+        self.client.begin_delete_key("gone-soon", _polling_interval=0.1).wait()
+        st, _, js = r.request("GET", "/keys/gone-soon/versions?api-version=" + API, token=tok)
+        self.assertEqual((st, js), (200, {"value": [], "nextLink": None}))
+        st, _, js = r.request("GET", "/keys/gone-soon?api-version=" + API, token=tok)
+        self.assertEqual(st, 404)                                   # a GET of it still is 404
+
+    def test_limits_off_by_default(self):
+        snap = self.control("GET", "limits")
+        self.assertEqual((snap["enabled"], snap["window"], snap["scale"]), (False, 10.0, 1.0))
+        self.assertEqual(snap["limits"]["create-hsm"], 10)
+        self.assertEqual(snap["limits"]["software-rsa3072"], 1000)
+
+
+class LimitsTest(Base):
+    """The vault's transaction limits (--limits), scaled down for the test: a window of 4 s and
+    a fifth of every limit (2 HSM creates, 4 software creates per window)."""
+
+    extra_args = ["--limits", "--limits-window", "4", "--limits-scale", "0.2"]
+
+    def setUp(self):
+        super().setUp()                               # turns them off; on again, window restarted
+        self.control("POST", "config", {"limits": True, "limits_window": 4, "limits_scale": 0.2})
+
+    def create(self, r, tok, name, kty="RSA-HSM"):
+        return r.request("POST", "/keys/%s/create?api-version=%s" % (name, API), {"kty": kty}, token=tok)
+
+    def test_cli_options(self):
+        snap = self.control("GET", "limits")
+        self.assertEqual((snap["enabled"], snap["window"], snap["scale"]), (True, 4.0, 0.2))
+        self.assertEqual((snap["limits"]["create-hsm"], snap["limits"]["create-software"]), (2, 4))
+        self.assertEqual(snap["limits"]["hsm-rsa2048"], 400)
+
+    def test_create_beyond_limit_429_then_after_retry_after(self):
+        r = self.raw()
+        tok = r.token()
+        s0 = self.stats()
+        t0 = time.monotonic()
+        for i in range(2):
+            st, _, js = self.create(r, tok, "lim-%d" % i)
+            self.assertEqual(st, 200, js)
+        st, resp, js = self.create(r, tok, "lim-2")
+        if time.monotonic() - t0 >= 4:
+            self.skipTest("two creates took longer than the window")
+        self.assertEqual(st, 429, js)
+        self.assertEqual(js, {"error": {"code": "Throttled", "message": "Request was not processed because"
+                                        " too many requests were received. Reason:"
+                                        " VaultRequestTypeLimitReached"}})
+        wait = int(resp.getheader("Retry-After"))
+        self.assertTrue(1 <= wait <= 4, wait)
+        # an import is a create too (a software one weighs half an HSM one: still over); another
+        # transaction draws on another budget
+        pk = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+        jwk = {"kty": "RSA", "n": b64url(int_bytes(pk.public_numbers.n)), "e": "AQAB",
+               "d": b64url(int_bytes(pk.d)), "p": b64url(int_bytes(pk.p)), "q": b64url(int_bytes(pk.q))}
+        st, resp2, _ = r.request("PUT", "/keys/lim-imp?api-version=" + API, {"key": jwk}, token=tok)
+        self.assertEqual(st, 429)
+        self.assertLessEqual(int(resp2.getheader("Retry-After")), wait)
+        self.assertEqual(r.request("GET", "/keys/lim-0?api-version=" + API, token=tok)[0], 200)
+        time.sleep(wait)                              # honest: after Retry-After it is admitted
+        st, _, js = self.create(r, tok, "lim-2")
+        self.assertEqual(st, 200, js)
+        s1 = self.stats()
+        self.assertEqual(s1["limits_429"] - s0["limits_429"], 2)
+        self.assertEqual(s1["keys_429"] - s0["keys_429"], 2)
+        self.assertEqual(s1["keys_requests"] - s0["keys_requests"], 6)
+        self.assertEqual(s1["429"], s0["429"])        # the injected-fault counter is not touched
+
+    def test_transactions_weighted_by_key_type(self):
+        c = self.client
+        self.control("POST", "config", {"limits": False})
+        hsm = c.create_rsa_key("lim-hsm", size=2048, hardware_protected=True)
+        c.create_rsa_key("lim-soft", size=2048)
+        # a five-hundredth: 4 transactions per window on RSA-2048 HSM keys, 8 on software ones
+        self.control("POST", "config", {"limits": True, "limits_window": 3, "limits_scale": 0.002})
+        self.assertEqual(self.control("GET", "limits")["limits"]["hsm-rsa2048"], 4)
+        r = self.raw()
+        tok = r.token()
+        for _ in range(4):
+            self.assertEqual(r.request("GET", "/keys/lim-hsm?api-version=" + API, token=tok)[0], 200)
+        st, resp, _ = r.request("GET", "/keys/lim-hsm/%s?api-version=%s" % (hsm.properties.version, API),
+                                token=tok)
+        self.assertEqual(st, 429)
+        # the thresholds are weighted and enforced on their sum: the budget is spent for a
+        # software key too
+        st, resp2, _ = r.request("GET", "/keys/lim-soft?api-version=" + API, token=tok)
+        self.assertEqual(st, 429)
+        wait = int(resp.getheader("Retry-After"))
+        self.assertTrue(1 <= wait <= 3, wait)
+        time.sleep(wait)
+        self.assertEqual(r.request("GET", "/keys/lim-soft?api-version=" + API, token=tok)[0], 200)
+
+    def test_sdk_retries_429_and_succeeds(self):
+        r = self.raw()
+        tok = r.token()
+        for i in range(2):
+            self.assertEqual(self.create(r, tok, "lim-sdk-%d" % i)[0], 200)
+        s0 = self.stats()
+        t0 = time.monotonic()
+        k = self.client.create_rsa_key("lim-sdk-2", size=2048, hardware_protected=True)
+        self.assertEqual(k.key_type, "RSA-HSM")
+        self.assertGreaterEqual(self.stats()["limits_429"] - s0["limits_429"], 1)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)        # it waited as told
 
 
 @unittest.skipUnless(HAVE_SDK, "python3-azure not installed")

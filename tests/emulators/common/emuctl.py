@@ -14,6 +14,8 @@ Every instance lives in a directory D shared by a test run:
     CTL stop-all --dir D [--kill]
     CTL faults --dir D --name NAME JSON               replaces the fault configuration
     CTL stats --dir D --name NAME                     prints /_emulator/stats as JSON
+    CTL control --dir D --name NAME METHOD ENDPOINT [JSON]
+                                                      prints /_emulator/ENDPOINT's JSON answer
     CTL env --dir D                                   PFX_CA=..., PFX_<NAME>_URL=... for sh
 
 Exit status 0 on success, 1 on a failure (with one line on stderr), 2 on a usage error.
@@ -240,6 +242,16 @@ def cmd_stats(spec, a, _extra):
     print(json.dumps(control(spec, a.dir, a.name).stats(), sort_keys=True))
 
 
+def cmd_control(spec, a, _extra):
+    if a.json is not None:
+        try:
+            json.loads(a.json)
+        except ValueError as e:
+            raise Failure("control: not JSON: %s" % e)
+    ans = control(spec, a.dir, a.name).ok(a.method.upper(), a.endpoint, a.json)
+    print(json.dumps(ans, sort_keys=True))
+
+
 def cmd_env(spec, a, _extra):
     d = os.path.abspath(a.dir)
     pfx = spec.env_prefix
@@ -285,6 +297,10 @@ def parse(spec, argv):
     p = command("faults", "replace a running %s's fault configuration" % n, cmd_faults)
     p.add_argument("json", help='e.g. \'{"scope":"all","sequence":["429","drop"]}\'')
     command("stats", "print a running %s's fault counters as JSON" % n, cmd_stats)
+    p = command("control", "send a request to a running %s's control endpoint" % n, cmd_control)
+    p.add_argument("method", help="GET, POST, PUT or PATCH")
+    p.add_argument("endpoint", help="the name after /_emulator/, e.g. config")
+    p.add_argument("json", nargs="?", default=None, help="the request body (JSON)")
     command("env", "print %s_CA and %s_<NAME>_URL lines for sh" % (spec.env_prefix, spec.env_prefix),
             cmd_env, named=False)
     a = ap.parse_args(argv)

@@ -169,6 +169,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def send(self, status, body=None, headers=None, content_type=JSON_TYPE):
+        """Answers status with body (a dict or list sent as JSON, bytes, or None: no body);
+        content_type None sends no Content-Type header (nor does a 204 without a body)."""
         if isinstance(body, (dict, list)):
             data = json.dumps(body, separators=(",", ":")).encode()
         elif body is None:
@@ -176,10 +178,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             data = body
         self.send_response(status)
-        if status != 204 or data:
+        if content_type is not None and (status != 204 or data):
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        for k, v in self.service.standard_headers(self.path_only).items():
+        if not self.path_only.startswith(CONTROL_PREFIX):
+            self.service.answered(self.path_only, status)
+        for k, v in self.service.standard_headers(self.path_only, self.headers).items():
             self.send_header(k, v)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -209,6 +213,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def dispatch(self, method):
         parsed = urllib.parse.urlsplit(self.path)
         self.path_only = parsed.path
+        if not self.path_only.startswith(CONTROL_PREFIX):
+            self.service.request_seen(method, self.path_only, self.headers)
         try:
             query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
         except ValueError:

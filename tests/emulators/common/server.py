@@ -64,9 +64,17 @@ class Service:
         unreadable Content-Length) or "internal" (an emulator bug)."""
         raise NotImplementedError
 
-    def standard_headers(self, path):
-        """Headers every answer to path carries, besides Content-Type and Content-Length."""
+    def standard_headers(self, path, headers=None):
+        """Headers every answer to path carries, besides Content-Type and Content-Length;
+        headers: the request's headers (e.g. for a request id the service echoes)."""
         return {}
+
+    def request_seen(self, method, path, headers):
+        """Called once per service request (never for /_emulator/...), before its body is read
+        and before any fault: for the service's own counters."""
+
+    def answered(self, path, status):
+        """Called with the status of every answer to a service request (faults included)."""
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

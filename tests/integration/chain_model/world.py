@@ -216,7 +216,8 @@ class World:
         return emuctl.running_port(vaultctl.SPEC, self.vdir, "vault") is not None
 
     def vault_start(self, fresh=False):
-        args = vaultctl.vault_args(vaultctl.DEFAULT_TENANT, [vaultctl.DEFAULT_CLIENT])
+        args = vaultctl.vault_args(vaultctl.DEFAULT_TENANT, [vaultctl.DEFAULT_CLIENT],
+                                   purge_protection=True)
         for attempt in range(10):      # the old port may still be in TIME_WAIT, or taken
             try:
                 port = emuctl.start(vaultctl.SPEC, self.vdir, "vault", args,

@@ -60,6 +60,20 @@ kp_status kpk_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size
 /** Lower-case hex of in/inlen into out (2 * inlen + 1 bytes), NUL-terminated. */
 void kpk_hex_encode(const uint8_t *in, size_t inlen, char *out);
 
+/** Whether kid can head a BYOK transfer file: an https:// Key Vault key URL of letters, digits
+ *  and : / . - _ only (at most 1024 characters). */
+bool kpk_byok_kid_valid(const char *kid);
+/** The BYOK transfer file (.byok JSON) of blob, the key RSA-AES-wrapped under the key-exchange
+ *  key kek_kid, into a malloc'd NUL-terminated *out of *outlen bytes (the caller frees it).
+ *  KP_ERR_INVALID_ARG for a kid kpk_byok_kid_valid refuses, an empty blob, or a generator with
+ *  quotes, backslashes or control characters; KP_ERR_NOMEM. */
+kp_status kpk_byok_file(const char *kek_kid, const uint8_t *blob, size_t bloblen,
+                        const char *generator, char **out, size_t *outlen);
+
+/** A random (version 4) UUID, lower-case with hyphens, into out: a request id (RFC 9562 5.4).
+ *  false when the random generator fails (out is then all zeros, still a valid string). */
+bool kpk_uuid4(char out[37]);
+
 /** Decodes exactly outlen bytes from hex text (either case, exactly 2 * outlen digits).
  *  KP_ERR_INVALID_ARG otherwise. */
 kp_status kpk_hex_decode(const char *in, uint8_t *out, size_t outlen);

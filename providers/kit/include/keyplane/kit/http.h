@@ -87,6 +87,8 @@ typedef struct kpk_http_response {
     long retry_after_ms;    /**< > 0 when this answer (a 429 or 503) comes back unrepeated
                                  because its Retry-After, this many ms, ends past the
                                  deadline; 0 otherwise */
+    unsigned throttled;     /**< 429 answers among the attempts (waited out or the last one):
+                                 what a client-side pacer learns from; also set on failure */
 } kpk_http_response;
 
 /**

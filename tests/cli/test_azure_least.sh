@@ -1,0 +1,132 @@
+#!/bin/sh
+# Least privilege against an emulated vault that enforces per-identity key permissions (access
+# policies) with the real 403: an application identity holding only get, wrapKey and unwrapKey
+# (Azure SQL's documented minimum for a TDE protector) wraps and unwraps, also with a version
+# older than the newest, found through the kp-prev links without listing; `check` with role dek
+# passes and with role manage names the missing list; a missing wrapKey is named; making a
+# version without list is refused before anything is sent; every request carried an
+# x-ms-client-request-id; a version without its kp-prev link (as an older keyplane made it)
+# ends the walk with a message that says why.
+. "$(dirname "$0")/lib.sh"
+VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
+SDK="$PY $KP_SRC/tests/cli/akv_sdk.py"
+V=$T/vaults
+trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
+for v in vault1 vault2; do
+    $VCTL start --dir "$V" --name $v --client kp-client:kp-secret --client app:app-secret \
+        --permissions app=get,wrapKey,unwrapKey >/dev/null || fail "cannot start $v"
+done
+eval "$($VCTL env --dir "$V")"
+export AZ_ADMIN=kp-secret AZ_APP=app-secret
+vault() { # vault NAME URL CLIENT SECRET_ENV [ROLE]
+    cat <<YAML
+  $1:
+    plugin: azure-keyvault
+    vault_url: $2
+    tenant: 00000000-0000-0000-0000-000000000001
+    client_id: $3
+    client_secret: env:$4
+    authority: $2
+    ca_bundle: $KV_CA
+    verify_challenge_resource: false
+    hsm: true
+YAML
+    [ -z "${5:-}" ] || echo "    role: $5"
+}
+# the admin's policy: born in a file store, copied into the vault, rotated once (v1 and v2)
+{
+    file_providers soft
+    vault vault1 "$KV_VAULT1_URL" kp-client AZ_ADMIN
+    vault vault2 "$KV_VAULT2_URL" kp-client AZ_ADMIN
+    cat <<YAML
+chains:
+  tde:
+    protector: { type: rsa, bits: 2048, origin: soft, exportable: true }
+    replicas: [vault1, vault2]
+YAML
+} >"$T/admin.yaml"
+A="--policy $T/admin.yaml"
+init_stores "$T/admin.yaml"
+expect_rc 0 $A apply
+head -c 32 /dev/urandom >"$T/dek1"
+expect_rc 0 $A wrap --chain tde --dek "file:$T/dek1" --out "$T/env1"
+expect_rc 0 $A rotate tde --stage
+expect_rc 0 $A rotate tde --activate
+$SDK show "$KV_VAULT1_URL" "$KV_CA" tde >"$T/versions.json" || fail "SDK show"
+"$PY" - "$T/versions.json" <<'PYEOF' || fail "the versions are not linked by kp-prev"
+import json, sys
+vs = {v["tags"]["kp-version"]: v for v in json.load(open(sys.argv[1])) if "kp-version" in v["tags"]}
+assert set(vs) == {"1", "2"}, vs.keys()
+assert "kp-prev" not in vs["1"]["tags"], vs["1"]["tags"]
+assert vs["2"]["tags"]["kp-prev"] == vs["1"]["version"], (vs["2"]["tags"], vs["1"]["version"])
+PYEOF
+
+# the application's policy: the two vaults alone, through the identity with get, wrapKey and
+# unwrapKey
+{
+    echo "version: 1"
+    echo "providers:"
+    vault vault1 "$KV_VAULT1_URL" app AZ_APP dek
+    vault vault2 "$KV_VAULT2_URL" app AZ_APP dek
+    cat <<YAML
+chains:
+  tde:
+    protector: { type: rsa, bits: 2048, origin: vault1, exportable: true }
+    replicas: [vault2]
+YAML
+} >"$T/app.yaml"
+B="--policy $T/app.yaml"
+for v in vault1 vault2; do
+    expect_rc 0 $B unwrap --in "$T/env1" --replica $v --out "$T/dek1.$v"
+    cmp "$T/dek1" "$T/dek1.$v" || fail "the application unwrapped another DEK in $v"
+done
+head -c 32 /dev/urandom >"$T/dek2"
+expect_rc 0 $B wrap --chain tde --dek "file:$T/dek2" --out "$T/env2" --json
+expect_rc 0 $A unwrap --in "$T/env2" --replica soft --out "$T/dek2.soft"
+cmp "$T/dek2" "$T/dek2.soft" || fail "the application wrapped under another key than v2"
+"$PY" -c 'import json,sys; e=json.load(open(sys.argv[1])); assert [w["v"] for w in e["wraps"]]==[2], e' \
+    "$T/env2" || fail "the application did not wrap with v2"
+expect_rc 0 $B status
+
+# check: role dek probes what it needs and passes; role manage names the missing list
+expect_rc 0 $B check --json
+"$PY" - "$T/out" <<'PYEOF' || fail "check with role dek"
+import json, sys
+d = json.load(open(sys.argv[1]))
+items = {c["item"]: c["ok"] for i in d["instances"] for c in i["items"]}
+assert items.get("keys/get") and items.get("keys/wrapKey") and items.get("keys/unwrapKey"), items
+assert "keys/list" not in items and "keys/create" not in items, items
+PYEOF
+sed 's/    role: dek/    role: manage/' "$T/app.yaml" >"$T/app-manage.yaml"
+expect_rc 1 --policy "$T/app-manage.yaml" check
+expect_in "$T/out" "keys/list"
+expect_in "$T/out" "does not have keys list permission on key vault"
+# a missing wrapKey is named
+$VCTL control --dir "$V" --name vault1 POST permissions '{"app": "get,unwrapKey"}' >/dev/null ||
+    fail "cannot change the permissions"
+expect_rc 1 $B check vault1
+expect_in "$T/out" "keys/wrapKey"
+expect_in "$T/out" "does not have keys wrapkey permission"
+$VCTL control --dir "$V" --name vault1 POST permissions '{"app": "get,wrapKey,unwrapKey"}' \
+    >/dev/null || fail "cannot change the permissions back"
+
+# making a version needs list: refused before anything is sent, naming it
+expect_rc 4 $B key generate --instance vault1 --name other --bits 2048
+expect_in "$T/err" "needs the keys/list permission"
+
+# every request of every run carried its own x-ms-client-request-id
+$VCTL stats --dir "$V" --name vault1 >"$T/stats.json"
+"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["keys_requests"] > 20 and s["keys_no_client_request_id"] == 0, s' \
+    "$T/stats.json" || fail "a request went without x-ms-client-request-id"
+
+# a version without its kp-prev link (as a keyplane before the links made it) ends the walk:
+# v1 cannot be reached without list, and the message says why
+v2=$("$PY" -c 'import json,sys; print([v["version"] for v in json.load(open(sys.argv[1])) if v["tags"].get("kp-version") == "2"][0])' "$T/versions.json")
+$SDK untag "$KV_VAULT1_URL" "$KV_CA" tde "$v2" kp-prev || fail "SDK untag"
+expect_rc 5 $B unwrap --in "$T/env1" --replica vault1 --out "$T/x"
+expect_in "$T/err" "not all linked by keyplane's kp-prev tags"
+[ ! -e "$T/x" ] || fail "a failed unwrap wrote its output"
+# the admin, who may list, still reaches it
+expect_rc 0 $A unwrap --in "$T/env1" --replica vault1 --out "$T/dek1.admin"
+cmp "$T/dek1" "$T/dek1.admin" || fail "the admin unwrapped another DEK"
+echo "ok: azure_least"
