@@ -124,6 +124,7 @@ typedef struct kp_akv_inst {
     char scope_param[KP_AKV_URL_MAX]; /* the `scope` param, or "" to learn it from the challenge */
     bool hsm;                         /* create keys as RSA-HSM */
     bool role_dek; /* the `role` param is dek: the identity only wraps and unwraps (check) */
+    bool pace;     /* the `pace` param: creates start at the documented budget (akv_pace.c) */
     bool verify_challenge_resource;
     char ca_bundle[1024];
     kpk_http_config http_cfg;

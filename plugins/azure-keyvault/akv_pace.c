@@ -6,7 +6,8 @@
  * transport waits out a 429 and repeats, but a run that keeps sending at the limit is refused
  * about once a window, and several runners (or Azure SQL's own traffic) sharing the vault may spend
  * a request's attempts. So every process keeps, per vault, the times of its last creates and a
- * budget: the documented limit to begin with (none for a Managed HSM, whose limits differ), lowered
+ * budget: the documented limit to begin with (none for a Managed HSM, whose limits differ, or
+ * with the `pace` param false, for a vault whose limits were raised), lowered
  * on a 429 to what the vault took in the window before it, and raised by one again for each
  * window that passes without one. A create that would exceed the budget waits until the send
  * that holds its place leaves the window, unless that would take it past its operation's deadline
@@ -55,7 +56,7 @@ static s_vault *s_find(const kp_akv_inst *a)
     snprintf(v->url, sizeof(v->url), "%s", a->place.vault_url);
     bool managed_hsm = strstr(a->place.vault_host, ".managedhsm.") != NULL;
     s_class *c = &v->c[KP_AKV_CLASS_CREATE];
-    c->budget = c->ceiling = managed_hsm ? 0 : a->hsm ? 10 : 20;
+    c->budget = c->ceiling = managed_hsm || !a->pace ? 0 : a->hsm ? 10 : 20;
     return v;
 }
 

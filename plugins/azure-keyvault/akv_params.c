@@ -46,6 +46,9 @@ const kp_param_desc kp_akv_param_list[] = {
     S_OPT("api_version", KP_PARAM_STRING, "Key Vault api-version (default " KP_AKV_DEFAULT_API ")"),
     S_OPT("key_prefix", KP_PARAM_STRING, "prefix of the vault key names (letters, digits, -)"),
     S_OPT("hsm", KP_PARAM_BOOL, "create keys as RSA-HSM (premium vaults, Managed HSM)"),
+    S_OPT("pace", KP_PARAM_BOOL,
+          "pace creates to Key Vault's documented limit per vault (10 or 20 per 10 s), lowered by "
+          "the vault's 429s (default true; false: only its 429s slow them down)"),
     S_OPT("role", KP_PARAM_STRING,
           "what the identity is for, which `keyplane check` probes: manage (default; apply: "
           "get, list, create, import, update, wrapKey, unwrapKey) or dek (wrap and unwrap "
@@ -237,6 +240,7 @@ kp_status kp_akv_params_take(kp_akv_inst *a, const kp_param *params)
     if (role != NULL && strcmp(role, "dek") != 0 && strcmp(role, "manage") != 0)
         return kp_akv_err(a, KP_ERR_CONFIG, "role must be manage or dek");
     a->role_dek = role != NULL && strcmp(role, "dek") == 0;
+    a->pace = (p = kp_param_find(params, "pace")) == NULL || p->num != 0;
     a->verify_challenge_resource =
         (p = kp_param_find(params, "verify_challenge_resource")) == NULL || p->num != 0;
     s_http(a, params);

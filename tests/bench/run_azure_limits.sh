@@ -13,11 +13,15 @@
 # by side; in each, the k-th create cannot be admitted before floor(k / L) windows have passed,
 # so the limit-implied minimum is
 #     minimum = floor((C - 1) / L) x WINDOW + T0 / ceil(C / L)
-# where T0 is the same apply (other chain names, same stores) with the limits off, measured first
-# in the same run: the waits the limits force, plus one window's share of the work. Printed: the
+# where T0 is the same apply (other chain names, same stores) with the limits off and the
+# plugin's pacing off (`pace: false`), measured first in the same run: the waits the limits force,
+# plus one window's share of the work. The protectors of both sets of chains are made in the
+# token beforehand (an untimed apply copying them to a file store), so both timed runs only copy
+# into the vaults. Printed: the
 # wall time against the minimum (target at most 1.15x), the share of the vaults' keys requests
 # answered 429 by the limits (target at most 5%), and the failed actions (target 0).
-# KP_KEEP=1 keeps the temp dir (vault logs, journals).
+# KP_BENCH_PACE=false runs the limited apply without the plugin's pacing (only the vault's 429s
+# slow it down), for comparison. KP_KEEP=1 keeps the temp dir (vault logs, journals).
 set -eu
 build=$(cd "${1:?usage: run_azure_limits.sh BUILD_DIR [CHAINS] [SCALE] [WINDOW]}" && pwd)
 chains=${2:-40}
@@ -49,11 +53,13 @@ KP_BENCH_AZ_SECRET=kp-secret
 KP_BENCH_PIN=424242
 export KEYPLANE_STATE_DIR KP_BENCH_AZ_SECRET KP_BENCH_PIN
 
-# policy PREFIX: the token, both vaults, CHAINS chains named PREFIX-1..
+# policy PREFIX PACE [REPLICAS]: the token, both vaults (pace: PACE), CHAINS chains named
+# PREFIX-1.. replicated to REPLICAS (default both vaults)
 policy() {
     echo "version: 1"
     echo "providers:"
     echo "  hsm: {plugin: pkcs11, module: $SOFTHSM_MODULE, token: origin, pin: env:KP_BENCH_PIN}"
+    echo "  scratch: {plugin: file, path: $T/scratch, passphrase: env:KP_BENCH_PIN, kdf_iterations: 10000}"
     for v in vault1 vault2; do
         url=$(eval echo "\$KV_$(echo $v | tr a-z A-Z)_URL")
         cat <<YAML
@@ -67,17 +73,22 @@ policy() {
     ca_bundle: $KV_CA
     verify_challenge_resource: false
     hsm: true
+    pace: $2
 YAML
     done
     echo "chains:"
     i=1
     while [ "$i" -le "$chains" ]; do
-        echo "  $1-$i: {protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}, replicas: [vault1, vault2]}"
+        echo "  $1-$i: {protector: {type: rsa, bits: 2048, origin: hsm, exportable: true}, replicas: [${3:-vault1, vault2}], algorithm: RSA-OAEP}"
         i=$((i + 1))
     done
 }
-policy base >"$T/base.yaml"
-policy tde >"$T/tde.yaml"
+policy base false >"$T/base.yaml"
+policy tde "${KP_BENCH_PACE:-true}" >"$T/tde.yaml"
+{ policy base false scratch; policy tde false scratch | sed -n '/^chains:/,$p' | tail -n +2; } \
+    >"$T/prep.yaml"
+"$kp" --policy "$T/prep.yaml" init >/dev/null 2>"$T/prep.err" || { cat "$T/prep.err" >&2; fail "keyplane init"; }
+"$kp" --policy "$T/prep.yaml" apply >/dev/null 2>"$T/prep.err" || { cat "$T/prep.err" >&2; fail "prep"; }
 
 limits() { # on|off: the limits of both vaults (turning them on starts a fresh window)
     for v in vault1 vault2; do
