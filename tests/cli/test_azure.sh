@@ -8,36 +8,18 @@
 # token's RFC 5649 pads private keys, so BYOK from it is refused.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
-VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
-SDK="$PY $KP_SRC/tests/cli/akv_sdk.py"
-V=$T/vaults
-trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
+. "$(dirname "$0")/azure.sh"
 
-$VCTL start --dir "$V" --name vault1 >/dev/null || fail "cannot start vault1"
+akv_start vault1
 # vault2 pages its listings one item at a time, after an empty page with a nextLink, as the
 # service may (as the Azure SDK's recorded exchanges show): every listing must follow nextLink to the end
-$VCTL start --dir "$V" --name vault2 -- --page-size 1 --empty-pages 1 >/dev/null ||
-    fail "cannot start vault2"
-eval "$($VCTL env --dir "$V")"
-[ -n "${KV_VAULT1_URL:-}" ] && [ -n "${KV_VAULT2_URL:-}" ] && [ -f "$KV_CA" ] || fail "vaultctl env"
+akv_start vault2 -- --page-size 1 --empty-pages 1
 
 softhsm_token escrow 1234
 KP_TEST_PASS=$(openssl rand -hex 16)
-export HSM_PIN=1234 AZ_SECRET=kp-secret KP_TEST_PASS
-vault() { # vault NAME URL [extra lines]
-    cat <<EOF
-  $1:
-    plugin: azure-keyvault
-    vault_url: $2
-    tenant: 00000000-0000-0000-0000-000000000001
-    client_id: kp-client
-    client_secret: env:AZ_SECRET
-    authority: $2
-    ca_bundle: $KV_CA
-    verify_challenge_resource: false
-    hsm: true
-    max_attempts: 3
-EOF
+export HSM_PIN=1234 KP_TEST_PASS
+vault() { # vault NAME URL
+    akv_instance "$1" "$2" "verify_challenge_resource: false" "hsm: true" "max_attempts: 3"
 }
 {
     cat <<EOF

@@ -5,12 +5,8 @@
 # the file names the given key-exchange key; bad --kek-kid values and a file made for another
 # key-exchange key are refused.
 . "$(dirname "$0")/lib.sh"
-VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
-SDK="$PY $KP_SRC/tests/cli/akv_sdk.py"
-V=$T/vaults
-trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
-$VCTL start --dir "$V" --name vault1 >/dev/null || fail "cannot start vault1"
-eval "$($VCTL env --dir "$V")"
+. "$(dirname "$0")/azure.sh"
+akv_start vault1
 
 file_providers soft >"$T/policy.yaml"
 P="--policy $T/policy.yaml"

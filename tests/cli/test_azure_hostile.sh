@@ -7,37 +7,18 @@
 # names the missing permission after ~600 bytes reaches the operator whole; a response header
 # larger than libcurl takes is a backend error (exit 8), not "out of memory" (exit 9).
 . "$(dirname "$0")/lib.sh"
-VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
-V=$T/vaults
-trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
+. "$(dirname "$0")/azure.sh"
 
-$VCTL start --dir "$V" --name vault1 >/dev/null || fail "cannot start vault1"
-$VCTL start --dir "$V" --name vault2 >/dev/null || fail "cannot start vault2"
-eval "$($VCTL env --dir "$V")"
-[ -n "${KV_VAULT1_URL:-}" ] && [ -n "${KV_VAULT2_URL:-}" ] && [ -f "$KV_CA" ] || fail "vaultctl env"
-TENANT=00000000-0000-0000-0000-000000000001
-
-export AZ_SECRET=kp-secret
-vault() { # vault NAME URL [extra lines]
-    cat <<EOF
-  $1:
-    plugin: azure-keyvault
-    vault_url: $2
-    tenant: $TENANT
-    client_id: kp-client
-    client_secret: env:AZ_SECRET
-    authority: $2
-    ca_bundle: $KV_CA
-EOF
-    [ $# -lt 3 ] || printf '%s\n' "$3"
-}
+akv_start vault1
+akv_start vault2
+TENANT=$AKV_TENANT
 {
     file_providers soft
-    vault vault1 "$KV_VAULT1_URL" "    verify_challenge_resource: false"
-    vault vault2 "$KV_VAULT2_URL" "    verify_challenge_resource: false"
+    akv_instance vault1 "$KV_VAULT1_URL" "verify_challenge_resource: false"
+    akv_instance vault2 "$KV_VAULT2_URL" "verify_challenge_resource: false"
     # the vault's challenge is checked (verify_challenge_resource defaults to true)
-    vault strict "https://localhost:$KV_VAULT2_PORT"
-    vault strictip "https://127.0.0.1:$KV_VAULT2_PORT"
+    akv_instance strict "https://localhost:$KV_VAULT2_PORT"
+    akv_instance strictip "https://127.0.0.1:$KV_VAULT2_PORT"
     cat <<EOF
 chains:
   tde:

@@ -8,36 +8,21 @@
 # x-ms-client-request-id; a version without its kp-prev link (as an older keyplane made it)
 # ends the walk with a message that says why.
 . "$(dirname "$0")/lib.sh"
-VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
-SDK="$PY $KP_SRC/tests/cli/akv_sdk.py"
-V=$T/vaults
-trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
+. "$(dirname "$0")/azure.sh"
 for v in vault1 vault2; do
-    $VCTL start --dir "$V" --name $v --client kp-client:kp-secret --client app:app-secret \
-        --permissions app=get,wrapKey,unwrapKey >/dev/null || fail "cannot start $v"
+    akv_start $v --client kp-client:kp-secret --client app:app-secret \
+        --permissions app=get,wrapKey,unwrapKey
 done
-eval "$($VCTL env --dir "$V")"
-export AZ_ADMIN=kp-secret AZ_APP=app-secret
+export AZ_APP=app-secret
 vault() { # vault NAME URL CLIENT SECRET_ENV [ROLE]
-    cat <<YAML
-  $1:
-    plugin: azure-keyvault
-    vault_url: $2
-    tenant: 00000000-0000-0000-0000-000000000001
-    client_id: $3
-    client_secret: env:$4
-    authority: $2
-    ca_bundle: $KV_CA
-    verify_challenge_resource: false
-    hsm: true
-YAML
-    [ -z "${5:-}" ] || echo "    role: $5"
+    AKV_CLIENT=$3 AKV_SECRET_ENV=$4 akv_instance "$1" "$2" "verify_challenge_resource: false" \
+        "hsm: true" ${5:+"role: $5"}
 }
 # the admin's policy: born in a file store, copied into the vault, rotated once (v1 and v2)
 {
     file_providers soft
-    vault vault1 "$KV_VAULT1_URL" kp-client AZ_ADMIN
-    vault vault2 "$KV_VAULT2_URL" kp-client AZ_ADMIN
+    vault vault1 "$KV_VAULT1_URL" kp-client AZ_SECRET
+    vault vault2 "$KV_VAULT2_URL" kp-client AZ_SECRET
     cat <<YAML
 chains:
   tde:

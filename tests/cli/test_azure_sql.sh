@@ -10,33 +10,17 @@
 # `verify --json`; the errors (unknown chain, a chain without azure_sql, a policy error, a
 # vault without the version, a vault that is down) are one line each, with nothing on stdout.
 . "$(dirname "$0")/lib.sh"
-VCTL="$PY $KP_SRC/tests/emulators/azure_keyvault/vaultctl.py"
-SDK="$PY $KP_SRC/tests/cli/akv_sdk.py"
+. "$(dirname "$0")/azure.sh"
 GOLDEN=$KP_SRC/tests/cli/golden
-V=$T/vaults
-trap '$VCTL stop-all --dir "$V" --kill >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
 
-$VCTL start --dir "$V" --name vault1 >/dev/null || fail "cannot start vault1"
-$VCTL start --dir "$V" --name vault2 >/dev/null || fail "cannot start vault2"
-eval "$($VCTL env --dir "$V")"
-[ -n "${KV_VAULT1_URL:-}" ] && [ -n "${KV_VAULT2_URL:-}" ] && [ -f "$KV_CA" ] || fail "vaultctl env"
+akv_start vault1
+akv_start vault2
 
 KP_TEST_PASS=$(openssl rand -hex 16)
-export AZ_SECRET=kp-secret KP_TEST_PASS
+export KP_TEST_PASS
 vault() { # vault NAME URL [key_prefix]
-    cat <<EOF
-  $1:
-    plugin: azure-keyvault
-    vault_url: $2
-    tenant: 00000000-0000-0000-0000-000000000001
-    client_id: kp-client
-    client_secret: env:AZ_SECRET
-    authority: $2
-    ca_bundle: $KV_CA
-    verify_challenge_resource: false
-    max_attempts: 1
-EOF
-    [ -z "${3:-}" ] || echo "    key_prefix: $3"
+    akv_instance "$1" "$2" "verify_challenge_resource: false" "max_attempts: 1" \
+        ${3:+"key_prefix: $3"}
 }
 # policy [EXTRA_REPLICA [EXTRA_SERVER_LINES]]: the test's policy on stdout
 policy() {
