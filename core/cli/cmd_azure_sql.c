@@ -121,6 +121,9 @@ static int s_read_vault(kp_cli *cli, const kp_cli_azure_script *S, kp_cli_azure_
                             "%s: holds another key as %s v%u (%.16s..., the chain's is "
                             "%.16s...); 'keyplane plan %s' names it",
                             what, chain, S->version, cur->fingerprint, S->fpr, chain);
+    if (cur->gap[0] != '\0') /* Azure SQL would refuse the key (no purge protection) */
+        return kp_cli_error(KP_ERR_UNSUPPORTED, "%s: %s v%u: %s", what, chain, S->version,
+                            cur->gap);
     if (!kp_cli_azure_kid_ok(cur->backend_id))
         return kp_cli_error(KP_ERR_BACKEND, "%s: reports no Key Vault key id for %s v%u", what,
                             chain, S->version);

@@ -32,7 +32,7 @@ static void s_report(void *arg, const char *item, kp_status status, const char *
         json_t *o = json_pack("{s:s, s:b}", "item", item, "ok", status == KP_OK);
         if (status != KP_OK)
             json_object_set_new(o, "status", json_string(kp_status_name(status)));
-        json_object_set_new(o, "detail", json_string(detail != NULL ? detail : ""));
+        json_object_set_new(o, "detail", kp_cli_jstr(detail != NULL ? detail : ""));
         json_array_append_new(c->items, o);
     } else if (status == KP_OK) {
         kp_cli_info(c->cli, stdout, "  %-4s  %-14s %s\n", "ok", item, detail != NULL ? detail : "");

@@ -50,8 +50,8 @@ static kp_status s_probe_one(kp_akv_inst *a, const s_probe *p)
     kp_status st = kp_akv_call(a, p->method, path, (const uint8_t *)p->body, len, 0, what, &r);
     if (st == KP_OK)
         kp_akv_resp_free(&r);
-    /* a 404 or a 400 came from past the permission check */
-    if (st == KP_ERR_NOT_FOUND || (st == KP_ERR_BACKEND && r.status == 400))
+    /* a 404, a 400 or a 409 (the probe name soft-deleted) came from past the permission check */
+    if (st == KP_ERR_NOT_FOUND || st == KP_ERR_EXISTS || (st == KP_ERR_BACKEND && r.status == 400))
         st = KP_OK;
     return st;
 }
@@ -77,6 +77,39 @@ static bool s_reach(kp_akv_inst *a, kp_check_report_fn report, void *arg, kp_sta
     return tst == KP_OK;
 }
 
+static kp_status s_first_level(void *arg, const kp_akv_bundle *b)
+{
+    char *level = arg;
+    if (level[0] == '\0')
+        snprintf(level, 48, "%s", b->recovery);
+    return KP_OK;
+}
+
+/* The vault's purge protection, read from the recoveryLevel of the first key of the listing (every
+ * key of a vault has the vault's level): a vault with none yet cannot say; keyplane's own keys
+ * are checked again by verify and by check's chain items. */
+static kp_status s_purge_protection(kp_akv_inst *a, kp_check_report_fn report, void *arg)
+{
+    char level[48] = "", next[2 * KP_AKV_URL_MAX], err[KP_AKV_ERR], gap[KP_GAP_MAX];
+    kp_akv_resp r;
+    kp_status st = kp_akv_call(a, "GET", "/keys?maxresults=1", NULL, 0, 0, "list keys", &r);
+    if (st == KP_OK) {
+        st = kp_akv_parse_page(r.http.body, r.http.len, s_first_level, level, next, sizeof(next),
+                               err, sizeof(err));
+        kp_akv_resp_free(&r);
+    }
+    if (st != KP_OK) /* the permission items said why */
+        return KP_OK;
+    kp_akv_rule_recovery(a->place.vault_name, level, gap, sizeof(gap));
+    if (gap[0] != '\0') {
+        report(arg, "purge protection", KP_ERR_UNSUPPORTED, gap);
+        return KP_ERR_UNSUPPORTED;
+    }
+    report(arg, "purge protection", KP_OK,
+           level[0] != '\0' ? level : "not known yet: the vault holds no key (verify checks it)");
+    return KP_OK;
+}
+
 kp_status kp_akv_instance_check(void *inst, kp_check_report_fn report, void *arg)
 {
     kp_akv_inst *a = inst;
@@ -100,6 +133,11 @@ kp_status kp_akv_instance_check(void *inst, kp_check_report_fn report, void *arg
         if (st != KP_OK && first == KP_OK)
             first = st;
         go = st == KP_OK || st == KP_ERR_PERMISSION; /* else the vault itself is failing */
+    }
+    if (go && !a->role_dek) {
+        st = s_purge_protection(a, report, arg);
+        if (st != KP_OK && first == KP_OK)
+            first = st;
     }
     pthread_mutex_unlock(&a->lock);
     return first;

@@ -51,8 +51,10 @@ static json_t *s_tags(const char *name, uint32_t version, const char *fpr, const
 
 /* The vault id of the key's newest version (what GET without a version answers), the kp-prev of
  * the version about to be made: how an identity without keys/list finds them all (akv_keys.c).
- * "" when the key has none yet. */
-static kp_status s_newest(kp_akv_inst *a, const char *vname, char prev[KP_AKV_VERSION_LEN + 1])
+ * A newest version made outside keyplane (no kp-chain tag) would end every later walk, so then
+ * the newest visible version of the listing is taken. "" when the key has none yet. */
+static kp_status s_newest(kp_akv_inst *a, const char *name, const char *vname,
+                          char prev[KP_AKV_VERSION_LEN + 1])
 {
     char path[KP_AKV_URL_MAX];
     kp_akv_bundle b;
@@ -60,8 +62,10 @@ static kp_status s_newest(kp_akv_inst *a, const char *vname, char prev[KP_AKV_VE
     snprintf(path, sizeof(path), "/keys/%s", vname);
     kp_status st = kp_akv_call_bundle(a, "GET", path, NULL, 0, 0, "get the newest version", &b);
     prev[0] = '\0';
-    if (st == KP_OK)
+    if (st == KP_OK && b.tag_chain[0] != '\0')
         snprintf(prev, KP_AKV_VERSION_LEN + 1, "%s", b.azver);
+    else if (st == KP_OK)
+        kp_akv_newest_visible(a, name, prev);
     kp_akv_bundle_clear(&b);
     return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
@@ -95,23 +99,61 @@ static kp_status s_again(kp_akv_inst *a, kp_status st, const char *why)
 
 /* Disables a version that failed its check and marks it, keeping the reason why (the error
  * text already set) whatever the PATCH does: the version is unlabelled, so invisible, anyway. */
+/* Disables vault version azver of name and tags it kp-rejected (tag) with kp-prev prev (the
+ * walk passes through it too). */
+static kp_status s_disable(kp_akv_inst *a, const char *name, const char *vname, const char *azver,
+                           const char *prev, const char *tag)
+{
+    json_t *j = json_object(), *attrs = json_object(), *tags = json_object();
+    json_object_set_new(attrs, "enabled", json_false());
+    json_object_set_new(tags, "kp-chain", json_string(name));
+    json_object_set_new(tags, "kp-rejected", json_string(tag));
+    if (prev[0] != '\0')
+        json_object_set_new(tags, "kp-prev", json_string(prev));
+    json_object_set_new(j, "attributes", attrs);
+    json_object_set_new(j, "tags", tags);
+    return s_patch(a, vname, azver, j, "disable the rejected version");
+}
+
 static kp_status s_reject(kp_akv_inst *a, const char *name, const char *vname,
                           const kp_akv_bundle *b, kp_status st, const char *tag)
 {
     char why[KP_ERROR_MAX + 1];
     snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
-    json_t *j = json_object(), *attrs = json_object(), *tags = json_object();
-    json_object_set_new(attrs, "enabled", json_false());
-    json_object_set_new(tags, "kp-chain", json_string(name));
-    json_object_set_new(tags, "kp-rejected", json_string(tag));
-    if (b->tag_prev[0] != '\0') /* the walk passes through it too */
-        json_object_set_new(tags, "kp-prev", json_string(b->tag_prev));
-    json_object_set_new(j, "attributes", attrs);
-    json_object_set_new(j, "tags", tags);
-    if (s_patch(a, vname, b->azver, j, "disable the rejected version") != KP_OK)
+    if (s_disable(a, name, vname, b->azver, b->tag_prev, tag) != KP_OK)
         a->up->log(a->h, KP_LOG_WARN,
                    "a rejected vault version could not be disabled; it stays unlabelled");
     return s_again(a, st, why);
+}
+
+/* A newer vault version claiming winner's number with another key (a run that lost a race, its
+ * label already written): disabled and tagged kp-rejected, so that no walk of an identity
+ * without keys/list takes it for the version. Both were linked to the same predecessor when
+ * made at once, which hid the winner from the walk: the loser is then linked to the winner. */
+typedef struct s_repair {
+    kp_akv_inst *a;
+    const char *name, *vname;
+} s_repair;
+
+static kp_status s_repair_one(void *arg, const kp_akv_version *winner)
+{
+    s_repair *r = arg;
+    const char *prev =
+        strcmp(winner->dup_prev, winner->prev) == 0 ? winner->azver : winner->dup_prev;
+    char tag[48];
+    snprintf(tag, sizeof(tag), "lost a race for v%u", winner->version);
+    kp_logf(r->a->up, r->a->h, KP_LOG_WARN,
+            "disabling a vault version that claims v%u with another key (a run that lost a race "
+            "for the number left it)",
+            winner->version);
+    return s_disable(r->a, r->name, r->vname, winner->dup, prev, tag);
+}
+
+/* Rejects every loser of a race for a number of name that the last listing showed. */
+static kp_status s_repair_races(kp_akv_inst *a, const char *name, const char *vname)
+{
+    s_repair r = {a, name, vname};
+    return kp_akv_dups_each(a, name, s_repair_one, &r);
 }
 
 /* The check before a version becomes visible. */
@@ -179,9 +221,10 @@ kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version
     kp_secret *body = NULL;
     kp_akv_bundle b;
     memset(&b, 0, sizeof(b));
-    char prev[KP_AKV_VERSION_LEN + 1];
+    char prev[KP_AKV_VERSION_LEN + 1], winner[KP_AKV_VERSION_LEN + 1];
     KP_GUARD(kp_akv_vault_name(a, name, vname));
-    KP_GUARD(s_newest(a, vname, prev));
+    KP_GUARD(s_repair_races(a, name, vname));
+    KP_GUARD(s_newest(a, name, vname, prev));
     json_object_set_new(j, "tags", s_tags(name, version, NULL, prev));
     snprintf(path, sizeof(path), create ? "/keys/%s/create" : "/keys/%s", vname);
     snprintf(what, sizeof(what), "%s %s v%u", create ? "create" : "import", vname, version);
@@ -200,7 +243,16 @@ kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version
         st = s_patch(a, vname, b.azver, label, "label the new version");
     }
     if (st == KP_OK)
-        st = kp_akv_take_bundle(a, name, version, &b, info);
+        st = kp_akv_take_bundle(a, name, version, &b, info, winner);
+    if (st == KP_ERR_EXISTS && winner[0] != '\0') { /* lost: ours must not stay labelled */
+        char why[KP_ERROR_MAX + 1];
+        snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
+        if (s_repair_races(a, name, vname) != KP_OK)
+            a->up->log(a->h, KP_LOG_WARN,
+                       "the version that lost a race could not be disabled; the next apply or "
+                       "key create here does it");
+        st = s_again(a, st, why);
+    }
     kp_akv_bundle_clear(&b);
     return st;
 }

@@ -72,10 +72,14 @@ typedef enum kp_akv_auth_mode {
 
 /** One keyplane version of a vault key, as far as it is known. */
 typedef struct kp_akv_version {
-    uint32_t version;                   /* keyplane version (kp-version tag) */
-    char azver[KP_AKV_VERSION_LEN + 1]; /* the vault's version id */
-    char prev[KP_AKV_VERSION_LEN + 1];  /* its kp-prev tag ("" none) */
-    char recovery[48];                  /* attributes.recoveryLevel ("" not known) */
+    uint32_t version;                      /* keyplane version (kp-version tag) */
+    char azver[KP_AKV_VERSION_LEN + 1];    /* the vault's version id */
+    char prev[KP_AKV_VERSION_LEN + 1];     /* its kp-prev tag ("" none) */
+    char dup[KP_AKV_VERSION_LEN + 1];      /* a newer vault version claiming the same number with
+                                              another key ("" none): a lost race, rejected by the
+                                              next write (akv_create.c) */
+    char dup_prev[KP_AKV_VERSION_LEN + 1]; /* that version's kp-prev */
+    char recovery[48];                     /* attributes.recoveryLevel ("" not known) */
     bool enabled;
     int64_t created, exp; /* exp 0 = none */
     uint32_t bits;
@@ -263,9 +267,18 @@ void kp_akv_key_forget(kp_akv_inst *a, const char *name);
  *  version has it), or the next free one. */
 kp_status kp_akv_new_version(kp_akv_inst *a, const kp_key_spec *spec, uint32_t *version);
 /** Records a labelled bundle as version v of name (refreshes the cache); info (may be NULL)
- *  receives it through kp_key_info_put. */
+ *  receives it through kp_key_info_put. KP_ERR_EXISTS when another vault version holds the
+ *  number (an earlier one: a concurrent run won), its id then in winner. */
 kp_status kp_akv_take_bundle(kp_akv_inst *a, const char *name, uint32_t version,
-                             const kp_akv_bundle *b, kp_key_info *info);
+                             const kp_akv_bundle *b, kp_key_info *info,
+                             char winner[KP_AKV_VERSION_LEN + 1]);
+/** The vault id of the newest visible version of name by creation time (of two created in one
+ *  second, the higher number), from the listing kp_akv_new_version loaded; "" when none. */
+void kp_akv_newest_visible(kp_akv_inst *a, const char *name, char out[KP_AKV_VERSION_LEN + 1]);
+/** The visible versions of name (as loaded) that a newer vault version claims with another key:
+ *  fn(arg, winner) for each, stopping at a failure. */
+kp_status kp_akv_dups_each(kp_akv_inst *a, const char *name,
+                           kp_status (*fn)(void *arg, const kp_akv_version *winner), void *arg);
 kp_ks_list_fn kp_akv_ks_list;
 kp_ks_get_public_fn kp_akv_ks_get_public;
 kp_ks_get_fn kp_akv_ks_get;

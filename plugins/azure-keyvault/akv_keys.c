@@ -203,6 +203,11 @@ static void s_visible(kp_akv_inst *a, s_collect *c)
     for (size_t i = 0; i < c->n; i++) {
         bool visible = strcmp(c->v[i].fpr, c->v[i].tag_fpr) == 0;
         bool again = visible && keep > 0 && c->v[keep - 1].version == c->v[i].version;
+        kp_akv_version *won = again ? &c->v[keep - 1] : NULL;
+        if (won != NULL && won->dup[0] == '\0' && strcmp(won->fpr, c->v[i].fpr) != 0) {
+            memcpy(won->dup, c->v[i].azver, sizeof(won->dup));
+            memcpy(won->dup_prev, c->v[i].prev, sizeof(won->dup_prev));
+        }
         if (visible && !again) { /* [keep, i) hold only freed entries */
             kp_akv_version t = c->v[keep];
             c->v[keep++] = c->v[i];
@@ -286,50 +291,74 @@ static kp_status s_walk_item(s_collect *c, kp_akv_bundle *b)
  * walk sees only the newer: making a version needs keys/list (kp_akv_new_version), and what a walk
  * finds is checked against the chain's fingerprints by the core like any answer.
  */
+/* Whether id is among the n ids of seen (the versions a walk has passed). */
+static bool s_seen(char (*seen)[KP_AKV_VERSION_LEN + 1], size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(seen[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* One step of a walk: the version next ("" the newest) of the key, from the cache k or by GET,
+ * collected into c when labelled; its kp-prev into next ("" ends the walk), its id into id. */
+static kp_status s_walk_step(kp_akv_inst *a, kp_akv_key *k, s_collect *c, const char *what,
+                             char next[KP_AKV_VERSION_LEN + 1], char id[KP_AKV_VERSION_LEN + 1])
+{
+    char path[KP_AKV_URL_MAX];
+    size_t j = next[0] == '\0' ? SIZE_MAX : s_cached(k, next);
+    if (j != SIZE_MAX) {
+        snprintf(id, KP_AKV_VERSION_LEN + 1, "%s", next);
+        snprintf(next, KP_AKV_VERSION_LEN + 1, "%s", k->v[j].prev);
+        KP_GUARD(s_take_cached(c, k, j));
+        c->cut = next[0] == '\0' && c->v[c->n - 1].version > 1;
+        return KP_OK;
+    }
+    bool first = next[0] == '\0';
+    if (first)
+        snprintf(path, sizeof(path), "/keys/%s", c->vname);
+    else
+        snprintf(path, sizeof(path), "/keys/%s/%s", c->vname, next);
+    kp_akv_bundle b;
+    memset(&b, 0, sizeof(b));
+    kp_status st = kp_akv_call_bundle(a, "GET", path, NULL, 0, 0, what, &b);
+    if (st == KP_ERR_NOT_FOUND) { /* no key at all, or a predecessor that is gone */
+        c->cut = !first;
+        next[0] = '\0';
+        st = KP_OK;
+    } else if (st == KP_OK) {
+        snprintf(id, KP_AKV_VERSION_LEN + 1, "%s", b.azver);
+        st = s_walk_item(c, &b);
+        uint32_t claimed = b.kp_version != 0 ? b.kp_version : b.kp_pending;
+        snprintf(next, KP_AKV_VERSION_LEN + 1, "%s", b.tag_prev);
+        c->cut = next[0] == '\0' && claimed != 1;
+    }
+    kp_akv_bundle_clear(&b);
+    return st;
+}
+
 static kp_status s_walk(kp_akv_inst *a, kp_akv_key *k, s_collect *c)
 {
-    char path[KP_AKV_URL_MAX], what[KP_NAME_MAX + 48];
-    char next[KP_AKV_VERSION_LEN + 1] = "";
-    kp_status st = KP_OK;
+    char what[KP_NAME_MAX + 48], next[KP_AKV_VERSION_LEN + 1] = "";
+    char(*seen)[KP_AKV_VERSION_LEN + 1] = malloc((S_MAX_VERSIONS + 1) * sizeof(*seen));
+    size_t nseen = 0;
+    kp_status st = seen != NULL ? KP_OK : kp_akv_err(a, KP_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof(what), "get %s (walking its versions)", c->vname);
-    for (size_t step = 0; st == KP_OK; step++) {
-        if (step > S_MAX_VERSIONS)
-            return kp_akv_err(a, KP_ERR_BACKEND,
-                              "%s: key %s: more than %d versions linked by kp-prev (a loop?)",
-                              a->place.vault_name, c->vname, S_MAX_VERSIONS);
-        size_t j = step == 0 ? SIZE_MAX : s_cached(k, next);
-        if (j != SIZE_MAX) {
-            snprintf(next, sizeof(next), "%s", k->v[j].prev);
-            st = s_take_cached(c, k, j);
-            if (st == KP_OK && next[0] == '\0')
-                c->cut = c->v[c->n - 1].version > 1;
-            if (next[0] == '\0')
-                break;
-            continue;
-        }
-        if (step == 0)
-            snprintf(path, sizeof(path), "/keys/%s", c->vname);
-        else
-            snprintf(path, sizeof(path), "/keys/%s/%s", c->vname, next);
-        kp_akv_bundle b;
-        memset(&b, 0, sizeof(b));
-        st = kp_akv_call_bundle(a, "GET", path, NULL, 0, 0, what, &b);
-        if (st == KP_ERR_NOT_FOUND) { /* no key at all, or a predecessor that is gone */
-            c->cut = step > 0;
-            kp_akv_bundle_clear(&b);
-            return KP_OK;
-        }
-        if (st == KP_OK)
-            st = s_walk_item(c, &b);
-        if (st == KP_OK) {
-            uint32_t claimed = b.kp_version != 0 ? b.kp_version : b.kp_pending;
-            snprintf(next, sizeof(next), "%s", b.tag_prev);
-            c->cut = next[0] == '\0' && claimed != 1;
-        }
-        kp_akv_bundle_clear(&b);
-        if (st == KP_OK && next[0] == '\0')
+    while (st == KP_OK) {
+        st = s_walk_step(a, k, c, what, next, seen[nseen]);
+        if (st != KP_OK || next[0] == '\0')
             break;
+        nseen++;
+        if (s_seen(seen, nseen, next))
+            st = kp_akv_err(a, KP_ERR_BACKEND,
+                            "%s: key %s: the kp-prev links of its versions loop (at vault "
+                            "version %s)",
+                            a->place.vault_name, c->vname, next);
+        else if (nseen > S_MAX_VERSIONS)
+            st = kp_akv_err(a, KP_ERR_UNSUPPORTED, "%s: key %s: more than %d versions",
+                            a->place.vault_name, c->vname, S_MAX_VERSIONS);
     }
+    free(seen);
     return st;
 }
 
@@ -448,6 +477,11 @@ static void s_info_fill(const kp_akv_inst *a, const char *name, const kp_akv_ver
     info->created = v->created;
     info->expires = v->exp;
     memcpy(info->fingerprint, v->fpr, sizeof(info->fingerprint));
+    if (v->dup[0] != '\0') /* the walk of an identity without keys/list may find the other */
+        snprintf(info->gap, sizeof(info->gap),
+                 "vault version %.32s also claims v%u with another key (a run that lost a race "
+                 "left it); the next apply or key create here disables it",
+                 v->dup, v->version);
     /* the kid; a URL too long for backend_id (none Azure issues) is cut, it is informational */
     int n = snprintf(info->backend_id, sizeof(info->backend_id), "%s/keys/%s%s/%s",
                      a->place.vault_url, a->place.key_prefix, name, v->azver);
@@ -478,13 +512,42 @@ kp_status kp_akv_new_version(kp_akv_inst *a, const kp_key_spec *spec, uint32_t *
     return KP_OK;
 }
 
+void kp_akv_newest_visible(kp_akv_inst *a, const char *name, char out[KP_AKV_VERSION_LEN + 1])
+{
+    const kp_akv_key *k = NULL;
+    out[0] = '\0';
+    for (size_t i = 0; i < a->nkeys && k == NULL; i++)
+        if (strcmp(a->keys[i].name, name) == 0)
+            k = &a->keys[i];
+    const kp_akv_version *best = NULL;
+    for (size_t i = 0; k != NULL && i < k->n; i++) /* ascending by number: ties go to the later */
+        if (best == NULL || k->v[i].created >= best->created)
+            best = &k->v[i];
+    if (best != NULL)
+        memcpy(out, best->azver, KP_AKV_VERSION_LEN + 1);
+}
+
+kp_status kp_akv_dups_each(kp_akv_inst *a, const char *name,
+                           kp_status (*fn)(void *arg, const kp_akv_version *winner), void *arg)
+{
+    for (size_t i = 0; i < a->nkeys; i++)
+        for (size_t j = 0; strcmp(a->keys[i].name, name) == 0 && j < a->keys[i].n; j++)
+            if (a->keys[i].v[j].dup[0] != '\0')
+                KP_GUARD(fn(arg, &a->keys[i].v[j]));
+    return KP_OK;
+}
+
 kp_status kp_akv_take_bundle(kp_akv_inst *a, const char *name, uint32_t version,
-                             const kp_akv_bundle *b, kp_key_info *info)
+                             const kp_akv_bundle *b, kp_key_info *info,
+                             char winner[KP_AKV_VERSION_LEN + 1])
 {
     kp_akv_key *k = NULL;
+    winner[0] = '\0';
     kp_akv_key_forget(a, name);
     KP_GUARD(s_key_load(a, name, true, &k));
     kp_akv_version *v = s_find(k, version);
+    if (v != NULL && strcmp(v->azver, b->azver) != 0)
+        memcpy(winner, v->azver, KP_AKV_VERSION_LEN + 1);
     if (v == NULL || strcmp(v->azver, b->azver) != 0) {
         /* the new version is not the one listed for this number: an earlier attempt won */
         return kp_akv_err(a, KP_ERR_EXISTS,
@@ -546,6 +609,12 @@ static kp_status s_visit_all(kp_akv_inst *a, kp_key_visit_fn visit, void *arg)
 {
     s_names l = {.a = a};
     kp_status st = s_list_each(a, "/keys?maxresults=25", "list keys", s_key_item, &l);
+    if (st == KP_ERR_PERMISSION) { /* an identity with get alone still lists one key's versions */
+        char why[KP_ERROR_MAX + 1];
+        snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
+        st = kp_akv_err(a, st, "%s (the versions of one key need only keys/get: key list --name)",
+                        why);
+    }
     for (size_t i = 0; st == KP_OK && i < l.n; i++)
         st = s_visit_key(a, l.names[i], visit, arg, false);
     free(l.names);

@@ -17,6 +17,7 @@
  * to free at unload).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,6 +43,7 @@ typedef struct s_vault {
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static s_vault s_table[S_VAULTS];
 static size_t s_nvaults;
+static bool s_full_said;
 
 /* The vault of a, made on first use; NULL when the table is full. Under s_lock. */
 static s_vault *s_find(const kp_akv_inst *a)
@@ -49,8 +51,15 @@ static s_vault *s_find(const kp_akv_inst *a)
     for (size_t i = 0; i < s_nvaults; i++)
         if (strcmp(s_table[i].url, a->place.vault_url) == 0)
             return &s_table[i];
-    if (s_nvaults == S_VAULTS)
+    if (s_nvaults == S_VAULTS) {
+        if (!s_full_said)
+            kp_logf(a->up, a->h, KP_LOG_INFO,
+                    "more than %d vaults in one run: the creates of the others are not paced "
+                    "(the vault's 429s still are waited out)",
+                    S_VAULTS);
+        s_full_said = true;
         return NULL;
+    }
     s_vault *v = &s_table[s_nvaults++];
     memset(v, 0, sizeof(*v));
     snprintf(v->url, sizeof(v->url), "%s", a->place.vault_url);
@@ -69,7 +78,14 @@ static size_t s_in_window(const s_class *c, int64_t now)
     return n;
 }
 
-/* The oldest send of the last budget ones: the one that must leave the window first. */
+static int s_newer_first(const void *x, const void *y)
+{
+    int64_t p = *(const int64_t *)x, q = *(const int64_t *)y;
+    return p > q ? -1 : p < q;
+}
+
+/* The send holding the place a new one needs: of the sends in the window, newest first, the
+ * budget-th (sends in one millisecond count apart). */
 static int64_t s_kth_newest(const s_class *c, unsigned budget, int64_t now)
 {
     int64_t times[S_RING];
@@ -77,16 +93,8 @@ static int64_t s_kth_newest(const s_class *c, unsigned budget, int64_t now)
     for (size_t i = 0; i < c->n; i++)
         if (c->sent[i] > now - KP_AKV_PACE_WINDOW_MS)
             times[n++] = c->sent[i];
-    /* the budget-th newest: n is at most 64, a selection by repeated maximum is enough */
-    int64_t bound = INT64_MAX, pick = 0;
-    for (unsigned k = 0; k < budget && k < n; k++) {
-        pick = 0;
-        for (size_t i = 0; i < n; i++)
-            if (times[i] < bound && times[i] > pick)
-                pick = times[i];
-        bound = pick;
-    }
-    return pick;
+    qsort(times, n, sizeof(times[0]), s_newer_first);
+    return budget >= 1 && budget <= n ? times[budget - 1] : 0;
 }
 
 void kp_akv_pace_wait(kp_akv_inst *a, kp_akv_class cls, kp_akv_pace *ticket)
@@ -135,17 +143,18 @@ void kp_akv_pace_done(kp_akv_inst *a, const kp_akv_pace *ticket, unsigned thrott
         return;
     pthread_mutex_lock(&s_lock);
     s_vault *v = s_find(a);
-    if (v != NULL) {
-        s_class *c = &v->c[ticket->cls];
+    s_class *c = v != NULL ? &v->c[ticket->cls] : NULL;
+    bool paced =
+        c != NULL && c->ceiling != 0; /* else (pace: false, Managed HSM) the vault decides */
+    if (paced) {
         /* the vault took the sends before this one in the window, and no more */
         unsigned learnt = ticket->prior > 0 ? (unsigned)ticket->prior : 1;
-        if (learnt > S_RING)
-            learnt = S_RING;
-        if (c->budget == 0 || learnt < c->budget)
+        if (learnt < c->budget)
             c->budget = learnt;
         c->moved = kpk_http_clock_ms();
-        c->sent[ticket->slot] = kpk_http_clock_ms(); /* admitted after the waits */
+        c->sent[ticket->slot] = c->moved; /* admitted after the waits */
     }
     pthread_mutex_unlock(&s_lock);
-    a->up->log(a->h, KP_LOG_INFO, "the vault throttled a request (429): pacing to its budget");
+    if (paced)
+        a->up->log(a->h, KP_LOG_INFO, "the vault throttled a create (429): pacing to its budget");
 }

@@ -135,9 +135,8 @@ void kp_akv_rule_recovery(const char *vault_name, const char *level, char *gap, 
         return; /* purge protection on (or not said) */
     bool soft = strstr(level, "Recoverable") != NULL;
     snprintf(gap, gaplen,
-             "vault '%s' has no %spurge protection (recoveryLevel %s), which Azure SQL requires "
-             "of a TDE protector's vault: az keyvault update --name %s%s "
-             "--enable-purge-protection true",
-             vault_name, soft ? "" : "soft delete or ", level, vault_name,
-             soft ? "" : " --enable-soft-delete true");
+             "vault '%s' has no %spurge protection (recoveryLevel %.48s); Azure SQL requires it "
+             "of a TDE protector's vault: az keyvault update --name %s --enable-purge-protection "
+             "true",
+             vault_name, soft ? "" : "soft delete or ", level, vault_name);
 }

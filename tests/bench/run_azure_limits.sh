@@ -21,7 +21,9 @@
 # wall time against the minimum (target at most 1.15x), the share of the vaults' keys requests
 # answered 429 by the limits (target at most 5%), and the failed actions (target 0).
 # KP_BENCH_PACE=false runs the limited apply without the plugin's pacing (only the vault's 429s
-# slow it down), for comparison. KP_KEEP=1 keeps the temp dir (vault logs, journals).
+# slow it down), for comparison. KP_BENCH_MAX_THROTTLED=N fails the run when more than N keys
+# requests were throttled (the smoke test: the pacer learns each vault's budget from one 429).
+# KP_KEEP=1 keeps the temp dir (vault logs, journals).
 set -eu
 build=$(cd "${1:?usage: run_azure_limits.sh BUILD_DIR [CHAINS] [SCALE] [WINDOW]}" && pwd)
 chains=${2:-40}
@@ -120,7 +122,7 @@ wall=$(apply "$T/tde.yaml" "$T/tde.json")
 r1=$(stat_sum keys_requests)
 q1=$(stat_sum limits_429)
 "$py" - "$T/base.json" "$T/tde.json" "$chains" "$scale" "$window" "$base" "$wall" \
-    "$((r1 - r0))" "$((q1 - q0))" <<'PYEOF' || { cat "$T/tde.json.err" >&2; fail "failed"; }
+    "$((r1 - r0))" "$((q1 - q0))" "${KP_BENCH_MAX_THROTTLED:-}" <<'PYEOF' || { cat "$T/tde.json.err" >&2; fail "failed"; }
 import json, math, sys
 base_doc, doc = (json.load(open(p)) for p in sys.argv[1:3])
 chains, scale, window = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
@@ -142,4 +144,8 @@ print("azure limits: apply %.2f s = %.3fx the minimum | %d of %d keys requests t
                          100.0 * throttled / max(1, requests), failed))
 if failed:
     sys.exit("%d actions failed" % failed)
+most = int(sys.argv[10]) if sys.argv[10] else -1
+if 0 <= most < throttled:
+    sys.exit("%d requests throttled, more than %d: the pacer did not keep to the budget it "
+             "learnt" % (throttled, most))
 PYEOF

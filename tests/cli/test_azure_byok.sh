@@ -45,7 +45,8 @@ fi
 grep -q "BYOK" "$T/sdk.err" || { cat "$T/sdk.err" >&2; fail "no BYOK refusal from the vault"; }
 
 # bad input: a usage error (exit 2), nothing written
-for kid in "" "http://vault/keys/k/1" "https://vault/keys/k\"x" "https://vault/secrets/k/1"; do
+for kid in "" "http://vault/keys/k/1" "https://vault/keys/k\"x" "https://vault/secrets/k/1" \
+    "https://vault/keys/k" "https://vault/keys/k/" "https://vault/keys//1" "https://vault/keys/k/1/x"; do
     expect_rc 2 $P key export-byok --instance soft --name tde --kek "$T/kek1.pub" \
         --kek-kid "$kid" --out "$T/bad.byok"
     expect_in "$T/err" "--kek-kid must be the key-exchange key's kid"
@@ -53,4 +54,16 @@ done
 expect_rc 2 $P key export-byok --instance soft --name tde --kek "$T/kek1.pub" --out "$T/bad.byok"
 expect_in "$T/err" "--kek-kid"
 [ ! -e "$T/bad.byok" ] || fail "a refused export wrote its output"
+
+# a vault without purge protection is named by check before keyplane puts anything there, as soon
+# as it holds a key (here the key-exchange key an operator made for a hand BYOK)
+akv_start bare --no-purge-protection
+{ cat "$T/policy.yaml"; akv_instance bare "$KV_BARE_URL" "verify_challenge_resource: false"; } \
+    >"$T/bare.yaml"
+expect_rc 0 --policy "$T/bare.yaml" check bare
+expect_in "$T/out" "not known yet: the vault holds no key"
+$SDK kek "$KV_BARE_URL" "$KV_CA" kek "$T/kek-bare.pub" >/dev/null || fail "cannot make a key in bare"
+expect_rc 1 --policy "$T/bare.yaml" check bare
+expect_in "$T/out" "purge protection"
+expect_in "$T/out" "has no purge protection (recoveryLevel Recoverable+Purgeable)"
 echo "ok: azure_byok"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Least privilege against an emulated vault that enforces per-identity key permissions (access
 # policies) with the real 403: an application identity holding only get, wrapKey and unwrapKey
-# (Azure SQL's documented minimum for a TDE protector) wraps and unwraps, also with a version
-# older than the newest, found through the kp-prev links without listing; `check` with role dek
+# (Azure SQL's documented minimum for a TDE protector) wraps while the chain has one version (and
+# refuses once a second is staged: no store of its policy keeps the chain's state), and unwraps,
+# also with a version older than the newest, found through the kp-prev links without listing;
+# `check` with role dek
 # passes and with role manage names the missing list; a missing wrapKey is named; making a
 # version without list is refused before anything is sent; every request carried an
 # x-ms-client-request-id; a version without its kp-prev link (as an older keyplane made it)
@@ -18,7 +20,7 @@ vault() { # vault NAME URL CLIENT SECRET_ENV [ROLE]
     AKV_CLIENT=$3 AKV_SECRET_ENV=$4 akv_instance "$1" "$2" "verify_challenge_resource: false" \
         "hsm: true" ${5:+"role: $5"}
 }
-# the admin's policy: born in a file store, copied into the vault, rotated once (v1 and v2)
+# the admin's policy: born in a file store, copied into both vaults, rotated once below
 {
     file_providers soft
     vault vault1 "$KV_VAULT1_URL" kp-client AZ_SECRET
@@ -35,16 +37,6 @@ init_stores "$T/admin.yaml"
 expect_rc 0 $A apply
 head -c 32 /dev/urandom >"$T/dek1"
 expect_rc 0 $A wrap --chain tde --dek "file:$T/dek1" --out "$T/env1"
-expect_rc 0 $A rotate tde --stage
-expect_rc 0 $A rotate tde --activate
-$SDK show "$KV_VAULT1_URL" "$KV_CA" tde >"$T/versions.json" || fail "SDK show"
-"$PY" - "$T/versions.json" <<'PYEOF' || fail "the versions are not linked by kp-prev"
-import json, sys
-vs = {v["tags"]["kp-version"]: v for v in json.load(open(sys.argv[1])) if "kp-version" in v["tags"]}
-assert set(vs) == {"1", "2"}, vs.keys()
-assert "kp-prev" not in vs["1"]["tags"], vs["1"]["tags"]
-assert vs["2"]["tags"]["kp-prev"] == vs["1"]["version"], (vs["2"]["tags"], vs["1"]["version"])
-PYEOF
 
 # the application's policy: the two vaults alone, through the identity with get, wrapKey and
 # unwrapKey
@@ -61,17 +53,47 @@ chains:
 YAML
 } >"$T/app.yaml"
 B="--policy $T/app.yaml"
+# while the chain has one version, the application wraps with it
+head -c 32 /dev/urandom >"$T/dek0"
+expect_rc 0 $B wrap --chain tde --dek "file:$T/dek0" --out "$T/env0"
+expect_rc 0 $A unwrap --in "$T/env0" --replica soft --out "$T/dek0.soft"
+cmp "$T/dek0" "$T/dek0.soft" || fail "the application wrapped under another key than v1"
+
+expect_rc 0 $A rotate tde --stage
+# with v2 staged, no store of the application's policy can say which version is active (Key
+# Vault keeps no chain-state documents): wrap refuses rather than take v2
+expect_rc 5 $B wrap --chain tde --dek "file:$T/dek0" --out "$T/x"
+expect_in "$T/err" "no reachable keystore of it in this policy keeps chain-state documents"
+[ ! -e "$T/x" ] || fail "a refused wrap wrote its output"
+expect_rc 0 $A rotate tde --activate
+$SDK show "$KV_VAULT1_URL" "$KV_CA" tde >"$T/versions.json" || fail "SDK show"
+"$PY" - "$T/versions.json" <<'PYEOF2' || fail "the versions are not linked by kp-prev"
+import json, sys
+vs = {v["tags"]["kp-version"]: v for v in json.load(open(sys.argv[1])) if "kp-version" in v["tags"]}
+assert set(vs) == {"1", "2"}, vs.keys()
+assert "kp-prev" not in vs["1"]["tags"], vs["1"]["tags"]
+assert vs["2"]["tags"]["kp-prev"] == vs["1"]["version"], (vs["2"]["tags"], vs["1"]["version"])
+PYEOF2
+
+# v1 is older than the newest version: reached without listing, through v2's kp-prev
 for v in vault1 vault2; do
     expect_rc 0 $B unwrap --in "$T/env1" --replica $v --out "$T/dek1.$v"
     cmp "$T/dek1" "$T/dek1.$v" || fail "the application unwrapped another DEK in $v"
 done
+# v2 active: what the admin wraps, the application unwraps
 head -c 32 /dev/urandom >"$T/dek2"
-expect_rc 0 $B wrap --chain tde --dek "file:$T/dek2" --out "$T/env2" --json
-expect_rc 0 $A unwrap --in "$T/env2" --replica soft --out "$T/dek2.soft"
-cmp "$T/dek2" "$T/dek2.soft" || fail "the application wrapped under another key than v2"
+expect_rc 0 $A wrap --chain tde --dek "file:$T/dek2" --out "$T/env2"
 "$PY" -c 'import json,sys; e=json.load(open(sys.argv[1])); assert [w["v"] for w in e["wraps"]]==[2], e' \
-    "$T/env2" || fail "the application did not wrap with v2"
+    "$T/env2" || fail "the admin did not wrap with v2"
+expect_rc 0 $B unwrap --in "$T/env2" --out "$T/dek2.app"
+cmp "$T/dek2" "$T/dek2.app" || fail "the application unwrapped another DEK (v2)"
 expect_rc 0 $B status
+# key list: every key needs list, one key's versions only get (found by the walk, with their kids)
+expect_rc 1 $B key list --instance vault1
+expect_in "$T/err" "the versions of one key need only keys/get: key list --name"
+expect_rc 0 $B key list --instance vault1 --name tde --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); ks=d if isinstance(d, list) else d["keys"]; assert sorted(k["version"] for k in ks)==[1,2] and all(k["kid"].startswith("https://") for k in ks), d' \
+    "$T/out" || fail "key list --name through the walk"
 
 # check: role dek probes what it needs and passes; role manage names the missing list
 expect_rc 0 $B check --json

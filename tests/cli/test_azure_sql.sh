@@ -247,6 +247,12 @@ policy vault1b "      - {server: sql-tde-north, resource_group: rg-n, subscripti
 one_error 5 "vault 'vault1b' (server sql-tde-north): does not hold tde v2, the version wrap uses ('keyplane apply' copies it there)" \
     --policy "$T/more.yaml" azure-sql script tde
 
+# A vault without purge protection: Azure SQL would refuse its key, so no script, the fix named.
+$VCTL stop --dir "$V" --name vault2 >/dev/null
+akv_start vault2 --port-reuse --no-purge-protection
+one_error 3 "vault 'vault2' (server sql-tde-west): tde v2: vault '127.0.0.1:$KV_VAULT2_PORT' has no purge protection (recoveryLevel Recoverable+Purgeable); Azure SQL requires it of a TDE protector's vault: az keyvault update --name 127.0.0.1:$KV_VAULT2_PORT --enable-purge-protection true" \
+    $P azure-sql script tde
+
 # A vault that is down: named, no half script.
 $VCTL stop --dir "$V" --name vault2 --kill >/dev/null
 kp $P azure-sql script tde

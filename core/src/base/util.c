@@ -128,3 +128,15 @@ unsigned kp__workers(unsigned asked)
         return KP__WORKERS_DEFAULT;
     return asked < KP__WORKERS_MAX ? asked : KP__WORKERS_MAX;
 }
+
+void kp__printable(char *s)
+{
+    for (unsigned char *c = (unsigned char *)s; *c != '\0'; c++) {
+        if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) { /* UTF-8 of a C1 control */
+            c[0] = '?';
+            *++c = '?';
+        } else if (*c < 0x20 || *c == 0x7f) {
+            *c = '?';
+        }
+    }
+}

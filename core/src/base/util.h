@@ -15,6 +15,9 @@
  * digit, 1..max characters. Key names in stores follow the ABI's rule (kpk_key_name_valid). */
 bool kp__name_valid(const char *s, size_t max);
 char *kp__strdup(const char *s);
+/** Makes s one printable line in place: C0 controls, DEL and the C1 controls in UTF-8 (0xc2
+ *  0x80-0x9f) become '?'; other bytes stay. */
+void kp__printable(char *s);
 /* "35d", "12h", "52w", "1y" (s, m, h, d, w, y) into seconds. */
 /* The longest duration a policy may give (1000y): a time plus it cannot overflow. */
 #define KP__DURATION_MAX ((int64_t)1000 * 365 * 86400)

@@ -317,7 +317,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
              * 1.2: a vault without purge protection, which Azure SQL refuses): a gap */
             if (h != NULL && h->gap[0] != '\0' &&
                 (cell->state == KP_CELL_OK || cell->state == KP_CELL_RESTORE_ONLY))
-                s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_UNSUPPORTED, "holds the key, but %s", h->gap);
+                s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_UNSUPPORTED, "%s", h->gap);
         }
         free(spki);
     }

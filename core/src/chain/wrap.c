@@ -117,6 +117,19 @@ static kp_status s_wrap_version(kp_ctx *ctx, const kp__discovery *d, uint32_t *v
                            "apply' gives every keystore the authoritative document)",
                            chain, r->problem, chain);
     size_t nv = st == KP_OK ? kp__versions(d, vs, fs, KP_STATE_VERSIONS) : 0;
+    /* Without a state document the newest version everywhere is taken for a chain that never
+     * rotated; with more than one version and no reachable store that keeps documents (a policy
+     * of Key Vaults alone), a staged or abandoned version would be taken for the active one. */
+    bool keeper = false;
+    for (size_t i = 0; i < d->n; i++)
+        keeper |= !d->t[i].secret && d->t[i].keeps_state;
+    if (st == KP_OK && !found && nv > 1 && !keeper)
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
+                           "chain '%s' has %zu versions and no reachable keystore of it in this "
+                           "policy keeps chain-state documents (Key Vault does not), so which one "
+                           "is active cannot be known: add one that does (its origin file store "
+                           "or HSM) to the policy",
+                           chain, nv);
     uint32_t active = st == KP_OK && found ? kp__state_active(s) : 0;
     uint32_t want = active != 0 ? active : st == KP_OK ? kp__unrotated_version(d, s, found) : 0;
     *version = 0;
@@ -147,10 +160,12 @@ static kp_status s_wrap_version(kp_ctx *ctx, const kp__discovery *d, uint32_t *v
     return st;
 }
 
-/* Wraps in one instance after checking its public key is the version's. */
+/* Wraps in one instance after checking that it names the chain's key (fpr) as the version and
+ * that its public key is that key: between discovery and this lookup the store may have answered
+ * otherwise (a walk of Key Vault versions that met another claimant of the number). */
 static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
-                           const char *name, uint32_t version, const kp_secret *dek,
-                           kp_envelope **out)
+                           const char *name, uint32_t version, const char *want,
+                           const kp_secret *dek, kp_envelope **out)
 {
     kp_instance *inst = NULL;
     kp_key_info info;
@@ -164,6 +179,10 @@ static kp_status s_wrap_in(kp_ctx *ctx, const kp_policy *policy, const kp_chain_
                            kp_wrap_alg_name(c->wrap_alg));
     if (st == KP_OK)
         st = kp_key_info_get(inst, c->name, version, &info);
+    if (st == KP_OK && strcmp(info.fingerprint, want) != 0)
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                           "%s: %s v%u is another key (%.16s...) than the chain's (%.16s...)", name,
+                           c->name, version, info.fingerprint, want);
     if (st == KP_OK)
         st = kp_key_get_public(inst, c->name, version, &spki, &spki_len);
     if (st == KP_OK)
@@ -243,6 +262,9 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
                         t->name, chain, version, h->fpr, fpr);
         }
     }
+    char want[KPK_FPR_HEX] = "";
+    if (fpr != NULL) /* it points into d */
+        snprintf(want, sizeof(want), "%s", fpr);
     kp__discovery_clear(d);
     free(d);
     if (st == KP_OK && nh == 0)
@@ -252,7 +274,7 @@ kp_status kp_chain_wrap(kp_ctx *ctx, const kp_policy *policy, const char *chain,
     if (st != KP_OK)
         return st;
     for (size_t i = 0; i < nh; i++) {
-        st = s_wrap_in(ctx, policy, c, holders[i], version, dek, out);
+        st = s_wrap_in(ctx, policy, c, holders[i], version, want, dek, out);
         if (st == KP_OK) {
             if (used != NULL)
                 snprintf(used, KP_NAME_MAX, "%s", holders[i]);

@@ -10,6 +10,7 @@
 #include <keyplane/kit/codec.h>
 
 #include "base/audit.h"
+#include "base/util.h"
 #include "instance/call.h"
 
 kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *op,
@@ -120,11 +121,11 @@ kp_status kp__inst_key_info(kp_instance *inst, const char *fn, const kp_key_info
                              "fingerprint or backend id",
                              inst->name, inst->plugin->name, fn);
     tmp.backend_id[KP_BACKEND_ID_MAX - 1] = '\0';
-    /* the gap (ABI 1.2) is the plugin's words, shown as one line: cut and made printable */
+    /* the backend id and the gap (ABI 1.2) are the plugin's words, shown on a terminal: cut and
+     * made printable */
     tmp.gap[KP_GAP_MAX - 1] = '\0';
-    for (char *c = tmp.gap; *c != '\0'; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = ' ';
+    kp__printable(tmp.gap);
+    kp__printable(tmp.backend_id);
     if (tmp.type != KP_KEY_RSA && tmp.type != KP_KEY_AES)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s returned an unknown key type %u for %s v%u", inst->name,

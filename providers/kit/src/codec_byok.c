@@ -7,6 +7,7 @@
  * codec links OpenSSL only, and the document has a fixed shape whose strings are a checked URL
  * and base64url, neither of which JSON needs to escape.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +17,22 @@
 bool kpk_byok_kid_valid(const char *kid)
 {
     size_t n = kid != NULL ? strlen(kid) : 0;
-    if (n < 9 || n > 1024 || strncmp(kid, "https://", 8) != 0 || strstr(kid, "/keys/") == NULL)
+    if (n < 9 || n > 1024 || strncmp(kid, "https://", 8) != 0)
         return false;
     for (const char *c = kid; *c != '\0'; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               strchr(":/.-_", *c) != NULL))
+            return false;
+    /* https://HOST/keys/NAME/VERSION: a key-exchange key is named with its version, 32 hex
+     * digits in Key Vault and Managed HSM */
+    const char *path = strchr(kid + 8, '/');
+    if (path == NULL || path == kid + 8 || strncmp(path, "/keys/", 6) != 0)
+        return false;
+    const char *name = path + 6, *slash = strchr(name, '/');
+    if (slash == NULL || slash == name || strlen(slash + 1) != 32)
+        return false;
+    for (const char *c = slash + 1; *c != '\0'; c++)
+        if (!isxdigit((unsigned char)*c))
             return false;
     return true;
 }

@@ -60,8 +60,9 @@ kp_status kpk_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size
 /** Lower-case hex of in/inlen into out (2 * inlen + 1 bytes), NUL-terminated. */
 void kpk_hex_encode(const uint8_t *in, size_t inlen, char *out);
 
-/** Whether kid can head a BYOK transfer file: an https:// Key Vault key URL of letters, digits
- *  and : / . - _ only (at most 1024 characters). */
+/** Whether kid can head a BYOK transfer file: a versioned Key Vault key id,
+ *  https://HOST/keys/NAME/VERSION with a version of 32 hex digits, of letters, digits and
+ *  : / . - _ only (at most 1024 characters). */
 bool kpk_byok_kid_valid(const char *kid);
 /** The BYOK transfer file (.byok JSON) of blob, the key RSA-AES-wrapped under the key-exchange
  *  key kek_kid, into a malloc'd NUL-terminated *out of *outlen bytes (the caller frees it).
