@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "akv_internal.h"
 
@@ -214,6 +215,65 @@ static kp_status s_adopt(kp_akv_inst *a, const char *vname, uint32_t version, co
     return s_again(a, failed, why);
 }
 
+/*
+ * Two runs making one number at once. Readers take the older of two labelled claimants (by
+ * creation time, then by id: the time has one-second steps), so a run must not label its version,
+ * or keep its label, when another may win: before labelling, it yields to any other claimant
+ * already labelled and to an older one still pending; after labelling, to any older claimant.
+ * Either way its version is disabled (kp-rejected) and the caller told KP_ERR_EXISTS. Of two
+ * runs at most one passes both checks (a run that passed its second check before the other
+ * existed is seen labelled by the other's first check); both may yield, and a rerun makes the
+ * version. A pending version made more than S_STALE_S ago is a run that died before labelling,
+ * and does not count.
+ */
+#define S_STALE_S 120
+typedef struct s_older {
+    const kp_akv_bundle *ours;
+    uint32_t version;
+    bool labelled; /* ours is labelled already (the second check) */
+    int64_t now;
+    bool found;
+    char link[KP_AKV_VERSION_LEN + 1]; /* the kp-prev ours gets: a claimant with the same
+                                          predecessor (the walk would miss it), else ours */
+} s_older;
+
+static kp_status s_older_item(void *arg, const kp_akv_bundle *b)
+{
+    s_older *o = arg;
+    bool labelled = b->kp_version == o->version && b->tag_fpr[0] != '\0';
+    bool claims = labelled || (b->kp_version == 0 && b->kp_pending == o->version);
+    bool older = b->created < o->ours->created ||
+                 (b->created == o->ours->created && strcmp(b->azver, o->ours->azver) < 0);
+    bool alive = labelled || o->now - b->created < S_STALE_S;
+    bool wins = older || (labelled && !o->labelled);
+    if (claims && wins && alive && b->enabled && strcmp(b->azver, o->ours->azver) != 0) {
+        o->found = true;
+        if (strcmp(b->tag_prev, o->ours->tag_prev) == 0)
+            snprintf(o->link, sizeof(o->link), "%s", b->azver);
+    }
+    return KP_OK;
+}
+
+static kp_status s_yield(kp_akv_inst *a, const char *name, const char *vname, uint32_t version,
+                         const kp_akv_bundle *b, bool labelled)
+{
+    s_older o = {.ours = b, .version = version, .labelled = labelled, .now = (int64_t)time(NULL)};
+    snprintf(o.link, sizeof(o.link), "%s", b->tag_prev);
+    KP_GUARD(kp_akv_versions_each(a, vname, s_older_item, &o));
+    if (!o.found)
+        return KP_OK;
+    char tag[48];
+    snprintf(tag, sizeof(tag), "yielded v%u to another run", version);
+    if (s_disable(a, name, vname, b->azver, o.link, tag) != KP_OK)
+        a->up->log(a->h, KP_LOG_WARN,
+                   "a version that yielded to a concurrent run could not be disabled; the next "
+                   "apply or key create here does it");
+    kp_akv_key_forget(a, name);
+    return kp_akv_err(a, KP_ERR_EXISTS,
+                      "%s: key %s v%u is being made concurrently by another run; run again",
+                      a->place.vault_name, name, version);
+}
+
 kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version, bool create,
                               json_t *j, const char *fpr, kp_key_info *info)
 {
@@ -237,11 +297,15 @@ kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version
     a->up->secret_free(body);
     if (st == KP_OK)
         st = s_check(a, name, vname, fpr, what, &b);
+    if (st == KP_OK)
+        st = s_yield(a, name, vname, version, &b, false);
     if (st == KP_OK) {
         json_t *label = json_object();
         json_object_set_new(label, "tags", s_tags(name, version, b.fpr, b.tag_prev));
         st = s_patch(a, vname, b.azver, label, "label the new version");
     }
+    if (st == KP_OK)
+        st = s_yield(a, name, vname, version, &b, true);
     if (st == KP_OK)
         st = kp_akv_take_bundle(a, name, version, &b, info, winner);
     if (st == KP_ERR_EXISTS && winner[0] != '\0') { /* lost: ours must not stay labelled */
