@@ -193,10 +193,15 @@ void kp_cli_azure_print(const kp_cli_azure_script *S, FILE *out)
             "%s\n"
             "\n"
             "# Before the first run, once per server: the server's managed identity needs get,\n"
-            "# wrapKey and unwrapKey on its vault; with the vault's access policies (the vault is\n"
-            "# looked up in the current subscription):\n",
+            "# wrapKey and unwrapKey on its vault; with the vault's access policies\n"
+            "# (%s):\n",
             S->powershell ? "" : "#!/bin/sh\n", c->name, S->powershell ? " --powershell" : "",
-            S->version, c->name, S->powershell ? "$ErrorActionPreference = 'Stop'" : "set -eu");
+            S->version, c->name, S->powershell ? "$ErrorActionPreference = 'Stop'" : "set -eu",
+            S->powershell
+                ? "the vault is looked up in the server's subscription, selected just\n"
+                  "# before; where the vault lives in another, select that one"
+                : "az looks the vault up in its current subscription; add --subscription\n"
+                  "# where the vault lives in another");
     for (size_t i = 0; i < c->nazure_sql; i++)
         s_prereq(S, &c->azure_sql[i], out);
     fprintf(out, "# (a vault using Azure RBAC instead: the role Key Vault Crypto Service "

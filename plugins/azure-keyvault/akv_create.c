@@ -281,7 +281,7 @@ kp_status kp_akv_version_make(kp_akv_inst *a, const char *name, uint32_t version
     kp_secret *body = NULL;
     kp_akv_bundle b;
     memset(&b, 0, sizeof(b));
-    char prev[KP_AKV_VERSION_LEN + 1], winner[KP_AKV_VERSION_LEN + 1];
+    char prev[KP_AKV_VERSION_LEN + 1], winner[KP_AKV_VERSION_LEN + 1] = "";
     KP_GUARD(kp_akv_vault_name(a, name, vname));
     KP_GUARD(s_repair_races(a, name, vname));
     KP_GUARD(s_newest(a, name, vname, prev));

@@ -88,7 +88,7 @@ static int s_newer_first(const void *x, const void *y)
  * budget-th (sends in one millisecond count apart). */
 static int64_t s_kth_newest(const s_class *c, unsigned budget, int64_t now)
 {
-    int64_t times[S_RING];
+    int64_t times[S_RING] = {0};
     size_t n = 0;
     for (size_t i = 0; i < c->n; i++)
         if (c->sent[i] > now - KP_AKV_PACE_WINDOW_MS)

@@ -180,8 +180,6 @@ static kp_status s_create_aes(kp_p11_op *op, s_create *c, kp_p11_draft *d, const
             {CKA_UNWRAP, &yes, sizeof(yes)},        {CKA_LABEL, d->pending, strlen(d->pending)},
             {CKA_ID, c->key.id, c->key.idlen},      {CKA_START_DATE, (void *)date, sizeof(*date)},
         };
-        /* Made right after a search, as every object is (p11_version.c). */
-        kp_p11_refresh(op);
         rv = op->f->C_GenerateKey(op->s, &mech, t, sizeof(t) / sizeof(t[0]), &key);
     }
     if (rv != CKR_OK)

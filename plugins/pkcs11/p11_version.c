@@ -10,7 +10,10 @@
  * 2. The writer lists every object of the version (kp_p11_vobjs) until it has waited
  *    KP_P11_DECIDE_MS: it loses when another object is published, or is pending and ordered
  *    before its own (kp_p11_vobj_order); pending objects older than KP_P11_STALE_S are a dead
- *    writer's and are destroyed. Otherwise it publishes: sets the version's label.
+ *    writer's and are destroyed. Otherwise, once no other live object of the version is
+ *    pending (one ordered after its own is a writer that loses once it sees this one, or, when
+ *    its view lags, publishes without having seen it, and this one loses), it publishes: sets
+ *    the version's label.
  * 3. It lists again: an object ordered before its own that is published means both published
  *    at once, and it destroys its own (readers use the first one only, so none used its own);
  *    one that is pending is waited for (KP_P11_SETTLE_MS at most).
@@ -343,6 +346,7 @@ typedef struct s_view {
     bool published; /* another object is published */
     bool before;    /* another object is ordered before its own */
     bool before_published;
+    bool after;     /* another object is pending and ordered after its own */
     bool unordered; /* another RSA key has no CKA_ID yet */
 } s_view;
 
@@ -372,6 +376,8 @@ static kp_status s_look(kp_p11_op *op, const kp_p11_draft *d, s_view *v)
         if (kp_p11_vobj_order(o, own) < 0) {
             v->before = true;
             v->before_published |= !o->at.pending;
+        } else {
+            v->after |= o->at.pending;
         }
     }
     free(objs);
@@ -462,8 +468,12 @@ static kp_status s_settle(kp_p11_op *op, kp_p11_draft *d, CK_OBJECT_HANDLE *nudg
                 decide = s_ms() + S_DECIDE_GAP_MS;
                 continue; /* list again before anything is decided */
             }
+            /* Not while another writer's object ordered after ours is pending: that writer
+             * loses once it sees ours, but one whose view of the token lags (see the top) may
+             * never have, and publishes its own; ours then loses to it here, instead of both
+             * being published (two AES keys have no order to undo that by). */
             if (nudges == 2 && now >= decide && now >= d->made_ms + KP_P11_DECIDE_MS &&
-                !v.unordered) {
+                !v.unordered && !v.after) {
                 if ((st = s_publish(op, d)) != KP_OK)
                     break;
                 published = true;
@@ -472,8 +482,10 @@ static kp_status s_settle(kp_p11_op *op, kp_p11_draft *d, CK_OBJECT_HANDLE *nudg
             }
             if (now >= d->made_ms + KP_P11_SETTLE_MS) {
                 st = kp_p11_err(pi, KP_ERR_UNAVAILABLE,
-                                "another writer's key for %s v%u on token '%s' has no CKA_ID yet; "
-                                "retry",
+                                v.unordered ? "another writer's key for %s v%u on token '%s' has "
+                                              "no CKA_ID yet; retry"
+                                            : "another writer is still creating %s v%u on token "
+                                              "'%s'; retry",
                                 d->name, d->version, pi->token);
                 break;
             }
@@ -490,19 +502,7 @@ static kp_status s_settle(kp_p11_op *op, kp_p11_draft *d, CK_OBJECT_HANDLE *nudg
                                   d->name, d->version, pi->token);
             }
         }
-        /* A nudge comes at its jittered time, not at the next listing: two writers released
-         * together list in step, and rounded up to the same listing their nudges come at once,
-         * so that one's nudge can land between the other's search and its own nudge, which
-         * then hides it (see the top): that writer may decide without ever seeing the other's
-         * key, and two AES keys both published have no order to undo it by (unit.pkcs11_race
-         * "both publish an AES key"). */
-        uint64_t pause = S_POLL_MS, at = s_ms();
-        if (!published && nudges < 2 && nudge > at && nudge - at < pause)
-            pause = nudge - at;
-        else if (!published && nudges < 2 && nudge <= at)
-            pause = 0;
-        if (pause > 0)
-            s_sleep_ms((unsigned)pause);
+        s_sleep_ms(S_POLL_MS);
     }
     kp_p11_draft_drop(op, d);
     return st;

@@ -7,8 +7,9 @@
 $ErrorActionPreference = 'Stop'
 
 # Before the first run, once per server: the server's managed identity needs get,
-# wrapKey and unwrapKey on its vault; with the vault's access policies (the vault is
-# looked up in the current subscription):
+# wrapKey and unwrapKey on its vault; with the vault's access policies
+# (the vault is looked up in the server's subscription, selected just
+# before; where the vault lives in another, select that one):
 #   Set-AzContext -Subscription '0a0a0a0a-0000-4000-8000-00000000000a' | Out-Null
 #   Set-AzKeyVaultAccessPolicy -VaultName '127' -ObjectId (Get-AzSqlServer -ResourceGroupName 'rg-prod(eu)' -ServerName 'sql-tde-east').Identity.PrincipalId -PermissionsToKeys get, wrapKey, unwrapKey
 #   Set-AzContext -Subscription '0b0b0b0b-0000-4000-8000-00000000000b' | Out-Null

@@ -8,8 +8,9 @@
 set -eu
 
 # Before the first run, once per server: the server's managed identity needs get,
-# wrapKey and unwrapKey on its vault; with the vault's access policies (the vault is
-# looked up in the current subscription):
+# wrapKey and unwrapKey on its vault; with the vault's access policies
+# (az looks the vault up in its current subscription; add --subscription
+# where the vault lives in another):
 #   az keyvault set-policy --name 127 --object-id "$(az sql server show --subscription 0a0a0a0a-0000-4000-8000-00000000000a --resource-group 'rg-prod(eu)' --name sql-tde-east --query identity.principalId --output tsv)" --key-permissions get wrapKey unwrapKey
 #   az keyvault set-policy --name 127 --object-id "$(az sql server show --subscription 0b0b0b0b-0000-4000-8000-00000000000b --resource-group rg_prod.west --name sql-tde-west --query identity.principalId --output tsv)" --key-permissions get wrapKey unwrapKey
 #   az keyvault set-policy --name 127 --object-id "$(az sql server show --subscription 0a0a0a0a-0000-4000-8000-00000000000a --resource-group 'rg-prod(eu)' --name sql-tde-east-2 --query identity.principalId --output tsv)" --key-permissions get wrapKey unwrapKey
