@@ -71,15 +71,7 @@ static const char *s_shown(const char *v, char out[100])
 /* Whether name is one of the chain's keystores: its origin, a replica or an escrow. */
 static bool s_holds(const kp_pol_chain *c, const char *name)
 {
-    if (c->origin != NULL && strcmp(c->origin, name) == 0)
-        return true;
-    for (size_t i = 0; i < c->pub.nreplicas; i++)
-        if (c->replicas[i] != NULL && strcmp(c->replicas[i], name) == 0)
-            return true;
-    for (size_t i = 0; i < c->pub.nescrow; i++)
-        if (c->escrow[i] != NULL && strcmp(c->escrow[i], name) == 0)
-            return true;
-    return false;
+    return (c->origin != NULL && strcmp(c->origin, name) == 0) || kp__chain_copy_holder(c, name);
 }
 
 /* The vault of an entry: an azure-keyvault instance holding the chain's protector. */

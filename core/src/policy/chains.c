@@ -106,18 +106,6 @@ static size_t s_count_stores(const kp_pol_chain *c)
     return n;
 }
 
-/* Whether name is one of the chain's replicas or escrow. */
-static bool s_copy_holder(const kp_pol_chain *c, const char *name)
-{
-    for (size_t i = 0; i < c->pub.nreplicas; i++)
-        if (c->replicas[i] != NULL && strcmp(c->replicas[i], name) == 0)
-            return true;
-    for (size_t i = 0; i < c->pub.nescrow; i++)
-        if (c->escrow[i] != NULL && strcmp(c->escrow[i], name) == 0)
-            return true;
-    return false;
-}
-
 /* Checks each entry of a chain's list seq that names a known instance, once every key of the
  * chain is read, whatever their order. restore_only names a replica or escrow, never the origin
  * (the origin makes every version and must unwrap with the chain's algorithm); secret_replicas
@@ -141,13 +129,13 @@ static void s_check_refs(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *s
                       "chain '%s': restore_only names '%s', the chain's origin: the origin "
                       "makes every version and must unwrap with the chain's algorithm",
                       c->name, name);
-        else if (restore_only && !s_copy_holder(c, name))
+        else if (restore_only && !kp__chain_copy_holder(c, name))
             kp__pdiag(P, n,
                       "chain '%s': restore_only names '%s', which is not a replica or escrow "
                       "of the chain",
                       c->name, name);
         else if (!restore_only && (in->described.capabilities & KP_CAP_KEYSTORE) &&
-                 (origin || s_copy_holder(c, name)))
+                 (origin || kp__chain_copy_holder(c, name)))
             kp__pdiag(P, n,
                       "chain '%s': secret_replicas names '%s', which holds the key itself as a "
                       "keystore of the chain: one store counts once",

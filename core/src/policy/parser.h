@@ -65,6 +65,7 @@ void kp__policy_parse_chains(kp_pol_parser *P, yaml_node_t *map);
 /* refs.c: the instance reference n (role: how the chain names it, "origin") resolved and checked to
  * offer one of caps (a capname); NULL with the reason reported, or silently for an instance the
  * policy declares but could not read (that one has its own error). */
+bool kp__chain_copy_holder(const kp_pol_chain *c, const char *name); /* a replica or escrow */
 const kp_pol_instance *kp__chain_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n,
                                      const char *role, uint32_t caps, const char *capname);
 

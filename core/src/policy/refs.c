@@ -4,7 +4,20 @@
  * offer what the chain needs, with a did-you-mean hint for a name the policy does not have. Both
  * chains.c and azure_sql.c resolve through it.
  */
+#include <string.h>
+
 #include "policy/parser.h"
+
+bool kp__chain_copy_holder(const kp_pol_chain *c, const char *name)
+{
+    for (size_t i = 0; i < c->pub.nreplicas; i++)
+        if (c->replicas[i] != NULL && strcmp(c->replicas[i], name) == 0)
+            return true;
+    for (size_t i = 0; i < c->pub.nescrow; i++)
+        if (c->escrow[i] != NULL && strcmp(c->escrow[i], name) == 0)
+            return true;
+    return false;
+}
 
 const kp_pol_instance *kp__chain_ref(kp_pol_parser *P, const char *chain, yaml_node_t *n,
                                      const char *role, uint32_t caps, const char *capname)
