@@ -20,7 +20,8 @@
  *
  * The files call downwards only, in this order (each uses only those listed after it):
  *   file_plugin.c   entry point, params, instances, check
- *   file_keystore.c file_secretstore.c file_wrap.c file_export.c file_state.c   the ABI calls
+ *   file_keystore.c file_secretstore.c file_wrap.c file_export.c file_state.c file_cert.c
+ *                   the ABI calls
  *   file_keys.c     one key version on disk
  *   file_cache.c    the key-version cache (meta and private keys, by name and version)
  *   file_header.c   the header, INSTANCE_INIT, and the master key
@@ -148,9 +149,9 @@ typedef struct kp_file_inst {
     kpk_p8_decoder *p8dec; /* made at the first private key read; never changes afterwards */
 } kp_file_inst;
 
-/* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_secretstore.c,
- * and INSTANCE_INIT in file_header.c), for file_plugin.c's dispatch table. Declared through the ABI
- * typedefs so the compiler checks them against provider.h. */
+/* Entry points (file_keystore.c, file_wrap.c, file_export.c, file_state.c, file_cert.c,
+ * file_secretstore.c, and INSTANCE_INIT in file_header.c), for file_plugin.c's dispatch table.
+ * Declared through the ABI typedefs so the compiler checks them against provider.h. */
 kp_ks_create_fn kp_file_ks_create;
 kp_ks_import_fn kp_file_ks_import;
 kp_ks_get_public_fn kp_file_ks_get_public;
@@ -160,6 +161,8 @@ kp_ks_unwrap_fn kp_file_ks_unwrap;
 kp_ks_export_fn kp_file_ks_export;
 kp_ks_export_wrapped_fn kp_file_ks_export_wrapped;
 kp_ks_get_fn kp_file_ks_get;
+kp_ks_cert_put_fn kp_file_ks_cert_put;
+kp_ks_cert_get_fn kp_file_ks_cert_get;
 kp_ks_state_get_fn kp_file_ks_state_get;
 kp_ks_state_put_fn kp_file_ks_state_put;
 kp_ss_put_fn kp_file_ss_put;

@@ -72,6 +72,8 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_GET, (kp_fn)kp_file_ks_get},
     {KP_FN_KS_STATE_GET, (kp_fn)kp_file_ks_state_get},
     {KP_FN_KS_STATE_PUT, (kp_fn)kp_file_ks_state_put},
+    {KP_FN_KS_CERT_PUT, (kp_fn)kp_file_ks_cert_put},
+    {KP_FN_KS_CERT_GET, (kp_fn)kp_file_ks_cert_get},
     {KP_FN_SS_PUT, (kp_fn)kp_file_ss_put},
     {KP_FN_SS_GET, (kp_fn)kp_file_ss_get},
     {KP_FN_SS_LIST, (kp_fn)kp_file_ss_list},
@@ -90,7 +92,7 @@ static const kp_instance_info s_inst_info = {
     .export_keyx = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) | KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256),
     .import_keyx = 0,
     /* file_state.c: the compare-and-swap runs under an flock() of keys/<name>/state.lock */
-    .flags = KP_INST_STATE_CAS,
+    .flags = KP_INST_STATE_CAS | KP_INST_CERTS,
     .secret_max = KP_FILE_SECRET_MAX,
 };
 

@@ -65,6 +65,17 @@ static const char *s_state(const conf_kit *k)
     return why;
 }
 
+static const char *s_cert(const conf_kit *k)
+{
+    const char *why = s_makes_keys(k);
+    if (why == NULL && k->have_iinfo && !(k->iinfo.flags & KP_INST_CERTS))
+        why = "the instance does not declare KP_INST_CERTS";
+    if (why == NULL &&
+        (conf_fn(k, KP_FN_KS_CERT_PUT) == NULL || conf_fn(k, KP_FN_KS_CERT_GET) == NULL))
+        why = "the plugin has no KS_CERT_PUT/KS_CERT_GET";
+    return why;
+}
+
 static const char *s_init(const conf_kit *k)
 {
     if (conf_fn(k, KP_FN_INSTANCE_INIT) == NULL)
@@ -121,6 +132,8 @@ const conf_test conf_tests[] = {
      s_secretstore, conf_t_secretstore},
     {"state", "state documents: NOT_FOUND first, round trips, compare-and-swap", true, s_state,
      conf_t_state},
+    {"certificates", "one certificate per version, the version's key only, never replaced", true,
+     s_cert, conf_t_cert},
     {"datakey", "data keys bound to their encryption context", true, s_datakey, conf_t_datakey},
     {"threads", "N threads on one instance: right results, unique versions, consistent lists", true,
      s_threads, conf_t_threads},

@@ -36,6 +36,8 @@ void conf_t_secretstore(conf_run *r);
 /* conf_t_state.c */
 void conf_t_state(conf_run *r);
 void conf_t_datakey(conf_run *r);
+/* conf_t_cert.c */
+void conf_t_cert(conf_run *r);
 /* conf_t_threads.c */
 void conf_t_threads(conf_run *r);
 /* conf_valgrind.c */

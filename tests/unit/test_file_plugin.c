@@ -425,7 +425,7 @@ static void test_instance_info(void **state)
     assert_int_equal(ii->export_keyx, KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA1) |
                                           KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256));
     assert_int_equal(ii->import_keyx, 0);
-    assert_int_equal(ii->flags, KP_INST_STATE_CAS);
+    assert_int_equal(ii->flags, KP_INST_STATE_CAS | KP_INST_CERTS);
     assert_int_equal(ii->secret_max, 1024 * 1024);
     /* The plugin needs ABI 1.1 (its stores are made by INSTANCE_INIT only), whatever minor its
      * headers had. */

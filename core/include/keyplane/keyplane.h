@@ -157,6 +157,19 @@ KP_API KP_WARN_UNUSED kp_status kp_key_list(kp_instance *inst, const char *name,
  *  KP_ERR_NOT_FOUND when absent. */
 KP_API KP_WARN_UNUSED kp_status kp_key_info_get(kp_instance *inst, const char *name,
                                                 uint32_t version, kp_key_info *info);
+/** 1 when the instance keeps certificates with its key versions (KP_INST_CERTS, ABI 1.3). */
+KP_API int kp_instance_keeps_certs(const kp_instance *inst);
+/** Keeps the DER certificate der/len with name/version (KS_CERT_PUT): KP_OK when it holds these
+ *  bytes already, KP_ERR_EXISTS when it holds another, KP_ERR_INTEGRITY when the certificate's
+ *  key is not the version's, KP_ERR_UNSUPPORTED when the instance keeps no certificates. */
+KP_API KP_WARN_UNUSED kp_status kp_key_cert_put(kp_instance *inst, const char *name,
+                                                uint32_t version, const uint8_t *der, size_t len);
+/** The certificate kept with name/version (KS_CERT_GET) into *der (free with kp_free()).
+ *  KP_ERR_NOT_FOUND when there is none; KP_ERR_INTEGRITY when the store answers with bytes that
+ *  are not one certificate, or, when fingerprint is given, a certificate of another key. */
+KP_API KP_WARN_UNUSED kp_status kp_key_cert_get(kp_instance *inst, const char *name,
+                                                uint32_t version, const char *fingerprint,
+                                                uint8_t **der, size_t *len);
 /** *out receives allocated wrapped bytes; free them with kp_free(). */
 KP_API KP_WARN_UNUSED kp_status kp_key_wrap(kp_instance *inst, const char *name, uint32_t version,
                                             uint32_t alg, const kp_secret *dek, uint8_t **out,

@@ -78,13 +78,19 @@ static kp_status s_info(kp_instance *inst)
     if ((info->unwrap_algs & ~algs) ||
         (info->key_bits & ~(KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096)) ||
         ((info->export_keyx | info->import_keyx) & ~keyx) ||
-        (info->flags & ~(KP_INST_STATE_CAS | KP_INST_NO_EXPORT)))
+        (info->flags & ~(KP_INST_STATE_CAS | KP_INST_NO_EXPORT | KP_INST_CERTS)))
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares unknown algorithm, size, method or flag bits",
                              inst->name, inst->plugin->name);
     if ((caps & KP_CAP_KEYSTORE) && info->unwrap_algs == 0)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares a keystore that unwraps with no algorithm",
+                             inst->name, inst->plugin->name);
+    if ((info->flags & KP_INST_CERTS) &&
+        (!(caps & KP_CAP_KEYSTORE) || kp__plugin_fn(inst->plugin, KP_FN_KS_CERT_PUT) == NULL))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s declares it keeps certificates without a keystore "
+                             "with KS_CERT_PUT and KS_CERT_GET",
                              inst->name, inst->plugin->name);
     if ((info->wrap_algs & ~info->unwrap_algs) != 0)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,

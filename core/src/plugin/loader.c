@@ -58,6 +58,7 @@ static const struct s_required s_pairs[][2] = {
     {{KP_FN_KS_IMPORT_OFFER, "KS_IMPORT_OFFER"}, {KP_FN_KS_IMPORT_WRAPPED, "KS_IMPORT_WRAPPED"}},
     {{KP_FN_KS_STATE_GET, "KS_STATE_GET"}, {KP_FN_KS_STATE_PUT, "KS_STATE_PUT"}},
     {{KP_FN_KS_BACKUP, "KS_BACKUP"}, {KP_FN_KS_RESTORE, "KS_RESTORE"}},
+    {{KP_FN_KS_CERT_PUT, "KS_CERT_PUT"}, {KP_FN_KS_CERT_GET, "KS_CERT_GET"}},
 };
 
 const kp_dispatch *kp__plugin_fn(const kp_plugin *plugin, uint32_t id)

@@ -1,6 +1,7 @@
 /*
- * keyplane provider ABI 1.2: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added, and
- * kp_key_info.gap, which 1.2 appended.
+ * keyplane provider ABI 1.3: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
+ * kp_key_info.gap, which 1.2 appended, and KP_FN_KS_CERT_PUT/GET with KP_INST_CERTS, which 1.3
+ * added.
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
  * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
@@ -58,7 +59,7 @@ extern "C" {
 /** ABI version of these headers. A plugin built for another major is refused; a plugin that
  *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
-#define KP_ABI_MINOR 2
+#define KP_ABI_MINOR 3
 
 /** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
@@ -544,6 +545,8 @@ typedef struct kp_instance_info {
 #define KP_INST_STATE_CAS 0x1u
 /** Keys created in the store never leave it (no KS_EXPORT or KS_EXPORT_WRAPPED of them). */
 #define KP_INST_NO_EXPORT 0x2u
+/** Since 1.3: the instance keeps certificates with key versions (KS_CERT_PUT/GET work). */
+#define KP_INST_CERTS 0x4u
 
 /* ---------------------------------------------------------------------------------------- */
 /* Secrets in a secret store                                                                 */
@@ -770,6 +773,26 @@ KP_ABI_FUNC(kp_status, ks_restore, (void *inst, const kp_secret *blob, char name
 /** Fills info (caller storage, kp_key_info_put) for name/version, 0 = the latest, without
  *  listing unrelated keys or versions where the backend allows. KP_ERR_NOT_FOUND when absent. */
 KP_ABI_FUNC(kp_status, ks_get, (void *inst, const char *name, uint32_t version, kp_key_info *info))
+
+/** Largest certificate a keystore is handed (KS_CERT_PUT), DER bytes. */
+#define KP_CERT_DER_MAX (16 * 1024)
+
+#define KP_FN_KS_CERT_PUT 215 /* optional; with KS_CERT_GET; since 1.3 */
+/**
+ * Keeps the X.509 certificate der/len (DER, borrowed) with version `version` (never 0) of key
+ * name, as a SQL Server TDE protector's certificate travels with its key. The certificate's
+ * public key must be the version's: KP_ERR_INTEGRITY otherwise, nothing stored. Idempotent:
+ * KP_OK when the version holds these very bytes already; KP_ERR_EXISTS when it holds another
+ * certificate (never replaced). KP_ERR_NOT_FOUND when the version does not exist.
+ */
+KP_ABI_FUNC(kp_status, ks_cert_put,
+            (void *inst, const char *name, uint32_t version, const uint8_t *der, size_t len))
+
+#define KP_FN_KS_CERT_GET 216 /* optional; with KS_CERT_PUT; since 1.3 */
+/** Writes the certificate kept with name/version (never 0) into der (the buffer convention).
+ *  KP_ERR_NOT_FOUND when the version does not exist or keeps no certificate. */
+KP_ABI_FUNC(kp_status, ks_cert_get,
+            (void *inst, const char *name, uint32_t version, uint8_t *der, size_t *len))
 
 /* Secret store (KP_CAP_SECRETSTORE) ------------------------------------------------------- */
 

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <keyplane/provider.h>
 #include <keyplane/status.h>
 
 #ifdef __cplusplus
@@ -89,6 +90,12 @@ kp_status kpk_fpr_spki(const uint8_t *spki, size_t len, char *hex);
 /** The fingerprint of the public half of pkey (an EVP_PKEY *, given as void * so that this
  *  header needs no OpenSSL header). KP_ERR_INVALID_ARG when it has no public key. */
 kp_status kpk_fpr_pkey(const void *pkey, char *hex);
+
+/** The fingerprint of the public key of the DER X.509 certificate that is exactly der/len
+ *  (at most KP_CERT_DER_MAX bytes) into hex (KPK_FPR_CHARS + 1 bytes): a certificate belongs to
+ *  a key version when this equals the version's fingerprint. KP_ERR_INVALID_ARG when the bytes
+ *  are not one certificate and nothing else, or its key has no public part OpenSSL reads. */
+kp_status kpk_cert_fpr(const uint8_t *der, size_t len, char *hex);
 
 /** True when s is a well-formed fingerprint: exactly 64 lower-case hex digits. */
 bool kpk_fpr_valid(const char *s);
