@@ -53,7 +53,7 @@
 #define S_NUDGE_GAP_MS 40 /* the second nudge after the first, plus up to S_JITTER_MS */
 #define S_JITTER_MS 25
 #define S_DECIDE_GAP_MS 25 /* a decision this long after the last nudge at least */
-#define S_GONE_MS 2000     /* a loser takes the version for given up when it is absent this long */
+#define S_GONE_MS 2000     /* a version absent this long was given up (s_lost) or is half-dead */
 
 static uint64_t s_ms(void)
 {
@@ -118,14 +118,15 @@ static void s_nudge(kp_p11_op *op, CK_OBJECT_HANDLE *obj)
 }
 
 /* Any object (of any class) labelled as the version itself blocks it: a public key left by
- * another tool would otherwise pair with our new private key. */
-static kp_status s_label_taken(kp_p11_op *op, const char *label, bool *taken)
+ * another tool would otherwise pair with our new private key. *pub_only: only public keys hold
+ * the label (no private or secret key of any maker does; s_sweep_half). */
+static kp_status s_label_taken(kp_p11_op *op, const char *label, bool *taken, bool *pub_only)
 {
     static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY};
     CK_OBJECT_HANDLE obj;
     kp_status st = KP_OK;
 
-    *taken = false;
+    *taken = *pub_only = false;
     for (size_t c = 0; c < 3; c++) {
         st = kp_p11_find_one(op, classes[c], label, &obj);
         if (st == KP_ERR_NOT_FOUND)
@@ -133,6 +134,7 @@ static kp_status s_label_taken(kp_p11_op *op, const char *label, bool *taken)
         if (st != KP_OK && st != KP_ERR_INTEGRITY)
             return st;
         *taken = true;
+        *pub_only = classes[c] == CKO_PUBLIC_KEY; /* the last class asked */
         return KP_OK;
     }
     return KP_OK;
@@ -271,8 +273,90 @@ static void s_sweep_lone(kp_p11_op *op, const char *name)
     free(objs);
 }
 
+/* Whether a fresh listing shows a private or secret key of name/version published, or pending
+ * and live (stale ones count for nothing). */
+static kp_status s_version_keys(kp_p11_op *op, const char *name, uint32_t version, bool *published,
+                                bool *pending)
+{
+    int64_t now = (int64_t)time(NULL);
+    kp_p11_vobj *objs = NULL;
+    size_t n = 0;
+    kp_status st = kp_p11_vobjs(op, name, version, &objs, &n);
+
+    *published = *pending = false;
+    for (size_t i = 0; st == KP_OK && i < n; i++) {
+        if (kp_p11_vobj_stale(&objs[i], now))
+            continue;
+        *published |= !objs[i].at.pending;
+        *pending |= objs[i].at.pending;
+    }
+    free(objs);
+    return st;
+}
+
+/* A half-dead version: its label is held by public keys only, and no private key of it is on
+ * the token in any form (a writer died while it destroyed its published pair, private key
+ * first, or another tool deleted the private key alone). Neither sweep above matches it, and it
+ * refused every copy of the version for good. No reader uses such a public key (readers start from
+ * the private key), and it is no live writer's: a writer makes its private key before it publishes
+ * either half, and destroys it before its public half when it gives up. So the public keys labelled
+ * label that carry the key's tag are destroyed (*swept), whatever their CKA_ID, once the version's
+ * listings show no private or secret key of it, published or pending and live, for S_GONE_MS (an
+ * object may be missing from one listing while SoftHSM rewrites its file to rename it: a writer
+ * publishing its private key right now). The last listing is the search right before the
+ * destruction (see the top). A live pending key is a writer at work: KP_ERR_UNAVAILABLE. A
+ * published one (made since), or no public key with the tag (another tool's, or an earlier
+ * build's): nothing is destroyed, and the label stays taken. */
+static kp_status s_sweep_half(kp_p11_op *op, const char *name, uint32_t version, const char *label,
+                              bool *swept)
+{
+    kp_p11_inst *pi = op->pi;
+    uint64_t until = s_ms() + S_GONE_MS;
+    uint8_t subject[KP_P11_TAG_MAX];
+    size_t len = 0, np = 0;
+    CK_OBJECT_HANDLE *pubs = NULL;
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_SUBJECT, subject, 0},
+    };
+    bool published = false, pending = false;
+
+    *swept = false;
+    KP_GUARD(kp_p11_tag(pi, name, subject, &len, NULL));
+    tmpl[3].ulValueLen = len;
+    kp_status st = kp_p11_find_all(op, tmpl, 4, &pubs, &np);
+    while (st == KP_OK && np > 0) {
+        st = s_version_keys(op, name, version, &published, &pending);
+        if (st != KP_OK || published || pending || s_ms() >= until)
+            break;
+        s_sleep_ms(S_POLL_MS);
+    }
+    if (st == KP_OK && !published && pending)
+        st = kp_p11_err(pi, KP_ERR_UNAVAILABLE,
+                        "key %s v%u is being created on token '%s' (a writer's private key is "
+                        "pending); retry",
+                        name, version, pi->token);
+    for (size_t i = 0; st == KP_OK && !published && i < np; i++) {
+        kp_logf(pi->up, pi->h, KP_LOG_WARN,
+                "destroying public key '%s' on token '%s': no private key of that version is "
+                "left (its writer died while it published or destroyed the pair, or the private "
+                "key was deleted alone)",
+                label, pi->token);
+        kp_p11_destroy(op, pubs[i]);
+        *swept = true;
+    }
+    free(pubs);
+    return st;
+}
+
 /* The version of a new key: want when free, else the next past every published and live
- * pending one. */
+ * pending one. A wanted version held only by a half-dead public key is swept first
+ * (s_sweep_half) and asked for once more; version 0 just takes the next free one, with no
+ * search more before the key is made (see the top). */
 static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_draft *d)
 {
     kp_p11_inst *pi = op->pi;
@@ -280,7 +364,7 @@ static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_d
     int64_t now = (int64_t)time(NULL);
     uint32_t v = 0;
     size_t n = 0;
-    bool taken = false;
+    bool taken = false, pub_only = false;
     kp_status st = KP_OK; /* the loop below may not run: v wrapped past UINT32_MAX */
 
     KP_GUARD(kp_p11_vobjs(op, name, 0, &objs, &n));
@@ -296,9 +380,16 @@ static kp_status s_pick(kp_p11_op *op, const char *name, uint32_t want, kp_p11_d
             published |= objs[i].at.version == v && !objs[i].at.pending;
         st = kp_p11_label(pi, name, v, d->label, sizeof(d->label));
         if (st == KP_OK && !published)
-            st = s_label_taken(op, d->label, &taken);
+            st = s_label_taken(op, d->label, &taken, &pub_only);
         else
             taken = published;
+        if (st == KP_OK && taken && pub_only && want != 0) {
+            bool swept = false;
+
+            st = s_sweep_half(op, name, v, d->label, &swept);
+            if (st == KP_OK && swept)
+                st = s_label_taken(op, d->label, &taken, &pub_only);
+        }
         if (st != KP_OK || !taken)
             break;
         if (want != 0) {

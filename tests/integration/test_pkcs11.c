@@ -885,6 +885,105 @@ static void test_dead_writer_leftovers(void **state)
     s_roundtrip(f->hsm, "orph", KP_WRAP_RSA_OAEP_SHA1, 32, 256);
 }
 
+/* A public key labelled label with pkey's modulus and exponent and CKA_ID id, made by another
+ * tool (no tag), behind the plugin's back. */
+static void s_foreign_public(EVP_PKEY *pkey, const char *label, CK_BYTE id[16])
+{
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = CKK_RSA;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    unsigned char comp[8][512];
+    CK_ATTRIBUTE parts[8];
+    s_rsa_parts(pkey, comp, parts);
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &no, sizeof(no)},
+        parts[0],
+        parts[1],
+        {CKA_ID, id, 16},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE obj;
+    assert_int_equal(fl->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &obj), CKR_OK);
+    fl->C_CloseSession(s);
+}
+
+/* A half-dead version: its label held by its public key alone, no private key of it in any form
+ * (deleted alone by another tool, or its writer killed while it destroyed its published pair).
+ * It once refused every copy of the version as existing, so `apply` never converged (a flake of
+ * model.seed1). A copy of that version now sweeps the public key and is made: one pair for v1.
+ * While a live writer's private key of the version is pending, the copy is told to retry and
+ * nothing is destroyed; a public key keyplane did not make (no tag) is never destroyed and still
+ * holds its version. */
+static void test_half_version(void **state)
+{
+    fx *f = *state;
+    char fpr[KPK_FPR_HEX], ofpr[KPK_FPR_HEX];
+    EVP_PKEY *other = NULL;
+    kp_secret *p8 = s_soft_key(2048, fpr, NULL);
+    kp_secret_free(s_soft_key(2048, ofpr, &other));
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = "half",
+                        .type = KP_KEY_RSA,
+                        .version = 1,
+                        .fingerprint = fpr};
+    kp_key_info info = {.struct_size = sizeof(info)};
+    assert_int_equal(kp_key_import(f->hsm, &spec, p8, &info), KP_OK);
+    size_t pair = s_objects();
+
+    /* v1's private key destroyed: its published public key stays alone. */
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    assert_int_equal(fl->C_DestroyObject(s, s_object(fl, s, CKO_PRIVATE_KEY, "kp:half/v1")),
+                     CKR_OK);
+    fl->C_CloseSession(s);
+    assert_int_equal(s_labelled("kp:half/v1"), 1);
+    kp_instance *r = kp_test_fx_open(&f->t, "hsm"); /* nothing cached */
+    kp_key_info got;
+    assert_int_equal(s_get(r, "half", 1, &got), KP_ERR_NOT_FOUND);
+
+    if (kp_key_import(f->hsm, &spec, p8, &info) != KP_OK)
+        fail_msg("import over a half-dead v1: %s", kp_ctx_last_error(f->t.ctx));
+    assert_int_equal(info.version, 1);
+    assert_int_equal(s_labelled("kp:half/v1"), 2); /* one pair: the old public key is gone */
+    assert_int_equal(s_objects(), pair);
+    assert_int_equal(s_get(r, "half", 1, &got), KP_OK);
+    assert_string_equal(got.fingerprint, fpr);
+    s_roundtrip(r, "half", KP_WRAP_RSA_OAEP_SHA1, 32, 256);
+
+    /* A live writer between publishing its public key and its private key: the private key is
+     * pending, made a moment ago. Told to retry; nothing destroyed. */
+    char pending[128];
+    snprintf(pending, sizeof(pending), "kp:half/v1~%lld~0011223344556677", (long long)time(NULL));
+    CK_ATTRIBUTE relabel = {CKA_LABEL, pending, strlen(pending)};
+    s = kp_test_p11_session(fl);
+    assert_int_equal(
+        fl->C_SetAttributeValue(s, s_object(fl, s, CKO_PRIVATE_KEY, "kp:half/v1"), &relabel, 1),
+        CKR_OK);
+    fl->C_CloseSession(s);
+    assert_int_equal(kp_key_import(f->hsm, &spec, p8, &info), KP_ERR_UNAVAILABLE);
+    if (strstr(kp_ctx_last_error(f->t.ctx), "half v1 is being created on token 'unit'") == NULL)
+        fail_msg("got '%s'", kp_ctx_last_error(f->t.ctx));
+    assert_int_equal(s_objects(), pair);
+    assert_int_equal(s_labelled(pending), 1);
+    assert_int_equal(s_labelled("kp:half/v1"), 1);
+
+    /* Another tool's public key (no tag) under v2's label, with no private key: kept, and v2
+     * stays taken. */
+    CK_BYTE id[16] = {9, 8, 7};
+    s_foreign_public(other, "kp:half/v2", id);
+    spec.version = 2;
+    assert_int_equal(kp_key_import(f->hsm, &spec, p8, &info), KP_ERR_EXISTS);
+    assert_int_equal(s_objects(), pair + 1);
+    assert_int_equal(s_labelled("kp:half/v2"), 1);
+    EVP_PKEY_free(other);
+    kp_secret_free(p8);
+}
+
 /* A token whose user PIN is not initialised refuses the login, and the plugin says so; but it
  * asks again next time (a wrong PIN is never retried: it may lock), so once the token's officer
  * has set the PIN, the same instance gets in. */
@@ -1076,6 +1175,7 @@ int main(void)
         KP_TEST_FX(test_listing, setup),
         KP_TEST_FX(test_long_id, setup),
         KP_TEST_FX(test_dead_writer_leftovers, setup),
+        KP_TEST_FX(test_half_version, setup),
         KP_TEST_FX(test_pin_set_later, setup),
         KP_TEST_FX(test_import_fingerprint, setup),
         KP_TEST_FX(test_state_cas, setup),

@@ -101,11 +101,13 @@ class Token:
 
     def delete(self, chain, version=None):
         """Destroys the chain's key objects of one version (all versions when None): a damaged
-        token."""
+        token. Each by its label and CKA_ID: by ID alone pkcs11-tool destroys the first object
+        with that ID, which may be a writer's pending twin (an imported key has its fingerprint
+        for ID on every writer), leaving the published object behind alone."""
         objs = self.objects()
         for kind in ("privkey", "pubkey"):
             for label, idhex in objs[kind]:
                 m = LABEL.match(label)
                 if m and m.group("name") == chain and version in (None, int(m.group("v"))):
                     self._tool(["--login", "--pin", self.pin, "--delete-object", "--type", kind,
-                                "--id", idhex])
+                                "--label", label, "--id", idhex])
