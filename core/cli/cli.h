@@ -147,5 +147,7 @@ int kp_cmd_rotate(kp_cli *cli, int argc, char **argv);
 int kp_cmd_retire(kp_cli *cli, int argc, char **argv);
 int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv);
 int kp_cmd_azure_sql(kp_cli *cli, int argc, char **argv);
+int kp_cmd_sqlserver(kp_cli *cli, int argc, char **argv);
+int kp_cmd_secret(kp_cli *cli, int argc, char **argv);
 
 #endif

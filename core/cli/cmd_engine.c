@@ -26,6 +26,7 @@ static const char *s_kind(uint32_t kind)
     return kind == KP_ACTION_CREATE   ? "create"
            : kind == KP_ACTION_SECRET ? "secret"
            : kind == KP_ACTION_STATE  ? "state"
+           : kind == KP_ACTION_CERT   ? "cert"
                                       : "copy";
 }
 
@@ -96,6 +97,8 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
             printf("  + create  %s v%u in %s\n", a->chain, a->version, a->target);
         else if (a->kind == KP_ACTION_STATE)
             printf("  + state   %s lifecycle %s -> %s\n", a->chain, a->source, a->target);
+        else if (a->kind == KP_ACTION_CERT && a->source[0] == '\0')
+            printf("  + cert    %s v%u made in %s\n", a->chain, a->version, a->target);
         else
             printf("  + %-7s %s v%u %s -> %s\n", s_kind(a->kind), a->chain, a->version,
                    a->source[0] != '\0' ? a->source : "(no source)", a->target);
@@ -106,6 +109,7 @@ static void s_print_plan(kp_cli *cli, const kp_plan *plan, json_t *out)
                            : f->kind == KP_FINDING_CONFLICT    ? "conflict"
                            : f->kind == KP_FINDING_UNCONFIRMED ? "unconfirmed"
                            : f->kind == KP_FINDING_STATE       ? "state"
+                           : f->kind == KP_FINDING_WAITING     ? "waiting"
                                                                : "incapable";
         if (cli->json)
             json_array_append_new(findings,
@@ -425,6 +429,41 @@ static void s_rotation(int64_t due, int64_t now, int64_t warn, bool always, char
         snprintf(out, len, "rotation due in %s", span);
 }
 
+/* Certificate chains: a version's certificate (NULL: none) as status and verify show it: a line
+ * under the table, or the row's "certificate" object; a certificate within warn_before of its
+ * notAfter, or past it, is a warning (SQL Server keeps using an expired TDE certificate, so it
+ * is no gap, but rotation should not wait for it). */
+static void s_cert_show(kp_cli *cli, const kp_chain_policy *c, uint32_t version,
+                        const kp_cert_info *ci, int64_t now, json_t *row)
+{
+    if (ci == NULL)
+        return;
+    char until[32], span[48], warn[160] = "";
+    s_date(ci->not_after, until, sizeof(until));
+    kpk_span_text(now >= ci->not_after ? now - ci->not_after : ci->not_after - now, span,
+                  sizeof(span));
+    if (now >= ci->not_after)
+        snprintf(warn, sizeof(warn), "certificate expired %s ago (%s)", span, until);
+    else if (now >= ci->not_after - c->certificate->warn_before)
+        snprintf(warn, sizeof(warn), "certificate expires in %s (%s)", span, until);
+    if (row != NULL) {
+        json_t *cj = json_pack("{s:s, s:s, s:s, s:I, s:I}", "thumbprint", ci->thumbprint, "subject",
+                               ci->subject, "serial", ci->serial, "not_before",
+                               (json_int_t)ci->not_before, "not_after", (json_int_t)ci->not_after);
+        if (warn[0] != '\0')
+            json_object_set_new(cj, "warning", json_string(warn));
+        json_object_set_new(row, "certificate", cj);
+        return;
+    }
+    kp_cli_info(cli, stdout, "  v%u certificate %s, thumbprint %s, valid until %s\n", version,
+                ci->subject, ci->thumbprint, until);
+    if (warn[0] != '\0')
+        fprintf(stderr,
+                "keyplane: warning: %s v%u: %s; SQL Server keeps using it, but rotate before "
+                "('keyplane rotate %s --stage')\n",
+                c->name, version, warn, c->name);
+}
+
 /* One chain's matrix: a table on stdout (every gap also on its own line on stderr; with -q only
  * those lines) or an entry of chains; gaps counts the chains with a gap. status adds when each
  * version was created and activated, and when rotation is due (from the active version). */
@@ -490,18 +529,23 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                 kp_cli_info(cli, stdout, " %-14s",
                             s_state(cell->state, !kp_matrix_cell_ok(m, r, i)));
         }
-        if (cli->json)
-            json_array_append_new(
-                rows,
-                json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "version",
-                          (int)kp_matrix_version(m, r), "state",
-                          vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "none",
-                          "fingerprint", kp_matrix_fingerprint(m, r), "created",
-                          (json_int_t)created, "activated", (json_int_t)from, "active_from",
-                          (json_int_t)from, "active_until", (json_int_t)until, "replicas", cells));
-        else
+        json_t *row =
+            cli->json
+                ? json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "version",
+                            (int)kp_matrix_version(m, r), "state",
+                            vstate != KP_VSTATE_NONE ? kp_version_state_name(vstate) : "none",
+                            "fingerprint", kp_matrix_fingerprint(m, r), "created",
+                            (json_int_t)created, "activated", (json_int_t)from, "active_from",
+                            (json_int_t)from, "active_until", (json_int_t)until, "replicas", cells)
+                : NULL;
+        if (row != NULL) {
+            s_cert_show(cli, c, kp_matrix_version(m, r), kp_matrix_certificate(m, r), now, row);
+            json_array_append_new(rows, row);
+        } else
             kp_cli_info(cli, stdout, "\n");
     }
+    for (size_t r = 0; r < nv && !cli->json; r++)
+        s_cert_show(cli, c, kp_matrix_version(m, r), kp_matrix_certificate(m, r), now, NULL);
     /* Name every gap on its own line: a DR runbook must not need to decode a table. With no
      * version there is no cell to show an unreachable store: each gets a line of its own. */
     json_t *unreachable = cli->json ? json_array() : NULL;

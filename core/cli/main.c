@@ -38,6 +38,11 @@ static const kp_cli_cmd s_cmds[] = {
      "print the commands that make a chain's key the TDE protector of its Azure SQL servers "
      "(azure-sql script CHAIN)",
      kp_cmd_azure_sql},
+    {"secret", "secrets of the key hierarchy that are not keys: put, get, list", kp_cmd_secret},
+    {"sqlserver",
+     "SQL Server TDE certificates: import and export .cer/.pvk, restore and rotation T-SQL, "
+     "the database inventory",
+     kp_cmd_sqlserver},
 };
 
 static void s_usage(FILE *out)

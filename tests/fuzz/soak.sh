@@ -7,7 +7,7 @@
 # Usage: tests/fuzz/soak.sh [-t SECONDS] [-b BUILD_DIR] [-w WORK_DIR] [TARGET...]
 #   -t  seconds per target (default 300)     -b  build directory (default build/fuzz)
 #   -w  scratch directory for corpora and findings (default BUILD_DIR/soak)
-#   TARGET  policy envelope state filestore akv (default: all)
+#   TARGET  policy envelope state filestore akv pvk cert (default: all)
 # Files of the corpus named crash_* are left out of the run's seeds: they are kept crashes the
 # replay tests hold, not starting points (an unfixed one would stop the run at once).
 set -eu
@@ -24,7 +24,7 @@ while getopts t:b:w: opt; do
     esac
 done
 shift $((OPTIND - 1))
-targets=${*:-policy envelope state filestore akv}
+targets=${*:-policy envelope state filestore akv pvk cert}
 work=${work:-$build/soak}
 src=$(pwd)
 
@@ -53,6 +53,7 @@ for t in $targets; do
     case $t in
     akv) maxlen=8192 ;;
     envelope) maxlen=70000 ;; # past KP_ENVELOPE_MAX (64 KiB), to reach its refusal
+    cert) maxlen=17000 ;;     # past KP_CERT_MAX (16 KiB)
     *) maxlen=65537 ;;        # 64 KiB, the store files' and a bomb's size, and one selector byte
     esac
     dir=$work/$t

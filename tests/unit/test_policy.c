@@ -427,7 +427,7 @@ static void test_did_you_mean(void **state)
               "6:16: chain 'c': protector lacks required key 'origin'\n"
               "7:5: chain 'c': unknown key 'replica' (expected protector, replicas, escrow, "
               "restore_only, secret_replicas, secrets, algorithm, rotation, retention, "
-              "azure_sql); did you mean 'replicas'?\n"
+              "azure_sql, certificate, sqlserver); did you mean 'replicas'?\n"
               "8:16: chain 'c': unknown key 'evry' in rotation (expected every, warn_before); did "
               "you mean 'every'?\n"
               "8:15: chain 'c': rotation needs 'every'\n"

@@ -13,6 +13,7 @@
 #include <keyplane/error.h>
 #include <keyplane/policy.h>
 #include <keyplane/provider.h>
+#include <keyplane/sqlserver.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,8 +29,12 @@ typedef enum kp_action_kind {
     KP_ACTION_SECRET = 3, /**< export `version` from `source`, put it into the secret store
                                `target` as password-protected PKCS#8, the password into the
                                chain's `secrets` store */
-    KP_ACTION_STATE = 4   /**< copy the chain-state document (version lifecycle) from `source`,
+    KP_ACTION_STATE = 4,  /**< copy the chain-state document (version lifecycle) from `source`,
                                which has the newest, to `target` (version is 0) */
+    KP_ACTION_CERT = 5    /**< certificate chains: give `target` the certificate of `version`
+                               kept in `source` (after the COPYs and SECRETs); with an empty
+                               source, make it (a chain whose certificates keyplane makes,
+                               target its origin) */
 } kp_action_kind;
 
 /** One step of a plan. */
@@ -50,8 +55,10 @@ typedef enum kp_finding_kind {
     KP_FINDING_UNCONFIRMED = 4, /**< an instance holds a version that neither the origin nor
                                      more than half of the chain's stores hold: not copied,
                                      never used to wrap */
-    KP_FINDING_STATE = 5        /**< the chain-state documents are unreadable or disagree, or
+    KP_FINDING_STATE = 5,       /**< the chain-state documents are unreadable or disagree, or
                                      no keystore can vouch for one */
+    KP_FINDING_WAITING = 6      /**< the chain waits for what only an operator can give: the
+                                     certificate of a chain whose certificates are imported */
 } kp_finding_kind;
 
 /** Something the plan cannot fix by itself. */
@@ -160,6 +167,34 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *pol
                                                uint32_t *version, int *verified);
 
 /**
+ * Makes an operator's key and certificate (a SQL Server TDE certificate: PKCS#8 DER and DER
+ * X.509, `keyplane sqlserver import`) a version of chain, whose policy has a 'certificate'
+ * block: its first version when it has none (every store must answer), else its next version,
+ * staged as kp_chain_stage stages (*staged 1, *verified as there). A key that is a version
+ * already is that version (its certificate kept with the origin's copy if missing; another
+ * certificate there is KP_ERR_EXISTS). Then every copy the policy wants is made. *version
+ * receives the version.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_import(kp_ctx *ctx, const kp_policy *policy,
+                                                const char *chain, const kp_secret *pkcs8,
+                                                const uint8_t *cert, size_t certlen,
+                                                const kp_apply_opts *opts, uint32_t *version,
+                                                int *staged, int *verified);
+
+/**
+ * What SQL Server needs to restore a certificate chain's version on a DR instance: its
+ * certificate (DER, *cert, free with kp_free) as the stores keep it, and its private key
+ * (PKCS#8 DER, *pkcs8) from the first store that hands it out: the origin, another keystore, or
+ * a secret replica's copy opened with its password. *version: the version, 0 for the one wrap
+ * uses (receives it then). KP_ERR_NOT_FOUND when no store keeps its certificate or hands out
+ * its key.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_cert_export(kp_ctx *ctx, const kp_policy *policy,
+                                                     const char *chain, uint32_t *version,
+                                                     kp_secret **pkcs8, uint8_t **cert,
+                                                     size_t *certlen);
+
+/**
  * Makes the staged version the active one, only when it is proved usable in every keystore of
  * the chain right now (KP_ERR_DENIED naming the gap otherwise; KP_ERR_NOT_FOUND when no version
  * is staged, or the staged one has a key in no keystore). The version active before
@@ -239,6 +274,10 @@ KP_API const kp_cell *kp_matrix_cell(const kp_matrix *m, size_t row, size_t col)
  *  directory); NULL when the store holds no copy there or reports no id. Borrowed from m. */
 KP_API const char *kp_matrix_backend_id(const kp_matrix *m, size_t row, size_t col);
 KP_API int kp_matrix_ok(const kp_matrix *m);
+/** Certificate chains: row's certificate (the origin's, else the one most stores keep), as the
+ *  stores that keep certificates hold it; NULL for another chain, or when no store keeps one.
+ *  Borrowed from m. */
+KP_API const kp_cert_info *kp_matrix_certificate(const kp_matrix *m, size_t row);
 /** Whether one cell is no gap: KP_CELL_OK, or KP_CELL_RESTORE_ONLY in a store the chain's
  *  policy lists in restore_only, or any cell of an abandoned version (KP_VSTATE_ABANDONED). 0
  *  for a cell outside the matrix. */

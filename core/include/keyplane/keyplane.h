@@ -20,6 +20,7 @@
 #include <keyplane/policy.h>
 #include <keyplane/provider.h>
 #include <keyplane/secret.h>
+#include <keyplane/sqlserver.h>
 
 #ifdef __cplusplus
 extern "C" {

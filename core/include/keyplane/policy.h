@@ -42,6 +42,31 @@ typedef struct kp_azure_sql_server {
                                      protector from (its own region's copy) */
 } kp_azure_sql_server;
 
+/** The certificate a chain's protector carries: a SQL Server TDE protector is a certificate,
+ *  found by its thumbprint (the chain's 'certificate' block; docs/sqlserver.md). */
+typedef struct kp_cert_policy {
+    const char *subject; /**< NULL: each version's certificate comes from `keyplane sqlserver
+                              import`; else keyplane makes a self-signed one per version with
+                              this subject (RFC 2253 text, "CN=TDE protector,O=Contoso") */
+    int64_t valid;       /**< seconds a certificate keyplane makes is valid (default 1y) */
+    int64_t warn_before; /**< seconds before a certificate's notAfter that status warns (30d) */
+} kp_cert_policy;
+
+/** A database of a SQL Server instance a certificate chain protects (its 'sqlserver' list). */
+typedef struct kp_sqlserver_db {
+    const char *name; /**< [A-Za-z0-9_.-], 1 to 100 */
+    int column_keys;  /**< it has column-level keys its database master key protects: a restore
+                           re-encrypts that key by the new instance's service master key */
+} kp_sqlserver_db;
+
+/** A SQL Server instance a certificate chain protects: every replica of an availability group
+ *  is listed, since each must hold the certificate before a database switches to it. */
+typedef struct kp_sqlserver_instance {
+    const char *instance; /**< as sqlcmd -S names it (host, host\NAME, host,port) */
+    const kp_sqlserver_db *databases;
+    size_t ndatabases;
+} kp_sqlserver_instance;
+
 /** A chain as the policy declares it. Read-only; members are only ever appended. */
 typedef struct kp_chain_policy {
     const char *name;
@@ -66,6 +91,10 @@ typedef struct kp_chain_policy {
     const kp_azure_sql_server *azure_sql; /**< the Azure SQL servers the chain protects, in
                                                the policy's order (azure_sql) */
     size_t nazure_sql;
+    const kp_cert_policy *certificate;      /**< NULL: the protector carries no certificate */
+    const kp_sqlserver_instance *sqlserver; /**< the instances the chain protects, in the
+                                                 policy's order (sqlserver) */
+    size_t nsqlserver;
 } kp_chain_policy;
 
 /**

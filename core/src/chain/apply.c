@@ -202,7 +202,8 @@ static kp_status s_create(s_run *r, const kp_action *a, const kp_chain_policy *c
         return st;
     kp_key_spec spec;
     kp__chain_spec(c, a->version, &spec);
-    st = kp_key_create(inst, &spec, &info);
+    st = c->certificate != NULL ? kp__cert_create(r->ctx, c, inst, &spec, &info)
+                                : kp_key_create(inst, &spec, &info);
     if (st == KP_ERR_EXISTS && kp_key_info_get(inst, a->chain, a->version, &info) == KP_OK) {
         *noop = true; /* another run made it first */
         return KP_OK;
@@ -325,6 +326,20 @@ static kp_status s_secret(s_run *r, const kp_action *a, const kp_chain_policy *c
     return st;
 }
 
+/* Certificate chains: the version's certificate from the source into the target (the kind of
+ * each, keystore or secret replica, as the policy says), or made in the origin (no source). */
+static kp_status s_cert(s_run *r, const kp_action *a, const kp_chain_policy *c)
+{
+    kp_instance *src = NULL, *dst = NULL;
+    KP_GUARD(s_get(r, a->target, &dst));
+    if (a->source[0] == '\0')
+        return kp__cert_make(r->ctx, c, dst, a->version, a->fingerprint);
+    KP_GUARD(s_get(r, a->source, &src));
+    return kp__cert_copy(r->ctx, c, src, kp__secret_replica_of(r->policy, c, a->source), dst,
+                         kp__secret_replica_of(r->policy, c, a->target), a->version,
+                         a->fingerprint);
+}
+
 static kp_status s_state(s_run *r, const kp_action *a, bool *noop)
 {
     kp_instance *src = NULL, *dst = NULL;
@@ -354,6 +369,7 @@ static void *s_worker(void *arg)
                        : a->kind == KP_ACTION_CREATE ? s_create(r, a, c, &noop)
                        : a->kind == KP_ACTION_SECRET ? s_secret(r, a, c)
                        : a->kind == KP_ACTION_STATE  ? s_state(r, a, &noop)
+                       : a->kind == KP_ACTION_CERT   ? s_cert(r, a, c)
                                                      : s_copy(r, a, c, &noop);
         char detail[256];
         snprintf(detail, sizeof(detail), "%s",
@@ -368,8 +384,10 @@ static void *s_worker(void *arg)
             if (r->first == KP_OK) {
                 r->first = st;
                 snprintf(r->first_detail, sizeof(r->first_detail), "%s %s v%u -> %s: %s",
-                         a->kind == KP_ACTION_CREATE ? "create" : "copy", a->chain, a->version,
-                         a->target, detail);
+                         a->kind == KP_ACTION_CREATE ? "create"
+                         : a->kind == KP_ACTION_CERT ? "certificate"
+                                                     : "copy",
+                         a->chain, a->version, a->target, detail);
             }
         }
         s_journal(r, json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s}", "event", "action",
@@ -377,6 +395,7 @@ static void *s_worker(void *arg)
                                a->kind == KP_ACTION_CREATE   ? "create"
                                : a->kind == KP_ACTION_SECRET ? "secret"
                                : a->kind == KP_ACTION_STATE  ? "state"
+                               : a->kind == KP_ACTION_CERT   ? "cert"
                                                              : "copy",
                                "chain", a->chain, "target", a->target, "version",
                                (json_int_t)a->version, "status", kp_status_name(st), "detail",
@@ -434,6 +453,7 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
         s_run_phase(r, KP_ACTION_CREATE, workers);
         s_run_phase(r, KP_ACTION_COPY, workers);
         s_run_phase(r, KP_ACTION_SECRET, workers);
+        s_run_phase(r, KP_ACTION_CERT, workers); /* the keys are where their certificates go */
         s_run_phase(r, KP_ACTION_STATE, workers);
         s_journal(r, json_pack("{s:s, s:I}", "event", "end", "failed", (json_int_t)r->failed));
         s_journal_sync(r);

@@ -87,13 +87,20 @@ static kp_status s_highest_version(kp_ctx *ctx, const kp_policy *policy, const k
     return st;
 }
 
-static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const char *target,
-                             kp_instance *origin, const kp_key_info *src)
+static kp_status s_replicate(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
+                             const char *target, kp_instance *origin, const kp_key_info *src)
 {
     kp_instance *inst = NULL;
     KP_GUARD(kp__instance_borrow(ctx, policy, target, &inst));
     kp_key_info info;
     kp_status st = kp__key_copy(ctx, origin, inst, src, &info);
+    /* a certificate chain's copy carries the certificate where the store keeps one */
+    if ((st == KP_OK || st == KP_ERR_EXISTS) && c->certificate != NULL &&
+        kp_instance_keeps_certs(inst) && kp_instance_keeps_certs(origin)) {
+        kp_status cst =
+            kp__cert_copy(ctx, c, origin, false, inst, false, src->version, src->fingerprint);
+        st = st == KP_OK ? cst : st;
+    }
     kp__instance_return(ctx, inst);
     return st;
 }
@@ -124,14 +131,15 @@ kp_status kp_chain_create_protector(kp_ctx *ctx, const kp_policy *policy, const 
     KP_GUARD(kp__instance_borrow(ctx, policy, c->origin, &origin));
     kp_key_spec spec;
     kp__chain_spec(c, highest + 1, &spec);
-    kp_status st = kp_key_create(origin, &spec, info);
+    kp_status st = c->certificate != NULL ? kp__cert_create(ctx, c, origin, &spec, info)
+                                          : kp_key_create(origin, &spec, info);
     if (report != NULL)
         report(arg, c->origin, st, st == KP_OK ? "created" : kp_ctx_last_error(ctx));
     /* Every replica is attempted even after one fails, so one bad region does not leave the
      * others without the new version; the first failure is returned. */
     kp_status first = st;
     for (size_t i = 1; st == KP_OK && i < nall; i++) {
-        kp_status rst = s_replicate(ctx, policy, all[i], origin, info);
+        kp_status rst = s_replicate(ctx, policy, c, all[i], origin, info);
         if (report != NULL)
             report(arg, all[i], rst, rst == KP_OK ? "replicated" : kp_ctx_last_error(ctx));
         if (rst != KP_OK && first == KP_OK)

@@ -49,7 +49,8 @@ kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_poli
         t->keeps_state = t->reachable && kp__inst_state_kept(t->inst);
     }
     kp__clear_error(ctx);
-    return kp__secret_discover(ctx, policy, d);
+    KP_GUARD(kp__secret_discover(ctx, policy, d));
+    return kp__certs_discover(ctx, d);
 }
 
 void kp__discovery_vouch(kp__discovery *d, const char *name)
@@ -65,6 +66,8 @@ void kp__discovery_clear(kp__discovery *d)
     for (size_t i = 0; i < d->n; i++) {
         if (d->t[i].inst != NULL)
             kp__instance_return(d->ctx, d->t[i].inst);
+        for (size_t k = 0; k < d->t[i].nheld; k++)
+            free(d->t[i].held[k].cert);
         free(d->t[i].held);
     }
     memset(d, 0, sizeof(*d));

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include <keyplane/kit/codec.h>
+#include <keyplane/sqlserver.h>
 
 #include "chain/chain.h"
 
@@ -19,6 +20,12 @@ typedef struct kp__held {
     int64_t created;
     char backend_id[KP_BACKEND_ID_MAX]; /* the store's own id of the version ("": none) */
     char gap[KP_GAP_MAX]; /* the store's word that the copy would fail its purpose ("": none) */
+    /* certificate chains (certs.c): the certificate kept with the version, NULL when none or
+     * unreadable; cert_st KP_OK (kept), KP_ERR_NOT_FOUND (none), else why it could not be read
+     * (cert_why) */
+    kp_cert_info *cert;
+    kp_status cert_st;
+    char cert_why[160];
 } kp__held;
 
 /* One store of a chain, as discovered. */
@@ -32,6 +39,8 @@ typedef struct kp__target {
     kp__held *held;
     size_t nheld, cap;
     bool keeps_state; /* its plugin keeps chain-state documents */
+    bool keeps_certs; /* certificate chains: it keeps certificates (KP_INST_CERTS, or a secret
+                         replica's <chain>.cer) */
 } kp__target;
 
 typedef struct kp__discovery {
@@ -77,5 +86,30 @@ size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr);
  * version only one store vouches for (written there by someone who can write nowhere else) is never
  * copied and never wraps. */
 bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr);
+
+/* certs.c: certificate chains (a chain with a 'certificate' block). */
+/* Reads the certificate each reachable store that keeps certificates holds with each version it
+ * holds (keystores through KS_CERT_GET, secret replicas their <chain>.cer). A no-op for other
+ * chains. */
+kp_status kp__certs_discover(kp_ctx *ctx, kp__discovery *d);
+/* The certificate of version v (fingerprint fpr): the origin's when it keeps one, else the one
+ * the most stores keep (the first of them in failover order); NULL when no store keeps one.
+ * *holder (may be NULL) receives the index of a store keeping it. */
+const kp_cert_info *kp__version_cert(const kp__discovery *d, uint32_t v, const char *fpr,
+                                     size_t *holder);
+/* Creates version spec->version of a chain whose certificates keyplane makes: the RSA key made
+ * in keyplane's memory (its certificate is signed with it, and SQL Server needs the key
+ * exportable to a .pvk anyway), imported into origin, then a certificate made for it kept there.
+ * KP_ERR_DENIED for a chain whose certificates are imported. */
+kp_status kp__cert_create(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *origin,
+                          const kp_key_spec *spec, kp_key_info *info);
+/* Makes the certificate of origin's version (fingerprint fpr when given) and keeps it there:
+ * the repair of a create interrupted between the key and its certificate. */
+kp_status kp__cert_make(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *origin,
+                        uint32_t version, const char *fpr);
+/* Copies the certificate of version (fingerprint fpr; "" or NULL: src's key) from src to dst,
+ * each a keystore or a secret replica. */
+kp_status kp__cert_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src, bool src_secret,
+                        kp_instance *dst, bool dst_secret, uint32_t version, const char *fpr);
 
 #endif

@@ -31,6 +31,9 @@ struct kp_matrix {
     uint32_t unrotated; /* without an active version: the one wrap uses (0 none) */
     char problem[1024]; /* what no cell shows (state documents, unconfirmed versions); "" */
 
+    kp_cert_info *certs; /* nv: certificate chains: each version's certificate */
+    bool *has_cert;      /* nv: certs[row] is one */
+
     kp_status *reach;          /* ni: KP_OK, or the status that store could not be asked with */
     char (*reach_detail)[256]; /* ni: why, when it could not */
 };
@@ -145,6 +148,37 @@ static void s_present(const kp_chain_policy *c, const kp__target *t, const kp__h
                s_kept(c, t));
 }
 
+/* Certificate chains: a copy that holds the key is judged by its certificate too, in a store that
+ * keeps certificates; SQL Server restores a TDE backup only with the certificate of that
+ * thumbprint. ref: the version's certificate, NULL when no store keeps one. */
+static void s_cert_cell(const kp__target *t, const kp__held *h, const kp_cert_info *ref,
+                        kp_cell *cell)
+{
+    if (cell->state != KP_CELL_OK && cell->state != KP_CELL_RESTORE_ONLY)
+        return;
+    size_t len = strlen(cell->detail);
+    if (!t->keeps_certs) {
+        if (ref != NULL)
+            snprintf(cell->detail + len, sizeof(cell->detail) - len,
+                     "; keeps no certificates (the version's is kept elsewhere)");
+    } else if (ref == NULL)
+        s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_NOT_FOUND,
+               "holds the key, but no store keeps its certificate: SQL Server cannot restore "
+               "with it (keyplane sqlserver import)");
+    else if (h->cert == NULL && h->cert_st != KP_ERR_NOT_FOUND)
+        s_cell(cell, KP_CELL_UNUSABLE, h->cert_st, "certificate unreadable: %.160s", h->cert_why);
+    else if (h->cert == NULL)
+        s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_NOT_FOUND,
+               "holds the key but not its certificate (thumbprint %s)", ref->thumbprint);
+    else if (strcmp(h->cert->thumbprint, ref->thumbprint) != 0)
+        s_cell(cell, KP_CELL_MISMATCH, KP_ERR_INTEGRITY,
+               "keeps another certificate (thumbprint %s; the version's is %s)",
+               h->cert->thumbprint, ref->thumbprint);
+    else
+        snprintf(cell->detail + len, sizeof(cell->detail) - len, "; certificate %s",
+                 ref->thumbprint);
+}
+
 /* The public key of version v with fingerprint fpr, from any reachable holder of it whose key
  * hashes to fpr; NULL when none has it. */
 static uint8_t *s_reference_spki(const kp__discovery *d, uint32_t v, const char *fpr, size_t *len)
@@ -223,8 +257,11 @@ static kp_status s_alloc(kp_matrix *m, size_t nv, size_t ni)
     m->unconfirmed = calloc(nv + 1, sizeof(*m->unconfirmed));
     m->reach = calloc(ni + 1, sizeof(*m->reach));
     m->reach_detail = calloc(ni + 1, sizeof(*m->reach_detail));
+    m->certs = calloc(nv + 1, sizeof(*m->certs));
+    m->has_cert = calloc(nv + 1, sizeof(*m->has_cert));
     return m->versions && m->fprs && m->names && m->cells && m->ids && m->states &&
-                   m->restore_only && m->unconfirmed && m->created && m->reach && m->reach_detail
+                   m->restore_only && m->unconfirmed && m->created && m->reach && m->reach_detail &&
+                   m->certs && m->has_cert
                ? KP_OK
                : KP_ERR_NOMEM;
 }
@@ -272,6 +309,12 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
         snprintf(m->fprs[k], KPK_FPR_HEX, "%s", fprs[k]);
         size_t spkilen = 0;
         uint8_t *spki = prove ? s_reference_spki(&d, versions[k], fprs[k], &spkilen) : NULL;
+        const kp_cert_info *ref =
+            c->certificate != NULL ? kp__version_cert(&d, versions[k], fprs[k], NULL) : NULL;
+        if (ref != NULL) {
+            m->certs[k] = *ref;
+            m->has_cert[k] = true;
+        }
         for (size_t i = 0; i < d.n; i++) {
             kp_cell *cell = &m->cells[k * d.n + i];
             kp__target *t = &d.t[i];
@@ -318,6 +361,8 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
             if (h != NULL && h->gap[0] != '\0' &&
                 (cell->state == KP_CELL_OK || cell->state == KP_CELL_RESTORE_ONLY))
                 s_cell(cell, KP_CELL_UNUSABLE, KP_ERR_UNSUPPORTED, "%s", h->gap);
+            if (h != NULL && c->certificate != NULL)
+                s_cert_cell(t, h, ref, cell);
         }
         free(spki);
     }
@@ -345,6 +390,8 @@ void kp_matrix_free(kp_matrix *m)
     free(m->ids);
     free(m->states);
     free(m->created);
+    free(m->certs);
+    free(m->has_cert);
     free(m->restore_only);
     free(m->unconfirmed);
     free(m->reach);
@@ -399,6 +446,11 @@ const char *kp_matrix_backend_id(const kp_matrix *m, size_t row, size_t col)
 const char *kp_matrix_problem(const kp_matrix *m)
 {
     return m != NULL && m->problem[0] != '\0' ? m->problem : NULL;
+}
+
+const kp_cert_info *kp_matrix_certificate(const kp_matrix *m, size_t row)
+{
+    return m != NULL && row < m->nv && m->has_cert[row] ? &m->certs[row] : NULL;
 }
 
 int kp_matrix_cell_ok(const kp_matrix *m, size_t row, size_t col)

@@ -155,6 +155,89 @@ static kp_status s_plan_versions(kp_ctx *ctx, const kp__discovery *d, kp_plan *p
     return st;
 }
 
+/* Certificate chains: every store that keeps certificates gets each version's certificate with
+ * the key (after the copies); a store keeping another certificate for a version is a conflict
+ * (never replaced); a version no store keeps a certificate of is made in the origin when
+ * keyplane makes the chain's certificates. planned: actions already pushed for this chain start
+ * at index from (copies this run makes count as held). */
+static kp_status s_plan_certs(const kp__discovery *d, kp_plan *p, size_t from)
+{
+    const kp_chain_policy *c = d->chain;
+    uint32_t versions[KP_STATE_VERSIONS];
+    const char *fprs[KP_STATE_VERSIONS];
+    size_t nv = kp__versions(d, versions, fprs, KP_STATE_VERSIONS);
+    kp_status st = KP_OK;
+    /* a version the plan creates now: its certificate is made with it, in the origin */
+    for (size_t j = from; st == KP_OK && j < p->n; j++) {
+        const kp_action *a = &p->actions[j];
+        if (a->kind != KP_ACTION_CREATE)
+            continue;
+        kp_action made = *a;
+        for (size_t i = 0; st == KP_OK && i < d->n; i++) {
+            if (i == d->origin || !d->t[i].keeps_certs)
+                continue;
+            kp_action x =
+                s_action(KP_ACTION_CERT, c->name, made.target, d->t[i].name, made.version, "");
+            st = s_push_action(p, &x);
+        }
+    }
+    for (size_t k = 0; st == KP_OK && k < nv; k++) {
+        if (!kp__version_confirmed(d, versions[k], fprs[k]))
+            continue;
+        size_t holder = d->n;
+        const kp_cert_info *ref = kp__version_cert(d, versions[k], fprs[k], &holder);
+        const kp__target *o = &d->t[d->origin];
+        const kp__held *oh = o->reachable ? kp__held_find(o, versions[k]) : NULL;
+        if (ref == NULL) {
+            kp_action a = s_action(KP_ACTION_CERT, c->name, "", c->origin, versions[k], fprs[k]);
+            char why[256];
+            snprintf(why, sizeof(why),
+                     "no store keeps a certificate of %s v%u: import it with `keyplane sqlserver "
+                     "import --chain %s`",
+                     c->name, versions[k], c->name);
+            if (c->certificate->subject != NULL && oh != NULL && strcmp(oh->fpr, fprs[k]) == 0)
+                st = s_push_action(p, &a);
+            else
+                st = s_push_finding(p, KP_FINDING_WAITING, c->name, c->origin, versions[k],
+                                    KP_ERR_NOT_FOUND, why);
+            continue;
+        }
+        for (size_t i = 0; st == KP_OK && i < d->n; i++) {
+            const kp__target *t = &d->t[i];
+            if (!t->keeps_certs || i == holder)
+                continue;
+            const kp__held *h = kp__held_find(t, versions[k]);
+            bool copied = false; /* this plan copies the version there */
+            for (size_t j = from; j < p->n && h == NULL; j++)
+                copied = copied || ((p->actions[j].kind == KP_ACTION_COPY ||
+                                     p->actions[j].kind == KP_ACTION_SECRET) &&
+                                    p->actions[j].version == versions[k] &&
+                                    strcmp(p->actions[j].target, t->name) == 0);
+            char why[256];
+            if (h != NULL && strcmp(h->fpr, fprs[k]) != 0)
+                continue; /* another key: s_plan_versions' conflict */
+            if (h != NULL && h->cert != NULL && strcmp(h->cert->thumbprint, ref->thumbprint) != 0) {
+                snprintf(why, sizeof(why),
+                         "keeps another certificate for %s v%u (thumbprint %s; the version's is "
+                         "%s): left alone",
+                         c->name, versions[k], h->cert->thumbprint, ref->thumbprint);
+                st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, t->name, versions[k],
+                                    KP_ERR_INTEGRITY, why);
+            } else if (h != NULL && h->cert == NULL && h->cert_st != KP_ERR_NOT_FOUND) {
+                snprintf(why, sizeof(why), "cannot read the certificate of %s v%u: %.160s", c->name,
+                         versions[k], h->cert_why);
+                st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, t->name, versions[k],
+                                    h->cert_st, why);
+            } else if ((h != NULL && h->cert == NULL) || copied) {
+                kp_action a = s_action(KP_ACTION_CERT, c->name, d->t[holder].name, t->name,
+                                       versions[k], fprs[k]);
+                st = s_push_action(p, &a);
+            }
+        }
+    }
+    return st;
+}
+
 static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *c,
                               const char *vouch, kp_plan *p)
 {
@@ -179,7 +262,17 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
     /* A new protector only when every store answered (secret replicas too) and none holds any
      * version: an unreachable one may hold the real v1, and a second v1 would split the chain.
      * A store that was initialised and is now missing answers "unreachable", not "empty". */
-    if (st == KP_OK && nv == 0 && all_reachable) {
+    size_t from = p->n;
+    /* A chain whose certificates are imported is born of `keyplane sqlserver import`. */
+    bool imported = c->certificate != NULL && c->certificate->subject == NULL;
+    if (st == KP_OK && nv == 0 && all_reachable && imported) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "no version yet: its certificates are imported (`keyplane sqlserver import "
+                 "--chain %s`)",
+                 c->name);
+        st = s_push_finding(p, KP_FINDING_WAITING, c->name, c->origin, 0, KP_ERR_NOT_FOUND, why);
+    } else if (st == KP_OK && nv == 0 && all_reachable) {
         /* Nothing anywhere: the protector is born in the origin, then copied everywhere. */
         kp_action a = s_action(KP_ACTION_CREATE, c->name, "", c->origin, 1, "");
         st = s_push_action(p, &a);
@@ -193,6 +286,8 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
     }
     if (st == KP_OK)
         st = s_plan_versions(ctx, &d, p);
+    if (st == KP_OK && c->certificate != NULL)
+        st = s_plan_certs(&d, p, from);
     if (st == KP_OK)
         st = s_plan_state(ctx, &d, p);
     kp__discovery_clear(&d);

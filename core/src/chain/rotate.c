@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <keyplane/kit/clock.h>
+#include <keyplane/kit/codec.h>
 
 #include "chain/state.h"
 #include "instance/dek_cache.h"
@@ -155,10 +156,33 @@ static kp_status s_stage_new(kp_ctx *ctx, const char *chain, s_view *v, uint32_t
     return kp__state_store(ctx, &v->d, &v->s);
 }
 
+/* A key an operator hands over for the next version (`keyplane sqlserver import`): its PKCS#8
+ * and its certificate. NULL where the chain makes its own. */
+typedef struct s_given {
+    const kp_secret *pkcs8;
+    const uint8_t *cert;
+    size_t certlen;
+    char fpr[KPK_FPR_HEX]; /* the certificate's key, which the PKCS#8 must be */
+} s_given;
+
+/* Puts version spec->version into origin: the given key with its certificate, a made key with a
+ * made certificate (a chain whose certificates keyplane makes), or a key the origin makes. */
+static kp_status s_make_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *origin,
+                                kp_key_spec *spec, const s_given *g, kp_key_info *info)
+{
+    if (g == NULL)
+        return c->certificate != NULL ? kp__cert_create(ctx, c, origin, spec, info)
+                                      : kp_key_create(origin, spec, info);
+    spec->fingerprint = g->fpr;
+    spec->bits = 0; /* the import's */
+    KP_GUARD(kp_key_import(origin, spec, g->pkcs8, info));
+    return kp_key_cert_put(origin, c->name, info->version, g->cert, g->certlen);
+}
+
 /* Makes the staged version in the origin unless a reachable store holds it already (then
  * replication brings it to the origin). Its number is past every version any store holds and
  * every number the document records, so no store can hold another key under it. */
-static kp_status s_stage_key(kp_ctx *ctx, s_view *v, uint32_t staged)
+static kp_status s_stage_key(kp_ctx *ctx, s_view *v, uint32_t staged, const s_given *g)
 {
     for (size_t i = 0; i < v->d.n; i++) {
         const kp__target *t = &v->d.t[i];
@@ -171,7 +195,7 @@ static kp_status s_stage_key(kp_ctx *ctx, s_view *v, uint32_t staged)
     kp_key_info info;
     kp_key_spec spec;
     kp__chain_spec(v->c, staged, &spec);
-    kp_status st = kp_key_create(v->d.t[v->d.origin].inst, &spec, &info);
+    kp_status st = s_make_version(ctx, v->c, v->d.t[v->d.origin].inst, &spec, g, &info);
     return st == KP_ERR_EXISTS ? KP_OK : st; /* another run made it first */
 }
 
@@ -202,20 +226,27 @@ static kp_status s_record_verified(kp_ctx *ctx, const kp_policy *policy, const c
     return st;
 }
 
-kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain,
-                         const kp_apply_opts *opts, uint32_t *version, int *verified)
+/* kp_chain_stage, with the key and certificate g when an operator hands them over. */
+static kp_status s_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                         const kp_apply_opts *opts, const s_given *g, uint32_t *version,
+                         int *verified)
 {
-    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version != NULL && verified != NULL,
-              KP_ERR_INVALID_ARG);
     *version = 0;
     *verified = 0;
     s_view *v = NULL;
     kp_status st = s_view_new(ctx, policy, chain, &v);
     uint32_t staged = st == KP_OK ? s_staged(&v->s) : 0;
+    /* A staged version made from another key is not this import's: it is activated or
+     * abandoned first. */
+    if (st == KP_OK && staged != 0 && g != NULL)
+        st = kp__set_error(ctx, KP_ERR_EXISTS,
+                           "chain '%s' has v%u staged already: activate or abandon it first "
+                           "('keyplane rotate %s --activate' or '--abandon')",
+                           chain, staged, chain);
     if (st == KP_OK && staged == 0)
         st = s_stage_new(ctx, chain, v, &staged);
     if (st == KP_OK)
-        st = s_stage_key(ctx, v, staged);
+        st = s_stage_key(ctx, v, staged, g);
     kp__discovery_clear(&v->d);
     if (st == KP_OK)
         st = s_replicate_all(ctx, policy, chain, opts);
@@ -231,6 +262,92 @@ kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain
     *version = staged;
     *verified = ok;
     return st;
+}
+
+kp_status kp_chain_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                         const kp_apply_opts *opts, uint32_t *version, int *verified)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && version != NULL && verified != NULL,
+              KP_ERR_INVALID_ARG);
+    return s_stage(ctx, policy, chain, opts, NULL, version, verified);
+}
+
+/* Where the key of g is already a version of the chain: *version receives it (0: nowhere), and
+ * the certificate is kept with the origin's copy when it has none (an import interrupted
+ * between the key and its certificate, or a rerun). */
+static kp_status s_imported(kp_ctx *ctx, s_view *v, const s_given *g, uint32_t *version)
+{
+    *version = 0;
+    for (size_t i = 0; i < v->d.n && *version == 0; i++)
+        for (size_t k = 0; k < v->d.t[i].nheld && *version == 0; k++)
+            if (strcmp(v->d.t[i].held[k].fpr, g->fpr) == 0)
+                *version = v->d.t[i].held[k].version;
+    if (*version == 0)
+        return KP_OK;
+    const kp__target *o = &v->d.t[v->d.origin];
+    const kp__held *h = o->reachable ? kp__held_find(o, *version) : NULL;
+    if (h == NULL || strcmp(h->fpr, g->fpr) != 0)
+        return kp__set_error(ctx, KP_ERR_EXISTS,
+                             "the key is %s v%u already, which the origin %s does not hold: "
+                             "restore the origin first",
+                             v->c->name, *version, o->name);
+    kp_status st = kp_key_cert_put(o->inst, v->c->name, *version, g->cert, g->certlen);
+    if (st == KP_ERR_EXISTS)
+        kp__set_error(ctx, st,
+                      "the key is %s v%u already, with another certificate: a key is one "
+                      "protector, with one certificate",
+                      v->c->name, *version);
+    return st;
+}
+
+kp_status kp_chain_import(kp_ctx *ctx, const kp_policy *policy, const char *chain,
+                          const kp_secret *pkcs8, const uint8_t *cert, size_t certlen,
+                          const kp_apply_opts *opts, uint32_t *version, int *staged, int *verified)
+{
+    KP_ENSURE(ctx != NULL && policy != NULL && chain != NULL && pkcs8 != NULL && cert != NULL &&
+                  version != NULL && staged != NULL && verified != NULL,
+              KP_ERR_INVALID_ARG);
+    *version = 0;
+    *staged = 0;
+    *verified = 0;
+    s_given g = {pkcs8, cert, certlen, ""};
+    const kp_chain_policy *c = NULL;
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    if (c->certificate == NULL)
+        return kp__set_error(ctx, KP_ERR_CONFIG,
+                             "chain '%s' has no 'certificate' block: its protector is no "
+                             "certificate",
+                             chain);
+    if (kpk_cert_fpr(cert, certlen, g.fpr) != KP_OK)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "not a DER X.509 certificate");
+    s_view *v = NULL;
+    kp_status st = s_view_new(ctx, policy, chain, &v);
+    uint32_t vers[KP_STATE_VERSIONS];
+    const char *fprs[KP_STATE_VERSIONS];
+    size_t n = st == KP_OK ? kp__versions(&v->d, vers, fprs, KP_STATE_VERSIONS) : 0;
+    if (st == KP_OK)
+        st = s_imported(ctx, v, &g, version);
+    for (size_t i = 0; st == KP_OK && *version == 0 && n == 0 && i < v->d.n; i++)
+        if (!v->d.t[i].reachable)
+            st = kp__set_error(ctx, KP_ERR_UNAVAILABLE,
+                               "%s is unreachable (%s): it may hold a version of %s, so none is "
+                               "imported as the first without it",
+                               v->d.t[i].name, v->d.t[i].detail, chain);
+    bool first = st == KP_OK && *version == 0 && n == 0;
+    if (first) { /* the chain's first version: no lifecycle to stage it in */
+        kp_key_spec spec;
+        kp_key_info info;
+        kp__chain_spec(c, 1, &spec);
+        st = s_make_version(ctx, c, v->d.t[v->d.origin].inst, &spec, &g, &info);
+        *version = 1;
+    }
+    s_view_free(v);
+    if (st == KP_OK && (first || *version != 0))
+        return s_replicate_all(ctx, policy, chain, opts);
+    if (st != KP_OK)
+        return st;
+    *staged = 1;
+    return s_stage(ctx, policy, chain, opts, &g, version, verified);
 }
 
 kp_status kp_chain_activate(kp_ctx *ctx, const kp_policy *policy, const char *chain,

@@ -301,9 +301,7 @@ kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *
                             kp_secret **pkcs8, kp_key_info *info)
 {
     EVP_PKEY *pkey = NULL;
-    PKCS8_PRIV_KEY_INFO *p8 = NULL;
-    unsigned char *der = NULL;
-    char fpr[KPK_FPR_HEX] = "";
+    char fpr[KPK_FPR_HEX] = "", why[KPK_OSSL_REASON_MAX + 64];
     *pkcs8 = NULL;
     kp_status st = s_open_version(ctx, c, src, secrets, version, &pkey);
     if (st == KP_ERR_NOT_FOUND)
@@ -315,15 +313,8 @@ kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *
         st = kp__set_error(ctx, KP_ERR_INTEGRITY,
                            "%s: the copy of %s v%u is another key (%.16s..., expected %.16s...)",
                            kp_instance_name(src), c->name, version, fpr, want);
-    int len = 0;
-    if (st == KP_OK) {
-        p8 = EVP_PKEY2PKCS8(pkey);
-        len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : 0;
-        *pkcs8 = len > 0 ? kp_secret_new_copy(der, (size_t)len) : NULL;
-        if (*pkcs8 == NULL)
-            st = kp__set_error(ctx, KP_ERR_CRYPTO, "cannot encode the copy of %s v%u as PKCS#8",
-                               c->name, version);
-    }
+    if (st == KP_OK && (st = kp__pkey_pkcs8(pkey, pkcs8, why, sizeof(why))) == KP_ERR_CRYPTO)
+        kp__set_error(ctx, st, "the copy of %s v%u: %s", c->name, version, why);
     if (st == KP_OK) {
         kp_key_spec spec;
         kp__chain_spec(c, version, &spec);
@@ -336,9 +327,59 @@ kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *
         info->flags = spec.flags;
         memcpy(info->fingerprint, fpr, KPK_FPR_HEX);
     }
-    if (der != NULL)
-        OPENSSL_clear_free(der, (size_t)len);
-    PKCS8_PRIV_KEY_INFO_free(p8);
     EVP_PKEY_free(pkey);
     return st;
+}
+
+kp_status kp__secret_cert_put(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
+                              uint32_t version, const char *fpr, const uint8_t *der, size_t len)
+{
+    char name[KP_NAME_MAX + 16], vbuf[16], why[160];
+    kp_cert_info info;
+    if (kp_cert_read(der, len, &info, why, sizeof(why)) != KP_OK)
+        return kp__set_error(ctx, KP_ERR_INTEGRITY, "certificate of %s v%u: %s", c->name, version,
+                             why);
+    s_name(name, sizeof(name), c->name, "cer");
+    snprintf(vbuf, sizeof(vbuf), "%u", version);
+    kp_meta meta[] = {{"chain", c->name},
+                      {"kp-version", vbuf},
+                      {"fingerprint", fpr},
+                      {"thumbprint", info.thumbprint},
+                      {"format", "x509-der"}};
+    /* Not secret, but a secret store keeps only kp_secret values. */
+    kp_secret *value = kp_secret_new_copy(der, len);
+    if (value == NULL)
+        return KP_ERR_NOMEM;
+    uint32_t ver = 0;
+    kp_status st = kp_store_put(dst, name, value, meta, 5, &ver);
+    kp_secret_free(value);
+    return st;
+}
+
+kp_status kp__secret_cert_get(kp_ctx *ctx, kp_instance *inst, const char *chain, uint32_t version,
+                              const char *fpr, uint8_t **der, size_t *len)
+{
+    char name[KP_NAME_MAX + 16];
+    *der = NULL;
+    *len = 0;
+    s_name(name, sizeof(name), chain, "cer");
+    s_found f = {version, NULL, 0, 0, ""};
+    kp_status st = kp_store_list(inst, name, s_visit, &f);
+    if (st == KP_OK && (f.secret_version == 0 || strcmp(f.fpr, fpr) != 0))
+        st = KP_ERR_NOT_FOUND;
+    if (st != KP_OK)
+        return st == KP_ERR_NOT_FOUND ? kp__set_error(ctx, st, "%s: no certificate of %s v%u",
+                                                      kp_instance_name(inst), chain, version)
+                                      : st;
+    kp_secret *value = NULL;
+    KP_GUARD(kp_store_get(inst, name, f.secret_version, &value, NULL, NULL));
+    *der = malloc(kp_secret_len(value) + 1);
+    if (*der == NULL) {
+        kp_secret_free(value);
+        return KP_ERR_NOMEM;
+    }
+    memcpy(*der, kp_secret_cdata(value), kp_secret_len(value));
+    *len = kp_secret_len(value);
+    kp_secret_free(value);
+    return KP_OK;
 }

@@ -30,4 +30,13 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
                            kp_instance *secrets, uint32_t version, const uint8_t *spki,
                            size_t spkilen, char *detail, size_t detlen);
 
+/* Certificate chains: the certificate der/len of version (fingerprint fpr) as a new version of
+ * <chain>.cer in secret replica dst, with its thumbprint in the metadata. */
+kp_status kp__secret_cert_put(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
+                              uint32_t version, const char *fpr, const uint8_t *der, size_t len);
+/* The newest <chain>.cer of version with fingerprint fpr in inst (*der malloc'd, kp_free).
+ * KP_ERR_NOT_FOUND when there is none. */
+kp_status kp__secret_cert_get(kp_ctx *ctx, kp_instance *inst, const char *chain, uint32_t version,
+                              const char *fpr, uint8_t **der, size_t *len);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/decoder.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -16,16 +17,47 @@
 #include <keyplane/keyplane.h>
 #include <keyplane/kit/ossl.h>
 
+#include "base/error.h"
+#include "format/err_text.h"
 #include "format/pkcs8.h"
 
-/* msg into err, with the reason OpenSSL queued for the failure when it queued one; the queue is
- * emptied either way. Returns st. */
-static kp_status s_err(char *err, size_t errlen, kp_status st, const char *msg)
+kp_status kp__pkey_pkcs8(const void *pkey, kp_secret **out, char *err, size_t errlen)
 {
-    char why[KPK_OSSL_REASON_MAX];
-    kpk_ossl_reason(why, sizeof(why));
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s%s%s", msg, why[0] != '\0' ? ": " : "", why);
+    KP_ENSURE(pkey != NULL && out != NULL, KP_ERR_INVALID_ARG);
+    *out = NULL;
+    unsigned char *der = NULL;
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+    int len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    if (len <= 0)
+        return kp__fmt_ossl_fail(err, errlen, KP_ERR_CRYPTO, "cannot encode the key as PKCS#8");
+    *out = kp_secret_new_copy(der, (size_t)len);
+    OPENSSL_clear_free(der, (size_t)len);
+    return *out != NULL ? KP_OK : KP_ERR_NOMEM;
+}
+
+void *kp__pkcs8_pkey(const kp_secret *pkcs8)
+{
+    const unsigned char *p = kp_secret_cdata(pkcs8);
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)kp_secret_len(pkcs8));
+    EVP_PKEY *pk = p8 != NULL && p == kp_secret_cdata(pkcs8) + kp_secret_len(pkcs8)
+                       ? EVP_PKCS82PKEY(p8)
+                       : NULL;
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    ERR_clear_error();
+    return pk;
+}
+
+kp_status kp__rsa_generate(kp_ctx *ctx, uint32_t bits, kp_secret **out)
+{
+    char why[KPK_OSSL_REASON_MAX + 64];
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    kp_status st = pk != NULL ? kp__pkey_pkcs8(pk, out, why, sizeof(why))
+                              : kp__fmt_ossl_fail(why, sizeof(why), KP_ERR_CRYPTO,
+                                                  "RSA key generation failed");
+    EVP_PKEY_free(pk);
+    if (st != KP_OK && st != KP_ERR_NOMEM)
+        kp__set_error(ctx, st, "cannot make an RSA-%u key: %s", bits, why);
     return st;
 }
 
@@ -36,15 +68,13 @@ kp_status kp_private_key_to_pkcs8(const kp_secret *input, const kp_secret *passp
     *pkcs8_der = NULL;
     kp_status st = KP_OK;
     EVP_PKEY *pkey = NULL;
-    PKCS8_PRIV_KEY_INFO *p8 = NULL;
-    unsigned char *der = NULL;
-    int len = -1, decoded = 0;
+    int decoded = 0;
     const unsigned char *p = kp_secret_cdata(input);
     size_t left = kp_secret_len(input);
     OSSL_DECODER_CTX *dctx =
         OSSL_DECODER_CTX_new_for_pkey(&pkey, NULL, NULL, NULL, EVP_PKEY_KEYPAIR, NULL, NULL);
     if (dctx == NULL) {
-        st = s_err(err, errlen, KP_ERR_NOMEM, "cannot set up the key decoder");
+        st = kp__fmt_ossl_fail(err, errlen, KP_ERR_NOMEM, "cannot set up the key decoder");
         goto out;
     }
     if (passphrase != NULL)
@@ -52,25 +82,15 @@ kp_status kp_private_key_to_pkcs8(const kp_secret *input, const kp_secret *passp
                                         kp_secret_len(passphrase));
     decoded = OSSL_DECODER_from_data(dctx, &p, &left);
     if (!decoded || pkey == NULL) {
-        st = s_err(err, errlen, KP_ERR_INVALID_ARG,
-                   passphrase != NULL ? "not a private key, or the passphrase is wrong"
-                                      : "not a private key (PEM or DER; for an encrypted one give "
-                                        "--passphrase)");
+        st = kp__fmt_ossl_fail(err, errlen, KP_ERR_INVALID_ARG,
+                               passphrase != NULL
+                                   ? "not a private key, or the passphrase is wrong"
+                                   : "not a private key (PEM or DER; for an encrypted one give "
+                                     "--passphrase)");
         goto out;
     }
-    p8 = EVP_PKEY2PKCS8(pkey);
-    len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
-    if (len <= 0) {
-        st = s_err(err, errlen, KP_ERR_CRYPTO, "cannot encode the key as PKCS#8");
-        goto out;
-    }
-    *pkcs8_der = kp_secret_new_copy(der, (size_t)len);
-    if (*pkcs8_der == NULL)
-        st = KP_ERR_NOMEM;
+    st = kp__pkey_pkcs8(pkey, pkcs8_der, err, errlen);
 out:
-    if (der != NULL)
-        OPENSSL_clear_free(der, (size_t)len);
-    PKCS8_PRIV_KEY_INFO_free(p8);
     EVP_PKEY_free(pkey);
     OSSL_DECODER_CTX_free(dctx);
     return st;
@@ -93,7 +113,7 @@ kp_status kp__pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *pas
     const unsigned char *p = kp_secret_cdata(pkcs8_der);
     PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)kp_secret_len(pkcs8_der));
     if (p8 == NULL) {
-        st = s_err(err, errlen, KP_ERR_INVALID_ARG, "not a PKCS#8 private key");
+        st = kp__fmt_ossl_fail(err, errlen, KP_ERR_INVALID_ARG, "not a PKCS#8 private key");
         goto out;
     }
     /* PBES2: PBKDF2-HMAC-SHA256 (OpenSSL 3's default PRF) and AES-256-CBC. */
@@ -101,18 +121,18 @@ kp_status kp__pkcs8_encrypt_pem(const kp_secret *pkcs8_der, const kp_secret *pas
                            (int)kp_secret_len(passphrase), NULL, 0, KP_EXPORT_PBKDF2_ITER, p8, NULL,
                            NULL);
     if (enc == NULL) {
-        st = s_err(err, errlen, KP_ERR_CRYPTO, "cannot encrypt the key as PKCS#8");
+        st = kp__fmt_ossl_fail(err, errlen, KP_ERR_CRYPTO, "cannot encrypt the key as PKCS#8");
         goto out;
     }
     bio = BIO_new(BIO_s_mem());
     if (bio == NULL || !PEM_write_bio_PKCS8(bio, enc)) {
-        st = s_err(err, errlen, KP_ERR_CRYPTO, "cannot write the encrypted key as PEM");
+        st = kp__fmt_ossl_fail(err, errlen, KP_ERR_CRYPTO, "cannot write the encrypted key as PEM");
         goto out;
     }
     n = BIO_get_mem_data(bio, &data);
     *pem = n > 0 ? malloc((size_t)n + 1) : NULL;
     if (*pem == NULL) {
-        st = s_err(err, errlen, KP_ERR_NOMEM, "out of memory for the encrypted key");
+        st = kp__fmt_ossl_fail(err, errlen, KP_ERR_NOMEM, "out of memory for the encrypted key");
         goto out;
     }
     memcpy(*pem, data, (size_t)n);

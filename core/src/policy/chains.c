@@ -14,8 +14,8 @@
 #include "policy/parser.h"
 
 static const char *const s_chain_keys[] = {
-    "protector", "replicas",  "escrow",   "restore_only", "secret_replicas",
-    "secrets",   "algorithm", "rotation", "retention",    "azure_sql",
+    "protector", "replicas", "escrow",    "restore_only", "secret_replicas", "secrets",
+    "algorithm", "rotation", "retention", "azure_sql",    "certificate",     "sqlserver",
 };
 static const char *const s_protector_keys[] = {"type", "bits", "origin", "exportable"};
 static const char *const s_rotation_keys[] = {"every", "warn_before"};
@@ -258,7 +258,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
     if (c->name == NULL)
         return;
     bool have_protector = false, have_replicas = false;
-    yaml_node_t *restore_only = NULL, *secret_seq = NULL, *azure_sql = NULL;
+    yaml_node_t *restore_only = NULL, *secret_seq = NULL, *azure_sql = NULL, *sqlserver = NULL;
     for (yaml_node_pair_t *p = vn->data.mapping.pairs.start; p < vn->data.mapping.pairs.top; p++) {
         yaml_node_t *k = kp__ynode(P, p->key), *v = kp__ynode(P, p->value);
         const char *key = kp__yscalar(k);
@@ -300,13 +300,17 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
             (void)s_duration(P, name, v, "retention", &c->pub.retention);
         } else if (strcmp(key, "azure_sql") == 0) {
             azure_sql = v; /* read once the chain's keystores are known */
+        } else if (strcmp(key, "certificate") == 0) {
+            kp__policy_parse_certificate(P, c, v);
+        } else if (strcmp(key, "sqlserver") == 0) {
+            sqlserver = v; /* read once the certificate block is */
         } else {
             char hint[96];
             kp__pdiag(
                 P, k,
                 "chain '%s': unknown key '%.64s' (expected protector, replicas, "
                 "escrow, restore_only, secret_replicas, secrets, algorithm, rotation, "
-                "retention, azure_sql)%s",
+                "retention, azure_sql, certificate, sqlserver)%s",
                 name, key,
                 kp__diag_hint(P->diags, hint, sizeof(hint), key, s_chain_keys, S_N(s_chain_keys)));
         }
@@ -317,6 +321,8 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         s_check_refs(P, c, secret_seq, false);
     if (azure_sql != NULL)
         kp__policy_parse_azure_sql(P, c, azure_sql);
+    if (sqlserver != NULL)
+        kp__policy_parse_sqlserver(P, c, sqlserver);
     if (!have_protector)
         kp__pdiag(P, vn, "chain '%s': missing required key 'protector'", name);
     size_t nstores = s_count_stores(c);
@@ -357,6 +363,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
                   name, c->origin, copy_to);
     if (!have_replicas)
         kp__pdiag(P, vn, "chain '%s': missing required key 'replicas'", name);
+    kp__policy_check_certificate(P, c, kn);
     kp__policy_check_holders(P, c, kn);
 }
 

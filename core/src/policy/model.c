@@ -49,6 +49,8 @@ void kp_policy_free(kp_policy *pol)
         }
         free(c->azure_sql);
         free(c->azure_view);
+        free(c->cert_subject);
+        kp__policy_free_sqlserver(c);
     }
     free(pol->chains);
     free(pol->path);

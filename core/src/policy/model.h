@@ -30,7 +30,13 @@ typedef struct kp_pol_chain {
     size_t nrestore_only;
     kp__azure_sql *azure_sql;        /* azure_sql: owns the strings of pub.azure_sql */
     kp_azure_sql_server *azure_view; /* pub.azure_sql */
+    kp_cert_policy cert;             /* pub.certificate points here when the chain has one */
+    char *cert_subject;              /* owns cert.subject */
+    kp_sqlserver_instance *sql;      /* pub.sqlserver, owned (sqlserver.c frees it) */
 } kp_pol_chain;
+
+/* sqlserver.c: frees what a chain's 'sqlserver' list holds. */
+void kp__policy_free_sqlserver(kp_pol_chain *c);
 
 struct kp_policy {
     uint64_t id; /* unique in the process: keys the context's instance cache */

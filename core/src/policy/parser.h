@@ -77,6 +77,14 @@ void kp__policy_parse_azure_sql(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *
  * protector), a second entry for one an error at that entry. */
 void kp__policy_check_azure_sql(kp_pol_parser *P);
 
+/* certificate.c: a chain's 'certificate' block (map): the protector is a SQL Server certificate,
+ * made by keyplane (subject) or imported. */
+void kp__policy_parse_certificate(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *map);
+/* sqlserver.c: a chain's 'sqlserver' list (seq), once its certificate block is read. */
+void kp__policy_parse_sqlserver(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *seq);
+/* Once the chain is read: what a certificate chain needs of its protector (exportable RSA). */
+void kp__policy_check_certificate(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *at);
+
 /* domain.c: asks the plugin what an instance will be (in->described) from its params,
  * and whether every store holding a chain's protector can hold it; diagnostics at node. */
 void kp__policy_describe(kp_pol_parser *P, kp_pol_instance *in, yaml_node_t *node);

@@ -1,0 +1,270 @@
+/*
+ * keyplane sqlserver inventory: which database of which instance is encrypted by which
+ * certificate (its encryptor thumbprint), as `sqlserver inventory-query` lists it. Recorded in
+ * the state directory beside the policy's journal (one JSON document, replaced atomically), so
+ * verify can name the database that would not restore in some store, and retire can refuse a
+ * version a database still needs. Rows are merged by instance and database unless --replace.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "sqlserver.h"
+#include "state_dir.h"
+
+#define S_ROWS_MAX 100000
+#define S_FILE_MAX (16u * 1024u * 1024u)
+
+void kp_cli_sql_inventory_free(kp_cli_sql_inventory *inv)
+{
+    free(inv->db);
+    inv->db = NULL;
+    inv->n = 0;
+}
+
+/* A thumbprint as the query prints it (40 hex digits, "0x" optional, either case) into t
+ * upper-case; false when it is not one. */
+static bool s_thumb(const char *v, char t[KP_THUMBPRINT_HEX])
+{
+    if (strncasecmp(v, "0x", 2) == 0)
+        v += 2;
+    if (strlen(v) != KP_THUMBPRINT_HEX - 1)
+        return false;
+    for (size_t i = 0; i < KP_THUMBPRINT_HEX - 1; i++) {
+        if (!isxdigit((unsigned char)v[i]))
+            return false;
+        t[i] = (char)toupper((unsigned char)v[i]);
+    }
+    t[KP_THUMBPRINT_HEX - 1] = '\0';
+    return true;
+}
+
+/* Adds or replaces (same instance and database) one row. */
+static kp_status s_put(kp_cli_sql_inventory *inv, const kp_cli_sql_db *row)
+{
+    for (size_t i = 0; i < inv->n; i++)
+        if (strcasecmp(inv->db[i].instance, row->instance) == 0 &&
+            strcmp(inv->db[i].database, row->database) == 0) {
+            inv->db[i] = *row;
+            return KP_OK;
+        }
+    if (inv->n >= S_ROWS_MAX)
+        return KP_ERR_INVALID_ARG;
+    kp_cli_sql_db *v = realloc(inv->db, (inv->n + 1) * sizeof(*v));
+    if (v == NULL)
+        return KP_ERR_NOMEM;
+    inv->db = v;
+    inv->db[inv->n++] = *row;
+    return KP_OK;
+}
+
+/* One row from its four fields; an error naming where (line) and what is wrong. */
+static int s_row(kp_cli_sql_inventory *inv, const char *where, const char *instance,
+                 const char *database, const char *thumb, const char *col)
+{
+    kp_cli_sql_db row;
+    memset(&row, 0, sizeof(row));
+    if (instance == NULL || instance[0] == '\0' || strlen(instance) >= sizeof(row.instance) ||
+        database == NULL || database[0] == '\0' || strlen(database) >= sizeof(row.database))
+        return kp_cli_error(KP_ERR_INVALID_ARG, "%s: needs an instance and a database name", where);
+    if (thumb == NULL || !s_thumb(thumb, row.thumbprint))
+        return kp_cli_error(KP_ERR_INVALID_ARG,
+                            "%s: '%.60s' is no certificate thumbprint (40 hex digits)", where,
+                            thumb != NULL ? thumb : "");
+    if (col == NULL || (strcmp(col, "0") != 0 && strcmp(col, "1") != 0 &&
+                        strcmp(col, "true") != 0 && strcmp(col, "false") != 0))
+        return kp_cli_error(KP_ERR_INVALID_ARG, "%s: column_keys must be 0 or 1", where);
+    snprintf(row.instance, sizeof(row.instance), "%s", instance);
+    snprintf(row.database, sizeof(row.database), "%s", database);
+    row.column_keys = strcmp(col, "1") == 0 || strcmp(col, "true") == 0;
+    kp_status st = s_put(inv, &row);
+    return st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s: too many rows", where);
+}
+
+/* The query's CSV as sqlcmd -s "," -W -h -1 writes it: instance,database,thumbprint,col per
+ * line; blank lines and a header line (starting "instance") are skipped. */
+static int s_csv(char *text, const char *file, kp_cli_sql_inventory *inv)
+{
+    size_t line = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l != NULL;
+         l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        size_t n = strlen(l);
+        while (n > 0 && (l[n - 1] == '\r' || l[n - 1] == ' '))
+            l[--n] = '\0';
+        if (n == 0 || strncasecmp(l, "instance,", 9) == 0)
+            continue;
+        char *f[5] = {0};
+        size_t nf = 0;
+        for (char *p = l; nf < 5; nf++) {
+            f[nf] = p;
+            char *comma = strchr(p, ',');
+            if (comma == NULL) {
+                nf++;
+                break;
+            }
+            *comma = '\0';
+            p = comma + 1;
+        }
+        char where[4200];
+        snprintf(where, sizeof(where), "%s:%zu", file, line);
+        if (nf != 4)
+            return kp_cli_error(KP_ERR_INVALID_ARG,
+                                "%s: expected instance,database,thumbprint,column_keys", where);
+        int rc = s_row(inv, where, f[0], f[1], f[2], f[3]);
+        if (rc != KP_EXIT_OK)
+            return rc;
+    }
+    return KP_EXIT_OK;
+}
+
+/* JSON: [{"instance", "database", "thumbprint", "column_keys"}] (or the "databases" member of
+ * an object, as `inventory show --json` prints it). */
+static int s_json(const char *text, size_t len, const char *file, kp_cli_sql_inventory *inv)
+{
+    json_error_t e;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    json_t *a = json_is_object(j) ? json_object_get(j, "databases") : j;
+    int rc = KP_EXIT_OK;
+    if (!json_is_array(a))
+        rc = kp_cli_error(KP_ERR_INVALID_ARG, "%s: not a JSON list of databases%s%s", file,
+                          j == NULL ? ": " : "", j == NULL ? e.text : "");
+    for (size_t i = 0; rc == KP_EXIT_OK && i < json_array_size(a); i++) {
+        json_t *r = json_array_get(a, i);
+        json_t *col = json_object_get(r, "column_keys");
+        char where[4200];
+        snprintf(where, sizeof(where), "%s: entry %zu", file, i + 1);
+        rc = s_row(inv, where, json_string_value(json_object_get(r, "instance")),
+                   json_string_value(json_object_get(r, "database")),
+                   json_string_value(json_object_get(r, "thumbprint")),
+                   json_is_true(col) || (json_is_integer(col) && json_integer_value(col) == 1) ? "1"
+                   : json_is_false(col) || (json_is_integer(col) && json_integer_value(col) == 0)
+                       ? "0"
+                       : json_string_value(col));
+    }
+    json_decref(j);
+    return rc;
+}
+
+static json_t *s_to_json(const kp_cli_sql_inventory *inv)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < inv->n; i++)
+        json_array_append_new(
+            a, json_pack("{s:o, s:o, s:s, s:b}", "instance", kp_cli_jstr(inv->db[i].instance),
+                         "database", kp_cli_jstr(inv->db[i].database), "thumbprint",
+                         inv->db[i].thumbprint, "column_keys", inv->db[i].column_keys));
+    return json_pack("{s:s, s:o}", "format", "keyplane-sqlserver-inventory", "databases", a);
+}
+
+kp_status kp_cli_sql_inventory_load(kp_cli *cli, kp_cli_sql_inventory *inv)
+{
+    char path[4096], *text = NULL;
+    size_t len = 0;
+    memset(inv, 0, sizeof(*inv));
+    KP_GUARD(kp_cli_state_path(cli, "inventory", path, sizeof(path)));
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return KP_OK; /* nothing recorded */
+    fclose(f);
+    KP_GUARD(kp_cli_read_file(cli, path, S_FILE_MAX, &text, &len));
+    int rc = s_json(text, len, path, inv);
+    free(text);
+    return rc == KP_EXIT_OK ? KP_OK : KP_ERR_INTEGRITY;
+}
+
+int kp_cli_sql_inventory_cmd(kp_cli *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: keyplane sqlserver inventory import FILE [--replace] [--json]\n"
+        "       keyplane sqlserver inventory show [--json]\n"
+        "\n"
+        "Records which certificate (thumbprint) encrypts each database, from what\n"
+        "'keyplane sqlserver inventory-query' returned on each instance: CSV lines\n"
+        "instance,database,thumbprint,column_keys (sqlcmd -s \",\" -W -h -1), or JSON\n"
+        "[{instance, database, thumbprint, column_keys}]. Rows are merged by instance and\n"
+        "database; --replace drops the earlier ones. Kept in the state directory beside\n"
+        "the policy's journal. verify then names each database that would not restore in\n"
+        "some store, and retire refuses a version one still uses.\n";
+    static const struct option opts[] = {{"replace", no_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    bool replace = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            replace = true;
+            break;
+        case 'j':
+            cli->json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return KP_EXIT_OK;
+        default:
+            return kp_cli_bad_option("sqlserver inventory", argv);
+        }
+    }
+    const char *sub = optind < argc ? argv[optind] : NULL;
+    if (sub == NULL || (strcmp(sub, "import") != 0 && strcmp(sub, "show") != 0))
+        return kp_cli_usage_error("sqlserver inventory", "expected import FILE or show");
+    if (strcmp(sub, "import") == 0 && optind + 2 != argc)
+        return kp_cli_usage_error("sqlserver inventory", "import needs one FILE");
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    kp_cli_sql_inventory inv;
+    kp_status st = kp_cli_sql_inventory_load(cli, &inv);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "the recorded inventory");
+    if (strcmp(sub, "import") == 0) {
+        const char *file = argv[optind + 1];
+        char *text = NULL, path[4096];
+        size_t len = 0;
+        if (replace)
+            kp_cli_sql_inventory_free(&inv);
+        size_t before = inv.n;
+        st = kp_cli_read_file(cli, file, S_FILE_MAX, &text, &len);
+        if (st != KP_OK)
+            rc = kp_cli_fail(cli, st, file);
+        else if (memchr(text, '\0', len) != NULL)
+            rc = kp_cli_error(KP_ERR_INVALID_ARG, "%s: not text", file);
+        else {
+            size_t skip = strspn(text, " \t\r\n");
+            rc = text[skip] == '[' || text[skip] == '{' ? s_json(text, len, file, &inv)
+                                                        : s_csv(text, file, &inv);
+        }
+        free(text);
+        json_t *doc = rc == KP_EXIT_OK ? s_to_json(&inv) : NULL;
+        char *out = doc != NULL ? json_dumps(doc, JSON_INDENT(1)) : NULL;
+        json_decref(doc);
+        if (rc == KP_EXIT_OK && out == NULL)
+            rc = kp_cli_error(KP_ERR_NOMEM, "out of memory");
+        if (rc == KP_EXIT_OK &&
+            (st = kp_cli_state_path(cli, "inventory", path, sizeof(path))) == KP_OK)
+            st = kp_cli_write_file(cli, path, out, strlen(out));
+        if (rc == KP_EXIT_OK && st != KP_OK)
+            rc = kp_cli_fail(cli, st, "recording the inventory");
+        free(out);
+        if (rc == KP_EXIT_OK && cli->json)
+            kp_cli_print_json(json_pack("{s:i, s:i}", "databases", (int)inv.n, "new",
+                                        (int)(inv.n > before ? inv.n - before : 0)));
+        else if (rc == KP_EXIT_OK)
+            kp_cli_info(cli, stdout, "recorded %zu database%s\n", inv.n, inv.n == 1 ? "" : "s");
+    } else if (cli->json) {
+        kp_cli_print_json(s_to_json(&inv));
+    } else {
+        for (size_t i = 0; i < inv.n; i++)
+            printf("%s %s 0x%s%s\n", inv.db[i].instance, inv.db[i].database, inv.db[i].thumbprint,
+                   inv.db[i].column_keys ? " column_keys" : "");
+    }
+    kp_cli_sql_inventory_free(&inv);
+    return rc;
+}
