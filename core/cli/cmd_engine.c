@@ -12,6 +12,7 @@
 #include <keyplane/kit/clock.h>
 
 #include "cli.h"
+#include "sqlserver.h"
 #include "state_dir.h"
 
 typedef struct s_opts {
@@ -458,24 +459,25 @@ static void s_cert_show(kp_cli *cli, const kp_chain_policy *c, uint32_t version,
     kp_cli_info(cli, stdout, "  v%u certificate %s, thumbprint %s, valid until %s\n", version,
                 ci->subject, ci->thumbprint, until);
     if (warn[0] != '\0')
-        fprintf(stderr,
-                "keyplane: warning: %s v%u: %s; SQL Server keeps using it, but rotate before "
-                "('keyplane rotate %s --stage')\n",
-                c->name, version, warn, c->name);
+        kp_cli_info(cli, stderr,
+                    "keyplane: warning: %s v%u: %s; SQL Server keeps using it, but rotate before "
+                    "('keyplane rotate %s --stage')\n",
+                    c->name, version, warn, c->name);
 }
 
 /* One chain's matrix: a table on stdout (every gap also on its own line on stderr; with -q only
  * those lines) or an entry of chains; gaps counts the chains with a gap. status adds when each
  * version was created and activated, and when rotation is due (from the active version). */
 static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prove, json_t *chains,
-                                int *gaps)
+                                const kp_cli_sql_inventory *inv, int *gaps)
 {
     kp_matrix *m = NULL;
     kp_status st = kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m);
     s_progress_done(cli); /* the progress line goes before the chain's table */
     KP_GUARD(st);
     size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
-    int ok = kp_matrix_ok(m);
+    /* verify: a recorded SQL Server database that would not restore somewhere is a gap too */
+    int ok = kp_matrix_ok(m) && (!prove || kp_cli_sql_inventory_gaps(c, m, inv, NULL, false) == 0);
     *gaps += !ok;
     int64_t now = (int64_t)time(NULL);
     uint32_t due_version = 0;
@@ -575,9 +577,14 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                         kp_matrix_version(m, r), kp_matrix_instance(m, i),
                         s_state(cell->state, true), cell->detail);
         }
+    json_t *cj = cli->json ? json_object() : NULL;
+    if (prove)
+        (void)kp_cli_sql_inventory_gaps(c, m, inv, cj, true);
     if (cli->json) {
-        json_t *cj = json_pack("{s:s, s:b, s:o, s:o}", "chain", c->name, "ok", ok, "versions", rows,
-                               "unreachable", unreachable);
+        json_t *head = json_pack("{s:s, s:b, s:o, s:o}", "chain", c->name, "ok", ok, "versions",
+                                 rows, "unreachable", unreachable);
+        json_object_update(cj, head);
+        json_decref(head);
         if (problem != NULL)
             json_object_set_new(cj, "problem", json_string(problem));
         json_object_set_new(cj, "due", json_integer((json_int_t)due));
@@ -615,7 +622,8 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
         return rc < 0 ? KP_EXIT_OK : rc;
     json_t *chains = cli->json ? json_array() : NULL;
     int gaps = 0;
-    kp_status st = KP_OK;
+    kp_cli_sql_inventory inv = {NULL, 0};
+    kp_status st = prove ? kp_cli_sql_inventory_load(cli, &inv) : KP_OK;
     size_t total = s_all_stores(cli, o.chain), done = 0;
     for (size_t ci = 0; st == KP_OK && ci < kp_policy_chain_count(cli->policy); ci++) {
         const kp_chain_policy *c = kp_policy_chain_at(cli->policy, ci);
@@ -625,8 +633,9 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
         s_progress_line(cli, "%s: checking %zu/%zu stores (chain %s)", prove ? "verify" : "status",
                         done, total, c->name);
         done += s_chain_stores(cli, c);
-        st = s_matrix_chain(cli, c, prove, chains, &gaps);
+        st = s_matrix_chain(cli, c, prove, chains, &inv, &gaps);
     }
+    kp_cli_sql_inventory_free(&inv);
     if (st != KP_OK) {
         json_decref(chains);
         return kp_cli_fail(cli, st, prove ? "verify" : "status");

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "sqlserver.h"
 
 /* rotate CHAIN --abandon N: marks a version that never wrapped abandoned. */
 static int s_abandon(kp_cli *cli, const char *chain, uint32_t version)
@@ -165,6 +166,8 @@ int kp_cmd_retire(kp_cli *cli, int argc, char **argv)
     if (rc != KP_EXIT_OK)
         return rc;
     rc = kp_cli_lock(cli);
+    if (rc == KP_EXIT_OK) /* a SQL Server database that still needs it */
+        rc = kp_cli_sql_retire_check(cli, argv[optind], (uint32_t)version);
     if (rc != KP_EXIT_OK)
         return rc;
     kp_status st = kp_chain_retire(cli->ctx, cli->policy, argv[optind], (uint32_t)version);

@@ -60,5 +60,14 @@ typedef struct kp_cli_sql_inventory {
 /* Reads the recorded inventory: KP_OK with n 0 when none is recorded. */
 kp_status kp_cli_sql_inventory_load(kp_cli *cli, kp_cli_sql_inventory *inv);
 void kp_cli_sql_inventory_free(kp_cli_sql_inventory *inv);
+/* verify: each recorded database the chain protects (its certificate is a version's, or the
+ * policy lists it) that would not restore in some store of the chain, a gap line on stderr (or
+ * the chain's "databases" in json_chain, a json_t *; neither unless print). Returns the number
+ * of gaps. */
+int kp_cli_sql_inventory_gaps(const kp_chain_policy *c, const kp_matrix *m,
+                              const kp_cli_sql_inventory *inv, void *json_chain, bool print);
+/* retire: KP_EXIT_OK unless a recorded database is still encrypted by the version's
+ * certificate (then the refusal, exit 4). */
+int kp_cli_sql_retire_check(kp_cli *cli, const char *chain, uint32_t version);
 
 #endif

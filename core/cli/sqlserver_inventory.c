@@ -70,14 +70,14 @@ static int s_row(kp_cli_sql_inventory *inv, const char *where, const char *insta
     memset(&row, 0, sizeof(row));
     if (instance == NULL || instance[0] == '\0' || strlen(instance) >= sizeof(row.instance) ||
         database == NULL || database[0] == '\0' || strlen(database) >= sizeof(row.database))
-        return kp_cli_error(KP_ERR_INVALID_ARG, "%s: needs an instance and a database name", where);
+        return kp_cli_error(KP_ERR_INTEGRITY, "%s: needs an instance and a database name", where);
     if (thumb == NULL || !s_thumb(thumb, row.thumbprint))
-        return kp_cli_error(KP_ERR_INVALID_ARG,
+        return kp_cli_error(KP_ERR_INTEGRITY,
                             "%s: '%.60s' is no certificate thumbprint (40 hex digits)", where,
                             thumb != NULL ? thumb : "");
     if (col == NULL || (strcmp(col, "0") != 0 && strcmp(col, "1") != 0 &&
                         strcmp(col, "true") != 0 && strcmp(col, "false") != 0))
-        return kp_cli_error(KP_ERR_INVALID_ARG, "%s: column_keys must be 0 or 1", where);
+        return kp_cli_error(KP_ERR_INTEGRITY, "%s: column_keys must be 0 or 1", where);
     snprintf(row.instance, sizeof(row.instance), "%s", instance);
     snprintf(row.database, sizeof(row.database), "%s", database);
     row.column_keys = strcmp(col, "1") == 0 || strcmp(col, "true") == 0;
@@ -113,7 +113,7 @@ static int s_csv(char *text, const char *file, kp_cli_sql_inventory *inv)
         char where[4200];
         snprintf(where, sizeof(where), "%s:%zu", file, line);
         if (nf != 4)
-            return kp_cli_error(KP_ERR_INVALID_ARG,
+            return kp_cli_error(KP_ERR_INTEGRITY,
                                 "%s: expected instance,database,thumbprint,column_keys", where);
         int rc = s_row(inv, where, f[0], f[1], f[2], f[3]);
         if (rc != KP_EXIT_OK)
@@ -131,7 +131,7 @@ static int s_json(const char *text, size_t len, const char *file, kp_cli_sql_inv
     json_t *a = json_is_object(j) ? json_object_get(j, "databases") : j;
     int rc = KP_EXIT_OK;
     if (!json_is_array(a))
-        rc = kp_cli_error(KP_ERR_INVALID_ARG, "%s: not a JSON list of databases%s%s", file,
+        rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: not a JSON list of databases%s%s", file,
                           j == NULL ? ": " : "", j == NULL ? e.text : "");
     for (size_t i = 0; rc == KP_EXIT_OK && i < json_array_size(a); i++) {
         json_t *r = json_array_get(a, i);
@@ -235,7 +235,7 @@ int kp_cli_sql_inventory_cmd(kp_cli *cli, int argc, char **argv)
         if (st != KP_OK)
             rc = kp_cli_fail(cli, st, file);
         else if (memchr(text, '\0', len) != NULL)
-            rc = kp_cli_error(KP_ERR_INVALID_ARG, "%s: not text", file);
+            rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: not text", file);
         else {
             size_t skip = strspn(text, " \t\r\n");
             rc = text[skip] == '[' || text[skip] == '{' ? s_json(text, len, file, &inv)
@@ -265,6 +265,111 @@ int kp_cli_sql_inventory_cmd(kp_cli *cli, int argc, char **argv)
             printf("%s %s 0x%s%s\n", inv.db[i].instance, inv.db[i].database, inv.db[i].thumbprint,
                    inv.db[i].column_keys ? " column_keys" : "");
     }
+    kp_cli_sql_inventory_free(&inv);
+    return rc;
+}
+
+/* Whether the chain's policy lists database db of instance (its 'sqlserver' list). */
+static bool s_listed(const kp_chain_policy *c, const kp_cli_sql_db *db)
+{
+    for (size_t i = 0; i < c->nsqlserver; i++)
+        if (strcasecmp(c->sqlserver[i].instance, db->instance) == 0)
+            for (size_t j = 0; j < c->sqlserver[i].ndatabases; j++)
+                if (strcmp(c->sqlserver[i].databases[j].name, db->database) == 0)
+                    return true;
+    return false;
+}
+
+/* The row of m whose certificate has thumbprint t; nv when none. */
+static size_t s_row_of(const kp_matrix *m, const char *t)
+{
+    size_t nv = kp_matrix_version_count(m);
+    for (size_t r = 0; r < nv; r++) {
+        const kp_cert_info *ci = kp_matrix_certificate(m, r);
+        if (ci != NULL && strcmp(ci->thumbprint, t) == 0)
+            return r;
+    }
+    return nv;
+}
+
+int kp_cli_sql_inventory_gaps(const kp_chain_policy *c, const kp_matrix *m,
+                              const kp_cli_sql_inventory *inv, void *json_chain, bool print)
+{
+    if (c->certificate == NULL || inv == NULL || inv->n == 0)
+        return 0;
+    int gaps = 0;
+    json_t *dbs = json_chain != NULL ? json_array() : NULL;
+    size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
+    for (size_t k = 0; k < inv->n; k++) {
+        const kp_cli_sql_db *db = &inv->db[k];
+        size_t r = s_row_of(m, db->thumbprint);
+        if (r == nv && !s_listed(c, db))
+            continue; /* another chain's database */
+        json_t *fails = dbs != NULL ? json_array() : NULL;
+        if (r == nv) {
+            gaps++;
+            if (fails != NULL)
+                json_array_append_new(fails, json_pack("{s:s, s:s}", "instance", "*", "detail",
+                                                       "no version carries its certificate"));
+            else if (print)
+                fprintf(stderr,
+                        "keyplane: gap: %s on %s is encrypted by certificate 0x%s, which no "
+                        "version of %s carries: it would not restore anywhere\n",
+                        db->database, db->instance, db->thumbprint, c->name);
+        }
+        for (size_t i = 0; r < nv && i < ni; i++) {
+            if (kp_matrix_cell_ok(m, r, i))
+                continue;
+            gaps++;
+            const kp_cell *cell = kp_matrix_cell(m, r, i);
+            if (fails != NULL)
+                json_array_append_new(fails,
+                                      json_pack("{s:s, s:o}", "instance", kp_matrix_instance(m, i),
+                                                "detail", kp_cli_jstr(cell->detail)));
+            else if (print)
+                fprintf(stderr, "keyplane: gap: %s on %s would not restore in %s: %s v%u: %s\n",
+                        db->database, db->instance, kp_matrix_instance(m, i), c->name,
+                        kp_matrix_version(m, r), cell->detail);
+        }
+        if (dbs != NULL)
+            json_array_append_new(
+                dbs, json_pack("{s:o, s:o, s:s, s:i, s:o}", "instance", kp_cli_jstr(db->instance),
+                               "database", kp_cli_jstr(db->database), "thumbprint", db->thumbprint,
+                               "version", r < nv ? (int)kp_matrix_version(m, r) : 0,
+                               "would_not_restore_in", fails));
+    }
+    if (json_chain != NULL)
+        json_object_set_new(json_chain, "databases", dbs);
+    return gaps;
+}
+
+int kp_cli_sql_retire_check(kp_cli *cli, const char *chain, uint32_t version)
+{
+    const kp_chain_policy *c = kp_policy_chain(cli->policy, chain);
+    if (c == NULL || c->certificate == NULL)
+        return KP_EXIT_OK;
+    kp_cli_sql_inventory inv;
+    kp_status st = kp_cli_sql_inventory_load(cli, &inv);
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, "the recorded inventory");
+    if (inv.n == 0)
+        return KP_EXIT_OK;
+    kp_matrix *m = NULL;
+    st = kp_chain_matrix(cli->ctx, cli->policy, chain, 0, &m);
+    int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "retire");
+    const kp_cert_info *ci = NULL;
+    for (size_t r = 0; rc == KP_EXIT_OK && r < kp_matrix_version_count(m); r++)
+        if (kp_matrix_version(m, r) == version)
+            ci = kp_matrix_certificate(m, r);
+    for (size_t k = 0; rc == KP_EXIT_OK && ci != NULL && k < inv.n; k++)
+        if (strcmp(inv.db[k].thumbprint, ci->thumbprint) == 0)
+            rc = kp_cli_error(KP_ERR_DENIED,
+                              "retire: %s on %s is still encrypted by %s v%u (certificate 0x%s): "
+                              "switch it first (keyplane sqlserver rotate-script %s), then record "
+                              "the inventory again",
+                              inv.db[k].database, inv.db[k].instance, chain, version,
+                              ci->thumbprint, chain);
+    kp_matrix_free(m);
     kp_cli_sql_inventory_free(&inv);
     return rc;
 }

@@ -200,7 +200,8 @@ void kp_cli_sql_rotate(FILE *out, const kp_chain_policy *chain, const kp_cli_sql
         s_create(out, next, NULL);
     }
     fprintf(out, "\n-- Step 2: each database's encryption key re-encrypted by the new"
-                 " certificate\n-- (on the primary replica; the data is not re-encrypted).\n");
+                 " certificate, where\n-- the policy lists it (an availability group's primary;"
+                 " the data is not re-encrypted).\n");
     for (size_t i = 0; i < chain->nsqlserver; i++) {
         const kp_sqlserver_instance *in = &chain->sqlserver[i];
         for (size_t j = 0; j < in->ndatabases; j++)
@@ -213,6 +214,8 @@ void kp_cli_sql_rotate(FILE *out, const kp_chain_policy *chain, const kp_cli_sql
                  " 'old'\n-- is a database still to switch).\n");
     for (size_t i = 0; i < chain->nsqlserver; i++) {
         const kp_sqlserver_instance *in = &chain->sqlserver[i];
+        if (in->ndatabases == 0)
+            continue; /* a secondary replica: it needed the certificate only */
         fprintf(out,
                 "\n-- on %s\nSELECT DB_NAME(database_id) AS database_name,\n"
                 "       CASE WHEN encryptor_thumbprint = 0x%s THEN 'new' ELSE 'old' END AS"
@@ -221,7 +224,7 @@ void kp_cli_sql_rotate(FILE *out, const kp_chain_policy *chain, const kp_cli_sql
                 in->instance, next->info->thumbprint);
         for (size_t j = 0; j < in->ndatabases; j++)
             fprintf(out, "%s'%s'", j > 0 ? ", " : "", in->databases[j].name);
-        fprintf(out, "%s);\nGO\n", in->ndatabases == 0 ? "''" : "");
+        fprintf(out, ");\nGO\n");
     }
     fprintf(out, "\n-- Then: keyplane rotate %s --activate\n", chain->name);
 }
