@@ -114,7 +114,17 @@ assert v["certificate"]["thumbprint"] == sys.argv[2], v
 assert "expired" in v["certificate"]["warning"], v
 for name, cell in v["replicas"].items():
     assert cell["ok"] and ("certificate " + sys.argv[2]) in cell["detail"], (name, cell)
+# the secret replica's copy is proved as SQL Server would read it too: its .pvk opens
+assert "the .pvk opens" in v["replicas"]["bucket"]["detail"], v["replicas"]["bucket"]
 EOF
+# ... and the bucket alone restores SQL Server: CHAIN.cer, CHAIN.pvk, and the password
+expect_rc 0 $P secret get --instance bucket --name dbm.pvk --out "$T/bucket.pvk"
+expect_rc 0 $P secret get --instance bucket --name dbm.cer --out "$T/bucket.cer"
+cmp "$T/bucket.cer" "$REAL/dbm_certificate.cer" || fail "the bucket keeps another .cer"
+expect_rc 0 $P secret get --instance pw --name dbm.password --out "$T/bucket.pass"
+openssl rsa -inform PVK -in "$T/bucket.pvk" -passin "file:$T/bucket.pass" -provider legacy \
+    -provider default -pubout -out "$T/bucket.pub" 2>/dev/null ||
+    fail "openssl cannot open the bucket's .pvk"
 cmp "$T/west/keys/dbm/1/certificate.der" "$REAL/dbm_certificate.cer" ||
     fail "west keeps another certificate"
 
@@ -127,6 +137,7 @@ openssl rsa -inform PVK -in "$T/out1/dbm_v1.pvk" -passin "file:$T/pvk.pass" -pro
     -provider default -pubout -out "$T/pvk.pub" 2>/dev/null || fail "openssl cannot open the .pvk"
 openssl x509 -inform DER -in "$REAL/dbm_certificate.cer" -pubkey -noout >"$T/cer.pub"
 cmp "$T/pvk.pub" "$T/cer.pub" || fail "the .pvk holds another key than the certificate"
+cmp "$T/bucket.pub" "$T/cer.pub" || fail "the bucket's .pvk holds another key"
 if grep -F -q "$(cat "$T/pvk.pass")" "$T/out1/restore.sql"; then
     fail "restore.sql shows the password without --show-password"
 fi

@@ -87,6 +87,51 @@ bool kp__secret_replica_of(const kp_policy *policy, const kp_chain_policy *c, co
     return false;
 }
 
+/* Versions a listing of CHAIN.pvk shows (fingerprint and version, as s_visit reads them). */
+typedef struct s_pvks {
+    uint32_t v[512];
+    char fpr[512][KPK_FPR_HEX];
+    size_t n;
+} s_pvks;
+
+static kp_status s_pvk_visit(void *arg, const kp_secret_info *info, const kp_meta *meta, size_t n)
+{
+    (void)info;
+    s_pvks *p = arg;
+    const char *v = s_meta(meta, n, "kp-version"), *fpr = s_meta(meta, n, "fingerprint");
+    if (v != NULL && fpr != NULL && strlen(fpr) == KPK_FPR_HEX - 1 &&
+        p->n < sizeof(p->v) / sizeof(p->v[0])) {
+        p->v[p->n] = (uint32_t)strtoul(v, NULL, 10);
+        memcpy(p->fpr[p->n++], fpr, KPK_FPR_HEX);
+    }
+    return KP_OK;
+}
+
+/* A certificate chain's copy counts once its .pvk is there too (a copy interrupted between the
+ * two is made again): t keeps only the versions CHAIN.pvk has with the same key. */
+static kp_status s_keep_with_pvk(kp__target *t, const char *chain)
+{
+    char name[KP_NAME_MAX + 16];
+    s_name(name, sizeof(name), chain, "pvk");
+    s_pvks *p = calloc(1, sizeof(*p));
+    KP_ENSURE(p != NULL, KP_ERR_NOMEM);
+    kp_status st = kp_store_list(t->inst, name, s_pvk_visit, p);
+    if (st == KP_ERR_NOT_FOUND)
+        st = KP_OK;
+    size_t kept = 0;
+    for (size_t k = 0; st == KP_OK && k < t->nheld; k++) {
+        bool with = false;
+        for (size_t i = 0; i < p->n && !with; i++)
+            with = p->v[i] == t->held[k].version && strcmp(p->fpr[i], t->held[k].fpr) == 0;
+        if (with)
+            t->held[kept++] = t->held[k];
+    }
+    if (st == KP_OK)
+        t->nheld = kept;
+    free(p);
+    return st;
+}
+
 kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discovery *d)
 {
     const kp_chain_policy *c = d->chain;
@@ -119,10 +164,32 @@ kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discover
             if (st == KP_ERR_NOT_FOUND)
                 st = KP_OK; /* holds no copy yet */
         }
+        if (st == KP_OK && c->certificate != NULL)
+            st = s_keep_with_pvk(t, c->name);
         KP_GUARD(kp__target_answered(ctx, t, st));
     }
     kp__clear_error(ctx);
     return KP_OK;
+}
+
+/* CHAIN.pvk: pkcs8 as a PVK file (RC4-128) under password, with kmeta's metadata but its own
+ * format. */
+static kp_status s_put_pvk(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
+                           kp_instance *dst, const kp_secret *password, const kp_meta *kmeta)
+{
+    char name[KP_NAME_MAX + 16], why[256];
+    kp_secret *pvk = NULL;
+    kp_status st = kp_pvk_write(pkcs8, password, &pvk, why, sizeof(why));
+    if (st != KP_OK)
+        return kp__set_error(ctx, st, "cannot write the .pvk copy of %s: %s", c->name, why);
+    kp_meta meta[6];
+    memcpy(meta, kmeta, sizeof(meta));
+    meta[3].value = "pvk-rc4-128";
+    s_name(name, sizeof(name), c->name, "pvk");
+    uint32_t ver = 0;
+    st = kp_store_put(dst, name, pvk, meta, 6, &ver);
+    kp_secret_free(pvk);
+    return st;
 }
 
 kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
@@ -175,6 +242,11 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret
                        {"password-version", pvbuf}};
     if (st == KP_OK)
         st = kp_store_put(dst, key, pem, kmeta, 6, &kver);
+    /* A certificate chain's copy also as the .pvk SQL Server reads, under the same password:
+     * with CHAIN.cer beside it, a DR instance is restored from the bucket and the password
+     * store alone. */
+    if (st == KP_OK && c->certificate != NULL)
+        st = s_put_pvk(ctx, c, pkcs8, dst, password, kmeta);
     free(pemtext);
     kp_secret_free(pem);
     kp_secret_free(password);
@@ -275,6 +347,37 @@ static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instan
     return st;
 }
 
+/* A certificate chain's CHAIN.pvk of version in dst opens with its password to the key of
+ * fingerprint want (what SQL Server would read in a disaster). */
+static kp_status s_pvk_opens(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
+                             kp_instance *secrets, uint32_t version, const char *want)
+{
+    char name[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], why[256], fpr[KPK_FPR_HEX] = "";
+    s_name(name, sizeof(name), c->name, "pvk");
+    s_name(pwname, sizeof(pwname), c->name, "password");
+    s_found f = {version, NULL, 0, 0, ""};
+    kp_secret *pvk = NULL, *password = NULL, *pkcs8 = NULL;
+    kp_status st = kp_store_list(dst, name, s_visit, &f);
+    if (st == KP_OK && f.secret_version == 0)
+        st = kp__set_error(ctx, KP_ERR_NOT_FOUND, "no %s of version %u", name, version);
+    if (st == KP_OK)
+        st = kp_store_get(dst, name, f.secret_version, &pvk, NULL, NULL);
+    if (st == KP_OK)
+        st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
+    if (st == KP_OK && kp_pvk_read(kp_secret_cdata(pvk), kp_secret_len(pvk), password, &pkcs8, NULL,
+                                   why, sizeof(why)) != KP_OK)
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s does not open with its password: %s", name,
+                           why);
+    EVP_PKEY *pk = st == KP_OK ? kp__pkcs8_pkey(pkcs8) : NULL;
+    if (st == KP_OK && (pk == NULL || kpk_fpr_pkey(pk, fpr) != KP_OK || strcmp(fpr, want) != 0))
+        st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s is another key (%.16s...)", name, fpr);
+    EVP_PKEY_free(pk);
+    kp_secret_free(pkcs8);
+    kp_secret_free(pvk);
+    kp_secret_free(password);
+    return st;
+}
+
 kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
                            kp_instance *secrets, uint32_t version, const uint8_t *spki,
                            size_t spkilen, char *detail, size_t detlen)
@@ -288,11 +391,15 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "the copy is another key (%.16s...)", fpr);
     if (st == KP_OK)
         st = s_decrypts(ctx, pkey, spki, spkilen);
+    bool pvk = st == KP_OK && c->certificate != NULL;
+    if (pvk)
+        st = s_pvk_opens(ctx, c, dst, secrets, version, fpr);
     EVP_PKEY_free(pkey);
     snprintf(detail, detlen, "%s",
-             st == KP_OK              ? "opened with its password, decrypted a challenge"
-             : st == KP_ERR_NOT_FOUND ? "version missing"
-                                      : kp_ctx_last_error(ctx));
+             st == KP_OK && pvk ? "opened with its password, decrypted a challenge; the .pvk opens"
+             : st == KP_OK      ? "opened with its password, decrypted a challenge"
+             : st == KP_ERR_NOT_FOUND && !pvk ? "version missing"
+                                              : kp_ctx_last_error(ctx));
     return st;
 }
 
