@@ -211,6 +211,14 @@ assert out.split("=")[1].strip().replace(":", "") == c["thumbprint"], (out, c)
 EOF
 cmp "$T/west/keys/gen/1/certificate.der" "$T/east/keys/gen/1/certificate.der" ||
     fail "the replica keeps another certificate"
+# a create killed between the key and its certificate: one apply makes it and copies it
+rm "$T/west/keys/gen/1/certificate.der" "$T/east/keys/gen/1/certificate.der"
+expect_rc 1 $P verify gen
+expect_rc 0 $P plan gen
+expect_in "$T/out" "cert    gen v1 made in west"
+expect_in "$T/out" "cert    gen v1 west -> east"
+expect_rc 0 $P apply gen
+expect_rc 0 $P verify gen
 expect_rc 0 $P rotate gen --stage
 cmp -s "$T/west/keys/gen/1/certificate.der" "$T/west/keys/gen/2/certificate.der" &&
     fail "the rotation reused the certificate"

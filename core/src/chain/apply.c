@@ -348,13 +348,21 @@ static kp_status s_state(s_run *r, const kp_action *a, bool *noop)
     return kp__state_copy(r->ctx, a->chain, src, dst, noop);
 }
 
+/* The phase an action runs in: its kind, except that a certificate made in the origin (a CERT
+ * without a source) runs before the copies of it. */
+#define S_PHASE_CERT_MAKE 100u
+static uint32_t s_phase_of(const kp_action *a)
+{
+    return a->kind == KP_ACTION_CERT && a->source[0] == '\0' ? S_PHASE_CERT_MAKE : a->kind;
+}
+
 static void *s_worker(void *arg)
 {
     s_run *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->lock);
         size_t i = r->next;
-        while (i < r->plan->n && kp_plan_action(r->plan, i)->kind != r->phase)
+        while (i < r->plan->n && s_phase_of(kp_plan_action(r->plan, i)) != r->phase)
             i++;
         r->next = i < r->plan->n ? i + 1 : i;
         pthread_mutex_unlock(&r->lock);
@@ -411,7 +419,7 @@ static void s_run_phase(s_run *r, uint32_t phase, unsigned workers)
 {
     size_t count = 0;
     for (size_t i = 0; i < r->plan->n; i++)
-        count += kp_plan_action(r->plan, i)->kind == phase;
+        count += s_phase_of(kp_plan_action(r->plan, i)) == phase;
     if (count == 0)
         return;
     r->phase = phase;
@@ -453,7 +461,9 @@ kp_status kp_plan_apply(kp_ctx *ctx, const kp_policy *policy, const kp_plan *pla
         s_run_phase(r, KP_ACTION_CREATE, workers);
         s_run_phase(r, KP_ACTION_COPY, workers);
         s_run_phase(r, KP_ACTION_SECRET, workers);
-        s_run_phase(r, KP_ACTION_CERT, workers); /* the keys are where their certificates go */
+        /* the keys are where their certificates go; a certificate is made before it is copied */
+        s_run_phase(r, S_PHASE_CERT_MAKE, workers);
+        s_run_phase(r, KP_ACTION_CERT, workers);
         s_run_phase(r, KP_ACTION_STATE, workers);
         s_journal(r, json_pack("{s:s, s:I}", "event", "end", "failed", (json_int_t)r->failed));
         s_journal_sync(r);

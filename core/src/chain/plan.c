@@ -195,12 +195,14 @@ static kp_status s_plan_certs(const kp__discovery *d, kp_plan *p, size_t from)
                      "no store keeps a certificate of %s v%u: import it with `keyplane sqlserver "
                      "import --chain %s`",
                      c->name, versions[k], c->name);
-            if (c->certificate->subject != NULL && oh != NULL && strcmp(oh->fpr, fprs[k]) == 0)
-                st = s_push_action(p, &a);
-            else
-                st = s_push_finding(p, KP_FINDING_WAITING, c->name, c->origin, versions[k],
-                                    KP_ERR_NOT_FOUND, why);
-            continue;
+            bool make =
+                c->certificate->subject != NULL && oh != NULL && strcmp(oh->fpr, fprs[k]) == 0;
+            st = make ? s_push_action(p, &a)
+                      : s_push_finding(p, KP_FINDING_WAITING, c->name, c->origin, versions[k],
+                                       KP_ERR_NOT_FOUND, why);
+            if (!make)
+                continue;
+            holder = d->origin; /* made there in this run, then copied from there */
         }
         for (size_t i = 0; st == KP_OK && i < d->n; i++) {
             const kp__target *t = &d->t[i];
@@ -216,7 +218,8 @@ static kp_status s_plan_certs(const kp__discovery *d, kp_plan *p, size_t from)
             char why[256];
             if (h != NULL && strcmp(h->fpr, fprs[k]) != 0)
                 continue; /* another key: s_plan_versions' conflict */
-            if (h != NULL && h->cert != NULL && strcmp(h->cert->thumbprint, ref->thumbprint) != 0) {
+            if (ref != NULL && h != NULL && h->cert != NULL &&
+                strcmp(h->cert->thumbprint, ref->thumbprint) != 0) {
                 snprintf(why, sizeof(why),
                          "keeps another certificate for %s v%u (thumbprint %s; the version's is "
                          "%s): left alone",
