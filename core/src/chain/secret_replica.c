@@ -364,8 +364,10 @@ static kp_status s_pvk_opens(kp_ctx *ctx, const kp_chain_policy *c, kp_instance 
         st = kp_store_get(dst, name, f.secret_version, &pvk, NULL, NULL);
     if (st == KP_OK)
         st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
-    if (st == KP_OK && kp_pvk_read(kp_secret_cdata(pvk), kp_secret_len(pvk), password, &pkcs8, NULL,
-                                   why, sizeof(why)) != KP_OK)
+    if (st == KP_OK)
+        st = kp_pvk_read(kp_secret_cdata(pvk), kp_secret_len(pvk), password, &pkcs8, NULL, why,
+                         sizeof(why));
+    if (st != KP_OK && pvk != NULL && password != NULL)
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s does not open with its password: %s", name,
                            why);
     EVP_PKEY *pk = st == KP_OK ? kp__pkcs8_pkey(pkcs8) : NULL;

@@ -15,7 +15,9 @@
  * followed by 11 zero bytes for the weak, 40-bit one.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include <keyplane/keyplane.h>
@@ -172,45 +175,53 @@ static int s_password_cb(char *buf, int size, int rwflag, void *u)
  * strong key and then the weak one, but does not say which worked. The first 8 bytes of the
  * key proper (the "RSA2" magic and the modulus bits) are decrypted under the strong key, and
  * under the weak one when the magic does not show; *bits receives the modulus bits. */
-static kp_status s_probe(OSSL_LIB_CTX *lib, const s_pvk *h, const kp_secret *password,
-                         kp_pvk_enc *enc, uint32_t *bits)
+/* PVK's RC4 over len bytes of in into out: the key is SHA-1(salt || password), all of its
+ * first 16 bytes (strong) or its first 5 and 11 zeros (weak). The cipher comes from lib, the
+ * only context that has RC4; 0 on failure. */
+static int s_rc4(OSSL_LIB_CTX *lib, const uint8_t *salt, size_t saltlen, const kp_secret *password,
+                 bool weak, const uint8_t *in, uint8_t *out, size_t len)
 {
-    kp_status st = KP_ERR_CRYPTO;
-    unsigned char key[EVP_MAX_MD_SIZE], plain[8];
+    unsigned char key[EVP_MAX_MD_SIZE];
     unsigned int keylen = 0;
+    int n = 0, ok = 0;
     EVP_MD *sha1 = EVP_MD_fetch(lib, "SHA1", NULL);
     EVP_CIPHER *rc4 = EVP_CIPHER_fetch(lib, "RC4", NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
-    if (sha1 == NULL || rc4 == NULL || md == NULL || cc == NULL)
-        goto out;
-    if (!EVP_DigestInit_ex(md, sha1, NULL) || !EVP_DigestUpdate(md, h->salt, h->saltlen) ||
-        !EVP_DigestUpdate(md, kp_secret_cdata(password), kp_secret_len(password)) ||
-        !EVP_DigestFinal_ex(md, key, &keylen) || keylen < 16)
-        goto out;
-    for (int weak = 0; weak < 2; weak++) {
-        int n = 0;
+    if (sha1 != NULL && rc4 != NULL && md != NULL && cc != NULL && len <= INT_MAX &&
+        EVP_DigestInit_ex(md, sha1, NULL) && EVP_DigestUpdate(md, salt, saltlen) &&
+        EVP_DigestUpdate(md, kp_secret_cdata(password), kp_secret_len(password)) &&
+        EVP_DigestFinal_ex(md, key, &keylen) && keylen >= 16) {
         if (weak)
             memset(key + 5, 0, 11);
-        if (!EVP_DecryptInit_ex(cc, rc4, NULL, key, NULL) ||
-            !EVP_DecryptUpdate(cc, plain, &n, h->blob + S_BLOBHEADER, (int)sizeof(plain)) ||
-            n != (int)sizeof(plain))
-            goto out;
-        if (s_le32(plain) == S_RSA2) {
-            *enc = weak ? KP_PVK_WEAK : KP_PVK_STRONG;
-            *bits = s_le32(plain + 4);
-            st = KP_OK;
-            break;
-        }
+        ok = EVP_EncryptInit_ex(cc, rc4, NULL, key, NULL) &&
+             EVP_EncryptUpdate(cc, out, &n, in, (int)len) && n == (int)len;
     }
-out:
     OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(plain, sizeof(plain));
     EVP_CIPHER_CTX_free(cc);
     EVP_MD_CTX_free(md);
     EVP_CIPHER_free(rc4);
     EVP_MD_free(sha1);
     ERR_clear_error();
+    return ok;
+}
+
+static kp_status s_probe(OSSL_LIB_CTX *lib, const s_pvk *h, const kp_secret *password,
+                         kp_pvk_enc *enc, uint32_t *bits)
+{
+    kp_status st = KP_ERR_CRYPTO;
+    unsigned char plain[8];
+    for (int weak = 0; weak < 2 && st != KP_OK; weak++) {
+        if (!s_rc4(lib, h->salt, h->saltlen, password, weak, h->blob + S_BLOBHEADER, plain,
+                   sizeof(plain)))
+            break;
+        if (s_le32(plain) == S_RSA2) {
+            *enc = weak ? KP_PVK_WEAK : KP_PVK_STRONG;
+            *bits = s_le32(plain + 4);
+            st = KP_OK;
+        }
+    }
+    OPENSSL_cleanse(plain, sizeof(plain));
     return st;
 }
 
@@ -297,6 +308,47 @@ out:
     return st;
 }
 
+static void s_put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The clear PVK file plain/len encrypted the strong way under password into *pvk: the header's
+ * encrypted flag and salt length set, 16 random bytes of salt after it, and RC4 over the key
+ * blob after its 8-byte BLOBHEADER (the layout s_header reads). Not i2b_PVK_bio_ex's own
+ * encryption: that salts from the library context it is given, and OpenSSL 3.0 keeps a random
+ * generator per thread for a context other than the default one and never frees it, so every
+ * worker thread that wrote a .pvk would leak one. Here the salt comes from the default context
+ * and only RC4 from keyplane's. */
+static kp_status s_encrypt(OSSL_LIB_CTX *lib, const uint8_t *plain, size_t len,
+                           const kp_secret *password, kp_secret **pvk, char *err, size_t errlen)
+{
+    const size_t saltlen = 16;
+    size_t keylen = len - S_HEADER;
+    if (s_le32(plain) != S_MAGIC || s_le32(plain + 12) != 0 || s_le32(plain + 16) != 0 ||
+        s_le32(plain + 20) != keylen || keylen <= S_BLOBHEADER)
+        return kp__fmt_fail(err, errlen, KP_ERR_CRYPTO,
+                            "OpenSSL wrote a PVK file of another shape");
+    *pvk = kp_secret_new(len + saltlen);
+    if (*pvk == NULL)
+        return kp__fmt_fail(err, errlen, KP_ERR_NOMEM, "out of memory for the PVK file");
+    uint8_t *o = kp_secret_data(*pvk);
+    memcpy(o, plain, S_HEADER);
+    s_put_le32(o + 12, 1);
+    s_put_le32(o + 16, (uint32_t)saltlen);
+    uint8_t *salt = o + S_HEADER, *blob = salt + saltlen;
+    memcpy(blob, plain + S_HEADER, S_BLOBHEADER);
+    if (RAND_bytes(salt, (int)saltlen) != 1 ||
+        !s_rc4(lib, salt, saltlen, password, false, plain + S_HEADER + S_BLOBHEADER,
+               blob + S_BLOBHEADER, keylen - S_BLOBHEADER)) {
+        kp_secret_free(*pvk);
+        *pvk = NULL;
+        return kp__fmt_fail(err, errlen, KP_ERR_CRYPTO, "cannot encrypt the PVK file");
+    }
+    return KP_OK;
+}
+
 kp_status kp_pvk_write(const kp_secret *pkcs8_der, const kp_secret *password, kp_secret **pvk,
                        char *err, size_t errlen)
 {
@@ -331,18 +383,18 @@ kp_status kp_pvk_write(const kp_secret *pkcs8_der, const kp_secret *password, kp
         goto out;
     }
     /* The secure heap when the program set one up; the buffer is wiped before it is freed
-     * either way. */
+     * either way. OpenSSL writes the file in the clear, with key type KEYX as SQL Server does;
+     * the encryption is added below (s_encrypt). */
     out = BIO_new(BIO_s_secmem());
-    /* Level 2 is the strong form (RC4 with all 128 bits of the derived key), 0 no encryption.
-     * OpenSSL writes an RSA key with key type KEYX, as SQL Server does. */
-    if (out == NULL || i2b_PVK_bio_ex(out, pk, password != NULL ? 2 : 0, s_password_cb,
-                                      (void *)password, lib, NULL) <= 0) {
+    if (out == NULL || i2b_PVK_bio_ex(out, pk, 0, NULL, NULL, NULL, NULL) <= 0) {
         st = kp__fmt_ossl_fail(err, errlen, KP_ERR_CRYPTO, "cannot write the key as PVK");
         goto out;
     }
     n = BIO_get_mem_data(out, &data);
-    *pvk = n > 0 ? kp_secret_new_copy(data, (size_t)n) : NULL;
-    if (*pvk == NULL)
+    st = n > (long)S_HEADER ? KP_OK : kp__fmt_fail(err, errlen, KP_ERR_CRYPTO, "no PVK written");
+    if (st == KP_OK && password != NULL)
+        st = s_encrypt(lib, (const uint8_t *)data, (size_t)n, password, pvk, err, errlen);
+    else if (st == KP_OK && (*pvk = kp_secret_new_copy(data, (size_t)n)) == NULL)
         st = kp__fmt_fail(err, errlen, KP_ERR_NOMEM, "out of memory for the PVK file");
     if (n > 0)
         OPENSSL_cleanse(data, (size_t)n);
