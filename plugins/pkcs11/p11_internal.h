@@ -6,12 +6,14 @@
  * Every key version is a token object labelled "<label_prefix><name>/v<version>" and tagged
  * with its key's name (kp_p11_tag): an RSA private key plus its public key, or an AES secret
  * key. A writer makes it under a pending label first and publishes it once it wins against
- * other writers of the version (p11_version.c). Private halves never leave the token in
- * plaintext; export wraps them inside the token first.
+ * other writers of the version (p11_version.c). An RSA version may also keep an X.509
+ * certificate object under the same label and CKA_ID (p11_cert.c). Private halves never leave
+ * the token in plaintext; export wraps them inside the token first.
  *
  * The files call downwards only; from the top, each using only files of the lines below it:
  *   p11_plugin.c                                         entry point, params, instances
- *   p11_check.c p11_export.c p11_import.c                INSTANCE_CHECK, exports, imports
+ *   p11_check.c p11_export.c p11_import.c p11_cert.c     INSTANCE_CHECK, exports, imports,
+ *                                                        certificates kept with versions
  *   p11_keygen.c p11_keystore.c p11_probe.c p11_wrap.c   create, get/list, caps, wrap/unwrap
  *   p11_version.c                                        new versions against other writers
  *   p11_kwp.c p11_lookup.c p11_state.c                   RFC 5649 probe, key versions, state
@@ -207,6 +209,8 @@ kp_ks_export_fn kp_p11_ks_export;
 kp_ks_export_wrapped_fn kp_p11_ks_export_wrapped;
 kp_ks_state_get_fn kp_p11_ks_state_get;
 kp_ks_state_put_fn kp_p11_ks_state_put;
+kp_ks_cert_put_fn kp_p11_ks_cert_put;
+kp_ks_cert_get_fn kp_p11_ks_cert_get;
 kp_instance_check_fn kp_p11_instance_check;
 kp_instance_info_fn kp_p11_instance_info;
 
@@ -524,6 +528,10 @@ void kp_p11_draft_drop(kp_p11_op *op, kp_p11_draft *d);
 /** A search matching nothing: a token whose object list lags behind other processes re-reads
  *  it here (p11_version.c). */
 void kp_p11_refresh(kp_p11_op *op);
+/** A nudge (p11_version.c): makes the throw-away data object *obj after a search, or destroys it
+ *  when *obj is already made, so that every process whose view of the token lags re-reads its
+ *  list of objects at its next search. Failures only cost that. */
+void kp_p11_nudge(kp_p11_op *op, CK_OBJECT_HANDLE *obj);
 /** Copies the caller's spec (kp_key_spec_read) and checks its name. */
 kp_status kp_p11_spec(kp_p11_inst *pi, const kp_key_spec *in, kp_key_spec *out);
 

@@ -61,6 +61,8 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_EXPORT_WRAPPED, (kp_fn)kp_p11_ks_export_wrapped},
     {KP_FN_KS_STATE_GET, (kp_fn)kp_p11_ks_state_get},
     {KP_FN_KS_STATE_PUT, (kp_fn)kp_p11_ks_state_put},
+    {KP_FN_KS_CERT_PUT, (kp_fn)kp_p11_ks_cert_put},
+    {KP_FN_KS_CERT_GET, (kp_fn)kp_p11_ks_cert_get},
     {0, NULL},
 };
 

@@ -242,6 +242,8 @@ void kp_p11_caps(kp_p11_inst *pi, kp_instance_info *out)
                  "wrap was not checked: keys leave it only as PKCS#8",
                  pi->token);
     }
+    /* Certificates are token objects beside their key (p11_cert.c): every token keeps them. */
+    c.flags |= KP_INST_CERTS;
     pthread_mutex_lock(&pi->lock);
     if (!pi->caps_done) { /* another thread may have been first: keep one answer */
         pi->caps = c;

@@ -93,8 +93,9 @@ void kp_p11_refresh(kp_p11_op *op)
 
 /* A nudge: makes the throw-away data object *obj, or destroys it when it is made. Either
  * changes the token's list of objects, so every process whose view of the token lags (see the
- * top) re-reads it at its next search. A failure only costs that. */
-static void s_nudge(kp_p11_op *op, CK_OBJECT_HANDLE *obj)
+ * top) re-reads it at its next search. A failure only costs that. Certificates use it too
+ * (p11_cert.c). */
+void kp_p11_nudge(kp_p11_op *op, CK_OBJECT_HANDLE *obj)
 {
     char label[KP_P11_PREFIX_MAX + 8];
     CK_OBJECT_CLASS cls = CKO_DATA;
@@ -553,7 +554,7 @@ static kp_status s_settle(kp_p11_op *op, kp_p11_draft *d, CK_OBJECT_HANDLE *nudg
             if (v.published || v.before)
                 return s_lost(op, d);
             if (nudges < 2 && now >= nudge) {
-                s_nudge(op, nudged);
+                kp_p11_nudge(op, nudged);
                 nudges++;
                 nudge = s_ms() + S_NUDGE_GAP_MS + s_jitter(pi);
                 decide = s_ms() + S_DECIDE_GAP_MS;

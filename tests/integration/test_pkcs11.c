@@ -3,13 +3,18 @@
  * instance says it can do, direct lookups among unrelated keys, imports checked against their
  * expected fingerprint, the state document's compare-and-swap, and wrapped export refused on
  * SoftHSM, whose RFC 5649 pads private keys (the probe's verdict checked by wrapping behind the
- * plugin's back). Some checks call the plugin's dispatch table directly (core/src/instance/call.h),
- * so that what is tested is the plugin's own answer, not a check the core makes first. */
+ * plugin's back), and certificates kept with key versions (KS_CERT_PUT/GET: the contract, the
+ * objects as pkcs11-tool reads them, several writers in several processes; the processes are
+ * this program run again as "cert-child"). Some checks call the plugin's dispatch table directly
+ * (core/src/instance/call.h), so that what is tested is the plugin's own answer, not a check the
+ * core makes first. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -266,6 +271,8 @@ static void test_instance_info(void **state)
     assert_int_equal(ii->export_keyx, 0); /* its RFC 5649 pads private keys (test_export_wrapped) */
     assert_int_equal(ii->import_keyx, 0);
     assert_int_equal(ii->flags & KP_INST_STATE_CAS, 0);
+    assert_int_equal(ii->flags & KP_INST_CERTS, KP_INST_CERTS); /* test_certificates */
+    assert_true(kp_instance_keeps_certs(f->hsm));
     assert_int_equal(s_objects(), 0); /* the trial's session objects are gone */
 
     s_create(f->hsm, "o", KP_KEY_RSA, 2048, KP_KEY_EXPORTABLE, 0);
@@ -1163,8 +1170,463 @@ static void test_export_wrapped(void **state)
     EVP_PKEY_free(wrapper);
 }
 
-int main(void)
+/* ---- certificates kept with key versions (KS_CERT_PUT / KS_CERT_GET) ---------------------- */
+
+/* A DER certificate (OPENSSL_malloc'd, *len bytes) of the public key spki/slen with serial,
+ * signed by signer: a store checks whose key a certificate holds, not who signed it. */
+static uint8_t *s_cert_der(const uint8_t *spki, size_t slen, long serial, EVP_PKEY *signer,
+                           size_t *len)
 {
+    const unsigned char *p = spki;
+    EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)slen);
+    X509 *x = X509_new();
+    X509_NAME *subject = X509_NAME_new(), *issuer = X509_NAME_new();
+    unsigned char *der = NULL;
+    assert_non_null(pub);
+    assert_true(x != NULL && subject != NULL && issuer != NULL);
+    assert_true(X509_set_version(x, 2) && ASN1_INTEGER_set(X509_get_serialNumber(x), serial));
+    assert_true(X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                                           (const unsigned char *)"TDE protector", -1, -1, 0));
+    assert_true(X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_ASC,
+                                           (const unsigned char *)"unit test CA", -1, -1, 0));
+    assert_true(X509_set_subject_name(x, subject) && X509_set_issuer_name(x, issuer));
+    assert_true(X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+                X509_gmtime_adj(X509_getm_notAfter(x), 86400L) && X509_set_pubkey(x, pub));
+    assert_true(X509_sign(x, signer, EVP_sha256()) > 0);
+    int n = i2d_X509(x, &der);
+    assert_true(n > 0);
+    X509_NAME_free(subject);
+    X509_NAME_free(issuer);
+    X509_free(x);
+    EVP_PKEY_free(pub);
+    *len = (size_t)n;
+    return der;
+}
+
+/* A certificate of name/version's key (its public key read through libkeyplane). */
+static uint8_t *s_cert_of(kp_instance *inst, const char *name, uint32_t version, long serial,
+                          EVP_PKEY *signer, size_t *len)
+{
+    uint8_t *spki = NULL;
+    size_t slen = 0;
+    assert_int_equal(kp_key_get_public(inst, name, version, &spki, &slen), KP_OK);
+    uint8_t *der = s_cert_der(spki, slen, serial, signer, len);
+    kp_free(spki);
+    return der;
+}
+
+static kp_status s_cert_put(kp_instance *inst, const char *name, uint32_t version,
+                            const uint8_t *der, size_t len)
+{
+    return kp_dispatch_ks_cert_put(s_fn(inst, KP_FN_KS_CERT_PUT))(inst->inst, name, version, der,
+                                                                  len);
+}
+
+static kp_status s_cert_get(kp_instance *inst, const char *name, uint32_t version, uint8_t *buf,
+                            size_t *len)
+{
+    return kp_dispatch_ks_cert_get(s_fn(inst, KP_FN_KS_CERT_GET))(inst->inst, name, version, buf,
+                                                                  len);
+}
+
+/* The plugin's KS_CERT_GET of name/version is want/wlen. */
+static void s_cert_is(kp_instance *inst, const char *name, uint32_t version, const uint8_t *want,
+                      size_t wlen)
+{
+    uint8_t buf[KP_CERT_DER_MAX];
+    size_t len = sizeof(buf);
+    assert_int_equal(s_cert_get(inst, name, version, buf, &len), KP_OK);
+    assert_int_equal(len, wlen);
+    assert_memory_equal(buf, want, wlen);
+}
+
+/* How many certificate objects the token holds under label (all of them when NULL). */
+static size_t s_certs(const char *label)
+{
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_LABEL, (void *)label, label != NULL ? strlen(label) : 0}};
+    return kp_test_p11_count(t, label != NULL ? 2 : 1);
+}
+
+/* The 32 bytes of a fingerprint's hex. */
+static void s_unhex(const char *hex, CK_BYTE id[32])
+{
+    assert_int_equal(strlen(hex), 64);
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v = 0;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        id[i] = (CK_BYTE)v;
+    }
+}
+
+/* The one certificate object labelled label, on session s. */
+static CK_OBJECT_HANDLE s_cert_object(CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s,
+                                      const char *label)
+{
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
+    CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
+    CK_ULONG n = 0;
+    assert_int_equal(fl->C_FindObjectsInit(s, t, 2), CKR_OK);
+    assert_int_equal(fl->C_FindObjects(s, &obj, 1, &n), CKR_OK);
+    assert_int_equal(fl->C_FindObjectsFinal(s), CKR_OK);
+    assert_int_equal(n, 1);
+    return obj;
+}
+
+/* An attribute of obj (at most cap bytes) is want/wlen. */
+static void s_attr_is(CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
+                      CK_ATTRIBUTE_TYPE type, const void *want, size_t wlen)
+{
+    unsigned char buf[KP_CERT_DER_MAX];
+    CK_ATTRIBUTE a = {type, buf, sizeof(buf)};
+    assert_int_equal(fl->C_GetAttributeValue(s, obj, &a, 1), CKR_OK);
+    assert_int_equal(a.ulValueLen, wlen);
+    assert_memory_equal(buf, want, wlen);
+}
+
+/* A certificate object planted behind the plugin's back, as another writer or tool would leave
+ * it: label, CKA_ID (the fingerprint fpr's bytes) and der. */
+static void s_plant_cert(const char *label, const char *fpr, const uint8_t *der, size_t len)
+{
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_CERTIFICATE_TYPE ct = CKC_X_509;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_BYTE id[32];
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    unsigned char *subject = NULL;
+    assert_non_null(x);
+    int slen = i2d_X509_NAME(X509_get_subject_name(x), &subject);
+    assert_true(slen > 0);
+    s_unhex(fpr, id);
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &no, sizeof(no)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_ID, id, sizeof(id)},
+        {CKA_SUBJECT, subject, (CK_ULONG)slen},
+        {CKA_VALUE, (void *)der, len},
+    };
+    CK_OBJECT_HANDLE obj;
+    assert_int_equal(fl->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &obj), CKR_OK);
+    fl->C_CloseSession(s);
+    OPENSSL_free(subject);
+    X509_free(x);
+}
+
+/* What pkcs11-tool reads as the certificate with CKA_ID fpr: it is want/wlen. */
+static void s_p11tool_reads(fx *f, const char *fpr, const uint8_t *want, size_t wlen)
+{
+    char *out = NULL, *cmd = NULL;
+    assert_true(asprintf(&out, "%s/cert.p11tool", f->t.dir) > 0);
+    remove(out);
+    assert_true(asprintf(&cmd,
+                         "pkcs11-tool --module %s --token-label unit --login --pin %s "
+                         "--read-object --type cert --id %s -o %s >/dev/null 2>&1",
+                         kp_test_p11_module(), PIN, fpr, out) > 0);
+    assert_int_equal(system(cmd), 0);
+    FILE *fp = fopen(out, "rb");
+    assert_non_null(fp);
+    uint8_t buf[KP_CERT_DER_MAX + 1];
+    size_t n = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    assert_int_equal(n, wlen);
+    assert_memory_equal(buf, want, wlen);
+    free(cmd);
+    free(out);
+}
+
+/* KS_CERT_PUT and KS_CERT_GET as the contract says (abi.md; file_cert.c is the model): a round
+ * trip, the same bytes again, another certificate refused and never swapped in, another key's
+ * certificate, a version or key that does not exist, bytes that are no certificate (nothing
+ * stored by a refused put); the object as PKCS#11 shows it (label and CKA_ID of its version,
+ * public, not modifiable, subject, issuer and serial of the certificate) and as pkcs11-tool reads
+ * it back; several objects of one version, as racing writers leave them: the same bytes are one
+ * certificate, of different ones the version keeps the one that sorts first, and a certificate
+ * of another key under the version is an integrity failure, not an answer. */
+static void test_certificates(void **state)
+{
+    fx *f = *state;
+    kp_key_info v1 = s_create(f->hsm, "crt", KP_KEY_RSA, 2048, 0, 0);
+    kp_key_info v2 = s_create(f->hsm, "crt", KP_KEY_RSA, 2048, 0, 0);
+    kp_key_info v3 = s_create(f->hsm, "crt", KP_KEY_RSA, 2048, 0, 0);
+    s_create(f->hsm, "crtaes", KP_KEY_AES, 256, 0, 0);
+    assert_int_equal(v3.version, 3);
+    EVP_PKEY *signer = EVP_RSA_gen(2048);
+    assert_non_null(signer);
+    size_t l1, l2, l3, l4, l5, n;
+    uint8_t *c1 = s_cert_of(f->hsm, "crt", 1, 1, signer, &l1);
+    uint8_t *c2 = s_cert_of(f->hsm, "crt", 1, 2, signer, &l2); /* v1's key, another serial */
+    uint8_t *c3 = s_cert_of(f->hsm, "crt", 2, 3, signer, &l3); /* v2's key */
+    uint8_t *c4 = s_cert_of(f->hsm, "crt", 2, 4, signer, &l4);
+    uint8_t *c5 = s_cert_of(f->hsm, "crt", 3, 5, signer, &l5);
+    uint8_t buf[KP_CERT_DER_MAX];
+
+    /* Nothing kept, nothing to keep it with, nothing that is a certificate of the version. */
+    n = sizeof(buf);
+    assert_int_equal(s_cert_get(f->hsm, "crt", 1, buf, &n), KP_ERR_NOT_FOUND);
+    n = sizeof(buf);
+    assert_int_equal(s_cert_get(f->hsm, "crt", 9, buf, &n), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 9, c1, l1), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_cert_put(f->hsm, "nosuch", 1, c1, l1), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, (const uint8_t *)"not a certificate", 17),
+                     KP_ERR_INVALID_ARG);
+    uint8_t *tail = malloc(l1 + 1);
+    assert_non_null(tail);
+    memcpy(tail, c1, l1);
+    tail[l1] = 0; /* a certificate and a byte after it: not one certificate */
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, tail, l1 + 1), KP_ERR_INVALID_ARG);
+    free(tail);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, c3, l3), KP_ERR_INTEGRITY);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "another key"));
+    assert_int_equal(s_cert_put(f->hsm, "crtaes", 1, c1, l1), KP_ERR_INTEGRITY);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 0, c1, l1), KP_ERR_INVALID_ARG);
+    assert_int_equal(s_certs(NULL), 0);
+
+    /* Kept, given back, the same bytes again, another certificate refused. */
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, c1, l1), KP_OK);
+    s_cert_is(f->hsm, "crt", 1, c1, l1);
+    n = 10;
+    assert_int_equal(s_cert_get(f->hsm, "crt", 1, buf, &n), KP_ERR_BUFFER_TOO_SMALL);
+    assert_int_equal(n, l1);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, c1, l1), KP_OK);
+    assert_int_equal(s_certs("kp:crt/v1"), 1);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, c2, l2), KP_ERR_EXISTS);
+    assert_non_null(strstr(kp_ctx_last_error(f->t.ctx), "another certificate"));
+    s_cert_is(f->hsm, "crt", 1, c1, l1);
+    n = sizeof(buf);
+    assert_int_equal(s_cert_get(f->hsm, "crt", 2, buf, &n), KP_ERR_NOT_FOUND);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 2, c3, l3), KP_OK);
+    s_cert_is(f->hsm, "crt", 2, c3, l3);
+    s_cert_is(f->hsm, "crt", 1, c1, l1);
+    assert_int_equal(s_certs(NULL), 2);
+    /* Through libkeyplane, checked against the version's fingerprint there too. */
+    uint8_t *der = NULL;
+    size_t dlen = 0;
+    assert_int_equal(kp_key_cert_get(f->hsm, "crt", 1, v1.fingerprint, &der, &dlen), KP_OK);
+    assert_int_equal(dlen, l1);
+    assert_memory_equal(der, c1, l1);
+    kp_free(der);
+
+    /* The object, behind the plugin's back. */
+    CK_FUNCTION_LIST_PTR fl = kp_test_p11_functions();
+    CK_SESSION_HANDLE s = kp_test_p11_session(fl);
+    CK_OBJECT_HANDLE obj = s_cert_object(fl, s, "kp:crt/v1");
+    CK_BYTE id[32];
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    CK_CERTIFICATE_TYPE x509 = CKC_X_509;
+    s_unhex(v1.fingerprint, id);
+    s_attr_is(fl, s, obj, CKA_ID, id, sizeof(id));
+    s_attr_is(fl, s, obj, CKA_VALUE, c1, l1);
+    s_attr_is(fl, s, obj, CKA_TOKEN, &yes, sizeof(yes));
+    s_attr_is(fl, s, obj, CKA_PRIVATE, &no, sizeof(no));
+    s_attr_is(fl, s, obj, CKA_CERTIFICATE_TYPE, &x509, sizeof(x509));
+    const unsigned char *p = c1;
+    X509 *x = d2i_X509(NULL, &p, (long)l1);
+    assert_non_null(x);
+    unsigned char *subj = NULL, *iss = NULL, *serial = NULL;
+    int sl = i2d_X509_NAME(X509_get_subject_name(x), &subj);
+    int il = i2d_X509_NAME(X509_get_issuer_name(x), &iss);
+    int rl = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &serial);
+    assert_true(sl > 0 && il > 0 && rl > 0);
+    s_attr_is(fl, s, obj, CKA_SUBJECT, subj, (size_t)sl);
+    s_attr_is(fl, s, obj, CKA_ISSUER, iss, (size_t)il);
+    s_attr_is(fl, s, obj, CKA_SERIAL_NUMBER, serial, (size_t)rl);
+    OPENSSL_free(subj);
+    OPENSSL_free(iss);
+    OPENSSL_free(serial);
+    X509_free(x);
+    /* Not modifiable: SoftHSM 2.6.1 refuses a new label (CKR_ACTION_PROHIBITED). */
+    CK_ATTRIBUTE relabel = {CKA_LABEL, "kp:crt/v2", 9};
+    assert_int_not_equal(fl->C_SetAttributeValue(s, obj, &relabel, 1), CKR_OK);
+    fl->C_CloseSession(s);
+    s_p11tool_reads(f, v1.fingerprint, c1, l1);
+    s_p11tool_reads(f, v2.fingerprint, c3, l3);
+
+    /* Two objects of the same bytes (two writers of them at once): one certificate. */
+    s_plant_cert("kp:crt/v1", v1.fingerprint, c1, l1);
+    assert_int_equal(s_certs("kp:crt/v1"), 2);
+    s_cert_is(f->hsm, "crt", 1, c1, l1);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, c1, l1), KP_OK);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 1, c2, l2), KP_ERR_EXISTS);
+    assert_int_equal(s_certs("kp:crt/v1"), 2);
+
+    /* Two different ones under v2 (a writer that has not yet seen it lost): the first in
+     * memcmp order is kept, by every reader and writer. */
+    s_plant_cert("kp:crt/v2", v2.fingerprint, c4, l4);
+    bool c4_first = memcmp(c4, c3, l3 < l4 ? l3 : l4) < 0 ||
+                    (memcmp(c4, c3, l3 < l4 ? l3 : l4) == 0 && l4 < l3);
+    const uint8_t *first = c4_first ? c4 : c3, *second = c4_first ? c3 : c4;
+    size_t flen = c4_first ? l4 : l3, slen = c4_first ? l3 : l4;
+    s_cert_is(f->hsm, "crt", 2, first, flen);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 2, first, flen), KP_OK);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 2, second, slen), KP_ERR_EXISTS);
+    assert_int_equal(s_certs("kp:crt/v2"), 2); /* nothing of another writer is destroyed */
+
+    /* Another key's certificate under v3's label and CKA_ID: never handed out, never agreed
+     * with; a right one is not put beside it. An object under another CKA_ID is not v3's. */
+    s_plant_cert("kp:crt/v3", v2.fingerprint, c3, l3);
+    n = sizeof(buf);
+    assert_int_equal(s_cert_get(f->hsm, "crt", 3, buf, &n), KP_ERR_NOT_FOUND);
+    s_plant_cert("kp:crt/v3", v3.fingerprint, c3, l3);
+    n = sizeof(buf);
+    assert_int_equal(s_cert_get(f->hsm, "crt", 3, buf, &n), KP_ERR_INTEGRITY);
+    assert_int_equal(s_cert_put(f->hsm, "crt", 3, c5, l5), KP_ERR_INTEGRITY);
+    assert_int_equal(s_certs("kp:crt/v3"), 2);
+
+    EVP_PKEY_free(signer);
+    OPENSSL_free(c1);
+    OPENSSL_free(c2);
+    OPENSSL_free(c3);
+    OPENSSL_free(c4);
+    OPENSSL_free(c5);
+}
+
+/* A file of the test's directory holding len bytes of der; the malloc'd path. */
+static char *s_write_der(fx *f, const char *name, const uint8_t *der, size_t len)
+{
+    char *path = NULL;
+    assert_true(asprintf(&path, "%s/%s", f->t.dir, name) > 0);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(der, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+    return path;
+}
+
+/* The child: logs in (a lookup of the version), says so on ready, waits for the parent to close
+ * the barrier's write end, puts the certificate in cert_path with name/version and exits with the
+ * status. The logins are one after the other (SoftHSM 2.6.1 rewrites its token file at each
+ * C_Login: test_pkcs11_race.c). */
+static int s_cert_child(const char *policy_path, const char *name, const char *cert_path, int ready,
+                        int barrier)
+{
+    kp_ctx *ctx = kp_test_ctx(NULL);
+    kp_policy *pol = NULL;
+    kp_diag_list *diags = NULL;
+    kp_instance *hsm = NULL;
+    kp_key_info info = {.struct_size = sizeof(info)};
+    uint8_t der[KP_CERT_DER_MAX];
+    char c = 1;
+    FILE *fp = fopen(cert_path, "rb");
+    size_t len = fp != NULL ? fread(der, 1, sizeof(der), fp) : 0;
+    if (fp != NULL)
+        fclose(fp);
+    if (len == 0 || ctx == NULL || kp_policy_load(ctx, policy_path, &pol, &diags) != KP_OK ||
+        kp_instance_open(ctx, pol, "hsm", &hsm) != KP_OK ||
+        kp_key_info_get(hsm, name, 1, &info) != KP_OK)
+        return 100;
+    kp_diag_list_free(diags);
+    if (write(ready, &c, 1) != 1 || read(barrier, &c, 1) != 0) /* EOF: go */
+        return 101;
+    kp_status st = kp_key_cert_put(hsm, name, 1, der, len);
+    if (st != KP_OK && st != KP_ERR_EXISTS)
+        fprintf(stderr, "cert child %d: %s: %s\n", (int)getpid(), kp_status_name(st),
+                kp_ctx_last_error(ctx));
+    kp_instance_close(hsm);
+    kp_policy_free(pol);
+    kp_ctx_free(ctx);
+    return (int)st;
+}
+
+/* Starts a child putting cert_path with name v1, and waits until it has logged in. */
+static pid_t s_cert_spawn(fx *f, const char *name, const char *cert_path, int barrier[2])
+{
+    int ready[2];
+    char c;
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char rfd[16], bfd[16];
+        snprintf(rfd, sizeof(rfd), "%d", ready[1]);
+        snprintf(bfd, sizeof(bfd), "%d", barrier[0]);
+        close(ready[0]);
+        close(barrier[1]);
+        execl("/proc/self/exe", "test_pkcs11", "cert-child", f->t.policy_path, name, cert_path, rfd,
+              bfd, (char *)NULL);
+        _exit(127);
+    }
+    close(ready[1]);
+    if (read(ready[0], &c, 1) != 1)
+        fail_msg("%s: a child did not start (see its error above)", name);
+    close(ready[0]);
+    return pid;
+}
+
+/* Two processes put a certificate with name v1 at the same moment (same: the same bytes): the
+ * same bytes are KP_OK for both; different ones are KP_OK for one and KP_ERR_EXISTS for the
+ * other, whose object is gone. Either way every object left under the version holds the
+ * certificate the winner put, and the plugin gives that one back. */
+static void s_cert_race(fx *f, const char *name, bool same, EVP_PKEY *signer)
+{
+    size_t la, lb;
+    uint8_t *a = s_cert_of(f->hsm, name, 1, 1, signer, &la);
+    uint8_t *b = same ? a : s_cert_of(f->hsm, name, 1, 2, signer, &lb);
+    if (same)
+        lb = la;
+    char *pa = s_write_der(f, "a.der", a, la), *pb = s_write_der(f, "b.der", b, lb);
+    int barrier[2];
+    assert_int_equal(pipe(barrier), 0);
+    pid_t ca = s_cert_spawn(f, name, pa, barrier);
+    pid_t cb = s_cert_spawn(f, name, pb, barrier);
+    close(barrier[0]);
+    close(barrier[1]); /* both go */
+    int sa = 0, sb = 0;
+    assert_int_equal(waitpid(ca, &sa, 0), ca);
+    assert_int_equal(waitpid(cb, &sb, 0), cb);
+    assert_true(WIFEXITED(sa) && WIFEXITED(sb));
+    int ra = WEXITSTATUS(sa), rb = WEXITSTATUS(sb);
+    const uint8_t *won = ra == KP_OK ? a : b;
+    size_t wlen = ra == KP_OK ? la : lb;
+    if (same && !(ra == KP_OK && rb == KP_OK))
+        fail_msg("%s: two writers of the same certificate ended %d and %d, want KP_OK twice", name,
+                 ra, rb);
+    if (!same && !((ra == KP_OK && rb == KP_ERR_EXISTS) || (ra == KP_ERR_EXISTS && rb == KP_OK)))
+        fail_msg("%s: two writers ended %d and %d, want one KP_OK and one KP_ERR_EXISTS", name, ra,
+                 rb);
+    char label[64];
+    snprintf(label, sizeof(label), "kp:%s/v1", name);
+    size_t objs = s_certs(label);
+    assert_true(objs >= 1 && objs <= (same ? 2u : 1u));
+    s_cert_is(f->hsm, name, 1, won, wlen);
+    assert_int_equal(s_cert_put(f->hsm, name, 1, won, wlen), KP_OK);
+    remove(pa);
+    remove(pb);
+    free(pa);
+    free(pb);
+    if (!same)
+        OPENSSL_free(b);
+    OPENSSL_free(a);
+}
+
+static void test_certificate_writers(void **state)
+{
+    fx *f = *state;
+    EVP_PKEY *signer = EVP_RSA_gen(2048);
+    assert_non_null(signer);
+    char name[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "race%d", i);
+        s_create(f->hsm, name, KP_KEY_RSA, 2048, 0, 0);
+        s_cert_race(f, name, i % 3 == 2, signer);
+    }
+    /* No nudge object and no loser's certificate stays. */
+    size_t keys = 2 * 6;
+    assert_true(s_objects() >= keys + 6 && s_objects() <= keys + 6 + 2);
+    EVP_PKEY_free(signer);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 7 && strcmp(argv[1], "cert-child") == 0)
+        return s_cert_child(argv[2], argv[3], argv[4], atoi(argv[5]), atoi(argv[6]));
     const struct CMUnitTest tests[] = {
         KP_TEST_FX(test_aes_kek, setup),
         KP_TEST_FX(test_rsa_and_export, setup),
@@ -1180,6 +1642,8 @@ int main(void)
         KP_TEST_FX(test_import_fingerprint, setup),
         KP_TEST_FX(test_state_cas, setup),
         KP_TEST_FX(test_export_wrapped, setup),
+        KP_TEST_FX(test_certificates, setup),
+        KP_TEST_FX(test_certificate_writers, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
