@@ -168,6 +168,16 @@ expect_in "$T/out" "as dbm v2, staged"
 expect_rc 0 $P sqlserver rotate-script dbm
 if [ -n "${KP_UPDATE_GOLDEN:-}" ]; then cp "$T/out" "$GOLDEN/sqlserver_rotate.sql"; fi
 diff -u "$GOLDEN/sqlserver_rotate.sql" "$T/out" || fail "the rotation script differs"
+# the chain-state document, written by the stage, records each version's certificate
+expect_in "$T/west/keys/dbm/state.json" "\"certificate\":\"$thumb_real\""
+expect_in "$T/west/keys/dbm/state.json" "\"certificate\":\"40B3DCA404DBA987168ABA494AD33F6119279599\""
+cp "$T/west/keys/dbm/state.json" "$T/state.keep"
+sed "s/$thumb_real/0000000000000000000000000000000000000000/" "$T/state.keep" \
+    >"$T/west/keys/dbm/state.json"
+expect_rc 1 $P verify dbm
+expect_in "$T/err" "the chain-state document records certificate 0000000000000000000000000000000000000000 for v1, the stores keep $thumb_real"
+cp "$T/state.keep" "$T/west/keys/dbm/state.json"
+expect_rc 0 $P verify dbm
 # a third certificate while v2 is staged is refused, nothing changed
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/k3.pem" -subj "/CN=third" -days 30 \
     -outform DER -out "$T/c3.cer" 2>/dev/null

@@ -315,6 +315,15 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
             m->certs[k] = *ref;
             m->has_cert[k] = true;
         }
+        /* the chain-state document's record of the version's certificate */
+        const char *rec = m->states[k].cert;
+        if (ref != NULL && rec[0] != '\0' && strcmp(rec, ref->thumbprint) != 0) {
+            size_t len = strlen(m->problem);
+            snprintf(m->problem + len, sizeof(m->problem) - len,
+                     "%sthe chain-state document records certificate %s for v%u, the stores keep "
+                     "%s",
+                     len > 0 ? "; " : "", rec, versions[k], ref->thumbprint);
+        }
         for (size_t i = 0; i < d.n; i++) {
             kp_cell *cell = &m->cells[k * d.n + i];
             kp__target *t = &d.t[i];

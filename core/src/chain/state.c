@@ -1,7 +1,9 @@
 /*
  * The chain-state document (see state.h): JSON
  *   {"format":"keyplane-chain-state","chain":C,"serial":N,"updated":T,
- *    "versions":[{"version":1,"state":"active","active_from":T,"active_until":0,"verified":T}]}
+ *    "versions":[{"version":1,"state":"active","active_from":T,"active_until":0,"verified":T,
+ *                 "certificate":THUMBPRINT}]}
+ * ("certificate" only for a certificate chain's version whose certificate was known.)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +57,13 @@ bool kp__state_parse(const uint8_t *doc, size_t len, const char *chain, kp__chai
             x->active_until = (int64_t)json_integer_value(json_object_get(v, "active_until"));
             x->verified = (int64_t)json_integer_value(json_object_get(v, "verified"));
             ok = ver >= 1 && ver <= UINT32_MAX && x->state != 0;
+            json_t *cj = json_object_get(v, "certificate");
+            const char *cert = json_string_value(cj);
+            if (ok && cj != NULL)
+                ok = cert != NULL && strlen(cert) == KP_THUMBPRINT_HEX - 1 &&
+                     strspn(cert, "0123456789ABCDEF") == KP_THUMBPRINT_HEX - 1;
+            if (ok && cert != NULL)
+                memcpy(x->cert, cert, KP_THUMBPRINT_HEX);
         }
     }
     json_decref(j);
@@ -64,13 +73,16 @@ bool kp__state_parse(const uint8_t *doc, size_t len, const char *chain, kp__chai
 char *kp__state_encode(const char *chain, const kp__chain_state *s)
 {
     json_t *vs = json_array();
-    for (size_t i = 0; i < s->n; i++)
-        json_array_append_new(vs, json_pack("{s:I, s:s, s:I, s:I, s:I}", "version",
-                                            (json_int_t)s->v[i].version, "state",
-                                            kp_version_state_name(s->v[i].state), "active_from",
-                                            (json_int_t)s->v[i].active_from, "active_until",
-                                            (json_int_t)s->v[i].active_until, "verified",
-                                            (json_int_t)s->v[i].verified));
+    for (size_t i = 0; i < s->n; i++) {
+        json_t *v =
+            json_pack("{s:I, s:s, s:I, s:I, s:I}", "version", (json_int_t)s->v[i].version, "state",
+                      kp_version_state_name(s->v[i].state), "active_from",
+                      (json_int_t)s->v[i].active_from, "active_until",
+                      (json_int_t)s->v[i].active_until, "verified", (json_int_t)s->v[i].verified);
+        if (v != NULL && s->v[i].cert[0] != '\0')
+            json_object_set_new(v, "certificate", json_string(s->v[i].cert));
+        json_array_append_new(vs, v);
+    }
     json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:o}", "format", "keyplane-chain-state", "chain",
                           chain, "serial", (json_int_t)s->serial, "updated", (json_int_t)s->updated,
                           "versions", vs);
@@ -237,6 +249,18 @@ kp_status kp__state_load(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s
 
 kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *s)
 {
+    /* A certificate chain's document names each version's certificate once one is known; a
+     * recorded one is never changed here (verify reports stores that disagree with it). */
+    uint32_t vs[KP_STATE_VERSIONS];
+    const char *fs[KP_STATE_VERSIONS];
+    size_t nv = d->chain->certificate != NULL ? kp__versions(d, vs, fs, KP_STATE_VERSIONS) : 0;
+    for (size_t k = 0; k < nv; k++) {
+        kp__vstate *x = kp__state_find(s, vs[k]);
+        const kp_cert_info *ci =
+            x != NULL && x->cert[0] == '\0' ? kp__version_cert(d, vs[k], fs[k], NULL) : NULL;
+        if (ci != NULL)
+            memcpy(x->cert, ci->thumbprint, KP_THUMBPRINT_HEX);
+    }
     s->serial++;
     s->updated = (int64_t)time(NULL);
     char *doc = kp__state_encode(d->chain->name, s);

@@ -15,6 +15,10 @@ typedef struct kp__vstate {
     int64_t active_from;  /* 0 when never active */
     int64_t active_until; /* 0 while active or never active */
     int64_t verified;     /* when staging last proved it everywhere */
+    /* certificate chains: the thumbprint of the version's certificate when the document was
+     * written ("" not recorded): a record of which certificate the version is, beside the
+     * stores that keep it */
+    char cert[KP_THUMBPRINT_HEX];
 } kp__vstate;
 
 typedef struct kp__chain_state {
