@@ -86,7 +86,8 @@ int kp_cli_lock(kp_cli *cli);
  * owner, group and mode, or nothing is written. */
 kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, size_t len);
 /* kp_cli_write_file for a secret (a DEK, a key backup): a file it would replace that group or
- * others may read is refused, not kept so. */
+ * others may read is refused, not kept so, and so is anything at path another user owns (a FIFO
+ * planted to read from, a file whose owner the new one would keep). */
 kp_status kp_cli_write_secret(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);

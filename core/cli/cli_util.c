@@ -374,6 +374,15 @@ static kp_status s_write(const char *path, const void *data, size_t len, bool se
         kp_cli_error(KP_ERR_INVALID_ARG, "%s is a symbolic link; give the file itself", path);
         return KP_ERR_INVALID_ARG;
     }
+    /* A secret goes into nothing another user made: a FIFO they read from, or a file that would
+     * keep their ownership. */
+    if (secret && exists && sb.st_uid != geteuid()) {
+        kp_cli_error(KP_ERR_PERMISSION,
+                     "refusing to write a secret into %s: it belongs to uid %u, not to keyplane's "
+                     "uid %u; nothing was written",
+                     path, (unsigned)sb.st_uid, (unsigned)geteuid());
+        return KP_ERR_PERMISSION;
+    }
     if (exists && !S_ISREG(sb.st_mode))
         return s_write_into(path, data, len);
     return s_write_replace(path, data, len, secret);

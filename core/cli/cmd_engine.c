@@ -434,16 +434,21 @@ static void s_rotation(int64_t due, int64_t now, int64_t warn, bool always, char
  * under the table, or the row's "certificate" object; a certificate within warn_before of its
  * notAfter, or past it, is a warning (SQL Server keeps using an expired TDE certificate, so it
  * is no gap, but rotation should not wait for it). */
-static void s_cert_show(kp_cli *cli, const kp_chain_policy *c, uint32_t version,
+static void s_cert_show(kp_cli *cli, const kp_chain_policy *c, uint32_t version, uint32_t vstate,
                         const kp_cert_info *ci, int64_t now, json_t *row)
 {
     if (ci == NULL)
         return;
+    /* only a version databases may be moving to or using: not one kept for old backups */
+    bool current =
+        vstate == KP_VSTATE_NONE || vstate == KP_VSTATE_ACTIVE || vstate == KP_VSTATE_STAGED;
     char until[32], span[48], warn[160] = "";
     s_date(ci->not_after, until, sizeof(until));
     kpk_span_text(now >= ci->not_after ? now - ci->not_after : ci->not_after - now, span,
                   sizeof(span));
-    if (now >= ci->not_after)
+    if (!current)
+        ;
+    else if (now >= ci->not_after)
         snprintf(warn, sizeof(warn), "certificate expired %s ago (%s)", span, until);
     else if (now >= ci->not_after - c->certificate->warn_before)
         snprintf(warn, sizeof(warn), "certificate expires in %s (%s)", span, until);
@@ -460,9 +465,13 @@ static void s_cert_show(kp_cli *cli, const kp_chain_policy *c, uint32_t version,
                 ci->subject, ci->thumbprint, until);
     if (warn[0] != '\0')
         kp_cli_info(cli, stderr,
-                    "keyplane: warning: %s v%u: %s; SQL Server keeps using it, but rotate before "
-                    "('keyplane rotate %s --stage')\n",
-                    c->name, version, warn, c->name);
+                    "keyplane: warning: %s v%u: %s; SQL Server keeps using an expired TDE "
+                    "certificate, but move the databases to a new one ('%s %s', then keyplane "
+                    "sqlserver rotate-script %s)\n",
+                    c->name, version, warn,
+                    c->certificate->subject == NULL ? "keyplane sqlserver import --chain"
+                                                    : "keyplane rotate --stage",
+                    c->name, c->name);
 }
 
 /* One chain's matrix: a table on stdout (every gap also on its own line on stderr; with -q only
@@ -541,13 +550,15 @@ static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prov
                             (json_int_t)from, "active_until", (json_int_t)until, "replicas", cells)
                 : NULL;
         if (row != NULL) {
-            s_cert_show(cli, c, kp_matrix_version(m, r), kp_matrix_certificate(m, r), now, row);
+            s_cert_show(cli, c, kp_matrix_version(m, r), vstate, kp_matrix_certificate(m, r), now,
+                        row);
             json_array_append_new(rows, row);
         } else
             kp_cli_info(cli, stdout, "\n");
     }
     for (size_t r = 0; r < nv && !cli->json; r++)
-        s_cert_show(cli, c, kp_matrix_version(m, r), kp_matrix_certificate(m, r), now, NULL);
+        s_cert_show(cli, c, kp_matrix_version(m, r), kp_matrix_state(m, r, NULL, NULL),
+                    kp_matrix_certificate(m, r), now, NULL);
     /* Name every gap on its own line: a DR runbook must not need to decode a table. With no
      * version there is no cell to show an unreachable store: each gets a line of its own. */
     json_t *unreachable = cli->json ? json_array() : NULL;

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "cli.h"
 
 /* A chain names at most 64 stores (the policy's rule). */
@@ -159,10 +161,25 @@ static int s_stores(kp_cli *cli, const s_opts *o, const char **names, size_t *n)
     return KP_EXIT_OK;
 }
 
+/* The names keyplane writes itself for a chain's copies (secret_replica.c): a put under one would
+ * become the newest copy a restore takes. */
+static const char *const s_owned[] = {"key", "pvk", "cer", "password"};
+
 static int s_put(kp_cli *cli, const s_opts *o, const char **names, size_t n)
 {
     if (o->value == NULL)
         return kp_cli_usage_error("secret put", "--value SOURCE is required");
+    for (size_t i = 0; i < kp_policy_chain_count(cli->policy); i++) {
+        const char *chain = kp_policy_chain_at(cli->policy, i)->name;
+        size_t len = strlen(chain);
+        for (size_t k = 0; k < sizeof(s_owned) / sizeof(s_owned[0]); k++)
+            if (strncmp(o->name, chain, len) == 0 && o->name[len] == '.' &&
+                strcmp(o->name + len + 1, s_owned[k]) == 0)
+                return kp_cli_error(KP_ERR_INVALID_ARG,
+                                    "%s is where keyplane keeps chain %s's copies (apply writes "
+                                    "it): choose another name",
+                                    o->name, chain);
+    }
     char err[256];
     kp_secret *value = NULL;
     kp_status st = kp_secret_read_source(o->value, 1024 * 1024, 0, &value, err, sizeof(err));
@@ -216,7 +233,8 @@ static int s_get(kp_cli *cli, const s_opts *o, const char **names, size_t n)
         if (st == KP_OK)
             st = kp_store_get(inst, o->name, o->version, &value, NULL, NULL);
         if (st != KP_OK)
-            snprintf(why, sizeof(why), "%s: %s", names[i], kp_ctx_last_error(cli->ctx));
+            snprintf(why, sizeof(why), "%s: %s", names[i],
+                     kpk_after_name(kp_ctx_last_error(cli->ctx), names[i]));
         kp_instance_close(inst);
     }
     if (value == NULL)

@@ -152,14 +152,24 @@ static int s_read_pair(kp_cli *cli, const s_opts *o, kp_cert_info *ci, uint8_t *
     int rc = KP_EXIT_OK;
     kp_status st = kp_cli_read_file(cli, o->cer, KP_CERT_MAX + 1, &cer, &cerlen);
     if (st != KP_OK)
-        return kp_cli_fail(cli, st, o->cer);
+        return kp_cli_exit_code(st); /* kp_cli_read_file said why */
     st = kp_cert_read((const uint8_t *)cer, cerlen, ci, err, sizeof(err));
     if (st != KP_OK) {
         rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: %s", o->cer, err);
         goto out;
     }
+    /* every store keeps RSA keys of 2048 bits or more (SQL Server made 1024-bit ones before
+     * 2016): said here, before anything is read from the .pvk or written anywhere */
+    if (ci->key_bits < 2048) {
+        rc = kp_cli_error(KP_ERR_INTEGRITY,
+                          "%s: the certificate's key is RSA-%u; keyplane keeps RSA keys of 2048 "
+                          "bits or more (make a new certificate on the instance and rotate to "
+                          "it)",
+                          o->cer, ci->key_bits);
+        goto out;
+    }
     if ((st = kp_cli_read_file(cli, o->pvk, KP_PVK_MAX + 1, &pvk, &pvklen)) != KP_OK) {
-        rc = kp_cli_fail(cli, st, o->pvk);
+        rc = kp_cli_exit_code(st);
         goto out;
     }
     if (o->password != NULL &&
@@ -240,15 +250,20 @@ static int s_import(kp_cli *cli, const s_opts *o)
                                     "version", (int)version, "staged", staged, "verified", verified,
                                     "thumbprint", ci.thumbprint, "subject", ci.subject, "not_after",
                                     (json_int_t)ci.not_after));
-    else
+    else if (!staged)
         kp_cli_info(cli, stdout,
-                    "imported %s (thumbprint %s) as %s v%u%s; every store of the chain has "
-                    "it%s\n",
-                    ci.subject, ci.thumbprint, o->chain, version, staged ? ", staged" : "",
-                    staged ? (verified ? " (activate it with 'keyplane rotate --activate' once "
-                                         "the instances hold the certificate)"
-                                       : "; not yet proved everywhere: see keyplane verify")
-                           : "");
+                    "imported %s (thumbprint %s) as %s v%u; every store of the chain has it\n",
+                    ci.subject, ci.thumbprint, o->chain, version);
+    else if (verified)
+        kp_cli_info(cli, stdout,
+                    "imported %s (thumbprint %s) as %s v%u, staged and proved in every store; "
+                    "once every instance has the certificate (keyplane sqlserver rotate-script "
+                    "%s), activate it: keyplane rotate %s --activate\n",
+                    ci.subject, ci.thumbprint, o->chain, version, o->chain, o->chain);
+    else
+        printf("imported %s (thumbprint %s) as %s v%u, staged, but not proved in every store: "
+               "see keyplane verify %s\n",
+               ci.subject, ci.thumbprint, o->chain, version, o->chain);
     return staged && !verified ? KP_EXIT_FAIL : KP_EXIT_OK;
 }
 
@@ -280,10 +295,16 @@ static kp_status s_keep_password(kp_instance *store, const kp_chain_policy *c, u
 }
 
 /* The DMK password of each column_keys database from the chain's secrets store (with
- * --show-password): *vals[i] malloc'd text, or an error naming the missing one. */
-static int s_dmk_passwords(kp_instance *store, const kp_chain_policy *c, char **vals, size_t *n)
+ * --show-password): (*vals)[i] malloc'd text, or an error naming the missing one. */
+static int s_dmk_passwords(kp_instance *store, const kp_chain_policy *c, char ***vals, size_t *n)
 {
     *n = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < c->nsqlserver; i++)
+        for (size_t j = 0; j < c->sqlserver[i].ndatabases; j++)
+            count += c->sqlserver[i].databases[j].column_keys != 0;
+    if ((*vals = calloc(count + 1, sizeof(**vals))) == NULL)
+        return kp_cli_error(KP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->nsqlserver; i++)
         for (size_t j = 0; j < c->sqlserver[i].ndatabases; j++) {
             const kp_sqlserver_db *db = &c->sqlserver[i].databases[j];
@@ -301,12 +322,22 @@ static int s_dmk_passwords(kp_instance *store, const kp_chain_policy *c, char **
                                     "secrets store: keyplane secret put --chain %s --name %s "
                                     "--value SOURCE",
                                     db->name, c->name, name);
-            vals[*n] = calloc(1, kp_secret_len(v) + 1);
-            if (vals[*n] != NULL)
-                memcpy(vals[*n], kp_secret_cdata(v), kp_secret_len(v));
+            /* sqlcmd substitutes $(NAME) even inside a string: a password with it would not
+             * reach SQL Server as it is */
+            bool dollar = memmem(kp_secret_cdata(v), kp_secret_len(v), "$(", 2) != NULL;
+            char *text = dollar ? NULL : calloc(1, kp_secret_len(v) + 1);
+            if (text != NULL)
+                memcpy(text, kp_secret_cdata(v), kp_secret_len(v));
             kp_secret_free(v);
-            if (vals[(*n)++] == NULL)
+            if (dollar)
+                return kp_cli_error(KP_ERR_INVALID_ARG,
+                                    "the master key password of database %s holds '$(', which "
+                                    "sqlcmd would replace: leave out --show-password and give "
+                                    "it as a variable",
+                                    db->name);
+            if (text == NULL)
                 return kp_cli_error(KP_ERR_NOMEM, "out of memory");
+            (*vals)[(*n)++] = text;
         }
     return KP_EXIT_OK;
 }
@@ -318,7 +349,7 @@ typedef struct s_export_run {
     kp_secret *pkcs8, *pw, *pvk;
     uint8_t *der;
     size_t derlen, ndmk, sqllen;
-    char *dmk[512], *sql, *pwtext;
+    char **dmk, *sql, *pwtext;
     kp_cert_info ci;
     kp_cli_sql_cert cert;
     kp_instance *store;
@@ -336,6 +367,7 @@ static void s_export_free(s_export_run *x)
         kp_memwipe(x->dmk[i], strlen(x->dmk[i]));
         free(x->dmk[i]);
     }
+    free(x->dmk);
     kp_instance_close(x->store);
     kp_secret_free(x->pkcs8);
     kp_secret_free(x->pw);
@@ -356,10 +388,24 @@ static int s_export_make(kp_cli *cli, const s_opts *o, s_export_run *x)
     if (kp_cert_read(x->der, x->derlen, &x->ci, err, sizeof(err)) != KP_OK)
         return kp_cli_error(KP_ERR_INTEGRITY, "the certificate of %s v%u: %s", c->name, x->version,
                             err);
+    /* One export per directory: another version's restore.sql, or a .pvk whose password is
+     * another version of the secret, must not be replaced unseen. */
+    kp_cli_sql_cert_name(c->name, x->version, &x->cert);
+    static const char *const ext[] = {".cer", ".pvk", ".sql"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[4096];
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s/%s%s", o->out, i < 2 ? x->cert.name : "restore", ext[i]);
+        if (lstat(path, &sb) == 0)
+            return kp_cli_error(KP_ERR_EXISTS,
+                                "%s exists: export each version into a directory of its own "
+                                "(nothing was written)",
+                                path);
+    }
     if (c->secrets != NULL &&
         (st = kp_instance_open(cli->ctx, cli->policy, c->secrets, &x->store)) != KP_OK)
         return kp_cli_fail(cli, st, c->secrets);
-    int rc = o->show_password ? s_dmk_passwords(x->store, c, x->dmk, &x->ndmk) : KP_EXIT_OK;
+    int rc = o->show_password ? s_dmk_passwords(x->store, c, &x->dmk, &x->ndmk) : KP_EXIT_OK;
     if (rc != KP_EXIT_OK)
         return rc;
     if ((x->pw = s_password()) == NULL)
@@ -375,7 +421,7 @@ static int s_export_make(kp_cli *cli, const s_opts *o, s_export_run *x)
     memcpy(x->pwtext, kp_secret_cdata(x->pw), kp_secret_len(x->pw));
     kp_cli_sql_cert_name(c->name, x->version, &x->cert);
     x->cert.info = &x->ci;
-    kp_cli_sql_secrets secrets = {o->show_password ? x->pwtext : NULL,
+    kp_cli_sql_secrets secrets = {o->show_password ? x->pwtext : NULL, x->pwver,
                                   o->show_password ? (const char *const *)x->dmk : NULL};
     FILE *mem = open_memstream(&x->sql, &x->sqllen);
     if (mem != NULL) {
@@ -437,8 +483,11 @@ static int s_export(kp_cli *cli, const s_opts *o)
     memset(&x, 0, sizeof(x));
     KP_GUARD(s_chain(cli, o->chain, &x.c));
     struct stat sb;
+    if (mkdir(o->out, 0700) != 0 && errno != EEXIST)
+        return kp_cli_error(KP_ERR_IO, "--out %s: cannot make the directory: %s", o->out,
+                            strerror(errno));
     if (stat(o->out, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return kp_cli_error(KP_ERR_NOT_FOUND, "--out %s: not a directory", o->out);
+        return kp_cli_error(KP_ERR_INVALID_ARG, "--out %s: not a directory", o->out);
     if (x.c->secrets == NULL && !o->show_password)
         return kp_cli_error(KP_ERR_CONFIG,
                             "chain '%s' names no 'secrets' store to keep the .pvk's password: "
@@ -461,6 +510,13 @@ static int s_export(kp_cli *cli, const s_opts *o)
 
 /* ---- rotate-script ----------------------------------------------------------------------- */
 
+/* The advice for a chain with no version to stage from: an import, or a stage. */
+static const char *s_stage_hint(const kp_chain_policy *c)
+{
+    return c->certificate->subject == NULL ? "keyplane sqlserver import --chain"
+                                           : "keyplane rotate --stage";
+}
+
 static int s_rotate_script(kp_cli *cli, int argc, char **argv)
 {
     if (optind >= argc)
@@ -477,53 +533,52 @@ static int s_rotate_script(kp_cli *cli, int argc, char **argv)
     if (st != KP_OK)
         return kp_cli_fail(cli, st, chain);
     size_t nv = kp_matrix_version_count(m), staged = nv, nold = 0;
-    kp_cli_sql_cert certs[64];
-    const kp_cli_sql_cert *old[64];
+    kp_cli_sql_cert next, *certs = calloc(nv + 1, sizeof(*certs));
+    const kp_cli_sql_cert **old = calloc(nv + 1, sizeof(*old));
+    memset(&next, 0, sizeof(next));
     for (size_t r = 0; r < nv; r++)
         if (kp_matrix_state(m, r, NULL, NULL) == KP_VSTATE_STAGED)
             staged = r;
     int rc = KP_EXIT_OK;
-    if (staged == nv)
-        rc = kp_cli_error(KP_ERR_NOT_FOUND,
-                          "chain '%s' has no staged version: 'keyplane rotate %s --stage' (or "
-                          "'keyplane sqlserver import') first",
-                          chain, chain);
+    if (certs == NULL || old == NULL)
+        rc = kp_cli_error(KP_ERR_NOMEM, "out of memory");
+    else if (staged == nv)
+        rc = kp_cli_error(KP_ERR_NOT_FOUND, "chain '%s' has no staged version: run '%s %s' first",
+                          chain, s_stage_hint(c), chain);
     else if (kp_matrix_certificate(m, staged) == NULL)
         rc = kp_cli_error(KP_ERR_NOT_FOUND,
                           "no store keeps the certificate of %s v%u: run 'keyplane apply'", chain,
                           kp_matrix_version(m, staged));
-    for (size_t r = 0; rc == KP_EXIT_OK && r < nv && nold + 1 < 64; r++) {
+    /* the versions backups may still need: active, previous, and a never-rotated chain's */
+    for (size_t r = 0; rc == KP_EXIT_OK && r < nv; r++) {
         uint32_t s = kp_matrix_state(m, r, NULL, NULL);
         const kp_cert_info *ci = kp_matrix_certificate(m, r);
         if (ci == NULL || (r != staged && s != KP_VSTATE_ACTIVE && s != KP_VSTATE_PREVIOUS &&
                            s != KP_VSTATE_NONE))
             continue;
-        kp_cli_sql_cert_name(chain, kp_matrix_version(m, r), &certs[nold]);
-        certs[nold].info = ci;
-        if (r == staged) {
-            certs[63] = certs[nold];
-        } else {
-            old[nold] = &certs[nold];
-            nold++;
-        }
+        kp_cli_sql_cert *x = r == staged ? &next : &certs[nold];
+        kp_cli_sql_cert_name(chain, kp_matrix_version(m, r), x);
+        x->info = ci;
+        if (r != staged)
+            old[nold] = &certs[nold], nold++;
     }
-    if (rc == KP_EXIT_OK) {
-        if (cli->json) {
-            char *text = NULL;
-            size_t len = 0;
-            FILE *mem = open_memstream(&text, &len);
-            if (mem != NULL) {
-                kp_cli_sql_rotate(mem, c, &certs[63], old, nold);
-                fclose(mem);
-            }
-            kp_cli_print_json(json_pack(
-                "{s:s, s:i, s:s, s:s}", "chain", chain, "version", (int)certs[63].version,
-                "thumbprint", certs[63].info->thumbprint, "script", text != NULL ? text : ""));
-            free(text);
-        } else {
-            kp_cli_sql_rotate(stdout, c, &certs[63], old, nold);
+    if (rc == KP_EXIT_OK && cli->json) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (mem != NULL) {
+            kp_cli_sql_rotate(mem, c, &next, old, nold);
+            fclose(mem);
         }
+        kp_cli_print_json(json_pack("{s:s, s:i, s:s, s:s}", "chain", chain, "version",
+                                    (int)next.version, "thumbprint", next.info->thumbprint,
+                                    "script", text != NULL ? text : ""));
+        free(text);
+    } else if (rc == KP_EXIT_OK) {
+        kp_cli_sql_rotate(stdout, c, &next, old, nold);
     }
+    free(certs);
+    free(old);
     kp_matrix_free(m);
     return rc;
 }

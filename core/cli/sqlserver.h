@@ -21,7 +21,8 @@ typedef struct kp_cli_sql_cert {
  * sqlcmd variable instead ($(PVK_PASSWORD), $(DMK_PASSWORD_<db>)). */
 typedef struct kp_cli_sql_secrets {
     const char *pvk_password;
-    const char *const *dmk; /* one per column_keys database; NULL: all variables */
+    uint32_t pvk_password_version; /* its version in the chain's secrets store; 0 none kept */
+    const char *const *dmk;        /* one per column_keys database; NULL: all variables */
 } kp_cli_sql_secrets;
 
 /* sqlserver_text.c */
@@ -52,6 +53,7 @@ typedef struct kp_cli_sql_db {
     char instance[160], database[128];
     char thumbprint[KP_THUMBPRINT_HEX];
     bool column_keys;
+    size_t seq; /* the order rows were read in, while merging */
 } kp_cli_sql_db;
 typedef struct kp_cli_sql_inventory {
     kp_cli_sql_db *db;

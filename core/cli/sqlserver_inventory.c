@@ -44,22 +44,47 @@ static bool s_thumb(const char *v, char t[KP_THUMBPRINT_HEX])
 }
 
 /* Adds or replaces (same instance and database) one row. */
+/* Appends one row (duplicates are merged once the whole input is read: s_merge). */
 static kp_status s_put(kp_cli_sql_inventory *inv, const kp_cli_sql_db *row)
 {
-    for (size_t i = 0; i < inv->n; i++)
-        if (strcasecmp(inv->db[i].instance, row->instance) == 0 &&
-            strcmp(inv->db[i].database, row->database) == 0) {
-            inv->db[i] = *row;
-            return KP_OK;
-        }
-    if (inv->n >= S_ROWS_MAX)
-        return KP_ERR_INVALID_ARG;
-    kp_cli_sql_db *v = realloc(inv->db, (inv->n + 1) * sizeof(*v));
-    if (v == NULL)
-        return KP_ERR_NOMEM;
-    inv->db = v;
+    if (inv->n >= 2 * S_ROWS_MAX)
+        return KP_ERR_INTEGRITY;
+    if ((inv->n & (inv->n - 1)) == 0) { /* grow at powers of two */
+        kp_cli_sql_db *v = realloc(inv->db, (inv->n == 0 ? 1 : 2 * inv->n) * sizeof(*v));
+        if (v == NULL)
+            return KP_ERR_NOMEM;
+        inv->db = v;
+    }
     inv->db[inv->n++] = *row;
     return KP_OK;
+}
+
+/* Rows in (instance, database) order, a later row of a pair before an earlier one. */
+static int s_cmp(const void *a, const void *b)
+{
+    const kp_cli_sql_db *x = a, *y = b;
+    int c = strcasecmp(x->instance, y->instance);
+    if (c == 0)
+        c = strcmp(x->database, y->database);
+    if (c == 0) /* the row read later wins: its index is kept in seq */
+        c = x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+    return c;
+}
+
+/* One row per instance and database, the one read last; KP_ERR_INTEGRITY past S_ROWS_MAX. */
+static kp_status s_merge(kp_cli_sql_inventory *inv)
+{
+    for (size_t i = 0; i < inv->n; i++)
+        inv->db[i].seq = i;
+    if (inv->n > 1)
+        qsort(inv->db, inv->n, sizeof(*inv->db), s_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < inv->n; i++)
+        if (kept == 0 || strcasecmp(inv->db[kept - 1].instance, inv->db[i].instance) != 0 ||
+            strcmp(inv->db[kept - 1].database, inv->db[i].database) != 0)
+            inv->db[kept++] = inv->db[i];
+    inv->n = kept;
+    return kept <= S_ROWS_MAX ? KP_OK : KP_ERR_INTEGRITY;
 }
 
 /* One row from its four fields; an error naming where (line) and what is wrong. */
@@ -82,7 +107,8 @@ static int s_row(kp_cli_sql_inventory *inv, const char *where, const char *insta
     snprintf(row.database, sizeof(row.database), "%s", database);
     row.column_keys = strcmp(col, "1") == 0 || strcmp(col, "true") == 0;
     kp_status st = s_put(inv, &row);
-    return st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s: too many rows", where);
+    return st == KP_OK ? KP_EXIT_OK
+                       : kp_cli_error(st, "%s: too many rows (at most %d)", where, S_ROWS_MAX);
 }
 
 /* The query's CSV as sqlcmd -s "," -W -h -1 writes it: instance,database,thumbprint,col per
@@ -173,6 +199,8 @@ kp_status kp_cli_sql_inventory_load(kp_cli *cli, kp_cli_sql_inventory *inv)
     fclose(f);
     KP_GUARD(kp_cli_read_file(cli, path, S_FILE_MAX, &text, &len));
     int rc = s_json(text, len, path, inv);
+    if (rc == KP_EXIT_OK && s_merge(inv) != KP_OK)
+        rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: more than %d databases", path, S_ROWS_MAX);
     free(text);
     return rc == KP_EXIT_OK ? KP_OK : KP_ERR_INTEGRITY;
 }
@@ -218,6 +246,8 @@ int kp_cli_sql_inventory_cmd(kp_cli *cli, int argc, char **argv)
     if (strcmp(sub, "import") == 0 && optind + 2 != argc)
         return kp_cli_usage_error("sqlserver inventory", "import needs one FILE");
     int rc = kp_cli_load_policy(cli);
+    if (rc == KP_EXIT_OK && strcmp(sub, "import") == 0)
+        rc = kp_cli_lock(cli); /* two imports at once would each drop the other's rows */
     if (rc != KP_EXIT_OK)
         return rc;
     kp_cli_sql_inventory inv;
@@ -228,20 +258,37 @@ int kp_cli_sql_inventory_cmd(kp_cli *cli, int argc, char **argv)
         const char *file = argv[optind + 1];
         char *text = NULL, path[4096];
         size_t len = 0;
-        if (replace)
-            kp_cli_sql_inventory_free(&inv);
+        kp_cli_sql_inventory add = {NULL, 0};
         size_t before = inv.n;
         st = kp_cli_read_file(cli, file, S_FILE_MAX, &text, &len);
         if (st != KP_OK)
-            rc = kp_cli_fail(cli, st, file);
+            rc = kp_cli_exit_code(st); /* kp_cli_read_file said why */
         else if (memchr(text, '\0', len) != NULL)
             rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: not text", file);
         else {
             size_t skip = strspn(text, " \t\r\n");
-            rc = text[skip] == '[' || text[skip] == '{' ? s_json(text, len, file, &inv)
-                                                        : s_csv(text, file, &inv);
+            rc = text[skip] == '[' || text[skip] == '{' ? s_json(text, len, file, &add)
+                                                        : s_csv(text, file, &add);
         }
         free(text);
+        /* --replace: what the file says of its instances is all they hold now */
+        size_t kept = 0;
+        for (size_t i = 0; rc == KP_EXIT_OK && replace && i < inv.n; i++) {
+            bool listed = false;
+            for (size_t j = 0; j < add.n && !listed; j++)
+                listed = strcasecmp(inv.db[i].instance, add.db[j].instance) == 0;
+            if (!listed)
+                inv.db[kept++] = inv.db[i];
+        }
+        if (rc == KP_EXIT_OK && replace)
+            inv.n = kept;
+        for (size_t j = 0; rc == KP_EXIT_OK && j < add.n; j++)
+            if ((st = s_put(&inv, &add.db[j])) != KP_OK)
+                rc = kp_cli_error(st, "%s: too many rows", file);
+        kp_cli_sql_inventory_free(&add);
+        if (rc == KP_EXIT_OK && s_merge(&inv) != KP_OK)
+            rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: more than %d databases with those recorded",
+                              file, S_ROWS_MAX);
         json_t *doc = rc == KP_EXIT_OK ? s_to_json(&inv) : NULL;
         char *out = doc != NULL ? json_dumps(doc, JSON_INDENT(1)) : NULL;
         json_decref(doc);
@@ -358,9 +405,18 @@ int kp_cli_sql_retire_check(kp_cli *cli, const char *chain, uint32_t version)
     st = kp_chain_matrix(cli->ctx, cli->policy, chain, 0, &m);
     int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, "retire");
     const kp_cert_info *ci = NULL;
+    bool found = false;
     for (size_t r = 0; rc == KP_EXIT_OK && r < kp_matrix_version_count(m); r++)
-        if (kp_matrix_version(m, r) == version)
+        if (kp_matrix_version(m, r) == version) {
             ci = kp_matrix_certificate(m, r);
+            found = true;
+        }
+    /* which databases use the version cannot be told without its certificate: no retire */
+    if (rc == KP_EXIT_OK && found && ci == NULL)
+        rc = kp_cli_error(KP_ERR_DENIED,
+                          "retire: no store keeps the certificate of %s v%u, so whether a "
+                          "recorded database still uses it cannot be told (keyplane verify %s)",
+                          chain, version, chain);
     for (size_t k = 0; rc == KP_EXIT_OK && ci != NULL && k < inv.n; k++)
         if (strcmp(inv.db[k].thumbprint, ci->thumbprint) == 0)
             rc = kp_cli_error(KP_ERR_DENIED,

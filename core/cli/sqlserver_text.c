@@ -56,13 +56,25 @@ static void s_day(int64_t t, char *buf, size_t len)
         snprintf(buf, len, "?");
 }
 
+/* Text from a certificate in a T-SQL comment: sqlcmd substitutes $(NAME) even there, so "$("
+ * is written "$ (". */
+static void s_comment_text(FILE *out, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        fputc(*s, out);
+        if (s[0] == '$' && s[1] == '(')
+            fputc(' ', out);
+    }
+}
+
 static void s_cert_comment(FILE *out, const kp_cli_sql_cert *c)
 {
     char from[16], until[16];
     s_day(c->info->not_before, from, sizeof(from));
     s_day(c->info->not_after, until, sizeof(until));
-    fprintf(out, "--   [%s]: %s, thumbprint 0x%s, valid %s to %s\n", c->name, c->info->subject,
-            c->info->thumbprint, from, until);
+    fprintf(out, "--   [%s]: ", c->name);
+    s_comment_text(out, c->info->subject);
+    fprintf(out, ", thumbprint 0x%s, valid %s to %s\n", c->info->thumbprint, from, until);
 }
 
 /* CREATE CERTIFICATE from CHAIN_vN.cer/.pvk in $(CERT_DIR), unless the instance has one with
@@ -70,12 +82,17 @@ static void s_cert_comment(FILE *out, const kp_cli_sql_cert *c)
 static void s_create(FILE *out, const kp_cli_sql_cert *c, const char *password)
 {
     fprintf(out,
-            "IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE thumbprint = 0x%s)\n"
+            "IF EXISTS (SELECT 1 FROM sys.certificates WHERE thumbprint = 0x%s\n"
+            "           AND pvt_key_encryption_type = 'NA')\n"
+            "    RAISERROR('keyplane: certificate 0x%s is here without its private key: drop it"
+            " and run again', 16, 1);\n"
+            "ELSE IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE thumbprint = 0x%s)\n"
             "    CREATE CERTIFICATE [%s]\n"
             "        FROM FILE = '$(CERT_DIR)\\%s.cer'\n"
             "        WITH PRIVATE KEY (FILE = '$(CERT_DIR)\\%s.pvk',\n"
             "                          DECRYPTION BY PASSWORD = '",
-            c->info->thumbprint, c->name, c->name, c->name);
+            c->info->thumbprint, c->info->thumbprint, c->info->thumbprint, c->name, c->name,
+            c->name);
     s_secret(out, password, "PVK_PASSWORD", 1);
     fprintf(out, "');\nGO\n");
 }
@@ -103,6 +120,8 @@ void kp_cli_sql_restore(FILE *out, const kp_chain_policy *chain, const kp_cli_sq
             "-- Copy %s.cer and %s.pvk to a directory the SQL Server service can read,"
             " then:\n",
             cert->name, cert->name);
+    fprintf(out, "-- (each password as a -v, or in the environment, which keeps it out of the"
+                 " process list)\n");
     fprintf(out, "--   sqlcmd -S SERVER -i restore.sql -v CERT_DIR=\"DIR\"");
     if (secrets->pvk_password == NULL)
         fprintf(out, " PVK_PASSWORD=\"...\"");
@@ -118,13 +137,15 @@ void kp_cli_sql_restore(FILE *out, const kp_chain_policy *chain, const kp_cli_sq
                 ncol++;
             }
     fprintf(out, "\n");
-    if (secrets->pvk_password == NULL)
-        fprintf(out, "-- PVK_PASSWORD: keyplane secret get --chain %s --name %s.pvk-password\n",
-                chain->name, chain->name);
-    fprintf(out, "-- MASTER_KEY_PASSWORD: a new password for master's database master key, used\n"
-                 "-- only when this instance has none yet (it protects the certificate's private"
-                 " key).\n\n");
-    fprintf(out, "USE master;\nGO\n"
+    if (secrets->pvk_password == NULL && secrets->pvk_password_version != 0)
+        fprintf(out,
+                "-- PVK_PASSWORD: keyplane secret get --chain %s --name %s.pvk-password"
+                " --version %u\n",
+                chain->name, chain->name, secrets->pvk_password_version);
+    fprintf(out, "-- MASTER_KEY_PASSWORD: always given; it makes master's database master key"
+                 " when the\n-- instance has none yet (that key protects the certificate's"
+                 " private key): keep it\n-- with the instance's other secrets.\n\n");
+    fprintf(out, ":on error exit\nUSE master;\nGO\n"
                  "IF NOT EXISTS (SELECT 1 FROM sys.symmetric_keys"
                  " WHERE name = '##MS_DatabaseMasterKey##')\n"
                  "    CREATE MASTER KEY ENCRYPTION BY PASSWORD = '$(MASTER_KEY_PASSWORD)';\n"
@@ -141,38 +162,55 @@ void kp_cli_sql_restore(FILE *out, const kp_chain_policy *chain, const kp_cli_sq
             fprintf(out,
                     "\n-- [%s] (on %s) has column keys its database master key protects: once"
                     " the\n-- database is restored, this instance's service master key opens it"
-                    " (run this\n-- file again after the restore if it was not there yet).\n",
+                    " (run this\n-- file again after the restore if it was not there yet; on an"
+                    " availability\n-- group secondary, sp_control_dbmasterkey_password gives the"
+                    " instance the\n-- password instead).\n",
                     db->name, chain->sqlserver[i].instance);
             if (secrets->dmk == NULL || secrets->dmk[ncol] == NULL)
                 fprintf(out, "-- %s: keyplane secret get --chain %s --name %s.dmk.%s\n", var,
                         chain->name, chain->name, db->name);
             fprintf(out,
-                    "IF DB_ID(N'%s') IS NULL\n"
-                    "    PRINT 'keyplane: database %s is not restored yet';\n"
+                    "IF DATABASEPROPERTYEX(N'%s', 'Status') IS NULL\n"
+                    "   OR DATABASEPROPERTYEX(N'%s', 'Status') <> 'ONLINE'\n"
+                    "   OR DATABASEPROPERTYEX(N'%s', 'Updateability') <> 'READ_WRITE'\n"
+                    "    PRINT 'keyplane: database %s is not restored, online and writable here"
+                    " yet';\n"
                     "ELSE\n"
                     "    EXEC (N'USE [%s];\n"
                     "        OPEN MASTER KEY DECRYPTION BY PASSWORD = ''",
-                    db->name, db->name, db->name);
+                    db->name, db->name, db->name, db->name, db->name);
             s_secret(out, secrets->dmk != NULL ? secrets->dmk[ncol] : NULL, var, 2);
             fprintf(out, "'';\n"
                          "        ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY;\n"
-                         "        CLOSE MASTER KEY;\n"
-                         "        SELECT DB_NAME() AS database_name, e.crypt_type_desc\n"
-                         "        FROM sys.symmetric_keys k\n"
-                         "        JOIN sys.key_encryptions e ON k.symmetric_key_id = e.key_id\n"
-                         "        WHERE k.name = ''##MS_DatabaseMasterKey##'';');\n"
+                         "        CLOSE MASTER KEY;');\n"
                          "GO\n");
             ncol++;
         }
-    fprintf(out, "\n-- Checks: the certificate is here, and every TDE database is linked to a\n"
-                 "-- certificate this instance holds; a database master key re-encrypted above"
-                 " shows\n-- a row ENCRYPTION BY SERVICE MASTER KEY.\n"
-                 "USE master;\nGO\n");
     fprintf(out,
-            "SELECT name, subject, expiry_date, thumbprint FROM sys.certificates"
-            " WHERE thumbprint = 0x%s;\nGO\n",
+            "\n-- Checks: the certificate is here with its private key, every TDE database is\n"
+            "-- linked to a certificate this instance holds, and each database master key\n"
+            "-- re-encrypted above opens by itself (is_master_key_encrypted_by_server 1).\n"
+            "USE master;\nGO\n");
+    fprintf(out,
+            "SELECT name, subject, expiry_date, thumbprint, pvt_key_encryption_type_desc\n"
+            "FROM sys.certificates WHERE thumbprint = 0x%s;\nGO\n",
             cert->info->thumbprint);
     s_check_tde(out);
+    bool any = false;
+    for (size_t i = 0; i < chain->nsqlserver; i++)
+        for (size_t j = 0; j < chain->sqlserver[i].ndatabases; j++) {
+            const kp_sqlserver_db *db = &chain->sqlserver[i].databases[j];
+            if (!db->column_keys)
+                continue;
+            fprintf(out, "%sN'%s'",
+                    any ? ", "
+                        : "SELECT name, is_master_key_encrypted_by_server\n"
+                          "FROM sys.databases WHERE name IN (",
+                    db->name);
+            any = true;
+        }
+    if (any)
+        fprintf(out, ");\nGO\n");
 }
 
 void kp_cli_sql_rotate(FILE *out, const kp_chain_policy *chain, const kp_cli_sql_cert *next,
@@ -189,14 +227,18 @@ void kp_cli_sql_rotate(FILE *out, const kp_chain_policy *chain, const kp_cli_sql
         s_cert_comment(out, old[i]);
     fprintf(out,
             "-- Write the files with: keyplane sqlserver export --chain %s --version %u --out DIR\n"
-            "-- Each step runs with: sqlcmd -S INSTANCE -i FILE -v CERT_DIR=\"DIR\""
-            " PVK_PASSWORD=\"...\"\n",
+            "-- and copy them where every instance below can read them. This script connects to\n"
+            "-- each instance itself (sqlcmd mode: sqlcmd, or SSMS with SQLCMD Mode on):\n"
+            "--   sqlcmd -i rotate.sql -v CERT_DIR=\"DIR\"\n"
+            "-- with PVK_PASSWORD in the environment (it stays out of the process list; the value\n"
+            "-- is what the export printed how to get), or as one more -v.\n"
+            ":on error exit\n",
             chain->name, next->version);
     fprintf(out, "\n-- Step 1: the new certificate on every instance, before any database"
                  " switches\n-- (every availability group replica must be able to open the"
                  " database key).\n");
     for (size_t i = 0; i < chain->nsqlserver; i++) {
-        fprintf(out, "\n-- on %s\nUSE master;\nGO\n", chain->sqlserver[i].instance);
+        fprintf(out, "\n:CONNECT %s\nUSE master;\nGO\n", chain->sqlserver[i].instance);
         s_create(out, next, NULL);
     }
     fprintf(out, "\n-- Step 2: each database's encryption key re-encrypted by the new"
@@ -204,26 +246,29 @@ void kp_cli_sql_rotate(FILE *out, const kp_chain_policy *chain, const kp_cli_sql
                  " the data is not re-encrypted).\n");
     for (size_t i = 0; i < chain->nsqlserver; i++) {
         const kp_sqlserver_instance *in = &chain->sqlserver[i];
+        if (in->ndatabases == 0)
+            continue; /* a secondary replica: it needed the certificate only */
+        fprintf(out, "\n:CONNECT %s\n", in->instance);
         for (size_t j = 0; j < in->ndatabases; j++)
             fprintf(out,
-                    "\n-- on %s\nUSE [%s];\nGO\nALTER DATABASE ENCRYPTION KEY\n"
+                    "USE [%s];\nGO\nALTER DATABASE ENCRYPTION KEY\n"
                     "    ENCRYPTION BY SERVER CERTIFICATE [%s];\nGO\n",
-                    in->instance, in->databases[j].name, next->name);
+                    in->databases[j].name, next->name);
     }
     fprintf(out, "\n-- Step 3: every database's encryptor is the new certificate (a row with"
                  " 'old'\n-- is a database still to switch).\n");
     for (size_t i = 0; i < chain->nsqlserver; i++) {
         const kp_sqlserver_instance *in = &chain->sqlserver[i];
         if (in->ndatabases == 0)
-            continue; /* a secondary replica: it needed the certificate only */
+            continue;
         fprintf(out,
-                "\n-- on %s\nSELECT DB_NAME(database_id) AS database_name,\n"
+                "\n:CONNECT %s\nSELECT DB_NAME(database_id) AS database_name,\n"
                 "       CASE WHEN encryptor_thumbprint = 0x%s THEN 'new' ELSE 'old' END AS"
                 " encryptor\nFROM sys.dm_database_encryption_keys\nWHERE DB_NAME(database_id)"
                 " IN (",
                 in->instance, next->info->thumbprint);
         for (size_t j = 0; j < in->ndatabases; j++)
-            fprintf(out, "%s'%s'", j > 0 ? ", " : "", in->databases[j].name);
+            fprintf(out, "%sN'%s'", j > 0 ? ", " : "", in->databases[j].name);
         fprintf(out, ");\nGO\n");
     }
     fprintf(out, "\n-- Then: keyplane rotate %s --activate\n", chain->name);
@@ -233,7 +278,9 @@ void kp_cli_sql_inventory_query(FILE *out)
 {
     fputs("-- keyplane: each database with the thumbprint of the certificate that protects its\n"
           "-- encryption key, and whether a database master key protects column keys in it.\n"
-          "-- Run it on every instance; save the result as CSV and record it with\n"
+          "-- Run it on every instance (the instance is named as @@SERVERNAME says it, which is\n"
+          "-- how the policy's sqlserver list should name it too); save the result as CSV and\n"
+          "-- record it with\n"
           "--   sqlcmd -S INSTANCE -i query.sql -s \",\" -W -h -1 -o inventory.csv\n"
           "--   keyplane sqlserver inventory import inventory.csv\n"
           "SET NOCOUNT ON;\n"
@@ -243,7 +290,8 @@ void kp_cli_sql_inventory_query(FILE *out)
           "DECLARE dbs CURSOR LOCAL FAST_FORWARD FOR\n"
           "    SELECT d.name FROM sys.databases d\n"
           "    JOIN sys.dm_database_encryption_keys k ON k.database_id = d.database_id\n"
-          "    WHERE d.database_id > 4;\n"
+          "    WHERE d.database_id > 4 AND d.state_desc = 'ONLINE'\n"
+          "      AND HAS_DBACCESS(d.name) = 1;  -- an unreadable secondary: run it on the primary\n"
           "OPEN dbs;\n"
           "FETCH NEXT FROM dbs INTO @db;\n"
           "WHILE @@FETCH_STATUS = 0\n"

@@ -203,7 +203,7 @@ expect_in "$T/err" "HR on sql-prod-1 would not restore in east"
 expect_rc 0 $P apply dbm
 expect_rc 0 $P verify dbm
 expect_rc 4 $P retire dbm --version 1
-expect_in "$T/err" "Sales on sql-prod-1 is still encrypted by dbm v1"
+expect_in "$T/err" "HR on sql-prod-1 is still encrypted by dbm v1"
 
 # ---- certificates keyplane makes -----------------------------------------------------------
 expect_rc 0 $P apply gen

@@ -29,7 +29,7 @@ static kp_status s_private_key(kp_ctx *ctx, const kp_policy *policy, const kp__d
             if ((pass == 0) != (i == d->origin) || (pass == 2) != t->secret || !t->reachable)
                 continue;
             const kp__held *h = kp__held_find(t, v);
-            if (h == NULL || strcmp(h->fpr, fpr) != 0)
+            if (h == NULL || fpr == NULL || strcmp(h->fpr, fpr) != 0)
                 continue;
             if (t->secret) {
                 kp_instance *secrets = NULL;
@@ -97,7 +97,7 @@ kp_status kp_chain_cert_export(kp_ctx *ctx, const kp_policy *policy, const char 
         st = kp__set_error(ctx, KP_ERR_NOT_FOUND, "chain '%s' has no confirmed v%u", chain,
                            *version);
     size_t holder = d->n;
-    if (st == KP_OK && kp__version_cert(d, *version, want, &holder) == NULL)
+    if (st == KP_OK && kp__version_cert(d, *version, want, &holder, NULL) == NULL)
         st = kp__set_error(ctx, KP_ERR_NOT_FOUND,
                            "no store keeps the certificate of %s v%u (keyplane sqlserver import)",
                            chain, *version);

@@ -71,12 +71,15 @@ static const kp_cert_info *s_kept(const kp__target *t, uint32_t v, const char *f
 }
 
 const kp_cert_info *kp__version_cert(const kp__discovery *d, uint32_t v, const char *fpr,
-                                     size_t *holder)
+                                     size_t *holder, bool *split)
 {
     const kp_cert_info *best = NULL;
     size_t best_n = 0, best_i = d->n;
+    bool tie = false;
     if (d->origin < d->n && (best = s_kept(&d->t[d->origin], v, fpr)) != NULL)
         best_i = d->origin;
+    /* Without the origin's word, the certificate most stores keep; a tie between two is no
+     * answer (a copy of either into the origin would make it the version's for good). */
     for (size_t i = 0; best == NULL && i < d->n; i++) {
         const kp_cert_info *ci = s_kept(&d->t[i], v, fpr);
         size_t n = 0;
@@ -87,13 +90,30 @@ const kp_cert_info *kp__version_cert(const kp__discovery *d, uint32_t v, const c
         if (n > best_n) {
             best_n = n;
             best_i = i;
+            tie = false;
+        } else if (n > 0 && n == best_n &&
+                   strcmp(ci->thumbprint, s_kept(&d->t[best_i], v, fpr)->thumbprint) != 0) {
+            tie = true;
         }
     }
-    if (best == NULL && best_i < d->n)
+    if (best == NULL && best_i < d->n && !tie)
         best = s_kept(&d->t[best_i], v, fpr);
+    if (split != NULL)
+        *split = tie;
     if (holder != NULL)
-        *holder = best_i;
+        *holder = best != NULL ? best_i : d->n;
     return best;
+}
+
+bool kp__certs_all_answered(const kp__discovery *d, const char **silent)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (!d->t[i].reachable) {
+            if (silent != NULL)
+                *silent = d->t[i].name;
+            return false;
+        }
+    return true;
 }
 
 /* A fresh certificate of the chain's policy for the private key pkcs8 (valid from now), kept

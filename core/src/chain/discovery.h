@@ -93,10 +93,15 @@ bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr);
  * chains. */
 kp_status kp__certs_discover(kp_ctx *ctx, kp__discovery *d);
 /* The certificate of version v (fingerprint fpr): the origin's when it keeps one, else the one
- * the most stores keep (the first of them in failover order); NULL when no store keeps one.
- * *holder (may be NULL) receives the index of a store keeping it. */
+ * the most stores keep; NULL when no store keeps one, or when two certificates are kept by
+ * equally many stores (then *split, when split is not NULL, is true). *holder (may be NULL)
+ * receives the index of a store keeping it (d->n when NULL is returned). */
 const kp_cert_info *kp__version_cert(const kp__discovery *d, uint32_t v, const char *fpr,
-                                     size_t *holder);
+                                     size_t *holder, bool *split);
+/* Whether every store of d answered: a version's certificate is made (or taken from an import)
+ * only then, since a store that did not answer may keep the one SQL Server uses. *silent (may be
+ * NULL) receives the first that did not. */
+bool kp__certs_all_answered(const kp__discovery *d, const char **silent);
 /* Creates version spec->version of a chain whose certificates keyplane makes: the RSA key made
  * in keyplane's memory (its certificate is signed with it, and SQL Server needs the key
  * exportable to a .pvk anyway), imported into origin, then a certificate made for it kept there.

@@ -309,8 +309,17 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
         snprintf(m->fprs[k], KPK_FPR_HEX, "%s", fprs[k]);
         size_t spkilen = 0;
         uint8_t *spki = prove ? s_reference_spki(&d, versions[k], fprs[k], &spkilen) : NULL;
-        const kp_cert_info *ref =
-            c->certificate != NULL ? kp__version_cert(&d, versions[k], fprs[k], NULL) : NULL;
+        bool split = false;
+        const kp_cert_info *ref = c->certificate != NULL
+                                      ? kp__version_cert(&d, versions[k], fprs[k], NULL, &split)
+                                      : NULL;
+        if (split) {
+            size_t len = strlen(m->problem);
+            snprintf(m->problem + len, sizeof(m->problem) - len,
+                     "%sstores keep different certificates for v%u and the origin keeps none: "
+                     "remove the wrong one (keyplane status shows which store keeps which)",
+                     len > 0 ? "; " : "", versions[k]);
+        }
         if (ref != NULL) {
             m->certs[k] = *ref;
             m->has_cert[k] = true;

@@ -185,7 +185,19 @@ static kp_status s_plan_certs(const kp__discovery *d, kp_plan *p, size_t from)
         if (!kp__version_confirmed(d, versions[k], fprs[k]))
             continue;
         size_t holder = d->n;
-        const kp_cert_info *ref = kp__version_cert(d, versions[k], fprs[k], &holder);
+        bool split = false;
+        const char *silent = NULL;
+        const kp_cert_info *ref = kp__version_cert(d, versions[k], fprs[k], &holder, &split);
+        if (split) {
+            char why[256];
+            snprintf(why, sizeof(why),
+                     "stores keep different certificates for %s v%u and the origin keeps none: "
+                     "nothing is copied until the wrong one is removed",
+                     c->name, versions[k]);
+            st = s_push_finding(p, KP_FINDING_CONFLICT, c->name, c->origin, versions[k],
+                                KP_ERR_INTEGRITY, why);
+            continue;
+        }
         const kp__target *o = &d->t[d->origin];
         const kp__held *oh = o->reachable ? kp__held_find(o, versions[k]) : NULL;
         if (ref == NULL) {
@@ -195,8 +207,13 @@ static kp_status s_plan_certs(const kp__discovery *d, kp_plan *p, size_t from)
                      "no store keeps a certificate of %s v%u: import it with `keyplane sqlserver "
                      "import --chain %s`",
                      c->name, versions[k], c->name);
-            bool make =
-                c->certificate->subject != NULL && oh != NULL && strcmp(oh->fpr, fprs[k]) == 0;
+            bool make = c->certificate->subject != NULL && oh != NULL &&
+                        strcmp(oh->fpr, fprs[k]) == 0 && kp__certs_all_answered(d, &silent);
+            if (silent != NULL)
+                snprintf(why, sizeof(why),
+                         "no store that answered keeps a certificate of %s v%u, and %s did not "
+                         "answer: it may keep the one SQL Server uses, so none is made",
+                         c->name, versions[k], silent);
             st = make ? s_push_action(p, &a)
                       : s_push_finding(p, KP_FINDING_WAITING, c->name, c->origin, versions[k],
                                        KP_ERR_NOT_FOUND, why);

@@ -162,8 +162,47 @@ typedef struct s_given {
     const kp_secret *pkcs8;
     const uint8_t *cert;
     size_t certlen;
-    char fpr[KPK_FPR_HEX]; /* the certificate's key, which the PKCS#8 must be */
+    char fpr[KPK_FPR_HEX];         /* the certificate's key, which the PKCS#8 must be */
+    char thumb[KP_THUMBPRINT_HEX]; /* the certificate's */
 } s_given;
+
+/* The fingerprint a reachable store of v holds version version with ("" none). */
+static const char *s_held_fpr(const s_view *v, uint32_t version)
+{
+    for (size_t i = 0; i < v->d.n; i++) {
+        const kp__held *h = v->d.t[i].reachable ? kp__held_find(&v->d.t[i], version) : NULL;
+        if (h != NULL)
+            return h->fpr;
+    }
+    return "";
+}
+
+/* Whether certificate g may be version's: the stores keep none (and all of them answered, for
+ * one that did not may keep the one SQL Server uses), or they keep this one. KP_ERR_EXISTS
+ * naming the other certificate, KP_ERR_UNAVAILABLE naming the silent store. */
+static kp_status s_cert_fits(kp_ctx *ctx, const s_view *v, uint32_t version, const s_given *g)
+{
+    bool split = false;
+    const char *silent = NULL;
+    const kp_cert_info *ref = kp__version_cert(&v->d, version, g->fpr, NULL, &split);
+    if (split)
+        return kp__set_error(ctx, KP_ERR_EXISTS,
+                             "stores keep different certificates for %s v%u: remove the wrong "
+                             "one first",
+                             v->c->name, version);
+    if (ref != NULL && strcmp(ref->thumbprint, g->thumb) != 0)
+        return kp__set_error(ctx, KP_ERR_EXISTS,
+                             "the key is %s v%u, whose certificate is %s (%s); this is another "
+                             "certificate of the same key, and a key is one protector with one "
+                             "certificate",
+                             v->c->name, version, ref->thumbprint, ref->subject);
+    if (ref == NULL && !kp__certs_all_answered(&v->d, &silent))
+        return kp__set_error(ctx, KP_ERR_UNAVAILABLE,
+                             "%s did not answer: it may keep the certificate of %s v%u, so none is "
+                             "given to it without it",
+                             silent, v->c->name, version);
+    return KP_OK;
+}
 
 /* Puts version spec->version into origin: the given key with its certificate, a made key with a
  * made certificate (a chain whose certificates keyplane makes), or a key the origin makes. */
@@ -184,10 +223,17 @@ static kp_status s_make_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instan
  * every number the document records, so no store can hold another key under it. */
 static kp_status s_stage_key(kp_ctx *ctx, s_view *v, uint32_t staged, const s_given *g)
 {
-    for (size_t i = 0; i < v->d.n; i++) {
-        const kp__target *t = &v->d.t[i];
-        if (t->reachable && kp__held_find(t, staged) != NULL)
-            return KP_OK;
+    const char *held = s_held_fpr(v, staged);
+    if (held[0] != '\0' && g == NULL)
+        return KP_OK;
+    if (held[0] != '\0' || g != NULL) {
+        /* an import: the staged number must be free, or this very key (a rerun) */
+        if (held[0] != '\0' && strcmp(held, g->fpr) != 0)
+            return kp__set_error(ctx, KP_ERR_EXISTS,
+                                 "%s v%u is staged with another key (another import made it "
+                                 "first)",
+                                 v->c->name, staged);
+        KP_GUARD(s_cert_fits(ctx, v, staged, g));
     }
     if (!v->d.t[v->d.origin].reachable)
         return kp__set_error(ctx, KP_ERR_UNAVAILABLE, "origin %s is unreachable: %s",
@@ -195,8 +241,22 @@ static kp_status s_stage_key(kp_ctx *ctx, s_view *v, uint32_t staged, const s_gi
     kp_key_info info;
     kp_key_spec spec;
     kp__chain_spec(v->c, staged, &spec);
-    kp_status st = s_make_version(ctx, v->c, v->d.t[v->d.origin].inst, &spec, g, &info);
-    return st == KP_ERR_EXISTS ? KP_OK : st; /* another run made it first */
+    kp_status st = KP_OK;
+    if (held[0] == '\0')
+        st = s_make_version(ctx, v->c, v->d.t[v->d.origin].inst, &spec, g, &info);
+    if (st == KP_ERR_EXISTS || held[0] != '\0') {
+        /* another run made it first, or a rerun: only this import's key is success */
+        kp_key_info have;
+        st = kp_key_info_get(v->d.t[v->d.origin].inst, v->c->name, staged, &have);
+        if (st == KP_OK && g != NULL && strcmp(have.fingerprint, g->fpr) != 0)
+            st = kp__set_error(ctx, KP_ERR_EXISTS,
+                               "%s v%u is staged with another key (another import made it "
+                               "first)",
+                               v->c->name, staged);
+        if (st == KP_OK && g != NULL)
+            st = kp_key_cert_put(v->d.t[v->d.origin].inst, v->c->name, staged, g->cert, g->certlen);
+    }
+    return st;
 }
 
 /* Copies every version (the staged one too) everywhere the chain keeps its protector. */
@@ -233,16 +293,28 @@ static kp_status s_stage(kp_ctx *ctx, const kp_policy *policy, const char *chain
 {
     *version = 0;
     *verified = 0;
+    const kp_chain_policy *c = NULL;
+    KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
+    /* Refused before anything is recorded: a staged number no key could ever fill would block
+     * the chain's next import. */
+    if (g == NULL && c->certificate != NULL && c->certificate->subject == NULL)
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "chain '%s' takes its versions from its certificates: stage the "
+                             "next one with 'keyplane sqlserver import --chain %s'",
+                             chain, chain);
     s_view *v = NULL;
     kp_status st = s_view_new(ctx, policy, chain, &v);
     uint32_t staged = st == KP_OK ? s_staged(&v->s) : 0;
-    /* A staged version made from another key is not this import's: it is activated or
-     * abandoned first. */
-    if (st == KP_OK && staged != 0 && g != NULL)
+    /* A staged version with another key is not this import's: it is activated or abandoned
+     * first. A staged number no store holds a key of (an import killed in between) or one
+     * holding this very key (a rerun) is this import's to finish. */
+    const char *taken = st == KP_OK && staged != 0 ? s_held_fpr(v, staged) : "";
+    if (st == KP_OK && g != NULL && taken[0] != '\0' && strcmp(taken, g->fpr) != 0)
         st = kp__set_error(ctx, KP_ERR_EXISTS,
                            "chain '%s' has v%u staged already: activate or abandon it first "
-                           "('keyplane rotate %s --activate' or '--abandon')",
-                           chain, staged, chain);
+                           "('keyplane rotate %s --activate' or 'keyplane rotate %s --abandon "
+                           "%u')",
+                           chain, staged, chain, chain, staged);
     if (st == KP_OK && staged == 0)
         st = s_stage_new(ctx, chain, v, &staged);
     if (st == KP_OK)
@@ -284,6 +356,12 @@ static kp_status s_imported(kp_ctx *ctx, s_view *v, const s_given *g, uint32_t *
                 *version = v->d.t[i].held[k].version;
     if (*version == 0)
         return KP_OK;
+    const kp__vstate *x = kp__state_find(&v->s, *version);
+    if (x != NULL && (x->state == KP_VSTATE_ABANDONED || x->state == KP_VSTATE_RETIRED))
+        return kp__set_error(ctx, KP_ERR_DENIED,
+                             "the key is %s v%u, which is %s: it is not made a version again",
+                             v->c->name, *version, kp_version_state_name(x->state));
+    KP_GUARD(s_cert_fits(ctx, v, *version, g));
     const kp__target *o = &v->d.t[v->d.origin];
     const kp__held *h = o->reachable ? kp__held_find(o, *version) : NULL;
     if (h == NULL || strcmp(h->fpr, g->fpr) != 0)
@@ -310,7 +388,7 @@ kp_status kp_chain_import(kp_ctx *ctx, const kp_policy *policy, const char *chai
     *version = 0;
     *staged = 0;
     *verified = 0;
-    s_given g = {pkcs8, cert, certlen, ""};
+    s_given g = {pkcs8, cert, certlen, "", ""};
     const kp_chain_policy *c = NULL;
     KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
     if (c->certificate == NULL)
@@ -318,15 +396,22 @@ kp_status kp_chain_import(kp_ctx *ctx, const kp_policy *policy, const char *chai
                              "chain '%s' has no 'certificate' block: its protector is no "
                              "certificate",
                              chain);
-    if (kpk_cert_fpr(cert, certlen, g.fpr) != KP_OK)
-        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "not a DER X.509 certificate");
+    kp_cert_info ci;
+    char why[160];
+    if (kp_cert_read(cert, certlen, &ci, why, sizeof(why)) != KP_OK)
+        return kp__set_error(ctx, KP_ERR_INVALID_ARG, "the certificate: %s", why);
+    memcpy(g.fpr, ci.fingerprint, sizeof(g.fpr));
+    memcpy(g.thumb, ci.thumbprint, sizeof(g.thumb));
     s_view *v = NULL;
     kp_status st = s_view_new(ctx, policy, chain, &v);
     uint32_t vers[KP_STATE_VERSIONS];
     const char *fprs[KP_STATE_VERSIONS];
     size_t n = st == KP_OK ? kp__versions(&v->d, vers, fprs, KP_STATE_VERSIONS) : 0;
+    uint32_t staged_now = st == KP_OK ? s_staged(&v->s) : 0;
     if (st == KP_OK)
         st = s_imported(ctx, v, &g, version);
+    /* the staged version already: a rerun, which finishes the stage (its proof) */
+    bool rerun = st == KP_OK && *version != 0 && *version == staged_now;
     for (size_t i = 0; st == KP_OK && *version == 0 && n == 0 && i < v->d.n; i++)
         if (!v->d.t[i].reachable)
             st = kp__set_error(ctx, KP_ERR_UNAVAILABLE,
@@ -342,7 +427,7 @@ kp_status kp_chain_import(kp_ctx *ctx, const kp_policy *policy, const char *chai
         *version = 1;
     }
     s_view_free(v);
-    if (st == KP_OK && (first || *version != 0))
+    if (st == KP_OK && (first || (*version != 0 && !rerun)))
         return s_replicate_all(ctx, policy, chain, opts);
     if (st != KP_OK)
         return st;

@@ -331,8 +331,16 @@ static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instan
         st = kp__set_error(ctx, KP_ERR_UNAVAILABLE, "the chain's secret store is unreachable");
     if (st == KP_OK)
         st = kp_store_get(dst, key, f.secret_version, &pem, NULL, NULL);
-    if (st == KP_OK)
+    if (st == KP_OK) {
         st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
+        /* the copy is there, its password is not: a gap of its own, not a missing version */
+        if (st == KP_ERR_NOT_FOUND)
+            st = kp__set_error(ctx, KP_ERR_INTEGRITY,
+                               "the copy's password (%s v%u in %s) is missing: restore it, or "
+                               "copy the version again (keyplane restore %s --to %s)",
+                               pwname, f.password_version, kp_instance_name(secrets), c->name,
+                               kp_instance_name(dst));
+    }
     if (st == KP_OK)
         *pkey = s_open_copy(pem, password);
     if (st == KP_OK && *pkey == NULL) {

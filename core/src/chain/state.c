@@ -257,7 +257,7 @@ kp_status kp__state_store(kp_ctx *ctx, const kp__discovery *d, kp__chain_state *
     for (size_t k = 0; k < nv; k++) {
         kp__vstate *x = kp__state_find(s, vs[k]);
         const kp_cert_info *ci =
-            x != NULL && x->cert[0] == '\0' ? kp__version_cert(d, vs[k], fs[k], NULL) : NULL;
+            x != NULL && x->cert[0] == '\0' ? kp__version_cert(d, vs[k], fs[k], NULL, NULL) : NULL;
         if (ci != NULL)
             memcpy(x->cert, ci->thumbprint, KP_THUMBPRINT_HEX);
     }

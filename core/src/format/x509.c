@@ -220,7 +220,8 @@ typedef struct s_rdns {
 static kp_status s_value(const char **pp, s_rdns *r, size_t *used, char *err, size_t errlen)
 {
     const char *p = *pp;
-    size_t start = *used, keep = *used;
+    size_t start = *used;
+    size_t keep = start;
     while (*p == ' ')
         p++;
     while (*p != '\0' && *p != ',') {

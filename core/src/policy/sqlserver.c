@@ -48,6 +48,48 @@ static bool s_database_ok(const char *v)
     return true;
 }
 
+/* A column_keys database's master key password is the sqlcmd variable DMK_PASSWORD_<name> with
+ * '.' and '-' as '_' (sqlcmd takes variable names without case) and the secret
+ * <chain>.dmk.<name> (at most 127 characters): another database of the chain whose name gives
+ * the same variable would get this one's password. */
+static bool s_dmk_names_ok(kp_pol_parser *P, const kp_pol_chain *c,
+                           const kp_sqlserver_instance *cur, yaml_node_t *n, const char *name)
+{
+    if (strlen(c->name) + strlen(".dmk.") + strlen(name) > 127) {
+        kp__pdiag(P, n,
+                  "chain '%s': database '%s' has column_keys, and its password's secret name "
+                  "%s.dmk.%s would pass 127 characters",
+                  c->name, name, c->name, name);
+        return false;
+    }
+    for (size_t i = 0; i <= c->pub.nsqlserver; i++) {
+        const kp_sqlserver_instance *in = i < c->pub.nsqlserver ? &c->sql[i] : cur;
+        for (size_t j = 0; j < in->ndatabases; j++) {
+            const char *o = in->databases[j].name;
+            if (o == NULL || !in->databases[j].column_keys || strcasecmp(o, name) == 0 ||
+                strlen(o) != strlen(name))
+                continue;
+            bool same = true;
+            for (size_t k = 0; same && name[k] != '\0'; k++) {
+                char a =
+                    strchr(".-", name[k]) != NULL ? '_' : (char)tolower((unsigned char)name[k]);
+                char b = strchr(".-", o[k]) != NULL ? '_' : (char)tolower((unsigned char)o[k]);
+                same = a == b;
+            }
+            if (same) {
+                kp__pdiag(P, n,
+                          "chain '%s': databases '%s' and '%s' both have column_keys and would "
+                          "share one sqlcmd variable for their master key passwords",
+                          c->name, o, name);
+                return false;
+            }
+        }
+        if (in == cur)
+            break;
+    }
+    return true;
+}
+
 static void s_database(kp_pol_parser *P, kp_pol_chain *c, kp_sqlserver_instance *in, yaml_node_t *n)
 {
     const char *name = kp__yscalar(n);
@@ -78,12 +120,15 @@ static void s_database(kp_pol_parser *P, kp_pol_chain *c, kp_sqlserver_instance 
                   c->name);
         return;
     }
+    /* SQL Server's usual collation takes names without case */
     for (size_t i = 0; i < in->ndatabases; i++)
-        if (strcmp(in->databases[i].name, name) == 0) {
+        if (in->databases[i].name != NULL && strcasecmp(in->databases[i].name, name) == 0) {
             kp__pdiag(P, n, "chain '%s': sqlserver instance '%s' lists database '%s' twice",
                       c->name, in->instance, name);
             return;
         }
+    if (column_keys && !s_dmk_names_ok(P, c, in, n, name))
+        return;
     kp_sqlserver_db *db = (kp_sqlserver_db *)&in->databases[in->ndatabases];
     if ((db->name = kp__strdup(name)) != NULL) {
         db->column_keys = column_keys;
