@@ -30,7 +30,7 @@ _keyplane()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=""
     [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql"
+    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql sqlserver secret"
     local globals="--policy --plugin-dir --json --audit --state-dir --verbose --quiet --version --help"
     local policy=${KEYPLANE_POLICY:-keyplane.yaml} cmd="" sub="" i w
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -43,13 +43,15 @@ _keyplane()
             case ${COMP_WORDS[i - 1]} in
             --policy | -p | --plugin-dir | -P | --audit | --state-dir | --journal | --in | --out | \
                 --kek | --chain | --to | --from | --replica | --instance | -r | --dek | --key | \
-                --passphrase | --workers | --abandon | --name | --type | --bits)
+                --passphrase | --workers | --abandon | --name | --type | --bits | --cer | --pvk | \
+                --password | --value | --meta)
                 continue
                 ;;
             esac
             if [ -z "$cmd" ]; then
                 cmd=$w
-            elif [ -z "$sub" ] && { [ "$cmd" = key ] || [ "$cmd" = policy ] || [ "$cmd" = azure-sql ]; }; then
+            elif [ -z "$sub" ] && { [ "$cmd" = key ] || [ "$cmd" = policy ] || [ "$cmd" = azure-sql ] ||
+                [ "$cmd" = sqlserver ] || [ "$cmd" = secret ]; }; then
                 sub=$w
             fi
             ;;
@@ -58,7 +60,7 @@ _keyplane()
     policy=${policy/#\~/$HOME}
 
     case $prev in
-    --policy | -p | --audit | --journal | --in | --out | --kek)
+    --policy | -p | --audit | --journal | --in | --out | --kek | --cer | --pvk)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -74,7 +76,7 @@ _keyplane()
         COMPREPLY=($(compgen -W "$(_keyplane_names providers "$policy")" -- "$cur"))
         return
         ;;
-    --dek | --key | --passphrase)
+    --dek | --key | --passphrase | --password | --value)
         COMPREPLY=($(compgen -W "env: file: fd: stdin" -- "$cur"))
         [ "${#COMPREPLY[@]}" -eq 1 ] && [ "${COMPREPLY[0]}" != stdin ] && compopt -o nospace
         return
@@ -110,6 +112,21 @@ _keyplane()
         [ -z "$sub" ] && { COMPREPLY=($(compgen -W "script" -- "$cur")); return; }
         opts="--powershell"; args=chains ;;
     unwrap) opts="--in --replica --out" ;;
+    sqlserver)
+        [ -z "$sub" ] && {
+            COMPREPLY=($(compgen -W "import export rotate-script inventory-query inventory" -- "$cur"))
+            return
+        }
+        case $sub in
+        import) opts="--chain --cer --pvk --password" ;;
+        export) opts="--chain --version --out --show-password" ;;
+        rotate-script) args=chains ;;
+        inventory) opts="--replace" ;;
+        esac
+        ;;
+    secret)
+        [ -z "$sub" ] && { COMPREPLY=($(compgen -W "put get list" -- "$cur")); return; }
+        opts="--chain --instance --from --name --value --meta --version --out" ;;
     key)
         local subs="create replicate generate import export export-byok backup restore-backup list public"
         [ -z "$sub" ] && { COMPREPLY=($(compgen -W "$subs" -- "$cur")); return; }

@@ -478,7 +478,7 @@ static void s_cert_show(kp_cli *cli, const kp_chain_policy *c, uint32_t version,
  * those lines) or an entry of chains; gaps counts the chains with a gap. status adds when each
  * version was created and activated, and when rotation is due (from the active version). */
 static kp_status s_matrix_chain(kp_cli *cli, const kp_chain_policy *c, bool prove, json_t *chains,
-                                const kp_cli_sql_inventory *inv, int *gaps)
+                                kp_cli_sql_inventory *inv, int *gaps)
 {
     kp_matrix *m = NULL;
     kp_status st = kp_chain_matrix(cli->ctx, cli->policy, c->name, prove, &m);
@@ -646,13 +646,22 @@ static int s_matrix_cmd(kp_cli *cli, int argc, char **argv, bool prove)
         done += s_chain_stores(cli, c);
         st = s_matrix_chain(cli, c, prove, chains, &inv, &gaps);
     }
+    /* verify of every chain: a recorded database none of them protects is a gap too */
+    json_t *top = cli->json ? json_object() : NULL;
+    if (st == KP_OK && prove && o.chain == NULL)
+        gaps += kp_cli_sql_inventory_orphans(&inv, top);
     kp_cli_sql_inventory_free(&inv);
     if (st != KP_OK) {
         json_decref(chains);
+        json_decref(top);
         return kp_cli_fail(cli, st, prove ? "verify" : "status");
     }
-    if (cli->json)
-        kp_cli_print_json(json_pack("{s:b, s:o}", "ok", gaps == 0, "chains", chains));
+    if (cli->json) {
+        json_t *head = json_pack("{s:b, s:o}", "ok", gaps == 0, "chains", chains);
+        json_object_update(head, top);
+        json_decref(top);
+        kp_cli_print_json(head);
+    }
     return gaps == 0 ? KP_EXIT_OK : KP_EXIT_FAIL;
 }
 

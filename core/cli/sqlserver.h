@@ -53,7 +53,8 @@ typedef struct kp_cli_sql_db {
     char instance[160], database[128];
     char thumbprint[KP_THUMBPRINT_HEX];
     bool column_keys;
-    size_t seq; /* the order rows were read in, while merging */
+    size_t seq;   /* the order rows were read in, while merging */
+    bool claimed; /* verify: a chain of the policy protects it (kp_cli_sql_inventory_gaps) */
 } kp_cli_sql_db;
 typedef struct kp_cli_sql_inventory {
     kp_cli_sql_db *db;
@@ -67,7 +68,11 @@ void kp_cli_sql_inventory_free(kp_cli_sql_inventory *inv);
  * the chain's "databases" in json_chain, a json_t *; neither unless print). Returns the number
  * of gaps. */
 int kp_cli_sql_inventory_gaps(const kp_chain_policy *c, const kp_matrix *m,
-                              const kp_cli_sql_inventory *inv, void *json_chain, bool print);
+                              kp_cli_sql_inventory *inv, void *json_chain, bool print);
+/* verify of every chain, after them: each recorded database no chain protects (its certificate
+ * is no version of any chain, and no chain lists it) is a gap, said on stderr or as the
+ * document's "unprotected_databases" (json_top, a json_t *). Returns their number. */
+int kp_cli_sql_inventory_orphans(const kp_cli_sql_inventory *inv, void *json_top);
 /* retire: KP_EXIT_OK unless a recorded database is still encrypted by the version's
  * certificate (then the refusal, exit 4). */
 int kp_cli_sql_retire_check(kp_cli *cli, const char *chain, uint32_t version);

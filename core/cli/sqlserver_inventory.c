@@ -340,7 +340,7 @@ static size_t s_row_of(const kp_matrix *m, const char *t)
 }
 
 int kp_cli_sql_inventory_gaps(const kp_chain_policy *c, const kp_matrix *m,
-                              const kp_cli_sql_inventory *inv, void *json_chain, bool print)
+                              kp_cli_sql_inventory *inv, void *json_chain, bool print)
 {
     if (c->certificate == NULL || inv == NULL || inv->n == 0)
         return 0;
@@ -348,10 +348,11 @@ int kp_cli_sql_inventory_gaps(const kp_chain_policy *c, const kp_matrix *m,
     json_t *dbs = json_chain != NULL ? json_array() : NULL;
     size_t nv = kp_matrix_version_count(m), ni = kp_matrix_instance_count(m);
     for (size_t k = 0; k < inv->n; k++) {
-        const kp_cli_sql_db *db = &inv->db[k];
+        kp_cli_sql_db *db = &inv->db[k];
         size_t r = s_row_of(m, db->thumbprint);
         if (r == nv && !s_listed(c, db))
             continue; /* another chain's database */
+        db->claimed = true;
         json_t *fails = dbs != NULL ? json_array() : NULL;
         if (r == nv) {
             gaps++;
@@ -428,4 +429,28 @@ int kp_cli_sql_retire_check(kp_cli *cli, const char *chain, uint32_t version)
     kp_matrix_free(m);
     kp_cli_sql_inventory_free(&inv);
     return rc;
+}
+
+int kp_cli_sql_inventory_orphans(const kp_cli_sql_inventory *inv, void *json_top)
+{
+    int n = 0;
+    json_t *a = json_top != NULL ? json_array() : NULL;
+    for (size_t k = 0; inv != NULL && k < inv->n; k++) {
+        const kp_cli_sql_db *db = &inv->db[k];
+        if (db->claimed)
+            continue;
+        n++;
+        if (a != NULL)
+            json_array_append_new(
+                a, json_pack("{s:o, s:o, s:s}", "instance", kp_cli_jstr(db->instance), "database",
+                             kp_cli_jstr(db->database), "thumbprint", db->thumbprint));
+        else
+            fprintf(stderr,
+                    "keyplane: gap: %s on %s is encrypted by certificate 0x%s, which no chain "
+                    "of the policy carries: its backups restore nowhere keyplane keeps\n",
+                    db->database, db->instance, db->thumbprint);
+    }
+    if (a != NULL)
+        json_object_set_new(json_top, "unprotected_databases", a);
+    return n;
 }

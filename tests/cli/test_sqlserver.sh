@@ -196,6 +196,13 @@ printf 'sql-prod-1,Sales,nothex,0\n' >"$T/bad.csv"
 expect_rc 7 $P sqlserver inventory import "$T/bad.csv"
 expect_in "$T/err" "$T/bad.csv:1: 'nothex' is no certificate thumbprint"
 expect_rc 0 $P verify dbm
+# a database whose certificate no chain carries, on an instance no chain lists: a gap of the
+# whole policy's verify
+printf 'OTHERHOST,Payroll,%s,0\n' AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA >"$T/other.csv"
+expect_rc 0 $P sqlserver inventory import "$T/other.csv"
+expect_in "$T/out" "recorded 3 databases"
+expect_rc 1 $P verify
+expect_in "$T/err" "Payroll on OTHERHOST is encrypted by certificate 0xAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, which no chain"
 rm "$T/east/keys/dbm/1/certificate.der"
 expect_rc 1 $P verify dbm
 expect_in "$T/err" "Sales on sql-prod-1 would not restore in east: dbm v1: holds the key but not its certificate"
