@@ -173,7 +173,7 @@ static int s_put(kp_cli *cli, const s_opts *o, const char **names, size_t n)
         const char *chain = kp_policy_chain_at(cli->policy, i)->name;
         size_t len = strlen(chain);
         for (size_t k = 0; k < sizeof(s_owned) / sizeof(s_owned[0]); k++)
-            if (strncmp(o->name, chain, len) == 0 && o->name[len] == '.' &&
+            if (o->name != NULL && strncmp(o->name, chain, len) == 0 && o->name[len] == '.' &&
                 strcmp(o->name + len + 1, s_owned[k]) == 0)
                 return kp_cli_error(KP_ERR_INVALID_ARG,
                                     "%s is where keyplane keeps chain %s's copies (apply writes "
@@ -185,6 +185,10 @@ static int s_put(kp_cli *cli, const s_opts *o, const char **names, size_t n)
     kp_status st = kp_secret_read_source(o->value, 1024 * 1024, 0, &value, err, sizeof(err));
     if (st != KP_OK)
         return kp_cli_error(st, "--value: %s", err);
+    if (kp_secret_len(value) == 0) {
+        kp_secret_free(value);
+        return kp_cli_error(KP_ERR_INVALID_ARG, "--value %s: empty; nothing was stored", o->value);
+    }
     kp_meta meta[18];
     char keys[16][128];
     size_t nm = 0;

@@ -550,7 +550,7 @@ static int s_rotate_script(kp_cli *cli, int argc, char **argv)
                           "no store keeps the certificate of %s v%u: run 'keyplane apply'", chain,
                           kp_matrix_version(m, staged));
     /* the versions backups may still need: active, previous, and a never-rotated chain's */
-    for (size_t r = 0; rc == KP_EXIT_OK && r < nv; r++) {
+    for (size_t r = 0; rc == KP_EXIT_OK && certs != NULL && old != NULL && r < nv; r++) {
         uint32_t s = kp_matrix_state(m, r, NULL, NULL);
         const kp_cert_info *ci = kp_matrix_certificate(m, r);
         if (ci == NULL || (r != staged && s != KP_VSTATE_ACTIVE && s != KP_VSTATE_PREVIOUS &&

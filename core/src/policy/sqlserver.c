@@ -71,9 +71,8 @@ static bool s_dmk_names_ok(kp_pol_parser *P, const kp_pol_chain *c,
                 continue;
             bool same = true;
             for (size_t k = 0; same && name[k] != '\0'; k++) {
-                char a =
-                    strchr(".-", name[k]) != NULL ? '_' : (char)tolower((unsigned char)name[k]);
-                char b = strchr(".-", o[k]) != NULL ? '_' : (char)tolower((unsigned char)o[k]);
+                int a = strchr(".-", name[k]) != NULL ? '_' : tolower((unsigned char)name[k]);
+                int b = strchr(".-", o[k]) != NULL ? '_' : tolower((unsigned char)o[k]);
                 same = a == b;
             }
             if (same) {
