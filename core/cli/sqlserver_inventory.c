@@ -434,6 +434,8 @@ int kp_cli_sql_retire_check(kp_cli *cli, const char *chain, uint32_t version)
 int kp_cli_sql_inventory_orphans(const kp_cli_sql_inventory *inv, void *json_top)
 {
     int n = 0;
+    if (inv == NULL || inv->n == 0)
+        return 0; /* nothing recorded: nothing said */
     json_t *a = json_top != NULL ? json_array() : NULL;
     for (size_t k = 0; inv != NULL && k < inv->n; k++) {
         const kp_cli_sql_db *db = &inv->db[k];
