@@ -360,9 +360,9 @@ static ASN1_INTEGER *s_serial(void)
     unsigned char b[S_SERIAL_BYTES];
     if (RAND_bytes(b, (int)sizeof(b)) != 1)
         return NULL;
-    b[0] &= 0x7f;
-    if (b[0] == 0)
-        b[0] = 1;
+    /* positive (top bit clear) and no leading zero nibble: 0x10..0x7f first, so the serial is
+     * 16 bytes and 32 hex digits in every tool's printing */
+    b[0] = (unsigned char)((b[0] & 0x7f) | 0x10);
     BIGNUM *bn = BN_bin2bn(b, (int)sizeof(b), NULL);
     ASN1_INTEGER *serial = bn != NULL ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
     BN_free(bn);
