@@ -56,17 +56,10 @@ const kp_param_desc kp_akv_param_list[] = {
     S_OPT("verify_challenge_resource", KP_PARAM_BOOL,
           "require every host the challenge names (resource and scope) to be the vault's or a "
           "parent domain of it (default true)"),
-    S_OPT("ca_bundle", KP_PARAM_PATH, "PEM file of trusted CAs (default: the system store)"),
-    S_INT("timeout_ms", 100, 600000, "time limit of one request (default 30000)"),
-    S_INT("connect_timeout_ms", 100, 600000, "connect time limit (default 5000)"),
-    S_INT("max_attempts", 1, 10,
-          "tries of a request failing transiently (429, 5xx, reset, timeout); default 4"),
+    KPK_HTTP_PARAM_ROWS,
     S_INT("deadline_ms", 100, 600000,
           "time limit of one key lookup, listing, wrap or unwrap, its retries, waits and token "
           "included: past it the core fails over to another replica (default 10000)"),
-    S_INT("request_deadline_ms", 100, 3600000,
-          "time limit of any one request with its retries and waits (default 45000, at least "
-          "timeout_ms)"),
     {.name = NULL},
 };
 
@@ -210,20 +203,12 @@ static kp_status s_secret(kp_akv_inst *a, const kp_param *params)
 /* The transport's settings. */
 static void s_http(kp_akv_inst *a, const kp_param *params)
 {
-    const kp_param *p;
     memset(&a->http_cfg, 0, sizeof(a->http_cfg));
+    kpk_http_config_params(params, &a->http_cfg);
     a->http_cfg.ca_bundle = a->ca_bundle[0] != '\0' ? a->ca_bundle : NULL;
     a->http_cfg.max_response = KP_AKV_MAX_BODY * 8; /* backups of many versions */
     a->http_cfg.user_agent = "keyplane-azure-keyvault/0.1.0";
-    if ((p = kp_param_find(params, "timeout_ms")) != NULL)
-        a->http_cfg.timeout_ms = (long)p->num;
-    if ((p = kp_param_find(params, "connect_timeout_ms")) != NULL)
-        a->http_cfg.connect_timeout_ms = (long)p->num;
-    if ((p = kp_param_find(params, "max_attempts")) != NULL)
-        a->http_cfg.max_attempts = (unsigned)p->num;
-    if ((p = kp_param_find(params, "request_deadline_ms")) != NULL)
-        a->http_cfg.deadline_ms = (long)p->num;
-    p = kp_param_find(params, "deadline_ms");
+    const kp_param *p = kp_param_find(params, "deadline_ms");
     a->deadline_ms = p != NULL ? (long)p->num : KP_AKV_DEFAULT_DEADLINE_MS;
 }
 

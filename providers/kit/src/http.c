@@ -359,7 +359,13 @@ static CURLcode s_method(CURL *c, const kpk_http_request *req)
 {
     const char *m = req->method;
     bool has_body = req->body != NULL;
-    CURLcode rc;
+    if (strcmp(m, "HEAD") == 0) { /* no body expected: libcurl must not wait for one */
+        CURLcode rc = curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        return rc == CURLE_OK ? curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL) : rc;
+    }
+    CURLcode rc = curl_easy_setopt(c, CURLOPT_NOBODY, 0L); /* after a HEAD on the handle */
+    if (rc != CURLE_OK)
+        return rc;
     if (strcmp(m, "GET") == 0 || (strcmp(m, "DELETE") == 0 && !has_body)) {
         rc = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
@@ -377,7 +383,7 @@ static CURLcode s_method(CURL *c, const kpk_http_request *req)
 
 static bool s_method_known(const char *m)
 {
-    static const char *const known[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if (strcmp(m, known[i]) == 0)
             return true;
@@ -462,15 +468,17 @@ static bool s_bound_attempt(kpk_http *h, int64_t end)
 
 /* The attempts, all over before end (kpk_http_clock_ms): returns KP_OK with the answer in
  * resp, or the failure with err set. */
-static kp_status s_attempts(kpk_http *h, bool unsafe, int64_t end, const char *origin,
-                            kpk_http_response *resp, char *err, size_t errlen)
+static kp_status s_attempts(kpk_http *h, const kpk_http_request *req, int64_t end,
+                            const char *origin, kpk_http_response *resp, char *err, size_t errlen)
 {
+    bool unsafe = (req->flags & KPK_HTTP_UNSAFE) != 0;
     if (!s_time_for(end, 0)) { /* a caller's budget spent by its earlier requests */
         s_err(err, errlen, "%s: not sent: no time left before the request's deadline", origin);
         return KP_ERR_TIMEOUT;
     }
     for (unsigned attempt = 1;; attempt++) {
         bool cut = s_bound_attempt(h, end);
+        h->rx.keep = (req->flags & KPK_HTTP_KEEP_HEADERS) != 0;
         kpk__http_rx_reset(&h->rx);
         h->prereqs = 0;
         h->resend_refused = false;
@@ -488,9 +496,15 @@ static kp_status s_attempts(kpk_http *h, bool unsafe, int64_t end, const char *o
         if (rc == CURLE_OK && !h->rx.too_large && !h->rx.oom) {
             long status = 0;
             curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
-            if (status == 429)
+            /* a service's own throttling answer (AWS's 400 ThrottlingException) is a 429 */
+            bool throttled =
+                status == 429 ||
+                (req->throttle != NULL && status >= 400 && status < 500 &&
+                 req->throttle(req->throttle_arg, status,
+                               h->rx.body != NULL ? h->rx.body : (const uint8_t *)"", h->rx.len));
+            if (throttled)
                 resp->throttled++;
-            long wait = more && kpk__http_status_retryable(status, unsafe)
+            long wait = more && (throttled || kpk__http_status_retryable(status, unsafe))
                             ? s_wait_for_status(h, status, attempt - 1)
                             : -1;
             /* a wait that would end past the deadline is not begun: the answer goes back */
@@ -546,7 +560,7 @@ kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_respo
         return KP_ERR_INVALID_ARG;
     }
     if (!s_method_known(req->method)) {
-        s_err(err, errlen, "http: method %.16s is not one of GET POST PUT PATCH DELETE",
+        s_err(err, errlen, "http: method %.16s is not one of GET HEAD POST PUT PATCH DELETE",
               req->method);
         return KP_ERR_INVALID_ARG;
     }
@@ -573,7 +587,7 @@ kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_respo
     if (st == KP_OK)
         st = s_request(h, req, u, plain, headers, origin, err, errlen);
     if (st == KP_OK)
-        st = s_attempts(h, (req->flags & KPK_HTTP_UNSAFE) != 0, end, origin, resp, err, errlen);
+        st = s_attempts(h, req, end, origin, resp, err, errlen);
     /* the handle outlives this call: it must not point at the caller's body or our lists */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_CURLU, (CURLU *)NULL);

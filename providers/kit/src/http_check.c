@@ -83,3 +83,18 @@ kp_status kpk_http_url_parse(const char *name, const char *url, int allow_http, 
     }
     return KP_OK;
 }
+
+void kpk_http_config_params(const kp_param *params, kpk_http_config *cfg)
+{
+    const kp_param *p;
+    if ((p = kp_param_find(params, "ca_bundle")) != NULL && p->str != NULL && p->str[0] != '\0')
+        cfg->ca_bundle = p->str;
+    if ((p = kp_param_find(params, "timeout_ms")) != NULL)
+        cfg->timeout_ms = (long)p->num;
+    if ((p = kp_param_find(params, "connect_timeout_ms")) != NULL)
+        cfg->connect_timeout_ms = (long)p->num;
+    if ((p = kp_param_find(params, "max_attempts")) != NULL)
+        cfg->max_attempts = (unsigned)p->num;
+    if ((p = kp_param_find(params, "request_deadline_ms")) != NULL)
+        cfg->deadline_ms = (long)p->num;
+}

@@ -22,6 +22,9 @@ typedef struct kpk__http_rx {
     bool oom;       /* an allocation failed in a callback: the transfer was stopped */
     bool in_header; /* between a status line and the blank line that ends its header */
     char *www_authenticate, *request_id, *retry_after;
+    bool keep;   /* KPK_HTTP_KEEP_HEADERS: every header line is kept in lines */
+    char *lines; /* "name: value\n" per header, the value trimmed; NUL-terminated */
+    size_t lines_len;
 } kpk__http_rx;
 
 struct kpk_http {

@@ -16,6 +16,7 @@
 /* Longest header value kept; longer ones are ignored (no service sends them). */
 #define S_MAX_VALUE 8192
 #define S_FIRST_CAP 4096
+#define S_LINES_MAX (64 * 1024)
 
 size_t kpk__http_on_body(char *data, size_t size, size_t n, void *userdata)
 {
@@ -59,7 +60,31 @@ static void s_free_headers(kpk__http_rx *rx)
     free(rx->www_authenticate);
     free(rx->request_id);
     free(rx->retry_after);
-    rx->www_authenticate = rx->request_id = rx->retry_after = NULL;
+    free(rx->lines);
+    rx->www_authenticate = rx->request_id = rx->retry_after = rx->lines = NULL;
+    rx->lines_len = 0;
+}
+
+/* Appends "name: value\n" to the kept lines (KPK_HTTP_KEEP_HEADERS), at most S_LINES_MAX in
+ * all: what a hostile server sends beyond it is dropped, not an error. */
+static bool s_keep_line(kpk__http_rx *rx, const char *name, size_t namelen, const char *v,
+                        size_t vlen)
+{
+    size_t add = namelen + 2 + vlen + 1;
+    if (rx->lines_len + add + 1 > S_LINES_MAX)
+        return true;
+    char *nl = realloc(rx->lines, rx->lines_len + add + 1);
+    if (nl == NULL)
+        return false;
+    rx->lines = nl;
+    char *o = nl + rx->lines_len;
+    memcpy(o, name, namelen);
+    memcpy(o + namelen, ": ", 2);
+    memcpy(o + namelen + 2, v, vlen);
+    o[namelen + 2 + vlen] = '\n';
+    rx->lines_len += add;
+    rx->lines[rx->lines_len] = '\0';
+    return true;
 }
 
 static bool s_name_is(const char *line, size_t namelen, const char *name)
@@ -121,7 +146,14 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
     if (vlen > S_MAX_VALUE)
         return total;
 
-    bool ok = true;
+    /* a value with a control character (an obs-fold or a hostile server) is not kept */
+    bool clean = memchr(v, '\0', vlen) == NULL && memchr(v, '\n', vlen) == NULL &&
+                 memchr(v, '\r', vlen) == NULL;
+    bool ok = !rx->keep || !clean || s_keep_line(rx, data, namelen, v, vlen);
+    if (!ok) {
+        rx->oom = true;
+        return 0;
+    }
     if (s_name_is(data, namelen, "Content-Length")) {
         /* refuse an announced oversize body before reading it */
         char num[32];
@@ -142,7 +174,8 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
     } else if (s_name_is(data, namelen, "Retry-After")) {
         ok = s_store(&rx->retry_after, v, vlen, false);
     } else if (s_name_is(data, namelen, "x-ms-request-id") ||
-               s_name_is(data, namelen, "x-amzn-RequestId")) {
+               s_name_is(data, namelen, "x-amzn-RequestId") ||
+               s_name_is(data, namelen, "x-amz-request-id")) {
         ok = s_store(&rx->request_id, v, vlen, false);
     }
     if (!ok) {
@@ -160,8 +193,10 @@ void kpk__http_rx_reset(kpk__http_rx *rx)
     }
     s_free_headers(rx);
     size_t max = rx->max;
+    bool keep = rx->keep;
     memset(rx, 0, sizeof *rx);
     rx->max = max;
+    rx->keep = keep;
 }
 
 kp_status kpk__http_rx_take(kpk__http_rx *rx, kpk_http_response *resp)
@@ -176,10 +211,13 @@ kp_status kpk__http_rx_take(kpk__http_rx *rx, kpk_http_response *resp)
     resp->len = rx->len;
     resp->www_authenticate = rx->www_authenticate;
     resp->request_id = rx->request_id;
+    resp->headers = rx->lines;
     free(rx->retry_after);
     size_t max = rx->max;
+    bool keep = rx->keep;
     memset(rx, 0, sizeof *rx);
     rx->max = max;
+    rx->keep = keep;
     return KP_OK;
 }
 
@@ -193,5 +231,36 @@ void kpk_http_response_free(kpk_http_response *resp)
     }
     free(resp->www_authenticate);
     free(resp->request_id);
+    free(resp->headers);
     memset(resp, 0, sizeof *resp);
+}
+
+const char *kpk_http_header(const kpk_http_response *resp, const char *name, const char **value,
+                            size_t *len, const char **cursor)
+{
+    size_t nl = strlen(name);
+    const char *p = cursor != NULL && *cursor != NULL ? *cursor : resp->headers;
+    while (p != NULL && *p != '\0') {
+        const char *end = strchr(p, '\n');
+        const char *colon = strchr(p, ':');
+        if (end == NULL || colon == NULL || colon > end)
+            break;
+        size_t have = (size_t)(colon - p);
+        bool match = nl > 0 && name[nl - 1] == '*'
+                         ? have >= nl - 1 && strncasecmp(p, name, nl - 1) == 0
+                         : have == nl && strncasecmp(p, name, nl) == 0;
+        if (match) {
+            if (cursor != NULL)
+                *cursor = end + 1;
+            if (value != NULL)
+                *value = colon + 2;
+            if (len != NULL)
+                *len = (size_t)(end - colon - 2);
+            return p;
+        }
+        p = end + 1;
+    }
+    if (cursor != NULL)
+        *cursor = NULL;
+    return NULL;
 }

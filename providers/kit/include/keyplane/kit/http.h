@@ -32,9 +32,11 @@
 #ifndef KEYPLANE_KIT_HTTP_H
 #define KEYPLANE_KIT_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <keyplane/provider.h>
 #include <keyplane/status.h>
 
 #ifdef __cplusplus
@@ -59,10 +61,11 @@ typedef struct kpk_http_config {
 typedef struct kpk_http kpk_http;
 
 /** Request flags. */
-#define KPK_HTTP_UNSAFE 0x1u /**< not idempotent: see the retry rule above */
+#define KPK_HTTP_UNSAFE 0x1u       /**< not idempotent: see the retry rule above */
+#define KPK_HTTP_KEEP_HEADERS 0x2u /**< keep every response header (kpk_http_header) */
 
 typedef struct kpk_http_request {
-    const char *method;         /**< "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *method;         /**< "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;            /**< absolute https:// URL (http:// only for loopback/link-local) */
     const char *const *headers; /**< "Name: value" strings ending with NULL; may be NULL */
     const uint8_t *body;        /**< NULL = no body (POST/PUT/PATCH then send Content-Length: 0) */
@@ -70,6 +73,12 @@ typedef struct kpk_http_request {
     unsigned flags;   /**< KPK_HTTP_UNSAFE */
     int64_t deadline; /**< kpk_http_clock_ms() by which the send must be over (a caller's budget
                            spanning several sends); 0 = the transport's deadline_ms only */
+    /** A service's throttling answer that is not a 429 (AWS's JSON services answer 400
+     *  ThrottlingException): called with each 4xx answer's status and body (NUL-terminated);
+     *  true makes it a throttled answer, counted and repeated as a 429 is (with backoff, also
+     *  for an UNSAFE request: the service did not act on it). NULL: the status alone decides. */
+    bool (*throttle)(void *arg, long status, const uint8_t *body, size_t len);
+    void *throttle_arg;
 } kpk_http_request;
 
 /** Milliseconds of CLOCK_MONOTONIC, the clock of kpk_http_request.deadline. */
@@ -82,14 +91,29 @@ typedef struct kpk_http_response {
     uint8_t *body; /**< NUL-terminated (not counted in len); never NULL after KP_OK */
     size_t len;
     char *www_authenticate; /**< value of WWW-Authenticate, NULL when absent */
-    char *request_id;       /**< x-ms-request-id or x-amzn-RequestId, NULL when absent */
+    char *request_id;       /**< x-ms-request-id, x-amzn-RequestId or x-amz-request-id (S3);
+                                 NULL when absent */
     unsigned attempts;      /**< attempts made; also set when kpk_http_send fails */
     long retry_after_ms;    /**< > 0 when this answer (a 429 or 503) comes back unrepeated
                                  because its Retry-After, this many ms, ends past the
                                  deadline; 0 otherwise */
     unsigned throttled;     /**< 429 answers among the attempts (waited out or the last one):
                                  what a client-side pacer learns from; also set on failure */
+    char *headers; /**< with KPK_HTTP_KEEP_HEADERS: every header of the answer as "name: value\n"
+                        lines (values trimmed; lines with control characters and what passes
+                        64 KiB dropped); read with kpk_http_header. NULL otherwise */
 } kpk_http_response;
+
+/**
+ * A header of an answer sent with KPK_HTTP_KEEP_HEADERS: the line ("Name: value\n", not
+ * NUL-terminated) of the first header named name (case-insensitive; a name ending in '*'
+ * matches every header it prefixes, such as "x-amz-meta-" followed by it), its value in value
+ * and len (each may be NULL). With cursor (start with a NULL cursor) the search begins at the
+ * cursor, which is then moved past the line returned, so repeated calls visit every match.
+ * NULL when no (further) header matches.
+ */
+const char *kpk_http_header(const kpk_http_response *resp, const char *name, const char **value,
+                            size_t *len, const char **cursor);
 
 /**
  * Makes a transport. cfg may be NULL (all defaults); its strings are copied. err receives a
@@ -153,6 +177,39 @@ typedef struct kpk_http_url {
  */
 kp_status kpk_http_url_parse(const char *name, const char *url, int allow_http, kpk_http_url *out,
                              char *err, size_t errlen);
+
+/**
+ * The transport params every cloud plugin declares, the same names, bounds and help: rows of a
+ * kp_param_desc table (provider.h), to be placed in the plugin's list.
+ */
+#define KPK_HTTP_PARAM_ROWS                                                                        \
+    {.name = "ca_bundle",                                                                          \
+     .type = KP_PARAM_PATH,                                                                        \
+     .help = "PEM file of trusted CAs (default: the system store)"},                               \
+        {.name = "timeout_ms",                                                                     \
+         .type = KP_PARAM_INT,                                                                     \
+         .min = 100,                                                                               \
+         .max = 600000,                                                                            \
+         .help = "time limit of one request (default 30000)"},                                     \
+        {.name = "connect_timeout_ms",                                                             \
+         .type = KP_PARAM_INT,                                                                     \
+         .min = 100,                                                                               \
+         .max = 600000,                                                                            \
+         .help = "connect time limit (default 5000)"},                                             \
+        {.name = "max_attempts",                                                                   \
+         .type = KP_PARAM_INT,                                                                     \
+         .min = 1,                                                                                 \
+         .max = 10,                                                                                \
+         .help = "tries of a request failing transiently (429, 5xx, reset, timeout); default 4"},  \
+    {                                                                                              \
+        .name = "request_deadline_ms", .type = KP_PARAM_INT, .min = 100, .max = 3600000,           \
+        .help = "time limit of any one request with its retries and waits (default 45000, at "     \
+                "least timeout_ms)"                                                                \
+    }
+
+/** Reads the params of KPK_HTTP_PARAM_ROWS into cfg (members of absent params are left as they
+ *  are). ca_bundle points into params: copy it when cfg outlives them. */
+void kpk_http_config_params(const kp_param *params, kpk_http_config *cfg);
 
 /** A test hook: when set, called instead of sleeping before a retry (ms = the backoff). */
 void kpk_http_set_sleep_hook(kpk_http *h, void (*hook)(void *arg, long ms), void *arg);
