@@ -47,7 +47,12 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
                   (unsigned long long)s->size);
         return KP_OK;
     }
-    bool same = n == s->nmeta && (n == 0 || meta != NULL);
+    /* the store's own pairs (KP_META_STORE, ABI 1.4) are not the caller's */
+    size_t own = 0;
+    for (size_t i = 0; meta != NULL && i < n; i++)
+        own +=
+            meta[i].key != NULL && strncmp(meta[i].key, KP_META_STORE, strlen(KP_META_STORE)) == 0;
+    bool same = n - own == s->nmeta && (n == 0 || meta != NULL);
     for (size_t i = 0; same && i < s->nmeta; i++)
         same = s_has(meta, n, &s->meta[i]);
     if (!same)

@@ -38,6 +38,19 @@ static const char *s_meta(const kp_meta *meta, size_t n, const char *key)
     return NULL;
 }
 
+/* The store's word that a version would fail in a disaster (KP_META_GAP, ABI 1.4) into gap,
+ * after what, unless gap holds one already; control characters shown as spaces. */
+static void s_gap_take(char gap[KP_GAP_MAX], const kp_meta *meta, size_t n, const char *what)
+{
+    const char *g = s_meta(meta, n, KP_META_GAP);
+    if (g == NULL || g[0] == '\0' || gap[0] != '\0')
+        return;
+    snprintf(gap, KP_GAP_MAX, "%s%s", what, g);
+    for (char *c = gap; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+}
+
 static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *meta, size_t n)
 {
     s_found *f = arg;
@@ -57,6 +70,7 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
             return KP_ERR_NOMEM;
         memcpy(h->fpr, fpr, KPK_FPR_HEX);
         h->created = info->created;
+        s_gap_take(h->gap, meta, n, "");
     }
     return KP_OK;
 }
@@ -91,6 +105,7 @@ bool kp__secret_replica_of(const kp_policy *policy, const kp_chain_policy *c, co
 typedef struct s_pvks {
     uint32_t v[512];
     char fpr[512][KPK_FPR_HEX];
+    char gap[512][KP_GAP_MAX];
     size_t n;
 } s_pvks;
 
@@ -102,6 +117,7 @@ static kp_status s_pvk_visit(void *arg, const kp_secret_info *info, const kp_met
     if (v != NULL && fpr != NULL && strlen(fpr) == KPK_FPR_HEX - 1 &&
         p->n < sizeof(p->v) / sizeof(p->v[0])) {
         p->v[p->n] = (uint32_t)strtoul(v, NULL, 10);
+        s_gap_take(p->gap[p->n], meta, n, ".pvk: ");
         memcpy(p->fpr[p->n++], fpr, KPK_FPR_HEX);
     }
     return KP_OK;
@@ -121,8 +137,11 @@ static kp_status s_keep_with_pvk(kp__target *t, const char *chain)
     size_t kept = 0;
     for (size_t k = 0; st == KP_OK && k < t->nheld; k++) {
         bool with = false;
-        for (size_t i = 0; i < p->n && !with; i++)
+        for (size_t i = 0; i < p->n && !with; i++) {
             with = p->v[i] == t->held[k].version && strcmp(p->fpr[i], t->held[k].fpr) == 0;
+            if (with && t->held[k].gap[0] == '\0')
+                memcpy(t->held[k].gap, p->gap[i], KP_GAP_MAX);
+        }
         if (with)
             t->held[kept++] = t->held[k];
     }
@@ -192,67 +211,6 @@ static kp_status s_put_pvk(kp_ctx *ctx, const kp_chain_policy *c, const kp_secre
     return st;
 }
 
-kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
-                          kp_instance *dst, kp_instance *secrets, uint32_t version, const char *fpr)
-{
-    char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], vbuf[16], pvbuf[16];
-    s_name(key, sizeof(key), c->name, "key");
-    s_name(pwname, sizeof(pwname), c->name, "password");
-    snprintf(vbuf, sizeof(vbuf), "%u", version);
-    /* 32 random bytes as base64: a password any tool (openssl, SQL Server) can type. */
-    unsigned char raw[32];
-    char text[48];
-    char why[KP_ERROR_MAX];
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        kpk_ossl_reason(why, KPK_OSSL_REASON_MAX);
-        return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password%s%s",
-                             why[0] != '\0' ? ": " : "", why);
-    }
-    kpk_b64_encode(raw, sizeof(raw), text);
-    kp_memwipe(raw, sizeof(raw));
-    kp_secret *password = kp_secret_new_copy(text, strlen(text));
-    kp_memwipe(text, sizeof(text));
-    kp_secret *pem = NULL;
-    char *pemtext = NULL;
-    size_t pemlen = 0;
-    uint32_t pwver = 0, kver = 0;
-    kp_status st = password != NULL ? KP_OK : KP_ERR_NOMEM;
-    if (st == KP_OK) {
-        st = kp__pkcs8_encrypt_pem(pkcs8, password, &pemtext, &pemlen, why, sizeof(why));
-        if (st != KP_OK)
-            kp__set_error(ctx, st, "cannot encrypt the copy of %s v%u: %s", c->name, version, why);
-    }
-    if (st == KP_OK)
-        pem = kp_secret_new_copy(pemtext, pemlen);
-    if (st == KP_OK && pem == NULL)
-        st = KP_ERR_NOMEM;
-    /* The password first: a key copy never exists without the password that opens it. */
-    kp_meta pmeta[] = {{"chain", c->name},
-                       {"kp-version", vbuf},
-                       {"fingerprint", fpr},
-                       {"replica", kp_instance_name(dst)}};
-    if (st == KP_OK)
-        st = kp_store_put(secrets, pwname, password, pmeta, 4, &pwver);
-    snprintf(pvbuf, sizeof(pvbuf), "%u", pwver);
-    kp_meta kmeta[] = {{"chain", c->name},
-                       {"kp-version", vbuf},
-                       {"fingerprint", fpr},
-                       {"format", "pkcs8-pbes2-pem"},
-                       {"password-store", kp_instance_name(secrets)},
-                       {"password-version", pvbuf}};
-    if (st == KP_OK)
-        st = kp_store_put(dst, key, pem, kmeta, 6, &kver);
-    /* A certificate chain's copy also as the .pvk SQL Server reads, under the same password:
-     * with CHAIN.cer beside it, a DR instance is restored from the bucket and the password
-     * store alone. */
-    if (st == KP_OK && c->certificate != NULL)
-        st = s_put_pvk(ctx, c, pkcs8, dst, password, kmeta);
-    free(pemtext);
-    kp_secret_free(pem);
-    kp_secret_free(password);
-    return st;
-}
-
 static int s_pass_cb(char *buf, int size, int rwflag, void *u)
 {
     (void)rwflag;
@@ -271,6 +229,133 @@ static EVP_PKEY *s_open_copy(const kp_secret *pem, kp_secret *password)
     EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, s_pass_cb, password) : NULL;
     BIO_free(bio);
     return pkey;
+}
+
+/* Finds what an earlier copy of the same version left (a run killed half-way, a failed copy
+ * retried): the highest secret version of a name whose metadata hold kp-version and fingerprint
+ * and, when key is set, key = value. */
+typedef struct s_earlier {
+    const char *version, *fpr, *key, *value;
+    uint32_t found;
+} s_earlier;
+
+static kp_status s_earlier_visit(void *arg, const kp_secret_info *info, const kp_meta *meta,
+                                 size_t n)
+{
+    s_earlier *e = arg;
+    const char *v = s_meta(meta, n, "kp-version"), *fpr = s_meta(meta, n, "fingerprint");
+    const char *x = e->key != NULL ? s_meta(meta, n, e->key) : NULL;
+    if (v != NULL && fpr != NULL && strcmp(v, e->version) == 0 && strcmp(fpr, e->fpr) == 0 &&
+        (e->key == NULL || (x != NULL && strcmp(x, e->value) == 0)) && info->version > e->found)
+        e->found = info->version;
+    return KP_OK;
+}
+
+static uint32_t s_earlier_find(kp_instance *inst, const char *name, const char *version,
+                               const char *fpr, const char *key, const char *value)
+{
+    s_earlier e = {version, fpr, key, value, 0};
+    return kp_store_list(inst, name, s_earlier_visit, &e) == KP_OK ? e.found : 0;
+}
+
+/* Whether version ver of name in dst opens with password to the key of fpr: a .pvk when pvk,
+ * else the PEM copy. Such a copy is kept, not written again. */
+static bool s_copy_opens(kp_instance *dst, const char *name, uint32_t ver, bool pvk,
+                         kp_secret *password, const char *fpr)
+{
+    kp_secret *value = NULL, *pkcs8 = NULL;
+    char got[KPK_FPR_HEX] = "", why[256];
+    EVP_PKEY *pk = NULL;
+    if (ver == 0 || kp_store_get(dst, name, ver, &value, NULL, NULL) != KP_OK)
+        return false;
+    if (!pvk)
+        pk = s_open_copy(value, password);
+    else if (kp_pvk_read(kp_secret_cdata(value), kp_secret_len(value), password, &pkcs8, NULL, why,
+                         sizeof(why)) == KP_OK)
+        pk = kp__pkcs8_pkey(pkcs8);
+    bool ok = pk != NULL && kpk_fpr_pkey(pk, got) == KP_OK && strcmp(got, fpr) == 0;
+    EVP_PKEY_free(pk);
+    kp_secret_free(pkcs8);
+    kp_secret_free(value);
+    return ok;
+}
+
+/* A fresh password: 32 random bytes as base64, which any tool (openssl, SQL Server) can type. */
+static kp_status s_new_password(kp_ctx *ctx, kp_secret **out)
+{
+    unsigned char raw[32];
+    char text[48], why[KP_ERROR_MAX];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        kpk_ossl_reason(why, KPK_OSSL_REASON_MAX);
+        return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password%s%s",
+                             why[0] != '\0' ? ": " : "", why);
+    }
+    kpk_b64_encode(raw, sizeof(raw), text);
+    kp_memwipe(raw, sizeof(raw));
+    *out = kp_secret_new_copy(text, strlen(text));
+    kp_memwipe(text, sizeof(text));
+    return *out != NULL ? KP_OK : KP_ERR_NOMEM;
+}
+
+kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
+                          kp_instance *dst, kp_instance *secrets, uint32_t version, const char *fpr)
+{
+    char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], pvkname[KP_NAME_MAX + 16];
+    char vbuf[16], pvbuf[16], why[KP_ERROR_MAX];
+    s_name(key, sizeof(key), c->name, "key");
+    s_name(pwname, sizeof(pwname), c->name, "password");
+    s_name(pvkname, sizeof(pvkname), c->name, "pvk");
+    snprintf(vbuf, sizeof(vbuf), "%u", version);
+    /* An earlier copy of this version to dst that did not finish (killed, failed) left its
+     * password, and perhaps the PEM copy: they are used again, so a rerun adds no version to
+     * either store. */
+    kp_secret *password = NULL, *pem = NULL;
+    uint32_t pwver = s_earlier_find(secrets, pwname, vbuf, fpr, "replica", kp_instance_name(dst));
+    if (pwver > 0 && kp_store_get(secrets, pwname, pwver, &password, NULL, NULL) != KP_OK)
+        pwver = 0;
+    kp_status st = pwver > 0 ? KP_OK : s_new_password(ctx, &password);
+    char *pemtext = NULL;
+    size_t pemlen = 0;
+    uint32_t kver = 0;
+    if (st == KP_OK) {
+        st = kp__pkcs8_encrypt_pem(pkcs8, password, &pemtext, &pemlen, why, sizeof(why));
+        if (st != KP_OK)
+            kp__set_error(ctx, st, "cannot encrypt the copy of %s v%u: %s", c->name, version, why);
+    }
+    if (st == KP_OK)
+        pem = kp_secret_new_copy(pemtext, pemlen);
+    if (st == KP_OK && pem == NULL)
+        st = KP_ERR_NOMEM;
+    /* The password first: a key copy never exists without the password that opens it. */
+    kp_meta pmeta[] = {{"chain", c->name},
+                       {"kp-version", vbuf},
+                       {"fingerprint", fpr},
+                       {"replica", kp_instance_name(dst)}};
+    if (st == KP_OK && pwver == 0)
+        st = kp_store_put(secrets, pwname, password, pmeta, 4, &pwver);
+    snprintf(pvbuf, sizeof(pvbuf), "%u", pwver);
+    kp_meta kmeta[] = {{"chain", c->name},
+                       {"kp-version", vbuf},
+                       {"fingerprint", fpr},
+                       {"format", "pkcs8-pbes2-pem"},
+                       {"password-store", kp_instance_name(secrets)},
+                       {"password-version", pvbuf}};
+    if (st == KP_OK &&
+        !s_copy_opens(dst, key, s_earlier_find(dst, key, vbuf, fpr, "password-version", pvbuf),
+                      false, password, fpr))
+        st = kp_store_put(dst, key, pem, kmeta, 6, &kver);
+    /* A certificate chain's copy also as the .pvk SQL Server reads, under the same password:
+     * with CHAIN.cer beside it, a DR instance is restored from the bucket and the password
+     * store alone. */
+    if (st == KP_OK && c->certificate != NULL &&
+        !s_copy_opens(dst, pvkname,
+                      s_earlier_find(dst, pvkname, vbuf, fpr, "password-version", pvbuf), true,
+                      password, fpr))
+        st = s_put_pvk(ctx, c, pkcs8, dst, password, kmeta);
+    free(pemtext);
+    kp_secret_free(pem);
+    kp_secret_free(password);
+    return st;
 }
 
 /* Whether pkey is the version's key: its public half hashes to the fingerprint of spki. */
@@ -315,8 +400,17 @@ out:
 
 /* The private key of dst's newest copy of version, opened with the password the chain's secret
  * store keeps for it; KP_ERR_NOT_FOUND when dst has no copy of version. */
+/* A get's visitor that keeps the version's gap (arg: char[KP_GAP_MAX]). */
+static kp_status s_gap_visit(void *arg, const kp_secret_info *info, const kp_meta *meta, size_t n)
+{
+    (void)info;
+    s_gap_take(arg, meta, n, "");
+    return KP_OK;
+}
+
 static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
-                                kp_instance *secrets, uint32_t version, EVP_PKEY **pkey)
+                                kp_instance *secrets, uint32_t version, EVP_PKEY **pkey,
+                                char pwgap[KP_GAP_MAX])
 {
     char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16];
     s_name(key, sizeof(key), c->name, "key");
@@ -332,7 +426,8 @@ static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instan
     if (st == KP_OK)
         st = kp_store_get(dst, key, f.secret_version, &pem, NULL, NULL);
     if (st == KP_OK) {
-        st = kp_store_get(secrets, pwname, f.password_version, &password, NULL, NULL);
+        st = kp_store_get(secrets, pwname, f.password_version, &password,
+                          pwgap != NULL ? s_gap_visit : NULL, pwgap);
         /* the copy is there, its password is not: a gap of its own, not a missing version */
         if (st == KP_ERR_NOT_FOUND)
             st = kp__set_error(ctx, KP_ERR_INTEGRITY,
@@ -393,8 +488,8 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
                            size_t spkilen, char *detail, size_t detlen)
 {
     EVP_PKEY *pkey = NULL;
-    char fpr[KPK_FPR_HEX] = "";
-    kp_status st = s_open_version(ctx, c, dst, secrets, version, &pkey);
+    char fpr[KPK_FPR_HEX] = "", pwgap[KP_GAP_MAX] = "";
+    kp_status st = s_open_version(ctx, c, dst, secrets, version, &pkey, pwgap);
     /* Same key: its public half hashes to the version's fingerprint, and it decrypts what the
      * version's public key encrypts. */
     if (st == KP_OK && !s_same_key(pkey, spki, spkilen, fpr))
@@ -405,6 +500,11 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
     if (pvk)
         st = s_pvk_opens(ctx, c, dst, secrets, version, fpr);
     EVP_PKEY_free(pkey);
+    /* the copy opens, but its password would not be there in a disaster (the secrets store
+     * says why: a replica region out of sync, another region's key) */
+    if (st == KP_OK && pwgap[0] != '\0')
+        st = kp__set_error(ctx, KP_ERR_UNSUPPORTED, "its password in %s: %s",
+                           kp_instance_name(secrets), pwgap);
     snprintf(detail, detlen, "%s",
              st == KP_OK && pvk ? "opened with its password, decrypted a challenge; the .pvk opens"
              : st == KP_OK      ? "opened with its password, decrypted a challenge"
@@ -420,7 +520,7 @@ kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *
     EVP_PKEY *pkey = NULL;
     char fpr[KPK_FPR_HEX] = "", why[KPK_OSSL_REASON_MAX + 64];
     *pkcs8 = NULL;
-    kp_status st = s_open_version(ctx, c, src, secrets, version, &pkey);
+    kp_status st = s_open_version(ctx, c, src, secrets, version, &pkey, NULL);
     if (st == KP_ERR_NOT_FOUND)
         st = kp__set_error(ctx, st, "%s holds no copy of %s v%u", kp_instance_name(src), c->name,
                            version);

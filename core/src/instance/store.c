@@ -16,6 +16,13 @@ kp_status kp_store_put(kp_instance *inst, const char *name, const kp_secret *val
     KP_GUARD(kp__inst_fn(inst, KP_CAP_SECRETSTORE, KP_FN_SS_PUT, "secret storage", &d));
     *version = 0;
     kp_status st;
+    for (size_t i = 0; i < nmeta; i++)
+        if (meta != NULL && meta[i].key != NULL &&
+            strncmp(meta[i].key, KP_META_STORE, strlen(KP_META_STORE)) == 0)
+            return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
+                                 "%s: metadata %s: keys starting with '" KP_META_STORE
+                                 "' are the store's own",
+                                 inst->name, meta[i].key);
     if (inst->info.secret_max != 0 && kp_secret_len(value) > inst->info.secret_max)
         st = kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
                            "%s: secret %s is %zu bytes, the store takes at most %llu", inst->name,

@@ -1,7 +1,7 @@
 /*
- * keyplane provider ABI 1.3: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
- * kp_key_info.gap, which 1.2 appended, and KP_FN_KS_CERT_PUT/GET with KP_INST_CERTS, which 1.3
- * added.
+ * keyplane provider ABI 1.4: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
+ * kp_key_info.gap, which 1.2 appended, KP_FN_KS_CERT_PUT/GET with KP_INST_CERTS, which 1.3
+ * added, and the store's own metadata (KP_META_STORE, KP_META_GAP), which 1.4 named.
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
  * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
@@ -59,7 +59,7 @@ extern "C" {
 /** ABI version of these headers. A plugin built for another major is refused; a plugin that
  *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
-#define KP_ABI_MINOR 3
+#define KP_ABI_MINOR 4
 
 /** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
@@ -556,6 +556,14 @@ typedef struct kp_meta {
     const char *key;
     const char *value;
 } kp_meta;
+
+/** Since 1.4: metadata keys starting with KP_META_STORE are the store's own. SS_PUT never gets
+ *  one (the core refuses them); a store may add them to what SS_GET and SS_LIST visitors see.
+ *  KP_META_GAP is the secret store's kp_key_info.gap: one line saying why this version, though
+ *  the store holds it, would fail in a disaster (an object under another region's KMS key, a
+ *  replica region out of sync), and the fix. verify counts it as a gap. */
+#define KP_META_STORE "store."
+#define KP_META_GAP "store.gap"
 
 typedef struct kp_secret_info {
     char name[KP_NAME_MAX];

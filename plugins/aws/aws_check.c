@@ -1,0 +1,87 @@
+/*
+ * INSTANCE_CHECK (`keyplane check`): credentials found and accepted, then what the instance
+ * needs of its service, one item each: the bucket (in the instance's region) and its listing,
+ * the KMS key's name; or the secrets' listing in the instance's region and in every replica
+ * region.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "aws_internal.h"
+
+static kp_status s_report(kp_aws_inst *a, kp_check_report_fn report, void *arg, const char *item,
+                          kp_status st, const char *detail, kp_status *first)
+{
+    report(arg, item, st, st == KP_OK ? detail : a->up->get_error(a->h));
+    if (st != KP_OK && *first == KP_OK)
+        *first = st;
+    return st;
+}
+
+static kp_status s_none(void *arg, const char *key)
+{
+    (void)arg, (void)key;
+    return KP_OK;
+}
+
+static kp_status s_none_json(void *arg, json_t *secret)
+{
+    (void)arg, (void)secret;
+    return KP_OK;
+}
+
+static void s_s3(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
+{
+    char region[KP_AWS_REGION_MAX], detail[400];
+    kp_status st = kp_aws_s3_head_bucket(a, region, sizeof(region));
+    snprintf(detail, sizeof(detail), "%s in %s", a->bucket, a->region);
+    if (s_report(a, report, arg, "bucket", st, detail, first) != KP_OK)
+        return;
+    st = kp_aws_s3_list(a, a->prefix, s_none, NULL);
+    snprintf(detail, sizeof(detail), "objects under %s can be listed", a->prefix);
+    s_report(a, report, arg, "listing", st, detail, first);
+    kp_aws_kms_key_is(a, ""); /* resolves an alias when it can */
+    if (a->kms_arn[0] != '\0')
+        snprintf(detail, sizeof(detail), "%.100s is %.140s", a->kms_key, a->kms_arn);
+    else
+        snprintf(detail, sizeof(detail),
+                 "%.100s (objects are checked to be under a key of %s; name the key's ARN, or "
+                 "allow kms:DescribeKey, to check the key itself)",
+                 a->kms_key, a->region);
+    report(arg, "kms key", KP_OK, detail);
+}
+
+static void s_sm(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
+{
+    char item[64], detail[400];
+    for (size_t i = 0; i <= a->nreplicas; i++) {
+        const char *region = i == 0 ? a->region : a->replicas[i - 1].region;
+        if (i > 0)
+            a->deadline = kpk_http_clock_ms() + a->deadline_ms;
+        kp_status st = kp_aws_sm_list(a, i, a->prefix, s_none_json, NULL);
+        snprintf(item, sizeof(item), i == 0 ? "secrets" : "replica %s", region);
+        snprintf(detail, sizeof(detail), "secrets under %s can be listed in %s", a->prefix, region);
+        s_report(a, report, arg, item, st, detail, first);
+    }
+}
+
+kp_status kp_aws_instance_check(void *inst, kp_check_report_fn report, void *arg)
+{
+    kp_aws_inst *a = inst;
+    KP_ENSURE(a != NULL && report != NULL, KP_ERR_INVALID_ARG);
+    kp_status first = KP_OK;
+    char detail[400];
+    kp_aws_begin(a, true);
+    kp_status st = kp_aws_creds_ensure(a);
+    size_t kl = strlen(a->creds.access_key_id);
+    snprintf(detail, sizeof(detail), "from %s (access key ...%s)", a->creds.source,
+             kl > 4 ? a->creds.access_key_id + kl - 4 : a->creds.access_key_id);
+    if (s_report(a, report, arg, "credentials", st, detail, &first) == KP_OK) {
+        if (a->service == KP_AWS_S3)
+            s_s3(a, report, arg, &first);
+        else
+            s_sm(a, report, arg, &first);
+    }
+    kp_aws_end(a);
+    return first;
+}

@@ -1,0 +1,66 @@
+/*
+ * Which KMS key an S3 object is under, against the instance's `kms_key`: S3 reports the key's
+ * ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); the param may be an ARN, a key id or an alias. An
+ * alias is resolved once with KMS DescribeKey (kms:DescribeKey); without that permission only
+ * the ARN's region is compared, which is what a disaster turns on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws_internal.h"
+
+/* The region field of an ARN into out ("" when it is not an ARN). */
+static void s_arn_region(const char *arn, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (strncmp(arn, "arn:", 4) != 0)
+        return;
+    const char *p = arn;
+    for (int field = 0; field < 3 && p != NULL; field++)
+        p = strchr(p, ':') != NULL ? strchr(p, ':') + 1 : NULL;
+    if (p == NULL)
+        return;
+    snprintf(out, cap, "%.*s", (int)strcspn(p, ":"), p);
+}
+
+/* The alias resolved (DescribeKey, cached); "" when KMS would not say. */
+static void s_resolve(kp_aws_inst *a)
+{
+    if (a->kms_arn[0] != '\0' || a->kms_resolve_failed)
+        return;
+    kp_aws_target t = {.service = "kms",
+                       .prefix = "TrentService",
+                       .region = a->region,
+                       .endpoint = a->kms_endpoint};
+    json_t *j = json_pack("{s:s}", "KeyId", a->kms_key), *out = NULL;
+    kp_status st =
+        j != NULL ? kp_aws_json_call(a, &t, "DescribeKey", j, false, &out, NULL, 0) : KP_ERR_NOMEM;
+    const char *arn =
+        json_string_value(json_object_get(json_object_get(out, "KeyMetadata"), "Arn"));
+    if (st == KP_OK && arn != NULL && strlen(arn) < sizeof(a->kms_arn))
+        snprintf(a->kms_arn, sizeof(a->kms_arn), "%s", arn);
+    else
+        a->kms_resolve_failed = true;
+    json_decref(j);
+    json_decref(out);
+}
+
+bool kp_aws_kms_key_is(kp_aws_inst *a, const char *arn)
+{
+    char region[KP_AWS_REGION_MAX];
+    s_arn_region(arn, region, sizeof(region));
+    if (strcmp(region, a->region) != 0)
+        return false; /* another region's key (or no ARN at all) */
+    const char *want = a->kms_key;
+    if (strncmp(want, "alias/", 6) == 0 || strstr(want, ":alias/") != NULL) {
+        s_resolve(a);
+        if (a->kms_arn[0] == '\0')
+            return true; /* the region matches; KMS would not name the alias's key */
+        want = a->kms_arn;
+    }
+    if (strncmp(want, "arn:", 4) == 0)
+        return strcmp(want, arn) == 0;
+    const char *id = strstr(arn, ":key/");
+    return id != NULL && strcmp(id + 5, want) == 0;
+}

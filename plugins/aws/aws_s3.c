@@ -1,0 +1,332 @@
+/*
+ * Amazon S3 object calls (the S3 API reference): a conditional PutObject, GetObject and
+ * HeadObject with what S3 reports about the object (size, time, its server-side encryption and
+ * user metadata), and ListObjectsV2 with its continuation tokens. Keys are percent-encoded once,
+ * '/' kept, and the path is signed exactly as sent (S3's SigV4 rule). Addressing is path style
+ * (https://host/BUCKET/KEY) or virtual host (https://BUCKET.host/KEY), per the instance.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "aws_internal.h"
+
+#define S_KEY_MAX 1024 /* S3's longest key, in UTF-8 bytes */
+#define S_PATH_MAX (3 * S_KEY_MAX + 80)
+#define S_LIST_PAGE "1000"
+
+void kp_aws_object_clear(kp_aws_object *o)
+{
+    free(o->strings);
+    memset(o, 0, sizeof(*o));
+}
+
+/* The endpoint and path of key ("" for the bucket itself) under the instance's addressing. */
+static kp_status s_where(kp_aws_inst *a, const char *key, char endpoint[KP_AWS_URL_MAX],
+                         char path[S_PATH_MAX])
+{
+    char enc[3 * S_KEY_MAX + 1];
+    size_t kl = strlen(key);
+    if (kl > S_KEY_MAX || kpk_aws_uri_encode(key, kl, 1, enc, sizeof(enc)) == (size_t)-1)
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: key too long", a->bucket);
+    if (a->virtual_host) {
+        const char *host = strstr(a->endpoint, "://") + 3;
+        snprintf(endpoint, KP_AWS_URL_MAX, "%.*s%s.%s", (int)(host - a->endpoint), a->endpoint,
+                 a->bucket, host);
+        snprintf(path, S_PATH_MAX, "/%s", enc);
+    } else {
+        snprintf(endpoint, KP_AWS_URL_MAX, "%s", a->endpoint);
+        snprintf(path, S_PATH_MAX, "/%s%s%s", a->bucket, kl > 0 ? "/" : "", enc);
+    }
+    return KP_OK;
+}
+
+/* One request to the bucket; resp holds any HTTP answer. */
+static kp_status s_send(kp_aws_inst *a, const char *method, const char *key, const char *query,
+                        const char *const *headers, const uint8_t *body, size_t len, unsigned flags,
+                        kpk_http_response *resp)
+{
+    char endpoint[KP_AWS_URL_MAX], path[S_PATH_MAX];
+    KP_GUARD(s_where(a, key, endpoint, path));
+    kp_aws_req req = {.service = "s3",
+                      .region = a->region,
+                      .endpoint = endpoint,
+                      .method = method,
+                      .path = path,
+                      .query = query,
+                      .headers = headers,
+                      .body = body,
+                      .body_len = len,
+                      .flags = flags};
+    return kp_aws_send(a, &req, resp);
+}
+
+/* A metadata pair as an x-amz-meta- header; S3 takes printable ASCII only, with no leading or
+ * trailing space (it would not come back as sent). */
+static kp_status s_meta_line(kp_aws_inst *a, const kp_meta *m, char **line)
+{
+    size_t vl = strlen(m->value);
+    for (const char *c = m->value; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            return kp_aws_err(a, KP_ERR_INVALID_ARG,
+                              "s3 %s: metadata %s: S3 keeps printable ASCII only", a->bucket,
+                              m->key);
+    if (vl > 0 && (m->value[0] == ' ' || m->value[vl - 1] == ' '))
+        return kp_aws_err(a, KP_ERR_INVALID_ARG,
+                          "s3 %s: metadata %s: a value starting or ending with a space", a->bucket,
+                          m->key);
+    size_t n = strlen("x-amz-meta-: ") + strlen(m->key) + vl + 1;
+    *line = malloc(n);
+    if (*line == NULL)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    snprintf(*line, n, "x-amz-meta-%s: %s", m->key, m->value);
+    return KP_OK;
+}
+
+kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
+                           const kp_meta *meta, size_t nmeta)
+{
+    if (nmeta > 32)
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: more than 32 metadata pairs", a->bucket);
+    size_t total = 0;
+    for (size_t i = 0; i < nmeta; i++)
+        total += strlen(meta[i].key) + strlen(meta[i].value);
+    if (total > KP_AWS_S3_META_MAX)
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: metadata over S3's %d bytes", a->bucket,
+                          KP_AWS_S3_META_MAX);
+    char kms[320];
+    snprintf(kms, sizeof(kms), "x-amz-server-side-encryption-aws-kms-key-id: %s", a->kms_key);
+    const char *headers[40];
+    char *lines[32] = {0};
+    size_t n = 0;
+    headers[n++] = "Content-Type: application/octet-stream";
+    headers[n++] = "If-None-Match: *";
+    headers[n++] = "x-amz-server-side-encryption: aws:kms";
+    headers[n++] = kms;
+    kp_status st = KP_OK;
+    for (size_t i = 0; st == KP_OK && i < nmeta; i++)
+        if ((st = s_meta_line(a, &meta[i], &lines[i])) == KP_OK)
+            headers[n++] = lines[i];
+    headers[n] = NULL;
+    kpk_http_response r;
+    memset(&r, 0, sizeof(r));
+    if (st == KP_OK)
+        st = s_send(a, "PUT", key, NULL, headers, body, len, KPK_HTTP_UNSAFE, &r);
+    for (size_t i = 0; i < nmeta; i++)
+        free(lines[i]);
+    KP_GUARD(st);
+    char what[KP_AWS_PREFIX_MAX + 200];
+    snprintf(what, sizeof(what), "s3 %s: put %.300s", a->bucket, key);
+    if (r.status == 412)
+        st = KP_ERR_EXISTS; /* the key exists: If-None-Match held */
+    else if (r.status == 409)
+        st = kp_aws_fail(a, &r, what, NULL, 0) == KP_ERR_EXISTS ? KP_ERR_EXISTS : KP_ERR_CONFLICT;
+    else if (r.status / 100 != 2)
+        st = kp_aws_fail(a, &r, what, NULL, 0);
+    kpk_http_response_free(&r);
+    return st;
+}
+
+/* Copies the header's value (len bytes) into a NUL-terminated buffer of cap. */
+static void s_value(const char *v, size_t len, char *out, size_t cap)
+{
+    snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), v);
+}
+
+/* What S3 says of the object: its headers into o. */
+static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_object *o)
+{
+    const char *v;
+    size_t len;
+    char buf[64];
+    if (kpk_http_header(r, "Content-Length", &v, &len, NULL) != NULL) {
+        s_value(v, len, buf, sizeof(buf));
+        o->size = strtoull(buf, NULL, 10);
+    }
+    if (kpk_http_header(r, "Last-Modified", &v, &len, NULL) != NULL) {
+        char date[96];
+        s_value(v, len, date, sizeof(date));
+        time_t t = curl_getdate(date, NULL);
+        o->created = t > 0 ? (int64_t)t : 0;
+    }
+    if (kpk_http_header(r, "x-amz-server-side-encryption", &v, &len, NULL) != NULL)
+        s_value(v, len, o->sse, sizeof(o->sse));
+    if (kpk_http_header(r, "x-amz-server-side-encryption-aws-kms-key-id", &v, &len, NULL) != NULL)
+        s_value(v, len, o->kms_key, sizeof(o->kms_key));
+    /* the user metadata: one block of "key\0value\0" strings the pairs point into */
+    size_t need = 0;
+    const char *cur = NULL, *line;
+    while ((line = kpk_http_header(r, "x-amz-meta-*", &v, &len, &cur)) != NULL)
+        need += (size_t)(v - line) + len + 2;
+    if (need == 0)
+        return KP_OK;
+    o->strings = malloc(need);
+    if (o->strings == NULL)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    char *p = o->strings;
+    cur = NULL;
+    while ((line = kpk_http_header(r, "x-amz-meta-*", &v, &len, &cur)) != NULL &&
+           o->nmeta < sizeof(o->meta) / sizeof(o->meta[0])) {
+        size_t kl = (size_t)(v - line) - 2 - strlen("x-amz-meta-");
+        o->meta[o->nmeta].key = p;
+        const char *k = line + strlen("x-amz-meta-");
+        for (size_t i = 0; i < kl; i++) /* S3 gives the keys back in lower case */
+            p[i] = (char)tolower((unsigned char)k[i]);
+        p[kl] = '\0';
+        p += kl + 1;
+        o->meta[o->nmeta].value = p;
+        memcpy(p, v, len);
+        p[len] = '\0';
+        p += len + 1;
+        o->nmeta++;
+    }
+    return KP_OK;
+}
+
+kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_secret **body)
+{
+    memset(o, 0, sizeof(*o));
+    kpk_http_response r;
+    memset(&r, 0, sizeof(r));
+    const char *method = body != NULL ? "GET" : "HEAD";
+    KP_GUARD(s_send(a, method, key, NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
+    char what[KP_AWS_PREFIX_MAX + 200];
+    snprintf(what, sizeof(what), "s3 %s: %s %.300s", a->bucket, body != NULL ? "get" : "head", key);
+    kp_status st = KP_OK;
+    if (r.status == 404)
+        st = KP_ERR_NOT_FOUND;
+    else if (r.status / 100 != 2)
+        st = kp_aws_fail(a, &r, what, NULL, 0);
+    if (st == KP_OK)
+        st = s_head(a, &r, o);
+    if (st == KP_OK && body != NULL) {
+        o->size = r.len;
+        *body = kp_secret_dup(a->up, r.body, r.len);
+        if (*body == NULL)
+            st = kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    }
+    if (st != KP_OK)
+        kp_aws_object_clear(o);
+    kpk_http_response_free(&r);
+    return st;
+}
+
+/* One page of a listing: its keys (copied) and where the next page starts. */
+typedef struct s_page {
+    char **keys;
+    size_t n, cap;
+    bool truncated;
+    char next[1024];
+    bool nomem;
+} s_page;
+
+static kp_status s_page_leaf(void *arg, const char *path, const char *text)
+{
+    s_page *p = arg;
+    if (strcmp(path, "ListBucketResult/Contents/Key") == 0) {
+        if (p->n == p->cap) {
+            size_t cap = p->cap > 0 ? p->cap * 2 : 64;
+            char **nk = realloc(p->keys, cap * sizeof(*nk));
+            if (nk == NULL)
+                return KP_ERR_NOMEM;
+            p->keys = nk;
+            p->cap = cap;
+        }
+        if ((p->keys[p->n] = strdup(text)) == NULL)
+            return KP_ERR_NOMEM;
+        p->n++;
+    } else if (strcmp(path, "ListBucketResult/IsTruncated") == 0) {
+        p->truncated = strcmp(text, "true") == 0;
+    } else if (strcmp(path, "ListBucketResult/NextContinuationToken") == 0) {
+        snprintf(p->next, sizeof(p->next), "%s", text);
+    }
+    return KP_OK;
+}
+
+static void s_page_free(s_page *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->keys[i]);
+    free(p->keys);
+    memset(p, 0, sizeof(*p));
+}
+
+/* One ListObjectsV2 page after token ("" for the first). */
+static kp_status s_list_page(kp_aws_inst *a, const char *prefix, const char *token, s_page *page)
+{
+    kpk_query_param q[4] = {{"list-type", "2"}, {"max-keys", S_LIST_PAGE}, {"prefix", prefix}};
+    size_t nq = 3;
+    if (token[0] != '\0')
+        q[nq++] = (kpk_query_param){"continuation-token", token};
+    char *query = NULL;
+    if (kpk_sigv4_query(q, nq, &query) != KP_OK)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    kpk_http_response r;
+    memset(&r, 0, sizeof(r));
+    kp_status st = s_send(a, "GET", "", query, NULL, NULL, 0, 0, &r);
+    free(query);
+    KP_GUARD(st);
+    char what[KP_AWS_PREFIX_MAX + 100], why[KP_AWS_ERR];
+    snprintf(what, sizeof(what), "s3 %s: list %s", a->bucket, prefix);
+    if (r.status / 100 != 2)
+        st = kp_aws_fail(a, &r, what, NULL, 0);
+    else if ((st = kp_aws_xml_walk(r.body, r.len, s_page_leaf, page, why, sizeof(why))) != KP_OK)
+        st = st == KP_ERR_NOMEM ? kp_aws_err(a, st, "out of memory")
+                                : kp_aws_err(a, st, "%s: %s", what, why);
+    else if (page->truncated && page->next[0] == '\0')
+        st = kp_aws_err(a, KP_ERR_BACKEND, "%s: a truncated page without a continuation token",
+                        what);
+    kpk_http_response_free(&r);
+    return st;
+}
+
+kp_status kp_aws_s3_list(kp_aws_inst *a, const char *prefix,
+                         kp_status (*fn)(void *arg, const char *key), void *arg)
+{
+    char token[1024] = "";
+    for (unsigned pages = 0;; pages++) {
+        s_page page;
+        memset(&page, 0, sizeof(page));
+        kp_status st = s_list_page(a, prefix, token, &page);
+        for (size_t i = 0; st == KP_OK && i < page.n; i++)
+            st = fn(arg, page.keys[i]);
+        bool more = page.truncated;
+        if (st == KP_OK && more && strcmp(page.next, token) == 0)
+            st = kp_aws_err(a, KP_ERR_BACKEND, "s3 %s: the listing repeats a continuation token",
+                            a->bucket);
+        snprintf(token, sizeof(token), "%s", page.next);
+        s_page_free(&page);
+        if (st != KP_OK || !more)
+            return st;
+        if (pages > 100000)
+            return kp_aws_err(a, KP_ERR_BACKEND, "s3 %s: the listing does not end", a->bucket);
+    }
+}
+
+kp_status kp_aws_s3_head_bucket(kp_aws_inst *a, char *region, size_t cap)
+{
+    kpk_http_response r;
+    memset(&r, 0, sizeof(r));
+    KP_GUARD(s_send(a, "HEAD", "", NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
+    const char *v;
+    size_t len;
+    region[0] = '\0';
+    if (kpk_http_header(&r, "x-amz-bucket-region", &v, &len, NULL) != NULL)
+        s_value(v, len, region, cap);
+    char what[128];
+    snprintf(what, sizeof(what), "s3 %s: head bucket", a->bucket);
+    kp_status st = KP_OK;
+    if (r.status == 404)
+        st = kp_aws_err(a, KP_ERR_NOT_FOUND, "s3: bucket %s does not exist", a->bucket);
+    else if (r.status == 301 || (region[0] != '\0' && strcmp(region, a->region) != 0))
+        st = kp_aws_err(a, KP_ERR_CONFIG, "s3: bucket %s is in region %s, not %s", a->bucket,
+                        region[0] != '\0' ? region : "(another)", a->region);
+    else if (r.status / 100 != 2)
+        st = kp_aws_fail(a, &r, what, NULL, 0);
+    kpk_http_response_free(&r);
+    return st;
+}
