@@ -251,23 +251,33 @@ static kp_status s_earlier_visit(void *arg, const kp_secret_info *info, const kp
     return KP_OK;
 }
 
-static uint32_t s_earlier_find(kp_instance *inst, const char *name, const char *version,
-                               const char *fpr, const char *key, const char *value)
+/* The highest such version into *found (0: none). A store that cannot be listed fails the copy:
+ * writing without knowing what is there would add a version. */
+static kp_status s_earlier_find(kp_instance *inst, const char *name, const char *version,
+                                const char *fpr, const char *key, const char *value,
+                                uint32_t *found)
 {
     s_earlier e = {version, fpr, key, value, 0};
-    return kp_store_list(inst, name, s_earlier_visit, &e) == KP_OK ? e.found : 0;
+    kp_status st = kp_store_list(inst, name, s_earlier_visit, &e);
+    *found = e.found;
+    return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
 
 /* Whether version ver of name in dst opens with password to the key of fpr: a .pvk when pvk,
- * else the PEM copy. Such a copy is kept, not written again. */
-static bool s_copy_opens(kp_instance *dst, const char *name, uint32_t ver, bool pvk,
-                         kp_secret *password, const char *fpr)
+ * else the PEM copy. KP_OK: it does, and is kept rather than written again; KP_ERR_NOT_FOUND:
+ * there is none, or it does not open (a copy is written); any other status: it could not be
+ * read (the copy fails rather than adding a version next to one that may be fine). */
+static kp_status s_copy_opens(kp_instance *dst, const char *name, uint32_t ver, bool pvk,
+                              kp_secret *password, const char *fpr)
 {
     kp_secret *value = NULL, *pkcs8 = NULL;
     char got[KPK_FPR_HEX] = "", why[256];
     EVP_PKEY *pk = NULL;
-    if (ver == 0 || kp_store_get(dst, name, ver, &value, NULL, NULL) != KP_OK)
-        return false;
+    if (ver == 0)
+        return KP_ERR_NOT_FOUND;
+    kp_status st = kp_store_get(dst, name, ver, &value, NULL, NULL);
+    if (st != KP_OK)
+        return st;
     if (!pvk)
         pk = s_open_copy(value, password);
     else if (kp_pvk_read(kp_secret_cdata(value), kp_secret_len(value), password, &pkcs8, NULL, why,
@@ -277,7 +287,21 @@ static bool s_copy_opens(kp_instance *dst, const char *name, uint32_t ver, bool 
     EVP_PKEY_free(pk);
     kp_secret_free(pkcs8);
     kp_secret_free(value);
-    return ok;
+    return ok ? KP_OK : KP_ERR_NOT_FOUND;
+}
+
+/* Keeps an earlier copy of name that opens with the password (*kept), or says none is there:
+ * lists, then reads the newest match. */
+static kp_status s_keep_earlier(kp_instance *dst, const char *name, const char *vbuf,
+                                const char *fpr, const char *pvbuf, bool pvk, kp_secret *password,
+                                bool *kept)
+{
+    uint32_t ver = 0;
+    *kept = false;
+    KP_GUARD(s_earlier_find(dst, name, vbuf, fpr, "password-version", pvbuf, &ver));
+    kp_status st = s_copy_opens(dst, name, ver, pvk, password, fpr);
+    *kept = st == KP_OK;
+    return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
 
 /* A fresh password: 32 random bytes as base64, which any tool (openssl, SQL Server) can type. */
@@ -310,9 +334,10 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret
      * password, and perhaps the PEM copy: they are used again, so a rerun adds no version to
      * either store. */
     kp_secret *password = NULL, *pem = NULL;
-    uint32_t pwver = s_earlier_find(secrets, pwname, vbuf, fpr, "replica", kp_instance_name(dst));
-    if (pwver > 0 && kp_store_get(secrets, pwname, pwver, &password, NULL, NULL) != KP_OK)
-        pwver = 0;
+    uint32_t pwver = 0;
+    KP_GUARD(s_earlier_find(secrets, pwname, vbuf, fpr, "replica", kp_instance_name(dst), &pwver));
+    if (pwver > 0)
+        KP_GUARD(kp_store_get(secrets, pwname, pwver, &password, NULL, NULL));
     kp_status st = pwver > 0 ? KP_OK : s_new_password(ctx, &password);
     char *pemtext = NULL;
     size_t pemlen = 0;
@@ -340,17 +365,17 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret
                        {"format", "pkcs8-pbes2-pem"},
                        {"password-store", kp_instance_name(secrets)},
                        {"password-version", pvbuf}};
-    if (st == KP_OK &&
-        !s_copy_opens(dst, key, s_earlier_find(dst, key, vbuf, fpr, "password-version", pvbuf),
-                      false, password, fpr))
+    bool kept = false;
+    if (st == KP_OK)
+        st = s_keep_earlier(dst, key, vbuf, fpr, pvbuf, false, password, &kept);
+    if (st == KP_OK && !kept)
         st = kp_store_put(dst, key, pem, kmeta, 6, &kver);
     /* A certificate chain's copy also as the .pvk SQL Server reads, under the same password:
      * with CHAIN.cer beside it, a DR instance is restored from the bucket and the password
      * store alone. */
-    if (st == KP_OK && c->certificate != NULL &&
-        !s_copy_opens(dst, pvkname,
-                      s_earlier_find(dst, pvkname, vbuf, fpr, "password-version", pvbuf), true,
-                      password, fpr))
+    if (st == KP_OK && c->certificate != NULL)
+        st = s_keep_earlier(dst, pvkname, vbuf, fpr, pvbuf, true, password, &kept);
+    if (st == KP_OK && c->certificate != NULL && !kept)
         st = s_put_pvk(ctx, c, pkcs8, dst, password, kmeta);
     free(pemtext);
     kp_secret_free(pem);
@@ -558,17 +583,28 @@ kp_status kp__secret_cert_put(kp_ctx *ctx, const kp_chain_policy *c, kp_instance
                              why);
     s_name(name, sizeof(name), c->name, "cer");
     snprintf(vbuf, sizeof(vbuf), "%u", version);
+    /* An earlier put of the same certificate (a run that lost the answer, or died after it) is
+     * kept: a rerun adds no version. A store that cannot be read fails the put instead. */
+    uint32_t ver = 0;
+    KP_GUARD(s_earlier_find(dst, name, vbuf, fpr, "thumbprint", info.thumbprint, &ver));
+    kp_secret *value = NULL;
+    kp_status st = ver > 0 ? kp_store_get(dst, name, ver, &value, NULL, NULL) : KP_OK;
+    bool same = st == KP_OK && value != NULL && kp_secret_len(value) == len &&
+                memcmp(kp_secret_cdata(value), der, len) == 0;
+    kp_secret_free(value);
+    value = NULL;
+    if (st != KP_OK || same)
+        return st;
     kp_meta meta[] = {{"chain", c->name},
                       {"kp-version", vbuf},
                       {"fingerprint", fpr},
                       {"thumbprint", info.thumbprint},
                       {"format", "x509-der"}};
     /* Not secret, but a secret store keeps only kp_secret values. */
-    kp_secret *value = kp_secret_new_copy(der, len);
+    value = kp_secret_new_copy(der, len);
     if (value == NULL)
         return KP_ERR_NOMEM;
-    uint32_t ver = 0;
-    kp_status st = kp_store_put(dst, name, value, meta, 5, &ver);
+    st = kp_store_put(dst, name, value, meta, 5, &ver);
     kp_secret_free(value);
     return st;
 }
