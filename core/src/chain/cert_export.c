@@ -85,7 +85,7 @@ kp_status kp_chain_cert_export(kp_ctx *ctx, const kp_policy *policy, const char 
         KP_GUARD(kp_chain_wrap_version(ctx, policy, chain, version, fpr));
     kp__discovery *d = calloc(1, sizeof(*d));
     KP_ENSURE(d != NULL, KP_ERR_NOMEM);
-    kp_status st = kp__discover(ctx, policy, c, d);
+    kp_status st = kp__discover_certs(ctx, policy, c, d);
     uint32_t vs[KP_STATE_VERSIONS];
     const char *fs[KP_STATE_VERSIONS];
     size_t nv = st == KP_OK ? kp__versions(d, vs, fs, KP_STATE_VERSIONS) : 0;

@@ -49,7 +49,13 @@ kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_poli
         t->keeps_state = t->reachable && kp__inst_state_kept(t->inst);
     }
     kp__clear_error(ctx);
-    KP_GUARD(kp__secret_discover(ctx, policy, d));
+    return kp__secret_discover(ctx, policy, d);
+}
+
+kp_status kp__discover_certs(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
+                             kp__discovery *d)
+{
+    KP_GUARD(kp__discover(ctx, policy, chain, d));
     return kp__certs_discover(ctx, d);
 }
 

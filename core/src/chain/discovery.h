@@ -20,9 +20,9 @@ typedef struct kp__held {
     int64_t created;
     char backend_id[KP_BACKEND_ID_MAX]; /* the store's own id of the version ("": none) */
     char gap[KP_GAP_MAX]; /* the store's word that the copy would fail its purpose ("": none) */
-    /* certificate chains (certs.c): the certificate kept with the version, NULL when none or
-     * unreadable; cert_st KP_OK (kept), KP_ERR_NOT_FOUND (none), else why it could not be read
-     * (cert_why) */
+    /* certificate chains (certs.c, read by kp__discover_certs only): the certificate kept with
+     * the version, NULL when none or unreadable; cert_st KP_OK (kept), KP_ERR_NOT_FOUND (none),
+     * else why it could not be read (cert_why) */
     kp_cert_info *cert;
     kp_status cert_st;
     char cert_why[160];
@@ -58,6 +58,11 @@ typedef struct kp__discovery {
  * each store once (a module load, a login, a KDF), not once per chain or envelope. */
 kp_status kp__discover(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
                        kp__discovery *d);
+/* kp__discover, then the certificates of a chain with a 'certificate' block
+ * (kp__certs_discover): for those that read them (plan, the matrix, rotate's view, cert export);
+ * the others leave every held version's cert NULL and keeps_certs false. */
+kp_status kp__discover_certs(kp_ctx *ctx, const kp_policy *policy, const kp_chain_policy *chain,
+                             kp__discovery *d);
 void kp__discovery_clear(kp__discovery *d);
 /* Makes name (when it is one of d's stores) the store the caller vouches for: where the origin
  * cannot say, its versions and state document count as the origin's would. */
@@ -87,7 +92,8 @@ size_t kp__version_holders(const kp__discovery *d, uint32_t v, const char *fpr);
  * copied and never wraps. */
 bool kp__version_confirmed(const kp__discovery *d, uint32_t v, const char *fpr);
 
-/* certs.c: certificate chains (a chain with a 'certificate' block). */
+/* certs.c: certificate chains (a chain with a 'certificate' block); a discovery d below is one
+ * made by kp__discover_certs. */
 /* Reads the certificate each reachable store that keeps certificates holds with each version it
  * holds (keystores through KS_CERT_GET, secret replicas their <chain>.cer). A no-op for other
  * chains. */

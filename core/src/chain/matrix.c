@@ -274,7 +274,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
     const kp_chain_policy *c = NULL;
     KP_GUARD(kp__chain_get(ctx, policy, chain, &c));
     kp__discovery d;
-    kp_status st = kp__discover(ctx, policy, c, &d);
+    kp_status st = kp__discover_certs(ctx, policy, c, &d);
     uint32_t versions[KP_STATE_VERSIONS];
     const char *fprs[KP_STATE_VERSIONS];
     size_t nv = st == KP_OK ? kp__versions(&d, versions, fprs, KP_STATE_VERSIONS) : 0;

@@ -262,7 +262,7 @@ static kp_status s_plan_chain(kp_ctx *ctx, const kp_policy *policy, const kp_cha
                               const char *vouch, kp_plan *p)
 {
     kp__discovery d;
-    kp_status st = kp__discover(ctx, policy, c, &d);
+    kp_status st = kp__discover_certs(ctx, policy, c, &d);
     kp__discovery_vouch(&d, vouch);
     for (size_t i = 0; st == KP_OK && i < d.n; i++) {
         char why[256];

@@ -46,7 +46,7 @@ static kp_status s_look(kp_ctx *ctx, const kp_policy *policy, const char *chain,
 {
     memset(&v->d, 0, sizeof(v->d)); /* callers clear it on every path */
     KP_GUARD(kp__chain_get(ctx, policy, chain, &v->c));
-    kp_status st = kp__discover(ctx, policy, v->c, &v->d);
+    kp_status st = kp__discover_certs(ctx, policy, v->c, &v->d);
     bool found = false;
     if (st == KP_OK)
         st = kp__state_load(ctx, &v->d, &v->s, &found);
