@@ -23,19 +23,8 @@
 static const char *const s_keys[] = {"subject", "valid", "warn_before"};
 #define S_NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))
 
-static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *key,
-                       int64_t *out)
-{
-    const char *v = kp__yscalar(n);
-    if (v == NULL || kp__parse_duration(v, out) != KP_OK || *out <= 0) {
-        kp__pdiag(P, n,
-                  "chain '%s': certificate '%s' must be a positive duration like 30d, 52w or "
-                  "1y",
-                  chain, key);
-        return false;
-    }
-    return true;
-}
+/* The examples of its durations. */
+#define S_LIKE "30d, 52w or 1y"
 
 void kp__policy_check_certificate(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *at)
 {
@@ -79,9 +68,10 @@ void kp__policy_parse_certificate(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t
                 c->cert.subject = c->cert_subject;
         } else if (strcmp(key, "valid") == 0) {
             valid = vn;
-            (void)s_duration(P, chain, vn, "valid", &c->cert.valid);
+            (void)kp__yduration(P, vn, chain, "certificate 'valid'", true, S_LIKE, &c->cert.valid);
         } else if (strcmp(key, "warn_before") == 0) {
-            (void)s_duration(P, chain, vn, "warn_before", &c->cert.warn_before);
+            (void)kp__yduration(P, vn, chain, "certificate 'warn_before'", true, S_LIKE,
+                                &c->cert.warn_before);
         } else {
             char hint[96];
             kp__pdiag(P, kn,

@@ -143,19 +143,8 @@ static void s_check_refs(kp_pol_parser *P, const kp_pol_chain *c, yaml_node_t *s
     }
 }
 
-static bool s_duration(kp_pol_parser *P, const char *chain, yaml_node_t *n, const char *key,
-                       int64_t *out)
-{
-    const char *v = kp__yscalar(n);
-    kp_status st = v != NULL ? kp__parse_duration(v, out) : KP_ERR_INVALID_ARG;
-    if (st != KP_OK) {
-        kp__pdiag(P, n,
-                  "chain '%s': '%s' must be a duration like 35d, 12h, 52w or 1y, at most 1000y",
-                  chain, key);
-        return false;
-    }
-    return true;
-}
+/* The examples of a chain's own durations (retention, rotation). */
+#define S_LIKE "35d, 12h, 52w or 1y, at most 1000y"
 
 static void s_parse_protector(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *map)
 {
@@ -224,9 +213,11 @@ static void s_parse_rotation(kp_pol_parser *P, kp_pol_chain *c, yaml_node_t *map
         if (k == NULL || strncmp(k, "x-", 2) == 0)
             continue;
         if (strcmp(k, "every") == 0)
-            have_every = s_duration(P, c->name, vn, "every", &c->pub.rotation_every);
+            have_every =
+                kp__yduration(P, vn, c->name, "'every'", false, S_LIKE, &c->pub.rotation_every);
         else if (strcmp(k, "warn_before") == 0)
-            (void)s_duration(P, c->name, vn, "warn_before", &c->pub.rotation_warn);
+            (void)kp__yduration(P, vn, c->name, "'warn_before'", false, S_LIKE,
+                                &c->pub.rotation_warn);
         else {
             char hint[96];
             kp__pdiag(P, kn,
@@ -297,7 +288,7 @@ static void s_parse_chain(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn)
         } else if (strcmp(key, "rotation") == 0) {
             s_parse_rotation(P, c, v);
         } else if (strcmp(key, "retention") == 0) {
-            (void)s_duration(P, name, v, "retention", &c->pub.retention);
+            (void)kp__yduration(P, v, name, "'retention'", false, S_LIKE, &c->pub.retention);
         } else if (strcmp(key, "azure_sql") == 0) {
             azure_sql = v; /* read once the chain's keystores are known */
         } else if (strcmp(key, "certificate") == 0) {

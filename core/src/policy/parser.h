@@ -56,6 +56,12 @@ yaml_node_t *kp__ymap_get(kp_pol_parser *P, yaml_node_t *map, const char *key,
 /* The name kn gives a kind ("instance", "chain") whose body vn must be a mapping; NULL, with
  * the reason reported, when the name is invalid or vn is no good mapping. */
 const char *kp__ynamed(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn, const char *kind);
+/* A chain's duration n (kp__parse_duration: 12h, 30d, 52w, 1y) into *out, true; with positive,
+ * zero is refused too. Otherwise reports "chain 'CHAIN': WHAT must be a [positive ]duration like
+ * LIKE" at n and returns false: what is the key as the message names it ("'every'",
+ * "certificate 'valid'"), like the examples it gives. */
+bool kp__yduration(kp_pol_parser *P, yaml_node_t *n, const char *chain, const char *what,
+                   bool positive, const char *like, int64_t *out);
 
 /* params.c: an instance's params, checked against its plugin's declaration */
 void kp__policy_parse_params(kp_pol_parser *P, kp_pol_instance *inst, yaml_node_t *map);

@@ -1,8 +1,8 @@
 /*
  * libyaml document helpers for the policy parser: scalars, mappings (every key a plain name,
- * duplicates found by sorting), named sections, the one spelling of a boolean, and the names of
- * instances that could not be read (so that load.c, which reads them, and chains.c, which
- * refers to them, agree on which references are already reported).
+ * duplicates found by sorting), named sections, the one spelling of a boolean, a chain's
+ * durations, and the names of instances that could not be read (so that load.c, which reads
+ * them, and chains.c, which refers to them, agree on which references are already reported).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +123,18 @@ const char *kp__ynamed(kp_pol_parser *P, yaml_node_t *kn, yaml_node_t *vn, const
     char what[96];
     snprintf(what, sizeof(what), "%s '%s'", kind, name);
     return kp__ymapping_ok(P, vn, what) ? name : NULL;
+}
+
+bool kp__yduration(kp_pol_parser *P, yaml_node_t *n, const char *chain, const char *what,
+                   bool positive, const char *like, int64_t *out)
+{
+    const char *v = kp__yscalar(n);
+    if (v == NULL || kp__parse_duration(v, out) != KP_OK || (positive && *out <= 0)) {
+        kp__pdiag(P, n, "chain '%s': %s must be a %sduration like %s", chain, what,
+                  positive ? "positive " : "", like);
+        return false;
+    }
+    return true;
 }
 
 /* Records name, an instance the policy declares but that could not be read. */
