@@ -65,6 +65,17 @@ int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 int kp_cli_flag(const char *cmd, const char *name, const char *value, bool *out);
 /* The value of --workers (1 to 256, the library's bound): KP_EXIT_OK, or the usage error. */
 int kp_cli_workers(const char *cmd, const char *value, unsigned *out);
+/* The value of a --version option, a version number from 1 to UINT32_MAX in decimal: KP_EXIT_OK
+ * with *out set, else the usage error "WHY" (each command words its own). digits_only: nothing
+ * before the digits; without it, blanks and a '+' may lead them as strtoul reads them (never a
+ * '-'). */
+int kp_cli_version_opt(const char *cmd, const char *value, bool digits_only, const char *why,
+                       uint32_t *out);
+/* The value of option --NAME, a secret's source (env:NAME, file:PATH, fd:N or stdin;
+ * kp_secret_source_valid): KP_EXIT_OK, else the usage error "--NAME takes env:NAME, file:PATH,
+ * fd:N or stdin" or, with never_itself, "--NAME takes a source (env:NAME, file:PATH, fd:N or
+ * stdin), never the NAME itself". */
+int kp_cli_source_opt(const char *cmd, const char *name, const char *value, bool never_itself);
 /* The usage error of an option getopt_long refused (unknown, or missing its value): "bad option
  * 'OPT'". */
 int kp_cli_bad_option(const char *cmd, char **argv);

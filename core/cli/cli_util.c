@@ -1,7 +1,8 @@
 /*
  * Helpers shared by the subcommands: exit codes, error printing and the --json error object,
- * boolean options, policy loading, files.
+ * boolean, version and secret-source options, policy loading, files.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -158,6 +159,31 @@ int kp_cli_workers(const char *cmd, const char *value, unsigned *out)
         return kp_cli_usage_error(cmd, "--workers must be 1 to 256");
     *out = (unsigned)n;
     return KP_EXIT_OK;
+}
+
+int kp_cli_version_opt(const char *cmd, const char *value, bool digits_only, const char *why,
+                       uint32_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    bool lead = digits_only ? isdigit((unsigned char)value[0]) : value[0] != '-';
+    if (!lead || errno != 0 || end == value || *end != '\0' || v == 0 || v > UINT32_MAX)
+        return kp_cli_usage_error(cmd, "%s", why);
+    *out = (uint32_t)v;
+    return KP_EXIT_OK;
+}
+
+#define S_SOURCES "env:NAME, file:PATH, fd:N or stdin"
+
+int kp_cli_source_opt(const char *cmd, const char *name, const char *value, bool never_itself)
+{
+    if (kp_secret_source_valid(value))
+        return KP_EXIT_OK;
+    if (never_itself)
+        return kp_cli_usage_error(cmd, "--%s takes a source (" S_SOURCES "), never the %s itself",
+                                  name, name);
+    return kp_cli_usage_error(cmd, "--%s takes " S_SOURCES, name);
 }
 
 int kp_cli_bad_option(const char *cmd, char **argv)

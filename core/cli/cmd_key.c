@@ -4,7 +4,6 @@
  * restore-backup): what an operator needs by hand when a policy run is not the tool, e.g. to
  * seed a store from an existing key or take a provider backup before a migration.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -137,13 +136,11 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
             o->kek_kid = optarg;
             break;
         case 'V': {
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (!isdigit((unsigned char)optarg[0]) || *end != '\0' || errno != 0 || v == 0 ||
-                v > UINT32_MAX)
-                return kp_cli_usage_error(sub, "--version must be an integer from 1 to %u",
-                                          UINT32_MAX);
-            o->version = (uint32_t)v;
+            int rc = kp_cli_version_opt(sub, optarg, true,
+                                        "--version must be an integer from 1 to 4294967295",
+                                        &o->version);
+            if (rc != KP_EXIT_OK)
+                return rc;
             break;
         }
         case 'x': {
@@ -317,11 +314,13 @@ static int s_generate_or_import(kp_cli *cli, const s_opts *o, bool import)
     if (import && (o->key_src == NULL || !kp_secret_source_valid(o->key_src)))
         return kp_cli_usage_error(sub, "--key SOURCE is required (file:PATH, fd:N, env:NAME "
                                        "or stdin)");
-    if (o->pass_src != NULL && !kp_secret_source_valid(o->pass_src))
-        return kp_cli_usage_error(sub, "--passphrase takes env:NAME, file:PATH, fd:N or stdin");
+    int rc =
+        o->pass_src != NULL ? kp_cli_source_opt(sub, "passphrase", o->pass_src, false) : KP_EXIT_OK;
+    if (rc != KP_EXIT_OK)
+        return rc;
     kp_secret *der = NULL;
     kp_instance *inst = NULL;
-    int rc = import ? s_read_private_key(o, &der) : KP_EXIT_OK;
+    rc = import ? s_read_private_key(o, &der) : KP_EXIT_OK;
     if (rc == KP_EXIT_OK)
         rc = s_open(cli, o->instance, &inst);
     uint32_t type = o->type != 0 ? o->type : KP_KEY_RSA;
@@ -411,9 +410,9 @@ static int s_export(kp_cli *cli, const s_opts *o)
     if (o->instance == NULL || o->name == NULL || o->pass_src == NULL || o->out == NULL)
         return kp_cli_usage_error("key export",
                                   "--instance, --name, --passphrase and --out are required");
-    if (!kp_secret_source_valid(o->pass_src))
-        return kp_cli_usage_error("key export", "--passphrase takes env:NAME, file:PATH, fd:N or "
-                                                "stdin");
+    int rc = kp_cli_source_opt("key export", "passphrase", o->pass_src, false);
+    if (rc != KP_EXIT_OK)
+        return rc;
     char err[256];
     kp_secret *pass = NULL, *der = NULL;
     kp_status st = kp_secret_read_source(o->pass_src, 4096, 1, &pass, err, sizeof(err));
@@ -425,7 +424,7 @@ static int s_export(kp_cli *cli, const s_opts *o)
                                                 "bytes");
     }
     kp_instance *inst = NULL;
-    int rc = s_open(cli, o->instance, &inst);
+    rc = s_open(cli, o->instance, &inst);
     char *pem = NULL;
     size_t len = 0;
     if (rc == KP_EXIT_OK) {

@@ -5,7 +5,6 @@
  * DR region that has the key copy has the password too; get reads the first store that has it
  * (or the one --from names).
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +76,13 @@ static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
         case 'n':
             o->name = optarg;
             break;
-        case 'v':
-            if (!kp_secret_source_valid(optarg))
-                return kp_cli_usage_error("secret", "--value takes a source (env:NAME, "
-                                                    "file:PATH, fd:N or stdin), never the "
-                                                    "value itself");
+        case 'v': {
+            int rc = kp_cli_source_opt("secret", "value", optarg, true);
+            if (rc != KP_EXIT_OK)
+                return rc;
             o->value = optarg;
             break;
+        }
         case 'o':
             o->out = optarg;
             break;
@@ -94,13 +93,10 @@ static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
             o->meta[o->nmeta++] = optarg;
             break;
         case 'V': {
-            char *end = NULL;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v == 0 || v > UINT32_MAX ||
-                optarg[0] == '-')
-                return kp_cli_usage_error("secret", "--version must be a version number");
-            o->version = (uint32_t)v;
+            int rc = kp_cli_version_opt("secret", optarg, false,
+                                        "--version must be a version number", &o->version);
+            if (rc != KP_EXIT_OK)
+                return rc;
             break;
         }
         case 'j':

@@ -89,23 +89,21 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
         case 'P':
             o->pvk = optarg;
             break;
-        case 'p':
-            if (!kp_secret_source_valid(optarg))
-                return kp_cli_usage_error(cmd, "--password takes a source (env:NAME, file:PATH, "
-                                               "fd:N or stdin), never the password itself");
+        case 'p': {
+            int rc = kp_cli_source_opt(cmd, "password", optarg, true);
+            if (rc != KP_EXIT_OK)
+                return rc;
             o->password = optarg;
             break;
+        }
         case 'o':
             o->out = optarg;
             break;
         case 'v': {
-            char *end = NULL;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v == 0 || v > UINT32_MAX ||
-                optarg[0] == '-')
-                return kp_cli_usage_error(cmd, "--version must be a version number (1, 2, ...)");
-            o->version = (uint32_t)v;
+            int rc = kp_cli_version_opt(
+                cmd, optarg, false, "--version must be a version number (1, 2, ...)", &o->version);
+            if (rc != KP_EXIT_OK)
+                return rc;
             break;
         }
         case 'S':
@@ -225,7 +223,7 @@ static int s_import(kp_cli *cli, const s_opts *o)
         return kp_cli_usage_error("sqlserver import", "--chain, --cer and --pvk are required");
     const kp_chain_policy *c = NULL;
     KP_GUARD(s_chain(cli, o->chain, &c));
-    kp_cert_info ci;
+    kp_cert_info ci = {0};
     uint8_t *der = NULL;
     size_t derlen = 0;
     kp_secret *pkcs8 = NULL;
