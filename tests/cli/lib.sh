@@ -100,6 +100,24 @@ file_chain() {
     echo "    algorithm: $alg"
 }
 
+# sqlserver_policy_head: the head of the SQL Server tests' policy (cli.sqlserver*): file stores
+# west, east, bucket and pw (file_providers) and chain dbm, whose certificates are imported, born
+# in west, replicated to east, with a copy in the secret replica bucket and its passwords in pw.
+# More keys of dbm may follow (4 spaces in), then more chains (2 spaces in). Same shell rule as
+# file_providers.
+sqlserver_policy_head() {
+    file_providers west east bucket pw
+    cat <<YAML
+chains:
+  dbm:
+    protector: {type: rsa, bits: 2048, origin: west, exportable: true}
+    replicas: [east]
+    secret_replicas: [bucket]
+    secrets: pw
+    certificate: {}
+YAML
+}
+
 # A two-region file policy in $T/policy.yaml; passphrase from KP_TEST_PASS.
 two_regions() {
     KP_TEST_PASS=$(openssl rand -hex 24)

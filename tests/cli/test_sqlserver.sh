@@ -22,15 +22,8 @@ MADE=$KP_SRC/tests/fixtures/sqlserver-made
 GOLDEN=$KP_SRC/tests/cli/golden
 P="--policy $T/policy.yaml"
 {
-    file_providers west east bucket pw
+    sqlserver_policy_head
     cat <<YAML
-chains:
-  dbm:
-    protector: {type: rsa, bits: 2048, origin: west, exportable: true}
-    replicas: [east]
-    secret_replicas: [bucket]
-    secrets: pw
-    certificate: {}
     sqlserver:
       - instance: sql-prod-1
         databases: [Sales, {name: HR, column_keys: true}]

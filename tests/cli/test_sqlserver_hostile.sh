@@ -13,15 +13,8 @@
 REAL=$KP_SRC/tests/fixtures/sqlserver-real
 P="--policy $T/policy.yaml"
 {
-    file_providers west east bucket pw
+    sqlserver_policy_head
     cat <<YAML
-chains:
-  dbm:
-    protector: {type: rsa, bits: 2048, origin: west, exportable: true}
-    replicas: [east]
-    secret_replicas: [bucket]
-    secrets: pw
-    certificate: {}
   gen:
     protector: {type: rsa, bits: 2048, origin: west, exportable: true}
     replicas: [east]
