@@ -17,6 +17,7 @@ Every instance lives in a directory D shared by a test run:
     CTL control --dir D --name NAME METHOD ENDPOINT [JSON]
                                                       prints /_emulator/ENDPOINT's JSON answer
     CTL env --dir D                                   PFX_CA=..., PFX_<NAME>_URL=... for sh
+                                                      (and the spec's own PFX_<NAME>_... lines)
 
 Exit status 0 on success, 1 on a failure (with one line on stderr), 2 on a usage error.
 """
@@ -55,6 +56,15 @@ class Spec:
 
     def start_args(self, a):
         """The emulator's arguments for those options (a: the parsed start command)."""
+        return []
+
+    def started(self, a, port):
+        """Called by the start command once instance a.name is ready on port (e.g. to introduce
+        it to the other instances of a.dir)."""
+
+    def env_extra(self, d, name, port):
+        """More env lines of running instance NAME (on port) as (SUFFIX, value) pairs: env
+        prints PFX_<NAME>_SUFFIX=value."""
         return []
 
 
@@ -218,7 +228,9 @@ def control(spec, d, name):
 # ---- the command line ----
 
 def cmd_start(spec, a, extra):
-    print(start(spec, a.dir, a.name, spec.start_args(a), a.faults, extra, a.port_reuse))
+    port = start(spec, a.dir, a.name, spec.start_args(a), a.faults, extra, a.port_reuse)
+    spec.started(a, port)
+    print(port)
 
 
 def cmd_stop(spec, a, _extra):
@@ -265,6 +277,9 @@ def cmd_env(spec, a, _extra):
         print("%s_URL=https://127.0.0.1:%d" % (var, port))
         print("%s_PORT=%d" % (var, port))
         exported += [var + "_URL", var + "_PORT"]
+        for suffix, value in spec.env_extra(d, name, port):
+            print("%s_%s=%s" % (var, suffix, shlex.quote(str(value))))
+            exported.append("%s_%s" % (var, suffix))
     print("export %s" % " ".join(exported))
 
 

@@ -1,7 +1,8 @@
 """The one HTTP request handler of every emulator: the TLS handshake in the worker thread,
-request bodies (Content-Length or chunked, at most MAX_BODY), answers carrying the service's
-standard headers, dropped connections (RST), the control endpoints, and fault injection around
-the service's routes, including corruption of its success answers.
+request bodies (Content-Length or chunked, at most MAX_BODY unless the service allows more),
+answers carrying the service's standard headers (a body may be streamed from a file: FileBody),
+dropped connections (RST), the control endpoints, and fault injection around the service's
+routes, including corruption of its success answers.
 
 What is the service's own comes from the Service object (server.py): its routes, its error shape,
 its standard headers and the names of its operations.
@@ -25,10 +26,12 @@ MAX_BODY = 1 << 20
 
 class ServiceError(Exception):
     """An error answer in the emulated service's shape: a subclass sets status (and headers,
-    content_type) and defines body()."""
+    content_type) and defines body(); retry_after False: an injected 429 or 503 goes without the
+    Retry-After header (a service that never sends one)."""
 
     status = 500
     content_type = JSON_TYPE
+    retry_after = True
 
     def __init__(self, message, headers=None):
         super().__init__(message)
@@ -36,6 +39,36 @@ class ServiceError(Exception):
 
     def body(self):
         raise NotImplementedError
+
+
+class FileBody:
+    """A body sent from an open binary file: length bytes from offset (the rest of the file when
+    length is None). The handler streams it and closes the file; a HEAD answer sends only its
+    Content-Length."""
+
+    def __init__(self, fileobj, offset=0, length=None):
+        self.fileobj = fileobj
+        self.offset = offset
+        if length is None:
+            fileobj.seek(0, 2)
+            length = fileobj.tell() - offset
+        self.length = length
+
+    def write_to(self, wfile, chunk=1 << 20):
+        self.fileobj.seek(self.offset)
+        left = self.length
+        while left > 0:
+            data = self.fileobj.read(min(chunk, left))
+            if not data:
+                break
+            wfile.write(data)
+            left -= len(data)
+
+    def close(self):
+        try:
+            self.fileobj.close()
+        except OSError:
+            pass
 
 
 class DropConnection(Exception):
@@ -119,7 +152,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         if self.service.opts.log_requests:
-            sys.stderr.write("%s %s - %s\n" % (self.service.name, self.address_string(), fmt % args))
+            line = self.service.redact_log(fmt % args)
+            sys.stderr.write("%s %s - %s\n" % (self.service.name, self.address_string(), line))
 
     # ---- plumbing ----
     def do_GET(self):
@@ -137,7 +171,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.dispatch("DELETE")
 
+    def do_HEAD(self):
+        if self.service.head_allowed:
+            self.dispatch("HEAD")
+        else:   # what BaseHTTPRequestHandler answers a method it has no do_ for
+            self.send_error(501, "Unsupported method ('HEAD')")
+
     def read_body(self):
+        limit = self.service.body_limit(self.command, self.path_only, self.headers)
         te = self.headers.get("Transfer-Encoding", "").lower()
         if te == "chunked":
             chunks, total = [], 0
@@ -151,7 +192,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         pass
                     break
                 total += size
-                if total > MAX_BODY:
+                if total > limit:
                     raise self.service.error("too_large")
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(1024)
@@ -163,38 +204,54 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = int(cl)
         except ValueError:
             raise self.service.error("bad_length")
-        if n < 0 or n > MAX_BODY:
+        if n < 0 or n > limit:
             self.close_connection = True
             raise self.service.error("too_large")
         return self.rfile.read(n)
 
     def send(self, status, body=None, headers=None, content_type=JSON_TYPE):
-        """Answers status with body (a dict or list sent as JSON, bytes, or None: no body);
-        content_type None sends no Content-Type header (nor does a 204 without a body)."""
-        if isinstance(body, (dict, list)):
+        """Answers status with body (a dict or list sent as JSON, bytes, a FileBody, or None: no
+        body); content_type None sends no Content-Type header (nor does a 204 without a body), and
+        a Content-Type among headers replaces it (a header whose value is None is not sent:
+        {"Content-Type": None} answers without one)."""
+        stream = None
+        if isinstance(body, FileBody):
+            stream, data = body, b""
+        elif isinstance(body, (dict, list)):
             data = json.dumps(body, separators=(",", ":")).encode()
         elif body is None:
             data = b""
         else:
             data = body
-        self.send_response(status)
-        if content_type is not None and (status != 204 or data):
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        if not self.path_only.startswith(CONTROL_PREFIX):
-            self.service.answered(self.path_only, status)
-        for k, v in self.service.standard_headers(self.path_only, self.headers).items():
-            self.send_header(k, v)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        for k, v in getattr(self, "extra_headers", {}).items():
-            self.send_header(k, v)
-        self.extra_headers = {}
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            length = stream.length if stream is not None else len(data)
+            if headers and any(k.lower() == "content-type" for k in headers):
+                content_type = None
+            self.send_response(status)
+            if content_type is not None and (status != 204 or length):
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(length))
+            if not self.path_only.startswith(CONTROL_PREFIX):
+                self.service.answered(self.path_only, status)
+            for k, v in self.service.standard_headers(self.path_only, self.headers).items():
+                self.send_header(k, v)
+            for k, v in (headers or {}).items():
+                if v is not None:
+                    self.send_header(k, v)
+            for k, v in getattr(self, "extra_headers", {}).items():
+                self.send_header(k, v)
+            self.extra_headers = {}
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                if stream is not None:
+                    stream.write_to(self.wfile)
+                else:
+                    self.wfile.write(data)
+        finally:
+            if stream is not None:
+                stream.close()
 
     def send_error_answer(self, e, headers=None):
         self.send(e.status, e.body(), headers if headers is not None else e.headers,
@@ -255,7 +312,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if action != "ok":
             e = svc.error(action)
             headers = dict(e.headers)
-            if action in ("429", "503"):
+            if action in ("429", "503") and e.retry_after:
                 headers["Retry-After"] = str(svc.faults.retry_after())
             return self.send_error_answer(e, headers)
         answer = svc.route(req)

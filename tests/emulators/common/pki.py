@@ -1,5 +1,7 @@
 """Test PKI for the emulators: a CA and a server certificate made with python3-cryptography,
-as the emulators' TLS expects (SAN IP:127.0.0.1 and DNS:localhost).
+as the emulators' TLS expects (SAN IP:127.0.0.1 and DNS:localhost, plus DNS:s3.localhost and
+DNS:*.s3.localhost for S3's virtual-host addressing: OpenSSL refuses a wildcard directly under a
+one-label name such as *.localhost).
 
 Used by emuctl.py (one CA per test-run directory) and so by every ctl script and emulator test;
 needs only Debian 12's /usr/bin/python3.
@@ -14,6 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+SERVER_DNS_NAMES = ("localhost", "s3.localhost", "*.s3.localhost")
 
 
 def pki_paths(d):
@@ -45,7 +50,8 @@ def make_pki(d):
                 .not_valid_before(now - datetime.timedelta(minutes=5))
                 .not_valid_after(now + datetime.timedelta(days=1))
                 .add_extension(x509.SubjectAlternativeName([
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *[x509.DNSName(n) for n in SERVER_DNS_NAMES]]),
                     critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -15,7 +15,7 @@ import threading
 
 from .control import ControlEndpoints
 from .faults import Faults
-from .handler import Handler
+from .handler import MAX_BODY, Handler
 
 
 class Service:
@@ -26,6 +26,7 @@ class Service:
     server_version = "emulator"    # the Server header
     fault_scope = "api"            # name of the default fault scope (in_fault_scope's paths)
     corrupt_b64_paths = ()         # base64 members the bad_base64 corruption spoils
+    head_allowed = False           # HEAD requests reach route() (else 501, as http.server does)
 
     def __init__(self, opts):
         """opts: the parsed command line, with at least add_server_args()'s options."""
@@ -68,6 +69,15 @@ class Service:
         """Headers every answer to path carries, besides Content-Type and Content-Length;
         headers: the request's headers (e.g. for a request id the service echoes)."""
         return {}
+
+    def body_limit(self, method, path, headers):
+        """The largest request body (bytes) accepted for this request; a larger one is answered
+        error("too_large")."""
+        return MAX_BODY
+
+    def redact_log(self, line):
+        """A --log-requests line as it may be printed (e.g. without secrets in a query)."""
+        return line
 
     def request_seen(self, method, path, headers):
         """Called once per service request (never for /_emulator/...), before its body is read

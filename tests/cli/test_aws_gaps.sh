@@ -1,0 +1,86 @@
+#!/bin/sh
+# cli.aws_gaps: copies that are in the stores but would fail in a disaster are gaps in verify,
+# as the aws plugin reports them (store.gap, ABI 1.4), and nothing else:
+# - an S3 object put again under another KMS key of its region, or under SSE-S3 (AES256), is a
+#   gap naming the key; put back under the instance's key, verify is clean again;
+# - a password whose replication to us-west-2 failed (the region was down when it was written)
+#   is a gap until the region is back and the replica is in sync;
+# - a password changed outside keyplane (PutSecretValue moves AWSCURRENT) is a gap, and the
+#   copy still opens with the version keyplane wrote;
+# - with us-east-1 down, the passwords are read from us-west-2.
+. "$KP_SRC/tests/cli/lib.sh"
+. "$KP_SRC/tests/cli/aws.sh"
+aws_start east us-east-1 --link
+aws_start west us-west-2 --link
+KE=$(aws_kms_key east us-east-1)
+KE2=$(aws_kms_key east us-east-1)
+KW=$(aws_kms_key west us-west-2)
+aws_bucket east us-east-1 tde-east
+P="--policy $T/policy.yaml"
+{
+    file_providers origin
+    aws_s3_instance s3-east east us-east-1 tde-east "$KE"
+    aws_sm_instance passwords east us-east-1 "$KE" west us-west-2 "$KW"
+    echo "    deadline_ms: 3000"
+    echo "    max_attempts: 1"
+    cat <<YAML
+chains:
+  tde:
+    protector: {type: rsa, bits: 2048, origin: origin, exportable: true}
+    replicas: [origin]
+    secret_replicas: [s3-east]
+    secrets: passwords
+YAML
+} >"$T/policy.yaml"
+init_stores "$T/policy.yaml"
+# us-west-2 is down while the password is written: its replication fails
+$ACTL stop --dir "$AWSD" --name west >/dev/null
+expect_rc 0 $P apply
+kp $P verify tde --json
+[ "$rc" -ne 0 ] || fail "verify is clean with the replica region down"
+expect_in "$T/out" "us-west-2"
+# the region comes back: the emulator retries the replication; verify is clean once in sync
+aws_start west us-west-2 --link --port-reuse
+n=0
+while :; do
+    kp $P verify tde --json
+    [ "$rc" -eq 0 ] && break
+    n=$((n + 1))
+    [ $n -lt 30 ] || { cat "$T/out" >&2; fail "the replica never came in sync"; }
+    sleep 0.5
+done
+
+# ---- an object re-put under another key of the region, then under SSE-S3 --------------------
+E="--endpoint-url $AWS_EAST_URL --region us-east-1"
+aws_cli $E s3api get-object --bucket tde-east --key keyplane/tde.key/v1 "$T/key.obj" >"$T/get.json"
+meta=$($PY -c 'import json, sys; print(",".join("%s=%s" % kv for kv in json.load(open(sys.argv[1]))["Metadata"].items()))' "$T/get.json")
+aws_cli $E s3api put-object --bucket tde-east --key keyplane/tde.key/v1 --body "$T/key.obj" \
+    --server-side-encryption aws:kms --ssekms-key-id "$KE2" --metadata "$meta" >/dev/null
+kp $P verify tde --json
+[ "$rc" -ne 0 ] || fail "verify is clean with the object under another key"
+expect_in "$T/out" "$KE2"
+aws_cli $E s3api put-object --bucket tde-east --key keyplane/tde.key/v1 --body "$T/key.obj" \
+    --server-side-encryption AES256 --metadata "$meta" >/dev/null
+kp $P verify tde --json
+[ "$rc" -ne 0 ] || fail "verify is clean with the object under SSE-S3"
+expect_in "$T/out" "AES256"
+aws_cli $E s3api put-object --bucket tde-east --key keyplane/tde.key/v1 --body "$T/key.obj" \
+    --server-side-encryption aws:kms --ssekms-key-id "$KE" --metadata "$meta" >/dev/null
+expect_rc 0 $P verify tde
+
+# ---- a password changed outside keyplane ----------------------------------------------------
+aws_cli $E secretsmanager put-secret-value --secret-id keyplane/tde.password/v1 \
+    --secret-string "not the password" >/dev/null
+kp $P verify tde --json
+[ "$rc" -ne 0 ] || fail "verify is clean with AWSCURRENT moved"
+expect_in "$T/out" "keyplane did not write"
+grep -q "opened with its password" "$T/out" || true # the copy itself still opens (below)
+expect_rc 0 $P secret get --instance passwords --name tde.password --version 1 --out "$T/pw"
+[ "$(cat "$T/pw")" != "not the password" ] || fail "the read took the changed value"
+
+# ---- us-east-1 down: the password is read in us-west-2 -------------------------------------
+$ACTL stop --dir "$AWSD" --name east --kill >/dev/null
+expect_rc 0 $P secret get --instance passwords --name tde.password --version 1 --out "$T/pw2"
+cmp "$T/pw" "$T/pw2" || fail "us-west-2 gave another password"
+aws_no_bad_signatures
+echo "ok: gaps named, cleared when repaired"
