@@ -264,8 +264,33 @@ typedef struct kp_aws_object {
     char *strings; /* owns meta's keys and values */
 } kp_aws_object;
 void kp_aws_object_clear(kp_aws_object *o);
+/** Objects larger than this are uploaded in parts (aws_s3_multipart.c). */
+#define KP_AWS_S3_MULTIPART_MIN (16u * 1024 * 1024)
+/** One part: S3 takes 5 MiB to 5 GiB for every part but the last. */
+#define KP_AWS_S3_PART (8u * 1024 * 1024)
+/** The headers of a new object: its content type, SSE-KMS under a->kms_key, the metadata. */
+typedef struct kp_aws_s3_headers {
+    const char *list[KP_AWS_META_MAX + 8]; /* NULL-ended, room for two more */
+    char *lines[KP_AWS_META_MAX + 1];
+    char kms[320];
+} kp_aws_s3_headers;
+kp_status kp_aws_s3_put_headers(kp_aws_inst *a, const kp_meta *meta, size_t nmeta,
+                                kp_aws_s3_headers *h);
+void kp_aws_s3_headers_free(kp_aws_s3_headers *h);
+/** One request to the bucket (key "" for the bucket itself); resp holds any HTTP answer. */
+kp_status kp_aws_s3_send(kp_aws_inst *a, const char *method, const char *key, const char *query,
+                         const char *const *headers, const uint8_t *body, size_t len,
+                         unsigned flags, kpk_http_response *resp);
+/** What a conditional write's answer means: KP_OK, KP_ERR_EXISTS (412: the key exists),
+ *  KP_ERR_CONFLICT (409: another conditional write in flight), else the failure. */
+kp_status kp_aws_s3_put_result(kp_aws_inst *a, const kpk_http_response *r, const char *what);
+/** kp_aws_s3_create in parts: CreateMultipartUpload with the headers, UploadPart for each
+ *  KP_AWS_S3_PART (each retried alone), CompleteMultipartUpload with If-None-Match: *; aborted
+ *  on failure. */
+kp_status kp_aws_s3_multipart(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
+                              const kp_meta *meta, size_t nmeta);
 /** Puts body as key unless it exists (If-None-Match: *), SSE-KMS under a->kms_key, with the
- *  metadata. KP_ERR_EXISTS when the key exists. */
+ *  metadata; in parts past KP_AWS_S3_MULTIPART_MIN. KP_ERR_EXISTS when the key exists. */
 kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
                            const kp_meta *meta, size_t nmeta);
 /** HEAD (body NULL) or GET of key. KP_ERR_NOT_FOUND quietly when absent. */

@@ -274,6 +274,8 @@ kp_status kp_aws_params_take(kp_aws_inst *a, const kp_param *params)
     kpk_http_config_params(params, &a->http_cfg);
     a->http_cfg.ca_bundle = a->ca_bundle[0] != '\0' ? a->ca_bundle : NULL;
     a->http_cfg.user_agent = "keyplane-aws/0.1.0";
+    /* an S3 object is read whole: up to a few parts' worth */
+    a->http_cfg.max_response = a->service == KP_AWS_S3 ? 64u * 1024 * 1024 : 1024 * 1024;
     const kp_param *p = kp_param_find(params, "deadline_ms");
     a->deadline_ms = p != NULL ? (long)p->num : KP_AWS_DEFAULT_DEADLINE_MS;
     return KP_OK;

@@ -45,10 +45,9 @@ static kp_status s_where(kp_aws_inst *a, const char *key, char endpoint[KP_AWS_U
     return KP_OK;
 }
 
-/* One request to the bucket; resp holds any HTTP answer. */
-static kp_status s_send(kp_aws_inst *a, const char *method, const char *key, const char *query,
-                        const char *const *headers, const uint8_t *body, size_t len, unsigned flags,
-                        kpk_http_response *resp)
+kp_status kp_aws_s3_send(kp_aws_inst *a, const char *method, const char *key, const char *query,
+                         const char *const *headers, const uint8_t *body, size_t len,
+                         unsigned flags, kpk_http_response *resp)
 {
     char endpoint[KP_AWS_URL_MAX], path[S_PATH_MAX];
     KP_GUARD(s_where(a, key, endpoint, path));
@@ -87,46 +86,71 @@ static kp_status s_meta_line(kp_aws_inst *a, const kp_meta *m, char **line)
     return KP_OK;
 }
 
-kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
-                           const kp_meta *meta, size_t nmeta)
+kp_status kp_aws_s3_put_headers(kp_aws_inst *a, const kp_meta *meta, size_t nmeta,
+                                kp_aws_s3_headers *h)
 {
-    if (nmeta > 32)
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: more than 32 metadata pairs", a->bucket);
+    memset(h, 0, sizeof(*h));
+    if (nmeta > KP_AWS_META_MAX + 1)
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: more than %d metadata pairs", a->bucket,
+                          KP_AWS_META_MAX);
     size_t total = 0;
     for (size_t i = 0; i < nmeta; i++)
         total += strlen(meta[i].key) + strlen(meta[i].value);
     if (total > KP_AWS_S3_META_MAX)
         return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: metadata over S3's %d bytes", a->bucket,
                           KP_AWS_S3_META_MAX);
-    char kms[320];
-    snprintf(kms, sizeof(kms), "x-amz-server-side-encryption-aws-kms-key-id: %s", a->kms_key);
-    const char *headers[40];
-    char *lines[32] = {0};
+    snprintf(h->kms, sizeof(h->kms), "x-amz-server-side-encryption-aws-kms-key-id: %s", a->kms_key);
     size_t n = 0;
-    headers[n++] = "Content-Type: application/octet-stream";
-    headers[n++] = "If-None-Match: *";
-    headers[n++] = "x-amz-server-side-encryption: aws:kms";
-    headers[n++] = kms;
+    h->list[n++] = "Content-Type: application/octet-stream";
+    h->list[n++] = "x-amz-server-side-encryption: aws:kms";
+    h->list[n++] = h->kms;
     kp_status st = KP_OK;
     for (size_t i = 0; st == KP_OK && i < nmeta; i++)
-        if ((st = s_meta_line(a, &meta[i], &lines[i])) == KP_OK)
-            headers[n++] = lines[i];
-    headers[n] = NULL;
+        if ((st = s_meta_line(a, &meta[i], &h->lines[i])) == KP_OK)
+            h->list[n++] = h->lines[i];
+    h->list[n] = NULL;
+    if (st != KP_OK)
+        kp_aws_s3_headers_free(h);
+    return st;
+}
+
+void kp_aws_s3_headers_free(kp_aws_s3_headers *h)
+{
+    for (size_t i = 0; i < sizeof(h->lines) / sizeof(h->lines[0]); i++)
+        free(h->lines[i]);
+    memset(h, 0, sizeof(*h));
+}
+
+kp_status kp_aws_s3_put_result(kp_aws_inst *a, const kpk_http_response *r, const char *what)
+{
+    if (r->status == 412)
+        return KP_ERR_EXISTS; /* the key exists: If-None-Match held */
+    if (r->status == 409)     /* another conditional write of the key in flight */
+        return kp_aws_fail(a, r, what, NULL, 0) == KP_ERR_EXISTS ? KP_ERR_EXISTS : KP_ERR_CONFLICT;
+    return r->status / 100 == 2 ? KP_OK : kp_aws_fail(a, r, what, NULL, 0);
+}
+
+kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
+                           const kp_meta *meta, size_t nmeta)
+{
+    if (len > KP_AWS_S3_MULTIPART_MIN)
+        return kp_aws_s3_multipart(a, key, body, len, meta, nmeta);
+    kp_aws_s3_headers h;
+    KP_GUARD(kp_aws_s3_put_headers(a, meta, nmeta, &h));
+    /* only when absent: two writers of one version cannot both succeed */
+    size_t n = 0;
+    while (h.list[n] != NULL)
+        n++;
+    h.list[n] = "If-None-Match: *";
+    h.list[n + 1] = NULL;
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
-    if (st == KP_OK)
-        st = s_send(a, "PUT", key, NULL, headers, body, len, KPK_HTTP_UNSAFE, &r);
-    for (size_t i = 0; i < nmeta; i++)
-        free(lines[i]);
+    kp_status st = kp_aws_s3_send(a, "PUT", key, NULL, h.list, body, len, KPK_HTTP_UNSAFE, &r);
+    kp_aws_s3_headers_free(&h);
     KP_GUARD(st);
     char what[KP_AWS_PREFIX_MAX + 200];
     snprintf(what, sizeof(what), "s3 %s: put %.300s", a->bucket, key);
-    if (r.status == 412)
-        st = KP_ERR_EXISTS; /* the key exists: If-None-Match held */
-    else if (r.status == 409)
-        st = kp_aws_fail(a, &r, what, NULL, 0) == KP_ERR_EXISTS ? KP_ERR_EXISTS : KP_ERR_CONFLICT;
-    else if (r.status / 100 != 2)
-        st = kp_aws_fail(a, &r, what, NULL, 0);
+    st = kp_aws_s3_put_result(a, &r, what);
     kpk_http_response_free(&r);
     return st;
 }
@@ -193,7 +217,7 @@ kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_se
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
     const char *method = body != NULL ? "GET" : "HEAD";
-    KP_GUARD(s_send(a, method, key, NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
+    KP_GUARD(kp_aws_s3_send(a, method, key, NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
     char what[KP_AWS_PREFIX_MAX + 200];
     snprintf(what, sizeof(what), "s3 %s: %s %.300s", a->bucket, body != NULL ? "get" : "head", key);
     kp_status st = KP_OK;
@@ -267,7 +291,7 @@ static kp_status s_list_page(kp_aws_inst *a, const char *prefix, const char *tok
         return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
-    kp_status st = s_send(a, "GET", "", query, NULL, NULL, 0, 0, &r);
+    kp_status st = kp_aws_s3_send(a, "GET", "", query, NULL, NULL, 0, 0, &r);
     free(query);
     KP_GUARD(st);
     char what[KP_AWS_PREFIX_MAX + 100], why[KP_AWS_ERR];
@@ -311,7 +335,7 @@ kp_status kp_aws_s3_head_bucket(kp_aws_inst *a, char *region, size_t cap)
 {
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
-    KP_GUARD(s_send(a, "HEAD", "", NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
+    KP_GUARD(kp_aws_s3_send(a, "HEAD", "", NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
     const char *v;
     size_t len;
     region[0] = '\0';

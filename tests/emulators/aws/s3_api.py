@@ -83,9 +83,10 @@ class S3:
                                 ("location", "GetBucketLocation")):
                     if sub in q:
                         return op, bucket, None
-                if "uploads" in q or "versions" in q:
-                    raise not_implemented("ListMultipartUploads and ListObjectVersions are not"
-                                          " emulated", "/" + bucket)
+                if "uploads" in q:
+                    return "ListMultipartUploads", bucket, None
+                if "versions" in q:
+                    raise not_implemented("ListObjectVersions is not emulated", "/" + bucket)
                 if "list-type" in q:
                     if q["list-type"] != ["2"]:
                         raise S3Error(400, "InvalidArgument", "Invalid List Type specified in"
@@ -152,5 +153,6 @@ class S3:
             "CompleteMultipartUpload": lambda: mp.complete(req, bucket, key),
             "AbortMultipartUpload": lambda: mp.abort(req, bucket, key),
             "ListParts": lambda: mp.list_parts(req, bucket, key),
+            "ListMultipartUploads": lambda: mp.list_uploads(req, bucket),
         }
         return table[op]()

@@ -191,6 +191,23 @@ class Multipart:
             self.store.drop_upload(upload_id)
         return 204, None
 
+    def list_uploads(self, req, bucket):
+        """ListMultipartUploads: the uploads in progress under prefix, by key then initiation
+        (one page of at most 1000; no markers or delimiter)."""
+        prefix = first(req, "prefix", "")
+        with self.store.lock:
+            if bucket not in self.store.buckets:
+                raise no_such_bucket(bucket)
+            ups = sorted((u for u in self.store.uploads.values()
+                          if u["bucket"] == bucket and u["key"].startswith(prefix)),
+                         key=lambda u: (u["key"], u["initiated"]))[:1000]
+        inner = [el("Bucket", bucket), el("Prefix", prefix), el("MaxUploads", "1000"),
+                 el("IsTruncated", "false")]
+        for u in ups:
+            inner.append("<Upload>%s%s%s</Upload>" % (el("Key", u["key"]), el("UploadId", u["upload_id"]),
+                                                    el("Initiated", iso_ms(u["initiated"]))))
+        return xml_answer("ListMultipartUploadsResult", "".join(inner))
+
     def list_parts(self, req, bucket, key):
         resource = "/%s/%s" % (bucket, key)
         upload_id = first(req, "uploadId")
