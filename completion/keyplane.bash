@@ -119,7 +119,7 @@ _keyplane()
         }
         case $sub in
         import) opts="--chain --cer --pvk --password" ;;
-        export) opts="--chain --version --out --show-password" ;;
+        export) opts="--chain --version --from --out --show-password" ;;
         rotate-script) args=chains ;;
         inventory) opts="--replace" ;;
         esac

@@ -34,13 +34,16 @@ static const char s_usage[] =
     "      password from SOURCE (env:NAME, file:PATH, fd:N or stdin); without it the\n"
     "      .pvk must be unencrypted. Importing a key that is a version already gives\n"
     "      that version (its certificate kept where it was missing).\n"
-    "  export --chain CHAIN [--version N] --out DIR [--show-password]\n"
-    "      Write DIR/CHAIN_vN.cer, DIR/CHAIN_vN.pvk (RC4-128, under a fresh password kept\n"
-    "      in the chain's secrets store as CHAIN.pvk-password) and DIR/restore.sql, the\n"
-    "      T-SQL that creates the certificate on a DR instance and re-encrypts the master\n"
-    "      key of each database the policy lists with column_keys. Passwords appear in\n"
-    "      restore.sql only with --show-password (else sqlcmd variables). Default\n"
-    "      version: the one 'keyplane wrap' uses (the active one).\n"
+    "  export --chain CHAIN [--version N] [--from INSTANCE] --out DIR [--show-password]\n"
+    "      Write DIR/CHAIN_vN.cer, DIR/CHAIN_vN.pvk and DIR/restore.sql, the T-SQL that\n"
+    "      creates the certificate on a DR instance and re-encrypts the master key of\n"
+    "      each database the policy lists with column_keys. The key comes from --from\n"
+    "      first (the store you trust while the origin is unreachable), then the origin,\n"
+    "      the other keystores, the secret replicas. A secret replica's .pvk is written\n"
+    "      as it is kept, its password being CHAIN.password in the secrets store; else\n"
+    "      the .pvk is made under a fresh password kept there as CHAIN.pvk-password.\n"
+    "      Passwords appear in restore.sql only with --show-password (else sqlcmd\n"
+    "      variables). Default version: the one 'keyplane wrap' uses (the active one).\n"
     "  rotate-script CHAIN\n"
     "      Print the T-SQL that creates the staged version's certificate on every\n"
     "      instance the chain lists, then switches each database to it, then checks\n"
@@ -62,19 +65,24 @@ static const char s_usage[] =
     "be, or a key that is not the certificate's; 6 and 8 store failures.\n";
 
 typedef struct s_opts {
-    const char *chain, *cer, *pvk, *password, *out;
+    const char *chain, *cer, *pvk, *password, *out, *from;
     uint32_t version;
     bool show_password;
 } s_opts;
 
 static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *o)
 {
-    static const struct option opts[] = {
-        {"chain", required_argument, NULL, 'c'},   {"cer", required_argument, NULL, 'C'},
-        {"pvk", required_argument, NULL, 'P'},     {"password", required_argument, NULL, 'p'},
-        {"out", required_argument, NULL, 'o'},     {"version", required_argument, NULL, 'v'},
-        {"show-password", no_argument, NULL, 'S'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"chain", required_argument, NULL, 'c'},
+                                         {"cer", required_argument, NULL, 'C'},
+                                         {"pvk", required_argument, NULL, 'P'},
+                                         {"password", required_argument, NULL, 'p'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"version", required_argument, NULL, 'v'},
+                                         {"show-password", no_argument, NULL, 'S'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "sqlserver %s", sub);
     int c;
@@ -108,6 +116,9 @@ static int s_parse(kp_cli *cli, const char *sub, int argc, char **argv, s_opts *
         }
         case 'S':
             o->show_password = true;
+            break;
+        case 'f':
+            o->from = optarg;
             break;
         case 'j':
             cli->json = true;
@@ -344,6 +355,8 @@ static int s_dmk_passwords(kp_instance *store, const kp_chain_policy *c, char **
 typedef struct s_export_run {
     const kp_chain_policy *c;
     uint32_t version, pwver;
+    const char *pwwhat; /* "pvk-password" (a fresh password) or "password" (a replica's) */
+    char source[128];   /* where the key came from */
     kp_secret *pkcs8, *pw, *pvk;
     uint8_t *der;
     size_t derlen, ndmk, sqllen;
@@ -379,10 +392,18 @@ static int s_export_make(kp_cli *cli, const s_opts *o, s_export_run *x)
 {
     char err[256];
     const kp_chain_policy *c = x->c;
-    kp_status st = kp_chain_cert_export(cli->ctx, cli->policy, c->name, &x->version, &x->pkcs8,
-                                        &x->der, &x->derlen);
+    kp_cert_export_opts eo = {.struct_size = sizeof(eo), .from = o->from};
+    kp_cert_export ex = {.version = x->version};
+    kp_status st = kp_chain_cert_export_ex(cli->ctx, cli->policy, c->name, &eo, &ex);
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "sqlserver export");
+    x->version = ex.version;
+    x->pkcs8 = ex.pkcs8;
+    x->der = ex.cert;
+    x->derlen = ex.certlen;
+    x->pvk = ex.pvk; /* a secret replica's, exported as it is kept */
+    x->pwver = ex.pvk_password_version;
+    snprintf(x->source, sizeof(x->source), "%s", ex.source);
     if (kp_cert_read(x->der, x->derlen, &x->ci, err, sizeof(err)) != KP_OK)
         return kp_cli_error(KP_ERR_INTEGRITY, "the certificate of %s v%u: %s", c->name, x->version,
                             err);
@@ -406,20 +427,37 @@ static int s_export_make(kp_cli *cli, const s_opts *o, s_export_run *x)
     int rc = o->show_password ? s_dmk_passwords(x->store, c, &x->dmk, &x->ndmk) : KP_EXIT_OK;
     if (rc != KP_EXIT_OK)
         return rc;
-    if ((x->pw = s_password()) == NULL)
-        return kp_cli_error(KP_ERR_CRYPTO, "no randomness for a password");
-    if ((st = kp_pvk_write(x->pkcs8, x->pw, &x->pvk, err, sizeof(err))) != KP_OK)
-        return kp_cli_error(st, "cannot write the .pvk: %s", err);
-    /* The password is kept before the file it opens exists. */
-    if (x->store != NULL &&
-        (st = s_keep_password(x->store, c, x->version, &x->ci, x->pw, &x->pwver)) != KP_OK)
-        return kp_cli_fail(cli, st, c->secrets);
+    if (x->pvk != NULL) {
+        /* the replica's .pvk opens with the password kept for it: nothing is written to the
+         * secrets store, so a DR region whose store only reads (a Secrets Manager replica)
+         * serves the export */
+        char pname[KP_NAME_MAX + 32];
+        kp_cli_sql_secret_name(c->name, "password", pname, sizeof(pname));
+        x->pwwhat = "password";
+        if (o->show_password &&
+            (st = kp_store_get(x->store, pname, x->pwver, &x->pw, NULL, NULL)) != KP_OK)
+            return kp_cli_fail(cli, st, c->secrets);
+    } else {
+        x->pwwhat = "pvk-password";
+        if ((x->pw = s_password()) == NULL)
+            return kp_cli_error(KP_ERR_CRYPTO, "no randomness for a password");
+        if ((st = kp_pvk_write(x->pkcs8, x->pw, &x->pvk, err, sizeof(err))) != KP_OK)
+            return kp_cli_error(st, "cannot write the .pvk: %s", err);
+        /* The password is kept before the file it opens exists. */
+        if (x->store != NULL &&
+            (st = s_keep_password(x->store, c, x->version, &x->ci, x->pw, &x->pwver)) != KP_OK)
+            return kp_cli_fail(cli, st, c->secrets);
+    }
+    if (x->pw == NULL) /* a replica's password, not asked for */
+        x->pw = kp_secret_new_copy("", 0);
+    if (x->pw == NULL)
+        return kp_cli_error(KP_ERR_NOMEM, "out of memory");
     if ((x->pwtext = calloc(1, kp_secret_len(x->pw) + 1)) == NULL)
         return kp_cli_error(KP_ERR_NOMEM, "out of memory");
     memcpy(x->pwtext, kp_secret_cdata(x->pw), kp_secret_len(x->pw));
     kp_cli_sql_cert_name(c->name, x->version, &x->cert);
     x->cert.info = &x->ci;
-    kp_cli_sql_secrets secrets = {o->show_password ? x->pwtext : NULL, x->pwver,
+    kp_cli_sql_secrets secrets = {o->show_password ? x->pwtext : NULL, x->pwver, x->pwwhat,
                                   o->show_password ? (const char *const *)x->dmk : NULL};
     FILE *mem = open_memstream(&x->sql, &x->sqllen);
     if (mem != NULL) {
@@ -445,12 +483,13 @@ static void s_export_report(kp_cli *cli, const s_opts *o, const s_export_run *x)
 {
     const kp_chain_policy *c = x->c;
     char pname[KP_NAME_MAX + 32];
-    kp_cli_sql_secret_name(c->name, "pvk-password", pname, sizeof(pname));
+    kp_cli_sql_secret_name(c->name, x->pwwhat, pname, sizeof(pname));
     if (cli->json) {
         json_t *j =
             json_pack("{s:s, s:i, s:s, s:s, s:I, s:s}", "chain", c->name, "version",
                       (int)x->version, "thumbprint", x->ci.thumbprint, "subject", x->ci.subject,
                       "not_after", (json_int_t)x->ci.not_after, "name", x->cert.name);
+        json_object_set_new(j, "source", json_string(x->source));
         if (x->store != NULL)
             json_object_set_new(j, "password",
                                 json_pack("{s:s, s:s, s:i}", "store", c->secrets, "name", pname,
@@ -461,9 +500,10 @@ static void s_export_report(kp_cli *cli, const s_opts *o, const s_export_run *x)
         return;
     }
     kp_cli_info(cli, stdout,
-                "wrote %s/%s.cer, %s/%s.pvk and %s/restore.sql for %s v%u (%s, thumbprint %s)\n",
+                "wrote %s/%s.cer, %s/%s.pvk and %s/restore.sql for %s v%u (%s, thumbprint %s; "
+                "the key from %s)\n",
                 o->out, x->cert.name, o->out, x->cert.name, o->out, c->name, x->version,
-                x->ci.subject, x->ci.thumbprint);
+                x->ci.subject, x->ci.thumbprint, x->source);
     if (x->store != NULL)
         kp_cli_info(cli, stdout,
                     "the .pvk's password is %s v%u in %s (keyplane secret get --chain %s --name "

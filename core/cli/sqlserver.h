@@ -22,6 +22,8 @@ typedef struct kp_cli_sql_cert {
 typedef struct kp_cli_sql_secrets {
     const char *pvk_password;
     uint32_t pvk_password_version; /* its version in the chain's secrets store; 0 none kept */
+    const char *pvk_password_what; /* the secret it is a version of: "pvk-password" (a fresh
+                                      export's), "password" (a secret replica's .pvk) */
     const char *const *dmk;        /* one per column_keys database; NULL: all variables */
 } kp_cli_sql_secrets;
 

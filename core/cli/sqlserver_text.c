@@ -138,10 +138,10 @@ void kp_cli_sql_restore(FILE *out, const kp_chain_policy *chain, const kp_cli_sq
             }
     fprintf(out, "\n");
     if (secrets->pvk_password == NULL && secrets->pvk_password_version != 0)
-        fprintf(out,
-                "-- PVK_PASSWORD: keyplane secret get --chain %s --name %s.pvk-password"
-                " --version %u\n",
-                chain->name, chain->name, secrets->pvk_password_version);
+        fprintf(out, "-- PVK_PASSWORD: keyplane secret get --chain %s --name %s.%s --version %u\n",
+                chain->name, chain->name,
+                secrets->pvk_password_what != NULL ? secrets->pvk_password_what : "pvk-password",
+                secrets->pvk_password_version);
     fprintf(out, "-- MASTER_KEY_PASSWORD: always given; it makes master's database master key"
                  " when the\n-- instance has none yet (that key protects the certificate's"
                  " private key): keep it\n-- with the instance's other secrets.\n\n");

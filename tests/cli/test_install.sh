@@ -39,7 +39,7 @@ done
 for f in bin/keyplane "$libdir/libkeyplane.so" "$libdir/libkeyplane.so.0" \
     "$libdir/libkeyplane-kit-codec.a" "$libdir/libkeyplane-kit-http.a" \
     "$libdir/keyplane/plugins/file.so" "$libdir/keyplane/plugins/pkcs11.so" \
-    "$libdir/keyplane/plugins/azure-keyvault.so" \
+    "$libdir/keyplane/plugins/azure-keyvault.so" "$libdir/keyplane/plugins/aws.so" \
     "$libdir/pkgconfig/keyplane.pc" "$libdir/pkgconfig/keyplane-provider.pc" \
     "$libdir/pkgconfig/keyplane-kit-codec.pc" "$libdir/pkgconfig/keyplane-kit-http.pc" \
     "$libdir/cmake/keyplane/keyplane-config.cmake" \
@@ -57,7 +57,7 @@ while read -r f; do
     bin/keyplane | bin/keyplane-conformance | include/keyplane/*.h) ;; # kit/*.h too
     "$libdir"/libkeyplane.so | "$libdir"/libkeyplane.so.* | "$libdir"/libkeyplane-kit-*.a) ;;
     "$libdir"/keyplane/plugins/file.so | "$libdir"/keyplane/plugins/pkcs11.so) ;;
-    "$libdir"/keyplane/plugins/azure-keyvault.so) ;;
+    "$libdir"/keyplane/plugins/azure-keyvault.so | "$libdir"/keyplane/plugins/aws.so) ;;
     "$libdir"/pkgconfig/keyplane*.pc | "$libdir"/cmake/keyplane/*.cmake | share/keyplane/plugin.map) ;;
     share/man/man1/keyplane.1 | share/bash-completion/completions/keyplane) ;;
     *) fail "installed but not part of the install: $f (a test plugin or build artefact?)" ;;
@@ -96,7 +96,7 @@ expect_rc 0 plugins --json
 import json, sys
 d = json.load(open(sys.argv[1]))
 names = sorted(p["name"] for p in d["plugins"])
-assert names == ["azure-keyvault", "file", "pkcs11"], d
+assert names == ["aws", "azure-keyvault", "file", "pkcs11"], d
 assert d["refused"] == [], d["refused"]
 assert all(p["path"].startswith(sys.argv[2] + "/") for p in d["plugins"]), d
 ' "$T/out" "$plugindir"

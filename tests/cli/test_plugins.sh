@@ -28,7 +28,7 @@ KEYPLANE_PLUGIN_PATH="relative/dir:$KP_MOCK_DIR/good" expect_rc 0 plugins --json
 "$PY" -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert sorted(p["name"] for p in d["plugins"]) == ["azure-keyvault", "file", "good", "pkcs11"], d
+assert sorted(p["name"] for p in d["plugins"]) == ["aws", "azure-keyvault", "file", "good", "pkcs11"], d
 assert sys.argv[2] + "/good" in d["plugin_dirs"], d
 ' "$T/out" "$KP_MOCK_DIR"
 expect_in "$T/err" "ignoring plugin path entry 'relative/dir': not an absolute path"

@@ -194,6 +194,43 @@ KP_API KP_WARN_UNUSED kp_status kp_chain_cert_export(kp_ctx *ctx, const kp_polic
                                                      kp_secret **pkcs8, uint8_t **cert,
                                                      size_t *certlen);
 
+/** Options of kp_chain_cert_export_ex; zero members take the defaults. */
+typedef struct kp_cert_export_opts {
+    uint32_t struct_size; /**< sizeof(kp_cert_export_opts) */
+    /** The store the caller vouches for when the origin is unreachable (a DR region's bucket):
+     *  its versions count as the origin's would, and the key is read from it first. NULL: none
+     *  (the origin, or more than half of the chain's stores, must confirm the version). */
+    const char *from;
+} kp_cert_export_opts;
+
+/** What kp_chain_cert_export_ex hands out; free with kp_cert_export_clear. */
+typedef struct kp_cert_export {
+    uint32_t version;
+    kp_secret *pkcs8; /**< the private key (PKCS#8 DER) */
+    uint8_t *cert;    /**< the certificate (DER), kp_free */
+    size_t certlen;
+    /** The .pvk a secret replica keeps (NULL when the key came from a keystore), checked to open
+     *  with its password to the version's key: what was put before the incident, exported as
+     *  is. Its password is version pvk_password_version of <chain>.password in the chain's
+     *  secret store. */
+    kp_secret *pvk;
+    uint32_t pvk_password_version;
+    char source[128]; /**< the store the key came from */
+} kp_cert_export;
+
+/**
+ * kp_chain_cert_export with options (opts may be NULL) and the .pvk of a secret replica: the key
+ * is read from opts->from first, then the origin, other keystores and secret replicas. out->version
+ * is the version on entry (0: the one wrap uses).
+ * @return as kp_chain_cert_export; KP_ERR_CONFIG when from is no store of the chain.
+ */
+KP_API KP_WARN_UNUSED kp_status kp_chain_cert_export_ex(kp_ctx *ctx, const kp_policy *policy,
+                                                        const char *chain,
+                                                        const kp_cert_export_opts *opts,
+                                                        kp_cert_export *out);
+/** Frees (and wipes) what out holds. NULL is a no-op. */
+KP_API void kp_cert_export_clear(kp_cert_export *out);
+
 /**
  * Makes the staged version the active one, only when it is proved usable in every keystore of
  * the chain right now (KP_ERR_DENIED naming the gap otherwise; KP_ERR_NOT_FOUND when no version

@@ -476,9 +476,11 @@ static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instan
 }
 
 /* A certificate chain's CHAIN.pvk of version in dst opens with its password to the key of
- * fingerprint want (what SQL Server would read in a disaster). */
+ * fingerprint want (what SQL Server would read in a disaster). keep (may be NULL) receives the
+ * .pvk, and pwver (may be NULL) its password's version. */
 static kp_status s_pvk_opens(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
-                             kp_instance *secrets, uint32_t version, const char *want)
+                             kp_instance *secrets, uint32_t version, const char *want,
+                             kp_secret **keep, uint32_t *pwver)
 {
     char name[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], why[256], fpr[KPK_FPR_HEX] = "";
     s_name(name, sizeof(name), c->name, "pvk");
@@ -503,9 +505,24 @@ static kp_status s_pvk_opens(kp_ctx *ctx, const kp_chain_policy *c, kp_instance 
         st = kp__set_error(ctx, KP_ERR_INTEGRITY, "%s is another key (%.16s...)", name, fpr);
     EVP_PKEY_free(pk);
     kp_secret_free(pkcs8);
+    if (st == KP_OK && keep != NULL) {
+        *keep = pvk;
+        pvk = NULL;
+    }
+    if (st == KP_OK && pwver != NULL)
+        *pwver = f.password_version;
     kp_secret_free(pvk);
     kp_secret_free(password);
     return st;
+}
+
+kp_status kp__secret_pvk(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src,
+                         kp_instance *secrets, uint32_t version, const char *want, kp_secret **pvk,
+                         uint32_t *pwver)
+{
+    *pvk = NULL;
+    *pwver = 0;
+    return s_pvk_opens(ctx, c, src, secrets, version, want, pvk, pwver);
 }
 
 kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
@@ -523,7 +540,7 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
         st = s_decrypts(ctx, pkey, spki, spkilen);
     bool pvk = st == KP_OK && c->certificate != NULL;
     if (pvk)
-        st = s_pvk_opens(ctx, c, dst, secrets, version, fpr);
+        st = s_pvk_opens(ctx, c, dst, secrets, version, fpr, NULL, NULL);
     EVP_PKEY_free(pkey);
     /* the copy opens, but its password would not be there in a disaster (the secrets store
      * says why: a replica region out of sync, another region's key) */

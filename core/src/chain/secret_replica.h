@@ -24,6 +24,12 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret
 kp_status kp__secret_export(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src,
                             kp_instance *secrets, uint32_t version, const char *want,
                             kp_secret **pkcs8, kp_key_info *info);
+/* A certificate chain's .pvk of version as src keeps it (*pvk, the caller frees it), checked to
+ * open with its password to the key of fingerprint want; *pwver is that password's version of
+ * <chain>.password in the chain's secret store. KP_ERR_NOT_FOUND when src keeps none. */
+kp_status kp__secret_pvk(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src,
+                         kp_instance *secrets, uint32_t version, const char *want, kp_secret **pvk,
+                         uint32_t *pwver);
 /* Proves dst's copy of version: decrypts it with its password and unwraps a challenge made
  * with spki. */
 kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
