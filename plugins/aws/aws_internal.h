@@ -293,7 +293,8 @@ kp_status kp_aws_s3_multipart(kp_aws_inst *a, const char *key, const uint8_t *bo
  *  metadata; in parts past KP_AWS_S3_MULTIPART_MIN. KP_ERR_EXISTS when the key exists. */
 kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
                            const kp_meta *meta, size_t nmeta);
-/** HEAD (body NULL) or GET of key. KP_ERR_NOT_FOUND quietly when absent. */
+/** HEAD (body NULL) or GET of key, with what S3 says of the object into o (NULL: not read).
+ *  KP_ERR_NOT_FOUND quietly when absent. */
 kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_secret **body);
 /** HEAD of the bucket: KP_ERR_NOT_FOUND when it does not exist, KP_ERR_CONFIG when it is in
  *  another region (named in region, as S3's x-amz-bucket-region says). */

@@ -213,11 +213,14 @@ static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_objec
 
 kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_secret **body)
 {
-    memset(o, 0, sizeof(*o));
+    if (o != NULL)
+        memset(o, 0, sizeof(*o));
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
     const char *method = body != NULL ? "GET" : "HEAD";
-    KP_GUARD(kp_aws_s3_send(a, method, key, NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
+    /* the headers are read only for what S3 says of the object (o) */
+    KP_GUARD(kp_aws_s3_send(a, method, key, NULL, NULL, NULL, 0,
+                            o != NULL ? KPK_HTTP_KEEP_HEADERS : 0, &r));
     char what[KP_AWS_PREFIX_MAX + 200];
     snprintf(what, sizeof(what), "s3 %s: %s %.300s", a->bucket, body != NULL ? "get" : "head", key);
     kp_status st = KP_OK;
@@ -225,15 +228,16 @@ kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_se
         st = KP_ERR_NOT_FOUND;
     else if (r.status / 100 != 2)
         st = kp_aws_fail(a, &r, what, NULL, 0);
-    if (st == KP_OK)
+    if (st == KP_OK && o != NULL)
         st = s_head(a, &r, o);
     if (st == KP_OK && body != NULL) {
-        o->size = r.len;
+        if (o != NULL)
+            o->size = r.len;
         *body = kp_secret_dup(a->up, r.body, r.len);
         if (*body == NULL)
             st = kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
     }
-    if (st != KP_OK)
+    if (st != KP_OK && o != NULL)
         kp_aws_object_clear(o);
     kpk_http_response_free(&r);
     return st;

@@ -181,6 +181,13 @@ kp_status kp_aws_s3_ss_get(void *inst, const char *name, uint32_t version, kp_se
         if (st == KP_OK)
             st = kp_aws_version_name(a, name, version, key, sizeof(key));
     }
+    if (st == KP_OK && visit == NULL) { /* the value alone: one GET, no headers read */
+        st = kp_aws_s3_get(a, key, NULL, value);
+        if (st == KP_ERR_NOT_FOUND)
+            st = kp_aws_err(a, st, "s3 %s: %s v%u: not found", a->bucket, name, version);
+        kp_aws_end(a);
+        return st;
+    }
     kp_aws_ventry e = {.version = version, .id = key};
     snprintf(e.name, sizeof(e.name), "%s", name);
     s_read *r = calloc(1, sizeof(*r));

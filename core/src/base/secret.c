@@ -1,11 +1,12 @@
 /*
  * kp_secret: locked, dump-excluded, always-wiped memory for key material.
  *
- * Layout: one block holding the header and the bytes, so one lock covers both. A small secret
- * (a DEK, an RSA decryption's output: up to 1 KiB with its header) takes a slot of a pool of
- * locked, dump-excluded pages kept for the process's life, so making one costs no system call
- * (an unwrap makes one or two; a DEK cache hit one). A larger one is its own page-aligned
- * block, locked and excluded when made and released when freed. Growing allocates a new block,
+ * Layout: one block holding the header and the bytes, so one lock covers both. A secret of up
+ * to 8 KiB with its header (a DEK, an RSA decryption's output, a password, a PEM key, a value
+ * read from a secret store) takes a slot of a pool of locked, dump-excluded pages kept for the
+ * process's life, so making one costs no system call (an unwrap makes one or two; a DEK cache
+ * hit one; a secret-store read one). A larger one is its own page-aligned block, locked and
+ * excluded when made and released when freed. Growing allocates a new block,
  * copies, and wipes and frees the old one; realloc would leave an unwiped copy behind
  * (cryptsetup's lib/utils_safe_memory.c does the same for the same reason).
  */
@@ -38,14 +39,15 @@ struct kp_secret {
     unsigned char data[];
 };
 
-/* The pool: two slot sizes, each carved out of 64 KiB chunks taken (and locked) as needed. A
+/* The pool: three slot sizes, each carved out of 64 KiB chunks taken (and locked) as needed. A
  * free slot is wiped and, under ASan, poisoned, so a use after free is still caught. */
 #define S_CHUNK (64 * 1024)
-static const size_t s_slot[2] = {128, 1024};
+#define S_CLASSES 3
+static const size_t s_slot[S_CLASSES] = {128, 1024, 8192};
 typedef struct s_free {
     struct s_free *next;
 } s_free;
-static s_free *s_free_list[2];
+static s_free *s_free_list[S_CLASSES];
 static pthread_mutex_t s_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static kp_secret_free_hook s_free_hook;
@@ -125,7 +127,7 @@ static void s_pool_free(kp_secret *s)
 
 kp_secret *kp_secret_new(size_t len)
 {
-    for (int c = 0; c < 2; c++)
+    for (int c = 0; c < S_CLASSES; c++)
         if (len <= s_slot[c] - sizeof(kp_secret)) {
             kp_secret *s = s_pool_new(c, len);
             if (s != NULL)
