@@ -4,7 +4,9 @@
 # with botocore. The S3 kind writes to a bucket of us-east-1 under that region's KMS key; the
 # Secrets Manager kind replicates every secret to us-west-2 under its key, and reads prove the
 # replica there. At the end no request may have been refused for its signature.
-# Usage: run_aws.sh s3|secretsmanager KIT AWS.so [KIT ARGS...]
+# s3-virtual is the S3 kind with virtual-host addressing (https://BUCKET.s3.localhost:PORT, which
+# libcurl resolves to loopback and the test certificate names).
+# Usage: run_aws.sh s3|s3-virtual|secretsmanager KIT AWS.so [KIT ARGS...]
 set -eu
 kind=$1
 kit=$2
@@ -28,16 +30,23 @@ east_key=$(aws --endpoint-url "$AWS_EAST_URL" --region us-east-1 kms create-key 
     --query KeyMetadata.Arn --output text)
 west_key=$(aws --endpoint-url "$AWS_WEST_URL" --region us-west-2 kms create-key \
     --query KeyMetadata.Arn --output text)
-if [ "$kind" = s3 ]; then
+if [ "$kind" = s3 ] || [ "$kind" = s3-virtual ]; then
     aws --endpoint-url "$AWS_EAST_URL" --region us-east-1 s3api create-bucket \
         --bucket kp-conf >/dev/null
+    endpoint=$AWS_EAST_URL
+    addressing=path
+    if [ "$kind" = s3-virtual ]; then
+        endpoint=https://s3.localhost:$AWS_EAST_PORT
+        addressing=virtual
+    fi
     cat >"$T/params.yaml" <<YAML
 params:
   service: s3
   region: us-east-1
   bucket: kp-conf
   kms_key: $east_key
-  endpoint: $AWS_EAST_URL
+  endpoint: $endpoint
+  addressing: $addressing
   kms_endpoint: $AWS_EAST_URL
   ca_bundle: $AWS_CA
   max_attempts: 2
