@@ -20,7 +20,9 @@
 
 #include "aws_internal.h"
 
-/* Steps 3 and 5 read the profile once: a role profile answers with the role's credentials. */
+/* Steps 3 to 5 read the profile once: a role profile answers with the role's credentials, a
+ * profile without a role with web identity when the environment sets it (step 4, which comes
+ * before the profile's keys), else with its keys. */
 static kp_status s_chain(kp_aws_inst *a, kp_aws_creds *out)
 {
     kp_status st;

@@ -16,7 +16,8 @@
 
 #include "aws_internal.h"
 
-#define S_ROLE_DEPTH 4 /* source_profile hops, as a guard against loops */
+#define S_ROLE_DEPTH 4                 /* source_profile hops, as a guard against loops */
+#define S_KEYS_ONLY (S_ROLE_DEPTH + 1) /* s_profile's depth for a profile's own keys */
 #define S_SESSION "keyplane"
 
 void kp_aws_creds_clear(const kp_upcalls *up, kp_aws_creds *c)
@@ -164,11 +165,8 @@ static kp_status s_role(kp_aws_inst *a, const char *profile, const char *role, i
     kp_status st;
     if (src[0] == '\0')
         st = s_credential_source(a, profile, csrc, &base);
-    else if (depth >= S_ROLE_DEPTH)
-        st = kp_aws_err(a, KP_ERR_CONFIG, "profile %s: source_profile chain longer than %d",
-                        profile, S_ROLE_DEPTH);
     else if (strcmp(src, profile) == 0) /* botocore: the profile's own static keys */
-        st = s_profile(a, src, S_ROLE_DEPTH, &base);
+        st = s_profile(a, src, S_KEYS_ONLY, &base);
     else
         st = s_profile(a, src, depth + 1, &base);
     if (st == KP_ERR_NOT_FOUND)
@@ -180,13 +178,19 @@ static kp_status s_role(kp_aws_inst *a, const char *profile, const char *role, i
     return st;
 }
 
-/* A profile: a role when it names one (unless depth says only static keys), else its keys. */
+/* A profile: a role when it names one (unless depth is S_KEYS_ONLY), else its keys. A role
+ * S_ROLE_DEPTH source_profile hops away is an error (a loop, or a chain too long), not a reason
+ * to take that profile's keys instead. */
 static kp_status s_profile(kp_aws_inst *a, const char *profile, int depth, kp_aws_creds *out)
 {
     char role[256], id[128], secret[256], token[8192], source[160];
     KP_GUARD(s_setting(a, profile, "role_arn", false, role, sizeof(role)));
     if (role[0] != '\0' && depth < S_ROLE_DEPTH)
         return s_role(a, profile, role, depth, out);
+    if (role[0] != '\0' && depth == S_ROLE_DEPTH)
+        return kp_aws_err(a, KP_ERR_CONFIG,
+                          "profile %s: source_profile chain longer than %d (a loop?)", profile,
+                          S_ROLE_DEPTH);
     kp_status st = s_setting(a, profile, "aws_access_key_id", true, id, sizeof(id));
     if (st == KP_OK)
         st = s_setting(a, profile, "aws_secret_access_key", true, secret, sizeof(secret));
@@ -211,6 +215,16 @@ kp_status kp_aws_creds_profile(kp_aws_inst *a, const char *profile, kp_aws_creds
 {
     if (!s_profile_exists(profile))
         return KP_ERR_NOT_FOUND;
+    /* botocore's order: the profile's role, then web identity from the environment, and only
+     * then the profile's keys (the shared credentials and config file providers come after
+     * AssumeRoleWithWebIdentity) */
+    char role[256];
+    KP_GUARD(s_setting(a, profile, "role_arn", false, role, sizeof(role)));
+    if (role[0] == '\0') {
+        kp_status st = kp_aws_creds_web_identity(a, out);
+        if (st != KP_ERR_NOT_FOUND)
+            return st;
+    }
     return s_profile(a, profile, 0, out);
 }
 
@@ -265,7 +279,9 @@ static kp_status s_meta_http(kp_aws_inst *a, kpk_http **out)
     return st == KP_OK ? KP_OK : kp_aws_err(a, st, "metadata endpoint: %s", err);
 }
 
-/* One GET or PUT to a metadata endpoint; a non-2xx answer is an error named by what. */
+/* One GET or PUT to a metadata endpoint; a non-2xx answer is an error named by what. A 404 is
+ * KP_ERR_AUTH (no credentials there for us), never KP_ERR_NOT_FOUND: that would tell the chain
+ * the source does not apply and hand over to the next one. */
 static kp_status s_meta_send(kp_aws_inst *a, kpk_http *h, const char *method, const char *url,
                              const char *const *headers, const char *what, kpk_http_response *r)
 {
@@ -277,7 +293,9 @@ static kp_status s_meta_send(kp_aws_inst *a, kpk_http *h, const char *method, co
     if (r->status / 100 != 2) {
         long status = r->status;
         kpk_http_response_free(r);
-        return kp_aws_err(a, kpk_http_status(status), "%s: HTTP %ld", what, status);
+        st = kpk_http_status(status);
+        return kp_aws_err(a, st == KP_ERR_NOT_FOUND ? KP_ERR_AUTH : st, "%s: HTTP %ld", what,
+                          status);
     }
     return KP_OK;
 }

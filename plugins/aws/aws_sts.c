@@ -71,7 +71,9 @@ static kp_status s_call(kp_aws_inst *a, const kp_aws_creds *creds, const char *w
     if (r.status / 100 != 2) {
         st = kp_aws_fail(a, &r, what, NULL, 0);
         kpk_http_response_free(&r);
-        return st;
+        /* not KP_ERR_NOT_FOUND (an endpoint that is not STS answering 404): the chain would
+         * take that for a source that does not apply and go on to the next one */
+        return st == KP_ERR_NOT_FOUND ? KP_ERR_BACKEND : st;
     }
     s_sts c;
     memset(&c, 0, sizeof(c));
