@@ -247,7 +247,12 @@ static void s_prove_replicas(kp_aws_inst *a, const char *full, const char *token
         const char *s = json_string_value(json_object_get(found, "Status"));
         const char *msg = json_string_value(json_object_get(found, "StatusMessage"));
         if (found == NULL) {
-            s_gap_add(r, "not replicated to %s%s", rep->region, "");
+            char fix[KP_GAP_MAX];
+            snprintf(fix, sizeof(fix),
+                     " (aws secretsmanager replicate-secret-to-regions --secret-id %.100s "
+                     "--add-replica-regions Region=%s,KmsKeyId=...)",
+                     full, rep->region);
+            s_gap_add(r, "not replicated to %s%s", rep->region, fix);
             continue;
         }
         if (s == NULL || strcmp(s, "InSync") != 0) {
