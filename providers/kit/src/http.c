@@ -34,8 +34,10 @@
 #define S_DEFAULT_DEADLINE_MS 45000L
 #define S_DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
 #define S_DEFAULT_USER_AGENT "keyplane-kit/1"
-/* Hosts reached over plain http: loopback, and the Azure IMDS address (plain http by design). */
-#define S_NO_PROXY "127.0.0.1,localhost,::1,169.254.169.254"
+/* Hosts reached over plain http: loopback, the instance metadata address (Azure's and EC2's
+ * IMDS) and the container credential endpoints of ECS (169.254.170.2) and EKS Pod Identity
+ * (169.254.170.23), all plain http by design and link-local, never routed off the host. */
+#define S_NO_PROXY "127.0.0.1,localhost,::1,169.254.169.254,169.254.170.2,169.254.170.23"
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static CURLcode s_global_rc = CURLE_FAILED_INIT;
@@ -253,7 +255,8 @@ void kpk_http_set_sleep_hook(kpk_http *h, void (*hook)(void *arg, long ms), void
 static bool s_plain_http_ok(const char *host)
 {
     return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0 ||
-           strcasecmp(host, "localhost") == 0 || strcmp(host, "169.254.169.254") == 0;
+           strcasecmp(host, "localhost") == 0 || strcmp(host, "169.254.169.254") == 0 ||
+           strcmp(host, "169.254.170.2") == 0 || strcmp(host, "169.254.170.23") == 0;
 }
 
 /* Parses url into u (which the transfer then uses as is, so the checks below see what libcurl
@@ -289,7 +292,8 @@ static kp_status s_target(CURLU *u, const char *url, char *origin, size_t olen, 
         *plain = strcmp(scheme, "http") == 0;
         if (strcmp(scheme, "https") != 0 && !(*plain && s_plain_http_ok(host))) {
             s_err(err, errlen,
-                  "%s: only https:// is allowed (http:// only to loopback or 169.254.169.254)",
+                  "%s: only https:// is allowed (http:// only to loopback, 169.254.169.254 and the "
+                  "container endpoints 169.254.170.2 and .23)",
                   origin);
             st = KP_ERR_INVALID_ARG;
         }
