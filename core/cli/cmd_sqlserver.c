@@ -395,6 +395,11 @@ static int s_export_make(kp_cli *cli, const s_opts *o, s_export_run *x)
     kp_cert_export_opts eo = {.struct_size = sizeof(eo), .from = o->from};
     kp_cert_export ex = {.version = x->version};
     kp_status st = kp_chain_cert_export_ex(cli->ctx, cli->policy, c->name, &eo, &ex);
+    if (st != KP_OK && x->version == 0) /* the active version is the origin's word */
+        return kp_cli_error(st,
+                            "sqlserver export: %s; while the origin is unreachable, name the "
+                            "version with --version N (keyplane status lists them)",
+                            kp_ctx_last_error(cli->ctx));
     if (st != KP_OK)
         return kp_cli_fail(cli, st, "sqlserver export");
     x->version = ex.version;
@@ -507,8 +512,8 @@ static void s_export_report(kp_cli *cli, const s_opts *o, const s_export_run *x)
     if (x->store != NULL)
         kp_cli_info(cli, stdout,
                     "the .pvk's password is %s v%u in %s (keyplane secret get --chain %s --name "
-                    "%s)\n",
-                    pname, x->pwver, c->secrets, c->name, pname);
+                    "%s --version %u)\n",
+                    pname, x->pwver, c->secrets, c->name, pname, x->pwver);
     if (o->show_password)
         printf("password: %s\n", x->pwtext);
 }

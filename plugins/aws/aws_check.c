@@ -40,14 +40,14 @@ static void s_s3(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status
     st = kp_aws_s3_list(a, a->prefix, s_none, NULL);
     snprintf(detail, sizeof(detail), "objects under %s can be listed", a->prefix);
     s_report(a, report, arg, "listing", st, detail, first);
-    kp_aws_kms_key_is(a, ""); /* resolves an alias when it can */
+    kp_aws_kms_resolve(a);
     if (a->kms_arn[0] != '\0')
         snprintf(detail, sizeof(detail), "%.100s is %.140s", a->kms_key, a->kms_arn);
     else
         snprintf(detail, sizeof(detail),
-                 "%.100s (objects are checked to be under a key of %s; name the key's ARN, or "
-                 "allow kms:DescribeKey, to check the key itself)",
-                 a->kms_key, a->region);
+                 "%.100s: KMS did not describe it (no kms:DescribeKey?); objects are checked to "
+                 "be under %s, or under a key of %s for an alias",
+                 a->kms_key, "that key", a->region);
     report(arg, "kms key", KP_OK, detail);
 }
 

@@ -346,6 +346,9 @@ kp_status kp_aws_sm_version_ids(kp_aws_inst *a, size_t replica, const char *secr
                                 kp_status (*fn)(void *arg, const char *id), void *arg);
 
 /* aws_kms.c */
+/** Resolves kms_key with KMS DescribeKey into a->kms_arn, once (a->kms_resolve_failed when KMS
+ *  would not say: no kms:DescribeKey, or no such key). */
+void kp_aws_kms_resolve(kp_aws_inst *a);
 /** Whether arn (what S3 reports of an object) is the instance's kms_key in its region. */
 bool kp_aws_kms_key_is(kp_aws_inst *a, const char *arn);
 

@@ -24,8 +24,7 @@ static void s_arn_region(const char *arn, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)strcspn(p, ":"), p);
 }
 
-/* The alias resolved (DescribeKey, cached); "" when KMS would not say. */
-static void s_resolve(kp_aws_inst *a)
+void kp_aws_kms_resolve(kp_aws_inst *a)
 {
     if (a->kms_arn[0] != '\0' || a->kms_resolve_failed)
         return;
@@ -54,7 +53,7 @@ bool kp_aws_kms_key_is(kp_aws_inst *a, const char *arn)
         return false; /* another region's key (or no ARN at all) */
     const char *want = a->kms_key;
     if (strncmp(want, "alias/", 6) == 0 || strstr(want, ":alias/") != NULL) {
-        s_resolve(a);
+        kp_aws_kms_resolve(a);
         if (a->kms_arn[0] == '\0')
             return true; /* the region matches; KMS would not name the alias's key */
         want = a->kms_arn;

@@ -269,7 +269,10 @@ kp_status kp_aws_params_take(kp_aws_inst *a, const kp_param *params)
                              a->sts_endpoint));
     KP_GUARD(kp_aws_endpoint(KP_AWS_SINK(a), "kms", a->region, s_str(params, "kms_endpoint"),
                              a->kms_endpoint));
-    KP_GUARD(s_copy(a, params, "ca_bundle", a->ca_bundle, sizeof(a->ca_bundle), NULL));
+    /* the CA bundle: the param, else AWS_CA_BUNDLE as the AWS CLI reads it */
+    const char *env_ca = getenv("AWS_CA_BUNDLE");
+    KP_GUARD(s_copy(a, params, "ca_bundle", a->ca_bundle, sizeof(a->ca_bundle),
+                    env_ca != NULL && env_ca[0] != '\0' ? env_ca : NULL));
     memset(&a->http_cfg, 0, sizeof(a->http_cfg));
     kpk_http_config_params(params, &a->http_cfg);
     a->http_cfg.ca_bundle = a->ca_bundle[0] != '\0' ? a->ca_bundle : NULL;
@@ -292,12 +295,19 @@ kp_status kp_aws_plugin_describe(void *plugin_ctx, const kp_param *params, kp_in
 {
     kp_aws_plugin *pl = plugin_ctx;
     KP_ENSURE(pl != NULL && info != NULL, KP_ERR_INVALID_ARG);
-    kp_aws_sink to = {.up = &pl->up, .h = pl->h};
-    kp_aws_service s = kp_aws_params_service(to, params);
-    if (s == 0)
-        return KP_ERR_CONFIG;
-    s_info(s, info);
-    return KP_OK;
+    /* every param rule an open would apply, so policy validation reports them where they are
+     * written (secrets are not read here) */
+    kp_aws_inst *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return KP_ERR_NOMEM;
+    a->up = &pl->up;
+    a->h = pl->h;
+    kp_status st = kp_aws_params_take(a, params);
+    if (st == KP_OK)
+        s_info(a->service, info);
+    a->up->secret_free(a->secret_param);
+    free(a);
+    return st;
 }
 
 kp_status kp_aws_instance_info(void *inst, kp_instance_info *info)

@@ -97,6 +97,19 @@ PYEOF
 # ---- the disaster: us-east-1 and the origin are gone ---------------------------------------
 $ACTL stop --dir "$AWSD" --name east --kill >/dev/null
 mv "$T/origin" "$T/origin.lost"
+# verify proves the us-west-2 copy there (against the certificate's public key: no keystore
+# answers) and names the version unconfirmed: no store it can trust says which key it is
+kp $P verify tde --json
+[ "$rc" -eq 1 ] || { cat "$T/out" >&2; fail "verify in the disaster: exit $rc, want 1"; }
+$PY - "$T/out" <<'PYEOF' || { cat "$T/out" >&2; fail "the us-west-2 copy is not proved"; }
+import json, sys
+v = json.load(open(sys.argv[1]))["chains"][0]["versions"][0]["replicas"]
+assert v["s3-west"]["ok"] and "opened with its password" in v["s3-west"]["detail"], v
+assert not v["s3-east"]["ok"] and not v["origin"]["ok"], v
+PYEOF
+# without --version, the export says to name the version
+expect_rc 5 $P sqlserver export --chain tde --from s3-west --out "$T/dr0"
+expect_in "$T/err" "name the version with --version N"
 expect_rc 0 $P sqlserver export --chain tde --version 1 --from s3-west --out "$T/dr" --json
 cmp "$T/dr/tde_v1.cer" "$REAL/dbm_certificate.cer" || fail "the exported .cer is not the original"
 [ -s "$T/dr/restore.sql" ] || fail "no restore.sql"

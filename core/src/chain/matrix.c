@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
 #include "base/util.h"
 #include "chain/proof.h"
 #include "chain/secret_replica.h"
@@ -179,13 +181,50 @@ static void s_cert_cell(const kp__target *t, const kp__held *h, const kp_cert_in
                  ref->thumbprint);
 }
 
+/* The public key a certificate chain's version carries in its certificate, when it hashes to
+ * fpr: what proves the copies of a DR region whose only stores are secret replicas (no keystore
+ * there to ask). NULL when no reachable store keeps the certificate. */
+static uint8_t *s_cert_spki(kp_ctx *ctx, const kp__discovery *d, uint32_t v, const char *fpr,
+                            size_t *len)
+{
+    size_t holder = d->n;
+    if (d->chain->certificate == NULL || kp__version_cert(d, v, fpr, &holder, NULL) == NULL ||
+        holder >= d->n)
+        return NULL;
+    const kp__target *t = &d->t[holder];
+    uint8_t *der = NULL, *spki = NULL;
+    size_t dlen = 0;
+    kp_status st = t->secret
+                       ? kp__secret_cert_get(ctx, t->inst, d->chain->name, v, fpr, &der, &dlen)
+                       : kp_key_cert_get(t->inst, d->chain->name, v, fpr, &der, &dlen);
+    const unsigned char *p = der;
+    X509 *x = st == KP_OK ? d2i_X509(NULL, &p, (long)dlen) : NULL;
+    int n = x != NULL ? i2d_PUBKEY(X509_get0_pubkey(x), &spki) : -1;
+    char check[KPK_FPR_HEX] = "";
+    if (n <= 0 || kp_fingerprint_spki(spki, (size_t)n, check) != KP_OK || strcmp(check, fpr) != 0) {
+        OPENSSL_free(spki);
+        spki = NULL;
+    }
+    uint8_t *out = spki != NULL ? malloc((size_t)n) : NULL;
+    if (out != NULL) {
+        memcpy(out, spki, (size_t)n);
+        *len = (size_t)n;
+    }
+    OPENSSL_free(spki);
+    X509_free(x);
+    kp_free(der);
+    kp__clear_error(ctx);
+    return out;
+}
+
 /* The public key of version v with fingerprint fpr, from any reachable holder of it whose key
- * hashes to fpr; NULL when none has it. */
-static uint8_t *s_reference_spki(const kp__discovery *d, uint32_t v, const char *fpr, size_t *len)
+ * hashes to fpr, else from its certificate; NULL when none has it. */
+static uint8_t *s_reference_spki(kp_ctx *ctx, const kp__discovery *d, uint32_t v, const char *fpr,
+                                 size_t *len)
 {
     for (size_t i = 0; i < d->n; i++) {
         const kp__held *h = d->t[i].reachable ? kp__held_find(&d->t[i], v) : NULL;
-        if (h == NULL || strcmp(h->fpr, fpr) != 0)
+        if (h == NULL || strcmp(h->fpr, fpr) != 0 || d->t[i].secret)
             continue;
         uint8_t *spki = NULL;
         char check[KPK_FPR_HEX];
@@ -196,7 +235,7 @@ static uint8_t *s_reference_spki(const kp__discovery *d, uint32_t v, const char 
             return spki;
         free(spki);
     }
-    return NULL;
+    return s_cert_spki(ctx, d, v, fpr, len);
 }
 
 /* The recorded lifecycle of each row, and the chain-level problems no cell shows: state
@@ -308,7 +347,7 @@ kp_status kp_chain_matrix(kp_ctx *ctx, const kp_policy *policy, const char *chai
         m->versions[k] = versions[k];
         snprintf(m->fprs[k], KPK_FPR_HEX, "%s", fprs[k]);
         size_t spkilen = 0;
-        uint8_t *spki = prove ? s_reference_spki(&d, versions[k], fprs[k], &spkilen) : NULL;
+        uint8_t *spki = prove ? s_reference_spki(ctx, &d, versions[k], fprs[k], &spkilen) : NULL;
         bool split = false;
         const kp_cert_info *ref = c->certificate != NULL
                                       ? kp__version_cert(&d, versions[k], fprs[k], NULL, &split)
