@@ -282,7 +282,8 @@ kp_status kp_aws_s3_send(kp_aws_inst *a, const char *method, const char *key, co
                          const char *const *headers, const uint8_t *body, size_t len,
                          unsigned flags, kpk_http_response *resp);
 /** What a conditional write's answer means: KP_OK, KP_ERR_EXISTS (412: the key exists),
- *  KP_ERR_CONFLICT (409: another conditional write in flight), else the failure. */
+ *  KP_ERR_CONFLICT (409 ConditionalRequestConflict: another write of the key in flight, which
+ *  the store looks at before it moves on), else the failure. */
 kp_status kp_aws_s3_put_result(kp_aws_inst *a, const kpk_http_response *r, const char *what);
 /** kp_aws_s3_create in parts: CreateMultipartUpload with the headers, UploadPart for each
  *  KP_AWS_S3_PART (each retried alone), CompleteMultipartUpload with If-None-Match: *; aborted
@@ -325,10 +326,6 @@ kp_status kp_aws_json_raw(kp_aws_inst *a, const kp_aws_target *t, const char *op
 
 /* aws_sm.c: Secrets Manager calls. Replica 0 is the instance's region, i its replicas[i-1]. */
 void kp_aws_sm_target(const kp_aws_inst *a, size_t replica, kp_aws_target *t);
-/** The ClientRequestToken of a secret keyplane writes: 64 hex digits of SHA-256 over the name,
- *  description and value. */
-kp_status kp_aws_sm_token(kp_aws_inst *a, const char *secret_name, const char *description,
-                          const uint8_t *value, size_t len, char out[65]);
 /** CreateSecret with the instance's KMS key and replicas. KP_ERR_EXISTS (code
  *  ResourceExistsException) when the name is taken. */
 kp_status kp_aws_sm_create(kp_aws_inst *a, const char *secret_name, const char *token,

@@ -125,8 +125,10 @@ kp_status kp_aws_s3_put_result(kp_aws_inst *a, const kpk_http_response *r, const
 {
     if (r->status == 412)
         return KP_ERR_EXISTS; /* the key exists: If-None-Match held */
-    if (r->status == 409)     /* another conditional write of the key in flight */
-        return kp_aws_fail(a, r, what, NULL, 0) == KP_ERR_EXISTS ? KP_ERR_EXISTS : KP_ERR_CONFLICT;
+    if (r->status == 409) {   /* ConditionalRequestConflict: another write of the key in flight */
+        (void)kp_aws_fail(a, r, what, NULL, 0);
+        return KP_ERR_CONFLICT;
+    }
     return r->status / 100 == 2 ? KP_OK : kp_aws_fail(a, r, what, NULL, 0);
 }
 
@@ -312,8 +314,8 @@ static kp_status s_list_page(kp_aws_inst *a, const char *prefix, const char *tok
     return st;
 }
 
-kp_status kp_aws_s3_list(kp_aws_inst *a, const char *prefix,
-                         kp_status (*fn)(void *arg, const char *key), void *arg)
+static kp_status s_list_all(kp_aws_inst *a, const char *prefix,
+                            kp_status (*fn)(void *arg, const char *key), void *arg)
 {
     char token[1024] = "";
     for (unsigned pages = 0;; pages++) {
@@ -326,6 +328,9 @@ kp_status kp_aws_s3_list(kp_aws_inst *a, const char *prefix,
         if (st == KP_OK && more && strcmp(page.next, token) == 0)
             st = kp_aws_err(a, KP_ERR_BACKEND, "s3 %s: the listing repeats a continuation token",
                             a->bucket);
+        if (st == KP_OK && more && strlen(page.next) >= sizeof(token))
+            st = kp_aws_err(a, KP_ERR_BACKEND, "s3 %s: a continuation token over %zu bytes",
+                            a->bucket, sizeof(token) - 1);
         snprintf(token, sizeof(token), "%s", page.next);
         s_page_free(&page);
         if (st != KP_OK || !more)
@@ -356,5 +361,18 @@ kp_status kp_aws_s3_head_bucket(kp_aws_inst *a, char *region, size_t cap)
     else if (r.status / 100 != 2)
         st = kp_aws_fail(a, &r, what, NULL, 0);
     kpk_http_response_free(&r);
+    return st;
+}
+
+kp_status kp_aws_s3_list(kp_aws_inst *a, const char *prefix,
+                         kp_status (*fn)(void *arg, const char *key), void *arg)
+{
+    /* a listing is bounded even inside an operation that is not (a put): a service that never
+     * ends its pages costs deadline_ms, not a hang */
+    int64_t outer = a->deadline;
+    if (outer == 0)
+        a->deadline = kpk_http_clock_ms() + a->deadline_ms;
+    kp_status st = s_list_all(a, prefix, fn, arg);
+    a->deadline = outer;
     return st;
 }

@@ -5,17 +5,16 @@
  * into memory that is wiped, and the value of an answer is copied out and wiped in place before
  * the answer is freed.
  *
- * ClientRequestToken. Each secret keyplane creates holds one version whose id is the token
- * keyplane derived from what it wrote (kp_aws_sm_token): a CreateSecret repeated after a lost
- * answer is the same request, and a reader can tell keyplane's version from one written later
- * by someone else.
+ * ClientRequestToken. Each secret keyplane creates holds one version whose id is a random token
+ * its Description names (aws_sm_store.c): a CreateSecret repeated after a lost answer is the
+ * same request, and a reader can tell keyplane's version from one written later by someone
+ * else.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <keyplane/kit/codec.h>
 
@@ -44,25 +43,6 @@ static bool s_is_text(const uint8_t *v, size_t len)
         json_decref(s);
     }
     return ok;
-}
-
-kp_status kp_aws_sm_token(kp_aws_inst *a, const char *secret_name, const char *description,
-                          const uint8_t *value, size_t len, char out[65])
-{
-    uint8_t md[32];
-    unsigned mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    static const char tag[] = "keyplane-secretsmanager-1\n";
-    bool ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-              EVP_DigestUpdate(c, tag, sizeof(tag) - 1) == 1 &&
-              EVP_DigestUpdate(c, secret_name, strlen(secret_name) + 1) == 1 &&
-              EVP_DigestUpdate(c, description, strlen(description) + 1) == 1 &&
-              EVP_DigestUpdate(c, value, len) == 1 && EVP_DigestFinal_ex(c, md, &mdlen) == 1;
-    EVP_MD_CTX_free(c);
-    if (!ok)
-        return kp_aws_err(a, KP_ERR_CRYPTO, "secretsmanager: SHA-256 failed");
-    kpk_hex_encode(md, sizeof(md), out);
-    return KP_OK;
 }
 
 /* The JSON text of the value member: "SecretString":"..." (escaped) or "SecretBinary":"b64",

@@ -3,7 +3,7 @@
  * made by one CreateSecret that also names every replica region with that region's KMS key, so
  * a version never exists without its replicas being asked for. Its Description carries the
  * metadata and the value's size as JSON ({"keyplane":1,"size":N,"meta":{...}}); its one version
- * has the id keyplane derived from name, description and value (kp_aws_sm_token), which is how a
+ * has the id of a random ClientRequestToken the Description names, which is how a
  * read knows the value is the one keyplane wrote.
  *
  * Reads fail over: when the instance's region does not answer (unavailable, timeout,
@@ -18,15 +18,18 @@
 
 #include <openssl/crypto.h>
 
+#include <keyplane/kit/codec.h>
+
 #include "aws_internal.h"
 
 #define S_PUT_TRIES 8
 #define S_NAME_MAX (KP_AWS_PREFIX_MAX + KP_NAME_MAX + 16)
 #define S_DESC_MAX 2048 /* Secrets Manager's Description limit */
 
-/* The Description of a version: {"keyplane":1,"size":N,"meta":{...}}. */
+/* The Description of a version: {"keyplane":1,"size":N,"meta":{...},"token":T}, T the
+ * version's ClientRequestToken (and so its VersionId). */
 static kp_status s_description(kp_aws_inst *a, const kp_meta *meta, size_t nmeta, size_t size,
-                               char **out)
+                               const char *token, char **out)
 {
     json_t *m = json_object();
     for (size_t i = 0; m != NULL && i < nmeta; i++)
@@ -34,9 +37,9 @@ static kp_status s_description(kp_aws_inst *a, const kp_meta *meta, size_t nmeta
             json_decref(m);
             return kp_aws_err(a, KP_ERR_INVALID_ARG, "metadata %s: not UTF-8 text", meta[i].key);
         }
-    json_t *j =
-        m != NULL ? json_pack("{s:i, s:I, s:o}", "keyplane", 1, "size", (json_int_t)size, "meta", m)
-                  : NULL;
+    json_t *j = m != NULL ? json_pack("{s:i, s:I, s:o, s:s}", "keyplane", 1, "size",
+                                      (json_int_t)size, "meta", m, "token", token)
+                          : NULL;
     *out = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(j);
     if (*out == NULL)
@@ -49,6 +52,22 @@ static kp_status s_description(kp_aws_inst *a, const kp_meta *meta, size_t nmeta
                           "Description",
                           S_DESC_MAX);
     }
+    return KP_OK;
+}
+
+/* A new ClientRequestToken: 32 random hex digits. Random, not a digest of the value: the
+ * VersionId it becomes is shown to anyone who may list versions (and to CloudTrail), and an
+ * unkeyed digest of a password chosen by a person would let them test guesses offline. */
+static kp_status s_new_token(kp_aws_inst *a, char token[33])
+{
+    char uuid[37];
+    if (!kpk_uuid4(uuid))
+        return kp_aws_err(a, KP_ERR_CRYPTO, "no randomness for a request token");
+    size_t n = 0;
+    for (const char *c = uuid; *c != '\0'; c++)
+        if (*c != '-')
+            token[n++] = *c;
+    token[n] = '\0';
     return KP_OK;
 }
 
@@ -95,28 +114,32 @@ static kp_status s_has_token(kp_aws_inst *a, const char *secret_name, const char
     return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
 
-/* One attempt at version n; KP_ERR_EXISTS when another writer has it. */
-static kp_status s_put_at(kp_aws_inst *a, const char *name, uint32_t n, const char *desc,
-                          const kp_secret *value)
+/* One attempt at version n; KP_ERR_EXISTS when another writer has it (or a deleted secret still
+ * holds its name). */
+static kp_status s_put_at(kp_aws_inst *a, const char *name, uint32_t n, const kp_meta *meta,
+                          size_t nmeta, const kp_secret *value)
 {
-    char full[S_NAME_MAX], token[65], code[128];
+    char full[S_NAME_MAX], token[33], code[128];
+    char *desc = NULL;
     KP_GUARD(kp_aws_version_name(a, name, n, full, sizeof(full)));
-    KP_GUARD(kp_aws_sm_token(a, full, desc, a->up->secret_cdata(value), a->up->secret_len(value),
-                             token));
+    KP_GUARD(s_new_token(a, token));
+    KP_GUARD(s_description(a, meta, nmeta, a->up->secret_len(value), token, &desc));
     kp_status st = kp_aws_sm_create(a, full, token, desc, value, code, sizeof(code));
-    bool scheduled = strcmp(code, "InvalidRequestException") == 0; /* deleted, name held */
-    if (st == KP_OK)
-        return KP_OK;
-    if (st != KP_ERR_EXISTS && st != KP_ERR_TIMEOUT && st != KP_ERR_UNAVAILABLE && !scheduled)
+    free(desc);
+    /* a secret scheduled for deletion keeps its name until it is gone: the next number */
+    if (st != KP_OK && strcmp(code, "InvalidRequestException") == 0 &&
+        strstr(a->up->get_error(a->h), "delet") != NULL)
+        return KP_ERR_EXISTS;
+    if (st != KP_ERR_EXISTS && st != KP_ERR_TIMEOUT && st != KP_ERR_UNAVAILABLE)
         return st;
     /* after a lost answer, or a name taken: is it this very request's secret? */
     bool mine = false;
     kp_status look = s_has_token(a, full, token, &mine);
     if (look != KP_OK)
-        return look;
+        return st == KP_ERR_EXISTS ? KP_ERR_EXISTS : look;
     if (mine)
         return KP_OK;
-    return st == KP_ERR_EXISTS || scheduled ? KP_ERR_EXISTS : st;
+    return st == KP_ERR_EXISTS ? KP_ERR_EXISTS : st;
 }
 
 kp_status kp_aws_sm_ss_put(void *inst, const char *name, const kp_secret *value,
@@ -132,8 +155,6 @@ kp_status kp_aws_sm_ss_put(void *inst, const char *name, const kp_secret *value,
         return kp_aws_err(a, KP_ERR_INVALID_ARG,
                           "secretsmanager: %s is %zu bytes; a secret holds 1 to %d", name, len,
                           KP_AWS_SM_VALUE_MAX);
-    char *desc = NULL;
-    KP_GUARD(s_description(a, meta, nmeta, len, &desc));
     kp_aws_begin(a, false);
     kp_status st = KP_ERR_EXISTS;
     uint32_t floor = 0;
@@ -144,7 +165,7 @@ kp_status kp_aws_sm_ss_put(void *inst, const char *name, const kp_secret *value,
         kp_aws_vlist_free(&l);
         n = n > floor ? n : floor;
         if (st == KP_OK)
-            st = s_put_at(a, name, n, desc, value);
+            st = s_put_at(a, name, n, meta, nmeta, value);
         if (st == KP_OK)
             *version = n;
         floor = n + 1; /* a name held by a secret the listing does not show */
@@ -155,7 +176,6 @@ kp_status kp_aws_sm_ss_put(void *inst, const char *name, const kp_secret *value,
                         "again",
                         name, S_PUT_TRIES);
     kp_aws_end(a);
-    free(desc);
     return st;
 }
 
@@ -226,8 +246,8 @@ static bool s_same_key(const char *want, const char *got)
 }
 
 /* The replicas of the secret: InSync under their keys, and the same version in their region. */
-static void s_prove_replicas(kp_aws_inst *a, const char *full, const char *token, json_t *desc,
-                             s_read *r)
+static void s_prove_replicas(kp_aws_inst *a, const char *full, const char *token,
+                             const kp_secret *value, json_t *desc, s_read *r)
 {
     const char *key = json_string_value(json_object_get(desc, "KmsKeyId"));
     if (!s_same_key(a->kms_key, key))
@@ -270,11 +290,15 @@ static void s_prove_replicas(kp_aws_inst *a, const char *full, const char *token
         kp_secret *v = NULL;
         char id[80];
         kp_status st = kp_aws_sm_value(a, i + 1, full, token, &v, id);
+        bool same = st == KP_OK && strcmp(id, token) == 0 &&
+                    a->up->secret_len(v) == a->up->secret_len(value) &&
+                    CRYPTO_memcmp(a->up->secret_cdata(v), a->up->secret_cdata(value),
+                                  a->up->secret_len(value)) == 0;
         a->up->secret_free(v);
-        if (st != KP_OK || strcmp(id, token) != 0) {
+        if (!same) {
             char why[KP_ERROR_MAX];
             snprintf(why, sizeof(why), "%.160s",
-                     st != KP_OK ? a->up->get_error(a->h) : "it holds another version");
+                     st != KP_OK ? a->up->get_error(a->h) : "it holds another value");
             s_gap_add(r, "the replica in %s cannot be read there (%s)", rep->region, why);
         }
     }
@@ -289,20 +313,19 @@ typedef struct s_ids {
 static kp_status s_id(void *arg, const char *id)
 {
     s_ids *x = arg;
-    if (x->n < 16 && strlen(id) == 64)
+    if (x->n < 16 && strlen(id) >= 32 && strlen(id) <= 64)
         snprintf(x->ids[x->n++], sizeof(x->ids[0]), "%s", id);
     return KP_OK;
 }
 
-/* The value keyplane wrote to full (in region replica), its token checked. AWSCURRENT first;
- * when it moved to a version keyplane did not write, the versions are searched. */
-static kp_status s_value(kp_aws_inst *a, size_t replica, const char *full, const char *desc_text,
-                         kp_secret **value, char token[65], s_read *r)
+/* The value keyplane wrote to full (in region replica): the version whose id is the token its
+ * Description names. AWSCURRENT first; when it moved to a version keyplane did not write, the
+ * versions are searched. */
+static kp_status s_value(kp_aws_inst *a, size_t replica, const char *full, const char *token,
+                         kp_secret **value, s_read *r)
 {
     char id[80];
     KP_GUARD(kp_aws_sm_value(a, replica, full, NULL, value, id));
-    KP_GUARD(kp_aws_sm_token(a, full, desc_text, a->up->secret_cdata(*value),
-                             a->up->secret_len(*value), token));
     if (strcmp(id, token) == 0)
         return KP_OK;
     a->up->secret_free(*value);
@@ -310,20 +333,14 @@ static kp_status s_value(kp_aws_inst *a, size_t replica, const char *full, const
     s_ids ids = {0};
     KP_GUARD(kp_aws_sm_version_ids(a, replica, full, s_id, &ids));
     for (size_t i = 0; i < ids.n; i++) {
-        kp_status st = kp_aws_sm_value(a, replica, full, ids.ids[i], value, id);
-        if (st == KP_OK)
-            st = kp_aws_sm_token(a, full, desc_text, a->up->secret_cdata(*value),
-                                 a->up->secret_len(*value), token);
-        if (st == KP_OK && strcmp(ids.ids[i], token) == 0) {
-            s_gap_add(r, "AWSCURRENT of %s was moved to a version keyplane did not write%s", full,
-                      "");
-            return KP_OK;
-        }
-        a->up->secret_free(*value);
-        *value = NULL;
+        if (strcmp(ids.ids[i], token) != 0)
+            continue;
+        KP_GUARD(kp_aws_sm_value(a, replica, full, token, value, id));
+        s_gap_add(r, "AWSCURRENT of %s was moved to a version keyplane did not write%s", full, "");
+        return KP_OK;
     }
     return kp_aws_err(a, KP_ERR_INTEGRITY,
-                      "secretsmanager %s: no version holds what keyplane wrote (changed outside "
+                      "secretsmanager %s: the version keyplane wrote is gone (changed outside "
                       "keyplane)",
                       full);
 }
@@ -346,7 +363,7 @@ static kp_status s_get_in(kp_aws_inst *a, size_t replica, const char *name, uint
         if (version == 0)
             return kp_aws_err(a, KP_ERR_NOT_FOUND, "secretsmanager: no secret %s", name);
     }
-    char full[S_NAME_MAX], token[65];
+    char full[S_NAME_MAX];
     KP_GUARD(kp_aws_version_name(a, name, version, full, sizeof(full)));
     json_t *desc = NULL;
     kp_status st = kp_aws_sm_describe(a, replica, full, &desc);
@@ -356,11 +373,15 @@ static kp_status s_get_in(kp_aws_inst *a, size_t replica, const char *name, uint
     snprintf(e.name, sizeof(e.name), "%s", name);
     if (st == KP_OK)
         st = s_take(a, &e, desc, r);
-    const char *text = json_string_value(json_object_get(desc, "Description"));
+    const char *token = json_string_value(json_object_get(r->desc, "token"));
+    if (st == KP_OK && (token == NULL || strlen(token) < 32 || strlen(token) > 64))
+        st = kp_aws_err(a, KP_ERR_INTEGRITY,
+                        "secretsmanager: %s v%u: its Description names no version token", name,
+                        version);
     if (st == KP_OK)
-        st = s_value(a, replica, full, text, value, token, r);
+        st = s_value(a, replica, full, token, value, r);
     if (st == KP_OK && replica == 0)
-        s_prove_replicas(a, full, token, desc, r);
+        s_prove_replicas(a, full, token, *value, desc, r);
     json_decref(desc);
     if (st == KP_OK && r->gap[0] != '\0')
         r->meta[r->nmeta++] = (kp_meta){KP_META_GAP, r->gap};

@@ -6,8 +6,8 @@
  *   s3  one GET of the object <prefix>NAME/vN (4 KiB, SSE-KMS), path-style addressing;
  *   sm  Secrets Manager: DescribeSecret then GetSecretValue of the secret <prefix>NAME/vN.
  *       Both are what a verified read needs: the version id GetSecretValue answers must be the
- *       token keyplane derived from name, Description and value, and only DescribeSecret gives
- *       the Description. The raw side sends both and checks the token too; it is "GetSecretValue
+ *       token the version's Description names, and only DescribeSecret gives the Description.
+ *       The raw side sends both and checks the token too; it is "GetSecretValue
  *       through keyplane" with the one request in front of it that the check needs. The instance
  *       has no `replicas` (a read would also prove every replica).
  *
@@ -19,7 +19,7 @@
  *     verification;
  *   - the answer parsed the same way: S3's body bytes compared with the value; Secrets Manager's
  *     JSON parsed with jansson, SecretBinary base64-decoded with the kit's decoder and compared,
- *     the version id checked against the SHA-256 token.
+ *     the version id checked against the Description's token.
  * The raw side sets every curl option once but the signed headers (a curl_slist per request),
  * and its request bodies are fixed strings: it is the floor for a client of these services.
  * keyplane adds the core's dispatch and audit path, the plugin (credential check, names, the
@@ -58,7 +58,6 @@
 #define S_USER_AGENT "keyplane-kit/1"
 #define S_VALUE_LEN 4096
 #define S_COUNTED 10 /* reads per side whose requests the emulator counts */
-#define S_TOKEN_TAG "keyplane-secretsmanager-1\n" /* aws_sm.c, kp_aws_sm_token */
 
 /* CPU time of this thread (user and system), ms: what the client itself spends. */
 static double s_cpu_ms(void)
@@ -226,25 +225,8 @@ static int s_raw_s3(s_raw *r)
            memcmp(r->rx.p, r->want, S_VALUE_LEN) != 0;
 }
 
-/* The token keyplane gives the version it writes (kp_aws_sm_token), in hex. */
-static int s_token(const char *full, const char *desc, const uint8_t *v, size_t len, char out[65])
-{
-    uint8_t md[32];
-    unsigned mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(c, S_TOKEN_TAG, sizeof(S_TOKEN_TAG) - 1) == 1 &&
-             EVP_DigestUpdate(c, full, strlen(full) + 1) == 1 &&
-             EVP_DigestUpdate(c, desc, strlen(desc) + 1) == 1 && EVP_DigestUpdate(c, v, len) == 1 &&
-             EVP_DigestFinal_ex(c, md, &mdlen) == 1;
-    EVP_MD_CTX_free(c);
-    if (ok)
-        kpk_hex_encode(md, sizeof(md), out);
-    return !ok;
-}
-
 /* Secrets Manager: DescribeSecret (its Description), then GetSecretValue: HTTP 200 each, the
- * SecretBinary decoded is the value, and the version id is keyplane's token. */
+ * SecretBinary decoded is the value, and the version id is the token the Description names. */
 static int s_raw_sm(s_raw *r)
 {
     static const char *const describe[] = {"Content-Type: application/x-amz-json-1.1",
@@ -257,7 +239,10 @@ static int s_raw_sm(s_raw *r)
         return 1;
     json_t *d = json_loadb(r->rx.p, r->rx.len, 0, NULL);
     const char *desc = json_string_value(json_object_get(d, "Description"));
-    char *text = desc != NULL ? strdup(desc) : NULL;
+    json_t *dj = desc != NULL ? json_loads(desc, 0, NULL) : NULL;
+    const char *tok = json_string_value(json_object_get(dj, "token"));
+    char *text = tok != NULL ? strdup(tok) : NULL;
+    json_decref(dj);
     json_decref(d);
     if (text == NULL)
         return 1;
@@ -268,12 +253,10 @@ static int s_raw_sm(s_raw *r)
     const char *vid = json_string_value(json_object_get(j, "VersionId"));
     uint8_t out[S_VALUE_LEN + 16];
     size_t outlen = 0;
-    char token[65];
     bad = bad || !json_is_string(bin) || vid == NULL ||
           kpk_b64_decoded_max(json_string_length(bin)) > sizeof(out) ||
           kpk_b64_decode(json_string_value(bin), json_string_length(bin), out, &outlen) != KP_OK ||
-          outlen != S_VALUE_LEN || memcmp(out, r->want, S_VALUE_LEN) != 0 ||
-          s_token(r->full, text, out, outlen, token) != 0 || strcmp(vid, token) != 0;
+          outlen != S_VALUE_LEN || memcmp(out, r->want, S_VALUE_LEN) != 0 || strcmp(vid, text) != 0;
     json_decref(j);
     free(text);
     r->t_describe = t1 - t0;

@@ -134,7 +134,7 @@ kp_status kp_chain_cert_export_ex(kp_ctx *ctx, const kp_policy *policy, const ch
     if (st == KP_OK) {
         const kp__target *t = &d->t[holder];
         st = t->secret ? kp__secret_cert_get(ctx, t->inst, chain, version, want, &out->cert,
-                                             &out->certlen)
+                                             &out->certlen, NULL)
                        : kp_key_cert_get(t->inst, chain, version, want, &out->cert, &out->certlen);
     }
     if (st == KP_OK)

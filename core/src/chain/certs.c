@@ -21,9 +21,9 @@ static kp_status s_read(kp_ctx *ctx, const kp_chain_policy *c, kp__target *t, kp
 {
     uint8_t *der = NULL;
     size_t len = 0;
-    kp_status st = t->secret
-                       ? kp__secret_cert_get(ctx, t->inst, c->name, h->version, h->fpr, &der, &len)
-                       : kp_key_cert_get(t->inst, c->name, h->version, h->fpr, &der, &len);
+    kp_status st = t->secret ? kp__secret_cert_get(ctx, t->inst, c->name, h->version, h->fpr, &der,
+                                                   &len, h->gap)
+                             : kp_key_cert_get(t->inst, c->name, h->version, h->fpr, &der, &len);
     char why[160] = "";
     if (st == KP_OK) {
         kp_cert_info *info = calloc(1, sizeof(*info));
@@ -183,7 +183,7 @@ kp_status kp__cert_copy(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *src,
     }
     uint8_t *der = NULL;
     size_t len = 0;
-    KP_GUARD(src_secret ? kp__secret_cert_get(ctx, src, c->name, version, want, &der, &len)
+    KP_GUARD(src_secret ? kp__secret_cert_get(ctx, src, c->name, version, want, &der, &len, NULL)
                         : kp_key_cert_get(src, c->name, version, want, &der, &len));
     kp_status st = dst_secret ? kp__secret_cert_put(ctx, c, dst, version, want, der, len)
                               : kp_key_cert_put(dst, c->name, version, der, len);

@@ -194,9 +194,9 @@ static uint8_t *s_cert_spki(kp_ctx *ctx, const kp__discovery *d, uint32_t v, con
     const kp__target *t = &d->t[holder];
     uint8_t *der = NULL, *spki = NULL;
     size_t dlen = 0;
-    kp_status st = t->secret
-                       ? kp__secret_cert_get(ctx, t->inst, d->chain->name, v, fpr, &der, &dlen)
-                       : kp_key_cert_get(t->inst, d->chain->name, v, fpr, &der, &dlen);
+    kp_status st =
+        t->secret ? kp__secret_cert_get(ctx, t->inst, d->chain->name, v, fpr, &der, &dlen, NULL)
+                  : kp_key_cert_get(t->inst, d->chain->name, v, fpr, &der, &dlen);
     const unsigned char *p = der;
     X509 *x = st == KP_OK ? d2i_X509(NULL, &p, (long)dlen) : NULL;
     int n = x != NULL ? i2d_PUBKEY(X509_get0_pubkey(x), &spki) : -1;

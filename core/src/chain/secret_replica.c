@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -28,6 +30,7 @@ typedef struct s_found {
     uint32_t secret_version; /* highest secret version holding want */
     uint32_t password_version;
     char fpr[KPK_FPR_HEX];
+    char gap[KP_GAP_MAX]; /* that secret version's store.gap ("" none) */
 } s_found;
 
 static const char *s_meta(const kp_meta *meta, size_t n, const char *key)
@@ -63,6 +66,8 @@ static kp_status s_visit(void *arg, const kp_secret_info *info, const kp_meta *m
         f->secret_version = info->version;
         f->password_version = pw != NULL ? (uint32_t)strtoul(pw, NULL, 10) : 0;
         memcpy(f->fpr, fpr, KPK_FPR_HEX);
+        f->gap[0] = '\0';
+        s_gap_take(f->gap, meta, n, "");
     }
     if (f->t != NULL && version > 0 && kp__held_find(f->t, version) == NULL) {
         kp__held *h = kp__held_add(f->t, version);
@@ -84,7 +89,7 @@ bool kp__secret_holds(kp_instance *inst, const char *chain, uint32_t version, co
 {
     char key[KP_NAME_MAX + 16];
     s_name(key, sizeof(key), chain, "key");
-    s_found f = {version, NULL, 0, 0, ""};
+    s_found f = {version, NULL, 0, 0, "", ""};
     return kp_store_list(inst, key, s_visit, &f) == KP_OK && f.secret_version > 0 &&
            (fpr == NULL || fpr[0] == '\0' || strcmp(f.fpr, fpr) == 0);
 }
@@ -178,7 +183,7 @@ kp_status kp__secret_discover(kp_ctx *ctx, const kp_policy *policy, kp__discover
         t->secret = true;
         kp_status st = kp__instance_borrow(ctx, policy, t->name, &t->inst);
         if (st == KP_OK) {
-            s_found f = {0, t, 0, 0, ""};
+            s_found f = {0, t, 0, 0, "", ""};
             st = kp_store_list(t->inst, key, s_visit, &f);
             if (st == KP_ERR_NOT_FOUND)
                 st = KP_OK; /* holds no copy yet */
@@ -236,7 +241,9 @@ static EVP_PKEY *s_open_copy(const kp_secret *pem, kp_secret *password)
  * and, when key is set, key = value. */
 typedef struct s_earlier {
     const char *version, *fpr, *key, *value;
-    uint32_t found;
+    uint32_t found;   /* the highest match */
+    uint32_t all[16]; /* the 16 highest matches, any order */
+    size_t nall;
 } s_earlier;
 
 static kp_status s_earlier_visit(void *arg, const kp_secret_info *info, const kp_meta *meta,
@@ -245,9 +252,19 @@ static kp_status s_earlier_visit(void *arg, const kp_secret_info *info, const kp
     s_earlier *e = arg;
     const char *v = s_meta(meta, n, "kp-version"), *fpr = s_meta(meta, n, "fingerprint");
     const char *x = e->key != NULL ? s_meta(meta, n, e->key) : NULL;
-    if (v != NULL && fpr != NULL && strcmp(v, e->version) == 0 && strcmp(fpr, e->fpr) == 0 &&
-        (e->key == NULL || (x != NULL && strcmp(x, e->value) == 0)) && info->version > e->found)
+    if (v == NULL || fpr == NULL || strcmp(v, e->version) != 0 || strcmp(fpr, e->fpr) != 0 ||
+        (e->key != NULL && (x == NULL || strcmp(x, e->value) != 0)))
+        return KP_OK;
+    if (info->version > e->found)
         e->found = info->version;
+    size_t low = 0;
+    for (size_t i = 1; i < e->nall; i++)
+        if (e->all[i] < e->all[low])
+            low = i;
+    if (e->nall < sizeof(e->all) / sizeof(e->all[0]))
+        e->all[e->nall++] = info->version;
+    else if (info->version > e->all[low])
+        e->all[low] = info->version;
     return KP_OK;
 }
 
@@ -257,7 +274,7 @@ static kp_status s_earlier_find(kp_instance *inst, const char *name, const char 
                                 const char *fpr, const char *key, const char *value,
                                 uint32_t *found)
 {
-    s_earlier e = {version, fpr, key, value, 0};
+    s_earlier e = {version, fpr, key, value, 0, {0}, 0};
     kp_status st = kp_store_list(inst, name, s_earlier_visit, &e);
     *found = e.found;
     return st == KP_ERR_NOT_FOUND ? KP_OK : st;
@@ -304,21 +321,77 @@ static kp_status s_keep_earlier(kp_instance *dst, const char *name, const char *
     return st == KP_ERR_NOT_FOUND ? KP_OK : st;
 }
 
-/* A fresh password: 32 random bytes as base64, which any tool (openssl, SQL Server) can type. */
-static kp_status s_new_password(kp_ctx *ctx, kp_secret **out)
+/* The password of the copy of version to replica dst: 32 bytes as base64 (a password any tool,
+ * openssl or SQL Server, can type), HMAC-SHA256 keyed with the private key's exponent d over the
+ * chain, version and replica. Only a holder of the private key can compute it, so a rerun after
+ * an interrupted copy recognises the password that copy left, and a password planted in the
+ * secrets store (whose writers need not hold the key) is never taken for it. */
+static kp_status s_copy_password(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
+                                 uint32_t version, kp_instance *dst, kp_secret **out)
 {
-    unsigned char raw[32];
-    char text[48], why[KP_ERROR_MAX];
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        kpk_ossl_reason(why, KPK_OSSL_REASON_MAX);
-        return kp__set_error(ctx, KP_ERR_CRYPTO, "no randomness for a password%s%s",
-                             why[0] != '\0' ? ": " : "", why);
+    EVP_PKEY *pk = kp__pkcs8_pkey(pkcs8);
+    BIGNUM *d = NULL;
+    unsigned char dbytes[1024], mac[32];
+    char msg[KP_NAME_MAX * 2 + 64], text[48];
+    int dlen = 0;
+    unsigned int maclen = 0;
+    if (pk != NULL && EVP_PKEY_get_bn_param(pk, "d", &d) == 1)
+        dlen =
+            BN_bn2binpad(d, dbytes, BN_num_bytes(d) <= (int)sizeof(dbytes) ? BN_num_bytes(d) : -1);
+    int n = snprintf(msg, sizeof(msg), "keyplane secret-replica password 1\n%s\n%u\n%s", c->name,
+                     version, kp_instance_name(dst));
+    bool ok = dlen > 0 && n > 0 && (size_t)n < sizeof(msg) &&
+              HMAC(EVP_sha256(), dbytes, dlen, (const unsigned char *)msg, (size_t)n, mac,
+                   &maclen) != NULL &&
+              maclen == sizeof(mac);
+    BN_clear_free(d);
+    EVP_PKEY_free(pk);
+    kp_memwipe(dbytes, sizeof(dbytes));
+    if (!ok) {
+        kp_memwipe(mac, sizeof(mac));
+        return kp__set_error(ctx, KP_ERR_CRYPTO, "cannot derive the password of %s v%u's copy",
+                             c->name, version);
     }
-    kpk_b64_encode(raw, sizeof(raw), text);
-    kp_memwipe(raw, sizeof(raw));
+    kpk_b64_encode(mac, sizeof(mac), text);
+    kp_memwipe(mac, sizeof(mac));
     *out = kp_secret_new_copy(text, strlen(text));
     kp_memwipe(text, sizeof(text));
     return *out != NULL ? KP_OK : KP_ERR_NOMEM;
+}
+
+/* The version of the secrets store's CHAIN.password that an earlier copy of version to dst left
+ * holding exactly password (0: none): the versions whose metadata say so, checked by value, the
+ * newest first (others with that metadata, planted or left by an older keyplane, are passed
+ * over). */
+static kp_status s_earlier_password(kp_instance *secrets, const char *pwname, const char *vbuf,
+                                    const char *fpr, kp_instance *dst, const kp_secret *password,
+                                    uint32_t *pwver)
+{
+    s_earlier e = {vbuf, fpr, "replica", kp_instance_name(dst), 0, {0}, 0};
+    *pwver = 0;
+    kp_status st = kp_store_list(secrets, pwname, s_earlier_visit, &e);
+    if (st == KP_ERR_NOT_FOUND)
+        return KP_OK;
+    KP_GUARD(st);
+    for (size_t k = 0; k < e.nall && *pwver == 0; k++) {
+        size_t best = k; /* the newest of what is left */
+        for (size_t i = k + 1; i < e.nall; i++)
+            if (e.all[i] > e.all[best])
+                best = i;
+        uint32_t v = e.all[best];
+        e.all[best] = e.all[k];
+        e.all[k] = v;
+        kp_secret *have = NULL;
+        st = kp_store_get(secrets, pwname, v, &have, NULL, NULL);
+        if (st == KP_OK && kp_secret_len(have) == kp_secret_len(password) &&
+            CRYPTO_memcmp(kp_secret_cdata(have), kp_secret_cdata(password),
+                          kp_secret_len(password)) == 0)
+            *pwver = v;
+        kp_secret_free(have);
+        if (st != KP_OK && st != KP_ERR_NOT_FOUND)
+            return st;
+    }
+    return KP_OK;
 }
 
 kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret *pkcs8,
@@ -332,13 +405,12 @@ kp_status kp__secret_copy(kp_ctx *ctx, const kp_chain_policy *c, const kp_secret
     snprintf(vbuf, sizeof(vbuf), "%u", version);
     /* An earlier copy of this version to dst that did not finish (killed, failed) left its
      * password, and perhaps the PEM copy: they are used again, so a rerun adds no version to
-     * either store. */
+     * either store. The password is the key's own derivation (s_copy_password): one found in
+     * the store counts only when it is that one. */
     kp_secret *password = NULL, *pem = NULL;
     uint32_t pwver = 0;
-    KP_GUARD(s_earlier_find(secrets, pwname, vbuf, fpr, "replica", kp_instance_name(dst), &pwver));
-    if (pwver > 0)
-        KP_GUARD(kp_store_get(secrets, pwname, pwver, &password, NULL, NULL));
-    kp_status st = pwver > 0 ? KP_OK : s_new_password(ctx, &password);
+    KP_GUARD(s_copy_password(ctx, c, pkcs8, version, dst, &password));
+    kp_status st = s_earlier_password(secrets, pwname, vbuf, fpr, dst, password, &pwver);
     char *pemtext = NULL;
     size_t pemlen = 0;
     uint32_t kver = 0;
@@ -440,7 +512,7 @@ static kp_status s_open_version(kp_ctx *ctx, const kp_chain_policy *c, kp_instan
     char key[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16];
     s_name(key, sizeof(key), c->name, "key");
     s_name(pwname, sizeof(pwname), c->name, "password");
-    s_found f = {version, NULL, 0, 0, ""};
+    s_found f = {version, NULL, 0, 0, "", ""};
     kp_secret *pem = NULL, *password = NULL;
     *pkey = NULL;
     kp_status st = kp_store_list(dst, key, s_visit, &f);
@@ -485,7 +557,7 @@ static kp_status s_pvk_opens(kp_ctx *ctx, const kp_chain_policy *c, kp_instance 
     char name[KP_NAME_MAX + 16], pwname[KP_NAME_MAX + 16], why[256], fpr[KPK_FPR_HEX] = "";
     s_name(name, sizeof(name), c->name, "pvk");
     s_name(pwname, sizeof(pwname), c->name, "password");
-    s_found f = {version, NULL, 0, 0, ""};
+    s_found f = {version, NULL, 0, 0, "", ""};
     kp_secret *pvk = NULL, *password = NULL, *pkcs8 = NULL;
     kp_status st = kp_store_list(dst, name, s_visit, &f);
     if (st == KP_OK && f.secret_version == 0)
@@ -627,13 +699,13 @@ kp_status kp__secret_cert_put(kp_ctx *ctx, const kp_chain_policy *c, kp_instance
 }
 
 kp_status kp__secret_cert_get(kp_ctx *ctx, kp_instance *inst, const char *chain, uint32_t version,
-                              const char *fpr, uint8_t **der, size_t *len)
+                              const char *fpr, uint8_t **der, size_t *len, char *gap)
 {
     char name[KP_NAME_MAX + 16];
     *der = NULL;
     *len = 0;
     s_name(name, sizeof(name), chain, "cer");
-    s_found f = {version, NULL, 0, 0, ""};
+    s_found f = {version, NULL, 0, 0, "", ""};
     kp_status st = kp_store_list(inst, name, s_visit, &f);
     if (st == KP_OK && (f.secret_version == 0 || strcmp(f.fpr, fpr) != 0))
         st = KP_ERR_NOT_FOUND;
@@ -641,6 +713,8 @@ kp_status kp__secret_cert_get(kp_ctx *ctx, kp_instance *inst, const char *chain,
         return st == KP_ERR_NOT_FOUND ? kp__set_error(ctx, st, "%s: no certificate of %s v%u",
                                                       kp_instance_name(inst), chain, version)
                                       : st;
+    if (gap != NULL && f.gap[0] != '\0' && gap[0] == '\0')
+        snprintf(gap, KP_GAP_MAX, ".cer: %s", f.gap);
     kp_secret *value = NULL;
     KP_GUARD(kp_store_get(inst, name, f.secret_version, &value, NULL, NULL));
     *der = malloc(kp_secret_len(value) + 1);

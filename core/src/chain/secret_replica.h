@@ -41,8 +41,9 @@ kp_status kp__secret_prove(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *d
 kp_status kp__secret_cert_put(kp_ctx *ctx, const kp_chain_policy *c, kp_instance *dst,
                               uint32_t version, const char *fpr, const uint8_t *der, size_t len);
 /* The newest <chain>.cer of version with fingerprint fpr in inst (*der malloc'd, kp_free).
- * KP_ERR_NOT_FOUND when there is none. */
+ * KP_ERR_NOT_FOUND when there is none. gap (KP_GAP_MAX bytes, may be NULL), when it is still
+ * empty, receives the store's gap of that .cer. */
 kp_status kp__secret_cert_get(kp_ctx *ctx, kp_instance *inst, const char *chain, uint32_t version,
-                              const char *fpr, uint8_t **der, size_t *len);
+                              const char *fpr, uint8_t **der, size_t *len, char *gap);
 
 #endif
