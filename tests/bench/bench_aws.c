@@ -51,6 +51,7 @@
 #include <keyplane/kit/codec.h>
 #include <keyplane/kit/sigv4.h>
 
+#include "bench_raw.h"
 #include "kp_test.h"
 
 #define S_NAME "bench"
@@ -59,99 +60,14 @@
 #define S_VALUE_LEN 4096
 #define S_COUNTED 10 /* reads per side whose requests the emulator counts */
 
-/* CPU time of this thread (user and system), ms: what the client itself spends. */
-static double s_cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- statistics ------------------------------------------------------------------------- */
 
-typedef struct s_stats {
-    double p50, p90, mean;
-} s_stats;
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentiles and the mean of n samples (sorts them). */
-static s_stats s_summary(double *v, size_t n)
-{
-    s_stats s = {0, 0, 0};
-    if (n == 0)
-        return s;
-    qsort(v, n, sizeof(*v), s_cmp);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
-    s.p50 = v[(n * 50 + 99) / 100 - 1]; /* the ceil(n * p)-th smallest */
-    s.p90 = v[(n * 90 + 99) / 100 - 1];
-    s.mean = sum / (double)n;
-    return s;
-}
-
-static double s_overhead(double kp, double raw)
-{
-    return raw > 0 ? (kp / raw - 1.0) * 100.0 : 0.0;
-}
-
 /* ---- raw libcurl ------------------------------------------------------------------------ */
-
-typedef struct s_buf {
-    char *p;
-    size_t len, cap;
-} s_buf;
-
-static size_t s_on_body(char *data, size_t size, size_t n, void *arg)
-{
-    s_buf *b = arg;
-    size_t total = size * n;
-    if (b->len + total + 1 > b->cap) {
-        size_t cap = b->cap > 0 ? b->cap : 8192;
-        while (cap < b->len + total + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, total);
-    b->len += total;
-    b->p[b->len] = '\0';
-    return total;
-}
-
-/* The TLS and protocol options keyplane's transport uses, on a fresh handle. */
-static CURL *s_handle(const char *ca, s_buf *rx)
-{
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return NULL;
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(c, CURLOPT_CAPATH, (char *)NULL);
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, S_USER_AGENT);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1,169.254.169.254");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, rx);
-    return c;
-}
 
 /* One raw side: a handle set up for one kind of request, and what it signs with. */
 typedef struct s_raw {
     CURL *c;
-    s_buf rx;
+    kp_bench_buf rx;
     const char *host, *region, *service, *method, *path;
     const kpk_sigv4_creds *creds;
     const char *body; /* sm: {"SecretId":"..."}, the same for both operations */
@@ -273,8 +189,8 @@ typedef struct s_counts {
 
 static int s_counts_get(const char *ca, const char *endpoint, s_counts *out)
 {
-    s_buf rx = {NULL, 0, 0};
-    CURL *c = s_handle(ca, &rx);
+    kp_bench_buf rx = {NULL, 0, 0};
+    CURL *c = kp_bench_curl(ca, S_USER_AGENT, &rx);
     char url[1024];
     long status = 0;
     int bad = 1;
@@ -327,7 +243,7 @@ typedef int (*s_op_fn)(void *arg);
  * gets the raw Secrets Manager read's DescribeSecret time. Non-zero when one fails. */
 static int s_block(s_op_fn op, void *arg, double *t, double *split, long n, double *cpu)
 {
-    double c0 = s_cpu_ms();
+    double c0 = kp_bench_cpu_ms();
     for (long i = 0; i < n; i++) {
         double t0 = kpk_clock_ms();
         if (op(arg) != 0)
@@ -336,7 +252,7 @@ static int s_block(s_op_fn op, void *arg, double *t, double *split, long n, doub
         if (split != NULL)
             split[i] = ((s_raw *)arg)->t_describe;
     }
-    *cpu += s_cpu_ms() - c0;
+    *cpu += kp_bench_cpu_ms() - c0;
     return 0;
 }
 
@@ -391,36 +307,36 @@ static int s_round(s_measure *m, long r, long ops, double *tmp)
     if (bad)
         return 1;
     memcpy(tmp, tr, (size_t)ops * sizeof(double));
-    s_stats sr = s_summary(tmp, (size_t)ops);
+    kp_bench_stats sr = kp_bench_summary(tmp, (size_t)ops);
     memcpy(tmp, tk, (size_t)ops * sizeof(double));
-    s_stats sk = s_summary(tmp, (size_t)ops);
+    kp_bench_stats sk = kp_bench_summary(tmp, (size_t)ops);
     m->best_raw = r == 0 || sr.p50 < m->best_raw ? sr.p50 : m->best_raw;
     m->best_kp = r == 0 || sk.p50 < m->best_kp ? sk.p50 : m->best_kp;
     printf("%-6ld %-4s %-4s %9.3f %9.3f %9.3f   %-8s %9.3f %9.3f %9.3f %8.1f%%\n", r + 1, m->name,
            "raw", sr.p50, sr.p90, sr.mean, "keyplane", sk.p50, sk.p90, sk.mean,
-           s_overhead(sk.p50, sr.p50));
+           kp_bench_overhead(sk.p50, sr.p50));
     fflush(stdout);
     return 0;
 }
 
 static void s_report(s_measure *m, size_t total)
 {
-    s_stats ar = s_summary(m->t_raw, total), ak = s_summary(m->t_kp, total);
+    kp_bench_stats ar = kp_bench_summary(m->t_raw, total), ak = kp_bench_summary(m->t_kp, total);
     printf("%s: best of rounds: raw p50 %.3f ms | keyplane p50 %.3f ms | p50 overhead %.1f%%; "
            "means: raw %.3f ms | keyplane %.3f ms (%.1f%%)\n",
-           m->name, m->best_raw, m->best_kp, s_overhead(m->best_kp, m->best_raw), ar.mean, ak.mean,
-           s_overhead(ak.mean, ar.mean));
+           m->name, m->best_raw, m->best_kp, kp_bench_overhead(m->best_kp, m->best_raw), ar.mean,
+           ak.mean, kp_bench_overhead(ak.mean, ar.mean));
     printf("%s: client CPU per read (this thread, user+system): raw %.1f us | keyplane %.1f us\n",
            m->name, m->cpu_raw * 1e3 / (double)total, m->cpu_kp * 1e3 / (double)total);
     if (m->split != NULL) {
-        s_stats sd = s_summary(m->split, total);
+        kp_bench_stats sd = kp_bench_summary(m->split, total);
         printf("%s: per request: raw p50 %.3f ms (%.1f per read) | keyplane p50 %.3f ms (%.1f per "
                "read); the raw read's DescribeSecret alone p50 %.3f ms\n",
                m->name, ar.p50 / m->req_raw, m->req_raw, ak.p50 / m->req_kp, m->req_kp, sd.p50);
     }
     printf("aws %s: raw p50 %.3f ms p90 %.3f ms | keyplane p50 %.3f ms p90 %.3f ms | "
            "p50 overhead %.1f%%\n",
-           m->what, ar.p50, ar.p90, ak.p50, ak.p90, s_overhead(ak.p50, ar.p50));
+           m->what, ar.p50, ar.p90, ak.p50, ak.p90, kp_bench_overhead(ak.p50, ar.p50));
 }
 
 int main(int argc, char **argv)
@@ -501,8 +417,8 @@ int main(int argc, char **argv)
                     .full = sm_full,
                     .want = value};
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        (raw_s3.c = s_handle(ca, &raw_s3.rx)) == NULL ||
-        (raw_sm.c = s_handle(ca, &raw_sm.rx)) == NULL) {
+        (raw_s3.c = kp_bench_curl(ca, S_USER_AGENT, &raw_s3.rx)) == NULL ||
+        (raw_sm.c = kp_bench_curl(ca, S_USER_AGENT, &raw_sm.rx)) == NULL) {
         fprintf(stderr, "bench_aws: raw libcurl setup failed\n");
         return 1;
     }

@@ -36,6 +36,7 @@
 #include <keyplane/keyplane.h>
 #include <keyplane/kit/codec.h>
 
+#include "bench_raw.h"
 #include "kp_test.h"
 
 #define S_KEY "bench"
@@ -43,101 +44,16 @@
 #define S_USER_AGENT "keyplane-kit/1"
 #define S_DEK_LEN 32
 
-/* CPU time of this thread (user and system), ms: what the client itself spends. */
-static double s_cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- statistics ------------------------------------------------------------------------- */
 
-typedef struct s_stats {
-    double p50, p99, mean;
-} s_stats;
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentiles and the mean of n samples (sorts them). */
-static s_stats s_summary(double *v, size_t n)
-{
-    s_stats s = {0, 0, 0};
-    if (n == 0)
-        return s;
-    qsort(v, n, sizeof(*v), s_cmp);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
-    s.p50 = v[(n * 50 + 99) / 100 - 1]; /* the ceil(n * p)-th smallest */
-    s.p99 = v[(n * 99 + 99) / 100 - 1];
-    s.mean = sum / (double)n;
-    return s;
-}
-
-static double s_overhead(double kp, double raw)
-{
-    return raw > 0 ? (kp / raw - 1.0) * 100.0 : 0.0;
-}
-
 /* ---- raw libcurl ------------------------------------------------------------------------ */
-
-typedef struct s_buf {
-    char *p;
-    size_t len, cap;
-} s_buf;
-
-static size_t s_on_body(char *data, size_t size, size_t n, void *arg)
-{
-    s_buf *b = arg;
-    size_t total = size * n;
-    if (b->len + total + 1 > b->cap) {
-        size_t cap = b->cap > 0 ? b->cap : 4096;
-        while (cap < b->len + total + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, total);
-    b->len += total;
-    b->p[b->len] = '\0';
-    return total;
-}
-
-/* The TLS and protocol options keyplane's transport uses, on a fresh handle. */
-static CURL *s_handle(const char *ca, s_buf *rx)
-{
-    CURL *c = curl_easy_init();
-    if (c == NULL)
-        return NULL;
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(c, CURLOPT_CAPATH, (char *)NULL);
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, S_USER_AGENT);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1,169.254.169.254");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, rx);
-    return c;
-}
 
 /* A bearer token for the vault from the AAD v2 token endpoint: "Authorization: Bearer T". */
 static int s_token(const char *ca, const char *token_url, const char *client_id, const char *secret,
                    char *header, size_t headerlen)
 {
-    s_buf rx = {NULL, 0, 0};
-    CURL *c = s_handle(ca, &rx);
+    kp_bench_buf rx = {NULL, 0, 0};
+    CURL *c = kp_bench_curl(ca, S_USER_AGENT, &rx);
     int bad = 1;
     if (c == NULL)
         return 1;
@@ -172,7 +88,7 @@ static int s_token(const char *ca, const char *token_url, const char *client_id,
 
 typedef struct s_raw {
     CURL *c;
-    s_buf rx;
+    kp_bench_buf rx;
     struct curl_slist *headers;
     char *body;
     const uint8_t *dek;
@@ -208,7 +124,7 @@ static int s_raw_open(s_raw *r, const char *ca, const char *auth, const char *ki
     char url[1024];
     memset(r, 0, sizeof(*r));
     r->dek = dek;
-    if ((r->c = s_handle(ca, &r->rx)) == NULL)
+    if ((r->c = kp_bench_curl(ca, S_USER_AGENT, &r->rx)) == NULL)
         return 1;
     snprintf(url, sizeof(url), "%s/unwrapkey?api-version=%s", kid, S_API);
     size_t cap = kpk_b64_encoded_size(ctlen) + 64;
@@ -263,14 +179,14 @@ static int s_kp_op(s_kp *k)
  * fails. */
 static int s_block(int (*op)(void *), void *arg, double *t, long n, double *cpu)
 {
-    double c0 = s_cpu_ms();
+    double c0 = kp_bench_cpu_ms();
     for (long i = 0; i < n; i++) {
         double t0 = kpk_clock_ms();
         if (op(arg) != 0)
             return 1;
         t[i] = kpk_clock_ms() - t0;
     }
-    *cpu += s_cpu_ms() - c0;
+    *cpu += kp_bench_cpu_ms() - c0;
     return 0;
 }
 
@@ -374,30 +290,30 @@ int main(int argc, char **argv)
         if (bad)
             break;
         memcpy(tmp, tr, (size_t)ops * sizeof(double));
-        s_stats sr = s_summary(tmp, (size_t)ops);
+        kp_bench_stats sr = kp_bench_summary(tmp, (size_t)ops);
         memcpy(tmp, tk, (size_t)ops * sizeof(double));
-        s_stats sk = s_summary(tmp, (size_t)ops);
+        kp_bench_stats sk = kp_bench_summary(tmp, (size_t)ops);
         best_raw = r == 0 || sr.p50 < best_raw ? sr.p50 : best_raw;
         best_kp = r == 0 || sk.p50 < best_kp ? sk.p50 : best_kp;
         printf("%-6ld %-9s %9.3f %9.3f %9.3f   %-9s %9.3f %9.3f %9.3f %8.1f%%\n", r + 1, "raw",
                sr.p50, sr.p99, sr.mean, "keyplane", sk.p50, sk.p99, sk.mean,
-               s_overhead(sk.p50, sr.p50));
+               kp_bench_overhead(sk.p50, sr.p50));
         fflush(stdout);
     }
     if (bad) {
         fprintf(stderr, "bench_azure: an unwrap failed: %s\n", kp_ctx_last_error(ctx));
     } else {
-        s_stats ar = s_summary(t_raw, total), ak = s_summary(t_kp, total);
+        kp_bench_stats ar = kp_bench_summary(t_raw, total), ak = kp_bench_summary(t_kp, total);
         printf("best of rounds: raw p50 %.3f ms | keyplane p50 %.3f ms | p50 overhead %.1f%%\n",
-               best_raw, best_kp, s_overhead(best_kp, best_raw));
+               best_raw, best_kp, kp_bench_overhead(best_kp, best_raw));
         printf("overall (%zu ops per side): raw mean %.3f ms | keyplane mean %.3f ms | mean "
                "overhead %.1f%%; raw connections opened while timed: %ld\n",
-               total, ar.mean, ak.mean, s_overhead(ak.mean, ar.mean), raw.connects);
+               total, ar.mean, ak.mean, kp_bench_overhead(ak.mean, ar.mean), raw.connects);
         printf("client CPU per op (this process, user+system): raw %.1f us | keyplane %.1f us\n",
                cpu_raw * 1e3 / (double)total, cpu_kp * 1e3 / (double)total);
         printf("azure unwrap: raw p50 %.3f ms p99 %.3f ms | keyplane p50 %.3f ms p99 %.3f ms | "
                "p50 overhead %.1f%%\n",
-               ar.p50, ar.p99, ak.p50, ak.p99, s_overhead(ak.p50, ar.p50));
+               ar.p50, ar.p99, ak.p50, ak.p99, kp_bench_overhead(ak.p50, ar.p50));
     }
     s_raw_close(&raw);
     free(t_raw);

@@ -11,6 +11,9 @@
 #   aws_sm_instance INST NAME REGION KEY [RNAME RREGION RKEY]
 #                                                   prints instance INST: Secrets Manager,
 #                                                   replicated to RREGION (emulated by RNAME)
+#   aws_two_regions                                 regions east (us-east-1) and west (us-west-2)
+#                                                   linked, a KMS key in each ($KE, $KW), the
+#                                                   buckets tde-east and tde-west
 #   aws_no_bad_signatures                           fails when any region refused a request
 #                                                   for its signature
 # The credentials are the emulator's default key, in the environment; the user's ~/.aws is
@@ -90,6 +93,15 @@ YAML
         echo "    replicas: $6=$7"
         echo "    replica_endpoints: $6=$(aws_url "$5")"
     fi
+}
+
+aws_two_regions() {
+    aws_start east us-east-1 --link
+    aws_start west us-west-2 --link
+    KE=$(aws_kms_key east us-east-1)
+    KW=$(aws_kms_key west us-west-2)
+    aws_bucket east us-east-1 tde-east
+    aws_bucket west us-west-2 tde-west
 }
 
 aws_no_bad_signatures() {

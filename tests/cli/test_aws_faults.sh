@@ -6,12 +6,7 @@
 # answer (400 ThrottlingException) is.
 . "$KP_SRC/tests/cli/lib.sh"
 . "$KP_SRC/tests/cli/aws.sh"
-aws_start east us-east-1 --link
-aws_start west us-west-2 --link
-KE=$(aws_kms_key east us-east-1)
-KW=$(aws_kms_key west us-west-2)
-aws_bucket east us-east-1 tde-east
-aws_bucket west us-west-2 tde-west
+aws_two_regions
 P="--policy $T/policy.yaml"
 {
     file_providers origin

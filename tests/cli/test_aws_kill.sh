@@ -6,12 +6,7 @@
 # every chain, and Secrets Manager one password per chain and bucket, also in us-west-2.
 . "$KP_SRC/tests/cli/lib.sh"
 . "$KP_SRC/tests/cli/aws.sh"
-aws_start east us-east-1 --link
-aws_start west us-west-2 --link
-KE=$(aws_kms_key east us-east-1)
-KW=$(aws_kms_key west us-west-2)
-aws_bucket east us-east-1 tde-east
-aws_bucket west us-west-2 tde-west
+aws_two_regions
 P="--policy $T/policy.yaml"
 # chain_block N: chain cN, a certificate chain copied into both buckets, its passwords replicated
 chain_block() {

@@ -79,7 +79,8 @@ static bool s_keep_line(kpk__http_rx *rx, const char *name, size_t namelen, cons
     rx->lines = nl;
     char *o = nl + rx->lines_len;
     memcpy(o, name, namelen);
-    memcpy(o + namelen, ": ", 2);
+    o[namelen] = ':';
+    o[namelen + 1] = ' ';
     memcpy(o + namelen + 2, v, vlen);
     o[namelen + 2 + vlen] = '\n';
     rx->lines_len += add;
