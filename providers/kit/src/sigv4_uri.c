@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include <keyplane/kit/codec.h>
 #include <keyplane/provider.h>
 
 #include "sigv4_internal.h"
@@ -162,17 +163,6 @@ size_t kpk_aws_uri_encode(const char *in, size_t len, int keep_slash, char *out,
 
 /* ---- the canonical query ---------------------------------------------------------------- */
 
-static int s_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Appends s/n %-decoded and encoded again. false: a bad escape or a control character. */
 static bool s_recode(kpk__sigv4_buf *b, const char *s, size_t n)
 {
@@ -180,12 +170,15 @@ static bool s_recode(kpk__sigv4_buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f)
             return false;
-        if (c == '%') {
-            int hi = i + 2 < n ? s_nibble(s[i + 1]) : -1;
-            int lo = hi >= 0 ? s_nibble(s[i + 2]) : -1;
-            if (lo < 0)
+        if (c == '%') { /* two hex digits, read by the kit's hex decoder */
+            char xx[3] = {0};
+            uint8_t byte = 0;
+            if (i + 2 >= n)
                 return false;
-            c = (unsigned char)(hi << 4 | lo);
+            memcpy(xx, s + i + 1, 2);
+            if (kpk_hex_decode(xx, &byte, 1) != KP_OK)
+                return false;
+            c = byte;
             i += 2;
         }
         s_encode_byte(b, c, false);
