@@ -49,7 +49,8 @@ SMALL_BODY = 1 << 20
 LAST_REJECTIONS = 10
 REDACT_RE = re.compile(r"((?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
                        r"WebIdentityToken|SessionToken|Token)=)[^&\s\"]*", re.IGNORECASE)
-CONFIG_FIELDS = ("sts_min_duration", "imds_lifetime", "container_lifetime", "replication_retry")
+CONFIG_FIELDS = ("sts_min_duration", "imds_lifetime", "container_lifetime", "replication_retry",
+                 "kms_import_token_lifetime")
 
 
 def family_guess(method, path, headers, query_has_action=False):
@@ -287,7 +288,8 @@ class Region(Service):
         return {"sts_min_duration": self.sts.min_duration,
                 "imds_lifetime": self.imds.lifetime if self.imds else None,
                 "container_lifetime": self.container.lifetime if self.container else None,
-                "replication_retry": self.replication.retry_interval}
+                "replication_retry": self.replication.retry_interval,
+                "kms_import_token_lifetime": self.kms.imports.lifetime}
 
     def set_config(self, req):
         """POST /_emulator/config: sts_min_duration (1..900: AssumeRole's smallest
@@ -318,6 +320,8 @@ class Region(Service):
             self.container.creds = None
         if "replication_retry" in req:
             self.replication.retry_interval = num("replication_retry", 0.05, 60, integer=False)
+        if "kms_import_token_lifetime" in req:       # the next import tokens' validity (AWS: 24 h)
+            self.kms.imports.lifetime = num("kms_import_token_lifetime", 1, 86400)
         return self.config()
 
     def add_credentials(self, req):

@@ -92,6 +92,10 @@ class Validator:
                 self._constraint(spec, path, value, "Member must have value less than or equal to %d"
                                  % spec["max"])
             return value
+        if t == "timestamp":             # JSON 1.1: epoch seconds
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _type_error(path, "a timestamp (epoch seconds)")
+            return float(value)
         if t == "boolean":
             if not isinstance(value, bool):
                 raise _type_error(path, "a boolean")

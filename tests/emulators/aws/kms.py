@@ -1,13 +1,16 @@
-"""KMS of one region (JSON 1.1, target prefix TrentService, signing name kms): symmetric
-customer keys and aliases. Kept to what S3 and Secrets Manager need today (CreateKey, DescribeKey,
-ListKeys, CreateAlias, ListAliases, and resolve(), which names a key by id, key ARN, alias name or
-alias ARN within this region only); the cryptographic operations, asymmetric keys and imported
-material are meant to be added here: a key record already holds its spec, usage, origin and
-state, and OPERATIONS maps an operation to (handler, member specs).
+"""KMS of one region (JSON 1.1, target prefix TrentService, signing name kms): the key records
+(symmetric SYMMETRIC_DEFAULT and RSA_2048/3072/4096 ENCRYPT_DECRYPT keys, Origin AWS_KMS or
+EXTERNAL), aliases, tags and key states, and resolve(), which names a key by id, key ARN, alias
+name or alias ARN within this region only (S3 and Secrets Manager use it). The cryptographic
+operations are kms_data.py's, imported material kms_import.py's, the cryptography kms_crypto.py's;
+OPERATIONS maps every operation to (handler, member specs).
 
-State: STATE/kms/keys/<key id>.json and STATE/kms/aliases/<sha256 of the alias name>.json.
+State: STATE/kms/keys/<key id>.json (with the key material: "material", 32 bytes hex, of a
+symmetric key; "rsa", PKCS#8 DER hex, of an RSA key; none while PendingImport),
+STATE/kms/aliases/<sha256 of the alias name>.json, STATE/kms/imports/ (kms_import.py).
 """
 
+import base64
 import hashlib
 import os
 import re
@@ -17,15 +20,21 @@ import uuid
 
 from common.persist import RecordDir
 
+from . import kms_crypto as kc
 from .errors import kms_error
 from .jsonproto import ST, B, I, L, S
+from .kms_data import RSA_ALGS, DataOps
+from .kms_import import ImportOps
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # the AWS managed keys a service creates on first use (and DescribeKey of their alias creates)
 MANAGED = {"alias/aws/s3": "Default key that protects my S3 objects when no other key is defined",
            "alias/aws/secretsmanager": "Default key that protects my Secrets Manager data when no"
                                        " other key is defined"}
-KEY_SPECS_NOW = ("SYMMETRIC_DEFAULT",)     # the others are the next task's
+KEY_SPECS = ("SYMMETRIC_DEFAULT", "RSA_2048", "RSA_3072", "RSA_4096")
+OTHER_SPECS = ("ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "HMAC_224",
+               "HMAC_256", "HMAC_384", "HMAC_512", "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87",
+               "ECC_NIST_EDWARDS25519")
 LIMIT_DEFAULT = 100
 
 CREATE_KEY = {"Policy": S(min=1, max=131072), "Description": S(min=0, max=8192),
@@ -41,7 +50,27 @@ CREATE_ALIAS = {"AliasName": S(min=1, max=256, pattern=r"^[a-zA-Z0-9:/_-]+$", re
                 "TargetKeyId": S(min=1, max=2048, required=True)}
 LIST_ALIASES = {"KeyId": S(min=1, max=2048), "Limit": I(min=1, max=1000),
                 "Marker": S(min=1, max=1024, pattern=r"[\u0020-\u00FF]*")}
+KEY_ONLY = {"KeyId": S(min=1, max=2048, required=True)}
+TAG = ST({"TagKey": S(min=1, max=128, required=True), "TagValue": S(min=0, max=256, required=True)})
+TAG_RESOURCE = {"KeyId": S(min=1, max=2048, required=True), "Tags": L(TAG, required=True)}
+UNTAG_RESOURCE = {"KeyId": S(min=1, max=2048, required=True),
+                  "TagKeys": L(S(min=1, max=128), required=True)}
+LIST_TAGS = {"KeyId": S(min=1, max=2048, required=True), "Limit": I(min=1, max=50),
+             "Marker": S(min=1, max=1024, pattern=r"[\u0020-\u00FF]*")}
+SCHEDULE_DELETION = {"KeyId": S(min=1, max=2048, required=True),
+                     "PendingWindowInDays": I(min=1, max=365)}
 LIST_KEYS = {"Limit": I(min=1, max=1000), "Marker": S(min=1, max=1024, pattern=r"[\u0020-\u00FF]*")}
+
+
+def _b64_answer(func):
+    """func with the bytes members of its answer base64-encoded, as JSON 1.1 carries blobs."""
+    def call(p, principal):
+        out = func(p, principal)
+        if isinstance(out, dict):
+            out = {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+                   for k, v in out.items()}
+        return out
+    return call
 
 
 class NotFound(Exception):
@@ -62,7 +91,18 @@ class Kms:
             "ListKeys": (self.list_keys, LIST_KEYS),
             "CreateAlias": (self.create_alias, CREATE_ALIAS),
             "ListAliases": (self.list_aliases, LIST_ALIASES),
+            "TagResource": (self.tag_resource, TAG_RESOURCE),
+            "UntagResource": (self.untag_resource, UNTAG_RESOURCE),
+            "ListResourceTags": (self.list_resource_tags, LIST_TAGS),
+            "EnableKey": (self.enable_key, KEY_ONLY),
+            "DisableKey": (self.disable_key, KEY_ONLY),
+            "ScheduleKeyDeletion": (self.schedule_deletion, SCHEDULE_DELETION),
+            "CancelKeyDeletion": (self.cancel_deletion, KEY_ONLY),
         }
+        self.imports = ImportOps(self, state_dir)
+        self.OPERATIONS.update(self.imports.operations())
+        self.OPERATIONS.update(DataOps(self).operations())
+        self.OPERATIONS = {op: (_b64_answer(f), spec) for op, (f, spec) in self.OPERATIONS.items()}
 
     # ---- names ----
     def key_arn(self, key_id):
@@ -70,6 +110,33 @@ class Kms:
 
     def alias_arn(self, name):
         return "arn:aws:kms:%s:%s:%s" % (self.region, self.account, name)
+
+    def save_key(self, k):
+        with self.lock:
+            self._save_key(k)
+
+    def key_for(self, ref):
+        """The live key record ref names (NotFoundException otherwise), its imported material
+        dropped once its ValidTo has passed."""
+        with self.lock:
+            try:
+                k = self._resolve(ref)
+            except NotFound as e:
+                raise kms_error("NotFoundException", str(e))
+            if k.get("ValidTo") is not None and k["ValidTo"] <= time.time() \
+                    and k["KeyState"] in ("Enabled", "Disabled"):
+                for f in ("material", "rsa", "ValidTo"):
+                    k.pop(f, None)
+                k.update({"KeyState": "PendingImport", "Enabled": False})
+                self._save_key(k)
+            if k["KeyState"] == "PendingDeletion" and k["DeletionDate"] <= time.time():
+                self.keys.pop(k["KeyId"], None)
+                self.keys_dir.remove(k["KeyId"])
+                for a in [a for a in self.aliases.values() if a["TargetKeyId"] == k["KeyId"]]:
+                    self.aliases.pop(a["AliasName"], None)
+                    self.alias_dir.remove(hashlib.sha256(a["AliasName"].encode()).hexdigest())
+                raise kms_error("NotFoundException", "Key '%s' does not exist" % k["Arn"])
+            return k
 
     def _save_key(self, k):
         self.keys[k["KeyId"]] = k
@@ -87,7 +154,15 @@ class Kms:
              "KeyUsage": usage, "KeyState": "Enabled", "Origin": origin, "KeyManager": manager,
              "CustomerMasterKeySpec": spec, "KeySpec": spec,
              "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "MultiRegion": False,
-             "Tags": list(tags), "material": os.urandom(32).hex()}
+             "Tags": list(tags)}
+        if spec != "SYMMETRIC_DEFAULT":
+            k["EncryptionAlgorithms"] = list(RSA_ALGS)
+        if origin == "EXTERNAL":
+            k.update({"KeyState": "PendingImport", "Enabled": False})
+        elif spec == "SYMMETRIC_DEFAULT":
+            k["material"] = os.urandom(32).hex()
+        else:
+            k["rsa"] = kc.pkcs8(kc.new_rsa(spec)).hex()
         self._save_key(k)
         return k
 
@@ -150,7 +225,7 @@ class Kms:
 
     @staticmethod
     def metadata(k):
-        return {f: v for f, v in k.items() if f not in ("material", "Tags")}
+        return {f: v for f, v in k.items() if f[:1].isupper() and f != "Tags"}
 
     # ---- the API (params already validated by jsonproto) ----
     def create_key(self, p, principal):
@@ -159,16 +234,25 @@ class Kms:
         if len(set(given)) > 1:
             raise kms_error("ValidationException", "You cannot specify both KeySpec and"
                             " CustomerMasterKeySpec with different values.")
-        if spec not in KEY_SPECS_NOW:
-            raise kms_error("UnsupportedOperationException", "KeySpec %s is not emulated yet"
-                            " (the emulator has SYMMETRIC_DEFAULT keys only)." % spec)
+        if spec in OTHER_SPECS:
+            raise kms_error("UnsupportedOperationException", "KeySpec %s is not emulated (the"
+                            " emulator has SYMMETRIC_DEFAULT and RSA_2048/3072/4096 keys)." % spec)
+        if spec not in KEY_SPECS:
+            raise kms_error("ValidationException", "1 validation error detected: Value '%s' at"
+                            " 'keySpec' failed to satisfy constraint: Member must satisfy enum value"
+                            " set: [%s]" % (spec, ", ".join(KEY_SPECS + OTHER_SPECS)))
+        if spec != "SYMMETRIC_DEFAULT" and "KeyUsage" not in p:
+            raise kms_error("ValidationException", "You must specify a KeyUsage value for an"
+                            " asymmetric KMS key.")
         usage = p.get("KeyUsage", "ENCRYPT_DECRYPT")
+        if usage == "SIGN_VERIFY" and spec != "SYMMETRIC_DEFAULT":
+            raise kms_error("UnsupportedOperationException", "KeyUsage SIGN_VERIFY is not emulated.")
         if usage != "ENCRYPT_DECRYPT":
             raise kms_error("ValidationException", "KeyUsage %s is not compatible with KeySpec %s"
                             % (usage, spec))
         origin = p.get("Origin", "AWS_KMS")
-        if origin != "AWS_KMS":
-            raise kms_error("UnsupportedOperationException", "Origin %s is not emulated yet." % origin)
+        if origin not in ("AWS_KMS", "EXTERNAL"):
+            raise kms_error("UnsupportedOperationException", "Origin %s is not emulated." % origin)
         if p.get("MultiRegion"):
             raise kms_error("UnsupportedOperationException", "Multi-Region keys are not emulated.")
         if p.get("CustomKeyStoreId") or p.get("XksKeyId"):
@@ -178,11 +262,8 @@ class Kms:
         return {"KeyMetadata": self.metadata(k)}
 
     def describe_key(self, p, principal):
-        try:
-            with self.lock:
-                k = self._resolve(p["KeyId"])
-        except NotFound as e:
-            raise kms_error("NotFoundException", str(e))
+        with self.lock:
+            k = self.key_for(p["KeyId"])
         return {"KeyMetadata": self.metadata(k)}
 
     def create_alias(self, p, principal):
@@ -241,3 +322,66 @@ class Kms:
             items = [{"KeyId": k["KeyId"], "KeyArn": k["Arn"]}
                      for k in sorted(self.keys.values(), key=lambda k: k["CreationDate"])]
         return self._page(items, p, "Keys")
+
+    # ---- tags ----
+    def tag_resource(self, p, principal):
+        with self.lock:
+            k = self.key_for(p["KeyId"])
+            tags = {t["TagKey"]: t["TagValue"] for t in k["Tags"]}
+            tags.update({t["TagKey"]: t["TagValue"] for t in p["Tags"]})
+            if len(tags) > 50:
+                raise kms_error("TagException", "A KMS key can have at most 50 tags.")
+            k["Tags"] = [{"TagKey": n, "TagValue": v} for n, v in tags.items()]
+            self._save_key(k)
+        return None
+
+    def untag_resource(self, p, principal):
+        with self.lock:
+            k = self.key_for(p["KeyId"])
+            k["Tags"] = [t for t in k["Tags"] if t["TagKey"] not in p["TagKeys"]]
+            self._save_key(k)
+        return None
+
+    def list_resource_tags(self, p, principal):
+        with self.lock:
+            tags = sorted((dict(t) for t in self.key_for(p["KeyId"])["Tags"]),
+                          key=lambda t: t["TagKey"])
+        p = dict(p, Limit=p.get("Limit", 50))
+        return self._page(tags, p, "Tags")
+
+    # ---- states ----
+    def _set_state(self, ref, allowed, state):
+        with self.lock:
+            k = self.key_for(ref)
+            if k["KeyState"] not in allowed:
+                raise kms_error("KMSInvalidStateException", "%s is %s" % (k["Arn"], k["KeyState"]))
+            k.update({"KeyState": state, "Enabled": state == "Enabled"})
+            k.pop("DeletionDate", None)
+            k.pop("PendingDeletionWindowInDays", None)
+            self._save_key(k)
+            return k
+
+    def enable_key(self, p, principal):
+        self._set_state(p["KeyId"], ("Enabled", "Disabled"), "Enabled")
+
+    def disable_key(self, p, principal):
+        self._set_state(p["KeyId"], ("Enabled", "Disabled"), "Disabled")
+
+    def schedule_deletion(self, p, principal):
+        days = p.get("PendingWindowInDays", 30)
+        if not 7 <= days <= 30:
+            raise kms_error("ValidationException", "PendingWindowInDays must be between 7 and 30.")
+        with self.lock:
+            k = self.key_for(p["KeyId"])
+            if k["KeyState"] == "PendingDeletion":
+                raise kms_error("KMSInvalidStateException", "%s is pending deletion." % k["Arn"])
+            k.update({"KeyState": "PendingDeletion", "Enabled": False,
+                      "DeletionDate": time.time() + days * 86400,
+                      "PendingDeletionWindowInDays": days})
+            self._save_key(k)
+        return {"KeyId": k["Arn"], "DeletionDate": k["DeletionDate"], "KeyState": "PendingDeletion",
+                "PendingWindowInDays": days}
+
+    def cancel_deletion(self, p, principal):
+        k = self._set_state(p["KeyId"], ("PendingDeletion",), "Disabled")
+        return {"KeyId": k["Arn"]}

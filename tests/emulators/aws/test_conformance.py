@@ -1101,14 +1101,274 @@ class KmsTest(Base):
         self.assertEqual(mine[0]["AliasArn"], "arn:aws:kms:us-east-1:%s:%s" % (ACCOUNT, alias))
         pages = list(kms.get_paginator("list_aliases").paginate(PaginationConfig={"PageSize": 1}))
         self.assertGreaterEqual(len(pages), 2)
-        self.assertClientError("UnsupportedOperationException", kms.create_key, KeySpec="RSA_2048",
-                               KeyUsage="ENCRYPT_DECRYPT")
+        self.assertClientError("UnsupportedOperationException", kms.create_key, KeySpec="ECC_NIST_P256",
+                               KeyUsage="SIGN_VERIFY")
         _, out, _ = cli(self.east, "kms", "describe-key", "--key-id", alias)
         self.assertEqual(out["KeyMetadata"]["Arn"], k["Arn"])
         st, _, body = json_target(self.east, "kms", "DescribeKey", {"KeyId": "alias/none-such"})
         js = json.loads(body)
         self.assertEqual((st, js["__type"]), (400, "NotFoundException"))
         self.assertIn("message", js)
+
+
+def rsa_aes_wrap(wrapping_spki, material, sha="SHA_256"):
+    """EncryptedKeyMaterial for RSA_AES_KEY_WRAP_<sha>, built as AWS documents it: RSA-OAEP
+    (MGF1 the same hash) of an ephemeral AES-256 key under the wrapping public key, followed by
+    that key's AES key wrap with padding (RFC 5649) of the material."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+    h = hashes.SHA256 if sha == "SHA_256" else hashes.SHA1
+    pub = serialization.load_der_public_key(wrapping_spki)
+    aes = os.urandom(32)
+    return pub.encrypt(aes, padding.OAEP(mgf=padding.MGF1(h()), algorithm=h(), label=None)) + \
+        aes_key_wrap_with_padding(aes, material)
+
+
+def rsa_key_pkcs8(bits=2048):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key, key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+
+
+def oaep(sha="SHA_256"):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    h = hashes.SHA256 if sha == "SHA_256" else hashes.SHA1
+    return padding.OAEP(mgf=padding.MGF1(h()), algorithm=h(), label=None)
+
+
+class KmsCryptoTest(Base):
+    def external_rsa_key(self, kms, spec="RSA_2048"):
+        return kms.create_key(KeySpec=spec, KeyUsage="ENCRYPT_DECRYPT", Origin="EXTERNAL",
+                              Description="imported",
+                              Tags=[{"TagKey": "kp", "TagValue": "protector"}])["KeyMetadata"]
+
+    def test_import_round_trip(self):
+        from cryptography.hazmat.primitives import serialization
+        kms = self.east.client("kms", retries=NO_RETRY)
+        k = self.external_rsa_key(kms)
+        self.assertEqual((k["KeySpec"], k["KeyState"], k["Origin"], k["Enabled"]),
+                         ("RSA_2048", "PendingImport", "EXTERNAL", False))
+        self.assertEqual(kms.list_resource_tags(KeyId=k["KeyId"])["Tags"],
+                         [{"TagKey": "kp", "TagValue": "protector"}])
+        self.assertClientError("KMSInvalidStateException", kms.get_public_key, KeyId=k["KeyId"])
+        self.assertClientError("KMSInvalidStateException", kms.encrypt, KeyId=k["KeyId"],
+                               Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+        params = kms.get_parameters_for_import(KeyId=k["Arn"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                                               WrappingKeySpec="RSA_4096")
+        wrapping = serialization.load_der_public_key(params["PublicKey"])
+        self.assertEqual(wrapping.key_size, 4096)
+        left = params["ParametersValidTo"].timestamp() - time.time()
+        self.assertTrue(23.9 * 3600 < left <= 24 * 3600, left)
+        key, der = rsa_key_pkcs8()
+        kms.import_key_material(KeyId=k["KeyId"], ImportToken=params["ImportToken"],
+                                EncryptedKeyMaterial=rsa_aes_wrap(params["PublicKey"], der),
+                                ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+        md = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
+        self.assertEqual((md["KeyState"], md["Enabled"], md["ExpirationModel"]),
+                         ("Enabled", True, "KEY_MATERIAL_DOES_NOT_EXPIRE"))
+        self.assertEqual(md["EncryptionAlgorithms"], ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"])
+        pub = kms.get_public_key(KeyId=k["KeyId"])
+        spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.assertEqual(pub["PublicKey"], spki)
+        self.assertEqual((pub["KeyId"], pub["KeySpec"], pub["KeyUsage"], pub["EncryptionAlgorithms"]),
+                         (k["Arn"], "RSA_2048", "ENCRYPT_DECRYPT",
+                          ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]))
+        for sha in ("SHA_256", "SHA_1"):
+            ct = key.public_key().encrypt(b"protector secret", oaep(sha))
+            r = kms.decrypt(KeyId=k["KeyId"], CiphertextBlob=ct, EncryptionAlgorithm="RSAES_OAEP_" + sha)
+            self.assertEqual((r["Plaintext"], r["KeyId"]), (b"protector secret", k["Arn"]))
+        ct = key.public_key().encrypt(b"protector secret", oaep("SHA_256"))
+        # the errors AWS gives: a wrong algorithm, no algorithm, no KeyId, a spoiled blob
+        self.assertClientError("InvalidCiphertextException", kms.decrypt, KeyId=k["KeyId"],
+                               CiphertextBlob=ct, EncryptionAlgorithm="RSAES_OAEP_SHA_1")
+        self.assertClientError("InvalidKeyUsageException", kms.decrypt, KeyId=k["KeyId"],
+                               CiphertextBlob=ct)
+        self.assertClientError("InvalidCiphertextException", kms.decrypt, CiphertextBlob=ct)
+        self.assertClientError("InvalidCiphertextException", kms.decrypt, KeyId=k["KeyId"],
+                               CiphertextBlob=ct[:-1] + bytes([ct[-1] ^ 1]),
+                               EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+        # Encrypt with the public key, inside KMS, decrypted outside
+        e = kms.encrypt(KeyId=k["KeyId"], Plaintext=b"in kms", EncryptionAlgorithm="RSAES_OAEP_SHA_1")
+        self.assertEqual(key.decrypt(e["CiphertextBlob"], oaep("SHA_1")), b"in kms")
+        self.assertClientError("InvalidKeyUsageException", kms.generate_data_key, KeyId=k["KeyId"],
+                               KeySpec="AES_256")
+        # the aws CLI decrypts an asymmetric ciphertext
+        ctfile = os.path.join(E["dir"], "rsa-ct.bin")
+        with open(ctfile, "wb") as f:
+            f.write(ct)
+        _, out, _ = cli(self.east, "kms", "decrypt", "--key-id", k["Arn"], "--ciphertext-blob",
+                        "fileb://" + ctfile, "--encryption-algorithm", "RSAES_OAEP_SHA_256")
+        self.assertEqual(base64.b64decode(out["Plaintext"]), b"protector secret")
+        # the same material again is fine; other material is refused
+        params = kms.get_parameters_for_import(KeyId=k["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_1",
+                                               WrappingKeySpec="RSA_2048")
+        kms.import_key_material(KeyId=k["KeyId"], ImportToken=params["ImportToken"],
+                                EncryptedKeyMaterial=rsa_aes_wrap(params["PublicKey"], der, "SHA_1"))
+        params = kms.get_parameters_for_import(KeyId=k["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_1",
+                                               WrappingKeySpec="RSA_2048")
+        other = rsa_key_pkcs8()[1]
+        self.assertClientError("IncorrectKeyMaterialException", kms.import_key_material,
+                               KeyId=k["KeyId"], ImportToken=params["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(params["PublicKey"], other, "SHA_1"))
+        self.assertEqual(kms.get_public_key(KeyId=k["KeyId"])["PublicKey"], spki)
+        # tags after creation
+        kms.tag_resource(KeyId=k["KeyId"], Tags=[{"TagKey": "kp2", "TagValue": "v"}])
+        kms.untag_resource(KeyId=k["KeyId"], TagKeys=["kp"])
+        self.assertEqual(kms.list_resource_tags(KeyId=k["KeyId"])["Tags"],
+                         [{"TagKey": "kp2", "TagValue": "v"}])
+        # disabled: refused
+        kms.disable_key(KeyId=k["KeyId"])
+        self.assertClientError("DisabledException", kms.decrypt, KeyId=k["KeyId"], CiphertextBlob=ct,
+                               EncryptionAlgorithm="RSAES_OAEP_SHA_256")
+        kms.enable_key(KeyId=k["KeyId"])
+        self.assertEqual(kms.decrypt(KeyId=k["KeyId"], CiphertextBlob=ct,
+                                     EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"],
+                         b"protector secret")
+
+    def test_import_refusals(self):
+        kms = self.east.client("kms", retries=NO_RETRY)
+        k = self.external_rsa_key(kms)
+        k2 = self.external_rsa_key(kms)
+        _, der = rsa_key_pkcs8()
+        # RSAES_OAEP cannot carry an RSA private key; PKCS1 v1.5 is gone; an AWS_KMS key has no import
+        self.assertClientError("ValidationException", kms.get_parameters_for_import, KeyId=k["KeyId"],
+                               WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+        self.assertClientError("ValidationException", kms.get_parameters_for_import, KeyId=k["KeyId"],
+                               WrappingAlgorithm="RSAES_PKCS1_V1_5", WrappingKeySpec="RSA_2048")
+        self.assertClientError("UnsupportedOperationException", kms.get_parameters_for_import,
+                               KeyId=self.kms_key()["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                               WrappingKeySpec="RSA_2048")
+        p = kms.get_parameters_for_import(KeyId=k["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                                          WrappingKeySpec="RSA_2048")
+        # the token of another key
+        self.assertClientError("InvalidImportTokenException", kms.import_key_material, KeyId=k2["KeyId"],
+                               ImportToken=p["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(p["PublicKey"], der))
+        # wrapped with the other hash than the token's algorithm
+        self.assertClientError("InvalidCiphertextException", kms.import_key_material, KeyId=k["KeyId"],
+                               ImportToken=p["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(p["PublicKey"], der, "SHA_1"))
+        # another wrapping key's public half
+        p2 = kms.get_parameters_for_import(KeyId=k["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                                           WrappingKeySpec="RSA_2048")
+        self.assertClientError("InvalidCiphertextException", kms.import_key_material, KeyId=k["KeyId"],
+                               ImportToken=p["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(p2["PublicKey"], der))
+        # material of the wrong key spec
+        self.assertClientError("IncorrectKeyMaterialException", kms.import_key_material, KeyId=k["KeyId"],
+                               ImportToken=p["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(p["PublicKey"], rsa_key_pkcs8(3072)[1]))
+        self.assertClientError("ValidationException", kms.import_key_material, KeyId=k["KeyId"],
+                               ImportToken=p["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(p["PublicKey"], der),
+                               ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=time.time() + 3600)
+        self.assertEqual(kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"], "PendingImport")
+        # an expired token
+        self.east.control.ok("POST", "config", {"kms_import_token_lifetime": 1})
+        try:
+            p3 = kms.get_parameters_for_import(KeyId=k["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                                               WrappingKeySpec="RSA_2048")
+        finally:
+            self.east.control.ok("POST", "config", {"kms_import_token_lifetime": 86400})
+        time.sleep(1.2)
+        self.assertClientError("ExpiredImportTokenException", kms.import_key_material, KeyId=k["KeyId"],
+                               ImportToken=p3["ImportToken"],
+                               EncryptedKeyMaterial=rsa_aes_wrap(p3["PublicKey"], der))
+        # the token still good after those refusals
+        kms.import_key_material(KeyId=k["KeyId"], ImportToken=p2["ImportToken"],
+                                EncryptedKeyMaterial=rsa_aes_wrap(p2["PublicKey"], der))
+        self.assertEqual(kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"], "Enabled")
+
+    def test_generated_rsa_and_external_symmetric(self):
+        from cryptography.hazmat.primitives import serialization
+        kms = self.east.client("kms", retries=NO_RETRY)
+        self.assertClientError("ValidationException", kms.create_key, KeySpec="RSA_3072")
+        k = kms.create_key(KeySpec="RSA_3072", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+        self.assertEqual((k["KeyState"], k["Origin"]), ("Enabled", "AWS_KMS"))
+        pub = serialization.load_der_public_key(kms.get_public_key(KeyId=k["KeyId"])["PublicKey"])
+        self.assertEqual(pub.key_size, 3072)
+        ct = pub.encrypt(b"generated", oaep("SHA_1"))
+        self.assertEqual(kms.decrypt(KeyId=k["Arn"], CiphertextBlob=ct,
+                                     EncryptionAlgorithm="RSAES_OAEP_SHA_1")["Plaintext"], b"generated")
+        # symmetric material imported with RSAES_OAEP_SHA_256, then used for data keys
+        s = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]
+        p = kms.get_parameters_for_import(KeyId=s["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256",
+                                          WrappingKeySpec="RSA_2048")
+        wrapped = serialization.load_der_public_key(p["PublicKey"]).encrypt(os.urandom(32), oaep())
+        kms.import_key_material(KeyId=s["KeyId"], ImportToken=p["ImportToken"],
+                                EncryptedKeyMaterial=wrapped, ExpirationModel="KEY_MATERIAL_EXPIRES",
+                                ValidTo=time.time() + 86400)
+        md = kms.describe_key(KeyId=s["KeyId"])["KeyMetadata"]
+        self.assertEqual((md["KeyState"], md["ExpirationModel"]), ("Enabled", "KEY_MATERIAL_EXPIRES"))
+        dk = kms.generate_data_key(KeyId=s["KeyId"], KeySpec="AES_128")
+        self.assertEqual(kms.decrypt(CiphertextBlob=dk["CiphertextBlob"])["Plaintext"], dk["Plaintext"])
+
+    def test_symmetric_data_keys_and_contexts(self):
+        kms = self.east.client("kms", retries=NO_RETRY)
+        alias = "alias/kp-dk-" + uuid.uuid4().hex[:8]
+        k = self.kms_key(alias=alias)
+        k2 = self.kms_key()
+        ctx = {"kp": "protector", "Case": "Sensitive"}
+        dk = kms.generate_data_key(KeyId=alias, KeySpec="AES_256", EncryptionContext=ctx)
+        self.assertEqual((len(dk["Plaintext"]), dk["KeyId"]), (32, k["Arn"]))
+        self.assertEqual(len(kms.generate_data_key(KeyId=k["KeyId"], NumberOfBytes=7)["Plaintext"]), 7)
+        self.assertNotIn("Plaintext", kms.generate_data_key_without_plaintext(KeyId=k["KeyId"],
+                                                                              KeySpec="AES_128"))
+        self.assertClientError("ValidationException", kms.generate_data_key, KeyId=k["KeyId"])
+        self.assertClientError("ValidationException", kms.generate_data_key, KeyId=k["KeyId"],
+                               KeySpec="AES_256", NumberOfBytes=32)
+        self.assertClientError("ValidationException", kms.generate_data_key, KeyId=k["KeyId"],
+                               NumberOfBytes=1025)
+        blob = dk["CiphertextBlob"]
+        r = kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx)
+        self.assertEqual((r["Plaintext"], r["KeyId"], r["EncryptionAlgorithm"]),
+                         (dk["Plaintext"], k["Arn"], "SYMMETRIC_DEFAULT"))
+        self.assertEqual(kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx, KeyId=alias)["Plaintext"],
+                         dk["Plaintext"])
+        for bad in ({}, {"kp": "protector"}, {"kp": "protector", "case": "Sensitive"},
+                    dict(ctx, more="x")):
+            self.assertClientError("InvalidCiphertextException", kms.decrypt, CiphertextBlob=blob,
+                                   EncryptionContext=bad)
+        self.assertClientError("IncorrectKeyException", kms.decrypt, CiphertextBlob=blob,
+                               EncryptionContext=ctx, KeyId=k2["KeyId"])
+        self.assertClientError("InvalidCiphertextException", kms.decrypt,
+                               CiphertextBlob=blob[:-1] + bytes([blob[-1] ^ 1]), EncryptionContext=ctx)
+        # ReEncrypt to another key and context
+        re = kms.re_encrypt(CiphertextBlob=blob, SourceEncryptionContext=ctx, DestinationKeyId=k2["Arn"],
+                            DestinationEncryptionContext={"to": "k2"})
+        self.assertEqual((re["SourceKeyId"], re["KeyId"]), (k["Arn"], k2["Arn"]))
+        self.assertEqual(kms.decrypt(CiphertextBlob=re["CiphertextBlob"],
+                                     EncryptionContext={"to": "k2"})["Plaintext"], dk["Plaintext"])
+        self.assertClientError("InvalidCiphertextException", kms.re_encrypt, CiphertextBlob=blob,
+                               DestinationKeyId=k2["Arn"])
+        # Encrypt, and the CLI's decrypt
+        e = kms.encrypt(KeyId=k["KeyId"], Plaintext=b"hello", EncryptionContext={"a": "b"})
+        ctfile = os.path.join(E["dir"], "sym-ct.bin")
+        with open(ctfile, "wb") as f:
+            f.write(e["CiphertextBlob"])
+        _, out, _ = cli(self.east, "kms", "decrypt", "--ciphertext-blob", "fileb://" + ctfile,
+                        "--encryption-context", "a=b")
+        self.assertEqual((base64.b64decode(out["Plaintext"]), out["KeyId"]), (b"hello", k["Arn"]))
+        # key states
+        kms.disable_key(KeyId=k["KeyId"])
+        self.assertClientError("DisabledException", kms.decrypt, CiphertextBlob=blob, EncryptionContext=ctx)
+        self.assertClientError("DisabledException", kms.generate_data_key, KeyId=k["KeyId"],
+                               KeySpec="AES_256")
+        self.assertEqual(kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"], "Disabled")
+        kms.enable_key(KeyId=k["KeyId"])
+        d = kms.schedule_key_deletion(KeyId=k2["KeyId"], PendingWindowInDays=7)
+        self.assertEqual(d["KeyState"], "PendingDeletion")
+        self.assertClientError("KMSInvalidStateException", kms.encrypt, KeyId=k2["KeyId"], Plaintext=b"x")
+        kms.cancel_key_deletion(KeyId=k2["KeyId"])
+        self.assertEqual(kms.describe_key(KeyId=k2["KeyId"])["KeyMetadata"]["KeyState"], "Disabled")
+        # a key of the other region cannot decrypt it
+        self.assertClientError("InvalidCiphertextException", self.west.client("kms").decrypt,
+                               CiphertextBlob=blob, EncryptionContext=ctx)
 
 
 # --------------------------------------------------------------------------
