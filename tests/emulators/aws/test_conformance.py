@@ -1680,6 +1680,20 @@ class PersistenceTest(Base):
             v1 = sm.create_secret(Name="kp/persist", SecretString="first")["VersionId"]
             v2 = sm.put_secret_value(SecretId="kp/persist", SecretString=secret_value)["VersionId"]
             cr = r.client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="persist")["Credentials"]
+            # KMS key material: a symmetric ciphertext, an imported RSA key, an unused import token
+            sym_ct = kms.encrypt(KeyId=k["KeyId"], Plaintext=b"sym", EncryptionContext={"c": "1"})
+            rk = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT",
+                                Origin="EXTERNAL")["KeyMetadata"]
+            rsa_key, der = rsa_key_pkcs8()
+            ip = kms.get_parameters_for_import(KeyId=rk["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                                               WrappingKeySpec="RSA_2048")
+            kms.import_key_material(KeyId=rk["KeyId"], ImportToken=ip["ImportToken"],
+                                    EncryptedKeyMaterial=rsa_aes_wrap(ip["PublicKey"], der))
+            rk2 = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT",
+                                 Origin="EXTERNAL")["KeyMetadata"]
+            ip2 = kms.get_parameters_for_import(KeyId=rk2["KeyId"],
+                                                WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+                                                WrappingKeySpec="RSA_2048")
             r.stop(kill=True)
             r.start(port_reuse=True)
             s3, sm, kms = r.client("s3"), r.client("secretsmanager"), r.client("kms")
@@ -1691,6 +1705,14 @@ class PersistenceTest(Base):
             self.assertEqual(kms.describe_key(KeyId="alias/kp-persist")["KeyMetadata"]["KeyId"],
                              k["KeyId"])
             self.assertEqual(sm.get_secret_value(SecretId="kp/persist")["SecretString"], secret_value)
+            self.assertEqual(kms.decrypt(CiphertextBlob=sym_ct["CiphertextBlob"],
+                                         EncryptionContext={"c": "1"})["Plaintext"], b"sym")
+            rsa_ct = rsa_key.public_key().encrypt(b"rsa", oaep())
+            self.assertEqual(kms.decrypt(KeyId=rk["Arn"], CiphertextBlob=rsa_ct,
+                                         EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"], b"rsa")
+            kms.import_key_material(KeyId=rk2["KeyId"], ImportToken=ip2["ImportToken"],
+                                    EncryptedKeyMaterial=rsa_aes_wrap(ip2["PublicKey"], der))
+            self.assertEqual(kms.describe_key(KeyId=rk2["KeyId"])["KeyMetadata"]["KeyState"], "Enabled")
             self.assertEqual(sm.describe_secret(SecretId="kp/persist")["VersionIdsToStages"],
                              {v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"]})
             who = r.client("sts", akid=cr["AccessKeyId"], secret=cr["SecretAccessKey"],
