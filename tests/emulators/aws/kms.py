@@ -355,6 +355,8 @@ class Kms:
             k = self.key_for(ref)
             if k["KeyState"] not in allowed:
                 raise kms_error("KMSInvalidStateException", "%s is %s" % (k["Arn"], k["KeyState"]))
+            if k["Origin"] == "EXTERNAL" and "material" not in k and "rsa" not in k:
+                state = "PendingImport"          # a cancelled deletion of a key without material
             k.update({"KeyState": state, "Enabled": state == "Enabled"})
             k.pop("DeletionDate", None)
             k.pop("PendingDeletionWindowInDays", None)

@@ -132,7 +132,8 @@ class ImportOps:
                                 " not the same key material that was previously imported into"
                                 " this KMS key.")
             k.update(fields)
-            k.update({"KeyState": "Enabled", "Enabled": True, "ExpirationModel": model})
+            state = "Disabled" if k["KeyState"] == "Disabled" else "Enabled"   # a disabled key stays so
+            k.update({"KeyState": state, "Enabled": state == "Enabled", "ExpirationModel": model})
             k.pop("ValidTo", None)
             if valid_to is not None:
                 k["ValidTo"] = valid_to

@@ -1685,7 +1685,8 @@ class PersistenceTest(Base):
             rk = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT",
                                 Origin="EXTERNAL")["KeyMetadata"]
             rsa_key, der = rsa_key_pkcs8()
-            ip = kms.get_parameters_for_import(KeyId=rk["KeyId"], WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
+            ip = kms.get_parameters_for_import(KeyId=rk["KeyId"],
+                                               WrappingAlgorithm="RSA_AES_KEY_WRAP_SHA_256",
                                                WrappingKeySpec="RSA_2048")
             kms.import_key_material(KeyId=rk["KeyId"], ImportToken=ip["ImportToken"],
                                     EncryptedKeyMaterial=rsa_aes_wrap(ip["PublicKey"], der))
