@@ -1307,6 +1307,23 @@ class KmsCryptoTest(Base):
         self.assertEqual((md["KeyState"], md["ExpirationModel"]), ("Enabled", "KEY_MATERIAL_EXPIRES"))
         dk = kms.generate_data_key(KeyId=s["KeyId"], KeySpec="AES_128")
         self.assertEqual(kms.decrypt(CiphertextBlob=dk["CiphertextBlob"])["Plaintext"], dk["Plaintext"])
+        # the import done with the aws CLI
+        c = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT", Origin="EXTERNAL")["KeyMetadata"]
+        _, out, _ = cli(self.east, "kms", "get-parameters-for-import", "--key-id", c["KeyId"],
+                        "--wrapping-algorithm", "RSA_AES_KEY_WRAP_SHA_256", "--wrapping-key-spec", "RSA_3072")
+        key, der = rsa_key_pkcs8()
+        files = {}
+        for name, data in (("token", base64.b64decode(out["ImportToken"])),
+                           ("material", rsa_aes_wrap(base64.b64decode(out["PublicKey"]), der))):
+            files[name] = os.path.join(E["dir"], "cli-import-%s.bin" % name)
+            with open(files[name], "wb") as f:
+                f.write(data)
+        cli(self.east, "kms", "import-key-material", "--key-id", c["KeyId"], "--import-token",
+            "fileb://" + files["token"], "--encrypted-key-material", "fileb://" + files["material"],
+            "--expiration-model", "KEY_MATERIAL_DOES_NOT_EXPIRE")
+        _, out, _ = cli(self.east, "kms", "get-public-key", "--key-id", c["Arn"])
+        self.assertEqual(base64.b64decode(out["PublicKey"]), key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
     def test_symmetric_data_keys_and_contexts(self):
         kms = self.east.client("kms", retries=NO_RETRY)
