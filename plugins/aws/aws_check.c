@@ -65,6 +65,21 @@ static void s_sm(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status
     }
 }
 
+/* KMS: the keys of the region can be listed (kms:ListKeys). */
+static void s_kms(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
+{
+    kp_aws_target t = {
+        .service = "kms", .prefix = "TrentService", .region = a->region, .endpoint = a->endpoint};
+    json_t *j = json_pack("{s:i}", "Limit", 1), *out = NULL;
+    kp_status st =
+        j != NULL ? kp_aws_json_call(a, &t, "ListKeys", j, false, &out, NULL, 0) : KP_ERR_NOMEM;
+    json_decref(j);
+    json_decref(out);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "KMS in %s answers", a->region);
+    s_report(a, report, arg, "kms", st, detail, first);
+}
+
 kp_status kp_aws_instance_check(void *inst, kp_check_report_fn report, void *arg)
 {
     kp_aws_inst *a = inst;
@@ -79,8 +94,10 @@ kp_status kp_aws_instance_check(void *inst, kp_check_report_fn report, void *arg
     if (s_report(a, report, arg, "credentials", st, detail, &first) == KP_OK) {
         if (a->service == KP_AWS_S3)
             s_s3(a, report, arg, &first);
-        else
+        else if (a->service == KP_AWS_SM)
             s_sm(a, report, arg, &first);
+        else
+            s_kms(a, report, arg, &first);
     }
     kp_aws_end(a);
     return first;

@@ -61,6 +61,7 @@ typedef struct kp_aws_sink {
 typedef enum kp_aws_service {
     KP_AWS_S3 = 1,
     KP_AWS_SM = 2,
+    KP_AWS_KMS = 3, /* data keys (the keystore kind comes next) */
 } kp_aws_service;
 
 /** Credentials in use: where they came from, and until when (0: long-term). */
@@ -348,6 +349,10 @@ kp_status kp_aws_sm_version_ids(kp_aws_inst *a, size_t replica, const char *secr
 void kp_aws_kms_resolve(kp_aws_inst *a);
 /** Whether arn (what S3 reports of an object) is the instance's kms_key in its region. */
 bool kp_aws_kms_key_is(kp_aws_inst *a, const char *arn);
+
+/* aws_kms_dk.c */
+kp_dk_generate_fn kp_aws_dk_generate;
+kp_dk_decrypt_fn kp_aws_dk_decrypt;
 
 kp_ss_put_fn kp_aws_s3_ss_put;
 kp_ss_get_fn kp_aws_s3_ss_get;

@@ -23,7 +23,8 @@ const kp_param_desc kp_aws_param_list[] = {
     {.name = "service",
      .type = KP_PARAM_STRING,
      .flags = KP_PARAM_REQUIRED,
-     .help = "what the instance is: s3 (objects in a bucket) or secretsmanager (secrets)"},
+     .help = "what the instance is: s3 (objects in a bucket), secretsmanager (secrets) or kms "
+             "(data keys)"},
     {.name = "region",
      .type = KP_PARAM_STRING,
      .flags = KP_PARAM_REQUIRED,
@@ -82,7 +83,9 @@ kp_aws_service kp_aws_params_service(kp_aws_sink to, const kp_param *params)
         return KP_AWS_S3;
     if (s != NULL && strcmp(s, "secretsmanager") == 0)
         return KP_AWS_SM;
-    kp_aws_err(&to, KP_ERR_CONFIG, "service must be s3 or secretsmanager");
+    if (s != NULL && strcmp(s, "kms") == 0)
+        return KP_AWS_KMS;
+    kp_aws_err(&to, KP_ERR_CONFIG, "service must be s3, secretsmanager or kms");
     return 0;
 }
 
@@ -218,7 +221,9 @@ static kp_status s_place(kp_aws_inst *a, const kp_param *params)
         return kp_aws_err(a, KP_ERR_CONFIG,
                           "service s3 needs kms_key: every object is encrypted (SSE-KMS) under "
                           "a key of the bucket's own region");
-    const char *svc = a->service == KP_AWS_S3 ? "s3" : "secretsmanager";
+    const char *svc = a->service == KP_AWS_S3   ? "s3"
+                      : a->service == KP_AWS_SM ? "secretsmanager"
+                                                : "kms";
     KP_GUARD(
         kp_aws_endpoint(KP_AWS_SINK(a), svc, a->region, s_str(params, "endpoint"), a->endpoint));
     KP_GUARD(s_replicas(a, params));
@@ -287,7 +292,7 @@ kp_status kp_aws_params_take(kp_aws_inst *a, const kp_param *params)
 /* What an instance of these params is: a secret store; Secrets Manager's value limit. */
 static void s_info(kp_aws_service service, kp_instance_info *info)
 {
-    info->capabilities = KP_CAP_SECRETSTORE;
+    info->capabilities = service == KP_AWS_KMS ? KP_CAP_DATAKEY : KP_CAP_SECRETSTORE;
     info->secret_max = service == KP_AWS_SM ? KP_AWS_SM_VALUE_MAX : 0;
 }
 

@@ -26,7 +26,7 @@ static const kp_plugin_info s_plugin_info = {
     .name = "aws",
     .version = "0.1.0",
     .description = "secrets in Amazon S3 (SSE-KMS) and AWS Secrets Manager (replicated)",
-    .capabilities = KP_CAP_SECRETSTORE,
+    .capabilities = KP_CAP_SECRETSTORE | KP_CAP_DATAKEY,
 };
 
 static const kp_dispatch s_dispatch[] = {
@@ -41,6 +41,8 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_SS_PUT, (kp_fn)s_put},
     {KP_FN_SS_GET, (kp_fn)s_get},
     {KP_FN_SS_LIST, (kp_fn)s_list},
+    {KP_FN_DK_GENERATE, (kp_fn)kp_aws_dk_generate},
+    {KP_FN_DK_DECRYPT, (kp_fn)kp_aws_dk_decrypt},
     {0, NULL},
 };
 

@@ -6,7 +6,8 @@
 # replica there. At the end no request may have been refused for its signature.
 # s3-virtual is the S3 kind with virtual-host addressing (https://BUCKET.s3.localhost:PORT, which
 # libcurl resolves to loopback and the test certificate names).
-# Usage: run_aws.sh s3|s3-virtual|secretsmanager KIT AWS.so [KIT ARGS...]
+# kms is the data-key kind (GenerateDataKey and Decrypt with an encryption context).
+# Usage: run_aws.sh s3|s3-virtual|secretsmanager|kms KIT AWS.so [KIT ARGS...]
 set -eu
 kind=$1
 kit=$2
@@ -50,6 +51,16 @@ params:
   kms_endpoint: $AWS_EAST_URL
   ca_bundle: $AWS_CA
   max_attempts: 2
+YAML
+elif [ "$kind" = kms ]; then
+    cat >"$T/params.yaml" <<YAML
+params:
+  service: kms
+  region: us-east-1
+  endpoint: $AWS_EAST_URL
+  ca_bundle: $AWS_CA
+  max_attempts: 2
+datakey_key: $east_key
 YAML
 else
     cat >"$T/params.yaml" <<YAML
