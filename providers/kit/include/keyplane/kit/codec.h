@@ -115,6 +115,16 @@ bool kpk_rsa_consistent(const void *pkey);
  *  d2i_PUBKEY. */
 void *kpk_pkey_spki(const uint8_t *der, size_t len);
 
+/** The wrapped key transfer KP_KEYX_RSA_AES_KWP_SHA1/_SHA256 (kp_keyx_method): pkcs8 (a PKCS#8
+ *  PrivateKeyInfo) wrapped under the RSA SubjectPublicKeyInfo spki (at least 2048 bits), the RSA
+ *  part then the RFC 5649 part, into out by the buffer convention (the size is known before
+ *  anything is computed). KP_ERR_UNSUPPORTED for another method, KP_ERR_INVALID_ARG for a
+ *  wrapping key that is not RSA or too weak; the error text through up/h, starting "key wrap:".
+ *  A failure leaves nothing in out. */
+kp_status kpk_keyx_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t method,
+                        const uint8_t *spki, size_t spki_len, const kp_secret *pkcs8, uint8_t *out,
+                        size_t *outlen);
+
 /** A reusable reader of RSA private keys (kpk_p8_decode), safe to share between threads. */
 typedef struct kpk_p8_decoder kpk_p8_decoder;
 
