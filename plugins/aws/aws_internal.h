@@ -44,6 +44,9 @@
 /* One lookup or listing (the `deadline_ms` param), as in every cloud plugin: a region that does
  * not answer costs seconds before the core fails over. */
 #define KP_AWS_DEFAULT_DEADLINE_MS 10000L
+#define KP_AWS_ARN_MAX 256
+#define KP_AWS_SPKI_MAX 800 /* an RSA-4096 SubjectPublicKeyInfo is 550 bytes */
+#define KP_AWS_SPKI_CACHE 16
 /* Temporary credentials are refreshed this long before they expire (botocore refreshes
  * 15 minutes ahead when it can, and must 10 minutes ahead). */
 #define KP_AWS_REFRESH_AHEAD_S 600
@@ -61,7 +64,7 @@ typedef struct kp_aws_sink {
 typedef enum kp_aws_service {
     KP_AWS_S3 = 1,
     KP_AWS_SM = 2,
-    KP_AWS_KMS = 3, /* data keys (the keystore kind comes next) */
+    KP_AWS_KMS = 3, /* a keystore of imported RSA keys, and data keys */
 } kp_aws_service;
 
 /** Credentials in use: where they came from, and until when (0: long-term). */
@@ -116,6 +119,14 @@ typedef struct kp_aws_inst {
     char request_id[64]; /* x-amz-request-id / x-amzn-RequestId of the last failure */
     char kms_arn[300];   /* kms_key resolved by DescribeKey ("" not yet) */
     bool kms_resolve_failed;
+    /* KMS keystore: public keys by key ARN (a key's imported material never changes: KMS
+     * refuses other material), filled round-robin */
+    struct {
+        char arn[KP_AWS_ARN_MAX];
+        uint8_t der[KP_AWS_SPKI_MAX];
+        size_t len;
+    } spki[KP_AWS_SPKI_CACHE];
+    size_t spki_next;
 } kp_aws_inst;
 
 /* aws_xml.c: the leaves of an XML document, through expat. */
@@ -349,6 +360,62 @@ kp_status kp_aws_sm_version_ids(kp_aws_inst *a, size_t replica, const char *secr
 void kp_aws_kms_resolve(kp_aws_inst *a);
 /** Whether arn (what S3 reports of an object) is the instance's kms_key in its region. */
 bool kp_aws_kms_key_is(kp_aws_inst *a, const char *arn);
+
+/* aws_kms_keys.c: the KMS keystore's keys. Version N of key NAME is one KMS key (RSA,
+ * ENCRYPT_DECRYPT, Origin EXTERNAL), named by the alias alias/<prefix><NAME>/vN (a '.' of NAME
+ * written "_-", a '_' "__": alias names take neither '.' nor a way to quote) and tagged with
+ * the name, version and expected fingerprint. A key whose material is not imported yet
+ * (PendingImport) is invisible to readers. */
+
+/** What DescribeKey says of a key. */
+typedef struct kp_aws_kms_key {
+    char arn[KP_AWS_ARN_MAX];
+    char state[32]; /* KeyState */
+    char spec[24];  /* KeySpec */
+    char usage[24]; /* KeyUsage */
+    char origin[24];
+    char expiration[40]; /* ExpirationModel, "" when the key has none */
+    int64_t created, deletion;
+} kp_aws_kms_key;
+#define KP_AWS_TAG_NAME "keyplane-name"
+#define KP_AWS_TAG_VERSION "keyplane-version"
+#define KP_AWS_TAG_FPR "keyplane-fingerprint"
+/** One KMS call of the instance's KMS (the kms kind's endpoint, else kms_endpoint). */
+kp_status kp_aws_kms_call(kp_aws_inst *a, const char *op, const json_t *j, bool unsafe,
+                          json_t **out, char *code, size_t codelen);
+/** The alias of name/version into out ("alias/<prefix><NAME>/v" for version 0). */
+kp_status kp_aws_kms_alias(kp_aws_inst *a, const char *name, uint32_t version, char *out,
+                           size_t cap);
+/** DescribeKey of ref (an alias, an ARN) into k; KP_ERR_NOT_FOUND quietly when absent. */
+kp_status kp_aws_kms_describe(kp_aws_inst *a, const char *ref, kp_aws_kms_key *k);
+/** The value of tag key of the key arn into out ("" when it has none). */
+kp_status kp_aws_kms_tag(kp_aws_inst *a, const char *arn, const char *key, char *out, size_t cap);
+/** The public key (SubjectPublicKeyInfo DER) of the key arn, from GetPublicKey or the cache:
+ *  *spki borrowed until the instance's lock is released. */
+kp_status kp_aws_kms_public(kp_aws_inst *a, const char *arn, const uint8_t **spki, size_t *len);
+/** The visible key of name/version (0: the latest visible one) into k, its version in
+ *  *resolved. KP_ERR_NOT_FOUND when there is none (a key pending its import included). */
+kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, uint32_t *resolved,
+                          kp_aws_kms_key *k);
+/** The aliases of name (every keyplane key when NULL) as versions, their targets as ids. */
+kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l);
+/** info of name/version held by k (its fingerprint from the key itself when enabled). */
+kp_status kp_aws_kms_info(kp_aws_inst *a, const char *name, uint32_t version,
+                          const kp_aws_kms_key *k, kp_key_info *info);
+/** The base64 member field of a KMS answer into a new secret, jansson's copy wiped. */
+kp_status kp_aws_kms_plain(kp_aws_inst *a, json_t *out, const char *field, kp_secret **plain);
+kp_ks_get_fn kp_aws_kms_ks_get;
+kp_ks_list_fn kp_aws_kms_ks_list;
+kp_ks_get_public_fn kp_aws_kms_ks_get_public;
+
+/* aws_kms_wrap.c: wrap with the public key here, unwrap with KMS Decrypt. */
+kp_ks_wrap_fn kp_aws_kms_ks_wrap;
+kp_ks_unwrap_fn kp_aws_kms_ks_unwrap;
+
+/* aws_kms_import.c: imports (KS_IMPORT, wrapped here; KS_IMPORT_OFFER/KS_IMPORT_WRAPPED). */
+kp_ks_import_fn kp_aws_kms_ks_import;
+kp_ks_import_offer_fn kp_aws_kms_ks_import_offer;
+kp_ks_import_wrapped_fn kp_aws_kms_ks_import_wrapped;
 
 /* aws_kms_dk.c */
 kp_dk_generate_fn kp_aws_dk_generate;

@@ -63,7 +63,8 @@ kp_status kp_aws_json_raw(kp_aws_inst *a, const kp_aws_target *t, const char *op
             st = KP_ERR_NOT_FOUND;
     } else {
         json_error_t je;
-        *out = json_loadb((const char *)r.body, r.len, 0, &je);
+        /* operations without output (CreateAlias, TagResource) answer an empty body */
+        *out = r.len == 0 ? json_object() : json_loadb((const char *)r.body, r.len, 0, &je);
         if (*out == NULL || !json_is_object(*out)) {
             json_decref(*out);
             *out = NULL;

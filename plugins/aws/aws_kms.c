@@ -1,4 +1,7 @@
 /*
+ * KMS calls every instance kind shares: one call of the JSON protocol, and a base64 plaintext
+ * taken out of an answer into a kp_secret (jansson's copy wiped).
+ *
  * Which KMS key an S3 object is under, against the instance's `kms_key`: S3 reports the key's
  * ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); the param may be an ARN, a key id or an alias. An
  * alias is resolved once with KMS DescribeKey (kms:DescribeKey); without that permission only
@@ -7,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <keyplane/kit/codec.h>
 
 #include "aws_internal.h"
 
@@ -28,13 +35,9 @@ void kp_aws_kms_resolve(kp_aws_inst *a)
 {
     if (a->kms_arn[0] != '\0' || a->kms_resolve_failed)
         return;
-    kp_aws_target t = {.service = "kms",
-                       .prefix = "TrentService",
-                       .region = a->region,
-                       .endpoint = a->kms_endpoint};
     json_t *j = json_pack("{s:s}", "KeyId", a->kms_key), *out = NULL;
     kp_status st =
-        j != NULL ? kp_aws_json_call(a, &t, "DescribeKey", j, false, &out, NULL, 0) : KP_ERR_NOMEM;
+        j != NULL ? kp_aws_kms_call(a, "DescribeKey", j, false, &out, NULL, 0) : KP_ERR_NOMEM;
     const char *arn =
         json_string_value(json_object_get(json_object_get(out, "KeyMetadata"), "Arn"));
     if (st == KP_OK && arn != NULL && strlen(arn) < sizeof(a->kms_arn))
@@ -62,4 +65,38 @@ bool kp_aws_kms_key_is(kp_aws_inst *a, const char *arn)
         return strcmp(want, arn) == 0;
     const char *id = strstr(arn, ":key/");
     return id != NULL && strcmp(id + 5, want) == 0;
+}
+
+kp_status kp_aws_kms_call(kp_aws_inst *a, const char *op, const json_t *j, bool unsafe,
+                          json_t **out, char *code, size_t codelen)
+{
+    kp_aws_target t = {.service = "kms",
+                       .prefix = "TrentService",
+                       .region = a->region,
+                       .endpoint = a->service == KP_AWS_KMS ? a->endpoint : a->kms_endpoint};
+    return kp_aws_json_call(a, &t, op, j, unsafe, out, code, codelen);
+}
+
+kp_status kp_aws_kms_plain(kp_aws_inst *a, json_t *out, const char *field, kp_secret **plain)
+{
+    json_t *p = json_object_get(out, field);
+    const char *text = json_string_value(p);
+    size_t tl = text != NULL ? json_string_length(p) : 0, n = 0;
+    kp_secret *s = text != NULL ? a->up->secret_new(kpk_b64_decoded_max(tl) + 1) : NULL;
+    kp_status st = text == NULL ? kp_aws_err(a, KP_ERR_BACKEND, "kms: the answer has no %s", field)
+                   : s == NULL  ? kp_aws_err(a, KP_ERR_NOMEM, "out of memory")
+                                : KP_OK;
+    if (st == KP_OK && kpk_b64_decode(text, tl, a->up->secret_data(s), &n) != KP_OK)
+        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: %s is not base64", field);
+    if (st == KP_OK && n == 0)
+        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: %s is empty", field);
+    if (st == KP_OK)
+        st = a->up->secret_shrink(s, n);
+    if (text != NULL)
+        OPENSSL_cleanse((char *)text, tl);
+    if (st == KP_OK)
+        *plain = s;
+    else
+        a->up->secret_free(s);
+    return st;
 }

@@ -24,15 +24,15 @@ const kp_param_desc kp_aws_param_list[] = {
      .type = KP_PARAM_STRING,
      .flags = KP_PARAM_REQUIRED,
      .help = "what the instance is: s3 (objects in a bucket), secretsmanager (secrets) or kms "
-             "(data keys)"},
+             "(a keystore of imported RSA keys, and data keys)"},
     {.name = "region",
      .type = KP_PARAM_STRING,
      .flags = KP_PARAM_REQUIRED,
      .help = "AWS region of the bucket or the secrets, e.g. us-east-1"},
     S_OPT("bucket", KP_PARAM_STRING, "s3: the bucket (it must exist, in region)"),
     S_OPT("prefix", KP_PARAM_STRING,
-          "object key or secret name prefix (default keyplane/): version N of NAME is "
-          "<prefix>NAME/vN"),
+          "object key, secret name or KMS alias prefix (default keyplane/): version N of NAME is "
+          "<prefix>NAME/vN (kms: alias/<prefix>NAME/vN)"),
     S_OPT("kms_key", KP_PARAM_STRING,
           "KMS key in region (id, ARN or alias/NAME): s3: the SSE-KMS key of every object "
           "(required); secretsmanager: the secrets' KmsKeyId (default aws/secretsmanager)"),
@@ -131,6 +131,14 @@ static kp_status s_prefix(kp_aws_inst *a, const kp_param *params)
                           "and Secrets Manager names take)");
     if (a->prefix[0] == '/')
         return kp_aws_err(a, KP_ERR_CONFIG, "prefix must not start with '/'");
+    /* a KMS alias name takes fewer characters, and alias/aws/ is AWS's own */
+    if (a->service == KP_AWS_KMS &&
+        (strspn(a->prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-") !=
+             n ||
+         strncmp(a->prefix, "aws/", 4) == 0))
+        return kp_aws_err(a, KP_ERR_CONFIG,
+                          "kms: prefix allows only letters, digits and / _ - (what a KMS alias "
+                          "name takes), and must not start with aws/");
     return KP_OK;
 }
 
@@ -289,11 +297,22 @@ kp_status kp_aws_params_take(kp_aws_inst *a, const kp_param *params)
     return KP_OK;
 }
 
-/* What an instance of these params is: a secret store; Secrets Manager's value limit. */
+/* What an instance of these params is: a secret store, with Secrets Manager's value limit; or
+ * KMS, a keystore of imported RSA keys (RSA-OAEP both ways, wrapped imports with
+ * RSA_AES_KEY_WRAP_SHA_256: one import token serves one wrapping algorithm, and SHA-256 is the
+ * one every source that exports wrapped keys here offers) that hands no key out, and data keys. */
 static void s_info(kp_aws_service service, kp_instance_info *info)
 {
-    info->capabilities = service == KP_AWS_KMS ? KP_CAP_DATAKEY : KP_CAP_SECRETSTORE;
+    info->capabilities =
+        service == KP_AWS_KMS ? KP_CAP_KEYSTORE | KP_CAP_DATAKEY : KP_CAP_SECRETSTORE;
     info->secret_max = service == KP_AWS_SM ? KP_AWS_SM_VALUE_MAX : 0;
+    if (service != KP_AWS_KMS)
+        return;
+    info->wrap_algs = info->unwrap_algs =
+        KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256);
+    info->key_bits = KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096;
+    info->import_keyx = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256);
+    info->flags = KP_INST_NO_EXPORT;
 }
 
 kp_status kp_aws_plugin_describe(void *plugin_ctx, const kp_param *params, kp_instance_info *info)

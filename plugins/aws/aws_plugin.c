@@ -1,8 +1,9 @@
 /*
  * The `aws` plugin's entry point: what it is (PLUGIN_INFO), its dispatch table, kp_plugin_init,
  * and the life of an instance. One plugin, one kind of instance per `service` param: the
- * secret-store functions go to the S3 or the Secrets Manager store by the instance's kind
- * (ABI 1.0's per-instance capabilities). Opening reads the params and contacts nothing. This
+ * secret-store functions go to the S3 or the Secrets Manager store by the instance's kind, the
+ * keystore and data-key functions to KMS (ABI 1.0's per-instance capabilities: the core calls
+ * an instance only for what its kind declares). Opening reads the params and contacts nothing. This
  * file is the top of the plugin: none of the others calls into it.
  */
 #include <stdlib.h>
@@ -25,8 +26,9 @@ static const kp_plugin_info s_plugin_info = {
     .abi_minor = 0, /* the lowest minor this plugin needs: ABI 1.0 */
     .name = "aws",
     .version = "0.1.0",
-    .description = "secrets in Amazon S3 (SSE-KMS) and AWS Secrets Manager (replicated)",
-    .capabilities = KP_CAP_SECRETSTORE | KP_CAP_DATAKEY,
+    .description = "secrets in Amazon S3 (SSE-KMS) and AWS Secrets Manager (replicated); "
+                   "imported RSA keys and data keys in AWS KMS",
+    .capabilities = KP_CAP_KEYSTORE | KP_CAP_SECRETSTORE | KP_CAP_DATAKEY,
 };
 
 static const kp_dispatch s_dispatch[] = {
@@ -41,6 +43,14 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_SS_PUT, (kp_fn)s_put},
     {KP_FN_SS_GET, (kp_fn)s_get},
     {KP_FN_SS_LIST, (kp_fn)s_list},
+    {KP_FN_KS_IMPORT, (kp_fn)kp_aws_kms_ks_import},
+    {KP_FN_KS_GET_PUBLIC, (kp_fn)kp_aws_kms_ks_get_public},
+    {KP_FN_KS_LIST, (kp_fn)kp_aws_kms_ks_list},
+    {KP_FN_KS_WRAP, (kp_fn)kp_aws_kms_ks_wrap},
+    {KP_FN_KS_UNWRAP, (kp_fn)kp_aws_kms_ks_unwrap},
+    {KP_FN_KS_IMPORT_OFFER, (kp_fn)kp_aws_kms_ks_import_offer},
+    {KP_FN_KS_IMPORT_WRAPPED, (kp_fn)kp_aws_kms_ks_import_wrapped},
+    {KP_FN_KS_GET, (kp_fn)kp_aws_kms_ks_get},
     {KP_FN_DK_GENERATE, (kp_fn)kp_aws_dk_generate},
     {KP_FN_DK_DECRYPT, (kp_fn)kp_aws_dk_decrypt},
     {0, NULL},

@@ -23,8 +23,9 @@
 #define S_KWP_OVERHEAD 8    /* RFC 5649: the alternative IV block */
 #define S_WRAPPING_MIN 2048 /* RSA bits a private key is wrapped under */
 
-/* RSA-OAEP (md, MGF1-md, no label) of the AES key under pub into out (k bytes). */
-static bool s_rsa_part(EVP_PKEY *pub, const EVP_MD *md, const uint8_t *aes, uint8_t *out, size_t k)
+/* RSA-OAEP (md, MGF1-md, no label) of in under pub into out (k bytes). */
+static bool s_rsa_part(EVP_PKEY *pub, const EVP_MD *md, const uint8_t *in, size_t inlen,
+                       uint8_t *out, size_t k)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
     size_t n = k;
@@ -32,7 +33,7 @@ static bool s_rsa_part(EVP_PKEY *pub, const EVP_MD *md, const uint8_t *aes, uint
               EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
               EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) == 1 &&
               EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) == 1 &&
-              EVP_PKEY_encrypt(ctx, out, &n, aes, S_AES_KEY_LEN) == 1 && n == k;
+              EVP_PKEY_encrypt(ctx, out, &n, in, inlen) == 1 && n == k;
     EVP_PKEY_CTX_free(ctx);
     return ok;
 }
@@ -91,7 +92,7 @@ kp_status kpk_keyx_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t method
         st = KP_ERRORF(up, h, KP_ERR_NOMEM, "key wrap: out of memory");
     if (st == KP_OK && RAND_priv_bytes(up->secret_data(aes), S_AES_KEY_LEN) != 1)
         st = kpk_ossl_errorf(up, h, KP_ERR_CRYPTO, "key wrap: the random generator failed");
-    if (st == KP_OK && !s_rsa_part(pub, md, up->secret_cdata(aes), out, k))
+    if (st == KP_OK && !s_rsa_part(pub, md, up->secret_cdata(aes), S_AES_KEY_LEN, out, k))
         st = kpk_ossl_errorf(up, h, KP_ERR_CRYPTO, "key wrap: RSA-OAEP of the AES key failed");
     if (st == KP_OK &&
         !s_aes_part(up->secret_cdata(aes), up->secret_cdata(pkcs8), inlen, out + k, kwp))
@@ -101,6 +102,39 @@ kp_status kpk_keyx_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t method
     else if (st != KP_ERR_BUFFER_TOO_SMALL && out != NULL && *outlen >= need)
         OPENSSL_cleanse(out, need); /* nothing half-written goes back */
     up->secret_free(aes);           /* wiped */
+    EVP_PKEY_free(pub);
+    return st;
+}
+
+kp_status kpk_oaep_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t alg, const uint8_t *spki,
+                        size_t spki_len, const kp_secret *dek, uint8_t *out, size_t *outlen)
+{
+    const EVP_MD *md = alg == KP_WRAP_RSA_OAEP_SHA1     ? EVP_sha1()
+                       : alg == KP_WRAP_RSA_OAEP_SHA256 ? EVP_sha256()
+                                                        : NULL;
+    if (outlen == NULL || dek == NULL)
+        return KP_ERRORF(up, h, KP_ERR_INVALID_ARG, "wrap: no key or no length given");
+    if (md == NULL)
+        return KP_ERRORF(up, h, KP_ERR_UNSUPPORTED, "wrap: algorithm %u is not RSA-OAEP", alg);
+    EVP_PKEY *pub = spki != NULL ? kpk_pkey_spki(spki, spki_len) : NULL;
+    if (pub == NULL || !EVP_PKEY_is_a(pub, "RSA")) {
+        EVP_PKEY_free(pub);
+        return kpk_ossl_errorf(up, h, KP_ERR_INVALID_ARG,
+                               "wrap: the public key is not an RSA SubjectPublicKeyInfo");
+    }
+    size_t k = (size_t)EVP_PKEY_get_size(pub), inlen = up->secret_len(dek);
+    size_t room = k - 2 * (size_t)EVP_MD_get_size(md) - 2; /* RFC 8017 7.1.1 */
+    kp_status st = KP_OK;
+    if (inlen == 0 || inlen > room)
+        st = KP_ERRORF(up, h, KP_ERR_INVALID_ARG,
+                       "wrap: a %zu-byte key does not fit RSA-OAEP under a %d-bit key (1 to %zu)",
+                       inlen, EVP_PKEY_get_bits(pub), room);
+    else if (out == NULL || *outlen < k)
+        st = KP_ERRORF(up, h, KP_ERR_BUFFER_TOO_SMALL, "wrap needs %zu bytes", k);
+    else if (!s_rsa_part(pub, md, up->secret_cdata(dek), inlen, out, k))
+        st = kpk_ossl_errorf(up, h, KP_ERR_CRYPTO, "wrap: RSA-OAEP failed");
+    if (st == KP_OK || st == KP_ERR_BUFFER_TOO_SMALL)
+        *outlen = k;
     EVP_PKEY_free(pub);
     return st;
 }

@@ -50,6 +50,7 @@ CREATE_ALIAS = {"AliasName": S(min=1, max=256, pattern=r"^[a-zA-Z0-9:/_-]+$", re
                 "TargetKeyId": S(min=1, max=2048, required=True)}
 LIST_ALIASES = {"KeyId": S(min=1, max=2048), "Limit": I(min=1, max=1000),
                 "Marker": S(min=1, max=1024, pattern=r"[\u0020-\u00FF]*")}
+DELETE_ALIAS = {"AliasName": S(min=1, max=256, pattern=r"^[a-zA-Z0-9:/_-]+$", required=True)}
 KEY_ONLY = {"KeyId": S(min=1, max=2048, required=True)}
 TAG = ST({"TagKey": S(min=1, max=128, required=True), "TagValue": S(min=0, max=256, required=True)})
 TAG_RESOURCE = {"KeyId": S(min=1, max=2048, required=True), "Tags": L(TAG, required=True)}
@@ -91,6 +92,8 @@ class Kms:
             "ListKeys": (self.list_keys, LIST_KEYS),
             "CreateAlias": (self.create_alias, CREATE_ALIAS),
             "ListAliases": (self.list_aliases, LIST_ALIASES),
+            "DeleteAlias": (self.delete_alias, DELETE_ALIAS),
+            "UpdateAlias": (self.update_alias, CREATE_ALIAS),
             "TagResource": (self.tag_resource, TAG_RESOURCE),
             "UntagResource": (self.untag_resource, UNTAG_RESOURCE),
             "ListResourceTags": (self.list_resource_tags, LIST_TAGS),
@@ -287,6 +290,42 @@ class Kms:
             now = time.time()
             self._save_alias({"AliasName": name, "AliasArn": self.alias_arn(name),
                               "TargetKeyId": k["KeyId"], "CreationDate": now, "LastUpdatedDate": now})
+        return None
+
+    def delete_alias(self, p, principal):
+        name = p["AliasName"]
+        with self.lock:
+            if name.startswith("alias/aws/"):
+                raise kms_error("NotAuthorizedException", "Cannot delete alias with prefix"
+                                " 'alias/aws/'")
+            if name not in self.aliases:
+                raise kms_error("NotFoundException", "Alias %s is not found."
+                                % self.alias_arn(name))
+            self.aliases.pop(name)
+            self.alias_dir.remove(hashlib.sha256(name.encode()).hexdigest())
+        return None
+
+    def update_alias(self, p, principal):
+        """UpdateAlias: the alias must exist and the new target be a key of the same type and
+        usage (KMS API reference)."""
+        name, target = p["AliasName"], p["TargetKeyId"]
+        if name.startswith("alias/aws/"):
+            raise kms_error("NotAuthorizedException", "Cannot update alias with prefix 'alias/aws/'")
+        with self.lock:
+            a = self.aliases.get(name)
+            if a is None:
+                raise kms_error("NotFoundException", "Alias %s is not found." % self.alias_arn(name))
+            try:
+                k = self._resolve(target)
+            except NotFound as e:
+                raise kms_error("NotFoundException", str(e))
+            old = self.keys.get(a["TargetKeyId"])
+            if old is not None and (old["KeyUsage"] != k["KeyUsage"]
+                                    or (old["KeySpec"] == "SYMMETRIC_DEFAULT")
+                                    != (k["KeySpec"] == "SYMMETRIC_DEFAULT")):
+                raise kms_error("ValidationException", "The new target key must be of the same"
+                                " type and usage as the current target key.")
+            self._save_alias(dict(a, TargetKeyId=k["KeyId"], LastUpdatedDate=time.time()))
         return None
 
     @staticmethod

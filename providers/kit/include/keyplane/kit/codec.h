@@ -125,6 +125,13 @@ kp_status kpk_keyx_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t method
                         const uint8_t *spki, size_t spki_len, const kp_secret *pkcs8, uint8_t *out,
                         size_t *outlen);
 
+/** RSA-OAEP (KP_WRAP_RSA_OAEP_SHA1/_SHA256: MGF1 with the same hash, no label) of dek under the
+ *  RSA SubjectPublicKeyInfo spki, into out by the buffer convention: a keystore that wraps with
+ *  a public key it holds (a cloud KMS whose service only decrypts). KP_ERR_UNSUPPORTED for
+ *  another algorithm, KP_ERR_INVALID_ARG for a key that is not RSA or a dek that does not fit. */
+kp_status kpk_oaep_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t alg, const uint8_t *spki,
+                        size_t spki_len, const kp_secret *dek, uint8_t *out, size_t *outlen);
+
 /** A reusable reader of RSA private keys (kpk_p8_decode), safe to share between threads. */
 typedef struct kpk_p8_decoder kpk_p8_decoder;
 

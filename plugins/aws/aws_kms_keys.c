@@ -1,0 +1,382 @@
+/*
+ * The KMS keystore's keys (the `kms` instance kind, KP_CAP_KEYSTORE): which KMS key is version N
+ * of a keyplane key, and what it is. KMS keys have no versions of their own, so each version is
+ * a key of its own, named by an alias (alias/<prefix><NAME>/vN: the name a reader looks up, and
+ * the claim on the version: CreateAlias fails when the alias exists) and tagged with the name,
+ * the version and the fingerprint the import expects (what a person, or a rerun adopting a key
+ * whose import was cut short, goes by). A key whose material is not imported yet is
+ * PendingImport, and no reader sees it. The fingerprint a reader is told is that of the public
+ * key KMS answers for the key itself (GetPublicKey), never the tag's, when the key is enabled
+ * (KMS refuses GetPublicKey of a disabled key: then the tag's, which the core checks again
+ * before it uses the key). KMS API reference: DescribeKey, ListAliases, ListResourceTags,
+ * GetPublicKey.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <keyplane/kit/codec.h>
+
+#include "aws_internal.h"
+
+kp_status kp_aws_kms_alias(kp_aws_inst *a, const char *name, uint32_t version, char *out,
+                           size_t cap)
+{
+    if (name == NULL || !kpk_key_name_valid(name))
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "kms: '%.64s' is not a key name",
+                          name != NULL ? name : "");
+    char enc[2 * KP_NAME_MAX];
+    size_t n = 0;
+    for (const char *p = name; *p != '\0'; p++) {
+        if (*p == '.' || *p == '_') {
+            enc[n++] = '_';
+            enc[n++] = *p == '.' ? '-' : '_';
+        } else {
+            enc[n++] = *p;
+        }
+    }
+    enc[n] = '\0';
+    int w = version == 0 ? snprintf(out, cap, "alias/%s%s/v", a->prefix, enc)
+                         : snprintf(out, cap, "alias/%s%s/v%u", a->prefix, enc, version);
+    if (w < 0 || (size_t)w >= cap || w > 256)
+        return kp_aws_err(a, KP_ERR_INVALID_ARG,
+                          "kms: the alias of %s v%u would be longer than KMS's 256 characters",
+                          name, version);
+    return KP_OK;
+}
+
+/* The name and version an alias of this instance's prefix stands for. */
+static bool s_alias_parse(const kp_aws_inst *a, const char *alias, char name[KP_NAME_MAX],
+                          uint32_t *version)
+{
+    size_t pl = strlen(a->prefix);
+    if (strncmp(alias, "alias/", 6) != 0 || strncmp(alias + 6, a->prefix, pl) != 0)
+        return false;
+    const char *enc = alias + 6 + pl, *v = strrchr(enc, '/');
+    if (v == NULL || v[1] != 'v' || v[2] < '1' || v[2] > '9' ||
+        strspn(v + 2, "0123456789") != strlen(v + 2))
+        return false;
+    errno = 0;
+    unsigned long n = strtoul(v + 2, NULL, 10);
+    if (errno != 0 || n > UINT32_MAX)
+        return false;
+    size_t o = 0;
+    for (const char *p = enc; p < v; p++) {
+        char c = *p;
+        if (c == '_') {
+            p++;
+            if (p >= v || (*p != '_' && *p != '-'))
+                return false;
+            c = *p == '-' ? '.' : '_';
+        }
+        if (o + 1 >= KP_NAME_MAX)
+            return false;
+        name[o++] = c;
+    }
+    name[o] = '\0';
+    *version = (uint32_t)n;
+    return kpk_key_name_valid(name);
+}
+
+static void s_copy(char *dst, size_t cap, json_t *j, const char *field)
+{
+    const char *v = json_string_value(json_object_get(j, field));
+    snprintf(dst, cap, "%s", v != NULL ? v : "");
+}
+
+kp_status kp_aws_kms_describe(kp_aws_inst *a, const char *ref, kp_aws_kms_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    json_t *j = json_pack("{s:s}", "KeyId", ref), *out = NULL;
+    if (j == NULL)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    kp_status st = kp_aws_kms_call(a, "DescribeKey", j, false, &out, NULL, 0);
+    json_decref(j);
+    json_t *m = json_object_get(out, "KeyMetadata");
+    if (st == KP_OK) {
+        s_copy(k->arn, sizeof(k->arn), m, "Arn");
+        s_copy(k->state, sizeof(k->state), m, "KeyState");
+        s_copy(k->spec, sizeof(k->spec), m, "KeySpec");
+        s_copy(k->usage, sizeof(k->usage), m, "KeyUsage");
+        s_copy(k->origin, sizeof(k->origin), m, "Origin");
+        s_copy(k->expiration, sizeof(k->expiration), m, "ExpirationModel");
+        k->created = (int64_t)json_number_value(json_object_get(m, "CreationDate"));
+        k->deletion = (int64_t)json_number_value(json_object_get(m, "DeletionDate"));
+        if (strncmp(k->arn, "arn:", 4) != 0 || k->state[0] == '\0')
+            st = kp_aws_err(a, KP_ERR_BACKEND,
+                            "kms: DescribeKey of %s answered no key ARN or state", ref);
+    }
+    json_decref(out);
+    return st;
+}
+
+kp_status kp_aws_kms_tag(kp_aws_inst *a, const char *arn, const char *key, char *out, size_t cap)
+{
+    out[0] = '\0';
+    json_t *j = json_pack("{s:s, s:i}", "KeyId", arn, "Limit", 50), *ans = NULL;
+    if (j == NULL)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    kp_status st = kp_aws_kms_call(a, "ListResourceTags", j, false, &ans, NULL, 0);
+    json_decref(j);
+    size_t i;
+    json_t *t;
+    /* a key has at most 50 tags: one page holds them all */
+    json_array_foreach(json_object_get(ans, "Tags"), i, t)
+    {
+        const char *k = json_string_value(json_object_get(t, "TagKey"));
+        if (st == KP_OK && k != NULL && strcmp(k, key) == 0)
+            s_copy(out, cap, t, "TagValue");
+    }
+    json_decref(ans);
+    return st;
+}
+
+/* The cached public key of arn, or NULL. */
+static size_t s_cached(kp_aws_inst *a, const char *arn)
+{
+    for (size_t i = 0; i < KP_AWS_SPKI_CACHE; i++)
+        if (a->spki[i].len > 0 && strcmp(a->spki[i].arn, arn) == 0)
+            return i + 1;
+    return 0;
+}
+
+kp_status kp_aws_kms_public(kp_aws_inst *a, const char *arn, const uint8_t **spki, size_t *len)
+{
+    size_t hit = s_cached(a, arn);
+    if (hit == 0) {
+        json_t *j = json_pack("{s:s}", "KeyId", arn), *out = NULL;
+        if (j == NULL)
+            return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+        kp_status st = kp_aws_kms_call(a, "GetPublicKey", j, false, &out, NULL, 0);
+        json_decref(j);
+        const char *b64 = json_string_value(json_object_get(out, "PublicKey"));
+        size_t slot = a->spki_next, n = 0;
+        if (st == KP_OK && (b64 == NULL || kpk_b64_decoded_max(strlen(b64)) > KP_AWS_SPKI_MAX ||
+                            kpk_b64_decode(b64, strlen(b64), a->spki[slot].der, &n) != KP_OK ||
+                            n == 0 || strlen(arn) >= sizeof(a->spki[slot].arn)))
+            st = kp_aws_err(a, KP_ERR_BACKEND, "kms: GetPublicKey of %s answered no usable key",
+                            arn);
+        json_decref(out);
+        KP_GUARD(st);
+        snprintf(a->spki[slot].arn, sizeof(a->spki[slot].arn), "%s", arn);
+        a->spki[slot].len = n;
+        a->spki_next = (slot + 1) % KP_AWS_SPKI_CACHE;
+        hit = slot + 1;
+    }
+    *spki = a->spki[hit - 1].der;
+    *len = a->spki[hit - 1].len;
+    return KP_OK;
+}
+
+kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l)
+{
+    char marker[1100] = "";
+    kp_status st = KP_OK;
+    for (int page = 0; st == KP_OK && page < 10000; page++) {
+        json_t *j = json_pack("{s:i}", "Limit", 100), *out = NULL;
+        if (j != NULL && marker[0] != '\0')
+            json_object_set_new(j, "Marker", json_string(marker));
+        st = j != NULL ? kp_aws_kms_call(a, "ListAliases", j, false, &out, NULL, 0)
+                       : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+        json_decref(j);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(out, "Aliases"), i, e)
+        {
+            const char *alias = json_string_value(json_object_get(e, "AliasName"));
+            const char *target = json_string_value(json_object_get(e, "TargetKeyId"));
+            char n[KP_NAME_MAX];
+            uint32_t v = 0;
+            if (st == KP_OK && alias != NULL && target != NULL && s_alias_parse(a, alias, n, &v) &&
+                (name == NULL || strcmp(n, name) == 0))
+                st = kp_aws_vlist_add(l, n, v, target);
+        }
+        const char *next = json_string_value(json_object_get(out, "NextMarker"));
+        bool more = st == KP_OK && json_is_true(json_object_get(out, "Truncated")) &&
+                    next != NULL && next[0] != '\0' && strlen(next) < sizeof(marker) &&
+                    strcmp(next, marker) != 0;
+        if (more)
+            snprintf(marker, sizeof(marker), "%s", next);
+        json_decref(out);
+        if (!more)
+            break;
+    }
+    if (st == KP_OK)
+        kp_aws_vlist_sort(l);
+    return st;
+}
+
+/* A key readers may see: its material is in (PendingImport is a claim, not a key). */
+static bool s_visible(const kp_aws_kms_key *k)
+{
+    return strcmp(k->state, "PendingImport") != 0;
+}
+
+kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, uint32_t *resolved,
+                          kp_aws_kms_key *k)
+{
+    char alias[300];
+    if (version != 0) {
+        KP_GUARD(kp_aws_kms_alias(a, name, version, alias, sizeof(alias)));
+        kp_status st = kp_aws_kms_describe(a, alias, k);
+        if (st == KP_OK && !s_visible(k))
+            st = KP_ERR_NOT_FOUND;
+        if (st == KP_ERR_NOT_FOUND)
+            return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s v%u does not exist", a->region,
+                              name, version);
+        *resolved = version;
+        return st;
+    }
+    KP_GUARD(kp_aws_kms_alias(a, name, 1, alias, sizeof(alias))); /* the name's rule */
+    kp_aws_vlist l = {0};
+    kp_status st = kp_aws_kms_versions(a, name, &l), found = KP_ERR_NOT_FOUND;
+    for (size_t i = l.n; st == KP_OK && found == KP_ERR_NOT_FOUND && i > 0; i--) {
+        found = kp_aws_kms_describe(a, l.v[i - 1].id, k);
+        if (found == KP_OK && !s_visible(k))
+            found = KP_ERR_NOT_FOUND;
+        if (found == KP_OK)
+            *resolved = l.v[i - 1].version;
+        else if (found != KP_ERR_NOT_FOUND)
+            st = found;
+    }
+    kp_aws_vlist_free(&l);
+    KP_GUARD(st);
+    if (found == KP_ERR_NOT_FOUND)
+        return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s has no version", a->region, name);
+    return found;
+}
+
+/* What would make this copy fail in a disaster, though KMS holds it. */
+static void s_gap(const kp_aws_kms_key *k, char *gap, size_t cap)
+{
+    if (strcmp(k->state, "PendingDeletion") == 0)
+        snprintf(gap, cap,
+                 "KMS deletes the key at %lld (Unix time): aws kms cancel-key-deletion "
+                 "--key-id %.120s, then enable-key",
+                 (long long)k->deletion, k->arn);
+    else if (strcmp(k->usage, "ENCRYPT_DECRYPT") != 0)
+        snprintf(gap, cap, "the key's usage is %s, not ENCRYPT_DECRYPT: it cannot unwrap",
+                 k->usage);
+    else if (k->expiration[0] != '\0' && strcmp(k->expiration, "KEY_MATERIAL_DOES_NOT_EXPIRE") != 0)
+        snprintf(gap, cap,
+                 "its key material expires (%s): import it again with "
+                 "KEY_MATERIAL_DOES_NOT_EXPIRE",
+                 k->expiration);
+    else
+        gap[0] = '\0';
+}
+
+kp_status kp_aws_kms_info(kp_aws_inst *a, const char *name, uint32_t version,
+                          const kp_aws_kms_key *k, kp_key_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    snprintf(info->name, sizeof(info->name), "%s", name);
+    info->version = version;
+    info->type = KP_KEY_RSA;
+    info->bits = strcmp(k->spec, "RSA_2048") == 0   ? 2048
+                 : strcmp(k->spec, "RSA_3072") == 0 ? 3072
+                 : strcmp(k->spec, "RSA_4096") == 0 ? 4096
+                                                    : 0;
+    info->state = strcmp(k->state, "Enabled") == 0 ? KP_KEY_ENABLED : KP_KEY_DISABLED;
+    info->created = k->created;
+    snprintf(info->backend_id, sizeof(info->backend_id), "%s", k->arn);
+    s_gap(k, info->gap, sizeof(info->gap));
+    if (info->bits == 0)
+        return kp_aws_err(a, KP_ERR_BACKEND,
+                          "kms (%s): %s v%u is a %s key, not RSA: not a keyplane key", a->region,
+                          name, version, k->spec);
+    if (info->state == KP_KEY_ENABLED) {
+        const uint8_t *spki = NULL;
+        size_t len = 0;
+        KP_GUARD(kp_aws_kms_public(a, k->arn, &spki, &len));
+        if (kpk_fpr_spki(spki, len, info->fingerprint) != KP_OK)
+            return kp_aws_err(a, KP_ERR_BACKEND,
+                              "kms (%s): the public key of %s v%u is not a SubjectPublicKeyInfo",
+                              a->region, name, version);
+        return KP_OK;
+    }
+    char tag[KPK_FPR_HEX + 8];
+    KP_GUARD(kp_aws_kms_tag(a, k->arn, KP_AWS_TAG_FPR, tag, sizeof(tag)));
+    if (kpk_fpr_valid(tag))
+        snprintf(info->fingerprint, sizeof(info->fingerprint), "%.64s", tag);
+    return KP_OK;
+}
+
+kp_status kp_aws_kms_ks_get(void *inst, const char *name, uint32_t version, kp_key_info *info)
+{
+    kp_aws_inst *a = inst;
+    KP_ENSURE(a != NULL && name != NULL && info != NULL, KP_ERR_INVALID_ARG);
+    kp_aws_kms_key k;
+    kp_key_info got;
+    uint32_t v = 0;
+    kp_aws_begin(a, true);
+    kp_status st = kp_aws_kms_find(a, name, version, &v, &k);
+    if (st == KP_OK)
+        st = kp_aws_kms_info(a, name, v, &k, &got);
+    kp_aws_end(a);
+    if (st == KP_OK)
+        kp_key_info_put(info, &got);
+    return st;
+}
+
+kp_status kp_aws_kms_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
+                                   size_t *len)
+{
+    kp_aws_inst *a = inst;
+    KP_ENSURE(a != NULL && name != NULL && len != NULL, KP_ERR_INVALID_ARG);
+    kp_aws_kms_key k;
+    uint32_t v = 0;
+    const uint8_t *der = NULL;
+    size_t n = 0;
+    uint8_t copy[KP_AWS_SPKI_MAX];
+    kp_aws_begin(a, true);
+    kp_status st = kp_aws_kms_find(a, name, version, &v, &k);
+    if (st == KP_OK && strcmp(k.state, "Enabled") != 0)
+        st =
+            kp_aws_err(a, KP_ERR_DENIED, "kms (%s): key %s v%u is %s", a->region, name, v, k.state);
+    if (st == KP_OK)
+        st = kp_aws_kms_public(a, k.arn, &der, &n);
+    if (st == KP_OK)
+        memcpy(copy, der, n);
+    kp_aws_end(a);
+    KP_GUARD(st);
+    uint8_t *dup = malloc(n);
+    if (dup == NULL)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    memcpy(dup, copy, n);
+    return kp_buffer_take(a->up, a->h, dup, n, spki, len, "the public key");
+}
+
+kp_status kp_aws_kms_ks_list(void *inst, const char *name, kp_key_visit_fn visit, void *arg)
+{
+    kp_aws_inst *a = inst;
+    KP_ENSURE(a != NULL && visit != NULL, KP_ERR_INVALID_ARG);
+    char alias[300];
+    if (name != NULL)
+        KP_GUARD(kp_aws_kms_alias(a, name, 1, alias, sizeof(alias)));
+    kp_aws_vlist l = {0};
+    kp_key_info *infos = NULL;
+    size_t n = 0;
+    kp_aws_begin(a, true);
+    kp_status st = kp_aws_kms_versions(a, name, &l);
+    if (st == KP_OK && l.n > 0 && (infos = calloc(l.n, sizeof(*infos))) == NULL)
+        st = kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == KP_OK && i < l.n; i++) {
+        kp_aws_kms_key k;
+        kp_status d = kp_aws_kms_describe(a, l.v[i].id, &k);
+        if (d == KP_ERR_NOT_FOUND || (d == KP_OK && !s_visible(&k)))
+            continue; /* an alias left on a deleted key, a key pending its import */
+        st = d == KP_OK ? kp_aws_kms_info(a, l.v[i].name, l.v[i].version, &k, &infos[n]) : d;
+        n += st == KP_OK;
+    }
+    kp_aws_end(a);
+    kp_aws_vlist_free(&l);
+    if (st == KP_OK && name != NULL && n == 0)
+        st = kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s has no version", a->region, name);
+    for (size_t i = 0; st == KP_OK && i < n; i++)
+        st = visit(arg, &infos[i]);
+    free(infos);
+    return st;
+}
