@@ -11,6 +11,8 @@
 #   aws_sm_instance INST NAME REGION KEY [RNAME RREGION RKEY]
 #                                                   prints instance INST: Secrets Manager,
 #                                                   replicated to RREGION (emulated by RNAME)
+#   aws_kms_instance INST NAME REGION [LINE...]    prints instance INST: the KMS keystore of
+#                                                   region NAME, each LINE added as a param
 #   aws_two_regions                                 regions east (us-east-1) and west (us-west-2)
 #                                                   linked, a KMS key in each ($KE, $KW), the
 #                                                   buckets tde-east and tde-west
@@ -112,5 +114,22 @@ aws_no_bad_signatures() {
         bad=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["signature_rejected"])' \
             "$T/stats.json")
         [ "$bad" = 0 ] || { cat "$T/stats.json" >&2; fail "region $n refused $bad signature(s)"; }
+    done
+}
+
+# aws_kms_instance INST NAME REGION [LINE...]: prints instance INST: the KMS keystore of region
+# NAME (emulated), each LINE ("prefix: x/") added as a param
+aws_kms_instance() {
+    cat <<YAML
+  $1:
+    plugin: aws
+    service: kms
+    region: $3
+    endpoint: $(aws_url "$2")
+    ca_bundle: $AWS_CA
+YAML
+    shift 3
+    for line in "$@"; do
+        echo "    $line"
     done
 }
