@@ -2,7 +2,7 @@
  * INSTANCE_CHECK (`keyplane check`): credentials found and accepted, then what the instance
  * needs of its service, one item each: the bucket (in the instance's region) and its listing,
  * the KMS key's name; or the secrets' listing in the instance's region and in every replica
- * region.
+ * region; or KMS, the keystore's versions, and the keys an interrupted import left.
  */
 #include <stdio.h>
 #include <string.h>
@@ -65,19 +65,59 @@ static void s_sm(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status
     }
 }
 
-/* KMS: the keys of the region can be listed (kms:ListKeys). */
+/* Whether the KMS key arn was made by keyplane for a version of this prefix whose alias names
+ * another key (or none): what an interrupted import or a lost race left, which claims nothing. */
+static bool s_orphan(kp_aws_inst *a, const char *arn)
+{
+    char alias[300], want[300];
+    kp_aws_kms_key held;
+    int n = snprintf(want, sizeof(want), "alias/%s", a->prefix);
+    if (kp_aws_kms_tag(a, arn, KP_AWS_TAG_ALIAS, alias, sizeof(alias)) != KP_OK ||
+        strncmp(alias, want, (size_t)n) != 0)
+        return false;
+    kp_status st = kp_aws_kms_describe(a, alias, &held);
+    return st == KP_ERR_NOT_FOUND || (st == KP_OK && strcmp(held.arn, arn) != 0);
+}
+
+/* KMS: the region answers and lists keys (kms:ListKeys); the keystore's versions can be listed
+ * (kms:ListAliases); keys keyplane made that claim no version are named, for a person to
+ * remove (keyplane never schedules a deletion). The first S_SCAN keys are looked at. */
+#define S_SCAN 50
 static void s_kms(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
 {
-    kp_aws_target t = {
-        .service = "kms", .prefix = "TrentService", .region = a->region, .endpoint = a->endpoint};
-    json_t *j = json_pack("{s:i}", "Limit", 1), *out = NULL;
-    kp_status st =
-        j != NULL ? kp_aws_json_call(a, &t, "ListKeys", j, false, &out, NULL, 0) : KP_ERR_NOMEM;
+    json_t *j = json_pack("{s:i}", "Limit", S_SCAN), *out = NULL;
+    kp_status st = j != NULL ? kp_aws_kms_call(a, "ListKeys", j, false, &out, NULL, 0)
+                             : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
     json_decref(j);
-    json_decref(out);
-    char detail[160];
+    char detail[KP_ERROR_MAX + 1];
     snprintf(detail, sizeof(detail), "KMS in %s answers", a->region);
-    s_report(a, report, arg, "kms", st, detail, first);
+    if (s_report(a, report, arg, "kms", st, detail, first) != KP_OK) {
+        json_decref(out);
+        return;
+    }
+    kp_aws_vlist l = {0};
+    st = kp_aws_kms_versions(a, NULL, &l);
+    snprintf(detail, sizeof(detail), "%zu key versions under alias/%s", l.n, a->prefix);
+    kp_aws_vlist_free(&l);
+    s_report(a, report, arg, "keystore", st, detail, first);
+    a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* the scan's own time */
+    size_t i, orphans = 0, n = 0;
+    json_t *e;
+    int w = snprintf(detail, sizeof(detail), "keys keyplane made that claim no version:");
+    json_array_foreach(json_object_get(out, "Keys"), i, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "KeyArn"));
+        if (id == NULL || !s_orphan(a, id))
+            continue;
+        orphans++;
+        if (w > 0 && (size_t)w + strlen(id) + 16 < sizeof(detail))
+            w += snprintf(detail + w, sizeof(detail) - (size_t)w, " %s", id), n++;
+    }
+    if (orphans > n)
+        snprintf(detail + w, sizeof(detail) - (size_t)w, " and %zu more", orphans - n);
+    if (orphans > 0) /* not a fault of the keystore: the disaster is unaffected */
+        report(arg, "abandoned keys", KP_OK, detail);
+    json_decref(out);
 }
 
 kp_status kp_aws_instance_check(void *inst, kp_check_report_fn report, void *arg)

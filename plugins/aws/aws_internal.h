@@ -380,6 +380,7 @@ typedef struct kp_aws_kms_key {
 #define KP_AWS_TAG_NAME "keyplane-name"
 #define KP_AWS_TAG_VERSION "keyplane-version"
 #define KP_AWS_TAG_FPR "keyplane-fingerprint"
+#define KP_AWS_TAG_ALIAS "keyplane-alias" /* the alias the key was made for */
 /** One KMS call of the instance's KMS (the kms kind's endpoint, else kms_endpoint). */
 kp_status kp_aws_kms_call(kp_aws_inst *a, const char *op, const json_t *j, bool unsafe,
                           json_t **out, char *code, size_t codelen);

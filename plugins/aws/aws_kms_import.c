@@ -62,11 +62,13 @@ static kp_status s_create_key(kp_aws_inst *a, const kp_key_spec *sp, const char 
     snprintf(spec, sizeof(spec), "RSA_%u", sp->bits);
     snprintf(version, sizeof(version), "%u", sp->version);
     snprintf(desc, sizeof(desc), "keyplane: %s v%u (imported; %s)", sp->name, sp->version, alias);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}", "KeySpec",
-                          spec, "KeyUsage", "ENCRYPT_DECRYPT", "Origin", "EXTERNAL", "Description",
-                          desc, "Tags", "TagKey", KP_AWS_TAG_NAME, "TagValue", sp->name, "TagKey",
-                          KP_AWS_TAG_VERSION, "TagValue", version, "TagKey", KP_AWS_TAG_FPR,
-                          "TagValue", sp->fingerprint != NULL ? sp->fingerprint : ""),
+    json_t *j =
+               json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}",
+                         "KeySpec", spec, "KeyUsage", "ENCRYPT_DECRYPT", "Origin", "EXTERNAL",
+                         "Description", desc, "Tags", "TagKey", KP_AWS_TAG_NAME, "TagValue",
+                         sp->name, "TagKey", KP_AWS_TAG_VERSION, "TagValue", version, "TagKey",
+                         KP_AWS_TAG_FPR, "TagValue", sp->fingerprint != NULL ? sp->fingerprint : "",
+                         "TagKey", KP_AWS_TAG_ALIAS, "TagValue", alias),
            *out = NULL;
     if (j == NULL)
         return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");

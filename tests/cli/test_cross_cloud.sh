@@ -11,6 +11,7 @@
 #   Vault;
 # - KMS us-west-2 is lost (its state wiped): verify says so, `restore` rebuilds it from the
 #   escrow, and old envelopes unwrap there again;
+# - a key an interrupted import left is invisible and `check` names it;
 # - no request was refused for its signature.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/softhsm.sh"
@@ -105,7 +106,8 @@ assert m["Origin"] == "EXTERNAL" and m["KeyState"] == "Enabled", m
 assert m["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE", m
 tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=m["KeyId"])["Tags"]}
 assert tags == {"keyplane-name": "tde", "keyplane-version": "1",
-                "keyplane-fingerprint": hashlib.sha256(want).hexdigest()}, tags
+                "keyplane-fingerprint": hashlib.sha256(want).hexdigest(),
+                "keyplane-alias": "alias/keyplane/tde/v1"}, tags
 # one key per version, nothing else claimed
 aliases = [a["AliasName"] for a in kms.list_aliases()["Aliases"]
            if a["AliasName"].startswith("alias/keyplane/")]
@@ -186,4 +188,20 @@ kms = boto3.client("kms", endpoint_url=sys.argv[1], region_name="us-west-2", ver
 assert kms.get_public_key(KeyId="alias/keyplane/tde/v1")["PublicKey"] == open(sys.argv[3], "rb").read()
 EOF
     fail "the restored region does not hold the HSM's key"
+# a key an interrupted import left (made and tagged, its alias never created) claims nothing:
+# readers do not see it, and check names it for a person to remove
+orphan=$(aws_cli --endpoint-url "$AWS_EAST_URL" --region us-east-1 kms create-key \
+    --key-spec RSA_2048 --key-usage ENCRYPT_DECRYPT --origin EXTERNAL \
+    --tags TagKey=keyplane-alias,TagValue=alias/keyplane/tde/v2 TagKey=keyplane-name,TagValue=tde \
+    --query KeyMetadata.Arn --output text) || fail "create-key"
+expect_rc 0 $P key list --instance kms-east --json
+"$PY" -c '
+import json, sys
+k = json.load(open(sys.argv[1]))["keys"]
+assert [(x["name"], x["version"]) for x in k] == [("tde", 1)], k
+' "$T/out"
+expect_rc 0 $P check kms-east
+expect_in "$T/out" "keys keyplane made that claim no version: $orphan"
+expect_rc 0 $P check kms-west
+if grep -q "claim no version" "$T/out"; then fail "kms-west has no abandoned key"; fi
 aws_no_bad_signatures
