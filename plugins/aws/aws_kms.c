@@ -86,10 +86,9 @@ kp_status kp_aws_kms_plain(kp_aws_inst *a, json_t *out, const char *field, kp_se
     kp_status st = text == NULL ? kp_aws_err(a, KP_ERR_BACKEND, "kms: the answer has no %s", field)
                    : s == NULL  ? kp_aws_err(a, KP_ERR_NOMEM, "out of memory")
                                 : KP_OK;
-    if (st == KP_OK && kpk_b64_decode(text, tl, a->up->secret_data(s), &n) != KP_OK)
-        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: %s is not base64", field);
-    if (st == KP_OK && n == 0)
-        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: %s is empty", field);
+    kp_status dec = st == KP_OK ? kpk_b64_decode(text, tl, a->up->secret_data(s), &n) : st;
+    if (st == KP_OK && (dec != KP_OK || n == 0))
+        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: %s is not base64 of a key", field);
     if (st == KP_OK)
         st = a->up->secret_shrink(s, n);
     if (text != NULL)

@@ -166,10 +166,12 @@ static kp_status s_params(kp_aws_inst *a, const char *arn, uint8_t **spki, size_
     json_decref(j);
     const char *pk = json_string_value(json_object_get(out, "PublicKey"));
     const char *tk = json_string_value(json_object_get(out, "ImportToken"));
-    if (st == KP_OK && (pk == NULL || tk == NULL ||
-                        kpk_b64_decode_alloc(pk, strlen(pk), spki, spki_len) != KP_OK ||
-                        kpk_b64_decode_alloc(tk, strlen(tk), token, token_len) != KP_OK ||
-                        *spki_len == 0 || *token_len == 0))
+    kp_status dec = st == KP_OK && pk != NULL && tk != NULL ? KP_OK : KP_ERR_BACKEND;
+    if (dec == KP_OK)
+        dec = kpk_b64_decode_alloc(pk, strlen(pk), spki, spki_len);
+    if (dec == KP_OK)
+        dec = kpk_b64_decode_alloc(tk, strlen(tk), token, token_len);
+    if (st == KP_OK && (dec != KP_OK || *spki_len == 0 || *token_len == 0))
         st = kp_aws_err(a, KP_ERR_BACKEND,
                         "kms: GetParametersForImport answered no wrapping key or token");
     if (st == KP_OK)

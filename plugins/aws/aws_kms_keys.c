@@ -141,28 +141,51 @@ static size_t s_cached(kp_aws_inst *a, const char *arn)
     return 0;
 }
 
+/* GetPublicKey of ref (an ARN or an alias): the key is cached under the ARN KMS names, and
+ * k (when not NULL) receives what the answer tells of the key (enabled: KMS answers only for an
+ * enabled key). code receives the error code of a failure. */
+static kp_status s_get_public(kp_aws_inst *a, const char *ref, kp_aws_kms_key *k, char *code,
+                              size_t codelen)
+{
+    json_t *j = json_pack("{s:s}", "KeyId", ref), *out = NULL;
+    if (j == NULL)
+        return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+    kp_status st = kp_aws_kms_call(a, "GetPublicKey", j, false, &out, code, codelen);
+    json_decref(j);
+    const char *b64 = json_string_value(json_object_get(out, "PublicKey"));
+    const char *arn = json_string_value(json_object_get(out, "KeyId"));
+    uint8_t der[KP_AWS_SPKI_MAX];
+    size_t n = 0, slot = a->spki_next;
+    if (st == KP_OK && (b64 == NULL || arn == NULL || strncmp(arn, "arn:", 4) != 0 ||
+                        strlen(arn) >= sizeof(a->spki[slot].arn) ||
+                        kpk_b64_decoded_max(strlen(b64)) > sizeof(der) ||
+                        kpk_b64_decode(b64, strlen(b64), der, &n) != KP_OK || n == 0))
+        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: GetPublicKey of %s answered no usable key", ref);
+    if (st == KP_OK && s_cached(a, arn) == 0) {
+        snprintf(a->spki[slot].arn, sizeof(a->spki[slot].arn), "%s", arn);
+        memcpy(a->spki[slot].der, der, n);
+        a->spki[slot].len = n;
+        a->spki_next = (slot + 1) % KP_AWS_SPKI_CACHE;
+    }
+    if (st == KP_OK && k != NULL) {
+        memset(k, 0, sizeof(*k));
+        snprintf(k->arn, sizeof(k->arn), "%s", arn);
+        snprintf(k->state, sizeof(k->state), "Enabled");
+        s_copy(k->spec, sizeof(k->spec), out, "KeySpec");
+        s_copy(k->usage, sizeof(k->usage), out, "KeyUsage");
+    }
+    json_decref(out);
+    return st;
+}
+
 kp_status kp_aws_kms_public(kp_aws_inst *a, const char *arn, const uint8_t **spki, size_t *len)
 {
     size_t hit = s_cached(a, arn);
     if (hit == 0) {
-        json_t *j = json_pack("{s:s}", "KeyId", arn), *out = NULL;
-        if (j == NULL)
-            return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
-        kp_status st = kp_aws_kms_call(a, "GetPublicKey", j, false, &out, NULL, 0);
-        json_decref(j);
-        const char *b64 = json_string_value(json_object_get(out, "PublicKey"));
-        size_t slot = a->spki_next, n = 0;
-        if (st == KP_OK && (b64 == NULL || kpk_b64_decoded_max(strlen(b64)) > KP_AWS_SPKI_MAX ||
-                            kpk_b64_decode(b64, strlen(b64), a->spki[slot].der, &n) != KP_OK ||
-                            n == 0 || strlen(arn) >= sizeof(a->spki[slot].arn)))
-            st = kp_aws_err(a, KP_ERR_BACKEND, "kms: GetPublicKey of %s answered no usable key",
-                            arn);
-        json_decref(out);
-        KP_GUARD(st);
-        snprintf(a->spki[slot].arn, sizeof(a->spki[slot].arn), "%s", arn);
-        a->spki[slot].len = n;
-        a->spki_next = (slot + 1) % KP_AWS_SPKI_CACHE;
-        hit = slot + 1;
+        KP_GUARD(s_get_public(a, arn, NULL, NULL, 0));
+        hit = s_cached(a, arn);
+        if (hit == 0)
+            return kp_aws_err(a, KP_ERR_BACKEND, "kms: GetPublicKey of %s named another key", arn);
     }
     *spki = a->spki[hit - 1].der;
     *len = a->spki[hit - 1].len;
@@ -219,7 +242,12 @@ kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, ui
     char alias[300];
     if (version != 0) {
         KP_GUARD(kp_aws_kms_alias(a, name, version, alias, sizeof(alias)));
-        kp_status st = kp_aws_kms_describe(a, alias, k);
+        /* An enabled key is known from GetPublicKey alone, which the DEK path is allowed: the
+         * key's other states (disabled, pending its import or its deletion) need DescribeKey. */
+        char code[128] = "";
+        kp_status st = s_get_public(a, alias, k, code, sizeof(code));
+        if (strcmp(code, "DisabledException") == 0 || strcmp(code, "KMSInvalidStateException") == 0)
+            st = kp_aws_kms_describe(a, alias, k);
         if (st == KP_OK && !s_visible(k))
             st = KP_ERR_NOT_FOUND;
         if (st == KP_ERR_NOT_FOUND)

@@ -6,7 +6,8 @@
 #   and it is the HSM's; the KMS keys are imported (Origin EXTERNAL), never expire and carry
 #   keyplane's tags;
 # - a DEK wrapped by vault 1 unwraps in KMS us-west-2 and one wrapped by KMS us-west-2 in vault 1;
-#   `aws kms decrypt` of the bytes keyplane wrapped gives the DEK;
+#   `aws kms decrypt` of the bytes keyplane wrapped gives the DEK; an unwrap in KMS needs
+#   kms:GetPublicKey and kms:Decrypt only;
 # - with both vaults stopped, unwrap fails over to KMS; with the whole AWS side stopped, to Key
 #   Vault;
 # - KMS us-west-2 is lost (its state wiped): verify says so, `restore` rebuilds it from the
@@ -143,6 +144,23 @@ if aws_cli --endpoint-url "$AWS_WEST_URL" --region us-west-2 kms decrypt \
     --ciphertext-blob "fileb://$T/env.kv.bin" >/dev/null 2>&1; then
     fail "KMS decrypted RSA-OAEP bytes as RSA-OAEP-256"
 fi
+
+# least privilege: with every other KMS operation refused, an unwrap still works there (it
+# needs kms:GetPublicKey and kms:Decrypt only), and a refused Decrypt is reported as such
+deny() { # OPERATION...: refuse these KMS operations in us-west-2
+    ops=$(for o in "$@"; do printf '"kms:%s",' "$o"; done)
+    $ACTL faults --dir "$AWSD" --name west "{\"forbidden_ops\": [${ops%,}]}" >/dev/null ||
+        fail "faults"
+}
+deny DescribeKey ListAliases ListKeys ListResourceTags Encrypt GenerateDataKey ReEncrypt \
+    CreateKey CreateAlias TagResource GetParametersForImport ImportKeyMaterial
+expect_rc 0 $P unwrap --in "$T/env.kv" --replica kms-west --out "$T/dek.least"
+cmp "$T/dek" "$T/dek.least" || fail "the least-privilege unwrap gave another DEK"
+deny Decrypt
+expect_rc 4 $P unwrap --in "$T/env.kv" --replica kms-west --out "$T/x"
+expect_in "$T/err" "AccessDenied"
+[ ! -e "$T/x" ] || fail "a refused unwrap left an output file"
+$ACTL faults --dir "$AWSD" --name west '{}' >/dev/null
 
 # ---- both vaults stopped: unwrap fails over to KMS -----------------------------------------
 $VCTL stop --dir "$V" --name vault1 >/dev/null

@@ -43,6 +43,9 @@ def _digest(b):
     return hashlib.sha256(b).hexdigest()
 
 
+WRAPPING_RING = 4
+
+
 class ImportOps:
     def __init__(self, kms, state_dir):
         self.kms = kms
@@ -50,6 +53,12 @@ class ImportOps:
         self.dir = RecordDir(os.path.join(state_dir, "kms", "imports"))
         now = time.time()
         self.tokens = {}
+        # A ring of WRAPPING_RING wrapping keys per KeySpec, made as first needed and then
+        # handed out in turn: an RSA-4096 key costs the emulator about a second to make, and
+        # every import asks for parameters. Two answers in a row never share a wrapping key,
+        # and each token is bound to its own key, algorithm and wrapping key.
+        self.wrapping_keys = {}
+        self.wrapping_next = {}
         for t in self.dir.load():
             if t["valid_to"] > now:
                 self.tokens[t["id"]] = t
@@ -83,7 +92,13 @@ class ImportOps:
             raise kms_error("ValidationException", "Wrapping algorithm %s cannot be used to import"
                             " key material of KeySpec %s; use RSA_AES_KEY_WRAP_SHA_1 or"
                             " RSA_AES_KEY_WRAP_SHA_256." % (alg, k["KeySpec"]))
-        wrapping = kc.new_rsa(wspec)
+        with self.kms.lock:
+            ring = self.wrapping_keys.setdefault(wspec, [])
+            i = self.wrapping_next.get(wspec, 0)
+            if i == len(ring):
+                ring.append(kc.new_rsa(wspec))
+            wrapping = ring[i]
+            self.wrapping_next[wspec] = (i + 1) % WRAPPING_RING
         token = b"KPIT\x01" + os.urandom(123)
         tid = _digest(token)
         rec = {"id": tid, "KeyId": k["KeyId"], "alg": alg, "wrapping": kc.pkcs8(wrapping).hex(),
