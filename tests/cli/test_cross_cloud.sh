@@ -12,6 +12,7 @@
 #   Vault;
 # - KMS us-west-2 is lost (its state wiped): verify says so, `restore` rebuilds it from the
 #   escrow, and old envelopes unwrap there again;
+# - a protector born in a file store reaches KMS by the negotiated (wrapped) import;
 # - a key an interrupted import left is invisible and `check` names it;
 # - no request was refused for its signature.
 . "$(dirname "$0")/lib.sh"
@@ -206,6 +207,37 @@ kms = boto3.client("kms", endpoint_url=sys.argv[1], region_name="us-west-2", ver
 assert kms.get_public_key(KeyId="alias/keyplane/tde/v1")["PublicKey"] == open(sys.argv[3], "rb").read()
 EOF
     fail "the restored region does not hold the HSM's key"
+# a protector born in a store that exports wrapped keys (the file store) reaches KMS by the
+# negotiated import: KMS offers its wrapping key and token, the source wraps under it, and the
+# private key is never exported in plaintext (the audit log shows which path was taken)
+cat >>"$T/policy.yaml" <<EOF
+  born-in-file:
+    protector: {type: rsa, bits: 3072, origin: files, exportable: true}
+    replicas: [kms-east]
+    algorithm: RSA-OAEP-256
+EOF
+expect_rc 0 $P --audit "$T/audit.jsonl" apply born-in-file
+expect_rc 0 $P verify born-in-file
+"$PY" - "$T/audit.jsonl" <<'EOF' || fail "the copy into KMS did not take the negotiated import"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+ops = [(e["op"], e.get("instance"), e["outcome"]) for e in ev if e.get("name") == "born-in-file"]
+assert ("key.import_offer", "kms-east", "ok") in ops, ops
+assert ("key.export_wrapped", "files", "ok") in ops, ops
+assert ("key.import_wrapped", "kms-east", "ok") in ops, ops
+assert not any(o == "key.export" for o, i, r in ops), ops          # no plaintext export
+EOF
+/usr/bin/python3 - "$AWS_EAST_URL" "$AWS_CA" <<'EOF' || fail "KMS does not hold born-in-file as an RSA_3072 key"
+import sys, boto3
+kms = boto3.client("kms", endpoint_url=sys.argv[1], region_name="us-east-1", verify=sys.argv[2])
+pub = kms.get_public_key(KeyId="alias/keyplane/born-in-file/v1")
+assert pub["KeySpec"] == "RSA_3072", pub
+EOF
+head -c 32 /dev/urandom >"$T/dek3"
+expect_rc 0 $P wrap --chain born-in-file --dek "file:$T/dek3" --replica files --out "$T/env3"
+expect_rc 0 $P unwrap --in "$T/env3" --replica kms-east --out "$T/dek3.kms"
+cmp "$T/dek3" "$T/dek3.kms" || fail "KMS unwrapped another DEK (RSA-OAEP-256)"
+
 # a key an interrupted import left (made and tagged, its alias never created) claims nothing:
 # readers do not see it, and check names it for a person to remove
 orphan=$(aws_cli --endpoint-url "$AWS_EAST_URL" --region us-east-1 kms create-key \
@@ -216,7 +248,7 @@ expect_rc 0 $P key list --instance kms-east --json
 "$PY" -c '
 import json, sys
 k = json.load(open(sys.argv[1]))["keys"]
-assert [(x["name"], x["version"]) for x in k] == [("tde", 1)], k
+assert [(x["name"], x["version"]) for x in k] == [("born-in-file", 1), ("tde", 1)], k
 ' "$T/out"
 expect_rc 0 $P check kms-east
 expect_in "$T/out" "keys keyplane made that claim no version: $orphan"
