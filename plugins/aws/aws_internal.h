@@ -398,6 +398,10 @@ kp_status kp_aws_kms_public(kp_aws_inst *a, const char *arn, const uint8_t **spk
  *  *resolved. KP_ERR_NOT_FOUND when there is none (a key pending its import included). */
 kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, uint32_t *resolved,
                           kp_aws_kms_key *k);
+/** The public key of the enabled version name/version (0: the latest) into spki (takes and
+ *  releases the instance's lock); KP_ERR_DENIED when the version is not enabled. */
+kp_status kp_aws_kms_spki(kp_aws_inst *a, const char *name, uint32_t version,
+                          uint8_t spki[KP_AWS_SPKI_MAX], size_t *len);
 /** The aliases of name (every keyplane key when NULL) as versions, their targets as ids. */
 kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l);
 /** info of name/version held by k (its fingerprint from the key itself when enabled). */

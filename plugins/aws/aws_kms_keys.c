@@ -349,27 +349,33 @@ kp_status kp_aws_kms_ks_get(void *inst, const char *name, uint32_t version, kp_k
     return st;
 }
 
-kp_status kp_aws_kms_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
-                                   size_t *len)
+kp_status kp_aws_kms_spki(kp_aws_inst *a, const char *name, uint32_t version,
+                          uint8_t spki[KP_AWS_SPKI_MAX], size_t *len)
 {
-    kp_aws_inst *a = inst;
-    KP_ENSURE(a != NULL && name != NULL && len != NULL, KP_ERR_INVALID_ARG);
     kp_aws_kms_key k;
     uint32_t v = 0;
     const uint8_t *der = NULL;
-    size_t n = 0;
-    uint8_t copy[KP_AWS_SPKI_MAX];
     kp_aws_begin(a, true);
     kp_status st = kp_aws_kms_find(a, name, version, &v, &k);
     if (st == KP_OK && strcmp(k.state, "Enabled") != 0)
         st =
             kp_aws_err(a, KP_ERR_DENIED, "kms (%s): key %s v%u is %s", a->region, name, v, k.state);
     if (st == KP_OK)
-        st = kp_aws_kms_public(a, k.arn, &der, &n);
+        st = kp_aws_kms_public(a, k.arn, &der, len);
     if (st == KP_OK)
-        memcpy(copy, der, n);
+        memcpy(spki, der, *len);
     kp_aws_end(a);
-    KP_GUARD(st);
+    return st;
+}
+
+kp_status kp_aws_kms_ks_get_public(void *inst, const char *name, uint32_t version, uint8_t *spki,
+                                   size_t *len)
+{
+    kp_aws_inst *a = inst;
+    KP_ENSURE(a != NULL && name != NULL && len != NULL, KP_ERR_INVALID_ARG);
+    uint8_t copy[KP_AWS_SPKI_MAX];
+    size_t n = 0;
+    KP_GUARD(kp_aws_kms_spki(a, name, version, copy, &n));
     uint8_t *dup = malloc(n);
     if (dup == NULL)
         return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");

@@ -32,22 +32,9 @@ kp_status kp_aws_kms_ks_wrap(void *inst, const char *name, uint32_t version, uin
         return kp_aws_err(a, KP_ERR_UNSUPPORTED,
                           "kms: wrap algorithm %u; KMS keys wrap with RSA-OAEP (SHA-1 or SHA-256)",
                           alg);
-    kp_aws_kms_key k;
-    uint32_t v = 0;
-    const uint8_t *spki = NULL;
-    size_t n = 0;
     uint8_t copy[KP_AWS_SPKI_MAX];
-    kp_aws_begin(a, true);
-    kp_status st = kp_aws_kms_find(a, name, version, &v, &k);
-    if (st == KP_OK && strcmp(k.state, "Enabled") != 0)
-        st =
-            kp_aws_err(a, KP_ERR_DENIED, "kms (%s): key %s v%u is %s", a->region, name, v, k.state);
-    if (st == KP_OK)
-        st = kp_aws_kms_public(a, k.arn, &spki, &n);
-    if (st == KP_OK)
-        memcpy(copy, spki, n);
-    kp_aws_end(a);
-    KP_GUARD(st);
+    size_t n = 0;
+    KP_GUARD(kp_aws_kms_spki(a, name, version, copy, &n));
     return kpk_oaep_wrap(a->up, a->h, alg, copy, n, dek, out, outlen);
 }
 
