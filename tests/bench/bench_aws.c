@@ -1,7 +1,8 @@
 /*
  * tests/bench/aws: latency of one secret read through keyplane (kp_store_get of a given version
- * on an open `aws` instance) against the same requests sent with raw libcurl, in the same run,
- * against the same emulated region, for both instance kinds:
+ * on an open `aws` instance) and of one DEK unwrap (kp_key_unwrap on a `kms` instance) against
+ * the same requests sent with raw libcurl, in the same run, against the same emulated region,
+ * for each instance kind:
  *
  *   s3  one GET of the object <prefix>NAME/vN (4 KiB, SSE-KMS), path-style addressing;
  *   sm  Secrets Manager: DescribeSecret then GetSecretValue of the secret <prefix>NAME/vN.
@@ -10,6 +11,11 @@
  *       The raw side sends both and checks the token too; it is "GetSecretValue
  *       through keyplane" with the one request in front of it that the check needs. The instance
  *       has no `replicas` (a read would also prove every replica).
+ *   kms one KMS Decrypt of a 32-byte DEK wrapped with RSA-OAEP-SHA256 (wrapped here with OpenSSL
+ *       under the public half of an RSA-2048 key made here and imported into the instance with
+ *       kp_key_import, its fingerprint checked by the plugin), KeyId the version's alias
+ *       alias/<prefix>NAME/vN, EncryptionAlgorithm RSAES_OAEP_SHA_256: the DEK path
+ *       (kp_key_unwrap of a given version costs one request, no lookup).
  *
  * Both sides do the same work per read:
  *   - the same requests, each signed with the kit's SigV4 (kpk_sigv4_sign: the signature covers
@@ -19,12 +25,14 @@
  *     verification;
  *   - the answer parsed the same way: S3's body bytes compared with the value; Secrets Manager's
  *     JSON parsed with jansson, SecretBinary base64-decoded with the kit's decoder and compared,
- *     the version id checked against the Description's token.
+ *     the version id checked against the Description's token; KMS's JSON parsed with jansson,
+ *     Plaintext base64-decoded with the kit's decoder and compared with the DEK.
  * The raw side sets every curl option once but the signed headers (a curl_slist per request),
  * and its request bodies are fixed strings: it is the floor for a client of these services.
  * keyplane adds the core's dispatch and audit path, the plugin (credential check, names, the
  * JSON request built per call, the object's headers kept and read for its metadata and SSE-KMS
- * key, the Description parsed, values held as wiped secrets) and the kit's per-request setup.
+ * key, the Description parsed, values and DEKs held as wiped secrets) and the kit's per-request
+ * setup.
  *
  * After the warm-up, each side's requests per read are counted by the emulator itself (its
  * /_emulator/stats counters, per service) over a few reads, so the figures say what each side
@@ -32,11 +40,12 @@
  * rounds, so drift in the machine or the emulator hits both alike. Prints p50, p90 and mean per
  * side and keyplane's p50 overhead; it is a measurement, not a test, so it never fails on speed.
  *
- * Usage: bench_aws PLUGIN_DIR POLICY S3_INSTANCE SM_INSTANCE CA_BUNDLE ENDPOINT REGION BUCKET
- *                  [OPS=300] [ROUNDS=5]
- * Both instances use ENDPOINT in REGION, the default prefix and the credentials in
+ * Usage: bench_aws PLUGIN_DIR POLICY S3_INSTANCE SM_INSTANCE KMS_INSTANCE CA_BUNDLE ENDPOINT
+ *                  REGION BUCKET [OPS=300] [ROUNDS=5]
+ * The instances use ENDPOINT in REGION, the default prefix and the credentials in
  * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, which the raw side signs with too. The secret
- * "bench" is put once in each (a new version per run).
+ * "bench" is put once in the s3 and sm instances and the key "bench" imported once in the kms
+ * one (a new version per run).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +54,11 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <keyplane/keyplane.h>
 #include <keyplane/kit/codec.h>
@@ -59,6 +72,8 @@
 #define S_USER_AGENT "keyplane-kit/1"
 #define S_VALUE_LEN 4096
 #define S_COUNTED 10 /* reads per side whose requests the emulator counts */
+#define S_DEK_LEN 32
+#define S_KINDS 3
 
 /* ---- statistics ------------------------------------------------------------------------- */
 
@@ -73,7 +88,7 @@ typedef struct s_raw {
     const char *body; /* sm: {"SecretId":"..."}, the same for both operations */
     size_t body_len;
     const char *full;    /* sm: the secret's name, for the token */
-    const uint8_t *want; /* the value */
+    const uint8_t *want; /* the value (kms: the DEK) */
     long connects;       /* connections opened by the timed reads */
     double t_describe;   /* sm: the last read's DescribeSecret, ms */
 } s_raw;
@@ -141,6 +156,17 @@ static int s_raw_s3(s_raw *r)
            memcmp(r->rx.p, r->want, S_VALUE_LEN) != 0;
 }
 
+/* 0 when the base64 string field of j decodes (with the kit's decoder) to the len bytes want. */
+static int s_b64_field_is(json_t *j, const char *field, const uint8_t *want, size_t len)
+{
+    json_t *v = json_object_get(j, field);
+    uint8_t out[S_VALUE_LEN + 16];
+    size_t outlen = 0;
+    return !json_is_string(v) || kpk_b64_decoded_max(json_string_length(v)) > sizeof(out) ||
+           kpk_b64_decode(json_string_value(v), json_string_length(v), out, &outlen) != KP_OK ||
+           outlen != len || memcmp(out, want, len) != 0;
+}
+
 /* Secrets Manager: DescribeSecret (its Description), then GetSecretValue: HTTP 200 each, the
  * SecretBinary decoded is the value, and the version id is the token the Description names. */
 static int s_raw_sm(s_raw *r)
@@ -165,17 +191,27 @@ static int s_raw_sm(s_raw *r)
     double t1 = kpk_clock_ms();
     int bad = s_raw_send(r, value, &status) != 0 || status != 200;
     json_t *j = bad ? NULL : json_loadb(r->rx.p, r->rx.len, 0, NULL);
-    json_t *bin = json_object_get(j, "SecretBinary");
     const char *vid = json_string_value(json_object_get(j, "VersionId"));
-    uint8_t out[S_VALUE_LEN + 16];
-    size_t outlen = 0;
-    bad = bad || !json_is_string(bin) || vid == NULL ||
-          kpk_b64_decoded_max(json_string_length(bin)) > sizeof(out) ||
-          kpk_b64_decode(json_string_value(bin), json_string_length(bin), out, &outlen) != KP_OK ||
-          outlen != S_VALUE_LEN || memcmp(out, r->want, S_VALUE_LEN) != 0 || strcmp(vid, text) != 0;
+    bad = bad || vid == NULL || s_b64_field_is(j, "SecretBinary", r->want, S_VALUE_LEN) != 0 ||
+          strcmp(vid, text) != 0;
     json_decref(j);
     free(text);
     r->t_describe = t1 - t0;
+    return bad;
+}
+
+/* KMS: Decrypt of the wrapped DEK by the version's alias, HTTP 200, the Plaintext decoded is
+ * the DEK. */
+static int s_raw_kms(s_raw *r)
+{
+    static const char *const decrypt[] = {"Content-Type: application/x-amz-json-1.1",
+                                          "X-Amz-Target: TrentService.Decrypt", NULL};
+    long status = 0;
+    if (s_raw_send(r, decrypt, &status) != 0 || status != 200)
+        return 1;
+    json_t *j = json_loadb(r->rx.p, r->rx.len, 0, NULL);
+    int bad = s_b64_field_is(j, "Plaintext", r->want, S_DEK_LEN);
+    json_decref(j);
     return bad;
 }
 
@@ -235,6 +271,72 @@ static int s_kp_get(void *arg)
     return bad;
 }
 
+typedef struct s_kp_key {
+    kp_instance *inst;
+    uint32_t version;
+    const uint8_t *ct, *dek;
+    size_t ctlen;
+} s_kp_key;
+
+/* kp_key_unwrap of the wrapped DEK under the version (RSA-OAEP-SHA256), compared with memcmp. */
+static int s_kp_unwrap(void *arg)
+{
+    s_kp_key *k = arg;
+    kp_secret *back = NULL;
+    int bad = kp_key_unwrap(k->inst, S_NAME, k->version, KP_WRAP_RSA_OAEP_SHA256, k->ct, k->ctlen,
+                            &back) != KP_OK ||
+              kp_secret_len(back) != S_DEK_LEN ||
+              memcmp(kp_secret_cdata(back), k->dek, S_DEK_LEN) != 0;
+    kp_secret_free(back);
+    return bad;
+}
+
+/* The kms instance's key: a fresh RSA-2048 key imported as S_NAME (PKCS#8, with its fingerprint,
+ * which the plugin checks before the key is visible) into *version, and a fresh DEK wrapped
+ * with OpenSSL under its public half, RSA-OAEP with SHA-256 and MGF1-SHA-256, into ct (*ctlen).
+ * KP_OK, or the status with the reason in the context's error or on stderr. */
+static kp_status s_kms_setup(kp_instance *kms, uint8_t dek[S_DEK_LEN], uint8_t *ct, size_t *ctlen,
+                             uint32_t *version)
+{
+    EVP_PKEY *pkey = EVP_RSA_gen(2048);
+    PKCS8_PRIV_KEY_INFO *p8 = pkey != NULL ? EVP_PKEY2PKCS8(pkey) : NULL;
+    EVP_PKEY_CTX *pc = pkey != NULL ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+    unsigned char *der = NULL, *spki = NULL;
+    int len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : 0;
+    int slen = pkey != NULL ? i2d_PUBKEY(pkey, &spki) : 0;
+    char fpr[KPK_FPR_HEX];
+    kp_secret *priv = len > 0 ? kp_secret_new_copy(der, (size_t)len) : NULL;
+    kp_status st = priv != NULL && slen > 0 && RAND_bytes(dek, S_DEK_LEN) == 1 && pc != NULL &&
+                           EVP_PKEY_encrypt_init(pc) == 1 &&
+                           EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) == 1 &&
+                           EVP_PKEY_CTX_set_rsa_oaep_md(pc, EVP_sha256()) == 1 &&
+                           EVP_PKEY_CTX_set_rsa_mgf1_md(pc, EVP_sha256()) == 1 &&
+                           EVP_PKEY_encrypt(pc, ct, ctlen, dek, S_DEK_LEN) == 1
+                       ? KP_OK
+                       : KP_ERR_CRYPTO;
+    if (st != KP_OK)
+        fprintf(stderr, "bench_aws: cannot make the RSA-2048 key or wrap the DEK with OpenSSL\n");
+    if (st == KP_OK)
+        st = kp_fingerprint_spki(spki, (size_t)slen, fpr);
+    kp_key_spec spec = {.struct_size = sizeof(spec),
+                        .name = S_NAME,
+                        .type = KP_KEY_RSA,
+                        .bits = 2048,
+                        .fingerprint = fpr};
+    kp_key_info info = {.struct_size = sizeof(info)};
+    if (st == KP_OK)
+        st = kp_key_import(kms, &spec, priv, &info);
+    *version = info.version;
+    kp_secret_free(priv);
+    if (der != NULL)
+        OPENSSL_clear_free(der, (size_t)len);
+    OPENSSL_free(spki);
+    EVP_PKEY_CTX_free(pc);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    EVP_PKEY_free(pkey);
+    return st;
+}
+
 /* ---- the run ---------------------------------------------------------------------------- */
 
 typedef int (*s_op_fn)(void *arg);
@@ -266,9 +368,15 @@ static int s_raw_sm_fn(void *arg)
     return s_raw_sm(arg);
 }
 
+static int s_raw_kms_fn(void *arg)
+{
+    return s_raw_kms(arg);
+}
+
 /* One measure: both sides' samples and CPU time. */
 typedef struct s_measure {
-    const char *name, *what;
+    const char *name, *what, *unit; /* unit: one operation, "read" or "unwrap" */
+    int reqs;                       /* the requests one operation needs */
     s_op_fn raw_op, kp_op;
     void *raw_arg, *kp_arg;
     double *t_raw, *t_kp, *split; /* split: raw sm's DescribeSecret share, else NULL */
@@ -326,8 +434,8 @@ static void s_report(s_measure *m, size_t total)
            "means: raw %.3f ms | keyplane %.3f ms (%.1f%%)\n",
            m->name, m->best_raw, m->best_kp, kp_bench_overhead(m->best_kp, m->best_raw), ar.mean,
            ak.mean, kp_bench_overhead(ak.mean, ar.mean));
-    printf("%s: client CPU per read (this thread, user+system): raw %.1f us | keyplane %.1f us\n",
-           m->name, m->cpu_raw * 1e3 / (double)total, m->cpu_kp * 1e3 / (double)total);
+    printf("%s: client CPU per %s (this thread, user+system): raw %.1f us | keyplane %.1f us\n",
+           m->name, m->unit, m->cpu_raw * 1e3 / (double)total, m->cpu_kp * 1e3 / (double)total);
     if (m->split != NULL) {
         kp_bench_stats sd = kp_bench_summary(m->split, total);
         printf("%s: per request: raw p50 %.3f ms (%.1f per read) | keyplane p50 %.3f ms (%.1f per "
@@ -342,23 +450,25 @@ static void s_report(s_measure *m, size_t total)
 int main(int argc, char **argv)
 {
     long ops, rounds;
-    if (argc < 9 || kp_test_arg(argc, argv, 9, 300, 1, 1000000, &ops) != 0 ||
-        kp_test_arg(argc, argv, 10, 5, 1, 1000, &rounds) != 0) {
+    if (argc < 10 || kp_test_arg(argc, argv, 10, 300, 1, 1000000, &ops) != 0 ||
+        kp_test_arg(argc, argv, 11, 5, 1, 1000, &rounds) != 0) {
         fprintf(stderr,
-                "usage: %s PLUGIN_DIR POLICY S3_INSTANCE SM_INSTANCE CA_BUNDLE ENDPOINT REGION "
-                "BUCKET [OPS=300] [ROUNDS=5]\n",
+                "usage: %s PLUGIN_DIR POLICY S3_INSTANCE SM_INSTANCE KMS_INSTANCE CA_BUNDLE "
+                "ENDPOINT REGION BUCKET [OPS=300] [ROUNDS=5]\n",
                 argv[0]);
         return 2;
     }
     const char *plugin_dir = argv[1], *policy = argv[2], *s3_name = argv[3], *sm_name = argv[4];
-    const char *ca = argv[5], *endpoint = argv[6], *region = argv[7], *bucket = argv[8];
+    const char *kms_name = argv[5], *ca = argv[6], *endpoint = argv[7], *region = argv[8];
+    const char *bucket = argv[9];
     const char *akid = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
     if (akid == NULL || secret == NULL) {
         fprintf(stderr, "bench_aws: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set\n");
         return 2;
     }
 
-    /* keyplane: both instances, one 4 KiB value (binary: SecretBinary) put in each */
+    /* keyplane: the three instances, one 4 KiB value (binary: SecretBinary) put in s3 and sm,
+     * an RSA-2048 key imported into kms and a DEK wrapped under it */
     uint8_t value[S_VALUE_LEN];
     uint32_t x = 0x9e3779b9u;
     for (size_t i = 0; i < sizeof(value); i++) {
@@ -368,17 +478,23 @@ int main(int argc, char **argv)
     kp_secret *want = kp_secret_new_copy(value, sizeof(value));
     kp_ctx *ctx = NULL;
     kp_policy *pol = NULL;
-    kp_instance *s3 = NULL, *sm = NULL;
-    uint32_t s3_version = 0, sm_version = 0;
+    kp_instance *s3 = NULL, *sm = NULL, *kms = NULL;
+    uint32_t s3_version = 0, sm_version = 0, kms_version = 0;
+    uint8_t dek[S_DEK_LEN], ct[512];
+    size_t ctlen = sizeof(ct);
     kp_status st = want != NULL
                        ? kp_test_open_instance(plugin_dir, policy, s3_name, &ctx, &pol, &s3)
                        : KP_ERR_NOMEM;
     if (st == KP_OK)
         st = kp_instance_open(ctx, pol, sm_name, &sm);
     if (st == KP_OK)
+        st = kp_instance_open(ctx, pol, kms_name, &kms);
+    if (st == KP_OK)
         st = kp_store_put(s3, S_NAME, want, NULL, 0, &s3_version);
     if (st == KP_OK)
         st = kp_store_put(sm, S_NAME, want, NULL, 0, &sm_version);
+    if (st == KP_OK)
+        st = s_kms_setup(kms, dek, ct, &ctlen, &kms_version);
     if (st != KP_OK) {
         fprintf(stderr, "bench_aws: keyplane setup: %s\n",
                 ctx != NULL ? kp_ctx_last_error(ctx) : "out of memory");
@@ -389,7 +505,8 @@ int main(int argc, char **argv)
     kpk_sigv4_creds creds = {
         .access_key_id = akid, .secret_access_key = secret, .secret_len = strlen(secret)};
     const char *host = strstr(endpoint, "://") != NULL ? strstr(endpoint, "://") + 3 : endpoint;
-    char s3_key[256], s3_path[1024], s3_url[2048], sm_full[256], sm_body[512], sm_url[1024];
+    char s3_key[256], s3_path[1024], s3_url[2048], sm_full[256], sm_body[512], json_url[1024];
+    char kms_body[1024], ct_b64[sizeof(ct) * 4 / 3 + 8];
     snprintf(s3_key, sizeof(s3_key), "%s/%s%s/v%u", bucket, S_PREFIX, S_NAME, s3_version);
     if (kpk_aws_uri_encode(s3_key, strlen(s3_key), 1, s3_path + 1, sizeof(s3_path) - 1) ==
         (size_t)-1)
@@ -398,56 +515,74 @@ int main(int argc, char **argv)
     snprintf(s3_url, sizeof(s3_url), "%s%s", endpoint, s3_path);
     snprintf(sm_full, sizeof(sm_full), "%s%s/v%u", S_PREFIX, S_NAME, sm_version);
     snprintf(sm_body, sizeof(sm_body), "{\"SecretId\":\"%s\"}", sm_full);
-    snprintf(sm_url, sizeof(sm_url), "%s/", endpoint);
-    s_raw raw_s3 = {.host = host,
-                    .region = region,
-                    .service = "s3",
-                    .method = "GET",
-                    .path = s3_path,
-                    .creds = &creds,
-                    .want = value};
-    s_raw raw_sm = {.host = host,
-                    .region = region,
-                    .service = "secretsmanager",
-                    .method = "POST",
-                    .path = "/",
-                    .creds = &creds,
-                    .body = sm_body,
-                    .body_len = strlen(sm_body),
-                    .full = sm_full,
-                    .want = value};
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        (raw_s3.c = kp_bench_curl(ca, S_USER_AGENT, &raw_s3.rx)) == NULL ||
-        (raw_sm.c = kp_bench_curl(ca, S_USER_AGENT, &raw_sm.rx)) == NULL) {
+    snprintf(json_url, sizeof(json_url), "%s/", endpoint);
+    kpk_b64_encode(ct, ctlen, ct_b64);
+    snprintf(kms_body, sizeof(kms_body),
+             "{\"KeyId\":\"alias/%s%s/v%u\",\"CiphertextBlob\":\"%s\","
+             "\"EncryptionAlgorithm\":\"RSAES_OAEP_SHA_256\"}",
+             S_PREFIX, S_NAME, kms_version, ct_b64);
+    s_raw raw[S_KINDS] = {
+        {.service = "s3", .method = "GET", .path = s3_path, .want = value},
+        {.service = "secretsmanager",
+         .method = "POST",
+         .path = "/",
+         .body = sm_body,
+         .full = sm_full,
+         .want = value},
+        {.service = "kms", .method = "POST", .path = "/", .body = kms_body, .want = dek}};
+    int bad = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK;
+    for (size_t i = 0; i < S_KINDS && !bad; i++) {
+        raw[i].host = host;
+        raw[i].region = region;
+        raw[i].creds = &creds;
+        raw[i].body_len = raw[i].body != NULL ? strlen(raw[i].body) : 0;
+        bad = (raw[i].c = kp_bench_curl(ca, S_USER_AGENT, &raw[i].rx)) == NULL;
+    }
+    if (bad) {
         fprintf(stderr, "bench_aws: raw libcurl setup failed\n");
         return 1;
     }
-    curl_easy_setopt(raw_s3.c, CURLOPT_URL, s3_url);
-    curl_easy_setopt(raw_s3.c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(raw_sm.c, CURLOPT_URL, sm_url);
-    curl_easy_setopt(raw_sm.c, CURLOPT_POSTFIELDS, sm_body);
-    curl_easy_setopt(raw_sm.c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(sm_body));
+    curl_easy_setopt(raw[0].c, CURLOPT_URL, s3_url);
+    curl_easy_setopt(raw[0].c, CURLOPT_HTTPGET, 1L);
+    for (size_t i = 1; i < S_KINDS; i++) {
+        curl_easy_setopt(raw[i].c, CURLOPT_URL, json_url);
+        curl_easy_setopt(raw[i].c, CURLOPT_POSTFIELDS, raw[i].body);
+        curl_easy_setopt(raw[i].c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)raw[i].body_len);
+    }
 
     long warm = ops < 20 ? ops : 20;
     size_t total = (size_t)(ops * rounds);
     s_kp kp_s3 = {s3, s3_version, value}, kp_sm = {sm, sm_version, value};
-    s_measure ms[2] = {
+    s_kp_key kp_kms = {kms, kms_version, ct, dek, ctlen};
+    s_measure ms[S_KINDS] = {
         {.name = "s3",
          .what = "s3 GetObject 4 KiB",
+         .unit = "read",
+         .reqs = 1,
          .raw_op = s_raw_s3_fn,
          .kp_op = s_kp_get,
-         .raw_arg = &raw_s3,
+         .raw_arg = &raw[0],
          .kp_arg = &kp_s3},
         {.name = "sm",
          .what = "secretsmanager get 4 KiB (DescribeSecret + GetSecretValue)",
+         .unit = "read",
+         .reqs = 2,
          .raw_op = s_raw_sm_fn,
          .kp_op = s_kp_get,
-         .raw_arg = &raw_sm,
+         .raw_arg = &raw[1],
          .kp_arg = &kp_sm},
+        {.name = "kms",
+         .what = "kms Decrypt RSA-2048 RSAES_OAEP_SHA_256 (32-byte DEK)",
+         .unit = "unwrap",
+         .reqs = 1,
+         .raw_op = s_raw_kms_fn,
+         .kp_op = s_kp_unwrap,
+         .raw_arg = &raw[2],
+         .kp_arg = &kp_kms},
     };
     double *tmp = calloc((size_t)ops > S_COUNTED ? (size_t)ops : S_COUNTED, sizeof(double));
-    int bad = tmp == NULL;
-    for (size_t i = 0; i < 2 && !bad; i++) {
+    bad = tmp == NULL;
+    for (size_t i = 0; i < S_KINDS && !bad; i++) {
         ms[i].t_raw = calloc(total, sizeof(double));
         ms[i].t_kp = calloc(total, sizeof(double));
         bad = ms[i].t_raw == NULL || ms[i].t_kp == NULL;
@@ -458,15 +593,18 @@ int main(int argc, char **argv)
         return 1;
 
     printf("aws bench: kp_store_get of a %d-byte secret (%s v%u in bucket %s, SSE-KMS; %s%s/v%u "
-           "in Secrets Manager, SecretBinary, no replicas) against raw libcurl, one kept-alive TLS "
-           "connection per kind and side, every request signed with the kit's SigV4\n",
-           S_VALUE_LEN, S_NAME, s3_version, bucket, S_PREFIX, S_NAME, sm_version);
-    printf("%ld reads per side per round, %ld rounds alternating which side goes first, after "
-           "%ld warm-up reads each\n",
+           "in Secrets Manager, SecretBinary, no replicas) and kp_key_unwrap of a %d-byte DEK "
+           "(KMS Decrypt by alias/%s%s/v%u, an imported RSA-2048 key, RSA-OAEP-SHA256) against "
+           "raw libcurl, one kept-alive TLS connection per kind and side, every request signed "
+           "with the kit's SigV4\n",
+           S_VALUE_LEN, S_NAME, s3_version, bucket, S_PREFIX, S_NAME, sm_version, S_DEK_LEN,
+           S_PREFIX, S_NAME, kms_version);
+    printf("%ld operations per side per kind per round, %ld rounds alternating which side goes "
+           "first, after %ld warm-up operations each\n",
            ops, rounds, warm);
 
-    /* warm-up, then the requests each side sends per read, as the emulator counts them */
-    for (size_t i = 0; i < 2 && !bad; i++) {
+    /* warm-up, then the requests each side sends per operation, as the emulator counts them */
+    for (size_t i = 0; i < S_KINDS && !bad; i++) {
         double cpu = 0;
         bad = s_block(ms[i].raw_op, ms[i].raw_arg, tmp, NULL, warm, &cpu) != 0 ||
               s_block(ms[i].kp_op, ms[i].kp_arg, tmp, NULL, warm, &cpu) != 0;
@@ -475,45 +613,45 @@ int main(int argc, char **argv)
             s_count(ca, endpoint, ms[i].raw_op, ms[i].raw_arg, &ms[i].req_raw, wr, sizeof(wr)) ==
                 0 &&
             s_count(ca, endpoint, ms[i].kp_op, ms[i].kp_arg, &ms[i].req_kp, wk, sizeof(wk)) == 0)
-            printf("%s: requests per read (the emulator's counters over %d reads): raw %s | "
-                   "keyplane %s\n",
-                   ms[i].name, S_COUNTED, wr, wk);
+            printf("%s: requests per %s (the emulator's counters over %d): raw %s | keyplane %s\n",
+                   ms[i].name, ms[i].unit, S_COUNTED, wr, wk);
         else if (!bad)
-            printf("%s: requests per read: the emulator's counters could not be read\n",
-                   ms[i].name);
+            printf("%s: requests per %s: the emulator's counters could not be read\n", ms[i].name,
+                   ms[i].unit);
         if (ms[i].req_raw <= 0)
-            ms[i].req_raw = i == 0 ? 1 : 2;
+            ms[i].req_raw = ms[i].reqs;
         if (ms[i].req_kp <= 0)
             ms[i].req_kp = ms[i].req_raw;
     }
-    raw_s3.connects = raw_sm.connects = 0;
+    for (size_t i = 0; i < S_KINDS; i++)
+        raw[i].connects = 0;
     if (!bad)
         printf("%-6s %-4s %-4s %9s %9s %9s   %-8s %9s %9s %9s %9s\n", "round", "kind", "side",
                "p50_ms", "p90_ms", "mean_ms", "side", "p50_ms", "p90_ms", "mean_ms", "p50_ovh");
     for (long r = 0; r < rounds && !bad; r++)
-        for (size_t i = 0; i < 2 && !bad; i++)
+        for (size_t i = 0; i < S_KINDS && !bad; i++)
             bad = s_round(&ms[i], r, ops, tmp) != 0;
     if (bad) {
-        fprintf(stderr, "bench_aws: a read failed: %s\n", kp_ctx_last_error(ctx));
+        fprintf(stderr, "bench_aws: an operation failed: %s\n", kp_ctx_last_error(ctx));
     } else {
-        printf("raw connections opened while timed: s3 %ld, secretsmanager %ld\n", raw_s3.connects,
-               raw_sm.connects);
-        for (size_t i = 0; i < 2; i++)
+        printf("raw connections opened while timed: s3 %ld, secretsmanager %ld, kms %ld\n",
+               raw[0].connects, raw[1].connects, raw[2].connects);
+        for (size_t i = 0; i < S_KINDS; i++)
             s_report(&ms[i], total);
     }
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < S_KINDS; i++) {
         free(ms[i].t_raw);
         free(ms[i].t_kp);
+        curl_easy_cleanup(raw[i].c);
+        free(raw[i].rx.p);
     }
     free(ms[1].split);
     free(tmp);
-    curl_easy_cleanup(raw_s3.c);
-    curl_easy_cleanup(raw_sm.c);
-    free(raw_s3.rx.p);
-    free(raw_sm.rx.p);
+    OPENSSL_cleanse(dek, sizeof(dek));
     kp_secret_free(want);
     kp_instance_close(s3);
     kp_instance_close(sm);
+    kp_instance_close(kms);
     kp_policy_free(pol);
     kp_ctx_free(ctx);
     curl_global_cleanup();

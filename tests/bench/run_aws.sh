@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs tests/bench/aws: sh tests/bench/run_aws.sh BUILD_DIR [OPS] [ROUNDS]. Starts one emulated
 # AWS region (tests/emulators/aws/awsctl.py, in a temp dir, always stopped), makes a KMS key and
-# a bucket there with Debian's aws CLI, writes a policy with two `aws` instances (service s3 and
-# service secretsmanager, no replicas) and prints the latency of one secret read through
-# keyplane against raw libcurl. Defaults: 300 reads per side per round, 5 rounds. KP_KEEP=1
-# keeps the temp dir (the region's log).
+# a bucket there with Debian's aws CLI, writes a policy with three `aws` instances (service s3,
+# service secretsmanager with no replicas, service kms) and prints the latency of one secret
+# read and of one DEK unwrap (KMS Decrypt) through keyplane against raw libcurl. Defaults: 300
+# operations per side per kind per round, 5 rounds. KP_KEEP=1 keeps the temp dir (the region's
+# log).
 #
 # The credentials are the emulator's test key, in the environment; ~/.aws is never read
 # (AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE are empty files of the temp dir) and instance
@@ -65,17 +66,23 @@ providers:
     kms_key: $key
     endpoint: $AWS_EAST_URL
     ca_bundle: $AWS_CA
+  kms-bench:
+    plugin: aws
+    service: kms
+    region: $region
+    endpoint: $AWS_EAST_URL
+    ca_bundle: $AWS_CA
 EOF2
 
 rc=0
-"$build/bin/bench_aws" "$build/lib/keyplane/plugins" "$T/policy.yaml" s3-bench sm-bench \
+"$build/bin/bench_aws" "$build/lib/keyplane/plugins" "$T/policy.yaml" s3-bench sm-bench kms-bench \
     "$AWS_CA" "$AWS_EAST_URL" "$region" "$bucket" "${2:-300}" "${3:-5}" >"$T/out" || rc=$?
 cat "$T/out"
 if [ "$rc" -ne 0 ]; then
     tail -n 20 "$T/aws/east.log" >&2 2>/dev/null || true
     fail "bench_aws failed ($rc)"
 fi
-for kind in 's3 GetObject' 'secretsmanager get'; do
+for kind in 's3 GetObject' 'secretsmanager get' 'kms Decrypt'; do
     grep -q "^aws $kind .*: raw p50 .* | keyplane p50 .* | p50 overhead" "$T/out" ||
         fail "no summary line for $kind"
 done
