@@ -65,59 +65,109 @@ static void s_sm(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status
     }
 }
 
-/* Whether the KMS key arn was made by keyplane for a version of this prefix whose alias names
- * another key (or none): what an interrupted import or a lost race left, which claims nothing. */
-static bool s_orphan(kp_aws_inst *a, const char *arn)
+/* Whether the alias list l names key id. */
+static bool s_claimed(const kp_aws_vlist *l, const char *id)
 {
-    char alias[300], want[300];
-    kp_aws_kms_key held;
-    int n = snprintf(want, sizeof(want), "alias/%s", a->prefix);
-    if (kp_aws_kms_tag(a, arn, KP_AWS_TAG_ALIAS, alias, sizeof(alias)) != KP_OK ||
-        strncmp(alias, want, (size_t)n) != 0)
-        return false;
-    kp_status st = kp_aws_kms_describe(a, alias, &held);
-    return st == KP_ERR_NOT_FOUND || (st == KP_OK && strcmp(held.arn, arn) != 0);
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].id != NULL && strcmp(l->v[i].id, id) == 0)
+            return true;
+    return false;
 }
 
-/* KMS: the region answers and lists keys (kms:ListKeys); the keystore's versions can be listed
- * (kms:ListAliases); keys keyplane made that claim no version are named, for a person to
- * remove (keyplane never schedules a deletion). The first S_SCAN keys are looked at. */
-#define S_SCAN 50
+/* One key no alias of the prefix names: reported when keyplane made it for an alias of this
+ * instance's prefix (its keyplane-alias tag; another prefix's keys are not this instance's) and
+ * that alias names another key or none. A key whose tags or state cannot be read is counted in
+ * *unread. */
+static void s_unclaimed_key(kp_aws_inst *a, kp_check_report_fn report, void *arg, const char *id,
+                            size_t *found, size_t *unread)
+{
+    a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* one lookup per key */
+    char alias[300], want[300];
+    kp_aws_kms_key k, held;
+    int n = snprintf(want, sizeof(want), "alias/%s", a->prefix);
+    kp_status st = kp_aws_kms_tag(a, id, KP_AWS_TAG_ALIAS, alias, sizeof(alias));
+    if (st == KP_OK && (n < 0 || strncmp(alias, want, (size_t)n) != 0))
+        return; /* not keyplane's, or another prefix's */
+    if (st == KP_OK)
+        st = kp_aws_kms_describe(a, id, &k);
+    kp_status at = st == KP_OK ? kp_aws_kms_describe(a, alias, &held) : st;
+    if (st != KP_OK || (at != KP_OK && at != KP_ERR_NOT_FOUND)) {
+        (*unread)++;
+        return;
+    }
+    if ((at == KP_OK && strcmp(held.arn, k.arn) == 0) || strcmp(k.state, "PendingDeletion") == 0)
+        return; /* the alias's own key (listed since), or on its way out already */
+    char detail[KP_ERROR_MAX + 1];
+    snprintf(
+        detail, sizeof(detail),
+        "%.120s (%s) was made for %.150s, which names another key or none: it claims no version, "
+        "and nothing uses it (a claim a killed run left, or one that lost to another run). "
+        "Once no keyplane run is importing that version: aws kms schedule-key-deletion "
+        "--key-id %.120s --region %s",
+        k.arn, k.state, alias, k.arn, a->region);
+    report(arg, "unclaimed key", KP_OK, detail);
+    (*found)++;
+}
+
+/* The keys keyplane made that no alias claims (aws_kms_import.c): the region's keys are listed
+ * (kms:ListKeys), and each key no alias of the prefix names is read (kms:ListResourceTags,
+ * kms:DescribeKey). Nothing is deleted: a person removes them. */
+static void s_kms_claims(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
+{
+    kp_aws_vlist l = {0};
+    kp_status st = kp_aws_kms_versions(a, NULL, &l);
+    char marker[1100] = "";
+    size_t keys = 0, found = 0, unread = 0;
+    for (int page = 0; st == KP_OK && page < 1000; page++) {
+        a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* one listing per page */
+        json_t *j = json_pack("{s:i}", "Limit", 1000), *out = NULL;
+        if (j != NULL && marker[0] != '\0')
+            json_object_set_new(j, "Marker", json_string(marker));
+        st = j != NULL ? kp_aws_kms_call(a, "ListKeys", j, false, &out, NULL, 0)
+                       : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+        json_decref(j);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(out, "Keys"), i, e)
+        {
+            const char *id = json_string_value(json_object_get(e, "KeyId"));
+            keys++;
+            if (st == KP_OK && id != NULL && !s_claimed(&l, id))
+                s_unclaimed_key(a, report, arg, id, &found, &unread);
+        }
+        const char *next = json_string_value(json_object_get(out, "NextMarker"));
+        bool more = st == KP_OK && json_is_true(json_object_get(out, "Truncated")) &&
+                    next != NULL && next[0] != '\0' && strlen(next) < sizeof(marker) &&
+                    strcmp(next, marker) != 0;
+        if (more)
+            snprintf(marker, sizeof(marker), "%s", next);
+        json_decref(out);
+        if (!more)
+            break;
+    }
+    char detail[400], more[96] = "";
+    if (unread > 0)
+        snprintf(more, sizeof(more), "; %zu whose tags or state could not be read", unread);
+    snprintf(detail, sizeof(detail),
+             "%zu versions claimed by aliases under alias/%s; of the %zu keys of %s, %zu made for "
+             "a version that no alias claims%s",
+             l.n, a->prefix, keys, a->region, found, more);
+    kp_aws_vlist_free(&l);
+    s_report(a, report, arg, "claims", st, detail, first);
+}
+
+/* KMS: the region answers and its keys can be listed (kms:ListKeys); the claims. */
 static void s_kms(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
 {
-    json_t *j = json_pack("{s:i}", "Limit", S_SCAN), *out = NULL;
+    json_t *j = json_pack("{s:i}", "Limit", 1), *out = NULL;
     kp_status st = j != NULL ? kp_aws_kms_call(a, "ListKeys", j, false, &out, NULL, 0)
                              : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
     json_decref(j);
-    char detail[KP_ERROR_MAX + 1];
-    snprintf(detail, sizeof(detail), "KMS in %s answers", a->region);
-    if (s_report(a, report, arg, "kms", st, detail, first) != KP_OK) {
-        json_decref(out);
-        return;
-    }
-    kp_aws_vlist l = {0};
-    st = kp_aws_kms_versions(a, NULL, &l);
-    snprintf(detail, sizeof(detail), "%zu key versions under alias/%s", l.n, a->prefix);
-    kp_aws_vlist_free(&l);
-    s_report(a, report, arg, "keystore", st, detail, first);
-    a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* the scan's own time */
-    size_t i, orphans = 0, n = 0;
-    json_t *e;
-    int w = snprintf(detail, sizeof(detail), "keys keyplane made that claim no version:");
-    json_array_foreach(json_object_get(out, "Keys"), i, e)
-    {
-        const char *id = json_string_value(json_object_get(e, "KeyArn"));
-        if (id == NULL || !s_orphan(a, id))
-            continue;
-        orphans++;
-        if (w > 0 && (size_t)w + strlen(id) + 16 < sizeof(detail))
-            w += snprintf(detail + w, sizeof(detail) - (size_t)w, " %s", id), n++;
-    }
-    if (orphans > n)
-        snprintf(detail + w, sizeof(detail) - (size_t)w, " and %zu more", orphans - n);
-    if (orphans > 0) /* not a fault of the keystore: the disaster is unaffected */
-        report(arg, "abandoned keys", KP_OK, detail);
     json_decref(out);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "KMS in %s answers", a->region);
+    if (s_report(a, report, arg, "kms", st, detail, first) == KP_OK)
+        s_kms_claims(a, report, arg, first);
 }
 
 kp_status kp_aws_instance_check(void *inst, kp_check_report_fn report, void *arg)

@@ -118,8 +118,9 @@ static kp_status s_claim(kp_aws_inst *a, const kp_key_spec *sp, kp_aws_kms_key *
         } else if (st != KP_OK && arn[0] != '\0') {
             char why[KP_ERROR_MAX + 1];
             snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
-            return kp_aws_err(a, st, "%s (key %s is left without an alias: it claims no version)",
-                              why, arn);
+            /* the key first: an action's line keeps 255 characters, an AWS message is longer */
+            return kp_aws_err(a, st, "key %s is left without an alias (it claims no version): %s",
+                              arn, why);
         }
         if (st == KP_OK)
             st = kp_aws_kms_describe(a, alias, k);

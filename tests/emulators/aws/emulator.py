@@ -50,7 +50,7 @@ LAST_REJECTIONS = 10
 REDACT_RE = re.compile(r"((?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
                        r"WebIdentityToken|SessionToken|Token)=)[^&\s\"]*", re.IGNORECASE)
 CONFIG_FIELDS = ("sts_min_duration", "imds_lifetime", "container_lifetime", "replication_retry",
-                 "kms_import_token_lifetime")
+                 "kms_import_token_lifetime", "kms_wrapping_ring")
 
 
 def family_guess(method, path, headers, query_has_action=False):
@@ -289,12 +289,15 @@ class Region(Service):
                 "imds_lifetime": self.imds.lifetime if self.imds else None,
                 "container_lifetime": self.container.lifetime if self.container else None,
                 "replication_retry": self.replication.retry_interval,
-                "kms_import_token_lifetime": self.kms.imports.lifetime}
+                "kms_import_token_lifetime": self.kms.imports.lifetime,
+                "kms_wrapping_ring": self.kms.imports.ring}
 
     def set_config(self, req):
         """POST /_emulator/config: sts_min_duration (1..900: AssumeRole's smallest
         DurationSeconds, for expiry tests), imds_lifetime and container_lifetime (seconds of
-        the credentials they issue next), replication_retry (seconds between retries)."""
+        the credentials they issue next), replication_retry (seconds between retries),
+        kms_import_token_lifetime (seconds an import token is valid), kms_wrapping_ring (1..4:
+        how many wrapping keys per spec GetParametersForImport hands out in turn)."""
         for k in req:
             if k not in CONFIG_FIELDS:
                 raise ValueError("unknown config field: %s" % k)
@@ -322,6 +325,8 @@ class Region(Service):
             self.replication.retry_interval = num("replication_retry", 0.05, 60, integer=False)
         if "kms_import_token_lifetime" in req:       # the next import tokens' validity (AWS: 24 h)
             self.kms.imports.lifetime = num("kms_import_token_lifetime", 1, 86400)
+        if "kms_wrapping_ring" in req:               # wrapping keys per spec, in turn
+            self.kms.imports.set_ring(num("kms_wrapping_ring", 1, 4))
         return self.config()
 
     def add_credentials(self, req):

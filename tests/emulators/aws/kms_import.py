@@ -59,11 +59,21 @@ class ImportOps:
         # and each token is bound to its own key, algorithm and wrapping key.
         self.wrapping_keys = {}
         self.wrapping_next = {}
+        self.ring = WRAPPING_RING
         for t in self.dir.load():
             if t["valid_to"] > now:
                 self.tokens[t["id"]] = t
             else:
                 self.dir.remove(t["id"])
+
+    def set_ring(self, n):
+        """kms_wrapping_ring: n wrapping keys per spec from now on (1: one key serves every
+        answer, for tests that import many keys and time them)."""
+        with self.kms.lock:
+            self.ring = n
+            for spec in self.wrapping_keys:
+                del self.wrapping_keys[spec][n:]
+                self.wrapping_next[spec] = 0
 
     def operations(self):
         return {"GetParametersForImport": (self.get_parameters, GET_PARAMETERS),
@@ -98,7 +108,7 @@ class ImportOps:
             if i == len(ring):
                 ring.append(kc.new_rsa(wspec))
             wrapping = ring[i]
-            self.wrapping_next[wspec] = (i + 1) % WRAPPING_RING
+            self.wrapping_next[wspec] = (i + 1) % self.ring
         token = b"KPIT\x01" + os.urandom(123)
         tid = _digest(token)
         rec = {"id": tid, "KeyId": k["KeyId"], "alg": alg, "wrapping": kc.pkcs8(wrapping).hex(),
