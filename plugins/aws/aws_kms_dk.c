@@ -1,15 +1,13 @@
 /*
  * Data keys in KMS (the `kms` instance kind, KP_CAP_DATAKEY): GenerateDataKey and Decrypt with an
  * encryption context (the KMS API reference). The data key comes back base64 in a JSON answer: it
- * is decoded into a kp_secret and jansson's copies are wiped in place before the answer is freed.
- * KMS binds the context to the ciphertext: another context, or another ciphertext, is
- * InvalidCiphertextException, which is KP_ERR_CRYPTO as the ABI asks.
+ * is decoded into a kp_secret and jansson's copies are wiped in place before the answer is freed
+ * (kp_aws_kms_plain). KMS binds the context to the ciphertext: another context, or another
+ * ciphertext, is InvalidCiphertextException, which is KP_ERR_CRYPTO as the ABI asks.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
 
 #include <keyplane/kit/codec.h>
 
@@ -36,29 +34,6 @@ static json_t *s_request(const char *key_id, const kp_meta *context, size_t ncon
         json_object_set_new(j, "EncryptionContext", c);
     }
     return j;
-}
-
-/* The base64 member name of out into a new secret, wiping jansson's copy. */
-static kp_status s_plain(kp_aws_inst *a, json_t *out, const char *name, kp_secret **plain)
-{
-    json_t *p = json_object_get(out, name);
-    const char *text = json_string_value(p);
-    size_t tl = text != NULL ? json_string_length(p) : 0, n = 0;
-    kp_secret *s = text != NULL ? a->up->secret_new(kpk_b64_decoded_max(tl) + 1) : NULL;
-    kp_status st = text == NULL ? kp_aws_err(a, KP_ERR_BACKEND, "kms: the answer has no %s", name)
-                   : s == NULL  ? kp_aws_err(a, KP_ERR_NOMEM, "out of memory")
-                                : KP_OK;
-    if (st == KP_OK && kpk_b64_decode(text, tl, a->up->secret_data(s), &n) != KP_OK)
-        st = kp_aws_err(a, KP_ERR_BACKEND, "kms: %s is not base64", name);
-    if (st == KP_OK)
-        st = a->up->secret_shrink(s, n);
-    if (text != NULL)
-        OPENSSL_cleanse((char *)text, tl);
-    if (st == KP_OK)
-        *plain = s;
-    else
-        a->up->secret_free(s);
-    return st;
 }
 
 static kp_status s_map(kp_aws_inst *a, kp_status st, const char *code)
@@ -107,7 +82,7 @@ kp_status kp_aws_dk_generate(void *inst, const char *key_id, size_t nbytes, cons
     if (st == KP_OK)
         memcpy(ct, tmp, n);
     if (st == KP_OK)
-        st = s_plain(a, out, "Plaintext", plain);
+        st = kp_aws_kms_plain(a, out, "Plaintext", plain);
     if (st == KP_OK && a->up->secret_len(*plain) != nbytes) {
         a->up->secret_free(*plain);
         *plain = NULL;
@@ -143,7 +118,7 @@ kp_status kp_aws_dk_decrypt(void *inst, const char *key_id, const uint8_t *ct, s
     kp_aws_end(a);
     json_decref(j);
     if (st == KP_OK)
-        st = s_plain(a, out, "Plaintext", plain);
+        st = kp_aws_kms_plain(a, out, "Plaintext", plain);
     json_decref(out);
     return st == KP_OK ? KP_OK : s_map(a, st, code);
 }
