@@ -230,6 +230,31 @@ kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l)
     return st;
 }
 
+kp_status kp_aws_kms_pin(kp_aws_inst *a, const char *alias, const char *arn, bool replace)
+{
+    size_t slot = a->pin_next;
+    bool found = false;
+    for (size_t i = 0; i < KP_AWS_PINS && !found; i++) {
+        if (a->pins[i].alias[0] != '\0' && strcmp(a->pins[i].alias, alias) == 0) {
+            slot = i;
+            found = true;
+        }
+    }
+    if (found && strcmp(a->pins[slot].arn, arn) != 0 && !replace)
+        return kp_aws_err(a, KP_ERR_INTEGRITY,
+                          "kms (%s): %s names key %s now, key %s when this instance first looked "
+                          "it up: the alias was re-pointed (UpdateAlias), so it is not used (if "
+                          "that was meant, start again)",
+                          a->region, alias, arn, a->pins[slot].arn);
+    if (strlen(alias) >= sizeof(a->pins[slot].alias) || strlen(arn) >= sizeof(a->pins[slot].arn))
+        return kp_aws_err(a, KP_ERR_BACKEND, "kms (%s): alias or key ARN too long", a->region);
+    snprintf(a->pins[slot].alias, sizeof(a->pins[slot].alias), "%s", alias);
+    snprintf(a->pins[slot].arn, sizeof(a->pins[slot].arn), "%s", arn);
+    if (!found)
+        a->pin_next = (slot + 1) % KP_AWS_PINS;
+    return KP_OK;
+}
+
 /* A key readers may see: its material is in (PendingImport is a claim, not a key). */
 static bool s_visible(const kp_aws_kms_key *k)
 {
@@ -253,6 +278,9 @@ kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, ui
         if (st == KP_ERR_NOT_FOUND)
             return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s v%u does not exist", a->region,
                               name, version);
+        /* the core checks a GET's fingerprint, then wraps: both must meet the same key */
+        if (st == KP_OK)
+            st = kp_aws_kms_pin(a, alias, k->arn, false);
         *resolved = version;
         return st;
     }
@@ -272,7 +300,8 @@ kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, ui
     KP_GUARD(st);
     if (found == KP_ERR_NOT_FOUND)
         return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s has no version", a->region, name);
-    return found;
+    KP_GUARD(kp_aws_kms_alias(a, name, *resolved, alias, sizeof(alias)));
+    return kp_aws_kms_pin(a, alias, k->arn, false);
 }
 
 /* What would make this copy fail in a disaster, though KMS holds it. */

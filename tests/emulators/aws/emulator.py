@@ -50,7 +50,7 @@ LAST_REJECTIONS = 10
 REDACT_RE = re.compile(r"((?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
                        r"WebIdentityToken|SessionToken|Token)=)[^&\s\"]*", re.IGNORECASE)
 CONFIG_FIELDS = ("sts_min_duration", "imds_lifetime", "container_lifetime", "replication_retry",
-                 "kms_import_token_lifetime")
+                 "kms_import_token_lifetime", "kms_alias_flip")
 
 
 def family_guess(method, path, headers, query_has_action=False):
@@ -289,7 +289,8 @@ class Region(Service):
                 "imds_lifetime": self.imds.lifetime if self.imds else None,
                 "container_lifetime": self.container.lifetime if self.container else None,
                 "replication_retry": self.replication.retry_interval,
-                "kms_import_token_lifetime": self.kms.imports.lifetime}
+                "kms_import_token_lifetime": self.kms.imports.lifetime,
+                "kms_alias_flip": self.kms.alias_flip}
 
     def set_config(self, req):
         """POST /_emulator/config: sts_min_duration (1..900: AssumeRole's smallest
@@ -322,6 +323,8 @@ class Region(Service):
             self.replication.retry_interval = num("replication_retry", 0.05, 60, integer=False)
         if "kms_import_token_lifetime" in req:       # the next import tokens' validity (AWS: 24 h)
             self.kms.imports.lifetime = num("kms_import_token_lifetime", 1, 86400)
+        if "kms_alias_flip" in req:                  # a concurrent UpdateAlias, at a set moment
+            self.kms.set_alias_flip(req["kms_alias_flip"])
         return self.config()
 
     def add_credentials(self, req):
