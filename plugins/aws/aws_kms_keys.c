@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <keyplane/kit/codec.h>
 
@@ -307,11 +308,18 @@ kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, ui
 /* What would make this copy fail in a disaster, though KMS holds it. */
 static void s_gap(const kp_aws_kms_key *k, char *gap, size_t cap)
 {
-    if (strcmp(k->state, "PendingDeletion") == 0)
+    if (strcmp(k->state, "PendingDeletion") == 0) {
+        char when[32] = "a date KMS did not say";
+        time_t t = (time_t)k->deletion;
+        struct tm tm;
+        if (k->deletion > 0 && gmtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
         snprintf(gap, cap,
-                 "KMS deletes the key at %lld (Unix time): aws kms cancel-key-deletion "
-                 "--key-id %.120s, then enable-key",
-                 (long long)k->deletion, k->arn);
+                 "KMS deletes the key on %s: aws kms cancel-key-deletion --key-id %.120s, then "
+                 "aws kms enable-key of the same key",
+                 when, k->arn);
+    } else if (strcmp(k->state, "Disabled") == 0)
+        snprintf(gap, cap, "the key is disabled: aws kms enable-key --key-id %.120s", k->arn);
     else if (strcmp(k->usage, "ENCRYPT_DECRYPT") != 0)
         snprintf(gap, cap, "the key's usage is %s, not ENCRYPT_DECRYPT: it cannot unwrap",
                  k->usage);
