@@ -433,6 +433,9 @@ kp_status kp_aws_kms_ks_list(void *inst, const char *name, kp_key_visit_fn visit
         kp_status d = kp_aws_kms_describe(a, l.v[i].id, &k);
         if (d == KP_ERR_NOT_FOUND || (d == KP_OK && !s_visible(&k)))
             continue; /* an alias left on a deleted key, a key pending its import */
+        if (d == KP_OK && name == NULL && strncmp(k.spec, "RSA_", 4) != 0)
+            continue; /* not a keyplane key (a GET of the version says so): it must not hide
+                         every other key of the listing */
         st = d == KP_OK ? kp_aws_kms_info(a, l.v[i].name, l.v[i].version, &k, &infos[n]) : d;
         n += st == KP_OK;
     }
