@@ -66,22 +66,33 @@ static void s_sm(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status
 }
 
 /* Whether the KMS key arn was made by keyplane for a version of this prefix whose alias names
- * another key (or none): what an interrupted import or a lost race left, which claims nothing. */
-static bool s_orphan(kp_aws_inst *a, const char *arn)
+ * another key (or none): what an interrupted import or a lost race left, which claims nothing.
+ * *material: the key holds imported key material (a key whose alias was removed: it may be a
+ * copy worth keeping). KP_ERR_NOT_FOUND: the key went meanwhile. */
+static kp_status s_orphan(kp_aws_inst *a, const char *arn, bool *orphan, bool *material)
 {
     char alias[300], want[300];
-    kp_aws_kms_key held;
+    kp_aws_kms_key held, own;
+    *orphan = *material = false;
     int n = snprintf(want, sizeof(want), "alias/%s", a->prefix);
-    if (kp_aws_kms_tag(a, arn, KP_AWS_TAG_ALIAS, alias, sizeof(alias)) != KP_OK ||
-        strncmp(alias, want, (size_t)n) != 0)
-        return false;
+    KP_GUARD(kp_aws_kms_tag(a, arn, KP_AWS_TAG_ALIAS, alias, sizeof(alias)));
+    if (strncmp(alias, want, (size_t)n) != 0)
+        return KP_OK;
     kp_status st = kp_aws_kms_describe(a, alias, &held);
-    return st == KP_ERR_NOT_FOUND || (st == KP_OK && strcmp(held.arn, arn) != 0);
+    if (st == KP_OK && strcmp(held.arn, arn) == 0)
+        return KP_OK;
+    if (st != KP_OK && st != KP_ERR_NOT_FOUND)
+        return st;
+    KP_GUARD(kp_aws_kms_describe(a, arn, &own));
+    *orphan = strcmp(own.state, "PendingDeletion") != 0; /* on its way out already */
+    *material = strcmp(own.state, "PendingImport") != 0;
+    return KP_OK;
 }
 
 /* KMS: the region answers and lists keys (kms:ListKeys); the keystore's versions can be listed
  * (kms:ListAliases); keys keyplane made that claim no version are named, for a person to
- * remove (keyplane never schedules a deletion). The first S_SCAN keys are looked at. */
+ * remove (keyplane never schedules a deletion). The first S_SCAN keys are looked at; a scan cut
+ * short (the deadline, a refusal) or a longer key list is said, never passed over in silence. */
 #define S_SCAN 50
 static void s_kms(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
 {
@@ -89,7 +100,7 @@ static void s_kms(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_statu
     kp_status st = j != NULL ? kp_aws_kms_call(a, "ListKeys", j, false, &out, NULL, 0)
                              : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
     json_decref(j);
-    char detail[KP_ERROR_MAX + 1];
+    char detail[KP_ERROR_MAX + 1], why[KP_AWS_ERR] = "";
     snprintf(detail, sizeof(detail), "KMS in %s answers", a->region);
     if (s_report(a, report, arg, "kms", st, detail, first) != KP_OK) {
         json_decref(out);
@@ -101,23 +112,56 @@ static void s_kms(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_statu
     kp_aws_vlist_free(&l);
     s_report(a, report, arg, "keystore", st, detail, first);
     a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* the scan's own time */
-    size_t i, orphans = 0, n = 0;
+    size_t i, orphans = 0, named = 0, held = 0, missed = 0, keys = 0;
     json_t *e;
-    int w = snprintf(detail, sizeof(detail), "keys keyplane made that claim no version:");
+    char list[KP_ERROR_MAX + 1] = "";
+    int w = 0;
     json_array_foreach(json_object_get(out, "Keys"), i, e)
     {
         const char *id = json_string_value(json_object_get(e, "KeyArn"));
-        if (id == NULL || !s_orphan(a, id))
+        bool orphan = false, material = false;
+        if (id == NULL)
+            continue;
+        keys++;
+        kp_status r = missed == 0 ? s_orphan(a, id, &orphan, &material) : KP_ERR_TIMEOUT;
+        if (r != KP_OK && r != KP_ERR_NOT_FOUND) {
+            if (missed++ == 0)
+                snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
+            continue; /* the first failure ends the scan: the rest are counted */
+        }
+        if (!orphan)
             continue;
         orphans++;
-        if (w > 0 && (size_t)w + strlen(id) + 16 < sizeof(detail))
-            w += snprintf(detail + w, sizeof(detail) - (size_t)w, " %s", id), n++;
+        held += material;
+        if (w >= 0 && (size_t)w + strlen(id) + 40 < sizeof(list)) {
+            w += snprintf(list + w, sizeof(list) - (size_t)w, " %s%s", id,
+                          material ? " (holds key material)" : "");
+            named++;
+        }
     }
-    if (orphans > n)
-        snprintf(detail + w, sizeof(detail) - (size_t)w, " and %zu more", orphans - n);
-    if (orphans > 0) /* not a fault of the keystore: the disaster is unaffected */
-        report(arg, "abandoned keys", KP_OK, detail);
+    bool more = json_is_true(json_object_get(out, "Truncated"));
     json_decref(out);
+    /* the counts first: the list of keys is what a long line loses */
+    int d = snprintf(detail, sizeof(detail), "%zu %s keyplane made %s no version", orphans,
+                     orphans == 1 ? "key" : "keys", orphans == 1 ? "claims" : "claim");
+    if (held > 0 && d > 0 && (size_t)d < sizeof(detail))
+        d += snprintf(detail + d, sizeof(detail) - (size_t)d,
+                      " (%zu hold key material, an alias removed?: compare such a key's public "
+                      "key with the chain's before removing it)",
+                      held);
+    if (missed > 0 && d > 0 && (size_t)d < sizeof(detail))
+        d += snprintf(detail + d, sizeof(detail) - (size_t)d,
+                      "; %zu of %zu keys not examined (%.200s)", missed, keys, why);
+    if (more && d > 0 && (size_t)d < sizeof(detail))
+        d += snprintf(detail + d, sizeof(detail) - (size_t)d,
+                      "; only the first %d keys ListKeys gave were examined", S_SCAN);
+    if (orphans > 0 && d > 0 && (size_t)d < sizeof(detail))
+        d += snprintf(detail + d, sizeof(detail) - (size_t)d, ":%s", list);
+    if (orphans > named && d > 0 && (size_t)d < sizeof(detail))
+        snprintf(detail + d, sizeof(detail) - (size_t)d, " and %zu more", orphans - named);
+    if (orphans > 0 || missed > 0 || more) /* not a fault of the keystore: the disaster is
+                                              unaffected */
+        report(arg, "abandoned keys", KP_OK, detail);
 }
 
 kp_status kp_aws_instance_check(void *inst, kp_check_report_fn report, void *arg)
