@@ -98,13 +98,20 @@ static void s_unclaimed_key(kp_aws_inst *a, kp_check_report_fn report, void *arg
     if ((at == KP_OK && strcmp(held.arn, k.arn) == 0) || strcmp(k.state, "PendingDeletion") == 0)
         return; /* the alias's own key (listed since), or on its way out already */
     char detail[KP_ERROR_MAX + 1];
-    snprintf(
-        detail, sizeof(detail),
-        "%.120s (%s) was made for %.150s, which names another key or none: it claims no version, "
-        "and nothing uses it (a claim a killed run left, or one that lost to another run). "
-        "Once no keyplane run is importing that version: aws kms schedule-key-deletion "
-        "--key-id %.120s --region %s",
-        k.arn, k.state, alias, k.arn, a->region);
+    if (strcmp(k.state, "PendingImport") == 0)
+        snprintf(detail, sizeof(detail),
+                 "%.120s (%s) was made for %.150s, which names another key or none: it claims no "
+                 "version, and nothing uses it (a claim a killed run left, or one that lost to "
+                 "another run). Once no keyplane run is importing that version: aws kms "
+                 "schedule-key-deletion --key-id %.120s --region %s",
+                 k.arn, k.state, alias, k.arn, a->region);
+    else /* material in it: perhaps the only key of a version whose alias someone removed */
+        snprintf(detail, sizeof(detail),
+                 "%.120s (%s) holds key material and was made for %.150s, which names another "
+                 "key or none. If that version's alias was removed, put it back (aws kms "
+                 "create-alias --alias-name %.150s --target-key-id %.120s --region %s); do not "
+                 "delete the key before `keyplane verify` proves every version elsewhere",
+                 k.arn, k.state, alias, alias, k.arn, a->region);
     report(arg, "unclaimed key", KP_OK, detail);
     (*found)++;
 }

@@ -47,6 +47,8 @@
 #define KP_AWS_ARN_MAX 256
 #define KP_AWS_SPKI_MAX 800 /* an RSA-4096 SubjectPublicKeyInfo is 550 bytes */
 #define KP_AWS_SPKI_CACHE 16
+#define KP_AWS_ALIAS_MAX 257 /* a KMS alias name (256 characters) and its NUL */
+#define KP_AWS_PINS 64       /* aliases whose first key an instance remembers */
 /* Temporary credentials are refreshed this long before they expire (botocore refreshes
  * 15 minutes ahead when it can, and must 10 minutes ahead). */
 #define KP_AWS_REFRESH_AHEAD_S 600
@@ -127,6 +129,14 @@ typedef struct kp_aws_inst {
         size_t len;
     } spki[KP_AWS_SPKI_CACHE];
     size_t spki_next;
+    /* KMS keystore: the key each version's alias named when the instance first resolved it (an
+     * alias re-pointed since is refused: a wrap must go to the key a lookup before it showed
+     * the core), filled round-robin */
+    struct {
+        char alias[KP_AWS_ALIAS_MAX];
+        char arn[KP_AWS_ARN_MAX];
+    } pins[KP_AWS_PINS];
+    size_t pin_next;
 } kp_aws_inst;
 
 /* aws_xml.c: the leaves of an XML document, through expat. */
@@ -395,13 +405,19 @@ kp_status kp_aws_kms_tag(kp_aws_inst *a, const char *arn, const char *key, char 
  *  *spki borrowed until the instance's lock is released. */
 kp_status kp_aws_kms_public(kp_aws_inst *a, const char *arn, const uint8_t **spki, size_t *len);
 /** The visible key of name/version (0: the latest visible one) into k, its version in
- *  *resolved. KP_ERR_NOT_FOUND when there is none (a key pending its import included). */
+ *  *resolved. KP_ERR_NOT_FOUND when there is none (a key pending its import included);
+ *  KP_ERR_INTEGRITY when the version's alias names another key than it did when this instance
+ *  first resolved it (kp_aws_kms_pin). */
 kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, uint32_t *resolved,
                           kp_aws_kms_key *k);
 /** The public key of the enabled version name/version (0: the latest) into spki (takes and
  *  releases the instance's lock); KP_ERR_DENIED when the version is not enabled. */
 kp_status kp_aws_kms_spki(kp_aws_inst *a, const char *name, uint32_t version,
                           uint8_t spki[KP_AWS_SPKI_MAX], size_t *len);
+/** Pins alias to the key arn: KP_OK when the alias was not pinned (it is now) or pinned to arn;
+ *  KP_ERR_INTEGRITY when it is pinned to another key, unless replace (an import this instance
+ *  made and checked). */
+kp_status kp_aws_kms_pin(kp_aws_inst *a, const char *alias, const char *arn, bool replace);
 /** The aliases of name (every keyplane key when NULL) as versions, their targets as ids. */
 kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l);
 /** info of name/version held by k (its fingerprint from the key itself when enabled). */

@@ -1,9 +1,9 @@
 /*
  * Data keys in KMS (the `kms` instance kind, KP_CAP_DATAKEY): GenerateDataKey and Decrypt with an
  * encryption context (the KMS API reference). The data key comes back base64 in a JSON answer: it
- * is decoded into a kp_secret and jansson's copies are wiped in place before the answer is freed.
- * KMS binds the context to the ciphertext: another context, or another ciphertext, is
- * InvalidCiphertextException, which is KP_ERR_CRYPTO as the ABI asks.
+ * is decoded into a kp_secret and jansson's copies are wiped in place before the answer is freed
+ * (kp_aws_kms_plain). KMS binds the context to the ciphertext: another context, or another
+ * ciphertext, is InvalidCiphertextException, which is KP_ERR_CRYPTO as the ABI asks.
  */
 #include <stdio.h>
 #include <stdlib.h>

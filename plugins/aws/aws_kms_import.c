@@ -237,7 +237,7 @@ static kp_status s_verify(kp_aws_inst *a, const kp_key_spec *sp, kp_aws_kms_key 
     if (st == KP_OK && got.state == KP_KEY_ENABLED &&
         strcmp(got.fingerprint, sp->fingerprint) == 0) {
         kp_key_info_put(info, &got);
-        return KP_OK;
+        return kp_aws_kms_pin(a, alias, k->arn, true); /* the key this import made and checked */
     }
     if (st == KP_OK && got.state != KP_KEY_ENABLED)
         return kp_aws_err(a, KP_ERR_BACKEND, "kms (%s): %s v%u is %s after its import", a->region,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <keyplane/kit/codec.h>
 
@@ -230,6 +231,31 @@ kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l)
     return st;
 }
 
+kp_status kp_aws_kms_pin(kp_aws_inst *a, const char *alias, const char *arn, bool replace)
+{
+    size_t slot = a->pin_next;
+    bool found = false;
+    for (size_t i = 0; i < KP_AWS_PINS && !found; i++) {
+        if (a->pins[i].alias[0] != '\0' && strcmp(a->pins[i].alias, alias) == 0) {
+            slot = i;
+            found = true;
+        }
+    }
+    if (found && strcmp(a->pins[slot].arn, arn) != 0 && !replace)
+        return kp_aws_err(a, KP_ERR_INTEGRITY,
+                          "kms (%s): %s names key %s now, key %s when this instance first looked "
+                          "it up: the alias was re-pointed (UpdateAlias), so it is not used (if "
+                          "that was meant, start again)",
+                          a->region, alias, arn, a->pins[slot].arn);
+    if (strlen(alias) >= sizeof(a->pins[slot].alias) || strlen(arn) >= sizeof(a->pins[slot].arn))
+        return kp_aws_err(a, KP_ERR_BACKEND, "kms (%s): alias or key ARN too long", a->region);
+    snprintf(a->pins[slot].alias, sizeof(a->pins[slot].alias), "%s", alias);
+    snprintf(a->pins[slot].arn, sizeof(a->pins[slot].arn), "%s", arn);
+    if (!found)
+        a->pin_next = (slot + 1) % KP_AWS_PINS;
+    return KP_OK;
+}
+
 /* A key readers may see: its material is in (PendingImport is a claim, not a key). */
 static bool s_visible(const kp_aws_kms_key *k)
 {
@@ -253,6 +279,9 @@ kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, ui
         if (st == KP_ERR_NOT_FOUND)
             return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s v%u does not exist", a->region,
                               name, version);
+        /* the core checks a GET's fingerprint, then wraps: both must meet the same key */
+        if (st == KP_OK)
+            st = kp_aws_kms_pin(a, alias, k->arn, false);
         *resolved = version;
         return st;
     }
@@ -272,17 +301,25 @@ kp_status kp_aws_kms_find(kp_aws_inst *a, const char *name, uint32_t version, ui
     KP_GUARD(st);
     if (found == KP_ERR_NOT_FOUND)
         return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s has no version", a->region, name);
-    return found;
+    KP_GUARD(kp_aws_kms_alias(a, name, *resolved, alias, sizeof(alias)));
+    return kp_aws_kms_pin(a, alias, k->arn, false);
 }
 
 /* What would make this copy fail in a disaster, though KMS holds it. */
 static void s_gap(const kp_aws_kms_key *k, char *gap, size_t cap)
 {
-    if (strcmp(k->state, "PendingDeletion") == 0)
+    if (strcmp(k->state, "PendingDeletion") == 0) {
+        char when[32] = "a date KMS did not say";
+        time_t t = (time_t)k->deletion;
+        struct tm tm;
+        if (k->deletion > 0 && gmtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
         snprintf(gap, cap,
-                 "KMS deletes the key at %lld (Unix time): aws kms cancel-key-deletion "
-                 "--key-id %.120s, then enable-key",
-                 (long long)k->deletion, k->arn);
+                 "KMS deletes the key on %s: aws kms cancel-key-deletion --key-id %.120s, then "
+                 "aws kms enable-key of the same key",
+                 when, k->arn);
+    } else if (strcmp(k->state, "Disabled") == 0)
+        snprintf(gap, cap, "the key is disabled: aws kms enable-key --key-id %.120s", k->arn);
     else if (strcmp(k->usage, "ENCRYPT_DECRYPT") != 0)
         snprintf(gap, cap, "the key's usage is %s, not ENCRYPT_DECRYPT: it cannot unwrap",
                  k->usage);
@@ -402,6 +439,9 @@ kp_status kp_aws_kms_ks_list(void *inst, const char *name, kp_key_visit_fn visit
         kp_status d = kp_aws_kms_describe(a, l.v[i].id, &k);
         if (d == KP_ERR_NOT_FOUND || (d == KP_OK && !s_visible(&k)))
             continue; /* an alias left on a deleted key, a key pending its import */
+        if (d == KP_OK && name == NULL && strncmp(k.spec, "RSA_", 4) != 0)
+            continue; /* not a keyplane key (a GET of the version says so): it must not hide
+                         every other key of the listing */
         st = d == KP_OK ? kp_aws_kms_info(a, l.v[i].name, l.v[i].version, &k, &infos[n]) : d;
         n += st == KP_OK;
     }

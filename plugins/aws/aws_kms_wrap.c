@@ -38,23 +38,48 @@ kp_status kp_aws_kms_ks_wrap(void *inst, const char *name, uint32_t version, uin
     return kpk_oaep_wrap(a->up, a->h, alg, copy, n, dek, out, outlen);
 }
 
-/* What a failed Decrypt means to the core. */
-static kp_status s_decrypt_status(kp_aws_inst *a, kp_status st, const char *code, const char *name,
-                                  uint32_t version)
+/* What a failed Decrypt of key (the version's alias or key ARN) means to the core. A key that
+ * is not usable is described (kms:DescribeKey, when allowed), so the operator reads its state
+ * and the command that mends it, not "does not exist" for a key KMS still holds. */
+static kp_status s_decrypt_status(kp_aws_inst *a, kp_status st, const char *code, const char *key,
+                                  const char *name, uint32_t version)
 {
     if (strcmp(code, "InvalidCiphertextException") == 0 ||
         strcmp(code, "IncorrectKeyException") == 0)
         return kp_aws_err(a, KP_ERR_CRYPTO, "kms (%s): the bytes do not unwrap under %s v%u (%s)",
                           a->region, name, version, code);
-    if (strcmp(code, "DisabledException") == 0)
-        return kp_aws_err(a, KP_ERR_DENIED, "kms (%s): key %s v%u is disabled", a->region, name,
-                          version);
-    if (strcmp(code, "KMSInvalidStateException") == 0 || st == KP_ERR_NOT_FOUND)
-        return kp_aws_err(
-            a, KP_ERR_NOT_FOUND, "kms (%s): key %s v%u does not exist%s", a->region, name, version,
-            strcmp(code, "KMSInvalidStateException") == 0 ? " (or its material is not imported)"
-                                                          : "");
-    return st;
+    bool disabled = strcmp(code, "DisabledException") == 0;
+    if (!disabled && strcmp(code, "KMSInvalidStateException") != 0) {
+        if (st == KP_ERR_NOT_FOUND)
+            return kp_aws_err(a, KP_ERR_NOT_FOUND, "kms (%s): key %s v%u does not exist", a->region,
+                              name, version);
+        return st;
+    }
+    char why[KP_AWS_ERR];
+    snprintf(why, sizeof(why), "%s", a->up->get_error(a->h));
+    kp_aws_kms_key k;
+    if (kp_aws_kms_describe(a, key, &k) != KP_OK)
+        return kp_aws_err(a, disabled ? KP_ERR_DENIED : KP_ERR_NOT_FOUND,
+                          "kms (%s): key %s v%u is %s (%s)", a->region, name, version,
+                          disabled ? "disabled" : "not usable (pending deletion or import)", why);
+    if (strcmp(k.state, "PendingImport") == 0)
+        return kp_aws_err(a, KP_ERR_NOT_FOUND,
+                          "kms (%s): key %s v%u (%s) holds no key material: 'keyplane apply' "
+                          "imports it",
+                          a->region, name, version, k.arn);
+    if (strcmp(k.state, "PendingDeletion") == 0)
+        return kp_aws_err(a, KP_ERR_DENIED,
+                          "kms (%s): key %s v%u is pending deletion: aws kms cancel-key-deletion "
+                          "--key-id %s, then enable-key",
+                          a->region, name, version, k.arn);
+    if (strcmp(k.state, "Disabled") == 0) /* its fingerprint was its tag's: KMS shows no public
+                                              key of a disabled key */
+        return kp_aws_err(a, KP_ERR_DENIED,
+                          "kms (%s): key %s v%u is disabled: aws kms enable-key --key-id %s (then "
+                          "verify proves which key it is)",
+                          a->region, name, version, k.arn);
+    return kp_aws_err(a, KP_ERR_DENIED, "kms (%s): key %s v%u (%s) is %s: %s", a->region, name,
+                      version, k.arn, k.state, why);
 }
 
 kp_status kp_aws_kms_ks_unwrap(void *inst, const char *name, uint32_t version, uint32_t alg,
@@ -91,12 +116,12 @@ kp_status kp_aws_kms_ks_unwrap(void *inst, const char *name, uint32_t version, u
         st = kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
     if (st == KP_OK)
         st = kp_aws_kms_call(a, "Decrypt", j, false, &out, code, sizeof(code));
+    if (st != KP_OK && j != NULL)
+        st = s_decrypt_status(a, st, code, key, name, version);
     kp_aws_end(a);
     json_decref(j);
     if (st == KP_OK)
         st = kp_aws_kms_plain(a, out, "Plaintext", dek);
-    else
-        st = s_decrypt_status(a, st, code, name, version);
     json_decref(out);
     return st;
 }

@@ -139,6 +139,12 @@ static kp_status s_prefix(kp_aws_inst *a, const kp_param *params)
         return kp_aws_err(a, KP_ERR_CONFIG,
                           "kms: prefix allows only letters, digits and / _ - (what a KMS alias "
                           "name takes), and must not start with aws/");
+    /* a key name takes no '/': with it last, no two prefixes claim one alias ("kp" + "tde" and
+     * "kpt" + "de" would), nor does an empty one read every alias/NAME/vN of the account */
+    if (a->service == KP_AWS_KMS && (n == 0 || a->prefix[n - 1] != '/'))
+        return kp_aws_err(a, KP_ERR_CONFIG,
+                          "kms: prefix must end with '/' (alias/<prefix>NAME/vN): without it two "
+                          "prefixes could claim one alias");
     return KP_OK;
 }
 

@@ -123,7 +123,8 @@ kp_status kpk_oaep_wrap(const kp_upcalls *up, kp_core_handle *h, uint32_t alg, c
                                "wrap: the public key is not an RSA SubjectPublicKeyInfo");
     }
     size_t k = (size_t)EVP_PKEY_get_size(pub), inlen = up->secret_len(dek);
-    size_t room = k - 2 * (size_t)EVP_MD_get_size(md) - 2; /* RFC 8017 7.1.1 */
+    size_t over = 2 * (size_t)EVP_MD_get_size(md) + 2; /* RFC 8017 7.1.1 */
+    size_t room = k > over ? k - over : 0;             /* a tiny key holds nothing */
     kp_status st = KP_OK;
     if (inlen == 0 || inlen > room)
         st = KP_ERRORF(up, h, KP_ERR_INVALID_ARG,

@@ -50,7 +50,7 @@ LAST_REJECTIONS = 10
 REDACT_RE = re.compile(r"((?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|"
                        r"WebIdentityToken|SessionToken|Token)=)[^&\s\"]*", re.IGNORECASE)
 CONFIG_FIELDS = ("sts_min_duration", "imds_lifetime", "container_lifetime", "replication_retry",
-                 "kms_import_token_lifetime", "kms_wrapping_ring")
+                 "kms_import_token_lifetime", "kms_wrapping_ring", "kms_alias_flip")
 
 
 def family_guess(method, path, headers, query_has_action=False):
@@ -290,7 +290,8 @@ class Region(Service):
                 "container_lifetime": self.container.lifetime if self.container else None,
                 "replication_retry": self.replication.retry_interval,
                 "kms_import_token_lifetime": self.kms.imports.lifetime,
-                "kms_wrapping_ring": self.kms.imports.ring}
+                "kms_wrapping_ring": self.kms.imports.ring,
+                "kms_alias_flip": self.kms.alias_flip}
 
     def set_config(self, req):
         """POST /_emulator/config: sts_min_duration (1..900: AssumeRole's smallest
@@ -327,6 +328,8 @@ class Region(Service):
             self.kms.imports.lifetime = num("kms_import_token_lifetime", 1, 86400)
         if "kms_wrapping_ring" in req:               # wrapping keys per spec, in turn
             self.kms.imports.set_ring(num("kms_wrapping_ring", 1, 4))
+        if "kms_alias_flip" in req:                  # a concurrent UpdateAlias, at a set moment
+            self.kms.set_alias_flip(req["kms_alias_flip"])
         return self.config()
 
     def add_credentials(self, req):

@@ -86,6 +86,9 @@ class Kms:
         self.alias_dir = RecordDir(os.path.join(state_dir, "kms", "aliases"))
         self.keys = {k["KeyId"]: k for k in self.keys_dir.load()}
         self.aliases = {a["AliasName"]: a for a in self.alias_dir.load()}
+        # a test's concurrent operator (control config kms_alias_flip): after `after` answered
+        # GetPublicKey requests naming `alias`, the alias is moved to `target`, once
+        self.alias_flip = None
         self.OPERATIONS = {
             "CreateKey": (self.create_key, CREATE_KEY),
             "DescribeKey": (self.describe_key, DESCRIBE_KEY),
@@ -304,6 +307,38 @@ class Kms:
             self.aliases.pop(name)
             self.alias_dir.remove(hashlib.sha256(name.encode()).hexdigest())
         return None
+
+    def public_key_answered(self, ref):
+        """Counts an answered GetPublicKey of ref for kms_alias_flip; moves the alias when due."""
+        with self.lock:
+            f = self.alias_flip
+            if f is None or ref != f["alias"]:
+                return
+            f["after"] -= 1
+            if f["after"] > 0:
+                return
+            self.alias_flip = None
+            a = self.aliases.get(f["alias"])
+            if a is not None:
+                k = self._resolve(f["target"])
+                self._save_alias(dict(a, TargetKeyId=k["KeyId"], LastUpdatedDate=time.time()))
+
+    def set_alias_flip(self, v):
+        """kms_alias_flip: null, or {"alias": A, "target": KEY, "after": N >= 1}."""
+        if v is None:
+            self.alias_flip = None
+            return
+        if (not isinstance(v, dict) or set(v) != {"alias", "target", "after"}
+                or not isinstance(v["alias"], str) or not isinstance(v["target"], str)
+                or isinstance(v["after"], bool) or not isinstance(v["after"], int)
+                or v["after"] < 1):
+            raise ValueError('kms_alias_flip: null or {"alias": A, "target": KEY, "after": N}')
+        with self.lock:
+            try:
+                self._resolve(v["target"])
+            except NotFound as e:
+                raise ValueError("kms_alias_flip: %s" % e)
+            self.alias_flip = dict(v)
 
     def update_alias(self, p, principal):
         """UpdateAlias: the alias must exist and the new target be a key of the same type and

@@ -192,6 +192,8 @@ class DataOps:
             raise kms_error("DisabledException", "%s is disabled." % k["Arn"])
         if k["KeyState"] != "Enabled":
             raise kms_error("KMSInvalidStateException", "%s is %s" % (k["Arn"], k["KeyState"]))
-        return {"KeyId": k["Arn"], "PublicKey": kc.spki(kc.load_pkcs8(bytes.fromhex(k["rsa"]))),
-                "CustomerMasterKeySpec": k["KeySpec"], "KeySpec": k["KeySpec"],
-                "KeyUsage": k["KeyUsage"], "EncryptionAlgorithms": list(RSA_ALGS)}
+        out = {"KeyId": k["Arn"], "PublicKey": kc.spki(kc.load_pkcs8(bytes.fromhex(k["rsa"]))),
+               "CustomerMasterKeySpec": k["KeySpec"], "KeySpec": k["KeySpec"],
+               "KeyUsage": k["KeyUsage"], "EncryptionAlgorithms": list(RSA_ALGS)}
+        self.kms.public_key_answered(p["KeyId"])
+        return out
