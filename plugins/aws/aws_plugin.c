@@ -43,6 +43,7 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_SS_LIST, (kp_fn)s_list},
     {KP_FN_DK_GENERATE, (kp_fn)kp_aws_dk_generate},
     {KP_FN_DK_DECRYPT, (kp_fn)kp_aws_dk_decrypt},
+    {KP_FN_DK_REENCRYPT, (kp_fn)kp_aws_dk_reencrypt},
     {0, NULL},
 };
 
