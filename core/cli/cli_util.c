@@ -536,6 +536,30 @@ int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool sto
     return KP_EXIT_OK;
 }
 
+int kp_cli_subcommand(kp_cli *cli, const char *cmd, const char *usage, const char *const *subs,
+                      int *argc, char ***argv, size_t *which)
+{
+    int rc = kp_cli_simple_opts(cli, cmd, usage, true, *argc, *argv);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    char list[160] = "";
+    for (size_t i = 0; subs[i] != NULL; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i > 0 ? ", " : "",
+                 subs[i]);
+    if (optind >= *argc)
+        return kp_cli_usage_error(cmd, "missing subcommand (%s)", list);
+    const char *sub = (*argv)[optind];
+    for (*which = 0; subs[*which] != NULL && strcmp(subs[*which], sub) != 0; (*which)++)
+        ;
+    if (subs[*which] == NULL)
+        return kp_cli_usage_error(cmd, "unknown subcommand '%s' (expected %s)", sub, list);
+    /* the subcommand's own options, anywhere after it: getopt starts afresh there */
+    *argc -= optind;
+    *argv += optind;
+    optind = 0;
+    return KP_EXIT_OK;
+}
+
 int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name)
 {
     return kp_cli_error(KP_ERR_NOT_FOUND, "no %s '%s' in %s", what, name, cli->policy_path);
@@ -594,4 +618,34 @@ int kp_cli_instance_args(kp_cli *cli, const char *cmd, const char *usage, int ar
         if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL)
             rc = kp_cli_not_in_policy(cli, "provider instance", argv[i]);
     return rc;
+}
+
+int kp_cli_pair_opt(const char *cmd, const char *name, const char *value, kp_cli_pairs *p)
+{
+    const char *eq = strchr(value, '=');
+    size_t klen = eq != NULL ? (size_t)(eq - value) : 0;
+    if (p->n == KP_CLI_PAIRS_MAX || klen == 0)
+        return kp_cli_usage_error(cmd, "--%s takes KEY=VALUE, at most %d times", name,
+                                  KP_CLI_PAIRS_MAX);
+    if (klen >= sizeof(p->keys[0]) ||
+        strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_.-") < klen)
+        return kp_cli_usage_error(cmd, "--%s %.*s=...: a key is made of [a-z0-9_.-], at most %zu",
+                                  name, (int)(klen < 64 ? klen : 64), value,
+                                  sizeof(p->keys[0]) - 1);
+    char *key = p->keys[p->n];
+    memcpy(key, value, klen);
+    key[klen] = '\0';
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->meta[i].key, key) == 0)
+            return kp_cli_usage_error(cmd, "--%s %s=...: %s given twice", name, key, key);
+    p->meta[p->n++] = (kp_meta){key, eq + 1};
+    return KP_EXIT_OK;
+}
+
+void *kp_cli_pairs_json(const kp_cli_pairs *p)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < p->n; i++)
+        json_object_set_new(o, p->meta[i].key, kp_cli_jstr(p->meta[i].value));
+    return o;
 }
