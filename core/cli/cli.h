@@ -100,6 +100,14 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
  * others may read is refused, not kept so, and so is anything at path another user owns (a FIFO
  * planted to read from, a file whose owner the new one would keep). */
 kp_status kp_cli_write_secret(kp_cli *cli, const char *path, const void *data, size_t len);
+/* Whether a secret that must replace nothing can go to path ("-": stdout, the caller's to judge),
+ * checked before a store is asked for it: KP_OK when nothing is there, or a FIFO the user owns
+ * (*fifo); else KP_ERR_EXISTS ("PATH exists: ...") or the error, said on stderr. */
+kp_status kp_cli_new_secret_ok(kp_cli *cli, const char *path, bool *fifo);
+/* Writes a secret (a data key's plaintext) to a new file, created with O_EXCL and mode 0600,
+ * synced, removed again when it cannot be written whole; into a FIFO the user owns, or to
+ * stdout for "-"; anything else at path is refused (kp_cli_new_secret_ok). Says why on stderr. */
+kp_status kp_cli_write_new_secret(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
 /* Reads and decodes an envelope file ("-" = stdin), saying on stderr what is wrong with it. */
@@ -182,5 +190,6 @@ int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv);
 int kp_cmd_azure_sql(kp_cli *cli, int argc, char **argv);
 int kp_cmd_sqlserver(kp_cli *cli, int argc, char **argv);
 int kp_cmd_secret(kp_cli *cli, int argc, char **argv);
+int kp_cmd_datakey(kp_cli *cli, int argc, char **argv);
 
 #endif
