@@ -537,7 +537,7 @@ kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **dat
 void *kp_cli_jstr(const char *s)
 {
     json_t *j = json_string(s != NULL ? s : "");
-    if (j != NULL)
+    if (j != NULL || s == NULL)
         return j;
     char *copy = strdup(s);
     if (copy == NULL)

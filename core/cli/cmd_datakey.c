@@ -244,13 +244,13 @@ static int s_ciphertext(kp_cli *cli, const s_opts *o, uint8_t **ct, size_t *ctle
         if (rst != KP_OK)
             return kp_cli_exit_code(rst);
     }
-    const char *text = o->ct_b64 != NULL ? o->ct_b64 : data;
+    const char *text = o->ct_b64 != NULL ? o->ct_b64 : data != NULL ? data : "";
     if (o->ct_b64 != NULL)
         len = strlen(text);
     kp_status st = KP_OK;
     if (o->ct_b64 != NULL || strspn(text, b64) == len) {
         st = s_b64(text, len, ct, ctlen);
-    } else if ((*ct = malloc(len)) != NULL) { /* raw bytes, as fileb:// takes them */
+    } else if (data != NULL && len > 0 && (*ct = malloc(len)) != NULL) { /* raw, as fileb:// */
         memcpy(*ct, data, len);
         *ctlen = len;
     } else {
@@ -329,7 +329,7 @@ static int s_generate(kp_cli *cli, const s_opts *o, kp_instance *inst)
     if (rc == KP_EXIT_OK)
         rc = s_print_ct(cli, o, ct, ctlen, bytes);
     /* a key whose ciphertext is lost opens nothing: not left behind */
-    if (rc != KP_EXIT_OK && st == KP_OK && !o->out_fifo)
+    if (rc != KP_EXIT_OK && st == KP_OK && !o->out_fifo && o->out != NULL)
         unlink(o->out);
     if (rc == KP_EXIT_OK && !cli->json)
         kp_cli_info(cli, stderr, "keyplane: generated a %zu-byte data key under %s in %s -> %s\n",
@@ -355,7 +355,7 @@ static int s_decrypt(kp_cli *cli, const s_opts *o, kp_instance *inst, const uint
         kp_cli_print_json(json_pack("{s:s, s:s, s:o, s:i, s:s}", "instance", o->instance, "key_id",
                                     o->key_id, "context", kp_cli_pairs_json(&o->context), "bytes",
                                     (int)bytes, "plaintext_out", o->out));
-    else if (strcmp(o->out, "-") != 0)
+    else if (o->out != NULL && strcmp(o->out, "-") != 0)
         kp_cli_info(cli, stderr, "keyplane: decrypted a %zu-byte data key under %s in %s -> %s\n",
                     bytes, o->key_id, o->instance, o->out);
     return KP_EXIT_OK;
