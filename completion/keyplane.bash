@@ -30,7 +30,7 @@ _keyplane()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=""
     [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql sqlserver secret"
+    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql sqlserver secret datakey"
     local globals="--policy --plugin-dir --json --audit --state-dir --verbose --quiet --version --help"
     local policy=${KEYPLANE_POLICY:-keyplane.yaml} cmd="" sub="" i w
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -44,14 +44,15 @@ _keyplane()
             --policy | -p | --plugin-dir | -P | --audit | --state-dir | --journal | --in | --out | \
                 --kek | --chain | --to | --from | --replica | --instance | -r | --dek | --key | \
                 --passphrase | --workers | --abandon | --name | --type | --bits | --cer | --pvk | \
-                --password | --value | --meta)
+                --password | --value | --meta | --key-id | --to-key-id | --context | --to-context | \
+                --bytes | --ciphertext | --ciphertext-file | --plaintext-out)
                 continue
                 ;;
             esac
             if [ -z "$cmd" ]; then
                 cmd=$w
             elif [ -z "$sub" ] && { [ "$cmd" = key ] || [ "$cmd" = policy ] || [ "$cmd" = azure-sql ] ||
-                [ "$cmd" = sqlserver ] || [ "$cmd" = secret ]; }; then
+                [ "$cmd" = sqlserver ] || [ "$cmd" = secret ] || [ "$cmd" = datakey ]; }; then
                 sub=$w
             fi
             ;;
@@ -60,7 +61,8 @@ _keyplane()
     policy=${policy/#\~/$HOME}
 
     case $prev in
-    --policy | -p | --audit | --journal | --in | --out | --kek | --cer | --pvk)
+    --policy | -p | --audit | --journal | --in | --out | --kek | --cer | --pvk | --ciphertext-file | \
+        --plaintext-out)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
@@ -81,7 +83,8 @@ _keyplane()
         [ "${#COMPREPLY[@]}" -eq 1 ] && [ "${COMPREPLY[0]}" != stdin ] && compopt -o nospace
         return
         ;;
-    --workers | --version | --abandon | --name | --type | --bits) return ;;
+    --workers | --version | --abandon | --name | --type | --bits | --key-id | --to-key-id | \
+        --context | --to-context | --bytes | --ciphertext) return ;;
     esac
 
     if [ -z "$cmd" ]; then
@@ -127,6 +130,14 @@ _keyplane()
     secret)
         [ -z "$sub" ] && { COMPREPLY=($(compgen -W "put get list" -- "$cur")); return; }
         opts="--chain --instance --from --name --value --meta --version --out" ;;
+    datakey)
+        [ -z "$sub" ] && { COMPREPLY=($(compgen -W "generate decrypt reencrypt" -- "$cur")); return; }
+        case $sub in
+        generate) opts="--instance --key-id --context --bytes --plaintext-out" ;;
+        decrypt) opts="--instance --key-id --context --ciphertext --ciphertext-file --plaintext-out" ;;
+        reencrypt) opts="--instance --key-id --to-key-id --context --to-context --ciphertext --ciphertext-file" ;;
+        esac
+        ;;
     key)
         local subs="create replicate generate import export export-byok backup restore-backup list public"
         [ -z "$sub" ] && { COMPREPLY=($(compgen -W "$subs" -- "$cur")); return; }

@@ -100,6 +100,14 @@ kp_status kp_cli_write_file(kp_cli *cli, const char *path, const void *data, siz
  * others may read is refused, not kept so, and so is anything at path another user owns (a FIFO
  * planted to read from, a file whose owner the new one would keep). */
 kp_status kp_cli_write_secret(kp_cli *cli, const char *path, const void *data, size_t len);
+/* Whether a secret that must replace nothing can go to path ("-": stdout, the caller's to judge),
+ * checked before a store is asked for it: KP_OK when nothing is there, or a FIFO the user owns
+ * (*fifo); else KP_ERR_EXISTS ("PATH exists: ...") or the error, said on stderr. */
+kp_status kp_cli_new_secret_ok(kp_cli *cli, const char *path, bool *fifo);
+/* Writes a secret (a data key's plaintext) to a new file, created with O_EXCL and mode 0600,
+ * synced, removed again when it cannot be written whole; into a FIFO the user owns, or to
+ * stdout for "-"; anything else at path is refused (kp_cli_new_secret_ok). Says why on stderr. */
+kp_status kp_cli_write_new_secret(kp_cli *cli, const char *path, const void *data, size_t len);
 /* Reads a whole file ("-" = stdin), at most max bytes; caller frees. */
 kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **data, size_t *len);
 /* Reads and decodes an envelope file ("-" = stdin), saying on stderr what is wrong with it. */
@@ -120,12 +128,33 @@ const char *kp_cli_caps(uint32_t caps, char *buf, size_t len);
  * is printed for --help, else the exit code of a usage error. */
 int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool stop_at_arg, int argc,
                        char **argv);
+/* The subcommand of a command that has them (policy, secret, datakey, ...): the command's own
+ * options (kp_cli_simple_opts with usage), then one of subs (NULL-ended). KP_EXIT_OK with *which
+ * its index, *argc and *argv shifted to start at it and getopt reset for its own options; -1
+ * once usage is printed; else the usage error's exit code ("missing subcommand (A, B)",
+ * "unknown subcommand 'X' (expected A, B)"). */
+int kp_cli_subcommand(kp_cli *cli, const char *cmd, const char *usage, const char *const *subs,
+                      int *argc, char ***argv, size_t *which);
 /* For a command whose arguments are provider instances (init, check): kp_cli_simple_opts, the
  * policy, then every INSTANCE argument (from optind) checked to be one of its instances.
  * KP_EXIT_OK to go on, -1 once usage is printed, else the exit code. */
 int kp_cli_instance_args(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv);
 /* Prints "no WHAT 'NAME' in POLICY" and returns KP_EXIT_NOT_FOUND. */
 int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name);
+/* KEY=VALUE options (secret --meta, datakey --context): kp_meta pairs whose keys are copies and
+ * whose values point into the argument. */
+#define KP_CLI_PAIRS_MAX 16
+typedef struct kp_cli_pairs {
+    kp_meta meta[KP_CLI_PAIRS_MAX];
+    char keys[KP_CLI_PAIRS_MAX][128];
+    size_t n;
+} kp_cli_pairs;
+/* Adds the value of --NAME to p: KP_EXIT_OK, else the usage error of cmd: "--NAME takes
+ * KEY=VALUE, at most 16 times", a key not of [a-z0-9_.-] (the ABI's rule for metadata and
+ * context keys), or a key given twice. The value is never echoed. */
+int kp_cli_pair_opt(const char *cmd, const char *name, const char *value, kp_cli_pairs *p);
+/* The pairs as a JSON object (a json_t *). */
+void *kp_cli_pairs_json(const kp_cli_pairs *p);
 /* True when chain ch keeps its protector in instance name (origin, replica or escrow), or with
  * secret_copies also an encrypted copy of it (a secret replica). */
 bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies);
@@ -161,5 +190,6 @@ int kp_cmd_rewrap(kp_cli *cli, int argc, char **argv);
 int kp_cmd_azure_sql(kp_cli *cli, int argc, char **argv);
 int kp_cmd_sqlserver(kp_cli *cli, int argc, char **argv);
 int kp_cmd_secret(kp_cli *cli, int argc, char **argv);
+int kp_cmd_datakey(kp_cli *cli, int argc, char **argv);
 
 #endif

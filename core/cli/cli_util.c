@@ -345,14 +345,25 @@ static kp_status s_keep_owner(int fd, const char *path, bool secret, bool *told)
     return fchmod(fd, old.st_mode & 0777) == 0 ? KP_OK : KP_ERR_IO;
 }
 
+/* Makes the directory entry of path durable (best effort: a file whose data is synced). */
+static void s_sync_dir(const char *path)
+{
+    char *copy = strdup(path);
+    int dfd = copy != NULL ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    free(copy);
+}
+
 /* Writes a temporary file beside path, then renames it: a crash leaves the old file or the
  * new one. */
 static kp_status s_write_replace(const char *path, const void *data, size_t len, bool secret)
 {
-    char *copy = strdup(path);
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
-    kp_status st = copy != NULL && tmp != NULL ? KP_OK : KP_ERR_NOMEM;
+    kp_status st = tmp != NULL ? KP_OK : KP_ERR_NOMEM;
     int fd = -1, saved = 0;
     bool told = false;
     if (st == KP_OK) {
@@ -374,11 +385,7 @@ static kp_status s_write_replace(const char *path, const void *data, size_t len,
         st = KP_ERR_IO;
     }
     if (st == KP_OK) {
-        int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
+        s_sync_dir(path);
     } else if (st != KP_ERR_NOMEM) {
         if (fd >= 0)
             unlink(tmp);
@@ -386,7 +393,6 @@ static kp_status s_write_replace(const char *path, const void *data, size_t len,
             kp_cli_error(st, "cannot write %s: %s", path, strerror(saved));
     }
     free(tmp);
-    free(copy);
     return st;
 }
 
@@ -430,6 +436,68 @@ kp_status kp_cli_write_secret(kp_cli *cli, const char *path, const void *data, s
     return s_write(path, data, len, true);
 }
 
+kp_status kp_cli_new_secret_ok(kp_cli *cli, const char *path, bool *fifo)
+{
+    (void)cli;
+    struct stat sb;
+    *fifo = false;
+    if (strcmp(path, "-") == 0)
+        return KP_OK;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return KP_OK;
+        int e = errno;
+        kp_cli_error(KP_ERR_IO, "cannot use %s: %s", path, strerror(e));
+        return KP_ERR_IO;
+    }
+    if (S_ISFIFO(sb.st_mode) && sb.st_uid == geteuid()) {
+        *fifo = true;
+        return KP_OK;
+    }
+    kp_cli_error(KP_ERR_EXISTS,
+                 "%s exists: a secret is written only to a new file, never over another; "
+                 "nothing was written",
+                 path);
+    return KP_ERR_EXISTS;
+}
+
+kp_status kp_cli_write_new_secret(kp_cli *cli, const char *path, const void *data, size_t len)
+{
+    bool fifo = false;
+    KP_GUARD(kp_cli_new_secret_ok(cli, path, &fifo));
+    if (fifo || strcmp(path, "-") == 0)
+        return s_write(path, data, len, true);
+    /* O_EXCL: created here or not at all, whatever appeared since the check */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        int e = errno;
+        kp_status st = e == EEXIST   ? KP_ERR_EXISTS
+                       : e == ENOENT ? KP_ERR_NOT_FOUND
+                       : e == EACCES ? KP_ERR_PERMISSION
+                                     : KP_ERR_IO;
+        kp_cli_error(st, "cannot create %s: %s; nothing was written", path, strerror(e));
+        return st;
+    }
+    /* exactly 0600, whatever the umask made of it */
+    kp_status st = fchmod(fd, 0600) == 0 ? KP_OK : KP_ERR_IO;
+    if (st == KP_OK)
+        st = s_write_all(fd, data, len);
+    if (st == KP_OK && fsync(fd) != 0)
+        st = KP_ERR_IO;
+    int e = errno;
+    if (close(fd) != 0 && st == KP_OK) {
+        e = errno;
+        st = KP_ERR_IO;
+    }
+    if (st != KP_OK) {
+        unlink(path);
+        kp_cli_error(st, "cannot write %s: %s; it was removed", path, strerror(e));
+        return st;
+    }
+    s_sync_dir(path);
+    return KP_OK;
+}
+
 /* kp_cli_read_file, a file over max bytes failing with too_large. */
 static kp_status s_read(const char *path, size_t max, kp_status too_large, char **data, size_t *len)
 {
@@ -469,7 +537,7 @@ kp_status kp_cli_read_file(kp_cli *cli, const char *path, size_t max, char **dat
 void *kp_cli_jstr(const char *s)
 {
     json_t *j = json_string(s != NULL ? s : "");
-    if (j != NULL)
+    if (j != NULL || s == NULL)
         return j;
     char *copy = strdup(s);
     if (copy == NULL)
@@ -536,6 +604,30 @@ int kp_cli_simple_opts(kp_cli *cli, const char *cmd, const char *usage, bool sto
     return KP_EXIT_OK;
 }
 
+int kp_cli_subcommand(kp_cli *cli, const char *cmd, const char *usage, const char *const *subs,
+                      int *argc, char ***argv, size_t *which)
+{
+    int rc = kp_cli_simple_opts(cli, cmd, usage, true, *argc, *argv);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    char list[160] = "";
+    for (size_t i = 0; subs[i] != NULL; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i > 0 ? ", " : "",
+                 subs[i]);
+    if (optind >= *argc)
+        return kp_cli_usage_error(cmd, "missing subcommand (%s)", list);
+    const char *sub = (*argv)[optind];
+    for (*which = 0; subs[*which] != NULL && strcmp(subs[*which], sub) != 0; (*which)++)
+        ;
+    if (subs[*which] == NULL)
+        return kp_cli_usage_error(cmd, "unknown subcommand '%s' (expected %s)", sub, list);
+    /* the subcommand's own options, anywhere after it: getopt starts afresh there */
+    *argc -= optind;
+    *argv += optind;
+    optind = 0;
+    return KP_EXIT_OK;
+}
+
 int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name)
 {
     return kp_cli_error(KP_ERR_NOT_FOUND, "no %s '%s' in %s", what, name, cli->policy_path);
@@ -594,4 +686,34 @@ int kp_cli_instance_args(kp_cli *cli, const char *cmd, const char *usage, int ar
         if (kp_policy_instance_plugin(cli->policy, argv[i]) == NULL)
             rc = kp_cli_not_in_policy(cli, "provider instance", argv[i]);
     return rc;
+}
+
+int kp_cli_pair_opt(const char *cmd, const char *name, const char *value, kp_cli_pairs *p)
+{
+    const char *eq = strchr(value, '=');
+    size_t klen = eq != NULL ? (size_t)(eq - value) : 0;
+    if (p->n == KP_CLI_PAIRS_MAX || klen == 0)
+        return kp_cli_usage_error(cmd, "--%s takes KEY=VALUE, at most %d times", name,
+                                  KP_CLI_PAIRS_MAX);
+    if (klen >= sizeof(p->keys[0]) ||
+        strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_.-") < klen)
+        return kp_cli_usage_error(cmd, "--%s %.*s=...: a key is made of [a-z0-9_.-], at most %zu",
+                                  name, (int)(klen < 64 ? klen : 64), value,
+                                  sizeof(p->keys[0]) - 1);
+    char *key = p->keys[p->n];
+    memcpy(key, value, klen);
+    key[klen] = '\0';
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->meta[i].key, key) == 0)
+            return kp_cli_usage_error(cmd, "--%s %s=...: %s given twice", name, key, key);
+    p->meta[p->n++] = (kp_meta){key, eq + 1};
+    return KP_EXIT_OK;
+}
+
+void *kp_cli_pairs_json(const kp_cli_pairs *p)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < p->n; i++)
+        json_object_set_new(o, p->meta[i].key, kp_cli_jstr(p->meta[i].value));
+    return o;
 }

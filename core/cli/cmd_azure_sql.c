@@ -183,18 +183,11 @@ static int s_script(kp_cli *cli, const char *chain, bool powershell)
 
 int kp_cmd_azure_sql(kp_cli *cli, int argc, char **argv)
 {
-    int rc = kp_cli_simple_opts(cli, "azure-sql", s_usage, true, argc, argv);
+    static const char *const subs[] = {"script", NULL};
+    size_t which = 0;
+    int rc = kp_cli_subcommand(cli, "azure-sql", s_usage, subs, &argc, &argv, &which);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    if (optind >= argc)
-        return kp_cli_usage_error("azure-sql", "missing subcommand (script)");
-    if (strcmp(argv[optind], "script") != 0)
-        return kp_cli_usage_error("azure-sql", "unknown subcommand '%s' (expected script)",
-                                  argv[optind]);
-    /* the subcommand's own options, anywhere after it: getopt starts afresh there */
-    argc -= optind;
-    argv += optind;
-    optind = 0;
     bool powershell = false;
     rc = s_parse(cli, argc, argv, &powershell);
     if (rc != KP_EXIT_OK)

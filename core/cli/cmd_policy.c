@@ -22,15 +22,11 @@ static const char s_usage[] =
 
 int kp_cmd_policy(kp_cli *cli, int argc, char **argv)
 {
-    int rc = kp_cli_simple_opts(cli, "policy", s_usage, true, argc, argv);
+    static const char *const subs[] = {"validate", NULL};
+    size_t which = 0;
+    int rc = kp_cli_subcommand(cli, "policy", s_usage, subs, &argc, &argv, &which);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    if (optind >= argc)
-        return kp_cli_usage_error("policy", "missing subcommand (validate)");
-    if (strcmp(argv[optind], "validate") != 0)
-        return kp_cli_usage_error("policy", "unknown subcommand '%s' (expected validate)",
-                                  argv[optind]);
-    optind++;
     rc = kp_cli_simple_opts(cli, "policy validate", s_usage, false, argc, argv);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;

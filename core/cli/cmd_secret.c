@@ -43,8 +43,7 @@ static const char s_usage[] =
 
 typedef struct s_opts {
     const char *chain, *instance, *from, *name, *value, *out;
-    const char *meta[16];
-    size_t nmeta;
+    kp_cli_pairs meta;
     uint32_t version;
 } s_opts;
 
@@ -86,12 +85,12 @@ static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
         case 'o':
             o->out = optarg;
             break;
-        case 'm':
-            if (o->nmeta == sizeof(o->meta) / sizeof(o->meta[0]) || strchr(optarg, '=') == NULL ||
-                optarg[0] == '=')
-                return kp_cli_usage_error("secret", "--meta takes KEY=VALUE, at most 16 times");
-            o->meta[o->nmeta++] = optarg;
+        case 'm': {
+            int rc = kp_cli_pair_opt("secret", "meta", optarg, &o->meta);
+            if (rc != KP_EXIT_OK)
+                return rc;
             break;
+        }
         case 'V': {
             int rc = kp_cli_version_opt("secret", optarg, false,
                                         "--version must be a version number", &o->version);
@@ -185,16 +184,12 @@ static int s_put(kp_cli *cli, const s_opts *o, const char **names, size_t n)
         kp_secret_free(value);
         return kp_cli_error(KP_ERR_INVALID_ARG, "--value %s: empty; nothing was stored", o->value);
     }
-    kp_meta meta[18];
-    char keys[16][128];
+    kp_meta meta[KP_CLI_PAIRS_MAX + 1];
     size_t nm = 0;
     if (o->chain != NULL)
         meta[nm++] = (kp_meta){"chain", o->chain};
-    for (size_t i = 0; i < o->nmeta; i++) {
-        const char *eq = strchr(o->meta[i], '=');
-        snprintf(keys[i], sizeof(keys[i]), "%.*s", (int)(eq - o->meta[i]), o->meta[i]);
-        meta[nm++] = (kp_meta){keys[i], eq + 1};
-    }
+    for (size_t i = 0; i < o->meta.n; i++)
+        meta[nm++] = o->meta.meta[i];
     json_t *done = cli->json ? json_array() : NULL;
     size_t failed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -317,18 +312,12 @@ static int s_list(kp_cli *cli, const s_opts *o, const char **names, size_t n)
 
 int kp_cmd_secret(kp_cli *cli, int argc, char **argv)
 {
-    int rc = kp_cli_simple_opts(cli, "secret", s_usage, true, argc, argv);
+    static const char *const subs[] = {"put", "get", "list", NULL};
+    size_t which = 0;
+    int rc = kp_cli_subcommand(cli, "secret", s_usage, subs, &argc, &argv, &which);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    if (optind >= argc)
-        return kp_cli_usage_error("secret", "missing subcommand (put, get, list)");
-    const char *sub = argv[optind];
-    if (strcmp(sub, "put") != 0 && strcmp(sub, "get") != 0 && strcmp(sub, "list") != 0)
-        return kp_cli_usage_error("secret", "unknown subcommand '%s' (expected put, get, list)",
-                                  sub);
-    argc -= optind;
-    argv += optind;
-    optind = 0;
+    const char *sub = subs[which];
     s_opts o = {0};
     if ((rc = s_parse(cli, argc, argv, &o)) != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;

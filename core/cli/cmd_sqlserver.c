@@ -628,26 +628,16 @@ static int s_rotate_script(kp_cli *cli, int argc, char **argv)
 
 int kp_cmd_sqlserver(kp_cli *cli, int argc, char **argv)
 {
-    int rc = kp_cli_simple_opts(cli, "sqlserver", s_usage, true, argc, argv);
+    static const char *const subs[] = {"import",          "export",    "rotate-script",
+                                       "inventory-query", "inventory", NULL};
+    size_t which = 0;
+    int rc = kp_cli_subcommand(cli, "sqlserver", s_usage, subs, &argc, &argv, &which);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    if (optind >= argc)
-        return kp_cli_usage_error("sqlserver", "missing subcommand (import, export, "
-                                               "rotate-script, inventory-query, inventory)");
-    const char *sub = argv[optind];
-    /* the subcommand's own options, anywhere after it: getopt starts afresh there */
-    argc -= optind;
-    argv += optind;
+    const char *sub = subs[which];
     if (strcmp(sub, "inventory") == 0)
         return kp_cli_sql_inventory_cmd(cli, argc, argv);
-    if (strcmp(sub, "import") != 0 && strcmp(sub, "export") != 0 &&
-        strcmp(sub, "rotate-script") != 0 && strcmp(sub, "inventory-query") != 0)
-        return kp_cli_usage_error("sqlserver",
-                                  "unknown subcommand '%s' (expected import, export, "
-                                  "rotate-script, inventory-query, inventory)",
-                                  sub);
     s_opts o = {0};
-    optind = 0;
     rc = s_parse(cli, sub, argc, argv, &o);
     if (rc != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;

@@ -39,6 +39,9 @@ static const kp_cli_cmd s_cmds[] = {
      "(azure-sql script CHAIN)",
      kp_cmd_azure_sql},
     {"secret", "secrets of the key hierarchy that are not keys: put, get, list", kp_cmd_secret},
+    {"datakey",
+     "data keys of a KMS-like store: generate, decrypt, reencrypt (to another key or context)",
+     kp_cmd_datakey},
     {"sqlserver",
      "SQL Server TDE certificates: import and export .cer/.pvk, restore and rotation T-SQL, "
      "the database inventory",
@@ -197,8 +200,8 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
 }
 
 /* The audit events' command and policy (docs/cli.md, "Audit output"): the command, the
- * subcommand of key, policy and azure-sql, and the option names as given (after the global options
- * were taken out), without their values or the arguments; the policy's canonical path. */
+ * subcommand of key, policy, azure-sql and datakey, and the option names as given (after the global
+ * options were taken out), without their values or the arguments; the policy's canonical path. */
 static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
 {
     char command[512] = "";
@@ -208,7 +211,7 @@ static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
         bool opt = a[0] == '-' && a[1] != '\0'; /* "-" is stdin, an argument */
         bool sub = i == 1 && !opt &&
                    (strcmp(argv[0], "key") == 0 || strcmp(argv[0], "policy") == 0 ||
-                    strcmp(argv[0], "azure-sql") == 0);
+                    strcmp(argv[0], "azure-sql") == 0 || strcmp(argv[0], "datakey") == 0);
         if (i > 0 && !opt && !sub)
             continue;
         /* --name=VALUE gives --name; -xVALUE gives -x */

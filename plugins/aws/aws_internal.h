@@ -441,6 +441,7 @@ kp_ks_import_wrapped_fn kp_aws_kms_ks_import_wrapped;
 /* aws_kms_dk.c */
 kp_dk_generate_fn kp_aws_dk_generate;
 kp_dk_decrypt_fn kp_aws_dk_decrypt;
+kp_dk_reencrypt_fn kp_aws_dk_reencrypt;
 
 kp_ss_put_fn kp_aws_s3_ss_put;
 kp_ss_get_fn kp_aws_s3_ss_get;

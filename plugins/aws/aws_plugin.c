@@ -53,6 +53,7 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_KS_GET, (kp_fn)kp_aws_kms_ks_get},
     {KP_FN_DK_GENERATE, (kp_fn)kp_aws_dk_generate},
     {KP_FN_DK_DECRYPT, (kp_fn)kp_aws_dk_decrypt},
+    {KP_FN_DK_REENCRYPT, (kp_fn)kp_aws_dk_reencrypt},
     {0, NULL},
 };
 

@@ -111,6 +111,12 @@ CONF_WRAP(dk_decrypt, DK_DECRYPT,
           (void *inst, const char *key_id, const uint8_t *ct, size_t ctlen, const kp_meta *context,
            size_t ncontext, kp_secret **plain),
           (inst, key_id, ct, ctlen, context, ncontext, plain))
+CONF_WRAP(dk_reencrypt, DK_REENCRYPT,
+          (void *inst, const char *src_key_id, const uint8_t *ct, size_t ctlen,
+           const kp_meta *src_context, size_t nsrc, const char *dst_key_id,
+           const kp_meta *dst_context, size_t ndst, uint8_t *out, size_t *outlen),
+          (inst, src_key_id, ct, ctlen, src_context, nsrc, dst_key_id, dst_context, ndst, out,
+           outlen))
 
 #define CONF_ENTRY(name, fid)                                                                      \
     {                                                                                              \
@@ -142,6 +148,7 @@ static const kp_dispatch s_wrappers[] = {
     CONF_ENTRY(ss_list, SS_LIST),
     CONF_ENTRY(dk_generate, DK_GENERATE),
     CONF_ENTRY(dk_decrypt, DK_DECRYPT),
+    CONF_ENTRY(dk_reencrypt, DK_REENCRYPT),
     {.id = 0, .fn = NULL},
 };
 

@@ -1,8 +1,7 @@
 /*
- * state and datakey. The chain-state document is how several runners agree on a chain, so its
+ * state. The chain-state document is how several runners agree on a chain, so its
  * compare-and-swap must hold: replaced only when the stored document is exactly the expected one
- * (none stored, for expect_len 0), else KP_ERR_CONFLICT with nothing changed. Data keys must
- * decrypt only under the encryption context they were made with.
+ * (none stored, for expect_len 0), else KP_ERR_CONFLICT with nothing changed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,87 +83,4 @@ void conf_t_state(conf_run *r)
         free(big);
     }
     conf_key_free(&key);
-}
-
-static kp_status s_decrypt(conf_run *r, const uint8_t *ct, size_t len, const kp_meta *ctx,
-                           size_t nctx, kp_secret **plain)
-{
-    *plain = NULL;
-    conf_err_clear();
-    kp_status st = CONF_FN(r->kit, dk_decrypt, KP_FN_DK_DECRYPT)(
-        r->inst, r->kit->params.datakey_key, ct, len, ctx, nctx, plain);
-    if (st == KP_OK && !conf_secret_adopt(r, *plain, "DK_DECRYPT"))
-        *plain = NULL;
-    return st;
-}
-
-static void s_refused(conf_run *r, const uint8_t *ct, size_t len, const kp_meta *ctx, size_t nctx,
-                      const char *what)
-{
-    kp_secret *p = NULL;
-    kp_status st = s_decrypt(r, ct, len, ctx, nctx, &p);
-    if (st == KP_OK)
-        conf_fail(r, "DK_DECRYPT %s returned KP_OK", what);
-    conf_secret_free(p);
-}
-
-static const kp_meta s_ctx[] = {{"purpose", "conformance"}, {"tenant", "a"}};
-static const kp_meta s_other[] = {{"purpose", "conformance"}, {"tenant", "b"}};
-
-/* What a data key DK_GENERATE made (plain, kit-owned now) and its ciphertext ct/len (in a
- * guarded buffer, flipped here) must do under DK_DECRYPT. */
-static void s_datakey_decrypts(conf_run *r, const kp_secret *plain, uint8_t *ct, size_t len)
-{
-    kp_secret *back = NULL;
-    if (conf_secret_size(plain) != 32)
-        conf_fail(r, "DK_GENERATE made %zu bytes, 32 were asked for", conf_secret_size(plain));
-    kp_status st = s_decrypt(r, ct, len, s_ctx, 2, &back);
-    if (st != KP_OK)
-        conf_fail(r, "DK_DECRYPT with the same context: %s: %s", conf_status_name(st),
-                  conf_reason());
-    else if (back != NULL && (conf_secret_size(back) != conf_secret_size(plain) ||
-                              memcmp(conf_secret_bytes(back), conf_secret_bytes(plain),
-                                     conf_secret_size(plain)) != 0))
-        conf_fail(r, "DK_DECRYPT returned another data key than DK_GENERATE made");
-    conf_secret_free(back);
-    s_refused(r, ct, len, s_other, 2, "with another encryption context");
-    s_refused(r, ct, len, NULL, 0, "with no encryption context");
-    ct[len / 2] ^= 1;
-    s_refused(r, ct, len, s_ctx, 2, "of a ciphertext with one bit flipped");
-}
-
-void conf_t_datakey(conf_run *r)
-{
-    const char *id = r->kit->params.datakey_key;
-    conf_buf b;
-    if (!conf_buf_new(&b, 4096))
-        return;
-    size_t len = 0;
-    kp_secret *plain = NULL;
-    conf_err_clear();
-    kp_status st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, s_ctx, 2,
-                                                                   &plain, NULL, &len);
-    if (st != KP_ERR_BUFFER_TOO_SMALL || len == 0)
-        conf_fail(r,
-                  "DK_GENERATE with no room for the ciphertext: %s, want "
-                  "KP_ERR_BUFFER_TOO_SMALL and the size",
-                  conf_status_name(st));
-    if (st != KP_OK && plain != NULL)
-        conf_fail(r, "DK_GENERATE returned %s and a data key", conf_status_name(st));
-    else if (st == KP_OK && conf_secret_adopt(r, plain, "DK_GENERATE"))
-        conf_secret_free(plain);
-    plain = NULL;
-    len = b.cap;
-    conf_err_clear();
-    st = CONF_FN(r->kit, dk_generate, KP_FN_DK_GENERATE)(r->inst, id, 32, s_ctx, 2, &plain, b.p,
-                                                         &len);
-    if (st != KP_OK || len > b.cap || !conf_buf_untouched(&b, b.cap))
-        conf_fail(r, "DK_GENERATE(%s, 32 bytes): %s (%zu bytes in %zu): %s", id,
-                  conf_status_name(st), len, b.cap, conf_reason());
-    else if (!conf_secret_adopt(r, plain, "DK_GENERATE"))
-        plain = NULL; /* not the kit's to free */
-    else
-        s_datakey_decrypts(r, plain, b.p, len);
-    conf_secret_free(plain);
-    conf_buf_free(&b);
 }

@@ -35,6 +35,7 @@ void conf_t_errors(conf_run *r);
 void conf_t_secretstore(conf_run *r);
 /* conf_t_state.c */
 void conf_t_state(conf_run *r);
+/* conf_t_datakey.c */
 void conf_t_datakey(conf_run *r);
 /* conf_t_cert.c */
 void conf_t_cert(conf_run *r);

@@ -99,4 +99,17 @@ for sub in $(sed -n 's/^  \([a-z-]*\) .*/\1/p; s/^  \([a-z-]*\)$/\1/p' "$T/help"
     nsub=$((nsub + 1))
 done
 [ "$nsub" -ge 5 ] || fail "keyplane key --help: only $nsub subcommands found"
+# datakey: its subcommands, and every option each one's --help names
+expect "datakey" keyplane data
+expect "decrypt" keyplane datakey de
+expect "hsm.escrow" keyplane --policy "$T/policy.yaml" datakey generate --instance h
+expect "--to-context --to-key-id" keyplane datakey reencrypt --to
+expect "" keyplane datakey generate --to
+for sub in generate decrypt reencrypt; do
+    "$KP_BIN" datakey "$sub" --help >"$T/help" 2>&1 || fail "keyplane datakey $sub --help exited $?"
+    offered=" $(comp keyplane datakey "$sub" --) "
+    for o in $(grep -oE -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
+        case $offered in *" $o "*) ;; *) fail "keyplane datakey $sub: $o is not completed: $offered" ;; esac
+    done
+done
 echo "ok: completion"

@@ -347,6 +347,99 @@ static void test_datakey(void **state)
     s_close(&f);
 }
 
+/* DK_REENCRYPT through the library: the data key moves to another key and context inside the
+ * plugin, opens there and nowhere else, and the audit event names both keys. */
+static void test_datakey_reencrypt(void **state)
+{
+    (void)state;
+    s_fixture f;
+    s_open_in(&f, "datakey", KP_TEST_DATAKEY_DIR);
+    FILE *audit = tmpfile();
+    assert_non_null(audit);
+    kp_ctx_set_audit(f.t.ctx, audit);
+    const kp_meta ctx1[] = {{"db", "sales"}}, ctx2[] = {{"db", "sales"}, {"rotated", "2"}};
+    kp_secret *plain = NULL, *back = NULL;
+    uint8_t *ct = NULL, *ct2 = NULL;
+    size_t ctlen = 0, ct2len = 0;
+    assert_int_equal(kp_datakey_generate(f.inst, "k1", 32, ctx1, 1, &plain, &ct, &ctlen), KP_OK);
+    assert_int_equal(
+        kp_datakey_reencrypt(f.inst, "k1", ct, ctlen, ctx1, 1, "k2", ctx2, 2, &ct2, &ct2len),
+        KP_OK);
+    assert_true(ct2len > 32);
+    assert_int_equal(kp_datakey_decrypt(f.inst, "k2", ct2, ct2len, ctx2, 2, &back), KP_OK);
+    assert_memory_equal(kp_secret_cdata(back), kp_secret_cdata(plain), 32);
+    kp_secret_free(back);
+    back = NULL;
+    s_expect_error(&f, kp_datakey_decrypt(f.inst, "k2", ct2, ct2len, ctx1, 1, &back), KP_ERR_CRYPTO,
+                   "does not decrypt");
+    s_expect_error(&f, kp_datakey_decrypt(f.inst, "k1", ct2, ct2len, ctx2, 2, &back), KP_ERR_CRYPTO,
+                   "does not decrypt");
+    assert_null(back);
+    /* the source's context and key are checked; the old ciphertext still opens where it did */
+    uint8_t *none = NULL;
+    size_t nlen = 0;
+    s_expect_error(
+        &f, kp_datakey_reencrypt(f.inst, "k1", ct, ctlen, ctx2, 2, "k2", ctx2, 2, &none, &nlen),
+        KP_ERR_CRYPTO, "does not decrypt");
+    s_expect_error(
+        &f, kp_datakey_reencrypt(f.inst, "k2", ct, ctlen, ctx1, 1, "k2", ctx2, 2, &none, &nlen),
+        KP_ERR_CRYPTO, "does not decrypt");
+    ct[ctlen / 2] ^= 1;
+    s_expect_error(
+        &f, kp_datakey_reencrypt(f.inst, "k1", ct, ctlen, ctx1, 1, "k1", ctx2, 2, &none, &nlen),
+        KP_ERR_CRYPTO, "does not decrypt");
+    assert_null(none);
+    /* one event per call, the destination as "to" */
+    fflush(audit);
+    rewind(audit);
+    char line[2048];
+    int events = 0, ok = 0;
+    while (fgets(line, sizeof(line), audit) != NULL) {
+        if (strstr(line, "\"op\":\"datakey.reencrypt\"") == NULL)
+            continue;
+        events++;
+        if (strstr(line, "\"name\":\"k1\",\"to\":\"k2\"") != NULL &&
+            strstr(line, "\"outcome\":\"ok\"") != NULL)
+            ok++;
+    }
+    assert_int_equal(events, 4);
+    assert_int_equal(ok, 1);
+    kp_ctx_set_audit(f.t.ctx, NULL);
+    fclose(audit);
+    kp_secret_free(plain);
+    kp_free(ct);
+    kp_free(ct2);
+    s_close(&f);
+}
+
+/* A data-key plugin of ABI 1.0-1.4 has no DK_REENCRYPT, a keystore no data keys: both are
+ * KP_ERR_UNSUPPORTED, each saying which. */
+static void test_datakey_reencrypt_unsupported(void **state)
+{
+    (void)state;
+    const kp_meta ctx1[] = {{"db", "sales"}};
+    s_fixture f;
+    s_open_in(&f, "datakey-1-0", KP_TEST_DATAKEY_1_0_DIR);
+    kp_secret *plain = NULL;
+    uint8_t *ct = NULL, *ct2 = NULL;
+    size_t ctlen = 0, ct2len = 0;
+    assert_int_equal(kp_datakey_generate(f.inst, "k1", 32, ctx1, 1, &plain, &ct, &ctlen), KP_OK);
+    s_expect_error(
+        &f, kp_datakey_reencrypt(f.inst, "k1", ct, ctlen, ctx1, 1, "k2", NULL, 0, &ct2, &ct2len),
+        KP_ERR_UNSUPPORTED,
+        "m: plugin datakey-1-0 does not support re-encrypting data keys (DK_REENCRYPT, "
+        "ABI 1.5)");
+    assert_null(ct2);
+    s_close(&f);
+    s_open(&f, "good");
+    s_expect_error(
+        &f, kp_datakey_reencrypt(f.inst, "k1", ct, ctlen, ctx1, 1, "k2", NULL, 0, &ct2, &ct2len),
+        KP_ERR_UNSUPPORTED, "m: plugin good does not support data keys");
+    s_close(&f);
+    kp_secret_free(plain);
+    kp_free(ct);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +457,8 @@ int main(void)
         cmocka_unit_test(test_other_version),
         cmocka_unit_test(test_long_unwrap),
         cmocka_unit_test(test_datakey),
+        cmocka_unit_test(test_datakey_reencrypt),
+        cmocka_unit_test(test_datakey_reencrypt_unsupported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,6 +243,18 @@ KP_API KP_WARN_UNUSED kp_status kp_datakey_decrypt(kp_instance *inst, const char
                                                    const uint8_t *ct, size_t ctlen,
                                                    const kp_meta *context, size_t ncontext,
                                                    kp_secret **plain);
+/** Re-encrypts a data key made under src_key_id with src_context to dst_key_id with dst_context
+ *  inside the store (KMS ReEncrypt): the plaintext never reaches the caller. *out (allocated:
+ *  kp_free) receives the new ciphertext, which kp_datakey_decrypt of dst_key_id opens with
+ *  dst_context. KP_ERR_CRYPTO when ct or src_context differ; KP_ERR_UNSUPPORTED when the
+ *  instance makes no data keys or its plugin has no DK_REENCRYPT (ABI 1.5). Audited as
+ *  datakey.reencrypt. */
+KP_API KP_WARN_UNUSED kp_status kp_datakey_reencrypt(kp_instance *inst, const char *src_key_id,
+                                                     const uint8_t *ct, size_t ctlen,
+                                                     const kp_meta *src_context, size_t nsrc,
+                                                     const char *dst_key_id,
+                                                     const kp_meta *dst_context, size_t ndst,
+                                                     uint8_t **out, size_t *outlen);
 
 /** Frees a buffer that a keyplane function allocated for the caller (public keys, wrapped
  *  bytes, PEM text, JSON). NULL is a no-op. Never use free() on them: the library may use

@@ -83,6 +83,7 @@ void kp__audit(kp_ctx *ctx, const kp_audit_event *ev)
     s_set_str(obj, "instance", ev->instance);
     s_set_str(obj, "plugin", ev->plugin);
     s_set_str(obj, "name", ev->name);
+    s_set_str(obj, "to", ev->to);
     if (ev->version != 0)
         json_object_set_new(obj, "version", json_integer(ev->version));
     s_set_str(obj, "alg", ev->alg);

@@ -15,6 +15,7 @@ typedef struct kp_audit_event {
     const char *instance;
     const char *plugin;
     const char *name;
+    const char *to; /* the key id a data key was re-encrypted to (datakey.reencrypt) */
     uint32_t version;
     const char *alg;
     kp_status status;

@@ -24,23 +24,36 @@ kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *
     return KP_OK;
 }
 
-kp_status kp__inst_audit(kp_instance *inst, const char *op, const char *name, uint32_t version,
-                         uint32_t alg, kp_status st)
+static kp_status s_audit(kp_instance *inst, kp_audit_event *ev)
 {
+    kp_status st = ev->status;
     if (st == KP_OK)
         kp__clear_error(inst->ctx); /* a plugin may have said "buffer too small" on the way */
     else if (kp_ctx_last_error(inst->ctx)[0] == '\0')
-        kp__set_error(inst->ctx, st, "%s: %s failed: %s", inst->name, op, kp_strerror(st));
+        kp__set_error(inst->ctx, st, "%s: %s failed: %s", inst->name, ev->op, kp_strerror(st));
+    ev->instance = inst->name;
+    ev->plugin = inst->plugin->name;
+    ev->detail = st != KP_OK ? kp_ctx_last_error(inst->ctx) : NULL;
+    kp__audit(inst->ctx, ev);
+    return st;
+}
+
+kp_status kp__inst_audit(kp_instance *inst, const char *op, const char *name, uint32_t version,
+                         uint32_t alg, kp_status st)
+{
     kp_audit_event ev = {.op = op,
-                         .instance = inst->name,
-                         .plugin = inst->plugin->name,
                          .name = name,
                          .version = version,
                          .alg = alg != 0 ? kp_wrap_alg_name(alg) : NULL,
-                         .status = st,
-                         .detail = st != KP_OK ? kp_ctx_last_error(inst->ctx) : NULL};
-    kp__audit(inst->ctx, &ev);
-    return st;
+                         .status = st};
+    return s_audit(inst, &ev);
+}
+
+kp_status kp__inst_audit_to(kp_instance *inst, const char *op, const char *name, const char *to,
+                            kp_status st)
+{
+    kp_audit_event ev = {.op = op, .name = name, .to = to, .status = st};
+    return s_audit(inst, &ev);
 }
 
 kp_status kp__inst_len_check(kp_instance *inst, const char *fn, kp_status st, size_t cap,

@@ -32,6 +32,9 @@ kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *
 /* Sets a generic detail when the plugin gave none, writes the audit event, returns st. */
 kp_status kp__inst_audit(kp_instance *inst, const char *op, const char *name, uint32_t version,
                          uint32_t alg, kp_status st);
+/* kp__inst_audit of an operation that moves name to another key, to (the event's "to"). */
+kp_status kp__inst_audit_to(kp_instance *inst, const char *op, const char *name, const char *to,
+                            kp_status st);
 /* The buffer convention's defence: KP_ERR_PLUGIN when fn answered st with a len that does not fit
  * the capacity cap it was given; else st. */
 kp_status kp__inst_len_check(kp_instance *inst, const char *fn, kp_status st, size_t cap,

@@ -178,6 +178,52 @@ kp_status kp_datakey_decrypt(kp_instance *inst, const char *key_id, const uint8_
     return kp__inst_audit(inst, "datakey.decrypt", key_id, 0, 0, st);
 }
 
+typedef struct s_dk_re_args {
+    const kp_dispatch *d;
+    const char *src_key_id, *dst_key_id;
+    const uint8_t *ct;
+    size_t ctlen;
+    const kp_meta *src_context, *dst_context;
+    size_t nsrc, ndst;
+} s_dk_re_args;
+
+static kp_status s_dk_re_fill(kp_instance *inst, const void *args, uint8_t *buf, size_t *len)
+{
+    const s_dk_re_args *a = args;
+    return kp_dispatch_dk_reencrypt(a->d)(inst->inst, a->src_key_id, a->ct, a->ctlen,
+                                          a->src_context, a->nsrc, a->dst_key_id, a->dst_context,
+                                          a->ndst, buf, len);
+}
+
+kp_status kp_datakey_reencrypt(kp_instance *inst, const char *src_key_id, const uint8_t *ct,
+                               size_t ctlen, const kp_meta *src_context, size_t nsrc,
+                               const char *dst_key_id, const kp_meta *dst_context, size_t ndst,
+                               uint8_t **out, size_t *outlen)
+{
+    const kp_dispatch *d = NULL;
+    KP_ENSURE(src_key_id != NULL && dst_key_id != NULL && ct != NULL && ctlen > 0 && out != NULL &&
+                  outlen != NULL && (nsrc == 0 || src_context != NULL) &&
+                  (ndst == 0 || dst_context != NULL),
+              KP_ERR_INVALID_ARG);
+    /* a store without data keys says so; one with data keys but an ABI 1.0-1.4 plugin says what
+     * it lacks */
+    KP_GUARD(kp__inst_fn(inst, KP_CAP_DATAKEY, KP_FN_DK_DECRYPT, "data keys", &d));
+    KP_GUARD(kp__inst_fn(inst, KP_CAP_DATAKEY, KP_FN_DK_REENCRYPT,
+                         "re-encrypting data keys (DK_REENCRYPT, ABI 1.5)", &d));
+    *out = NULL;
+    s_dk_re_args a = {d, src_key_id, dst_key_id, ct, ctlen, src_context, dst_context, nsrc, ndst};
+    kp_status st = kp__inst_fill(inst, "DK_REENCRYPT", s_dk_re_fill, &a, 1024, out, outlen);
+    if (st == KP_OK && *outlen == 0)
+        st = kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                           "%s: plugin %s broke the ABI: DK_REENCRYPT gave no ciphertext",
+                           inst->name, inst->plugin->name);
+    if (st != KP_OK) {
+        kp_free(*out);
+        *out = NULL;
+    }
+    return kp__inst_audit_to(inst, "datakey.reencrypt", src_key_id, dst_key_id, st);
+}
+
 /* ---- chain-state documents ----------------------------------------------------------------- */
 
 bool kp__inst_state_kept(const kp_instance *inst)

@@ -1,7 +1,8 @@
 /*
- * keyplane provider ABI 1.4: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
+ * keyplane provider ABI 1.5: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
  * kp_key_info.gap, which 1.2 appended, KP_FN_KS_CERT_PUT/GET with KP_INST_CERTS, which 1.3
- * added, and the store's own metadata (KP_META_STORE, KP_META_GAP), which 1.4 named.
+ * added, the store's own metadata (KP_META_STORE, KP_META_GAP), which 1.4 named, and
+ * KP_FN_DK_REENCRYPT, which 1.5 added.
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
  * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
@@ -59,7 +60,7 @@ extern "C" {
 /** ABI version of these headers. A plugin built for another major is refused; a plugin that
  *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
-#define KP_ABI_MINOR 4
+#define KP_ABI_MINOR 5
 
 /** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
@@ -839,6 +840,19 @@ KP_ABI_FUNC(kp_status, dk_generate,
 KP_ABI_FUNC(kp_status, dk_decrypt,
             (void *inst, const char *key_id, const uint8_t *ct, size_t ctlen,
              const kp_meta *context, size_t ncontext, kp_secret **plain))
+
+#define KP_FN_DK_REENCRYPT 402 /* optional; since 1.5 */
+/**
+ * Re-encrypts a data key made by DK_GENERATE under src_key_id with src_context (nsrc pairs) to
+ * dst_key_id with dst_context (ndst pairs, may be 0), inside the store: the plaintext never
+ * leaves it. out receives the new ciphertext (the buffer convention), which DK_DECRYPT of
+ * dst_key_id opens with dst_context. KP_ERR_CRYPTO when ct or src_context does not match
+ * src_key_id. dst_key_id may be src_key_id (a new context under the same key).
+ */
+KP_ABI_FUNC(kp_status, dk_reencrypt,
+            (void *inst, const char *src_key_id, const uint8_t *ct, size_t ctlen,
+             const kp_meta *src_context, size_t nsrc, const char *dst_key_id,
+             const kp_meta *dst_context, size_t ndst, uint8_t *out, size_t *outlen))
 
 #ifdef __cplusplus
 }
