@@ -119,47 +119,38 @@ static void s_unclaimed_key(kp_aws_inst *a, kp_check_report_fn report, void *arg
 /* The keys keyplane made that no alias claims (aws_kms_import.c): the region's keys are listed
  * (kms:ListKeys), and each key no alias of the prefix names is read (kms:ListResourceTags,
  * kms:DescribeKey). Nothing is deleted: a person removes them. */
+typedef struct s_claims {
+    kp_aws_inst *a;
+    kp_check_report_fn report;
+    void *arg;
+    kp_aws_vlist l;
+    size_t keys, found, unread;
+} s_claims;
+
+static kp_status s_claims_key(void *arg, json_t *e)
+{
+    s_claims *c = arg;
+    const char *id = json_string_value(json_object_get(e, "KeyId"));
+    c->keys++;
+    if (id != NULL && !s_claimed(&c->l, id))
+        s_unclaimed_key(c->a, c->report, c->arg, id, &c->found, &c->unread);
+    return KP_OK;
+}
+
 static void s_kms_claims(kp_aws_inst *a, kp_check_report_fn report, void *arg, kp_status *first)
 {
-    kp_aws_vlist l = {0};
-    kp_status st = kp_aws_kms_versions(a, NULL, &l);
-    char marker[1100] = "";
-    size_t keys = 0, found = 0, unread = 0;
-    for (int page = 0; st == KP_OK && page < 1000; page++) {
-        a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* one listing per page */
-        json_t *j = json_pack("{s:i}", "Limit", 1000), *out = NULL;
-        if (j != NULL && marker[0] != '\0')
-            json_object_set_new(j, "Marker", json_string(marker));
-        st = j != NULL ? kp_aws_kms_call(a, "ListKeys", j, false, &out, NULL, 0)
-                       : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
-        json_decref(j);
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(out, "Keys"), i, e)
-        {
-            const char *id = json_string_value(json_object_get(e, "KeyId"));
-            keys++;
-            if (st == KP_OK && id != NULL && !s_claimed(&l, id))
-                s_unclaimed_key(a, report, arg, id, &found, &unread);
-        }
-        const char *next = json_string_value(json_object_get(out, "NextMarker"));
-        bool more = st == KP_OK && json_is_true(json_object_get(out, "Truncated")) &&
-                    next != NULL && next[0] != '\0' && strlen(next) < sizeof(marker) &&
-                    strcmp(next, marker) != 0;
-        if (more)
-            snprintf(marker, sizeof(marker), "%s", next);
-        json_decref(out);
-        if (!more)
-            break;
-    }
+    s_claims c = {.a = a, .report = report, .arg = arg};
+    kp_status st = kp_aws_kms_versions(a, NULL, &c.l);
+    if (st == KP_OK)
+        st = kp_aws_kms_pages(a, "ListKeys", "Keys", 1000, true, s_claims_key, &c);
     char detail[400], more[96] = "";
-    if (unread > 0)
-        snprintf(more, sizeof(more), "; %zu whose tags or state could not be read", unread);
+    if (c.unread > 0)
+        snprintf(more, sizeof(more), "; %zu whose tags or state could not be read", c.unread);
     snprintf(detail, sizeof(detail),
              "%zu versions claimed by aliases under alias/%s; of the %zu keys of %s, %zu made for "
              "a version that no alias claims%s",
-             l.n, a->prefix, keys, a->region, found, more);
-    kp_aws_vlist_free(&l);
+             c.l.n, a->prefix, c.keys, a->region, c.found, more);
+    kp_aws_vlist_free(&c.l);
     s_report(a, report, arg, "claims", st, detail, first);
 }
 

@@ -423,6 +423,11 @@ kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l)
 /** info of name/version held by k (its fingerprint from the key itself when enabled). */
 kp_status kp_aws_kms_info(kp_aws_inst *a, const char *name, uint32_t version,
                           const kp_aws_kms_key *k, kp_key_info *info);
+/** A KMS listing op (ListKeys, ListAliases) page by page (Limit limit, Marker/NextMarker),
+ *  fn called for each item of the answer's array member; with page_deadline, each page gets
+ *  a->deadline_ms of its own. A non-KP_OK from fn stops the walk and is returned. */
+kp_status kp_aws_kms_pages(kp_aws_inst *a, const char *op, const char *member, int limit,
+                           bool page_deadline, kp_status (*fn)(void *arg, json_t *item), void *arg);
 /** The base64 member field of a KMS answer into a new secret, jansson's copy wiped. */
 kp_status kp_aws_kms_plain(kp_aws_inst *a, json_t *out, const char *field, kp_secret **plain);
 kp_ks_get_fn kp_aws_kms_ks_get;

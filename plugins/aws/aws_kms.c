@@ -99,3 +99,37 @@ kp_status kp_aws_kms_plain(kp_aws_inst *a, json_t *out, const char *field, kp_se
         a->up->secret_free(s);
     return st;
 }
+
+kp_status kp_aws_kms_pages(kp_aws_inst *a, const char *op, const char *member, int limit,
+                           bool page_deadline, kp_status (*fn)(void *arg, json_t *item), void *arg)
+{
+    char marker[1100] = "";
+    kp_status st = KP_OK;
+    for (int page = 0; st == KP_OK && page < 10000; page++) {
+        if (page_deadline)
+            a->deadline = kpk_http_clock_ms() + a->deadline_ms;
+        json_t *j = json_pack("{s:i}", "Limit", limit), *out = NULL;
+        if (j != NULL && marker[0] != '\0')
+            json_object_set_new(j, "Marker", json_string(marker));
+        st = j != NULL ? kp_aws_kms_call(a, op, j, false, &out, NULL, 0)
+                       : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
+        json_decref(j);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(out, member), i, e)
+        {
+            if (st == KP_OK)
+                st = fn(arg, e);
+        }
+        const char *next = json_string_value(json_object_get(out, "NextMarker"));
+        bool more = st == KP_OK && json_is_true(json_object_get(out, "Truncated")) &&
+                    next != NULL && next[0] != '\0' && strlen(next) < sizeof(marker) &&
+                    strcmp(next, marker) != 0;
+        if (more)
+            snprintf(marker, sizeof(marker), "%s", next);
+        json_decref(out);
+        if (!more)
+            break;
+    }
+    return st;
+}

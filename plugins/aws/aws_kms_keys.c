@@ -193,39 +193,29 @@ kp_status kp_aws_kms_public(kp_aws_inst *a, const char *arn, const uint8_t **spk
     return KP_OK;
 }
 
+typedef struct s_alias_walk {
+    kp_aws_inst *a;
+    const char *name;
+    kp_aws_vlist *l;
+} s_alias_walk;
+
+static kp_status s_alias_item(void *arg, json_t *e)
+{
+    s_alias_walk *w = arg;
+    const char *alias = json_string_value(json_object_get(e, "AliasName"));
+    const char *target = json_string_value(json_object_get(e, "TargetKeyId"));
+    char n[KP_NAME_MAX];
+    uint32_t v = 0;
+    if (alias == NULL || target == NULL || !s_alias_parse(w->a, alias, n, &v) ||
+        (w->name != NULL && strcmp(n, w->name) != 0))
+        return KP_OK;
+    return kp_aws_vlist_add(w->l, n, v, target);
+}
+
 kp_status kp_aws_kms_versions(kp_aws_inst *a, const char *name, kp_aws_vlist *l)
 {
-    char marker[1100] = "";
-    kp_status st = KP_OK;
-    for (int page = 0; st == KP_OK && page < 10000; page++) {
-        json_t *j = json_pack("{s:i}", "Limit", 100), *out = NULL;
-        if (j != NULL && marker[0] != '\0')
-            json_object_set_new(j, "Marker", json_string(marker));
-        st = j != NULL ? kp_aws_kms_call(a, "ListAliases", j, false, &out, NULL, 0)
-                       : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
-        json_decref(j);
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(out, "Aliases"), i, e)
-        {
-            const char *alias = json_string_value(json_object_get(e, "AliasName"));
-            const char *target = json_string_value(json_object_get(e, "TargetKeyId"));
-            char n[KP_NAME_MAX];
-            uint32_t v = 0;
-            if (st == KP_OK && alias != NULL && target != NULL && s_alias_parse(a, alias, n, &v) &&
-                (name == NULL || strcmp(n, name) == 0))
-                st = kp_aws_vlist_add(l, n, v, target);
-        }
-        const char *next = json_string_value(json_object_get(out, "NextMarker"));
-        bool more = st == KP_OK && json_is_true(json_object_get(out, "Truncated")) &&
-                    next != NULL && next[0] != '\0' && strlen(next) < sizeof(marker) &&
-                    strcmp(next, marker) != 0;
-        if (more)
-            snprintf(marker, sizeof(marker), "%s", next);
-        json_decref(out);
-        if (!more)
-            break;
-    }
+    s_alias_walk w = {.a = a, .name = name, .l = l};
+    kp_status st = kp_aws_kms_pages(a, "ListAliases", "Aliases", 100, false, s_alias_item, &w);
     if (st == KP_OK)
         kp_aws_vlist_sort(l);
     return st;

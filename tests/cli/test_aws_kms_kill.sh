@@ -23,16 +23,6 @@ done
 P="--policy $T/policy.yaml"
 ROUNDS=${KP_KMS_KILL_ROUNDS:-20}
 
-kms_instance() { # kms_instance INST NAME REGION: a KMS keystore of emulated region NAME
-    cat <<YAML
-  $1:
-    plugin: aws
-    service: kms
-    region: $3
-    endpoint: $(aws_url "$2")
-    ca_bundle: $AWS_CA
-YAML
-}
 chain_block() { # chain_block NAME: an RSA-2048 chain born in the file store, imported into KMS
     cat <<YAML
   $1:
@@ -42,8 +32,8 @@ YAML
 }
 {
     file_providers origin
-    kms_instance kms-east east us-east-1
-    kms_instance kms-west west us-west-2
+    aws_kms_instance kms-east east us-east-1
+    aws_kms_instance kms-west west us-west-2
 } >"$T/head.yaml"
 { cat "$T/head.yaml"; echo "chains: {}"; } >"$T/init.yaml"
 init_stores "$T/init.yaml"
