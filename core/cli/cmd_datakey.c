@@ -96,9 +96,10 @@ static const char s_usage[] =
     "Every subcommand takes --json; 'keyplane datakey SUBCOMMAND --help' for its options.\n"
     "\n"
     "Exit status: 0 done; 2 usage (a bad pair, bad base64); 3 the instance makes no\n"
-    "data keys, or its plugin does not re-encrypt; 5 no such instance or key, or the\n"
-    "plaintext file exists; 7 the ciphertext does not open with that key and context;\n"
-    "6, 8 store failures.\n";
+    "data keys, or its plugin does not re-encrypt; 4 the store refused (credentials,\n"
+    "permissions, a disabled key); 5 no such instance or key, or the plaintext file\n"
+    "exists; 7 the ciphertext does not open with that key and context; 6, 8 store\n"
+    "failures.\n";
 
 static const struct option s_options[] = {{"instance", required_argument, NULL, 'i'},
                                           {"key-id", required_argument, NULL, 'k'},

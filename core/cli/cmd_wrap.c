@@ -38,8 +38,9 @@ static void s_unwrap_help(void)
 {
     printf("Usage: keyplane unwrap [--in FILE] [--replica INSTANCE] [--out FILE] [--json]\n"
            "\n"
-           "Unwraps an envelope made by 'keyplane wrap'. The chain's replicas (then its\n"
-           "escrow instances) are tried in policy order; a failing or unreachable one is\n"
+           "Unwraps an envelope made by 'keyplane wrap'. The chain's replicas, then its\n"
+           "escrow instances, then its origin are tried in policy order (restore_only ones\n"
+           "only when named with --replica); a failing or unreachable one is\n"
            "skipped with a warning, and so is one whose key fingerprint differs from the\n"
            "envelope's. The DEK is written raw to --out (a new file 0600; one replaced keeps\n"
            "its owner and mode) or to stdout, which must not be a terminal.\n"

@@ -79,7 +79,7 @@ static bool s_claimed(const kp_aws_vlist *l, const char *id)
  * that alias names another key or none. A key whose tags or state cannot be read is counted in
  * *unread. */
 static void s_unclaimed_key(kp_aws_inst *a, kp_check_report_fn report, void *arg, const char *id,
-                            size_t *found, size_t *unread)
+                            size_t *found, size_t *unread, char *why, size_t whylen)
 {
     a->deadline = kpk_http_clock_ms() + a->deadline_ms; /* one lookup per key */
     char alias[300], want[300];
@@ -92,7 +92,8 @@ static void s_unclaimed_key(kp_aws_inst *a, kp_check_report_fn report, void *arg
         st = kp_aws_kms_describe(a, id, &k);
     kp_status at = st == KP_OK ? kp_aws_kms_describe(a, alias, &held) : st;
     if (st != KP_OK || (at != KP_OK && at != KP_ERR_NOT_FOUND)) {
-        (*unread)++;
+        if ((*unread)++ == 0) /* the first reason: a permission missing, most often */
+            snprintf(why, whylen, "%s", a->up->get_error(a->h));
         return;
     }
     if ((at == KP_OK && strcmp(held.arn, k.arn) == 0) || strcmp(k.state, "PendingDeletion") == 0)
@@ -125,6 +126,7 @@ typedef struct s_claims {
     void *arg;
     kp_aws_vlist l;
     size_t keys, found, unread;
+    char why[KP_ERROR_MAX + 1];
 } s_claims;
 
 static kp_status s_claims_key(void *arg, json_t *e)
@@ -133,7 +135,7 @@ static kp_status s_claims_key(void *arg, json_t *e)
     const char *id = json_string_value(json_object_get(e, "KeyId"));
     c->keys++;
     if (id != NULL && !s_claimed(&c->l, id))
-        s_unclaimed_key(c->a, c->report, c->arg, id, &c->found, &c->unread);
+        s_unclaimed_key(c->a, c->report, c->arg, id, &c->found, &c->unread, c->why, sizeof(c->why));
     return KP_OK;
 }
 
@@ -143,13 +145,15 @@ static void s_kms_claims(kp_aws_inst *a, kp_check_report_fn report, void *arg, k
     kp_status st = kp_aws_kms_versions(a, NULL, &c.l);
     if (st == KP_OK)
         st = kp_aws_kms_pages(a, "ListKeys", "Keys", 1000, true, s_claims_key, &c);
-    char detail[400], more[96] = "";
+    char detail[KP_ERROR_MAX + 1], more[700] = "";
     if (c.unread > 0)
-        snprintf(more, sizeof(more), "; %zu whose tags or state could not be read", c.unread);
+        snprintf(more, sizeof(more),
+                 "; %zu whose tags or state could not be read (the first: %.500s)", c.unread,
+                 c.why);
     snprintf(detail, sizeof(detail),
-             "%zu versions claimed by aliases under alias/%s; of the %zu keys of %s, %zu made for "
+             "%zu version%s claimed by aliases under alias/%s; of the %zu keys of %s, %zu made for "
              "a version that no alias claims%s",
-             c.l.n, a->prefix, c.keys, a->region, c.found, more);
+             c.l.n, c.l.n == 1 ? "" : "s", a->prefix, c.keys, a->region, c.found, more);
     kp_aws_vlist_free(&c.l);
     s_report(a, report, arg, "claims", st, detail, first);
 }

@@ -25,7 +25,8 @@ kp_status kp_aws_kms_alias(kp_aws_inst *a, const char *name, uint32_t version, c
                            size_t cap)
 {
     if (name == NULL || !kpk_key_name_valid(name))
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "kms: '%.64s' is not a key name",
+        return kp_aws_err(a, KP_ERR_INVALID_ARG,
+                          "kms: '%.64s' is not a key name (1 to 127 of A-Z a-z 0-9 . _ -)",
                           name != NULL ? name : "");
     char enc[2 * KP_NAME_MAX];
     size_t n = 0;

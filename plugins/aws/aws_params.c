@@ -28,11 +28,11 @@ const kp_param_desc kp_aws_param_list[] = {
     {.name = "region",
      .type = KP_PARAM_STRING,
      .flags = KP_PARAM_REQUIRED,
-     .help = "AWS region of the bucket or the secrets, e.g. us-east-1"},
+     .help = "AWS region of the bucket, the secrets or the KMS keys, e.g. us-east-1"},
     S_OPT("bucket", KP_PARAM_STRING, "s3: the bucket (it must exist, in region)"),
     S_OPT("prefix", KP_PARAM_STRING,
           "object key, secret name or KMS alias prefix (default keyplane/): version N of NAME is "
-          "<prefix>NAME/vN (kms: alias/<prefix>NAME/vN)"),
+          "<prefix>NAME/vN (kms: alias/<prefix>NAME/vN; a kms prefix ends with '/')"),
     S_OPT("kms_key", KP_PARAM_STRING,
           "KMS key in region (id, ARN or alias/NAME): s3: the SSE-KMS key of every object "
           "(required); secretsmanager: the secrets' KmsKeyId (default aws/secretsmanager)"),
@@ -40,8 +40,9 @@ const kp_param_desc kp_aws_param_list[] = {
           "secretsmanager: regions every secret is replicated to, each with its own KMS key: "
           "REGION=KEY[,REGION=KEY...]"),
     S_OPT("endpoint", KP_PARAM_STRING,
-          "https:// URL of the service (default: AWS_ENDPOINT_URL_S3 or "
-          "AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, then AWS's own)"),
+          "https:// URL of the service (default: AWS_ENDPOINT_URL_S3, "
+          "AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, then "
+          "AWS's own)"),
     S_OPT("replica_endpoints", KP_PARAM_STRING,
           "secretsmanager: REGION=URL[,REGION=URL...] for replica regions (default: as endpoint)"),
     S_OPT("sts_endpoint", KP_PARAM_STRING,
@@ -195,6 +196,8 @@ static kp_status s_replicas(kp_aws_inst *a, const kp_param *params)
         p += len + (p[len] == ',' ? 1 : 0);
     }
     const char *eps = s_str(params, "replica_endpoints");
+    if (eps != NULL && a->service != KP_AWS_SM)
+        return kp_aws_err(a, KP_ERR_CONFIG, "replica_endpoints is a secretsmanager param");
     for (const char *p = eps; p != NULL && *p != '\0';) {
         size_t len = strcspn(p, ",");
         char region[KP_AWS_REGION_MAX], url[KP_AWS_URL_MAX];
@@ -230,6 +233,14 @@ static kp_status s_place(kp_aws_inst *a, const kp_param *params)
     if (a->service != KP_AWS_S3 && a->bucket[0] != '\0')
         return kp_aws_err(a, KP_ERR_CONFIG, "bucket is an s3 param");
     KP_GUARD(s_prefix(a, params));
+    /* a kms instance is KMS itself: its URL is `endpoint`, and its keys are named per call */
+    if (a->service == KP_AWS_KMS && s_str(params, "kms_endpoint") != NULL)
+        return kp_aws_err(a, KP_ERR_CONFIG,
+                          "kms_endpoint is an s3 param: a kms instance's URL is endpoint");
+    if (a->service == KP_AWS_KMS && s_str(params, "kms_key") != NULL)
+        return kp_aws_err(a, KP_ERR_CONFIG,
+                          "kms_key is an s3 and secretsmanager param: a kms instance's keys are "
+                          "its versions' aliases, and datakey's --key-id");
     KP_GUARD(s_copy(a, params, "kms_key", a->kms_key, sizeof(a->kms_key), NULL));
     if (a->service == KP_AWS_S3 && a->kms_key[0] == '\0')
         return kp_aws_err(a, KP_ERR_CONFIG,

@@ -8,7 +8,8 @@
 # - a disabled key and a key pending deletion: verify names the state and the aws command that
 #   mends it (not "does not exist");
 # - a symmetric key under keyplane's prefix does not hide the other keys of `key list`;
-# - a prefix not ending in '/' is refused (two prefixes would claim one alias);
+# - a prefix not ending in '/' is refused (two prefixes would claim one alias), and so are
+#   kms_endpoint and kms_key on a kms instance;
 # - an import cut short after the claim is invisible and the next apply completes it;
 # - names with '.' and '_' map to distinct aliases and back;
 # - check names every key keyplane made that no alias claims, and never invites the deletion of
@@ -121,6 +122,15 @@ sed 's|^    region: us-east-1$|    region: us-east-1\n    prefix: kp|' "$T/polic
 grep -q "prefix: kp" "$T/bad.yaml" || fail "sed"
 expect_rc 3 --policy "$T/bad.yaml" policy validate "$T/bad.yaml"
 expect_in "$T/err" "kms: prefix must end with '/'"
+# a kms instance is reached at its endpoint: kms_endpoint and kms_key are refused there, not
+# ignored (the first would send check to AWS itself)
+sed 's|^    region: us-east-1$|    region: us-east-1\n    kms_endpoint: https://127.0.0.1:1|' \
+    "$T/policy.yaml" >"$T/bad.yaml"
+expect_rc 3 --policy "$T/bad.yaml" policy validate "$T/bad.yaml"
+expect_in "$T/err" "kms_endpoint is an s3 param: a kms instance's URL is endpoint"
+sed 's|^    region: us-east-1$|    region: us-east-1\n    kms_key: alias/x|' "$T/policy.yaml" >"$T/bad.yaml"
+expect_rc 3 --policy "$T/bad.yaml" policy validate "$T/bad.yaml"
+expect_in "$T/err" "kms_key is an s3 and secretsmanager param"
 
 # ---- an import cut short after its claim: invisible, completed by the next apply ------------
 $ACTL faults --dir "$AWSD" --name east '{"forbidden_ops": ["kms:ImportKeyMaterial"]}' >/dev/null
