@@ -132,6 +132,10 @@ sed 's|^    region: us-east-1$|    region: us-east-1\n    kms_key: alias/x|' "$T
 expect_rc 3 --policy "$T/bad.yaml" policy validate "$T/bad.yaml"
 expect_in "$T/err" "kms_key is an s3 and secretsmanager param"
 
+# KMS makes no key whose material could be escrowed: a generate says how keys get there
+expect_rc 3 $P key generate --instance kms --name fresh --bits 2048
+expect_in "$T/err" "does not support key creation: keys come to it by import"
+
 # ---- an import cut short after its claim: invisible, completed by the next apply ------------
 $ACTL faults --dir "$AWSD" --name east '{"forbidden_ops": ["kms:ImportKeyMaterial"]}' >/dev/null
 kp $P key create --chain late

@@ -18,9 +18,16 @@ kp_status kp__inst_fn(kp_instance *inst, uint32_t cap, uint32_t id, const char *
 {
     KP_ENSURE(inst != NULL, KP_ERR_INVALID_ARG);
     kp__clear_error(inst->ctx);
-    if ((inst->info.capabilities & cap) == 0 || (*d = kp__plugin_fn(inst->plugin, id)) == NULL)
-        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED, "%s: plugin %s does not support %s",
-                             inst->name, inst->plugin->name, op);
+    if ((inst->info.capabilities & cap) == 0 || (*d = kp__plugin_fn(inst->plugin, id)) == NULL) {
+        /* a keystore that only imports (a cloud KMS): say how keys get there */
+        bool imports = id == KP_FN_KS_CREATE && (inst->info.capabilities & KP_CAP_KEYSTORE) &&
+                       kp__plugin_fn(inst->plugin, KP_FN_KS_IMPORT) != NULL;
+        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED, "%s: plugin %s does not support %s%s",
+                             inst->name, inst->plugin->name, op,
+                             imports ? ": keys come to it by import ('keyplane key import', or "
+                                       "'keyplane apply' from the chain's origin)"
+                                     : "");
+    }
     return KP_OK;
 }
 
