@@ -220,9 +220,13 @@ static json_t *s_info_json(const kp_cli *cli, const char *instance, const kp_key
 /* The store's id last: it is as long as the store makes it (a Key Vault kid, a PKCS#11 URI). */
 static void s_print_info(const char *instance, const kp_key_info *k)
 {
+    bool exp = k->flags & KP_KEY_EXPORTABLE, off = k->state == KP_KEY_DISABLED;
     printf("%-16s %-24s v%-4u %s-%-5u %-16.16s  %-10s  %s\n", instance, k->name, k->version,
            k->type == KP_KEY_AES ? "aes" : "rsa", k->bits, k->fingerprint,
-           k->flags & KP_KEY_EXPORTABLE ? "exportable" : "-",
+           exp && off ? "exportable,disabled"
+           : exp      ? "exportable"
+           : off      ? "disabled"
+                      : "-",
            k->backend_id[0] != '\0' ? k->backend_id : "-");
 }
 
@@ -379,7 +383,7 @@ static int s_list_keys(kp_cli *cli, const s_opts *o)
     int failed = 0;
     if (!cli->json)
         printf("%-16s %-24s %-5s %-9s %-17s %-11s %s\n", "INSTANCE", "NAME", "VER", "TYPE",
-               "FINGERPRINT", "FLAGS", "ID (Key Vault: kid)");
+               "FINGERPRINT", "FLAGS", "ID (the store's: Key Vault kid, KMS ARN, ...)");
     for (size_t i = 0; i < kp_policy_instance_count(cli->policy); i++) {
         const char *name = kp_policy_instance_name(cli->policy, i);
         if (o->instance != NULL && strcmp(name, o->instance) != 0)

@@ -89,6 +89,9 @@ expect_rc 0 $P verify tde
 E kms disable-key --key-id "$LEGIT" || fail "disable-key"
 expect_rc 1 $P verify tde
 expect_in "$T/err" "key tde v1 is disabled: aws kms enable-key --key-id $LEGIT"
+expect_rc 0 $P key list --instance kms --name tde
+grep -E "^kms +tde +v1 .* disabled +$LEGIT$" "$T/out" >/dev/null ||
+    { cat "$T/out" >&2; fail "key list does not show the disabled key as disabled"; }
 E kms enable-key --key-id "$LEGIT" || fail "enable-key"
 E kms schedule-key-deletion --key-id "$LEGIT" --pending-window-in-days 7 >/dev/null ||
     fail "schedule-key-deletion"

@@ -173,7 +173,7 @@ EOF
 
 # --- the kid in key list, status and verify ---------------------------------------------
 expect_rc 0 $P key list --name tde
-expect_in "$T/out" "ID (Key Vault: kid)"
+expect_in "$T/out" "ID (the store's: Key Vault kid, KMS ARN, ...)"
 expect_in "$T/out" "$kid1"
 for cmd in status verify; do
     expect_rc 0 $P $cmd tde --json
