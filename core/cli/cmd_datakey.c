@@ -251,11 +251,10 @@ static int s_ciphertext(kp_cli *cli, const s_opts *o, uint8_t **ct, size_t *ctle
     kp_status st = KP_OK;
     if (o->ct_b64 != NULL || strspn(text, b64) == len) {
         st = s_b64(text, len, ct, ctlen);
-    } else if (data != NULL && len > 0 && (*ct = malloc(len)) != NULL) { /* raw, as fileb:// */
-        memcpy(*ct, data, len);
+    } else { /* raw, as fileb:// takes it: the file's bytes are the ciphertext */
+        *ct = (uint8_t *)data;
         *ctlen = len;
-    } else {
-        st = KP_ERR_NOMEM;
+        data = NULL;
     }
     free(data);
     if (st == KP_OK && *ctlen == 0) {
