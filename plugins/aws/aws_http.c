@@ -166,6 +166,7 @@ kp_status kp_aws_send_with(kp_aws_inst *a, const kp_aws_req *req, const kp_aws_c
             .body = req->body,
             .body_len = req->body_len,
             .s3 = strcmp(req->service, "s3") == 0,
+            .payload_hash = req->unsigned_payload ? KPK_SIGV4_UNSIGNED : NULL,
         };
         st = kpk_sigv4_sign(&sr, &c, &sig, err, sizeof(err));
         if (st != KP_OK) {
@@ -189,6 +190,8 @@ kp_status kp_aws_send_with(kp_aws_inst *a, const kp_aws_req *req, const kp_aws_c
         .flags = req->flags,
         .deadline = a->deadline,
         .throttle = s_throttle,
+        .into = req->into,
+        .into_cap = req->into_cap,
     };
     /* a body-less PUT or POST still says Content-Length: 0 (the transport's rule) */
     st = kpk_http_send(a->http, &hr, resp, err, sizeof(err));

@@ -89,6 +89,7 @@ typedef struct kp_aws_replica {
 typedef struct kp_aws_plugin {
     kp_upcalls up;
     kp_core_handle *h;
+    uint16_t core_minor; /* the core's KP_ABI_MINOR: objects (1.6) only for a core that has them */
 } kp_aws_plugin;
 
 /** One open instance. */
@@ -103,7 +104,10 @@ typedef struct kp_aws_inst {
     char endpoint[KP_AWS_URL_MAX]; /* resolved endpoint of the service in region */
     char sts_endpoint[KP_AWS_URL_MAX];
     char kms_endpoint[KP_AWS_URL_MAX];
-    bool virtual_host; /* S3: BUCKET.host addressing */
+    char s3_endpoint[KP_AWS_URL_MAX]; /* objects (s3 and kms kinds): where S3 answers */
+    bool virtual_host;                /* S3: BUCKET.host addressing */
+    bool s3_virtual;                  /* objects: BUCKET.host addressing on s3_endpoint */
+    bool objects; /* KP_INST_OBJECTS: the kind keeps them, the core knows them */
     kp_aws_replica replicas[KP_AWS_MAX_REPLICAS];
     size_t nreplicas;
     char profile[128];
@@ -227,8 +231,12 @@ typedef struct kp_aws_req {
     const char *const *headers; /* signed and sent, NULL-ended; may be NULL */
     const uint8_t *body;
     size_t body_len;
-    unsigned flags; /* KPK_HTTP_UNSAFE */
-    bool anonymous; /* not signed (AssumeRoleWithWebIdentity) */
+    unsigned flags;        /* KPK_HTTP_UNSAFE */
+    bool anonymous;        /* not signed (AssumeRoleWithWebIdentity) */
+    bool unsigned_payload; /* S3 over TLS: UNSIGNED-PAYLOAD, the body not hashed (what the SDKs
+                              send over HTTPS; TLS guards it on the way) */
+    uint8_t *into;         /* kpk_http_request.into: a 2xx body lands there */
+    size_t into_cap;
 } kp_aws_req;
 
 /** Takes the instance's lock for one operation; a bounded one (lookups, listings, reads: what
@@ -280,6 +288,7 @@ typedef struct kp_aws_object {
     uint64_t size;
     int64_t created; /* Last-Modified */
     char sse[32];    /* x-amz-server-side-encryption */
+    char etag[128];  /* ETag, quotes kept */
     char kms_key[256];
     kp_meta meta[32];
     size_t nmeta;
@@ -290,34 +299,86 @@ void kp_aws_object_clear(kp_aws_object *o);
 #define KP_AWS_S3_MULTIPART_MIN (16u * 1024 * 1024)
 /** One part: S3 takes 5 MiB to 5 GiB for every part but the last. */
 #define KP_AWS_S3_PART (8u * 1024 * 1024)
-/** The headers of a new object: its content type, SSE-KMS under a->kms_key, the metadata. */
+/** Where S3 requests go: a bucket at an endpoint with its addressing. sse: new objects get
+ *  SSE-KMS under the instance's kms_key (the s3 kind's own bucket); without it the bucket's
+ *  default encryption applies, and parts go UNSIGNED-PAYLOAD (backups: TLS guards them, as
+ *  the SDKs do over HTTPS, and hashing a part would cost what encrypting it does). */
+typedef struct kp_aws_s3_at {
+    char bucket[64];
+    char endpoint[KP_AWS_URL_MAX];
+    bool virtual_host;
+    bool sse;
+} kp_aws_s3_at;
+/** The instance's own bucket (the s3 kind). */
+void kp_aws_s3_at_own(const kp_aws_inst *a, kp_aws_s3_at *at);
+/** One S3 request. */
+typedef struct kp_aws_s3_req {
+    const char *method;
+    const char *key; /* "" for the bucket itself */
+    const char *query;
+    const char *const *headers;
+    const uint8_t *body;
+    size_t len;
+    unsigned flags;
+    bool unsigned_payload;
+    uint8_t *into; /* a 2xx body goes there (kpk_http_request.into) */
+    size_t into_cap;
+} kp_aws_s3_req;
+/** Sends r to at (NULL: the instance's own bucket); resp holds any HTTP answer. */
+kp_status kp_aws_s3_call(kp_aws_inst *a, const kp_aws_s3_at *at, const kp_aws_s3_req *r,
+                         kpk_http_response *resp);
+/** The headers of a new object at at (NULL: own): its content type, SSE-KMS when at->sse, the
+ *  metadata (2 KB at most). */
 typedef struct kp_aws_s3_headers {
     const char *list[KP_AWS_META_MAX + 8]; /* NULL-ended, room for two more */
     char *lines[KP_AWS_META_MAX + 1];
     char kms[320];
 } kp_aws_s3_headers;
-kp_status kp_aws_s3_put_headers(kp_aws_inst *a, const kp_meta *meta, size_t nmeta,
-                                kp_aws_s3_headers *h);
+kp_status kp_aws_s3_put_headers(kp_aws_inst *a, const kp_aws_s3_at *at, const kp_meta *meta,
+                                size_t nmeta, kp_aws_s3_headers *h);
 void kp_aws_s3_headers_free(kp_aws_s3_headers *h);
-/** One request to the bucket (key "" for the bucket itself); resp holds any HTTP answer. */
+/** One request to the instance's bucket (key "" for the bucket itself). */
 kp_status kp_aws_s3_send(kp_aws_inst *a, const char *method, const char *key, const char *query,
                          const char *const *headers, const uint8_t *body, size_t len,
                          unsigned flags, kpk_http_response *resp);
-/** What a conditional write's answer means: KP_OK, KP_ERR_EXISTS (412: the key exists),
- *  KP_ERR_CONFLICT (409 ConditionalRequestConflict: another write of the key in flight, which
- *  the store looks at before it moves on), else the failure. */
+/** The status of a PUT's answer: KP_ERR_EXISTS for If-None-Match's 412, KP_ERR_CONFLICT for a
+ *  write in flight (409), else the failure with what in its text. */
 kp_status kp_aws_s3_put_result(kp_aws_inst *a, const kpk_http_response *r, const char *what);
-/** kp_aws_s3_create in parts: CreateMultipartUpload with the headers, UploadPart for each
- *  KP_AWS_S3_PART (each retried alone), CompleteMultipartUpload with If-None-Match: *; aborted
- *  on failure. */
-kp_status kp_aws_s3_multipart(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
-                              const kp_meta *meta, size_t nmeta);
-/** Puts body as key unless it exists (If-None-Match: *), SSE-KMS under a->kms_key, with the
- *  metadata; in parts past KP_AWS_S3_MULTIPART_MIN. KP_ERR_EXISTS when the key exists. */
+
+/** A multipart upload in progress (the S3 API reference: CreateMultipartUpload, UploadPart,
+ *  CompleteMultipartUpload, AbortMultipartUpload). */
+typedef struct kp_aws_mpu {
+    kp_aws_s3_at at;
+    char key[1025];
+    char id[1024];
+    char what[KP_AWS_PREFIX_MAX + 200];
+    char (*etags)[80];
+    unsigned parts, cap;
+} kp_aws_mpu;
+/** CreateMultipartUpload of key at at with the object's headers (metadata). */
+kp_status kp_aws_mpu_begin(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                           const kp_meta *meta, size_t nmeta, kp_aws_mpu *u);
+/** UploadPart of the next part (each a PUT the transport may repeat alone). */
+kp_status kp_aws_mpu_part(kp_aws_inst *a, kp_aws_mpu *u, const uint8_t *body, size_t len);
+/** CompleteMultipartUpload with If-None-Match: * (KP_ERR_EXISTS when the key appeared). A
+ *  failure other than a lost answer (which may have made the object) aborts the upload. Frees
+ *  u's parts either way. */
+kp_status kp_aws_mpu_complete(kp_aws_inst *a, kp_aws_mpu *u);
+/** AbortMultipartUpload (best effort: the error text of why stays) and frees u's parts. */
+void kp_aws_mpu_abort(kp_aws_inst *a, kp_aws_mpu *u);
+/** kp_aws_s3_create_at in parts of KP_AWS_S3_PART. */
+kp_status kp_aws_s3_multipart(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                              const uint8_t *body, size_t len, const kp_meta *meta, size_t nmeta);
+/** A PUT of key at at (NULL: own) with If-None-Match: *, body and metadata; in parts past
+ *  KP_AWS_S3_MULTIPART_MIN. KP_ERR_EXISTS when the key exists. */
+kp_status kp_aws_s3_create_at(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                              const uint8_t *body, size_t len, const kp_meta *meta, size_t nmeta);
 kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
                            const kp_meta *meta, size_t nmeta);
-/** HEAD (body NULL) or GET of key, with what S3 says of the object into o (NULL: not read).
- *  KP_ERR_NOT_FOUND quietly when absent. */
+/** HEAD (body NULL) or GET of key at at (NULL: own), with what S3 says of the object into o
+ *  (NULL: not read). KP_ERR_NOT_FOUND when absent. */
+kp_status kp_aws_s3_get_at(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                           kp_aws_object *o, kp_secret **body);
 kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_secret **body);
 /** HEAD of the bucket: KP_ERR_NOT_FOUND when it does not exist, KP_ERR_CONFIG when it is in
  *  another region (named in region, as S3's x-amz-bucket-region says). */
@@ -447,6 +508,13 @@ kp_ks_import_wrapped_fn kp_aws_kms_ks_import_wrapped;
 kp_dk_generate_fn kp_aws_dk_generate;
 kp_dk_decrypt_fn kp_aws_dk_decrypt;
 kp_dk_reencrypt_fn kp_aws_dk_reencrypt;
+
+/* aws_obj.c: objects (ABI 1.6) at "s3://BUCKET/KEY", for the s3 and kms kinds. */
+kp_ob_create_fn kp_aws_ob_create;
+kp_ob_write_fn kp_aws_ob_write;
+kp_ob_close_fn kp_aws_ob_close;
+kp_ob_stat_fn kp_aws_ob_stat;
+kp_ob_read_fn kp_aws_ob_read;
 
 kp_ss_put_fn kp_aws_s3_ss_put;
 kp_ss_get_fn kp_aws_s3_ss_get;

@@ -51,6 +51,9 @@ const kp_param_desc kp_aws_param_list[] = {
     S_OPT("kms_endpoint", KP_PARAM_STRING,
           "s3: https:// URL of KMS, to resolve an alias kms_key (default: AWS_ENDPOINT_URL_KMS, "
           "AWS_ENDPOINT_URL, then kms.REGION.amazonaws.com)"),
+    S_OPT("s3_endpoint", KP_PARAM_STRING,
+          "kms: https:// URL of S3, for `keyplane backup` objects (default: "
+          "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then s3.REGION.amazonaws.com)"),
     S_OPT("addressing", KP_PARAM_STRING,
           "s3: path or virtual (default: virtual on AWS's endpoint, path on another)"),
     S_OPT("profile", KP_PARAM_STRING,
@@ -215,6 +218,28 @@ static kp_status s_replicas(kp_aws_inst *a, const kp_param *params)
     return KP_OK;
 }
 
+/* Where objects go (`keyplane backup`): an s3 instance's own endpoint and addressing; a kms
+ * instance's s3_endpoint, virtual-host addressing on AWS's own. Secrets Manager keeps none. */
+static kp_status s_objects(kp_aws_inst *a, const kp_param *params)
+{
+    const char *param = s_str(params, "s3_endpoint");
+    if (param != NULL && a->service != KP_AWS_KMS)
+        return kp_aws_err(a, KP_ERR_CONFIG,
+                          a->service == KP_AWS_S3
+                              ? "s3_endpoint is a kms param: an s3 instance's URL is endpoint"
+                              : "s3_endpoint is a kms param: a secretsmanager instance keeps no "
+                                "objects");
+    a->objects = a->service != KP_AWS_SM;
+    if (a->service == KP_AWS_S3) {
+        memcpy(a->s3_endpoint, a->endpoint, sizeof(a->s3_endpoint));
+        a->s3_virtual = a->virtual_host;
+    } else if (a->service == KP_AWS_KMS) {
+        KP_GUARD(kp_aws_endpoint(KP_AWS_SINK(a), "s3", a->region, param, a->s3_endpoint));
+        a->s3_virtual = strstr(a->s3_endpoint, ".amazonaws.com") != NULL;
+    }
+    return KP_OK;
+}
+
 /* Where the data is: service, region, bucket, prefix, key, endpoints, addressing. */
 static kp_status s_place(kp_aws_inst *a, const kp_param *params)
 {
@@ -264,7 +289,7 @@ static kp_status s_place(kp_aws_inst *a, const kp_param *params)
                           "bucket %s has a '.': virtual-host addressing would fail TLS host name "
                           "checks; use addressing: path",
                           a->bucket);
-    return KP_OK;
+    return s_objects(a, params);
 }
 
 /* Who signs: a profile, a role, or keys given as params. */
@@ -318,8 +343,10 @@ kp_status kp_aws_params_take(kp_aws_inst *a, const kp_param *params)
  * KMS, a keystore of imported RSA keys (RSA-OAEP both ways, wrapped imports with
  * RSA_AES_KEY_WRAP_SHA_256: one import token serves one wrapping algorithm, and SHA-256 is the
  * one every source that exports wrapped keys here offers) that hands no key out, and data keys. */
-static void s_info(kp_aws_service service, kp_instance_info *info)
+static void s_info(kp_aws_service service, bool objects, kp_instance_info *info)
 {
+    if (objects)
+        info->flags |= KP_INST_OBJECTS;
     info->capabilities =
         service == KP_AWS_KMS ? KP_CAP_KEYSTORE | KP_CAP_DATAKEY : KP_CAP_SECRETSTORE;
     info->secret_max = service == KP_AWS_SM ? KP_AWS_SM_VALUE_MAX : 0;
@@ -329,7 +356,7 @@ static void s_info(kp_aws_service service, kp_instance_info *info)
         KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA1) | KP_ALG_BIT(KP_WRAP_RSA_OAEP_SHA256);
     info->key_bits = KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096;
     info->import_keyx = KP_KEYX_BIT(KP_KEYX_RSA_AES_KWP_SHA256);
-    info->flags = KP_INST_NO_EXPORT;
+    info->flags |= KP_INST_NO_EXPORT;
 }
 
 kp_status kp_aws_plugin_describe(void *plugin_ctx, const kp_param *params, kp_instance_info *info)
@@ -345,7 +372,7 @@ kp_status kp_aws_plugin_describe(void *plugin_ctx, const kp_param *params, kp_in
     a->h = pl->h;
     kp_status st = kp_aws_params_take(a, params);
     if (st == KP_OK)
-        s_info(a->service, info);
+        s_info(a->service, a->objects && pl->core_minor >= 6, info);
     a->up->secret_free(a->secret_param);
     free(a);
     return st;
@@ -355,6 +382,6 @@ kp_status kp_aws_instance_info(void *inst, kp_instance_info *info)
 {
     kp_aws_inst *a = inst;
     KP_ENSURE(a != NULL && info != NULL, KP_ERR_INVALID_ARG);
-    s_info(a->service, info);
+    s_info(a->service, a->objects, info);
     return KP_OK;
 }

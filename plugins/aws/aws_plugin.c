@@ -54,6 +54,11 @@ static const kp_dispatch s_dispatch[] = {
     {KP_FN_DK_GENERATE, (kp_fn)kp_aws_dk_generate},
     {KP_FN_DK_DECRYPT, (kp_fn)kp_aws_dk_decrypt},
     {KP_FN_DK_REENCRYPT, (kp_fn)kp_aws_dk_reencrypt},
+    {KP_FN_OB_CREATE, (kp_fn)kp_aws_ob_create},
+    {KP_FN_OB_WRITE, (kp_fn)kp_aws_ob_write},
+    {KP_FN_OB_CLOSE, (kp_fn)kp_aws_ob_close},
+    {KP_FN_OB_STAT, (kp_fn)kp_aws_ob_stat},
+    {KP_FN_OB_READ, (kp_fn)kp_aws_ob_read},
     {0, NULL},
 };
 
@@ -127,9 +132,10 @@ static kp_status s_open(void *plugin_ctx, kp_core_handle *h, const kp_param *par
     kp_status st = lock ? KP_OK : kp_aws_err(&to, KP_ERR_INTERNAL, "cannot create mutex");
     if (st == KP_OK)
         st = kp_aws_params_take(a, params);
-    if (st == KP_OK)
+    if (st == KP_OK) {
+        a->objects = a->objects && pl->core_minor >= 6;
         *inst = a;
-    else if (lock)
+    } else if (lock)
         s_close(a);
     else
         free(a);
@@ -148,6 +154,7 @@ KP_PLUGIN_EXPORT kp_status kp_plugin_init(const kp_core_info *core, const kp_dis
     KP_ENSURE(pl != NULL, KP_ERR_NOMEM);
     pl->up = up;
     pl->h = core->handle;
+    pl->core_minor = core->abi_minor;
     *out = s_dispatch;
     *plugin_ctx = pl;
     return KP_OK;

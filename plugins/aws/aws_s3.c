@@ -25,58 +25,87 @@ void kp_aws_object_clear(kp_aws_object *o)
     memset(o, 0, sizeof(*o));
 }
 
-/* The endpoint and path of key ("" for the bucket itself) under the instance's addressing. */
-static kp_status s_where(kp_aws_inst *a, const char *key, char endpoint[KP_AWS_URL_MAX],
-                         char path[S_PATH_MAX])
+void kp_aws_s3_at_own(const kp_aws_inst *a, kp_aws_s3_at *at)
+{
+    memset(at, 0, sizeof(*at));
+    snprintf(at->bucket, sizeof(at->bucket), "%s", a->bucket);
+    snprintf(at->endpoint, sizeof(at->endpoint), "%s", a->endpoint);
+    at->virtual_host = a->virtual_host;
+    at->sse = true;
+}
+
+/* The endpoint and path of key ("" for the bucket itself) under at's addressing. */
+static kp_status s_where(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                         char endpoint[KP_AWS_URL_MAX], char path[S_PATH_MAX])
 {
     char enc[3 * S_KEY_MAX + 1];
     size_t kl = strlen(key);
     if (kl > S_KEY_MAX || kpk_aws_uri_encode(key, kl, 1, enc, sizeof(enc)) == (size_t)-1)
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: key too long", a->bucket);
-    if (a->virtual_host) {
-        const char *host = strstr(a->endpoint, "://") + 3;
-        snprintf(endpoint, KP_AWS_URL_MAX, "%.*s%s.%s", (int)(host - a->endpoint), a->endpoint,
-                 a->bucket, host);
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: key too long", at->bucket);
+    if (at->virtual_host) {
+        const char *host = strstr(at->endpoint, "://") + 3;
+        snprintf(endpoint, KP_AWS_URL_MAX, "%.*s%s.%s", (int)(host - at->endpoint), at->endpoint,
+                 at->bucket, host);
         snprintf(path, S_PATH_MAX, "/%s", enc);
     } else {
-        snprintf(endpoint, KP_AWS_URL_MAX, "%s", a->endpoint);
-        snprintf(path, S_PATH_MAX, "/%s%s%s", a->bucket, kl > 0 ? "/" : "", enc);
+        snprintf(endpoint, KP_AWS_URL_MAX, "%s", at->endpoint);
+        snprintf(path, S_PATH_MAX, "/%s%s%s", at->bucket, kl > 0 ? "/" : "", enc);
     }
     return KP_OK;
+}
+
+kp_status kp_aws_s3_call(kp_aws_inst *a, const kp_aws_s3_at *at, const kp_aws_s3_req *r,
+                         kpk_http_response *resp)
+{
+    kp_aws_s3_at own;
+    if (at == NULL) {
+        kp_aws_s3_at_own(a, &own);
+        at = &own;
+    }
+    char endpoint[KP_AWS_URL_MAX], path[S_PATH_MAX];
+    KP_GUARD(s_where(a, at, r->key, endpoint, path));
+    kp_aws_req req = {.service = "s3",
+                      .region = a->region,
+                      .endpoint = endpoint,
+                      .method = r->method,
+                      .path = path,
+                      .query = r->query,
+                      .headers = r->headers,
+                      .body = r->body,
+                      .body_len = r->len,
+                      .flags = r->flags,
+                      .unsigned_payload = r->unsigned_payload,
+                      .into = r->into,
+                      .into_cap = r->into_cap};
+    return kp_aws_send(a, &req, resp);
 }
 
 kp_status kp_aws_s3_send(kp_aws_inst *a, const char *method, const char *key, const char *query,
                          const char *const *headers, const uint8_t *body, size_t len,
                          unsigned flags, kpk_http_response *resp)
 {
-    char endpoint[KP_AWS_URL_MAX], path[S_PATH_MAX];
-    KP_GUARD(s_where(a, key, endpoint, path));
-    kp_aws_req req = {.service = "s3",
-                      .region = a->region,
-                      .endpoint = endpoint,
-                      .method = method,
-                      .path = path,
-                      .query = query,
-                      .headers = headers,
-                      .body = body,
-                      .body_len = len,
-                      .flags = flags};
-    return kp_aws_send(a, &req, resp);
+    kp_aws_s3_req r = {.method = method,
+                       .key = key,
+                       .query = query,
+                       .headers = headers,
+                       .body = body,
+                       .len = len,
+                       .flags = flags};
+    return kp_aws_s3_call(a, NULL, &r, resp);
 }
 
 /* A metadata pair as an x-amz-meta- header; S3 takes printable ASCII only, with no leading or
  * trailing space (it would not come back as sent). */
-static kp_status s_meta_line(kp_aws_inst *a, const kp_meta *m, char **line)
+static kp_status s_meta_line(kp_aws_inst *a, const char *bucket, const kp_meta *m, char **line)
 {
     size_t vl = strlen(m->value);
     for (const char *c = m->value; *c != '\0'; c++)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
             return kp_aws_err(a, KP_ERR_INVALID_ARG,
-                              "s3 %s: metadata %s: S3 keeps printable ASCII only", a->bucket,
-                              m->key);
+                              "s3 %s: metadata %s: S3 keeps printable ASCII only", bucket, m->key);
     if (vl > 0 && (m->value[0] == ' ' || m->value[vl - 1] == ' '))
         return kp_aws_err(a, KP_ERR_INVALID_ARG,
-                          "s3 %s: metadata %s: a value starting or ending with a space", a->bucket,
+                          "s3 %s: metadata %s: a value starting or ending with a space", bucket,
                           m->key);
     size_t n = strlen("x-amz-meta-: ") + strlen(m->key) + vl + 1;
     *line = malloc(n);
@@ -86,27 +115,35 @@ static kp_status s_meta_line(kp_aws_inst *a, const kp_meta *m, char **line)
     return KP_OK;
 }
 
-kp_status kp_aws_s3_put_headers(kp_aws_inst *a, const kp_meta *meta, size_t nmeta,
-                                kp_aws_s3_headers *h)
+kp_status kp_aws_s3_put_headers(kp_aws_inst *a, const kp_aws_s3_at *at, const kp_meta *meta,
+                                size_t nmeta, kp_aws_s3_headers *h)
 {
+    kp_aws_s3_at own;
+    if (at == NULL) {
+        kp_aws_s3_at_own(a, &own);
+        at = &own;
+    }
     memset(h, 0, sizeof(*h));
     if (nmeta > KP_AWS_META_MAX + 1)
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: more than %d metadata pairs", a->bucket,
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: more than %d metadata pairs", at->bucket,
                           KP_AWS_META_MAX);
     size_t total = 0;
     for (size_t i = 0; i < nmeta; i++)
         total += strlen(meta[i].key) + strlen(meta[i].value);
     if (total > KP_AWS_S3_META_MAX)
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: metadata over S3's %d bytes", a->bucket,
-                          KP_AWS_S3_META_MAX);
-    snprintf(h->kms, sizeof(h->kms), "x-amz-server-side-encryption-aws-kms-key-id: %s", a->kms_key);
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "s3 %s: %zu bytes of metadata, over S3's %d",
+                          at->bucket, total, KP_AWS_S3_META_MAX);
     size_t n = 0;
     h->list[n++] = "Content-Type: application/octet-stream";
-    h->list[n++] = "x-amz-server-side-encryption: aws:kms";
-    h->list[n++] = h->kms;
+    if (at->sse) {
+        snprintf(h->kms, sizeof(h->kms), "x-amz-server-side-encryption-aws-kms-key-id: %s",
+                 a->kms_key);
+        h->list[n++] = "x-amz-server-side-encryption: aws:kms";
+        h->list[n++] = h->kms;
+    }
     kp_status st = KP_OK;
     for (size_t i = 0; st == KP_OK && i < nmeta; i++)
-        if ((st = s_meta_line(a, &meta[i], &h->lines[i])) == KP_OK)
+        if ((st = s_meta_line(a, at->bucket, &meta[i], &h->lines[i])) == KP_OK)
             h->list[n++] = h->lines[i];
     h->list[n] = NULL;
     if (st != KP_OK)
@@ -132,13 +169,18 @@ kp_status kp_aws_s3_put_result(kp_aws_inst *a, const kpk_http_response *r, const
     return r->status / 100 == 2 ? KP_OK : kp_aws_fail(a, r, what, NULL, 0);
 }
 
-kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
-                           const kp_meta *meta, size_t nmeta)
+kp_status kp_aws_s3_create_at(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                              const uint8_t *body, size_t len, const kp_meta *meta, size_t nmeta)
 {
+    kp_aws_s3_at own;
+    if (at == NULL) {
+        kp_aws_s3_at_own(a, &own);
+        at = &own;
+    }
     if (len > KP_AWS_S3_MULTIPART_MIN)
-        return kp_aws_s3_multipart(a, key, body, len, meta, nmeta);
+        return kp_aws_s3_multipart(a, at, key, body, len, meta, nmeta);
     kp_aws_s3_headers h;
-    KP_GUARD(kp_aws_s3_put_headers(a, meta, nmeta, &h));
+    KP_GUARD(kp_aws_s3_put_headers(a, at, meta, nmeta, &h));
     /* only when absent: two writers of one version cannot both succeed */
     size_t n = 0;
     while (h.list[n] != NULL)
@@ -147,14 +189,27 @@ kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body,
     h.list[n + 1] = NULL;
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
-    kp_status st = kp_aws_s3_send(a, "PUT", key, NULL, h.list, body, len, KPK_HTTP_UNSAFE, &r);
+    kp_aws_s3_req req = {.method = "PUT",
+                         .key = key,
+                         .headers = h.list,
+                         .body = body,
+                         .len = len,
+                         .flags = KPK_HTTP_UNSAFE,
+                         .unsigned_payload = !at->sse};
+    kp_status st = kp_aws_s3_call(a, at, &req, &r);
     kp_aws_s3_headers_free(&h);
     KP_GUARD(st);
     char what[KP_AWS_PREFIX_MAX + 200];
-    snprintf(what, sizeof(what), "s3 %s: put %.300s", a->bucket, key);
+    snprintf(what, sizeof(what), "s3 %s: put %.300s", at->bucket, key);
     st = kp_aws_s3_put_result(a, &r, what);
     kpk_http_response_free(&r);
     return st;
+}
+
+kp_status kp_aws_s3_create(kp_aws_inst *a, const char *key, const uint8_t *body, size_t len,
+                           const kp_meta *meta, size_t nmeta)
+{
+    return kp_aws_s3_create_at(a, NULL, key, body, len, meta, nmeta);
 }
 
 /* Copies the header's value (len bytes) into a NUL-terminated buffer of cap. */
@@ -179,6 +234,8 @@ static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_objec
         time_t t = curl_getdate(date, NULL);
         o->created = t > 0 ? (int64_t)t : 0;
     }
+    if (kpk_http_header(r, "ETag", &v, &len, NULL) != NULL)
+        s_value(v, len, o->etag, sizeof(o->etag));
     if (kpk_http_header(r, "x-amz-server-side-encryption", &v, &len, NULL) != NULL)
         s_value(v, len, o->sse, sizeof(o->sse));
     if (kpk_http_header(r, "x-amz-server-side-encryption-aws-kms-key-id", &v, &len, NULL) != NULL)
@@ -213,7 +270,8 @@ static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_objec
     return KP_OK;
 }
 
-kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_secret **body)
+kp_status kp_aws_s3_get_at(kp_aws_inst *a, const kp_aws_s3_at *at, const char *key,
+                           kp_aws_object *o, kp_secret **body)
 {
     if (o != NULL)
         memset(o, 0, sizeof(*o));
@@ -221,10 +279,12 @@ kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_se
     memset(&r, 0, sizeof(r));
     const char *method = body != NULL ? "GET" : "HEAD";
     /* the headers are read only for what S3 says of the object (o) */
-    KP_GUARD(kp_aws_s3_send(a, method, key, NULL, NULL, NULL, 0,
-                            o != NULL ? KPK_HTTP_KEEP_HEADERS : 0, &r));
+    kp_aws_s3_req req = {
+        .method = method, .key = key, .flags = o != NULL ? KPK_HTTP_KEEP_HEADERS : 0};
+    KP_GUARD(kp_aws_s3_call(a, at, &req, &r));
     char what[KP_AWS_PREFIX_MAX + 200];
-    snprintf(what, sizeof(what), "s3 %s: %s %.300s", a->bucket, body != NULL ? "get" : "head", key);
+    snprintf(what, sizeof(what), "s3 %s: %s %.300s", at != NULL ? at->bucket : a->bucket,
+             body != NULL ? "get" : "head", key);
     kp_status st = KP_OK;
     if (r.status == 404)
         st = KP_ERR_NOT_FOUND;
@@ -243,6 +303,11 @@ kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_se
         kp_aws_object_clear(o);
     kpk_http_response_free(&r);
     return st;
+}
+
+kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_secret **body)
+{
+    return kp_aws_s3_get_at(a, NULL, key, o, body);
 }
 
 /* One page of a listing: its keys (copied) and where the next page starts. */

@@ -36,7 +36,8 @@ static void s_info(conf_run *r, const kp_instance_info *ii)
              "the known sizes");
     s_subset(r, "export_keyx", ii->export_keyx, S_KEYX_BITS, "the known methods");
     s_subset(r, "import_keyx", ii->import_keyx, S_KEYX_BITS, "the known methods");
-    s_subset(r, "flags", ii->flags, KP_INST_STATE_CAS | KP_INST_NO_EXPORT | KP_INST_CERTS,
+    s_subset(r, "flags", ii->flags,
+             KP_INST_STATE_CAS | KP_INST_NO_EXPORT | KP_INST_CERTS | KP_INST_OBJECTS,
              "the known flags");
     if (ii->capabilities & KP_CAP_KEYSTORE) {
         if (ii->wrap_algs == 0)

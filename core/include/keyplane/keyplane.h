@@ -256,6 +256,40 @@ KP_API KP_WARN_UNUSED kp_status kp_datakey_reencrypt(kp_instance *inst, const ch
                                                      const kp_meta *dst_context, size_t ndst,
                                                      uint8_t **out, size_t *outlen);
 
+/* Objects (KP_INST_OBJECTS, ABI 1.6): large byte streams with metadata at a location the
+ * instance's plugin names (the aws plugin: "s3://BUCKET/KEY"), written once and read by
+ * ranges. Creating, committing, abandoning and opening one are audited; reads are not. The
+ * calls on one object are made by one thread at a time (any thread): the context's error text
+ * of a failure is that thread's. */
+
+/** An object being written. */
+typedef struct kp_object_out kp_object_out;
+
+/** 1 when the instance reads and writes objects (KP_INST_OBJECTS). */
+KP_API int kp_instance_has_objects(const kp_instance *inst);
+/** Starts a new object at where with nmeta metadata pairs (keys [a-z0-9_.-], values printable
+ *  ASCII). Nothing is visible before kp_object_commit. KP_ERR_EXISTS when where holds one. */
+KP_API KP_WARN_UNUSED kp_status kp_object_create(kp_instance *inst, const char *where,
+                                                 const kp_meta *meta, size_t nmeta,
+                                                 kp_object_out **out);
+/** Appends len bytes. After a failure, only kp_object_abort. */
+KP_API KP_WARN_UNUSED kp_status kp_object_write(kp_object_out *w, const uint8_t *data, size_t len);
+/** Makes the object visible whole (KP_ERR_EXISTS when another appeared at its location: nothing
+ *  is replaced, and nothing of this one is left) and frees w, whatever the outcome. */
+KP_API KP_WARN_UNUSED kp_status kp_object_commit(kp_object_out *w);
+/** Abandons the object, leaving nothing at its location, and frees w. NULL is a no-op. */
+KP_API void kp_object_abort(kp_object_out *w);
+/** Fills info for the object at where; visit, if not NULL, is called once with its metadata.
+ *  KP_ERR_NOT_FOUND when there is none. */
+KP_API KP_WARN_UNUSED kp_status kp_object_stat(kp_instance *inst, const char *where,
+                                               kp_object_info *info, kp_meta_visit_fn visit,
+                                               void *arg);
+/** Reads up to *len bytes at offset into buf; *len receives the count (short only at the end).
+ *  tag (info->tag of kp_object_stat, or NULL): KP_ERR_CONFLICT once the object changed. */
+KP_API KP_WARN_UNUSED kp_status kp_object_read(kp_instance *inst, const char *where,
+                                               const char *tag, uint64_t offset, uint8_t *buf,
+                                               size_t *len);
+
 /** Frees a buffer that a keyplane function allocated for the caller (public keys, wrapped
  *  bytes, PEM text, JSON). NULL is a no-op. Never use free() on them: the library may use
  *  another allocator than the caller. */

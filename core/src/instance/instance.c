@@ -78,7 +78,7 @@ static kp_status s_info(kp_instance *inst)
     if ((info->unwrap_algs & ~algs) ||
         (info->key_bits & ~(KP_RSA_2048 | KP_RSA_3072 | KP_RSA_4096)) ||
         ((info->export_keyx | info->import_keyx) & ~keyx) ||
-        (info->flags & ~(KP_INST_STATE_CAS | KP_INST_NO_EXPORT | KP_INST_CERTS)))
+        (info->flags & ~(KP_INST_STATE_CAS | KP_INST_NO_EXPORT | KP_INST_CERTS | KP_INST_OBJECTS)))
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares unknown algorithm, size, method or flag bits",
                              inst->name, inst->plugin->name);
@@ -91,6 +91,15 @@ static kp_status s_info(kp_instance *inst)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
                              "%s: plugin %s declares it keeps certificates without a keystore "
                              "with KS_CERT_PUT and KS_CERT_GET",
+                             inst->name, inst->plugin->name);
+    if ((info->flags & KP_INST_OBJECTS) && (kp__plugin_fn(inst->plugin, KP_FN_OB_CREATE) == NULL ||
+                                            kp__plugin_fn(inst->plugin, KP_FN_OB_WRITE) == NULL ||
+                                            kp__plugin_fn(inst->plugin, KP_FN_OB_CLOSE) == NULL ||
+                                            kp__plugin_fn(inst->plugin, KP_FN_OB_STAT) == NULL ||
+                                            kp__plugin_fn(inst->plugin, KP_FN_OB_READ) == NULL))
+        return kp__set_error(inst->ctx, KP_ERR_PLUGIN,
+                             "%s: plugin %s declares objects without all of OB_CREATE, OB_WRITE, "
+                             "OB_CLOSE, OB_STAT and OB_READ",
                              inst->name, inst->plugin->name);
     if ((info->wrap_algs & ~info->unwrap_algs) != 0)
         return kp__set_error(inst->ctx, KP_ERR_PLUGIN,

@@ -1,8 +1,9 @@
 /*
- * keyplane provider ABI 1.5: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
+ * keyplane provider ABI 1.6: ABI 1.0, frozen, KP_FN_INSTANCE_INIT, which 1.1 added,
  * kp_key_info.gap, which 1.2 appended, KP_FN_KS_CERT_PUT/GET with KP_INST_CERTS, which 1.3
- * added, the store's own metadata (KP_META_STORE, KP_META_GAP), which 1.4 named, and
- * KP_FN_DK_REENCRYPT, which 1.5 added.
+ * added, the store's own metadata (KP_META_STORE, KP_META_GAP), which 1.4 named,
+ * KP_FN_DK_REENCRYPT, which 1.5 added, and objects (KP_INST_OBJECTS, KP_FN_OB_*), which 1.6
+ * added.
  *
  * This is the only header a plugin must include. A plugin is a shared object that exports one
  * symbol, kp_plugin_init, under the ELF version node KEYPLANE_PROVIDER_1 (the export map
@@ -60,7 +61,7 @@ extern "C" {
 /** ABI version of these headers. A plugin built for another major is refused; a plugin that
  *  needs a newer minor than the core offers is refused. */
 #define KP_ABI_MAJOR 1
-#define KP_ABI_MINOR 5
+#define KP_ABI_MINOR 6
 
 /** The symbol every plugin exports, and the ELF version node it is exported under. */
 #define KP_PLUGIN_INIT_SYMBOL "kp_plugin_init"
@@ -548,6 +549,8 @@ typedef struct kp_instance_info {
 #define KP_INST_NO_EXPORT 0x2u
 /** Since 1.3: the instance keeps certificates with key versions (KS_CERT_PUT/GET work). */
 #define KP_INST_CERTS 0x4u
+/** Since 1.6: the instance reads and writes objects (KP_FN_OB_*: all five are present). */
+#define KP_INST_OBJECTS 0x8u
 
 /* ---------------------------------------------------------------------------------------- */
 /* Secrets in a secret store                                                                 */
@@ -853,6 +856,69 @@ KP_ABI_FUNC(kp_status, dk_reencrypt,
             (void *inst, const char *src_key_id, const uint8_t *ct, size_t ctlen,
              const kp_meta *src_context, size_t nsrc, const char *dst_key_id,
              const kp_meta *dst_context, size_t ndst, uint8_t *out, size_t *outlen))
+
+/* Objects (KP_INST_OBJECTS, since 1.6) --------------------------------------------------- */
+/*
+ * An object is a large byte stream with metadata at a location the plugin names (the aws
+ * plugin: "s3://BUCKET/KEY"), written once, in order, and read by ranges: an encrypted backup.
+ * The calls hold no more than a part of it in memory. Metadata follows kp_meta's rules (keys
+ * [a-z0-9_.-], values printable ASCII); a store may refuse more than it keeps (S3: 2 KB).
+ */
+
+/** What OB_STAT says of an object. Owned by the core, which sets struct_size. */
+#define KP_OBJECT_TAG_MAX 128
+typedef struct kp_object_info {
+    uint32_t struct_size;
+    uint64_t size;               /**< bytes */
+    char tag[KP_OBJECT_TAG_MAX]; /**< the store's tag of these bytes (S3: the ETag), or "" */
+} kp_object_info;
+
+/** Visitor of an object's metadata (borrowed for the call). */
+typedef kp_status (*kp_meta_visit_fn)(void *arg, const kp_meta *meta, size_t nmeta);
+
+/** An object being written: the plugin's, opaque to the core. */
+typedef struct kp_object_writer kp_object_writer;
+
+#define KP_FN_OB_CREATE 500 /* with KP_INST_OBJECTS; since 1.6 */
+/**
+ * Starts writing a new object at where with nmeta metadata pairs; *w receives the writer.
+ * Nothing is visible at where before OB_CLOSE commits. KP_ERR_EXISTS when where holds an object
+ * already (the store may find out only at the commit); KP_ERR_INVALID_ARG for a location the
+ * plugin does not take.
+ */
+KP_ABI_FUNC(kp_status, ob_create,
+            (void *inst, const char *where, const kp_meta *meta, size_t nmeta,
+             kp_object_writer **w))
+
+#define KP_FN_OB_WRITE 501 /* with KP_INST_OBJECTS; since 1.6 */
+/** Appends len bytes (any size) to the object. After a failure only OB_CLOSE is called. */
+KP_ABI_FUNC(kp_status, ob_write, (void *inst, kp_object_writer *w, const uint8_t *data, size_t len))
+
+#define KP_FN_OB_CLOSE 502 /* with KP_INST_OBJECTS; since 1.6 */
+/**
+ * Ends a write and frees w. commit != 0: the object becomes visible whole, or not at all
+ * (KP_ERR_EXISTS when another object appeared at where meanwhile: nothing is replaced).
+ * commit == 0: abandons it, leaving nothing behind that the store bills or shows (best effort:
+ * KP_OK unless the plugin knows something is left).
+ */
+KP_ABI_FUNC(kp_status, ob_close, (void *inst, kp_object_writer *w, int commit))
+
+#define KP_FN_OB_STAT 503 /* with KP_INST_OBJECTS; since 1.6 */
+/** Fills info (caller storage) for the object at where and, when visit is not NULL, calls it
+ *  once with its metadata. KP_ERR_NOT_FOUND when there is none. */
+KP_ABI_FUNC(kp_status, ob_stat,
+            (void *inst, const char *where, kp_object_info *info, kp_meta_visit_fn visit,
+             void *arg))
+
+#define KP_FN_OB_READ 504 /* with KP_INST_OBJECTS; since 1.6 */
+/**
+ * Reads up to *len bytes of the object at where from offset into buf; *len receives the count,
+ * less than asked only at the object's end (0 at or past it). tag, when not NULL or "", is
+ * OB_STAT's: KP_ERR_CONFLICT when the object is no longer those bytes.
+ */
+KP_ABI_FUNC(kp_status, ob_read,
+            (void *inst, const char *where, const char *tag, uint64_t offset, uint8_t *buf,
+             size_t *len))
 
 #ifdef __cplusplus
 }

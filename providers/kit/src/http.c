@@ -483,6 +483,8 @@ static kp_status s_attempts(kpk_http *h, const kpk_http_request *req, int64_t en
     for (unsigned attempt = 1;; attempt++) {
         bool cut = s_bound_attempt(h, end);
         h->rx.keep = (req->flags & KPK_HTTP_KEEP_HEADERS) != 0;
+        h->rx.into = req->into;
+        h->rx.into_cap = req->into != NULL ? req->into_cap : 0;
         kpk__http_rx_reset(&h->rx);
         h->prereqs = 0;
         h->resend_refused = false;
@@ -597,6 +599,8 @@ kp_status kpk_http_send(kpk_http *h, const kpk_http_request *req, kpk_http_respo
     curl_easy_setopt(h->curl, CURLOPT_CURLU, (CURLU *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (char *)NULL);
     kpk__http_rx_reset(&h->rx);
+    h->rx.into = NULL; /* nor at the caller's buffer */
+    h->rx.into_cap = 0;
     s_headers_free(headers);
     curl_url_cleanup(u);
     return st;

@@ -25,6 +25,9 @@ typedef struct kpk__http_rx {
     bool keep;   /* KPK_HTTP_KEEP_HEADERS: every header line is kept in lines */
     char *lines; /* "name: value\n" per header, the value trimmed; NUL-terminated */
     size_t lines_len;
+    long status;   /* of the status line last seen */
+    uint8_t *into; /* kpk_http_request.into: a 2xx body goes there, into_cap at most */
+    size_t into_cap, into_len;
 } kpk__http_rx;
 
 struct kpk_http {

@@ -24,6 +24,15 @@ size_t kpk__http_on_body(char *data, size_t size, size_t n, void *userdata)
     size_t total = size * n;
     if (rx->too_large || rx->oom)
         return 0;
+    if (rx->into != NULL && rx->status / 100 == 2) { /* the caller's buffer, no copy kept */
+        if (total > rx->into_cap - rx->into_len) {
+            rx->too_large = true;
+            return 0;
+        }
+        memcpy(rx->into + rx->into_len, data, total);
+        rx->into_len += total;
+        return total;
+    }
     if (total > rx->max - rx->len) {
         rx->too_large = true;
         return 0; /* libcurl stops the transfer with CURLE_WRITE_ERROR */
@@ -126,6 +135,8 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         s_free_headers(rx); /* a new response (after an interim 1xx) */
         rx->in_header = true;
+        const char *sp = memchr(data, ' ', len);
+        rx->status = sp != NULL ? strtol(sp + 1, NULL, 10) : 0;
         return total;
     }
     if (len == 0) {
@@ -165,7 +176,7 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
             char *end = NULL;
             unsigned long long cl = strtoull(num, &end, 10);
             if (errno == 0 && end != NULL && *end == '\0' && isdigit((unsigned char)num[0]) &&
-                cl > rx->max) {
+                cl > (rx->into != NULL && rx->status / 100 == 2 ? rx->into_cap : rx->max)) {
                 rx->too_large = true;
                 return 0;
             }
@@ -186,6 +197,20 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
     return total;
 }
 
+/* Empties rx for the next attempt, keeping what the request set: the bound, whether headers are
+ * kept, the caller's buffer. */
+static void s_clear_keeping(kpk__http_rx *rx)
+{
+    size_t max = rx->max, into_cap = rx->into_cap;
+    bool keep = rx->keep;
+    uint8_t *into = rx->into;
+    memset(rx, 0, sizeof *rx);
+    rx->max = max;
+    rx->keep = keep;
+    rx->into = into;
+    rx->into_cap = into_cap;
+}
+
 void kpk__http_rx_reset(kpk__http_rx *rx)
 {
     if (rx->body != NULL) {
@@ -193,11 +218,7 @@ void kpk__http_rx_reset(kpk__http_rx *rx)
         free(rx->body);
     }
     s_free_headers(rx);
-    size_t max = rx->max;
-    bool keep = rx->keep;
-    memset(rx, 0, sizeof *rx);
-    rx->max = max;
-    rx->keep = keep;
+    s_clear_keeping(rx);
 }
 
 kp_status kpk__http_rx_take(kpk__http_rx *rx, kpk_http_response *resp)
@@ -213,12 +234,9 @@ kp_status kpk__http_rx_take(kpk__http_rx *rx, kpk_http_response *resp)
     resp->www_authenticate = rx->www_authenticate;
     resp->request_id = rx->request_id;
     resp->headers = rx->lines;
+    resp->into_len = rx->into_len;
     free(rx->retry_after);
-    size_t max = rx->max;
-    bool keep = rx->keep;
-    memset(rx, 0, sizeof *rx);
-    rx->max = max;
-    rx->keep = keep;
+    s_clear_keeping(rx);
     return KP_OK;
 }
 

@@ -79,6 +79,12 @@ typedef struct kpk_http_request {
      *  for an UNSAFE request: the service did not act on it). NULL: the status alone decides. */
     bool (*throttle)(void *arg, long status, const uint8_t *body, size_t len);
     void *throttle_arg;
+    /** Where the body of a 2xx answer goes, into_cap bytes at most (a longer one fails as a
+     *  body over max_response does), instead of resp->body: a large read lands in the caller's
+     *  memory once, without copies. resp->into_len says how much; other answers' bodies (an
+     *  error's text) still go to resp->body. NULL: every body goes to resp->body. */
+    uint8_t *into;
+    size_t into_cap;
 } kpk_http_request;
 
 /** Milliseconds of CLOCK_MONOTONIC, the clock of kpk_http_request.deadline. */
@@ -94,6 +100,7 @@ typedef struct kpk_http_response {
     char *request_id;       /**< x-ms-request-id, x-amzn-RequestId or x-amz-request-id (S3);
                                  NULL when absent */
     unsigned attempts;      /**< attempts made; also set when kpk_http_send fails */
+    size_t into_len;        /**< bytes of a 2xx body written to kpk_http_request.into */
     long retry_after_ms;    /**< > 0 when this answer (a 429 or 503) comes back unrepeated
                                  because its Retry-After, this many ms, ends past the
                                  deadline; 0 otherwise */
