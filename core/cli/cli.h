@@ -191,5 +191,6 @@ int kp_cmd_azure_sql(kp_cli *cli, int argc, char **argv);
 int kp_cmd_sqlserver(kp_cli *cli, int argc, char **argv);
 int kp_cmd_secret(kp_cli *cli, int argc, char **argv);
 int kp_cmd_datakey(kp_cli *cli, int argc, char **argv);
+int kp_cmd_backup(kp_cli *cli, int argc, char **argv);
 
 #endif

@@ -42,6 +42,10 @@ static const kp_cli_cmd s_cmds[] = {
     {"datakey",
      "data keys of a KMS-like store: generate, decrypt, reencrypt (to another key or context)",
      kp_cmd_datakey},
+    {"backup",
+     "database backups under S3 client-side encryption (KMS data keys), as RDS restores them: "
+     "encrypt, decrypt",
+     kp_cmd_backup},
     {"sqlserver",
      "SQL Server TDE certificates: import and export .cer/.pvk, restore and rotation T-SQL, "
      "the database inventory",
@@ -200,8 +204,9 @@ static int s_take_globals(kp_cli *cli, int argc, char **argv, int from, char **d
 }
 
 /* The audit events' command and policy (docs/cli.md, "Audit output"): the command, the
- * subcommand of key, policy, azure-sql and datakey, and the option names as given (after the global
- * options were taken out), without their values or the arguments; the policy's canonical path. */
+ * subcommand of key, policy, azure-sql, datakey and backup, and the option names as given (after
+ * the global options were taken out), without their values or the arguments; the policy's canonical
+ * path. */
 static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
 {
     char command[512] = "";
@@ -211,7 +216,8 @@ static kp_status s_audit_command(kp_cli *cli, int argc, char **argv)
         bool opt = a[0] == '-' && a[1] != '\0'; /* "-" is stdin, an argument */
         bool sub = i == 1 && !opt &&
                    (strcmp(argv[0], "key") == 0 || strcmp(argv[0], "policy") == 0 ||
-                    strcmp(argv[0], "azure-sql") == 0 || strcmp(argv[0], "datakey") == 0);
+                    strcmp(argv[0], "azure-sql") == 0 || strcmp(argv[0], "datakey") == 0 ||
+                    strcmp(argv[0], "backup") == 0);
         if (i > 0 && !opt && !sub)
             continue;
         /* --name=VALUE gives --name; -xVALUE gives -x */

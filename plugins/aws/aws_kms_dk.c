@@ -18,12 +18,39 @@
 
 #define S_CT_MAX 6144 /* a CiphertextBlob, at most (the KMS API reference) */
 
-/* Sets id_member to key_id and, with pairs, ctx_member to the encryption context in j (NULL:
- * out of memory, as json_object() says it). */
+/* An encryption context as KMS takes it: up to 16 pairs of non-empty printable text, each key
+ * once (the SDKs' kms+context key is aws:x-amz-cek-alg: wider than keyplane's metadata keys). */
+static kp_status s_context_check(kp_aws_inst *a, const kp_meta *context, size_t ncontext)
+{
+    if (ncontext > 16)
+        return kp_aws_err(a, KP_ERR_INVALID_ARG,
+                          "kms: an encryption context of %zu pairs, over "
+                          "16",
+                          ncontext);
+    for (size_t i = 0; i < ncontext; i++) {
+        const char *k = context[i].key, *v = context[i].value;
+        bool ok = k != NULL && v != NULL && k[0] != '\0' && strlen(k) <= 256;
+        for (const char *c = k; ok && *c != '\0'; c++)
+            ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
+        for (const char *c = v; ok && *c != '\0'; c++)
+            ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
+        for (size_t j = 0; ok && j < i; j++)
+            ok = strcmp(context[j].key, k) != 0;
+        if (!ok)
+            return kp_aws_err(a, KP_ERR_INVALID_ARG,
+                              "kms: encryption context pair #%zu: a key of 1 to 256 characters, "
+                              "once, and text without control characters",
+                              i + 1);
+    }
+    return KP_OK;
+}
+
+/* Sets id_member to key_id (left out when "": the ciphertext names its key) and, with pairs,
+ * ctx_member to the encryption context in j (NULL: out of memory, as json_object() says it). */
 static kp_status s_key(kp_aws_inst *a, json_t *j, const char *id_member, const char *key_id,
                        const char *ctx_member, const kp_meta *context, size_t ncontext)
 {
-    KP_GUARD(kp_aws_meta_check(a, context, ncontext));
+    KP_GUARD(s_context_check(a, context, ncontext));
     json_t *c = ncontext > 0 ? json_object() : NULL;
     bool ok = ncontext == 0 || c != NULL;
     for (size_t i = 0; ok && i < ncontext; i++)
@@ -33,7 +60,7 @@ static kp_status s_key(kp_aws_inst *a, json_t *j, const char *id_member, const c
         c = NULL; /* set_new took it, also when it failed */
     }
     json_decref(c);
-    if (ok)
+    if (ok && key_id[0] != '\0')
         ok = json_object_set_new(j, id_member, json_string(key_id)) == 0;
     return ok ? KP_OK : kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
 }

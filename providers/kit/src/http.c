@@ -485,6 +485,7 @@ static kp_status s_attempts(kpk_http *h, const kpk_http_request *req, int64_t en
         h->rx.keep = (req->flags & KPK_HTTP_KEEP_HEADERS) != 0;
         h->rx.into = req->into;
         h->rx.into_cap = req->into != NULL ? req->into_cap : 0;
+        h->rx.head = strcmp(req->method, "HEAD") == 0;
         kpk__http_rx_reset(&h->rx);
         h->prereqs = 0;
         h->resend_refused = false;

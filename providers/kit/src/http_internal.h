@@ -28,6 +28,7 @@ typedef struct kpk__http_rx {
     long status;   /* of the status line last seen */
     uint8_t *into; /* kpk_http_request.into: a 2xx body goes there, into_cap at most */
     size_t into_cap, into_len;
+    bool head; /* a HEAD: its Content-Length announces no body */
 } kpk__http_rx;
 
 struct kpk_http {

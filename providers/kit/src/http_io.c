@@ -166,7 +166,7 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
         rx->oom = true;
         return 0;
     }
-    if (s_name_is(data, namelen, "Content-Length")) {
+    if (!rx->head && s_name_is(data, namelen, "Content-Length")) {
         /* refuse an announced oversize body before reading it */
         char num[32];
         if (vlen > 0 && vlen < sizeof num) {
@@ -202,13 +202,14 @@ size_t kpk__http_on_header(char *data, size_t size, size_t n, void *userdata)
 static void s_clear_keeping(kpk__http_rx *rx)
 {
     size_t max = rx->max, into_cap = rx->into_cap;
-    bool keep = rx->keep;
+    bool keep = rx->keep, head = rx->head;
     uint8_t *into = rx->into;
     memset(rx, 0, sizeof *rx);
     rx->max = max;
     rx->keep = keep;
     rx->into = into;
     rx->into_cap = into_cap;
+    rx->head = head;
 }
 
 void kpk__http_rx_reset(kpk__http_rx *rx)

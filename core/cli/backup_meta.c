@@ -1,0 +1,278 @@
+/*
+ * The S3 client-side-encryption envelope of a backup: the object metadata (or a local file's
+ * JSON sidecar) that says how its bytes were encrypted (docs/backup.md has the fields and where
+ * they come from: the RDS for SQL Server documentation and the AWS SDKs' encryption clients).
+ *
+ * Written: the KMS CiphertextBlob under both x-amz-key (what RDS reads) and x-amz-key-v2 with
+ * x-amz-wrap-alg kms (what the SDKs read), the IV, the material description {"kms_cmk_id": ID}
+ * that is also the KMS encryption context, AES/CBC/PKCS5Padding, the plaintext's length and,
+ * with a chain, keyplane's envelope of the same data key.
+ *
+ * Read: that, an RDS export or the blog's script (x-amz-key, x-amz-iv, x-amz-matdesc only), and
+ * the SDKs' objects: kms or kms+context (whose context adds aws:x-amz-cek-alg), with
+ * AES/CBC/PKCS5Padding or AES/GCM/NoPadding. A master-key envelope (x-amz-key without KMS) is
+ * refused by name: its key is no KMS ciphertext.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <keyplane/kit/codec.h>
+
+#include "backup_meta.h"
+
+static const char *const s_names[KP_BK_F_COUNT] = {
+    [KP_BK_F_KEY] = "x-amz-key",
+    [KP_BK_F_KEY_V2] = "x-amz-key-v2",
+    [KP_BK_F_IV] = "x-amz-iv",
+    [KP_BK_F_MATDESC] = "x-amz-matdesc",
+    [KP_BK_F_WRAP] = "x-amz-wrap-alg",
+    [KP_BK_F_CEK] = "x-amz-cek-alg",
+    [KP_BK_F_TAG_LEN] = "x-amz-tag-len",
+    [KP_BK_F_PLAIN_LEN] = "x-amz-unencrypted-content-length",
+    [KP_BK_F_ENVELOPE] = "keyplane-envelope",
+};
+
+const char *kp_bk_field_name(kp_bk_field f)
+{
+    return f < KP_BK_F_COUNT ? s_names[f] : NULL;
+}
+
+void kp_bk_fields_free(kp_bk_fields *f)
+{
+    for (size_t i = 0; i < KP_BK_F_COUNT; i++)
+        free(f->v[i]);
+    memset(f, 0, sizeof(*f));
+}
+
+kp_status kp_bk_fields_set(kp_bk_fields *f, const char *name, const char *value)
+{
+    for (size_t i = 0; i < KP_BK_F_COUNT; i++)
+        if (strcmp(name, s_names[i]) == 0) {
+            char *c = strdup(value);
+            if (c == NULL)
+                return KP_ERR_NOMEM;
+            free(f->v[i]);
+            f->v[i] = c;
+            return KP_OK;
+        }
+    return KP_OK; /* metadata of the object's own (a backup tool's, a user's) */
+}
+
+kp_status kp_bk_fields_visit(void *arg, const kp_meta *meta, size_t nmeta)
+{
+    for (size_t i = 0; i < nmeta; i++)
+        KP_GUARD(kp_bk_fields_set(arg, meta[i].key, meta[i].value));
+    return KP_OK;
+}
+
+kp_status kp_bk_fields_make(kp_bk_fields *f, const uint8_t *blob, size_t bloblen,
+                            const uint8_t iv[16], const char *kms_key, uint64_t plain_len,
+                            const char *envelope)
+{
+    memset(f, 0, sizeof(*f));
+    char *b64 = NULL, ivb[32], num[24];
+    kp_status st = kpk_b64_encode_alloc(blob, bloblen, false, &b64);
+    json_t *md = json_pack("{s:s}", "kms_cmk_id", kms_key);
+    char *mdtext = md != NULL ? json_dumps(md, JSON_COMPACT) : NULL;
+    json_decref(md);
+    kpk_b64_encode(iv, 16, ivb);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)plain_len);
+    if (st == KP_OK && mdtext == NULL)
+        st = KP_ERR_NOMEM;
+    struct {
+        kp_bk_field f;
+        const char *v;
+    } set[] = {{KP_BK_F_KEY, b64},        {KP_BK_F_KEY_V2, b64},       {KP_BK_F_IV, ivb},
+               {KP_BK_F_MATDESC, mdtext}, {KP_BK_F_WRAP, "kms"},       {KP_BK_F_CEK, KP_BK_CBC},
+               {KP_BK_F_PLAIN_LEN, num},  {KP_BK_F_ENVELOPE, envelope}};
+    for (size_t i = 0; st == KP_OK && i < sizeof(set) / sizeof(set[0]); i++)
+        if (set[i].v != NULL && (f->v[set[i].f] = strdup(set[i].v)) == NULL)
+            st = KP_ERR_NOMEM;
+    free(b64);
+    free(mdtext);
+    if (st != KP_OK)
+        kp_bk_fields_free(f);
+    return st;
+}
+
+size_t kp_bk_fields_meta(const kp_bk_fields *f, kp_meta *meta)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < KP_BK_F_COUNT; i++)
+        if (f->v[i] != NULL)
+            meta[n++] = (kp_meta){s_names[i], f->v[i]};
+    return n;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+void kp_bk_plan_free(kp_bk_plan *p)
+{
+    free(p->blob);
+    json_decref(p->matdesc);
+    free(p->key_id);
+    memset(p, 0, sizeof(*p));
+}
+
+static kp_status s_bad(char *err, size_t errlen, const char *fmt, const char *a)
+{
+    snprintf(err, errlen, fmt, a);
+    return KP_ERR_INTEGRITY;
+}
+
+/* The material description: a JSON object of strings, the encryption context as it stands. */
+static kp_status s_matdesc(kp_bk_plan *p, const char *text, char *err, size_t errlen)
+{
+    json_error_t je;
+    p->matdesc = json_loads(text != NULL ? text : "{}", JSON_REJECT_DUPLICATES, &je);
+    if (p->matdesc == NULL || !json_is_object(p->matdesc) ||
+        json_object_size(p->matdesc) > KP_BK_CONTEXT_MAX - 1)
+        return s_bad(err, errlen, "x-amz-matdesc is not a JSON object of at most 15 strings: %s",
+                     p->matdesc == NULL ? je.text : "another shape");
+    const char *k;
+    json_t *v;
+    json_object_foreach(p->matdesc, k, v)
+    {
+        if (!json_is_string(v))
+            return s_bad(err, errlen, "x-amz-matdesc: %.100s is not a string", k);
+        p->context[p->ncontext++] = (kp_meta){k, json_string_value(v)};
+    }
+    const char *id = json_string_value(json_object_get(p->matdesc, "kms_cmk_id"));
+    p->key_id = strdup(id != NULL ? id : "");
+    return p->key_id != NULL ? KP_OK : KP_ERR_NOMEM;
+}
+
+kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    const char *const *v = (const char *const *)f->v;
+    const char *key = v[KP_BK_F_KEY_V2] != NULL ? v[KP_BK_F_KEY_V2] : v[KP_BK_F_KEY];
+    const char *wrap = v[KP_BK_F_WRAP];
+    if (v[KP_BK_F_IV] == NULL || key == NULL)
+        return s_bad(err, errlen,
+                     "not an S3 client-side-encrypted object: no %s (the envelope's metadata is "
+                     "missing)",
+                     v[KP_BK_F_IV] == NULL ? "x-amz-iv" : "x-amz-key-v2 or x-amz-key");
+    /* an RDS export and the blog's script write no wrap algorithm: a KMS ciphertext whose
+     * matdesc names the key; the SDKs' master-key (v1) envelope has no kms_cmk_id */
+    if (wrap == NULL && v[KP_BK_F_KEY_V2] != NULL)
+        return s_bad(err, errlen, "x-amz-key-v2 without x-amz-wrap-alg%s", "");
+    kp_status st = s_matdesc(p, v[KP_BK_F_MATDESC], err, errlen);
+    if (st != KP_OK) {
+        kp_bk_plan_free(p);
+        return st;
+    }
+    if (wrap == NULL && p->key_id[0] == '\0') {
+        kp_bk_plan_free(p);
+        return s_bad(err, errlen,
+                     "a master-key envelope (x-amz-key without KMS): its key is not a KMS "
+                     "ciphertext, and keyplane opens KMS-wrapped keys only%s",
+                     "");
+    }
+    if (wrap != NULL && strcmp(wrap, "kms") != 0 && strcmp(wrap, "kms+context") != 0) {
+        kp_bk_plan_free(p);
+        return s_bad(err, errlen, "x-amz-wrap-alg %.60s: keyplane opens kms and kms+context", wrap);
+    }
+    const char *cek = v[KP_BK_F_CEK] != NULL ? v[KP_BK_F_CEK] : KP_BK_CBC;
+    if (strcmp(cek, KP_BK_CBC) == 0)
+        p->mode = KP_BK_CBC_DECRYPT;
+    else if (strcmp(cek, KP_BK_GCM) == 0)
+        p->mode = KP_BK_GCM_DECRYPT;
+    else {
+        kp_bk_plan_free(p);
+        return s_bad(err, errlen,
+                     "x-amz-cek-alg %.60s: keyplane opens " KP_BK_CBC " and " KP_BK_GCM, cek);
+    }
+    if (p->mode == KP_BK_GCM_DECRYPT && v[KP_BK_F_TAG_LEN] != NULL &&
+        strcmp(v[KP_BK_F_TAG_LEN], "128") != 0) {
+        kp_bk_plan_free(p);
+        return s_bad(err, errlen, "x-amz-tag-len %.20s: the SDKs write 128", v[KP_BK_F_TAG_LEN]);
+    }
+    if (wrap != NULL && strcmp(wrap, "kms+context") == 0) {
+        /* the SDKs bind the content algorithm into the context, so it cannot be swapped */
+        if (json_object_get(p->matdesc, KP_BK_CEK_CONTEXT) != NULL) {
+            kp_bk_plan_free(p);
+            return s_bad(err, errlen, "x-amz-matdesc holds %s itself", KP_BK_CEK_CONTEXT);
+        }
+        p->context[p->ncontext++] = (kp_meta){KP_BK_CEK_CONTEXT, cek};
+    }
+    size_t ivlen = 0;
+    uint8_t iv[64];
+    const char *ivt = v[KP_BK_F_IV];
+    if (strlen(ivt) > 80 || kpk_b64_decode(ivt, strlen(ivt), iv, &ivlen) != KP_OK ||
+        ivlen > sizeof(p->iv) || (p->mode == KP_BK_CBC_DECRYPT ? ivlen != 16 : ivlen < 12)) {
+        kp_bk_plan_free(p);
+        return s_bad(err, errlen, "x-amz-iv is not the base64 of a %s IV",
+                     p->mode == KP_BK_CBC_DECRYPT ? "16-byte" : "12-byte");
+    }
+    memcpy(p->iv, iv, ivlen);
+    p->ivlen = ivlen;
+    if (kpk_b64_decode_alloc(key, strlen(key), &p->blob, &p->bloblen) != KP_OK || p->bloblen == 0) {
+        kp_bk_plan_free(p);
+        return s_bad(err, errlen, "%s is not base64",
+                     v[KP_BK_F_KEY_V2] != NULL ? "x-amz-key-v2" : "x-amz-key");
+    }
+    p->plain_len = -1;
+    const char *pl = v[KP_BK_F_PLAIN_LEN];
+    if (pl != NULL) {
+        char *end = NULL;
+        unsigned long long n = strtoull(pl, &end, 10);
+        if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0') {
+            kp_bk_plan_free(p);
+            return s_bad(err, errlen, "x-amz-unencrypted-content-length %.30s is not a number", pl);
+        }
+        p->plain_len = (long long)n;
+    }
+    p->envelope = v[KP_BK_F_ENVELOPE];
+    return KP_OK;
+}
+
+/* ---- the sidecar of a local backup --------------------------------------------------------- */
+
+kp_status kp_bk_sidecar_text(const kp_bk_fields *f, char **text)
+{
+    json_t *md = json_object(),
+           *doc = json_pack("{s:s,s:o}", "format", KP_BK_SIDECAR, "metadata", md);
+    bool ok = doc != NULL && md != NULL;
+    for (size_t i = 0; ok && i < KP_BK_F_COUNT; i++)
+        if (f->v[i] != NULL)
+            ok = json_object_set_new(md, s_names[i], json_string(f->v[i])) == 0;
+    *text = ok ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    return *text != NULL ? KP_OK : KP_ERR_NOMEM;
+}
+
+kp_status kp_bk_sidecar_read(const char *text, size_t len, kp_bk_fields *f, char *err,
+                             size_t errlen)
+{
+    memset(f, 0, sizeof(*f));
+    json_error_t je;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *md = json_object_get(doc, "metadata");
+    const char *format = json_string_value(json_object_get(doc, "format"));
+    kp_status st = KP_OK;
+    if (doc == NULL)
+        st = s_bad(err, errlen, "the sidecar is not JSON: %s", je.text);
+    else if (format == NULL || strcmp(format, KP_BK_SIDECAR) != 0 || !json_is_object(md))
+        st = s_bad(err, errlen, "the sidecar is not {\"format\": \"%s\", \"metadata\": {...}}",
+                   KP_BK_SIDECAR);
+    const char *k;
+    json_t *v;
+    if (st == KP_OK)
+        json_object_foreach(md, k, v)
+        {
+            if (!json_is_string(v)) {
+                st = s_bad(err, errlen, "the sidecar's %.100s is not a string", k);
+                break;
+            }
+            if ((st = kp_bk_fields_set(f, k, json_string_value(v))) != KP_OK)
+                break;
+        }
+    json_decref(doc);
+    if (st != KP_OK)
+        kp_bk_fields_free(f);
+    return st;
+}
