@@ -15,6 +15,7 @@
 #include "cli.h"
 
 #define KP_BK_ERR 512
+#define KP_BK_MAC 16 /* AES-256-GMAC's tag */
 
 /* Where the bytes come from: read fills buf with up to cap bytes of the stream in order (*got
  * less than cap only at its end); size is the whole stream's, known before the first read. */
@@ -49,8 +50,10 @@ typedef struct kp_bk_job {
     kp_bk_sink sink;
     kp_bk_progress_fn progress; /* may be NULL; called from the cipher's thread */
     void *progress_arg;
-    uint64_t out_bytes;  /* result: bytes given to the sink */
-    char err[KP_BK_ERR]; /* result: why it failed, one line */
+    const uint8_t *mac_key; /* 32 bytes: GMAC of the ciphertext into mac (NULL: none) */
+    uint8_t mac[KP_BK_MAC]; /* result */
+    uint64_t out_bytes;     /* result: bytes given to the sink */
+    char err[KP_BK_ERR];    /* result: why it failed, one line */
 } kp_bk_job;
 
 /* KP_OK, or the failure with job->err: KP_ERR_INTEGRITY for input that is not what the mode

@@ -18,6 +18,10 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 #include <keyplane/kit/codec.h>
 
@@ -33,6 +37,7 @@ static const char *const s_names[KP_BK_F_COUNT] = {
     [KP_BK_F_TAG_LEN] = "x-amz-tag-len",
     [KP_BK_F_PLAIN_LEN] = "x-amz-unencrypted-content-length",
     [KP_BK_F_ENVELOPE] = "keyplane-envelope",
+    [KP_BK_F_MAC] = "keyplane-mac",
 };
 
 const char *kp_bk_field_name(kp_bk_field f)
@@ -105,6 +110,50 @@ size_t kp_bk_fields_meta(const kp_bk_fields *f, kp_meta *meta)
         if (f->v[i] != NULL)
             meta[n++] = (kp_meta){s_names[i], f->v[i]};
     return n;
+}
+
+static kp_status s_bad(char *err, size_t errlen, const char *fmt, const char *a);
+
+kp_status kp_bk_mac_key(const kp_secret *dek, uint8_t key[32])
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *c = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    static const char info[] = "keyplane backup mac v1";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)kp_secret_cdata(dek),
+                                          kp_secret_len(dek)),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, sizeof(info) - 1),
+        OSSL_PARAM_construct_end()};
+    bool ok = c != NULL && EVP_KDF_derive(c, key, 32, params) == 1;
+    EVP_KDF_CTX_free(c);
+    EVP_KDF_free(kdf);
+    return ok ? KP_OK : KP_ERR_CRYPTO;
+}
+
+kp_status kp_bk_fields_set_mac(kp_bk_fields *f, const uint8_t mac[KP_BK_MAC])
+{
+    char b64[32];
+    kpk_b64_encode(mac, KP_BK_MAC, b64);
+    return kp_bk_fields_set(f, s_names[KP_BK_F_MAC], b64);
+}
+
+static bool s_same(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+kp_status kp_bk_fields_same(const kp_bk_fields *obj, const kp_bk_fields *rec, char *err,
+                            size_t errlen)
+{
+    const char *ok = obj->v[KP_BK_F_KEY_V2] != NULL ? obj->v[KP_BK_F_KEY_V2] : obj->v[KP_BK_F_KEY];
+    const char *rk = rec->v[KP_BK_F_KEY_V2] != NULL ? rec->v[KP_BK_F_KEY_V2] : rec->v[KP_BK_F_KEY];
+    if (s_same(ok, rk) && s_same(obj->v[KP_BK_F_IV], rec->v[KP_BK_F_IV]))
+        return KP_OK;
+    return s_bad(err, errlen,
+                 "its integrity record (" KP_BK_RECORD ") is of another encryption (another "
+                 "data key or IV)%s: the object or the record was replaced",
+                 "");
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -227,6 +276,18 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
         p->plain_len = (long long)n;
     }
     p->envelope = v[KP_BK_F_ENVELOPE];
+    const char *mac = v[KP_BK_F_MAC];
+    if (mac != NULL) {
+        uint8_t m[64];
+        size_t ml = 0;
+        if (strlen(mac) > 40 || kpk_b64_decode(mac, strlen(mac), m, &ml) != KP_OK ||
+            ml != KP_BK_MAC) {
+            kp_bk_plan_free(p);
+            return s_bad(err, errlen, "keyplane-mac is not the base64 of a %s", "16-byte GMAC");
+        }
+        memcpy(p->mac, m, KP_BK_MAC);
+        p->has_mac = true;
+    }
     return KP_OK;
 }
 

@@ -14,6 +14,7 @@
 #define KP_BK_CEK_CONTEXT "aws:x-amz-cek-alg" /* what kms+context adds to the context */
 #define KP_BK_SIDECAR "s3-cse"                /* the sidecar's "format" */
 #define KP_BK_CONTEXT_MAX 16
+#define KP_BK_RECORD ".keyplane.json" /* the integrity record beside an object: KEY + this */
 
 typedef enum kp_bk_field {
     KP_BK_F_KEY,
@@ -25,6 +26,7 @@ typedef enum kp_bk_field {
     KP_BK_F_TAG_LEN,
     KP_BK_F_PLAIN_LEN,
     KP_BK_F_ENVELOPE,
+    KP_BK_F_MAC,
     KP_BK_F_COUNT
 } kp_bk_field;
 
@@ -61,7 +63,18 @@ typedef struct kp_bk_plan {
     char *key_id;         /* matdesc's kms_cmk_id, "" when it names none */
     long long plain_len;  /* x-amz-unencrypted-content-length, -1 when absent */
     const char *envelope; /* keyplane-envelope, borrowed from the fields; NULL when absent */
+    bool has_mac;         /* keyplane-mac: the GMAC of the ciphertext */
+    uint8_t mac[KP_BK_MAC];
 } kp_bk_plan;
+
+/* The key of a backup's GMAC: HKDF-SHA256 of the data key ("keyplane backup mac v1"). */
+kp_status kp_bk_mac_key(const kp_secret *dek, uint8_t key[32]);
+/* Sets the keyplane-mac field to the base64 of mac. */
+kp_status kp_bk_fields_set_mac(kp_bk_fields *f, const uint8_t mac[KP_BK_MAC]);
+/* KP_OK when the record's fields (a sidecar) describe the same encryption as the object's:
+ * the same data key ciphertext and IV; else KP_ERR_INTEGRITY with err. */
+kp_status kp_bk_fields_same(const kp_bk_fields *obj, const kp_bk_fields *rec, char *err,
+                            size_t errlen);
 
 /* KP_OK, or KP_ERR_INTEGRITY (KP_ERR_NOMEM) with err saying what the fields lack. */
 kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_t errlen);

@@ -40,6 +40,7 @@ typedef struct s_slot {
 
 typedef struct s_pipe {
     kp_bk_job *job;
+    EVP_CIPHER_CTX *mac; /* GMAC of the ciphertext, fed by the I/O thread that sees it */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     s_slot slot[S_SLOTS];
@@ -84,6 +85,15 @@ static void s_set(s_pipe *p, size_t i, int state)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Feeds ciphertext to the GMAC (AES-GCM with the bytes as additional data only). */
+static kp_status s_mac(s_pipe *p, const uint8_t *buf, size_t len)
+{
+    int n = 0;
+    if (p->mac != NULL && len > 0 && EVP_EncryptUpdate(p->mac, NULL, &n, buf, (int)len) != 1)
+        return s_fail(p, KP_ERR_CRYPTO, "the backup's GMAC failed");
+    return KP_OK;
+}
+
 static void *s_reader(void *arg)
 {
     s_pipe *p = arg;
@@ -116,6 +126,9 @@ static void *s_reader(void *arg)
         }
         left -= want;
         s->last = left == 0;
+        /* decryption: the MAC is of the ciphertext, as read */
+        if (p->job->mode != KP_BK_CBC_ENCRYPT && s_mac(p, s->buf, s->len) != KP_OK)
+            return NULL;
         s_set(p, i, S_READ);
         if (s->last)
             return NULL;
@@ -133,6 +146,9 @@ static void *s_writer(void *arg)
             return NULL;
         s_slot *s = &p->slot[i];
         bool last = s->last;
+        /* encryption: the MAC is of the ciphertext, as written */
+        if (p->job->mode == KP_BK_CBC_ENCRYPT && s_mac(p, s->buf, s->len) != KP_OK)
+            return NULL;
         if (s->len > 0) {
             kp_status st = sink->write(sink->ctx, s->buf, s->len, err, sizeof(err));
             if (st != KP_OK) {
@@ -318,6 +334,13 @@ kp_status kp_bk_run(kp_bk_job *job)
     s_cipher c;
     memset(&c, 0, sizeof(c));
     kp_status st = s_cipher_init(job, &c, job->err, sizeof(job->err));
+    static const uint8_t zero_iv[12];
+    if (st == KP_OK && job->mac_key != NULL &&
+        ((p.mac = EVP_CIPHER_CTX_new()) == NULL ||
+         EVP_EncryptInit_ex(p.mac, EVP_aes_256_gcm(), NULL, job->mac_key, zero_iv) != 1)) {
+        snprintf(job->err, sizeof(job->err), "OpenSSL could not set up AES-GMAC");
+        st = KP_ERR_CRYPTO;
+    }
     for (size_t i = 0; st == KP_OK && i < S_SLOTS; i++)
         if ((p.slot[i].buf = malloc(KP_BK_SLOT + 16)) == NULL) {
             snprintf(job->err, sizeof(job->err), "out of memory");
@@ -364,6 +387,14 @@ kp_status kp_bk_run(kp_bk_job *job)
         st = p.st;
         snprintf(job->err, sizeof(job->err), "%s", p.err);
     }
+    int fin = 0;
+    if (st == KP_OK && p.mac != NULL &&
+        (EVP_EncryptFinal_ex(p.mac, NULL, &fin) != 1 ||
+         EVP_CIPHER_CTX_ctrl(p.mac, EVP_CTRL_GCM_GET_TAG, KP_BK_MAC, job->mac) != 1)) {
+        snprintf(job->err, sizeof(job->err), "the backup's GMAC failed");
+        st = KP_ERR_CRYPTO;
+    }
+    EVP_CIPHER_CTX_free(p.mac);
     if (mu) {
         pthread_cond_destroy(&p.cv);
         pthread_mutex_destroy(&p.mu);

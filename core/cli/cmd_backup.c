@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "backup_io.h"
@@ -339,6 +340,29 @@ static int s_data_key(kp_cli *cli, const s_opts *o, kp_instance *inst, s_enc *e)
     return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->chain);
 }
 
+/* The integrity record beside an object (KEY.keyplane.json): the envelope's fields again, with
+ * the GMAC of the ciphertext that the object's metadata, fixed before its first byte, cannot
+ * hold. A second copy of the envelope, too, should the object lose its metadata. */
+static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_bk_fields *f)
+{
+    char where[PATH_MAX + 32], *text = NULL;
+    snprintf(where, sizeof(where), "%s%s", o->to, KP_BK_RECORD);
+    kp_object_out *w = NULL;
+    kp_status st = kp_bk_sidecar_text(f, &text);
+    if (st == KP_OK)
+        st = kp_object_create(inst, where, NULL, 0, &w);
+    if (st == KP_OK && (st = kp_object_write(w, (const uint8_t *)text, strlen(text))) != KP_OK)
+        kp_object_abort(w);
+    else if (st == KP_OK)
+        st = kp_object_commit(w);
+    free(text);
+    if (st == KP_OK)
+        return KP_EXIT_OK;
+    return kp_cli_error(st, "%s was written, but not its integrity record %s: %s", o->to, where,
+                        kp_ctx_last_error(cli->ctx)[0] != '\0' ? kp_ctx_last_error(cli->ctx)
+                                                               : kp_strerror(st));
+}
+
 static json_t *s_summary(const s_opts *o, const char *target, uint64_t in, uint64_t out,
                          double secs)
 {
@@ -402,8 +426,15 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
                      .progress = s_progress_fn,
                      .progress_arg = &prog};
     memcpy(job.iv, iv, 16);
+    uint8_t mac_key[32];
+    if (rc == KP_EXIT_OK && kp_bk_mac_key(e.dek, mac_key) != KP_OK)
+        rc = kp_cli_error(KP_ERR_CRYPTO, "cannot derive the backup's MAC key");
+    job.mac_key = mac_key;
     if (rc == KP_EXIT_OK && (st = kp_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
+    OPENSSL_cleanse(mac_key, sizeof(mac_key));
+    if (rc == KP_EXIT_OK && (st = kp_bk_fields_set_mac(&e.fields, job.mac)) != KP_OK)
+        rc = kp_cli_error(st, "out of memory");
     if (prog.on && rc != KP_EXIT_OK)
         fputc('\n', stderr);
     kp_secret_free(e.dek);
@@ -414,6 +445,8 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
             rc = kp_cli_fail(cli, st, o->to);
         else if (rc != KP_EXIT_OK)
             kp_object_abort(oout.w);
+        if (rc == KP_EXIT_OK)
+            rc = s_put_record(cli, o, inst, &e.fields);
     }
     /* a local backup: the metadata first, so a ciphertext never stands without its key */
     if (o->out != NULL && rc == KP_EXIT_OK) {
@@ -461,6 +494,42 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
 
 /* ---- decrypt ------------------------------------------------------------------------------- */
 
+/* The integrity record beside an object, when there is one: its GMAC joins the object's fields,
+ * once the record is shown to be of the same encryption. */
+static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_fields *f)
+{
+    char where[PATH_MAX + 32], err[KP_BK_ERR] = "";
+    snprintf(where, sizeof(where), "%s%s", o->input, KP_BK_RECORD);
+    kp_object_info info;
+    kp_status st = kp_object_stat(inst, where, &info, NULL, NULL);
+    if (st == KP_ERR_NOT_FOUND)
+        return KP_EXIT_OK; /* not made by keyplane, or the record is lost: said later */
+    if (st != KP_OK)
+        return kp_cli_fail(cli, st, where);
+    if (info.size > 64 * 1024)
+        return kp_cli_error(KP_ERR_INTEGRITY, "%s: %llu bytes is no integrity record", where,
+                            (unsigned long long)info.size);
+    uint8_t *buf = malloc(info.size + 1);
+    size_t len = info.size;
+    if (buf == NULL)
+        return kp_cli_error(KP_ERR_NOMEM, "out of memory");
+    st = kp_object_read(inst, where, info.tag, 0, buf, &len);
+    kp_bk_fields rec;
+    memset(&rec, 0, sizeof(rec));
+    int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
+    if (rc == KP_EXIT_OK &&
+        (st = kp_bk_sidecar_read((const char *)buf, len, &rec, err, sizeof(err))) != KP_OK)
+        rc = kp_cli_error(st, "%s: %s", where, err);
+    if (rc == KP_EXIT_OK && (st = kp_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
+        rc = kp_cli_error(st, "%s: %s", o->input, err);
+    if (rc == KP_EXIT_OK && rec.v[KP_BK_F_MAC] != NULL &&
+        (st = kp_bk_fields_set(f, kp_bk_field_name(KP_BK_F_MAC), rec.v[KP_BK_F_MAC])) != KP_OK)
+        rc = kp_cli_error(st, "out of memory");
+    kp_bk_fields_free(&rec);
+    free(buf);
+    return rc;
+}
+
 /* The envelope's fields: the object's metadata, or the sidecar PATH.json of a local backup. */
 static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_fields *f,
                     kp_object_info *info)
@@ -468,11 +537,12 @@ static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     char err[KP_BK_ERR] = "";
     if (strncmp(o->input, "s3://", 5) == 0) {
         kp_status st = kp_object_stat(inst, o->input, info, kp_bk_fields_visit, f);
-        return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->input);
+        return st == KP_OK ? s_record(cli, o, inst, f) : kp_cli_fail(cli, st, o->input);
     }
     char path[PATH_MAX], *text = NULL;
     size_t len = 0;
-    snprintf(path, sizeof(path), "%s.json", o->input);
+    if (snprintf(path, sizeof(path), "%s.json", o->input) >= (int)sizeof(path))
+        return kp_cli_error(KP_ERR_INVALID_ARG, "%s: the path is too long", o->input);
     kp_status st = kp_cli_read_file(cli, path, 64 * 1024, &text, &len);
     if (st != KP_OK)
         return kp_cli_exit_code(st);
@@ -561,8 +631,20 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
                      .progress = s_progress_fn,
                      .progress_arg = &prog};
     memcpy(job.iv, plan.iv, sizeof(job.iv));
+    uint8_t mac_key[32];
+    if (rc == KP_EXIT_OK && plan.has_mac && plan.mode != KP_BK_GCM_DECRYPT) {
+        if (kp_bk_mac_key(dek, mac_key) != KP_OK)
+            rc = kp_cli_error(KP_ERR_CRYPTO, "cannot derive the backup's MAC key");
+        job.mac_key = mac_key;
+    }
     if (rc == KP_EXIT_OK && (st = kp_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
+    OPENSSL_cleanse(mac_key, sizeof(mac_key));
+    if (rc == KP_EXIT_OK && job.mac_key != NULL && CRYPTO_memcmp(job.mac, plan.mac, KP_BK_MAC) != 0)
+        rc = kp_cli_error(KP_ERR_INTEGRITY,
+                          "%s: its bytes are not those keyplane encrypted (the GMAC of its "
+                          "integrity record does not verify): changed or corrupted",
+                          o->input);
     if (prog.on && rc != KP_EXIT_OK)
         fputc('\n', stderr);
     kp_secret_free(dek);
@@ -575,16 +657,26 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
         rc = kp_cli_error(st, "%s", err);
     kp_bk_file_out_drop(&fout);
     kp_bk_file_in_close(&in);
+    const char *integrity = plan.mode == KP_BK_GCM_DECRYPT ? "gcm-tag"
+                            : job.mac_key != NULL          ? "gmac"
+                                                           : "padding-only";
     if (rc == KP_EXIT_OK) {
         if (cli->json) {
             json_t *j = s_summary(o, o->out, job.src.size, job.out_bytes, s_elapsed(&prog));
+            json_object_set_new(j, "integrity", json_string(integrity));
             json_object_set_new(j, "via", json_string(o->via_chain ? "chain" : "kms"));
             json_object_set_new(
                 j, "cek_alg", json_string(plan.mode == KP_BK_GCM_DECRYPT ? KP_BK_GCM : KP_BK_CBC));
             kp_cli_print_json(j);
-        } else
+        } else {
             kp_cli_info(cli, stderr, "keyplane: decrypted %s -> %s (%llu bytes)\n", o->input,
                         o->out, (unsigned long long)job.out_bytes);
+            if (job.mac_key == NULL && plan.mode == KP_BK_CBC_DECRYPT)
+                kp_cli_info(cli, stderr,
+                            "keyplane: note: no keyplane integrity record: AES-CBC was checked "
+                            "by its length and padding only (the format has no integrity "
+                            "check of its own)\n");
+        }
     }
     kp_bk_plan_free(&plan);
     kp_bk_fields_free(&f);
