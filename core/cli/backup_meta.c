@@ -241,12 +241,15 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
         return s_bad(err, errlen, "x-amz-tag-len %.20s: the SDKs write 128", v[KP_BK_F_TAG_LEN]);
     }
     if (wrap != NULL && strcmp(wrap, "kms+context") == 0) {
-        /* the SDKs bind the content algorithm into the context, so it cannot be swapped */
-        if (json_object_get(p->matdesc, KP_BK_CEK_CONTEXT) != NULL) {
+        /* the SDKs keep the content algorithm in the context itself, so it cannot be swapped */
+        const char *bound = json_string_value(json_object_get(p->matdesc, KP_BK_CEK_CONTEXT));
+        if (bound == NULL || strcmp(bound, cek) != 0) {
             kp_bk_plan_free(p);
-            return s_bad(err, errlen, "x-amz-matdesc holds %s itself", KP_BK_CEK_CONTEXT);
+            return s_bad(err, errlen,
+                         "kms+context: x-amz-matdesc's " KP_BK_CEK_CONTEXT " is not %.60s, the "
+                         "x-amz-cek-alg",
+                         cek);
         }
-        p->context[p->ncontext++] = (kp_meta){KP_BK_CEK_CONTEXT, cek};
     }
     size_t ivlen = 0;
     uint8_t iv[64];

@@ -11,7 +11,7 @@
 
 #define KP_BK_CBC "AES/CBC/PKCS5Padding"
 #define KP_BK_GCM "AES/GCM/NoPadding"
-#define KP_BK_CEK_CONTEXT "aws:x-amz-cek-alg" /* what kms+context adds to the context */
+#define KP_BK_CEK_CONTEXT "aws:x-amz-cek-alg" /* kms+context: the matdesc holds x-amz-cek-alg */
 #define KP_BK_SIDECAR "s3-cse"                /* the sidecar's "format" */
 #define KP_BK_CONTEXT_MAX 16
 #define KP_BK_RECORD ".keyplane.json" /* the integrity record beside an object: KEY + this */
@@ -60,7 +60,8 @@ typedef struct kp_bk_plan {
     json_t *matdesc; /* owns the context's strings */
     kp_meta context[KP_BK_CONTEXT_MAX];
     size_t ncontext;
-    char *key_id;         /* matdesc's kms_cmk_id, "" when it names none */
+    char *key_id;         /* matdesc's kms_cmk_id, "" when it names none (shown, not asked:
+                             KMS finds the key a ciphertext names) */
     long long plain_len;  /* x-amz-unencrypted-content-length, -1 when absent */
     const char *envelope; /* keyplane-envelope, borrowed from the fields; NULL when absent */
     bool has_mac;         /* keyplane-mac: the GMAC of the ciphertext */

@@ -61,8 +61,8 @@ static const char s_decrypt_help[] =
     "  --instance INSTANCE    an aws instance of service: kms: reads the object, and asks\n"
     "                         KMS for the data key (needed for s3:// and without\n"
     "                         --via-chain)\n"
-    "  --kms-key KEY          the KMS key to ask (default: the material description's\n"
-    "                         kms_cmk_id, else the one the ciphertext names)\n"
+    "  --kms-key KEY          the KMS key the data key must be under (default: the one\n"
+    "                         its ciphertext names)\n"
     "  --via-chain            open the data key through the chain's envelope kept with the\n"
     "                         backup (keyplane-envelope), not KMS: any keystore of the\n"
     "                         chain, failing over in the chain's order\n"
@@ -380,6 +380,8 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     char err[KP_BK_ERR] = "";
     kp_bk_file_in in;
     kp_status st = kp_bk_file_in_open(o->input, &in, err, sizeof(err));
+    if (st == KP_ERR_INVALID_ARG)
+        return kp_cli_usage_error(o->cmd, "%s", err);
     if (st != KP_OK)
         return kp_cli_error(st, "%s", err);
     kp_instance *inst = NULL;
@@ -399,6 +401,16 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     }
     int rc =
         st == KP_OK ? s_open(cli, o->instance, o->to != NULL, &inst) : kp_cli_error(st, "%s", err);
+    if (rc == KP_EXIT_OK && o->to != NULL) {
+        /* an existing object is refused before KMS is asked for a key (the commit checks
+         * again: nothing is ever replaced) */
+        kp_object_info oi;
+        st = kp_object_stat(inst, o->to, &oi, NULL, NULL);
+        if (st == KP_OK)
+            rc = kp_cli_error(KP_ERR_EXISTS, "%s exists: a backup never replaces an object", o->to);
+        else if (st != KP_ERR_NOT_FOUND)
+            rc = kp_cli_fail(cli, st, o->to);
+    }
     if (rc == KP_EXIT_OK)
         rc = s_data_key(cli, o, inst, &e);
     uint8_t iv[16];
@@ -556,8 +568,9 @@ static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_
                       kp_secret **dek)
 {
     if (!o->via_chain) {
-        kp_status st = kp_datakey_decrypt(inst, o->kms_key != NULL ? o->kms_key : p->key_id,
-                                          p->blob, p->bloblen, p->context, p->ncontext, dek);
+        /* no key named unless asked: the ciphertext names its key, as the SDKs leave it */
+        kp_status st = kp_datakey_decrypt(inst, o->kms_key != NULL ? o->kms_key : "", p->blob,
+                                          p->bloblen, p->context, p->ncontext, dek);
         return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->instance);
     }
     if (p->envelope == NULL)
