@@ -11,9 +11,9 @@ import secrets
 import time
 
 from .errors import S3Error
-from .s3_common import (check_body_length, check_integrity, el, invalid_argument, iso_ms, malformed_xml,
-                        no_such_bucket, parse_xml, request_sse, sse_headers, stored_headers,
-                        user_metadata, xml_answer)
+from .s3_common import (body_md5, check_body_length, check_integrity, el, invalid_argument, iso_ms,
+                        malformed_xml, no_such_bucket, parse_xml, request_sse, sse_headers,
+                        stored_headers, user_metadata, xml_answer)
 
 MIN_PART = 5 * 1024 * 1024
 MAX_PARTS_LISTED = 1000
@@ -82,8 +82,9 @@ class Multipart:
         with self.store.lock:
             u = self._upload(bucket, key, upload_id, resource)
             sse = u["sse"]
-        checksums = check_integrity(req, req.body)
-        fn, size, md5 = self.store.write_data([req.body])
+        checksums = check_integrity(req)
+        fn, size = self.store.write_data([req.body])
+        md5 = body_md5(req).hex()
         with self.store.lock:
             u = self.store.uploads.get(upload_id)
             if u is None:
@@ -156,7 +157,7 @@ class Multipart:
             u = dict(u)
         try:
             # the parts are joined outside the lock (large); the commit checks the conditions again
-            fn, size, _ = st.write_data(c for _, part in parts for c in st.data_chunks(part["data"]))
+            fn, size = st.write_data(c for _, part in parts for c in st.data_chunks(part["data"]))
             digest = hashlib.md5(b"".join(bytes.fromhex(p["md5"]) for _, p in parts)).hexdigest()
             ver = {"etag": '"%s-%d"' % (digest, len(parts)), "size": size,
                    "last_modified": time.time(), "data": fn, "content_type": u["content_type"],

@@ -13,10 +13,10 @@ import time
 from common.handler import FileBody
 
 from .errors import S3Error
-from .s3_common import (STORAGE_CLASSES, check_body_length, check_integrity, el, http_date, invalid_argument,
-                        malformed_xml, no_such_bucket, no_such_key, not_implemented, parse_http_date,
-                        parse_xml, request_sse, sse_headers, stored_headers, user_metadata,
-                        xml_answer)
+from .s3_common import (STORAGE_CLASSES, body_md5, check_body_length, check_integrity, el, http_date,
+                        invalid_argument, malformed_xml, no_such_bucket, no_such_key, not_implemented,
+                        parse_http_date, parse_xml, request_sse, sse_headers, stored_headers,
+                        user_metadata, xml_answer)
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 RESPONSE_OVERRIDES = {"response-content-type": "Content-Type",
@@ -130,9 +130,10 @@ class Objects:
         sc = self.check_write_headers(req, b, resource)
         if_none_match, if_match = self.write_conditions(req, resource)
         meta = user_metadata(req)
-        checksums = check_integrity(req, req.body)
+        checksums = check_integrity(req)
         sse = request_sse(req, b, self.s3.kms)
-        fn, size, md5 = self.store.write_data([req.body])
+        fn, size = self.store.write_data([req.body])
+        md5 = body_md5(req).hex()
         ver = {"etag": '"%s"' % md5, "size": size, "last_modified": time.time(), "data": fn,
                "content_type": req.headers.get("Content-Type") or "binary/octet-stream",
                "headers": stored_headers(req), "meta": meta, "sse": sse, "checksums": checksums,
@@ -337,7 +338,7 @@ class Objects:
                 k.lower().startswith("x-amz-checksum-") for k in req.headers.keys()):
             raise S3Error(400, "InvalidRequest", "Missing required header for this request:"
                           " Content-Md5.", "/" + bucket)
-        check_integrity(req, req.body)
+        check_integrity(req)
         root = parse_xml(req.body, "Delete")
         quiet = (root.findtext("Quiet") or "").strip().lower() == "true"
         items = root.findall("Object")

@@ -545,6 +545,83 @@ class S3Test(Base):
                          big[1048570:1048580])
         self.assertClientError("InvalidRange", s3.get_object, Bucket=b, Key="k", Range="bytes=10-20")
 
+    # ---- what keyplane backup (issue 18) relies on ----
+    def test_metadata_limit_exact(self):
+        # an S3 client-side-encrypted object's envelope is user metadata: the 2 KB limit is the
+        # UTF-8 bytes of the names (without x-amz-meta-) and values, 2048 included, and it holds
+        # for a multipart upload too, when it is created
+        b = self.bucket()
+        s3 = self.east.client("s3", retries=NO_RETRY)
+        s3.put_object(Bucket=b, Key="fits", Body=b"1", Metadata={"x-amz-key": "k" * (2048 - 9)})
+        self.assertEqual(len(s3.head_object(Bucket=b, Key="fits")["Metadata"]["x-amz-key"]), 2039)
+        e = self.assertClientError("MetadataTooLarge", s3.put_object, Bucket=b, Key="over",
+                                   Body=b"1", Metadata={"x-amz-key": "k" * (2048 - 8)})
+        self.assertEqual((e.response["Error"]["Size"], e.response["Error"]["MaxSizeAllowed"]),
+                         ("2049", "2048"))
+        self.assertClientError("MetadataTooLarge", s3.create_multipart_upload, Bucket=b,
+                               Key="over", Metadata={"x-amz-key": "k" * (2048 - 8)})
+        self.assertEqual(s3.list_objects_v2(Bucket=b)["KeyCount"], 1)
+        self.assertNotIn("Uploads", s3.list_multipart_uploads(Bucket=b))
+
+    def test_unsigned_parts_and_conditional_complete(self):
+        # parts sent with x-amz-content-sha256 UNSIGNED-PAYLOAD (allowed over TLS; the signature
+        # still covers the headers), a signed part's hash still checked, and a completion with
+        # If-None-Match: * that never replaces an existing object
+        b = self.bucket()
+        s3 = self.east.client("s3", config=Config(s3={"payload_signing_enabled": False},
+                                                  retries=NO_RETRY))
+        sent = []
+
+        def seen(request, **kw):
+            v = request.headers["X-Amz-Content-SHA256"]
+            sent.append(v.decode() if isinstance(v, bytes) else v)
+        s3.meta.events.register("before-send.s3.UploadPart", seen)
+        part, tail = os.urandom(5 * MiB), b"tail"
+
+        def upload(key):
+            uid = s3.create_multipart_upload(Bucket=b, Key=key)["UploadId"]
+            tags = [s3.upload_part(Bucket=b, Key=key, UploadId=uid, PartNumber=n, Body=body)["ETag"]
+                    for n, body in ((1, part), (2, tail))]
+            return uid, {"Parts": [{"PartNumber": n + 1, "ETag": t} for n, t in enumerate(tags)]}
+        uid, parts = upload("bak")
+        self.assertEqual(sent, ["UNSIGNED-PAYLOAD"] * 2)
+        self.assertEqual(parts["Parts"][0]["ETag"], '"%s"' % hashlib.md5(part).hexdigest())
+        st, _, body = raw(self.east, "PUT", "/%s/bak?partNumber=2&uploadId=%s" % (b, uid), b"evil",
+                          payload_hash=hashlib.sha256(tail).hexdigest())
+        self.assertEqual((st, xml(body).findtext("Code")), (400, "XAmzContentSHA256Mismatch"))
+        s3.put_object(Bucket=b, Key="bak", Body=b"the backup already there")
+        cond = self._conditional_client()
+        e = self.assertClientError("PreconditionFailed", cond.complete_multipart_upload, Bucket=b,
+                                   Key="bak", UploadId=uid, MultipartUpload=parts)
+        self.assertEqual(e.response["ResponseMetadata"]["HTTPStatusCode"], 412)
+        self.assertEqual(s3.get_object(Bucket=b, Key="bak")["Body"].read(),
+                         b"the backup already there")
+        uid, parts = upload("new")
+        r = cond.complete_multipart_upload(Bucket=b, Key="new", UploadId=uid, MultipartUpload=parts)
+        self.assertTrue(r["ETag"].endswith('-2"'), r["ETag"])
+        self.assertEqual(s3.get_object(Bucket=b, Key="new")["Body"].read(), part + tail)
+
+    def test_ranged_get_if_match(self):
+        # a reader that fetches an object in ranges pins its ETag: a stale one is 412
+        # PreconditionFailed (before the range is looked at), never bytes of another version
+        b = self.bucket()
+        s3 = self.east.client("s3", retries=NO_RETRY)
+        one, two = os.urandom(64 * 1024), os.urandom(64 * 1024)
+        etag = s3.put_object(Bucket=b, Key="k", Body=one)["ETag"]
+        g = s3.get_object(Bucket=b, Key="k", Range="bytes=100-199", IfMatch=etag)
+        self.assertEqual((g["ResponseMetadata"]["HTTPStatusCode"], g["ContentRange"]),
+                         (206, "bytes 100-199/65536"))
+        self.assertEqual(g["Body"].read(), one[100:200])
+        s3.put_object(Bucket=b, Key="k", Body=two)
+        for rng in ("bytes=100-199", "bytes=999999-"):
+            e = self.assertClientError("PreconditionFailed", s3.get_object, Bucket=b, Key="k",
+                                       Range=rng, IfMatch=etag)
+            self.assertEqual(e.response["ResponseMetadata"]["HTTPStatusCode"], 412)
+        self.assertClientError("412", s3.head_object, Bucket=b, Key="k", IfMatch=etag)
+        new = s3.head_object(Bucket=b, Key="k")["ETag"]
+        self.assertEqual(s3.get_object(Bucket=b, Key="k", Range="bytes=-5", IfMatch=new)["Body"].read(),
+                         two[-5:])
+
     def test_error_shapes(self):
         b = self.bucket()
         st, resp, body = raw(self.east, "GET", "/%s/missing-key" % b)
@@ -641,6 +718,45 @@ class S3Test(Base):
                                                             {"Key": "k", "VersionId": v2}]})
         self.assertEqual(len(r["Deleted"]), 2)
         self.assertClientError("NoSuchKey", s3.get_object, Bucket=b, Key="k")
+
+
+class S3LargeObjectTest(Base):
+    def test_multipart_object_is_never_held_in_memory(self):
+        """A 128 MiB object in 8 MiB parts, on a region of its own: parts and the joined object
+        go to files and GET streams from the file, so the process's peak memory (VmHWM) grows by
+        about a part, not by the object (a 1 GiB backup must fit the emulator)."""
+        r = Region(E["dir"], "stream", "eu-west-1").start()
+        try:
+            s3 = r.client("s3", retries=NO_RETRY)
+            s3.create_bucket(Bucket="kp-stream",
+                             CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+            with open(os.path.join(E["dir"], "stream.pid")) as f:
+                status = "/proc/%d/status" % int(f.read())
+
+            def peak():
+                with open(status) as f:
+                    return next(int(line.split()[1]) * 1024 for line in f
+                                if line.startswith("VmHWM:"))
+            before = peak()
+            uid = s3.create_multipart_upload(Bucket="kp-stream", Key="big")["UploadId"]
+            parts, whole = [], hashlib.md5()
+            for n in range(1, 17):
+                body = hashlib.sha256(b"%d" % n).digest() * (8 * MiB // 32)
+                whole.update(body)
+                etag = s3.upload_part(Bucket="kp-stream", Key="big", UploadId=uid, PartNumber=n,
+                                      Body=body)["ETag"]
+                parts.append({"PartNumber": n, "ETag": etag})
+            s3.complete_multipart_upload(Bucket="kp-stream", Key="big", UploadId=uid,
+                                         MultipartUpload={"Parts": parts})
+            got = hashlib.md5()
+            for c in s3.get_object(Bucket="kp-stream", Key="big")["Body"].iter_chunks(MiB):
+                got.update(c)
+            self.assertEqual(got.hexdigest(), whole.hexdigest())
+            grown = peak() - before
+            self.assertLess(grown, 40 * MiB, "the peak grew by %d MiB for a 128 MiB object"
+                            % (grown // MiB))
+        finally:
+            r.stop()
 
 
 # --------------------------------------------------------------------------
@@ -1386,6 +1502,34 @@ class KmsCryptoTest(Base):
         # a key of the other region cannot decrypt it
         self.assertClientError("InvalidCiphertextException", self.west.client("kms").decrypt,
                                CiphertextBlob=blob, EncryptionContext=ctx)
+
+    def test_s3_encryption_client_contexts(self):
+        # how the S3 encryption clients (and keyplane backup, issue 18) use KMS: content keys of
+        # 16, 24 and 32 bytes wrapped by Encrypt under a context, and the kms+context wrap's
+        # context key "aws:x-amz-cek-alg", which holds a ':'
+        kms = self.east.client("kms", retries=NO_RETRY)
+        k = self.kms_key()
+        ctx = {"kms_cmk_id": k["Arn"], "aws:x-amz-cek-alg": "AES/GCM/NoPadding"}
+        for n in (16, 24, 32):
+            key = os.urandom(n)
+            blob = kms.encrypt(KeyId=k["KeyId"], Plaintext=key, EncryptionContext=ctx)["CiphertextBlob"]
+            r = kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx)
+            self.assertEqual((r["Plaintext"], r["KeyId"]), (key, k["Arn"]))
+        dk = kms.generate_data_key(KeyId=k["Arn"], KeySpec="AES_256", EncryptionContext=ctx)
+        self.assertEqual(kms.decrypt(CiphertextBlob=dk["CiphertextBlob"],
+                                     EncryptionContext=ctx)["Plaintext"], dk["Plaintext"])
+        for bad in (dict(ctx, **{"aws:x-amz-cek-alg": "AES/CBC/PKCS5Padding"}),
+                    {"kms_cmk_id": k["Arn"]}, {"aws:x-amz-cek-alg": "AES/GCM/NoPadding"},
+                    {"kms_cmk_id": k["Arn"], "aws_x-amz-cek-alg": "AES/GCM/NoPadding"}):
+            self.assertClientError("InvalidCiphertextException", kms.decrypt,
+                                   CiphertextBlob=dk["CiphertextBlob"], EncryptionContext=bad)
+        # the aws CLI sends the same context as JSON
+        ctfile = os.path.join(E["dir"], "cek-ctx.bin")
+        with open(ctfile, "wb") as f:
+            f.write(dk["CiphertextBlob"])
+        _, out, _ = cli(self.east, "kms", "decrypt", "--ciphertext-blob", "fileb://" + ctfile,
+                        "--encryption-context", json.dumps(ctx))
+        self.assertEqual(base64.b64decode(out["Plaintext"]), dk["Plaintext"])
 
 
 # --------------------------------------------------------------------------
