@@ -30,7 +30,7 @@ _keyplane()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=""
     [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql sqlserver secret datakey"
+    local commands="plugins policy init check plan apply verify status restore rotate retire rewrap key wrap unwrap azure-sql sqlserver secret datakey backup"
     local globals="--policy --plugin-dir --json --audit --state-dir --verbose --quiet --version --help"
     local policy=${KEYPLANE_POLICY:-keyplane.yaml} cmd="" sub="" i w
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -45,14 +45,14 @@ _keyplane()
                 --kek | --chain | --to | --from | --replica | --instance | -r | --dek | --key | \
                 --passphrase | --workers | --abandon | --name | --type | --bits | --cer | --pvk | \
                 --password | --value | --meta | --key-id | --to-key-id | --context | --to-context | \
-                --bytes | --ciphertext | --ciphertext-file | --plaintext-out)
+                --bytes | --ciphertext | --ciphertext-file | --plaintext-out | --kms-key | --db)
                 continue
                 ;;
             esac
             if [ -z "$cmd" ]; then
                 cmd=$w
             elif [ -z "$sub" ] && { [ "$cmd" = key ] || [ "$cmd" = policy ] || [ "$cmd" = azure-sql ] ||
-                [ "$cmd" = sqlserver ] || [ "$cmd" = secret ] || [ "$cmd" = datakey ]; }; then
+                [ "$cmd" = sqlserver ] || [ "$cmd" = secret ] || [ "$cmd" = datakey ] || [ "$cmd" = backup ]; }; then
                 sub=$w
             fi
             ;;
@@ -137,6 +137,14 @@ _keyplane()
         decrypt) opts="--instance --key-id --context --ciphertext --ciphertext-file --plaintext-out" ;;
         reencrypt) opts="--instance --key-id --to-key-id --context --to-context --ciphertext --ciphertext-file" ;;
         esac
+        ;;
+    backup)
+        [ -z "$sub" ] && { COMPREPLY=($(compgen -W "encrypt decrypt" -- "$cur")); return; }
+        case $sub in
+        encrypt) opts="--kms-key --instance --to --out --chain --db --no-progress" ;;
+        decrypt) opts="--out --instance --kms-key --via-chain --chain --replica --force --no-progress" ;;
+        esac
+        [[ $cur != -* ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
         ;;
     key)
         local subs="create replicate generate import export export-byok backup restore-backup list public"

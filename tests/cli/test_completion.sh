@@ -112,4 +112,17 @@ for sub in generate decrypt reencrypt; do
         case $offered in *" $o "*) ;; *) fail "keyplane datakey $sub: $o is not completed: $offered" ;; esac
     done
 done
+# backup: its subcommands, instance names, files for the arguments, every option of --help
+expect "backup" keyplane bac
+expect "decrypt" keyplane backup de
+expect "hsm.escrow" keyplane --policy "$T/policy.yaml" backup encrypt x.bak --instance h
+expect "policy.yaml" keyplane backup encrypt pol
+expect "--to" keyplane backup encrypt --t
+for sub in encrypt decrypt; do
+    "$KP_BIN" backup "$sub" --help >"$T/help" 2>&1 || fail "keyplane backup $sub --help exited $?"
+    offered=" $(comp keyplane backup "$sub" --) "
+    for o in $(grep -oE -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
+        case $offered in *" $o "*) ;; *) fail "keyplane backup $sub: $o is not completed: $offered" ;; esac
+    done
+done
 echo "ok: completion"

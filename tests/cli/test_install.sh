@@ -90,7 +90,7 @@ same "$so" "$prefix/$libdir/libkeyplane.so.0" ||
 # shellcheck disable=SC2034 # lib.sh's kp runs it
 KP_BIN=$prefix/bin/keyplane
 expect_rc 0 --version
-expect_in "$T/out" "provider ABI 1.5"
+expect_in "$T/out" "provider ABI 1.6"
 expect_rc 0 plugins --json
 "$PY" -c '
 import json, sys

@@ -22,7 +22,7 @@ assert len(r) == 1 and sys.argv[3] in r[0]["reason"], d
 assert any(p["name"] == "file" for p in d["plugins"]), d
 ' "$T/out" "$name" "$reason"
 }
-check abi-major "built for ABI 2.0, this keyplane offers ABI 1.5"
+check abi-major "built for ABI 2.0, this keyplane offers ABI 1.6"
 check missing-wrap "declares keystore but lacks mandatory function KS_WRAP (id 204)"
 check init-fails "kp_plugin_init failed with KP_ERR_BACKEND"
 check no-init "no kp_plugin_init symbol"

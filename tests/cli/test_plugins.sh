@@ -22,7 +22,7 @@ expect_rc 0 plugins --help
 expect_in "$T/out" "Usage: keyplane plugins"
 expect_rc 2 plugins --bogus
 expect_rc 0 --version
-expect_in "$T/out" "provider ABI 1.5"
+expect_in "$T/out" "provider ABI 1.6"
 # KEYPLANE_PLUGIN_PATH adds absolute directories; a relative entry is ignored with a warning.
 KEYPLANE_PLUGIN_PATH="relative/dir:$KP_MOCK_DIR/good" expect_rc 0 plugins --json
 "$PY" -c '
