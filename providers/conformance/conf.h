@@ -56,6 +56,7 @@ typedef struct conf_params {
     size_t n;
     char *key_prefix;  /* names made by the kit start with it */
     char *datakey_key; /* DK_GENERATE's key_id, when the instance is a data-key store */
+    char *objects_at;  /* where the objects test writes (OB_*): a location prefix */
 } conf_params;
 
 /** Reads the params file (k->params_path; none: no params) typed by descs into k->params.

@@ -118,6 +118,20 @@ CONF_WRAP(dk_reencrypt, DK_REENCRYPT,
           (inst, src_key_id, ct, ctlen, src_context, nsrc, dst_key_id, dst_context, ndst, out,
            outlen))
 
+CONF_WRAP(ob_create, OB_CREATE,
+          (void *inst, const char *where, const kp_meta *meta, size_t nmeta, kp_object_writer **w),
+          (inst, where, meta, nmeta, w))
+CONF_WRAP(ob_write, OB_WRITE, (void *inst, kp_object_writer *w, const uint8_t *data, size_t len),
+          (inst, w, data, len))
+CONF_WRAP(ob_close, OB_CLOSE, (void *inst, kp_object_writer *w, int commit), (inst, w, commit))
+CONF_WRAP(ob_stat, OB_STAT,
+          (void *inst, const char *where, kp_object_info *info, kp_meta_visit_fn visit, void *arg),
+          (inst, where, info, visit, arg))
+CONF_WRAP(ob_read, OB_READ,
+          (void *inst, const char *where, const char *tag, uint64_t offset, uint8_t *buf,
+           size_t *len),
+          (inst, where, tag, offset, buf, len))
+
 #define CONF_ENTRY(name, fid)                                                                      \
     {                                                                                              \
         .id = KP_FN_##fid, .fn = (kp_fn)s_##name                                                   \
@@ -149,6 +163,11 @@ static const kp_dispatch s_wrappers[] = {
     CONF_ENTRY(dk_generate, DK_GENERATE),
     CONF_ENTRY(dk_decrypt, DK_DECRYPT),
     CONF_ENTRY(dk_reencrypt, DK_REENCRYPT),
+    CONF_ENTRY(ob_create, OB_CREATE),
+    CONF_ENTRY(ob_write, OB_WRITE),
+    CONF_ENTRY(ob_close, OB_CLOSE),
+    CONF_ENTRY(ob_stat, OB_STAT),
+    CONF_ENTRY(ob_read, OB_READ),
     {.id = 0, .fn = NULL},
 };
 

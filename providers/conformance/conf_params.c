@@ -213,8 +213,15 @@ static bool s_document(conf_kit *k, yaml_document_t *doc, const char *dir,
                 return s_err(err, len, "datakey_key must be a key id");
             free(k->params.datakey_key);
             k->params.datakey_key = strdup(v);
+        } else if (strcmp(key, "objects_at") == 0) {
+            const char *v = s_scalar(vn);
+            if (v == NULL || v[0] == '\0')
+                return s_err(err, len, "objects_at must be a location prefix (s3://BUCKET/DIR/)");
+            free(k->params.objects_at);
+            k->params.objects_at = strdup(v);
         } else {
-            return s_err(err, len, "unknown key '%s' (params, key_prefix, datakey_key)", key);
+            return s_err(err, len, "unknown key '%s' (params, key_prefix, datakey_key, objects_at)",
+                         key);
         }
     }
     return true;
@@ -266,5 +273,6 @@ void conf_params_free(conf_params *P)
     free(P->list);
     free(P->key_prefix);
     free(P->datakey_key);
+    free(P->objects_at);
     memset(P, 0, sizeof(*P));
 }

@@ -92,6 +92,15 @@ static const char *s_datakey(const conf_kit *k)
     return NULL;
 }
 
+static const char *s_objects(const conf_kit *k)
+{
+    if (k->have_iinfo && !(k->iinfo.flags & KP_INST_OBJECTS))
+        return "the instance does not declare KP_INST_OBJECTS";
+    if (k->params.objects_at == NULL)
+        return "no objects_at in the params file";
+    return NULL;
+}
+
 static const char *s_threads(const conf_kit *k)
 {
     if (s_makes_keys(k) != NULL && s_secretstore(k) != NULL)
@@ -137,6 +146,9 @@ const conf_test conf_tests[] = {
     {"datakey",
      "data keys bound to their encryption context; re-encrypted to another (DK_REENCRYPT)", true,
      s_datakey, conf_t_datakey},
+    {"objects",
+     "objects (ABI 1.6): whole or nothing at the commit, never replaced, ranged reads, metadata",
+     true, s_objects, conf_t_objects},
     {"threads", "N threads on one instance: right results, unique versions, consistent lists", true,
      s_threads, conf_t_threads},
     {"secrets-wiped", "every secret the plugin allocated freed by teardown (totals)", false, NULL,

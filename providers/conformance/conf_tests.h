@@ -37,6 +37,8 @@ void conf_t_secretstore(conf_run *r);
 void conf_t_state(conf_run *r);
 /* conf_t_datakey.c */
 void conf_t_datakey(conf_run *r);
+/* conf_t_objects.c */
+void conf_t_objects(conf_run *r);
 /* conf_t_cert.c */
 void conf_t_cert(conf_run *r);
 /* conf_t_threads.c */

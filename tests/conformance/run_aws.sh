@@ -7,6 +7,8 @@
 # s3-virtual is the S3 kind with virtual-host addressing (https://BUCKET.s3.localhost:PORT, which
 # libcurl resolves to loopback and the test certificate names).
 # kms is the data-key kind (GenerateDataKey and Decrypt with an encryption context).
+# The s3 and kms kinds also run the objects test (ABI 1.6): in the kind's bucket, and in a
+# bucket of the region reached through a kms instance's s3_endpoint.
 # Usage: run_aws.sh s3|s3-virtual|secretsmanager|kms KIT AWS.so [KIT ARGS...]
 set -eu
 kind=$1
@@ -51,16 +53,21 @@ params:
   kms_endpoint: $AWS_EAST_URL
   ca_bundle: $AWS_CA
   max_attempts: 2
+objects_at: s3://kp-conf/conf-objects/
 YAML
 elif [ "$kind" = kms ]; then
+    aws --endpoint-url "$AWS_EAST_URL" --region us-east-1 s3api create-bucket \
+        --bucket kp-conf-backups >/dev/null
     cat >"$T/params.yaml" <<YAML
 params:
   service: kms
   region: us-east-1
   endpoint: $AWS_EAST_URL
+  s3_endpoint: $AWS_EAST_URL
   ca_bundle: $AWS_CA
   max_attempts: 2
 datakey_key: $east_key
+objects_at: s3://kp-conf-backups/conf/
 YAML
 else
     cat >"$T/params.yaml" <<YAML
