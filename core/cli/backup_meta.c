@@ -177,10 +177,14 @@ static kp_status s_matdesc(kp_cli_bk_plan *p, const char *text, char *err, size_
 {
     json_error_t je;
     p->matdesc = json_loads(text != NULL ? text : "{}", JSON_REJECT_DUPLICATES, &je);
+    /* jansson's text may quote the input: only where it went wrong is said */
+    char why[64] = "another shape";
+    if (p->matdesc == NULL)
+        snprintf(why, sizeof(why), "not JSON at column %d", je.column);
     if (p->matdesc == NULL || !json_is_object(p->matdesc) ||
         json_object_size(p->matdesc) > KP_BK_CONTEXT_MAX - 1)
         return s_bad(err, errlen, "x-amz-matdesc is not a JSON object of at most 15 strings: %s",
-                     p->matdesc == NULL ? je.text : "another shape");
+                     why);
     const char *k;
     json_t *v;
     json_object_foreach(p->matdesc, k, v)
@@ -319,8 +323,10 @@ kp_status kp_cli_bk_sidecar_read(const char *text, size_t len, kp_cli_bk_fields 
     json_t *md = json_object_get(doc, "metadata");
     const char *format = json_string_value(json_object_get(doc, "format"));
     kp_status st = KP_OK;
+    char where[64];
+    snprintf(where, sizeof(where), "line %d, column %d", je.line, je.column);
     if (doc == NULL)
-        st = s_bad(err, errlen, "the sidecar is not JSON: %s", je.text);
+        st = s_bad(err, errlen, "the sidecar is not JSON (%s)", where);
     else if (format == NULL || strcmp(format, KP_BK_SIDECAR) != 0 || !json_is_object(md))
         st = s_bad(err, errlen, "the sidecar is not {\"format\": \"%s\", \"metadata\": {...}}",
                    KP_BK_SIDECAR);

@@ -24,7 +24,7 @@ while getopts t:b:w: opt; do
     esac
 done
 shift $((OPTIND - 1))
-targets=${*:-policy envelope state filestore akv pvk cert sigv4}
+targets=${*:-policy envelope state filestore akv pvk cert sigv4 backup}
 work=${work:-$build/soak}
 src=$(pwd)
 
