@@ -538,7 +538,17 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
     if (rc == KP_EXIT_OK &&
         (st = kp_cli_bk_sidecar_read((const char *)buf, len, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", where, err);
-    if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
+    /* an object whose metadata a copy stripped: the record's envelope stands in for it (the
+     * GMAC checks the bytes, KMS or the chain the data key) */
+    bool stripped = f->v[KP_BK_F_IV] == NULL && f->v[KP_BK_F_KEY] == NULL &&
+                    f->v[KP_BK_F_KEY_V2] == NULL && f->v[KP_BK_F_ENVELOPE] == NULL;
+    if (rc == KP_EXIT_OK && stripped) {
+        kp_cli_bk_fields_free(f);
+        *f = rec;
+        memset(&rec, 0, sizeof(rec));
+        kp_cli_info(cli, stderr, "keyplane: %s has no envelope in its metadata: using %s's\n",
+                    o->input, where);
+    } else if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, err);
     if (rc == KP_EXIT_OK && rec.v[KP_BK_F_MAC] != NULL &&
         (st = kp_cli_bk_fields_set(f, kp_cli_bk_field_name(KP_BK_F_MAC), rec.v[KP_BK_F_MAC])) !=

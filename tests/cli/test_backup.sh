@@ -226,6 +226,17 @@ s3.put_object(Bucket="backups", Key="mixed", Body=o["Body"].read(), Metadata=o["
 s3.put_object(Bucket="backups", Key="mixed.keyplane.json", Body=r)
 ' || fail "cannot make mixed"
 refused 7 "another encryption" $D s3://backups/mixed --out "$T/o/x"
+# a copy that lost the object's metadata: the record's envelope stands in, the GMAC still checks
+s3py '
+o = s3.get_object(Bucket="backups", Key="prod/db.bak")
+s3.put_object(Bucket="backups", Key="bare", Body=o["Body"].read())
+r = s3.get_object(Bucket="backups", Key="prod/db.bak.keyplane.json")["Body"].read()
+s3.put_object(Bucket="backups", Key="bare.keyplane.json", Body=r)
+' || fail "cannot make bare"
+expect_rc 0 $D s3://backups/bare --out "$T/bare.bak" --json
+cmp "$T/db.bak" "$T/bare.bak" || fail "a stripped copy through its record"
+expect_in "$T/out" '"integrity":"gmac"'
+expect_in "$T/err" "no envelope in its metadata"
 refused 5 "no such object" $D s3://backups/none --out "$T/o/x"
 
 # ---- existing targets, usage, capabilities -------------------------------------------------
