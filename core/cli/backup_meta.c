@@ -190,7 +190,7 @@ static kp_status s_matdesc(kp_cli_bk_plan *p, const char *text, char *err, size_
     json_object_foreach(p->matdesc, k, v)
     {
         if (!json_is_string(v))
-            return s_bad(err, errlen, "x-amz-matdesc: %.100s is not a string", k);
+            return s_bad(err, errlen, "x-amz-matdesc holds a value that is not a string%s", "");
         p->context[p->ncontext++] = (kp_meta){k, json_string_value(v)};
     }
     const char *id = json_string_value(json_object_get(p->matdesc, "kms_cmk_id"));
@@ -228,7 +228,7 @@ kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char
     }
     if (wrap != NULL && strcmp(wrap, "kms") != 0 && strcmp(wrap, "kms+context") != 0) {
         kp_cli_bk_plan_free(p);
-        return s_bad(err, errlen, "x-amz-wrap-alg %.60s: keyplane opens kms and kms+context", wrap);
+        return s_bad(err, errlen, "x-amz-wrap-alg is neither kms nor kms+context%s", "");
     }
     const char *cek = v[KP_BK_F_CEK] != NULL ? v[KP_BK_F_CEK] : KP_BK_CBC;
     if (strcmp(cek, KP_BK_CBC) == 0)
@@ -237,13 +237,12 @@ kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char
         p->mode = KP_BK_GCM_DECRYPT;
     else {
         kp_cli_bk_plan_free(p);
-        return s_bad(err, errlen,
-                     "x-amz-cek-alg %.60s: keyplane opens " KP_BK_CBC " and " KP_BK_GCM, cek);
+        return s_bad(err, errlen, "x-amz-cek-alg is neither " KP_BK_CBC " nor " KP_BK_GCM "%s", "");
     }
     if (p->mode == KP_BK_GCM_DECRYPT && v[KP_BK_F_TAG_LEN] != NULL &&
         strcmp(v[KP_BK_F_TAG_LEN], "128") != 0) {
         kp_cli_bk_plan_free(p);
-        return s_bad(err, errlen, "x-amz-tag-len %.20s: the SDKs write 128", v[KP_BK_F_TAG_LEN]);
+        return s_bad(err, errlen, "x-amz-tag-len is not 128, what the SDKs write%s", "");
     }
     if (wrap != NULL && strcmp(wrap, "kms+context") == 0) {
         /* the SDKs keep the content algorithm in the context itself, so it cannot be swapped */
@@ -251,9 +250,9 @@ kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char
         if (bound == NULL || strcmp(bound, cek) != 0) {
             kp_cli_bk_plan_free(p);
             return s_bad(err, errlen,
-                         "kms+context: x-amz-matdesc's " KP_BK_CEK_CONTEXT " is not %.60s, the "
-                         "x-amz-cek-alg",
-                         cek);
+                         "kms+context: x-amz-matdesc's " KP_BK_CEK_CONTEXT " is not the "
+                         "x-amz-cek-alg%s",
+                         "");
         }
     }
     size_t ivlen = 0;
@@ -279,7 +278,7 @@ kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char
         unsigned long long n = strtoull(pl, &end, 10);
         if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0') {
             kp_cli_bk_plan_free(p);
-            return s_bad(err, errlen, "x-amz-unencrypted-content-length %.30s is not a number", pl);
+            return s_bad(err, errlen, "x-amz-unencrypted-content-length is not a number%s", "");
         }
         p->plain_len = (long long)n;
     }
@@ -336,7 +335,10 @@ kp_status kp_cli_bk_sidecar_read(const char *text, size_t len, kp_cli_bk_fields 
         json_object_foreach(md, k, v)
         {
             if (!json_is_string(v)) {
-                st = s_bad(err, errlen, "the sidecar's %.100s is not a string", k);
+                st = s_bad(err, errlen,
+                           "the sidecar's metadata holds a value that is not a "
+                           "string%s",
+                           "");
                 break;
             }
             if ((st = kp_cli_bk_fields_set(f, k, json_string_value(v))) != KP_OK)
