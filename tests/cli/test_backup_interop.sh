@@ -1,7 +1,8 @@
 #!/bin/sh
 # cli.backup_interop (issue 18): keyplane backup encrypt|decrypt against S3 client-side
 # encryption it did not write itself, through the emulated KMS and S3 of one region:
-# - keyplane's objects (3 MiB + 5 and 17 MiB + 7 bytes of random data, and 0, 1, 15, 16, 17
+# - keyplane's objects (3 MiB + 5 and 17 MiB + 7 bytes of random data, sizes at its 2 MiB buffers
+#   (2 MiB - 16, 2 MiB - 8, 2 MiB), and 0, 1, 15, 16, 17
 #   bytes) carry the metadata of the spec (x-amz-key = x-amz-key-v2, a 16-byte IV of its own,
 #   matdesc {"kms_cmk_id": ID}, kms, AES/CBC/PKCS5Padding, the plaintext size) and
 #   tests/interop/s3cse_ref.py, an independent implementation (the AWS Database Blog's
@@ -38,7 +39,12 @@ for n in 0 1 15 16 17; do
 done
 head -c $((3 * 1024 * 1024 + 5)) /dev/urandom >"$T/in/mid.bak"
 head -c $((17 * 1024 * 1024 + 7)) /dev/urandom >"$T/in/big.bak"
-FILES="s0 s1 s15 s16 s17 mid big"
+# at keyplane's 2 MiB buffers: a GCM tag across two of them (2 MiB - 8), the CBC padding block
+# alone in the last (2 MiB), a ciphertext of exactly one buffer (2 MiB - 16)
+head -c $((2 * 1024 * 1024 - 8)) /dev/urandom >"$T/in/e8.bak"
+head -c $((2 * 1024 * 1024)) /dev/urandom >"$T/in/e0.bak"
+head -c $((2 * 1024 * 1024 - 16)) /dev/urandom >"$T/in/e16.bak"
+FILES="s0 s1 s15 s16 s17 mid big e8 e0 e16"
 
 # same WHAT WANT GOT: GOT exists and holds WANT's bytes
 same() {
@@ -75,7 +81,7 @@ for f in $FILES; do
         fail "s3cse_ref.py cannot decrypt keyplane's kp/$f.bak"
     same "s3cse_ref.py's decryption of kp/$f.bak" "$T/in/$f.bak" "$T/got/kp-$f"
 done
-[ "$(sort -u "$T/ivs" | wc -l)" = 7 ] || fail "keyplane used an IV twice: $(sort "$T/ivs")"
+[ "$(sort -u "$T/ivs" | wc -l)" = 10 ] || fail "keyplane used an IV twice: $(sort "$T/ivs")"
 
 # --- the reference writes, keyplane reads -------------------------------------------------------
 # VARIANT: the name of the object's shape, then s3cse_ref.py encrypt's options
