@@ -116,10 +116,10 @@ static void *s_reader(void *arg)
                 return NULL;
             }
             if (got == 0) {
+                uint64_t at = src->size - left + s->len;
                 s_fail(p, KP_ERR_INTEGRITY,
                        "the input ended after %llu of its %llu bytes (it shrank while read)",
-                       (unsigned long long)(src->size - left + s->len),
-                       (unsigned long long)src->size);
+                       (unsigned long long)at, (unsigned long long)src->size);
                 return NULL;
             }
             s->len += got;

@@ -52,11 +52,14 @@ static kp_status s_fn(kp_instance *inst, const char *where, uint32_t id, const k
 {
     KP_ENSURE(inst != NULL, KP_ERR_INVALID_ARG);
     kp__clear_error(inst->ctx);
-    if (!kp_instance_has_objects(inst) || (*d = kp__plugin_fn(inst->plugin, id)) == NULL)
-        return kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED,
-                             "%s: plugin %s keeps no objects (backups go to an instance that "
-                             "does: the aws plugin's s3 or kms kind)",
-                             inst->name, inst->plugin->name);
+    *d = kp_instance_has_objects(inst) ? kp__plugin_fn(inst->plugin, id) : NULL;
+    if (*d == NULL) {
+        (void)kp__set_error(inst->ctx, KP_ERR_UNSUPPORTED,
+                            "%s: plugin %s keeps no objects (backups go to an instance that "
+                            "does: the aws plugin's s3 or kms kind)",
+                            inst->name, inst->plugin->name);
+        return KP_ERR_UNSUPPORTED;
+    }
     size_t n = where != NULL ? strnlen(where, S_WHERE_MAX) : 0;
     if (n == 0 || n == S_WHERE_MAX)
         return kp__set_error(inst->ctx, KP_ERR_INVALID_ARG,
