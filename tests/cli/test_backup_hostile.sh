@@ -1,0 +1,67 @@
+#!/bin/sh
+# cli.backup_hostile: keyplane backup against hostile objects and inputs (the adversary pass on
+# issue 18), each case one that an earlier build got wrong:
+# - --via-chain --chain naming another chain: refused, naming the envelope's chain (the name was
+#   read from the freed envelope: ASan's heap-use-after-free);
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/aws.sh"
+
+aws_start east us-east-1
+K=$(aws_kms_key east us-east-1)
+aws_bucket east us-east-1 backups
+{
+    file_providers fa fb
+    aws_kms_instance kms-east east us-east-1 "s3_endpoint: $AWS_EAST_URL"
+    cat <<EOF
+chains:
+  tde:
+    protector: {type: rsa, bits: 2048, origin: fa, exportable: true}
+    replicas: [fa, fb]
+    algorithm: RSA-OAEP
+EOF
+} >"$T/policy.yaml"
+P="--policy $T/policy.yaml"
+init_stores "$T/policy.yaml"
+expect_rc 0 $P apply
+E="--endpoint-url $AWS_EAST_URL --region us-east-1"
+D="$P backup decrypt --instance kms-east"
+
+# refused RC WORDS ARGS...: exit RC, the first line of stderr holds WORDS, nothing in $T/o
+refused() {
+    want=$1 words=$2
+    shift 2
+    rm -rf "$T/o"
+    mkdir "$T/o"
+    expect_rc "$want" "$@"
+    head -n 1 "$T/err" | grep -q -F -- "$words" || { cat "$T/err" >&2; fail "no '$words'"; }
+    left=$(ls -A "$T/o")
+    [ -z "$left" ] || fail "left in $T/o: $left"
+}
+# s3py SCRIPT ARGS...: runs SCRIPT with s3 = boto3's S3 client of the emulator
+s3py() {
+    script=$1
+    shift
+    /usr/bin/python3 - "$AWS_EAST_URL" "$AWS_CA" "$@" <<EOF
+import base64, json, sys
+import boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", verify=sys.argv[2])
+args = sys.argv[3:]
+$script
+EOF
+}
+# no_uploads: no multipart upload left in the bucket
+no_uploads() {
+    n=$(aws_cli $E s3api list-multipart-uploads --bucket backups --query 'length(Uploads || `[]`)')
+    [ "$n" = 0 ] || fail "$n multipart upload(s) left"
+}
+
+head -c 100000 /dev/urandom >"$T/db.bak"
+expect_rc 0 $P backup encrypt "$T/db.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/db.bak --chain tde
+
+# ---- --via-chain --chain of another chain -----------------------------------------------------
+refused 7 "its envelope is of chain tde, not other" $D s3://backups/db.bak --out "$T/o/x" \
+    --via-chain --chain other
+
+aws_no_bad_signatures
+echo "cli.backup_hostile: ok"
