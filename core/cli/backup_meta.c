@@ -13,6 +13,8 @@
  * AES/CBC/PKCS5Padding or AES/GCM/NoPadding. A master-key envelope (x-amz-key without KMS) is
  * refused by name: its key is no KMS ciphertext.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,10 +273,14 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
     const char *pl = v[KP_BK_F_PLAIN_LEN];
     if (pl != NULL) {
         char *end = NULL;
+        errno = 0;
         unsigned long long n = strtoull(pl, &end, 10);
-        if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0') {
+        /* a length past 2^63 - 1 is no file's, and must not pass as "absent" (-1) */
+        if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0' || errno == ERANGE ||
+            n > (unsigned long long)LLONG_MAX) {
             kp_bk_plan_free(p);
-            return s_bad(err, errlen, "x-amz-unencrypted-content-length %.30s is not a number", pl);
+            return s_bad(err, errlen,
+                         "x-amz-unencrypted-content-length %.30s is not a number of bytes", pl);
         }
         p->plain_len = (long long)n;
     }

@@ -3,6 +3,8 @@
 # issue 18), each case one that an earlier build got wrong:
 # - --via-chain --chain naming another chain: refused, naming the envelope's chain (the name was
 #   read from the freed envelope: ASan's heap-use-after-free);
+# - x-amz-unencrypted-content-length past 2^63 - 1 (2^63, 2^64 - 1, 23 digits): refused (exit 7,
+#   no output), where it passed as "no length given";
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -62,6 +64,28 @@ expect_rc 0 $P backup encrypt "$T/db.bak" --kms-key "$K" --instance kms-east \
 # ---- --via-chain --chain of another chain -----------------------------------------------------
 refused 7 "its envelope is of chain tde, not other" $D s3://backups/db.bak --out "$T/o/x" \
     --via-chain --chain other
+
+# ---- lengths that no file has -----------------------------------------------------------------
+# copy NAME LENGTH: the backup again (its record too) with x-amz-unencrypted-content-length LENGTH
+copy() {
+    s3py '
+o = s3.get_object(Bucket="backups", Key="db.bak")
+m = o["Metadata"]
+m["x-amz-unencrypted-content-length"] = args[1]
+s3.put_object(Bucket="backups", Key=args[0], Body=o["Body"].read(), Metadata=m)
+r = s3.get_object(Bucket="backups", Key="db.bak.keyplane.json")["Body"].read()
+s3.put_object(Bucket="backups", Key=args[0] + ".keyplane.json", Body=r)
+' "$@" || fail "cannot copy to $1"
+}
+for len in 9223372036854775808 18446744073709551615 99999999999999999999999; do
+    copy "len$len" "$len"
+    refused 7 "x-amz-unencrypted-content-length $len" $D "s3://backups/len$len" --out "$T/o/x"
+done
+copy len5 5
+refused 7 "metadata says 5" $D s3://backups/len5 --out "$T/o/x"
+copy len100000 100000
+expect_rc 0 $D s3://backups/len100000 --out "$T/len.back"
+cmp "$T/db.bak" "$T/len.back" || fail "the true length"
 
 aws_no_bad_signatures
 echo "cli.backup_hostile: ok"
