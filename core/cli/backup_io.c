@@ -44,6 +44,7 @@ kp_status kp_bk_file_in_open(const char *path, kp_bk_file_in *in, char *err, siz
         return KP_ERR_INVALID_ARG;
     }
     in->size = (uint64_t)st.st_size;
+    in->mtime = st.st_mtim;
     in->path = path;
     (void)posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return KP_OK;
@@ -61,6 +62,23 @@ kp_status kp_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char
         return s_errno(err, errlen, "cannot read", in->path);
     *got = (size_t)n;
     return KP_OK;
+}
+
+kp_status kp_bk_file_in_unchanged(const kp_bk_file_in *in, char *err, size_t errlen)
+{
+    /* a .bak still being written (or rewritten) reads as a shorter or mixed file that would
+     * encrypt and decrypt cleanly and fail only at the restore */
+    struct stat st;
+    if (fstat(in->fd, &st) != 0)
+        return s_errno(err, errlen, "cannot stat", in->path);
+    if ((uint64_t)st.st_size == in->size && st.st_mtim.tv_sec == in->mtime.tv_sec &&
+        st.st_mtim.tv_nsec == in->mtime.tv_nsec)
+        return KP_OK;
+    snprintf(err, errlen,
+             "%s changed while it was read (%llu bytes at the start, %llu now): nothing was "
+             "written; run again once it is complete",
+             in->path, (unsigned long long)in->size, (unsigned long long)st.st_size);
+    return KP_ERR_CONFLICT;
 }
 
 void kp_bk_file_in_close(kp_bk_file_in *in)

@@ -444,6 +444,8 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     job.mac_key = mac_key;
     if (rc == KP_EXIT_OK && (st = kp_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
+    if (rc == KP_EXIT_OK && (st = kp_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
+        rc = kp_cli_error(st, "%s", err);
     OPENSSL_cleanse(mac_key, sizeof(mac_key));
     if (rc == KP_EXIT_OK && (st = kp_bk_fields_set_mac(&e.fields, job.mac)) != KP_OK)
         rc = kp_cli_error(st, "out of memory");
@@ -654,6 +656,8 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     }
     if (rc == KP_EXIT_OK && (st = kp_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
+    if (rc == KP_EXIT_OK && !s3 && (st = kp_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
+        rc = kp_cli_error(st, "%s", err);
     OPENSSL_cleanse(mac_key, sizeof(mac_key));
     if (rc == KP_EXIT_OK && job.mac_key != NULL && CRYPTO_memcmp(job.mac, plan.mac, KP_BK_MAC) != 0)
         rc = kp_cli_error(KP_ERR_INTEGRITY,

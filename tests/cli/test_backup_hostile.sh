@@ -5,6 +5,9 @@
 #   read from the freed envelope: ASan's heap-use-after-free);
 # - x-amz-unencrypted-content-length past 2^63 - 1 (2^63, 2^64 - 1, 23 digits): refused (exit 7,
 #   no output), where it passed as "no length given";
+# - a FILE that grows while encrypt reads it (a .bak still being written): refused, exit 6, no
+#   object and no multipart upload left (the old build encrypted the first size it saw and said
+#   ok: a backup that fails at the restore).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -86,6 +89,22 @@ refused 7 "metadata says 5" $D s3://backups/len5 --out "$T/o/x"
 copy len100000 100000
 expect_rc 0 $D s3://backups/len100000 --out "$T/len.back"
 cmp "$T/db.bak" "$T/len.back" || fail "the true length"
+
+# ---- a FILE that grows while it is encrypted --------------------------------------------------
+# S3 answers slowly, so the reader is still in the file when it grows
+head -c 50331648 /dev/zero >"$T/grow.bak"
+$ACTL faults --dir "$AWSD" --name east '{"scope": "all", "latency_ms": 600}' >/dev/null
+(
+    sleep 1.5
+    head -c 1000000 /dev/urandom >>"$T/grow.bak"
+) &
+expect_rc 6 $P backup encrypt "$T/grow.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/grow
+wait
+$ACTL faults --dir "$AWSD" --name east '{}' >/dev/null
+expect_in "$T/err" "changed while it was read (50331648 bytes at the start, 51331648 now)"
+expect_rc 5 $D s3://backups/grow --out "$T/grow.back"
+no_uploads
 
 aws_no_bad_signatures
 echo "cli.backup_hostile: ok"
