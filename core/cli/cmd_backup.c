@@ -363,6 +363,21 @@ static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const k
                                                                : kp_strerror(st));
 }
 
+/* KP_EXIT_OK when no object is at TO + suffix, else the exit code and its error line. */
+static int s_absent(kp_cli *cli, kp_instance *inst, const char *to, const char *suffix)
+{
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof(where), "%s%s", to, suffix);
+    kp_object_info oi;
+    kp_status st = kp_object_stat(inst, where, &oi, NULL, NULL);
+    if (st == KP_OK)
+        return kp_cli_error(KP_ERR_EXISTS, "%s exists: a backup never replaces an object%s", where,
+                            suffix[0] != '\0' ? " (an integrity record left from another backup? "
+                                                "remove it if so)"
+                                              : "");
+    return st == KP_ERR_NOT_FOUND ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
+}
+
 static json_t *s_summary(const s_opts *o, const char *target, uint64_t in, uint64_t out,
                          double secs)
 {
@@ -404,12 +419,11 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     if (rc == KP_EXIT_OK && o->to != NULL) {
         /* an existing object is refused before KMS is asked for a key (the commit checks
          * again: nothing is ever replaced) */
-        kp_object_info oi;
-        st = kp_object_stat(inst, o->to, &oi, NULL, NULL);
-        if (st == KP_OK)
-            rc = kp_cli_error(KP_ERR_EXISTS, "%s exists: a backup never replaces an object", o->to);
-        else if (st != KP_ERR_NOT_FOUND)
-            rc = kp_cli_fail(cli, st, o->to);
+        rc = s_absent(cli, inst, o->to, "");
+        /* and its record's place: one left from a deleted backup would be found only after the
+         * upload, leaving an object whose record is another's */
+        if (rc == KP_EXIT_OK)
+            rc = s_absent(cli, inst, o->to, KP_BK_RECORD);
     }
     if (rc == KP_EXIT_OK)
         rc = s_data_key(cli, o, inst, &e);

@@ -7,7 +7,10 @@
 #   no output), where it passed as "no length given";
 # - a FILE that grows while encrypt reads it (a .bak still being written): refused, exit 6, no
 #   object and no multipart upload left (the old build encrypted the first size it saw and said
-#   ok: a backup that fails at the restore).
+#   ok: a backup that fails at the restore);
+# - a record left at KEY.keyplane.json (a deleted backup's): encrypt refuses before KMS is asked
+#   (exit 5, no object); the old build uploaded the whole object, then failed on the record and
+#   left a backup that decrypt refuses for its "record of another encryption".
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -104,6 +107,27 @@ wait
 $ACTL faults --dir "$AWSD" --name east '{}' >/dev/null
 expect_in "$T/err" "changed while it was read (50331648 bytes at the start, 51331648 now)"
 expect_rc 5 $D s3://backups/grow --out "$T/grow.back"
+no_uploads
+
+# ---- a record left where the new backup's goes ------------------------------------------------
+s3py 's3.put_object(Bucket="backups", Key="stale.bak.keyplane.json", Body=b"{}")' ||
+    fail "cannot leave a record"
+kms_calls() {
+    $ACTL stats --dir "$AWSD" --name east |
+        "$PY" -c 'import json, sys; print(json.load(sys.stdin)["requests_by_service"].get("kms", 0))'
+}
+before=$(kms_calls)
+expect_rc 5 $P backup encrypt "$T/db.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/stale.bak
+expect_in "$T/err" "stale.bak.keyplane.json exists"
+[ "$(kms_calls)" = "$before" ] || fail "KMS was asked for a key of a backup refused"
+s3py '
+try:
+    s3.head_object(Bucket="backups", Key="stale.bak")
+    sys.exit(1)
+except s3.exceptions.ClientError:
+    pass
+' || fail "an object was left beside a stale record"
 no_uploads
 
 aws_no_bad_signatures
