@@ -10,7 +10,10 @@
 #   ok: a backup that fails at the restore);
 # - a record left at KEY.keyplane.json (a deleted backup's): encrypt refuses before KMS is asked
 #   (exit 5, no object); the old build uploaded the whole object, then failed on the record and
-#   left a backup that decrypt refuses for its "record of another encryption".
+#   left a backup that decrypt refuses for its "record of another encryption";
+# - through s3_fault_proxy.py, a store that answers a ranged GET with other bytes than asked
+#   (an honest Content-Range 16 bytes on): refused, exit 8 (the old build decrypted an RDS-style
+#   object without a record to other bytes and said ok).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -128,6 +131,35 @@ try:
 except s3.exceptions.ClientError:
     pass
 ' || fail "an object was left beside a stale record"
+no_uploads
+
+# ---- a faulty store between keyplane and S3 ------------------------------------------------------
+"$PY" "$KP_SRC/tests/cli/s3_fault_proxy.py" "$AWS_EAST_PORT" "$AWSD/pki/server.pem" \
+    "$AWSD/pki/server-key.pem" "$T/mode" "$T/proxy.port" 2>"$T/proxy.err" &
+PROXY=$!
+trap 'kill $PROXY 2>/dev/null; $ACTL stop-all --dir "$AWSD" --kill >/dev/null 2>&1 || true
+      rm -rf "$T"' EXIT
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    [ -f "$T/proxy.port" ] && break
+    sleep 0.3
+done
+[ -f "$T/proxy.port" ] || { cat "$T/proxy.err" >&2; fail "no proxy"; }
+{
+    sed -n '1,/^chains:/p' "$T/policy.yaml" | sed '$d'
+    aws_kms_instance kms-px east us-east-1 "s3_endpoint: https://127.0.0.1:$(cat "$T/proxy.port")"
+    sed -n '/^chains:/,$p' "$T/policy.yaml"
+} >"$T/px.yaml"
+X="--policy $T/px.yaml backup"
+head -c 20000000 /dev/urandom >"$T/p.bak"
+: >"$T/mode"
+expect_rc 0 $X encrypt "$T/p.bak" --kms-key "$K" --instance kms-px --to s3://backups/p
+# an RDS export: no record
+s3py '
+o = s3.get_object(Bucket="backups", Key="p")
+s3.put_object(Bucket="backups", Key="rds", Body=o["Body"].read(), Metadata=o["Metadata"])
+' || fail "cannot copy p"
+echo range-shift >"$T/mode"
+refused 8 "not the bytes asked for" $X decrypt s3://backups/rds --instance kms-px --out "$T/o/x"
 no_uploads
 
 aws_no_bad_signatures
