@@ -340,12 +340,41 @@ static int s_data_key(kp_cli *cli, const s_opts *o, kp_instance *inst, s_enc *e)
     return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->chain);
 }
 
+/* All len bytes of the object at where into buf: a store may answer a range in pieces. */
+static kp_status s_read_all(kp_instance *inst, const char *where, const char *tag, uint8_t *buf,
+                            size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        size_t n = len - got;
+        KP_GUARD(kp_object_read(inst, where, tag, got, buf + got, &n));
+        if (n == 0)
+            return KP_ERR_CONFLICT; /* shorter than its STAT said: changed meanwhile */
+        got += n;
+    }
+    return KP_OK;
+}
+
+/* True when the object at where holds exactly text: a commit whose answer was lost may have
+ * been carried out. */
+static bool s_holds(kp_instance *inst, const char *where, const char *text)
+{
+    kp_object_info oi;
+    size_t len = strlen(text);
+    if (kp_object_stat(inst, where, &oi, NULL, NULL) != KP_OK || oi.size != len)
+        return false;
+    uint8_t *buf = malloc(len + 1);
+    bool same = buf != NULL && s_read_all(inst, where, oi.tag, buf, len) == KP_OK &&
+                memcmp(buf, text, len) == 0;
+    free(buf);
+    return same;
+}
+
 /* The integrity record beside an object (KEY.keyplane.json): the envelope's fields again, with
  * the GMAC of the ciphertext that the object's metadata, fixed before its first byte, cannot
  * hold. A second copy of the envelope, too, should the object lose its metadata. */
 static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_bk_fields *f)
 {
-    char where[PATH_MAX + 32], *text = NULL;
+    char where[PATH_MAX + 32], *text = NULL, why[KP_ERROR_MAX] = "";
     snprintf(where, sizeof(where), "%s%s", o->to, KP_BK_RECORD);
     kp_object_out *w = NULL;
     kp_status st = kp_bk_sidecar_text(f, &text);
@@ -355,12 +384,18 @@ static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const k
         kp_object_abort(w);
     else if (st == KP_OK)
         st = kp_object_commit(w);
+    if (st != KP_OK)
+        snprintf(why, sizeof(why), "%s",
+                 kp_ctx_last_error(cli->ctx)[0] != '\0' ? kp_ctx_last_error(cli->ctx)
+                                                        : kp_strerror(st));
+    /* a commit whose answer was lost may have been carried out */
+    if (st != KP_OK && st != KP_ERR_EXISTS && text != NULL && s_holds(inst, where, text))
+        st = KP_OK;
     free(text);
     if (st == KP_OK)
         return KP_EXIT_OK;
     return kp_cli_error(st, "%s was written, but not its integrity record %s: %s", o->to, where,
-                        kp_ctx_last_error(cli->ctx)[0] != '\0' ? kp_ctx_last_error(cli->ctx)
-                                                               : kp_strerror(st));
+                        why);
 }
 
 /* KP_EXIT_OK when no object is at TO + suffix, else the exit code and its error line. */
@@ -376,6 +411,32 @@ static int s_absent(kp_cli *cli, kp_instance *inst, const char *to, const char *
                                                 "remove it if so)"
                                               : "");
     return st == KP_ERR_NOT_FOUND ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
+}
+
+/* A commit that failed, or got no answer: the object may have been made all the same (a
+ * CompleteMultipartUpload carried out, its answer lost). It is this backup's when it holds
+ * this backup's data key and IV, new to it, and its size: then the commit is done, and the
+ * record follows; else the commit's own error. */
+static int s_commit_failed(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_status st,
+                           const kp_bk_fields *ours, uint64_t size)
+{
+    char why[KP_ERROR_MAX], err[KP_BK_ERR];
+    snprintf(why, sizeof(why), "%s", kp_ctx_last_error(cli->ctx));
+    kp_bk_fields f;
+    memset(&f, 0, sizeof(f));
+    kp_object_info oi;
+    bool ours_after_all = st != KP_ERR_EXISTS &&
+                          kp_object_stat(inst, o->to, &oi, kp_bk_fields_visit, &f) == KP_OK &&
+                          oi.size == size && kp_bk_fields_same(&f, ours, err, sizeof(err)) == KP_OK;
+    kp_bk_fields_free(&f);
+    if (ours_after_all) {
+        kp_cli_info(cli, stderr,
+                    "keyplane: %s: the commit got no answer, but the object is there, whole: "
+                    "done\n",
+                    o->to);
+        return KP_EXIT_OK;
+    }
+    return kp_cli_error(st, "%s: %s", o->to, why[0] != '\0' ? why : kp_strerror(st));
 }
 
 static json_t *s_summary(const s_opts *o, const char *target, uint64_t in, uint64_t out,
@@ -470,7 +531,7 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     /* the object appears whole, with its metadata, or not at all */
     if (o->to != NULL && oout.w != NULL) {
         if (rc == KP_EXIT_OK && (st = kp_object_commit(oout.w)) != KP_OK)
-            rc = kp_cli_fail(cli, st, o->to);
+            rc = s_commit_failed(cli, o, inst, st, &e.fields, job.out_bytes);
         else if (rc != KP_EXIT_OK)
             kp_object_abort(oout.w);
         if (rc == KP_EXIT_OK)
@@ -541,7 +602,7 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     size_t len = info.size;
     if (buf == NULL)
         return kp_cli_error(KP_ERR_NOMEM, "out of memory");
-    st = kp_object_read(inst, where, info.tag, 0, buf, &len);
+    st = s_read_all(inst, where, info.tag, buf, len);
     kp_bk_fields rec;
     memset(&rec, 0, sizeof(rec));
     int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, where);

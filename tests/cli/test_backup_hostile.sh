@@ -13,7 +13,10 @@
 #   left a backup that decrypt refuses for its "record of another encryption";
 # - through s3_fault_proxy.py, a store that answers a ranged GET with other bytes than asked
 #   (an honest Content-Range 16 bytes on): refused, exit 8 (the old build decrypted an RDS-style
-#   object without a record to other bytes and said ok).
+#   object without a record to other bytes and said ok); a legal short 206 for every range: the
+#   record and the object read whole, ok; a commit whose answer is lost after S3 carried it out
+#   (CompleteMultipartUpload, and the record's PutObject): ok, the object and its record there
+#   (the old build said exit 6, and a run again found the object "exists").
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -160,6 +163,22 @@ s3.put_object(Bucket="backups", Key="rds", Body=o["Body"].read(), Metadata=o["Me
 ' || fail "cannot copy p"
 echo range-shift >"$T/mode"
 refused 8 "not the bytes asked for" $X decrypt s3://backups/rds --instance kms-px --out "$T/o/x"
+echo range-short >"$T/mode"
+expect_rc 0 $X decrypt s3://backups/p --instance kms-px --out "$T/p.back" --json
+cmp "$T/p.bak" "$T/p.back" || fail "short ranges"
+expect_in "$T/out" '"integrity":"gmac"'
+echo complete-drop >"$T/mode"
+for f in p.bak db.bak; do # multipart, and one PutObject
+    expect_rc 0 $X encrypt "$T/$f" --kms-key "$K" --instance kms-px --to "s3://backups/cd-$f"
+    expect_in "$T/err" "the commit got no answer, but the object is there"
+done
+: >"$T/mode"
+for f in p.bak db.bak; do
+    rm -f "$T/cd.back"
+    expect_rc 0 $D "s3://backups/cd-$f" --out "$T/cd.back" --json
+    cmp "$T/$f" "$T/cd.back" || fail "cd-$f"
+    expect_in "$T/out" '"integrity":"gmac"'
+done
 no_uploads
 
 aws_no_bad_signatures
