@@ -425,8 +425,8 @@ static int s_commit_failed(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_s
     kp_bk_fields f;
     memset(&f, 0, sizeof(f));
     kp_object_info oi;
-    bool ours_after_all = st != KP_ERR_EXISTS &&
-                          kp_object_stat(inst, o->to, &oi, kp_bk_fields_visit, &f) == KP_OK &&
+    /* even "exists": a complete repeated after S3 carried out the first finds the object */
+    bool ours_after_all = kp_object_stat(inst, o->to, &oi, kp_bk_fields_visit, &f) == KP_OK &&
                           oi.size == size && kp_bk_fields_same(&f, ours, err, sizeof(err)) == KP_OK;
     kp_bk_fields_free(&f);
     if (ours_after_all) {

@@ -8,6 +8,8 @@ read at each request:
   range-shift      the first ranged GET past offset 0 answers its range but the first 16 bytes, with
                    an honest Content-Range (a store that served other bytes than asked)
   range-short      a ranged GET answers the first half of its range (legal HTTP: a short 206)
+  complete-500     CompleteMultipartUpload answers 500 InternalError, not carried out
+  complete-500-once  the same for the first CompleteMultipartUpload only
   complete-drop    CompleteMultipartUpload (and a single PutObject) is carried out, then the
                    connection is closed with no answer
 
@@ -37,6 +39,7 @@ def mode():
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     shifted = False  # range-shift: once, the first ranged GET past offset 0
+    failed = False  # complete-500-once: done
 
     def log_message(self, *a):
         pass
@@ -91,6 +94,19 @@ class H(http.server.BaseHTTPRequestHandler):
                 data = data[: len(data) // 2]
                 b = a + len(data) - 1
             self._answer(r, data, {"Content-Range": "bytes %d-%d/%d" % (a, b, total)})
+            return
+        once = m == "complete-500-once" and not H.failed
+        if (m == "complete-500" or once) and self.command == "POST" and "uploadId=" in self.path:
+            H.failed = True
+            n = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(n)
+            body = (b"<Error><Code>InternalError</Code><Message>We encountered an internal "
+                    b"error. Please try again.</Message></Error>")
+            self.send_response(500)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return
         r, data = self._forward(headers)
         complete = self.command == "POST" and "uploadId=" in self.path

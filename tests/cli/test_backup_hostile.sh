@@ -16,7 +16,10 @@
 #   object without a record to other bytes and said ok); a legal short 206 for every range: the
 #   record and the object read whole, ok; a commit whose answer is lost after S3 carried it out
 #   (CompleteMultipartUpload, and the record's PutObject): ok, the object and its record there
-#   (the old build said exit 6, and a run again found the object "exists").
+#   (the old build said exit 6, and a run again found the object "exists");
+# - CompleteMultipartUpload answered 500 InternalError: repeated (S3 asks for it), ok when the
+#   next one is carried out; failing each time, exit 6 and the upload aborted (the old build
+#   took the answered 500 for a lost answer: no repeat, and the parts left billed).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -180,6 +183,18 @@ for f in p.bak db.bak; do
     expect_in "$T/out" '"integrity":"gmac"'
 done
 no_uploads
+echo complete-500-once >"$T/mode"
+expect_rc 0 $X encrypt "$T/p.bak" --kms-key "$K" --instance kms-px --to s3://backups/c500once
+: >"$T/mode"
+rm -f "$T/cd.back"
+expect_rc 0 $D s3://backups/c500once --out "$T/cd.back"
+cmp "$T/p.bak" "$T/cd.back" || fail "c500once"
+echo complete-500 >"$T/mode"
+expect_rc 6 $X encrypt "$T/p.bak" --kms-key "$K" --instance kms-px --to s3://backups/c500
+expect_in "$T/err" "InternalError"
+: >"$T/mode"
+no_uploads
+expect_rc 5 $D s3://backups/c500 --out "$T/c500.back"
 
 aws_no_bad_signatures
 echo "cli.backup_hostile: ok"
