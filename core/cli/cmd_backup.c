@@ -297,18 +297,32 @@ static void s_db_name(const s_opts *o, char *out, size_t len)
         out[n - 4] = '\0';
 }
 
+/* A T-SQL string literal's text: ' doubled, so a name (a file's, a key's) holding one cannot
+ * end the literal and add statements to the call an operator pastes into a session. */
+static void s_sql(const char *before, const char *text, const char *after)
+{
+    fputs(before, stdout);
+    for (const char *c = text; *c != '\0'; c++) {
+        if (*c == '\'')
+            putchar('\'');
+        putchar(*c);
+    }
+    fputs(after, stdout);
+}
+
 static void s_print_rds(const s_opts *o)
 {
-    char db[256];
+    char db[256], arn[PATH_MAX + 32];
     s_db_name(o, db, sizeof(db));
-    bool arn = strncmp(o->kms_key, "arn:", 4) == 0;
+    bool is_arn = strncmp(o->kms_key, "arn:", 4) == 0;
+    snprintf(arn, sizeof(arn), "arn:aws:s3:::%s", o->to + 5);
     printf("RDS for SQL Server restores it (in the KMS key's region) with:\n"
-           "  exec msdb.dbo.rds_restore_database\n"
-           "    @restore_db_name='%s',\n"
-           "    @s3_arn_to_restore_from='arn:aws:s3:::%s',\n"
-           "    @kms_master_key_arn='%s%s%s';\n",
-           db, o->to + 5, arn ? "" : "<the ARN of ", o->kms_key, arn ? "" : ">");
-    if (!arn)
+           "  exec msdb.dbo.rds_restore_database\n");
+    s_sql("    @restore_db_name='", db, "',\n");
+    s_sql("    @s3_arn_to_restore_from='", arn, "',\n");
+    s_sql(is_arn ? "    @kms_master_key_arn='" : "    @kms_master_key_arn='<the ARN of ",
+          o->kms_key, is_arn ? "';\n" : ">';\n");
+    if (!is_arn)
         printf("(aws kms describe-key --key-id %s --query KeyMetadata.Arn gives the ARN)\n",
                o->kms_key);
 }

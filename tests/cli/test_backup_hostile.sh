@@ -19,7 +19,10 @@
 #   (the old build said exit 6, and a run again found the object "exists");
 # - CompleteMultipartUpload answered 500 InternalError: repeated (S3 asks for it), ok when the
 #   next one is carried out; failing each time, exit 6 and the upload aborted (the old build
-#   took the answered 500 for a lost answer: no repeat, and the parts left billed).
+#   took the answered 500 for a lost answer: no repeat, and the parts left billed);
+# - a FILE or an S3 key with a quote: the printed rds_restore_database call doubles it (the old
+#   one let a file named "x';exec xp_cmdshell ...--.bak" add statements to the call an operator
+#   pastes).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -195,6 +198,13 @@ expect_in "$T/err" "InternalError"
 : >"$T/mode"
 no_uploads
 expect_rc 5 $D s3://backups/c500 --out "$T/c500.back"
+
+# ---- quotes in the printed T-SQL -------------------------------------------------------------------
+cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
+expect_rc 0 $P backup encrypt "$T/x';exec xp_cmdshell 'calc'--.bak" --kms-key "$K" \
+    --instance kms-east --to "s3://backups/it's.bak"
+expect_in "$T/out" "@restore_db_name='x'';exec xp_cmdshell ''calc''--',"
+expect_in "$T/out" "@s3_arn_to_restore_from='arn:aws:s3:::backups/it''s.bak',"
 
 aws_no_bad_signatures
 echo "cli.backup_hostile: ok"
