@@ -607,6 +607,16 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     kp_status st = kp_object_stat(inst, where, &info, NULL, NULL);
     if (st == KP_ERR_NOT_FOUND)
         return KP_EXIT_OK; /* not made by keyplane, or the record is lost: said later */
+    if (st == KP_ERR_PERMISSION) {
+        /* S3 answers 403 for a missing key to a caller without s3:ListBucket: an RDS export
+         * (no record) must still open for a reader with s3:GetObject alone */
+        kp_cli_info(cli, stderr,
+                    "keyplane: note: %s could not be looked at (access denied; a missing object "
+                    "is denied too without s3:ListBucket): going on without keyplane's "
+                    "integrity record\n",
+                    where);
+        return KP_EXIT_OK;
+    }
     if (st != KP_OK)
         return kp_cli_fail(cli, st, where);
     if (info.size > 64 * 1024)

@@ -10,6 +10,8 @@ read at each request:
   range-short      a ranged GET answers the first half of its range (legal HTTP: a short 206)
   complete-500     CompleteMultipartUpload answers 500 InternalError, not carried out
   complete-500-once  the same for the first CompleteMultipartUpload only
+  no-list          a missing key answers 403 AccessDenied, as S3 does to a caller without
+                   s3:ListBucket
   complete-drop    CompleteMultipartUpload (and a single PutObject) is carried out, then the
                    connection is closed with no answer
 
@@ -109,6 +111,16 @@ class H(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         r, data = self._forward(headers)
+        if m == "no-list" and r.status == 404 and self.command in ("HEAD", "GET"):
+            # S3 to a caller without s3:ListBucket: a missing key is 403, not 404
+            body = b"" if self.command == "HEAD" else (
+                b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         complete = self.command == "POST" and "uploadId=" in self.path
         single = self.command == "PUT" and "uploadId=" not in self.path and "If-None-Match" in self.headers
         if m == "complete-drop" and (complete or single) and r.status == 200:

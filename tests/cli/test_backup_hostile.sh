@@ -22,7 +22,10 @@
 #   took the answered 500 for a lost answer: no repeat, and the parts left billed);
 # - a FILE or an S3 key with a quote: the printed rds_restore_database call doubles it (the old
 #   one let a file named "x';exec xp_cmdshell ...--.bak" add statements to the call an operator
-#   pastes).
+#   pastes);
+# - a reader without s3:ListBucket (S3 answers 403 for the missing record of an RDS export):
+#   decrypt goes on without the record and says so (the old build failed, exit 4: a DR restore
+#   with s3:GetObject alone could not open an export); a record that is there is still used.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -198,6 +201,19 @@ expect_in "$T/err" "InternalError"
 : >"$T/mode"
 no_uploads
 expect_rc 5 $D s3://backups/c500 --out "$T/c500.back"
+
+# ---- a reader without s3:ListBucket -----------------------------------------------------------------
+echo no-list >"$T/mode"
+rm -f "$T/nl.back"
+expect_rc 0 $X decrypt s3://backups/rds --instance kms-px --out "$T/nl.back" --json
+cmp "$T/p.bak" "$T/nl.back" || fail "no-list: rds"
+expect_in "$T/out" '"integrity":"padding-only"'
+expect_in "$T/err" "rds.keyplane.json could not be looked at (access denied"
+rm -f "$T/nl.back"
+expect_rc 0 $X decrypt s3://backups/p --instance kms-px --out "$T/nl.back" --json
+cmp "$T/p.bak" "$T/nl.back" || fail "no-list: p"
+expect_in "$T/out" '"integrity":"gmac"'
+: >"$T/mode"
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
