@@ -384,8 +384,8 @@ static bool s_holds(kp_instance *inst, const char *where, const char *text)
 }
 
 /* The integrity record beside an object (KEY.keyplane.json): the envelope's fields again, with
- * the GMAC of the ciphertext that the object's metadata, fixed before its first byte, cannot
- * hold. A second copy of the envelope, too, should the object lose its metadata. */
+ * the GMAC of the IV and the ciphertext that the object's metadata, fixed before its first byte,
+ * cannot hold. A second copy of the envelope, too, should the object lose its metadata. */
 static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_bk_fields *f)
 {
     char where[PATH_MAX + 32], *text = NULL, why[KP_ERROR_MAX] = "";

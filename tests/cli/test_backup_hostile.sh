@@ -25,7 +25,10 @@
 #   pastes);
 # - a reader without s3:ListBucket (S3 answers 403 for the missing record of an RDS export):
 #   decrypt goes on without the record and says so (the old build failed, exit 4: a DR restore
-#   with s3:GetObject alone could not open an export); a record that is there is still used.
+#   with s3:GetObject alone could not open an export); a record that is there is still used;
+# - the IV changed in both the object's metadata and its record (or a local sidecar): refused,
+#   exit 7 (the GMAC was of the ciphertext alone, and CBC's first block is the IV XOR a
+#   decryption: the old build gave a backup whose first 16 bytes the attacker chose, "gmac").
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -214,6 +217,31 @@ expect_rc 0 $X decrypt s3://backups/p --instance kms-px --out "$T/nl.back" --jso
 cmp "$T/p.bak" "$T/nl.back" || fail "no-list: p"
 expect_in "$T/out" '"integrity":"gmac"'
 : >"$T/mode"
+
+# ---- the IV changed beside the record -------------------------------------------------------------
+s3py '
+o = s3.get_object(Bucket="backups", Key="db.bak")
+m, body = o["Metadata"], o["Body"].read()
+iv = bytearray(base64.b64decode(m["x-amz-iv"]))
+iv[0] ^= 1
+m["x-amz-iv"] = base64.b64encode(bytes(iv)).decode()
+rec = json.loads(s3.get_object(Bucket="backups", Key="db.bak.keyplane.json")["Body"].read())
+rec["metadata"]["x-amz-iv"] = m["x-amz-iv"]
+s3.put_object(Bucket="backups", Key="ivflip", Body=body, Metadata=m)
+s3.put_object(Bucket="backups", Key="ivflip.keyplane.json", Body=json.dumps(rec).encode())
+' || fail "cannot make ivflip"
+refused 7 "GMAC" $D s3://backups/ivflip --out "$T/o/x"
+mkdir "$T/l"
+expect_rc 0 $P backup encrypt "$T/db.bak" --kms-key "$K" --instance kms-east --out "$T/l/db.enc"
+"$PY" - "$T/l/db.enc.json" <<'PYEOF' || fail "cannot change the sidecar's IV"
+import base64, json, sys
+d = json.load(open(sys.argv[1]))
+iv = bytearray(base64.b64decode(d["metadata"]["x-amz-iv"]))
+iv[0] ^= 1
+d["metadata"]["x-amz-iv"] = base64.b64encode(bytes(iv)).decode()
+json.dump(d, open(sys.argv[1], "w"))
+PYEOF
+refused 7 "GMAC" $D "$T/l/db.enc" --out "$T/o/x"
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
