@@ -605,8 +605,11 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     snprintf(where, sizeof(where), "%s%s", o->input, KP_BK_RECORD);
     kp_object_info info;
     kp_status st = kp_object_stat(inst, where, &info, NULL, NULL);
-    if (st == KP_ERR_NOT_FOUND)
-        return KP_EXIT_OK; /* not made by keyplane, or the record is lost: said later */
+    /* not made by keyplane, or the record is lost: said later; or no record can be named
+     * there (the object's own name passed, so KEY.keyplane.json is past the store's limit:
+     * S3's 1024 bytes), which only another tool's object reaches */
+    if (st == KP_ERR_NOT_FOUND || st == KP_ERR_INVALID_ARG)
+        return KP_EXIT_OK;
     if (st == KP_ERR_PERMISSION) {
         /* S3 answers 403 for a missing key to a caller without s3:ListBucket: an RDS export
          * (no record) must still open for a reader with s3:GetObject alone */

@@ -28,7 +28,9 @@
 #   with s3:GetObject alone could not open an export); a record that is there is still used;
 # - the IV changed in both the object's metadata and its record (or a local sidecar): refused,
 #   exit 7 (the GMAC was of the ciphertext alone, and CBC's first block is the IV XOR a
-#   decryption: the old build gave a backup whose first 16 bytes the attacker chose, "gmac").
+#   decryption: the old build gave a backup whose first 16 bytes the attacker chose, "gmac");
+# - an object (another tool's) whose key is too long for KEY.keyplane.json to be named: opened
+#   without a record (the old build failed, exit 2, on the record's name).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -242,6 +244,17 @@ d["metadata"]["x-amz-iv"] = base64.b64encode(bytes(iv)).decode()
 json.dump(d, open(sys.argv[1], "w"))
 PYEOF
 refused 7 "GMAC" $D "$T/l/db.enc" --out "$T/o/x"
+
+# ---- a key too long for a record beside it -------------------------------------------------------
+LK=$("$PY" -c 'print("k" * 1020)')
+s3py '
+o = s3.get_object(Bucket="backups", Key="db.bak")
+s3.put_object(Bucket="backups", Key=args[0], Body=o["Body"].read(), Metadata=o["Metadata"])
+' "$LK" || fail "cannot copy to a long key"
+rm -f "$T/lk.back"
+expect_rc 0 $D "s3://backups/$LK" --out "$T/lk.back" --json
+cmp "$T/db.bak" "$T/lk.back" || fail "a long key"
+expect_in "$T/out" '"integrity":"padding-only"'
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
