@@ -636,6 +636,20 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     if (rc == KP_EXIT_OK &&
         (st = kp_bk_sidecar_read((const char *)buf, len, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", where, err);
+    /* an object that lost its metadata (a copy that replaced it) opens with the record's copy
+     * of the envelope: its GMAC then verifies the IV and every byte under the data key the
+     * record names, as it would have the object's */
+    bool bare = f->v[KP_BK_F_KEY] == NULL && f->v[KP_BK_F_KEY_V2] == NULL &&
+                f->v[KP_BK_F_IV] == NULL && rec.v[KP_BK_F_MAC] != NULL;
+    for (size_t i = 0; rc == KP_EXIT_OK && bare && i < KP_BK_F_COUNT; i++)
+        if (rec.v[i] != NULL &&
+            kp_bk_fields_set(f, kp_bk_field_name((kp_bk_field)i), rec.v[i]) != KP_OK)
+            rc = kp_cli_error(KP_ERR_NOMEM, "out of memory");
+    if (rc == KP_EXIT_OK && bare)
+        kp_cli_info(cli, stderr,
+                    "keyplane: note: %s has no envelope metadata (x-amz-key, x-amz-iv): opened "
+                    "with the copy in %s\n",
+                    o->input, where);
     if (rc == KP_EXIT_OK && (st = kp_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, err);
     if (rc == KP_EXIT_OK && rec.v[KP_BK_F_MAC] != NULL &&

@@ -30,7 +30,10 @@
 #   exit 7 (the GMAC was of the ciphertext alone, and CBC's first block is the IV XOR a
 #   decryption: the old build gave a backup whose first 16 bytes the attacker chose, "gmac");
 # - an object (another tool's) whose key is too long for KEY.keyplane.json to be named: opened
-#   without a record (the old build failed, exit 2, on the record's name).
+#   without a record (the old build failed, exit 2, on the record's name);
+# - an object that lost its metadata (a copy that replaced it) beside its record: opened with the
+#   record's copy of the envelope, its GMAC verified (a flipped byte: exit 7); the old build
+#   refused it, exit 7, "a record of another encryption", though the record was kept for this.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -255,6 +258,26 @@ rm -f "$T/lk.back"
 expect_rc 0 $D "s3://backups/$LK" --out "$T/lk.back" --json
 cmp "$T/db.bak" "$T/lk.back" || fail "a long key"
 expect_in "$T/out" '"integrity":"padding-only"'
+
+# ---- an object without its metadata, its record beside it ------------------------------------------
+s3py '
+o = s3.get_object(Bucket="backups", Key="db.bak")
+b = o["Body"].read()
+r = s3.get_object(Bucket="backups", Key="db.bak.keyplane.json")["Body"].read()
+s3.put_object(Bucket="backups", Key="bare", Body=b)
+s3.put_object(Bucket="backups", Key="bare.keyplane.json", Body=r)
+f = bytearray(b)
+f[100] ^= 1
+s3.put_object(Bucket="backups", Key="bareflip", Body=bytes(f))
+s3.put_object(Bucket="backups", Key="bareflip.keyplane.json", Body=r)
+' || fail "cannot make bare"
+rm -f "$T/bare.back"
+expect_rc 0 $D s3://backups/bare --out "$T/bare.back" --json
+cmp "$T/db.bak" "$T/bare.back" || fail "bare"
+expect_in "$T/out" '"integrity":"gmac"'
+expect_in "$T/err" "has no envelope metadata"
+refused 7 "has no envelope metadata" $D s3://backups/bareflip --out "$T/o/x"
+expect_in "$T/err" "the GMAC of its integrity record does not verify"
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
