@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,6 +154,35 @@ static void s_sync_dir(const char *path)
     }
 }
 
+/* Links the unnamed file at a new random name beside the target, for the rename over it: a
+ * name no one else holds (a fixed one, PATH.kp-PID, was unlinked first: another run's file in
+ * flight under the same pid of another PID namespace, or anyone's, went, and the rename could
+ * then put that run's bytes in place). */
+static kp_status s_link_temp(kp_bk_file_out *o, const char *proc, char *err, size_t errlen)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            r = (uint64_t)getpid() * 0x9e3779b97f4a7c15u + (uint64_t)tries;
+        int n = snprintf(o->tmp, sizeof(o->tmp), "%s.kp-%012llx", o->path,
+                         (unsigned long long)(r & 0xffffffffffffu));
+        if (n < 0 || (size_t)n >= sizeof(o->tmp)) {
+            o->tmp[0] = '\0';
+            snprintf(err, errlen, "%.200s: the path is too long", o->path);
+            return KP_ERR_INVALID_ARG;
+        }
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0)
+            return KP_OK;
+        if (errno != EEXIST) {
+            o->tmp[0] = '\0';
+            return s_errno(err, errlen, "cannot create", o->path);
+        }
+    }
+    o->tmp[0] = '\0';
+    snprintf(err, errlen, "%.200s: no free temporary name beside it", o->path);
+    return KP_ERR_IO;
+}
+
 kp_status kp_bk_file_out_commit(kp_bk_file_out *o, char *err, size_t errlen)
 {
     kp_status st = KP_OK;
@@ -162,17 +192,9 @@ kp_status kp_bk_file_out_commit(kp_bk_file_out *o, char *err, size_t errlen)
         /* the unnamed file gets a name: a temporary one first when it replaces a file */
         char proc[64];
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-        if (o->replace) {
-            int n = snprintf(o->tmp, sizeof(o->tmp), "%s.kp-%ld", o->path, (long)getpid());
-            if (n < 0 || (size_t)n >= sizeof(o->tmp)) {
-                snprintf(err, errlen, "%.200s: the path is too long", o->path);
-                kp_bk_file_out_drop(o);
-                return KP_ERR_INVALID_ARG;
-            }
-            (void)unlink(o->tmp);
-        }
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->replace ? o->tmp : o->path, AT_SYMLINK_FOLLOW) !=
-            0) {
+        if (o->replace)
+            st = s_link_temp(o, proc, err, errlen);
+        else if (linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) != 0) {
             st = errno == EEXIST ? KP_ERR_EXISTS : s_errno(err, errlen, "cannot create", o->path);
             if (st == KP_ERR_EXISTS)
                 snprintf(err, errlen, "%s appeared while it was written: nothing was replaced",

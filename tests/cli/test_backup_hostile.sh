@@ -33,7 +33,9 @@
 #   without a record (the old build failed, exit 2, on the record's name);
 # - an object that lost its metadata (a copy that replaced it) beside its record: opened with the
 #   record's copy of the envelope, its GMAC verified (a flipped byte: exit 7); the old build
-#   refused it, exit 7, "a record of another encryption", though the record was kept for this.
+#   refused it, exit 7, "a record of another encryption", though the record was kept for this;
+# - decrypt --force: a file at OUT.kp-PID (another run's in flight, from another PID namespace, or
+#   anyone's) is left alone (the old build unlinked it to take the name).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -278,6 +280,16 @@ expect_in "$T/out" '"integrity":"gmac"'
 expect_in "$T/err" "has no envelope metadata"
 refused 7 "has no envelope metadata" $D s3://backups/bareflip --out "$T/o/x"
 expect_in "$T/err" "the GMAC of its integrity record does not verify"
+
+# ---- --force and a file at its old temporary name --------------------------------------------------
+echo old >"$T/f.bak"
+# exec: keyplane runs with the shell's pid, the one its temporary name used to carry
+sh -c 'echo theirs >"$1.kp-$$"; shift; exec "$@"' sh "$T/f.bak" "$KP_BIN" $D s3://backups/db.bak \
+    --out "$T/f.bak" --force 2>"$T/err" || { cat "$T/err" >&2; fail "decrypt --force"; }
+cmp "$T/db.bak" "$T/f.bak" || fail "--force did not replace"
+n=$(ls "$T" | grep -c '^f\.bak\.kp-') || true
+[ "$n" = 1 ] || fail "$n files f.bak.kp-*, want theirs alone"
+[ "$(cat "$T"/f.bak.kp-*)" = theirs ] || fail "a file at the old temporary name was touched"
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
