@@ -35,7 +35,9 @@
 #   record's copy of the envelope, its GMAC verified (a flipped byte: exit 7); the old build
 #   refused it, exit 7, "a record of another encryption", though the record was kept for this;
 # - decrypt --force: a file at OUT.kp-PID (another run's in flight, from another PID namespace, or
-#   anyone's) is left alone (the old build unlinked it to take the name).
+#   anyone's) is left alone (the old build unlinked it to take the name);
+# - control bytes in a refused metadata value (a sidecar's x-amz-cek-alg with ESC sequences): the
+#   error line shows '?' for them (the old one wrote them to the terminal).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/aws.sh"
 
@@ -290,6 +292,19 @@ cmp "$T/db.bak" "$T/f.bak" || fail "--force did not replace"
 n=$(ls "$T" | grep -c '^f\.bak\.kp-') || true
 [ "$n" = 1 ] || fail "$n files f.bak.kp-*, want theirs alone"
 [ "$(cat "$T"/f.bak.kp-*)" = theirs ] || fail "a file at the old temporary name was touched"
+
+# ---- escape sequences in a refused value ----------------------------------------------------------
+head -c 32 /dev/urandom >"$T/l/esc.enc"
+"$PY" - "$T/l/esc.enc.json" <<'PYEOF' || fail "cannot write esc.enc.json"
+import json, sys
+m = {"x-amz-key": "AAAA", "x-amz-iv": "A" * 22 + "==", "x-amz-matdesc": '{"kms_cmk_id": "k"}',
+     "x-amz-cek-alg": "\x1b[31mRED\x1b]0;t\x07"}
+json.dump({"format": "s3-cse", "metadata": m}, open(sys.argv[1], "w"))
+PYEOF
+refused 7 "x-amz-cek-alg ?[31mRED?]0;t?" $D "$T/l/esc.enc" --out "$T/o/x"
+if tr -d '\033\007' <"$T/err" | cmp -s - "$T/err"; then :; else
+    fail "control bytes reached stderr"
+fi
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
