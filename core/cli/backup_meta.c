@@ -173,10 +173,10 @@ static kp_status s_bad(char *err, size_t errlen, const char *fmt, const char *a)
     /* a is the object's own text (a metadata value, a JSON key): its control bytes would reach
      * the terminal as escape sequences */
     char shown[256];
-    size_t n = 0;
-    for (; a[n] != '\0' && n < sizeof(shown) - 1; n++)
-        shown[n] = (unsigned char)a[n] < 0x20 || a[n] == 0x7f ? '?' : a[n];
-    shown[n] = '\0';
+    snprintf(shown, sizeof(shown), "%s", a);
+    for (char *c = shown; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     snprintf(err, errlen, fmt, shown);
     return KP_ERR_INTEGRITY;
 }
