@@ -19,48 +19,48 @@
 
 /* Where the bytes come from: read fills buf with up to cap bytes of the stream in order (*got
  * less than cap only at its end); size is the whole stream's, known before the first read. */
-typedef struct kp_bk_src {
+typedef struct kp_cli_bk_src {
     kp_status (*read)(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err, size_t errlen);
     void *ctx;
     uint64_t size;
-} kp_bk_src;
+} kp_cli_bk_src;
 
 /* Where they go, in order. */
-typedef struct kp_bk_sink {
+typedef struct kp_cli_bk_sink {
     kp_status (*write)(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
     void *ctx;
-} kp_bk_sink;
+} kp_cli_bk_sink;
 
-typedef enum kp_bk_mode {
+typedef enum kp_cli_bk_mode {
     KP_BK_CBC_ENCRYPT = 1, /* AES-CBC, PKCS#5 padding added */
     KP_BK_CBC_DECRYPT,     /* AES-CBC, PKCS#5 padding checked and removed */
     KP_BK_GCM_DECRYPT,     /* AES-GCM, the 16-byte tag at the end checked */
-} kp_bk_mode;
+} kp_cli_bk_mode;
 
-typedef void (*kp_bk_progress_fn)(void *arg, uint64_t done, uint64_t total);
+typedef void (*kp_cli_bk_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /* One run of the cipher from src to sink, in constant memory: a reader and a writer thread
  * overlap the I/O with the cipher; CBC decryption splits each buffer across two threads. */
-typedef struct kp_bk_job {
-    kp_bk_mode mode;
+typedef struct kp_cli_bk_job {
+    kp_cli_bk_mode mode;
     const kp_secret *key; /* 16, 24 or 32 bytes */
     uint8_t iv[16];
     size_t ivlen; /* 16 (CBC), 12 or more (GCM) */
-    kp_bk_src src;
-    kp_bk_sink sink;
-    kp_bk_progress_fn progress; /* may be NULL; called from the cipher's thread */
+    kp_cli_bk_src src;
+    kp_cli_bk_sink sink;
+    kp_cli_bk_progress_fn progress; /* may be NULL; called from the cipher's thread */
     void *progress_arg;
     const uint8_t *mac_key; /* 32 bytes: GMAC of the IV and the ciphertext into mac (NULL:
                                none) */
     uint8_t mac[KP_BK_MAC]; /* result */
     uint64_t out_bytes;     /* result: bytes given to the sink */
     char err[KP_BK_ERR];    /* result: why it failed, one line */
-} kp_bk_job;
+} kp_cli_bk_job;
 
 /* KP_OK, or the failure with job->err: KP_ERR_INTEGRITY for input that is not what the mode
  * decrypts (truncated, bad padding, a tag that does not verify), a source's or a sink's own
  * status for theirs. */
-kp_status kp_bk_run(kp_bk_job *job);
+kp_status kp_cli_bk_run(kp_cli_bk_job *job);
 
 /* The cipher's buffer size: reads and writes come in these (a multiple of 16). */
 #define KP_BK_SLOT (2u * 1024 * 1024)

@@ -31,7 +31,7 @@ static kp_status s_errno(char *err, size_t errlen, const char *what, const char 
 
 /* ---- a local file in ---------------------------------------------------------------------- */
 
-kp_status kp_bk_file_in_open(const char *path, kp_bk_file_in *in, char *err, size_t errlen)
+kp_status kp_cli_bk_file_in_open(const char *path, kp_cli_bk_file_in *in, char *err, size_t errlen)
 {
     memset(in, 0, sizeof(*in));
     in->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -51,10 +51,10 @@ kp_status kp_bk_file_in_open(const char *path, kp_bk_file_in *in, char *err, siz
     return KP_OK;
 }
 
-kp_status kp_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
-                          size_t errlen)
+kp_status kp_cli_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
+                              size_t errlen)
 {
-    kp_bk_file_in *in = ctx;
+    kp_cli_bk_file_in *in = ctx;
     ssize_t n;
     do
         n = read(in->fd, buf, cap);
@@ -65,7 +65,7 @@ kp_status kp_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char
     return KP_OK;
 }
 
-kp_status kp_bk_file_in_unchanged(const kp_bk_file_in *in, char *err, size_t errlen)
+kp_status kp_cli_bk_file_in_unchanged(const kp_cli_bk_file_in *in, char *err, size_t errlen)
 {
     /* a .bak still being written (or rewritten) reads as a shorter or mixed file that would
      * encrypt and decrypt cleanly and fail only at the restore */
@@ -82,7 +82,7 @@ kp_status kp_bk_file_in_unchanged(const kp_bk_file_in *in, char *err, size_t err
     return KP_ERR_CONFLICT;
 }
 
-void kp_bk_file_in_close(kp_bk_file_in *in)
+void kp_cli_bk_file_in_close(kp_cli_bk_file_in *in)
 {
     if (in->fd >= 0)
         close(in->fd);
@@ -91,8 +91,8 @@ void kp_bk_file_in_close(kp_bk_file_in *in)
 
 /* ---- a local file out --------------------------------------------------------------------- */
 
-kp_status kp_bk_file_out_open(const char *path, bool replace, kp_bk_file_out *o, char *err,
-                              size_t errlen)
+kp_status kp_cli_bk_file_out_open(const char *path, bool replace, kp_cli_bk_file_out *o, char *err,
+                                  size_t errlen)
 {
     memset(o, 0, sizeof(*o));
     o->fd = -1;
@@ -127,9 +127,9 @@ kp_status kp_bk_file_out_open(const char *path, bool replace, kp_bk_file_out *o,
     return KP_OK;
 }
 
-kp_status kp_bk_file_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+kp_status kp_cli_bk_file_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-    kp_bk_file_out *o = ctx;
+    kp_cli_bk_file_out *o = ctx;
     while (len > 0) {
         ssize_t n = write(o->fd, buf, len);
         if (n < 0 && errno == EINTR)
@@ -158,7 +158,7 @@ static void s_sync_dir(const char *path)
  * name no one else holds (a fixed one, PATH.kp-PID, was unlinked first: another run's file in
  * flight under the same pid of another PID namespace, or anyone's, went, and the rename could
  * then put that run's bytes in place). */
-static kp_status s_link_temp(kp_bk_file_out *o, const char *proc, char *err, size_t errlen)
+static kp_status s_link_temp(kp_cli_bk_file_out *o, const char *proc, char *err, size_t errlen)
 {
     for (int tries = 0; tries < 16; tries++) {
         uint64_t r = 0;
@@ -183,7 +183,7 @@ static kp_status s_link_temp(kp_bk_file_out *o, const char *proc, char *err, siz
     return KP_ERR_IO;
 }
 
-kp_status kp_bk_file_out_commit(kp_bk_file_out *o, char *err, size_t errlen)
+kp_status kp_cli_bk_file_out_commit(kp_cli_bk_file_out *o, char *err, size_t errlen)
 {
     kp_status st = KP_OK;
     if (fsync(o->fd) != 0)
@@ -213,11 +213,11 @@ kp_status kp_bk_file_out_commit(kp_bk_file_out *o, char *err, size_t errlen)
     }
     if (st == KP_OK)
         s_sync_dir(o->path);
-    kp_bk_file_out_drop(o);
+    kp_cli_bk_file_out_drop(o);
     return st;
 }
 
-void kp_bk_file_out_drop(kp_bk_file_out *o)
+void kp_cli_bk_file_out_drop(kp_cli_bk_file_out *o)
 {
     if (o->fd >= 0)
         close(o->fd);
@@ -229,10 +229,10 @@ void kp_bk_file_out_drop(kp_bk_file_out *o)
 
 /* ---- objects ------------------------------------------------------------------------------ */
 
-kp_status kp_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
-                            size_t errlen)
+kp_status kp_cli_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
+                                size_t errlen)
 {
-    kp_bk_object_in *in = ctx;
+    kp_cli_bk_object_in *in = ctx;
     size_t n = cap;
     kp_status st = kp_object_read(in->inst, in->where, in->tag, in->offset, buf, &n);
     if (st != KP_OK) {
@@ -244,9 +244,10 @@ kp_status kp_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, ch
     return KP_OK;
 }
 
-kp_status kp_bk_object_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+kp_status kp_cli_bk_object_write(void *ctx, const uint8_t *buf, size_t len, char *err,
+                                 size_t errlen)
 {
-    kp_bk_object_out *o = ctx;
+    kp_cli_bk_object_out *o = ctx;
     kp_status st = kp_object_write(o->w, buf, len);
     if (st != KP_OK)
         snprintf(err, errlen, "%s", kp_ctx_last_error(o->ctx));

@@ -9,54 +9,55 @@
 
 #include "backup.h"
 
-typedef struct kp_bk_file_in {
+typedef struct kp_cli_bk_file_in {
     int fd;
     const char *path;
     uint64_t size;
     struct timespec mtime; /* at the open: a file written meanwhile is refused */
-} kp_bk_file_in;
+} kp_cli_bk_file_in;
 
 /* A regular file to read whole (its size known now). */
-kp_status kp_bk_file_in_open(const char *path, kp_bk_file_in *in, char *err, size_t errlen);
-kp_status kp_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
-                          size_t errlen);
+kp_status kp_cli_bk_file_in_open(const char *path, kp_cli_bk_file_in *in, char *err, size_t errlen);
+kp_status kp_cli_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
+                              size_t errlen);
 /* KP_OK when the file still has the size and modification time it had at the open, else
  * KP_ERR_CONFLICT with err: what was read is no whole version of it. */
-kp_status kp_bk_file_in_unchanged(const kp_bk_file_in *in, char *err, size_t errlen);
-void kp_bk_file_in_close(kp_bk_file_in *in);
+kp_status kp_cli_bk_file_in_unchanged(const kp_cli_bk_file_in *in, char *err, size_t errlen);
+void kp_cli_bk_file_in_close(kp_cli_bk_file_in *in);
 
-typedef struct kp_bk_file_out {
+typedef struct kp_cli_bk_file_out {
     int fd;
     bool replace;
     char path[PATH_MAX];
     char tmp[PATH_MAX]; /* the temporary name, "" while the file has none */
-} kp_bk_file_out;
+} kp_cli_bk_file_out;
 
 /* A new file (0600) that appears at path only at the commit: KP_ERR_EXISTS when path exists
  * and replace is false. */
-kp_status kp_bk_file_out_open(const char *path, bool replace, kp_bk_file_out *o, char *err,
-                              size_t errlen);
-kp_status kp_bk_file_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
+kp_status kp_cli_bk_file_out_open(const char *path, bool replace, kp_cli_bk_file_out *o, char *err,
+                                  size_t errlen);
+kp_status kp_cli_bk_file_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
 /* Syncs it and gives it its name (KP_ERR_EXISTS when a file appeared there meanwhile and
  * replace is false); the file is closed either way, and nothing is left on failure. */
-kp_status kp_bk_file_out_commit(kp_bk_file_out *o, char *err, size_t errlen);
+kp_status kp_cli_bk_file_out_commit(kp_cli_bk_file_out *o, char *err, size_t errlen);
 /* Drops an output that will not be committed. */
-void kp_bk_file_out_drop(kp_bk_file_out *o);
+void kp_cli_bk_file_out_drop(kp_cli_bk_file_out *o);
 
-typedef struct kp_bk_object_in {
+typedef struct kp_cli_bk_object_in {
     kp_ctx *ctx;
     kp_instance *inst;
     const char *where;
     const char *tag; /* kp_object_info.tag: a changed object is refused */
     uint64_t offset;
-} kp_bk_object_in;
-kp_status kp_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
-                            size_t errlen);
+} kp_cli_bk_object_in;
+kp_status kp_cli_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
+                                size_t errlen);
 
-typedef struct kp_bk_object_out {
+typedef struct kp_cli_bk_object_out {
     kp_ctx *ctx;
     kp_object_out *w;
-} kp_bk_object_out;
-kp_status kp_bk_object_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
+} kp_cli_bk_object_out;
+kp_status kp_cli_bk_object_write(void *ctx, const uint8_t *buf, size_t len, char *err,
+                                 size_t errlen);
 
 #endif

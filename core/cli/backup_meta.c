@@ -42,19 +42,19 @@ static const char *const s_names[KP_BK_F_COUNT] = {
     [KP_BK_F_MAC] = "keyplane-mac",
 };
 
-const char *kp_bk_field_name(kp_bk_field f)
+const char *kp_cli_bk_field_name(kp_cli_bk_field f)
 {
     return f < KP_BK_F_COUNT ? s_names[f] : NULL;
 }
 
-void kp_bk_fields_free(kp_bk_fields *f)
+void kp_cli_bk_fields_free(kp_cli_bk_fields *f)
 {
     for (size_t i = 0; i < KP_BK_F_COUNT; i++)
         free(f->v[i]);
     memset(f, 0, sizeof(*f));
 }
 
-kp_status kp_bk_fields_set(kp_bk_fields *f, const char *name, const char *value)
+kp_status kp_cli_bk_fields_set(kp_cli_bk_fields *f, const char *name, const char *value)
 {
     for (size_t i = 0; i < KP_BK_F_COUNT; i++)
         if (strcmp(name, s_names[i]) == 0) {
@@ -68,16 +68,16 @@ kp_status kp_bk_fields_set(kp_bk_fields *f, const char *name, const char *value)
     return KP_OK; /* metadata of the object's own (a backup tool's, a user's) */
 }
 
-kp_status kp_bk_fields_visit(void *arg, const kp_meta *meta, size_t nmeta)
+kp_status kp_cli_bk_fields_visit(void *arg, const kp_meta *meta, size_t nmeta)
 {
     for (size_t i = 0; i < nmeta; i++)
-        KP_GUARD(kp_bk_fields_set(arg, meta[i].key, meta[i].value));
+        KP_GUARD(kp_cli_bk_fields_set(arg, meta[i].key, meta[i].value));
     return KP_OK;
 }
 
-kp_status kp_bk_fields_make(kp_bk_fields *f, const uint8_t *blob, size_t bloblen,
-                            const uint8_t iv[16], const char *kms_key, uint64_t plain_len,
-                            const char *envelope)
+kp_status kp_cli_bk_fields_make(kp_cli_bk_fields *f, const uint8_t *blob, size_t bloblen,
+                                const uint8_t iv[16], const char *kms_key, uint64_t plain_len,
+                                const char *envelope)
 {
     memset(f, 0, sizeof(*f));
     char *b64 = NULL, ivb[32], num[24];
@@ -90,7 +90,7 @@ kp_status kp_bk_fields_make(kp_bk_fields *f, const uint8_t *blob, size_t bloblen
     if (st == KP_OK && mdtext == NULL)
         st = KP_ERR_NOMEM;
     struct {
-        kp_bk_field f;
+        kp_cli_bk_field f;
         const char *v;
     } set[] = {{KP_BK_F_KEY, b64},        {KP_BK_F_KEY_V2, b64},       {KP_BK_F_IV, ivb},
                {KP_BK_F_MATDESC, mdtext}, {KP_BK_F_WRAP, "kms"},       {KP_BK_F_CEK, KP_BK_CBC},
@@ -101,11 +101,11 @@ kp_status kp_bk_fields_make(kp_bk_fields *f, const uint8_t *blob, size_t bloblen
     free(b64);
     free(mdtext);
     if (st != KP_OK)
-        kp_bk_fields_free(f);
+        kp_cli_bk_fields_free(f);
     return st;
 }
 
-size_t kp_bk_fields_meta(const kp_bk_fields *f, kp_meta *meta)
+size_t kp_cli_bk_fields_meta(const kp_cli_bk_fields *f, kp_meta *meta)
 {
     size_t n = 0;
     for (size_t i = 0; i < KP_BK_F_COUNT; i++)
@@ -116,7 +116,7 @@ size_t kp_bk_fields_meta(const kp_bk_fields *f, kp_meta *meta)
 
 static kp_status s_bad(char *err, size_t errlen, const char *fmt, const char *a);
 
-kp_status kp_bk_mac_key(const kp_secret *dek, uint8_t key[32])
+kp_status kp_cli_bk_mac_key(const kp_secret *dek, uint8_t key[32])
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *c = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -133,11 +133,11 @@ kp_status kp_bk_mac_key(const kp_secret *dek, uint8_t key[32])
     return ok ? KP_OK : KP_ERR_CRYPTO;
 }
 
-kp_status kp_bk_fields_set_mac(kp_bk_fields *f, const uint8_t mac[KP_BK_MAC])
+kp_status kp_cli_bk_fields_set_mac(kp_cli_bk_fields *f, const uint8_t mac[KP_BK_MAC])
 {
     char b64[32];
     kpk_b64_encode(mac, KP_BK_MAC, b64);
-    return kp_bk_fields_set(f, s_names[KP_BK_F_MAC], b64);
+    return kp_cli_bk_fields_set(f, s_names[KP_BK_F_MAC], b64);
 }
 
 static bool s_same(const char *a, const char *b)
@@ -145,8 +145,8 @@ static bool s_same(const char *a, const char *b)
     return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
-kp_status kp_bk_fields_same(const kp_bk_fields *obj, const kp_bk_fields *rec, char *err,
-                            size_t errlen)
+kp_status kp_cli_bk_fields_same(const kp_cli_bk_fields *obj, const kp_cli_bk_fields *rec, char *err,
+                                size_t errlen)
 {
     const char *ok = obj->v[KP_BK_F_KEY_V2] != NULL ? obj->v[KP_BK_F_KEY_V2] : obj->v[KP_BK_F_KEY];
     const char *rk = rec->v[KP_BK_F_KEY_V2] != NULL ? rec->v[KP_BK_F_KEY_V2] : rec->v[KP_BK_F_KEY];
@@ -160,7 +160,7 @@ kp_status kp_bk_fields_same(const kp_bk_fields *obj, const kp_bk_fields *rec, ch
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-void kp_bk_plan_free(kp_bk_plan *p)
+void kp_cli_bk_plan_free(kp_cli_bk_plan *p)
 {
     free(p->blob);
     json_decref(p->matdesc);
@@ -182,7 +182,7 @@ static kp_status s_bad(char *err, size_t errlen, const char *fmt, const char *a)
 }
 
 /* The material description: a JSON object of strings, the encryption context as it stands. */
-static kp_status s_matdesc(kp_bk_plan *p, const char *text, char *err, size_t errlen)
+static kp_status s_matdesc(kp_cli_bk_plan *p, const char *text, char *err, size_t errlen)
 {
     json_error_t je;
     p->matdesc = json_loads(text != NULL ? text : "{}", JSON_REJECT_DUPLICATES, &je);
@@ -203,7 +203,8 @@ static kp_status s_matdesc(kp_bk_plan *p, const char *text, char *err, size_t er
     return p->key_id != NULL ? KP_OK : KP_ERR_NOMEM;
 }
 
-kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_t errlen)
+kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char *err,
+                              size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     const char *const *v = (const char *const *)f->v;
@@ -220,18 +221,18 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
         return s_bad(err, errlen, "x-amz-key-v2 without x-amz-wrap-alg%s", "");
     kp_status st = s_matdesc(p, v[KP_BK_F_MATDESC], err, errlen);
     if (st != KP_OK) {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return st;
     }
     if (wrap == NULL && p->key_id[0] == '\0') {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return s_bad(err, errlen,
                      "a master-key envelope (x-amz-key without KMS): its key is not a KMS "
                      "ciphertext, and keyplane opens KMS-wrapped keys only%s",
                      "");
     }
     if (wrap != NULL && strcmp(wrap, "kms") != 0 && strcmp(wrap, "kms+context") != 0) {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return s_bad(err, errlen, "x-amz-wrap-alg %.60s: keyplane opens kms and kms+context", wrap);
     }
     const char *cek = v[KP_BK_F_CEK] != NULL ? v[KP_BK_F_CEK] : KP_BK_CBC;
@@ -240,20 +241,20 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
     else if (strcmp(cek, KP_BK_GCM) == 0)
         p->mode = KP_BK_GCM_DECRYPT;
     else {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return s_bad(err, errlen,
                      "x-amz-cek-alg %.60s: keyplane opens " KP_BK_CBC " and " KP_BK_GCM, cek);
     }
     if (p->mode == KP_BK_GCM_DECRYPT && v[KP_BK_F_TAG_LEN] != NULL &&
         strcmp(v[KP_BK_F_TAG_LEN], "128") != 0) {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return s_bad(err, errlen, "x-amz-tag-len %.20s: the SDKs write 128", v[KP_BK_F_TAG_LEN]);
     }
     if (wrap != NULL && strcmp(wrap, "kms+context") == 0) {
         /* the SDKs keep the content algorithm in the context itself, so it cannot be swapped */
         const char *bound = json_string_value(json_object_get(p->matdesc, KP_BK_CEK_CONTEXT));
         if (bound == NULL || strcmp(bound, cek) != 0) {
-            kp_bk_plan_free(p);
+            kp_cli_bk_plan_free(p);
             return s_bad(err, errlen,
                          "kms+context: x-amz-matdesc's " KP_BK_CEK_CONTEXT " is not %.60s, the "
                          "x-amz-cek-alg",
@@ -265,14 +266,14 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
     const char *ivt = v[KP_BK_F_IV];
     if (strlen(ivt) > 80 || kpk_b64_decode(ivt, strlen(ivt), iv, &ivlen) != KP_OK ||
         ivlen > sizeof(p->iv) || (p->mode == KP_BK_CBC_DECRYPT ? ivlen != 16 : ivlen < 12)) {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return s_bad(err, errlen, "x-amz-iv is not the base64 of a %s IV",
                      p->mode == KP_BK_CBC_DECRYPT ? "16-byte" : "12-byte");
     }
     memcpy(p->iv, iv, ivlen);
     p->ivlen = ivlen;
     if (kpk_b64_decode_alloc(key, strlen(key), &p->blob, &p->bloblen) != KP_OK || p->bloblen == 0) {
-        kp_bk_plan_free(p);
+        kp_cli_bk_plan_free(p);
         return s_bad(err, errlen, "%s is not base64",
                      v[KP_BK_F_KEY_V2] != NULL ? "x-amz-key-v2" : "x-amz-key");
     }
@@ -285,7 +286,7 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
         /* a length past 2^63 - 1 is no file's, and must not pass as "absent" (-1) */
         if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0' || errno == ERANGE ||
             n > (unsigned long long)LLONG_MAX) {
-            kp_bk_plan_free(p);
+            kp_cli_bk_plan_free(p);
             return s_bad(err, errlen,
                          "x-amz-unencrypted-content-length %.30s is not a number of bytes", pl);
         }
@@ -298,7 +299,7 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
         size_t ml = 0;
         if (strlen(mac) > 40 || kpk_b64_decode(mac, strlen(mac), m, &ml) != KP_OK ||
             ml != KP_BK_MAC) {
-            kp_bk_plan_free(p);
+            kp_cli_bk_plan_free(p);
             return s_bad(err, errlen, "keyplane-mac is not the base64 of a %s", "16-byte GMAC");
         }
         memcpy(p->mac, m, KP_BK_MAC);
@@ -309,7 +310,7 @@ kp_status kp_bk_plan_make(const kp_bk_fields *f, kp_bk_plan *p, char *err, size_
 
 /* ---- the sidecar of a local backup --------------------------------------------------------- */
 
-kp_status kp_bk_sidecar_text(const kp_bk_fields *f, char **text)
+kp_status kp_cli_bk_sidecar_text(const kp_cli_bk_fields *f, char **text)
 {
     json_t *md = json_object(),
            *doc = json_pack("{s:s,s:o}", "format", KP_BK_SIDECAR, "metadata", md);
@@ -322,8 +323,8 @@ kp_status kp_bk_sidecar_text(const kp_bk_fields *f, char **text)
     return *text != NULL ? KP_OK : KP_ERR_NOMEM;
 }
 
-kp_status kp_bk_sidecar_read(const char *text, size_t len, kp_bk_fields *f, char *err,
-                             size_t errlen)
+kp_status kp_cli_bk_sidecar_read(const char *text, size_t len, kp_cli_bk_fields *f, char *err,
+                                 size_t errlen)
 {
     memset(f, 0, sizeof(*f));
     json_error_t je;
@@ -345,11 +346,11 @@ kp_status kp_bk_sidecar_read(const char *text, size_t len, kp_bk_fields *f, char
                 st = s_bad(err, errlen, "the sidecar's %.100s is not a string", k);
                 break;
             }
-            if ((st = kp_bk_fields_set(f, k, json_string_value(v))) != KP_OK)
+            if ((st = kp_cli_bk_fields_set(f, k, json_string_value(v))) != KP_OK)
                 break;
         }
     json_decref(doc);
     if (st != KP_OK)
-        kp_bk_fields_free(f);
+        kp_cli_bk_fields_free(f);
     return st;
 }

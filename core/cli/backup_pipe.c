@@ -39,7 +39,7 @@ typedef struct s_slot {
 } s_slot;
 
 typedef struct s_pipe {
-    kp_bk_job *job;
+    kp_cli_bk_job *job;
     EVP_CIPHER_CTX *mac; /* GMAC of the ciphertext, fed by the I/O thread that sees it */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -97,7 +97,7 @@ static kp_status s_mac(s_pipe *p, const uint8_t *buf, size_t len)
 static void *s_reader(void *arg)
 {
     s_pipe *p = arg;
-    kp_bk_src *src = &p->job->src;
+    kp_cli_bk_src *src = &p->job->src;
     uint64_t left = src->size;
     char err[KP_BK_ERR] = "";
     for (size_t seq = 0;; seq++) {
@@ -138,7 +138,7 @@ static void *s_reader(void *arg)
 static void *s_writer(void *arg)
 {
     s_pipe *p = arg;
-    kp_bk_sink *sink = &p->job->sink;
+    kp_cli_bk_sink *sink = &p->job->sink;
     char err[KP_BK_ERR] = "";
     for (size_t seq = 0;; seq++) {
         size_t i = seq % S_SLOTS;
@@ -277,7 +277,7 @@ static kp_status s_gcm_decrypt(s_pipe *p, s_cipher *c, s_slot *s)
     return KP_OK;
 }
 
-static kp_status s_cipher_init(kp_bk_job *job, s_cipher *c, char *err, size_t errlen)
+static kp_status s_cipher_init(kp_cli_bk_job *job, s_cipher *c, char *err, size_t errlen)
 {
     size_t kl = kp_secret_len(job->key);
     const uint8_t *k = kp_secret_cdata(job->key);
@@ -324,7 +324,7 @@ static kp_status s_cipher_init(kp_bk_job *job, s_cipher *c, char *err, size_t er
     return KP_OK;
 }
 
-kp_status kp_bk_run(kp_bk_job *job)
+kp_status kp_cli_bk_run(kp_cli_bk_job *job)
 {
     s_pipe p;
     memset(&p, 0, sizeof(p));

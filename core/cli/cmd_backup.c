@@ -333,7 +333,7 @@ typedef struct s_enc {
     size_t bloblen;
     char *envelope;
     char used[KP_NAME_MAX];
-    kp_bk_fields fields;
+    kp_cli_bk_fields fields;
 } s_enc;
 
 /* The data key from KMS, and its envelope under the chain when one is asked for. */
@@ -386,12 +386,12 @@ static bool s_holds(kp_instance *inst, const char *where, const char *text)
 /* The integrity record beside an object (KEY.keyplane.json): the envelope's fields again, with
  * the GMAC of the IV and the ciphertext that the object's metadata, fixed before its first byte,
  * cannot hold. A second copy of the envelope, too, should the object lose its metadata. */
-static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_bk_fields *f)
+static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_cli_bk_fields *f)
 {
     char where[PATH_MAX + 32], *text = NULL, why[KP_ERROR_MAX] = "";
     snprintf(where, sizeof(where), "%s%s", o->to, KP_BK_RECORD);
     kp_object_out *w = NULL;
-    kp_status st = kp_bk_sidecar_text(f, &text);
+    kp_status st = kp_cli_bk_sidecar_text(f, &text);
     if (st == KP_OK)
         st = kp_object_create(inst, where, NULL, 0, &w);
     if (st == KP_OK && (st = kp_object_write(w, (const uint8_t *)text, strlen(text))) != KP_OK)
@@ -432,17 +432,18 @@ static int s_absent(kp_cli *cli, kp_instance *inst, const char *to, const char *
  * this backup's data key and IV, new to it, and its size: then the commit is done, and the
  * record follows; else the commit's own error. */
 static int s_commit_failed(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_status st,
-                           const kp_bk_fields *ours, uint64_t size)
+                           const kp_cli_bk_fields *ours, uint64_t size)
 {
     char why[KP_ERROR_MAX], err[KP_BK_ERR];
     snprintf(why, sizeof(why), "%s", kp_ctx_last_error(cli->ctx));
-    kp_bk_fields f;
+    kp_cli_bk_fields f;
     memset(&f, 0, sizeof(f));
     kp_object_info oi;
     /* even "exists": a complete repeated after S3 carried out the first finds the object */
-    bool ours_after_all = kp_object_stat(inst, o->to, &oi, kp_bk_fields_visit, &f) == KP_OK &&
-                          oi.size == size && kp_bk_fields_same(&f, ours, err, sizeof(err)) == KP_OK;
-    kp_bk_fields_free(&f);
+    bool ours_after_all = kp_object_stat(inst, o->to, &oi, kp_cli_bk_fields_visit, &f) == KP_OK &&
+                          oi.size == size &&
+                          kp_cli_bk_fields_same(&f, ours, err, sizeof(err)) == KP_OK;
+    kp_cli_bk_fields_free(&f);
     if (ours_after_all) {
         kp_cli_info(cli, stderr,
                     "keyplane: %s: the commit got no answer, but the object is there, whole: "
@@ -468,8 +469,8 @@ static json_t *s_summary(const s_opts *o, const char *target, uint64_t in, uint6
 static int s_encrypt(kp_cli *cli, const s_opts *o)
 {
     char err[KP_BK_ERR] = "";
-    kp_bk_file_in in;
-    kp_status st = kp_bk_file_in_open(o->input, &in, err, sizeof(err));
+    kp_cli_bk_file_in in;
+    kp_status st = kp_cli_bk_file_in_open(o->input, &in, err, sizeof(err));
     if (st == KP_ERR_INVALID_ARG)
         return kp_cli_usage_error(o->cmd, "%s", err);
     if (st != KP_OK)
@@ -478,16 +479,16 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     s_enc e;
     memset(&e, 0, sizeof(e));
     char sidecar[PATH_MAX] = "";
-    kp_bk_file_out fout, fside;
+    kp_cli_bk_file_out fout, fside;
     memset(&fout, 0, sizeof(fout));
     memset(&fside, 0, sizeof(fside));
     fout.fd = fside.fd = -1;
     if (o->out != NULL) {
         /* both local files are refused before KMS is asked for a key */
         snprintf(sidecar, sizeof(sidecar), "%s.json", o->out);
-        st = kp_bk_file_out_open(o->out, false, &fout, err, sizeof(err));
+        st = kp_cli_bk_file_out_open(o->out, false, &fout, err, sizeof(err));
         if (st == KP_OK)
-            st = kp_bk_file_out_open(sidecar, false, &fside, err, sizeof(err));
+            st = kp_cli_bk_file_out_open(sidecar, false, &fside, err, sizeof(err));
     }
     int rc =
         st == KP_OK ? s_open(cli, o->instance, o->to != NULL, &inst) : kp_cli_error(st, "%s", err);
@@ -505,38 +506,38 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     uint8_t iv[16];
     if (rc == KP_EXIT_OK && RAND_bytes(iv, sizeof(iv)) != 1)
         rc = kp_cli_error(KP_ERR_CRYPTO, "no randomness for the IV");
-    if (rc == KP_EXIT_OK && (st = kp_bk_fields_make(&e.fields, e.blob, e.bloblen, iv, o->kms_key,
-                                                    in.size, e.envelope)) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_make(&e.fields, e.blob, e.bloblen, iv,
+                                                        o->kms_key, in.size, e.envelope)) != KP_OK)
         rc = kp_cli_error(st, "out of memory");
-    kp_bk_object_out oout = {cli->ctx, NULL};
+    kp_cli_bk_object_out oout = {cli->ctx, NULL};
     if (rc == KP_EXIT_OK && o->to != NULL) {
         kp_meta meta[KP_BK_F_COUNT];
-        size_t n = kp_bk_fields_meta(&e.fields, meta);
+        size_t n = kp_cli_bk_fields_meta(&e.fields, meta);
         st = kp_object_create(inst, o->to, meta, n, &oout.w);
         if (st != KP_OK)
             rc = kp_cli_fail(cli, st, o->to);
     }
     s_progress prog;
     s_progress_init(cli, o, &prog, "encrypt");
-    kp_bk_job job = {.mode = KP_BK_CBC_ENCRYPT,
-                     .key = e.dek,
-                     .ivlen = 16,
-                     .src = {kp_bk_file_read, &in, in.size},
-                     .sink = o->to != NULL ? (kp_bk_sink){kp_bk_object_write, &oout}
-                                           : (kp_bk_sink){kp_bk_file_write, &fout},
-                     .progress = s_progress_fn,
-                     .progress_arg = &prog};
+    kp_cli_bk_job job = {.mode = KP_BK_CBC_ENCRYPT,
+                         .key = e.dek,
+                         .ivlen = 16,
+                         .src = {kp_cli_bk_file_read, &in, in.size},
+                         .sink = o->to != NULL ? (kp_cli_bk_sink){kp_cli_bk_object_write, &oout}
+                                               : (kp_cli_bk_sink){kp_cli_bk_file_write, &fout},
+                         .progress = s_progress_fn,
+                         .progress_arg = &prog};
     memcpy(job.iv, iv, 16);
     uint8_t mac_key[32];
-    if (rc == KP_EXIT_OK && kp_bk_mac_key(e.dek, mac_key) != KP_OK)
+    if (rc == KP_EXIT_OK && kp_cli_bk_mac_key(e.dek, mac_key) != KP_OK)
         rc = kp_cli_error(KP_ERR_CRYPTO, "cannot derive the backup's MAC key");
     job.mac_key = mac_key;
-    if (rc == KP_EXIT_OK && (st = kp_bk_run(&job)) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
-    if (rc == KP_EXIT_OK && (st = kp_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s", err);
     OPENSSL_cleanse(mac_key, sizeof(mac_key));
-    if (rc == KP_EXIT_OK && (st = kp_bk_fields_set_mac(&e.fields, job.mac)) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_set_mac(&e.fields, job.mac)) != KP_OK)
         rc = kp_cli_error(st, "out of memory");
     if (prog.on && rc != KP_EXIT_OK)
         fputc('\n', stderr);
@@ -554,22 +555,23 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     /* a local backup: the metadata first, so a ciphertext never stands without its key */
     if (o->out != NULL && rc == KP_EXIT_OK) {
         char *text = NULL;
-        st = kp_bk_sidecar_text(&e.fields, &text);
+        st = kp_cli_bk_sidecar_text(&e.fields, &text);
         if (st == KP_OK)
-            st = kp_bk_file_write(&fside, (const uint8_t *)text, strlen(text), err, sizeof(err));
+            st =
+                kp_cli_bk_file_write(&fside, (const uint8_t *)text, strlen(text), err, sizeof(err));
         if (st == KP_OK)
-            st = kp_bk_file_write(&fside, (const uint8_t *)"\n", 1, err, sizeof(err));
+            st = kp_cli_bk_file_write(&fside, (const uint8_t *)"\n", 1, err, sizeof(err));
         free(text);
         if (st == KP_OK)
-            st = kp_bk_file_out_commit(&fside, err, sizeof(err));
-        if (st == KP_OK && (st = kp_bk_file_out_commit(&fout, err, sizeof(err))) != KP_OK)
+            st = kp_cli_bk_file_out_commit(&fside, err, sizeof(err));
+        if (st == KP_OK && (st = kp_cli_bk_file_out_commit(&fout, err, sizeof(err))) != KP_OK)
             unlink(sidecar);
         if (st != KP_OK)
             rc = kp_cli_error(st, "%s", err);
     }
-    kp_bk_file_out_drop(&fout);
-    kp_bk_file_out_drop(&fside);
-    kp_bk_file_in_close(&in);
+    kp_cli_bk_file_out_drop(&fout);
+    kp_cli_bk_file_out_drop(&fside);
+    kp_cli_bk_file_in_close(&in);
     if (rc == KP_EXIT_OK) {
         const char *target = o->to != NULL ? o->to : o->out;
         if (cli->json) {
@@ -588,7 +590,7 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
                 s_print_rds(o);
         }
     }
-    kp_bk_fields_free(&e.fields);
+    kp_cli_bk_fields_free(&e.fields);
     kp_free(e.blob);
     kp_free(e.envelope);
     kp_instance_close(inst);
@@ -599,7 +601,7 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
 
 /* The integrity record beside an object, when there is one: its GMAC joins the object's fields,
  * once the record is shown to be of the same encryption. */
-static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_fields *f)
+static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_fields *f)
 {
     char where[PATH_MAX + 32], err[KP_BK_ERR] = "";
     snprintf(where, sizeof(where), "%s%s", o->input, KP_BK_RECORD);
@@ -630,11 +632,11 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     if (buf == NULL)
         return kp_cli_error(KP_ERR_NOMEM, "out of memory");
     st = s_read_all(inst, where, info.tag, buf, len);
-    kp_bk_fields rec;
+    kp_cli_bk_fields rec;
     memset(&rec, 0, sizeof(rec));
     int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
     if (rc == KP_EXIT_OK &&
-        (st = kp_bk_sidecar_read((const char *)buf, len, &rec, err, sizeof(err))) != KP_OK)
+        (st = kp_cli_bk_sidecar_read((const char *)buf, len, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", where, err);
     /* an object that lost its metadata (a copy that replaced it) opens with the record's copy
      * of the envelope: its GMAC then verifies the IV and every byte under the data key the
@@ -643,30 +645,31 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
                 f->v[KP_BK_F_IV] == NULL && rec.v[KP_BK_F_MAC] != NULL;
     for (size_t i = 0; rc == KP_EXIT_OK && bare && i < KP_BK_F_COUNT; i++)
         if (rec.v[i] != NULL &&
-            kp_bk_fields_set(f, kp_bk_field_name((kp_bk_field)i), rec.v[i]) != KP_OK)
+            kp_cli_bk_fields_set(f, kp_cli_bk_field_name((kp_cli_bk_field)i), rec.v[i]) != KP_OK)
             rc = kp_cli_error(KP_ERR_NOMEM, "out of memory");
     if (rc == KP_EXIT_OK && bare)
         kp_cli_info(cli, stderr,
                     "keyplane: note: %s has no envelope metadata (x-amz-key, x-amz-iv): opened "
                     "with the copy in %s\n",
                     o->input, where);
-    if (rc == KP_EXIT_OK && (st = kp_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, err);
     if (rc == KP_EXIT_OK && rec.v[KP_BK_F_MAC] != NULL &&
-        (st = kp_bk_fields_set(f, kp_bk_field_name(KP_BK_F_MAC), rec.v[KP_BK_F_MAC])) != KP_OK)
+        (st = kp_cli_bk_fields_set(f, kp_cli_bk_field_name(KP_BK_F_MAC), rec.v[KP_BK_F_MAC])) !=
+            KP_OK)
         rc = kp_cli_error(st, "out of memory");
-    kp_bk_fields_free(&rec);
+    kp_cli_bk_fields_free(&rec);
     free(buf);
     return rc;
 }
 
 /* The envelope's fields: the object's metadata, or the sidecar PATH.json of a local backup. */
-static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_fields *f,
+static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_fields *f,
                     kp_object_info *info)
 {
     char err[KP_BK_ERR] = "";
     if (strncmp(o->input, "s3://", 5) == 0) {
-        kp_status st = kp_object_stat(inst, o->input, info, kp_bk_fields_visit, f);
+        kp_status st = kp_object_stat(inst, o->input, info, kp_cli_bk_fields_visit, f);
         return st == KP_OK ? s_record(cli, o, inst, f) : kp_cli_fail(cli, st, o->input);
     }
     char path[PATH_MAX], *text = NULL;
@@ -676,13 +679,13 @@ static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_bk_field
     kp_status st = kp_cli_read_file(cli, path, 64 * 1024, &text, &len);
     if (st != KP_OK)
         return kp_cli_exit_code(st);
-    st = kp_bk_sidecar_read(text, len, f, err, sizeof(err));
+    st = kp_cli_bk_sidecar_read(text, len, f, err, sizeof(err));
     free(text);
     return st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s: %s", path, err);
 }
 
 /* The data key: from KMS, or through the chain's envelope. */
-static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_bk_plan *p,
+static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_cli_bk_plan *p,
                       kp_secret **dek)
 {
     if (!o->via_chain) {
@@ -726,53 +729,54 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
 {
     bool s3 = strncmp(o->input, "s3://", 5) == 0;
     char err[KP_BK_ERR] = "";
-    kp_bk_file_out fout;
+    kp_cli_bk_file_out fout;
     memset(&fout, 0, sizeof(fout));
     fout.fd = -1;
     /* the target is refused before anything is read or asked */
-    kp_status st = kp_bk_file_out_open(o->out, o->force, &fout, err, sizeof(err));
+    kp_status st = kp_cli_bk_file_out_open(o->out, o->force, &fout, err, sizeof(err));
     int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s", err);
     kp_instance *inst = NULL;
     if (rc == KP_EXIT_OK && o->instance != NULL)
         rc = s_open(cli, o->instance, s3, &inst);
-    kp_bk_fields f;
+    kp_cli_bk_fields f;
     memset(&f, 0, sizeof(f));
     kp_object_info info;
     memset(&info, 0, sizeof(info));
-    kp_bk_file_in in = {.fd = -1};
+    kp_cli_bk_file_in in = {.fd = -1};
     if (rc == KP_EXIT_OK)
         rc = s_fields(cli, o, inst, &f, &info);
-    kp_bk_plan plan;
+    kp_cli_bk_plan plan;
     memset(&plan, 0, sizeof(plan));
-    if (rc == KP_EXIT_OK && (st = kp_bk_plan_make(&f, &plan, err, sizeof(err))) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_plan_make(&f, &plan, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, err);
     if (rc == KP_EXIT_OK && !s3 &&
-        (st = kp_bk_file_in_open(o->input, &in, err, sizeof(err))) != KP_OK)
+        (st = kp_cli_bk_file_in_open(o->input, &in, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s", err);
     kp_secret *dek = NULL;
     if (rc == KP_EXIT_OK)
         rc = s_open_key(cli, o, inst, &plan, &dek);
-    kp_bk_object_in oin = {cli->ctx, inst, o->input, info.tag, 0};
+    kp_cli_bk_object_in oin = {cli->ctx, inst, o->input, info.tag, 0};
     s_progress prog;
     s_progress_init(cli, o, &prog, "decrypt");
-    kp_bk_job job = {.mode = plan.mode,
-                     .key = dek,
-                     .ivlen = plan.ivlen,
-                     .src = s3 ? (kp_bk_src){kp_bk_object_read, &oin, info.size}
-                               : (kp_bk_src){kp_bk_file_read, &in, in.size},
-                     .sink = {kp_bk_file_write, &fout},
-                     .progress = s_progress_fn,
-                     .progress_arg = &prog};
+    kp_cli_bk_job job = {.mode = plan.mode,
+                         .key = dek,
+                         .ivlen = plan.ivlen,
+                         .src = s3 ? (kp_cli_bk_src){kp_cli_bk_object_read, &oin, info.size}
+                                   : (kp_cli_bk_src){kp_cli_bk_file_read, &in, in.size},
+                         .sink = {kp_cli_bk_file_write, &fout},
+                         .progress = s_progress_fn,
+                         .progress_arg = &prog};
     memcpy(job.iv, plan.iv, sizeof(job.iv));
     uint8_t mac_key[32];
     if (rc == KP_EXIT_OK && plan.has_mac && plan.mode != KP_BK_GCM_DECRYPT) {
-        if (kp_bk_mac_key(dek, mac_key) != KP_OK)
+        if (kp_cli_bk_mac_key(dek, mac_key) != KP_OK)
             rc = kp_cli_error(KP_ERR_CRYPTO, "cannot derive the backup's MAC key");
         job.mac_key = mac_key;
     }
-    if (rc == KP_EXIT_OK && (st = kp_bk_run(&job)) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
-    if (rc == KP_EXIT_OK && !s3 && (st = kp_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
+    if (rc == KP_EXIT_OK && !s3 &&
+        (st = kp_cli_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s", err);
     OPENSSL_cleanse(mac_key, sizeof(mac_key));
     if (rc == KP_EXIT_OK && job.mac_key != NULL && CRYPTO_memcmp(job.mac, plan.mac, KP_BK_MAC) != 0)
@@ -788,10 +792,10 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
                           "%s: %llu bytes decrypted, but its metadata says %lld: the backup "
                           "was changed",
                           o->input, (unsigned long long)job.out_bytes, plan.plain_len);
-    if (rc == KP_EXIT_OK && (st = kp_bk_file_out_commit(&fout, err, sizeof(err))) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_file_out_commit(&fout, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s", err);
-    kp_bk_file_out_drop(&fout);
-    kp_bk_file_in_close(&in);
+    kp_cli_bk_file_out_drop(&fout);
+    kp_cli_bk_file_in_close(&in);
     const char *integrity = plan.mode == KP_BK_GCM_DECRYPT ? "gcm-tag"
                             : job.mac_key != NULL          ? "gmac"
                                                            : "padding-only";
@@ -813,8 +817,8 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
                             "check of its own)\n");
         }
     }
-    kp_bk_plan_free(&plan);
-    kp_bk_fields_free(&f);
+    kp_cli_bk_plan_free(&plan);
+    kp_cli_bk_fields_free(&f);
     kp_instance_close(inst);
     return rc;
 }
