@@ -50,7 +50,8 @@ typedef struct kp_cli_bk_job {
     kp_cli_bk_sink sink;
     kp_cli_bk_progress_fn progress; /* may be NULL; called from the cipher's thread */
     void *progress_arg;
-    const uint8_t *mac_key; /* 32 bytes: GMAC of the ciphertext into mac (NULL: none) */
+    const uint8_t *mac_key; /* 32 bytes: GMAC of the IV and the ciphertext into mac (NULL:
+                               none) */
     uint8_t mac[KP_BK_MAC]; /* result */
     uint64_t out_bytes;     /* result: bytes given to the sink */
     char err[KP_BK_ERR];    /* result: why it failed, one line */

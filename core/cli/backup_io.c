@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ kp_status kp_cli_bk_file_in_open(const char *path, kp_cli_bk_file_in *in, char *
         return KP_ERR_INVALID_ARG;
     }
     in->size = (uint64_t)st.st_size;
+    in->mtime = st.st_mtim;
     in->path = path;
     (void)posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return KP_OK;
@@ -61,6 +63,23 @@ kp_status kp_cli_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, 
         return s_errno(err, errlen, "cannot read", in->path);
     *got = (size_t)n;
     return KP_OK;
+}
+
+kp_status kp_cli_bk_file_in_unchanged(const kp_cli_bk_file_in *in, char *err, size_t errlen)
+{
+    /* a .bak still being written (or rewritten) reads as a shorter or mixed file that would
+     * encrypt and decrypt cleanly and fail only at the restore */
+    struct stat st;
+    if (fstat(in->fd, &st) != 0)
+        return s_errno(err, errlen, "cannot stat", in->path);
+    if ((uint64_t)st.st_size == in->size && st.st_mtim.tv_sec == in->mtime.tv_sec &&
+        st.st_mtim.tv_nsec == in->mtime.tv_nsec)
+        return KP_OK;
+    snprintf(err, errlen,
+             "%s changed while it was read (%llu bytes at the start, %llu now): nothing was "
+             "written; run again once it is complete",
+             in->path, (unsigned long long)in->size, (unsigned long long)st.st_size);
+    return KP_ERR_CONFLICT;
 }
 
 void kp_cli_bk_file_in_close(kp_cli_bk_file_in *in)
@@ -135,6 +154,35 @@ static void s_sync_dir(const char *path)
     }
 }
 
+/* Links the unnamed file at a new random name beside the target, for the rename over it: a
+ * name no one else holds (a fixed one, PATH.kp-PID, was unlinked first: another run's file in
+ * flight under the same pid of another PID namespace, or anyone's, went, and the rename could
+ * then put that run's bytes in place). */
+static kp_status s_link_temp(kp_cli_bk_file_out *o, const char *proc, char *err, size_t errlen)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            r = (uint64_t)getpid() * 0x9e3779b97f4a7c15u + (uint64_t)tries;
+        int n = snprintf(o->tmp, sizeof(o->tmp), "%s.kp-%012llx", o->path,
+                         (unsigned long long)(r & 0xffffffffffffu));
+        if (n < 0 || (size_t)n >= sizeof(o->tmp)) {
+            o->tmp[0] = '\0';
+            snprintf(err, errlen, "%.200s: the path is too long", o->path);
+            return KP_ERR_INVALID_ARG;
+        }
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0)
+            return KP_OK;
+        if (errno != EEXIST) {
+            o->tmp[0] = '\0';
+            return s_errno(err, errlen, "cannot create", o->path);
+        }
+    }
+    o->tmp[0] = '\0';
+    snprintf(err, errlen, "%.200s: no free temporary name beside it", o->path);
+    return KP_ERR_IO;
+}
+
 kp_status kp_cli_bk_file_out_commit(kp_cli_bk_file_out *o, char *err, size_t errlen)
 {
     kp_status st = KP_OK;
@@ -144,17 +192,9 @@ kp_status kp_cli_bk_file_out_commit(kp_cli_bk_file_out *o, char *err, size_t err
         /* the unnamed file gets a name: a temporary one first when it replaces a file */
         char proc[64];
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-        if (o->replace) {
-            int n = snprintf(o->tmp, sizeof(o->tmp), "%s.kp-%ld", o->path, (long)getpid());
-            if (n < 0 || (size_t)n >= sizeof(o->tmp)) {
-                snprintf(err, errlen, "%.200s: the path is too long", o->path);
-                kp_cli_bk_file_out_drop(o);
-                return KP_ERR_INVALID_ARG;
-            }
-            (void)unlink(o->tmp);
-        }
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->replace ? o->tmp : o->path, AT_SYMLINK_FOLLOW) !=
-            0) {
+        if (o->replace)
+            st = s_link_temp(o, proc, err, errlen);
+        else if (linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) != 0) {
             st = errno == EEXIST ? KP_ERR_EXISTS : s_errno(err, errlen, "cannot create", o->path);
             if (st == KP_ERR_EXISTS)
                 snprintf(err, errlen, "%s appeared while it was written: nothing was replaced",

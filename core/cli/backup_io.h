@@ -5,6 +5,7 @@
 #define KP_CLI_BACKUP_IO_H
 
 #include <limits.h>
+#include <time.h>
 
 #include "backup.h"
 
@@ -12,12 +13,16 @@ typedef struct kp_cli_bk_file_in {
     int fd;
     const char *path;
     uint64_t size;
+    struct timespec mtime; /* at the open: a file written meanwhile is refused */
 } kp_cli_bk_file_in;
 
 /* A regular file to read whole (its size known now). */
 kp_status kp_cli_bk_file_in_open(const char *path, kp_cli_bk_file_in *in, char *err, size_t errlen);
 kp_status kp_cli_bk_file_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
                               size_t errlen);
+/* KP_OK when the file still has the size and modification time it had at the open, else
+ * KP_ERR_CONFLICT with err: what was read is no whole version of it. */
+kp_status kp_cli_bk_file_in_unchanged(const kp_cli_bk_file_in *in, char *err, size_t errlen);
 void kp_cli_bk_file_in_close(kp_cli_bk_file_in *in);
 
 typedef struct kp_cli_bk_file_out {

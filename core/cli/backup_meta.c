@@ -13,6 +13,8 @@
  * AES/CBC/PKCS5Padding or AES/GCM/NoPadding. A master-key envelope (x-amz-key without KMS) is
  * refused by name: its key is no KMS ciphertext.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +170,14 @@ void kp_cli_bk_plan_free(kp_cli_bk_plan *p)
 
 static kp_status s_bad(char *err, size_t errlen, const char *fmt, const char *a)
 {
-    snprintf(err, errlen, fmt, a);
+    /* a is the object's own text (a metadata value, a JSON key): its control bytes would reach
+     * the terminal as escape sequences */
+    char shown[256];
+    snprintf(shown, sizeof(shown), "%s", a);
+    for (char *c = shown; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    snprintf(err, errlen, fmt, shown);
     return KP_ERR_INTEGRITY;
 }
 
@@ -275,10 +284,16 @@ kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char
     const char *pl = v[KP_BK_F_PLAIN_LEN];
     if (pl != NULL) {
         char *end = NULL;
+        errno = 0;
         unsigned long long n = strtoull(pl, &end, 10);
-        if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0') {
+        /* a length past 2^63 - 1 is no file's, and must not pass as "absent" (-1) */
+        if (pl[0] < '0' || pl[0] > '9' || end == NULL || *end != '\0' || errno == ERANGE ||
+            n > (unsigned long long)LLONG_MAX) {
             kp_cli_bk_plan_free(p);
-            return s_bad(err, errlen, "x-amz-unencrypted-content-length is not a number%s", "");
+            return s_bad(err, errlen,
+                         "x-amz-unencrypted-content-length is not a number of "
+                         "bytes%s",
+                         "");
         }
         p->plain_len = (long long)n;
     }

@@ -64,7 +64,7 @@ typedef struct kp_cli_bk_plan {
                              KMS finds the key a ciphertext names) */
     long long plain_len;  /* x-amz-unencrypted-content-length, -1 when absent */
     const char *envelope; /* keyplane-envelope, borrowed from the fields; NULL when absent */
-    bool has_mac;         /* keyplane-mac: the GMAC of the ciphertext */
+    bool has_mac;         /* keyplane-mac: the GMAC of the IV and the ciphertext */
     uint8_t mac[KP_BK_MAC];
 } kp_cli_bk_plan;
 

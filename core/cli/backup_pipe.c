@@ -335,9 +335,14 @@ kp_status kp_cli_bk_run(kp_cli_bk_job *job)
     memset(&c, 0, sizeof(c));
     kp_status st = s_cipher_init(job, &c, job->err, sizeof(job->err));
     static const uint8_t zero_iv[12];
+    int ivn = 0;
+    /* the IV first: CBC's first plaintext block is the IV XOR a decryption, so an IV changed in
+     * both the metadata and the record would change the backup's first 16 bytes under a GMAC
+     * of the ciphertext alone */
     if (st == KP_OK && job->mac_key != NULL &&
         ((p.mac = EVP_CIPHER_CTX_new()) == NULL ||
-         EVP_EncryptInit_ex(p.mac, EVP_aes_256_gcm(), NULL, job->mac_key, zero_iv) != 1)) {
+         EVP_EncryptInit_ex(p.mac, EVP_aes_256_gcm(), NULL, job->mac_key, zero_iv) != 1 ||
+         EVP_EncryptUpdate(p.mac, NULL, &ivn, job->iv, (int)job->ivlen) != 1)) {
         snprintf(job->err, sizeof(job->err), "OpenSSL could not set up AES-GMAC");
         st = KP_ERR_CRYPTO;
     }

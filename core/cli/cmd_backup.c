@@ -297,18 +297,32 @@ static void s_db_name(const s_opts *o, char *out, size_t len)
         out[n - 4] = '\0';
 }
 
+/* A T-SQL string literal's text: ' doubled, so a name (a file's, a key's) holding one cannot
+ * end the literal and add statements to the call an operator pastes into a session. */
+static void s_sql(const char *before, const char *text, const char *after)
+{
+    fputs(before, stdout);
+    for (const char *c = text; *c != '\0'; c++) {
+        if (*c == '\'')
+            putchar('\'');
+        putchar(*c);
+    }
+    fputs(after, stdout);
+}
+
 static void s_print_rds(const s_opts *o)
 {
-    char db[256];
+    char db[256], arn[PATH_MAX + 32];
     s_db_name(o, db, sizeof(db));
-    bool arn = strncmp(o->kms_key, "arn:", 4) == 0;
+    bool is_arn = strncmp(o->kms_key, "arn:", 4) == 0;
+    snprintf(arn, sizeof(arn), "arn:aws:s3:::%s", o->to + 5);
     printf("RDS for SQL Server restores it (in the KMS key's region) with:\n"
-           "  exec msdb.dbo.rds_restore_database\n"
-           "    @restore_db_name='%s',\n"
-           "    @s3_arn_to_restore_from='arn:aws:s3:::%s',\n"
-           "    @kms_master_key_arn='%s%s%s';\n",
-           db, o->to + 5, arn ? "" : "<the ARN of ", o->kms_key, arn ? "" : ">");
-    if (!arn)
+           "  exec msdb.dbo.rds_restore_database\n");
+    s_sql("    @restore_db_name='", db, "',\n");
+    s_sql("    @s3_arn_to_restore_from='", arn, "',\n");
+    s_sql(is_arn ? "    @kms_master_key_arn='" : "    @kms_master_key_arn='<the ARN of ",
+          o->kms_key, is_arn ? "';\n" : ">';\n");
+    if (!is_arn)
         printf("(aws kms describe-key --key-id %s --query KeyMetadata.Arn gives the ARN)\n",
                o->kms_key);
 }
@@ -340,12 +354,41 @@ static int s_data_key(kp_cli *cli, const s_opts *o, kp_instance *inst, s_enc *e)
     return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->chain);
 }
 
+/* All len bytes of the object at where into buf: a store may answer a range in pieces. */
+static kp_status s_read_all(kp_instance *inst, const char *where, const char *tag, uint8_t *buf,
+                            size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        size_t n = len - got;
+        KP_GUARD(kp_object_read(inst, where, tag, got, buf + got, &n));
+        if (n == 0)
+            return KP_ERR_CONFLICT; /* shorter than its STAT said: changed meanwhile */
+        got += n;
+    }
+    return KP_OK;
+}
+
+/* True when the object at where holds exactly text: a commit whose answer was lost may have
+ * been carried out. */
+static bool s_holds(kp_instance *inst, const char *where, const char *text)
+{
+    kp_object_info oi;
+    size_t len = strlen(text);
+    if (kp_object_stat(inst, where, &oi, NULL, NULL) != KP_OK || oi.size != len)
+        return false;
+    uint8_t *buf = malloc(len + 1);
+    bool same = buf != NULL && s_read_all(inst, where, oi.tag, buf, len) == KP_OK &&
+                memcmp(buf, text, len) == 0;
+    free(buf);
+    return same;
+}
+
 /* The integrity record beside an object (KEY.keyplane.json): the envelope's fields again, with
- * the GMAC of the ciphertext that the object's metadata, fixed before its first byte, cannot
- * hold. A second copy of the envelope, too, should the object lose its metadata. */
+ * the GMAC of the IV and the ciphertext that the object's metadata, fixed before its first byte,
+ * cannot hold. A second copy of the envelope, too, should the object lose its metadata. */
 static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_cli_bk_fields *f)
 {
-    char where[PATH_MAX + 32], *text = NULL;
+    char where[PATH_MAX + 32], *text = NULL, why[KP_ERROR_MAX] = "";
     snprintf(where, sizeof(where), "%s%s", o->to, KP_BK_RECORD);
     kp_object_out *w = NULL;
     kp_status st = kp_cli_bk_sidecar_text(f, &text);
@@ -357,12 +400,63 @@ static int s_put_record(kp_cli *cli, const s_opts *o, kp_instance *inst, const k
         st = kp_object_commit(w);
     else if (w != NULL)
         kp_object_abort(w);
+    if (st != KP_OK)
+        snprintf(why, sizeof(why), "%s",
+                 kp_ctx_last_error(cli->ctx)[0] != '\0' ? kp_ctx_last_error(cli->ctx)
+                                                        : kp_strerror(st));
+    /* a commit whose answer was lost may have been carried out */
+    if (st != KP_OK && st != KP_ERR_EXISTS && text != NULL && s_holds(inst, where, text))
+        st = KP_OK;
     free(text);
     if (st == KP_OK)
         return KP_EXIT_OK;
     return kp_cli_error(st, "%s was written, but not its integrity record %s: %s", o->to, where,
-                        kp_ctx_last_error(cli->ctx)[0] != '\0' ? kp_ctx_last_error(cli->ctx)
-                                                               : kp_strerror(st));
+                        why);
+}
+
+/* KP_EXIT_OK when no object is at TO + suffix, else the exit code and its error line. */
+static int s_absent(kp_cli *cli, kp_instance *inst, const char *to, const char *suffix)
+{
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof(where), "%s%s", to, suffix);
+    kp_object_info oi;
+    kp_status st = kp_object_stat(inst, where, &oi, NULL, NULL);
+    if (st == KP_OK)
+        return kp_cli_error(KP_ERR_EXISTS, "%s exists: a backup never replaces an object%s", where,
+                            suffix[0] != '\0' ? " (an integrity record left from another backup? "
+                                                "remove it if so)"
+                                              : "");
+    return st == KP_ERR_NOT_FOUND ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
+}
+
+/* A commit that failed, or got no answer: the object may have been made all the same (a
+ * CompleteMultipartUpload carried out, its answer lost). It is this backup's when it holds
+ * this backup's data key and IV, new to it, and its size: then the commit is done, and the
+ * record follows; else the commit's own error. */
+static int s_commit_failed(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_status st,
+                           const kp_cli_bk_fields *ours, uint64_t size)
+{
+    char why[KP_ERROR_MAX], err[KP_BK_ERR];
+    snprintf(why, sizeof(why), "%s", kp_ctx_last_error(cli->ctx));
+    kp_cli_bk_fields f;
+    memset(&f, 0, sizeof(f));
+    kp_object_info oi;
+    /* even "exists": a complete repeated after S3 carried out the first finds the object */
+    kp_status look = kp_object_stat(inst, o->to, &oi, kp_cli_bk_fields_visit, &f);
+    if (look == KP_OK && oi.size != size)
+        look = KP_ERR_CONFLICT;
+    if (look == KP_OK)
+        look = kp_cli_bk_fields_same(&f, ours, err, sizeof(err));
+    bool ours_after_all = look == KP_OK;
+    kp_cli_bk_fields_free(&f);
+    if (ours_after_all) {
+        kp_cli_info(cli, stderr,
+                    "keyplane: %s: the commit got no answer, but the object is there, whole: "
+                    "done\n",
+                    o->to);
+        return KP_EXIT_OK;
+    }
+    return kp_cli_error(st, "%s: %s", o->to, why[0] != '\0' ? why : kp_strerror(st));
 }
 
 static json_t *s_summary(const s_opts *o, const char *target, uint64_t in, uint64_t out,
@@ -406,12 +500,11 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     if (rc == KP_EXIT_OK && o->to != NULL) {
         /* an existing object is refused before KMS is asked for a key (the commit checks
          * again: nothing is ever replaced) */
-        kp_object_info oi;
-        st = kp_object_stat(inst, o->to, &oi, NULL, NULL);
-        if (st == KP_OK)
-            rc = kp_cli_error(KP_ERR_EXISTS, "%s exists: a backup never replaces an object", o->to);
-        else if (st != KP_ERR_NOT_FOUND)
-            rc = kp_cli_fail(cli, st, o->to);
+        rc = s_absent(cli, inst, o->to, "");
+        /* and its record's place: one left from a deleted backup would be found only after the
+         * upload, leaving an object whose record is another's */
+        if (rc == KP_EXIT_OK)
+            rc = s_absent(cli, inst, o->to, KP_BK_RECORD);
     }
     if (rc == KP_EXIT_OK)
         rc = s_data_key(cli, o, inst, &e);
@@ -446,6 +539,8 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     job.mac_key = mac_key;
     if (rc == KP_EXIT_OK && (st = kp_cli_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
+        rc = kp_cli_error(st, "%s", err);
     OPENSSL_cleanse(mac_key, sizeof(mac_key));
     if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_set_mac(&e.fields, job.mac)) != KP_OK)
         rc = kp_cli_error(st, "out of memory");
@@ -456,7 +551,7 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
     /* the object appears whole, with its metadata, or not at all */
     if (o->to != NULL && oout.w != NULL) {
         if (rc == KP_EXIT_OK && (st = kp_object_commit(oout.w)) != KP_OK)
-            rc = kp_cli_fail(cli, st, o->to);
+            rc = s_commit_failed(cli, o, inst, st, &e.fields, job.out_bytes);
         else if (rc != KP_EXIT_OK)
             kp_object_abort(oout.w);
         if (rc == KP_EXIT_OK)
@@ -520,8 +615,21 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
     snprintf(where, sizeof(where), "%s%s", o->input, KP_BK_RECORD);
     kp_object_info info;
     kp_status st = kp_object_stat(inst, where, &info, NULL, NULL);
-    if (st == KP_ERR_NOT_FOUND)
-        return KP_EXIT_OK; /* not made by keyplane, or the record is lost: said later */
+    /* not made by keyplane, or the record is lost: said later; or no record can be named
+     * there (the object's own name passed, so KEY.keyplane.json is past the store's limit:
+     * S3's 1024 bytes), which only another tool's object reaches */
+    if (st == KP_ERR_NOT_FOUND || st == KP_ERR_INVALID_ARG)
+        return KP_EXIT_OK;
+    if (st == KP_ERR_PERMISSION) {
+        /* S3 answers 403 for a missing key to a caller without s3:ListBucket: an RDS export
+         * (no record) must still open for a reader with s3:GetObject alone */
+        kp_cli_info(cli, stderr,
+                    "keyplane: note: %s could not be looked at (access denied; a missing object "
+                    "is denied too without s3:ListBucket): going on without keyplane's "
+                    "integrity record\n",
+                    where);
+        return KP_EXIT_OK;
+    }
     if (st != KP_OK)
         return kp_cli_fail(cli, st, where);
     if (info.size > 64 * 1024)
@@ -531,24 +639,28 @@ static int s_record(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
     size_t len = info.size;
     if (buf == NULL)
         return kp_cli_error(KP_ERR_NOMEM, "out of memory");
-    st = kp_object_read(inst, where, info.tag, 0, buf, &len);
+    st = s_read_all(inst, where, info.tag, buf, len);
     kp_cli_bk_fields rec;
     memset(&rec, 0, sizeof(rec));
     int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
     if (rc == KP_EXIT_OK &&
         (st = kp_cli_bk_sidecar_read((const char *)buf, len, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", where, err);
-    /* an object whose metadata a copy stripped: the record's envelope stands in for it (the
-     * GMAC checks the bytes, KMS or the chain the data key) */
-    bool stripped = f->v[KP_BK_F_IV] == NULL && f->v[KP_BK_F_KEY] == NULL &&
-                    f->v[KP_BK_F_KEY_V2] == NULL && f->v[KP_BK_F_ENVELOPE] == NULL;
-    if (rc == KP_EXIT_OK && stripped) {
-        kp_cli_bk_fields_free(f);
-        *f = rec;
-        memset(&rec, 0, sizeof(rec));
-        kp_cli_info(cli, stderr, "keyplane: %s has no envelope in its metadata: using %s's\n",
+    /* an object that lost its metadata (a copy that replaced it) opens with the record's copy
+     * of the envelope: its GMAC then verifies the IV and every byte under the data key the
+     * record names, as it would have the object's */
+    bool bare = f->v[KP_BK_F_KEY] == NULL && f->v[KP_BK_F_KEY_V2] == NULL &&
+                f->v[KP_BK_F_IV] == NULL && rec.v[KP_BK_F_MAC] != NULL;
+    for (size_t i = 0; rc == KP_EXIT_OK && bare && i < KP_BK_F_COUNT; i++)
+        if (rec.v[i] != NULL &&
+            kp_cli_bk_fields_set(f, kp_cli_bk_field_name((kp_cli_bk_field)i), rec.v[i]) != KP_OK)
+            rc = kp_cli_error(KP_ERR_NOMEM, "out of memory");
+    if (rc == KP_EXIT_OK && bare)
+        kp_cli_info(cli, stderr,
+                    "keyplane: note: %s has no envelope metadata (x-amz-key, x-amz-iv): opened "
+                    "with the copy in %s\n",
                     o->input, where);
-    } else if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
+    if (rc == KP_EXIT_OK && (st = kp_cli_bk_fields_same(f, &rec, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, err);
     if (rc == KP_EXIT_OK && rec.v[KP_BK_F_MAC] != NULL &&
         (st = kp_cli_bk_fields_set(f, kp_cli_bk_field_name(KP_BK_F_MAC), rec.v[KP_BK_F_MAC])) !=
@@ -606,6 +718,7 @@ static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_
     if (st != KP_OK)
         return kp_cli_error(st, "%s: keyplane-envelope: %s", o->input, err);
     if (o->chain != NULL && strcmp(o->chain, kp_envelope_chain(env)) != 0) {
+        /* the chain's name is the envelope's: said before the envelope goes */
         int rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: its envelope is of chain %s, not %s", o->input,
                               kp_envelope_chain(env), o->chain);
         kp_envelope_free(env);
@@ -670,6 +783,9 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     }
     if (rc == KP_EXIT_OK && (st = kp_cli_bk_run(&job)) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, job.err);
+    if (rc == KP_EXIT_OK && !s3 &&
+        (st = kp_cli_bk_file_in_unchanged(&in, err, sizeof(err))) != KP_OK)
+        rc = kp_cli_error(st, "%s", err);
     OPENSSL_cleanse(mac_key, sizeof(mac_key));
     if (rc == KP_EXIT_OK && job.mac_key != NULL && CRYPTO_memcmp(job.mac, plan.mac, KP_BK_MAC) != 0)
         rc = kp_cli_error(KP_ERR_INTEGRITY,

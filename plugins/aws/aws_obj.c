@@ -237,6 +237,25 @@ kp_status kp_aws_ob_stat(void *inst, const char *where, kp_object_info *info,
     return st;
 }
 
+/* True when a 206's Content-Range ("bytes FIRST-LAST/TOTAL") says its len bytes are those from
+ * offset on: a store (or a proxy) that answered other bytes than asked would otherwise shift the
+ * stream silently, and AES-CBC without keyplane's record has nothing else to notice it. */
+static bool s_range_is(const kpk_http_response *r, uint64_t offset, size_t len)
+{
+    const char *v;
+    size_t vl;
+    char text[96];
+    if (kpk_http_header(r, "Content-Range", &v, &vl, NULL) == NULL || vl >= sizeof(text))
+        return false;
+    memcpy(text, v, vl);
+    text[vl] = '\0';
+    unsigned long long first, last;
+    char slash;
+    if (sscanf(text, "bytes %llu-%llu%c", &first, &last, &slash) != 3 || slash != '/')
+        return false;
+    return first == offset && last >= first && last - first + 1 == len;
+}
+
 /* buf is written by the transport (kpk_http_request.into), which the linter does not see */
 kp_status kp_aws_ob_read(void *inst, const char *where, const char *tag, uint64_t offset,
                          uint8_t *buf, // NOLINT(readability-non-const-parameter)
@@ -262,8 +281,12 @@ kp_status kp_aws_ob_read(void *inst, const char *where, const char *tag, uint64_
         snprintf(match, sizeof(match), "If-Match: %s", tag);
         headers[1] = match;
     }
-    kp_aws_s3_req req = {
-        .method = "GET", .key = key, .headers = headers, .into = buf, .into_cap = cap};
+    kp_aws_s3_req req = {.method = "GET",
+                         .key = key,
+                         .headers = headers,
+                         .flags = KPK_HTTP_KEEP_HEADERS,
+                         .into = buf,
+                         .into_cap = cap};
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
     kp_aws_begin(a, true);
@@ -284,6 +307,11 @@ kp_status kp_aws_ob_read(void *inst, const char *where, const char *tag, uint64_
         st = kp_aws_err(a, KP_ERR_BACKEND, "%s: the answer ignored the range", what);
     else if (r.status / 100 != 2)
         st = kp_aws_fail(a, &r, what, NULL, 0);
+    else if (r.status == 206 && !s_range_is(&r, offset, r.into_len))
+        st = kp_aws_err(a, KP_ERR_BACKEND,
+                        "%s: the answer is not the bytes asked for (from %llu: its Content-Range "
+                        "says otherwise)",
+                        what, (unsigned long long)offset);
     else
         *len = r.into_len;
     kpk_http_response_free(&r);

@@ -145,8 +145,11 @@ static void s_free(kp_aws_mpu *m)
     m->parts = m->cap = 0;
 }
 
-static kp_status s_complete(kp_aws_inst *a, kp_aws_mpu *m)
+/* *answered: S3 answered (an error it sent says the object was not made; no answer says
+ * nothing). */
+static kp_status s_complete(kp_aws_inst *a, kp_aws_mpu *m, bool *answered)
 {
+    *answered = false;
     size_t cap = 128 + (size_t)m->parts * (S_ETAG_MAX + 64);
     char *xml = malloc(cap), *query = NULL;
     if (xml == NULL)
@@ -174,6 +177,7 @@ static kp_status s_complete(kp_aws_inst *a, kp_aws_mpu *m)
     free(query);
     free(xml);
     KP_GUARD(st);
+    *answered = true;
     st = kp_aws_s3_put_result(a, &r, m->what);
     s_upload u;
     memset(&u, 0, sizeof(u));
@@ -213,10 +217,18 @@ void kp_aws_mpu_abort(kp_aws_inst *a, kp_aws_mpu *m)
 
 kp_status kp_aws_mpu_complete(kp_aws_inst *a, kp_aws_mpu *m)
 {
-    kp_status st = s_complete(a, m);
+    bool answered = false;
+    kp_status st = s_complete(a, m, &answered);
+    /* S3 answering 500 or 503 (or 200 with an <Error>) made nothing, and asks for the complete
+     * again: twice more, a second apart, before the upload is given up */
+    for (int again = 0; again < 2 && answered && st == KP_ERR_UNAVAILABLE; again++) {
+        struct timespec pause = {1, 0};
+        nanosleep(&pause, NULL);
+        st = s_complete(a, m, &answered);
+    }
     /* a complete without an answer may have made the object: the caller looks; anything else
-     * that failed is aborted */
-    bool ambiguous = st == KP_ERR_TIMEOUT || st == KP_ERR_UNAVAILABLE;
+     * that failed is aborted (an answered 5xx too: it was left billed) */
+    bool ambiguous = !answered && (st == KP_ERR_TIMEOUT || st == KP_ERR_UNAVAILABLE);
     if (st != KP_OK && !ambiguous) {
         kp_aws_mpu_abort(a, m);
         return st;

@@ -236,7 +236,7 @@ s3.put_object(Bucket="backups", Key="bare.keyplane.json", Body=r)
 expect_rc 0 $D s3://backups/bare --out "$T/bare.bak" --json
 cmp "$T/db.bak" "$T/bare.bak" || fail "a stripped copy through its record"
 expect_in "$T/out" '"integrity":"gmac"'
-expect_in "$T/err" "no envelope in its metadata"
+expect_in "$T/err" "no envelope metadata"
 refused 5 "no such object" $D s3://backups/none --out "$T/o/x"
 
 # ---- existing targets, usage, capabilities -------------------------------------------------
