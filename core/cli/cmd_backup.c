@@ -596,9 +596,10 @@ static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_
     if (st != KP_OK)
         return kp_cli_error(st, "%s: keyplane-envelope: %s", o->input, err);
     if (o->chain != NULL && strcmp(o->chain, kp_envelope_chain(env)) != 0) {
+        int rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: its envelope is of chain %s, not %s",
+                              o->input, kp_envelope_chain(env), o->chain);
         kp_envelope_free(env);
-        return kp_cli_error(KP_ERR_INTEGRITY, "%s: its envelope is of chain %s, not %s", o->input,
-                            kp_envelope_chain(env), o->chain);
+        return rc;
     }
     st = kp_chain_unwrap(cli->ctx, cli->policy, env, o->replica, dek, used);
     int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, kp_envelope_chain(env));

@@ -154,7 +154,7 @@ expect_in "$T/err" "through escrow"
 rm "$T/v.bak"
 refused 5 "no keyplane-envelope" $P backup decrypt s3://backups/s1 --out "$T/o/x" \
     --instance kms-dead --via-chain
-refused 7 "not other" $P backup decrypt s3://backups/prod/db.bak --out "$T/o/x" \
+refused 7 "of chain tde, not other" $P backup decrypt s3://backups/prod/db.bak --out "$T/o/x" \
     --instance kms-dead --via-chain --chain other
 
 # ---- corruption ------------------------------------------------------------------------------
