@@ -80,7 +80,7 @@ kp_status kp_cli_bk_file_out_open(const char *path, bool replace, kp_cli_bk_file
     o->replace = replace;
     struct stat st;
     if (!replace && lstat(path, &st) == 0) {
-        snprintf(err, errlen, "%s exists: it is never replaced (--force replaces it)", path);
+        snprintf(err, errlen, "%s exists: it is never replaced", path);
         return KP_ERR_EXISTS;
     }
     if (strlen(path) >= sizeof(o->path) - 16) {

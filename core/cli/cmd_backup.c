@@ -596,8 +596,8 @@ static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_
     if (st != KP_OK)
         return kp_cli_error(st, "%s: keyplane-envelope: %s", o->input, err);
     if (o->chain != NULL && strcmp(o->chain, kp_envelope_chain(env)) != 0) {
-        int rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: its envelope is of chain %s, not %s",
-                              o->input, kp_envelope_chain(env), o->chain);
+        int rc = kp_cli_error(KP_ERR_INTEGRITY, "%s: its envelope is of chain %s, not %s", o->input,
+                              kp_envelope_chain(env), o->chain);
         kp_envelope_free(env);
         return rc;
     }
@@ -619,7 +619,9 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     fout.fd = -1;
     /* the target is refused before anything is read or asked */
     kp_status st = kp_cli_bk_file_out_open(o->out, o->force, &fout, err, sizeof(err));
-    int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s", err);
+    int rc = st == KP_OK           ? KP_EXIT_OK
+             : st == KP_ERR_EXISTS ? kp_cli_error(st, "%s (--force replaces it)", err)
+                                   : kp_cli_error(st, "%s", err);
     kp_instance *inst = NULL;
     if (rc == KP_EXIT_OK && o->instance != NULL)
         rc = s_open(cli, o->instance, s3, &inst);
