@@ -297,19 +297,34 @@ static void s_db_name(const s_opts *o, char *out, size_t len)
         out[n - 4] = '\0';
 }
 
+/* S inside a T-SQL string literal: each ' doubled. */
+static void s_print_sql_str(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\'')
+            putchar('\'');
+        putchar(*s);
+    }
+}
+
 static void s_print_rds(const s_opts *o)
 {
     char db[256];
     s_db_name(o, db, sizeof(db));
-    bool arn = strncmp(o->kms_key, "arn:", 4) == 0;
+    /* RDS takes a key's ARN; an alias (or an alias ARN) is named as a placeholder */
+    bool arn = strncmp(o->kms_key, "arn:", 4) == 0 && strstr(o->kms_key, ":key/") != NULL;
     printf("RDS for SQL Server restores it (in the KMS key's region) with:\n"
            "  exec msdb.dbo.rds_restore_database\n"
-           "    @restore_db_name='%s',\n"
-           "    @s3_arn_to_restore_from='arn:aws:s3:::%s',\n"
-           "    @kms_master_key_arn='%s%s%s';\n",
-           db, o->to + 5, arn ? "" : "<the ARN of ", o->kms_key, arn ? "" : ">");
+           "    @restore_db_name='");
+    s_print_sql_str(db);
+    printf("',\n    @s3_arn_to_restore_from='arn:aws:s3:::");
+    s_print_sql_str(o->to + 5);
+    printf("',\n    @kms_master_key_arn='%s", arn ? "" : "<the ARN of ");
+    s_print_sql_str(o->kms_key);
+    printf("%s';\n", arn ? "" : ">");
     if (!arn)
-        printf("(aws kms describe-key --key-id %s --query KeyMetadata.Arn gives the ARN)\n",
+        printf("(aws kms describe-key --key-id %s --query KeyMetadata.Arn --output text gives "
+               "the ARN, in the KMS key's region)\n",
                o->kms_key);
 }
 
