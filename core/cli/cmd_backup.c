@@ -86,8 +86,8 @@ static const char s_usage[] =
     "\n"
     "Exit status: 0 done; 2 usage; 3 the instance makes no data keys or keeps no\n"
     "objects; 4 refused (credentials, permissions); 5 no such instance, object or file,\n"
-    "or the target exists; 7 the backup does not verify (cut, changed, a wrong key or\n"
-    "context); 6, 8 store or I/O failures.\n";
+    "or the target exists; 6 a service unreachable; 7 the backup does not verify (cut,\n"
+    "changed, a wrong key or context); 8 store or I/O failures.\n";
 
 static const struct option s_options[] = {{"kms-key", required_argument, NULL, 'k'},
                                           {"instance", required_argument, NULL, 'i'},
