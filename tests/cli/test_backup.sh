@@ -249,6 +249,9 @@ expect_rc 5 $D s3://backups/s1 --out "$T/o/x"
 [ "$(cat "$T/o/x")" = keep ] || fail "an existing --out was touched"
 expect_rc 0 $D s3://backups/s1 --out "$T/o/x" --force
 cmp "$T/s1" "$T/o/x" || fail "--force did not replace"
+# a directory as --out is named as such, --force or not, before anything is read
+expect_rc 2 $D s3://backups/s1 --out "$T/o" --force
+expect_in "$T/err" "is a directory: --out names the file"
 U="$P backup"
 refused 2 "--out FILE is required" $U decrypt s3://backups/s1 --instance kms-east
 refused 2 "one)" $U encrypt "$T/db.bak" --kms-key "$K" --instance kms-east
