@@ -34,8 +34,7 @@ static void s_plan(const kp_cli_bk_fields *f, const char *what)
     if (p.blob == NULL || p.bloblen == 0)
         s_die(what, "a plan without a data key ciphertext");
     if (p.mode == KP_BK_CBC_DECRYPT ? p.ivlen != 16
-                                         : p.mode != KP_BK_GCM_DECRYPT || p.ivlen < 12 ||
-                                               p.ivlen > 16)
+                                    : p.mode != KP_BK_GCM_DECRYPT || p.ivlen < 12 || p.ivlen > 16)
         s_die(what, "a plan with an IV of the wrong size for its mode");
     if (p.ncontext > KP_BK_CONTEXT_MAX || p.key_id == NULL)
         s_die(what, "a plan's context or key id out of bounds");
