@@ -75,6 +75,8 @@ _keyplane()
         return
         ;;
     --to | --from | --replica | --instance | -r)
+        # backup's --to is an s3:// object, not an instance
+        [ "$cmd" = backup ] && [ "$prev" = --to ] && return
         COMPREPLY=($(compgen -W "$(_keyplane_names providers "$policy")" -- "$cur"))
         return
         ;;
@@ -84,7 +86,7 @@ _keyplane()
         return
         ;;
     --workers | --version | --abandon | --name | --type | --bits | --key-id | --to-key-id | \
-        --context | --to-context | --bytes | --ciphertext) return ;;
+        --context | --to-context | --bytes | --ciphertext | --kms-key | --db) return ;;
     esac
 
     if [ -z "$cmd" ]; then

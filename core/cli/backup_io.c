@@ -98,8 +98,12 @@ kp_status kp_cli_bk_file_out_open(const char *path, bool replace, kp_cli_bk_file
     o->fd = -1;
     o->replace = replace;
     struct stat st;
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s is a directory: --out names the file to write", path);
+        return KP_ERR_INVALID_ARG;
+    }
     if (!replace && lstat(path, &st) == 0) {
-        snprintf(err, errlen, "%s exists: it is never replaced (--force replaces it)", path);
+        snprintf(err, errlen, "%s exists: it is never replaced", path);
         return KP_ERR_EXISTS;
     }
     if (strlen(path) >= sizeof(o->path) - 16) {

@@ -29,11 +29,13 @@ static const char s_encrypt_help[] =
     "\n"
     "Encrypts FILE (a .bak) with AES-256-CBC under a new KMS data key, as RDS for SQL\n"
     "Server restores it: the object's metadata carries the encrypted data key, the IV and\n"
-    "the material description, for RDS and for the AWS SDKs' decryption clients. Prints\n"
-    "the rds_restore_database call that restores it.\n"
+    "the material description, for RDS and for the AWS SDKs' decryption clients. With\n"
+    "--to, prints the rds_restore_database call that restores it. FILE is a regular\n"
+    "file, not a pipe or stdin: its size goes into the metadata before the first byte.\n"
     "\n"
-    "  --kms-key KEY          the KMS key of the data key (id, ARN or alias; an ARN lets\n"
-    "                         the printed call name it): RDS needs it in its region\n"
+    "  --kms-key KEY          the KMS key of the data key (id, ARN or alias; a key ARN\n"
+    "                         lets the printed call name it), in the instance's region,\n"
+    "                         which must be the restoring RDS instance's\n"
     "  --instance INSTANCE    an aws instance of service: kms (its region and credentials;\n"
     "                         S3 at its s3_endpoint)\n"
     "  --to s3://BUCKET/KEY   the object to create (never replaced: exit 5 if it exists)\n"
@@ -86,8 +88,8 @@ static const char s_usage[] =
     "\n"
     "Exit status: 0 done; 2 usage; 3 the instance makes no data keys or keeps no\n"
     "objects; 4 refused (credentials, permissions); 5 no such instance, object or file,\n"
-    "or the target exists; 7 the backup does not verify (cut, changed, a wrong key or\n"
-    "context); 6, 8 store or I/O failures.\n";
+    "or the target exists; 6 a service unreachable; 7 the backup does not verify (cut,\n"
+    "changed, a wrong key or context); 8 store or I/O failures.\n";
 
 static const struct option s_options[] = {{"kms-key", required_argument, NULL, 'k'},
                                           {"instance", required_argument, NULL, 'i'},
@@ -297,33 +299,34 @@ static void s_db_name(const s_opts *o, char *out, size_t len)
         out[n - 4] = '\0';
 }
 
-/* A T-SQL string literal's text: ' doubled, so a name (a file's, a key's) holding one cannot
- * end the literal and add statements to the call an operator pastes into a session. */
-static void s_sql(const char *before, const char *text, const char *after)
+/* S inside a T-SQL string literal: each ' doubled. */
+static void s_print_sql_str(const char *s)
 {
-    fputs(before, stdout);
-    for (const char *c = text; *c != '\0'; c++) {
-        if (*c == '\'')
+    for (; *s != '\0'; s++) {
+        if (*s == '\'')
             putchar('\'');
-        putchar(*c);
+        putchar(*s);
     }
-    fputs(after, stdout);
 }
 
 static void s_print_rds(const s_opts *o)
 {
-    char db[256], arn[PATH_MAX + 32];
+    char db[256];
     s_db_name(o, db, sizeof(db));
-    bool is_arn = strncmp(o->kms_key, "arn:", 4) == 0;
-    snprintf(arn, sizeof(arn), "arn:aws:s3:::%s", o->to + 5);
+    /* RDS takes a key's ARN; an alias (or an alias ARN) is named as a placeholder */
+    bool arn = strncmp(o->kms_key, "arn:", 4) == 0 && strstr(o->kms_key, ":key/") != NULL;
     printf("RDS for SQL Server restores it (in the KMS key's region) with:\n"
-           "  exec msdb.dbo.rds_restore_database\n");
-    s_sql("    @restore_db_name='", db, "',\n");
-    s_sql("    @s3_arn_to_restore_from='", arn, "',\n");
-    s_sql(is_arn ? "    @kms_master_key_arn='" : "    @kms_master_key_arn='<the ARN of ",
-          o->kms_key, is_arn ? "';\n" : ">';\n");
-    if (!is_arn)
-        printf("(aws kms describe-key --key-id %s --query KeyMetadata.Arn gives the ARN)\n",
+           "  exec msdb.dbo.rds_restore_database\n"
+           "    @restore_db_name='");
+    s_print_sql_str(db);
+    printf("',\n    @s3_arn_to_restore_from='arn:aws:s3:::");
+    s_print_sql_str(o->to + 5);
+    printf("',\n    @kms_master_key_arn='%s", arn ? "" : "<the ARN of ");
+    s_print_sql_str(o->kms_key);
+    printf("%s';\n", arn ? "" : ">");
+    if (!arn)
+        printf("(aws kms describe-key --key-id %s --query KeyMetadata.Arn --output text gives "
+               "the ARN, in the KMS key's region)\n",
                o->kms_key);
 }
 
@@ -742,7 +745,9 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     fout.fd = -1;
     /* the target is refused before anything is read or asked */
     kp_status st = kp_cli_bk_file_out_open(o->out, o->force, &fout, err, sizeof(err));
-    int rc = st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s", err);
+    int rc = st == KP_OK           ? KP_EXIT_OK
+             : st == KP_ERR_EXISTS ? kp_cli_error(st, "%s (--force replaces it)", err)
+                                   : kp_cli_error(st, "%s", err);
     kp_instance *inst = NULL;
     if (rc == KP_EXIT_OK && o->instance != NULL)
         rc = s_open(cli, o->instance, s3, &inst);

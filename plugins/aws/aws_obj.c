@@ -39,13 +39,13 @@ static kp_status s_parse(kp_aws_inst *a, const char *where, kp_aws_s3_at *at,
     if (!a->objects)
         return kp_aws_err(a, KP_ERR_UNSUPPORTED, "a secretsmanager instance keeps no objects");
     if (strncmp(where, "s3://", 5) != 0)
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "%.200s: an object here is s3://BUCKET/KEY",
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "%.200s: not s3://BUCKET/KEY (a bucket, /, a key)",
                           where);
     const char *b = where + 5, *slash = strchr(b, '/');
     size_t bl = slash != NULL ? (size_t)(slash - b) : strlen(b);
     memset(at, 0, sizeof(*at));
     if (bl < 3 || bl >= sizeof(at->bucket) || slash == NULL || slash[1] == '\0')
-        return kp_aws_err(a, KP_ERR_INVALID_ARG, "%.200s: an object here is s3://BUCKET/KEY",
+        return kp_aws_err(a, KP_ERR_INVALID_ARG, "%.200s: not s3://BUCKET/KEY (a bucket, /, a key)",
                           where);
     memcpy(at->bucket, b, bl);
     if (strspn(at->bucket, "abcdefghijklmnopqrstuvwxyz0123456789.-") != bl)

@@ -4,7 +4,8 @@
 # - encrypt --to s3:// writes the metadata RDS reads (x-amz-key) and the SDKs read
 #   (x-amz-key-v2, x-amz-wrap-alg kms), the IV, {"kms_cmk_id": KEY} and AES/CBC/PKCS5Padding,
 #   the plaintext's length, the chain's envelope with --chain, and the integrity record beside
-#   it; prints the rds_restore_database call; --json; sizes 0, 1, 16 and some MiB round-trip;
+#   it; prints the rds_restore_database call (quotes doubled, an alias as a placeholder);
+#   --json; sizes 0, 1, 16 and some MiB round-trip;
 # - decrypt through KMS, and --via-chain with KMS unreachable (S3 still there): through the
 #   Key Vault, through the HSM escrow, failing over to the escrow when the vault is down; a
 #   local backup with AWS stopped altogether;
@@ -102,6 +103,18 @@ expect_in "$T/out" "exec msdb.dbo.rds_restore_database"
 expect_in "$T/out" "@restore_db_name='db'"
 expect_in "$T/out" "@s3_arn_to_restore_from='arn:aws:s3:::backups/prod/db.bak'"
 expect_in "$T/out" "@kms_master_key_arn='$K'"
+# a quote in a name is doubled in the T-SQL; an alias, or an alias ARN, is a placeholder
+aws_cli $E kms create-alias --alias-name alias/backups --target-key-id "$K" || fail "alias"
+cp "$T/db.bak" "$T/o'brien.bak"
+expect_rc 0 $P backup encrypt "$T/o'brien.bak" --kms-key alias/backups --instance kms-east \
+    --to "s3://backups/q/o'brien.bak"
+expect_in "$T/out" "@restore_db_name='o''brien'"
+expect_in "$T/out" "@s3_arn_to_restore_from='arn:aws:s3:::backups/q/o''brien.bak'"
+expect_in "$T/out" "@kms_master_key_arn='<the ARN of alias/backups>'"
+expect_in "$T/out" "aws kms describe-key --key-id alias/backups"
+expect_rc 0 $P backup encrypt "$T/db.bak" --kms-key "${K%%:key/*}:alias/backups" \
+    --instance kms-east --to s3://backups/q/alias-arn.bak
+expect_in "$T/out" "@kms_master_key_arn='<the ARN of ${K%%:key/*}:alias/backups>'"
 s3py '
 h = s3.head_object(Bucket="backups", Key="prod/db.bak")
 m = h["Metadata"]
@@ -154,7 +167,7 @@ expect_in "$T/err" "through escrow"
 rm "$T/v.bak"
 refused 5 "no keyplane-envelope" $P backup decrypt s3://backups/s1 --out "$T/o/x" \
     --instance kms-dead --via-chain
-refused 7 "not other" $P backup decrypt s3://backups/prod/db.bak --out "$T/o/x" \
+refused 7 "of chain tde, not other" $P backup decrypt s3://backups/prod/db.bak --out "$T/o/x" \
     --instance kms-dead --via-chain --chain other
 
 # ---- corruption ------------------------------------------------------------------------------
@@ -247,6 +260,9 @@ expect_rc 5 $D s3://backups/s1 --out "$T/o/x"
 [ "$(cat "$T/o/x")" = keep ] || fail "an existing --out was touched"
 expect_rc 0 $D s3://backups/s1 --out "$T/o/x" --force
 cmp "$T/s1" "$T/o/x" || fail "--force did not replace"
+# a directory as --out is named as such, --force or not, before anything is read
+expect_rc 2 $D s3://backups/s1 --out "$T/o" --force
+expect_in "$T/err" "is a directory: --out names the file"
 U="$P backup"
 refused 2 "--out FILE is required" $U decrypt s3://backups/s1 --instance kms-east
 refused 2 "one)" $U encrypt "$T/db.bak" --kms-key "$K" --instance kms-east

@@ -118,6 +118,9 @@ expect "decrypt" keyplane backup de
 expect "hsm.escrow" keyplane --policy "$T/policy.yaml" backup encrypt x.bak --instance h
 expect "policy.yaml" keyplane backup encrypt pol
 expect "--to" keyplane backup encrypt --t
+expect "" keyplane --policy "$T/policy.yaml" backup encrypt x.bak --to h
+expect "" keyplane backup encrypt x.bak --kms-key pol
+expect "" keyplane backup encrypt x.bak --db pol
 for sub in encrypt decrypt; do
     "$KP_BIN" backup "$sub" --help >"$T/help" 2>&1 || fail "keyplane backup $sub --help exited $?"
     offered=" $(comp keyplane backup "$sub" --) "
