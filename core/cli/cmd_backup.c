@@ -25,7 +25,8 @@
 static const char s_encrypt_help[] =
     "Usage: keyplane backup encrypt FILE --kms-key KEY --instance INSTANCE\n"
     "                               (--to s3://BUCKET/KEY | --out PATH)\n"
-    "                               [--chain CHAIN] [--db NAME] [--json] [--no-progress]\n"
+    "                               [--chain CHAIN [--replica INSTANCE]] [--db NAME]\n"
+    "                               [--json] [--no-progress]\n"
     "\n"
     "Encrypts FILE (a .bak) with AES-256-CBC under a new KMS data key, as RDS for SQL\n"
     "Server restores it: the object's metadata carries the encrypted data key, the IV and\n"
@@ -43,6 +44,8 @@ static const char s_encrypt_help[] =
     "  --chain CHAIN          also wrap the data key under CHAIN's protector, kept beside\n"
     "                         it (keyplane-envelope): decrypt can then open the backup\n"
     "                         through the chain's keystores, without KMS\n"
+    "  --replica INSTANCE     with --chain: the keystore of the chain that wraps (default:\n"
+    "                         the chain's choice; name one while the origin is down)\n"
     "  --db NAME              the database name in the printed call (default: FILE's name\n"
     "                         without .bak)\n"
     "  --json                 print one JSON object: what was written, bytes, seconds\n"
@@ -111,7 +114,7 @@ static const struct {
     const char *takes;
     const char *help;
 } s_subs[] = {
-    [S_ENCRYPT] = {"kitocdPjh", s_encrypt_help}, [S_DECRYPT] = {"kiocvrfPjh", s_decrypt_help}};
+    [S_ENCRYPT] = {"kitocdrPjh", s_encrypt_help}, [S_DECRYPT] = {"kiocvrfPjh", s_decrypt_help}};
 
 typedef struct s_opts {
     s_kind kind;
@@ -190,6 +193,8 @@ static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
         return kp_cli_usage_error(o->cmd, "--to takes s3://BUCKET/KEY");
     if (o->kind == S_DECRYPT && !o->via_chain && (o->chain != NULL || o->replica != NULL))
         return kp_cli_usage_error(o->cmd, "--chain and --replica go with --via-chain");
+    if (o->kind == S_ENCRYPT && o->replica != NULL && o->chain == NULL)
+        return kp_cli_usage_error(o->cmd, "--replica goes with --chain");
     if (o->kind == S_DECRYPT && o->via_chain && o->kms_key != NULL)
         return kp_cli_usage_error(o->cmd, "--kms-key and --via-chain exclude each other");
     if (o->kind == S_DECRYPT && strcmp(o->out, "-") == 0)
@@ -350,7 +355,7 @@ static int s_data_key(kp_cli *cli, const s_opts *o, kp_instance *inst, s_enc *e)
     if (o->chain == NULL)
         return KP_EXIT_OK;
     kp_envelope *env = NULL;
-    st = kp_chain_wrap(cli->ctx, cli->policy, o->chain, NULL, e->dek, &env, e->used);
+    st = kp_chain_wrap(cli->ctx, cli->policy, o->chain, o->replica, e->dek, &env, e->used);
     if (st == KP_OK)
         st = kp_envelope_encode(env, &e->envelope);
     kp_envelope_free(env);

@@ -133,6 +133,13 @@ assert {k: v for k, v in rec["metadata"].items() if k != "keyplane-mac"} == m, r
 assert len(base64.b64decode(rec["metadata"]["keyplane-mac"])) == 16, rec
 ' "$K" || fail "the object's metadata is not what RDS and the SDKs read"
 
+# --chain with --replica: the escrow wraps (as while the origin is down); the vault opens it
+expect_rc 0 $P backup encrypt "$T/db.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/replica.bak --chain tde --replica escrow
+expect_rc 0 $P backup decrypt s3://backups/replica.bak --out "$T/replica.back" \
+    --instance kms-dead --via-chain --replica vault1
+cmp "$T/db.bak" "$T/replica.back" || fail "encrypt --replica escrow, decrypt through the vault"
+
 # ---- decrypt through KMS; sizes ----------------------------------------------------------------
 expect_rc 0 $P backup decrypt s3://backups/prod/db.bak --out "$T/back.bak" --instance kms-east \
     --json
@@ -272,6 +279,8 @@ refused 2 "s3://BUCKET/KEY" $U encrypt "$T/db.bak" --kms-key "$K" --instance kms
     --to backups/a
 refused 2 "--via-chain" $U decrypt s3://backups/s1 --out "$T/o/x" --instance kms-east \
     --chain tde
+refused 2 "--replica goes with --chain" $U encrypt "$T/db.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/r --replica escrow
 refused 2 "exclude" $U decrypt s3://backups/s1 --out "$T/o/x" --via-chain --kms-key "$K" \
     --instance kms-east
 refused 2 "bad option" $U decrypt s3://backups/s1 --out "$T/o/x" --db x --instance kms-east
