@@ -383,6 +383,9 @@ kp_status kp_aws_s3_get(kp_aws_inst *a, const char *key, kp_aws_object *o, kp_se
 /** HEAD of the bucket: KP_ERR_NOT_FOUND when it does not exist, KP_ERR_CONFIG when it is in
  *  another region (named in region, as S3's x-amz-bucket-region says). */
 kp_status kp_aws_s3_head_bucket(kp_aws_inst *a, char *region, size_t cap);
+/** kp_aws_s3_head_bucket of at's bucket (NULL: own). */
+kp_status kp_aws_s3_head_bucket_at(kp_aws_inst *a, const kp_aws_s3_at *at, char *region,
+                                   size_t cap);
 /** Calls fn for every key under prefix (ListObjectsV2, all pages). */
 kp_status kp_aws_s3_list(kp_aws_inst *a, const char *prefix,
                          kp_status (*fn)(void *arg, const char *key), void *arg);

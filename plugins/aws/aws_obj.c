@@ -62,6 +62,22 @@ static kp_status s_parse(kp_aws_inst *a, const char *where, kp_aws_s3_at *at,
     return KP_OK;
 }
 
+/* After a 404 for a key: KP_ERR_CONFIG when its bucket is missing or in another region (a
+ * missing object and a mistyped bucket read the same to a HEAD, which has no body to say
+ * which); KP_OK when it is there, or when S3 will not say (no s3:ListBucket: the request that
+ * follows tells). */
+static kp_status s_bucket_there(kp_aws_inst *a, const kp_aws_s3_at *at)
+{
+    char region[64];
+    kp_aws_begin(a, true);
+    kp_status st = kp_aws_s3_head_bucket_at(a, at, region, sizeof(region));
+    kp_aws_end(a);
+    if (st == KP_ERR_NOT_FOUND) /* the text is head_bucket's: "bucket B does not exist" */
+        return kp_aws_err(a, KP_ERR_CONFIG, "s3: bucket %s does not exist in %s", at->bucket,
+                          a->region);
+    return st == KP_ERR_CONFIG ? st : KP_OK;
+}
+
 /* Keeps a copy of the metadata for the request that creates the object. */
 static kp_status s_keep_meta(kp_aws_inst *a, kp_object_writer *w, const kp_meta *meta, size_t nmeta)
 {
@@ -123,7 +139,7 @@ kp_status kp_aws_ob_create(void *inst, const char *where, const kp_meta *meta, s
             st = kp_aws_err(a, KP_ERR_EXISTS, "%.300s exists: a backup never replaces an object",
                             where);
         } else if (st == KP_ERR_NOT_FOUND)
-            st = KP_OK;
+            st = s_bucket_there(a, &w->at);
     }
     w->cap = KP_AWS_S3_PART;
     if (st == KP_OK && (w->buf = malloc(w->cap)) == NULL)
@@ -226,8 +242,10 @@ kp_status kp_aws_ob_stat(void *inst, const char *where, kp_object_info *info,
     kp_aws_begin(a, true);
     kp_status st = kp_aws_s3_get_at(a, &at, key, &o, NULL);
     kp_aws_end(a);
-    if (st == KP_ERR_NOT_FOUND)
+    if (st == KP_ERR_NOT_FOUND) {
+        KP_GUARD(s_bucket_there(a, &at));
         return kp_aws_err(a, KP_ERR_NOT_FOUND, "%.300s: no such object", where);
+    }
     KP_GUARD(st);
     info->size = o.size;
     snprintf(info->tag, sizeof(info->tag), "%s", o.etag);

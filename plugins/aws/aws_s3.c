@@ -405,28 +405,39 @@ static kp_status s_list_all(kp_aws_inst *a, const char *prefix,
     }
 }
 
-kp_status kp_aws_s3_head_bucket(kp_aws_inst *a, char *region, size_t cap)
+kp_status kp_aws_s3_head_bucket_at(kp_aws_inst *a, const kp_aws_s3_at *at, char *region, size_t cap)
 {
+    kp_aws_s3_at own;
+    if (at == NULL) {
+        kp_aws_s3_at_own(a, &own);
+        at = &own;
+    }
     kpk_http_response r;
     memset(&r, 0, sizeof(r));
-    KP_GUARD(kp_aws_s3_send(a, "HEAD", "", NULL, NULL, NULL, 0, KPK_HTTP_KEEP_HEADERS, &r));
+    kp_aws_s3_req req = {.method = "HEAD", .key = "", .flags = KPK_HTTP_KEEP_HEADERS};
+    KP_GUARD(kp_aws_s3_call(a, at, &req, &r));
     const char *v;
     size_t len;
     region[0] = '\0';
     if (kpk_http_header(&r, "x-amz-bucket-region", &v, &len, NULL) != NULL)
         s_value(v, len, region, cap);
     char what[128];
-    snprintf(what, sizeof(what), "s3 %s: head bucket", a->bucket);
+    snprintf(what, sizeof(what), "s3 %s: head bucket", at->bucket);
     kp_status st = KP_OK;
     if (r.status == 404)
-        st = kp_aws_err(a, KP_ERR_NOT_FOUND, "s3: bucket %s does not exist", a->bucket);
+        st = kp_aws_err(a, KP_ERR_NOT_FOUND, "s3: bucket %s does not exist", at->bucket);
     else if (r.status == 301 || (region[0] != '\0' && strcmp(region, a->region) != 0))
-        st = kp_aws_err(a, KP_ERR_CONFIG, "s3: bucket %s is in region %s, not %s", a->bucket,
+        st = kp_aws_err(a, KP_ERR_CONFIG, "s3: bucket %s is in region %s, not %s", at->bucket,
                         region[0] != '\0' ? region : "(another)", a->region);
     else if (r.status / 100 != 2)
         st = kp_aws_fail(a, &r, what, NULL, 0);
     kpk_http_response_free(&r);
     return st;
+}
+
+kp_status kp_aws_s3_head_bucket(kp_aws_inst *a, char *region, size_t cap)
+{
+    return kp_aws_s3_head_bucket_at(a, NULL, region, cap);
 }
 
 kp_status kp_aws_s3_list(kp_aws_inst *a, const char *prefix,

@@ -258,6 +258,10 @@ cmp "$T/db.bak" "$T/bare.bak" || fail "a stripped copy through its record"
 expect_in "$T/out" '"integrity":"gmac"'
 expect_in "$T/err" "no envelope metadata"
 refused 5 "no such object" $D s3://backups/none --out "$T/o/x"
+# a mistyped bucket is said as such (a HEAD's 404 does not), before KMS is asked for a key
+refused 3 "bucket nobucket does not exist" $D s3://nobucket/x --out "$T/o/x"
+refused 3 "bucket nobucket does not exist" $P backup encrypt "$T/db.bak" --kms-key "$K" \
+    --instance kms-dead --to s3://nobucket/x
 
 # ---- existing targets, usage, capabilities -------------------------------------------------
 refused 5 "exists" $P backup encrypt "$T/db.bak" --kms-key "$K" --instance kms-dead \
