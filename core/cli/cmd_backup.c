@@ -470,10 +470,10 @@ static int s_commit_failed(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_s
 static json_t *s_summary(const s_opts *o, const char *target, uint64_t in, uint64_t out,
                          double secs)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f}", "operation",
-                          o->kind == S_ENCRYPT ? "encrypt" : "decrypt", "source", o->input,
-                          "target", target, "bytes_in", (json_int_t)in, "bytes_out",
-                          (json_int_t)out, "seconds", secs);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:f}", "operation", o->kind == S_ENCRYPT ? "encrypt" : "decrypt",
+        "source", o->input, "target", target, "bytes_in", (json_int_t)in, "bytes_out",
+        (json_int_t)out, "seconds", (double)(long long)(secs * 1000 + 0.5) / 1000);
     if (j != NULL && o->instance != NULL)
         json_object_set_new(j, "instance", json_string(o->instance));
     return j;
@@ -702,12 +702,19 @@ static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
 
 /* The data key: from KMS, or through the chain's envelope. */
 static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_cli_bk_plan *p,
-                      kp_secret **dek)
+                      kp_secret **dek, char opened_by[KP_NAME_MAX])
 {
     if (!o->via_chain) {
         /* no key named unless asked: the ciphertext names its key, as the SDKs leave it */
         kp_status st = kp_datakey_decrypt(inst, o->kms_key != NULL ? o->kms_key : "", p->blob,
                                           p->bloblen, p->context, p->ncontext, dek);
+        snprintf(opened_by, KP_NAME_MAX, "%s", o->instance);
+        if (st != KP_OK && p->envelope != NULL && kp_status_is_transient(st))
+            /* KMS out of reach, and the backup carries the way around it */
+            return kp_cli_error(st,
+                                "%s: %s (the backup carries a keyplane-envelope: "
+                                "--via-chain opens it without KMS)",
+                                o->instance, kp_ctx_last_error(cli->ctx));
         return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->instance);
     }
     if (p->envelope == NULL)
@@ -737,12 +744,14 @@ static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_
     if (rc == KP_EXIT_OK)
         kp_cli_info(cli, stderr, "keyplane: the data key opened through %s (chain %s)\n", used,
                     kp_envelope_chain(env));
+    snprintf(opened_by, KP_NAME_MAX, "%s", used);
     kp_envelope_free(env);
     return rc;
 }
 
 static int s_decrypt(kp_cli *cli, const s_opts *o)
 {
+    char opened_by[KP_NAME_MAX] = "";
     bool s3 = strncmp(o->input, "s3://", 5) == 0;
     char err[KP_BK_ERR] = "";
     kp_cli_bk_file_out fout;
@@ -772,7 +781,7 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
         rc = kp_cli_error(st, "%s", err);
     kp_secret *dek = NULL;
     if (rc == KP_EXIT_OK)
-        rc = s_open_key(cli, o, inst, &plan, &dek);
+        rc = s_open_key(cli, o, inst, &plan, &dek, opened_by);
     kp_cli_bk_object_in oin = {cli->ctx, inst, o->input, info.tag, 0};
     s_progress prog;
     s_progress_init(cli, o, &prog, "decrypt");
@@ -822,6 +831,7 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
             json_t *j = s_summary(o, o->out, job.src.size, job.out_bytes, s_elapsed(&prog));
             json_object_set_new(j, "integrity", json_string(integrity));
             json_object_set_new(j, "via", json_string(o->via_chain ? "chain" : "kms"));
+            json_object_set_new(j, "opened_by", json_string(opened_by));
             json_object_set_new(
                 j, "cek_alg", json_string(plan.mode == KP_BK_GCM_DECRYPT ? KP_BK_GCM : KP_BK_CBC));
             kp_cli_print_json(j);

@@ -161,11 +161,13 @@ for n in 0 1 16; do
 done
 
 # ---- --via-chain: KMS out of reach -------------------------------------------------------------
-refused 6 "kms-dead" $P backup decrypt s3://backups/prod/db.bak --out "$T/o/x" --instance kms-dead
+refused 6 "--via-chain opens it without KMS" $P backup decrypt s3://backups/prod/db.bak \
+    --out "$T/o/x" --instance kms-dead
 expect_rc 0 $P backup decrypt s3://backups/prod/db.bak --out "$T/v.bak" --instance kms-dead \
     --via-chain --replica vault1 --json
 cmp "$T/db.bak" "$T/v.bak" || fail "--via-chain through the vault"
 expect_in "$T/out" '"via":"chain"'
+expect_in "$T/out" '"opened_by":"vault1"'
 rm "$T/v.bak"
 expect_rc 0 $P backup decrypt s3://backups/prod/db.bak --out "$T/v.bak" --instance kms-dead \
     --via-chain --replica escrow
