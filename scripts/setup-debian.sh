@@ -19,7 +19,7 @@ apt-get install -y -q --no-install-recommends \
     libssl-dev openssl \
     libyaml-dev libjansson-dev libcurl4-openssl-dev libexpat1-dev \
     libp11-kit-dev p11-kit softhsm2 opensc \
-    libcmocka-dev valgrind \
+    libcmocka-dev valgrind time \
     python3 python3-cryptography python3-botocore python3-boto3 python3-azure awscli \
     ca-certificates
 echo "setup-debian.sh: dependencies installed"
