@@ -11,6 +11,8 @@
  * that per 2,000 more, within S3's 10,000 parts and 5 GiB a part. Reads are ranged GETs with
  * If-Match on the ETag that STAT saw, landing in the caller's buffer without a copy.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,9 +269,15 @@ static bool s_range_is(const kpk_http_response *r, uint64_t offset, size_t len)
         return false;
     memcpy(text, v, vl);
     text[vl] = '\0';
-    unsigned long long first, last;
-    char slash;
-    if (sscanf(text, "bytes %llu-%llu%c", &first, &last, &slash) != 3 || slash != '/')
+    if (strncmp(text, "bytes ", 6) != 0 || !isdigit((unsigned char)text[6]))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long first = strtoull(text + 6, &end, 10);
+    if (errno != 0 || *end != '-' || !isdigit((unsigned char)end[1]))
+        return false;
+    unsigned long long last = strtoull(end + 1, &end, 10);
+    if (errno != 0 || *end != '/')
         return false;
     return first == offset && last >= first && last - first + 1 == len;
 }
