@@ -61,29 +61,9 @@ expect_rc 0 $P apply
 E="--endpoint-url $AWS_EAST_URL --region us-east-1"
 D="$P backup decrypt --instance kms-east"
 
-# refused RC WORDS ARGS...: exit RC, the first line of stderr holds WORDS, nothing in $T/o
-refused() {
-    want=$1 words=$2
-    shift 2
-    rm -rf "$T/o"
-    mkdir "$T/o"
-    expect_rc "$want" "$@"
-    head -n 1 "$T/err" | grep -q -F -- "$words" || { cat "$T/err" >&2; fail "no '$words'"; }
-    left=$(ls -A "$T/o")
-    [ -z "$left" ] || fail "left in $T/o: $left"
-}
-# s3py SCRIPT ARGS...: runs SCRIPT with s3 = boto3's S3 client of the emulator
-s3py() {
-    script=$1
-    shift
-    /usr/bin/python3 - "$AWS_EAST_URL" "$AWS_CA" "$@" <<EOF
-import base64, json, sys
-import boto3
-s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", verify=sys.argv[2])
-args = sys.argv[3:]
-$script
-EOF
-}
+# the first line says why; info lines may follow (the hostile cases print notes)
+BK_ONE_LINE=0
+. "$(dirname "$0")/backup.sh"
 # no_uploads: no multipart upload left in the bucket
 no_uploads() {
     n=$(aws_cli $E s3api list-multipart-uploads --bucket backups --query 'length(Uploads || `[]`)')
