@@ -7,8 +7,9 @@
  * the sink. Memory is the ring (8 MiB), whatever the size of the stream. CBC encryption is serial
  * (each block needs the one before), so one core ciphers while the other reads and writes. CBC
  * decryption is not: a block needs only the ciphertext block before it, so each buffer is cut in
- * two and its halves decrypted by two threads at once, each from its own IV (the ciphertext
- * block before its half, kept before the first half is decrypted over it).
+ * two and its halves decrypted at once by the calling thread and a helper thread that lives as
+ * long as the stream, each from its own IV (the ciphertext block before its half, kept before
+ * the first half is decrypted over it).
  *
  * Decryption never trusts the input: a CBC stream that is no whole number of blocks, a padding
  * that is not PKCS#5's, a GCM tag that does not verify are KP_ERR_INTEGRITY, and the caller's
@@ -175,8 +176,104 @@ static const EVP_CIPHER *s_gcm(size_t keylen)
 
 /* ---- the ciphers, one slot at a time, in place -------------------------------------------- */
 
+typedef struct s_half {
+    EVP_CIPHER_CTX *ctx;
+    const uint8_t *iv;
+    uint8_t *buf;
+    size_t len;
+    bool ok;
+} s_half;
+
+static void s_decrypt_half(s_half *h)
+{
+    int n = 0;
+    h->ok = EVP_DecryptInit_ex(h->ctx, NULL, NULL, NULL, h->iv) == 1 &&
+            EVP_DecryptUpdate(h->ctx, h->buf, &n, h->buf, (int)h->len) == 1 && (size_t)n == h->len;
+}
+
+/* CBC decryption's second thread, started once for the stream: it waits for a half, decrypts it
+ * and hands it back (a thread started per slot cost 5 to 10 % of the decryption's time). */
+typedef struct s_helper {
+    pthread_t t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_half *work; /* posted, not yet done */
+    bool quit;
+    bool up; /* the thread runs */
+} s_helper;
+
+static void *s_helper_main(void *arg)
+{
+    s_helper *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->work == NULL && !h->quit)
+            pthread_cond_wait(&h->cv, &h->mu);
+        if (h->work == NULL)
+            break;
+        pthread_mutex_unlock(&h->mu);
+        s_decrypt_half(h->work);
+        pthread_mutex_lock(&h->mu);
+        h->work = NULL;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static bool s_helper_start(s_helper *h)
+{
+    if (pthread_mutex_init(&h->mu, NULL) != 0)
+        return false;
+    if (pthread_cond_init(&h->cv, NULL) != 0) {
+        pthread_mutex_destroy(&h->mu);
+        return false;
+    }
+    h->up = pthread_create(&h->t, NULL, s_helper_main, h) == 0;
+    if (!h->up) {
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+    }
+    return h->up;
+}
+
+static void s_helper_stop(s_helper *h)
+{
+    if (!h->up)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->quit = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->t, NULL);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    h->up = false;
+}
+
+/* Runs a on this thread and b on the helper (or here too when there is none), both done on
+ * return. */
+static void s_decrypt_pair(s_helper *h, s_half *a, s_half *b)
+{
+    if (!h->up) {
+        s_decrypt_half(a);
+        s_decrypt_half(b);
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->work = b;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    s_decrypt_half(a);
+    pthread_mutex_lock(&h->mu);
+    while (h->work != NULL)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
 typedef struct s_cipher {
     EVP_CIPHER_CTX *c[2]; /* c[1]: the second half of a CBC decryption */
+    s_helper helper;      /* CBC decryption: decrypts c[1]'s halves */
     uint8_t iv[16];       /* CBC decryption: the ciphertext block before the next slot */
     uint8_t tag[S_TAG];   /* GCM: the tag, gathered from the stream's end */
     uint64_t pos;         /* bytes of the stream ciphered so far */
@@ -190,23 +287,6 @@ static kp_status s_encrypt(s_pipe *p, s_cipher *c, s_slot *s)
         return s_fail(p, KP_ERR_CRYPTO, "AES-CBC encryption failed");
     s->len = (size_t)n + (size_t)fin;
     return KP_OK;
-}
-
-typedef struct s_half {
-    EVP_CIPHER_CTX *ctx;
-    const uint8_t *iv;
-    uint8_t *buf;
-    size_t len;
-    bool ok;
-} s_half;
-
-static void *s_decrypt_half(void *arg)
-{
-    s_half *h = arg;
-    int n = 0;
-    h->ok = EVP_DecryptInit_ex(h->ctx, NULL, NULL, NULL, h->iv) == 1 &&
-            EVP_DecryptUpdate(h->ctx, h->buf, &n, h->buf, (int)h->len) == 1 && (size_t)n == h->len;
-    return NULL;
 }
 
 /* PKCS#5: the last byte says how many bytes of padding (1 to 16), each of that value. */
@@ -238,15 +318,10 @@ static kp_status s_cbc_decrypt(s_pipe *p, s_cipher *c, s_slot *s)
         memcpy(iv2, s->buf + half - 16, 16);
     s_half a = {c->c[0], c->iv, s->buf, half > 0 ? half : s->len, false};
     s_half b = {c->c[1], iv2, s->buf + half, s->len - half, false};
-    pthread_t t;
-    bool two = half > 0 && pthread_create(&t, NULL, s_decrypt_half, &b) == 0;
-    s_decrypt_half(&a);
-    if (half > 0) {
-        if (two)
-            pthread_join(t, NULL);
-        else
-            s_decrypt_half(&b);
-    }
+    if (half > 0)
+        s_decrypt_pair(&c->helper, &a, &b);
+    else
+        s_decrypt_half(&a);
     if (!a.ok || (half > 0 && !b.ok))
         return s_fail(p, KP_ERR_CRYPTO, "AES-CBC decryption failed");
     if (s->len > 0)
@@ -317,6 +392,9 @@ static kp_status s_cipher_init(kp_cli_bk_job *job, s_cipher *c, char *err, size_
                  EVP_DecryptInit_ex(c->c[i], NULL, NULL, k, job->iv) == 1;
     }
     memcpy(c->iv, job->iv, 16);
+    /* no helper thread: both halves are decrypted here, slower but the same */
+    if (ok && job->mode == KP_BK_CBC_DECRYPT)
+        (void)s_helper_start(&c->helper);
     if (!ok) {
         snprintf(err, errlen, "OpenSSL could not set up AES");
         return KP_ERR_CRYPTO;
@@ -410,6 +488,7 @@ kp_status kp_cli_bk_run(kp_cli_bk_job *job)
             OPENSSL_cleanse(p.slot[i].buf, KP_BK_SLOT + 16);
             free(p.slot[i].buf);
         }
+    s_helper_stop(&c.helper);
     EVP_CIPHER_CTX_free(c.c[0]);
     EVP_CIPHER_CTX_free(c.c[1]);
     OPENSSL_cleanse(&c, sizeof(c));

@@ -141,6 +141,9 @@ int kp_cli_subcommand(kp_cli *cli, const char *cmd, const char *usage, const cha
 int kp_cli_instance_args(kp_cli *cli, const char *cmd, const char *usage, int argc, char **argv);
 /* Prints "no WHAT 'NAME' in POLICY" and returns KP_EXIT_NOT_FOUND. */
 int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name);
+/* The policy loaded and instance NAME opened into *inst, after checking that it makes data keys
+ * (else "NAME (plugin P) makes no data keys (its capabilities: ...): NEED", exit 3). */
+int kp_cli_open_datakey(kp_cli *cli, const char *name, const char *need, kp_instance **inst);
 /* KEY=VALUE options (secret --meta, datakey --context): kp_meta pairs whose keys are copies and
  * whose values point into the argument. */
 #define KP_CLI_PAIRS_MAX 16

@@ -633,6 +633,24 @@ int kp_cli_not_in_policy(kp_cli *cli, const char *what, const char *name)
     return kp_cli_error(KP_ERR_NOT_FOUND, "no %s '%s' in %s", what, name, cli->policy_path);
 }
 
+int kp_cli_open_datakey(kp_cli *cli, const char *name, const char *need, kp_instance **inst)
+{
+    int rc = kp_cli_load_policy(cli);
+    if (rc != KP_EXIT_OK)
+        return rc;
+    const char *plugin = kp_policy_instance_plugin(cli->policy, name);
+    if (plugin == NULL)
+        return kp_cli_not_in_policy(cli, "provider instance", name);
+    uint32_t caps = kp_policy_instance_capabilities(cli->policy, name);
+    char have[64];
+    if (!(caps & KP_CAP_DATAKEY))
+        return kp_cli_error(KP_ERR_UNSUPPORTED,
+                            "%s (plugin %s) makes no data keys (its capabilities: %s): %s", name,
+                            plugin, kp_cli_caps(caps, have, sizeof(have)), need);
+    kp_status st = kp_instance_open(cli->ctx, cli->policy, name, inst);
+    return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, name);
+}
+
 bool kp_cli_chain_holds(const kp_chain_policy *ch, const char *name, bool secret_copies)
 {
     bool holds = ch->origin != NULL && strcmp(ch->origin, name) == 0;

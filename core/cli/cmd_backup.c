@@ -269,28 +269,13 @@ static double s_elapsed(const s_progress *p)
 /* An instance of the policy with the data keys (and objects, for s3://) the command needs. */
 static int s_open(kp_cli *cli, const char *name, bool objects, kp_instance **inst)
 {
-    int rc = kp_cli_load_policy(cli);
-    if (rc != KP_EXIT_OK)
-        return rc;
-    const char *plugin = kp_policy_instance_plugin(cli->policy, name);
-    if (plugin == NULL)
-        return kp_cli_not_in_policy(cli, "provider instance", name);
-    uint32_t caps = kp_policy_instance_capabilities(cli->policy, name);
-    char have[64];
-    if (!(caps & KP_CAP_DATAKEY))
-        return kp_cli_error(KP_ERR_UNSUPPORTED,
-                            "%s (plugin %s) makes no data keys (its capabilities: %s): backups "
-                            "need an aws instance of service: kms",
-                            name, plugin, kp_cli_caps(caps, have, sizeof(have)));
-    kp_status st = kp_instance_open(cli->ctx, cli->policy, name, inst);
-    if (st != KP_OK)
-        return kp_cli_fail(cli, st, name);
-    if (objects && !kp_instance_has_objects(*inst))
+    int rc = kp_cli_open_datakey(cli, name, "backups need an aws instance of service: kms", inst);
+    if (rc == KP_EXIT_OK && objects && !kp_instance_has_objects(*inst))
         return kp_cli_error(KP_ERR_UNSUPPORTED,
                             "%s (plugin %s) keeps no objects: s3:// needs an aws instance of "
                             "service: kms or s3",
-                            name, plugin);
-    return KP_EXIT_OK;
+                            name, kp_policy_instance_plugin(cli->policy, name));
+    return rc;
 }
 
 /* The database name of the printed call: --db, else FILE's base name without .bak. */

@@ -267,27 +267,6 @@ static int s_ciphertext(kp_cli *cli, const s_opts *o, uint8_t **ct, size_t *ctle
     return st == KP_OK ? KP_EXIT_OK : kp_cli_error(st, "%s: %s", opt, kp_strerror(st));
 }
 
-/* The policy, then o->instance opened: one of the policy that makes data keys. */
-static int s_open(kp_cli *cli, const s_opts *o, kp_instance **inst)
-{
-    int rc = kp_cli_load_policy(cli);
-    if (rc != KP_EXIT_OK)
-        return rc;
-    const char *plugin = kp_policy_instance_plugin(cli->policy, o->instance);
-    if (plugin == NULL)
-        return kp_cli_not_in_policy(cli, "provider instance", o->instance);
-    uint32_t caps = kp_policy_instance_capabilities(cli->policy, o->instance);
-    char have[64];
-    if (!(caps & KP_CAP_DATAKEY))
-        return kp_cli_error(KP_ERR_UNSUPPORTED,
-                            "%s (plugin %s) makes no data keys (its capabilities: %s); data keys "
-                            "need an instance with the datakey capability (the aws plugin's "
-                            "service: kms)",
-                            o->instance, plugin, kp_cli_caps(caps, have, sizeof(have)));
-    kp_status st = kp_instance_open(cli->ctx, cli->policy, o->instance, inst);
-    return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->instance);
-}
-
 /* The ciphertext as base64 on stdout, or the JSON report holding it. */
 static int s_print_ct(kp_cli *cli, const s_opts *o, const uint8_t *ct, size_t ctlen, size_t bytes)
 {
@@ -399,7 +378,10 @@ int kp_cmd_datakey(kp_cli *cli, int argc, char **argv)
         rc = kp_cli_exit_code(kp_cli_new_secret_ok(cli, o.out, &o.out_fifo));
     kp_instance *inst = NULL;
     if (rc == KP_EXIT_OK)
-        rc = s_open(cli, &o, &inst);
+        rc = kp_cli_open_datakey(cli, o.instance,
+                                 "data keys need an instance with the datakey capability (the aws "
+                                 "plugin's service: kms)",
+                                 &inst);
     if (rc == KP_EXIT_OK)
         rc = o.kind == S_GENERATE  ? s_generate(cli, &o, inst)
              : o.kind == S_DECRYPT ? s_decrypt(cli, &o, inst, ct, ctlen)

@@ -6,46 +6,24 @@
 # read and of one DEK unwrap (KMS Decrypt) through keyplane against raw libcurl. Defaults: 300
 # operations per side per kind per round, 5 rounds. KP_KEEP=1 keeps the temp dir (the region's
 # log).
-#
-# The credentials are the emulator's test key, in the environment; ~/.aws is never read
-# (AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE are empty files of the temp dir) and instance
-# metadata is off.
 set -eu
 build=$(cd "${1:?usage: run_aws.sh BUILD_DIR [OPS] [ROUNDS]}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 py=${KP_PYTHON:-/usr/bin/python3}
-awsctl="$here/../emulators/aws/awsctl.py"
 region=us-east-1
 bucket=kp-bench
+# shellcheck source=tests/bench/aws_region.sh
+. "$here/aws_region.sh"
 T=$(mktemp -d "${TMPDIR:-/tmp}/kp-bench-aws-XXXXXX")
 cleanup() {
-    "$py" "$awsctl" stop-all --dir "$T/aws" --kill >/dev/null 2>&1 || true
+    aws_region_stop
     if [ -n "${KP_KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 fail() { echo "run_aws.sh: $*" >&2; exit 1; }
 
-AWS_ACCESS_KEY_ID=AKIDKEYPLANETEST
-AWS_SECRET_ACCESS_KEY=kp-aws-secret
-AWS_CONFIG_FILE=$T/aws-config
-AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
-AWS_EC2_METADATA_DISABLED=true
-AWS_PAGER=
-: >"$AWS_CONFIG_FILE"
-: >"$AWS_SHARED_CREDENTIALS_FILE"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
-export AWS_EC2_METADATA_DISABLED AWS_PAGER
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE \
-    AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_KMS
-
-"$py" "$awsctl" start --dir "$T/aws" --name east --region "$region" >/dev/null ||
-    fail "cannot start the region"
-eval "$("$py" "$awsctl" env --dir "$T/aws")"
-if [ -z "${AWS_EAST_URL:-}" ] || [ ! -f "${AWS_CA:-}" ]; then fail "awsctl env"; fi
-cli() { /usr/bin/aws --ca-bundle "$AWS_CA" --endpoint-url "$AWS_EAST_URL" --region "$region" "$@"; }
-key=$(cli kms create-key --query KeyMetadata.Arn --output text) || fail "kms create-key"
-cli s3api create-bucket --bucket "$bucket" >/dev/null || fail "s3api create-bucket"
+aws_region_start
 
 cat >"$T/policy.yaml" <<EOF2
 version: 1

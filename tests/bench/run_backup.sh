@@ -43,10 +43,11 @@ hot=${KP_BENCH_HOT:-1}
 shm=${KP_BENCH_SHM:-/dev/shm}
 here=$(cd "$(dirname "$0")" && pwd)
 py=${KP_PYTHON:-/usr/bin/python3}
-awsctl="$here/../emulators/aws/awsctl.py"
 KP=$build/bin/keyplane
 region=us-east-1
 bucket=kp-bench
+# shellcheck source=tests/bench/aws_region.sh
+. "$here/aws_region.sh"
 fail() { echo "run_backup.sh: $*" >&2; exit 1; }
 for n in "$mib" "$rounds" "$rss_mib" "$speed_s"; do
     case $n in '' | *[!0-9]* | 0) fail "$usage (MiB, ROUNDS, KP_BENCH_RSS_MIB and KP_BENCH_SPEED_SECONDS: positive integers)" ;; esac
@@ -71,25 +72,14 @@ need=$((5 * mib + 512))
 
 T=$(mktemp -d "$shm/kp-bench-backup-XXXXXX")
 cleanup() {
-    "$py" "$awsctl" stop-all --dir "$T/aws" --kill >/dev/null 2>&1 || true
+    aws_region_stop
     rm -rf "$T" # GiBs of RAM: never kept
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-AWS_ACCESS_KEY_ID=AKIDKEYPLANETEST
-AWS_SECRET_ACCESS_KEY=kp-aws-secret
-AWS_CONFIG_FILE=$T/aws-config
-AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
-AWS_EC2_METADATA_DISABLED=true
-AWS_PAGER=
 KEYPLANE_STATE_DIR=$T/state
-: >"$AWS_CONFIG_FILE"
-: >"$AWS_SHARED_CREDENTIALS_FILE"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
-export AWS_EC2_METADATA_DISABLED AWS_PAGER KEYPLANE_STATE_DIR
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE \
-    AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_KMS
+export KEYPLANE_STATE_DIR
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 now() { date +%s%N; }
@@ -102,14 +92,7 @@ t1=$(now)
 rm -f "$T/first"
 echo "first write of $mib MiB to the tmpfs: $(awk -v b=$((mib * 1048576)) -v n=$((t1 - t0)) 'BEGIN {printf "%.0f MB/s", b / n * 1000}')$([ "$hot" = 1 ] && echo "; zeros written before each timed run" || echo "; KP_BENCH_HOT=0: no zeros written before the runs")"
 
-"$py" "$awsctl" start --dir "$T/aws" --name east --region "$region" >/dev/null ||
-    fail "cannot start the region"
-eval "$("$py" "$awsctl" env --dir "$T/aws")"
-if [ -z "${AWS_EAST_URL:-}" ] || [ ! -f "${AWS_CA:-}" ]; then fail "awsctl env"; fi
-emu=$(cat "$T/aws/east.pid") || fail "no emulator pid"
-cli() { /usr/bin/aws --ca-bundle "$AWS_CA" --endpoint-url "$AWS_EAST_URL" --region "$region" "$@"; }
-key=$(cli kms create-key --query KeyMetadata.Arn --output text) || fail "kms create-key"
-cli s3api create-bucket --bucket "$bucket" >/dev/null || fail "s3api create-bucket"
+aws_region_start
 cat >"$T/policy.yaml" <<EOF2
 version: 1
 providers:
