@@ -192,14 +192,22 @@ int kp_cli_source_opt(const char *cmd, const char *name, const char *value, bool
 
 int kp_cli_bad_option(const char *cmd, char **argv)
 {
-    /* getopt_long has said why on stderr. The option is named without any value given with it
-     * ("--passphrase=..." may hold what should never be echoed): a long one up to its '=', a
-     * short one by optopt (its argv element may be a cluster, or hold the value). */
+    /* getopt_long is silent (opterr is 0: main), so this line says why. The option is named
+     * without any value given with it ("--passphrase=..." may hold what should never be
+     * echoed): a long one up to its '=', a short one by optopt (its argv element may be a
+     * cluster, or hold the value). For a long option, optopt is 0 when there is no such
+     * option, else it is one that needs a value, or takes none and was given one. */
     const char *a = argv[optind > 0 ? optind - 1 : 0];
-    if (strncmp(a, "--", 2) == 0)
-        return kp_cli_usage_error(cmd, "bad option '%.*s'", (int)strcspn(a, "="), a);
+    if (strncmp(a, "--", 2) == 0) {
+        int n = (int)strcspn(a, "=");
+        const char *why = optopt == 0   ? "no such option"
+                          : a[n] == '=' ? "it takes no value"
+                                        : "it needs a value";
+        return kp_cli_usage_error(cmd, "bad option '%.*s': %s", n, a, why);
+    }
     if (optopt > ' ' && optopt < 127)
-        return kp_cli_usage_error(cmd, "bad option '-%c'", optopt);
+        return kp_cli_usage_error(cmd, "bad option '-%c' (no such option, or its value is missing)",
+                                  optopt);
     return kp_cli_usage_error(cmd, "bad option");
 }
 

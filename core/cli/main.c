@@ -271,6 +271,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     kp_cli cli = {0};
+    opterr = 0; /* kp_cli_bad_option says what is wrong, in one line (and in --json) */
     /* Reports and progress interleave on stdout and stderr: keep them in order. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     char *dirs[16];
