@@ -8,6 +8,9 @@
 # - a FILE that grows while encrypt reads it (a .bak still being written): refused, exit 6, no
 #   object and no multipart upload left (the old build encrypted the first size it saw and said
 #   ok: a backup that fails at the restore);
+# - SIGTERM (or SIGINT, SIGHUP) while encrypt uploads: the multipart upload is aborted, exit 143
+#   (the old build died at once, its parts left billed; docs/backup.md says an interrupted upload
+#   is aborted);
 # - a record left at KEY.keyplane.json (a deleted backup's): encrypt refuses before KMS is asked
 #   (exit 5, no object); the old build uploaded the whole object, then failed on the record and
 #   left a backup that decrypt refuses for its "record of another encryption";
@@ -115,6 +118,30 @@ wait
 $ACTL faults --dir "$AWSD" --name east '{}' >/dev/null
 expect_in "$T/err" "changed while it was read (50331648 bytes at the start, 51331648 now)"
 expect_rc 5 $D s3://backups/grow --out "$T/grow.back"
+no_uploads
+
+# ---- SIGTERM in the middle of an upload ---------------------------------------------------------
+# the multipart upload is aborted (the old build died at once and left its parts billed), the
+# command ends by its signal
+$ACTL faults --dir "$AWSD" --name east '{"scope": "all", "latency_ms": 600}' >/dev/null
+"$KP_BIN" $P backup encrypt "$T/grow.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/term >"$T/out" 2>"$T/err" &
+KPID=$!
+for _ in $(seq 40); do # until the upload has begun
+    n=$(aws_cli $E s3api list-multipart-uploads --bucket backups --query 'length(Uploads || `[]`)')
+    [ "$n" = 0 ] || break
+    sleep 0.25
+done
+[ "$n" != 0 ] || fail "SIGTERM: no multipart upload began"
+kill -TERM $KPID
+set +e
+wait $KPID
+rc=$?
+set -e
+$ACTL faults --dir "$AWSD" --name east '{}' >/dev/null
+[ "$rc" = 143 ] || { cat "$T/err" >&2; fail "SIGTERM: exit $rc, want 143"; }
+expect_in "$T/err" "interrupted by signal 15 (SIGTERM): nothing was written"
+expect_rc 5 $D s3://backups/term --out "$T/term.back"
 no_uploads
 
 # ---- a record left where the new backup's goes ------------------------------------------------
