@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -678,6 +679,10 @@ static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
     size_t len = 0;
     if (snprintf(path, sizeof(path), "%s.json", o->input) >= (int)sizeof(path))
         return kp_cli_error(KP_ERR_INVALID_ARG, "%s: the path is too long", o->input);
+    /* a FIFO would be read only once a writer opens it: the command waited for ever */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return kp_cli_error(KP_ERR_INVALID_ARG, "%s is not a regular file", path);
     kp_status st = kp_cli_read_file(cli, path, 64 * 1024, &text, &len);
     if (st != KP_OK)
         return kp_cli_exit_code(st);

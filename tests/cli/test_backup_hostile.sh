@@ -39,6 +39,8 @@
 #   refused it, exit 7, "a record of another encryption", though the record was kept for this;
 # - decrypt --force: a file at OUT.kp-PID (another run's in flight, from another PID namespace, or
 #   anyone's) is left alone (the old build unlinked it to take the name);
+# - a FIFO as encrypt's FILE, decrypt's PATH or PATH.json: refused, exit 2 (the old build waited
+#   for ever in open());
 # - control bytes in a refused metadata value (a sidecar's x-amz-cek-alg with ESC sequences) never
 #   reach the terminal: the error line names the field, never its value.
 . "$(dirname "$0")/lib.sh"
@@ -313,6 +315,29 @@ refused 7 "x-amz-cek-alg is neither" $D "$T/l/esc.enc" --out "$T/o/x"
 if tr -d '\033\007' <"$T/err" | cmp -s - "$T/err"; then :; else
     fail "control bytes reached stderr"
 fi
+
+# ---- FIFOs for FILE, PATH and PATH.json ------------------------------------------------------------
+# refused (exit 2), not waited on (the old build blocked in open() for a writer that never came)
+mkdir "$T/ff"
+mkfifo "$T/ff/in.bak"
+refused 2 "is not a regular file" $P backup encrypt "$T/ff/in.bak" --kms-key "$K" \
+    --instance kms-east --out "$T/o/x"
+cp "$T/l/db.enc" "$T/ff/a.enc"
+mkfifo "$T/ff/a.enc.json"
+refused 2 "a.enc.json is not a regular file" $D "$T/ff/a.enc" --out "$T/o/x"
+cp "$T/l/db.enc.json" "$T/ff/b.enc.json"
+mkfifo "$T/ff/b.enc"
+refused 2 "b.enc is not a regular file" $D "$T/ff/b.enc" --out "$T/o/x"
+
+# ---- a CBC IV of the wrong size is said to want 16 bytes (it said 12, GCM's) ----------------------
+cp "$T/l/db.enc" "$T/l/iv.enc"
+"$PY" - "$T/l/db.enc.json" "$T/l/iv.enc.json" <<'PYEOF' || fail "cannot write iv.enc.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["metadata"]["x-amz-iv"] = "A" * 80
+json.dump(d, open(sys.argv[2], "w"))
+PYEOF
+refused 7 "x-amz-iv is not the base64 of a 16-byte IV" $D "$T/l/iv.enc" --out "$T/o/x"
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
