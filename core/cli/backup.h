@@ -6,6 +6,7 @@
 #ifndef KP_CLI_BACKUP_H
 #define KP_CLI_BACKUP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +62,11 @@ typedef struct kp_cli_bk_job {
  * decrypts (truncated, bad padding, a tag that does not verify), a source's or a sink's own
  * status for theirs. */
 kp_status kp_cli_bk_run(kp_cli_bk_job *job);
+
+/* The signal (SIGINT, SIGTERM, SIGHUP) that interrupted the command, 0 while none did: the reader
+ * stops at its next buffer, so that the caller drops its output (an S3 multipart upload aborted,
+ * not left with its parts billed). Set by the command's handler. */
+extern volatile sig_atomic_t kp_cli_bk_signal;
 
 /* The cipher's buffer size: reads and writes come in these (a multiple of 16). */
 #define KP_BK_SLOT (2u * 1024 * 1024)

@@ -34,7 +34,8 @@ static kp_status s_errno(char *err, size_t errlen, const char *what, const char 
 kp_status kp_cli_bk_file_in_open(const char *path, kp_cli_bk_file_in *in, char *err, size_t errlen)
 {
     memset(in, 0, sizeof(*in));
-    in->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO is refused below, not waited on for a writer that may never come */
+    in->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in->fd < 0)
         return s_errno(err, errlen, "cannot open", path);
     struct stat st;
@@ -44,6 +45,9 @@ kp_status kp_cli_bk_file_in_open(const char *path, kp_cli_bk_file_in *in, char *
         snprintf(err, errlen, "%s is not a regular file", path);
         return KP_ERR_INVALID_ARG;
     }
+    int fl = fcntl(in->fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(in->fd, F_SETFL, fl & ~O_NONBLOCK);
     in->size = (uint64_t)st.st_size;
     in->mtime = st.st_mtim;
     in->path = path;

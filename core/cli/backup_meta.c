@@ -269,9 +269,10 @@ kp_status kp_cli_bk_plan_make(const kp_cli_bk_fields *f, kp_cli_bk_plan *p, char
     const char *ivt = v[KP_BK_F_IV];
     if (strlen(ivt) > 80 || kpk_b64_decode(ivt, strlen(ivt), iv, &ivlen) != KP_OK ||
         ivlen > sizeof(p->iv) || (p->mode == KP_BK_CBC_DECRYPT ? ivlen != 16 : ivlen < 12)) {
+        /* said before the plan is freed (and its mode zeroed): a CBC IV is 16 bytes */
+        const char *want = p->mode == KP_BK_CBC_DECRYPT ? "16-byte" : "12-byte";
         kp_cli_bk_plan_free(p);
-        return s_bad(err, errlen, "x-amz-iv is not the base64 of a %s IV",
-                     p->mode == KP_BK_CBC_DECRYPT ? "16-byte" : "12-byte");
+        return s_bad(err, errlen, "x-amz-iv is not the base64 of a %s IV", want);
     }
     memcpy(p->iv, iv, ivlen);
     p->ivlen = ivlen;

@@ -32,6 +32,8 @@
 
 enum { S_EMPTY, S_READ, S_DONE };
 
+volatile sig_atomic_t kp_cli_bk_signal = 0;
+
 typedef struct s_slot {
     uint8_t *buf; /* KP_BK_SLOT + 16: room for the padding block */
     size_t len;
@@ -65,6 +67,18 @@ static kp_status s_fail(s_pipe *p, kp_status st, const char *fmt, ...)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return st;
+}
+
+/* KP_OK, or the pipe stopped for the signal that interrupted the command. */
+static kp_status s_interrupted(s_pipe *p)
+{
+    int sig = kp_cli_bk_signal;
+    if (sig == 0)
+        return KP_OK;
+    return s_fail(p, KP_ERR_IO, "interrupted by signal %d (%s): nothing was written", sig,
+                  sig == SIGINT    ? "SIGINT"
+                  : sig == SIGTERM ? "SIGTERM"
+                                   : "SIGHUP");
 }
 
 /* Waits until slot i is in state want; false when the pipe stopped. */
@@ -109,6 +123,8 @@ static void *s_reader(void *arg)
         size_t want = left < KP_BK_SLOT ? (size_t)left : KP_BK_SLOT;
         s->len = 0;
         while (s->len < want) {
+            if (s_interrupted(p) != KP_OK)
+                return NULL;
             size_t got = 0;
             kp_status st =
                 src->read(src->ctx, s->buf + s->len, want - s->len, &got, err, sizeof(err));

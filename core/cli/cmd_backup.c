@@ -10,8 +10,10 @@
  * name once synced).
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -677,6 +679,10 @@ static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
     size_t len = 0;
     if (snprintf(path, sizeof(path), "%s.json", o->input) >= (int)sizeof(path))
         return kp_cli_error(KP_ERR_INVALID_ARG, "%s: the path is too long", o->input);
+    /* a FIFO would be read only once a writer opens it: the command waited for ever */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return kp_cli_error(KP_ERR_INVALID_ARG, "%s is not a regular file", path);
     kp_status st = kp_cli_read_file(cli, path, 64 * 1024, &text, &len);
     if (st != KP_OK)
         return kp_cli_exit_code(st);
@@ -836,6 +842,44 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     return rc;
 }
 
+/* SIGINT, SIGTERM, SIGHUP stop the stream at its next buffer, and the output is dropped as on
+ * any failure (a multipart upload aborted: a Ctrl-C left its parts billed); a second one ends
+ * the process at once. */
+static void s_on_signal(int sig)
+{
+    kp_cli_bk_signal = sig;
+}
+
+static const int s_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void s_catch(struct sigaction old[3])
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = s_on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < 3; i++) {
+        (void)sigaction(s_signals[i], NULL, &old[i]);
+        if (old[i].sa_handler != SIG_IGN) /* nohup's SIGHUP stays ignored */
+            (void)sigaction(s_signals[i], &sa, NULL);
+    }
+}
+
+/* The handlers as they were; an interrupted command then ends by its signal (exit 128 + N to
+ * the shell), its output dropped. */
+static void s_uncatch(const struct sigaction old[3], int rc)
+{
+    for (size_t i = 0; i < 3; i++)
+        (void)sigaction(s_signals[i], &old[i], NULL);
+    int sig = kp_cli_bk_signal;
+    if (sig != 0 && rc != KP_EXIT_OK) {
+        fflush(stdout);
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+}
+
 int kp_cmd_backup(kp_cli *cli, int argc, char **argv)
 {
     static const char *const subs[] = {[S_ENCRYPT] = "encrypt", [S_DECRYPT] = "decrypt", NULL};
@@ -847,5 +891,9 @@ int kp_cmd_backup(kp_cli *cli, int argc, char **argv)
     snprintf(o.cmd, sizeof(o.cmd), "backup %s", subs[which]);
     if ((rc = s_parse(cli, argc, argv, &o)) != KP_EXIT_OK)
         return rc < 0 ? KP_EXIT_OK : rc;
-    return o.kind == S_ENCRYPT ? s_encrypt(cli, &o) : s_decrypt(cli, &o);
+    struct sigaction old[3];
+    s_catch(old);
+    rc = o.kind == S_ENCRYPT ? s_encrypt(cli, &o) : s_decrypt(cli, &o);
+    s_uncatch(old, rc);
+    return rc;
 }

@@ -219,6 +219,24 @@ static void s_value(const char *v, size_t len, char *out, size_t cap)
 }
 
 /* What S3 says of the object: its headers into o. */
+/* A user metadata pair that kp_meta allows (a key of 1 to 64 of [a-z0-9_.-] once lowered, a value
+ * of printable ASCII): S3 takes more (a tab in a value, '+' or '!' in a name), and an object
+ * another tool tagged so must not fail as a plugin that "broke the ABI". */
+static bool s_meta_fits(const char *k, size_t kl, const char *v, size_t vl)
+{
+    if (kl == 0 || kl > 64)
+        return false;
+    for (size_t i = 0; i < kl; i++) {
+        int c = tolower((unsigned char)k[i]);
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    for (size_t i = 0; i < vl; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+            return false;
+    return true;
+}
+
 static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_object *o)
 {
     const char *v;
@@ -255,8 +273,10 @@ static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_objec
     while ((line = kpk_http_header(r, "x-amz-meta-*", &v, &len, &cur)) != NULL &&
            o->nmeta < sizeof(o->meta) / sizeof(o->meta[0])) {
         size_t kl = (size_t)(v - line) - 2 - strlen("x-amz-meta-");
-        o->meta[o->nmeta].key = p;
         const char *k = line + strlen("x-amz-meta-");
+        if (!s_meta_fits(k, kl, v, len))
+            continue; /* another tool's pair kp_meta cannot carry: not one of ours, skipped */
+        o->meta[o->nmeta].key = p;
         for (size_t i = 0; i < kl; i++) /* S3 gives the keys back in lower case */
             p[i] = (char)tolower((unsigned char)k[i]);
         p[kl] = '\0';

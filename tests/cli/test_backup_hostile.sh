@@ -8,6 +8,9 @@
 # - a FILE that grows while encrypt reads it (a .bak still being written): refused, exit 6, no
 #   object and no multipart upload left (the old build encrypted the first size it saw and said
 #   ok: a backup that fails at the restore);
+# - SIGTERM (or SIGINT, SIGHUP) while encrypt uploads: the multipart upload is aborted, exit 143
+#   (the old build died at once, its parts left billed; docs/backup.md says an interrupted upload
+#   is aborted);
 # - a record left at KEY.keyplane.json (a deleted backup's): encrypt refuses before KMS is asked
 #   (exit 5, no object); the old build uploaded the whole object, then failed on the record and
 #   left a backup that decrypt refuses for its "record of another encryption";
@@ -34,8 +37,12 @@
 # - an object that lost its metadata (a copy that replaced it) beside its record: opened with the
 #   record's copy of the envelope, its GMAC verified (a flipped byte: exit 7); the old build
 #   refused it, exit 7, "a record of another encryption", though the record was kept for this;
+# - an object whose other metadata S3 takes but kp_meta does not (a tab in a value, '+' in a name):
+#   those pairs are skipped and the backup opens (the old build: exit 3, "broke the ABI");
 # - decrypt --force: a file at OUT.kp-PID (another run's in flight, from another PID namespace, or
 #   anyone's) is left alone (the old build unlinked it to take the name);
+# - a FIFO as encrypt's FILE, decrypt's PATH or PATH.json: refused, exit 2 (the old build waited
+#   for ever in open());
 # - control bytes in a refused metadata value (a sidecar's x-amz-cek-alg with ESC sequences) never
 #   reach the terminal: the error line names the field, never its value.
 . "$(dirname "$0")/lib.sh"
@@ -115,6 +122,30 @@ wait
 $ACTL faults --dir "$AWSD" --name east '{}' >/dev/null
 expect_in "$T/err" "changed while it was read (50331648 bytes at the start, 51331648 now)"
 expect_rc 5 $D s3://backups/grow --out "$T/grow.back"
+no_uploads
+
+# ---- SIGTERM in the middle of an upload ---------------------------------------------------------
+# the multipart upload is aborted (the old build died at once and left its parts billed), the
+# command ends by its signal
+$ACTL faults --dir "$AWSD" --name east '{"scope": "all", "latency_ms": 600}' >/dev/null
+"$KP_BIN" $P backup encrypt "$T/grow.bak" --kms-key "$K" --instance kms-east \
+    --to s3://backups/term >"$T/out" 2>"$T/err" &
+KPID=$!
+for _ in $(seq 40); do # until the upload has begun
+    n=$(aws_cli $E s3api list-multipart-uploads --bucket backups --query 'length(Uploads || `[]`)')
+    [ "$n" = 0 ] || break
+    sleep 0.25
+done
+[ "$n" != 0 ] || fail "SIGTERM: no multipart upload began"
+kill -TERM $KPID
+set +e
+wait $KPID
+rc=$?
+set -e
+$ACTL faults --dir "$AWSD" --name east '{}' >/dev/null
+[ "$rc" = 143 ] || { cat "$T/err" >&2; fail "SIGTERM: exit $rc, want 143"; }
+expect_in "$T/err" "interrupted by signal 15 (SIGTERM): nothing was written"
+expect_rc 5 $D s3://backups/term --out "$T/term.back"
 no_uploads
 
 # ---- a record left where the new backup's goes ------------------------------------------------
@@ -264,6 +295,21 @@ expect_in "$T/err" "has no envelope metadata"
 refused 7 "has no envelope metadata" $D s3://backups/bareflip --out "$T/o/x"
 expect_in "$T/err" "the GMAC of its integrity record does not verify"
 
+# ---- another tool's metadata that kp_meta cannot carry --------------------------------------------
+# a tab in a value, a '+' in a name (S3 takes both): skipped, the backup opens (the old build failed,
+# exit 3, "plugin aws broke the ABI")
+s3py '
+o = s3.get_object(Bucket="backups", Key="db.bak")
+b = o["Body"].read()
+for key, extra in (("tabmeta", {"note": "a\tb"}), ("plusmeta", {"my+tag": "1"})):
+    s3.put_object(Bucket="backups", Key=key, Body=b, Metadata=dict(o["Metadata"], **extra))
+' || fail "cannot make the odd metadata"
+for k in tabmeta plusmeta; do
+    rm -f "$T/odd.back"
+    expect_rc 0 $D "s3://backups/$k" --out "$T/odd.back"
+    cmp "$T/db.bak" "$T/odd.back" || fail "$k"
+done
+
 # ---- --force and a file at its old temporary name --------------------------------------------------
 echo old >"$T/f.bak"
 # exec: keyplane runs with the shell's pid, the one its temporary name used to carry
@@ -286,6 +332,29 @@ refused 7 "x-amz-cek-alg is neither" $D "$T/l/esc.enc" --out "$T/o/x"
 if tr -d '\033\007' <"$T/err" | cmp -s - "$T/err"; then :; else
     fail "control bytes reached stderr"
 fi
+
+# ---- FIFOs for FILE, PATH and PATH.json ------------------------------------------------------------
+# refused (exit 2), not waited on (the old build blocked in open() for a writer that never came)
+mkdir "$T/ff"
+mkfifo "$T/ff/in.bak"
+refused 2 "is not a regular file" $P backup encrypt "$T/ff/in.bak" --kms-key "$K" \
+    --instance kms-east --out "$T/o/x"
+cp "$T/l/db.enc" "$T/ff/a.enc"
+mkfifo "$T/ff/a.enc.json"
+refused 2 "a.enc.json is not a regular file" $D "$T/ff/a.enc" --out "$T/o/x"
+cp "$T/l/db.enc.json" "$T/ff/b.enc.json"
+mkfifo "$T/ff/b.enc"
+refused 2 "b.enc is not a regular file" $D "$T/ff/b.enc" --out "$T/o/x"
+
+# ---- a CBC IV of the wrong size is said to want 16 bytes (it said 12, GCM's) ----------------------
+cp "$T/l/db.enc" "$T/l/iv.enc"
+"$PY" - "$T/l/db.enc.json" "$T/l/iv.enc.json" <<'PYEOF' || fail "cannot write iv.enc.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["metadata"]["x-amz-iv"] = "A" * 80
+json.dump(d, open(sys.argv[2], "w"))
+PYEOF
+refused 7 "x-amz-iv is not the base64 of a 16-byte IV" $D "$T/l/iv.enc" --out "$T/o/x"
 
 # ---- quotes in the printed T-SQL -------------------------------------------------------------------
 cp "$T/db.bak" "$T/x';exec xp_cmdshell 'calc'--.bak"
