@@ -867,13 +867,14 @@ static void s_catch(struct sigaction old[3])
 }
 
 /* The handlers as they were; an interrupted command then ends by its signal (exit 128 + N to
- * the shell), its output dropped. */
-static void s_uncatch(const struct sigaction old[3], int rc)
+ * the shell), its output dropped, after its --json error document. */
+static void s_uncatch(const kp_cli *cli, const struct sigaction old[3], int rc)
 {
     for (size_t i = 0; i < 3; i++)
         (void)sigaction(s_signals[i], &old[i], NULL);
     int sig = kp_cli_bk_signal;
     if (sig != 0 && rc != KP_EXIT_OK) {
+        (void)kp_cli_finish(cli, rc);
         fflush(stdout);
         signal(sig, SIG_DFL);
         raise(sig);
@@ -894,6 +895,6 @@ int kp_cmd_backup(kp_cli *cli, int argc, char **argv)
     struct sigaction old[3];
     s_catch(old);
     rc = o.kind == S_ENCRYPT ? s_encrypt(cli, &o) : s_decrypt(cli, &o);
-    s_uncatch(old, rc);
+    s_uncatch(cli, old, rc);
     return rc;
 }

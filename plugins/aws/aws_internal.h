@@ -290,9 +290,9 @@ typedef struct kp_aws_object {
     char sse[32];    /* x-amz-server-side-encryption */
     char etag[128];  /* ETag, quotes kept */
     char kms_key[256];
-    kp_meta meta[32];
+    kp_meta *meta; /* the user metadata, every pair kp_meta can carry (S3 keeps 2 KB of it) */
     size_t nmeta;
-    char *strings; /* owns meta's keys and values */
+    char *strings; /* owns meta, and its keys and values */
 } kp_aws_object;
 void kp_aws_object_clear(kp_aws_object *o);
 /** Objects larger than this are uploaded in parts (aws_s3_multipart.c). */

@@ -258,20 +258,24 @@ static kp_status s_head(kp_aws_inst *a, const kpk_http_response *r, kp_aws_objec
         s_value(v, len, o->sse, sizeof(o->sse));
     if (kpk_http_header(r, "x-amz-server-side-encryption-aws-kms-key-id", &v, &len, NULL) != NULL)
         s_value(v, len, o->kms_key, sizeof(o->kms_key));
-    /* the user metadata: one block of "key\0value\0" strings the pairs point into */
-    size_t need = 0;
+    /* the user metadata, all of it (another tool's pairs never push out the ones a reader
+     * needs): one block of the pairs, then the "key\0value\0" strings they point into */
+    size_t need = 0, pairs = 0;
     const char *cur = NULL, *line;
-    while ((line = kpk_http_header(r, "x-amz-meta-*", &v, &len, &cur)) != NULL)
+    while ((line = kpk_http_header(r, "x-amz-meta-*", &v, &len, &cur)) != NULL) {
         need += (size_t)(v - line) + len + 2;
-    if (need == 0)
+        pairs++;
+    }
+    if (pairs == 0)
         return KP_OK;
-    o->strings = malloc(need);
+    o->strings = malloc(pairs * sizeof(kp_meta) + need);
     if (o->strings == NULL)
         return kp_aws_err(a, KP_ERR_NOMEM, "out of memory");
-    char *p = o->strings;
+    o->meta = (kp_meta *)(void *)o->strings;
+    char *p = o->strings + pairs * sizeof(kp_meta);
     cur = NULL;
     while ((line = kpk_http_header(r, "x-amz-meta-*", &v, &len, &cur)) != NULL &&
-           o->nmeta < sizeof(o->meta) / sizeof(o->meta[0])) {
+           o->nmeta < pairs) {
         size_t kl = (size_t)(v - line) - 2 - strlen("x-amz-meta-");
         const char *k = line + strlen("x-amz-meta-");
         if (!s_meta_fits(k, kl, v, len))
