@@ -191,11 +191,14 @@ static kp_status s_link_temp(kp_cli_bk_file_out *o, const char *proc, char *err,
     return KP_ERR_IO;
 }
 
+kp_status kp_cli_bk_file_out_sync(kp_cli_bk_file_out *o, char *err, size_t errlen)
+{
+    return fsync(o->fd) == 0 ? KP_OK : s_errno(err, errlen, "cannot sync", o->path);
+}
+
 kp_status kp_cli_bk_file_out_commit(kp_cli_bk_file_out *o, char *err, size_t errlen)
 {
-    kp_status st = KP_OK;
-    if (fsync(o->fd) != 0)
-        st = s_errno(err, errlen, "cannot sync", o->path);
+    kp_status st = kp_cli_bk_file_out_sync(o, err, errlen);
     if (st == KP_OK && o->tmp[0] == '\0') {
         /* the unnamed file gets a name: a temporary one first when it replaces a file */
         char proc[64];

@@ -37,6 +37,8 @@ typedef struct kp_cli_bk_file_out {
 kp_status kp_cli_bk_file_out_open(const char *path, bool replace, kp_cli_bk_file_out *o, char *err,
                                   size_t errlen);
 kp_status kp_cli_bk_file_write(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Syncs its bytes to the disk (before another file that names it is committed). */
+kp_status kp_cli_bk_file_out_sync(kp_cli_bk_file_out *o, char *err, size_t errlen);
 /* Syncs it and gives it its name (KP_ERR_EXISTS when a file appeared there meanwhile and
  * replace is false); the file is closed either way, and nothing is left on failure. */
 kp_status kp_cli_bk_file_out_commit(kp_cli_bk_file_out *o, char *err, size_t errlen);

@@ -561,7 +561,9 @@ void *kp_cli_jstr(const char *s)
 void kp_cli_print_json(void *json)
 {
     json_t *j = json;
-    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* reals are measurements (backup's "seconds", rounded to the millisecond): 15 digits
+     * print 0.005 as 0.005, where jansson's default 17 print 0.0050000000000000001 */
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     if (s != NULL) {
         puts(s);
         free(s);

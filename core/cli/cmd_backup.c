@@ -552,10 +552,14 @@ static int s_encrypt(kp_cli *cli, const s_opts *o)
         if (rc == KP_EXIT_OK)
             rc = s_put_record(cli, o, inst, &e.fields);
     }
-    /* a local backup: the metadata first, so a ciphertext never stands without its key */
+    /* a local backup: the metadata first, so a ciphertext never stands without its key; the
+     * ciphertext synced before, so that a crash between the two names leaves a sidecar
+     * without its ciphertext only in the instant between two links */
     if (o->out != NULL && rc == KP_EXIT_OK) {
         char *text = NULL;
-        st = kp_cli_bk_sidecar_text(&e.fields, &text);
+        st = kp_cli_bk_file_out_sync(&fout, err, sizeof(err));
+        if (st == KP_OK)
+            st = kp_cli_bk_sidecar_text(&e.fields, &text);
         if (st == KP_OK)
             st =
                 kp_cli_bk_file_write(&fside, (const uint8_t *)text, strlen(text), err, sizeof(err));

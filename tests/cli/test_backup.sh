@@ -115,6 +115,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["operation"] == "decrypt" and d["via"] == "kms" and d["integrity"] == "gmac", d
 assert d["bytes_out"] == 3145729 and d["cek_alg"] == "AES/CBC/PKCS5Padding", d
+# seconds, to the millisecond, printed as such (not 0.0050000000000000001)
+sec = open(sys.argv[1]).read().split('"seconds":')[1].split(",")[0]
+assert d["seconds"] >= 0 and len(sec.split(".")[-1]) <= 3, sec
 EOF
 for n in 0 1 16; do
     head -c $n /dev/urandom >"$T/s$n"
