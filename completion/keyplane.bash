@@ -144,7 +144,7 @@ _keyplane()
         [ -z "$sub" ] && { COMPREPLY=($(compgen -W "encrypt decrypt" -- "$cur")); return; }
         case $sub in
         encrypt) opts="--kms-key --instance --to --out --chain --replica --db --no-progress" ;;
-        decrypt) opts="--out --instance --kms-key --via-chain --chain --replica --force --no-progress" ;;
+        decrypt) opts="--out --instance --kms-key --via-chain --chain --replica --force --require-integrity --no-progress" ;;
         esac
         [[ $cur != -* ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
         ;;

@@ -57,7 +57,8 @@ static const char s_decrypt_help[] =
     "Usage: keyplane backup decrypt (s3://BUCKET/KEY | PATH) --out FILE\n"
     "                               [--instance INSTANCE] [--kms-key KEY]\n"
     "                               [--via-chain [--chain CHAIN] [--replica INSTANCE]]\n"
-    "                               [--force] [--json] [--no-progress]\n"
+    "                               [--force] [--require-integrity] [--json]\n"
+    "                               [--no-progress]\n"
     "\n"
     "Decrypts a backup made by 'backup encrypt', by RDS (rds_backup_database with a KMS\n"
     "key) or by the AWS SDKs' S3 encryption clients (kms or kms+context, AES-CBC or\n"
@@ -76,6 +77,10 @@ static const char s_decrypt_help[] =
     "  --chain CHAIN          the chain the envelope must name (default: the envelope's)\n"
     "  --replica INSTANCE     that keystore of the chain only\n"
     "  --force                replace an existing FILE (atomically)\n"
+    "  --require-integrity    refuse a CBC backup without a GMAC (keyplane's record) before\n"
+    "                         any key is asked for: RDS's and the SDKs' CBC objects, and a\n"
+    "                         keyplane backup whose record was removed, can be checked by\n"
+    "                         their length and padding only\n"
     "  --json                 print one JSON object: what was read, bytes, seconds\n"
     "  --no-progress          no progress line\n";
 
@@ -96,19 +101,14 @@ static const char s_usage[] =
     "or the target exists; 6 a service unreachable; 7 the backup does not verify (cut,\n"
     "changed, a wrong key or context); 8 store or I/O failures.\n";
 
-static const struct option s_options[] = {{"kms-key", required_argument, NULL, 'k'},
-                                          {"instance", required_argument, NULL, 'i'},
-                                          {"to", required_argument, NULL, 't'},
-                                          {"out", required_argument, NULL, 'o'},
-                                          {"chain", required_argument, NULL, 'c'},
-                                          {"db", required_argument, NULL, 'd'},
-                                          {"via-chain", no_argument, NULL, 'v'},
-                                          {"replica", required_argument, NULL, 'r'},
-                                          {"force", no_argument, NULL, 'f'},
-                                          {"no-progress", no_argument, NULL, 'P'},
-                                          {"json", no_argument, NULL, 'j'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+static const struct option s_options[] = {
+    {"kms-key", required_argument, NULL, 'k'}, {"instance", required_argument, NULL, 'i'},
+    {"to", required_argument, NULL, 't'},      {"out", required_argument, NULL, 'o'},
+    {"chain", required_argument, NULL, 'c'},   {"db", required_argument, NULL, 'd'},
+    {"via-chain", no_argument, NULL, 'v'},     {"replica", required_argument, NULL, 'r'},
+    {"force", no_argument, NULL, 'f'},         {"require-integrity", no_argument, NULL, 'I'},
+    {"no-progress", no_argument, NULL, 'P'},   {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 
 typedef enum s_kind { S_ENCRYPT, S_DECRYPT } s_kind;
 
@@ -116,13 +116,13 @@ static const struct {
     const char *takes;
     const char *help;
 } s_subs[] = {
-    [S_ENCRYPT] = {"kitocdrPjh", s_encrypt_help}, [S_DECRYPT] = {"kiocvrfPjh", s_decrypt_help}};
+    [S_ENCRYPT] = {"kitocdrPjh", s_encrypt_help}, [S_DECRYPT] = {"kiocvrfIPjh", s_decrypt_help}};
 
 typedef struct s_opts {
     s_kind kind;
     char cmd[32];
     const char *input, *kms_key, *instance, *to, *out, *chain, *db, *replica;
-    bool via_chain, force, no_progress;
+    bool via_chain, force, no_progress, require_integrity;
 } s_opts;
 
 static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
@@ -158,6 +158,9 @@ static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
             break;
         case 'f':
             o->force = true;
+            break;
+        case 'I':
+            o->require_integrity = true;
             break;
         case 'P':
             o->no_progress = true;
@@ -771,6 +774,11 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     memset(&plan, 0, sizeof(plan));
     if (rc == KP_EXIT_OK && (st = kp_cli_bk_plan_make(&f, &plan, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s: %s", o->input, err);
+    if (rc == KP_EXIT_OK && o->require_integrity && plan.mode == KP_BK_CBC_DECRYPT && !plan.has_mac)
+        rc = kp_cli_error(KP_ERR_INTEGRITY,
+                          "%s: no keyplane integrity record (GMAC): AES-CBC alone cannot show the "
+                          "backup unchanged, and --require-integrity was given",
+                          o->input);
     if (rc == KP_EXIT_OK && !s3 &&
         (st = kp_cli_bk_file_in_open(o->input, &in, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s", err);

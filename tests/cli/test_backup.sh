@@ -228,6 +228,20 @@ expect_rc 0 $D s3://backups/bare --out "$T/bare.bak" --json
 cmp "$T/db.bak" "$T/bare.bak" || fail "a stripped copy through its record"
 expect_in "$T/out" '"integrity":"gmac"'
 expect_in "$T/err" "no envelope metadata"
+expect_rc 0 $D s3://backups/bare --out "$T/bare.bak" --force --require-integrity
+# its record removed: checked by length and padding only, and said; --require-integrity refuses
+# it before KMS is asked
+s3py '
+o = s3.get_object(Bucket="backups", Key="prod/db.bak")
+s3.put_object(Bucket="backups", Key="norecord", Body=o["Body"].read(), Metadata=o["Metadata"])
+' || fail "cannot make norecord"
+expect_rc 0 $D s3://backups/norecord --out "$T/norecord.bak" --json
+cmp "$T/db.bak" "$T/norecord.bak" || fail "a backup without its record"
+expect_in "$T/out" '"integrity":"padding-only"'
+expect_rc 0 $D s3://backups/norecord --out "$T/norecord.bak" --force
+expect_in "$T/err" "checked by its length and padding only"
+refused 7 "no keyplane integrity record (GMAC)" $P backup decrypt --instance kms-dead \
+    s3://backups/norecord --out "$T/o/x" --require-integrity
 refused 5 "no such object" $D s3://backups/none --out "$T/o/x"
 # a mistyped bucket is said as such (a HEAD's 404 does not), before KMS is asked for a key
 refused 3 "bucket nobucket does not exist" $D s3://nobucket/x --out "$T/o/x"
