@@ -57,6 +57,8 @@ int kp_cli_exit_code(kp_status st);
 int kp_cli_error(kp_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* kp_cli_error with "WHAT: " and the context's detail (else the status's text). */
 int kp_cli_fail(kp_cli *cli, kp_status st, const char *what);
+/* The library's last error text (else st's) without the "WHAT: " it may begin with. */
+const char *kp_cli_detail(kp_cli *cli, kp_status st, const char *what);
 /* "keyplane CMD: MESSAGE" and "Try 'keyplane CMD --help'." on stderr; KP_ERR_INVALID_ARG as the
  * run's error; returns KP_EXIT_USAGE. */
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

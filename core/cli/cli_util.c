@@ -115,14 +115,19 @@ int kp_cli_error(kp_status st, const char *fmt, ...)
     return kp_cli_exit_code(st);
 }
 
-int kp_cli_fail(kp_cli *cli, kp_status st, const char *what)
+const char *kp_cli_detail(kp_cli *cli, kp_status st, const char *what)
 {
     const char *detail = kp_ctx_last_error(cli->ctx);
     size_t wl = strlen(what);
     /* the library's text names the instance already ("s3-west: ..."): not twice */
     if (strncmp(detail, what, wl) == 0 && detail[wl] == ':' && detail[wl + 1] == ' ')
-        return kp_cli_error(st, "%s", detail);
-    return kp_cli_error(st, "%s: %s", what, detail[0] != '\0' ? detail : kp_strerror(st));
+        detail += wl + 2;
+    return detail[0] != '\0' ? detail : kp_strerror(st);
+}
+
+int kp_cli_fail(kp_cli *cli, kp_status st, const char *what)
+{
+    return kp_cli_error(st, "%s: %s", what, kp_cli_detail(cli, st, what));
 }
 
 int kp_cli_usage_error(const char *cmd, const char *fmt, ...)

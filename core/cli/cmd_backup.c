@@ -9,6 +9,7 @@
  * output appears whole or not at all (an object committed at the end, a file linked under its
  * name once synced).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -48,8 +49,8 @@ static const char s_encrypt_help[] =
     "                         through the chain's keystores, without KMS\n"
     "  --replica INSTANCE     with --chain: the keystore of the chain that wraps (default:\n"
     "                         the chain's choice; name one while the origin is down)\n"
-    "  --db NAME              the database name in the printed call (default: FILE's name\n"
-    "                         without .bak)\n"
+    "  --db NAME              with --to: the database name in the printed call (default:\n"
+    "                         FILE's name without .bak)\n"
     "  --json                 print one JSON object: what was written, bytes, seconds\n"
     "  --no-progress          no progress line (it shows on a terminal only)\n";
 
@@ -200,6 +201,14 @@ static int s_parse(kp_cli *cli, int argc, char **argv, s_opts *o)
         return kp_cli_usage_error(o->cmd, "--chain and --replica go with --via-chain");
     if (o->kind == S_ENCRYPT && o->replica != NULL && o->chain == NULL)
         return kp_cli_usage_error(o->cmd, "--replica goes with --chain");
+    if (o->kind == S_ENCRYPT && o->db != NULL && o->to == NULL)
+        return kp_cli_usage_error(o->cmd,
+                                  "--db goes with --to (it names the database in the printed "
+                                  "rds_restore_database call; --out prints none)");
+    if (o->kind == S_ENCRYPT && strcmp(o->input, "-") == 0)
+        return kp_cli_usage_error(o->cmd, "FILE cannot be '-': encrypt reads a regular file, "
+                                          "whose size goes into the metadata before its first "
+                                          "byte");
     if (o->kind == S_DECRYPT && o->via_chain && o->kms_key != NULL)
         return kp_cli_usage_error(o->cmd, "--kms-key and --via-chain exclude each other");
     if (o->kind == S_DECRYPT && strcmp(o->out, "-") == 0)
@@ -424,7 +433,16 @@ static int s_absent(kp_cli *cli, kp_instance *inst, const char *to, const char *
                             suffix[0] != '\0' ? " (an integrity record left from another backup? "
                                                 "remove it if so)"
                                               : "");
-    return st == KP_ERR_NOT_FOUND ? KP_EXIT_OK : kp_cli_fail(cli, st, where);
+    if (st == KP_ERR_NOT_FOUND)
+        return KP_EXIT_OK;
+    int rc = kp_cli_fail(cli, st, where);
+    if (st == KP_ERR_PERMISSION) /* S3 answers a missing key with 403 without ListBucket */
+        kp_cli_info(cli, stderr,
+                    "keyplane: note: encrypt checks that %s is not there first: that needs "
+                    "s3:GetObject and s3:ListBucket on the bucket (docs/backup.md, "
+                    "\"Permissions\")\n",
+                    where);
+    return rc;
 }
 
 /* A commit that failed, or got no answer: the object may have been made all the same (a
@@ -686,10 +704,21 @@ static int s_fields(kp_cli *cli, const s_opts *o, kp_instance *inst, kp_cli_bk_f
     size_t len = 0;
     if (snprintf(path, sizeof(path), "%s.json", o->input) >= (int)sizeof(path))
         return kp_cli_error(KP_ERR_INVALID_ARG, "%s: the path is too long", o->input);
-    /* a FIFO would be read only once a writer opens it: the command waited for ever */
+    /* the backup itself first: a mistyped PATH is said as such, not as its missing .json */
     struct stat sb;
+    if (stat(o->input, &sb) != 0)
+        return kp_cli_error(errno == ENOENT ? KP_ERR_NOT_FOUND : KP_ERR_IO, "cannot open %s: %s",
+                            o->input, strerror(errno));
+    /* a FIFO would be read only once a writer opens it: the command waited for ever */
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return kp_cli_error(KP_ERR_INVALID_ARG, "%s is not a regular file", path);
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        return kp_cli_error(KP_ERR_NOT_FOUND,
+                            "%s: no such file: a local backup opens with its metadata beside it "
+                            "(encrypt --out's sidecar; for an object copied down, its "
+                            "KEY.keyplane.json record, or the object's metadata as docs/backup.md "
+                            "makes it with aws s3api head-object)",
+                            path);
     kp_status st = kp_cli_read_file(cli, path, 64 * 1024, &text, &len);
     if (st != KP_OK)
         return kp_cli_exit_code(st);
@@ -712,7 +741,7 @@ static int s_open_key(kp_cli *cli, const s_opts *o, kp_instance *inst, const kp_
             return kp_cli_error(st,
                                 "%s: %s (the backup carries a keyplane-envelope: "
                                 "--via-chain opens it without KMS)",
-                                o->instance, kp_ctx_last_error(cli->ctx));
+                                o->instance, kp_cli_detail(cli, st, o->instance));
         return st == KP_OK ? KP_EXIT_OK : kp_cli_fail(cli, st, o->instance);
     }
     if (p->envelope == NULL)

@@ -132,6 +132,7 @@ done
 # ---- --via-chain: KMS out of reach -------------------------------------------------------------
 refused 6 "--via-chain opens it without KMS" $P backup decrypt s3://backups/prod/db.bak \
     --out "$T/o/x" --instance kms-dead
+! grep -q "kms-dead: kms-dead:" "$T/err" || fail "the instance named twice: $(cat "$T/err")"
 expect_rc 0 $P backup decrypt s3://backups/prod/db.bak --out "$T/v.bak" --instance kms-dead \
     --via-chain --replica vault1 --json
 cmp "$T/db.bak" "$T/v.bak" || fail "--via-chain through the vault"
@@ -279,6 +280,16 @@ refused 5 "no provider instance" $U encrypt "$T/db.bak" --kms-key "$K" --instanc
     --to s3://backups/a
 refused 2 "not a regular file" $U encrypt "$T" --kms-key "$K" --instance kms-east \
     --to s3://backups/a
+refused 2 "--db goes with --to" $U encrypt "$T/db.bak" --kms-key "$K" --instance kms-east \
+    --out "$T/o/a" --db x
+refused 2 "FILE cannot be '-'" $U encrypt - --kms-key "$K" --instance kms-east --out "$T/o/a"
+# a mistyped local backup is said as such, not as its missing .json; a missing .json says how
+# to make one
+refused 5 "cannot open $T/nosuch.enc: No such file" $U decrypt "$T/nosuch.enc" --out "$T/o/x" \
+    --instance kms-east
+cp "$T/db.bak" "$T/nojson.enc"
+refused 5 "nojson.enc.json: no such file: a local backup opens with its metadata" $U decrypt \
+    "$T/nojson.enc" --out "$T/o/x" --instance kms-east
 
 aws_no_bad_signatures
 

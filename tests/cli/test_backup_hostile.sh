@@ -244,6 +244,9 @@ rm -f "$T/nl.back"
 expect_rc 0 $X decrypt s3://backups/p --instance kms-px --out "$T/nl.back" --json
 cmp "$T/p.bak" "$T/nl.back" || fail "no-list: p"
 expect_in "$T/out" '"integrity":"gmac"'
+# encrypt's check that the key is free is denied: exit 4, and the note names the permission
+expect_rc 4 $X encrypt "$T/p.bak" --kms-key "$K" --instance kms-px --to s3://backups/nl-new
+expect_in "$T/err" "that needs s3:GetObject and s3:ListBucket"
 : >"$T/mode"
 
 # ---- the IV changed beside the record -------------------------------------------------------------
