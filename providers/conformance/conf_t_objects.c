@@ -2,7 +2,8 @@
  * objects (ABI 1.6, KP_INST_OBJECTS). An object appears only when its write commits, whole: not
  * before, not after an abandoned write, never over another object. STAT gives its size, a tag
  * and the metadata it was made with; READ gives any range of its bytes, short only at the end,
- * nothing past it. Two sizes are written: a small one and one past 8 MiB (where a store such as
+ * nothing past it, and nothing of another version (a tag not its own: KP_ERR_CONFLICT). Two
+ * sizes are written: a small one and one past 8 MiB (where a store such as
  * S3 switches to a multipart upload), in writes of odd sizes.
  */
 #include <stdlib.h>
@@ -94,6 +95,27 @@ static void s_range(conf_run *r, const char *where, const char *tag, const uint8
     free(buf);
 }
 
+/* READ with a tag that is not the object's (one character of STAT's changed) must refuse with
+ * KP_ERR_CONFLICT: a reader never gets bytes of another version mixed into its stream. */
+static void s_stale(conf_run *r, const char *where, const char *tag)
+{
+    char other[sizeof(((kp_object_info *)0)->tag)];
+    size_t n = strnlen(tag, sizeof(other) - 1);
+    if (n == 0)
+        return; /* no tag: nothing to hold a read to */
+    memcpy(other, tag, n);
+    other[n] = '\0';
+    size_t at = n / 2;
+    other[at] = other[at] == '0' ? '1' : '0';
+    uint8_t buf[16];
+    size_t len = sizeof(buf);
+    conf_err_clear();
+    kp_status st = CONF_FN(r->kit, ob_read, KP_FN_OB_READ)(r->inst, where, other, 0, buf, &len);
+    if (st != KP_ERR_CONFLICT)
+        conf_fail(r, "OB_READ of %s with a tag not its own: %s, want KP_ERR_CONFLICT", where,
+                  conf_status_name(st));
+}
+
 static void s_one(conf_run *r, const char *tag, const uint8_t *body, size_t size)
 {
     char where[1024];
@@ -138,6 +160,7 @@ static void s_one(conf_run *r, const char *tag, const uint8_t *body, size_t size
     s_range(r, where, info.tag, body, size, size - 1, 4096);
     s_range(r, where, info.tag, body, size, size, 16);
     s_range(r, where, NULL, body, size, 1, 100);
+    s_stale(r, where, info.tag);
     /* never over another object */
     st = s_write(r, where, body, 10, true);
     if (st != KP_ERR_EXISTS)
