@@ -244,15 +244,29 @@ kp_status kp_cli_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got
                                 size_t errlen)
 {
     kp_cli_bk_object_in *in = ctx;
-    size_t n = cap;
-    kp_status st = kp_object_read(in->inst, in->where, in->tag, in->offset, buf, &n);
+    bool ahead = in->ahead != NULL && cap < in->ahead_cap;
+    if (ahead && in->ahead_pos < in->ahead_len) {
+        size_t k = in->ahead_len - in->ahead_pos < cap ? in->ahead_len - in->ahead_pos : cap;
+        memcpy(buf, in->ahead + in->ahead_pos, k);
+        in->ahead_pos += k;
+        *got = k;
+        return KP_OK;
+    }
+    size_t n = ahead ? in->ahead_cap : cap;
+    kp_status st =
+        kp_object_read(in->inst, in->where, in->tag, in->offset, ahead ? in->ahead : buf, &n);
     if (st != KP_OK) {
         snprintf(err, errlen, "%s", kp_ctx_last_error(in->ctx));
         return st;
     }
     in->offset += n;
-    *got = n;
-    return KP_OK;
+    if (!ahead || n == 0) {
+        *got = n;
+        return KP_OK;
+    }
+    in->ahead_len = n;
+    in->ahead_pos = 0;
+    return kp_cli_bk_object_read(ctx, buf, cap, got, err, errlen);
 }
 
 kp_status kp_cli_bk_object_write(void *ctx, const uint8_t *buf, size_t len, char *err,

@@ -50,7 +50,11 @@ typedef struct kp_cli_bk_object_in {
     kp_instance *inst;
     const char *where;
     const char *tag; /* kp_object_info.tag: a changed object is refused */
-    uint64_t offset;
+    uint64_t offset; /* the next byte to ask the store for */
+    /* read-ahead, when ahead is not NULL: one request fills ahead_cap bytes, which the next
+     * reads take (fewer, larger ranged GETs: each costs a round trip) */
+    uint8_t *ahead;
+    size_t ahead_cap, ahead_len, ahead_pos;
 } kp_cli_bk_object_in;
 kp_status kp_cli_bk_object_read(void *ctx, uint8_t *buf, size_t cap, size_t *got, char *err,
                                 size_t errlen);

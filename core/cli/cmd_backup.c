@@ -111,6 +111,10 @@ static const struct option s_options[] = {
     {"no-progress", no_argument, NULL, 'P'},   {"json", no_argument, NULL, 'j'},
     {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 
+/* decrypt s3://: the object is read in ranged GETs of this size (each costs a round trip), four
+ * of the ring's buffers each */
+#define S_AHEAD (8u * 1024 * 1024)
+
 typedef enum s_kind { S_ENCRYPT, S_DECRYPT } s_kind;
 
 static const struct {
@@ -814,7 +818,9 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     kp_secret *dek = NULL;
     if (rc == KP_EXIT_OK)
         rc = s_open_key(cli, o, inst, &plan, &dek, opened_by);
-    kp_cli_bk_object_in oin = {cli->ctx, inst, o->input, info.tag, 0};
+    kp_cli_bk_object_in oin = {cli->ctx, inst, o->input, info.tag, 0, NULL, 0, 0, 0};
+    if (s3 && (oin.ahead = malloc(S_AHEAD)) != NULL) /* else one GET per buffer: slower, same */
+        oin.ahead_cap = S_AHEAD;
     s_progress prog;
     s_progress_init(cli, o, &prog, "decrypt");
     kp_cli_bk_job job = {.mode = plan.mode,
@@ -854,6 +860,7 @@ static int s_decrypt(kp_cli *cli, const s_opts *o)
     if (rc == KP_EXIT_OK && (st = kp_cli_bk_file_out_commit(&fout, err, sizeof(err))) != KP_OK)
         rc = kp_cli_error(st, "%s", err);
     kp_cli_bk_file_out_drop(&fout);
+    free(oin.ahead);
     kp_cli_bk_file_in_close(&in);
     const char *integrity = plan.mode == KP_BK_GCM_DECRYPT ? "gcm-tag"
                             : job.mac_key != NULL          ? "gmac"
